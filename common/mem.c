@@ -1,0 +1,81 @@
+/* mem.c: aborting allocators and sx_buf. */
+#include "mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "shardex: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *sx_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *sx_calloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        oom(count * size);
+    return p;
+}
+
+void *sx_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *sx_strdup(const char *s) { return sx_memdup(s, strlen(s) + 1); }
+
+void *sx_memdup(const void *p, size_t n)
+{
+    void *q = sx_malloc(n);
+    if (n)
+        memcpy(q, p, n);
+    return q;
+}
+
+void sx_buf_reserve(sx_buf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap - b->len < extra)
+        cap *= 2;
+    b->data = sx_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+void sx_buf_append(sx_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    sx_buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+void sx_buf_push(sx_buf *b, uint8_t byte)
+{
+    sx_buf_reserve(b, 1);
+    b->data[b->len++] = byte;
+}
+
+void sx_buf_reset(sx_buf *b) { b->len = 0; }
+
+void sx_buf_free(sx_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
