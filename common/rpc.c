@@ -1,0 +1,91 @@
+/* rpc.c: pieces shared by the rpc server and client: message packing straight
+ * into gRPC slices, method paths, deadline conversion, process shutdown. */
+#include "rpc_internal.h"
+
+#include "clock.h"
+#include "mem.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+grpc_byte_buffer *sx__rpc_pack(const ProtobufCMessage *msg)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    grpc_slice slice = grpc_slice_malloc(n);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    return bb;
+}
+
+ProtobufCMessage *sx__rpc_unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb)
+{
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, bb))
+        return NULL;
+    /* One slice in the common case, so this is a reference, not a copy. */
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
+    grpc_slice_unref(all);
+    return m;
+}
+
+void sx_rpc_free(ProtobufCMessage *msg)
+{
+    if (msg)
+        protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+bool sx__rpc_method_path(const ProtobufCServiceDescriptor *svc, const char *method, char *buf,
+                         size_t cap)
+{
+    int n = snprintf(buf, cap, "/%s/%s", svc->name, method);
+    return n > 0 && (size_t)n < cap;
+}
+
+gpr_timespec sx__rpc_deadline_from_ms(uint64_t mono_ms)
+{
+    if (mono_ms == UINT64_MAX)
+        return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    uint64_t now = sx_clock_now_ms();
+    uint64_t left = mono_ms > now ? mono_ms - now : 0;
+    /* gRPC's monotonic clock has its own origin: express the deadline relative to now. */
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                        gpr_time_from_millis((int64_t)left, GPR_TIMESPAN));
+}
+
+uint64_t sx__rpc_deadline_to_ms(gpr_timespec t)
+{
+    if (gpr_time_cmp(t, gpr_inf_future(t.clock_type)) == 0)
+        return UINT64_MAX;
+    gpr_timespec now = gpr_now(t.clock_type);
+    int64_t left = gpr_time_to_millis(gpr_time_sub(t, now));
+    uint64_t mono = sx_clock_now_ms();
+    return left <= 0 ? mono : mono + (uint64_t)left;
+}
+
+void *sx__rpc_poll_main(void *arg)
+{
+    grpc_completion_queue *cq = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type == GRPC_OP_COMPLETE) {
+            sx__rpc_tag *tag = ev.tag;
+            tag->cb(tag, ev.success != 0);
+        }
+    }
+    return NULL;
+}
+
+void sx_rpc_wait_shutdown(uint64_t timeout_ms)
+{
+    uint64_t end = sx_clock_now_ms() + timeout_ms;
+    while (grpc_is_initialized() && sx_clock_now_ms() < end)
+        sx_clock_sleep_ms(5);
+}

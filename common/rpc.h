@@ -1,0 +1,196 @@
+/* rpc.h: unary RPC over the gRPC C core, with protobuf-c messages.
+ *
+ * There is no C code generator for gRPC services, so this module is the one
+ * generic path: a server dispatches from a table built against protobuf-c's
+ * service descriptors (receive -> unpack -> handler -> pack -> status), and a
+ * client calls any method of any descriptor by name. Only rpc*.c include
+ * grpc/grpc.h; handlers and callers see protobuf-c messages and sx_err.
+ *
+ * Not here: streaming (not needed yet), TLS (credentials will become a field of
+ * the option structs; nothing below assumes insecure transport).
+ *
+ * Status mapping: a handler's sx_status goes out as the gRPC status of the same
+ * number and its sx_err message as the status details; a client gets both back
+ * exactly. Transport failures arrive as the statuses gRPC gives them
+ * (UNAVAILABLE when nothing listens, DEADLINE_EXCEEDED at the deadline).
+ */
+#ifndef SX_RPC_H
+#define SX_RPC_H
+
+#include "status.h"
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Default receive limit of servers and clients (gRPC's own default). */
+#define SX_RPC_DEFAULT_MAX_MESSAGE (4u * 1024 * 1024)
+/* Deadline of a client call whose options leave it 0: every call has one. */
+#define SX_RPC_DEFAULT_TIMEOUT_MS 5000u
+
+/* ---------------------------------------------------------------- server -- */
+
+typedef struct sx_rpc_server sx_rpc_server;
+typedef struct sx_rpc_call sx_rpc_call; /* one call, as a handler sees it */
+
+/* A handler. `req` is the unpacked request (borrowed until the reply is sent);
+ * `resp` is a zero-initialised message of the method's output type, owned by
+ * the call: fill it with memory from sx_rpc_call_alloc, memory that outlives the
+ * call (such as parts of req), or memory registered with sx_rpc_call_on_done.
+ * Return SX_OK to send resp, or an error (message in err) to send a status.
+ * `arg` is the pointer given to sx_rpc_server_add_service. */
+typedef sx_status (*sx_rpc_handler_fn)(sx_rpc_call *call, const ProtobufCMessage *req,
+                                       ProtobufCMessage *resp, void *arg, sx_err *err);
+
+typedef enum {
+    SX_RPC_INLINE = 0,   /* runs on a completion-queue thread: must not block */
+    SX_RPC_BLOCKING = 1, /* runs on the server's pool: may fsync or wait */
+} sx_rpc_exec;
+
+typedef struct sx_rpc_method {
+    const char *name; /* method name as in the .proto, e.g. "Put" */
+    sx_rpc_handler_fn fn;
+    sx_rpc_exec exec;
+} sx_rpc_method;
+
+typedef struct sx_rpc_server_opts {
+    const char *listen;         /* "host:port"; port 0 lets the kernel choose */
+    int cq_threads;             /* threads polling completion queues; 0: 1 */
+    int pool_threads;           /* threads for SX_RPC_BLOCKING handlers; 0: 8 */
+    size_t max_message_bytes;   /* receive limit; 0: SX_RPC_DEFAULT_MAX_MESSAGE */
+    uint64_t shutdown_grace_ms; /* calls in flight get this long at shutdown; 0: 2000 */
+} sx_rpc_server_opts;           /* valid when zeroed but for listen */
+
+/* Creates a server (not yet listening). Caller destroys with sx_rpc_server_destroy. */
+sx_status sx_rpc_server_create(const sx_rpc_server_opts *opts, sx_rpc_server **out, sx_err *err);
+
+/* Serves `methods` of `svc` with `arg` passed to every handler. Call before
+ * start. Every name must be a method of svc (else SX_INVALID_ARGUMENT); methods
+ * of svc left out of the table, and unknown services, answer UNIMPLEMENTED. The
+ * table and svc are borrowed until the server is destroyed. */
+sx_status sx_rpc_server_add_service(sx_rpc_server *s, const ProtobufCServiceDescriptor *svc,
+                                    const sx_rpc_method *methods, size_t count, void *arg,
+                                    sx_err *err);
+
+/* Binds and starts serving. SX_UNAVAILABLE if the address cannot be bound. */
+sx_status sx_rpc_server_start(sx_rpc_server *s, sx_err *err);
+
+/* The bound port (useful with port 0), valid after a successful start. */
+int sx_rpc_server_port(const sx_rpc_server *s);
+
+/* Graceful shutdown: stops accepting calls, lets calls in flight finish for the
+ * grace period, cancels the rest, waits for every handler (blocking ones too:
+ * they must honour their deadline), then frees. Accepts NULL. Not from a handler. */
+void sx_rpc_server_destroy(sx_rpc_server *s);
+
+/* Arena memory for the response, freed after the reply is sent. Aborts on OOM. */
+void *sx_rpc_call_alloc(sx_rpc_call *call, size_t n);
+char *sx_rpc_call_strdup(sx_rpc_call *call, const char *s);
+
+/* Runs fn(ptr) after the reply has been sent (to free what resp points into). */
+void sx_rpc_call_on_done(sx_rpc_call *call, void (*fn)(void *), void *ptr);
+
+/* The call's deadline in sx_clock_now_ms() terms; UINT64_MAX when it has none. */
+uint64_t sx_rpc_call_deadline_ms(const sx_rpc_call *call);
+
+/* The full method path, e.g. "/shardex.v1.Shardex/Put". Borrowed from the call. */
+const char *sx_rpc_call_method(const sx_rpc_call *call);
+
+/* Deferred reply: a handler that calls sx_rpc_call_defer returns at once (its
+ * return value is ignored) and some thread later calls sx_rpc_call_finish
+ * exactly once with the outcome; until then req, resp and the call stay valid.
+ * For waits (read-your-writes, replication) that should hold no thread. */
+void sx_rpc_call_defer(sx_rpc_call *call);
+void sx_rpc_call_finish(sx_rpc_call *call, sx_status status, const sx_err *err);
+
+/* ---------------------------------------------------------------- client -- */
+
+typedef struct sx_rpc_client sx_rpc_client;
+
+typedef struct sx_rpc_client_opts {
+    size_t max_message_bytes; /* receive limit; 0: SX_RPC_DEFAULT_MAX_MESSAGE */
+    /* Fault rules in sx_rpc_faults_parse syntax; NULL: the SHARDEX_FAULTS
+     * environment variable, if set. Off unless configured. */
+    const char *faults;
+} sx_rpc_client_opts;
+
+/* A client keeps one channel per peer address, reused by every call, and one
+ * thread that completes asynchronous calls. Thread-safe: share one per process. */
+sx_status sx_rpc_client_create(const sx_rpc_client_opts *opts, sx_rpc_client **out, sx_err *err);
+
+/* Cancels calls in flight (their callbacks run with SX_CANCELLED), waits for
+ * them, closes every channel. Accepts NULL. Not from a callback. */
+void sx_rpc_client_destroy(sx_rpc_client *c);
+
+typedef struct sx_rpc_call_opts {
+    uint64_t timeout_ms;         /* whole call, retries included; 0: SX_RPC_DEFAULT_TIMEOUT_MS */
+    uint64_t attempt_timeout_ms; /* one attempt; 0: the whole timeout */
+    bool idempotent;             /* retry on UNAVAILABLE or DEADLINE_EXCEEDED */
+    uint32_t max_attempts;       /* idempotent calls; 0: 5 */
+    bool wait_for_ready;         /* wait for the peer to come up instead of failing fast */
+} sx_rpc_call_opts;              /* valid when zeroed */
+
+/* Calls `method` of `svc` at `addr` ("host:port") and waits. On SX_OK *resp is
+ * the unpacked response, which the caller frees with sx_rpc_free. On error
+ * *resp is NULL and err holds the status and the server's message. */
+sx_status sx_rpc_invoke(sx_rpc_client *c, const char *addr, const ProtobufCServiceDescriptor *svc,
+                        const char *method, const ProtobufCMessage *req,
+                        ProtobufCMessage **resp, const sx_rpc_call_opts *opts, sx_err *err);
+
+/* Completion of an asynchronous call: runs exactly once, on a client thread
+ * (it must not block for long). resp is NULL unless status is SX_OK; the
+ * callback owns it (sx_rpc_free). err is borrowed for the callback only. */
+typedef void (*sx_rpc_done_cb)(sx_status status, const sx_err *err, ProtobufCMessage *resp,
+                               void *arg);
+
+/* Starts a call and returns at once; req is serialized before return. With an
+ * unknown method, done runs with SX_UNIMPLEMENTED before this returns. */
+void sx_rpc_invoke_async(sx_rpc_client *c, const char *addr, const ProtobufCServiceDescriptor *svc,
+                         const char *method, const ProtobufCMessage *req,
+                         const sx_rpc_call_opts *opts, sx_rpc_done_cb done, void *arg);
+
+/* Frees a response returned by sx_rpc_invoke or given to a callback. Accepts NULL. */
+void sx_rpc_free(ProtobufCMessage *msg);
+
+/* ------------------------------------------------------------ fault layer -- */
+
+/* The fault layer sits in the client: every call matching a rule may be
+ * failed, dropped, duplicated or delayed, chosen by a PRNG seeded from the spec,
+ * so that the same seed and the same sequence of calls replay the same faults.
+ *
+ * Spec: rules separated by ';', each a ','-separated list of key=value:
+ *   seed=N            PRNG seed (a rule of its own; default 1)
+ *   method=NAME       "Put", "/shardex.v1.Shardex/Put" or "*" (default: all)
+ *   peer=HOST:PORT    only calls to this address (default: all)
+ *   fail=F            fraction failed at once with `code`, nothing sent
+ *   code=NAME         status for fail=, e.g. UNAVAILABLE (default)
+ *   drop=F            request lost: nothing sent, DEADLINE_EXCEEDED at the attempt's deadline
+ *   drop_reply=F      request delivered and handled, reply lost: DEADLINE_EXCEEDED
+ *   dup=F             request sent twice; the second reply is ignored
+ *   delay=F           fraction delayed by delay_ms before sending
+ *   delay_ms=A-B      uniform delay in milliseconds (default 1-50)
+ * Example: "seed=7;method=Ship,drop=0.1,dup=0.2;peer=127.0.0.1:7001,delay=1,delay_ms=5-20"
+ * The first matching rule decides a call. */
+
+/* Counters of what the fault layer did, for tests to assert faults happened. */
+typedef struct sx_rpc_fault_stats {
+    uint64_t calls;   /* attempts that matched some rule */
+    uint64_t failed;  /* fail= */
+    uint64_t dropped; /* drop= and drop_reply= */
+    uint64_t duplicated;
+    uint64_t delayed;
+} sx_rpc_fault_stats;
+
+/* Replaces the client's fault rules (NULL or "" clears them). On a bad spec
+ * returns SX_INVALID_ARGUMENT naming the bad item, and keeps the old rules. */
+sx_status sx_rpc_client_set_faults(sx_rpc_client *c, const char *spec, sx_err *err);
+void sx_rpc_client_fault_stats(sx_rpc_client *c, sx_rpc_fault_stats *out);
+
+/* --------------------------------------------------------------- process -- */
+
+/* gRPC cleans up after its last user asynchronously: call before exit so that
+ * leak checkers see a clean process. Returns once gRPC is down or timeout_ms passed. */
+void sx_rpc_wait_shutdown(uint64_t timeout_ms);
+
+#endif

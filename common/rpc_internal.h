@@ -1,0 +1,65 @@
+/* rpc_internal.h: what rpc_server.c, rpc_client.c and rpc_fault.c share.
+ * Not a public interface. */
+#ifndef SX_RPC_INTERNAL_H
+#define SX_RPC_INTERNAL_H
+
+#include "rpc.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <pthread.h>
+
+/* Every tag placed on a completion queue starts with one of these: the thread
+ * polling the queue calls cb(tag, ok). One loop serves every kind of event. */
+typedef struct sx__rpc_tag {
+    void (*cb)(struct sx__rpc_tag *tag, bool ok);
+} sx__rpc_tag;
+
+/* Thread body polling one completion queue (arg) until it shuts down,
+ * dispatching every event to its tag's callback. */
+void *sx__rpc_poll_main(void *arg);
+
+#define SX__CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* Serializes msg into a new byte buffer (caller destroys it). */
+grpc_byte_buffer *sx__rpc_pack(const ProtobufCMessage *msg);
+
+/* Unpacks bb as a message of desc; NULL if the bytes are not one. The result is
+ * freed with sx_rpc_free. bb is not consumed. */
+ProtobufCMessage *sx__rpc_unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb);
+
+/* Writes "/<service>/<method>" into buf; false if it does not fit. */
+bool sx__rpc_method_path(const ProtobufCServiceDescriptor *svc, const char *method, char *buf,
+                         size_t cap);
+
+/* Converts between monotonic milliseconds and gRPC's clock; UINT64_MAX is infinity. */
+gpr_timespec sx__rpc_deadline_from_ms(uint64_t mono_ms);
+uint64_t sx__rpc_deadline_to_ms(gpr_timespec t);
+
+/* ----------------------------------------------------------- fault layer -- */
+
+typedef enum {
+    SX__FAULT_NONE = 0,
+    SX__FAULT_FAIL,       /* answer fail_code without sending */
+    SX__FAULT_DROP,       /* send nothing; DEADLINE_EXCEEDED at the attempt deadline */
+    SX__FAULT_DROP_REPLY, /* send; discard the reply; DEADLINE_EXCEEDED at the deadline */
+    SX__FAULT_DUP,        /* send twice */
+} sx__fault_kind;
+
+typedef struct sx__fault_action {
+    sx__fault_kind kind;
+    sx_status fail_code;
+    uint64_t delay_ms; /* before sending (applies to any kind) */
+} sx__fault_action;
+
+typedef struct sx__faults sx__faults;
+
+/* Parses spec into a new rule set (NULL for an empty spec, which is not an error). */
+sx_status sx__faults_parse(const char *spec, sx__faults **out, sx_err *err);
+void sx__faults_free(sx__faults *f);
+
+/* Decides what happens to one attempt of `path` to `addr`. Thread-safe. */
+sx__fault_action sx__faults_decide(sx__faults *f, const char *path, const char *addr);
+void sx__faults_stats(sx__faults *f, sx_rpc_fault_stats *out);
+
+#endif

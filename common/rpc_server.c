@@ -1,0 +1,492 @@
+/* rpc_server.c: the generic unary server over the gRPC C core.
+ *
+ * Life of a call (one sx_rpc_call context from request to reply):
+ *
+ *   POSTED   a request is posted for a registered method (or the generic
+ *            catch-all) on one completion queue; counted in `live`.
+ *   ARRIVED  the queue reports the match: a replacement request is posted at
+ *            once (so the method always has one waiting), the payload that
+ *            came with the call is unpacked, and the handler runs inline or on
+ *            the pool. Unknown methods get UNIMPLEMENTED, undecodable bytes
+ *            INVALID_ARGUMENT, without reaching a handler.
+ *   REPLYING one batch: initial metadata, the message (on success), the
+ *            status with details, and RECV_CLOSE_ON_SERVER.
+ *   DONE     the batch completed (or the request failed at shutdown): the
+ *            context is freed and `live` drops.
+ *
+ * Shutdown waits for `live` to reach zero while the queue threads still poll,
+ * because starting a batch on a call whose queue is already shut down aborts
+ * the process inside gRPC.
+ */
+#include "rpc_internal.h"
+
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+#include "pool.h"
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Requests kept posted per method and queue: calls beyond these wait inside
+ * gRPC until one is reposted, which happens as soon as one arrives. */
+#define POSTED_PER_METHOD 4
+#define METHOD_PATH_MAX 256
+
+typedef struct method_entry {
+    char path[METHOD_PATH_MAX];
+    const ProtobufCMethodDescriptor *desc;
+    sx_rpc_handler_fn fn;
+    sx_rpc_exec exec;
+    void *arg;
+    void *handle; /* from grpc_server_register_method */
+} method_entry;
+
+struct sx_rpc_server {
+    char *listen;
+    size_t max_message;
+    uint64_t grace_ms;
+    int ncq;
+    int pool_threads;
+    grpc_server *server;
+    grpc_completion_queue **cqs; /* one per polling thread */
+    pthread_t *threads;
+    sx_pool *pool;             /* for SX_RPC_BLOCKING handlers */
+    method_entry *methods;     /* stable once started */
+    size_t nmethods, capmethods;
+    int port;
+    bool started;
+    atomic_bool shutting_down; /* no more requests are posted */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t live; /* call contexts not yet freed, posted requests included */
+};
+
+typedef struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    alignas(max_align_t) unsigned char data[];
+} arena_chunk;
+
+typedef struct done_fn {
+    void (*fn)(void *);
+    void *ptr;
+    struct done_fn *next;
+} done_fn;
+
+struct sx_rpc_call {
+    sx__rpc_tag arrived; /* the posted request matched a call (or failed) */
+    sx__rpc_tag replied; /* the reply batch completed */
+    sx_rpc_server *srv;
+    method_entry *m; /* NULL: the generic catch-all request */
+    int cq_index;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload;
+    grpc_call_details details; /* generic requests only */
+    ProtobufCMessage *req;
+    ProtobufCMessage *resp;
+    grpc_byte_buffer *resp_bb;
+    grpc_slice status_details;
+    bool has_status_details;
+    int cancelled;     /* from RECV_CLOSE_ON_SERVER: the client gave up */
+    bool *defer_flag;  /* set while the handler runs: where sx_rpc_call_defer reports */
+    arena_chunk *arena;
+    done_fn *on_done;
+};
+
+static void on_arrived(sx__rpc_tag *tag, bool ok);
+static void on_replied(sx__rpc_tag *tag, bool ok);
+
+/* ------------------------------------------------------------ call memory -- */
+
+void *sx_rpc_call_alloc(sx_rpc_call *call, size_t n)
+{
+    size_t need = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+    arena_chunk *c = call->arena;
+    if (!c || c->cap - c->used < need) {
+        size_t cap = need > 4000 ? need : 4000;
+        c = sx_malloc(sizeof(*c) + cap);
+        c->cap = cap;
+        c->used = 0;
+        c->next = call->arena;
+        call->arena = c;
+    }
+    void *p = c->data + c->used;
+    c->used += need;
+    memset(p, 0, n);
+    return p;
+}
+
+char *sx_rpc_call_strdup(sx_rpc_call *call, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = sx_rpc_call_alloc(call, n);
+    memcpy(p, s, n);
+    return p;
+}
+
+void sx_rpc_call_on_done(sx_rpc_call *call, void (*fn)(void *), void *ptr)
+{
+    done_fn *d = sx_malloc(sizeof(*d));
+    d->fn = fn;
+    d->ptr = ptr;
+    d->next = call->on_done;
+    call->on_done = d;
+}
+
+uint64_t sx_rpc_call_deadline_ms(const sx_rpc_call *call)
+{
+    return sx__rpc_deadline_to_ms(call->deadline);
+}
+
+const char *sx_rpc_call_method(const sx_rpc_call *call)
+{
+    return call->m ? call->m->path : "(unknown)";
+}
+
+/* ------------------------------------------------------------- lifecycle -- */
+
+static void call_free(sx_rpc_call *ctx)
+{
+    sx_rpc_server *srv = ctx->srv;
+    for (done_fn *d = ctx->on_done, *next; d; d = next) {
+        next = d->next;
+        d->fn(d->ptr);
+        free(d);
+    }
+    while (ctx->arena) {
+        arena_chunk *next = ctx->arena->next;
+        free(ctx->arena);
+        ctx->arena = next;
+    }
+    if (ctx->payload)
+        grpc_byte_buffer_destroy(ctx->payload);
+    if (ctx->resp_bb)
+        grpc_byte_buffer_destroy(ctx->resp_bb);
+    if (ctx->has_status_details)
+        grpc_slice_unref(ctx->status_details);
+    sx_rpc_free(ctx->req);
+    free(ctx->resp); /* its fields live in the arena or elsewhere: never free_unpacked */
+    grpc_metadata_array_destroy(&ctx->md);
+    if (!ctx->m)
+        grpc_call_details_destroy(&ctx->details);
+    if (ctx->call)
+        grpc_call_unref(ctx->call);
+    free(ctx);
+
+    pthread_mutex_lock(&srv->mu);
+    if (--srv->live == 0)
+        pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* Posts one request for m (NULL: the catch-all) on queue i. */
+static void post_request(sx_rpc_server *srv, method_entry *m, int i)
+{
+    sx_rpc_call *ctx = sx_calloc(1, sizeof(*ctx));
+    ctx->arrived.cb = on_arrived;
+    ctx->replied.cb = on_replied;
+    ctx->srv = srv;
+    ctx->m = m;
+    ctx->cq_index = i;
+    grpc_metadata_array_init(&ctx->md);
+    if (!m)
+        grpc_call_details_init(&ctx->details);
+    pthread_mutex_lock(&srv->mu);
+    srv->live++;
+    pthread_mutex_unlock(&srv->mu);
+
+    grpc_completion_queue *cq = srv->cqs[i];
+    grpc_call_error rc;
+    if (m)
+        rc = grpc_server_request_registered_call(srv->server, m->handle, &ctx->call,
+                                                 &ctx->deadline, &ctx->md, &ctx->payload, cq,
+                                                 cq, &ctx->arrived);
+    else
+        rc = grpc_server_request_call(srv->server, &ctx->call, &ctx->details, &ctx->md, cq, cq,
+                                      &ctx->arrived);
+    if (rc != GRPC_CALL_OK) {
+        SX_LOG(SX_LOG_ERROR, "rpc", "cannot post request method=%s grpc_error=%d",
+               m ? m->path : "*", (int)rc);
+        call_free(ctx);
+    }
+}
+
+/* Sends the reply: the message when status is SX_OK, then the status. */
+static void call_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
+{
+    grpc_op ops[4];
+    memset(ops, 0, sizeof(ops));
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (status == SX_OK) {
+        ctx->resp_bb = sx__rpc_pack(ctx->resp);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = ctx->resp_bb;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status =
+        (grpc_status_code)sx_status_grpc_code(status);
+    if (msg && msg[0]) {
+        ctx->status_details = grpc_slice_from_copied_string(msg);
+        ctx->has_status_details = true;
+        ops[n].data.send_status_from_server.status_details = &ctx->status_details;
+    }
+    n++;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &ctx->cancelled;
+    grpc_call_error rc = grpc_call_start_batch(ctx->call, ops, n, &ctx->replied, NULL);
+    if (rc != GRPC_CALL_OK) {
+        SX_LOG(SX_LOG_ERROR, "rpc", "cannot send reply method=%s grpc_error=%d",
+               sx_rpc_call_method(ctx), (int)rc);
+        call_free(ctx);
+    }
+}
+
+void sx_rpc_call_finish(sx_rpc_call *call, sx_status status, const sx_err *err)
+{
+    const char *msg = err && err->msg[0] ? err->msg : NULL;
+    if (status != SX_OK && !msg)
+        msg = sx_status_name(status);
+    call_reply(call, status, msg);
+}
+
+void sx_rpc_call_defer(sx_rpc_call *call)
+{
+    if (call->defer_flag)
+        *call->defer_flag = true;
+}
+
+static void run_handler(void *arg)
+{
+    sx_rpc_call *ctx = arg;
+    sx_err err = {0};
+    bool deferred = false;
+    ctx->defer_flag = &deferred;
+    sx_status st = ctx->m->fn(ctx, ctx->req, ctx->resp, ctx->m->arg, &err);
+    if (deferred)
+        return; /* ctx may already be gone: another thread owns the reply */
+    ctx->defer_flag = NULL;
+    if (st != SX_OK && !err.msg[0])
+        sx_err_set(&err, st, "%s", sx_status_name(st));
+    if (st != SX_OK)
+        SX_LOG(SX_LOG_DEBUG, "rpc", "handler failed method=%s status=%s msg=\"%s\"",
+               ctx->m->path, sx_status_name(st), err.msg);
+    sx_rpc_call_finish(ctx, st, &err);
+}
+
+static void on_arrived(sx__rpc_tag *tag, bool ok)
+{
+    sx_rpc_call *ctx = SX__CONTAINER_OF(tag, sx_rpc_call, arrived);
+    sx_rpc_server *srv = ctx->srv;
+    if (!ok) { /* the server is shutting down: the request was never matched */
+        call_free(ctx);
+        return;
+    }
+    if (!atomic_load(&srv->shutting_down))
+        post_request(srv, ctx->m, ctx->cq_index);
+
+    char msg[SX_ERR_MSG_MAX];
+    if (!ctx->m) {
+        char *method = grpc_slice_to_c_string(ctx->details.method);
+        snprintf(msg, sizeof(msg), "unknown method %s", method);
+        gpr_free(method);
+        call_reply(ctx, SX_UNIMPLEMENTED, msg);
+        return;
+    }
+    const ProtobufCMethodDescriptor *d = ctx->m->desc;
+    if (!ctx->payload) {
+        snprintf(msg, sizeof(msg), "%s: the call carries no request message", ctx->m->path);
+        call_reply(ctx, SX_INVALID_ARGUMENT, msg);
+        return;
+    }
+    ctx->req = sx__rpc_unpack(d->input, ctx->payload);
+    if (!ctx->req) {
+        snprintf(msg, sizeof(msg), "%s: the request is not a valid %s message", ctx->m->path,
+                 d->input->name);
+        call_reply(ctx, SX_INVALID_ARGUMENT, msg);
+        return;
+    }
+    ctx->resp = sx_calloc(1, d->output->sizeof_message);
+    d->output->message_init(ctx->resp);
+    if (ctx->m->exec == SX_RPC_BLOCKING)
+        sx_pool_submit(srv->pool, run_handler, ctx);
+    else
+        run_handler(ctx);
+}
+
+static void on_replied(sx__rpc_tag *tag, bool ok)
+{
+    (void)ok; /* a failed reply means the client went away: nothing to do */
+    call_free(SX__CONTAINER_OF(tag, sx_rpc_call, replied));
+}
+
+/* ---------------------------------------------------------------- server -- */
+
+sx_status sx_rpc_server_create(const sx_rpc_server_opts *opts, sx_rpc_server **out, sx_err *err)
+{
+    *out = NULL;
+    if (!opts || !opts->listen || !opts->listen[0])
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "rpc server: listen address is required");
+    sx_rpc_server *s = sx_calloc(1, sizeof(*s));
+    s->listen = sx_strdup(opts->listen);
+    s->max_message = opts->max_message_bytes ? opts->max_message_bytes : SX_RPC_DEFAULT_MAX_MESSAGE;
+    s->grace_ms = opts->shutdown_grace_ms ? opts->shutdown_grace_ms : 2000;
+    s->ncq = opts->cq_threads > 0 ? opts->cq_threads : 1;
+    s->pool_threads = opts->pool_threads > 0 ? opts->pool_threads : 8;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    atomic_init(&s->shutting_down, false);
+    *out = s;
+    return SX_OK;
+}
+
+sx_status sx_rpc_server_add_service(sx_rpc_server *s, const ProtobufCServiceDescriptor *svc,
+                                    const sx_rpc_method *methods, size_t count, void *arg,
+                                    sx_err *err)
+{
+    if (s->started)
+        return sx_err_set(err, SX_FAILED_PRECONDITION, "rpc server: add_service after start");
+    for (size_t i = 0; i < count; i++) {
+        const ProtobufCMethodDescriptor *d =
+            protobuf_c_service_descriptor_get_method_by_name(svc, methods[i].name);
+        if (!d)
+            return sx_err_set(err, SX_INVALID_ARGUMENT, "rpc server: %s has no method %s",
+                              svc->name, methods[i].name);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (s->nmethods == s->capmethods) {
+            s->capmethods = s->capmethods ? 2 * s->capmethods : 16;
+            s->methods = sx_realloc(s->methods, s->capmethods * sizeof(*s->methods));
+        }
+        method_entry *m = &s->methods[s->nmethods++];
+        memset(m, 0, sizeof(*m));
+        m->desc = protobuf_c_service_descriptor_get_method_by_name(svc, methods[i].name);
+        if (!sx__rpc_method_path(svc, methods[i].name, m->path, sizeof(m->path)))
+            return sx_err_set(err, SX_INVALID_ARGUMENT, "rpc server: method name too long");
+        m->fn = methods[i].fn;
+        m->exec = methods[i].exec;
+        m->arg = arg;
+    }
+    return SX_OK;
+}
+
+sx_status sx_rpc_server_start(sx_rpc_server *s, sx_err *err)
+{
+    if (s->started)
+        return sx_err_set(err, SX_FAILED_PRECONDITION, "rpc server: already started");
+    grpc_init();
+    grpc_arg args[1];
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)s->max_message;
+    grpc_channel_args cargs = {.num_args = 1, .args = args};
+    s->server = grpc_server_create(&cargs, NULL);
+    s->cqs = sx_calloc((size_t)s->ncq, sizeof(*s->cqs));
+    for (int i = 0; i < s->ncq; i++) {
+        s->cqs[i] = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(s->server, s->cqs[i], NULL);
+    }
+    for (size_t i = 0; i < s->nmethods; i++)
+        s->methods[i].handle =
+            grpc_server_register_method(s->server, s->methods[i].path, NULL,
+                                        GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    s->port = grpc_server_add_http2_port(s->server, s->listen, creds);
+    grpc_server_credentials_release(creds);
+    if (s->port <= 0) {
+        /* Never started: destroy leaves nothing behind. */
+        return sx_err_set(err, SX_UNAVAILABLE, "rpc server: cannot listen on %s", s->listen);
+    }
+    grpc_server_start(s->server);
+    s->started = true;
+    s->pool = sx_pool_create(s->pool_threads, "rpc-pool");
+    for (int i = 0; i < s->ncq; i++) {
+        post_request(s, NULL, i);
+        for (size_t j = 0; j < s->nmethods; j++)
+            for (int k = 0; k < POSTED_PER_METHOD; k++)
+                post_request(s, &s->methods[j], i);
+    }
+    s->threads = sx_calloc((size_t)s->ncq, sizeof(*s->threads));
+    for (int i = 0; i < s->ncq; i++) {
+        pthread_create(&s->threads[i], NULL, sx__rpc_poll_main, s->cqs[i]);
+        pthread_setname_np(s->threads[i], "rpc-cq");
+    }
+    SX_LOG(SX_LOG_INFO, "rpc", "listening addr=%s port=%d cq_threads=%d pool_threads=%d "
+           "max_message=%zu methods=%zu", s->listen, s->port, s->ncq, s->pool_threads,
+           s->max_message, s->nmethods);
+    return SX_OK;
+}
+
+int sx_rpc_server_port(const sx_rpc_server *s) { return s->port; }
+
+static void drain_and_destroy_cq(grpc_completion_queue *cq)
+{
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(cq);
+}
+
+void sx_rpc_server_destroy(sx_rpc_server *s)
+{
+    if (!s)
+        return;
+    if (s->server) {
+        if (s->started) {
+            atomic_store(&s->shutting_down, true);
+            grpc_completion_queue *scq = grpc_completion_queue_create_for_pluck(NULL);
+            int shutdown_tag;
+            grpc_server_shutdown_and_notify(s->server, scq, &shutdown_tag);
+            gpr_timespec grace = sx__rpc_deadline_from_ms(sx_clock_now_ms() + s->grace_ms);
+            grpc_event ev = grpc_completion_queue_pluck(scq, &shutdown_tag, grace, NULL);
+            if (ev.type == GRPC_QUEUE_TIMEOUT) {
+                SX_LOG(SX_LOG_WARN, "rpc", "shutdown grace of %llu ms over: cancelling calls",
+                       (unsigned long long)s->grace_ms);
+                grpc_server_cancel_all_calls(s->server);
+                grpc_completion_queue_pluck(scq, &shutdown_tag,
+                                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            }
+            /* Every context must be released while the queues still poll. */
+            pthread_mutex_lock(&s->mu);
+            while (s->live > 0)
+                pthread_cond_wait(&s->cv, &s->mu);
+            pthread_mutex_unlock(&s->mu);
+            sx_pool_destroy(s->pool);
+            for (int i = 0; i < s->ncq; i++)
+                grpc_completion_queue_shutdown(s->cqs[i]);
+            for (int i = 0; i < s->ncq; i++)
+                pthread_join(s->threads[i], NULL);
+            grpc_server_destroy(s->server);
+            for (int i = 0; i < s->ncq; i++)
+                grpc_completion_queue_destroy(s->cqs[i]);
+            grpc_completion_queue_shutdown(scq);
+            while (grpc_completion_queue_pluck(scq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+                       .type != GRPC_QUEUE_SHUTDOWN) {
+            }
+            grpc_completion_queue_destroy(scq);
+        } else {
+            grpc_server_destroy(s->server);
+            for (int i = 0; i < s->ncq; i++)
+                drain_and_destroy_cq(s->cqs[i]);
+        }
+        grpc_shutdown();
+    }
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->threads);
+    free(s->cqs);
+    free(s->methods);
+    free(s->listen);
+    free(s);
+}

@@ -1,0 +1,45 @@
+/* harness.h: start, stop and watch real processes from integration tests.
+ *
+ * Each test gets a fresh mkdtemp directory; processes are started with their
+ * output in a log file there, die with the test (PR_SET_PDEATHSIG), and are
+ * waited for by polling with a timeout, never by sleeping and hoping.
+ */
+#ifndef SX_TEST_HARNESS_H
+#define SX_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Creates a fresh directory under $TMPDIR (or /tmp) into out (cap >= 64). */
+void sx_h_tmpdir(char *out, size_t cap, const char *tag);
+
+/* Removes a directory tree (rm -rf). */
+void sx_h_rmtree(const char *dir);
+
+/* Starts argv[0] (a path) with argv, stdout and stderr appended to log_path.
+ * Returns the pid; aborts the test process if fork fails. */
+pid_t sx_h_spawn(char *const argv[], const char *log_path);
+
+/* Polls until cond(arg) is true or timeout_ms passes; returns the last value. */
+bool sx_h_wait_for(bool (*cond)(void *arg), void *arg, uint64_t timeout_ms);
+
+/* Waits for a port file (written whole by the process) and returns the port,
+ * or -1 after timeout_ms or if pid exits first. */
+int sx_h_wait_port_file(const char *path, pid_t pid, uint64_t timeout_ms);
+
+/* Signals and reaps. sx_h_kill9 and sx_h_stop wait for the process to be gone. */
+void sx_h_kill9(pid_t pid);
+void sx_h_pause(pid_t pid);
+void sx_h_resume(pid_t pid);
+/* SIGTERM, then SIGKILL after timeout_ms; returns the exit status as waitpid gives it. */
+int sx_h_stop(pid_t pid, uint64_t timeout_ms);
+
+/* True if pid has not exited (reaps it if it has). */
+bool sx_h_alive(pid_t pid);
+
+/* Prints the last lines of a log file to stderr, for failed tests. */
+void sx_h_dump_log(const char *path, int lines);
+
+#endif
