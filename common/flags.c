@@ -476,6 +476,12 @@ static sx_status parse_env(const sx_flags_spec *spec, void *config, bool *seen, 
 sx_status sx_flags_parse(const sx_flags_spec *spec, void *config, int argc, char **argv, bool *help,
                          int *first_arg, sx_err *err)
 {
+    return sx_flags_parse_given(spec, config, argc, argv, help, first_arg, NULL, err);
+}
+
+sx_status sx_flags_parse_given(const sx_flags_spec *spec, void *config, int argc, char **argv,
+                               bool *help, int *first_arg, bool *given, sx_err *err)
+{
     check_table(spec);
     *help = false;
     struct option *longopts = sx_calloc(spec->count + 2, sizeof(*longopts));
@@ -514,6 +520,8 @@ sx_status sx_flags_parse(const sx_flags_spec *spec, void *config, int argc, char
         if (rc == SX_OK && first_arg)
             *first_arg = next;
     }
+    if (given)
+        memcpy(given, seen, spec->count * sizeof(*given));
     free(seen);
     free(optstring);
     free(longopts);

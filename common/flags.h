@@ -103,6 +103,12 @@ typedef struct sx_flags_spec {
 sx_status sx_flags_parse(const sx_flags_spec *spec, void *config, int argc, char **argv, bool *help,
                          int *first_arg, sx_err *err);
 
+/* sx_flags_parse, and given[i] (an array of spec->count) tells whether flag i
+ * came from the command line or the environment rather than from the default,
+ * for settings that must not silently change once stored. */
+sx_status sx_flags_parse_given(const sx_flags_spec *spec, void *config, int argc, char **argv,
+                               bool *help, int *first_arg, bool *given, sx_err *err);
+
 /* Prints usage to out: "usage: prog synopsis", the description, then one
  * aligned line per flag (and -h, --help) with its metavar and help, followed by
  * what applies of: the limits, the choices, the default (read from defaults, a

@@ -1,6 +1,8 @@
 /* mem.c: aborting allocators and sx_buf. */
 #include "mem.h"
 
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,4 +80,47 @@ void sx_buf_free(sx_buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+typedef struct sx_arena_chunk {
+    struct sx_arena_chunk *next;
+    size_t used, cap;
+    alignas(max_align_t) unsigned char data[];
+} sx_arena_chunk;
+
+void *sx_arena_alloc(sx_arena *a, size_t n)
+{
+    size_t need = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+    sx_arena_chunk *c = a->chunks;
+    if (!c || c->cap - c->used < need) {
+        size_t cap = need > 4000 ? need : 4000;
+        c = sx_malloc(sizeof(*c) + cap);
+        c->cap = cap;
+        c->used = 0;
+        c->next = a->chunks;
+        a->chunks = c;
+    }
+    void *p = c->data + c->used;
+    c->used += need;
+    memset(p, 0, n);
+    return p;
+}
+
+char *sx_arena_strdup(sx_arena *a, const char *s) { return sx_arena_memdup(a, s, strlen(s) + 1); }
+
+void *sx_arena_memdup(sx_arena *a, const void *p, size_t n)
+{
+    void *q = sx_arena_alloc(a, n);
+    if (n)
+        memcpy(q, p, n);
+    return q;
+}
+
+void sx_arena_free(sx_arena *a)
+{
+    while (a->chunks) {
+        sx_arena_chunk *next = a->chunks->next;
+        free(a->chunks);
+        a->chunks = next;
+    }
 }

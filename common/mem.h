@@ -28,4 +28,16 @@ void sx_buf_push(sx_buf *b, uint8_t byte);
 void sx_buf_reset(sx_buf *b); /* len = 0, keeps the memory */
 void sx_buf_free(sx_buf *b);  /* frees the memory; the buffer is zeroed again */
 
+/* A bump allocator: many small allocations freed together. Valid when zeroed.
+ * Not thread-safe; one owner at a time. */
+typedef struct sx_arena {
+    struct sx_arena_chunk *chunks;
+} sx_arena;
+
+/* n zeroed bytes, aligned for any type, valid until sx_arena_free. */
+void *sx_arena_alloc(sx_arena *a, size_t n);
+char *sx_arena_strdup(sx_arena *a, const char *s);
+void *sx_arena_memdup(sx_arena *a, const void *p, size_t n);
+void sx_arena_free(sx_arena *a); /* frees everything; the arena is empty again */
+
 #endif

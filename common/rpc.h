@@ -17,6 +17,7 @@
 #ifndef SX_RPC_H
 #define SX_RPC_H
 
+#include "mem.h"
 #include "status.h"
 
 #include <protobuf-c/protobuf-c.h>
@@ -87,6 +88,8 @@ void sx_rpc_server_destroy(sx_rpc_server *s);
 /* Arena memory for the response, freed after the reply is sent. Aborts on OOM. */
 void *sx_rpc_call_alloc(sx_rpc_call *call, size_t n);
 char *sx_rpc_call_strdup(sx_rpc_call *call, const char *s);
+/* The arena behind sx_rpc_call_alloc, for code that builds into an sx_arena. */
+sx_arena *sx_rpc_call_arena(sx_rpc_call *call);
 
 /* Runs fn(ptr) after the reply has been sent (to free what resp points into). */
 void sx_rpc_call_on_done(sx_rpc_call *call, void (*fn)(void *), void *ptr);

@@ -28,7 +28,6 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
-#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,12 +68,6 @@ struct sx_rpc_server {
     size_t live; /* call contexts not yet freed, posted requests included */
 };
 
-typedef struct arena_chunk {
-    struct arena_chunk *next;
-    size_t used, cap;
-    alignas(max_align_t) unsigned char data[];
-} arena_chunk;
-
 typedef struct done_fn {
     void (*fn)(void *);
     void *ptr;
@@ -99,7 +92,7 @@ struct sx_rpc_call {
     bool has_status_details;
     int cancelled;     /* from RECV_CLOSE_ON_SERVER: the client gave up */
     bool *defer_flag;  /* set while the handler runs: where sx_rpc_call_defer reports */
-    arena_chunk *arena;
+    sx_arena arena; /* response memory, freed after the reply */
     done_fn *on_done;
 };
 
@@ -108,30 +101,13 @@ static void on_replied(sx__rpc_tag *tag, bool ok);
 
 /* ------------------------------------------------------------ call memory -- */
 
-void *sx_rpc_call_alloc(sx_rpc_call *call, size_t n)
-{
-    size_t need = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
-    arena_chunk *c = call->arena;
-    if (!c || c->cap - c->used < need) {
-        size_t cap = need > 4000 ? need : 4000;
-        c = sx_malloc(sizeof(*c) + cap);
-        c->cap = cap;
-        c->used = 0;
-        c->next = call->arena;
-        call->arena = c;
-    }
-    void *p = c->data + c->used;
-    c->used += need;
-    memset(p, 0, n);
-    return p;
-}
+void *sx_rpc_call_alloc(sx_rpc_call *call, size_t n) { return sx_arena_alloc(&call->arena, n); }
+
+sx_arena *sx_rpc_call_arena(sx_rpc_call *call) { return &call->arena; }
 
 char *sx_rpc_call_strdup(sx_rpc_call *call, const char *s)
 {
-    size_t n = strlen(s) + 1;
-    char *p = sx_rpc_call_alloc(call, n);
-    memcpy(p, s, n);
-    return p;
+    return sx_arena_strdup(&call->arena, s);
 }
 
 void sx_rpc_call_on_done(sx_rpc_call *call, void (*fn)(void *), void *ptr)
@@ -163,11 +139,7 @@ static void call_free(sx_rpc_call *ctx)
         d->fn(d->ptr);
         free(d);
     }
-    while (ctx->arena) {
-        arena_chunk *next = ctx->arena->next;
-        free(ctx->arena);
-        ctx->arena = next;
-    }
+    sx_arena_free(&ctx->arena);
     if (ctx->payload)
         grpc_byte_buffer_destroy(ctx->payload);
     if (ctx->resp_bb)

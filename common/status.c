@@ -40,11 +40,30 @@ sx_status sx_status_from_grpc_code(int code)
     return SX_UNKNOWN;
 }
 
+/* A message cut to fit must not end inside a UTF-8 sequence: gRPC carries it
+ * as UTF-8 and other stacks would show a broken character. */
+static void trim_partial_utf8(char *msg, size_t len)
+{
+    size_t i = len, cont = 0;
+    while (i > 0 && ((unsigned char)msg[i - 1] & 0xC0) == 0x80 && cont < 3) {
+        i--;
+        cont++;
+    }
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)msg[i - 1];
+    size_t need = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC0 ? 1 : 0;
+    if (lead >= 0xC0 && cont < need)
+        msg[i - 1] = '\0';
+}
+
 sx_status sx_err_vset(sx_err *err, sx_status code, const char *fmt, va_list ap)
 {
     if (err) {
         err->code = code;
-        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        if (n >= (int)sizeof(err->msg))
+            trim_partial_utf8(err->msg, sizeof(err->msg) - 1);
     }
     return code;
 }
@@ -80,6 +99,7 @@ sx_status sx_err_prefix(sx_err *err, const char *fmt, ...)
         m = sizeof(err->msg) - 1 - n;
     memcpy(err->msg + n, old, m);
     err->msg[n + m] = '\0';
+    trim_partial_utf8(err->msg, n + m);
     return err->code;
 }
 

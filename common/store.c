@@ -30,6 +30,7 @@ struct sx_store_cache {
 struct sx_store {
     leveldb_t *db;
     leveldb_cache_t *own_cache; /* private cache; NULL when opts.cache was shared */
+    leveldb_filterpolicy_t *bloom; /* lookups of absent keys (index checks) skip most blocks */
     /* Options LevelDB only reads, so every thread shares them. */
     leveldb_writeoptions_t *wo_sync;
     leveldb_writeoptions_t *wo_nosync;
@@ -163,6 +164,8 @@ sx_status sx_store_open(const char *path, const sx_store_opts *opts, sx_store **
     leveldb_options_set_create_if_missing(lo, !opts->no_create);
     leveldb_options_set_error_if_exists(lo, opts->error_if_exists);
     leveldb_options_set_cache(lo, cache);
+    s->bloom = leveldb_filterpolicy_create_bloom(10);
+    leveldb_options_set_filter_policy(lo, s->bloom);
     leveldb_options_set_write_buffer_size(
         lo, opts->write_buffer_bytes ? opts->write_buffer_bytes : DEFAULT_WRITE_BUFFER_BYTES);
     leveldb_options_set_max_open_files(lo, opts->max_open_files ? opts->max_open_files
@@ -188,6 +191,8 @@ void sx_store_close(sx_store *s)
     /* After the db: it holds blocks in the cache until closed. */
     if (s->own_cache)
         leveldb_cache_destroy(s->own_cache);
+    if (s->bloom)
+        leveldb_filterpolicy_destroy(s->bloom);
     leveldb_writeoptions_destroy(s->wo_sync);
     leveldb_writeoptions_destroy(s->wo_nosync);
     leveldb_readoptions_destroy(s->ro_latest);

@@ -1,0 +1,111 @@
+/* clustermap.h: who leads, follows and owns what, and the pure function that
+ * decides it.
+ *
+ * The coordinator keeps the authoritative map; workers keep the copy they last
+ * heard. This module is pure data and pure functions (no I/O, no clock, no
+ * locks): the same input always gives the same output, so assignment is unit-
+ * and property-tested without processes.
+ *
+ * Workers are referred to by their index in the coordinator's registry, which
+ * only grows (a dead worker keeps its index; a restarted worker with the same
+ * stable id gets the same index back). Ties are always broken by the lowest
+ * worker index, then the lowest partition number.
+ *
+ * Log partition invariants (checked by sx_clustermap_check):
+ *   - replicas are distinct workers, at most SX_MAX_REPLICAS;
+ *   - isr is a non-empty subset of replicas once the partition has ever had
+ *     one (nisr == 0 only for a partition never assigned);
+ *   - leader is -1 or a member of isr;
+ *   - epoch and isr_version only grow.
+ */
+#ifndef SX_CLUSTERMAP_H
+#define SX_CLUSTERMAP_H
+
+#include "status.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Largest replication factor supported. */
+#define SX_MAX_REPLICAS 7
+
+/* One log partition's assignment. */
+typedef struct sx_log_part {
+    uint64_t epoch;       /* raised whenever the leader changes (to -1 too) */
+    uint64_t isr_version; /* raised whenever isr changes: compare-and-set for ISR requests */
+    int32_t leader;       /* worker index, or -1: no live in-sync replica, unavailable */
+    uint32_t nreplicas;
+    int32_t replicas[SX_MAX_REPLICAS]; /* worker indices, distinct, in the order added */
+    uint32_t nisr;
+    int32_t isr[SX_MAX_REPLICAS]; /* in-sync replicas: a subset of replicas */
+} sx_log_part;
+
+/* One term partition of one global index (the coordinator lays the term
+ * partitions of every global index out in one flat array). */
+typedef struct sx_term_part {
+    uint64_t epoch; /* raised whenever the owner changes (to -1 too) */
+    int32_t owner;  /* worker index, or -1: unowned */
+} sx_term_part;
+
+typedef struct sx_assign_settings {
+    uint32_t replication; /* R: a partition gets min(R, live workers) replicas */
+    uint32_t min_isr;     /* writes need this many in-sync replicas (not used to assign) */
+} sx_assign_settings;
+
+/* What one sx_assign call changed (for logs and stickiness tests). */
+typedef struct sx_assign_changes {
+    uint32_t leader_changes;   /* partitions whose leader changed */
+    uint32_t replicas_added;   /* (partition, worker) pairs added */
+    uint32_t replicas_removed; /* (partition, worker) pairs removed */
+    uint32_t isr_changes;      /* partitions whose isr changed */
+    uint32_t owner_changes;    /* term partitions whose owner changed */
+    uint32_t unavailable;      /* log partitions left without a leader */
+} sx_assign_changes;
+
+/* Computes the next assignment from the previous one, in place.
+ *
+ * alive[w] says whether worker w (0 <= w < nworkers) holds a lease. Steps, in
+ * this order, each deterministic:
+ *  1. Deaths. A dead worker leaves the isr of every partition where a live isr
+ *     member remains; where none remains the isr is kept as it is (only those
+ *     replicas may lead again: rule 5 of REPLICATION.md) and the leader
+ *     becomes -1. Dead replicas outside the kept isr are removed.
+ *  2. Leaders. A live leader in the isr stays. Otherwise the live isr member
+ *     leading the fewest partitions becomes leader; epoch rises on any change.
+ *  3. Fill. Each partition gets min(R, live workers) live replicas: missing ones
+ *     are the live workers with the fewest replicas. Added replicas are not in
+ *     the isr (they must catch up first), except in a partition that never had
+ *     an isr (nisr == 0): there the log is empty, so every replica is in sync
+ *     and the first leader is chosen as in step 2.
+ *  4. Balance replicas. While the most loaded live worker holds more than one
+ *     replica more than the least loaded, move one replica from most to least
+ *     loaded, never the leader's and never the last isr member; non-isr
+ *     replicas move first.
+ *  5. Balance leaders. While leader counts of live workers differ by more than
+ *     one, hand leadership to a less-loaded live isr member (epoch rises). Only
+ *     isr members may lead, so leaders balance as far as the isr allows.
+ *  6. Term partitions. An owner that is dead or -1 is replaced by the live worker
+ *     owning the fewest; then owners are balanced the same way (epoch rises on
+ *     every change). With no live worker, owners become -1.
+ * Anything not forced by these steps stays as it was (sticky). */
+void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers,
+               sx_log_part *parts, uint32_t nparts, sx_term_part *terms, uint32_t nterms,
+               sx_assign_changes *changes);
+
+/* A leader's request to change the isr of a partition, applied only if epoch
+ * and isr_version match the current ones (compare-and-set) and the new isr is a
+ * non-empty subset of replicas containing the leader. On success the isr is
+ * replaced and isr_version rises. SX_FAILED_PRECONDITION (stale epoch or
+ * version) or SX_INVALID_ARGUMENT (bad set), with a message, otherwise. */
+sx_status sx_clustermap_change_isr(sx_log_part *part, uint64_t epoch, uint64_t isr_version,
+                                   const int32_t *isr, uint32_t nisr, sx_err *err);
+
+/* Checks the invariants above for every partition and that every worker index
+ * is below nworkers; SX_INTERNAL with a message naming the partition if not. */
+sx_status sx_clustermap_check(const sx_log_part *parts, uint32_t nparts, const sx_term_part *terms,
+                              uint32_t nterms, uint32_t nworkers, sx_err *err);
+
+/* True if w is among the n workers of set. */
+bool sx_clustermap_has(const int32_t *set, uint32_t n, int32_t w);
+
+#endif

@@ -1,0 +1,20 @@
+/* daemon.h: what every shardex daemon's main does the same way: signals go to
+ * the main thread only, the bound port goes to a port file. */
+#ifndef SX_DAEMON_H
+#define SX_DAEMON_H
+
+#include "status.h"
+
+#include <stdint.h>
+
+/* Blocks SIGTERM, SIGINT and SIGPIPE in the calling thread (and in every
+ * thread it starts afterwards): call first thing in main. */
+void sx_daemon_block_signals(void);
+
+/* Waits up to timeout_ms for SIGTERM or SIGINT; returns it, or 0 on timeout. */
+int sx_daemon_wait_signal(uint64_t timeout_ms);
+
+/* Writes "PORT\n" to path atomically (tests poll for it). */
+sx_status sx_daemon_write_port_file(const char *path, int port, sx_err *err);
+
+#endif

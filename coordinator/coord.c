@@ -1,0 +1,819 @@
+/* coord.c: the coordinator's state, its changes, and their durability.
+ *
+ * The state lives in plain C structures (what sx_assign works on). Every
+ * change ends in commit_locked: version + 1, the whole map built as a
+ * ClusterMap message, written synced, and only then published as the new
+ * shared snapshot that heartbeat replies carry. A failed write is fatal: the
+ * process stops rather than announce what is not durable (REPLICATION.md rule 8).
+ */
+#include "coord.h"
+
+#include "clustermap.h"
+#include "log.h"
+#include "meta.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct worker {
+    char *id;
+    char *addr;
+    bool alive;
+    uint64_t incarnation;
+    uint64_t lease_deadline_ms; /* volatile: not stored; fresh after a restart */
+    Shardex__Internal__V1__ReplicaReport *reports; /* latest heartbeat's, volatile */
+    size_t nreports;
+} worker;
+
+typedef struct index_entry {
+    char *name;
+    char *field;
+    Shardex__V1__ValueType type;
+    bool local, global;
+    uint32_t term_partitions; /* resolved; 0 for an index that is not global */
+    Shardex__V1__IndexState state;
+    uint64_t id;
+    uint32_t first_term; /* first of its term partitions in terms[] */
+    bool *backfilled;    /* [P] */
+} index_entry;
+
+typedef struct snap {
+    sx_coord_map pub;
+    _Atomic int refs;
+    Shardex__Internal__V1__ClusterMap *owned;
+} snap;
+
+struct sx_coord {
+    pthread_mutex_t mu;
+    sx_coord_settings set;
+    char *cluster_id;
+    uint32_t lease_ms;
+    uint64_t margin_ms; /* the coordinator waits this much longer than the worker */
+    sx_meta *meta;
+    worker *workers;
+    uint32_t nworkers;
+    sx_log_part *parts; /* [P] */
+    sx_term_part *terms;
+    uint32_t nterms;
+    index_entry *indexes;
+    uint32_t nindexes;
+    uint64_t version;
+    uint64_t next_incarnation;
+    uint64_t next_index_id;
+    snap *cur; /* the durable map of `version` */
+};
+
+/* ------------------------------------------------------------- snapshots -- */
+
+sx_coord_map *sx_coord_map_acquire(sx_coord *c)
+{
+    pthread_mutex_lock(&c->mu);
+    snap *s = c->cur;
+    atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&c->mu);
+    return &s->pub;
+}
+
+static sx_coord_map *acquire_locked(sx_coord *c)
+{
+    atomic_fetch_add(&c->cur->refs, 1);
+    return &c->cur->pub;
+}
+
+void sx_coord_map_release(void *map)
+{
+    if (!map)
+        return;
+    snap *s = (snap *)map; /* pub is the first member */
+    if (atomic_fetch_sub(&s->refs, 1) == 1) {
+        protobuf_c_message_free_unpacked(&s->owned->base, NULL);
+        free(s);
+    }
+}
+
+/* ----------------------------------------------------- map <-> the state -- */
+
+static Shardex__Internal__V1__ClusterMap *build_locked(sx_coord *c, sx_arena *a)
+{
+    Shardex__Internal__V1__ClusterMap *m = sx_arena_alloc(a, sizeof(*m));
+    shardex__internal__v1__cluster_map__init(m);
+    m->version = c->version;
+    m->lease_ms = c->lease_ms;
+    m->next_incarnation = c->next_incarnation;
+    m->next_index_id = c->next_index_id;
+    Shardex__Internal__V1__ClusterSettings *s = sx_arena_alloc(a, sizeof(*s));
+    shardex__internal__v1__cluster_settings__init(s);
+    s->partitions = c->set.partitions;
+    s->replication = c->set.replication;
+    s->min_isr = c->set.min_isr;
+    s->term_partitions = c->set.term_partitions;
+    s->cluster_id = c->cluster_id;
+    m->settings = s;
+
+    m->n_workers = c->nworkers;
+    m->workers = sx_arena_alloc(a, c->nworkers * sizeof(*m->workers));
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        Shardex__Internal__V1__WorkerEntry *w = sx_arena_alloc(a, sizeof(*w));
+        shardex__internal__v1__worker_entry__init(w);
+        w->id = c->workers[i].id;
+        w->address = c->workers[i].addr;
+        w->alive = c->workers[i].alive;
+        w->incarnation = c->workers[i].incarnation;
+        m->workers[i] = w;
+    }
+    m->n_partitions = c->set.partitions;
+    m->partitions = sx_arena_alloc(a, c->set.partitions * sizeof(*m->partitions));
+    for (uint32_t p = 0; p < c->set.partitions; p++) {
+        const sx_log_part *lp = &c->parts[p];
+        Shardex__Internal__V1__LogPartition *o = sx_arena_alloc(a, sizeof(*o));
+        shardex__internal__v1__log_partition__init(o);
+        o->epoch = lp->epoch;
+        o->isr_version = lp->isr_version;
+        o->leader = lp->leader;
+        o->n_replicas = lp->nreplicas;
+        o->replicas = (int32_t *)lp->replicas;
+        o->n_isr = lp->nisr;
+        o->isr = (int32_t *)lp->isr;
+        m->partitions[p] = o;
+    }
+    m->n_terms = c->nterms;
+    m->terms = sx_arena_alloc(a, c->nterms * sizeof(*m->terms));
+    for (uint32_t t = 0; t < c->nterms; t++) {
+        Shardex__Internal__V1__TermPartition *o = sx_arena_alloc(a, sizeof(*o));
+        shardex__internal__v1__term_partition__init(o);
+        o->epoch = c->terms[t].epoch;
+        o->owner = c->terms[t].owner;
+        m->terms[t] = o;
+    }
+    m->n_indexes = c->nindexes;
+    m->indexes = sx_arena_alloc(a, c->nindexes * sizeof(*m->indexes));
+    for (uint32_t i = 0; i < c->nindexes; i++) {
+        const index_entry *e = &c->indexes[i];
+        Shardex__Internal__V1__IndexEntry *o = sx_arena_alloc(a, sizeof(*o));
+        shardex__internal__v1__index_entry__init(o);
+        Shardex__V1__IndexSpec *spec = sx_arena_alloc(a, sizeof(*spec));
+        shardex__v1__index_spec__init(spec);
+        spec->name = e->name;
+        spec->field = e->field;
+        spec->type = e->type;
+        spec->local = e->local;
+        spec->global = e->global;
+        spec->term_partitions = e->term_partitions;
+        o->spec = spec;
+        o->state = e->state;
+        o->id = e->id;
+        o->first_term = e->first_term;
+        o->backfilled = sx_arena_alloc(a, c->set.partitions * sizeof(uint32_t));
+        for (uint32_t p = 0; p < c->set.partitions; p++)
+            if (e->backfilled[p])
+                o->backfilled[o->n_backfilled++] = p;
+        m->indexes[i] = o;
+    }
+    return m;
+}
+
+/* Makes the current state durable and visible as a new version. */
+static void commit_locked(sx_coord *c, const char *why)
+{
+    c->version++;
+    sx_arena a = {0};
+    Shardex__Internal__V1__ClusterMap *m = build_locked(c, &a);
+    size_t n = shardex__internal__v1__cluster_map__get_packed_size(m);
+    uint8_t *buf = sx_malloc(n);
+    shardex__internal__v1__cluster_map__pack(m, buf);
+    sx_arena_free(&a);
+    sx_err err = {0};
+    if (sx_meta_save(c->meta, buf, n, &err) != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "coord", "cannot store map version=%" PRIu64 ": %s; stopping",
+               c->version, err.msg);
+        abort(); /* never announce what is not durable, never carry on after a failed fsync */
+    }
+    snap *s = sx_calloc(1, sizeof(*s));
+    s->owned = shardex__internal__v1__cluster_map__unpack(NULL, n, buf);
+    free(buf);
+    if (!s->owned)
+        abort(); /* we just packed it */
+    s->pub.msg = s->owned;
+    atomic_init(&s->refs, 1);
+    snap *old = c->cur;
+    c->cur = s;
+    sx_coord_map_release(old);
+    SX_LOG(SX_LOG_INFO, "coord", "map version=%" PRIu64 " reason=\"%s\"", c->version, why);
+}
+
+static void free_index(index_entry *e)
+{
+    free(e->name);
+    free(e->field);
+    free(e->backfilled);
+}
+
+static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMap *m, sx_err *err)
+{
+    const Shardex__Internal__V1__ClusterSettings *s = m->settings;
+    if (!s || s->partitions == 0 || m->n_partitions != s->partitions)
+        return sx_err_set(err, SX_DATA_LOSS, "metadata: stored map has %zu partitions, settings %u",
+                          m->n_partitions, s ? s->partitions : 0);
+    c->set = (sx_coord_settings){s->partitions, s->replication, s->min_isr, s->term_partitions};
+    c->cluster_id = sx_strdup(s->cluster_id);
+    c->version = m->version;
+    c->next_incarnation = m->next_incarnation;
+    c->next_index_id = m->next_index_id;
+    c->nworkers = (uint32_t)m->n_workers;
+    c->workers = sx_calloc(c->nworkers + 1, sizeof(*c->workers));
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        c->workers[i].id = sx_strdup(m->workers[i]->id);
+        c->workers[i].addr = sx_strdup(m->workers[i]->address);
+        c->workers[i].alive = m->workers[i]->alive;
+        c->workers[i].incarnation = m->workers[i]->incarnation;
+    }
+    c->parts = sx_calloc(c->set.partitions, sizeof(*c->parts));
+    for (uint32_t p = 0; p < c->set.partitions; p++) {
+        const Shardex__Internal__V1__LogPartition *o = m->partitions[p];
+        sx_log_part *lp = &c->parts[p];
+        if (o->n_replicas > SX_MAX_REPLICAS || o->n_isr > SX_MAX_REPLICAS)
+            return sx_err_set(err, SX_DATA_LOSS, "metadata: partition %u has too many replicas", p);
+        lp->epoch = o->epoch;
+        lp->isr_version = o->isr_version;
+        lp->leader = o->leader;
+        lp->nreplicas = (uint32_t)o->n_replicas;
+        memcpy(lp->replicas, o->replicas, o->n_replicas * sizeof(int32_t));
+        lp->nisr = (uint32_t)o->n_isr;
+        memcpy(lp->isr, o->isr, o->n_isr * sizeof(int32_t));
+    }
+    c->nterms = (uint32_t)m->n_terms;
+    c->terms = sx_calloc(c->nterms + 1, sizeof(*c->terms));
+    for (uint32_t t = 0; t < c->nterms; t++)
+        c->terms[t] = (sx_term_part){m->terms[t]->epoch, m->terms[t]->owner};
+    c->nindexes = (uint32_t)m->n_indexes;
+    c->indexes = sx_calloc(c->nindexes + 1, sizeof(*c->indexes));
+    for (uint32_t i = 0; i < c->nindexes; i++) {
+        const Shardex__Internal__V1__IndexEntry *o = m->indexes[i];
+        index_entry *e = &c->indexes[i];
+        e->name = sx_strdup(o->spec->name);
+        e->field = sx_strdup(o->spec->field);
+        e->type = o->spec->type;
+        e->local = o->spec->local;
+        e->global = o->spec->global;
+        e->term_partitions = o->spec->term_partitions;
+        e->state = o->state;
+        e->id = o->id;
+        e->first_term = o->first_term;
+        e->backfilled = sx_calloc(c->set.partitions, sizeof(bool));
+        for (size_t k = 0; k < o->n_backfilled; k++)
+            if (o->backfilled[k] < c->set.partitions)
+                e->backfilled[o->backfilled[k]] = true;
+    }
+    return sx_clustermap_check(c->parts, c->set.partitions, c->terms, c->nterms, c->nworkers, err);
+}
+
+/* ------------------------------------------------------------ assignment -- */
+
+static int32_t find_worker_locked(const sx_coord *c, const char *id)
+{
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (strcmp(c->workers[i].id, id) == 0)
+            return (int32_t)i;
+    return -1;
+}
+
+/* Runs assignment on the current liveness; true if it changed anything. */
+static bool assign_locked(sx_coord *c)
+{
+    bool *alive = sx_calloc(c->nworkers + 1, sizeof(bool));
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        alive[i] = c->workers[i].alive;
+    sx_assign_settings s = {.replication = c->set.replication, .min_isr = c->set.min_isr};
+    sx_assign_changes ch = {0};
+    sx_assign(&s, alive, c->nworkers, c->parts, c->set.partitions, c->terms, c->nterms, &ch);
+    free(alive);
+    bool changed = ch.leader_changes || ch.replicas_added || ch.replicas_removed ||
+                   ch.isr_changes || ch.owner_changes;
+    if (changed)
+        SX_LOG(SX_LOG_INFO, "coord",
+               "assignment leader_changes=%u replicas_added=%u replicas_removed=%u "
+               "isr_changes=%u owner_changes=%u unavailable=%u",
+               ch.leader_changes, ch.replicas_added, ch.replicas_removed, ch.isr_changes,
+               ch.owner_changes, ch.unavailable);
+    return changed;
+}
+
+/* ------------------------------------------------------------------ open -- */
+
+static void random_id(char *out, size_t cap)
+{
+    unsigned char b[8] = {0};
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, b, sizeof(b));
+        (void)n;
+        close(fd);
+    }
+    snprintf(out, cap, "%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
+             b[6], b[7]);
+}
+
+static sx_status check_settings(const sx_coord_settings *s, sx_err *err)
+{
+    if (s->partitions < 1 || s->partitions > SX_MAX_PARTITIONS)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "--partitions: %u is outside 1..%u",
+                          s->partitions, SX_MAX_PARTITIONS);
+    if (s->replication < 1 || s->replication > SX_MAX_REPLICAS)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "--replication: %u is outside 1..%u",
+                          s->replication, SX_MAX_REPLICAS);
+    if (s->min_isr < 1 || s->min_isr > s->replication)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "--min-isr: %u is outside 1..%u (the replication factor)", s->min_isr,
+                          s->replication);
+    if (s->term_partitions < 1 || s->term_partitions > SX_MAX_TERM_PARTITIONS)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "--term-partitions: %u is outside 1..%u",
+                          s->term_partitions, SX_MAX_TERM_PARTITIONS);
+    return SX_OK;
+}
+
+static sx_status check_fixed(const char *flag, bool given, uint32_t wanted, uint32_t stored,
+                             const char *dir, sx_err *err)
+{
+    if (given && wanted != stored)
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "--%s %u differs from %u, fixed when %s was created; "
+                          "leave it out or give %u",
+                          flag, wanted, stored, dir, stored);
+    return SX_OK;
+}
+
+sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **out, sx_err *err)
+{
+    *out = NULL;
+    sx_coord *c = sx_calloc(1, sizeof(*c));
+    pthread_mutex_init(&c->mu, NULL);
+    c->lease_ms = opts->lease_ms ? opts->lease_ms : 2000;
+    c->margin_ms = c->lease_ms / 4 > 100 ? c->lease_ms / 4 : 100;
+    Shardex__Internal__V1__ClusterMap *stored = NULL;
+    sx_status st = sx_meta_open(opts->data_dir, &c->meta, err);
+    if (st == SX_OK)
+        st = sx_meta_load(c->meta, &stored, err);
+    if (st != SX_OK)
+        goto fail;
+
+    if (stored) {
+        st = load_locked(c, stored, err);
+        protobuf_c_message_free_unpacked(&stored->base, NULL);
+        if (st != SX_OK)
+            goto fail;
+        const sx_coord_settings *w = &opts->settings;
+        if ((st = check_fixed("partitions", opts->given_partitions, w->partitions,
+                              c->set.partitions, opts->data_dir, err)) != SX_OK ||
+            (st = check_fixed("replication", opts->given_replication, w->replication,
+                              c->set.replication, opts->data_dir, err)) != SX_OK ||
+            (st = check_fixed("min-isr", opts->given_min_isr, w->min_isr, c->set.min_isr,
+                              opts->data_dir, err)) != SX_OK ||
+            (st = check_fixed("term-partitions", opts->given_term_partitions,
+                              w->term_partitions, c->set.term_partitions, opts->data_dir,
+                              err)) != SX_OK)
+            goto fail;
+        /* Everyone known alive gets a fresh lease before anyone is judged. */
+        for (uint32_t i = 0; i < c->nworkers; i++)
+            c->workers[i].lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+        /* Publish the stored version as it is: a restart changes nothing. */
+        c->version--;
+        commit_locked(c, "restart");
+    } else {
+        if ((st = check_settings(&opts->settings, err)) != SX_OK)
+            goto fail;
+        c->set = opts->settings;
+        char id[32];
+        random_id(id, sizeof(id));
+        c->cluster_id = sx_strdup(id);
+        c->parts = sx_calloc(c->set.partitions, sizeof(*c->parts));
+        for (uint32_t p = 0; p < c->set.partitions; p++)
+            c->parts[p].leader = -1;
+        c->workers = sx_calloc(1, sizeof(*c->workers));
+        c->terms = sx_calloc(1, sizeof(*c->terms));
+        c->indexes = sx_calloc(1, sizeof(*c->indexes));
+        c->next_incarnation = 1;
+        c->next_index_id = 1;
+        commit_locked(c, "created");
+    }
+    SX_LOG(SX_LOG_INFO, "coord",
+           "cluster id=%s partitions=%u replication=%u min_isr=%u term_partitions=%u "
+           "lease_ms=%u workers=%u indexes=%u version=%" PRIu64,
+           c->cluster_id, c->set.partitions, c->set.replication, c->set.min_isr,
+           c->set.term_partitions, c->lease_ms, c->nworkers, c->nindexes, c->version);
+    *out = c;
+    return SX_OK;
+fail:
+    sx_coord_close(c);
+    return st;
+}
+
+void sx_coord_close(sx_coord *c)
+{
+    if (!c)
+        return;
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        free(c->workers[i].id);
+        free(c->workers[i].addr);
+        free(c->workers[i].reports);
+    }
+    for (uint32_t i = 0; i < c->nindexes; i++)
+        free_index(&c->indexes[i]);
+    free(c->workers);
+    free(c->indexes);
+    free(c->parts);
+    free(c->terms);
+    free(c->cluster_id);
+    sx_coord_map_release(c->cur);
+    sx_meta_close(c->meta);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+sx_coord_settings sx_coord_get_settings(const sx_coord *c) { return c->set; }
+
+/* ------------------------------------------------------------ membership -- */
+
+sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, uint64_t now_ms,
+                            int32_t *index, uint64_t *incarnation, sx_coord_map **map,
+                            sx_err *err)
+{
+    if (!id[0] || strlen(id) > 64)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "worker_id: must be 1..64 bytes");
+    if (!address[0] || strlen(address) > 256)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "address: must be 1..256 bytes");
+    pthread_mutex_lock(&c->mu);
+    int32_t w = find_worker_locked(c, id);
+    if (w < 0) {
+        c->workers = sx_realloc(c->workers, (c->nworkers + 1) * sizeof(*c->workers));
+        w = (int32_t)c->nworkers++;
+        memset(&c->workers[w], 0, sizeof(c->workers[w]));
+        c->workers[w].id = sx_strdup(id);
+    }
+    worker *wk = &c->workers[w];
+    free(wk->addr);
+    wk->addr = sx_strdup(address);
+    wk->alive = true;
+    wk->incarnation = c->next_incarnation++;
+    wk->lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+    free(wk->reports);
+    wk->reports = NULL;
+    wk->nreports = 0;
+    SX_LOG(SX_LOG_INFO, "coord", "worker registered id=%s index=%d addr=%s incarnation=%" PRIu64,
+           id, w, address, wk->incarnation);
+    assign_locked(c);
+    commit_locked(c, "register");
+    *index = w;
+    *incarnation = wk->incarnation;
+    *map = acquire_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    return SX_OK;
+}
+
+sx_status sx_coord_heartbeat(sx_coord *c, const char *id, uint64_t incarnation,
+                             uint64_t known_version,
+                             Shardex__Internal__V1__ReplicaReport *const *reports, size_t nreports,
+                             uint64_t now_ms, sx_coord_map **map, sx_err *err)
+{
+    *map = NULL;
+    pthread_mutex_lock(&c->mu);
+    int32_t w = find_worker_locked(c, id);
+    if (w < 0 || !c->workers[w].alive || c->workers[w].incarnation != incarnation) {
+        pthread_mutex_unlock(&c->mu);
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "worker %s incarnation %" PRIu64 " is not current: register again", id,
+                          incarnation);
+    }
+    worker *wk = &c->workers[w];
+    wk->lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+    wk->reports = sx_realloc(wk->reports, (nreports + 1) * sizeof(*wk->reports));
+    wk->nreports = nreports;
+    for (size_t i = 0; i < nreports; i++)
+        wk->reports[i] = *reports[i]; /* no pointers inside beyond the descriptor */
+    if (known_version != c->version)
+        *map = acquire_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    return SX_OK;
+}
+
+void sx_coord_tick(sx_coord *c, uint64_t now_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    bool died = false;
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        worker *wk = &c->workers[i];
+        if (wk->alive && now_ms > wk->lease_deadline_ms) {
+            wk->alive = false;
+            died = true;
+            SX_LOG(SX_LOG_WARN, "coord",
+                   "worker dead id=%s index=%u reason=\"lease expired %" PRIu64 " ms ago\"",
+                   wk->id, i, now_ms - wk->lease_deadline_ms);
+        }
+    }
+    if (died) {
+        assign_locked(c);
+        commit_locked(c, "lease expired");
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+sx_status sx_coord_change_isr(sx_coord *c, const char *id, uint32_t partition, uint64_t epoch,
+                              uint64_t isr_version, const int32_t *isr, size_t nisr,
+                              sx_coord_map **map, sx_err *err)
+{
+    *map = NULL;
+    pthread_mutex_lock(&c->mu);
+    sx_status st = SX_OK;
+    int32_t w = find_worker_locked(c, id);
+    if (partition >= c->set.partitions) {
+        st = sx_err_set(err, SX_INVALID_ARGUMENT, "partition: %u is outside 0..%u", partition,
+                        c->set.partitions - 1);
+    } else if (w < 0 || !c->workers[w].alive || c->parts[partition].leader != w) {
+        st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                        "worker %s does not lead partition %u at epoch %" PRIu64, id, partition,
+                        c->parts[partition].epoch);
+    } else if (nisr > SX_MAX_REPLICAS) {
+        st = sx_err_set(err, SX_INVALID_ARGUMENT, "isr: more than %d members", SX_MAX_REPLICAS);
+    } else {
+        sx_log_part next = c->parts[partition];
+        st = sx_clustermap_change_isr(&next, epoch, isr_version, isr, (uint32_t)nisr, err);
+        if (st == SX_OK) {
+            c->parts[partition] = next;
+            assign_locked(c); /* a grown isr may let leadership spread out */
+            commit_locked(c, "isr change");
+            *map = acquire_locked(c);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+/* ----------------------------------------------------------- the catalog -- */
+
+static index_entry *find_index_locked(sx_coord *c, const char *name)
+{
+    for (uint32_t i = 0; i < c->nindexes; i++)
+        if (strcmp(c->indexes[i].name, name) == 0)
+            return &c->indexes[i];
+    return NULL;
+}
+
+sx_status sx_coord_report_backfill(sx_coord *c, const char *id, uint64_t index_id,
+                                   uint32_t partition, uint64_t epoch,
+                                   Shardex__V1__IndexState *state, sx_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    sx_status st = SX_OK;
+    index_entry *e = NULL;
+    for (uint32_t i = 0; i < c->nindexes; i++)
+        if (c->indexes[i].id == index_id)
+            e = &c->indexes[i];
+    int32_t w = find_worker_locked(c, id);
+    if (!e) {
+        st = sx_err_set(err, SX_NOT_FOUND, "index id %" PRIu64 " does not exist (dropped?)",
+                        index_id);
+    } else if (partition >= c->set.partitions) {
+        st = sx_err_set(err, SX_INVALID_ARGUMENT, "partition: %u is outside 0..%u", partition,
+                        c->set.partitions - 1);
+    } else if (w < 0 || c->parts[partition].leader != w || c->parts[partition].epoch != epoch) {
+        st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                        "worker %s is not the leader of partition %u at epoch %" PRIu64, id,
+                        partition, epoch);
+    } else {
+        *state = e->state;
+        if (!e->backfilled[partition]) {
+            e->backfilled[partition] = true;
+            uint32_t done = 0;
+            for (uint32_t p = 0; p < c->set.partitions; p++)
+                done += e->backfilled[p];
+            if (done == c->set.partitions) {
+                e->state = SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY;
+                SX_LOG(SX_LOG_INFO, "coord", "index ready name=%s id=%" PRIu64, e->name, e->id);
+            }
+            *state = e->state;
+            commit_locked(c, "backfill reported");
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > SX_INDEX_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+static Shardex__V1__IndexInfo *info_of(const index_entry *e, sx_arena *a)
+{
+    Shardex__V1__IndexInfo *info = sx_arena_alloc(a, sizeof(*info));
+    shardex__v1__index_info__init(info);
+    Shardex__V1__IndexSpec *spec = sx_arena_alloc(a, sizeof(*spec));
+    shardex__v1__index_spec__init(spec);
+    spec->name = sx_arena_strdup(a, e->name);
+    spec->field = sx_arena_strdup(a, e->field);
+    spec->type = e->type;
+    spec->local = e->local;
+    spec->global = e->global;
+    spec->term_partitions = e->term_partitions;
+    info->spec = spec;
+    info->state = e->state;
+    return info;
+}
+
+sx_status sx_coord_create_index(sx_coord *c, const Shardex__V1__IndexSpec *spec, sx_arena *arena,
+                                Shardex__V1__IndexInfo **info, sx_err *err)
+{
+    *info = NULL;
+    if (!spec)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "spec: required");
+    if (!valid_name(spec->name))
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "spec.name: must be 1..%d bytes of letters, digits, '_', '-' or '.'",
+                          SX_INDEX_NAME_MAX);
+    size_t flen = strlen(spec->field);
+    if (flen < 1 || flen > SX_INDEX_NAME_MAX)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "spec.field: must be 1..%d bytes",
+                          SX_INDEX_NAME_MAX);
+    if (spec->type != SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_STRING &&
+        spec->type != SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "spec.type: must be VALUE_TYPE_STRING or VALUE_TYPE_INT");
+    if (!spec->local && !spec->global)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "spec: an index must be kept LOCAL, GLOBAL or both");
+    if (spec->term_partitions > SX_MAX_TERM_PARTITIONS)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "spec.term_partitions: %u is above %u",
+                          spec->term_partitions, SX_MAX_TERM_PARTITIONS);
+    pthread_mutex_lock(&c->mu);
+    if (find_index_locked(c, spec->name)) {
+        pthread_mutex_unlock(&c->mu);
+        return sx_err_set(err, SX_ALREADY_EXISTS, "index \"%s\" already exists", spec->name);
+    }
+    c->indexes = sx_realloc(c->indexes, (c->nindexes + 1) * sizeof(*c->indexes));
+    index_entry *e = &c->indexes[c->nindexes++];
+    memset(e, 0, sizeof(*e));
+    e->name = sx_strdup(spec->name);
+    e->field = sx_strdup(spec->field);
+    e->type = spec->type;
+    e->local = spec->local;
+    e->global = spec->global;
+    e->state = SHARDEX__V1__INDEX_STATE__INDEX_STATE_BUILDING;
+    e->id = c->next_index_id++;
+    e->backfilled = sx_calloc(c->set.partitions, sizeof(bool));
+    if (e->global) {
+        e->term_partitions = spec->term_partitions ? spec->term_partitions : c->set.term_partitions;
+        e->first_term = c->nterms;
+        c->terms = sx_realloc(c->terms, (c->nterms + e->term_partitions) * sizeof(*c->terms));
+        for (uint32_t t = 0; t < e->term_partitions; t++)
+            c->terms[c->nterms + t] = (sx_term_part){.epoch = 0, .owner = -1};
+        c->nterms += e->term_partitions;
+    }
+    assign_locked(c);
+    commit_locked(c, "index created");
+    SX_LOG(SX_LOG_INFO, "coord",
+           "index created name=%s field=%s id=%" PRIu64 " local=%d global=%d term_partitions=%u",
+           e->name, e->field, e->id, e->local, e->global, e->term_partitions);
+    *info = info_of(e, arena);
+    pthread_mutex_unlock(&c->mu);
+    return SX_OK;
+}
+
+sx_status sx_coord_drop_index(sx_coord *c, const char *name, sx_err *err)
+{
+    pthread_mutex_lock(&c->mu);
+    index_entry *e = find_index_locked(c, name);
+    if (!e) {
+        pthread_mutex_unlock(&c->mu);
+        return sx_err_set(err, SX_NOT_FOUND, "index \"%s\" does not exist", name);
+    }
+    uint32_t first = e->first_term, m = e->term_partitions;
+    if (e->global) {
+        memmove(&c->terms[first], &c->terms[first + m],
+                (c->nterms - first - m) * sizeof(*c->terms));
+        c->nterms -= m;
+        for (uint32_t i = 0; i < c->nindexes; i++)
+            if (c->indexes[i].global && c->indexes[i].first_term > first)
+                c->indexes[i].first_term -= m;
+    }
+    SX_LOG(SX_LOG_INFO, "coord", "index dropped name=%s id=%" PRIu64, e->name, e->id);
+    free_index(e);
+    size_t at = (size_t)(e - c->indexes);
+    memmove(e, e + 1, (c->nindexes - at - 1) * sizeof(*e));
+    c->nindexes--;
+    assign_locked(c); /* owners rebalance over what is left */
+    commit_locked(c, "index dropped");
+    pthread_mutex_unlock(&c->mu);
+    return SX_OK;
+}
+
+void sx_coord_list_indexes(sx_coord *c, sx_arena *arena, Shardex__V1__ListIndexesResponse *out)
+{
+    pthread_mutex_lock(&c->mu);
+    out->n_indexes = c->nindexes;
+    out->indexes = sx_arena_alloc(arena, (c->nindexes + 1) * sizeof(*out->indexes));
+    for (uint32_t i = 0; i < c->nindexes; i++)
+        out->indexes[i] = info_of(&c->indexes[i], arena);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* --------------------------------------------------------------- status -- */
+
+static const Shardex__Internal__V1__ReplicaReport *report_of(const worker *wk, uint32_t p)
+{
+    for (size_t i = 0; i < wk->nreports; i++)
+        if (wk->reports[i].partition == p)
+            return &wk->reports[i];
+    return NULL;
+}
+
+void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
+                     Shardex__V1__ClusterStatusResponse *out)
+{
+    pthread_mutex_lock(&c->mu);
+    out->partitions = c->set.partitions;
+    out->replication = c->set.replication;
+    out->min_isr = c->set.min_isr;
+    out->map_version = c->version;
+    out->n_workers = c->nworkers;
+    out->workers = sx_arena_alloc(a, (c->nworkers + 1) * sizeof(*out->workers));
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        const worker *wk = &c->workers[i];
+        Shardex__V1__WorkerStatus *ws = sx_arena_alloc(a, sizeof(*ws));
+        shardex__v1__worker_status__init(ws);
+        ws->id = sx_arena_strdup(a, wk->id);
+        ws->address = sx_arena_strdup(a, wk->addr);
+        ws->alive = wk->alive;
+        ws->lease_remaining_ms =
+            wk->alive && wk->lease_deadline_ms > now_ms ? wk->lease_deadline_ms - now_ms : 0;
+        out->workers[i] = ws;
+    }
+    out->n_log_partitions = c->set.partitions;
+    out->log_partitions = sx_arena_alloc(a, c->set.partitions * sizeof(*out->log_partitions));
+    for (uint32_t p = 0; p < c->set.partitions; p++) {
+        const sx_log_part *lp = &c->parts[p];
+        Shardex__V1__LogPartitionStatus *ps = sx_arena_alloc(a, sizeof(*ps));
+        shardex__v1__log_partition_status__init(ps);
+        ps->partition = p;
+        ps->epoch = lp->epoch;
+        ps->leader = lp->leader >= 0 ? sx_arena_strdup(a, c->workers[lp->leader].id) : "";
+        ps->available = lp->leader >= 0 && lp->nisr >= c->set.min_isr;
+        if (lp->leader >= 0) {
+            const Shardex__Internal__V1__ReplicaReport *r = report_of(&c->workers[lp->leader], p);
+            ps->commit_offset = r ? r->commit_offset : 0;
+        }
+        ps->n_replicas = lp->nreplicas;
+        ps->replicas = sx_arena_alloc(a, (lp->nreplicas + 1) * sizeof(*ps->replicas));
+        for (uint32_t k = 0; k < lp->nreplicas; k++) {
+            const worker *wk = &c->workers[lp->replicas[k]];
+            Shardex__V1__ReplicaStatus *rs = sx_arena_alloc(a, sizeof(*rs));
+            shardex__v1__replica_status__init(rs);
+            rs->worker_id = sx_arena_strdup(a, wk->id);
+            rs->in_sync = sx_clustermap_has(lp->isr, lp->nisr, lp->replicas[k]);
+            const Shardex__Internal__V1__ReplicaReport *r = report_of(wk, p);
+            if (r) {
+                rs->log_end_offset = r->log_end_offset;
+                rs->applied_offset = r->applied_offset;
+            }
+            ps->replicas[k] = rs;
+        }
+        out->log_partitions[p] = ps;
+    }
+    out->n_term_partitions = c->nterms;
+    out->term_partitions = sx_arena_alloc(a, (c->nterms + 1) * sizeof(*out->term_partitions));
+    size_t k = 0;
+    for (uint32_t i = 0; i < c->nindexes; i++) {
+        const index_entry *e = &c->indexes[i];
+        if (!e->global)
+            continue;
+        for (uint32_t t = 0; t < e->term_partitions; t++) {
+            const sx_term_part *tp = &c->terms[e->first_term + t];
+            Shardex__V1__TermPartitionStatus *ts = sx_arena_alloc(a, sizeof(*ts));
+            shardex__v1__term_partition_status__init(ts);
+            ts->index = sx_arena_strdup(a, e->name);
+            ts->term_partition = t;
+            ts->epoch = tp->epoch;
+            ts->owner = tp->owner >= 0 ? sx_arena_strdup(a, c->workers[tp->owner].id) : "";
+            ts->ready = tp->owner >= 0 && c->workers[tp->owner].alive;
+            out->term_partitions[k++] = ts;
+        }
+    }
+    out->n_indexes = c->nindexes;
+    out->indexes = sx_arena_alloc(a, (c->nindexes + 1) * sizeof(*out->indexes));
+    for (uint32_t i = 0; i < c->nindexes; i++)
+        out->indexes[i] = info_of(&c->indexes[i], a);
+    pthread_mutex_unlock(&c->mu);
+}

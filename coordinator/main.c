@@ -1,0 +1,138 @@
+/* shardex-coordinator: the control plane. Parses flags, opens the state,
+ * serves RPCs, and judges leases on the main thread until SIGTERM/SIGINT. */
+#include "clock.h"
+#include "coord.h"
+#include "daemon.h"
+#include "flags.h"
+#include "fsutil.h"
+#include "log.h"
+#include "rpc.h"
+#include "service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct config {
+    const char *listen;
+    const char *data_dir;
+    const char *port_file;
+    uint32_t partitions;
+    uint32_t replication;
+    uint32_t min_isr;
+    uint32_t term_partitions;
+    uint64_t lease_ms;
+    const char *log_level;
+} config;
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+#define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
+static const sx_flag flags[] = {
+    {.name = "listen", .type = SX_FLAG_HOSTPORT, .offset = OFF(listen, const char *),
+     .help = "address to serve on (port 0: any free port, see --port-file)"},
+    {.name = "data-dir", .type = SX_FLAG_STRING, .offset = OFF(data_dir, const char *),
+     .metavar = "DIR", .help = "where the cluster metadata lives (created if missing)",
+     .required = true},
+    {.name = "port-file", .type = SX_FLAG_STRING, .offset = OFF(port_file, const char *),
+     .metavar = "FILE", .help = "write the bound port here once serving"},
+    {.name = "partitions", .type = SX_FLAG_UINT32, .offset = OFF(partitions, uint32_t),
+     .help = "log partitions P (fixed when the data directory is created)", .min = 1,
+     .max = SX_MAX_PARTITIONS},
+    {.name = "replication", .type = SX_FLAG_UINT32, .offset = OFF(replication, uint32_t),
+     .help = "replicas per log partition R (fixed at creation; a partition has min(R, live "
+             "workers))",
+     .min = 1, .max = 7},
+    {.name = "min-isr", .type = SX_FLAG_UINT32, .offset = OFF(min_isr, uint32_t),
+     .help = "in-sync replicas a write needs (fixed at creation)", .min = 1, .max = 7},
+    {.name = "term-partitions", .type = SX_FLAG_UINT32,
+     .offset = OFF(term_partitions, uint32_t),
+     .help = "default term partitions M of a global index (fixed at creation; default: P)",
+     .min = 1, .max = SX_MAX_TERM_PARTITIONS},
+    {.name = "lease-ms", .type = SX_FLAG_DURATION_MS, .offset = OFF(lease_ms, uint64_t),
+     .help = "worker lease: a worker silent this long is dead", .min = 50, .max = 600000},
+    {.name = "log-level", .type = SX_FLAG_CHOICE, .offset = OFF(log_level, const char *),
+     .choices = log_levels, .help = "log threshold", .env = "SHARDEX_LOG_LEVEL"},
+};
+enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
+
+static const sx_flags_spec spec = {
+    .prog = "shardex-coordinator",
+    .synopsis = "--data-dir DIR [FLAGS]",
+    .description = "The shardex control plane: registers workers, judges their leases, assigns "
+                   "log and term partitions with epochs, keeps the index catalog. Cluster "
+                   "settings (partitions, replication, min-isr, term-partitions) are fixed when "
+                   "the data directory is created; a restart with different ones is refused.",
+    .flags = flags,
+    .count = sizeof(flags) / sizeof(flags[0]),
+};
+
+int main(int argc, char **argv)
+{
+    sx_daemon_block_signals();
+    sx_log_set_process("coordinator");
+    config cfg = {.listen = "127.0.0.1:7000",
+                  .partitions = 8,
+                  .replication = 3,
+                  .min_isr = 2,
+                  .lease_ms = 2000,
+                  .log_level = "info"};
+    config defaults = cfg;
+    bool help = false;
+    bool given[sizeof(flags) / sizeof(flags[0])];
+    sx_err err = {0};
+    if (sx_flags_parse_given(&spec, &cfg, argc, argv, &help, NULL, given, &err) != SX_OK) {
+        fprintf(stderr, "shardex-coordinator: %s\nTry --help.\n", err.msg);
+        return 2;
+    }
+    if (help) {
+        sx_flags_usage(&spec, &defaults, stdout);
+        return 0;
+    }
+    sx_log_level level = SX_LOG_INFO;
+    sx_log_level_parse(cfg.log_level, &level);
+    sx_log_set_level(level);
+    sx_flags_log_config(&spec, &cfg, "coordinator");
+
+    int rc = 1;
+    sx_coord *c = NULL;
+    sx_rpc_server *srv = NULL;
+    if (sx_mkdirs(cfg.data_dir, &err) != SX_OK)
+        goto fail;
+    sx_coord_opts o = {
+        .data_dir = cfg.data_dir,
+        .settings = {cfg.partitions, cfg.replication, cfg.min_isr,
+                     given[F_TERM] ? cfg.term_partitions : cfg.partitions},
+        .given_partitions = given[F_PARTITIONS],
+        .given_replication = given[F_REPLICATION],
+        .given_min_isr = given[F_MIN_ISR],
+        .given_term_partitions = given[F_TERM],
+        .lease_ms = (uint32_t)cfg.lease_ms,
+    };
+    if (sx_coord_open(&o, sx_clock_now_ms(), &c, &err) != SX_OK)
+        goto fail;
+    sx_rpc_server_opts so = {.listen = cfg.listen, .pool_threads = 4};
+    if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
+        sx_coord_service_add(srv, c, &err) != SX_OK || sx_rpc_server_start(srv, &err) != SX_OK)
+        goto fail;
+    if (cfg.port_file &&
+        sx_daemon_write_port_file(cfg.port_file, sx_rpc_server_port(srv), &err) != SX_OK)
+        goto fail;
+    SX_LOG(SX_LOG_INFO, "coordinator", "serving port=%d", sx_rpc_server_port(srv));
+
+    /* Judge leases often enough that detection costs little beyond the lease. */
+    uint64_t tick = cfg.lease_ms / 10 > 20 ? cfg.lease_ms / 10 : 20;
+    int sig;
+    while ((sig = sx_daemon_wait_signal(tick)) == 0)
+        sx_coord_tick(c, sx_clock_now_ms());
+    SX_LOG(SX_LOG_INFO, "coordinator", "stopping signal=%d", sig);
+    rc = 0;
+    goto done;
+fail:
+    SX_LOG(SX_LOG_ERROR, "coordinator", "%s", err.msg);
+    fprintf(stderr, "shardex-coordinator: %s\n", err.msg);
+done:
+    sx_rpc_server_destroy(srv);
+    sx_coord_close(c);
+    sx_rpc_wait_shutdown(2000);
+    return rc;
+}

@@ -1,0 +1,176 @@
+/* shardex-worker: the data plane. Parses flags, loads (or creates) its stable
+ * id, serves RPCs, and keeps its membership until SIGTERM/SIGINT. */
+#include "daemon.h"
+#include "flags.h"
+#include "fsutil.h"
+#include "log.h"
+#include "membership.h"
+#include "rpc.h"
+#include "service.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct config {
+    const char *coordinator;
+    const char *listen;
+    const char *advertise;
+    const char *data_dir;
+    const char *port_file;
+    const char *log_level;
+} config;
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+#define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
+static const sx_flag flags[] = {
+    {.name = "coordinator", .type = SX_FLAG_HOSTPORT, .offset = OFF(coordinator, const char *),
+     .help = "the coordinator's address", .env = "SHARDEX_COORDINATOR", .required = true},
+    {.name = "listen", .type = SX_FLAG_HOSTPORT, .offset = OFF(listen, const char *),
+     .help = "address to serve on (port 0: any free port, see --port-file)"},
+    {.name = "advertise", .type = SX_FLAG_HOSTPORT, .offset = OFF(advertise, const char *),
+     .help = "address other nodes and clients use to reach this worker (default: --listen "
+             "with the bound port; 127.0.0.1 for a wildcard host)"},
+    {.name = "data-dir", .type = SX_FLAG_STRING, .offset = OFF(data_dir, const char *),
+     .metavar = "DIR", .help = "where this worker's id and data live (created if missing)",
+     .required = true},
+    {.name = "port-file", .type = SX_FLAG_STRING, .offset = OFF(port_file, const char *),
+     .metavar = "FILE", .help = "write the bound port here once serving"},
+    {.name = "log-level", .type = SX_FLAG_CHOICE, .offset = OFF(log_level, const char *),
+     .choices = log_levels, .help = "log threshold", .env = "SHARDEX_LOG_LEVEL"},
+};
+
+static const sx_flags_spec spec = {
+    .prog = "shardex-worker",
+    .synopsis = "--coordinator HOST:PORT --data-dir DIR [FLAGS]",
+    .description = "A shardex data-plane node: registers with the coordinator, hosts the log "
+                   "partitions and term partitions it is assigned, serves the client API.",
+    .flags = flags,
+    .count = sizeof(flags) / sizeof(flags[0]),
+};
+
+/* Until the replicated log exists, every replica holds the same (empty) log,
+ * so every follower is caught up. The log replica replaces this with a real
+ * comparison of offsets in the current epoch. */
+static bool empty_log_caught_up(void *arg, uint32_t p, int32_t follower)
+{
+    (void)arg;
+    (void)p;
+    (void)follower;
+    return true;
+}
+
+/* The worker's stable id: made once, kept in DIR/worker-id. */
+static sx_status load_worker_id(const char *dir, char *id, size_t cap, sx_err *err)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/worker-id", dir);
+    sx_buf b = {0};
+    bool found = false;
+    sx_status st = sx_file_read(path, 128, &b, &found, err);
+    if (st == SX_OK && found) {
+        size_t n = b.len;
+        while (n > 0 && (b.data[n - 1] == '\n' || b.data[n - 1] == ' '))
+            n--;
+        if (n == 0 || n >= cap)
+            st = sx_err_set(err, SX_DATA_LOSS, "%s: not a worker id", path);
+        else {
+            memcpy(id, b.data, n);
+            id[n] = '\0';
+        }
+    } else if (st == SX_OK) {
+        unsigned char r[6] = {0};
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t got = read(fd, r, sizeof(r));
+            (void)got;
+            close(fd);
+        }
+        snprintf(id, cap, "w-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
+        char line[64];
+        int n = snprintf(line, sizeof(line), "%s\n", id);
+        st = sx_file_write_atomic(path, line, (size_t)n, err);
+    }
+    sx_buf_free(&b);
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    sx_daemon_block_signals();
+    sx_log_set_process("worker");
+    config cfg = {.listen = "127.0.0.1:7100", .log_level = "info"};
+    config defaults = cfg;
+    bool help = false;
+    sx_err err = {0};
+    if (sx_flags_parse(&spec, &cfg, argc, argv, &help, NULL, &err) != SX_OK) {
+        fprintf(stderr, "shardex-worker: %s\nTry --help.\n", err.msg);
+        return 2;
+    }
+    if (help) {
+        sx_flags_usage(&spec, &defaults, stdout);
+        return 0;
+    }
+    sx_log_level level = SX_LOG_INFO;
+    sx_log_level_parse(cfg.log_level, &level);
+    sx_log_set_level(level);
+    sx_flags_log_config(&spec, &cfg, "worker");
+
+    int rc = 1;
+    char id[64] = "";
+    sx_rpc_client *rpc = NULL;
+    sx_rpc_server *srv = NULL;
+    sx_worker_ctx ctx = {0};
+    if (sx_mkdirs(cfg.data_dir, &err) != SX_OK ||
+        load_worker_id(cfg.data_dir, id, sizeof(id), &err) != SX_OK ||
+        sx_rpc_client_create(NULL, &rpc, &err) != SX_OK)
+        goto fail;
+    ctx = (sx_worker_ctx){.worker_id = id, .coordinator = cfg.coordinator, .rpc = rpc};
+    sx_rpc_server_opts so = {.listen = cfg.listen};
+    if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
+        sx_worker_service_add(srv, &ctx, &err) != SX_OK || sx_rpc_server_start(srv, &err) != SX_OK)
+        goto fail;
+    int port = sx_rpc_server_port(srv);
+    char advertise[300];
+    if (cfg.advertise) {
+        snprintf(advertise, sizeof(advertise), "%s", cfg.advertise);
+    } else {
+        char host[256];
+        sx_hostport_parse(cfg.listen, host, sizeof(host), NULL, NULL);
+        bool wildcard = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+        if (strchr(host, ':') && !wildcard)
+            snprintf(advertise, sizeof(advertise), "[%s]:%d", host, port);
+        else
+            snprintf(advertise, sizeof(advertise), "%s:%d", wildcard ? "127.0.0.1" : host, port);
+    }
+    sx_member_opts mo = {
+        .coordinator = cfg.coordinator,
+        .worker_id = id,
+        .address = advertise,
+        .rpc = rpc,
+        .caught_up = empty_log_caught_up,
+    };
+    if (sx_member_start(&mo, &ctx.member, &err) != SX_OK)
+        goto fail;
+    if (cfg.port_file && sx_daemon_write_port_file(cfg.port_file, port, &err) != SX_OK)
+        goto fail;
+    SX_LOG(SX_LOG_INFO, "worker", "serving id=%s port=%d advertise=%s", id, port, advertise);
+    int sig;
+    while ((sig = sx_daemon_wait_signal(1000)) == 0) {
+    }
+    SX_LOG(SX_LOG_INFO, "worker", "stopping signal=%d", sig);
+    rc = 0;
+    goto done;
+fail:
+    SX_LOG(SX_LOG_ERROR, "worker", "%s", err.msg);
+    fprintf(stderr, "shardex-worker: %s\n", err.msg);
+done:
+    sx_rpc_server_destroy(srv);
+    sx_member_stop(ctx.member);
+    sx_rpc_client_destroy(rpc);
+    sx_rpc_wait_shutdown(2000);
+    return rc;
+}

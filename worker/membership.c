@@ -1,0 +1,270 @@
+/* membership.c: register, heartbeat, keep the latest map. */
+#include "membership.h"
+
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define COORD_SVC (&shardex__internal__v1__coordinator__descriptor)
+
+typedef struct held_map {
+    sx_member_map pub;
+    _Atomic int refs;
+    ProtobufCMessage *owner; /* the response message the map came in */
+} held_map;
+
+struct sx_member {
+    char *coordinator, *id, *address;
+    sx_rpc_client *rpc;
+    sx_member_caught_up_fn caught_up;
+    void *caught_up_arg;
+    pthread_t thread;
+
+    pthread_mutex_t mu; /* everything below */
+    pthread_cond_t cv;  /* wakes the thread to stop */
+    bool stop;
+    bool registered;
+    int32_t index;
+    uint64_t incarnation;
+    uint32_t lease_ms;
+    uint64_t last_ok_sent_ms; /* 0: never */
+    held_map *map;
+};
+
+void sx_member_map_release(void *map)
+{
+    held_map *h = map;
+    if (h && atomic_fetch_sub(&h->refs, 1) == 1) {
+        sx_rpc_free(h->owner);
+        free(h);
+    }
+}
+
+/* Takes ownership of owner; installs map if it is newer than the current one. */
+static void install_map(sx_member *m, ProtobufCMessage *owner,
+                        const Shardex__Internal__V1__ClusterMap *map)
+{
+    held_map *h = sx_calloc(1, sizeof(*h));
+    h->pub.msg = map;
+    h->owner = owner;
+    atomic_init(&h->refs, 1);
+    pthread_mutex_lock(&m->mu);
+    held_map *old = m->map;
+    if (!old || !old->pub.msg || map->version > old->pub.msg->version) {
+        m->map = h;
+        h = old;
+        SX_LOG(SX_LOG_INFO, "member", "map version=%" PRIu64, map->version);
+    }
+    pthread_mutex_unlock(&m->mu);
+    sx_member_map_release(h);
+}
+
+static void do_register(sx_member *m)
+{
+    Shardex__Internal__V1__RegisterRequest req = SHARDEX__INTERNAL__V1__REGISTER_REQUEST__INIT;
+    req.worker_id = m->id;
+    req.address = m->address;
+    ProtobufCMessage *resp = NULL;
+    sx_err err = {0};
+    sx_rpc_call_opts o = {.timeout_ms = 2000, .wait_for_ready = true};
+    uint64_t sent = sx_clock_now_ms();
+    if (sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "RegisterWorker", &req.base, &resp, &o,
+                      &err) != SX_OK) {
+        SX_LOG(SX_LOG_WARN, "member", "register failed coordinator=%s status=%s msg=\"%s\"",
+               m->coordinator, sx_status_name(err.code), err.msg);
+        return;
+    }
+    Shardex__Internal__V1__RegisterResponse *r = (void *)resp;
+    pthread_mutex_lock(&m->mu);
+    m->registered = true;
+    m->index = r->index;
+    m->incarnation = r->incarnation;
+    m->lease_ms = r->lease_ms ? r->lease_ms : 2000;
+    m->last_ok_sent_ms = sent;
+    pthread_mutex_unlock(&m->mu);
+    SX_LOG(SX_LOG_INFO, "member", "registered id=%s index=%d incarnation=%" PRIu64 " lease_ms=%u",
+           m->id, r->index, r->incarnation, r->lease_ms);
+    if (r->map)
+        install_map(m, resp, r->map);
+    else
+        sx_rpc_free(resp);
+}
+
+static void do_heartbeat(sx_member *m)
+{
+    Shardex__Internal__V1__HeartbeatRequest req = SHARDEX__INTERNAL__V1__HEARTBEAT_REQUEST__INIT;
+    pthread_mutex_lock(&m->mu);
+    req.worker_id = m->id;
+    req.incarnation = m->incarnation;
+    req.map_version = m->map && m->map->pub.msg ? m->map->pub.msg->version : 0;
+    uint32_t lease = m->lease_ms;
+    pthread_mutex_unlock(&m->mu);
+    ProtobufCMessage *resp = NULL;
+    sx_err err = {0};
+    sx_rpc_call_opts o = {.timeout_ms = lease / 2};
+    uint64_t sent = sx_clock_now_ms();
+    sx_status st = sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "Heartbeat", &req.base, &resp,
+                                 &o, &err);
+    if (st == SX_FAILED_PRECONDITION) {
+        SX_LOG(SX_LOG_WARN, "member", "declared dead by the coordinator: %s", err.msg);
+        pthread_mutex_lock(&m->mu);
+        m->registered = false;
+        m->last_ok_sent_ms = 0; /* step down now */
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    if (st != SX_OK) {
+        SX_LOG(SX_LOG_DEBUG, "member", "heartbeat failed status=%s msg=\"%s\"",
+               sx_status_name(st), err.msg);
+        return;
+    }
+    pthread_mutex_lock(&m->mu);
+    if (sent > m->last_ok_sent_ms)
+        m->last_ok_sent_ms = sent;
+    pthread_mutex_unlock(&m->mu);
+    Shardex__Internal__V1__HeartbeatResponse *r = (void *)resp;
+    if (r->map)
+        install_map(m, resp, r->map);
+    else
+        sx_rpc_free(resp);
+}
+
+/* As leader, asks for caught-up replicas to join the ISR: one compare-and-set
+ * per partition at the epoch and ISR version of the map we hold. A refusal
+ * (stale map) is harmless: the next heartbeat brings the new map. */
+static void expand_isr(sx_member *m)
+{
+    sx_member_view v;
+    sx_member_get_view(m, &v);
+    const Shardex__Internal__V1__ClusterMap *map = v.map ? v.map->msg : NULL;
+    for (uint32_t p = 0; map && v.lease_valid && m->caught_up && p < map->n_partitions; p++) {
+        const Shardex__Internal__V1__LogPartition *lp = map->partitions[p];
+        if (lp->leader != v.index || lp->n_isr >= lp->n_replicas)
+            continue;
+        int32_t isr[16];
+        size_t n = 0;
+        for (size_t k = 0; k < lp->n_isr && n < 16; k++)
+            isr[n++] = lp->isr[k];
+        bool grow = false;
+        for (size_t k = 0; k < lp->n_replicas && n < 16; k++) {
+            int32_t r = lp->replicas[k];
+            bool in = false;
+            for (size_t j = 0; j < lp->n_isr; j++)
+                in |= lp->isr[j] == r;
+            if (!in && m->caught_up(m->caught_up_arg, p, r)) {
+                isr[n++] = r;
+                grow = true;
+            }
+        }
+        if (!grow)
+            continue;
+        Shardex__Internal__V1__ChangeIsrRequest req =
+            SHARDEX__INTERNAL__V1__CHANGE_ISR_REQUEST__INIT;
+        req.worker_id = m->id;
+        req.partition = p;
+        req.epoch = lp->epoch;
+        req.isr_version = lp->isr_version;
+        req.isr = isr;
+        req.n_isr = n;
+        ProtobufCMessage *resp = NULL;
+        sx_err err = {0};
+        sx_rpc_call_opts o = {.timeout_ms = 1000};
+        if (sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "ChangeIsr", &req.base, &resp, &o,
+                          &err) == SX_OK)
+            SX_LOG(SX_LOG_INFO, "member", "isr expanded partition=%u size=%zu", p, n);
+        else
+            SX_LOG(SX_LOG_DEBUG, "member", "isr expansion refused partition=%u msg=\"%s\"", p,
+                   err.msg);
+        sx_rpc_free(resp);
+    }
+    sx_member_map_release(v.map);
+}
+
+static void *member_main(void *arg)
+{
+    sx_member *m = arg;
+    pthread_mutex_lock(&m->mu);
+    while (!m->stop) {
+        bool registered = m->registered;
+        pthread_mutex_unlock(&m->mu);
+        if (registered) {
+            do_heartbeat(m);
+            expand_isr(m);
+        } else
+            do_register(m);
+        pthread_mutex_lock(&m->mu);
+        uint64_t wait_ms = m->registered ? m->lease_ms / 4 : 200;
+        if (wait_ms < 10)
+            wait_ms = 10;
+        uint64_t ns = sx_clock_now_ns() + wait_ms * 1000000ull;
+        struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
+                              .tv_nsec = (long)(ns % 1000000000ull)};
+        while (!m->stop && pthread_cond_timedwait(&m->cv, &m->mu, &ts) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *err)
+{
+    (void)err;
+    sx_member *m = sx_calloc(1, sizeof(*m));
+    m->coordinator = sx_strdup(opts->coordinator);
+    m->id = sx_strdup(opts->worker_id);
+    m->address = sx_strdup(opts->address);
+    m->rpc = opts->rpc;
+    m->caught_up = opts->caught_up;
+    m->caught_up_arg = opts->caught_up_arg;
+    m->index = -1;
+    m->lease_ms = 2000;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_create(&m->thread, NULL, member_main, m);
+    pthread_setname_np(m->thread, "membership");
+    *out = m;
+    return SX_OK;
+}
+
+void sx_member_stop(sx_member *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->stop = true;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->thread, NULL);
+    sx_member_map_release(m->map);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    free(m->coordinator);
+    free(m->id);
+    free(m->address);
+    free(m);
+}
+
+void sx_member_get_view(sx_member *m, sx_member_view *out)
+{
+    uint64_t now = sx_clock_now_ms();
+    pthread_mutex_lock(&m->mu);
+    out->index = m->registered ? m->index : -1;
+    out->incarnation = m->incarnation;
+    out->ms_since_ok = m->last_ok_sent_ms ? now - m->last_ok_sent_ms : UINT64_MAX;
+    out->lease_valid = m->registered && m->last_ok_sent_ms && out->ms_since_ok < m->lease_ms;
+    out->map = m->map ? &m->map->pub : NULL;
+    if (m->map)
+        atomic_fetch_add(&m->map->refs, 1);
+    pthread_mutex_unlock(&m->mu);
+}

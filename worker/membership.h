@@ -1,0 +1,64 @@
+/* membership.h: the worker's side of the control plane.
+ *
+ * A thread registers the worker with the coordinator (stable id, advertised
+ * address), then heartbeats every lease/4 and installs each newer cluster map
+ * it hears of. States:
+ *
+ *   UNREGISTERED --RegisterWorker ok--> REGISTERED (index, incarnation, map)
+ *   REGISTERED --Heartbeat ok--> REGISTERED (lease renewed from the send time)
+ *   REGISTERED --FAILED_PRECONDITION (declared dead)--> UNREGISTERED
+ *
+ * After each heartbeat, as leader of a partition (with a valid lease) it asks
+ * the coordinator to add to the ISR the replicas that have caught up.
+ *
+ * The lease is measured on the monotonic clock from when the last answered
+ * heartbeat was sent (REPLICATION.md rule 9). Once a lease has passed without
+ * an answer the worker leads nothing, whatever its map says: a worker that
+ * was paused or cut off steps down by itself, before it has heard anything.
+ */
+#ifndef SX_MEMBERSHIP_H
+#define SX_MEMBERSHIP_H
+
+#include "rpc.h"
+#include "shardex/internal/v1/coordinator.pb-c.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sx_member sx_member;
+
+/* Whether `follower` has caught up with this worker's log of partition p, so
+ * that the leader may ask the coordinator to add it to the ISR (rule 3). */
+typedef bool (*sx_member_caught_up_fn)(void *arg, uint32_t p, int32_t follower);
+
+typedef struct sx_member_opts {
+    const char *coordinator; /* HOST:PORT */
+    const char *worker_id;
+    const char *address;     /* advertised HOST:PORT */
+    sx_rpc_client *rpc;      /* borrowed */
+    sx_member_caught_up_fn caught_up;
+    void *caught_up_arg;
+} sx_member_opts;
+
+/* Starts the membership thread. Strings are copied. */
+sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *err);
+void sx_member_stop(sx_member *m); /* accepts NULL */
+
+/* A cluster map as last heard, shared read-only until released. */
+typedef struct sx_member_map {
+    const Shardex__Internal__V1__ClusterMap *msg; /* NULL before registration */
+} sx_member_map;
+
+/* What the worker believes now. */
+typedef struct sx_member_view {
+    int32_t index;        /* -1 until registered */
+    uint64_t incarnation;
+    bool lease_valid;     /* an answered heartbeat was sent less than a lease ago */
+    uint64_t ms_since_ok; /* since that heartbeat was sent; UINT64_MAX: never */
+    sx_member_map *map;   /* acquired: release with sx_member_map_release */
+} sx_member_view;
+
+void sx_member_get_view(sx_member *m, sx_member_view *out);
+void sx_member_map_release(void *map);
+
+#endif

@@ -1,0 +1,89 @@
+/* service.c: the worker's handlers. */
+#include "service.h"
+
+#include "clock.h"
+#include "clustermap.h"
+#include "shardex/internal/v1/worker.pb-c.h"
+#include "shardex/v1/shardex.pb-c.h"
+
+#include <string.h>
+
+/* Longest a forwarded call may take when the caller set no deadline. */
+#define FORWARD_TIMEOUT_MS 10000
+
+static sx_status on_status(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                           ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    (void)reqm;
+    (void)err;
+    sx_worker_ctx *w = arg;
+    Shardex__Internal__V1__WorkerStatusResponse *resp = (void *)respm;
+    sx_member_view v;
+    sx_member_get_view(w->member, &v);
+    resp->worker_id = (char *)w->worker_id;
+    resp->index = v.index;
+    resp->incarnation = v.incarnation;
+    resp->lease_valid = v.lease_valid;
+    resp->ms_since_heartbeat = v.ms_since_ok;
+    const Shardex__Internal__V1__ClusterMap *map = v.map ? v.map->msg : NULL;
+    if (map) {
+        resp->map_version = map->version;
+        resp->leading = sx_rpc_call_alloc(call, (map->n_partitions + 1) * sizeof(uint32_t));
+        resp->following = sx_rpc_call_alloc(call, (map->n_partitions + 1) * sizeof(uint32_t));
+        for (uint32_t p = 0; p < map->n_partitions && v.index >= 0; p++) {
+            const Shardex__Internal__V1__LogPartition *lp = map->partitions[p];
+            /* Without a valid lease this worker leads nothing, whatever the map says. */
+            if (lp->leader == v.index && v.lease_valid)
+                resp->leading[resp->n_leading++] = p;
+            else if (lp->leader != v.index &&
+                     sx_clustermap_has(lp->replicas, (uint32_t)lp->n_replicas, v.index))
+                resp->following[resp->n_following++] = p;
+        }
+    }
+    sx_member_map_release(v.map);
+    return SX_OK;
+}
+
+static const sx_rpc_method admin_methods[] = {
+    {"Status", on_status, SX_RPC_INLINE},
+};
+
+/* One handler for every call that the coordinator answers: the same method,
+ * the same request, the response handed back as it came. */
+static sx_status forward(sx_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                         void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    const char *path = sx_rpc_call_method(call);
+    const char *method = strrchr(path, '/') + 1;
+    uint64_t deadline = sx_rpc_call_deadline_ms(call), now = sx_clock_now_ms();
+    uint64_t left = deadline > now ? deadline - now : 1;
+    sx_rpc_call_opts o = {.timeout_ms = left < FORWARD_TIMEOUT_MS ? left : FORWARD_TIMEOUT_MS};
+    ProtobufCMessage *got = NULL;
+    sx_status st = sx_rpc_invoke(w->rpc, w->coordinator, &shardex__v1__shardex__descriptor, method,
+                                 req, &got, &o, err);
+    if (st != SX_OK)
+        return st;
+    /* Hand over the top-level struct; `got` keeps owning what it points to. */
+    memcpy(resp, got, got->descriptor->sizeof_message);
+    sx_rpc_call_on_done(call, (void (*)(void *))sx_rpc_free, got);
+    return SX_OK;
+}
+
+static const sx_rpc_method shardex_methods[] = {
+    {"ClusterStatus", forward, SX_RPC_BLOCKING},
+    {"CreateIndex", forward, SX_RPC_BLOCKING},
+    {"DropIndex", forward, SX_RPC_BLOCKING},
+    {"ListIndexes", forward, SX_RPC_BLOCKING},
+};
+
+sx_status sx_worker_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)
+{
+    sx_status st = sx_rpc_server_add_service(srv, &shardex__internal__v1__worker_admin__descriptor,
+                                             admin_methods, 1, w, err);
+    if (st == SX_OK)
+        st = sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, shardex_methods,
+                                       sizeof(shardex_methods) / sizeof(shardex_methods[0]), w,
+                                       err);
+    return st;
+}
