@@ -1,0 +1,219 @@
+/* cluster.c: real coordinator and worker processes for integration tests. */
+#include "cluster.h"
+
+#include "clock.h"
+#include "fsutil.h"
+#include "harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef SX_BUILD_DIR
+#error "SX_BUILD_DIR must name the CMake build directory"
+#endif
+
+const char *sx_cluster_bin(const char *rel, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s", SX_BUILD_DIR, rel);
+    return buf;
+}
+
+static bool start_coordinator(sx_cluster *c, const char *listen, const char *const *extra)
+{
+    char bin[512], data[512], portf[512], logf[512], parts[16], repl[16], isr[16], lease[32];
+    sx_cluster_bin("coordinator/shardex-coordinator", bin, sizeof(bin));
+    snprintf(data, sizeof(data), "%s/coord", c->dir);
+    snprintf(portf, sizeof(portf), "%s/coord.port", c->dir);
+    snprintf(logf, sizeof(logf), "%s/coord.log", c->dir);
+    snprintf(parts, sizeof(parts), "%u", c->opts.partitions);
+    snprintf(repl, sizeof(repl), "%u", c->opts.replication);
+    snprintf(isr, sizeof(isr), "%u", c->opts.min_isr);
+    snprintf(lease, sizeof(lease), "%u", c->opts.lease_ms);
+    unlink(portf);
+    char *argv[32] = {bin, "--listen", (char *)listen, "--data-dir", data, "--port-file", portf,
+                      "--lease-ms", lease};
+    int n = 9;
+    if (!extra) {
+        argv[n++] = "--partitions";
+        argv[n++] = parts;
+        argv[n++] = "--replication";
+        argv[n++] = repl;
+        argv[n++] = "--min-isr";
+        argv[n++] = isr;
+    }
+    for (int i = 0; extra && extra[i] && n < 30; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    c->coord_pid = sx_h_spawn(argv, logf);
+    c->coord_port = sx_h_wait_port_file(portf, c->coord_pid, 20000);
+    if (c->coord_port <= 0) {
+        sx_h_dump_log(logf, 30);
+        return false;
+    }
+    snprintf(c->coord_addr, sizeof(c->coord_addr), "127.0.0.1:%d", c->coord_port);
+    return true;
+}
+
+bool sx_cluster_start_worker(sx_cluster *c, uint32_t i)
+{
+    char bin[512], data[512], portf[512], logf[512], idf[512];
+    sx_cluster_bin("worker/shardex-worker", bin, sizeof(bin));
+    snprintf(data, sizeof(data), "%s/w%u", c->dir, i);
+    snprintf(portf, sizeof(portf), "%s/w%u.port", c->dir, i);
+    snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);
+    unlink(portf);
+    char *argv[] = {bin, "--coordinator", c->coord_addr, "--listen", "127.0.0.1:0",
+                    "--data-dir", data, "--port-file", portf, NULL};
+    c->worker_pid[i] = sx_h_spawn(argv, logf);
+    c->worker_port[i] = sx_h_wait_port_file(portf, c->worker_pid[i], 20000);
+    if (c->worker_port[i] <= 0) {
+        sx_h_dump_log(logf, 30);
+        return false;
+    }
+    snprintf(c->worker_addr[i], sizeof(c->worker_addr[i]), "127.0.0.1:%d", c->worker_port[i]);
+    snprintf(idf, sizeof(idf), "%s/worker-id", data);
+    sx_buf b = {0};
+    bool found = false;
+    sx_file_read(idf, 100, &b, &found, NULL);
+    size_t n = found ? b.len : 0;
+    while (n > 0 && b.data[n - 1] == '\n')
+        n--;
+    memcpy(c->worker_id[i], b.data, n);
+    c->worker_id[i][n] = '\0';
+    sx_buf_free(&b);
+    return n > 0;
+}
+
+typedef struct reg_wait {
+    sx_cluster *c;
+} reg_wait;
+
+static bool all_registered(void *arg)
+{
+    sx_cluster *c = arg;
+    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
+    if (!m)
+        return false;
+    bool ok = true;
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        int32_t w = sx_cluster_index_of(m, c, i);
+        ok &= w >= 0 && m->workers[w]->alive;
+    }
+    sx_rpc_free(&m->base);
+    return ok;
+}
+
+bool sx_cluster_start(sx_cluster *c, const sx_cluster_opts *opts)
+{
+    memset(c, 0, sizeof(*c));
+    c->opts = *opts;
+    if (!c->opts.partitions)
+        c->opts.partitions = 8;
+    if (!c->opts.replication)
+        c->opts.replication = 3;
+    if (!c->opts.min_isr)
+        c->opts.min_isr = 2;
+    if (!c->opts.lease_ms)
+        c->opts.lease_ms = 1000;
+    c->nworkers = opts->workers;
+    sx_h_tmpdir(c->dir, sizeof(c->dir), "cluster");
+    sx_rpc_client_opts co = {.faults = ""};
+    if (sx_rpc_client_create(&co, &c->rpc, NULL) != SX_OK)
+        return false;
+    if (!start_coordinator(c, "127.0.0.1:0", NULL))
+        return false;
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (!sx_cluster_start_worker(c, i))
+            return false;
+    if (!sx_h_wait_for(all_registered, c, 20000)) {
+        sx_cluster_dump_logs(c);
+        return false;
+    }
+    return true;
+}
+
+void sx_cluster_kill_worker(sx_cluster *c, uint32_t i)
+{
+    if (c->worker_pid[i] > 0)
+        sx_h_kill9(c->worker_pid[i]);
+    c->worker_pid[i] = 0;
+}
+
+void sx_cluster_kill_coordinator(sx_cluster *c)
+{
+    if (c->coord_pid > 0)
+        sx_h_kill9(c->coord_pid);
+    c->coord_pid = 0;
+}
+
+bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra)
+{
+    sx_cluster_kill_coordinator(c);
+    static const char *const none[] = {NULL};
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", c->coord_port);
+    return start_coordinator(c, listen, extra ? extra : none);
+}
+
+void sx_cluster_stop(sx_cluster *c)
+{
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (c->worker_pid[i] > 0)
+            sx_h_stop(c->worker_pid[i], 5000);
+    if (c->coord_pid > 0)
+        sx_h_stop(c->coord_pid, 5000);
+    sx_rpc_client_destroy(c->rpc);
+    c->rpc = NULL;
+    if (!getenv("SHARDEX_KEEP_TEST_DIR"))
+        sx_h_rmtree(c->dir);
+    else
+        fprintf(stderr, "kept %s\n", c->dir);
+}
+
+Shardex__Internal__V1__ClusterMap *sx_cluster_map(sx_cluster *c)
+{
+    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 2000};
+    if (sx_rpc_invoke(c->rpc, c->coord_addr, &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL) != SX_OK)
+        return NULL;
+    return (Shardex__Internal__V1__ClusterMap *)resp;
+}
+
+Shardex__Internal__V1__WorkerStatusResponse *sx_cluster_worker_status(sx_cluster *c, uint32_t i)
+{
+    Shardex__Internal__V1__WorkerStatusRequest req =
+        SHARDEX__INTERNAL__V1__WORKER_STATUS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 2000};
+    if (sx_rpc_invoke(c->rpc, c->worker_addr[i], &shardex__internal__v1__worker_admin__descriptor,
+                      "Status", &req.base, &resp, &o, NULL) != SX_OK)
+        return NULL;
+    return (Shardex__Internal__V1__WorkerStatusResponse *)resp;
+}
+
+int32_t sx_cluster_index_of(const Shardex__Internal__V1__ClusterMap *m, const sx_cluster *c,
+                            uint32_t i)
+{
+    for (size_t w = 0; w < m->n_workers; w++)
+        if (strcmp(m->workers[w]->id, c->worker_id[i]) == 0)
+            return (int32_t)w;
+    return -1;
+}
+
+void sx_cluster_dump_logs(const sx_cluster *c)
+{
+    char logf[512];
+    snprintf(logf, sizeof(logf), "%s/coord.log", c->dir);
+    fprintf(stderr, "--- %s\n", logf);
+    sx_h_dump_log(logf, 40);
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);
+        fprintf(stderr, "--- %s\n", logf);
+        sx_h_dump_log(logf, 20);
+    }
+}

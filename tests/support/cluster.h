@@ -1,0 +1,71 @@
+/* cluster.h: a real shardex cluster for integration tests: a coordinator and
+ * workers as separate processes on loopback ports they chose themselves, in a
+ * fresh temporary directory, with helpers to read the map, ask workers what
+ * they believe, and kill, pause and restart any of them.
+ */
+#ifndef SX_TEST_CLUSTER_H
+#define SX_TEST_CLUSTER_H
+
+#include "rpc.h"
+#include "shardex/internal/v1/coordinator.pb-c.h"
+#include "shardex/internal/v1/worker.pb-c.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define SX_TEST_MAX_WORKERS 8
+
+typedef struct sx_cluster_opts {
+    uint32_t workers;     /* started by sx_cluster_start */
+    uint32_t partitions;  /* 0: 8 */
+    uint32_t replication; /* 0: 3 */
+    uint32_t min_isr;     /* 0: 2 */
+    uint32_t lease_ms;    /* 0: 1000 */
+} sx_cluster_opts;
+
+typedef struct sx_cluster {
+    sx_cluster_opts opts;
+    char dir[256];
+    sx_rpc_client *rpc;
+    pid_t coord_pid;
+    int coord_port;
+    char coord_addr[64];
+    uint32_t nworkers;
+    pid_t worker_pid[SX_TEST_MAX_WORKERS]; /* 0: not running */
+    int worker_port[SX_TEST_MAX_WORKERS];
+    char worker_addr[SX_TEST_MAX_WORKERS][64];
+    char worker_id[SX_TEST_MAX_WORKERS][64];
+} sx_cluster;
+
+/* Starts the coordinator and opts.workers workers and waits until each worker
+ * has registered. Returns false (after printing logs) on failure. */
+bool sx_cluster_start(sx_cluster *c, const sx_cluster_opts *opts);
+
+/* Stops every process it started and removes the directory (kept when the
+ * environment has SHARDEX_KEEP_TEST_DIR set). */
+void sx_cluster_stop(sx_cluster *c);
+
+/* (Re)starts worker i (keeping its data directory); waits for its port file. */
+bool sx_cluster_start_worker(sx_cluster *c, uint32_t i);
+void sx_cluster_kill_worker(sx_cluster *c, uint32_t i);
+void sx_cluster_kill_coordinator(sx_cluster *c);
+/* Restarts the coordinator on the same port and data directory, with extra
+ * arguments (NULL-terminated, may be NULL). Returns false if it did not come up. */
+bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra);
+
+/* The coordinator's current map (sx_rpc_free it), or NULL if it did not answer. */
+Shardex__Internal__V1__ClusterMap *sx_cluster_map(sx_cluster *c);
+/* What worker i believes (sx_rpc_free it), or NULL. */
+Shardex__Internal__V1__WorkerStatusResponse *sx_cluster_worker_status(sx_cluster *c, uint32_t i);
+
+/* The map index of test worker i (by its stable id), or -1. */
+int32_t sx_cluster_index_of(const Shardex__Internal__V1__ClusterMap *m, const sx_cluster *c,
+                            uint32_t i);
+
+/* Prints the tail of every process log (for a failing test). */
+void sx_cluster_dump_logs(const sx_cluster *c);
+
+/* Path of a built program, e.g. sx_cluster_bin("coordinator/shardex-coordinator"). */
+const char *sx_cluster_bin(const char *rel, char *buf, size_t cap);
+
+#endif
