@@ -20,10 +20,12 @@ typedef struct config {
     const char *advertise;
     const char *data_dir;
     const char *port_file;
+    const char *fsync;
     const char *log_level;
 } config;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const fsync_modes[] = {"batch", "always", "never", NULL};
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
 static const sx_flag flags[] = {
@@ -39,6 +41,11 @@ static const sx_flag flags[] = {
      .required = true},
     {.name = "port-file", .type = SX_FLAG_STRING, .offset = OFF(port_file, const char *),
      .metavar = "FILE", .help = "write the bound port here once serving"},
+    {.name = "fsync", .type = SX_FLAG_CHOICE, .offset = OFF(fsync, const char *),
+     .choices = fsync_modes,
+     .help = "what durable means: batch = one fsync per group of concurrent writes, always = "
+             "one per write request, never = leave it to the OS (acknowledged writes can be "
+             "lost in a crash)"},
     {.name = "log-level", .type = SX_FLAG_CHOICE, .offset = OFF(log_level, const char *),
      .choices = log_levels, .help = "log threshold", .env = "SHARDEX_LOG_LEVEL"},
 };
@@ -51,17 +58,6 @@ static const sx_flags_spec spec = {
     .flags = flags,
     .count = sizeof(flags) / sizeof(flags[0]),
 };
-
-/* Until the replicated log exists, every replica holds the same (empty) log,
- * so every follower is caught up. The log replica replaces this with a real
- * comparison of offsets in the current epoch. */
-static bool empty_log_caught_up(void *arg, uint32_t p, int32_t follower)
-{
-    (void)arg;
-    (void)p;
-    (void)follower;
-    return true;
-}
 
 /* The worker's stable id: made once, kept in DIR/worker-id. */
 static sx_status load_worker_id(const char *dir, char *id, size_t cap, sx_err *err)
@@ -102,7 +98,7 @@ int main(int argc, char **argv)
 {
     sx_daemon_block_signals();
     sx_log_set_process("worker");
-    config cfg = {.listen = "127.0.0.1:7100", .log_level = "info"};
+    config cfg = {.listen = "127.0.0.1:7100", .fsync = "batch", .log_level = "info"};
     config defaults = cfg;
     bool help = false;
     sx_err err = {0};
@@ -129,7 +125,20 @@ int main(int argc, char **argv)
         sx_rpc_client_create(NULL, &rpc, &err) != SX_OK)
         goto fail;
     ctx = (sx_worker_ctx){.worker_id = id, .coordinator = cfg.coordinator, .rpc = rpc};
-    sx_rpc_server_opts so = {.listen = cfg.listen};
+    sx_replicas_opts ro = {
+        .data_dir = cfg.data_dir,
+        .worker_id = id,
+        .coordinator = cfg.coordinator,
+        .rpc = rpc,
+        .fsync = strcmp(cfg.fsync, "always") == 0  ? SX_FSYNC_ALWAYS
+                 : strcmp(cfg.fsync, "never") == 0 ? SX_FSYNC_NEVER
+                                                   : SX_FSYNC_BATCH,
+    };
+    if (sx_replicas_create(&ro, &ctx.replicas, &err) != SX_OK)
+        goto fail;
+    /* Room for a whole Put (16 MiB) and its envelope. */
+    sx_rpc_server_opts so = {.listen = cfg.listen, .pool_threads = 16,
+                             .max_message_bytes = 20u << 20};
     if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
         sx_worker_service_add(srv, &ctx, &err) != SX_OK || sx_rpc_server_start(srv, &err) != SX_OK)
         goto fail;
@@ -151,10 +160,14 @@ int main(int argc, char **argv)
         .worker_id = id,
         .address = advertise,
         .rpc = rpc,
-        .caught_up = empty_log_caught_up,
+        .caught_up = sx_replicas_caught_up,
+        .on_map = sx_replicas_on_map,
+        .reports = sx_replicas_reports,
+        .arg = ctx.replicas,
     };
     if (sx_member_start(&mo, &ctx.member, &err) != SX_OK)
         goto fail;
+    sx_replicas_attach_member(ctx.replicas, ctx.member);
     if (cfg.port_file && sx_daemon_write_port_file(cfg.port_file, port, &err) != SX_OK)
         goto fail;
     SX_LOG(SX_LOG_INFO, "worker", "serving id=%s port=%d advertise=%s", id, port, advertise);
@@ -168,7 +181,11 @@ fail:
     SX_LOG(SX_LOG_ERROR, "worker", "%s", err.msg);
     fprintf(stderr, "shardex-worker: %s\n", err.msg);
 done:
+    /* Calls stop first; then membership stops calling into the replicas; then
+     * the replicas stop (they read the lease until the end). */
     sx_rpc_server_destroy(srv);
+    sx_member_halt(ctx.member);
+    sx_replicas_destroy(ctx.replicas);
     sx_member_stop(ctx.member);
     sx_rpc_client_destroy(rpc);
     sx_rpc_wait_shutdown(2000);

@@ -24,12 +24,15 @@ struct sx_member {
     char *coordinator, *id, *address;
     sx_rpc_client *rpc;
     sx_member_caught_up_fn caught_up;
-    void *caught_up_arg;
+    void (*on_map)(void *arg, const Shardex__Internal__V1__ClusterMap *map);
+    size_t (*reports)(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
+    void *arg;
     pthread_t thread;
 
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t cv;  /* wakes the thread to stop */
     bool stop;
+    bool halted; /* the thread has been joined */
     bool registered;
     int32_t index;
     uint64_t incarnation;
@@ -57,13 +60,21 @@ static void install_map(sx_member *m, ProtobufCMessage *owner,
     atomic_init(&h->refs, 1);
     pthread_mutex_lock(&m->mu);
     held_map *old = m->map;
-    if (!old || !old->pub.msg || map->version > old->pub.msg->version) {
+    bool newer = !old || !old->pub.msg || map->version > old->pub.msg->version;
+    if (newer) {
         m->map = h;
+        atomic_fetch_add(&h->refs, 1); /* held until on_map returns */
         h = old;
         SX_LOG(SX_LOG_INFO, "member", "map version=%" PRIu64, map->version);
     }
+    held_map *cur = newer ? m->map : NULL;
     pthread_mutex_unlock(&m->mu);
     sx_member_map_release(h);
+    if (cur) {
+        if (m->on_map)
+            m->on_map(m->arg, cur->pub.msg);
+        sx_member_map_release(cur);
+    }
 }
 
 static void do_register(sx_member *m)
@@ -106,6 +117,14 @@ static void do_heartbeat(sx_member *m)
     req.map_version = m->map && m->map->pub.msg ? m->map->pub.msg->version : 0;
     uint32_t lease = m->lease_ms;
     pthread_mutex_unlock(&m->mu);
+    Shardex__Internal__V1__ReplicaReport reports[256];
+    Shardex__Internal__V1__ReplicaReport *ptrs[256];
+    if (m->reports) {
+        req.n_replicas = m->reports(m->arg, reports, 256);
+        for (size_t i = 0; i < req.n_replicas; i++)
+            ptrs[i] = &reports[i];
+        req.replicas = ptrs;
+    }
     ProtobufCMessage *resp = NULL;
     sx_err err = {0};
     sx_rpc_call_opts o = {.timeout_ms = lease / 2};
@@ -158,7 +177,7 @@ static void expand_isr(sx_member *m)
             bool in = false;
             for (size_t j = 0; j < lp->n_isr; j++)
                 in |= lp->isr[j] == r;
-            if (!in && m->caught_up(m->caught_up_arg, p, r)) {
+            if (!in && m->caught_up(m->arg, p, r)) {
                 isr[n++] = r;
                 grow = true;
             }
@@ -222,7 +241,9 @@ sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *e
     m->address = sx_strdup(opts->address);
     m->rpc = opts->rpc;
     m->caught_up = opts->caught_up;
-    m->caught_up_arg = opts->caught_up_arg;
+    m->on_map = opts->on_map;
+    m->reports = opts->reports;
+    m->arg = opts->arg;
     m->index = -1;
     m->lease_ms = 2000;
     pthread_mutex_init(&m->mu, NULL);
@@ -237,15 +258,23 @@ sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *e
     return SX_OK;
 }
 
-void sx_member_stop(sx_member *m)
+void sx_member_halt(sx_member *m)
 {
-    if (!m)
+    if (!m || m->halted)
         return;
     pthread_mutex_lock(&m->mu);
     m->stop = true;
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
     pthread_join(m->thread, NULL);
+    m->halted = true;
+}
+
+void sx_member_stop(sx_member *m)
+{
+    if (!m)
+        return;
+    sx_member_halt(m);
     sx_member_map_release(m->map);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);

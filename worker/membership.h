@@ -37,12 +37,18 @@ typedef struct sx_member_opts {
     const char *address;     /* advertised HOST:PORT */
     sx_rpc_client *rpc;      /* borrowed */
     sx_member_caught_up_fn caught_up;
-    void *caught_up_arg;
+    /* Called (on the membership thread, must not block) with every newer map. */
+    void (*on_map)(void *arg, const Shardex__Internal__V1__ClusterMap *map);
+    /* Fills heartbeat reports about hosted replicas; returns how many (<= cap). */
+    size_t (*reports)(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
+    void *arg; /* for caught_up, on_map and reports */
 } sx_member_opts;
 
 /* Starts the membership thread. Strings are copied. */
 sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *err);
-void sx_member_stop(sx_member *m); /* accepts NULL */
+/* Stops the thread (no more callbacks) but keeps views working. */
+void sx_member_halt(sx_member *m);
+void sx_member_stop(sx_member *m); /* halts if needed and frees; accepts NULL */
 
 /* A cluster map as last heard, shared read-only until released. */
 typedef struct sx_member_map {

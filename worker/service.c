@@ -3,6 +3,7 @@
 
 #include "clock.h"
 #include "clustermap.h"
+#include "router.h"
 #include "shardex/internal/v1/worker.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
@@ -77,13 +78,84 @@ static const sx_rpc_method shardex_methods[] = {
     {"ListIndexes", forward, SX_RPC_BLOCKING},
 };
 
+/* Replication.Write: answered when committed and applied, holding no thread. */
+typedef struct write_ctx {
+    sx_rpc_call *call;
+    Shardex__Internal__V1__WriteResponse *resp;
+} write_ctx;
+
+static void write_done(void *arg, sx_status st, const sx_err *err, const uint64_t *offsets,
+                       size_t n)
+{
+    write_ctx *wc = arg;
+    if (st == SX_OK) {
+        wc->resp->offsets = sx_rpc_call_alloc(wc->call, (n + 1) * sizeof(uint64_t));
+        memcpy(wc->resp->offsets, offsets, n * sizeof(uint64_t));
+        wc->resp->n_offsets = n;
+    }
+    sx_rpc_call_finish(wc->call, st, err);
+}
+
+static sx_status on_write(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                          ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    (void)err;
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__WriteRequest *req = (const void *)reqm;
+    write_ctx *wc = sx_rpc_call_alloc(call, sizeof(*wc));
+    wc->call = call;
+    wc->resp = (void *)respm;
+    sx_rpc_call_defer(call);
+    uint64_t deadline = sx_rpc_call_deadline_ms(call);
+    if (deadline == UINT64_MAX)
+        deadline = sx_clock_now_ms() + FORWARD_TIMEOUT_MS;
+    sx_replicas_write(w->replicas, req->partition, req->ops, req->n_ops, deadline, write_done,
+                      wc);
+    return SX_OK;
+}
+
+static sx_status on_append(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                           ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    return sx_replicas_append(w->replicas, (const void *)reqm, (void *)respm,
+                              sx_rpc_call_arena(call), err);
+}
+
+static sx_status on_read(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+                         void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__ReadRequest *req = (const void *)reqm;
+    uint64_t deadline = sx_rpc_call_deadline_ms(call);
+    if (deadline == UINT64_MAX)
+        deadline = sx_clock_now_ms() + FORWARD_TIMEOUT_MS;
+    return sx_replicas_read(w->replicas, req->partition, req->id, req->after_offset, deadline,
+                            sx_rpc_call_arena(call), (void *)respm, err);
+}
+
+static const sx_rpc_method replication_methods[] = {
+    {"Append", on_append, SX_RPC_BLOCKING}, /* fsync */
+    {"Write", on_write, SX_RPC_INLINE},     /* deferred: never blocks */
+    {"Read", on_read, SX_RPC_BLOCKING},     /* may wait for an offset */
+};
+
 sx_status sx_worker_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)
 {
+    size_t nrouter = 0;
+    const sx_rpc_method *router = sx_router_methods(&nrouter);
     sx_status st = sx_rpc_server_add_service(srv, &shardex__internal__v1__worker_admin__descriptor,
                                              admin_methods, 1, w, err);
     if (st == SX_OK)
         st = sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, shardex_methods,
                                        sizeof(shardex_methods) / sizeof(shardex_methods[0]), w,
                                        err);
+    if (st == SX_OK)
+        st = sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, router, nrouter, w,
+                                       err);
+    if (st == SX_OK)
+        st = sx_rpc_server_add_service(
+            srv, &shardex__internal__v1__replication__descriptor, replication_methods,
+            sizeof(replication_methods) / sizeof(replication_methods[0]), w, err);
     return st;
 }

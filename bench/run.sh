@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# bench/run.sh BUILD_DIR: runs the benchmarks already built in BUILD_DIR (`make
+# bench` builds first) and rewrites their sections of docs/benchmarks.md, each
+# between its marker comments; the rest of the file is kept as it is.
+#
+#   BENCH_RPC_ARGS="--rounds 9 --seconds 3" bench/run.sh build   # extra options
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 BUILD_DIR" >&2
+    exit 2
+fi
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "$1" && pwd)
+doc=$root/docs/benchmarks.md
+
+bin=$build/bench/bench_rpc
+if [ ! -x "$bin" ]; then
+    echo "run.sh: $bin is not built (make bench builds it)" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# Machine description, shared by every section.
+model=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+grpc_pkg=$(dpkg-query -W -f='${Version}' libgrpc-dev 2>/dev/null || echo unknown)
+machine="$(nproc) CPUs, ${model:-unknown model}, Linux $(uname -r), gRPC core $(pkg-config --modversion grpc 2>/dev/null || echo '?') (Debian libgrpc-dev ${grpc_pkg})"
+
+# Replaces the text between <!-- bench:NAME:begin --> and <!-- bench:NAME:end -->
+# in $doc with the file $2 (markers included in $2), or appends it.
+replace_section() {
+    local name=$1 body=$2
+    local begin="<!-- bench:${name}:begin -->" end="<!-- bench:${name}:end -->"
+    if [ ! -f "$doc" ]; then
+        mkdir -p "$(dirname "$doc")"
+        printf '# Benchmarks\n\nSee /work/shared/BENCHMARKING.md for how we measure.\n' >"$doc"
+    fi
+    if grep -qF "$begin" "$doc"; then
+        awk -v begin="$begin" -v end="$end" -v body="$body" '
+            $0 == begin { while ((getline line < body) > 0) print line; skip = 1; next }
+            $0 == end   { skip = 0; next }
+            !skip       { print }
+        ' "$doc" >"$tmp/doc"
+    else
+        { cat "$doc"; printf '\n'; cat "$body"; } >"$tmp/doc"
+    fi
+    cp "$tmp/doc" "$doc"
+}
+
+# ---- RPC layer vs raw gRPC core ----
+# shellcheck disable=SC2206  # word splitting of the extra options is intended
+rpc_args=(--pin ${BENCH_RPC_ARGS:-})
+rel_bin=${bin#"$root"/}
+echo "run.sh: $rel_bin ${rpc_args[*]}" >&2
+if ! (cd "$root" && "$bin" "${rpc_args[@]}") >"$tmp/rpc.out"; then
+    cat "$tmp/rpc.out" >&2
+    echo "run.sh: bench_rpc failed; docs/benchmarks.md left as it was" >&2
+    exit 1
+fi
+{
+    echo "<!-- bench:rpc:begin -->"
+    echo "## RPC layer vs raw gRPC core"
+    echo
+    echo "Written by \`bench/run.sh\`; do not edit by hand."
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Command: \`$rel_bin ${rpc_args[*]}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`)"
+    echo "- Machine: $machine"
+    echo "- Subject: \`sx_rpc_server\` serving the test Echo service (\`Echo\` is an inline handler),"
+    echo "  called with \`sx_rpc_invoke\` (sequential) and \`sx_rpc_invoke_async\` (in flight)."
+    echo "- Baseline: a minimal echo on the bare gRPC C core in the same binary: a server with one"
+    echo "  registered method (\`GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER\`) and one completion-queue"
+    echo "  thread replying with the bytes it received; a client making one 6-op batch per call on a"
+    echo "  registered call handle (a reused pluck queue when sequential, one queue thread keeping the"
+    echo "  calls in flight otherwise). Same method path, same request bytes, same 5 s deadline,"
+    echo "  retries off in both clients; each server and each client is its own process."
+    echo "- Ratios are layer / raw: throughput below 1 and CPU above 1 are the layer's cost."
+    echo "  Server CPU is utime + stime of the server process (\`/proc/PID/stat\`, 10 ms ticks);"
+    echo "  client CPU is \`getrusage\` of the client process; both per completed call."
+    echo
+    cat "$tmp/rpc.out"
+    echo "<!-- bench:rpc:end -->"
+} >"$tmp/rpc.md"
+replace_section rpc "$tmp/rpc.md"
+echo "run.sh: wrote the rpc section of ${doc#"$root"/}" >&2

@@ -1,0 +1,134 @@
+/* plog.h: one log partition replica's storage: the log, its epoch table, its
+ * commit and applied offsets, and the documents applied from it, all in one
+ * LevelDB (through common/store). No networking and no protocol decisions:
+ * the replication code (replica.c) decides what to append or truncate; this
+ * module keeps the rules that make the storage itself safe.
+ *
+ * Key layout (every key starts with a one-byte tag; numbers are big-endian
+ * through common/keys.h so that LevelDB order is offset order):
+ *   'L' u64 offset        -> u64 epoch, then the packed LogOp       (the log)
+ *   'E' u64 epoch         -> u64 start offset                       (epoch table)
+ *   'M' "applied"         -> u64 applied offset, written in the same batch as what it applied
+ *   'M' "commit"          -> u64 highest commit offset known, written with applied
+ *   'D' str id            -> u64 version, then the packed shardex.v1.Document
+ *
+ * Rules kept here (REPLICATION.md):
+ *   - offsets start at 1 and are contiguous; an entry's epoch is never below
+ *     the previous entry's (rule 1), and the epoch table gets (epoch, first
+ *     offset) in the same batch as the first entry of a new epoch;
+ *   - truncation below the applied offset is a bug: sx_plog_truncate aborts
+ *     the process loudly (rule 6);
+ *   - apply only what is at or below both the commit offset given and the
+ *     local log end (rule 7), in order, atomically with the applied offset.
+ *
+ * Thread-safety: every function may be called from any thread; an internal
+ * mutex orders appends, truncations and applies; reads of documents go
+ * straight to LevelDB and see applied state only.
+ */
+#ifndef SX_PLOG_H
+#define SX_PLOG_H
+
+#include "mem.h"
+#include "status.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sx_plog sx_plog;
+
+/* An epoch and the first offset written in it. */
+typedef struct sx_epoch_start {
+    uint64_t epoch;
+    uint64_t start_offset;
+} sx_epoch_start;
+
+/* One log entry: its epoch and the packed shardex.internal.v1.LogOp. */
+typedef struct sx_log_entry {
+    uint64_t epoch;
+    const uint8_t *op;
+    size_t op_len;
+} sx_log_entry;
+
+typedef struct sx_plog_opts {
+    sx_store_cache *cache;     /* shared block cache, borrowed; NULL: a private one */
+    size_t write_buffer_bytes; /* 0: store default */
+} sx_plog_opts;
+
+/* Opens (creating if missing) the replica of `partition` in directory dir.
+ * Recovers leo, the epoch table, commit and applied from disk; a log whose
+ * offsets are not contiguous, or applied above leo, is SX_DATA_LOSS. */
+sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *opts,
+                       sx_plog **out, sx_err *err);
+void sx_plog_close(sx_plog *p); /* accepts NULL */
+
+uint32_t sx_plog_partition(const sx_plog *p);
+uint64_t sx_plog_leo(sx_plog *p);        /* last offset in the log; 0 when empty */
+uint64_t sx_plog_last_epoch(sx_plog *p); /* epoch of the entry at leo; 0 when empty */
+uint64_t sx_plog_max_epoch(sx_plog *p);  /* highest epoch in the epoch table; 0 when empty */
+uint64_t sx_plog_applied(sx_plog *p);
+uint64_t sx_plog_commit(sx_plog *p); /* highest commit offset recorded */
+
+/* The epoch of the entry at offset (1..leo); offset 0 has epoch 0.
+ * SX_OUT_OF_RANGE beyond leo. */
+sx_status sx_plog_epoch_at(sx_plog *p, uint64_t offset, uint64_t *epoch, sx_err *err);
+
+/* Copies up to cap entries of the epoch table, ascending by epoch; returns
+ * how many there are in all. */
+size_t sx_plog_epochs(sx_plog *p, sx_epoch_start *out, size_t cap);
+
+/* A new leader at `epoch` records (epoch, leo + 1) before its first append
+ * (rule 1), synced. No-op if epoch is already in the table; SX_FAILED_PRECONDITION
+ * if a higher epoch is. */
+sx_status sx_plog_begin_epoch(sx_plog *p, uint64_t epoch, sx_err *err);
+
+/* Appends n entries at leo + 1 ... leo + n in one batch (synced when sync).
+ * Each entry's epoch must be >= the previous one's (SX_INVALID_ARGUMENT
+ * otherwise, nothing written); a new epoch gets its epoch-table row in the
+ * same batch (unless begin_epoch recorded it already). */
+sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool sync,
+                         sx_err *err);
+
+/* Removes every entry above offset and every epoch-table row starting above
+ * it; synced. offset >= leo is a no-op. offset < applied aborts the process. */
+sx_status sx_plog_truncate(sx_plog *p, uint64_t offset, sx_err *err);
+
+/* Reads entries from offset `from` on (from >= 1), at most max_entries and
+ * about max_bytes (at least one entry if any), into out (cap max_entries);
+ * entry bytes are allocated in arena. *n receives the count. */
+sx_status sx_plog_read(sx_plog *p, uint64_t from, size_t max_entries, size_t max_bytes,
+                       sx_arena *arena, sx_log_entry *out, size_t *n, sx_err *err);
+
+/* The largest offset at which two logs agree, given each side's epoch table
+ * and log end: logs that hold the same epoch at the same offset hold the same
+ * entries up to it, so this is the highest offset inside an epoch both have,
+ * within both logs. Pure. */
+uint64_t sx_plog_common_prefix(const sx_epoch_start *a, size_t na, uint64_t leo_a,
+                               const sx_epoch_start *b, size_t nb, uint64_t leo_b);
+
+/* Per applied entry, before it is written: lets indexes (later) add their
+ * changes to the same batch. old_doc/new_doc are packed Documents or NULL. */
+typedef void (*sx_plog_apply_fn)(void *arg, sx_batch *batch, uint64_t offset, const char *id,
+                                 size_t id_len, const uint8_t *old_doc, size_t old_len,
+                                 const uint8_t *new_doc, size_t new_len);
+
+/* Applies entries applied+1 .. min(commit, leo) to the documents, in batches,
+ * each batch also recording applied and commit. `hook` may be NULL. Returns
+ * the new applied offset in *applied (may be NULL). */
+sx_status sx_plog_apply(sx_plog *p, uint64_t commit, sx_plog_apply_fn hook, void *hook_arg,
+                        uint64_t *applied, sx_err *err);
+
+/* Reads a document as applied: *found, its version (the offset that wrote
+ * it) and the packed Document into doc (replacing its contents). */
+sx_status sx_plog_get_doc(sx_plog *p, const char *id, size_t id_len, bool *found,
+                          uint64_t *version, sx_buf *doc, sx_err *err);
+
+/* Calls fn for every applied document in id order (for checkers and
+ * backfill); stops early if fn returns false. */
+sx_status sx_plog_scan_docs(sx_plog *p,
+                            bool (*fn)(void *arg, const char *id, size_t id_len,
+                                       uint64_t version, const uint8_t *doc, size_t len),
+                            void *arg, sx_err *err);
+
+#endif

@@ -1,0 +1,111 @@
+/* replica.h: the log replicas a worker hosts, and the replication protocol
+ * between a partition's leader and its followers (REPLICATION.md).
+ *
+ * Roles follow the cluster map: for each partition this worker is a replica
+ * of, it is the LEADER (the map names it, at an epoch) or a FOLLOWER.
+ *
+ * Leader of p at epoch E:
+ *   become   records (E, leo + 1) in the epoch table (synced) before any
+ *            append; starts from the commit offset it had persisted (it does
+ *            not treat its own leo as committed); starts one session per
+ *            follower and the append thread.
+ *   write    admitted only with a valid lease, as leader in the map, not
+ *            fenced, and with at least min_isr members in the ISR; queued;
+ *            the append thread takes everything queued (group commit: one
+ *            batch, one fsync) and assigns consecutive offsets.
+ *   session  per follower: first a probe (its prev = our leo); on mismatch the
+ *            follower's epoch table gives the common prefix; then entries
+ *            from there, in order, with our commit offset. `match` is what the
+ *            follower verifiably holds in this epoch.
+ *   commit   hw = min(leo, match of every ISR follower), only while the ISR
+ *            has min_isr members and every follower session has synced in
+ *            this epoch; hw only rises. Committed entries are applied, then
+ *            the writes waiting on them are answered.
+ *   lag      a session whose ISR follower has not acknowledged for the lag
+ *            timeout while behind asks the coordinator to drop it from the ISR
+ *            (compare-and-set at our epoch); until that is accepted, nothing
+ *            commits without it (rule 3).
+ *   fenced   a follower that knows a newer epoch refuses us: we stop
+ *            admitting writes and fail those waiting, until the map moves us.
+ *
+ * Follower of p:
+ *   append   refuses epochs below the highest it knows; checks that the entry
+ *            at prev has prev's epoch (else answers mismatch with its epoch
+ *            table); skips entries it already has, truncates at the first
+ *            conflicting one, appends the rest (synced per --fsync); records
+ *            how far it is verified in the current epoch.
+ *   apply    up to min(leader's commit, verified), never beyond (rule 7).
+ *
+ * Role changes come from maps, handled on a manager thread so that the
+ * membership thread never waits for a replication call.
+ */
+#ifndef SX_REPLICA_H
+#define SX_REPLICA_H
+
+#include "membership.h"
+#include "rpc.h"
+#include "shardex/internal/v1/coordinator.pb-c.h"
+#include "shardex/internal/v1/replication.pb-c.h"
+#include "shardex/v1/shardex.pb-c.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sx_replicas sx_replicas;
+
+typedef enum {
+    SX_FSYNC_BATCH = 0,  /* one fsync per group of concurrent writes (default) */
+    SX_FSYNC_ALWAYS = 1, /* one fsync per write request */
+    SX_FSYNC_NEVER = 2,  /* leave it to the OS: acknowledged writes can be lost on a crash */
+} sx_fsync_mode;
+
+typedef struct sx_replicas_opts {
+    const char *data_dir;    /* partitions live in data_dir/partitions/pNNNN */
+    const char *worker_id;
+    const char *coordinator; /* for ISR changes */
+    sx_rpc_client *rpc;      /* borrowed */
+    sx_member *member;       /* borrowed: lease; may be attached later */
+    sx_fsync_mode fsync;
+    uint32_t lag_timeout_ms; /* 0: the lease */
+} sx_replicas_opts;
+
+sx_status sx_replicas_create(const sx_replicas_opts *opts, sx_replicas **out, sx_err *err);
+void sx_replicas_destroy(sx_replicas *r); /* accepts NULL */
+
+/* The membership gives the lease; it is started after the replicas (it calls
+ * into them), so it is attached once running. */
+void sx_replicas_attach_member(sx_replicas *r, sx_member *member);
+
+/* A newer map arrived: roles are reconciled on the manager thread. */
+void sx_replicas_on_map(void *r, const Shardex__Internal__V1__ClusterMap *map);
+
+/* For ISR expansion (membership): follower has caught up with our log of p. */
+bool sx_replicas_caught_up(void *r, uint32_t p, int32_t follower);
+
+/* Heartbeat reports: one per hosted replica, at most cap. */
+size_t sx_replicas_reports(void *r, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
+
+/* Leader: appends ops (packed LogOps, borrowed until done runs) to p and calls
+ * done once they are committed and applied (offsets, one per op) or failed:
+ * SX_ABORTED when this worker does not lead p (the router retries elsewhere),
+ * SX_FAILED_PRECONDITION when the ISR is below min_isr, SX_DEADLINE_EXCEEDED
+ * at deadline_ms (the ops may still commit later). done runs on a replica
+ * thread, or before this returns when the write is refused at once. */
+typedef void (*sx_write_done_fn)(void *arg, sx_status st, const sx_err *err,
+                                 const uint64_t *offsets, size_t n);
+void sx_replicas_write(sx_replicas *r, uint32_t p, ProtobufCBinaryData *ops, size_t n,
+                       uint64_t deadline_ms, sx_write_done_fn done, void *arg);
+
+/* Follower: handles a leader's Append. Response arrays are allocated in arena. */
+sx_status sx_replicas_append(sx_replicas *r, const Shardex__Internal__V1__AppendRequest *req,
+                             Shardex__Internal__V1__AppendResponse *resp, sx_arena *arena,
+                             sx_err *err);
+
+/* Leader: reads a document once after_offset is applied (waits up to
+ * deadline_ms: SX_DEADLINE_EXCEEDED). SX_ABORTED when not the leader.
+ * The document is unpacked into arena-owned memory. */
+sx_status sx_replicas_read(sx_replicas *r, uint32_t p, const char *id, uint64_t after_offset,
+                           uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
+                           sx_err *err);
+
+#endif
