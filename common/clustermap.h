@@ -14,7 +14,8 @@
  * Log partition invariants (checked by sx_clustermap_check):
  *   - replicas are distinct workers, at most SX_MAX_REPLICAS;
  *   - isr is a non-empty subset of replicas once the partition has ever had
- *     one (nisr == 0 only for a partition never assigned);
+ *     one (nisr == 0 only for a partition never assigned, which then has no
+ *     replicas either);
  *   - leader is -1 or a member of isr;
  *   - epoch and isr_version only grow.
  */
@@ -87,7 +88,41 @@ typedef struct sx_assign_changes {
  *  6. Term partitions. An owner that is dead or -1 is replaced by the live worker
  *     owning the fewest; then owners are balanced the same way (epoch rises on
  *     every change). With no live worker, owners become -1.
- * Anything not forced by these steps stays as it was (sticky). */
+ * Anything not forced by these steps stays as it was (sticky).
+ *
+ * How the steps choose (where the rules above leave a choice, or cannot all
+ * hold at once):
+ *  - R is clamped to 1..SX_MAX_REPLICAS. A partition whose kept isr holds d
+ *    dead workers gets at most SX_MAX_REPLICAS - d live replicas.
+ *  - Step 3 also trims: a partition holding more than min(R, live workers) live
+ *    replicas (R lowered, or a kept isr came back after step 3 had filled
+ *    around it) drops the surplus, non-isr first, then from the most loaded
+ *    worker, never the leader. Step 3 fills unavailable partitions too; their
+ *    new replicas catch up once an isr member is back.
+ *  - Step 3 breaks ties among the least loaded by the fewest partitions shared
+ *    with the partition's other replicas, then the lowest index, so that a
+ *    worker's partitions have different partners and its death spreads
+ *    leadership and new replicas over many workers.
+ *  - Steps 4 and 5 first move what this call assigned (a replica just added, a
+ *    leadership just handed over: moving it again costs nothing), then, in
+ *    step 4, non-isr replicas before isr members. When no (most, least) pair
+ *    has a direct move they may use a chain (a's replica of p1 to b, b's
+ *    replica of p2 to c; likewise for leadership): a loses one, c gains one,
+ *    b keeps its load. A chain of moves that each cost a change has at most
+ *    two hops. A handover in step 5 can free a replica for step 4, so step 4
+ *    runs again after a step 5 that moved anything.
+ *  - Balance is thus "as far as the pins allow": step 4 never moves a leader's
+ *    replica and only isr members lead. With R = 1 every replica is its
+ *    leader's, so a joining worker gets no log replica until a death frees one
+ *    (moving it would need a second copy to catch up first).
+ *  - A death normally changes replicas only in the partitions the dead worker
+ *    held; when the least loaded survivors already sit in all of those, step 4
+ *    moves one other replica to restore balance.
+ *  - A partition's epoch (isr_version) rises by exactly one in a call that
+ *    leaves its leader (its isr, as a set) different from the input; a term
+ *    partition's epoch likewise for its owner. changes holds the net
+ *    differences from the input and may be NULL.
+ *  - The input must pass sx_clustermap_check. */
 void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers,
                sx_log_part *parts, uint32_t nparts, sx_term_part *terms, uint32_t nterms,
                sx_assign_changes *changes);
@@ -96,7 +131,10 @@ void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers
  * and isr_version match the current ones (compare-and-set) and the new isr is a
  * non-empty subset of replicas containing the leader. On success the isr is
  * replaced and isr_version rises. SX_FAILED_PRECONDITION (stale epoch or
- * version) or SX_INVALID_ARGUMENT (bad set), with a message, otherwise. */
+ * version) or SX_INVALID_ARGUMENT (bad set, including a worker listed twice),
+ * with a message, otherwise. A partition without a leader refuses every change
+ * with SX_FAILED_PRECONDITION: no leader can ask, and its isr is the one rule 5
+ * elects from. */
 sx_status sx_clustermap_change_isr(sx_log_part *part, uint64_t epoch, uint64_t isr_version,
                                    const int32_t *isr, uint32_t nisr, sx_err *err);
 

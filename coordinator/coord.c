@@ -223,6 +223,7 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
     c->set = (sx_coord_settings){s->partitions, s->replication, s->min_isr, s->term_partitions};
     c->cluster_id = sx_strdup(s->cluster_id);
     c->version = m->version;
+    c->lease_ms = m->lease_ms ? m->lease_ms : c->lease_ms;
     c->next_incarnation = m->next_incarnation;
     c->next_index_id = m->next_index_id;
     c->nworkers = (uint32_t)m->n_workers;
@@ -243,9 +244,11 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
         lp->isr_version = o->isr_version;
         lp->leader = o->leader;
         lp->nreplicas = (uint32_t)o->n_replicas;
-        memcpy(lp->replicas, o->replicas, o->n_replicas * sizeof(int32_t));
+        if (o->n_replicas) /* an empty repeated field is NULL */
+            memcpy(lp->replicas, o->replicas, o->n_replicas * sizeof(int32_t));
         lp->nisr = (uint32_t)o->n_isr;
-        memcpy(lp->isr, o->isr, o->n_isr * sizeof(int32_t));
+        if (o->n_isr)
+            memcpy(lp->isr, o->isr, o->n_isr * sizeof(int32_t));
     }
     c->nterms = (uint32_t)m->n_terms;
     c->terms = sx_calloc(c->nterms + 1, sizeof(*c->terms));
@@ -378,12 +381,17 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
                               w->term_partitions, c->set.term_partitions, opts->data_dir,
                               err)) != SX_OK)
             goto fail;
-        /* Everyone known alive gets a fresh lease before anyone is judged. */
+        /* Everyone known alive gets a fresh lease before anyone is judged (below). */
+        /* Publish the stored version as it is when a restart changes nothing;
+         * a new lease is a change workers must hear of. */
+        uint32_t stored_lease = c->lease_ms;
+        c->lease_ms = opts->lease_ms ? opts->lease_ms : stored_lease;
+        if (c->lease_ms == stored_lease)
+            c->version--;
+        c->margin_ms = c->lease_ms / 4 > 100 ? c->lease_ms / 4 : 100;
         for (uint32_t i = 0; i < c->nworkers; i++)
             c->workers[i].lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
-        /* Publish the stored version as it is: a restart changes nothing. */
-        c->version--;
-        commit_locked(c, "restart");
+        commit_locked(c, c->lease_ms == stored_lease ? "restart" : "restart with a new lease");
     } else {
         if ((st = check_settings(&opts->settings, err)) != SX_OK)
             goto fail;
@@ -437,6 +445,8 @@ void sx_coord_close(sx_coord *c)
 
 sx_coord_settings sx_coord_get_settings(const sx_coord *c) { return c->set; }
 
+uint32_t sx_coord_lease_ms(const sx_coord *c) { return c->lease_ms; }
+
 /* ------------------------------------------------------------ membership -- */
 
 sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, uint64_t now_ms,
@@ -456,6 +466,15 @@ sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, ui
         c->workers[w].id = sx_strdup(id);
     }
     worker *wk = &c->workers[w];
+    /* A new incarnation of a leader is a new leadership: the process that
+     * wrote under the old epoch may have lost what it had not made durable,
+     * and the same epoch must never name two different histories. */
+    for (uint32_t p = 0; p < c->set.partitions; p++)
+        if (c->parts[p].leader == w)
+            c->parts[p].epoch++;
+    for (uint32_t t = 0; t < c->nterms; t++)
+        if (c->terms[t].owner == w)
+            c->terms[t].epoch++;
     free(wk->addr);
     wk->addr = sx_strdup(address);
     wk->alive = true;

@@ -55,6 +55,9 @@ typedef struct sx_coord_opts {
 sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **out, sx_err *err);
 void sx_coord_close(sx_coord *c); /* accepts NULL */
 
+/* The lease workers are given now. */
+uint32_t sx_coord_lease_ms(const sx_coord *c);
+
 /* The effective settings (stored ones after a restart). */
 sx_coord_settings sx_coord_get_settings(const sx_coord *c);
 

@@ -42,6 +42,7 @@ static sx_status on_heartbeat(sx_rpc_call *call, const ProtobufCMessage *reqm,
                                       err);
     if (st != SX_OK)
         return st;
+    resp->lease_ms = sx_coord_lease_ms(c);
     attach_map(call, map, &resp->map);
     return SX_OK;
 }

@@ -1,5 +1,6 @@
 /* shardex-worker: the data plane. Parses flags, loads (or creates) its stable
  * id, serves RPCs, and keeps its membership until SIGTERM/SIGINT. */
+#include "crashpoint.h"
 #include "daemon.h"
 #include "flags.h"
 #include "fsutil.h"
@@ -114,6 +115,7 @@ int main(int argc, char **argv)
     sx_log_level_parse(cfg.log_level, &level);
     sx_log_set_level(level);
     sx_flags_log_config(&spec, &cfg, "worker");
+    sx_crash_points_init();
 
     int rc = 1;
     char id[64] = "";

@@ -144,11 +144,13 @@ static void do_heartbeat(sx_member *m)
                sx_status_name(st), err.msg);
         return;
     }
+    Shardex__Internal__V1__HeartbeatResponse *r = (void *)resp;
     pthread_mutex_lock(&m->mu);
     if (sent > m->last_ok_sent_ms)
         m->last_ok_sent_ms = sent;
+    if (r->lease_ms)
+        m->lease_ms = r->lease_ms; /* the coordinator may restart with another lease */
     pthread_mutex_unlock(&m->mu);
-    Shardex__Internal__V1__HeartbeatResponse *r = (void *)resp;
     if (r->map)
         install_map(m, resp, r->map);
     else

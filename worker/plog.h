@@ -10,6 +10,7 @@
  *   'E' u64 epoch         -> u64 start offset                       (epoch table)
  *   'M' "applied"         -> u64 applied offset, written in the same batch as what it applied
  *   'M' "commit"          -> u64 highest commit offset known, written with applied
+ *                            ('M' keys are the tag then the name's bytes, no string encoding)
  *   'D' str id            -> u64 version, then the packed shardex.v1.Document
  *
  * Rules kept here (REPLICATION.md):
@@ -20,6 +21,13 @@
  *     the process loudly (rule 6);
  *   - apply only what is at or below both the commit offset given and the
  *     local log end (rule 7), in order, atomically with the applied offset.
+ *
+ * Durability: the store's policy is not to sync; append syncs when asked,
+ * begin_epoch and truncate always do, apply never does (documents are
+ * re-derived from the durable log, and applied travels with them). A failed
+ * write changes nothing in memory or on disk and returns the store's status;
+ * after a failed fsync LevelDB refuses every later write, and the caller
+ * treats it as fatal (rule 8).
  *
  * Thread-safety: every function may be called from any thread; an internal
  * mutex orders appends, truncations and applies; reads of documents go
@@ -56,9 +64,14 @@ typedef struct sx_plog_opts {
     size_t write_buffer_bytes; /* 0: store default */
 } sx_plog_opts;
 
-/* Opens (creating if missing) the replica of `partition` in directory dir.
- * Recovers leo, the epoch table, commit and applied from disk; a log whose
- * offsets are not contiguous, or applied above leo, is SX_DATA_LOSS. */
+/* Opens (creating if missing) the replica of `partition` in directory dir
+ * (the store's own directory; its parent must exist). opts may be NULL.
+ * Recovers leo, the epoch table, commit and applied from disk. SX_DATA_LOSS
+ * when, by checks that cost O(epochs) point reads and no scan: the log does
+ * not start at 1; the epoch table is out of order, does not cover offset 1,
+ * or disagrees with the entries at both ends of an epoch's range or with the
+ * last entry; or applied is above leo. A hole strictly inside an epoch's
+ * range is found later, by sx_plog_read and sx_plog_apply (SX_DATA_LOSS). */
 sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *opts,
                        sx_plog **out, sx_err *err);
 void sx_plog_close(sx_plog *p); /* accepts NULL */
@@ -79,53 +92,83 @@ sx_status sx_plog_epoch_at(sx_plog *p, uint64_t offset, uint64_t *epoch, sx_err 
 size_t sx_plog_epochs(sx_plog *p, sx_epoch_start *out, size_t cap);
 
 /* A new leader at `epoch` records (epoch, leo + 1) before its first append
- * (rule 1), synced. No-op if epoch is already in the table; SX_FAILED_PRECONDITION
- * if a higher epoch is. */
+ * (rule 1), synced. SX_FAILED_PRECONDITION if a higher epoch is in the table
+ * (checked first); otherwise a no-op if epoch is already there (it is the
+ * highest). Epoch 0 is SX_INVALID_ARGUMENT. */
 sx_status sx_plog_begin_epoch(sx_plog *p, uint64_t epoch, sx_err *err);
 
 /* Appends n entries at leo + 1 ... leo + n in one batch (synced when sync).
- * Each entry's epoch must be >= the previous one's (SX_INVALID_ARGUMENT
- * otherwise, nothing written); a new epoch gets its epoch-table row in the
- * same batch (unless begin_epoch recorded it already). */
+ * Each entry's epoch must be > 0 and >= the previous one's, the first one's
+ * >= both the last entry's and the table's highest (an epoch begun and not
+ * written in must be truncated away before older entries follow), and op may
+ * be NULL only when op_len is 0: SX_INVALID_ARGUMENT otherwise, nothing
+ * written. A new epoch gets its epoch-table row in the same batch (unless
+ * begin_epoch recorded it already). n == 0 is a no-op. Bytes are copied. */
 sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool sync,
                          sx_err *err);
 
 /* Removes every entry above offset and every epoch-table row starting above
- * it; synced. offset >= leo is a no-op. offset < applied aborts the process. */
+ * it; synced. offset > leo is a no-op; offset == leo removes only the rows of
+ * epochs begun and not written in. A recorded commit above offset is lowered
+ * to offset (and a warning logged: a correct protocol never truncates a
+ * committed entry). offset < applied is a bug: it logs an error and calls
+ * abort(), writing nothing. */
 sx_status sx_plog_truncate(sx_plog *p, uint64_t offset, sx_err *err);
 
 /* Reads entries from offset `from` on (from >= 1), at most max_entries and
- * about max_bytes (at least one entry if any), into out (cap max_entries);
- * entry bytes are allocated in arena. *n receives the count. */
+ * about max_bytes of ops (at least one entry if any), into out (cap
+ * max_entries); entry bytes are allocated in arena (op is NULL when op_len
+ * is 0). *n receives the count: 0 when from == leo + 1. from == 0 is
+ * SX_INVALID_ARGUMENT, from > leo + 1 SX_OUT_OF_RANGE, a missing entry
+ * SX_DATA_LOSS. Sees the log as of the call, even if it is truncated during
+ * it. */
 sx_status sx_plog_read(sx_plog *p, uint64_t from, size_t max_entries, size_t max_bytes,
                        sx_arena *arena, sx_log_entry *out, size_t *n, sx_err *err);
 
 /* The largest offset at which two logs agree, given each side's epoch table
  * and log end: logs that hold the same epoch at the same offset hold the same
  * entries up to it, so this is the highest offset inside an epoch both have,
- * within both logs. Pure. */
+ * within both logs (0 if none). Pure. Both tables ascending by epoch with
+ * non-decreasing start offsets, as sx_plog_epochs gives them: a table from the
+ * network is checked by the caller (a bad one gives a wrong answer, never a
+ * crash). */
 uint64_t sx_plog_common_prefix(const sx_epoch_start *a, size_t na, uint64_t leo_a,
                                const sx_epoch_start *b, size_t nb, uint64_t leo_b);
 
 /* Per applied entry, before it is written: lets indexes (later) add their
- * changes to the same batch. old_doc/new_doc are packed Documents or NULL. */
+ * changes to the same batch. old_doc/new_doc are packed Documents or NULL
+ * (new_doc NULL: a delete; both NULL: a delete of a missing id), borrowed for
+ * the call; old_doc reflects earlier entries of the same batch. Called with
+ * the plog's mutex held: it must not call into the same plog. If the batch
+ * then fails to be written, it is discarded and the hook will see the same
+ * entries again: keep state only in the batch. */
 typedef void (*sx_plog_apply_fn)(void *arg, sx_batch *batch, uint64_t offset, const char *id,
                                  size_t id_len, const uint8_t *old_doc, size_t old_len,
                                  const uint8_t *new_doc, size_t new_len);
 
-/* Applies entries applied+1 .. min(commit, leo) to the documents, in batches,
- * each batch also recording applied and commit. `hook` may be NULL. Returns
- * the new applied offset in *applied (may be NULL). */
+/* Applies entries applied+1 .. min(commit, leo) to the documents, in batches
+ * (up to 1000 entries or about 4 MiB of ops, not synced), each batch also
+ * recording applied and the highest commit given so far (a lower commit
+ * neither applies nor lowers it). `hook` may be NULL. Returns the applied
+ * offset in *applied (may be NULL), also on error. A put writes 'D' id ->
+ * (offset, the Document re-packed); a delete removes 'D' id. An entry that
+ * does not decode or holds no operation is SX_DATA_LOSS: the entries before
+ * it are applied, it and those after are not (never skipped). The mutex is
+ * taken per batch, so appends interleave with a long catch-up. Rule 7
+ * (truncate first, then apply up to the leader's commit) is the caller's. */
 sx_status sx_plog_apply(sx_plog *p, uint64_t commit, sx_plog_apply_fn hook, void *hook_arg,
                         uint64_t *applied, sx_err *err);
 
 /* Reads a document as applied: *found, its version (the offset that wrote
- * it) and the packed Document into doc (replacing its contents). */
+ * it; version may be NULL) and the packed Document into doc (replacing its
+ * contents; untouched when not found). */
 sx_status sx_plog_get_doc(sx_plog *p, const char *id, size_t id_len, bool *found,
                           uint64_t *version, sx_buf *doc, sx_err *err);
 
 /* Calls fn for every applied document in id order (for checkers and
- * backfill); stops early if fn returns false. */
+ * backfill), on a consistent view as of the call; stops early if fn returns
+ * false. id (NUL-terminated, not counted in id_len) and doc are borrowed for
+ * the call. fn may call into the plog. */
 sx_status sx_plog_scan_docs(sx_plog *p,
                             bool (*fn)(void *arg, const char *id, size_t id_len,
                                        uint64_t version, const uint8_t *doc, size_t len),

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "clustermap.h"
+#include "crashpoint.h"
 #include "fsutil.h"
 #include "log.h"
 #include "mem.h"
@@ -297,6 +298,7 @@ static void *appender_main(void *arg)
                 abort();
             }
             free(entries);
+            SX_CRASH_POINT("leader-after-append");
             pthread_mutex_lock(&r->mu);
             for (pending *w = batch; w; w = w->next) {
                 w->first = first;
@@ -315,6 +317,7 @@ static void *appender_main(void *arg)
         if (applied < r->hw) {
             uint64_t hw = r->hw;
             pthread_mutex_unlock(&r->mu);
+            SX_CRASH_POINT("leader-before-apply");
             sx_err err = {0};
             if (sx_plog_apply(r->log, hw, NULL, NULL, &applied, &err) != SX_OK) {
                 SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p,
@@ -860,6 +863,7 @@ sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__Appen
         }
     }
     if (i < req->n_entries) {
+        SX_CRASH_POINT("follower-before-append");
         size_t n = req->n_entries - i;
         sx_log_entry *es = sx_malloc(n * sizeof(*es));
         for (size_t k = 0; k < n; k++) {
@@ -873,6 +877,7 @@ sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__Appen
                    req->partition, err->msg);
             abort(); /* rule 8 */
         }
+        SX_CRASH_POINT("follower-after-append");
     }
     uint64_t verified = req->prev_offset + req->n_entries;
     if (verified > r->verified)
@@ -949,6 +954,125 @@ sx_status sx_replicas_read(sx_replicas *rs, uint32_t p, const char *id, uint64_t
         resp->version = t;
     }
     sx_buf_free(&doc);
+    return st;
+}
+
+/* ---------------------------------------------------------------- admin -- */
+
+size_t sx_replicas_states(sx_replicas *rs, sx_arena *arena,
+                          Shardex__Internal__V1__ReplicaState ***out)
+{
+    static const char *const roles[] = {"none", "follower", "leader"};
+    *out = sx_arena_alloc(arena, (rs->nparts + 1) * sizeof(**out));
+    size_t n = 0;
+    for (uint32_t p = 0; p < rs->nparts; p++) {
+        replica *r = get_replica(rs, p);
+        if (!r)
+            continue;
+        Shardex__Internal__V1__ReplicaState *st = sx_arena_alloc(arena, sizeof(*st));
+        shardex__internal__v1__replica_state__init(st);
+        st->partition = p;
+        pthread_mutex_lock(&r->mu);
+        st->role = (char *)roles[r->role];
+        st->epoch = r->epoch;
+        st->commit_offset = r->role == ROLE_LEADER ? r->hw : r->leader_commit;
+        st->fenced = r->fenced;
+        pthread_mutex_unlock(&r->mu);
+        st->log_end_offset = sx_plog_leo(r->log);
+        st->applied_offset = sx_plog_applied(r->log);
+        (*out)[n++] = st;
+    }
+    return n;
+}
+
+sx_status sx_replicas_read_log(sx_replicas *rs, uint32_t p, uint64_t from, uint32_t max,
+                               sx_arena *arena, Shardex__Internal__V1__ReadLogResponse *out,
+                               sx_err *err)
+{
+    replica *r = get_replica(rs, p);
+    if (!r)
+        return sx_err_set(err, SX_NOT_FOUND, "partition %u: not hosted here", p);
+    if (max == 0 || max > 10000)
+        max = 10000;
+    if (from == 0)
+        from = 1;
+    sx_log_entry *es = sx_arena_alloc(arena, max * sizeof(*es));
+    size_t n = 0;
+    sx_status st = sx_plog_read(r->log, from, max, 8u << 20, arena, es, &n, err);
+    if (st != SX_OK)
+        return st;
+    out->entries = sx_arena_alloc(arena, (n + 1) * sizeof(*out->entries));
+    for (size_t i = 0; i < n; i++) {
+        Shardex__Internal__V1__AppendEntry *e = sx_arena_alloc(arena, sizeof(*e));
+        shardex__internal__v1__append_entry__init(e);
+        e->epoch = es[i].epoch;
+        e->op.data = (uint8_t *)es[i].op;
+        e->op.len = es[i].op_len;
+        out->entries[i] = e;
+    }
+    out->n_entries = n;
+    out->log_end_offset = sx_plog_leo(r->log);
+    sx_epoch_start eps[256];
+    size_t ne = sx_plog_epochs(r->log, eps, 256);
+    ne = ne < 256 ? ne : 256;
+    out->epochs = sx_arena_alloc(arena, (ne + 1) * sizeof(*out->epochs));
+    for (size_t i = 0; i < ne; i++) {
+        Shardex__Internal__V1__EpochStart *e = sx_arena_alloc(arena, sizeof(*e));
+        shardex__internal__v1__epoch_start__init(e);
+        e->epoch = eps[i].epoch;
+        e->start_offset = eps[i].start_offset;
+        out->epochs[i] = e;
+    }
+    out->n_epochs = ne;
+    return SX_OK;
+}
+
+typedef struct scan_ctx {
+    sx_arena *arena;
+    Shardex__Internal__V1__ScanDocsResponse *out;
+    size_t cap;
+    bool bad;
+} scan_ctx;
+
+static bool scan_one(void *arg, const char *id, size_t id_len, uint64_t version,
+                     const uint8_t *doc, size_t len)
+{
+    (void)id;
+    (void)id_len;
+    scan_ctx *sc = arg;
+    if (sc->out->n_docs == sc->cap) {
+        size_t cap = sc->cap ? 2 * sc->cap : 256;
+        Shardex__Internal__V1__StoredDoc **next = sx_arena_alloc(sc->arena, cap * sizeof(*next));
+        if (sc->cap)
+            memcpy(next, sc->out->docs, sc->cap * sizeof(*next));
+        sc->out->docs = next;
+        sc->cap = cap;
+    }
+    ProtobufCAllocator alloc = {arena_alloc_cb, arena_free_cb, sc->arena};
+    Shardex__Internal__V1__StoredDoc *d = sx_arena_alloc(sc->arena, sizeof(*d));
+    shardex__internal__v1__stored_doc__init(d);
+    d->version = version;
+    d->doc = shardex__v1__document__unpack(&alloc, len, doc);
+    if (!d->doc) {
+        sc->bad = true;
+        return false;
+    }
+    sc->out->docs[sc->out->n_docs++] = d;
+    return true;
+}
+
+sx_status sx_replicas_scan_docs(sx_replicas *rs, uint32_t p, sx_arena *arena,
+                                Shardex__Internal__V1__ScanDocsResponse *out, sx_err *err)
+{
+    replica *r = get_replica(rs, p);
+    if (!r)
+        return sx_err_set(err, SX_NOT_FOUND, "partition %u: not hosted here", p);
+    scan_ctx sc = {.arena = arena, .out = out};
+    /* applied first: the scan sees at least that much */
+    out->applied_offset = sx_plog_applied(r->log);
+    sx_status st = sx_plog_scan_docs(r->log, scan_one, &sc, err);
+    if (st == SX_OK && sc.bad)
+        st = sx_err_set(err, SX_DATA_LOSS, "partition %u: a stored document does not decode", p);
     return st;
 }
 

@@ -46,6 +46,7 @@
 #include "rpc.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "shardex/internal/v1/replication.pb-c.h"
+#include "shardex/internal/v1/worker.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
 #include <stdbool.h>
@@ -107,5 +108,16 @@ sx_status sx_replicas_append(sx_replicas *r, const Shardex__Internal__V1__Append
 sx_status sx_replicas_read(sx_replicas *r, uint32_t p, const char *id, uint64_t after_offset,
                            uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
                            sx_err *err);
+
+/* For WorkerAdmin (operators, checkers, tests): every hosted replica's role
+ * and offsets; one replica's log entries and epoch table; its applied
+ * documents. Results are allocated in arena. */
+size_t sx_replicas_states(sx_replicas *r, sx_arena *arena,
+                          Shardex__Internal__V1__ReplicaState ***out);
+sx_status sx_replicas_read_log(sx_replicas *r, uint32_t p, uint64_t from, uint32_t max,
+                               sx_arena *arena, Shardex__Internal__V1__ReadLogResponse *out,
+                               sx_err *err);
+sx_status sx_replicas_scan_docs(sx_replicas *r, uint32_t p, sx_arena *arena,
+                                Shardex__Internal__V1__ScanDocsResponse *out, sx_err *err);
 
 #endif

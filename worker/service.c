@@ -42,11 +42,43 @@ static sx_status on_status(sx_rpc_call *call, const ProtobufCMessage *reqm,
         }
     }
     sx_member_map_release(v.map);
+    resp->n_replicas = sx_replicas_states(w->replicas, sx_rpc_call_arena(call), &resp->replicas);
     return SX_OK;
+}
+
+static sx_status on_read_log(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                             ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__ReadLogRequest *req = (const void *)reqm;
+    return sx_replicas_read_log(w->replicas, req->partition, req->from_offset, req->max_entries,
+                                sx_rpc_call_arena(call), (void *)respm, err);
+}
+
+static sx_status on_scan_docs(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                              ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__ScanDocsRequest *req = (const void *)reqm;
+    return sx_replicas_scan_docs(w->replicas, req->partition, sx_rpc_call_arena(call),
+                                 (void *)respm, err);
+}
+
+static sx_status on_set_faults(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                               ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    (void)call;
+    (void)respm;
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__SetFaultsRequest *req = (const void *)reqm;
+    return sx_rpc_client_set_faults(w->rpc, req->spec, err);
 }
 
 static const sx_rpc_method admin_methods[] = {
     {"Status", on_status, SX_RPC_INLINE},
+    {"ReadLog", on_read_log, SX_RPC_BLOCKING},
+    {"ScanDocs", on_scan_docs, SX_RPC_BLOCKING},
+    {"SetFaults", on_set_faults, SX_RPC_INLINE},
 };
 
 /* One handler for every call that the coordinator answers: the same method,
@@ -145,7 +177,9 @@ sx_status sx_worker_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *er
     size_t nrouter = 0;
     const sx_rpc_method *router = sx_router_methods(&nrouter);
     sx_status st = sx_rpc_server_add_service(srv, &shardex__internal__v1__worker_admin__descriptor,
-                                             admin_methods, 1, w, err);
+                                             admin_methods,
+                                             sizeof(admin_methods) / sizeof(admin_methods[0]), w,
+                                             err);
     if (st == SX_OK)
         st = sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, shardex_methods,
                                        sizeof(shardex_methods) / sizeof(shardex_methods[0]), w,

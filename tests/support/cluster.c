@@ -177,10 +177,13 @@ Shardex__Internal__V1__ClusterMap *sx_cluster_map(sx_cluster *c)
 {
     Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 2000};
+    sx_rpc_call_opts o = {.timeout_ms = 4000, .idempotent = true, .wait_for_ready = true};
+    sx_err err = {0};
     if (sx_rpc_invoke(c->rpc, c->coord_addr, &shardex__internal__v1__coordinator__descriptor,
-                      "GetMap", &req.base, &resp, &o, NULL) != SX_OK)
+                      "GetMap", &req.base, &resp, &o, &err) != SX_OK) {
+        fprintf(stderr, "GetMap from %s: %s\n", c->coord_addr, err.msg);
         return NULL;
+    }
     return (Shardex__Internal__V1__ClusterMap *)resp;
 }
 
@@ -189,7 +192,7 @@ Shardex__Internal__V1__WorkerStatusResponse *sx_cluster_worker_status(sx_cluster
     Shardex__Internal__V1__WorkerStatusRequest req =
         SHARDEX__INTERNAL__V1__WORKER_STATUS_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 2000};
+    sx_rpc_call_opts o = {.timeout_ms = 4000, .idempotent = true, .wait_for_ready = true};
     if (sx_rpc_invoke(c->rpc, c->worker_addr[i], &shardex__internal__v1__worker_admin__descriptor,
                       "Status", &req.base, &resp, &o, NULL) != SX_OK)
         return NULL;

@@ -1,0 +1,826 @@
+/* clustermap.c: sx_assign (the six steps of clustermap.h, with the choices
+ * listed there under "How the steps choose"), the ISR compare-and-set, and the
+ * invariant check.
+ *
+ * sx_assign keeps a copy of its input and works on the caller's arrays; the
+ * steps only move leaders, replicas, isr members and owners, and never touch an
+ * epoch or an isr_version. At the end the result is diffed against the copy: a
+ * partition whose leader (isr, owner) differs gets its epoch (isr_version,
+ * epoch) raised by exactly one, and sx_assign_changes holds the net change, so
+ * a replica chosen and then moved again within one call counts once. Pure: no
+ * I/O, no clock, no randomness, no shared state; not for concurrent calls on
+ * the same arrays.
+ */
+#include "clustermap.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+
+/* Longest chain of moves that each cost a change (step 4: a replica that held
+ * data; step 5: a leader that had not changed in this call). Chains of free
+ * moves (a replica or a leadership assigned in this call) have no limit. A
+ * longer chain could balance a little further, but one dead leader could then
+ * cost a dozen leader changes: stickiness wins. */
+#define MAX_COSTLY_HOPS 2
+
+/* Scratch for one sx_assign call, allocated once per call. */
+typedef struct ctx {
+    const bool *alive;
+    uint32_t nworkers;
+    uint32_t nlive;          /* live workers */
+    uint32_t r;              /* replication, clamped to 1..SX_MAX_REPLICAS */
+    sx_log_part *parts;      /* being edited */
+    const sx_log_part *orig; /* the input, to diff against */
+    uint32_t nparts;
+    uint32_t *rep;    /* per worker: replicas held (live workers only) */
+    uint32_t *lead;   /* per worker: partitions led (live workers only) */
+    int32_t *desc;    /* live workers by load, most first (scratch) */
+    int32_t *asc;     /* live workers by load, least first (scratch) */
+    int32_t *dense;   /* per worker: its index among the live ones, or -1 */
+    uint32_t *shared; /* nlive x nlive: partitions two live workers both hold */
+    /* Breadth-first search over live workers, from root (steps 4 and 5): */
+    int32_t root;
+    uint32_t *dist; /* per worker: edges from root, UINT32_MAX if not reached */
+    int32_t *from;  /* per worker: the worker before it on its path */
+    uint32_t *via;  /* per worker: the partition that edge moves */
+    int32_t *queue;
+} ctx;
+
+bool sx_clustermap_has(const int32_t *set, uint32_t n, int32_t w)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (set[i] == w)
+            return true;
+    return false;
+}
+
+static bool is_live(const ctx *c, int32_t w)
+{
+    return w >= 0 && (uint32_t)w < c->nworkers && c->alive[w];
+}
+
+/* Removes w from set (keeping the order of the others, zeroing the freed slot);
+ * true if it was there. */
+static bool set_remove(int32_t *set, uint32_t *n, int32_t w)
+{
+    for (uint32_t i = 0; i < *n; i++) {
+        if (set[i] != w)
+            continue;
+        memmove(set + i, set + i + 1, (*n - i - 1) * sizeof(*set));
+        set[--*n] = 0;
+        return true;
+    }
+    return false;
+}
+
+static bool same_set(const int32_t *a, uint32_t na, const int32_t *b, uint32_t nb)
+{
+    if (na != nb)
+        return false;
+    for (uint32_t i = 0; i < na; i++)
+        if (!sx_clustermap_has(b, nb, a[i]))
+            return false;
+    return true;
+}
+
+/* The partition had no isr when this call began: its log is empty, so every
+ * replica it gets in this call is in sync from the start. */
+static bool first_assigned(const ctx *c, uint32_t p)
+{
+    return c->orig[p].nisr == 0;
+}
+
+/* Fills c->desc (load descending) and c->asc (load ascending) with the live
+ * workers, ties by lowest index in both; returns how many. Insertion sort:
+ * a few dozen workers. */
+static uint32_t order_by_load(ctx *c, const uint32_t *load)
+{
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < c->nworkers; w++) {
+        if (!c->alive[w])
+            continue;
+        uint32_t i = n++;
+        while (i > 0 && load[c->desc[i - 1]] < load[w]) {
+            c->desc[i] = c->desc[i - 1];
+            i--;
+        }
+        c->desc[i] = (int32_t)w;
+        i = n - 1;
+        while (i > 0 && load[c->asc[i - 1]] > load[w]) {
+            c->asc[i] = c->asc[i - 1];
+            i--;
+        }
+        c->asc[i] = (int32_t)w;
+    }
+    return n;
+}
+
+/* The live member of set with the smallest load, lowest index on ties; -1 if
+ * none is live. */
+static int32_t least_loaded_live(const ctx *c, const int32_t *set, uint32_t n, const uint32_t *load)
+{
+    int32_t best = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t w = set[i];
+        if (!is_live(c, w))
+            continue;
+        if (best < 0 || load[w] < load[best] || (load[w] == load[best] && w < best))
+            best = w;
+    }
+    return best;
+}
+
+static uint32_t *shared_cell(const ctx *c, int32_t a, int32_t b)
+{
+    return &c->shared[(size_t)c->dense[a] * c->nlive + (size_t)c->dense[b]];
+}
+
+/* Counts w as sharing lp with each other live replica of lp (add), or no
+ * longer (!add). */
+static void count_shared(ctx *c, const sx_log_part *lp, int32_t w, bool add)
+{
+    if (!is_live(c, w))
+        return;
+    for (uint32_t i = 0; i < lp->nreplicas; i++) {
+        int32_t e = lp->replicas[i];
+        if (e == w || !is_live(c, e))
+            continue;
+        if (add) {
+            ++*shared_cell(c, w, e);
+            ++*shared_cell(c, e, w);
+        } else {
+            --*shared_cell(c, w, e);
+            --*shared_cell(c, e, w);
+        }
+    }
+}
+
+/* Partitions that live worker w already shares with the live replicas of lp:
+ * the fewer, the more a death of one of them spreads its load over others. */
+static uint32_t shared_with(const ctx *c, const sx_log_part *lp, int32_t w)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < lp->nreplicas; i++) {
+        int32_t e = lp->replicas[i];
+        if (e != w && is_live(c, e))
+            n += *shared_cell(c, w, e);
+    }
+    return n;
+}
+
+static void count_replicas(ctx *c)
+{
+    memset(c->rep, 0, c->nworkers * sizeof(*c->rep));
+    memset(c->shared, 0, (size_t)c->nlive * c->nlive * sizeof(*c->shared));
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        const sx_log_part *lp = &c->parts[p];
+        for (uint32_t i = 0; i < lp->nreplicas; i++) {
+            int32_t w = lp->replicas[i];
+            if (!is_live(c, w))
+                continue;
+            c->rep[w]++;
+            for (uint32_t j = 0; j < i; j++) {
+                int32_t e = lp->replicas[j];
+                if (is_live(c, e)) {
+                    ++*shared_cell(c, w, e);
+                    ++*shared_cell(c, e, w);
+                }
+            }
+        }
+    }
+}
+
+/* Step 1. Where a live isr member remains, dead members leave the isr (and so
+ * the replicas); where none does, the isr is kept whole for rule 5 and the
+ * partition has no leader. Dead replicas outside the isr go either way. */
+static void step_deaths(ctx *c)
+{
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        sx_log_part *lp = &c->parts[p];
+        if (lp->nisr == 0) {
+            /* Never assigned, so the log is empty: live replicas (if the
+             * caller set any) are in sync, as step 3 would make them. */
+            lp->leader = -1;
+            for (uint32_t i = lp->nreplicas; i-- > 0;)
+                if (!is_live(c, lp->replicas[i]))
+                    set_remove(lp->replicas, &lp->nreplicas, lp->replicas[i]);
+            memcpy(lp->isr, lp->replicas, sizeof(lp->isr));
+            lp->nisr = lp->nreplicas;
+            continue;
+        }
+        bool isr_live = false;
+        for (uint32_t i = 0; i < lp->nisr; i++)
+            isr_live = isr_live || is_live(c, lp->isr[i]);
+        if (isr_live) {
+            for (uint32_t i = lp->nisr; i-- > 0;)
+                if (!is_live(c, lp->isr[i]))
+                    set_remove(lp->isr, &lp->nisr, lp->isr[i]);
+        } else {
+            lp->leader = -1;
+        }
+        for (uint32_t i = lp->nreplicas; i-- > 0;) {
+            int32_t w = lp->replicas[i];
+            if (!is_live(c, w) && !sx_clustermap_has(lp->isr, lp->nisr, w))
+                set_remove(lp->replicas, &lp->nreplicas, w);
+        }
+    }
+}
+
+/* Step 2. Leaders that stay are counted first, so that the replacements go to
+ * the isr members leading the fewest partitions overall. */
+static void step_leaders(ctx *c)
+{
+    memset(c->lead, 0, c->nworkers * sizeof(*c->lead));
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        const sx_log_part *lp = &c->parts[p];
+        if (is_live(c, lp->leader) && sx_clustermap_has(lp->isr, lp->nisr, lp->leader))
+            c->lead[lp->leader]++;
+    }
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        sx_log_part *lp = &c->parts[p];
+        if (is_live(c, lp->leader) && sx_clustermap_has(lp->isr, lp->nisr, lp->leader))
+            continue;
+        lp->leader = least_loaded_live(c, lp->isr, lp->nisr, c->lead);
+        if (lp->leader >= 0)
+            c->lead[lp->leader]++;
+    }
+}
+
+/* How many live replicas partition p should hold: R, bounded by the live
+ * workers and by the slots left beside the dead members of a kept isr. */
+static uint32_t replica_target(const ctx *c, const sx_log_part *lp)
+{
+    uint32_t dead = 0;
+    for (uint32_t i = 0; i < lp->nreplicas; i++)
+        dead += !is_live(c, lp->replicas[i]);
+    uint32_t t = c->r < c->nlive ? c->r : c->nlive;
+    return t < SX_MAX_REPLICAS - dead ? t : SX_MAX_REPLICAS - dead;
+}
+
+static uint32_t live_replicas(const ctx *c, const sx_log_part *lp)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < lp->nreplicas; i++)
+        n += is_live(c, lp->replicas[i]);
+    return n;
+}
+
+/* A replica of w in lp may leave: it is live, not the leader's, and not the
+ * last isr member. */
+static bool may_leave(const ctx *c, const sx_log_part *lp, int32_t w)
+{
+    if (!is_live(c, w) || w == lp->leader)
+        return false;
+    return !(lp->nisr == 1 && lp->isr[0] == w);
+}
+
+static void drop_replica(ctx *c, sx_log_part *lp, int32_t w)
+{
+    count_shared(c, lp, w, false);
+    set_remove(lp->replicas, &lp->nreplicas, w);
+    set_remove(lp->isr, &lp->nisr, w);
+    c->rep[w]--;
+}
+
+static void add_replica(ctx *c, uint32_t p, int32_t w)
+{
+    sx_log_part *lp = &c->parts[p];
+    assert(lp->nreplicas < SX_MAX_REPLICAS);
+    count_shared(c, lp, w, true);
+    lp->replicas[lp->nreplicas++] = w;
+    if (first_assigned(c, p))
+        lp->isr[lp->nisr++] = w;
+    c->rep[w]++;
+}
+
+/* Step 3. First trims partitions holding more live replicas than their target
+ * (R lowered, or replicas added while the isr was dead and it came back):
+ * non-isr replicas first, then the most loaded worker, lowest index. Then
+ * fills every partition from the live workers with the fewest replicas. */
+static void step_fill(ctx *c)
+{
+    count_replicas(c);
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        sx_log_part *lp = &c->parts[p];
+        uint32_t target = replica_target(c, lp);
+        for (uint32_t have = live_replicas(c, lp); have > target; have--) {
+            int32_t victim = -1;
+            bool victim_isr = true;
+            for (uint32_t i = 0; i < lp->nreplicas; i++) {
+                int32_t w = lp->replicas[i];
+                if (!may_leave(c, lp, w))
+                    continue;
+                bool in_isr = sx_clustermap_has(lp->isr, lp->nisr, w);
+                if (victim < 0 || (!in_isr && victim_isr) ||
+                    (in_isr == victim_isr &&
+                     (c->rep[w] > c->rep[victim] || (c->rep[w] == c->rep[victim] && w < victim)))) {
+                    victim = w;
+                    victim_isr = in_isr;
+                }
+            }
+            /* The leader is the only replica that may not leave, and target >= 1. */
+            assert(victim >= 0);
+            drop_replica(c, lp, victim);
+        }
+    }
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        sx_log_part *lp = &c->parts[p];
+        uint32_t target = replica_target(c, lp);
+        for (uint32_t have = live_replicas(c, lp); have < target; have++) {
+            int32_t best = -1;
+            uint32_t best_shared = 0;
+            for (uint32_t w = 0; w < c->nworkers; w++) {
+                if (!c->alive[w] || sx_clustermap_has(lp->replicas, lp->nreplicas, (int32_t)w))
+                    continue;
+                uint32_t sh = shared_with(c, lp, (int32_t)w);
+                if (best < 0 || c->rep[w] < c->rep[best] ||
+                    (c->rep[w] == c->rep[best] && sh < best_shared)) {
+                    best = (int32_t)w;
+                    best_shared = sh;
+                }
+            }
+            assert(best >= 0);
+            add_replica(c, p, best);
+        }
+        if (first_assigned(c, p) && lp->leader < 0 && lp->nisr > 0) {
+            lp->leader = least_loaded_live(c, lp->isr, lp->nisr, c->lead);
+            if (lp->leader >= 0)
+                c->lead[lp->leader]++;
+        }
+    }
+}
+
+/* How costly moving w's replica out of partition p is: 0 if it was added in
+ * this call (it holds no data yet, and the net change stays one addition),
+ * 1 if outside the isr, 2 for an isr member (an in-sync copy is lost). */
+static int move_class(const ctx *c, uint32_t p, int32_t w)
+{
+    const sx_log_part *op = &c->orig[p];
+    if (!sx_clustermap_has(op->replicas, op->nreplicas, w))
+        return 0;
+    return sx_clustermap_has(c->parts[p].isr, c->parts[p].nisr, w) ? 2 : 1;
+}
+
+/* The partition whose replica on src is best moved to tgt, or -1: the lowest
+ * class (at most max_class), then the lowest partition. */
+static int32_t find_replica_move(const ctx *c, int32_t src, int32_t tgt, int max_class)
+{
+    int32_t best = -1;
+    int best_class = max_class + 1;
+    for (uint32_t p = 0; p < c->nparts && best_class > 0; p++) {
+        const sx_log_part *lp = &c->parts[p];
+        if (!sx_clustermap_has(lp->replicas, lp->nreplicas, src) ||
+            sx_clustermap_has(lp->replicas, lp->nreplicas, tgt) || !may_leave(c, lp, src))
+            continue;
+        int cls = move_class(c, p, src);
+        if (cls < best_class) {
+            best = (int32_t)p;
+            best_class = cls;
+        }
+    }
+    return best;
+}
+
+static void move_replica(ctx *c, uint32_t p, int32_t src, int32_t tgt)
+{
+    drop_replica(c, &c->parts[p], src);
+    add_replica(c, p, tgt);
+}
+
+/* Is partition p on the search path from c->root to x? */
+static bool on_path(const ctx *c, int32_t x, uint32_t p)
+{
+    for (int32_t w = x; w != c->root; w = c->from[w])
+        if (c->via[w] == p)
+            return true;
+    return false;
+}
+
+/* Starts a breadth-first search from src over the live workers. */
+static void search_start(ctx *c, int32_t src)
+{
+    for (uint32_t w = 0; w < c->nworkers; w++)
+        c->dist[w] = UINT32_MAX;
+    c->root = src;
+    c->dist[src] = 0;
+    c->queue[0] = src;
+}
+
+static void search_reach(ctx *c, int32_t x, int32_t y, uint32_t p, uint32_t *tail)
+{
+    c->dist[y] = c->dist[x] + 1;
+    c->from[y] = x;
+    c->via[y] = p;
+    c->queue[(*tail)++] = y;
+}
+
+/* The reached worker with load at most load[root] - 2, the least loaded, then
+ * the nearest, then the lowest index; -1 if none. */
+static int32_t search_target(const ctx *c, const uint32_t *load)
+{
+    int32_t best = -1;
+    for (uint32_t w = 0; w < c->nworkers; w++) {
+        if (c->dist[w] == UINT32_MAX || load[w] + 2 > load[c->root])
+            continue;
+        if (best < 0 || load[w] < load[best] ||
+            (load[w] == load[best] && c->dist[w] < c->dist[best]))
+            best = (int32_t)w;
+    }
+    return best;
+}
+
+/* Replica chains: src's replica of p1 goes to w1, w1's replica of p2 to w2,
+ * ..., to a worker holding at least two fewer than src; the workers between
+ * keep their loads. The partitions of a chain are distinct, so each move is
+ * legal whatever the others do. Returns the last worker, or -1. */
+static int32_t search_replicas(ctx *c, int32_t src, int max_class, uint32_t max_hops)
+{
+    search_start(c, src);
+    uint32_t head = 0, tail = 1, unreached = c->nlive - 1;
+    while (head < tail && unreached > 0) {
+        int32_t x = c->queue[head++];
+        if (c->dist[x] >= max_hops)
+            break;
+        for (int cls = 0; cls <= max_class && unreached > 0; cls++) {
+            for (uint32_t p = 0; p < c->nparts && unreached > 0; p++) {
+                const sx_log_part *lp = &c->parts[p];
+                if (!sx_clustermap_has(lp->replicas, lp->nreplicas, x) || !may_leave(c, lp, x) ||
+                    move_class(c, p, x) != cls || on_path(c, x, p))
+                    continue;
+                for (uint32_t y = 0; y < c->nworkers; y++) {
+                    if (!c->alive[y] || c->dist[y] != UINT32_MAX ||
+                        sx_clustermap_has(lp->replicas, lp->nreplicas, (int32_t)y))
+                        continue;
+                    search_reach(c, x, (int32_t)y, p, &tail);
+                    unreached--;
+                }
+            }
+        }
+    }
+    return search_target(c, c->rep);
+}
+
+/* One step-4 move (or chain) using replicas of class at most max_class: a
+ * direct move for the first (most, least) pair that has one, else a chain
+ * from the most loaded worker that has one. True if anything moved. */
+static bool balance_replicas_once(ctx *c, int max_class)
+{
+    uint32_t n = order_by_load(c, c->rep);
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t src = c->desc[i];
+        for (uint32_t j = 0; j < n && c->rep[src] >= c->rep[c->asc[j]] + 2; j++) {
+            int32_t p = find_replica_move(c, src, c->asc[j], max_class);
+            if (p >= 0) {
+                move_replica(c, (uint32_t)p, src, c->asc[j]);
+                return true;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < n && c->rep[c->desc[i]] >= c->rep[c->asc[0]] + 2; i++) {
+        int32_t src = c->desc[i];
+        int32_t t =
+            search_replicas(c, src, max_class, max_class == 0 ? UINT32_MAX : MAX_COSTLY_HOPS);
+        if (t < 0)
+            continue;
+        for (int32_t y = t; y != src;) {
+            int32_t x = c->from[y];
+            move_replica(c, c->via[y], x, y);
+            y = x;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Step 4. Each move (or chain) takes one replica from a worker and gives one
+ * to a worker holding at least two fewer, so the sum of squared loads falls
+ * and the loop ends. Replicas added in this call move first, and only when
+ * none can does an older one move. True if anything moved. */
+static bool step_balance_replicas(ctx *c)
+{
+    bool moved = false;
+    while (balance_replicas_once(c, 0) || balance_replicas_once(c, 2))
+        moved = true;
+    return moved;
+}
+
+/* The partition led by src whose leadership is best handed to tgt, or -1:
+ * tgt must be in its isr; a partition whose leader already changed in this
+ * call first (no extra epoch), then the lowest. */
+static int32_t find_leader_move(const ctx *c, int32_t src, int32_t tgt)
+{
+    int32_t best = -1;
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        const sx_log_part *lp = &c->parts[p];
+        if (lp->leader != src || !sx_clustermap_has(lp->isr, lp->nisr, tgt))
+            continue;
+        if (c->orig[p].leader != src)
+            return (int32_t)p;
+        if (best < 0)
+            best = (int32_t)p;
+    }
+    return best;
+}
+
+/* Leadership chains, as replica chains: src hands p1 to w1, w1 hands p2 to
+ * w2, ... Each partition has one leader, so the partitions are distinct.
+ * With free_only, only partitions whose leader already changed in this call
+ * (no extra epoch), at any length; else any, up to MAX_COSTLY_HOPS. */
+static int32_t search_leaders(ctx *c, int32_t src, bool free_only)
+{
+    search_start(c, src);
+    uint32_t head = 0, tail = 1;
+    while (head < tail) {
+        int32_t x = c->queue[head++];
+        if (!free_only && c->dist[x] >= MAX_COSTLY_HOPS)
+            break;
+        for (int changed = 1; changed >= (free_only ? 1 : 0); changed--) {
+            for (uint32_t p = 0; p < c->nparts; p++) {
+                const sx_log_part *lp = &c->parts[p];
+                if (lp->leader != x || (c->orig[p].leader != x) != changed)
+                    continue;
+                for (uint32_t i = 0; i < lp->nisr; i++)
+                    if (is_live(c, lp->isr[i]) && c->dist[lp->isr[i]] == UINT32_MAX)
+                        search_reach(c, x, lp->isr[i], p, &tail);
+            }
+        }
+    }
+    return search_target(c, c->lead);
+}
+
+/* One step-5 handover (or chain), chosen as in balance_replicas_once. */
+static bool balance_leaders_once(ctx *c)
+{
+    uint32_t n = order_by_load(c, c->lead);
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t src = c->desc[i];
+        for (uint32_t j = 0; j < n && c->lead[src] >= c->lead[c->asc[j]] + 2; j++) {
+            int32_t p = find_leader_move(c, src, c->asc[j]);
+            if (p >= 0) {
+                c->parts[p].leader = c->asc[j];
+                c->lead[src]--;
+                c->lead[c->asc[j]]++;
+                return true;
+            }
+        }
+    }
+    for (int free_only = 1; free_only >= 0; free_only--) {
+        for (uint32_t i = 0; i < n && c->lead[c->desc[i]] >= c->lead[c->asc[0]] + 2; i++) {
+            int32_t src = c->desc[i];
+            int32_t t = search_leaders(c, src, free_only);
+            if (t < 0)
+                continue;
+            for (int32_t y = t; y != src; y = c->from[y])
+                c->parts[c->via[y]].leader = y;
+            c->lead[src]--;
+            c->lead[t]++;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Step 5, ending as step 4 does. True if anything moved. */
+static bool step_balance_leaders(ctx *c)
+{
+    bool moved = false;
+    while (balance_leaders_once(c))
+        moved = true;
+    return moved;
+}
+
+/* Step 6. own counts owners among live workers; orig_owner is the input, so
+ * that a term already moved in this call is the one moved again. */
+static void step_terms(ctx *c, sx_term_part *terms, uint32_t nterms, const int32_t *orig_owner)
+{
+    uint32_t *own = c->lead; /* reused: leaders are settled */
+    memset(own, 0, c->nworkers * sizeof(*own));
+    for (uint32_t t = 0; t < nterms; t++)
+        if (is_live(c, terms[t].owner))
+            own[terms[t].owner]++;
+    for (uint32_t t = 0; t < nterms; t++) {
+        if (is_live(c, terms[t].owner))
+            continue;
+        int32_t best = -1;
+        for (uint32_t w = 0; w < c->nworkers; w++)
+            if (c->alive[w] && (best < 0 || own[w] < own[best]))
+                best = (int32_t)w;
+        terms[t].owner = best;
+        if (best >= 0)
+            own[best]++;
+    }
+    if (c->nlive == 0)
+        return;
+    for (;;) {
+        int32_t most = -1, least = -1;
+        for (uint32_t w = 0; w < c->nworkers; w++) {
+            if (!c->alive[w])
+                continue;
+            if (most < 0 || own[w] > own[most])
+                most = (int32_t)w;
+            if (least < 0 || own[w] < own[least])
+                least = (int32_t)w;
+        }
+        if (own[most] < own[least] + 2)
+            return;
+        int32_t pick = -1;
+        for (uint32_t t = 0; t < nterms; t++) {
+            if (terms[t].owner != most)
+                continue;
+            if (orig_owner[t] != most) {
+                pick = (int32_t)t;
+                break;
+            }
+            if (pick < 0)
+                pick = (int32_t)t;
+        }
+        assert(pick >= 0);
+        terms[pick].owner = least;
+        own[most]--;
+        own[least]++;
+    }
+}
+
+void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers,
+               sx_log_part *parts, uint32_t nparts, sx_term_part *terms, uint32_t nterms,
+               sx_assign_changes *changes)
+{
+    assert(s && (alive || nworkers == 0) && (parts || nparts == 0) && (terms || nterms == 0));
+    for (uint32_t p = 0; p < nparts; p++)
+        assert(parts[p].nreplicas <= SX_MAX_REPLICAS && parts[p].nisr <= SX_MAX_REPLICAS);
+    ctx c = {.alive = alive, .nworkers = nworkers, .parts = parts, .nparts = nparts};
+    c.r = s->replication < 1 ? 1 : s->replication;
+    c.r = c.r > SX_MAX_REPLICAS ? SX_MAX_REPLICAS : c.r;
+    c.dense = sx_calloc(nworkers, sizeof(*c.dense));
+    for (uint32_t w = 0; w < nworkers; w++)
+        c.dense[w] = alive[w] ? (int32_t)c.nlive++ : -1;
+    c.shared = sx_calloc((size_t)c.nlive * c.nlive, sizeof(*c.shared));
+    c.dist = sx_calloc(nworkers, sizeof(*c.dist));
+    c.from = sx_calloc(nworkers, sizeof(*c.from));
+    c.via = sx_calloc(nworkers, sizeof(*c.via));
+    c.queue = sx_calloc(nworkers, sizeof(*c.queue));
+
+    sx_log_part *orig = sx_memdup(parts, (size_t)nparts * sizeof(*parts));
+    int32_t *orig_owner = sx_calloc(nterms, sizeof(*orig_owner));
+    for (uint32_t t = 0; t < nterms; t++)
+        orig_owner[t] = terms[t].owner;
+    c.orig = orig;
+    c.rep = sx_calloc(nworkers, sizeof(*c.rep));
+    c.lead = sx_calloc(nworkers, sizeof(*c.lead));
+    c.desc = sx_calloc(nworkers, sizeof(*c.desc));
+    c.asc = sx_calloc(nworkers, sizeof(*c.asc));
+
+    step_deaths(&c);
+    step_leaders(&c);
+    step_fill(&c);
+    /* A leadership handed over in step 5 can unpin a replica for step 4, so
+     * step 4 runs again after a step 5 that moved. Step 4 never adds an isr
+     * member or moves a leader, so it opens no new step 5 move: the second
+     * round of step 5 moves nothing and the loop ends. */
+    do
+        step_balance_replicas(&c);
+    while (step_balance_leaders(&c));
+    step_terms(&c, terms, nterms, orig_owner);
+
+    sx_assign_changes ch = {0};
+    for (uint32_t p = 0; p < nparts; p++) {
+        sx_log_part *lp = &parts[p];
+        const sx_log_part *op = &orig[p];
+        if (lp->leader != op->leader) {
+            lp->epoch = op->epoch + 1;
+            ch.leader_changes++;
+        }
+        if (!same_set(lp->isr, lp->nisr, op->isr, op->nisr)) {
+            lp->isr_version = op->isr_version + 1;
+            ch.isr_changes++;
+        }
+        for (uint32_t i = 0; i < lp->nreplicas; i++)
+            ch.replicas_added += !sx_clustermap_has(op->replicas, op->nreplicas, lp->replicas[i]);
+        for (uint32_t i = 0; i < op->nreplicas; i++)
+            ch.replicas_removed += !sx_clustermap_has(lp->replicas, lp->nreplicas, op->replicas[i]);
+        ch.unavailable += lp->leader < 0;
+    }
+    for (uint32_t t = 0; t < nterms; t++) {
+        if (terms[t].owner != orig_owner[t]) {
+            terms[t].epoch++;
+            ch.owner_changes++;
+        }
+    }
+    if (changes)
+        *changes = ch;
+
+    free(c.queue);
+    free(c.via);
+    free(c.from);
+    free(c.dist);
+    free(c.shared);
+    free(c.dense);
+    free(c.asc);
+    free(c.desc);
+    free(c.lead);
+    free(c.rep);
+    free(orig_owner);
+    free(orig);
+}
+
+sx_status sx_clustermap_change_isr(sx_log_part *part, uint64_t epoch, uint64_t isr_version,
+                                   const int32_t *isr, uint32_t nisr, sx_err *err)
+{
+    assert(part);
+    if (epoch != part->epoch)
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "clustermap: isr change: epoch %llu, current %llu",
+                          (unsigned long long)epoch, (unsigned long long)part->epoch);
+    if (isr_version != part->isr_version)
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "clustermap: isr change: isr_version %llu, current %llu",
+                          (unsigned long long)isr_version, (unsigned long long)part->isr_version);
+    if (part->leader < 0)
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "clustermap: isr change: partition has no leader");
+    if (nisr == 0 || !isr)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "clustermap: isr change: empty isr");
+    if (nisr > part->nreplicas)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "clustermap: isr change: %u members, %u replicas", nisr, part->nreplicas);
+    for (uint32_t i = 0; i < nisr; i++) {
+        if (!sx_clustermap_has(part->replicas, part->nreplicas, isr[i]))
+            return sx_err_set(err, SX_INVALID_ARGUMENT,
+                              "clustermap: isr change: worker %d is not a replica", isr[i]);
+        if (sx_clustermap_has(isr, i, isr[i]))
+            return sx_err_set(err, SX_INVALID_ARGUMENT,
+                              "clustermap: isr change: worker %d listed twice", isr[i]);
+    }
+    if (!sx_clustermap_has(isr, nisr, part->leader))
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "clustermap: isr change: leader %d missing",
+                          part->leader);
+    memcpy(part->isr, isr, nisr * sizeof(*isr));
+    memset(part->isr + nisr, 0, (SX_MAX_REPLICAS - nisr) * sizeof(*isr));
+    part->nisr = nisr;
+    part->isr_version++;
+    return SX_OK;
+}
+
+/* Checks that set holds n distinct workers below nworkers; the message names
+ * the problem. */
+static bool valid_set(const int32_t *set, uint32_t n, uint32_t nworkers, const char **why,
+                      int32_t *bad)
+{
+    if (n > SX_MAX_REPLICAS) {
+        *why = "too many members";
+        *bad = (int32_t)n;
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (set[i] < 0 || (uint32_t)set[i] >= nworkers) {
+            *why = "worker out of range";
+            *bad = set[i];
+            return false;
+        }
+        if (sx_clustermap_has(set, i, set[i])) {
+            *why = "worker listed twice";
+            *bad = set[i];
+            return false;
+        }
+    }
+    return true;
+}
+
+sx_status sx_clustermap_check(const sx_log_part *parts, uint32_t nparts, const sx_term_part *terms,
+                              uint32_t nterms, uint32_t nworkers, sx_err *err)
+{
+    const char *why = NULL;
+    int32_t bad = 0;
+    for (uint32_t p = 0; p < nparts; p++) {
+        const sx_log_part *lp = &parts[p];
+        if (!valid_set(lp->replicas, lp->nreplicas, nworkers, &why, &bad))
+            return sx_err_set(err, SX_INTERNAL, "clustermap: log partition %u: replicas: %s (%d)",
+                              p, why, bad);
+        if (!valid_set(lp->isr, lp->nisr, nworkers, &why, &bad))
+            return sx_err_set(err, SX_INTERNAL, "clustermap: log partition %u: isr: %s (%d)", p,
+                              why, bad);
+        for (uint32_t i = 0; i < lp->nisr; i++)
+            if (!sx_clustermap_has(lp->replicas, lp->nreplicas, lp->isr[i]))
+                return sx_err_set(err, SX_INTERNAL,
+                                  "clustermap: log partition %u: isr member %d is not a replica", p,
+                                  lp->isr[i]);
+        if (lp->nisr == 0 && lp->nreplicas > 0)
+            return sx_err_set(err, SX_INTERNAL,
+                              "clustermap: log partition %u: %u replicas but an empty isr", p,
+                              lp->nreplicas);
+        if (lp->leader != -1 && !sx_clustermap_has(lp->isr, lp->nisr, lp->leader))
+            return sx_err_set(err, SX_INTERNAL,
+                              "clustermap: log partition %u: leader %d is not in the isr", p,
+                              lp->leader);
+    }
+    for (uint32_t t = 0; t < nterms; t++) {
+        int32_t o = terms[t].owner;
+        if (o != -1 && (o < 0 || (uint32_t)o >= nworkers))
+            return sx_err_set(err, SX_INTERNAL,
+                              "clustermap: term partition %u: owner %d out of range", t, o);
+    }
+    return SX_OK;
+}

@@ -1,0 +1,1675 @@
+/* test_coord.c: unit tests for coord.h, the coordinator's state machine.
+ *
+ * Each test gets its own mkdtemp directory with a real LevelDB metadata store
+ * (removed by the teardown); no network, no processes, no sleeping: time is an
+ * argument, so leases are driven by hand. After every step the tests check that
+ * the map version, every log partition's epoch and isr_version and every term
+ * partition's epoch never went down (reopen included), and that the published
+ * map keeps its invariants (leaders are live isr members, isr within replicas).
+ * Covered: settings and their checks, reopen, registration, heartbeats, leases,
+ * ISR changes, the index catalog with backfill, ClusterStatus, and a seeded
+ * random walk over all of it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h> /* after the four above, which it needs */
+
+#include <ctype.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "coord.h"
+#include "log.h"
+
+/* The lease every test uses (the coordinator adds its margin). */
+#define LEASE 1000u
+/* Largest P and number of term partitions the tracker follows. */
+#define MAXP 16
+#define MAXTERMS 8192
+/* Term partitions a test copies out of the map. */
+#define COPYTERMS 64
+/* Room for a partition's replicas (the map allows 7). */
+#define MAXR 8
+
+/* The worker ids most tests register, in index order. */
+static const char *const abc[3] = {"a", "b", "c"};
+
+typedef Shardex__Internal__V1__ClusterMap cmap;
+typedef Shardex__Internal__V1__LogPartition lpart;
+
+/* The highest epoch seen for term partition t of index index_id. */
+typedef struct term_seen {
+    uint64_t index_id;
+    uint32_t t;
+    uint64_t epoch;
+} term_seen;
+
+typedef struct fixture {
+    char dir[PATH_MAX]; /* the mkdtemp directory, the coordinator's data_dir */
+    sx_coord_opts opts;
+    sx_coord *c;
+    uint64_t version;           /* highest map version seen */
+    uint64_t epoch[MAXP];       /* highest epoch seen per log partition */
+    uint64_t isr_version[MAXP]; /* highest isr_version seen per log partition */
+    term_seen terms[MAXTERMS];  /* highest epoch seen per (index id, term partition) */
+    size_t nterms;
+} fixture;
+
+#define CHECK_OK(expr, errp)                                                                       \
+    do {                                                                                           \
+        sx_status st_ = (expr);                                                                    \
+        if (st_ != SX_OK)                                                                          \
+            fail_msg("%s: %s: %s", #expr, sx_status_name(st_), (errp)->msg);                       \
+    } while (0)
+
+/* st and err carry code, and err's message contains `needle`. */
+#define CHECK_FAIL(st, errp, want, needle)                                                         \
+    do {                                                                                           \
+        sx_status st2_ = (st);                                                                     \
+        if (st2_ != (want))                                                                        \
+            fail_msg("expected %s, got %s: %s", sx_status_name(want), sx_status_name(st2_),        \
+                     (errp)->msg);                                                                 \
+        assert_int_equal((errp)->code, (want));                                                    \
+        if (!strstr((errp)->msg, (needle)))                                                        \
+            fail_msg("message \"%s\" does not mention \"%s\"", (errp)->msg, (needle));             \
+    } while (0)
+
+/* ---------------------------------------------------------------- fixture -- */
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->dir, sizeof(f->dir), "%s/sx_coord_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    f->opts.data_dir = f->dir;
+    f->opts.settings =
+        (sx_coord_settings){.partitions = 4, .replication = 3, .min_isr = 2, .term_partitions = 4};
+    f->opts.given_partitions = f->opts.given_replication = true;
+    f->opts.given_min_isr = f->opts.given_term_partitions = true;
+    f->opts.lease_ms = LEASE;
+    *state = f;
+    return 0;
+}
+
+static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    sx_coord_close(f->c);
+    int rc = nftw(f->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return rc;
+}
+
+/* ------------------------------------------------------------- the tracker -- */
+
+static bool has(const int32_t *set, size_t n, int32_t w)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == w)
+            return true;
+    return false;
+}
+
+static term_seen *seen_term(fixture *f, uint64_t index_id, uint32_t t)
+{
+    for (size_t i = 0; i < f->nterms; i++)
+        if (f->terms[i].index_id == index_id && f->terms[i].t == t)
+            return &f->terms[i];
+    assert_true(f->nterms < MAXTERMS);
+    f->terms[f->nterms] = (term_seen){.index_id = index_id, .t = t, .epoch = 0};
+    return &f->terms[f->nterms++];
+}
+
+/* Checks the current map against everything seen so far and its invariants. */
+static void track(fixture *f)
+{
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    const cmap *msg = m->msg;
+    if (msg->version < f->version)
+        fail_msg("map version went down: %" PRIu64 " after %" PRIu64, msg->version, f->version);
+    f->version = msg->version;
+    assert_true(msg->n_partitions <= MAXP);
+    for (size_t p = 0; p < msg->n_partitions; p++) {
+        const lpart *lp = msg->partitions[p];
+        if (lp->epoch < f->epoch[p])
+            fail_msg("partition %zu: epoch went down: %" PRIu64 " after %" PRIu64, p, lp->epoch,
+                     f->epoch[p]);
+        if (lp->isr_version < f->isr_version[p])
+            fail_msg("partition %zu: isr_version went down: %" PRIu64 " after %" PRIu64, p,
+                     lp->isr_version, f->isr_version[p]);
+        f->epoch[p] = lp->epoch;
+        f->isr_version[p] = lp->isr_version;
+        for (size_t k = 0; k < lp->n_isr; k++)
+            assert_true(has(lp->replicas, lp->n_replicas, lp->isr[k]));
+        for (size_t k = 0; k < lp->n_replicas; k++)
+            assert_true(lp->replicas[k] >= 0 && (size_t)lp->replicas[k] < msg->n_workers);
+        if (lp->leader >= 0) {
+            assert_true(has(lp->isr, lp->n_isr, lp->leader));
+            assert_true((size_t)lp->leader < msg->n_workers);
+            if (!msg->workers[lp->leader]->alive)
+                fail_msg("partition %zu: leader %d is dead", p, lp->leader);
+        } else {
+            assert_int_equal(lp->leader, -1);
+        }
+    }
+    size_t nterms = 0;
+    for (size_t i = 0; i < msg->n_indexes; i++) {
+        const Shardex__Internal__V1__IndexEntry *e = msg->indexes[i];
+        if (!e->spec->global) {
+            assert_int_equal(e->spec->term_partitions, 0);
+            continue;
+        }
+        assert_true(e->spec->term_partitions >= 1);
+        assert_true((size_t)e->first_term + e->spec->term_partitions <= msg->n_terms);
+        nterms += e->spec->term_partitions;
+        for (uint32_t t = 0; t < e->spec->term_partitions; t++) {
+            const Shardex__Internal__V1__TermPartition *tp = msg->terms[e->first_term + t];
+            term_seen *s = seen_term(f, e->id, t);
+            if (tp->epoch < s->epoch)
+                fail_msg("index %s term %u: epoch went down: %" PRIu64 " after %" PRIu64,
+                         e->spec->name, t, tp->epoch, s->epoch);
+            s->epoch = tp->epoch;
+            if (tp->owner >= 0) {
+                assert_true((size_t)tp->owner < msg->n_workers);
+                assert_true(msg->workers[tp->owner]->alive);
+            }
+        }
+    }
+    assert_int_equal(nterms, msg->n_terms);
+    sx_coord_map_release(m);
+}
+
+/* ---------------------------------------------------------------- helpers -- */
+
+static void open_at(fixture *f, uint64_t now)
+{
+    sx_err err = {0};
+    assert_null(f->c);
+    CHECK_OK(sx_coord_open(&f->opts, now, &f->c, &err), &err);
+    assert_non_null(f->c);
+    track(f);
+}
+
+static void reopen_at(fixture *f, uint64_t now)
+{
+    sx_coord_close(f->c);
+    f->c = NULL;
+    open_at(f, now);
+}
+
+static uint64_t version_of(fixture *f)
+{
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    uint64_t v = m->msg->version;
+    sx_coord_map_release(m);
+    return v;
+}
+
+/* A copy of log partition p as the current map has it. */
+typedef struct part_copy {
+    uint64_t epoch, isr_version;
+    int32_t leader;
+    size_t nreplicas, nisr;
+    int32_t replicas[MAXR], isr[MAXR];
+} part_copy;
+
+static part_copy part_of(fixture *f, uint32_t p)
+{
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    assert_true(p < m->msg->n_partitions);
+    const lpart *lp = m->msg->partitions[p];
+    part_copy pc = {.epoch = lp->epoch,
+                    .isr_version = lp->isr_version,
+                    .leader = lp->leader,
+                    .nreplicas = lp->n_replicas,
+                    .nisr = lp->n_isr};
+    assert_true(lp->n_replicas <= MAXR && lp->n_isr <= MAXR);
+    if (lp->n_replicas) /* the arrays are NULL when empty */
+        memcpy(pc.replicas, lp->replicas, lp->n_replicas * sizeof(int32_t));
+    if (lp->n_isr)
+        memcpy(pc.isr, lp->isr, lp->n_isr * sizeof(int32_t));
+    sx_coord_map_release(m);
+    return pc;
+}
+
+static bool worker_alive(fixture *f, int32_t w)
+{
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    assert_true(w >= 0 && (size_t)w < m->msg->n_workers);
+    bool alive = m->msg->workers[w]->alive;
+    sx_coord_map_release(m);
+    return alive;
+}
+
+/* Registers id at now; returns its index, its incarnation in *inc. */
+static int32_t reg(fixture *f, const char *id, uint64_t now, uint64_t *inc)
+{
+    char addr[128];
+    snprintf(addr, sizeof(addr), "%s.test:7000", id);
+    int32_t index = -2;
+    uint64_t incarnation = 0;
+    sx_coord_map *m = NULL;
+    sx_err err = {0};
+    uint64_t before = f->version;
+    CHECK_OK(sx_coord_register(f->c, id, addr, now, &index, &incarnation, &m, &err), &err);
+    assert_non_null(m);
+    assert_true(m->msg->version > before);
+    assert_true(index >= 0 && (size_t)index < m->msg->n_workers);
+    const Shardex__Internal__V1__WorkerEntry *w = m->msg->workers[index];
+    assert_string_equal(w->id, id);
+    assert_string_equal(w->address, addr);
+    assert_true(w->alive);
+    assert_int_equal(w->incarnation, incarnation);
+    sx_coord_map_release(m);
+    track(f);
+    if (inc)
+        *inc = incarnation;
+    return index;
+}
+
+/* Reports for partitions 0..n-1: log_end 100+p, applied 90+p, commit 80+p. */
+static Shardex__Internal__V1__ReplicaReport g_reports[MAXP];
+static Shardex__Internal__V1__ReplicaReport *g_report_ptrs[MAXP];
+
+static void init_reports(void)
+{
+    for (uint32_t p = 0; p < MAXP; p++) {
+        shardex__internal__v1__replica_report__init(&g_reports[p]);
+        g_reports[p].partition = p;
+        g_reports[p].log_end_offset = 100 + p;
+        g_reports[p].applied_offset = 90 + p;
+        g_reports[p].commit_offset = 80 + p;
+        g_report_ptrs[p] = &g_reports[p];
+    }
+}
+
+/* A heartbeat that knows the current version: must succeed without a map. */
+static void hb(fixture *f, const char *id, uint64_t inc, uint64_t now, size_t nreports)
+{
+    static sx_coord_map sentinel;
+    sx_coord_map *m = &sentinel; /* must be overwritten */
+    sx_err err = {0};
+    CHECK_OK(
+        sx_coord_heartbeat(f->c, id, inc, version_of(f), g_report_ptrs, nreports, now, &m, &err),
+        &err);
+    assert_null(m);
+    track(f);
+}
+
+static void tick(fixture *f, uint64_t now)
+{
+    sx_coord_tick(f->c, now);
+    track(f);
+}
+
+/* Has each partition's leader put every replica in its isr (leadership may move
+ * as isrs grow, so the map is read again after each change). */
+static void grow_isrs(fixture *f)
+{
+    for (int round = 0; round < 64 * MAXP; round++) {
+        sx_coord_map *m = sx_coord_map_acquire(f->c);
+        const lpart *lp = NULL;
+        uint32_t p = 0;
+        for (p = 0; p < m->msg->n_partitions; p++) {
+            lp = m->msg->partitions[p];
+            if (lp->leader >= 0 && lp->n_isr < lp->n_replicas)
+                break;
+        }
+        if (p == m->msg->n_partitions) {
+            sx_coord_map_release(m);
+            return;
+        }
+        sx_coord_map *after = NULL;
+        sx_err err = {0};
+        CHECK_OK(sx_coord_change_isr(f->c, m->msg->workers[lp->leader]->id, p, lp->epoch,
+                                     lp->isr_version, lp->replicas, lp->n_replicas, &after, &err),
+                 &err);
+        assert_non_null(after);
+        sx_coord_map_release(after);
+        sx_coord_map_release(m);
+        track(f);
+    }
+    fail_msg("isrs did not settle");
+}
+
+/* True if flag occurs in msg as a whole word ("--partitions" does not match
+ * inside "--term-partitions"). */
+static bool names_flag(const char *msg, const char *flag)
+{
+    size_t n = strlen(flag);
+    for (const char *p = strstr(msg, flag); p; p = strstr(p + 1, flag)) {
+        bool start = p == msg || !(isalnum((unsigned char)p[-1]) || p[-1] == '-');
+        bool end = !(isalnum((unsigned char)p[n]) || p[n] == '-');
+        if (start && end)
+            return true;
+    }
+    return false;
+}
+
+static Shardex__V1__IndexSpec spec_of(const char *name, const char *field,
+                                      Shardex__V1__ValueType type, bool local, bool global,
+                                      uint32_t term_partitions)
+{
+    Shardex__V1__IndexSpec s;
+    shardex__v1__index_spec__init(&s);
+    s.name = (char *)name;
+    s.field = (char *)field;
+    s.type = type;
+    s.local = local;
+    s.global = global;
+    s.term_partitions = term_partitions;
+    return s;
+}
+
+#define STRING_T SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_STRING
+#define INT_T SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT
+#define BUILDING SHARDEX__V1__INDEX_STATE__INDEX_STATE_BUILDING
+#define READY SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY
+
+static void create_ok(fixture *f, const char *name, bool local, bool global, uint32_t tp)
+{
+    Shardex__V1__IndexSpec s = spec_of(name, "field", STRING_T, local, global, tp);
+    sx_arena a = {0};
+    Shardex__V1__IndexInfo *info = NULL;
+    sx_err err = {0};
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    assert_non_null(info);
+    assert_string_equal(info->spec->name, name);
+    assert_int_equal(info->state, BUILDING);
+    sx_arena_free(&a);
+    track(f);
+}
+
+/* The map's entry of index `name` (copied), found = false if absent. */
+typedef struct index_copy {
+    bool found;
+    uint64_t id;
+    uint32_t first_term, term_partitions;
+    bool local, global;
+    Shardex__V1__IndexState state;
+    size_t nbackfilled;
+} index_copy;
+
+static index_copy index_of(fixture *f, const char *name)
+{
+    index_copy ic = {0};
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    for (size_t i = 0; i < m->msg->n_indexes; i++) {
+        const Shardex__Internal__V1__IndexEntry *e = m->msg->indexes[i];
+        if (strcmp(e->spec->name, name) == 0)
+            ic = (index_copy){.found = true,
+                              .id = e->id,
+                              .first_term = e->first_term,
+                              .term_partitions = e->spec->term_partitions,
+                              .local = e->spec->local,
+                              .global = e->spec->global,
+                              .state = e->state,
+                              .nbackfilled = e->n_backfilled};
+    }
+    sx_coord_map_release(m);
+    return ic;
+}
+
+/* The term partitions' (epoch, owner) of the map, copied. */
+typedef struct terms_copy {
+    size_t n;
+    uint64_t epoch[COPYTERMS];
+    int32_t owner[COPYTERMS];
+} terms_copy;
+
+static void terms_of(fixture *f, terms_copy *out)
+{
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    assert_true(m->msg->n_terms <= COPYTERMS);
+    out->n = m->msg->n_terms;
+    for (size_t t = 0; t < out->n; t++) {
+        out->epoch[t] = m->msg->terms[t]->epoch;
+        out->owner[t] = m->msg->terms[t]->owner;
+    }
+    sx_coord_map_release(m);
+}
+
+/* Term partition t of an index moved from `from` to `to`: it is the same
+ * partition (same owner and epoch) unless its epoch rose. */
+static void same_term(const terms_copy *before, uint32_t from, const terms_copy *after, uint32_t to)
+{
+    assert_true(from < before->n && to < after->n);
+    if (after->epoch[to] == before->epoch[from])
+        assert_int_equal(after->owner[to], before->owner[from]);
+    else
+        assert_true(after->epoch[to] > before->epoch[from]);
+}
+
+static const Shardex__V1__IndexInfo *find_info(Shardex__V1__IndexInfo **v, size_t n,
+                                               const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i]->spec->name, name) == 0)
+            return v[i];
+    return NULL;
+}
+
+/* The map packed, to compare two maps byte for byte. */
+static uint8_t *pack_map(fixture *f, size_t *len)
+{
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    *len = shardex__internal__v1__cluster_map__get_packed_size(m->msg);
+    uint8_t *buf = malloc(*len + 1);
+    assert_non_null(buf);
+    shardex__internal__v1__cluster_map__pack(m->msg, buf);
+    sx_coord_map_release(m);
+    return buf;
+}
+
+/* ------------------------------------------------------------------ tests -- */
+
+static void test_fresh_open(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){8, 3, 2, 4};
+    open_at(f, 1000);
+    sx_coord_settings s = sx_coord_get_settings(f->c);
+    assert_int_equal(s.partitions, 8);
+    assert_int_equal(s.replication, 3);
+    assert_int_equal(s.min_isr, 2);
+    assert_int_equal(s.term_partitions, 4);
+
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    const cmap *msg = m->msg;
+    assert_true(msg->version >= 1);
+    assert_non_null(msg->settings);
+    assert_int_equal(msg->settings->partitions, 8);
+    assert_int_equal(msg->settings->replication, 3);
+    assert_int_equal(msg->settings->min_isr, 2);
+    assert_int_equal(msg->settings->term_partitions, 4);
+    assert_true(strlen(msg->settings->cluster_id) > 0);
+    assert_int_equal(msg->lease_ms, LEASE);
+    assert_int_equal(msg->n_partitions, 8);
+    for (size_t p = 0; p < 8; p++) {
+        assert_int_equal(msg->partitions[p]->leader, -1);
+        assert_int_equal(msg->partitions[p]->n_replicas, 0);
+        assert_int_equal(msg->partitions[p]->n_isr, 0);
+    }
+    assert_int_equal(msg->n_workers, 0);
+    assert_int_equal(msg->n_terms, 0);
+    assert_int_equal(msg->n_indexes, 0);
+    uint64_t v = msg->version;
+    sx_coord_map_release(m);
+
+    /* Two acquisitions of an unchanged state are the same version. */
+    assert_int_equal(version_of(f), v);
+    /* Nothing happens on a tick without workers. */
+    tick(f, 1000000);
+    assert_int_equal(version_of(f), v);
+
+    sx_arena a = {0};
+    Shardex__V1__ListIndexesResponse list = SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &list);
+    assert_int_equal(list.n_indexes, 0);
+    Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
+    sx_coord_status(f->c, 1000, &a, &st);
+    assert_int_equal(st.partitions, 8);
+    assert_int_equal(st.replication, 3);
+    assert_int_equal(st.min_isr, 2);
+    assert_int_equal(st.map_version, v);
+    assert_int_equal(st.n_workers, 0);
+    assert_int_equal(st.n_log_partitions, 8);
+    for (size_t p = 0; p < 8; p++) {
+        assert_int_equal(st.log_partitions[p]->partition, p);
+        assert_string_equal(st.log_partitions[p]->leader, "");
+        assert_false(st.log_partitions[p]->available);
+    }
+    assert_int_equal(st.n_term_partitions, 0);
+    assert_int_equal(st.n_indexes, 0);
+    sx_arena_free(&a);
+}
+
+static void test_open_rejects_invalid_settings(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        sx_coord_settings s;
+        const char *flag;
+    } cases[] = {
+        {{0, 3, 2, 4}, "--partitions"},
+        {{SX_MAX_PARTITIONS + 1, 3, 2, 4}, "--partitions"},
+        {{8, 0, 1, 4}, "--replication"},
+        {{8, 8, 2, 4}, "--replication"},
+        {{8, 3, 0, 4}, "--min-isr"},
+        {{8, 3, 4, 4}, "--min-isr"},
+        {{8, 1, 2, 4}, "--min-isr"},
+        {{8, 3, 2, 0}, "--term-partitions"},
+        {{8, 3, 2, SX_MAX_TERM_PARTITIONS + 1}, "--term-partitions"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        f->opts.settings = cases[i].s;
+        sx_coord *c = NULL;
+        sx_err err = {0};
+        sx_status st = sx_coord_open(&f->opts, 1000, &c, &err);
+        if (st != SX_INVALID_ARGUMENT)
+            fail_msg("case %zu: expected INVALID_ARGUMENT, got %s: %s", i, sx_status_name(st),
+                     err.msg);
+        assert_int_equal(err.code, SX_INVALID_ARGUMENT);
+        assert_null(c);
+        if (!names_flag(err.msg, cases[i].flag))
+            fail_msg("case %zu: \"%s\" does not name %s", i, err.msg, cases[i].flag);
+    }
+    /* Nothing was stored by the failures: a valid open creates the cluster. */
+    f->opts.settings = (sx_coord_settings){8, 3, 2, 4};
+    open_at(f, 1000);
+    assert_int_equal(sx_coord_get_settings(f->c).partitions, 8);
+
+    /* The limits themselves are accepted. */
+    static const sx_coord_settings edges[] = {
+        {SX_MAX_PARTITIONS, 7, 7, SX_MAX_TERM_PARTITIONS},
+        {1, 1, 1, 1},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        char sub[PATH_MAX + 16];
+        snprintf(sub, sizeof(sub), "%s/edge%zu", f->dir, i);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        sx_coord_opts o = f->opts;
+        o.data_dir = sub;
+        o.settings = edges[i];
+        sx_coord *c = NULL;
+        sx_err err = {0};
+        CHECK_OK(sx_coord_open(&o, 1000, &c, &err), &err);
+        sx_coord_settings got = sx_coord_get_settings(c);
+        assert_memory_equal(&got, &edges[i], sizeof(got));
+        sx_coord_map *m = sx_coord_map_acquire(c);
+        assert_int_equal(m->msg->n_partitions, edges[i].partitions);
+        sx_coord_map_release(m);
+        sx_coord_close(c);
+    }
+}
+
+static void test_reopen_keeps_settings_and_map(void **state)
+{
+    fixture *f = *state;
+    init_reports();
+    open_at(f, 1000);
+    uint64_t inc[3];
+    reg(f, "a", 1000, &inc[0]);
+    reg(f, "b", 1000, &inc[1]);
+    reg(f, "c", 1000, &inc[2]);
+    grow_isrs(f);
+    create_ok(f, "g", false, true, 0);
+    create_ok(f, "l", true, false, 0);
+    hb(f, "a", inc[0], 1200, 4);
+    uint64_t v = version_of(f);
+    size_t len1 = 0, len2 = 0;
+    uint8_t *before = pack_map(f, &len1);
+
+    /* Not given: every setting comes from the store, whatever opts say. */
+    f->opts.settings = (sx_coord_settings){0, 0, 0, 0};
+    f->opts.given_partitions = f->opts.given_replication = false;
+    f->opts.given_min_isr = f->opts.given_term_partitions = false;
+    reopen_at(f, 50000);
+    sx_coord_settings s = sx_coord_get_settings(f->c);
+    assert_int_equal(s.partitions, 4);
+    assert_int_equal(s.replication, 3);
+    assert_int_equal(s.min_isr, 2);
+    assert_int_equal(s.term_partitions, 4);
+    assert_int_equal(version_of(f), v);
+    uint8_t *after = pack_map(f, &len2);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(before, after, len1); /* a restart changes nothing */
+    free(after);
+
+    /* Given and equal: accepted; still the same map. */
+    f->opts.settings = (sx_coord_settings){4, 3, 2, 4};
+    f->opts.given_partitions = f->opts.given_replication = true;
+    f->opts.given_min_isr = f->opts.given_term_partitions = true;
+    reopen_at(f, 60000);
+    assert_int_equal(version_of(f), v);
+    after = pack_map(f, &len2);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(before, after, len1);
+    free(after);
+    free(before);
+
+    /* The workers are the same registrations: their incarnations are current. */
+    hb(f, "a", inc[0], 60100, 0);
+    hb(f, "b", inc[1], 60100, 0);
+    hb(f, "c", inc[2], 60100, 0);
+    /* Incarnations keep growing across the restart. */
+    uint64_t again = 0;
+    assert_int_equal(reg(f, "b", 60200, &again), 1);
+    assert_true(again > inc[0] && again > inc[1] && again > inc[2]);
+}
+
+/* BUG (coord.c, sx_coord_open on an existing store): a restart with another
+ * lease_ms republishes the stored version number with a different lease_ms in
+ * it, so one version names two different maps and a worker that knows that
+ * version is never sent the new lease (heartbeat answers "no news"). */
+static void test_reopen_with_other_lease_publishes_new_version(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    uint64_t inc = 0;
+    reg(f, "a", 1000, &inc);
+    uint64_t v = version_of(f);
+    f->opts.lease_ms = LEASE / 2;
+    reopen_at(f, 5000);
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    uint32_t lease = m->msg->lease_ms;
+    uint64_t v2 = m->msg->version;
+    sx_coord_map_release(m);
+    assert_int_equal(lease, LEASE / 2); /* the coordinator now judges by the new lease */
+    if (v2 == v)
+        fail_msg("BUG: map version %" PRIu64 " republished with lease_ms %u (was %u)", v, lease,
+                 LEASE);
+    /* A worker that knew the old version must be told. */
+    sx_err err = {0};
+    m = NULL;
+    CHECK_OK(sx_coord_heartbeat(f->c, "a", inc, v, NULL, 0, 5100, &m, &err), &err);
+    assert_non_null(m);
+    assert_int_equal(m->msg->lease_ms, LEASE / 2);
+    sx_coord_map_release(m);
+}
+
+static void test_reopen_refuses_changed_settings(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    uint64_t v = version_of(f);
+    sx_coord_close(f->c);
+    f->c = NULL;
+
+    static const struct {
+        sx_coord_settings s;
+        int which; /* the one setting given */
+        const char *flag;
+    } cases[] = {
+        {{8, 3, 2, 4}, 0, "--partitions"},
+        {{4, 2, 2, 4}, 1, "--replication"},
+        {{4, 3, 1, 4}, 2, "--min-isr"},
+        {{4, 3, 2, 5}, 3, "--term-partitions"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sx_coord_opts o = f->opts;
+        o.settings = cases[i].s;
+        o.given_partitions = cases[i].which == 0;
+        o.given_replication = cases[i].which == 1;
+        o.given_min_isr = cases[i].which == 2;
+        o.given_term_partitions = cases[i].which == 3;
+        sx_coord *c = NULL;
+        sx_err err = {0};
+        sx_status st = sx_coord_open(&o, 2000, &c, &err);
+        if (st != SX_FAILED_PRECONDITION)
+            fail_msg("case %zu: expected FAILED_PRECONDITION, got %s: %s", i, sx_status_name(st),
+                     err.msg);
+        assert_int_equal(err.code, SX_FAILED_PRECONDITION);
+        assert_null(c);
+        if (!names_flag(err.msg, cases[i].flag))
+            fail_msg("case %zu: \"%s\" does not name %s", i, err.msg, cases[i].flag);
+        /* All four given, only one differing: still named. */
+        o.given_partitions = o.given_replication = o.given_min_isr = true;
+        o.given_term_partitions = true;
+        err = (sx_err){0};
+        st = sx_coord_open(&o, 2000, &c, &err);
+        assert_int_equal(st, SX_FAILED_PRECONDITION);
+        assert_null(c);
+        if (!names_flag(err.msg, cases[i].flag))
+            fail_msg("case %zu (all given): \"%s\" does not name %s", i, err.msg, cases[i].flag);
+    }
+
+    /* Not given: taken from the store, even when opts hold other values. */
+    f->opts.settings = (sx_coord_settings){8, 1, 1, 9};
+    f->opts.given_partitions = f->opts.given_replication = false;
+    f->opts.given_min_isr = f->opts.given_term_partitions = false;
+    open_at(f, 3000);
+    sx_coord_settings s = sx_coord_get_settings(f->c);
+    assert_int_equal(s.partitions, 4);
+    assert_int_equal(s.replication, 3);
+    assert_int_equal(s.min_isr, 2);
+    assert_int_equal(s.term_partitions, 4);
+    assert_int_equal(version_of(f), v); /* the refused opens left the store as it was */
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    assert_int_equal(m->msg->n_partitions, 4);
+    assert_int_equal(m->msg->n_workers, 1);
+    assert_string_equal(m->msg->workers[0]->id, "a");
+    sx_coord_map_release(m);
+
+    /* One given and equal, the others not given (and different): accepted. */
+    f->opts.settings = (sx_coord_settings){4, 7, 7, 1};
+    f->opts.given_partitions = true;
+    reopen_at(f, 4000);
+    s = sx_coord_get_settings(f->c);
+    assert_int_equal(s.replication, 3);
+    assert_int_equal(s.term_partitions, 4);
+}
+
+static void test_register_workers(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    uint64_t ia, ib, ic;
+    uint64_t v0 = version_of(f);
+    assert_int_equal(reg(f, "a", 1000, &ia), 0);
+    assert_int_equal(reg(f, "b", 1001, &ib), 1);
+    assert_int_equal(reg(f, "c", 1002, &ic), 2);
+    assert_true(ia < ib && ib < ic);
+    assert_true(version_of(f) >= v0 + 3);
+
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    assert_int_equal(m->msg->n_workers, 3);
+    for (size_t p = 0; p < m->msg->n_partitions; p++) {
+        const lpart *lp = m->msg->partitions[p];
+        assert_int_equal(lp->n_replicas, 3); /* min(R, live workers) */
+        assert_true(lp->leader >= 0);
+        assert_true(lp->n_isr >= 1);
+    }
+    sx_coord_map_release(m);
+
+    /* Re-registration: same index, higher incarnation, new address. */
+    int32_t index = -1;
+    uint64_t ib2 = 0;
+    sx_err err = {0};
+    m = NULL;
+    CHECK_OK(sx_coord_register(f->c, "b", "moved.test:7001", 1100, &index, &ib2, &m, &err), &err);
+    assert_int_equal(index, 1);
+    assert_true(ib2 > ic);
+    assert_int_equal(m->msg->n_workers, 3);
+    assert_string_equal(m->msg->workers[1]->address, "moved.test:7001");
+    assert_int_equal(m->msg->workers[1]->incarnation, ib2);
+    assert_true(m->msg->workers[1]->alive);
+    sx_coord_map_release(m);
+    track(f);
+
+    /* The old incarnation must register again; the new one heartbeats. */
+    uint64_t v = version_of(f);
+    m = NULL;
+    CHECK_FAIL(sx_coord_heartbeat(f->c, "b", ib, v, NULL, 0, 1200, &m, &err), &err,
+               SX_FAILED_PRECONDITION, "register");
+    assert_null(m);
+    hb(f, "b", ib2, 1200, 0);
+    CHECK_FAIL(sx_coord_heartbeat(f->c, "zz", 1, v, NULL, 0, 1200, &m, &err), &err,
+               SX_FAILED_PRECONDITION, "zz");
+    assert_null(m);
+
+    /* Bad ids and addresses change nothing. */
+    char longid[66];
+    memset(longid, 'x', 65);
+    longid[65] = '\0';
+    CHECK_FAIL(sx_coord_register(f->c, "", "h:1", 1300, &index, &ib2, &m, &err), &err,
+               SX_INVALID_ARGUMENT, "worker_id");
+    CHECK_FAIL(sx_coord_register(f->c, longid, "h:1", 1300, &index, &ib2, &m, &err), &err,
+               SX_INVALID_ARGUMENT, "worker_id");
+    CHECK_FAIL(sx_coord_register(f->c, "d", "", 1300, &index, &ib2, &m, &err), &err,
+               SX_INVALID_ARGUMENT, "address");
+    assert_int_equal(version_of(f), v);
+    m = sx_coord_map_acquire(f->c);
+    assert_int_equal(m->msg->n_workers, 3);
+    sx_coord_map_release(m);
+    longid[64] = '\0'; /* 64 bytes: the longest accepted */
+    assert_int_equal(reg(f, longid, 1300, NULL), 3);
+}
+
+static void test_heartbeat_sends_map_only_when_changed(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    uint64_t inc = 0;
+    reg(f, "a", 1000, &inc);
+    uint64_t v = version_of(f);
+    sx_err err = {0};
+    sx_coord_map *m = NULL;
+
+    CHECK_OK(sx_coord_heartbeat(f->c, "a", inc, v, NULL, 0, 1100, &m, &err), &err);
+    assert_null(m);
+    CHECK_OK(sx_coord_heartbeat(f->c, "a", inc, v - 1, NULL, 0, 1200, &m, &err), &err);
+    assert_non_null(m);
+    assert_int_equal(m->msg->version, v);
+    sx_coord_map_release(m);
+    CHECK_OK(sx_coord_heartbeat(f->c, "a", inc, 0, NULL, 0, 1300, &m, &err), &err);
+    assert_non_null(m);
+    assert_int_equal(m->msg->version, v);
+    sx_coord_map_release(m);
+
+    create_ok(f, "ix", true, false, 0);
+    uint64_t v2 = version_of(f);
+    assert_true(v2 > v);
+    CHECK_OK(sx_coord_heartbeat(f->c, "a", inc, v, NULL, 0, 1400, &m, &err), &err);
+    assert_non_null(m);
+    assert_int_equal(m->msg->version, v2);
+    assert_int_equal(m->msg->n_indexes, 1);
+    sx_coord_map_release(m);
+    CHECK_OK(sx_coord_heartbeat(f->c, "a", inc, v2, NULL, 0, 1500, &m, &err), &err);
+    assert_null(m);
+    track(f);
+}
+
+static void test_lease_expiry_moves_leadership(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){8, 3, 2, 4};
+    open_at(f, 10000);
+    uint64_t inc[3];
+    reg(f, "a", 10000, &inc[0]);
+    reg(f, "b", 10000, &inc[1]);
+    reg(f, "c", 10000, &inc[2]);
+    grow_isrs(f);
+    create_ok(f, "g", false, true, 6);
+
+    part_copy before[8];
+    int c_leads = 0;
+    for (uint32_t p = 0; p < 8; p++) {
+        before[p] = part_of(f, p);
+        assert_int_equal(before[p].nisr, 3);
+        c_leads += before[p].leader == 2;
+    }
+    if (c_leads == 0)
+        fail_msg("setup: worker c leads no partition after the isrs grew");
+
+    for (int k = 0; k < 3; k++)
+        hb(f, abc[k], inc[k], 10500, 0);
+    hb(f, "a", inc[0], 11000, 0);
+    hb(f, "b", inc[1], 11000, 0);
+    uint64_t v = version_of(f);
+    /* c's own lease ends at 10500 + LEASE; the coordinator waits longer. */
+    tick(f, 10500 + LEASE);
+    assert_int_equal(version_of(f), v);
+    for (int32_t w = 0; w < 3; w++)
+        assert_true(worker_alive(f, w));
+    hb(f, "a", inc[0], 11500, 0);
+    hb(f, "b", inc[1], 11500, 0);
+    hb(f, "a", inc[0], 12000, 0);
+    hb(f, "b", inc[1], 12000, 0);
+
+    tick(f, 10500 + 2 * LEASE); /* past c's lease and any margin below a lease */
+    assert_true(version_of(f) > v);
+    assert_true(worker_alive(f, 0));
+    assert_true(worker_alive(f, 1));
+    assert_false(worker_alive(f, 2));
+    for (uint32_t p = 0; p < 8; p++) {
+        part_copy now = part_of(f, p);
+        assert_true(now.leader == 0 || now.leader == 1);
+        assert_false(has(now.isr, now.nisr, 2)); /* live isr members remained */
+        if (before[p].leader == 2) {
+            assert_true(now.epoch > before[p].epoch);
+            assert_true(has(before[p].isr, before[p].nisr, now.leader));
+        } else if (now.leader != before[p].leader) {
+            assert_true(now.epoch > before[p].epoch);
+        }
+    }
+    /* Term partitions are owned by live workers only (checked by track). */
+
+    sx_arena a = {0};
+    Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
+    sx_coord_status(f->c, 12500, &a, &st);
+    assert_int_equal(st.n_workers, 3);
+    assert_true(st.workers[0]->alive && st.workers[1]->alive);
+    assert_false(st.workers[2]->alive);
+    assert_int_equal(st.workers[2]->lease_remaining_ms, 0);
+    assert_true(st.workers[0]->lease_remaining_ms > 0);
+    sx_arena_free(&a);
+
+    /* The dead incarnation is refused; c comes back under the same index. */
+    sx_err err = {0};
+    sx_coord_map *m = NULL;
+    CHECK_FAIL(sx_coord_heartbeat(f->c, "c", inc[2], version_of(f), NULL, 0, 12600, &m, &err), &err,
+               SX_FAILED_PRECONDITION, "register");
+    uint64_t inc_c2 = 0;
+    assert_int_equal(reg(f, "c", 12600, &inc_c2), 2);
+    assert_true(inc_c2 > inc[2]);
+    assert_true(worker_alive(f, 2));
+}
+
+static void test_lease_last_isr_member_dies(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){4, 3, 1, 4};
+    open_at(f, 1000);
+    uint64_t inc[3];
+    reg(f, "a", 1000, &inc[0]);
+    reg(f, "b", 1000, &inc[1]);
+    reg(f, "c", 1000, &inc[2]);
+    /* Replicas added after the first are not in sync: a alone is in the isr. */
+    part_copy before[4];
+    for (uint32_t p = 0; p < 4; p++) {
+        before[p] = part_of(f, p);
+        assert_int_equal(before[p].leader, 0);
+        assert_int_equal(before[p].nisr, 1);
+        assert_int_equal(before[p].isr[0], 0);
+    }
+    hb(f, "b", inc[1], 2000, 0);
+    hb(f, "c", inc[2], 2000, 0);
+    tick(f, 1000 + 2 * LEASE);
+    assert_false(worker_alive(f, 0));
+    for (uint32_t p = 0; p < 4; p++) {
+        part_copy now = part_of(f, p);
+        /* Only the last recorded isr may lead (rule 5): nobody does. */
+        assert_int_equal(now.leader, -1);
+        assert_true(now.epoch > before[p].epoch);
+        assert_int_equal(now.nisr, 1);
+        assert_int_equal(now.isr[0], 0);
+        before[p] = now;
+    }
+    sx_arena a = {0};
+    Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
+    sx_coord_status(f->c, 3000, &a, &st);
+    for (uint32_t p = 0; p < 4; p++) {
+        assert_string_equal(st.log_partitions[p]->leader, "");
+        assert_false(st.log_partitions[p]->available);
+    }
+    sx_arena_free(&a);
+
+    /* a comes back: it leads again, at a new epoch. */
+    reg(f, "a", 3100, NULL);
+    for (uint32_t p = 0; p < 4; p++) {
+        part_copy now = part_of(f, p);
+        assert_int_equal(now.leader, 0);
+        assert_true(now.epoch > before[p].epoch);
+    }
+}
+
+static void test_restart_gives_fresh_leases(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    uint64_t inc[3];
+    reg(f, "a", 1000, &inc[0]);
+    reg(f, "b", 1000, &inc[1]);
+    reg(f, "c", 1000, &inc[2]);
+    grow_isrs(f);
+    hb(f, "a", inc[0], 1800, 0);
+    hb(f, "b", inc[1], 1800, 0);
+    tick(f, 1000 + 2 * LEASE); /* c's lease ran out; a's and b's did not */
+    assert_false(worker_alive(f, 2));
+    assert_true(worker_alive(f, 0) && worker_alive(f, 1));
+    uint64_t v = version_of(f);
+
+    /* Restart long after every lease ran out: nobody is judged yet. */
+    const uint64_t r = 100000;
+    reopen_at(f, r);
+    assert_int_equal(version_of(f), v);
+    assert_true(worker_alive(f, 0) && worker_alive(f, 1));
+    assert_false(worker_alive(f, 2)); /* dead before, dead after */
+    sx_err err = {0};
+    sx_coord_map *m = NULL;
+    CHECK_FAIL(sx_coord_heartbeat(f->c, "c", inc[2], v, NULL, 0, r, &m, &err), &err,
+               SX_FAILED_PRECONDITION, "register");
+    assert_null(m);
+    tick(f, r);
+    tick(f, r + LEASE - 1);
+    assert_int_equal(version_of(f), v);
+    assert_true(worker_alive(f, 0) && worker_alive(f, 1));
+
+    /* The leases run from the restart: a renews, b does not. */
+    hb(f, "a", inc[0], r + LEASE, 0);
+    tick(f, r + LEASE);
+    assert_int_equal(version_of(f), v);
+    tick(f, r + 2 * LEASE - 1);
+    assert_true(version_of(f) > v);
+    assert_true(worker_alive(f, 0));
+    assert_false(worker_alive(f, 1));
+
+    /* After a restart with a smaller clock (a new boot) as well. */
+    v = version_of(f);
+    reopen_at(f, 10);
+    assert_int_equal(version_of(f), v);
+    tick(f, 10 + LEASE - 1);
+    assert_int_equal(version_of(f), v);
+    assert_true(worker_alive(f, 0));
+    tick(f, 10 + 2 * LEASE);
+    assert_false(worker_alive(f, 0));
+}
+
+static void test_change_isr(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    reg(f, "b", 1000, NULL);
+    reg(f, "c", 1000, NULL);
+    part_copy p0 = part_of(f, 0);
+    assert_int_equal(p0.leader, 0);
+    assert_int_equal(p0.nreplicas, 3);
+    uint64_t v = version_of(f);
+    sx_err err = {0};
+    sx_coord_map *m = NULL;
+    const int32_t all[3] = {0, 1, 2};
+    const int32_t ab[2] = {0, 1};
+
+    /* Only the current leader may change its partition's isr. */
+    CHECK_FAIL(sx_coord_change_isr(f->c, "b", 0, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
+               SX_FAILED_PRECONDITION, "b");
+    assert_null(m);
+    CHECK_FAIL(sx_coord_change_isr(f->c, "zz", 0, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
+               SX_FAILED_PRECONDITION, "zz");
+    /* Stale (or future) epoch and isr_version are refused. */
+    CHECK_FAIL(sx_coord_change_isr(f->c, "a", 0, p0.epoch + 1, p0.isr_version, all, 3, &m, &err),
+               &err, SX_FAILED_PRECONDITION, "epoch");
+    if (p0.epoch > 0)
+        CHECK_FAIL(
+            sx_coord_change_isr(f->c, "a", 0, p0.epoch - 1, p0.isr_version, all, 3, &m, &err), &err,
+            SX_FAILED_PRECONDITION, "epoch");
+    CHECK_FAIL(sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version + 1, all, 3, &m, &err),
+               &err, SX_FAILED_PRECONDITION, "isr_version");
+    if (p0.isr_version > 0)
+        CHECK_FAIL(
+            sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version - 1, all, 3, &m, &err), &err,
+            SX_FAILED_PRECONDITION, "isr_version");
+    /* Bad sets and partitions. */
+    const int32_t no_leader[2] = {1, 2};
+    const int32_t stranger[2] = {0, 7};
+    assert_int_equal(
+        sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version, no_leader, 2, &m, &err),
+        SX_INVALID_ARGUMENT);
+    assert_int_equal(
+        sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version, stranger, 2, &m, &err),
+        SX_INVALID_ARGUMENT);
+    assert_int_equal(sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version, NULL, 0, &m, &err),
+                     SX_INVALID_ARGUMENT);
+    CHECK_FAIL(sx_coord_change_isr(f->c, "a", 4, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
+               SX_INVALID_ARGUMENT, "partition");
+    assert_null(m);
+    assert_int_equal(version_of(f), v);
+    track(f);
+
+    /* Success: isr replaced, isr_version and version up, the map returned. */
+    CHECK_OK(sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version, ab, 2, &m, &err), &err);
+    assert_non_null(m);
+    uint64_t v1 = m->msg->version;
+    assert_true(v1 > v);
+    assert_int_equal(v1, version_of(f));
+    assert_int_equal(m->msg->partitions[0]->isr_version, p0.isr_version + 1);
+    assert_int_equal(m->msg->partitions[0]->n_isr, 2);
+    assert_true(has(m->msg->partitions[0]->isr, 2, 0) && has(m->msg->partitions[0]->isr, 2, 1));
+    sx_coord_map_release(m);
+    m = NULL;
+    track(f);
+
+    /* The same request again is stale (compare-and-set). */
+    CHECK_FAIL(sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
+               SX_FAILED_PRECONDITION, "0");
+    assert_int_equal(version_of(f), v1);
+
+    /* Whoever leads now (leadership may have moved to b) can grow it. */
+    part_copy p1 = part_of(f, 0);
+    assert_true(p1.leader == 0 || p1.leader == 1);
+    const char *leader = p1.leader == 0 ? "a" : "b";
+    const char *other = p1.leader == 0 ? "b" : "a";
+    CHECK_FAIL(sx_coord_change_isr(f->c, other, 0, p1.epoch, p1.isr_version, all, 3, &m, &err),
+               &err, SX_FAILED_PRECONDITION, other);
+    CHECK_OK(sx_coord_change_isr(f->c, leader, 0, p1.epoch, p1.isr_version, all, 3, &m, &err),
+             &err);
+    sx_coord_map_release(m);
+    track(f);
+    part_copy p2 = part_of(f, 0);
+    assert_int_equal(p2.isr_version, p0.isr_version + 2);
+    assert_int_equal(p2.nisr, 3);
+
+    /* Durable across a restart. */
+    uint64_t v2 = version_of(f);
+    reopen_at(f, 5000);
+    part_copy p3 = part_of(f, 0);
+    assert_int_equal(version_of(f), v2);
+    assert_int_equal(p3.isr_version, p2.isr_version);
+    assert_int_equal(p3.epoch, p2.epoch);
+    assert_int_equal(p3.leader, p2.leader);
+    assert_int_equal(p3.nisr, 3);
+    assert_memory_equal(p3.isr, p2.isr, 3 * sizeof(int32_t));
+}
+
+static void test_index_catalog(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){4, 2, 1, 4};
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    reg(f, "b", 1000, NULL);
+    sx_err err = {0};
+    sx_arena a = {0};
+    Shardex__V1__IndexInfo *info = NULL;
+
+    /* term_partitions 0: the cluster default M. */
+    Shardex__V1__IndexSpec s = spec_of("by_city", "city", STRING_T, false, true, 0);
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    assert_string_equal(info->spec->name, "by_city");
+    assert_string_equal(info->spec->field, "city");
+    assert_int_equal(info->spec->type, STRING_T);
+    assert_false(info->spec->local);
+    assert_true(info->spec->global);
+    assert_int_equal(info->spec->term_partitions, 4);
+    assert_int_equal(info->state, BUILDING);
+    track(f);
+    index_copy city = index_of(f, "by_city");
+    assert_true(city.found && city.id >= 1);
+    assert_int_equal(city.first_term, 0);
+    assert_int_equal(city.term_partitions, 4);
+    assert_int_equal(city.state, BUILDING);
+    terms_copy tc;
+    terms_of(f, &tc);
+    assert_int_equal(tc.n, 4);
+    for (size_t t = 0; t < 4; t++)
+        assert_true(tc.owner[t] == 0 || tc.owner[t] == 1);
+
+    /* LOCAL only: no term partitions, whatever was asked. */
+    s = spec_of("loc", "age", INT_T, true, false, 9);
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    assert_int_equal(info->spec->term_partitions, 0);
+    assert_int_equal(info->spec->type, INT_T);
+    assert_true(info->spec->local && !info->spec->global);
+    track(f);
+    index_copy loc = index_of(f, "loc");
+    assert_int_equal(loc.term_partitions, 0);
+    assert_true(loc.id > city.id);
+    terms_of(f, &tc);
+    assert_int_equal(tc.n, 4);
+
+    create_ok(f, "g2", true, true, 3);
+    create_ok(f, "g3", false, true, 0);
+    index_copy g2 = index_of(f, "g2"), g3 = index_of(f, "g3");
+    assert_int_equal(g2.first_term, 4);
+    assert_int_equal(g2.term_partitions, 3);
+    assert_int_equal(g3.first_term, 7);
+    assert_int_equal(g3.term_partitions, 4);
+    terms_of(f, &tc);
+    assert_int_equal(tc.n, 11);
+
+    /* Duplicates are refused whatever the rest of the spec. */
+    uint64_t v = version_of(f);
+    s = spec_of("by_city", "other", INT_T, true, false, 0);
+    CHECK_FAIL(sx_coord_create_index(f->c, &s, &a, &info, &err), &err, SX_ALREADY_EXISTS,
+               "by_city");
+    assert_null(info);
+    assert_int_equal(version_of(f), v);
+
+    Shardex__V1__ListIndexesResponse list = SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &list);
+    assert_int_equal(list.n_indexes, 4);
+    const char *names[] = {"by_city", "loc", "g2", "g3"};
+    for (size_t i = 0; i < 4; i++) {
+        const Shardex__V1__IndexInfo *x = find_info(list.indexes, list.n_indexes, names[i]);
+        assert_non_null(x);
+        assert_int_equal(x->state, BUILDING);
+    }
+    assert_string_equal(find_info(list.indexes, list.n_indexes, "loc")->spec->field, "age");
+
+    /* Dropping the first global index shifts the others' term partitions. */
+    terms_copy t0;
+    terms_of(f, &t0);
+    CHECK_OK(sx_coord_drop_index(f->c, "by_city", &err), &err);
+    track(f);
+    assert_true(version_of(f) > v);
+    assert_false(index_of(f, "by_city").found);
+    g2 = index_of(f, "g2");
+    g3 = index_of(f, "g3");
+    assert_int_equal(g2.first_term, 0);
+    assert_int_equal(g3.first_term, 3);
+    terms_copy t1;
+    terms_of(f, &t1);
+    assert_int_equal(t1.n, 7);
+    for (uint32_t t = 0; t < 3; t++)
+        same_term(&t0, 4 + t, &t1, 0 + t);
+    for (uint32_t t = 0; t < 4; t++)
+        same_term(&t0, 7 + t, &t1, 3 + t);
+
+    /* Dropping one in the middle: the one after it moves down. */
+    create_ok(f, "g4", false, true, 2); /* terms 7..8 */
+    assert_int_equal(index_of(f, "g4").first_term, 7);
+    terms_of(f, &t0);
+    CHECK_OK(sx_coord_drop_index(f->c, "g3", &err), &err);
+    track(f);
+    assert_int_equal(index_of(f, "g2").first_term, 0);
+    assert_int_equal(index_of(f, "g4").first_term, 3);
+    terms_of(f, &t1);
+    assert_int_equal(t1.n, 5);
+    for (uint32_t t = 0; t < 3; t++)
+        same_term(&t0, t, &t1, t);
+    for (uint32_t t = 0; t < 2; t++)
+        same_term(&t0, 7 + t, &t1, 3 + t);
+
+    /* Unknown, and already dropped. */
+    v = version_of(f);
+    CHECK_FAIL(sx_coord_drop_index(f->c, "by_city", &err), &err, SX_NOT_FOUND, "by_city");
+    CHECK_FAIL(sx_coord_drop_index(f->c, "nope", &err), &err, SX_NOT_FOUND, "nope");
+    assert_int_equal(version_of(f), v);
+
+    /* A LOCAL index leaves the term partitions alone. */
+    CHECK_OK(sx_coord_drop_index(f->c, "loc", &err), &err);
+    track(f);
+    terms_of(f, &t1);
+    assert_int_equal(t1.n, 5);
+    assert_int_equal(index_of(f, "g4").first_term, 3);
+
+    /* A recreated name is a new index: new id, at the end of the terms. */
+    s = spec_of("by_city", "city", STRING_T, true, true, 0);
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    track(f);
+    index_copy city2 = index_of(f, "by_city");
+    assert_true(city2.id > index_of(f, "g4").id);
+    assert_true(city2.id > city.id);
+    assert_int_equal(city2.first_term, 5);
+    assert_int_equal(city2.term_partitions, 4);
+    assert_int_equal(city2.state, BUILDING);
+
+    /* The catalog survives a restart. */
+    list = (Shardex__V1__ListIndexesResponse)SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &list);
+    assert_int_equal(list.n_indexes, 3);
+    index_copy ig2 = index_of(f, "g2"), ig4 = index_of(f, "g4");
+    reopen_at(f, 9000);
+    Shardex__V1__ListIndexesResponse list2 = SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &list2);
+    assert_int_equal(list2.n_indexes, 3);
+    for (size_t i = 0; i < list.n_indexes; i++) {
+        const Shardex__V1__IndexInfo *x = list.indexes[i];
+        const Shardex__V1__IndexInfo *y = find_info(list2.indexes, list2.n_indexes, x->spec->name);
+        assert_non_null(y);
+        assert_string_equal(y->spec->field, x->spec->field);
+        assert_int_equal(y->spec->type, x->spec->type);
+        assert_int_equal(y->spec->local, x->spec->local);
+        assert_int_equal(y->spec->global, x->spec->global);
+        assert_int_equal(y->spec->term_partitions, x->spec->term_partitions);
+        assert_int_equal(y->state, x->state);
+    }
+    index_copy r2 = index_of(f, "g2"), r4 = index_of(f, "g4"), rc = index_of(f, "by_city");
+    assert_int_equal(r2.id, ig2.id);
+    assert_int_equal(r4.id, ig4.id);
+    assert_int_equal(r4.first_term, 3);
+    assert_int_equal(rc.id, city2.id);
+    assert_int_equal(rc.first_term, 5);
+    sx_arena_free(&a);
+}
+
+static void test_index_invalid_specs(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    char long_name[SX_INDEX_NAME_MAX + 2];
+    memset(long_name, 'n', SX_INDEX_NAME_MAX + 1);
+    long_name[SX_INDEX_NAME_MAX + 1] = '\0';
+    const struct {
+        Shardex__V1__IndexSpec s;
+        const char *needle;
+    } cases[] = {
+        {spec_of("", "f", STRING_T, true, false, 0), "spec.name"},
+        {spec_of("has space", "f", STRING_T, true, false, 0), "spec.name"},
+        {spec_of("a/b", "f", STRING_T, true, false, 0), "spec.name"},
+        {spec_of("caf\xc3\xa9", "f", STRING_T, true, false, 0), "spec.name"},
+        {spec_of(long_name, "f", STRING_T, true, false, 0), "spec.name"},
+        {spec_of("ok", "", STRING_T, true, false, 0), "spec.field"},
+        {spec_of("ok", long_name, STRING_T, true, false, 0), "spec.field"},
+        {spec_of("ok", "f", SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_UNSPECIFIED, true, false, 0),
+         "spec.type"},
+        {spec_of("ok", "f", (Shardex__V1__ValueType)99, true, false, 0), "spec.type"},
+        {spec_of("ok", "f", STRING_T, false, false, 0), "LOCAL"},
+        {spec_of("ok", "f", STRING_T, false, true, SX_MAX_TERM_PARTITIONS + 1),
+         "spec.term_partitions"},
+    };
+    uint64_t v = version_of(f);
+    sx_arena a = {0};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        static Shardex__V1__IndexInfo sentinel;
+        Shardex__V1__IndexInfo *info = &sentinel; /* must be overwritten */
+        sx_err err = {0};
+        sx_status st = sx_coord_create_index(f->c, &cases[i].s, &a, &info, &err);
+        if (st != SX_INVALID_ARGUMENT)
+            fail_msg("case %zu: expected INVALID_ARGUMENT, got %s", i, sx_status_name(st));
+        assert_null(info);
+        if (!strstr(err.msg, cases[i].needle))
+            fail_msg("case %zu: \"%s\" does not mention %s", i, err.msg, cases[i].needle);
+    }
+    sx_err err = {0};
+    Shardex__V1__IndexInfo *info = NULL;
+    CHECK_FAIL(sx_coord_create_index(f->c, NULL, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "spec");
+    assert_int_equal(version_of(f), v);
+    Shardex__V1__ListIndexesResponse list = SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &list);
+    assert_int_equal(list.n_indexes, 0);
+
+    /* The limits themselves and every allowed character are accepted. */
+    long_name[SX_INDEX_NAME_MAX] = '\0';
+    create_ok(f, long_name, true, false, 0);
+    create_ok(f, "aZ09_-.x", false, true, SX_MAX_TERM_PARTITIONS);
+    Shardex__V1__IndexSpec s = spec_of("longfield", long_name, INT_T, true, false, 0);
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    track(f);
+    sx_arena_free(&a);
+}
+
+static void test_backfill(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){4, 2, 1, 2};
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    reg(f, "b", 1000, NULL);
+    grow_isrs(f);
+    create_ok(f, "g", true, true, 0);
+    index_copy g = index_of(f, "g");
+    const char *ids[2] = {"a", "b"};
+    sx_err err = {0};
+    Shardex__V1__IndexState is = SHARDEX__V1__INDEX_STATE__INDEX_STATE_UNSPECIFIED;
+
+    for (uint32_t p = 0; p < 4; p++) {
+        part_copy pc = part_of(f, p);
+        assert_true(pc.leader == 0 || pc.leader == 1);
+        const char *leader = ids[pc.leader], *other = ids[1 - pc.leader];
+        uint64_t v = version_of(f);
+        CHECK_FAIL(sx_coord_report_backfill(f->c, other, g.id, p, pc.epoch, &is, &err), &err,
+                   SX_FAILED_PRECONDITION, other);
+        CHECK_FAIL(sx_coord_report_backfill(f->c, leader, g.id, p, pc.epoch + 1, &is, &err), &err,
+                   SX_FAILED_PRECONDITION, leader);
+        if (pc.epoch > 0)
+            CHECK_FAIL(sx_coord_report_backfill(f->c, leader, g.id, p, pc.epoch - 1, &is, &err),
+                       &err, SX_FAILED_PRECONDITION, leader);
+        CHECK_FAIL(sx_coord_report_backfill(f->c, "zz", g.id, p, pc.epoch, &is, &err), &err,
+                   SX_FAILED_PRECONDITION, "zz");
+        CHECK_FAIL(sx_coord_report_backfill(f->c, leader, g.id + 1000, p, pc.epoch, &is, &err),
+                   &err, SX_NOT_FOUND, "1");
+        CHECK_FAIL(sx_coord_report_backfill(f->c, leader, g.id, 4, pc.epoch, &is, &err), &err,
+                   SX_INVALID_ARGUMENT, "partition");
+        assert_int_equal(version_of(f), v);
+        assert_int_equal(index_of(f, "g").nbackfilled, p);
+
+        CHECK_OK(sx_coord_report_backfill(f->c, leader, g.id, p, pc.epoch, &is, &err), &err);
+        track(f);
+        assert_int_equal(is, p < 3 ? BUILDING : READY);
+        assert_int_equal(index_of(f, "g").state, is);
+        assert_int_equal(index_of(f, "g").nbackfilled, p + 1);
+        if (p == 1) /* what was reported survives a restart */
+            reopen_at(f, 2000);
+    }
+    /* A repeated report is harmless. */
+    uint64_t v = version_of(f);
+    part_copy pc = part_of(f, 0);
+    is = SHARDEX__V1__INDEX_STATE__INDEX_STATE_UNSPECIFIED;
+    CHECK_OK(sx_coord_report_backfill(f->c, ids[pc.leader], g.id, 0, pc.epoch, &is, &err), &err);
+    assert_int_equal(is, READY);
+    assert_int_equal(version_of(f), v);
+
+    sx_arena a = {0};
+    Shardex__V1__ListIndexesResponse list = SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &list);
+    assert_int_equal(list.n_indexes, 1);
+    assert_int_equal(list.indexes[0]->state, READY);
+    reopen_at(f, 3000);
+    list = (Shardex__V1__ListIndexesResponse)SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &list);
+    assert_int_equal(list.indexes[0]->state, READY);
+
+    /* Dropped: its id is unknown; recreated: a new id, BUILDING again. */
+    CHECK_OK(sx_coord_drop_index(f->c, "g", &err), &err);
+    track(f);
+    CHECK_FAIL(sx_coord_report_backfill(f->c, ids[pc.leader], g.id, 0, pc.epoch, &is, &err), &err,
+               SX_NOT_FOUND, "dropped");
+    create_ok(f, "g", true, false, 0);
+    index_copy g2 = index_of(f, "g");
+    assert_true(g2.id > g.id);
+    assert_int_equal(g2.state, BUILDING);
+    assert_int_equal(g2.nbackfilled, 0);
+    sx_arena_free(&a);
+}
+
+static void test_status(void **state)
+{
+    fixture *f = *state;
+    init_reports();
+    f->opts.settings = (sx_coord_settings){4, 3, 2, 2};
+    open_at(f, 1000);
+    uint64_t inc[3];
+    reg(f, "a", 1000, &inc[0]);
+    reg(f, "b", 1000, &inc[1]);
+    reg(f, "c", 1000, &inc[2]);
+    grow_isrs(f);
+    create_ok(f, "g", false, true, 0);
+    create_ok(f, "l", true, false, 0);
+    for (int k = 0; k < 3; k++)
+        hb(f, abc[k], inc[k], 1500, 4);
+    hb(f, "a", inc[0], 2400, 4);
+    hb(f, "b", inc[1], 2400, 4);
+    tick(f, 1500 + 2 * LEASE); /* c dies */
+    assert_false(worker_alive(f, 2));
+
+    sx_arena a = {0};
+    for (int round = 0; round < 2; round++) {
+        uint64_t now = round == 0 ? 3600 : 9000;
+        Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
+        sx_coord_status(f->c, now, &a, &st);
+        sx_coord_map *m = sx_coord_map_acquire(f->c);
+        const cmap *msg = m->msg;
+        assert_int_equal(st.partitions, 4);
+        assert_int_equal(st.replication, 3);
+        assert_int_equal(st.min_isr, 2);
+        assert_int_equal(st.map_version, msg->version);
+
+        assert_int_equal(st.n_workers, 3);
+        for (size_t w = 0; w < 3; w++) {
+            assert_string_equal(st.workers[w]->id, msg->workers[w]->id);
+            assert_string_equal(st.workers[w]->address, msg->workers[w]->address);
+            assert_int_equal(st.workers[w]->alive, w < 2);
+        }
+        assert_int_equal(st.workers[2]->lease_remaining_ms, 0);
+        assert_true(st.workers[0]->lease_remaining_ms > 0);
+        assert_true(st.workers[0]->lease_remaining_ms <= 2 * LEASE);
+
+        assert_int_equal(st.n_log_partitions, 4);
+        for (uint32_t p = 0; p < 4; p++) {
+            const Shardex__V1__LogPartitionStatus *ps = st.log_partitions[p];
+            const lpart *lp = msg->partitions[p];
+            assert_int_equal(ps->partition, p);
+            assert_int_equal(ps->epoch, lp->epoch);
+            assert_true(lp->leader >= 0);
+            assert_string_equal(ps->leader, msg->workers[lp->leader]->id);
+            assert_int_equal(ps->available, lp->n_isr >= 2);
+            assert_int_equal(ps->n_replicas, lp->n_replicas);
+            for (size_t k = 0; k < lp->n_replicas; k++) {
+                assert_string_equal(ps->replicas[k]->worker_id, msg->workers[lp->replicas[k]]->id);
+                assert_int_equal(ps->replicas[k]->in_sync,
+                                 has(lp->isr, lp->n_isr, lp->replicas[k]));
+                if (round == 0) { /* reports are not kept across a restart */
+                    assert_int_equal(ps->replicas[k]->log_end_offset, 100 + p);
+                    assert_int_equal(ps->replicas[k]->applied_offset, 90 + p);
+                }
+            }
+            if (round == 0)
+                assert_int_equal(ps->commit_offset, 80 + p);
+        }
+
+        assert_int_equal(st.n_term_partitions, 2);
+        index_copy g = index_of(f, "g");
+        for (uint32_t t = 0; t < 2; t++) {
+            const Shardex__V1__TermPartitionStatus *ts = st.term_partitions[t];
+            const Shardex__Internal__V1__TermPartition *tp = msg->terms[g.first_term + t];
+            assert_string_equal(ts->index, "g");
+            assert_int_equal(ts->term_partition, t);
+            assert_int_equal(ts->epoch, tp->epoch);
+            assert_true(tp->owner == 0 || tp->owner == 1);
+            assert_string_equal(ts->owner, msg->workers[tp->owner]->id);
+        }
+        assert_int_equal(st.n_indexes, 2);
+        const Shardex__V1__IndexInfo *gi = find_info(st.indexes, st.n_indexes, "g");
+        const Shardex__V1__IndexInfo *li = find_info(st.indexes, st.n_indexes, "l");
+        assert_non_null(gi);
+        assert_non_null(li);
+        assert_true(gi->spec->global && !gi->spec->local);
+        assert_int_equal(gi->spec->term_partitions, 2);
+        assert_true(li->spec->local && !li->spec->global);
+        assert_int_equal(gi->state, BUILDING);
+        sx_coord_map_release(m);
+        if (round == 0)
+            reopen_at(f, 8500);
+    }
+    sx_arena_free(&a);
+}
+
+/* A seeded random walk over every operation: after each step the tracker
+ * checks that no version or epoch went down and that the map is consistent.
+ * SX_TEST_SEED replays a failure. */
+static void test_random_walk_never_goes_back(void **state)
+{
+    fixture *f = *state;
+    unsigned seed = 20251125u;
+    const char *env = getenv("SX_TEST_SEED");
+    if (env && *env)
+        seed = (unsigned)strtoul(env, NULL, 10);
+    print_message("test_random_walk_never_goes_back seed=%u\n", seed);
+    srand(seed);
+    f->opts.settings = (sx_coord_settings){6, 3, 2, 3};
+    uint64_t now = 1000;
+    open_at(f, now);
+    static const char *const ids[4] = {"w0", "w1", "w2", "w3"};
+    static const char *const names[3] = {"i0", "i1", "i2"};
+    uint64_t inc[4] = {0};
+    sx_arena a = {0};
+    for (int step = 0; step < 300; step++) {
+        sx_err err = {0};
+        sx_coord_map *m = NULL;
+        int op = rand() % 10;
+        int w = rand() % 4;
+        switch (op) {
+        case 0:
+            reg(f, ids[w], now, &inc[w]);
+            break;
+        case 1:
+        case 2:
+            for (int k = 0; k < 4; k++)
+                if (inc[k] &&
+                    sx_coord_heartbeat(f->c, ids[k], inc[k], 0, NULL, 0, now, &m, &err) == SX_OK)
+                    sx_coord_map_release(m);
+            track(f);
+            break;
+        case 3:
+            now += (uint64_t)(rand() % (int)(LEASE * 3 / 2));
+            tick(f, now);
+            break;
+        case 4: {
+            /* The leader grows or shrinks one partition's isr. */
+            uint32_t p = (uint32_t)(rand() % 6);
+            part_copy pc = part_of(f, p);
+            if (pc.leader < 0)
+                break;
+            bool grow = rand() % 2;
+            const int32_t *set = grow ? pc.replicas : &pc.leader;
+            size_t n = grow ? pc.nreplicas : 1;
+            sx_coord_map *mm = sx_coord_map_acquire(f->c);
+            char id[8];
+            snprintf(id, sizeof(id), "%s", mm->msg->workers[pc.leader]->id);
+            sx_coord_map_release(mm);
+            CHECK_OK(sx_coord_change_isr(f->c, id, p, pc.epoch, pc.isr_version, set, n, &m, &err),
+                     &err);
+            sx_coord_map_release(m);
+            track(f);
+            break;
+        }
+        case 5: {
+            Shardex__V1__IndexSpec s =
+                spec_of(names[w % 3], "f", STRING_T, rand() % 2, true, (uint32_t)(rand() % 4));
+            Shardex__V1__IndexInfo *info = NULL;
+            sx_status st = sx_coord_create_index(f->c, &s, &a, &info, &err);
+            assert_true(st == SX_OK || st == SX_ALREADY_EXISTS);
+            track(f);
+            break;
+        }
+        case 6: {
+            sx_status st = sx_coord_drop_index(f->c, names[w % 3], &err);
+            assert_true(st == SX_OK || st == SX_NOT_FOUND);
+            track(f);
+            break;
+        }
+        case 7: {
+            index_copy ic = index_of(f, names[w % 3]);
+            uint32_t p = (uint32_t)(rand() % 6);
+            part_copy pc = part_of(f, p);
+            if (!ic.found || pc.leader < 0)
+                break;
+            sx_coord_map *mm = sx_coord_map_acquire(f->c);
+            char id[8];
+            snprintf(id, sizeof(id), "%s", mm->msg->workers[pc.leader]->id);
+            sx_coord_map_release(mm);
+            Shardex__V1__IndexState is = 0;
+            CHECK_OK(sx_coord_report_backfill(f->c, id, ic.id, p, pc.epoch, &is, &err), &err);
+            track(f);
+            break;
+        }
+        case 8:
+            if (rand() % 4 == 0)
+                reopen_at(f, now);
+            break;
+        default:
+            now += 100;
+            break;
+        }
+    }
+    sx_arena_free(&a);
+}
+
+/* BUG (coord.c load_locked, line ~246): reopening a store whose partitions have
+ * no replicas yet (no worker ever registered) calls memcpy(lp->replicas, NULL,
+ * 0), undefined behaviour that the SX_SANITIZE build (UBSan, halt on error)
+ * aborts on. Passes in a normal build; kept last because the abort ends the run. */
+static void test_reopen_before_any_worker(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    uint64_t v = version_of(f);
+    size_t len1 = 0, len2 = 0;
+    uint8_t *before = pack_map(f, &len1);
+    reopen_at(f, 2000);
+    assert_int_equal(version_of(f), v);
+    uint8_t *after = pack_map(f, &len2);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(before, after, len1);
+    free(before);
+    free(after);
+    assert_int_equal(reg(f, "a", 2000, NULL), 0);
+}
+
+int main(void)
+{
+    if (!getenv("SHARDEX_LOG_LEVEL"))
+        sx_log_set_level(SX_LOG_OFF);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fresh_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_rejects_invalid_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_settings_and_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_with_other_lease_publishes_new_version, setup,
+                                        teardown), /* fails: BUG, see the test */
+        cmocka_unit_test_setup_teardown(test_reopen_refuses_changed_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_sends_map_only_when_changed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lease_expiry_moves_leadership, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_last_isr_member_dies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_gives_fresh_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_isr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_invalid_specs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_walk_never_goes_back, setup, teardown),
+        /* aborts under SX_SANITIZE: BUG, see the test */
+        cmocka_unit_test_setup_teardown(test_reopen_before_any_worker, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
