@@ -160,8 +160,10 @@ static void do_heartbeat(sx_member *m)
 /* As leader, asks for caught-up replicas to join the ISR: one compare-and-set
  * per partition at the epoch and ISR version of the map we hold. A refusal
  * (stale map) is harmless: the next heartbeat brings the new map. */
-static void expand_isr(sx_member *m)
+/* Returns whether the coordinator accepted a change (the map moved). */
+static bool expand_isr(sx_member *m)
 {
+    bool changed = false;
     sx_member_view v;
     sx_member_get_view(m, &v);
     const Shardex__Internal__V1__ClusterMap *map = v.map ? v.map->msg : NULL;
@@ -198,14 +200,16 @@ static void expand_isr(sx_member *m)
         sx_err err = {0};
         sx_rpc_call_opts o = {.timeout_ms = 1000};
         if (sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "ChangeIsr", &req.base, &resp, &o,
-                          &err) == SX_OK)
+                          &err) == SX_OK) {
             SX_LOG(SX_LOG_INFO, "member", "isr expanded partition=%u size=%zu", p, n);
-        else
+            changed = true;
+        } else
             SX_LOG(SX_LOG_DEBUG, "member", "isr expansion refused partition=%u msg=\"%s\"", p,
                    err.msg);
         sx_rpc_free(resp);
     }
     sx_member_map_release(v.map);
+    return changed;
 }
 
 static void *member_main(void *arg)
@@ -215,14 +219,15 @@ static void *member_main(void *arg)
     while (!m->stop) {
         bool registered = m->registered;
         pthread_mutex_unlock(&m->mu);
+        bool again = false;
         if (registered) {
             do_heartbeat(m);
-            expand_isr(m);
+            again = expand_isr(m); /* then fetch the map it changed at once */
         } else
             do_register(m);
         pthread_mutex_lock(&m->mu);
-        uint64_t wait_ms = m->registered ? m->lease_ms / 4 : 200;
-        if (wait_ms < 10)
+        uint64_t wait_ms = again ? 0 : m->registered ? m->lease_ms / 4 : 200;
+        if (wait_ms < 10 && !again)
             wait_ms = 10;
         uint64_t ns = sx_clock_now_ns() + wait_ms * 1000000ull;
         struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),

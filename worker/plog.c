@@ -19,6 +19,7 @@
 #include "shardex/internal/v1/replication.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -415,7 +416,7 @@ size_t sx_plog_epochs(sx_plog *p, sx_epoch_start *out, size_t cap)
 {
     pthread_mutex_lock(&p->mu);
     size_t n = p->nepochs;
-    if (cap > 0)
+    if (cap > 0 && n > 0)
         memcpy(out, p->epochs, (cap < n ? cap : n) * sizeof(*out));
     pthread_mutex_unlock(&p->mu);
     return n;
@@ -459,9 +460,7 @@ sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool
     size_t nrows = 0;
     sx_status st = SX_OK;
     pthread_mutex_lock(&p->mu);
-    /* Not below the table's max either: an epoch begun here and not written
-     * in must be truncated away before older entries can follow. */
-    uint64_t prev = p->last_epoch > max_epoch_locked(p) ? p->last_epoch : max_epoch_locked(p);
+    uint64_t prev = p->last_epoch;
     for (size_t i = 0; i < n; i++) {
         if (entries[i].epoch == 0 || entries[i].epoch < prev ||
             (!entries[i].op && entries[i].op_len)) {
@@ -475,7 +474,19 @@ sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool
     }
     b = sx_batch_create();
     rows = sx_malloc(n * sizeof(*rows));
-    uint64_t max = max_epoch_locked(p);
+    /* Rows above the first entry's epoch can only be epochs begun here and
+     * not written in (an entry of theirs would be above last_epoch): this
+     * replica led them, wrote nothing and now follows a leader whose log has
+     * older entries next. They hold no entries, so they go, in this batch,
+     * keeping the table in offset order. */
+    size_t keep = p->nepochs;
+    while (keep > 0 && p->epochs[keep - 1].epoch > entries[0].epoch) {
+        keep--;
+        assert(p->epochs[keep].start_offset == p->leo + 1);
+        key_u64(&key, TAG_EPOCH, p->epochs[keep].epoch);
+        sx_batch_delete(b, key.data, key.len);
+    }
+    uint64_t max = keep ? p->epochs[keep - 1].epoch : 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t off = p->leo + 1 + i;
         if (entries[i].epoch > max) {
@@ -493,6 +504,7 @@ sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool
     st = sx_store_write(p->store, b, sync ? SX_SYNC_YES : SX_SYNC_NO, err);
     if (st != SX_OK)
         goto fail;
+    p->nepochs = keep;
     for (size_t i = 0; i < nrows; i++)
         push_epoch(p, rows[i].epoch, rows[i].start_offset);
     p->leo += n;

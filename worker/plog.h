@@ -98,12 +98,13 @@ size_t sx_plog_epochs(sx_plog *p, sx_epoch_start *out, size_t cap);
 sx_status sx_plog_begin_epoch(sx_plog *p, uint64_t epoch, sx_err *err);
 
 /* Appends n entries at leo + 1 ... leo + n in one batch (synced when sync).
- * Each entry's epoch must be > 0 and >= the previous one's, the first one's
- * >= both the last entry's and the table's highest (an epoch begun and not
- * written in must be truncated away before older entries follow), and op may
- * be NULL only when op_len is 0: SX_INVALID_ARGUMENT otherwise, nothing
- * written. A new epoch gets its epoch-table row in the same batch (unless
- * begin_epoch recorded it already). n == 0 is a no-op. Bytes are copied. */
+ * Each entry's epoch must be > 0 and >= the previous one's (the first: the
+ * last entry's), and op may be NULL only when op_len is 0: SX_INVALID_ARGUMENT
+ * otherwise, nothing written. A new epoch gets its epoch-table row in the same
+ * batch (unless begin_epoch recorded it already). Rows of epochs above the
+ * first entry's, which can only be epochs begun here and not written in (a
+ * demoted leader now following one with older entries), are removed in the
+ * same batch. n == 0 is a no-op. Bytes are copied. */
 sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool sync,
                          sx_err *err);
 

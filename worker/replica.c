@@ -347,6 +347,24 @@ static void *appender_main(void *arg)
     return NULL;
 }
 
+/* A consistent copy of a log's epoch table, in arena (or malloc'd when arena
+ * is NULL): the table may grow between asking its size and copying it. */
+static sx_epoch_start *copy_epochs(sx_plog *log, sx_arena *arena, size_t *n)
+{
+    for (;;) {
+        size_t want = sx_plog_epochs(log, NULL, 0) + 4;
+        sx_epoch_start *e = arena ? sx_arena_alloc(arena, want * sizeof(*e))
+                                  : sx_malloc(want * sizeof(*e));
+        size_t got = sx_plog_epochs(log, e, want);
+        if (got <= want) {
+            *n = got;
+            return e;
+        }
+        if (!arena)
+            free(e);
+    }
+}
+
 /* -------------------------------------------------------------- sessions -- */
 
 static void ask_shrink(session *s, uint64_t epoch, uint64_t isr_version, const int32_t *isr,
@@ -465,13 +483,18 @@ static void *session_main(void *arg)
         if (st == SX_OK) {
             Shardex__Internal__V1__AppendResponse *ar = (void *)resp;
             if (ar->mismatch) {
-                sx_epoch_start ours[256], theirs[256];
-                size_t no = sx_plog_epochs(r->log, ours, 256);
-                size_t nt = ar->n_epochs < 256 ? ar->n_epochs : 256;
+                /* Whole tables on both sides: a cut table would make its last
+                 * epoch seem to run to the log end. */
+                size_t no = 0;
+                sx_epoch_start *ours = copy_epochs(r->log, NULL, &no);
+                size_t nt = ar->n_epochs;
+                sx_epoch_start *theirs = sx_malloc((nt + 1) * sizeof(*theirs));
                 for (size_t i = 0; i < nt; i++)
                     theirs[i] = (sx_epoch_start){ar->epochs[i]->epoch, ar->epochs[i]->start_offset};
-                s->match = sx_plog_common_prefix(ours, no < 256 ? no : 256, sx_plog_leo(r->log),
-                                                 theirs, nt, ar->log_end_offset);
+                s->match = sx_plog_common_prefix(ours, no, sx_plog_leo(r->log), theirs, nt,
+                                                 ar->log_end_offset);
+                free(ours);
+                free(theirs);
                 s->synced = true;
                 SX_LOG(SX_LOG_INFO, "replica", "partition=%u follower=%d diverges after offset=%"
                        PRIu64 " (its leo=%" PRIu64 ")", r->p, s->follower, s->match,
@@ -834,9 +857,8 @@ sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__Appen
         prev_epoch != req->prev_epoch) {
         resp->mismatch = true;
         resp->log_end_offset = leo;
-        sx_epoch_start eps[256];
-        size_t n = sx_plog_epochs(r->log, eps, 256);
-        n = n < 256 ? n : 256;
+        size_t n = 0;
+        sx_epoch_start *eps = copy_epochs(r->log, arena, &n);
         resp->epochs = sx_arena_alloc(arena, (n + 1) * sizeof(*resp->epochs));
         for (size_t i = 0; i < n; i++) {
             Shardex__Internal__V1__EpochStart *e = sx_arena_alloc(arena, sizeof(*e));
@@ -872,10 +894,12 @@ sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__Appen
         }
         st = sx_plog_append(r->log, es, n, rs->fsync != SX_FSYNC_NEVER, err);
         free(es);
+        if (st == SX_INVALID_ARGUMENT)
+            goto out; /* entries the log's rules refuse: the sender's problem, nothing written */
         if (st != SX_OK) {
             SX_LOG(SX_LOG_ERROR, "replica", "partition=%u append failed: %s; stopping",
                    req->partition, err->msg);
-            abort(); /* rule 8 */
+            abort(); /* rule 8: a failed write or fsync is fatal */
         }
         SX_CRASH_POINT("follower-after-append");
     }
@@ -1012,9 +1036,8 @@ sx_status sx_replicas_read_log(sx_replicas *rs, uint32_t p, uint64_t from, uint3
     }
     out->n_entries = n;
     out->log_end_offset = sx_plog_leo(r->log);
-    sx_epoch_start eps[256];
-    size_t ne = sx_plog_epochs(r->log, eps, 256);
-    ne = ne < 256 ? ne : 256;
+    size_t ne = 0;
+    sx_epoch_start *eps = copy_epochs(r->log, arena, &ne);
     out->epochs = sx_arena_alloc(arena, (ne + 1) * sizeof(*out->epochs));
     for (size_t i = 0; i < ne; i++) {
         Shardex__Internal__V1__EpochStart *e = sx_arena_alloc(arena, sizeof(*e));

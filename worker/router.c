@@ -84,11 +84,18 @@ static void on_write_done(sx_status st, const sx_err *err, ProtobufCMessage *res
     sx_rpc_free(resp);
 }
 
+/* How long a refusal for too few in-sync replicas is retried: long enough
+ * for a leader with a stale map (it just handed leadership on) to hear of the
+ * new one, short enough that a real shortage is reported promptly. */
+#define ISR_RETRY_MS 600
+
 /* Whether a failed group may be sent again (nothing was appended, or
- * appending twice is harmless). */
+ * appending twice is harmless: same content, a higher version). A timed-out
+ * attempt is retried too while the call's own deadline allows. */
 static bool retryable(sx_status st)
 {
-    return st == SX_ABORTED || st == SX_UNAVAILABLE || st == SX_UNIMPLEMENTED;
+    return st == SX_ABORTED || st == SX_UNAVAILABLE || st == SX_UNIMPLEMENTED ||
+           st == SX_DEADLINE_EXCEEDED;
 }
 
 /* Sends every group to its leader until all are done or the deadline passes.
@@ -132,6 +139,7 @@ static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *cons
     uint64_t deadline = sx_rpc_call_deadline_ms(call);
     if (deadline == UINT64_MAX)
         deadline = sx_clock_now_ms() + 30000; /* a client without a deadline still gets an answer */
+    uint64_t isr_retry_until = sx_clock_now_ms() + ISR_RETRY_MS;
 
     for (;;) {
         sx_member_get_view(w->member, &v);
@@ -152,7 +160,12 @@ static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *cons
             req.n_ops = g->n;
             req.ops = g->ops;
             sends[p] = (sent){&rt, g};
-            sx_rpc_call_opts o = {.timeout_ms = deadline > now ? deadline - now : 1};
+            /* One attempt waits about two leases: long enough for a slow
+             * follower to be dropped from the ISR, short enough to move on
+             * from a leader that stopped (paused, cut off) once the map has. */
+            uint64_t attempt = 2ull * (m->lease_ms ? m->lease_ms : 2000);
+            uint64_t left = deadline > now ? deadline - now : 1;
+            sx_rpc_call_opts o = {.timeout_ms = left < attempt ? left : attempt};
             pthread_mutex_lock(&rt.mu);
             g->in_flight = true;
             rt.in_flight++;
@@ -171,7 +184,9 @@ static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *cons
             group *g = &groups[p];
             if (g->done)
                 continue;
-            if (retryable(g->st) && sx_clock_now_ms() + REROUTE_PAUSE_MS < deadline)
+            uint64_t t = sx_clock_now_ms();
+            bool may = retryable(g->st) || (g->st == SX_FAILED_PRECONDITION && t < isr_retry_until);
+            if (may && t + REROUTE_PAUSE_MS < deadline)
                 again = true;
             else
                 g->done = true; /* failed for good */
@@ -305,6 +320,7 @@ static sx_status on_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
         char addr[300] = "";
         if (leader >= 0 && (size_t)leader < m->n_workers)
             snprintf(addr, sizeof(addr), "%s", m->workers[leader]->address);
+        uint64_t attempt = 2ull * (m->lease_ms ? m->lease_ms : 2000); /* see route_ops */
         sx_member_map_release(v.map);
         uint64_t now = sx_clock_now_ms();
         if (addr[0]) {
@@ -313,7 +329,8 @@ static sx_status on_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
             rr.id = req->id;
             rr.after_offset = after;
             ProtobufCMessage *got = NULL;
-            sx_rpc_call_opts o = {.timeout_ms = deadline > now ? deadline - now : 1};
+            uint64_t left = deadline > now ? deadline - now : 1;
+            sx_rpc_call_opts o = {.timeout_ms = left < attempt ? left : attempt};
             st = sx_rpc_invoke(w->rpc, addr, REPL_SVC, "Read", &rr.base, &got, &o, err);
             if (st == SX_OK) {
                 memcpy(respm, got, got->descriptor->sizeof_message);

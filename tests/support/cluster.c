@@ -208,8 +208,34 @@ int32_t sx_cluster_index_of(const Shardex__Internal__V1__ClusterMap *m, const sx
     return -1;
 }
 
+static void dump_status(const sx_cluster *c)
+{
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        if (c->worker_pid[i] <= 0)
+            continue;
+        Shardex__Internal__V1__WorkerStatusResponse *s =
+            sx_cluster_worker_status((sx_cluster *)c, i);
+        if (!s) {
+            fprintf(stderr, "worker %u: no status\n", i);
+            continue;
+        }
+        fprintf(stderr, "worker %u index=%d map=%llu lease=%d:", i, s->index,
+                (unsigned long long)s->map_version, s->lease_valid);
+        for (size_t k = 0; k < s->n_replicas; k++) {
+            const Shardex__Internal__V1__ReplicaState *r = s->replicas[k];
+            fprintf(stderr, " p%u:%s/e%llu/leo%llu/c%llu/a%llu%s", r->partition, r->role,
+                    (unsigned long long)r->epoch, (unsigned long long)r->log_end_offset,
+                    (unsigned long long)r->commit_offset, (unsigned long long)r->applied_offset,
+                    r->fenced ? "/fenced" : "");
+        }
+        fprintf(stderr, "\n");
+        sx_rpc_free(&s->base);
+    }
+}
+
 void sx_cluster_dump_logs(const sx_cluster *c)
 {
+    dump_status(c);
     char logf[512];
     snprintf(logf, sizeof(logf), "%s/coord.log", c->dir);
     fprintf(stderr, "--- %s\n", logf);

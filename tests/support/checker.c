@@ -1,0 +1,271 @@
+/* checker.c: replica logs and documents compared through WorkerAdmin. */
+#include "checker.h"
+
+#include "clock.h"
+#include "harness.h"
+#include "mem.h"
+#include "shardex/internal/v1/replication.pb-c.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADMIN_SVC (&shardex__internal__v1__worker_admin__descriptor)
+
+typedef Shardex__Internal__V1__WorkerStatusResponse WorkerStatus;
+typedef Shardex__Internal__V1__ReplicaState ReplicaState;
+
+static uint32_t test_worker_of(sx_cluster *c, const Shardex__Internal__V1__ClusterMap *m, int32_t w)
+{
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (sx_cluster_index_of(m, c, i) == w)
+            return i;
+    return UINT32_MAX;
+}
+
+static const ReplicaState *state_of(const WorkerStatus *s, uint32_t p)
+{
+    for (size_t k = 0; s && k < s->n_replicas; k++)
+        if (s->replicas[k]->partition == p)
+            return s->replicas[k];
+    return NULL;
+}
+
+/* Every partition settled: leader live, ISR = replicas, offsets equal. */
+static bool settled(void *arg)
+{
+    sx_cluster *c = arg;
+    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
+    if (!m)
+        return false;
+    WorkerStatus *st[SX_TEST_MAX_WORKERS] = {0};
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (c->worker_pid[i] > 0)
+            st[i] = sx_cluster_worker_status(c, i);
+    bool ok = true;
+    /* Every worker has heard the latest map. */
+    for (uint32_t i = 0; i < c->nworkers && ok; i++)
+        ok = c->worker_pid[i] <= 0 || (st[i] && st[i]->map_version == m->version);
+    for (size_t p = 0; p < m->n_partitions && ok; p++) {
+        const Shardex__Internal__V1__LogPartition *lp = m->partitions[p];
+        ok = lp->leader >= 0 && lp->n_isr == lp->n_replicas;
+        uint32_t li = ok ? test_worker_of(c, m, lp->leader) : UINT32_MAX;
+        const ReplicaState *ls = li < c->nworkers ? state_of(st[li], (uint32_t)p) : NULL;
+        ok = ok && ls && strcmp(ls->role, "leader") == 0 && ls->epoch == lp->epoch &&
+             ls->commit_offset == ls->log_end_offset && ls->applied_offset == ls->commit_offset;
+        for (size_t k = 0; ok && k < lp->n_replicas; k++) {
+            uint32_t fi = test_worker_of(c, m, lp->replicas[k]);
+            const ReplicaState *fs = fi < c->nworkers ? state_of(st[fi], (uint32_t)p) : NULL;
+            ok = fs && fs->log_end_offset == ls->log_end_offset &&
+                 fs->applied_offset == ls->commit_offset;
+        }
+    }
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        sx_rpc_free(st[i] ? &st[i]->base : NULL);
+    sx_rpc_free(&m->base);
+    return ok;
+}
+
+static Shardex__Internal__V1__ReadLogResponse *read_log(sx_cluster *c, uint32_t i, uint32_t p,
+                                                        uint64_t from)
+{
+    Shardex__Internal__V1__ReadLogRequest req = SHARDEX__INTERNAL__V1__READ_LOG_REQUEST__INIT;
+    req.partition = p;
+    req.from_offset = from;
+    req.max_entries = 5000;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 10000, .idempotent = true};
+    if (sx_rpc_invoke(c->rpc, c->worker_addr[i], ADMIN_SVC, "ReadLog", &req.base, &resp, &o,
+                      NULL) != SX_OK)
+        return NULL;
+    return (void *)resp;
+}
+
+/* A replica's whole log as (epoch, op) pairs, offsets 1..n. */
+typedef struct log_copy {
+    size_t n;
+    uint64_t *epoch;
+    ProtobufCBinaryData *op;
+    Shardex__Internal__V1__ReadLogResponse **chunks;
+    size_t nchunks;
+} log_copy;
+
+static bool fetch_log(sx_cluster *c, uint32_t i, uint32_t p, log_copy *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (;;) {
+        Shardex__Internal__V1__ReadLogResponse *r = read_log(c, i, p, out->n + 1);
+        if (!r)
+            return false;
+        out->chunks = sx_realloc(out->chunks, (out->nchunks + 1) * sizeof(*out->chunks));
+        out->chunks[out->nchunks++] = r;
+        out->epoch = sx_realloc(out->epoch, (out->n + r->n_entries + 1) * sizeof(uint64_t));
+        out->op = sx_realloc(out->op, (out->n + r->n_entries + 1) * sizeof(*out->op));
+        for (size_t k = 0; k < r->n_entries; k++) {
+            out->epoch[out->n] = r->entries[k]->epoch;
+            out->op[out->n] = r->entries[k]->op;
+            out->n++;
+        }
+        if (r->n_entries == 0 || out->n >= r->log_end_offset)
+            return true;
+    }
+}
+
+static void free_log(log_copy *l)
+{
+    for (size_t k = 0; k < l->nchunks; k++)
+        sx_rpc_free(&l->chunks[k]->base);
+    free(l->chunks);
+    free(l->epoch);
+    free(l->op);
+}
+
+typedef struct idoff {
+    const char *id;
+    uint64_t off;
+    Shardex__Internal__V1__LogOp *op;
+} idoff;
+
+static int idoff_cmp(const void *a, const void *b)
+{
+    const idoff *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->off < y->off ? -1 : x->off > y->off);
+}
+
+/* Replays log entries 1..applied and compares with the documents stored. */
+static bool docs_match_replay(sx_cluster *c, uint32_t i, uint32_t p, const log_copy *l,
+                              char *why, size_t cap)
+{
+    Shardex__Internal__V1__ScanDocsRequest req = SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
+    req.partition = p;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 10000, .idempotent = true};
+    if (sx_rpc_invoke(c->rpc, c->worker_addr[i], ADMIN_SVC, "ScanDocs", &req.base, &resp, &o,
+                      NULL) != SX_OK) {
+        snprintf(why, cap, "worker %u partition %u: ScanDocs failed", i, p);
+        return false;
+    }
+    Shardex__Internal__V1__ScanDocsResponse *sd = (void *)resp;
+    uint64_t upto = sd->applied_offset;
+    if (upto > l->n) {
+        snprintf(why, cap, "worker %u partition %u: applied %" PRIu64 " beyond its log %zu", i, p,
+                 upto, l->n);
+        sx_rpc_free(resp);
+        return false;
+    }
+    /* Every write of 1..upto, sorted by (id, offset): the last of each id wins. */
+    idoff *w = sx_calloc(upto + 1, sizeof(*w));
+    bool ok = true;
+    for (uint64_t off = 1; off <= upto; off++) {
+        w[off - 1].op = shardex__internal__v1__log_op__unpack(NULL, l->op[off - 1].len,
+                                                              l->op[off - 1].data);
+        if (!w[off - 1].op) {
+            snprintf(why, cap, "worker %u partition %u: entry %" PRIu64 " does not decode", i, p,
+                     off);
+            ok = false;
+            w[off - 1].id = "";
+            continue;
+        }
+        bool put = w[off - 1].op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT;
+        w[off - 1].id = put ? w[off - 1].op->put->id : w[off - 1].op->delete_;
+        w[off - 1].off = off;
+    }
+    qsort(w, upto, sizeof(*w), idoff_cmp);
+    size_t live = 0;
+    for (size_t k = 0; ok && k < upto; k++) {
+        if (k + 1 < upto && strcmp(w[k].id, w[k + 1].id) == 0)
+            continue; /* not the last write of this id */
+        if (!w[k].op || w[k].op->op_case != SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT)
+            continue; /* deleted */
+        live++;
+        const Shardex__Internal__V1__StoredDoc *found = NULL;
+        for (size_t d = 0; d < sd->n_docs && !found; d++)
+            if (strcmp(sd->docs[d]->doc->id, w[k].id) == 0)
+                found = sd->docs[d];
+        if (!found || found->version != w[k].off) {
+            snprintf(why, cap, "worker %u partition %u: document %s: stored version %" PRIu64
+                     ", the log's last write is at %" PRIu64, i, p, w[k].id,
+                     found ? found->version : 0, w[k].off);
+            ok = false;
+            break;
+        }
+        size_t a = protobuf_c_message_get_packed_size(&found->doc->base);
+        size_t b = protobuf_c_message_get_packed_size(&w[k].op->put->base);
+        uint8_t *x = sx_malloc(a + 1), *y = sx_malloc(b + 1);
+        protobuf_c_message_pack(&found->doc->base, x);
+        protobuf_c_message_pack(&w[k].op->put->base, y);
+        if (a != b || memcmp(x, y, a) != 0) {
+            snprintf(why, cap, "worker %u partition %u: document %s differs from the log", i, p,
+                     w[k].id);
+            ok = false;
+        }
+        free(x);
+        free(y);
+    }
+    if (ok && live != sd->n_docs) {
+        snprintf(why, cap, "worker %u partition %u: %zu documents stored, the log implies %zu", i,
+                 p, sd->n_docs, live);
+        ok = false;
+    }
+    for (size_t k = 0; k < upto; k++)
+        if (w[k].op)
+            shardex__internal__v1__log_op__free_unpacked(w[k].op, NULL);
+    free(w);
+    sx_rpc_free(resp);
+    return ok;
+}
+
+bool sx_check_replicas(sx_cluster *c, uint64_t timeout_ms, char *why, size_t cap)
+{
+    if (!sx_h_wait_for(settled, c, timeout_ms)) {
+        snprintf(why, cap, "the cluster did not settle within %" PRIu64 " ms", timeout_ms);
+        return false;
+    }
+    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
+    if (!m) {
+        snprintf(why, cap, "no map");
+        return false;
+    }
+    bool ok = true;
+    for (uint32_t p = 0; p < m->n_partitions && ok; p++) {
+        const Shardex__Internal__V1__LogPartition *lp = m->partitions[p];
+        uint32_t li = test_worker_of(c, m, lp->leader);
+        log_copy lead;
+        if (li >= c->nworkers || !fetch_log(c, li, p, &lead)) {
+            snprintf(why, cap, "partition %u: cannot read the leader's log", p);
+            ok = false;
+            break;
+        }
+        for (size_t k = 0; ok && k < lp->n_replicas; k++) {
+            uint32_t fi = test_worker_of(c, m, lp->replicas[k]);
+            log_copy f;
+            if (fi >= c->nworkers || !fetch_log(c, fi, p, &f)) {
+                snprintf(why, cap, "partition %u: cannot read a replica's log", p);
+                ok = false;
+                break;
+            }
+            if (f.n != lead.n) {
+                snprintf(why, cap, "partition %u: worker %u has %zu entries, the leader %zu", p,
+                         fi, f.n, lead.n);
+                ok = false;
+            }
+            for (size_t o = 0; ok && o < f.n; o++) {
+                if (f.epoch[o] != lead.epoch[o] || f.op[o].len != lead.op[o].len ||
+                    memcmp(f.op[o].data, lead.op[o].data, f.op[o].len) != 0) {
+                    snprintf(why, cap, "partition %u: worker %u differs from the leader at offset "
+                             "%zu (epoch %" PRIu64 " vs %" PRIu64 ")",
+                             p, fi, o + 1, f.epoch[o], lead.epoch[o]);
+                    ok = false;
+                }
+            }
+            if (ok)
+                ok = docs_match_replay(c, fi, p, &f, why, cap);
+            free_log(&f);
+        }
+        free_log(&lead);
+    }
+    sx_rpc_free(&m->base);
+    return ok;
+}

@@ -1,0 +1,20 @@
+/* checker.h: what must hold after any mix of failures heals, checked against
+ * real processes: every replica of a partition holds the same log up to the
+ * commit offset (epochs included), and every replica's documents equal a
+ * replay of its log up to its applied offset.
+ */
+#ifndef SX_TEST_CHECKER_H
+#define SX_TEST_CHECKER_H
+
+#include "cluster.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Waits (up to timeout_ms) until every partition has a live leader whose ISR
+ * holds all its replicas, each with the leader's log end and applied at the
+ * leader's commit; then compares logs and documents of every replica. On
+ * failure writes a reason into why and returns false. */
+bool sx_check_replicas(sx_cluster *c, uint64_t timeout_ms, char *why, size_t cap);
+
+#endif
