@@ -4,6 +4,7 @@
 # between its marker comments; the rest of the file is kept as it is.
 #
 #   BENCH_RPC_ARGS="--rounds 9 --seconds 3" bench/run.sh build   # extra options
+#   BENCH_WRITE_ARGS="--rounds 7" bench/run.sh build             # likewise for bench_write
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -15,10 +16,13 @@ build=$(cd "$1" && pwd)
 doc=$root/docs/benchmarks.md
 
 bin=$build/bench/bench_rpc
-if [ ! -x "$bin" ]; then
-    echo "run.sh: $bin is not built (make bench builds it)" >&2
-    exit 1
-fi
+write_bin=$build/bench/bench_write
+for b in "$bin" "$write_bin"; do
+    if [ ! -x "$b" ]; then
+        echo "run.sh: $b is not built (make bench builds it)" >&2
+        exit 1
+    fi
+done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -85,3 +89,44 @@ fi
 } >"$tmp/rpc.md"
 replace_section rpc "$tmp/rpc.md"
 echo "run.sh: wrote the rpc section of ${doc#"$root"/}" >&2
+
+# ---- Write path: acknowledged documents per second vs raw LevelDB ----
+# shellcheck disable=SC2206  # word splitting of the extra options is intended
+write_args=(${BENCH_WRITE_ARGS:-})
+rel_write_bin=${write_bin#"$root"/}
+echo "run.sh: $rel_write_bin ${write_args[*]}" >&2
+if ! (cd "$root" && "$write_bin" "${write_args[@]}") >"$tmp/write.out"; then
+    cat "$tmp/write.out" >&2
+    echo "run.sh: bench_write failed; its section of docs/benchmarks.md left as it was" >&2
+    exit 1
+fi
+leveldb_pkg=$(dpkg-query -W -f='${Version}' libleveldb-dev 2>/dev/null || echo unknown)
+tmp_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 " on " $1 }')
+{
+    echo "<!-- bench:write:begin -->"
+    echo "## Write path: acknowledged documents per second"
+    echo
+    echo "Written by \`bench/run.sh\`; do not edit by hand."
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Command: \`$rel_write_bin${write_args[*]:+ ${write_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`)"
+    echo "- Machine: $machine; LevelDB $leveldb_pkg (Debian libleveldb-dev); data in ${TMPDIR:-/tmp} ($tmp_fs)"
+    echo "- Subject: \`Put\` on real clusters started by the benchmark (\`tests/support/cluster.h\`): a"
+    echo "  coordinator and 3 workers as processes on loopback, R=1 (min_isr 1) and R=3 (min_isr 2),"
+    echo "  both settled (every ISR whole) before the first window. A document counts once its"
+    echo "  Put is acknowledged: committed by min_isr replicas and applied by the leader."
+    echo "- Baseline: raw LevelDB through \`common/store.h\` in the benchmark process: one thread, one"
+    echo "  store, synced batches of the same documents, as many per batch as per Put, in a replica's"
+    echo "  key layout (\`worker/plog.h\`: per document \`L\` offset -> epoch + LogOp and \`D\` id ->"
+    echo "  version + Document; the two \`M\` keys per batch), i.e. a replica's append and apply"
+    echo "  folded into one synced write. Ratios are cluster / raw in the same round."
+    echo "- Goals: R=1 at least 0.5x raw LevelDB, R=3 at least 0.25x."
+    echo "- CPU: cluster = utime + stime of its coordinator and workers (\`/proc/PID/stat\`, 10 ms"
+    echo "  ticks); bench process = the load generator (for raw: the writer and LevelDB's"
+    echo "  compaction thread), \`getrusage\`; both per acknowledged (written) document."
+    echo
+    cat "$tmp/write.out"
+    echo "<!-- bench:write:end -->"
+} >"$tmp/write.md"
+replace_section write "$tmp/write.md"
+echo "run.sh: wrote the write section of ${doc#"$root"/}" >&2

@@ -75,6 +75,13 @@ struct replica {
     int32_t isr[SX_MAX_REPLICAS];
     uint32_t nisr;
     uint32_t min_isr;
+    /* Followers we asked the coordinator to add to the ISR and it may have:
+     * until the map says, they count for commits as if they were in it (the
+     * "maximal ISR"): otherwise we could commit without a replica the
+     * coordinator already considers in sync, and elect it without those
+     * entries (REPLICATION.md rule 3, KAFKA-7128). */
+    int32_t pending[SX_MAX_REPLICAS];
+    uint32_t npending;
 
     /* leader */
     uint64_t hw;
@@ -89,9 +96,10 @@ struct replica {
     bool appender_running;
 
     /* follower */
-    uint64_t known_epoch; /* highest epoch any leader has shown us */
-    uint64_t verified;    /* our log matches the leader's up to here, in known_epoch */
-    uint64_t leader_commit;
+    uint64_t known_epoch;    /* highest epoch any leader has shown us */
+    uint64_t verified;       /* our log matches the leader's up to here, in verified_epoch */
+    uint64_t verified_epoch; /* the epoch whose leader verified it */
+    uint64_t leader_commit;  /* as last heard, for reports */
 };
 
 struct sx_replicas {
@@ -208,12 +216,13 @@ static void update_hw_locked(replica *r)
     uint64_t m = sx_plog_leo(r->log);
     int32_t me = -1;
     lease_valid(r->owner, &me);
-    for (uint32_t i = 0; i < r->nisr; i++) {
-        if (r->isr[i] == me)
+    for (uint32_t i = 0; i < r->nisr + r->npending; i++) {
+        int32_t f = i < r->nisr ? r->isr[i] : r->pending[i - r->nisr];
+        if (f == me)
             continue;
         session *s = NULL;
         for (uint32_t k = 0; k < r->nsessions; k++)
-            if (r->sessions[k]->follower == r->isr[i])
+            if (r->sessions[k]->follower == f)
                 s = r->sessions[k];
         if (!s || !s->synced)
             return;
@@ -365,6 +374,16 @@ static sx_epoch_start *copy_epochs(sx_plog *log, sx_arena *arena, size_t *n)
     }
 }
 
+static void drop_pending_locked(replica *r, int32_t f)
+{
+    for (uint32_t i = 0; i < r->npending; i++) {
+        if (r->pending[i] == f) {
+            r->pending[i] = r->pending[--r->npending];
+            return;
+        }
+    }
+}
+
 /* -------------------------------------------------------------- sessions -- */
 
 static void ask_shrink(session *s, uint64_t epoch, uint64_t isr_version, const int32_t *isr,
@@ -398,6 +417,7 @@ static void ask_shrink(session *s, uint64_t epoch, uint64_t isr_version, const i
     SX_LOG(SX_LOG_WARN, "replica", "partition=%u follower=%d dropped from the isr (lagging)", r->p,
            s->follower);
     pthread_mutex_lock(&r->mu);
+    drop_pending_locked(r, s->follower);
     const Shardex__Internal__V1__LogPartition *lp = cr->partition;
     if (lp && lp->epoch == r->epoch && lp->isr_version > r->isr_version &&
         lp->n_isr <= SX_MAX_REPLICAS) {
@@ -427,7 +447,8 @@ static void *session_main(void *arg)
             continue;
         }
         /* A follower in the ISR that lags too long is dropped through the coordinator. */
-        bool in_isr = sx_clustermap_has(r->isr, r->nisr, s->follower);
+        bool in_isr = sx_clustermap_has(r->isr, r->nisr, s->follower) ||
+                      sx_clustermap_has(r->pending, r->npending, s->follower);
         if (in_isr && s->match < leo && now - s->last_ack_ms > rs->lag_timeout_ms &&
             !s->shrink_asked) {
             s->shrink_asked = true;
@@ -670,6 +691,7 @@ static void apply_map(sx_replicas *rs, const Shardex__Internal__V1__ClusterMap *
         if (r->role == ROLE_LEADER && (want != ROLE_LEADER || relead))
             stop_leading(r);
         pthread_mutex_lock(&r->mu);
+        bool new_epoch = r->epoch != lp->epoch;
         if (want != ROLE_LEADER)
             r->role = want;
         r->epoch = lp->epoch;
@@ -679,6 +701,20 @@ static void apply_map(sx_replicas *rs, const Shardex__Internal__V1__ClusterMap *
         r->nisr = lp->n_isr <= SX_MAX_REPLICAS ? (uint32_t)lp->n_isr : 0;
         memcpy(r->isr, lp->isr, r->nisr * sizeof(int32_t));
         r->min_isr = m->settings ? m->settings->min_isr : 1;
+        /* Pending additions end when the map shows them in the ISR, or when
+         * they are no longer replicas; a new epoch starts with none. They
+         * survive a restart of our sessions within the epoch: a request may
+         * still be on its way to the coordinator. */
+        if (new_epoch || want != ROLE_LEADER)
+            r->npending = 0;
+        for (uint32_t i = 0; i < r->npending;) {
+            int32_t f = r->pending[i];
+            if (sx_clustermap_has(r->isr, r->nisr, f) ||
+                !sx_clustermap_has(lp->replicas, (uint32_t)lp->n_replicas, f))
+                r->pending[i] = r->pending[--r->npending];
+            else
+                i++;
+        }
         pthread_mutex_unlock(&r->mu);
         if (relead) {
             become_leader(r, m, lp, me);
@@ -751,6 +787,10 @@ bool sx_replicas_caught_up(void *arg, uint32_t p, int32_t follower)
             if (s->follower == follower)
                 ok = s->synced && s->match >= need; /* rule 3 */
         }
+        /* The caller asks the coordinator next: from now on commits wait for it. */
+        if (ok && !sx_clustermap_has(r->pending, r->npending, follower) &&
+            r->npending < SX_MAX_REPLICAS)
+            r->pending[r->npending++] = follower;
     }
     pthread_mutex_unlock(&r->mu);
     return ok;
@@ -847,8 +887,10 @@ sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__Appen
                         "; waiting for the map", req->partition, r->epoch);
         goto out;
     }
-    if (req->epoch > r->known_epoch) {
+    if (req->epoch > r->known_epoch)
         r->known_epoch = req->epoch;
+    if (req->epoch != r->verified_epoch) {
+        r->verified_epoch = req->epoch;
         r->verified = 0; /* nothing is verified in a new epoch until prev matches */
     }
     uint64_t leo = sx_plog_leo(r->log), prev_epoch = 0;
@@ -908,8 +950,9 @@ sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__Appen
         r->verified = verified;
     if (req->commit_offset > r->leader_commit)
         r->leader_commit = req->commit_offset;
-    /* Rule 7: apply only what the leader committed and we verified. */
-    uint64_t upto = r->leader_commit < r->verified ? r->leader_commit : r->verified;
+    /* Rule 7: apply only what this leader committed and verified with us in
+     * this epoch; a commit offset from another epoch says nothing about our tail. */
+    uint64_t upto = req->commit_offset < r->verified ? req->commit_offset : r->verified;
     if (upto > sx_plog_applied(r->log) &&
         (st = sx_plog_apply(r->log, upto, NULL, NULL, NULL, err)) != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping",

@@ -59,6 +59,11 @@ static bool start_coordinator(sx_cluster *c, const char *listen, const char *con
 
 bool sx_cluster_start_worker(sx_cluster *c, uint32_t i)
 {
+    return sx_cluster_start_worker_env(c, i, NULL);
+}
+
+bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *env)
+{
     char bin[512], data[512], portf[512], logf[512], idf[512];
     sx_cluster_bin("worker/shardex-worker", bin, sizeof(bin));
     snprintf(data, sizeof(data), "%s/w%u", c->dir, i);
@@ -67,7 +72,7 @@ bool sx_cluster_start_worker(sx_cluster *c, uint32_t i)
     unlink(portf);
     char *argv[] = {bin, "--coordinator", c->coord_addr, "--listen", "127.0.0.1:0",
                     "--data-dir", data, "--port-file", portf, NULL};
-    c->worker_pid[i] = sx_h_spawn(argv, logf);
+    c->worker_pid[i] = sx_h_spawn_env(argv, logf, env);
     c->worker_port[i] = sx_h_wait_port_file(portf, c->worker_pid[i], 20000);
     if (c->worker_port[i] <= 0) {
         sx_h_dump_log(logf, 30);
@@ -197,6 +202,22 @@ Shardex__Internal__V1__WorkerStatusResponse *sx_cluster_worker_status(sx_cluster
                       "Status", &req.base, &resp, &o, NULL) != SX_OK)
         return NULL;
     return (Shardex__Internal__V1__WorkerStatusResponse *)resp;
+}
+
+bool sx_cluster_set_faults(sx_cluster *c, uint32_t i, const char *spec)
+{
+    Shardex__Internal__V1__SetFaultsRequest req = SHARDEX__INTERNAL__V1__SET_FAULTS_REQUEST__INIT;
+    req.spec = (char *)(spec ? spec : "");
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 4000, .idempotent = true, .wait_for_ready = true};
+    sx_err err = {0};
+    if (sx_rpc_invoke(c->rpc, c->worker_addr[i], &shardex__internal__v1__worker_admin__descriptor,
+                      "SetFaults", &req.base, &resp, &o, &err) != SX_OK) {
+        fprintf(stderr, "SetFaults \"%s\" on worker %u: %s\n", req.spec, i, err.msg);
+        return false;
+    }
+    sx_rpc_free(resp);
+    return true;
 }
 
 int32_t sx_cluster_index_of(const Shardex__Internal__V1__ClusterMap *m, const sx_cluster *c,

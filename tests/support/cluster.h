@@ -47,6 +47,9 @@ void sx_cluster_stop(sx_cluster *c);
 
 /* (Re)starts worker i (keeping its data directory); waits for its port file. */
 bool sx_cluster_start_worker(sx_cluster *c, uint32_t i);
+/* The same with extra environment variables for that process ("NAME=value",
+ * NULL-terminated; NULL: none), e.g. SHARDEX_CRASH_POINT. */
+bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *env);
 void sx_cluster_kill_worker(sx_cluster *c, uint32_t i);
 void sx_cluster_kill_coordinator(sx_cluster *c);
 /* Restarts the coordinator on the same port and data directory, with extra
@@ -57,6 +60,10 @@ bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra);
 Shardex__Internal__V1__ClusterMap *sx_cluster_map(sx_cluster *c);
 /* What worker i believes (sx_rpc_free it), or NULL. */
 Shardex__Internal__V1__WorkerStatusResponse *sx_cluster_worker_status(sx_cluster *c, uint32_t i);
+
+/* Replaces worker i's outgoing-call fault rules (WorkerAdmin.SetFaults; rpc.h
+ * syntax, "" clears). False (with a message on stderr) if it was refused. */
+bool sx_cluster_set_faults(sx_cluster *c, uint32_t i, const char *spec);
 
 /* The map index of test worker i (by its stable id), or -1. */
 int32_t sx_cluster_index_of(const Shardex__Internal__V1__ClusterMap *m, const sx_cluster *c,

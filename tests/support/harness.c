@@ -37,6 +37,11 @@ void sx_h_rmtree(const char *dir)
 
 pid_t sx_h_spawn(char *const argv[], const char *log_path)
 {
+    return sx_h_spawn_env(argv, log_path, NULL);
+}
+
+pid_t sx_h_spawn_env(char *const argv[], const char *log_path, const char *const *env)
+{
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -53,6 +58,17 @@ pid_t sx_h_spawn(char *const argv[], const char *log_path)
             dup2(fd, STDOUT_FILENO);
             dup2(fd, STDERR_FILENO);
             close(fd);
+        }
+        for (size_t i = 0; env && env[i]; i++) {
+            const char *eq = strchr(env[i], '=');
+            if (!eq || eq == env[i])
+                continue;
+            char name[256];
+            size_t n = (size_t)(eq - env[i]) < sizeof(name) - 1 ? (size_t)(eq - env[i])
+                                                                : sizeof(name) - 1;
+            memcpy(name, env[i], n);
+            name[n] = '\0';
+            setenv(name, eq + 1, 1);
         }
         execv(argv[0], argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
@@ -122,6 +138,22 @@ static void reap(pid_t pid)
 {
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+}
+
+int sx_h_wait_exit(pid_t pid, uint64_t timeout_ms)
+{
+    uint64_t end = sx_clock_now_ms() + timeout_ms;
+    for (;;) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (sx_clock_now_ms() >= end)
+            return -1;
+        sx_clock_sleep_ms(5);
     }
 }
 

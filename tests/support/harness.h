@@ -22,6 +22,11 @@ void sx_h_rmtree(const char *dir);
  * Returns the pid; aborts the test process if fork fails. */
 pid_t sx_h_spawn(char *const argv[], const char *log_path);
 
+/* sx_h_spawn with extra environment variables for that process only: env is a
+ * NULL-terminated list of "NAME=value" strings (NULL: none), set in the child
+ * between fork and exec. */
+pid_t sx_h_spawn_env(char *const argv[], const char *log_path, const char *const *env);
+
 /* Polls until cond(arg) is true or timeout_ms passes; returns the last value. */
 bool sx_h_wait_for(bool (*cond)(void *arg), void *arg, uint64_t timeout_ms);
 
@@ -35,6 +40,10 @@ void sx_h_pause(pid_t pid);
 void sx_h_resume(pid_t pid);
 /* SIGTERM, then SIGKILL after timeout_ms; returns the exit status as waitpid gives it. */
 int sx_h_stop(pid_t pid, uint64_t timeout_ms);
+
+/* Waits up to timeout_ms for pid to exit on its own and reaps it; returns the
+ * exit status as waitpid gives it, or -1 if it is still running (not signalled). */
+int sx_h_wait_exit(pid_t pid, uint64_t timeout_ms);
 
 /* True if pid has not exited (reaps it if it has). */
 bool sx_h_alive(pid_t pid);
