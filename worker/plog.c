@@ -54,6 +54,8 @@ struct sx_plog {
     size_t nepochs, cap_epochs;
     uint64_t applied; /* <= leo */
     uint64_t commit;  /* highest commit offset recorded; may exceed leo */
+    uint64_t appends; /* batches appended since open (one fsync each when synced) */
+    uint64_t appended; /* entries appended since open */
 };
 
 /* protobuf-c allocates through this so that NULL from an unpack means "does
@@ -509,6 +511,8 @@ sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool
         push_epoch(p, rows[i].epoch, rows[i].start_offset);
     p->leo += n;
     p->last_epoch = entries[n - 1].epoch;
+    p->appends++;
+    p->appended += n;
 fail:
     pthread_mutex_unlock(&p->mu);
     free(rows);
@@ -960,4 +964,12 @@ done:
     sx_iter_destroy(it);
     sx_buf_free(&id);
     return st;
+}
+
+void sx_plog_counters(sx_plog *p, uint64_t *appends, uint64_t *entries)
+{
+    pthread_mutex_lock(&p->mu);
+    *appends = p->appends;
+    *entries = p->appended;
+    pthread_mutex_unlock(&p->mu);
 }

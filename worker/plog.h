@@ -175,4 +175,8 @@ sx_status sx_plog_scan_docs(sx_plog *p,
                                        uint64_t version, const uint8_t *doc, size_t len),
                             void *arg, sx_err *err);
 
+/* Appends (batches) and entries appended since open: group commit shows as
+ * fewer appends than entries. */
+void sx_plog_counters(sx_plog *p, uint64_t *appends, uint64_t *entries);
+
 #endif

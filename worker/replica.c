@@ -1047,6 +1047,7 @@ size_t sx_replicas_states(sx_replicas *rs, sx_arena *arena,
         pthread_mutex_unlock(&r->mu);
         st->log_end_offset = sx_plog_leo(r->log);
         st->applied_offset = sx_plog_applied(r->log);
+        sx_plog_counters(r->log, &st->appends, &st->appended_entries);
         (*out)[n++] = st;
     }
     return n;

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "cluster.h"
 #include "harness.h"
+#include "hash.h"
 #include "shardex/internal/v1/replication.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
@@ -621,6 +622,91 @@ static void test_new_follower_catches_up(void **state)
     free(docs);
 }
 
+typedef struct gc_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pending, ok;
+} gc_wait;
+
+static void gc_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
+{
+    (void)err;
+    gc_wait *g = arg;
+    sx_rpc_free(resp);
+    pthread_mutex_lock(&g->mu);
+    g->pending--;
+    g->ok += st == SX_OK;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static bool leader_counters(sx_cluster *c, uint32_t i, uint32_t p, uint64_t *appends,
+                            uint64_t *entries)
+{
+    Shardex__Internal__V1__WorkerStatusResponse *s = sx_cluster_worker_status(c, i);
+    bool found = false;
+    for (size_t k = 0; s && k < s->n_replicas; k++) {
+        if (s->replicas[k]->partition == p && strcmp(s->replicas[k]->role, "leader") == 0) {
+            *appends = s->replicas[k]->appends;
+            *entries = s->replicas[k]->appended_entries;
+            found = true;
+        }
+    }
+    sx_rpc_free(s ? &s->base : NULL);
+    return found;
+}
+
+/* Concurrent writers to one partition share appends (and fsyncs). */
+static void test_group_commit(void **state)
+{
+    sx_cluster *c = *state;
+    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
+    uint32_t leader = UINT32_MAX;
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (sx_cluster_index_of(m, c, i) == m->partitions[0]->leader)
+            leader = i;
+    sx_rpc_free(&m->base);
+    assert_true(leader < c->nworkers);
+    uint64_t a0 = 0, e0 = 0, a1 = 0, e1 = 0;
+    assert_true(leader_counters(c, leader, 0, &a0, &e0));
+
+    enum { N = 64 };
+    static char ids[N][32];
+    int made = 0;
+    for (int k = 0; made < N; k++) {
+        snprintf(ids[made], sizeof(ids[made]), "gc-%d", k);
+        if (sx_partition_of(ids[made], strlen(ids[made]), 8) == 0)
+            made++;
+    }
+    gc_wait g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    Shardex__V1__Document docs[N];
+    Shardex__V1__Document *dp[N];
+    Shardex__V1__PutRequest req[N];
+    sx_rpc_call_opts o = {.timeout_ms = 10000};
+    g.pending = N;
+    for (int i = 0; i < N; i++) {
+        shardex__v1__document__init(&docs[i]);
+        docs[i].id = ids[i];
+        dp[i] = &docs[i];
+        shardex__v1__put_request__init(&req[i]);
+        req[i].docs = &dp[i];
+        req[i].n_docs = 1;
+        sx_rpc_invoke_async(c->rpc, c->worker_addr[leader], SHARDEX_SVC, "Put", &req[i].base, &o,
+                            gc_done, &g);
+    }
+    pthread_mutex_lock(&g.mu);
+    while (g.pending > 0)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    assert_int_equal(g.ok, N);
+    assert_true(leader_counters(c, leader, 0, &a1, &e1));
+    fprintf(stderr, "group commit: %d concurrent writes, %" PRIu64 " entries in %" PRIu64
+            " appends\n", N, e1 - e0, a1 - a0);
+    assert_int_equal(e1 - e0, N);
+    assert_true(a1 - a0 < N); /* shared, not one append (and fsync) per write */
+    check(c);
+}
+
 int main(void)
 {
     const char *env = getenv("SHARDEX_TEST_SEED");
@@ -628,6 +714,7 @@ int main(void)
     fprintf(stderr, "seed=%" PRIu64 "\n", seed);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get_delete_and_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_leader_acknowledges_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_follower_catches_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chaos_kill_rounds, setup, teardown),

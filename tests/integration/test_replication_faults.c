@@ -1054,32 +1054,44 @@ static void test_row5_demoted_leader_applies_nothing_uncommitted(void **state)
 
 /* --------------------------------------------------------------- row 7 -- */
 
-static void test_row7_cut_leader_needs_the_coordinator(void **state)
+typedef struct cut {
+    uint32_t p, L, F, G;
+    uint64_t c0; /* commit before the cut */
+} cut;
+
+/* Cuts the leader of p from its follower F (Appends dropped; it still reaches
+ * the coordinator) and writes W1 through it: W1 must not commit, nor be
+ * acknowledged, before the coordinator's map has F out of the ISR. */
+static void cut_one_follower(sx_cluster *c, uint32_t p, const char *tag, ack_log *acks, cut *k)
 {
-    sx_cluster *c = *state;
-    const uint32_t p = 3;
     part_view v = view_of(c, p);
     assert_true(v.ok && v.leader != NONE);
-    const uint32_t L = v.leader, F = (L + 1) % 3, G = (L + 2) % 3;
-    ack_log *acks = calloc(1, sizeof(*acks));
+    k->p = p;
+    k->L = v.leader;
+    k->F = (k->L + 1) % 3;
+    k->G = (k->L + 2) % 3;
+    const uint32_t L = k->L, F = k->F, G = k->G;
+    char t[64];
+    snprintf(t, sizeof(t), "%.30s-base", tag);
     doc_spec base[NDOCS];
-    docs_for(c, p, "r7-base", base, NDOCS);
+    docs_for(c, p, t, base, NDOCS);
     must_put(c, L, base, NDOCS, acks, NULL, NULL);
-    const uint64_t c0 = state_of(c, L, p).commit;
+    k->c0 = state_of(c, L, p).commit;
     const part_view v0 = view_of(c, p);
     assert_int_equal(v0.isr_mask, BIT(L) | BIT(F) | BIT(G));
 
-    /* Cut from F: W1 waits for the coordinator to take F out of the ISR. */
     char spec[256];
     snprintf(spec, sizeof(spec), "method=Append,peer=%s,drop=1", c->worker_addr[F]);
     assert_true(sx_cluster_set_faults(c, L, spec));
-    bg_put *w1 = bg_start(c, L, p, "r7-w1", 20000);
+    snprintf(t, sizeof(t), "%.30s-w1", tag);
+    bg_put *w1 = bg_start(c, L, p, t, 20000);
     bool early = false;
     uint64_t early_commit = 0;
     while (!atomic_load(&w1->done)) {
         rstate l = state_of(c, L, p);
         part_view m = view_of(c, p); /* read after: the map only moves forward */
-        if (l.ok && l.commit > c0 && (m.isr_mask & BIT(F)) && m.isr_version == v0.isr_version) {
+        if (l.ok && l.commit > k->c0 && (m.isr_mask & BIT(F)) &&
+            m.isr_version == v0.isr_version) {
             early = true;
             early_commit = l.commit;
         }
@@ -1093,26 +1105,74 @@ static void test_row7_cut_leader_needs_the_coordinator(void **state)
     if (w1->st != SX_OK)
         FAIL(c, "W1 was not acknowledged after the shrink: %s", w1->err.msg);
     v = view_of(c, p);
-    assert_true((v.isr_mask & BIT(F)) == 0 && (v.isr_mask & BIT(G)) && v.isr_version > v0.isr_version);
+    assert_true((v.isr_mask & BIT(F)) == 0 && (v.isr_mask & BIT(G)) &&
+                v.isr_version > v0.isr_version);
     record(acks, w1->d, NDOCS, w1->resp, NULL, NULL);
     fprintf(stderr, "row 7: W1 acknowledged after %" PRIu64 " ms, once the ISR shrank\n",
             w1->took_ms);
     bg_free(w1);
+}
 
-    /* Cut from both: the ISR becomes {L}, and min_isr refuses writes. */
+/* Clears the leader's faults; the ISR becomes whole and a write succeeds. */
+static void heal_cut(sx_cluster *c, const cut *k, const char *tag, ack_log *acks)
+{
+    assert_true(sx_cluster_set_faults(c, k->L, ""));
+    waitc whole = {.c = c, .p = k->p, .mask = BIT(k->L) | BIT(k->F) | BIT(k->G)};
+    WAIT(c, isr_is, &whole, "the followers rejoin the ISR");
+    doc_spec w[NDOCS];
+    docs_for(c, k->p, tag, w, NDOCS);
+    uint64_t last = 0;
+    must_put(c, k->F, w, NDOCS, acks, NULL, &last);
+    assert_true(state_of(c, k->L, k->p).commit >= last);
+    check(c);
+    verify_acked(c, acks);
+}
+
+static void test_row7_cut_leader_needs_the_coordinator(void **state)
+{
+    sx_cluster *c = *state;
+    ack_log *acks = calloc(1, sizeof(*acks));
+    cut k;
+    cut_one_follower(c, 3, "r7", acks, &k);
+    heal_cut(c, &k, "r7-after", acks);
+    free(acks);
+}
+
+/* KNOWN BUG (reported to the lead, not fixed here): cut from both followers,
+ * the leader drops the second one from the ISR and re-adds it ~50 ms later
+ * although it is still unreachable: sx_replicas_caught_up judges it by the
+ * leader's last knowledge of its log (match >= max(hw, epoch start)), and a
+ * follower dropped for lagging always has match == hw when the hw stalled on
+ * it (with the ISR below min_isr the hw no longer moves). It then stays in
+ * the ISR for good (shrink_asked is only cleared by an acknowledgement), so
+ * writes are admitted and time out instead of failing with UNAVAILABLE, and the
+ * coordinator believes an unreachable replica is in sync. */
+static void test_row7_cut_from_all_refuses_writes(void **state)
+{
+    sx_cluster *c = *state;
+    ack_log *acks = calloc(1, sizeof(*acks));
+    cut k;
+    cut_one_follower(c, 3, "r7a", acks, &k);
+    const uint32_t L = k.L, p = k.p;
+
+    /* Cut from both: the ISR must become {L}, and min_isr refuse writes. */
     const uint64_t c1 = state_of(c, L, p).commit;
     assert_true(sx_cluster_set_faults(c, L, "method=Append,drop=1"));
     doc_spec w2[NDOCS], w3[NDOCS];
-    docs_for(c, p, "r7-w2", w2, NDOCS);
-    docs_for(c, p, "r7-w3", w3, NDOCS);
+    docs_for(c, p, "r7a-w2", w2, NDOCS);
+    docs_for(c, p, "r7a-w3", w3, NDOCS);
     sx_err err = {0};
     sx_status st = put_docs(c, L, w2, NDOCS, 10000, NULL, &err);
     if (st != SX_UNAVAILABLE && st != SX_DEADLINE_EXCEEDED)
         FAIL(c, "W2 with the leader cut off: %s (%s)", sx_status_name(st), err.msg);
     waitc alone = {.c = c, .p = p, .mask = BIT(L)};
-    if (!sx_h_wait_for(isr_is, &alone, 10000)) {
-        v = view_of(c, p);
-        FAIL(c, "DEBUG isr mask %x nisr %u leader %u version %" PRIu64 " epoch %" PRIu64, v.isr_mask, v.nisr, v.leader, v.isr_version, v.epoch);
+    if (!sx_h_wait_for(isr_is, &alone, 5000)) {
+        part_view v = view_of(c, p);
+        FAIL(c, "KNOWN BUG: the leader cut off from both followers has the ISR %s%s%s (want "
+                "{leader} only): it re-added the unreachable follower it had just dropped "
+                "(sx_replicas_caught_up trusts a stale match == hw) and never drops it again",
+             v.isr_mask & BIT(L) ? "{leader" : "{", v.isr_mask & BIT(k.F) ? " F" : "",
+             v.isr_mask & BIT(k.G) ? " G}" : "}");
     }
     for (uint32_t via = 0; via < 3; via++) {
         st = put_docs(c, via, w3, NDOCS, 5000, NULL, &err);
@@ -1126,17 +1186,7 @@ static void test_row7_cut_leader_needs_the_coordinator(void **state)
         FAIL(c, "the commit offset moved from %" PRIu64 " to %" PRIu64 " with the ISR {leader}",
              c1, l2.commit);
     assert_true(l2.leo > c1); /* W2 was appended, not committed */
-
-    /* Healed: both rejoin and writes succeed. */
-    assert_true(sx_cluster_set_faults(c, L, ""));
-    waitc whole = {.c = c, .p = p, .mask = BIT(L) | BIT(F) | BIT(G)};
-    WAIT(c, isr_is, &whole, "the followers rejoin the ISR");
-    doc_spec w4[NDOCS];
-    docs_for(c, p, "r7-w4", w4, NDOCS);
-    must_put(c, F, w4, NDOCS, acks, NULL, NULL);
-    assert_true(state_of(c, L, p).commit > l2.leo - 1);
-    check(c);
-    verify_acked(c, acks);
+    heal_cut(c, &k, "r7a-after", acks);
     free(acks);
 }
 
@@ -1318,6 +1368,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_row7_cut_leader_needs_the_coordinator, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_row7_cut_from_all_refuses_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row7_paused_leader_shrink_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row7_shrink_retried_after_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row8_min_isr_with_both_followers_stopped, setup,
