@@ -32,6 +32,8 @@
 #define SESSION_IDLE_MS 200
 #define APPEND_TIMEOUT_MS 1000
 #define RETRY_MS 100
+/* How often an ISR shrink is asked again while the follower still lags. */
+#define SHRINK_RETRY_MS 500
 
 enum { ROLE_NONE = 0, ROLE_FOLLOWER, ROLE_LEADER };
 
@@ -56,7 +58,7 @@ typedef struct session {
     uint64_t last_ack_ms;
     uint64_t sent_commit;
     uint64_t last_send_ms;
-    bool shrink_asked;
+    uint64_t shrink_asked_ms; /* last time we asked to drop this follower; 0: not asked */
     bool stop;
     pthread_t thread;
 } session;
@@ -449,9 +451,11 @@ static void *session_main(void *arg)
         /* A follower in the ISR that lags too long is dropped through the coordinator. */
         bool in_isr = sx_clustermap_has(r->isr, r->nisr, s->follower) ||
                       sx_clustermap_has(r->pending, r->npending, s->follower);
+        /* A refused request (a concurrent ISR change, a map we had not seen) is
+         * asked again with whatever the map says by then. */
         if (in_isr && s->match < leo && now - s->last_ack_ms > rs->lag_timeout_ms &&
-            !s->shrink_asked) {
-            s->shrink_asked = true;
+            now - s->shrink_asked_ms > SHRINK_RETRY_MS) {
+            s->shrink_asked_ms = now;
             int32_t isr[SX_MAX_REPLICAS];
             uint32_t nisr = r->nisr;
             memcpy(isr, r->isr, sizeof(isr));
@@ -525,7 +529,7 @@ static void *session_main(void *arg)
                 s->synced = true;
                 s->sent_commit = hw;
                 s->last_ack_ms = s->last_send_ms;
-                s->shrink_asked = false;
+                s->shrink_asked_ms = 0;
                 update_hw_locked(r);
             }
         } else if (st == SX_FAILED_PRECONDITION) {
