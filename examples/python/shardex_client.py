@@ -1,0 +1,79 @@
+"""A small Python client for shardex, on Debian's python3-grpcio.
+
+Any gRPC stack can talk to shardex: this one compiles the client contract
+(proto/shardex/v1/shardex.proto) with `protoc --python_out` at import time into
+a cache directory and calls the methods by path. Run with /usr/bin/python3.
+
+    from shardex_client import Client
+    c = Client("127.0.0.1:7100")
+    tokens = c.put([{"id": "a", "fields": {"title": "x", "size": 3}}])
+    print(c.get("a", after=tokens))
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import grpc
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_PROTO = os.path.normpath(os.path.join(_HERE, "..", "..", "proto"))
+_CACHE = os.path.join(tempfile.gettempdir(), "shardex-python-%d" % os.getuid())
+os.makedirs(_CACHE, exist_ok=True)
+subprocess.check_call(["protoc", "-I" + _PROTO, "--python_out=" + _CACHE,
+                       "shardex/v1/shardex.proto"])
+sys.path.insert(0, _CACHE)
+from shardex.v1 import shardex_pb2 as pb  # noqa: E402
+
+
+def _value(v):
+    return pb.Value(i=v) if isinstance(v, int) else pb.Value(s=str(v))
+
+
+def document(doc):
+    """{"id": ..., "fields": {name: value or [values]}} -> shardex.v1.Document."""
+    fields = []
+    for name, v in doc.get("fields", {}).items():
+        for one in (v if isinstance(v, list) else [v]):
+            fields.append(pb.Field(name=name, value=_value(one)))
+    return pb.Document(id=doc["id"], fields=fields)
+
+
+def as_dict(d):
+    out = {}
+    for f in d.fields:
+        v = f.value.i if f.value.WhichOneof("kind") == "i" else f.value.s
+        out.setdefault(f.name, []).append(v)
+    return {"id": d.id, "fields": {k: v[0] if len(v) == 1 else v for k, v in out.items()}}
+
+
+class Client:
+    def __init__(self, address, timeout=10.0):
+        self.channel = grpc.insecure_channel(address, options=[
+            ("grpc.enable_http_proxy", 0),
+            ("grpc.max_receive_message_length", 64 << 20),
+            ("grpc.max_send_message_length", 64 << 20)])
+        self.timeout = timeout
+
+    def _call(self, method, req, resp_type):
+        f = self.channel.unary_unary("/shardex.v1.Shardex/" + method,
+                                     request_serializer=lambda m: m.SerializeToString(),
+                                     response_deserializer=resp_type.FromString)
+        return f(req, timeout=self.timeout)
+
+    def put(self, docs):
+        """Writes documents; returns one write token per document, in order."""
+        r = self._call("Put", pb.PutRequest(docs=[document(d) for d in docs]), pb.PutResponse)
+        return list(r.tokens)
+
+    def delete(self, ids):
+        return list(self._call("Delete", pb.DeleteRequest(ids=list(ids)),
+                               pb.DeleteResponse).tokens)
+
+    def get(self, doc_id, after=()):
+        """The document as a dict (None if absent) and its version token."""
+        r = self._call("Get", pb.GetRequest(id=doc_id, after=list(after)), pb.GetResponse)
+        return (as_dict(r.doc) if r.found else None), (r.version if r.found else None)
+
+    def status(self):
+        return self._call("ClusterStatus", pb.ClusterStatusRequest(), pb.ClusterStatusResponse)
