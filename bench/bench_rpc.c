@@ -32,7 +32,9 @@
  * the servers on CPU 1 (on 2 cores, unpinned runs flip between the processes
  * sharing a core or not, and the figures with them).
  */
+#include "benchlib.h"
 #include "clock.h"
+#include "daemon.h"
 #include "echo_service.h"
 #include "harness.h"
 #include "log.h"
@@ -55,7 +57,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,27 +89,13 @@ static void pin_to_cpu(int cpu)
         perror("sched_setaffinity");
 }
 
-static int write_port_file(const char *path, int port)
+/* Returns on SIGTERM or SIGINT, which sx_daemon_block_signals blocked before
+ * any thread started, so that this thread is the one that takes them; the
+ * one-second timeout only bounds each wait, it stops nothing. */
+static void wait_stop_signal(void)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%d\n", port);
-    if (fclose(f) != 0)
-        return -1;
-    return rename(tmp, path);
-}
-
-/* Blocks SIGTERM and SIGINT in every thread (call before any thread starts);
- * the main thread then takes them with sigwait. */
-static void block_stop_signals(sigset_t *set)
-{
-    sigemptyset(set);
-    sigaddset(set, SIGTERM);
-    sigaddset(set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, set, NULL);
+    while (sx_daemon_wait_signal(1000) == 0) {
+    }
 }
 
 /* ============================================================ servers ===== */
@@ -117,8 +104,7 @@ static void block_stop_signals(sigset_t *set)
 
 static int serve_layer(const char *port_file)
 {
-    sigset_t set;
-    block_stop_signals(&set);
+    sx_daemon_block_signals();
     sx_log_set_process("bench_rpc-layer");
     sx_echo_state state = {0};
     sx_rpc_server_opts opts = {.listen = "127.0.0.1:0", .cq_threads = 1};
@@ -131,12 +117,12 @@ static int serve_layer(const char *port_file)
         sx_rpc_server_destroy(srv);
         return 1;
     }
-    if (write_port_file(port_file, sx_rpc_server_port(srv)) != 0) {
+    if (sx_daemon_write_port_file(port_file, sx_rpc_server_port(srv), &err) != SX_OK) {
+        fprintf(stderr, "bench_rpc layer server: %s\n", err.msg);
         sx_rpc_server_destroy(srv);
         return 1;
     }
-    int sig = 0;
-    sigwait(&set, &sig);
+    wait_stop_signal();
     fprintf(stderr, "layer server: stopping after %llu calls\n",
             (unsigned long long)atomic_load(&state.calls));
     sx_rpc_server_destroy(srv);
@@ -232,8 +218,7 @@ static void *raw_server_main(void *arg)
 
 static int serve_raw(const char *port_file, int posted)
 {
-    sigset_t set;
-    block_stop_signals(&set);
+    sx_daemon_block_signals();
     grpc_init();
     raw_server s = {0};
     atomic_init(&s.stopping, false);
@@ -253,11 +238,11 @@ static int serve_raw(const char *port_file, int posted)
         raw_post(&s);
     pthread_t th;
     pthread_create(&th, NULL, raw_server_main, &s);
-    if (write_port_file(port_file, port) != 0)
-        die("raw server: cannot write the port file");
+    sx_err err = {0};
+    if (sx_daemon_write_port_file(port_file, port, &err) != SX_OK)
+        die(err.msg);
 
-    int sig = 0;
-    sigwait(&set, &sig);
+    wait_stop_signal();
     /* Shutdown (GRPC-CORE.md): stop posting; shutdown_and_notify with a grace
      * period, then cancel; wait for every context with the queue still polled;
      * only then shut the queue down. */
@@ -288,68 +273,7 @@ static int serve_raw(const char *port_file, int posted)
     return 0;
 }
 
-/* ========================================================== histogram ===== */
-
-/* Log-bucketed: 32 linear sub-buckets per power of two (about 3% wide). */
-#define H_SUB 32u
-#define H_SUB_BITS 5
-#define H_BUCKETS (64u * H_SUB)
-
-typedef struct hist {
-    uint64_t count;
-    uint64_t b[H_BUCKETS];
-} hist;
-
-static unsigned h_index(uint64_t v)
-{
-    if (v < H_SUB)
-        return (unsigned)v;
-    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-    unsigned shift = msb - H_SUB_BITS;
-    return (shift + 1) * H_SUB + (unsigned)((v >> shift) & (H_SUB - 1));
-}
-
-static double h_value(unsigned i) /* midpoint of bucket i */
-{
-    if (i < H_SUB)
-        return i;
-    unsigned shift = i / H_SUB - 1;
-    double low = (double)((uint64_t)(H_SUB + i % H_SUB) << shift);
-    return low + (double)(1ull << shift) / 2.0;
-}
-
-static void h_add(hist *h, uint64_t v)
-{
-    h->b[h_index(v)]++;
-    h->count++;
-}
-
-static void h_merge(hist *into, const hist *h)
-{
-    for (unsigned i = 0; i < H_BUCKETS; i++)
-        into->b[i] += h->b[i];
-    into->count += h->count;
-}
-
-static double h_quantile(const hist *h, double q)
-{
-    if (!h->count)
-        return 0;
-    uint64_t rank = (uint64_t)(q * (double)h->count + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    uint64_t seen = 0;
-    for (unsigned i = 0; i < H_BUCKETS; i++) {
-        seen += h->b[i];
-        if (seen >= rank)
-            return h_value(i);
-    }
-    return h_value(H_BUCKETS - 1);
-}
-
 /* ============================================================ clients ===== */
-
-enum { PH_WARMUP = 0, PH_MEASURE = 1, PH_STOP = 2 };
 
 /* Shared by one in-flight measurement: counters are written by one completion
  * thread (the layer's client poller, or the raw client's queue thread). */
@@ -358,7 +282,7 @@ typedef struct loadgen {
     atomic_uint_fast64_t done; /* calls completed while measuring */
     atomic_int outstanding;    /* calls in flight */
     atomic_uint_fast64_t errors;
-    hist *h;
+    sx_bench_hist *h;
 } loadgen;
 
 typedef struct bench {
@@ -379,8 +303,8 @@ static void count_completion(loadgen *g, uint64_t t0, bool ok)
 {
     if (!ok)
         atomic_fetch_add(&g->errors, 1);
-    if (atomic_load_explicit(&g->phase, memory_order_relaxed) == PH_MEASURE) {
-        h_add(g->h, sx_clock_now_ns() - t0);
+    if (atomic_load_explicit(&g->phase, memory_order_relaxed) == SX_BENCH_MEASURE) {
+        sx_bench_hist_add(g->h, sx_clock_now_ns() - t0);
         atomic_fetch_add_explicit(&g->done, 1, memory_order_relaxed);
     }
 }
@@ -418,7 +342,7 @@ static void layer_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, 
         fprintf(stderr, "layer async call: %s\n", err->msg);
     sx_rpc_free(resp);
     count_completion(s->g, s->t0, ok);
-    if (atomic_load_explicit(&s->g->phase, memory_order_relaxed) != PH_STOP)
+    if (atomic_load_explicit(&s->g->phase, memory_order_relaxed) != SX_BENCH_STOP)
         layer_issue(s);
     else
         atomic_fetch_sub(&s->g->outstanding, 1);
@@ -522,7 +446,7 @@ static void *raw_client_main(void *arg)
         raw_slot *s = ev.tag;
         bool ok = raw_finish(s) && ev.success;
         count_completion(r->g, s->t0, ok);
-        if (atomic_load_explicit(&r->g->phase, memory_order_relaxed) != PH_STOP) {
+        if (atomic_load_explicit(&r->g->phase, memory_order_relaxed) != SX_BENCH_STOP) {
             s->t0 = sx_clock_now_ns();
             raw_start(s, r->cq);
         } else {
@@ -541,55 +465,22 @@ typedef struct result {
     uint64_t t_ns;   /* window length */
     uint64_t cli_us; /* this client process's CPU in the window */
     uint64_t srv_us; /* the server process's CPU in the window */
-    hist h;          /* latency of each call timed in the window, ns */
+    sx_bench_hist h; /* latency of each call timed in the window, ns */
 } result;
 
 typedef struct window {
     uint64_t t_ns, cli_us, srv_us;
 } window;
 
-static long g_clk_tck;
-
-/* utime + stime of a process in microseconds (clock-tick resolution). */
-static uint64_t proc_cpu_us(pid_t pid)
-{
-    char path[64], buf[2048];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        die("cannot read a server's /proc/PID/stat");
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (!p)
-        die("bad /proc/PID/stat");
-    /* Fields after the name start at 3 (state); utime is 14, stime 15. */
-    unsigned long long v[16] = {0};
-    int field = 2;
-    for (char *save = NULL, *tok = strtok_r(p + 1, " ", &save); tok && field < 15;
-         tok = strtok_r(NULL, " ", &save)) {
-        field++;
-        if (field >= 14)
-            v[field] = strtoull(tok, NULL, 10);
-    }
-    return (uint64_t)((v[14] + v[15]) * 1000000ull / (unsigned long long)g_clk_tck);
-}
-
-static uint64_t self_cpu_us(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
-           (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
-}
-
 static window snap(pid_t server)
 {
     window w;
     w.t_ns = sx_clock_now_ns();
-    w.cli_us = self_cpu_us();
-    w.srv_us = proc_cpu_us(server);
+    w.cli_us = sx_clock_cpu_us();
+    bool ok;
+    w.srv_us = sx_bench_proc_cpu_us(server, &ok);
+    if (!ok)
+        die("cannot read a server's /proc/PID/stat");
     return w;
 }
 
@@ -621,7 +512,7 @@ static void run_sequential(bench *b, bool layer, pid_t server, const params *p, 
     for (uint64_t t = a.t_ns; t < end; r->calls++) {
         bool ok = layer ? layer_call(b) : raw_call(b);
         uint64_t t1 = sx_clock_now_ns();
-        h_add(&r->h, t1 - t);
+        sx_bench_hist_add(&r->h, t1 - t);
         t = t1;
         if (!ok)
             r->errors++;
@@ -633,7 +524,7 @@ static void run_sequential(bench *b, bool layer, pid_t server, const params *p, 
 static void run_inflight(bench *b, bool layer, pid_t server, const params *p, result *r)
 {
     loadgen g;
-    atomic_init(&g.phase, PH_WARMUP);
+    atomic_init(&g.phase, SX_BENCH_WARMUP);
     atomic_init(&g.done, 0);
     atomic_init(&g.outstanding, p->inflight);
     atomic_init(&g.errors, 0);
@@ -659,10 +550,10 @@ static void run_inflight(bench *b, bool layer, pid_t server, const params *p, re
         }
     }
     sx_clock_sleep_ms((uint64_t)(p->warmup * 1000));
-    atomic_store(&g.phase, PH_MEASURE);
+    atomic_store(&g.phase, SX_BENCH_MEASURE);
     window a = snap(server);
     sx_clock_sleep_ms((uint64_t)(p->seconds * 1000));
-    atomic_store(&g.phase, PH_STOP);
+    atomic_store(&g.phase, SX_BENCH_STOP);
     window z = snap(server);
     r->calls = atomic_load(&g.done);
     while (atomic_load(&g.outstanding) > 0)
@@ -782,26 +673,6 @@ static int client_main(bool layer, const char *addr, pid_t server, const params 
 }
 
 /* ======================================================= orchestrator ===== */
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(const double *v, int n, double *min, double *max)
-{
-    double *s = malloc((size_t)n * sizeof(*s));
-    memcpy(s, v, (size_t)n * sizeof(*s));
-    qsort(s, (size_t)n, sizeof(*s), cmp_double);
-    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-    if (min)
-        *min = s[0];
-    if (max)
-        *max = s[n - 1];
-    free(s);
-    return m;
-}
 
 enum { C_LAYER_SEQ, C_RAW_SEQ, C_LAYER_INF, C_RAW_INF, NCONF };
 
@@ -989,7 +860,6 @@ int main(int argc, char **argv)
     if (p.rounds < 1 || p.seconds <= 0 || p.warmup < 0 || p.inflight < 1 ||
         p.inflight > MAX_INFLIGHT || p.raw_posted < 1)
         usage(argv[0]);
-    g_clk_tck = sysconf(_SC_CLK_TCK);
     if (serve) {
         if (!port_file)
             usage(argv[0]);
@@ -1035,12 +905,12 @@ int main(int argc, char **argv)
             p.pin ? ", clients pinned to CPU 0 and servers to CPU 1" : "");
 
     double *rate[NCONF], *srv[NCONF], *cli[NCONF];
-    hist *hists[NCONF];
+    sx_bench_hist *hists[NCONF];
     for (int c = 0; c < NCONF; c++) {
         rate[c] = calloc((size_t)p.rounds, sizeof(double));
         srv[c] = calloc((size_t)p.rounds, sizeof(double));
         cli[c] = calloc((size_t)p.rounds, sizeof(double));
-        hists[c] = calloc(1, sizeof(hist));
+        hists[c] = calloc(1, sizeof(sx_bench_hist));
     }
     result *r = malloc(sizeof(*r));
     uint64_t errors = 0;
@@ -1056,7 +926,7 @@ int main(int argc, char **argv)
                 rate[c][round] = (double)r->calls * 1e9 / (double)r->t_ns;
                 srv[c][round] = (double)r->srv_us / calls;
                 cli[c][round] = (double)r->cli_us / calls;
-                h_merge(hists[c], &r->h);
+                sx_bench_hist_merge(hists[c], &r->h);
                 errors += r->errors;
                 char label[64];
                 conf_label(c, p.inflight, label, sizeof(label));
@@ -1064,7 +934,8 @@ int main(int argc, char **argv)
                         "round %d %-28s %8.0f calls/s  server %6.1f us/call  client %6.1f "
                         "us/call  p50 %.1f us p99 %.1f us\n",
                         round + 1, label, rate[c][round], srv[c][round], cli[c][round],
-                        h_quantile(&r->h, 0.5) / 1e3, h_quantile(&r->h, 0.99) / 1e3);
+                        sx_bench_hist_quantile(&r->h, 0.5) / 1e3,
+                        sx_bench_hist_quantile(&r->h, 0.99) / 1e3);
             }
         }
     }
@@ -1097,12 +968,13 @@ int main(int argc, char **argv)
            "latency p50 / p99 / p99.9 us | calls timed |\n");
     printf("| --- | ---: | ---: | ---: | ---: | ---: |\n");
     for (int c = 0; c < NCONF; c++) {
-        char label[64];
+        char label[64], lat[96];
         conf_label(c, p.inflight, label, sizeof(label));
-        printf("| %s | %.0f | %.1f | %.1f | %.1f / %.1f / %.1f | %llu |\n", label,
-               median(rate[c], p.rounds, NULL, NULL), median(srv[c], p.rounds, NULL, NULL),
-               median(cli[c], p.rounds, NULL, NULL), h_quantile(hists[c], 0.5) / 1e3,
-               h_quantile(hists[c], 0.99) / 1e3, h_quantile(hists[c], 0.999) / 1e3,
+        sx_bench_fmt_latency(hists[c], 1e3, 1, lat, sizeof(lat));
+        printf("| %s | %.0f | %.1f | %.1f | %s | %llu |\n", label,
+               sx_bench_median(rate[c], p.rounds, NULL, NULL),
+               sx_bench_median(srv[c], p.rounds, NULL, NULL),
+               sx_bench_median(cli[c], p.rounds, NULL, NULL), lat,
                (unsigned long long)hists[c]->count);
     }
     printf("\n| ratio layer / raw, median of rounds (min - max) | throughput | "
@@ -1119,8 +991,9 @@ int main(int argc, char **argv)
         for (int k = 0; k < 3; k++) {
             for (int i = 0; i < p.rounds; i++)
                 v[i] = num[k][i] / den[k][i];
-            double lo, hi, m = median(v, p.rounds, &lo, &hi);
-            printf(" | %.2f (%.2f - %.2f)", m, lo, hi);
+            char cell[96];
+            sx_bench_fmt_median_range(v, p.rounds, 2, cell, sizeof(cell));
+            printf(" | %s", cell);
         }
         printf(" |\n");
     }

@@ -32,6 +32,7 @@
  * raw, of this process (the writer and LevelDB's compaction thread). Markdown
  * on stdout, progress on stderr.
  */
+#include "benchlib.h"
 #include "checker.h"
 #include "clock.h"
 #include "cluster.h"
@@ -75,65 +76,6 @@ static void die(const char *what)
 {
     fprintf(stderr, "bench_write: %s\n", what);
     exit(1);
-}
-
-/* ========================================================== histogram ===== */
-
-/* Log-bucketed: 32 linear sub-buckets per power of two (about 3% wide). */
-#define H_SUB 32u
-#define H_SUB_BITS 5
-#define H_BUCKETS (64u * H_SUB)
-
-typedef struct hist {
-    uint64_t count;
-    uint64_t b[H_BUCKETS];
-} hist;
-
-static unsigned h_index(uint64_t v)
-{
-    if (v < H_SUB)
-        return (unsigned)v;
-    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-    unsigned shift = msb - H_SUB_BITS;
-    return (shift + 1) * H_SUB + (unsigned)((v >> shift) & (H_SUB - 1));
-}
-
-static double h_value(unsigned i) /* midpoint of bucket i */
-{
-    if (i < H_SUB)
-        return i;
-    unsigned shift = i / H_SUB - 1;
-    double low = (double)((uint64_t)(H_SUB + i % H_SUB) << shift);
-    return low + (double)(1ull << shift) / 2.0;
-}
-
-static void h_add(hist *h, uint64_t v)
-{
-    h->b[h_index(v)]++;
-    h->count++;
-}
-
-static void h_merge(hist *into, const hist *h)
-{
-    for (unsigned i = 0; i < H_BUCKETS; i++)
-        into->b[i] += h->b[i];
-    into->count += h->count;
-}
-
-static double h_quantile(const hist *h, double q)
-{
-    if (!h->count)
-        return 0;
-    uint64_t rank = (uint64_t)(q * (double)h->count + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    uint64_t seen = 0;
-    for (unsigned i = 0; i < H_BUCKETS; i++) {
-        seen += h->b[i];
-        if (seen >= rank)
-            return h_value(i);
-    }
-    return h_value(H_BUCKETS - 1);
 }
 
 /* ========================================================== documents ===== */
@@ -261,40 +203,12 @@ static size_t body_len_for(size_t doc_bytes)
 
 /* ====================================================== process CPU ===== */
 
-static long g_clk_tck;
-
-/* utime + stime of a process in microseconds (clock-tick resolution). */
-static uint64_t proc_cpu_us(pid_t pid)
-{
-    char path[64], buf[2048];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (!p)
-        return 0;
-    /* Fields after the name start at 3 (state); utime is 14, stime 15. */
-    unsigned long long v[16] = {0};
-    int field = 2;
-    for (char *save = NULL, *tok = strtok_r(p + 1, " ", &save); tok && field < 15;
-         tok = strtok_r(NULL, " ", &save)) {
-        field++;
-        if (field >= 14)
-            v[field] = strtoull(tok, NULL, 10);
-    }
-    return (uint64_t)((v[14] + v[15]) * 1000000ull / (unsigned long long)g_clk_tck);
-}
-
 static uint64_t cluster_cpu_us(const sx_cluster *c)
 {
-    uint64_t t = c->coord_pid > 0 ? proc_cpu_us(c->coord_pid) : 0;
+    uint64_t t = c->coord_pid > 0 ? sx_bench_proc_cpu_us(c->coord_pid, NULL) : 0;
     for (uint32_t i = 0; i < c->nworkers; i++)
         if (c->worker_pid[i] > 0)
-            t += proc_cpu_us(c->worker_pid[i]);
+            t += sx_bench_proc_cpu_us(c->worker_pid[i], NULL);
     return t;
 }
 
@@ -308,7 +222,7 @@ typedef struct result {
     uint64_t t_ns;    /* window length */
     uint64_t self_us; /* this process's CPU in the window */
     uint64_t clu_us;  /* the cluster's processes' CPU in the window (0 for raw) */
-    hist h;           /* latency of each Put (batch) completed in the window, ns */
+    sx_bench_hist h;  /* latency of each Put (batch) completed in the window, ns */
 } result;
 
 typedef struct params {
@@ -419,7 +333,7 @@ static void run_raw(raw *r, const params *p, result *res)
     while (t < end) {
         raw_write_batch(r);
         uint64_t t1 = sx_clock_now_ns();
-        h_add(&res->h, t1 - t);
+        sx_bench_hist_add(&res->h, t1 - t);
         t = t1;
         res->ops++;
     }
@@ -429,8 +343,6 @@ static void run_raw(raw *r, const params *p, result *res)
 }
 
 /* ---- a cluster under closed-loop Puts ---- */
-
-enum { PH_WARMUP = 0, PH_MEASURE = 1, PH_STOP = 2 };
 
 typedef struct load load;
 
@@ -454,7 +366,7 @@ struct load {
     atomic_uint_fast64_t done;   /* Puts acknowledged while measuring */
     atomic_uint_fast64_t errors; /* failed Puts */
     pthread_mutex_t mu;          /* h */
-    hist *h;
+    sx_bench_hist *h;
 };
 
 static void slot_issue(slot *s);
@@ -472,13 +384,13 @@ static void put_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, vo
                     st == SX_OK ? "wrong number of tokens" : err->msg);
     }
     sx_rpc_free(resp);
-    if (ok && atomic_load_explicit(&L->phase, memory_order_relaxed) == PH_MEASURE) {
+    if (ok && atomic_load_explicit(&L->phase, memory_order_relaxed) == SX_BENCH_MEASURE) {
         pthread_mutex_lock(&L->mu);
-        h_add(L->h, t1 - s->t0);
+        sx_bench_hist_add(L->h, t1 - s->t0);
         pthread_mutex_unlock(&L->mu);
         atomic_fetch_add_explicit(&L->done, 1, memory_order_relaxed);
     }
-    if (atomic_load_explicit(&L->phase, memory_order_relaxed) == PH_STOP) {
+    if (atomic_load_explicit(&L->phase, memory_order_relaxed) == SX_BENCH_STOP) {
         atomic_fetch_sub(&L->outstanding, 1);
         return;
     }
@@ -526,7 +438,7 @@ static void load_free(load *L)
 
 static void run_cluster(load *L, const params *p, result *res)
 {
-    atomic_store(&L->phase, PH_WARMUP);
+    atomic_store(&L->phase, SX_BENCH_WARMUP);
     atomic_store(&L->done, 0);
     atomic_store(&L->errors, 0);
     atomic_store(&L->outstanding, L->nslots);
@@ -535,9 +447,9 @@ static void run_cluster(load *L, const params *p, result *res)
         slot_issue(&L->slots[i]);
     sx_clock_sleep_ms((uint64_t)(p->warmup * 1000));
     uint64_t t0 = sx_clock_now_ns(), s0 = sx_clock_cpu_us(), k0 = cluster_cpu_us(L->c);
-    atomic_store(&L->phase, PH_MEASURE);
+    atomic_store(&L->phase, SX_BENCH_MEASURE);
     sx_clock_sleep_ms((uint64_t)(p->seconds * 1000));
-    atomic_store(&L->phase, PH_STOP);
+    atomic_store(&L->phase, SX_BENCH_STOP);
     uint64_t t1 = sx_clock_now_ns(), s1 = sx_clock_cpu_us(), k1 = cluster_cpu_us(L->c);
     res->ops = atomic_load(&L->done);
     while (atomic_load(&L->outstanding) > 0)
@@ -550,26 +462,6 @@ static void run_cluster(load *L, const params *p, result *res)
 }
 
 /* ======================================================= orchestrator ===== */
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(const double *v, int n, double *min, double *max)
-{
-    double *s = sx_malloc((size_t)n * sizeof(*s));
-    memcpy(s, v, (size_t)n * sizeof(*s));
-    qsort(s, (size_t)n, sizeof(*s), cmp_double);
-    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-    if (min)
-        *min = s[0];
-    if (max)
-        *max = s[n - 1];
-    free(s);
-    return m;
-}
 
 enum { C_RAW, C_R1, C_R3, NCONF };
 
@@ -729,7 +621,6 @@ int main(int argc, char **argv)
         p.clients > MAX_CLIENTS || p.batch < 1 || p.batch > 10000 || p.doc_bytes < 200 ||
         p.doc_bytes > POOL_BYTES / 2)
         usage(argv[0]);
-    g_clk_tck = sysconf(_SC_CLK_TCK);
     sx_log_set_process("bench_write");
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {0};
@@ -786,13 +677,13 @@ int main(int argc, char **argv)
     }
 
     double *rate[NCONF], *selfcpu[NCONF], *clucpu[NCONF], *opsps[NCONF];
-    hist *hists[NCONF];
+    sx_bench_hist *hists[NCONF];
     for (int c = 0; c < NCONF; c++) {
         rate[c] = sx_calloc((size_t)p.rounds, sizeof(double));
         opsps[c] = sx_calloc((size_t)p.rounds, sizeof(double));
         selfcpu[c] = sx_calloc((size_t)p.rounds, sizeof(double));
         clucpu[c] = sx_calloc((size_t)p.rounds, sizeof(double));
-        hists[c] = sx_calloc(1, sizeof(hist));
+        hists[c] = sx_calloc(1, sizeof(sx_bench_hist));
     }
     result *res = sx_malloc(sizeof(*res));
     uint64_t errors = 0;
@@ -812,14 +703,15 @@ int main(int argc, char **argv)
             opsps[c][round] = (double)res->ops * 1e9 / (double)res->t_ns;
             selfcpu[c][round] = (double)res->self_us / docs;
             clucpu[c][round] = (double)res->clu_us / docs;
-            h_merge(hists[c], &res->h);
+            sx_bench_hist_merge(hists[c], &res->h);
             errors += res->errors;
             fprintf(stderr,
                     "round %d %-12s %8.0f docs/s  cluster %6.1f us/doc  this process %6.1f "
                     "us/doc  p50 %.2f ms p99 %.2f ms  (quiet after %.1f s)%s\n",
                     round + 1, conf_label(c), rate[c][round], clucpu[c][round], selfcpu[c][round],
-                    h_quantile(&res->h, 0.5) / 1e6, h_quantile(&res->h, 0.99) / 1e6,
-                    (double)waited / 1e3, res->errors ? "  (errors)" : "");
+                    sx_bench_hist_quantile(&res->h, 0.5) / 1e6,
+                    sx_bench_hist_quantile(&res->h, 0.99) / 1e6, (double)waited / 1e3,
+                    res->errors ? "  (errors)" : "");
         }
         if (!g_stop)
             rounds_done++;
@@ -880,11 +772,12 @@ int main(int argc, char **argv)
         if (c == C_RAW)
             snprintf(clu_s, sizeof(clu_s), "-");
         else
-            snprintf(clu_s, sizeof(clu_s), "%.1f", median(clucpu[c], n, NULL, NULL));
-        printf("| %s | %.0f | %.0f | %s | %.1f | %.2f / %.2f / %.2f | %llu |\n", label,
-               median(rate[c], n, NULL, NULL), median(opsps[c], n, NULL, NULL), clu_s,
-               median(selfcpu[c], n, NULL, NULL), h_quantile(hists[c], 0.5) / 1e6,
-               h_quantile(hists[c], 0.99) / 1e6, h_quantile(hists[c], 0.999) / 1e6,
+            snprintf(clu_s, sizeof(clu_s), "%.1f", sx_bench_median(clucpu[c], n, NULL, NULL));
+        char lat[96];
+        sx_bench_fmt_latency(hists[c], 1e6, 2, lat, sizeof(lat));
+        printf("| %s | %.0f | %.0f | %s | %.1f | %s | %llu |\n", label,
+               sx_bench_median(rate[c], n, NULL, NULL), sx_bench_median(opsps[c], n, NULL, NULL),
+               clu_s, sx_bench_median(selfcpu[c], n, NULL, NULL), lat,
                (unsigned long long)hists[c]->count);
     }
     printf("\n| ratio to raw LevelDB, median of rounds (min - max) | throughput | goal | "
@@ -892,17 +785,17 @@ int main(int argc, char **argv)
     printf("| --- | ---: | --- | ---: |\n");
     double *v = sx_calloc((size_t)n, sizeof(double));
     for (int c = C_R1; c <= C_R3; c++) {
-        double lo, hi;
+        char cell[96];
         for (int i = 0; i < n; i++)
             v[i] = rate[c][i] / rate[C_RAW][i];
-        double m = median(v, n, &lo, &hi);
+        double m = sx_bench_fmt_median_range(v, n, 2, cell, sizeof(cell));
         double goal = c == C_R1 ? 0.5 : 0.25;
-        printf("| %s | %.2f (%.2f - %.2f) | >= %.2f: %s |", conf_label(c), m, lo, hi, goal,
+        printf("| %s | %s | >= %.2f: %s |", conf_label(c), cell, goal,
                m >= goal ? "met" : "**missed**");
         for (int i = 0; i < n; i++)
             v[i] = (clucpu[c][i] + selfcpu[c][i]) / selfcpu[C_RAW][i];
-        m = median(v, n, &lo, &hi);
-        printf(" %.1f (%.1f - %.1f) |\n", m, lo, hi);
+        sx_bench_fmt_median_range(v, n, 1, cell, sizeof(cell));
+        printf(" %s |\n", cell);
     }
     free(v);
     printf("\nPartitions led by each worker (of %d): R=1 %s, R=3 %s. At the end of the run: "

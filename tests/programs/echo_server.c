@@ -4,26 +4,13 @@
  *   echo_server --listen 127.0.0.1:0 --port-file FILE [--cq-threads N]
  *               [--pool-threads N] [--max-message BYTES]
  */
+#include "daemon.h"
 #include "echo_service.h"
 #include "log.h"
 
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-static int write_port_file(const char *path, int port)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%d\n", port);
-    if (fclose(f) != 0)
-        return -1;
-    return rename(tmp, path); /* readers see the whole number or nothing */
-}
 
 int main(int argc, char **argv)
 {
@@ -53,11 +40,7 @@ int main(int argc, char **argv)
     }
     sx_log_set_process("echo_server");
     /* Signals go to the main thread only: block them before threads start. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sx_daemon_block_signals();
 
     sx_echo_state state = {0};
     sx_rpc_server *srv = NULL;
@@ -69,13 +52,14 @@ int main(int argc, char **argv)
         sx_rpc_server_destroy(srv);
         return 1;
     }
-    if (port_file && write_port_file(port_file, sx_rpc_server_port(srv)) != 0) {
-        fprintf(stderr, "echo_server: cannot write %s\n", port_file);
+    if (port_file && sx_daemon_write_port_file(port_file, sx_rpc_server_port(srv), &err) != SX_OK) {
+        fprintf(stderr, "echo_server: %s\n", err.msg);
         sx_rpc_server_destroy(srv);
         return 1;
     }
-    int sig = 0;
-    sigwait(&set, &sig);
+    int sig;
+    while ((sig = sx_daemon_wait_signal(1000)) == 0) {
+    }
     SX_LOG(SX_LOG_INFO, "echo", "stopping signal=%d calls=%llu", sig,
            (unsigned long long)atomic_load(&state.calls));
     sx_rpc_server_destroy(srv);

@@ -1,0 +1,134 @@
+/* benchlib.c: the measuring and reporting pieces bench_rpc and bench_write
+ * share (benchlib.h). No load generation and no output of its own: the
+ * benchmarks print, so that their formats stay theirs.
+ */
+#include "benchlib.h"
+
+#include "mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ========================================================== histogram ===== */
+
+static unsigned bucket_of(uint64_t v)
+{
+    if (v < SX_BENCH_HIST_SUB)
+        return (unsigned)v;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+    unsigned shift = msb - SX_BENCH_HIST_SUB_BITS;
+    return (shift + 1) * SX_BENCH_HIST_SUB + (unsigned)((v >> shift) & (SX_BENCH_HIST_SUB - 1));
+}
+
+/* The midpoint of bucket i: halves the worst-case error against either edge. */
+static double bucket_value(unsigned i)
+{
+    if (i < SX_BENCH_HIST_SUB)
+        return i;
+    unsigned shift = i / SX_BENCH_HIST_SUB - 1;
+    double low = (double)((uint64_t)(SX_BENCH_HIST_SUB + i % SX_BENCH_HIST_SUB) << shift);
+    return low + (double)(1ull << shift) / 2.0;
+}
+
+void sx_bench_hist_add(sx_bench_hist *h, uint64_t v)
+{
+    h->b[bucket_of(v)]++;
+    h->count++;
+}
+
+void sx_bench_hist_merge(sx_bench_hist *into, const sx_bench_hist *h)
+{
+    for (unsigned i = 0; i < SX_BENCH_HIST_BUCKETS; i++)
+        into->b[i] += h->b[i];
+    into->count += h->count;
+}
+
+double sx_bench_hist_quantile(const sx_bench_hist *h, double q)
+{
+    if (!h->count)
+        return 0;
+    /* Nearest rank, ceil(q * count): the smallest value with at least a
+     * fraction q of all values at or below it (the epsilon absorbs rounding). */
+    uint64_t rank = (uint64_t)(q * (double)h->count + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < SX_BENCH_HIST_BUCKETS; i++) {
+        seen += h->b[i];
+        if (seen >= rank)
+            return bucket_value(i);
+    }
+    return bucket_value(SX_BENCH_HIST_BUCKETS - 1);
+}
+
+/* ========================================================== CPU time ===== */
+
+uint64_t sx_bench_proc_cpu_us(pid_t pid, bool *ok)
+{
+    if (ok)
+        *ok = false;
+    char path[64], buf[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    if (!p)
+        return 0;
+    /* Fields after the name start at 3 (state); utime is 14, stime 15. */
+    unsigned long long v[16] = {0};
+    int field = 2;
+    for (char *save = NULL, *tok = strtok_r(p + 1, " ", &save); tok && field < 15;
+         tok = strtok_r(NULL, " ", &save)) {
+        field++;
+        if (field >= 14)
+            v[field] = strtoull(tok, NULL, 10);
+    }
+    if (ok)
+        *ok = true;
+    /* Ticks are clock ticks of _SC_CLK_TCK, not of the kernel's HZ. */
+    return (uint64_t)((v[14] + v[15]) * 1000000ull / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+/* ================================================ rounds and Markdown ===== */
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+double sx_bench_median(const double *v, int n, double *min, double *max)
+{
+    /* A sorted copy: callers keep the rounds in order for their ratios. */
+    double *s = sx_malloc((size_t)n * sizeof(*s));
+    memcpy(s, v, (size_t)n * sizeof(*s));
+    qsort(s, (size_t)n, sizeof(*s), cmp_double);
+    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    if (min)
+        *min = s[0];
+    if (max)
+        *max = s[n - 1];
+    free(s);
+    return m;
+}
+
+double sx_bench_fmt_median_range(const double *v, int n, int decimals, char *buf, size_t cap)
+{
+    double lo, hi, m = sx_bench_median(v, n, &lo, &hi);
+    snprintf(buf, cap, "%.*f (%.*f - %.*f)", decimals, m, decimals, lo, decimals, hi);
+    return m;
+}
+
+void sx_bench_fmt_latency(const sx_bench_hist *h, double unit_ns, int decimals, char *buf,
+                          size_t cap)
+{
+    snprintf(buf, cap, "%.*f / %.*f / %.*f", decimals, sx_bench_hist_quantile(h, 0.5) / unit_ns,
+             decimals, sx_bench_hist_quantile(h, 0.99) / unit_ns, decimals,
+             sx_bench_hist_quantile(h, 0.999) / unit_ns);
+}
