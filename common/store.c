@@ -164,6 +164,9 @@ sx_status sx_store_open(const char *path, const sx_store_opts *opts, sx_store **
     leveldb_options_set_create_if_missing(lo, !opts->no_create);
     leveldb_options_set_error_if_exists(lo, opts->error_if_exists);
     leveldb_options_set_cache(lo, cache);
+    /* Corruption (a torn or flipped log record) fails the open instead of
+     * being skipped: a replica with a hole must never be served (rule 8). */
+    leveldb_options_set_paranoid_checks(lo, 1);
     s->bloom = leveldb_filterpolicy_create_bloom(10);
     leveldb_options_set_filter_policy(lo, s->bloom);
     leveldb_options_set_write_buffer_size(

@@ -472,6 +472,29 @@ sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, ui
     for (uint32_t p = 0; p < c->set.partitions; p++)
         if (c->parts[p].leader == w)
             c->parts[p].epoch++;
+    /* A new process has verified nothing in the current epochs (it may have
+     * lost or repaired its store): it leaves every ISR that keeps another live
+     * member, and its leaders re-admit it once it has caught up (rule 3). */
+    for (uint32_t p = 0; p < c->set.partitions; p++) {
+        sx_log_part *lp = &c->parts[p];
+        if (!sx_clustermap_has(lp->isr, lp->nisr, w))
+            continue;
+        bool other = false;
+        for (uint32_t k = 0; k < lp->nisr; k++)
+            other |= lp->isr[k] != w && c->workers[lp->isr[k]].alive;
+        if (!other)
+            continue;
+        uint32_t n = 0;
+        for (uint32_t k = 0; k < lp->nisr; k++)
+            if (lp->isr[k] != w)
+                lp->isr[n++] = lp->isr[k];
+        lp->nisr = n;
+        lp->isr_version++;
+        if (lp->leader == w) {
+            lp->leader = -1; /* assignment picks one from the remaining ISR */
+            lp->epoch++;
+        }
+    }
     for (uint32_t t = 0; t < c->nterms; t++)
         if (c->terms[t].owner == w)
             c->terms[t].epoch++;

@@ -407,7 +407,7 @@ static void ask_shrink(session *s, uint64_t epoch, uint64_t isr_version, const i
     req.n_isr = n;
     ProtobufCMessage *resp = NULL;
     sx_err err = {0};
-    sx_rpc_call_opts o = {.timeout_ms = 1000};
+    sx_rpc_call_opts o = {.timeout_ms = 500};
     sx_status st = sx_rpc_invoke(rs->rpc, rs->coordinator, COORD_SVC, "ChangeIsr", &req.base,
                                  &resp, &o, &err);
     if (st != SX_OK) {
@@ -463,7 +463,9 @@ static void *session_main(void *arg)
             pthread_mutex_unlock(&r->mu);
             ask_shrink(s, epoch, isr_version, isr, nisr);
             pthread_mutex_lock(&r->mu);
-            continue;
+            /* Count the retry interval from the answer, so that a slow or absent
+             * coordinator still leaves time to keep shipping (and being fenced). */
+            s->shrink_asked_ms = sx_clock_now_ms();
         }
         uint64_t prev = s->synced ? s->match : leo;
         pthread_mutex_unlock(&r->mu);
@@ -648,7 +650,27 @@ static replica *open_replica(sx_replicas *rs, uint32_t p)
     sx_plog_opts po = {.cache = rs->cache};
     sx_plog *log = NULL;
     sx_err err = {0};
-    if (sx_mkdirs(dir, &err) != SX_OK || sx_plog_open(dir, p, &po, &log, &err) != SX_OK) {
+    sx_status st = sx_mkdirs(dir, &err);
+    if (st == SX_OK)
+        st = sx_plog_open(dir, p, &po, &log, &err);
+    if (st == SX_DATA_LOSS) {
+        /* Rule 8 and row 9: never serve a corrupt replica. Keep it aside for
+         * inspection and start empty: registering again took this worker out
+         * of every ISR it shared with a live member, so it copies the log from
+         * the leader and rejoins only once caught up. */
+        char aside[4200];
+        snprintf(aside, sizeof(aside), "%s.corrupt-%llu", dir,
+                 (unsigned long long)sx_clock_wall_ms());
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u corrupt store, moved to %s and started "
+               "empty: %s", p, aside, err.msg);
+        if (rename(dir, aside) == 0) {
+            sx_err_clear(&err);
+            st = sx_mkdirs(dir, &err);
+            if (st == SX_OK)
+                st = sx_plog_open(dir, p, &po, &log, &err);
+        }
+    }
+    if (st != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot open %s: %s", p, dir, err.msg);
         return NULL;
     }
@@ -788,8 +810,11 @@ bool sx_replicas_caught_up(void *arg, uint32_t p, int32_t follower)
         uint64_t need = r->hw > r->epoch_start - 1 ? r->hw : r->epoch_start - 1;
         for (uint32_t i = 0; i < r->nsessions; i++) {
             session *s = r->sessions[i];
+            /* Rule 3, on fresh knowledge: a follower that stopped answering
+             * keeps the match it had, which would re-admit it at once. */
             if (s->follower == follower)
-                ok = s->synced && s->match >= need; /* rule 3 */
+                ok = s->synced && s->match >= need &&
+                     sx_clock_now_ms() - s->last_ack_ms <= r->owner->lag_timeout_ms / 2;
         }
         /* The caller asks the coordinator next: from now on commits wait for it. */
         if (ok && !sx_clustermap_has(r->pending, r->npending, follower) &&

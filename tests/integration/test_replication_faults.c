@@ -45,10 +45,10 @@
  * Appends are dropped (W reaches only its own log) and its Heartbeats and
  * ChangeIsr calls too, so the coordinator elects another leader while the old
  * one still believes it leads. Once both followers know the new epoch, its
- * Appends are let through ("the delayed appends arrive"): the followers must
- * refuse them (the old leader gets fenced), their logs hold no entry of the
- * old epoch beyond the new leader's, and nothing the old leader holds is
- * acknowledged.
+ * Appends (and its ChangeIsr calls, which the coordinator refuses) are let
+ * through ("the delayed appends arrive"): the followers must refuse them (the
+ * old leader gets fenced), their logs hold no entry of the old epoch beyond
+ * the new leader's, and nothing the old leader holds is acknowledged.
  *
  * Row 5 (KAFKA-14704, a demoted leader applies an HW past its divergence):
  * the same deposed leader holds W at offsets k..; the new leader commits X at
@@ -57,20 +57,34 @@
  *
  * Row 7 (a partitioned leader shrinks the ISR to itself): the leader's Appends
  * are dropped (it still reaches the coordinator). The followers are cut one
- * after the other (cutting both at once makes their two shrink requests race
- * on the same isr_version; see test_row7_shrink_retried_after_refusal).
- * While the first is cut, a Put is not acknowledged, and the commit offset does
- * not move, until the coordinator's map no longer has that follower in the ISR.
- * With both cut, the ISR becomes {leader} and writes fail with UNAVAILABLE
- * naming min_isr, with the commit offset still. Healed, the ISR expands and
- * writes succeed. Separately: a paused old leader's ChangeIsr (sent by the
- * test with its worker id and old epoch) is refused with FAILED_PRECONDITION.
+ * after the other, so that each step is asserted: cut from one, a Put is not
+ * acknowledged, and the commit offset does not move, until the coordinator's
+ * map no longer has that follower in the ISR; cut from both, the ISR becomes
+ * {leader} and stays so, and writes fail with UNAVAILABLE naming min_isr, with
+ * the commit offset still (once a bug: an unreachable follower was re-admitted;
+ * see test_row7_cut_from_all_refuses_writes).
+ * Healed, the ISR expands and writes succeed. A shrink request that failed
+ * (coordinator unreachable) is asked again. And a paused old leader's
+ * ChangeIsr (sent by the test with its worker id and old epoch) is refused
+ * with FAILED_PRECONDITION.
  *
  * Row 8 (Jepsen 2013, min_isr): both followers of a partition are SIGSTOPped:
  * a Put before the coordinator notices ends in DEADLINE_EXCEEDED, after it in
  * UNAVAILABLE naming min_isr; the leader's commit offset (WorkerAdmin.Status)
  * does not move; resumed, writes succeed.
  *
+ * Row 9 (Jepsen on NATS): the three workers are killed at once and restarted:
+ * every acknowledged write survives (fsync before the acknowledgement). Then a
+ * stopped follower's newest LevelDB write-ahead log gets one byte flipped near
+ * its start, with over 64 KiB of records after it, so that recovery (which, with
+ * LevelDB's paranoid checks off, skips the rest of a corrupt 32 KiB block)
+ * would leave a hole rather than a shorter log. Expected, and now true: the
+ * store refuses to open (paranoid checks), the replica is set aside and copied
+ * again from the leader, and a restarted worker is out of the ISR until it has
+ * caught up, so it is never electable with a hole.
+ *
+ * Messages that say "KNOWN BUG" name bugs these tests found (fixed since); they
+ * stay as regression tests.
  * SHARDEX_TEST_FILTER=<cmocka pattern> runs some tests only.
  */
 #include "checker.h"
@@ -131,6 +145,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     sx_cluster *c = *state;
+    /* kill -9: the data is thrown away, and a graceful stop costs each process
+     * its shutdown grace (about 9 s a test). */
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        sx_cluster_kill_worker(c, i);
+    sx_cluster_kill_coordinator(c);
     sx_cluster_stop(c);
     free(c);
     return 0;
@@ -145,10 +164,10 @@ static void check(sx_cluster *c)
     }
 }
 
-#define FAIL(c, ...)                                                                          \
-    do {                                                                                      \
-        sx_cluster_dump_logs(c);                                                              \
-        fail_msg(__VA_ARGS__);                                                                \
+#define FAIL(c, ...)                                                                               \
+    do {                                                                                           \
+        sx_cluster_dump_logs(c);                                                                   \
+        fail_msg(__VA_ARGS__);                                                                     \
     } while (0)
 
 /* ----------------------------------------------------------- documents -- */
@@ -157,6 +176,7 @@ typedef struct doc_spec {
     char id[64];
     char text[64];
     int64_t n;
+    const char *pad; /* a third field "pad" when set */
 } doc_spec;
 
 /* n documents whose ids fall in partition p. */
@@ -171,6 +191,7 @@ static void docs_for(const sx_cluster *c, uint32_t p, const char *tag, doc_spec 
         memcpy(d[k].id, id, sizeof(id));
         snprintf(d[k].text, sizeof(d[k].text), "%.40s text %zu", tag, k);
         d[k].n = (int64_t)k;
+        d[k].pad = NULL;
         k++;
     }
 }
@@ -180,27 +201,30 @@ static sx_status put_docs(sx_cluster *c, uint32_t via, const doc_spec *docs, siz
 {
     Shardex__V1__Document d[NDOCS];
     Shardex__V1__Document *dp[NDOCS];
-    Shardex__V1__Field f[2 * NDOCS];
-    Shardex__V1__Field *fp[2 * NDOCS];
-    Shardex__V1__Value v[2 * NDOCS];
+    Shardex__V1__Field f[3 * NDOCS];
+    Shardex__V1__Field *fp[3 * NDOCS];
+    Shardex__V1__Value v[3 * NDOCS];
     assert_true(n <= NDOCS);
     for (size_t i = 0; i < n; i++) {
         shardex__v1__document__init(&d[i]);
         d[i].id = (char *)docs[i].id;
-        for (int k = 0; k < 2; k++) {
-            shardex__v1__field__init(&f[2 * i + k]);
-            shardex__v1__value__init(&v[2 * i + k]);
-            f[2 * i + k].value = &v[2 * i + k];
-            fp[2 * i + k] = &f[2 * i + k];
+        for (int k = 0; k < 3; k++) {
+            shardex__v1__field__init(&f[3 * i + k]);
+            shardex__v1__value__init(&v[3 * i + k]);
+            f[3 * i + k].value = &v[3 * i + k];
+            fp[3 * i + k] = &f[3 * i + k];
         }
-        f[2 * i].name = "text";
-        v[2 * i].kind_case = SHARDEX__V1__VALUE__KIND_S;
-        v[2 * i].s = (char *)docs[i].text;
-        f[2 * i + 1].name = "n";
-        v[2 * i + 1].kind_case = SHARDEX__V1__VALUE__KIND_I;
-        v[2 * i + 1].i = docs[i].n;
-        d[i].n_fields = 2;
-        d[i].fields = &fp[2 * i];
+        f[3 * i].name = "text";
+        v[3 * i].kind_case = SHARDEX__V1__VALUE__KIND_S;
+        v[3 * i].s = (char *)docs[i].text;
+        f[3 * i + 1].name = "n";
+        v[3 * i + 1].kind_case = SHARDEX__V1__VALUE__KIND_I;
+        v[3 * i + 1].i = docs[i].n;
+        f[3 * i + 2].name = "pad";
+        v[3 * i + 2].kind_case = SHARDEX__V1__VALUE__KIND_S;
+        v[3 * i + 2].s = (char *)docs[i].pad;
+        d[i].n_fields = docs[i].pad ? 3 : 2;
+        d[i].fields = &fp[3 * i];
         dp[i] = &d[i];
     }
     Shardex__V1__PutRequest req = SHARDEX__V1__PUT_REQUEST__INIT;
@@ -341,8 +365,9 @@ static void assert_absent(sx_cluster *c, const doc_spec *d, size_t n)
         if (get_doc(c, via, d[i].id, NULL, &g, &err) != SX_OK)
             FAIL(c, "get %s via %u: %s", d[i].id, via, err.msg);
         if (g->found)
-            FAIL(c, "%s was never acknowledged and its history was truncated, yet it reads as "
-                    "version %" PRIu64,
+            FAIL(c,
+                 "%s was never acknowledged and its history was truncated, yet it reads as "
+                 "version %" PRIu64,
                  d[i].id, g->version->offset);
         sx_rpc_free(&g->base);
     }
@@ -353,8 +378,8 @@ static void assert_absent(sx_cluster *c, const doc_spec *d, size_t n)
 typedef struct part_view {
     bool ok;
     uint64_t map_version, epoch, isr_version;
-    int32_t leader_w;  /* map index, -1: none */
-    uint32_t leader;   /* test index, NONE */
+    int32_t leader_w; /* map index, -1: none */
+    uint32_t leader;  /* test index, NONE */
     bool leader_alive;
     uint32_t isr_mask; /* test indices */
     uint32_t nisr;
@@ -468,8 +493,9 @@ static void assert_log_holds(sx_cluster *c, uint32_t i, uint32_t p, const ack_lo
         Shardex__Internal__V1__LogOp *op = NULL;
         const char *id = r->n_entries ? put_id(r->entries[0], &op) : NULL;
         if (!id || strcmp(id, a->id) != 0)
-            FAIL(c, "worker %u partition %u: acknowledged %s at offset %" PRIu64
-                    " is not in its log (log end %" PRIu64 ", entry there puts %s)",
+            FAIL(c,
+                 "worker %u partition %u: acknowledged %s at offset %" PRIu64
+                 " is not in its log (log end %" PRIu64 ", entry there puts %s)",
                  i, p, a->id, a->offset, r->log_end_offset, id ? id : "nothing");
         if (op)
             shardex__internal__v1__log_op__free_unpacked(op, NULL);
@@ -486,8 +512,9 @@ static size_t assert_no_entry_below(sx_cluster *c, uint32_t i, uint32_t p, uint6
     size_t n = r->n_entries;
     for (size_t k = 0; k < n; k++)
         if (r->entries[k]->epoch < min_epoch)
-            FAIL(c, "worker %u partition %u: offset %" PRIu64 " holds an entry of epoch %" PRIu64
-                    " (a stale leader's) although it knows epoch %" PRIu64,
+            FAIL(c,
+                 "worker %u partition %u: offset %" PRIu64 " holds an entry of epoch %" PRIu64
+                 " (a stale leader's) although it knows epoch %" PRIu64,
                  i, p, from + k, r->entries[k]->epoch, min_epoch);
     sx_rpc_free(&r->base);
     return n;
@@ -554,6 +581,25 @@ static sx_status direct_write(sx_cluster *c, uint32_t via, uint32_t p, sx_err *e
         sx_rpc_invoke(c->rpc, c->worker_addr[via], REPL_SVC, "Write", &req.base, &resp, &o, err);
     sx_rpc_free(resp);
     return st;
+}
+
+/* The first line of worker i's log holding needle, into out. */
+static bool log_line(const sx_cluster *c, uint32_t i, const char *needle, char *out, size_t cap)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/w%u.log", c->dir, i);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[2048];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f))
+        if ((found = strstr(line, needle) != NULL)) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(out, cap, "%s", strstr(line, needle));
+        }
+    fclose(f);
+    return found;
 }
 
 static bool log_contains(const sx_cluster *c, uint32_t i, const char *needle)
@@ -668,10 +714,10 @@ static bool logged(void *arg)
     return log_contains(w->c, w->i, w->text);
 }
 
-#define WAIT(c, cond, wc, what)                                                               \
-    do {                                                                                      \
-        if (!sx_h_wait_for(cond, wc, WAIT_MS))                                                \
-            FAIL(c, "timed out waiting until %s", what);                                      \
+#define WAIT(c, cond, wc, what)                                                                    \
+    do {                                                                                           \
+        if (!sx_h_wait_for(cond, wc, WAIT_MS))                                                     \
+            FAIL(c, "timed out waiting until %s", what);                                           \
     } while (0)
 
 /* ----------------------------------------------------- background Puts -- */
@@ -712,7 +758,10 @@ static bg_put *bg_start(sx_cluster *c, uint32_t via, uint32_t p, const char *tag
     return b;
 }
 
-static void bg_join(bg_put *b) { pthread_join(b->th, NULL); }
+static void bg_join(bg_put *b)
+{
+    pthread_join(b->th, NULL);
+}
 
 static void bg_free(bg_put *b)
 {
@@ -771,8 +820,9 @@ static void test_row1_restarted_follower_keeps_acked_tail(void **state)
     WAIT(c, role_at, &fr, "the restarted follower hosts the partition");
     rstate f2 = state_of(c, F, p);
     if (f2.leo < f1.leo)
-        FAIL(c, "the restarted follower truncated its log to %" PRIu64 " (it held %" PRIu64
-                ", commit %" PRIu64 "): rule 6, truncation must not use the HW",
+        FAIL(c,
+             "the restarted follower truncated its log to %" PRIu64 " (it held %" PRIu64
+             ", commit %" PRIu64 "): rule 6, truncation must not use the HW",
              f2.leo, f1.leo, f1.commit);
     assert_true(sx_cluster_set_faults(c, L, ""));
 
@@ -822,7 +872,7 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
     sx_cluster_kill_worker(c, F);
     static const char *const crash[] = {"SHARDEX_CRASH_POINT=follower-before-append", NULL};
     assert_true(sx_cluster_start_worker_env(c, F, crash));
-    check(c); /* whole again, and nothing sent F entries */
+    check(c);                         /* whole again, and nothing sent F entries */
     const uint64_t k = base_last + 1; /* where W goes */
     pid_t fpid = c->worker_pid[F];
 
@@ -873,9 +923,10 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
             FAIL(c, "a write with the ISR {follower}: %s (%s), want UNAVAILABLE naming min_isr",
                  sx_status_name(st), err.msg);
     } else {
-        /* Outside it: never elected. */
+        /* Outside it: never elected. (The router retries "no live leader"
+         * until the call's deadline, so the client may see that first.) */
         st = put_docs(c, F, x1, NDOCS, 3000, NULL, &err);
-        if (st != SX_UNAVAILABLE)
+        if (st != SX_UNAVAILABLE && st != SX_DEADLINE_EXCEEDED)
             FAIL(c, "a write with no ISR member alive: %s (%s), want UNAVAILABLE",
                  sx_status_name(st), err.msg);
         v = view_of(c, p);
@@ -894,8 +945,8 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
     uint64_t x2_first = 0;
     must_put(c, G, x2, NDOCS, acks, &x2_first, NULL);
     part_view after = view_of(c, p);
-    const bool f_wrote = f_in && before.leader == F && after.leader == F &&
-                         before.epoch == after.epoch;
+    const bool f_wrote =
+        f_in && before.leader == F && after.leader == F && before.epoch == after.epoch;
     if (f_wrote && x2_first != k)
         FAIL(c, "the new leader wrote at %" PRIu64 ", want W's offset %" PRIu64, x2_first, k);
     if (!f_wrote)
@@ -914,8 +965,8 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
 
 typedef struct deposed {
     uint32_t p, L, F, G, N; /* N: the new leader */
-    uint64_t e, e2;          /* old and new epoch */
-    uint64_t k;              /* first offset of W, held by L only */
+    uint64_t e, e2;         /* old and new epoch */
+    uint64_t k;             /* first offset of W, held by L only */
     doc_spec w[NDOCS];
 } deposed;
 
@@ -958,9 +1009,11 @@ static void depose_leader(sx_cluster *c, uint32_t p, const char *tag, ack_log *a
     v = view_of(c, p);
     d->N = v.leader;
     d->e2 = v.epoch;
-    waitc kf = {.c = c, .p = p, .i = d->F, .value = d->e2, .text = d->N == d->F ? "leader" : "follower"};
+    waitc kf = {
+        .c = c, .p = p, .i = d->F, .value = d->e2, .text = d->N == d->F ? "leader" : "follower"};
     WAIT(c, role_at, &kf, "the first follower knows the new epoch");
-    waitc kg = {.c = c, .p = p, .i = d->G, .value = d->e2, .text = d->N == d->G ? "leader" : "follower"};
+    waitc kg = {
+        .c = c, .p = p, .i = d->G, .value = d->e2, .text = d->N == d->G ? "leader" : "follower"};
     WAIT(c, role_at, &kg, "the second follower knows the new epoch");
     rstate ls = state_of(c, d->L, p);
     assert_string_equal(ls.role, "leader"); /* it heard nothing */
@@ -975,8 +1028,10 @@ static void test_row4_stale_leader_appends_refused(void **state)
     deposed d;
     depose_leader(c, 1, "r4", acks, &d);
 
-    /* Its appends of the old epoch now reach the followers, late. */
-    assert_true(sx_cluster_set_faults(c, d.L, CUT_OFF));
+    /* Its appends of the old epoch now reach the followers, late. Its ChangeIsr
+     * calls reach the coordinator too, which refuses them at once (it no longer
+     * leads): while they time out, its sessions do nothing but ask again. */
+    assert_true(sx_cluster_set_faults(c, d.L, "method=Heartbeat,drop=1"));
     waitc fz = {.c = c, .p = d.p, .i = d.L};
     WAIT(c, fenced, &fz, "a follower that knows the new epoch refuses the old leader");
     /* Refused, not appended: no entry of the old epoch past the new leader's log. */
@@ -986,7 +1041,9 @@ static void test_row4_stale_leader_appends_refused(void **state)
     for (int j = 0; j < 2; j++) {
         rstate f = state_of(c, fol[j], d.p);
         if (f.leo != n.leo)
-            FAIL(c, "worker %u: log end %" PRIu64 " after the stale appends, the new leader's %" PRIu64,
+            FAIL(c,
+                 "worker %u: log end %" PRIu64
+                 " after the stale appends, the new leader's %" PRIu64,
                  fol[j], f.leo, n.leo);
         assert_no_entry_below(c, fol[j], d.p, d.k, d.e2);
     }
@@ -1090,8 +1147,7 @@ static void cut_one_follower(sx_cluster *c, uint32_t p, const char *tag, ack_log
     while (!atomic_load(&w1->done)) {
         rstate l = state_of(c, L, p);
         part_view m = view_of(c, p); /* read after: the map only moves forward */
-        if (l.ok && l.commit > k->c0 && (m.isr_mask & BIT(F)) &&
-            m.isr_version == v0.isr_version) {
+        if (l.ok && l.commit > k->c0 && (m.isr_mask & BIT(F)) && m.isr_version == v0.isr_version) {
             early = true;
             early_commit = l.commit;
         }
@@ -1099,8 +1155,9 @@ static void cut_one_follower(sx_cluster *c, uint32_t p, const char *tag, ack_log
     }
     bg_join(w1);
     if (early)
-        FAIL(c, "the commit offset moved to %" PRIu64 " while the coordinator still had the cut "
-                "follower in the ISR (rule 3)",
+        FAIL(c,
+             "the commit offset moved to %" PRIu64 " while the coordinator still had the cut "
+             "follower in the ISR (rule 3)",
              early_commit);
     if (w1->st != SX_OK)
         FAIL(c, "W1 was not acknowledged after the shrink: %s", w1->err.msg);
@@ -1138,15 +1195,18 @@ static void test_row7_cut_leader_needs_the_coordinator(void **state)
     free(acks);
 }
 
-/* KNOWN BUG (reported to the lead, not fixed here): cut from both followers,
- * the leader drops the second one from the ISR and re-adds it ~50 ms later
- * although it is still unreachable: sx_replicas_caught_up judges it by the
- * leader's last knowledge of its log (match >= max(hw, epoch start)), and a
- * follower dropped for lagging always has match == hw when the hw stalled on
- * it (with the ISR below min_isr the hw no longer moves). It then stays in
- * the ISR for good (shrink_asked is only cleared by an acknowledgement), so
- * writes are admitted and time out instead of failing with UNAVAILABLE, and the
- * coordinator believes an unreachable replica is in sync. */
+/* Regression test of a bug it found (fixed: caught-up now needs a recent ack):
+ * cut from both followers,
+ * the leader drops the second one from the ISR and re-adds it 50-250 ms later
+ * although it is still unreachable, then drops it again about a second later,
+ * and so on: sx_replicas_caught_up (called by membership's expand_isr) judges
+ * it by the leader's last knowledge of its log, s->synced && s->match >=
+ * max(hw, epoch_start - 1), and the last follower dropped for lagging always
+ * has match == hw: the hw stalled on it, and with the ISR below min_isr it no
+ * longer moves. While it is back in the ISR, writes are admitted and time out
+ * (DEADLINE_EXCEEDED) instead of failing at once with UNAVAILABLE, the
+ * coordinator believes an unreachable replica is in sync, and every flap is a
+ * new map version. */
 static void test_row7_cut_from_all_refuses_writes(void **state)
 {
     sx_cluster *c = *state;
@@ -1166,25 +1226,33 @@ static void test_row7_cut_from_all_refuses_writes(void **state)
     if (st != SX_UNAVAILABLE && st != SX_DEADLINE_EXCEEDED)
         FAIL(c, "W2 with the leader cut off: %s (%s)", sx_status_name(st), err.msg);
     waitc alone = {.c = c, .p = p, .mask = BIT(L)};
-    if (!sx_h_wait_for(isr_is, &alone, 5000)) {
+    WAIT(c, isr_is, &alone, "the ISR shrinks to the leader");
+    /* ... and stays so while the followers are unreachable. */
+    uint64_t until = sx_clock_now_ms() + 2500, readded = 0;
+    for (uint64_t t0 = sx_clock_now_ms(); !readded && sx_clock_now_ms() < until;
+         sx_clock_sleep_ms(20)) {
         part_view v = view_of(c, p);
-        FAIL(c, "KNOWN BUG: the leader cut off from both followers has the ISR %s%s%s (want "
-                "{leader} only): it re-added the unreachable follower it had just dropped "
-                "(sx_replicas_caught_up trusts a stale match == hw) and never drops it again",
-             v.isr_mask & BIT(L) ? "{leader" : "{", v.isr_mask & BIT(k.F) ? " F" : "",
-             v.isr_mask & BIT(k.G) ? " G}" : "}");
+        if (v.ok && v.isr_mask != BIT(L))
+            readded = sx_clock_now_ms() - t0;
     }
+    if (readded)
+        FAIL(c,
+             "KNOWN BUG: an unreachable follower re-entered the ISR %" PRIu64 " ms after the "
+             "leader dropped it (sx_replicas_caught_up trusts the stale match == hw); the ISR "
+             "flaps and writes time out instead of failing with UNAVAILABLE",
+             readded);
     for (uint32_t via = 0; via < 3; via++) {
         st = put_docs(c, via, w3, NDOCS, 5000, NULL, &err);
         if (st != SX_UNAVAILABLE || !strstr(err.msg, "min_isr"))
-            FAIL(c, "a write via %u with the ISR {leader}: %s (%s), want UNAVAILABLE naming "
-                    "min_isr",
+            FAIL(c,
+                 "a write via %u with the ISR {leader}: %s (%s), want UNAVAILABLE naming "
+                 "min_isr",
                  via, sx_status_name(st), err.msg);
     }
     rstate l2 = state_of(c, L, p);
     if (l2.commit != c1)
-        FAIL(c, "the commit offset moved from %" PRIu64 " to %" PRIu64 " with the ISR {leader}",
-             c1, l2.commit);
+        FAIL(c, "the commit offset moved from %" PRIu64 " to %" PRIu64 " with the ISR {leader}", c1,
+             l2.commit);
     assert_true(l2.leo > c1); /* W2 was appended, not committed */
     heal_cut(c, &k, "r7a-after", acks);
     free(acks);
@@ -1214,8 +1282,7 @@ static void test_row7_paused_leader_shrink_refused(void **state)
     snprintf(msg1, sizeof(msg1), "%s", err.msg);
     /* Even with the current epoch and version it does not lead. */
     int32_t with_new[2] = {v0.leader_w, v1.leader_w};
-    sx_status st2 =
-        change_isr(c, c->worker_id[L], p, v1.epoch, v1.isr_version, with_new, 2, &err);
+    sx_status st2 = change_isr(c, c->worker_id[L], p, v1.epoch, v1.isr_version, with_new, 2, &err);
     part_view v2 = view_of(c, p);
     sx_h_resume(c->worker_pid[L]);
     if (!moved)
@@ -1224,8 +1291,9 @@ static void test_row7_paused_leader_shrink_refused(void **state)
         FAIL(c, "the paused old leader's shrink: %s (%s), want FAILED_PRECONDITION",
              sx_status_name(st1), msg1);
     if (st2 != SX_FAILED_PRECONDITION)
-        FAIL(c, "the old leader's change at the current epoch: %s (%s), want "
-                "FAILED_PRECONDITION",
+        FAIL(c,
+             "the old leader's change at the current epoch: %s (%s), want "
+             "FAILED_PRECONDITION",
              sx_status_name(st2), err.msg);
     assert_int_equal(v2.isr_version, v1.isr_version);
     assert_int_equal(v2.epoch, v1.epoch);
@@ -1237,15 +1305,13 @@ static void test_row7_paused_leader_shrink_refused(void **state)
     free(acks);
 }
 
-/* KNOWN BUG (reported to the lead, not fixed here): a leader whose request to
- * drop a lagging follower from the ISR fails once (coordinator unreachable for
- * a moment, or a compare-and-set lost to a concurrent ISR change) never asks
- * again while the follower stays unreachable: session_main sets
- * s->shrink_asked before ask_shrink and clears it only when that follower
- * acknowledges an Append. The partition then keeps a dead weight in its ISR:
- * nothing commits, writes are admitted (the ISR looks big enough) and time out.
- * This test makes the first request fail (ChangeIsr dropped on the leader),
- * restores the coordinator and expects the shrink, then the write. */
+/* A leader whose request to drop a lagging follower from the ISR fails
+ * (coordinator unreachable for a moment, or a compare-and-set lost to a
+ * concurrent ISR change) asks again while the follower stays unreachable;
+ * otherwise the ISR keeps a dead weight: nothing commits, and writes are
+ * admitted (the ISR looks big enough) and time out (fixed in 848194b). The
+ * first requests fail (ChangeIsr dropped on the leader), the coordinator comes
+ * back, and the shrink, then the write, must follow. */
 static void test_row7_shrink_retried_after_refusal(void **state)
 {
     sx_cluster *c = *state;
@@ -1280,10 +1346,10 @@ static void test_row7_shrink_retried_after_refusal(void **state)
     if (!asked)
         FAIL(c, "the leader never asked to drop the cut-off follower");
     if (!shrunk)
-        FAIL(c, "KNOWN BUG: after one failed ChangeIsr the leader never asks again to drop the "
-                "unreachable follower %u from partition %u's ISR (session_main: shrink_asked "
-                "stays set until that follower acknowledges); W hung until the fault was "
-                "cleared (%s after %" PRIu64 " ms)",
+        FAIL(c,
+             "after a failed ChangeIsr the leader did not ask again to drop the "
+             "unreachable follower %u from partition %u's ISR; W hung until the fault was "
+             "cleared (%s after %" PRIu64 " ms)",
              F, p, sx_status_name(wst), took);
     if (wst != SX_OK)
         FAIL(c, "W after the shrink: %s", sx_status_name(wst));
@@ -1341,8 +1407,9 @@ static void test_row8_min_isr_with_both_followers_stopped(void **state)
     if (st3 != SX_UNAVAILABLE)
         FAIL(c, "a write to another partition: %s, want UNAVAILABLE", sx_status_name(st3));
     if (l1.commit != c0 || l2.commit != c0)
-        FAIL(c, "the commit offset moved from %" PRIu64 " to %" PRIu64 " then %" PRIu64
-                " with both followers stopped",
+        FAIL(c,
+             "the commit offset moved from %" PRIu64 " to %" PRIu64 " then %" PRIu64
+             " with both followers stopped",
              c0, l1.commit, l2.commit);
     assert_true(l1.leo > c0); /* W1 was appended and is held */
 
@@ -1356,6 +1423,139 @@ static void test_row8_min_isr_with_both_followers_stopped(void **state)
     free(acks);
 }
 
+/* --------------------------------------------------------------- row 9 -- */
+
+/* The newest LevelDB write-ahead log of worker i's replica of p (the store
+ * keeps recent writes there until it compacts). */
+static bool newest_wal(const sx_cluster *c, uint32_t i, uint32_t p, char *out, size_t cap)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "ls -t %s/w%u/partitions/p%04u/*.log 2>/dev/null | head -1", c->dir,
+             i, p);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return false;
+    bool ok = fgets(out, (int)cap, f) != NULL;
+    pclose(f);
+    if (ok)
+        out[strcspn(out, "\n")] = '\0';
+    return ok && out[0];
+}
+
+/* Flips one byte at `at` (a fraction of the file's size). */
+static long flip_byte(const char *path, double at)
+{
+    FILE *f = fopen(path, "r+b");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    long pos = (long)((double)size * at);
+    fseek(f, pos, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, pos, SEEK_SET);
+    fputc(ch ^ 0x5a, f);
+    fclose(f);
+    return pos;
+}
+
+static void test_row9_kill_all_then_corrupt_a_replica(void **state)
+{
+    sx_cluster *c = *state;
+    const uint32_t p = 0;
+    part_view v = view_of(c, p);
+    assert_true(v.ok && v.leader != NONE);
+    ack_log *acks = calloc(1, sizeof(*acks));
+    for (int r = 0; r < 3; r++) {
+        char tag[32];
+        snprintf(tag, sizeof(tag), "r9-base%d", r);
+        doc_spec d[NDOCS];
+        docs_for(c, p, tag, d, NDOCS);
+        must_put(c, running_worker(c, (size_t)r), d, NDOCS, acks, NULL, NULL);
+    }
+    /* Every replica at once: what was acknowledged was durable. */
+    for (uint32_t i = 0; i < 3; i++)
+        sx_cluster_kill_worker(c, i);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_true(sx_cluster_start_worker(c, i));
+    check(c);
+    verify_acked(c, acks);
+
+    /* More writes, in the fresh write-ahead logs the restart began: a small one,
+     * then over 64 KiB, so that they span several of LevelDB's 32 KiB log
+     * blocks. Then one byte of a follower's log is flipped near the start. */
+    v = view_of(c, p);
+    const uint32_t L = v.leader, V = (L + 1) % 3;
+    static char pad[4097];
+    memset(pad, 'x', sizeof(pad) - 1);
+    for (int r = 0; r < 5; r++) {
+        char tag[32];
+        snprintf(tag, sizeof(tag), "r9-more%d", r);
+        doc_spec d[NDOCS];
+        docs_for(c, p, tag, d, NDOCS);
+        for (int k = 0; r > 0 && k < NDOCS; k++)
+            d[k].pad = pad;
+        must_put(c, L, d, NDOCS, acks, NULL, NULL);
+    }
+    check(c);
+    const rstate before = state_of(c, V, p);
+    sx_cluster_kill_worker(c, V);
+    char wal[512];
+    assert_true(newest_wal(c, V, p, wal, sizeof(wal)));
+    long pos = flip_byte(wal, 0.01);
+    fprintf(stderr, "row 9: flipped byte %ld of %s\n", pos, wal);
+    assert_true(sx_cluster_start_worker(c, V));
+    /* Expected: the corruption is detected and the replica repaired from the
+     * others (or kept out of the ISR until it is); never in the ISR, and so
+     * electable, with a hole. */
+    waitc rep = {.c = c, .p = p, .i = V, .value = before.leo};
+    bool repaired = sx_h_wait_for(leo_reaches, &rep, 15000);
+    char problem[600] = "";
+    part_view pv = view_of(c, p);
+    rstate vs = state_of(c, V, p);
+    if (!vs.ok) {
+        char needle[64], line[400] = "";
+        snprintf(needle, sizeof(needle), "partition=%u cannot open", p);
+        log_line(c, V, needle, line, sizeof(line));
+        snprintf(problem, sizeof(problem), "it does not host the partition (%s)", line);
+    } else if (!repaired) {
+        snprintf(problem, sizeof(problem), "its log ends at %" PRIu64 ", the others' at %" PRIu64,
+                 vs.leo, before.leo);
+    } else {
+        Shardex__Internal__V1__ReadLogRequest req = SHARDEX__INTERNAL__V1__READ_LOG_REQUEST__INIT;
+        req.partition = p;
+        req.max_entries = 10000;
+        ProtobufCMessage *resp = NULL;
+        sx_rpc_call_opts o = {.timeout_ms = 5000};
+        sx_err err = {0};
+        if (sx_rpc_invoke(c->rpc, c->worker_addr[V], ADMIN_SVC, "ReadLog", &req.base, &resp, &o,
+                          &err) != SX_OK)
+            snprintf(problem, sizeof(problem),
+                     "its log has a hole (%s) under leo=%" PRIu64 " applied=%" PRIu64, err.msg,
+                     vs.leo, vs.applied);
+        sx_rpc_free(resp);
+    }
+    if (problem[0] && (pv.isr_mask & BIT(V))) {
+        /* Rule 5 then lets it lead: the others die, it is the live ISR member. */
+        sx_cluster_kill_worker(c, L);
+        sx_cluster_kill_worker(c, (L + 2) % 3);
+        waitc vl = {.c = c, .p = p, .i = V};
+        bool led = sx_h_wait_for(leader_is, &vl, 10000);
+        FAIL(c,
+             "KNOWN BUG: after one flipped byte in its write-ahead log (LevelDB skips a "
+             "corrupt block, paranoid checks off), worker %u restarted, stayed in partition "
+             "%u's ISR and %s, although %s",
+             V, p, led ? "was elected leader once the others died" : "(was not elected)", problem);
+    }
+    if (problem[0])
+        FAIL(c, "the corrupted replica was not repaired: %s", problem);
+    check(c);
+    rstate after = state_of(c, V, p);
+    assert_true(after.leo >= before.leo);
+    verify_acked(c, acks);
+    free(acks);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1364,8 +1564,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_row2_unsynced_follower_restarts_first, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_row4_stale_leader_appends_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_row5_demoted_leader_applies_nothing_uncommitted,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_row5_demoted_leader_applies_nothing_uncommitted, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_row7_cut_leader_needs_the_coordinator, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_row7_cut_from_all_refuses_writes, setup, teardown),
@@ -1373,6 +1573,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_row7_shrink_retried_after_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row8_min_isr_with_both_followers_stopped, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_row9_kill_all_then_corrupt_a_replica, setup, teardown),
     };
     const char *filter = getenv("SHARDEX_TEST_FILTER");
     if (filter && filter[0])

@@ -64,8 +64,8 @@ pid_t sx_h_spawn_env(char *const argv[], const char *log_path, const char *const
             if (!eq || eq == env[i])
                 continue;
             char name[256];
-            size_t n = (size_t)(eq - env[i]) < sizeof(name) - 1 ? (size_t)(eq - env[i])
-                                                                : sizeof(name) - 1;
+            size_t n =
+                (size_t)(eq - env[i]) < sizeof(name) - 1 ? (size_t)(eq - env[i]) : sizeof(name) - 1;
             memcpy(name, env[i], n);
             name[n] = '\0';
             setenv(name, eq + 1, 1);
