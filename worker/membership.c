@@ -181,7 +181,7 @@ static bool expand_isr(sx_member *m)
             bool in = false;
             for (size_t j = 0; j < lp->n_isr; j++)
                 in |= lp->isr[j] == r;
-            if (!in && m->caught_up(m->arg, p, r)) {
+            if (!in && m->caught_up(m->arg, p, r, map->workers[r]->incarnation)) {
                 isr[n++] = r;
                 grow = true;
             }

@@ -27,9 +27,11 @@
 
 typedef struct sx_member sx_member;
 
-/* Whether `follower` has caught up with this worker's log of partition p, so
- * that the leader may ask the coordinator to add it to the ISR (rule 3). */
-typedef bool (*sx_member_caught_up_fn)(void *arg, uint32_t p, int32_t follower);
+/* Whether `follower` (in its process `incarnation`, as the map says) has
+ * caught up with this worker's log of partition p, so that the leader may ask
+ * the coordinator to add it to the ISR (rule 3). */
+typedef bool (*sx_member_caught_up_fn)(void *arg, uint32_t p, int32_t follower,
+                                       uint64_t incarnation);
 
 typedef struct sx_member_opts {
     const char *coordinator; /* HOST:PORT */

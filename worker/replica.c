@@ -52,6 +52,7 @@ typedef struct replica replica;
 typedef struct session {
     replica *r;
     int32_t follower;
+    uint64_t incarnation; /* the follower's process: what we know holds for it alone */
     char addr[300];
     uint64_t match;  /* the follower holds our log up to here, verified in this epoch */
     bool synced;     /* match is known */
@@ -585,11 +586,12 @@ static void stop_leading(replica *r)
     finish_all(&dl, SX_ABORTED, &e);
 }
 
-static void start_session(replica *r, int32_t follower, const char *addr)
+static void start_session(replica *r, int32_t follower, const char *addr, uint64_t incarnation)
 {
     session *s = sx_calloc(1, sizeof(*s));
     s->r = r;
     s->follower = follower;
+    s->incarnation = incarnation;
     snprintf(s->addr, sizeof(s->addr), "%s", addr);
     r->sessions[r->nsessions++] = s;
     pthread_create(&s->thread, NULL, session_main, s);
@@ -608,6 +610,7 @@ static bool same_followers(const replica *r, const Shardex__Internal__V1__Cluste
         bool found = false;
         for (uint32_t i = 0; i < r->nsessions; i++)
             found |= r->sessions[i]->follower == f &&
+                     r->sessions[i]->incarnation == m->workers[f]->incarnation &&
                      strcmp(r->sessions[i]->addr, m->workers[f]->address) == 0;
         if (!found)
             return false;
@@ -634,7 +637,8 @@ static void become_leader(replica *r, const Shardex__Internal__V1__ClusterMap *m
     r->known_epoch = lp->epoch;
     for (size_t k = 0; k < lp->n_replicas; k++)
         if (lp->replicas[k] != me)
-            start_session(r, lp->replicas[k], m->workers[lp->replicas[k]]->address);
+            start_session(r, lp->replicas[k], m->workers[lp->replicas[k]]->address,
+                          m->workers[lp->replicas[k]]->incarnation);
     pthread_create(&r->appender, NULL, appender_main, r);
     pthread_setname_np(r->appender, "repl-append");
     r->appender_running = true;
@@ -799,7 +803,7 @@ static replica *get_replica(sx_replicas *rs, uint32_t p)
     return r; /* replicas live as long as sx_replicas */
 }
 
-bool sx_replicas_caught_up(void *arg, uint32_t p, int32_t follower)
+bool sx_replicas_caught_up(void *arg, uint32_t p, int32_t follower, uint64_t incarnation)
 {
     replica *r = get_replica(arg, p);
     if (!r)
@@ -812,7 +816,9 @@ bool sx_replicas_caught_up(void *arg, uint32_t p, int32_t follower)
             session *s = r->sessions[i];
             /* Rule 3, on fresh knowledge: a follower that stopped answering
              * keeps the match it had, which would re-admit it at once. */
-            if (s->follower == follower)
+            /* ...and about the process the map names: a restarted follower's
+             * new process has proven nothing yet. */
+            if (s->follower == follower && s->incarnation == incarnation)
                 ok = s->synced && s->match >= need &&
                      sx_clock_now_ms() - s->last_ack_ms <= r->owner->lag_timeout_ms / 2;
         }

@@ -81,7 +81,7 @@ void sx_replicas_attach_member(sx_replicas *r, sx_member *member);
 void sx_replicas_on_map(void *r, const Shardex__Internal__V1__ClusterMap *map);
 
 /* For ISR expansion (membership): follower has caught up with our log of p. */
-bool sx_replicas_caught_up(void *r, uint32_t p, int32_t follower);
+bool sx_replicas_caught_up(void *r, uint32_t p, int32_t follower, uint64_t incarnation);
 
 /* Heartbeat reports: one per hosted replica, at most cap. */
 size_t sx_replicas_reports(void *r, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
