@@ -13,6 +13,7 @@
  * number of rounds (default 20).
  */
 #include "checker.h"
+#include "docs.h"
 #include "clock.h"
 #include "cluster.h"
 #include "harness.h"
@@ -83,85 +84,6 @@ static void check(sx_cluster *c)
 
 /* --------------------------------------------------------------- helpers -- */
 
-typedef struct doc_spec {
-    char id[64];
-    char text[64];
-    int64_t n;
-} doc_spec;
-
-static sx_status put_docs(sx_cluster *c, uint32_t via, const doc_spec *docs, size_t n,
-                          uint64_t timeout_ms, Shardex__V1__PutResponse **out, sx_err *err)
-{
-    Shardex__V1__Document *d = calloc(n, sizeof(*d));
-    Shardex__V1__Document **dp = calloc(n, sizeof(*dp));
-    Shardex__V1__Field *f = calloc(2 * n, sizeof(*f));
-    Shardex__V1__Field **fp = calloc(2 * n, sizeof(*fp));
-    Shardex__V1__Value *v = calloc(2 * n, sizeof(*v));
-    for (size_t i = 0; i < n; i++) {
-        shardex__v1__document__init(&d[i]);
-        d[i].id = (char *)docs[i].id;
-        for (int k = 0; k < 2; k++) {
-            shardex__v1__field__init(&f[2 * i + k]);
-            shardex__v1__value__init(&v[2 * i + k]);
-            f[2 * i + k].value = &v[2 * i + k];
-            fp[2 * i + k] = &f[2 * i + k];
-        }
-        f[2 * i].name = "text";
-        v[2 * i].kind_case = SHARDEX__V1__VALUE__KIND_S;
-        v[2 * i].s = (char *)docs[i].text;
-        f[2 * i + 1].name = "n";
-        v[2 * i + 1].kind_case = SHARDEX__V1__VALUE__KIND_I;
-        v[2 * i + 1].i = docs[i].n;
-        d[i].n_fields = 2;
-        d[i].fields = &fp[2 * i];
-        dp[i] = &d[i];
-    }
-    Shardex__V1__PutRequest req = SHARDEX__V1__PUT_REQUEST__INIT;
-    req.docs = dp;
-    req.n_docs = n;
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = timeout_ms};
-    sx_status st =
-        sx_rpc_invoke(c->rpc, c->worker_addr[via], SHARDEX_SVC, "Put", &req.base, &resp, &o, err);
-    if (out)
-        *out = (void *)resp;
-    else
-        sx_rpc_free(resp);
-    free(d);
-    free(dp);
-    free(f);
-    free(fp);
-    free(v);
-    return st;
-}
-
-static sx_status get_doc(sx_cluster *c, uint32_t via, const char *id,
-                         const Shardex__V1__WriteToken *after, Shardex__V1__GetResponse **out,
-                         sx_err *err)
-{
-    Shardex__V1__GetRequest req = SHARDEX__V1__GET_REQUEST__INIT;
-    req.id = (char *)id;
-    Shardex__V1__WriteToken *a[1] = {(Shardex__V1__WriteToken *)after};
-    if (after) {
-        req.after = a;
-        req.n_after = 1;
-    }
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 10000};
-    sx_status st =
-        sx_rpc_invoke(c->rpc, c->worker_addr[via], SHARDEX_SVC, "Get", &req.base, &resp, &o, err);
-    *out = (void *)resp;
-    return st;
-}
-
-static const char *text_of(const Shardex__V1__Document *d)
-{
-    for (size_t i = 0; i < d->n_fields; i++)
-        if (strcmp(d->fields[i]->name, "text") == 0)
-            return d->fields[i]->value->s;
-    return "";
-}
-
 static uint32_t any_running(sx_cluster *c, uint64_t *s)
 {
     for (;;) {
@@ -189,7 +111,7 @@ static void test_put_get_delete_and_bad_input(void **state)
 {
     sx_cluster *c = *state;
     enum { N = 200 };
-    doc_spec *docs = calloc(N, sizeof(*docs));
+    sx_doc_spec *docs = calloc(N, sizeof(*docs));
     for (int i = 0; i < N; i++) {
         snprintf(docs[i].id, sizeof(docs[i].id), "doc-%d", i);
         snprintf(docs[i].text, sizeof(docs[i].text), "text of %d", i);
@@ -197,7 +119,7 @@ static void test_put_get_delete_and_bad_input(void **state)
     }
     sx_err err = {0};
     Shardex__V1__PutResponse *pr = NULL;
-    sx_status st = put_docs(c, 0, docs, N, 10000, &pr, &err);
+    sx_status st = sx_docs_put(c, 0, docs, N, 10000, &pr, &err);
     if (st != SX_OK) {
         sx_cluster_dump_logs(c);
         fail_msg("put: %s", err.msg);
@@ -206,9 +128,9 @@ static void test_put_get_delete_and_bad_input(void **state)
     /* Read through another worker: content, and version = the token. */
     for (int i = 0; i < N; i++) {
         Shardex__V1__GetResponse *g = NULL;
-        assert_int_equal(get_doc(c, (uint32_t)(i % 3), docs[i].id, NULL, &g, &err), SX_OK);
+        assert_int_equal(sx_docs_get(c, (uint32_t)(i % 3), docs[i].id, NULL, &g, &err), SX_OK);
         assert_true(g->found);
-        assert_string_equal(text_of(g->doc), docs[i].text);
+        assert_string_equal(sx_doc_text(g->doc), docs[i].text);
         assert_int_equal(g->version->partition, pr->tokens[i]->partition);
         assert_int_equal(g->version->offset, pr->tokens[i]->offset);
         sx_rpc_free(&g->base);
@@ -228,7 +150,7 @@ static void test_put_get_delete_and_bad_input(void **state)
     Shardex__V1__DeleteResponse *del = (void *)resp;
     assert_int_equal(del->n_tokens, 10);
     Shardex__V1__GetResponse *g = NULL;
-    assert_int_equal(get_doc(c, 2, docs[3].id, del->tokens[3], &g, &err), SX_OK);
+    assert_int_equal(sx_docs_get(c, 2, docs[3].id, del->tokens[3], &g, &err), SX_OK);
     assert_false(g->found);
     sx_rpc_free(&g->base);
     sx_rpc_free(resp);
@@ -237,15 +159,15 @@ static void test_put_get_delete_and_bad_input(void **state)
     uint64_t before[SX_TEST_MAX_WORKERS * 8], after[SX_TEST_MAX_WORKERS * 8];
     check(c);
     log_ends(c, before);
-    doc_spec bad[2];
+    sx_doc_spec bad[2];
     memcpy(&bad[0], &docs[50], sizeof(bad[0]));
     memset(&bad[1], 0, sizeof(bad[1])); /* empty id, after a good document */
-    assert_int_equal(put_docs(c, 0, bad, 2, 5000, NULL, &err), SX_INVALID_ARGUMENT);
+    assert_int_equal(sx_docs_put(c, 0, bad, 2, 5000, NULL, &err), SX_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "docs[1]"));
     char long_id[300];
     memset(long_id, 'x', sizeof(long_id) - 1);
     long_id[sizeof(long_id) - 1] = '\0';
-    doc_spec one;
+    sx_doc_spec one;
     memset(&one, 0, sizeof(one));
     memcpy(one.id, "ok", 3);
     Shardex__V1__PutRequest empty = SHARDEX__V1__PUT_REQUEST__INIT;
@@ -309,7 +231,8 @@ static void *writer_main(void *p)
         if (stop)
             break;
         enum { B = 10 };
-        doc_spec docs[B];
+        sx_doc_spec docs[B];
+        memset(docs, 0, sizeof(docs));
         for (int i = 0; i < B; i++) {
             /* Fresh ids, and a small set written again and again. */
             if (i < 8)
@@ -322,7 +245,7 @@ static void *writer_main(void *p)
         uint32_t via = any_running(w->c, &s);
         sx_err err = {0};
         Shardex__V1__PutResponse *pr = NULL;
-        sx_status st = put_docs(w->c, via, docs, B, 4000, &pr, &err);
+        sx_status st = sx_docs_put(w->c, via, docs, B, 4000, &pr, &err);
         pthread_mutex_lock(&w->mu);
         w->attempts++;
         if (st == SX_OK) {
@@ -345,7 +268,7 @@ static void *writer_main(void *p)
             /* Read-your-writes through another worker: never below what was acknowledged. */
             Shardex__V1__GetResponse *g = NULL;
             uint32_t rv = any_running(w->c, &s);
-            if (get_doc(w->c, rv, docs[9].id, pr->tokens[9], &g, &err) == SX_OK &&
+            if (sx_docs_get(w->c, rv, docs[9].id, pr->tokens[9], &g, &err) == SX_OK &&
                 (!g->found || g->version->offset < pr->tokens[9]->offset)) {
                 pthread_mutex_lock(&w->mu);
                 w->bad_reads++;
@@ -470,14 +393,14 @@ static void test_chaos_kill_rounds(void **state)
         t.offset = a->offset;
         Shardex__V1__GetResponse *g = NULL;
         sx_err err = {0};
-        if (get_doc(c, (uint32_t)(k % c->nworkers), a->id, &t, &g, &err) != SX_OK)
+        if (sx_docs_get(c, (uint32_t)(k % c->nworkers), a->id, &t, &g, &err) != SX_OK)
             fail_msg("get %s: %s", a->id, err.msg);
         if (!g->found)
             fail_msg("acknowledged %s (partition %u offset %" PRIu64 ") is gone", a->id,
                      a->partition, a->offset);
         if (strncmp(a->id, "hot-", 4) != 0) {
             assert_int_equal(g->version->offset, a->offset);
-            assert_string_equal(text_of(g->doc), a->text);
+            assert_string_equal(sx_doc_text(g->doc), a->text);
         } else {
             assert_true(g->version->offset >= a->offset);
         }
@@ -539,14 +462,15 @@ static void test_paused_leader_acknowledges_nothing(void **state)
 {
     sx_cluster *c = *state;
     (void)has_new_leader;
-    doc_spec d[20];
+    sx_doc_spec d[20];
+    memset(d, 0, sizeof(d));
     for (int i = 0; i < 20; i++) {
         snprintf(d[i].id, sizeof(d[i].id), "pre-%d", i);
         snprintf(d[i].text, sizeof(d[i].text), "before the pause");
         d[i].n = i;
     }
     sx_err err = {0};
-    assert_int_equal(put_docs(c, 0, d, 20, 10000, NULL, &err), SX_OK);
+    assert_int_equal(sx_docs_put(c, 0, d, 20, 10000, NULL, &err), SX_OK);
     check(c);
     Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
     leader_wait lw = {.c = c, .p = 0, .old_epoch = m->partitions[0]->epoch,
@@ -564,7 +488,7 @@ static void test_paused_leader_acknowledges_nothing(void **state)
     assert_true(sx_h_wait_for(moved, &lw, WAIT_MS));
     /* Writes go on through the others. */
     uint32_t other = (old + 1) % c->nworkers;
-    if (put_docs(c, other, d, 20, 10000, NULL, &err) != SX_OK) {
+    if (sx_docs_put(c, other, d, 20, 10000, NULL, &err) != SX_OK) {
         sx_cluster_dump_logs(c);
         fail_msg("put while the old leader is paused: %s", err.msg);
     }
@@ -598,7 +522,7 @@ static void test_new_follower_catches_up(void **state)
 {
     sx_cluster *c = *state;
     enum { N = 600 };
-    doc_spec *docs = calloc(N, sizeof(*docs));
+    sx_doc_spec *docs = calloc(N, sizeof(*docs));
     for (int i = 0; i < N; i++) {
         snprintf(docs[i].id, sizeof(docs[i].id), "cat-%d", i);
         snprintf(docs[i].text, sizeof(docs[i].text), "catch up %d", i);
@@ -606,7 +530,7 @@ static void test_new_follower_catches_up(void **state)
     }
     sx_err err = {0};
     for (int i = 0; i < N; i += 100)
-        assert_int_equal(put_docs(c, 0, docs + i, 100, 10000, NULL, &err), SX_OK);
+        assert_int_equal(sx_docs_put(c, 0, docs + i, 100, 10000, NULL, &err), SX_OK);
     /* A fourth worker joins: assignment gives it replicas, which start empty. */
     c->nworkers = 4;
     assert_true(sx_cluster_start_worker(c, 3));

@@ -88,6 +88,7 @@
  * SHARDEX_TEST_FILTER=<cmocka pattern> runs some tests only.
  */
 #include "checker.h"
+#include "docs.h"
 #include "clock.h"
 #include "cluster.h"
 #include "harness.h"
@@ -172,15 +173,8 @@ static void check(sx_cluster *c)
 
 /* ----------------------------------------------------------- documents -- */
 
-typedef struct doc_spec {
-    char id[64];
-    char text[64];
-    int64_t n;
-    const char *pad; /* a third field "pad" when set */
-} doc_spec;
-
 /* n documents whose ids fall in partition p. */
-static void docs_for(const sx_cluster *c, uint32_t p, const char *tag, doc_spec *d, size_t n)
+static void docs_for(const sx_cluster *c, uint32_t p, const char *tag, sx_doc_spec *d, size_t n)
 {
     size_t k = 0;
     for (uint32_t i = 0; k < n; i++) {
@@ -194,78 +188,6 @@ static void docs_for(const sx_cluster *c, uint32_t p, const char *tag, doc_spec 
         d[k].pad = NULL;
         k++;
     }
-}
-
-static sx_status put_docs(sx_cluster *c, uint32_t via, const doc_spec *docs, size_t n,
-                          uint64_t timeout_ms, Shardex__V1__PutResponse **out, sx_err *err)
-{
-    Shardex__V1__Document d[NDOCS];
-    Shardex__V1__Document *dp[NDOCS];
-    Shardex__V1__Field f[3 * NDOCS];
-    Shardex__V1__Field *fp[3 * NDOCS];
-    Shardex__V1__Value v[3 * NDOCS];
-    assert_true(n <= NDOCS);
-    for (size_t i = 0; i < n; i++) {
-        shardex__v1__document__init(&d[i]);
-        d[i].id = (char *)docs[i].id;
-        for (int k = 0; k < 3; k++) {
-            shardex__v1__field__init(&f[3 * i + k]);
-            shardex__v1__value__init(&v[3 * i + k]);
-            f[3 * i + k].value = &v[3 * i + k];
-            fp[3 * i + k] = &f[3 * i + k];
-        }
-        f[3 * i].name = "text";
-        v[3 * i].kind_case = SHARDEX__V1__VALUE__KIND_S;
-        v[3 * i].s = (char *)docs[i].text;
-        f[3 * i + 1].name = "n";
-        v[3 * i + 1].kind_case = SHARDEX__V1__VALUE__KIND_I;
-        v[3 * i + 1].i = docs[i].n;
-        f[3 * i + 2].name = "pad";
-        v[3 * i + 2].kind_case = SHARDEX__V1__VALUE__KIND_S;
-        v[3 * i + 2].s = (char *)docs[i].pad;
-        d[i].n_fields = docs[i].pad ? 3 : 2;
-        d[i].fields = &fp[3 * i];
-        dp[i] = &d[i];
-    }
-    Shardex__V1__PutRequest req = SHARDEX__V1__PUT_REQUEST__INIT;
-    req.docs = dp;
-    req.n_docs = n;
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = timeout_ms};
-    sx_status st =
-        sx_rpc_invoke(c->rpc, c->worker_addr[via], SHARDEX_SVC, "Put", &req.base, &resp, &o, err);
-    if (out)
-        *out = (void *)resp;
-    else
-        sx_rpc_free(resp);
-    return st;
-}
-
-static sx_status get_doc(sx_cluster *c, uint32_t via, const char *id,
-                         const Shardex__V1__WriteToken *after, Shardex__V1__GetResponse **out,
-                         sx_err *err)
-{
-    Shardex__V1__GetRequest req = SHARDEX__V1__GET_REQUEST__INIT;
-    req.id = (char *)id;
-    Shardex__V1__WriteToken *a[1] = {(Shardex__V1__WriteToken *)after};
-    if (after) {
-        req.after = a;
-        req.n_after = 1;
-    }
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 10000};
-    sx_status st =
-        sx_rpc_invoke(c->rpc, c->worker_addr[via], SHARDEX_SVC, "Get", &req.base, &resp, &o, err);
-    *out = (void *)resp;
-    return st;
-}
-
-static const char *text_of(const Shardex__V1__Document *d)
-{
-    for (size_t i = 0; i < d->n_fields; i++)
-        if (strcmp(d->fields[i]->name, "text") == 0)
-            return d->fields[i]->value->s;
-    return "";
 }
 
 /* Acknowledged writes, to read back at the end. */
@@ -282,7 +204,7 @@ typedef struct ack_log {
 } ack_log;
 
 /* Records a successful Put's tokens; returns the lowest and highest offset. */
-static void record(ack_log *log, const doc_spec *d, size_t n, const Shardex__V1__PutResponse *pr,
+static void record(ack_log *log, const sx_doc_spec *d, size_t n, const Shardex__V1__PutResponse *pr,
                    uint64_t *first, uint64_t *last)
 {
     uint64_t lo = UINT64_MAX, hi = 0;
@@ -306,12 +228,12 @@ static void record(ack_log *log, const doc_spec *d, size_t n, const Shardex__V1_
 }
 
 /* A Put that must be acknowledged. */
-static void must_put(sx_cluster *c, uint32_t via, const doc_spec *d, size_t n, ack_log *log,
+static void must_put(sx_cluster *c, uint32_t via, const sx_doc_spec *d, size_t n, ack_log *log,
                      uint64_t *first, uint64_t *last)
 {
     sx_err err = {0};
     Shardex__V1__PutResponse *pr = NULL;
-    sx_status st = put_docs(c, via, d, n, 15000, &pr, &err);
+    sx_status st = sx_docs_put(c, via, d, n, 15000, &pr, &err);
     if (st != SX_OK)
         FAIL(c, "put via worker %u: %s (%s)", via, sx_status_name(st), err.msg);
     record(log, d, n, pr, first, last);
@@ -340,29 +262,29 @@ static void verify_acked(sx_cluster *c, const ack_log *log)
         Shardex__V1__GetResponse *g = NULL;
         sx_err err = {0};
         uint32_t via = running_worker(c, k);
-        sx_status st = get_doc(c, via, a->id, &t, &g, &err);
+        sx_status st = sx_docs_get(c, via, a->id, &t, &g, &err);
         if (st != SX_OK)
             FAIL(c, "acknowledged %s (partition %u offset %" PRIu64 "): get via %u: %s", a->id,
                  a->partition, a->offset, via, err.msg);
         if (!g->found)
             FAIL(c, "acknowledged %s (partition %u offset %" PRIu64 ") is gone", a->id,
                  a->partition, a->offset);
-        if (g->version->offset < a->offset || strcmp(text_of(g->doc), a->text) != 0)
+        if (g->version->offset < a->offset || strcmp(sx_doc_text(g->doc), a->text) != 0)
             FAIL(c, "acknowledged %s at %" PRIu64 " reads as version %" PRIu64 " \"%s\"", a->id,
-                 a->offset, g->version->offset, text_of(g->doc));
+                 a->offset, g->version->offset, sx_doc_text(g->doc));
         sx_rpc_free(&g->base);
     }
 }
 
 /* None of these documents exists (they were never acknowledged, and the
  * history that held them was truncated). */
-static void assert_absent(sx_cluster *c, const doc_spec *d, size_t n)
+static void assert_absent(sx_cluster *c, const sx_doc_spec *d, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         Shardex__V1__GetResponse *g = NULL;
         sx_err err = {0};
         uint32_t via = running_worker(c, i);
-        if (get_doc(c, via, d[i].id, NULL, &g, &err) != SX_OK)
+        if (sx_docs_get(c, via, d[i].id, NULL, &g, &err) != SX_OK)
             FAIL(c, "get %s via %u: %s", d[i].id, via, err.msg);
         if (g->found)
             FAIL(c,
@@ -521,7 +443,7 @@ static size_t assert_no_entry_below(sx_cluster *c, uint32_t i, uint32_t p, uint6
 }
 
 /* Whether worker i's applied documents of p include any of d. */
-static bool store_has_any(sx_cluster *c, uint32_t i, uint32_t p, const doc_spec *d, size_t n,
+static bool store_has_any(sx_cluster *c, uint32_t i, uint32_t p, const sx_doc_spec *d, size_t n,
                           const char **which)
 {
     Shardex__Internal__V1__ScanDocsRequest req = SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
@@ -725,7 +647,7 @@ static bool logged(void *arg)
 typedef struct bg_put {
     sx_cluster *c;
     uint32_t via;
-    doc_spec d[NDOCS];
+    sx_doc_spec d[NDOCS];
     uint64_t timeout_ms;
     uint64_t took_ms;
     sx_status st;
@@ -739,7 +661,7 @@ static void *bg_main(void *arg)
 {
     bg_put *b = arg;
     uint64_t t0 = sx_clock_now_ms();
-    b->st = put_docs(b->c, b->via, b->d, NDOCS, b->timeout_ms, &b->resp, &b->err);
+    b->st = sx_docs_put(b->c, b->via, b->d, NDOCS, b->timeout_ms, &b->resp, &b->err);
     b->took_ms = sx_clock_now_ms() - t0;
     atomic_store(&b->done, true);
     return NULL;
@@ -779,7 +701,7 @@ static void test_row1_restarted_follower_keeps_acked_tail(void **state)
     assert_true(v.ok && v.leader != NONE);
     const uint32_t L = v.leader, F = (L + 1) % 3, G = (L + 2) % 3;
     ack_log *acks = calloc(1, sizeof(*acks));
-    doc_spec base[NDOCS];
+    sx_doc_spec base[NDOCS];
     docs_for(c, p, "r1-base", base, NDOCS);
     uint64_t base_last = 0;
     must_put(c, G, base, NDOCS, acks, NULL, &base_last);
@@ -841,7 +763,7 @@ static void test_row1_restarted_follower_keeps_acked_tail(void **state)
     waitc two = {.c = c, .p = p, .mask = BIT(F) | BIT(G)};
     WAIT(c, isr_is, &two, "the resumed replica rejoins the new leader's ISR");
     verify_acked(c, acks);
-    doc_spec after[NDOCS];
+    sx_doc_spec after[NDOCS];
     docs_for(c, p, "r1-after", after, NDOCS);
     must_put(c, G, after, NDOCS, acks, NULL, NULL);
     assert_true(sx_cluster_start_worker(c, L));
@@ -860,7 +782,7 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
     assert_true(v.ok && v.leader != NONE);
     const uint32_t L = v.leader, F = (L + 1) % 3, G = (L + 2) % 3;
     ack_log *acks = calloc(1, sizeof(*acks));
-    doc_spec base[NDOCS], wdocs[NDOCS], x1[NDOCS], x2[NDOCS];
+    sx_doc_spec base[NDOCS], wdocs[NDOCS], x1[NDOCS], x2[NDOCS];
     docs_for(c, p, "r2-base", base, NDOCS);
     docs_for(c, p, "r2-w", wdocs, NDOCS);
     docs_for(c, p, "r2-x1", x1, NDOCS);
@@ -880,7 +802,7 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
     sx_h_pause(c->coord_pid);
     const uint64_t paused_at = sx_clock_now_ms();
     sx_err err = {0};
-    sx_status st = put_docs(c, L, wdocs, NDOCS, 700, NULL, &err);
+    sx_status st = sx_docs_put(c, L, wdocs, NDOCS, 700, NULL, &err);
     int ws = sx_h_wait_exit(fpid, 10000);
     if (ws != -1)
         c->worker_pid[F] = 0;
@@ -918,14 +840,14 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
     if (f_in) {
         /* In the last ISR: it may lead (rule 5), but alone it commits nothing. */
         WAIT(c, leader_is, &fa, "the follower, in the kept ISR, is elected");
-        st = put_docs(c, F, x1, NDOCS, 5000, NULL, &err);
+        st = sx_docs_put(c, F, x1, NDOCS, 5000, NULL, &err);
         if (st != SX_UNAVAILABLE || !strstr(err.msg, "min_isr"))
             FAIL(c, "a write with the ISR {follower}: %s (%s), want UNAVAILABLE naming min_isr",
                  sx_status_name(st), err.msg);
     } else {
         /* Outside it: never elected. (The router retries "no live leader"
          * until the call's deadline, so the client may see that first.) */
-        st = put_docs(c, F, x1, NDOCS, 3000, NULL, &err);
+        st = sx_docs_put(c, F, x1, NDOCS, 3000, NULL, &err);
         if (st != SX_UNAVAILABLE && st != SX_DEADLINE_EXCEEDED)
             FAIL(c, "a write with no ISR member alive: %s (%s), want UNAVAILABLE",
                  sx_status_name(st), err.msg);
@@ -967,7 +889,7 @@ typedef struct deposed {
     uint32_t p, L, F, G, N; /* N: the new leader */
     uint64_t e, e2;         /* old and new epoch */
     uint64_t k;             /* first offset of W, held by L only */
-    doc_spec w[NDOCS];
+    sx_doc_spec w[NDOCS];
 } deposed;
 
 #define CUT_OFF "method=ChangeIsr,drop=1;method=Heartbeat,drop=1"
@@ -986,7 +908,7 @@ static void depose_leader(sx_cluster *c, uint32_t p, const char *tag, ack_log *a
     d->e = v.epoch;
     char t[64];
     snprintf(t, sizeof(t), "%.30s-base", tag);
-    doc_spec base[NDOCS];
+    sx_doc_spec base[NDOCS];
     docs_for(c, p, t, base, NDOCS);
     uint64_t base_last = 0;
     must_put(c, d->F, base, NDOCS, acks, NULL, &base_last);
@@ -996,7 +918,7 @@ static void depose_leader(sx_cluster *c, uint32_t p, const char *tag, ack_log *a
 
     assert_true(sx_cluster_set_faults(c, d->L, "method=Append,drop=1;" CUT_OFF));
     sx_err err = {0};
-    sx_status st = put_docs(c, d->L, d->w, NDOCS, 500, NULL, &err);
+    sx_status st = sx_docs_put(c, d->L, d->w, NDOCS, 500, NULL, &err);
     if (st == SX_OK)
         FAIL(c, "W was acknowledged by a leader that reaches no follower");
     waitc lw = {.c = c, .p = p, .i = d->L, .value = d->k + NDOCS - 1};
@@ -1056,7 +978,7 @@ static void test_row4_stale_leader_appends_refused(void **state)
     assert_true(sx_cluster_set_faults(c, d.L, ""));
     waitc lf = {.c = c, .p = d.p, .i = d.L, .value = d.e2, .text = "follower"};
     WAIT(c, role_at, &lf, "the old leader follows");
-    doc_spec x[NDOCS];
+    sx_doc_spec x[NDOCS];
     docs_for(c, d.p, "r4-x", x, NDOCS);
     uint64_t x_first = 0;
     must_put(c, d.F, x, NDOCS, acks, &x_first, NULL);
@@ -1076,7 +998,7 @@ static void test_row5_demoted_leader_applies_nothing_uncommitted(void **state)
     depose_leader(c, 2, "r5", acks, &d);
 
     /* The new leader commits X at W's offsets. */
-    doc_spec x[NDOCS];
+    sx_doc_spec x[NDOCS];
     docs_for(c, d.p, "r5-x", x, NDOCS);
     uint64_t x_first = 0, x_last = 0;
     must_put(c, d.N, x, NDOCS, acks, &x_first, &x_last);
@@ -1130,7 +1052,7 @@ static void cut_one_follower(sx_cluster *c, uint32_t p, const char *tag, ack_log
     const uint32_t L = k->L, F = k->F, G = k->G;
     char t[64];
     snprintf(t, sizeof(t), "%.30s-base", tag);
-    doc_spec base[NDOCS];
+    sx_doc_spec base[NDOCS];
     docs_for(c, p, t, base, NDOCS);
     must_put(c, L, base, NDOCS, acks, NULL, NULL);
     k->c0 = state_of(c, L, p).commit;
@@ -1176,7 +1098,7 @@ static void heal_cut(sx_cluster *c, const cut *k, const char *tag, ack_log *acks
     assert_true(sx_cluster_set_faults(c, k->L, ""));
     waitc whole = {.c = c, .p = k->p, .mask = BIT(k->L) | BIT(k->F) | BIT(k->G)};
     WAIT(c, isr_is, &whole, "the followers rejoin the ISR");
-    doc_spec w[NDOCS];
+    sx_doc_spec w[NDOCS];
     docs_for(c, k->p, tag, w, NDOCS);
     uint64_t last = 0;
     must_put(c, k->F, w, NDOCS, acks, NULL, &last);
@@ -1218,11 +1140,11 @@ static void test_row7_cut_from_all_refuses_writes(void **state)
     /* Cut from both: the ISR must become {L}, and min_isr refuse writes. */
     const uint64_t c1 = state_of(c, L, p).commit;
     assert_true(sx_cluster_set_faults(c, L, "method=Append,drop=1"));
-    doc_spec w2[NDOCS], w3[NDOCS];
+    sx_doc_spec w2[NDOCS], w3[NDOCS];
     docs_for(c, p, "r7a-w2", w2, NDOCS);
     docs_for(c, p, "r7a-w3", w3, NDOCS);
     sx_err err = {0};
-    sx_status st = put_docs(c, L, w2, NDOCS, 10000, NULL, &err);
+    sx_status st = sx_docs_put(c, L, w2, NDOCS, 10000, NULL, &err);
     if (st != SX_UNAVAILABLE && st != SX_DEADLINE_EXCEEDED)
         FAIL(c, "W2 with the leader cut off: %s (%s)", sx_status_name(st), err.msg);
     waitc alone = {.c = c, .p = p, .mask = BIT(L)};
@@ -1242,7 +1164,7 @@ static void test_row7_cut_from_all_refuses_writes(void **state)
              "flaps and writes time out instead of failing with UNAVAILABLE",
              readded);
     for (uint32_t via = 0; via < 3; via++) {
-        st = put_docs(c, via, w3, NDOCS, 5000, NULL, &err);
+        st = sx_docs_put(c, via, w3, NDOCS, 5000, NULL, &err);
         if (st != SX_UNAVAILABLE || !strstr(err.msg, "min_isr"))
             FAIL(c,
                  "a write via %u with the ISR {leader}: %s (%s), want UNAVAILABLE naming "
@@ -1266,7 +1188,7 @@ static void test_row7_paused_leader_shrink_refused(void **state)
     assert_true(v0.ok && v0.leader != NONE);
     const uint32_t L = v0.leader;
     ack_log *acks = calloc(1, sizeof(*acks));
-    doc_spec base[NDOCS];
+    sx_doc_spec base[NDOCS];
     docs_for(c, p, "r7b-base", base, NDOCS);
     must_put(c, L, base, NDOCS, acks, NULL, NULL);
 
@@ -1297,7 +1219,7 @@ static void test_row7_paused_leader_shrink_refused(void **state)
              sx_status_name(st2), err.msg);
     assert_int_equal(v2.isr_version, v1.isr_version);
     assert_int_equal(v2.epoch, v1.epoch);
-    doc_spec after[NDOCS];
+    sx_doc_spec after[NDOCS];
     docs_for(c, p, "r7b-after", after, NDOCS);
     must_put(c, running_worker(c, L + 1), after, NDOCS, acks, NULL, NULL);
     check(c);
@@ -1367,7 +1289,7 @@ static void test_row8_min_isr_with_both_followers_stopped(void **state)
     assert_true(v.ok && v.leader != NONE);
     const uint32_t L = v.leader, F = (L + 1) % 3, G = (L + 2) % 3;
     ack_log *acks = calloc(1, sizeof(*acks));
-    doc_spec base[NDOCS], w1[NDOCS], w2[NDOCS], w3[NDOCS], q[NDOCS];
+    sx_doc_spec base[NDOCS], w1[NDOCS], w2[NDOCS], w3[NDOCS], q[NDOCS];
     docs_for(c, p, "r8-base", base, NDOCS);
     docs_for(c, p, "r8-w1", w1, NDOCS);
     docs_for(c, p, "r8-w2", w2, NDOCS);
@@ -1381,17 +1303,17 @@ static void test_row8_min_isr_with_both_followers_stopped(void **state)
     /* Before the coordinator notices (a lease and a margin): the leader holds
      * the write, nothing commits, the client's deadline passes. */
     sx_err err = {0};
-    sx_status st1 = put_docs(c, L, w1, NDOCS, 800, NULL, &err);
+    sx_status st1 = sx_docs_put(c, L, w1, NDOCS, 800, NULL, &err);
     char msg1[256];
     snprintf(msg1, sizeof(msg1), "%s", err.msg);
     rstate l1 = state_of(c, L, p);
     /* After: the ISR is {L}; writes are refused at once. */
     waitc alone = {.c = c, .p = p, .mask = BIT(L)};
     bool shrank = sx_h_wait_for(isr_is, &alone, WAIT_MS);
-    sx_status st2 = put_docs(c, L, w2, NDOCS, 5000, NULL, &err);
+    sx_status st2 = sx_docs_put(c, L, w2, NDOCS, 5000, NULL, &err);
     char msg2[256];
     snprintf(msg2, sizeof(msg2), "%s", err.msg);
-    sx_status st3 = put_docs(c, L, q, NDOCS, 5000, NULL, &err); /* another partition, same fate */
+    sx_status st3 = sx_docs_put(c, L, q, NDOCS, 5000, NULL, &err); /* another partition, same fate */
     sx_clock_sleep_ms(300);
     rstate l2 = state_of(c, L, p);
     sx_h_resume(c->worker_pid[F]);
@@ -1469,7 +1391,7 @@ static void test_row9_kill_all_then_corrupt_a_replica(void **state)
     for (int r = 0; r < 3; r++) {
         char tag[32];
         snprintf(tag, sizeof(tag), "r9-base%d", r);
-        doc_spec d[NDOCS];
+        sx_doc_spec d[NDOCS];
         docs_for(c, p, tag, d, NDOCS);
         must_put(c, running_worker(c, (size_t)r), d, NDOCS, acks, NULL, NULL);
     }
@@ -1491,7 +1413,7 @@ static void test_row9_kill_all_then_corrupt_a_replica(void **state)
     for (int r = 0; r < 5; r++) {
         char tag[32];
         snprintf(tag, sizeof(tag), "r9-more%d", r);
-        doc_spec d[NDOCS];
+        sx_doc_spec d[NDOCS];
         docs_for(c, p, tag, d, NDOCS);
         for (int k = 0; r > 0 && k < NDOCS; k++)
             d[k].pad = pad;
