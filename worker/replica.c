@@ -118,6 +118,7 @@ struct sx_replicas {
     pthread_mutex_t mu; /* reps, nparts, next_map, stop */
     pthread_cond_t cv;
     replica **reps; /* [nparts], NULL until hosted */
+    int32_t me;     /* this worker's index in the last map applied; -1 before */
     uint32_t nparts;
     Shardex__Internal__V1__ClusterMap *next_map; /* owned; handed to the manager */
     bool stop;
@@ -149,8 +150,8 @@ static sx_member *member_of(sx_replicas *rs)
     return m;
 }
 
-/* This worker's lease and index, as its membership says now. */
-static bool lease_valid(sx_replicas *rs, int32_t *index)
+/* Whether this worker's lease is valid, as its membership says now. */
+static bool lease_valid(sx_replicas *rs)
 {
     sx_member *m = member_of(rs);
     if (!m)
@@ -158,8 +159,6 @@ static bool lease_valid(sx_replicas *rs, int32_t *index)
     sx_member_view v;
     sx_member_get_view(m, &v);
     sx_member_map_release(v.map);
-    if (index)
-        *index = v.index;
     return v.lease_valid;
 }
 
@@ -217,8 +216,9 @@ static void update_hw_locked(replica *r)
     if (r->role != ROLE_LEADER || r->fenced || r->nisr < r->min_isr)
         return;
     uint64_t m = sx_plog_leo(r->log);
-    int32_t me = -1;
-    lease_valid(r->owner, &me);
+    pthread_mutex_lock(&r->owner->mu);
+    int32_t me = r->owner->me; /* stable per worker id: set by apply_map */
+    pthread_mutex_unlock(&r->owner->mu);
     for (uint32_t i = 0; i < r->nisr + r->npending; i++) {
         int32_t f = i < r->nisr ? r->isr[i] : r->pending[i - r->nisr];
         if (f == me)
@@ -695,6 +695,7 @@ static void apply_map(sx_replicas *rs, const Shardex__Internal__V1__ClusterMap *
         if (strcmp(m->workers[w]->id, rs->worker_id) == 0)
             me = (int32_t)w;
     pthread_mutex_lock(&rs->mu);
+    rs->me = me;
     if (!rs->reps) {
         rs->nparts = (uint32_t)m->n_partitions;
         rs->reps = sx_calloc(rs->nparts + 1, sizeof(*rs->reps));
@@ -863,7 +864,7 @@ void sx_replicas_write(sx_replicas *rs, uint32_t p, ProtobufCBinaryData *ops, si
         done(arg, err.code, &err, NULL, 0);
         return;
     }
-    bool lease = lease_valid(rs, NULL);
+    bool lease = lease_valid(rs);
     pthread_mutex_lock(&r->mu);
     if (r->role != ROLE_LEADER || r->fenced || !lease || !r->appender_running) {
         pthread_mutex_unlock(&r->mu);
@@ -1015,7 +1016,7 @@ sx_status sx_replicas_read(sx_replicas *rs, uint32_t p, const char *id, uint64_t
                            sx_err *err)
 {
     replica *r = get_replica(rs, p);
-    bool lease = lease_valid(rs, NULL);
+    bool lease = lease_valid(rs);
     if (!r || !lease)
         return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now", p);
     pthread_mutex_lock(&r->mu);
@@ -1192,6 +1193,7 @@ sx_status sx_replicas_create(const sx_replicas_opts *opts, sx_replicas **out, sx
     rs->fsync = opts->fsync;
     rs->lag_timeout_ms = opts->lag_timeout_ms ? opts->lag_timeout_ms : 2000;
     rs->cache = sx_store_cache_create(32u << 20); /* shared by every partition's store */
+    rs->me = -1;
     pthread_mutex_init(&rs->mu, NULL);
     pthread_cond_init(&rs->cv, NULL);
     pthread_create(&rs->manager, NULL, manager_main, rs);

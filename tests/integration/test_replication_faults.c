@@ -126,21 +126,9 @@ typedef Shardex__Internal__V1__ClusterMap ClusterMap;
 
 static int setup(void **state)
 {
-    sx_cluster *c = calloc(1, sizeof(*c));
     sx_cluster_opts o = {.workers = 3};
-    if (!sx_cluster_start(c, &o)) {
-        sx_cluster_stop(c);
-        free(c);
-        return -1;
-    }
-    *state = c;
-    char why[256];
-    if (!sx_check_replicas(c, WAIT_MS, why, sizeof(why))) {
-        fprintf(stderr, "setup: %s\n", why);
-        sx_cluster_dump_logs(c);
-        return -1;
-    }
-    return 0;
+    *state = sx_cluster_start_settled(&o, WAIT_MS);
+    return *state ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -269,3 +269,16 @@ bool sx_check_replicas(sx_cluster *c, uint64_t timeout_ms, char *why, size_t cap
     sx_rpc_free(&m->base);
     return ok;
 }
+
+sx_cluster *sx_cluster_start_settled(const sx_cluster_opts *opts, uint64_t timeout_ms)
+{
+    sx_cluster *c = sx_calloc(1, sizeof(*c));
+    char why[256] = "the processes did not start";
+    if (sx_cluster_start(c, opts) && sx_check_replicas(c, timeout_ms, why, sizeof(why)))
+        return c;
+    fprintf(stderr, "cluster start: %s\n", why);
+    sx_cluster_dump_logs(c);
+    sx_cluster_stop(c);
+    free(c);
+    return NULL;
+}

@@ -17,4 +17,9 @@
  * failure writes a reason into why and returns false. */
 bool sx_check_replicas(sx_cluster *c, uint64_t timeout_ms, char *why, size_t cap);
 
+/* Starts a cluster (sx_cluster_start) and waits until it is settled as above,
+ * so that writes find a whole ISR everywhere. Returns it (sx_cluster_stop and
+ * free it), or NULL after printing why, with everything started stopped. */
+sx_cluster *sx_cluster_start_settled(const sx_cluster_opts *opts, uint64_t timeout_ms);
+
 #endif
