@@ -154,9 +154,6 @@ static void test_put_get_delete_and_bad_input(void **state)
     char long_id[300];
     memset(long_id, 'x', sizeof(long_id) - 1);
     long_id[sizeof(long_id) - 1] = '\0';
-    sx_doc_spec one;
-    memset(&one, 0, sizeof(one));
-    memcpy(one.id, "ok", 3);
     Shardex__V1__PutRequest empty = SHARDEX__V1__PUT_REQUEST__INIT;
     assert_int_equal(
         sx_rpc_invoke(c->rpc, c->worker_addr[2], SHARDEX_SVC, "Put", &empty.base, &resp, &o, &err),
@@ -397,12 +394,6 @@ static void test_chaos_kill_rounds(void **state)
     check(c);
 }
 
-static bool has_new_leader(void *arg)
-{
-    uint64_t *want = arg; /* [0]=partition [1]=old epoch [2]=old leader index */
-    return false == (want == NULL);
-}
-
 typedef struct leader_wait {
     sx_cluster *c;
     uint32_t p;
@@ -448,7 +439,6 @@ static sx_status direct_write(sx_cluster *c, uint32_t via, uint32_t p, sx_err *e
 static void test_paused_leader_acknowledges_nothing(void **state)
 {
     sx_cluster *c = *state;
-    (void)has_new_leader;
     sx_doc_spec d[20];
     memset(d, 0, sizeof(d));
     for (int i = 0; i < 20; i++) {
