@@ -52,10 +52,11 @@ struct sx_plog {
     uint64_t last_epoch;    /* epoch of the entry at leo */
     sx_epoch_start *epochs; /* ascending epoch, non-decreasing start_offset */
     size_t nepochs, cap_epochs;
-    uint64_t applied; /* <= leo */
-    uint64_t commit;  /* highest commit offset recorded; may exceed leo */
-    uint64_t appends; /* batches appended since open (one fsync each when synced) */
-    uint64_t appended; /* entries appended since open */
+    uint64_t applied;    /* <= leo */
+    uint64_t commit;     /* highest commit offset recorded; may exceed leo */
+    uint64_t appends;    /* batches appended since open (one fsync each when synced) */
+    uint64_t appended;   /* entries appended since open */
+    sx_plog_hooks hooks; /* the index layer's; zero when none */
 };
 
 /* protobuf-c allocates through this so that NULL from an unpack means "does
@@ -740,11 +741,15 @@ static sx_status old_doc(sx_plog *p, apply_ctx *c, const overlay_slot *s, const 
 
 /* Adds the entry at offset to c->batch and calls the hook. *bad: the entry
  * itself cannot be applied (SX_DATA_LOSS), as opposed to a store failure. */
+/* What apply_entry did with an entry. */
+enum { ENTRY_APPLIED, ENTRY_MARKER_NEXT, ENTRY_MARKER_DONE };
+
 static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const uint8_t *op,
-                             size_t op_len, sx_plog_apply_fn hook, void *hook_arg, bool *bad,
-                             sx_err *err)
+                             size_t op_len, bool first, sx_plog_apply_fn hook, void *hook_arg,
+                             bool *bad, int *what, sx_err *err)
 {
     *bad = false;
+    *what = ENTRY_APPLIED;
     Shardex__Internal__V1__LogOp *lop =
         shardex__internal__v1__log_op__unpack(&pb_allocator, op_len, op);
     if (!lop) {
@@ -760,6 +765,19 @@ static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const ui
         id = doc->id;
     } else if (lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_DELETE && lop->delete_) {
         id = lop->delete_;
+    } else if ((lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START && lop->index_start &&
+                lop->index_start->spec) ||
+               lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP) {
+        /* A marker is applied alone in its batch, on the documents as of the
+         * offset before it: end the batch before it unless it comes first. */
+        if (!first) {
+            *what = ENTRY_MARKER_NEXT;
+        } else {
+            *what = ENTRY_MARKER_DONE;
+            if (p->hooks.marker)
+                st = p->hooks.marker(p->hooks.arg, c->batch, offset, lop, err);
+        }
+        goto done;
     } else {
         *bad = true;
         st = sx_err_set(err, SX_DATA_LOSS, "plog %s: log entry %" PRIu64 " holds no operation",
@@ -786,6 +804,8 @@ static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const ui
     } else {
         sx_batch_delete(c->batch, c->key.data, c->key.len);
     }
+    if (p->hooks.entry)
+        p->hooks.entry(p->hooks.arg, c->batch, offset, id, id_len, old, old_len, new_doc, new_len);
     if (hook)
         hook(hook_arg, c->batch, offset, id, id_len, old, old_len, new_doc, new_len);
     if (!s->id) {
@@ -846,11 +866,15 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit,
                             "plog %s: log entry %" PRIu64 " is missing or malformed", p->dir, next);
             break;
         }
-        st = apply_entry(p, c, off, v + rest, vlen - rest, hook, hook_arg, &bad, err);
-        if (st != SX_OK)
+        int what;
+        st = apply_entry(p, c, off, v + rest, vlen - rest, next == from, hook, hook_arg, &bad,
+                         &what, err);
+        if (st != SX_OK || what == ENTRY_MARKER_NEXT)
             break;
         bytes += vlen;
         next++;
+        if (what == ENTRY_MARKER_DONE)
+            break;
     }
     if (st == SX_OK && !sx_iter_valid(it)) {
         st = sx_iter_status(it, err);
@@ -861,8 +885,12 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit,
         }
     }
     sx_iter_destroy(it);
-    if (st != SX_OK && !bad)
+    bool hooked = next > from || (st != SX_OK && p->hooks.marker);
+    if (st != SX_OK && !bad) {
+        if (hooked && p->hooks.end)
+            p->hooks.end(p->hooks.arg, false);
         return st;
+    }
     if (next - 1 > p->applied || new_commit != p->commit) {
         val_u64(&c->val, next - 1);
         sx_batch_put(c->batch, APPLIED_KEY, strlen(APPLIED_KEY), c->val.data, c->val.len);
@@ -870,10 +898,14 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit,
         sx_batch_put(c->batch, COMMIT_KEY, strlen(COMMIT_KEY), c->val.data, c->val.len);
         /* Not synced: the log is, and this batch is re-derived from it. */
         sx_status wst = sx_store_write(p->store, c->batch, SX_SYNC_NO, err);
+        if (hooked && p->hooks.end)
+            p->hooks.end(p->hooks.arg, wst == SX_OK);
         if (wst != SX_OK)
             return wst;
         p->applied = next - 1;
         p->commit = new_commit;
+    } else if (hooked && p->hooks.end) {
+        p->hooks.end(p->hooks.arg, false);
     }
     if (st != SX_OK)
         return st;
@@ -909,14 +941,14 @@ sx_status sx_plog_apply(sx_plog *p, uint64_t commit, sx_plog_apply_fn hook, void
 
 /* ---- documents ---- */
 
-sx_status sx_plog_get_doc(sx_plog *p, const char *id, size_t id_len, bool *found, uint64_t *version,
-                          sx_buf *doc, sx_err *err)
+sx_status sx_plog_get_doc_at(sx_plog *p, const sx_snapshot *snap, const char *id, size_t id_len,
+                             bool *found, uint64_t *version, sx_buf *doc, sx_err *err)
 {
     sx_buf key = {0};
     bool f = false;
     *found = false;
     doc_key(&key, id, id_len);
-    sx_status st = sx_store_get(p->store, NULL, key.data, key.len, doc, &f, err);
+    sx_status st = sx_store_get(p->store, snap, key.data, key.len, doc, &f, err);
     sx_buf_free(&key);
     if (st != SX_OK || !f)
         return st;
@@ -932,13 +964,46 @@ sx_status sx_plog_get_doc(sx_plog *p, const char *id, size_t id_len, bool *found
     return SX_OK;
 }
 
-sx_status sx_plog_scan_docs(sx_plog *p,
-                            bool (*fn)(void *arg, const char *id, size_t id_len, uint64_t version,
-                                       const uint8_t *doc, size_t len),
-                            void *arg, sx_err *err)
+sx_status sx_plog_get_doc(sx_plog *p, const char *id, size_t id_len, bool *found, uint64_t *version,
+                          sx_buf *doc, sx_err *err)
+{
+    return sx_plog_get_doc_at(p, NULL, id, id_len, found, version, doc, err);
+}
+
+void sx_plog_set_hooks(sx_plog *p, const sx_plog_hooks *hooks)
+{
+    pthread_mutex_lock(&p->mu);
+    p->hooks = hooks ? *hooks : (sx_plog_hooks){0};
+    pthread_mutex_unlock(&p->mu);
+}
+
+sx_store *sx_plog_store(sx_plog *p)
+{
+    return p->store;
+}
+
+void sx_plog_locked(sx_plog *p, void (*fn)(void *arg, uint64_t applied), void *arg)
+{
+    pthread_mutex_lock(&p->mu);
+    fn(arg, p->applied);
+    pthread_mutex_unlock(&p->mu);
+}
+
+sx_status sx_plog_scan_docs_locked(sx_plog *p,
+                                   bool (*fn)(void *arg, const char *id, size_t id_len,
+                                              uint64_t version, const uint8_t *doc, size_t len),
+                                   void *arg, sx_err *err)
+{
+    return sx_plog_scan_docs(p, fn, arg, err); /* reads only: needs no lock either way */
+}
+
+sx_status sx_plog_scan_docs_at(sx_plog *p, const sx_snapshot *snap,
+                               bool (*fn)(void *arg, const char *id, size_t id_len,
+                                          uint64_t version, const uint8_t *doc, size_t len),
+                               void *arg, sx_err *err)
 {
     const char tag = TAG_DOC;
-    sx_iter *it = sx_store_iter_prefix(p->store, NULL, &tag, 1);
+    sx_iter *it = sx_store_iter_prefix(p->store, snap, &tag, 1);
     sx_buf id = {0};
     sx_status st = SX_OK;
     for (; sx_iter_valid(it); sx_iter_next(it)) {
@@ -964,6 +1029,14 @@ done:
     sx_iter_destroy(it);
     sx_buf_free(&id);
     return st;
+}
+
+sx_status sx_plog_scan_docs(sx_plog *p,
+                            bool (*fn)(void *arg, const char *id, size_t id_len, uint64_t version,
+                                       const uint8_t *doc, size_t len),
+                            void *arg, sx_err *err)
+{
+    return sx_plog_scan_docs_at(p, NULL, fn, arg, err);
 }
 
 void sx_plog_counters(sx_plog *p, uint64_t *appends, uint64_t *entries)

@@ -37,6 +37,7 @@
 #define SX_PLOG_H
 
 #include "mem.h"
+#include "shardex/internal/v1/replication.pb-c.h"
 #include "status.h"
 #include "store.h"
 
@@ -72,8 +73,8 @@ typedef struct sx_plog_opts {
  * or disagrees with the entries at both ends of an epoch's range or with the
  * last entry; or applied is above leo. A hole strictly inside an epoch's
  * range is found later, by sx_plog_read and sx_plog_apply (SX_DATA_LOSS). */
-sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *opts,
-                       sx_plog **out, sx_err *err);
+sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *opts, sx_plog **out,
+                       sx_err *err);
 void sx_plog_close(sx_plog *p); /* accepts NULL */
 
 uint32_t sx_plog_partition(const sx_plog *p);
@@ -105,8 +106,7 @@ sx_status sx_plog_begin_epoch(sx_plog *p, uint64_t epoch, sx_err *err);
  * first entry's, which can only be epochs begun here and not written in (a
  * demoted leader now following one with older entries), are removed in the
  * same batch. n == 0 is a no-op. Bytes are copied. */
-sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool sync,
-                         sx_err *err);
+sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool sync, sx_err *err);
 
 /* Removes every entry above offset and every epoch-table row starting above
  * it; synced. offset > leo is a no-op; offset == leo removes only the rows of
@@ -147,6 +147,44 @@ typedef void (*sx_plog_apply_fn)(void *arg, sx_batch *batch, uint64_t offset, co
                                  size_t id_len, const uint8_t *old_doc, size_t old_len,
                                  const uint8_t *new_doc, size_t new_len);
 
+/* Hooks the index layer (worker/pindex.c) installs on a plog, called with the
+ * plog's mutex held (they must not call into the same plog, except
+ * sx_plog_scan_docs_locked from `marker`):
+ *   entry   as sx_plog_apply_fn, for every put and delete;
+ *   marker  an index marker (LogOp index_start / index_drop). A marker is
+ *           applied alone in its batch, so the store holds exactly the
+ *           documents as of offset - 1; it adds what it derives to batch.
+ *           An error stops the apply (nothing of the batch is written);
+ *   end     after every batch that called entry or marker: written tells
+ *           whether the batch reached the store (false: it was discarded and
+ *           the same entries will be seen again).
+ * Markers are skipped (applied as no-ops) when no hooks are installed. */
+typedef struct sx_plog_hooks {
+    void *arg;
+    sx_plog_apply_fn entry;
+    sx_status (*marker)(void *arg, sx_batch *batch, uint64_t offset,
+                        const Shardex__Internal__V1__LogOp *op, sx_err *err);
+    void (*end)(void *arg, bool written);
+} sx_plog_hooks;
+
+/* Installs hooks (copied; NULL removes them). Call before the first apply. */
+void sx_plog_set_hooks(sx_plog *p, const sx_plog_hooks *hooks);
+
+/* The plog's store, for the index layer's own keys (tags 'I' 'X' 'O' 'F' 'N'
+ * are theirs; plog owns 'L' 'E' 'M' 'D'). */
+sx_store *sx_plog_store(sx_plog *p);
+
+/* sx_plog_scan_docs for a marker hook, which already holds the mutex: scans
+ * the store as it is (no snapshot is needed: nothing else writes). */
+sx_status sx_plog_scan_docs_locked(sx_plog *p,
+                                   bool (*fn)(void *arg, const char *id, size_t id_len,
+                                              uint64_t version, const uint8_t *doc, size_t len),
+                                   void *arg, sx_err *err);
+
+/* Runs fn with the mutex held, so that what it reads of the store and of the
+ * applied offset belongs to one position (e.g. to take a snapshot). */
+void sx_plog_locked(sx_plog *p, void (*fn)(void *arg, uint64_t applied), void *arg);
+
 /* Applies entries applied+1 .. min(commit, leo) to the documents, in batches
  * (up to 1000 entries or about 4 MiB of ops, not synced), each batch also
  * recording applied and the highest commit given so far (a lower commit
@@ -163,17 +201,25 @@ sx_status sx_plog_apply(sx_plog *p, uint64_t commit, sx_plog_apply_fn hook, void
 /* Reads a document as applied: *found, its version (the offset that wrote
  * it; version may be NULL) and the packed Document into doc (replacing its
  * contents; untouched when not found). */
-sx_status sx_plog_get_doc(sx_plog *p, const char *id, size_t id_len, bool *found,
-                          uint64_t *version, sx_buf *doc, sx_err *err);
+sx_status sx_plog_get_doc(sx_plog *p, const char *id, size_t id_len, bool *found, uint64_t *version,
+                          sx_buf *doc, sx_err *err);
 
 /* Calls fn for every applied document in id order (for checkers and
  * backfill), on a consistent view as of the call; stops early if fn returns
  * false. id (NUL-terminated, not counted in id_len) and doc are borrowed for
  * the call. fn may call into the plog. */
 sx_status sx_plog_scan_docs(sx_plog *p,
-                            bool (*fn)(void *arg, const char *id, size_t id_len,
-                                       uint64_t version, const uint8_t *doc, size_t len),
+                            bool (*fn)(void *arg, const char *id, size_t id_len, uint64_t version,
+                                       const uint8_t *doc, size_t len),
                             void *arg, sx_err *err);
+
+/* The same two reads at a snapshot of sx_plog_store(p) (NULL: the latest). */
+sx_status sx_plog_get_doc_at(sx_plog *p, const sx_snapshot *snap, const char *id, size_t id_len,
+                             bool *found, uint64_t *version, sx_buf *doc, sx_err *err);
+sx_status sx_plog_scan_docs_at(sx_plog *p, const sx_snapshot *snap,
+                               bool (*fn)(void *arg, const char *id, size_t id_len,
+                                          uint64_t version, const uint8_t *doc, size_t len),
+                               void *arg, sx_err *err);
 
 /* Appends (batches) and entries appended since open: group commit shows as
  * fewer appends than entries. */

@@ -1,0 +1,65 @@
+/* ixkey.h: what an index holds for a document, and how its entries are keyed.
+ *
+ * Shared by the workers (apply, ship, scan) and the tools (verify recomputes
+ * every index from the log with these same functions), so that "what the log
+ * implies" has one definition.
+ *
+ * An index entry is (value, id) -> version, keyed by the entry key
+ *     enc(value) ++ enc(id)
+ * with common/keys.h encodings (a string value and the id: sx_key_append_str;
+ * an int value: sx_key_append_i64), so keys sort by (value, id). A document
+ * gives one entry per distinct value of the index's field with the index's
+ * type; a value of the other type is not indexed and makes the document
+ * "mistyped". A global index's entry lives in term partition
+ * sx_term_partition_of_{str,int}(name, value, M) (common/hash.h).
+ *
+ * Pure functions on caller memory; any thread.
+ */
+#ifndef SX_IXKEY_H
+#define SX_IXKEY_H
+
+#include "mem.h"
+#include "shardex/v1/shardex.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* An index as the apply path needs it. Strings are borrowed. */
+typedef struct sx_ix_def {
+    uint64_t id;
+    const char *name;
+    const char *field;
+    bool is_int; /* VALUE_TYPE_INT; else strings */
+    bool local, global;
+    uint32_t term_partitions; /* M, > 0 when global */
+} sx_ix_def;
+
+/* Fills d from a spec (borrowing its strings). */
+void sx_ix_def_from_spec(sx_ix_def *d, uint64_t id, const Shardex__V1__IndexSpec *spec);
+
+/* The distinct value keys (enc(value) only, no id) that doc gives index d,
+ * sorted, as a list of (offset, length) into keys->data: vals[i] is
+ * keys->data + offs[i], lens[i]. Returns the count (at most the document's
+ * field count). keys is cleared first; offs/lens must hold cap entries (cap >=
+ * doc->n_fields). *mistyped: some value of the field has the other type. */
+size_t sx_ix_doc_values(const sx_ix_def *d, const Shardex__V1__Document *doc, sx_buf *keys,
+                        size_t *offs, size_t *lens, size_t cap, bool *mistyped);
+
+/* The term partition of an encoded value key (as sx_ix_doc_values gives). */
+uint32_t sx_ix_term_of(const sx_ix_def *d, const uint8_t *vkey, size_t n);
+
+/* Appends enc(value) of v to b; false (b unchanged) when v's type is not the
+ * index's or v is unset. */
+bool sx_ix_append_value(sx_buf *b, bool is_int, const Shardex__V1__Value *v);
+
+/* Splits an entry key into its value (decoded into *v: v->s points into sbuf,
+ * which is replaced) and its id (appended to id, NUL-terminated, not counted
+ * in its length). False when the key is malformed. */
+bool sx_ix_split_key(bool is_int, const uint8_t *key, size_t n, Shardex__V1__Value *v, sx_buf *sbuf,
+                     sx_buf *id);
+
+/* The order-independent digest: acc plus XXH64(key ++ u64 version BE). */
+uint64_t sx_ix_digest_add(uint64_t acc, const uint8_t *key, size_t n, uint64_t version);
+
+#endif
