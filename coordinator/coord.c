@@ -21,15 +21,40 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A term partition owner's report, copied out of its heartbeat. */
+typedef struct term_report {
+    uint64_t index_id;
+    uint32_t t;
+    uint64_t epoch;
+    bool ready;
+    uint64_t *wm; /* [nwm] */
+    size_t nwm;
+} term_report;
+
 typedef struct worker {
     char *id;
     char *addr;
     bool alive;
     uint64_t incarnation;
-    uint64_t lease_deadline_ms; /* volatile: not stored; fresh after a restart */
+    uint64_t lease_deadline_ms;                    /* volatile: not stored; fresh after a restart */
     Shardex__Internal__V1__ReplicaReport *reports; /* latest heartbeat's, volatile */
     size_t nreports;
+    Shardex__Internal__V1__IndexReport *ixreports; /* latest, volatile */
+    size_t nixreports;
+    term_report *treports; /* latest, volatile */
+    size_t ntreports;
 } worker;
+
+static void clear_index_reports(worker *wk)
+{
+    for (size_t i = 0; i < wk->ntreports; i++)
+        free(wk->treports[i].wm);
+    free(wk->treports);
+    free(wk->ixreports);
+    wk->treports = NULL;
+    wk->ixreports = NULL;
+    wk->ntreports = wk->nixreports = 0;
+}
 
 typedef struct index_entry {
     char *name;
@@ -318,8 +343,8 @@ static void random_id(char *out, size_t cap)
         (void)n;
         close(fd);
     }
-    snprintf(out, cap, "%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
-             b[6], b[7]);
+    snprintf(out, cap, "%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5], b[6],
+             b[7]);
 }
 
 static sx_status check_settings(const sx_coord_settings *s, sx_err *err)
@@ -377,9 +402,8 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
                               c->set.replication, opts->data_dir, err)) != SX_OK ||
             (st = check_fixed("min-isr", opts->given_min_isr, w->min_isr, c->set.min_isr,
                               opts->data_dir, err)) != SX_OK ||
-            (st = check_fixed("term-partitions", opts->given_term_partitions,
-                              w->term_partitions, c->set.term_partitions, opts->data_dir,
-                              err)) != SX_OK)
+            (st = check_fixed("term-partitions", opts->given_term_partitions, w->term_partitions,
+                              c->set.term_partitions, opts->data_dir, err)) != SX_OK)
             goto fail;
         /* Everyone known alive gets a fresh lease before anyone is judged (below). */
         /* Publish the stored version as it is when a restart changes nothing;
@@ -429,6 +453,7 @@ void sx_coord_close(sx_coord *c)
         free(c->workers[i].id);
         free(c->workers[i].addr);
         free(c->workers[i].reports);
+        clear_index_reports(&c->workers[i]);
     }
     for (uint32_t i = 0; i < c->nindexes; i++)
         free_index(&c->indexes[i]);
@@ -443,15 +468,20 @@ void sx_coord_close(sx_coord *c)
     free(c);
 }
 
-sx_coord_settings sx_coord_get_settings(const sx_coord *c) { return c->set; }
+sx_coord_settings sx_coord_get_settings(const sx_coord *c)
+{
+    return c->set;
+}
 
-uint32_t sx_coord_lease_ms(const sx_coord *c) { return c->lease_ms; }
+uint32_t sx_coord_lease_ms(const sx_coord *c)
+{
+    return c->lease_ms;
+}
 
 /* ------------------------------------------------------------ membership -- */
 
 sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, uint64_t now_ms,
-                            int32_t *index, uint64_t *incarnation, sx_coord_map **map,
-                            sx_err *err)
+                            int32_t *index, uint64_t *incarnation, sx_coord_map **map, sx_err *err)
 {
     if (!id[0] || strlen(id) > 64)
         return sx_err_set(err, SX_INVALID_ARGUMENT, "worker_id: must be 1..64 bytes");
@@ -506,6 +536,7 @@ sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, ui
     free(wk->reports);
     wk->reports = NULL;
     wk->nreports = 0;
+    clear_index_reports(wk);
     SX_LOG(SX_LOG_INFO, "coord", "worker registered id=%s index=%d addr=%s incarnation=%" PRIu64,
            id, w, address, wk->incarnation);
     assign_locked(c);
@@ -515,6 +546,37 @@ sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, ui
     *map = acquire_locked(c);
     pthread_mutex_unlock(&c->mu);
     return SX_OK;
+}
+
+void sx_coord_index_reports(sx_coord *c, const char *id,
+                            Shardex__Internal__V1__IndexReport *const *ix, size_t nix,
+                            Shardex__Internal__V1__TermReport *const *terms, size_t nterms)
+{
+    pthread_mutex_lock(&c->mu);
+    int32_t w = find_worker_locked(c, id);
+    if (w >= 0) {
+        worker *wk = &c->workers[w];
+        clear_index_reports(wk);
+        wk->ixreports = sx_calloc(nix + 1, sizeof(*wk->ixreports));
+        for (size_t i = 0; i < nix; i++)
+            wk->ixreports[i] = *ix[i];
+        wk->nixreports = nix;
+        wk->treports = sx_calloc(nterms + 1, sizeof(*wk->treports));
+        for (size_t i = 0; i < nterms; i++) {
+            term_report *r = &wk->treports[i];
+            *r = (term_report){terms[i]->index_id,
+                               terms[i]->term_partition,
+                               terms[i]->epoch,
+                               terms[i]->ready,
+                               NULL,
+                               terms[i]->n_watermarks};
+            r->wm = sx_calloc(r->nwm + 1, sizeof(*r->wm));
+            if (r->nwm)
+                memcpy(r->wm, terms[i]->watermarks, r->nwm * sizeof(*r->wm));
+        }
+        wk->ntreports = nterms;
+    }
+    pthread_mutex_unlock(&c->mu);
 }
 
 sx_status sx_coord_heartbeat(sx_coord *c, const char *id, uint64_t incarnation,
@@ -553,8 +615,8 @@ void sx_coord_tick(sx_coord *c, uint64_t now_ms)
             wk->alive = false;
             died = true;
             SX_LOG(SX_LOG_WARN, "coord",
-                   "worker dead id=%s index=%u reason=\"lease expired %" PRIu64 " ms ago\"",
-                   wk->id, i, now_ms - wk->lease_deadline_ms);
+                   "worker dead id=%s index=%u reason=\"lease expired %" PRIu64 " ms ago\"", wk->id,
+                   i, now_ms - wk->lease_deadline_ms);
         }
     }
     if (died) {
@@ -659,7 +721,23 @@ static bool valid_name(const char *s)
     return true;
 }
 
-static Shardex__V1__IndexInfo *info_of(const index_entry *e, sx_arena *a)
+/* Mistyped documents of index e: the sum of its partitions' leaders' reports. */
+static uint64_t mistyped_locked(const sx_coord *c, const index_entry *e)
+{
+    uint64_t n = 0;
+    for (uint32_t p = 0; p < c->set.partitions; p++) {
+        int32_t l = c->parts[p].leader;
+        if (l < 0)
+            continue;
+        const worker *wk = &c->workers[l];
+        for (size_t i = 0; i < wk->nixreports; i++)
+            if (wk->ixreports[i].index_id == e->id && wk->ixreports[i].partition == p)
+                n += wk->ixreports[i].mistyped_docs;
+    }
+    return n;
+}
+
+static Shardex__V1__IndexInfo *info_of(const sx_coord *c, const index_entry *e, sx_arena *a)
 {
     Shardex__V1__IndexInfo *info = sx_arena_alloc(a, sizeof(*info));
     shardex__v1__index_info__init(info);
@@ -673,6 +751,7 @@ static Shardex__V1__IndexInfo *info_of(const index_entry *e, sx_arena *a)
     spec->term_partitions = e->term_partitions;
     info->spec = spec;
     info->state = e->state;
+    info->mistyped_docs = mistyped_locked(c, e);
     return info;
 }
 
@@ -729,7 +808,7 @@ sx_status sx_coord_create_index(sx_coord *c, const Shardex__V1__IndexSpec *spec,
     SX_LOG(SX_LOG_INFO, "coord",
            "index created name=%s field=%s id=%" PRIu64 " local=%d global=%d term_partitions=%u",
            e->name, e->field, e->id, e->local, e->global, e->term_partitions);
-    *info = info_of(e, arena);
+    *info = info_of(c, e, arena);
     pthread_mutex_unlock(&c->mu);
     return SX_OK;
 }
@@ -768,7 +847,7 @@ void sx_coord_list_indexes(sx_coord *c, sx_arena *arena, Shardex__V1__ListIndexe
     out->n_indexes = c->nindexes;
     out->indexes = sx_arena_alloc(arena, (c->nindexes + 1) * sizeof(*out->indexes));
     for (uint32_t i = 0; i < c->nindexes; i++)
-        out->indexes[i] = info_of(&c->indexes[i], arena);
+        out->indexes[i] = info_of(c, &c->indexes[i], arena);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -849,13 +928,27 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
             ts->term_partition = t;
             ts->epoch = tp->epoch;
             ts->owner = tp->owner >= 0 ? sx_arena_strdup(a, c->workers[tp->owner].id) : "";
-            ts->ready = tp->owner >= 0 && c->workers[tp->owner].alive;
+            ts->ready = false;
+            const worker *ow = tp->owner >= 0 ? &c->workers[tp->owner] : NULL;
+            for (size_t r = 0; ow && ow->alive && r < ow->ntreports; r++) {
+                const term_report *tr = &ow->treports[r];
+                if (tr->index_id != e->id || tr->t != t || tr->epoch != tp->epoch)
+                    continue;
+                ts->ready = tr->ready;
+                for (uint32_t p = 0; p < c->set.partitions && p < tr->nwm; p++) {
+                    int32_t l = c->parts[p].leader;
+                    const Shardex__Internal__V1__ReplicaReport *rr =
+                        l >= 0 ? report_of(&c->workers[l], p) : NULL;
+                    if (rr && rr->commit_offset > tr->wm[p])
+                        ts->lag_offsets += rr->commit_offset - tr->wm[p];
+                }
+            }
             out->term_partitions[k++] = ts;
         }
     }
     out->n_indexes = c->nindexes;
     out->indexes = sx_arena_alloc(a, (c->nindexes + 1) * sizeof(*out->indexes));
     for (uint32_t i = 0; i < c->nindexes; i++)
-        out->indexes[i] = info_of(&c->indexes[i], a);
+        out->indexes[i] = info_of(c, &c->indexes[i], a);
     pthread_mutex_unlock(&c->mu);
 }

@@ -78,6 +78,12 @@ sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, ui
 /* Renews the lease of (id, incarnation) and records its replica reports.
  * *map is acquired when the current version differs from known_version, else
  * NULL. SX_FAILED_PRECONDITION when the worker must register again. */
+/* The index layer's part of a heartbeat (volatile, like replica reports):
+ * leaders' per-index counts and owners' term partition watermarks. */
+void sx_coord_index_reports(sx_coord *c, const char *id,
+                            Shardex__Internal__V1__IndexReport *const *ix, size_t nix,
+                            Shardex__Internal__V1__TermReport *const *terms, size_t nterms);
+
 sx_status sx_coord_heartbeat(sx_coord *c, const char *id, uint64_t incarnation,
                              uint64_t known_version,
                              Shardex__Internal__V1__ReplicaReport *const *reports, size_t nreports,

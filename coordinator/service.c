@@ -42,6 +42,8 @@ static sx_status on_heartbeat(sx_rpc_call *call, const ProtobufCMessage *reqm,
                                       err);
     if (st != SX_OK)
         return st;
+    sx_coord_index_reports(c, req->worker_id, req->indexes, req->n_indexes, req->terms,
+                           req->n_terms);
     resp->lease_ms = sx_coord_lease_ms(c);
     attach_map(call, map, &resp->map);
     return SX_OK;

@@ -4,10 +4,13 @@
 #include "daemon.h"
 #include "flags.h"
 #include "fsutil.h"
+#include "ixlead.h"
 #include "log.h"
 #include "membership.h"
+#include "query.h"
 #include "rpc.h"
 #include "service.h"
+#include "tstore.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,25 +33,45 @@ static const char *const fsync_modes[] = {"batch", "always", "never", NULL};
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
 static const sx_flag flags[] = {
-    {.name = "coordinator", .type = SX_FLAG_HOSTPORT, .offset = OFF(coordinator, const char *),
-     .help = "the coordinator's address", .env = "SHARDEX_COORDINATOR", .required = true},
-    {.name = "listen", .type = SX_FLAG_HOSTPORT, .offset = OFF(listen, const char *),
+    {.name = "coordinator",
+     .type = SX_FLAG_HOSTPORT,
+     .offset = OFF(coordinator, const char *),
+     .help = "the coordinator's address",
+     .env = "SHARDEX_COORDINATOR",
+     .required = true},
+    {.name = "listen",
+     .type = SX_FLAG_HOSTPORT,
+     .offset = OFF(listen, const char *),
      .help = "address to serve on (port 0: any free port, see --port-file)"},
-    {.name = "advertise", .type = SX_FLAG_HOSTPORT, .offset = OFF(advertise, const char *),
+    {.name = "advertise",
+     .type = SX_FLAG_HOSTPORT,
+     .offset = OFF(advertise, const char *),
      .help = "address other nodes and clients use to reach this worker (default: --listen "
              "with the bound port; 127.0.0.1 for a wildcard host)"},
-    {.name = "data-dir", .type = SX_FLAG_STRING, .offset = OFF(data_dir, const char *),
-     .metavar = "DIR", .help = "where this worker's id and data live (created if missing)",
+    {.name = "data-dir",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(data_dir, const char *),
+     .metavar = "DIR",
+     .help = "where this worker's id and data live (created if missing)",
      .required = true},
-    {.name = "port-file", .type = SX_FLAG_STRING, .offset = OFF(port_file, const char *),
-     .metavar = "FILE", .help = "write the bound port here once serving"},
-    {.name = "fsync", .type = SX_FLAG_CHOICE, .offset = OFF(fsync, const char *),
+    {.name = "port-file",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(port_file, const char *),
+     .metavar = "FILE",
+     .help = "write the bound port here once serving"},
+    {.name = "fsync",
+     .type = SX_FLAG_CHOICE,
+     .offset = OFF(fsync, const char *),
      .choices = fsync_modes,
      .help = "what durable means: batch = one fsync per group of concurrent writes, always = "
              "one per write request, never = leave it to the OS (acknowledged writes can be "
              "lost in a crash)"},
-    {.name = "log-level", .type = SX_FLAG_CHOICE, .offset = OFF(log_level, const char *),
-     .choices = log_levels, .help = "log threshold", .env = "SHARDEX_LOG_LEVEL"},
+    {.name = "log-level",
+     .type = SX_FLAG_CHOICE,
+     .offset = OFF(log_level, const char *),
+     .choices = log_levels,
+     .help = "log threshold",
+     .env = "SHARDEX_LOG_LEVEL"},
 };
 
 static const sx_flags_spec spec = {
@@ -95,6 +118,35 @@ static sx_status load_worker_id(const char *dir, char *id, size_t cap, sx_err *e
     return st;
 }
 
+/* Every newer map goes to the replicas and to the term partitions. */
+static void on_map(void *arg, const Shardex__Internal__V1__ClusterMap *map)
+{
+    sx_worker_ctx *w = arg;
+    sx_replicas_on_map(w->replicas, map);
+    int32_t me = -1;
+    for (size_t i = 0; i < map->n_workers; i++)
+        if (strcmp(map->workers[i]->id, w->worker_id) == 0)
+            me = (int32_t)i;
+    sx_tstore_on_map(w->terms, map, me);
+}
+
+static bool caught_up(void *arg, uint32_t p, int32_t follower, uint64_t incarnation)
+{
+    return sx_replicas_caught_up(((sx_worker_ctx *)arg)->replicas, p, follower, incarnation);
+}
+
+static size_t replica_reports(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap)
+{
+    return sx_replicas_reports(((sx_worker_ctx *)arg)->replicas, out, cap);
+}
+
+static void more_reports(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req)
+{
+    sx_worker_ctx *w = arg;
+    req->n_indexes = sx_ixlead_reports(w->replicas, arena, &req->indexes);
+    req->n_terms = sx_tstore_reports(w->terms, arena, &req->terms);
+}
+
 int main(int argc, char **argv)
 {
     sx_daemon_block_signals();
@@ -122,6 +174,7 @@ int main(int argc, char **argv)
     sx_rpc_client *rpc = NULL;
     sx_rpc_server *srv = NULL;
     sx_worker_ctx ctx = {0};
+    sx_ixlead *ixlead = NULL;
     if (sx_mkdirs(cfg.data_dir, &err) != SX_OK ||
         load_worker_id(cfg.data_dir, id, sizeof(id), &err) != SX_OK ||
         sx_rpc_client_create(NULL, &rpc, &err) != SX_OK)
@@ -136,13 +189,17 @@ int main(int argc, char **argv)
                  : strcmp(cfg.fsync, "never") == 0 ? SX_FSYNC_NEVER
                                                    : SX_FSYNC_BATCH,
     };
-    if (sx_replicas_create(&ro, &ctx.replicas, &err) != SX_OK)
+    char terms_dir[4200];
+    snprintf(terms_dir, sizeof(terms_dir), "%s/terms", cfg.data_dir);
+    if (sx_replicas_create(&ro, &ctx.replicas, &err) != SX_OK ||
+        sx_tstore_open(terms_dir, NULL, &ctx.terms, &err) != SX_OK)
         goto fail;
     /* Room for a whole Put (16 MiB) and its envelope. */
-    sx_rpc_server_opts so = {.listen = cfg.listen, .pool_threads = 16,
-                             .max_message_bytes = 20u << 20};
+    sx_rpc_server_opts so = {
+        .listen = cfg.listen, .pool_threads = 16, .max_message_bytes = 20u << 20};
     if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
-        sx_worker_service_add(srv, &ctx, &err) != SX_OK || sx_rpc_server_start(srv, &err) != SX_OK)
+        sx_worker_service_add(srv, &ctx, &err) != SX_OK ||
+        sx_query_service_add(srv, &ctx, &err) != SX_OK || sx_rpc_server_start(srv, &err) != SX_OK)
         goto fail;
     int port = sx_rpc_server_port(srv);
     char advertise[300];
@@ -162,14 +219,23 @@ int main(int argc, char **argv)
         .worker_id = id,
         .address = advertise,
         .rpc = rpc,
-        .caught_up = sx_replicas_caught_up,
-        .on_map = sx_replicas_on_map,
-        .reports = sx_replicas_reports,
-        .arg = ctx.replicas,
+        .caught_up = caught_up,
+        .on_map = on_map,
+        .reports = replica_reports,
+        .arg = &ctx,
+        .more_reports = more_reports,
+        .more_arg = &ctx,
     };
     if (sx_member_start(&mo, &ctx.member, &err) != SX_OK)
         goto fail;
     sx_replicas_attach_member(ctx.replicas, ctx.member);
+    sx_ixlead_opts lo = {.worker_id = id,
+                         .coordinator = cfg.coordinator,
+                         .rpc = rpc,
+                         .replicas = ctx.replicas,
+                         .member = ctx.member};
+    if (sx_ixlead_start(&lo, &ixlead, &err) != SX_OK)
+        goto fail;
     if (cfg.port_file && sx_daemon_write_port_file(cfg.port_file, port, &err) != SX_OK)
         goto fail;
     SX_LOG(SX_LOG_INFO, "worker", "serving id=%s port=%d advertise=%s", id, port, advertise);
@@ -186,9 +252,11 @@ done:
     /* Calls stop first; then membership stops calling into the replicas; then
      * the replicas stop (they read the lease until the end). */
     sx_rpc_server_destroy(srv);
+    sx_ixlead_stop(ixlead);
     sx_member_halt(ctx.member);
     sx_replicas_destroy(ctx.replicas);
     sx_member_stop(ctx.member);
+    sx_tstore_close(ctx.terms);
     sx_rpc_client_destroy(rpc);
     sx_rpc_wait_shutdown(2000);
     return rc;

@@ -26,6 +26,8 @@ struct sx_member {
     sx_member_caught_up_fn caught_up;
     void (*on_map)(void *arg, const Shardex__Internal__V1__ClusterMap *map);
     size_t (*reports)(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
+    void (*more_reports)(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req);
+    void *more_arg;
     void *arg;
     pthread_t thread;
 
@@ -125,12 +127,16 @@ static void do_heartbeat(sx_member *m)
             ptrs[i] = &reports[i];
         req.replicas = ptrs;
     }
+    sx_arena arena = {0};
+    if (m->more_reports)
+        m->more_reports(m->more_arg, &arena, &req);
     ProtobufCMessage *resp = NULL;
     sx_err err = {0};
     sx_rpc_call_opts o = {.timeout_ms = lease / 2};
     uint64_t sent = sx_clock_now_ms();
-    sx_status st = sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "Heartbeat", &req.base, &resp,
-                                 &o, &err);
+    sx_status st =
+        sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "Heartbeat", &req.base, &resp, &o, &err);
+    sx_arena_free(&arena);
     if (st == SX_FAILED_PRECONDITION) {
         SX_LOG(SX_LOG_WARN, "member", "declared dead by the coordinator: %s", err.msg);
         pthread_mutex_lock(&m->mu);
@@ -140,8 +146,8 @@ static void do_heartbeat(sx_member *m)
         return;
     }
     if (st != SX_OK) {
-        SX_LOG(SX_LOG_DEBUG, "member", "heartbeat failed status=%s msg=\"%s\"",
-               sx_status_name(st), err.msg);
+        SX_LOG(SX_LOG_DEBUG, "member", "heartbeat failed status=%s msg=\"%s\"", sx_status_name(st),
+               err.msg);
         return;
     }
     Shardex__Internal__V1__HeartbeatResponse *r = (void *)resp;
@@ -250,6 +256,8 @@ sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *e
     m->caught_up = opts->caught_up;
     m->on_map = opts->on_map;
     m->reports = opts->reports;
+    m->more_reports = opts->more_reports;
+    m->more_arg = opts->more_arg;
     m->arg = opts->arg;
     m->index = -1;
     m->lease_ms = 2000;

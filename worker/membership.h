@@ -19,6 +19,7 @@
 #ifndef SX_MEMBERSHIP_H
 #define SX_MEMBERSHIP_H
 
+#include "mem.h"
 #include "rpc.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 
@@ -36,14 +37,18 @@ typedef bool (*sx_member_caught_up_fn)(void *arg, uint32_t p, int32_t follower,
 typedef struct sx_member_opts {
     const char *coordinator; /* HOST:PORT */
     const char *worker_id;
-    const char *address;     /* advertised HOST:PORT */
-    sx_rpc_client *rpc;      /* borrowed */
+    const char *address; /* advertised HOST:PORT */
+    sx_rpc_client *rpc;  /* borrowed */
     sx_member_caught_up_fn caught_up;
     /* Called (on the membership thread, must not block) with every newer map. */
     void (*on_map)(void *arg, const Shardex__Internal__V1__ClusterMap *map);
     /* Fills heartbeat reports about hosted replicas; returns how many (<= cap). */
     size_t (*reports)(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
     void *arg; /* for caught_up, on_map and reports */
+    /* Adds the index layer's reports (indexes, terms) to a heartbeat; what it
+     * allocates lives in arena, freed after the call. May be NULL. */
+    void (*more_reports)(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req);
+    void *more_arg;
 } sx_member_opts;
 
 /* Starts the membership thread. Strings are copied. */
@@ -59,7 +64,7 @@ typedef struct sx_member_map {
 
 /* What the worker believes now. */
 typedef struct sx_member_view {
-    int32_t index;        /* -1 until registered */
+    int32_t index; /* -1 until registered */
     uint64_t incarnation;
     bool lease_valid;     /* an answered heartbeat was sent less than a lease ago */
     uint64_t ms_since_ok; /* since that heartbeat was sent; UINT64_MAX: never */

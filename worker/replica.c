@@ -13,6 +13,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mem.h"
+#include "pindex.h"
 #include "plog.h"
 
 #include <inttypes.h>
@@ -54,8 +55,8 @@ typedef struct session {
     int32_t follower;
     uint64_t incarnation; /* the follower's process: what we know holds for it alone */
     char addr[300];
-    uint64_t match;  /* the follower holds our log up to here, verified in this epoch */
-    bool synced;     /* match is known */
+    uint64_t match; /* the follower holds our log up to here, verified in this epoch */
+    bool synced;    /* match is known */
     uint64_t last_ack_ms;
     uint64_t sent_commit;
     uint64_t last_send_ms;
@@ -68,6 +69,7 @@ struct replica {
     sx_replicas *owner;
     uint32_t p;
     sx_plog *log;
+    sx_pindex *ix; /* its indexes: hooks on log */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* appends, acks, applies, stops */
 
@@ -103,6 +105,8 @@ struct replica {
     uint64_t verified;       /* our log matches the leader's up to here, in verified_epoch */
     uint64_t verified_epoch; /* the epoch whose leader verified it */
     uint64_t leader_commit;  /* as last heard, for reports */
+
+    uint64_t fresh_ms; /* monotonic: when applied last reached the commit offset */
 };
 
 struct sx_replicas {
@@ -270,8 +274,10 @@ static void *appender_main(void *arg)
         if (late.head) {
             pthread_mutex_unlock(&r->mu);
             sx_err e;
-            sx_err_set(&e, SX_DEADLINE_EXCEEDED, "partition %u: deadline passed before the "
-                       "write was appended", r->p);
+            sx_err_set(&e, SX_DEADLINE_EXCEEDED,
+                       "partition %u: deadline passed before the "
+                       "write was appended",
+                       r->p);
             finish_all(&late, SX_DEADLINE_EXCEEDED, &e);
             pthread_mutex_lock(&r->mu);
             continue;
@@ -337,6 +343,8 @@ static void *appender_main(void *arg)
                 abort(); /* the log is corrupt: never serve what it cannot prove */
             }
             pthread_mutex_lock(&r->mu);
+            if (applied >= r->hw)
+                r->fresh_ms = sx_clock_now_ms();
             pending **tail = &ok.head;
             while (r->waiting && r->waiting->first + r->waiting->n - 1 <= applied) {
                 pending *w = r->waiting;
@@ -365,8 +373,8 @@ static sx_epoch_start *copy_epochs(sx_plog *log, sx_arena *arena, size_t *n)
 {
     for (;;) {
         size_t want = sx_plog_epochs(log, NULL, 0) + 4;
-        sx_epoch_start *e = arena ? sx_arena_alloc(arena, want * sizeof(*e))
-                                  : sx_malloc(want * sizeof(*e));
+        sx_epoch_start *e =
+            arena ? sx_arena_alloc(arena, want * sizeof(*e)) : sx_malloc(want * sizeof(*e));
         size_t got = sx_plog_epochs(log, e, want);
         if (got <= want) {
             *n = got;
@@ -409,8 +417,8 @@ static void ask_shrink(session *s, uint64_t epoch, uint64_t isr_version, const i
     ProtobufCMessage *resp = NULL;
     sx_err err = {0};
     sx_rpc_call_opts o = {.timeout_ms = 500};
-    sx_status st = sx_rpc_invoke(rs->rpc, rs->coordinator, COORD_SVC, "ChangeIsr", &req.base,
-                                 &resp, &o, &err);
+    sx_status st =
+        sx_rpc_invoke(rs->rpc, rs->coordinator, COORD_SVC, "ChangeIsr", &req.base, &resp, &o, &err);
     if (st != SX_OK) {
         SX_LOG(SX_LOG_WARN, "replica", "partition=%u isr shrink refused follower=%d: %s", r->p,
                s->follower, err.msg);
@@ -497,8 +505,8 @@ static void *session_main(void *arg)
         ProtobufCMessage *resp = NULL;
         sx_err err = {0};
         sx_rpc_call_opts o = {.timeout_ms = APPEND_TIMEOUT_MS};
-        sx_status st = sx_rpc_invoke(rs->rpc, s->addr, REPL_SVC, "Append", &req.base, &resp, &o,
-                                     &err);
+        sx_status st =
+            sx_rpc_invoke(rs->rpc, s->addr, REPL_SVC, "Append", &req.base, &resp, &o, &err);
         free(entries);
         sx_arena_free(&arena);
 
@@ -524,9 +532,10 @@ static void *session_main(void *arg)
                 free(ours);
                 free(theirs);
                 s->synced = true;
-                SX_LOG(SX_LOG_INFO, "replica", "partition=%u follower=%d diverges after offset=%"
-                       PRIu64 " (its leo=%" PRIu64 ")", r->p, s->follower, s->match,
-                       ar->log_end_offset);
+                SX_LOG(SX_LOG_INFO, "replica",
+                       "partition=%u follower=%d diverges after offset=%" PRIu64
+                       " (its leo=%" PRIu64 ")",
+                       r->p, s->follower, s->match, ar->log_end_offset);
             } else {
                 s->match = prev + n;
                 s->synced = true;
@@ -538,8 +547,10 @@ static void *session_main(void *arg)
         } else if (st == SX_FAILED_PRECONDITION) {
             /* The follower knows a newer epoch: someone else leads now (rule 2). */
             if (!r->fenced)
-                SX_LOG(SX_LOG_WARN, "replica", "partition=%u epoch=%" PRIu64 " fenced by "
-                       "follower=%d: %s", r->p, r->epoch, s->follower, err.msg);
+                SX_LOG(SX_LOG_WARN, "replica",
+                       "partition=%u epoch=%" PRIu64 " fenced by "
+                       "follower=%d: %s",
+                       r->p, r->epoch, s->follower, err.msg);
             r->fenced = true;
             done_list dl = {0};
             take_all_locked(r, &dl);
@@ -623,8 +634,8 @@ static void become_leader(replica *r, const Shardex__Internal__V1__ClusterMap *m
 {
     sx_err err = {0};
     if (sx_plog_begin_epoch(r->log, lp->epoch, &err) != SX_OK) {
-        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot lead at epoch=%" PRIu64 ": %s",
-               r->p, lp->epoch, err.msg);
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot lead at epoch=%" PRIu64 ": %s", r->p,
+               lp->epoch, err.msg);
         return;
     }
     pthread_mutex_lock(&r->mu);
@@ -643,8 +654,9 @@ static void become_leader(replica *r, const Shardex__Internal__V1__ClusterMap *m
     pthread_setname_np(r->appender, "repl-append");
     r->appender_running = true;
     pthread_mutex_unlock(&r->mu);
-    SX_LOG(SX_LOG_INFO, "replica", "partition=%u leading epoch=%" PRIu64 " leo=%" PRIu64
-           " commit=%" PRIu64, r->p, lp->epoch, sx_plog_leo(r->log), r->hw);
+    SX_LOG(SX_LOG_INFO, "replica",
+           "partition=%u leading epoch=%" PRIu64 " leo=%" PRIu64 " commit=%" PRIu64, r->p,
+           lp->epoch, sx_plog_leo(r->log), r->hw);
 }
 
 static replica *open_replica(sx_replicas *rs, uint32_t p)
@@ -665,8 +677,10 @@ static replica *open_replica(sx_replicas *rs, uint32_t p)
         char aside[4200];
         snprintf(aside, sizeof(aside), "%s.corrupt-%llu", dir,
                  (unsigned long long)sx_clock_wall_ms());
-        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u corrupt store, moved to %s and started "
-               "empty: %s", p, aside, err.msg);
+        SX_LOG(SX_LOG_ERROR, "replica",
+               "partition=%u corrupt store, moved to %s and started "
+               "empty: %s",
+               p, aside, err.msg);
         if (rename(dir, aside) == 0) {
             sx_err_clear(&err);
             st = sx_mkdirs(dir, &err);
@@ -678,10 +692,18 @@ static replica *open_replica(sx_replicas *rs, uint32_t p)
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot open %s: %s", p, dir, err.msg);
         return NULL;
     }
+    sx_pindex *ix = NULL;
+    if ((st = sx_pindex_open(log, &ix, &err)) != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot load its indexes: %s", p, err.msg);
+        sx_plog_close(log);
+        return NULL;
+    }
     replica *r = sx_calloc(1, sizeof(*r));
     r->owner = rs;
     r->p = p;
     r->log = log;
+    r->ix = ix;
+    r->fresh_ms = sx_clock_now_ms();
     pthread_mutex_init(&r->mu, NULL);
     cond_init_monotonic(&r->cv);
     r->known_epoch = sx_plog_max_epoch(log);
@@ -716,9 +738,8 @@ static void apply_map(sx_replicas *rs, const Shardex__Internal__V1__ClusterMap *
             pthread_mutex_unlock(&rs->mu);
         }
         int want = !hosted ? ROLE_NONE : lp->leader == me ? ROLE_LEADER : ROLE_FOLLOWER;
-        bool relead = want == ROLE_LEADER &&
-                      (r->role != ROLE_LEADER || r->epoch != lp->epoch ||
-                       !same_followers(r, m, lp, me));
+        bool relead = want == ROLE_LEADER && (r->role != ROLE_LEADER || r->epoch != lp->epoch ||
+                                              !same_followers(r, m, lp, me));
         if (r->role == ROLE_LEADER && (want != ROLE_LEADER || relead))
             stop_leading(r);
         pthread_mutex_lock(&r->mu);
@@ -784,7 +805,8 @@ void sx_replicas_on_map(void *arg, const Shardex__Internal__V1__ClusterMap *map)
     size_t n = protobuf_c_message_get_packed_size(&map->base);
     uint8_t *buf = sx_malloc(n);
     protobuf_c_message_pack(&map->base, buf);
-    Shardex__Internal__V1__ClusterMap *copy = shardex__internal__v1__cluster_map__unpack(NULL, n, buf);
+    Shardex__Internal__V1__ClusterMap *copy =
+        shardex__internal__v1__cluster_map__unpack(NULL, n, buf);
     free(buf);
     pthread_mutex_lock(&rs->mu);
     if (rs->next_map)
@@ -919,8 +941,9 @@ sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__Appen
         /* A newer leader exists and our map has not said so yet: stop taking
          * writes, and let the sender retry once the map has moved us. */
         r->fenced = true;
-        st = sx_err_set(err, SX_UNAVAILABLE, "partition %u: still leading epoch %" PRIu64
-                        "; waiting for the map", req->partition, r->epoch);
+        st = sx_err_set(err, SX_UNAVAILABLE,
+                        "partition %u: still leading epoch %" PRIu64 "; waiting for the map",
+                        req->partition, r->epoch);
         goto out;
     }
     if (req->epoch > r->known_epoch)
@@ -991,8 +1014,8 @@ sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__Appen
     uint64_t upto = req->commit_offset < r->verified ? req->commit_offset : r->verified;
     if (upto > sx_plog_applied(r->log) &&
         (st = sx_plog_apply(r->log, upto, NULL, NULL, NULL, err)) != SX_OK) {
-        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping",
-               req->partition, err->msg);
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", req->partition,
+               err->msg);
         abort();
     }
     resp->log_end_offset = sx_plog_leo(r->log);
@@ -1004,7 +1027,10 @@ out:
 
 /* ----------------------------------------------------------------- read -- */
 
-static void *arena_alloc_cb(void *a, size_t n) { return sx_arena_alloc(a, n); }
+static void *arena_alloc_cb(void *a, size_t n)
+{
+    return sx_arena_alloc(a, n);
+}
 static void arena_free_cb(void *a, void *p)
 {
     (void)a;
@@ -1015,34 +1041,14 @@ sx_status sx_replicas_read(sx_replicas *rs, uint32_t p, const char *id, uint64_t
                            uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
                            sx_err *err)
 {
+    sx_status st = sx_replicas_wait_applied(rs, p, after_offset, deadline_ms, err);
+    if (st != SX_OK)
+        return st;
     replica *r = get_replica(rs, p);
-    bool lease = lease_valid(rs);
-    if (!r || !lease)
-        return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now", p);
-    pthread_mutex_lock(&r->mu);
-    for (;;) {
-        if (r->role != ROLE_LEADER || r->fenced) {
-            pthread_mutex_unlock(&r->mu);
-            return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now",
-                              p);
-        }
-        uint64_t applied = sx_plog_applied(r->log);
-        if (applied >= after_offset)
-            break;
-        uint64_t now = sx_clock_now_ms();
-        if (now >= deadline_ms) {
-            pthread_mutex_unlock(&r->mu);
-            return sx_err_set(err, SX_DEADLINE_EXCEEDED,
-                              "partition %u: offset %" PRIu64 " not applied in time (applied %"
-                              PRIu64 ")", p, after_offset, applied);
-        }
-        cond_wait_ms(&r->cv, &r->mu, deadline_ms - now < 100 ? deadline_ms - now : 100);
-    }
-    pthread_mutex_unlock(&r->mu);
     bool found = false;
     uint64_t version = 0;
     sx_buf doc = {0};
-    sx_status st = sx_plog_get_doc(r->log, id, strlen(id), &found, &version, &doc, err);
+    st = sx_plog_get_doc(r->log, id, strlen(id), &found, &version, &doc, err);
     if (st == SX_OK && found) {
         ProtobufCAllocator alloc = {arena_alloc_cb, arena_free_cb, arena};
         resp->doc = shardex__v1__document__unpack(&alloc, doc.len, doc.data);
@@ -1058,6 +1064,64 @@ sx_status sx_replicas_read(sx_replicas *rs, uint32_t p, const char *id, uint64_t
     }
     sx_buf_free(&doc);
     return st;
+}
+
+sx_status sx_replicas_wait_applied(sx_replicas *rs, uint32_t p, uint64_t after_offset,
+                                   uint64_t deadline_ms, sx_err *err)
+{
+    replica *r = get_replica(rs, p);
+    bool lease = lease_valid(rs);
+    if (!r || !lease)
+        return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now", p);
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        if (r->role != ROLE_LEADER || r->fenced) {
+            pthread_mutex_unlock(&r->mu);
+            return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now", p);
+        }
+        uint64_t applied = sx_plog_applied(r->log);
+        if (applied >= after_offset)
+            break;
+        uint64_t now = sx_clock_now_ms();
+        if (now >= deadline_ms) {
+            pthread_mutex_unlock(&r->mu);
+            return sx_err_set(err, SX_DEADLINE_EXCEEDED,
+                              "partition %u: offset %" PRIu64
+                              " not applied in time (applied %" PRIu64 ")",
+                              p, after_offset, applied);
+        }
+        cond_wait_ms(&r->cv, &r->mu, deadline_ms - now < 100 ? deadline_ms - now : 100);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return SX_OK;
+}
+
+bool sx_replicas_view(sx_replicas *rs, uint32_t p, sx_replica_view *out)
+{
+    replica *r = get_replica(rs, p);
+    memset(out, 0, sizeof(*out));
+    if (!r)
+        return false;
+    bool lease = lease_valid(rs);
+    pthread_mutex_lock(&r->mu);
+    out->log = r->log;
+    out->ix = r->ix;
+    out->leading = lease && r->role == ROLE_LEADER && !r->fenced;
+    out->epoch = r->epoch;
+    out->commit = r->role == ROLE_LEADER ? r->hw : r->leader_commit;
+    out->applied = sx_plog_applied(r->log);
+    uint64_t now = sx_clock_now_ms();
+    out->stale_ms = out->applied >= out->commit || now < r->fresh_ms ? 0 : now - r->fresh_ms;
+    pthread_mutex_unlock(&r->mu);
+    return true;
+}
+
+uint32_t sx_replicas_partitions(sx_replicas *rs)
+{
+    pthread_mutex_lock(&rs->mu);
+    uint32_t n = rs->nparts;
+    pthread_mutex_unlock(&rs->mu);
+    return n;
 }
 
 /* ---------------------------------------------------------------- admin -- */
@@ -1137,8 +1201,8 @@ typedef struct scan_ctx {
     bool bad;
 } scan_ctx;
 
-static bool scan_one(void *arg, const char *id, size_t id_len, uint64_t version,
-                     const uint8_t *doc, size_t len)
+static bool scan_one(void *arg, const char *id, size_t id_len, uint64_t version, const uint8_t *doc,
+                     size_t len)
 {
     (void)id;
     (void)id_len;
@@ -1219,6 +1283,7 @@ void sx_replicas_destroy(sx_replicas *rs)
             continue;
         if (r->role == ROLE_LEADER)
             stop_leading(r);
+        sx_pindex_close(r->ix);
         sx_plog_close(r->log);
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cv);

@@ -61,7 +61,7 @@ typedef enum {
 } sx_fsync_mode;
 
 typedef struct sx_replicas_opts {
-    const char *data_dir;    /* partitions live in data_dir/partitions/pNNNN */
+    const char *data_dir; /* partitions live in data_dir/partitions/pNNNN */
     const char *worker_id;
     const char *coordinator; /* for ISR changes */
     sx_rpc_client *rpc;      /* borrowed */
@@ -108,6 +108,28 @@ sx_status sx_replicas_append(sx_replicas *r, const Shardex__Internal__V1__Append
 sx_status sx_replicas_read(sx_replicas *r, uint32_t p, const char *id, uint64_t after_offset,
                            uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
                            sx_err *err);
+
+/* Leader: waits until after_offset is applied (up to deadline_ms:
+ * SX_DEADLINE_EXCEEDED); SX_ABORTED when this worker does not lead p. */
+sx_status sx_replicas_wait_applied(sx_replicas *r, uint32_t p, uint64_t after_offset,
+                                   uint64_t deadline_ms, sx_err *err);
+
+/* One hosted replica as it is now, for the index layer. log and ix live as
+ * long as r. */
+typedef struct sx_replica_view {
+    struct sx_plog *log;
+    struct sx_pindex *ix;
+    bool leading;    /* leader in the map, with a lease, not fenced */
+    uint64_t epoch;  /* the map's epoch of p */
+    uint64_t commit; /* leader: high watermark; follower: the leader's as last heard */
+    uint64_t applied;
+    uint64_t stale_ms; /* 0 when applied reached commit; else since it last did */
+} sx_replica_view;
+
+/* False when p is not hosted here. */
+bool sx_replicas_view(sx_replicas *r, uint32_t p, sx_replica_view *out);
+/* P, once a map arrived (0 before). */
+uint32_t sx_replicas_partitions(sx_replicas *r);
 
 /* For WorkerAdmin (operators, checkers, tests): every hosted replica's role
  * and offsets; one replica's log entries and epoch table; its applied

@@ -12,8 +12,8 @@
 /* Longest a forwarded call may take when the caller set no deadline. */
 #define FORWARD_TIMEOUT_MS 10000
 
-static sx_status on_status(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                           ProtobufCMessage *respm, void *arg, sx_err *err)
+static sx_status on_status(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+                           void *arg, sx_err *err)
 {
     (void)reqm;
     (void)err;
@@ -74,10 +74,27 @@ static sx_status on_set_faults(sx_rpc_call *call, const ProtobufCMessage *reqm,
     return sx_rpc_client_set_faults(w->rpc, req->spec, err);
 }
 
+static sx_status on_get_map(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                            ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    (void)reqm;
+    sx_worker_ctx *w = arg;
+    sx_member_view v;
+    sx_member_get_view(w->member, &v);
+    if (!v.map || !v.map->msg) {
+        sx_member_map_release(v.map);
+        return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
+    }
+    /* The top-level struct is copied; what it points to stays the shared map's
+     * until the reply is sent. */
+    memcpy(respm, v.map->msg, v.map->msg->base.descriptor->sizeof_message);
+    sx_rpc_call_on_done(call, sx_member_map_release, v.map);
+    return SX_OK;
+}
+
 static const sx_rpc_method admin_methods[] = {
-    {"Status", on_status, SX_RPC_INLINE},
-    {"ReadLog", on_read_log, SX_RPC_BLOCKING},
-    {"ScanDocs", on_scan_docs, SX_RPC_BLOCKING},
+    {"GetMap", on_get_map, SX_RPC_INLINE},       {"Status", on_status, SX_RPC_INLINE},
+    {"ReadLog", on_read_log, SX_RPC_BLOCKING},   {"ScanDocs", on_scan_docs, SX_RPC_BLOCKING},
     {"SetFaults", on_set_faults, SX_RPC_INLINE},
 };
 
@@ -128,8 +145,8 @@ static void write_done(void *arg, sx_status st, const sx_err *err, const uint64_
     sx_rpc_call_finish(wc->call, st, err);
 }
 
-static sx_status on_write(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                          ProtobufCMessage *respm, void *arg, sx_err *err)
+static sx_status on_write(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+                          void *arg, sx_err *err)
 {
     (void)err;
     sx_worker_ctx *w = arg;
@@ -141,13 +158,12 @@ static sx_status on_write(sx_rpc_call *call, const ProtobufCMessage *reqm,
     uint64_t deadline = sx_rpc_call_deadline_ms(call);
     if (deadline == UINT64_MAX)
         deadline = sx_clock_now_ms() + FORWARD_TIMEOUT_MS;
-    sx_replicas_write(w->replicas, req->partition, req->ops, req->n_ops, deadline, write_done,
-                      wc);
+    sx_replicas_write(w->replicas, req->partition, req->ops, req->n_ops, deadline, write_done, wc);
     return SX_OK;
 }
 
-static sx_status on_append(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                           ProtobufCMessage *respm, void *arg, sx_err *err)
+static sx_status on_append(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+                           void *arg, sx_err *err)
 {
     sx_worker_ctx *w = arg;
     return sx_replicas_append(w->replicas, (const void *)reqm, (void *)respm,
@@ -176,14 +192,13 @@ sx_status sx_worker_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *er
 {
     size_t nrouter = 0;
     const sx_rpc_method *router = sx_router_methods(&nrouter);
-    sx_status st = sx_rpc_server_add_service(srv, &shardex__internal__v1__worker_admin__descriptor,
-                                             admin_methods,
-                                             sizeof(admin_methods) / sizeof(admin_methods[0]), w,
-                                             err);
+    sx_status st = sx_rpc_server_add_service(
+        srv, &shardex__internal__v1__worker_admin__descriptor, admin_methods,
+        sizeof(admin_methods) / sizeof(admin_methods[0]), w, err);
     if (st == SX_OK)
-        st = sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, shardex_methods,
-                                       sizeof(shardex_methods) / sizeof(shardex_methods[0]), w,
-                                       err);
+        st =
+            sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, shardex_methods,
+                                      sizeof(shardex_methods) / sizeof(shardex_methods[0]), w, err);
     if (st == SX_OK)
         st = sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, router, nrouter, w,
                                        err);

@@ -77,3 +77,45 @@ class Client:
 
     def status(self):
         return self._call("ClusterStatus", pb.ClusterStatusRequest(), pb.ClusterStatusResponse)
+
+    def create_index(self, name, field, type="string", local=True, global_=True,
+                     term_partitions=0):
+        t = pb.VALUE_TYPE_INT if type == "int" else pb.VALUE_TYPE_STRING
+        spec = pb.IndexSpec(name=name, field=field, type=t, local=local, **{"global": global_},
+                            term_partitions=term_partitions)
+        return self._call("CreateIndex", pb.CreateIndexRequest(spec=spec),
+                          pb.CreateIndexResponse).index
+
+    def drop_index(self, name):
+        self._call("DropIndex", pb.DropIndexRequest(name=name), pb.DropIndexResponse)
+
+    def list_indexes(self):
+        return list(self._call("ListIndexes", pb.ListIndexesRequest(),
+                               pb.ListIndexesResponse).indexes)
+
+    def query(self, index, eq=None, min=None, max=None, mode="auto", limit=0, page_token=b"",
+              after=(), include_docs=False):
+        """One page: the QueryResponse (hits ordered by (value, id))."""
+        modes = {"auto": pb.MODE_UNSPECIFIED, "local": pb.MODE_LOCAL, "global": pb.MODE_GLOBAL}
+        req = pb.QueryRequest(index=index, mode=modes[mode], limit=limit, page_token=page_token,
+                              after=list(after), include_docs=include_docs)
+        if eq is not None:
+            req.eq.CopyFrom(_value(eq))
+        else:
+            req.range.SetInParent()
+            if min is not None:
+                req.range.min.CopyFrom(_value(min))
+            if max is not None:
+                req.range.max.CopyFrom(_value(max))
+        return self._call("Query", req, pb.QueryResponse)
+
+    def query_all(self, index, **kw):
+        """Every hit, paging through: a list of (value, id)."""
+        out, token = [], b""
+        while True:
+            r = self.query(index, page_token=token, **kw)
+            out += [(h.value.i if h.value.WhichOneof("kind") == "i" else h.value.s, h.id)
+                    for h in r.hits]
+            token = r.next_page_token
+            if not token:
+                return out

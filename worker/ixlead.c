@@ -1,0 +1,603 @@
+/* ixlead.c: see ixlead.h. */
+#include "ixlead.h"
+
+#include "clock.h"
+#include "log.h"
+#include "pindex.h"
+#include "plog.h"
+#include "shardex/internal/v1/index.pb-c.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INDEX_SVC (&shardex__internal__v1__index__descriptor)
+#define COORD_SVC (&shardex__internal__v1__coordinator__descriptor)
+
+#define LOOP_MS 2             /* how often the loop looks for work */
+#define SHIP_INFLIGHT 4       /* batches in flight per stream */
+#define SHIP_MAX_CHANGES 4096 /* about this many changes per batch (whole offsets) */
+#define SHIP_IDLE_MS 100      /* an empty batch at least this often */
+#define SHIP_TIMEOUT_MS 5000
+#define RETRY_MS 100
+#define TRIM_EVERY_MS 1000
+#define MARKER_TIMEOUT_MS 5000
+
+typedef struct stream {
+    uint32_t p;
+    uint64_t id;
+    uint32_t t;
+    uint64_t leader_epoch;
+    uint64_t owner_epoch;
+    char addr[300];
+    bool is_int;
+    bool known;     /* acked is the owner's watermark */
+    uint64_t acked; /* the owner's watermark, as last told */
+    uint64_t sent;  /* highest up_to in flight or acknowledged */
+    uint64_t trimmed;
+    int inflight; /* batches of this generation in flight */
+    int calls;    /* calls in flight, of any generation: the stream lives until 0 */
+    uint64_t gen; /* raised at every rewind: older answers are ignored */
+    uint64_t last_send_ms, retry_at_ms, last_trim_ms;
+    bool seen; /* visited by this round of the loop */
+    struct stream *next;
+} stream;
+
+typedef struct part {
+    uint64_t epoch;
+    bool marker_inflight;
+    uint64_t marker_upto; /* last offset of markers written; ask again once applied */
+    uint64_t *reported;   /* index ids reported backfilled at this epoch */
+    size_t nreported;
+} part;
+
+struct sx_ixlead {
+    sx_ixlead_opts o;
+    char *worker_id, *coordinator;
+    pthread_mutex_t mu; /* streams, parts, stop, inflight */
+    pthread_cond_t cv;
+    stream *streams;
+    part *parts;
+    uint32_t nparts;
+    int inflight; /* calls in flight, for stop */
+    bool stop;
+    pthread_t thread;
+};
+
+/* ------------------------------------------------------------- helpers -- */
+
+static const Shardex__Internal__V1__IndexEntry *
+map_index(const Shardex__Internal__V1__ClusterMap *m, uint64_t id)
+{
+    for (size_t i = 0; i < m->n_indexes; i++)
+        if (m->indexes[i]->id == id && m->indexes[i]->spec)
+            return m->indexes[i];
+    return NULL;
+}
+
+static stream *find_stream(sx_ixlead *l, uint32_t p, uint64_t id, uint32_t t)
+{
+    for (stream *s = l->streams; s; s = s->next)
+        if (s->p == p && s->id == id && s->t == t)
+            return s;
+    return NULL;
+}
+
+static void rewind_locked(stream *s)
+{
+    s->gen++;
+    s->sent = s->acked;
+    s->inflight = 0; /* answers of older generations no longer count */
+}
+
+/* -------------------------------------------------------------- markers -- */
+
+typedef struct marker_ctx {
+    sx_ixlead *l;
+    uint32_t p;
+    uint64_t epoch;
+    ProtobufCBinaryData *ops;
+    size_t n;
+} marker_ctx;
+
+static void marker_done(void *arg, sx_status st, const sx_err *err, const uint64_t *offsets,
+                        size_t n)
+{
+    marker_ctx *c = arg;
+    sx_ixlead *l = c->l;
+    pthread_mutex_lock(&l->mu);
+    part *pt = &l->parts[c->p];
+    pt->marker_inflight = false;
+    if (st == SX_OK && n)
+        pt->marker_upto = offsets[n - 1];
+    l->inflight--;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    if (st != SX_OK)
+        SX_LOG(SX_LOG_WARN, "ixlead", "partition=%u index markers not written: %s", c->p,
+               err ? err->msg : "");
+    for (size_t i = 0; i < c->n; i++)
+        free(c->ops[i].data);
+    free(c->ops);
+    free(c);
+}
+
+static ProtobufCBinaryData pack_op(const Shardex__Internal__V1__LogOp *op)
+{
+    ProtobufCBinaryData b = {.len = shardex__internal__v1__log_op__get_packed_size(op)};
+    b.data = sx_malloc(b.len + 1);
+    shardex__internal__v1__log_op__pack(op, b.data);
+    return b;
+}
+
+/* Appends the markers that bring p's active indexes to the map's catalog. */
+static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
+                              const Shardex__Internal__V1__ClusterMap *m)
+{
+    pthread_mutex_lock(&l->mu);
+    part *pt = &l->parts[p];
+    bool busy = pt->marker_inflight || v->applied < pt->marker_upto;
+    pthread_mutex_unlock(&l->mu);
+    if (busy)
+        return;
+    sx_pindex_info active[256];
+    size_t na = sx_pindex_list(v->ix, active, 256);
+    if (na > 256)
+        na = 256;
+    marker_ctx *c = sx_calloc(1, sizeof(*c));
+    c->ops = sx_calloc(m->n_indexes + na + 1, sizeof(*c->ops));
+    for (size_t i = 0; i < m->n_indexes; i++) {
+        const Shardex__Internal__V1__IndexEntry *e = m->indexes[i];
+        bool have = false;
+        for (size_t k = 0; k < na; k++)
+            have |= active[k].id == e->id;
+        if (have || !e->spec)
+            continue;
+        Shardex__Internal__V1__IndexStart s = SHARDEX__INTERNAL__V1__INDEX_START__INIT;
+        s.index_id = e->id;
+        s.spec = e->spec;
+        Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START;
+        op.index_start = &s;
+        c->ops[c->n++] = pack_op(&op);
+    }
+    for (size_t k = 0; k < na; k++) {
+        if (map_index(m, active[k].id))
+            continue;
+        Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP;
+        op.index_drop = active[k].id;
+        c->ops[c->n++] = pack_op(&op);
+    }
+    if (c->n == 0) {
+        free(c->ops);
+        free(c);
+        return;
+    }
+    c->l = l;
+    c->p = p;
+    pthread_mutex_lock(&l->mu);
+    pt->marker_inflight = true;
+    l->inflight++;
+    pthread_mutex_unlock(&l->mu);
+    SX_LOG(SX_LOG_INFO, "ixlead", "partition=%u appending %zu index marker(s)", p, c->n);
+    sx_replicas_write(l->o.replicas, p, c->ops, c->n, sx_clock_now_ms() + MARKER_TIMEOUT_MS,
+                      marker_done, c);
+}
+
+/* ------------------------------------------------------------- shipping -- */
+
+typedef struct ship_ctx {
+    sx_ixlead *l;
+    stream *s;
+    uint64_t gen;
+    uint64_t up_to;
+    bool probe;
+    sx_arena arena;
+} ship_ctx;
+
+static void ship_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
+{
+    ship_ctx *c = arg;
+    sx_ixlead *l = c->l;
+    pthread_mutex_lock(&l->mu);
+    stream *s = c->s;
+    s->calls--;
+    if (c->gen == s->gen) {
+        s->inflight--;
+        if (st == SX_OK) {
+            const Shardex__Internal__V1__ShipResponse *r = (const void *)resp;
+            if (!s->known || r->watermark > s->acked)
+                s->acked = r->watermark;
+            s->known = true;
+            if (s->sent < s->acked)
+                s->sent = s->acked;
+            if (!r->applied && !c->probe && r->watermark < c->up_to)
+                rewind_locked(s); /* a gap or a refused rebuild: resend from the watermark */
+        } else {
+            if (st != SX_CANCELLED)
+                SX_LOG(SX_LOG_DEBUG, "ixlead",
+                       "partition=%u index=%" PRIu64 " t=%u ship to %s "
+                       "failed: %s",
+                       s->p, s->id, s->t, s->addr, err ? err->msg : "");
+            s->known = s->known && st != SX_FAILED_PRECONDITION;
+            rewind_locked(s);
+            s->retry_at_ms = sx_clock_now_ms() + RETRY_MS;
+        }
+    }
+    l->inflight--;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    sx_rpc_free(resp);
+    sx_arena_free(&c->arena);
+    free(c);
+}
+
+static void send_ship(sx_ixlead *l, stream *s, ship_ctx *c, Shardex__Internal__V1__ShipRequest *req)
+{
+    char addr[300];
+    memcpy(addr, s->addr, sizeof(addr));
+    sx_rpc_call_opts o = {.timeout_ms = SHIP_TIMEOUT_MS};
+    sx_rpc_invoke_async(l->o.rpc, addr, INDEX_SVC, "Ship", &req->base, &o, ship_done, c);
+}
+
+/* One step of stream s: at most one batch sent. */
+static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint32_t P)
+{
+    uint64_t now = sx_clock_now_ms();
+    pthread_mutex_lock(&l->mu);
+    bool idle = now - s->last_send_ms >= SHIP_IDLE_MS;
+    bool go = s->inflight < SHIP_INFLIGHT && now >= s->retry_at_ms &&
+              (!s->known ? s->inflight == 0 : (s->sent < v->applied || (idle && !s->inflight)));
+    if (!go) {
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+    ship_ctx *c = sx_calloc(1, sizeof(*c));
+    c->l = l;
+    c->s = s;
+    c->gen = s->gen;
+    Shardex__Internal__V1__ShipRequest req = SHARDEX__INTERNAL__V1__SHIP_REQUEST__INIT;
+    req.index_id = s->id;
+    req.term_partition = s->t;
+    req.owner_epoch = s->owner_epoch;
+    req.partition = s->p;
+    req.leader_epoch = s->leader_epoch;
+    req.partitions = P;
+    req.type = s->is_int ? SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT
+                         : SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_STRING;
+    uint64_t after = s->sent, acked = s->acked;
+    bool known = s->known;
+    s->inflight++;
+    s->calls++;
+    s->last_send_ms = now;
+    l->inflight++;
+    pthread_mutex_unlock(&l->mu);
+
+    sx_err err = {0};
+    sx_status st = SX_OK;
+    uint64_t covered = after;
+    if (!known) {
+        c->probe = true; /* carries nothing: up_to 0 is at or below any watermark */
+    } else if (acked < sx_pindex_outbox_floor(v->ix, s->id, s->t)) {
+        size_t n = 0;
+        st = sx_pindex_rebuild(v->ix, s->id, s->t, &c->arena, &req.changes, &n, &covered, &err);
+        req.n_changes = n;
+        req.rebuild = true;
+        req.prev_offset = 0;
+        req.up_to_offset = covered;
+        if (st == SX_OK)
+            SX_LOG(SX_LOG_INFO, "ixlead",
+                   "partition=%u index=%" PRIu64 " t=%u rebuilding owner "
+                   "%s: %zu entries at %" PRIu64,
+                   s->p, s->id, s->t, s->addr, n, covered);
+    } else {
+        size_t n = 0;
+        st = sx_pindex_outbox_read(v->ix, s->id, s->t, after, v->applied, SHIP_MAX_CHANGES,
+                                   &c->arena, &req.changes, &n, &covered, &err);
+        req.n_changes = n;
+        req.prev_offset = after;
+        req.up_to_offset = covered > after ? covered : after;
+        if (covered >= v->applied && v->stale_ms == 0)
+            req.as_of_ms = sx_clock_wall_ms();
+    }
+    c->up_to = req.up_to_offset;
+    if (st != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "ixlead",
+               "partition=%u index=%" PRIu64 " t=%u cannot read the "
+               "outbox: %s",
+               s->p, s->id, s->t, err.msg);
+        pthread_mutex_lock(&l->mu);
+        s->inflight--;
+        s->calls--;
+        s->retry_at_ms = now + RETRY_MS;
+        l->inflight--;
+        pthread_mutex_unlock(&l->mu);
+        sx_arena_free(&c->arena);
+        free(c);
+        return;
+    }
+    if (!c->probe) {
+        pthread_mutex_lock(&l->mu);
+        if (c->gen == s->gen && req.up_to_offset > s->sent)
+            s->sent = req.up_to_offset;
+        pthread_mutex_unlock(&l->mu);
+    }
+    send_ship(l, s, c, &req);
+}
+
+/* Trims what the owner acknowledged, now and then. */
+static void stream_trim(sx_ixlead *l, stream *s, const sx_replica_view *v)
+{
+    uint64_t now = sx_clock_now_ms();
+    pthread_mutex_lock(&l->mu);
+    bool go = s->known && s->acked > s->trimmed && now - s->last_trim_ms >= TRIM_EVERY_MS;
+    uint64_t upto = s->acked;
+    if (go)
+        s->last_trim_ms = now;
+    pthread_mutex_unlock(&l->mu);
+    if (!go)
+        return;
+    sx_err err = {0};
+    if (sx_pindex_outbox_trim(v->ix, s->id, s->t, upto, &err) != SX_OK) {
+        SX_LOG(SX_LOG_WARN, "ixlead", "partition=%u outbox trim failed: %s", s->p, err.msg);
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    s->trimmed = upto;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static stream *get_stream(sx_ixlead *l, uint32_t p, uint64_t id, uint32_t t, uint64_t epoch,
+                          const Shardex__Internal__V1__TermPartition *tp,
+                          const Shardex__Internal__V1__ClusterMap *m, bool is_int)
+{
+    pthread_mutex_lock(&l->mu);
+    stream *s = find_stream(l, p, id, t);
+    if (!s) {
+        s = sx_calloc(1, sizeof(*s));
+        s->p = p;
+        s->id = id;
+        s->t = t;
+        s->next = l->streams;
+        l->streams = s;
+    }
+    const char *addr =
+        tp->owner >= 0 && (size_t)tp->owner < m->n_workers ? m->workers[tp->owner]->address : "";
+    if (s->leader_epoch != epoch || s->owner_epoch != tp->epoch || strcmp(s->addr, addr) != 0) {
+        /* A new term or owner: learn its watermark before shipping. */
+        s->leader_epoch = epoch;
+        s->owner_epoch = tp->epoch;
+        snprintf(s->addr, sizeof(s->addr), "%s", addr);
+        s->known = false;
+        s->acked = s->sent = s->trimmed = 0;
+        s->retry_at_ms = 0;
+        rewind_locked(s);
+    }
+    s->is_int = is_int;
+    s->seen = true;
+    pthread_mutex_unlock(&l->mu);
+    return s;
+}
+
+/* ------------------------------------------------------------- backfill -- */
+
+static bool reported(part *pt, uint64_t id)
+{
+    for (size_t i = 0; i < pt->nreported; i++)
+        if (pt->reported[i] == id)
+            return true;
+    return false;
+}
+
+static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
+                         const Shardex__Internal__V1__IndexEntry *e, const sx_pindex_info *info)
+{
+    if (e->state != SHARDEX__V1__INDEX_STATE__INDEX_STATE_BUILDING)
+        return;
+    for (size_t i = 0; i < e->n_backfilled; i++)
+        if (e->backfilled[i] == p)
+            return;
+    if (v->applied < info->start)
+        return;
+    pthread_mutex_lock(&l->mu);
+    part *pt = &l->parts[p];
+    bool done = reported(pt, e->id);
+    for (uint32_t t = 0; !done && info->global && t < info->term_partitions; t++) {
+        stream *s = find_stream(l, p, e->id, t);
+        done = !s || !s->known || s->acked < info->start; /* not yet: "done" means skip */
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (done)
+        return;
+    Shardex__Internal__V1__ReportBackfillRequest req =
+        SHARDEX__INTERNAL__V1__REPORT_BACKFILL_REQUEST__INIT;
+    req.worker_id = (char *)l->worker_id;
+    req.index_id = e->id;
+    req.partition = p;
+    req.epoch = v->epoch;
+    ProtobufCMessage *resp = NULL;
+    sx_err err = {0};
+    sx_rpc_call_opts o = {.timeout_ms = 2000};
+    sx_status st = sx_rpc_invoke(l->o.rpc, l->coordinator, COORD_SVC, "ReportBackfill", &req.base,
+                                 &resp, &o, &err);
+    sx_rpc_free(resp);
+    if (st != SX_OK) {
+        SX_LOG(SX_LOG_WARN, "ixlead",
+               "partition=%u backfill report of index %" PRIu64 " failed: %s", p, e->id, err.msg);
+        return;
+    }
+    SX_LOG(SX_LOG_INFO, "ixlead", "partition=%u index=%" PRIu64 " backfill reported", p, e->id);
+    pthread_mutex_lock(&l->mu);
+    pt->reported = sx_realloc(pt->reported, (pt->nreported + 1) * sizeof(*pt->reported));
+    pt->reported[pt->nreported++] = e->id;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* ----------------------------------------------------------------- loop -- */
+
+static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
+                           const Shardex__Internal__V1__ClusterMap *m, uint32_t P)
+{
+    pthread_mutex_lock(&l->mu);
+    part *pt = &l->parts[p];
+    if (pt->epoch != v->epoch) {
+        pt->epoch = v->epoch;
+        pt->nreported = 0;
+        pt->marker_upto = 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+    reconcile_markers(l, p, v, m);
+    sx_pindex_info active[256];
+    size_t na = sx_pindex_list(v->ix, active, 256);
+    for (size_t k = 0; k < na && k < 256; k++) {
+        const Shardex__Internal__V1__IndexEntry *e = map_index(m, active[k].id);
+        if (!e)
+            continue;
+        if (active[k].global && e->spec->global) {
+            for (uint32_t t = 0; t < active[k].term_partitions; t++) {
+                if (e->first_term + t >= m->n_terms)
+                    break;
+                stream *s = get_stream(l, p, e->id, t, v->epoch, m->terms[e->first_term + t], m,
+                                       active[k].is_int);
+                if (!s->addr[0])
+                    continue;
+                stream_step(l, s, v, P);
+                stream_trim(l, s, v);
+            }
+        }
+        maybe_report(l, p, v, e, &active[k]);
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    sx_ixlead *l = arg;
+    for (;;) {
+        pthread_mutex_lock(&l->mu);
+        if (l->stop) {
+            pthread_mutex_unlock(&l->mu);
+            break;
+        }
+        for (stream *s = l->streams; s; s = s->next)
+            s->seen = false;
+        pthread_mutex_unlock(&l->mu);
+
+        sx_member_view mv;
+        sx_member_get_view(l->o.member, &mv);
+        const Shardex__Internal__V1__ClusterMap *m = mv.map ? mv.map->msg : NULL;
+        uint32_t P = m && m->settings ? m->settings->partitions : 0;
+        if (P && !l->parts) {
+            l->parts = sx_calloc(P, sizeof(*l->parts));
+            l->nparts = P;
+        }
+        for (uint32_t p = 0; P && p < P && p < l->nparts; p++) {
+            sx_replica_view v;
+            if (sx_replicas_view(l->o.replicas, p, &v) && v.leading)
+                lead_partition(l, p, &v, m, P);
+        }
+        sx_member_map_release(mv.map);
+
+        /* Streams of partitions no longer led or indexes gone: dropped once
+         * nothing is in flight (a later leadership starts afresh). */
+        pthread_mutex_lock(&l->mu);
+        for (stream **sp = &l->streams; *sp;) {
+            stream *s = *sp;
+            if (!s->seen && s->calls == 0) {
+                *sp = s->next;
+                free(s);
+            } else {
+                if (!s->seen)
+                    rewind_locked(s); /* its answers no longer count */
+                sp = &s->next;
+            }
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += LOOP_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!l->stop)
+            pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+        pthread_mutex_unlock(&l->mu);
+    }
+    return NULL;
+}
+
+sx_status sx_ixlead_start(const sx_ixlead_opts *opts, sx_ixlead **out, sx_err *err)
+{
+    (void)err;
+    sx_ixlead *l = sx_calloc(1, sizeof(*l));
+    l->o = *opts;
+    l->worker_id = sx_strdup(opts->worker_id);
+    l->coordinator = sx_strdup(opts->coordinator);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    pthread_create(&l->thread, NULL, loop_main, l);
+    pthread_setname_np(l->thread, "ixlead");
+    *out = l;
+    return SX_OK;
+}
+
+void sx_ixlead_stop(sx_ixlead *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->thread, NULL);
+    pthread_mutex_lock(&l->mu);
+    while (l->inflight > 0)
+        pthread_cond_wait(&l->cv, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+    while (l->streams) {
+        stream *s = l->streams;
+        l->streams = s->next;
+        free(s);
+    }
+    for (uint32_t p = 0; p < l->nparts; p++)
+        free(l->parts[p].reported);
+    free(l->parts);
+    free(l->worker_id);
+    free(l->coordinator);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l);
+}
+
+size_t sx_ixlead_reports(sx_replicas *replicas, sx_arena *arena,
+                         Shardex__Internal__V1__IndexReport ***out)
+{
+    uint32_t P = sx_replicas_partitions(replicas);
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    for (uint32_t p = 0; p < P; p++) {
+        sx_replica_view v;
+        if (!sx_replicas_view(replicas, p, &v) || !v.leading)
+            continue;
+        sx_pindex_info active[256];
+        size_t na = sx_pindex_list(v.ix, active, 256);
+        for (size_t k = 0; k < na && k < 256; k++) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                void *grown = sx_arena_alloc(arena, cap * sizeof(**out));
+                if (n)
+                    memcpy(grown, *out, n * sizeof(**out));
+                *out = grown;
+            }
+            Shardex__Internal__V1__IndexReport *r = sx_arena_alloc(arena, sizeof(*r));
+            shardex__internal__v1__index_report__init(r);
+            r->index_id = active[k].id;
+            r->partition = p;
+            r->mistyped_docs = active[k].mistyped;
+            (*out)[n++] = r;
+        }
+    }
+    return n;
+}

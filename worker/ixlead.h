@@ -1,0 +1,51 @@
+/* ixlead.h: what a log partition's leader does for the indexes.
+ *
+ * One thread, for every partition this worker leads:
+ *   markers   the map's index catalog is compared with the indexes active in
+ *             the partition (sx_pindex); an index_start marker is appended
+ *             for each new index and an index_drop for each dropped one, so
+ *             that creation and drop sit at one offset of the log. Nothing is
+ *             asked again until the markers written are applied (a repeated
+ *             marker is a no-op anyway).
+ *   shipping  per global index and term partition, a stream: it learns the
+ *             owner's watermark (a Ship carrying nothing), then ships the
+ *             outbox after it in batches that cover whole offsets, up to
+ *             SHIP_INFLIGHT in flight, each (p, epoch, prev, up_to, changes);
+ *             an empty batch when idle, so watermarks and staleness move.
+ *             A failed or refused batch rewinds the stream to the owner's
+ *             watermark. A watermark below the outbox's trimmed floor (a new,
+ *             empty owner) gets a rebuild: every entry of the term partition
+ *             at one snapshot, then the outbox after it. Acknowledged changes
+ *             are trimmed from the outbox.
+ *   backfill  once an index's marker is applied and (global) every term
+ *             partition acknowledged it, the partition reports its backfill
+ *             done to the coordinator (READY when every partition did).
+ *
+ * Followers ship nothing and keep their outbox whole (see docs/indexes.md).
+ */
+#ifndef SX_IXLEAD_H
+#define SX_IXLEAD_H
+
+#include "membership.h"
+#include "replica.h"
+#include "rpc.h"
+
+typedef struct sx_ixlead sx_ixlead;
+
+typedef struct sx_ixlead_opts {
+    const char *worker_id;
+    const char *coordinator;
+    sx_rpc_client *rpc;    /* borrowed */
+    sx_replicas *replicas; /* borrowed */
+    sx_member *member;     /* borrowed */
+} sx_ixlead_opts;
+
+sx_status sx_ixlead_start(const sx_ixlead_opts *opts, sx_ixlead **out, sx_err *err);
+void sx_ixlead_stop(sx_ixlead *l); /* waits for calls in flight; accepts NULL */
+
+/* Heartbeat reports of led partitions' indexes (mistyped counts), allocated
+ * in arena. */
+size_t sx_ixlead_reports(sx_replicas *replicas, sx_arena *arena,
+                         Shardex__Internal__V1__IndexReport ***out);
+
+#endif

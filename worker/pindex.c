@@ -1,0 +1,847 @@
+/* pindex.c: see pindex.h. */
+#include "pindex.h"
+
+#include "keys.h"
+#include "log.h"
+#include "sx_limits.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { TAG_IX = 'I', TAG_MIS = 'N', TAG_LOCAL = 'X', TAG_OUT = 'O', TAG_FLOOR = 'F' };
+
+typedef struct ix {
+    sx_ix_def def;
+    Shardex__V1__IndexSpec *spec; /* owned; def borrows its strings */
+    uint64_t start;
+    uint64_t mistyped;
+    int64_t delta; /* of mistyped, in the batch being applied */
+} ix;
+
+struct sx_pindex {
+    sx_plog *log;
+    sx_store *store;
+    uint32_t p;
+    pthread_mutex_t mu; /* cat and ncat, for readers; the applier writes under it */
+    ix *cat;
+    size_t ncat;
+    /* The batch being applied (applier only). */
+    ix pending_start; /* spec != NULL: a started index, for end() */
+    uint64_t pending_drop;
+    bool batch_touched;
+    sx_buf k, v, vals;
+};
+
+static void *pb_alloc(void *data, size_t size)
+{
+    (void)data;
+    return sx_malloc(size);
+}
+
+static void pb_free(void *data, void *ptr)
+{
+    (void)data;
+    free(ptr);
+}
+
+static ProtobufCAllocator pb_allocator = {.alloc = pb_alloc, .free = pb_free};
+
+static void *arena_alloc_cb(void *a, size_t n)
+{
+    return sx_arena_alloc(a, n);
+}
+
+static void arena_free_cb(void *a, void *p)
+{
+    (void)a;
+    (void)p;
+}
+
+/* ------------------------------------------------------------------ keys -- */
+
+static void key_id(sx_buf *b, uint8_t tag, uint64_t id)
+{
+    b->len = 0;
+    sx_key_append_u8(b, tag);
+    sx_key_append_u64(b, id);
+}
+
+static void key_id_t(sx_buf *b, uint8_t tag, uint64_t id, uint32_t t)
+{
+    key_id(b, tag, id);
+    sx_key_append_u32(b, t);
+}
+
+static bool read_u64(const uint8_t *v, size_t n, size_t at, uint64_t *out)
+{
+    sx_key_reader r;
+    if (n < at + 8)
+        return false;
+    sx_key_reader_init(&r, v + at, 8);
+    return sx_key_read_u64(&r, out);
+}
+
+/* ------------------------------------------------------------- catalog -- */
+
+static void ix_free(ix *x)
+{
+    if (x->spec)
+        shardex__v1__index_spec__free_unpacked(x->spec, &pb_allocator);
+    memset(x, 0, sizeof(*x));
+}
+
+static bool ix_init(ix *x, uint64_t id, uint64_t start, const uint8_t *spec, size_t n)
+{
+    memset(x, 0, sizeof(*x));
+    x->spec = shardex__v1__index_spec__unpack(&pb_allocator, n, spec);
+    if (!x->spec || !x->spec->name || !x->spec->field)
+        return false;
+    sx_ix_def_from_spec(&x->def, id, x->spec);
+    x->start = start;
+    return true;
+}
+
+static ix *find_locked(sx_pindex *pi, uint64_t id)
+{
+    for (size_t i = 0; i < pi->ncat; i++)
+        if (pi->cat[i].def.id == id)
+            return &pi->cat[i];
+    return NULL;
+}
+
+static void info_of(const ix *x, sx_pindex_info *o)
+{
+    *o = (sx_pindex_info){.id = x->def.id,
+                          .start = x->start,
+                          .mistyped = x->mistyped,
+                          .local = x->def.local,
+                          .global = x->def.global,
+                          .is_int = x->def.is_int,
+                          .term_partitions = x->def.term_partitions};
+}
+
+size_t sx_pindex_list(sx_pindex *pi, sx_pindex_info *out, size_t cap)
+{
+    pthread_mutex_lock(&pi->mu);
+    size_t n = pi->ncat;
+    for (size_t i = 0; i < n && i < cap; i++)
+        info_of(&pi->cat[i], &out[i]);
+    pthread_mutex_unlock(&pi->mu);
+    return n;
+}
+
+bool sx_pindex_find(sx_pindex *pi, uint64_t id, sx_pindex_info *out)
+{
+    pthread_mutex_lock(&pi->mu);
+    ix *x = find_locked(pi, id);
+    if (x)
+        info_of(x, out);
+    pthread_mutex_unlock(&pi->mu);
+    return x != NULL;
+}
+
+/* --------------------------------------------------------------- apply -- */
+
+/* A document's sorted distinct value keys for d: offs/lens into vals. */
+typedef struct values {
+    size_t n;
+    size_t offs[SX_DOC_FIELDS_MAX];
+    size_t lens[SX_DOC_FIELDS_MAX];
+    bool mistyped;
+} values;
+
+static int vcmp(const sx_buf *a, const values *va, size_t i, const sx_buf *b, const values *vb,
+                size_t j)
+{
+    size_t la = va->lens[i], lb = vb->lens[j];
+    int c = memcmp(a->data + va->offs[i], b->data + vb->offs[j], la < lb ? la : lb);
+    return c ? c : (la > lb) - (la < lb);
+}
+
+static void entry_key(sx_buf *k, const uint8_t *vkey, size_t vlen, const char *id, size_t id_len)
+{
+    sx_buf_append(k, vkey, vlen);
+    sx_key_append_str(k, id, id_len);
+}
+
+/* Adds one index change (local entry and outbox) to batch. */
+static void change(sx_pindex *pi, sx_batch *b, const ix *x, bool remove, const uint8_t *vkey,
+                   size_t vlen, const char *id, size_t id_len, uint64_t offset, uint64_t version,
+                   uint32_t *seq)
+{
+    if (x->def.local) {
+        key_id(&pi->k, TAG_LOCAL, x->def.id);
+        entry_key(&pi->k, vkey, vlen, id, id_len);
+        if (remove) {
+            sx_batch_delete(b, pi->k.data, pi->k.len);
+        } else {
+            pi->v.len = 0;
+            sx_key_append_u64(&pi->v, version);
+            sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+        }
+    }
+    if (x->def.global) {
+        uint32_t t = sx_ix_term_of(&x->def, vkey, vlen);
+        key_id_t(&pi->k, TAG_OUT, x->def.id, t);
+        sx_key_append_u64(&pi->k, offset);
+        sx_key_append_u32(&pi->k, (*seq)++);
+        pi->v.len = 0;
+        sx_key_append_u8(&pi->v, remove);
+        sx_key_append_u64(&pi->v, version);
+        entry_key(&pi->v, vkey, vlen, id, id_len);
+        sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+    }
+}
+
+static void write_mistyped(sx_pindex *pi, sx_batch *b, const ix *x)
+{
+    key_id(&pi->k, TAG_MIS, x->def.id);
+    pi->v.len = 0;
+    sx_key_append_u64(&pi->v, (uint64_t)((int64_t)x->mistyped + x->delta));
+    sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+}
+
+static void hook_entry(void *arg, sx_batch *b, uint64_t offset, const char *id, size_t id_len,
+                       const uint8_t *old_doc, size_t old_len, const uint8_t *new_doc,
+                       size_t new_len)
+{
+    sx_pindex *pi = arg;
+    if (pi->ncat == 0)
+        return;
+    pi->batch_touched = true;
+    Shardex__V1__Document *od =
+        old_doc ? shardex__v1__document__unpack(&pb_allocator, old_len, old_doc) : NULL;
+    Shardex__V1__Document *nd =
+        new_doc ? shardex__v1__document__unpack(&pb_allocator, new_len, new_doc) : NULL;
+    sx_buf ob = {0};
+    values ov, nv;
+    uint32_t seq = 0;
+    for (size_t i = 0; i < pi->ncat; i++) {
+        ix *x = &pi->cat[i];
+        ov.n = od ? sx_ix_doc_values(&x->def, od, &ob, ov.offs, ov.lens, SX_DOC_FIELDS_MAX,
+                                     &ov.mistyped)
+                  : 0;
+        if (!od)
+            ov.mistyped = false;
+        nv.n = nd ? sx_ix_doc_values(&x->def, nd, &pi->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
+                                     &nv.mistyped)
+                  : 0;
+        if (!nd)
+            nv.mistyped = false;
+        /* Removed: old values the new document lacks (both lists sorted). */
+        size_t j = 0;
+        for (size_t k = 0; k < ov.n; k++) {
+            while (j < nv.n && vcmp(&pi->vals, &nv, j, &ob, &ov, k) < 0)
+                j++;
+            if (j < nv.n && vcmp(&pi->vals, &nv, j, &ob, &ov, k) == 0)
+                continue;
+            change(pi, b, x, true, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset, offset,
+                   &seq);
+        }
+        for (size_t k = 0; k < nv.n; k++)
+            change(pi, b, x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len, offset,
+                   offset, &seq);
+        if (ov.mistyped != nv.mistyped) {
+            x->delta += nv.mistyped ? 1 : -1;
+            write_mistyped(pi, b, x);
+        }
+    }
+    sx_buf_free(&ob);
+    if (od)
+        shardex__v1__document__free_unpacked(od, &pb_allocator);
+    if (nd)
+        shardex__v1__document__free_unpacked(nd, &pb_allocator);
+}
+
+typedef struct backfill {
+    sx_pindex *pi;
+    sx_batch *b;
+    ix *x;
+    uint64_t offset;
+    uint32_t seq;
+    sx_status st;
+    sx_err *err;
+} backfill;
+
+static bool backfill_doc(void *arg, const char *id, size_t id_len, uint64_t version,
+                         const uint8_t *doc, size_t len)
+{
+    backfill *bf = arg;
+    sx_pindex *pi = bf->pi;
+    Shardex__V1__Document *d = shardex__v1__document__unpack(&pb_allocator, len, doc);
+    if (!d) {
+        bf->st = sx_err_set(bf->err, SX_DATA_LOSS,
+                            "partition %u: stored document %s does not "
+                            "decode",
+                            pi->p, id);
+        return false;
+    }
+    values nv;
+    nv.n = sx_ix_doc_values(&bf->x->def, d, &pi->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
+                            &nv.mistyped);
+    for (size_t k = 0; k < nv.n; k++)
+        change(pi, bf->b, bf->x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len,
+               bf->offset, version, &bf->seq);
+    if (nv.mistyped)
+        bf->x->delta++;
+    shardex__v1__document__free_unpacked(d, &pb_allocator);
+    return true;
+}
+
+/* Deletes every key with the given prefix, into batch. */
+static sx_status delete_prefix(sx_pindex *pi, sx_batch *b, const sx_buf *prefix, sx_err *err)
+{
+    sx_iter *it = sx_store_iter_prefix(pi->store, NULL, prefix->data, prefix->len);
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        size_t kl;
+        const void *k = sx_iter_key(it, &kl);
+        sx_batch_delete(b, k, kl);
+    }
+    sx_status st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    return st;
+}
+
+static sx_status hook_marker(void *arg, sx_batch *b, uint64_t offset,
+                             const Shardex__Internal__V1__LogOp *op, sx_err *err)
+{
+    sx_pindex *pi = arg;
+    pi->batch_touched = true;
+    if (op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START) {
+        const Shardex__Internal__V1__IndexStart *s = op->index_start;
+        if (find_locked(pi, s->index_id))
+            return SX_OK; /* started already: a repeated marker is a no-op */
+        size_t n = shardex__v1__index_spec__get_packed_size(s->spec);
+        uint8_t *packed = sx_malloc(n + 1);
+        shardex__v1__index_spec__pack(s->spec, packed);
+        ix x;
+        bool ok = ix_init(&x, s->index_id, offset, packed, n);
+        if (!ok) {
+            free(packed);
+            ix_free(&x);
+            return sx_err_set(err, SX_DATA_LOSS,
+                              "partition %u: index marker at %" PRIu64 " has no usable spec", pi->p,
+                              offset);
+        }
+        key_id(&pi->k, TAG_IX, s->index_id);
+        pi->v.len = 0;
+        sx_key_append_u64(&pi->v, offset);
+        sx_buf_append(&pi->v, packed, n);
+        free(packed);
+        sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+        backfill bf = {.pi = pi, .b = b, .x = &x, .offset = offset, .err = err};
+        sx_status st = sx_plog_scan_docs_locked(pi->log, backfill_doc, &bf, err);
+        if (st == SX_OK)
+            st = bf.st;
+        if (st != SX_OK) {
+            ix_free(&x);
+            return st;
+        }
+        write_mistyped(pi, b, &x);
+        x.mistyped = (uint64_t)x.delta;
+        x.delta = 0;
+        pi->pending_start = x;
+        SX_LOG(SX_LOG_INFO, "index",
+               "partition=%u index started id=%" PRIu64 " name=%s at=%" PRIu64
+               " backfill_changes=%u",
+               pi->p, s->index_id, x.def.name, offset, bf.seq);
+        return SX_OK;
+    }
+    uint64_t id = op->index_drop;
+    if (!find_locked(pi, id))
+        return SX_OK;
+    static const uint8_t tags[] = {TAG_IX, TAG_MIS, TAG_LOCAL, TAG_OUT, TAG_FLOOR};
+    for (size_t i = 0; i < sizeof(tags); i++) {
+        key_id(&pi->k, tags[i], id);
+        sx_buf prefix = {0};
+        sx_buf_append(&prefix, pi->k.data, pi->k.len);
+        sx_status st = delete_prefix(pi, b, &prefix, err);
+        sx_buf_free(&prefix);
+        if (st != SX_OK)
+            return st;
+    }
+    pi->pending_drop = id;
+    SX_LOG(SX_LOG_INFO, "index", "partition=%u index dropped id=%" PRIu64 " at=%" PRIu64, pi->p, id,
+           offset);
+    return SX_OK;
+}
+
+static void hook_end(void *arg, bool written)
+{
+    sx_pindex *pi = arg;
+    if (!pi->batch_touched)
+        return;
+    pthread_mutex_lock(&pi->mu);
+    for (size_t i = 0; i < pi->ncat; i++) {
+        if (written)
+            pi->cat[i].mistyped = (uint64_t)((int64_t)pi->cat[i].mistyped + pi->cat[i].delta);
+        pi->cat[i].delta = 0;
+    }
+    if (pi->pending_start.spec) {
+        if (written) {
+            pi->cat = sx_realloc(pi->cat, (pi->ncat + 1) * sizeof(*pi->cat));
+            pi->cat[pi->ncat++] = pi->pending_start;
+        } else {
+            ix_free(&pi->pending_start);
+        }
+        memset(&pi->pending_start, 0, sizeof(pi->pending_start));
+    }
+    if (pi->pending_drop) {
+        ix *x = written ? find_locked(pi, pi->pending_drop) : NULL;
+        if (x) {
+            ix_free(x);
+            *x = pi->cat[--pi->ncat];
+        }
+        pi->pending_drop = 0;
+    }
+    pi->batch_touched = false;
+    pthread_mutex_unlock(&pi->mu);
+}
+
+/* ---------------------------------------------------------------- open -- */
+
+static sx_status load_catalog(sx_pindex *pi, sx_err *err)
+{
+    uint8_t tag = TAG_IX;
+    sx_iter *it = sx_store_iter_prefix(pi->store, NULL, &tag, 1);
+    sx_status st = SX_OK;
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = sx_iter_key(it, &kl);
+        const uint8_t *v = sx_iter_value(it, &vl);
+        uint64_t id, start;
+        ix x;
+        if (!read_u64(k, kl, 1, &id) || kl != 9 || !read_u64(v, vl, 0, &start) ||
+            !ix_init(&x, id, start, v + 8, vl - 8)) {
+            st = sx_err_set(err, SX_DATA_LOSS, "partition %u: an index catalog row is malformed",
+                            pi->p);
+            break;
+        }
+        key_id(&pi->k, TAG_MIS, id);
+        bool found = false;
+        st = sx_store_get(pi->store, NULL, pi->k.data, pi->k.len, &pi->v, &found, err);
+        if (st != SX_OK)
+            break;
+        if (found)
+            read_u64(pi->v.data, pi->v.len, 0, &x.mistyped);
+        pi->cat = sx_realloc(pi->cat, (pi->ncat + 1) * sizeof(*pi->cat));
+        pi->cat[pi->ncat++] = x;
+    }
+    if (st == SX_OK)
+        st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    return st;
+}
+
+sx_status sx_pindex_open(sx_plog *log, sx_pindex **out, sx_err *err)
+{
+    sx_pindex *pi = sx_calloc(1, sizeof(*pi));
+    pi->log = log;
+    pi->store = sx_plog_store(log);
+    pi->p = sx_plog_partition(log);
+    pthread_mutex_init(&pi->mu, NULL);
+    sx_status st = load_catalog(pi, err);
+    if (st != SX_OK) {
+        sx_pindex_close(pi);
+        return st;
+    }
+    sx_plog_hooks h = {.arg = pi, .entry = hook_entry, .marker = hook_marker, .end = hook_end};
+    sx_plog_set_hooks(log, &h);
+    *out = pi;
+    return SX_OK;
+}
+
+void sx_pindex_close(sx_pindex *pi)
+{
+    if (!pi)
+        return;
+    sx_plog_set_hooks(pi->log, NULL);
+    for (size_t i = 0; i < pi->ncat; i++)
+        ix_free(&pi->cat[i]);
+    free(pi->cat);
+    ix_free(&pi->pending_start);
+    sx_buf_free(&pi->k);
+    sx_buf_free(&pi->v);
+    sx_buf_free(&pi->vals);
+    pthread_mutex_destroy(&pi->mu);
+    free(pi);
+}
+
+/* --------------------------------------------------------------- reads -- */
+
+typedef struct snap_at {
+    sx_store *store;
+    const sx_snapshot *snap;
+    uint64_t applied;
+} snap_at;
+
+static void take_snapshot(void *arg, uint64_t applied)
+{
+    snap_at *s = arg;
+    s->snap = sx_store_snapshot(s->store);
+    s->applied = applied;
+}
+
+/* A snapshot and the applied offset it holds, taken together. */
+static snap_at snapshot(sx_pindex *pi)
+{
+    snap_at s = {.store = pi->store};
+    sx_plog_locked(pi->log, take_snapshot, &s);
+    return s;
+}
+
+static Shardex__V1__Document *doc_at(sx_pindex *pi, const sx_snapshot *snap, const char *id,
+                                     sx_arena *arena, sx_err *err, sx_status *st)
+{
+    bool found = false;
+    sx_buf doc = {0};
+    Shardex__V1__Document *d = NULL;
+    *st = sx_plog_get_doc_at(pi->log, snap, id, strlen(id), &found, NULL, &doc, err);
+    if (*st == SX_OK && found) {
+        ProtobufCAllocator alloc = {arena_alloc_cb, arena_free_cb, arena};
+        d = shardex__v1__document__unpack(&alloc, doc.len, doc.data);
+        if (!d)
+            *st = sx_err_set(err, SX_DATA_LOSS,
+                             "partition %u: stored document %s does not "
+                             "decode",
+                             pi->p, id);
+    }
+    sx_buf_free(&doc);
+    return d;
+}
+
+sx_status sx_pindex_scan(sx_pindex *pi, const Shardex__Internal__V1__ScanRequest *req,
+                         sx_arena *arena, Shardex__Internal__V1__ScanResponse *resp, sx_err *err)
+{
+    sx_pindex_info info;
+    if (!sx_pindex_find(pi, req->index_id, &info) || !info.local)
+        return sx_err_set(err, SX_NOT_FOUND,
+                          "partition %u: index %" PRIu64 " has no local "
+                          "entries here (not started, dropped, or global only)",
+                          pi->p, req->index_id);
+    size_t limit = req->limit ? req->limit : 100;
+    snap_at s = snapshot(pi);
+    sx_buf start = {0}, end = {0}, id = {0}, sbuf = {0};
+    key_id(&start, TAG_LOCAL, req->index_id);
+    sx_buf_append(&start, req->start.data, req->start.len);
+    key_id(&end, TAG_LOCAL, req->index_id);
+    if (req->end.len) {
+        sx_buf_append(&end, req->end.data, req->end.len);
+    } else {
+        sx_buf tmp = {0};
+        sx_buf_append(&tmp, end.data, end.len);
+        sx_key_prefix_successor(tmp.data, tmp.len, &end);
+        sx_buf_free(&tmp);
+    }
+    sx_iter *it = sx_store_iter_range(pi->store, s.snap, start.data, start.len, end.data, end.len);
+    resp->hits = sx_arena_alloc(arena, (limit + 1) * sizeof(*resp->hits));
+    sx_status st = SX_OK;
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        if (resp->n_hits == limit) {
+            resp->more = true;
+            break;
+        }
+        size_t kl, vl;
+        const uint8_t *k = sx_iter_key(it, &kl);
+        const uint8_t *v = sx_iter_value(it, &vl);
+        Shardex__Internal__V1__ScanHit *h = sx_arena_alloc(arena, sizeof(*h));
+        shardex__internal__v1__scan_hit__init(h);
+        Shardex__V1__Value *val = sx_arena_alloc(arena, sizeof(*val));
+        id.len = 0;
+        if (kl < 9 || !sx_ix_split_key(info.is_int, k + 9, kl - 9, val, &sbuf, &id) ||
+            !read_u64(v, vl, 0, &h->version)) {
+            st = sx_err_set(err, SX_DATA_LOSS,
+                            "partition %u: a local index entry of index %" PRIu64 " is malformed",
+                            pi->p, req->index_id);
+            break;
+        }
+        if (val->kind_case == SHARDEX__V1__VALUE__KIND_S)
+            val->s = sx_arena_strdup(arena, val->s);
+        h->value = val;
+        h->id = sx_arena_strdup(arena, (const char *)id.data);
+        h->key.data = sx_arena_memdup(arena, k + 9, kl - 9);
+        h->key.len = kl - 9;
+        if (req->include_docs) {
+            h->doc = doc_at(pi, s.snap, h->id, arena, err, &st);
+            if (st != SX_OK)
+                break;
+        }
+        resp->hits[resp->n_hits++] = h;
+    }
+    if (st == SX_OK && !resp->more)
+        st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    sx_store_release_snapshot(pi->store, s.snap);
+    sx_buf_free(&start);
+    sx_buf_free(&end);
+    sx_buf_free(&id);
+    sx_buf_free(&sbuf);
+    return st;
+}
+
+sx_status sx_pindex_digest(sx_pindex *pi, const Shardex__Internal__V1__DigestRequest *req,
+                           sx_arena *arena, Shardex__Internal__V1__DigestResponse *resp,
+                           sx_err *err)
+{
+    snap_at s = snapshot(pi);
+    resp->applied_offset = s.applied;
+    /* Active as of the snapshot: the catalog can only be ahead of it by a
+     * marker applied since, which the applied offset tells the caller. */
+    sx_pindex_info info;
+    resp->active = sx_pindex_find(pi, req->index_id, &info) && info.start <= s.applied;
+    sx_buf prefix = {0};
+    key_id(&prefix, TAG_LOCAL, req->index_id);
+    sx_iter *it = sx_store_iter_prefix(pi->store, s.snap, prefix.data, prefix.len);
+    size_t cap = 0;
+    sx_status st = SX_OK;
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = sx_iter_key(it, &kl);
+        const uint8_t *v = sx_iter_value(it, &vl);
+        uint64_t version;
+        if (!read_u64(v, vl, 0, &version)) {
+            st = sx_err_set(err, SX_DATA_LOSS, "partition %u: a local index entry is malformed",
+                            pi->p);
+            break;
+        }
+        resp->digest = sx_ix_digest_add(resp->digest, k + 9, kl - 9, version);
+        resp->count++;
+        if (req->entries) {
+            if (resp->n_entries == cap) {
+                cap = cap ? 2 * cap : 1024;
+                void *grown = sx_arena_alloc(arena, cap * sizeof(*resp->entries));
+                if (resp->n_entries)
+                    memcpy(grown, resp->entries, resp->n_entries * sizeof(*resp->entries));
+                resp->entries = grown;
+            }
+            Shardex__Internal__V1__DigestEntry *e = sx_arena_alloc(arena, sizeof(*e));
+            shardex__internal__v1__digest_entry__init(e);
+            e->key.data = sx_arena_memdup(arena, k + 9, kl - 9);
+            e->key.len = kl - 9;
+            e->version = version;
+            resp->entries[resp->n_entries++] = e;
+        }
+    }
+    if (st == SX_OK)
+        st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    sx_store_release_snapshot(pi->store, s.snap);
+    sx_buf_free(&prefix);
+    return st;
+}
+
+/* -------------------------------------------------------------- outbox -- */
+
+static Shardex__Internal__V1__Change *change_of(sx_arena *a, uint64_t offset, const uint8_t *v,
+                                                size_t vl)
+{
+    if (vl < 9)
+        return NULL;
+    Shardex__Internal__V1__Change *c = sx_arena_alloc(a, sizeof(*c));
+    shardex__internal__v1__change__init(c);
+    c->remove = v[0] != 0;
+    read_u64(v, vl, 1, &c->version);
+    c->key.data = sx_arena_memdup(a, v + 9, vl - 9);
+    c->key.len = vl - 9;
+    c->offset = offset;
+    return c;
+}
+
+sx_status sx_pindex_outbox_read(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t after,
+                                uint64_t upto, size_t max, sx_arena *arena,
+                                Shardex__Internal__V1__Change ***out, size_t *n, uint64_t *covered,
+                                sx_err *err)
+{
+    *n = 0;
+    *out = NULL;
+    *covered = upto;
+    if (upto <= after)
+        return SX_OK;
+    sx_buf start = {0}, end = {0};
+    key_id_t(&start, TAG_OUT, id, t);
+    sx_key_append_u64(&start, after + 1);
+    key_id_t(&end, TAG_OUT, id, t);
+    sx_key_append_u64(&end, upto + 1);
+    sx_iter *it = sx_store_iter_range(pi->store, NULL, start.data, start.len, end.data, end.len);
+    size_t cap = 0;
+    uint64_t last = 0;
+    sx_status st = SX_OK;
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = sx_iter_key(it, &kl);
+        const uint8_t *v = sx_iter_value(it, &vl);
+        uint64_t off;
+        if (kl != 1 + 8 + 4 + 8 + 4 || !read_u64(k, kl, 13, &off)) {
+            st = sx_err_set(err, SX_DATA_LOSS, "partition %u: an outbox key is malformed", pi->p);
+            break;
+        }
+        if (*n >= max && off != last) {
+            *covered = last; /* whole offsets only */
+            break;
+        }
+        Shardex__Internal__V1__Change *c = change_of(arena, off, v, vl);
+        if (!c) {
+            st =
+                sx_err_set(err, SX_DATA_LOSS, "partition %u: an outbox change is malformed", pi->p);
+            break;
+        }
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 256;
+            void *grown = sx_arena_alloc(arena, cap * sizeof(**out));
+            if (*n)
+                memcpy(grown, *out, *n * sizeof(**out));
+            *out = grown;
+        }
+        (*out)[(*n)++] = c;
+        last = off;
+    }
+    if (st == SX_OK)
+        st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    sx_buf_free(&start);
+    sx_buf_free(&end);
+    return st;
+}
+
+uint64_t sx_pindex_outbox_floor(sx_pindex *pi, uint64_t id, uint32_t t)
+{
+    sx_buf k = {0}, v = {0};
+    key_id_t(&k, TAG_FLOOR, id, t);
+    bool found = false;
+    uint64_t floor = 0;
+    sx_err err = {0};
+    if (sx_store_get(pi->store, NULL, k.data, k.len, &v, &found, &err) == SX_OK && found)
+        read_u64(v.data, v.len, 0, &floor);
+    sx_buf_free(&k);
+    sx_buf_free(&v);
+    return floor;
+}
+
+sx_status sx_pindex_outbox_trim(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t upto, sx_err *err)
+{
+    sx_pindex_info info;
+    if (!sx_pindex_find(pi, id, &info))
+        return SX_OK; /* dropped meanwhile: its drop removed the outbox */
+    sx_buf start = {0}, end = {0}, v = {0};
+    key_id_t(&start, TAG_OUT, id, t);
+    key_id_t(&end, TAG_OUT, id, t);
+    sx_key_append_u64(&end, upto + 1);
+    sx_batch *b = sx_batch_create();
+    sx_iter *it = sx_store_iter_range(pi->store, NULL, start.data, start.len, end.data, end.len);
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        size_t kl;
+        const void *k = sx_iter_key(it, &kl);
+        sx_batch_delete(b, k, kl);
+    }
+    sx_status st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    if (st == SX_OK) {
+        key_id_t(&start, TAG_FLOOR, id, t);
+        sx_key_append_u64(&v, upto);
+        sx_batch_put(b, start.data, start.len, v.data, v.len);
+        st = sx_store_write(pi->store, b, SX_SYNC_NO, err);
+    }
+    sx_batch_destroy(b);
+    sx_buf_free(&start);
+    sx_buf_free(&end);
+    sx_buf_free(&v);
+    return st;
+}
+
+typedef struct rebuild {
+    sx_pindex *pi;
+    sx_ix_def def;
+    uint32_t t;
+    sx_arena *arena;
+    Shardex__Internal__V1__Change **out;
+    size_t n, cap;
+    uint64_t at;
+    sx_buf vals, key;
+    sx_status st;
+    sx_err *err;
+} rebuild;
+
+static bool rebuild_doc(void *arg, const char *id, size_t id_len, uint64_t version,
+                        const uint8_t *doc, size_t len)
+{
+    rebuild *rb = arg;
+    Shardex__V1__Document *d = shardex__v1__document__unpack(&pb_allocator, len, doc);
+    if (!d) {
+        rb->st = sx_err_set(rb->err, SX_DATA_LOSS,
+                            "partition %u: stored document %s does not "
+                            "decode",
+                            rb->pi->p, id);
+        return false;
+    }
+    values nv;
+    nv.n =
+        sx_ix_doc_values(&rb->def, d, &rb->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX, &nv.mistyped);
+    for (size_t k = 0; k < nv.n; k++) {
+        const uint8_t *vk = rb->vals.data + nv.offs[k];
+        if (sx_ix_term_of(&rb->def, vk, nv.lens[k]) != rb->t)
+            continue;
+        rb->key.len = 0;
+        entry_key(&rb->key, vk, nv.lens[k], id, id_len);
+        if (rb->n == rb->cap) {
+            rb->cap = rb->cap ? 2 * rb->cap : 1024;
+            void *grown = sx_arena_alloc(rb->arena, rb->cap * sizeof(*rb->out));
+            if (rb->n)
+                memcpy(grown, rb->out, rb->n * sizeof(*rb->out));
+            rb->out = grown;
+        }
+        Shardex__Internal__V1__Change *c = sx_arena_alloc(rb->arena, sizeof(*c));
+        shardex__internal__v1__change__init(c);
+        c->key.data = sx_arena_memdup(rb->arena, rb->key.data, rb->key.len);
+        c->key.len = rb->key.len;
+        c->version = version;
+        c->offset = rb->at;
+        rb->out[rb->n++] = c;
+    }
+    shardex__v1__document__free_unpacked(d, &pb_allocator);
+    return true;
+}
+
+sx_status sx_pindex_rebuild(sx_pindex *pi, uint64_t id, uint32_t t, sx_arena *arena,
+                            Shardex__Internal__V1__Change ***out, size_t *n, uint64_t *at,
+                            sx_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    snap_at s = snapshot(pi);
+    *at = s.applied;
+    rebuild rb = {.pi = pi, .t = t, .arena = arena, .at = s.applied, .err = err};
+    Shardex__V1__IndexSpec *spec = NULL;
+    pthread_mutex_lock(&pi->mu);
+    ix *x = find_locked(pi, id);
+    bool active = x && x->start <= s.applied && x->def.global;
+    if (active) {
+        size_t len = shardex__v1__index_spec__get_packed_size(x->spec);
+        uint8_t *packed = sx_malloc(len + 1);
+        shardex__v1__index_spec__pack(x->spec, packed);
+        spec = shardex__v1__index_spec__unpack(&pb_allocator, len, packed);
+        free(packed);
+        sx_ix_def_from_spec(&rb.def, id, spec);
+    }
+    pthread_mutex_unlock(&pi->mu);
+    sx_status st;
+    if (!active) {
+        st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                        "partition %u: global index %" PRIu64 " is not started here", pi->p, id);
+    } else {
+        st = sx_plog_scan_docs_at(pi->log, s.snap, rebuild_doc, &rb, err);
+        if (st == SX_OK)
+            st = rb.st;
+    }
+    if (st == SX_OK) {
+        *out = rb.out;
+        *n = rb.n;
+    }
+    if (spec)
+        shardex__v1__index_spec__free_unpacked(spec, &pb_allocator);
+    sx_store_release_snapshot(pi->store, s.snap);
+    sx_buf_free(&rb.vals);
+    sx_buf_free(&rb.key);
+    return st;
+}

@@ -1,0 +1,99 @@
+/* pindex.h: the indexes of one log partition replica, derived from its log.
+ *
+ * Installed as the plog's hooks, so everything here is written in the same
+ * LevelDB batch as the documents and the applied offset it derives from:
+ *
+ *   marker index_start(id, spec) at offset C: the index becomes active in this
+ *       partition; its local entries and its outbox changes are backfilled
+ *       from the documents as of C - 1 (the marker is applied alone in its
+ *       batch, so the store holds exactly those);
+ *   put / delete at offset o: for every active index, the entries of the old
+ *       document's values that the new one lacks are removed and every value
+ *       of the new one is (re)written with version o; a global index records
+ *       the same changes in its outbox, per term partition, at offset o;
+ *   marker index_drop(id): everything the index holds here is removed.
+ *
+ * Every replica applies the same log, so every replica holds the same local
+ * entries and the same outbox: a new leader resumes shipping from its own.
+ *
+ * Key layout in the plog's store (numbers big-endian via common/keys.h):
+ *   'I' u64 id                         -> u64 start offset C, packed IndexSpec
+ *   'N' u64 id                         -> u64 documents with a mistyped value
+ *   'X' u64 id ++ entry key            -> u64 version        (local index)
+ *   'O' u64 id u32 t u64 offset u32 seq -> u8 remove, u64 version, entry key (outbox)
+ *   'F' u64 id u32 t                   -> u64 offset up to which the outbox was trimmed
+ * (entry key: common/ixkey.h.)
+ *
+ * Thread-safety: hooks run on the applying thread under the plog's mutex;
+ * every other function may be called from any thread and reads at a LevelDB
+ * snapshot or through the catalog's own mutex.
+ */
+#ifndef SX_PINDEX_H
+#define SX_PINDEX_H
+
+#include "ixkey.h"
+#include "mem.h"
+#include "plog.h"
+#include "shardex/internal/v1/index.pb-c.h"
+#include "status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sx_pindex sx_pindex;
+
+/* Loads the catalog from the plog's store and installs the hooks on it. */
+sx_status sx_pindex_open(sx_plog *log, sx_pindex **out, sx_err *err);
+void sx_pindex_close(sx_pindex *pi); /* uninstalls the hooks; accepts NULL */
+
+/* An active index as applied here. */
+typedef struct sx_pindex_info {
+    uint64_t id;
+    uint64_t start;    /* offset of its index_start marker */
+    uint64_t mistyped; /* documents with a value of the wrong type */
+    bool local, global;
+    bool is_int;
+    uint32_t term_partitions;
+} sx_pindex_info;
+
+/* Copies up to cap active indexes; returns how many there are. */
+size_t sx_pindex_list(sx_pindex *pi, sx_pindex_info *out, size_t cap);
+bool sx_pindex_find(sx_pindex *pi, uint64_t id, sx_pindex_info *out);
+
+/* Local entries of req->index_id in [req->start, req->end) (empty: open), at
+ * most req->limit (0: 100), on one snapshot; documents from the same
+ * snapshot when asked. NOT_FOUND when the index is not active here. Does not
+ * wait for `after` (the caller does). */
+sx_status sx_pindex_scan(sx_pindex *pi, const Shardex__Internal__V1__ScanRequest *req,
+                         sx_arena *arena, Shardex__Internal__V1__ScanResponse *resp, sx_err *err);
+
+/* The local index's digest at one snapshot and its applied offset. */
+sx_status sx_pindex_digest(sx_pindex *pi, const Shardex__Internal__V1__DigestRequest *req,
+                           sx_arena *arena, Shardex__Internal__V1__DigestResponse *resp,
+                           sx_err *err);
+
+/* Outbox changes of (id, t) with offsets in (after, upto], whole offsets
+ * only, stopping after the offset at which about max changes are reached.
+ * *covered: the last offset the changes cover (upto when all were read).
+ * Changes are allocated in arena. */
+sx_status sx_pindex_outbox_read(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t after,
+                                uint64_t upto, size_t max, sx_arena *arena,
+                                Shardex__Internal__V1__Change ***out, size_t *n, uint64_t *covered,
+                                sx_err *err);
+
+/* Removes the outbox changes of (id, t) at or below upto (acknowledged by
+ * the term partition) and records upto as the floor. */
+sx_status sx_pindex_outbox_trim(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t upto, sx_err *err);
+
+/* The offset up to which the outbox of (id, t) was trimmed (0: never): a term
+ * partition whose watermark is below it must be rebuilt from a snapshot. */
+uint64_t sx_pindex_outbox_floor(sx_pindex *pi, uint64_t id, uint32_t t);
+
+/* A rebuild of term partition t: every entry of index id that maps to t, as
+ * puts, at one snapshot; *at is that snapshot's applied offset. */
+sx_status sx_pindex_rebuild(sx_pindex *pi, uint64_t id, uint32_t t, sx_arena *arena,
+                            Shardex__Internal__V1__Change ***out, size_t *n, uint64_t *at,
+                            sx_err *err);
+
+#endif
