@@ -243,6 +243,22 @@ static void send_ship(sx_ixlead *l, stream *s, ship_ctx *c, Shardex__Internal__V
     sx_rpc_invoke_async(l->o.rpc, addr, INDEX_SVC, "Ship", &req->base, &o, ship_done, c);
 }
 
+/* A rebuild is in flight already (another batch than c's): c is dropped. */
+static bool rebuilding_elsewhere(sx_ixlead *l, stream *s, ship_ctx *c)
+{
+    pthread_mutex_lock(&l->mu);
+    bool busy = s->inflight > 1;
+    if (busy) {
+        s->inflight--;
+        s->calls--;
+        l->inflight--;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (busy)
+        free(c);
+    return busy;
+}
+
 /* One step of stream s: at most one batch sent. */
 static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint32_t P)
 {
@@ -282,6 +298,8 @@ static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint3
     if (!known) {
         c->probe = true; /* carries nothing: up_to 0 is at or below any watermark */
     } else if (acked < sx_pindex_outbox_floor(v->ix, s->id, s->t)) {
+        if (rebuilding_elsewhere(l, s, c)) /* one rebuild at a time */
+            return;
         size_t n = 0;
         st = sx_pindex_rebuild(v->ix, s->id, s->t, &c->arena, &req.changes, &n, &covered, &err);
         req.n_changes = n;
