@@ -115,6 +115,7 @@ typedef struct plan {
     Shardex__Internal__V1__ScanRequest *reqs; /* one per target */
     uint32_t *targets;                        /* p or t */
     size_t n;
+    uint64_t attempt_ms; /* one attempt: about two leases, as the router's */
 } plan;
 
 static bool aim_local(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
@@ -251,7 +252,8 @@ static bool aim_read(void *arg, size_t i, const Shardex__Internal__V1__ClusterMa
 }
 
 static sx_status fetch_docs(sx_worker_ctx *w, sx_rpc_call *call, uint32_t P,
-                            Shardex__V1__QueryResponse *resp, uint64_t deadline, sx_err *err)
+                            Shardex__V1__QueryResponse *resp, uint64_t deadline,
+                            uint64_t attempt_ms, sx_err *err)
 {
     size_t n = resp->n_hits;
     if (n == 0)
@@ -266,7 +268,7 @@ static sx_status fetch_docs(sx_worker_ctx *w, sx_rpc_call *call, uint32_t P,
         calls[i].req = &reqs[i].base;
     }
     sx_status st = sx_fanout_run(w->rpc, w->member, REPL_SVC, "Read", calls, n, aim_read, NULL,
-                                 deadline, deadline, err);
+                                 deadline, attempt_ms, err);
     if (st == SX_OK) {
         for (size_t i = 0; i < n; i++) {
             const Shardex__V1__GetResponse *g = (const void *)calls[i].resp;
@@ -323,6 +325,7 @@ static sx_status on_query(sx_rpc_call *call, const ProtobufCMessage *reqm, Proto
     pl.def.name = sx_arena_strdup(arena, pl.def.name); /* outlives the map */
     pl.def.field = sx_arena_strdup(arena, pl.def.field);
     pl.P = P;
+    pl.attempt_ms = 2ull * (m->lease_ms ? m->lease_ms : 2000);
     const char *type = pl.def.is_int ? "int" : "string";
 
     /* The key range. */
@@ -456,7 +459,7 @@ static sx_status on_query(sx_rpc_call *call, const ProtobufCMessage *reqm, Proto
         want_global = false;
     }
     if (st == SX_OK && pl.global && req->include_docs)
-        st = fetch_docs(w, call, P, resp, deadline, err);
+        st = fetch_docs(w, call, P, resp, deadline, pl.attempt_ms, err);
     if (st == SX_OK && pl.global && !pl.def.local && auto_mode)
         resp->mode = SHARDEX__V1__MODE__MODE_GLOBAL;
 out:
