@@ -17,7 +17,10 @@ struct sx_hmap_slot {
 /* First capacity; grows by doubling when len would pass 70% of cap. */
 #define HMAP_MIN_CAP 16
 
-static uint64_t key_hash(const void *key, size_t n) { return sx_hash64(n ? key : NULL, n); }
+static uint64_t key_hash(const void *key, size_t n)
+{
+    return sx_hash64(n ? key : NULL, n);
+}
 
 /* The slot holding key, or the empty slot where it would go. m->cap > 0. */
 static size_t find_slot(const sx_hmap *m, const void *key, size_t n, uint64_t h)
@@ -124,7 +127,10 @@ bool sx_hmap_remove(sx_hmap *m, const void *key, size_t n, void **val)
     return true;
 }
 
-size_t sx_hmap_len(const sx_hmap *m) { return m->len; }
+size_t sx_hmap_len(const sx_hmap *m)
+{
+    return m->len;
+}
 
 bool sx_hmap_next(const sx_hmap *m, size_t *pos, const char **key, size_t *n, void **val)
 {

@@ -1,0 +1,430 @@
+/* replay.c: see replay.h. A replay keeps each alive document as the LogOp
+ * that put it (unpacked), deleted ids as tombstones (for
+ * sx_vfy_replay_touched), and the active indexes in start order. */
+#include "replay.h"
+
+#include "hmap.h"
+#include "keys.h"
+
+#include "shardex/internal/v1/replication.pb-c.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ================================================================ replay == */
+
+typedef struct doc_rec {
+    uint64_t version;                 /* the put that wrote it; 0: deleted */
+    uint64_t touched;                 /* the last put or delete of the id */
+    Shardex__Internal__V1__LogOp *op; /* owned; op->put is the document; NULL: deleted */
+} doc_rec;
+
+typedef struct active_ix {
+    Shardex__Internal__V1__LogOp *op; /* owned: its index_start */
+    sx_ix_def def;                    /* borrows op's strings */
+} active_ix;
+
+struct sx_vfy_replay {
+    uint32_t partition;
+    uint64_t pos;  /* last offset applied */
+    sx_hmap docs;  /* id -> doc_rec; deleted ids stay (op NULL) to answer touched */
+    size_t alive;  /* doc_recs with an op */
+    active_ix *ix; /* active indexes in start order */
+    size_t nix, ixcap;
+};
+
+static void log_op_free(Shardex__Internal__V1__LogOp *op)
+{
+    if (op)
+        shardex__internal__v1__log_op__free_unpacked(op, NULL);
+}
+
+static void doc_rec_free(void *p)
+{
+    doc_rec *d = p;
+    if (d)
+        log_op_free(d->op);
+    free(d);
+}
+
+sx_vfy_replay *sx_vfy_replay_create(uint32_t partition)
+{
+    sx_vfy_replay *r = sx_calloc(1, sizeof(*r));
+    r->partition = partition;
+    return r;
+}
+
+void sx_vfy_replay_destroy(sx_vfy_replay *r)
+{
+    if (!r)
+        return;
+    sx_hmap_free(&r->docs, doc_rec_free);
+    for (size_t i = 0; i < r->nix; i++)
+        log_op_free(r->ix[i].op);
+    free(r->ix);
+    free(r);
+}
+
+static size_t find_ix(const sx_vfy_replay *r, uint64_t id)
+{
+    for (size_t i = 0; i < r->nix; i++)
+        if (r->ix[i].def.id == id)
+            return i;
+    return SIZE_MAX;
+}
+
+/* The record of id, created (as never seen) if missing. */
+static doc_rec *doc_slot(sx_vfy_replay *r, const char *id)
+{
+    void **slot = sx_hmap_upsert(&r->docs, id, strlen(id), NULL);
+    if (!*slot)
+        *slot = sx_calloc(1, sizeof(doc_rec));
+    return *slot;
+}
+
+sx_status sx_vfy_replay_apply(sx_vfy_replay *r, uint64_t offset, const uint8_t *op, size_t len,
+                              sx_err *err)
+{
+    if (offset != r->pos + 1)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "partition %u: offset %" PRIu64 " given at position %" PRIu64,
+                          r->partition, offset, r->pos);
+    Shardex__Internal__V1__LogOp *lop = shardex__internal__v1__log_op__unpack(NULL, len, op);
+    if (!lop)
+        return sx_err_set(err, SX_DATA_LOSS, "partition %u: log entry %" PRIu64 " does not decode",
+                          r->partition, offset);
+    bool keep = false; /* lop now belongs to the replay */
+    switch (lop->op_case) {
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT: {
+        doc_rec *d = doc_slot(r, lop->put->id ? lop->put->id : "");
+        if (d->op)
+            log_op_free(d->op);
+        else
+            r->alive++;
+        d->op = lop;
+        d->version = d->touched = offset;
+        keep = true;
+        break;
+    }
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_DELETE: {
+        doc_rec *d = doc_slot(r, lop->delete_ ? lop->delete_ : "");
+        if (d->op) {
+            log_op_free(d->op);
+            d->op = NULL;
+            d->version = 0;
+            r->alive--;
+        }
+        d->touched = offset;
+        break;
+    }
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START: {
+        const Shardex__Internal__V1__IndexStart *s = lop->index_start;
+        if (!s->spec)
+            goto fail; /* the apply path refuses it too */
+        if (find_ix(r, s->index_id) != SIZE_MAX)
+            break;
+        if (r->nix == r->ixcap) {
+            r->ixcap = r->ixcap ? 2 * r->ixcap : 4;
+            r->ix = sx_realloc(r->ix, r->ixcap * sizeof(*r->ix));
+        }
+        active_ix *a = &r->ix[r->nix++];
+        a->op = lop;
+        sx_ix_def_from_spec(&a->def, s->index_id, s->spec);
+        keep = true;
+        break;
+    }
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP: {
+        size_t i = find_ix(r, lop->index_drop);
+        if (i == SIZE_MAX)
+            break;
+        log_op_free(r->ix[i].op);
+        memmove(&r->ix[i], &r->ix[i + 1], (r->nix - i - 1) * sizeof(*r->ix));
+        r->nix--;
+        break;
+    }
+    default:
+        goto fail;
+    }
+    if (!keep)
+        log_op_free(lop);
+    r->pos = offset;
+    return SX_OK;
+fail:
+    log_op_free(lop);
+    return sx_err_set(err, SX_DATA_LOSS, "partition %u: log entry %" PRIu64 " holds no operation",
+                      r->partition, offset);
+}
+
+uint64_t sx_vfy_replay_position(const sx_vfy_replay *r)
+{
+    return r->pos;
+}
+
+const sx_ix_def *sx_vfy_replay_index(const sx_vfy_replay *r, uint64_t index_id,
+                                     const Shardex__V1__IndexSpec **spec)
+{
+    size_t i = find_ix(r, index_id);
+    if (i == SIZE_MAX)
+        return NULL;
+    if (spec)
+        *spec = r->ix[i].op->index_start->spec;
+    return &r->ix[i].def;
+}
+
+bool sx_vfy_replay_entries(const sx_vfy_replay *r, uint64_t index_id, sx_vfy_entry_fn fn, void *arg,
+                           uint64_t *count, uint64_t *mistyped)
+{
+    size_t ai = find_ix(r, index_id);
+    uint64_t n = 0, bad = 0;
+    if (ai != SIZE_MAX) {
+        const sx_ix_def *d = &r->ix[ai].def;
+        bool termed = d->global && d->term_partitions > 0;
+        sx_buf vals = {0}, key = {0};
+        size_t *offs = NULL, *lens = NULL, cap = 0;
+        size_t pos = 0, idlen;
+        const char *id;
+        void *val;
+        while (sx_hmap_next(&r->docs, &pos, &id, &idlen, &val)) {
+            const doc_rec *rec = val;
+            if (!rec->op)
+                continue;
+            const Shardex__V1__Document *doc = rec->op->put;
+            if (doc->n_fields > cap) {
+                cap = doc->n_fields;
+                offs = sx_realloc(offs, cap * sizeof(*offs));
+                lens = sx_realloc(lens, cap * sizeof(*lens));
+            }
+            bool mis = false;
+            size_t nv = sx_ix_doc_values(d, doc, &vals, offs, lens, cap, &mis);
+            bad += mis;
+            for (size_t i = 0; i < nv; i++) {
+                const uint8_t *v = vals.data + offs[i];
+                key.len = 0;
+                sx_buf_append(&key, v, lens[i]);
+                sx_key_append_str(&key, id, idlen);
+                uint32_t t = termed ? sx_ix_term_of(d, v, lens[i]) : 0;
+                if (fn)
+                    fn(arg, key.data, key.len, t, rec->version);
+                n++;
+            }
+        }
+        free(offs);
+        free(lens);
+        sx_buf_free(&vals);
+        sx_buf_free(&key);
+    }
+    if (count)
+        *count = n;
+    if (mistyped)
+        *mistyped = bad;
+    return ai != SIZE_MAX;
+}
+
+typedef struct digest_acc {
+    int64_t term; /* < 0: every term */
+    uint64_t digest, count;
+} digest_acc;
+
+static void digest_cb(void *arg, const uint8_t *key, size_t len, uint32_t term, uint64_t version)
+{
+    digest_acc *a = arg;
+    if (a->term >= 0 && (int64_t)term != a->term)
+        return;
+    a->digest = sx_ix_digest_add(a->digest, key, len, version);
+    a->count++;
+}
+
+bool sx_vfy_replay_digest(const sx_vfy_replay *r, uint64_t index_id, int64_t term, uint64_t *digest,
+                          uint64_t *count)
+{
+    digest_acc a = {.term = term};
+    bool active = sx_vfy_replay_entries(r, index_id, digest_cb, &a, NULL, NULL);
+    *digest = a.digest;
+    *count = a.count;
+    return active;
+}
+
+size_t sx_vfy_replay_doc_count(const sx_vfy_replay *r)
+{
+    return r->alive;
+}
+
+bool sx_vfy_replay_doc(const sx_vfy_replay *r, const char *id, size_t n, uint64_t *version,
+                       const Shardex__V1__Document **doc)
+{
+    void *v;
+    if (!sx_hmap_get(&r->docs, id, n, &v) || !((doc_rec *)v)->op)
+        return false;
+    const doc_rec *d = v;
+    if (version)
+        *version = d->version;
+    if (doc)
+        *doc = d->op->put;
+    return true;
+}
+
+uint64_t sx_vfy_replay_touched(const sx_vfy_replay *r, const char *id, size_t n)
+{
+    void *v;
+    return sx_hmap_get(&r->docs, id, n, &v) ? ((doc_rec *)v)->touched : 0;
+}
+
+/* ========================================================= lists, diffs == */
+
+const char *sx_vfy_kind_name(sx_vfy_kind kind)
+{
+    switch (kind) {
+    case SX_VFY_MISSING:
+        return "MISSING";
+    case SX_VFY_EXTRA:
+        return "EXTRA";
+    case SX_VFY_WRONG_VERSION:
+        return "WRONG-VERSION";
+    case SX_VFY_WRONG_CONTENT:
+        return "WRONG-CONTENT";
+    }
+    return "UNKNOWN";
+}
+
+void sx_vfy_entries_add(sx_vfy_entries *l, const uint8_t *key, size_t len, uint64_t version,
+                        int32_t partition)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->v = sx_realloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n++] = (sx_vfy_entry){
+        .key = sx_arena_memdup(&l->keys, key, len),
+        .len = len,
+        .version = version,
+        .partition = partition,
+    };
+}
+
+static int key_cmp(const sx_vfy_entry *x, const sx_vfy_entry *y)
+{
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->key, y->key, n) : 0;
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const sx_vfy_entry *x = a, *y = b;
+    int c = key_cmp(x, y);
+    return c ? c : (x->version > y->version) - (x->version < y->version);
+}
+
+void sx_vfy_entries_sort(sx_vfy_entries *l)
+{
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(*l->v), entry_cmp);
+}
+
+uint64_t sx_vfy_entries_digest(const sx_vfy_entries *l)
+{
+    uint64_t d = 0;
+    for (size_t i = 0; i < l->n; i++)
+        d = sx_ix_digest_add(d, l->v[i].key, l->v[i].len, l->v[i].version);
+    return d;
+}
+
+void sx_vfy_entries_free(sx_vfy_entries *l)
+{
+    free(l->v);
+    sx_arena_free(&l->keys);
+    *l = (sx_vfy_entries){0};
+}
+
+size_t sx_vfy_entries_diff(const sx_vfy_entries *expected, const sx_vfy_entries *served,
+                           sx_vfy_diff_fn fn, void *arg)
+{
+    size_t i = 0, j = 0, n = 0;
+    while (i < expected->n || j < served->n) {
+        const sx_vfy_entry *e = i < expected->n ? &expected->v[i] : NULL;
+        const sx_vfy_entry *s = j < served->n ? &served->v[j] : NULL;
+        int c = !e ? 1 : !s ? -1 : key_cmp(e, s);
+        if (c < 0) {
+            if (fn)
+                fn(arg, SX_VFY_MISSING, e, NULL);
+            i++;
+            n++;
+        } else if (c > 0) {
+            if (fn)
+                fn(arg, SX_VFY_EXTRA, NULL, s);
+            j++;
+            n++;
+        } else {
+            if (e->version != s->version) {
+                if (fn)
+                    fn(arg, SX_VFY_WRONG_VERSION, e, s);
+                n++;
+            }
+            i++;
+            j++;
+        }
+    }
+    return n;
+}
+
+static bool same_doc(const Shardex__V1__Document *a, const Shardex__V1__Document *b, sx_buf *ba,
+                     sx_buf *bb)
+{
+    size_t na = shardex__v1__document__get_packed_size(a);
+    size_t nb = shardex__v1__document__get_packed_size(b);
+    if (na != nb)
+        return false;
+    sx_buf_reset(ba);
+    sx_buf_reset(bb);
+    sx_buf_reserve(ba, na);
+    sx_buf_reserve(bb, nb);
+    shardex__v1__document__pack(a, ba->data);
+    shardex__v1__document__pack(b, bb->data);
+    return na == 0 || memcmp(ba->data, bb->data, na) == 0;
+}
+
+size_t sx_vfy_docs_diff(const sx_vfy_replay *r, Shardex__Internal__V1__StoredDoc *const *docs,
+                        size_t n, sx_vfy_doc_diff_fn fn, void *arg)
+{
+    sx_hmap seen = {0};
+    sx_buf ba = {0}, bb = {0};
+    size_t nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        const Shardex__Internal__V1__StoredDoc *sd = docs[i];
+        const Shardex__V1__Document *got = sd ? sd->doc : NULL;
+        const char *id = got && got->id ? got->id : "";
+        uint64_t sv = sd ? sd->version : 0, ev = 0;
+        bool first = false;
+        sx_hmap_upsert(&seen, id, strlen(id), &first);
+        const Shardex__V1__Document *want = NULL;
+        sx_vfy_kind kind;
+        if (!got || !first || !sx_vfy_replay_doc(r, id, strlen(id), &ev, &want))
+            kind = SX_VFY_EXTRA;
+        else if (ev != sv)
+            kind = SX_VFY_WRONG_VERSION;
+        else if (!same_doc(want, got, &ba, &bb))
+            kind = SX_VFY_WRONG_CONTENT;
+        else
+            continue;
+        if (fn)
+            fn(arg, kind, id, kind == SX_VFY_EXTRA ? 0 : ev, sv);
+        nd++;
+    }
+    size_t pos = 0;
+    const char *id;
+    size_t idlen;
+    void *val;
+    while (sx_hmap_next(&r->docs, &pos, &id, &idlen, &val)) {
+        const doc_rec *d = val;
+        if (!d->op || sx_hmap_get(&seen, id, idlen, NULL))
+            continue;
+        if (fn)
+            fn(arg, SX_VFY_MISSING, id, d->version, 0);
+        nd++;
+    }
+    sx_buf_free(&ba);
+    sx_buf_free(&bb);
+    sx_hmap_free(&seen, NULL);
+    return nd;
+}

@@ -1,0 +1,1380 @@
+/* verify.c: see verify.h.
+ *
+ * The run keeps the served answers in `check`s (one per view: the documents of
+ * a log partition, a local index in a log partition, a term partition of a
+ * global index), replays each log partition once per phase with a sorted list
+ * of `probe`s (position, check) to stop at, and turns what differs into `diff`
+ * rows of the result, which the printers read.
+ */
+#include "verify.h"
+
+#include "flags.h"
+#include "hash.h"
+#include "rpc.h"
+
+#include "shardex/internal/v1/coordinator.pb-c.h"
+#include "shardex/internal/v1/index.pb-c.h"
+#include "shardex/internal/v1/replication.pb-c.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Entries per ReadLog call unless the options say otherwise. */
+#define VFY_LOG_PAGE 5000u
+/* Receive limit of the tool's client: digests with entries and log pages are large. */
+#define VFY_MAX_MESSAGE (64u * 1024 * 1024)
+/* Differences kept for the report unless --max-diffs says otherwise. */
+#define VFY_DEFAULT_MAX_DIFFS 1000u
+
+/* =================================================================== run == */
+
+/* Every kind of difference the report names: X(enum, human, json, class). */
+#define DIFF_KINDS(X)                                                                              \
+    X(D_MISSING, "MISSING", "missing", CLS_MISSING)                                                \
+    X(D_EXTRA, "EXTRA", "extra", CLS_EXTRA)                                                        \
+    X(D_WRONG_VERSION, "WRONG-VERSION", "wrong_version", CLS_WRONG)                                \
+    X(D_WRONG_CONTENT, "WRONG-CONTENT", "wrong_content", CLS_WRONG)                                \
+    X(D_NOT_SHIPPED, "NOT-SHIPPED", "not_shipped", CLS_OTHER)                                      \
+    X(D_WRONG_ACTIVE, "WRONG-ACTIVE", "wrong_active", CLS_OTHER)                                   \
+    X(D_DIGEST, "DIGEST", "digest", CLS_OTHER)                                                     \
+    X(D_BAD_ANSWER, "BAD-ANSWER", "bad_answer", CLS_OTHER)                                         \
+    X(D_BAD_LOG, "BAD-LOG", "bad_log", CLS_OTHER)                                                  \
+    X(D_SHORT_LOG, "SHORT-LOG", "short_log", CLS_OTHER)                                            \
+    X(D_SPEC, "SPEC-MISMATCH", "spec_mismatch", CLS_OTHER)
+
+/* Summary classes. */
+enum { CLS_MISSING, CLS_EXTRA, CLS_WRONG, CLS_OTHER };
+
+typedef enum {
+#define DK_ENUM(e, human, json, cls) e,
+    DIFF_KINDS(DK_ENUM)
+#undef DK_ENUM
+} diff_kind;
+
+static const struct {
+    const char *human, *json;
+    int cls;
+} diff_kinds[] = {
+#define DK_ROW(e, human, json, cls) {human, json, cls},
+    DIFF_KINDS(DK_ROW)
+#undef DK_ROW
+};
+
+/* sx_vfy_kind and the first four diff kinds are the same list. */
+static diff_kind from_vfy_kind(sx_vfy_kind k)
+{
+    switch (k) {
+    case SX_VFY_MISSING:
+        return D_MISSING;
+    case SX_VFY_EXTRA:
+        return D_EXTRA;
+    case SX_VFY_WRONG_VERSION:
+        return D_WRONG_VERSION;
+    case SX_VFY_WRONG_CONTENT:
+        return D_WRONG_CONTENT;
+    }
+    return D_BAD_ANSWER;
+}
+
+/* One difference of the report. Strings owned. */
+typedef struct diff {
+    size_t check; /* position in result->checks */
+    diff_kind kind;
+    bool entry; /* an index entry or a document: id (and value, for entries) are set */
+    bool has_value, value_int;
+    int64_t vi;
+    char *vs; /* string value, vs_len bytes, NUL-terminated */
+    size_t vs_len;
+    char *id; /* NUL-terminated */
+    size_t id_len;
+    uint64_t version;          /* MISSING: expected; EXTRA: served */
+    uint64_t expected, served; /* WRONG-*: both */
+    int32_t from;              /* log partition the entry comes from; -1: not known */
+    char *detail;              /* the other kinds: what differs */
+} diff;
+
+typedef enum { CK_DOCS, CK_LOCAL, CK_GLOBAL } ck_kind;
+
+/* A document difference held until the end of the scan's window is known. */
+typedef struct pending_doc {
+    sx_vfy_kind kind;
+    char *id;
+    uint64_t expected, served;
+} pending_doc;
+
+/* One served view and what the log says it must hold. */
+typedef struct check {
+    ck_kind kind;
+    const Shardex__Internal__V1__IndexEntry *ix; /* from the map; NULL for documents */
+    sx_ix_def def;                               /* from the map's spec */
+    uint32_t part;                               /* p (documents, local) or t (global) */
+    const char *addr;                            /* leader of p / owner of t, from the map */
+    uint64_t epoch;                              /* global: the owner's epoch */
+    /* served */
+    Shardex__Internal__V1__DigestResponse *dg0;    /* first digest answer */
+    Shardex__Internal__V1__DigestResponse *dg;     /* with entries, when they were asked */
+    Shardex__Internal__V1__ScanDocsResponse *scan; /* until compared */
+    uint64_t at;                                   /* local, documents: the view's position */
+    uint64_t settled; /* documents: the scan is at a position in [at, settled] */
+    uint64_t ndocs;   /* documents: served */
+    /* expected, at the view's position(s) */
+    bool exp_active;
+    uint64_t exp_digest, exp_count;
+    uint64_t exp0_digest, exp0_count; /* the first pass's, when entries were asked */
+    uint64_t exp_docs;
+    sx_vfy_entries exp; /* when collect */
+    bool collect;
+    bool probe; /* taking part in the current replay pass */
+    bool stop;  /* compared no further (failed, or its log is unusable) */
+    pending_doc *pend;
+    size_t npend, pendcap;
+    uint64_t moving; /* documents: differences excused by writes during the scan */
+    uint64_t ndiffs;
+    char *error; /* could not be compared: why */
+} check;
+
+struct sx_vfy_result {
+    const sx_vfy_opts *o; /* during sx_vfy_run */
+    char **dead;          /* addresses that ran out a deadline: not asked again */
+    size_t ndead, deadcap;
+    char *server;
+    Shardex__Internal__V1__ClusterMap *map;
+    uint32_t nparts; /* P */
+    check *checks;
+    size_t nchecks;
+    diff *diffs; /* the first max_diffs differences */
+    size_t ndiffs, capdiffs, max_diffs;
+    sx_vfy_summary sum;
+};
+
+static void diff_free(diff *d)
+{
+    free(d->vs);
+    free(d->id);
+    free(d->detail);
+}
+
+/* Counts d against c and keeps it if there is room; takes d's strings. */
+static void note_diff(sx_vfy_result *r, check *c, diff *d)
+{
+    d->check = (size_t)(c - r->checks);
+    c->ndiffs++;
+    r->sum.diffs++;
+    switch (diff_kinds[d->kind].cls) {
+    case CLS_MISSING:
+        r->sum.missing++;
+        break;
+    case CLS_EXTRA:
+        r->sum.extra++;
+        break;
+    case CLS_WRONG:
+        r->sum.wrong++;
+        break;
+    default:
+        r->sum.other++;
+    }
+    if (r->max_diffs && r->ndiffs >= r->max_diffs) {
+        diff_free(d);
+        return;
+    }
+    if (r->ndiffs == r->capdiffs) {
+        r->capdiffs = r->capdiffs ? 2 * r->capdiffs : 64;
+        r->diffs = sx_realloc(r->diffs, r->capdiffs * sizeof(*r->diffs));
+    }
+    r->diffs[r->ndiffs++] = *d;
+}
+
+static void note_other(sx_vfy_result *r, check *c, diff_kind kind, int32_t from, const char *fmt,
+                       ...) __attribute__((format(printf, 5, 6)));
+
+static void note_other(sx_vfy_result *r, check *c, diff_kind kind, int32_t from, const char *fmt,
+                       ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    diff d = {.kind = kind, .from = from, .detail = sx_malloc((size_t)n + 1)};
+    va_start(ap, fmt);
+    vsnprintf(d.detail, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    note_diff(r, c, &d);
+}
+
+static void fail_check(check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail_check(check *c, const char *fmt, ...)
+{
+    c->stop = true;
+    if (c->error)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    c->error = sx_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(c->error, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+}
+
+static const char *worker_addr(const Shardex__Internal__V1__ClusterMap *m, int32_t w)
+{
+    if (w < 0 || (size_t)w >= m->n_workers || !m->workers[w] || !m->workers[w]->address ||
+        !*m->workers[w]->address)
+        return NULL;
+    return m->workers[w]->address;
+}
+
+static const char *leader_addr(const Shardex__Internal__V1__ClusterMap *m, uint32_t p)
+{
+    return m->partitions[p] ? worker_addr(m, m->partitions[p]->leader) : NULL;
+}
+
+/* ----------------------------------------------------- phase 1: served -- */
+
+static sx_status call_at(const sx_vfy_opts *o, const char *addr,
+                         const ProtobufCServiceDescriptor *svc, const char *method,
+                         const ProtobufCMessage *req, void *resp, sx_err *err)
+{
+    ProtobufCMessage **out = resp;
+    *out = NULL;
+    return o->call(o->call_arg, addr, svc, method, req, out, err);
+}
+
+/* A call of the run. An address that let a call run out its deadline is not
+ * asked again (a paused or cut-off node would cost a deadline per call). */
+static sx_status call(sx_vfy_result *r, const char *addr, const ProtobufCServiceDescriptor *svc,
+                      const char *method, const ProtobufCMessage *req, void *resp, sx_err *err)
+{
+    for (size_t i = 0; i < r->ndead; i++) {
+        if (strcmp(r->dead[i], addr) == 0) {
+            *(ProtobufCMessage **)resp = NULL;
+            return sx_err_set(err, SX_DEADLINE_EXCEEDED,
+                              "not asked: %s did not answer an earlier call in time", addr);
+        }
+    }
+    sx_status st = call_at(r->o, addr, svc, method, req, resp, err);
+    if (st == SX_DEADLINE_EXCEEDED) {
+        if (r->ndead == r->deadcap) {
+            r->deadcap = r->deadcap ? 2 * r->deadcap : 4;
+            r->dead = sx_realloc(r->dead, r->deadcap * sizeof(*r->dead));
+        }
+        r->dead[r->ndead++] = sx_strdup(addr);
+    }
+    return st;
+}
+
+static sx_status get_map(const sx_vfy_opts *o, Shardex__Internal__V1__ClusterMap **map, sx_err *err)
+{
+    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
+    sx_status st = call_at(o, o->server, &shardex__internal__v1__worker_admin__descriptor, "GetMap",
+                           &req.base, map, err);
+    if (st == SX_UNIMPLEMENTED) {
+        sx_err_clear(err);
+        st = call_at(o, o->server, &shardex__internal__v1__coordinator__descriptor, "GetMap",
+                     &req.base, map, err);
+    }
+    if (st != SX_OK)
+        return sx_err_prefix(err, "GetMap from %s", o->server);
+    const Shardex__Internal__V1__ClusterMap *m = *map;
+    if (!m->settings || m->settings->partitions == 0 || m->n_partitions != m->settings->partitions)
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "GetMap from %s: the map has no partitions yet (%zu of %u)", o->server,
+                          m->n_partitions, m->settings ? m->settings->partitions : 0);
+    return SX_OK;
+}
+
+static const char *check_kind_name(ck_kind k)
+{
+    return k == CK_DOCS ? "docs" : k == CK_LOCAL ? "local" : "global";
+}
+
+static sx_status ask_digest(sx_vfy_result *r, check *c, bool entries,
+                            Shardex__Internal__V1__DigestResponse **out)
+{
+    Shardex__Internal__V1__DigestRequest req = SHARDEX__INTERNAL__V1__DIGEST_REQUEST__INIT;
+    req.index_id = c->ix->id;
+    req.partition = c->part;
+    req.term = c->kind == CK_GLOBAL;
+    req.entries = entries;
+    req.epoch = c->epoch;
+    sx_err err = {0};
+    sx_status st =
+        call(r, c->addr, &shardex__internal__v1__index__descriptor, "Digest", &req.base, out, &err);
+    if (st != SX_OK)
+        fail_check(c, "Digest%s from %s: %s: %s", entries ? " with entries" : "", c->addr,
+                   sx_status_name(st), err.msg);
+    return st;
+}
+
+/* A term partition's answer: owned, and one watermark per log partition. */
+static bool global_answer_ok(sx_vfy_result *r, check *c,
+                             const Shardex__Internal__V1__DigestResponse *dg)
+{
+    if (!dg->active) {
+        fail_check(c,
+                   "%s does not own the term partition at epoch %" PRIu64
+                   " (the map moved: run verify again)",
+                   c->addr, c->epoch);
+        return false;
+    }
+    if (dg->n_watermarks != r->nparts) {
+        fail_check(c, "the answer has %zu watermarks, the map %u log partitions", dg->n_watermarks,
+                   r->nparts);
+        return false;
+    }
+    return true;
+}
+
+static void ask_docs(sx_vfy_result *r, check *c)
+{
+    sx_err err = {0};
+    Shardex__Internal__V1__ScanDocsRequest req = SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
+    req.partition = c->part;
+    sx_status st = call(r, c->addr, &shardex__internal__v1__worker_admin__descriptor, "ScanDocs",
+                        &req.base, &c->scan, &err);
+    if (st != SX_OK) {
+        fail_check(c, "ScanDocs from %s: %s: %s", c->addr, sx_status_name(st), err.msg);
+        return;
+    }
+    c->at = c->scan->applied_offset;
+    c->ndocs = c->scan->n_docs;
+    /* The scan reads the applied offset, then the documents without a
+     * snapshot: it saw a position between that and the applied offset now. */
+    Shardex__Internal__V1__WorkerStatusRequest sreq =
+        SHARDEX__INTERNAL__V1__WORKER_STATUS_REQUEST__INIT;
+    Shardex__Internal__V1__WorkerStatusResponse *s = NULL;
+    st = call(r, c->addr, &shardex__internal__v1__worker_admin__descriptor, "Status", &sreq.base,
+              &s, &err);
+    if (st != SX_OK) {
+        fail_check(c, "Status from %s: %s: %s", c->addr, sx_status_name(st), err.msg);
+        return;
+    }
+    bool found = false;
+    for (size_t i = 0; i < s->n_replicas; i++) {
+        if (s->replicas[i] && s->replicas[i]->partition == c->part) {
+            found = true;
+            c->settled = s->replicas[i]->applied_offset;
+        }
+    }
+    sx_rpc_free(&s->base);
+    if (!found)
+        fail_check(c, "%s no longer hosts the partition (the map moved: run verify again)",
+                   c->addr);
+    else if (c->settled < c->at)
+        c->settled = c->at; /* restarted in between: the scan was at `at` or later */
+}
+
+static void ask_served(sx_vfy_result *r, check *c)
+{
+    const Shardex__Internal__V1__ClusterMap *m = r->map;
+    if (c->kind != CK_GLOBAL) {
+        c->addr = leader_addr(m, c->part);
+        if (!c->addr) {
+            fail_check(c, "partition %u has no leader", c->part);
+            return;
+        }
+        if (c->kind == CK_DOCS)
+            ask_docs(r, c);
+        else if (ask_digest(r, c, false, &c->dg0) == SX_OK)
+            c->at = c->dg0->applied_offset;
+        return;
+    }
+    size_t slot = (size_t)c->ix->first_term + c->part;
+    if (slot >= m->n_terms || !m->terms[slot]) {
+        fail_check(c, "the map has no term partition %u (terms[%zu])", c->part, slot);
+        return;
+    }
+    c->epoch = m->terms[slot]->epoch;
+    c->addr = worker_addr(m, m->terms[slot]->owner);
+    if (!c->addr) {
+        fail_check(c, "term partition %u has no owner", c->part);
+        return;
+    }
+    if (ask_digest(r, c, false, &c->dg0) != SX_OK || !global_answer_ok(r, c, c->dg0))
+        return;
+    for (uint32_t p = 0; p < r->nparts; p++)
+        if (c->dg0->watermarks[p] == 0)
+            note_other(r, c, D_NOT_SHIPPED, (int32_t)p,
+                       "p=%u has shipped nothing to it (watermark 0): the index is incomplete", p);
+}
+
+static void add_check(sx_vfy_result *r, size_t *cap, ck_kind kind,
+                      const Shardex__Internal__V1__IndexEntry *ix, uint32_t part)
+{
+    if (r->nchecks == *cap) {
+        *cap = *cap ? 2 * *cap : 16;
+        r->checks = sx_realloc(r->checks, *cap * sizeof(*r->checks));
+    }
+    check *c = &r->checks[r->nchecks++];
+    *c = (check){.kind = kind, .ix = ix, .part = part};
+    if (ix)
+        sx_ix_def_from_spec(&c->def, ix->id, ix->spec);
+}
+
+/* Documents of every partition, then each local index partition by
+ * partition, then each global index term partition by term partition. */
+static void plan(sx_vfy_result *r)
+{
+    const Shardex__Internal__V1__ClusterMap *m = r->map;
+    size_t cap = 0;
+    for (uint32_t p = 0; p < r->nparts; p++)
+        add_check(r, &cap, CK_DOCS, NULL, p);
+    for (size_t i = 0; i < m->n_indexes; i++) {
+        const Shardex__Internal__V1__IndexEntry *ix = m->indexes[i];
+        if (ix && ix->spec && ix->spec->local)
+            for (uint32_t p = 0; p < r->nparts; p++)
+                add_check(r, &cap, CK_LOCAL, ix, p);
+    }
+    for (size_t i = 0; i < m->n_indexes; i++) {
+        const Shardex__Internal__V1__IndexEntry *ix = m->indexes[i];
+        if (ix && ix->spec && ix->spec->global)
+            for (uint32_t t = 0; t < ix->spec->term_partitions; t++)
+                add_check(r, &cap, CK_GLOBAL, ix, t);
+    }
+}
+
+/* ------------------------------------------------- phases 2, 3: replay -- */
+
+/* Order of probes at one position: the documents are compared first, the
+ * excuses for writes during their scan are judged last. */
+typedef enum { PR_DOCS, PR_INDEX, PR_DOCS_END } probe_kind;
+
+typedef struct probe {
+    uint64_t at; /* the position to stop at */
+    probe_kind kind;
+    check *c;
+    bool done; /* an index probe handled with others of its index */
+} probe;
+
+static int probe_cmp(const void *a, const void *b)
+{
+    const probe *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    return (x->c > y->c) - (x->c < y->c);
+}
+
+/* One partition's replay pass. */
+typedef struct pass {
+    sx_vfy_result *r;
+    uint32_t p;
+    sx_vfy_replay *rp;
+    uint64_t *spec_seen; /* indexes whose log spec was compared with the map's */
+    size_t nspec, specap;
+    bool check_specs;
+} pass;
+
+/* Where one index's entries go at one position. */
+typedef struct sink {
+    check *local;
+    check **terms; /* by term partition; NULL where not asked */
+    uint32_t nterms;
+    uint32_t p;
+} sink;
+
+static void sink_add(check *c, const uint8_t *key, size_t len, uint64_t version, uint32_t p)
+{
+    c->exp_digest = sx_ix_digest_add(c->exp_digest, key, len, version);
+    c->exp_count++;
+    if (c->collect)
+        sx_vfy_entries_add(&c->exp, key, len, version, (int32_t)p);
+}
+
+static void sink_cb(void *arg, const uint8_t *key, size_t len, uint32_t term, uint64_t version)
+{
+    sink *s = arg;
+    if (s->local)
+        sink_add(s->local, key, len, version, s->p);
+    if (term < s->nterms && s->terms[term])
+        sink_add(s->terms[term], key, len, version, s->p);
+}
+
+static bool spec_equal(const Shardex__V1__IndexSpec *a, const Shardex__V1__IndexSpec *b)
+{
+    return strcmp(a->name ? a->name : "", b->name ? b->name : "") == 0 &&
+           strcmp(a->field ? a->field : "", b->field ? b->field : "") == 0 && a->type == b->type &&
+           a->local == b->local && a->global == b->global &&
+           a->term_partitions == b->term_partitions;
+}
+
+/* The log's spec of an index against the map's, once per partition and pass. */
+static void compare_spec(pass *x, check *c, const Shardex__V1__IndexSpec *logspec)
+{
+    if (!x->check_specs)
+        return;
+    for (size_t i = 0; i < x->nspec; i++)
+        if (x->spec_seen[i] == c->ix->id)
+            return;
+    if (x->nspec == x->specap) {
+        x->specap = x->specap ? 2 * x->specap : 4;
+        x->spec_seen = sx_realloc(x->spec_seen, x->specap * sizeof(*x->spec_seen));
+    }
+    x->spec_seen[x->nspec++] = c->ix->id;
+    const Shardex__V1__IndexSpec *ms = c->ix->spec;
+    if (!spec_equal(ms, logspec))
+        note_other(x->r, c, D_SPEC, (int32_t)x->p,
+                   "p=%u started it as name=%s field=%s type=%d local=%d global=%d "
+                   "term_partitions=%u; the map has name=%s field=%s type=%d local=%d global=%d "
+                   "term_partitions=%u",
+                   x->p, logspec->name, logspec->field, logspec->type, logspec->local,
+                   logspec->global, logspec->term_partitions, ms->name, ms->field, ms->type,
+                   ms->local, ms->global, ms->term_partitions);
+}
+
+/* Evaluates every index probe of pr[k]'s index in pr[k..n) (all at the
+ * current position) with one pass over the documents. */
+static void eval_index(pass *x, probe *pr, size_t k, size_t n)
+{
+    uint64_t id = pr[k].c->ix->id;
+    const Shardex__V1__IndexSpec *logspec = NULL;
+    const sx_ix_def *ld = sx_vfy_replay_index(x->rp, id, &logspec);
+    sink s = {.p = x->p};
+    for (size_t q = k; q < n; q++) {
+        check *c = pr[q].c;
+        if (pr[q].kind != PR_INDEX || pr[q].done || c->ix->id != id)
+            continue;
+        pr[q].done = true;
+        if (c->stop)
+            continue;
+        if (ld)
+            compare_spec(x, c, logspec);
+        if (c->kind == CK_LOCAL) {
+            c->exp_active = ld != NULL;
+            s.local = c;
+            continue;
+        }
+        if (!s.terms) {
+            s.nterms = c->def.term_partitions;
+            s.terms = sx_calloc(s.nterms ? s.nterms : 1, sizeof(*s.terms));
+        }
+        if (c->part < s.nterms)
+            s.terms[c->part] = c;
+    }
+    if (ld && (s.local || s.terms))
+        sx_vfy_replay_entries(x->rp, id, sink_cb, &s, NULL, NULL);
+    free(s.terms);
+}
+
+static void pend_cb(void *arg, sx_vfy_kind kind, const char *id, uint64_t expected, uint64_t served)
+{
+    check *c = arg;
+    if (c->npend == c->pendcap) {
+        c->pendcap = c->pendcap ? 2 * c->pendcap : 16;
+        c->pend = sx_realloc(c->pend, c->pendcap * sizeof(*c->pend));
+    }
+    c->pend[c->npend++] = (pending_doc){kind, sx_strdup(id), expected, served};
+}
+
+static void eval_docs(pass *x, check *c)
+{
+    c->exp_docs = sx_vfy_replay_doc_count(x->rp);
+    sx_vfy_docs_diff(x->rp, c->scan->docs, c->scan->n_docs, pend_cb, c);
+    sx_rpc_free(&c->scan->base);
+    c->scan = NULL;
+}
+
+/* At `settled`: a difference on a document written after `at` may be the
+ * scan seeing the later write; the others are real. */
+static void eval_docs_end(pass *x, check *c)
+{
+    for (size_t i = 0; i < c->npend; i++) {
+        pending_doc *pd = &c->pend[i];
+        if (sx_vfy_replay_touched(x->rp, pd->id, strlen(pd->id)) > c->at) {
+            c->moving++;
+            x->r->sum.moving++;
+            free(pd->id);
+            continue;
+        }
+        diff d = {.kind = from_vfy_kind(pd->kind),
+                  .entry = true,
+                  .id = pd->id,
+                  .id_len = strlen(pd->id),
+                  .from = (int32_t)x->p};
+        if (pd->kind == SX_VFY_MISSING)
+            d.version = pd->expected;
+        else if (pd->kind == SX_VFY_EXTRA)
+            d.version = pd->served;
+        d.expected = pd->expected;
+        d.served = pd->served;
+        note_diff(x->r, c, &d);
+    }
+    free(c->pend);
+    c->pend = NULL;
+    c->npend = c->pendcap = 0;
+}
+
+/* Evaluates the probes at the current position, from pr[i]; returns the
+ * first probe past it. */
+static size_t eval_at(pass *x, probe *pr, size_t i, size_t n)
+{
+    uint64_t pos = sx_vfy_replay_position(x->rp);
+    size_t j = i;
+    while (j < n && pr[j].at == pos)
+        j++;
+    for (size_t k = i; k < j; k++) {
+        if (pr[k].c->stop)
+            continue;
+        if (pr[k].kind == PR_DOCS)
+            eval_docs(x, pr[k].c);
+        else if (pr[k].kind == PR_DOCS_END)
+            eval_docs_end(x, pr[k].c);
+        else if (!pr[k].done)
+            eval_index(x, pr, k, j);
+    }
+    return j;
+}
+
+/* The log cannot take the replay to the rest of the probes: a difference
+ * for each check still waiting (once), which is then compared no further. */
+static void stop_rest(sx_vfy_result *r, probe *pr, size_t n, diff_kind kind, int32_t p,
+                      const char *msg)
+{
+    for (size_t i = 0; i < n; i++) {
+        check *c = pr[i].c;
+        if (c->stop)
+            continue;
+        c->stop = true;
+        note_other(r, c, kind, p, "%s", msg);
+    }
+}
+
+static void fail_rest(probe *pr, size_t n, const char *msg)
+{
+    for (size_t i = 0; i < n; i++)
+        fail_check(pr[i].c, "%s", msg);
+}
+
+/* Replays partition p from offset 1, stopping at every probe (sorted here). */
+static void replay_partition(sx_vfy_result *r, uint32_t p, probe *pr, size_t n, bool check_specs)
+{
+    qsort(pr, n, sizeof(*pr), probe_cmp);
+    const char *addr = leader_addr(r->map, p);
+    if (!addr) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "partition %u has no leader to read its log from", p);
+        fail_rest(pr, n, msg);
+        return;
+    }
+    pass x = {.r = r, .p = p, .rp = sx_vfy_replay_create(p), .check_specs = check_specs};
+    size_t i = eval_at(&x, pr, 0, n);
+    uint32_t page = r->o->log_page ? r->o->log_page : VFY_LOG_PAGE;
+    bool stop = false;
+    while (i < n && !stop) {
+        uint64_t from = sx_vfy_replay_position(x.rp) + 1;
+        Shardex__Internal__V1__ReadLogRequest req = SHARDEX__INTERNAL__V1__READ_LOG_REQUEST__INIT;
+        req.partition = p;
+        req.from_offset = from;
+        req.max_entries = page;
+        Shardex__Internal__V1__ReadLogResponse *resp = NULL;
+        sx_err err = {0};
+        sx_status st = call(r, addr, &shardex__internal__v1__worker_admin__descriptor, "ReadLog",
+                            &req.base, &resp, &err);
+        if (st != SX_OK) {
+            char msg[SX_ERR_MSG_MAX + 160];
+            snprintf(msg, sizeof(msg), "ReadLog p=%u from=%" PRIu64 " from %s: %s: %s", p, from,
+                     addr, sx_status_name(st), err.msg);
+            fail_rest(pr + i, n - i, msg);
+            break;
+        }
+        if (resp->n_entries == 0) {
+            char msg[160];
+            snprintf(msg, sizeof(msg),
+                     "the log of p=%u ends at %" PRIu64 ", below position %" PRIu64
+                     " that the view names",
+                     p, from - 1, pr[n - 1].at);
+            stop_rest(r, pr + i, n - i, D_SHORT_LOG, (int32_t)p, msg);
+        }
+        for (size_t k = 0; k < resp->n_entries && i < n; k++) {
+            const Shardex__Internal__V1__AppendEntry *e = resp->entries[k];
+            st =
+                sx_vfy_replay_apply(x.rp, from + k, e ? e->op.data : NULL, e ? e->op.len : 0, &err);
+            if (st != SX_OK) {
+                stop_rest(r, pr + i, n - i, D_BAD_LOG, (int32_t)p, err.msg);
+                stop = true;
+                break;
+            }
+            i = eval_at(&x, pr, i, n);
+        }
+        stop = stop || resp->n_entries == 0;
+        sx_rpc_free(&resp->base);
+    }
+    free(x.spec_seen);
+    sx_vfy_replay_destroy(x.rp);
+}
+
+static void add_probe(probe **pr, size_t *n, size_t *cap, uint64_t at, probe_kind kind, check *c)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 32;
+        *pr = sx_realloc(*pr, *cap * sizeof(**pr));
+    }
+    (*pr)[(*n)++] = (probe){.at = at, .kind = kind, .c = c};
+}
+
+/* One pass over every log partition for the checks marked probe. */
+static void replay_all(sx_vfy_result *r, bool check_specs)
+{
+    probe *pr = NULL;
+    size_t cap = 0;
+    for (uint32_t p = 0; p < r->nparts; p++) {
+        size_t n = 0;
+        for (size_t i = 0; i < r->nchecks; i++) {
+            check *c = &r->checks[i];
+            if (!c->probe || c->stop)
+                continue;
+            if (c->kind == CK_DOCS && c->part == p) {
+                add_probe(&pr, &n, &cap, c->at, PR_DOCS, c);
+                add_probe(&pr, &n, &cap, c->settled, PR_DOCS_END, c);
+            } else if (c->kind == CK_LOCAL && c->part == p) {
+                add_probe(&pr, &n, &cap, c->at, PR_INDEX, c);
+            } else if (c->kind == CK_GLOBAL) {
+                const Shardex__Internal__V1__DigestResponse *dg = c->dg ? c->dg : c->dg0;
+                if (dg->watermarks[p] > 0)
+                    add_probe(&pr, &n, &cap, dg->watermarks[p], PR_INDEX, c);
+            }
+        }
+        if (n)
+            replay_partition(r, p, pr, n, check_specs);
+    }
+    free(pr);
+}
+
+/* ---------------------------------------------------- phase 3: entries -- */
+
+typedef struct ediff_ctx {
+    sx_vfy_result *r;
+    check *c;
+} ediff_ctx;
+
+static void ediff_cb(void *arg, sx_vfy_kind kind, const sx_vfy_entry *e, const sx_vfy_entry *s)
+{
+    ediff_ctx *x = arg;
+    check *c = x->c;
+    const sx_vfy_entry *any = e ? e : s;
+    diff d = {.kind = from_vfy_kind(kind), .from = -1};
+    Shardex__V1__Value v;
+    sx_buf sbuf = {0}, id = {0};
+    if (sx_ix_split_key(c->def.is_int, any->key, any->len, &v, &sbuf, &id)) {
+        d.entry = d.has_value = true;
+        d.value_int = c->def.is_int;
+        if (d.value_int) {
+            d.vi = v.i;
+        } else {
+            d.vs_len = sbuf.len - 1; /* split_key NUL-terminates */
+            d.vs = sx_memdup(sbuf.data, sbuf.len);
+        }
+        d.id_len = id.len;
+        d.id = sx_malloc(id.len + 1);
+        memcpy(d.id, id.data, id.len);
+        d.id[id.len] = '\0';
+    } else {
+        d.detail = sx_malloc(2 * any->len + 32);
+        size_t w = (size_t)sprintf(d.detail, "undecodable key=");
+        for (size_t i = 0; i < any->len; i++)
+            w += (size_t)sprintf(d.detail + w, "%02x", any->key[i]);
+    }
+    if (e)
+        d.from = e->partition;
+    else if (c->kind == CK_LOCAL)
+        d.from = (int32_t)c->part;
+    else if (d.entry)
+        d.from = (int32_t)sx_partition_of(d.id, d.id_len, x->r->nparts);
+    d.version = e ? e->version : s->version;
+    d.expected = e ? e->version : 0;
+    d.served = s ? s->version : 0;
+    sx_buf_free(&sbuf);
+    sx_buf_free(&id);
+    note_diff(x->r, c, &d);
+}
+
+/* Digests compared: a view that differs is asked again with its entries. */
+static void compare_digests(sx_vfy_result *r)
+{
+    for (size_t i = 0; i < r->nchecks; i++) {
+        check *c = &r->checks[i];
+        c->probe = false;
+        if (c->stop || c->kind == CK_DOCS)
+            continue;
+        const Shardex__Internal__V1__DigestResponse *dg = c->dg0;
+        if (c->kind == CK_LOCAL && (bool)dg->active != c->exp_active)
+            note_other(r, c, D_WRONG_ACTIVE, (int32_t)c->part,
+                       "served %s at %" PRIu64 ", the log has it %s",
+                       dg->active ? "active" : "inactive", c->at,
+                       c->exp_active ? "active" : "inactive");
+        if (dg->digest == c->exp_digest && dg->count == c->exp_count)
+            continue;
+        if (ask_digest(r, c, true, &c->dg) != SX_OK)
+            continue;
+        if (c->kind == CK_GLOBAL) {
+            if (!global_answer_ok(r, c, c->dg))
+                continue;
+            for (uint32_t p = 0; p < r->nparts; p++)
+                if (c->dg->watermarks[p] == 0 && c->dg0->watermarks[p] != 0)
+                    note_other(r, c, D_NOT_SHIPPED, (int32_t)p,
+                               "p=%u has shipped nothing to it (watermark 0, was %" PRIu64 ")", p,
+                               c->dg0->watermarks[p]);
+        } else {
+            c->at = c->dg->applied_offset;
+        }
+        c->probe = c->collect = true;
+        c->exp0_digest = c->exp_digest;
+        c->exp0_count = c->exp_count;
+        c->exp_digest = c->exp_count = 0;
+        c->exp_active = false;
+    }
+}
+
+static void compare_entries(sx_vfy_result *r)
+{
+    for (size_t i = 0; i < r->nchecks; i++) {
+        check *c = &r->checks[i];
+        if (!c->probe || c->stop)
+            continue;
+        const Shardex__Internal__V1__DigestResponse *dg = c->dg;
+        sx_vfy_entries got = {0};
+        for (size_t k = 0; k < dg->n_entries; k++)
+            if (dg->entries[k])
+                sx_vfy_entries_add(&got, dg->entries[k]->key.data, dg->entries[k]->key.len,
+                                   dg->entries[k]->version, -1);
+        sx_vfy_entries_sort(&got);
+        sx_vfy_entries_sort(&c->exp);
+        uint64_t before = c->ndiffs;
+        ediff_ctx x = {r, c};
+        size_t n = sx_vfy_entries_diff(&c->exp, &got, ediff_cb, &x);
+        if (got.n != dg->count || sx_vfy_entries_digest(&got) != dg->digest)
+            note_other(r, c, D_BAD_ANSWER, -1,
+                       "the answer's %zu entries do not give its own count %" PRIu64
+                       " and digest %016" PRIx64,
+                       got.n, dg->count, dg->digest);
+        if (n == 0 && c->ndiffs == before)
+            note_other(r, c, D_DIGEST, -1,
+                       "the first answer had count %" PRIu64 " digest %016" PRIx64
+                       " where the log gives count %" PRIu64 " digest %016" PRIx64
+                       "; its entries, asked again, agree with the log",
+                       c->dg0->count, c->dg0->digest, c->exp0_count, c->exp0_digest);
+        sx_vfy_entries_free(&got);
+    }
+    for (size_t i = 0; i < r->nchecks; i++)
+        sx_vfy_entries_free(&r->checks[i].exp);
+}
+
+sx_status sx_vfy_run(const sx_vfy_opts *o, sx_vfy_result **out, sx_err *err)
+{
+    *out = NULL;
+    Shardex__Internal__V1__ClusterMap *map = NULL;
+    sx_status st = get_map(o, &map, err);
+    if (st != SX_OK) {
+        sx_rpc_free(map ? &map->base : NULL);
+        return st;
+    }
+    sx_vfy_result *r = sx_calloc(1, sizeof(*r));
+    r->server = sx_strdup(o->server);
+    r->map = map;
+    r->nparts = map->settings->partitions;
+    r->max_diffs = o->max_diffs;
+    r->o = o;
+    plan(r);
+    /* 1: every served view before any log */
+    for (size_t i = 0; i < r->nchecks; i++)
+        ask_served(r, &r->checks[i]);
+    /* 2: each log once, to every position named */
+    for (size_t i = 0; i < r->nchecks; i++)
+        r->checks[i].probe = !r->checks[i].stop;
+    replay_all(r, true);
+    /* 3: the entries of what differs, against the log at their positions */
+    compare_digests(r);
+    replay_all(r, false);
+    compare_entries(r);
+    r->o = NULL;
+    *out = r;
+    return SX_OK;
+}
+
+/* ================================================================ report == */
+
+void sx_vfy_result_summary(const sx_vfy_result *r, sx_vfy_summary *s)
+{
+    *s = r->sum;
+    s->checks = r->nchecks;
+    s->ok = s->different = s->failed = 0;
+    for (size_t i = 0; i < r->nchecks; i++) {
+        if (r->checks[i].error)
+            s->failed++;
+        else if (r->checks[i].ndiffs)
+            s->different++;
+        else
+            s->ok++;
+    }
+}
+
+int sx_vfy_result_exit_code(const sx_vfy_result *r)
+{
+    sx_vfy_summary s;
+    sx_vfy_result_summary(r, &s);
+    return s.diffs ? SX_EXIT_DIFFERENT : s.failed ? SX_EXIT_UNAVAILABLE : SX_EXIT_OK;
+}
+
+static const char *index_name(const check *c)
+{
+    return c->ix && c->ix->spec && c->ix->spec->name ? c->ix->spec->name : "";
+}
+
+static const Shardex__Internal__V1__DigestResponse *last_digest(const check *c)
+{
+    return c->dg ? c->dg : c->dg0;
+}
+
+/* A string between double quotes, with '"', '\' and control bytes escaped. */
+static void put_quoted(FILE *out, const char *s, size_t n)
+{
+    fputc('"', out);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            fprintf(out, "\\x%02x", ch);
+        else
+            fputc(ch, out);
+    }
+    fputc('"', out);
+}
+
+/* "local  idx=color p=3", "global idx=color t=2", "docs   p=3" (pad: the
+ * kinds aligned, for check lines). */
+static void put_label(FILE *out, const check *c, bool pad)
+{
+    const char *k = check_kind_name(c->kind);
+    fprintf(out, pad ? "%-6s" : "%s", k);
+    if (c->kind != CK_DOCS)
+        fprintf(out, " idx=%s", index_name(c));
+    fprintf(out, c->kind == CK_GLOBAL ? " t=%u" : " p=%u", c->part);
+}
+
+static bool wm_range(const sx_vfy_result *r, const Shardex__Internal__V1__DigestResponse *dg,
+                     uint64_t *lo, uint64_t *hi)
+{
+    if (!dg || dg->n_watermarks != r->nparts || r->nparts == 0)
+        return false;
+    *lo = UINT64_MAX;
+    *hi = 0;
+    for (size_t p = 0; p < dg->n_watermarks; p++) {
+        *lo = dg->watermarks[p] < *lo ? dg->watermarks[p] : *lo;
+        *hi = dg->watermarks[p] > *hi ? dg->watermarks[p] : *hi;
+    }
+    return true;
+}
+
+static void print_check(FILE *out, const sx_vfy_result *r, const check *c)
+{
+    const Shardex__Internal__V1__DigestResponse *dg = last_digest(c);
+    bool compared = !c->error && !c->stop;
+    put_label(out, c, true);
+    if (c->kind == CK_DOCS && !c->error) {
+        fprintf(out, " at=%" PRIu64 " docs=%" PRIu64, c->at, c->ndocs);
+        if (compared && c->ndiffs)
+            fprintf(out, " expected=%" PRIu64, c->exp_docs);
+        if (c->moving)
+            fprintf(out, " moving=%" PRIu64, c->moving);
+    } else if (dg) {
+        uint64_t lo, hi;
+        if (c->kind == CK_LOCAL)
+            fprintf(out, " at=%" PRIu64, c->at);
+        else if (wm_range(r, dg, &lo, &hi))
+            fprintf(out, " wm=%" PRIu64 "..%" PRIu64, lo, hi);
+        fprintf(out, " entries=%" PRIu64, dg->count);
+        if (compared && c->ndiffs && c->exp_count != dg->count)
+            fprintf(out, " expected=%" PRIu64, c->exp_count);
+        if (c->kind == CK_LOCAL && !dg->active)
+            fputs(" inactive", out);
+    }
+    if (c->error)
+        fprintf(out, " FAILED: %s\n", c->error);
+    else if (c->ndiffs)
+        fprintf(out, " DIFFERENT (%" PRIu64 ")\n", c->ndiffs);
+    else
+        fputs(" ok\n", out);
+}
+
+static void print_diff(FILE *out, const sx_vfy_result *r, const diff *d)
+{
+    const check *c = &r->checks[d->check];
+    fprintf(out, "%-13s ", diff_kinds[d->kind].human);
+    put_label(out, c, false);
+    if (!d->entry) {
+        fprintf(out, " %s\n", d->detail ? d->detail : "");
+        return;
+    }
+    if (d->has_value) {
+        fputs(" value=", out);
+        if (d->value_int)
+            fprintf(out, "%" PRId64, d->vi);
+        else
+            put_quoted(out, d->vs, d->vs_len);
+    }
+    fputs(" id=", out);
+    put_quoted(out, d->id, d->id_len);
+    if (d->kind == D_WRONG_VERSION)
+        fprintf(out, " served=%" PRIu64 " expected=%" PRIu64, d->served, d->expected);
+    else
+        fprintf(out, " version=%" PRIu64, d->version);
+    if (c->kind == CK_GLOBAL && d->from >= 0)
+        fprintf(out, " (from p=%d)", (int)d->from);
+    fputc('\n', out);
+}
+
+/* Kept differences grouped by check, each group in the order found. */
+static int diff_order(const void *a, const void *b)
+{
+    const diff *x = *(const diff *const *)a, *y = *(const diff *const *)b;
+    if (x->check != y->check)
+        return x->check < y->check ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+static const diff **sorted_diffs(const sx_vfy_result *r)
+{
+    const diff **v = sx_malloc((r->ndiffs + 1) * sizeof(*v));
+    for (size_t i = 0; i < r->ndiffs; i++)
+        v[i] = &r->diffs[i];
+    qsort(v, r->ndiffs, sizeof(*v), diff_order);
+    return v;
+}
+
+void sx_vfy_result_print(const sx_vfy_result *r, FILE *out)
+{
+    fprintf(out, "verify server=%s map_version=%" PRIu64 " partitions=%u indexes=%zu\n", r->server,
+            r->map->version, r->nparts, r->map->n_indexes);
+    const diff **v = sorted_diffs(r);
+    size_t k = 0;
+    for (size_t i = 0; i < r->nchecks; i++) {
+        print_check(out, r, &r->checks[i]);
+        for (; k < r->ndiffs && v[k]->check == i; k++)
+            print_diff(out, r, v[k]);
+    }
+    free(v);
+    sx_vfy_summary s;
+    sx_vfy_result_summary(r, &s);
+    fprintf(out,
+            "summary: %zu checks: %zu ok, %zu different, %zu failed; %" PRIu64
+            " differences (%" PRIu64 " missing, %" PRIu64 " extra, %" PRIu64 " wrong, %" PRIu64
+            " other)",
+            s.checks, s.ok, s.different, s.failed, s.diffs, s.missing, s.extra, s.wrong, s.other);
+    if (s.moving)
+        fprintf(out, "; %" PRIu64 " documents written during their scan not compared", s.moving);
+    if (s.diffs > r->ndiffs)
+        fprintf(out, "; the first %zu shown (--max-diffs)", r->ndiffs);
+    fputc('\n', out);
+}
+
+/* A JSON string of n bytes; bytes that are not UTF-8 are written as \xNN. */
+static json_t *json_bytes(const char *s, size_t n)
+{
+    json_t *j = json_stringn(s, n);
+    if (j)
+        return j;
+    sx_buf b = {0};
+    char hex[5];
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f) {
+            sx_buf_push(&b, ch);
+        } else {
+            snprintf(hex, sizeof(hex), "\\x%02x", ch);
+            sx_buf_append(&b, hex, 4);
+        }
+    }
+    j = json_stringn(b.len ? (const char *)b.data : "", b.len);
+    sx_buf_free(&b);
+    return j;
+}
+
+static json_t *json_u64(uint64_t v)
+{
+    return json_integer((json_int_t)v);
+}
+
+static json_t *json_hex(uint64_t v)
+{
+    char b[24];
+    snprintf(b, sizeof(b), "%016" PRIx64, v);
+    return json_string(b);
+}
+
+static void json_where(json_t *o, const check *c)
+{
+    json_object_set_new(o, "check", json_string(check_kind_name(c->kind)));
+    if (c->kind != CK_DOCS) {
+        json_object_set_new(o, "index", json_bytes(index_name(c), strlen(index_name(c))));
+        json_object_set_new(o, "index_id", json_u64(c->ix->id));
+    }
+    json_object_set_new(o, c->kind == CK_GLOBAL ? "term_partition" : "partition",
+                        json_integer(c->part));
+}
+
+static json_t *json_check(const sx_vfy_result *r, const check *c)
+{
+    json_t *o = json_object();
+    json_where(o, c);
+    json_object_set_new(o, "status",
+                        json_string(c->error    ? "failed"
+                                    : c->ndiffs ? "different"
+                                                : "ok"));
+    if (c->addr)
+        json_object_set_new(o, "address", json_string(c->addr));
+    bool compared = !c->error && !c->stop;
+    const Shardex__Internal__V1__DigestResponse *dg = last_digest(c);
+    if (c->kind == CK_DOCS && !c->error) {
+        json_object_set_new(o, "at", json_u64(c->at));
+        json_object_set_new(o, "settled", json_u64(c->settled));
+        json_object_set_new(o, "docs", json_u64(c->ndocs));
+        if (compared)
+            json_object_set_new(o, "expected_docs", json_u64(c->exp_docs));
+        json_object_set_new(o, "moving", json_u64(c->moving));
+    } else if (dg) {
+        if (c->kind == CK_LOCAL) {
+            json_object_set_new(o, "at", json_u64(c->at));
+            json_object_set_new(o, "active", json_boolean(dg->active));
+            if (compared)
+                json_object_set_new(o, "expected_active", json_boolean(c->exp_active));
+        } else {
+            json_object_set_new(o, "epoch", json_u64(c->epoch));
+            json_t *wm = json_array();
+            for (size_t p = 0; p < dg->n_watermarks; p++)
+                json_array_append_new(wm, json_u64(dg->watermarks[p]));
+            json_object_set_new(o, "watermarks", wm);
+        }
+        json_object_set_new(o, "entries", json_u64(dg->count));
+        json_object_set_new(o, "digest", json_hex(dg->digest));
+        if (compared) {
+            json_object_set_new(o, "expected_entries", json_u64(c->exp_count));
+            json_object_set_new(o, "expected_digest", json_hex(c->exp_digest));
+        }
+    }
+    json_object_set_new(o, "differences", json_u64(c->ndiffs));
+    if (c->error)
+        json_object_set_new(o, "error", json_bytes(c->error, strlen(c->error)));
+    (void)r;
+    return o;
+}
+
+static json_t *json_diff(const sx_vfy_result *r, const diff *d)
+{
+    const check *c = &r->checks[d->check];
+    json_t *o = json_object();
+    json_object_set_new(o, "kind", json_string(diff_kinds[d->kind].json));
+    json_where(o, c);
+    if (d->entry) {
+        if (d->has_value)
+            json_object_set_new(o, "value",
+                                d->value_int ? json_integer(d->vi) : json_bytes(d->vs, d->vs_len));
+        json_object_set_new(o, "id", json_bytes(d->id, d->id_len));
+        if (d->kind == D_WRONG_VERSION) {
+            json_object_set_new(o, "served", json_u64(d->served));
+            json_object_set_new(o, "expected", json_u64(d->expected));
+        } else {
+            json_object_set_new(o, "version", json_u64(d->version));
+        }
+    } else {
+        json_object_set_new(
+            o, "detail", json_bytes(d->detail ? d->detail : "", d->detail ? strlen(d->detail) : 0));
+    }
+    if (d->from >= 0)
+        json_object_set_new(o, "from_partition", json_integer(d->from));
+    return o;
+}
+
+char *sx_vfy_result_json(const sx_vfy_result *r)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "server", json_string(r->server));
+    json_object_set_new(root, "map_version", json_u64(r->map->version));
+    json_object_set_new(root, "partitions", json_integer(r->nparts));
+    json_t *checks = json_array();
+    for (size_t i = 0; i < r->nchecks; i++)
+        json_array_append_new(checks, json_check(r, &r->checks[i]));
+    json_object_set_new(root, "checks", checks);
+    json_t *diffs = json_array();
+    const diff **v = sorted_diffs(r);
+    for (size_t i = 0; i < r->ndiffs; i++)
+        json_array_append_new(diffs, json_diff(r, v[i]));
+    free(v);
+    json_object_set_new(root, "differences", diffs);
+    sx_vfy_summary s;
+    sx_vfy_result_summary(r, &s);
+    json_t *sum = json_object();
+    json_object_set_new(sum, "checks", json_u64(s.checks));
+    json_object_set_new(sum, "ok", json_u64(s.ok));
+    json_object_set_new(sum, "different", json_u64(s.different));
+    json_object_set_new(sum, "failed", json_u64(s.failed));
+    json_object_set_new(sum, "differences", json_u64(s.diffs));
+    json_object_set_new(sum, "differences_shown", json_u64(r->ndiffs));
+    json_object_set_new(sum, "missing", json_u64(s.missing));
+    json_object_set_new(sum, "extra", json_u64(s.extra));
+    json_object_set_new(sum, "wrong", json_u64(s.wrong));
+    json_object_set_new(sum, "other", json_u64(s.other));
+    json_object_set_new(sum, "moving", json_u64(s.moving));
+    json_object_set_new(root, "summary", sum);
+    json_object_set_new(root, "exit", json_integer(sx_vfy_result_exit_code(r)));
+    char *text = json_dumps(root, JSON_INDENT(2));
+    json_decref(root);
+    if (!text) {
+        fprintf(stderr, "shardex: out of memory writing JSON\n");
+        abort();
+    }
+    return text;
+}
+
+void sx_vfy_result_free(sx_vfy_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nchecks; i++) {
+        check *c = &r->checks[i];
+        sx_rpc_free(c->dg0 ? &c->dg0->base : NULL);
+        sx_rpc_free(c->dg ? &c->dg->base : NULL);
+        sx_rpc_free(c->scan ? &c->scan->base : NULL);
+        sx_vfy_entries_free(&c->exp);
+        for (size_t k = 0; k < c->npend; k++)
+            free(c->pend[k].id);
+        free(c->pend);
+        free(c->error);
+    }
+    for (size_t i = 0; i < r->ndiffs; i++)
+        diff_free(&r->diffs[i]);
+    free(r->diffs);
+    free(r->checks);
+    for (size_t i = 0; i < r->ndead; i++)
+        free(r->dead[i]);
+    free(r->dead);
+    sx_rpc_free(&r->map->base);
+    free(r->server);
+    free(r);
+}
+
+/* =============================================================== command == */
+
+typedef struct verify_cfg {
+    const char *server;
+    uint64_t timeout_ms;
+    bool json;
+    uint32_t max_diffs;
+} verify_cfg;
+
+#define VOFF(m, t) SX_FLAG_OFFSET(verify_cfg, m, t)
+static const sx_flag verify_flags[] = {
+    {.name = "json",
+     .type = SX_FLAG_BOOL,
+     .offset = VOFF(json, bool),
+     .help = "print one JSON object instead of lines"},
+    {.name = "max-diffs",
+     .type = SX_FLAG_UINT32,
+     .offset = VOFF(max_diffs, uint32_t),
+     .metavar = "N",
+     .help = "differences to list (all are counted); 0: all"},
+    {.name = "server",
+     .short_name = 's',
+     .type = SX_FLAG_HOSTPORT,
+     .offset = VOFF(server, const char *),
+     .help = "a worker (or the coordinator) to get the map from"},
+    {.name = "timeout-ms",
+     .type = SX_FLAG_DURATION_MS,
+     .offset = VOFF(timeout_ms, uint64_t),
+     .metavar = "MS",
+     .help = "deadline of each call",
+     .min = 1,
+     .max = 3600000},
+};
+
+static const sx_flags_spec verify_spec = {
+    .prog = "shardex verify",
+    .synopsis = "[FLAGS]",
+    .description =
+        "Reads every log partition, recomputes what each partition's documents, each local index "
+        "and each term partition of each global index must hold at the position it is served at, "
+        "and compares with what the cluster serves. Prints one line per check and one per "
+        "difference (MISSING, EXTRA, WRONG-VERSION, ...). Exit status: 0 everything equal, 1 a "
+        "difference, 2 bad usage, 3 the cluster could not be read (no leader, a node down, a "
+        "deadline).",
+    .flags = verify_flags,
+    .count = sizeof(verify_flags) / sizeof(verify_flags[0]),
+};
+
+typedef struct rpc_call_arg {
+    sx_rpc_client *client;
+    uint64_t timeout_ms;
+} rpc_call_arg;
+
+static sx_status rpc_call(void *arg, const char *addr, const ProtobufCServiceDescriptor *svc,
+                          const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                          sx_err *err)
+{
+    const rpc_call_arg *a = arg;
+    /* Every call verify makes reads: safe to retry within the deadline. */
+    sx_rpc_call_opts co = {.timeout_ms = a->timeout_ms, .idempotent = true};
+    return sx_rpc_invoke(a->client, addr, svc, method, req, resp, &co, err);
+}
+
+int sx_cli_verify(const sx_cli *cli, int argc, char **argv)
+{
+    verify_cfg cfg = {
+        .server = cli->server, .timeout_ms = cli->timeout_ms, .max_diffs = VFY_DEFAULT_MAX_DIFFS};
+    verify_cfg defaults = cfg;
+    bool help = false;
+    sx_err err = {0};
+    if (sx_flags_parse(&verify_spec, &cfg, argc, argv, &help, NULL, &err) != SX_OK) {
+        fprintf(stderr, "%s verify: %s\nTry '%s verify --help'.\n", cli->prog, err.msg, cli->prog);
+        return SX_EXIT_USAGE;
+    }
+    if (help) {
+        sx_flags_usage(&verify_spec, &defaults, stdout);
+        return SX_EXIT_OK;
+    }
+    sx_rpc_client_opts co = {.max_message_bytes = VFY_MAX_MESSAGE};
+    sx_rpc_client *client = NULL;
+    if (sx_rpc_client_create(&co, &client, &err) != SX_OK) {
+        fprintf(stderr, "%s verify: %s\n", cli->prog, err.msg);
+        return SX_EXIT_UNAVAILABLE;
+    }
+    rpc_call_arg ca = {client, cfg.timeout_ms};
+    sx_vfy_opts o = {
+        .server = cfg.server, .call = rpc_call, .call_arg = &ca, .max_diffs = cfg.max_diffs};
+    sx_vfy_result *r = NULL;
+    int code;
+    sx_status st = sx_vfy_run(&o, &r, &err);
+    if (st != SX_OK) {
+        code = SX_EXIT_UNAVAILABLE;
+        if (cfg.json) {
+            json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "server", cfg.server, "status",
+                                  sx_status_name(st), "error", err.msg, "exit", code);
+            char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+            if (text)
+                printf("%s\n", text);
+            free(text);
+            json_decref(j);
+        } else {
+            fprintf(stderr, "%s verify: %s: %s\n", cli->prog, sx_status_name(st), err.msg);
+        }
+    } else {
+        code = sx_vfy_result_exit_code(r);
+        if (cfg.json) {
+            char *text = sx_vfy_result_json(r);
+            printf("%s\n", text);
+            free(text);
+        } else {
+            sx_vfy_result_print(r, stdout);
+        }
+    }
+    sx_vfy_result_free(r);
+    sx_rpc_client_destroy(client);
+    sx_rpc_wait_shutdown(2000);
+    fflush(stdout);
+    return code;
+}

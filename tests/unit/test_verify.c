@@ -1,0 +1,1428 @@
+/* test_verify.c: unit tests for client/replay.h and client/verify.h, with no
+ * network.
+ *
+ * Logs are built by hand as packed LogOps from `top` rows. An oracle written
+ * here, independent of replay.c and of ixkey's sx_ix_doc_values (it encodes
+ * values and picks term partitions itself), says what every index holds at
+ * every position. The replay must agree with it, and with entries written out
+ * by hand, on a fixed history (multi-valued fields, updates that change
+ * values, deletes, re-created ids, index_start in the middle, a second start,
+ * index_drop, a mistyped value) and on random ones. The entry and document
+ * diffs are checked on hand-made differences. Then sx_vfy_run runs against a
+ * fake cluster (two log partitions, a local+global and a local index) whose
+ * served views come from the oracle: clean, and with faults injected.
+ * Randomized tests take their seed from SHARDEX_TEST_SEED, else the clock,
+ * and print it (seed=N).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h> /* after the four above, which it needs */
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hash.h"
+#include "keys.h"
+#include "replay.h"
+#include "verify.h"
+
+#include "shardex/internal/v1/coordinator.pb-c.h"
+#include "shardex/internal/v1/index.pb-c.h"
+#include "shardex/internal/v1/replication.pb-c.h"
+
+static unsigned long long seed;
+static uint64_t rng_state;
+
+/* splitmix64: small and seedable. */
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+static uint64_t rnd_below(uint64_t n)
+{
+    return n ? rnd() % n : 0;
+}
+
+/* ---- log rows ---- */
+
+enum { OP_PUT, OP_DEL, OP_START, OP_DROP, OP_JUNK, OP_EMPTY };
+
+typedef struct tfield {
+    const char *name;
+    bool is_int;
+    const char *s;
+    int64_t i;
+} tfield;
+
+#define MAXF 6
+
+/* One log entry as the tests write it. */
+typedef struct top {
+    int kind;
+    const char *id; /* put, delete */
+    tfield f[MAXF]; /* put */
+    size_t nf;
+    uint64_t ix; /* start, drop */
+    const char *name, *field;
+    bool is_int, local, global;
+    uint32_t m;
+} top;
+
+#define S(n, v)                                                                                    \
+    {                                                                                              \
+        .name = n, .s = v                                                                          \
+    }
+#define I(n, v)                                                                                    \
+    {                                                                                              \
+        .name = n, .is_int = true, .i = v                                                          \
+    }
+#define PUT(idv, ...)                                                                              \
+    {                                                                                              \
+        .kind = OP_PUT, .id = idv, .f = {__VA_ARGS__},                                             \
+        .nf = sizeof((tfield[]){__VA_ARGS__}) / sizeof(tfield)                                     \
+    }
+#define DEL(idv)                                                                                   \
+    {                                                                                              \
+        .kind = OP_DEL, .id = idv                                                                  \
+    }
+#define START(x, nm, fl, isint, loc, glob, mm)                                                     \
+    {                                                                                              \
+        .kind = OP_START, .ix = x, .name = nm, .field = fl, .is_int = isint, .local = loc,         \
+        .global = glob, .m = mm                                                                    \
+    }
+#define DROP(x)                                                                                    \
+    {                                                                                              \
+        .kind = OP_DROP, .ix = x                                                                   \
+    }
+#define JUNK                                                                                       \
+    {                                                                                              \
+        .kind = OP_JUNK                                                                            \
+    }
+
+/* Index 7: "color", strings, local and global over 3 term partitions.
+ * Index 8: "n", ints, local. */
+#define START7 START(7, "color", "color", false, true, true, 3)
+#define START8 START(8, "n", "n", true, true, false, 0)
+
+typedef struct docbuf {
+    Shardex__V1__Document d;
+    Shardex__V1__Field f[MAXF];
+    Shardex__V1__Field *fp[MAXF];
+    Shardex__V1__Value v[MAXF];
+} docbuf;
+
+static void doc_of(const top *o, docbuf *b)
+{
+    shardex__v1__document__init(&b->d);
+    for (size_t i = 0; i < o->nf; i++) {
+        shardex__v1__value__init(&b->v[i]);
+        if (o->f[i].is_int) {
+            b->v[i].kind_case = SHARDEX__V1__VALUE__KIND_I;
+            b->v[i].i = o->f[i].i;
+        } else {
+            b->v[i].kind_case = SHARDEX__V1__VALUE__KIND_S;
+            b->v[i].s = (char *)o->f[i].s;
+        }
+        shardex__v1__field__init(&b->f[i]);
+        b->f[i].name = (char *)o->f[i].name;
+        b->f[i].value = &b->v[i];
+        b->fp[i] = &b->f[i];
+    }
+    b->d.id = (char *)o->id;
+    b->d.n_fields = o->nf;
+    b->d.fields = b->fp;
+}
+
+static void spec_of(const top *o, Shardex__V1__IndexSpec *s)
+{
+    shardex__v1__index_spec__init(s);
+    s->name = (char *)o->name;
+    s->field = (char *)o->field;
+    s->type = o->is_int ? SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT
+                        : SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_STRING;
+    s->local = o->local;
+    s->global = o->global;
+    s->term_partitions = o->m;
+}
+
+/* The packed LogOp of o into out (replacing its contents). */
+static void pack_top(const top *o, sx_buf *out)
+{
+    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+    Shardex__Internal__V1__IndexStart st = SHARDEX__INTERNAL__V1__INDEX_START__INIT;
+    Shardex__V1__IndexSpec sp;
+    docbuf db;
+    sx_buf_reset(out);
+    switch (o->kind) {
+    case OP_PUT:
+        doc_of(o, &db);
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT;
+        op.put = &db.d;
+        break;
+    case OP_DEL:
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_DELETE;
+        op.delete_ = (char *)o->id;
+        break;
+    case OP_START:
+        spec_of(o, &sp);
+        st.index_id = o->ix;
+        st.spec = &sp;
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START;
+        op.index_start = &st;
+        break;
+    case OP_DROP:
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP;
+        op.index_drop = o->ix;
+        break;
+    case OP_JUNK:
+        sx_buf_append(out, "\xff\xff\xff", 3);
+        return;
+    default:
+        break; /* OP_EMPTY: a LogOp without an operation */
+    }
+    size_t n = shardex__internal__v1__log_op__get_packed_size(&op);
+    sx_buf_reserve(out, n);
+    out->len = shardex__internal__v1__log_op__pack(&op, out->data);
+}
+
+/* Applies log[0..n) to r, offsets 1..n. */
+static void apply_all(sx_vfy_replay *r, const top *log, size_t n)
+{
+    sx_buf b = {0};
+    sx_err err = {0};
+    for (size_t i = 0; i < n; i++) {
+        pack_top(&log[i], &b);
+        assert_int_equal(sx_vfy_replay_apply(r, sx_vfy_replay_position(r) + 1, b.data, b.len, &err),
+                         SX_OK);
+    }
+    sx_buf_free(&b);
+}
+
+static void apply_one(sx_vfy_replay *r, const top *o)
+{
+    apply_all(r, o, 1);
+}
+
+/* ---- the oracle ---- */
+
+#define OMAX 64
+
+typedef struct odoc {
+    const char *id;
+    uint64_t version;
+    const top *put;
+} odoc;
+
+typedef struct ostate {
+    odoc docs[OMAX];
+    size_t ndocs;
+    const top *ix[8];
+    size_t nix;
+} ostate;
+
+/* The state after log[0..pos) (JUNK and EMPTY rows change nothing). */
+static void oracle_at(const top *log, size_t n, uint64_t pos, ostate *st)
+{
+    memset(st, 0, sizeof(*st));
+    for (size_t k = 0; k < pos && k < n; k++) {
+        const top *o = &log[k];
+        size_t i = 0;
+        switch (o->kind) {
+        case OP_PUT:
+        case OP_DEL:
+            while (i < st->ndocs && strcmp(st->docs[i].id, o->id) != 0)
+                i++;
+            if (o->kind == OP_PUT) {
+                assert_true(i < OMAX);
+                st->docs[i] = (odoc){o->id, k + 1, o};
+                st->ndocs += i == st->ndocs;
+            } else if (i < st->ndocs) {
+                st->docs[i] = st->docs[--st->ndocs];
+            }
+            break;
+        case OP_START:
+        case OP_DROP:
+            while (i < st->nix && st->ix[i]->ix != o->ix)
+                i++;
+            if (o->kind == OP_START && i == st->nix)
+                st->ix[st->nix++] = o;
+            else if (o->kind == OP_DROP && i < st->nix)
+                st->ix[i] = st->ix[--st->nix];
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* The entries index ix holds in st (of term partition t only, when t >= 0),
+ * added to l with partition p. False when the index is not active. */
+static bool oracle_entries(const ostate *st, uint64_t ix, int64_t t, int32_t p, sx_vfy_entries *l)
+{
+    const top *s = NULL;
+    for (size_t i = 0; i < st->nix; i++)
+        if (st->ix[i]->ix == ix)
+            s = st->ix[i];
+    if (!s)
+        return false;
+    for (size_t d = 0; d < st->ndocs; d++) {
+        const top *o = st->docs[d].put;
+        const tfield *seen[MAXF];
+        size_t nseen = 0;
+        for (size_t f = 0; f < o->nf; f++) {
+            const tfield *v = &o->f[f];
+            if (strcmp(v->name, s->field) != 0 || v->is_int != s->is_int)
+                continue;
+            bool dup = false;
+            for (size_t k = 0; k < nseen; k++)
+                dup |= v->is_int ? seen[k]->i == v->i : strcmp(seen[k]->s, v->s) == 0;
+            if (dup)
+                continue;
+            seen[nseen++] = v;
+            uint32_t term = 0;
+            sx_buf key = {0};
+            if (v->is_int) {
+                sx_key_append_i64(&key, v->i);
+                if (s->global)
+                    term = sx_term_partition_of_int(s->name, v->i, s->m);
+            } else {
+                sx_key_append_str(&key, v->s, strlen(v->s));
+                if (s->global)
+                    term = sx_term_partition_of_str(s->name, v->s, strlen(v->s), s->m);
+            }
+            sx_key_append_str(&key, o->id, strlen(o->id));
+            if (t < 0 || (int64_t)term == t)
+                sx_vfy_entries_add(l, key.data, key.len, st->docs[d].version, p);
+            sx_buf_free(&key);
+        }
+    }
+    return true;
+}
+
+/* ---- helpers ---- */
+
+typedef struct collect {
+    sx_vfy_entries *l;
+    int64_t t;
+    int32_t p;
+} collect;
+
+static void collect_cb(void *arg, const uint8_t *key, size_t len, uint32_t term, uint64_t version)
+{
+    collect *c = arg;
+    if (c->t < 0 || (int64_t)term == c->t)
+        sx_vfy_entries_add(c->l, key, len, version, c->p);
+}
+
+/* The replay's entries of ix (term t, or all); false when inactive. */
+static bool replay_list(const sx_vfy_replay *r, uint64_t ix, int64_t t, sx_vfy_entries *l)
+{
+    collect c = {l, t, 0};
+    return sx_vfy_replay_entries(r, ix, collect_cb, &c, NULL, NULL);
+}
+
+static void assert_same(sx_vfy_entries *a, sx_vfy_entries *b)
+{
+    sx_vfy_entries_sort(a);
+    sx_vfy_entries_sort(b);
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(sx_vfy_entries_diff(a, b, NULL, NULL), 0);
+    assert_true(sx_vfy_entries_digest(a) == sx_vfy_entries_digest(b));
+}
+
+/* Adds the entry (string value, id) -> version to l. */
+static void add_s(sx_vfy_entries *l, const char *value, const char *id, uint64_t version)
+{
+    sx_buf k = {0};
+    sx_key_append_str(&k, value, strlen(value));
+    sx_key_append_str(&k, id, strlen(id));
+    sx_vfy_entries_add(l, k.data, k.len, version, 0);
+    sx_buf_free(&k);
+}
+
+static void add_i(sx_vfy_entries *l, int64_t value, const char *id, uint64_t version)
+{
+    sx_buf k = {0};
+    sx_key_append_i64(&k, value);
+    sx_key_append_str(&k, id, strlen(id));
+    sx_vfy_entries_add(l, k.data, k.len, version, 0);
+    sx_buf_free(&k);
+}
+
+/* The replay's entries of ix equal the listed ones, and its digest theirs. */
+static void expect_entries(const sx_vfy_replay *r, uint64_t ix, sx_vfy_entries *want)
+{
+    sx_vfy_entries got = {0};
+    assert_true(replay_list(r, ix, -1, &got));
+    assert_same(&got, want);
+    uint64_t digest = 0, count = 0;
+    assert_true(sx_vfy_replay_digest(r, ix, -1, &digest, &count));
+    assert_int_equal(count, want->n);
+    assert_true(digest == sx_vfy_entries_digest(want));
+    sx_vfy_entries_free(&got);
+    sx_vfy_entries_free(want);
+}
+
+/* Replay and oracle agree on every index and term partition at this position. */
+static void agree_with_oracle(const sx_vfy_replay *r, const top *log, size_t n)
+{
+    ostate st;
+    oracle_at(log, n, sx_vfy_replay_position(r), &st);
+    assert_int_equal(sx_vfy_replay_doc_count(r), st.ndocs);
+    for (size_t d = 0; d < st.ndocs; d++) {
+        uint64_t v = 0;
+        assert_true(sx_vfy_replay_doc(r, st.docs[d].id, strlen(st.docs[d].id), &v, NULL));
+        assert_int_equal(v, st.docs[d].version);
+    }
+    static const uint64_t ids[] = {7, 8};
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t total = 0, total_count = 0;
+        for (int64_t t = -1; t < 3; t++) {
+            sx_vfy_entries want = {0}, got = {0};
+            bool a = oracle_entries(&st, ids[i], t, 0, &want);
+            assert_int_equal(replay_list(r, ids[i], t, &got), a);
+            assert_int_equal(sx_vfy_replay_index(r, ids[i], NULL) != NULL, a);
+            assert_same(&got, &want);
+            uint64_t digest, count;
+            assert_int_equal(sx_vfy_replay_digest(r, ids[i], t, &digest, &count), a);
+            assert_true(digest == sx_vfy_entries_digest(&want));
+            assert_int_equal(count, want.n);
+            if (t >= 0) {
+                total += digest;
+                total_count += count;
+            }
+            sx_vfy_entries_free(&want);
+            sx_vfy_entries_free(&got);
+        }
+        if (ids[i] == 7 && sx_vfy_replay_index(r, 7, NULL)) {
+            uint64_t digest, count;
+            sx_vfy_replay_digest(r, 7, -1, &digest, &count);
+            assert_true(digest == total); /* the term partitions split the index */
+            assert_int_equal(count, total_count);
+        }
+    }
+}
+
+/* ---- replay ---- */
+
+static const top history[] = {
+    /* 1 */ PUT("a", S("color", "red"), S("color", "blue"), I("n", 1)),
+    /* 2 */ PUT("b", S("color", "red")),
+    /* 3 */ START7,
+    /* 4 */ PUT("c", S("color", "green"), I("color", 5)),
+    /* 5 */ PUT("a", S("color", "blue"), S("color", "blue"), I("n", 2)),
+    /* 6 */ DEL("b"),
+    /* 7 */ START8,
+    /* 8 */ PUT("b", S("color", "yellow"), I("n", -3)),
+    /* 9 */ START(7, "color", "color", false, true, true, 5), /* active already: nothing */
+    /* 10 */ DROP(7),
+    /* 11 */ PUT("d", S("color", "red")),
+    /* 12 */ DROP(99),
+    /* 13 */ DEL("zz"),
+    /* 14 */ PUT("c", I("n", 7), S("n", "seven")),
+};
+#define NHISTORY (sizeof(history) / sizeof(history[0]))
+
+/* The fixed history, with what each position must hold written out by hand. */
+static void test_replay_history(void **state)
+{
+    (void)state;
+    sx_vfy_replay *r = sx_vfy_replay_create(0);
+    sx_vfy_entries want = {0};
+    uint64_t count, mistyped;
+
+    apply_all(r, history, 2);
+    assert_null(sx_vfy_replay_index(r, 7, NULL));
+    assert_false(sx_vfy_replay_entries(r, 7, NULL, NULL, &count, NULL));
+    assert_int_equal(count, 0);
+
+    apply_one(r, &history[2]); /* 3: backfilled from the documents as of 2 */
+    add_s(&want, "blue", "a", 1);
+    add_s(&want, "red", "a", 1);
+    add_s(&want, "red", "b", 2);
+    expect_entries(r, 7, &want);
+
+    apply_one(r, &history[3]); /* 4: c with a mistyped value */
+    add_s(&want, "blue", "a", 1);
+    add_s(&want, "red", "a", 1);
+    add_s(&want, "red", "b", 2);
+    add_s(&want, "green", "c", 4);
+    expect_entries(r, 7, &want);
+    assert_true(sx_vfy_replay_entries(r, 7, NULL, NULL, &count, &mistyped));
+    assert_int_equal(count, 4);
+    assert_int_equal(mistyped, 1);
+
+    apply_one(r, &history[4]); /* 5: a loses red; blue twice is one entry */
+    add_s(&want, "blue", "a", 5);
+    add_s(&want, "green", "c", 4);
+    add_s(&want, "red", "b", 2);
+    expect_entries(r, 7, &want);
+
+    apply_one(r, &history[5]); /* 6: b deleted */
+    add_s(&want, "blue", "a", 5);
+    add_s(&want, "green", "c", 4);
+    expect_entries(r, 7, &want);
+
+    apply_all(r, &history[6], 2); /* 7: index 8 from the documents as of 6; 8: b again */
+    add_s(&want, "blue", "a", 5);
+    add_s(&want, "green", "c", 4);
+    add_s(&want, "yellow", "b", 8);
+    expect_entries(r, 7, &want);
+    add_i(&want, 2, "a", 5);
+    add_i(&want, -3, "b", 8);
+    expect_entries(r, 8, &want);
+
+    apply_one(r, &history[8]); /* 9: a second start changes nothing */
+    const Shardex__V1__IndexSpec *spec = NULL;
+    const sx_ix_def *d = sx_vfy_replay_index(r, 7, &spec);
+    assert_non_null(d);
+    assert_int_equal(d->term_partitions, 3);
+    assert_int_equal(spec->term_partitions, 3);
+    assert_string_equal(d->field, "color");
+    add_s(&want, "blue", "a", 5);
+    add_s(&want, "green", "c", 4);
+    add_s(&want, "yellow", "b", 8);
+    expect_entries(r, 7, &want);
+
+    apply_one(r, &history[9]); /* 10: dropped */
+    assert_null(sx_vfy_replay_index(r, 7, NULL));
+    assert_false(sx_vfy_replay_entries(r, 7, NULL, NULL, &count, NULL));
+
+    apply_all(r, &history[10], 4); /* 11..14: no-op drop and delete; c replaced */
+    assert_int_equal(sx_vfy_replay_position(r), 14);
+    add_i(&want, 2, "a", 5);
+    add_i(&want, -3, "b", 8);
+    add_i(&want, 7, "c", 14);
+    expect_entries(r, 8, &want);
+    assert_true(sx_vfy_replay_entries(r, 8, NULL, NULL, &count, &mistyped));
+    assert_int_equal(mistyped, 1); /* c's n = "seven" */
+
+    assert_int_equal(sx_vfy_replay_doc_count(r), 4);
+    uint64_t v = 0;
+    const Shardex__V1__Document *doc = NULL;
+    assert_true(sx_vfy_replay_doc(r, "c", 1, &v, &doc));
+    assert_int_equal(v, 14);
+    assert_int_equal(doc->n_fields, 2);
+    assert_false(sx_vfy_replay_doc(r, "zz", 2, NULL, NULL));
+    assert_int_equal(sx_vfy_replay_touched(r, "b", 1), 8);
+    assert_int_equal(sx_vfy_replay_touched(r, "zz", 2), 13);
+    assert_int_equal(sx_vfy_replay_touched(r, "nope", 4), 0);
+    sx_vfy_replay_destroy(r);
+
+    /* The oracle agrees at every position. */
+    r = sx_vfy_replay_create(0);
+    agree_with_oracle(r, history, NHISTORY);
+    for (size_t i = 0; i < NHISTORY; i++) {
+        apply_one(r, &history[i]);
+        agree_with_oracle(r, history, NHISTORY);
+    }
+    sx_vfy_replay_destroy(r);
+}
+
+/* Entries the apply path refuses are refused here too, changing nothing. */
+static void test_replay_refuses(void **state)
+{
+    (void)state;
+    sx_vfy_replay *r = sx_vfy_replay_create(3);
+    apply_all(r, history, 3);
+    sx_buf b = {0};
+    sx_err err = {0};
+    static const top junk = JUNK, empty = {.kind = OP_EMPTY};
+    pack_top(&junk, &b);
+    assert_int_equal(sx_vfy_replay_apply(r, 4, b.data, b.len, &err), SX_DATA_LOSS);
+    assert_non_null(strstr(err.msg, "partition 3"));
+    assert_non_null(strstr(err.msg, "entry 4"));
+    pack_top(&empty, &b);
+    assert_int_equal(sx_vfy_replay_apply(r, 4, b.data, b.len, &err), SX_DATA_LOSS);
+
+    /* An index_start without a spec. */
+    Shardex__Internal__V1__IndexStart st = SHARDEX__INTERNAL__V1__INDEX_START__INIT;
+    st.index_id = 9;
+    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START;
+    op.index_start = &st;
+    sx_buf_reset(&b);
+    sx_buf_reserve(&b, shardex__internal__v1__log_op__get_packed_size(&op));
+    b.len = shardex__internal__v1__log_op__pack(&op, b.data);
+    assert_int_equal(sx_vfy_replay_apply(r, 4, b.data, b.len, &err), SX_DATA_LOSS);
+
+    /* Offsets in order only. */
+    pack_top(&history[3], &b);
+    assert_int_equal(sx_vfy_replay_apply(r, 5, b.data, b.len, &err), SX_INVALID_ARGUMENT);
+    assert_int_equal(sx_vfy_replay_apply(r, 3, b.data, b.len, &err), SX_INVALID_ARGUMENT);
+
+    assert_int_equal(sx_vfy_replay_position(r), 3);
+    agree_with_oracle(r, history, NHISTORY);
+    assert_int_equal(sx_vfy_replay_apply(r, 4, b.data, b.len, &err), SX_OK);
+    agree_with_oracle(r, history, NHISTORY);
+    sx_buf_free(&b);
+    sx_vfy_replay_destroy(r);
+}
+
+static const char *const rid[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
+static const char *const rval[] = {"red", "green", "blue", "", "\xc3\xbc", "a b"};
+
+/* Random histories: the replay agrees with the oracle at every position. */
+static void test_replay_random(void **state)
+{
+    (void)state;
+    rng_state = seed;
+    enum { ROUNDS = 40, LEN = 120 };
+    top *log = calloc(LEN, sizeof(*log));
+    for (int round = 0; round < ROUNDS; round++) {
+        for (size_t i = 0; i < LEN; i++) {
+            top *o = &log[i];
+            memset(o, 0, sizeof(*o));
+            uint64_t k = rnd_below(100);
+            if (k < 60) {
+                o->kind = OP_PUT;
+                o->id = rid[rnd_below(12)];
+                o->nf = rnd_below(MAXF + 1);
+                for (size_t f = 0; f < o->nf; f++) {
+                    uint64_t w = rnd_below(10);
+                    o->f[f].name = w < 6 ? "color" : w < 9 ? "n" : "other";
+                    o->f[f].is_int = (w >= 6) != (rnd_below(8) == 0); /* some mistyped */
+                    o->f[f].s = rval[rnd_below(6)];
+                    o->f[f].i = (int64_t)rnd_below(5) - 2;
+                }
+            } else if (k < 85) {
+                o->kind = OP_DEL;
+                o->id = rid[rnd_below(12)];
+            } else if (k < 94) {
+                *o = rnd_below(2) ? (top)START7 : (top)START8;
+            } else {
+                *o = (top)DROP(7 + rnd_below(2));
+            }
+        }
+        sx_vfy_replay *r = sx_vfy_replay_create(0);
+        for (size_t i = 0; i < LEN; i++) {
+            apply_one(r, &log[i]);
+            agree_with_oracle(r, log, LEN);
+        }
+        sx_vfy_replay_destroy(r);
+    }
+    free(log);
+}
+
+/* ---- diffs ---- */
+
+typedef struct seen_diff {
+    sx_vfy_kind kind;
+    char what[64];
+    uint64_t expected, served;
+} seen_diff;
+
+typedef struct seen {
+    seen_diff d[16];
+    size_t n;
+} seen;
+
+static void entry_diff_cb(void *arg, sx_vfy_kind kind, const sx_vfy_entry *e, const sx_vfy_entry *s)
+{
+    seen *x = arg;
+    assert_true(x->n < 16);
+    const sx_vfy_entry *any = e ? e : s;
+    Shardex__V1__Value v;
+    sx_buf sb = {0}, id = {0};
+    assert_true(sx_ix_split_key(false, any->key, any->len, &v, &sb, &id));
+    seen_diff *d = &x->d[x->n++];
+    d->kind = kind;
+    snprintf(d->what, sizeof(d->what), "%s/%.*s", v.s, (int)id.len, (const char *)id.data);
+    d->expected = e ? e->version : 0;
+    d->served = s ? s->version : 0;
+    sx_buf_free(&sb);
+    sx_buf_free(&id);
+}
+
+static void test_entries_diff(void **state)
+{
+    (void)state;
+    sx_vfy_entries want = {0}, got = {0};
+    add_s(&want, "red", "k1", 1);
+    add_s(&want, "red", "k2", 2);
+    add_s(&want, "red", "k3", 3);
+    add_s(&want, "blue", "k0", 9);
+    add_s(&got, "red", "k4", 4);
+    add_s(&got, "red", "k2", 5);
+    add_s(&got, "red", "k1", 1);
+    add_s(&got, "blue", "k0", 9);
+    add_s(&got, "blue", "k0", 9); /* twice */
+    sx_vfy_entries_sort(&want);
+    sx_vfy_entries_sort(&got);
+    seen x = {0};
+    assert_int_equal(sx_vfy_entries_diff(&want, &got, entry_diff_cb, &x), 4);
+    assert_int_equal(x.d[0].kind, SX_VFY_EXTRA); /* the second blue/k0 */
+    assert_string_equal(x.d[0].what, "blue/k0");
+    assert_int_equal(x.d[1].kind, SX_VFY_WRONG_VERSION);
+    assert_string_equal(x.d[1].what, "red/k2");
+    assert_int_equal(x.d[1].expected, 2);
+    assert_int_equal(x.d[1].served, 5);
+    assert_int_equal(x.d[2].kind, SX_VFY_MISSING);
+    assert_string_equal(x.d[2].what, "red/k3");
+    assert_int_equal(x.d[2].expected, 3);
+    assert_int_equal(x.d[3].kind, SX_VFY_EXTRA);
+    assert_string_equal(x.d[3].what, "red/k4");
+    assert_int_equal(x.d[3].served, 4);
+    assert_int_equal(sx_vfy_entries_diff(&want, &want, NULL, NULL), 0);
+    sx_vfy_entries empty = {0};
+    assert_int_equal(sx_vfy_entries_diff(&want, &empty, NULL, NULL), 4);
+    assert_int_equal(sx_vfy_entries_diff(&empty, &got, NULL, NULL), 5);
+    assert_true(sx_vfy_entries_digest(&empty) == 0);
+    assert_string_equal(sx_vfy_kind_name(SX_VFY_WRONG_VERSION), "WRONG-VERSION");
+    sx_vfy_entries_free(&want);
+    sx_vfy_entries_free(&got);
+}
+
+static void doc_diff_cb(void *arg, sx_vfy_kind kind, const char *id, uint64_t expected,
+                        uint64_t served)
+{
+    seen *x = arg;
+    assert_true(x->n < 16);
+    seen_diff *d = &x->d[x->n++];
+    d->kind = kind;
+    snprintf(d->what, sizeof(d->what), "%s", id);
+    d->expected = expected;
+    d->served = served;
+}
+
+/* A StoredDoc of o at version. */
+static Shardex__Internal__V1__StoredDoc *stored(const top *o, uint64_t version, docbuf *db)
+{
+    Shardex__Internal__V1__StoredDoc *sd = calloc(1, sizeof(*sd));
+    shardex__internal__v1__stored_doc__init(sd);
+    doc_of(o, db);
+    sd->doc = &db->d;
+    sd->version = version;
+    return sd;
+}
+
+static void test_docs_diff(void **state)
+{
+    (void)state;
+    sx_vfy_replay *r = sx_vfy_replay_create(0);
+    apply_all(r, history, 5); /* a@5, b@2, c@4 */
+    static const top a_other = PUT("a", S("color", "blue"), I("n", 2));
+    static const top x_doc = PUT("x", S("color", "red"));
+    docbuf db[6];
+    Shardex__Internal__V1__StoredDoc *docs[6];
+    docs[0] = stored(&a_other, 5, &db[0]);    /* same version, other fields */
+    docs[1] = stored(&history[1], 3, &db[1]); /* b at 3, not 2 */
+    docs[2] = stored(&x_doc, 1, &db[2]);      /* not in the log */
+    docs[3] = stored(&history[1], 2, &db[3]); /* b twice */
+    seen x = {0};
+    assert_int_equal(sx_vfy_docs_diff(r, docs, 4, doc_diff_cb, &x), 5);
+    assert_int_equal(x.d[0].kind, SX_VFY_WRONG_CONTENT);
+    assert_string_equal(x.d[0].what, "a");
+    assert_int_equal(x.d[1].kind, SX_VFY_WRONG_VERSION);
+    assert_string_equal(x.d[1].what, "b");
+    assert_int_equal(x.d[1].expected, 2);
+    assert_int_equal(x.d[1].served, 3);
+    assert_int_equal(x.d[2].kind, SX_VFY_EXTRA);
+    assert_string_equal(x.d[2].what, "x");
+    assert_int_equal(x.d[3].kind, SX_VFY_EXTRA);
+    assert_string_equal(x.d[3].what, "b");
+    assert_int_equal(x.d[4].kind, SX_VFY_MISSING);
+    assert_string_equal(x.d[4].what, "c");
+    assert_int_equal(x.d[4].expected, 4);
+
+    /* The same documents as the log: nothing. */
+    free(docs[0]);
+    docs[0] = stored(&history[4], 5, &db[0]);
+    docs[4] = stored(&history[3], 4, &db[4]);
+    Shardex__Internal__V1__StoredDoc *same[3] = {docs[4], docs[3], docs[0]};
+    assert_int_equal(sx_vfy_docs_diff(r, same, 3, NULL, NULL), 0);
+    for (int i = 0; i < 5; i++)
+        free(docs[i]);
+    sx_vfy_replay_destroy(r);
+}
+
+/* ---- a fake cluster ---- */
+
+#define FP 2 /* log partitions */
+#define FM 3 /* term partitions of index 7 */
+
+static const top flog0[] = {
+    /* 1 */ PUT("a", S("color", "red"), S("color", "blue"), I("n", 1)),
+    /* 2 */ PUT("b", S("color", "red")),
+    /* 3 */ START7,
+    /* 4 */ PUT("c", S("color", "green"), I("color", 5)),
+    /* 5 */ PUT("a", S("color", "blue"), S("color", "blue"), I("n", 2)),
+    /* 6 */ DEL("b"),
+    /* 7 */ START8,
+    /* 8 */ PUT("b", S("color", "yellow"), I("n", -3)),
+    /* 9 */ PUT("e", S("color", "red")),
+};
+static const top flog1[] = {
+    /* 1 */ PUT("x", S("color", "red")),
+    /* 2 */ START7,
+    /* 3 */ PUT("y", S("color", "blue"), S("color", "violet")),
+    /* 4 */ DEL("x"),
+    /* 5 */ PUT("x", S("color", "teal")),
+    /* 6 */ START8,
+    /* 7 */ DROP(8),
+    /* 8 */ PUT("z", I("n", 4)),
+};
+
+static const char *const faddr[] = {"w0:1", "w1:1"};
+static const int32_t fowner[FM] = {0, 1, 0};
+
+typedef struct fake fake;
+/* Changes the sorted entries a view serves. */
+typedef void (*mutate_fn)(fake *f, bool term, uint32_t part, uint64_t index, sx_vfy_entries *l);
+
+struct fake {
+    top log[FP][16];
+    size_t nlog[FP];
+    uint64_t applied[FP];  /* position of local digests and scans */
+    uint64_t applied2[FP]; /* position of later local digests; 0: applied */
+    uint64_t scan_at[FP];  /* the scan's documents come from here; 0: applied */
+    uint64_t settled[FP];  /* Status's applied offset; 0: applied */
+    uint64_t wm[FM][FP];   /* index 7's watermarks */
+    int32_t leader[FP];
+    const char *owner_down; /* owner address that answers UNAVAILABLE */
+    const char *map_name7;  /* the map's name of index 7; NULL: "color" */
+    bool first_digest_off;  /* the first local digest of index 7 at p=1 is wrong */
+    bool map_down;          /* GetMap answers UNAVAILABLE */
+    const char *slow;       /* address every call to which runs out its deadline */
+    int slow_calls;
+    mutate_fn mutate;
+    int local_calls[FP];
+    int calls;
+};
+
+static void fake_init(fake *f)
+{
+    memset(f, 0, sizeof(*f));
+    memcpy(f->log[0], flog0, sizeof(flog0));
+    memcpy(f->log[1], flog1, sizeof(flog1));
+    f->nlog[0] = sizeof(flog0) / sizeof(flog0[0]);
+    f->nlog[1] = sizeof(flog1) / sizeof(flog1[0]);
+    for (int p = 0; p < FP; p++) {
+        f->applied[p] = f->nlog[p];
+        f->leader[p] = p;
+    }
+    static const uint64_t wm[FM][FP] = {{9, 8}, {7, 5}, {9, 3}};
+    memcpy(f->wm, wm, sizeof(wm));
+}
+
+/* A message as the rpc layer returns it: unpacked with the default allocator. */
+static ProtobufCMessage *reunpack(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = malloc(n ? n : 1);
+    protobuf_c_message_pack(m, b);
+    ProtobufCMessage *out = protobuf_c_message_unpack(m->descriptor, NULL, n, b);
+    free(b);
+    assert_non_null(out);
+    return out;
+}
+
+static ProtobufCMessage *fake_map(const fake *f)
+{
+    Shardex__Internal__V1__ClusterSettings set = SHARDEX__INTERNAL__V1__CLUSTER_SETTINGS__INIT;
+    set.partitions = FP;
+    set.term_partitions = FM;
+    Shardex__Internal__V1__WorkerEntry w[2], *wp[2];
+    for (int i = 0; i < 2; i++) {
+        shardex__internal__v1__worker_entry__init(&w[i]);
+        w[i].id = (char *)faddr[i];
+        w[i].address = (char *)faddr[i];
+        w[i].alive = true;
+        wp[i] = &w[i];
+    }
+    Shardex__Internal__V1__LogPartition lp[FP], *lpp[FP];
+    for (int p = 0; p < FP; p++) {
+        shardex__internal__v1__log_partition__init(&lp[p]);
+        lp[p].leader = f->leader[p];
+        lp[p].epoch = 3;
+        lpp[p] = &lp[p];
+    }
+    Shardex__Internal__V1__TermPartition tp[FM], *tpp[FM];
+    for (int t = 0; t < FM; t++) {
+        shardex__internal__v1__term_partition__init(&tp[t]);
+        tp[t].owner = fowner[t];
+        tp[t].epoch = 5 + (uint64_t)t;
+        tpp[t] = &tp[t];
+    }
+    static const top s7 = START7, s8 = START8;
+    Shardex__V1__IndexSpec sp[2];
+    spec_of(&s7, &sp[0]);
+    spec_of(&s8, &sp[1]);
+    if (f->map_name7)
+        sp[0].name = (char *)f->map_name7;
+    Shardex__Internal__V1__IndexEntry ix[2], *ixp[2];
+    for (int i = 0; i < 2; i++) {
+        shardex__internal__v1__index_entry__init(&ix[i]);
+        ix[i].spec = &sp[i];
+        ix[i].id = 7 + (uint64_t)i;
+        ix[i].state = SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY;
+        ixp[i] = &ix[i];
+    }
+    Shardex__Internal__V1__ClusterMap m = SHARDEX__INTERNAL__V1__CLUSTER_MAP__INIT;
+    m.version = 42;
+    m.settings = &set;
+    m.n_workers = 2;
+    m.workers = wp;
+    m.n_partitions = FP;
+    m.partitions = lpp;
+    m.n_terms = FM;
+    m.terms = tpp;
+    m.n_indexes = 2;
+    m.indexes = ixp;
+    return reunpack(&m.base);
+}
+
+static ProtobufCMessage *digest_answer(const sx_vfy_entries *l, bool active, bool entries,
+                                       uint64_t applied, const uint64_t *wm, size_t nwm)
+{
+    Shardex__Internal__V1__DigestResponse r = SHARDEX__INTERNAL__V1__DIGEST_RESPONSE__INIT;
+    r.digest = sx_vfy_entries_digest(l);
+    r.count = l->n;
+    r.applied_offset = applied;
+    r.active = active;
+    r.n_watermarks = nwm;
+    r.watermarks = (uint64_t *)wm;
+    Shardex__Internal__V1__DigestEntry *e = calloc(l->n + 1, sizeof(*e));
+    Shardex__Internal__V1__DigestEntry **ep = calloc(l->n + 1, sizeof(*ep));
+    if (entries) {
+        for (size_t i = 0; i < l->n; i++) {
+            shardex__internal__v1__digest_entry__init(&e[i]);
+            e[i].key.data = (uint8_t *)l->v[i].key;
+            e[i].key.len = l->v[i].len;
+            e[i].version = l->v[i].version;
+            ep[i] = &e[i];
+        }
+        r.n_entries = l->n;
+        r.entries = ep;
+    }
+    ProtobufCMessage *out = reunpack(&r.base);
+    free(e);
+    free(ep);
+    return out;
+}
+
+static sx_status fake_digest(fake *f, const char *addr,
+                             const Shardex__Internal__V1__DigestRequest *req,
+                             ProtobufCMessage **resp, sx_err *err)
+{
+    sx_vfy_entries l = {0};
+    ostate st;
+    if (!req->term) {
+        uint32_t p = req->partition;
+        assert_true(p < FP);
+        assert_string_equal(addr, faddr[f->leader[p]]);
+        uint64_t pos = f->local_calls[p]++ && f->applied2[p] ? f->applied2[p] : f->applied[p];
+        oracle_at(f->log[p], f->nlog[p], pos, &st);
+        bool active = oracle_entries(&st, req->index_id, -1, (int32_t)p, &l);
+        sx_vfy_entries_sort(&l);
+        if (f->mutate)
+            f->mutate(f, false, p, req->index_id, &l);
+        *resp = digest_answer(&l, active, req->entries, pos, NULL, 0);
+        if (f->first_digest_off && p == 1 && req->index_id == 7 && f->local_calls[p] == 1)
+            ((Shardex__Internal__V1__DigestResponse *)*resp)->digest ^= 1;
+        sx_vfy_entries_free(&l);
+        return SX_OK;
+    }
+    uint32_t t = req->partition;
+    assert_int_equal(req->index_id, 7);
+    assert_true(t < FM);
+    assert_string_equal(addr, faddr[fowner[t]]);
+    assert_int_equal(req->epoch, 5 + t);
+    if (f->owner_down && strcmp(addr, f->owner_down) == 0)
+        return sx_err_set(err, SX_UNAVAILABLE, "%s is down", addr);
+    for (uint32_t p = 0; p < FP; p++) {
+        oracle_at(f->log[p], f->nlog[p], f->wm[t][p], &st);
+        if (f->wm[t][p])
+            oracle_entries(&st, 7, t, (int32_t)p, &l);
+    }
+    sx_vfy_entries_sort(&l);
+    if (f->mutate)
+        f->mutate(f, true, t, 7, &l);
+    *resp = digest_answer(&l, true, req->entries, 0, f->wm[t], FP);
+    sx_vfy_entries_free(&l);
+    return SX_OK;
+}
+
+static ProtobufCMessage *fake_read_log(const fake *f, const char *addr,
+                                       const Shardex__Internal__V1__ReadLogRequest *req)
+{
+    uint32_t p = req->partition;
+    assert_true(p < FP);
+    assert_string_equal(addr, faddr[f->leader[p]]);
+    assert_true(req->from_offset >= 1);
+    assert_true(req->max_entries > 0);
+    Shardex__Internal__V1__ReadLogResponse r = SHARDEX__INTERNAL__V1__READ_LOG_RESPONSE__INIT;
+    Shardex__Internal__V1__AppendEntry e[16], *ep[16];
+    sx_buf b[16] = {{0}};
+    for (uint64_t o = req->from_offset; o <= f->nlog[p] && r.n_entries < req->max_entries; o++) {
+        size_t i = r.n_entries++;
+        shardex__internal__v1__append_entry__init(&e[i]);
+        pack_top(&f->log[p][o - 1], &b[i]);
+        e[i].epoch = 1;
+        e[i].op.data = b[i].data;
+        e[i].op.len = b[i].len;
+        ep[i] = &e[i];
+    }
+    r.entries = ep;
+    r.log_end_offset = f->nlog[p];
+    ProtobufCMessage *out = reunpack(&r.base);
+    for (int i = 0; i < 16; i++)
+        sx_buf_free(&b[i]);
+    return out;
+}
+
+static ProtobufCMessage *fake_scan(const fake *f, const char *addr, uint32_t p)
+{
+    assert_true(p < FP);
+    assert_string_equal(addr, faddr[f->leader[p]]);
+    ostate st;
+    oracle_at(f->log[p], f->nlog[p], f->scan_at[p] ? f->scan_at[p] : f->applied[p], &st);
+    Shardex__Internal__V1__ScanDocsResponse r = SHARDEX__INTERNAL__V1__SCAN_DOCS_RESPONSE__INIT;
+    docbuf db[OMAX];
+    Shardex__Internal__V1__StoredDoc sd[OMAX], *sdp[OMAX];
+    for (size_t i = 0; i < st.ndocs; i++) {
+        shardex__internal__v1__stored_doc__init(&sd[i]);
+        doc_of(st.docs[i].put, &db[i]);
+        sd[i].doc = &db[i].d;
+        sd[i].version = st.docs[i].version;
+        sdp[i] = &sd[i];
+    }
+    r.n_docs = st.ndocs;
+    r.docs = sdp;
+    r.applied_offset = f->applied[p];
+    return reunpack(&r.base);
+}
+
+static ProtobufCMessage *fake_status(const fake *f, const char *addr)
+{
+    Shardex__Internal__V1__WorkerStatusResponse r =
+        SHARDEX__INTERNAL__V1__WORKER_STATUS_RESPONSE__INIT;
+    Shardex__Internal__V1__ReplicaState rs[FP], *rsp[FP];
+    for (uint32_t p = 0; p < FP; p++) {
+        if (f->leader[p] < 0 || strcmp(addr, faddr[f->leader[p]]) != 0)
+            continue;
+        size_t i = r.n_replicas++;
+        shardex__internal__v1__replica_state__init(&rs[i]);
+        rs[i].partition = p;
+        rs[i].applied_offset = f->settled[p] ? f->settled[p] : f->applied[p];
+        rsp[i] = &rs[i];
+    }
+    r.replicas = rsp;
+    return reunpack(&r.base);
+}
+
+static sx_status fake_call(void *arg, const char *addr, const ProtobufCServiceDescriptor *svc,
+                           const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                           sx_err *err)
+{
+    fake *f = arg;
+    f->calls++;
+    *resp = NULL;
+    if (f->slow && strcmp(addr, f->slow) == 0) {
+        f->slow_calls++;
+        return sx_err_set(err, SX_DEADLINE_EXCEEDED, "deadline exceeded");
+    }
+    if (strcmp(method, "Digest") == 0) {
+        assert_ptr_equal(svc, &shardex__internal__v1__index__descriptor);
+        return fake_digest(f, addr, (const void *)req, resp, err);
+    }
+    assert_ptr_equal(svc, &shardex__internal__v1__worker_admin__descriptor);
+    if (strcmp(method, "GetMap") == 0 && f->map_down)
+        return sx_err_set(err, SX_UNAVAILABLE, "connection refused");
+    if (strcmp(method, "GetMap") == 0)
+        *resp = fake_map(f);
+    else if (strcmp(method, "ReadLog") == 0)
+        *resp = fake_read_log(f, addr, (const void *)req);
+    else if (strcmp(method, "ScanDocs") == 0)
+        *resp =
+            fake_scan(f, addr, ((const Shardex__Internal__V1__ScanDocsRequest *)req)->partition);
+    else if (strcmp(method, "Status") == 0)
+        *resp = fake_status(f, addr);
+    else
+        fail_msg("unexpected method %s", method);
+    return SX_OK;
+}
+
+static sx_vfy_result *run_fake(fake *f, uint32_t page, sx_vfy_summary *s)
+{
+    sx_vfy_opts o = {.server = "w0:1", .call = fake_call, .call_arg = f, .log_page = page};
+    sx_vfy_result *r = NULL;
+    sx_err err = {0};
+    assert_int_equal(sx_vfy_run(&o, &r, &err), SX_OK);
+    sx_vfy_result_summary(r, s);
+    return r;
+}
+
+/* The report as text (caller frees). */
+static char *report(const sx_vfy_result *r)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    assert_non_null(m);
+    sx_vfy_result_print(r, m);
+    fclose(m);
+    return text;
+}
+
+static void expect_line(const char *text, const char *line)
+{
+    if (getenv("SHARDEX_TEST_VERBOSE"))
+        printf("---- expecting \"%s\" in:\n%s", line, text);
+    if (!strstr(text, line))
+        fail_msg("no line \"%s\" in the report:\n%s", line, text);
+}
+
+/* 2 document checks, 2 local indexes x 2 partitions, 3 term partitions. */
+#define FCHECKS 9
+
+static void test_run_clean(void **state)
+{
+    (void)state;
+    static const uint32_t pages[] = {0, 1, 2, 4};
+    for (size_t i = 0; i < 4; i++) {
+        fake f;
+        fake_init(&f);
+        sx_vfy_summary s;
+        sx_vfy_result *r = run_fake(&f, pages[i], &s);
+        char *text = report(r);
+        if (s.ok != FCHECKS)
+            fail_msg("%s", text);
+        assert_int_equal(s.checks, FCHECKS);
+        assert_int_equal(s.diffs, 0);
+        assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_OK);
+        expect_line(text, "local  idx=color p=0 at=9 entries=4 ok\n");
+        expect_line(text, "local  idx=n p=1 at=8 entries=0 inactive ok\n");
+        expect_line(text, "global idx=color t=1 wm=5..7 ");
+        expect_line(text, "docs   p=1 at=8 docs=3 ok\n");
+        expect_line(text, "summary: 9 checks: 9 ok, 0 different, 0 failed; 0 differences");
+        free(text);
+        sx_vfy_result_free(r);
+    }
+    /* Views at earlier positions than the log's end. */
+    fake f;
+    fake_init(&f);
+    f.applied[0] = 4;
+    f.applied[1] = 0;
+    sx_vfy_summary s;
+    sx_vfy_result *r = run_fake(&f, 3, &s);
+    assert_int_equal(s.ok, FCHECKS);
+    char *text = report(r);
+    expect_line(text, "local  idx=color p=0 at=4 entries=4 ok\n");
+    expect_line(text, "local  idx=color p=1 at=0 entries=0 inactive ok\n");
+    free(text);
+    sx_vfy_result_free(r);
+}
+
+/* Local index color at p=0 loses blue/a, serves green/c at a wrong version
+ * and an entry the log never implied. */
+static void mutate_local(fake *f, bool term, uint32_t part, uint64_t index, sx_vfy_entries *l)
+{
+    (void)f;
+    if (term || part != 0 || index != 7 || l->n < 2)
+        return;
+    memmove(&l->v[0], &l->v[1], (l->n - 1) * sizeof(l->v[0]));
+    l->n--;
+    l->v[0].version += 100;
+    add_s(l, "zzz", "q", 3);
+}
+
+static void test_run_entry_diffs(void **state)
+{
+    (void)state;
+    fake f;
+    fake_init(&f);
+    f.mutate = mutate_local;
+    sx_vfy_summary s;
+    sx_vfy_result *r = run_fake(&f, 0, &s);
+    char *text = report(r);
+    assert_int_equal(s.diffs, 3);
+    assert_int_equal(s.missing, 1);
+    assert_int_equal(s.extra, 1);
+    assert_int_equal(s.wrong, 1);
+    assert_int_equal(s.different, 1);
+    assert_int_equal(s.ok, FCHECKS - 1);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    expect_line(text, "local  idx=color p=0 at=9 entries=4 DIFFERENT (3)\n"
+                      "MISSING       local idx=color p=0 value=\"blue\" id=\"a\" version=5\n"
+                      "WRONG-VERSION local idx=color p=0 value=\"green\" id=\"c\" served=104 "
+                      "expected=4\n"
+                      "EXTRA         local idx=color p=0 value=\"zzz\" id=\"q\" version=3\n");
+    expect_line(text, "3 differences (1 missing, 1 extra, 1 wrong, 0 other)");
+
+    char *js = sx_vfy_result_json(r);
+    json_error_t jerr;
+    json_t *root = json_loads(js, 0, &jerr);
+    assert_non_null(root);
+    assert_int_equal(json_integer_value(json_object_get(root, "exit")), 1);
+    json_t *sum = json_object_get(root, "summary");
+    assert_int_equal(json_integer_value(json_object_get(sum, "missing")), 1);
+    assert_int_equal(json_array_size(json_object_get(root, "checks")), FCHECKS);
+    json_t *d0 = json_array_get(json_object_get(root, "differences"), 0);
+    assert_string_equal(json_string_value(json_object_get(d0, "kind")), "missing");
+    assert_string_equal(json_string_value(json_object_get(d0, "check")), "local");
+    assert_string_equal(json_string_value(json_object_get(d0, "index")), "color");
+    assert_string_equal(json_string_value(json_object_get(d0, "value")), "blue");
+    assert_string_equal(json_string_value(json_object_get(d0, "id")), "a");
+    assert_int_equal(json_integer_value(json_object_get(d0, "version")), 5);
+    assert_int_equal(json_integer_value(json_object_get(d0, "partition")), 0);
+    json_decref(root);
+    free(js);
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* At most one difference kept, all three counted. */
+    sx_vfy_opts o = {.server = "w0:1", .call = fake_call, .call_arg = &f, .max_diffs = 1};
+    sx_err err = {0};
+    assert_int_equal(sx_vfy_run(&o, &r, &err), SX_OK);
+    sx_vfy_result_summary(r, &s);
+    assert_int_equal(s.diffs, 3);
+    text = report(r);
+    expect_line(text, "the first 1 shown");
+    assert_null(strstr(text, "EXTRA "));
+    free(text);
+    sx_vfy_result_free(r);
+}
+
+/* Term partition 0 serves its first entry at a wrong version. */
+static void mutate_term(fake *f, bool term, uint32_t part, uint64_t index, sx_vfy_entries *l)
+{
+    (void)f;
+    (void)index;
+    if (term && part == 0 && l->n)
+        l->v[0].version++;
+}
+
+static void test_run_global(void **state)
+{
+    (void)state;
+    fake f;
+    fake_init(&f);
+    f.mutate = mutate_term;
+    sx_vfy_summary s;
+    sx_vfy_result *r = run_fake(&f, 0, &s);
+    char *text = report(r);
+    assert_int_equal(s.diffs, 1);
+    assert_int_equal(s.wrong, 1);
+    expect_line(text, "WRONG-VERSION global idx=color t=0 value=");
+    expect_line(text, " (from p=");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* p=0 has not shipped to t=1 yet. */
+    fake_init(&f);
+    f.wm[1][0] = 0;
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(s.diffs, 1);
+    assert_int_equal(s.other, 1);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    expect_line(text, "NOT-SHIPPED   global idx=color t=1 p=0 has shipped nothing");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* t=1's owner is down: that check fails, the others pass. */
+    fake_init(&f);
+    f.owner_down = "w1:1";
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.ok, FCHECKS - 1);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_UNAVAILABLE);
+    expect_line(text, "global idx=color t=1 FAILED: Digest from w1:1: UNAVAILABLE: w1:1 is down");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* The map and the log disagree on the index's spec. */
+    fake_init(&f);
+    f.map_name7 = "colour";
+    r = run_fake(&f, 0, &s);
+    assert_int_equal(s.diffs, 2); /* once per log partition */
+    assert_int_equal(s.other, 2);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    text = report(r);
+    expect_line(text,
+                "SPEC-MISMATCH global idx=colour t=1 p=0 started it as name=color field=color");
+    free(text);
+    sx_vfy_result_free(r);
+}
+
+static void test_run_docs(void **state)
+{
+    (void)state;
+    /* The scan saw writes after its applied offset (8 and 9), and Status
+     * says they were applied by then: not differences. */
+    fake f;
+    fake_init(&f);
+    f.applied[0] = 7;
+    f.scan_at[0] = 9;
+    f.settled[0] = 9;
+    sx_vfy_summary s;
+    sx_vfy_result *r = run_fake(&f, 0, &s);
+    char *text = report(r);
+    assert_int_equal(s.diffs, 0);
+    assert_int_equal(s.moving, 2);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_OK);
+    expect_line(text, "docs   p=0 at=7 docs=4 moving=2 ok\n");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* Without Status's word they are. */
+    f.settled[0] = 0;
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(s.diffs, 2);
+    assert_int_equal(s.extra, 2);
+    expect_line(text, "docs   p=0 at=7 docs=4 expected=2 DIFFERENT (2)\n");
+    expect_line(text, "EXTRA         docs p=0 id=\"b\" version=8\n");
+    expect_line(text, "EXTRA         docs p=0 id=\"e\" version=9\n");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* A scan behind its own applied offset: a@5 b@2 c@4 served as of 9. */
+    fake_init(&f);
+    f.scan_at[0] = 5;
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(s.diffs, 2);
+    assert_int_equal(s.missing, 1);
+    assert_int_equal(s.wrong, 1);
+    expect_line(text, "WRONG-VERSION docs p=0 id=\"b\" served=2 expected=8\n");
+    expect_line(text, "MISSING       docs p=0 id=\"e\" version=9\n");
+    free(text);
+    sx_vfy_result_free(r);
+}
+
+static void test_run_moving_digests(void **state)
+{
+    (void)state;
+    /* The first answer's digest is wrong; asked again, its entries are right. */
+    fake f;
+    fake_init(&f);
+    f.first_digest_off = true;
+    sx_vfy_summary s;
+    sx_vfy_result *r = run_fake(&f, 0, &s);
+    char *text = report(r);
+    assert_int_equal(s.diffs, 1);
+    assert_int_equal(s.other, 1);
+    expect_line(text, "DIGEST        local idx=color p=1 the first answer had count 3");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* The view moves from 6 to 9 between the two answers: the entries are
+     * compared with the log at 9. */
+    fake_init(&f);
+    f.applied[0] = 6;
+    f.applied2[0] = 9;
+    f.mutate = mutate_local;
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(s.diffs, 3);
+    expect_line(text, "local  idx=color p=0 at=9 entries=4 DIFFERENT (3)\n"
+                      "MISSING       local idx=color p=0 value=\"blue\" id=\"a\" version=5\n");
+    free(text);
+    sx_vfy_result_free(r);
+}
+
+static void test_run_unavailable_and_bad_logs(void **state)
+{
+    (void)state;
+    /* p=1 has no leader: its checks fail, and every term partition (which
+     * needs p=1's log). */
+    fake f;
+    fake_init(&f);
+    f.leader[1] = -1;
+    sx_vfy_summary s;
+    sx_vfy_result *r = run_fake(&f, 0, &s);
+    char *text = report(r);
+    assert_int_equal(s.failed, 3 + FM);
+    assert_int_equal(s.ok, 3);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_UNAVAILABLE);
+    expect_line(text, "docs   p=1 FAILED: partition 1 has no leader\n");
+    expect_line(text, "FAILED: partition 1 has no leader to read its log from\n");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* w1 (leader of p=1, owner of t=1) runs out the deadline: asked once. */
+    fake_init(&f);
+    f.slow = "w1:1";
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(f.slow_calls, 1);
+    assert_int_equal(s.failed, 3 + FM);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_UNAVAILABLE);
+    expect_line(text,
+                "docs   p=1 FAILED: ScanDocs from w1:1: DEADLINE_EXCEEDED: deadline exceeded\n");
+    expect_line(text,
+                "local  idx=color p=1 FAILED: Digest from w1:1: DEADLINE_EXCEEDED: not asked: "
+                "w1:1 did not answer an earlier call in time\n");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* Entry 3 of p=1 does not decode: every view past it differs. */
+    fake_init(&f);
+    f.log[1][2] = (top)JUNK;
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    assert_int_equal(s.ok, 3); /* p=0's documents and local indexes */
+    expect_line(text, "BAD-LOG       docs p=1 partition 1: log entry 3 does not decode\n");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* The view names a position the log does not reach. */
+    fake_init(&f);
+    f.applied[0] = 12;
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    expect_line(text, "SHORT-LOG     docs p=0 the log of p=0 ends at 9, below position 12");
+    assert_int_equal(s.ok, 3 + FM); /* p=1's checks and the term partitions */
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* No map at all. */
+    fake_init(&f);
+    f.map_down = true;
+    sx_vfy_opts o = {.server = "w0:1", .call = fake_call, .call_arg = &f};
+    sx_err err = {0};
+    r = NULL;
+    assert_int_equal(sx_vfy_run(&o, &r, &err), SX_UNAVAILABLE);
+    assert_null(r);
+    assert_non_null(strstr(err.msg, "GetMap from w0:1"));
+    sx_vfy_result_free(r);
+}
+
+int main(void)
+{
+    const char *env = getenv("SHARDEX_TEST_SEED");
+    seed = env && *env ? strtoull(env, NULL, 0)
+                       : (unsigned long long)time(NULL) ^ (unsigned long long)clock();
+    printf("seed=%llu\n", seed);
+    fflush(stdout);
+
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replay_history),
+        cmocka_unit_test(test_replay_refuses),
+        cmocka_unit_test(test_replay_random),
+        cmocka_unit_test(test_entries_diff),
+        cmocka_unit_test(test_docs_diff),
+        cmocka_unit_test(test_run_clean),
+        cmocka_unit_test(test_run_entry_diffs),
+        cmocka_unit_test(test_run_global),
+        cmocka_unit_test(test_run_docs),
+        cmocka_unit_test(test_run_moving_digests),
+        cmocka_unit_test(test_run_unavailable_and_bad_logs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
