@@ -472,23 +472,15 @@ void sx_pindex_close(sx_pindex *pi)
 /* --------------------------------------------------------------- reads -- */
 
 typedef struct snap_at {
-    sx_store *store;
     const sx_snapshot *snap;
     uint64_t applied;
 } snap_at;
 
-static void take_snapshot(void *arg, uint64_t applied)
-{
-    snap_at *s = arg;
-    s->snap = sx_store_snapshot(s->store);
-    s->applied = applied;
-}
-
 /* A snapshot and the applied offset it holds, taken together. */
 static snap_at snapshot(sx_pindex *pi)
 {
-    snap_at s = {.store = pi->store};
-    sx_plog_locked(pi->log, take_snapshot, &s);
+    snap_at s;
+    s.snap = sx_plog_snapshot(pi->log, &s.applied);
     return s;
 }
 
@@ -587,15 +579,21 @@ sx_status sx_pindex_digest(sx_pindex *pi, const Shardex__Internal__V1__DigestReq
 {
     snap_at s = snapshot(pi);
     resp->applied_offset = s.applied;
-    /* Active as of the snapshot: the catalog can only be ahead of it by a
-     * marker applied since, which the applied offset tells the caller. */
-    sx_pindex_info info;
-    resp->active = sx_pindex_find(pi, req->index_id, &info) && info.start <= s.applied;
-    sx_buf prefix = {0};
+    /* Active as of the snapshot: its catalog row, read in the snapshot. */
+    sx_buf prefix = {0}, row = {0};
+    key_id(&prefix, TAG_IX, req->index_id);
+    bool active = false;
+    sx_status st = sx_store_get(pi->store, s.snap, prefix.data, prefix.len, &row, &active, err);
+    resp->active = active;
+    sx_buf_free(&row);
+    if (st != SX_OK) {
+        sx_store_release_snapshot(pi->store, s.snap);
+        sx_buf_free(&prefix);
+        return st;
+    }
     key_id(&prefix, TAG_LOCAL, req->index_id);
     sx_iter *it = sx_store_iter_prefix(pi->store, s.snap, prefix.data, prefix.len);
     size_t cap = 0;
-    sx_status st = SX_OK;
     for (; sx_iter_valid(it); sx_iter_next(it)) {
         size_t kl, vl;
         const uint8_t *k = sx_iter_key(it, &kl);

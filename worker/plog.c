@@ -982,11 +982,13 @@ sx_store *sx_plog_store(sx_plog *p)
     return p->store;
 }
 
-void sx_plog_locked(sx_plog *p, void (*fn)(void *arg, uint64_t applied), void *arg)
+const sx_snapshot *sx_plog_snapshot(sx_plog *p, uint64_t *applied)
 {
     pthread_mutex_lock(&p->mu);
-    fn(arg, p->applied);
+    const sx_snapshot *snap = sx_store_snapshot(p->store);
+    *applied = p->applied;
     pthread_mutex_unlock(&p->mu);
+    return snap;
 }
 
 sx_status sx_plog_scan_docs_locked(sx_plog *p,

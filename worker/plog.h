@@ -181,10 +181,9 @@ sx_status sx_plog_scan_docs_locked(sx_plog *p,
                                               uint64_t version, const uint8_t *doc, size_t len),
                                    void *arg, sx_err *err);
 
-/* Runs fn with the mutex held, so that what it reads of the store and of the
- * applied offset belongs to one position (e.g. to take a snapshot). */
-void sx_plog_locked(sx_plog *p, void (*fn)(void *arg, uint64_t applied), void *arg);
-
+/* A snapshot of sx_plog_store(p) and the applied offset it holds, taken
+ * together; release it with sx_store_release_snapshot. */
+const sx_snapshot *sx_plog_snapshot(sx_plog *p, uint64_t *applied);
 /* Applies entries applied+1 .. min(commit, leo) to the documents, in batches
  * (up to 1000 entries or about 4 MiB of ops, not synced), each batch also
  * recording applied and the highest commit given so far (a lower commit

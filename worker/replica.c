@@ -1235,9 +1235,10 @@ sx_status sx_replicas_scan_docs(sx_replicas *rs, uint32_t p, sx_arena *arena,
     if (!r)
         return sx_err_set(err, SX_NOT_FOUND, "partition %u: not hosted here", p);
     scan_ctx sc = {.arena = arena, .out = out};
-    /* applied first: the scan sees at least that much */
-    out->applied_offset = sx_plog_applied(r->log);
-    sx_status st = sx_plog_scan_docs(r->log, scan_one, &sc, err);
+    /* The snapshot and the applied offset taken together: exactly that position. */
+    const sx_snapshot *snap = sx_plog_snapshot(r->log, &out->applied_offset);
+    sx_status st = sx_plog_scan_docs_at(r->log, snap, scan_one, &sc, err);
+    sx_store_release_snapshot(sx_plog_store(r->log), snap);
     if (st == SX_OK && sc.bad)
         st = sx_err_set(err, SX_DATA_LOSS, "partition %u: a stored document does not decode", p);
     return st;
