@@ -96,8 +96,9 @@ static bool ix_init(ix *x, uint64_t id, uint64_t start, const uint8_t *spec, siz
 {
     memset(x, 0, sizeof(*x));
     x->spec = shardex__v1__index_spec__unpack(&pb_allocator, n, spec);
-    if (!x->spec || !x->spec->name || !x->spec->field)
-        return false;
+    if (!x->spec || !x->spec->name || !x->spec->field ||
+        (x->spec->global && x->spec->term_partitions == 0))
+        return false; /* the coordinator resolves M: 0 here is a corrupt spec */
     sx_ix_def_from_spec(&x->def, id, x->spec);
     x->start = start;
     return true;
@@ -412,9 +413,10 @@ static sx_status load_catalog(sx_pindex *pi, sx_err *err)
         const uint8_t *k = sx_iter_key(it, &kl);
         const uint8_t *v = sx_iter_value(it, &vl);
         uint64_t id, start;
-        ix x;
+        ix x = {0};
         if (!read_u64(k, kl, 1, &id) || kl != 9 || !read_u64(v, vl, 0, &start) ||
             !ix_init(&x, id, start, v + 8, vl - 8)) {
+            ix_free(&x);
             st = sx_err_set(err, SX_DATA_LOSS, "partition %u: an index catalog row is malformed",
                             pi->p);
             break;
@@ -513,7 +515,11 @@ sx_status sx_pindex_scan(sx_pindex *pi, const Shardex__Internal__V1__ScanRequest
                           "partition %u: index %" PRIu64 " has no local "
                           "entries here (not started, dropped, or global only)",
                           pi->p, req->index_id);
-    size_t limit = req->limit ? req->limit : 100;
+    /* The limit comes from the network: the hits array grows with what is
+     * found, and no scan returns more than a query may ask for. */
+    size_t limit = req->limit ? req->limit : SX_QUERY_LIMIT_DEFAULT;
+    if (limit > SX_QUERY_LIMIT_MAX)
+        limit = SX_QUERY_LIMIT_MAX;
     snap_at s = snapshot(pi);
     sx_buf start = {0}, end = {0}, id = {0}, sbuf = {0};
     key_id(&start, TAG_LOCAL, req->index_id);
@@ -675,7 +681,7 @@ sx_status sx_pindex_outbox_read(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t
             st = sx_err_set(err, SX_DATA_LOSS, "partition %u: an outbox key is malformed", pi->p);
             break;
         }
-        if (*n >= max && off != last) {
+        if (*n > 0 && *n >= max && off != last) {
             *covered = last; /* whole offsets only */
             break;
         }
