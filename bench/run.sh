@@ -5,6 +5,8 @@
 #
 #   BENCH_RPC_ARGS="--rounds 9 --seconds 3" bench/run.sh build   # extra options
 #   BENCH_WRITE_ARGS="--rounds 7" bench/run.sh build             # likewise for bench_write
+#   BENCH_INDEX_ARGS="--rounds 5" bench/run.sh build             # likewise for bench_index
+#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index)
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -17,8 +19,12 @@ doc=$root/docs/benchmarks.md
 
 bin=$build/bench/bench_rpc
 write_bin=$build/bench/bench_write
-for b in "$bin" "$write_bin"; do
-    if [ ! -x "$b" ]; then
+index_bin=$build/bench/bench_index
+only=" ${BENCH_ONLY:-rpc write index} "
+selected() { [[ $only == *" $1 "* ]]; }
+for name in rpc write index; do
+    b=$build/bench/bench_$name
+    if selected "$name" && [ ! -x "$b" ]; then
         echo "run.sh: $b is not built (make bench builds it)" >&2
         exit 1
     fi
@@ -54,6 +60,7 @@ replace_section() {
 }
 
 # ---- RPC layer vs raw gRPC core ----
+if selected rpc; then
 # shellcheck disable=SC2206  # word splitting of the extra options is intended
 rpc_args=(--pin ${BENCH_RPC_ARGS:-})
 rel_bin=${bin#"$root"/}
@@ -89,8 +96,10 @@ fi
 } >"$tmp/rpc.md"
 replace_section rpc "$tmp/rpc.md"
 echo "run.sh: wrote the rpc section of ${doc#"$root"/}" >&2
+fi
 
 # ---- Write path: acknowledged documents per second vs raw LevelDB ----
+if selected write; then
 # shellcheck disable=SC2206  # word splitting of the extra options is intended
 write_args=(${BENCH_WRITE_ARGS:-})
 rel_write_bin=${write_bin#"$root"/}
@@ -130,3 +139,52 @@ tmp_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 " on " $1 }')
 } >"$tmp/write.md"
 replace_section write "$tmp/write.md"
 echo "run.sh: wrote the write section of ${doc#"$root"/}" >&2
+fi
+
+# ---- Indexes: GLOBAL lag behind acknowledged writes; LOCAL vs GLOBAL queries by P ----
+if selected index; then
+# shellcheck disable=SC2206  # word splitting of the extra options is intended
+index_args=(${BENCH_INDEX_ARGS:-})
+rel_index_bin=${index_bin#"$root"/}
+echo "run.sh: $rel_index_bin ${index_args[*]}" >&2
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+if ! (cd "$root" && "$index_bin" "${index_args[@]}") >"$tmp/index.out"; then
+    cat "$tmp/index.out" >&2
+    echo "run.sh: bench_index failed; its section of docs/benchmarks.md left as it was" >&2
+    exit 1
+fi
+leveldb_pkg=$(dpkg-query -W -f='${Version}' libleveldb-dev 2>/dev/null || echo unknown)
+tmp_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 " on " $1 }')
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+{
+    echo "<!-- bench:index:begin -->"
+    echo "## Indexes: GLOBAL lag behind writes, LOCAL vs GLOBAL queries"
+    echo
+    echo "Written by \`bench/run.sh\`; do not edit by hand."
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Command: \`$rel_index_bin${index_args[*]:+ ${index_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`)"
+    echo "- Machine: $machine; LevelDB $leveldb_pkg (Debian libleveldb-dev); data in ${TMPDIR:-/tmp} ($tmp_fs);"
+    echo "  1-minute load average $load_before before the run, $load_after after it (other work shares"
+    echo "  the machine). Two shared cores run the 4 cluster processes, the load and the probes"
+    echo "  together: absolute figures are **noisy** (15% or more between runs, much more while other"
+    echo "  work runs); read the same-run ratios first. No CPU pinning."
+    echo "- Subject: a fresh cluster per configuration started by the benchmark (\`tests/support/cluster.h\`):"
+    echo "  a coordinator and 3 workers as processes on loopback, settled (every ISR whole) before"
+    echo "  anything is written; documents preloaded, then indexes created and backfilled (READY)."
+    echo "- Baselines, in the same run: for the GLOBAL index's lag, the same probe measuring when the"
+    echo "  write is visible in the LOCAL index (applied before the Put is acknowledged, so this is the"
+    echo "  probe's own floor), in alternating windows under the same Put load; for GLOBAL queries,"
+    echo "  LOCAL queries on the same cluster and data, in alternating windows."
+    echo "- Goals (from the issue): GLOBAL visible p50 <= 5 ms and p99 <= 50 ms after the Put's"
+    echo "  acknowledgement at half the maximum ingest rate; GLOBAL query p99 flat in P (P=16 within"
+    echo "  1.2x of P=2)."
+    echo "- CPU: cluster = utime + stime of its coordinator and workers (\`/proc/PID/stat\`, 10 ms"
+    echo "  ticks); bench = this load generator (\`getrusage\`); per query, or per acknowledged document."
+    echo
+    cat "$tmp/index.out"
+    echo "<!-- bench:index:end -->"
+} >"$tmp/index.md"
+replace_section index "$tmp/index.md"
+echo "run.sh: wrote the index section of ${doc#"$root"/}" >&2
+fi
