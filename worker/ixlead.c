@@ -16,8 +16,8 @@
 #define INDEX_SVC (&shardex__internal__v1__index__descriptor)
 #define COORD_SVC (&shardex__internal__v1__coordinator__descriptor)
 
-#define LOOP_MS 2             /* how often the loop looks for work */
-#define SHIP_INFLIGHT 4       /* batches in flight per stream */
+#define LOOP_MS 20      /* the loop looks for work this often, and when woken (applies, answers) */
+#define SHIP_INFLIGHT 4 /* batches in flight per stream */
 #define SHIP_MAX_CHANGES 4096 /* about this many changes per batch (whole offsets) */
 #define SHIP_IDLE_MS 100      /* an empty batch at least this often */
 #define SHIP_TIMEOUT_MS 5000
@@ -63,6 +63,7 @@ struct sx_ixlead {
     uint32_t nparts;
     int inflight; /* calls in flight, for stop */
     bool stop;
+    bool kicked; /* work arrived since the loop last looked */
     pthread_t thread;
 };
 
@@ -113,6 +114,7 @@ static void marker_done(void *arg, sx_status st, const sx_err *err, const uint64
     if (st == SX_OK && n)
         pt->marker_upto = offsets[n - 1];
     l->inflight--;
+    l->kicked = true;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
     if (st != SX_OK)
@@ -228,6 +230,7 @@ static void ship_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, v
         }
     }
     l->inflight--;
+    l->kicked = true; /* a window slot is free */
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
     sx_rpc_free(resp);
@@ -539,11 +542,22 @@ static void *loop_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        if (!l->stop)
+        if (!l->stop && !l->kicked)
             pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+        l->kicked = false;
         pthread_mutex_unlock(&l->mu);
     }
     return NULL;
+}
+
+/* A leader applied something: ship it now rather than at the next tick. */
+static void kick(void *arg)
+{
+    sx_ixlead *l = arg;
+    pthread_mutex_lock(&l->mu);
+    l->kicked = true;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
 }
 
 sx_status sx_ixlead_start(const sx_ixlead_opts *opts, sx_ixlead **out, sx_err *err)
@@ -556,6 +570,7 @@ sx_status sx_ixlead_start(const sx_ixlead_opts *opts, sx_ixlead **out, sx_err *e
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     pthread_create(&l->thread, NULL, loop_main, l);
+    sx_replicas_set_apply_listener(opts->replicas, kick, l);
     pthread_setname_np(l->thread, "ixlead");
     *out = l;
     return SX_OK;
@@ -565,6 +580,7 @@ void sx_ixlead_stop(sx_ixlead *l)
 {
     if (!l)
         return;
+    sx_replicas_set_apply_listener(l->o.replicas, NULL, NULL);
     pthread_mutex_lock(&l->mu);
     l->stop = true;
     pthread_cond_broadcast(&l->cv);

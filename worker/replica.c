@@ -127,6 +127,8 @@ struct sx_replicas {
     Shardex__Internal__V1__ClusterMap *next_map; /* owned; handed to the manager */
     bool stop;
     pthread_t manager;
+    void (*on_apply)(void *arg); /* see sx_replicas_set_apply_listener */
+    void *on_apply_arg;
 };
 
 static void cond_init_monotonic(pthread_cond_t *cv)
@@ -357,6 +359,12 @@ static void *appender_main(void *arg)
                 r->waiting_tail = NULL;
             pthread_cond_broadcast(&r->cv); /* readers waiting for applied */
             pthread_mutex_unlock(&r->mu);
+            /* Under rs->mu, so that a listener being removed is never
+             * called after its removal returned. */
+            pthread_mutex_lock(&rs->mu);
+            if (rs->on_apply)
+                rs->on_apply(rs->on_apply_arg);
+            pthread_mutex_unlock(&rs->mu);
             finish_all(&ok, SX_OK, NULL);
             pthread_mutex_lock(&r->mu);
             continue;
@@ -1114,6 +1122,14 @@ bool sx_replicas_view(sx_replicas *rs, uint32_t p, sx_replica_view *out)
     out->stale_ms = out->applied >= out->commit || now < r->fresh_ms ? 0 : now - r->fresh_ms;
     pthread_mutex_unlock(&r->mu);
     return true;
+}
+
+void sx_replicas_set_apply_listener(sx_replicas *rs, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&rs->mu);
+    rs->on_apply_arg = arg;
+    rs->on_apply = fn;
+    pthread_mutex_unlock(&rs->mu);
 }
 
 uint32_t sx_replicas_partitions(sx_replicas *rs)

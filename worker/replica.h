@@ -126,6 +126,10 @@ typedef struct sx_replica_view {
     uint64_t stale_ms; /* 0 when applied reached commit; else since it last did */
 } sx_replica_view;
 
+/* fn(arg) runs (on a replica thread; it must not block) whenever a leader
+ * applied newly committed entries: the index layer ships them at once. */
+void sx_replicas_set_apply_listener(sx_replicas *r, void (*fn)(void *arg), void *arg);
+
 /* False when p is not hosted here. */
 bool sx_replicas_view(sx_replicas *r, uint32_t p, sx_replica_view *out);
 /* P, once a map arrived (0 before). */
