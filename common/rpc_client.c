@@ -84,7 +84,7 @@ struct acall {
 
 struct sx_rpc_client {
     size_t max_message;
-    grpc_arg args[5];
+    grpc_arg args[6];
     grpc_channel_args chan_args;
     _Atomic uint64_t jitter; /* splitmix64 counter for backoff jitter */
 
@@ -660,6 +660,9 @@ sx_status sx_rpc_client_create(const sx_rpc_client_opts *opts, sx_rpc_client **o
         {GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100},
         {GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100},
         {GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000},
+        /* Peers are cluster members, never reached through an http_proxy
+         * from the environment (which would answer for an unreachable one). */
+        {GRPC_ARG_ENABLE_HTTP_PROXY, 0},
     };
     size_t n = 0;
     for (; n < sizeof(ints) / sizeof(ints[0]); n++) {
