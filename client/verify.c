@@ -1,9 +1,10 @@
 /* verify.c: see verify.h.
  *
  * The run keeps the served answers in `check`s (one per view: the documents of
- * a log partition, a local index in a log partition, a term partition of a
- * global index), replays each log partition once per phase with a sorted list
- * of `probe`s (position, check) to stop at, and turns what differs into `diff`
+ * one replica of a log partition, a local index in one replica, a term
+ * partition of a global index), replays each log partition once per phase
+ * (from its leader, for the checks of all its replicas) with a sorted list of
+ * `probe`s (position, check) to stop at, and turns what differs into `diff`
  * rows of the result, which the printers read.
  */
 #include "verify.h"
@@ -98,28 +99,23 @@ typedef struct diff {
 
 typedef enum { CK_DOCS, CK_LOCAL, CK_GLOBAL } ck_kind;
 
-/* A document difference held until the end of the scan's window is known. */
-typedef struct pending_doc {
-    sx_vfy_kind kind;
-    char *id;
-    uint64_t expected, served;
-} pending_doc;
-
 /* One served view and what the log says it must hold. */
 typedef struct check {
     ck_kind kind;
     const Shardex__Internal__V1__IndexEntry *ix; /* from the map; NULL for documents */
     sx_ix_def def;                               /* from the map's spec */
     uint32_t part;                               /* p (documents, local) or t (global) */
-    const char *addr;                            /* leader of p / owner of t, from the map */
-    uint64_t epoch;                              /* global: the owner's epoch */
+    int32_t worker;   /* the map's worker index: a replica of p / the owner of t; -1 none */
+    const char *wid;  /* that worker's id, from the map ("" when it has none) */
+    const char *addr; /* that worker's address, from the map; NULL: none */
+    bool leader;      /* documents, local: the replica on p's leader */
+    uint64_t epoch;   /* global: the owner's epoch */
     /* served */
     Shardex__Internal__V1__DigestResponse *dg0;    /* first digest answer */
     Shardex__Internal__V1__DigestResponse *dg;     /* with entries, when they were asked */
     Shardex__Internal__V1__ScanDocsResponse *scan; /* until compared */
-    uint64_t at;                                   /* local, documents: the view's position */
-    uint64_t settled; /* documents: the scan is at a position in [at, settled] */
-    uint64_t ndocs;   /* documents: served */
+    uint64_t at;    /* local, documents: the replica's applied offset, the view's position */
+    uint64_t ndocs; /* documents: served */
     /* expected, at the view's position(s) */
     bool exp_active;
     uint64_t exp_digest, exp_count;
@@ -129,9 +125,6 @@ typedef struct check {
     bool collect;
     bool probe; /* taking part in the current replay pass */
     bool stop;  /* compared no further (failed, or its log is unusable) */
-    pending_doc *pend;
-    size_t npend, pendcap;
-    uint64_t moving; /* documents: differences excused by writes during the scan */
     uint64_t ndiffs;
     char *error; /* could not be compared: why */
 } check;
@@ -227,6 +220,13 @@ static const char *worker_addr(const Shardex__Internal__V1__ClusterMap *m, int32
         !*m->workers[w]->address)
         return NULL;
     return m->workers[w]->address;
+}
+
+static const char *worker_id(const Shardex__Internal__V1__ClusterMap *m, int32_t w)
+{
+    if (w < 0 || (size_t)w >= m->n_workers || !m->workers[w] || !m->workers[w]->id)
+        return "";
+    return m->workers[w]->id;
 }
 
 static const char *leader_addr(const Shardex__Internal__V1__ClusterMap *m, uint32_t p)
@@ -330,6 +330,7 @@ static bool global_answer_ok(sx_vfy_result *r, check *c,
     return true;
 }
 
+/* The replica's documents, at one snapshot taken with its applied offset. */
 static void ask_docs(sx_vfy_result *r, check *c)
 {
     sx_err err = {0};
@@ -343,39 +344,19 @@ static void ask_docs(sx_vfy_result *r, check *c)
     }
     c->at = c->scan->applied_offset;
     c->ndocs = c->scan->n_docs;
-    /* The scan reads the applied offset, then the documents without a
-     * snapshot: it saw a position between that and the applied offset now. */
-    Shardex__Internal__V1__WorkerStatusRequest sreq =
-        SHARDEX__INTERNAL__V1__WORKER_STATUS_REQUEST__INIT;
-    Shardex__Internal__V1__WorkerStatusResponse *s = NULL;
-    st = call(r, c->addr, &shardex__internal__v1__worker_admin__descriptor, "Status", &sreq.base,
-              &s, &err);
-    if (st != SX_OK) {
-        fail_check(c, "Status from %s: %s: %s", c->addr, sx_status_name(st), err.msg);
-        return;
-    }
-    bool found = false;
-    for (size_t i = 0; i < s->n_replicas; i++) {
-        if (s->replicas[i] && s->replicas[i]->partition == c->part) {
-            found = true;
-            c->settled = s->replicas[i]->applied_offset;
-        }
-    }
-    sx_rpc_free(&s->base);
-    if (!found)
-        fail_check(c, "%s no longer hosts the partition (the map moved: run verify again)",
-                   c->addr);
-    else if (c->settled < c->at)
-        c->settled = c->at; /* restarted in between: the scan was at `at` or later */
 }
 
 static void ask_served(sx_vfy_result *r, check *c)
 {
     const Shardex__Internal__V1__ClusterMap *m = r->map;
     if (c->kind != CK_GLOBAL) {
-        c->addr = leader_addr(m, c->part);
+        if (c->worker < 0) {
+            fail_check(c, "partition %u has no replica", c->part);
+            return;
+        }
         if (!c->addr) {
-            fail_check(c, "partition %u has no leader", c->part);
+            fail_check(c, "partition %u: replica worker %d has no address in the map", c->part,
+                       (int)c->worker);
             return;
         }
         if (c->kind == CK_DOCS)
@@ -390,7 +371,9 @@ static void ask_served(sx_vfy_result *r, check *c)
         return;
     }
     c->epoch = m->terms[slot]->epoch;
-    c->addr = worker_addr(m, m->terms[slot]->owner);
+    c->worker = m->terms[slot]->owner;
+    c->wid = worker_id(m, c->worker);
+    c->addr = worker_addr(m, c->worker);
     if (!c->addr) {
         fail_check(c, "term partition %u has no owner", c->part);
         return;
@@ -403,46 +386,84 @@ static void ask_served(sx_vfy_result *r, check *c)
                        "p=%u has shipped nothing to it (watermark 0): the index is incomplete", p);
 }
 
-static void add_check(sx_vfy_result *r, size_t *cap, ck_kind kind,
-                      const Shardex__Internal__V1__IndexEntry *ix, uint32_t part)
+static check *add_check(sx_vfy_result *r, size_t *cap, ck_kind kind,
+                        const Shardex__Internal__V1__IndexEntry *ix, uint32_t part, int32_t worker)
 {
     if (r->nchecks == *cap) {
         *cap = *cap ? 2 * *cap : 16;
         r->checks = sx_realloc(r->checks, *cap * sizeof(*r->checks));
     }
     check *c = &r->checks[r->nchecks++];
-    *c = (check){.kind = kind, .ix = ix, .part = part};
+    *c = (check){.kind = kind, .ix = ix, .part = part, .worker = worker, .wid = ""};
     if (ix)
         sx_ix_def_from_spec(&c->def, ix->id, ix->spec);
+    return c;
 }
 
-/* Documents of every partition, then each local index partition by
- * partition, then each global index term partition by term partition. */
+/* The workers holding a replica of p: the leader first, then the other
+ * replicas in the map's order, each once; -1 alone when there are none. */
+static size_t replicas_of(const Shardex__Internal__V1__ClusterMap *m, uint32_t p, int32_t **out)
+{
+    const Shardex__Internal__V1__LogPartition *lp = m->partitions[p];
+    size_t n = 0, cap = (lp ? lp->n_replicas : 0) + 1;
+    int32_t *w = sx_malloc(cap * sizeof(*w));
+    if (lp && lp->leader >= 0)
+        w[n++] = lp->leader;
+    for (size_t i = 0; lp && i < lp->n_replicas; i++) {
+        bool seen = lp->replicas[i] < 0;
+        for (size_t k = 0; k < n && !seen; k++)
+            seen = w[k] == lp->replicas[i];
+        if (!seen)
+            w[n++] = lp->replicas[i];
+    }
+    if (n == 0)
+        w[n++] = -1;
+    *out = w;
+    return n;
+}
+
+static void add_replica_checks(sx_vfy_result *r, size_t *cap, ck_kind kind,
+                               const Shardex__Internal__V1__IndexEntry *ix, uint32_t p)
+{
+    const Shardex__Internal__V1__ClusterMap *m = r->map;
+    int32_t *w;
+    size_t n = replicas_of(m, p, &w);
+    for (size_t i = 0; i < n; i++) {
+        check *c = add_check(r, cap, kind, ix, p, w[i]);
+        c->wid = worker_id(m, w[i]);
+        c->addr = worker_addr(m, w[i]);
+        c->leader = w[i] >= 0 && m->partitions[p] && w[i] == m->partitions[p]->leader;
+    }
+    free(w);
+}
+
+/* Documents of every replica of every partition, then each local index
+ * partition by partition (every replica, the leader's first), then each
+ * global index term partition by term partition. */
 static void plan(sx_vfy_result *r)
 {
     const Shardex__Internal__V1__ClusterMap *m = r->map;
     size_t cap = 0;
     for (uint32_t p = 0; p < r->nparts; p++)
-        add_check(r, &cap, CK_DOCS, NULL, p);
+        add_replica_checks(r, &cap, CK_DOCS, NULL, p);
     for (size_t i = 0; i < m->n_indexes; i++) {
         const Shardex__Internal__V1__IndexEntry *ix = m->indexes[i];
         if (ix && ix->spec && ix->spec->local)
             for (uint32_t p = 0; p < r->nparts; p++)
-                add_check(r, &cap, CK_LOCAL, ix, p);
+                add_replica_checks(r, &cap, CK_LOCAL, ix, p);
     }
     for (size_t i = 0; i < m->n_indexes; i++) {
         const Shardex__Internal__V1__IndexEntry *ix = m->indexes[i];
         if (ix && ix->spec && ix->spec->global)
             for (uint32_t t = 0; t < ix->spec->term_partitions; t++)
-                add_check(r, &cap, CK_GLOBAL, ix, t);
+                add_check(r, &cap, CK_GLOBAL, ix, t, -1);
     }
 }
 
 /* ------------------------------------------------- phases 2, 3: replay -- */
 
-/* Order of probes at one position: the documents are compared first, the
- * excuses for writes during their scan are judged last. */
-typedef enum { PR_DOCS, PR_INDEX, PR_DOCS_END } probe_kind;
+/* Order of probes at one position. */
+typedef enum { PR_DOCS, PR_INDEX } probe_kind;
 
 typedef struct probe {
     uint64_t at; /* the position to stop at */
@@ -473,7 +494,8 @@ typedef struct pass {
 
 /* Where one index's entries go at one position. */
 typedef struct sink {
-    check *local;
+    check **locals; /* the replicas of p whose local index is at this position */
+    size_t nlocals;
     check **terms; /* by term partition; NULL where not asked */
     uint32_t nterms;
     uint32_t p;
@@ -490,8 +512,8 @@ static void sink_add(check *c, const uint8_t *key, size_t len, uint64_t version,
 static void sink_cb(void *arg, const uint8_t *key, size_t len, uint32_t term, uint64_t version)
 {
     sink *s = arg;
-    if (s->local)
-        sink_add(s->local, key, len, version, s->p);
+    for (size_t i = 0; i < s->nlocals; i++)
+        sink_add(s->locals[i], key, len, version, s->p);
     if (term < s->nterms && s->terms[term])
         sink_add(s->terms[term], key, len, version, s->p);
 }
@@ -535,7 +557,7 @@ static void eval_index(pass *x, probe *pr, size_t k, size_t n)
     uint64_t id = pr[k].c->ix->id;
     const Shardex__V1__IndexSpec *logspec = NULL;
     const sx_ix_def *ld = sx_vfy_replay_index(x->rp, id, &logspec);
-    sink s = {.p = x->p};
+    sink s = {.p = x->p, .locals = sx_malloc((n - k) * sizeof(*s.locals))};
     for (size_t q = k; q < n; q++) {
         check *c = pr[q].c;
         if (pr[q].kind != PR_INDEX || pr[q].done || c->ix->id != id)
@@ -547,7 +569,7 @@ static void eval_index(pass *x, probe *pr, size_t k, size_t n)
             compare_spec(x, c, logspec);
         if (c->kind == CK_LOCAL) {
             c->exp_active = ld != NULL;
-            s.local = c;
+            s.locals[s.nlocals++] = c;
             continue;
         }
         if (!s.terms) {
@@ -557,57 +579,41 @@ static void eval_index(pass *x, probe *pr, size_t k, size_t n)
         if (c->part < s.nterms)
             s.terms[c->part] = c;
     }
-    if (ld && (s.local || s.terms))
+    if (ld && (s.nlocals || s.terms))
         sx_vfy_replay_entries(x->rp, id, sink_cb, &s, NULL, NULL);
+    free(s.locals);
     free(s.terms);
 }
 
-static void pend_cb(void *arg, sx_vfy_kind kind, const char *id, uint64_t expected, uint64_t served)
+typedef struct docs_ctx {
+    sx_vfy_result *r;
+    check *c;
+} docs_ctx;
+
+static void docs_diff_cb(void *arg, sx_vfy_kind kind, const char *id, uint64_t expected,
+                         uint64_t served)
 {
-    check *c = arg;
-    if (c->npend == c->pendcap) {
-        c->pendcap = c->pendcap ? 2 * c->pendcap : 16;
-        c->pend = sx_realloc(c->pend, c->pendcap * sizeof(*c->pend));
-    }
-    c->pend[c->npend++] = (pending_doc){kind, sx_strdup(id), expected, served};
+    docs_ctx *x = arg;
+    diff d = {.kind = from_vfy_kind(kind),
+              .entry = true,
+              .id = sx_strdup(id),
+              .id_len = strlen(id),
+              .from = (int32_t)x->c->part,
+              .version = kind == SX_VFY_MISSING ? expected : served,
+              .expected = expected,
+              .served = served};
+    note_diff(x->r, x->c, &d);
 }
 
+/* The scan against the replay at the scan's own position (exact: ScanDocs
+ * reads the documents and the applied offset at one snapshot). */
 static void eval_docs(pass *x, check *c)
 {
     c->exp_docs = sx_vfy_replay_doc_count(x->rp);
-    sx_vfy_docs_diff(x->rp, c->scan->docs, c->scan->n_docs, pend_cb, c);
+    docs_ctx dx = {x->r, c};
+    sx_vfy_docs_diff(x->rp, c->scan->docs, c->scan->n_docs, docs_diff_cb, &dx);
     sx_rpc_free(&c->scan->base);
     c->scan = NULL;
-}
-
-/* At `settled`: a difference on a document written after `at` may be the
- * scan seeing the later write; the others are real. */
-static void eval_docs_end(pass *x, check *c)
-{
-    for (size_t i = 0; i < c->npend; i++) {
-        pending_doc *pd = &c->pend[i];
-        if (sx_vfy_replay_touched(x->rp, pd->id, strlen(pd->id)) > c->at) {
-            c->moving++;
-            x->r->sum.moving++;
-            free(pd->id);
-            continue;
-        }
-        diff d = {.kind = from_vfy_kind(pd->kind),
-                  .entry = true,
-                  .id = pd->id,
-                  .id_len = strlen(pd->id),
-                  .from = (int32_t)x->p};
-        if (pd->kind == SX_VFY_MISSING)
-            d.version = pd->expected;
-        else if (pd->kind == SX_VFY_EXTRA)
-            d.version = pd->served;
-        d.expected = pd->expected;
-        d.served = pd->served;
-        note_diff(x->r, c, &d);
-    }
-    free(c->pend);
-    c->pend = NULL;
-    c->npend = c->pendcap = 0;
 }
 
 /* Evaluates the probes at the current position, from pr[i]; returns the
@@ -623,8 +629,6 @@ static size_t eval_at(pass *x, probe *pr, size_t i, size_t n)
             continue;
         if (pr[k].kind == PR_DOCS)
             eval_docs(x, pr[k].c);
-        else if (pr[k].kind == PR_DOCS_END)
-            eval_docs_end(x, pr[k].c);
         else if (!pr[k].done)
             eval_index(x, pr, k, j);
     }
@@ -642,6 +646,24 @@ static void stop_rest(sx_vfy_result *r, probe *pr, size_t n, diff_kind kind, int
             continue;
         c->stop = true;
         note_other(r, c, kind, p, "%s", msg);
+    }
+}
+
+/* The leader's log ends at `end`, below the rest of the probes: each check
+ * still waiting names a position (an applied offset, a watermark) that the
+ * log never reached, which is a difference of that view. */
+static void short_rest(sx_vfy_result *r, probe *pr, size_t n, uint32_t p, uint64_t end,
+                       const char *addr)
+{
+    for (size_t i = 0; i < n; i++) {
+        check *c = pr[i].c;
+        if (c->stop)
+            continue;
+        c->stop = true;
+        note_other(r, c, D_SHORT_LOG, (int32_t)p,
+                   "the leader's log of p=%u ends at %" PRIu64 " (read from %s), below position "
+                   "%" PRIu64 " that this view names",
+                   p, end, addr, pr[i].at);
     }
 }
 
@@ -683,14 +705,8 @@ static void replay_partition(sx_vfy_result *r, uint32_t p, probe *pr, size_t n, 
             fail_rest(pr + i, n - i, msg);
             break;
         }
-        if (resp->n_entries == 0) {
-            char msg[160];
-            snprintf(msg, sizeof(msg),
-                     "the log of p=%u ends at %" PRIu64 ", below position %" PRIu64
-                     " that the view names",
-                     p, from - 1, pr[n - 1].at);
-            stop_rest(r, pr + i, n - i, D_SHORT_LOG, (int32_t)p, msg);
-        }
+        if (resp->n_entries == 0)
+            short_rest(r, pr + i, n - i, p, from - 1, addr);
         for (size_t k = 0; k < resp->n_entries && i < n; k++) {
             const Shardex__Internal__V1__AppendEntry *e = resp->entries[k];
             st =
@@ -731,7 +747,6 @@ static void replay_all(sx_vfy_result *r, bool check_specs)
                 continue;
             if (c->kind == CK_DOCS && c->part == p) {
                 add_probe(&pr, &n, &cap, c->at, PR_DOCS, c);
-                add_probe(&pr, &n, &cap, c->settled, PR_DOCS_END, c);
             } else if (c->kind == CK_LOCAL && c->part == p) {
                 add_probe(&pr, &n, &cap, c->at, PR_INDEX, c);
             } else if (c->kind == CK_GLOBAL) {
@@ -947,8 +962,9 @@ static void put_quoted(FILE *out, const char *s, size_t n)
     fputc('"', out);
 }
 
-/* "local  idx=color p=3", "global idx=color t=2", "docs   p=3" (pad: the
- * kinds aligned, for check lines). */
+/* "local  idx=color p=3 replica=w-1@127.0.0.1:7101", "global idx=color t=2",
+ * "docs   p=3 replica=w-1@127.0.0.1:7101" (pad: the kinds aligned, for check
+ * lines). A replica is named by its worker's id and address in the map. */
 static void put_label(FILE *out, const check *c, bool pad)
 {
     const char *k = check_kind_name(c->kind);
@@ -956,6 +972,15 @@ static void put_label(FILE *out, const check *c, bool pad)
     if (c->kind != CK_DOCS)
         fprintf(out, " idx=%s", index_name(c));
     fprintf(out, c->kind == CK_GLOBAL ? " t=%u" : " p=%u", c->part);
+    if (c->kind == CK_GLOBAL || c->worker < 0)
+        return;
+    fputs(" replica=", out);
+    if (*c->wid)
+        fprintf(out, "%s@", c->wid);
+    if (c->addr)
+        fputs(c->addr, out);
+    else
+        fprintf(out, "worker%d", (int)c->worker);
 }
 
 static bool wm_range(const sx_vfy_result *r, const Shardex__Internal__V1__DigestResponse *dg,
@@ -981,8 +1006,6 @@ static void print_check(FILE *out, const sx_vfy_result *r, const check *c)
         fprintf(out, " at=%" PRIu64 " docs=%" PRIu64, c->at, c->ndocs);
         if (compared && c->ndiffs)
             fprintf(out, " expected=%" PRIu64, c->exp_docs);
-        if (c->moving)
-            fprintf(out, " moving=%" PRIu64, c->moving);
     } else if (dg) {
         uint64_t lo, hi;
         if (c->kind == CK_LOCAL)
@@ -1067,8 +1090,6 @@ void sx_vfy_result_print(const sx_vfy_result *r, FILE *out)
             " differences (%" PRIu64 " missing, %" PRIu64 " extra, %" PRIu64 " wrong, %" PRIu64
             " other)",
             s.checks, s.ok, s.different, s.failed, s.diffs, s.missing, s.extra, s.wrong, s.other);
-    if (s.moving)
-        fprintf(out, "; %" PRIu64 " documents written during their scan not compared", s.moving);
     if (s.diffs > r->ndiffs)
         fprintf(out, "; the first %zu shown (--max-diffs)", r->ndiffs);
     fputc('\n', out);
@@ -1117,6 +1138,13 @@ static void json_where(json_t *o, const check *c)
     }
     json_object_set_new(o, c->kind == CK_GLOBAL ? "term_partition" : "partition",
                         json_integer(c->part));
+    /* The replica (documents, local) or the owner (global) asked. */
+    if (c->worker >= 0)
+        json_object_set_new(o, "worker", json_string(c->wid));
+    if (c->addr)
+        json_object_set_new(o, "address", json_string(c->addr));
+    if (c->kind != CK_GLOBAL && c->worker >= 0)
+        json_object_set_new(o, "role", json_string(c->leader ? "leader" : "follower"));
 }
 
 static json_t *json_check(const sx_vfy_result *r, const check *c)
@@ -1127,17 +1155,13 @@ static json_t *json_check(const sx_vfy_result *r, const check *c)
                         json_string(c->error    ? "failed"
                                     : c->ndiffs ? "different"
                                                 : "ok"));
-    if (c->addr)
-        json_object_set_new(o, "address", json_string(c->addr));
     bool compared = !c->error && !c->stop;
     const Shardex__Internal__V1__DigestResponse *dg = last_digest(c);
     if (c->kind == CK_DOCS && !c->error) {
         json_object_set_new(o, "at", json_u64(c->at));
-        json_object_set_new(o, "settled", json_u64(c->settled));
         json_object_set_new(o, "docs", json_u64(c->ndocs));
         if (compared)
             json_object_set_new(o, "expected_docs", json_u64(c->exp_docs));
-        json_object_set_new(o, "moving", json_u64(c->moving));
     } else if (dg) {
         if (c->kind == CK_LOCAL) {
             json_object_set_new(o, "at", json_u64(c->at));
@@ -1220,7 +1244,6 @@ char *sx_vfy_result_json(const sx_vfy_result *r)
     json_object_set_new(sum, "extra", json_u64(s.extra));
     json_object_set_new(sum, "wrong", json_u64(s.wrong));
     json_object_set_new(sum, "other", json_u64(s.other));
-    json_object_set_new(sum, "moving", json_u64(s.moving));
     json_object_set_new(root, "summary", sum);
     json_object_set_new(root, "exit", json_integer(sx_vfy_result_exit_code(r)));
     char *text = json_dumps(root, JSON_INDENT(2));
@@ -1242,9 +1265,6 @@ void sx_vfy_result_free(sx_vfy_result *r)
         sx_rpc_free(c->dg ? &c->dg->base : NULL);
         sx_rpc_free(c->scan ? &c->scan->base : NULL);
         sx_vfy_entries_free(&c->exp);
-        for (size_t k = 0; k < c->npend; k++)
-            free(c->pend[k].id);
-        free(c->pend);
         free(c->error);
     }
     for (size_t i = 0; i < r->ndiffs; i++)
@@ -1297,9 +1317,10 @@ static const sx_flags_spec verify_spec = {
     .prog = "shardex verify",
     .synopsis = "[FLAGS]",
     .description =
-        "Reads every log partition, recomputes what each partition's documents, each local index "
-        "and each term partition of each global index must hold at the position it is served at, "
-        "and compares with what the cluster serves. Prints one line per check and one per "
+        "Reads every log partition, recomputes what the documents and each local index of every "
+        "replica (leader and followers) and each term partition of each global index must hold "
+        "at the position it is served at, and compares with what the cluster serves. Prints one "
+        "line per check and one per "
         "difference (MISSING, EXTRA, WRONG-VERSION, ...). Exit status: 0 everything equal, 1 a "
         "difference, 2 bad usage, 3 the cluster could not be read (no leader, a node down, a "
         "deadline).",

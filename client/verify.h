@@ -1,9 +1,10 @@
 /* verify.h: `shardex verify`, and the recomputation from the log it rests on.
  *
  * Everything a cluster serves is derived from its log partitions, so verify
- * reads every log partition, recomputes what every document store, local
- * index and term partition must hold at the positions those views say they
- * are at, and compares with what is served. Three layers, each usable alone:
+ * reads every log partition, recomputes what every replica's documents and
+ * local indexes and every term partition must hold at the positions those
+ * views say they are at, and compares with what is served. Three layers,
+ * each usable alone:
  *
  *   replay   one log partition applied op by op in memory: the documents, the
  *            indexes active, and every index entry, at the current position.
@@ -64,30 +65,33 @@ typedef struct sx_vfy_result sx_vfy_result;
  *  1. The map from opts->server (WorkerAdmin.GetMap, or Coordinator.GetMap
  *     where that is not implemented). Then the served views, before any log
  *     is read so that the logs cover every position they name (entries at or
- *     below a commit never change): per log partition p, from its leader,
- *     Index.Digest of each local index and WorkerAdmin.ScanDocs (followed by
- *     WorkerAdmin.Status, whose applied offset bounds the position of the
- *     scan); per term partition t of each global index, from its owner at its
- *     epoch, Index.Digest with the watermarks wm_t[p].
+ *     below a commit never change): per log partition p, from EVERY replica
+ *     in the map (its leader first, then map.partitions[p].replicas), the
+ *     Index.Digest of each local index and WorkerAdmin.ScanDocs, each at that
+ *     replica's own applied offset (ScanDocs takes the documents and the
+ *     offset at one snapshot); per term partition t of each global index,
+ *     from its owner at its epoch, Index.Digest with the watermarks wm_t[p].
  *  2. Each log partition read from its leader (ReadLog pages) up to the
  *     highest position needed and replayed once, stopping at each position a
- *     view names: a local index at its applied offset, a term partition at
- *     wm_t[p] (wm_t[p] = 0 is a difference: p has not shipped yet), the
- *     documents at the scan's position. Digests and documents are compared.
- *     A document that differs but was written after the scan's applied offset
- *     and no later than the Status offset is not counted (the scan may have
- *     seen either).
+ *     view names: a replica's local index and documents at its applied
+ *     offset, a term partition at wm_t[p] (wm_t[p] = 0 is a difference: p has
+ *     not shipped yet). The leader's log covers every position a follower can
+ *     have applied (followers apply only committed entries), so a position
+ *     past its end is itself a difference (SHORT-LOG). Digests and documents
+ *     are compared.
  *  3. Each index view whose digest, count or activity differs is asked again
  *     with its entries; the logs are replayed again to the positions of that
  *     answer, and the sorted lists are merged into missing, extra and
  *     wrong-version entries.
- * Returns SX_OK with *out (free with sx_vfy_result_free) whenever the map was
- * had, even if checks failed; otherwise the map call's error. */
+ * A view that cannot be asked (its worker down, no leader to read the log
+ * from, a deadline) is a failed check, the others go on. Returns SX_OK with
+ * *out (free with sx_vfy_result_free) whenever the map was had, even if
+ * checks failed; otherwise the map call's error. */
 sx_status sx_vfy_run(const sx_vfy_opts *opts, sx_vfy_result **out, sx_err *err);
 
 /* Counts of a run. */
 typedef struct sx_vfy_summary {
-    size_t checks;    /* views compared: local, global, documents */
+    size_t checks;    /* views compared: documents and local per replica, global per term */
     size_t ok;        /* equal to the log */
     size_t different; /* with differences */
     size_t failed;    /* could not be compared (an unreachable node, no leader, ...) */
@@ -96,7 +100,6 @@ typedef struct sx_vfy_summary {
     uint64_t extra;   /* EXTRA */
     uint64_t wrong;   /* WRONG-VERSION and WRONG-CONTENT */
     uint64_t other;   /* not shipped, wrong activity, digests, bad or short logs, specs */
-    uint64_t moving;  /* document differences excused by writes during the scan */
 } sx_vfy_summary;
 
 void sx_vfy_result_summary(const sx_vfy_result *r, sx_vfy_summary *s);

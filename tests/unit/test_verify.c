@@ -9,8 +9,10 @@
  * values, deletes, re-created ids, index_start in the middle, a second start,
  * index_drop, a mistyped value) and on random ones. The entry and document
  * diffs are checked on hand-made differences. Then sx_vfy_run runs against a
- * fake cluster (two log partitions, a local+global and a local index) whose
- * served views come from the oracle: clean, and with faults injected.
+ * fake cluster (two workers each holding a replica of both log partitions, a
+ * local+global and a local index) whose served views come from the oracle,
+ * each replica at its own position: clean, and with faults injected on a
+ * leader, a follower or a term partition's owner.
  * Randomized tests take their seed from SHARDEX_TEST_SEED, else the clock,
  * and print it (seed=N).
  */
@@ -750,6 +752,7 @@ static void test_docs_diff(void **state)
 
 #define FP 2 /* log partitions */
 #define FM 3 /* term partitions of index 7 */
+#define FW 2 /* workers: each hosts a replica of every partition */
 
 static const top flog0[] = {
     /* 1 */ PUT("a", S("color", "red"), S("color", "blue"), I("n", 1)),
@@ -773,32 +776,46 @@ static const top flog1[] = {
     /* 8 */ PUT("z", I("n", 4)),
 };
 
-static const char *const faddr[] = {"w0:1", "w1:1"};
+static const char *const fid[FW] = {"w0", "w1"};
+static const char *const faddr[FW] = {"w0:1", "w1:1"};
 static const int32_t fowner[FM] = {0, 1, 0};
 
 typedef struct fake fake;
-/* Changes the sorted entries a view serves. */
-typedef void (*mutate_fn)(fake *f, bool term, uint32_t part, uint64_t index, sx_vfy_entries *l);
+/* Changes the sorted entries a view serves: a local index of log partition
+ * `part` on worker w, or term partition `part` (term, w = -1). */
+typedef void (*mutate_fn)(fake *f, bool term, uint32_t part, int32_t w, uint64_t index,
+                          sx_vfy_entries *l);
 
+/* The log of each partition is the leader's; every replica w of p serves
+ * its documents and local indexes as of its own applied[p][w]. */
 struct fake {
     top log[FP][16];
     size_t nlog[FP];
-    uint64_t applied[FP];  /* position of local digests and scans */
-    uint64_t applied2[FP]; /* position of later local digests; 0: applied */
-    uint64_t scan_at[FP];  /* the scan's documents come from here; 0: applied */
-    uint64_t settled[FP];  /* Status's applied offset; 0: applied */
-    uint64_t wm[FM][FP];   /* index 7's watermarks */
+    uint64_t applied[FP][FW];  /* position of w's local digests and scans of p */
+    uint64_t applied2[FP][FW]; /* position of w's later local digests; 0: applied */
+    uint64_t scan_at[FP][FW];  /* w's scan's documents come from here; 0: applied */
+    uint64_t wm[FM][FP];       /* index 7's watermarks */
     int32_t leader[FP];
+    int32_t replicas[FP][FW]; /* the map's replicas of p */
+    size_t nreplicas[FP];
     const char *owner_down; /* owner address that answers UNAVAILABLE */
     const char *map_name7;  /* the map's name of index 7; NULL: "color" */
-    bool first_digest_off;  /* the first local digest of index 7 at p=1 is wrong */
+    bool first_digest_off;  /* the leader's first local digest of index 7 at p=1 is wrong */
     bool map_down;          /* GetMap answers UNAVAILABLE */
+    int32_t replica_down;   /* p=0's replica on this worker answers UNAVAILABLE; -1: none */
     const char *slow;       /* address every call to which runs out its deadline */
     int slow_calls;
     mutate_fn mutate;
-    int local_calls[FP];
+    int local_calls[FP][FW];
     int calls;
 };
+
+/* Every replica of p at position `at`. */
+static void at_all(fake *f, uint32_t p, uint64_t at)
+{
+    for (int w = 0; w < FW; w++)
+        f->applied[p][w] = at;
+}
 
 static void fake_init(fake *f)
 {
@@ -807,10 +824,15 @@ static void fake_init(fake *f)
     memcpy(f->log[1], flog1, sizeof(flog1));
     f->nlog[0] = sizeof(flog0) / sizeof(flog0[0]);
     f->nlog[1] = sizeof(flog1) / sizeof(flog1[0]);
-    for (int p = 0; p < FP; p++) {
-        f->applied[p] = f->nlog[p];
-        f->leader[p] = p;
+    for (uint32_t p = 0; p < FP; p++) {
+        at_all(f, p, f->nlog[p]);
+        f->leader[p] = (int32_t)p;
+        /* The map lists w0 first, for p=1 too: its leader w1 is asked first anyway. */
+        for (int32_t w = 0; w < FW; w++)
+            f->replicas[p][w] = w;
+        f->nreplicas[p] = FW;
     }
+    f->replica_down = -1;
     static const uint64_t wm[FM][FP] = {{9, 8}, {7, 5}, {9, 3}};
     memcpy(f->wm, wm, sizeof(wm));
 }
@@ -832,19 +854,23 @@ static ProtobufCMessage *fake_map(const fake *f)
     Shardex__Internal__V1__ClusterSettings set = SHARDEX__INTERNAL__V1__CLUSTER_SETTINGS__INIT;
     set.partitions = FP;
     set.term_partitions = FM;
-    Shardex__Internal__V1__WorkerEntry w[2], *wp[2];
-    for (int i = 0; i < 2; i++) {
+    Shardex__Internal__V1__WorkerEntry w[FW], *wp[FW];
+    for (int i = 0; i < FW; i++) {
         shardex__internal__v1__worker_entry__init(&w[i]);
-        w[i].id = (char *)faddr[i];
+        w[i].id = (char *)fid[i];
         w[i].address = (char *)faddr[i];
         w[i].alive = true;
         wp[i] = &w[i];
     }
     Shardex__Internal__V1__LogPartition lp[FP], *lpp[FP];
+    int32_t reps[FP][FW];
+    memcpy(reps, f->replicas, sizeof(reps));
     for (int p = 0; p < FP; p++) {
         shardex__internal__v1__log_partition__init(&lp[p]);
         lp[p].leader = f->leader[p];
         lp[p].epoch = 3;
+        lp[p].n_replicas = f->nreplicas[p];
+        lp[p].replicas = reps[p];
         lpp[p] = &lp[p];
     }
     Shardex__Internal__V1__TermPartition tp[FM], *tpp[FM];
@@ -871,7 +897,7 @@ static ProtobufCMessage *fake_map(const fake *f)
     Shardex__Internal__V1__ClusterMap m = SHARDEX__INTERNAL__V1__CLUSTER_MAP__INIT;
     m.version = 42;
     m.settings = &set;
-    m.n_workers = 2;
+    m.n_workers = FW;
     m.workers = wp;
     m.n_partitions = FP;
     m.partitions = lpp;
@@ -911,6 +937,17 @@ static ProtobufCMessage *digest_answer(const sx_vfy_entries *l, bool active, boo
     return out;
 }
 
+/* The worker at addr, which must host a replica of p. */
+static int32_t replica_at(const fake *f, const char *addr, uint32_t p)
+{
+    assert_true(p < FP);
+    for (size_t i = 0; i < f->nreplicas[p]; i++)
+        if (strcmp(addr, faddr[f->replicas[p][i]]) == 0)
+            return f->replicas[p][i];
+    fail_msg("%s asked about p=%u, which it does not host", addr, p);
+    return -1;
+}
+
 static sx_status fake_digest(fake *f, const char *addr,
                              const Shardex__Internal__V1__DigestRequest *req,
                              ProtobufCMessage **resp, sx_err *err)
@@ -919,16 +956,19 @@ static sx_status fake_digest(fake *f, const char *addr,
     ostate st;
     if (!req->term) {
         uint32_t p = req->partition;
-        assert_true(p < FP);
-        assert_string_equal(addr, faddr[f->leader[p]]);
-        uint64_t pos = f->local_calls[p]++ && f->applied2[p] ? f->applied2[p] : f->applied[p];
+        int32_t w = replica_at(f, addr, p);
+        if (p == 0 && w == f->replica_down)
+            return sx_err_set(err, SX_UNAVAILABLE, "%s is down", addr);
+        uint64_t pos =
+            f->local_calls[p][w]++ && f->applied2[p][w] ? f->applied2[p][w] : f->applied[p][w];
         oracle_at(f->log[p], f->nlog[p], pos, &st);
         bool active = oracle_entries(&st, req->index_id, -1, (int32_t)p, &l);
         sx_vfy_entries_sort(&l);
         if (f->mutate)
-            f->mutate(f, false, p, req->index_id, &l);
+            f->mutate(f, false, p, w, req->index_id, &l);
         *resp = digest_answer(&l, active, req->entries, pos, NULL, 0);
-        if (f->first_digest_off && p == 1 && req->index_id == 7 && f->local_calls[p] == 1)
+        if (f->first_digest_off && p == 1 && w == f->leader[p] && req->index_id == 7 &&
+            f->local_calls[p][w] == 1)
             ((Shardex__Internal__V1__DigestResponse *)*resp)->digest ^= 1;
         sx_vfy_entries_free(&l);
         return SX_OK;
@@ -947,7 +987,7 @@ static sx_status fake_digest(fake *f, const char *addr,
     }
     sx_vfy_entries_sort(&l);
     if (f->mutate)
-        f->mutate(f, true, t, 7, &l);
+        f->mutate(f, true, t, -1, 7, &l);
     *resp = digest_answer(&l, true, req->entries, 0, f->wm[t], FP);
     sx_vfy_entries_free(&l);
     return SX_OK;
@@ -958,7 +998,7 @@ static ProtobufCMessage *fake_read_log(const fake *f, const char *addr,
 {
     uint32_t p = req->partition;
     assert_true(p < FP);
-    assert_string_equal(addr, faddr[f->leader[p]]);
+    assert_string_equal(addr, faddr[f->leader[p]]); /* the log is read from the leader only */
     assert_true(req->from_offset >= 1);
     assert_true(req->max_entries > 0);
     Shardex__Internal__V1__ReadLogResponse r = SHARDEX__INTERNAL__V1__READ_LOG_RESPONSE__INIT;
@@ -981,12 +1021,14 @@ static ProtobufCMessage *fake_read_log(const fake *f, const char *addr,
     return out;
 }
 
-static ProtobufCMessage *fake_scan(const fake *f, const char *addr, uint32_t p)
+static sx_status fake_scan(const fake *f, const char *addr, uint32_t p, ProtobufCMessage **resp,
+                           sx_err *err)
 {
-    assert_true(p < FP);
-    assert_string_equal(addr, faddr[f->leader[p]]);
+    int32_t w = replica_at(f, addr, p);
+    if (p == 0 && w == f->replica_down)
+        return sx_err_set(err, SX_UNAVAILABLE, "%s is down", addr);
     ostate st;
-    oracle_at(f->log[p], f->nlog[p], f->scan_at[p] ? f->scan_at[p] : f->applied[p], &st);
+    oracle_at(f->log[p], f->nlog[p], f->scan_at[p][w] ? f->scan_at[p][w] : f->applied[p][w], &st);
     Shardex__Internal__V1__ScanDocsResponse r = SHARDEX__INTERNAL__V1__SCAN_DOCS_RESPONSE__INIT;
     docbuf db[OMAX];
     Shardex__Internal__V1__StoredDoc sd[OMAX], *sdp[OMAX];
@@ -999,26 +1041,9 @@ static ProtobufCMessage *fake_scan(const fake *f, const char *addr, uint32_t p)
     }
     r.n_docs = st.ndocs;
     r.docs = sdp;
-    r.applied_offset = f->applied[p];
-    return reunpack(&r.base);
-}
-
-static ProtobufCMessage *fake_status(const fake *f, const char *addr)
-{
-    Shardex__Internal__V1__WorkerStatusResponse r =
-        SHARDEX__INTERNAL__V1__WORKER_STATUS_RESPONSE__INIT;
-    Shardex__Internal__V1__ReplicaState rs[FP], *rsp[FP];
-    for (uint32_t p = 0; p < FP; p++) {
-        if (f->leader[p] < 0 || strcmp(addr, faddr[f->leader[p]]) != 0)
-            continue;
-        size_t i = r.n_replicas++;
-        shardex__internal__v1__replica_state__init(&rs[i]);
-        rs[i].partition = p;
-        rs[i].applied_offset = f->settled[p] ? f->settled[p] : f->applied[p];
-        rsp[i] = &rs[i];
-    }
-    r.replicas = rsp;
-    return reunpack(&r.base);
+    r.applied_offset = f->applied[p][w];
+    *resp = reunpack(&r.base);
+    return SX_OK;
 }
 
 static sx_status fake_call(void *arg, const char *addr, const ProtobufCServiceDescriptor *svc,
@@ -1044,10 +1069,8 @@ static sx_status fake_call(void *arg, const char *addr, const ProtobufCServiceDe
     else if (strcmp(method, "ReadLog") == 0)
         *resp = fake_read_log(f, addr, (const void *)req);
     else if (strcmp(method, "ScanDocs") == 0)
-        *resp =
-            fake_scan(f, addr, ((const Shardex__Internal__V1__ScanDocsRequest *)req)->partition);
-    else if (strcmp(method, "Status") == 0)
-        *resp = fake_status(f, addr);
+        return fake_scan(f, addr, ((const Shardex__Internal__V1__ScanDocsRequest *)req)->partition,
+                         resp, err);
     else
         fail_msg("unexpected method %s", method);
     return SX_OK;
@@ -1083,8 +1106,11 @@ static void expect_line(const char *text, const char *line)
         fail_msg("no line \"%s\" in the report:\n%s", line, text);
 }
 
-/* 2 document checks, 2 local indexes x 2 partitions, 3 term partitions. */
-#define FCHECKS 9
+/* Per replica (2 per partition): 2 document checks and 2 local indexes x 2
+ * partitions; and 3 term partitions. */
+#define FCHECKS (FW * (FP + 2 * FP) + FM)
+/* The checks of one replica of one partition: its documents and 2 local indexes. */
+#define FREPLICA 3
 
 static void test_run_clean(void **state)
 {
@@ -1101,35 +1127,38 @@ static void test_run_clean(void **state)
         assert_int_equal(s.checks, FCHECKS);
         assert_int_equal(s.diffs, 0);
         assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_OK);
-        expect_line(text, "local  idx=color p=0 at=9 entries=4 ok\n");
-        expect_line(text, "local  idx=n p=1 at=8 entries=0 inactive ok\n");
+        expect_line(text, "local  idx=color p=0 replica=w0@w0:1 at=9 entries=4 ok\n"
+                          "local  idx=color p=0 replica=w1@w1:1 at=9 entries=4 ok\n");
+        expect_line(text, "local  idx=n p=1 replica=w1@w1:1 at=8 entries=0 inactive ok\n");
         expect_line(text, "global idx=color t=1 wm=5..7 ");
-        expect_line(text, "docs   p=1 at=8 docs=3 ok\n");
-        expect_line(text, "summary: 9 checks: 9 ok, 0 different, 0 failed; 0 differences");
+        /* p=1: the leader first, though the map lists it second */
+        expect_line(text, "docs   p=1 replica=w1@w1:1 at=8 docs=3 ok\n"
+                          "docs   p=1 replica=w0@w0:1 at=8 docs=3 ok\n");
+        expect_line(text, "summary: 15 checks: 15 ok, 0 different, 0 failed; 0 differences");
         free(text);
         sx_vfy_result_free(r);
     }
     /* Views at earlier positions than the log's end. */
     fake f;
     fake_init(&f);
-    f.applied[0] = 4;
-    f.applied[1] = 0;
+    at_all(&f, 0, 4);
+    at_all(&f, 1, 0);
     sx_vfy_summary s;
     sx_vfy_result *r = run_fake(&f, 3, &s);
     assert_int_equal(s.ok, FCHECKS);
     char *text = report(r);
-    expect_line(text, "local  idx=color p=0 at=4 entries=4 ok\n");
-    expect_line(text, "local  idx=color p=1 at=0 entries=0 inactive ok\n");
+    expect_line(text, "local  idx=color p=0 replica=w0@w0:1 at=4 entries=4 ok\n");
+    expect_line(text, "local  idx=color p=1 replica=w1@w1:1 at=0 entries=0 inactive ok\n");
     free(text);
     sx_vfy_result_free(r);
 }
 
-/* Local index color at p=0 loses blue/a, serves green/c at a wrong version
- * and an entry the log never implied. */
-static void mutate_local(fake *f, bool term, uint32_t part, uint64_t index, sx_vfy_entries *l)
+/* Local index color at p=0 on its leader loses blue/a, serves green/c at a
+ * wrong version and an entry the log never implied. */
+static void mutate_local(fake *f, bool term, uint32_t part, int32_t w, uint64_t index,
+                         sx_vfy_entries *l)
 {
-    (void)f;
-    if (term || part != 0 || index != 7 || l->n < 2)
+    if (term || part != 0 || w != f->leader[0] || index != 7 || l->n < 2)
         return;
     memmove(&l->v[0], &l->v[1], (l->n - 1) * sizeof(l->v[0]));
     l->n--;
@@ -1153,11 +1182,14 @@ static void test_run_entry_diffs(void **state)
     assert_int_equal(s.different, 1);
     assert_int_equal(s.ok, FCHECKS - 1);
     assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
-    expect_line(text, "local  idx=color p=0 at=9 entries=4 DIFFERENT (3)\n"
-                      "MISSING       local idx=color p=0 value=\"blue\" id=\"a\" version=5\n"
-                      "WRONG-VERSION local idx=color p=0 value=\"green\" id=\"c\" served=104 "
-                      "expected=4\n"
-                      "EXTRA         local idx=color p=0 value=\"zzz\" id=\"q\" version=3\n");
+    expect_line(text, "local  idx=color p=0 replica=w0@w0:1 at=9 entries=4 DIFFERENT (3)\n"
+                      "MISSING       local idx=color p=0 replica=w0@w0:1 value=\"blue\" id=\"a\" "
+                      "version=5\n"
+                      "WRONG-VERSION local idx=color p=0 replica=w0@w0:1 value=\"green\" id=\"c\" "
+                      "served=104 expected=4\n"
+                      "EXTRA         local idx=color p=0 replica=w0@w0:1 value=\"zzz\" id=\"q\" "
+                      "version=3\n"
+                      "local  idx=color p=0 replica=w1@w1:1 at=9 entries=4 ok\n");
     expect_line(text, "3 differences (1 missing, 1 extra, 1 wrong, 0 other)");
 
     char *js = sx_vfy_result_json(r);
@@ -1176,6 +1208,9 @@ static void test_run_entry_diffs(void **state)
     assert_string_equal(json_string_value(json_object_get(d0, "id")), "a");
     assert_int_equal(json_integer_value(json_object_get(d0, "version")), 5);
     assert_int_equal(json_integer_value(json_object_get(d0, "partition")), 0);
+    assert_string_equal(json_string_value(json_object_get(d0, "worker")), "w0");
+    assert_string_equal(json_string_value(json_object_get(d0, "address")), "w0:1");
+    assert_string_equal(json_string_value(json_object_get(d0, "role")), "leader");
     json_decref(root);
     free(js);
     free(text);
@@ -1195,10 +1230,12 @@ static void test_run_entry_diffs(void **state)
 }
 
 /* Term partition 0 serves its first entry at a wrong version. */
-static void mutate_term(fake *f, bool term, uint32_t part, uint64_t index, sx_vfy_entries *l)
+static void mutate_term(fake *f, bool term, uint32_t part, int32_t w, uint64_t index,
+                        sx_vfy_entries *l)
 {
     (void)f;
     (void)index;
+    assert_true(term == (w < 0));
     if (term && part == 0 && l->n)
         l->v[0].version++;
 }
@@ -1260,46 +1297,147 @@ static void test_run_global(void **state)
 static void test_run_docs(void **state)
 {
     (void)state;
-    /* The scan saw writes after its applied offset (8 and 9), and Status
-     * says they were applied by then: not differences. */
+    /* The leader's scan holds writes after its applied offset (8 and 9):
+     * the scan and its offset come from one snapshot, so they differ. */
     fake f;
     fake_init(&f);
-    f.applied[0] = 7;
-    f.scan_at[0] = 9;
-    f.settled[0] = 9;
+    f.applied[0][0] = 7;
+    f.scan_at[0][0] = 9;
     sx_vfy_summary s;
     sx_vfy_result *r = run_fake(&f, 0, &s);
     char *text = report(r);
-    assert_int_equal(s.diffs, 0);
-    assert_int_equal(s.moving, 2);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_OK);
-    expect_line(text, "docs   p=0 at=7 docs=4 moving=2 ok\n");
-    free(text);
-    sx_vfy_result_free(r);
-
-    /* Without Status's word they are. */
-    f.settled[0] = 0;
-    r = run_fake(&f, 0, &s);
-    text = report(r);
     assert_int_equal(s.diffs, 2);
     assert_int_equal(s.extra, 2);
-    expect_line(text, "docs   p=0 at=7 docs=4 expected=2 DIFFERENT (2)\n");
-    expect_line(text, "EXTRA         docs p=0 id=\"b\" version=8\n");
-    expect_line(text, "EXTRA         docs p=0 id=\"e\" version=9\n");
+    assert_int_equal(s.ok, FCHECKS - 1);
+    expect_line(text, "docs   p=0 replica=w0@w0:1 at=7 docs=4 expected=2 DIFFERENT (2)\n"
+                      "EXTRA         docs p=0 replica=w0@w0:1 id=\"b\" version=8\n"
+                      "EXTRA         docs p=0 replica=w0@w0:1 id=\"e\" version=9\n"
+                      "docs   p=0 replica=w1@w1:1 at=9 docs=4 ok\n");
     free(text);
     sx_vfy_result_free(r);
 
     /* A scan behind its own applied offset: a@5 b@2 c@4 served as of 9. */
     fake_init(&f);
-    f.scan_at[0] = 5;
+    f.scan_at[0][0] = 5;
     r = run_fake(&f, 0, &s);
     text = report(r);
     assert_int_equal(s.diffs, 2);
     assert_int_equal(s.missing, 1);
     assert_int_equal(s.wrong, 1);
-    expect_line(text, "WRONG-VERSION docs p=0 id=\"b\" served=2 expected=8\n");
-    expect_line(text, "MISSING       docs p=0 id=\"e\" version=9\n");
+    expect_line(text, "WRONG-VERSION docs p=0 replica=w0@w0:1 id=\"b\" served=2 expected=8\n");
+    expect_line(text, "MISSING       docs p=0 replica=w0@w0:1 id=\"e\" version=9\n");
     free(text);
+    sx_vfy_result_free(r);
+}
+
+/* The local index color at p=0 on the follower w1 lacks its first entry. */
+static void mutate_follower(fake *f, bool term, uint32_t part, int32_t w, uint64_t index,
+                            sx_vfy_entries *l)
+{
+    (void)f;
+    if (term || part != 0 || w != 1 || index != 7 || l->n == 0)
+        return;
+    memmove(&l->v[0], &l->v[1], (l->n - 1) * sizeof(l->v[0]));
+    l->n--;
+}
+
+static void test_run_followers(void **state)
+{
+    (void)state;
+    /* A follower's local index differs; its leader's does not. */
+    fake f;
+    fake_init(&f);
+    f.mutate = mutate_follower;
+    sx_vfy_summary s;
+    sx_vfy_result *r = run_fake(&f, 0, &s);
+    char *text = report(r);
+    assert_int_equal(s.diffs, 1);
+    assert_int_equal(s.missing, 1);
+    assert_int_equal(s.different, 1);
+    assert_int_equal(s.ok, FCHECKS - 1);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    expect_line(text,
+                "local  idx=color p=0 replica=w0@w0:1 at=9 entries=4 ok\n"
+                "local  idx=color p=0 replica=w1@w1:1 at=9 entries=3 expected=4 DIFFERENT (1)\n"
+                "MISSING       local idx=color p=0 replica=w1@w1:1 value=\"blue\" id=\"a\" "
+                "version=5\n");
+    char *js = sx_vfy_result_json(r);
+    json_error_t jerr;
+    json_t *root = json_loads(js, 0, &jerr);
+    assert_non_null(root);
+    json_t *d0 = json_array_get(json_object_get(root, "differences"), 0);
+    assert_string_equal(json_string_value(json_object_get(d0, "kind")), "missing");
+    assert_string_equal(json_string_value(json_object_get(d0, "worker")), "w1");
+    assert_string_equal(json_string_value(json_object_get(d0, "address")), "w1:1");
+    assert_string_equal(json_string_value(json_object_get(d0, "role")), "follower");
+    assert_int_equal(json_integer_value(json_object_get(d0, "partition")), 0);
+    assert_int_equal(json_integer_value(json_object_get(d0, "index_id")), 7);
+    json_decref(root);
+    free(js);
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* A follower behind its leader is compared at its own position. */
+    fake_init(&f);
+    f.applied[0][1] = 4;
+    r = run_fake(&f, 2, &s);
+    text = report(r);
+    assert_int_equal(s.ok, FCHECKS);
+    expect_line(text, "docs   p=0 replica=w1@w1:1 at=4 docs=3 ok\n");
+    expect_line(text, "local  idx=color p=0 replica=w1@w1:1 at=4 entries=4 ok\n");
+    expect_line(text, "local  idx=n p=0 replica=w1@w1:1 at=4 entries=0 inactive ok\n");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* A follower's documents differ from the log at its position. */
+    fake_init(&f);
+    f.applied[1][0] = 5;
+    f.scan_at[1][0] = 3;
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(s.diffs, 1);
+    expect_line(text, "docs   p=1 replica=w0@w0:1 at=5 docs=2 expected=2 DIFFERENT (1)\n"
+                      "WRONG-VERSION docs p=1 replica=w0@w0:1 id=\"x\" served=1 expected=5\n");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* A follower that has applied past the end of the leader's log. */
+    fake_init(&f);
+    f.applied[0][1] = 11;
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(s.diffs, FREPLICA);
+    assert_int_equal(s.other, FREPLICA);
+    assert_int_equal(s.different, FREPLICA);
+    assert_int_equal(s.ok, FCHECKS - FREPLICA);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    expect_line(text, "SHORT-LOG     local idx=color p=0 replica=w1@w1:1 the leader's log of p=0 "
+                      "ends at 9 (read from w0:1), below position 11 that this view names\n");
+    expect_line(text, "docs   p=0 replica=w1@w1:1 at=11 docs=4 DIFFERENT (1)\n");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* A follower that cannot be reached: its checks fail, the rest pass. */
+    fake_init(&f);
+    f.replica_down = 1;
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(s.failed, FREPLICA);
+    assert_int_equal(s.ok, FCHECKS - FREPLICA);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_UNAVAILABLE);
+    expect_line(
+        text, "docs   p=0 replica=w1@w1:1 FAILED: ScanDocs from w1:1: UNAVAILABLE: w1:1 is down\n");
+    expect_line(text, "local  idx=n p=0 replica=w1@w1:1 FAILED: Digest from w1:1: UNAVAILABLE: "
+                      "w1:1 is down\n");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* ... unless a difference was found elsewhere. */
+    f.mutate = mutate_local;
+    r = run_fake(&f, 0, &s);
+    assert_int_equal(s.failed, FREPLICA);
+    assert_int_equal(s.diffs, 3);
+    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
     sx_vfy_result_free(r);
 }
 
@@ -1315,21 +1453,23 @@ static void test_run_moving_digests(void **state)
     char *text = report(r);
     assert_int_equal(s.diffs, 1);
     assert_int_equal(s.other, 1);
-    expect_line(text, "DIGEST        local idx=color p=1 the first answer had count 3");
+    expect_line(text,
+                "DIGEST        local idx=color p=1 replica=w1@w1:1 the first answer had count 3");
     free(text);
     sx_vfy_result_free(r);
 
-    /* The view moves from 6 to 9 between the two answers: the entries are
-     * compared with the log at 9. */
+    /* The leader's view moves from 6 to 9 between the two answers: the
+     * entries are compared with the log at 9. */
     fake_init(&f);
-    f.applied[0] = 6;
-    f.applied2[0] = 9;
+    f.applied[0][0] = 6;
+    f.applied2[0][0] = 9;
     f.mutate = mutate_local;
     r = run_fake(&f, 0, &s);
     text = report(r);
     assert_int_equal(s.diffs, 3);
-    expect_line(text, "local  idx=color p=0 at=9 entries=4 DIFFERENT (3)\n"
-                      "MISSING       local idx=color p=0 value=\"blue\" id=\"a\" version=5\n");
+    expect_line(text, "local  idx=color p=0 replica=w0@w0:1 at=9 entries=4 DIFFERENT (3)\n"
+                      "MISSING       local idx=color p=0 replica=w0@w0:1 value=\"blue\" id=\"a\" "
+                      "version=5\n");
     free(text);
     sx_vfy_result_free(r);
 }
@@ -1337,35 +1477,51 @@ static void test_run_moving_digests(void **state)
 static void test_run_unavailable_and_bad_logs(void **state)
 {
     (void)state;
-    /* p=1 has no leader: its checks fail, and every term partition (which
-     * needs p=1's log). */
+    /* p=1 has no leader: the checks of both its replicas fail, and every
+     * term partition (which needs p=1's log). */
     fake f;
     fake_init(&f);
     f.leader[1] = -1;
     sx_vfy_summary s;
     sx_vfy_result *r = run_fake(&f, 0, &s);
     char *text = report(r);
-    assert_int_equal(s.failed, 3 + FM);
-    assert_int_equal(s.ok, 3);
+    assert_int_equal(s.failed, FW * FREPLICA + FM);
+    assert_int_equal(s.ok, FW * FREPLICA);
     assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_UNAVAILABLE);
-    expect_line(text, "docs   p=1 FAILED: partition 1 has no leader\n");
-    expect_line(text, "FAILED: partition 1 has no leader to read its log from\n");
+    expect_line(text, "docs   p=1 replica=w0@w0:1 FAILED: partition 1 has no leader to read its "
+                      "log from\n");
+    expect_line(text, "global idx=color t=0 wm=8..9 entries=2 FAILED: partition 1 has no leader to "
+                      "read its log from\n");
     free(text);
     sx_vfy_result_free(r);
 
-    /* w1 (leader of p=1, owner of t=1) runs out the deadline: asked once. */
+    /* ... nor any replica. */
+    fake_init(&f);
+    f.leader[1] = -1;
+    f.nreplicas[1] = 0;
+    r = run_fake(&f, 0, &s);
+    text = report(r);
+    assert_int_equal(s.checks, FCHECKS - FREPLICA);
+    assert_int_equal(s.failed, FREPLICA + FM);
+    expect_line(text, "docs   p=1 FAILED: partition 1 has no replica\n");
+    free(text);
+    sx_vfy_result_free(r);
+
+    /* w1 (leader of p=1, follower of p=0, owner of t=1) runs out the
+     * deadline: asked once. Only w0's replica of p=0 can be compared. */
     fake_init(&f);
     f.slow = "w1:1";
     r = run_fake(&f, 0, &s);
     text = report(r);
     assert_int_equal(f.slow_calls, 1);
-    assert_int_equal(s.failed, 3 + FM);
+    assert_int_equal(s.ok, FREPLICA);
+    assert_int_equal(s.failed, FCHECKS - FREPLICA);
     assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_UNAVAILABLE);
+    expect_line(text, "docs   p=0 replica=w1@w1:1 FAILED: ScanDocs from w1:1: DEADLINE_EXCEEDED: "
+                      "deadline exceeded\n");
     expect_line(text,
-                "docs   p=1 FAILED: ScanDocs from w1:1: DEADLINE_EXCEEDED: deadline exceeded\n");
-    expect_line(text,
-                "local  idx=color p=1 FAILED: Digest from w1:1: DEADLINE_EXCEEDED: not asked: "
-                "w1:1 did not answer an earlier call in time\n");
+                "local  idx=color p=1 replica=w1@w1:1 FAILED: Digest from w1:1: "
+                "DEADLINE_EXCEEDED: not asked: w1:1 did not answer an earlier call in time\n");
     free(text);
     sx_vfy_result_free(r);
 
@@ -1375,19 +1531,21 @@ static void test_run_unavailable_and_bad_logs(void **state)
     r = run_fake(&f, 0, &s);
     text = report(r);
     assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
-    assert_int_equal(s.ok, 3); /* p=0's documents and local indexes */
-    expect_line(text, "BAD-LOG       docs p=1 partition 1: log entry 3 does not decode\n");
+    assert_int_equal(s.ok, FW * FREPLICA); /* p=0's documents and local indexes */
+    expect_line(
+        text, "BAD-LOG       docs p=1 replica=w1@w1:1 partition 1: log entry 3 does not decode\n");
     free(text);
     sx_vfy_result_free(r);
 
-    /* The view names a position the log does not reach. */
+    /* The views name a position the log does not reach. */
     fake_init(&f);
-    f.applied[0] = 12;
+    at_all(&f, 0, 12);
     r = run_fake(&f, 0, &s);
     text = report(r);
     assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
-    expect_line(text, "SHORT-LOG     docs p=0 the log of p=0 ends at 9, below position 12");
-    assert_int_equal(s.ok, 3 + FM); /* p=1's checks and the term partitions */
+    expect_line(text, "SHORT-LOG     docs p=0 replica=w0@w0:1 the leader's log of p=0 ends at 9 "
+                      "(read from w0:1), below position 12");
+    assert_int_equal(s.ok, FW * FREPLICA + FM); /* p=1's checks and the term partitions */
     free(text);
     sx_vfy_result_free(r);
 
@@ -1421,6 +1579,7 @@ int main(void)
         cmocka_unit_test(test_run_entry_diffs),
         cmocka_unit_test(test_run_global),
         cmocka_unit_test(test_run_docs),
+        cmocka_unit_test(test_run_followers),
         cmocka_unit_test(test_run_moving_digests),
         cmocka_unit_test(test_run_unavailable_and_bad_logs),
     };
