@@ -92,10 +92,17 @@ sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
         sx_clock_sleep_ms(PAUSE_MS);
     }
     for (size_t i = 0; i < n; i++) {
-        if (calls[i].st != SX_OK) {
-            *err = calls[i].err;
-            return calls[i].st;
+        sx_fanout_call *c = &calls[i];
+        if (c->st == SX_OK)
+            continue;
+        /* Given up on a target that moved: what a client sees is that the
+         * cluster could not answer in time, not our internal refusal. */
+        if (c->st == SX_ABORTED || c->st == SX_FAILED_PRECONDITION) {
+            sx_err last = c->err;
+            sx_err_set(&c->err, SX_UNAVAILABLE, "%s (no answer before the deadline)", last.msg);
         }
+        *err = c->err;
+        return c->err.code ? c->err.code : c->st;
     }
     return SX_OK;
 }

@@ -20,7 +20,10 @@
 #define SHIP_INFLIGHT 4 /* batches in flight per stream */
 #define SHIP_MAX_CHANGES 4096 /* about this many changes per batch (whole offsets) */
 #define SHIP_IDLE_MS 100      /* an empty batch at least this often */
-#define SHIP_TIMEOUT_MS 5000
+/* A lost batch stalls its stream this long; a rebuild carries a whole term
+ * partition's share of a log partition and gets longer. */
+#define SHIP_TIMEOUT_MS 1000
+#define REBUILD_TIMEOUT_MS 30000
 #define RETRY_MS 100
 #define TRIM_EVERY_MS 1000
 #define MARKER_TIMEOUT_MS 5000

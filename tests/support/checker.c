@@ -135,8 +135,8 @@ static int idoff_cmp(const void *a, const void *b)
 }
 
 /* Replays log entries 1..applied and compares with the documents stored. */
-static bool docs_match_replay(sx_cluster *c, uint32_t i, uint32_t p, const log_copy *l,
-                              char *why, size_t cap)
+static bool docs_match_replay(sx_cluster *c, uint32_t i, uint32_t p, const log_copy *l, char *why,
+                              size_t cap)
 {
     Shardex__Internal__V1__ScanDocsRequest req = SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
     req.partition = p;
@@ -159,8 +159,8 @@ static bool docs_match_replay(sx_cluster *c, uint32_t i, uint32_t p, const log_c
     idoff *w = sx_calloc(upto + 1, sizeof(*w));
     bool ok = true;
     for (uint64_t off = 1; off <= upto; off++) {
-        w[off - 1].op = shardex__internal__v1__log_op__unpack(NULL, l->op[off - 1].len,
-                                                              l->op[off - 1].data);
+        w[off - 1].op =
+            shardex__internal__v1__log_op__unpack(NULL, l->op[off - 1].len, l->op[off - 1].data);
         if (!w[off - 1].op) {
             snprintf(why, cap, "worker %u partition %u: entry %" PRIu64 " does not decode", i, p,
                      off);
@@ -168,8 +168,10 @@ static bool docs_match_replay(sx_cluster *c, uint32_t i, uint32_t p, const log_c
             w[off - 1].id = "";
             continue;
         }
+        /* Index markers touch no document: they sort as id "" (no id is empty). */
         bool put = w[off - 1].op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT;
-        w[off - 1].id = put ? w[off - 1].op->put->id : w[off - 1].op->delete_;
+        bool del = w[off - 1].op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_DELETE;
+        w[off - 1].id = put ? w[off - 1].op->put->id : del ? w[off - 1].op->delete_ : "";
         w[off - 1].off = off;
     }
     qsort(w, upto, sizeof(*w), idoff_cmp);
@@ -185,9 +187,10 @@ static bool docs_match_replay(sx_cluster *c, uint32_t i, uint32_t p, const log_c
             if (strcmp(sd->docs[d]->doc->id, w[k].id) == 0)
                 found = sd->docs[d];
         if (!found || found->version != w[k].off) {
-            snprintf(why, cap, "worker %u partition %u: document %s: stored version %" PRIu64
-                     ", the log's last write is at %" PRIu64, i, p, w[k].id,
-                     found ? found->version : 0, w[k].off);
+            snprintf(why, cap,
+                     "worker %u partition %u: document %s: stored version %" PRIu64
+                     ", the log's last write is at %" PRIu64,
+                     i, p, w[k].id, found ? found->version : 0, w[k].off);
             ok = false;
             break;
         }
@@ -247,14 +250,15 @@ bool sx_check_replicas(sx_cluster *c, uint64_t timeout_ms, char *why, size_t cap
                 break;
             }
             if (f.n != lead.n) {
-                snprintf(why, cap, "partition %u: worker %u has %zu entries, the leader %zu", p,
-                         fi, f.n, lead.n);
+                snprintf(why, cap, "partition %u: worker %u has %zu entries, the leader %zu", p, fi,
+                         f.n, lead.n);
                 ok = false;
             }
             for (size_t o = 0; ok && o < f.n; o++) {
                 if (f.epoch[o] != lead.epoch[o] || f.op[o].len != lead.op[o].len ||
                     memcmp(f.op[o].data, lead.op[o].data, f.op[o].len) != 0) {
-                    snprintf(why, cap, "partition %u: worker %u differs from the leader at offset "
+                    snprintf(why, cap,
+                             "partition %u: worker %u differs from the leader at offset "
                              "%zu (epoch %" PRIu64 " vs %" PRIu64 ")",
                              p, fi, o + 1, f.epoch[o], lead.epoch[o]);
                     ok = false;
