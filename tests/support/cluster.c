@@ -33,8 +33,8 @@ static bool start_coordinator(sx_cluster *c, const char *listen, const char *con
     snprintf(isr, sizeof(isr), "%u", c->opts.min_isr);
     snprintf(lease, sizeof(lease), "%u", c->opts.lease_ms);
     unlink(portf);
-    char *argv[32] = {bin, "--listen", (char *)listen, "--data-dir", data, "--port-file", portf,
-                      "--lease-ms", lease};
+    char *argv[32] = {bin,           "--listen", (char *)listen, "--data-dir", data,
+                      "--port-file", portf,      "--lease-ms",   lease};
     int n = 9;
     if (!extra) {
         argv[n++] = "--partitions";
@@ -70,8 +70,8 @@ bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *e
     snprintf(portf, sizeof(portf), "%s/w%u.port", c->dir, i);
     snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);
     unlink(portf);
-    char *argv[] = {bin, "--coordinator", c->coord_addr, "--listen", "127.0.0.1:0",
-                    "--data-dir", data, "--port-file", portf, NULL};
+    char *argv[] = {bin,  "--coordinator", c->coord_addr, "--listen", "127.0.0.1:0", "--data-dir",
+                    data, "--port-file",   portf,         NULL};
     c->worker_pid[i] = sx_h_spawn_env(argv, logf, env);
     c->worker_port[i] = sx_h_wait_port_file(portf, c->worker_pid[i], 20000);
     if (c->worker_port[i] <= 0) {
@@ -165,6 +165,13 @@ bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra)
 
 void sx_cluster_stop(sx_cluster *c)
 {
+    /* All at once: each daemon spends up to 2 s in gRPC's shutdown, and in
+     * turn that would be 2 s per process. */
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (c->worker_pid[i] > 0)
+            sx_h_signal_stop(c->worker_pid[i]);
+    if (c->coord_pid > 0)
+        sx_h_signal_stop(c->coord_pid);
     for (uint32_t i = 0; i < c->nworkers; i++)
         if (c->worker_pid[i] > 0)
             sx_h_stop(c->worker_pid[i], 5000);

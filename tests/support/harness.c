@@ -170,7 +170,16 @@ void sx_h_pause(pid_t pid)
     waitpid(pid, &st, WUNTRACED);
 }
 
-void sx_h_resume(pid_t pid) { kill(pid, SIGCONT); }
+void sx_h_resume(pid_t pid)
+{
+    kill(pid, SIGCONT);
+}
+
+void sx_h_signal_stop(pid_t pid)
+{
+    kill(pid, SIGCONT);
+    kill(pid, SIGTERM);
+}
 
 int sx_h_stop(pid_t pid, uint64_t timeout_ms)
 {

@@ -34,6 +34,9 @@ bool sx_h_wait_for(bool (*cond)(void *arg), void *arg, uint64_t timeout_ms);
  * or -1 after timeout_ms or if pid exits first. */
 int sx_h_wait_port_file(const char *path, pid_t pid, uint64_t timeout_ms);
 
+/* Asks pid to stop (SIGCONT, SIGTERM) without waiting; sx_h_stop waits. */
+void sx_h_signal_stop(pid_t pid);
+
 /* Signals and reaps. sx_h_kill9 and sx_h_stop wait for the process to be gone. */
 void sx_h_kill9(pid_t pid);
 void sx_h_pause(pid_t pid);
