@@ -245,7 +245,7 @@ static void send_ship(sx_ixlead *l, stream *s, ship_ctx *c, Shardex__Internal__V
 {
     char addr[300];
     memcpy(addr, s->addr, sizeof(addr));
-    sx_rpc_call_opts o = {.timeout_ms = SHIP_TIMEOUT_MS};
+    sx_rpc_call_opts o = {.timeout_ms = req->rebuild ? REBUILD_TIMEOUT_MS : SHIP_TIMEOUT_MS};
     sx_rpc_invoke_async(l->o.rpc, addr, INDEX_SVC, "Ship", &req->base, &o, ship_done, c);
 }
 
