@@ -1,0 +1,401 @@
+/* cmd_index.c: `shardex index create|drop|list`: the index catalog. */
+#include "cmd.h"
+
+#include "clock.h"
+#include "out.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* How often --wait asks whether the index is READY. */
+#define WAIT_POLL_MS 100
+
+static const char *type_name(Shardex__V1__ValueType t)
+{
+    return t == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT      ? "int"
+           : t == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_STRING ? "string"
+                                                             : "?";
+}
+
+static const char *state_name(Shardex__V1__IndexState s)
+{
+    return s == SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY      ? "READY"
+           : s == SHARDEX__V1__INDEX_STATE__INDEX_STATE_BUILDING ? "BUILDING"
+                                                                 : "UNSPECIFIED";
+}
+
+static const char *kept_name(const Shardex__V1__IndexSpec *s)
+{
+    return s->local && s->global ? "local,global" : s->local ? "local" : s->global ? "global" : "-";
+}
+
+void sx_cmd_index_table(Shardex__V1__IndexInfo *const *ix, size_t n, int indent)
+{
+    if (n == 0) {
+        printf("%*sno indexes\n", indent, "");
+        return;
+    }
+    sx_table *t = sx_table_new();
+    sx_table_col(t, "NAME", SX_ALIGN_LEFT);
+    sx_table_col(t, "FIELD", SX_ALIGN_LEFT);
+    sx_table_col(t, "TYPE", SX_ALIGN_LEFT);
+    sx_table_col(t, "KEPT", SX_ALIGN_LEFT);
+    sx_table_col(t, "M", SX_ALIGN_RIGHT);
+    sx_table_col(t, "STATE", SX_ALIGN_LEFT);
+    sx_table_col(t, "MISTYPED", SX_ALIGN_RIGHT);
+    for (size_t i = 0; i < n; i++) {
+        const Shardex__V1__IndexSpec *s = ix[i]->spec;
+        if (!s)
+            continue;
+        sx_table_cell(t, "%s", s->name);
+        sx_table_cell(t, "%s", s->field);
+        sx_table_cell(t, "%s", type_name(s->type));
+        sx_table_cell(t, "%s", kept_name(s));
+        if (s->global)
+            sx_table_cell(t, "%" PRIu32, s->term_partitions);
+        else
+            sx_table_cell(t, "-");
+        sx_table_cell(t, "%s", state_name(ix[i]->state));
+        sx_table_cell(t, "%" PRIu64, ix[i]->mistyped_docs);
+    }
+    sx_table_print(t, stdout, indent, true);
+    sx_table_free(t);
+}
+
+/* ---------------------------------------------------------------- create -- */
+
+typedef struct create_cfg {
+    sx_cmd_common common;
+    const char *field;
+    const char *type;
+    bool local, global;
+    uint32_t term_partitions;
+    bool wait;
+} create_cfg;
+
+static const char *const types[] = {"string", "int", NULL};
+
+#define COFF(m, t) SX_FLAG_OFFSET(create_cfg, m, t)
+static const sx_flag create_flags[] = {
+    {.name = "field",
+     .short_name = 'f',
+     .type = SX_FLAG_STRING,
+     .offset = COFF(field, const char *),
+     .metavar = "FIELD",
+     .help = "the document field to index (required)"},
+    {.name = "type",
+     .short_name = 't',
+     .type = SX_FLAG_CHOICE,
+     .offset = COFF(type, const char *),
+     .choices = types,
+     .help = "type of the values indexed; a document whose field has the other type is counted "
+             "as mistyped, not indexed"},
+    {.name = "local",
+     .type = SX_FLAG_BOOL,
+     .offset = COFF(local, bool),
+     .help = "keep it document-partitioned: each log partition indexes its own documents"},
+    {.name = "global",
+     .type = SX_FLAG_BOOL,
+     .offset = COFF(global, bool),
+     .help = "keep it term-partitioned: M term partitions by value, updated asynchronously"},
+    {.name = "term-partitions",
+     .short_name = 'm',
+     .type = SX_FLAG_UINT32,
+     .offset = COFF(term_partitions, uint32_t),
+     .metavar = "M",
+     .help = "term partitions of the global index; 0: the cluster's default"},
+    {.name = "wait",
+     .short_name = 'w',
+     .type = SX_FLAG_BOOL,
+     .offset = COFF(wait, bool),
+     .help = "wait (up to --timeout-ms) until the backfill is done and the index is READY"},
+    SX_CMD_COMMON_FLAGS(create_cfg),
+};
+
+static const sx_flags_spec create_spec = {
+    .prog = "shardex index create",
+    .synopsis = "NAME --field FIELD [--type string|int] [--local] [--global] [FLAGS]",
+    .description =
+        "Creates an index of FIELD named NAME, kept LOCAL and GLOBAL unless one of --local and\n"
+        "--global is given. It is BUILDING while the documents already written are backfilled,\n"
+        "then READY (see --wait, and shardex index list).\n"
+        "\n"
+        "  shardex index create section --field section --wait\n"
+        "  shardex index create size --field installed-size --type int --local\n"
+        "\n"
+        "--json prints a CreateIndexResponse {\"index\": {\"spec\": {...}, \"state\": ...}} (with\n"
+        "--wait, the index once READY). Exit status: 0 created; 2 usage; 3 the cluster could not\n"
+        "answer, or --wait ran out of time; 5 refused (the name is taken, a bad spec).",
+    .flags = create_flags,
+    .count = sizeof(create_flags) / sizeof(create_flags[0]),
+};
+
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Polls until index `name` is READY; on SX_OK *info is it (a copy the caller
+ * frees with the response *list). */
+static sx_status wait_ready(sx_client *cl, const char *name, uint64_t timeout_ms,
+                            Shardex__V1__ListIndexesResponse **list, Shardex__V1__IndexInfo **info,
+                            sx_err *err)
+{
+    uint64_t deadline = sx_clock_now_ms() + timeout_ms;
+    for (;;) {
+        Shardex__V1__ListIndexesResponse *l = NULL;
+        sx_status st = sx_client_list_indexes(cl, &l, err);
+        if (st != SX_OK)
+            return st;
+        Shardex__V1__IndexInfo *found = NULL;
+        for (size_t i = 0; i < l->n_indexes; i++)
+            if (l->indexes[i]->spec && strcmp(l->indexes[i]->spec->name, name) == 0)
+                found = l->indexes[i];
+        if (!found) {
+            sx_client_free(l);
+            return sx_err_set(err, SX_NOT_FOUND, "index \"%s\" is gone (dropped meanwhile?)", name);
+        }
+        if (found->state == SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY) {
+            *list = l;
+            *info = found;
+            return SX_OK;
+        }
+        sx_client_free(l);
+        if (sx_clock_now_ms() + WAIT_POLL_MS > deadline)
+            return sx_err_set(err, SX_DEADLINE_EXCEEDED,
+                              "index \"%s\" is still BUILDING after %" PRIu64 " ms", name,
+                              timeout_ms);
+        sleep_ms(WAIT_POLL_MS);
+    }
+}
+
+static int index_create(const sx_cli *cli, int argc, char **argv)
+{
+    create_cfg cfg = {.common = sx_cmd_common_init(cli), .type = "string"};
+    create_cfg defaults = cfg;
+    sx_cmd_args a;
+    int code = sx_cmd_parse("index create", &create_spec, &cfg, &defaults, argc, argv, NULL, &a);
+    if (code != SX_CMD_CONTINUE)
+        return code;
+    sx_client *cl = NULL;
+    Shardex__V1__CreateIndexResponse *r = NULL;
+    Shardex__V1__ListIndexesResponse *l = NULL;
+    if (a.npos != 1) {
+        code = sx_cmd_usage_error("index create",
+                                  a.npos ? "one NAME at a time" : "the index NAME is required");
+        goto out;
+    }
+    if (!cfg.field || !*cfg.field) {
+        code = sx_cmd_usage_error("index create", "--field is required");
+        goto out;
+    }
+    code = sx_cmd_connect("index create", &cfg.common, &cl);
+    if (code != SX_EXIT_OK)
+        goto out;
+    Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
+    spec.name = a.pos[0];
+    spec.field = (char *)cfg.field;
+    spec.type = strcmp(cfg.type, "int") == 0 ? SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT
+                                             : SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_STRING;
+    spec.local = cfg.local || !cfg.global;
+    spec.global = cfg.global || !cfg.local;
+    spec.term_partitions = cfg.term_partitions;
+    sx_err err = {0};
+    uint64_t t0 = sx_clock_now_ms();
+    sx_status st = sx_client_create_index(cl, &spec, &r, &err);
+    if (st != SX_OK) {
+        code = sx_cmd_fail("index create", &cfg.common, st, err.msg);
+        goto out;
+    }
+    Shardex__V1__IndexInfo *info = r->index;
+    if (cfg.wait) {
+        st = wait_ready(cl, spec.name, cfg.common.timeout_ms, &l, &info, &err);
+        if (st != SX_OK) {
+            code = sx_cmd_fail("index create", &cfg.common, st, err.msg);
+            goto out;
+        }
+    }
+    if (cfg.common.json) {
+        Shardex__V1__CreateIndexResponse out = SHARDEX__V1__CREATE_INDEX_RESPONSE__INIT;
+        out.index = info;
+        sx_cmd_print_json(sx_out_pb_json(&out.base));
+    } else if (info && info->spec) {
+        const Shardex__V1__IndexSpec *s = info->spec;
+        printf("created index %s: field %s, %s, %s", s->name, s->field, type_name(s->type),
+               kept_name(s));
+        if (s->global)
+            printf(", %" PRIu32 " term partitions", s->term_partitions);
+        printf("; %s", state_name(info->state));
+        if (cfg.wait)
+            printf(" after %" PRIu64 " ms", sx_clock_now_ms() - t0);
+        printf("\n");
+    }
+out:
+    sx_client_free(l);
+    sx_client_free(r);
+    sx_cmd_disconnect(cl);
+    sx_cmd_args_free(&a);
+    return code;
+}
+
+/* ------------------------------------------------------------------ drop -- */
+
+typedef struct plain_cfg {
+    sx_cmd_common common;
+} plain_cfg;
+
+static const sx_flag plain_flags[] = {
+    SX_CMD_COMMON_FLAGS(plain_cfg),
+};
+
+static const sx_flags_spec drop_spec = {
+    .prog = "shardex index drop",
+    .synopsis = "NAME [FLAGS]",
+    .description = "Drops the index NAME everywhere: its entries are deleted and queries on it\n"
+                   "answer NOT_FOUND. The documents stay.\n"
+                   "\n"
+                   "--json prints a DropIndexResponse (an empty object). Exit status: 0 dropped;\n"
+                   "2 usage; 3 the cluster could not answer; 4 no index has this name.",
+    .flags = plain_flags,
+    .count = sizeof(plain_flags) / sizeof(plain_flags[0]),
+};
+
+static int index_drop(const sx_cli *cli, int argc, char **argv)
+{
+    plain_cfg cfg = {.common = sx_cmd_common_init(cli)};
+    plain_cfg defaults = cfg;
+    sx_cmd_args a;
+    int code = sx_cmd_parse("index drop", &drop_spec, &cfg, &defaults, argc, argv, NULL, &a);
+    if (code != SX_CMD_CONTINUE)
+        return code;
+    sx_client *cl = NULL;
+    if (a.npos != 1) {
+        code = sx_cmd_usage_error("index drop",
+                                  a.npos ? "one NAME at a time" : "the index NAME is required");
+        goto out;
+    }
+    code = sx_cmd_connect("index drop", &cfg.common, &cl);
+    if (code != SX_EXIT_OK)
+        goto out;
+    sx_err err = {0};
+    sx_status st = sx_client_drop_index(cl, a.pos[0], &err);
+    if (st != SX_OK) {
+        code = sx_cmd_fail("index drop", &cfg.common, st, err.msg);
+        goto out;
+    }
+    if (cfg.common.json) {
+        Shardex__V1__DropIndexResponse r = SHARDEX__V1__DROP_INDEX_RESPONSE__INIT;
+        sx_cmd_print_json(sx_out_pb_json(&r.base));
+    } else {
+        printf("dropped index %s\n", a.pos[0]);
+    }
+out:
+    sx_cmd_disconnect(cl);
+    sx_cmd_args_free(&a);
+    return code;
+}
+
+/* ------------------------------------------------------------------ list -- */
+
+static const sx_flags_spec list_spec = {
+    .prog = "shardex index list",
+    .synopsis = "[FLAGS]",
+    .description =
+        "Lists the indexes: name, field, value type, how it is kept (local, global), its term\n"
+        "partitions M (global only), state (BUILDING while backfilled, READY), and how many\n"
+        "documents have the field with a value of the other type (not indexed).\n"
+        "\n"
+        "--json prints a ListIndexesResponse {\"indexes\": [{\"spec\": {...}, \"state\": ...,\n"
+        "\"mistyped_docs\": N}]}. Exit status: 0 listed; 2 usage; 3 the cluster could not answer.",
+    .flags = plain_flags,
+    .count = sizeof(plain_flags) / sizeof(plain_flags[0]),
+};
+
+static int index_list(const sx_cli *cli, int argc, char **argv)
+{
+    plain_cfg cfg = {.common = sx_cmd_common_init(cli)};
+    plain_cfg defaults = cfg;
+    sx_cmd_args a;
+    int code = sx_cmd_parse("index list", &list_spec, &cfg, &defaults, argc, argv, NULL, &a);
+    if (code != SX_CMD_CONTINUE)
+        return code;
+    sx_client *cl = NULL;
+    Shardex__V1__ListIndexesResponse *l = NULL;
+    if (a.npos) {
+        code = sx_cmd_usage_error("index list", "unexpected argument '%s'", a.pos[0]);
+        goto out;
+    }
+    code = sx_cmd_connect("index list", &cfg.common, &cl);
+    if (code != SX_EXIT_OK)
+        goto out;
+    sx_err err = {0};
+    sx_status st = sx_client_list_indexes(cl, &l, &err);
+    if (st != SX_OK) {
+        code = sx_cmd_fail("index list", &cfg.common, st, err.msg);
+        goto out;
+    }
+    if (cfg.common.json)
+        sx_cmd_print_json(sx_out_pb_json(&l->base));
+    else
+        sx_cmd_index_table(l->indexes, l->n_indexes, 0);
+out:
+    sx_client_free(l);
+    sx_cmd_disconnect(cl);
+    sx_cmd_args_free(&a);
+    return code;
+}
+
+/* ----------------------------------------------------------------- index -- */
+
+static const struct {
+    const char *name;
+    sx_cli_cmd_fn run;
+} subs[] = {
+    {"create", index_create},
+    {"drop", index_drop},
+    {"list", index_list},
+};
+#define NSUBS (sizeof(subs) / sizeof(subs[0]))
+
+static const sx_flags_spec index_spec = {
+    .prog = "shardex index",
+    .synopsis = "create|drop|list [ARGS] [FLAGS]",
+    .description = "Manages the secondary indexes. `shardex index SUBCOMMAND --help` describes "
+                   "each:\n"
+                   "  create NAME --field FIELD  create an index of a field, LOCAL and/or GLOBAL\n"
+                   "  drop NAME                  drop an index\n"
+                   "  list                       list the indexes with their state",
+    .flags = plain_flags,
+    .count = sizeof(plain_flags) / sizeof(plain_flags[0]),
+};
+
+int sx_cmd_index(const sx_cli *cli, int argc, char **argv)
+{
+    plain_cfg cfg = {.common = sx_cmd_common_init(cli)};
+    plain_cfg defaults = cfg;
+    bool help = false;
+    int first = argc;
+    sx_err err = {0};
+    /* Flags before the subcommand (`index --json list`) apply to it. */
+    if (sx_flags_parse(&index_spec, &cfg, argc, argv, &help, &first, &err) != SX_OK)
+        return sx_cmd_usage_error("index", "%s", err.msg);
+    if (help) {
+        sx_flags_usage(&index_spec, &defaults, stdout);
+        return SX_EXIT_OK;
+    }
+    if (first >= argc)
+        return sx_cmd_usage_error("index", "a subcommand is required: create, drop or list");
+    sx_cli sub = *cli;
+    sub.server_list = cfg.common.server;
+    sub.timeout_ms = cfg.common.timeout_ms;
+    sub.json = cfg.common.json;
+    for (size_t i = 0; i < NSUBS; i++)
+        if (strcmp(argv[first], subs[i].name) == 0)
+            return subs[i].run(&sub, argc - first, argv + first);
+    return sx_cmd_usage_error("index", "unknown subcommand '%s' (create, drop or list)",
+                              argv[first]);
+}

@@ -1,0 +1,836 @@
+/* load_parse.c: lines, JSON Lines and Debian stanzas for `shardex load` (see
+ * load_parse.h).
+ *
+ * Every check the server makes on a document (worker/validate.c, against
+ * common/sx_limits.h) is made here again, in the same order of precedence
+ * where it matters (field limits before the packed size), so that a record
+ * the server would refuse is reported at its line and never sent. The UTF-8
+ * rule is the server's, written again: the client does not link the worker.
+ * tests/unit/test_load_parse.c holds both to the same answers.
+ */
+#include "load_parse.h"
+
+#include "mem.h"
+#include "sx_limits.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Quoted text in a message is cut to this many bytes, then "...". */
+#define QUOTE_MAX 40
+/* Room for quote()'s output: QUOTE_MAX, "...", NUL. */
+#define QUOTE_BUF (QUOTE_MAX + 4)
+/* First allocation of the line reader's buffer; it grows to max_line. */
+#define READ_CHUNK (64u * 1024)
+
+/* ----------------------------------------------------------------- utf-8 -- */
+
+/* Length of the well-formed sequence at p (n > 0 bytes available), or 0
+ * (RFC 3629's second-byte ranges exclude overlongs, surrogates and code
+ * points above U+10FFFF; C0, C1, F5..FF never start a sequence). */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* Offset of the first byte that does not start a well-formed sequence, or n. */
+static size_t utf8_invalid_at(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        size_t k = utf8_seq(p + i, n - i);
+        if (k == 0)
+            return i;
+        i += k;
+    }
+    return n;
+}
+
+bool sx_lp_utf8_valid(const char *s, size_t n)
+{
+    return utf8_invalid_at(s, n) == n;
+}
+
+/* The longest prefix of s[0..n) of at most max bytes that ends on a sequence
+ * boundary (s is valid UTF-8). */
+static size_t utf8_cut(const char *s, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    size_t i = max;
+    while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80)
+        i--;
+    return i;
+}
+
+bool sx_lp_parse_int(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (n > 0 && (s[0] == '-' || s[0] == '+')) {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    if (i == n)
+        return false;
+    uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (limit - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+    return true;
+}
+
+/* -------------------------------------------------------------- messages -- */
+
+/* s[0..n) for showing between double quotes, bounded and printable: `"` and
+ * `\` escaped, controls and bytes that are not UTF-8 as \xNN, cut at a
+ * sequence boundary before QUOTE_MAX bytes with "...". */
+static const char *quote(char *out, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0, i = 0;
+    while (i < n) {
+        char piece[8];
+        size_t plen, adv = utf8_seq(p + i, n - i);
+        if (adv == 0 || p[i] < 0x20 || p[i] == 0x7F) {
+            plen = (size_t)snprintf(piece, sizeof(piece), "\\x%02x", p[i]);
+            adv = 1;
+        } else if (p[i] == '"' || p[i] == '\\') {
+            piece[0] = '\\';
+            piece[1] = (char)p[i];
+            plen = 2;
+        } else {
+            memcpy(piece, p + i, adv);
+            plen = adv;
+        }
+        if (o + plen > QUOTE_MAX) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(out + o, piece, plen);
+        o += plen;
+        i += adv;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static sx_lrec_kind bad(sx_lrec *r, uint64_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Turns r into a BAD record at line, freeing what it held. */
+static sx_lrec_kind bad(sx_lrec *r, uint64_t line, const char *fmt, ...)
+{
+    sx_doc_free(r->doc);
+    free(r->id);
+    r->doc = NULL;
+    r->id = NULL;
+    r->kind = SX_LREC_BAD;
+    r->line = line;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+    va_end(ap);
+    return SX_LREC_BAD;
+}
+
+void sx_lrec_clear(sx_lrec *r)
+{
+    sx_doc_free(r->doc);
+    free(r->id);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ------------------------------------------------------------- documents -- */
+
+static bool in_list(const char *const *list, const char *name, bool ci)
+{
+    for (; list && *list; list++)
+        if (ci ? strcasecmp(*list, name) == 0 : strcmp(*list, name) == 0)
+            return true;
+    return false;
+}
+
+/* A problem with an id, as the server words it; NULL when it is fine. */
+static const char *id_problem(const char *id, size_t len, char *buf, size_t cap)
+{
+    size_t at;
+    if (len == 0)
+        snprintf(buf, cap, "id is empty; ids are 1..%d bytes", SX_ID_MAX_BYTES);
+    else if (len > SX_ID_MAX_BYTES)
+        snprintf(buf, cap, "id is %zu bytes; the limit is %d", len, SX_ID_MAX_BYTES);
+    else if (memchr(id, '\0', len))
+        snprintf(buf, cap, "id holds a NUL byte");
+    else if ((at = utf8_invalid_at(id, len)) != len)
+        snprintf(buf, cap, "id is not valid UTF-8 (at byte %zu)", at);
+    else
+        return NULL;
+    return buf;
+}
+
+/* A document being built from a record, with the server's checks. */
+typedef struct builder {
+    const sx_lp_opts *o;
+    bool ci; /* names compare case-insensitively (Debian) */
+    sx_lrec *r;
+    uint64_t line; /* where a problem is reported */
+} builder;
+
+/* Starts r as a PUT of id (len bytes, checked). */
+static bool build_start(builder *b, const char *id, size_t len)
+{
+    char why[SX_ERR_MSG_MAX], q[QUOTE_BUF];
+    if (!b->o->no_limits && id_problem(id, len, why, sizeof(why))) {
+        bad(b->r, b->line, "%s%s%s", why, len ? ": " : "", len ? quote(q, id, len) : "");
+        return false;
+    }
+    b->r->kind = SX_LREC_PUT;
+    b->r->doc = sx_doc_new(id);
+    return true;
+}
+
+static bool check_name(builder *b, const char *name, size_t len)
+{
+    char q[QUOTE_BUF];
+    size_t at;
+    if (b->o->no_limits)
+        return true;
+    if (len == 0) {
+        bad(b->r, b->line, "a field name is empty; names are 1..%d bytes", SX_FIELD_NAME_MAX_BYTES);
+        return false;
+    }
+    if (len > SX_FIELD_NAME_MAX_BYTES) {
+        bad(b->r, b->line, "field name \"%s\" is %zu bytes; the limit is %d", quote(q, name, len),
+            len, SX_FIELD_NAME_MAX_BYTES);
+        return false;
+    }
+    if ((at = utf8_invalid_at(name, len)) != len) {
+        bad(b->r, b->line, "field name \"%s\" is not valid UTF-8 (at byte %zu)",
+            quote(q, name, len), at);
+        return false;
+    }
+    return true;
+}
+
+static bool room_for_value(builder *b, const char *name)
+{
+    char q[QUOTE_BUF];
+    if (b->r->doc->n_fields < SX_DOC_FIELDS_MAX || b->o->no_limits)
+        return true;
+    bad(b->r, b->line, "more than %d values (at field \"%s\"); a document holds at most %d",
+        SX_DOC_FIELDS_MAX, quote(q, name, strlen(name)), SX_DOC_FIELDS_MAX);
+    return false;
+}
+
+static bool add_int(builder *b, const char *name, int64_t v)
+{
+    if (!room_for_value(b, name))
+        return false;
+    sx_doc_add_int(b->r->doc, name, v);
+    return true;
+}
+
+/* Adds a string value s (len bytes, NUL-terminated) of field name (checked),
+ * typed by the int options. */
+static bool add_str(builder *b, const char *name, const char *s, size_t len)
+{
+    char q[QUOTE_BUF], qn[QUOTE_BUF];
+    bool strict = in_list(b->o->int_fields, name, b->ci);
+    if (strict || in_list(b->o->int_if_parses, name, b->ci)) {
+        int64_t v;
+        if (sx_lp_parse_int(s, len, &v))
+            return add_int(b, name, v);
+        if (strict) {
+            bad(b->r, b->line, "field \"%s\": \"%s\" is not an integer (an int field)",
+                quote(qn, name, strlen(name)), quote(q, s, len));
+            return false;
+        }
+    }
+    size_t at;
+    if (memchr(s, '\0', len)) {
+        bad(b->r, b->line, "field \"%s\": value holds a NUL byte", quote(qn, name, strlen(name)));
+        return false;
+    }
+    if ((at = utf8_invalid_at(s, len)) != len) {
+        bad(b->r, b->line, "field \"%s\": string value is not valid UTF-8 (at byte %zu)",
+            quote(qn, name, strlen(name)), at);
+        return false;
+    }
+    if (!room_for_value(b, name))
+        return false;
+    if (len <= SX_STRING_VALUE_MAX_BYTES || b->o->no_limits) {
+        sx_doc_add_str(b->r->doc, name, s);
+        return true;
+    }
+    if (!b->o->truncate) {
+        bad(b->r, b->line,
+            "field \"%s\": string value is %zu bytes; the limit is %d (--truncate "
+            "cuts such values)",
+            quote(qn, name, strlen(name)), len, SX_STRING_VALUE_MAX_BYTES);
+        return false;
+    }
+    size_t cut = utf8_cut(s, len, SX_STRING_VALUE_MAX_BYTES);
+    char *t = sx_memdup(s, cut + 1);
+    t[cut] = '\0';
+    sx_doc_add_str(b->r->doc, name, t);
+    free(t);
+    b->r->truncated++;
+    return true;
+}
+
+/* The checks of the whole document, last (as the server's). */
+static bool build_end(builder *b)
+{
+    size_t packed = protobuf_c_message_get_packed_size(&b->r->doc->base);
+    if (packed > SX_DOC_MAX_BYTES && !b->o->no_limits) {
+        bad(b->r, b->line, "document is %zu bytes packed; the limit is %d (1 MiB)", packed,
+            SX_DOC_MAX_BYTES);
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------ JSON Lines -- */
+
+static bool blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return false;
+    return true;
+}
+
+static const char *jtype(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number with a fraction or an exponent";
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    default:
+        return "null";
+    }
+}
+
+/* The text of an id given as a string or an integer, into buf; NULL (and r
+ * BAD) otherwise. */
+static const char *json_id(const json_t *j, const char *key, char *buf, size_t cap, size_t *len,
+                           sx_lrec *r)
+{
+    if (json_is_string(j)) {
+        *len = json_string_length(j);
+        return json_string_value(j);
+    }
+    if (json_is_integer(j)) {
+        *len = (size_t)snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        return buf;
+    }
+    bad(r, r->line, "\"%s\" is %s; an id is a string (or an integer)", key, jtype(j));
+    return NULL;
+}
+
+/* One value (not an array) of field name. */
+static bool json_value(builder *b, const char *name, const json_t *v, bool in_array)
+{
+    char qn[QUOTE_BUF];
+    if (json_is_string(v))
+        return add_str(b, name, json_string_value(v), json_string_length(v));
+    if (json_is_integer(v))
+        return add_int(b, name, (int64_t)json_integer_value(v));
+    bad(b->r, b->line, "field \"%s\": %s%s; values are strings or integers%s",
+        quote(qn, name, strlen(name)), in_array ? "an element is " : "value is ", jtype(v),
+        in_array ? "" : ", or an array of them");
+    return false;
+}
+
+sx_lrec_kind sx_lp_json_line(const sx_lp_opts *opts, const char *line, size_t len, uint64_t lineno,
+                             sx_lrec *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->line = lineno;
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (blank(line, len))
+        return SX_LREC_NONE;
+    json_error_t je;
+    json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j)
+        return bad(out, lineno, "bad JSON at column %d: %s", je.column, je.text);
+    char q[QUOTE_BUF], idbuf[32], why[SX_ERR_MSG_MAX];
+    if (!json_is_object(j)) {
+        bad(out, lineno,
+            "a record is a JSON object ({\"id\": ..., \"fields\": {...}} or "
+            "{\"delete\": ...}), not %s",
+            jtype(j));
+        goto done;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v)
+    {
+        if (strcmp(key, "id") != 0 && strcmp(key, "fields") != 0 && strcmp(key, "delete") != 0) {
+            bad(out, lineno,
+                "unknown key \"%s\"; a record has \"id\" and \"fields\", or \"delete\"",
+                quote(q, key, strlen(key)));
+            goto done;
+        }
+    }
+    json_t *del = json_object_get(j, "delete"), *jid = json_object_get(j, "id");
+    json_t *fields = json_object_get(j, "fields");
+    size_t idlen = 0;
+    const char *id;
+    if (del) {
+        if (jid || fields) {
+            bad(out, lineno, "a delete record has only \"delete\"");
+            goto done;
+        }
+        if (!(id = json_id(del, "delete", idbuf, sizeof(idbuf), &idlen, out)))
+            goto done;
+        if (id_problem(id, idlen, why, sizeof(why))) {
+            bad(out, lineno, "%s%s%s", why, idlen ? ": " : "", idlen ? quote(q, id, idlen) : "");
+            goto done;
+        }
+        out->kind = SX_LREC_DELETE;
+        out->id = sx_strdup(id);
+        goto done;
+    }
+    if (!jid) {
+        bad(out, lineno,
+            "no \"id\"; a record is {\"id\": ..., \"fields\": {...}} or "
+            "{\"delete\": ...}");
+        goto done;
+    }
+    if (!(id = json_id(jid, "id", idbuf, sizeof(idbuf), &idlen, out)))
+        goto done;
+    if (fields && !json_is_object(fields)) {
+        bad(out, lineno, "\"fields\" is %s; it is an object of name: value", jtype(fields));
+        goto done;
+    }
+    builder b = {.o = opts, .ci = false, .r = out, .line = lineno};
+    if (!build_start(&b, id, idlen))
+        goto done;
+    json_object_foreach(fields, key, v)
+    {
+        size_t klen = strlen(key); /* jansson refuses "\u0000" in keys */
+        if (opts->only_fields && !in_list(opts->only_fields, key, false))
+            continue;
+        if (!check_name(&b, key, klen))
+            goto done;
+        if (!json_is_array(v)) {
+            if (!json_value(&b, key, v, false))
+                goto done;
+            continue;
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+        {
+            if (!json_value(&b, key, e, true))
+                goto done;
+        }
+    }
+    build_end(&b);
+done:
+    json_decref(j);
+    return out->kind;
+}
+
+/* ---------------------------------------------------------------- Debian -- */
+
+/* One field of the stanza being read. */
+typedef struct dfield {
+    char name[SX_FIELD_NAME_MAX_BYTES + 1];
+    sx_buf value; /* joined lines, NUL-terminated when the stanza ends */
+    uint64_t line;
+} dfield;
+
+struct sx_lp_deb {
+    const sx_lp_opts *o;
+    bool open;         /* a stanza has started */
+    uint64_t first;    /* its first line */
+    uint64_t last;     /* its last line so far */
+    size_t bytes;      /* of its lines, bounded by SX_LOAD_MAX_LINE */
+    bool bad;          /* a problem was found; the rest of the stanza is only skipped */
+    uint64_t bad_line; /* of the first problem */
+    char msg[SX_ERR_MSG_MAX];
+    dfield *f; /* n in use; their value buffers are kept across stanzas */
+    size_t n, cap;
+};
+
+sx_lp_deb *sx_lp_deb_new(const sx_lp_opts *opts)
+{
+    sx_lp_deb *d = sx_calloc(1, sizeof(*d));
+    d->o = opts;
+    return d;
+}
+
+void sx_lp_deb_free(sx_lp_deb *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->cap; i++)
+        sx_buf_free(&d->f[i].value);
+    free(d->f);
+    free(d);
+}
+
+static void deb_bad(sx_lp_deb *d, uint64_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void deb_bad(sx_lp_deb *d, uint64_t line, const char *fmt, ...)
+{
+    if (d->bad)
+        return;
+    d->bad = true;
+    d->bad_line = line;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->msg, sizeof(d->msg), fmt, ap);
+    va_end(ap);
+}
+
+static void deb_open(sx_lp_deb *d, uint64_t lineno)
+{
+    if (d->open)
+        return;
+    d->open = true;
+    d->first = lineno;
+    d->bytes = 0;
+    d->bad = false;
+    d->n = 0;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static void deb_field(sx_lp_deb *d, const char *line, size_t len, uint64_t lineno)
+{
+    char q[QUOTE_BUF];
+    const char *colon = memchr(line, ':', len);
+    if (!colon) {
+        deb_bad(d, lineno, "expected \"Name: value\" or a continuation line, got \"%s\"",
+                quote(q, line, len));
+        return;
+    }
+    size_t nlen = (size_t)(colon - line);
+    if (nlen == 0) {
+        deb_bad(d, lineno, "a field name is empty (the line starts with ':')");
+        return;
+    }
+    if (nlen > SX_FIELD_NAME_MAX_BYTES) {
+        deb_bad(d, lineno, "field name \"%s\" is %zu bytes; the limit is %d", quote(q, line, nlen),
+                nlen, SX_FIELD_NAME_MAX_BYTES);
+        return;
+    }
+    for (size_t i = 0; i < nlen; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if (c <= 0x20 || c >= 0x7F || (i == 0 && c == '-')) {
+            deb_bad(d, lineno,
+                    "field name \"%s\": %s at byte %zu; names are printable ASCII without ':' or "
+                    "spaces, not starting with '-' (deb822)",
+                    quote(q, line, nlen),
+                    c == ' ' || c == '\t' ? "a space"
+                    : c >= 0x80           ? "a non-ASCII byte"
+                                          : "a bad byte",
+                    i);
+            return;
+        }
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        if (strlen(d->f[i].name) == nlen && strncasecmp(d->f[i].name, line, nlen) == 0) {
+            deb_bad(d, lineno, "field \"%s\" repeats (first at line %" PRIu64 ")",
+                    quote(q, line, nlen), d->f[i].line);
+            return;
+        }
+    }
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 32;
+        d->f = sx_realloc(d->f, cap * sizeof(*d->f));
+        memset(d->f + d->cap, 0, (cap - d->cap) * sizeof(*d->f));
+        d->cap = cap;
+    }
+    dfield *f = &d->f[d->n++];
+    memcpy(f->name, line, nlen);
+    f->name[nlen] = '\0';
+    f->line = lineno;
+    sx_buf_reset(&f->value);
+    const char *v = colon + 1, *end = line + len;
+    while (v < end && is_space(*v))
+        v++;
+    while (end > v && is_space(end[-1]))
+        end--;
+    sx_buf_append(&f->value, v, (size_t)(end - v));
+}
+
+sx_lrec_kind sx_lp_deb_feed(sx_lp_deb *d, const char *line, size_t len, uint64_t lineno,
+                            sx_lrec *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (blank(line, len))
+        return d->open ? sx_lp_deb_end(d, out) : SX_LREC_NONE;
+    if (line[0] == '#')
+        return SX_LREC_NONE; /* a comment, inside a stanza or not */
+    deb_open(d, lineno);
+    d->last = lineno;
+    if (d->bad)
+        return SX_LREC_NONE;
+    d->bytes += len + 1;
+    if (d->bytes > SX_LOAD_MAX_LINE) {
+        deb_bad(d, lineno, "the stanza is over %u bytes", SX_LOAD_MAX_LINE);
+        return SX_LREC_NONE;
+    }
+    if (memchr(line, '\0', len)) {
+        deb_bad(d, lineno, "the line holds a NUL byte");
+        return SX_LREC_NONE;
+    }
+    if (is_space(line[0])) {
+        if (d->n == 0) {
+            deb_bad(d, lineno,
+                    "a continuation line (starting with a space or tab) before any "
+                    "field");
+            return SX_LREC_NONE;
+        }
+        sx_buf *v = &d->f[d->n - 1].value;
+        while (len > 1 && is_space(line[len - 1]))
+            len--;
+        sx_buf_push(v, '\n');
+        sx_buf_append(v, line + 1, len - 1);
+        return SX_LREC_NONE;
+    }
+    deb_field(d, line, len, lineno);
+    return SX_LREC_NONE;
+}
+
+void sx_lp_deb_feed_bad(sx_lp_deb *d, uint64_t lineno, const char *msg)
+{
+    deb_open(d, lineno);
+    d->last = lineno;
+    deb_bad(d, lineno, "%s", msg);
+}
+
+sx_lrec_kind sx_lp_deb_end(sx_lp_deb *d, sx_lrec *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!d->open)
+        return SX_LREC_NONE;
+    d->open = false;
+    out->line = d->first;
+    if (d->bad)
+        return bad(out, d->bad_line, "%s", d->msg);
+    const sx_lp_opts *o = d->o;
+    char q[QUOTE_BUF];
+    const dfield *idf = NULL;
+    for (size_t i = 0; i < d->n && !idf; i++)
+        if (strcasecmp(d->f[i].name, o->id_field) == 0)
+            idf = &d->f[i];
+    if (!idf)
+        return bad(out, d->first,
+                   "the stanza (lines %" PRIu64 "-%" PRIu64 ") has no \"%s\" field "
+                   "for the id",
+                   d->first, d->last, quote(q, o->id_field, strlen(o->id_field)));
+    for (size_t i = 0; i < d->n; i++)
+        sx_buf_push(&d->f[i].value, '\0');
+    builder b = {.o = o, .ci = true, .r = out, .line = idf->line};
+    char idname[QUOTE_BUF];
+    quote(idname, idf->name, strlen(idf->name));
+    if (!build_start(&b, (const char *)idf->value.data, idf->value.len - 1)) {
+        /* Name the field the id came from. */
+        char msg[SX_ERR_MSG_MAX];
+        snprintf(msg, sizeof(msg), "%s", out->msg);
+        return bad(out, idf->line, "field \"%s\" (the id): %s", idname, msg);
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        const dfield *f = &d->f[i];
+        if (o->only_fields && !in_list(o->only_fields, f->name, true))
+            continue;
+        b.line = f->line;
+        if (!add_str(&b, f->name, (const char *)f->value.data, f->value.len - 1))
+            return SX_LREC_BAD;
+    }
+    b.line = d->first;
+    build_end(&b);
+    return out->kind;
+}
+
+/* ---------------------------------------------------------------- lines -- */
+
+struct sx_lreader {
+    int fd;
+    size_t max; /* longest line returned */
+    char *buf;  /* [start, end) not yet returned */
+    size_t cap, start, end;
+    size_t scanned; /* bytes after start known to hold no newline */
+    bool eof;
+    bool bom_done;   /* the start of the input was checked for a byte order mark */
+    bool discarding; /* inside a line longer than max: dropping bytes up to its newline */
+    uint64_t bytes, lineno;
+};
+
+sx_lreader *sx_lreader_new(int fd, size_t max_line)
+{
+    sx_lreader *r = sx_calloc(1, sizeof(*r));
+    r->fd = fd;
+    r->max = max_line ? max_line : SX_LOAD_MAX_LINE;
+    r->cap = READ_CHUNK;
+    r->buf = sx_malloc(r->cap);
+    return r;
+}
+
+void sx_lreader_free(sx_lreader *r)
+{
+    if (!r)
+        return;
+    free(r->buf);
+    free(r);
+}
+
+uint64_t sx_lreader_bytes(const sx_lreader *r)
+{
+    return r->bytes;
+}
+
+/* Reads more input after end, compacting or growing the buffer (up to a
+ * line's worth and a chunk). 0 on success or end of input, -1 on error. */
+static int fill(sx_lreader *r)
+{
+    if (r->start > 0) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    if (r->end == r->cap) {
+        r->cap = r->cap * 2 > r->max + READ_CHUNK ? r->max + READ_CHUNK : r->cap * 2;
+        r->buf = sx_realloc(r->buf, r->cap);
+    }
+    ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
+    if (n < 0)
+        return -1;
+    if (n == 0)
+        r->eof = true;
+    r->end += (size_t)n;
+    if (!r->bom_done && (r->end >= 3 || r->eof)) {
+        r->bom_done = true;
+        if (r->end >= 3 && memcmp(r->buf, "\xEF\xBB\xBF", 3) == 0) {
+            r->start = 3;
+            r->bytes = 3;
+        }
+    }
+    return 0;
+}
+
+sx_lr_result sx_lreader_next(sx_lreader *r, const char **line, size_t *len, uint64_t *lineno)
+{
+    for (;;) {
+        char *from = r->buf + r->start;
+        size_t have = r->end - r->start;
+        char *nl = r->bom_done ? memchr(from + r->scanned, '\n', have - r->scanned) : NULL;
+        if (nl || (r->eof && (have > 0 || r->discarding))) {
+            size_t n = nl ? (size_t)(nl - from) : have, used = nl ? n + 1 : n;
+            r->start += used;
+            r->bytes += used;
+            r->scanned = 0;
+            *lineno = ++r->lineno;
+            if (r->discarding) {
+                r->discarding = false;
+                *line = NULL;
+                *len = r->max;
+                return SX_LR_TOO_LONG;
+            }
+            if (n > r->max) {
+                *line = NULL;
+                *len = r->max;
+                return SX_LR_TOO_LONG;
+            }
+            if (n > 0 && from[n - 1] == '\r')
+                n--;
+            *line = from;
+            *len = n;
+            return SX_LR_LINE;
+        }
+        if (r->eof)
+            return SX_LR_EOF;
+        r->scanned = r->bom_done ? have : 0;
+        if (r->discarding || have > r->max) {
+            /* Past the limit: the line is reported, never held whole. */
+            r->discarding = true;
+            r->bytes += have;
+            r->start = r->end = r->scanned = 0;
+        }
+        if (fill(r) < 0)
+            return SX_LR_ERROR;
+    }
+}
+
+int sx_lreader_peek(sx_lreader *r)
+{
+    size_t i = 0;
+    for (;;) {
+        for (; r->bom_done && r->start + i < r->end; i++) {
+            char c = r->buf[r->start + i];
+            if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+                return (unsigned char)c;
+        }
+        if (r->eof || r->end - r->start >= r->max)
+            return -1;
+        size_t before = r->start;
+        if (fill(r) < 0)
+            return -1;
+        if (r->start != before) /* a byte order mark was dropped */
+            i = 0;
+    }
+}
