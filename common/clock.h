@@ -6,6 +6,7 @@
 #ifndef SX_CLOCK_H
 #define SX_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* Monotonic time (CLOCK_MONOTONIC) in nanoseconds, microseconds, milliseconds. */
@@ -21,5 +22,11 @@ void sx_clock_sleep_ms(uint64_t ms);
 
 /* CPU time (user + system) this process has used, in microseconds. */
 uint64_t sx_clock_cpu_us(void);
+
+/* Condition variables timed on the monotonic clock, so that a wall-clock
+ * step never stretches or cuts a wait: init one with sx_cond_init_monotonic,
+ * then sx_cond_wait_ms waits on it (mu held) for at most ms milliseconds. */
+void sx_cond_init_monotonic(pthread_cond_t *cv);
+void sx_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms);
 
 #endif

@@ -538,15 +538,8 @@ static void *loop_main(void *arg)
                 sp = &s->next;
             }
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += LOOP_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
         if (!l->stop && !l->kicked)
-            pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+            sx_cond_wait_ms(&l->cv, &l->mu, LOOP_MS);
         l->kicked = false;
         pthread_mutex_unlock(&l->mu);
     }
@@ -571,7 +564,7 @@ sx_status sx_ixlead_start(const sx_ixlead_opts *opts, sx_ixlead **out, sx_err *e
     l->worker_id = sx_strdup(opts->worker_id);
     l->coordinator = sx_strdup(opts->coordinator);
     pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->cv, NULL);
+    sx_cond_init_monotonic(&l->cv);
     pthread_create(&l->thread, NULL, loop_main, l);
     sx_replicas_set_apply_listener(opts->replicas, kick, l);
     pthread_setname_np(l->thread, "ixlead");

@@ -262,11 +262,7 @@ sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *e
     m->index = -1;
     m->lease_ms = 2000;
     pthread_mutex_init(&m->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sx_cond_init_monotonic(&m->cv);
     pthread_create(&m->thread, NULL, member_main, m);
     pthread_setname_np(m->thread, "membership");
     *out = m;

@@ -131,23 +131,6 @@ struct sx_replicas {
     void *on_apply_arg;
 };
 
-static void cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(cv, &ca);
-    pthread_condattr_destroy(&ca);
-}
-
-static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms)
-{
-    uint64_t ns = sx_clock_now_ns() + ms * 1000000ull;
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
-                          .tv_nsec = (long)(ns % 1000000000ull)};
-    pthread_cond_timedwait(cv, mu, &ts);
-}
-
 static sx_member *member_of(sx_replicas *rs)
 {
     pthread_mutex_lock(&rs->mu);
@@ -369,7 +352,7 @@ static void *appender_main(void *arg)
             pthread_mutex_lock(&r->mu);
             continue;
         }
-        cond_wait_ms(&r->cv, &r->mu, 50);
+        sx_cond_wait_ms(&r->cv, &r->mu, 50);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -462,7 +445,7 @@ static void *session_main(void *arg)
         uint64_t now = sx_clock_now_ms();
         bool idle = s->synced && s->match >= leo && s->sent_commit == hw;
         if (idle && now - s->last_send_ms < SESSION_IDLE_MS) {
-            cond_wait_ms(&r->cv, &r->mu, SESSION_IDLE_MS - (now - s->last_send_ms));
+            sx_cond_wait_ms(&r->cv, &r->mu, SESSION_IDLE_MS - (now - s->last_send_ms));
             continue;
         }
         /* A follower in the ISR that lags too long is dropped through the coordinator. */
@@ -567,9 +550,9 @@ static void *session_main(void *arg)
             sx_err_set(&e, SX_ABORTED, "partition %u: a newer leader exists", r->p);
             finish_all(&dl, SX_ABORTED, &e);
             pthread_mutex_lock(&r->mu);
-            cond_wait_ms(&r->cv, &r->mu, RETRY_MS);
+            sx_cond_wait_ms(&r->cv, &r->mu, RETRY_MS);
         } else {
-            cond_wait_ms(&r->cv, &r->mu, RETRY_MS);
+            sx_cond_wait_ms(&r->cv, &r->mu, RETRY_MS);
         }
         sx_rpc_free(resp);
     }
@@ -713,7 +696,7 @@ static replica *open_replica(sx_replicas *rs, uint32_t p)
     r->ix = ix;
     r->fresh_ms = sx_clock_now_ms();
     pthread_mutex_init(&r->mu, NULL);
-    cond_init_monotonic(&r->cv);
+    sx_cond_init_monotonic(&r->cv);
     r->known_epoch = sx_plog_max_epoch(log);
     return r;
 }
@@ -1098,7 +1081,7 @@ sx_status sx_replicas_wait_applied(sx_replicas *rs, uint32_t p, uint64_t after_o
                               " not applied in time (applied %" PRIu64 ")",
                               p, after_offset, applied);
         }
-        cond_wait_ms(&r->cv, &r->mu, deadline_ms - now < 100 ? deadline_ms - now : 100);
+        sx_cond_wait_ms(&r->cv, &r->mu, deadline_ms - now < 100 ? deadline_ms - now : 100);
     }
     pthread_mutex_unlock(&r->mu);
     return SX_OK;

@@ -231,23 +231,6 @@ static void own_locked(term *e, uint64_t epoch, bool is_int, uint32_t P)
     reset_arrays(e, P);
 }
 
-static void cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(cv, &ca);
-    pthread_condattr_destroy(&ca);
-}
-
-static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ms)
-{
-    uint64_t ns = sx_clock_now_ns() + ms * 1000000ull;
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
-                          .tv_nsec = (long)(ns % 1000000000ull)};
-    pthread_cond_timedwait(cv, mu, &ts);
-}
-
 /* ---- checks shared by Ship, Scan and Digest ---- */
 
 /* SX_OK when e is owned at epoch and serving. */
@@ -420,9 +403,9 @@ sx_status sx_tstore_open(const char *dir, sx_store_cache *cache, sx_tstore **out
     sx_tstore *ts = sx_calloc(1, sizeof(*ts));
     ts->dir = sx_strdup(dir);
     pthread_mutex_init(&ts->mu, NULL);
-    cond_init_monotonic(&ts->shipped);
-    cond_init_monotonic(&ts->work);
-    cond_init_monotonic(&ts->idle);
+    sx_cond_init_monotonic(&ts->shipped);
+    sx_cond_init_monotonic(&ts->work);
+    sx_cond_init_monotonic(&ts->idle);
     /* Not synced (tstore.h): a lost tail is shipped again. */
     sx_store_opts so = {.cache = cache};
     sx_status st = sx_store_open(dir, &so, &ts->store, err);
@@ -576,7 +559,7 @@ static void *wipe_main(void *arg)
         if (st != SX_OK) {
             SX_LOG(SX_LOG_ERROR, "tstore", "wipe failed index=%" PRIu64 " term=%" PRIu32 ": %s",
                    index_id, t, err.msg);
-            cond_wait_ms(&ts->work, &ts->mu, WIPE_RETRY_MS);
+            sx_cond_wait_ms(&ts->work, &ts->mu, WIPE_RETRY_MS);
             continue;
         }
         if (!e || e->gen != gen)
@@ -594,7 +577,7 @@ static void *wipe_main(void *arg)
             SX_LOG(SX_LOG_ERROR, "tstore",
                    "cannot record ownership index=%" PRIu64 " term=%" PRIu32 ": %s", index_id, t,
                    err.msg);
-            cond_wait_ms(&ts->work, &ts->mu, WIPE_RETRY_MS);
+            sx_cond_wait_ms(&ts->work, &ts->mu, WIPE_RETRY_MS);
             continue;
         }
         reset_arrays(e, e->P);
@@ -858,7 +841,7 @@ static sx_status scan_prepare_locked(sx_tstore *ts, const Shardex__Internal__V1_
                     " has not shipped up to offset %" PRIu64 " in time (watermark %" PRIu64 ")",
                     t, req->index_id, behind->partition, behind->offset, e->wm[behind->partition]);
             uint64_t left = deadline_ms - now;
-            cond_wait_ms(&ts->shipped, &ts->mu, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS);
+            sx_cond_wait_ms(&ts->shipped, &ts->mu, left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS);
             continue; /* the table may have changed: look it up again */
         }
         uint64_t oldest = UINT64_MAX;
