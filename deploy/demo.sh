@@ -52,14 +52,8 @@ run index create maintainer --field Maintainer
 run index create installed-size --field Installed-Size --type int
 
 say "Loading every package (Debian stanzas; the id is the Package field)"
-"$shardex" --server "$addr" load "$out/catalogue" --id-field Package --truncate \
-    --fields Package,Version,Architecture,Section,Priority,Maintainer,Installed-Size,Description --json >"$out/load.json"
-/usr/bin/python3 - "$out/load.json" <<'EOF'
-import json, sys
-s = json.load(open(sys.argv[1]))
-print("loaded %s documents in %.1f s (%.0f docs/s)" % (
-    s.get("written"), s.get("elapsed_ms", 0) / 1000, s.get("docs_per_sec", 0)))
-EOF
+run load "$out/catalogue" --id-field Package --truncate \
+    --fields Package,Version,Architecture,Section,Priority,Maintainer,Installed-Size,Description
 
 say "An index created on the loaded cluster is backfilled while it stays available"
 run index create priority --field Priority

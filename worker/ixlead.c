@@ -19,7 +19,7 @@
 #define LOOP_MS 20      /* the loop looks for work this often, and when woken (applies, answers) */
 #define SHIP_INFLIGHT 4 /* batches in flight per stream */
 #define SHIP_MAX_CHANGES 4096 /* about this many changes per batch (whole offsets) */
-#define SHIP_IDLE_MS 100      /* an empty batch at least this often */
+#define SHIP_IDLE_MS 250 /* an empty batch at least this often: staleness bound, idle cost */
 /* A lost batch stalls its stream this long; a rebuild carries a whole term
  * partition's share of a log partition and gets longer. */
 #define SHIP_TIMEOUT_MS 1000
