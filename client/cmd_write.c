@@ -2,6 +2,7 @@
  * one write token per document or id. */
 #include "cmd.h"
 
+#include "load_parse.h"
 #include "mem.h"
 #include "out.h"
 
@@ -72,76 +73,31 @@ static const sx_flags_spec put_spec = {
     .count = sizeof(put_flags) / sizeof(put_flags[0]),
 };
 
-/* One JSON value of field `name` added to d; false (with a message) if it is
- * neither a string nor an integer. */
-static bool json_value(Shardex__V1__Document *d, const char *name, json_t *v, char *why, size_t cap)
-{
-    if (json_is_string(v)) {
-        sx_doc_add_str(d, name, json_string_value(v));
-    } else if (json_is_integer(v)) {
-        sx_doc_add_int(d, name, (int64_t)json_integer_value(v));
-    } else {
-        snprintf(why, cap, "fields.%s: a value is a string or an integer (or an array of them)",
-                 name);
-        return false;
-    }
-    return true;
-}
+/* put's JSON documents are parsed as `shardex load` parses a JSON line, but
+ * with string ids only and the limits left to the server, so that a document
+ * it refuses is exit 5 here as one given as FIELD=VALUE is. */
+static const sx_lp_opts json_opts = {.no_limits = true, .string_ids = true};
 
-/* A document from its JSON text, or NULL with a message in why. */
-static Shardex__V1__Document *json_doc(const char *text, char *why, size_t cap)
+/* Document number `no` (from 1) from its JSON text; NULL after a usage
+ * error. */
+static Shardex__V1__Document *json_doc(const char *text, size_t no)
 {
-    json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        snprintf(why, cap, "not JSON: %s (column %d)", jerr.text, jerr.column);
-        return NULL;
-    }
+    sx_lrec r;
     Shardex__V1__Document *d = NULL;
-    const char *key;
-    json_t *v;
-    if (!json_is_object(root)) {
-        snprintf(why, cap, "a document is a JSON object");
-        goto fail;
+    switch (sx_lp_json_line(&json_opts, text, strlen(text), no, &r)) {
+    case SX_LREC_PUT:
+        d = r.doc;
+        r.doc = NULL;
+        break;
+    case SX_LREC_BAD:
+        sx_cmd_usage_error("put", "document %zu: %s", no, r.msg);
+        break;
+    default: /* blank, or a delete record */
+        sx_cmd_usage_error("put", "document %zu: a document is {\"id\": ID, \"fields\": {...}}",
+                           no);
     }
-    json_object_foreach(root, key, v)
-    {
-        if (strcmp(key, "id") != 0 && strcmp(key, "fields") != 0) {
-            snprintf(why, cap, "unknown key \"%s\" (a document has \"id\" and \"fields\")", key);
-            goto fail;
-        }
-    }
-    json_t *id = json_object_get(root, "id");
-    json_t *fields = json_object_get(root, "fields");
-    if (!json_is_string(id)) {
-        snprintf(why, cap, "\"id\": a string is required");
-        goto fail;
-    }
-    if (fields && !json_is_object(fields)) {
-        snprintf(why, cap, "\"fields\": an object of NAME: VALUE or [VALUE, ...]");
-        goto fail;
-    }
-    d = sx_doc_new(json_string_value(id));
-    json_object_foreach(fields, key, v)
-    {
-        if (json_is_array(v)) {
-            size_t i;
-            json_t *e;
-            json_array_foreach(v, i, e)
-            {
-                if (!json_value(d, key, e, why, cap))
-                    goto fail;
-            }
-        } else if (!json_value(d, key, v, why, cap)) {
-            goto fail;
-        }
-    }
-    json_decref(root);
+    sx_lrec_clear(&r);
     return d;
-fail:
-    sx_doc_free(d);
-    json_decref(root);
-    return NULL;
 }
 
 /* A document from ID FIELD=VALUE...; NULL after a usage error. */
@@ -187,10 +143,9 @@ int sx_cmd_put(const sx_cli *cli, int argc, char **argv)
     if (a.pos[0][0] == '{') {
         docs = sx_calloc(a.npos, sizeof(*docs));
         for (; n < a.npos; n++) {
-            char why[256];
-            docs[n] = json_doc(a.pos[n], why, sizeof(why));
+            docs[n] = json_doc(a.pos[n], n + 1);
             if (!docs[n]) {
-                code = sx_cmd_usage_error("put", "document %zu: %s", n + 1, why);
+                code = SX_EXIT_USAGE;
                 goto out;
             }
         }

@@ -1,17 +1,18 @@
 /* load_parse.c: lines, JSON Lines and Debian stanzas for `shardex load` (see
  * load_parse.h).
  *
- * Every check the server makes on a document (worker/validate.c, against
- * common/sx_limits.h) is made here again, in the same order of precedence
- * where it matters (field limits before the packed size), so that a record
- * the server would refuse is reported at its line and never sent. The UTF-8
- * rule is the server's, written again: the client does not link the worker.
- * tests/unit/test_load_parse.c holds both to the same answers.
+ * Every document is checked with the server's own checks (common/validate.h,
+ * against common/sx_limits.h) as it is built: the id first, each field as it
+ * is added (so that a problem is reported at its field's line), the whole
+ * document last, so that a record the server would refuse is reported at its
+ * line and never sent. tests/unit/test_load_parse.c holds both to the same
+ * answers.
  */
 #include "load_parse.h"
 
 #include "mem.h"
 #include "sx_limits.h"
+#include "validate.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -23,67 +24,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* Quoted text in a message is cut to this many bytes, then "...". */
-#define QUOTE_MAX 40
-/* Room for quote()'s output: QUOTE_MAX, "...", NUL. */
-#define QUOTE_BUF (QUOTE_MAX + 4)
 /* First allocation of the line reader's buffer; it grows to max_line. */
 #define READ_CHUNK (64u * 1024)
 
 /* ----------------------------------------------------------------- utf-8 -- */
-
-/* Length of the well-formed sequence at p (n > 0 bytes available), or 0
- * (RFC 3629's second-byte ranges exclude overlongs, surrogates and code
- * points above U+10FFFF; C0, C1, F5..FF never start a sequence). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
-/* Offset of the first byte that does not start a well-formed sequence, or n. */
-static size_t utf8_invalid_at(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        size_t k = utf8_seq(p + i, n - i);
-        if (k == 0)
-            return i;
-        i += k;
-    }
-    return n;
-}
-
-bool sx_lp_utf8_valid(const char *s, size_t n)
-{
-    return utf8_invalid_at(s, n) == n;
-}
 
 /* The longest prefix of s[0..n) of at most max bytes that ends on a sequence
  * boundary (s is valid UTF-8). */
@@ -122,40 +66,6 @@ bool sx_lp_parse_int(const char *s, size_t n, int64_t *out)
 
 /* -------------------------------------------------------------- messages -- */
 
-/* s[0..n) for showing between double quotes, bounded and printable: `"` and
- * `\` escaped, controls and bytes that are not UTF-8 as \xNN, cut at a
- * sequence boundary before QUOTE_MAX bytes with "...". */
-static const char *quote(char *out, const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t o = 0, i = 0;
-    while (i < n) {
-        char piece[8];
-        size_t plen, adv = utf8_seq(p + i, n - i);
-        if (adv == 0 || p[i] < 0x20 || p[i] == 0x7F) {
-            plen = (size_t)snprintf(piece, sizeof(piece), "\\x%02x", p[i]);
-            adv = 1;
-        } else if (p[i] == '"' || p[i] == '\\') {
-            piece[0] = '\\';
-            piece[1] = (char)p[i];
-            plen = 2;
-        } else {
-            memcpy(piece, p + i, adv);
-            plen = adv;
-        }
-        if (o + plen > QUOTE_MAX) {
-            memcpy(out + o, "...", 3);
-            o += 3;
-            break;
-        }
-        memcpy(out + o, piece, plen);
-        o += plen;
-        i += adv;
-    }
-    out[o] = '\0';
-    return out;
-}
-
 static sx_lrec_kind bad(sx_lrec *r, uint64_t line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -192,21 +102,16 @@ static bool in_list(const char *const *list, const char *name, bool ci)
     return false;
 }
 
-/* A problem with an id, as the server words it; NULL when it is fine. */
-static const char *id_problem(const char *id, size_t len, char *buf, size_t cap)
+/* Checks an id (len bytes, NUL-terminated) as the server will; if it is
+ * refused, r becomes BAD at line. */
+static bool id_ok(sx_lrec *r, uint64_t line, const char *id, size_t len)
 {
-    size_t at;
-    if (len == 0)
-        snprintf(buf, cap, "id is empty; ids are 1..%d bytes", SX_ID_MAX_BYTES);
-    else if (len > SX_ID_MAX_BYTES)
-        snprintf(buf, cap, "id is %zu bytes; the limit is %d", len, SX_ID_MAX_BYTES);
-    else if (memchr(id, '\0', len))
-        snprintf(buf, cap, "id holds a NUL byte");
-    else if ((at = utf8_invalid_at(id, len)) != len)
-        snprintf(buf, cap, "id is not valid UTF-8 (at byte %zu)", at);
-    else
-        return NULL;
-    return buf;
+    sx_err err = {0};
+    char q[SX_VALIDATE_QUOTE_BUF];
+    if (sx_validate_id(id, &err) == SX_OK)
+        return true;
+    bad(r, line, "%s%s%s", err.msg, len ? ": " : "", len ? sx_validate_quote(q, id, len) : "");
+    return false;
 }
 
 /* A document being built from a record, with the server's checks. */
@@ -220,46 +125,36 @@ typedef struct builder {
 /* Starts r as a PUT of id (len bytes, checked). */
 static bool build_start(builder *b, const char *id, size_t len)
 {
-    char why[SX_ERR_MSG_MAX], q[QUOTE_BUF];
-    if (!b->o->no_limits && id_problem(id, len, why, sizeof(why))) {
-        bad(b->r, b->line, "%s%s%s", why, len ? ": " : "", len ? quote(q, id, len) : "");
+    if (!b->o->no_limits && !id_ok(b->r, b->line, id, len))
         return false;
-    }
     b->r->kind = SX_LREC_PUT;
     b->r->doc = sx_doc_new(id);
     return true;
 }
 
-static bool check_name(builder *b, const char *name, size_t len)
+/* Checks the field just added (the document's last) as the server will;
+ * `hint` ends the message of a refusal. */
+static bool check_added(builder *b, const char *hint)
 {
-    char q[QUOTE_BUF];
-    size_t at;
-    if (b->o->no_limits)
+    const Shardex__V1__Document *d = b->r->doc;
+    sx_err err = {0};
+    if (b->o->no_limits ||
+        sx_validate_field(d->fields[d->n_fields - 1], d->n_fields - 1, &err) == SX_OK)
         return true;
-    if (len == 0) {
-        bad(b->r, b->line, "a field name is empty; names are 1..%d bytes", SX_FIELD_NAME_MAX_BYTES);
-        return false;
-    }
-    if (len > SX_FIELD_NAME_MAX_BYTES) {
-        bad(b->r, b->line, "field name \"%s\" is %zu bytes; the limit is %d", quote(q, name, len),
-            len, SX_FIELD_NAME_MAX_BYTES);
-        return false;
-    }
-    if ((at = utf8_invalid_at(name, len)) != len) {
-        bad(b->r, b->line, "field name \"%s\" is not valid UTF-8 (at byte %zu)",
-            quote(q, name, len), at);
-        return false;
-    }
-    return true;
+    bad(b->r, b->line, "%s%s", err.msg, hint);
+    return false;
 }
 
+/* The document stops growing at the server's count limit: a line of 8 MiB
+ * could hold millions of values, and they are not all allocated to be
+ * refused. */
 static bool room_for_value(builder *b, const char *name)
 {
-    char q[QUOTE_BUF];
+    char q[SX_VALIDATE_QUOTE_BUF];
     if (b->r->doc->n_fields < SX_DOC_FIELDS_MAX || b->o->no_limits)
         return true;
     bad(b->r, b->line, "more than %d values (at field \"%s\"); a document holds at most %d",
-        SX_DOC_FIELDS_MAX, quote(q, name, strlen(name)), SX_DOC_FIELDS_MAX);
+        SX_DOC_FIELDS_MAX, sx_validate_quote(q, name, strlen(name)), SX_DOC_FIELDS_MAX);
     return false;
 }
 
@@ -268,14 +163,14 @@ static bool add_int(builder *b, const char *name, int64_t v)
     if (!room_for_value(b, name))
         return false;
     sx_doc_add_int(b->r->doc, name, v);
-    return true;
+    return check_added(b, "");
 }
 
-/* Adds a string value s (len bytes, NUL-terminated) of field name (checked),
- * typed by the int options. */
+/* Adds a string value s (len bytes, NUL-terminated) of field name, typed by
+ * the int options, and checks it. */
 static bool add_str(builder *b, const char *name, const char *s, size_t len)
 {
-    char q[QUOTE_BUF], qn[QUOTE_BUF];
+    char q[SX_VALIDATE_QUOTE_BUF], qn[SX_VALIDATE_QUOTE_BUF];
     bool strict = in_list(b->o->int_fields, name, b->ci);
     if (strict || in_list(b->o->int_if_parses, name, b->ci)) {
         int64_t v;
@@ -283,32 +178,28 @@ static bool add_str(builder *b, const char *name, const char *s, size_t len)
             return add_int(b, name, v);
         if (strict) {
             bad(b->r, b->line, "field \"%s\": \"%s\" is not an integer (an int field)",
-                quote(qn, name, strlen(name)), quote(q, s, len));
+                sx_validate_quote(qn, name, strlen(name)), sx_validate_quote(q, s, len));
             return false;
         }
     }
+    /* Whole and valid before it is cut at a character boundary (truncate). */
     size_t at;
     if (memchr(s, '\0', len)) {
-        bad(b->r, b->line, "field \"%s\": value holds a NUL byte", quote(qn, name, strlen(name)));
+        bad(b->r, b->line, "field \"%s\": value holds a NUL byte",
+            sx_validate_quote(qn, name, strlen(name)));
         return false;
     }
-    if ((at = utf8_invalid_at(s, len)) != len) {
+    if ((at = sx_utf8_invalid_at(s, len)) != len) {
         bad(b->r, b->line, "field \"%s\": string value is not valid UTF-8 (at byte %zu)",
-            quote(qn, name, strlen(name)), at);
+            sx_validate_quote(qn, name, strlen(name)), at);
         return false;
     }
     if (!room_for_value(b, name))
         return false;
-    if (len <= SX_STRING_VALUE_MAX_BYTES || b->o->no_limits) {
+    bool over = len > SX_STRING_VALUE_MAX_BYTES && !b->o->no_limits;
+    if (!over || !b->o->truncate) {
         sx_doc_add_str(b->r->doc, name, s);
-        return true;
-    }
-    if (!b->o->truncate) {
-        bad(b->r, b->line,
-            "field \"%s\": string value is %zu bytes; the limit is %d (--truncate "
-            "cuts such values)",
-            quote(qn, name, strlen(name)), len, SX_STRING_VALUE_MAX_BYTES);
-        return false;
+        return check_added(b, over ? " (--truncate cuts such values)" : "");
     }
     size_t cut = utf8_cut(s, len, SX_STRING_VALUE_MAX_BYTES);
     char *t = sx_memdup(s, cut + 1);
@@ -316,19 +207,18 @@ static bool add_str(builder *b, const char *name, const char *s, size_t len)
     sx_doc_add_str(b->r->doc, name, t);
     free(t);
     b->r->truncated++;
-    return true;
+    return check_added(b, "");
 }
 
-/* The checks of the whole document, last (as the server's). */
+/* The checks of the whole document, last (as the server's): its fields passed
+ * theirs as they were added, so what is left is its packed size. */
 static bool build_end(builder *b)
 {
-    size_t packed = protobuf_c_message_get_packed_size(&b->r->doc->base);
-    if (packed > SX_DOC_MAX_BYTES && !b->o->no_limits) {
-        bad(b->r, b->line, "document is %zu bytes packed; the limit is %d (1 MiB)", packed,
-            SX_DOC_MAX_BYTES);
-        return false;
-    }
-    return true;
+    sx_err err = {0};
+    if (b->o->no_limits || sx_validate_document_unnamed(b->r->doc, &err) == SX_OK)
+        return true;
+    bad(b->r, b->line, "%s", err.msg);
+    return false;
 }
 
 /* ------------------------------------------------------------ JSON Lines -- */
@@ -363,34 +253,35 @@ static const char *jtype(const json_t *j)
     }
 }
 
-/* The text of an id given as a string or an integer, into buf; NULL (and r
- * BAD) otherwise. */
-static const char *json_id(const json_t *j, const char *key, char *buf, size_t cap, size_t *len,
-                           sx_lrec *r)
+/* The text of an id given as a string or an integer (unless o->string_ids),
+ * into buf; NULL (and r BAD) otherwise. */
+static const char *json_id(const sx_lp_opts *o, const json_t *j, const char *key, char *buf,
+                           size_t cap, size_t *len, sx_lrec *r)
 {
     if (json_is_string(j)) {
         *len = json_string_length(j);
         return json_string_value(j);
     }
-    if (json_is_integer(j)) {
+    if (json_is_integer(j) && !o->string_ids) {
         *len = (size_t)snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
         return buf;
     }
-    bad(r, r->line, "\"%s\" is %s; an id is a string (or an integer)", key, jtype(j));
+    bad(r, r->line, "\"%s\" is %s; an id is a string%s", key, jtype(j),
+        o->string_ids ? "" : " (or an integer)");
     return NULL;
 }
 
 /* One value (not an array) of field name. */
 static bool json_value(builder *b, const char *name, const json_t *v, bool in_array)
 {
-    char qn[QUOTE_BUF];
+    char qn[SX_VALIDATE_QUOTE_BUF];
     if (json_is_string(v))
         return add_str(b, name, json_string_value(v), json_string_length(v));
     if (json_is_integer(v))
         return add_int(b, name, (int64_t)json_integer_value(v));
     bad(b->r, b->line, "field \"%s\": %s%s; values are strings or integers%s",
-        quote(qn, name, strlen(name)), in_array ? "an element is " : "value is ", jtype(v),
-        in_array ? "" : ", or an array of them");
+        sx_validate_quote(qn, name, strlen(name)), in_array ? "an element is " : "value is ",
+        jtype(v), in_array ? "" : ", or an array of them");
     return false;
 }
 
@@ -407,7 +298,7 @@ sx_lrec_kind sx_lp_json_line(const sx_lp_opts *opts, const char *line, size_t le
     json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
     if (!j)
         return bad(out, lineno, "bad JSON at column %d: %s", je.column, je.text);
-    char q[QUOTE_BUF], idbuf[32], why[SX_ERR_MSG_MAX];
+    char q[SX_VALIDATE_QUOTE_BUF], idbuf[32];
     if (!json_is_object(j)) {
         bad(out, lineno,
             "a record is a JSON object ({\"id\": ..., \"fields\": {...}} or "
@@ -422,7 +313,7 @@ sx_lrec_kind sx_lp_json_line(const sx_lp_opts *opts, const char *line, size_t le
         if (strcmp(key, "id") != 0 && strcmp(key, "fields") != 0 && strcmp(key, "delete") != 0) {
             bad(out, lineno,
                 "unknown key \"%s\"; a record has \"id\" and \"fields\", or \"delete\"",
-                quote(q, key, strlen(key)));
+                sx_validate_quote(q, key, strlen(key)));
             goto done;
         }
     }
@@ -435,12 +326,10 @@ sx_lrec_kind sx_lp_json_line(const sx_lp_opts *opts, const char *line, size_t le
             bad(out, lineno, "a delete record has only \"delete\"");
             goto done;
         }
-        if (!(id = json_id(del, "delete", idbuf, sizeof(idbuf), &idlen, out)))
+        if (!(id = json_id(opts, del, "delete", idbuf, sizeof(idbuf), &idlen, out)))
             goto done;
-        if (id_problem(id, idlen, why, sizeof(why))) {
-            bad(out, lineno, "%s%s%s", why, idlen ? ": " : "", idlen ? quote(q, id, idlen) : "");
+        if (!id_ok(out, lineno, id, idlen))
             goto done;
-        }
         out->kind = SX_LREC_DELETE;
         out->id = sx_strdup(id);
         goto done;
@@ -451,7 +340,7 @@ sx_lrec_kind sx_lp_json_line(const sx_lp_opts *opts, const char *line, size_t le
             "{\"delete\": ...}");
         goto done;
     }
-    if (!(id = json_id(jid, "id", idbuf, sizeof(idbuf), &idlen, out)))
+    if (!(id = json_id(opts, jid, "id", idbuf, sizeof(idbuf), &idlen, out)))
         goto done;
     if (fields && !json_is_object(fields)) {
         bad(out, lineno, "\"fields\" is %s; it is an object of name: value", jtype(fields));
@@ -462,11 +351,8 @@ sx_lrec_kind sx_lp_json_line(const sx_lp_opts *opts, const char *line, size_t le
         goto done;
     json_object_foreach(fields, key, v)
     {
-        size_t klen = strlen(key); /* jansson refuses "\u0000" in keys */
         if (opts->only_fields && !in_list(opts->only_fields, key, false))
             continue;
-        if (!check_name(&b, key, klen))
-            goto done;
         if (!json_is_array(v)) {
             if (!json_value(&b, key, v, false))
                 goto done;
@@ -558,11 +444,11 @@ static bool is_space(char c)
 
 static void deb_field(sx_lp_deb *d, const char *line, size_t len, uint64_t lineno)
 {
-    char q[QUOTE_BUF];
+    char q[SX_VALIDATE_QUOTE_BUF];
     const char *colon = memchr(line, ':', len);
     if (!colon) {
         deb_bad(d, lineno, "expected \"Name: value\" or a continuation line, got \"%s\"",
-                quote(q, line, len));
+                sx_validate_quote(q, line, len));
         return;
     }
     size_t nlen = (size_t)(colon - line);
@@ -571,8 +457,8 @@ static void deb_field(sx_lp_deb *d, const char *line, size_t len, uint64_t linen
         return;
     }
     if (nlen > SX_FIELD_NAME_MAX_BYTES) {
-        deb_bad(d, lineno, "field name \"%s\" is %zu bytes; the limit is %d", quote(q, line, nlen),
-                nlen, SX_FIELD_NAME_MAX_BYTES);
+        deb_bad(d, lineno, "field name \"%s\" is %zu bytes; the limit is %d",
+                sx_validate_quote(q, line, nlen), nlen, SX_FIELD_NAME_MAX_BYTES);
         return;
     }
     for (size_t i = 0; i < nlen; i++) {
@@ -581,7 +467,7 @@ static void deb_field(sx_lp_deb *d, const char *line, size_t len, uint64_t linen
             deb_bad(d, lineno,
                     "field name \"%s\": %s at byte %zu; names are printable ASCII without ':' or "
                     "spaces, not starting with '-' (deb822)",
-                    quote(q, line, nlen),
+                    sx_validate_quote(q, line, nlen),
                     c == ' ' || c == '\t' ? "a space"
                     : c >= 0x80           ? "a non-ASCII byte"
                                           : "a bad byte",
@@ -592,7 +478,7 @@ static void deb_field(sx_lp_deb *d, const char *line, size_t len, uint64_t linen
     for (size_t i = 0; i < d->n; i++) {
         if (strlen(d->f[i].name) == nlen && strncasecmp(d->f[i].name, line, nlen) == 0) {
             deb_bad(d, lineno, "field \"%s\" repeats (first at line %" PRIu64 ")",
-                    quote(q, line, nlen), d->f[i].line);
+                    sx_validate_quote(q, line, nlen), d->f[i].line);
             return;
         }
     }
@@ -673,7 +559,7 @@ sx_lrec_kind sx_lp_deb_end(sx_lp_deb *d, sx_lrec *out)
     if (d->bad)
         return bad(out, d->bad_line, "%s", d->msg);
     const sx_lp_opts *o = d->o;
-    char q[QUOTE_BUF];
+    char q[SX_VALIDATE_QUOTE_BUF];
     const dfield *idf = NULL;
     for (size_t i = 0; i < d->n && !idf; i++)
         if (strcasecmp(d->f[i].name, o->id_field) == 0)
@@ -682,12 +568,12 @@ sx_lrec_kind sx_lp_deb_end(sx_lp_deb *d, sx_lrec *out)
         return bad(out, d->first,
                    "the stanza (lines %" PRIu64 "-%" PRIu64 ") has no \"%s\" field "
                    "for the id",
-                   d->first, d->last, quote(q, o->id_field, strlen(o->id_field)));
+                   d->first, d->last, sx_validate_quote(q, o->id_field, strlen(o->id_field)));
     for (size_t i = 0; i < d->n; i++)
         sx_buf_push(&d->f[i].value, '\0');
     builder b = {.o = o, .ci = true, .r = out, .line = idf->line};
-    char idname[QUOTE_BUF];
-    quote(idname, idf->name, strlen(idf->name));
+    char idname[SX_VALIDATE_QUOTE_BUF];
+    sx_validate_quote(idname, idf->name, strlen(idf->name));
     if (!build_start(&b, (const char *)idf->value.data, idf->value.len - 1)) {
         /* Name the field the id came from. */
         char msg[SX_ERR_MSG_MAX];

@@ -1,8 +1,9 @@
 /* load_parse.h: the input side of `shardex load`: lines from a file
  * descriptor, and the two record formats made of them, JSON Lines and Debian
  * control stanzas, turned into documents and deletes checked against the
- * limits the server enforces (common/sx_limits.h, worker/validate.c), so that
- * a record the server would refuse never reaches a batch.
+ * limits the server enforces, with the server's checks (common/validate.h), so
+ * that a record the server would refuse never reaches a batch. `shardex put`
+ * parses its JSON documents here too (sx_lp_json_line).
  *
  * Not here: sending (load.c, through libshardex's bulk writer), progress and
  * the summary. The parsers do no I/O; the line reader only read(2)s its fd.
@@ -78,14 +79,13 @@ typedef struct sx_lp_opts {
                                          taken from id_field whether listed or not) */
     bool truncate;                    /* cut longer string values at a UTF-8 boundary
                                          instead of refusing the record */
-    bool no_limits;                   /* tests only: leave the size and count limits
-                                         (sx_limits.h) to the server, so that its
-                                         refusals can be provoked */
+    bool no_limits;                   /* leave the size and count limits
+                                         (sx_limits.h) to the server: `shardex put`,
+                                         which reports its refusals, and tests,
+                                         which provoke them */
+    bool string_ids;                  /* JSON: an id is a string, not an integer
+                                         (`shardex put`) */
 } sx_lp_opts;
-
-/* True when s[0..n) is well-formed UTF-8 (RFC 3629: no overlongs, surrogates
- * or code points above U+10FFFF), the server's rule. */
-bool sx_lp_utf8_valid(const char *s, size_t n);
 
 /* Parses a decimal int64: optional '-' or '+', digits only, no spaces, no
  * overflow. */
@@ -95,7 +95,8 @@ bool sx_lp_parse_int(const char *s, size_t n, int64_t *out);
 
 /* Parses one line (len bytes, without its newline; a trailing '\r' is
  * ignored) numbered lineno into *out (zeroed or cleared first). Returns the
- * kind: NONE for a blank line. */
+ * kind: NONE for a blank line. The text may span lines (JSON whitespace):
+ * `shardex put` gives it each of its JSON arguments, numbered from 1. */
 sx_lrec_kind sx_lp_json_line(const sx_lp_opts *opts, const char *line, size_t len, uint64_t lineno,
                              sx_lrec *out);
 

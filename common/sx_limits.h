@@ -1,7 +1,7 @@
 /* sx_limits.h: the limits of shardex's client contract (shardex.v1).
  *
  * Every request is checked against these before anything is written
- * (worker/validate.h does the checking); a request over a limit gets
+ * (common/validate.h does the checking); a request over a limit gets
  * INVALID_ARGUMENT naming the limit. Clients may rely on these numbers: raise
  * them only with care, never lower them. Not "limits.h": common/ is on the
  * include path and that name would hide the C library's <limits.h>.

@@ -2,9 +2,9 @@
  *
  * Messages are composed from a "where" prefix (`docs[3] (id "abc")`,
  * `fields[7] ("title")`) and a problem stating the limit. Quoted ids and names
- * go through quote(), which keeps messages bounded and valid UTF-8 whatever the
- * input: a message must fit SX_ERR_MSG_MAX with both an id and a field name in
- * it, and gRPC carries it as UTF-8.
+ * go through sx_validate_quote(), which keeps messages bounded and valid UTF-8
+ * whatever the input: a message must fit SX_ERR_MSG_MAX with both an id and a
+ * field name in it, and gRPC carries it as UTF-8.
  */
 #include "validate.h"
 
@@ -14,11 +14,9 @@
 #include <string.h>
 
 /* Quoted text in a message is cut to this many output bytes, then "...". */
-#define QUOTE_MAX 40
-/* Room for quote()'s output: QUOTE_MAX, "...", NUL. */
-#define QUOTE_BUF (QUOTE_MAX + 4)
+#define QUOTE_MAX (SX_VALIDATE_QUOTE_BUF - 4)
 /* Room for a "where" prefix: `docs[<size_t>] (id "<quoted>")`. */
-#define WHERE_BUF (QUOTE_BUF + 48)
+#define WHERE_BUF (SX_VALIDATE_QUOTE_BUF + 48)
 
 /* Length of the well-formed UTF-8 sequence at p (n > 0 bytes available), or 0
  * when p does not start one. The second-byte ranges are those of RFC 3629's
@@ -57,8 +55,7 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
     return len;
 }
 
-/* Offset of the first byte that does not start a well-formed sequence, or n. */
-static size_t utf8_invalid_at(const char *s, size_t n)
+size_t sx_utf8_invalid_at(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
@@ -73,14 +70,13 @@ static size_t utf8_invalid_at(const char *s, size_t n)
 
 bool sx_utf8_valid(const char *s, size_t n)
 {
-    return utf8_invalid_at(s, n) == n;
+    return sx_utf8_invalid_at(s, n) == n;
 }
 
-/* Writes s[0..n) to out (QUOTE_BUF bytes) for showing between double quotes:
- * well-formed UTF-8 as is, except `"` and `\` escaped with a backslash, C0 and
+/* Well-formed UTF-8 as is, except `"` and `\` escaped with a backslash, C0 and
  * C1 controls and DEL as \xNN or \u00NN, and bytes that are not UTF-8 as \xNN.
  * Stops at a sequence boundary before QUOTE_MAX output bytes and adds "...". */
-static void quote(char *out, const char *s, size_t n)
+const char *sx_validate_quote(char *out, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t o = 0, i = 0;
@@ -113,6 +109,7 @@ static void quote(char *out, const char *s, size_t n)
         i += adv;
     }
     out[o] = '\0';
+    return out;
 }
 
 static sx_status invalid(sx_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -133,9 +130,9 @@ static void where(char *out, const char *what, size_t index, const char *label, 
         snprintf(out, WHERE_BUF, "%s[%zu]", what, index);
         return;
     }
-    char q[QUOTE_BUF];
-    quote(q, s, strlen(s));
-    snprintf(out, WHERE_BUF, "%s[%zu] (%s\"%s\")", what, index, label, q);
+    char q[SX_VALIDATE_QUOTE_BUF];
+    snprintf(out, WHERE_BUF, "%s[%zu] (%s\"%s\")", what, index, label,
+             sx_validate_quote(q, s, strlen(s)));
 }
 
 /* The id checks; messages are prefixed with pre and ": " when pre is set. */
@@ -149,7 +146,7 @@ static sx_status check_id(const char *id, const char *pre, sx_err *err)
         return invalid(err, "%s%sid is empty; ids are 1..%d bytes", pre, sep, SX_ID_MAX_BYTES);
     if (len > SX_ID_MAX_BYTES)
         return invalid(err, "%s%sid is %zu bytes; the limit is %d", pre, sep, len, SX_ID_MAX_BYTES);
-    if ((bad = utf8_invalid_at(id, len)) != len)
+    if ((bad = sx_utf8_invalid_at(id, len)) != len)
         return invalid(err, "%s%sid is not valid UTF-8 (at byte %zu)", pre, sep, bad);
     return SX_OK;
 }
@@ -159,40 +156,70 @@ sx_status sx_validate_id(const char *id, sx_err *err)
     return check_id(id, NULL, err);
 }
 
-static sx_status check_field(const Shardex__V1__Field *f, const char *dw, size_t fi, sx_err *err)
+/* The field checks; messages are prefixed with pre and ": " when pre is set,
+ * then with the field's "where". */
+static sx_status check_field(const Shardex__V1__Field *f, const char *pre, size_t fi, sx_err *err)
 {
-    char fw[WHERE_BUF];
+    char fw[WHERE_BUF], w[2 * WHERE_BUF];
     size_t len = f->name ? strlen(f->name) : 0, bad;
     where(fw, "fields", fi, "", f->name);
+    snprintf(w, sizeof(w), "%s%s%s", pre ? pre : "", pre ? ": " : "", fw);
     if (len == 0)
-        return invalid(err, "%s: %s: name is empty; names are 1..%d bytes", dw, fw,
-                       SX_FIELD_NAME_MAX_BYTES);
+        return invalid(err, "%s: name is empty; names are 1..%d bytes", w, SX_FIELD_NAME_MAX_BYTES);
     if (len > SX_FIELD_NAME_MAX_BYTES)
-        return invalid(err, "%s: %s: name is %zu bytes; the limit is %d", dw, fw, len,
+        return invalid(err, "%s: name is %zu bytes; the limit is %d", w, len,
                        SX_FIELD_NAME_MAX_BYTES);
-    if ((bad = utf8_invalid_at(f->name, len)) != len)
-        return invalid(err, "%s: %s: name is not valid UTF-8 (at byte %zu)", dw, fw, bad);
+    if ((bad = sx_utf8_invalid_at(f->name, len)) != len)
+        return invalid(err, "%s: name is not valid UTF-8 (at byte %zu)", w, bad);
 
     const Shardex__V1__Value *v = f->value;
     if (!v)
-        return invalid(err, "%s: %s: no value; every field needs a string or an integer", dw, fw);
+        return invalid(err, "%s: no value; every field needs a string or an integer", w);
     switch (v->kind_case) {
     case SHARDEX__V1__VALUE__KIND_I:
         return SX_OK;
     case SHARDEX__V1__VALUE__KIND_S:
         len = v->s ? strlen(v->s) : 0;
         if (len > SX_STRING_VALUE_MAX_BYTES)
-            return invalid(err, "%s: %s: string value is %zu bytes; the limit is %d", dw, fw, len,
+            return invalid(err, "%s: string value is %zu bytes; the limit is %d", w, len,
                            SX_STRING_VALUE_MAX_BYTES);
-        if ((bad = utf8_invalid_at(v->s, len)) != len)
-            return invalid(err, "%s: %s: string value is not valid UTF-8 (at byte %zu)", dw, fw,
-                           bad);
+        if ((bad = sx_utf8_invalid_at(v->s, len)) != len)
+            return invalid(err, "%s: string value is not valid UTF-8 (at byte %zu)", w, bad);
         return SX_OK;
     default:
         /* KIND__NOT_SET, or a kind this build does not know. */
-        return invalid(err, "%s: %s: value has no kind; set a string (s) or an integer (i)", dw,
-                       fw);
+        return invalid(err, "%s: value has no kind; set a string (s) or an integer (i)", w);
     }
+}
+
+sx_status sx_validate_field(const Shardex__V1__Field *f, size_t index, sx_err *err)
+{
+    assert(f);
+    return check_field(f, NULL, index, err);
+}
+
+/* The document checks; messages are prefixed with pre and ": " when pre is
+ * set. */
+static sx_status check_document(const Shardex__V1__Document *doc, const char *pre, sx_err *err)
+{
+    const char *p = pre ? pre : "", *sep = pre ? ": " : "";
+    if (check_id(doc->id, pre, err) != SX_OK)
+        return SX_INVALID_ARGUMENT;
+    if (doc->n_fields > SX_DOC_FIELDS_MAX)
+        return invalid(err, "%s%s%zu fields; the limit is %d", p, sep, doc->n_fields,
+                       SX_DOC_FIELDS_MAX);
+    assert(doc->n_fields == 0 || doc->fields);
+    for (size_t i = 0; i < doc->n_fields; i++) {
+        assert(doc->fields[i]); /* protobuf-c never unpacks a NULL element */
+        if (check_field(doc->fields[i], pre, i, err) != SX_OK)
+            return SX_INVALID_ARGUMENT;
+    }
+    /* Last: the fields' own limits are the clearer message when they apply. */
+    size_t packed = protobuf_c_message_get_packed_size(&doc->base);
+    if (packed > SX_DOC_MAX_BYTES)
+        return invalid(err, "%s%sdocument is %zu bytes packed; the limit is %d (1 MiB)", p, sep,
+                       packed, SX_DOC_MAX_BYTES);
+    return SX_OK;
 }
 
 sx_status sx_validate_document(const Shardex__V1__Document *doc, size_t index, sx_err *err)
@@ -200,23 +227,13 @@ sx_status sx_validate_document(const Shardex__V1__Document *doc, size_t index, s
     assert(doc);
     char dw[WHERE_BUF];
     where(dw, "docs", index, "id ", doc->id);
-    if (check_id(doc->id, dw, err) != SX_OK)
-        return SX_INVALID_ARGUMENT;
-    if (doc->n_fields > SX_DOC_FIELDS_MAX)
-        return invalid(err, "%s: %zu fields; the limit is %d", dw, doc->n_fields,
-                       SX_DOC_FIELDS_MAX);
-    assert(doc->n_fields == 0 || doc->fields);
-    for (size_t i = 0; i < doc->n_fields; i++) {
-        assert(doc->fields[i]); /* protobuf-c never unpacks a NULL element */
-        if (check_field(doc->fields[i], dw, i, err) != SX_OK)
-            return SX_INVALID_ARGUMENT;
-    }
-    /* Last: the fields' own limits are the clearer message when they apply. */
-    size_t packed = protobuf_c_message_get_packed_size(&doc->base);
-    if (packed > SX_DOC_MAX_BYTES)
-        return invalid(err, "%s: document is %zu bytes packed; the limit is %d (1 MiB)", dw, packed,
-                       SX_DOC_MAX_BYTES);
-    return SX_OK;
+    return check_document(doc, dw, err);
+}
+
+sx_status sx_validate_document_unnamed(const Shardex__V1__Document *doc, sx_err *err)
+{
+    assert(doc);
+    return check_document(doc, NULL, err);
 }
 
 /* Request-level checks shared by Put and Delete. Size before items: a request

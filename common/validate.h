@@ -14,8 +14,12 @@
  * bytes and escaped (quotes, backslashes, control and invalid bytes), so any
  * input gives a readable, valid UTF-8 message.
  *
- * Every function returns SX_OK, or SX_INVALID_ARGUMENT with err (optional)
- * set to the message of the first problem found.
+ * Every check (sx_validate_*, but sx_validate_quote) returns SX_OK, or
+ * SX_INVALID_ARGUMENT with err (optional) set to the message of the first
+ * problem found.
+ *
+ * The daemons link it, and so does the tool: `shardex load` checks each
+ * record with these functions before sending it (client/load_parse.c).
  */
 #ifndef SX_VALIDATE_H
 #define SX_VALIDATE_H
@@ -34,6 +38,20 @@
  * module sees never contain one. s may be NULL when n is 0. */
 bool sx_utf8_valid(const char *s, size_t n);
 
+/* The offset of the first byte of s[0..n) that does not start a well-formed
+ * sequence (by sx_utf8_valid's rule), or n when s is valid UTF-8. */
+size_t sx_utf8_invalid_at(const char *s, size_t n);
+
+/* Room for what sx_validate_quote writes: 40 bytes, "...", NUL. */
+#define SX_VALIDATE_QUOTE_BUF 44
+
+/* Writes s[0..n) to out (SX_VALIDATE_QUOTE_BUF bytes) for showing between
+ * double quotes in a message, as this module's messages show ids and names:
+ * valid UTF-8 as is but `"` and `\` escaped, controls and bytes that are not
+ * UTF-8 as \xNN or \u00NN, cut at a sequence boundary after about 40 bytes
+ * with "...". Returns out. */
+const char *sx_validate_quote(char *out, const char *s, size_t n);
+
 /* Checks one id as Get receives it: 1..SX_ID_MAX_BYTES bytes of UTF-8.
  * id may be NULL (treated as empty). Message: "id is empty; ids are 1..256
  * bytes" and the like. */
@@ -47,6 +65,18 @@ sx_status sx_validate_id(const char *id, sx_err *err);
  * SX_DOC_MAX_BYTES. Messages start with `docs[<index>]` and, when the id is
  * not empty, ` (id "<id>")`. Field names need not be unique here. */
 sx_status sx_validate_document(const Shardex__V1__Document *doc, size_t index, sx_err *err);
+
+/* Checks a document as sx_validate_document does, for a document that is not
+ * in a request: messages do not name it (`id is empty; ...`, `fields[7]
+ * ("title"): ...`, `document is ... bytes packed; ...`), the caller says where
+ * it came from (`shardex load`: its line). */
+sx_status sx_validate_document_unnamed(const Shardex__V1__Document *doc, sx_err *err);
+
+/* Checks one field, fields[index] of its document, as sx_validate_document
+ * checks each: name, value, kind, string size and UTF-8. Messages start with
+ * `fields[<index>]` and, when the name is not empty, ` ("<name>")`. For
+ * checking a document field by field as it is built. */
+sx_status sx_validate_field(const Shardex__V1__Field *f, size_t index, sx_err *err);
 
 /* Checks a Put: 1..SX_REQUEST_DOCS_MAX documents, the packed request at most
  * SX_REQUEST_MAX_BYTES, then every document in order (the first bad one is

@@ -7,7 +7,7 @@
  *    --int-fields, --fields, --truncate at a UTF-8 boundary;
  *  - the server's limits at their boundaries (ids, names, values, values per
  *    document, packed size): the parser accepts exactly what
- *    worker/validate.c accepts, checked against it;
+ *    common/validate.c accepts, checked against it;
  *  - Debian stanzas: several, continuation lines, blank and whitespace-only
  *    separators, trailing blank lines, comments, a stanza without the id
  *    field (and the next one still read), bad lines at the right line
@@ -204,7 +204,7 @@ static void test_json_options(void **state)
 
 /* ------------------------------------------------- the server's verdict -- */
 
-/* What worker/validate.c says of a document of these sizes. */
+/* What common/validate.c says of a document of these sizes. */
 static bool server_accepts(size_t id_len, size_t name_len, size_t value_len, size_t nvalues)
 {
     char *id = run('i', id_len), *name = run('n', name_len), *val = run('v', value_len);
@@ -289,13 +289,6 @@ static void test_limits_as_server(void **state)
         if (cases[i].want && !strstr(msg, cases[i].want))
             fail_msg("case %zu: \"%s\" lacks \"%s\"", i, msg, cases[i].want);
     }
-    /* The same UTF-8 rule: every byte string the server refuses is refused. */
-    static const char *const utf8[] = {
-        "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe0\x9f\xbf", "\xc3",
-        "a\xffz",   "\xc3\xa9",     "\xf0\x9f\x98\x80", "\xef\xbf\xbf"};
-    for (size_t i = 0; i < sizeof(utf8) / sizeof(utf8[0]); i++)
-        assert_int_equal(sx_lp_utf8_valid(utf8[i], strlen(utf8[i])),
-                         sx_utf8_valid(utf8[i], strlen(utf8[i])));
 }
 
 static void test_parse_int(void **state)

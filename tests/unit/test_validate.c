@@ -1,4 +1,4 @@
-/* test_validate.c: unit tests for worker/validate.h (request checks).
+/* test_validate.c: unit tests for common/validate.h (request checks).
  *
  * Every limit of common/sx_limits.h at its boundary (at the limit passes, one
  * over fails, with a message naming the field and the limit), a table of
@@ -430,6 +430,38 @@ static void test_message_escaping(void **state)
     assert_non_null(strstr(err.msg, "\\x01\\x01...\"): fields[0] (\"\\x02"));
 }
 
+/* ---- one document or field alone (shardex load) ---- */
+
+static void test_unnamed_and_field(void **state)
+{
+    (void)state;
+    sx_err err = {0};
+    Shardex__V1__Field f, *fields[] = {&f};
+    Shardex__V1__Value v;
+    Shardex__V1__Document d;
+    set_str(&f, &v, "title", big_str(SX_STRING_VALUE_MAX_BYTES + 1));
+    set_doc(&d, "abc", fields, 1);
+    /* The same checks as sx_validate_document, without naming the document. */
+    expect_msg(sx_validate_document_unnamed(&d, &err), &err,
+               "fields[0] (\"title\"): string value is 4097 bytes; the limit is 4096");
+    expect_msg(sx_validate_field(&f, 7, &err), &err,
+               "fields[7] (\"title\"): string value is 4097 bytes; the limit is 4096");
+    d.id = "";
+    expect_msg(sx_validate_document_unnamed(&d, &err), &err, "id is empty; ids are 1..256 bytes");
+    d.id = "abc";
+    v.s = "ok";
+    assert_int_equal(sx_validate_document_unnamed(&d, &err), SX_OK);
+    assert_int_equal(sx_validate_field(&f, 0, &err), SX_OK);
+    f.name = "";
+    expect_msg(sx_validate_field(&f, 2, &err), &err,
+               "fields[2]: name is empty; names are 1..128 bytes");
+
+    assert_int_equal(sx_utf8_invalid_at("ab\xc3\xa9", 4), 4);
+    assert_int_equal(sx_utf8_invalid_at("ab\xc3\xa9\xff", 5), 4);
+    char q[SX_VALIDATE_QUOTE_BUF];
+    assert_string_equal(sx_validate_quote(q, "a\"\x01", 3), "a\\\"\\x01");
+}
+
 /* ---- Put ---- */
 
 static void test_put_count(void **state)
@@ -611,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_field_string_value),
         cmocka_unit_test(test_doc_packed_size),
         cmocka_unit_test(test_message_escaping),
+        cmocka_unit_test(test_unnamed_and_field),
         cmocka_unit_test(test_put_count),
         cmocka_unit_test(test_put_packed_size),
         cmocka_unit_test(test_put_first_error_wins),
