@@ -44,6 +44,7 @@ sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
     for (size_t i = 0; i < n; i++) {
         calls[i].done = false;
         calls[i].resp = NULL;
+        calls[i].addr[0] = '\0';
         calls[i].fan = &f;
     }
     for (;;) {
@@ -97,10 +98,13 @@ sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
             continue;
         /* Given up on a target that moved: what a client sees is that the
          * cluster could not answer in time, not our internal refusal. */
-        if (c->st == SX_ABORTED || c->st == SX_FAILED_PRECONDITION) {
-            sx_err last = c->err;
+        sx_err last = c->err;
+        bool moved = c->st == SX_ABORTED || c->st == SX_FAILED_PRECONDITION;
+        if (c->what[0] && c->addr[0])
+            sx_err_set(&c->err, moved ? SX_UNAVAILABLE : c->st, "%s at %s: %s%s", c->what,
+                       c->addr, last.msg, moved ? " (no answer before the deadline)" : "");
+        else if (moved)
             sx_err_set(&c->err, SX_UNAVAILABLE, "%s (no answer before the deadline)", last.msg);
-        }
         *err = c->err;
         return c->err.code ? c->err.code : c->st;
     }

@@ -22,6 +22,7 @@ typedef struct sx_fanout_call {
     ProtobufCMessage *resp; /* on success; freed by sx_fanout_free */
     sx_status st;
     sx_err err;
+    char what[160]; /* what the target is, for messages ("partition 3"); set by aim */
     /* private */
     char addr[300];
     bool done;
@@ -37,7 +38,7 @@ typedef bool (*sx_fanout_aim_fn)(void *arg, size_t i, const Shardex__Internal__V
 /* Runs the n calls until each succeeds or fails for good, or deadline_ms
  * (monotonic) passes. Each attempt is bounded by attempt_ms. Returns SX_OK
  * when all succeeded, else the first failure's status (calls[i].st and .err
- * tell each). */
+ * tell each). A failure's message names the target: "<what> at <addr>: ...". */
 sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
                         const ProtobufCServiceDescriptor *svc, const char *method,
                         sx_fanout_call *calls, size_t n, sx_fanout_aim_fn aim, void *arg,

@@ -121,7 +121,6 @@ typedef struct plan {
 static bool aim_local(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
                       sx_fanout_call *c, char *addr, size_t cap, sx_err *err)
 {
-    (void)c;
     plan *pl = arg;
     uint32_t p = pl->targets[i];
     int32_t leader = p < m->n_partitions ? m->partitions[p]->leader : -1;
@@ -130,6 +129,7 @@ static bool aim_local(void *arg, size_t i, const Shardex__Internal__V1__ClusterM
         return false;
     }
     snprintf(addr, cap, "%s", m->workers[leader]->address);
+    snprintf(c->what, sizeof(c->what), "the leader of partition %u", p);
     return true;
 }
 
@@ -154,6 +154,7 @@ static bool aim_term(void *arg, size_t i, const Shardex__Internal__V1__ClusterMa
     }
     ((Shardex__Internal__V1__ScanRequest *)c->req)->epoch = tp->epoch;
     snprintf(addr, cap, "%s", m->workers[tp->owner]->address);
+    snprintf(c->what, sizeof(c->what), "term partition %u of index \"%.64s\"", t, pl->def.name);
     return true;
 }
 
