@@ -14,6 +14,7 @@ set -eu
 
 cmd=${1:-}
 [ -n "$cmd" ] && shift
+case $cmd in -h|--help|help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 workers=3 dir=.demo/cluster partitions=8 replication=3 build=build n=""
 while [ $# -gt 0 ]; do
     case $1 in
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --partitions) partitions=$2; shift 2 ;;
     --replication) replication=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) n=$1; shift ;;
     *) echo "local-cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
