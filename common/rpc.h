@@ -46,7 +46,16 @@ typedef sx_status (*sx_rpc_handler_fn)(sx_rpc_call *call, const ProtobufCMessage
 
 typedef enum {
     SX_RPC_INLINE = 0,   /* runs on a completion-queue thread: must not block */
-    SX_RPC_BLOCKING = 1, /* runs on the server's pool: may fsync or wait */
+    SX_RPC_BLOCKING = 1, /* runs on the server's pool: may fsync; makes progress by itself */
+    /* The next two run on pools of their own, so that handlers that wait can
+     * never starve the work they wait for (calls that queue behind waiters
+     * on a shared pool deadlock until their deadlines):
+     *   WAITING  waits for progress made by BLOCKING handlers or other
+     *            threads (a read waiting until an offset is applied);
+     *   ROUTING  waits for other calls, possibly to this same server, of any
+     *            kind but ROUTING (a router fanning out). */
+    SX_RPC_WAITING = 2,
+    SX_RPC_ROUTING = 3,
 } sx_rpc_exec;
 
 typedef struct sx_rpc_method {
@@ -59,6 +68,8 @@ typedef struct sx_rpc_server_opts {
     const char *listen;         /* "host:port"; port 0 lets the kernel choose */
     int cq_threads;             /* threads polling completion queues; 0: 1 */
     int pool_threads;           /* threads for SX_RPC_BLOCKING handlers; 0: 8 */
+    int wait_threads;           /* threads for SX_RPC_WAITING handlers; 0: pool_threads */
+    int routing_threads;        /* threads for SX_RPC_ROUTING handlers; 0: pool_threads */
     size_t max_message_bytes;   /* receive limit; 0: SX_RPC_DEFAULT_MAX_MESSAGE */
     uint64_t shutdown_grace_ms; /* calls in flight get this long at shutdown; 0: 2000 */
 } sx_rpc_server_opts;           /* valid when zeroed but for listen */
@@ -138,8 +149,8 @@ typedef struct sx_rpc_call_opts {
  * the unpacked response, which the caller frees with sx_rpc_free. On error
  * *resp is NULL and err holds the status and the server's message. */
 sx_status sx_rpc_invoke(sx_rpc_client *c, const char *addr, const ProtobufCServiceDescriptor *svc,
-                        const char *method, const ProtobufCMessage *req,
-                        ProtobufCMessage **resp, const sx_rpc_call_opts *opts, sx_err *err);
+                        const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                        const sx_rpc_call_opts *opts, sx_err *err);
 
 /* Completion of an asynchronous call: runs exactly once, on a client thread
  * (it must not block for long). resp is NULL unless status is SX_OK; the

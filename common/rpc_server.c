@@ -56,8 +56,11 @@ struct sx_rpc_server {
     grpc_server *server;
     grpc_completion_queue **cqs; /* one per polling thread */
     pthread_t *threads;
-    sx_pool *pool;             /* for SX_RPC_BLOCKING handlers */
-    method_entry *methods;     /* stable once started */
+    sx_pool *pool;    /* for SX_RPC_BLOCKING handlers */
+    sx_pool *waiting; /* for SX_RPC_WAITING handlers */
+    sx_pool *routing; /* for SX_RPC_ROUTING handlers */
+    int wait_threads, routing_threads;
+    method_entry *methods; /* stable once started */
     size_t nmethods, capmethods;
     int port;
     bool started;
@@ -90,9 +93,9 @@ struct sx_rpc_call {
     grpc_byte_buffer *resp_bb;
     grpc_slice status_details;
     bool has_status_details;
-    int cancelled;     /* from RECV_CLOSE_ON_SERVER: the client gave up */
-    bool *defer_flag;  /* set while the handler runs: where sx_rpc_call_defer reports */
-    sx_arena arena; /* response memory, freed after the reply */
+    int cancelled;    /* from RECV_CLOSE_ON_SERVER: the client gave up */
+    bool *defer_flag; /* set while the handler runs: where sx_rpc_call_defer reports */
+    sx_arena arena;   /* response memory, freed after the reply */
     done_fn *on_done;
 };
 
@@ -101,9 +104,15 @@ static void on_replied(sx__rpc_tag *tag, bool ok);
 
 /* ------------------------------------------------------------ call memory -- */
 
-void *sx_rpc_call_alloc(sx_rpc_call *call, size_t n) { return sx_arena_alloc(&call->arena, n); }
+void *sx_rpc_call_alloc(sx_rpc_call *call, size_t n)
+{
+    return sx_arena_alloc(&call->arena, n);
+}
 
-sx_arena *sx_rpc_call_arena(sx_rpc_call *call) { return &call->arena; }
+sx_arena *sx_rpc_call_arena(sx_rpc_call *call)
+{
+    return &call->arena;
+}
 
 char *sx_rpc_call_strdup(sx_rpc_call *call, const char *s)
 {
@@ -180,9 +189,8 @@ static void post_request(sx_rpc_server *srv, method_entry *m, int i)
     grpc_completion_queue *cq = srv->cqs[i];
     grpc_call_error rc;
     if (m)
-        rc = grpc_server_request_registered_call(srv->server, m->handle, &ctx->call,
-                                                 &ctx->deadline, &ctx->md, &ctx->payload, cq,
-                                                 cq, &ctx->arrived);
+        rc = grpc_server_request_registered_call(srv->server, m->handle, &ctx->call, &ctx->deadline,
+                                                 &ctx->md, &ctx->payload, cq, cq, &ctx->arrived);
     else
         rc = grpc_server_request_call(srv->server, &ctx->call, &ctx->details, &ctx->md, cq, cq,
                                       &ctx->arrived);
@@ -206,8 +214,7 @@ static void call_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
         ops[n++].data.send_message.send_message = ctx->resp_bb;
     }
     ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status =
-        (grpc_status_code)sx_status_grpc_code(status);
+    ops[n].data.send_status_from_server.status = (grpc_status_code)sx_status_grpc_code(status);
     if (msg && msg[0]) {
         ctx->status_details = grpc_slice_from_copied_string(msg);
         ctx->has_status_details = true;
@@ -251,8 +258,8 @@ static void run_handler(void *arg)
     if (st != SX_OK && !err.msg[0])
         sx_err_set(&err, st, "%s", sx_status_name(st));
     if (st != SX_OK)
-        SX_LOG(SX_LOG_DEBUG, "rpc", "handler failed method=%s status=%s msg=\"%s\"",
-               ctx->m->path, sx_status_name(st), err.msg);
+        SX_LOG(SX_LOG_DEBUG, "rpc", "handler failed method=%s status=%s msg=\"%s\"", ctx->m->path,
+               sx_status_name(st), err.msg);
     sx_rpc_call_finish(ctx, st, &err);
 }
 
@@ -292,6 +299,10 @@ static void on_arrived(sx__rpc_tag *tag, bool ok)
     d->output->message_init(ctx->resp);
     if (ctx->m->exec == SX_RPC_BLOCKING)
         sx_pool_submit(srv->pool, run_handler, ctx);
+    else if (ctx->m->exec == SX_RPC_WAITING)
+        sx_pool_submit(srv->waiting, run_handler, ctx);
+    else if (ctx->m->exec == SX_RPC_ROUTING)
+        sx_pool_submit(srv->routing, run_handler, ctx);
     else
         run_handler(ctx);
 }
@@ -315,6 +326,8 @@ sx_status sx_rpc_server_create(const sx_rpc_server_opts *opts, sx_rpc_server **o
     s->grace_ms = opts->shutdown_grace_ms ? opts->shutdown_grace_ms : 2000;
     s->ncq = opts->cq_threads > 0 ? opts->cq_threads : 1;
     s->pool_threads = opts->pool_threads > 0 ? opts->pool_threads : 8;
+    s->wait_threads = opts->wait_threads > 0 ? opts->wait_threads : s->pool_threads;
+    s->routing_threads = opts->routing_threads > 0 ? opts->routing_threads : s->pool_threads;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     atomic_init(&s->shutting_down, false);
@@ -369,9 +382,8 @@ sx_status sx_rpc_server_start(sx_rpc_server *s, sx_err *err)
         grpc_server_register_completion_queue(s->server, s->cqs[i], NULL);
     }
     for (size_t i = 0; i < s->nmethods; i++)
-        s->methods[i].handle =
-            grpc_server_register_method(s->server, s->methods[i].path, NULL,
-                                        GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        s->methods[i].handle = grpc_server_register_method(
+            s->server, s->methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
     s->port = grpc_server_add_http2_port(s->server, s->listen, creds);
     grpc_server_credentials_release(creds);
@@ -382,6 +394,8 @@ sx_status sx_rpc_server_start(sx_rpc_server *s, sx_err *err)
     grpc_server_start(s->server);
     s->started = true;
     s->pool = sx_pool_create(s->pool_threads, "rpc-pool");
+    s->waiting = sx_pool_create(s->wait_threads, "rpc-wait");
+    s->routing = sx_pool_create(s->routing_threads, "rpc-route");
     for (int i = 0; i < s->ncq; i++) {
         post_request(s, NULL, i);
         for (size_t j = 0; j < s->nmethods; j++)
@@ -393,13 +407,17 @@ sx_status sx_rpc_server_start(sx_rpc_server *s, sx_err *err)
         pthread_create(&s->threads[i], NULL, sx__rpc_poll_main, s->cqs[i]);
         pthread_setname_np(s->threads[i], "rpc-cq");
     }
-    SX_LOG(SX_LOG_INFO, "rpc", "listening addr=%s port=%d cq_threads=%d pool_threads=%d "
-           "max_message=%zu methods=%zu", s->listen, s->port, s->ncq, s->pool_threads,
-           s->max_message, s->nmethods);
+    SX_LOG(SX_LOG_INFO, "rpc",
+           "listening addr=%s port=%d cq_threads=%d pool_threads=%d "
+           "max_message=%zu methods=%zu",
+           s->listen, s->port, s->ncq, s->pool_threads, s->max_message, s->nmethods);
     return SX_OK;
 }
 
-int sx_rpc_server_port(const sx_rpc_server *s) { return s->port; }
+int sx_rpc_server_port(const sx_rpc_server *s)
+{
+    return s->port;
+}
 
 static void drain_and_destroy_cq(grpc_completion_queue *cq)
 {
@@ -426,14 +444,16 @@ void sx_rpc_server_destroy(sx_rpc_server *s)
                 SX_LOG(SX_LOG_WARN, "rpc", "shutdown grace of %llu ms over: cancelling calls",
                        (unsigned long long)s->grace_ms);
                 grpc_server_cancel_all_calls(s->server);
-                grpc_completion_queue_pluck(scq, &shutdown_tag,
-                                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+                grpc_completion_queue_pluck(scq, &shutdown_tag, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                            NULL);
             }
             /* Every context must be released while the queues still poll. */
             pthread_mutex_lock(&s->mu);
             while (s->live > 0)
                 pthread_cond_wait(&s->cv, &s->mu);
             pthread_mutex_unlock(&s->mu);
+            sx_pool_destroy(s->routing);
+            sx_pool_destroy(s->waiting);
             sx_pool_destroy(s->pool);
             for (int i = 0; i < s->ncq; i++)
                 grpc_completion_queue_shutdown(s->cqs[i]);

@@ -101,8 +101,8 @@ sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
         sx_err last = c->err;
         bool moved = c->st == SX_ABORTED || c->st == SX_FAILED_PRECONDITION;
         if (c->what[0] && c->addr[0])
-            sx_err_set(&c->err, moved ? SX_UNAVAILABLE : c->st, "%s at %s: %s%s", c->what,
-                       c->addr, last.msg, moved ? " (no answer before the deadline)" : "");
+            sx_err_set(&c->err, moved ? SX_UNAVAILABLE : c->st, "%s at %s: %s%s", c->what, c->addr,
+                       last.msg, moved ? " (no answer before the deadline)" : "");
         else if (moved)
             sx_err_set(&c->err, SX_UNAVAILABLE, "%s (no answer before the deadline)", last.msg);
         *err = c->err;

@@ -19,7 +19,7 @@
 #define LOOP_MS 20      /* the loop looks for work this often, and when woken (applies, answers) */
 #define SHIP_INFLIGHT 4 /* batches in flight per stream */
 #define SHIP_MAX_CHANGES 4096 /* about this many changes per batch (whole offsets) */
-#define SHIP_IDLE_MS 250 /* an empty batch at least this often: staleness bound, idle cost */
+#define SHIP_IDLE_MS 250      /* an empty batch at least this often: staleness bound, idle cost */
 /* A lost batch stalls its stream this long; a rebuild carries a whole term
  * partition's share of a log partition and gets longer. */
 #define SHIP_TIMEOUT_MS 1000
@@ -214,7 +214,9 @@ static void ship_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, v
         s->inflight--;
         if (st == SX_OK) {
             const Shardex__Internal__V1__ShipResponse *r = (const void *)resp;
-            if (!s->known || r->watermark > s->acked)
+            /* The owner's word is the truth; a refusal may even lower it
+             * (an owner that lost an unsynced tail), and we resend from it. */
+            if (!s->known || r->watermark > s->acked || (!r->applied && !c->probe))
                 s->acked = r->watermark;
             s->known = true;
             if (s->sent < s->acked)
@@ -465,6 +467,12 @@ static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
 static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
                            const Shardex__Internal__V1__ClusterMap *m, uint32_t P)
 {
+    /* The map read for this pass must be the one that made us leader: an
+     * older one lacks indexes created since, and would have us drop them. */
+    const Shardex__Internal__V1__LogPartition *lp = p < m->n_partitions ? m->partitions[p] : NULL;
+    if (!lp || lp->epoch != v->epoch || lp->leader < 0 || (size_t)lp->leader >= m->n_workers ||
+        strcmp(m->workers[lp->leader]->id, l->worker_id) != 0)
+        return; /* the next pass has the newer map */
     pthread_mutex_lock(&l->mu);
     part *pt = &l->parts[p];
     if (pt->epoch != v->epoch) {

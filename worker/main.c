@@ -195,8 +195,13 @@ int main(int argc, char **argv)
         sx_tstore_open(terms_dir, NULL, &ctx.terms, &err) != SX_OK)
         goto fail;
     /* Room for a whole Put (16 MiB) and its envelope. */
-    sx_rpc_server_opts so = {
-        .listen = cfg.listen, .pool_threads = 16, .max_message_bytes = 20u << 20};
+    sx_rpc_server_opts so = {.listen = cfg.listen,
+                             .pool_threads = 16,
+                             /* Reads waiting for an offset and routers waiting for other calls: a
+                              * pool each, so that neither can starve what it waits for. */
+                             .wait_threads = 64,
+                             .routing_threads = 64,
+                             .max_message_bytes = 20u << 20};
     if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
         sx_worker_service_add(srv, &ctx, &err) != SX_OK ||
         sx_query_service_add(srv, &ctx, &err) != SX_OK || sx_rpc_server_start(srv, &err) != SX_OK)

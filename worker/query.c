@@ -100,8 +100,8 @@ static sx_status on_digest(sx_rpc_call *call, const ProtobufCMessage *reqm, Prot
 
 static const sx_rpc_method index_methods[] = {
     {"Ship", on_ship, SX_RPC_BLOCKING},
-    {"ScanLocal", on_scan_local, SX_RPC_BLOCKING},
-    {"ScanTerm", on_scan_term, SX_RPC_BLOCKING},
+    {"ScanLocal", on_scan_local, SX_RPC_WAITING},
+    {"ScanTerm", on_scan_term, SX_RPC_WAITING},
     {"Digest", on_digest, SX_RPC_BLOCKING},
 };
 
@@ -472,7 +472,7 @@ out:
 }
 
 static const sx_rpc_method query_methods[] = {
-    {"Query", on_query, SX_RPC_BLOCKING},
+    {"Query", on_query, SX_RPC_ROUTING},
 };
 
 sx_status sx_query_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)

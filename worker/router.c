@@ -63,8 +63,10 @@ static void on_write_done(sx_status st, const sx_err *err, ProtobufCMessage *res
         const Shardex__Internal__V1__WriteResponse *wr = (const void *)resp;
         if (wr->n_offsets != g->n) {
             g->st = SX_INTERNAL;
-            sx_err_set(&g->err, SX_INTERNAL, "partition %u: leader returned %zu offsets for %zu "
-                       "operations", g->p, wr->n_offsets, g->n);
+            sx_err_set(&g->err, SX_INTERNAL,
+                       "partition %u: leader returned %zu offsets for %zu "
+                       "operations",
+                       g->p, wr->n_offsets, g->n);
         } else {
             for (size_t i = 0; i < g->n; i++) {
                 Shardex__V1__WriteToken *t = sx_arena_alloc(rt->arena, sizeof(*t));
@@ -218,13 +220,13 @@ static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *cons
     for (size_t i = 0; i < n && used < sizeof(list) - 40; i++) {
         if (rt.tokens[i])
             continue;
-        int k = snprintf(list + used, sizeof(list) - used, "%s\"%.24s\"", shown ? ", " : "",
-                         ids[i]);
+        int k =
+            snprintf(list + used, sizeof(list) - used, "%s\"%.24s\"", shown ? ", " : "", ids[i]);
         used += (size_t)k;
         shown++;
     }
-    sx_err_set(err, st, "%s; %zu of %zu documents may not have been written: %s%s",
-               failed->err.msg, lost, n, list, shown < lost ? ", ..." : "");
+    sx_err_set(err, st, "%s; %zu of %zu documents may not have been written: %s%s", failed->err.msg,
+               lost, n, list, shown < lost ? ", ..." : "");
     return st;
 }
 
@@ -262,8 +264,8 @@ static sx_status on_put(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
     return st;
 }
 
-static sx_status on_delete(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                           ProtobufCMessage *respm, void *arg, sx_err *err)
+static sx_status on_delete(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+                           void *arg, sx_err *err)
 {
     const Shardex__V1__DeleteRequest *req = (const void *)reqm;
     Shardex__V1__DeleteResponse *resp = (void *)respm;
@@ -352,9 +354,9 @@ static sx_status on_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
 }
 
 static const sx_rpc_method router_methods[] = {
-    {"Put", on_put, SX_RPC_BLOCKING},
-    {"Delete", on_delete, SX_RPC_BLOCKING},
-    {"Get", on_get, SX_RPC_BLOCKING},
+    {"Put", on_put, SX_RPC_ROUTING},
+    {"Delete", on_delete, SX_RPC_ROUTING},
+    {"Get", on_get, SX_RPC_ROUTING},
 };
 
 const sx_rpc_method *sx_router_methods(size_t *n)

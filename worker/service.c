@@ -121,10 +121,10 @@ static sx_status forward(sx_rpc_call *call, const ProtobufCMessage *req, Protobu
 }
 
 static const sx_rpc_method shardex_methods[] = {
-    {"ClusterStatus", forward, SX_RPC_BLOCKING},
-    {"CreateIndex", forward, SX_RPC_BLOCKING},
-    {"DropIndex", forward, SX_RPC_BLOCKING},
-    {"ListIndexes", forward, SX_RPC_BLOCKING},
+    {"ClusterStatus", forward, SX_RPC_ROUTING},
+    {"CreateIndex", forward, SX_RPC_ROUTING},
+    {"DropIndex", forward, SX_RPC_ROUTING},
+    {"ListIndexes", forward, SX_RPC_ROUTING},
 };
 
 /* Replication.Write: answered when committed and applied, holding no thread. */
@@ -185,7 +185,7 @@ static sx_status on_read(sx_rpc_call *call, const ProtobufCMessage *reqm, Protob
 static const sx_rpc_method replication_methods[] = {
     {"Append", on_append, SX_RPC_BLOCKING}, /* fsync */
     {"Write", on_write, SX_RPC_INLINE},     /* deferred: never blocks */
-    {"Read", on_read, SX_RPC_BLOCKING},     /* may wait for an offset */
+    {"Read", on_read, SX_RPC_WAITING},      /* may wait for an offset */
 };
 
 sx_status sx_worker_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)

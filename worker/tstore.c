@@ -11,6 +11,7 @@
 #include "tstore.h"
 
 #include "clock.h"
+#include "hash.h"
 #include "ixkey.h"
 #include "keys.h"
 #include "log.h"
@@ -714,6 +715,36 @@ static sx_status check_changes(const term *e, const Shardex__Internal__V1__ShipR
     return st;
 }
 
+/* Deletes, into b, every entry of e whose document lives in log partition p. */
+static sx_status delete_share(sx_tstore *ts, const term *e, uint32_t p, sx_batch *b, sx_err *err)
+{
+    sx_buf prefix = {0}, sbuf = {0}, id = {0};
+    key_term(&prefix, TAG_ENTRY, e->index_id, e->t);
+    sx_iter *it = sx_store_iter_prefix(ts->store, NULL, prefix.data, prefix.len);
+    sx_status st = SX_OK;
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        size_t kl;
+        const uint8_t *k = sx_iter_key(it, &kl);
+        Shardex__V1__Value v;
+        sx_buf_reset(&id);
+        if (!sx_ix_split_key(e->is_int, k + prefix.len, kl - prefix.len, &v, &sbuf, &id)) {
+            st = sx_err_set(err, SX_DATA_LOSS,
+                            "tstore %s: an entry of index %" PRIu64 " term %u is malformed",
+                            ts->dir, e->index_id, e->t);
+            break;
+        }
+        if (sx_partition_of(id.data, id.len, e->P) == p)
+            sx_batch_delete(b, k, kl);
+    }
+    if (st == SX_OK)
+        st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    sx_buf_free(&prefix);
+    sx_buf_free(&sbuf);
+    sx_buf_free(&id);
+    return st;
+}
+
 static void add_change(sx_batch *b, sx_buf *key, const term *e,
                        const Shardex__Internal__V1__Change *c, sx_buf *val)
 {
@@ -763,7 +794,20 @@ sx_status sx_tstore_ship(sx_tstore *ts, const Shardex__Internal__V1__ShipRequest
     uint64_t new_wm = wm;
     bool applied = false;
     b = sx_batch_create();
-    if (req->rebuild ? wm == 0 : req->prev_offset <= wm) {
+    if (req->rebuild && wm != 0 && req->up_to_offset > wm) {
+        /* A rebuild over a partial share: its leader trimmed past what this
+         * owner has (a leadership that shipped less than an earlier one
+         * trimmed). The snapshot is the whole of p's share at up_to: p's
+         * entries are replaced by it, in the same batch. */
+        st = delete_share(ts, e, p, b, err);
+        if (st != SX_OK)
+            goto done;
+        SX_LOG(SX_LOG_WARN, "tstore",
+               "index=%" PRIu64 " term=%u partition=%u rebuild at %" PRIu64
+               " replaces a share at watermark %" PRIu64,
+               e->index_id, e->t, p, req->up_to_offset, wm);
+    }
+    if (req->rebuild ? wm == 0 || req->up_to_offset > wm : req->prev_offset <= wm) {
         applied = true;
         for (size_t i = 0; i < req->n_changes; i++)
             if (req->rebuild || req->changes[i]->offset > wm)

@@ -71,8 +71,11 @@ void sx_tstore_on_map(sx_tstore *ts, const Shardex__Internal__V1__ClusterMap *ma
 
 /* Index.Ship (index.proto). resp (initialized by the caller) gets watermark
  * (wm[p] after the call) and applied. With wm = wm[p]:
- *   rebuild:              applied only when wm == 0 (every change, then wm =
- *                         up_to_offset); else nothing, applied = false;
+ *   rebuild:              applied only when up_to_offset > wm: every change,
+ *                         then wm = up_to_offset; when wm > 0 (the leader
+ *                         trimmed past this owner's share) p's entries are
+ *                         first deleted (found by hashing their ids), in the
+ *                         same batch; else nothing, applied = false;
  *   prev_offset > wm:     a gap: nothing applied, applied = false;
  *   else:                 changes with offset > wm applied in order, wm =
  *                         max(wm, up_to_offset), applied = true.

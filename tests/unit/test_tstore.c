@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "hash.h"
 #include "ixkey.h"
 #include "keys.h"
 #include "store.h"
@@ -459,33 +460,57 @@ static void test_ship_exactly_once(void **state)
     check_digest(f, EPOCH, w2, 5, wm3);
 }
 
+/* The k-th id ("p<p>-<n>") that lives in log partition p of NPART. */
+static const char *id_in(uint32_t p, int k, char *buf, size_t cap)
+{
+    for (int n = 0;; n++) {
+        snprintf(buf, cap, "p%u-%d", p, n);
+        if (sx_partition_of(buf, strlen(buf), NPART) == p && k-- == 0)
+            return buf;
+    }
+}
+
 static void test_rebuild(void **state)
 {
     fixture *f = *state;
+    char a[32], b[32], c[32], q[32], r[32];
+    id_in(0, 0, a, sizeof(a));
+    id_in(0, 1, b, sizeof(b));
+    id_in(0, 2, c, sizeof(c));
+    id_in(1, 0, q, sizeof(q));
+    id_in(1, 1, r, sizeof(r));
     install(f, 1, EPOCH);
     shipb *s = sb_new(IDX, EPOCH, 0, 1, 0, 50);
     s->req.rebuild = true;
-    sb_put(s, "a", "d1", 7, 7);
-    sb_put(s, "b", "d2", 40, 40);
+    sb_put(s, "a", a, 7, 7);
+    sb_put(s, "b", b, 40, 40);
     ship_ok(f, s, 50, true);
-    /* A second rebuild (e.g. a retry) is not applied once wm[p] > 0. */
-    s = sb_new(IDX, EPOCH, 0, 1, 0, 60);
+    /* A retry of the same rebuild is not applied: not above wm[p]. */
+    s = sb_new(IDX, EPOCH, 0, 1, 0, 50);
     s->req.rebuild = true;
-    sb_put(s, "zz", "d9", 55, 55);
+    sb_put(s, "zz", c, 45, 45);
     ship_ok(f, s, 50, false);
     /* The live changes after the snapshot follow. */
     s = sb_new(IDX, EPOCH, 0, 1, 50, 52);
-    sb_put(s, "c", "d3", 51, 51);
+    sb_put(s, "c", c, 51, 51);
     ship_ok(f, s, 52, true);
-    /* A rebuild of p = 1 after ordinary shipping to it is refused too. */
-    ship_empty(f, 1, 0, 3);
+    /* p = 1 shipped up to 3 (one entry); a rebuild of it at 9 (its leader
+     * trimmed past 3) replaces p = 1's share, and only p = 1's. */
+    s = sb_new(IDX, EPOCH, 1, 1, 0, 3);
+    sb_put(s, "x", q, 2, 2);
+    ship_ok(f, s, 3, true);
     s = sb_new(IDX, EPOCH, 1, 1, 0, 9);
     s->req.rebuild = true;
-    sb_put(s, "q", "q", 1, 1);
-    ship_ok(f, s, 3, false);
-    want w[] = {{"a", "d1", 7}, {"b", "d2", 40}, {"c", "d3", 51}};
-    uint64_t wm[] = {52, 3};
-    check_digest(f, EPOCH, w, 3, wm);
+    sb_put(s, "y", r, 8, 8);
+    ship_ok(f, s, 9, true);
+    /* A rebuild at or below the watermark is stale: not applied. */
+    s = sb_new(IDX, EPOCH, 1, 1, 0, 9);
+    s->req.rebuild = true;
+    sb_put(s, "q", q, 1, 1);
+    ship_ok(f, s, 9, false);
+    want w[] = {{"a", a, 7}, {"b", b, 40}, {"c", c, 51}, {"y", r, 8}};
+    uint64_t wm[] = {52, 9};
+    check_digest(f, EPOCH, w, 4, wm);
 }
 
 static void test_refusals(void **state)
