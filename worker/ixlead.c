@@ -54,6 +54,7 @@ typedef struct part {
     uint64_t marker_upto; /* last offset of markers written; ask again once applied */
     uint64_t *reported;   /* index ids reported backfilled at this epoch */
     size_t nreported;
+    bool reporting; /* a report is in flight (one at a time) */
 } part;
 
 struct sx_ixlead {
@@ -418,6 +419,38 @@ static bool reported(part *pt, uint64_t id)
     return false;
 }
 
+typedef struct report_ctx {
+    sx_ixlead *l;
+    uint32_t p;
+    uint64_t index_id;
+    uint64_t epoch;
+} report_ctx;
+
+static void report_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
+{
+    report_ctx *c = arg;
+    sx_ixlead *l = c->l;
+    sx_rpc_free(resp);
+    if (st != SX_OK)
+        SX_LOG(SX_LOG_WARN, "ixlead",
+               "partition=%u backfill report of index %" PRIu64 " failed: %s", c->p, c->index_id,
+               err ? err->msg : "");
+    else
+        SX_LOG(SX_LOG_INFO, "ixlead", "partition=%u index=%" PRIu64 " backfill reported", c->p,
+               c->index_id);
+    pthread_mutex_lock(&l->mu);
+    part *pt = &l->parts[c->p];
+    pt->reporting = false;
+    if (st == SX_OK && pt->epoch == c->epoch) {
+        pt->reported = sx_realloc(pt->reported, (pt->nreported + 1) * sizeof(*pt->reported));
+        pt->reported[pt->nreported++] = c->index_id;
+    }
+    l->inflight--;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    free(c);
+}
+
 static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
                          const Shardex__Internal__V1__IndexEntry *e, const sx_pindex_info *info)
 {
@@ -430,10 +463,14 @@ static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
         return;
     pthread_mutex_lock(&l->mu);
     part *pt = &l->parts[p];
-    bool done = reported(pt, e->id);
+    bool done = pt->reporting || reported(pt, e->id);
     for (uint32_t t = 0; !done && info->global && t < info->term_partitions; t++) {
         stream *s = find_stream(l, p, e->id, t);
         done = !s || !s->known || s->acked < info->start; /* not yet: "done" means skip */
+    }
+    if (!done) {
+        pt->reporting = true;
+        l->inflight++;
     }
     pthread_mutex_unlock(&l->mu);
     if (done)
@@ -444,22 +481,12 @@ static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
     req.index_id = e->id;
     req.partition = p;
     req.epoch = v->epoch;
-    ProtobufCMessage *resp = NULL;
-    sx_err err = {0};
+    report_ctx *c = sx_calloc(1, sizeof(*c));
+    *c = (report_ctx){l, p, e->id, v->epoch};
+    /* Asynchronous: a coordinator that is down must not stall shipping. */
     sx_rpc_call_opts o = {.timeout_ms = 2000};
-    sx_status st = sx_rpc_invoke(l->o.rpc, l->coordinator, COORD_SVC, "ReportBackfill", &req.base,
-                                 &resp, &o, &err);
-    sx_rpc_free(resp);
-    if (st != SX_OK) {
-        SX_LOG(SX_LOG_WARN, "ixlead",
-               "partition=%u backfill report of index %" PRIu64 " failed: %s", p, e->id, err.msg);
-        return;
-    }
-    SX_LOG(SX_LOG_INFO, "ixlead", "partition=%u index=%" PRIu64 " backfill reported", p, e->id);
-    pthread_mutex_lock(&l->mu);
-    pt->reported = sx_realloc(pt->reported, (pt->nreported + 1) * sizeof(*pt->reported));
-    pt->reported[pt->nreported++] = e->id;
-    pthread_mutex_unlock(&l->mu);
+    sx_rpc_invoke_async(l->o.rpc, l->coordinator, COORD_SVC, "ReportBackfill", &req.base, &o,
+                        report_done, c);
 }
 
 /* ----------------------------------------------------------------- loop -- */

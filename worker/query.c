@@ -80,6 +80,13 @@ static sx_status on_scan_local(sx_rpc_call *call, const ProtobufCMessage *reqm,
         return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now",
                           req->partition);
     st = sx_pindex_scan(v.ix, req, sx_rpc_call_arena(call), resp, err);
+    if (st == SX_NOT_FOUND) {
+        /* The router found the index in its map: this partition has not
+         * applied its marker yet (or the map is older than a drop). Either
+         * passes: the router retries until its deadline. */
+        sx_err why = *err;
+        st = sx_err_set(err, SX_UNAVAILABLE, "%s", why.msg);
+    }
     resp->staleness_ms = v.stale_ms;
     return st;
 }
@@ -175,7 +182,7 @@ static sx_status run_plan(sx_worker_ctx *w, sx_rpc_call *call, plan *pl, uint32_
         calls[i].req = &pl->reqs[i].base;
     sx_status st =
         sx_fanout_run(w->rpc, w->member, INDEX_SVC, pl->global ? "ScanTerm" : "ScanLocal", calls,
-                      pl->n, pl->global ? aim_term : aim_local, pl, deadline, deadline, err);
+                      pl->n, pl->global ? aim_term : aim_local, pl, deadline, pl->attempt_ms, err);
     if (st != SX_OK) {
         sx_fanout_free(calls, pl->n);
         return st;
