@@ -150,29 +150,12 @@ static void check_replicas(fx *f)
         fail_dump(f, "replicas differ: %s", why);
 }
 
-/* `shardex verify --server ADDR` recomputes every index from the log. */
+/* `shardex verify` recomputes every index from the log. */
 static void run_verify(fx *f)
 {
-    char bin[512], logf[512];
-    sx_cluster_bin("client/shardex", bin, sizeof(bin));
-    if (access(bin, X_OK) != 0)
-        fail_dump(f, "%s is not built", bin);
-    uint32_t via = 0;
-    while (f->c->worker_pid[via] <= 0)
-        via++;
-    snprintf(logf, sizeof(logf), "%s/verify.log", f->c->dir);
-    char *argv[] = {bin, "--server", f->c->worker_addr[via], "verify", NULL};
-    pid_t pid = sx_h_spawn(argv, logf);
-    int status = sx_h_wait_exit(pid, 120000);
-    if (status == -1) {
-        sx_h_kill9(pid);
-        sx_h_dump_log(logf, 40);
-        fail_dump(f, "shardex verify did not finish in 120 s");
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        sx_h_dump_log(logf, 40);
-        fail_dump(f, "shardex verify found differences (status %d)", status);
-    }
+    char why[256];
+    if (!sx_check_verify(f->c, 120000, why, sizeof(why)))
+        fail_dump(f, "%s", why);
 }
 
 /* A running worker's address, copied under f->mu: a writer thread picks

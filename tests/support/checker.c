@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define ADMIN_SVC (&shardex__internal__v1__worker_admin__descriptor)
 
@@ -285,4 +287,37 @@ sx_cluster *sx_cluster_start_settled(const sx_cluster_opts *opts, uint64_t timeo
     sx_cluster_stop(c);
     free(c);
     return NULL;
+}
+
+bool sx_check_verify(sx_cluster *c, uint64_t timeout_ms, char *why, size_t cap)
+{
+    char bin[512], logf[600];
+    sx_cluster_bin("client/shardex", bin, sizeof(bin));
+    if (access(bin, X_OK) != 0) {
+        snprintf(why, cap, "%s is not built", bin);
+        return false;
+    }
+    uint32_t via = 0;
+    while (via < c->nworkers && c->worker_pid[via] <= 0)
+        via++;
+    if (via == c->nworkers) {
+        snprintf(why, cap, "no worker is running");
+        return false;
+    }
+    snprintf(logf, sizeof(logf), "%s/verify.log", c->dir);
+    char *argv[] = {bin, "--server", c->worker_addr[via], "verify", NULL};
+    pid_t pid = sx_h_spawn(argv, logf);
+    int status = sx_h_wait_exit(pid, timeout_ms);
+    if (status == -1) {
+        sx_h_kill9(pid);
+        sx_h_dump_log(logf, 40);
+        snprintf(why, cap, "shardex verify did not finish in %" PRIu64 " ms", timeout_ms);
+        return false;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        sx_h_dump_log(logf, 40);
+        snprintf(why, cap, "shardex verify found differences or failed (status %d)", status);
+        return false;
+    }
+    return true;
 }

@@ -17,6 +17,12 @@
  * failure writes a reason into why and returns false. */
 bool sx_check_replicas(sx_cluster *c, uint64_t timeout_ms, char *why, size_t cap);
 
+/* Runs `shardex --server <a live worker> verify` (every index and document
+ * recomputed from the logs, client/verify.c) and waits up to timeout_ms; true
+ * when it exits 0. On failure writes a reason into why (and prints the
+ * verify's last lines). */
+bool sx_check_verify(sx_cluster *c, uint64_t timeout_ms, char *why, size_t cap);
+
 /* Starts a cluster (sx_cluster_start) and waits until it is settled as above,
  * so that writes find a whole ISR everywhere. Returns it (sx_cluster_stop and
  * free it), or NULL after printing why, with everything started stopped. */
