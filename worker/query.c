@@ -125,11 +125,24 @@ typedef struct plan {
     uint64_t attempt_ms; /* one attempt: about two leases, as the router's */
 } plan;
 
+static bool index_in(const Shardex__Internal__V1__ClusterMap *m, uint64_t id)
+{
+    for (size_t k = 0; k < m->n_indexes; k++)
+        if (m->indexes[k]->id == id)
+            return true;
+    return false;
+}
+
 static bool aim_local(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
                       sx_fanout_call *c, char *addr, size_t cap, sx_err *err)
 {
     plan *pl = arg;
     uint32_t p = pl->targets[i];
+    if (pl->def.id && !index_in(m, pl->def.id)) {
+        /* Dropped since the query began: the partitions no longer hold it. */
+        sx_err_set(err, SX_NOT_FOUND, "index \"%s\" was dropped", pl->def.name);
+        return false;
+    }
     int32_t leader = p < m->n_partitions ? m->partitions[p]->leader : -1;
     if (leader < 0 || (size_t)leader >= m->n_workers || !m->workers[leader]->alive) {
         sx_err_set(err, SX_UNAVAILABLE, "partition %u has no live leader", p);
