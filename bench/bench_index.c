@@ -267,17 +267,6 @@ static size_t body_len_for(size_t doc_bytes)
     return doc_bytes > fixed ? doc_bytes - fixed : 0;
 }
 
-/* ====================================================== process CPU ===== */
-
-static uint64_t cluster_cpu_us(const sx_cluster *c)
-{
-    uint64_t t = c->coord_pid > 0 ? sx_bench_proc_cpu_us(c->coord_pid, NULL) : 0;
-    for (uint32_t i = 0; i < c->nworkers; i++)
-        if (c->worker_pid[i] > 0)
-            t += sx_bench_proc_cpu_us(c->worker_pid[i], NULL);
-    return t;
-}
-
 /* CPU of the cluster's worker threads by thread name (a pool's "name-N"
  * counted as "name"; unnamed threads, LevelDB's among them, show as the
  * process name), to see where a window's CPU went. */
@@ -364,9 +353,9 @@ static uint64_t quiesce(const sx_cluster *c, uint64_t max_ms, double idle_cores)
 {
     uint64_t t0 = sx_clock_now_ms();
     while (sx_clock_now_ms() - t0 < max_ms) {
-        uint64_t a = sx_clock_cpu_us() + cluster_cpu_us(c);
+        uint64_t a = sx_clock_cpu_us() + sx_bench_cluster_cpu_us(c);
         sx_clock_sleep_ms(200);
-        uint64_t z = sx_clock_cpu_us() + cluster_cpu_us(c);
+        uint64_t z = sx_clock_cpu_us() + sx_bench_cluster_cpu_us(c);
         if ((double)(z - a) < 200 * 1000 * (idle_cores + 0.1))
             break;
     }
@@ -376,9 +365,9 @@ static uint64_t quiesce(const sx_cluster *c, uint64_t max_ms, double idle_cores)
 /* Cores the cluster uses over 1 s with no client load. */
 static double idle_cores(const sx_cluster *c)
 {
-    uint64_t a = cluster_cpu_us(c), t0 = sx_clock_now_us();
+    uint64_t a = sx_bench_cluster_cpu_us(c), t0 = sx_clock_now_us();
     sx_clock_sleep_ms(1000);
-    return (double)(cluster_cpu_us(c) - a) / (double)(sx_clock_now_us() - t0);
+    return (double)(sx_bench_cluster_cpu_us(c) - a) / (double)(sx_clock_now_us() - t0);
 }
 
 /* ================================================ closed-loop Puts ===== */
@@ -621,11 +610,11 @@ static void run_queries(sx_cluster *c, sx_rpc_client *rpc, const params *p, int 
     for (int i = 0; i < nslots; i++)
         qslot_issue(&L->slots[i]);
     sx_clock_sleep_ms((uint64_t)(p->warmup * 1000));
-    uint64_t t0 = sx_clock_now_ns(), s0 = sx_clock_cpu_us(), k0 = cluster_cpu_us(c);
+    uint64_t t0 = sx_clock_now_ns(), s0 = sx_clock_cpu_us(), k0 = sx_bench_cluster_cpu_us(c);
     atomic_store(&L->phase, SX_BENCH_MEASURE);
     sx_clock_sleep_ms((uint64_t)(p->seconds * 1000));
     atomic_store(&L->phase, SX_BENCH_STOP);
-    uint64_t t1 = sx_clock_now_ns(), s1 = sx_clock_cpu_us(), k1 = cluster_cpu_us(c);
+    uint64_t t1 = sx_clock_now_ns(), s1 = sx_clock_cpu_us(), k1 = sx_bench_cluster_cpu_us(c);
     while (atomic_load(&L->outstanding) > 0)
         sx_clock_sleep_ms(1);
     res->done = atomic_load(&L->done);
@@ -863,18 +852,9 @@ static void *probe_main(void *arg)
 
 /* ======================================================= the cluster ===== */
 
-static void signal_cluster(const sx_cluster *c)
-{
-    for (uint32_t i = 0; i < c->nworkers; i++)
-        if (c->worker_pid[i] > 0)
-            kill(c->worker_pid[i], SIGTERM);
-    if (c->coord_pid > 0)
-        kill(c->coord_pid, SIGTERM);
-}
-
 static void stop_cluster(sx_cluster *c)
 {
-    signal_cluster(c);
+    sx_bench_cluster_signal(c);
     if (c->dir[0])
         sx_cluster_stop(c);
 }
@@ -886,20 +866,10 @@ static bool start_cluster(sx_cluster *c, uint32_t P, uint32_t replication)
                          .replication = replication,
                          .min_isr = replication >= 3 ? 2 : 1,
                          .lease_ms = LEASE_MS};
-    uint64_t t0 = sx_clock_now_ms();
-    if (!sx_cluster_start(c, &o)) {
-        fprintf(stderr, "bench_index: the P=%u cluster did not start\n", P);
-        return false;
-    }
-    char why[512] = "";
-    if (!sx_check_replicas(c, SETTLE_MS, why, sizeof(why))) {
-        fprintf(stderr, "bench_index: the P=%u cluster did not settle: %s\n", P, why);
-        sx_cluster_dump_logs(c);
-        return false;
-    }
-    fprintf(stderr, "bench_index: P=%u R=%u cluster up and settled in %.1f s (%s)\n", P,
-            replication, (double)(sx_clock_now_ms() - t0) / 1e3, c->dir);
-    return true;
+    char label[32], up_label[48];
+    snprintf(label, sizeof(label), "P=%u", P);
+    snprintf(up_label, sizeof(up_label), "P=%u R=%u", P, replication);
+    return sx_bench_cluster_start(c, &o, SETTLE_MS, "bench_index", label, up_label);
 }
 
 static bool create_index(sx_cluster *c, sx_rpc_client *rpc, const char *name, const char *field,
@@ -1128,11 +1098,11 @@ static bool lag_level(sx_cluster *c, sx_rpc_client *rpc, const params *p, double
             uint64_t a0 = atomic_load(&R->acked_docs);
             tcpu th0, th1;
             tcpu_read(c, &th0);
-            uint64_t t0 = sx_clock_now_ns(), s0 = sx_clock_cpu_us(), k0 = cluster_cpu_us(c);
+            uint64_t t0 = sx_clock_now_ns(), s0 = sx_clock_cpu_us(), k0 = sx_bench_cluster_cpu_us(c);
             atomic_store(&R->wm, nw << 1 | m);
             sx_clock_sleep_ms((uint64_t)(p->lag_seconds * 1000));
             atomic_store(&R->wm, -1);
-            uint64_t t1 = sx_clock_now_ns(), s1 = sx_clock_cpu_us(), k1 = cluster_cpu_us(c);
+            uint64_t t1 = sx_clock_now_ns(), s1 = sx_clock_cpu_us(), k1 = sx_bench_cluster_cpu_us(c);
             uint64_t a1 = atomic_load(&R->acked_docs);
             tcpu_read(c, &th1);
             tcpu_diff_add(&L->threads, &th0, &th1);
@@ -1750,12 +1720,7 @@ int main(int argc, char **argv)
         p.probes > MAX_PROBES || p.doc_bytes < 64 || p.doc_bytes > POOL_BYTES / 2 ||
         (p.nparts == 0 && p.lag_parts == 0))
         usage(argv[0]);
-    sx_log_set_process("bench_index");
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sx_bench_process_init("bench_index", on_signal);
 
     p.docs = (p.docs + PRELOAD_BATCH - 1) / PRELOAD_BATCH * PRELOAD_BATCH; /* whole Puts */
     fill_pool();

@@ -201,17 +201,6 @@ static size_t body_len_for(size_t doc_bytes)
     }
 }
 
-/* ====================================================== process CPU ===== */
-
-static uint64_t cluster_cpu_us(const sx_cluster *c)
-{
-    uint64_t t = c->coord_pid > 0 ? sx_bench_proc_cpu_us(c->coord_pid, NULL) : 0;
-    for (uint32_t i = 0; i < c->nworkers; i++)
-        if (c->worker_pid[i] > 0)
-            t += sx_bench_proc_cpu_us(c->worker_pid[i], NULL);
-    return t;
-}
-
 /* ======================================================= measurement ===== */
 
 /* One window of one configuration. */
@@ -446,11 +435,11 @@ static void run_cluster(load *L, const params *p, result *res)
     for (int i = 0; i < L->nslots; i++)
         slot_issue(&L->slots[i]);
     sx_clock_sleep_ms((uint64_t)(p->warmup * 1000));
-    uint64_t t0 = sx_clock_now_ns(), s0 = sx_clock_cpu_us(), k0 = cluster_cpu_us(L->c);
+    uint64_t t0 = sx_clock_now_ns(), s0 = sx_clock_cpu_us(), k0 = sx_bench_cluster_cpu_us(L->c);
     atomic_store(&L->phase, SX_BENCH_MEASURE);
     sx_clock_sleep_ms((uint64_t)(p->seconds * 1000));
     atomic_store(&L->phase, SX_BENCH_STOP);
-    uint64_t t1 = sx_clock_now_ns(), s1 = sx_clock_cpu_us(), k1 = cluster_cpu_us(L->c);
+    uint64_t t1 = sx_clock_now_ns(), s1 = sx_clock_cpu_us(), k1 = sx_bench_cluster_cpu_us(L->c);
     res->ops = atomic_load(&L->done);
     while (atomic_load(&L->outstanding) > 0)
         sx_clock_sleep_ms(1);
@@ -476,11 +465,11 @@ static uint64_t quiesce(sx_cluster *const *clu, int n)
     while (sx_clock_now_ms() - t0 < QUIET_MAX_MS) {
         uint64_t a = sx_clock_cpu_us();
         for (int i = 0; i < n; i++)
-            a += clu[i] ? cluster_cpu_us(clu[i]) : 0;
+            a += clu[i] ? sx_bench_cluster_cpu_us(clu[i]) : 0;
         sx_clock_sleep_ms(QUIET_SLICE_MS);
         uint64_t z = sx_clock_cpu_us();
         for (int i = 0; i < n; i++)
-            z += clu[i] ? cluster_cpu_us(clu[i]) : 0;
+            z += clu[i] ? sx_bench_cluster_cpu_us(clu[i]) : 0;
         if (z - a < QUIET_SLICE_MS * 1000 / 10)
             break;
     }
@@ -524,17 +513,6 @@ static void leaders_per_worker(sx_cluster *c, char *out, size_t cap)
     sx_rpc_free(&m->base);
 }
 
-/* SIGTERM to every process of c at once (they take a couple of seconds each
- * to drain); sx_cluster_stop then waits for them and removes the directory. */
-static void signal_cluster(const sx_cluster *c)
-{
-    for (uint32_t i = 0; i < c->nworkers; i++)
-        if (c->worker_pid[i] > 0)
-            kill(c->worker_pid[i], SIGTERM);
-    if (c->coord_pid > 0)
-        kill(c->coord_pid, SIGTERM);
-}
-
 static bool start_cluster(sx_cluster *c, uint32_t replication, uint32_t min_isr)
 {
     sx_cluster_opts o = {.workers = NWORKERS,
@@ -542,20 +520,9 @@ static bool start_cluster(sx_cluster *c, uint32_t replication, uint32_t min_isr)
                          .replication = replication,
                          .min_isr = min_isr,
                          .lease_ms = LEASE_MS};
-    uint64_t t0 = sx_clock_now_ms();
-    if (!sx_cluster_start(c, &o)) {
-        fprintf(stderr, "bench_write: the R=%u cluster did not start\n", replication);
-        return false;
-    }
-    char why[512] = "";
-    if (!sx_check_replicas(c, SETTLE_MS, why, sizeof(why))) {
-        fprintf(stderr, "bench_write: the R=%u cluster did not settle: %s\n", replication, why);
-        sx_cluster_dump_logs(c);
-        return false;
-    }
-    fprintf(stderr, "bench_write: R=%u cluster up and settled in %.1f s (%s)\n", replication,
-            (double)(sx_clock_now_ms() - t0) / 1e3, c->dir);
-    return true;
+    char label[32];
+    snprintf(label, sizeof(label), "R=%u", replication);
+    return sx_bench_cluster_start(c, &o, SETTLE_MS, "bench_write", label, label);
 }
 
 static void usage(const char *argv0)
@@ -621,12 +588,7 @@ int main(int argc, char **argv)
         p.clients > MAX_CLIENTS || p.batch < 1 || p.batch > 10000 || p.doc_bytes < 200 ||
         p.doc_bytes > POOL_BYTES / 2)
         usage(argv[0]);
-    sx_log_set_process("bench_write");
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sx_bench_process_init("bench_write", on_signal);
 
     fill_pool();
     p.body_len = body_len_for(p.doc_bytes);
@@ -728,7 +690,7 @@ int main(int argc, char **argv)
     uint64_t t_stop = sx_clock_now_ms();
     sx_rpc_client_destroy(rpc);
     for (int c = C_R1; c <= C_R3; c++)
-        signal_cluster(clu[c]);
+        sx_bench_cluster_signal(clu[c]);
     for (int c = C_R1; c <= C_R3; c++) {
         if (clu[c]->dir[0])
             sx_cluster_stop(clu[c]);

@@ -4,8 +4,13 @@
  */
 #include "benchlib.h"
 
+#include "checker.h"
+#include "clock.h"
+#include "log.h"
+
 #include "mem.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,4 +136,51 @@ void sx_bench_fmt_latency(const sx_bench_hist *h, double unit_ns, int decimals, 
     snprintf(buf, cap, "%.*f / %.*f / %.*f", decimals, sx_bench_hist_quantile(h, 0.5) / unit_ns,
              decimals, sx_bench_hist_quantile(h, 0.99) / unit_ns, decimals,
              sx_bench_hist_quantile(h, 0.999) / unit_ns);
+}
+
+uint64_t sx_bench_cluster_cpu_us(const sx_cluster *c)
+{
+    uint64_t t = c->coord_pid > 0 ? sx_bench_proc_cpu_us(c->coord_pid, NULL) : 0;
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (c->worker_pid[i] > 0)
+            t += sx_bench_proc_cpu_us(c->worker_pid[i], NULL);
+    return t;
+}
+
+void sx_bench_process_init(const char *name, void (*on_stop)(int sig))
+{
+    sx_log_set_process(name);
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+bool sx_bench_cluster_start(sx_cluster *c, const sx_cluster_opts *opts, uint64_t settle_ms,
+                            const char *who, const char *label, const char *up_label)
+{
+    uint64_t t0 = sx_clock_now_ms();
+    if (!sx_cluster_start(c, opts)) {
+        fprintf(stderr, "%s: the %s cluster did not start\n", who, label);
+        return false;
+    }
+    char why[512] = "";
+    if (!sx_check_replicas(c, settle_ms, why, sizeof(why))) {
+        fprintf(stderr, "%s: the %s cluster did not settle: %s\n", who, label, why);
+        sx_cluster_dump_logs(c);
+        return false;
+    }
+    fprintf(stderr, "%s: %s cluster up and settled in %.1f s (%s)\n", who, up_label,
+            (double)(sx_clock_now_ms() - t0) / 1e3, c->dir);
+    return true;
+}
+
+void sx_bench_cluster_signal(const sx_cluster *c)
+{
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (c->worker_pid[i] > 0)
+            kill(c->worker_pid[i], SIGTERM);
+    if (c->coord_pid > 0)
+        kill(c->coord_pid, SIGTERM);
 }

@@ -1,7 +1,8 @@
 /* benchlib.h: what bench_rpc and bench_write measure and report the same way
  * (BENCHMARKING.md): a log-bucketed latency histogram, the phases of a
  * closed-loop window, the CPU time of another process, medians over rounds and
- * the Markdown cells that show them. It is not a harness: each benchmark keeps
+ * the Markdown cells that show them, and the start (settled) and stop of the
+ * loopback clusters they measure. It is not a harness: each benchmark keeps
  * its own load, configurations, round order and tables, so that its output
  * stays what bench/run.sh embeds in docs/benchmarks.md.
  *
@@ -15,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "cluster.h"
 
 /* ---- latency histogram ---- */
 
@@ -59,6 +62,27 @@ typedef enum sx_bench_phase {
  * cannot be read or parsed, e.g. because the process has gone. For this
  * process use sx_clock_cpu_us (clock.h), which is finer. */
 uint64_t sx_bench_proc_cpu_us(pid_t pid, bool *ok);
+
+/* utime + stime of every running process of c (coordinator and workers), in
+ * microseconds, by sx_bench_proc_cpu_us. */
+uint64_t sx_bench_cluster_cpu_us(const sx_cluster *c);
+
+/* ---- the process and its clusters ---- */
+
+/* Names this process in its log lines (name), ignores SIGPIPE and has SIGINT
+ * and SIGTERM call on_stop (which sets the benchmark's stop flag). */
+void sx_bench_process_init(const char *name, void (*on_stop)(int sig));
+
+/* Starts c with opts (sx_cluster_start) and waits up to settle_ms until every
+ * partition's ISR is whole (sx_check_replicas). Progress and failures go to
+ * stderr as "WHO: the LABEL cluster did not start|settle" and "WHO: UP_LABEL
+ * cluster up and settled in S s (DIR)"; on false the caller still stops c. */
+bool sx_bench_cluster_start(sx_cluster *c, const sx_cluster_opts *opts, uint64_t settle_ms,
+                            const char *who, const char *label, const char *up_label);
+
+/* SIGTERM to every process of c at once (they take a couple of seconds each
+ * to drain); sx_cluster_stop then waits for them and removes the directory. */
+void sx_bench_cluster_signal(const sx_cluster *c);
 
 /* ---- rounds and Markdown ---- */
 

@@ -1,5 +1,5 @@
 /* test_load.c: `shardex load` against real processes (coordinator + 3
- * workers, P=8, R=3, min_isr=2), the tool run as a process (posix_spawn, its
+ * workers, P=8, R=3, min_isr=2), the tool run as a process (sx_h_run_wait, its
  * input a file on stdin or named), its --json summary parsed with jansson,
  * and what the cluster holds read back with Get (and a LOCAL query) after
  * the tokens the summary printed:
@@ -34,7 +34,6 @@
 #include <jansson.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -45,8 +44,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-
-extern char **environ;
 
 #define WAIT_MS 30000
 /* How long one run of the tool may take before the test gives up on it. */
@@ -112,33 +109,11 @@ static void fail_dump(fx *f, const char *fmt, ...)
 
 /* ------------------------------------------------------------ the tool -- */
 
+/* What one run of the tool did. */
 typedef struct cli_run {
-    int code;    /* exit status; -1: killed by a signal or ran out CLI_MS */
-    char *out;   /* stdout (free) */
-    char *err;   /* stderr (free) */
-    json_t *sum; /* stdout parsed, when it is JSON (json_decref) */
-    uint64_t ms;
+    sx_h_run run; /* exit, stdout, stderr, time (CLI_MS at most) */
+    json_t *sum;  /* stdout parsed, when it is JSON (json_decref) */
 } cli_run;
-
-static char *slurp(const char *path)
-{
-    sx_buf b = {0};
-    bool found = false;
-    sx_file_read(path, 64u << 20, &b, &found, NULL);
-    char *s = malloc(b.len + 1);
-    assert_non_null(s);
-    if (b.len)
-        memcpy(s, b.data, b.len);
-    s[b.len] = '\0';
-    sx_buf_free(&b);
-    return s;
-}
-
-static void print_run(const char *what, const cli_run *r)
-{
-    fprintf(stderr, "---- %s: exit %d in %" PRIu64 " ms\n---- stdout:\n%s---- stderr:\n%s", what,
-            r->code, r->ms, r->out, r->err);
-}
 
 /* Runs `shardex ARGS...` (NULL-terminated) with stdin from `in` (NULL:
  * /dev/null), extra environment variables `env` (NULL-terminated, may be
@@ -154,43 +129,16 @@ static cli_run run_cli(fx *f, const char *in, const char *const *args, const cha
     for (; args[n - 1] && n < 39; n++)
         argv[n] = (char *)args[n - 1];
     argv[n] = NULL;
-    size_t ne = 0;
-    while (environ[ne])
-        ne++;
-    char **envp = calloc(ne + 8, sizeof(*envp));
-    memcpy(envp, environ, ne * sizeof(*envp));
-    for (size_t i = 0; env && env[i] && i < 7; i++)
-        envp[ne++] = (char *)env[i];
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, in ? in : "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, outf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    cli_run r = {.code = -1};
-    uint64_t t0 = sx_clock_now_ms();
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    free(envp);
-    assert_int_equal(rc, 0);
-    int st = sx_h_wait_exit(pid, CLI_MS);
-    r.ms = sx_clock_now_ms() - t0;
-    if (st == -1)
-        sx_h_kill9(pid);
-    else if (WIFEXITED(st))
-        r.code = WEXITSTATUS(st);
-    r.out = slurp(outf);
-    r.err = slurp(errf);
-    r.sum = json_loads(r.out, 0, NULL);
+    cli_run r = {.run = sx_h_run_wait(argv, in, env, outf, errf, CLI_MS)};
+    r.sum = json_loads(r.run.out, 0, NULL);
     if (getenv("SHARDEX_TEST_VERBOSE"))
-        print_run(args[0], &r);
+        sx_h_run_print(args[0], &r.run);
     return r;
 }
 
 static void cli_free(cli_run *r)
 {
-    free(r->out);
-    free(r->err);
+    sx_h_run_free(&r->run);
     json_decref(r->sum);
 }
 
@@ -199,12 +147,12 @@ static cli_run load(fx *f, const char *in, const char *const *args, const char *
                     int want)
 {
     cli_run r = run_cli(f, in, args, env);
-    if (r.code != want || !json_is_object(r.sum)) {
-        print_run("load", &r);
-        fail_dump(f, "load exited %d (wanted %d)%s", r.code, want,
+    if (r.run.code != want || !json_is_object(r.sum)) {
+        sx_h_run_print("load", &r.run);
+        fail_dump(f, "load exited %d (wanted %d)%s", r.run.code, want,
                   json_is_object(r.sum) ? "" : " without a JSON summary");
     }
-    fprintf(stderr, "load: exit %d in %" PRIu64 " ms\n", r.code, r.ms);
+    fprintf(stderr, "load: exit %d in %" PRIu64 " ms\n", r.run.code, r.run.ms);
     return r;
 }
 
@@ -232,8 +180,8 @@ static void expect_reported(const cli_run *r, uint64_t line)
 {
     char want[48];
     snprintf(want, sizeof(want), "line %" PRIu64 ":", line);
-    if (!strstr(r->err, want)) {
-        print_run("load", r);
+    if (!strstr(r->run.err, want)) {
+        sx_h_run_print("load", &r->run);
         fail_msg("stderr does not report %s", want);
     }
 }
@@ -448,7 +396,7 @@ static void test_server_refusals(void **state)
     expect_skipped(&r, want, 2);
     expect_reported(&r, REFUSE_ID);
     expect_reported(&r, REFUSE_VAL);
-    assert_non_null(strstr(r.err, "refused by the server"));
+    assert_non_null(strstr(r.run.err, "refused by the server"));
     assert_int_equal(jint(r.sum, "written"), NREFUSE - 2);
     sx_token_set t = {0};
     summary_tokens(&r, &t);
@@ -651,7 +599,7 @@ static void test_debian(void **state)
     assert_string_equal(json_string_value(json_array_get(ints, 0)), "Installed-Size");
     expect_skipped(&r, &bad_line, 1);
     expect_reported(&r, bad_line);
-    assert_non_null(strstr(r.err, "no \"Package\" field"));
+    assert_non_null(strstr(r.run.err, "no \"Package\" field"));
     assert_int_equal(jint(r.sum, "read"), NSTANZAS + 1);
     assert_int_equal(jint(r.sum, "written"), NSTANZAS);
     assert_int_equal(jint(r.sum, "repeated_ids"), 0);
@@ -715,19 +663,19 @@ static void test_command_line(void **state)
     snprintf(path, sizeof(path), "%s/none.jsonl", f->c->dir);
     const char *missing[] = {"--server", f->servers, "load", path, NULL};
     cli_run r = run_cli(f, NULL, missing, NULL);
-    assert_int_equal(r.code, 2);
-    assert_non_null(strstr(r.err, "none.jsonl"));
+    assert_int_equal(r.run.code, 2);
+    assert_non_null(strstr(r.run.err, "none.jsonl"));
     cli_free(&r);
 
     const char *badflag[] = {"load", "--batch", "0", NULL};
     r = run_cli(f, NULL, badflag, NULL);
-    assert_int_equal(r.code, 2);
+    assert_int_equal(r.run.code, 2);
     cli_free(&r);
 
     const char *help[] = {"load", "--help", NULL};
     r = run_cli(f, NULL, help, NULL);
-    assert_int_equal(r.code, 0);
-    assert_non_null(strstr(r.out, "--on-error"));
+    assert_int_equal(r.run.code, 0);
+    assert_non_null(strstr(r.run.out, "--on-error"));
     cli_free(&r);
 
     /* Nothing listens on port 1: exit 3 within the deadline. */
@@ -735,10 +683,10 @@ static void test_command_line(void **state)
     const char *down[] = {"--server", "127.0.0.1:1", "--timeout-ms", "1500",
                           "load",     path,          "--json",       NULL};
     r = run_cli(f, NULL, down, NULL);
-    if (r.code != 3)
-        print_run("load (no cluster)", &r);
-    assert_int_equal(r.code, 3);
-    assert_true(r.ms < 10000);
+    if (r.run.code != 3)
+        sx_h_run_print("load (no cluster)", &r.run);
+    assert_int_equal(r.run.code, 3);
+    assert_true(r.run.ms < 10000);
     cli_free(&r);
 }
 

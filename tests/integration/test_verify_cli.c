@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,37 +74,9 @@ static void fail_dump(fx *f, const char *fmt, ...)
 
 /* ------------------------------------------------------------ the tool -- */
 
-/* What one run of the tool did. */
-typedef struct cli_run {
-    int code;    /* exit status; -1: killed by a signal or ran out CLI_MS */
-    char *out;   /* stdout, NUL-terminated (free) */
-    char *err;   /* stderr (free) */
-    uint64_t ms; /* wall time */
-} cli_run;
-
-static char *slurp(const char *path)
-{
-    sx_buf b = {0};
-    bool found = false;
-    sx_file_read(path, 64u << 20, &b, &found, NULL);
-    char *s = malloc(b.len + 1);
-    assert_non_null(s);
-    if (b.len)
-        memcpy(s, b.data, b.len);
-    s[b.len] = '\0';
-    sx_buf_free(&b);
-    return s;
-}
-
-static void print_run(const char *what, const cli_run *r)
-{
-    fprintf(stderr, "---- %s: exit %d in %" PRIu64 " ms\n---- stdout:\n%s---- stderr:\n%s", what,
-            r->code, r->ms, r->out, r->err);
-}
-
 /* Runs `shardex ARGS...` (args NULL-terminated) with its stdout and stderr in
- * files under dir, and waits for it. */
-static cli_run run_cli(const char *dir, const char *const *args)
+ * files under dir, and waits for it (sx_h_run_free the result). */
+static sx_h_run run_cli(const char *dir, const char *const *args)
 {
     char bin[512], outf[512], errf[512];
     sx_cluster_bin("client/shardex", bin, sizeof(bin));
@@ -116,56 +87,29 @@ static cli_run run_cli(const char *dir, const char *const *args)
     for (; args[n - 1] && n < 31; n++)
         argv[n] = (char *)args[n - 1];
     argv[n] = NULL;
-    cli_run r = {.code = -1};
-    uint64_t t0 = sx_clock_now_ms();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int o = open(outf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(127);
-        execv(bin, argv);
-        _exit(127);
-    }
-    int st = sx_h_wait_exit(pid, CLI_MS);
-    r.ms = sx_clock_now_ms() - t0;
-    if (st == -1) {
-        sx_h_kill9(pid);
-    } else if (WIFEXITED(st)) {
-        r.code = WEXITSTATUS(st);
-    }
-    r.out = slurp(outf);
-    r.err = slurp(errf);
+    sx_h_run r = sx_h_run_wait(argv, NULL, NULL, outf, errf, CLI_MS);
     if (getenv("SHARDEX_TEST_VERBOSE")) /* every run's output */
-        print_run(args[0], &r);
+        sx_h_run_print(args[0], &r);
     return r;
-}
-
-static void cli_free(cli_run *r)
-{
-    free(r->out);
-    free(r->err);
 }
 
 /* The report of `shardex --server ADDR verify --json` (json_decref it). */
 static json_t *verify_json(fx *f, const char *addr, int want_code)
 {
     const char *args[] = {"--server", addr, "verify", "--json", "--max-diffs", "0", NULL};
-    cli_run r = run_cli(f->c->dir, args);
+    sx_h_run r = run_cli(f->c->dir, args);
     if (r.code != want_code) {
-        print_run("verify --json", &r);
+        sx_h_run_print("verify --json", &r);
         fail_dump(f, "verify --json exited %d, not %d", r.code, want_code);
     }
     json_error_t jerr;
     json_t *root = json_loads(r.out, 0, &jerr);
     if (!root) {
-        print_run("verify --json", &r);
+        sx_h_run_print("verify --json", &r);
         fail_dump(f, "verify --json: not JSON: %s (line %d)", jerr.text, jerr.line);
     }
     fprintf(stderr, "verify --json via %s: exit %d in %" PRIu64 " ms\n", addr, r.code, r.ms);
-    cli_free(&r);
+    sx_h_run_free(&r);
     return root;
 }
 
@@ -359,13 +303,13 @@ static void test_verify_clean(void **state)
     /* The same through the coordinator (the map from Coordinator.GetMap),
      * as lines. */
     const char *args[] = {"--server", f->c->coord_addr, "verify", NULL};
-    cli_run r = run_cli(f->c->dir, args);
+    sx_h_run r = run_cli(f->c->dir, args);
     if (r.code != 0 || !strstr(r.out, " 0 differences") || !strstr(r.out, " replica=")) {
-        print_run("verify", &r);
+        sx_h_run_print("verify", &r);
         fail_dump(f, "verify through the coordinator exited %d", r.code);
     }
     fprintf(stderr, "verify via the coordinator: exit 0 in %" PRIu64 " ms\n", r.ms);
-    cli_free(&r);
+    sx_h_run_free(&r);
 }
 
 /* The stopped worker's replica of p has applied its leader's commit. */
@@ -526,17 +470,17 @@ static void test_verify_finds_a_missing_local_entry(void **state)
 
     /* Lines. */
     const char *args[] = {"--server", c->worker_addr[0], "verify", NULL};
-    cli_run r = run_cli(c->dir, args);
+    sx_h_run r = run_cli(c->dir, args);
     char want[256];
     snprintf(want, sizeof(want),
              "MISSING       local idx=%s p=%u replica=%s@%s value=%s id=\"%s\" ", v.index, p,
              c->worker_id[w], c->worker_addr[w], value, v.id);
     if (r.code != 1 || !strstr(r.out, want) || !strstr(r.out, " 1 differences (1 missing")) {
-        print_run("verify", &r);
+        sx_h_run_print("verify", &r);
         fail_dump(f, "verify exited %d; expected exit 1 and the line \"%s\"", r.code, want);
     }
     fprintf(stderr, "verify: exit 1 in %" PRIu64 " ms\n", r.ms);
-    cli_free(&r);
+    sx_h_run_free(&r);
 
     /* JSON. */
     json_t *root = verify_json(f, c->worker_addr[1], 1);
@@ -583,33 +527,33 @@ static void test_verify_usage_and_unreachable(void **state)
     const char *dir = f->c->dir;
 
     const char *bogus[] = {"verify", "--bogus", NULL};
-    cli_run r = run_cli(dir, bogus);
+    sx_h_run r = run_cli(dir, bogus);
     if (r.code != 2 || !strstr(r.err, "--bogus")) {
-        print_run("verify --bogus", &r);
+        sx_h_run_print("verify --bogus", &r);
         fail_msg("verify --bogus exited %d", r.code);
     }
-    cli_free(&r);
+    sx_h_run_free(&r);
 
     const char *nocmd[] = {"nosuchcommand", NULL};
     r = run_cli(dir, nocmd);
     assert_int_equal(r.code, 2);
-    cli_free(&r);
+    sx_h_run_free(&r);
 
     const char *help[] = {"--help", NULL};
     r = run_cli(dir, help);
     if (r.code != 0 || !strstr(r.out, "usage: shardex") || !strstr(r.out, "verify")) {
-        print_run("--help", &r);
+        sx_h_run_print("--help", &r);
         fail_msg("--help exited %d", r.code);
     }
-    cli_free(&r);
+    sx_h_run_free(&r);
 
     const char *vhelp[] = {"verify", "--help", NULL};
     r = run_cli(dir, vhelp);
     if (r.code != 0 || !strstr(r.out, "usage: shardex verify") || !strstr(r.out, "--json")) {
-        print_run("verify --help", &r);
+        sx_h_run_print("verify --help", &r);
         fail_msg("verify --help exited %d", r.code);
     }
-    cli_free(&r);
+    sx_h_run_free(&r);
 
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", closed_port());
@@ -617,10 +561,10 @@ static void test_verify_usage_and_unreachable(void **state)
     r = run_cli(dir, down);
     fprintf(stderr, "verify against a closed port: exit %d in %" PRIu64 " ms\n", r.code, r.ms);
     if (r.code != 3 || r.ms > 2000 + 1500 || !strstr(r.err, "GetMap from")) {
-        print_run("verify (closed port)", &r);
+        sx_h_run_print("verify (closed port)", &r);
         fail_msg("verify against a closed port exited %d after %" PRIu64 " ms", r.code, r.ms);
     }
-    cli_free(&r);
+    sx_h_run_free(&r);
 
     /* The same with --json: the error as a JSON object on stdout. */
     const char *downj[] = {"--server", addr, "--timeout-ms", "2000", "verify", "--json", NULL};
@@ -628,13 +572,13 @@ static void test_verify_usage_and_unreachable(void **state)
     json_error_t jerr;
     json_t *root = json_loads(r.out, 0, &jerr);
     if (r.code != 3 || !root) {
-        print_run("verify --json (closed port)", &r);
+        sx_h_run_print("verify --json (closed port)", &r);
         fail_msg("verify --json against a closed port exited %d", r.code);
     }
     assert_int_equal(jnum(root, "exit"), 3);
     assert_true(*jstr(root, "error"));
     json_decref(root);
-    cli_free(&r);
+    sx_h_run_free(&r);
 }
 
 int main(void)

@@ -179,10 +179,7 @@ void sx_cluster_stop(sx_cluster *c)
         sx_h_stop(c->coord_pid, 5000);
     sx_rpc_client_destroy(c->rpc);
     c->rpc = NULL;
-    if (!getenv("SHARDEX_KEEP_TEST_DIR"))
-        sx_h_rmtree(c->dir);
-    else
-        fprintf(stderr, "kept %s\n", c->dir);
+    sx_h_tmpdir_done(c->dir);
 }
 
 Shardex__Internal__V1__ClusterMap *sx_cluster_map(sx_cluster *c)

@@ -2,9 +2,12 @@
 #include "harness.h"
 
 #include "clock.h"
+#include "fsutil.h"
+#include "mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +38,24 @@ void sx_h_rmtree(const char *dir)
     waitpid(pid, &st, 0);
 }
 
+void sx_h_tmpdir_done(const char *dir)
+{
+    if (!getenv("SHARDEX_KEEP_TEST_DIR"))
+        sx_h_rmtree(dir);
+    else
+        fprintf(stderr, "kept %s\n", dir);
+}
+
 pid_t sx_h_spawn(char *const argv[], const char *log_path)
 {
     return sx_h_spawn_env(argv, log_path, NULL);
 }
 
-pid_t sx_h_spawn_env(char *const argv[], const char *log_path, const char *const *env)
+/* Forks argv[0] with stdin from in_path (NULL: inherited), stdout to out_path
+ * and stderr to err_path (the same path: one file; append or truncate) and the
+ * extra environment env; the child dies with the test. Aborts if fork fails. */
+static pid_t spawn_io(char *const argv[], const char *in_path, const char *out_path,
+                      const char *err_path, bool append, const char *const *env)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -53,11 +68,26 @@ pid_t sx_h_spawn_env(char *const argv[], const char *log_path, const char *const
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (in_path) {
+            int fd = open(in_path, O_RDONLY);
+            if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+                _exit(127);
+            close(fd);
+        }
+        int flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
+        int fd = open(out_path, flags, 0644);
         if (fd >= 0) {
             dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
+            if (strcmp(out_path, err_path) == 0)
+                dup2(fd, STDERR_FILENO);
             close(fd);
+        }
+        if (strcmp(out_path, err_path) != 0) {
+            fd = open(err_path, flags, 0644);
+            if (fd >= 0) {
+                dup2(fd, STDERR_FILENO);
+                close(fd);
+            }
         }
         for (size_t i = 0; env && env[i]; i++) {
             const char *eq = strchr(env[i], '=');
@@ -75,6 +105,55 @@ pid_t sx_h_spawn_env(char *const argv[], const char *log_path, const char *const
         _exit(127);
     }
     return pid;
+}
+
+pid_t sx_h_spawn_env(char *const argv[], const char *log_path, const char *const *env)
+{
+    return spawn_io(argv, NULL, log_path, log_path, true, env);
+}
+
+/* A whole file as a NUL-terminated string ("" if it cannot be read). */
+static char *slurp(const char *path)
+{
+    sx_buf b = {0};
+    bool found = false;
+    sx_file_read(path, 64u << 20, &b, &found, NULL);
+    char *s = sx_malloc(b.len + 1);
+    if (b.len)
+        memcpy(s, b.data, b.len);
+    s[b.len] = '\0';
+    sx_buf_free(&b);
+    return s;
+}
+
+sx_h_run sx_h_run_wait(char *const argv[], const char *in_path, const char *const *env,
+                       const char *out_path, const char *err_path, uint64_t timeout_ms)
+{
+    sx_h_run r = {.code = -1};
+    uint64_t t0 = sx_clock_now_ms();
+    pid_t pid = spawn_io(argv, in_path ? in_path : "/dev/null", out_path, err_path, false, env);
+    int st = sx_h_wait_exit(pid, timeout_ms);
+    r.ms = sx_clock_now_ms() - t0;
+    if (st == -1)
+        sx_h_kill9(pid);
+    else if (WIFEXITED(st))
+        r.code = WEXITSTATUS(st);
+    r.out = slurp(out_path);
+    r.err = slurp(err_path);
+    return r;
+}
+
+void sx_h_run_print(const char *what, const sx_h_run *r)
+{
+    fprintf(stderr, "---- %s: exit %d in %" PRIu64 " ms\n---- stdout:\n%s---- stderr:\n%s", what,
+            r->code, r->ms, r->out, r->err);
+}
+
+void sx_h_run_free(sx_h_run *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
 }
 
 bool sx_h_wait_for(bool (*cond)(void *arg), void *arg, uint64_t timeout_ms)

@@ -1,4 +1,5 @@
-/* harness.h: start, stop and watch real processes from integration tests.
+/* harness.h: start, stop and watch real processes from integration tests,
+ * and the temporary directories of unit tests.
  *
  * Each test gets a fresh mkdtemp directory; processes are started with their
  * output in a log file there, die with the test (PR_SET_PDEATHSIG), and are
@@ -18,6 +19,10 @@ void sx_h_tmpdir(char *out, size_t cap, const char *tag);
 /* Removes a directory tree (rm -rf). */
 void sx_h_rmtree(const char *dir);
 
+/* Ends a test's sx_h_tmpdir directory: removes it (sx_h_rmtree), or keeps it
+ * and names it on stderr when the environment has SHARDEX_KEEP_TEST_DIR set. */
+void sx_h_tmpdir_done(const char *dir);
+
 /* Starts argv[0] (a path) with argv, stdout and stderr appended to log_path.
  * Returns the pid; aborts the test process if fork fails. */
 pid_t sx_h_spawn(char *const argv[], const char *log_path);
@@ -26,6 +31,28 @@ pid_t sx_h_spawn(char *const argv[], const char *log_path);
  * NULL-terminated list of "NAME=value" strings (NULL: none), set in the child
  * between fork and exec. */
 pid_t sx_h_spawn_env(char *const argv[], const char *log_path, const char *const *env);
+
+/* What one run of a program did (sx_h_run_wait). */
+typedef struct sx_h_run {
+    int code;    /* exit status; -1: killed by a signal or ran past the timeout */
+    char *out;   /* stdout, NUL-terminated (sx_h_run_free) */
+    char *err;   /* stderr, NUL-terminated (sx_h_run_free) */
+    uint64_t ms; /* wall time */
+} sx_h_run;
+
+/* Runs argv[0] (a path) with argv to its end: stdin from in_path (NULL:
+ * /dev/null), stdout and stderr into the files out_path and err_path
+ * (truncated first), env as in sx_h_spawn_env; after timeout_ms it is killed
+ * (code -1). The files are read back into the result, which the caller frees
+ * with sx_h_run_free. An exec failure is exit code 127. */
+sx_h_run sx_h_run_wait(char *const argv[], const char *in_path, const char *const *env,
+                       const char *out_path, const char *err_path, uint64_t timeout_ms);
+
+/* Prints a run's exit, time, stdout and stderr to stderr, headed by what. */
+void sx_h_run_print(const char *what, const sx_h_run *r);
+
+/* Frees a run's output; accepts a zeroed run. */
+void sx_h_run_free(sx_h_run *r);
 
 /* Polls until cond(arg) is true or timeout_ms passes; returns the last value. */
 bool sx_h_wait_for(bool (*cond)(void *arg), void *arg, uint64_t timeout_ms);

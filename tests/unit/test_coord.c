@@ -18,7 +18,6 @@
 #include <cmocka.h> /* after the four above, which it needs */
 
 #include <ctype.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -28,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "coord.h"
+#include "harness.h"
 #include "log.h"
 
 /* The lease every test uses (the coordinator adds its margin). */
@@ -90,12 +90,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof(f->dir), "%s/sx_coord_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
+    sx_h_tmpdir(f->dir, sizeof(f->dir), "coord");
     f->opts.data_dir = f->dir;
     f->opts.settings =
         (sx_coord_settings){.partitions = 4, .replication = 3, .min_isr = 2, .term_partitions = 4};
@@ -106,21 +101,13 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture *f = *state;
     sx_coord_close(f->c);
-    int rc = nftw(f->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+    sx_h_tmpdir_done(f->dir);
     free(f);
-    return rc;
+    return 0;
 }
 
 /* ------------------------------------------------------------- the tracker -- */

@@ -18,7 +18,6 @@
 #include <cmocka.h> /* after the four above, which it needs */
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -33,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "hash.h"
 #include "ixkey.h"
 #include "keys.h"
@@ -409,12 +409,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof(f->dir), "%s/sx_pindex_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
+    sx_h_tmpdir(f->dir, sizeof(f->dir), "pindex");
     snprintf(f->db, sizeof(f->db), "%s/p", f->dir);
     sx_err err = {0};
     if (sx_plog_open(f->db, 3, NULL, &f->p, &err) != SX_OK ||
@@ -428,23 +423,15 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture *f = *state;
     sx_pindex_close(f->ix);
     sx_plog_close(f->p);
     m_free(&f->m);
-    int rc = nftw(f->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+    sx_h_tmpdir_done(f->dir);
     free(f);
-    return rc;
+    return 0;
 }
 
 /* Closes both and opens them again from disk. */

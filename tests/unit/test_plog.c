@@ -17,7 +17,6 @@
 #include <cmocka.h> /* after the four above, which it needs */
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "plog.h"
 
 #include "shardex/internal/v1/replication.pb-c.h"
@@ -71,12 +71,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof(f->dir), "%s/sx_plog_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
+    sx_h_tmpdir(f->dir, sizeof(f->dir), "plog");
     snprintf(f->db, sizeof(f->db), "%s/p", f->dir);
     sx_err err = {0};
     if (sx_plog_open(f->db, 7, NULL, &f->p, &err) != SX_OK) {
@@ -88,21 +83,13 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture *f = *state;
     sx_plog_close(f->p);
-    int rc = nftw(f->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+    sx_h_tmpdir_done(f->dir);
     free(f);
-    return rc;
+    return 0;
 }
 
 static void reopen(fixture *f)

@@ -13,7 +13,6 @@
 #include <cmocka.h> /* after the four above, which it needs */
 
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "store.h"
 
 typedef struct fixture {
@@ -46,32 +46,19 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof(f->dir), "%s/sx_store_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
+    sx_h_tmpdir(f->dir, sizeof(f->dir), "store");
     snprintf(f->db, sizeof(f->db), "%s/db", f->dir);
     snprintf(f->db2, sizeof(f->db2), "%s/db2", f->dir);
     *state = f;
     return 0;
 }
 
-static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture *f = *state;
-    int rc = nftw(f->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+    sx_h_tmpdir_done(f->dir);
     free(f);
-    return rc;
+    return 0;
 }
 
 static bool path_exists(const char *path)

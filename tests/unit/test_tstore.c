@@ -16,7 +16,6 @@
 
 #include <cmocka.h> /* after the four above, which it needs */
 
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "harness.h"
 #include "hash.h"
 #include "ixkey.h"
 #include "keys.h"
@@ -58,12 +58,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof(f->dir), "%s/sx_tstore_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(f->dir)) {
-        free(f);
-        return -1;
-    }
+    sx_h_tmpdir(f->dir, sizeof(f->dir), "tstore");
     snprintf(f->db, sizeof(f->db), "%s/terms", f->dir);
     sx_err err = {0};
     if (sx_tstore_open(f->db, NULL, &f->ts, &err) != SX_OK) {
@@ -75,21 +70,13 @@ static int setup(void **state)
     return 0;
 }
 
-static int remove_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fixture *f = *state;
     sx_tstore_close(f->ts);
-    int rc = nftw(f->dir, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+    sx_h_tmpdir_done(f->dir);
     free(f);
-    return rc;
+    return 0;
 }
 
 static void reopen(fixture *f)
