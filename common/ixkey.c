@@ -141,10 +141,19 @@ bool sx_ix_split_key(bool is_int, const uint8_t *key, size_t n, Shardex__V1__Val
 
 uint64_t sx_ix_digest_add(uint64_t acc, const uint8_t *key, size_t n, uint64_t version)
 {
-    sx_buf b = {0};
-    sx_buf_append(&b, key, n);
-    sx_key_append_u64(&b, version);
-    uint64_t h = sx_hash64(b.data, b.len);
-    sx_buf_free(&b);
+    /* Called once per entry over whole indexes: no allocation for the keys
+     * of ordinary size. */
+    uint8_t small[512];
+    sx_buf big = {0};
+    uint8_t *b = small;
+    if (n + 8 > sizeof(small)) {
+        sx_buf_reserve(&big, n + 8);
+        b = big.data;
+    }
+    memcpy(b, key, n);
+    for (int i = 0; i < 8; i++)
+        b[n + (size_t)i] = (uint8_t)(version >> (56 - 8 * i)); /* big-endian, as keys.h */
+    uint64_t h = sx_hash64(b, n + 8);
+    sx_buf_free(&big);
     return acc + h;
 }

@@ -4,6 +4,7 @@
 #include "clock.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #define PAUSE_MS 50
@@ -33,6 +34,20 @@ static bool retryable(sx_status st)
 {
     return st == SX_ABORTED || st == SX_UNAVAILABLE || st == SX_DEADLINE_EXCEEDED ||
            st == SX_FAILED_PRECONDITION;
+}
+
+bool sx_fanout_aim_leaders(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
+                           sx_fanout_call *c, char *addr, size_t cap, sx_err *err)
+{
+    uint32_t p = ((const uint32_t *)arg)[i];
+    int32_t leader = p < m->n_partitions ? m->partitions[p]->leader : -1;
+    if (leader < 0 || (size_t)leader >= m->n_workers || !m->workers[leader]->alive) {
+        sx_err_set(err, SX_UNAVAILABLE, "partition %u has no live leader", p);
+        return false;
+    }
+    snprintf(addr, cap, "%s", m->workers[leader]->address);
+    snprintf(c->what, sizeof(c->what), "the leader of partition %u", p);
+    return true;
 }
 
 sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,

@@ -35,6 +35,11 @@ typedef struct sx_fanout_call {
 typedef bool (*sx_fanout_aim_fn)(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
                                  sx_fanout_call *call, char *addr, size_t cap, sx_err *err);
 
+/* An aim for calls to log partitions' leaders: call i goes to the leader of
+ * partition ((const uint32_t *)arg)[i]. */
+bool sx_fanout_aim_leaders(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
+                           sx_fanout_call *call, char *addr, size_t cap, sx_err *err);
+
 /* Runs the n calls until each succeeds or fails for good, or deadline_ms
  * (monotonic) passes. Each attempt is bounded by attempt_ms. Returns SX_OK
  * when all succeeded, else the first failure's status (calls[i].st and .err

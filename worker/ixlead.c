@@ -36,13 +36,13 @@ typedef struct stream {
     uint64_t owner_epoch;
     char addr[300];
     bool is_int;
-    bool known;     /* acked is the owner's watermark */
-    uint64_t acked; /* the owner's watermark, as last told */
-    uint64_t sent;  /* highest up_to in flight or acknowledged */
-    uint64_t trimmed;
-    int inflight; /* batches of this generation in flight */
-    int calls;    /* calls in flight, of any generation: the stream lives until 0 */
-    uint64_t gen; /* raised at every rewind: older answers are ignored */
+    bool known;       /* acked is the owner's watermark */
+    uint64_t acked;   /* the owner's watermark, as last told */
+    uint64_t sent;    /* highest up_to in flight or acknowledged */
+    uint64_t trimmed; /* the outbox's floor: trimmed up to here (ours, or a former leadership's) */
+    int inflight;     /* batches of this generation in flight */
+    int calls;        /* calls in flight, of any generation: the stream lives until 0 */
+    uint64_t gen;     /* raised at every rewind: older answers are ignored */
     uint64_t last_send_ms, retry_at_ms, last_trim_ms;
     bool seen; /* visited by this round of the loop */
     struct stream *next;
@@ -140,7 +140,8 @@ static ProtobufCBinaryData pack_op(const Shardex__Internal__V1__LogOp *op)
 
 /* Appends the markers that bring p's active indexes to the map's catalog. */
 static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
-                              const Shardex__Internal__V1__ClusterMap *m)
+                              const Shardex__Internal__V1__ClusterMap *m,
+                              const sx_pindex_info *active, size_t na)
 {
     pthread_mutex_lock(&l->mu);
     part *pt = &l->parts[p];
@@ -148,10 +149,6 @@ static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v
     pthread_mutex_unlock(&l->mu);
     if (busy)
         return;
-    sx_pindex_info active[256];
-    size_t na = sx_pindex_list(v->ix, active, 256);
-    if (na > 256)
-        na = 256;
     marker_ctx *c = sx_calloc(1, sizeof(*c));
     c->ops = sx_calloc(m->n_indexes + na + 1, sizeof(*c->ops));
     for (size_t i = 0; i < m->n_indexes; i++) {
@@ -293,7 +290,7 @@ static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint3
     req.partitions = P;
     req.type = s->is_int ? SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT
                          : SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_STRING;
-    uint64_t after = s->sent, acked = s->acked;
+    uint64_t after = s->sent, acked = s->acked, floor = s->trimmed;
     bool known = s->known;
     s->inflight++;
     s->calls++;
@@ -306,7 +303,7 @@ static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint3
     uint64_t covered = after;
     if (!known) {
         c->probe = true; /* carries nothing: up_to 0 is at or below any watermark */
-    } else if (acked < sx_pindex_outbox_floor(v->ix, s->id, s->t)) {
+    } else if (acked < floor) {
         if (rebuilding_elsewhere(l, s, c)) /* one rebuild at a time */
             return;
         size_t n = 0;
@@ -379,7 +376,7 @@ static void stream_trim(sx_ixlead *l, stream *s, const sx_replica_view *v)
 
 static stream *get_stream(sx_ixlead *l, uint32_t p, uint64_t id, uint32_t t, uint64_t epoch,
                           const Shardex__Internal__V1__TermPartition *tp,
-                          const Shardex__Internal__V1__ClusterMap *m, bool is_int)
+                          const Shardex__Internal__V1__ClusterMap *m, bool is_int, sx_pindex *ix)
 {
     pthread_mutex_lock(&l->mu);
     stream *s = find_stream(l, p, id, t);
@@ -399,7 +396,8 @@ static stream *get_stream(sx_ixlead *l, uint32_t p, uint64_t id, uint32_t t, uin
         s->owner_epoch = tp->epoch;
         snprintf(s->addr, sizeof(s->addr), "%s", addr);
         s->known = false;
-        s->acked = s->sent = s->trimmed = 0;
+        s->acked = s->sent = 0;
+        s->trimmed = sx_pindex_outbox_floor(ix, id, t); /* changes only by our trims from here */
         s->retry_at_ms = 0;
         rewind_locked(s);
     }
@@ -508,10 +506,12 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
         pt->marker_upto = 0;
     }
     pthread_mutex_unlock(&l->mu);
-    reconcile_markers(l, p, v, m);
     sx_pindex_info active[256];
     size_t na = sx_pindex_list(v->ix, active, 256);
-    for (size_t k = 0; k < na && k < 256; k++) {
+    if (na > 256)
+        na = 256;
+    reconcile_markers(l, p, v, m, active, na);
+    for (size_t k = 0; k < na; k++) {
         const Shardex__Internal__V1__IndexEntry *e = map_index(m, active[k].id);
         if (!e)
             continue;
@@ -520,7 +520,7 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
                 if (e->first_term + t >= m->n_terms)
                     break;
                 stream *s = get_stream(l, p, e->id, t, v->epoch, m->terms[e->first_term + t], m,
-                                       active[k].is_int);
+                                       active[k].is_int, v->ix);
                 if (!s->addr[0])
                     continue;
                 stream_step(l, s, v, P);

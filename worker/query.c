@@ -137,20 +137,12 @@ static bool aim_local(void *arg, size_t i, const Shardex__Internal__V1__ClusterM
                       sx_fanout_call *c, char *addr, size_t cap, sx_err *err)
 {
     plan *pl = arg;
-    uint32_t p = pl->targets[i];
-    if (pl->def.id && !index_in(m, pl->def.id)) {
+    if (!index_in(m, pl->def.id)) {
         /* Dropped since the query began: the partitions no longer hold it. */
         sx_err_set(err, SX_NOT_FOUND, "index \"%s\" was dropped", pl->def.name);
         return false;
     }
-    int32_t leader = p < m->n_partitions ? m->partitions[p]->leader : -1;
-    if (leader < 0 || (size_t)leader >= m->n_workers || !m->workers[leader]->alive) {
-        sx_err_set(err, SX_UNAVAILABLE, "partition %u has no live leader", p);
-        return false;
-    }
-    snprintf(addr, cap, "%s", m->workers[leader]->address);
-    snprintf(c->what, sizeof(c->what), "the leader of partition %u", p);
-    return true;
+    return sx_fanout_aim_leaders(pl->targets, i, m, c, addr, cap, err);
 }
 
 static bool aim_term(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
@@ -263,15 +255,6 @@ static sx_status run_plan(sx_worker_ctx *w, sx_rpc_call *call, plan *pl, uint32_
 }
 
 /* Documents for GLOBAL hits: one Read per hit, all in flight at once. */
-static bool aim_read(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
-                     sx_fanout_call *c, char *addr, size_t cap, sx_err *err)
-{
-    (void)arg;
-    (void)i;
-    const Shardex__Internal__V1__ReadRequest *rr = (const void *)c->req;
-    return aim_local(&(plan){.targets = (uint32_t[]){rr->partition}}, 0, m, c, addr, cap, err);
-}
-
 static sx_status fetch_docs(sx_worker_ctx *w, sx_rpc_call *call, uint32_t P,
                             Shardex__V1__QueryResponse *resp, uint64_t deadline,
                             uint64_t attempt_ms, sx_err *err)
@@ -282,14 +265,15 @@ static sx_status fetch_docs(sx_worker_ctx *w, sx_rpc_call *call, uint32_t P,
     sx_arena *arena = sx_rpc_call_arena(call);
     sx_fanout_call *calls = sx_arena_alloc(arena, n * sizeof(*calls));
     Shardex__Internal__V1__ReadRequest *reqs = sx_arena_alloc(arena, n * sizeof(*reqs));
+    uint32_t *parts = sx_arena_alloc(arena, n * sizeof(*parts));
     for (size_t i = 0; i < n; i++) {
         shardex__internal__v1__read_request__init(&reqs[i]);
         reqs[i].id = resp->hits[i]->id;
-        reqs[i].partition = sx_partition_of(reqs[i].id, strlen(reqs[i].id), P);
+        reqs[i].partition = parts[i] = sx_partition_of(reqs[i].id, strlen(reqs[i].id), P);
         calls[i].req = &reqs[i].base;
     }
-    sx_status st = sx_fanout_run(w->rpc, w->member, REPL_SVC, "Read", calls, n, aim_read, NULL,
-                                 deadline, attempt_ms, err);
+    sx_status st = sx_fanout_run(w->rpc, w->member, REPL_SVC, "Read", calls, n,
+                                 sx_fanout_aim_leaders, parts, deadline, attempt_ms, err);
     if (st == SX_OK) {
         for (size_t i = 0; i < n; i++) {
             const Shardex__V1__GetResponse *g = (const void *)calls[i].resp;

@@ -14,6 +14,7 @@
 #include "router.h"
 
 #include "clock.h"
+#include "fanout.h"
 #include "hash.h"
 #include "log.h"
 #include "validate.h"
@@ -297,60 +298,36 @@ static sx_status on_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
     uint64_t deadline = sx_rpc_call_deadline_ms(call);
     if (deadline == UINT64_MAX)
         deadline = sx_clock_now_ms() + 30000;
-    for (;;) {
-        sx_member_view v;
-        sx_member_get_view(w->member, &v);
-        const Shardex__Internal__V1__ClusterMap *m = v.map ? v.map->msg : NULL;
-        uint32_t P = m && m->settings ? m->settings->partitions : 0;
-        if (P == 0) {
-            sx_member_map_release(v.map);
-            return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
-        }
-        uint32_t p = sx_partition_of(req->id, strlen(req->id), P);
-        uint64_t after = 0;
-        for (size_t i = 0; i < req->n_after; i++) {
-            if (req->after[i]->partition >= P) {
-                sx_member_map_release(v.map);
-                return sx_err_set(err, SX_INVALID_ARGUMENT,
-                                  "after[%zu].partition: %u is not below %u partitions", i,
-                                  req->after[i]->partition, P);
-            }
-            if (req->after[i]->partition == p && req->after[i]->offset > after)
-                after = req->after[i]->offset;
-        }
-        int32_t leader = p < m->n_partitions ? m->partitions[p]->leader : -1;
-        char addr[300] = "";
-        if (leader >= 0 && (size_t)leader < m->n_workers)
-            snprintf(addr, sizeof(addr), "%s", m->workers[leader]->address);
-        uint64_t attempt = 2ull * (m->lease_ms ? m->lease_ms : 2000); /* see route_ops */
-        sx_member_map_release(v.map);
-        uint64_t now = sx_clock_now_ms();
-        if (addr[0]) {
-            Shardex__Internal__V1__ReadRequest rr = SHARDEX__INTERNAL__V1__READ_REQUEST__INIT;
-            rr.partition = p;
-            rr.id = req->id;
-            rr.after_offset = after;
-            ProtobufCMessage *got = NULL;
-            uint64_t left = deadline > now ? deadline - now : 1;
-            sx_rpc_call_opts o = {.timeout_ms = left < attempt ? left : attempt};
-            st = sx_rpc_invoke(w->rpc, addr, REPL_SVC, "Read", &rr.base, &got, &o, err);
-            if (st == SX_OK) {
-                memcpy(respm, got, got->descriptor->sizeof_message);
-                sx_rpc_call_on_done(call, (void (*)(void *))sx_rpc_free, got);
-                return SX_OK;
-            }
-            if (!retryable(st))
-                return st;
-        } else {
-            st = sx_err_set(err, SX_UNAVAILABLE, "partition %u has no live leader", p);
-        }
-        if (sx_clock_now_ms() + REROUTE_PAUSE_MS >= deadline) {
-            if (st == SX_ABORTED) /* a client sees: no leader could answer in time */
-                st = err->code = SX_UNAVAILABLE;
-            return st;
-        }
-        sx_clock_sleep_ms(REROUTE_PAUSE_MS);
+    sx_member_view v;
+    sx_member_get_view(w->member, &v);
+    const Shardex__Internal__V1__ClusterMap *m = v.map ? v.map->msg : NULL;
+    uint32_t P = m && m->settings ? m->settings->partitions : 0;
+    uint64_t attempt = 2ull * (m && m->lease_ms ? m->lease_ms : 2000); /* see route_ops */
+    sx_member_map_release(v.map);
+    if (P == 0)
+        return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
+    uint32_t p = sx_partition_of(req->id, strlen(req->id), P);
+    uint64_t after = 0;
+    for (size_t i = 0; i < req->n_after; i++) {
+        if (req->after[i]->partition >= P)
+            return sx_err_set(err, SX_INVALID_ARGUMENT,
+                              "after[%zu].partition: %u is not below %u partitions", i,
+                              req->after[i]->partition, P);
+        if (req->after[i]->partition == p && req->after[i]->offset > after)
+            after = req->after[i]->offset;
     }
+    Shardex__Internal__V1__ReadRequest rr = SHARDEX__INTERNAL__V1__READ_REQUEST__INIT;
+    rr.partition = p;
+    rr.id = req->id;
+    rr.after_offset = after;
+    sx_fanout_call c = {.req = &rr.base};
+    st = sx_fanout_run(w->rpc, w->member, REPL_SVC, "Read", &c, 1, sx_fanout_aim_leaders, &p,
+                       deadline, attempt, err);
+    if (st != SX_OK)
+        return st;
+    memcpy(respm, c.resp, c.resp->descriptor->sizeof_message);
+    sx_rpc_call_on_done(call, (void (*)(void *))sx_rpc_free, c.resp);
+    return SX_OK;
 }
 
 static const sx_rpc_method router_methods[] = {
