@@ -108,6 +108,12 @@ void sx_rpc_call_on_done(sx_rpc_call *call, void (*fn)(void *), void *ptr);
 /* The call's deadline in sx_clock_now_ms() terms; UINT64_MAX when it has none. */
 uint64_t sx_rpc_call_deadline_ms(const sx_rpc_call *call);
 
+/* How long a handler that waits gives a call whose client set no deadline:
+ * such a client still gets an answer. */
+#define SX_RPC_NO_DEADLINE_MS 30000
+/* The call's deadline, or SX_RPC_NO_DEADLINE_MS from now when it has none. */
+uint64_t sx_rpc_call_deadline_or_default(const sx_rpc_call *call);
+
 /* The full method path, e.g. "/shardex.v1.Shardex/Put". Borrowed from the call. */
 const char *sx_rpc_call_method(const sx_rpc_call *call);
 

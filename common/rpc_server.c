@@ -133,6 +133,12 @@ uint64_t sx_rpc_call_deadline_ms(const sx_rpc_call *call)
     return sx__rpc_deadline_to_ms(call->deadline);
 }
 
+uint64_t sx_rpc_call_deadline_or_default(const sx_rpc_call *call)
+{
+    uint64_t d = sx_rpc_call_deadline_ms(call);
+    return d == UINT64_MAX ? sx_clock_now_ms() + SX_RPC_NO_DEADLINE_MS : d;
+}
+
 const char *sx_rpc_call_method(const sx_rpc_call *call)
 {
     return call->m ? call->m->path : "(unknown)";

@@ -36,16 +36,14 @@ static bool retryable(sx_status st)
            st == SX_FAILED_PRECONDITION;
 }
 
-bool sx_fanout_aim_leaders(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
-                           sx_fanout_call *c, char *addr, size_t cap, sx_err *err)
+bool sx_fanout_aim_leaders(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *c,
+                           char *addr, size_t cap, sx_err *err)
 {
     uint32_t p = ((const uint32_t *)arg)[i];
-    int32_t leader = p < m->n_partitions ? m->partitions[p]->leader : -1;
-    if (leader < 0 || (size_t)leader >= m->n_workers || !m->workers[leader]->alive) {
-        sx_err_set(err, SX_UNAVAILABLE, "partition %u has no live leader", p);
+    sx_partmap_target t;
+    if (sx_partmap_leader_target(m, p, &t, err) != SX_OK)
         return false;
-    }
-    snprintf(addr, cap, "%s", m->workers[leader]->address);
+    snprintf(addr, cap, "%s", t.address);
     snprintf(c->what, sizeof(c->what), "the leader of partition %u", p);
     return true;
 }
@@ -65,7 +63,7 @@ sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
     for (;;) {
         sx_member_view v;
         sx_member_get_view(member, &v);
-        const Shardex__Internal__V1__ClusterMap *m = v.map ? v.map->msg : NULL;
+        const sx_partmap *m = v.map;
         uint64_t now = sx_clock_now_ms();
         for (size_t i = 0; i < n; i++) {
             sx_fanout_call *c = &calls[i];
@@ -87,7 +85,7 @@ sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
             pthread_mutex_unlock(&f.mu);
             sx_rpc_invoke_async(rpc, c->addr, svc, method, c->req, &o, on_done, c);
         }
-        sx_member_map_release(v.map);
+        sx_partmap_release(v.map);
         pthread_mutex_lock(&f.mu);
         while (f.in_flight > 0)
             pthread_cond_wait(&f.cv, &f.mu);

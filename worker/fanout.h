@@ -32,13 +32,13 @@ typedef struct sx_fanout_call {
 /* Sets call i's target from map m: writes the address (at most cap bytes)
  * into addr and may update the request; false (with err set) when there is
  * no target now. */
-typedef bool (*sx_fanout_aim_fn)(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
-                                 sx_fanout_call *call, char *addr, size_t cap, sx_err *err);
+typedef bool (*sx_fanout_aim_fn)(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *call,
+                                 char *addr, size_t cap, sx_err *err);
 
 /* An aim for calls to log partitions' leaders: call i goes to the leader of
  * partition ((const uint32_t *)arg)[i]. */
-bool sx_fanout_aim_leaders(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
-                           sx_fanout_call *call, char *addr, size_t cap, sx_err *err);
+bool sx_fanout_aim_leaders(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *call,
+                           char *addr, size_t cap, sx_err *err);
 
 /* Runs the n calls until each succeeds or fails for good, or deadline_ms
  * (monotonic) passes. Each attempt is bounded by attempt_ms. Returns SX_OK

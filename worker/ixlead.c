@@ -73,15 +73,6 @@ struct sx_ixlead {
 
 /* ------------------------------------------------------------- helpers -- */
 
-static const Shardex__Internal__V1__IndexEntry *
-map_index(const Shardex__Internal__V1__ClusterMap *m, uint64_t id)
-{
-    for (size_t i = 0; i < m->n_indexes; i++)
-        if (m->indexes[i]->id == id && m->indexes[i]->spec)
-            return m->indexes[i];
-    return NULL;
-}
-
 static stream *find_stream(sx_ixlead *l, uint32_t p, uint64_t id, uint32_t t)
 {
     for (stream *s = l->streams; s; s = s->next)
@@ -140,8 +131,7 @@ static ProtobufCBinaryData pack_op(const Shardex__Internal__V1__LogOp *op)
 
 /* Appends the markers that bring p's active indexes to the map's catalog. */
 static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
-                              const Shardex__Internal__V1__ClusterMap *m,
-                              const sx_pindex_info *active, size_t na)
+                              const sx_partmap *pm, const sx_pindex_info *active, size_t na)
 {
     pthread_mutex_lock(&l->mu);
     part *pt = &l->parts[p];
@@ -149,6 +139,7 @@ static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v
     pthread_mutex_unlock(&l->mu);
     if (busy)
         return;
+    const Shardex__Internal__V1__ClusterMap *m = sx_partmap_msg(pm);
     marker_ctx *c = sx_calloc(1, sizeof(*c));
     c->ops = sx_calloc(m->n_indexes + na + 1, sizeof(*c->ops));
     for (size_t i = 0; i < m->n_indexes; i++) {
@@ -167,7 +158,7 @@ static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v
         c->ops[c->n++] = pack_op(&op);
     }
     for (size_t k = 0; k < na; k++) {
-        if (map_index(m, active[k].id))
+        if (sx_partmap_index(pm, active[k].id))
             continue;
         Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
         op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP;
@@ -375,8 +366,8 @@ static void stream_trim(sx_ixlead *l, stream *s, const sx_replica_view *v)
 }
 
 static stream *get_stream(sx_ixlead *l, uint32_t p, uint64_t id, uint32_t t, uint64_t epoch,
-                          const Shardex__Internal__V1__TermPartition *tp,
-                          const Shardex__Internal__V1__ClusterMap *m, bool is_int, sx_pindex *ix)
+                          const Shardex__Internal__V1__TermPartition *tp, const sx_partmap *m,
+                          bool is_int, sx_pindex *ix)
 {
     pthread_mutex_lock(&l->mu);
     stream *s = find_stream(l, p, id, t);
@@ -388,8 +379,8 @@ static stream *get_stream(sx_ixlead *l, uint32_t p, uint64_t id, uint32_t t, uin
         s->next = l->streams;
         l->streams = s;
     }
-    const char *addr =
-        tp->owner >= 0 && (size_t)tp->owner < m->n_workers ? m->workers[tp->owner]->address : "";
+    const Shardex__Internal__V1__WorkerEntry *owner = sx_partmap_worker(m, tp->owner);
+    const char *addr = owner ? owner->address : "";
     if (s->leader_epoch != epoch || s->owner_epoch != tp->epoch || strcmp(s->addr, addr) != 0) {
         /* A new term or owner: learn its watermark before shipping. */
         s->leader_epoch = epoch;
@@ -489,15 +480,13 @@ static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
 
 /* ----------------------------------------------------------------- loop -- */
 
-static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
-                           const Shardex__Internal__V1__ClusterMap *m, uint32_t P)
+static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v, const sx_partmap *m)
 {
     /* The map read for this pass must be the one that made us leader: an
      * older one lacks indexes created since, and would have us drop them. */
-    const Shardex__Internal__V1__LogPartition *lp = p < m->n_partitions ? m->partitions[p] : NULL;
-    if (!lp || lp->epoch != v->epoch || lp->leader < 0 || (size_t)lp->leader >= m->n_workers ||
-        strcmp(m->workers[lp->leader]->id, l->worker_id) != 0)
+    if (!sx_partmap_leads(m, p) || sx_partmap_part(m, p)->epoch != v->epoch)
         return; /* the next pass has the newer map */
+    uint32_t P = sx_partmap_partitions(m);
     pthread_mutex_lock(&l->mu);
     part *pt = &l->parts[p];
     if (pt->epoch != v->epoch) {
@@ -506,21 +495,27 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
         pt->marker_upto = 0;
     }
     pthread_mutex_unlock(&l->mu);
-    sx_pindex_info active[256];
-    size_t na = sx_pindex_list(v->ix, active, 256);
-    if (na > 256)
-        na = 256;
+    /* Every active index, however many: a copy sized by the catalog. */
+    size_t na = 0, cap = 16;
+    sx_pindex_info *active = NULL;
+    for (;;) {
+        active = sx_realloc(active, cap * sizeof(*active));
+        na = sx_pindex_list(v->ix, active, cap);
+        if (na <= cap)
+            break;
+        cap = na + 16;
+    }
     reconcile_markers(l, p, v, m, active, na);
     for (size_t k = 0; k < na; k++) {
-        const Shardex__Internal__V1__IndexEntry *e = map_index(m, active[k].id);
+        const Shardex__Internal__V1__IndexEntry *e = sx_partmap_index(m, active[k].id);
         if (!e)
             continue;
         if (active[k].global && e->spec->global) {
             for (uint32_t t = 0; t < active[k].term_partitions; t++) {
-                if (e->first_term + t >= m->n_terms)
+                const Shardex__Internal__V1__TermPartition *tp = sx_partmap_term(m, e, t);
+                if (!tp)
                     break;
-                stream *s = get_stream(l, p, e->id, t, v->epoch, m->terms[e->first_term + t], m,
-                                       active[k].is_int, v->ix);
+                stream *s = get_stream(l, p, e->id, t, v->epoch, tp, m, active[k].is_int, v->ix);
                 if (!s->addr[0])
                     continue;
                 stream_step(l, s, v, P);
@@ -529,6 +524,7 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
         }
         maybe_report(l, p, v, e, &active[k]);
     }
+    free(active);
 }
 
 static void *loop_main(void *arg)
@@ -546,8 +542,7 @@ static void *loop_main(void *arg)
 
         sx_member_view mv;
         sx_member_get_view(l->o.member, &mv);
-        const Shardex__Internal__V1__ClusterMap *m = mv.map ? mv.map->msg : NULL;
-        uint32_t P = m && m->settings ? m->settings->partitions : 0;
+        uint32_t P = mv.map ? sx_partmap_partitions(mv.map) : 0;
         if (P && !l->parts) {
             l->parts = sx_calloc(P, sizeof(*l->parts));
             l->nparts = P;
@@ -555,9 +550,9 @@ static void *loop_main(void *arg)
         for (uint32_t p = 0; P && p < P && p < l->nparts; p++) {
             sx_replica_view v;
             if (sx_replicas_view(l->o.replicas, p, &v) && v.leading)
-                lead_partition(l, p, &v, m, P);
+                lead_partition(l, p, &v, mv.map);
         }
-        sx_member_map_release(mv.map);
+        sx_partmap_release(mv.map);
 
         /* Streams of partitions no longer led or indexes gone: dropped once
          * nothing is in flight (a later leadership starts afresh). */

@@ -119,15 +119,11 @@ static sx_status load_worker_id(const char *dir, char *id, size_t cap, sx_err *e
 }
 
 /* Every newer map goes to the replicas and to the term partitions. */
-static void on_map(void *arg, const Shardex__Internal__V1__ClusterMap *map)
+static void on_map(void *arg, sx_partmap *map)
 {
     sx_worker_ctx *w = arg;
     sx_replicas_on_map(w->replicas, map);
-    int32_t me = -1;
-    for (size_t i = 0; i < map->n_workers; i++)
-        if (strcmp(map->workers[i]->id, w->worker_id) == 0)
-            me = (int32_t)i;
-    sx_tstore_on_map(w->terms, map, me);
+    sx_tstore_on_map(w->terms, sx_partmap_msg(map), sx_partmap_self(map));
 }
 
 static bool caught_up(void *arg, uint32_t p, int32_t follower, uint64_t incarnation)

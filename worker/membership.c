@@ -2,6 +2,7 @@
 #include "membership.h"
 
 #include "clock.h"
+#include "clustermap.h"
 #include "log.h"
 #include "mem.h"
 
@@ -14,17 +15,11 @@
 
 #define COORD_SVC (&shardex__internal__v1__coordinator__descriptor)
 
-typedef struct held_map {
-    sx_member_map pub;
-    _Atomic int refs;
-    ProtobufCMessage *owner; /* the response message the map came in */
-} held_map;
-
 struct sx_member {
     char *coordinator, *id, *address;
     sx_rpc_client *rpc;
     sx_member_caught_up_fn caught_up;
-    void (*on_map)(void *arg, const Shardex__Internal__V1__ClusterMap *map);
+    void (*on_map)(void *arg, sx_partmap *map);
     size_t (*reports)(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
     void (*more_reports)(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req);
     void *more_arg;
@@ -40,42 +35,37 @@ struct sx_member {
     uint64_t incarnation;
     uint32_t lease_ms;
     uint64_t last_ok_sent_ms; /* 0: never */
-    held_map *map;
+    sx_partmap *map;          /* the newest map heard; NULL before */
 };
 
-void sx_member_map_release(void *map)
-{
-    held_map *h = map;
-    if (h && atomic_fetch_sub(&h->refs, 1) == 1) {
-        sx_rpc_free(h->owner);
-        free(h);
-    }
-}
-
-/* Takes ownership of owner; installs map if it is newer than the current one. */
+/* Takes ownership of owner; installs map if it is newer than the current one.
+ * A map that breaks the invariants is refused whole (and logged): nothing
+ * acts on half of one. */
 static void install_map(sx_member *m, ProtobufCMessage *owner,
                         const Shardex__Internal__V1__ClusterMap *map)
 {
-    held_map *h = sx_calloc(1, sizeof(*h));
-    h->pub.msg = map;
-    h->owner = owner;
-    atomic_init(&h->refs, 1);
+    sx_partmap *pm = NULL;
+    sx_err err = {0};
+    if (sx_partmap_create(owner, map, m->id, &pm, &err) != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "member", "map refused: %s", err.msg);
+        return;
+    }
     pthread_mutex_lock(&m->mu);
-    held_map *old = m->map;
-    bool newer = !old || !old->pub.msg || map->version > old->pub.msg->version;
+    sx_partmap *old = m->map;
+    bool newer = !old || sx_partmap_version(pm) > sx_partmap_version(old);
+    sx_partmap *cur = NULL;
     if (newer) {
-        m->map = h;
-        atomic_fetch_add(&h->refs, 1); /* held until on_map returns */
-        h = old;
+        m->map = pm;
+        cur = sx_partmap_acquire(pm); /* held until on_map returns */
+        pm = old;
         SX_LOG(SX_LOG_INFO, "member", "map version=%" PRIu64, map->version);
     }
-    held_map *cur = newer ? m->map : NULL;
     pthread_mutex_unlock(&m->mu);
-    sx_member_map_release(h);
+    sx_partmap_release(pm);
     if (cur) {
         if (m->on_map)
-            m->on_map(m->arg, cur->pub.msg);
-        sx_member_map_release(cur);
+            m->on_map(m->arg, cur);
+        sx_partmap_release(cur);
     }
 }
 
@@ -116,7 +106,7 @@ static void do_heartbeat(sx_member *m)
     pthread_mutex_lock(&m->mu);
     req.worker_id = m->id;
     req.incarnation = m->incarnation;
-    req.map_version = m->map && m->map->pub.msg ? m->map->pub.msg->version : 0;
+    req.map_version = m->map ? sx_partmap_version(m->map) : 0;
     uint32_t lease = m->lease_ms;
     pthread_mutex_unlock(&m->mu);
     Shardex__Internal__V1__ReplicaReport reports[256];
@@ -172,22 +162,20 @@ static bool expand_isr(sx_member *m)
     bool changed = false;
     sx_member_view v;
     sx_member_get_view(m, &v);
-    const Shardex__Internal__V1__ClusterMap *map = v.map ? v.map->msg : NULL;
-    for (uint32_t p = 0; map && v.lease_valid && m->caught_up && p < map->n_partitions; p++) {
-        const Shardex__Internal__V1__LogPartition *lp = map->partitions[p];
-        if (lp->leader != v.index || lp->n_isr >= lp->n_replicas)
+    uint32_t P = v.map ? sx_partmap_partitions(v.map) : 0;
+    for (uint32_t p = 0; v.lease_valid && m->caught_up && p < P; p++) {
+        const Shardex__Internal__V1__LogPartition *lp = sx_partmap_part(v.map, p);
+        if (!sx_partmap_leads(v.map, p) || lp->n_isr >= lp->n_replicas)
             continue;
-        int32_t isr[16];
+        int32_t isr[SX_MAX_REPLICAS]; /* the map holds at most that many replicas */
         size_t n = 0;
-        for (size_t k = 0; k < lp->n_isr && n < 16; k++)
+        for (size_t k = 0; k < lp->n_isr; k++)
             isr[n++] = lp->isr[k];
         bool grow = false;
-        for (size_t k = 0; k < lp->n_replicas && n < 16; k++) {
+        for (size_t k = 0; k < lp->n_replicas; k++) {
             int32_t r = lp->replicas[k];
-            bool in = false;
-            for (size_t j = 0; j < lp->n_isr; j++)
-                in |= lp->isr[j] == r;
-            if (!in && m->caught_up(m->arg, p, r, map->workers[r]->incarnation)) {
+            if (!sx_partmap_in_isr(v.map, p, r) &&
+                m->caught_up(m->arg, p, r, sx_partmap_worker(v.map, r)->incarnation)) {
                 isr[n++] = r;
                 grow = true;
             }
@@ -214,7 +202,7 @@ static bool expand_isr(sx_member *m)
                    err.msg);
         sx_rpc_free(resp);
     }
-    sx_member_map_release(v.map);
+    sx_partmap_release(v.map);
     return changed;
 }
 
@@ -286,7 +274,7 @@ void sx_member_stop(sx_member *m)
     if (!m)
         return;
     sx_member_halt(m);
-    sx_member_map_release(m->map);
+    sx_partmap_release(m->map);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
     free(m->coordinator);
@@ -303,8 +291,6 @@ void sx_member_get_view(sx_member *m, sx_member_view *out)
     out->incarnation = m->incarnation;
     out->ms_since_ok = m->last_ok_sent_ms ? now - m->last_ok_sent_ms : UINT64_MAX;
     out->lease_valid = m->registered && m->last_ok_sent_ms && out->ms_since_ok < m->lease_ms;
-    out->map = m->map ? &m->map->pub : NULL;
-    if (m->map)
-        atomic_fetch_add(&m->map->refs, 1);
+    out->map = sx_partmap_acquire(m->map);
     pthread_mutex_unlock(&m->mu);
 }

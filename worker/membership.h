@@ -20,6 +20,7 @@
 #define SX_MEMBERSHIP_H
 
 #include "mem.h"
+#include "partmap.h"
 #include "rpc.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 
@@ -40,8 +41,9 @@ typedef struct sx_member_opts {
     const char *address; /* advertised HOST:PORT */
     sx_rpc_client *rpc;  /* borrowed */
     sx_member_caught_up_fn caught_up;
-    /* Called (on the membership thread, must not block) with every newer map. */
-    void (*on_map)(void *arg, const Shardex__Internal__V1__ClusterMap *map);
+    /* Called (on the membership thread, must not block) with every newer map,
+     * borrowed for the call (sx_partmap_acquire to keep it). */
+    void (*on_map)(void *arg, sx_partmap *map);
     /* Fills heartbeat reports about hosted replicas; returns how many (<= cap). */
     size_t (*reports)(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
     void *arg; /* for caught_up, on_map and reports */
@@ -57,21 +59,16 @@ sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *e
 void sx_member_halt(sx_member *m);
 void sx_member_stop(sx_member *m); /* halts if needed and frees; accepts NULL */
 
-/* A cluster map as last heard, shared read-only until released. */
-typedef struct sx_member_map {
-    const Shardex__Internal__V1__ClusterMap *msg; /* NULL before registration */
-} sx_member_map;
-
 /* What the worker believes now. */
 typedef struct sx_member_view {
     int32_t index; /* -1 until registered */
     uint64_t incarnation;
     bool lease_valid;     /* an answered heartbeat was sent less than a lease ago */
     uint64_t ms_since_ok; /* since that heartbeat was sent; UINT64_MAX: never */
-    sx_member_map *map;   /* acquired: release with sx_member_map_release */
+    sx_partmap *map;      /* the map as last heard, acquired (sx_partmap_release); NULL
+                           * before registration */
 } sx_member_view;
 
 void sx_member_get_view(sx_member *m, sx_member_view *out);
-void sx_member_map_release(void *map);
 
 #endif

@@ -39,12 +39,6 @@
 
 /* -------------------------------------------------- Index (worker side) -- */
 
-static uint64_t deadline_of(sx_rpc_call *call)
-{
-    uint64_t d = sx_rpc_call_deadline_ms(call);
-    return d == UINT64_MAX ? sx_clock_now_ms() + 30000 : d;
-}
-
 static sx_status on_ship(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
                          void *arg, sx_err *err)
 {
@@ -57,7 +51,7 @@ static sx_status on_scan_term(sx_rpc_call *call, const ProtobufCMessage *reqm,
                               ProtobufCMessage *respm, void *arg, sx_err *err)
 {
     sx_worker_ctx *w = arg;
-    return sx_tstore_scan(w->terms, (const void *)reqm, deadline_of(call), sx_rpc_call_arena(call),
+    return sx_tstore_scan(w->terms, (const void *)reqm, sx_rpc_call_deadline_or_default(call), sx_rpc_call_arena(call),
                           (void *)respm, err);
 }
 
@@ -72,7 +66,7 @@ static sx_status on_scan_local(sx_rpc_call *call, const ProtobufCMessage *reqm,
         if (req->after[i]->partition == req->partition && req->after[i]->offset > after)
             after = req->after[i]->offset;
     sx_status st =
-        sx_replicas_wait_applied(w->replicas, req->partition, after, deadline_of(call), err);
+        sx_replicas_wait_applied(w->replicas, req->partition, after, sx_rpc_call_deadline_or_default(call), err);
     if (st != SX_OK)
         return st;
     sx_replica_view v;
@@ -125,19 +119,11 @@ typedef struct plan {
     uint64_t attempt_ms; /* one attempt: about two leases, as the router's */
 } plan;
 
-static bool index_in(const Shardex__Internal__V1__ClusterMap *m, uint64_t id)
-{
-    for (size_t k = 0; k < m->n_indexes; k++)
-        if (m->indexes[k]->id == id)
-            return true;
-    return false;
-}
-
-static bool aim_local(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
-                      sx_fanout_call *c, char *addr, size_t cap, sx_err *err)
+static bool aim_local(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *c, char *addr,
+                      size_t cap, sx_err *err)
 {
     plan *pl = arg;
-    if (!index_in(m, pl->def.id)) {
+    if (!sx_partmap_index(m, pl->def.id)) {
         /* Dropped since the query began: the partitions no longer hold it. */
         sx_err_set(err, SX_NOT_FOUND, "index \"%s\" was dropped", pl->def.name);
         return false;
@@ -145,27 +131,21 @@ static bool aim_local(void *arg, size_t i, const Shardex__Internal__V1__ClusterM
     return sx_fanout_aim_leaders(pl->targets, i, m, c, addr, cap, err);
 }
 
-static bool aim_term(void *arg, size_t i, const Shardex__Internal__V1__ClusterMap *m,
-                     sx_fanout_call *c, char *addr, size_t cap, sx_err *err)
+static bool aim_term(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *c, char *addr,
+                     size_t cap, sx_err *err)
 {
     plan *pl = arg;
     uint32_t t = pl->targets[i];
-    const Shardex__Internal__V1__IndexEntry *e = NULL;
-    for (size_t k = 0; k < m->n_indexes; k++)
-        if (m->indexes[k]->id == pl->def.id)
-            e = m->indexes[k];
-    if (!e || e->first_term + t >= m->n_terms) {
+    const Shardex__Internal__V1__IndexEntry *e = sx_partmap_index(m, pl->def.id);
+    if (!e || !sx_partmap_term(m, e, t)) {
         sx_err_set(err, SX_NOT_FOUND, "index \"%s\" was dropped", pl->def.name);
         return false;
     }
-    const Shardex__Internal__V1__TermPartition *tp = m->terms[e->first_term + t];
-    if (tp->owner < 0 || (size_t)tp->owner >= m->n_workers || !m->workers[tp->owner]->alive) {
-        sx_err_set(err, SX_UNAVAILABLE, "term partition %u of index \"%s\" has no live owner", t,
-                   pl->def.name);
+    sx_partmap_target tg;
+    if (sx_partmap_term_target(m, e, t, &tg, err) != SX_OK)
         return false;
-    }
-    ((Shardex__Internal__V1__ScanRequest *)c->req)->epoch = tp->epoch;
-    snprintf(addr, cap, "%s", m->workers[tp->owner]->address);
+    ((Shardex__Internal__V1__ScanRequest *)c->req)->epoch = tg.epoch;
+    snprintf(addr, cap, "%s", tg.address);
     snprintf(c->what, sizeof(c->what), "term partition %u of index \"%.64s\"", t, pl->def.name);
     return true;
 }
@@ -298,7 +278,7 @@ static sx_status on_query(sx_rpc_call *call, const ProtobufCMessage *reqm, Proto
     const Shardex__V1__QueryRequest *req = (const void *)reqm;
     Shardex__V1__QueryResponse *resp = (void *)respm;
     sx_arena *arena = sx_rpc_call_arena(call);
-    uint64_t deadline = deadline_of(call);
+    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
     if (!req->index || !req->index[0])
         return sx_err_set(err, SX_INVALID_ARGUMENT, "index: required");
     if (req->limit > SX_QUERY_LIMIT_MAX)
@@ -310,18 +290,15 @@ static sx_status on_query(sx_rpc_call *call, const ProtobufCMessage *reqm, Proto
 
     sx_member_view mv;
     sx_member_get_view(w->member, &mv);
-    const Shardex__Internal__V1__ClusterMap *m = mv.map ? mv.map->msg : NULL;
     sx_status st = SX_OK;
     plan pl = {0};
     sx_buf start = {0}, end = {0}, tmp = {0};
-    uint32_t P = m && m->settings ? m->settings->partitions : 0;
+    uint32_t P = mv.map ? sx_partmap_partitions(mv.map) : 0;
     if (!P) {
         st = sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
         goto out;
     }
-    for (size_t i = 0; i < m->n_indexes; i++)
-        if (m->indexes[i]->spec && strcmp(m->indexes[i]->spec->name, req->index) == 0)
-            pl.e = m->indexes[i];
+    pl.e = sx_partmap_index_named(mv.map, req->index);
     if (!pl.e) {
         st = sx_err_set(err, SX_NOT_FOUND, "index \"%s\" does not exist", req->index);
         goto out;
@@ -330,7 +307,7 @@ static sx_status on_query(sx_rpc_call *call, const ProtobufCMessage *reqm, Proto
     pl.def.name = sx_arena_strdup(arena, pl.def.name); /* outlives the map */
     pl.def.field = sx_arena_strdup(arena, pl.def.field);
     pl.P = P;
-    pl.attempt_ms = 2ull * (m->lease_ms ? m->lease_ms : 2000);
+    pl.attempt_ms = sx_partmap_attempt_ms(mv.map);
     const char *type = pl.def.is_int ? "int" : "string";
 
     /* The key range. */
@@ -417,7 +394,7 @@ static sx_status on_query(sx_rpc_call *call, const ProtobufCMessage *reqm, Proto
                       (pl.e->state == SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY || !pl.def.local);
     }
     bool auto_mode = req->mode == SHARDEX__V1__MODE__MODE_UNSPECIFIED;
-    sx_member_map_release(mv.map);
+    sx_partmap_release(mv.map);
     mv.map = NULL;
 
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -468,7 +445,7 @@ static sx_status on_query(sx_rpc_call *call, const ProtobufCMessage *reqm, Proto
     if (st == SX_OK && pl.global && !pl.def.local && auto_mode)
         resp->mode = SHARDEX__V1__MODE__MODE_GLOBAL;
 out:
-    sx_member_map_release(mv.map);
+    sx_partmap_release(mv.map);
     sx_buf_free(&start);
     sx_buf_free(&end);
     sx_buf_free(&tmp);

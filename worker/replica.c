@@ -124,7 +124,7 @@ struct sx_replicas {
     replica **reps; /* [nparts], NULL until hosted */
     int32_t me;     /* this worker's index in the last map applied; -1 before */
     uint32_t nparts;
-    Shardex__Internal__V1__ClusterMap *next_map; /* owned; handed to the manager */
+    sx_partmap *next_map; /* held; handed to the manager */
     bool stop;
     pthread_t manager;
     void (*on_apply)(void *arg); /* see sx_replicas_set_apply_listener */
@@ -147,7 +147,7 @@ static bool lease_valid(sx_replicas *rs)
         return false;
     sx_member_view v;
     sx_member_get_view(m, &v);
-    sx_member_map_release(v.map);
+    sx_partmap_release(v.map);
     return v.lease_valid;
 }
 
@@ -701,12 +701,10 @@ static replica *open_replica(sx_replicas *rs, uint32_t p)
     return r;
 }
 
-static void apply_map(sx_replicas *rs, const Shardex__Internal__V1__ClusterMap *m)
+static void apply_map(sx_replicas *rs, const sx_partmap *pm)
 {
-    int32_t me = -1;
-    for (size_t w = 0; w < m->n_workers; w++)
-        if (strcmp(m->workers[w]->id, rs->worker_id) == 0)
-            me = (int32_t)w;
+    const Shardex__Internal__V1__ClusterMap *m = sx_partmap_msg(pm);
+    int32_t me = sx_partmap_self(pm);
     pthread_mutex_lock(&rs->mu);
     rs->me = me;
     if (!rs->reps) {
@@ -778,31 +776,22 @@ static void *manager_main(void *arg)
             pthread_cond_wait(&rs->cv, &rs->mu);
             continue;
         }
-        Shardex__Internal__V1__ClusterMap *m = rs->next_map;
+        sx_partmap *m = rs->next_map;
         rs->next_map = NULL;
         pthread_mutex_unlock(&rs->mu);
         apply_map(rs, m);
-        sx_rpc_free(&m->base);
+        sx_partmap_release(m);
         pthread_mutex_lock(&rs->mu);
     }
     pthread_mutex_unlock(&rs->mu);
     return NULL;
 }
 
-void sx_replicas_on_map(void *arg, const Shardex__Internal__V1__ClusterMap *map)
+void sx_replicas_on_map(sx_replicas *rs, sx_partmap *map)
 {
-    sx_replicas *rs = arg;
-    /* Keep our own copy: the caller's map is only borrowed. */
-    size_t n = protobuf_c_message_get_packed_size(&map->base);
-    uint8_t *buf = sx_malloc(n);
-    protobuf_c_message_pack(&map->base, buf);
-    Shardex__Internal__V1__ClusterMap *copy =
-        shardex__internal__v1__cluster_map__unpack(NULL, n, buf);
-    free(buf);
     pthread_mutex_lock(&rs->mu);
-    if (rs->next_map)
-        sx_rpc_free(&rs->next_map->base);
-    rs->next_map = copy;
+    sx_partmap_release(rs->next_map); /* superseded before the manager saw it */
+    rs->next_map = sx_partmap_acquire(map);
     pthread_cond_signal(&rs->cv);
     pthread_mutex_unlock(&rs->mu);
 }
@@ -1275,8 +1264,7 @@ void sx_replicas_destroy(sx_replicas *rs)
     pthread_cond_broadcast(&rs->cv);
     pthread_mutex_unlock(&rs->mu);
     pthread_join(rs->manager, NULL);
-    if (rs->next_map)
-        sx_rpc_free(&rs->next_map->base);
+    sx_partmap_release(rs->next_map);
     for (uint32_t p = 0; p < rs->nparts; p++) {
         replica *r = rs->reps[p];
         if (!r)

@@ -78,7 +78,7 @@ void sx_replicas_destroy(sx_replicas *r); /* accepts NULL */
 void sx_replicas_attach_member(sx_replicas *r, sx_member *member);
 
 /* A newer map arrived: roles are reconciled on the manager thread. */
-void sx_replicas_on_map(void *r, const Shardex__Internal__V1__ClusterMap *map);
+void sx_replicas_on_map(sx_replicas *r, sx_partmap *map);
 
 /* For ISR expansion (membership): follower has caught up with our log of p. */
 bool sx_replicas_caught_up(void *r, uint32_t p, int32_t follower, uint64_t incarnation);

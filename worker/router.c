@@ -110,8 +110,8 @@ static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *cons
     sx_arena *arena = sx_rpc_call_arena(call);
     sx_member_view v;
     sx_member_get_view(w->member, &v);
-    uint32_t P = v.map && v.map->msg->settings ? v.map->msg->settings->partitions : 0;
-    sx_member_map_release(v.map);
+    uint32_t P = v.map ? sx_partmap_partitions(v.map) : 0;
+    sx_partmap_release(v.map);
     if (P == 0)
         return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
 
@@ -139,23 +139,21 @@ static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *cons
     route rt = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .arena = arena};
     rt.tokens = sx_arena_alloc(arena, (n + 1) * sizeof(*rt.tokens));
     sent *sends = sx_arena_alloc(arena, P * sizeof(*sends));
-    uint64_t deadline = sx_rpc_call_deadline_ms(call);
-    if (deadline == UINT64_MAX)
-        deadline = sx_clock_now_ms() + 30000; /* a client without a deadline still gets an answer */
+    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
     uint64_t isr_retry_until = sx_clock_now_ms() + ISR_RETRY_MS;
 
     for (;;) {
         sx_member_get_view(w->member, &v);
-        const Shardex__Internal__V1__ClusterMap *m = v.map ? v.map->msg : NULL;
         uint64_t now = sx_clock_now_ms();
         for (uint32_t p = 0; p < P; p++) {
             group *g = &groups[p];
             if (g->done)
                 continue;
-            int32_t leader = m && p < m->n_partitions ? m->partitions[p]->leader : -1;
-            if (leader < 0 || (size_t)leader >= m->n_workers || !m->workers[leader]->alive) {
+            sx_partmap_target leader;
+            if (!v.map || sx_partmap_leader_target(v.map, p, &leader, &g->err) != SX_OK) {
                 g->st = SX_UNAVAILABLE;
-                sx_err_set(&g->err, SX_UNAVAILABLE, "partition %u has no live leader", p);
+                if (!v.map)
+                    sx_err_set(&g->err, SX_UNAVAILABLE, "partition %u has no live leader", p);
                 continue;
             }
             Shardex__Internal__V1__WriteRequest req = SHARDEX__INTERNAL__V1__WRITE_REQUEST__INIT;
@@ -163,20 +161,17 @@ static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *cons
             req.n_ops = g->n;
             req.ops = g->ops;
             sends[p] = (sent){&rt, g};
-            /* One attempt waits about two leases: long enough for a slow
-             * follower to be dropped from the ISR, short enough to move on
-             * from a leader that stopped (paused, cut off) once the map has. */
-            uint64_t attempt = 2ull * (m->lease_ms ? m->lease_ms : 2000);
+            uint64_t attempt = sx_partmap_attempt_ms(v.map);
             uint64_t left = deadline > now ? deadline - now : 1;
             sx_rpc_call_opts o = {.timeout_ms = left < attempt ? left : attempt};
             pthread_mutex_lock(&rt.mu);
             g->in_flight = true;
             rt.in_flight++;
             pthread_mutex_unlock(&rt.mu);
-            sx_rpc_invoke_async(w->rpc, m->workers[leader]->address, REPL_SVC, "Write", &req.base,
-                                &o, on_write_done, &sends[p]);
+            sx_rpc_invoke_async(w->rpc, leader.address, REPL_SVC, "Write", &req.base, &o,
+                                on_write_done, &sends[p]);
         }
-        sx_member_map_release(v.map);
+        sx_partmap_release(v.map);
         pthread_mutex_lock(&rt.mu);
         while (rt.in_flight > 0)
             pthread_cond_wait(&rt.cv, &rt.mu);
@@ -295,15 +290,12 @@ static sx_status on_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
     sx_status st = sx_validate_id(req->id, err);
     if (st != SX_OK)
         return st;
-    uint64_t deadline = sx_rpc_call_deadline_ms(call);
-    if (deadline == UINT64_MAX)
-        deadline = sx_clock_now_ms() + 30000;
+    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
     sx_member_view v;
     sx_member_get_view(w->member, &v);
-    const Shardex__Internal__V1__ClusterMap *m = v.map ? v.map->msg : NULL;
-    uint32_t P = m && m->settings ? m->settings->partitions : 0;
-    uint64_t attempt = 2ull * (m && m->lease_ms ? m->lease_ms : 2000); /* see route_ops */
-    sx_member_map_release(v.map);
+    uint32_t P = v.map ? sx_partmap_partitions(v.map) : 0;
+    uint64_t attempt = v.map ? sx_partmap_attempt_ms(v.map) : 0;
+    sx_partmap_release(v.map);
     if (P == 0)
         return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
     uint32_t p = sx_partition_of(req->id, strlen(req->id), P);

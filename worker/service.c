@@ -26,22 +26,21 @@ static sx_status on_status(sx_rpc_call *call, const ProtobufCMessage *reqm, Prot
     resp->incarnation = v.incarnation;
     resp->lease_valid = v.lease_valid;
     resp->ms_since_heartbeat = v.ms_since_ok;
-    const Shardex__Internal__V1__ClusterMap *map = v.map ? v.map->msg : NULL;
-    if (map) {
-        resp->map_version = map->version;
-        resp->leading = sx_rpc_call_alloc(call, (map->n_partitions + 1) * sizeof(uint32_t));
-        resp->following = sx_rpc_call_alloc(call, (map->n_partitions + 1) * sizeof(uint32_t));
-        for (uint32_t p = 0; p < map->n_partitions && v.index >= 0; p++) {
-            const Shardex__Internal__V1__LogPartition *lp = map->partitions[p];
+    if (v.map) {
+        uint32_t P = sx_partmap_partitions(v.map);
+        resp->map_version = sx_partmap_version(v.map);
+        resp->leading = sx_rpc_call_alloc(call, (P + 1) * sizeof(uint32_t));
+        resp->following = sx_rpc_call_alloc(call, (P + 1) * sizeof(uint32_t));
+        for (uint32_t p = 0; p < P && v.index >= 0; p++) {
+            bool leads = sx_partmap_leader(v.map, p) == v.index;
             /* Without a valid lease this worker leads nothing, whatever the map says. */
-            if (lp->leader == v.index && v.lease_valid)
+            if (leads && v.lease_valid)
                 resp->leading[resp->n_leading++] = p;
-            else if (lp->leader != v.index &&
-                     sx_clustermap_has(lp->replicas, (uint32_t)lp->n_replicas, v.index))
+            else if (!leads && sx_partmap_hosts(v.map, p, v.index))
                 resp->following[resp->n_following++] = p;
         }
     }
-    sx_member_map_release(v.map);
+    sx_partmap_release(v.map);
     resp->n_replicas = sx_replicas_states(w->replicas, sx_rpc_call_arena(call), &resp->replicas);
     return SX_OK;
 }
@@ -81,14 +80,13 @@ static sx_status on_get_map(sx_rpc_call *call, const ProtobufCMessage *reqm,
     sx_worker_ctx *w = arg;
     sx_member_view v;
     sx_member_get_view(w->member, &v);
-    if (!v.map || !v.map->msg) {
-        sx_member_map_release(v.map);
+    if (!v.map)
         return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
-    }
     /* The top-level struct is copied; what it points to stays the shared map's
      * until the reply is sent. */
-    memcpy(respm, v.map->msg, v.map->msg->base.descriptor->sizeof_message);
-    sx_rpc_call_on_done(call, sx_member_map_release, v.map);
+    const Shardex__Internal__V1__ClusterMap *m = sx_partmap_msg(v.map);
+    memcpy(respm, m, m->base.descriptor->sizeof_message);
+    sx_rpc_call_on_done(call, sx_partmap_release, v.map);
     return SX_OK;
 }
 
@@ -155,9 +153,7 @@ static sx_status on_write(sx_rpc_call *call, const ProtobufCMessage *reqm, Proto
     wc->call = call;
     wc->resp = (void *)respm;
     sx_rpc_call_defer(call);
-    uint64_t deadline = sx_rpc_call_deadline_ms(call);
-    if (deadline == UINT64_MAX)
-        deadline = sx_clock_now_ms() + FORWARD_TIMEOUT_MS;
+    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
     sx_replicas_write(w->replicas, req->partition, req->ops, req->n_ops, deadline, write_done, wc);
     return SX_OK;
 }
@@ -175,9 +171,7 @@ static sx_status on_read(sx_rpc_call *call, const ProtobufCMessage *reqm, Protob
 {
     sx_worker_ctx *w = arg;
     const Shardex__Internal__V1__ReadRequest *req = (const void *)reqm;
-    uint64_t deadline = sx_rpc_call_deadline_ms(call);
-    if (deadline == UINT64_MAX)
-        deadline = sx_clock_now_ms() + FORWARD_TIMEOUT_MS;
+    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
     return sx_replicas_read(w->replicas, req->partition, req->id, req->after_offset, deadline,
                             sx_rpc_call_arena(call), (void *)respm, err);
 }
