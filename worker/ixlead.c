@@ -59,6 +59,9 @@ typedef struct part {
 
 struct sx_ixlead {
     sx_ixlead_opts o;
+    sx_replicas *replicas; /* borrowed, from start */
+    sx_member *member;     /* borrowed, from start */
+    bool running;          /* the loop thread was started and not joined */
     char *worker_id, *coordinator;
     pthread_mutex_t mu; /* streams, parts, stop, inflight */
     pthread_cond_t cv;
@@ -177,7 +180,7 @@ static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v
     l->inflight++;
     pthread_mutex_unlock(&l->mu);
     SX_LOG(SX_LOG_INFO, "ixlead", "partition=%u appending %zu index marker(s)", p, c->n);
-    sx_replicas_write(l->o.replicas, p, c->ops, c->n, sx_clock_now_ms() + MARKER_TIMEOUT_MS,
+    sx_replicas_write(l->replicas, p, c->ops, c->n, sx_clock_now_ms() + MARKER_TIMEOUT_MS,
                       marker_done, c);
 }
 
@@ -541,7 +544,7 @@ static void *loop_main(void *arg)
         pthread_mutex_unlock(&l->mu);
 
         sx_member_view mv;
-        sx_member_get_view(l->o.member, &mv);
+        sx_member_get_view(l->member, &mv);
         uint32_t P = mv.map ? sx_partmap_partitions(mv.map) : 0;
         if (P && !l->parts) {
             l->parts = sx_calloc(P, sizeof(*l->parts));
@@ -549,7 +552,7 @@ static void *loop_main(void *arg)
         }
         for (uint32_t p = 0; P && p < P && p < l->nparts; p++) {
             sx_replica_view v;
-            if (sx_replicas_view(l->o.replicas, p, &v) && v.leading)
+            if (sx_replicas_view(l->replicas, p, &v) && v.leading)
                 lead_partition(l, p, &v, mv.map);
         }
         sx_partmap_release(mv.map);
@@ -576,8 +579,7 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-/* A leader applied something: ship it now rather than at the next tick. */
-static void kick(void *arg)
+void sx_ixlead_kick(void *arg)
 {
     sx_ixlead *l = arg;
     pthread_mutex_lock(&l->mu);
@@ -586,36 +588,47 @@ static void kick(void *arg)
     pthread_mutex_unlock(&l->mu);
 }
 
-sx_status sx_ixlead_start(const sx_ixlead_opts *opts, sx_ixlead **out, sx_err *err)
+sx_ixlead *sx_ixlead_create(const sx_ixlead_opts *opts)
 {
-    (void)err;
     sx_ixlead *l = sx_calloc(1, sizeof(*l));
     l->o = *opts;
     l->worker_id = sx_strdup(opts->worker_id);
     l->coordinator = sx_strdup(opts->coordinator);
     pthread_mutex_init(&l->mu, NULL);
     sx_cond_init_monotonic(&l->cv);
+    return l;
+}
+
+void sx_ixlead_start(sx_ixlead *l, sx_replicas *replicas, sx_member *member)
+{
+    l->replicas = replicas;
+    l->member = member;
+    l->running = true;
     pthread_create(&l->thread, NULL, loop_main, l);
-    sx_replicas_set_apply_listener(opts->replicas, kick, l);
     pthread_setname_np(l->thread, "ixlead");
-    *out = l;
-    return SX_OK;
 }
 
 void sx_ixlead_stop(sx_ixlead *l)
 {
-    if (!l)
+    if (!l || !l->running)
         return;
-    sx_replicas_set_apply_listener(l->o.replicas, NULL, NULL);
     pthread_mutex_lock(&l->mu);
     l->stop = true;
     pthread_cond_broadcast(&l->cv);
     pthread_mutex_unlock(&l->mu);
     pthread_join(l->thread, NULL);
+    l->running = false;
     pthread_mutex_lock(&l->mu);
     while (l->inflight > 0)
         pthread_cond_wait(&l->cv, &l->mu);
     pthread_mutex_unlock(&l->mu);
+}
+
+void sx_ixlead_destroy(sx_ixlead *l)
+{
+    if (!l)
+        return;
+    sx_ixlead_stop(l);
     while (l->streams) {
         stream *s = l->streams;
         l->streams = s->next;

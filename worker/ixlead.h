@@ -35,13 +35,22 @@ typedef struct sx_ixlead sx_ixlead;
 typedef struct sx_ixlead_opts {
     const char *worker_id;
     const char *coordinator;
-    sx_rpc_client *rpc;    /* borrowed */
-    sx_replicas *replicas; /* borrowed */
-    sx_member *member;     /* borrowed */
+    sx_rpc_client *rpc; /* borrowed */
 } sx_ixlead_opts;
 
-sx_status sx_ixlead_start(const sx_ixlead_opts *opts, sx_ixlead **out, sx_err *err);
-void sx_ixlead_stop(sx_ixlead *l); /* waits for calls in flight; accepts NULL */
+/* The shipper is created before the replicas, which wake it (sx_ixlead_kick
+ * as their on_applied), and started once they and the membership exist:
+ *   create -> start(replicas, member) -> stop -> (replicas destroyed) -> destroy */
+sx_ixlead *sx_ixlead_create(const sx_ixlead_opts *opts);
+void sx_ixlead_start(sx_ixlead *l, sx_replicas *replicas, sx_member *member);
+/* A leader applied something: ship it now rather than at the next tick.
+ * Takes the sx_ixlead as void * (an on_applied observer); never blocks; any
+ * time between create and destroy. */
+void sx_ixlead_kick(void *l);
+/* Stops the loop and waits for calls in flight; accepts NULL or a shipper
+ * never started. */
+void sx_ixlead_stop(sx_ixlead *l);
+void sx_ixlead_destroy(sx_ixlead *l); /* stops if needed; accepts NULL */
 
 /* Heartbeat reports of led partitions' indexes (mistyped counts), allocated
  * in arena. */

@@ -1,5 +1,19 @@
 /* shardex-worker: the data plane. Parses flags, loads (or creates) its stable
- * id, serves RPCs, and keeps its membership until SIGTERM/SIGINT. */
+ * id, wires its modules together, serves RPCs, and keeps its membership until
+ * SIGTERM/SIGINT.
+ *
+ * The pipeline, as wired in main() below (every arrow an argument passed
+ * where the next stage is opened, nothing installed from afar):
+ *
+ *   Put/Delete (router) --Replication.Write--> leader's replica (replica.c)
+ *     --append, replicate, commit--> log of p (plog)
+ *     --apply, one batch per step--> documents (plog) + local index entries
+ *                                    + outbox (pindex: the plog's observer)
+ *     --on_applied--> shipper (ixlead: sx_ixlead_kick)
+ *     --Index.Ship--> term partitions on their owners (tstore)
+ *   maps: membership --on_map--> replicas (roles) and term partitions (owners)
+ *
+ * Threads and pools: see docs/architecture.md. */
 #include "crashpoint.h"
 #include "daemon.h"
 #include "flags.h"
@@ -176,11 +190,16 @@ int main(int argc, char **argv)
         sx_rpc_client_create(NULL, &rpc, &err) != SX_OK)
         goto fail;
     ctx = (sx_worker_ctx){.worker_id = id, .coordinator = cfg.coordinator, .rpc = rpc};
+    /* The shipper first: the replicas wake it whenever a leader applied. */
+    ixlead = sx_ixlead_create(
+        &(sx_ixlead_opts){.worker_id = id, .coordinator = cfg.coordinator, .rpc = rpc});
     sx_replicas_opts ro = {
         .data_dir = cfg.data_dir,
         .worker_id = id,
         .coordinator = cfg.coordinator,
         .rpc = rpc,
+        .on_applied = sx_ixlead_kick,
+        .on_applied_arg = ixlead,
         .fsync = strcmp(cfg.fsync, "always") == 0  ? SX_FSYNC_ALWAYS
                  : strcmp(cfg.fsync, "never") == 0 ? SX_FSYNC_NEVER
                                                    : SX_FSYNC_BATCH,
@@ -230,13 +249,7 @@ int main(int argc, char **argv)
     if (sx_member_start(&mo, &ctx.member, &err) != SX_OK)
         goto fail;
     sx_replicas_attach_member(ctx.replicas, ctx.member);
-    sx_ixlead_opts lo = {.worker_id = id,
-                         .coordinator = cfg.coordinator,
-                         .rpc = rpc,
-                         .replicas = ctx.replicas,
-                         .member = ctx.member};
-    if (sx_ixlead_start(&lo, &ixlead, &err) != SX_OK)
-        goto fail;
+    sx_ixlead_start(ixlead, ctx.replicas, ctx.member);
     if (cfg.port_file && sx_daemon_write_port_file(cfg.port_file, port, &err) != SX_OK)
         goto fail;
     SX_LOG(SX_LOG_INFO, "worker", "serving id=%s port=%d advertise=%s", id, port, advertise);
@@ -256,6 +269,7 @@ done:
     sx_ixlead_stop(ixlead);
     sx_member_halt(ctx.member);
     sx_replicas_destroy(ctx.replicas);
+    sx_ixlead_destroy(ixlead); /* the replicas may wake it until they are gone */
     sx_member_stop(ctx.member);
     sx_tstore_close(ctx.terms);
     sx_rpc_client_destroy(rpc);

@@ -21,6 +21,7 @@ typedef struct ix {
 } ix;
 
 struct sx_pindex {
+    sx_plog_observer obs; /* what the plog's applies call: observe_* below */
     sx_plog *log;
     sx_store *store;
     uint32_t p;
@@ -204,7 +205,7 @@ static void write_mistyped(sx_pindex *pi, sx_batch *b, const ix *x)
     sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
 }
 
-static void hook_entry(void *arg, sx_batch *b, uint64_t offset, const char *id, size_t id_len,
+static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *id, size_t id_len,
                        const uint8_t *old_doc, size_t old_len, const uint8_t *new_doc,
                        size_t new_len)
 {
@@ -305,7 +306,7 @@ static sx_status delete_prefix(sx_pindex *pi, sx_batch *b, const sx_buf *prefix,
     return st;
 }
 
-static sx_status hook_marker(void *arg, sx_batch *b, uint64_t offset,
+static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
                              const Shardex__Internal__V1__LogOp *op, sx_err *err)
 {
     sx_pindex *pi = arg;
@@ -369,7 +370,7 @@ static sx_status hook_marker(void *arg, sx_batch *b, uint64_t offset,
     return SX_OK;
 }
 
-static void hook_end(void *arg, bool written)
+static void observe_end(void *arg, bool written)
 {
     sx_pindex *pi = arg;
     if (!pi->batch_touched)
@@ -437,29 +438,32 @@ static sx_status load_catalog(sx_pindex *pi, sx_err *err)
     return st;
 }
 
-sx_status sx_pindex_open(sx_plog *log, sx_pindex **out, sx_err *err)
+sx_pindex *sx_pindex_create(void)
 {
     sx_pindex *pi = sx_calloc(1, sizeof(*pi));
+    pi->obs = (sx_plog_observer){
+        .arg = pi, .entry = observe_entry, .marker = observe_marker, .end = observe_end};
+    pthread_mutex_init(&pi->mu, NULL);
+    return pi;
+}
+
+const sx_plog_observer *sx_pindex_observer(sx_pindex *pi)
+{
+    return &pi->obs;
+}
+
+sx_status sx_pindex_load(sx_pindex *pi, sx_plog *log, sx_err *err)
+{
     pi->log = log;
     pi->store = sx_plog_store(log);
     pi->p = sx_plog_partition(log);
-    pthread_mutex_init(&pi->mu, NULL);
-    sx_status st = load_catalog(pi, err);
-    if (st != SX_OK) {
-        sx_pindex_close(pi);
-        return st;
-    }
-    sx_plog_hooks h = {.arg = pi, .entry = hook_entry, .marker = hook_marker, .end = hook_end};
-    sx_plog_set_hooks(log, &h);
-    *out = pi;
-    return SX_OK;
+    return load_catalog(pi, err);
 }
 
 void sx_pindex_close(sx_pindex *pi)
 {
     if (!pi)
         return;
-    sx_plog_set_hooks(pi->log, NULL);
     for (size_t i = 0; i < pi->ncat; i++)
         ix_free(&pi->cat[i]);
     free(pi->cat);

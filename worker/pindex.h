@@ -1,7 +1,8 @@
 /* pindex.h: the indexes of one log partition replica, derived from its log.
  *
- * Installed as the plog's hooks, so everything here is written in the same
- * LevelDB batch as the documents and the applied offset it derives from:
+ * The observer of its partition's plog (sx_plog_opts.observer), so
+ * everything here is written in the same LevelDB batch as the documents and
+ * the applied offset it derives from:
  *
  *   marker index_start(id, spec) at offset C: the index becomes active in this
  *       partition; its local entries and its outbox changes are backfilled
@@ -24,7 +25,7 @@
  *   'F' u64 id u32 t                   -> u64 offset up to which the outbox was trimmed
  * (entry key: common/ixkey.h.)
  *
- * Thread-safety: hooks run on the applying thread under the plog's mutex;
+ * Thread-safety: the observer runs on the applying thread under the plog's mutex;
  * every other function may be called from any thread and reads at a LevelDB
  * snapshot or through the catalog's own mutex.
  */
@@ -43,9 +44,19 @@
 
 typedef struct sx_pindex sx_pindex;
 
-/* Loads the catalog from the plog's store and installs the hooks on it. */
-sx_status sx_pindex_open(sx_plog *log, sx_pindex **out, sx_err *err);
-void sx_pindex_close(sx_pindex *pi); /* uninstalls the hooks; accepts NULL */
+/* Opening a partition's indexes is three steps, because the plog takes its
+ * observer when it opens and the indexes live in the plog's store:
+ *   ix = sx_pindex_create();
+ *   sx_plog_open(dir, p, &(sx_plog_opts){.observer = sx_pindex_observer(ix)}, &log, err);
+ *   sx_pindex_load(ix, log, err);   (before the first apply)
+ * Close the plog first, then the pindex. */
+sx_pindex *sx_pindex_create(void);
+/* The observer to open the partition's plog with; lives as long as pi. */
+const sx_plog_observer *sx_pindex_observer(sx_pindex *pi);
+/* Binds pi to log (opened with pi's observer) and loads the catalog from its
+ * store. On failure, close both. */
+sx_status sx_pindex_load(sx_pindex *pi, sx_plog *log, sx_err *err);
+void sx_pindex_close(sx_pindex *pi); /* accepts NULL */
 
 /* An active index as applied here. */
 typedef struct sx_pindex_info {

@@ -56,7 +56,7 @@ struct sx_plog {
     uint64_t commit;     /* highest commit offset recorded; may exceed leo */
     uint64_t appends;    /* batches appended since open (one fsync each when synced) */
     uint64_t appended;   /* entries appended since open */
-    sx_plog_hooks hooks; /* the index layer's; zero when none */
+    sx_plog_observer obs; /* what applies feed; zero when nothing */
 };
 
 /* protobuf-c allocates through this so that NULL from an unpack means "does
@@ -317,6 +317,8 @@ sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *
     sx_plog *p = sx_calloc(1, sizeof(*p));
     p->partition = partition;
     p->dir = sx_strdup(dir);
+    if (opts->observer)
+        p->obs = *opts->observer;
     pthread_mutex_init(&p->mu, NULL);
     /* Sync per write: the policy is off so that apply batches skip fsync. */
     sx_store_opts so = {.cache = opts->cache, .write_buffer_bytes = opts->write_buffer_bytes};
@@ -739,13 +741,13 @@ static sx_status old_doc(sx_plog *p, apply_ctx *c, const overlay_slot *s, const 
     return SX_OK;
 }
 
-/* Adds the entry at offset to c->batch and calls the hook. *bad: the entry
+/* Adds the entry at offset to c->batch and tells the observer. *bad: the entry
  * itself cannot be applied (SX_DATA_LOSS), as opposed to a store failure. */
 /* What apply_entry did with an entry. */
 enum { ENTRY_APPLIED, ENTRY_MARKER_NEXT, ENTRY_MARKER_DONE };
 
 static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const uint8_t *op,
-                             size_t op_len, bool first, sx_plog_apply_fn hook, void *hook_arg,
+                             size_t op_len, bool first,
                              bool *bad, int *what, sx_err *err)
 {
     *bad = false;
@@ -774,8 +776,8 @@ static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const ui
             *what = ENTRY_MARKER_NEXT;
         } else {
             *what = ENTRY_MARKER_DONE;
-            if (p->hooks.marker)
-                st = p->hooks.marker(p->hooks.arg, c->batch, offset, lop, err);
+            if (p->obs.marker)
+                st = p->obs.marker(p->obs.arg, c->batch, offset, lop, err);
         }
         goto done;
     } else {
@@ -804,10 +806,8 @@ static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const ui
     } else {
         sx_batch_delete(c->batch, c->key.data, c->key.len);
     }
-    if (p->hooks.entry)
-        p->hooks.entry(p->hooks.arg, c->batch, offset, id, id_len, old, old_len, new_doc, new_len);
-    if (hook)
-        hook(hook_arg, c->batch, offset, id, id_len, old, old_len, new_doc, new_len);
+    if (p->obs.entry)
+        p->obs.entry(p->obs.arg, c->batch, offset, id, id_len, old, old_len, new_doc, new_len);
     if (!s->id) {
         s->id = sx_arena_memdup(&c->arena, id, id_len);
         s->id_len = id_len;
@@ -824,8 +824,8 @@ done:
  * commit in the same batch. An entry that cannot be applied ends the batch:
  * the entries before it are written, then its SX_DATA_LOSS is returned. A
  * store failure writes nothing. *done: nothing is left to apply. */
-static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit,
-                                    sx_plog_apply_fn hook, void *hook_arg, bool *done, sx_err *err)
+static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit, bool *done,
+                                    sx_err *err)
 {
     uint64_t target = commit < p->leo ? commit : p->leo;
     uint64_t new_commit = commit > p->commit ? commit : p->commit;
@@ -867,8 +867,7 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit,
             break;
         }
         int what;
-        st = apply_entry(p, c, off, v + rest, vlen - rest, next == from, hook, hook_arg, &bad,
-                         &what, err);
+        st = apply_entry(p, c, off, v + rest, vlen - rest, next == from, &bad, &what, err);
         if (st != SX_OK || what == ENTRY_MARKER_NEXT)
             break;
         bytes += vlen;
@@ -885,10 +884,10 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit,
         }
     }
     sx_iter_destroy(it);
-    bool hooked = next > from || (st != SX_OK && p->hooks.marker);
+    bool observed = next > from || (st != SX_OK && p->obs.marker);
     if (st != SX_OK && !bad) {
-        if (hooked && p->hooks.end)
-            p->hooks.end(p->hooks.arg, false);
+        if (observed && p->obs.end)
+            p->obs.end(p->obs.arg, false);
         return st;
     }
     if (next - 1 > p->applied || new_commit != p->commit) {
@@ -898,14 +897,14 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit,
         sx_batch_put(c->batch, COMMIT_KEY, strlen(COMMIT_KEY), c->val.data, c->val.len);
         /* Not synced: the log is, and this batch is re-derived from it. */
         sx_status wst = sx_store_write(p->store, c->batch, SX_SYNC_NO, err);
-        if (hooked && p->hooks.end)
-            p->hooks.end(p->hooks.arg, wst == SX_OK);
+        if (observed && p->obs.end)
+            p->obs.end(p->obs.arg, wst == SX_OK);
         if (wst != SX_OK)
             return wst;
         p->applied = next - 1;
         p->commit = new_commit;
-    } else if (hooked && p->hooks.end) {
-        p->hooks.end(p->hooks.arg, false);
+    } else if (observed && p->obs.end) {
+        p->obs.end(p->obs.arg, false);
     }
     if (st != SX_OK)
         return st;
@@ -913,8 +912,7 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit,
     return SX_OK;
 }
 
-sx_status sx_plog_apply(sx_plog *p, uint64_t commit, sx_plog_apply_fn hook, void *hook_arg,
-                        uint64_t *applied, sx_err *err)
+sx_status sx_plog_apply(sx_plog *p, uint64_t commit, uint64_t *applied, sx_err *err)
 {
     apply_ctx c = {.batch = sx_batch_create(),
                    .slots = sx_calloc(OVERLAY_SLOTS, sizeof(overlay_slot))};
@@ -925,7 +923,7 @@ sx_status sx_plog_apply(sx_plog *p, uint64_t commit, sx_plog_apply_fn hook, void
          * long catch-up; a truncation in between only moves leo, never below
          * applied. */
         pthread_mutex_lock(&p->mu);
-        st = apply_batch_locked(p, &c, commit, hook, hook_arg, &done, err);
+        st = apply_batch_locked(p, &c, commit, &done, err);
         if (applied)
             *applied = p->applied;
         pthread_mutex_unlock(&p->mu);
@@ -968,13 +966,6 @@ sx_status sx_plog_get_doc(sx_plog *p, const char *id, size_t id_len, bool *found
                           sx_buf *doc, sx_err *err)
 {
     return sx_plog_get_doc_at(p, NULL, id, id_len, found, version, doc, err);
-}
-
-void sx_plog_set_hooks(sx_plog *p, const sx_plog_hooks *hooks)
-{
-    pthread_mutex_lock(&p->mu);
-    p->hooks = hooks ? *hooks : (sx_plog_hooks){0};
-    pthread_mutex_unlock(&p->mu);
 }
 
 sx_store *sx_plog_store(sx_plog *p)

@@ -60,9 +60,14 @@ typedef struct sx_log_entry {
     size_t op_len;
 } sx_log_entry;
 
+struct sx_plog_observer;
+
 typedef struct sx_plog_opts {
     sx_store_cache *cache;     /* shared block cache, borrowed; NULL: a private one */
     size_t write_buffer_bytes; /* 0: store default */
+    /* What every apply feeds (see sx_plog_observer below); borrowed for the
+     * plog's life; NULL: nothing but the documents. */
+    const struct sx_plog_observer *observer;
 } sx_plog_opts;
 
 /* Opens (creating if missing) the replica of `partition` in directory dir
@@ -136,45 +141,40 @@ sx_status sx_plog_read(sx_plog *p, uint64_t from, size_t max_entries, size_t max
 uint64_t sx_plog_common_prefix(const sx_epoch_start *a, size_t na, uint64_t leo_a,
                                const sx_epoch_start *b, size_t nb, uint64_t leo_b);
 
-/* Per applied entry, before it is written: lets indexes (later) add their
- * changes to the same batch. old_doc/new_doc are packed Documents or NULL
- * (new_doc NULL: a delete; both NULL: a delete of a missing id), borrowed for
- * the call; old_doc reflects earlier entries of the same batch. Called with
- * the plog's mutex held: it must not call into the same plog. If the batch
- * then fails to be written, it is discarded and the hook will see the same
- * entries again: keep state only in the batch. */
-typedef void (*sx_plog_apply_fn)(void *arg, sx_batch *batch, uint64_t offset, const char *id,
-                                 size_t id_len, const uint8_t *old_doc, size_t old_len,
-                                 const uint8_t *new_doc, size_t new_len);
-
-/* Hooks the index layer (worker/pindex.c) installs on a plog, called with the
- * plog's mutex held (they must not call into the same plog, except
- * sx_plog_scan_docs_locked from `marker`):
- *   entry   as sx_plog_apply_fn, for every put and delete;
+/* What the plog's apply feeds: the observer a plog is opened with (the
+ * index layer, worker/pindex.c, in the worker), called with the plog's mutex
+ * held (it must not call into the same plog, except sx_plog_scan_docs_locked
+ * from `marker`):
+ *   entry   per applied put or delete, before its batch is written: adds the
+ *           derived changes to the same batch. old_doc/new_doc are packed
+ *           Documents or NULL (new_doc NULL: a delete; both NULL: a delete of
+ *           a missing id), borrowed for the call; old_doc reflects earlier
+ *           entries of the same batch;
  *   marker  an index marker (LogOp index_start / index_drop). A marker is
  *           applied alone in its batch, so the store holds exactly the
  *           documents as of offset - 1; it adds what it derives to batch.
  *           An error stops the apply (nothing of the batch is written);
  *   end     after every batch that called entry or marker: written tells
  *           whether the batch reached the store (false: it was discarded and
- *           the same entries will be seen again).
- * Markers are skipped (applied as no-ops) when no hooks are installed. */
-typedef struct sx_plog_hooks {
+ *           the same entries will be seen again, so keep state only in the
+ *           batch until then).
+ * Any of them may be NULL; markers are applied as no-ops without `marker`. */
+typedef void (*sx_plog_entry_cb)(void *arg, sx_batch *batch, uint64_t offset, const char *id,
+                                 size_t id_len, const uint8_t *old_doc, size_t old_len,
+                                 const uint8_t *new_doc, size_t new_len);
+typedef struct sx_plog_observer {
     void *arg;
-    sx_plog_apply_fn entry;
+    sx_plog_entry_cb entry;
     sx_status (*marker)(void *arg, sx_batch *batch, uint64_t offset,
                         const Shardex__Internal__V1__LogOp *op, sx_err *err);
     void (*end)(void *arg, bool written);
-} sx_plog_hooks;
-
-/* Installs hooks (copied; NULL removes them). Call before the first apply. */
-void sx_plog_set_hooks(sx_plog *p, const sx_plog_hooks *hooks);
+} sx_plog_observer;
 
 /* The plog's store, for the index layer's own keys (tags 'I' 'X' 'O' 'F' 'N'
  * are theirs; plog owns 'L' 'E' 'M' 'D'). */
 sx_store *sx_plog_store(sx_plog *p);
 
-/* sx_plog_scan_docs for a marker hook, which already holds the mutex: scans
+/* sx_plog_scan_docs for the observer's marker, which already holds the mutex: scans
  * the store as it is (no snapshot is needed: nothing else writes). */
 sx_status sx_plog_scan_docs_locked(sx_plog *p,
                                    bool (*fn)(void *arg, const char *id, size_t id_len,
@@ -187,15 +187,14 @@ const sx_snapshot *sx_plog_snapshot(sx_plog *p, uint64_t *applied);
 /* Applies entries applied+1 .. min(commit, leo) to the documents, in batches
  * (up to 1000 entries or about 4 MiB of ops, not synced), each batch also
  * recording applied and the highest commit given so far (a lower commit
- * neither applies nor lowers it). `hook` may be NULL. Returns the applied
+ * neither applies nor lowers it), and what the observer derives. Returns the applied
  * offset in *applied (may be NULL), also on error. A put writes 'D' id ->
  * (offset, the Document re-packed); a delete removes 'D' id. An entry that
  * does not decode or holds no operation is SX_DATA_LOSS: the entries before
  * it are applied, it and those after are not (never skipped). The mutex is
  * taken per batch, so appends interleave with a long catch-up. Rule 7
  * (truncate first, then apply up to the leader's commit) is the caller's. */
-sx_status sx_plog_apply(sx_plog *p, uint64_t commit, sx_plog_apply_fn hook, void *hook_arg,
-                        uint64_t *applied, sx_err *err);
+sx_status sx_plog_apply(sx_plog *p, uint64_t commit, uint64_t *applied, sx_err *err);
 
 /* Reads a document as applied: *found, its version (the offset that wrote
  * it; version may be NULL) and the packed Document into doc (replacing its

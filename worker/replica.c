@@ -127,8 +127,8 @@ struct sx_replicas {
     sx_partmap *next_map; /* held; handed to the manager */
     bool stop;
     pthread_t manager;
-    void (*on_apply)(void *arg); /* see sx_replicas_set_apply_listener */
-    void *on_apply_arg;
+    void (*on_applied)(void *arg); /* the next stage: see sx_replicas_opts */
+    void *on_applied_arg;
 };
 
 static sx_member *member_of(sx_replicas *rs)
@@ -322,7 +322,7 @@ static void *appender_main(void *arg)
             pthread_mutex_unlock(&r->mu);
             SX_CRASH_POINT("leader-before-apply");
             sx_err err = {0};
-            if (sx_plog_apply(r->log, hw, NULL, NULL, &applied, &err) != SX_OK) {
+            if (sx_plog_apply(r->log, hw, &applied, &err) != SX_OK) {
                 SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p,
                        err.msg);
                 abort(); /* the log is corrupt: never serve what it cannot prove */
@@ -342,12 +342,8 @@ static void *appender_main(void *arg)
                 r->waiting_tail = NULL;
             pthread_cond_broadcast(&r->cv); /* readers waiting for applied */
             pthread_mutex_unlock(&r->mu);
-            /* Under rs->mu, so that a listener being removed is never
-             * called after its removal returned. */
-            pthread_mutex_lock(&rs->mu);
-            if (rs->on_apply)
-                rs->on_apply(rs->on_apply_arg);
-            pthread_mutex_unlock(&rs->mu);
+            if (rs->on_applied)
+                rs->on_applied(rs->on_applied_arg);
             finish_all(&ok, SX_OK, NULL);
             pthread_mutex_lock(&r->mu);
             continue;
@@ -650,16 +646,36 @@ static void become_leader(replica *r, const Shardex__Internal__V1__ClusterMap *m
            lp->epoch, sx_plog_leo(r->log), r->hw);
 }
 
+/* Opens p's log with its indexes as the observer of every apply: the
+ * documents, local index entries and outbox of an offset are one batch. */
+static sx_status open_partition(sx_replicas *rs, const char *dir, uint32_t p, sx_plog **log,
+                                sx_pindex **ix, sx_err *err)
+{
+    *ix = sx_pindex_create();
+    sx_plog_opts po = {.cache = rs->cache, .observer = sx_pindex_observer(*ix)};
+    sx_status st = sx_mkdirs(dir, err);
+    if (st == SX_OK)
+        st = sx_plog_open(dir, p, &po, log, err);
+    if (st == SX_OK && (st = sx_pindex_load(*ix, *log, err)) != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot load its indexes: %s", p, err->msg);
+        sx_plog_close(*log);
+        *log = NULL;
+    }
+    if (st != SX_OK) {
+        sx_pindex_close(*ix);
+        *ix = NULL;
+    }
+    return st;
+}
+
 static replica *open_replica(sx_replicas *rs, uint32_t p)
 {
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/partitions/p%04u", rs->data_dir, p);
-    sx_plog_opts po = {.cache = rs->cache};
     sx_plog *log = NULL;
+    sx_pindex *ix = NULL;
     sx_err err = {0};
-    sx_status st = sx_mkdirs(dir, &err);
-    if (st == SX_OK)
-        st = sx_plog_open(dir, p, &po, &log, &err);
+    sx_status st = open_partition(rs, dir, p, &log, &ix, &err);
     if (st == SX_DATA_LOSS) {
         /* Rule 8 and row 9: never serve a corrupt replica. Keep it aside for
          * inspection and start empty: registering again took this worker out
@@ -674,19 +690,11 @@ static replica *open_replica(sx_replicas *rs, uint32_t p)
                p, aside, err.msg);
         if (rename(dir, aside) == 0) {
             sx_err_clear(&err);
-            st = sx_mkdirs(dir, &err);
-            if (st == SX_OK)
-                st = sx_plog_open(dir, p, &po, &log, &err);
+            st = open_partition(rs, dir, p, &log, &ix, &err);
         }
     }
     if (st != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot open %s: %s", p, dir, err.msg);
-        return NULL;
-    }
-    sx_pindex *ix = NULL;
-    if ((st = sx_pindex_open(log, &ix, &err)) != SX_OK) {
-        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot load its indexes: %s", p, err.msg);
-        sx_plog_close(log);
         return NULL;
     }
     replica *r = sx_calloc(1, sizeof(*r));
@@ -993,7 +1001,7 @@ sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__Appen
      * this epoch; a commit offset from another epoch says nothing about our tail. */
     uint64_t upto = req->commit_offset < r->verified ? req->commit_offset : r->verified;
     if (upto > sx_plog_applied(r->log) &&
-        (st = sx_plog_apply(r->log, upto, NULL, NULL, NULL, err)) != SX_OK) {
+        (st = sx_plog_apply(r->log, upto, NULL, err)) != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", req->partition,
                err->msg);
         abort();
@@ -1094,14 +1102,6 @@ bool sx_replicas_view(sx_replicas *rs, uint32_t p, sx_replica_view *out)
     out->stale_ms = out->applied >= out->commit || now < r->fresh_ms ? 0 : now - r->fresh_ms;
     pthread_mutex_unlock(&r->mu);
     return true;
-}
-
-void sx_replicas_set_apply_listener(sx_replicas *rs, void (*fn)(void *arg), void *arg)
-{
-    pthread_mutex_lock(&rs->mu);
-    rs->on_apply_arg = arg;
-    rs->on_apply = fn;
-    pthread_mutex_unlock(&rs->mu);
 }
 
 uint32_t sx_replicas_partitions(sx_replicas *rs)
@@ -1245,6 +1245,8 @@ sx_status sx_replicas_create(const sx_replicas_opts *opts, sx_replicas **out, sx
     rs->member = opts->member;
     rs->fsync = opts->fsync;
     rs->lag_timeout_ms = opts->lag_timeout_ms ? opts->lag_timeout_ms : 2000;
+    rs->on_applied = opts->on_applied;
+    rs->on_applied_arg = opts->on_applied_arg;
     rs->cache = sx_store_cache_create(32u << 20); /* shared by every partition's store */
     rs->me = -1;
     pthread_mutex_init(&rs->mu, NULL);
@@ -1271,8 +1273,8 @@ void sx_replicas_destroy(sx_replicas *rs)
             continue;
         if (r->role == ROLE_LEADER)
             stop_leading(r);
+        sx_plog_close(r->log); /* then its observer */
         sx_pindex_close(r->ix);
-        sx_plog_close(r->log);
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cv);
         free(r);

@@ -68,6 +68,12 @@ typedef struct sx_replicas_opts {
     sx_member *member;       /* borrowed: lease; may be attached later */
     sx_fsync_mode fsync;
     uint32_t lag_timeout_ms; /* 0: the lease */
+    /* The pipeline's next stage: runs (on a replica thread, no lock held; it
+     * must not block) whenever a leader applied newly committed entries, so
+     * that the index layer ships them at once. It may run until
+     * sx_replicas_destroy returns. NULL: nothing. */
+    void (*on_applied)(void *arg);
+    void *on_applied_arg;
 } sx_replicas_opts;
 
 sx_status sx_replicas_create(const sx_replicas_opts *opts, sx_replicas **out, sx_err *err);
@@ -125,10 +131,6 @@ typedef struct sx_replica_view {
     uint64_t applied;
     uint64_t stale_ms; /* 0 when applied reached commit; else since it last did */
 } sx_replica_view;
-
-/* fn(arg) runs (on a replica thread; it must not block) whenever a leader
- * applied newly committed entries: the index layer ships them at once. */
-void sx_replicas_set_apply_listener(sx_replicas *r, void (*fn)(void *arg), void *arg);
 
 /* False when p is not hosted here. */
 bool sx_replicas_view(sx_replicas *r, uint32_t p, sx_replica_view *out);

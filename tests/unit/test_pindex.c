@@ -1,7 +1,7 @@
 /* test_pindex.c: unit tests for pindex.h on a real plog in a temp directory.
  *
  * Every test appends packed LogOps (puts, deletes, index_start and index_drop
- * markers) to a plog with sx_pindex_open's hooks installed and applies them.
+ * markers) to a plog opened with the pindex as its observer and applies them.
  * Each operation also goes into a small model kept here (the documents, and
  * for every index the outbox it must hold, restated from pindex.h), and the
  * checks compare the local scan, the digest, the outbox, its floor, rebuilds
@@ -404,6 +404,16 @@ typedef struct fixture {
     model m;
 } fixture;
 
+/* Opens the partition as the worker does: the plog with the indexes as the
+ * observer of its applies, then the indexes' catalog from its store. */
+static sx_status open_both(fixture *f, sx_err *err)
+{
+    f->ix = sx_pindex_create();
+    sx_plog_opts po = {.observer = sx_pindex_observer(f->ix)};
+    sx_status st = sx_plog_open(f->db, 3, &po, &f->p, err);
+    return st == SX_OK ? sx_pindex_load(f->ix, f->p, err) : st;
+}
+
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
@@ -412,10 +422,10 @@ static int setup(void **state)
     sx_h_tmpdir(f->dir, sizeof(f->dir), "pindex");
     snprintf(f->db, sizeof(f->db), "%s/p", f->dir);
     sx_err err = {0};
-    if (sx_plog_open(f->db, 3, NULL, &f->p, &err) != SX_OK ||
-        sx_pindex_open(f->p, &f->ix, &err) != SX_OK) {
+    if (open_both(f, &err) != SX_OK) {
         fprintf(stderr, "open: %s\n", err.msg);
         sx_plog_close(f->p);
+        sx_pindex_close(f->ix);
         free(f);
         return -1;
     }
@@ -426,8 +436,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    sx_pindex_close(f->ix);
     sx_plog_close(f->p);
+    sx_pindex_close(f->ix);
     m_free(&f->m);
     sx_h_tmpdir_done(f->dir);
     free(f);
@@ -438,12 +448,11 @@ static int teardown(void **state)
 static void reopen(fixture *f)
 {
     sx_err err = {0};
-    sx_pindex_close(f->ix);
     sx_plog_close(f->p);
+    sx_pindex_close(f->ix);
     f->ix = NULL;
     f->p = NULL;
-    assert_int_equal(sx_plog_open(f->db, 3, NULL, &f->p, &err), SX_OK);
-    assert_int_equal(sx_pindex_open(f->p, &f->ix, &err), SX_OK);
+    assert_int_equal(open_both(f, &err), SX_OK);
 }
 
 static void append_op(fixture *f, const Shardex__Internal__V1__LogOp *op)
@@ -533,7 +542,7 @@ static void apply_to(fixture *f, uint64_t commit)
 {
     sx_err err = {0};
     uint64_t applied = 0;
-    sx_status st = sx_plog_apply(f->p, commit, NULL, NULL, &applied, &err);
+    sx_status st = sx_plog_apply(f->p, commit, &applied, &err);
     if (st != SX_OK)
         fail_msg("apply to %" PRIu64 ": %s", commit, err.msg);
     assert_int_equal(applied, commit < f->m.offset ? commit : f->m.offset);
@@ -1598,7 +1607,7 @@ static void test_scan_huge_limit(void **state)
 static int apply_zero_m(fixture *f)
 {
     sx_err err = {0};
-    sx_status st = sx_plog_apply(f->p, f->m.offset, NULL, NULL, NULL, &err);
+    sx_status st = sx_plog_apply(f->p, f->m.offset, NULL, &err);
     sx_pindex_info info;
     return st != SX_OK && !sx_pindex_find(f->ix, 9, &info) ? 0 : 1;
 }

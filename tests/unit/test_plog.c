@@ -64,6 +64,7 @@ typedef struct fixture {
     char dir[PATH_MAX];    /* the mkdtemp directory */
     char db[PATH_MAX + 8]; /* dir/p: the plog's store */
     sx_plog *p;            /* open on db unless a test closed it */
+    sx_plog_observer obs;  /* what p was opened with */
 } fixture;
 
 static int setup(void **state)
@@ -97,7 +98,20 @@ static void reopen(fixture *f)
     sx_err err = {0};
     sx_plog_close(f->p);
     f->p = NULL;
-    assert_int_equal(sx_plog_open(f->db, 7, NULL, &f->p, &err), SX_OK);
+    sx_plog_opts po = {.observer = &f->obs};
+    assert_int_equal(sx_plog_open(f->db, 7, &po, &f->p, &err), SX_OK);
+}
+
+/* sx_plog_apply with cb (NULL: nothing) as the observer's entry callback:
+ * the plog takes its observer when it opens, so another one reopens it. */
+static sx_status apply_with(fixture *f, uint64_t commit, sx_plog_entry_cb cb, void *arg,
+                            uint64_t *applied, sx_err *err)
+{
+    if (f->obs.entry != cb || f->obs.arg != arg) {
+        f->obs = (sx_plog_observer){.arg = arg, .entry = cb};
+        reopen(f);
+    }
+    return sx_plog_apply(f->p, commit, applied, err);
 }
 
 /* ---- building entries ---- */
@@ -227,7 +241,7 @@ static void test_empty(void **state)
     assert_int_equal(sx_plog_append(f->p, NULL, 0, true, &err), SX_OK);
     assert_int_equal(sx_plog_truncate(f->p, 0, &err), SX_OK);
     uint64_t applied = 99;
-    assert_int_equal(sx_plog_apply(f->p, 10, NULL, NULL, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 10, NULL, NULL, &applied, &err), SX_OK);
     assert_int_equal(applied, 0);
     assert_int_equal(sx_plog_commit(f->p), 10);
     sx_arena_free(&a);
@@ -386,7 +400,7 @@ static void test_reopen(void **state)
     append_put(f->p, 3, "c", 4);
     assert_int_equal(sx_plog_begin_epoch(f->p, 5, &err), SX_OK);
     uint64_t applied = 0;
-    assert_int_equal(sx_plog_apply(f->p, 3, NULL, NULL, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 3, NULL, NULL, &applied, &err), SX_OK);
     assert_int_equal(applied, 3);
     reopen(f);
     assert_int_equal(sx_plog_leo(f->p), 4);
@@ -403,7 +417,7 @@ static void test_reopen(void **state)
     assert_int_equal(get_n(f->p, "c", NULL), -1); /* appended, not applied */
     /* The log carries on where it was. */
     append_put(f->p, 5, "d", 5);
-    assert_int_equal(sx_plog_apply(f->p, 100, NULL, NULL, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 100, NULL, NULL, &applied, &err), SX_OK);
     assert_int_equal(applied, 5);
     reopen(f);
     assert_int_equal(sx_plog_applied(f->p), 5);
@@ -422,7 +436,7 @@ static void test_truncate(void **state)
     /* 1-3 in epoch 1, 4-7 in epoch 2, 8-10 in epoch 4. */
     for (int i = 1; i <= 10; i++)
         append_put(f->p, i <= 3 ? 1 : i <= 7 ? 2 : 4, "x", i);
-    assert_int_equal(sx_plog_apply(f->p, 2, NULL, NULL, NULL, &err), SX_OK);
+    assert_int_equal(apply_with(f, 2, NULL, NULL, NULL, &err), SX_OK);
     assert_epochs(f->p, (sx_epoch_start[]){{1, 1}, {2, 4}, {4, 8}}, 3);
 
     assert_int_equal(sx_plog_truncate(f->p, 11, &err), SX_OK); /* beyond leo: nothing */
@@ -501,7 +515,7 @@ static void test_truncate_below_applied_aborts(void **state)
     sx_err err = {0};
     for (int i = 1; i <= 5; i++)
         append_put(f->p, 1, "x", i);
-    assert_int_equal(sx_plog_apply(f->p, 4, NULL, NULL, NULL, &err), SX_OK);
+    assert_int_equal(apply_with(f, 4, NULL, NULL, NULL, &err), SX_OK);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -616,7 +630,7 @@ static void test_apply_one_batch(void **state)
     hook_rec r = {0};
     append_script(f->p);
     uint64_t applied = 0;
-    assert_int_equal(sx_plog_apply(f->p, 8, record_cb, &r, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 8, record_cb, &r, &applied, &err), SX_OK);
     assert_int_equal(applied, 8);
     assert_calls(&r, 0, 8);
     uint64_t v;
@@ -648,11 +662,11 @@ static void test_apply_steps(void **state)
     hook_rec r = {0};
     uint64_t applied = 99;
     append_script(f->p);
-    assert_int_equal(sx_plog_apply(f->p, 0, record_cb, &r, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 0, record_cb, &r, &applied, &err), SX_OK);
     assert_int_equal(applied, 0);
     assert_int_equal(r.n, 0);
 
-    assert_int_equal(sx_plog_apply(f->p, 3, record_cb, &r, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 3, record_cb, &r, &applied, &err), SX_OK);
     assert_int_equal(applied, 3);
     assert_calls(&r, 0, 3);
     uint64_t v;
@@ -664,13 +678,13 @@ static void test_apply_steps(void **state)
     assert_int_equal(s.n, 2);
 
     r.n = 0;
-    assert_int_equal(sx_plog_apply(f->p, 4, record_cb, &r, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 4, record_cb, &r, &applied, &err), SX_OK);
     assert_calls(&r, 3, 4);
     assert_int_equal(get_n(f->p, "b", NULL), -1);
 
     /* Commit beyond leo applies to leo and is recorded as given. */
     r.n = 0;
-    assert_int_equal(sx_plog_apply(f->p, 100, record_cb, &r, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 100, record_cb, &r, &applied, &err), SX_OK);
     assert_int_equal(applied, 8);
     assert_calls(&r, 4, 8);
     assert_int_equal(sx_plog_commit(f->p), 100);
@@ -680,7 +694,7 @@ static void test_apply_steps(void **state)
     /* A lower commit neither applies nor lowers the recorded one. */
     append_put(f->p, 2, "d", 9);
     r.n = 0;
-    assert_int_equal(sx_plog_apply(f->p, 5, record_cb, &r, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 5, record_cb, &r, &applied, &err), SX_OK);
     assert_int_equal(applied, 8);
     assert_int_equal(r.n, 0);
     assert_int_equal(sx_plog_commit(f->p), 100);
@@ -688,7 +702,7 @@ static void test_apply_steps(void **state)
     assert_int_equal(sx_plog_applied(f->p), 8);
     assert_int_equal(sx_plog_commit(f->p), 100);
     assert_int_equal(get_n(f->p, "d", NULL), -1);
-    assert_int_equal(sx_plog_apply(f->p, 100, record_cb, &r, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 100, record_cb, &r, &applied, &err), SX_OK);
     assert_int_equal(applied, 9);
     assert_int_equal(r.n, 1);
     assert_int_equal(get_n(f->p, "d", &v), 9);
@@ -745,9 +759,9 @@ static void test_apply_many(void **state)
     for (int k = 0; k < 7; k++)
         m.docs[k] = -1;
     uint64_t applied = 0;
-    assert_int_equal(sx_plog_apply(f->p, 7777, model_cb, &m, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 7777, model_cb, &m, &applied, &err), SX_OK);
     assert_int_equal(applied, 7777);
-    assert_int_equal(sx_plog_apply(f->p, N, model_cb, &m, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, N, model_cb, &m, &applied, &err), SX_OK);
     double t2 = now_s();
     assert_int_equal(applied, N);
     assert_int_equal(m.calls, N);
@@ -800,32 +814,32 @@ static void test_apply_corrupt(void **state)
 
     hook_rec r = {0};
     uint64_t applied = 0;
-    assert_int_equal(sx_plog_apply(f->p, 10, record_cb, &r, &applied, &err), SX_DATA_LOSS);
+    assert_int_equal(apply_with(f, 10, record_cb, &r, &applied, &err), SX_DATA_LOSS);
     assert_non_null(strstr(err.msg, "entry 3 "));
     assert_int_equal(applied, 2);
     assert_int_equal(sx_plog_applied(f->p), 2);
     assert_int_equal(r.n, 2);
     assert_int_equal(get_n(f->p, "b", NULL), 2);
     assert_int_equal(get_n(f->p, "c", NULL), -1);
-    assert_int_equal(sx_plog_apply(f->p, 10, record_cb, &r, &applied, &err), SX_DATA_LOSS);
+    assert_int_equal(apply_with(f, 10, record_cb, &r, &applied, &err), SX_DATA_LOSS);
     assert_int_equal(applied, 2);
     reopen(f);
     assert_int_equal(sx_plog_applied(f->p), 2);
     assert_int_equal(sx_plog_commit(f->p), 10);
-    assert_int_equal(sx_plog_apply(f->p, 10, NULL, NULL, &applied, &err), SX_DATA_LOSS);
+    assert_int_equal(apply_with(f, 10, NULL, NULL, &applied, &err), SX_DATA_LOSS);
 
     /* An op that decodes but holds nothing is no better. */
     assert_int_equal(sx_plog_truncate(f->p, 2, &err), SX_OK);
     assert_int_equal(sx_plog_commit(f->p), 2); /* lowered: those entries are gone */
     sx_log_entry empty = {1, NULL, 0};
     assert_int_equal(sx_plog_append(f->p, &empty, 1, false, &err), SX_OK);
-    assert_int_equal(sx_plog_apply(f->p, 10, NULL, NULL, &applied, &err), SX_DATA_LOSS);
+    assert_int_equal(apply_with(f, 10, NULL, NULL, &applied, &err), SX_DATA_LOSS);
     assert_int_equal(applied, 2);
     assert_int_equal(sx_plog_commit(f->p), 10); /* recorded even though nothing applied */
 
     assert_int_equal(sx_plog_truncate(f->p, 2, &err), SX_OK);
     append_put(f->p, 2, "c", 3);
-    assert_int_equal(sx_plog_apply(f->p, 10, NULL, NULL, &applied, &err), SX_OK);
+    assert_int_equal(apply_with(f, 10, NULL, NULL, &applied, &err), SX_OK);
     assert_int_equal(applied, 3);
     assert_int_equal(get_n(f->p, "c", NULL), 3);
 }
@@ -841,7 +855,7 @@ static void test_docs_applied_only(void **state)
     assert_int_equal(get_n(f->p, "x", NULL), -1);
     assert_int_equal(sx_plog_scan_docs(f->p, scan_cb, &s, &err), SX_OK);
     assert_int_equal(s.n, 0);
-    assert_int_equal(sx_plog_apply(f->p, 1, NULL, NULL, NULL, &err), SX_OK);
+    assert_int_equal(apply_with(f, 1, NULL, NULL, NULL, &err), SX_OK);
     assert_int_equal(get_n(f->p, "x", NULL), 1);
     assert_int_equal(get_n(f->p, "y", NULL), -1);
     assert_int_equal(sx_plog_scan_docs(f->p, scan_cb, &s, &err), SX_OK);
@@ -893,7 +907,7 @@ static void test_threads(void **state)
     sx_log_entry out[64];
     size_t n;
     while (applied < 2000) {
-        assert_int_equal(sx_plog_apply(f->p, sx_plog_leo(f->p), NULL, NULL, &applied, &err), SX_OK);
+        assert_int_equal(apply_with(f, sx_plog_leo(f->p), NULL, NULL, &applied, &err), SX_OK);
         assert_true(applied >= prev);
         prev = applied;
         if (applied > 0) {
