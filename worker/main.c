@@ -157,15 +157,14 @@ static void more_reports(void *arg, sx_arena *arena, Shardex__Internal__V1__Hear
     req->n_terms = sx_tstore_reports(w->terms, arena, &req->terms);
 }
 
-int main(int argc, char **argv)
+/* Parses the command line into cfg and sets up logging: -1 to go on, else
+ * the exit code (0 after --help, 2 for a bad command line). */
+static int parse_args(int argc, char **argv, config *cfg)
 {
-    sx_daemon_block_signals();
-    sx_log_set_process("worker");
-    config cfg = {.listen = "127.0.0.1:7100", .fsync = "batch", .log_level = "info"};
-    config defaults = cfg;
+    config defaults = *cfg;
     bool help = false;
     sx_err err = {0};
-    if (sx_flags_parse(&spec, &cfg, argc, argv, &help, NULL, &err) != SX_OK) {
+    if (sx_flags_parse(&spec, cfg, argc, argv, &help, NULL, &err) != SX_OK) {
         fprintf(stderr, "shardex-worker: %s\nTry --help.\n", err.msg);
         return 2;
     }
@@ -174,105 +173,171 @@ int main(int argc, char **argv)
         return 0;
     }
     sx_log_level level = SX_LOG_INFO;
-    sx_log_level_parse(cfg.log_level, &level);
+    sx_log_level_parse(cfg->log_level, &level);
     sx_log_set_level(level);
-    sx_flags_log_config(&spec, &cfg, "worker");
-    sx_crash_points_init();
+    sx_flags_log_config(&spec, cfg, "worker");
+    return -1;
+}
 
-    int rc = 1;
-    char id[64] = "";
-    sx_rpc_client *rpc = NULL;
-    sx_rpc_server *srv = NULL;
-    sx_worker_ctx ctx = {0};
-    sx_ixlead *ixlead = NULL;
-    if (sx_mkdirs(cfg.data_dir, &err) != SX_OK ||
-        load_worker_id(cfg.data_dir, id, sizeof(id), &err) != SX_OK ||
-        sx_rpc_client_create(NULL, &rpc, &err) != SX_OK)
-        goto fail;
-    ctx = (sx_worker_ctx){.worker_id = id, .coordinator = cfg.coordinator, .rpc = rpc};
-    /* The shipper first: the replicas wake it whenever a leader applied. */
-    ixlead = sx_ixlead_create(
-        &(sx_ixlead_opts){.worker_id = id, .coordinator = cfg.coordinator, .rpc = rpc});
+/* --advertise, or --listen with the bound port (127.0.0.1 for a wildcard
+ * host, brackets for an IPv6 one). */
+static void advertise_address(const config *cfg, int port, char *out, size_t cap)
+{
+    if (cfg->advertise) {
+        snprintf(out, cap, "%s", cfg->advertise);
+        return;
+    }
+    char host[256];
+    sx_hostport_parse(cfg->listen, host, sizeof(host), NULL, NULL);
+    bool wildcard = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+    if (strchr(host, ':') && !wildcard)
+        snprintf(out, cap, "[%s]:%d", host, port);
+    else
+        snprintf(out, cap, "%s:%d", wildcard ? "127.0.0.1" : host, port);
+}
+
+/* Everything a running worker holds, in the order it is wired. */
+typedef struct worker {
+    char id[64];
+    char advertise[300];
+    int port;
+    sx_rpc_client *rpc;
+    sx_ixlead *ixlead; /* the shipper */
+    sx_worker_ctx ctx; /* replicas, term partitions, membership: what handlers see */
+    sx_rpc_server *srv;
+} worker;
+
+/* The stores and the pipeline behind them: shipper, replicas (whose applies
+ * feed their indexes and wake the shipper), term partitions. */
+static sx_status open_stores(const config *cfg, worker *w, sx_err *err)
+{
+    w->ixlead = sx_ixlead_create(
+        &(sx_ixlead_opts){.worker_id = w->id, .coordinator = cfg->coordinator, .rpc = w->rpc});
     sx_replicas_opts ro = {
-        .data_dir = cfg.data_dir,
-        .worker_id = id,
-        .coordinator = cfg.coordinator,
-        .rpc = rpc,
+        .data_dir = cfg->data_dir,
+        .worker_id = w->id,
+        .coordinator = cfg->coordinator,
+        .rpc = w->rpc,
         .on_applied = sx_ixlead_kick,
-        .on_applied_arg = ixlead,
-        .fsync = strcmp(cfg.fsync, "always") == 0  ? SX_FSYNC_ALWAYS
-                 : strcmp(cfg.fsync, "never") == 0 ? SX_FSYNC_NEVER
-                                                   : SX_FSYNC_BATCH,
+        .on_applied_arg = w->ixlead,
+        .fsync = strcmp(cfg->fsync, "always") == 0  ? SX_FSYNC_ALWAYS
+                 : strcmp(cfg->fsync, "never") == 0 ? SX_FSYNC_NEVER
+                                                    : SX_FSYNC_BATCH,
     };
     char terms_dir[4200];
-    snprintf(terms_dir, sizeof(terms_dir), "%s/terms", cfg.data_dir);
-    if (sx_replicas_create(&ro, &ctx.replicas, &err) != SX_OK ||
-        sx_tstore_open(terms_dir, NULL, &ctx.terms, &err) != SX_OK)
-        goto fail;
-    /* Room for a whole Put (16 MiB) and its envelope. */
-    sx_rpc_server_opts so = {.listen = cfg.listen,
+    snprintf(terms_dir, sizeof(terms_dir), "%s/terms", cfg->data_dir);
+    sx_status st = sx_replicas_create(&ro, &w->ctx.replicas, err);
+    if (st == SX_OK)
+        st = sx_tstore_open(terms_dir, NULL, &w->ctx.terms, err);
+    return st;
+}
+
+/* Serving: every service of the worker on one server (see service.c). */
+static sx_status serve(const config *cfg, worker *w, sx_err *err)
+{
+    sx_rpc_server_opts so = {.listen = cfg->listen,
                              .pool_threads = 16,
                              /* Reads waiting for an offset and routers waiting for other calls: a
                               * pool each, so that neither can starve what it waits for. */
                              .wait_threads = 64,
                              .routing_threads = 64,
+                             /* Room for a whole Put (16 MiB) and its envelope. */
                              .max_message_bytes = 20u << 20};
-    if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
-        sx_worker_service_add(srv, &ctx, &err) != SX_OK ||
-        sx_query_service_add(srv, &ctx, &err) != SX_OK || sx_rpc_server_start(srv, &err) != SX_OK)
-        goto fail;
-    int port = sx_rpc_server_port(srv);
-    char advertise[300];
-    if (cfg.advertise) {
-        snprintf(advertise, sizeof(advertise), "%s", cfg.advertise);
-    } else {
-        char host[256];
-        sx_hostport_parse(cfg.listen, host, sizeof(host), NULL, NULL);
-        bool wildcard = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
-        if (strchr(host, ':') && !wildcard)
-            snprintf(advertise, sizeof(advertise), "[%s]:%d", host, port);
-        else
-            snprintf(advertise, sizeof(advertise), "%s:%d", wildcard ? "127.0.0.1" : host, port);
+    sx_status st = sx_rpc_server_create(&so, &w->srv, err);
+    if (st == SX_OK)
+        st = sx_worker_service_add(w->srv, &w->ctx, err);
+    if (st == SX_OK)
+        st = sx_query_service_add(w->srv, &w->ctx, err);
+    if (st == SX_OK)
+        st = sx_rpc_server_start(w->srv, err);
+    if (st == SX_OK) {
+        w->port = sx_rpc_server_port(w->srv);
+        advertise_address(cfg, w->port, w->advertise, sizeof(w->advertise));
     }
+    return st;
+}
+
+/* Joins the cluster: membership (maps to the replicas and term partitions,
+ * reports from them), then the shipper, which reads both. */
+static sx_status join(const config *cfg, worker *w, sx_err *err)
+{
     sx_member_opts mo = {
-        .coordinator = cfg.coordinator,
-        .worker_id = id,
-        .address = advertise,
-        .rpc = rpc,
+        .coordinator = cfg->coordinator,
+        .worker_id = w->id,
+        .address = w->advertise,
+        .rpc = w->rpc,
         .caught_up = caught_up,
         .on_map = on_map,
         .reports = replica_reports,
-        .arg = &ctx,
+        .arg = &w->ctx,
         .more_reports = more_reports,
-        .more_arg = &ctx,
+        .more_arg = &w->ctx,
     };
-    if (sx_member_start(&mo, &ctx.member, &err) != SX_OK)
-        goto fail;
-    sx_replicas_attach_member(ctx.replicas, ctx.member);
-    sx_ixlead_start(ixlead, ctx.replicas, ctx.member);
-    if (cfg.port_file && sx_daemon_write_port_file(cfg.port_file, port, &err) != SX_OK)
-        goto fail;
-    SX_LOG(SX_LOG_INFO, "worker", "serving id=%s port=%d advertise=%s", id, port, advertise);
+    sx_status st = sx_member_start(&mo, &w->ctx.member, err);
+    if (st != SX_OK)
+        return st;
+    sx_replicas_attach_member(w->ctx.replicas, w->ctx.member);
+    sx_ixlead_start(w->ixlead, w->ctx.replicas, w->ctx.member);
+    return SX_OK;
+}
+
+static sx_status start(const config *cfg, worker *w, sx_err *err)
+{
+    sx_status st = sx_mkdirs(cfg->data_dir, err);
+    if (st == SX_OK)
+        st = load_worker_id(cfg->data_dir, w->id, sizeof(w->id), err);
+    if (st == SX_OK)
+        st = sx_rpc_client_create(NULL, &w->rpc, err);
+    w->ctx = (sx_worker_ctx){.worker_id = w->id, .coordinator = cfg->coordinator, .rpc = w->rpc};
+    if (st == SX_OK)
+        st = open_stores(cfg, w, err);
+    if (st == SX_OK)
+        st = serve(cfg, w, err);
+    if (st == SX_OK)
+        st = join(cfg, w, err);
+    if (st == SX_OK && cfg->port_file)
+        st = sx_daemon_write_port_file(cfg->port_file, w->port, err);
+    return st;
+}
+
+/* Calls stop first; then the shipper and membership stop calling into the
+ * replicas; then the replicas stop (they read the lease, and may wake the
+ * shipper, until the end). Accepts a partly started worker. */
+static void stop(worker *w)
+{
+    sx_rpc_server_destroy(w->srv);
+    sx_ixlead_stop(w->ixlead);
+    sx_member_halt(w->ctx.member);
+    sx_replicas_destroy(w->ctx.replicas);
+    sx_ixlead_destroy(w->ixlead);
+    sx_member_stop(w->ctx.member);
+    sx_tstore_close(w->ctx.terms);
+    sx_rpc_client_destroy(w->rpc);
+    sx_rpc_wait_shutdown(2000);
+}
+
+int main(int argc, char **argv)
+{
+    sx_daemon_block_signals();
+    sx_log_set_process("worker");
+    config cfg = {.listen = "127.0.0.1:7100", .fsync = "batch", .log_level = "info"};
+    int rc = parse_args(argc, argv, &cfg);
+    if (rc >= 0)
+        return rc;
+    sx_crash_points_init();
+    worker w = {0};
+    sx_err err = {0};
+    if (start(&cfg, &w, &err) != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "worker", "%s", err.msg);
+        fprintf(stderr, "shardex-worker: %s\n", err.msg);
+        stop(&w);
+        return 1;
+    }
+    SX_LOG(SX_LOG_INFO, "worker", "serving id=%s port=%d advertise=%s", w.id, w.port, w.advertise);
     int sig;
     while ((sig = sx_daemon_wait_signal(1000)) == 0) {
     }
     SX_LOG(SX_LOG_INFO, "worker", "stopping signal=%d", sig);
-    rc = 0;
-    goto done;
-fail:
-    SX_LOG(SX_LOG_ERROR, "worker", "%s", err.msg);
-    fprintf(stderr, "shardex-worker: %s\n", err.msg);
-done:
-    /* Calls stop first; then membership stops calling into the replicas; then
-     * the replicas stop (they read the lease until the end). */
-    sx_rpc_server_destroy(srv);
-    sx_ixlead_stop(ixlead);
-    sx_member_halt(ctx.member);
-    sx_replicas_destroy(ctx.replicas);
-    sx_ixlead_destroy(ixlead); /* the replicas may wake it until they are gone */
-    sx_member_stop(ctx.member);
-    sx_tstore_close(ctx.terms);
-    sx_rpc_client_destroy(rpc);
-    sx_rpc_wait_shutdown(2000);
-    return rc;
+    stop(&w);
+    return 0;
 }
