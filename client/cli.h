@@ -44,6 +44,6 @@ typedef struct sx_cli {
 
 /* A subcommand: returns the process exit code. Called once, from main's
  * thread; argv[0] is the command name; argv points into the process's argv. */
-typedef int (*sx_cli_cmd_fn)(const sx_cli *cli, int argc, char **argv);
+typedef int (*sx_cli_cmd_cb)(const sx_cli *cli, int argc, char **argv);
 
 #endif

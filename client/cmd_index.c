@@ -353,7 +353,7 @@ out:
 
 static const struct {
     const char *name;
-    sx_cli_cmd_fn run;
+    sx_cli_cmd_cb run;
 } subs[] = {
     {"create", index_create},
     {"drop", index_drop},

@@ -76,27 +76,27 @@ static const sx_flags_spec put_spec = {
 /* put's JSON documents are parsed as `shardex load` parses a JSON line, but
  * with string ids only and the limits left to the server, so that a document
  * it refuses is exit 5 here as one given as FIELD=VALUE is. */
-static const sx_lp_opts json_opts = {.no_limits = true, .string_ids = true};
+static const sx_load_parse_opts json_opts = {.no_limits = true, .string_ids = true};
 
 /* Document number `no` (from 1) from its JSON text; NULL after a usage
  * error. */
 static Shardex__V1__Document *json_doc(const char *text, size_t no)
 {
-    sx_lrec r;
+    sx_load_parse_rec r;
     Shardex__V1__Document *d = NULL;
-    switch (sx_lp_json_line(&json_opts, text, strlen(text), no, &r)) {
-    case SX_LREC_PUT:
+    switch (sx_load_parse_json_line(&json_opts, text, strlen(text), no, &r)) {
+    case SX_LOAD_PARSE_REC_PUT:
         d = r.doc;
         r.doc = NULL;
         break;
-    case SX_LREC_BAD:
+    case SX_LOAD_PARSE_REC_BAD:
         sx_cmd_usage_error("put", "document %zu: %s", no, r.msg);
         break;
     default: /* blank, or a delete record */
         sx_cmd_usage_error("put", "document %zu: a document is {\"id\": ID, \"fields\": {...}}",
                            no);
     }
-    sx_lrec_clear(&r);
+    sx_load_parse_rec_clear(&r);
     return d;
 }
 

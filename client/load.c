@@ -203,7 +203,7 @@ typedef struct loader {
     bool shown; /* the progress line is on screen */
     uint64_t t0, last_draw;
     uint64_t size; /* of a regular file; 0: unknown */
-    sx_lreader *rd;
+    sx_load_parse_reader *rd;
 } loader;
 
 static volatile sig_atomic_t interrupted;
@@ -251,7 +251,7 @@ static void progress(loader *L)
     uint64_t ms = now - L->t0, done = L->written + L->deleted;
     char el[32], eta[64] = "";
     fmt_duration(el, sizeof(el), ms);
-    uint64_t got = sx_lreader_bytes(L->rd);
+    uint64_t got = sx_load_parse_reader_bytes(L->rd);
     if (L->size && got) {
         char left[32];
         uint64_t rest = got < L->size ? L->size - got : 0;
@@ -497,13 +497,13 @@ static void on_batch(void *arg, const sx_bulk_result *r)
 
 /* --------------------------------------------------------------- records -- */
 
-static void handle(loader *L, sx_lrec *rec)
+static void handle(loader *L, sx_load_parse_rec *rec)
 {
-    if (rec->kind == SX_LREC_NONE)
+    if (rec->kind == SX_LOAD_PARSE_REC_NONE)
         return;
     L->read++;
     L->truncated += rec->truncated;
-    if (rec->kind == SX_LREC_BAD) {
+    if (rec->kind == SX_LOAD_PARSE_REC_BAD) {
         note(L, rec->line, "%s", rec->msg);
         if (L->skip) {
             skipped(L, rec->line);
@@ -514,13 +514,13 @@ static void handle(loader *L, sx_lrec *rec)
         }
         return;
     }
-    const char *id = rec->kind == SX_LREC_PUT ? rec->doc->id : rec->id;
-    if (rec->kind == SX_LREC_PUT && idset_add(&L->seen, sx_hash64(id, strlen(id))))
+    const char *id = rec->kind == SX_LOAD_PARSE_REC_PUT ? rec->doc->id : rec->id;
+    if (rec->kind == SX_LOAD_PARSE_REC_PUT && idset_add(&L->seen, sx_hash64(id, strlen(id))))
         L->repeated++;
     pending_push(L, id, rec->line);
     sx_err err = {0};
-    sx_status st = rec->kind == SX_LREC_PUT ? sx_bulk_put(L->bulk, rec->doc, &err)
-                                            : sx_bulk_delete(L->bulk, id, &err);
+    sx_status st = rec->kind == SX_LOAD_PARSE_REC_PUT ? sx_bulk_put(L->bulk, rec->doc, &err)
+                                                      : sx_bulk_delete(L->bulk, id, &err);
     if (st != SX_OK) {
         /* Not taken: the bulk stopped after a failed batch, reported already. */
         pending_pop(L, id, false);
@@ -721,9 +721,9 @@ static int int_index_fields(const load_cfg *cfg, sx_client *cl, char ***out)
 /* ------------------------------------------------------------------ run -- */
 
 /* Reads every record and hands it to the bulk writer. */
-static void read_all(loader *L, bool jsonl, const sx_lp_opts *po)
+static void read_all(loader *L, bool jsonl, const sx_load_parse_opts *po)
 {
-    sx_lp_deb *deb = jsonl ? NULL : sx_lp_deb_new(po);
+    sx_load_parse_deb *deb = jsonl ? NULL : sx_load_parse_deb_new(po);
     for (uint64_t k = 0; !L->halt; k++) {
         if (interrupted) {
             stop(L, SX_LOAD_EXIT_INTERRUPTED, 0, "interrupted");
@@ -732,9 +732,9 @@ static void read_all(loader *L, bool jsonl, const sx_lp_opts *po)
         const char *line = NULL;
         size_t len = 0;
         uint64_t lineno = 0;
-        sx_lrec rec = {0};
-        sx_lr_result lr = sx_lreader_next(L->rd, &line, &len, &lineno);
-        if (lr == SX_LR_ERROR) {
+        sx_load_parse_rec rec = {0};
+        sx_load_parse_result lr = sx_load_parse_reader_next(L->rd, &line, &len, &lineno);
+        if (lr == SX_LOAD_PARSE_ERROR) {
             if (errno == EINTR)
                 continue;
             char m[SX_ERR_MSG_MAX];
@@ -743,35 +743,35 @@ static void read_all(loader *L, bool jsonl, const sx_lp_opts *po)
             stop(L, SX_EXIT_USAGE, 0, m);
             break;
         }
-        if (lr == SX_LR_EOF) {
+        if (lr == SX_LOAD_PARSE_EOF) {
             if (deb) {
-                sx_lp_deb_end(deb, &rec);
+                sx_load_parse_deb_end(deb, &rec);
                 handle(L, &rec);
-                sx_lrec_clear(&rec);
+                sx_load_parse_rec_clear(&rec);
             }
             break;
         }
-        if (lr == SX_LR_TOO_LONG) {
+        if (lr == SX_LOAD_PARSE_TOO_LONG) {
             char m[96];
             snprintf(m, sizeof(m), "the line is longer than %zu bytes", len);
             if (deb) {
-                sx_lp_deb_feed_bad(deb, lineno, m);
+                sx_load_parse_deb_feed_bad(deb, lineno, m);
                 continue;
             }
-            rec.kind = SX_LREC_BAD;
+            rec.kind = SX_LOAD_PARSE_REC_BAD;
             rec.line = lineno;
             snprintf(rec.msg, sizeof(rec.msg), "%s", m);
         } else if (jsonl) {
-            sx_lp_json_line(po, line, len, lineno, &rec);
+            sx_load_parse_json_line(po, line, len, lineno, &rec);
         } else {
-            sx_lp_deb_feed(deb, line, len, lineno, &rec);
+            sx_load_parse_deb_feed(deb, line, len, lineno, &rec);
         }
         handle(L, &rec);
-        sx_lrec_clear(&rec);
+        sx_load_parse_rec_clear(&rec);
         if ((k & 63) == 0)
             progress(L);
     }
-    sx_lp_deb_free(deb);
+    sx_load_parse_deb_free(deb);
 }
 
 int sx_cmd_load(const sx_cli *cli, int argc, char **argv)
@@ -800,7 +800,7 @@ int sx_cmd_load(const sx_cli *cli, int argc, char **argv)
     char **only = split_names(cfg.fields, "--fields", &ok_fields);
     char **index_ints = NULL;
     loader L = {.cfg = &cfg, .skip = strcmp(cfg.on_error, "skip") == 0};
-    sx_lreader *rd = NULL;
+    sx_load_parse_reader *rd = NULL;
     sx_client *cl = NULL;
     int fd = -1;
     bool stdin_input = strcmp(path, "-") == 0;
@@ -824,7 +824,7 @@ int sx_cmd_load(const sx_cli *cli, int argc, char **argv)
         goto out;
     }
     L.size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
-    rd = L.rd = sx_lreader_new(fd, 0);
+    rd = L.rd = sx_load_parse_reader_new(fd, 0);
     bool jsonl;
     if (strcmp(cfg.format, "auto") != 0)
         jsonl = strcmp(cfg.format, "jsonl") == 0;
@@ -832,7 +832,7 @@ int sx_cmd_load(const sx_cli *cli, int argc, char **argv)
              (ends_with(path, ".jsonl") || ends_with(path, ".ndjson") || ends_with(path, ".json")))
         jsonl = true;
     else
-        jsonl = sx_lreader_peek(rd) == '{';
+        jsonl = sx_load_parse_reader_peek(rd) == '{';
     const char *format = jsonl ? "jsonl" : "debian";
 
     /* Ctrl-C goes to this thread (gRPC's threads inherit the mask) and stops
@@ -861,13 +861,13 @@ int sx_cmd_load(const sx_cli *cli, int argc, char **argv)
     handler = sigaction(SIGINT, &sa, &sa_old) == 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-    sx_lp_opts po = {.id_field = cfg.id_field,
-                     .int_fields = (const char *const *)ints,
-                     .int_if_parses = (const char *const *)index_ints,
-                     .only_fields = (const char *const *)only,
-                     .truncate = cfg.truncate,
-                     /* A test hook: the server's own refusals, provoked. */
-                     .no_limits = getenv("SHARDEX_LOAD_NO_LIMITS") != NULL};
+    sx_load_parse_opts po = {.id_field = cfg.id_field,
+                             .int_fields = (const char *const *)ints,
+                             .int_if_parses = (const char *const *)index_ints,
+                             .only_fields = (const char *const *)only,
+                             .truncate = cfg.truncate,
+                             /* A test hook: the server's own refusals, provoked. */
+                             .no_limits = getenv("SHARDEX_LOAD_NO_LIMITS") != NULL};
     L.tty = isatty(STDERR_FILENO);
     L.t0 = L.last_draw = sx_clock_now_ms(); /* the first draw after PROGRESS_MS */
     read_all(&L, jsonl, &po);
@@ -891,7 +891,7 @@ out:
     sx_bulk_close(L.bulk, NULL);
     if (cl)
         sx_cmd_disconnect(cl);
-    sx_lreader_free(rd);
+    sx_load_parse_reader_free(rd);
     if (fd > STDIN_FILENO)
         close(fd);
     sx_hmap_free(&L.pending, pend_free);

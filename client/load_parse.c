@@ -41,7 +41,7 @@ static size_t utf8_cut(const char *s, size_t n, size_t max)
     return i;
 }
 
-bool sx_lp_parse_int(const char *s, size_t n, int64_t *out)
+bool sx_load_parse_parse_int(const char *s, size_t n, int64_t *out)
 {
     size_t i = 0;
     bool neg = false;
@@ -66,26 +66,26 @@ bool sx_lp_parse_int(const char *s, size_t n, int64_t *out)
 
 /* -------------------------------------------------------------- messages -- */
 
-static sx_lrec_kind bad(sx_lrec *r, uint64_t line, const char *fmt, ...)
+static sx_load_parse_rec_kind bad(sx_load_parse_rec *r, uint64_t line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Turns r into a BAD record at line, freeing what it held. */
-static sx_lrec_kind bad(sx_lrec *r, uint64_t line, const char *fmt, ...)
+static sx_load_parse_rec_kind bad(sx_load_parse_rec *r, uint64_t line, const char *fmt, ...)
 {
     sx_doc_free(r->doc);
     free(r->id);
     r->doc = NULL;
     r->id = NULL;
-    r->kind = SX_LREC_BAD;
+    r->kind = SX_LOAD_PARSE_REC_BAD;
     r->line = line;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
     va_end(ap);
-    return SX_LREC_BAD;
+    return SX_LOAD_PARSE_REC_BAD;
 }
 
-void sx_lrec_clear(sx_lrec *r)
+void sx_load_parse_rec_clear(sx_load_parse_rec *r)
 {
     sx_doc_free(r->doc);
     free(r->id);
@@ -104,7 +104,7 @@ static bool in_list(const char *const *list, const char *name, bool ci)
 
 /* Checks an id (len bytes, NUL-terminated) as the server will; if it is
  * refused, r becomes BAD at line. */
-static bool id_ok(sx_lrec *r, uint64_t line, const char *id, size_t len)
+static bool id_ok(sx_load_parse_rec *r, uint64_t line, const char *id, size_t len)
 {
     sx_err err = {0};
     char q[SX_VALIDATE_QUOTE_BUF];
@@ -116,9 +116,9 @@ static bool id_ok(sx_lrec *r, uint64_t line, const char *id, size_t len)
 
 /* A document being built from a record, with the server's checks. */
 typedef struct builder {
-    const sx_lp_opts *o;
+    const sx_load_parse_opts *o;
     bool ci; /* names compare case-insensitively (Debian) */
-    sx_lrec *r;
+    sx_load_parse_rec *r;
     uint64_t line; /* where a problem is reported */
 } builder;
 
@@ -127,7 +127,7 @@ static bool build_start(builder *b, const char *id, size_t len)
 {
     if (!b->o->no_limits && !id_ok(b->r, b->line, id, len))
         return false;
-    b->r->kind = SX_LREC_PUT;
+    b->r->kind = SX_LOAD_PARSE_REC_PUT;
     b->r->doc = sx_doc_new(id);
     return true;
 }
@@ -174,7 +174,7 @@ static bool add_str(builder *b, const char *name, const char *s, size_t len)
     bool strict = in_list(b->o->int_fields, name, b->ci);
     if (strict || in_list(b->o->int_if_parses, name, b->ci)) {
         int64_t v;
-        if (sx_lp_parse_int(s, len, &v))
+        if (sx_load_parse_parse_int(s, len, &v))
             return add_int(b, name, v);
         if (strict) {
             bad(b->r, b->line, "field \"%s\": \"%s\" is not an integer (an int field)",
@@ -255,8 +255,8 @@ static const char *jtype(const json_t *j)
 
 /* The text of an id given as a string or an integer (unless o->string_ids),
  * into buf; NULL (and r BAD) otherwise. */
-static const char *json_id(const sx_lp_opts *o, const json_t *j, const char *key, char *buf,
-                           size_t cap, size_t *len, sx_lrec *r)
+static const char *json_id(const sx_load_parse_opts *o, const json_t *j, const char *key, char *buf,
+                           size_t cap, size_t *len, sx_load_parse_rec *r)
 {
     if (json_is_string(j)) {
         *len = json_string_length(j);
@@ -285,15 +285,15 @@ static bool json_value(builder *b, const char *name, const json_t *v, bool in_ar
     return false;
 }
 
-sx_lrec_kind sx_lp_json_line(const sx_lp_opts *opts, const char *line, size_t len, uint64_t lineno,
-                             sx_lrec *out)
+sx_load_parse_rec_kind sx_load_parse_json_line(const sx_load_parse_opts *opts, const char *line,
+                                               size_t len, uint64_t lineno, sx_load_parse_rec *out)
 {
     memset(out, 0, sizeof(*out));
     out->line = lineno;
     if (len > 0 && line[len - 1] == '\r')
         len--;
     if (blank(line, len))
-        return SX_LREC_NONE;
+        return SX_LOAD_PARSE_REC_NONE;
     json_error_t je;
     json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
     if (!j)
@@ -330,7 +330,7 @@ sx_lrec_kind sx_lp_json_line(const sx_lp_opts *opts, const char *line, size_t le
             goto done;
         if (!id_ok(out, lineno, id, idlen))
             goto done;
-        out->kind = SX_LREC_DELETE;
+        out->kind = SX_LOAD_PARSE_REC_DELETE;
         out->id = sx_strdup(id);
         goto done;
     }
@@ -381,8 +381,8 @@ typedef struct dfield {
     uint64_t line;
 } dfield;
 
-struct sx_lp_deb {
-    const sx_lp_opts *o;
+struct sx_load_parse_deb {
+    const sx_load_parse_opts *o;
     bool open;         /* a stanza has started */
     uint64_t first;    /* its first line */
     uint64_t last;     /* its last line so far */
@@ -394,14 +394,14 @@ struct sx_lp_deb {
     size_t n, cap;
 };
 
-sx_lp_deb *sx_lp_deb_new(const sx_lp_opts *opts)
+sx_load_parse_deb *sx_load_parse_deb_new(const sx_load_parse_opts *opts)
 {
-    sx_lp_deb *d = sx_calloc(1, sizeof(*d));
+    sx_load_parse_deb *d = sx_calloc(1, sizeof(*d));
     d->o = opts;
     return d;
 }
 
-void sx_lp_deb_free(sx_lp_deb *d)
+void sx_load_parse_deb_free(sx_load_parse_deb *d)
 {
     if (!d)
         return;
@@ -411,10 +411,10 @@ void sx_lp_deb_free(sx_lp_deb *d)
     free(d);
 }
 
-static void deb_bad(sx_lp_deb *d, uint64_t line, const char *fmt, ...)
+static void deb_bad(sx_load_parse_deb *d, uint64_t line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void deb_bad(sx_lp_deb *d, uint64_t line, const char *fmt, ...)
+static void deb_bad(sx_load_parse_deb *d, uint64_t line, const char *fmt, ...)
 {
     if (d->bad)
         return;
@@ -426,7 +426,7 @@ static void deb_bad(sx_lp_deb *d, uint64_t line, const char *fmt, ...)
     va_end(ap);
 }
 
-static void deb_open(sx_lp_deb *d, uint64_t lineno)
+static void deb_open(sx_load_parse_deb *d, uint64_t lineno)
 {
     if (d->open)
         return;
@@ -442,7 +442,7 @@ static bool is_space(char c)
     return c == ' ' || c == '\t';
 }
 
-static void deb_field(sx_lp_deb *d, const char *line, size_t len, uint64_t lineno)
+static void deb_field(sx_load_parse_deb *d, const char *line, size_t len, uint64_t lineno)
 {
     char q[SX_VALIDATE_QUOTE_BUF];
     const char *colon = memchr(line, ':', len);
@@ -501,64 +501,64 @@ static void deb_field(sx_lp_deb *d, const char *line, size_t len, uint64_t linen
     sx_buf_append(&f->value, v, (size_t)(end - v));
 }
 
-sx_lrec_kind sx_lp_deb_feed(sx_lp_deb *d, const char *line, size_t len, uint64_t lineno,
-                            sx_lrec *out)
+sx_load_parse_rec_kind sx_load_parse_deb_feed(sx_load_parse_deb *d, const char *line, size_t len,
+                                              uint64_t lineno, sx_load_parse_rec *out)
 {
     memset(out, 0, sizeof(*out));
     if (len > 0 && line[len - 1] == '\r')
         len--;
     if (blank(line, len))
-        return d->open ? sx_lp_deb_end(d, out) : SX_LREC_NONE;
+        return d->open ? sx_load_parse_deb_end(d, out) : SX_LOAD_PARSE_REC_NONE;
     if (line[0] == '#')
-        return SX_LREC_NONE; /* a comment, inside a stanza or not */
+        return SX_LOAD_PARSE_REC_NONE; /* a comment, inside a stanza or not */
     deb_open(d, lineno);
     d->last = lineno;
     if (d->bad)
-        return SX_LREC_NONE;
+        return SX_LOAD_PARSE_REC_NONE;
     d->bytes += len + 1;
     if (d->bytes > SX_LOAD_MAX_LINE) {
         deb_bad(d, lineno, "the stanza is over %u bytes", SX_LOAD_MAX_LINE);
-        return SX_LREC_NONE;
+        return SX_LOAD_PARSE_REC_NONE;
     }
     if (memchr(line, '\0', len)) {
         deb_bad(d, lineno, "the line holds a NUL byte");
-        return SX_LREC_NONE;
+        return SX_LOAD_PARSE_REC_NONE;
     }
     if (is_space(line[0])) {
         if (d->n == 0) {
             deb_bad(d, lineno,
                     "a continuation line (starting with a space or tab) before any "
                     "field");
-            return SX_LREC_NONE;
+            return SX_LOAD_PARSE_REC_NONE;
         }
         sx_buf *v = &d->f[d->n - 1].value;
         while (len > 1 && is_space(line[len - 1]))
             len--;
         sx_buf_push(v, '\n');
         sx_buf_append(v, line + 1, len - 1);
-        return SX_LREC_NONE;
+        return SX_LOAD_PARSE_REC_NONE;
     }
     deb_field(d, line, len, lineno);
-    return SX_LREC_NONE;
+    return SX_LOAD_PARSE_REC_NONE;
 }
 
-void sx_lp_deb_feed_bad(sx_lp_deb *d, uint64_t lineno, const char *msg)
+void sx_load_parse_deb_feed_bad(sx_load_parse_deb *d, uint64_t lineno, const char *msg)
 {
     deb_open(d, lineno);
     d->last = lineno;
     deb_bad(d, lineno, "%s", msg);
 }
 
-sx_lrec_kind sx_lp_deb_end(sx_lp_deb *d, sx_lrec *out)
+sx_load_parse_rec_kind sx_load_parse_deb_end(sx_load_parse_deb *d, sx_load_parse_rec *out)
 {
     memset(out, 0, sizeof(*out));
     if (!d->open)
-        return SX_LREC_NONE;
+        return SX_LOAD_PARSE_REC_NONE;
     d->open = false;
     out->line = d->first;
     if (d->bad)
         return bad(out, d->bad_line, "%s", d->msg);
-    const sx_lp_opts *o = d->o;
+    const sx_load_parse_opts *o = d->o;
     char q[SX_VALIDATE_QUOTE_BUF];
     const dfield *idf = NULL;
     for (size_t i = 0; i < d->n && !idf; i++)
@@ -586,7 +586,7 @@ sx_lrec_kind sx_lp_deb_end(sx_lp_deb *d, sx_lrec *out)
             continue;
         b.line = f->line;
         if (!add_str(&b, f->name, (const char *)f->value.data, f->value.len - 1))
-            return SX_LREC_BAD;
+            return SX_LOAD_PARSE_REC_BAD;
     }
     b.line = d->first;
     build_end(&b);
@@ -595,7 +595,7 @@ sx_lrec_kind sx_lp_deb_end(sx_lp_deb *d, sx_lrec *out)
 
 /* ---------------------------------------------------------------- lines -- */
 
-struct sx_lreader {
+struct sx_load_parse_reader {
     int fd;
     size_t max; /* longest line returned */
     char *buf;  /* [start, end) not yet returned */
@@ -607,9 +607,9 @@ struct sx_lreader {
     uint64_t bytes, lineno;
 };
 
-sx_lreader *sx_lreader_new(int fd, size_t max_line)
+sx_load_parse_reader *sx_load_parse_reader_new(int fd, size_t max_line)
 {
-    sx_lreader *r = sx_calloc(1, sizeof(*r));
+    sx_load_parse_reader *r = sx_calloc(1, sizeof(*r));
     r->fd = fd;
     r->max = max_line ? max_line : SX_LOAD_MAX_LINE;
     r->cap = READ_CHUNK;
@@ -617,7 +617,7 @@ sx_lreader *sx_lreader_new(int fd, size_t max_line)
     return r;
 }
 
-void sx_lreader_free(sx_lreader *r)
+void sx_load_parse_reader_free(sx_load_parse_reader *r)
 {
     if (!r)
         return;
@@ -625,14 +625,14 @@ void sx_lreader_free(sx_lreader *r)
     free(r);
 }
 
-uint64_t sx_lreader_bytes(const sx_lreader *r)
+uint64_t sx_load_parse_reader_bytes(const sx_load_parse_reader *r)
 {
     return r->bytes;
 }
 
 /* Reads more input after end, compacting or growing the buffer (up to a
  * line's worth and a chunk). 0 on success or end of input, -1 on error. */
-static int fill(sx_lreader *r)
+static int fill(sx_load_parse_reader *r)
 {
     if (r->start > 0) {
         memmove(r->buf, r->buf + r->start, r->end - r->start);
@@ -659,7 +659,8 @@ static int fill(sx_lreader *r)
     return 0;
 }
 
-sx_lr_result sx_lreader_next(sx_lreader *r, const char **line, size_t *len, uint64_t *lineno)
+sx_load_parse_result sx_load_parse_reader_next(sx_load_parse_reader *r, const char **line,
+                                               size_t *len, uint64_t *lineno)
 {
     for (;;) {
         char *from = r->buf + r->start;
@@ -675,21 +676,21 @@ sx_lr_result sx_lreader_next(sx_lreader *r, const char **line, size_t *len, uint
                 r->discarding = false;
                 *line = NULL;
                 *len = r->max;
-                return SX_LR_TOO_LONG;
+                return SX_LOAD_PARSE_TOO_LONG;
             }
             if (n > r->max) {
                 *line = NULL;
                 *len = r->max;
-                return SX_LR_TOO_LONG;
+                return SX_LOAD_PARSE_TOO_LONG;
             }
             if (n > 0 && from[n - 1] == '\r')
                 n--;
             *line = from;
             *len = n;
-            return SX_LR_LINE;
+            return SX_LOAD_PARSE_LINE;
         }
         if (r->eof)
-            return SX_LR_EOF;
+            return SX_LOAD_PARSE_EOF;
         r->scanned = r->bom_done ? have : 0;
         if (r->discarding || have > r->max) {
             /* Past the limit: the line is reported, never held whole. */
@@ -698,11 +699,11 @@ sx_lr_result sx_lreader_next(sx_lreader *r, const char **line, size_t *len, uint
             r->start = r->end = r->scanned = 0;
         }
         if (fill(r) < 0)
-            return SX_LR_ERROR;
+            return SX_LOAD_PARSE_ERROR;
     }
 }
 
-int sx_lreader_peek(sx_lreader *r)
+int sx_load_parse_reader_peek(sx_load_parse_reader *r)
 {
     size_t i = 0;
     for (;;) {

@@ -68,7 +68,7 @@ typedef struct command {
     const char *name;
     const char *args;    /* synopsis after the name, for --help */
     const char *summary; /* one line for --help */
-    sx_cli_cmd_fn run;
+    sx_cli_cmd_cb run;
     bool json_as_flag; /* reads --json from its argv only: main passes the global one there */
 } command;
 

@@ -1,6 +1,6 @@
 /* replay.c: see replay.h. A replay keeps each alive document as the LogOp
  * that put it (unpacked), deleted ids as tombstones (for
- * sx_vfy_replay_touched), and the active indexes in start order. */
+ * sx_replay_touched), and the active indexes in start order. */
 #include "replay.h"
 
 #include "hmap.h"
@@ -25,7 +25,7 @@ typedef struct active_ix {
     sx_ix_def def;                    /* borrows op's strings */
 } active_ix;
 
-struct sx_vfy_replay {
+struct sx_replay {
     uint32_t partition;
     uint64_t pos;  /* last offset applied */
     sx_hmap docs;  /* id -> doc_rec; deleted ids stay (op NULL) to answer touched */
@@ -48,14 +48,14 @@ static void doc_rec_free(void *p)
     free(d);
 }
 
-sx_vfy_replay *sx_vfy_replay_create(uint32_t partition)
+sx_replay *sx_replay_create(uint32_t partition)
 {
-    sx_vfy_replay *r = sx_calloc(1, sizeof(*r));
+    sx_replay *r = sx_calloc(1, sizeof(*r));
     r->partition = partition;
     return r;
 }
 
-void sx_vfy_replay_destroy(sx_vfy_replay *r)
+void sx_replay_destroy(sx_replay *r)
 {
     if (!r)
         return;
@@ -66,7 +66,7 @@ void sx_vfy_replay_destroy(sx_vfy_replay *r)
     free(r);
 }
 
-static size_t find_ix(const sx_vfy_replay *r, uint64_t id)
+static size_t find_ix(const sx_replay *r, uint64_t id)
 {
     for (size_t i = 0; i < r->nix; i++)
         if (r->ix[i].def.id == id)
@@ -75,7 +75,7 @@ static size_t find_ix(const sx_vfy_replay *r, uint64_t id)
 }
 
 /* The record of id, created (as never seen) if missing. */
-static doc_rec *doc_slot(sx_vfy_replay *r, const char *id)
+static doc_rec *doc_slot(sx_replay *r, const char *id)
 {
     void **slot = sx_hmap_upsert(&r->docs, id, strlen(id), NULL);
     if (!*slot)
@@ -83,8 +83,7 @@ static doc_rec *doc_slot(sx_vfy_replay *r, const char *id)
     return *slot;
 }
 
-sx_status sx_vfy_replay_apply(sx_vfy_replay *r, uint64_t offset, const uint8_t *op, size_t len,
-                              sx_err *err)
+sx_status sx_replay_apply(sx_replay *r, uint64_t offset, const uint8_t *op, size_t len, sx_err *err)
 {
     if (offset != r->pos + 1)
         return sx_err_set(err, SX_INVALID_ARGUMENT,
@@ -156,13 +155,13 @@ fail:
                       r->partition, offset);
 }
 
-uint64_t sx_vfy_replay_position(const sx_vfy_replay *r)
+uint64_t sx_replay_position(const sx_replay *r)
 {
     return r->pos;
 }
 
-const sx_ix_def *sx_vfy_replay_index(const sx_vfy_replay *r, uint64_t index_id,
-                                     const Shardex__V1__IndexSpec **spec)
+const sx_ix_def *sx_replay_index(const sx_replay *r, uint64_t index_id,
+                                 const Shardex__V1__IndexSpec **spec)
 {
     size_t i = find_ix(r, index_id);
     if (i == SIZE_MAX)
@@ -172,8 +171,8 @@ const sx_ix_def *sx_vfy_replay_index(const sx_vfy_replay *r, uint64_t index_id,
     return &r->ix[i].def;
 }
 
-bool sx_vfy_replay_entries(const sx_vfy_replay *r, uint64_t index_id, sx_vfy_entry_fn fn, void *arg,
-                           uint64_t *count, uint64_t *mistyped)
+bool sx_replay_each_entry(const sx_replay *r, uint64_t index_id, sx_replay_entry_cb fn, void *arg,
+                          uint64_t *count, uint64_t *mistyped)
 {
     size_t ai = find_ix(r, index_id);
     uint64_t n = 0, bad = 0;
@@ -235,23 +234,23 @@ static void digest_cb(void *arg, const uint8_t *key, size_t len, uint32_t term, 
     a->count++;
 }
 
-bool sx_vfy_replay_digest(const sx_vfy_replay *r, uint64_t index_id, int64_t term, uint64_t *digest,
-                          uint64_t *count)
+bool sx_replay_digest(const sx_replay *r, uint64_t index_id, int64_t term, uint64_t *digest,
+                      uint64_t *count)
 {
     digest_acc a = {.term = term};
-    bool active = sx_vfy_replay_entries(r, index_id, digest_cb, &a, NULL, NULL);
+    bool active = sx_replay_each_entry(r, index_id, digest_cb, &a, NULL, NULL);
     *digest = a.digest;
     *count = a.count;
     return active;
 }
 
-size_t sx_vfy_replay_doc_count(const sx_vfy_replay *r)
+size_t sx_replay_doc_count(const sx_replay *r)
 {
     return r->alive;
 }
 
-bool sx_vfy_replay_doc(const sx_vfy_replay *r, const char *id, size_t n, uint64_t *version,
-                       const Shardex__V1__Document **doc)
+bool sx_replay_doc(const sx_replay *r, const char *id, size_t n, uint64_t *version,
+                   const Shardex__V1__Document **doc)
 {
     void *v;
     if (!sx_hmap_get(&r->docs, id, n, &v) || !((doc_rec *)v)->op)
@@ -264,7 +263,7 @@ bool sx_vfy_replay_doc(const sx_vfy_replay *r, const char *id, size_t n, uint64_
     return true;
 }
 
-uint64_t sx_vfy_replay_touched(const sx_vfy_replay *r, const char *id, size_t n)
+uint64_t sx_replay_touched(const sx_replay *r, const char *id, size_t n)
 {
     void *v;
     return sx_hmap_get(&r->docs, id, n, &v) ? ((doc_rec *)v)->touched : 0;
@@ -272,29 +271,29 @@ uint64_t sx_vfy_replay_touched(const sx_vfy_replay *r, const char *id, size_t n)
 
 /* ========================================================= lists, diffs == */
 
-const char *sx_vfy_kind_name(sx_vfy_kind kind)
+const char *sx_replay_kind_name(sx_replay_kind kind)
 {
     switch (kind) {
-    case SX_VFY_MISSING:
+    case SX_REPLAY_MISSING:
         return "MISSING";
-    case SX_VFY_EXTRA:
+    case SX_REPLAY_EXTRA:
         return "EXTRA";
-    case SX_VFY_WRONG_VERSION:
+    case SX_REPLAY_WRONG_VERSION:
         return "WRONG-VERSION";
-    case SX_VFY_WRONG_CONTENT:
+    case SX_REPLAY_WRONG_CONTENT:
         return "WRONG-CONTENT";
     }
     return "UNKNOWN";
 }
 
-void sx_vfy_entries_add(sx_vfy_entries *l, const uint8_t *key, size_t len, uint64_t version,
-                        int32_t partition)
+void sx_replay_entries_add(sx_replay_entries *l, const uint8_t *key, size_t len, uint64_t version,
+                           int32_t partition)
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
         l->v = sx_realloc(l->v, l->cap * sizeof(*l->v));
     }
-    l->v[l->n++] = (sx_vfy_entry){
+    l->v[l->n++] = (sx_replay_entry){
         .key = sx_arena_memdup(&l->keys, key, len),
         .len = len,
         .version = version,
@@ -302,7 +301,7 @@ void sx_vfy_entries_add(sx_vfy_entries *l, const uint8_t *key, size_t len, uint6
     };
 }
 
-static int key_cmp(const sx_vfy_entry *x, const sx_vfy_entry *y)
+static int key_cmp(const sx_replay_entry *x, const sx_replay_entry *y)
 {
     size_t n = x->len < y->len ? x->len : y->len;
     int c = n ? memcmp(x->key, y->key, n) : 0;
@@ -311,18 +310,18 @@ static int key_cmp(const sx_vfy_entry *x, const sx_vfy_entry *y)
 
 static int entry_cmp(const void *a, const void *b)
 {
-    const sx_vfy_entry *x = a, *y = b;
+    const sx_replay_entry *x = a, *y = b;
     int c = key_cmp(x, y);
     return c ? c : (x->version > y->version) - (x->version < y->version);
 }
 
-void sx_vfy_entries_sort(sx_vfy_entries *l)
+void sx_replay_entries_sort(sx_replay_entries *l)
 {
     if (l->n > 1)
         qsort(l->v, l->n, sizeof(*l->v), entry_cmp);
 }
 
-uint64_t sx_vfy_entries_digest(const sx_vfy_entries *l)
+uint64_t sx_replay_entries_digest(const sx_replay_entries *l)
 {
     uint64_t d = 0;
     for (size_t i = 0; i < l->n; i++)
@@ -330,35 +329,35 @@ uint64_t sx_vfy_entries_digest(const sx_vfy_entries *l)
     return d;
 }
 
-void sx_vfy_entries_free(sx_vfy_entries *l)
+void sx_replay_entries_free(sx_replay_entries *l)
 {
     free(l->v);
     sx_arena_free(&l->keys);
-    *l = (sx_vfy_entries){0};
+    *l = (sx_replay_entries){0};
 }
 
-size_t sx_vfy_entries_diff(const sx_vfy_entries *expected, const sx_vfy_entries *served,
-                           sx_vfy_diff_fn fn, void *arg)
+size_t sx_replay_entries_diff(const sx_replay_entries *expected, const sx_replay_entries *served,
+                              sx_replay_diff_cb fn, void *arg)
 {
     size_t i = 0, j = 0, n = 0;
     while (i < expected->n || j < served->n) {
-        const sx_vfy_entry *e = i < expected->n ? &expected->v[i] : NULL;
-        const sx_vfy_entry *s = j < served->n ? &served->v[j] : NULL;
+        const sx_replay_entry *e = i < expected->n ? &expected->v[i] : NULL;
+        const sx_replay_entry *s = j < served->n ? &served->v[j] : NULL;
         int c = !e ? 1 : !s ? -1 : key_cmp(e, s);
         if (c < 0) {
             if (fn)
-                fn(arg, SX_VFY_MISSING, e, NULL);
+                fn(arg, SX_REPLAY_MISSING, e, NULL);
             i++;
             n++;
         } else if (c > 0) {
             if (fn)
-                fn(arg, SX_VFY_EXTRA, NULL, s);
+                fn(arg, SX_REPLAY_EXTRA, NULL, s);
             j++;
             n++;
         } else {
             if (e->version != s->version) {
                 if (fn)
-                    fn(arg, SX_VFY_WRONG_VERSION, e, s);
+                    fn(arg, SX_REPLAY_WRONG_VERSION, e, s);
                 n++;
             }
             i++;
@@ -384,8 +383,8 @@ static bool same_doc(const Shardex__V1__Document *a, const Shardex__V1__Document
     return na == 0 || memcmp(ba->data, bb->data, na) == 0;
 }
 
-size_t sx_vfy_docs_diff(const sx_vfy_replay *r, Shardex__Internal__V1__StoredDoc *const *docs,
-                        size_t n, sx_vfy_doc_diff_fn fn, void *arg)
+size_t sx_replay_docs_diff(const sx_replay *r, Shardex__Internal__V1__StoredDoc *const *docs,
+                           size_t n, sx_replay_doc_diff_cb fn, void *arg)
 {
     sx_hmap seen = {0};
     sx_buf ba = {0}, bb = {0};
@@ -398,17 +397,17 @@ size_t sx_vfy_docs_diff(const sx_vfy_replay *r, Shardex__Internal__V1__StoredDoc
         bool first = false;
         sx_hmap_upsert(&seen, id, strlen(id), &first);
         const Shardex__V1__Document *want = NULL;
-        sx_vfy_kind kind;
-        if (!got || !first || !sx_vfy_replay_doc(r, id, strlen(id), &ev, &want))
-            kind = SX_VFY_EXTRA;
+        sx_replay_kind kind;
+        if (!got || !first || !sx_replay_doc(r, id, strlen(id), &ev, &want))
+            kind = SX_REPLAY_EXTRA;
         else if (ev != sv)
-            kind = SX_VFY_WRONG_VERSION;
+            kind = SX_REPLAY_WRONG_VERSION;
         else if (!same_doc(want, got, &ba, &bb))
-            kind = SX_VFY_WRONG_CONTENT;
+            kind = SX_REPLAY_WRONG_CONTENT;
         else
             continue;
         if (fn)
-            fn(arg, kind, id, kind == SX_VFY_EXTRA ? 0 : ev, sv);
+            fn(arg, kind, id, kind == SX_REPLAY_EXTRA ? 0 : ev, sv);
         nd++;
     }
     size_t pos = 0;
@@ -420,7 +419,7 @@ size_t sx_vfy_docs_diff(const sx_vfy_replay *r, Shardex__Internal__V1__StoredDoc
         if (!d->op || sx_hmap_get(&seen, id, idlen, NULL))
             continue;
         if (fn)
-            fn(arg, SX_VFY_MISSING, id, d->version, 0);
+            fn(arg, SX_REPLAY_MISSING, id, d->version, 0);
         nd++;
     }
     sx_buf_free(&ba);

@@ -37,119 +37,119 @@
 
 /* ----------------------------------------------------------------- replay -- */
 
-typedef struct sx_vfy_replay sx_vfy_replay;
+typedef struct sx_replay sx_replay;
 
 /* An empty replay of log partition `partition`, at position 0. Caller
- * destroys with sx_vfy_replay_destroy (accepts NULL). */
-sx_vfy_replay *sx_vfy_replay_create(uint32_t partition);
-void sx_vfy_replay_destroy(sx_vfy_replay *r);
+ * destroys with sx_replay_destroy (accepts NULL). */
+sx_replay *sx_replay_create(uint32_t partition);
+void sx_replay_destroy(sx_replay *r);
 
 /* Applies the packed LogOp at offset, which must be position + 1
  * (SX_INVALID_ARGUMENT otherwise). SX_DATA_LOSS, naming the partition and the
  * offset, when the op does not decode or holds no operation (as the apply
  * path refuses it). On error the replay is unchanged. op is not kept. */
-sx_status sx_vfy_replay_apply(sx_vfy_replay *r, uint64_t offset, const uint8_t *op, size_t len,
-                              sx_err *err);
+sx_status sx_replay_apply(sx_replay *r, uint64_t offset, const uint8_t *op, size_t len,
+                          sx_err *err);
 
 /* The last offset applied (0 at first). */
-uint64_t sx_vfy_replay_position(const sx_vfy_replay *r);
+uint64_t sx_replay_position(const sx_replay *r);
 
 /* Index index_id as the log started it, if it is active at the current
  * position: its definition (and its spec, if spec is not NULL), borrowed until
  * the next apply. NULL when not active. */
-const sx_ix_def *sx_vfy_replay_index(const sx_vfy_replay *r, uint64_t index_id,
-                                     const Shardex__V1__IndexSpec **spec);
+const sx_ix_def *sx_replay_index(const sx_replay *r, uint64_t index_id,
+                                 const Shardex__V1__IndexSpec **spec);
 
 /* One index entry: key (value key ++ enc(id), borrowed for the call), the
  * term partition it belongs to (0 for an index that is not global) and the
  * version of its document. */
-typedef void (*sx_vfy_entry_fn)(void *arg, const uint8_t *key, size_t len, uint32_t term,
-                                uint64_t version);
+typedef void (*sx_replay_entry_cb)(void *arg, const uint8_t *key, size_t len, uint32_t term,
+                                   uint64_t version);
 
 /* Calls fn (may be NULL) for every entry index_id holds at the current
  * position, in no particular order. Returns false (and calls nothing) when
  * the index is not active. *count (may be NULL): the entries; *mistyped (may
  * be NULL): the alive documents with a value of the other type in the field. */
-bool sx_vfy_replay_entries(const sx_vfy_replay *r, uint64_t index_id, sx_vfy_entry_fn fn, void *arg,
-                           uint64_t *count, uint64_t *mistyped);
+bool sx_replay_each_entry(const sx_replay *r, uint64_t index_id, sx_replay_entry_cb fn, void *arg,
+                          uint64_t *count, uint64_t *mistyped);
 
 /* The digest (sum of sx_ix_digest_add over entries) and count of index_id's
  * entries at the current position, of term partition `term` only when term
  * >= 0, else of all. False (0 and 0) when the index is not active. */
-bool sx_vfy_replay_digest(const sx_vfy_replay *r, uint64_t index_id, int64_t term, uint64_t *digest,
-                          uint64_t *count);
+bool sx_replay_digest(const sx_replay *r, uint64_t index_id, int64_t term, uint64_t *digest,
+                      uint64_t *count);
 
 /* Documents alive at the current position. */
-size_t sx_vfy_replay_doc_count(const sx_vfy_replay *r);
+size_t sx_replay_doc_count(const sx_replay *r);
 
 /* The document id (n bytes) at the current position: true with its version
  * and the document (borrowed until the next apply; either may be NULL) when
  * alive, false when not. */
-bool sx_vfy_replay_doc(const sx_vfy_replay *r, const char *id, size_t n, uint64_t *version,
-                       const Shardex__V1__Document **doc);
+bool sx_replay_doc(const sx_replay *r, const char *id, size_t n, uint64_t *version,
+                   const Shardex__V1__Document **doc);
 
 /* The offset of the last put or delete of id at or below the current
  * position; 0 when the log never named it. */
-uint64_t sx_vfy_replay_touched(const sx_vfy_replay *r, const char *id, size_t n);
+uint64_t sx_replay_touched(const sx_replay *r, const char *id, size_t n);
 
 /* ---------------------------------------------------------- lists, diffs -- */
 
 /* What a comparison found. */
 typedef enum {
-    SX_VFY_MISSING,       /* expected, not served */
-    SX_VFY_EXTRA,         /* served, not expected */
-    SX_VFY_WRONG_VERSION, /* both, with different versions */
-    SX_VFY_WRONG_CONTENT, /* documents: same version, different fields */
-} sx_vfy_kind;
+    SX_REPLAY_MISSING,       /* expected, not served */
+    SX_REPLAY_EXTRA,         /* served, not expected */
+    SX_REPLAY_WRONG_VERSION, /* both, with different versions */
+    SX_REPLAY_WRONG_CONTENT, /* documents: same version, different fields */
+} sx_replay_kind;
 
 /* "MISSING", "EXTRA", "WRONG-VERSION", "WRONG-CONTENT". Static. */
-const char *sx_vfy_kind_name(sx_vfy_kind kind);
+const char *sx_replay_kind_name(sx_replay_kind kind);
 
-typedef struct sx_vfy_entry {
+typedef struct sx_replay_entry {
     const uint8_t *key; /* owned by the list */
     size_t len;
     uint64_t version;
     int32_t partition; /* the log partition it comes from; -1: not known */
-} sx_vfy_entry;
+} sx_replay_entry;
 
-/* A list of entries. Valid when zeroed; free with sx_vfy_entries_free. */
-typedef struct sx_vfy_entries {
-    sx_vfy_entry *v;
+/* A list of entries. Valid when zeroed; free with sx_replay_entries_free. */
+typedef struct sx_replay_entries {
+    sx_replay_entry *v;
     size_t n, cap;
     sx_arena keys; /* the keys' bytes */
-} sx_vfy_entries;
+} sx_replay_entries;
 
 /* Appends a copy of key. */
-void sx_vfy_entries_add(sx_vfy_entries *l, const uint8_t *key, size_t len, uint64_t version,
-                        int32_t partition);
+void sx_replay_entries_add(sx_replay_entries *l, const uint8_t *key, size_t len, uint64_t version,
+                           int32_t partition);
 /* Sorts by key (bytewise, the store's order), then version. */
-void sx_vfy_entries_sort(sx_vfy_entries *l);
+void sx_replay_entries_sort(sx_replay_entries *l);
 /* The digest of the list, as the served side computes it. */
-uint64_t sx_vfy_entries_digest(const sx_vfy_entries *l);
-void sx_vfy_entries_free(sx_vfy_entries *l);
+uint64_t sx_replay_entries_digest(const sx_replay_entries *l);
+void sx_replay_entries_free(sx_replay_entries *l);
 
 /* One difference between entry lists: expected is NULL for EXTRA, served for
  * MISSING; both borrowed for the call. */
-typedef void (*sx_vfy_diff_fn)(void *arg, sx_vfy_kind kind, const sx_vfy_entry *expected,
-                               const sx_vfy_entry *served);
+typedef void (*sx_replay_diff_cb)(void *arg, sx_replay_kind kind, const sx_replay_entry *expected,
+                                  const sx_replay_entry *served);
 
 /* Merges two sorted lists and calls fn (may be NULL) for each difference in
  * key order. A key listed twice on one side and once on the other leaves one
  * copy as a difference. Returns the number of differences. */
-size_t sx_vfy_entries_diff(const sx_vfy_entries *expected, const sx_vfy_entries *served,
-                           sx_vfy_diff_fn fn, void *arg);
+size_t sx_replay_entries_diff(const sx_replay_entries *expected, const sx_replay_entries *served,
+                              sx_replay_diff_cb fn, void *arg);
 
 /* One difference between documents: id (NUL-terminated) and the versions
  * (0 where a side has none). Borrowed for the call. */
-typedef void (*sx_vfy_doc_diff_fn)(void *arg, sx_vfy_kind kind, const char *id, uint64_t expected,
-                                   uint64_t served);
+typedef void (*sx_replay_doc_diff_cb)(void *arg, sx_replay_kind kind, const char *id,
+                                      uint64_t expected, uint64_t served);
 
 /* Compares n served documents (a ScanDocs answer, any order) with the replay
  * at its current position and calls fn (may be NULL) for each difference:
  * served ids first, in the order given (a served id listed twice is EXTRA
  * the second time), then the missing ones. WRONG_CONTENT compares the packed
  * documents. Returns the number of differences. */
-size_t sx_vfy_docs_diff(const sx_vfy_replay *r, Shardex__Internal__V1__StoredDoc *const *docs,
-                        size_t n, sx_vfy_doc_diff_fn fn, void *arg);
+size_t sx_replay_docs_diff(const sx_replay *r, Shardex__Internal__V1__StoredDoc *const *docs,
+                           size_t n, sx_replay_doc_diff_cb fn, void *arg);
 
 #endif

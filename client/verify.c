@@ -64,17 +64,17 @@ static const struct {
 #undef DK_ROW
 };
 
-/* sx_vfy_kind and the first four diff kinds are the same list. */
-static diff_kind from_vfy_kind(sx_vfy_kind k)
+/* sx_replay_kind and the first four diff kinds are the same list. */
+static diff_kind from_vfy_kind(sx_replay_kind k)
 {
     switch (k) {
-    case SX_VFY_MISSING:
+    case SX_REPLAY_MISSING:
         return D_MISSING;
-    case SX_VFY_EXTRA:
+    case SX_REPLAY_EXTRA:
         return D_EXTRA;
-    case SX_VFY_WRONG_VERSION:
+    case SX_REPLAY_WRONG_VERSION:
         return D_WRONG_VERSION;
-    case SX_VFY_WRONG_CONTENT:
+    case SX_REPLAY_WRONG_CONTENT:
         return D_WRONG_CONTENT;
     }
     return D_BAD_ANSWER;
@@ -121,7 +121,7 @@ typedef struct check {
     uint64_t exp_digest, exp_count;
     uint64_t exp0_digest, exp0_count; /* the first pass's, when entries were asked */
     uint64_t exp_docs;
-    sx_vfy_entries exp; /* when collect */
+    sx_replay_entries exp; /* when collect */
     bool collect;
     bool probe; /* taking part in the current replay pass */
     bool stop;  /* compared no further (failed, or its log is unusable) */
@@ -129,9 +129,9 @@ typedef struct check {
     char *error; /* could not be compared: why */
 } check;
 
-struct sx_vfy_result {
-    const sx_vfy_opts *o; /* during sx_vfy_run */
-    char **dead;          /* addresses that ran out a deadline: not asked again */
+struct sx_verify_result {
+    const sx_verify_opts *o; /* during sx_verify_run */
+    char **dead;             /* addresses that ran out a deadline: not asked again */
     size_t ndead, deadcap;
     char *server;
     Shardex__Internal__V1__ClusterMap *map;
@@ -140,7 +140,7 @@ struct sx_vfy_result {
     size_t nchecks;
     diff *diffs; /* the first max_diffs differences */
     size_t ndiffs, capdiffs, max_diffs;
-    sx_vfy_summary sum;
+    sx_verify_summary sum;
 };
 
 static void diff_free(diff *d)
@@ -151,7 +151,7 @@ static void diff_free(diff *d)
 }
 
 /* Counts d against c and keeps it if there is room; takes d's strings. */
-static void note_diff(sx_vfy_result *r, check *c, diff *d)
+static void note_diff(sx_verify_result *r, check *c, diff *d)
 {
     d->check = (size_t)(c - r->checks);
     c->ndiffs++;
@@ -180,10 +180,10 @@ static void note_diff(sx_vfy_result *r, check *c, diff *d)
     r->diffs[r->ndiffs++] = *d;
 }
 
-static void note_other(sx_vfy_result *r, check *c, diff_kind kind, int32_t from, const char *fmt,
+static void note_other(sx_verify_result *r, check *c, diff_kind kind, int32_t from, const char *fmt,
                        ...) __attribute__((format(printf, 5, 6)));
 
-static void note_other(sx_vfy_result *r, check *c, diff_kind kind, int32_t from, const char *fmt,
+static void note_other(sx_verify_result *r, check *c, diff_kind kind, int32_t from, const char *fmt,
                        ...)
 {
     va_list ap;
@@ -236,7 +236,7 @@ static const char *leader_addr(const Shardex__Internal__V1__ClusterMap *m, uint3
 
 /* ----------------------------------------------------- phase 1: served -- */
 
-static sx_status call_at(const sx_vfy_opts *o, const char *addr,
+static sx_status call_at(const sx_verify_opts *o, const char *addr,
                          const ProtobufCServiceDescriptor *svc, const char *method,
                          const ProtobufCMessage *req, void *resp, sx_err *err)
 {
@@ -247,7 +247,7 @@ static sx_status call_at(const sx_vfy_opts *o, const char *addr,
 
 /* A call of the run. An address that let a call run out its deadline is not
  * asked again (a paused or cut-off node would cost a deadline per call). */
-static sx_status call(sx_vfy_result *r, const char *addr, const ProtobufCServiceDescriptor *svc,
+static sx_status call(sx_verify_result *r, const char *addr, const ProtobufCServiceDescriptor *svc,
                       const char *method, const ProtobufCMessage *req, void *resp, sx_err *err)
 {
     for (size_t i = 0; i < r->ndead; i++) {
@@ -268,7 +268,8 @@ static sx_status call(sx_vfy_result *r, const char *addr, const ProtobufCService
     return st;
 }
 
-static sx_status get_map(const sx_vfy_opts *o, Shardex__Internal__V1__ClusterMap **map, sx_err *err)
+static sx_status get_map(const sx_verify_opts *o, Shardex__Internal__V1__ClusterMap **map,
+                         sx_err *err)
 {
     Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
     sx_status st = call_at(o, o->server, &shardex__internal__v1__worker_admin__descriptor, "GetMap",
@@ -293,7 +294,7 @@ static const char *check_kind_name(ck_kind k)
     return k == CK_DOCS ? "docs" : k == CK_LOCAL ? "local" : "global";
 }
 
-static sx_status ask_digest(sx_vfy_result *r, check *c, bool entries,
+static sx_status ask_digest(sx_verify_result *r, check *c, bool entries,
                             Shardex__Internal__V1__DigestResponse **out)
 {
     Shardex__Internal__V1__DigestRequest req = SHARDEX__INTERNAL__V1__DIGEST_REQUEST__INIT;
@@ -312,7 +313,7 @@ static sx_status ask_digest(sx_vfy_result *r, check *c, bool entries,
 }
 
 /* A term partition's answer: owned, and one watermark per log partition. */
-static bool global_answer_ok(sx_vfy_result *r, check *c,
+static bool global_answer_ok(sx_verify_result *r, check *c,
                              const Shardex__Internal__V1__DigestResponse *dg)
 {
     if (!dg->active) {
@@ -331,7 +332,7 @@ static bool global_answer_ok(sx_vfy_result *r, check *c,
 }
 
 /* The replica's documents, at one snapshot taken with its applied offset. */
-static void ask_docs(sx_vfy_result *r, check *c)
+static void ask_docs(sx_verify_result *r, check *c)
 {
     sx_err err = {0};
     Shardex__Internal__V1__ScanDocsRequest req = SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
@@ -346,7 +347,7 @@ static void ask_docs(sx_vfy_result *r, check *c)
     c->ndocs = c->scan->n_docs;
 }
 
-static void ask_served(sx_vfy_result *r, check *c)
+static void ask_served(sx_verify_result *r, check *c)
 {
     const Shardex__Internal__V1__ClusterMap *m = r->map;
     if (c->kind != CK_GLOBAL) {
@@ -386,7 +387,7 @@ static void ask_served(sx_vfy_result *r, check *c)
                        "p=%u has shipped nothing to it (watermark 0): the index is incomplete", p);
 }
 
-static check *add_check(sx_vfy_result *r, size_t *cap, ck_kind kind,
+static check *add_check(sx_verify_result *r, size_t *cap, ck_kind kind,
                         const Shardex__Internal__V1__IndexEntry *ix, uint32_t part, int32_t worker)
 {
     if (r->nchecks == *cap) {
@@ -422,7 +423,7 @@ static size_t replicas_of(const Shardex__Internal__V1__ClusterMap *m, uint32_t p
     return n;
 }
 
-static void add_replica_checks(sx_vfy_result *r, size_t *cap, ck_kind kind,
+static void add_replica_checks(sx_verify_result *r, size_t *cap, ck_kind kind,
                                const Shardex__Internal__V1__IndexEntry *ix, uint32_t p)
 {
     const Shardex__Internal__V1__ClusterMap *m = r->map;
@@ -440,7 +441,7 @@ static void add_replica_checks(sx_vfy_result *r, size_t *cap, ck_kind kind,
 /* Documents of every replica of every partition, then each local index
  * partition by partition (every replica, the leader's first), then each
  * global index term partition by term partition. */
-static void plan(sx_vfy_result *r)
+static void plan(sx_verify_result *r)
 {
     const Shardex__Internal__V1__ClusterMap *m = r->map;
     size_t cap = 0;
@@ -484,9 +485,9 @@ static int probe_cmp(const void *a, const void *b)
 
 /* One partition's replay pass. */
 typedef struct pass {
-    sx_vfy_result *r;
+    sx_verify_result *r;
     uint32_t p;
-    sx_vfy_replay *rp;
+    sx_replay *rp;
     uint64_t *spec_seen; /* indexes whose log spec was compared with the map's */
     size_t nspec, specap;
     bool check_specs;
@@ -506,7 +507,7 @@ static void sink_add(check *c, const uint8_t *key, size_t len, uint64_t version,
     c->exp_digest = sx_ix_digest_add(c->exp_digest, key, len, version);
     c->exp_count++;
     if (c->collect)
-        sx_vfy_entries_add(&c->exp, key, len, version, (int32_t)p);
+        sx_replay_entries_add(&c->exp, key, len, version, (int32_t)p);
 }
 
 static void sink_cb(void *arg, const uint8_t *key, size_t len, uint32_t term, uint64_t version)
@@ -556,7 +557,7 @@ static void eval_index(pass *x, probe *pr, size_t k, size_t n)
 {
     uint64_t id = pr[k].c->ix->id;
     const Shardex__V1__IndexSpec *logspec = NULL;
-    const sx_ix_def *ld = sx_vfy_replay_index(x->rp, id, &logspec);
+    const sx_ix_def *ld = sx_replay_index(x->rp, id, &logspec);
     sink s = {.p = x->p, .locals = sx_malloc((n - k) * sizeof(*s.locals))};
     for (size_t q = k; q < n; q++) {
         check *c = pr[q].c;
@@ -580,17 +581,17 @@ static void eval_index(pass *x, probe *pr, size_t k, size_t n)
             s.terms[c->part] = c;
     }
     if (ld && (s.nlocals || s.terms))
-        sx_vfy_replay_entries(x->rp, id, sink_cb, &s, NULL, NULL);
+        sx_replay_each_entry(x->rp, id, sink_cb, &s, NULL, NULL);
     free(s.locals);
     free(s.terms);
 }
 
 typedef struct docs_ctx {
-    sx_vfy_result *r;
+    sx_verify_result *r;
     check *c;
 } docs_ctx;
 
-static void docs_diff_cb(void *arg, sx_vfy_kind kind, const char *id, uint64_t expected,
+static void docs_diff_cb(void *arg, sx_replay_kind kind, const char *id, uint64_t expected,
                          uint64_t served)
 {
     docs_ctx *x = arg;
@@ -599,7 +600,7 @@ static void docs_diff_cb(void *arg, sx_vfy_kind kind, const char *id, uint64_t e
               .id = sx_strdup(id),
               .id_len = strlen(id),
               .from = (int32_t)x->c->part,
-              .version = kind == SX_VFY_MISSING ? expected : served,
+              .version = kind == SX_REPLAY_MISSING ? expected : served,
               .expected = expected,
               .served = served};
     note_diff(x->r, x->c, &d);
@@ -609,9 +610,9 @@ static void docs_diff_cb(void *arg, sx_vfy_kind kind, const char *id, uint64_t e
  * reads the documents and the applied offset at one snapshot). */
 static void eval_docs(pass *x, check *c)
 {
-    c->exp_docs = sx_vfy_replay_doc_count(x->rp);
+    c->exp_docs = sx_replay_doc_count(x->rp);
     docs_ctx dx = {x->r, c};
-    sx_vfy_docs_diff(x->rp, c->scan->docs, c->scan->n_docs, docs_diff_cb, &dx);
+    sx_replay_docs_diff(x->rp, c->scan->docs, c->scan->n_docs, docs_diff_cb, &dx);
     sx_rpc_free(&c->scan->base);
     c->scan = NULL;
 }
@@ -620,7 +621,7 @@ static void eval_docs(pass *x, check *c)
  * first probe past it. */
 static size_t eval_at(pass *x, probe *pr, size_t i, size_t n)
 {
-    uint64_t pos = sx_vfy_replay_position(x->rp);
+    uint64_t pos = sx_replay_position(x->rp);
     size_t j = i;
     while (j < n && pr[j].at == pos)
         j++;
@@ -637,7 +638,7 @@ static size_t eval_at(pass *x, probe *pr, size_t i, size_t n)
 
 /* The log cannot take the replay to the rest of the probes: a difference
  * for each check still waiting (once), which is then compared no further. */
-static void stop_rest(sx_vfy_result *r, probe *pr, size_t n, diff_kind kind, int32_t p,
+static void stop_rest(sx_verify_result *r, probe *pr, size_t n, diff_kind kind, int32_t p,
                       const char *msg)
 {
     for (size_t i = 0; i < n; i++) {
@@ -652,7 +653,7 @@ static void stop_rest(sx_vfy_result *r, probe *pr, size_t n, diff_kind kind, int
 /* The leader's log ends at `end`, below the rest of the probes: each check
  * still waiting names a position (an applied offset, a watermark) that the
  * log never reached, which is a difference of that view. */
-static void short_rest(sx_vfy_result *r, probe *pr, size_t n, uint32_t p, uint64_t end,
+static void short_rest(sx_verify_result *r, probe *pr, size_t n, uint32_t p, uint64_t end,
                        const char *addr)
 {
     for (size_t i = 0; i < n; i++) {
@@ -674,7 +675,7 @@ static void fail_rest(probe *pr, size_t n, const char *msg)
 }
 
 /* Replays partition p from offset 1, stopping at every probe (sorted here). */
-static void replay_partition(sx_vfy_result *r, uint32_t p, probe *pr, size_t n, bool check_specs)
+static void replay_partition(sx_verify_result *r, uint32_t p, probe *pr, size_t n, bool check_specs)
 {
     qsort(pr, n, sizeof(*pr), probe_cmp);
     const char *addr = leader_addr(r->map, p);
@@ -684,12 +685,12 @@ static void replay_partition(sx_vfy_result *r, uint32_t p, probe *pr, size_t n, 
         fail_rest(pr, n, msg);
         return;
     }
-    pass x = {.r = r, .p = p, .rp = sx_vfy_replay_create(p), .check_specs = check_specs};
+    pass x = {.r = r, .p = p, .rp = sx_replay_create(p), .check_specs = check_specs};
     size_t i = eval_at(&x, pr, 0, n);
     uint32_t page = r->o->log_page ? r->o->log_page : VFY_LOG_PAGE;
     bool stop = false;
     while (i < n && !stop) {
-        uint64_t from = sx_vfy_replay_position(x.rp) + 1;
+        uint64_t from = sx_replay_position(x.rp) + 1;
         Shardex__Internal__V1__ReadLogRequest req = SHARDEX__INTERNAL__V1__READ_LOG_REQUEST__INIT;
         req.partition = p;
         req.from_offset = from;
@@ -709,8 +710,7 @@ static void replay_partition(sx_vfy_result *r, uint32_t p, probe *pr, size_t n, 
             short_rest(r, pr + i, n - i, p, from - 1, addr);
         for (size_t k = 0; k < resp->n_entries && i < n; k++) {
             const Shardex__Internal__V1__AppendEntry *e = resp->entries[k];
-            st =
-                sx_vfy_replay_apply(x.rp, from + k, e ? e->op.data : NULL, e ? e->op.len : 0, &err);
+            st = sx_replay_apply(x.rp, from + k, e ? e->op.data : NULL, e ? e->op.len : 0, &err);
             if (st != SX_OK) {
                 stop_rest(r, pr + i, n - i, D_BAD_LOG, (int32_t)p, err.msg);
                 stop = true;
@@ -722,7 +722,7 @@ static void replay_partition(sx_vfy_result *r, uint32_t p, probe *pr, size_t n, 
         sx_rpc_free(&resp->base);
     }
     free(x.spec_seen);
-    sx_vfy_replay_destroy(x.rp);
+    sx_replay_destroy(x.rp);
 }
 
 static void add_probe(probe **pr, size_t *n, size_t *cap, uint64_t at, probe_kind kind, check *c)
@@ -735,7 +735,7 @@ static void add_probe(probe **pr, size_t *n, size_t *cap, uint64_t at, probe_kin
 }
 
 /* One pass over every log partition for the checks marked probe. */
-static void replay_all(sx_vfy_result *r, bool check_specs)
+static void replay_all(sx_verify_result *r, bool check_specs)
 {
     probe *pr = NULL;
     size_t cap = 0;
@@ -764,15 +764,16 @@ static void replay_all(sx_vfy_result *r, bool check_specs)
 /* ---------------------------------------------------- phase 3: entries -- */
 
 typedef struct ediff_ctx {
-    sx_vfy_result *r;
+    sx_verify_result *r;
     check *c;
 } ediff_ctx;
 
-static void ediff_cb(void *arg, sx_vfy_kind kind, const sx_vfy_entry *e, const sx_vfy_entry *s)
+static void ediff_cb(void *arg, sx_replay_kind kind, const sx_replay_entry *e,
+                     const sx_replay_entry *s)
 {
     ediff_ctx *x = arg;
     check *c = x->c;
-    const sx_vfy_entry *any = e ? e : s;
+    const sx_replay_entry *any = e ? e : s;
     diff d = {.kind = from_vfy_kind(kind), .from = -1};
     Shardex__V1__Value v;
     sx_buf sbuf = {0}, id = {0};
@@ -810,7 +811,7 @@ static void ediff_cb(void *arg, sx_vfy_kind kind, const sx_vfy_entry *e, const s
 }
 
 /* Digests compared: a view that differs is asked again with its entries. */
-static void compare_digests(sx_vfy_result *r)
+static void compare_digests(sx_verify_result *r)
 {
     for (size_t i = 0; i < r->nchecks; i++) {
         check *c = &r->checks[i];
@@ -846,24 +847,24 @@ static void compare_digests(sx_vfy_result *r)
     }
 }
 
-static void compare_entries(sx_vfy_result *r)
+static void compare_entries(sx_verify_result *r)
 {
     for (size_t i = 0; i < r->nchecks; i++) {
         check *c = &r->checks[i];
         if (!c->probe || c->stop)
             continue;
         const Shardex__Internal__V1__DigestResponse *dg = c->dg;
-        sx_vfy_entries got = {0};
+        sx_replay_entries got = {0};
         for (size_t k = 0; k < dg->n_entries; k++)
             if (dg->entries[k])
-                sx_vfy_entries_add(&got, dg->entries[k]->key.data, dg->entries[k]->key.len,
-                                   dg->entries[k]->version, -1);
-        sx_vfy_entries_sort(&got);
-        sx_vfy_entries_sort(&c->exp);
+                sx_replay_entries_add(&got, dg->entries[k]->key.data, dg->entries[k]->key.len,
+                                      dg->entries[k]->version, -1);
+        sx_replay_entries_sort(&got);
+        sx_replay_entries_sort(&c->exp);
         uint64_t before = c->ndiffs;
         ediff_ctx x = {r, c};
-        size_t n = sx_vfy_entries_diff(&c->exp, &got, ediff_cb, &x);
-        if (got.n != dg->count || sx_vfy_entries_digest(&got) != dg->digest)
+        size_t n = sx_replay_entries_diff(&c->exp, &got, ediff_cb, &x);
+        if (got.n != dg->count || sx_replay_entries_digest(&got) != dg->digest)
             note_other(r, c, D_BAD_ANSWER, -1,
                        "the answer's %zu entries do not give its own count %" PRIu64
                        " and digest %016" PRIx64,
@@ -874,13 +875,13 @@ static void compare_entries(sx_vfy_result *r)
                        " where the log gives count %" PRIu64 " digest %016" PRIx64
                        "; its entries, asked again, agree with the log",
                        c->dg0->count, c->dg0->digest, c->exp0_count, c->exp0_digest);
-        sx_vfy_entries_free(&got);
+        sx_replay_entries_free(&got);
     }
     for (size_t i = 0; i < r->nchecks; i++)
-        sx_vfy_entries_free(&r->checks[i].exp);
+        sx_replay_entries_free(&r->checks[i].exp);
 }
 
-sx_status sx_vfy_run(const sx_vfy_opts *o, sx_vfy_result **out, sx_err *err)
+sx_status sx_verify_run(const sx_verify_opts *o, sx_verify_result **out, sx_err *err)
 {
     *out = NULL;
     Shardex__Internal__V1__ClusterMap *map = NULL;
@@ -889,7 +890,7 @@ sx_status sx_vfy_run(const sx_vfy_opts *o, sx_vfy_result **out, sx_err *err)
         sx_rpc_free(map ? &map->base : NULL);
         return st;
     }
-    sx_vfy_result *r = sx_calloc(1, sizeof(*r));
+    sx_verify_result *r = sx_calloc(1, sizeof(*r));
     r->server = sx_strdup(o->server);
     r->map = map;
     r->nparts = map->settings->partitions;
@@ -914,7 +915,7 @@ sx_status sx_vfy_run(const sx_vfy_opts *o, sx_vfy_result **out, sx_err *err)
 
 /* ================================================================ report == */
 
-void sx_vfy_result_summary(const sx_vfy_result *r, sx_vfy_summary *s)
+void sx_verify_result_summary(const sx_verify_result *r, sx_verify_summary *s)
 {
     *s = r->sum;
     s->checks = r->nchecks;
@@ -929,10 +930,10 @@ void sx_vfy_result_summary(const sx_vfy_result *r, sx_vfy_summary *s)
     }
 }
 
-int sx_vfy_result_exit_code(const sx_vfy_result *r)
+int sx_verify_result_exit_code(const sx_verify_result *r)
 {
-    sx_vfy_summary s;
-    sx_vfy_result_summary(r, &s);
+    sx_verify_summary s;
+    sx_verify_result_summary(r, &s);
     return s.diffs ? SX_EXIT_DIFFERENT : s.failed ? SX_EXIT_UNAVAILABLE : SX_EXIT_OK;
 }
 
@@ -983,7 +984,7 @@ static void put_label(FILE *out, const check *c, bool pad)
         fprintf(out, "worker%d", (int)c->worker);
 }
 
-static bool wm_range(const sx_vfy_result *r, const Shardex__Internal__V1__DigestResponse *dg,
+static bool wm_range(const sx_verify_result *r, const Shardex__Internal__V1__DigestResponse *dg,
                      uint64_t *lo, uint64_t *hi)
 {
     if (!dg || dg->n_watermarks != r->nparts || r->nparts == 0)
@@ -997,7 +998,7 @@ static bool wm_range(const sx_vfy_result *r, const Shardex__Internal__V1__Digest
     return true;
 }
 
-static void print_check(FILE *out, const sx_vfy_result *r, const check *c)
+static void print_check(FILE *out, const sx_verify_result *r, const check *c)
 {
     const Shardex__Internal__V1__DigestResponse *dg = last_digest(c);
     bool compared = !c->error && !c->stop;
@@ -1026,7 +1027,7 @@ static void print_check(FILE *out, const sx_vfy_result *r, const check *c)
         fputs(" ok\n", out);
 }
 
-static void print_diff(FILE *out, const sx_vfy_result *r, const diff *d)
+static void print_diff(FILE *out, const sx_verify_result *r, const diff *d)
 {
     const check *c = &r->checks[d->check];
     fprintf(out, "%-13s ", diff_kinds[d->kind].human);
@@ -1062,7 +1063,7 @@ static int diff_order(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static const diff **sorted_diffs(const sx_vfy_result *r)
+static const diff **sorted_diffs(const sx_verify_result *r)
 {
     const diff **v = sx_malloc((r->ndiffs + 1) * sizeof(*v));
     for (size_t i = 0; i < r->ndiffs; i++)
@@ -1071,7 +1072,7 @@ static const diff **sorted_diffs(const sx_vfy_result *r)
     return v;
 }
 
-void sx_vfy_result_print(const sx_vfy_result *r, FILE *out)
+void sx_verify_result_print(const sx_verify_result *r, FILE *out)
 {
     fprintf(out, "verify server=%s map_version=%" PRIu64 " partitions=%u indexes=%zu\n", r->server,
             r->map->version, r->nparts, r->map->n_indexes);
@@ -1083,8 +1084,8 @@ void sx_vfy_result_print(const sx_vfy_result *r, FILE *out)
             print_diff(out, r, v[k]);
     }
     free(v);
-    sx_vfy_summary s;
-    sx_vfy_result_summary(r, &s);
+    sx_verify_summary s;
+    sx_verify_result_summary(r, &s);
     fprintf(out,
             "summary: %zu checks: %zu ok, %zu different, %zu failed; %" PRIu64
             " differences (%" PRIu64 " missing, %" PRIu64 " extra, %" PRIu64 " wrong, %" PRIu64
@@ -1147,7 +1148,7 @@ static void json_where(json_t *o, const check *c)
         json_object_set_new(o, "role", json_string(c->leader ? "leader" : "follower"));
 }
 
-static json_t *json_check(const sx_vfy_result *r, const check *c)
+static json_t *json_check(const sx_verify_result *r, const check *c)
 {
     json_t *o = json_object();
     json_where(o, c);
@@ -1189,7 +1190,7 @@ static json_t *json_check(const sx_vfy_result *r, const check *c)
     return o;
 }
 
-static json_t *json_diff(const sx_vfy_result *r, const diff *d)
+static json_t *json_diff(const sx_verify_result *r, const diff *d)
 {
     const check *c = &r->checks[d->check];
     json_t *o = json_object();
@@ -1215,7 +1216,7 @@ static json_t *json_diff(const sx_vfy_result *r, const diff *d)
     return o;
 }
 
-char *sx_vfy_result_json(const sx_vfy_result *r)
+char *sx_verify_result_json(const sx_verify_result *r)
 {
     json_t *root = json_object();
     json_object_set_new(root, "server", json_string(r->server));
@@ -1231,8 +1232,8 @@ char *sx_vfy_result_json(const sx_vfy_result *r)
         json_array_append_new(diffs, json_diff(r, v[i]));
     free(v);
     json_object_set_new(root, "differences", diffs);
-    sx_vfy_summary s;
-    sx_vfy_result_summary(r, &s);
+    sx_verify_summary s;
+    sx_verify_result_summary(r, &s);
     json_t *sum = json_object();
     json_object_set_new(sum, "checks", json_u64(s.checks));
     json_object_set_new(sum, "ok", json_u64(s.ok));
@@ -1245,7 +1246,7 @@ char *sx_vfy_result_json(const sx_vfy_result *r)
     json_object_set_new(sum, "wrong", json_u64(s.wrong));
     json_object_set_new(sum, "other", json_u64(s.other));
     json_object_set_new(root, "summary", sum);
-    json_object_set_new(root, "exit", json_integer(sx_vfy_result_exit_code(r)));
+    json_object_set_new(root, "exit", json_integer(sx_verify_result_exit_code(r)));
     char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
     if (!text) {
@@ -1255,7 +1256,7 @@ char *sx_vfy_result_json(const sx_vfy_result *r)
     return text;
 }
 
-void sx_vfy_result_free(sx_vfy_result *r)
+void sx_verify_result_free(sx_verify_result *r)
 {
     if (!r)
         return;
@@ -1264,7 +1265,7 @@ void sx_vfy_result_free(sx_vfy_result *r)
         sx_rpc_free(c->dg0 ? &c->dg0->base : NULL);
         sx_rpc_free(c->dg ? &c->dg->base : NULL);
         sx_rpc_free(c->scan ? &c->scan->base : NULL);
-        sx_vfy_entries_free(&c->exp);
+        sx_replay_entries_free(&c->exp);
         free(c->error);
     }
     for (size_t i = 0; i < r->ndiffs; i++)
@@ -1365,11 +1366,11 @@ int sx_cli_verify(const sx_cli *cli, int argc, char **argv)
         return SX_EXIT_UNAVAILABLE;
     }
     rpc_call_arg ca = {client, cfg.timeout_ms};
-    sx_vfy_opts o = {
+    sx_verify_opts o = {
         .server = cfg.server, .call = rpc_call, .call_arg = &ca, .max_diffs = cfg.max_diffs};
-    sx_vfy_result *r = NULL;
+    sx_verify_result *r = NULL;
     int code;
-    sx_status st = sx_vfy_run(&o, &r, &err);
+    sx_status st = sx_verify_run(&o, &r, &err);
     if (st != SX_OK) {
         code = SX_EXIT_UNAVAILABLE;
         if (cfg.json) {
@@ -1384,16 +1385,16 @@ int sx_cli_verify(const sx_cli *cli, int argc, char **argv)
             fprintf(stderr, "%s verify: %s: %s\n", cli->prog, sx_status_name(st), err.msg);
         }
     } else {
-        code = sx_vfy_result_exit_code(r);
+        code = sx_verify_result_exit_code(r);
         if (cfg.json) {
-            char *text = sx_vfy_result_json(r);
+            char *text = sx_verify_result_json(r);
             printf("%s\n", text);
             free(text);
         } else {
-            sx_vfy_result_print(r, stdout);
+            sx_verify_result_print(r, stdout);
         }
     }
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
     sx_rpc_client_destroy(client);
     sx_rpc_wait_shutdown(2000);
     fflush(stdout);

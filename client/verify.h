@@ -22,7 +22,7 @@
  *   lists    entry lists and the merge that names missing, extra and
  *            wrong-version entries; the same for documents.
  *   run      the check against a cluster, through a call function (the real
- *            one is sx_rpc_invoke; tests pass a fake cluster): see sx_vfy_run.
+ *            one is sx_rpc_invoke; tests pass a fake cluster): see sx_verify_run.
  *
  * Not here: retrying a check that failed (run it again), paging ScanDocs
  * (one answer per partition, within the client's message limit).
@@ -46,20 +46,20 @@
 /* Calls `method` of `svc` at addr and waits, with sx_rpc_invoke's contract:
  * on SX_OK *resp is the unpacked response, which verify frees with
  * sx_rpc_free (protobuf-c's default allocator); on error err says why. */
-typedef sx_status (*sx_vfy_call_fn)(void *arg, const char *addr,
-                                    const ProtobufCServiceDescriptor *svc, const char *method,
-                                    const ProtobufCMessage *req, ProtobufCMessage **resp,
-                                    sx_err *err);
+typedef sx_status (*sx_verify_call_cb)(void *arg, const char *addr,
+                                       const ProtobufCServiceDescriptor *svc, const char *method,
+                                       const ProtobufCMessage *req, ProtobufCMessage **resp,
+                                       sx_err *err);
 
-typedef struct sx_vfy_opts {
-    const char *server;  /* where to get the cluster map (a worker, or the coordinator) */
-    sx_vfy_call_fn call; /* required */
+typedef struct sx_verify_opts {
+    const char *server;     /* where to get the cluster map (a worker, or the coordinator) */
+    sx_verify_call_cb call; /* required */
     void *call_arg;
     size_t max_diffs;  /* differences kept for the report (all are counted); 0: all */
     uint32_t log_page; /* entries per ReadLog call; 0: 5000 */
-} sx_vfy_opts;
+} sx_verify_opts;
 
-typedef struct sx_vfy_result sx_vfy_result;
+typedef struct sx_verify_result sx_verify_result;
 
 /* Runs the check:
  *  1. The map from opts->server (WorkerAdmin.GetMap, or Coordinator.GetMap
@@ -85,12 +85,12 @@ typedef struct sx_vfy_result sx_vfy_result;
  *     wrong-version entries.
  * A view that cannot be asked (its worker down, no leader to read the log
  * from, a deadline) is a failed check, the others go on. Returns SX_OK with
- * *out (free with sx_vfy_result_free) whenever the map was had, even if
+ * *out (free with sx_verify_result_free) whenever the map was had, even if
  * checks failed; otherwise the map call's error. */
-sx_status sx_vfy_run(const sx_vfy_opts *opts, sx_vfy_result **out, sx_err *err);
+sx_status sx_verify_run(const sx_verify_opts *opts, sx_verify_result **out, sx_err *err);
 
 /* Counts of a run. */
-typedef struct sx_vfy_summary {
+typedef struct sx_verify_summary {
     size_t checks;    /* views compared: documents and local per replica, global per term */
     size_t ok;        /* equal to the log */
     size_t different; /* with differences */
@@ -100,22 +100,22 @@ typedef struct sx_vfy_summary {
     uint64_t extra;   /* EXTRA */
     uint64_t wrong;   /* WRONG-VERSION and WRONG-CONTENT */
     uint64_t other;   /* not shipped, wrong activity, digests, bad or short logs, specs */
-} sx_vfy_summary;
+} sx_verify_summary;
 
-void sx_vfy_result_summary(const sx_vfy_result *r, sx_vfy_summary *s);
+void sx_verify_result_summary(const sx_verify_result *r, sx_verify_summary *s);
 
 /* SX_EXIT_DIFFERENT when a difference was found, else SX_EXIT_UNAVAILABLE
  * when a check could not be run, else SX_EXIT_OK. */
-int sx_vfy_result_exit_code(const sx_vfy_result *r);
+int sx_verify_result_exit_code(const sx_verify_result *r);
 
 /* The report: one line per check, each followed by its differences, then a
  * summary line. */
-void sx_vfy_result_print(const sx_vfy_result *r, FILE *out);
+void sx_verify_result_print(const sx_verify_result *r, FILE *out);
 
 /* The report as one JSON object, NUL-terminated; caller frees with free(). */
-char *sx_vfy_result_json(const sx_vfy_result *r);
+char *sx_verify_result_json(const sx_verify_result *r);
 
-void sx_vfy_result_free(sx_vfy_result *r); /* accepts NULL */
+void sx_verify_result_free(sx_verify_result *r); /* accepts NULL */
 
 /* ---------------------------------------------------------------- command -- */
 

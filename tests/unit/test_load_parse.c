@@ -36,7 +36,7 @@
 
 /* ---------------------------------------------------------------- helpers -- */
 
-static const sx_lp_opts no_opts = {0};
+static const sx_load_parse_opts no_opts = {0};
 
 static const char *str_of(const Shardex__V1__Document *d, const char *name)
 {
@@ -54,22 +54,23 @@ static int64_t int_of(const Shardex__V1__Document *d, const char *name)
     return v->i;
 }
 
-static sx_lrec_kind json(const sx_lp_opts *o, const char *line, sx_lrec *r)
+static sx_load_parse_rec_kind json(const sx_load_parse_opts *o, const char *line,
+                                   sx_load_parse_rec *r)
 {
-    return sx_lp_json_line(o ? o : &no_opts, line, strlen(line), 7, r);
+    return sx_load_parse_json_line(o ? o : &no_opts, line, strlen(line), 7, r);
 }
 
 /* Parses line, expects BAD with a message containing `want`. */
-static void json_bad(const sx_lp_opts *o, const char *line, const char *want)
+static void json_bad(const sx_load_parse_opts *o, const char *line, const char *want)
 {
-    sx_lrec r;
-    if (json(o, line, &r) != SX_LREC_BAD)
+    sx_load_parse_rec r;
+    if (json(o, line, &r) != SX_LOAD_PARSE_REC_BAD)
         fail_msg("accepted: %.80s", line);
     assert_int_equal(r.line, 7);
     assert_null(r.doc);
     if (!strstr(r.msg, want))
         fail_msg("message \"%s\" lacks \"%s\" (line %.80s)", r.msg, want, line);
-    sx_lrec_clear(&r);
+    sx_load_parse_rec_clear(&r);
 }
 
 /* A JSON string literal of n copies of c. */
@@ -86,14 +87,14 @@ static char *run(char c, size_t n)
 static void test_json_values(void **state)
 {
     (void)state;
-    sx_lrec r;
+    sx_load_parse_rec r;
     assert_int_equal(
         json(NULL,
              "{\"id\": \"a\", \"fields\": {\"name\": \"x\", \"tags\": [\"p\", \"q\", 5], "
              "\"n\": -3, \"max\": 9223372036854775807, \"min\": -9223372036854775808, "
              "\"empty\": [], \"u\": \"caf\\u00e9 \\ud83d\\ude00\"}}",
              &r),
-        SX_LREC_PUT);
+        SX_LOAD_PARSE_REC_PUT);
     assert_int_equal(r.line, 7);
     assert_string_equal(r.doc->id, "a");
     assert_string_equal(str_of(r.doc, "name"), "x");
@@ -109,33 +110,34 @@ static void test_json_values(void **state)
         if (strcmp(r.doc->fields[i]->name, "tags") == 0)
             tags++;
     assert_int_equal(tags, 3);
-    sx_lrec_clear(&r);
+    sx_load_parse_rec_clear(&r);
 
     /* An integer id is its decimal text; "fields" may be left out. */
-    assert_int_equal(json(NULL, "{\"id\": -42}", &r), SX_LREC_PUT);
+    assert_int_equal(json(NULL, "{\"id\": -42}", &r), SX_LOAD_PARSE_REC_PUT);
     assert_string_equal(r.doc->id, "-42");
     assert_int_equal(r.doc->n_fields, 0);
-    sx_lrec_clear(&r);
+    sx_load_parse_rec_clear(&r);
 
-    assert_int_equal(json(NULL, "  {\"delete\": \"gone\"}  ", &r), SX_LREC_DELETE);
+    assert_int_equal(json(NULL, "  {\"delete\": \"gone\"}  ", &r), SX_LOAD_PARSE_REC_DELETE);
     assert_string_equal(r.id, "gone");
     assert_null(r.doc);
-    sx_lrec_clear(&r);
-    assert_int_equal(json(NULL, "{\"delete\": 17}", &r), SX_LREC_DELETE);
+    sx_load_parse_rec_clear(&r);
+    assert_int_equal(json(NULL, "{\"delete\": 17}", &r), SX_LOAD_PARSE_REC_DELETE);
     assert_string_equal(r.id, "17");
-    sx_lrec_clear(&r);
+    sx_load_parse_rec_clear(&r);
 }
 
 static void test_json_blank_and_crlf(void **state)
 {
     (void)state;
-    sx_lrec r;
-    assert_int_equal(json(NULL, "", &r), SX_LREC_NONE);
-    assert_int_equal(json(NULL, "   \t ", &r), SX_LREC_NONE);
-    assert_int_equal(json(NULL, "\r", &r), SX_LREC_NONE);
-    assert_int_equal(json(NULL, "{\"id\": \"a\", \"fields\": {\"k\": \"v\"}}\r", &r), SX_LREC_PUT);
+    sx_load_parse_rec r;
+    assert_int_equal(json(NULL, "", &r), SX_LOAD_PARSE_REC_NONE);
+    assert_int_equal(json(NULL, "   \t ", &r), SX_LOAD_PARSE_REC_NONE);
+    assert_int_equal(json(NULL, "\r", &r), SX_LOAD_PARSE_REC_NONE);
+    assert_int_equal(json(NULL, "{\"id\": \"a\", \"fields\": {\"k\": \"v\"}}\r", &r),
+                     SX_LOAD_PARSE_REC_PUT);
     assert_string_equal(str_of(r.doc, "k"), "v");
-    sx_lrec_clear(&r);
+    sx_load_parse_rec_clear(&r);
 }
 
 static void test_json_refused(void **state)
@@ -171,17 +173,17 @@ static void test_json_options(void **state)
     (void)state;
     const char *ints[] = {"n", NULL};
     const char *only[] = {"keep", "n", NULL};
-    sx_lp_opts o = {.int_fields = ints, .only_fields = only};
-    sx_lrec r;
+    sx_load_parse_opts o = {.int_fields = ints, .only_fields = only};
+    sx_load_parse_rec r;
     assert_int_equal(json(&o,
                           "{\"id\": \"a\", \"fields\": {\"n\": \"-12\", \"keep\": \"7\", "
                           "\"drop\": 1.5}}",
                           &r),
-                     SX_LREC_PUT);
+                     SX_LOAD_PARSE_REC_PUT);
     assert_int_equal(int_of(r.doc, "n"), -12);
     assert_string_equal(str_of(r.doc, "keep"), "7"); /* not an int field: stays a string */
     assert_null(sx_doc_field(r.doc, "drop"));        /* not loaded, so not judged either */
-    sx_lrec_clear(&r);
+    sx_load_parse_rec_clear(&r);
     json_bad(&o, "{\"id\": \"a\", \"fields\": {\"n\": \"twelve\"}}",
              "\"twelve\" is not an integer");
     json_bad(&o, "{\"id\": \"a\", \"fields\": {\"n\": \"1.0\"}}", "not an integer");
@@ -192,11 +194,11 @@ static void test_json_options(void **state)
     size_t cap = strlen(a) + 256;
     char *line = sx_malloc(cap);
     snprintf(line, cap, "{\"id\": \"t\", \"fields\": {\"s\": \"%s\\u00e9tail\"}}", a);
-    sx_lp_opts t = {.truncate = true};
-    assert_int_equal(json(&t, line, &r), SX_LREC_PUT);
+    sx_load_parse_opts t = {.truncate = true};
+    assert_int_equal(json(&t, line, &r), SX_LOAD_PARSE_REC_PUT);
     assert_int_equal(r.truncated, 1);
     assert_int_equal(strlen(str_of(r.doc, "s")), SX_STRING_VALUE_MAX_BYTES - 1);
-    sx_lrec_clear(&r);
+    sx_load_parse_rec_clear(&r);
     json_bad(NULL, line, "string value is 4101 bytes; the limit is 4096");
     free(line);
     free(a);
@@ -241,19 +243,20 @@ static bool parser_accepts(size_t id_len, size_t name_len, size_t value_len, siz
         sx_buf_push(&b, '"');
     }
     sx_buf_append(&b, "]}}", 3);
-    sx_lrec r;
-    sx_lrec_kind k = sx_lp_json_line(&no_opts, (const char *)b.data, b.len, 1, &r);
+    sx_load_parse_rec r;
+    sx_load_parse_rec_kind k =
+        sx_load_parse_json_line(&no_opts, (const char *)b.data, b.len, 1, &r);
     snprintf(msg, msg_cap, "%s", r.msg);
-    if (k == SX_LREC_PUT) {
+    if (k == SX_LOAD_PARSE_REC_PUT) {
         sx_err err = {0};
         assert_int_equal(sx_validate_document(r.doc, 0, &err), SX_OK);
     }
-    sx_lrec_clear(&r);
+    sx_load_parse_rec_clear(&r);
     sx_buf_free(&b);
     free(id);
     free(name);
     free(val);
-    return k == SX_LREC_PUT;
+    return k == SX_LOAD_PARSE_REC_PUT;
 }
 
 static void test_limits_as_server(void **state)
@@ -295,27 +298,27 @@ static void test_parse_int(void **state)
 {
     (void)state;
     int64_t v = 0;
-    assert_true(sx_lp_parse_int("0", 1, &v) && v == 0);
-    assert_true(sx_lp_parse_int("-17", 3, &v) && v == -17);
-    assert_true(sx_lp_parse_int("+5", 2, &v) && v == 5);
-    assert_true(sx_lp_parse_int("9223372036854775807", 19, &v) && v == INT64_MAX);
-    assert_true(sx_lp_parse_int("-9223372036854775808", 20, &v) && v == INT64_MIN);
-    assert_false(sx_lp_parse_int("9223372036854775808", 19, &v));
-    assert_false(sx_lp_parse_int("-9223372036854775809", 20, &v));
-    assert_false(sx_lp_parse_int("", 0, &v));
-    assert_false(sx_lp_parse_int("-", 1, &v));
-    assert_false(sx_lp_parse_int("1 ", 2, &v));
-    assert_false(sx_lp_parse_int("0x10", 4, &v));
-    assert_false(sx_lp_parse_int("1.0", 3, &v));
+    assert_true(sx_load_parse_parse_int("0", 1, &v) && v == 0);
+    assert_true(sx_load_parse_parse_int("-17", 3, &v) && v == -17);
+    assert_true(sx_load_parse_parse_int("+5", 2, &v) && v == 5);
+    assert_true(sx_load_parse_parse_int("9223372036854775807", 19, &v) && v == INT64_MAX);
+    assert_true(sx_load_parse_parse_int("-9223372036854775808", 20, &v) && v == INT64_MIN);
+    assert_false(sx_load_parse_parse_int("9223372036854775808", 19, &v));
+    assert_false(sx_load_parse_parse_int("-9223372036854775809", 20, &v));
+    assert_false(sx_load_parse_parse_int("", 0, &v));
+    assert_false(sx_load_parse_parse_int("-", 1, &v));
+    assert_false(sx_load_parse_parse_int("1 ", 2, &v));
+    assert_false(sx_load_parse_parse_int("0x10", 4, &v));
+    assert_false(sx_load_parse_parse_int("1.0", 3, &v));
 }
 
 /* ---------------------------------------------------------------- Debian -- */
 
 /* Feeds text line by line (numbered from 1) to a Debian parser; collects the
  * records in out (up to cap); returns how many. */
-static size_t deb(const sx_lp_opts *o, const char *text, sx_lrec *out, size_t cap)
+static size_t deb(const sx_load_parse_opts *o, const char *text, sx_load_parse_rec *out, size_t cap)
 {
-    sx_lp_deb *d = sx_lp_deb_new(o);
+    sx_load_parse_deb *d = sx_load_parse_deb_new(o);
     size_t n = 0;
     uint64_t lineno = 0;
     const char *p = text;
@@ -323,28 +326,28 @@ static size_t deb(const sx_lp_opts *o, const char *text, sx_lrec *out, size_t ca
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         assert_true(n < cap);
-        if (sx_lp_deb_feed(d, p, len, ++lineno, &out[n]) != SX_LREC_NONE)
+        if (sx_load_parse_deb_feed(d, p, len, ++lineno, &out[n]) != SX_LOAD_PARSE_REC_NONE)
             n++;
         p += len + (nl ? 1 : 0);
     }
     assert_true(n < cap);
-    if (sx_lp_deb_end(d, &out[n]) != SX_LREC_NONE)
+    if (sx_load_parse_deb_end(d, &out[n]) != SX_LOAD_PARSE_REC_NONE)
         n++;
-    sx_lp_deb_free(d);
+    sx_load_parse_deb_free(d);
     return n;
 }
 
-static void clear_all(sx_lrec *r, size_t n)
+static void clear_all(sx_load_parse_rec *r, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        sx_lrec_clear(&r[i]);
+        sx_load_parse_rec_clear(&r[i]);
 }
 
 static void test_deb_stanzas(void **state)
 {
     (void)state;
     const char *ints[] = {"installed-size", NULL}; /* names match case-insensitively */
-    sx_lp_opts o = {.id_field = "package", .int_fields = ints};
+    sx_load_parse_opts o = {.id_field = "package", .int_fields = ints};
     const char *text = "\n"
                        "# a comment before the first stanza\n"
                        "Package: alpha\n"            /* 3 */
@@ -363,10 +366,10 @@ static void test_deb_stanzas(void **state)
                        "Empty:\n"                    /* 16 */
                        "\n"
                        "\n";
-    sx_lrec r[4];
+    sx_load_parse_rec r[4];
     size_t n = deb(&o, text, r, 4);
     assert_int_equal(n, 2);
-    assert_int_equal(r[0].kind, SX_LREC_PUT);
+    assert_int_equal(r[0].kind, SX_LOAD_PARSE_REC_PUT);
     assert_int_equal(r[0].line, 3);
     assert_string_equal(r[0].doc->id, "alpha");
     assert_string_equal(str_of(r[0].doc, "Package"), "alpha"); /* the id field is kept */
@@ -375,7 +378,7 @@ static void test_deb_stanzas(void **state)
     assert_string_equal(str_of(r[0].doc, "Description"),
                         "short text\nlong line one\n.\n  indented");
     assert_string_equal(str_of(r[0].doc, "Depends"), "libc6 (>= 2.36),\n        zlib1g");
-    assert_int_equal(r[1].kind, SX_LREC_PUT);
+    assert_int_equal(r[1].kind, SX_LOAD_PARSE_REC_PUT);
     assert_int_equal(r[1].line, 13);
     assert_string_equal(r[1].doc->id, "beta");
     assert_int_equal(int_of(r[1].doc, "Installed-Size"), 7);
@@ -396,19 +399,19 @@ static void test_deb_stanzas(void **state)
 
 /* Parses text; expects the record at index `which` to be BAD at line `line`
  * with `want` in its message, and the others to be PUTs. */
-static void deb_bad(const sx_lp_opts *o, const char *text, size_t nrec, size_t which, uint64_t line,
-                    const char *want)
+static void deb_bad(const sx_load_parse_opts *o, const char *text, size_t nrec, size_t which,
+                    uint64_t line, const char *want)
 {
-    sx_lrec r[8];
+    sx_load_parse_rec r[8];
     size_t n = deb(o, text, r, 8);
     assert_int_equal(n, nrec);
     for (size_t i = 0; i < n; i++) {
         if (i != which) {
-            if (r[i].kind != SX_LREC_PUT)
+            if (r[i].kind != SX_LOAD_PARSE_REC_PUT)
                 fail_msg("record %zu: %d (%s)", i, r[i].kind, r[i].msg);
             continue;
         }
-        if (r[i].kind != SX_LREC_BAD)
+        if (r[i].kind != SX_LOAD_PARSE_REC_BAD)
             fail_msg("record %zu accepted; wanted \"%s\"", i, want);
         assert_null(r[i].doc);
         if (r[i].line != line || !strstr(r[i].msg, want))
@@ -422,7 +425,7 @@ static void test_deb_bad(void **state)
 {
     (void)state;
     const char *ints[] = {"Installed-Size", NULL};
-    sx_lp_opts o = {.id_field = "Package", .int_fields = ints};
+    sx_load_parse_opts o = {.id_field = "Package", .int_fields = ints};
     /* A stanza without the id field: reported at its first line; the next is read. */
     deb_bad(&o, "Package: a\n\nSection: x\nVersion: 1\n\nPackage: c\n", 3, 1, 3,
             "(lines 3-4) has no \"Package\" field");
@@ -452,8 +455,8 @@ static void test_deb_types_and_fields(void **state)
     (void)state;
     const char *lenient[] = {"Size", "Installed-Size", NULL};
     const char *only[] = {"section", "size", NULL};
-    sx_lp_opts o = {.id_field = "Package", .int_if_parses = lenient, .only_fields = only};
-    sx_lrec r[4];
+    sx_load_parse_opts o = {.id_field = "Package", .int_if_parses = lenient, .only_fields = only};
+    sx_load_parse_rec r[4];
     size_t n = deb(&o,
                    "Package: a\nSection: x\nSize: 12\nVersion: 1\n\n"
                    "Package: b\nSize: 12k\n",
@@ -471,7 +474,7 @@ static void test_deb_types_and_fields(void **state)
 static void test_deb_long(void **state)
 {
     (void)state;
-    sx_lp_opts o = {.id_field = "Package"};
+    sx_load_parse_opts o = {.id_field = "Package"};
     /* A 100 KB line: refused as a value over the limit, at its line. */
     size_t big = 100 * 1000;
     char *v = run('x', big);
@@ -480,8 +483,8 @@ static void test_deb_long(void **state)
     snprintf(text, cap, "Package: a\nProvides: %s\n\nPackage: b\n", v);
     deb_bad(&o, text, 2, 0, 2, "string value is 100000 bytes; the limit is 4096");
     /* ... or cut with truncate. */
-    sx_lp_opts t = {.id_field = "Package", .truncate = true};
-    sx_lrec r[4];
+    sx_load_parse_opts t = {.id_field = "Package", .truncate = true};
+    sx_load_parse_rec r[4];
     size_t n = deb(&t, text, r, 4);
     assert_int_equal(n, 2);
     assert_int_equal(r[0].truncated, 1);
@@ -491,17 +494,17 @@ static void test_deb_long(void **state)
     free(v);
 
     /* A line the reader could not return makes its stanza bad. */
-    sx_lp_deb *d = sx_lp_deb_new(&o);
-    sx_lrec rec;
-    assert_int_equal(sx_lp_deb_feed(d, "Package: a", 10, 1, &rec), SX_LREC_NONE);
-    sx_lp_deb_feed_bad(d, 2, "the line is longer than 8388608 bytes");
-    assert_int_equal(sx_lp_deb_feed(d, "Section: x", 10, 3, &rec), SX_LREC_NONE);
-    assert_int_equal(sx_lp_deb_feed(d, "", 0, 4, &rec), SX_LREC_BAD);
+    sx_load_parse_deb *d = sx_load_parse_deb_new(&o);
+    sx_load_parse_rec rec;
+    assert_int_equal(sx_load_parse_deb_feed(d, "Package: a", 10, 1, &rec), SX_LOAD_PARSE_REC_NONE);
+    sx_load_parse_deb_feed_bad(d, 2, "the line is longer than 8388608 bytes");
+    assert_int_equal(sx_load_parse_deb_feed(d, "Section: x", 10, 3, &rec), SX_LOAD_PARSE_REC_NONE);
+    assert_int_equal(sx_load_parse_deb_feed(d, "", 0, 4, &rec), SX_LOAD_PARSE_REC_BAD);
     assert_int_equal(rec.line, 2);
     assert_non_null(strstr(rec.msg, "longer than"));
-    sx_lrec_clear(&rec);
-    assert_int_equal(sx_lp_deb_end(d, &rec), SX_LREC_NONE);
-    sx_lp_deb_free(d);
+    sx_load_parse_rec_clear(&rec);
+    assert_int_equal(sx_load_parse_deb_end(d, &rec), SX_LOAD_PARSE_REC_NONE);
+    sx_load_parse_deb_free(d);
 }
 
 /* ---------------------------------------------------------------- lines -- */
@@ -519,12 +522,12 @@ static int input_of(const void *data, size_t n)
     return fd;
 }
 
-static void expect_line(sx_lreader *r, const char *want, uint64_t want_no)
+static void expect_line(sx_load_parse_reader *r, const char *want, uint64_t want_no)
 {
     const char *line;
     size_t len;
     uint64_t no;
-    assert_int_equal(sx_lreader_next(r, &line, &len, &no), SX_LR_LINE);
+    assert_int_equal(sx_load_parse_reader_next(r, &line, &len, &no), SX_LOAD_PARSE_LINE);
     assert_int_equal(no, want_no);
     assert_int_equal(len, strlen(want));
     assert_memory_equal(line, want, len);
@@ -535,8 +538,8 @@ static void test_reader_lines(void **state)
     (void)state;
     const char data[] = "\xEF\xBB\xBF{\"a\"}\r\n\nsecond\n\r\nlast";
     int fd = input_of(data, sizeof(data) - 1);
-    sx_lreader *r = sx_lreader_new(fd, 0);
-    assert_int_equal(sx_lreader_peek(r), '{');
+    sx_load_parse_reader *r = sx_load_parse_reader_new(fd, 0);
+    assert_int_equal(sx_load_parse_reader_peek(r), '{');
     expect_line(r, "{\"a\"}", 1);
     expect_line(r, "", 2);
     expect_line(r, "second", 3);
@@ -545,23 +548,23 @@ static void test_reader_lines(void **state)
     const char *line;
     size_t len;
     uint64_t no;
-    assert_int_equal(sx_lreader_next(r, &line, &len, &no), SX_LR_EOF);
-    assert_int_equal(sx_lreader_bytes(r), sizeof(data) - 1);
-    sx_lreader_free(r);
+    assert_int_equal(sx_load_parse_reader_next(r, &line, &len, &no), SX_LOAD_PARSE_EOF);
+    assert_int_equal(sx_load_parse_reader_bytes(r), sizeof(data) - 1);
+    sx_load_parse_reader_free(r);
     close(fd);
 
     fd = input_of("  \n\n Package: x\n", 16);
-    r = sx_lreader_new(fd, 0);
-    assert_int_equal(sx_lreader_peek(r), 'P');
+    r = sx_load_parse_reader_new(fd, 0);
+    assert_int_equal(sx_load_parse_reader_peek(r), 'P');
     expect_line(r, "  ", 1);
-    sx_lreader_free(r);
+    sx_load_parse_reader_free(r);
     close(fd);
 
     fd = input_of("", 0);
-    r = sx_lreader_new(fd, 0);
-    assert_int_equal(sx_lreader_peek(r), -1);
-    assert_int_equal(sx_lreader_next(r, &line, &len, &no), SX_LR_EOF);
-    sx_lreader_free(r);
+    r = sx_load_parse_reader_new(fd, 0);
+    assert_int_equal(sx_load_parse_reader_peek(r), -1);
+    assert_int_equal(sx_load_parse_reader_next(r, &line, &len, &no), SX_LOAD_PARSE_EOF);
+    sx_load_parse_reader_free(r);
     close(fd);
 }
 
@@ -577,20 +580,20 @@ static void test_reader_too_long(void **state)
     for (int i = 0; i < 40; i++)
         sx_buf_push(&b, 'y');
     int fd = input_of(b.data, b.len);
-    sx_lreader *r = sx_lreader_new(fd, 16);
+    sx_load_parse_reader *r = sx_load_parse_reader_new(fd, 16);
     const char *line;
     size_t len;
     uint64_t no;
     expect_line(r, "short", 1);
-    assert_int_equal(sx_lreader_next(r, &line, &len, &no), SX_LR_TOO_LONG);
+    assert_int_equal(sx_load_parse_reader_next(r, &line, &len, &no), SX_LOAD_PARSE_TOO_LONG);
     assert_int_equal(no, 2);
     expect_line(r, "exactly sixteen!", 3);
     expect_line(r, "after", 4);
-    assert_int_equal(sx_lreader_next(r, &line, &len, &no), SX_LR_TOO_LONG);
+    assert_int_equal(sx_load_parse_reader_next(r, &line, &len, &no), SX_LOAD_PARSE_TOO_LONG);
     assert_int_equal(no, 5);
-    assert_int_equal(sx_lreader_next(r, &line, &len, &no), SX_LR_EOF);
-    assert_int_equal(sx_lreader_bytes(r), b.len);
-    sx_lreader_free(r);
+    assert_int_equal(sx_load_parse_reader_next(r, &line, &len, &no), SX_LOAD_PARSE_EOF);
+    assert_int_equal(sx_load_parse_reader_bytes(r), b.len);
+    sx_load_parse_reader_free(r);
     close(fd);
     sx_buf_free(&b);
 }
@@ -608,7 +611,7 @@ static void test_reader_many(void **state)
         sx_buf_append(&b, one, (size_t)k);
     }
     int fd = input_of(b.data, b.len);
-    sx_lreader *r = sx_lreader_new(fd, 0);
+    sx_load_parse_reader *r = sx_load_parse_reader_new(fd, 0);
     for (int i = 0; i < N; i++) {
         char want[64];
         snprintf(want, sizeof(want), "line %d %.*s", i, i % 37,
@@ -618,9 +621,9 @@ static void test_reader_many(void **state)
     const char *line;
     size_t len;
     uint64_t no;
-    assert_int_equal(sx_lreader_next(r, &line, &len, &no), SX_LR_EOF);
-    assert_int_equal(sx_lreader_bytes(r), b.len);
-    sx_lreader_free(r);
+    assert_int_equal(sx_load_parse_reader_next(r, &line, &len, &no), SX_LOAD_PARSE_EOF);
+    assert_int_equal(sx_load_parse_reader_bytes(r), b.len);
+    sx_load_parse_reader_free(r);
     close(fd);
     sx_buf_free(&b);
 }

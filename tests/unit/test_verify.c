@@ -8,7 +8,7 @@
  * by hand, on a fixed history (multi-valued fields, updates that change
  * values, deletes, re-created ids, index_start in the middle, a second start,
  * index_drop, a mistyped value) and on random ones. The entry and document
- * diffs are checked on hand-made differences. Then sx_vfy_run runs against a
+ * diffs are checked on hand-made differences. Then sx_verify_run runs against a
  * fake cluster (two workers each holding a replica of both log partitions, a
  * local+global and a local index) whose served views come from the oracle,
  * each replica at its own position: clean, and with faults injected on a
@@ -198,19 +198,18 @@ static void pack_top(const top *o, sx_buf *out)
 }
 
 /* Applies log[0..n) to r, offsets 1..n. */
-static void apply_all(sx_vfy_replay *r, const top *log, size_t n)
+static void apply_all(sx_replay *r, const top *log, size_t n)
 {
     sx_buf b = {0};
     sx_err err = {0};
     for (size_t i = 0; i < n; i++) {
         pack_top(&log[i], &b);
-        assert_int_equal(sx_vfy_replay_apply(r, sx_vfy_replay_position(r) + 1, b.data, b.len, &err),
-                         SX_OK);
+        assert_int_equal(sx_replay_apply(r, sx_replay_position(r) + 1, b.data, b.len, &err), SX_OK);
     }
     sx_buf_free(&b);
 }
 
-static void apply_one(sx_vfy_replay *r, const top *o)
+static void apply_one(sx_replay *r, const top *o)
 {
     apply_all(r, o, 1);
 }
@@ -269,7 +268,8 @@ static void oracle_at(const top *log, size_t n, uint64_t pos, ostate *st)
 
 /* The entries index ix holds in st (of term partition t only, when t >= 0),
  * added to l with partition p. False when the index is not active. */
-static bool oracle_entries(const ostate *st, uint64_t ix, int64_t t, int32_t p, sx_vfy_entries *l)
+static bool oracle_entries(const ostate *st, uint64_t ix, int64_t t, int32_t p,
+                           sx_replay_entries *l)
 {
     const top *s = NULL;
     for (size_t i = 0; i < st->nix; i++)
@@ -304,7 +304,7 @@ static bool oracle_entries(const ostate *st, uint64_t ix, int64_t t, int32_t p, 
             }
             sx_key_append_str(&key, o->id, strlen(o->id));
             if (t < 0 || (int64_t)term == t)
-                sx_vfy_entries_add(l, key.data, key.len, st->docs[d].version, p);
+                sx_replay_entries_add(l, key.data, key.len, st->docs[d].version, p);
             sx_buf_free(&key);
         }
     }
@@ -314,7 +314,7 @@ static bool oracle_entries(const ostate *st, uint64_t ix, int64_t t, int32_t p, 
 /* ---- helpers ---- */
 
 typedef struct collect {
-    sx_vfy_entries *l;
+    sx_replay_entries *l;
     int64_t t;
     int32_t p;
 } collect;
@@ -323,92 +323,92 @@ static void collect_cb(void *arg, const uint8_t *key, size_t len, uint32_t term,
 {
     collect *c = arg;
     if (c->t < 0 || (int64_t)term == c->t)
-        sx_vfy_entries_add(c->l, key, len, version, c->p);
+        sx_replay_entries_add(c->l, key, len, version, c->p);
 }
 
 /* The replay's entries of ix (term t, or all); false when inactive. */
-static bool replay_list(const sx_vfy_replay *r, uint64_t ix, int64_t t, sx_vfy_entries *l)
+static bool replay_list(const sx_replay *r, uint64_t ix, int64_t t, sx_replay_entries *l)
 {
     collect c = {l, t, 0};
-    return sx_vfy_replay_entries(r, ix, collect_cb, &c, NULL, NULL);
+    return sx_replay_each_entry(r, ix, collect_cb, &c, NULL, NULL);
 }
 
-static void assert_same(sx_vfy_entries *a, sx_vfy_entries *b)
+static void assert_same(sx_replay_entries *a, sx_replay_entries *b)
 {
-    sx_vfy_entries_sort(a);
-    sx_vfy_entries_sort(b);
+    sx_replay_entries_sort(a);
+    sx_replay_entries_sort(b);
     assert_int_equal(a->n, b->n);
-    assert_int_equal(sx_vfy_entries_diff(a, b, NULL, NULL), 0);
-    assert_true(sx_vfy_entries_digest(a) == sx_vfy_entries_digest(b));
+    assert_int_equal(sx_replay_entries_diff(a, b, NULL, NULL), 0);
+    assert_true(sx_replay_entries_digest(a) == sx_replay_entries_digest(b));
 }
 
 /* Adds the entry (string value, id) -> version to l. */
-static void add_s(sx_vfy_entries *l, const char *value, const char *id, uint64_t version)
+static void add_s(sx_replay_entries *l, const char *value, const char *id, uint64_t version)
 {
     sx_buf k = {0};
     sx_key_append_str(&k, value, strlen(value));
     sx_key_append_str(&k, id, strlen(id));
-    sx_vfy_entries_add(l, k.data, k.len, version, 0);
+    sx_replay_entries_add(l, k.data, k.len, version, 0);
     sx_buf_free(&k);
 }
 
-static void add_i(sx_vfy_entries *l, int64_t value, const char *id, uint64_t version)
+static void add_i(sx_replay_entries *l, int64_t value, const char *id, uint64_t version)
 {
     sx_buf k = {0};
     sx_key_append_i64(&k, value);
     sx_key_append_str(&k, id, strlen(id));
-    sx_vfy_entries_add(l, k.data, k.len, version, 0);
+    sx_replay_entries_add(l, k.data, k.len, version, 0);
     sx_buf_free(&k);
 }
 
 /* The replay's entries of ix equal the listed ones, and its digest theirs. */
-static void expect_entries(const sx_vfy_replay *r, uint64_t ix, sx_vfy_entries *want)
+static void expect_entries(const sx_replay *r, uint64_t ix, sx_replay_entries *want)
 {
-    sx_vfy_entries got = {0};
+    sx_replay_entries got = {0};
     assert_true(replay_list(r, ix, -1, &got));
     assert_same(&got, want);
     uint64_t digest = 0, count = 0;
-    assert_true(sx_vfy_replay_digest(r, ix, -1, &digest, &count));
+    assert_true(sx_replay_digest(r, ix, -1, &digest, &count));
     assert_int_equal(count, want->n);
-    assert_true(digest == sx_vfy_entries_digest(want));
-    sx_vfy_entries_free(&got);
-    sx_vfy_entries_free(want);
+    assert_true(digest == sx_replay_entries_digest(want));
+    sx_replay_entries_free(&got);
+    sx_replay_entries_free(want);
 }
 
 /* Replay and oracle agree on every index and term partition at this position. */
-static void agree_with_oracle(const sx_vfy_replay *r, const top *log, size_t n)
+static void agree_with_oracle(const sx_replay *r, const top *log, size_t n)
 {
     ostate st;
-    oracle_at(log, n, sx_vfy_replay_position(r), &st);
-    assert_int_equal(sx_vfy_replay_doc_count(r), st.ndocs);
+    oracle_at(log, n, sx_replay_position(r), &st);
+    assert_int_equal(sx_replay_doc_count(r), st.ndocs);
     for (size_t d = 0; d < st.ndocs; d++) {
         uint64_t v = 0;
-        assert_true(sx_vfy_replay_doc(r, st.docs[d].id, strlen(st.docs[d].id), &v, NULL));
+        assert_true(sx_replay_doc(r, st.docs[d].id, strlen(st.docs[d].id), &v, NULL));
         assert_int_equal(v, st.docs[d].version);
     }
     static const uint64_t ids[] = {7, 8};
     for (size_t i = 0; i < 2; i++) {
         uint64_t total = 0, total_count = 0;
         for (int64_t t = -1; t < 3; t++) {
-            sx_vfy_entries want = {0}, got = {0};
+            sx_replay_entries want = {0}, got = {0};
             bool a = oracle_entries(&st, ids[i], t, 0, &want);
             assert_int_equal(replay_list(r, ids[i], t, &got), a);
-            assert_int_equal(sx_vfy_replay_index(r, ids[i], NULL) != NULL, a);
+            assert_int_equal(sx_replay_index(r, ids[i], NULL) != NULL, a);
             assert_same(&got, &want);
             uint64_t digest, count;
-            assert_int_equal(sx_vfy_replay_digest(r, ids[i], t, &digest, &count), a);
-            assert_true(digest == sx_vfy_entries_digest(&want));
+            assert_int_equal(sx_replay_digest(r, ids[i], t, &digest, &count), a);
+            assert_true(digest == sx_replay_entries_digest(&want));
             assert_int_equal(count, want.n);
             if (t >= 0) {
                 total += digest;
                 total_count += count;
             }
-            sx_vfy_entries_free(&want);
-            sx_vfy_entries_free(&got);
+            sx_replay_entries_free(&want);
+            sx_replay_entries_free(&got);
         }
-        if (ids[i] == 7 && sx_vfy_replay_index(r, 7, NULL)) {
+        if (ids[i] == 7 && sx_replay_index(r, 7, NULL)) {
             uint64_t digest, count;
-            sx_vfy_replay_digest(r, 7, -1, &digest, &count);
+            sx_replay_digest(r, 7, -1, &digest, &count);
             assert_true(digest == total); /* the term partitions split the index */
             assert_int_equal(count, total_count);
         }
@@ -439,13 +439,13 @@ static const top history[] = {
 static void test_replay_history(void **state)
 {
     (void)state;
-    sx_vfy_replay *r = sx_vfy_replay_create(0);
-    sx_vfy_entries want = {0};
+    sx_replay *r = sx_replay_create(0);
+    sx_replay_entries want = {0};
     uint64_t count, mistyped;
 
     apply_all(r, history, 2);
-    assert_null(sx_vfy_replay_index(r, 7, NULL));
-    assert_false(sx_vfy_replay_entries(r, 7, NULL, NULL, &count, NULL));
+    assert_null(sx_replay_index(r, 7, NULL));
+    assert_false(sx_replay_each_entry(r, 7, NULL, NULL, &count, NULL));
     assert_int_equal(count, 0);
 
     apply_one(r, &history[2]); /* 3: backfilled from the documents as of 2 */
@@ -460,7 +460,7 @@ static void test_replay_history(void **state)
     add_s(&want, "red", "b", 2);
     add_s(&want, "green", "c", 4);
     expect_entries(r, 7, &want);
-    assert_true(sx_vfy_replay_entries(r, 7, NULL, NULL, &count, &mistyped));
+    assert_true(sx_replay_each_entry(r, 7, NULL, NULL, &count, &mistyped));
     assert_int_equal(count, 4);
     assert_int_equal(mistyped, 1);
 
@@ -486,7 +486,7 @@ static void test_replay_history(void **state)
 
     apply_one(r, &history[8]); /* 9: a second start changes nothing */
     const Shardex__V1__IndexSpec *spec = NULL;
-    const sx_ix_def *d = sx_vfy_replay_index(r, 7, &spec);
+    const sx_ix_def *d = sx_replay_index(r, 7, &spec);
     assert_non_null(d);
     assert_int_equal(d->term_partitions, 3);
     assert_int_equal(spec->term_partitions, 3);
@@ -497,55 +497,55 @@ static void test_replay_history(void **state)
     expect_entries(r, 7, &want);
 
     apply_one(r, &history[9]); /* 10: dropped */
-    assert_null(sx_vfy_replay_index(r, 7, NULL));
-    assert_false(sx_vfy_replay_entries(r, 7, NULL, NULL, &count, NULL));
+    assert_null(sx_replay_index(r, 7, NULL));
+    assert_false(sx_replay_each_entry(r, 7, NULL, NULL, &count, NULL));
 
     apply_all(r, &history[10], 4); /* 11..14: no-op drop and delete; c replaced */
-    assert_int_equal(sx_vfy_replay_position(r), 14);
+    assert_int_equal(sx_replay_position(r), 14);
     add_i(&want, 2, "a", 5);
     add_i(&want, -3, "b", 8);
     add_i(&want, 7, "c", 14);
     expect_entries(r, 8, &want);
-    assert_true(sx_vfy_replay_entries(r, 8, NULL, NULL, &count, &mistyped));
+    assert_true(sx_replay_each_entry(r, 8, NULL, NULL, &count, &mistyped));
     assert_int_equal(mistyped, 1); /* c's n = "seven" */
 
-    assert_int_equal(sx_vfy_replay_doc_count(r), 4);
+    assert_int_equal(sx_replay_doc_count(r), 4);
     uint64_t v = 0;
     const Shardex__V1__Document *doc = NULL;
-    assert_true(sx_vfy_replay_doc(r, "c", 1, &v, &doc));
+    assert_true(sx_replay_doc(r, "c", 1, &v, &doc));
     assert_int_equal(v, 14);
     assert_int_equal(doc->n_fields, 2);
-    assert_false(sx_vfy_replay_doc(r, "zz", 2, NULL, NULL));
-    assert_int_equal(sx_vfy_replay_touched(r, "b", 1), 8);
-    assert_int_equal(sx_vfy_replay_touched(r, "zz", 2), 13);
-    assert_int_equal(sx_vfy_replay_touched(r, "nope", 4), 0);
-    sx_vfy_replay_destroy(r);
+    assert_false(sx_replay_doc(r, "zz", 2, NULL, NULL));
+    assert_int_equal(sx_replay_touched(r, "b", 1), 8);
+    assert_int_equal(sx_replay_touched(r, "zz", 2), 13);
+    assert_int_equal(sx_replay_touched(r, "nope", 4), 0);
+    sx_replay_destroy(r);
 
     /* The oracle agrees at every position. */
-    r = sx_vfy_replay_create(0);
+    r = sx_replay_create(0);
     agree_with_oracle(r, history, NHISTORY);
     for (size_t i = 0; i < NHISTORY; i++) {
         apply_one(r, &history[i]);
         agree_with_oracle(r, history, NHISTORY);
     }
-    sx_vfy_replay_destroy(r);
+    sx_replay_destroy(r);
 }
 
 /* Entries the apply path refuses are refused here too, changing nothing. */
 static void test_replay_refuses(void **state)
 {
     (void)state;
-    sx_vfy_replay *r = sx_vfy_replay_create(3);
+    sx_replay *r = sx_replay_create(3);
     apply_all(r, history, 3);
     sx_buf b = {0};
     sx_err err = {0};
     static const top junk = JUNK, empty = {.kind = OP_EMPTY};
     pack_top(&junk, &b);
-    assert_int_equal(sx_vfy_replay_apply(r, 4, b.data, b.len, &err), SX_DATA_LOSS);
+    assert_int_equal(sx_replay_apply(r, 4, b.data, b.len, &err), SX_DATA_LOSS);
     assert_non_null(strstr(err.msg, "partition 3"));
     assert_non_null(strstr(err.msg, "entry 4"));
     pack_top(&empty, &b);
-    assert_int_equal(sx_vfy_replay_apply(r, 4, b.data, b.len, &err), SX_DATA_LOSS);
+    assert_int_equal(sx_replay_apply(r, 4, b.data, b.len, &err), SX_DATA_LOSS);
 
     /* An index_start without a spec. */
     Shardex__Internal__V1__IndexStart st = SHARDEX__INTERNAL__V1__INDEX_START__INIT;
@@ -556,19 +556,19 @@ static void test_replay_refuses(void **state)
     sx_buf_reset(&b);
     sx_buf_reserve(&b, shardex__internal__v1__log_op__get_packed_size(&op));
     b.len = shardex__internal__v1__log_op__pack(&op, b.data);
-    assert_int_equal(sx_vfy_replay_apply(r, 4, b.data, b.len, &err), SX_DATA_LOSS);
+    assert_int_equal(sx_replay_apply(r, 4, b.data, b.len, &err), SX_DATA_LOSS);
 
     /* Offsets in order only. */
     pack_top(&history[3], &b);
-    assert_int_equal(sx_vfy_replay_apply(r, 5, b.data, b.len, &err), SX_INVALID_ARGUMENT);
-    assert_int_equal(sx_vfy_replay_apply(r, 3, b.data, b.len, &err), SX_INVALID_ARGUMENT);
+    assert_int_equal(sx_replay_apply(r, 5, b.data, b.len, &err), SX_INVALID_ARGUMENT);
+    assert_int_equal(sx_replay_apply(r, 3, b.data, b.len, &err), SX_INVALID_ARGUMENT);
 
-    assert_int_equal(sx_vfy_replay_position(r), 3);
+    assert_int_equal(sx_replay_position(r), 3);
     agree_with_oracle(r, history, NHISTORY);
-    assert_int_equal(sx_vfy_replay_apply(r, 4, b.data, b.len, &err), SX_OK);
+    assert_int_equal(sx_replay_apply(r, 4, b.data, b.len, &err), SX_OK);
     agree_with_oracle(r, history, NHISTORY);
     sx_buf_free(&b);
-    sx_vfy_replay_destroy(r);
+    sx_replay_destroy(r);
 }
 
 static const char *const rid[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
@@ -606,12 +606,12 @@ static void test_replay_random(void **state)
                 *o = (top)DROP(7 + rnd_below(2));
             }
         }
-        sx_vfy_replay *r = sx_vfy_replay_create(0);
+        sx_replay *r = sx_replay_create(0);
         for (size_t i = 0; i < LEN; i++) {
             apply_one(r, &log[i]);
             agree_with_oracle(r, log, LEN);
         }
-        sx_vfy_replay_destroy(r);
+        sx_replay_destroy(r);
     }
     free(log);
 }
@@ -619,7 +619,7 @@ static void test_replay_random(void **state)
 /* ---- diffs ---- */
 
 typedef struct seen_diff {
-    sx_vfy_kind kind;
+    sx_replay_kind kind;
     char what[64];
     uint64_t expected, served;
 } seen_diff;
@@ -629,11 +629,12 @@ typedef struct seen {
     size_t n;
 } seen;
 
-static void entry_diff_cb(void *arg, sx_vfy_kind kind, const sx_vfy_entry *e, const sx_vfy_entry *s)
+static void entry_diff_cb(void *arg, sx_replay_kind kind, const sx_replay_entry *e,
+                          const sx_replay_entry *s)
 {
     seen *x = arg;
     assert_true(x->n < 16);
-    const sx_vfy_entry *any = e ? e : s;
+    const sx_replay_entry *any = e ? e : s;
     Shardex__V1__Value v;
     sx_buf sb = {0}, id = {0};
     assert_true(sx_ix_split_key(false, any->key, any->len, &v, &sb, &id));
@@ -649,7 +650,7 @@ static void entry_diff_cb(void *arg, sx_vfy_kind kind, const sx_vfy_entry *e, co
 static void test_entries_diff(void **state)
 {
     (void)state;
-    sx_vfy_entries want = {0}, got = {0};
+    sx_replay_entries want = {0}, got = {0};
     add_s(&want, "red", "k1", 1);
     add_s(&want, "red", "k2", 2);
     add_s(&want, "red", "k3", 3);
@@ -659,33 +660,33 @@ static void test_entries_diff(void **state)
     add_s(&got, "red", "k1", 1);
     add_s(&got, "blue", "k0", 9);
     add_s(&got, "blue", "k0", 9); /* twice */
-    sx_vfy_entries_sort(&want);
-    sx_vfy_entries_sort(&got);
+    sx_replay_entries_sort(&want);
+    sx_replay_entries_sort(&got);
     seen x = {0};
-    assert_int_equal(sx_vfy_entries_diff(&want, &got, entry_diff_cb, &x), 4);
-    assert_int_equal(x.d[0].kind, SX_VFY_EXTRA); /* the second blue/k0 */
+    assert_int_equal(sx_replay_entries_diff(&want, &got, entry_diff_cb, &x), 4);
+    assert_int_equal(x.d[0].kind, SX_REPLAY_EXTRA); /* the second blue/k0 */
     assert_string_equal(x.d[0].what, "blue/k0");
-    assert_int_equal(x.d[1].kind, SX_VFY_WRONG_VERSION);
+    assert_int_equal(x.d[1].kind, SX_REPLAY_WRONG_VERSION);
     assert_string_equal(x.d[1].what, "red/k2");
     assert_int_equal(x.d[1].expected, 2);
     assert_int_equal(x.d[1].served, 5);
-    assert_int_equal(x.d[2].kind, SX_VFY_MISSING);
+    assert_int_equal(x.d[2].kind, SX_REPLAY_MISSING);
     assert_string_equal(x.d[2].what, "red/k3");
     assert_int_equal(x.d[2].expected, 3);
-    assert_int_equal(x.d[3].kind, SX_VFY_EXTRA);
+    assert_int_equal(x.d[3].kind, SX_REPLAY_EXTRA);
     assert_string_equal(x.d[3].what, "red/k4");
     assert_int_equal(x.d[3].served, 4);
-    assert_int_equal(sx_vfy_entries_diff(&want, &want, NULL, NULL), 0);
-    sx_vfy_entries empty = {0};
-    assert_int_equal(sx_vfy_entries_diff(&want, &empty, NULL, NULL), 4);
-    assert_int_equal(sx_vfy_entries_diff(&empty, &got, NULL, NULL), 5);
-    assert_true(sx_vfy_entries_digest(&empty) == 0);
-    assert_string_equal(sx_vfy_kind_name(SX_VFY_WRONG_VERSION), "WRONG-VERSION");
-    sx_vfy_entries_free(&want);
-    sx_vfy_entries_free(&got);
+    assert_int_equal(sx_replay_entries_diff(&want, &want, NULL, NULL), 0);
+    sx_replay_entries empty = {0};
+    assert_int_equal(sx_replay_entries_diff(&want, &empty, NULL, NULL), 4);
+    assert_int_equal(sx_replay_entries_diff(&empty, &got, NULL, NULL), 5);
+    assert_true(sx_replay_entries_digest(&empty) == 0);
+    assert_string_equal(sx_replay_kind_name(SX_REPLAY_WRONG_VERSION), "WRONG-VERSION");
+    sx_replay_entries_free(&want);
+    sx_replay_entries_free(&got);
 }
 
-static void doc_diff_cb(void *arg, sx_vfy_kind kind, const char *id, uint64_t expected,
+static void doc_diff_cb(void *arg, sx_replay_kind kind, const char *id, uint64_t expected,
                         uint64_t served)
 {
     seen *x = arg;
@@ -711,7 +712,7 @@ static Shardex__Internal__V1__StoredDoc *stored(const top *o, uint64_t version, 
 static void test_docs_diff(void **state)
 {
     (void)state;
-    sx_vfy_replay *r = sx_vfy_replay_create(0);
+    sx_replay *r = sx_replay_create(0);
     apply_all(r, history, 5); /* a@5, b@2, c@4 */
     static const top a_other = PUT("a", S("color", "blue"), I("n", 2));
     static const top x_doc = PUT("x", S("color", "red"));
@@ -722,18 +723,18 @@ static void test_docs_diff(void **state)
     docs[2] = stored(&x_doc, 1, &db[2]);      /* not in the log */
     docs[3] = stored(&history[1], 2, &db[3]); /* b twice */
     seen x = {0};
-    assert_int_equal(sx_vfy_docs_diff(r, docs, 4, doc_diff_cb, &x), 5);
-    assert_int_equal(x.d[0].kind, SX_VFY_WRONG_CONTENT);
+    assert_int_equal(sx_replay_docs_diff(r, docs, 4, doc_diff_cb, &x), 5);
+    assert_int_equal(x.d[0].kind, SX_REPLAY_WRONG_CONTENT);
     assert_string_equal(x.d[0].what, "a");
-    assert_int_equal(x.d[1].kind, SX_VFY_WRONG_VERSION);
+    assert_int_equal(x.d[1].kind, SX_REPLAY_WRONG_VERSION);
     assert_string_equal(x.d[1].what, "b");
     assert_int_equal(x.d[1].expected, 2);
     assert_int_equal(x.d[1].served, 3);
-    assert_int_equal(x.d[2].kind, SX_VFY_EXTRA);
+    assert_int_equal(x.d[2].kind, SX_REPLAY_EXTRA);
     assert_string_equal(x.d[2].what, "x");
-    assert_int_equal(x.d[3].kind, SX_VFY_EXTRA);
+    assert_int_equal(x.d[3].kind, SX_REPLAY_EXTRA);
     assert_string_equal(x.d[3].what, "b");
-    assert_int_equal(x.d[4].kind, SX_VFY_MISSING);
+    assert_int_equal(x.d[4].kind, SX_REPLAY_MISSING);
     assert_string_equal(x.d[4].what, "c");
     assert_int_equal(x.d[4].expected, 4);
 
@@ -742,10 +743,10 @@ static void test_docs_diff(void **state)
     docs[0] = stored(&history[4], 5, &db[0]);
     docs[4] = stored(&history[3], 4, &db[4]);
     Shardex__Internal__V1__StoredDoc *same[3] = {docs[4], docs[3], docs[0]};
-    assert_int_equal(sx_vfy_docs_diff(r, same, 3, NULL, NULL), 0);
+    assert_int_equal(sx_replay_docs_diff(r, same, 3, NULL, NULL), 0);
     for (int i = 0; i < 5; i++)
         free(docs[i]);
-    sx_vfy_replay_destroy(r);
+    sx_replay_destroy(r);
 }
 
 /* ---- a fake cluster ---- */
@@ -784,7 +785,7 @@ typedef struct fake fake;
 /* Changes the sorted entries a view serves: a local index of log partition
  * `part` on worker w, or term partition `part` (term, w = -1). */
 typedef void (*mutate_fn)(fake *f, bool term, uint32_t part, int32_t w, uint64_t index,
-                          sx_vfy_entries *l);
+                          sx_replay_entries *l);
 
 /* The log of each partition is the leader's; every replica w of p serves
  * its documents and local indexes as of its own applied[p][w]. */
@@ -908,11 +909,11 @@ static ProtobufCMessage *fake_map(const fake *f)
     return reunpack(&m.base);
 }
 
-static ProtobufCMessage *digest_answer(const sx_vfy_entries *l, bool active, bool entries,
+static ProtobufCMessage *digest_answer(const sx_replay_entries *l, bool active, bool entries,
                                        uint64_t applied, const uint64_t *wm, size_t nwm)
 {
     Shardex__Internal__V1__DigestResponse r = SHARDEX__INTERNAL__V1__DIGEST_RESPONSE__INIT;
-    r.digest = sx_vfy_entries_digest(l);
+    r.digest = sx_replay_entries_digest(l);
     r.count = l->n;
     r.applied_offset = applied;
     r.active = active;
@@ -952,7 +953,7 @@ static sx_status fake_digest(fake *f, const char *addr,
                              const Shardex__Internal__V1__DigestRequest *req,
                              ProtobufCMessage **resp, sx_err *err)
 {
-    sx_vfy_entries l = {0};
+    sx_replay_entries l = {0};
     ostate st;
     if (!req->term) {
         uint32_t p = req->partition;
@@ -963,14 +964,14 @@ static sx_status fake_digest(fake *f, const char *addr,
             f->local_calls[p][w]++ && f->applied2[p][w] ? f->applied2[p][w] : f->applied[p][w];
         oracle_at(f->log[p], f->nlog[p], pos, &st);
         bool active = oracle_entries(&st, req->index_id, -1, (int32_t)p, &l);
-        sx_vfy_entries_sort(&l);
+        sx_replay_entries_sort(&l);
         if (f->mutate)
             f->mutate(f, false, p, w, req->index_id, &l);
         *resp = digest_answer(&l, active, req->entries, pos, NULL, 0);
         if (f->first_digest_off && p == 1 && w == f->leader[p] && req->index_id == 7 &&
             f->local_calls[p][w] == 1)
             ((Shardex__Internal__V1__DigestResponse *)*resp)->digest ^= 1;
-        sx_vfy_entries_free(&l);
+        sx_replay_entries_free(&l);
         return SX_OK;
     }
     uint32_t t = req->partition;
@@ -985,11 +986,11 @@ static sx_status fake_digest(fake *f, const char *addr,
         if (f->wm[t][p])
             oracle_entries(&st, 7, t, (int32_t)p, &l);
     }
-    sx_vfy_entries_sort(&l);
+    sx_replay_entries_sort(&l);
     if (f->mutate)
         f->mutate(f, true, t, -1, 7, &l);
     *resp = digest_answer(&l, true, req->entries, 0, f->wm[t], FP);
-    sx_vfy_entries_free(&l);
+    sx_replay_entries_free(&l);
     return SX_OK;
 }
 
@@ -1076,24 +1077,24 @@ static sx_status fake_call(void *arg, const char *addr, const ProtobufCServiceDe
     return SX_OK;
 }
 
-static sx_vfy_result *run_fake(fake *f, uint32_t page, sx_vfy_summary *s)
+static sx_verify_result *run_fake(fake *f, uint32_t page, sx_verify_summary *s)
 {
-    sx_vfy_opts o = {.server = "w0:1", .call = fake_call, .call_arg = f, .log_page = page};
-    sx_vfy_result *r = NULL;
+    sx_verify_opts o = {.server = "w0:1", .call = fake_call, .call_arg = f, .log_page = page};
+    sx_verify_result *r = NULL;
     sx_err err = {0};
-    assert_int_equal(sx_vfy_run(&o, &r, &err), SX_OK);
-    sx_vfy_result_summary(r, s);
+    assert_int_equal(sx_verify_run(&o, &r, &err), SX_OK);
+    sx_verify_result_summary(r, s);
     return r;
 }
 
 /* The report as text (caller frees). */
-static char *report(const sx_vfy_result *r)
+static char *report(const sx_verify_result *r)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&text, &len);
     assert_non_null(m);
-    sx_vfy_result_print(r, m);
+    sx_verify_result_print(r, m);
     fclose(m);
     return text;
 }
@@ -1119,14 +1120,14 @@ static void test_run_clean(void **state)
     for (size_t i = 0; i < 4; i++) {
         fake f;
         fake_init(&f);
-        sx_vfy_summary s;
-        sx_vfy_result *r = run_fake(&f, pages[i], &s);
+        sx_verify_summary s;
+        sx_verify_result *r = run_fake(&f, pages[i], &s);
         char *text = report(r);
         if (s.ok != FCHECKS)
             fail_msg("%s", text);
         assert_int_equal(s.checks, FCHECKS);
         assert_int_equal(s.diffs, 0);
-        assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_OK);
+        assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_OK);
         expect_line(text, "local  idx=color p=0 replica=w0@w0:1 at=9 entries=4 ok\n"
                           "local  idx=color p=0 replica=w1@w1:1 at=9 entries=4 ok\n");
         expect_line(text, "local  idx=n p=1 replica=w1@w1:1 at=8 entries=0 inactive ok\n");
@@ -1136,27 +1137,27 @@ static void test_run_clean(void **state)
                           "docs   p=1 replica=w0@w0:1 at=8 docs=3 ok\n");
         expect_line(text, "summary: 15 checks: 15 ok, 0 different, 0 failed; 0 differences");
         free(text);
-        sx_vfy_result_free(r);
+        sx_verify_result_free(r);
     }
     /* Views at earlier positions than the log's end. */
     fake f;
     fake_init(&f);
     at_all(&f, 0, 4);
     at_all(&f, 1, 0);
-    sx_vfy_summary s;
-    sx_vfy_result *r = run_fake(&f, 3, &s);
+    sx_verify_summary s;
+    sx_verify_result *r = run_fake(&f, 3, &s);
     assert_int_equal(s.ok, FCHECKS);
     char *text = report(r);
     expect_line(text, "local  idx=color p=0 replica=w0@w0:1 at=4 entries=4 ok\n");
     expect_line(text, "local  idx=color p=1 replica=w1@w1:1 at=0 entries=0 inactive ok\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 }
 
 /* Local index color at p=0 on its leader loses blue/a, serves green/c at a
  * wrong version and an entry the log never implied. */
 static void mutate_local(fake *f, bool term, uint32_t part, int32_t w, uint64_t index,
-                         sx_vfy_entries *l)
+                         sx_replay_entries *l)
 {
     if (term || part != 0 || w != f->leader[0] || index != 7 || l->n < 2)
         return;
@@ -1172,8 +1173,8 @@ static void test_run_entry_diffs(void **state)
     fake f;
     fake_init(&f);
     f.mutate = mutate_local;
-    sx_vfy_summary s;
-    sx_vfy_result *r = run_fake(&f, 0, &s);
+    sx_verify_summary s;
+    sx_verify_result *r = run_fake(&f, 0, &s);
     char *text = report(r);
     assert_int_equal(s.diffs, 3);
     assert_int_equal(s.missing, 1);
@@ -1181,7 +1182,7 @@ static void test_run_entry_diffs(void **state)
     assert_int_equal(s.wrong, 1);
     assert_int_equal(s.different, 1);
     assert_int_equal(s.ok, FCHECKS - 1);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_DIFFERENT);
     expect_line(text, "local  idx=color p=0 replica=w0@w0:1 at=9 entries=4 DIFFERENT (3)\n"
                       "MISSING       local idx=color p=0 replica=w0@w0:1 value=\"blue\" id=\"a\" "
                       "version=5\n"
@@ -1192,7 +1193,7 @@ static void test_run_entry_diffs(void **state)
                       "local  idx=color p=0 replica=w1@w1:1 at=9 entries=4 ok\n");
     expect_line(text, "3 differences (1 missing, 1 extra, 1 wrong, 0 other)");
 
-    char *js = sx_vfy_result_json(r);
+    char *js = sx_verify_result_json(r);
     json_error_t jerr;
     json_t *root = json_loads(js, 0, &jerr);
     assert_non_null(root);
@@ -1214,24 +1215,24 @@ static void test_run_entry_diffs(void **state)
     json_decref(root);
     free(js);
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* At most one difference kept, all three counted. */
-    sx_vfy_opts o = {.server = "w0:1", .call = fake_call, .call_arg = &f, .max_diffs = 1};
+    sx_verify_opts o = {.server = "w0:1", .call = fake_call, .call_arg = &f, .max_diffs = 1};
     sx_err err = {0};
-    assert_int_equal(sx_vfy_run(&o, &r, &err), SX_OK);
-    sx_vfy_result_summary(r, &s);
+    assert_int_equal(sx_verify_run(&o, &r, &err), SX_OK);
+    sx_verify_result_summary(r, &s);
     assert_int_equal(s.diffs, 3);
     text = report(r);
     expect_line(text, "the first 1 shown");
     assert_null(strstr(text, "EXTRA "));
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 }
 
 /* Term partition 0 serves its first entry at a wrong version. */
 static void mutate_term(fake *f, bool term, uint32_t part, int32_t w, uint64_t index,
-                        sx_vfy_entries *l)
+                        sx_replay_entries *l)
 {
     (void)f;
     (void)index;
@@ -1246,15 +1247,15 @@ static void test_run_global(void **state)
     fake f;
     fake_init(&f);
     f.mutate = mutate_term;
-    sx_vfy_summary s;
-    sx_vfy_result *r = run_fake(&f, 0, &s);
+    sx_verify_summary s;
+    sx_verify_result *r = run_fake(&f, 0, &s);
     char *text = report(r);
     assert_int_equal(s.diffs, 1);
     assert_int_equal(s.wrong, 1);
     expect_line(text, "WRONG-VERSION global idx=color t=0 value=");
     expect_line(text, " (from p=");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* p=0 has not shipped to t=1 yet. */
     fake_init(&f);
@@ -1263,10 +1264,10 @@ static void test_run_global(void **state)
     text = report(r);
     assert_int_equal(s.diffs, 1);
     assert_int_equal(s.other, 1);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_DIFFERENT);
     expect_line(text, "NOT-SHIPPED   global idx=color t=1 p=0 has shipped nothing");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* t=1's owner is down: that check fails, the others pass. */
     fake_init(&f);
@@ -1275,10 +1276,10 @@ static void test_run_global(void **state)
     text = report(r);
     assert_int_equal(s.failed, 1);
     assert_int_equal(s.ok, FCHECKS - 1);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_UNAVAILABLE);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_UNAVAILABLE);
     expect_line(text, "global idx=color t=1 FAILED: Digest from w1:1: UNAVAILABLE: w1:1 is down");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* The map and the log disagree on the index's spec. */
     fake_init(&f);
@@ -1286,12 +1287,12 @@ static void test_run_global(void **state)
     r = run_fake(&f, 0, &s);
     assert_int_equal(s.diffs, 2); /* once per log partition */
     assert_int_equal(s.other, 2);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_DIFFERENT);
     text = report(r);
     expect_line(text,
                 "SPEC-MISMATCH global idx=colour t=1 p=0 started it as name=color field=color");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 }
 
 static void test_run_docs(void **state)
@@ -1303,8 +1304,8 @@ static void test_run_docs(void **state)
     fake_init(&f);
     f.applied[0][0] = 7;
     f.scan_at[0][0] = 9;
-    sx_vfy_summary s;
-    sx_vfy_result *r = run_fake(&f, 0, &s);
+    sx_verify_summary s;
+    sx_verify_result *r = run_fake(&f, 0, &s);
     char *text = report(r);
     assert_int_equal(s.diffs, 2);
     assert_int_equal(s.extra, 2);
@@ -1314,7 +1315,7 @@ static void test_run_docs(void **state)
                       "EXTRA         docs p=0 replica=w0@w0:1 id=\"e\" version=9\n"
                       "docs   p=0 replica=w1@w1:1 at=9 docs=4 ok\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* A scan behind its own applied offset: a@5 b@2 c@4 served as of 9. */
     fake_init(&f);
@@ -1327,12 +1328,12 @@ static void test_run_docs(void **state)
     expect_line(text, "WRONG-VERSION docs p=0 replica=w0@w0:1 id=\"b\" served=2 expected=8\n");
     expect_line(text, "MISSING       docs p=0 replica=w0@w0:1 id=\"e\" version=9\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 }
 
 /* The local index color at p=0 on the follower w1 lacks its first entry. */
 static void mutate_follower(fake *f, bool term, uint32_t part, int32_t w, uint64_t index,
-                            sx_vfy_entries *l)
+                            sx_replay_entries *l)
 {
     (void)f;
     if (term || part != 0 || w != 1 || index != 7 || l->n == 0)
@@ -1348,20 +1349,20 @@ static void test_run_followers(void **state)
     fake f;
     fake_init(&f);
     f.mutate = mutate_follower;
-    sx_vfy_summary s;
-    sx_vfy_result *r = run_fake(&f, 0, &s);
+    sx_verify_summary s;
+    sx_verify_result *r = run_fake(&f, 0, &s);
     char *text = report(r);
     assert_int_equal(s.diffs, 1);
     assert_int_equal(s.missing, 1);
     assert_int_equal(s.different, 1);
     assert_int_equal(s.ok, FCHECKS - 1);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_DIFFERENT);
     expect_line(text,
                 "local  idx=color p=0 replica=w0@w0:1 at=9 entries=4 ok\n"
                 "local  idx=color p=0 replica=w1@w1:1 at=9 entries=3 expected=4 DIFFERENT (1)\n"
                 "MISSING       local idx=color p=0 replica=w1@w1:1 value=\"blue\" id=\"a\" "
                 "version=5\n");
-    char *js = sx_vfy_result_json(r);
+    char *js = sx_verify_result_json(r);
     json_error_t jerr;
     json_t *root = json_loads(js, 0, &jerr);
     assert_non_null(root);
@@ -1375,7 +1376,7 @@ static void test_run_followers(void **state)
     json_decref(root);
     free(js);
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* A follower behind its leader is compared at its own position. */
     fake_init(&f);
@@ -1387,7 +1388,7 @@ static void test_run_followers(void **state)
     expect_line(text, "local  idx=color p=0 replica=w1@w1:1 at=4 entries=4 ok\n");
     expect_line(text, "local  idx=n p=0 replica=w1@w1:1 at=4 entries=0 inactive ok\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* A follower's documents differ from the log at its position. */
     fake_init(&f);
@@ -1399,7 +1400,7 @@ static void test_run_followers(void **state)
     expect_line(text, "docs   p=1 replica=w0@w0:1 at=5 docs=2 expected=2 DIFFERENT (1)\n"
                       "WRONG-VERSION docs p=1 replica=w0@w0:1 id=\"x\" served=1 expected=5\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* A follower that has applied past the end of the leader's log. */
     fake_init(&f);
@@ -1410,12 +1411,12 @@ static void test_run_followers(void **state)
     assert_int_equal(s.other, FREPLICA);
     assert_int_equal(s.different, FREPLICA);
     assert_int_equal(s.ok, FCHECKS - FREPLICA);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_DIFFERENT);
     expect_line(text, "SHORT-LOG     local idx=color p=0 replica=w1@w1:1 the leader's log of p=0 "
                       "ends at 9 (read from w0:1), below position 11 that this view names\n");
     expect_line(text, "docs   p=0 replica=w1@w1:1 at=11 docs=4 DIFFERENT (1)\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* A follower that cannot be reached: its checks fail, the rest pass. */
     fake_init(&f);
@@ -1424,21 +1425,21 @@ static void test_run_followers(void **state)
     text = report(r);
     assert_int_equal(s.failed, FREPLICA);
     assert_int_equal(s.ok, FCHECKS - FREPLICA);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_UNAVAILABLE);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_UNAVAILABLE);
     expect_line(
         text, "docs   p=0 replica=w1@w1:1 FAILED: ScanDocs from w1:1: UNAVAILABLE: w1:1 is down\n");
     expect_line(text, "local  idx=n p=0 replica=w1@w1:1 FAILED: Digest from w1:1: UNAVAILABLE: "
                       "w1:1 is down\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* ... unless a difference was found elsewhere. */
     f.mutate = mutate_local;
     r = run_fake(&f, 0, &s);
     assert_int_equal(s.failed, FREPLICA);
     assert_int_equal(s.diffs, 3);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
-    sx_vfy_result_free(r);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_DIFFERENT);
+    sx_verify_result_free(r);
 }
 
 static void test_run_moving_digests(void **state)
@@ -1448,15 +1449,15 @@ static void test_run_moving_digests(void **state)
     fake f;
     fake_init(&f);
     f.first_digest_off = true;
-    sx_vfy_summary s;
-    sx_vfy_result *r = run_fake(&f, 0, &s);
+    sx_verify_summary s;
+    sx_verify_result *r = run_fake(&f, 0, &s);
     char *text = report(r);
     assert_int_equal(s.diffs, 1);
     assert_int_equal(s.other, 1);
     expect_line(text,
                 "DIGEST        local idx=color p=1 replica=w1@w1:1 the first answer had count 3");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* The leader's view moves from 6 to 9 between the two answers: the
      * entries are compared with the log at 9. */
@@ -1471,7 +1472,7 @@ static void test_run_moving_digests(void **state)
                       "MISSING       local idx=color p=0 replica=w0@w0:1 value=\"blue\" id=\"a\" "
                       "version=5\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 }
 
 static void test_run_unavailable_and_bad_logs(void **state)
@@ -1482,18 +1483,18 @@ static void test_run_unavailable_and_bad_logs(void **state)
     fake f;
     fake_init(&f);
     f.leader[1] = -1;
-    sx_vfy_summary s;
-    sx_vfy_result *r = run_fake(&f, 0, &s);
+    sx_verify_summary s;
+    sx_verify_result *r = run_fake(&f, 0, &s);
     char *text = report(r);
     assert_int_equal(s.failed, FW * FREPLICA + FM);
     assert_int_equal(s.ok, FW * FREPLICA);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_UNAVAILABLE);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_UNAVAILABLE);
     expect_line(text, "docs   p=1 replica=w0@w0:1 FAILED: partition 1 has no leader to read its "
                       "log from\n");
     expect_line(text, "global idx=color t=0 wm=8..9 entries=2 FAILED: partition 1 has no leader to "
                       "read its log from\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* ... nor any replica. */
     fake_init(&f);
@@ -1505,7 +1506,7 @@ static void test_run_unavailable_and_bad_logs(void **state)
     assert_int_equal(s.failed, FREPLICA + FM);
     expect_line(text, "docs   p=1 FAILED: partition 1 has no replica\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* w1 (leader of p=1, follower of p=0, owner of t=1) runs out the
      * deadline: asked once. Only w0's replica of p=0 can be compared. */
@@ -1516,49 +1517,49 @@ static void test_run_unavailable_and_bad_logs(void **state)
     assert_int_equal(f.slow_calls, 1);
     assert_int_equal(s.ok, FREPLICA);
     assert_int_equal(s.failed, FCHECKS - FREPLICA);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_UNAVAILABLE);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_UNAVAILABLE);
     expect_line(text, "docs   p=0 replica=w1@w1:1 FAILED: ScanDocs from w1:1: DEADLINE_EXCEEDED: "
                       "deadline exceeded\n");
     expect_line(text,
                 "local  idx=color p=1 replica=w1@w1:1 FAILED: Digest from w1:1: "
                 "DEADLINE_EXCEEDED: not asked: w1:1 did not answer an earlier call in time\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* Entry 3 of p=1 does not decode: every view past it differs. */
     fake_init(&f);
     f.log[1][2] = (top)JUNK;
     r = run_fake(&f, 0, &s);
     text = report(r);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_DIFFERENT);
     assert_int_equal(s.ok, FW * FREPLICA); /* p=0's documents and local indexes */
     expect_line(
         text, "BAD-LOG       docs p=1 replica=w1@w1:1 partition 1: log entry 3 does not decode\n");
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* The views name a position the log does not reach. */
     fake_init(&f);
     at_all(&f, 0, 12);
     r = run_fake(&f, 0, &s);
     text = report(r);
-    assert_int_equal(sx_vfy_result_exit_code(r), SX_EXIT_DIFFERENT);
+    assert_int_equal(sx_verify_result_exit_code(r), SX_EXIT_DIFFERENT);
     expect_line(text, "SHORT-LOG     docs p=0 replica=w0@w0:1 the leader's log of p=0 ends at 9 "
                       "(read from w0:1), below position 12");
     assert_int_equal(s.ok, FW * FREPLICA + FM); /* p=1's checks and the term partitions */
     free(text);
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 
     /* No map at all. */
     fake_init(&f);
     f.map_down = true;
-    sx_vfy_opts o = {.server = "w0:1", .call = fake_call, .call_arg = &f};
+    sx_verify_opts o = {.server = "w0:1", .call = fake_call, .call_arg = &f};
     sx_err err = {0};
     r = NULL;
-    assert_int_equal(sx_vfy_run(&o, &r, &err), SX_UNAVAILABLE);
+    assert_int_equal(sx_verify_run(&o, &r, &err), SX_UNAVAILABLE);
     assert_null(r);
     assert_non_null(strstr(err.msg, "GetMap from w0:1"));
-    sx_vfy_result_free(r);
+    sx_verify_result_free(r);
 }
 
 int main(void)
