@@ -498,16 +498,8 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v, c
         pt->marker_upto = 0;
     }
     pthread_mutex_unlock(&l->mu);
-    /* Every active index, however many: a copy sized by the catalog. */
-    size_t na = 0, cap = 16;
-    sx_pindex_info *active = NULL;
-    for (;;) {
-        active = sx_realloc(active, cap * sizeof(*active));
-        na = sx_pindex_list(v->ix, active, cap);
-        if (na <= cap)
-            break;
-        cap = na + 16;
-    }
+    size_t na = 0;
+    sx_pindex_info *active = sx_pindex_list(v->ix, &na);
     reconcile_markers(l, p, v, m, active, na);
     for (size_t k = 0; k < na; k++) {
         const Shardex__Internal__V1__IndexEntry *e = sx_partmap_index(m, active[k].id);
@@ -654,9 +646,9 @@ size_t sx_ixlead_reports(sx_replicas *replicas, sx_arena *arena,
         sx_replica_view v;
         if (!sx_replicas_view(replicas, p, &v) || !v.leading)
             continue;
-        sx_pindex_info active[256];
-        size_t na = sx_pindex_list(v.ix, active, 256);
-        for (size_t k = 0; k < na && k < 256; k++) {
+        size_t na = 0;
+        sx_pindex_info *active = sx_pindex_list(v.ix, &na);
+        for (size_t k = 0; k < na; k++) {
             if (n == cap) {
                 cap = cap ? 2 * cap : 64;
                 void *grown = sx_arena_alloc(arena, cap * sizeof(**out));
@@ -671,6 +663,7 @@ size_t sx_ixlead_reports(sx_replicas *replicas, sx_arena *arena,
             r->mistyped_docs = active[k].mistyped;
             (*out)[n++] = r;
         }
+        free(active);
     }
     return n;
 }

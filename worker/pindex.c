@@ -124,14 +124,15 @@ static void info_of(const ix *x, sx_pindex_info *o)
                           .term_partitions = x->def.term_partitions};
 }
 
-size_t sx_pindex_list(sx_pindex *pi, sx_pindex_info *out, size_t cap)
+sx_pindex_info *sx_pindex_list(sx_pindex *pi, size_t *n)
 {
     pthread_mutex_lock(&pi->mu);
-    size_t n = pi->ncat;
-    for (size_t i = 0; i < n && i < cap; i++)
+    *n = pi->ncat;
+    sx_pindex_info *out = sx_malloc((pi->ncat + 1) * sizeof(*out));
+    for (size_t i = 0; i < pi->ncat; i++)
         info_of(&pi->cat[i], &out[i]);
     pthread_mutex_unlock(&pi->mu);
-    return n;
+    return out;
 }
 
 bool sx_pindex_find(sx_pindex *pi, uint64_t id, sx_pindex_info *out)

@@ -68,8 +68,8 @@ typedef struct sx_pindex_info {
     uint32_t term_partitions;
 } sx_pindex_info;
 
-/* Copies up to cap active indexes; returns how many there are. */
-size_t sx_pindex_list(sx_pindex *pi, sx_pindex_info *out, size_t cap);
+/* Every active index (*n of them), copied; the caller frees the array. */
+sx_pindex_info *sx_pindex_list(sx_pindex *pi, size_t *n);
 bool sx_pindex_find(sx_pindex *pi, uint64_t id, sx_pindex_info *out);
 
 /* Local entries of req->index_id in [req->start, req->end) (empty: open), at
