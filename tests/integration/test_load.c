@@ -418,7 +418,11 @@ static void test_server_refusals(void **state)
     r = load(f, NULL, stop, env, 5);
     assert_int_equal(jint(json_object_get(r.sum, "stop"), "line"), REFUSE_ID);
     assert_true(jint(r.sum, "written") >= 20);
-    assert_int_equal(jint(r.sum, "written") + jint(r.sum, "not_written"), NREFUSE);
+    /* Every record read is written or not; how far the reader got before
+     * the refusal came back depends on timing (batches are in flight), but
+     * it got past the refused batch. */
+    assert_int_equal(jint(r.sum, "written") + jint(r.sum, "not_written"), jint(r.sum, "read"));
+    assert_true(jint(r.sum, "read") >= 40 && jint(r.sum, "read") <= NREFUSE);
     summary_tokens(&r, &t);
     for (int i = 1; i <= 20; i++) {
         snprintf(id, sizeof(id), "q-%d", i);
