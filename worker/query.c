@@ -1,5 +1,5 @@
-/* query.c: Shardex.Query on any worker, and the Index service between
- * workers (see query.h).
+/* query.c: Shardex.Query on any worker (see query.h). The Index service
+ * that answers its scans is ixservice.c.
  *
  * A query names an index and a match (a value, or an inclusive range with
  * open ends), both turned into one range of entry keys [start, end): keys
@@ -21,90 +21,19 @@
 #include "fanout.h"
 #include "hash.h"
 #include "ixkey.h"
+#include "ixservice.h"
 #include "keys.h"
 #include "log.h"
-#include "pindex.h"
 #include "sx_limits.h"
-#include "tstore.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#define INDEX_SVC (&shardex__internal__v1__index__descriptor)
 #define REPL_SVC (&shardex__internal__v1__replication__descriptor)
 #define PAGE_TOKEN_VERSION 1
 /* MODE_UNSPECIFIED serves GLOBAL only from term partitions this fresh. */
 #define AUTO_MAX_STALENESS_MS 1000
-
-/* -------------------------------------------------- Index (worker side) -- */
-
-static sx_status on_ship(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
-                         void *arg, sx_err *err)
-{
-    (void)call;
-    sx_worker_ctx *w = arg;
-    return sx_tstore_ship(w->terms, (const void *)reqm, (void *)respm, err);
-}
-
-static sx_status on_scan_term(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                              ProtobufCMessage *respm, void *arg, sx_err *err)
-{
-    sx_worker_ctx *w = arg;
-    return sx_tstore_scan(w->terms, (const void *)reqm, sx_rpc_call_deadline_or_default(call), sx_rpc_call_arena(call),
-                          (void *)respm, err);
-}
-
-static sx_status on_scan_local(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                               ProtobufCMessage *respm, void *arg, sx_err *err)
-{
-    sx_worker_ctx *w = arg;
-    const Shardex__Internal__V1__ScanRequest *req = (const void *)reqm;
-    Shardex__Internal__V1__ScanResponse *resp = (void *)respm;
-    uint64_t after = 0;
-    for (size_t i = 0; i < req->n_after; i++)
-        if (req->after[i]->partition == req->partition && req->after[i]->offset > after)
-            after = req->after[i]->offset;
-    sx_status st =
-        sx_replicas_wait_applied(w->replicas, req->partition, after, sx_rpc_call_deadline_or_default(call), err);
-    if (st != SX_OK)
-        return st;
-    sx_replica_view v;
-    if (!sx_replicas_view(w->replicas, req->partition, &v) || !v.leading)
-        return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now",
-                          req->partition);
-    st = sx_pindex_scan(v.ix, req, sx_rpc_call_arena(call), resp, err);
-    if (st == SX_NOT_FOUND) {
-        /* The router found the index in its map: this partition has not
-         * applied its marker yet (or the map is older than a drop). Either
-         * passes: the router retries until its deadline. */
-        sx_err why = *err;
-        st = sx_err_set(err, SX_UNAVAILABLE, "%s", why.msg);
-    }
-    resp->staleness_ms = v.stale_ms;
-    return st;
-}
-
-static sx_status on_digest(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
-                           void *arg, sx_err *err)
-{
-    sx_worker_ctx *w = arg;
-    const Shardex__Internal__V1__DigestRequest *req = (const void *)reqm;
-    if (req->term)
-        return sx_tstore_digest(w->terms, req, sx_rpc_call_arena(call), (void *)respm, err);
-    sx_replica_view v;
-    if (!sx_replicas_view(w->replicas, req->partition, &v))
-        return sx_err_set(err, SX_NOT_FOUND, "partition %u is not hosted on this worker",
-                          req->partition);
-    return sx_pindex_digest(v.ix, req, sx_rpc_call_arena(call), (void *)respm, err);
-}
-
-static const sx_rpc_method index_methods[] = {
-    {"Ship", on_ship, SX_RPC_BLOCKING},
-    {"ScanLocal", on_scan_local, SX_RPC_WAITING},
-    {"ScanTerm", on_scan_term, SX_RPC_WAITING},
-    {"Digest", on_digest, SX_RPC_BLOCKING},
-};
 
 /* ---------------------------------------------------- Shardex.Query -- */
 
@@ -165,9 +94,9 @@ static sx_status run_plan(sx_worker_ctx *w, sx_rpc_call *call, plan *pl, uint32_
     sx_fanout_call *calls = sx_arena_alloc(arena, pl->n * sizeof(*calls));
     for (size_t i = 0; i < pl->n; i++)
         calls[i].req = &pl->reqs[i].base;
-    sx_status st =
-        sx_fanout_run(w->rpc, w->member, INDEX_SVC, pl->global ? "ScanTerm" : "ScanLocal", calls,
-                      pl->n, pl->global ? aim_term : aim_local, pl, deadline, pl->attempt_ms, err);
+    sx_status st = sx_fanout_run(
+        w->rpc, w->member, SX_IXSERVICE_DESCRIPTOR, pl->global ? "ScanTerm" : "ScanLocal", calls,
+        pl->n, pl->global ? aim_term : aim_local, pl, deadline, pl->attempt_ms, err);
     if (st != SX_OK) {
         sx_fanout_free(calls, pl->n);
         return st;
@@ -458,8 +387,9 @@ static const sx_rpc_method query_methods[] = {
 
 sx_status sx_query_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)
 {
-    sx_status st = sx_rpc_server_add_service(
-        srv, INDEX_SVC, index_methods, sizeof(index_methods) / sizeof(index_methods[0]), w, err);
+    size_t nix = 0;
+    const sx_rpc_method *ix = sx_ixservice_methods(&nix);
+    sx_status st = sx_rpc_server_add_service(srv, SX_IXSERVICE_DESCRIPTOR, ix, nix, w, err);
     if (st == SX_OK)
         st = sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, query_methods,
                                        sizeof(query_methods) / sizeof(query_methods[0]), w, err);
