@@ -101,7 +101,7 @@ static Shardex__V1__Hit *client_hit(sx_arena *arena, const Shardex__Internal__V1
     return o;
 }
 
-/* k-way merge of the n sorted scan responses into resp: the first `limit`
+/* k-way merge of the plan's sorted scan responses into resp: the first `limit`
  * hits, the next page token, staleness (the worst target's) and mode. */
 static void merge(sx_arena *arena, const sx_qplan *pl, const sx_fanout_call *calls,
                   Shardex__V1__QueryResponse *resp)
@@ -193,6 +193,7 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
     sx_arena *arena = sx_rpc_call_arena(call);
     sx_qplan pl;
     run_ctx q = {.w = arg, .call = call, .pl = &pl};
+    q.deadline = sx_rpc_call_deadline_or_default(call);
     sx_member_view mv;
     sx_member_get_view(q.w->member, &mv);
     sx_status st = sx_qplan_make(req, mv.map, arena, &pl, err);
@@ -201,7 +202,6 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
     sx_partmap_release(mv.map); /* the plan holds nothing of it; each call re-aims */
     if (st != SX_OK)
         return st;
-    q.deadline = sx_rpc_call_deadline_or_default(call);
     st = run(&q, resp, err);
     if (st != SX_OK && sx_qplan_falls_back(&pl, st)) {
         SX_LOG(SX_LOG_DEBUG, "query", "index=%s global unavailable, serving LOCAL: %s", req->index,
