@@ -1,0 +1,81 @@
+/* ixservice.c: the Index service between workers, see ixservice.h. One file
+ * for the four methods rather than one beside each store: Digest serves both
+ * kinds of partition, and the table of the service reads best in one place. */
+#include "ixservice.h"
+
+#include "pindex.h"
+#include "replica.h"
+#include "tstore.h"
+
+sx_status sx_ixservice_ship(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                            ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    (void)call;
+    sx_worker_ctx *w = arg;
+    return sx_tstore_ship(w->terms, (const void *)reqm, (void *)respm, err);
+}
+
+sx_status sx_ixservice_scan_term(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                                 ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    return sx_tstore_scan(w->terms, (const void *)reqm, sx_rpc_call_deadline_or_default(call),
+                          sx_rpc_call_arena(call), (void *)respm, err);
+}
+
+sx_status sx_ixservice_scan_local(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                                  ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__ScanRequest *req = (const void *)reqm;
+    Shardex__Internal__V1__ScanResponse *resp = (void *)respm;
+    uint64_t after = 0;
+    for (size_t i = 0; i < req->n_after; i++)
+        if (req->after[i]->partition == req->partition && req->after[i]->offset > after)
+            after = req->after[i]->offset;
+    sx_status st = sx_replicas_wait_applied(w->replicas, req->partition, after,
+                                            sx_rpc_call_deadline_or_default(call), err);
+    if (st != SX_OK)
+        return st;
+    sx_replica_view v;
+    if (!sx_replicas_view(w->replicas, req->partition, &v) || !v.leading)
+        return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now",
+                          req->partition);
+    st = sx_pindex_scan(v.ix, req, sx_rpc_call_arena(call), resp, err);
+    if (st == SX_NOT_FOUND) {
+        /* The router found the index in its map: this partition has not
+         * applied its marker yet (or the map is older than a drop). Either
+         * passes: the router retries until its deadline. */
+        sx_err why = *err;
+        st = sx_err_set(err, SX_UNAVAILABLE, "%s", why.msg);
+    }
+    resp->staleness_ms = v.stale_ms;
+    return st;
+}
+
+sx_status sx_ixservice_digest(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                              ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__DigestRequest *req = (const void *)reqm;
+    if (req->term)
+        return sx_tstore_digest(w->terms, req, sx_rpc_call_arena(call), (void *)respm, err);
+    sx_replica_view v;
+    if (!sx_replicas_view(w->replicas, req->partition, &v))
+        return sx_err_set(err, SX_NOT_FOUND, "partition %u is not hosted on this worker",
+                          req->partition);
+    return sx_pindex_digest(v.ix, req, sx_rpc_call_arena(call), (void *)respm, err);
+}
+
+static const sx_rpc_method index_methods[] = {
+    {"Ship", sx_ixservice_ship, SX_RPC_BLOCKING},
+    {"ScanLocal", sx_ixservice_scan_local, SX_RPC_WAITING},
+    {"ScanTerm", sx_ixservice_scan_term, SX_RPC_WAITING},
+    {"Digest", sx_ixservice_digest, SX_RPC_BLOCKING},
+};
+
+const sx_rpc_method *sx_ixservice_methods(size_t *n)
+{
+    *n = sizeof(index_methods) / sizeof(index_methods[0]);
+    return index_methods;
+}

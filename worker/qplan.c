@@ -1,0 +1,250 @@
+/* qplan.c: see qplan.h. Steps run in the order qplan.h lists them, so that a
+ * request with several faults always gets the same message. */
+#include "qplan.h"
+
+#include "keys.h"
+#include "sx_limits.h"
+
+#include <string.h>
+
+static ProtobufCBinaryData in_arena(sx_arena *arena, const sx_buf *b)
+{
+    return (ProtobufCBinaryData){b->len, b->len ? sx_arena_memdup(arena, b->data, b->len) : NULL};
+}
+
+static bool value_ok(const Shardex__V1__Value *v, bool is_int)
+{
+    return v && v->kind_case == (is_int ? SHARDEX__V1__VALUE__KIND_I : SHARDEX__V1__VALUE__KIND_S);
+}
+
+/* Step 1. */
+static sx_status check_request(const Shardex__V1__QueryRequest *req, sx_err *err)
+{
+    if (!req->index || !req->index[0])
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "index: required");
+    if (req->limit > SX_QUERY_LIMIT_MAX)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "limit: %u is above %u", req->limit,
+                          SX_QUERY_LIMIT_MAX);
+    if (req->match_case == SHARDEX__V1__QUERY_REQUEST__MATCH__NOT_SET)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "match: set eq or range");
+    return SX_OK;
+}
+
+/* Step 3: [start, end) of the match into pl (in arena). */
+static sx_status key_range(const Shardex__V1__QueryRequest *req, sx_qplan *pl, sx_arena *arena,
+                           sx_err *err)
+{
+    bool is_int = pl->def.is_int;
+    const char *type = is_int ? "int" : "string";
+    const Shardex__V1__Range *r = pl->eq ? NULL : req->range;
+    if (pl->eq && !value_ok(req->eq, is_int))
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "eq: index \"%s\" holds %s values", req->index,
+                          type);
+    if (r && r->min && !value_ok(r->min, is_int))
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "range.min: index \"%s\" holds %s values",
+                          req->index, type);
+    if (r && r->max && !value_ok(r->max, is_int))
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "range.max: index \"%s\" holds %s values",
+                          req->index, type);
+    sx_buf start = {0}, end = {0}, max = {0};
+    if (pl->eq) {
+        sx_ix_append_value(&start, is_int, req->eq);
+        sx_key_prefix_successor(start.data, start.len, &end);
+    }
+    if (r && r->min)
+        sx_ix_append_value(&start, is_int, r->min);
+    if (r && r->max) {
+        sx_ix_append_value(&max, is_int, r->max);
+        sx_key_prefix_successor(max.data, max.len, &end);
+    }
+    pl->start = in_arena(arena, &start);
+    pl->end = in_arena(arena, &end);
+    sx_buf_free(&start);
+    sx_buf_free(&end);
+    sx_buf_free(&max);
+    return SX_OK;
+}
+
+/* Step 4: a page token moves start to just after its last key. */
+static sx_status page_start(const Shardex__V1__QueryRequest *req, sx_qplan *pl, sx_arena *arena,
+                            sx_err *err)
+{
+    if (!req->page_token.len)
+        return SX_OK;
+    ProtobufCBinaryData last;
+    sx_status st = sx_qplan_token_read(&req->page_token, pl->def.id, req->index, &last, err);
+    if (st != SX_OK)
+        return st;
+    /* last ++ 0x00: the smallest key after last. */
+    uint8_t *after = sx_arena_alloc(arena, last.len + 1);
+    memcpy(after, last.data, last.len);
+    ProtobufCBinaryData next = {last.len + 1, after};
+    if (sx_qplan_key_cmp(&next, &pl->start) > 0)
+        pl->start = next;
+    return SX_OK;
+}
+
+/* Step 5. */
+static sx_status check_after(const Shardex__V1__QueryRequest *req, uint32_t P, sx_err *err)
+{
+    for (size_t i = 0; i < req->n_after; i++)
+        if (req->after[i]->partition >= P)
+            return sx_err_set(err, SX_INVALID_ARGUMENT,
+                              "after[%zu].partition: %u is not below %u partitions", i,
+                              req->after[i]->partition, P);
+    return SX_OK;
+}
+
+sx_status sx_qplan_mode(const sx_ix_def *def, Shardex__V1__IndexState state,
+                        Shardex__V1__Mode asked, bool *global, sx_err *err)
+{
+    if (asked == SHARDEX__V1__MODE__MODE_LOCAL) {
+        if (!def->local)
+            return sx_err_set(err, SX_FAILED_PRECONDITION, "index \"%s\" is not kept LOCAL",
+                              def->name);
+        *global = false;
+    } else if (asked == SHARDEX__V1__MODE__MODE_GLOBAL) {
+        if (!def->global)
+            return sx_err_set(err, SX_FAILED_PRECONDITION, "index \"%s\" is not kept GLOBAL",
+                              def->name);
+        *global = true;
+    } else {
+        *global =
+            def->global && (state == SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY || !def->local);
+    }
+    return SX_OK;
+}
+
+/* Step 6, the targets of the chosen mode (pl->global): one scan each. */
+static void set_targets(sx_qplan *pl, sx_arena *arena)
+{
+    pl->n = !pl->global ? pl->P : pl->eq ? 1 : pl->def.term_partitions;
+    pl->reqs = sx_arena_alloc(arena, pl->n * sizeof(*pl->reqs));
+    pl->targets = sx_arena_alloc(arena, pl->n * sizeof(*pl->targets));
+    for (size_t i = 0; i < pl->n; i++) {
+        Shardex__Internal__V1__ScanRequest *s = &pl->reqs[i];
+        shardex__internal__v1__scan_request__init(s);
+        s->index_id = pl->def.id;
+        s->type = pl->def.is_int ? SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT
+                                 : SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_STRING;
+        s->start = pl->start;
+        s->end = pl->end;
+        s->limit = pl->limit;
+        s->n_after = pl->n_after;
+        s->after = pl->after;
+        s->partitions = pl->P;
+        if (pl->global) {
+            /* For eq, start is enc(value) or, with a page token, the key
+             * just after the token's: the term partition of the value it
+             * starts with. */
+            pl->targets[i] =
+                pl->eq ? sx_ix_term_of(&pl->def, pl->start.data, pl->start.len) : (uint32_t)i;
+            if (pl->auto_mode && pl->def.local)
+                s->max_staleness_ms = SX_QPLAN_AUTO_MAX_STALENESS_MS;
+        } else {
+            pl->targets[i] = (uint32_t)i;
+            s->include_docs = pl->include_docs;
+        }
+        s->partition = pl->targets[i];
+    }
+}
+
+/* Steps 3-6, after step 1. */
+static sx_status plan_index(const Shardex__V1__QueryRequest *req,
+                            const Shardex__Internal__V1__IndexEntry *e, uint32_t P, sx_arena *arena,
+                            sx_qplan *pl, sx_err *err)
+{
+    *pl = (sx_qplan){
+        .P = P,
+        .limit = req->limit ? req->limit : SX_QUERY_LIMIT_DEFAULT,
+        .eq = req->match_case == SHARDEX__V1__QUERY_REQUEST__MATCH_EQ,
+        .auto_mode = req->mode == SHARDEX__V1__MODE__MODE_UNSPECIFIED,
+        .include_docs = req->include_docs,
+        .n_after = req->n_after,
+        .after = req->after,
+    };
+    sx_ix_def_from_spec(&pl->def, e->id, e->spec);
+    pl->def.name = sx_arena_strdup(arena, pl->def.name); /* outlives the map */
+    pl->def.field = sx_arena_strdup(arena, pl->def.field);
+    sx_status st = key_range(req, pl, arena, err);
+    if (st == SX_OK)
+        st = page_start(req, pl, arena, err);
+    if (st == SX_OK)
+        st = check_after(req, P, err);
+    if (st == SX_OK)
+        st = sx_qplan_mode(&pl->def, e->state, req->mode, &pl->global, err);
+    if (st == SX_OK)
+        set_targets(pl, arena);
+    return st;
+}
+
+sx_status sx_qplan_make(const Shardex__V1__QueryRequest *req, const sx_partmap *map,
+                        sx_arena *arena, sx_qplan *out, sx_err *err)
+{
+    sx_status st = check_request(req, err);
+    if (st != SX_OK)
+        return st;
+    uint32_t P = map ? sx_partmap_partitions(map) : 0;
+    if (!P)
+        return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
+    const Shardex__Internal__V1__IndexEntry *e = sx_partmap_index_named(map, req->index);
+    if (!e)
+        return sx_err_set(err, SX_NOT_FOUND, "index \"%s\" does not exist", req->index);
+    return plan_index(req, e, P, arena, out, err);
+}
+
+sx_status sx_qplan_make_index(const Shardex__V1__QueryRequest *req,
+                              const Shardex__Internal__V1__IndexEntry *e, uint32_t P,
+                              sx_arena *arena, sx_qplan *out, sx_err *err)
+{
+    sx_status st = check_request(req, err);
+    return st == SX_OK ? plan_index(req, e, P, arena, out, err) : st;
+}
+
+bool sx_qplan_falls_back(const sx_qplan *pl, sx_status st)
+{
+    return pl->auto_mode && pl->global && pl->def.local &&
+           (st == SX_UNAVAILABLE || st == SX_DEADLINE_EXCEEDED);
+}
+
+void sx_qplan_go_local(sx_qplan *pl, sx_arena *arena)
+{
+    pl->global = false;
+    set_targets(pl, arena);
+}
+
+ProtobufCBinaryData sx_qplan_token(sx_arena *arena, uint64_t index_id,
+                                   const ProtobufCBinaryData *last_key)
+{
+    sx_buf tok = {0};
+    sx_key_append_u8(&tok, SX_QPLAN_TOKEN_VERSION);
+    sx_key_append_u64(&tok, index_id);
+    sx_buf_append(&tok, last_key->data, last_key->len);
+    ProtobufCBinaryData out = in_arena(arena, &tok);
+    sx_buf_free(&tok);
+    return out;
+}
+
+sx_status sx_qplan_token_read(const ProtobufCBinaryData *tok, uint64_t index_id, const char *name,
+                              ProtobufCBinaryData *last_key, sx_err *err)
+{
+    sx_key_reader kr;
+    uint8_t ver = 0;
+    uint64_t id = 0;
+    sx_key_reader_init(&kr, tok->data, tok->len);
+    if (!sx_key_read_u8(&kr, &ver) || ver != SX_QPLAN_TOKEN_VERSION || !sx_key_read_u64(&kr, &id) ||
+        kr.pos == kr.len)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "page_token: malformed");
+    if (id != index_id)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "page_token: belongs to another index (or \"%s\" was re-created)", name);
+    *last_key = (ProtobufCBinaryData){kr.len - kr.pos, (uint8_t *)kr.p + kr.pos};
+    return SX_OK;
+}
+
+int sx_qplan_key_cmp(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
+{
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = n ? memcmp(a->data, b->data, n) : 0;
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
