@@ -22,6 +22,7 @@
 #include "checker.h"
 #include "clock.h"
 #include "cluster.h"
+#include "fixture.h"
 #include "harness.h"
 #include "hash.h"
 #include "query.h"
@@ -1270,9 +1271,7 @@ int main(void)
     const char *env = getenv("SHARDEX_TEST_SEED");
     seed = env ? strtoull(env, NULL, 10) : sx_clock_wall_ms();
     fprintf(stderr, "seed=%" PRIu64 "\n", seed);
-    const char *filter = getenv("SHARDEX_TEST_FILTER");
-    if (filter)
-        cmocka_set_test_filter(filter);
+    sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_your_writes, setup, teardown),

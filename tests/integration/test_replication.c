@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "cluster.h"
 #include "docs.h"
+#include "fixture.h"
 #include "harness.h"
 #include "hash.h"
 #include "query.h"
@@ -644,6 +645,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_follower_catches_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chaos_kill_rounds, setup, teardown),
     };
+    sx_fx_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sx_rpc_wait_shutdown(5000);
     return rc;

@@ -91,6 +91,7 @@
 #include "docs.h"
 #include "clock.h"
 #include "cluster.h"
+#include "fixture.h"
 #include "harness.h"
 #include "hash.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
@@ -1485,9 +1486,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_row9_kill_all_then_corrupt_a_replica, setup, teardown),
     };
-    const char *filter = getenv("SHARDEX_TEST_FILTER");
-    if (filter && filter[0])
-        cmocka_set_test_filter(filter);
+    sx_fx_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sx_rpc_wait_shutdown(5000);
     return rc;
