@@ -62,15 +62,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void check(sx_cluster *c)
-{
-    char why[512] = "";
-    if (!sx_check_replicas(c, WAIT_MS, why, sizeof(why))) {
-        sx_cluster_dump_logs(c);
-        fail_msg("replicas differ: %s", why);
-    }
-}
-
 /* --------------------------------------------------------------- helpers -- */
 
 static uint32_t any_running(sx_cluster *c, uint64_t *s)
@@ -109,10 +100,8 @@ static void test_put_get_delete_and_bad_input(void **state)
     sx_err err = {0};
     Shardex__V1__PutResponse *pr = NULL;
     sx_status st = sx_docs_put(c, 0, docs, N, 10000, &pr, &err);
-    if (st != SX_OK) {
-        sx_cluster_dump_logs(c);
-        fail_msg("put: %s", err.msg);
-    }
+    if (st != SX_OK)
+        SX_FX_FAIL(c, "put: %s", err.msg);
     assert_int_equal(pr->n_tokens, N);
     /* Read through another worker: content, and version = the token. */
     for (int i = 0; i < N; i++) {
@@ -146,7 +135,7 @@ static void test_put_get_delete_and_bad_input(void **state)
 
     /* Bad input of every kind: INVALID_ARGUMENT, and no log moves. */
     uint64_t before[SX_TEST_MAX_WORKERS * 8], after[SX_TEST_MAX_WORKERS * 8];
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
     log_ends(c, before);
     sx_doc_spec bad[2];
     memcpy(&bad[0], &docs[50], sizeof(bad[0]));
@@ -177,7 +166,7 @@ static void test_put_get_delete_and_bad_input(void **state)
     assert_memory_equal(before, after, sizeof(before));
     sx_rpc_free(&pr->base);
     free(docs);
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
 }
 
 /* Writers for the chaos test. */
@@ -372,10 +361,8 @@ static void test_chaos_kill_rounds(void **state)
     pthread_mutex_unlock(&w.mu);
     for (int i = 0; i < WRITERS; i++)
         pthread_join(th[i], NULL);
-    if (failure[0]) {
-        sx_cluster_dump_logs(c);
-        fail_msg("%s", failure);
-    }
+    if (failure[0])
+        SX_FX_FAIL(c, "%s", failure);
     fprintf(stderr, "chaos: %" PRIu64 " puts, %" PRIu64 " failed, %zu documents acknowledged\n",
             w.attempts, w.failures, w.n);
     if (w.bad_reads)
@@ -405,7 +392,7 @@ static void test_chaos_kill_rounds(void **state)
         sx_rpc_free(&g->base);
     }
     free(w.log);
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
     /* Term partitions moved by the last kill may still be rebuilding (verify
      * says NOT-SHIPPED): a difference that stays is a failure. */
     char why[256] = "";
@@ -470,7 +457,7 @@ static void test_paused_leader_acknowledges_nothing(void **state)
     }
     sx_err err = {0};
     assert_int_equal(sx_docs_put(c, 0, d, 20, 10000, NULL, &err), SX_OK);
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
     Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
     leader_wait lw = {.c = c,
                       .p = 0,
@@ -489,10 +476,8 @@ static void test_paused_leader_acknowledges_nothing(void **state)
     assert_true(sx_h_wait_for(moved, &lw, WAIT_MS));
     /* Writes go on through the others. */
     uint32_t other = (old + 1) % c->nworkers;
-    if (sx_docs_put(c, other, d, 20, 10000, NULL, &err) != SX_OK) {
-        sx_cluster_dump_logs(c);
-        fail_msg("put while the old leader is paused: %s", err.msg);
-    }
+    if (sx_docs_put(c, other, d, 20, 10000, NULL, &err) != SX_OK)
+        SX_FX_FAIL(c, "put while the old leader is paused: %s", err.msg);
     sx_h_resume(c->worker_pid[old]);
 
     /* From the moment it wakes until it is a follower again (after which the
@@ -516,7 +501,7 @@ static void test_paused_leader_acknowledges_nothing(void **state)
     }
     assert_true(follower);
     /* It is a follower again, and everything agrees. */
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
 }
 
 static void test_new_follower_catches_up(void **state)
@@ -535,7 +520,7 @@ static void test_new_follower_catches_up(void **state)
     /* A fourth worker joins: assignment gives it replicas, which start empty. */
     c->nworkers = 4;
     assert_true(sx_cluster_start_worker(c, 3));
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
     Shardex__Internal__V1__WorkerStatusResponse *s = sx_cluster_worker_status(c, 3);
     assert_non_null(s);
     assert_true(s->n_replicas > 0);
@@ -630,14 +615,12 @@ static void test_group_commit(void **state)
             e1 - e0, a1 - a0);
     assert_int_equal(e1 - e0, N);
     assert_true(a1 - a0 < N); /* shared, not one append (and fsync) per write */
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
 }
 
 int main(void)
 {
-    const char *env = getenv("SHARDEX_TEST_SEED");
-    seed = env ? strtoull(env, NULL, 10) : sx_clock_wall_ms();
-    fprintf(stderr, "seed=%" PRIu64 "\n", seed);
+    seed = sx_fx_seed();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get_delete_and_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
