@@ -65,9 +65,7 @@ static int teardown(void **state)
     fx *f = *state;
     sx_client_close(f->cl);
     sx_token_set_free(&f->tokens);
-    for (uint32_t i = 0; i < f->c->nworkers; i++)
-        sx_cluster_kill_worker(f->c, i);
-    sx_cluster_kill_coordinator(f->c);
+    sx_cluster_kill_all(f->c);
     sx_cluster_stop(f->c);
     free(f->c);
     free(f);

@@ -114,9 +114,7 @@ static int teardown(void **state)
     fprintf(stderr, "  (%" PRIu64 " ms after the cluster settled)\n", sx_clock_now_ms() - f->t0);
     /* Everything was checked: no need for a graceful stop (which waits for
      * calls in flight). */
-    for (uint32_t i = 0; i < f->c->nworkers; i++)
-        sx_cluster_kill_worker(f->c, i);
-    sx_cluster_kill_coordinator(f->c);
+    sx_cluster_kill_all(f->c);
     sx_cluster_stop(f->c);
     free(f->c);
     sx_model_destroy(f->model);
@@ -693,27 +691,9 @@ static int32_t leader_of(fx *f, uint32_t p)
     return victim;
 }
 
-typedef struct alive_wait {
-    sx_cluster *c;
-    uint32_t i;
-} alive_wait;
-
-static bool alive_cond(void *arg)
-{
-    alive_wait *a = arg;
-    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(a->c);
-    if (!m)
-        return false;
-    int32_t w = sx_cluster_index_of(m, a->c, a->i);
-    bool ok = w >= 0 && m->workers[w]->alive;
-    sx_rpc_free(&m->base);
-    return ok;
-}
-
 static void restart_worker(fx *f, uint32_t i)
 {
-    alive_wait aw = {f->c, i};
-    if (!sx_cluster_start_worker(f->c, i) || !sx_h_wait_for(alive_cond, &aw, WAIT_MS))
+    if (!sx_cluster_start_worker(f->c, i) || !sx_cluster_wait_alive(f->c, i, WAIT_MS))
         SX_FX_FAIL(f->c, "worker %u did not come back", i);
 }
 
@@ -850,8 +830,7 @@ static void test_exactly_once_under_faults(void **state)
         pthread_mutex_lock(&f->mu);
         bool started = sx_cluster_start_worker(f->c, (uint32_t)victim);
         pthread_mutex_unlock(&f->mu);
-        alive_wait aw = {f->c, (uint32_t)victim};
-        if (!started || !sx_h_wait_for(alive_cond, &aw, WAIT_MS))
+        if (!started || !sx_cluster_wait_alive(f->c, (uint32_t)victim, WAIT_MS))
             snprintf(failure, sizeof(failure), "worker %d did not come back", victim);
         else if (!sx_cluster_set_faults(f->c, (uint32_t)victim, spec))
             snprintf(failure, sizeof(failure), "SetFaults on the restarted worker");

@@ -259,28 +259,6 @@ static void *writer_main(void *p)
     return NULL;
 }
 
-static bool victim_alive_in_map(sx_cluster *c, uint32_t i)
-{
-    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
-    if (!m)
-        return false;
-    int32_t w = sx_cluster_index_of(m, c, i);
-    bool ok = w >= 0 && m->workers[w]->alive;
-    sx_rpc_free(&m->base);
-    return ok;
-}
-
-typedef struct alive_wait {
-    sx_cluster *c;
-    uint32_t i;
-} alive_wait;
-
-static bool alive_cond(void *arg)
-{
-    alive_wait *a = arg;
-    return victim_alive_in_map(a->c, a->i);
-}
-
 /* Every partition has a live leader and all its replicas in the ISR. */
 static bool isr_whole(void *arg)
 {
@@ -342,8 +320,7 @@ static void test_chaos_kill_rounds(void **state)
         sx_clock_sleep_ms(100 + rnd(&s) % 300); /* writes flow */
         sx_cluster_kill_worker(c, victim);
         sx_clock_sleep_ms(200 + rnd(&s) % 1200); /* keep writing while it is gone */
-        alive_wait aw = {c, victim};
-        if (!sx_cluster_start_worker(c, victim) || !sx_h_wait_for(alive_cond, &aw, WAIT_MS)) {
+        if (!sx_cluster_start_worker(c, victim) || !sx_cluster_wait_alive(c, victim, WAIT_MS)) {
             snprintf(failure, sizeof(failure), "round %d: worker %u did not come back", r, victim);
             break;
         }
@@ -422,29 +399,6 @@ static bool moved(void *arg)
     return ok;
 }
 
-/* Writes one op straight to a worker's Replication.Write, bypassing routing. */
-static sx_status direct_write(sx_cluster *c, uint32_t via, uint32_t p, sx_err *err)
-{
-    Shardex__V1__Document d = SHARDEX__V1__DOCUMENT__INIT;
-    d.id = "direct";
-    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
-    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT;
-    op.put = &d;
-    uint8_t buf[64];
-    ProtobufCBinaryData b = {protobuf_c_message_pack(&op.base, buf), buf};
-    Shardex__Internal__V1__WriteRequest req = SHARDEX__INTERNAL__V1__WRITE_REQUEST__INIT;
-    req.partition = p;
-    req.ops = &b;
-    req.n_ops = 1;
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 1500};
-    sx_status st =
-        sx_rpc_invoke(c->rpc, c->worker_addr[via], &shardex__internal__v1__replication__descriptor,
-                      "Write", &req.base, &resp, &o, err);
-    sx_rpc_free(resp);
-    return st;
-}
-
 static void test_paused_leader_acknowledges_nothing(void **state)
 {
     sx_cluster *c = *state;
@@ -470,7 +424,7 @@ static void test_paused_leader_acknowledges_nothing(void **state)
     sx_rpc_free(&m->base);
     assert_true(old < c->nworkers);
     /* It takes writes while it leads. */
-    assert_int_equal(direct_write(c, old, 0, &err), SX_OK);
+    assert_int_equal(sx_docs_write_direct(c, old, 0, &err), SX_OK);
 
     sx_h_pause(c->worker_pid[old]);
     assert_true(sx_h_wait_for(moved, &lw, WAIT_MS));
@@ -495,7 +449,7 @@ static void test_paused_leader_acknowledges_nothing(void **state)
         sx_rpc_free(s ? &s->base : NULL);
         if (follower)
             break;
-        if (direct_write(c, old, 0, &err) == SX_OK)
+        if (sx_docs_write_direct(c, old, 0, &err) == SX_OK)
             fail_msg("the replaced leader acknowledged a write at its old epoch (try %d)", tries);
         tries++;
     }

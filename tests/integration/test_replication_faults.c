@@ -115,7 +115,6 @@
 #define SHARDEX_SVC (&shardex__v1__shardex__descriptor)
 #define COORD_SVC (&shardex__internal__v1__coordinator__descriptor)
 #define ADMIN_SVC (&shardex__internal__v1__worker_admin__descriptor)
-#define REPL_SVC (&shardex__internal__v1__replication__descriptor)
 #define WAIT_MS 30000
 #define NONE UINT32_MAX
 #define NDOCS 8
@@ -137,9 +136,7 @@ static int teardown(void **state)
     sx_cluster *c = *state;
     /* kill -9: the data is thrown away, and a graceful stop costs each process
      * its shutdown grace (about 9 s a test). */
-    for (uint32_t i = 0; i < c->nworkers; i++)
-        sx_cluster_kill_worker(c, i);
-    sx_cluster_kill_coordinator(c);
+    sx_cluster_kill_all(c);
     sx_cluster_stop(c);
     free(c);
     return 0;
@@ -453,28 +450,6 @@ static sx_status change_isr(sx_cluster *c, const char *worker_id, uint32_t p, ui
     sx_rpc_call_opts o = {.timeout_ms = 5000};
     sx_status st =
         sx_rpc_invoke(c->rpc, c->coord_addr, COORD_SVC, "ChangeIsr", &req.base, &resp, &o, err);
-    sx_rpc_free(resp);
-    return st;
-}
-
-/* Replication.Write straight to worker `via`, bypassing routing. */
-static sx_status direct_write(sx_cluster *c, uint32_t via, uint32_t p, sx_err *err)
-{
-    Shardex__V1__Document d = SHARDEX__V1__DOCUMENT__INIT;
-    d.id = "direct";
-    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
-    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT;
-    op.put = &d;
-    uint8_t buf[64];
-    ProtobufCBinaryData b = {protobuf_c_message_pack(&op.base, buf), buf};
-    Shardex__Internal__V1__WriteRequest req = SHARDEX__INTERNAL__V1__WRITE_REQUEST__INIT;
-    req.partition = p;
-    req.ops = &b;
-    req.n_ops = 1;
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 1500};
-    sx_status st =
-        sx_rpc_invoke(c->rpc, c->worker_addr[via], REPL_SVC, "Write", &req.base, &resp, &o, err);
     sx_rpc_free(resp);
     return st;
 }
@@ -949,7 +924,7 @@ static void test_row4_stale_leader_appends_refused(void **state)
         assert_no_entry_below(c, fol[j], d.p, d.k, d.e2);
     }
     sx_err err = {0};
-    sx_status st = direct_write(c, d.L, d.p, &err);
+    sx_status st = sx_docs_write_direct(c, d.L, d.p, &err);
     if (st == SX_OK)
         SX_FX_FAIL(c, "the fenced old leader acknowledged a write");
 
