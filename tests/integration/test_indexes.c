@@ -48,14 +48,6 @@
 
 static uint64_t seed;
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* The values documents take: small alphabets, so that values collide. */
 static const char *const COLORS[] = {"amber", "blue", "green", "red", "teal", "violet"};
 #define NCOLORS (sizeof(COLORS) / sizeof(COLORS[0]))
@@ -150,7 +142,7 @@ static waddr pick(fx *f, uint64_t *s)
     waddr a;
     pthread_mutex_lock(&f->mu);
     for (;;) {
-        uint32_t i = (uint32_t)(rnd(s) % f->c->nworkers);
+        uint32_t i = (uint32_t)(sx_fx_rnd(s) % f->c->nworkers);
         if (f->c->worker_pid[i] > 0) {
             memcpy(a.s, f->c->worker_addr[i], sizeof(a.s));
             break;
@@ -173,29 +165,30 @@ static void random_doc(uint64_t *s, const char *id, sx_qdoc *d)
 {
     memset(d, 0, sizeof(*d));
     snprintf(d->id, sizeof(d->id), "%s", id);
-    uint64_t r = rnd(s) % 10;
+    uint64_t r = sx_fx_rnd(s) % 10;
     uint32_t ncolors = r == 0 ? 0 : r < 7 ? 1 : r < 9 ? 2 : 3;
     for (uint32_t k = 0; k < ncolors; k++) {
-        if (rnd(s) % 12 == 0)
-            sx_qdoc_add(d, "color", sx_qval_int((int64_t)(rnd(s) % 5))); /* mistyped */
-        else if (k > 0 && rnd(s) % 3 == 0)
+        if (sx_fx_rnd(s) % 12 == 0)
+            sx_qdoc_add(d, "color", sx_qval_int((int64_t)(sx_fx_rnd(s) % 5))); /* mistyped */
+        else if (k > 0 && sx_fx_rnd(s) % 3 == 0)
             sx_qdoc_add(d, "color", d->f[d->n - 1].v); /* the same value twice */
         else
-            sx_qdoc_add(d, "color", sx_qval_str(COLORS[rnd(s) % NCOLORS]));
+            sx_qdoc_add(d, "color", sx_qval_str(COLORS[sx_fx_rnd(s) % NCOLORS]));
     }
     char name[16];
-    snprintf(name, sizeof(name), "n%u", (unsigned)(rnd(s) % 1000));
+    snprintf(name, sizeof(name), "n%u", (unsigned)(sx_fx_rnd(s) % 1000));
     sx_qdoc_add(d, "name", sx_qval_str(name)); /* not indexed */
-    r = rnd(s) % 10;
+    r = sx_fx_rnd(s) % 10;
     uint32_t nsizes = r == 0 ? 0 : r < 8 ? 1 : 2;
     for (uint32_t k = 0; k < nsizes; k++) {
-        if (rnd(s) % 12 == 0)
+        if (sx_fx_rnd(s) % 12 == 0)
             sx_qdoc_add(d, "size", sx_qval_str("big")); /* mistyped */
-        else if (k > 0 && rnd(s) % 3 == 0)
+        else if (k > 0 && sx_fx_rnd(s) % 3 == 0)
             sx_qdoc_add(d, "size", d->f[d->n - 1].v);
         else
-            sx_qdoc_add(d, "size",
-                        sx_qval_int(SIZE_MIN + (int64_t)(rnd(s) % (SIZE_MAX_ - SIZE_MIN + 1))));
+            sx_qdoc_add(
+                d, "size",
+                sx_qval_int(SIZE_MIN + (int64_t)(sx_fx_rnd(s) % (SIZE_MAX_ - SIZE_MIN + 1))));
     }
 }
 
@@ -210,12 +203,12 @@ typedef struct op {
 static void random_write(uint64_t *s, op *o)
 {
     memset(o, 0, sizeof(*o));
-    o->del = rnd(s) % 4 == 0;
-    o->n = 1 + rnd(s) % (o->del ? 4 : 8);
+    o->del = sx_fx_rnd(s) % 4 == 0;
+    o->n = 1 + sx_fx_rnd(s) % (o->del ? 4 : 8);
     for (size_t i = 0; i < o->n; i++) {
         bool dup;
         do {
-            snprintf(o->ids[i], SX_QID, "doc-%03u", (unsigned)(rnd(s) % NIDS));
+            snprintf(o->ids[i], SX_QID, "doc-%03u", (unsigned)(sx_fx_rnd(s) % NIDS));
             dup = false;
             for (size_t j = 0; j < i; j++)
                 dup |= strcmp(o->ids[i], o->ids[j]) == 0;
@@ -501,7 +494,7 @@ static void check_index(fx *f, const sx_qindex *ix)
             sx_qhits_free(&pg.hits);
             if (modes[k] == SHARDEX__V1__MODE__MODE_UNSPECIFIED)
                 continue;
-            q.limit = 1 + (uint32_t)(rnd(&f->rng) % 7);
+            q.limit = 1 + (uint32_t)(sx_fx_rnd(&f->rng) % 7);
             query_all(f, &q, &pg);
             expect_hits(f, &q, ix, &pg);
             expect_shape(f, &q, ix, &pg);
@@ -510,7 +503,7 @@ static void check_index(fx *f, const sx_qindex *ix)
         }
     }
     for (size_t k = 0; k + 1 < nm; k++) {
-        check_docs(f, ix, &m[rnd(&f->rng) % 3], modes[k]);
+        check_docs(f, ix, &m[sx_fx_rnd(&f->rng) % 3], modes[k]);
         check_docs(f, ix, &m[n - 3], modes[k]); /* every document */
     }
     fprintf(stderr,
@@ -539,7 +532,7 @@ static bool building_cond(void *arg)
     bool all = true;
     for (uint32_t i = 0; i < f->c->nworkers; i++) {
         for (int g = 0; g < 4; g++) {
-            uint64_t v = rnd(&f->rng) % NCOLORS;
+            uint64_t v = sx_fx_rnd(&f->rng) % NCOLORS;
             sx_qmatch m = {.eq = b->ix->is_int ? sx_qval_int((int64_t)v) : sx_qval_str(COLORS[v])};
             sx_qreq q = {.index = b->ix->name,
                          .match = m,
@@ -762,7 +755,7 @@ static void writer_start(writer *w, fx *f)
 {
     memset(w, 0, sizeof(*w));
     w->f = f;
-    w->rng = rnd(&f->rng);
+    w->rng = sx_fx_rnd(&f->rng);
     pthread_create(&w->th, NULL, writer_main, w);
 }
 
@@ -801,9 +794,9 @@ static void test_exactly_once_under_faults(void **state)
     snprintf(spec, sizeof(spec),
              "seed=%" PRIu64 ";method=/shardex.internal.v1.Index/Ship,dup=0.3,delay=0.3,"
              "delay_ms=1-30,drop=0.1,drop_reply=0.1",
-             rnd(&f->rng) % 1000000);
+             sx_fx_rnd(&f->rng) % 1000000);
     set_faults_all(f, spec);
-    uint32_t p = (uint32_t)(rnd(&f->rng) % P);
+    uint32_t p = (uint32_t)(sx_fx_rnd(&f->rng) % P);
     writer w;
     writer_start(&w, f);
     /* The main thread kills and restarts while the writer writes; a failure
@@ -816,7 +809,7 @@ static void test_exactly_once_under_faults(void **state)
         snprintf(failure, sizeof(failure), "partition %u has no leader", p);
     if (!failure[0]) {
         /* Somewhere in the middle of a write (each takes a few ms). */
-        sx_clock_sleep_ms(rnd(&f->rng) % 20);
+        sx_clock_sleep_ms(sx_fx_rnd(&f->rng) % 20);
         fprintf(stderr, "  killing worker %d, leader of partition %u, at write %" PRIu64 "\n",
                 victim, p, ops_now(f));
         pthread_mutex_lock(&f->mu);
@@ -990,7 +983,7 @@ static void test_term_owner_killed(void **state)
     wait_ready(f, &IX_SIZE);
 
     owner_watch o = {.f = f, .ix = &IX_COLOR};
-    const char *value = COLORS[rnd(&f->rng) % NCOLORS];
+    const char *value = COLORS[sx_fx_rnd(&f->rng) % NCOLORS];
     o.match = (sx_qmatch){.eq = sx_qval_str(value)};
     Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(f->c);
     assert_non_null(m);

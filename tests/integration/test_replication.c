@@ -39,14 +39,6 @@
 
 static uint64_t seed;
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3};
@@ -67,7 +59,7 @@ static int teardown(void **state)
 static uint32_t any_running(sx_cluster *c, uint64_t *s)
 {
     for (;;) {
-        uint32_t i = (uint32_t)(rnd(s) % c->nworkers);
+        uint32_t i = (uint32_t)(sx_fx_rnd(s) % c->nworkers);
         if (c->worker_pid[i] > 0)
             return i;
     }
@@ -299,17 +291,17 @@ static void test_chaos_kill_rounds(void **state)
     pthread_t th[WRITERS];
     writer_arg args[WRITERS];
     for (int i = 0; i < WRITERS; i++) {
-        args[i] = (writer_arg){&w, i, rnd(&s)};
+        args[i] = (writer_arg){&w, i, sx_fx_rnd(&s)};
         pthread_create(&th[i], NULL, writer_main, &args[i]);
     }
     char failure[256] = "";
     for (int r = 0; r < rounds; r++) {
         /* Often a leader: the worker leading the most partitions. */
-        uint32_t victim = (uint32_t)(rnd(&s) % c->nworkers);
-        if (rnd(&s) % 3 != 0) {
+        uint32_t victim = (uint32_t)(sx_fx_rnd(&s) % c->nworkers);
+        if (sx_fx_rnd(&s) % 3 != 0) {
             Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
             if (m) {
-                int32_t p = (int32_t)(rnd(&s) % m->n_partitions);
+                int32_t p = (int32_t)(sx_fx_rnd(&s) % m->n_partitions);
                 int32_t leader = m->partitions[p]->leader;
                 for (uint32_t i = 0; i < c->nworkers; i++)
                     if (sx_cluster_index_of(m, c, i) == leader)
@@ -317,9 +309,9 @@ static void test_chaos_kill_rounds(void **state)
                 sx_rpc_free(&m->base);
             }
         }
-        sx_clock_sleep_ms(100 + rnd(&s) % 300); /* writes flow */
+        sx_clock_sleep_ms(100 + sx_fx_rnd(&s) % 300); /* writes flow */
         sx_cluster_kill_worker(c, victim);
-        sx_clock_sleep_ms(200 + rnd(&s) % 1200); /* keep writing while it is gone */
+        sx_clock_sleep_ms(200 + sx_fx_rnd(&s) % 1200); /* keep writing while it is gone */
         if (!sx_cluster_start_worker(c, victim) || !sx_cluster_wait_alive(c, victim, WAIT_MS)) {
             snprintf(failure, sizeof(failure), "round %d: worker %u did not come back", r, victim);
             break;
