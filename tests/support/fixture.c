@@ -2,7 +2,6 @@
 #include "fixture.h"
 
 #include "checker.h"
-#include "harness.h"
 
 #include <inttypes.h>
 #include <setjmp.h>
@@ -54,18 +53,7 @@ void sx_fx_filter_from_env(void)
 }
 
 /* What fail_msg does, at the caller's place: cmocka's _fail names file:line
- * and leaves the test (a longjmp: callers end their va_list first). */
-static void fail_at(const char *file, int line, const sx_cluster *c, const char *msg)
-{
-    if (c)
-        sx_cluster_dump_logs(c);
-    if (seed_drawn)
-        print_error("ERROR: %s (seed %" PRIu64 ")\n", msg, seed_value);
-    else
-        print_error("ERROR: %s\n", msg);
-    _fail(file, line);
-}
-
+ * and leaves the test (a longjmp, so the va_list ends first). */
 void sx__fx_fail(const char *file, int line, const sx_cluster *c, const char *fmt, ...)
 {
     char msg[1024];
@@ -73,20 +61,13 @@ void sx__fx_fail(const char *file, int line, const sx_cluster *c, const char *fm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    fail_at(file, line, c, msg);
-}
-
-void sx__fx_wait(const char *file, int line, const sx_cluster *c, bool (*cond)(void *arg),
-                 void *arg, uint64_t timeout_ms, const char *fmt, ...)
-{
-    if (sx_h_wait_for(cond, arg, timeout_ms))
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    fail_at(file, line, c, msg);
+    if (c)
+        sx_cluster_dump_logs(c);
+    if (seed_drawn)
+        print_error("ERROR: %s (seed %" PRIu64 ")\n", msg, seed_value);
+    else
+        print_error("ERROR: %s\n", msg);
+    _fail(file, line);
 }
 
 void sx__fx_check_replicas(const char *file, int line, sx_cluster *c, uint64_t timeout_ms)

@@ -11,6 +11,7 @@
 #define SX_TEST_FIXTURE_H
 
 #include "cluster.h"
+#include "harness.h"
 #include "store.h"
 
 #include <stdbool.h>
@@ -45,7 +46,10 @@ void sx_fx_filter_from_env(void);
 /* Polls cond(arg) for up to timeout_ms (sx_h_wait_for); when it stays false,
  * fails as SX_FX_FAIL(c, ...) with the printf-style message. */
 #define SX_FX_WAIT(c, cond, arg, timeout_ms, ...)                                                  \
-    sx__fx_wait(__FILE__, __LINE__, (c), (cond), (arg), (timeout_ms), __VA_ARGS__)
+    do {                                                                                           \
+        if (!sx_h_wait_for((cond), (arg), (timeout_ms)))                                           \
+            SX_FX_FAIL((c), __VA_ARGS__);                                                          \
+    } while (0)
 
 /* Waits until every replica agrees (sx_check_replicas, up to timeout_ms);
  * otherwise fails as SX_FX_FAIL(c, "replicas differ: <why>"). */
@@ -54,9 +58,6 @@ void sx_fx_filter_from_env(void);
 
 void sx__fx_fail(const char *file, int line, const sx_cluster *c, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void sx__fx_wait(const char *file, int line, const sx_cluster *c, bool (*cond)(void *arg),
-                 void *arg, uint64_t timeout_ms, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
 void sx__fx_check_replicas(const char *file, int line, sx_cluster *c, uint64_t timeout_ms);
 
 /* ----------------------------------------------------------------- stores -- */
