@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan test test-unit test-asan bench demo format format-check clean
+.PHONY: all deps build build-asan test test-unit test-asan chaos bench demo format format-check clean
 
 all: build
 
@@ -25,10 +25,12 @@ $(ASAN_BUILD)/CMakeCache.txt: | deps
 build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Every test, then the unit tests (and the tests labelled `asan`) again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# The unit and integration tests (with the chaos rounds cut to a few:
+# integration.*_smoke), then the unit tests (and the tests labelled `asan`)
+# again under AddressSanitizer + UndefinedBehaviorSanitizer. Not the tests
+# labelled chaos or slow: `make chaos`. Labels: tests/CMakeLists.txt.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'chaos|slow'
 	$(MAKE) test-asan
 
 test-unit: build
@@ -36,6 +38,11 @@ test-unit: build
 
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L 'unit|asan'
+
+# The long chaos tests: every seeded kill -9 round (SHARDEX_TEST_SEED=N replays
+# a run; README.md, "Tests").
+chaos: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L chaos
 
 bench: build
 	./bench/run.sh $(BUILD)

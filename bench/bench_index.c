@@ -16,7 +16,7 @@
  *               [--terms M] [--replication R] [--docs N] [--values N]
  *               [--lag-partitions P] [--lag-rounds N] [--lag-seconds S]
  *               [--lag-loads LIST] [--batch B] [--sample N] [--probes N]
- *               [--doc-bytes N]
+ *               [--doc-bytes N]          (--help: each with its default)
  *
  * Each cluster: a coordinator and 3 workers as processes on loopback ports
  * they chose (tests/support/cluster.h), --partitions P log partitions,
@@ -75,7 +75,6 @@
 #include "shardex/v1/shardex.pb-c.h"
 
 #include <dirent.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1571,21 +1570,6 @@ static void print_queries(const params *p, const pres *res, int nres)
 
 /* =========================================================== main ===== */
 
-static void usage(const char *argv0)
-{
-    fprintf(stderr,
-            "usage: %s [--rounds N] [--seconds S] [--warmup S] [--partitions LIST]\n"
-            "          [--terms M] [--replication R] [--docs N] [--values N]\n"
-            "          [--lag-partitions P] [--lag-rounds N] [--lag-seconds S] [--lag-loads LIST]\n"
-            "          [--batch B] [--sample N] [--probes N] [--doc-bytes N]\n"
-            "  --partitions 2,4,8,16: a fresh cluster per P (empty: no query rounds)\n"
-            "  --lag-partitions 8: P of the cluster measuring index lag (0: none)\n"
-            "  --lag-loads 0.5,0.1: offered loads, fractions of the maximum ingest; the first\n"
-            "      is the one the goal is judged at\n",
-            argv0);
-    exit(2);
-}
-
 static bool parse_parts(const char *s, params *p)
 {
     p->nparts = 0;
@@ -1618,108 +1602,175 @@ static bool parse_levels(const char *s, params *p)
     return p->nlevels > 0;
 }
 
+/* The flags as common/flags parses them; main turns them into params. */
+typedef struct opts {
+    uint32_t rounds;
+    const char *seconds, *warmup; /* decimal seconds */
+    const char *partitions;       /* "2,4,8,16"; "": no query rounds */
+    uint32_t terms;
+    uint32_t replication;
+    uint32_t docs;
+    uint32_t values;
+    uint32_t lag_parts;
+    uint32_t lag_rounds;
+    const char *lag_seconds; /* decimal seconds */
+    const char *lag_loads;   /* "0.5,0.1" */
+    uint32_t batch;
+    uint32_t sample;
+    uint32_t probes;
+    uint32_t doc_bytes;
+} opts;
+
+#define OFF(m, t) SX_FLAG_OFFSET(opts, m, t)
+static const sx_flag flags[] = {
+    {.name = "rounds",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(rounds, uint32_t),
+     .help = "query rounds per client count, each a LOCAL and a GLOBAL window",
+     .min = 1,
+     .max = 1000},
+    {.name = "seconds",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(seconds, const char *),
+     .metavar = "S",
+     .help = "seconds of each measured query window (a decimal above 0)"},
+    {.name = "warmup",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(warmup, const char *),
+     .metavar = "S",
+     .help = "seconds of queries before each window, not counted (0 or more)"},
+    {.name = "partitions",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(partitions, const char *),
+     .metavar = "LIST",
+     .help = "log partitions P, a fresh cluster per P, comma-separated (at most 8, each 1..256; "
+             "empty: no query rounds)"},
+    {.name = "terms",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(terms, uint32_t),
+     .metavar = "M",
+     .help = "term partitions of the GLOBAL indexes (0: the cluster default, M = P)"},
+    {.name = "replication",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(replication, uint32_t),
+     .metavar = "R",
+     .help = "replicas per log partition (min_isr 2 for R=3, else 1)",
+     .min = 1,
+     .max = NWORKERS},
+    {.name = "docs",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(docs, uint32_t),
+     .help = "documents preloaded (rounded up to whole Puts of 100)",
+     .min = 1,
+     .max = UINT32_MAX},
+    {.name = "values",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(values, uint32_t),
+     .help = "distinct values of the indexed field k",
+     .min = 1,
+     .max = 10000},
+    {.name = "lag-partitions",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(lag_parts, uint32_t),
+     .metavar = "P",
+     .help = "P of the cluster measuring the GLOBAL index's lag (0: none)"},
+    {.name = "lag-rounds",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(lag_rounds, uint32_t),
+     .help = "lag rounds per load, each a GLOBAL and a LOCAL window",
+     .min = 1,
+     .max = MAX_WINDOWS / 2},
+    {.name = "lag-seconds",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(lag_seconds, const char *),
+     .metavar = "S",
+     .help = "seconds of each lag window (a decimal above 0)"},
+    {.name = "lag-loads",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(lag_loads, const char *),
+     .metavar = "LIST",
+     .help = "offered loads, fractions (0..1] of the maximum ingest, comma-separated (at most "
+             "4); the first is the one the goal is judged at"},
+    {.name = "batch",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(batch, uint32_t),
+     .metavar = "B",
+     .help = "documents per Put of the lag load",
+     .min = 1,
+     .max = 10000},
+    {.name = "sample",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(sample, uint32_t),
+     .help = "one document in N is probed for its lag",
+     .min = 1,
+     .max = UINT32_MAX},
+    {.name = "probes",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(probes, uint32_t),
+     .help = "probe threads polling for sampled documents",
+     .min = 1,
+     .max = MAX_PROBES},
+    {.name = "doc-bytes",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(doc_bytes, uint32_t),
+     .help = "packed size of a document, at most",
+     .min = 64,
+     .max = POOL_BYTES / 2},
+};
+#undef OFF
+
+static const sx_flags_spec spec = {
+    .prog = "bench_index",
+    .synopsis = "[FLAGS]",
+    .description = "The lag of GLOBAL index updates behind acknowledged Puts (open loop at a "
+                   "fraction of the maximum ingest, with LOCAL visibility as the same-run "
+                   "baseline), and equality queries LOCAL vs GLOBAL on fresh 3-worker clusters "
+                   "of P log partitions. Markdown on stdout (bench/run.sh puts it in "
+                   "docs/benchmarks.md), progress on stderr.",
+    .flags = flags,
+    .count = sizeof(flags) / sizeof(flags[0]),
+};
+
 int main(int argc, char **argv)
 {
-    params p = {.rounds = 3,
-                .seconds = 1.0,
-                .warmup = 0.3,
-                .parts = {2, 4, 8, 16},
-                .nparts = 4,
-                .terms = 8,
-                .replication = 3,
-                .docs = 20000,
-                .values = 1000,
-                .lag_parts = 8,
-                .lag_rounds = 3,
-                .lag_seconds = 3.0,
-                .levels = {0.5, 0.1},
-                .nlevels = 2,
-                .batch = 10,
-                .sample = 20,
-                .probes = 8,
-                .doc_bytes = 256};
-    static const struct option longopts[] = {
-        {"rounds", required_argument, NULL, 'r'},
-        {"seconds", required_argument, NULL, 's'},
-        {"warmup", required_argument, NULL, 'w'},
-        {"partitions", required_argument, NULL, 'P'},
-        {"terms", required_argument, NULL, 'M'},
-        {"replication", required_argument, NULL, 'R'},
-        {"docs", required_argument, NULL, 'n'},
-        {"values", required_argument, NULL, 'v'},
-        {"lag-partitions", required_argument, NULL, 'L'},
-        {"lag-rounds", required_argument, NULL, 'l'},
-        {"lag-seconds", required_argument, NULL, 'S'},
-        {"lag-loads", required_argument, NULL, 'F'},
-        {"batch", required_argument, NULL, 'b'},
-        {"sample", required_argument, NULL, 'e'},
-        {"probes", required_argument, NULL, 'p'},
-        {"doc-bytes", required_argument, NULL, 'd'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    bool bad = false;
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'r':
-            p.rounds = atoi(optarg);
-            break;
-        case 's':
-            p.seconds = atof(optarg);
-            break;
-        case 'w':
-            p.warmup = atof(optarg);
-            break;
-        case 'P':
-            bad |= !parse_parts(optarg, &p);
-            break;
-        case 'M':
-            p.terms = (uint32_t)atol(optarg);
-            break;
-        case 'R':
-            p.replication = (uint32_t)atol(optarg);
-            break;
-        case 'n':
-            p.docs = (uint64_t)atoll(optarg);
-            break;
-        case 'v':
-            p.values = (unsigned)atol(optarg);
-            break;
-        case 'L':
-            p.lag_parts = (uint32_t)atol(optarg);
-            break;
-        case 'l':
-            p.lag_rounds = atoi(optarg);
-            break;
-        case 'F':
-            bad |= !parse_levels(optarg, &p);
-            break;
-        case 'S':
-            p.lag_seconds = atof(optarg);
-            break;
-        case 'b':
-            p.batch = (size_t)atol(optarg);
-            break;
-        case 'e':
-            p.sample = (unsigned)atol(optarg);
-            break;
-        case 'p':
-            p.probes = atoi(optarg);
-            break;
-        case 'd':
-            p.doc_bytes = (size_t)atol(optarg);
-            break;
-        default:
-            usage(argv[0]);
-        }
-    }
-    if (bad || optind != argc || p.rounds < 1 || p.seconds <= 0 || p.warmup < 0 ||
-        p.replication < 1 || p.replication > NWORKERS || p.docs < 1 || p.values < 1 ||
-        p.values > 10000 || p.lag_rounds < 1 || 2 * p.lag_rounds > MAX_WINDOWS ||
-        p.lag_seconds <= 0 || p.batch < 1 || p.batch > 10000 || p.sample < 1 || p.probes < 1 ||
-        p.probes > MAX_PROBES || p.doc_bytes < 64 || p.doc_bytes > POOL_BYTES / 2 ||
-        (p.nparts == 0 && p.lag_parts == 0))
-        usage(argv[0]);
+    const opts defaults = {.rounds = 3,
+                           .seconds = "1",
+                           .warmup = "0.3",
+                           .partitions = "2,4,8,16",
+                           .terms = 8,
+                           .replication = 3,
+                           .docs = 20000,
+                           .values = 1000,
+                           .lag_parts = 8,
+                           .lag_rounds = 3,
+                           .lag_seconds = "3",
+                           .lag_loads = "0.5,0.1",
+                           .batch = 10,
+                           .sample = 20,
+                           .probes = 8,
+                           .doc_bytes = 256};
+    opts o = defaults;
+    sx_bench_flags(&spec, &o, &defaults, argc, argv);
+    params p = {.rounds = (int)o.rounds,
+                .seconds = sx_bench_seconds(&spec, "seconds", o.seconds, false),
+                .warmup = sx_bench_seconds(&spec, "warmup", o.warmup, true),
+                .terms = o.terms,
+                .replication = o.replication,
+                .docs = o.docs,
+                .values = o.values,
+                .lag_parts = o.lag_parts,
+                .lag_rounds = (int)o.lag_rounds,
+                .lag_seconds = sx_bench_seconds(&spec, "lag-seconds", o.lag_seconds, false),
+                .batch = o.batch,
+                .sample = o.sample,
+                .probes = (int)o.probes,
+                .doc_bytes = o.doc_bytes};
+    if (!parse_parts(o.partitions, &p))
+        sx_bench_flag_error(&spec, "partitions", "want up to 8 numbers 1..256, comma-separated");
+    if (!parse_levels(o.lag_loads, &p))
+        sx_bench_flag_error(&spec, "lag-loads", "want 1 to 4 fractions in (0, 1], comma-separated");
+    if (p.nparts == 0 && p.lag_parts == 0)
+        sx_bench_flag_error(&spec, "partitions", "empty, and --lag-partitions 0: nothing to run");
     sx_bench_process_init("bench_index", on_signal);
 
     p.docs = (p.docs + PRELOAD_BATCH - 1) / PRELOAD_BATCH * PRELOAD_BATCH; /* whole Puts */

@@ -3,7 +3,7 @@
  * measured alternately in the same run (see BENCHMARKING.md).
  *
  *   bench_rpc [--rounds N] [--seconds S] [--warmup S] [--inflight N]
- *             [--payload BYTES] [--raw-posted N] [--pin]
+ *             [--payload BYTES] [--raw-posted N] [--pin]   (--help: with defaults)
  *
  * This orchestrator starts four processes, all this binary again:
  *
@@ -42,7 +42,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -685,17 +684,6 @@ static void conf_label(int c, int inflight, char *buf, size_t cap)
         snprintf(buf, cap, "%s, %d in flight", who, inflight);
 }
 
-static void usage(const char *argv0)
-{
-    fprintf(stderr,
-            "usage: %s [--rounds N] [--seconds S] [--warmup S] [--inflight N] [--payload BYTES]\n"
-            "          [--raw-posted N] [--pin]\n"
-            "       %s --serve layer|raw --port-file FILE [--posted N] [--cpu N]\n"
-            "       %s --client layer|raw --addr HOST:PORT --server-pid PID [--cpu N] ...\n",
-            argv0, argv0, argv0);
-    exit(2);
-}
-
 static pid_t start_server(const char *self, const char *kind, const char *dir, const params *p,
                           int *port)
 {
@@ -783,99 +771,146 @@ static int stop_client(client_proc *c, uint64_t timeout_ms)
     return st;
 }
 
+/* The flags as common/flags parses them; main turns them into params. The
+ * orchestrator's flags come first; --serve and --client run this binary as
+ * one of the processes the orchestrator starts (start_server, start_client). */
+typedef struct opts {
+    uint32_t rounds;
+    const char *seconds, *warmup; /* decimal seconds */
+    uint32_t inflight;
+    uint32_t payload;
+    uint32_t raw_posted;
+    bool pin;
+    const char *serve, *port_file, *client, *addr;
+    int64_t server_pid;
+    int64_t cpu;
+} opts;
+
+static const char *const kinds[] = {"layer", "raw", NULL};
+
+#define OFF(m, t) SX_FLAG_OFFSET(opts, m, t)
+static const sx_flag flags[] = {
+    {.name = "rounds",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(rounds, uint32_t),
+     .help = "rounds, each measuring layer and raw once per mode (the order alternates)",
+     .min = 1,
+     .max = 1000},
+    {.name = "seconds",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(seconds, const char *),
+     .metavar = "S",
+     .help = "seconds of each measured window (a decimal above 0)"},
+    {.name = "warmup",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(warmup, const char *),
+     .metavar = "S",
+     .help = "seconds of calls before each window, not counted (0 or more)"},
+    {.name = "inflight",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(inflight, uint32_t),
+     .help = "calls in flight in the second mode (closed loop)",
+     .min = 1,
+     .max = MAX_INFLIGHT},
+    {.name = "payload",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(payload, uint32_t),
+     .metavar = "BYTES",
+     .help = "payload bytes of each EchoRequest"},
+    {.name = "raw-posted",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(raw_posted, uint32_t),
+     .help = "calls the raw server keeps requested on its completion queue",
+     .min = 1,
+     .max = 1024},
+    {.name = "pin",
+     .type = SX_FLAG_BOOL,
+     .offset = OFF(pin, bool),
+     .help = "clients on CPU 0, servers on CPU 1 (what bench/run.sh passes)"},
+    {.name = "serve",
+     .type = SX_FLAG_CHOICE,
+     .offset = OFF(serve, const char *),
+     .choices = kinds,
+     .help = "(internal) be the layer or raw server; needs --port-file"},
+    {.name = "port-file",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(port_file, const char *),
+     .metavar = "FILE",
+     .help = "(internal, --serve) write the bound port here"},
+    {.name = "posted",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(raw_posted, uint32_t),
+     .help = "(internal, --serve raw) the same as --raw-posted",
+     .min = 1,
+     .max = 1024},
+    {.name = "client",
+     .type = SX_FLAG_CHOICE,
+     .offset = OFF(client, const char *),
+     .choices = kinds,
+     .help = "(internal) be the layer or raw client; needs --addr, --server-pid"},
+    {.name = "addr",
+     .type = SX_FLAG_HOSTPORT,
+     .offset = OFF(addr, const char *),
+     .help = "(internal, --client) the server to call"},
+    {.name = "server-pid",
+     .type = SX_FLAG_INT,
+     .offset = OFF(server_pid, int64_t),
+     .metavar = "PID",
+     .help = "(internal, --client) the server whose CPU time is measured",
+     .min = 0,
+     .max = INT_MAX},
+    {.name = "cpu",
+     .type = SX_FLAG_INT,
+     .offset = OFF(cpu, int64_t),
+     .help = "(internal) pin this process to CPU N (-1: no pinning)",
+     .min = -1,
+     .max = 1023},
+};
+#undef OFF
+
+static const sx_flags_spec spec = {
+    .prog = "bench_rpc",
+    .synopsis = "[FLAGS]",
+    .description = "Unary calls per second and CPU per call of the rpc layer (common/rpc*.c) "
+                   "against a minimal echo on the bare gRPC C core, alternately in the same run, "
+                   "each server and client its own process (this binary again, with the internal "
+                   "flags). Markdown on stdout (bench/run.sh puts it in docs/benchmarks.md), "
+                   "progress on stderr.",
+    .flags = flags,
+    .count = sizeof(flags) / sizeof(flags[0]),
+};
+
 int main(int argc, char **argv)
 {
-    params p = {.rounds = 5,
-                .seconds = 2.0,
-                .warmup = 0.3,
-                .inflight = 64,
-                .payload = 100,
-                .raw_posted = 4};
-    const char *serve = NULL, *client = NULL, *port_file = NULL, *addr = NULL;
-    pid_t server_pid = 0;
-    int cpu = -1;
-    static const struct option longopts[] = {
-        {"rounds", required_argument, NULL, 'r'},
-        {"seconds", required_argument, NULL, 's'},
-        {"warmup", required_argument, NULL, 'w'},
-        {"inflight", required_argument, NULL, 'n'},
-        {"payload", required_argument, NULL, 'b'},
-        {"raw-posted", required_argument, NULL, 'q'},
-        {"posted", required_argument, NULL, 'q'},
-        {"pin", no_argument, NULL, 'P'},
-        {"serve", required_argument, NULL, 'S'},
-        {"port-file", required_argument, NULL, 'f'},
-        {"client", required_argument, NULL, 'C'},
-        {"addr", required_argument, NULL, 'a'},
-        {"server-pid", required_argument, NULL, 'p'},
-        {"cpu", required_argument, NULL, 'c'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'r':
-            p.rounds = atoi(optarg);
-            break;
-        case 's':
-            p.seconds = atof(optarg);
-            break;
-        case 'w':
-            p.warmup = atof(optarg);
-            break;
-        case 'n':
-            p.inflight = atoi(optarg);
-            break;
-        case 'b':
-            p.payload = (size_t)atol(optarg);
-            break;
-        case 'q':
-            p.raw_posted = atoi(optarg);
-            break;
-        case 'P':
-            p.pin = true;
-            break;
-        case 'S':
-            serve = optarg;
-            break;
-        case 'f':
-            port_file = optarg;
-            break;
-        case 'C':
-            client = optarg;
-            break;
-        case 'a':
-            addr = optarg;
-            break;
-        case 'p':
-            server_pid = (pid_t)atoi(optarg);
-            break;
-        case 'c':
-            cpu = atoi(optarg);
-            break;
-        default:
-            usage(argv[0]);
-        }
+    const opts defaults = {.rounds = 5,
+                           .seconds = "2",
+                           .warmup = "0.3",
+                           .inflight = 64,
+                           .payload = 100,
+                           .raw_posted = 4,
+                           .cpu = -1};
+    opts o = defaults;
+    sx_bench_flags(&spec, &o, &defaults, argc, argv);
+    params p = {.rounds = (int)o.rounds,
+                .seconds = sx_bench_seconds(&spec, "seconds", o.seconds, false),
+                .warmup = sx_bench_seconds(&spec, "warmup", o.warmup, true),
+                .inflight = (int)o.inflight,
+                .payload = o.payload,
+                .raw_posted = (int)o.raw_posted,
+                .pin = o.pin};
+    if (o.serve) {
+        if (!o.port_file)
+            sx_bench_flag_error(&spec, "serve", "needs --port-file");
+        pin_to_cpu((int)o.cpu);
+        if (strcmp(o.serve, "layer") == 0)
+            return serve_layer(o.port_file);
+        return serve_raw(o.port_file, p.raw_posted);
     }
-    if (p.rounds < 1 || p.seconds <= 0 || p.warmup < 0 || p.inflight < 1 ||
-        p.inflight > MAX_INFLIGHT || p.raw_posted < 1)
-        usage(argv[0]);
-    if (serve) {
-        if (!port_file)
-            usage(argv[0]);
-        pin_to_cpu(cpu);
-        if (strcmp(serve, "layer") == 0)
-            return serve_layer(port_file);
-        if (strcmp(serve, "raw") == 0)
-            return serve_raw(port_file, p.raw_posted);
-        usage(argv[0]);
-    }
-    if (client) {
-        if (!addr || server_pid <= 0 ||
-            (strcmp(client, "layer") != 0 && strcmp(client, "raw") != 0))
-            usage(argv[0]);
-        pin_to_cpu(cpu);
-        return client_main(strcmp(client, "layer") == 0, addr, server_pid, &p);
+    if (o.client) {
+        if (!o.addr || o.server_pid <= 0)
+            sx_bench_flag_error(&spec, "client", "needs --addr and --server-pid");
+        pin_to_cpu((int)o.cpu);
+        return client_main(strcmp(o.client, "layer") == 0, o.addr, (pid_t)o.server_pid, &p);
     }
 
     /* The orchestrator: two servers, two clients, all separate processes. */

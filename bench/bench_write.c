@@ -4,7 +4,7 @@
  * alternately in the same run (see BENCHMARKING.md).
  *
  *   bench_write [--rounds N] [--seconds S] [--warmup S] [--clients N]
- *               [--batch B] [--doc-bytes N]
+ *               [--batch B] [--doc-bytes N]      (--help: each with its default)
  *
  * The subject: two clusters started through tests/support/cluster.h, each a
  * coordinator and 3 workers as separate processes on loopback ports they chose
@@ -45,7 +45,6 @@
 #include "shardex/v1/shardex.pb-c.h"
 #include "store.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -525,15 +524,6 @@ static bool start_cluster(sx_cluster *c, uint32_t replication, uint32_t min_isr)
     return sx_bench_cluster_start(c, &o, SETTLE_MS, "bench_write", label, label);
 }
 
-static void usage(const char *argv0)
-{
-    fprintf(stderr,
-            "usage: %s [--rounds N] [--seconds S] [--warmup S] [--clients N] [--batch B]\n"
-            "          [--doc-bytes N]\n",
-            argv0);
-    exit(2);
-}
-
 static const char *conf_label(int c)
 {
     switch (c) {
@@ -546,48 +536,82 @@ static const char *conf_label(int c)
     }
 }
 
+/* The flags as common/flags parses them; main turns them into params. */
+typedef struct opts {
+    uint32_t rounds;
+    const char *seconds, *warmup; /* decimal seconds */
+    uint32_t clients;
+    uint32_t batch;
+    uint32_t doc_bytes;
+} opts;
+
+#define OFF(m, t) SX_FLAG_OFFSET(opts, m, t)
+static const sx_flag flags[] = {
+    {.name = "rounds",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(rounds, uint32_t),
+     .help = "rounds, each running raw, R=1 and R=3 once (the order alternates)",
+     .min = 1,
+     .max = 1000},
+    {.name = "seconds",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(seconds, const char *),
+     .metavar = "S",
+     .help = "seconds of each measured window (a decimal above 0)"},
+    {.name = "warmup",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(warmup, const char *),
+     .metavar = "S",
+     .help = "seconds of load before each window, not counted (0 or more)"},
+    {.name = "clients",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(clients, uint32_t),
+     .help = "Puts in flight (closed loop), one per client slot",
+     .min = 1,
+     .max = MAX_CLIENTS},
+    {.name = "batch",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(batch, uint32_t),
+     .metavar = "B",
+     .help = "documents per Put (and per raw LevelDB batch)",
+     .min = 1,
+     .max = 10000},
+    {.name = "doc-bytes",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(doc_bytes, uint32_t),
+     .help = "packed size of one document",
+     .min = 200,
+     .max = POOL_BYTES / 2},
+};
+#undef OFF
+
+static const sx_flags_spec spec = {
+    .prog = "bench_write",
+    .synopsis = "[FLAGS]",
+    .description = "Acknowledged documents per second through the replicated log (Put on real "
+                   "3-worker loopback clusters, R=1 and R=3) against raw LevelDB writing the "
+                   "same documents in synced batches, alternately in the same run. Markdown on "
+                   "stdout (bench/run.sh puts it in docs/benchmarks.md), progress on stderr.",
+    .flags = flags,
+    .count = sizeof(flags) / sizeof(flags[0]),
+};
+
 int main(int argc, char **argv)
 {
-    params p = {
-        .rounds = 5, .seconds = 3.0, .warmup = 0.5, .clients = 8, .batch = 100, .doc_bytes = 1024};
-    static const struct option longopts[] = {
-        {"rounds", required_argument, NULL, 'r'},
-        {"seconds", required_argument, NULL, 's'},
-        {"warmup", required_argument, NULL, 'w'},
-        {"clients", required_argument, NULL, 'n'},
-        {"batch", required_argument, NULL, 'b'},
-        {"doc-bytes", required_argument, NULL, 'd'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'r':
-            p.rounds = atoi(optarg);
-            break;
-        case 's':
-            p.seconds = atof(optarg);
-            break;
-        case 'w':
-            p.warmup = atof(optarg);
-            break;
-        case 'n':
-            p.clients = atoi(optarg);
-            break;
-        case 'b':
-            p.batch = (size_t)atol(optarg);
-            break;
-        case 'd':
-            p.doc_bytes = (size_t)atol(optarg);
-            break;
-        default:
-            usage(argv[0]);
-        }
-    }
-    if (optind != argc || p.rounds < 1 || p.seconds <= 0 || p.warmup < 0 || p.clients < 1 ||
-        p.clients > MAX_CLIENTS || p.batch < 1 || p.batch > 10000 || p.doc_bytes < 200 ||
-        p.doc_bytes > POOL_BYTES / 2)
-        usage(argv[0]);
+    const opts defaults = {.rounds = 5,
+                           .seconds = "3",
+                           .warmup = "0.5",
+                           .clients = 8,
+                           .batch = 100,
+                           .doc_bytes = 1024};
+    opts o = defaults;
+    sx_bench_flags(&spec, &o, &defaults, argc, argv);
+    params p = {.rounds = (int)o.rounds,
+                .seconds = sx_bench_seconds(&spec, "seconds", o.seconds, false),
+                .warmup = sx_bench_seconds(&spec, "warmup", o.warmup, true),
+                .clients = (int)o.clients,
+                .batch = o.batch,
+                .doc_bytes = o.doc_bytes};
     sx_bench_process_init("bench_write", on_signal);
 
     fill_pool();

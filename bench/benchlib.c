@@ -10,6 +10,8 @@
 
 #include "mem.h"
 
+#include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +147,42 @@ uint64_t sx_bench_cluster_cpu_us(const sx_cluster *c)
         if (c->worker_pid[i] > 0)
             t += sx_bench_proc_cpu_us(c->worker_pid[i], NULL);
     return t;
+}
+
+void sx_bench_flags(const sx_flags_spec *spec, void *config, const void *defaults, int argc,
+                    char **argv)
+{
+    bool help = false;
+    sx_err err = {0};
+    if (sx_flags_parse(spec, config, argc, argv, &help, NULL, &err) != SX_OK) {
+        fprintf(stderr, "%s: %s\nTry --help.\n", spec->prog, err.msg);
+        exit(2);
+    }
+    if (help) {
+        sx_flags_usage(spec, defaults, stdout);
+        exit(0);
+    }
+}
+
+void sx_bench_flag_error(const sx_flags_spec *spec, const char *flag, const char *what)
+{
+    fprintf(stderr, "%s: --%s: %s\nTry --help.\n", spec->prog, flag, what);
+    exit(2);
+}
+
+double sx_bench_seconds(const sx_flags_spec *spec, const char *flag, const char *value,
+                        bool zero_ok)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = value && *value ? strtod(value, &end) : NAN;
+    if (!end || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 || (v == 0 && !zero_ok)) {
+        char what[160];
+        snprintf(what, sizeof(what), "\"%s\" is not a number of seconds %s", value ? value : "",
+                 zero_ok ? "(0 or more, e.g. 0.5)" : "(above 0, e.g. 2.5)");
+        sx_bench_flag_error(spec, flag, what);
+    }
+    return v;
 }
 
 void sx_bench_process_init(const char *name, void (*on_stop)(int sig))

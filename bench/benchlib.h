@@ -1,5 +1,6 @@
-/* benchlib.h: what bench_rpc and bench_write measure and report the same way
- * (BENCHMARKING.md): a log-bucketed latency histogram, the phases of a
+/* benchlib.h: what the benchmarks parse, measure and report the same way
+ * (BENCHMARKING.md): their flags (common/flags tables, --help, decimal
+ * seconds), a log-bucketed latency histogram, the phases of a
  * closed-loop window, the CPU time of another process, medians over rounds and
  * the Markdown cells that show them, and the start (settled) and stop of the
  * loopback clusters they measure. It is not a harness: each benchmark keeps
@@ -18,6 +19,28 @@
 #include <sys/types.h>
 
 #include "cluster.h"
+#include "flags.h"
+
+/* ---- flags ---- */
+
+/* Parses argv into config (which holds the defaults on entry) with spec
+ * (common/flags.h; no positional arguments). On --help prints the table, with
+ * the defaults read from defaults, to stdout and exits 0; on an error prints
+ * "PROG: what is wrong" and "Try --help." to stderr and exits 2. Call from
+ * main, before any thread starts. */
+void sx_bench_flags(const sx_flags_spec *spec, void *config, const void *defaults, int argc,
+                    char **argv);
+
+/* A number of seconds given to --flag as a decimal string ("3", "0.5"):
+ * finite, above 0 or, when zero_ok, at least 0. Otherwise prints
+ * "PROG: --flag: ..." and "Try --help." to stderr and exits 2. */
+double sx_bench_seconds(const sx_flags_spec *spec, const char *flag, const char *value,
+                        bool zero_ok);
+
+/* Exits 2 after printing "PROG: --flag: what" and "Try --help." to stderr:
+ * for what the flag table cannot say (lists, flags that go together). */
+void sx_bench_flag_error(const sx_flags_spec *spec, const char *flag, const char *what)
+    __attribute__((noreturn));
 
 /* ---- latency histogram ---- */
 

@@ -308,9 +308,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    for (uint32_t i = 0; i < f->c->nworkers; i++)
-        sx_cluster_kill_worker(f->c, i);
-    sx_cluster_kill_coordinator(f->c);
+    sx_cluster_kill_all(f->c);
     sx_cluster_stop(f->c);
     free(f->c);
     free(f);

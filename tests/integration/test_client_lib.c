@@ -16,6 +16,7 @@
 #include "checker.h"
 #include "clock.h"
 #include "cluster.h"
+#include "fixture.h"
 #include "harness.h"
 #include "shardex.h"
 
@@ -64,32 +65,18 @@ static int teardown(void **state)
     fx *f = *state;
     sx_client_close(f->cl);
     sx_token_set_free(&f->tokens);
-    for (uint32_t i = 0; i < f->c->nworkers; i++)
-        sx_cluster_kill_worker(f->c, i);
-    sx_cluster_kill_coordinator(f->c);
+    sx_cluster_kill_all(f->c);
     sx_cluster_stop(f->c);
     free(f->c);
     free(f);
     return 0;
 }
 
-static void fail_dump(fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail_dump(fx *f, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    sx_cluster_dump_logs(f->c);
-    fail_msg("%s", msg);
-}
-
 #define CHECK_OK(f, call, err)                                                                     \
     do {                                                                                           \
         sx_status st_ = (call);                                                                    \
         if (st_ != SX_OK)                                                                          \
-            fail_dump((f), "%s: %s: %s", #call, sx_status_name(st_), (err).msg);                   \
+            SX_FX_FAIL((f)->c, "%s: %s: %s", #call, sx_status_name(st_), (err).msg);               \
     } while (0)
 
 static const char *str_of(const Shardex__V1__Document *d, const char *name)
@@ -265,7 +252,7 @@ static void test_index_and_query(void **state)
     assert_int_equal(sx_client_create_index(f->cl, &spec, NULL, &err), SX_ALREADY_EXISTS);
     assert_non_null(strstr(err.msg, "already exists"));
     if (!wait_ready(f, "color", WAIT_MS))
-        fail_dump(f, "index color never became READY");
+        SX_FX_FAIL(f->c, "index color never became READY");
 
     enum { N = 30 };
     static const char *const colors[] = {"red", "green", "blue"};
@@ -381,7 +368,7 @@ static void test_bulk(void **state)
     fprintf(stderr, "  bulk: %d documents in %" PRIu64 " ms, %zu batches\n", NBULK,
             sx_clock_now_ms() - t0, seen.batches);
     if (seen.failed)
-        fail_dump(f, "%zu batches failed, first: %s", seen.failed, seen.first_err);
+        SX_FX_FAIL(f->c, "%zu batches failed, first: %s", seen.failed, seen.first_err);
     assert_int_equal(seen.tokens, NBULK);
     assert_int_equal(seen.batches, NBULK / 200);
     assert_int_equal(seen.max_batch, 200);

@@ -6,6 +6,7 @@
  */
 #include "clock.h"
 #include "cluster.h"
+#include "fixture.h"
 #include "fsutil.h"
 #include "harness.h"
 #include "shardex/v1/shardex.pb-c.h"
@@ -73,10 +74,7 @@ static void count_leaders(const ClusterMap *m, int *per_worker, size_t n)
 
 static void assert_steady(sx_cluster *c)
 {
-    if (!sx_h_wait_for(steady, c, WAIT_MS)) {
-        sx_cluster_dump_logs(c);
-        fail_msg("cluster did not reach a steady assignment");
-    }
+    SX_FX_WAIT(c, steady, c, WAIT_MS, "cluster did not reach a steady assignment");
 }
 
 typedef struct failover_wait {
@@ -209,10 +207,8 @@ static void test_coordinator_restart_keeps_the_map(void **state)
         assert_non_null(now);
         bool same = same_assignment(before, now);
         sx_rpc_free(&now->base);
-        if (!same) {
-            sx_cluster_dump_logs(c);
-            fail_msg("the map changed after a coordinator restart");
-        }
+        if (!same)
+            SX_FX_FAIL(c, "the map changed after a coordinator restart");
         sx_clock_sleep_ms(100);
     }
     sx_rpc_free(&before->base);

@@ -22,6 +22,7 @@
 #include "checker.h"
 #include "clock.h"
 #include "cluster.h"
+#include "fixture.h"
 #include "harness.h"
 #include "hash.h"
 #include "query.h"
@@ -46,14 +47,6 @@
 #define P 8
 
 static uint64_t seed;
-
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 /* The values documents take: small alphabets, so that values collide. */
 static const char *const COLORS[] = {"amber", "blue", "green", "red", "teal", "violet"};
@@ -113,9 +106,7 @@ static int teardown(void **state)
     fprintf(stderr, "  (%" PRIu64 " ms after the cluster settled)\n", sx_clock_now_ms() - f->t0);
     /* Everything was checked: no need for a graceful stop (which waits for
      * calls in flight). */
-    for (uint32_t i = 0; i < f->c->nworkers; i++)
-        sx_cluster_kill_worker(f->c, i);
-    sx_cluster_kill_coordinator(f->c);
+    sx_cluster_kill_all(f->c);
     sx_cluster_stop(f->c);
     free(f->c);
     sx_model_destroy(f->model);
@@ -131,31 +122,12 @@ static void seed_test(fx *f, const char *name)
     fprintf(stderr, "%s: seed=%" PRIu64 " (SHARDEX_TEST_SEED replays)\n", name, seed);
 }
 
-static void fail_dump(fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail_dump(fx *f, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    sx_cluster_dump_logs(f->c);
-    fail_msg("%s (seed %" PRIu64 ")", msg, seed);
-}
-
-static void check_replicas(fx *f)
-{
-    char why[512] = "";
-    if (!sx_check_replicas(f->c, WAIT_MS, why, sizeof(why)))
-        fail_dump(f, "replicas differ: %s", why);
-}
-
 /* `shardex verify` recomputes every index from the log. */
 static void run_verify(fx *f)
 {
     char why[256];
     if (!sx_check_verify(f->c, 120000, why, sizeof(why)))
-        fail_dump(f, "%s", why);
+        SX_FX_FAIL(f->c, "%s", why);
 }
 
 /* A running worker's address, copied under f->mu: a writer thread picks
@@ -170,7 +142,7 @@ static waddr pick(fx *f, uint64_t *s)
     waddr a;
     pthread_mutex_lock(&f->mu);
     for (;;) {
-        uint32_t i = (uint32_t)(rnd(s) % f->c->nworkers);
+        uint32_t i = (uint32_t)(sx_fx_rnd(s) % f->c->nworkers);
         if (f->c->worker_pid[i] > 0) {
             memcpy(a.s, f->c->worker_addr[i], sizeof(a.s));
             break;
@@ -193,29 +165,30 @@ static void random_doc(uint64_t *s, const char *id, sx_qdoc *d)
 {
     memset(d, 0, sizeof(*d));
     snprintf(d->id, sizeof(d->id), "%s", id);
-    uint64_t r = rnd(s) % 10;
+    uint64_t r = sx_fx_rnd(s) % 10;
     uint32_t ncolors = r == 0 ? 0 : r < 7 ? 1 : r < 9 ? 2 : 3;
     for (uint32_t k = 0; k < ncolors; k++) {
-        if (rnd(s) % 12 == 0)
-            sx_qdoc_add(d, "color", sx_qval_int((int64_t)(rnd(s) % 5))); /* mistyped */
-        else if (k > 0 && rnd(s) % 3 == 0)
+        if (sx_fx_rnd(s) % 12 == 0)
+            sx_qdoc_add(d, "color", sx_qval_int((int64_t)(sx_fx_rnd(s) % 5))); /* mistyped */
+        else if (k > 0 && sx_fx_rnd(s) % 3 == 0)
             sx_qdoc_add(d, "color", d->f[d->n - 1].v); /* the same value twice */
         else
-            sx_qdoc_add(d, "color", sx_qval_str(COLORS[rnd(s) % NCOLORS]));
+            sx_qdoc_add(d, "color", sx_qval_str(COLORS[sx_fx_rnd(s) % NCOLORS]));
     }
     char name[16];
-    snprintf(name, sizeof(name), "n%u", (unsigned)(rnd(s) % 1000));
+    snprintf(name, sizeof(name), "n%u", (unsigned)(sx_fx_rnd(s) % 1000));
     sx_qdoc_add(d, "name", sx_qval_str(name)); /* not indexed */
-    r = rnd(s) % 10;
+    r = sx_fx_rnd(s) % 10;
     uint32_t nsizes = r == 0 ? 0 : r < 8 ? 1 : 2;
     for (uint32_t k = 0; k < nsizes; k++) {
-        if (rnd(s) % 12 == 0)
+        if (sx_fx_rnd(s) % 12 == 0)
             sx_qdoc_add(d, "size", sx_qval_str("big")); /* mistyped */
-        else if (k > 0 && rnd(s) % 3 == 0)
+        else if (k > 0 && sx_fx_rnd(s) % 3 == 0)
             sx_qdoc_add(d, "size", d->f[d->n - 1].v);
         else
-            sx_qdoc_add(d, "size",
-                        sx_qval_int(SIZE_MIN + (int64_t)(rnd(s) % (SIZE_MAX_ - SIZE_MIN + 1))));
+            sx_qdoc_add(
+                d, "size",
+                sx_qval_int(SIZE_MIN + (int64_t)(sx_fx_rnd(s) % (SIZE_MAX_ - SIZE_MIN + 1))));
     }
 }
 
@@ -230,12 +203,12 @@ typedef struct op {
 static void random_write(uint64_t *s, op *o)
 {
     memset(o, 0, sizeof(*o));
-    o->del = rnd(s) % 4 == 0;
-    o->n = 1 + rnd(s) % (o->del ? 4 : 8);
+    o->del = sx_fx_rnd(s) % 4 == 0;
+    o->n = 1 + sx_fx_rnd(s) % (o->del ? 4 : 8);
     for (size_t i = 0; i < o->n; i++) {
         bool dup;
         do {
-            snprintf(o->ids[i], SX_QID, "doc-%03u", (unsigned)(rnd(s) % NIDS));
+            snprintf(o->ids[i], SX_QID, "doc-%03u", (unsigned)(sx_fx_rnd(s) % NIDS));
             dup = false;
             for (size_t j = 0; j < i; j++)
                 dup |= strcmp(o->ids[i], o->ids[j]) == 0;
@@ -298,7 +271,7 @@ static void random_writes(fx *f, int n)
         op o;
         random_write(&f->rng, &o);
         if (!do_write(f, &f->rng, &o, why, sizeof(why)))
-            fail_dump(f, "write %d: %s", i, why);
+            SX_FX_FAIL(f->c, "write %d: %s", i, why);
     }
 }
 
@@ -309,13 +282,13 @@ static void create_index(fx *f, const sx_qindex *ix)
     sx_err err = {0};
     sx_status st = sx_q_create_index(f->c, pick(f, &f->rng).s, ix, &err);
     if (st != SX_OK)
-        fail_dump(f, "CreateIndex %s: %s: %s", ix->name, sx_status_name(st), err.msg);
+        SX_FX_FAIL(f->c, "CreateIndex %s: %s: %s", ix->name, sx_status_name(st), err.msg);
 }
 
 static void wait_ready(fx *f, const sx_qindex *ix)
 {
     if (!sx_q_wait_ready(f->c, pick(f, &f->rng).s, ix->name, FAILOVER_MS))
-        fail_dump(f, "index %s did not become READY", ix->name);
+        SX_FX_FAIL(f->c, "index %s did not become READY", ix->name);
 }
 
 typedef struct mistyped_wait {
@@ -342,9 +315,9 @@ static bool mistyped_cond(void *arg)
 static void check_listed(fx *f, const sx_qindex *ix)
 {
     mistyped_wait w = {f, ix, sx_model_mistyped(f->model, ix->field, ix->is_int), 0, 0};
-    if (!sx_h_wait_for(mistyped_cond, &w, WAIT_MS))
-        fail_dump(f, "ListIndexes %s: state %d, mistyped_docs %" PRIu64 ", model says %" PRIu64,
-                  ix->name, w.state, w.got, w.want);
+    SX_FX_WAIT(f->c, mistyped_cond, &w, WAIT_MS,
+               "ListIndexes %s: state %d, mistyped_docs %" PRIu64 ", model says %" PRIu64, ix->name,
+               w.state, w.got, w.want);
     fprintf(stderr, "  %s: READY, %" PRIu64 " mistyped documents\n", ix->name, w.got);
 }
 
@@ -368,8 +341,8 @@ static void query_all(fx *f, const sx_qreq *q, sx_qpages *pg)
             return;
         sx_qhits_free(&pg->hits);
         if (!f->tolerant || !transient(st) || sx_clock_now_ms() >= end)
-            fail_dump(f, "query %s through %s: %s: %s", sx_qreq_fmt(q, d, sizeof(d)), via.s,
-                      sx_status_name(st), err.msg);
+            SX_FX_FAIL(f->c, "query %s through %s: %s: %s", sx_qreq_fmt(q, d, sizeof(d)), via.s,
+                       sx_status_name(st), err.msg);
         f->retries++;
     }
 }
@@ -383,12 +356,12 @@ static void expect_hits(fx *f, const sx_qreq *q, const sx_qindex *ix, const sx_q
     size_t n = want.n;
     sx_qhits_free(&want);
     if (!ok)
-        fail_dump(f, "query %s: %s", sx_qreq_fmt(q, d, sizeof(d)), why);
+        SX_FX_FAIL(f->c, "query %s: %s", sx_qreq_fmt(q, d, sizeof(d)), why);
     /* Pages are full but for the last (each page but the last has limit hits). */
     uint32_t min_pages = n == 0 ? 1 : (uint32_t)((n + q->limit - 1) / q->limit);
     if (pg->pages < min_pages || pg->mixed || (q->include_docs && !pg->docs_ok))
-        fail_dump(f, "query %s: %u pages for %zu hits (mixed %d, docs %d)",
-                  sx_qreq_fmt(q, d, sizeof(d)), pg->pages, n, pg->mixed, pg->docs_ok);
+        SX_FX_FAIL(f->c, "query %s: %u pages for %zu hits (mixed %d, docs %d)",
+                   sx_qreq_fmt(q, d, sizeof(d)), pg->pages, n, pg->mixed, pg->docs_ok);
 }
 
 static void expect_shape(fx *f, const sx_qreq *q, const sx_qindex *ix, const sx_qpages *pg)
@@ -397,17 +370,18 @@ static void expect_shape(fx *f, const sx_qreq *q, const sx_qindex *ix, const sx_
     Shardex__V1__Mode mode = q->mode;
     if (mode == SHARDEX__V1__MODE__MODE_UNSPECIFIED) {
         if (pg->mode != SHARDEX__V1__MODE__MODE_LOCAL && pg->mode != SHARDEX__V1__MODE__MODE_GLOBAL)
-            fail_dump(f, "query %s: answered in mode %d", sx_qreq_fmt(q, d, sizeof(d)), pg->mode);
+            SX_FX_FAIL(f->c, "query %s: answered in mode %d", sx_qreq_fmt(q, d, sizeof(d)),
+                       pg->mode);
         mode = pg->mode;
     } else if (pg->mode != mode) {
-        fail_dump(f, "query %s: answered in mode %d", sx_qreq_fmt(q, d, sizeof(d)), pg->mode);
+        SX_FX_FAIL(f->c, "query %s: answered in mode %d", sx_qreq_fmt(q, d, sizeof(d)), pg->mode);
     }
     uint32_t want = mode == SHARDEX__V1__MODE__MODE_LOCAL ? P
                     : q->match.range                      ? term_partitions(ix)
                                                           : 1;
     if (pg->contacted != want)
-        fail_dump(f, "query %s: partitions_contacted %u, want %u", sx_qreq_fmt(q, d, sizeof(d)),
-                  pg->contacted, want);
+        SX_FX_FAIL(f->c, "query %s: partitions_contacted %u, want %u", sx_qreq_fmt(q, d, sizeof(d)),
+                   pg->contacted, want);
 }
 
 /* The matches checked on an index: every value of the alphabet and an absent
@@ -464,19 +438,19 @@ static void check_docs(fx *f, const sx_qindex *ix, const sx_qmatch *m, Shardex__
         sx_status st = sx_q_query(f->c, pick(f, &f->rng).s, &q, NULL, &r, &err);
         if (st != SX_OK) {
             if (!f->tolerant || !transient(st) || sx_clock_now_ms() >= end)
-                fail_dump(f, "query %s with documents: %s: %s", sx_qreq_fmt(&q, d, sizeof(d)),
-                          sx_status_name(st), err.msg);
+                SX_FX_FAIL(f->c, "query %s with documents: %s: %s", sx_qreq_fmt(&q, d, sizeof(d)),
+                           sx_status_name(st), err.msg);
             f->retries++;
             continue;
         }
         for (size_t i = 0; i < r->n_hits; i++) {
             const sx_qdoc *want = sx_model_get(f->model, r->hits[i]->id);
             if (!want || !sx_qdoc_equal_pb(want, r->hits[i]->doc))
-                fail_dump(f, "query %s with documents: hit %zu (%s): %s",
-                          sx_qreq_fmt(&q, d, sizeof(d)), i, r->hits[i]->id,
-                          !want             ? "not in the model"
-                          : r->hits[i]->doc ? "document differs"
-                                            : "no document");
+                SX_FX_FAIL(f->c, "query %s with documents: hit %zu (%s): %s",
+                           sx_qreq_fmt(&q, d, sizeof(d)), i, r->hits[i]->id,
+                           !want             ? "not in the model"
+                           : r->hits[i]->doc ? "document differs"
+                                             : "no document");
         }
         assert_int_equal(r->next_page_token.len, 0);
         sx_rpc_free(&r->base);
@@ -520,7 +494,7 @@ static void check_index(fx *f, const sx_qindex *ix)
             sx_qhits_free(&pg.hits);
             if (modes[k] == SHARDEX__V1__MODE__MODE_UNSPECIFIED)
                 continue;
-            q.limit = 1 + (uint32_t)(rnd(&f->rng) % 7);
+            q.limit = 1 + (uint32_t)(sx_fx_rnd(&f->rng) % 7);
             query_all(f, &q, &pg);
             expect_hits(f, &q, ix, &pg);
             expect_shape(f, &q, ix, &pg);
@@ -529,7 +503,7 @@ static void check_index(fx *f, const sx_qindex *ix)
         }
     }
     for (size_t k = 0; k + 1 < nm; k++) {
-        check_docs(f, ix, &m[rnd(&f->rng) % 3], modes[k]);
+        check_docs(f, ix, &m[sx_fx_rnd(&f->rng) % 3], modes[k]);
         check_docs(f, ix, &m[n - 3], modes[k]); /* every document */
     }
     fprintf(stderr,
@@ -558,7 +532,7 @@ static bool building_cond(void *arg)
     bool all = true;
     for (uint32_t i = 0; i < f->c->nworkers; i++) {
         for (int g = 0; g < 4; g++) {
-            uint64_t v = rnd(&f->rng) % NCOLORS;
+            uint64_t v = sx_fx_rnd(&f->rng) % NCOLORS;
             sx_qmatch m = {.eq = b->ix->is_int ? sx_qval_int((int64_t)v) : sx_qval_str(COLORS[v])};
             sx_qreq q = {.index = b->ix->name,
                          .match = m,
@@ -588,8 +562,8 @@ static bool building_cond(void *arg)
             } else if (st == SX_NOT_FOUND) {
                 b->unknown++;
             } else {
-                fail_dump(f, "query %s while building: %s: %s", sx_qreq_fmt(&q, d, sizeof(d)),
-                          sx_status_name(st), err.msg);
+                SX_FX_FAIL(f->c, "query %s while building: %s: %s", sx_qreq_fmt(&q, d, sizeof(d)),
+                           sx_status_name(st), err.msg);
             }
             sx_qhits_free(&pg.hits);
             b->known[i][g] |= st != SX_NOT_FOUND;
@@ -603,8 +577,8 @@ static void query_while_building(fx *f, const sx_qindex *ix)
 {
     building_watch b = {.f = f, .ix = ix};
     uint64_t t0 = sx_clock_now_ms();
-    if (!sx_h_wait_for(building_cond, &b, WAIT_MS))
-        fail_dump(f, "after CreateIndex %s, some worker still answers NOT_FOUND", ix->name);
+    SX_FX_WAIT(f->c, building_cond, &b, WAIT_MS,
+               "after CreateIndex %s, some worker still answers NOT_FOUND", ix->name);
     fprintf(stderr,
             "  %s after CreateIndex: %u queries answered right (%u of them while BUILDING), "
             "%u refused, %u NOT_FOUND (every worker knew it after %" PRIu64 " ms)\n",
@@ -617,7 +591,7 @@ static void test_model(void **state)
     fx *f = *state;
     seed_test(f, "model");
     random_writes(f, 40); /* before any index: backfilled */
-    check_replicas(f);    /* and applied everywhere */
+    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS); /* and applied everywhere */
     create_index(f, &IX_COLOR);
     create_index(f, &IX_SIZE);
     query_while_building(f, &IX_COLOR);
@@ -631,7 +605,7 @@ static void test_model(void **state)
     check_index(f, &IX_SIZE);
     check_listed(f, &IX_COLOR);
     check_listed(f, &IX_SIZE);
-    check_replicas(f);
+    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
     run_verify(f);
 }
 
@@ -661,7 +635,7 @@ static void test_read_your_writes(void **state)
         uint32_t via = (uint32_t)i % 3;
         sx_status st = sx_q_put(f->c, f->c->worker_addr[via], &doc, 1, 10000, &tok, NULL, &err);
         if (st != SX_OK)
-            fail_dump(f, "put %s: %s: %s", id, sx_status_name(st), err.msg);
+            SX_FX_FAIL(f->c, "put %s: %s: %s", id, sx_status_name(st), err.msg);
         sx_model_put(f->model, &doc);
         /* The new values are there, the replaced ones (i >= 7) are gone. */
         sx_qmatch ms[3] = {
@@ -679,13 +653,13 @@ static void test_read_your_writes(void **state)
                 uint32_t qvia = (via + 1 + (uint32_t)g) % 3;
                 st = sx_q_query_all(f->c, f->c->worker_addr[qvia], &q, &pg, &err);
                 if (st != SX_OK)
-                    fail_dump(f, "round %d: query %s: %s: %s", i, sx_qreq_fmt(&q, d, sizeof(d)),
-                              sx_status_name(st), err.msg);
+                    SX_FX_FAIL(f->c, "round %d: query %s: %s: %s", i, sx_qreq_fmt(&q, d, sizeof(d)),
+                               sx_status_name(st), err.msg);
                 bool want = k < 2;
                 if (pg.hits.n != (want ? 1u : 0u) || (want && strcmp(pg.hits.h[0].id, id) != 0))
-                    fail_dump(f, "round %d: query %s with the put's token: %zu hits%s%s", i,
-                              sx_qreq_fmt(&q, d, sizeof(d)), pg.hits.n, pg.hits.n ? ", first " : "",
-                              pg.hits.n ? pg.hits.h[0].id : "");
+                    SX_FX_FAIL(f->c, "round %d: query %s with the put's token: %zu hits%s%s", i,
+                               sx_qreq_fmt(&q, d, sizeof(d)), pg.hits.n,
+                               pg.hits.n ? ", first " : "", pg.hits.n ? pg.hits.h[0].id : "");
                 sx_qhits_free(&pg.hits);
             }
         }
@@ -694,14 +668,14 @@ static void test_read_your_writes(void **state)
                 f->tokens.off[p] = tok.off[p];
     }
     check_index(f, &IX_COLOR);
-    check_replicas(f);
+    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
 }
 
 static int32_t leader_of(fx *f, uint32_t p)
 {
     Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(f->c);
     if (!m)
-        fail_dump(f, "no map");
+        SX_FX_FAIL(f->c, "no map");
     int32_t leader = m->partitions[p]->leader, victim = -1;
     for (uint32_t i = 0; i < f->c->nworkers; i++)
         if (sx_cluster_index_of(m, f->c, i) == leader)
@@ -710,35 +684,17 @@ static int32_t leader_of(fx *f, uint32_t p)
     return victim;
 }
 
-typedef struct alive_wait {
-    sx_cluster *c;
-    uint32_t i;
-} alive_wait;
-
-static bool alive_cond(void *arg)
-{
-    alive_wait *a = arg;
-    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(a->c);
-    if (!m)
-        return false;
-    int32_t w = sx_cluster_index_of(m, a->c, a->i);
-    bool ok = w >= 0 && m->workers[w]->alive;
-    sx_rpc_free(&m->base);
-    return ok;
-}
-
 static void restart_worker(fx *f, uint32_t i)
 {
-    alive_wait aw = {f->c, i};
-    if (!sx_cluster_start_worker(f->c, i) || !sx_h_wait_for(alive_cond, &aw, WAIT_MS))
-        fail_dump(f, "worker %u did not come back", i);
+    if (!sx_cluster_start_worker(f->c, i) || !sx_cluster_wait_alive(f->c, i, WAIT_MS))
+        SX_FX_FAIL(f->c, "worker %u did not come back", i);
 }
 
 static void set_faults_all(fx *f, const char *spec)
 {
     for (uint32_t i = 0; i < f->c->nworkers; i++)
         if (f->c->worker_pid[i] > 0 && !sx_cluster_set_faults(f->c, i, spec))
-            fail_dump(f, "SetFaults on worker %u refused \"%s\"", i, spec);
+            SX_FX_FAIL(f->c, "SetFaults on worker %u refused \"%s\"", i, spec);
 }
 
 /* One writer thread: sequential, so that the model stays exact. */
@@ -799,7 +755,7 @@ static void writer_start(writer *w, fx *f)
 {
     memset(w, 0, sizeof(*w));
     w->f = f;
-    w->rng = rnd(&f->rng);
+    w->rng = sx_fx_rnd(&f->rng);
     pthread_create(&w->th, NULL, writer_main, w);
 }
 
@@ -811,7 +767,7 @@ static void writer_stop(writer *w)
     pthread_mutex_unlock(&w->f->mu);
     pthread_join(w->th, NULL);
     if (w->failed)
-        fail_dump(w->f, "writer: %s", w->why);
+        SX_FX_FAIL(w->f->c, "writer: %s", w->why);
 }
 
 /* Waits until n more writes are acknowledged (false: the writer failed or
@@ -838,9 +794,9 @@ static void test_exactly_once_under_faults(void **state)
     snprintf(spec, sizeof(spec),
              "seed=%" PRIu64 ";method=/shardex.internal.v1.Index/Ship,dup=0.3,delay=0.3,"
              "delay_ms=1-30,drop=0.1,drop_reply=0.1",
-             rnd(&f->rng) % 1000000);
+             sx_fx_rnd(&f->rng) % 1000000);
     set_faults_all(f, spec);
-    uint32_t p = (uint32_t)(rnd(&f->rng) % P);
+    uint32_t p = (uint32_t)(sx_fx_rnd(&f->rng) % P);
     writer w;
     writer_start(&w, f);
     /* The main thread kills and restarts while the writer writes; a failure
@@ -853,7 +809,7 @@ static void test_exactly_once_under_faults(void **state)
         snprintf(failure, sizeof(failure), "partition %u has no leader", p);
     if (!failure[0]) {
         /* Somewhere in the middle of a write (each takes a few ms). */
-        sx_clock_sleep_ms(rnd(&f->rng) % 20);
+        sx_clock_sleep_ms(sx_fx_rnd(&f->rng) % 20);
         fprintf(stderr, "  killing worker %d, leader of partition %u, at write %" PRIu64 "\n",
                 victim, p, ops_now(f));
         pthread_mutex_lock(&f->mu);
@@ -867,8 +823,7 @@ static void test_exactly_once_under_faults(void **state)
         pthread_mutex_lock(&f->mu);
         bool started = sx_cluster_start_worker(f->c, (uint32_t)victim);
         pthread_mutex_unlock(&f->mu);
-        alive_wait aw = {f->c, (uint32_t)victim};
-        if (!started || !sx_h_wait_for(alive_cond, &aw, WAIT_MS))
+        if (!started || !sx_cluster_wait_alive(f->c, (uint32_t)victim, WAIT_MS))
             snprintf(failure, sizeof(failure), "worker %d did not come back", victim);
         else if (!sx_cluster_set_faults(f->c, (uint32_t)victim, spec))
             snprintf(failure, sizeof(failure), "SetFaults on the restarted worker");
@@ -877,7 +832,7 @@ static void test_exactly_once_under_faults(void **state)
     }
     writer_stop(&w);
     if (failure[0])
-        fail_dump(f, "%s", failure);
+        SX_FX_FAIL(f->c, "%s", failure);
     set_faults_all(f, "");
     fprintf(stderr, "  %" PRIu64 " writes (%" PRIu64 " retried), %zu documents\n", f->ops,
             f->retries, sx_model_len(f->model));
@@ -885,7 +840,7 @@ static void test_exactly_once_under_faults(void **state)
     check_index(f, &IX_SIZE);
     check_listed(f, &IX_COLOR);
     check_listed(f, &IX_SIZE);
-    check_replicas(f);
+    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
     run_verify(f);
 }
 
@@ -911,11 +866,11 @@ static void test_backfill_while_writing(void **state)
     /* The writer stops before anything can fail: it uses the cluster. */
     writer_stop(&w);
     if (!ok || (ready && !more))
-        fail_dump(f, "the writer did not make progress (%" PRIu64 " writes)", f->ops);
+        SX_FX_FAIL(f->c, "the writer did not make progress (%" PRIu64 " writes)", f->ops);
     if (st1 != SX_OK || st2 != SX_OK)
-        fail_dump(f, "CreateIndex: %s: %s", sx_status_name(st1 != SX_OK ? st1 : st2), err.msg);
+        SX_FX_FAIL(f->c, "CreateIndex: %s: %s", sx_status_name(st1 != SX_OK ? st1 : st2), err.msg);
     if (!ready)
-        fail_dump(f, "the indexes did not become READY while writes went on");
+        SX_FX_FAIL(f->c, "the indexes did not become READY while writes went on");
     fprintf(stderr,
             "  %" PRIu64 " writes: %" PRIu64 " before CreateIndex, %" PRIu64
             " until READY, %" PRIu64 " after; %zu documents\n",
@@ -924,7 +879,7 @@ static void test_backfill_while_writing(void **state)
     check_index(f, &IX_SIZE);
     check_listed(f, &IX_COLOR);
     check_listed(f, &IX_SIZE);
-    check_replicas(f);
+    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
 }
 
 /* What queries said while a term partition lost its owner and got a new one:
@@ -1028,7 +983,7 @@ static void test_term_owner_killed(void **state)
     wait_ready(f, &IX_SIZE);
 
     owner_watch o = {.f = f, .ix = &IX_COLOR};
-    const char *value = COLORS[rnd(&f->rng) % NCOLORS];
+    const char *value = COLORS[sx_fx_rnd(&f->rng) % NCOLORS];
     o.match = (sx_qmatch){.eq = sx_qval_str(value)};
     Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(f->c);
     assert_non_null(m);
@@ -1050,11 +1005,11 @@ static void test_term_owner_killed(void **state)
             victim = (int32_t)i;
     sx_rpc_free(&m->base);
     if (victim < 0)
-        fail_dump(f, "term partition %u of %s has no owner", t, IX_COLOR.name);
+        SX_FX_FAIL(f->c, "term partition %u of %s has no owner", t, IX_COLOR.name);
     fprintf(stderr, "  killing worker %d, owner of term partition %u (value \"%s\")\n", victim, t,
             value);
     if (!owner_answer(&o, W_GLOBAL) || o.wrong[0])
-        fail_dump(f, "before the kill: %s", o.wrong[0] ? o.wrong : "GLOBAL refused");
+        SX_FX_FAIL(f->c, "before the kill: %s", o.wrong[0] ? o.wrong : "GLOBAL refused");
     memset(o.seen, 0, sizeof(o.seen));
 
     sx_cluster_kill_worker(f->c, (uint32_t)victim);
@@ -1065,9 +1020,9 @@ static void test_term_owner_killed(void **state)
             sx_clock_now_ms() - t0);
     owner_report(&o);
     if (o.wrong[0])
-        fail_dump(f, "while term partition %u moved: %s", t, o.wrong);
+        SX_FX_FAIL(f->c, "while term partition %u moved: %s", t, o.wrong);
     if (!done)
-        fail_dump(f, "term partition %u did not get a new owner that serves it", t);
+        SX_FX_FAIL(f->c, "term partition %u did not get a new owner that serves it", t);
 
     /* Writes go on, and everything equals the model again. */
     random_writes(f, 30);
@@ -1075,7 +1030,7 @@ static void test_term_owner_killed(void **state)
     check_index(f, &IX_SIZE);
     restart_worker(f, (uint32_t)victim);
     check_listed(f, &IX_COLOR);
-    check_replicas(f);
+    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
     run_verify(f);
 }
 
@@ -1088,8 +1043,8 @@ static void expect_status(fx *f, const sx_qreq *q, const ProtobufCBinaryData *to
     sx_status st = sx_q_query(f->c, pick(f, &f->rng).s, q, token, &r, &err);
     sx_rpc_free(r ? &r->base : NULL);
     if (st != want || (in_msg && !strstr(err.msg, in_msg)))
-        fail_dump(f, "query %s: %s \"%s\", want %s naming \"%s\"", sx_qreq_fmt(q, d, sizeof(d)),
-                  sx_status_name(st), err.msg, sx_status_name(want), in_msg ? in_msg : "");
+        SX_FX_FAIL(f->c, "query %s: %s \"%s\", want %s naming \"%s\"", sx_qreq_fmt(q, d, sizeof(d)),
+                   sx_status_name(st), err.msg, sx_status_name(want), in_msg ? in_msg : "");
 }
 
 static void test_bad_queries(void **state)
@@ -1108,7 +1063,7 @@ static void test_bad_queries(void **state)
     }
     sx_err err = {0};
     if (sx_q_put(f->c, f->c->worker_addr[0], docs, 3, 10000, &f->tokens, NULL, &err) != SX_OK)
-        fail_dump(f, "put: %s", err.msg);
+        SX_FX_FAIL(f->c, "put: %s", err.msg);
     wait_ready(f, &IX_COLOR);
     wait_ready(f, &IX_SIZE);
     wait_ready(f, &gonly);
@@ -1134,10 +1089,10 @@ static void test_bad_queries(void **state)
     q.mode = SHARDEX__V1__MODE__MODE_LOCAL;
     Shardex__V1__QueryResponse *r = NULL;
     if (sx_q_query(f->c, f->c->worker_addr[1], &q, NULL, &r, &err) != SX_OK)
-        fail_dump(f, "query color: %s", err.msg);
+        SX_FX_FAIL(f->c, "query color: %s", err.msg);
     if (r->n_hits != 1 || r->next_page_token.len == 0)
-        fail_dump(f, "query color limit 1: %zu hits, token of %zu bytes", r->n_hits,
-                  r->next_page_token.len);
+        SX_FX_FAIL(f->c, "query color limit 1: %zu hits, token of %zu bytes", r->n_hits,
+                   r->next_page_token.len);
     sx_qreq other = {.index = IX_SIZE.name, .match = {.eq = sx_qval_int(1)}};
     expect_status(f, &other, &r->next_page_token, SX_INVALID_ARGUMENT, "page_token");
     other = (sx_qreq){.index = gonly.name, .match = {.eq = sx_qval_str("red")}};
@@ -1155,7 +1110,7 @@ static void test_bad_queries(void **state)
     sx_qpages pg;
     other.after = &f->tokens;
     if (sx_q_query_all(f->c, f->c->worker_addr[2], &other, &pg, &err) != SX_OK)
-        fail_dump(f, "unspecified on a global-only index: %s", err.msg);
+        SX_FX_FAIL(f->c, "unspecified on a global-only index: %s", err.msg);
     assert_int_equal(pg.mode, SHARDEX__V1__MODE__MODE_GLOBAL);
     assert_int_equal(pg.hits.n, 3);
     sx_qhits_free(&pg.hits);
@@ -1165,7 +1120,7 @@ static void test_bad_queries(void **state)
     far.off[P] = 1;
     q.after = &far;
     expect_status(f, &q, NULL, SX_INVALID_ARGUMENT, "after");
-    check_replicas(f);
+    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
 }
 
 typedef struct gone_wait {
@@ -1227,11 +1182,11 @@ static void test_drop_and_recreate(void **state)
     sx_err err = {0};
     if (sx_q_query(f->c, f->c->worker_addr[0], &q, NULL, &r, &err) != SX_OK ||
         r->next_page_token.len == 0)
-        fail_dump(f, "query for a page token: %s", err.msg);
+        SX_FX_FAIL(f->c, "query for a page token: %s", err.msg);
 
     sx_status st = sx_q_drop_index(f->c, f->c->worker_addr[1], IX_COLOR.name, &err);
     if (st != SX_OK)
-        fail_dump(f, "DropIndex: %s: %s", sx_status_name(st), err.msg);
+        SX_FX_FAIL(f->c, "DropIndex: %s: %s", sx_status_name(st), err.msg);
     Shardex__V1__ListIndexesResponse *l = NULL;
     assert_int_equal(sx_q_list_indexes(f->c, f->c->worker_addr[2], &l, &err), SX_OK);
     assert_null(sx_q_find_index(l, IX_COLOR.name));
@@ -1240,17 +1195,17 @@ static void test_drop_and_recreate(void **state)
     uint64_t t0 = sx_clock_now_ms();
     bool gone = sx_h_wait_for(gone_cond, &g, WAIT_MS);
     if (g.wrong[0])
-        fail_dump(f, "after DropIndex: %s", g.wrong);
+        SX_FX_FAIL(f->c, "after DropIndex: %s", g.wrong);
     if (!gone)
-        fail_dump(f, "after DropIndex, queries answer %s, %s, %s", sx_status_name(g.last[0]),
-                  sx_status_name(g.last[1]), sx_status_name(g.last[2]));
+        SX_FX_FAIL(f->c, "after DropIndex, queries answer %s, %s, %s", sx_status_name(g.last[0]),
+                   sx_status_name(g.last[1]), sx_status_name(g.last[2]));
     fprintf(stderr,
             "  after DropIndex: NOT_FOUND everywhere after %" PRIu64 " ms, %u rounds, %u answers "
             "(whole) before\n",
             sx_clock_now_ms() - t0, g.rounds, g.answered);
     st = sx_q_drop_index(f->c, f->c->worker_addr[0], IX_COLOR.name, &err);
     if (st != SX_NOT_FOUND)
-        fail_dump(f, "DropIndex of a dropped index: %s, want NOT_FOUND", sx_status_name(st));
+        SX_FX_FAIL(f->c, "DropIndex of a dropped index: %s, want NOT_FOUND", sx_status_name(st));
 
     /* Writes while it does not exist; then the same name again: a new index
      * holding everything, that refuses the old page token. */
@@ -1262,17 +1217,13 @@ static void test_drop_and_recreate(void **state)
     expect_status(f, &q, &r->next_page_token, SX_INVALID_ARGUMENT, "page_token");
     sx_rpc_free(&r->base);
     check_listed(f, &IX_COLOR);
-    check_replicas(f);
+    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
 }
 
 int main(void)
 {
-    const char *env = getenv("SHARDEX_TEST_SEED");
-    seed = env ? strtoull(env, NULL, 10) : sx_clock_wall_ms();
-    fprintf(stderr, "seed=%" PRIu64 "\n", seed);
-    const char *filter = getenv("SHARDEX_TEST_FILTER");
-    if (filter)
-        cmocka_set_test_filter(filter);
+    seed = sx_fx_seed();
+    sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_your_writes, setup, teardown),

@@ -24,6 +24,7 @@
 #include "checker.h"
 #include "clock.h"
 #include "cluster.h"
+#include "fixture.h"
 #include "fsutil.h"
 #include "harness.h"
 #include "mem.h"
@@ -94,19 +95,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void fail_dump(fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail_dump(fx *f, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (f && f->c)
-        sx_cluster_dump_logs(f->c);
-    fail_msg("%s", msg);
-}
-
 /* ------------------------------------------------------------ the tool -- */
 
 /* What one run of the tool did. */
@@ -149,8 +137,8 @@ static cli_run load(fx *f, const char *in, const char *const *args, const char *
     cli_run r = run_cli(f, in, args, env);
     if (r.run.code != want || !json_is_object(r.sum)) {
         sx_h_run_print("load", &r.run);
-        fail_dump(f, "load exited %d (wanted %d)%s", r.run.code, want,
-                  json_is_object(r.sum) ? "" : " without a JSON summary");
+        SX_FX_FAIL(f->c, "load exited %d (wanted %d)%s", r.run.code, want,
+                   json_is_object(r.sum) ? "" : " without a JSON summary");
     }
     fprintf(stderr, "load: exit %d in %" PRIu64 " ms\n", r.run.code, r.run.ms);
     return r;
@@ -225,7 +213,7 @@ static Shardex__V1__GetResponse *get(fx *f, const char *id, const sx_token_set *
     sx_err err = {0};
     sx_status st = sx_client_get(f->cl, id, t->ptrs, t->n, &g, &err);
     if (st != SX_OK)
-        fail_dump(f, "Get %s: %s: %s", id, sx_status_name(st), err.msg);
+        SX_FX_FAIL(f->c, "Get %s: %s: %s", id, sx_status_name(st), err.msg);
     if (g->found)
         return g;
     sx_client_free(g);
@@ -237,7 +225,7 @@ static void expect_absent(fx *f, const char *id, const sx_token_set *t)
     Shardex__V1__GetResponse *g = get(f, id, t);
     if (g) {
         sx_client_free(g);
-        fail_dump(f, "%s was written", id);
+        SX_FX_FAIL(f->c, "%s was written", id);
     }
 }
 
@@ -289,12 +277,12 @@ static void check_jsonl(fx *f, const char *prefix, const sx_token_set *t, int up
         if (!want) {
             if (g) {
                 sx_client_free(g);
-                fail_dump(f, "%s (line %d) was written", id, i);
+                SX_FX_FAIL(f->c, "%s (line %d) was written", id, i);
             }
             continue;
         }
         if (!g)
-            fail_dump(f, "%s (line %d) was not written", id, i);
+            SX_FX_FAIL(f->c, "%s (line %d) was not written", id, i);
         const Shardex__V1__Value *n = field(g, "n");
         assert_int_equal(n->kind_case, SHARDEX__V1__VALUE__KIND_I);
         assert_int_equal(n->i, -i);
@@ -406,7 +394,7 @@ static void test_server_refusals(void **state)
         snprintf(id, sizeof(id), "r-%d", i);
         Shardex__V1__GetResponse *g = get(f, id, &t);
         if ((g != NULL) != (i != REFUSE_VAL))
-            fail_dump(f, "%s: found %d", id, g != NULL);
+            SX_FX_FAIL(f->c, "%s: found %d", id, g != NULL);
         sx_client_free(g);
     }
     sx_token_set_free(&t);
@@ -428,7 +416,7 @@ static void test_server_refusals(void **state)
         snprintf(id, sizeof(id), "q-%d", i);
         Shardex__V1__GetResponse *g = get(f, id, &t);
         if (!g)
-            fail_dump(f, "%s was not written", id);
+            SX_FX_FAIL(f->c, "%s was not written", id);
         sx_client_free(g);
     }
     expect_absent(f, "q-45", &t);
@@ -541,7 +529,7 @@ static void test_debian(void **state)
     spec.type = SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
     spec.local = true;
     if (sx_client_create_index(f->cl, &spec, NULL, &err) != SX_OK)
-        fail_dump(f, "CreateIndex: %s", err.msg);
+        SX_FX_FAIL(f->c, "CreateIndex: %s", err.msg);
 
     stanza *st = calloc(NSTANZAS, sizeof(*st));
     size_t n = read_stanzas("/var/lib/dpkg/status", st, NSTANZAS);
@@ -614,7 +602,7 @@ static void test_debian(void **state)
     for (size_t i = 0; i < NSTANZAS; i++) {
         Shardex__V1__GetResponse *g = get(f, st[i].package, &t);
         if (!g)
-            fail_dump(f, "package %s was not written", st[i].package);
+            SX_FX_FAIL(f->c, "package %s was not written", st[i].package);
         assert_string_equal(field(g, "Package")->s, st[i].package);
         if (st[i].has_size) {
             sized++;
@@ -644,7 +632,7 @@ static void test_debian(void **state)
     q.n_after = t.n;
     Shardex__V1__QueryResponse *qr = NULL;
     if (sx_client_query(f->cl, &q, &qr, &err) != SX_OK)
-        fail_dump(f, "Query: %s", err.msg);
+        SX_FX_FAIL(f->c, "Query: %s", err.msg);
     fprintf(stderr, "debian: %zu hits, %zu packages with a size\n", qr->n_hits, sized);
     assert_int_equal(qr->n_hits, sized);
     sx_client_free(qr);

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "cluster.h"
 #include "docs.h"
+#include "fixture.h"
 #include "harness.h"
 #include "hash.h"
 #include "query.h"
@@ -38,14 +39,6 @@
 
 static uint64_t seed;
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3};
@@ -61,21 +54,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static void check(sx_cluster *c)
-{
-    char why[512] = "";
-    if (!sx_check_replicas(c, WAIT_MS, why, sizeof(why))) {
-        sx_cluster_dump_logs(c);
-        fail_msg("replicas differ: %s", why);
-    }
-}
-
 /* --------------------------------------------------------------- helpers -- */
 
 static uint32_t any_running(sx_cluster *c, uint64_t *s)
 {
     for (;;) {
-        uint32_t i = (uint32_t)(rnd(s) % c->nworkers);
+        uint32_t i = (uint32_t)(sx_fx_rnd(s) % c->nworkers);
         if (c->worker_pid[i] > 0)
             return i;
     }
@@ -108,10 +92,8 @@ static void test_put_get_delete_and_bad_input(void **state)
     sx_err err = {0};
     Shardex__V1__PutResponse *pr = NULL;
     sx_status st = sx_docs_put(c, 0, docs, N, 10000, &pr, &err);
-    if (st != SX_OK) {
-        sx_cluster_dump_logs(c);
-        fail_msg("put: %s", err.msg);
-    }
+    if (st != SX_OK)
+        SX_FX_FAIL(c, "put: %s", err.msg);
     assert_int_equal(pr->n_tokens, N);
     /* Read through another worker: content, and version = the token. */
     for (int i = 0; i < N; i++) {
@@ -145,7 +127,7 @@ static void test_put_get_delete_and_bad_input(void **state)
 
     /* Bad input of every kind: INVALID_ARGUMENT, and no log moves. */
     uint64_t before[SX_TEST_MAX_WORKERS * 8], after[SX_TEST_MAX_WORKERS * 8];
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
     log_ends(c, before);
     sx_doc_spec bad[2];
     memcpy(&bad[0], &docs[50], sizeof(bad[0]));
@@ -176,7 +158,7 @@ static void test_put_get_delete_and_bad_input(void **state)
     assert_memory_equal(before, after, sizeof(before));
     sx_rpc_free(&pr->base);
     free(docs);
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
 }
 
 /* Writers for the chaos test. */
@@ -269,28 +251,6 @@ static void *writer_main(void *p)
     return NULL;
 }
 
-static bool victim_alive_in_map(sx_cluster *c, uint32_t i)
-{
-    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
-    if (!m)
-        return false;
-    int32_t w = sx_cluster_index_of(m, c, i);
-    bool ok = w >= 0 && m->workers[w]->alive;
-    sx_rpc_free(&m->base);
-    return ok;
-}
-
-typedef struct alive_wait {
-    sx_cluster *c;
-    uint32_t i;
-} alive_wait;
-
-static bool alive_cond(void *arg)
-{
-    alive_wait *a = arg;
-    return victim_alive_in_map(a->c, a->i);
-}
-
 /* Every partition has a live leader and all its replicas in the ISR. */
 static bool isr_whole(void *arg)
 {
@@ -331,17 +291,17 @@ static void test_chaos_kill_rounds(void **state)
     pthread_t th[WRITERS];
     writer_arg args[WRITERS];
     for (int i = 0; i < WRITERS; i++) {
-        args[i] = (writer_arg){&w, i, rnd(&s)};
+        args[i] = (writer_arg){&w, i, sx_fx_rnd(&s)};
         pthread_create(&th[i], NULL, writer_main, &args[i]);
     }
     char failure[256] = "";
     for (int r = 0; r < rounds; r++) {
         /* Often a leader: the worker leading the most partitions. */
-        uint32_t victim = (uint32_t)(rnd(&s) % c->nworkers);
-        if (rnd(&s) % 3 != 0) {
+        uint32_t victim = (uint32_t)(sx_fx_rnd(&s) % c->nworkers);
+        if (sx_fx_rnd(&s) % 3 != 0) {
             Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
             if (m) {
-                int32_t p = (int32_t)(rnd(&s) % m->n_partitions);
+                int32_t p = (int32_t)(sx_fx_rnd(&s) % m->n_partitions);
                 int32_t leader = m->partitions[p]->leader;
                 for (uint32_t i = 0; i < c->nworkers; i++)
                     if (sx_cluster_index_of(m, c, i) == leader)
@@ -349,11 +309,10 @@ static void test_chaos_kill_rounds(void **state)
                 sx_rpc_free(&m->base);
             }
         }
-        sx_clock_sleep_ms(100 + rnd(&s) % 300); /* writes flow */
+        sx_clock_sleep_ms(100 + sx_fx_rnd(&s) % 300); /* writes flow */
         sx_cluster_kill_worker(c, victim);
-        sx_clock_sleep_ms(200 + rnd(&s) % 1200); /* keep writing while it is gone */
-        alive_wait aw = {c, victim};
-        if (!sx_cluster_start_worker(c, victim) || !sx_h_wait_for(alive_cond, &aw, WAIT_MS)) {
+        sx_clock_sleep_ms(200 + sx_fx_rnd(&s) % 1200); /* keep writing while it is gone */
+        if (!sx_cluster_start_worker(c, victim) || !sx_cluster_wait_alive(c, victim, WAIT_MS)) {
             snprintf(failure, sizeof(failure), "round %d: worker %u did not come back", r, victim);
             break;
         }
@@ -371,10 +330,8 @@ static void test_chaos_kill_rounds(void **state)
     pthread_mutex_unlock(&w.mu);
     for (int i = 0; i < WRITERS; i++)
         pthread_join(th[i], NULL);
-    if (failure[0]) {
-        sx_cluster_dump_logs(c);
-        fail_msg("%s", failure);
-    }
+    if (failure[0])
+        SX_FX_FAIL(c, "%s", failure);
     fprintf(stderr, "chaos: %" PRIu64 " puts, %" PRIu64 " failed, %zu documents acknowledged\n",
             w.attempts, w.failures, w.n);
     if (w.bad_reads)
@@ -404,7 +361,7 @@ static void test_chaos_kill_rounds(void **state)
         sx_rpc_free(&g->base);
     }
     free(w.log);
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
     /* Term partitions moved by the last kill may still be rebuilding (verify
      * says NOT-SHIPPED): a difference that stays is a failure. */
     char why[256] = "";
@@ -434,29 +391,6 @@ static bool moved(void *arg)
     return ok;
 }
 
-/* Writes one op straight to a worker's Replication.Write, bypassing routing. */
-static sx_status direct_write(sx_cluster *c, uint32_t via, uint32_t p, sx_err *err)
-{
-    Shardex__V1__Document d = SHARDEX__V1__DOCUMENT__INIT;
-    d.id = "direct";
-    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
-    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT;
-    op.put = &d;
-    uint8_t buf[64];
-    ProtobufCBinaryData b = {protobuf_c_message_pack(&op.base, buf), buf};
-    Shardex__Internal__V1__WriteRequest req = SHARDEX__INTERNAL__V1__WRITE_REQUEST__INIT;
-    req.partition = p;
-    req.ops = &b;
-    req.n_ops = 1;
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 1500};
-    sx_status st =
-        sx_rpc_invoke(c->rpc, c->worker_addr[via], &shardex__internal__v1__replication__descriptor,
-                      "Write", &req.base, &resp, &o, err);
-    sx_rpc_free(resp);
-    return st;
-}
-
 static void test_paused_leader_acknowledges_nothing(void **state)
 {
     sx_cluster *c = *state;
@@ -469,7 +403,7 @@ static void test_paused_leader_acknowledges_nothing(void **state)
     }
     sx_err err = {0};
     assert_int_equal(sx_docs_put(c, 0, d, 20, 10000, NULL, &err), SX_OK);
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
     Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
     leader_wait lw = {.c = c,
                       .p = 0,
@@ -482,16 +416,14 @@ static void test_paused_leader_acknowledges_nothing(void **state)
     sx_rpc_free(&m->base);
     assert_true(old < c->nworkers);
     /* It takes writes while it leads. */
-    assert_int_equal(direct_write(c, old, 0, &err), SX_OK);
+    assert_int_equal(sx_docs_write_direct(c, old, 0, &err), SX_OK);
 
     sx_h_pause(c->worker_pid[old]);
     assert_true(sx_h_wait_for(moved, &lw, WAIT_MS));
     /* Writes go on through the others. */
     uint32_t other = (old + 1) % c->nworkers;
-    if (sx_docs_put(c, other, d, 20, 10000, NULL, &err) != SX_OK) {
-        sx_cluster_dump_logs(c);
-        fail_msg("put while the old leader is paused: %s", err.msg);
-    }
+    if (sx_docs_put(c, other, d, 20, 10000, NULL, &err) != SX_OK)
+        SX_FX_FAIL(c, "put while the old leader is paused: %s", err.msg);
     sx_h_resume(c->worker_pid[old]);
 
     /* From the moment it wakes until it is a follower again (after which the
@@ -509,13 +441,13 @@ static void test_paused_leader_acknowledges_nothing(void **state)
         sx_rpc_free(s ? &s->base : NULL);
         if (follower)
             break;
-        if (direct_write(c, old, 0, &err) == SX_OK)
+        if (sx_docs_write_direct(c, old, 0, &err) == SX_OK)
             fail_msg("the replaced leader acknowledged a write at its old epoch (try %d)", tries);
         tries++;
     }
     assert_true(follower);
     /* It is a follower again, and everything agrees. */
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
 }
 
 static void test_new_follower_catches_up(void **state)
@@ -534,7 +466,7 @@ static void test_new_follower_catches_up(void **state)
     /* A fourth worker joins: assignment gives it replicas, which start empty. */
     c->nworkers = 4;
     assert_true(sx_cluster_start_worker(c, 3));
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
     Shardex__Internal__V1__WorkerStatusResponse *s = sx_cluster_worker_status(c, 3);
     assert_non_null(s);
     assert_true(s->n_replicas > 0);
@@ -629,14 +561,12 @@ static void test_group_commit(void **state)
             e1 - e0, a1 - a0);
     assert_int_equal(e1 - e0, N);
     assert_true(a1 - a0 < N); /* shared, not one append (and fsync) per write */
-    check(c);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
 }
 
 int main(void)
 {
-    const char *env = getenv("SHARDEX_TEST_SEED");
-    seed = env ? strtoull(env, NULL, 10) : sx_clock_wall_ms();
-    fprintf(stderr, "seed=%" PRIu64 "\n", seed);
+    seed = sx_fx_seed();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get_delete_and_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
@@ -644,6 +574,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_follower_catches_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chaos_kill_rounds, setup, teardown),
     };
+    sx_fx_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sx_rpc_wait_shutdown(5000);
     return rc;

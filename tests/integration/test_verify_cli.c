@@ -15,6 +15,7 @@
 #include "checker.h"
 #include "clock.h"
 #include "cluster.h"
+#include "fixture.h"
 #include "fsutil.h"
 #include "harness.h"
 #include "ixkey.h"
@@ -58,20 +59,6 @@ typedef struct fx {
     sx_cluster *c;
 } fx;
 
-static void fail_dump(fx *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void fail_dump(fx *f, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (f && f->c)
-        sx_cluster_dump_logs(f->c);
-    fail_msg("%s", msg);
-}
-
 /* ------------------------------------------------------------ the tool -- */
 
 /* Runs `shardex ARGS...` (args NULL-terminated) with its stdout and stderr in
@@ -100,13 +87,13 @@ static json_t *verify_json(fx *f, const char *addr, int want_code)
     sx_h_run r = run_cli(f->c->dir, args);
     if (r.code != want_code) {
         sx_h_run_print("verify --json", &r);
-        fail_dump(f, "verify --json exited %d, not %d", r.code, want_code);
+        SX_FX_FAIL(f->c, "verify --json exited %d, not %d", r.code, want_code);
     }
     json_error_t jerr;
     json_t *root = json_loads(r.out, 0, &jerr);
     if (!root) {
         sx_h_run_print("verify --json", &r);
-        fail_dump(f, "verify --json: not JSON: %s (line %d)", jerr.text, jerr.line);
+        SX_FX_FAIL(f->c, "verify --json: not JSON: %s (line %d)", jerr.text, jerr.line);
     }
     fprintf(stderr, "verify --json via %s: exit %d in %" PRIu64 " ms\n", addr, r.code, r.ms);
     sx_h_run_free(&r);
@@ -175,7 +162,7 @@ static void put_range(fx *f, int from, int to, int round)
         sx_err err = {0};
         if (sx_q_put(f->c, f->c->worker_addr[(unsigned)i % 3], docs, n, 10000, NULL, NULL, &err) !=
             SX_OK)
-            fail_dump(f, "put: %s", err.msg);
+            SX_FX_FAIL(f->c, "put: %s", err.msg);
     }
 }
 
@@ -183,9 +170,9 @@ static void create_ready(fx *f, const sx_qindex *ix)
 {
     sx_err err = {0};
     if (sx_q_create_index(f->c, f->c->worker_addr[0], ix, &err) != SX_OK)
-        fail_dump(f, "CreateIndex %s: %s", ix->name, err.msg);
+        SX_FX_FAIL(f->c, "CreateIndex %s: %s", ix->name, err.msg);
     if (!sx_q_wait_ready(f->c, f->c->worker_addr[1], ix->name, WAIT_MS))
-        fail_dump(f, "index %s not READY in %d ms", ix->name, WAIT_MS);
+        SX_FX_FAIL(f->c, "index %s not READY in %d ms", ix->name, WAIT_MS);
 }
 
 /* Every term partition of every global index owned, at the map's epoch,
@@ -234,9 +221,9 @@ static void settle(fx *f)
 {
     char why[512] = "";
     if (!sx_check_replicas(f->c, WAIT_MS, why, sizeof(why)))
-        fail_dump(f, "replicas differ or did not settle: %s", why);
-    if (!sx_h_wait_for(terms_complete, f->c, WAIT_MS))
-        fail_dump(f, "term partitions not all owned and shipped to in %d ms", WAIT_MS);
+        SX_FX_FAIL(f->c, "replicas differ or did not settle: %s", why);
+    SX_FX_WAIT(f->c, terms_complete, f->c, WAIT_MS,
+               "term partitions not all owned and shipped to in %d ms", WAIT_MS);
 }
 
 static int setup(void **state)
@@ -259,7 +246,7 @@ static int setup(void **state)
     const char *gone[] = {"d-003", "d-050", "d-151", "d-222", "d-299"};
     sx_err err = {0};
     if (sx_q_delete(f->c, f->c->worker_addr[2], gone, 5, 10000, NULL, NULL, &err) != SX_OK)
-        fail_dump(f, "delete: %s", err.msg);
+        SX_FX_FAIL(f->c, "delete: %s", err.msg);
     settle(f);
     fprintf(stderr, "fixture ready in %" PRIu64 " ms\n", sx_clock_now_ms() - t0);
     return 0;
@@ -288,7 +275,7 @@ static void test_verify_clean(void **state)
     if (checks == 0 || jnum(sum, "ok") != checks || jnum(sum, "differences") != 0 ||
         jnum(sum, "failed") != 0) {
         char *s = json_dumps(sum, 0);
-        fail_dump(f, "verify: %s", s);
+        SX_FX_FAIL(f->c, "verify: %s", s);
     }
     assert_int_equal(jnum(root, "exit"), 0);
     assert_int_equal(jnum(root, "partitions"), P);
@@ -306,7 +293,7 @@ static void test_verify_clean(void **state)
     sx_h_run r = run_cli(f->c->dir, args);
     if (r.code != 0 || !strstr(r.out, " 0 differences") || !strstr(r.out, " replica=")) {
         sx_h_run_print("verify", &r);
-        fail_dump(f, "verify through the coordinator exited %d", r.code);
+        SX_FX_FAIL(f->c, "verify through the coordinator exited %d", r.code);
     }
     fprintf(stderr, "verify via the coordinator: exit 0 in %" PRIu64 " ms\n", r.ms);
     sx_h_run_free(&r);
@@ -374,7 +361,7 @@ static void delete_one_entry(fx *f, uint32_t w, uint32_t p,
     sx_store *s = NULL;
     sx_err err = {0};
     if (sx_store_open(path, &so, &s, &err) != SX_OK)
-        fail_dump(f, "open %s: %s", path, err.msg);
+        SX_FX_FAIL(f->c, "open %s: %s", path, err.msg);
     sx_iter *it = sx_store_iter_prefix(s, NULL, "X", 1);
     assert_true(sx_iter_valid(it));
     size_t kl = 0;
@@ -394,7 +381,7 @@ static void delete_one_entry(fx *f, uint32_t w, uint32_t p,
         if (m->indexes[i]->id == out->index_id)
             ix = m->indexes[i];
     if (!ix)
-        fail_dump(f, "index id %" PRIu64 " of the entry is not in the map", out->index_id);
+        SX_FX_FAIL(f->c, "index id %" PRIu64 " of the entry is not in the map", out->index_id);
     snprintf(out->index, sizeof(out->index), "%s", ix->spec->name);
     out->is_int = ix->spec->type == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
     Shardex__V1__Value v;
@@ -409,7 +396,7 @@ static void delete_one_entry(fx *f, uint32_t w, uint32_t p,
     sx_buf_free(&id);
 
     if (sx_store_delete(s, key, kl, SX_SYNC_YES, &err) != SX_OK)
-        fail_dump(f, "delete from %s: %s", path, err.msg);
+        SX_FX_FAIL(f->c, "delete from %s: %s", path, err.msg);
     sx_store_close(s);
 }
 
@@ -432,7 +419,7 @@ static void test_verify_finds_a_missing_local_entry(void **state)
                 p = q;
     }
     if (p == UINT32_MAX)
-        fail_dump(f, "worker %u follows no partition", w);
+        SX_FX_FAIL(f->c, "worker %u follows no partition", w);
 
     sx_cluster_kill_worker(c, w);
     victim v;
@@ -455,11 +442,11 @@ static void test_verify_finds_a_missing_local_entry(void **state)
         if (round > 0)
             sx_cluster_kill_worker(c, w);
         if (!sx_cluster_start_worker(c, w))
-            fail_dump(f, "worker %u did not restart", w);
+            SX_FX_FAIL(f->c, "worker %u did not restart", w);
         settle(f);
         caught_up cu = {f, w, p};
-        if (!sx_h_wait_for(caught_up_cond, &cu, WAIT_MS))
-            fail_dump(f, "w%u's replica of p=%u did not apply its leader's commit", w, p);
+        SX_FX_WAIT(f->c, caught_up_cond, &cu, WAIT_MS,
+                   "w%u's replica of p=%u did not apply its leader's commit", w, p);
         m = sx_cluster_map(c);
         assert_non_null(m);
         follows = m->partitions[p]->leader != sx_cluster_index_of(m, c, w);
@@ -477,7 +464,7 @@ static void test_verify_finds_a_missing_local_entry(void **state)
              c->worker_id[w], c->worker_addr[w], value, v.id);
     if (r.code != 1 || !strstr(r.out, want) || !strstr(r.out, " 1 differences (1 missing")) {
         sx_h_run_print("verify", &r);
-        fail_dump(f, "verify exited %d; expected exit 1 and the line \"%s\"", r.code, want);
+        SX_FX_FAIL(f->c, "verify exited %d; expected exit 1 and the line \"%s\"", r.code, want);
     }
     fprintf(stderr, "verify: exit 1 in %" PRIu64 " ms\n", r.ms);
     sx_h_run_free(&r);

@@ -154,6 +154,13 @@ void sx_cluster_kill_coordinator(sx_cluster *c)
     c->coord_pid = 0;
 }
 
+void sx_cluster_kill_all(sx_cluster *c)
+{
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        sx_cluster_kill_worker(c, i);
+    sx_cluster_kill_coordinator(c);
+}
+
 bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra)
 {
     sx_cluster_kill_coordinator(c);
@@ -231,6 +238,34 @@ int32_t sx_cluster_index_of(const Shardex__Internal__V1__ClusterMap *m, const sx
         if (strcmp(m->workers[w]->id, c->worker_id[i]) == 0)
             return (int32_t)w;
     return -1;
+}
+
+bool sx_cluster_worker_alive(sx_cluster *c, uint32_t i)
+{
+    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
+    if (!m)
+        return false;
+    int32_t w = sx_cluster_index_of(m, c, i);
+    bool ok = w >= 0 && m->workers[w]->alive;
+    sx_rpc_free(&m->base);
+    return ok;
+}
+
+typedef struct alive_wait {
+    sx_cluster *c;
+    uint32_t i;
+} alive_wait;
+
+static bool alive_cond(void *arg)
+{
+    alive_wait *a = arg;
+    return sx_cluster_worker_alive(a->c, a->i);
+}
+
+bool sx_cluster_wait_alive(sx_cluster *c, uint32_t i, uint64_t timeout_ms)
+{
+    alive_wait a = {c, i};
+    return sx_h_wait_for(alive_cond, &a, timeout_ms);
 }
 
 static void dump_status(const sx_cluster *c)

@@ -52,6 +52,10 @@ bool sx_cluster_start_worker(sx_cluster *c, uint32_t i);
 bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *env);
 void sx_cluster_kill_worker(sx_cluster *c, uint32_t i);
 void sx_cluster_kill_coordinator(sx_cluster *c);
+/* kill -9 of every worker and the coordinator, for a teardown whose data is
+ * thrown away (a graceful stop costs each process its shutdown grace); then
+ * sx_cluster_stop removes the directory. */
+void sx_cluster_kill_all(sx_cluster *c);
 /* Restarts the coordinator on the same port and data directory, with extra
  * arguments (NULL-terminated, may be NULL). Returns false if it did not come up. */
 bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra);
@@ -64,6 +68,13 @@ Shardex__Internal__V1__WorkerStatusResponse *sx_cluster_worker_status(sx_cluster
 /* Replaces worker i's outgoing-call fault rules (WorkerAdmin.SetFaults; rpc.h
  * syntax, "" clears). False (with a message on stderr) if it was refused. */
 bool sx_cluster_set_faults(sx_cluster *c, uint32_t i, const char *spec);
+
+/* True when the coordinator's map says worker i is alive (false when the
+ * coordinator did not answer or does not know it). */
+bool sx_cluster_worker_alive(sx_cluster *c, uint32_t i);
+/* Waits up to timeout_ms until sx_cluster_worker_alive(c, i), e.g. after
+ * sx_cluster_start_worker; false if it did not happen. */
+bool sx_cluster_wait_alive(sx_cluster *c, uint32_t i, uint64_t timeout_ms);
 
 /* The map index of test worker i (by its stable id), or -1. */
 int32_t sx_cluster_index_of(const Shardex__Internal__V1__ClusterMap *m, const sx_cluster *c,

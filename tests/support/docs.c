@@ -2,6 +2,7 @@
 #include "docs.h"
 
 #include "mem.h"
+#include "shardex/internal/v1/replication.pb-c.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,28 @@ sx_status sx_docs_get(sx_cluster *c, uint32_t via, const char *id,
     sx_status st =
         sx_rpc_invoke(c->rpc, c->worker_addr[via], SHARDEX_SVC, "Get", &req.base, &resp, &o, err);
     *out = (void *)resp;
+    return st;
+}
+
+sx_status sx_docs_write_direct(sx_cluster *c, uint32_t via, uint32_t p, sx_err *err)
+{
+    Shardex__V1__Document d = SHARDEX__V1__DOCUMENT__INIT;
+    d.id = "direct";
+    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT;
+    op.put = &d;
+    uint8_t buf[64];
+    ProtobufCBinaryData b = {protobuf_c_message_pack(&op.base, buf), buf};
+    Shardex__Internal__V1__WriteRequest req = SHARDEX__INTERNAL__V1__WRITE_REQUEST__INIT;
+    req.partition = p;
+    req.ops = &b;
+    req.n_ops = 1;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 1500};
+    sx_status st =
+        sx_rpc_invoke(c->rpc, c->worker_addr[via], &shardex__internal__v1__replication__descriptor,
+                      "Write", &req.base, &resp, &o, err);
+    sx_rpc_free(resp);
     return st;
 }
 

@@ -25,6 +25,11 @@ sx_status sx_docs_get(sx_cluster *c, uint32_t via, const char *id,
                       const Shardex__V1__WriteToken *after, Shardex__V1__GetResponse **out,
                       sx_err *err);
 
+/* Writes one Put (of the document "direct") for partition p straight to
+ * worker via's Replication.Write, bypassing routing, with a 1.5 s deadline:
+ * what a (maybe deposed) leader acknowledges. Returns the call's status. */
+sx_status sx_docs_write_direct(sx_cluster *c, uint32_t via, uint32_t p, sx_err *err);
+
 /* The "text" field of a document, or "". */
 const char *sx_doc_text(const Shardex__V1__Document *d);
 

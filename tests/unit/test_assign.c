@@ -24,6 +24,7 @@
 
 #include "clock.h"
 #include "clustermap.h"
+#include "fixture.h"
 
 #define MAXW 64            /* workers a test cluster may register */
 #define PROPERTY_RUNS 60   /* random clusters in the property test */
@@ -34,13 +35,10 @@ static unsigned long long seed;
 static uint64_t rng_state;
 static bool verbose;
 
-/* splitmix64: small, seedable, good enough to pick events. */
+/* splitmix64 (fixture.h) on this file's stream. */
 static uint64_t rnd(void)
 {
-    uint64_t z = (rng_state += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
+    return sx_fx_rnd(&rng_state);
 }
 
 static uint32_t rnd_below(uint32_t n)
@@ -985,13 +983,9 @@ static void test_determinism(void **state)
 
 int main(void)
 {
-    const char *env = getenv("SHARDEX_TEST_SEED");
-    seed = env && *env ? strtoull(env, NULL, 0)
-                       : (unsigned long long)time(NULL) ^ (unsigned long long)sx_clock_now_ns();
+    seed = sx_fx_seed();
     const char *v = getenv("SHARDEX_TEST_VERBOSE");
     verbose = v && *v && strcmp(v, "0") != 0;
-    printf("seed=%llu\n", seed);
-    fflush(stdout);
     rng_state = seed;
 
     const struct CMUnitTest tests[] = {

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "fixture.h"
 #include "keys.h"
 
 #define PROPERTY_ROUNDS 20000
@@ -26,13 +27,10 @@
 static unsigned long long seed;
 static uint64_t rng_state;
 
-/* splitmix64: small, seedable, good enough to pick test values. */
+/* splitmix64 (fixture.h) on this file's stream. */
 static uint64_t rnd(void)
 {
-    uint64_t z = (rng_state += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
+    return sx_fx_rnd(&rng_state);
 }
 
 static int sign(int c)
@@ -540,11 +538,7 @@ static void test_prefix_successor(void **state)
 
 int main(void)
 {
-    const char *env = getenv("SHARDEX_TEST_SEED");
-    seed = env && *env ? strtoull(env, NULL, 0)
-                       : (unsigned long long)time(NULL) ^ (unsigned long long)sx_clock_now_ns();
-    printf("seed=%llu\n", seed);
-    fflush(stdout);
+    seed = sx_fx_seed();
     rng_state = seed;
 
     const struct CMUnitTest tests[] = {

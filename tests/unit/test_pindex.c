@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "harness.h"
 #include "hash.h"
 #include "ixkey.h"
@@ -47,13 +48,10 @@
 static unsigned long long seed;
 static uint64_t rng_state;
 
-/* splitmix64: small and seedable. */
+/* splitmix64 (fixture.h) on this file's stream. */
 static uint64_t rnd(void)
 {
-    uint64_t z = (rng_state += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
+    return sx_fx_rnd(&rng_state);
 }
 
 static uint64_t rnd_below(uint64_t n)
@@ -1856,14 +1854,7 @@ static void test_random(void **state)
 
 int main(void)
 {
-    const char *env = getenv("SHARDEX_TEST_SEED");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    seed = env && *env
-               ? strtoull(env, NULL, 0)
-               : (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
-    printf("seed=%llu\n", seed);
-    fflush(stdout);
+    seed = sx_fx_seed();
 
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),

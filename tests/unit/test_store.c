@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "harness.h"
 #include "store.h"
 
@@ -65,17 +66,6 @@ static bool path_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-static sx_store *open_ok(const char *path, const sx_store_opts *opts)
-{
-    sx_store *s = NULL;
-    sx_err err = {0};
-    sx_status rc = sx_store_open(path, opts, &s, &err);
-    if (rc != SX_OK)
-        fail_msg("open %s: %s %s", path, sx_status_name(rc), err.msg);
-    assert_non_null(s);
-    return s;
 }
 
 static void put(sx_store *s, bytes k, bytes v)
@@ -148,13 +138,13 @@ static void expect_backward(sx_iter *it, const bytes *want, size_t n)
 static void test_open_create_and_reopen(void **state)
 {
     fixture *f = *state;
-    sx_store *s = open_ok(f->db, NULL);
+    sx_store *s = sx_fx_store_open(f->db, NULL);
     assert_true(path_exists(f->db));
     put(s, B("a"), B("1"));
     sx_store_close(s);
 
     sx_store_opts opts = {.no_create = true};
-    s = open_ok(f->db, &opts);
+    s = sx_fx_store_open(f->db, &opts);
     expect_get(s, NULL, B("a"), B("1"));
     sx_store_close(s);
     sx_store_close(NULL);
@@ -178,7 +168,7 @@ static void test_open_error_if_exists(void **state)
 {
     fixture *f = *state;
     sx_store_opts opts = {.error_if_exists = true};
-    sx_store *s = open_ok(f->db, &opts); /* new: fine */
+    sx_store *s = sx_fx_store_open(f->db, &opts); /* new: fine */
     put(s, B("k"), B("v"));
     sx_store_close(s);
 
@@ -187,7 +177,7 @@ static void test_open_error_if_exists(void **state)
     assert_int_equal(sx_store_open(f->db, &opts, &s, &err), SX_ALREADY_EXISTS);
     assert_null(s);
     assert_int_equal(err.code, SX_ALREADY_EXISTS);
-    s = open_ok(f->db, NULL); /* and untouched */
+    s = sx_fx_store_open(f->db, NULL); /* and untouched */
     expect_get(s, NULL, B("k"), B("v"));
     sx_store_close(s);
 }
@@ -195,7 +185,7 @@ static void test_open_error_if_exists(void **state)
 static void test_open_errors_mapped(void **state)
 {
     fixture *f = *state;
-    sx_store *s = open_ok(f->db, NULL);
+    sx_store *s = sx_fx_store_open(f->db, NULL);
 
     /* A second handle on an open store: LevelDB's lock, an I/O error. */
     sx_store *again = NULL;
@@ -223,7 +213,7 @@ static void test_open_errors_mapped(void **state)
 static void test_get_put_delete(void **state)
 {
     fixture *f = *state;
-    sx_store *s = open_ok(f->db, NULL);
+    sx_store *s = sx_fx_store_open(f->db, NULL);
     sx_err err = {0};
 
     expect_get(s, NULL, B("missing"), MISSING);
@@ -250,7 +240,7 @@ static void test_get_put_delete(void **state)
 
     /* Every write reached the log: a reopen sees them. */
     sx_store_opts opts = {.sync = true, .no_create = true};
-    s = open_ok(f->db, &opts);
+    s = sx_fx_store_open(f->db, &opts);
     expect_get(s, NULL, B("k"), MISSING);
     expect_get(s, NULL, B("empty"), B(""));
     expect_get(s, NULL, B("a\0b"), B("\0\xff"));
@@ -296,7 +286,7 @@ static void expect_after_batch(sx_store *s, const sx_snapshot *snap)
 static void test_batch_atomic(void **state)
 {
     fixture *f = *state;
-    sx_store *s = open_ok(f->db, NULL);
+    sx_store *s = sx_fx_store_open(f->db, NULL);
     sx_err err = {0};
     put(s, B("a"), B("old"));
     put(s, B("c"), B("old"));
@@ -322,7 +312,7 @@ static void test_batch_atomic(void **state)
     sx_batch_destroy(NULL);
     sx_store_close(s);
 
-    s = open_ok(f->db, NULL);
+    s = sx_fx_store_open(f->db, NULL);
     expect_after_batch(s, NULL);
     sx_store_close(s);
 }
@@ -332,7 +322,7 @@ static void test_batch_atomic(void **state)
 static void test_batch_survives_writer_death(void **state)
 {
     fixture *f = *state;
-    sx_store *s = open_ok(f->db, NULL);
+    sx_store *s = sx_fx_store_open(f->db, NULL);
     put(s, B("a"), B("old"));
     put(s, B("c"), B("old"));
     put(s, B("d"), B("dead"));
@@ -355,7 +345,7 @@ static void test_batch_survives_writer_death(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 
-    s = open_ok(f->db, NULL);
+    s = sx_fx_store_open(f->db, NULL);
     expect_after_batch(s, NULL);
     sx_store_close(s);
 }
@@ -365,7 +355,7 @@ static const bytes RANGE_KEYS[] = {BI("a"), BI("b"), BI("b\0"), BI("ba"), BI("c"
 
 static sx_store *open_with(const char *path, const bytes *keys, size_t n)
 {
-    sx_store *s = open_ok(path, NULL);
+    sx_store *s = sx_fx_store_open(path, NULL);
     for (size_t i = 0; i < n; i++)
         put(s, keys[i], B("v"));
     return s;
@@ -502,7 +492,7 @@ static void test_iter_prefix(void **state)
 static void test_snapshots(void **state)
 {
     fixture *f = *state;
-    sx_store *s = open_ok(f->db, NULL);
+    sx_store *s = sx_fx_store_open(f->db, NULL);
     put(s, B("k1"), B("v1"));
     put(s, B("k3"), B("v3"));
 
@@ -566,7 +556,7 @@ static void test_shared_cache(void **state)
     for (int round = 0; round < 2; round++) { /* write, then reopen and read */
         sx_store *s[2];
         for (int j = 0; j < 2; j++)
-            s[j] = open_ok(paths[j], &opts);
+            s[j] = sx_fx_store_open(paths[j], &opts);
         if (round == 0) {
             for (int i = 0; i < MANY; i++) {
                 many_key(key, sizeof(key), i);
@@ -611,7 +601,7 @@ static void test_destroy_files(void **state)
 {
     fixture *f = *state;
     sx_err err = {0};
-    sx_store *s = open_ok(f->db, NULL);
+    sx_store *s = sx_fx_store_open(f->db, NULL);
     put(s, B("k"), B("v"));
 
     /* Not while open: LevelDB's lock refuses, and the data stays. */
@@ -626,7 +616,7 @@ static void test_destroy_files(void **state)
     /* Nothing there: nothing to do. */
     assert_int_equal(sx_store_destroy_files(f->db, &err), SX_OK);
 
-    s = open_ok(f->db, NULL); /* a fresh, empty store at the same path */
+    s = sx_fx_store_open(f->db, NULL); /* a fresh, empty store at the same path */
     expect_get(s, NULL, B("k"), MISSING);
     sx_store_close(s);
 }

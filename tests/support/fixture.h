@@ -1,0 +1,70 @@
+/* fixture.h: what cmocka tests share beyond starting processes (harness.h)
+ * and clusters (cluster.h): the run's seed and random numbers, the test
+ * filter from the environment, failing with the daemons' logs, waiting or
+ * failing, the replica check, and a store opened or failing.
+ *
+ * Only test executables link it (it calls cmocka); benchmarks and test
+ * programs use harness.h and cluster.h alone. Every function runs on the
+ * thread that runs the test, except sx_fx_rnd, which touches only its state.
+ */
+#ifndef SX_TEST_FIXTURE_H
+#define SX_TEST_FIXTURE_H
+
+#include "cluster.h"
+#include "harness.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ seeds -- */
+
+/* The run's seed: SHARDEX_TEST_SEED when set and not empty (strtoull base 0:
+ * decimal, or 0x hex), else the wall clock in nanoseconds. Prints it to stderr
+ * as "seed=N (SHARDEX_TEST_SEED=N replays)" so that a failure can be replayed;
+ * SX_FX_FAIL names it too once it was drawn. Call once, from main. */
+uint64_t sx_fx_seed(void);
+
+/* splitmix64: the next number of the stream *state (small and seedable). */
+uint64_t sx_fx_rnd(uint64_t *state);
+
+/* Applies cmocka's test filters from the environment, before
+ * cmocka_run_group_tests: SHARDEX_TEST_FILTER runs only the tests whose name
+ * matches, SHARDEX_TEST_SKIP skips those that match (patterns with * and ?;
+ * unset or empty: no filter). CMake uses them to run one test of a file alone
+ * (the chaos rounds) or everything else. */
+void sx_fx_filter_from_env(void);
+
+/* ------------------------------------------------------- failing clearly -- */
+
+/* Fails the running test with the printf-style message (and the seed, once
+ * sx_fx_seed drew one) after printing every process log of c (c may be NULL:
+ * no logs). The failure is reported at the caller's file and line. */
+#define SX_FX_FAIL(c, ...) sx__fx_fail(__FILE__, __LINE__, (c), __VA_ARGS__)
+
+/* Polls cond(arg) for up to timeout_ms (sx_h_wait_for); when it stays false,
+ * fails as SX_FX_FAIL(c, ...) with the printf-style message. */
+#define SX_FX_WAIT(c, cond, arg, timeout_ms, ...)                                                  \
+    do {                                                                                           \
+        if (!sx_h_wait_for((cond), (arg), (timeout_ms)))                                           \
+            SX_FX_FAIL((c), __VA_ARGS__);                                                          \
+    } while (0)
+
+/* Waits until every replica agrees (sx_check_replicas, up to timeout_ms);
+ * otherwise fails as SX_FX_FAIL(c, "replicas differ: <why>"). */
+#define SX_FX_CHECK_REPLICAS(c, timeout_ms)                                                        \
+    sx__fx_check_replicas(__FILE__, __LINE__, (c), (timeout_ms))
+
+void sx__fx_fail(const char *file, int line, const sx_cluster *c, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void sx__fx_check_replicas(const char *file, int line, sx_cluster *c, uint64_t timeout_ms);
+
+/* ----------------------------------------------------------------- stores -- */
+
+/* Opens the store at path with opts (NULL: defaults) and returns it (the
+ * caller closes it with sx_store_close); fails the test, naming the path and
+ * the status, if it does not open. */
+sx_store *sx_fx_store_open(const char *path, const sx_store_opts *opts);
+
+#endif
