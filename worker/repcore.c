@@ -114,7 +114,8 @@ sx_status sx_repcore_take_map(sx_repcore *c, int32_t self, const sx_repcore_map 
         c->known_epoch = m->epoch;
     c->isr_version = m->isr_version;
     c->nisr = m->nisr;
-    memcpy(c->isr, m->isr, m->nisr * sizeof(*m->isr));
+    if (m->nisr)
+        memcpy(c->isr, m->isr, m->nisr * sizeof(*m->isr));
     c->min_isr = m->min_isr;
     /* Pending additions survive a restart of our sessions within the epoch:
      * a request may still be on its way to the coordinator. */
@@ -270,7 +271,8 @@ sx_status sx_repcore_isr_accepted(sx_repcore *c, uint64_t epoch, uint64_t isr_ve
         return SX_OK; /* a map already told us as much, or more */
     c->isr_version = isr_version;
     c->nisr = (uint32_t)nisr;
-    memcpy(c->isr, isr, nisr * sizeof(*isr));
+    if (nisr)
+        memcpy(c->isr, isr, nisr * sizeof(*isr));
     return SX_OK;
 }
 
