@@ -46,10 +46,13 @@
  *   expand  sx_repcore_expand, after an ack (sx_repcore_expand_due): every
  *           follower outside the ISR whose match >= max(hw, first offset of
  *           the epoch - 1), that acknowledged within lag_timeout / 2, in the
- *           incarnation the newest map names, is asked in; from that moment
- *           it is PENDING (the "maximal ISR": commits wait for it, since the
+ *           incarnation the newest map names, is asked in (while our lease
+ *           is valid and the newest map names us leader; again every
+ *           SX_REPCORE_EXPAND_RETRY_MS while refused); from that moment it
+ *           is PENDING (the "maximal ISR": commits wait for it, since the
  *           coordinator may count it in sync and elect it) until a map shows
- *           it in the ISR or no longer a replica, or a shrink drops it.
+ *           it in the ISR or no longer a replica, a new epoch or another
+ *           role begins, or a shrink of it is accepted.
  *
  * Follower:
  *   append  sx_repcore_follow_plan: epochs below the highest known are
