@@ -140,11 +140,6 @@ static void on_map(void *arg, sx_partmap *map)
     sx_tstore_on_map(w->terms, sx_partmap_msg(map), sx_partmap_self(map));
 }
 
-static bool caught_up(void *arg, uint32_t p, int32_t follower, uint64_t incarnation)
-{
-    return sx_replicas_caught_up(((sx_worker_ctx *)arg)->replicas, p, follower, incarnation);
-}
-
 static size_t replica_reports(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap)
 {
     return sx_replicas_reports(((sx_worker_ctx *)arg)->replicas, out, cap);
@@ -266,7 +261,6 @@ static sx_status join(const config *cfg, worker *w, sx_err *err)
         .worker_id = w->id,
         .address = w->advertise,
         .rpc = w->rpc,
-        .caught_up = caught_up,
         .on_map = on_map,
         .reports = replica_reports,
         .arg = &w->ctx,

@@ -1,8 +1,8 @@
-/* membership.c: register, heartbeat, keep the latest map. */
+/* membership.c: register, heartbeat, keep the latest map (see membership.h).
+ * It reports on replicas and installs maps; it decides nothing about them. */
 #include "membership.h"
 
 #include "clock.h"
-#include "clustermap.h"
 #include "log.h"
 #include "mem.h"
 
@@ -18,7 +18,6 @@
 struct sx_member {
     char *coordinator, *id, *address;
     sx_rpc_client *rpc;
-    sx_member_caught_up_fn caught_up;
     void (*on_map)(void *arg, sx_partmap *map);
     size_t (*reports)(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
     void (*more_reports)(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req);
@@ -29,7 +28,8 @@ struct sx_member {
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t cv;  /* wakes the thread to stop */
     bool stop;
-    bool halted; /* the thread has been joined */
+    bool halted;  /* the thread has been joined */
+    bool refresh; /* heartbeat again without waiting (sx_member_refresh) */
     bool registered;
     int32_t index;
     uint64_t incarnation;
@@ -100,6 +100,24 @@ static void do_register(sx_member *m)
         sx_rpc_free(resp);
 }
 
+/* One report per hosted replica, however many: sized from the count the
+ * callback gives (it only grows, so this ends). */
+static void add_reports(sx_member *m, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req)
+{
+    if (!m->reports)
+        return;
+    Shardex__Internal__V1__ReplicaReport *reports = NULL;
+    size_t cap = 0, n;
+    while ((n = m->reports(m->arg, reports, cap)) > cap) {
+        cap = n + 16;
+        reports = sx_arena_alloc(arena, cap * sizeof(*reports));
+    }
+    req->replicas = sx_arena_alloc(arena, (n + 1) * sizeof(*req->replicas));
+    for (size_t i = 0; i < n; i++)
+        req->replicas[i] = &reports[i];
+    req->n_replicas = n;
+}
+
 static void do_heartbeat(sx_member *m)
 {
     Shardex__Internal__V1__HeartbeatRequest req = SHARDEX__INTERNAL__V1__HEARTBEAT_REQUEST__INIT;
@@ -109,15 +127,8 @@ static void do_heartbeat(sx_member *m)
     req.map_version = m->map ? sx_partmap_version(m->map) : 0;
     uint32_t lease = m->lease_ms;
     pthread_mutex_unlock(&m->mu);
-    Shardex__Internal__V1__ReplicaReport reports[256];
-    Shardex__Internal__V1__ReplicaReport *ptrs[256];
-    if (m->reports) {
-        req.n_replicas = m->reports(m->arg, reports, 256);
-        for (size_t i = 0; i < req.n_replicas; i++)
-            ptrs[i] = &reports[i];
-        req.replicas = ptrs;
-    }
     sx_arena arena = {0};
+    add_reports(m, &arena, &req);
     if (m->more_reports)
         m->more_reports(m->more_arg, &arena, &req);
     ProtobufCMessage *resp = NULL;
@@ -153,80 +164,26 @@ static void do_heartbeat(sx_member *m)
         sx_rpc_free(resp);
 }
 
-/* As leader, asks for caught-up replicas to join the ISR: one compare-and-set
- * per partition at the epoch and ISR version of the map we hold. A refusal
- * (stale map) is harmless: the next heartbeat brings the new map. */
-/* Returns whether the coordinator accepted a change (the map moved). */
-static bool expand_isr(sx_member *m)
-{
-    bool changed = false;
-    sx_member_view v;
-    sx_member_get_view(m, &v);
-    uint32_t P = v.map ? sx_partmap_partitions(v.map) : 0;
-    for (uint32_t p = 0; v.lease_valid && m->caught_up && p < P; p++) {
-        const Shardex__Internal__V1__LogPartition *lp = sx_partmap_part(v.map, p);
-        if (!sx_partmap_leads(v.map, p) || lp->n_isr >= lp->n_replicas)
-            continue;
-        int32_t isr[SX_MAX_REPLICAS]; /* the map holds at most that many replicas */
-        size_t n = 0;
-        for (size_t k = 0; k < lp->n_isr; k++)
-            isr[n++] = lp->isr[k];
-        bool grow = false;
-        for (size_t k = 0; k < lp->n_replicas; k++) {
-            int32_t r = lp->replicas[k];
-            if (!sx_partmap_in_isr(v.map, p, r) &&
-                m->caught_up(m->arg, p, r, sx_partmap_worker(v.map, r)->incarnation)) {
-                isr[n++] = r;
-                grow = true;
-            }
-        }
-        if (!grow)
-            continue;
-        Shardex__Internal__V1__ChangeIsrRequest req =
-            SHARDEX__INTERNAL__V1__CHANGE_ISR_REQUEST__INIT;
-        req.worker_id = m->id;
-        req.partition = p;
-        req.epoch = lp->epoch;
-        req.isr_version = lp->isr_version;
-        req.isr = isr;
-        req.n_isr = n;
-        ProtobufCMessage *resp = NULL;
-        sx_err err = {0};
-        sx_rpc_call_opts o = {.timeout_ms = 1000};
-        if (sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "ChangeIsr", &req.base, &resp, &o,
-                          &err) == SX_OK) {
-            SX_LOG(SX_LOG_INFO, "member", "isr expanded partition=%u size=%zu", p, n);
-            changed = true;
-        } else
-            SX_LOG(SX_LOG_DEBUG, "member", "isr expansion refused partition=%u msg=\"%s\"", p,
-                   err.msg);
-        sx_rpc_free(resp);
-    }
-    sx_partmap_release(v.map);
-    return changed;
-}
-
 static void *member_main(void *arg)
 {
     sx_member *m = arg;
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
         bool registered = m->registered;
+        m->refresh = false; /* this heartbeat answers the requests so far */
         pthread_mutex_unlock(&m->mu);
-        bool again = false;
-        if (registered) {
+        if (registered)
             do_heartbeat(m);
-            again = expand_isr(m); /* then fetch the map it changed at once */
-        } else
+        else
             do_register(m);
         pthread_mutex_lock(&m->mu);
-        uint64_t wait_ms = again ? 0 : m->registered ? m->lease_ms / 4 : 200;
-        if (wait_ms < 10 && !again)
+        uint64_t wait_ms = m->registered ? m->lease_ms / 4 : 200;
+        if (wait_ms < 10)
             wait_ms = 10;
         uint64_t ns = sx_clock_now_ns() + wait_ms * 1000000ull;
         struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
                               .tv_nsec = (long)(ns % 1000000000ull)};
-        while (!m->stop && pthread_cond_timedwait(&m->cv, &m->mu, &ts) == 0) {
+        while (!m->stop && !m->refresh && pthread_cond_timedwait(&m->cv, &m->mu, &ts) == 0) {
         }
     }
     pthread_mutex_unlock(&m->mu);
@@ -241,7 +198,6 @@ sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *e
     m->id = sx_strdup(opts->worker_id);
     m->address = sx_strdup(opts->address);
     m->rpc = opts->rpc;
-    m->caught_up = opts->caught_up;
     m->on_map = opts->on_map;
     m->reports = opts->reports;
     m->more_reports = opts->more_reports;
@@ -292,5 +248,13 @@ void sx_member_get_view(sx_member *m, sx_member_view *out)
     out->ms_since_ok = m->last_ok_sent_ms ? now - m->last_ok_sent_ms : UINT64_MAX;
     out->lease_valid = m->registered && m->last_ok_sent_ms && out->ms_since_ok < m->lease_ms;
     out->map = sx_partmap_acquire(m->map);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void sx_member_refresh(sx_member *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->refresh = true;
+    pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
 }

@@ -8,8 +8,8 @@
  *   REGISTERED --Heartbeat ok--> REGISTERED (lease renewed from the send time)
  *   REGISTERED --FAILED_PRECONDITION (declared dead)--> UNREGISTERED
  *
- * After each heartbeat, as leader of a partition (with a valid lease) it asks
- * the coordinator to add to the ISR the replicas that have caught up.
+ * Nothing else: ISR changes are the replication driver's (replica.c), which
+ * may ask for a heartbeat at once (sx_member_refresh) when it changed the map.
  *
  * The lease is measured on the monotonic clock from when the last answered
  * heartbeat was sent (REPLICATION.md rule 9). Once a lease has passed without
@@ -29,24 +29,19 @@
 
 typedef struct sx_member sx_member;
 
-/* Whether `follower` (in its process `incarnation`, as the map says) has
- * caught up with this worker's log of partition p, so that the leader may ask
- * the coordinator to add it to the ISR (rule 3). */
-typedef bool (*sx_member_caught_up_fn)(void *arg, uint32_t p, int32_t follower,
-                                       uint64_t incarnation);
-
 typedef struct sx_member_opts {
     const char *coordinator; /* HOST:PORT */
     const char *worker_id;
     const char *address; /* advertised HOST:PORT */
     sx_rpc_client *rpc;  /* borrowed */
-    sx_member_caught_up_fn caught_up;
     /* Called (on the membership thread, must not block) with every newer map,
      * borrowed for the call (sx_partmap_acquire to keep it). */
     void (*on_map)(void *arg, sx_partmap *map);
-    /* Fills heartbeat reports about hosted replicas; returns how many (<= cap). */
+    /* Fills at most cap heartbeat reports about hosted replicas and returns
+     * how many there are in all; called again with more room when that is
+     * more than cap. */
     size_t (*reports)(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
-    void *arg; /* for caught_up, on_map and reports */
+    void *arg; /* for on_map and reports */
     /* Adds the index layer's reports (indexes, terms) to a heartbeat; what it
      * allocates lives in arena, freed after the call. May be NULL. */
     void (*more_reports)(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req);
@@ -70,5 +65,9 @@ typedef struct sx_member_view {
 } sx_member_view;
 
 void sx_member_get_view(sx_member *m, sx_member_view *out);
+
+/* Asks for a heartbeat now rather than at the next period (the map moved,
+ * e.g. after an accepted ISR change). Any thread; does not wait. */
+void sx_member_refresh(sx_member *m);
 
 #endif

@@ -1,9 +1,11 @@
-/* replica.c: leader and follower sides of log replication (see replica.h for
- * the protocol). Threads: one manager (role changes from maps), and for each
- * partition this worker leads, one appender (group commit, apply, answering
- * writes) and one session per follower (shipping entries, tracking `match`).
- * Each replica's state is guarded by its own mutex; nothing holds it across
- * an RPC or an fsync of another replica.
+/* replica.c: the driver of log replication (see replica.h for the contract,
+ * repcore.h for the protocol's decisions). Threads: one manager (role changes
+ * from maps), and for each partition this worker leads, one appender (group
+ * commit, apply, answering writes) and one session per follower (shipping
+ * entries, asking the coordinator for ISR changes). This file owns the
+ * threads, locks, clocks, RPCs and the log's I/O; what to do next is asked of
+ * the replica's sx_repcore. Each replica's state is guarded by its own mutex;
+ * nothing holds it across an RPC or an fsync of another replica.
  */
 #include "replica.h"
 
@@ -29,14 +31,15 @@
 /* Limits of one append batch and one replication message. */
 #define BATCH_MAX_OPS 10000
 #define BATCH_MAX_BYTES (4u << 20)
-/* An idle session still sends this often, so followers learn the commit offset. */
-#define SESSION_IDLE_MS 200
+#define SEND_MAX_ENTRIES 2000
 #define APPEND_TIMEOUT_MS 1000
 #define RETRY_MS 100
-/* How often an ISR shrink is asked again while the follower still lags. */
-#define SHRINK_RETRY_MS 500
-
-enum { ROLE_NONE = 0, ROLE_FOLLOWER, ROLE_LEADER };
+/* Timeouts of our ChangeIsr calls: a shrink is asked again soon anyway. */
+#define SHRINK_TIMEOUT_MS 500
+#define EXPAND_TIMEOUT_MS 1000
+/* Entries and bytes one WorkerAdmin.ReadLog answers at most. */
+#define READ_LOG_MAX_ENTRIES 10000
+#define READ_LOG_MAX_BYTES (8u << 20)
 
 typedef struct pending {
     ProtobufCBinaryData *ops;
@@ -52,15 +55,9 @@ typedef struct replica replica;
 
 typedef struct session {
     replica *r;
-    int32_t follower;
-    uint64_t incarnation; /* the follower's process: what we know holds for it alone */
-    char addr[300];
-    uint64_t match; /* the follower holds our log up to here, verified in this epoch */
-    bool synced;    /* match is known */
-    uint64_t last_ack_ms;
-    uint64_t sent_commit;
-    uint64_t last_send_ms;
-    uint64_t shrink_asked_ms; /* last time we asked to drop this follower; 0: not asked */
+    uint32_t slot;    /* its peer in r->core */
+    int32_t follower; /* for logs */
+    const char *addr; /* borrowed from r->lead_map */
     bool stop;
     pthread_t thread;
 } session;
@@ -73,38 +70,17 @@ struct replica {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* appends, acks, applies, stops */
 
-    /* from the map */
-    int role;
-    uint64_t epoch; /* the map's epoch of p */
-    uint64_t isr_version;
-    int32_t isr[SX_MAX_REPLICAS];
-    uint32_t nisr;
-    uint32_t min_isr;
-    /* Followers we asked the coordinator to add to the ISR and it may have:
-     * until the map says, they count for commits as if they were in it (the
-     * "maximal ISR"): otherwise we could commit without a replica the
-     * coordinator already considers in sync, and elect it without those
-     * entries (REPLICATION.md rule 3, KAFKA-7128). */
-    int32_t pending[SX_MAX_REPLICAS];
-    uint32_t npending;
+    sx_repcore core; /* role, epoch, ISR, commit point, peers: the protocol's state */
 
     /* leader */
-    uint64_t hw;
-    uint64_t epoch_start; /* first offset of our epoch */
-    bool fenced;          /* a follower knows a newer epoch */
+    sx_partmap *lead_map; /* the map this leadership started from: peers' addresses */
     bool stop;
-    pending *queue, *queue_tail;     /* not yet appended */
-    pending *waiting, *waiting_tail; /* appended, in offset order */
-    session *sessions[SX_MAX_REPLICAS];
+    pending *queue, *queue_tail;        /* not yet appended */
+    pending *waiting, *waiting_tail;    /* appended, in offset order */
+    session *sessions[SX_MAX_REPLICAS]; /* one per peer of core, same slots */
     uint32_t nsessions;
     pthread_t appender;
     bool appender_running;
-
-    /* follower */
-    uint64_t known_epoch;    /* highest epoch any leader has shown us */
-    uint64_t verified;       /* our log matches the leader's up to here, in verified_epoch */
-    uint64_t verified_epoch; /* the epoch whose leader verified it */
-    uint64_t leader_commit;  /* as last heard, for reports */
 
     uint64_t fresh_ms; /* monotonic: when applied last reached the commit offset */
 };
@@ -119,10 +95,9 @@ struct sx_replicas {
     uint32_t lag_timeout_ms;
     sx_store_cache *cache;
 
-    pthread_mutex_t mu; /* reps, nparts, next_map, stop */
+    pthread_mutex_t mu; /* reps, nparts, next_map, stop, member */
     pthread_cond_t cv;
     replica **reps; /* [nparts], NULL until hosted */
-    int32_t me;     /* this worker's index in the last map applied; -1 before */
     uint32_t nparts;
     sx_partmap *next_map; /* held; handed to the manager */
     bool stop;
@@ -156,6 +131,14 @@ void sx_replicas_attach_member(sx_replicas *rs, sx_member *member)
     pthread_mutex_lock(&rs->mu);
     rs->member = member;
     pthread_mutex_unlock(&rs->mu);
+}
+
+static replica *get_replica(sx_replicas *rs, uint32_t p)
+{
+    pthread_mutex_lock(&rs->mu);
+    replica *r = p < rs->nparts ? rs->reps[p] : NULL;
+    pthread_mutex_unlock(&rs->mu);
+    return r; /* replicas live as long as sx_replicas */
 }
 
 /* -------------------------------------------------------- answering writes -- */
@@ -196,159 +179,174 @@ static void take_all_locked(replica *r, done_list *dl)
     r->queue = r->queue_tail = NULL;
 }
 
-/* -------------------------------------------------------------- commit -- */
-
-/* hw = min(leo, match of every ISR follower), while the ISR is big enough and
- * every ISR follower has synced in this epoch (rules 3, 4). Only rises. */
-static void update_hw_locked(replica *r)
+/* Fails every write of r with SX_ABORTED and msg; r->mu held, released
+ * while the writes are answered. */
+static void abort_writes_locked(replica *r, const char *msg)
 {
-    if (r->role != ROLE_LEADER || r->fenced || r->nisr < r->min_isr)
+    done_list dl = {0};
+    take_all_locked(r, &dl);
+    if (!dl.head)
         return;
-    uint64_t m = sx_plog_leo(r->log);
-    pthread_mutex_lock(&r->owner->mu);
-    int32_t me = r->owner->me; /* stable per worker id: set by apply_map */
-    pthread_mutex_unlock(&r->owner->mu);
-    for (uint32_t i = 0; i < r->nisr + r->npending; i++) {
-        int32_t f = i < r->nisr ? r->isr[i] : r->pending[i - r->nisr];
-        if (f == me)
-            continue;
-        session *s = NULL;
-        for (uint32_t k = 0; k < r->nsessions; k++)
-            if (r->sessions[k]->follower == f)
-                s = r->sessions[k];
-        if (!s || !s->synced)
-            return;
-        if (s->match < m)
-            m = s->match;
-    }
-    if (m > r->hw) {
-        r->hw = m;
+    pthread_mutex_unlock(&r->mu);
+    sx_err e;
+    sx_err_set(&e, SX_ABORTED, "partition %u: %s", r->p, msg);
+    finish_all(&dl, SX_ABORTED, &e);
+    pthread_mutex_lock(&r->mu);
+}
+
+/* The commit point from the core; r->mu held. Wakes whoever waits on it. */
+static void recommit_locked(replica *r)
+{
+    if (sx_repcore_update_hw(&r->core, sx_plog_leo(r->log)))
         pthread_cond_broadcast(&r->cv);
-    }
 }
 
 /* ------------------------------------------------------------- appender -- */
 
-static void expire_locked(replica *r, uint64_t now, done_list *late)
+/* Answers queued writes whose deadline passed (appended ones stay until
+ * applied or the leadership ends). r->mu held; returns whether it answered
+ * any (released meanwhile). */
+static bool fail_expired_locked(replica *r)
 {
-    /* Only queued writes are dropped; appended ones stay until applied or the
-     * leadership ends, but their callers are answered at their deadline. */
+    uint64_t now = sx_clock_now_ms();
+    done_list late = {0};
     pending **pp = &r->queue;
     r->queue_tail = NULL;
     while (*pp) {
         pending *w = *pp;
         if (w->deadline_ms <= now) {
             *pp = w->next;
-            w->next = late->head;
-            late->head = w;
+            w->next = late.head;
+            late.head = w;
         } else {
             r->queue_tail = w;
             pp = &w->next;
         }
     }
+    if (!late.head)
+        return false;
+    pthread_mutex_unlock(&r->mu);
+    sx_err e;
+    sx_err_set(&e, SX_DEADLINE_EXCEEDED,
+               "partition %u: deadline passed before the "
+               "write was appended",
+               r->p);
+    finish_all(&late, SX_DEADLINE_EXCEEDED, &e);
+    pthread_mutex_lock(&r->mu);
+    return true;
+}
+
+/* Group commit: takes what is queued (up to the batch limits, one write
+ * under --fsync always) off the queue; returns its first and last write and
+ * the number of ops. r->mu held. */
+static pending *take_batch_locked(replica *r, pending **last_out, size_t *nops_out)
+{
+    pending *batch = r->queue, *last = r->queue;
+    size_t nops = last->n, bytes = 0;
+    for (size_t i = 0; i < last->n; i++)
+        bytes += last->ops[i].len;
+    while (r->owner->fsync != SX_FSYNC_ALWAYS && last->next &&
+           nops + last->next->n <= BATCH_MAX_OPS && bytes < BATCH_MAX_BYTES) {
+        last = last->next;
+        nops += last->n;
+        for (size_t i = 0; i < last->n; i++)
+            bytes += last->ops[i].len;
+    }
+    r->queue = last->next;
+    if (!r->queue)
+        r->queue_tail = NULL;
+    last->next = NULL;
+    *last_out = last;
+    *nops_out = nops;
+    return batch;
+}
+
+/* Appends one batch of queued writes at our epoch: one LevelDB batch, one
+ * fsync. r->mu held, released during the write. */
+static void append_queued_locked(replica *r)
+{
+    pending *last = NULL;
+    size_t nops = 0;
+    pending *batch = take_batch_locked(r, &last, &nops);
+    uint64_t epoch = r->core.epoch;
+    pthread_mutex_unlock(&r->mu);
+
+    sx_log_entry *entries = sx_malloc(nops * sizeof(*entries));
+    size_t k = 0;
+    for (pending *w = batch; w; w = w->next)
+        for (size_t i = 0; i < w->n; i++)
+            entries[k++] = (sx_log_entry){epoch, w->ops[i].data, w->ops[i].len};
+    uint64_t first = sx_plog_leo(r->log) + 1;
+    sx_err err = {0};
+    if (sx_plog_append(r->log, entries, nops, r->owner->fsync != SX_FSYNC_NEVER, &err) != SX_OK) {
+        /* Rule 8: never carry on after a failed write or fsync. */
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u append failed: %s; stopping", r->p, err.msg);
+        abort();
+    }
+    free(entries);
+    SX_CRASH_POINT("leader-after-append");
+    pthread_mutex_lock(&r->mu);
+    for (pending *w = batch; w; w = w->next) {
+        w->first = first;
+        first += w->n;
+    }
+    if (r->waiting_tail)
+        r->waiting_tail->next = batch;
+    else
+        r->waiting = batch;
+    r->waiting_tail = last;
+    recommit_locked(r);
+    pthread_cond_broadcast(&r->cv); /* sessions ship it */
+}
+
+/* Applies what is committed, answers the writes it covers and tells the
+ * index layer. r->mu held, released meanwhile. */
+static void apply_committed_locked(replica *r)
+{
+    sx_replicas *rs = r->owner;
+    uint64_t hw = r->core.hw, applied = 0;
+    pthread_mutex_unlock(&r->mu);
+    SX_CRASH_POINT("leader-before-apply");
+    sx_err err = {0};
+    if (sx_plog_apply(r->log, hw, &applied, &err) != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p, err.msg);
+        abort(); /* the log is corrupt: never serve what it cannot prove */
+    }
+    pthread_mutex_lock(&r->mu);
+    if (applied >= r->core.hw)
+        r->fresh_ms = sx_clock_now_ms();
+    done_list ok = {0};
+    pending **tail = &ok.head;
+    while (r->waiting && r->waiting->first + r->waiting->n - 1 <= applied) {
+        pending *w = r->waiting;
+        r->waiting = w->next;
+        w->next = NULL;
+        *tail = w;
+        tail = &w->next;
+    }
+    if (!r->waiting)
+        r->waiting_tail = NULL;
+    pthread_cond_broadcast(&r->cv); /* readers waiting for applied */
+    pthread_mutex_unlock(&r->mu);
+    if (rs->on_applied)
+        rs->on_applied(rs->on_applied_arg);
+    finish_all(&ok, SX_OK, NULL);
+    pthread_mutex_lock(&r->mu);
 }
 
 static void *appender_main(void *arg)
 {
     replica *r = arg;
-    sx_replicas *rs = r->owner;
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
-        done_list late = {0}, ok = {0};
-        expire_locked(r, sx_clock_now_ms(), &late);
-        if (late.head) {
-            pthread_mutex_unlock(&r->mu);
-            sx_err e;
-            sx_err_set(&e, SX_DEADLINE_EXCEEDED,
-                       "partition %u: deadline passed before the "
-                       "write was appended",
-                       r->p);
-            finish_all(&late, SX_DEADLINE_EXCEEDED, &e);
-            pthread_mutex_lock(&r->mu);
+        if (fail_expired_locked(r))
             continue;
-        }
-        if (r->queue && !r->fenced) {
-            /* Group commit: everything queued becomes one batch, one fsync. */
-            pending *batch = r->queue, *last = r->queue;
-            size_t nops = last->n, bytes = 0;
-            for (size_t i = 0; i < last->n; i++)
-                bytes += last->ops[i].len;
-            while (rs->fsync != SX_FSYNC_ALWAYS && last->next &&
-                   nops + last->next->n <= BATCH_MAX_OPS && bytes < BATCH_MAX_BYTES) {
-                last = last->next;
-                nops += last->n;
-                for (size_t i = 0; i < last->n; i++)
-                    bytes += last->ops[i].len;
-            }
-            r->queue = last->next;
-            if (!r->queue)
-                r->queue_tail = NULL;
-            last->next = NULL;
-            uint64_t epoch = r->epoch;
-            pthread_mutex_unlock(&r->mu);
-
-            sx_log_entry *entries = sx_malloc(nops * sizeof(*entries));
-            size_t k = 0;
-            for (pending *w = batch; w; w = w->next)
-                for (size_t i = 0; i < w->n; i++)
-                    entries[k++] = (sx_log_entry){epoch, w->ops[i].data, w->ops[i].len};
-            uint64_t first = sx_plog_leo(r->log) + 1;
-            sx_err err = {0};
-            if (sx_plog_append(r->log, entries, nops, rs->fsync != SX_FSYNC_NEVER, &err) != SX_OK) {
-                /* Rule 8: never carry on after a failed write or fsync. */
-                SX_LOG(SX_LOG_ERROR, "replica", "partition=%u append failed: %s; stopping", r->p,
-                       err.msg);
-                abort();
-            }
-            free(entries);
-            SX_CRASH_POINT("leader-after-append");
-            pthread_mutex_lock(&r->mu);
-            for (pending *w = batch; w; w = w->next) {
-                w->first = first;
-                first += w->n;
-            }
-            if (r->waiting_tail)
-                r->waiting_tail->next = batch;
-            else
-                r->waiting = batch;
-            r->waiting_tail = last;
-            update_hw_locked(r);
-            pthread_cond_broadcast(&r->cv); /* sessions ship it */
-            continue;
-        }
-        uint64_t applied = sx_plog_applied(r->log);
-        if (applied < r->hw) {
-            uint64_t hw = r->hw;
-            pthread_mutex_unlock(&r->mu);
-            SX_CRASH_POINT("leader-before-apply");
-            sx_err err = {0};
-            if (sx_plog_apply(r->log, hw, &applied, &err) != SX_OK) {
-                SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p,
-                       err.msg);
-                abort(); /* the log is corrupt: never serve what it cannot prove */
-            }
-            pthread_mutex_lock(&r->mu);
-            if (applied >= r->hw)
-                r->fresh_ms = sx_clock_now_ms();
-            pending **tail = &ok.head;
-            while (r->waiting && r->waiting->first + r->waiting->n - 1 <= applied) {
-                pending *w = r->waiting;
-                r->waiting = w->next;
-                w->next = NULL;
-                *tail = w;
-                tail = &w->next;
-            }
-            if (!r->waiting)
-                r->waiting_tail = NULL;
-            pthread_cond_broadcast(&r->cv); /* readers waiting for applied */
-            pthread_mutex_unlock(&r->mu);
-            if (rs->on_applied)
-                rs->on_applied(rs->on_applied_arg);
-            finish_all(&ok, SX_OK, NULL);
-            pthread_mutex_lock(&r->mu);
-            continue;
-        }
-        sx_cond_wait_ms(&r->cv, &r->mu, 50);
+        if (r->queue && !r->core.fenced)
+            append_queued_locked(r);
+        else if (sx_plog_applied(r->log) < r->core.hw)
+            apply_committed_locked(r);
+        else
+            sx_cond_wait_ms(&r->cv, &r->mu, 50);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -372,184 +370,245 @@ static sx_epoch_start *copy_epochs(sx_plog *log, sx_arena *arena, size_t *n)
     }
 }
 
-static void drop_pending_locked(replica *r, int32_t f)
+/* ------------------------------------------------------------ ISR changes -- */
+
+/* Asks the coordinator for ch (a compare-and-set at our epoch); *resp is
+ * the answer on SX_OK (sx_rpc_free it). Called without r->mu. */
+static sx_status change_isr(replica *r, const sx_repcore_isr_change *ch, uint64_t timeout_ms,
+                            ProtobufCMessage **resp, sx_err *err)
 {
-    for (uint32_t i = 0; i < r->npending; i++) {
-        if (r->pending[i] == f) {
-            r->pending[i] = r->pending[--r->npending];
-            return;
-        }
+    sx_replicas *rs = r->owner;
+    int32_t isr[SX_MAX_REPLICAS];
+    memcpy(isr, ch->isr, ch->nisr * sizeof(*isr));
+    Shardex__Internal__V1__ChangeIsrRequest req = SHARDEX__INTERNAL__V1__CHANGE_ISR_REQUEST__INIT;
+    req.worker_id = rs->worker_id;
+    req.partition = r->p;
+    req.epoch = ch->epoch;
+    req.isr_version = ch->isr_version;
+    req.isr = isr;
+    req.n_isr = ch->nisr;
+    sx_rpc_call_opts o = {.timeout_ms = timeout_ms};
+    return sx_rpc_invoke(rs->rpc, rs->coordinator, COORD_SVC, "ChangeIsr", &req.base, resp, &o,
+                         err);
+}
+
+/* Takes the ISR the coordinator answered an accepted change with, and the
+ * commit point that follows. r->mu held. */
+static void take_isr_answer_locked(replica *r, const ProtobufCMessage *resp)
+{
+    const Shardex__Internal__V1__LogPartition *lp =
+        ((const Shardex__Internal__V1__ChangeIsrResponse *)resp)->partition;
+    if (!lp)
+        return;
+    sx_err err = {0};
+    if (sx_repcore_isr_accepted(&r->core, lp->epoch, lp->isr_version, lp->isr, lp->n_isr, &err) !=
+        SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u coordinator's isr not taken: %s", r->p,
+               err.msg);
+        return;
     }
+    recommit_locked(r);
+}
+
+/* Asks to drop s's follower (the core decided it lags). r->mu held, released
+ * during the call. A refused request (a concurrent ISR change, a map we had
+ * not seen) is asked again with whatever the map says by then. */
+static void ask_shrink_locked(session *s, const sx_repcore_isr_change *ch)
+{
+    replica *r = s->r;
+    pthread_mutex_unlock(&r->mu);
+    ProtobufCMessage *resp = NULL;
+    sx_err err = {0};
+    sx_status st = change_isr(r, ch, SHRINK_TIMEOUT_MS, &resp, &err);
+    if (st != SX_OK)
+        SX_LOG(SX_LOG_WARN, "replica", "partition=%u isr shrink refused follower=%d: %s", r->p,
+               s->follower, err.msg);
+    else
+        SX_LOG(SX_LOG_WARN, "replica", "partition=%u follower=%d dropped from the isr (lagging)",
+               r->p, s->follower);
+    pthread_mutex_lock(&r->mu);
+    sx_repcore_shrink_answered(&r->core, s->slot, st == SX_OK, sx_clock_now_ms());
+    if (st == SX_OK)
+        take_isr_answer_locked(r, resp);
+    sx_rpc_free(resp);
+}
+
+/* p's replicas in the newest map, for the incarnation check of expansion. */
+static sx_repcore_newest newest_of(const sx_member_view *v, uint32_t p,
+                                   sx_repcore_replica named[SX_MAX_REPLICAS])
+{
+    sx_repcore_newest nw = {.lease_valid = v->lease_valid, .leader = -1, .replicas = named};
+    const Shardex__Internal__V1__LogPartition *lp = v->map ? sx_partmap_part(v->map, p) : NULL;
+    if (!lp || lp->n_replicas > SX_MAX_REPLICAS)
+        return nw; /* names no one: nobody is asked in (the partmap refuses such maps) */
+    nw.leader = lp->leader;
+    for (size_t k = 0; k < lp->n_replicas; k++) {
+        const Shardex__Internal__V1__WorkerEntry *w = sx_partmap_worker(v->map, lp->replicas[k]);
+        if (w)
+            named[nw.nreplicas++] =
+                (sx_repcore_replica){lp->replicas[k], w->incarnation, w->address};
+    }
+    return nw;
+}
+
+/* Asks the coordinator to add the followers the core finds caught up (rule
+ * 3); they count for commits from the moment the core chose them. r->mu
+ * held, released while the membership is read and during the call. */
+static void ask_expand_locked(replica *r)
+{
+    sx_member *m = member_of(r->owner);
+    if (!m)
+        return;
+    pthread_mutex_unlock(&r->mu);
+    sx_member_view v;
+    sx_member_get_view(m, &v);
+    sx_repcore_replica named[SX_MAX_REPLICAS];
+    sx_repcore_newest nw = newest_of(&v, r->p, named);
+    pthread_mutex_lock(&r->mu);
+    sx_repcore_isr_change ch;
+    bool ask = sx_repcore_expand(&r->core, sx_clock_now_ms(), &nw, &ch);
+    sx_partmap_release(v.map);
+    if (!ask)
+        return;
+    pthread_mutex_unlock(&r->mu);
+    ProtobufCMessage *resp = NULL;
+    sx_err err = {0};
+    sx_status st = change_isr(r, &ch, EXPAND_TIMEOUT_MS, &resp, &err);
+    if (st == SX_OK) {
+        SX_LOG(SX_LOG_INFO, "replica", "isr expanded partition=%u size=%u", r->p, ch.nisr);
+        sx_member_refresh(m); /* the map moved: fetch it now */
+    } else
+        SX_LOG(SX_LOG_DEBUG, "replica", "isr expansion refused partition=%u msg=\"%s\"", r->p,
+               err.msg);
+    pthread_mutex_lock(&r->mu);
+    if (st == SX_OK)
+        take_isr_answer_locked(r, resp);
+    sx_rpc_free(resp);
 }
 
 /* -------------------------------------------------------------- sessions -- */
 
-static void ask_shrink(session *s, uint64_t epoch, uint64_t isr_version, const int32_t *isr,
-                       uint32_t nisr)
+/* Sends step to s's follower: an Append at step's epoch after step.prev,
+ * with up to SEND_MAX_ENTRIES entries from there when step.entries. *n gets
+ * how many were sent, *resp the answer on SX_OK. Called without r->mu. */
+static sx_status send_append(session *s, const sx_repcore_step *step, size_t *n,
+                             ProtobufCMessage **resp, sx_err *err)
 {
     replica *r = s->r;
-    sx_replicas *rs = r->owner;
-    int32_t next[SX_MAX_REPLICAS];
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < nisr; i++)
-        if (isr[i] != s->follower)
-            next[n++] = isr[i];
-    Shardex__Internal__V1__ChangeIsrRequest req = SHARDEX__INTERNAL__V1__CHANGE_ISR_REQUEST__INIT;
-    req.worker_id = rs->worker_id;
+    sx_arena arena = {0};
+    Shardex__Internal__V1__AppendRequest req = SHARDEX__INTERNAL__V1__APPEND_REQUEST__INIT;
     req.partition = r->p;
-    req.epoch = epoch;
-    req.isr_version = isr_version;
-    req.isr = next;
-    req.n_isr = n;
-    ProtobufCMessage *resp = NULL;
-    sx_err err = {0};
-    sx_rpc_call_opts o = {.timeout_ms = 500};
+    req.epoch = step->epoch;
+    req.leader_id = r->owner->worker_id;
+    req.prev_offset = step->prev;
+    req.commit_offset = step->commit;
+    sx_plog_epoch_at(r->log, step->prev, &req.prev_epoch, NULL);
+    sx_log_entry *entries = NULL;
+    *n = 0;
+    if (step->entries) {
+        entries = sx_malloc(SEND_MAX_ENTRIES * sizeof(*entries));
+        sx_plog_read(r->log, step->prev + 1, SEND_MAX_ENTRIES, BATCH_MAX_BYTES, &arena, entries, n,
+                     NULL);
+        req.entries = sx_arena_alloc(&arena, (*n + 1) * sizeof(*req.entries));
+        for (size_t i = 0; i < *n; i++) {
+            Shardex__Internal__V1__AppendEntry *e = sx_arena_alloc(&arena, sizeof(*e));
+            shardex__internal__v1__append_entry__init(e);
+            e->epoch = entries[i].epoch;
+            e->op.data = (uint8_t *)entries[i].op;
+            e->op.len = entries[i].op_len;
+            req.entries[i] = e;
+        }
+        req.n_entries = *n;
+    }
+    sx_rpc_call_opts o = {.timeout_ms = APPEND_TIMEOUT_MS};
     sx_status st =
-        sx_rpc_invoke(rs->rpc, rs->coordinator, COORD_SVC, "ChangeIsr", &req.base, &resp, &o, &err);
-    if (st != SX_OK) {
-        SX_LOG(SX_LOG_WARN, "replica", "partition=%u isr shrink refused follower=%d: %s", r->p,
-               s->follower, err.msg);
+        sx_rpc_invoke(r->owner->rpc, s->addr, REPL_SVC, "Append", &req.base, resp, &o, err);
+    free(entries);
+    sx_arena_free(&arena);
+    return st;
+}
+
+/* The follower's log differs at prev: the common prefix of both epoch
+ * tables becomes its match. r->mu held. */
+static void on_mismatch_locked(session *s, const Shardex__Internal__V1__AppendResponse *ar)
+{
+    replica *r = s->r;
+    /* Whole tables on both sides: a cut table would make its last epoch seem
+     * to run to the log end. */
+    size_t no = 0;
+    sx_epoch_start *ours = copy_epochs(r->log, NULL, &no);
+    size_t nt = ar->n_epochs;
+    sx_epoch_start *theirs = sx_malloc((nt + 1) * sizeof(*theirs));
+    for (size_t i = 0; i < nt; i++)
+        theirs[i] = (sx_epoch_start){ar->epochs[i]->epoch, ar->epochs[i]->start_offset};
+    uint64_t match = sx_repcore_mismatched(&r->core, s->slot, ours, no, sx_plog_leo(r->log), theirs,
+                                           nt, ar->log_end_offset);
+    free(ours);
+    free(theirs);
+    SX_LOG(SX_LOG_INFO, "replica",
+           "partition=%u follower=%d diverges after offset=%" PRIu64 " (its leo=%" PRIu64 ")", r->p,
+           s->follower, match, ar->log_end_offset);
+}
+
+/* The follower knows a newer epoch: someone else leads now (rule 2). r->mu
+ * held, released while the waiting writes are failed. */
+static void on_fenced_locked(session *s, const sx_err *err)
+{
+    replica *r = s->r;
+    if (sx_repcore_fence(&r->core))
+        SX_LOG(SX_LOG_WARN, "replica",
+               "partition=%u epoch=%" PRIu64 " fenced by "
+               "follower=%d: %s",
+               r->p, r->core.epoch, s->follower, err->msg);
+    abort_writes_locked(r, "a newer leader exists");
+}
+
+/* What the follower answered step with (n entries sent). r->mu held. */
+static void on_reply_locked(session *s, const sx_repcore_step *step, size_t n, sx_status st,
+                            const ProtobufCMessage *resp, const sx_err *err, uint64_t now)
+{
+    replica *r = s->r;
+    if (st == SX_OK) {
+        const Shardex__Internal__V1__AppendResponse *ar = (const void *)resp;
+        if (ar->mismatch) {
+            on_mismatch_locked(s, ar);
+            return;
+        }
+        if (sx_repcore_acked(&r->core, s->slot, step, n, now, sx_plog_leo(r->log)))
+            pthread_cond_broadcast(&r->cv);
+        if (sx_repcore_expand_due(&r->core, now))
+            ask_expand_locked(r);
         return;
     }
-    Shardex__Internal__V1__ChangeIsrResponse *cr = (void *)resp;
-    SX_LOG(SX_LOG_WARN, "replica", "partition=%u follower=%d dropped from the isr (lagging)", r->p,
-           s->follower);
-    pthread_mutex_lock(&r->mu);
-    drop_pending_locked(r, s->follower);
-    const Shardex__Internal__V1__LogPartition *lp = cr->partition;
-    if (lp && lp->epoch == r->epoch && lp->isr_version > r->isr_version &&
-        lp->n_isr <= SX_MAX_REPLICAS) {
-        r->isr_version = lp->isr_version;
-        r->nisr = (uint32_t)lp->n_isr;
-        memcpy(r->isr, lp->isr, lp->n_isr * sizeof(int32_t));
-        update_hw_locked(r);
-    }
-    pthread_mutex_unlock(&r->mu);
-    sx_rpc_free(resp);
+    if (st == SX_FAILED_PRECONDITION)
+        on_fenced_locked(s, err);
+    sx_cond_wait_ms(&r->cv, &r->mu, RETRY_MS);
 }
 
 static void *session_main(void *arg)
 {
     session *s = arg;
     replica *r = s->r;
-    sx_replicas *rs = r->owner;
-    sx_arena arena = {0};
     pthread_mutex_lock(&r->mu);
-    s->last_ack_ms = sx_clock_now_ms();
     while (!s->stop) {
-        uint64_t leo = sx_plog_leo(r->log), hw = r->hw, epoch = r->epoch;
-        uint64_t now = sx_clock_now_ms();
-        bool idle = s->synced && s->match >= leo && s->sent_commit == hw;
-        if (idle && now - s->last_send_ms < SESSION_IDLE_MS) {
-            sx_cond_wait_ms(&r->cv, &r->mu, SESSION_IDLE_MS - (now - s->last_send_ms));
+        sx_repcore_step step;
+        sx_repcore_session_step(&r->core, s->slot, sx_plog_leo(r->log), sx_clock_now_ms(), &step);
+        if (step.idle) {
+            sx_cond_wait_ms(&r->cv, &r->mu, step.wait_ms);
             continue;
         }
-        /* A follower in the ISR that lags too long is dropped through the coordinator. */
-        bool in_isr = sx_clustermap_has(r->isr, r->nisr, s->follower) ||
-                      sx_clustermap_has(r->pending, r->npending, s->follower);
-        /* A refused request (a concurrent ISR change, a map we had not seen) is
-         * asked again with whatever the map says by then. */
-        if (in_isr && s->match < leo && now - s->last_ack_ms > rs->lag_timeout_ms &&
-            now - s->shrink_asked_ms > SHRINK_RETRY_MS) {
-            s->shrink_asked_ms = now;
-            int32_t isr[SX_MAX_REPLICAS];
-            uint32_t nisr = r->nisr;
-            memcpy(isr, r->isr, sizeof(isr));
-            uint64_t isr_version = r->isr_version;
-            pthread_mutex_unlock(&r->mu);
-            ask_shrink(s, epoch, isr_version, isr, nisr);
-            pthread_mutex_lock(&r->mu);
-            /* Count the retry interval from the answer, so that a slow or absent
-             * coordinator still leaves time to keep shipping (and being fenced). */
-            s->shrink_asked_ms = sx_clock_now_ms();
-        }
-        uint64_t prev = s->synced ? s->match : leo;
+        if (step.shrink)
+            ask_shrink_locked(s, &step.change);
         pthread_mutex_unlock(&r->mu);
-
-        Shardex__Internal__V1__AppendRequest req = SHARDEX__INTERNAL__V1__APPEND_REQUEST__INIT;
-        req.partition = r->p;
-        req.epoch = epoch;
-        req.leader_id = rs->worker_id;
-        req.prev_offset = prev;
-        req.commit_offset = hw;
-        sx_plog_epoch_at(r->log, prev, &req.prev_epoch, NULL);
-        sx_log_entry *entries = NULL;
-        size_t n = 0;
-        if (s->synced && prev < leo) {
-            entries = sx_malloc(2000 * sizeof(*entries));
-            sx_plog_read(r->log, prev + 1, 2000, BATCH_MAX_BYTES, &arena, entries, &n, NULL);
-            req.entries = sx_arena_alloc(&arena, (n + 1) * sizeof(*req.entries));
-            for (size_t i = 0; i < n; i++) {
-                Shardex__Internal__V1__AppendEntry *e = sx_arena_alloc(&arena, sizeof(*e));
-                shardex__internal__v1__append_entry__init(e);
-                e->epoch = entries[i].epoch;
-                e->op.data = (uint8_t *)entries[i].op;
-                e->op.len = entries[i].op_len;
-                req.entries[i] = e;
-            }
-            req.n_entries = n;
-        }
         ProtobufCMessage *resp = NULL;
         sx_err err = {0};
-        sx_rpc_call_opts o = {.timeout_ms = APPEND_TIMEOUT_MS};
-        sx_status st =
-            sx_rpc_invoke(rs->rpc, s->addr, REPL_SVC, "Append", &req.base, &resp, &o, &err);
-        free(entries);
-        sx_arena_free(&arena);
-
+        size_t n = 0;
+        sx_status st = send_append(s, &step, &n, &resp, &err);
         pthread_mutex_lock(&r->mu);
-        s->last_send_ms = sx_clock_now_ms();
-        if (s->stop) {
-            sx_rpc_free(resp);
-            break;
-        }
-        if (st == SX_OK) {
-            Shardex__Internal__V1__AppendResponse *ar = (void *)resp;
-            if (ar->mismatch) {
-                /* Whole tables on both sides: a cut table would make its last
-                 * epoch seem to run to the log end. */
-                size_t no = 0;
-                sx_epoch_start *ours = copy_epochs(r->log, NULL, &no);
-                size_t nt = ar->n_epochs;
-                sx_epoch_start *theirs = sx_malloc((nt + 1) * sizeof(*theirs));
-                for (size_t i = 0; i < nt; i++)
-                    theirs[i] = (sx_epoch_start){ar->epochs[i]->epoch, ar->epochs[i]->start_offset};
-                s->match = sx_plog_common_prefix(ours, no, sx_plog_leo(r->log), theirs, nt,
-                                                 ar->log_end_offset);
-                free(ours);
-                free(theirs);
-                s->synced = true;
-                SX_LOG(SX_LOG_INFO, "replica",
-                       "partition=%u follower=%d diverges after offset=%" PRIu64
-                       " (its leo=%" PRIu64 ")",
-                       r->p, s->follower, s->match, ar->log_end_offset);
-            } else {
-                s->match = prev + n;
-                s->synced = true;
-                s->sent_commit = hw;
-                s->last_ack_ms = s->last_send_ms;
-                s->shrink_asked_ms = 0;
-                update_hw_locked(r);
-            }
-        } else if (st == SX_FAILED_PRECONDITION) {
-            /* The follower knows a newer epoch: someone else leads now (rule 2). */
-            if (!r->fenced)
-                SX_LOG(SX_LOG_WARN, "replica",
-                       "partition=%u epoch=%" PRIu64 " fenced by "
-                       "follower=%d: %s",
-                       r->p, r->epoch, s->follower, err.msg);
-            r->fenced = true;
-            done_list dl = {0};
-            take_all_locked(r, &dl);
-            pthread_mutex_unlock(&r->mu);
-            sx_err e;
-            sx_err_set(&e, SX_ABORTED, "partition %u: a newer leader exists", r->p);
-            finish_all(&dl, SX_ABORTED, &e);
-            pthread_mutex_lock(&r->mu);
-            sx_cond_wait_ms(&r->cv, &r->mu, RETRY_MS);
-        } else {
-            sx_cond_wait_ms(&r->cv, &r->mu, RETRY_MS);
-        }
+        uint64_t now = sx_clock_now_ms();
+        sx_repcore_sent(&r->core, s->slot, now);
+        if (!s->stop)
+            on_reply_locked(s, &step, n, st, resp, &err, now);
         sx_rpc_free(resp);
     }
     pthread_mutex_unlock(&r->mu);
@@ -575,75 +634,56 @@ static void stop_leading(replica *r)
     }
     pthread_mutex_lock(&r->mu);
     r->nsessions = 0;
+    sx_repcore_unlead(&r->core);
+    sx_partmap *held = r->lead_map;
+    r->lead_map = NULL;
     done_list dl = {0};
     take_all_locked(r, &dl);
     r->stop = false;
     pthread_mutex_unlock(&r->mu);
+    sx_partmap_release(held);
     sx_err e;
     sx_err_set(&e, SX_ABORTED, "partition %u: this worker no longer leads it", r->p);
     finish_all(&dl, SX_ABORTED, &e);
 }
 
-static void start_session(replica *r, int32_t follower, const char *addr, uint64_t incarnation)
+/* r->mu held. */
+static void start_session_locked(replica *r, uint32_t slot)
 {
     session *s = sx_calloc(1, sizeof(*s));
     s->r = r;
-    s->follower = follower;
-    s->incarnation = incarnation;
-    snprintf(s->addr, sizeof(s->addr), "%s", addr);
+    s->slot = slot;
+    s->follower = r->core.peers[slot].who.worker;
+    s->addr = r->core.peers[slot].who.address;
     r->sessions[r->nsessions++] = s;
     pthread_create(&s->thread, NULL, session_main, s);
     pthread_setname_np(s->thread, "repl-session");
 }
 
-static bool same_followers(const replica *r, const Shardex__Internal__V1__ClusterMap *m,
-                           const Shardex__Internal__V1__LogPartition *lp, int32_t me)
-{
-    uint32_t n = 0;
-    for (size_t k = 0; k < lp->n_replicas; k++) {
-        int32_t f = lp->replicas[k];
-        if (f == me)
-            continue;
-        n++;
-        bool found = false;
-        for (uint32_t i = 0; i < r->nsessions; i++)
-            found |= r->sessions[i]->follower == f &&
-                     r->sessions[i]->incarnation == m->workers[f]->incarnation &&
-                     strcmp(r->sessions[i]->addr, m->workers[f]->address) == 0;
-        if (!found)
-            return false;
-    }
-    return n == r->nsessions;
-}
-
-static void become_leader(replica *r, const Shardex__Internal__V1__ClusterMap *m,
-                          const Shardex__Internal__V1__LogPartition *lp, int32_t me)
+/* pm names this worker p's leader at cm's epoch (taken already). */
+static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
 {
     sx_err err = {0};
-    if (sx_plog_begin_epoch(r->log, lp->epoch, &err) != SX_OK) {
+    if (sx_plog_begin_epoch(r->log, cm->epoch, &err) != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot lead at epoch=%" PRIu64 ": %s", r->p,
-               lp->epoch, err.msg);
+               cm->epoch, err.msg);
         return;
     }
     pthread_mutex_lock(&r->mu);
-    r->role = ROLE_LEADER;
-    r->fenced = false;
-    r->hw = sx_plog_commit(r->log); /* not our leo: rule 7 */
-    if (r->hw < sx_plog_applied(r->log))
-        r->hw = sx_plog_applied(r->log);
-    r->epoch_start = sx_plog_leo(r->log) + 1;
-    r->known_epoch = lp->epoch;
-    for (size_t k = 0; k < lp->n_replicas; k++)
-        if (lp->replicas[k] != me)
-            start_session(r, lp->replicas[k], m->workers[lp->replicas[k]]->address,
-                          m->workers[lp->replicas[k]]->incarnation);
+    uint64_t leo = sx_plog_leo(r->log);
+    sx_repcore_lead(&r->core, cm, sx_plog_commit(r->log), sx_plog_applied(r->log), leo,
+                    sx_clock_now_ms());
+    uint64_t hw = r->core.hw;
+    r->lead_map = sx_partmap_acquire(pm); /* the peers' addresses live in it */
+    for (uint32_t k = 0; k < r->core.npeers; k++)
+        start_session_locked(r, k);
     pthread_create(&r->appender, NULL, appender_main, r);
     pthread_setname_np(r->appender, "repl-append");
     r->appender_running = true;
     pthread_mutex_unlock(&r->mu);
     SX_LOG(SX_LOG_INFO, "replica",
            "partition=%u leading epoch=%" PRIu64 " leo=%" PRIu64 " commit=%" PRIu64, r->p,
-           lp->epoch, sx_plog_leo(r->log), r->hw);
+           cm->epoch, leo, hw);
 }
 
 /* Opens p's log with its indexes as the observer of every apply: the
@@ -668,35 +708,43 @@ static sx_status open_partition(sx_replicas *rs, const char *dir, uint32_t p, sx
     return st;
 }
 
-static replica *open_replica(sx_replicas *rs, uint32_t p)
+/* Opens p's store and its indexes (a corrupt store is set aside and started
+ * empty); false, logged, when it cannot. */
+static bool open_log(sx_replicas *rs, uint32_t p, sx_plog **log, sx_pindex **ix)
 {
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s/partitions/p%04u", rs->data_dir, p);
-    sx_plog *log = NULL;
-    sx_pindex *ix = NULL;
+    size_t cap = strlen(rs->data_dir) + 64;
+    char *dir = sx_malloc(cap), *aside = sx_malloc(cap + 32);
+    snprintf(dir, cap, "%s/partitions/p%04u", rs->data_dir, p);
     sx_err err = {0};
-    sx_status st = open_partition(rs, dir, p, &log, &ix, &err);
+    sx_status st = open_partition(rs, dir, p, log, ix, &err);
     if (st == SX_DATA_LOSS) {
         /* Rule 8 and row 9: never serve a corrupt replica. Keep it aside for
          * inspection and start empty: registering again took this worker out
          * of every ISR it shared with a live member, so it copies the log from
          * the leader and rejoins only once caught up. */
-        char aside[4200];
-        snprintf(aside, sizeof(aside), "%s.corrupt-%llu", dir,
-                 (unsigned long long)sx_clock_wall_ms());
+        snprintf(aside, cap + 32, "%s.corrupt-%llu", dir, (unsigned long long)sx_clock_wall_ms());
         SX_LOG(SX_LOG_ERROR, "replica",
                "partition=%u corrupt store, moved to %s and started "
                "empty: %s",
                p, aside, err.msg);
         if (rename(dir, aside) == 0) {
             sx_err_clear(&err);
-            st = open_partition(rs, dir, p, &log, &ix, &err);
+            st = open_partition(rs, dir, p, log, ix, &err);
         }
     }
-    if (st != SX_OK) {
+    if (st != SX_OK)
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot open %s: %s", p, dir, err.msg);
+    free(dir);
+    free(aside);
+    return st == SX_OK;
+}
+
+static replica *open_replica(sx_replicas *rs, uint32_t p)
+{
+    sx_plog *log = NULL;
+    sx_pindex *ix = NULL;
+    if (!open_log(rs, p, &log, &ix))
         return NULL;
-    }
     replica *r = sx_calloc(1, sizeof(*r));
     r->owner = rs;
     r->p = p;
@@ -705,24 +753,85 @@ static replica *open_replica(sx_replicas *rs, uint32_t p)
     r->fresh_ms = sx_clock_now_ms();
     pthread_mutex_init(&r->mu, NULL);
     sx_cond_init_monotonic(&r->cv);
-    r->known_epoch = sx_plog_max_epoch(log);
+    sx_repcore_init(&r->core, sx_plog_max_epoch(log), rs->lag_timeout_ms);
     return r;
 }
 
-static void apply_map(sx_replicas *rs, const sx_partmap *pm)
+/* p's entry of pm as the core reads it; reps receives the replicas (the
+ * addresses stay pm's). False when pm holds more replicas than supported
+ * (the partmap refuses such maps). */
+static bool core_map_of(const sx_partmap *pm, uint32_t p, sx_repcore_replica *reps,
+                        sx_repcore_map *out)
 {
+    const Shardex__Internal__V1__LogPartition *lp = sx_partmap_part(pm, p);
+    if (!lp || lp->n_replicas > SX_MAX_REPLICAS || lp->n_isr > SX_MAX_REPLICAS)
+        return false;
     const Shardex__Internal__V1__ClusterMap *m = sx_partmap_msg(pm);
+    for (size_t k = 0; k < lp->n_replicas; k++) {
+        const Shardex__Internal__V1__WorkerEntry *w = sx_partmap_worker(pm, lp->replicas[k]);
+        reps[k] =
+            (sx_repcore_replica){lp->replicas[k], w ? w->incarnation : 0, w ? w->address : NULL};
+    }
+    *out = (sx_repcore_map){
+        .epoch = lp->epoch,
+        .isr_version = lp->isr_version,
+        .leader = lp->leader,
+        .replicas = reps,
+        .nreplicas = (uint32_t)lp->n_replicas,
+        .isr = lp->isr,
+        .nisr = (uint32_t)lp->n_isr,
+        .min_isr = m->settings ? m->settings->min_isr : 1,
+    };
+    return true;
+}
+
+/* Reconciles r with p's entry cm of pm, as the core plans it. */
+static void apply_part(replica *r, sx_partmap *pm, int32_t me, const sx_repcore_map *cm)
+{
+    pthread_mutex_lock(&r->mu);
+    sx_repcore_map_plan plan = sx_repcore_plan_map(&r->core, me, cm);
+    pthread_mutex_unlock(&r->mu);
+    if (plan.stop_leading)
+        stop_leading(r);
+    pthread_mutex_lock(&r->mu);
+    sx_err err = {0};
+    sx_status st = sx_repcore_take_map(&r->core, me, cm, &err);
+    pthread_mutex_unlock(&r->mu);
+    if (st != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u map version=%" PRIu64 " not taken: %s", r->p,
+               sx_partmap_version(pm), err.msg);
+        return;
+    }
+    if (plan.lead) {
+        become_leader(r, pm, cm);
+    } else if (plan.recommit) {
+        pthread_mutex_lock(&r->mu);
+        recommit_locked(r); /* the isr may have shrunk: commit may move */
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+static void apply_map(sx_replicas *rs, sx_partmap *pm)
+{
+    uint32_t P = sx_partmap_partitions(pm);
     int32_t me = sx_partmap_self(pm);
     pthread_mutex_lock(&rs->mu);
-    rs->me = me;
     if (!rs->reps) {
-        rs->nparts = (uint32_t)m->n_partitions;
+        rs->nparts = P;
         rs->reps = sx_calloc(rs->nparts + 1, sizeof(*rs->reps));
     }
     pthread_mutex_unlock(&rs->mu);
-    for (uint32_t p = 0; p < rs->nparts && p < m->n_partitions; p++) {
-        const Shardex__Internal__V1__LogPartition *lp = m->partitions[p];
-        bool hosted = me >= 0 && sx_clustermap_has(lp->replicas, (uint32_t)lp->n_replicas, me);
+    for (uint32_t p = 0; p < rs->nparts && p < P; p++) {
+        sx_repcore_replica reps[SX_MAX_REPLICAS];
+        sx_repcore_map cm;
+        if (!core_map_of(pm, p, reps, &cm)) {
+            SX_LOG(SX_LOG_ERROR, "replica",
+                   "partition=%u map version=%" PRIu64 " not taken: "
+                   "more replicas than supported",
+                   p, sx_partmap_version(pm));
+            continue;
+        }
+        bool hosted = me >= 0 && sx_partmap_hosts(pm, p, me);
         replica *r = rs->reps[p];
         if (!r && !hosted)
             continue;
@@ -734,44 +843,7 @@ static void apply_map(sx_replicas *rs, const sx_partmap *pm)
             rs->reps[p] = r;
             pthread_mutex_unlock(&rs->mu);
         }
-        int want = !hosted ? ROLE_NONE : lp->leader == me ? ROLE_LEADER : ROLE_FOLLOWER;
-        bool relead = want == ROLE_LEADER && (r->role != ROLE_LEADER || r->epoch != lp->epoch ||
-                                              !same_followers(r, m, lp, me));
-        if (r->role == ROLE_LEADER && (want != ROLE_LEADER || relead))
-            stop_leading(r);
-        pthread_mutex_lock(&r->mu);
-        bool new_epoch = r->epoch != lp->epoch;
-        if (want != ROLE_LEADER)
-            r->role = want;
-        r->epoch = lp->epoch;
-        if (lp->epoch > r->known_epoch && want != ROLE_LEADER)
-            r->known_epoch = lp->epoch;
-        r->isr_version = lp->isr_version;
-        r->nisr = lp->n_isr <= SX_MAX_REPLICAS ? (uint32_t)lp->n_isr : 0;
-        memcpy(r->isr, lp->isr, r->nisr * sizeof(int32_t));
-        r->min_isr = m->settings ? m->settings->min_isr : 1;
-        /* Pending additions end when the map shows them in the ISR, or when
-         * they are no longer replicas; a new epoch starts with none. They
-         * survive a restart of our sessions within the epoch: a request may
-         * still be on its way to the coordinator. */
-        if (new_epoch || want != ROLE_LEADER)
-            r->npending = 0;
-        for (uint32_t i = 0; i < r->npending;) {
-            int32_t f = r->pending[i];
-            if (sx_clustermap_has(r->isr, r->nisr, f) ||
-                !sx_clustermap_has(lp->replicas, (uint32_t)lp->n_replicas, f))
-                r->pending[i] = r->pending[--r->npending];
-            else
-                i++;
-        }
-        pthread_mutex_unlock(&r->mu);
-        if (relead) {
-            become_leader(r, m, lp, me);
-        } else if (want == ROLE_LEADER) {
-            pthread_mutex_lock(&r->mu);
-            update_hw_locked(r); /* the isr may have shrunk: commit may move */
-            pthread_mutex_unlock(&r->mu);
-        }
+        apply_part(r, pm, me, &cm);
     }
 }
 
@@ -804,59 +876,26 @@ void sx_replicas_on_map(sx_replicas *rs, sx_partmap *map)
     pthread_mutex_unlock(&rs->mu);
 }
 
-/* -------------------------------------------------------------- lookups -- */
-
-static replica *get_replica(sx_replicas *rs, uint32_t p)
-{
-    pthread_mutex_lock(&rs->mu);
-    replica *r = p < rs->nparts ? rs->reps[p] : NULL;
-    pthread_mutex_unlock(&rs->mu);
-    return r; /* replicas live as long as sx_replicas */
-}
-
-bool sx_replicas_caught_up(void *arg, uint32_t p, int32_t follower, uint64_t incarnation)
-{
-    replica *r = get_replica(arg, p);
-    if (!r)
-        return false;
-    bool ok = false;
-    pthread_mutex_lock(&r->mu);
-    if (r->role == ROLE_LEADER && !r->fenced) {
-        uint64_t need = r->hw > r->epoch_start - 1 ? r->hw : r->epoch_start - 1;
-        for (uint32_t i = 0; i < r->nsessions; i++) {
-            session *s = r->sessions[i];
-            /* Rule 3, on fresh knowledge: a follower that stopped answering
-             * keeps the match it had, which would re-admit it at once. */
-            /* ...and about the process the map names: a restarted follower's
-             * new process has proven nothing yet. */
-            if (s->follower == follower && s->incarnation == incarnation)
-                ok = s->synced && s->match >= need &&
-                     sx_clock_now_ms() - s->last_ack_ms <= r->owner->lag_timeout_ms / 2;
-        }
-        /* The caller asks the coordinator next: from now on commits wait for it. */
-        if (ok && !sx_clustermap_has(r->pending, r->npending, follower) &&
-            r->npending < SX_MAX_REPLICAS)
-            r->pending[r->npending++] = follower;
-    }
-    pthread_mutex_unlock(&r->mu);
-    return ok;
-}
+/* ------------------------------------------------------------- reports -- */
 
 size_t sx_replicas_reports(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap)
 {
     sx_replicas *rs = arg;
+    uint32_t P = sx_replicas_partitions(rs);
     size_t n = 0;
-    for (uint32_t p = 0; p < rs->nparts && n < cap; p++) {
+    for (uint32_t p = 0; p < P; p++) {
         replica *r = get_replica(rs, p);
         if (!r)
             continue;
-        shardex__internal__v1__replica_report__init(&out[n]);
-        out[n].partition = p;
-        out[n].log_end_offset = sx_plog_leo(r->log);
-        out[n].applied_offset = sx_plog_applied(r->log);
-        pthread_mutex_lock(&r->mu);
-        out[n].commit_offset = r->role == ROLE_LEADER ? r->hw : r->leader_commit;
-        pthread_mutex_unlock(&r->mu);
+        if (n < cap) {
+            shardex__internal__v1__replica_report__init(&out[n]);
+            out[n].partition = p;
+            out[n].log_end_offset = sx_plog_leo(r->log);
+            out[n].applied_offset = sx_plog_applied(r->log);
+            pthread_mutex_lock(&r->mu);
+            out[n].commit_offset = sx_repcore_commit(&r->core);
+            pthread_mutex_unlock(&r->mu);
+        }
         n++;
     }
     return n;
@@ -876,14 +915,15 @@ void sx_replicas_write(sx_replicas *rs, uint32_t p, ProtobufCBinaryData *ops, si
     }
     bool lease = lease_valid(rs);
     pthread_mutex_lock(&r->mu);
-    if (r->role != ROLE_LEADER || r->fenced || !lease || !r->appender_running) {
+    sx_status admit = sx_repcore_admit(&r->core);
+    if (admit == SX_ABORTED || !lease || !r->appender_running) {
         pthread_mutex_unlock(&r->mu);
         sx_err_set(&err, SX_ABORTED, "partition %u: this worker does not lead it now", p);
         done(arg, err.code, &err, NULL, 0);
         return;
     }
-    if (r->nisr < r->min_isr) {
-        uint32_t nisr = r->nisr, min = r->min_isr;
+    if (admit != SX_OK) {
+        uint32_t nisr = r->core.nisr, min = r->core.min_isr;
         pthread_mutex_unlock(&r->mu);
         sx_err_set(&err, SX_FAILED_PRECONDITION,
                    "partition %u has %u in-sync replica%s; writes need %u (min_isr)", p, nisr,
@@ -908,6 +948,85 @@ void sx_replicas_write(sx_replicas *rs, uint32_t p, ProtobufCBinaryData *ops, si
 
 /* --------------------------------------------------------------- append -- */
 
+/* Our log where a reaches: its end, the epoch at a's prev and at the entries
+ * it overlaps. *ours holds those epochs (free it). r->mu held. */
+static sx_repcore_local local_of(replica *r, const sx_repcore_append *a, uint64_t **ours)
+{
+    sx_repcore_local l = {.leo = sx_plog_leo(r->log)};
+    *ours = NULL;
+    if (a->prev_offset > l.leo)
+        return l;
+    l.prev_read = sx_plog_epoch_at(r->log, a->prev_offset, &l.prev_epoch, NULL) == SX_OK;
+    uint64_t room = l.leo - a->prev_offset;
+    l.nepochs = a->n < room ? a->n : (size_t)room;
+    *ours = sx_malloc((l.nepochs + 1) * sizeof(**ours));
+    for (size_t i = 0; i < l.nepochs; i++) {
+        (*ours)[i] = 0; /* unreadable: a conflict */
+        sx_plog_epoch_at(r->log, a->prev_offset + 1 + i, &(*ours)[i], NULL);
+    }
+    l.epochs = *ours;
+    return l;
+}
+
+/* Our epoch table, for the leader to find the common prefix. */
+static void answer_mismatch(replica *r, Shardex__Internal__V1__AppendResponse *resp,
+                            sx_arena *arena)
+{
+    resp->mismatch = true;
+    resp->log_end_offset = sx_plog_leo(r->log);
+    size_t n = 0;
+    sx_epoch_start *eps = copy_epochs(r->log, arena, &n);
+    resp->epochs = sx_arena_alloc(arena, (n + 1) * sizeof(*resp->epochs));
+    for (size_t i = 0; i < n; i++) {
+        Shardex__Internal__V1__EpochStart *e = sx_arena_alloc(arena, sizeof(*e));
+        shardex__internal__v1__epoch_start__init(e);
+        e->epoch = eps[i].epoch;
+        e->start_offset = eps[i].start_offset;
+        resp->epochs[i] = e;
+    }
+    resp->n_epochs = n;
+    resp->applied_offset = sx_plog_applied(r->log);
+}
+
+/* Runs an accepted plan: truncate, append, apply up to the bound the core
+ * gives. r->mu held. */
+static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *req,
+                        const sx_repcore_append *a, const sx_repcore_append_plan *plan,
+                        Shardex__Internal__V1__AppendResponse *resp, sx_err *err)
+{
+    sx_status st;
+    if (plan->truncate && (st = sx_plog_truncate(r->log, plan->truncate_to, err)) != SX_OK)
+        return st;
+    if (plan->append_from < a->n) {
+        SX_CRASH_POINT("follower-before-append");
+        size_t n = a->n - plan->append_from;
+        sx_log_entry *es = sx_malloc(n * sizeof(*es));
+        for (size_t k = 0; k < n; k++) {
+            const Shardex__Internal__V1__AppendEntry *e = req->entries[plan->append_from + k];
+            es[k] = (sx_log_entry){e->epoch, e->op.data, e->op.len};
+        }
+        st = sx_plog_append(r->log, es, n, r->owner->fsync != SX_FSYNC_NEVER, err);
+        free(es);
+        if (st == SX_INVALID_ARGUMENT)
+            return st; /* entries the log's rules refuse: the sender's problem, nothing written */
+        if (st != SX_OK) {
+            SX_LOG(SX_LOG_ERROR, "replica", "partition=%u append failed: %s; stopping", r->p,
+                   err->msg);
+            abort(); /* rule 8: a failed write or fsync is fatal */
+        }
+        SX_CRASH_POINT("follower-after-append");
+    }
+    uint64_t upto = sx_repcore_follow_done(&r->core, a);
+    if (upto > sx_plog_applied(r->log) &&
+        (st = sx_plog_apply(r->log, upto, NULL, err)) != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p, err->msg);
+        abort();
+    }
+    resp->log_end_offset = sx_plog_leo(r->log);
+    resp->applied_offset = sx_plog_applied(r->log);
+    return SX_OK;
+}
+
 sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__AppendRequest *req,
                              Shardex__Internal__V1__AppendResponse *resp, sx_arena *arena,
                              sx_err *err)
@@ -916,100 +1035,32 @@ sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__Appen
     if (!r)
         return sx_err_set(err, SX_UNAVAILABLE, "partition %u: not (yet) hosted here",
                           req->partition);
-    pthread_mutex_lock(&r->mu);
+    uint64_t *epochs = sx_malloc((req->n_entries + 1) * sizeof(*epochs));
+    for (size_t i = 0; i < req->n_entries; i++)
+        epochs[i] = req->entries[i]->epoch;
+    sx_repcore_append a = {req->epoch,         req->prev_offset, req->prev_epoch,
+                           req->commit_offset, epochs,           req->n_entries};
+    uint64_t *ours = NULL;
+    sx_repcore_append_plan plan;
     sx_status st = SX_OK;
-    if (req->epoch < r->known_epoch || req->epoch < r->epoch) {
+    pthread_mutex_lock(&r->mu);
+    sx_repcore_local l = local_of(r, &a, &ours);
+    sx_repcore_follow_plan(&r->core, &a, &l, &plan);
+    if (plan.verdict == SX_REPCORE_APPEND_STALE)
         st = sx_err_set(err, SX_FAILED_PRECONDITION,
                         "partition %u: epoch %" PRIu64 " is stale; this replica knows %" PRIu64,
-                        req->partition, req->epoch,
-                        r->known_epoch > r->epoch ? r->known_epoch : r->epoch);
-        goto out;
-    }
-    if (r->role == ROLE_LEADER) {
-        /* A newer leader exists and our map has not said so yet: stop taking
-         * writes, and let the sender retry once the map has moved us. */
-        r->fenced = true;
+                        req->partition, req->epoch, plan.known_epoch);
+    else if (plan.verdict == SX_REPCORE_APPEND_LEADING)
         st = sx_err_set(err, SX_UNAVAILABLE,
                         "partition %u: still leading epoch %" PRIu64 "; waiting for the map",
-                        req->partition, r->epoch);
-        goto out;
-    }
-    if (req->epoch > r->known_epoch)
-        r->known_epoch = req->epoch;
-    if (req->epoch != r->verified_epoch) {
-        r->verified_epoch = req->epoch;
-        r->verified = 0; /* nothing is verified in a new epoch until prev matches */
-    }
-    uint64_t leo = sx_plog_leo(r->log), prev_epoch = 0;
-    if (req->prev_offset > leo ||
-        sx_plog_epoch_at(r->log, req->prev_offset, &prev_epoch, NULL) != SX_OK ||
-        prev_epoch != req->prev_epoch) {
-        resp->mismatch = true;
-        resp->log_end_offset = leo;
-        size_t n = 0;
-        sx_epoch_start *eps = copy_epochs(r->log, arena, &n);
-        resp->epochs = sx_arena_alloc(arena, (n + 1) * sizeof(*resp->epochs));
-        for (size_t i = 0; i < n; i++) {
-            Shardex__Internal__V1__EpochStart *e = sx_arena_alloc(arena, sizeof(*e));
-            shardex__internal__v1__epoch_start__init(e);
-            e->epoch = eps[i].epoch;
-            e->start_offset = eps[i].start_offset;
-            resp->epochs[i] = e;
-        }
-        resp->n_epochs = n;
-        resp->applied_offset = sx_plog_applied(r->log);
-        goto out;
-    }
-    /* Skip what we already hold; truncate at the first conflict; append the rest. */
-    size_t i = 0;
-    for (; i < req->n_entries; i++) {
-        uint64_t off = req->prev_offset + 1 + i, have = 0;
-        if (off > leo)
-            break;
-        sx_plog_epoch_at(r->log, off, &have, NULL);
-        if (have != req->entries[i]->epoch) {
-            if ((st = sx_plog_truncate(r->log, off - 1, err)) != SX_OK)
-                goto out;
-            break;
-        }
-    }
-    if (i < req->n_entries) {
-        SX_CRASH_POINT("follower-before-append");
-        size_t n = req->n_entries - i;
-        sx_log_entry *es = sx_malloc(n * sizeof(*es));
-        for (size_t k = 0; k < n; k++) {
-            const Shardex__Internal__V1__AppendEntry *e = req->entries[i + k];
-            es[k] = (sx_log_entry){e->epoch, e->op.data, e->op.len};
-        }
-        st = sx_plog_append(r->log, es, n, rs->fsync != SX_FSYNC_NEVER, err);
-        free(es);
-        if (st == SX_INVALID_ARGUMENT)
-            goto out; /* entries the log's rules refuse: the sender's problem, nothing written */
-        if (st != SX_OK) {
-            SX_LOG(SX_LOG_ERROR, "replica", "partition=%u append failed: %s; stopping",
-                   req->partition, err->msg);
-            abort(); /* rule 8: a failed write or fsync is fatal */
-        }
-        SX_CRASH_POINT("follower-after-append");
-    }
-    uint64_t verified = req->prev_offset + req->n_entries;
-    if (verified > r->verified)
-        r->verified = verified;
-    if (req->commit_offset > r->leader_commit)
-        r->leader_commit = req->commit_offset;
-    /* Rule 7: apply only what this leader committed and verified with us in
-     * this epoch; a commit offset from another epoch says nothing about our tail. */
-    uint64_t upto = req->commit_offset < r->verified ? req->commit_offset : r->verified;
-    if (upto > sx_plog_applied(r->log) &&
-        (st = sx_plog_apply(r->log, upto, NULL, err)) != SX_OK) {
-        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", req->partition,
-               err->msg);
-        abort();
-    }
-    resp->log_end_offset = sx_plog_leo(r->log);
-    resp->applied_offset = sx_plog_applied(r->log);
-out:
+                        req->partition, plan.known_epoch);
+    else if (plan.verdict == SX_REPCORE_APPEND_MISMATCH)
+        answer_mismatch(r, resp, arena);
+    else
+        st = follow(r, req, &a, &plan, resp, err);
     pthread_mutex_unlock(&r->mu);
+    free(ours);
+    free(epochs);
     return st;
 }
 
@@ -1063,7 +1114,7 @@ sx_status sx_replicas_wait_applied(sx_replicas *rs, uint32_t p, uint64_t after_o
         return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now", p);
     pthread_mutex_lock(&r->mu);
     for (;;) {
-        if (r->role != ROLE_LEADER || r->fenced) {
+        if (!sx_repcore_leading(&r->core)) {
             pthread_mutex_unlock(&r->mu);
             return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now", p);
         }
@@ -1094,9 +1145,9 @@ bool sx_replicas_view(sx_replicas *rs, uint32_t p, sx_replica_view *out)
     pthread_mutex_lock(&r->mu);
     out->log = r->log;
     out->ix = r->ix;
-    out->leading = lease && r->role == ROLE_LEADER && !r->fenced;
-    out->epoch = r->epoch;
-    out->commit = r->role == ROLE_LEADER ? r->hw : r->leader_commit;
+    out->leading = lease && sx_repcore_leading(&r->core);
+    out->epoch = r->core.epoch;
+    out->commit = sx_repcore_commit(&r->core);
     out->applied = sx_plog_applied(r->log);
     uint64_t now = sx_clock_now_ms();
     out->stale_ms = out->applied >= out->commit || now < r->fresh_ms ? 0 : now - r->fresh_ms;
@@ -1114,121 +1165,64 @@ uint32_t sx_replicas_partitions(sx_replicas *rs)
 
 /* ---------------------------------------------------------------- admin -- */
 
-size_t sx_replicas_states(sx_replicas *rs, sx_arena *arena,
-                          Shardex__Internal__V1__ReplicaState ***out)
+size_t sx_replicas_states(sx_replicas *rs, sx_replica_state *out, size_t cap)
 {
-    static const char *const roles[] = {"none", "follower", "leader"};
-    *out = sx_arena_alloc(arena, (rs->nparts + 1) * sizeof(**out));
+    uint32_t P = sx_replicas_partitions(rs);
     size_t n = 0;
-    for (uint32_t p = 0; p < rs->nparts; p++) {
+    for (uint32_t p = 0; p < P; p++) {
         replica *r = get_replica(rs, p);
         if (!r)
             continue;
-        Shardex__Internal__V1__ReplicaState *st = sx_arena_alloc(arena, sizeof(*st));
-        shardex__internal__v1__replica_state__init(st);
-        st->partition = p;
-        pthread_mutex_lock(&r->mu);
-        st->role = (char *)roles[r->role];
-        st->epoch = r->epoch;
-        st->commit_offset = r->role == ROLE_LEADER ? r->hw : r->leader_commit;
-        st->fenced = r->fenced;
-        pthread_mutex_unlock(&r->mu);
-        st->log_end_offset = sx_plog_leo(r->log);
-        st->applied_offset = sx_plog_applied(r->log);
-        sx_plog_counters(r->log, &st->appends, &st->appended_entries);
-        (*out)[n++] = st;
+        if (n < cap) {
+            sx_replica_state *st = &out[n];
+            memset(st, 0, sizeof(*st));
+            st->partition = p;
+            pthread_mutex_lock(&r->mu);
+            st->role = r->core.role;
+            st->epoch = r->core.epoch;
+            st->commit_offset = sx_repcore_commit(&r->core);
+            st->fenced = r->core.fenced;
+            pthread_mutex_unlock(&r->mu);
+            st->log_end_offset = sx_plog_leo(r->log);
+            st->applied_offset = sx_plog_applied(r->log);
+            sx_plog_counters(r->log, &st->appends, &st->appended_entries);
+        }
+        n++;
     }
     return n;
 }
 
 sx_status sx_replicas_read_log(sx_replicas *rs, uint32_t p, uint64_t from, uint32_t max,
-                               sx_arena *arena, Shardex__Internal__V1__ReadLogResponse *out,
-                               sx_err *err)
+                               sx_arena *arena, sx_replica_log *out, sx_err *err)
 {
     replica *r = get_replica(rs, p);
+    memset(out, 0, sizeof(*out));
     if (!r)
         return sx_err_set(err, SX_NOT_FOUND, "partition %u: not hosted here", p);
-    if (max == 0 || max > 10000)
-        max = 10000;
+    if (max == 0 || max > READ_LOG_MAX_ENTRIES)
+        max = READ_LOG_MAX_ENTRIES;
     if (from == 0)
         from = 1;
-    sx_log_entry *es = sx_arena_alloc(arena, max * sizeof(*es));
-    size_t n = 0;
-    sx_status st = sx_plog_read(r->log, from, max, 8u << 20, arena, es, &n, err);
+    out->entries = sx_arena_alloc(arena, max * sizeof(*out->entries));
+    sx_status st =
+        sx_plog_read(r->log, from, max, READ_LOG_MAX_BYTES, arena, out->entries, &out->n, err);
     if (st != SX_OK)
         return st;
-    out->entries = sx_arena_alloc(arena, (n + 1) * sizeof(*out->entries));
-    for (size_t i = 0; i < n; i++) {
-        Shardex__Internal__V1__AppendEntry *e = sx_arena_alloc(arena, sizeof(*e));
-        shardex__internal__v1__append_entry__init(e);
-        e->epoch = es[i].epoch;
-        e->op.data = (uint8_t *)es[i].op;
-        e->op.len = es[i].op_len;
-        out->entries[i] = e;
-    }
-    out->n_entries = n;
     out->log_end_offset = sx_plog_leo(r->log);
-    size_t ne = 0;
-    sx_epoch_start *eps = copy_epochs(r->log, arena, &ne);
-    out->epochs = sx_arena_alloc(arena, (ne + 1) * sizeof(*out->epochs));
-    for (size_t i = 0; i < ne; i++) {
-        Shardex__Internal__V1__EpochStart *e = sx_arena_alloc(arena, sizeof(*e));
-        shardex__internal__v1__epoch_start__init(e);
-        e->epoch = eps[i].epoch;
-        e->start_offset = eps[i].start_offset;
-        out->epochs[i] = e;
-    }
-    out->n_epochs = ne;
+    out->epochs = copy_epochs(r->log, arena, &out->nepochs);
     return SX_OK;
 }
 
-typedef struct scan_ctx {
-    sx_arena *arena;
-    Shardex__Internal__V1__ScanDocsResponse *out;
-    size_t cap;
-    bool bad;
-} scan_ctx;
-
-static bool scan_one(void *arg, const char *id, size_t id_len, uint64_t version, const uint8_t *doc,
-                     size_t len)
-{
-    (void)id;
-    (void)id_len;
-    scan_ctx *sc = arg;
-    if (sc->out->n_docs == sc->cap) {
-        size_t cap = sc->cap ? 2 * sc->cap : 256;
-        Shardex__Internal__V1__StoredDoc **next = sx_arena_alloc(sc->arena, cap * sizeof(*next));
-        if (sc->cap)
-            memcpy(next, sc->out->docs, sc->cap * sizeof(*next));
-        sc->out->docs = next;
-        sc->cap = cap;
-    }
-    ProtobufCAllocator alloc = {arena_alloc_cb, arena_free_cb, sc->arena};
-    Shardex__Internal__V1__StoredDoc *d = sx_arena_alloc(sc->arena, sizeof(*d));
-    shardex__internal__v1__stored_doc__init(d);
-    d->version = version;
-    d->doc = shardex__v1__document__unpack(&alloc, len, doc);
-    if (!d->doc) {
-        sc->bad = true;
-        return false;
-    }
-    sc->out->docs[sc->out->n_docs++] = d;
-    return true;
-}
-
-sx_status sx_replicas_scan_docs(sx_replicas *rs, uint32_t p, sx_arena *arena,
-                                Shardex__Internal__V1__ScanDocsResponse *out, sx_err *err)
+sx_status sx_replicas_scan_docs(sx_replicas *rs, uint32_t p, sx_replica_doc_fn fn, void *arg,
+                                uint64_t *applied, sx_err *err)
 {
     replica *r = get_replica(rs, p);
     if (!r)
         return sx_err_set(err, SX_NOT_FOUND, "partition %u: not hosted here", p);
-    scan_ctx sc = {.arena = arena, .out = out};
     /* The snapshot and the applied offset taken together: exactly that position. */
-    const sx_snapshot *snap = sx_plog_snapshot(r->log, &out->applied_offset);
-    sx_status st = sx_plog_scan_docs_at(r->log, snap, scan_one, &sc, err);
+    const sx_snapshot *snap = sx_plog_snapshot(r->log, applied);
+    sx_status st = sx_plog_scan_docs_at(r->log, snap, fn, arg, err);
     sx_store_release_snapshot(sx_plog_store(r->log), snap);
-    if (st == SX_OK && sc.bad)
-        st = sx_err_set(err, SX_DATA_LOSS, "partition %u: a stored document does not decode", p);
     return st;
 }
 
@@ -1248,7 +1242,6 @@ sx_status sx_replicas_create(const sx_replicas_opts *opts, sx_replicas **out, sx
     rs->on_applied = opts->on_applied;
     rs->on_applied_arg = opts->on_applied_arg;
     rs->cache = sx_store_cache_create(32u << 20); /* shared by every partition's store */
-    rs->me = -1;
     pthread_mutex_init(&rs->mu, NULL);
     pthread_cond_init(&rs->cv, NULL);
     pthread_create(&rs->manager, NULL, manager_main, rs);
@@ -1271,7 +1264,7 @@ void sx_replicas_destroy(sx_replicas *rs)
         replica *r = rs->reps[p];
         if (!r)
             continue;
-        if (r->role == ROLE_LEADER)
+        if (r->core.role == SX_REPCORE_LEADER)
             stop_leading(r);
         sx_plog_close(r->log); /* then its observer */
         sx_pindex_close(r->ix);

@@ -1,5 +1,9 @@
-/* replica.h: the log replicas a worker hosts, and the replication protocol
- * between a partition's leader and its followers (REPLICATION.md).
+/* replica.h: the log replicas a worker hosts, and the driver of the
+ * replication protocol between a partition's leader and its followers
+ * (REPLICATION.md). The protocol's decisions (commit point, fencing, what an
+ * Append does, when to shrink or expand the ISR, role changes) are made by
+ * the pure core in repcore.h; this module runs them: threads, locks, the
+ * log's I/O, the RPCs and the clock.
  *
  * Roles follow the cluster map: for each partition this worker is a replica
  * of, it is the LEADER (the map names it, at an epoch) or a FOLLOWER.
@@ -17,14 +21,18 @@
  *            follower's epoch table gives the common prefix; then entries
  *            from there, in order, with our commit offset. `match` is what the
  *            follower verifiably holds in this epoch.
- *   commit   hw = min(leo, match of every ISR follower), only while the ISR
- *            has min_isr members and every follower session has synced in
- *            this epoch; hw only rises. Committed entries are applied, then
- *            the writes waiting on them are answered.
+ *   commit   hw = min(leo, match of every ISR and pending follower), only
+ *            while the ISR has min_isr members and every such follower has
+ *            synced in this epoch; hw only rises. Committed entries are
+ *            applied, then the writes waiting on them are answered.
  *   lag      a session whose ISR follower has not acknowledged for the lag
  *            timeout while behind asks the coordinator to drop it from the ISR
  *            (compare-and-set at our epoch); until that is accepted, nothing
  *            commits without it (rule 3).
+ *   expand   after an acknowledgement, a session asks the coordinator to add
+ *            the followers that caught up (rule 3, see repcore.h); from the
+ *            moment it asks, commits wait for them too (pending), and the
+ *            membership is asked to fetch the new map at once.
  *   fenced   a follower that knows a newer epoch refuses us: we stop
  *            admitting writes and fail those waiting, until the map moves us.
  *
@@ -43,10 +51,11 @@
 #define SX_REPLICA_H
 
 #include "membership.h"
+#include "plog.h"
+#include "repcore.h"
 #include "rpc.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "shardex/internal/v1/replication.pb-c.h"
-#include "shardex/internal/v1/worker.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
 #include <stdbool.h>
@@ -86,10 +95,9 @@ void sx_replicas_attach_member(sx_replicas *r, sx_member *member);
 /* A newer map arrived: roles are reconciled on the manager thread. */
 void sx_replicas_on_map(sx_replicas *r, sx_partmap *map);
 
-/* For ISR expansion (membership): follower has caught up with our log of p. */
-bool sx_replicas_caught_up(void *r, uint32_t p, int32_t follower, uint64_t incarnation);
-
-/* Heartbeat reports: one per hosted replica, at most cap. */
+/* Heartbeat reports: one per hosted replica. Fills at most cap and returns
+ * how many replicas are hosted in all (more than cap: call again with room
+ * for them; the number only grows). Any thread. */
 size_t sx_replicas_reports(void *r, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
 
 /* Leader: appends ops (packed LogOps, borrowed until done runs) to p and calls
@@ -137,15 +145,47 @@ bool sx_replicas_view(sx_replicas *r, uint32_t p, sx_replica_view *out);
 /* P, once a map arrived (0 before). */
 uint32_t sx_replicas_partitions(sx_replicas *r);
 
-/* For WorkerAdmin (operators, checkers, tests): every hosted replica's role
- * and offsets; one replica's log entries and epoch table; its applied
- * documents. Results are allocated in arena. */
-size_t sx_replicas_states(sx_replicas *r, sx_arena *arena,
-                          Shardex__Internal__V1__ReplicaState ***out);
+/* For WorkerAdmin (operators, checkers, tests), as plain data; the service
+ * layer builds the messages. */
+
+/* One hosted replica's role and offsets. */
+typedef struct sx_replica_state {
+    uint32_t partition;
+    sx_repcore_role role;
+    uint64_t epoch; /* the map's epoch of p */
+    uint64_t log_end_offset;
+    uint64_t commit_offset; /* leader: hw; follower: the leader's as last heard */
+    uint64_t applied_offset;
+    bool fenced;               /* a leader that learned of a newer epoch */
+    uint64_t appends;          /* log batches written since the process started */
+    uint64_t appended_entries; /* entries written since the process started */
+} sx_replica_state;
+
+/* Every hosted replica, by partition: fills at most cap and returns how many
+ * are hosted in all (more than cap: call again with room; it only grows). */
+size_t sx_replicas_states(sx_replicas *r, sx_replica_state *out, size_t cap);
+
+/* Part of one replica's log and its whole epoch table, allocated in the
+ * arena given. */
+typedef struct sx_replica_log {
+    sx_log_entry *entries; /* from the offset asked for on */
+    size_t n;
+    uint64_t log_end_offset;
+    sx_epoch_start *epochs; /* ascending */
+    size_t nepochs;
+} sx_replica_log;
+
+/* Up to max entries (0 or above 10000: 10000; about 8 MiB) from offset from
+ * (0: 1). SX_NOT_FOUND when p is not hosted here; sx_plog_read's codes. */
 sx_status sx_replicas_read_log(sx_replicas *r, uint32_t p, uint64_t from, uint32_t max,
-                               sx_arena *arena, Shardex__Internal__V1__ReadLogResponse *out,
-                               sx_err *err);
-sx_status sx_replicas_scan_docs(sx_replicas *r, uint32_t p, sx_arena *arena,
-                                Shardex__Internal__V1__ScanDocsResponse *out, sx_err *err);
+                               sx_arena *arena, sx_replica_log *out, sx_err *err);
+
+/* Calls fn for each applied document of p in id order (packed Document and
+ * its version, borrowed for the call; false stops), at one snapshot whose
+ * applied offset goes to *applied. SX_NOT_FOUND when p is not hosted here. */
+typedef bool (*sx_replica_doc_fn)(void *arg, const char *id, size_t id_len, uint64_t version,
+                                  const uint8_t *doc, size_t len);
+sx_status sx_replicas_scan_docs(sx_replicas *r, uint32_t p, sx_replica_doc_fn fn, void *arg,
+                                uint64_t *applied, sx_err *err);
 
 #endif
