@@ -1075,8 +1075,8 @@ static void test_row7_cut_leader_needs_the_coordinator(void **state)
  * cut from both followers,
  * the leader drops the second one from the ISR and re-adds it 50-250 ms later
  * although it is still unreachable, then drops it again about a second later,
- * and so on: sx_replicas_caught_up (called by membership's expand_isr) judges
- * it by the leader's last knowledge of its log, s->synced && s->match >=
+ * and so on: the expansion check (now sx_repcore_expand; then the replica's
+ * caught_up, called by membership) judged it by the leader's last knowledge of its log, s->synced && s->match >=
  * max(hw, epoch_start - 1), and the last follower dropped for lagging always
  * has match == hw: the hw stalled on it, and with the ISR below min_isr it no
  * longer moves. While it is back in the ISR, writes are admitted and time out
@@ -1115,7 +1115,7 @@ static void test_row7_cut_from_all_refuses_writes(void **state)
         SX_FX_FAIL(
             c,
             "KNOWN BUG: an unreachable follower re-entered the ISR %" PRIu64 " ms after the "
-            "leader dropped it (sx_replicas_caught_up trusts the stale match == hw); the ISR "
+            "leader dropped it (the expansion check trusts the stale match == hw); the ISR "
             "flaps and writes time out instead of failing with UNAVAILABLE",
             readded);
     for (uint32_t via = 0; via < 3; via++) {
