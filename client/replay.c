@@ -22,7 +22,7 @@ typedef struct doc_rec {
 
 typedef struct active_ix {
     Shardex__Internal__V1__LogOp *op; /* owned: its index_start */
-    sx_ix_def def;                    /* borrows op's strings */
+    sx_ixkey_def def;                 /* borrows op's strings */
 } active_ix;
 
 struct sx_replay {
@@ -129,7 +129,7 @@ sx_status sx_replay_apply(sx_replay *r, uint64_t offset, const uint8_t *op, size
         }
         active_ix *a = &r->ix[r->nix++];
         a->op = lop;
-        sx_ix_def_from_spec(&a->def, s->index_id, s->spec);
+        sx_ixkey_def_from_spec(&a->def, s->index_id, s->spec);
         keep = true;
         break;
     }
@@ -160,8 +160,8 @@ uint64_t sx_replay_position(const sx_replay *r)
     return r->pos;
 }
 
-const sx_ix_def *sx_replay_index(const sx_replay *r, uint64_t index_id,
-                                 const Shardex__V1__IndexSpec **spec)
+const sx_ixkey_def *sx_replay_index(const sx_replay *r, uint64_t index_id,
+                                    const Shardex__V1__IndexSpec **spec)
 {
     size_t i = find_ix(r, index_id);
     if (i == SIZE_MAX)
@@ -177,7 +177,7 @@ bool sx_replay_each_entry(const sx_replay *r, uint64_t index_id, sx_replay_entry
     size_t ai = find_ix(r, index_id);
     uint64_t n = 0, bad = 0;
     if (ai != SIZE_MAX) {
-        const sx_ix_def *d = &r->ix[ai].def;
+        const sx_ixkey_def *d = &r->ix[ai].def;
         bool termed = d->global && d->term_partitions > 0;
         sx_buf vals = {0}, key = {0};
         size_t *offs = NULL, *lens = NULL, cap = 0;
@@ -195,14 +195,14 @@ bool sx_replay_each_entry(const sx_replay *r, uint64_t index_id, sx_replay_entry
                 lens = sx_realloc(lens, cap * sizeof(*lens));
             }
             bool mis = false;
-            size_t nv = sx_ix_doc_values(d, doc, &vals, offs, lens, cap, &mis);
+            size_t nv = sx_ixkey_doc_values(d, doc, &vals, offs, lens, cap, &mis);
             bad += mis;
             for (size_t i = 0; i < nv; i++) {
                 const uint8_t *v = vals.data + offs[i];
                 key.len = 0;
                 sx_buf_append(&key, v, lens[i]);
                 sx_key_append_str(&key, id, idlen);
-                uint32_t t = termed ? sx_ix_term_of(d, v, lens[i]) : 0;
+                uint32_t t = termed ? sx_ixkey_term_of(d, v, lens[i]) : 0;
                 if (fn)
                     fn(arg, key.data, key.len, t, rec->version);
                 n++;
@@ -230,7 +230,7 @@ static void digest_cb(void *arg, const uint8_t *key, size_t len, uint32_t term, 
     digest_acc *a = arg;
     if (a->term >= 0 && (int64_t)term != a->term)
         return;
-    a->digest = sx_ix_digest_add(a->digest, key, len, version);
+    a->digest = sx_ixkey_digest_add(a->digest, key, len, version);
     a->count++;
 }
 
@@ -325,7 +325,7 @@ uint64_t sx_replay_entries_digest(const sx_replay_entries *l)
 {
     uint64_t d = 0;
     for (size_t i = 0; i < l->n; i++)
-        d = sx_ix_digest_add(d, l->v[i].key, l->v[i].len, l->v[i].version);
+        d = sx_ixkey_digest_add(d, l->v[i].key, l->v[i].len, l->v[i].version);
     return d;
 }
 

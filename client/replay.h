@@ -12,9 +12,9 @@
  *                        start of an active id: nothing)
  *              index_drop id: the index is no longer active (inactive: nothing)
  *            An active index d holds, for every alive document and every
- *            distinct value from sx_ix_doc_values, the entry
+ *            distinct value from sx_ixkey_doc_values, the entry
  *            key = value key ++ enc(id) -> the document's version; a global
- *            index's entry belongs to term partition sx_ix_term_of.
+ *            index's entry belongs to term partition sx_ixkey_term_of.
  *   lists    entry lists and the merge that names missing, extra and
  *            wrong-version entries; the same for documents.
  *
@@ -57,8 +57,8 @@ uint64_t sx_replay_position(const sx_replay *r);
 /* Index index_id as the log started it, if it is active at the current
  * position: its definition (and its spec, if spec is not NULL), borrowed until
  * the next apply. NULL when not active. */
-const sx_ix_def *sx_replay_index(const sx_replay *r, uint64_t index_id,
-                                 const Shardex__V1__IndexSpec **spec);
+const sx_ixkey_def *sx_replay_index(const sx_replay *r, uint64_t index_id,
+                                    const Shardex__V1__IndexSpec **spec);
 
 /* One index entry: key (value key ++ enc(id), borrowed for the call), the
  * term partition it belongs to (0 for an index that is not global) and the
@@ -73,7 +73,7 @@ typedef void (*sx_replay_entry_cb)(void *arg, const uint8_t *key, size_t len, ui
 bool sx_replay_each_entry(const sx_replay *r, uint64_t index_id, sx_replay_entry_cb fn, void *arg,
                           uint64_t *count, uint64_t *mistyped);
 
-/* The digest (sum of sx_ix_digest_add over entries) and count of index_id's
+/* The digest (sum of sx_ixkey_digest_add over entries) and count of index_id's
  * entries at the current position, of term partition `term` only when term
  * >= 0, else of all. False (0 and 0) when the index is not active. */
 bool sx_replay_digest(const sx_replay *r, uint64_t index_id, int64_t term, uint64_t *digest,

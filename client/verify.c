@@ -103,7 +103,7 @@ typedef enum { CK_DOCS, CK_LOCAL, CK_GLOBAL } ck_kind;
 typedef struct check {
     ck_kind kind;
     const Shardex__Internal__V1__IndexEntry *ix; /* from the map; NULL for documents */
-    sx_ix_def def;                               /* from the map's spec */
+    sx_ixkey_def def;                            /* from the map's spec */
     uint32_t part;                               /* p (documents, local) or t (global) */
     int32_t worker;   /* the map's worker index: a replica of p / the owner of t; -1 none */
     const char *wid;  /* that worker's id, from the map ("" when it has none) */
@@ -397,7 +397,7 @@ static check *add_check(sx_verify_result *r, size_t *cap, ck_kind kind,
     check *c = &r->checks[r->nchecks++];
     *c = (check){.kind = kind, .ix = ix, .part = part, .worker = worker, .wid = ""};
     if (ix)
-        sx_ix_def_from_spec(&c->def, ix->id, ix->spec);
+        sx_ixkey_def_from_spec(&c->def, ix->id, ix->spec);
     return c;
 }
 
@@ -504,7 +504,7 @@ typedef struct sink {
 
 static void sink_add(check *c, const uint8_t *key, size_t len, uint64_t version, uint32_t p)
 {
-    c->exp_digest = sx_ix_digest_add(c->exp_digest, key, len, version);
+    c->exp_digest = sx_ixkey_digest_add(c->exp_digest, key, len, version);
     c->exp_count++;
     if (c->collect)
         sx_replay_entries_add(&c->exp, key, len, version, (int32_t)p);
@@ -557,7 +557,7 @@ static void eval_index(pass *x, probe *pr, size_t k, size_t n)
 {
     uint64_t id = pr[k].c->ix->id;
     const Shardex__V1__IndexSpec *logspec = NULL;
-    const sx_ix_def *ld = sx_replay_index(x->rp, id, &logspec);
+    const sx_ixkey_def *ld = sx_replay_index(x->rp, id, &logspec);
     sink s = {.p = x->p, .locals = sx_malloc((n - k) * sizeof(*s.locals))};
     for (size_t q = k; q < n; q++) {
         check *c = pr[q].c;
@@ -777,7 +777,7 @@ static void ediff_cb(void *arg, sx_replay_kind kind, const sx_replay_entry *e,
     diff d = {.kind = from_vfy_kind(kind), .from = -1};
     Shardex__V1__Value v;
     sx_buf sbuf = {0}, id = {0};
-    if (sx_ix_split_key(c->def.is_int, any->key, any->len, &v, &sbuf, &id)) {
+    if (sx_ixkey_split_key(c->def.is_int, any->key, any->len, &v, &sbuf, &id)) {
         d.entry = d.has_value = true;
         d.value_int = c->def.is_int;
         if (d.value_int) {

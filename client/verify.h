@@ -16,9 +16,9 @@
  *                        start of an active id: nothing)
  *              index_drop id: the index is no longer active (inactive: nothing)
  *            An active index d holds, for every alive document and every
- *            distinct value from sx_ix_doc_values, the entry
+ *            distinct value from sx_ixkey_doc_values, the entry
  *            key = value key ++ enc(id) -> the document's version; a global
- *            index's entry belongs to term partition sx_ix_term_of.
+ *            index's entry belongs to term partition sx_ixkey_term_of.
  *   lists    entry lists and the merge that names missing, extra and
  *            wrong-version entries; the same for documents.
  *   run      the check against a cluster, through a call function (the real

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sx_ix_def_from_spec(sx_ix_def *d, uint64_t id, const Shardex__V1__IndexSpec *spec)
+void sx_ixkey_def_from_spec(sx_ixkey_def *d, uint64_t id, const Shardex__V1__IndexSpec *spec)
 {
-    *d = (sx_ix_def){
+    *d = (sx_ixkey_def){
         .id = id,
         .name = spec->name,
         .field = spec->field,
@@ -20,7 +20,7 @@ void sx_ix_def_from_spec(sx_ix_def *d, uint64_t id, const Shardex__V1__IndexSpec
     };
 }
 
-bool sx_ix_append_value(sx_buf *b, bool is_int, const Shardex__V1__Value *v)
+bool sx_ixkey_append_value(sx_buf *b, bool is_int, const Shardex__V1__Value *v)
 {
     if (!v)
         return false;
@@ -48,8 +48,8 @@ static int span_cmp(const void *a, const void *b)
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-size_t sx_ix_doc_values(const sx_ix_def *d, const Shardex__V1__Document *doc, sx_buf *keys,
-                        size_t *offs, size_t *lens, size_t cap, bool *mistyped)
+size_t sx_ixkey_doc_values(const sx_ixkey_def *d, const Shardex__V1__Document *doc, sx_buf *keys,
+                           size_t *offs, size_t *lens, size_t cap, bool *mistyped)
 {
     keys->len = 0;
     *mistyped = false;
@@ -59,7 +59,7 @@ size_t sx_ix_doc_values(const sx_ix_def *d, const Shardex__V1__Document *doc, sx
         if (!f || !f->name || strcmp(f->name, d->field) != 0 || !f->value)
             continue;
         size_t at = keys->len;
-        if (!sx_ix_append_value(keys, d->is_int, f->value)) {
+        if (!sx_ixkey_append_value(keys, d->is_int, f->value)) {
             if (f->value->kind_case != SHARDEX__V1__VALUE__KIND__NOT_SET)
                 *mistyped = true;
             continue;
@@ -93,7 +93,7 @@ size_t sx_ix_doc_values(const sx_ix_def *d, const Shardex__V1__Document *doc, sx
     return m;
 }
 
-uint32_t sx_ix_term_of(const sx_ix_def *d, const uint8_t *vkey, size_t n)
+uint32_t sx_ixkey_term_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n)
 {
     sx_key_reader r;
     sx_key_reader_init(&r, vkey, n);
@@ -109,8 +109,8 @@ uint32_t sx_ix_term_of(const sx_ix_def *d, const uint8_t *vkey, size_t n)
     return t;
 }
 
-bool sx_ix_split_key(bool is_int, const uint8_t *key, size_t n, Shardex__V1__Value *v, sx_buf *sbuf,
-                     sx_buf *id)
+bool sx_ixkey_split_key(bool is_int, const uint8_t *key, size_t n, Shardex__V1__Value *v,
+                        sx_buf *sbuf, sx_buf *id)
 {
     sx_key_reader r;
     sx_key_reader_init(&r, key, n);
@@ -139,7 +139,7 @@ bool sx_ix_split_key(bool is_int, const uint8_t *key, size_t n, Shardex__V1__Val
     return true;
 }
 
-uint64_t sx_ix_digest_add(uint64_t acc, const uint8_t *key, size_t n, uint64_t version)
+uint64_t sx_ixkey_digest_add(uint64_t acc, const uint8_t *key, size_t n, uint64_t version)
 {
     /* Called once per entry over whole indexes: no allocation for the keys
      * of ordinary size. */

@@ -26,40 +26,40 @@
 #include <stdint.h>
 
 /* An index as the apply path needs it. Strings are borrowed. */
-typedef struct sx_ix_def {
+typedef struct sx_ixkey_def {
     uint64_t id;
     const char *name;
     const char *field;
     bool is_int; /* VALUE_TYPE_INT; else strings */
     bool local, global;
     uint32_t term_partitions; /* M, > 0 when global */
-} sx_ix_def;
+} sx_ixkey_def;
 
 /* Fills d from a spec (borrowing its strings). */
-void sx_ix_def_from_spec(sx_ix_def *d, uint64_t id, const Shardex__V1__IndexSpec *spec);
+void sx_ixkey_def_from_spec(sx_ixkey_def *d, uint64_t id, const Shardex__V1__IndexSpec *spec);
 
 /* The distinct value keys (enc(value) only, no id) that doc gives index d,
  * sorted, as a list of (offset, length) into keys->data: vals[i] is
  * keys->data + offs[i], lens[i]. Returns the count (at most the document's
  * field count). keys is cleared first; offs/lens must hold cap entries (cap >=
  * doc->n_fields). *mistyped: some value of the field has the other type. */
-size_t sx_ix_doc_values(const sx_ix_def *d, const Shardex__V1__Document *doc, sx_buf *keys,
-                        size_t *offs, size_t *lens, size_t cap, bool *mistyped);
+size_t sx_ixkey_doc_values(const sx_ixkey_def *d, const Shardex__V1__Document *doc, sx_buf *keys,
+                           size_t *offs, size_t *lens, size_t cap, bool *mistyped);
 
-/* The term partition of an encoded value key (as sx_ix_doc_values gives). */
-uint32_t sx_ix_term_of(const sx_ix_def *d, const uint8_t *vkey, size_t n);
+/* The term partition of an encoded value key (as sx_ixkey_doc_values gives). */
+uint32_t sx_ixkey_term_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n);
 
 /* Appends enc(value) of v to b; false (b unchanged) when v's type is not the
  * index's or v is unset. */
-bool sx_ix_append_value(sx_buf *b, bool is_int, const Shardex__V1__Value *v);
+bool sx_ixkey_append_value(sx_buf *b, bool is_int, const Shardex__V1__Value *v);
 
 /* Splits an entry key into its value (decoded into *v: v->s points into sbuf,
  * which is replaced) and its id (appended to id, NUL-terminated, not counted
  * in its length). False when the key is malformed. */
-bool sx_ix_split_key(bool is_int, const uint8_t *key, size_t n, Shardex__V1__Value *v, sx_buf *sbuf,
-                     sx_buf *id);
+bool sx_ixkey_split_key(bool is_int, const uint8_t *key, size_t n, Shardex__V1__Value *v,
+                        sx_buf *sbuf, sx_buf *id);
 
 /* The order-independent digest: acc plus XXH64(key ++ u64 version BE). */
-uint64_t sx_ix_digest_add(uint64_t acc, const uint8_t *key, size_t n, uint64_t version);
+uint64_t sx_ixkey_digest_add(uint64_t acc, const uint8_t *key, size_t n, uint64_t version);
 
 #endif

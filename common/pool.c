@@ -10,7 +10,7 @@
 #include <string.h>
 
 typedef struct task {
-    sx_pool_task_fn fn;
+    sx_pool_task_cb fn;
     void *arg;
     struct task *next;
 } task;
@@ -68,7 +68,7 @@ sx_pool *sx_pool_create(int threads, const char *name)
     return p;
 }
 
-void sx_pool_submit(sx_pool *p, sx_pool_task_fn fn, void *arg)
+void sx_pool_submit(sx_pool *p, sx_pool_task_cb fn, void *arg)
 {
     task *t = sx_malloc(sizeof(*t));
     t->fn = fn;

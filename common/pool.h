@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 typedef struct sx_pool sx_pool;
-typedef void (*sx_pool_task_fn)(void *arg);
+typedef void (*sx_pool_task_cb)(void *arg);
 
 /* Starts `threads` threads (at least 1) named `name` (shown by top -H, at most
  * 15 characters kept). Aborts if a thread cannot be started. */
@@ -18,7 +18,7 @@ sx_pool *sx_pool_create(int threads, const char *name);
 
 /* Queues fn(arg); it runs on one of the pool's threads. Must not be called
  * after sx_pool_destroy has begun. */
-void sx_pool_submit(sx_pool *p, sx_pool_task_fn fn, void *arg);
+void sx_pool_submit(sx_pool *p, sx_pool_task_cb fn, void *arg);
 
 /* Runs every task already queued, then joins the threads and frees the pool.
  * Accepts NULL. Tasks may not submit to a pool being destroyed. */

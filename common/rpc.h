@@ -41,7 +41,7 @@ typedef struct sx_rpc_call sx_rpc_call; /* one call, as a handler sees it */
  * call (such as parts of req), or memory registered with sx_rpc_call_on_done.
  * Return SX_OK to send resp, or an error (message in err) to send a status.
  * `arg` is the pointer given to sx_rpc_server_add_service. */
-typedef sx_status (*sx_rpc_handler_fn)(sx_rpc_call *call, const ProtobufCMessage *req,
+typedef sx_status (*sx_rpc_handler_cb)(sx_rpc_call *call, const ProtobufCMessage *req,
                                        ProtobufCMessage *resp, void *arg, sx_err *err);
 
 typedef enum {
@@ -60,7 +60,7 @@ typedef enum {
 
 typedef struct sx_rpc_method {
     const char *name; /* method name as in the .proto, e.g. "Put" */
-    sx_rpc_handler_fn fn;
+    sx_rpc_handler_cb fn;
     sx_rpc_exec exec;
 } sx_rpc_method;
 

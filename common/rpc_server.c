@@ -41,7 +41,7 @@
 typedef struct method_entry {
     char path[METHOD_PATH_MAX];
     const ProtobufCMethodDescriptor *desc;
-    sx_rpc_handler_fn fn;
+    sx_rpc_handler_cb fn;
     sx_rpc_exec exec;
     void *arg;
     void *handle; /* from grpc_server_register_method */

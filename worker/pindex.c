@@ -13,7 +13,7 @@
 enum { TAG_IX = 'I', TAG_MIS = 'N', TAG_LOCAL = 'X', TAG_OUT = 'O', TAG_FLOOR = 'F' };
 
 typedef struct ix {
-    sx_ix_def def;
+    sx_ixkey_def def;
     Shardex__V1__IndexSpec *spec; /* owned; def borrows its strings */
     uint64_t start;
     uint64_t mistyped;
@@ -100,7 +100,7 @@ static bool ix_init(ix *x, uint64_t id, uint64_t start, const uint8_t *spec, siz
     if (!x->spec || !x->spec->name || !x->spec->field ||
         (x->spec->global && x->spec->term_partitions == 0))
         return false; /* the coordinator resolves M: 0 here is a corrupt spec */
-    sx_ix_def_from_spec(&x->def, id, x->spec);
+    sx_ixkey_def_from_spec(&x->def, id, x->spec);
     x->start = start;
     return true;
 }
@@ -186,7 +186,7 @@ static void change(sx_pindex *pi, sx_batch *b, const ix *x, bool remove, const u
         }
     }
     if (x->def.global) {
-        uint32_t t = sx_ix_term_of(&x->def, vkey, vlen);
+        uint32_t t = sx_ixkey_term_of(&x->def, vkey, vlen);
         key_id_t(&pi->k, TAG_OUT, x->def.id, t);
         sx_key_append_u64(&pi->k, offset);
         sx_key_append_u32(&pi->k, (*seq)++);
@@ -207,8 +207,8 @@ static void write_mistyped(sx_pindex *pi, sx_batch *b, const ix *x)
 }
 
 static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *id, size_t id_len,
-                       const uint8_t *old_doc, size_t old_len, const uint8_t *new_doc,
-                       size_t new_len)
+                          const uint8_t *old_doc, size_t old_len, const uint8_t *new_doc,
+                          size_t new_len)
 {
     sx_pindex *pi = arg;
     if (pi->ncat == 0)
@@ -223,13 +223,13 @@ static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *i
     uint32_t seq = 0;
     for (size_t i = 0; i < pi->ncat; i++) {
         ix *x = &pi->cat[i];
-        ov.n = od ? sx_ix_doc_values(&x->def, od, &ob, ov.offs, ov.lens, SX_DOC_FIELDS_MAX,
-                                     &ov.mistyped)
+        ov.n = od ? sx_ixkey_doc_values(&x->def, od, &ob, ov.offs, ov.lens, SX_DOC_FIELDS_MAX,
+                                        &ov.mistyped)
                   : 0;
         if (!od)
             ov.mistyped = false;
-        nv.n = nd ? sx_ix_doc_values(&x->def, nd, &pi->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
-                                     &nv.mistyped)
+        nv.n = nd ? sx_ixkey_doc_values(&x->def, nd, &pi->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
+                                        &nv.mistyped)
                   : 0;
         if (!nd)
             nv.mistyped = false;
@@ -282,8 +282,8 @@ static bool backfill_doc(void *arg, const char *id, size_t id_len, uint64_t vers
         return false;
     }
     values nv;
-    nv.n = sx_ix_doc_values(&bf->x->def, d, &pi->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
-                            &nv.mistyped);
+    nv.n = sx_ixkey_doc_values(&bf->x->def, d, &pi->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
+                               &nv.mistyped);
     for (size_t k = 0; k < nv.n; k++)
         change(pi, bf->b, bf->x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len,
                bf->offset, version, &bf->seq);
@@ -308,7 +308,7 @@ static sx_status delete_prefix(sx_pindex *pi, sx_batch *b, const sx_buf *prefix,
 }
 
 static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
-                             const Shardex__Internal__V1__LogOp *op, sx_err *err)
+                                const Shardex__Internal__V1__LogOp *op, sx_err *err)
 {
     sx_pindex *pi = arg;
     pi->batch_touched = true;
@@ -553,7 +553,7 @@ sx_status sx_pindex_scan(sx_pindex *pi, const Shardex__Internal__V1__ScanRequest
         shardex__internal__v1__scan_hit__init(h);
         Shardex__V1__Value *val = sx_arena_alloc(arena, sizeof(*val));
         id.len = 0;
-        if (kl < 9 || !sx_ix_split_key(info.is_int, k + 9, kl - 9, val, &sbuf, &id) ||
+        if (kl < 9 || !sx_ixkey_split_key(info.is_int, k + 9, kl - 9, val, &sbuf, &id) ||
             !read_u64(v, vl, 0, &h->version)) {
             st = sx_err_set(err, SX_DATA_LOSS,
                             "partition %u: a local index entry of index %" PRIu64 " is malformed",
@@ -615,7 +615,7 @@ sx_status sx_pindex_digest(sx_pindex *pi, const Shardex__Internal__V1__DigestReq
                             pi->p);
             break;
         }
-        resp->digest = sx_ix_digest_add(resp->digest, k + 9, kl - 9, version);
+        resp->digest = sx_ixkey_digest_add(resp->digest, k + 9, kl - 9, version);
         resp->count++;
         if (req->entries) {
             if (resp->n_entries == cap) {
@@ -761,7 +761,7 @@ sx_status sx_pindex_outbox_trim(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t
 
 typedef struct rebuild {
     sx_pindex *pi;
-    sx_ix_def def;
+    sx_ixkey_def def;
     uint32_t t;
     sx_arena *arena;
     Shardex__Internal__V1__Change **out;
@@ -785,11 +785,11 @@ static bool rebuild_doc(void *arg, const char *id, size_t id_len, uint64_t versi
         return false;
     }
     values nv;
-    nv.n =
-        sx_ix_doc_values(&rb->def, d, &rb->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX, &nv.mistyped);
+    nv.n = sx_ixkey_doc_values(&rb->def, d, &rb->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
+                               &nv.mistyped);
     for (size_t k = 0; k < nv.n; k++) {
         const uint8_t *vk = rb->vals.data + nv.offs[k];
-        if (sx_ix_term_of(&rb->def, vk, nv.lens[k]) != rb->t)
+        if (sx_ixkey_term_of(&rb->def, vk, nv.lens[k]) != rb->t)
             continue;
         rb->key.len = 0;
         entry_key(&rb->key, vk, nv.lens[k], id, id_len);
@@ -831,7 +831,7 @@ sx_status sx_pindex_rebuild(sx_pindex *pi, uint64_t id, uint32_t t, sx_arena *ar
         shardex__v1__index_spec__pack(x->spec, packed);
         spec = shardex__v1__index_spec__unpack(&pb_allocator, len, packed);
         free(packed);
-        sx_ix_def_from_spec(&rb.def, id, spec);
+        sx_ixkey_def_from_spec(&rb.def, id, spec);
     }
     pthread_mutex_unlock(&pi->mu);
     sx_status st;

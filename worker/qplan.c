@@ -48,13 +48,13 @@ static sx_status key_range(const Shardex__V1__QueryRequest *req, sx_qplan *pl, s
                           req->index, type);
     sx_buf start = {0}, end = {0}, max = {0};
     if (pl->eq) {
-        sx_ix_append_value(&start, is_int, req->eq);
+        sx_ixkey_append_value(&start, is_int, req->eq);
         sx_key_prefix_successor(start.data, start.len, &end);
     }
     if (r && r->min)
-        sx_ix_append_value(&start, is_int, r->min);
+        sx_ixkey_append_value(&start, is_int, r->min);
     if (r && r->max) {
-        sx_ix_append_value(&max, is_int, r->max);
+        sx_ixkey_append_value(&max, is_int, r->max);
         sx_key_prefix_successor(max.data, max.len, &end);
     }
     pl->start = in_arena(arena, &start);
@@ -95,7 +95,7 @@ static sx_status check_after(const Shardex__V1__QueryRequest *req, uint32_t P, s
     return SX_OK;
 }
 
-sx_status sx_qplan_mode(const sx_ix_def *def, Shardex__V1__IndexState state,
+sx_status sx_qplan_mode(const sx_ixkey_def *def, Shardex__V1__IndexState state,
                         Shardex__V1__Mode asked, bool *global, sx_err *err)
 {
     if (asked == SHARDEX__V1__MODE__MODE_LOCAL) {
@@ -138,7 +138,7 @@ static void set_targets(sx_qplan *pl, sx_arena *arena)
              * just after the token's: the term partition of the value it
              * starts with. */
             pl->targets[i] =
-                pl->eq ? sx_ix_term_of(&pl->def, pl->start.data, pl->start.len) : (uint32_t)i;
+                pl->eq ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len) : (uint32_t)i;
             if (pl->auto_mode && pl->def.local)
                 s->max_staleness_ms = SX_QPLAN_AUTO_MAX_STALENESS_MS;
         } else {
@@ -163,7 +163,7 @@ static sx_status plan_index(const Shardex__V1__QueryRequest *req,
         .n_after = req->n_after,
         .after = req->after,
     };
-    sx_ix_def_from_spec(&pl->def, e->id, e->spec);
+    sx_ixkey_def_from_spec(&pl->def, e->id, e->spec);
     pl->def.name = sx_arena_strdup(arena, pl->def.name); /* outlives the map */
     pl->def.field = sx_arena_strdup(arena, pl->def.field);
     sx_status st = key_range(req, pl, arena, err);

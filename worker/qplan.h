@@ -20,7 +20,7 @@
  *   6. the mode (sx_qplan_mode), then the targets: LOCAL scans every log
  *      partition p (ScanLocal on its leader, documents from the same snapshot
  *      when include_docs); GLOBAL scans the one term partition of an eq value
- *      (sx_ix_term_of) or all M term partitions of a range (ScanTerm on the
+ *      (sx_ixkey_term_of) or all M term partitions of a range (ScanTerm on the
  *      owner). In auto mode a GLOBAL scan of an index also kept LOCAL asks for
  *      a view at most SX_QPLAN_AUTO_MAX_STALENESS_MS old, and the query falls
  *      back to LOCAL when the term partitions cannot answer
@@ -56,11 +56,11 @@
 #define SX_QPLAN_AUTO_MAX_STALENESS_MS 1000
 
 typedef struct sx_qplan {
-    sx_ix_def def;  /* the index; name and field copied into the arena */
-    uint32_t P;     /* log partitions */
-    uint32_t limit; /* hits per page, resolved (never 0) */
-    bool eq;        /* the match is eq (else a range) */
-    bool auto_mode; /* the client left the mode to the server */
+    sx_ixkey_def def; /* the index; name and field copied into the arena */
+    uint32_t P;       /* log partitions */
+    uint32_t limit;   /* hits per page, resolved (never 0) */
+    bool eq;          /* the match is eq (else a range) */
+    bool auto_mode;   /* the client left the mode to the server */
     bool include_docs;
     size_t n_after; /* the request's read-your-writes tokens, borrowed */
     Shardex__V1__WriteToken **after;
@@ -99,7 +99,7 @@ sx_status sx_qplan_make_index(const Shardex__V1__QueryRequest *req,
  *   otherwise    GLOBAL when the index is kept GLOBAL and either READY or
  *                not kept LOCAL (then nothing else could answer); else LOCAL.
  * *global: GLOBAL chosen. */
-sx_status sx_qplan_mode(const sx_ix_def *def, Shardex__V1__IndexState state,
+sx_status sx_qplan_mode(const sx_ixkey_def *def, Shardex__V1__IndexState state,
                         Shardex__V1__Mode asked, bool *global, sx_err *err);
 
 /* Whether a GLOBAL run of pl that failed with st is to be served LOCAL

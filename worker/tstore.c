@@ -693,7 +693,7 @@ static sx_status check_changes(const term *e, const Shardex__Internal__V1__ShipR
         const Shardex__Internal__V1__Change *c = req->changes[i];
         Shardex__V1__Value v;
         id.len = 0;
-        if (!c || !sx_ix_split_key(e->is_int, c->key.data, c->key.len, &v, &sbuf, &id)) {
+        if (!c || !sx_ixkey_split_key(e->is_int, c->key.data, c->key.len, &v, &sbuf, &id)) {
             st = sx_err_set(err, SX_INVALID_ARGUMENT,
                             "ship: change %zu has a key that is not an entry key of index %" PRIu64,
                             i, e->index_id);
@@ -727,7 +727,7 @@ static sx_status delete_share(sx_tstore *ts, const term *e, uint32_t p, sx_batch
         const uint8_t *k = sx_iter_key(it, &kl);
         Shardex__V1__Value v;
         sx_buf_reset(&id);
-        if (!sx_ix_split_key(e->is_int, k + prefix.len, kl - prefix.len, &v, &sbuf, &id)) {
+        if (!sx_ixkey_split_key(e->is_int, k + prefix.len, kl - prefix.len, &v, &sbuf, &id)) {
             st = sx_err_set(err, SX_DATA_LOSS,
                             "tstore %s: an entry of index %" PRIu64 " term %u is malformed",
                             ts->dir, e->index_id, e->t);
@@ -942,7 +942,7 @@ sx_status sx_tstore_scan(sx_tstore *ts, const Shardex__Internal__V1__ScanRequest
         uint64_t version;
         id.len = 0;
         if (!parse_u64_exact(v, vlen, &version) ||
-            !sx_ix_split_key(is_int, k + prefix.len, klen - prefix.len, &val, &sbuf, &id)) {
+            !sx_ixkey_split_key(is_int, k + prefix.len, klen - prefix.len, &val, &sbuf, &id)) {
             st = sx_err_set(err, SX_DATA_LOSS,
                             "tstore %s: malformed entry in term partition %" PRIu32
                             " of index %" PRIu64,
@@ -1064,7 +1064,7 @@ sx_status sx_tstore_digest(sx_tstore *ts, const Shardex__Internal__V1__DigestReq
                             ts->dir, t, req->index_id);
             break;
         }
-        digest = sx_ix_digest_add(digest, k + prefix.len, klen - prefix.len, version);
+        digest = sx_ixkey_digest_add(digest, k + prefix.len, klen - prefix.len, version);
         count++;
         if (!req->entries)
             continue;

@@ -110,7 +110,7 @@ sx_status sx_tstore_scan(sx_tstore *ts, const Shardex__Internal__V1__ScanRequest
                          Shardex__Internal__V1__ScanResponse *resp, sx_err *err);
 
 /* Index.Digest for a term partition (req->term must be set, req->partition is
- * t): at one snapshot, the digest (sx_ix_digest_add) and count of its entries,
+ * t): at one snapshot, the digest (sx_ixkey_digest_add) and count of its entries,
  * its P watermarks and, when req->entries, every entry (key, version) in key
  * order; active = owned. Not owned: SX_OK with active = false and nothing
  * else. Owned while its older data is wiped: active, zeros (the state the wipe

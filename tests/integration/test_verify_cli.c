@@ -386,7 +386,7 @@ static void delete_one_entry(fx *f, uint32_t w, uint32_t p,
     out->is_int = ix->spec->type == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
     Shardex__V1__Value v;
     sx_buf sbuf = {0}, id = {0};
-    assert_true(sx_ix_split_key(out->is_int, key + 9, kl - 9, &v, &sbuf, &id));
+    assert_true(sx_ixkey_split_key(out->is_int, key + 9, kl - 9, &v, &sbuf, &id));
     if (out->is_int)
         out->vi = v.i;
     else

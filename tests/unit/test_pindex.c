@@ -677,7 +677,7 @@ static void check_digest(fixture *f, const mix *x)
     size_t nw = x->active && x->local ? m_index(&f->m, x, want) : 0;
     uint64_t dg = 0;
     for (size_t i = 0; i < nw; i++)
-        dg = sx_ix_digest_add(dg, want[i].key, want[i].len, want[i].version);
+        dg = sx_ixkey_digest_add(dg, want[i].key, want[i].len, want[i].version);
     for (int entries = 0; entries < 2; entries++) {
         Shardex__Internal__V1__DigestRequest req = SHARDEX__INTERNAL__V1__DIGEST_REQUEST__INIT;
         Shardex__Internal__V1__DigestResponse resp = SHARDEX__INTERNAL__V1__DIGEST_RESPONSE__INIT;
@@ -836,18 +836,18 @@ static void check_all(fixture *f)
  * model's, computed with hash.h). */
 static uint32_t term_of_change(const mix *x, const Shardex__Internal__V1__Change *c)
 {
-    sx_ix_def d = {.id = x->id,
-                   .name = x->name,
-                   .field = x->field,
-                   .is_int = x->is_int,
-                   .local = x->local,
-                   .global = x->global,
-                   .term_partitions = x->m};
+    sx_ixkey_def d = {.id = x->id,
+                      .name = x->name,
+                      .field = x->field,
+                      .is_int = x->is_int,
+                      .local = x->local,
+                      .global = x->global,
+                      .term_partitions = x->m};
     Shardex__V1__Value v;
     sx_buf sbuf = {0}, id = {0}, vkey = {0};
-    assert_true(sx_ix_split_key(x->is_int, c->key.data, c->key.len, &v, &sbuf, &id));
-    assert_true(sx_ix_append_value(&vkey, x->is_int, &v));
-    uint32_t t = sx_ix_term_of(&d, vkey.data, vkey.len);
+    assert_true(sx_ixkey_split_key(x->is_int, c->key.data, c->key.len, &v, &sbuf, &id));
+    assert_true(sx_ixkey_append_value(&vkey, x->is_int, &v));
+    uint32_t t = sx_ixkey_term_of(&d, vkey.data, vkey.len);
     sx_buf_free(&sbuf);
     sx_buf_free(&id);
     sx_buf_free(&vkey);
@@ -904,7 +904,8 @@ static void test_backfill(void **state)
             assert_false(out[i]->remove);
             Shardex__V1__Value v;
             sx_buf sbuf = {0}, id = {0};
-            assert_true(sx_ix_split_key(false, out[i]->key.data, out[i]->key.len, &v, &sbuf, &id));
+            assert_true(
+                sx_ixkey_split_key(false, out[i]->key.data, out[i]->key.len, &v, &sbuf, &id));
             uint64_t want = strcmp((char *)id.data, "a") == 0   ? 1
                             : strcmp((char *)id.data, "b") == 0 ? 8
                             : strcmp((char *)id.data, "e") == 0 ? 5
@@ -1251,7 +1252,7 @@ static void test_digest(void **state)
         sx_buf_reset(&k);
         sx_key_append_str(&k, e[i].v, strlen(e[i].v));
         sx_key_append_str(&k, e[i].id, strlen(e[i].id));
-        dg = sx_ix_digest_add(dg, k.data, k.len, e[i].ver);
+        dg = sx_ixkey_digest_add(dg, k.data, k.len, e[i].ver);
         assert_int_equal(
             key_cmp(resp.entries[i]->key.data, resp.entries[i]->key.len, k.data, k.len), 0);
         assert_int_equal(resp.entries[i]->version, e[i].ver);
@@ -1357,7 +1358,7 @@ static void test_drop(void **state)
     check_all(f);
 }
 
-/* An int index orders negatives first; [start, end) from sx_ix_append_value. */
+/* An int index orders negatives first; [start, end) from sx_ixkey_append_value. */
 static void test_int_range(void **state)
 {
     fixture *f = *state;
@@ -1394,9 +1395,9 @@ static void test_int_range(void **state)
     Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
     v.kind_case = SHARDEX__V1__VALUE__KIND_I;
     v.i = -5;
-    assert_true(sx_ix_append_value(&s, true, &v));
+    assert_true(sx_ixkey_append_value(&s, true, &v));
     v.i = 1;
-    assert_true(sx_ix_append_value(&e, true, &v));
+    assert_true(sx_ixkey_append_value(&e, true, &v));
     scan_req(&req, 9, 0);
     req.start.data = s.data;
     req.start.len = s.len;
@@ -1422,7 +1423,7 @@ static void test_int_range(void **state)
     req.start.data = NULL;
     sx_buf_reset(&e);
     v.i = 0;
-    assert_true(sx_ix_append_value(&e, true, &v));
+    assert_true(sx_ixkey_append_value(&e, true, &v));
     req.end.data = e.data;
     req.end.len = e.len;
     shardex__internal__v1__scan_response__init(&resp);
@@ -1435,7 +1436,7 @@ static void test_int_range(void **state)
     req.end.data = NULL;
     sx_buf_reset(&s);
     v.i = 1;
-    assert_true(sx_ix_append_value(&s, true, &v));
+    assert_true(sx_ixkey_append_value(&s, true, &v));
     req.start.data = s.data;
     req.start.len = s.len;
     shardex__internal__v1__scan_response__init(&resp);
@@ -1448,7 +1449,7 @@ static void test_int_range(void **state)
     sv.kind_case = SHARDEX__V1__VALUE__KIND_S;
     sv.s = "x";
     sx_buf_reset(&s);
-    assert_false(sx_ix_append_value(&s, true, &sv));
+    assert_false(sx_ixkey_append_value(&s, true, &sv));
     assert_int_equal(s.len, 0);
     sx_buf_free(&s);
     sx_buf_free(&e);

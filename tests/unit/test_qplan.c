@@ -590,8 +590,8 @@ static void test_mode_table(void **state)
         const mode_row *row = &mode_table[i];
         ix x;
         ix_init(&x, "ix", false, row->local, row->global, row->state);
-        sx_ix_def def;
-        sx_ix_def_from_spec(&def, 9, &x.spec);
+        sx_ixkey_def def;
+        sx_ixkey_def_from_spec(&def, 9, &x.spec);
         sx_err err = {0};
         bool global = !row->chosen_global;
         sx_status st = sx_qplan_mode(&def, row->state, row->asked, &global, &err);

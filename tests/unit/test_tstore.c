@@ -303,7 +303,7 @@ static void check_digest(fixture *f, uint64_t epoch, const want *w, size_t n, co
     uint64_t digest = 0;
     for (size_t i = 0; i < n; i++) {
         key_s(&k, w[i].value, w[i].id);
-        digest = sx_ix_digest_add(digest, k.data, k.len, w[i].version);
+        digest = sx_ixkey_digest_add(digest, k.data, k.len, w[i].version);
     }
     assert_int_equal(resp.count, n);
     assert_int_equal(resp.digest, digest);

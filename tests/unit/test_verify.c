@@ -2,7 +2,7 @@
  * network.
  *
  * Logs are built by hand as packed LogOps from `top` rows. An oracle written
- * here, independent of replay.c and of ixkey's sx_ix_doc_values (it encodes
+ * here, independent of replay.c and of ixkey's sx_ixkey_doc_values (it encodes
  * values and picks term partitions itself), says what every index holds at
  * every position. The replay must agree with it, and with entries written out
  * by hand, on a fixed history (multi-valued fields, updates that change
@@ -484,7 +484,7 @@ static void test_replay_history(void **state)
 
     apply_one(r, &history[8]); /* 9: a second start changes nothing */
     const Shardex__V1__IndexSpec *spec = NULL;
-    const sx_ix_def *d = sx_replay_index(r, 7, &spec);
+    const sx_ixkey_def *d = sx_replay_index(r, 7, &spec);
     assert_non_null(d);
     assert_int_equal(d->term_partitions, 3);
     assert_int_equal(spec->term_partitions, 3);
@@ -635,7 +635,7 @@ static void entry_diff_cb(void *arg, sx_replay_kind kind, const sx_replay_entry 
     const sx_replay_entry *any = e ? e : s;
     Shardex__V1__Value v;
     sx_buf sb = {0}, id = {0};
-    assert_true(sx_ix_split_key(false, any->key, any->len, &v, &sb, &id));
+    assert_true(sx_ixkey_split_key(false, any->key, any->len, &v, &sb, &id));
     seen_diff *d = &x->d[x->n++];
     d->kind = kind;
     snprintf(d->what, sizeof(d->what), "%s/%.*s", v.s, (int)id.len, (const char *)id.data);
