@@ -66,16 +66,3 @@ sx_status sx_ixservice_digest(sx_rpc_call *call, const ProtobufCMessage *reqm,
                           req->partition);
     return sx_pindex_digest(v.ix, req, sx_rpc_call_arena(call), (void *)respm, err);
 }
-
-static const sx_rpc_method index_methods[] = {
-    {"Ship", sx_ixservice_ship, SX_RPC_BLOCKING},
-    {"ScanLocal", sx_ixservice_scan_local, SX_RPC_WAITING},
-    {"ScanTerm", sx_ixservice_scan_term, SX_RPC_WAITING},
-    {"Digest", sx_ixservice_digest, SX_RPC_BLOCKING},
-};
-
-const sx_rpc_method *sx_ixservice_methods(size_t *n)
-{
-    *n = sizeof(index_methods) / sizeof(index_methods[0]);
-    return index_methods;
-}

@@ -10,7 +10,7 @@
  * from query.c on any worker) and `shardex verify` (Digest).
  *
  * Every handler has the rpc handler signature (rpc.h) and takes the
- * sx_worker_ctx as arg; the pool each needs is in its table row.
+ * sx_worker_ctx as arg; the pool each runs on is in service.c's table.
  */
 #ifndef SX_IXSERVICE_H
 #define SX_IXSERVICE_H
@@ -18,9 +18,6 @@
 #include "rpc.h"
 #include "service.h"
 #include "shardex/internal/v1/index.pb-c.h"
-
-/* The service the rows below belong to. */
-#define SX_IXSERVICE_DESCRIPTOR (&shardex__internal__v1__index__descriptor)
 
 /* Ship: a log partition's leader ships outbox changes to the owner of a term
  * partition (sx_tstore_ship). Writes LevelDB: BLOCKING. */
@@ -45,9 +42,5 @@ sx_status sx_ixservice_scan_term(sx_rpc_call *call, const ProtobufCMessage *req,
  * NOT_FOUND when none here). Reads a snapshot: BLOCKING. */
 sx_status sx_ixservice_digest(sx_rpc_call *call, const ProtobufCMessage *req,
                               ProtobufCMessage *resp, void *arg, sx_err *err);
-
-/* The handler table rows of the Index service (SX_IXSERVICE_DESCRIPTOR):
- * {method, handler, pool}; *n gets their count. Static storage. */
-const sx_rpc_method *sx_ixservice_methods(size_t *n);
 
 #endif

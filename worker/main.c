@@ -21,7 +21,6 @@
 #include "ixlead.h"
 #include "log.h"
 #include "membership.h"
-#include "query.h"
 #include "rpc.h"
 #include "service.h"
 #include "tstore.h"
@@ -241,8 +240,6 @@ static sx_status serve(const config *cfg, worker *w, sx_err *err)
     sx_status st = sx_rpc_server_create(&so, &w->srv, err);
     if (st == SX_OK)
         st = sx_worker_service_add(w->srv, &w->ctx, err);
-    if (st == SX_OK)
-        st = sx_query_service_add(w->srv, &w->ctx, err);
     if (st == SX_OK)
         st = sx_rpc_server_start(w->srv, err);
     if (st == SX_OK) {

@@ -16,13 +16,14 @@
 
 #include "fanout.h"
 #include "hash.h"
-#include "ixservice.h"
 #include "log.h"
 #include "qplan.h"
+#include "shardex/internal/v1/index.pb-c.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#define INDEX_SVC (&shardex__internal__v1__index__descriptor)
 #define REPL_SVC (&shardex__internal__v1__replication__descriptor)
 
 /* One run of a plan. */
@@ -140,10 +141,9 @@ static sx_status run(const run_ctx *q, Shardex__V1__QueryResponse *resp, sx_err 
     sx_fanout_call *calls = sx_arena_alloc(arena, pl->n * sizeof(*calls));
     for (size_t i = 0; i < pl->n; i++)
         calls[i].req = &pl->reqs[i].base;
-    sx_status st = sx_fanout_run(q->w->rpc, q->w->member, SX_IXSERVICE_DESCRIPTOR,
-                                 pl->global ? "ScanTerm" : "ScanLocal", calls, pl->n,
-                                 pl->global ? aim_term : aim_local, (void *)pl, q->deadline,
-                                 q->attempt_ms, err);
+    sx_status st = sx_fanout_run(
+        q->w->rpc, q->w->member, INDEX_SVC, pl->global ? "ScanTerm" : "ScanLocal", calls, pl->n,
+        pl->global ? aim_term : aim_local, (void *)pl, q->deadline, q->attempt_ms, err);
     if (st != SX_OK) {
         sx_fanout_free(calls, pl->n);
         return st;
@@ -212,26 +212,5 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
     }
     if (st == SX_OK && pl.global && pl.include_docs)
         st = fetch_docs(&q, resp, err);
-    return st;
-}
-
-static const sx_rpc_method query_methods[] = {
-    {"Query", sx_query_on_query, SX_RPC_ROUTING},
-};
-
-const sx_rpc_method *sx_query_methods(size_t *n)
-{
-    *n = sizeof(query_methods) / sizeof(query_methods[0]);
-    return query_methods;
-}
-
-sx_status sx_query_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)
-{
-    size_t nix = 0, nq = 0;
-    const sx_rpc_method *ix = sx_ixservice_methods(&nix);
-    const sx_rpc_method *qm = sx_query_methods(&nq);
-    sx_status st = sx_rpc_server_add_service(srv, SX_IXSERVICE_DESCRIPTOR, ix, nix, w, err);
-    if (st == SX_OK)
-        st = sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, qm, nq, w, err);
     return st;
 }

@@ -236,7 +236,7 @@ static ProtobufCBinaryData pack_op(sx_arena *a, const Shardex__Internal__V1__Log
     return b;
 }
 
-static sx_status on_put(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+sx_status sx_router_put(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
                         void *arg, sx_err *err)
 {
     const Shardex__V1__PutRequest *req = (const void *)reqm;
@@ -260,7 +260,7 @@ static sx_status on_put(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
     return st;
 }
 
-static sx_status on_delete(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+sx_status sx_router_delete(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
                            void *arg, sx_err *err)
 {
     const Shardex__V1__DeleteRequest *req = (const void *)reqm;
@@ -282,7 +282,7 @@ static sx_status on_delete(sx_rpc_call *call, const ProtobufCMessage *reqm, Prot
     return st;
 }
 
-static sx_status on_get(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+sx_status sx_router_get(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
                         void *arg, sx_err *err)
 {
     sx_worker_ctx *w = arg;
@@ -320,16 +320,4 @@ static sx_status on_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
     memcpy(respm, c.resp, c.resp->descriptor->sizeof_message);
     sx_rpc_call_on_done(call, (void (*)(void *))sx_rpc_free, c.resp);
     return SX_OK;
-}
-
-static const sx_rpc_method router_methods[] = {
-    {"Put", on_put, SX_RPC_ROUTING},
-    {"Delete", on_delete, SX_RPC_ROUTING},
-    {"Get", on_get, SX_RPC_ROUTING},
-};
-
-const sx_rpc_method *sx_router_methods(size_t *n)
-{
-    *n = sizeof(router_methods) / sizeof(router_methods[0]);
-    return router_methods;
 }

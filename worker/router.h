@@ -6,7 +6,16 @@
 #include "rpc.h"
 #include "service.h"
 
-/* The handler table rows for shardex.v1.Shardex's Put, Delete and Get. */
-const sx_rpc_method *sx_router_methods(size_t *n);
+/* Shardex.Put and Shardex.Delete: validated whole, grouped by partition,
+ * each group sent to its leader (or written here when this worker leads
+ * it); tokens in request order. Shardex.Get: read from the id's leader after
+ * its `after` offset. Each takes the sx_worker_ctx as arg and waits for other
+ * calls: ROUTING. */
+sx_status sx_router_put(sx_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                        void *arg, sx_err *err);
+sx_status sx_router_delete(sx_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                           void *arg, sx_err *err);
+sx_status sx_router_get(sx_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp,
+                        void *arg, sx_err *err);
 
 #endif

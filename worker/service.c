@@ -1,311 +1,68 @@
-/* service.c: the worker's handlers. WorkerAdmin answers are built here from
- * the plain data the modules return (replica.h); the Replication handlers
- * hand their calls to the replicas. */
+/* service.c: the worker's RPC surface in one table: every service, method,
+ * handler and execution pool. Handlers live next to what they serve
+ * (router.c, query.c, replservice.c, ixservice.c, adminservice.c); adding a
+ * method is a handler there and a row here.
+ *
+ * Pools (rpc.h): INLINE runs on the completion-queue thread and must never
+ * block; BLOCKING is work that makes progress by itself (fsync, LevelDB);
+ * WAITING waits for an offset or a watermark; ROUTING waits for other calls,
+ * possibly to this same worker. Nothing waits on its own pool: a router's
+ * calls are served by BLOCKING or WAITING handlers or by the replicas'
+ * threads, a WAITING handler's offset by the appender's applies.
+ */
 #include "service.h"
 
-#include "clock.h"
-#include "clustermap.h"
+#include "adminservice.h"
+#include "ixservice.h"
+#include "query.h"
+#include "replservice.h"
 #include "router.h"
+#include "shardex/internal/v1/index.pb-c.h"
+#include "shardex/internal/v1/replication.pb-c.h"
 #include "shardex/internal/v1/worker.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
-#include <string.h>
+#define SHARDEX (&shardex__v1__shardex__descriptor)
+#define REPLICATION (&shardex__internal__v1__replication__descriptor)
+#define INDEX (&shardex__internal__v1__index__descriptor)
+#define ADMIN (&shardex__internal__v1__worker_admin__descriptor)
 
-/* Longest a forwarded call may take when the caller set no deadline. */
-#define FORWARD_TIMEOUT_MS 10000
+typedef struct row {
+    const ProtobufCServiceDescriptor *svc;
+    sx_rpc_method m;
+} row;
 
-/* Every hosted replica's state, as WorkerAdmin reports it. */
-static size_t replica_states(sx_rpc_call *call, sx_replicas *replicas,
-                             Shardex__Internal__V1__ReplicaState ***out)
-{
-    sx_replica_state *sts = NULL;
-    size_t cap = 0, n;
-    while ((n = sx_replicas_states(replicas, sts, cap)) > cap) {
-        cap = n + 8;
-        sts = sx_rpc_call_alloc(call, cap * sizeof(*sts));
-    }
-    *out = sx_rpc_call_alloc(call, (n + 1) * sizeof(**out));
-    for (size_t i = 0; i < n; i++) {
-        Shardex__Internal__V1__ReplicaState *st = sx_rpc_call_alloc(call, sizeof(*st));
-        shardex__internal__v1__replica_state__init(st);
-        st->partition = sts[i].partition;
-        st->role = (char *)sx_repcore_role_name(sts[i].role);
-        st->epoch = sts[i].epoch;
-        st->log_end_offset = sts[i].log_end_offset;
-        st->commit_offset = sts[i].commit_offset;
-        st->applied_offset = sts[i].applied_offset;
-        st->fenced = sts[i].fenced;
-        st->appends = sts[i].appends;
-        st->appended_entries = sts[i].appended_entries;
-        (*out)[i] = st;
-    }
-    return n;
-}
-
-static sx_status on_status(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
-                           void *arg, sx_err *err)
-{
-    (void)reqm;
-    (void)err;
-    sx_worker_ctx *w = arg;
-    Shardex__Internal__V1__WorkerStatusResponse *resp = (void *)respm;
-    sx_member_view v;
-    sx_member_get_view(w->member, &v);
-    resp->worker_id = (char *)w->worker_id;
-    resp->index = v.index;
-    resp->incarnation = v.incarnation;
-    resp->lease_valid = v.lease_valid;
-    resp->ms_since_heartbeat = v.ms_since_ok;
-    if (v.map) {
-        uint32_t P = sx_partmap_partitions(v.map);
-        resp->map_version = sx_partmap_version(v.map);
-        resp->leading = sx_rpc_call_alloc(call, (P + 1) * sizeof(uint32_t));
-        resp->following = sx_rpc_call_alloc(call, (P + 1) * sizeof(uint32_t));
-        for (uint32_t p = 0; p < P && v.index >= 0; p++) {
-            bool leads = sx_partmap_leader(v.map, p) == v.index;
-            /* Without a valid lease this worker leads nothing, whatever the map says. */
-            if (leads && v.lease_valid)
-                resp->leading[resp->n_leading++] = p;
-            else if (!leads && sx_partmap_hosts(v.map, p, v.index))
-                resp->following[resp->n_following++] = p;
-        }
-    }
-    sx_partmap_release(v.map);
-    resp->n_replicas = replica_states(call, w->replicas, &resp->replicas);
-    return SX_OK;
-}
-
-static sx_status on_read_log(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                             ProtobufCMessage *respm, void *arg, sx_err *err)
-{
-    sx_worker_ctx *w = arg;
-    const Shardex__Internal__V1__ReadLogRequest *req = (const void *)reqm;
-    Shardex__Internal__V1__ReadLogResponse *out = (void *)respm;
-    sx_replica_log lg;
-    sx_status st = sx_replicas_read_log(w->replicas, req->partition, req->from_offset,
-                                        req->max_entries, sx_rpc_call_arena(call), &lg, err);
-    if (st != SX_OK)
-        return st;
-    out->entries = sx_rpc_call_alloc(call, (lg.n + 1) * sizeof(*out->entries));
-    for (size_t i = 0; i < lg.n; i++) {
-        Shardex__Internal__V1__AppendEntry *e = sx_rpc_call_alloc(call, sizeof(*e));
-        shardex__internal__v1__append_entry__init(e);
-        e->epoch = lg.entries[i].epoch;
-        e->op.data = (uint8_t *)lg.entries[i].op;
-        e->op.len = lg.entries[i].op_len;
-        out->entries[i] = e;
-    }
-    out->n_entries = lg.n;
-    out->log_end_offset = lg.log_end_offset;
-    out->epochs = sx_rpc_call_alloc(call, (lg.nepochs + 1) * sizeof(*out->epochs));
-    for (size_t i = 0; i < lg.nepochs; i++) {
-        Shardex__Internal__V1__EpochStart *e = sx_rpc_call_alloc(call, sizeof(*e));
-        shardex__internal__v1__epoch_start__init(e);
-        e->epoch = lg.epochs[i].epoch;
-        e->start_offset = lg.epochs[i].start_offset;
-        out->epochs[i] = e;
-    }
-    out->n_epochs = lg.nepochs;
-    return SX_OK;
-}
-
-static void *arena_alloc_cb(void *a, size_t n)
-{
-    return sx_arena_alloc(a, n);
-}
-
-static void arena_free_cb(void *a, void *p)
-{
-    (void)a;
-    (void)p; /* freed with the arena */
-}
-
-/* ScanDocs collects into the call's arena, growing the list by doubling. */
-typedef struct scan_ctx {
-    sx_arena *arena;
-    Shardex__Internal__V1__ScanDocsResponse *out;
-    size_t cap;
-    bool bad; /* a stored document did not decode */
-} scan_ctx;
-
-static bool scan_one(void *arg, const char *id, size_t id_len, uint64_t version, const uint8_t *doc,
-                     size_t len)
-{
-    (void)id;
-    (void)id_len;
-    scan_ctx *sc = arg;
-    if (sc->out->n_docs == sc->cap) {
-        size_t cap = sc->cap ? 2 * sc->cap : 256;
-        Shardex__Internal__V1__StoredDoc **next = sx_arena_alloc(sc->arena, cap * sizeof(*next));
-        if (sc->cap)
-            memcpy(next, sc->out->docs, sc->cap * sizeof(*next));
-        sc->out->docs = next;
-        sc->cap = cap;
-    }
-    ProtobufCAllocator alloc = {arena_alloc_cb, arena_free_cb, sc->arena};
-    Shardex__Internal__V1__StoredDoc *d = sx_arena_alloc(sc->arena, sizeof(*d));
-    shardex__internal__v1__stored_doc__init(d);
-    d->version = version;
-    d->doc = shardex__v1__document__unpack(&alloc, len, doc);
-    if (!d->doc) {
-        sc->bad = true;
-        return false;
-    }
-    sc->out->docs[sc->out->n_docs++] = d;
-    return true;
-}
-
-static sx_status on_scan_docs(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                              ProtobufCMessage *respm, void *arg, sx_err *err)
-{
-    sx_worker_ctx *w = arg;
-    const Shardex__Internal__V1__ScanDocsRequest *req = (const void *)reqm;
-    Shardex__Internal__V1__ScanDocsResponse *out = (void *)respm;
-    scan_ctx sc = {.arena = sx_rpc_call_arena(call), .out = out};
-    sx_status st = sx_replicas_scan_docs(w->replicas, req->partition, scan_one, &sc,
-                                         &out->applied_offset, err);
-    if (st == SX_OK && sc.bad)
-        st = sx_err_set(err, SX_DATA_LOSS, "partition %u: a stored document does not decode",
-                        req->partition);
-    return st;
-}
-
-static sx_status on_set_faults(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                               ProtobufCMessage *respm, void *arg, sx_err *err)
-{
-    (void)call;
-    (void)respm;
-    sx_worker_ctx *w = arg;
-    const Shardex__Internal__V1__SetFaultsRequest *req = (const void *)reqm;
-    return sx_rpc_client_set_faults(w->rpc, req->spec, err);
-}
-
-static sx_status on_get_map(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                            ProtobufCMessage *respm, void *arg, sx_err *err)
-{
-    (void)reqm;
-    sx_worker_ctx *w = arg;
-    sx_member_view v;
-    sx_member_get_view(w->member, &v);
-    if (!v.map)
-        return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
-    /* The top-level struct is copied; what it points to stays the shared map's
-     * until the reply is sent. */
-    const Shardex__Internal__V1__ClusterMap *m = sx_partmap_msg(v.map);
-    memcpy(respm, m, m->base.descriptor->sizeof_message);
-    sx_rpc_call_on_done(call, sx_partmap_release, v.map);
-    return SX_OK;
-}
-
-static const sx_rpc_method admin_methods[] = {
-    {"GetMap", on_get_map, SX_RPC_INLINE},       {"Status", on_status, SX_RPC_INLINE},
-    {"ReadLog", on_read_log, SX_RPC_BLOCKING},   {"ScanDocs", on_scan_docs, SX_RPC_BLOCKING},
-    {"SetFaults", on_set_faults, SX_RPC_INLINE},
-};
-
-/* One handler for every call that the coordinator answers: the same method,
- * the same request, the response handed back as it came. */
-static sx_status forward(sx_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp,
-                         void *arg, sx_err *err)
-{
-    sx_worker_ctx *w = arg;
-    const char *path = sx_rpc_call_method(call);
-    const char *method = strrchr(path, '/') + 1;
-    uint64_t deadline = sx_rpc_call_deadline_ms(call), now = sx_clock_now_ms();
-    uint64_t left = deadline > now ? deadline - now : 1;
-    sx_rpc_call_opts o = {.timeout_ms = left < FORWARD_TIMEOUT_MS ? left : FORWARD_TIMEOUT_MS};
-    ProtobufCMessage *got = NULL;
-    sx_status st = sx_rpc_invoke(w->rpc, w->coordinator, &shardex__v1__shardex__descriptor, method,
-                                 req, &got, &o, err);
-    if (st != SX_OK)
-        return st;
-    /* Hand over the top-level struct; `got` keeps owning what it points to. */
-    memcpy(resp, got, got->descriptor->sizeof_message);
-    sx_rpc_call_on_done(call, (void (*)(void *))sx_rpc_free, got);
-    return SX_OK;
-}
-
-static const sx_rpc_method shardex_methods[] = {
-    {"ClusterStatus", forward, SX_RPC_ROUTING},
-    {"CreateIndex", forward, SX_RPC_ROUTING},
-    {"DropIndex", forward, SX_RPC_ROUTING},
-    {"ListIndexes", forward, SX_RPC_ROUTING},
-};
-
-/* Replication.Write: answered when committed and applied, holding no thread. */
-typedef struct write_ctx {
-    sx_rpc_call *call;
-    Shardex__Internal__V1__WriteResponse *resp;
-} write_ctx;
-
-static void write_done(void *arg, sx_status st, const sx_err *err, const uint64_t *offsets,
-                       size_t n)
-{
-    write_ctx *wc = arg;
-    if (st == SX_OK) {
-        wc->resp->offsets = sx_rpc_call_alloc(wc->call, (n + 1) * sizeof(uint64_t));
-        memcpy(wc->resp->offsets, offsets, n * sizeof(uint64_t));
-        wc->resp->n_offsets = n;
-    }
-    sx_rpc_call_finish(wc->call, st, err);
-}
-
-static sx_status on_write(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
-                          void *arg, sx_err *err)
-{
-    (void)err;
-    sx_worker_ctx *w = arg;
-    const Shardex__Internal__V1__WriteRequest *req = (const void *)reqm;
-    write_ctx *wc = sx_rpc_call_alloc(call, sizeof(*wc));
-    wc->call = call;
-    wc->resp = (void *)respm;
-    sx_rpc_call_defer(call);
-    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
-    sx_replicas_write(w->replicas, req->partition, req->ops, req->n_ops, deadline, write_done, wc);
-    return SX_OK;
-}
-
-static sx_status on_append(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
-                           void *arg, sx_err *err)
-{
-    sx_worker_ctx *w = arg;
-    return sx_replicas_append(w->replicas, (const void *)reqm, (void *)respm,
-                              sx_rpc_call_arena(call), err);
-}
-
-static sx_status on_read(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
-                         void *arg, sx_err *err)
-{
-    sx_worker_ctx *w = arg;
-    const Shardex__Internal__V1__ReadRequest *req = (const void *)reqm;
-    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
-    return sx_replicas_read(w->replicas, req->partition, req->id, req->after_offset, deadline,
-                            sx_rpc_call_arena(call), (void *)respm, err);
-}
-
-static const sx_rpc_method replication_methods[] = {
-    {"Append", on_append, SX_RPC_BLOCKING}, /* fsync */
-    {"Write", on_write, SX_RPC_INLINE},     /* deferred: never blocks */
-    {"Read", on_read, SX_RPC_WAITING},      /* may wait for an offset */
+static const row worker_methods[] = {
+    /* shardex.v1.Shardex, the client contract: any worker takes any call. */
+    {SHARDEX, {"Put", sx_router_put, SX_RPC_ROUTING}},       /* to each partition's leader */
+    {SHARDEX, {"Delete", sx_router_delete, SX_RPC_ROUTING}}, /* likewise */
+    {SHARDEX, {"Get", sx_router_get, SX_RPC_ROUTING}},       /* to the id's leader */
+    {SHARDEX, {"Query", sx_query_on_query, SX_RPC_ROUTING}}, /* plan, fan out, merge */
+    {SHARDEX, {"ClusterStatus", sx_adminservice_forward, SX_RPC_ROUTING}}, /* coordinator */
+    {SHARDEX, {"CreateIndex", sx_adminservice_forward, SX_RPC_ROUTING}},
+    {SHARDEX, {"DropIndex", sx_adminservice_forward, SX_RPC_ROUTING}},
+    {SHARDEX, {"ListIndexes", sx_adminservice_forward, SX_RPC_ROUTING}},
+    /* Replication, between workers. */
+    {REPLICATION, {"Append", sx_replservice_append, SX_RPC_BLOCKING}}, /* fsync */
+    {REPLICATION, {"Write", sx_replservice_write, SX_RPC_INLINE}},     /* deferred reply */
+    {REPLICATION, {"Read", sx_replservice_read, SX_RPC_WAITING}},      /* for an offset */
+    /* Index, between workers and from `shardex verify`. */
+    {INDEX, {"Ship", sx_ixservice_ship, SX_RPC_BLOCKING}},           /* LevelDB write */
+    {INDEX, {"ScanLocal", sx_ixservice_scan_local, SX_RPC_WAITING}}, /* for an offset */
+    {INDEX, {"ScanTerm", sx_ixservice_scan_term, SX_RPC_WAITING}},   /* for a watermark */
+    {INDEX, {"Digest", sx_ixservice_digest, SX_RPC_BLOCKING}},       /* a scan */
+    /* WorkerAdmin, for operators, checkers and tests. */
+    {ADMIN, {"GetMap", sx_adminservice_get_map, SX_RPC_INLINE}},
+    {ADMIN, {"Status", sx_adminservice_status, SX_RPC_INLINE}},
+    {ADMIN, {"ReadLog", sx_adminservice_read_log, SX_RPC_BLOCKING}},
+    {ADMIN, {"ScanDocs", sx_adminservice_scan_docs, SX_RPC_BLOCKING}},
+    {ADMIN, {"SetFaults", sx_adminservice_set_faults, SX_RPC_INLINE}},
 };
 
 sx_status sx_worker_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)
 {
-    size_t nrouter = 0;
-    const sx_rpc_method *router = sx_router_methods(&nrouter);
-    sx_status st = sx_rpc_server_add_service(
-        srv, &shardex__internal__v1__worker_admin__descriptor, admin_methods,
-        sizeof(admin_methods) / sizeof(admin_methods[0]), w, err);
-    if (st == SX_OK)
-        st =
-            sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, shardex_methods,
-                                      sizeof(shardex_methods) / sizeof(shardex_methods[0]), w, err);
-    if (st == SX_OK)
-        st = sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, router, nrouter, w,
-                                       err);
-    if (st == SX_OK)
-        st = sx_rpc_server_add_service(
-            srv, &shardex__internal__v1__replication__descriptor, replication_methods,
-            sizeof(replication_methods) / sizeof(replication_methods[0]), w, err);
+    sx_status st = SX_OK;
+    for (size_t i = 0; st == SX_OK && i < sizeof(worker_methods) / sizeof(worker_methods[0]); i++)
+        st = sx_rpc_server_add_service(srv, worker_methods[i].svc, &worker_methods[i].m, 1, w, err);
     return st;
 }

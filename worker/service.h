@@ -1,9 +1,5 @@
-/* service.h: the worker's RPC surface. Today: WorkerAdmin.Status (what this
- * worker believes) and the cluster-wide calls of the client contract
- * (ClusterStatus and the index catalog), forwarded to the coordinator so that
- * clients can talk to any worker; Put, Delete and Get routed to leaders
- * (router.c); the Replication service between workers; Query and the Index
- * service (query.c). */
+/* service.h: the worker's RPC surface: the context every handler gets, and
+ * the one table of every service, method, handler and pool (service.c). */
 #ifndef SX_WORKER_SERVICE_H
 #define SX_WORKER_SERVICE_H
 
@@ -20,6 +16,8 @@ typedef struct sx_worker_ctx {
     struct sx_tstore *terms; /* term partitions this worker owns */
 } sx_worker_ctx;
 
+/* Registers every method of the worker on srv (before it starts), each
+ * handler taking w as its arg. */
 sx_status sx_worker_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err);
 
 #endif

@@ -1,0 +1,26 @@
+/* replservice.h: the Replication service between workers (replication.proto),
+ * the RPC face of the replicas (replica.h): thin adapters, no logic of their
+ * own. Callers: a partition's leader (Append, to its followers) and the
+ * fan-out of any worker (Write and Read, to a partition's leader).
+ *
+ * Every handler has the rpc handler signature (rpc.h) and takes the
+ * sx_worker_ctx as arg; the pool each runs on is in service.c's table.
+ */
+#ifndef SX_REPLSERVICE_H
+#define SX_REPLSERVICE_H
+
+#include "rpc.h"
+#include "service.h"
+
+/* Append: a follower takes a leader's entries (sx_replicas_append); fsyncs. */
+sx_status sx_replservice_append(sx_rpc_call *call, const ProtobufCMessage *req,
+                                ProtobufCMessage *resp, void *arg, sx_err *err);
+/* Write: the leader appends packed LogOps and answers once they are committed
+ * and applied (sx_replicas_write): the reply is deferred, holding no thread. */
+sx_status sx_replservice_write(sx_rpc_call *call, const ProtobufCMessage *req,
+                               ProtobufCMessage *resp, void *arg, sx_err *err);
+/* Read: the leader's document once the `after` offset is applied (waits). */
+sx_status sx_replservice_read(sx_rpc_call *call, const ProtobufCMessage *req,
+                              ProtobufCMessage *resp, void *arg, sx_err *err);
+
+#endif
