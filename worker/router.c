@@ -2,228 +2,223 @@
  *
  * A write is validated whole before anything is sent, grouped by log
  * partition (p = xxh64(id) mod P) and each group sent to its partition's
- * leader as one Replication.Write, all groups in flight at once. A group
- * refused because the leadership moved (ABORTED), or whose leader cannot be
- * reached, is retried against the leader of the next map until the call's
- * deadline; a group refused for lack of in-sync replicas fails at once with
- * UNAVAILABLE. Tokens come back in request order. When some groups fail the
- * call fails with the first failure's status and names the ids that may not
- * have been written; retrying the same documents is safe (a document's
- * content is the same, its version rises).
+ * leader as one Replication.Write, all groups at once, through one fan-out
+ * with the writes policy (fanout.h): a group refused because the leadership
+ * moved (ABORTED), or whose leader cannot be reached, is retried against the
+ * leader of the next map until the call's deadline; a group refused for lack
+ * of in-sync replicas is retried briefly, then fails with UNAVAILABLE. A
+ * group whose leader is this worker goes straight to the local replica
+ * (write_here), not by RPC to ourselves. Tokens come back in request order.
+ * When some groups fail the call fails with the first failure's status and
+ * names the ids that may not have been written; retrying the same documents
+ * is safe (a document's content is the same, its version rises).
+ *
+ * Get is one fan-out call with the reads policy to the leader's
+ * Replication.Read.
  */
 #include "router.h"
 
-#include "clock.h"
 #include "fanout.h"
 #include "hash.h"
 #include "log.h"
 #include "validate.h"
 
-#include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define REPL_SVC (&shardex__internal__v1__replication__descriptor)
-/* Pause before retrying groups whose leader moved: about a heartbeat. */
-#define REROUTE_PAUSE_MS 50
 
-typedef struct group {
-    uint32_t p;
-    size_t n;
-    size_t *pos;              /* positions in the request */
-    ProtobufCBinaryData *ops; /* packed LogOps */
-    bool done;                /* committed, or failed for good */
-    bool in_flight;
-    sx_status st;
-    sx_err err;
-} group;
+/* ------------------------------------------------- writes led here -- */
 
-typedef struct route {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int in_flight;
-    Shardex__V1__WriteToken **tokens; /* [n docs] */
-    sx_arena *arena;
-} route;
+/* A write to a partition this worker leads, handed straight to its replica
+ * (no RPC to ourselves). The ops are copied in: the replica borrows them until
+ * done runs, which may be after the fan-out gave the attempt up at its
+ * deadline and the client's call, whose arena held them, ended. */
+typedef struct here_write {
+    sx_rpc_done_cb done;
+    void *done_arg;
+    ProtobufCBinaryData ops[]; /* then the ops' bytes */
+} here_write;
 
-typedef struct sent {
-    route *rt;
-    group *g;
-} sent;
-
-static void on_write_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
+/* Answers as Replication.Write would: a WriteResponse of the offsets. */
+static void here_write_done(void *arg, sx_status st, const sx_err *err, const uint64_t *offsets,
+                            size_t n)
 {
-    sent *s = arg;
-    route *rt = s->rt;
-    group *g = s->g;
-    pthread_mutex_lock(&rt->mu);
-    g->in_flight = false;
-    g->st = st;
+    here_write *hw = arg;
+    Shardex__Internal__V1__WriteResponse *wr = NULL;
     if (st == SX_OK) {
-        const Shardex__Internal__V1__WriteResponse *wr = (const void *)resp;
-        if (wr->n_offsets != g->n) {
-            g->st = SX_INTERNAL;
-            sx_err_set(&g->err, SX_INTERNAL,
-                       "partition %u: leader returned %zu offsets for %zu "
-                       "operations",
-                       g->p, wr->n_offsets, g->n);
-        } else {
-            for (size_t i = 0; i < g->n; i++) {
-                Shardex__V1__WriteToken *t = sx_arena_alloc(rt->arena, sizeof(*t));
-                shardex__v1__write_token__init(t);
-                t->partition = g->p;
-                t->offset = wr->offsets[i];
-                rt->tokens[g->pos[i]] = t;
-            }
-        }
-        g->done = true;
-    } else {
-        g->err = *err;
+        wr = sx_malloc(sizeof(*wr));
+        shardex__internal__v1__write_response__init(wr);
+        wr->offsets = sx_malloc((n + 1) * sizeof(*wr->offsets));
+        memcpy(wr->offsets, offsets, n * sizeof(*wr->offsets));
+        wr->n_offsets = n;
     }
-    rt->in_flight--;
-    pthread_cond_broadcast(&rt->cv);
-    pthread_mutex_unlock(&rt->mu);
-    sx_rpc_free(resp);
+    hw->done(st, err, wr ? &wr->base : NULL, hw->done_arg);
+    free(hw);
 }
 
-/* How long a refusal for too few in-sync replicas is retried: long enough
- * for a leader with a stale map (it just handed leadership on) to hear of the
- * new one, short enough that a real shortage is reported promptly. */
-#define ISR_RETRY_MS 600
-
-/* Whether a failed group may be sent again (nothing was appended, or
- * appending twice is harmless: same content, a higher version). A timed-out
- * attempt is retried too while the call's own deadline allows. */
-static bool retryable(sx_status st)
+/* The fan-out's local executor for Replication.Write (sx_fanout_local_fn). */
+static void write_here(void *arg, const ProtobufCMessage *reqm, uint64_t deadline_ms,
+                       sx_rpc_done_cb done, void *done_arg)
 {
-    return st == SX_ABORTED || st == SX_UNAVAILABLE || st == SX_UNIMPLEMENTED ||
-           st == SX_DEADLINE_EXCEEDED;
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__WriteRequest *req = (const void *)reqm;
+    size_t head = sizeof(here_write) + req->n_ops * sizeof(ProtobufCBinaryData), bytes = 0;
+    for (size_t i = 0; i < req->n_ops; i++)
+        bytes += req->ops[i].len;
+    here_write *hw = sx_malloc(head + bytes);
+    hw->done = done;
+    hw->done_arg = done_arg;
+    uint8_t *data = (uint8_t *)hw + head;
+    for (size_t i = 0; i < req->n_ops; i++) {
+        hw->ops[i] = (ProtobufCBinaryData){req->ops[i].len, data};
+        if (req->ops[i].len)
+            memcpy(data, req->ops[i].data, req->ops[i].len);
+        data += req->ops[i].len;
+    }
+    sx_replicas_write(w->replicas, req->partition, hw->ops, req->n_ops, deadline_ms,
+                      here_write_done, hw);
 }
 
-/* Sends every group to its leader until all are done or the deadline passes.
- * ids[i] names op i for error messages. */
-static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *const *ids,
-                           ProtobufCBinaryData *ops, size_t n,
-                           Shardex__V1__WriteToken ***tokens_out, sx_err *err)
-{
-    sx_arena *arena = sx_rpc_call_arena(call);
-    sx_member_view v;
-    sx_member_get_view(w->member, &v);
-    uint32_t P = v.map ? sx_partmap_partitions(v.map) : 0;
-    sx_partmap_release(v.map);
-    if (P == 0)
-        return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
+/* ------------------------------------------------------------ routing -- */
 
-    /* Group by partition, keeping request order inside each group. */
-    group *groups = sx_arena_alloc(arena, P * sizeof(*groups));
-    uint32_t *part_of = sx_arena_alloc(arena, (n + 1) * sizeof(*part_of));
+/* A write split by partition: one Replication.Write per partition that has
+ * ops, in partition order, each op's position in the request kept. */
+typedef struct plan {
+    size_t ngroups;
+    uint32_t *parts;                           /* [ngroups]: the aim's argument */
+    Shardex__Internal__V1__WriteRequest *reqs; /* [ngroups] */
+    size_t **pos;                              /* [ngroups][n ops]: positions in the request */
+    sx_fanout_call *calls;                     /* [ngroups] */
+} plan;
+
+/* Groups ops by partition, keeping request order inside each group. */
+static void plan_groups(sx_arena *a, const char *const *ids, ProtobufCBinaryData *ops, size_t n,
+                        uint32_t P, plan *pl)
+{
+    uint32_t *part_of = sx_arena_alloc(a, (n + 1) * sizeof(*part_of));
+    size_t *count = sx_arena_alloc(a, P * sizeof(*count));
+    size_t *group_of = sx_arena_alloc(a, P * sizeof(*group_of));
     for (size_t i = 0; i < n; i++) {
         part_of[i] = sx_partition_of(ids[i], strlen(ids[i]), P);
-        groups[part_of[i]].n++;
+        count[part_of[i]]++;
     }
+    pl->ngroups = 0;
+    for (uint32_t p = 0; p < P; p++)
+        if (count[p] > 0)
+            group_of[p] = pl->ngroups++;
+    pl->parts = sx_arena_alloc(a, pl->ngroups * sizeof(*pl->parts));
+    pl->reqs = sx_arena_alloc(a, pl->ngroups * sizeof(*pl->reqs));
+    pl->pos = sx_arena_alloc(a, pl->ngroups * sizeof(*pl->pos));
+    pl->calls = sx_arena_alloc(a, pl->ngroups * sizeof(*pl->calls));
     for (uint32_t p = 0; p < P; p++) {
-        groups[p].p = p;
-        groups[p].pos = sx_arena_alloc(arena, (groups[p].n + 1) * sizeof(size_t));
-        groups[p].ops = sx_arena_alloc(arena, (groups[p].n + 1) * sizeof(ProtobufCBinaryData));
-        groups[p].done = groups[p].n == 0;
-        groups[p].n = 0;
+        if (count[p] == 0)
+            continue;
+        size_t g = group_of[p];
+        pl->parts[g] = p;
+        shardex__internal__v1__write_request__init(&pl->reqs[g]);
+        pl->reqs[g].partition = p;
+        pl->reqs[g].ops = sx_arena_alloc(a, count[p] * sizeof(ProtobufCBinaryData));
+        pl->pos[g] = sx_arena_alloc(a, count[p] * sizeof(size_t));
+        pl->calls[g].req = &pl->reqs[g].base;
     }
     for (size_t i = 0; i < n; i++) {
-        group *g = &groups[part_of[i]];
-        g->pos[g->n] = i;
-        g->ops[g->n] = ops[i];
-        g->n++;
+        size_t g = group_of[part_of[i]];
+        Shardex__Internal__V1__WriteRequest *r = &pl->reqs[g];
+        pl->pos[g][r->n_ops] = i;
+        r->ops[r->n_ops++] = ops[i];
     }
+}
 
-    route rt = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .arena = arena};
-    rt.tokens = sx_arena_alloc(arena, (n + 1) * sizeof(*rt.tokens));
-    sent *sends = sx_arena_alloc(arena, P * sizeof(*sends));
-    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
-    uint64_t isr_retry_until = sx_clock_now_ms() + ISR_RETRY_MS;
-
-    for (;;) {
-        sx_member_get_view(w->member, &v);
-        uint64_t now = sx_clock_now_ms();
-        for (uint32_t p = 0; p < P; p++) {
-            group *g = &groups[p];
-            if (g->done)
-                continue;
-            sx_partmap_target leader;
-            if (!v.map || sx_partmap_leader_target(v.map, p, &leader, &g->err) != SX_OK) {
-                g->st = SX_UNAVAILABLE;
-                if (!v.map)
-                    sx_err_set(&g->err, SX_UNAVAILABLE, "partition %u has no live leader", p);
-                continue;
-            }
-            Shardex__Internal__V1__WriteRequest req = SHARDEX__INTERNAL__V1__WRITE_REQUEST__INIT;
-            req.partition = p;
-            req.n_ops = g->n;
-            req.ops = g->ops;
-            sends[p] = (sent){&rt, g};
-            uint64_t attempt = sx_partmap_attempt_ms(v.map);
-            uint64_t left = deadline > now ? deadline - now : 1;
-            sx_rpc_call_opts o = {.timeout_ms = left < attempt ? left : attempt};
-            pthread_mutex_lock(&rt.mu);
-            g->in_flight = true;
-            rt.in_flight++;
-            pthread_mutex_unlock(&rt.mu);
-            sx_rpc_invoke_async(w->rpc, leader.address, REPL_SVC, "Write", &req.base, &o,
-                                on_write_done, &sends[p]);
-        }
-        sx_partmap_release(v.map);
-        pthread_mutex_lock(&rt.mu);
-        while (rt.in_flight > 0)
-            pthread_cond_wait(&rt.cv, &rt.mu);
-        pthread_mutex_unlock(&rt.mu);
-
-        bool again = false;
-        for (uint32_t p = 0; p < P; p++) {
-            group *g = &groups[p];
-            if (g->done)
-                continue;
-            uint64_t t = sx_clock_now_ms();
-            bool may = retryable(g->st) || (g->st == SX_FAILED_PRECONDITION && t < isr_retry_until);
-            if (may && t + REROUTE_PAUSE_MS < deadline)
-                again = true;
-            else
-                g->done = true; /* failed for good */
-        }
-        if (!again)
-            break;
-        sx_clock_sleep_ms(REROUTE_PAUSE_MS); /* let the next map arrive */
+/* Fills tokens[pos] for group g's committed ops; false (with the call's
+ * status and error set) when the leader's answer does not fit the request. */
+static bool take_tokens(sx_arena *a, plan *pl, size_t g, Shardex__V1__WriteToken **tokens)
+{
+    sx_fanout_call *c = &pl->calls[g];
+    const Shardex__Internal__V1__WriteResponse *wr = (const void *)c->resp;
+    size_t n = pl->reqs[g].n_ops;
+    uint32_t p = pl->parts[g];
+    if (wr->n_offsets != n) {
+        c->st = sx_err_set(&c->err, SX_INTERNAL,
+                           "partition %u: leader returned %zu offsets for %zu operations", p,
+                           wr->n_offsets, n);
+        return false;
     }
+    for (size_t i = 0; i < n; i++) {
+        Shardex__V1__WriteToken *t = sx_arena_alloc(a, sizeof(*t));
+        shardex__v1__write_token__init(t);
+        t->partition = p;
+        t->offset = wr->offsets[i];
+        tokens[pl->pos[g][i]] = t;
+    }
+    return true;
+}
 
-    /* The first failure, in partition order, decides the status. */
-    group *failed = NULL;
-    size_t lost = 0;
-    for (uint32_t p = 0; p < P; p++) {
-        if (groups[p].st != SX_OK && groups[p].n > 0) {
-            if (!failed)
-                failed = &groups[p];
-            lost += groups[p].n;
-        }
-    }
-    if (!failed) {
-        *tokens_out = rt.tokens;
-        return SX_OK;
-    }
-    sx_status st = failed->st;
-    if (st == SX_FAILED_PRECONDITION || st == SX_ABORTED)
-        st = SX_UNAVAILABLE; /* what a client sees: the partition cannot take writes now */
+/* The error of a write that did not fully succeed: the first failed group's
+ * (in partition order), and the ids that may not have been written. */
+static sx_status lost_error(const sx_err *first, const char *const *ids, size_t n,
+                            Shardex__V1__WriteToken **tokens, size_t lost, sx_err *err)
+{
     char list[160] = "";
     size_t used = 0, shown = 0;
     for (size_t i = 0; i < n && used < sizeof(list) - 40; i++) {
-        if (rt.tokens[i])
+        if (tokens[i])
             continue;
         int k =
             snprintf(list + used, sizeof(list) - used, "%s\"%.24s\"", shown ? ", " : "", ids[i]);
         used += (size_t)k;
         shown++;
     }
-    sx_err_set(err, st, "%s; %zu of %zu documents may not have been written: %s%s", failed->err.msg,
-               lost, n, list, shown < lost ? ", ..." : "");
-    return st;
+    return sx_err_set(err, first->code, "%s; %zu of %zu documents may not have been written: %s%s",
+                      first->msg, lost, n, list, shown < lost ? ", ..." : "");
+}
+
+/* Sends each partition's ops to its leader (through the fan-out, with the
+ * writes policy; straight to the replica when this worker leads) until all
+ * are committed, fail for good or the deadline passes. ids[i] names op i for
+ * error messages. Tokens come back in request order. */
+static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *const *ids,
+                           ProtobufCBinaryData *ops, size_t n,
+                           Shardex__V1__WriteToken ***tokens_out, sx_err *err)
+{
+    sx_arena *a = sx_rpc_call_arena(call);
+    sx_member_view v;
+    sx_member_get_view(w->member, &v);
+    uint32_t P = v.map ? sx_partmap_partitions(v.map) : 0;
+    sx_partmap_release(v.map);
+    if (P == 0)
+        return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
+    plan pl;
+    plan_groups(a, ids, ops, n, P, &pl);
+    sx_fanout fo = {.rpc = w->rpc,
+                    .map = sx_fanout_member_map,
+                    .map_arg = w->member,
+                    .svc = REPL_SVC,
+                    .method = "Write",
+                    .aim = sx_fanout_aim_leaders,
+                    .aim_arg = pl.parts,
+                    .local = write_here,
+                    .local_arg = w,
+                    .policy = &sx_fanout_writes};
+    sx_fanout_exec(&fo, pl.calls, pl.ngroups, sx_rpc_call_deadline_or_default(call), NULL);
+
+    Shardex__V1__WriteToken **tokens = sx_arena_alloc(a, (n + 1) * sizeof(*tokens));
+    const sx_err *first = NULL;
+    size_t lost = 0;
+    for (size_t g = 0; g < pl.ngroups; g++) {
+        sx_fanout_call *c = &pl.calls[g];
+        if (c->st == SX_OK && take_tokens(a, &pl, g, tokens))
+            continue;
+        first = first ? first : &c->err;
+        lost += pl.reqs[g].n_ops;
+    }
+    sx_fanout_free(pl.calls, pl.ngroups);
+    if (!first) {
+        *tokens_out = tokens;
+        return SX_OK;
+    }
+    return lost_error(first, ids, n, tokens, lost, err);
 }
 
 /* Packs one LogOp into arena memory. */
@@ -290,11 +285,9 @@ sx_status sx_router_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
     sx_status st = sx_validate_id(req->id, err);
     if (st != SX_OK)
         return st;
-    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
     sx_member_view v;
     sx_member_get_view(w->member, &v);
     uint32_t P = v.map ? sx_partmap_partitions(v.map) : 0;
-    uint64_t attempt = v.map ? sx_partmap_attempt_ms(v.map) : 0;
     sx_partmap_release(v.map);
     if (P == 0)
         return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
@@ -313,8 +306,15 @@ sx_status sx_router_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
     rr.id = req->id;
     rr.after_offset = after;
     sx_fanout_call c = {.req = &rr.base};
-    st = sx_fanout_run(w->rpc, w->member, REPL_SVC, "Read", &c, 1, sx_fanout_aim_leaders, &p,
-                       deadline, attempt, err);
+    sx_fanout fo = {.rpc = w->rpc,
+                    .map = sx_fanout_member_map,
+                    .map_arg = w->member,
+                    .svc = REPL_SVC,
+                    .method = "Read",
+                    .aim = sx_fanout_aim_leaders,
+                    .aim_arg = &p,
+                    .policy = &sx_fanout_reads};
+    st = sx_fanout_exec(&fo, &c, 1, sx_rpc_call_deadline_or_default(call), err);
     if (st != SX_OK)
         return st;
     memcpy(respm, c.resp, c.resp->descriptor->sizeof_message);
