@@ -89,7 +89,7 @@ sx_status sx_fanout_report(const sx_fanout_policy *p, sx_fanout_call *c)
 
 /* ---------------------------------------------------------- completions -- */
 
-static void on_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
+static void rpc_done_cb(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
 {
     sx_fanout_call *c = arg;
     fan *f = c->fan;
@@ -110,11 +110,11 @@ static void here_release(here *h)
         free(h);
 }
 
-static void on_here_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
+static void here_done_cb(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
 {
     here *h = arg;
     if (!atomic_exchange(&h->settled, true))
-        on_done(st, err, resp, h->c); /* the fan-out still waits for this call */
+        rpc_done_cb(st, err, resp, h->c); /* the fan-out still waits for this call */
     else
         sx_rpc_free(resp); /* given up at its deadline */
     here_release(h);
@@ -177,11 +177,11 @@ static void start_attempt(const sx_fanout *fo, fan *f, sx_fanout_call *c, uint64
         h->c = c;
         h->deadline_ms = deadline_ms;
         c->here = h;
-        fo->local(fo->local_arg, c->req, deadline_ms, on_here_done, h);
+        fo->local(fo->local_arg, c->req, deadline_ms, here_done_cb, h);
         return;
     }
     sx_rpc_call_opts o = {.timeout_ms = deadline_ms - now};
-    sx_rpc_invoke_async(fo->rpc, c->addr, fo->svc, fo->method, c->req, &o, on_done, c);
+    sx_rpc_invoke_async(fo->rpc, c->addr, fo->svc, fo->method, c->req, &o, rpc_done_cb, c);
 }
 
 /* Aims every call not done at the newest map and starts its attempt; a call
@@ -273,13 +273,13 @@ sx_status sx_fanout_exec(const sx_fanout *fo, sx_fanout_call *calls, size_t n, u
 
 sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
                         const ProtobufCServiceDescriptor *svc, const char *method,
-                        sx_fanout_call *calls, size_t n, sx_fanout_aim_fn aim, void *arg,
+                        sx_fanout_call *calls, size_t n, sx_fanout_aim_cb aim, void *arg,
                         uint64_t deadline_ms, uint64_t attempt_ms, sx_err *err)
 {
     sx_fanout_policy p = sx_fanout_reads;
     p.attempt_ms = attempt_ms;
     sx_fanout fo = {.rpc = rpc,
-                    .map = sx_fanout_member_map,
+                    .map = sx_fanout_member_map_cb,
                     .map_arg = member,
                     .svc = svc,
                     .method = method,
@@ -289,7 +289,7 @@ sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
     return sx_fanout_exec(&fo, calls, n, deadline_ms, err);
 }
 
-sx_partmap *sx_fanout_member_map(void *member)
+sx_partmap *sx_fanout_member_map_cb(void *member)
 {
     sx_member_view v;
     sx_member_get_view(member, &v);

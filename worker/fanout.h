@@ -95,7 +95,7 @@ typedef struct sx_fanout_call {
 /* Sets call i's target from map m: writes the address (at most cap bytes)
  * into addr and may update the request; false (with err set) when there is
  * no target now. */
-typedef bool (*sx_fanout_aim_fn)(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *call,
+typedef bool (*sx_fanout_aim_cb)(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *call,
                                  char *addr, size_t cap, sx_err *err);
 
 /* An aim for calls to log partitions' leaders: call i goes to the leader of
@@ -110,26 +110,26 @@ bool sx_fanout_aim_leaders(void *arg, size_t i, const sx_partmap *m, sx_fanout_c
  * before it returns; resp (SX_OK only) is then the fan-out's, freed with
  * sx_rpc_free. deadline_ms bounds the attempt (the fan-out gives it up then,
  * and frees a resp that comes later). */
-typedef void (*sx_fanout_local_fn)(void *arg, const ProtobufCMessage *req, uint64_t deadline_ms,
+typedef void (*sx_fanout_local_cb)(void *arg, const ProtobufCMessage *req, uint64_t deadline_ms,
                                    sx_rpc_done_cb done, void *done_arg);
 
 /* Where a fan-out takes each round's map from: the newest one, acquired (the
  * fan-out releases it), or NULL when there is none yet. */
-typedef sx_partmap *(*sx_fanout_map_fn)(void *arg);
+typedef sx_partmap *(*sx_fanout_map_cb)(void *arg);
 
 /* A map source for sx_fanout.map: the view of the sx_member given as arg. */
-sx_partmap *sx_fanout_member_map(void *member);
+sx_partmap *sx_fanout_member_map_cb(void *member);
 
 /* What one fan-out calls, and how. Everything is borrowed for the call. */
 typedef struct sx_fanout {
     sx_rpc_client *rpc;
-    sx_fanout_map_fn map; /* each round aims from the map it gives */
+    sx_fanout_map_cb map; /* each round aims from the map it gives */
     void *map_arg;
     const ProtobufCServiceDescriptor *svc;
     const char *method;
-    sx_fanout_aim_fn aim;
+    sx_fanout_aim_cb aim;
     void *aim_arg;
-    sx_fanout_local_fn local; /* NULL: every call is an RPC */
+    sx_fanout_local_cb local; /* NULL: every call is an RPC */
     void *local_arg;
     const sx_fanout_policy *policy;
 } sx_fanout;
@@ -146,7 +146,7 @@ sx_status sx_fanout_exec(const sx_fanout *fo, sx_fanout_call *calls, size_t n, u
  * <addr>: ...". */
 sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
                         const ProtobufCServiceDescriptor *svc, const char *method,
-                        sx_fanout_call *calls, size_t n, sx_fanout_aim_fn aim, void *arg,
+                        sx_fanout_call *calls, size_t n, sx_fanout_aim_cb aim, void *arg,
                         uint64_t deadline_ms, uint64_t attempt_ms, sx_err *err);
 
 void sx_fanout_free(sx_fanout_call *calls, size_t n);

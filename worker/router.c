@@ -8,7 +8,7 @@
  * leader of the next map until the call's deadline; a group refused for lack
  * of in-sync replicas is retried briefly, then fails with UNAVAILABLE. A
  * group whose leader is this worker goes straight to the local replica
- * (write_here), not by RPC to ourselves. Tokens come back in request order.
+ * (write_here_cb), not by RPC to ourselves. Tokens come back in request order.
  * When some groups fail the call fails with the first failure's status and
  * names the ids that may not have been written; retrying the same documents
  * is safe (a document's content is the same, its version rises).
@@ -42,8 +42,8 @@ typedef struct here_write {
 } here_write;
 
 /* Answers as Replication.Write would: a WriteResponse of the offsets. */
-static void here_write_done(void *arg, sx_status st, const sx_err *err, const uint64_t *offsets,
-                            size_t n)
+static void here_write_done_cb(void *arg, sx_status st, const sx_err *err, const uint64_t *offsets,
+                               size_t n)
 {
     here_write *hw = arg;
     Shardex__Internal__V1__WriteResponse *wr = NULL;
@@ -58,9 +58,9 @@ static void here_write_done(void *arg, sx_status st, const sx_err *err, const ui
     free(hw);
 }
 
-/* The fan-out's local executor for Replication.Write (sx_fanout_local_fn). */
-static void write_here(void *arg, const ProtobufCMessage *reqm, uint64_t deadline_ms,
-                       sx_rpc_done_cb done, void *done_arg)
+/* The fan-out's local executor for Replication.Write (sx_fanout_local_cb). */
+static void write_here_cb(void *arg, const ProtobufCMessage *reqm, uint64_t deadline_ms,
+                          sx_rpc_done_cb done, void *done_arg)
 {
     sx_worker_ctx *w = arg;
     const Shardex__Internal__V1__WriteRequest *req = (const void *)reqm;
@@ -78,7 +78,7 @@ static void write_here(void *arg, const ProtobufCMessage *reqm, uint64_t deadlin
         data += req->ops[i].len;
     }
     sx_replicas_write(w->replicas, req->partition, hw->ops, req->n_ops, deadline_ms,
-                      here_write_done, hw);
+                      here_write_done_cb, hw);
 }
 
 /* ------------------------------------------------------------ routing -- */
@@ -192,13 +192,13 @@ static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *cons
     plan pl;
     plan_groups(a, ids, ops, n, P, &pl);
     sx_fanout fo = {.rpc = w->rpc,
-                    .map = sx_fanout_member_map,
+                    .map = sx_fanout_member_map_cb,
                     .map_arg = w->member,
                     .svc = REPL_SVC,
                     .method = "Write",
                     .aim = sx_fanout_aim_leaders,
                     .aim_arg = pl.parts,
-                    .local = write_here,
+                    .local = write_here_cb,
                     .local_arg = w,
                     .policy = &sx_fanout_writes};
     sx_fanout_exec(&fo, pl.calls, pl.ngroups, sx_rpc_call_deadline_or_default(call), NULL);
@@ -307,7 +307,7 @@ sx_status sx_router_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
     rr.after_offset = after;
     sx_fanout_call c = {.req = &rr.base};
     sx_fanout fo = {.rpc = w->rpc,
-                    .map = sx_fanout_member_map,
+                    .map = sx_fanout_member_map_cb,
                     .map_arg = w->member,
                     .svc = REPL_SVC,
                     .method = "Read",

@@ -164,7 +164,7 @@ typedef struct fx {
     void *kept_arg;
 } fx;
 
-static sx_partmap *fx_map(void *arg)
+static sx_partmap *fx_map_cb(void *arg)
 {
     fx *f = arg;
     f->maps_taken++;
@@ -196,8 +196,8 @@ static void *answer_later(void *arg)
     return NULL;
 }
 
-static void fx_local(void *arg, const ProtobufCMessage *reqm, uint64_t deadline_ms,
-                     sx_rpc_done_cb done, void *done_arg)
+static void fx_local_cb(void *arg, const ProtobufCMessage *reqm, uint64_t deadline_ms,
+                        sx_rpc_done_cb done, void *done_arg)
 {
     (void)deadline_ms;
     fx *f = arg;
@@ -249,13 +249,13 @@ static sx_status run(fx *f, const sx_fanout_policy *pol, sx_rpc_client *rpc, con
         calls[i].req = &reqs[i].base;
     }
     sx_fanout fo = {.rpc = rpc,
-                    .map = fx_map,
+                    .map = fx_map_cb,
                     .map_arg = f,
                     .svc = REPL_SVC,
                     .method = "Write",
                     .aim = sx_fanout_aim_leaders,
                     .aim_arg = (void *)parts,
-                    .local = fx_local,
+                    .local = fx_local_cb,
                     .local_arg = f,
                     .policy = pol};
     return sx_fanout_exec(&fo, calls, n, deadline_ms, err);
