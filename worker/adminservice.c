@@ -12,12 +12,12 @@
 #define FORWARD_TIMEOUT_MS 10000
 
 /* Every hosted replica's state, as WorkerAdmin reports it. */
-static size_t replica_states(sx_rpc_call *call, sx_replicas *replicas,
+static size_t replica_states(sx_rpc_call *call, sx_replica_set *replicas,
                              Shardex__Internal__V1__ReplicaState ***out)
 {
     sx_replica_state *sts = NULL;
     size_t cap = 0, n;
-    while ((n = sx_replicas_states(replicas, sts, cap)) > cap) {
+    while ((n = sx_replica_states(replicas, sts, cap)) > cap) {
         cap = n + 8;
         sts = sx_rpc_call_alloc(call, cap * sizeof(*sts));
     }
@@ -46,8 +46,8 @@ sx_status sx_adminservice_status(sx_rpc_call *call, const ProtobufCMessage *reqm
     (void)err;
     sx_worker_ctx *w = arg;
     Shardex__Internal__V1__WorkerStatusResponse *resp = (void *)respm;
-    sx_member_view v;
-    sx_member_get_view(w->member, &v);
+    sx_membership_view v;
+    sx_membership_get_view(w->member, &v);
     resp->worker_id = (char *)w->worker_id;
     resp->index = v.index;
     resp->incarnation = v.incarnation;
@@ -79,8 +79,8 @@ sx_status sx_adminservice_read_log(sx_rpc_call *call, const ProtobufCMessage *re
     const Shardex__Internal__V1__ReadLogRequest *req = (const void *)reqm;
     Shardex__Internal__V1__ReadLogResponse *out = (void *)respm;
     sx_replica_log lg;
-    sx_status st = sx_replicas_read_log(w->replicas, req->partition, req->from_offset,
-                                        req->max_entries, sx_rpc_call_arena(call), &lg, err);
+    sx_status st = sx_replica_read_log(w->replicas, req->partition, req->from_offset,
+                                       req->max_entries, sx_rpc_call_arena(call), &lg, err);
     if (st != SX_OK)
         return st;
     out->entries = sx_rpc_call_alloc(call, (lg.n + 1) * sizeof(*out->entries));
@@ -159,8 +159,8 @@ sx_status sx_adminservice_scan_docs(sx_rpc_call *call, const ProtobufCMessage *r
     const Shardex__Internal__V1__ScanDocsRequest *req = (const void *)reqm;
     Shardex__Internal__V1__ScanDocsResponse *out = (void *)respm;
     scan_ctx sc = {.arena = sx_rpc_call_arena(call), .out = out};
-    sx_status st = sx_replicas_scan_docs(w->replicas, req->partition, scan_one, &sc,
-                                         &out->applied_offset, err);
+    sx_status st =
+        sx_replica_scan_docs(w->replicas, req->partition, scan_one, &sc, &out->applied_offset, err);
     if (st == SX_OK && sc.bad)
         st = sx_err_set(err, SX_DATA_LOSS, "partition %u: a stored document does not decode",
                         req->partition);
@@ -182,8 +182,8 @@ sx_status sx_adminservice_get_map(sx_rpc_call *call, const ProtobufCMessage *req
 {
     (void)reqm;
     sx_worker_ctx *w = arg;
-    sx_member_view v;
-    sx_member_get_view(w->member, &v);
+    sx_membership_view v;
+    sx_membership_get_view(w->member, &v);
     if (!v.map)
         return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
     /* The top-level struct is copied; what it points to stays the shared map's

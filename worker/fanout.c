@@ -271,7 +271,7 @@ sx_status sx_fanout_exec(const sx_fanout *fo, sx_fanout_call *calls, size_t n, u
     return first;
 }
 
-sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
+sx_status sx_fanout_run(sx_rpc_client *rpc, sx_membership *member,
                         const ProtobufCServiceDescriptor *svc, const char *method,
                         sx_fanout_call *calls, size_t n, sx_fanout_aim_cb aim, void *arg,
                         uint64_t deadline_ms, uint64_t attempt_ms, sx_err *err)
@@ -291,8 +291,8 @@ sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
 
 sx_partmap *sx_fanout_member_map_cb(void *member)
 {
-    sx_member_view v;
-    sx_member_get_view(member, &v);
+    sx_membership_view v;
+    sx_membership_get_view(member, &v);
     return v.map;
 }
 

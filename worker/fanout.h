@@ -7,7 +7,7 @@
  *
  * One fan-out, call by call:
  *
- *   AIM      each round takes the newest map (the worker's: sx_member_get_view) and asks
+ *   AIM      each round takes the newest map (the worker's: sx_membership_get_view) and asks
  *            the aim for the call's target; no map or no target now: the
  *            round's outcome is the aim's error (SX_UNAVAILABLE by default).
  *   ATTEMPT  an asynchronous RPC bounded by min(time left, the policy's
@@ -117,7 +117,7 @@ typedef void (*sx_fanout_local_cb)(void *arg, const ProtobufCMessage *req, uint6
  * fan-out releases it), or NULL when there is none yet. */
 typedef sx_partmap *(*sx_fanout_map_cb)(void *arg);
 
-/* A map source for sx_fanout.map: the view of the sx_member given as arg. */
+/* A map source for sx_fanout.map: the view of the sx_membership given as arg. */
 sx_partmap *sx_fanout_member_map_cb(void *member);
 
 /* What one fan-out calls, and how. Everything is borrowed for the call. */
@@ -144,7 +144,7 @@ sx_status sx_fanout_exec(const sx_fanout *fo, sx_fanout_call *calls, size_t n, u
 /* sx_fanout_exec with the reads policy, each attempt bounded by attempt_ms,
  * no local executor. A failure's message names the target: "<what> at
  * <addr>: ...". */
-sx_status sx_fanout_run(sx_rpc_client *rpc, sx_member *member,
+sx_status sx_fanout_run(sx_rpc_client *rpc, sx_membership *member,
                         const ProtobufCServiceDescriptor *svc, const char *method,
                         sx_fanout_call *calls, size_t n, sx_fanout_aim_cb aim, void *arg,
                         uint64_t deadline_ms, uint64_t attempt_ms, sx_err *err);

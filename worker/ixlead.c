@@ -59,9 +59,9 @@ typedef struct part {
 
 struct sx_ixlead {
     sx_ixlead_opts o;
-    sx_replicas *replicas; /* borrowed, from start */
-    sx_member *member;     /* borrowed, from start */
-    bool running;          /* the loop thread was started and not joined */
+    sx_replica_set *replicas; /* borrowed, from start */
+    sx_membership *member;    /* borrowed, from start */
+    bool running;             /* the loop thread was started and not joined */
     char *worker_id, *coordinator;
     pthread_mutex_t mu; /* streams, parts, stop, inflight */
     pthread_cond_t cv;
@@ -180,8 +180,8 @@ static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v
     l->inflight++;
     pthread_mutex_unlock(&l->mu);
     SX_LOG(SX_LOG_INFO, "ixlead", "partition=%u appending %zu index marker(s)", p, c->n);
-    sx_replicas_write(l->replicas, p, c->ops, c->n, sx_clock_now_ms() + MARKER_TIMEOUT_MS,
-                      marker_done, c);
+    sx_replica_write(l->replicas, p, c->ops, c->n, sx_clock_now_ms() + MARKER_TIMEOUT_MS,
+                     marker_done, c);
 }
 
 /* ------------------------------------------------------------- shipping -- */
@@ -535,8 +535,8 @@ static void *loop_main(void *arg)
             s->seen = false;
         pthread_mutex_unlock(&l->mu);
 
-        sx_member_view mv;
-        sx_member_get_view(l->member, &mv);
+        sx_membership_view mv;
+        sx_membership_get_view(l->member, &mv);
         uint32_t P = mv.map ? sx_partmap_partitions(mv.map) : 0;
         if (P && !l->parts) {
             l->parts = sx_calloc(P, sizeof(*l->parts));
@@ -544,7 +544,7 @@ static void *loop_main(void *arg)
         }
         for (uint32_t p = 0; P && p < P && p < l->nparts; p++) {
             sx_replica_view v;
-            if (sx_replicas_view(l->replicas, p, &v) && v.leading)
+            if (sx_replica_get_view(l->replicas, p, &v) && v.leading)
                 lead_partition(l, p, &v, mv.map);
         }
         sx_partmap_release(mv.map);
@@ -591,7 +591,7 @@ sx_ixlead *sx_ixlead_create(const sx_ixlead_opts *opts)
     return l;
 }
 
-void sx_ixlead_start(sx_ixlead *l, sx_replicas *replicas, sx_member *member)
+void sx_ixlead_start(sx_ixlead *l, sx_replica_set *replicas, sx_membership *member)
 {
     l->replicas = replicas;
     l->member = member;
@@ -636,15 +636,15 @@ void sx_ixlead_destroy(sx_ixlead *l)
     free(l);
 }
 
-size_t sx_ixlead_reports(sx_replicas *replicas, sx_arena *arena,
+size_t sx_ixlead_reports(sx_replica_set *replicas, sx_arena *arena,
                          Shardex__Internal__V1__IndexReport ***out)
 {
-    uint32_t P = sx_replicas_partitions(replicas);
+    uint32_t P = sx_replica_partitions(replicas);
     size_t n = 0, cap = 0;
     *out = NULL;
     for (uint32_t p = 0; p < P; p++) {
         sx_replica_view v;
-        if (!sx_replicas_view(replicas, p, &v) || !v.leading)
+        if (!sx_replica_get_view(replicas, p, &v) || !v.leading)
             continue;
         size_t na = 0;
         sx_pindex_info *active = sx_pindex_list(v.ix, &na);

@@ -42,7 +42,7 @@ typedef struct sx_ixlead_opts {
  * as their on_applied), and started once they and the membership exist:
  *   create -> start(replicas, member) -> stop -> (replicas destroyed) -> destroy */
 sx_ixlead *sx_ixlead_create(const sx_ixlead_opts *opts);
-void sx_ixlead_start(sx_ixlead *l, sx_replicas *replicas, sx_member *member);
+void sx_ixlead_start(sx_ixlead *l, sx_replica_set *replicas, sx_membership *member);
 /* A leader applied something: ship it now rather than at the next tick.
  * Takes the sx_ixlead as void * (an on_applied observer); never blocks; any
  * time between create and destroy. */
@@ -54,7 +54,7 @@ void sx_ixlead_destroy(sx_ixlead *l); /* stops if needed; accepts NULL */
 
 /* Heartbeat reports of led partitions' indexes (mistyped counts), allocated
  * in arena. */
-size_t sx_ixlead_reports(sx_replicas *replicas, sx_arena *arena,
+size_t sx_ixlead_reports(sx_replica_set *replicas, sx_arena *arena,
                          Shardex__Internal__V1__IndexReport ***out);
 
 #endif

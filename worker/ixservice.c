@@ -33,12 +33,12 @@ sx_status sx_ixservice_scan_local(sx_rpc_call *call, const ProtobufCMessage *req
     for (size_t i = 0; i < req->n_after; i++)
         if (req->after[i]->partition == req->partition && req->after[i]->offset > after)
             after = req->after[i]->offset;
-    sx_status st = sx_replicas_wait_applied(w->replicas, req->partition, after,
-                                            sx_rpc_call_deadline_or_default(call), err);
+    sx_status st = sx_replica_wait_applied(w->replicas, req->partition, after,
+                                           sx_rpc_call_deadline_or_default(call), err);
     if (st != SX_OK)
         return st;
     sx_replica_view v;
-    if (!sx_replicas_view(w->replicas, req->partition, &v) || !v.leading)
+    if (!sx_replica_get_view(w->replicas, req->partition, &v) || !v.leading)
         return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now",
                           req->partition);
     st = sx_pindex_scan(v.ix, req, sx_rpc_call_arena(call), resp, err);
@@ -61,7 +61,7 @@ sx_status sx_ixservice_digest(sx_rpc_call *call, const ProtobufCMessage *reqm,
     if (req->term)
         return sx_tstore_digest(w->terms, req, sx_rpc_call_arena(call), (void *)respm, err);
     sx_replica_view v;
-    if (!sx_replicas_view(w->replicas, req->partition, &v))
+    if (!sx_replica_get_view(w->replicas, req->partition, &v))
         return sx_err_set(err, SX_NOT_FOUND, "partition %u is not hosted on this worker",
                           req->partition);
     return sx_pindex_digest(v.ix, req, sx_rpc_call_arena(call), (void *)respm, err);

@@ -135,13 +135,13 @@ static sx_status load_worker_id(const char *dir, char *id, size_t cap, sx_err *e
 static void on_map(void *arg, sx_partmap *map)
 {
     sx_worker_ctx *w = arg;
-    sx_replicas_on_map(w->replicas, map);
+    sx_replica_on_map(w->replicas, map);
     sx_tstore_on_map(w->terms, sx_partmap_msg(map), sx_partmap_self(map));
 }
 
 static size_t replica_reports(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap)
 {
-    return sx_replicas_reports(((sx_worker_ctx *)arg)->replicas, out, cap);
+    return sx_replica_reports(((sx_worker_ctx *)arg)->replicas, out, cap);
 }
 
 static void more_reports(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req)
@@ -207,7 +207,7 @@ static sx_status open_stores(const config *cfg, worker *w, sx_err *err)
 {
     w->ixlead = sx_ixlead_create(
         &(sx_ixlead_opts){.worker_id = w->id, .coordinator = cfg->coordinator, .rpc = w->rpc});
-    sx_replicas_opts ro = {
+    sx_replica_opts ro = {
         .data_dir = cfg->data_dir,
         .worker_id = w->id,
         .coordinator = cfg->coordinator,
@@ -220,7 +220,7 @@ static sx_status open_stores(const config *cfg, worker *w, sx_err *err)
     };
     char terms_dir[4200];
     snprintf(terms_dir, sizeof(terms_dir), "%s/terms", cfg->data_dir);
-    sx_status st = sx_replicas_create(&ro, &w->ctx.replicas, err);
+    sx_status st = sx_replica_create(&ro, &w->ctx.replicas, err);
     if (st == SX_OK)
         st = sx_tstore_open(terms_dir, NULL, &w->ctx.terms, err);
     return st;
@@ -239,7 +239,7 @@ static sx_status serve(const config *cfg, worker *w, sx_err *err)
                              .max_message_bytes = 20u << 20};
     sx_status st = sx_rpc_server_create(&so, &w->srv, err);
     if (st == SX_OK)
-        st = sx_worker_service_add(w->srv, &w->ctx, err);
+        st = sx_service_add(w->srv, &w->ctx, err);
     if (st == SX_OK)
         st = sx_rpc_server_start(w->srv, err);
     if (st == SX_OK) {
@@ -253,7 +253,7 @@ static sx_status serve(const config *cfg, worker *w, sx_err *err)
  * reports from them), then the shipper, which reads both. */
 static sx_status join(const config *cfg, worker *w, sx_err *err)
 {
-    sx_member_opts mo = {
+    sx_membership_opts mo = {
         .coordinator = cfg->coordinator,
         .worker_id = w->id,
         .address = w->advertise,
@@ -264,10 +264,10 @@ static sx_status join(const config *cfg, worker *w, sx_err *err)
         .more_reports = more_reports,
         .more_arg = &w->ctx,
     };
-    sx_status st = sx_member_start(&mo, &w->ctx.member, err);
+    sx_status st = sx_membership_start(&mo, &w->ctx.member, err);
     if (st != SX_OK)
         return st;
-    sx_replicas_attach_member(w->ctx.replicas, w->ctx.member);
+    sx_replica_attach_member(w->ctx.replicas, w->ctx.member);
     sx_ixlead_start(w->ixlead, w->ctx.replicas, w->ctx.member);
     return SX_OK;
 }
@@ -298,10 +298,10 @@ static void stop(worker *w)
 {
     sx_rpc_server_destroy(w->srv);
     sx_ixlead_stop(w->ixlead);
-    sx_member_halt(w->ctx.member);
-    sx_replicas_destroy(w->ctx.replicas);
+    sx_membership_halt(w->ctx.member);
+    sx_replica_destroy(w->ctx.replicas);
     sx_ixlead_destroy(w->ixlead);
-    sx_member_stop(w->ctx.member);
+    sx_membership_stop(w->ctx.member);
     sx_tstore_close(w->ctx.terms);
     sx_rpc_client_destroy(w->rpc);
     sx_rpc_wait_shutdown(2000);

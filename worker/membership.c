@@ -15,7 +15,7 @@
 
 #define COORD_SVC (&shardex__internal__v1__coordinator__descriptor)
 
-struct sx_member {
+struct sx_membership {
     char *coordinator, *id, *address;
     sx_rpc_client *rpc;
     void (*on_map)(void *arg, sx_partmap *map);
@@ -29,7 +29,7 @@ struct sx_member {
     pthread_cond_t cv;  /* wakes the thread to stop */
     bool stop;
     bool halted;  /* the thread has been joined */
-    bool refresh; /* heartbeat again without waiting (sx_member_refresh) */
+    bool refresh; /* heartbeat again without waiting (sx_membership_refresh) */
     bool registered;
     int32_t index;
     uint64_t incarnation;
@@ -41,7 +41,7 @@ struct sx_member {
 /* Takes ownership of owner; installs map if it is newer than the current one.
  * A map that breaks the invariants is refused whole (and logged): nothing
  * acts on half of one. */
-static void install_map(sx_member *m, ProtobufCMessage *owner,
+static void install_map(sx_membership *m, ProtobufCMessage *owner,
                         const Shardex__Internal__V1__ClusterMap *map)
 {
     sx_partmap *pm = NULL;
@@ -69,7 +69,7 @@ static void install_map(sx_member *m, ProtobufCMessage *owner,
     }
 }
 
-static void do_register(sx_member *m)
+static void do_register(sx_membership *m)
 {
     Shardex__Internal__V1__RegisterRequest req = SHARDEX__INTERNAL__V1__REGISTER_REQUEST__INIT;
     req.worker_id = m->id;
@@ -102,7 +102,8 @@ static void do_register(sx_member *m)
 
 /* One report per hosted replica, however many: sized from the count the
  * callback gives (it only grows, so this ends). */
-static void add_reports(sx_member *m, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req)
+static void add_reports(sx_membership *m, sx_arena *arena,
+                        Shardex__Internal__V1__HeartbeatRequest *req)
 {
     if (!m->reports)
         return;
@@ -118,7 +119,7 @@ static void add_reports(sx_member *m, sx_arena *arena, Shardex__Internal__V1__He
     req->n_replicas = n;
 }
 
-static void do_heartbeat(sx_member *m)
+static void do_heartbeat(sx_membership *m)
 {
     Shardex__Internal__V1__HeartbeatRequest req = SHARDEX__INTERNAL__V1__HEARTBEAT_REQUEST__INIT;
     pthread_mutex_lock(&m->mu);
@@ -166,7 +167,7 @@ static void do_heartbeat(sx_member *m)
 
 static void *member_main(void *arg)
 {
-    sx_member *m = arg;
+    sx_membership *m = arg;
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
         bool registered = m->registered;
@@ -190,10 +191,10 @@ static void *member_main(void *arg)
     return NULL;
 }
 
-sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *err)
+sx_status sx_membership_start(const sx_membership_opts *opts, sx_membership **out, sx_err *err)
 {
     (void)err;
-    sx_member *m = sx_calloc(1, sizeof(*m));
+    sx_membership *m = sx_calloc(1, sizeof(*m));
     m->coordinator = sx_strdup(opts->coordinator);
     m->id = sx_strdup(opts->worker_id);
     m->address = sx_strdup(opts->address);
@@ -213,7 +214,7 @@ sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *e
     return SX_OK;
 }
 
-void sx_member_halt(sx_member *m)
+void sx_membership_halt(sx_membership *m)
 {
     if (!m || m->halted)
         return;
@@ -225,11 +226,11 @@ void sx_member_halt(sx_member *m)
     m->halted = true;
 }
 
-void sx_member_stop(sx_member *m)
+void sx_membership_stop(sx_membership *m)
 {
     if (!m)
         return;
-    sx_member_halt(m);
+    sx_membership_halt(m);
     sx_partmap_release(m->map);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
@@ -239,7 +240,7 @@ void sx_member_stop(sx_member *m)
     free(m);
 }
 
-void sx_member_get_view(sx_member *m, sx_member_view *out)
+void sx_membership_get_view(sx_membership *m, sx_membership_view *out)
 {
     uint64_t now = sx_clock_now_ms();
     pthread_mutex_lock(&m->mu);
@@ -251,7 +252,7 @@ void sx_member_get_view(sx_member *m, sx_member_view *out)
     pthread_mutex_unlock(&m->mu);
 }
 
-void sx_member_refresh(sx_member *m)
+void sx_membership_refresh(sx_membership *m)
 {
     pthread_mutex_lock(&m->mu);
     m->refresh = true;

@@ -9,7 +9,7 @@
  *   REGISTERED --FAILED_PRECONDITION (declared dead)--> UNREGISTERED
  *
  * Nothing else: ISR changes are the replication driver's (replica.c), which
- * may ask for a heartbeat at once (sx_member_refresh) when it changed the map.
+ * may ask for a heartbeat at once (sx_membership_refresh) when it changed the map.
  *
  * The lease is measured on the monotonic clock from when the last answered
  * heartbeat was sent (REPLICATION.md rule 9). Once a lease has passed without
@@ -27,9 +27,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct sx_member sx_member;
+typedef struct sx_membership sx_membership;
 
-typedef struct sx_member_opts {
+typedef struct sx_membership_opts {
     const char *coordinator; /* HOST:PORT */
     const char *worker_id;
     const char *address; /* advertised HOST:PORT */
@@ -46,28 +46,28 @@ typedef struct sx_member_opts {
      * allocates lives in arena, freed after the call. May be NULL. */
     void (*more_reports)(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req);
     void *more_arg;
-} sx_member_opts;
+} sx_membership_opts;
 
 /* Starts the membership thread. Strings are copied. */
-sx_status sx_member_start(const sx_member_opts *opts, sx_member **out, sx_err *err);
+sx_status sx_membership_start(const sx_membership_opts *opts, sx_membership **out, sx_err *err);
 /* Stops the thread (no more callbacks) but keeps views working. */
-void sx_member_halt(sx_member *m);
-void sx_member_stop(sx_member *m); /* halts if needed and frees; accepts NULL */
+void sx_membership_halt(sx_membership *m);
+void sx_membership_stop(sx_membership *m); /* halts if needed and frees; accepts NULL */
 
 /* What the worker believes now. */
-typedef struct sx_member_view {
+typedef struct sx_membership_view {
     int32_t index; /* -1 until registered */
     uint64_t incarnation;
     bool lease_valid;     /* an answered heartbeat was sent less than a lease ago */
     uint64_t ms_since_ok; /* since that heartbeat was sent; UINT64_MAX: never */
     sx_partmap *map;      /* the map as last heard, acquired (sx_partmap_release); NULL
                            * before registration */
-} sx_member_view;
+} sx_membership_view;
 
-void sx_member_get_view(sx_member *m, sx_member_view *out);
+void sx_membership_get_view(sx_membership *m, sx_membership_view *out);
 
 /* Asks for a heartbeat now rather than at the next period (the map moved,
  * e.g. after an accepted ISR change). Any thread; does not wait. */
-void sx_member_refresh(sx_member *m);
+void sx_membership_refresh(sx_membership *m);
 
 #endif

@@ -194,8 +194,8 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
     sx_qplan pl;
     run_ctx q = {.w = arg, .call = call, .pl = &pl};
     q.deadline = sx_rpc_call_deadline_or_default(call);
-    sx_member_view mv;
-    sx_member_get_view(q.w->member, &mv);
+    sx_membership_view mv;
+    sx_membership_get_view(q.w->member, &mv);
     sx_status st = sx_qplan_make(req, mv.map, arena, &pl, err);
     if (st == SX_OK)
         q.attempt_ms = sx_partmap_attempt_ms(mv.map);

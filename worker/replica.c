@@ -45,7 +45,7 @@ typedef struct pending {
     ProtobufCBinaryData *ops;
     size_t n;
     uint64_t deadline_ms;
-    sx_write_done_fn done;
+    sx_replica_write_done_cb done;
     void *arg;
     uint64_t first; /* first offset, once appended */
     struct pending *next;
@@ -63,7 +63,7 @@ typedef struct session {
 } session;
 
 struct replica {
-    sx_replicas *owner;
+    sx_replica_set *owner;
     uint32_t p;
     sx_plog *log;
     sx_pindex *ix; /* its indexes: hooks on log */
@@ -85,12 +85,12 @@ struct replica {
     uint64_t fresh_ms; /* monotonic: when applied last reached the commit offset */
 };
 
-struct sx_replicas {
+struct sx_replica_set {
     char *data_dir;
     char *worker_id;
     char *coordinator;
     sx_rpc_client *rpc;
-    sx_member *member;
+    sx_membership *member;
     sx_fsync_mode fsync;
     uint32_t lag_timeout_ms;
     sx_store_cache *cache;
@@ -102,43 +102,43 @@ struct sx_replicas {
     sx_partmap *next_map; /* held; handed to the manager */
     bool stop;
     pthread_t manager;
-    void (*on_applied)(void *arg); /* the next stage: see sx_replicas_opts */
+    void (*on_applied)(void *arg); /* the next stage: see sx_replica_opts */
     void *on_applied_arg;
 };
 
-static sx_member *member_of(sx_replicas *rs)
+static sx_membership *member_of(sx_replica_set *rs)
 {
     pthread_mutex_lock(&rs->mu);
-    sx_member *m = rs->member;
+    sx_membership *m = rs->member;
     pthread_mutex_unlock(&rs->mu);
     return m;
 }
 
 /* Whether this worker's lease is valid, as its membership says now. */
-static bool lease_valid(sx_replicas *rs)
+static bool lease_valid(sx_replica_set *rs)
 {
-    sx_member *m = member_of(rs);
+    sx_membership *m = member_of(rs);
     if (!m)
         return false;
-    sx_member_view v;
-    sx_member_get_view(m, &v);
+    sx_membership_view v;
+    sx_membership_get_view(m, &v);
     sx_partmap_release(v.map);
     return v.lease_valid;
 }
 
-void sx_replicas_attach_member(sx_replicas *rs, sx_member *member)
+void sx_replica_attach_member(sx_replica_set *rs, sx_membership *member)
 {
     pthread_mutex_lock(&rs->mu);
     rs->member = member;
     pthread_mutex_unlock(&rs->mu);
 }
 
-static replica *get_replica(sx_replicas *rs, uint32_t p)
+static replica *get_replica(sx_replica_set *rs, uint32_t p)
 {
     pthread_mutex_lock(&rs->mu);
     replica *r = p < rs->nparts ? rs->reps[p] : NULL;
     pthread_mutex_unlock(&rs->mu);
-    return r; /* replicas live as long as sx_replicas */
+    return r; /* replicas live as long as sx_replica_set */
 }
 
 /* -------------------------------------------------------- answering writes -- */
@@ -303,7 +303,7 @@ static void append_queued_locked(replica *r)
  * index layer. r->mu held, released meanwhile. */
 static void apply_committed_locked(replica *r)
 {
-    sx_replicas *rs = r->owner;
+    sx_replica_set *rs = r->owner;
     uint64_t hw = r->core.hw, applied = 0;
     pthread_mutex_unlock(&r->mu);
     SX_CRASH_POINT("leader-before-apply");
@@ -377,7 +377,7 @@ static sx_epoch_start *copy_epochs(sx_plog *log, sx_arena *arena, size_t *n)
 static sx_status change_isr(replica *r, const sx_repcore_isr_change *ch, uint64_t timeout_ms,
                             ProtobufCMessage **resp, sx_err *err)
 {
-    sx_replicas *rs = r->owner;
+    sx_replica_set *rs = r->owner;
     int32_t isr[SX_MAX_REPLICAS];
     memcpy(isr, ch->isr, ch->nisr * sizeof(*isr));
     Shardex__Internal__V1__ChangeIsrRequest req = SHARDEX__INTERNAL__V1__CHANGE_ISR_REQUEST__INIT;
@@ -434,7 +434,7 @@ static void ask_shrink_locked(session *s, const sx_repcore_isr_change *ch)
 }
 
 /* p's replicas in the newest map, for the incarnation check of expansion. */
-static sx_repcore_newest newest_of(const sx_member_view *v, uint32_t p,
+static sx_repcore_newest newest_of(const sx_membership_view *v, uint32_t p,
                                    sx_repcore_replica named[SX_MAX_REPLICAS])
 {
     sx_repcore_newest nw = {.lease_valid = v->lease_valid, .leader = -1, .replicas = named};
@@ -456,12 +456,12 @@ static sx_repcore_newest newest_of(const sx_member_view *v, uint32_t p,
  * held, released while the membership is read and during the call. */
 static void ask_expand_locked(replica *r)
 {
-    sx_member *m = member_of(r->owner);
+    sx_membership *m = member_of(r->owner);
     if (!m)
         return;
     pthread_mutex_unlock(&r->mu);
-    sx_member_view v;
-    sx_member_get_view(m, &v);
+    sx_membership_view v;
+    sx_membership_get_view(m, &v);
     sx_repcore_replica named[SX_MAX_REPLICAS];
     sx_repcore_newest nw = newest_of(&v, r->p, named);
     pthread_mutex_lock(&r->mu);
@@ -476,7 +476,7 @@ static void ask_expand_locked(replica *r)
     sx_status st = change_isr(r, &ch, EXPAND_TIMEOUT_MS, &resp, &err);
     if (st == SX_OK) {
         SX_LOG(SX_LOG_INFO, "replica", "isr expanded partition=%u size=%u", r->p, ch.nisr);
-        sx_member_refresh(m); /* the map moved: fetch it now */
+        sx_membership_refresh(m); /* the map moved: fetch it now */
     } else
         SX_LOG(SX_LOG_DEBUG, "replica", "isr expansion refused partition=%u msg=\"%s\"", r->p,
                err.msg);
@@ -688,7 +688,7 @@ static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
 
 /* Opens p's log with its indexes as the observer of every apply: the
  * documents, local index entries and outbox of an offset are one batch. */
-static sx_status open_partition(sx_replicas *rs, const char *dir, uint32_t p, sx_plog **log,
+static sx_status open_partition(sx_replica_set *rs, const char *dir, uint32_t p, sx_plog **log,
                                 sx_pindex **ix, sx_err *err)
 {
     *ix = sx_pindex_create();
@@ -710,7 +710,7 @@ static sx_status open_partition(sx_replicas *rs, const char *dir, uint32_t p, sx
 
 /* Opens p's store and its indexes (a corrupt store is set aside and started
  * empty); false, logged, when it cannot. */
-static bool open_log(sx_replicas *rs, uint32_t p, sx_plog **log, sx_pindex **ix)
+static bool open_log(sx_replica_set *rs, uint32_t p, sx_plog **log, sx_pindex **ix)
 {
     size_t cap = strlen(rs->data_dir) + 64;
     char *dir = sx_malloc(cap), *aside = sx_malloc(cap + 32);
@@ -739,7 +739,7 @@ static bool open_log(sx_replicas *rs, uint32_t p, sx_plog **log, sx_pindex **ix)
     return st == SX_OK;
 }
 
-static replica *open_replica(sx_replicas *rs, uint32_t p)
+static replica *open_replica(sx_replica_set *rs, uint32_t p)
 {
     sx_plog *log = NULL;
     sx_pindex *ix = NULL;
@@ -811,7 +811,7 @@ static void apply_part(replica *r, sx_partmap *pm, int32_t me, const sx_repcore_
     }
 }
 
-static void apply_map(sx_replicas *rs, sx_partmap *pm)
+static void apply_map(sx_replica_set *rs, sx_partmap *pm)
 {
     uint32_t P = sx_partmap_partitions(pm);
     int32_t me = sx_partmap_self(pm);
@@ -849,7 +849,7 @@ static void apply_map(sx_replicas *rs, sx_partmap *pm)
 
 static void *manager_main(void *arg)
 {
-    sx_replicas *rs = arg;
+    sx_replica_set *rs = arg;
     pthread_mutex_lock(&rs->mu);
     while (!rs->stop) {
         if (!rs->next_map) {
@@ -867,7 +867,7 @@ static void *manager_main(void *arg)
     return NULL;
 }
 
-void sx_replicas_on_map(sx_replicas *rs, sx_partmap *map)
+void sx_replica_on_map(sx_replica_set *rs, sx_partmap *map)
 {
     pthread_mutex_lock(&rs->mu);
     sx_partmap_release(rs->next_map); /* superseded before the manager saw it */
@@ -878,10 +878,10 @@ void sx_replicas_on_map(sx_replicas *rs, sx_partmap *map)
 
 /* ------------------------------------------------------------- reports -- */
 
-size_t sx_replicas_reports(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap)
+size_t sx_replica_reports(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap)
 {
-    sx_replicas *rs = arg;
-    uint32_t P = sx_replicas_partitions(rs);
+    sx_replica_set *rs = arg;
+    uint32_t P = sx_replica_partitions(rs);
     size_t n = 0;
     for (uint32_t p = 0; p < P; p++) {
         replica *r = get_replica(rs, p);
@@ -903,8 +903,8 @@ size_t sx_replicas_reports(void *arg, Shardex__Internal__V1__ReplicaReport *out,
 
 /* ---------------------------------------------------------------- write -- */
 
-void sx_replicas_write(sx_replicas *rs, uint32_t p, ProtobufCBinaryData *ops, size_t n,
-                       uint64_t deadline_ms, sx_write_done_fn done, void *arg)
+void sx_replica_write(sx_replica_set *rs, uint32_t p, ProtobufCBinaryData *ops, size_t n,
+                      uint64_t deadline_ms, sx_replica_write_done_cb done, void *arg)
 {
     sx_err err = {0};
     replica *r = get_replica(rs, p);
@@ -1017,8 +1017,7 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
         SX_CRASH_POINT("follower-after-append");
     }
     uint64_t upto = sx_repcore_follow_done(&r->core, a);
-    if (upto > sx_plog_applied(r->log) &&
-        (st = sx_plog_apply(r->log, upto, NULL, err)) != SX_OK) {
+    if (upto > sx_plog_applied(r->log) && (st = sx_plog_apply(r->log, upto, NULL, err)) != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p, err->msg);
         abort();
     }
@@ -1027,9 +1026,9 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
     return SX_OK;
 }
 
-sx_status sx_replicas_append(sx_replicas *rs, const Shardex__Internal__V1__AppendRequest *req,
-                             Shardex__Internal__V1__AppendResponse *resp, sx_arena *arena,
-                             sx_err *err)
+sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__AppendRequest *req,
+                            Shardex__Internal__V1__AppendResponse *resp, sx_arena *arena,
+                            sx_err *err)
 {
     replica *r = get_replica(rs, req->partition);
     if (!r)
@@ -1076,11 +1075,11 @@ static void arena_free_cb(void *a, void *p)
     (void)p; /* freed with the arena */
 }
 
-sx_status sx_replicas_read(sx_replicas *rs, uint32_t p, const char *id, uint64_t after_offset,
-                           uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
-                           sx_err *err)
+sx_status sx_replica_read(sx_replica_set *rs, uint32_t p, const char *id, uint64_t after_offset,
+                          uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
+                          sx_err *err)
 {
-    sx_status st = sx_replicas_wait_applied(rs, p, after_offset, deadline_ms, err);
+    sx_status st = sx_replica_wait_applied(rs, p, after_offset, deadline_ms, err);
     if (st != SX_OK)
         return st;
     replica *r = get_replica(rs, p);
@@ -1105,8 +1104,8 @@ sx_status sx_replicas_read(sx_replicas *rs, uint32_t p, const char *id, uint64_t
     return st;
 }
 
-sx_status sx_replicas_wait_applied(sx_replicas *rs, uint32_t p, uint64_t after_offset,
-                                   uint64_t deadline_ms, sx_err *err)
+sx_status sx_replica_wait_applied(sx_replica_set *rs, uint32_t p, uint64_t after_offset,
+                                  uint64_t deadline_ms, sx_err *err)
 {
     replica *r = get_replica(rs, p);
     bool lease = lease_valid(rs);
@@ -1135,7 +1134,7 @@ sx_status sx_replicas_wait_applied(sx_replicas *rs, uint32_t p, uint64_t after_o
     return SX_OK;
 }
 
-bool sx_replicas_view(sx_replicas *rs, uint32_t p, sx_replica_view *out)
+bool sx_replica_get_view(sx_replica_set *rs, uint32_t p, sx_replica_view *out)
 {
     replica *r = get_replica(rs, p);
     memset(out, 0, sizeof(*out));
@@ -1155,7 +1154,7 @@ bool sx_replicas_view(sx_replicas *rs, uint32_t p, sx_replica_view *out)
     return true;
 }
 
-uint32_t sx_replicas_partitions(sx_replicas *rs)
+uint32_t sx_replica_partitions(sx_replica_set *rs)
 {
     pthread_mutex_lock(&rs->mu);
     uint32_t n = rs->nparts;
@@ -1165,9 +1164,9 @@ uint32_t sx_replicas_partitions(sx_replicas *rs)
 
 /* ---------------------------------------------------------------- admin -- */
 
-size_t sx_replicas_states(sx_replicas *rs, sx_replica_state *out, size_t cap)
+size_t sx_replica_states(sx_replica_set *rs, sx_replica_state *out, size_t cap)
 {
-    uint32_t P = sx_replicas_partitions(rs);
+    uint32_t P = sx_replica_partitions(rs);
     size_t n = 0;
     for (uint32_t p = 0; p < P; p++) {
         replica *r = get_replica(rs, p);
@@ -1192,8 +1191,8 @@ size_t sx_replicas_states(sx_replicas *rs, sx_replica_state *out, size_t cap)
     return n;
 }
 
-sx_status sx_replicas_read_log(sx_replicas *rs, uint32_t p, uint64_t from, uint32_t max,
-                               sx_arena *arena, sx_replica_log *out, sx_err *err)
+sx_status sx_replica_read_log(sx_replica_set *rs, uint32_t p, uint64_t from, uint32_t max,
+                              sx_arena *arena, sx_replica_log *out, sx_err *err)
 {
     replica *r = get_replica(rs, p);
     memset(out, 0, sizeof(*out));
@@ -1213,8 +1212,8 @@ sx_status sx_replicas_read_log(sx_replicas *rs, uint32_t p, uint64_t from, uint3
     return SX_OK;
 }
 
-sx_status sx_replicas_scan_docs(sx_replicas *rs, uint32_t p, sx_replica_doc_fn fn, void *arg,
-                                uint64_t *applied, sx_err *err)
+sx_status sx_replica_scan_docs(sx_replica_set *rs, uint32_t p, sx_replica_doc_cb fn, void *arg,
+                               uint64_t *applied, sx_err *err)
 {
     replica *r = get_replica(rs, p);
     if (!r)
@@ -1228,10 +1227,10 @@ sx_status sx_replicas_scan_docs(sx_replicas *rs, uint32_t p, sx_replica_doc_fn f
 
 /* ------------------------------------------------------------- lifecycle -- */
 
-sx_status sx_replicas_create(const sx_replicas_opts *opts, sx_replicas **out, sx_err *err)
+sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, sx_err *err)
 {
     (void)err;
-    sx_replicas *rs = sx_calloc(1, sizeof(*rs));
+    sx_replica_set *rs = sx_calloc(1, sizeof(*rs));
     rs->data_dir = sx_strdup(opts->data_dir);
     rs->worker_id = sx_strdup(opts->worker_id);
     rs->coordinator = sx_strdup(opts->coordinator);
@@ -1250,7 +1249,7 @@ sx_status sx_replicas_create(const sx_replicas_opts *opts, sx_replicas **out, sx
     return SX_OK;
 }
 
-void sx_replicas_destroy(sx_replicas *rs)
+void sx_replica_destroy(sx_replica_set *rs)
 {
     if (!rs)
         return;

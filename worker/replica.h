@@ -61,7 +61,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef struct sx_replicas sx_replicas;
+typedef struct sx_replica_set sx_replica_set;
 
 typedef enum {
     SX_FSYNC_BATCH = 0,  /* one fsync per group of concurrent writes (default) */
@@ -69,36 +69,36 @@ typedef enum {
     SX_FSYNC_NEVER = 2,  /* leave it to the OS: acknowledged writes can be lost on a crash */
 } sx_fsync_mode;
 
-typedef struct sx_replicas_opts {
+typedef struct sx_replica_opts {
     const char *data_dir; /* partitions live in data_dir/partitions/pNNNN */
     const char *worker_id;
     const char *coordinator; /* for ISR changes */
     sx_rpc_client *rpc;      /* borrowed */
-    sx_member *member;       /* borrowed: lease; may be attached later */
+    sx_membership *member;   /* borrowed: lease; may be attached later */
     sx_fsync_mode fsync;
     uint32_t lag_timeout_ms; /* 0: the lease */
     /* The pipeline's next stage: runs (on a replica thread, no lock held; it
      * must not block) whenever a leader applied newly committed entries, so
      * that the index layer ships them at once. It may run until
-     * sx_replicas_destroy returns. NULL: nothing. */
+     * sx_replica_destroy returns. NULL: nothing. */
     void (*on_applied)(void *arg);
     void *on_applied_arg;
-} sx_replicas_opts;
+} sx_replica_opts;
 
-sx_status sx_replicas_create(const sx_replicas_opts *opts, sx_replicas **out, sx_err *err);
-void sx_replicas_destroy(sx_replicas *r); /* accepts NULL */
+sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, sx_err *err);
+void sx_replica_destroy(sx_replica_set *r); /* accepts NULL */
 
 /* The membership gives the lease; it is started after the replicas (it calls
  * into them), so it is attached once running. */
-void sx_replicas_attach_member(sx_replicas *r, sx_member *member);
+void sx_replica_attach_member(sx_replica_set *r, sx_membership *member);
 
 /* A newer map arrived: roles are reconciled on the manager thread. */
-void sx_replicas_on_map(sx_replicas *r, sx_partmap *map);
+void sx_replica_on_map(sx_replica_set *r, sx_partmap *map);
 
 /* Heartbeat reports: one per hosted replica. Fills at most cap and returns
  * how many replicas are hosted in all (more than cap: call again with room
  * for them; the number only grows). Any thread. */
-size_t sx_replicas_reports(void *r, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
+size_t sx_replica_reports(void *r, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
 
 /* Leader: appends ops (packed LogOps, borrowed until done runs) to p and calls
  * done once they are committed and applied (offsets, one per op) or failed:
@@ -106,27 +106,27 @@ size_t sx_replicas_reports(void *r, Shardex__Internal__V1__ReplicaReport *out, s
  * SX_FAILED_PRECONDITION when the ISR is below min_isr, SX_DEADLINE_EXCEEDED
  * at deadline_ms (the ops may still commit later). done runs on a replica
  * thread, or before this returns when the write is refused at once. */
-typedef void (*sx_write_done_fn)(void *arg, sx_status st, const sx_err *err,
-                                 const uint64_t *offsets, size_t n);
-void sx_replicas_write(sx_replicas *r, uint32_t p, ProtobufCBinaryData *ops, size_t n,
-                       uint64_t deadline_ms, sx_write_done_fn done, void *arg);
+typedef void (*sx_replica_write_done_cb)(void *arg, sx_status st, const sx_err *err,
+                                         const uint64_t *offsets, size_t n);
+void sx_replica_write(sx_replica_set *r, uint32_t p, ProtobufCBinaryData *ops, size_t n,
+                      uint64_t deadline_ms, sx_replica_write_done_cb done, void *arg);
 
 /* Follower: handles a leader's Append. Response arrays are allocated in arena. */
-sx_status sx_replicas_append(sx_replicas *r, const Shardex__Internal__V1__AppendRequest *req,
-                             Shardex__Internal__V1__AppendResponse *resp, sx_arena *arena,
-                             sx_err *err);
+sx_status sx_replica_append(sx_replica_set *r, const Shardex__Internal__V1__AppendRequest *req,
+                            Shardex__Internal__V1__AppendResponse *resp, sx_arena *arena,
+                            sx_err *err);
 
 /* Leader: reads a document once after_offset is applied (waits up to
  * deadline_ms: SX_DEADLINE_EXCEEDED). SX_ABORTED when not the leader.
  * The document is unpacked into arena-owned memory. */
-sx_status sx_replicas_read(sx_replicas *r, uint32_t p, const char *id, uint64_t after_offset,
-                           uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
-                           sx_err *err);
+sx_status sx_replica_read(sx_replica_set *r, uint32_t p, const char *id, uint64_t after_offset,
+                          uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
+                          sx_err *err);
 
 /* Leader: waits until after_offset is applied (up to deadline_ms:
  * SX_DEADLINE_EXCEEDED); SX_ABORTED when this worker does not lead p. */
-sx_status sx_replicas_wait_applied(sx_replicas *r, uint32_t p, uint64_t after_offset,
-                                   uint64_t deadline_ms, sx_err *err);
+sx_status sx_replica_wait_applied(sx_replica_set *r, uint32_t p, uint64_t after_offset,
+                                  uint64_t deadline_ms, sx_err *err);
 
 /* One hosted replica as it is now, for the index layer. log and ix live as
  * long as r. */
@@ -141,9 +141,9 @@ typedef struct sx_replica_view {
 } sx_replica_view;
 
 /* False when p is not hosted here. */
-bool sx_replicas_view(sx_replicas *r, uint32_t p, sx_replica_view *out);
+bool sx_replica_get_view(sx_replica_set *r, uint32_t p, sx_replica_view *out);
 /* P, once a map arrived (0 before). */
-uint32_t sx_replicas_partitions(sx_replicas *r);
+uint32_t sx_replica_partitions(sx_replica_set *r);
 
 /* For WorkerAdmin (operators, checkers, tests), as plain data; the service
  * layer builds the messages. */
@@ -163,7 +163,7 @@ typedef struct sx_replica_state {
 
 /* Every hosted replica, by partition: fills at most cap and returns how many
  * are hosted in all (more than cap: call again with room; it only grows). */
-size_t sx_replicas_states(sx_replicas *r, sx_replica_state *out, size_t cap);
+size_t sx_replica_states(sx_replica_set *r, sx_replica_state *out, size_t cap);
 
 /* Part of one replica's log and its whole epoch table, allocated in the
  * arena given. */
@@ -177,15 +177,15 @@ typedef struct sx_replica_log {
 
 /* Up to max entries (0 or above 10000: 10000; about 8 MiB) from offset from
  * (0: 1). SX_NOT_FOUND when p is not hosted here; sx_plog_read's codes. */
-sx_status sx_replicas_read_log(sx_replicas *r, uint32_t p, uint64_t from, uint32_t max,
-                               sx_arena *arena, sx_replica_log *out, sx_err *err);
+sx_status sx_replica_read_log(sx_replica_set *r, uint32_t p, uint64_t from, uint32_t max,
+                              sx_arena *arena, sx_replica_log *out, sx_err *err);
 
 /* Calls fn for each applied document of p in id order (packed Document and
  * its version, borrowed for the call; false stops), at one snapshot whose
  * applied offset goes to *applied. SX_NOT_FOUND when p is not hosted here. */
-typedef bool (*sx_replica_doc_fn)(void *arg, const char *id, size_t id_len, uint64_t version,
+typedef bool (*sx_replica_doc_cb)(void *arg, const char *id, size_t id_len, uint64_t version,
                                   const uint8_t *doc, size_t len);
-sx_status sx_replicas_scan_docs(sx_replicas *r, uint32_t p, sx_replica_doc_fn fn, void *arg,
-                                uint64_t *applied, sx_err *err);
+sx_status sx_replica_scan_docs(sx_replica_set *r, uint32_t p, sx_replica_doc_cb fn, void *arg,
+                               uint64_t *applied, sx_err *err);
 
 #endif

@@ -32,7 +32,7 @@ sx_status sx_replservice_write(sx_rpc_call *call, const ProtobufCMessage *reqm,
     wc->resp = (void *)respm;
     sx_rpc_call_defer(call);
     uint64_t deadline = sx_rpc_call_deadline_or_default(call);
-    sx_replicas_write(w->replicas, req->partition, req->ops, req->n_ops, deadline, write_done, wc);
+    sx_replica_write(w->replicas, req->partition, req->ops, req->n_ops, deadline, write_done, wc);
     return SX_OK;
 }
 
@@ -40,8 +40,8 @@ sx_status sx_replservice_append(sx_rpc_call *call, const ProtobufCMessage *reqm,
                                 ProtobufCMessage *respm, void *arg, sx_err *err)
 {
     sx_worker_ctx *w = arg;
-    return sx_replicas_append(w->replicas, (const void *)reqm, (void *)respm,
-                              sx_rpc_call_arena(call), err);
+    return sx_replica_append(w->replicas, (const void *)reqm, (void *)respm,
+                             sx_rpc_call_arena(call), err);
 }
 
 sx_status sx_replservice_read(sx_rpc_call *call, const ProtobufCMessage *reqm,
@@ -50,6 +50,6 @@ sx_status sx_replservice_read(sx_rpc_call *call, const ProtobufCMessage *reqm,
     sx_worker_ctx *w = arg;
     const Shardex__Internal__V1__ReadRequest *req = (const void *)reqm;
     uint64_t deadline = sx_rpc_call_deadline_or_default(call);
-    return sx_replicas_read(w->replicas, req->partition, req->id, req->after_offset, deadline,
-                            sx_rpc_call_arena(call), (void *)respm, err);
+    return sx_replica_read(w->replicas, req->partition, req->id, req->after_offset, deadline,
+                           sx_rpc_call_arena(call), (void *)respm, err);
 }

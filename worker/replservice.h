@@ -12,11 +12,11 @@
 #include "rpc.h"
 #include "service.h"
 
-/* Append: a follower takes a leader's entries (sx_replicas_append); fsyncs. */
+/* Append: a follower takes a leader's entries (sx_replica_append); fsyncs. */
 sx_status sx_replservice_append(sx_rpc_call *call, const ProtobufCMessage *req,
                                 ProtobufCMessage *resp, void *arg, sx_err *err);
 /* Write: the leader appends packed LogOps and answers once they are committed
- * and applied (sx_replicas_write): the reply is deferred, holding no thread. */
+ * and applied (sx_replica_write): the reply is deferred, holding no thread. */
 sx_status sx_replservice_write(sx_rpc_call *call, const ProtobufCMessage *req,
                                ProtobufCMessage *resp, void *arg, sx_err *err);
 /* Read: the leader's document once the `after` offset is applied (waits). */

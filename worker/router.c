@@ -77,8 +77,8 @@ static void write_here_cb(void *arg, const ProtobufCMessage *reqm, uint64_t dead
             memcpy(data, req->ops[i].data, req->ops[i].len);
         data += req->ops[i].len;
     }
-    sx_replicas_write(w->replicas, req->partition, hw->ops, req->n_ops, deadline_ms,
-                      here_write_done_cb, hw);
+    sx_replica_write(w->replicas, req->partition, hw->ops, req->n_ops, deadline_ms,
+                     here_write_done_cb, hw);
 }
 
 /* ------------------------------------------------------------ routing -- */
@@ -183,8 +183,8 @@ static sx_status route_ops(sx_worker_ctx *w, sx_rpc_call *call, const char *cons
                            Shardex__V1__WriteToken ***tokens_out, sx_err *err)
 {
     sx_arena *a = sx_rpc_call_arena(call);
-    sx_member_view v;
-    sx_member_get_view(w->member, &v);
+    sx_membership_view v;
+    sx_membership_get_view(w->member, &v);
     uint32_t P = v.map ? sx_partmap_partitions(v.map) : 0;
     sx_partmap_release(v.map);
     if (P == 0)
@@ -285,8 +285,8 @@ sx_status sx_router_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
     sx_status st = sx_validate_id(req->id, err);
     if (st != SX_OK)
         return st;
-    sx_member_view v;
-    sx_member_get_view(w->member, &v);
+    sx_membership_view v;
+    sx_membership_get_view(w->member, &v);
     uint32_t P = v.map ? sx_partmap_partitions(v.map) : 0;
     sx_partmap_release(v.map);
     if (P == 0)

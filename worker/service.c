@@ -59,7 +59,7 @@ static const row worker_methods[] = {
     {ADMIN, {"SetFaults", sx_adminservice_set_faults, SX_RPC_INLINE}},
 };
 
-sx_status sx_worker_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)
+sx_status sx_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)
 {
     sx_status st = SX_OK;
     for (size_t i = 0; st == SX_OK && i < sizeof(worker_methods) / sizeof(worker_methods[0]); i++)

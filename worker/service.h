@@ -11,13 +11,13 @@ typedef struct sx_worker_ctx {
     const char *worker_id;
     const char *coordinator; /* HOST:PORT */
     sx_rpc_client *rpc;
-    sx_member *member;
-    sx_replicas *replicas;
+    sx_membership *member;
+    sx_replica_set *replicas;
     struct sx_tstore *terms; /* term partitions this worker owns */
 } sx_worker_ctx;
 
 /* Registers every method of the worker on srv (before it starts), each
  * handler taking w as its arg. */
-sx_status sx_worker_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err);
+sx_status sx_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err);
 
 #endif

@@ -723,25 +723,41 @@ static void test_row1_restarted_follower_keeps_acked_tail(void **state)
 static void test_row2_unsynced_follower_restarts_first(void **state)
 {
     sx_cluster *c = *state;
-    const uint32_t p = 7;
-    part_view v = view_of(c, p);
+    const uint32_t P = c->opts.partitions;
+    part_view v = view_of(c, P - 1);
     assert_true(v.ok && v.leader != NONE);
-    const uint32_t L = v.leader, F = (L + 1) % 3, G = (L + 2) % 3;
+    const uint32_t F = (v.leader + 1) % 3;
     ack_log *acks = calloc(1, sizeof(*acks));
     sx_doc_spec base[NDOCS], wdocs[NDOCS], x1[NDOCS], x2[NDOCS];
-    docs_for(c, p, "r2-base", base, NDOCS);
-    docs_for(c, p, "r2-w", wdocs, NDOCS);
-    docs_for(c, p, "r2-x1", x1, NDOCS);
-    docs_for(c, p, "r2-x2", x2, NDOCS);
-    uint64_t base_last = 0;
-    must_put(c, L, base, NDOCS, acks, NULL, &base_last);
+    /* Every partition gets its base now: F must receive no entries once its
+     * crash point is armed, and which partition F will follow is known only
+     * after it rejoined (balancing may hand it some leaderships then). */
+    uint64_t *base_last = calloc(P, sizeof(*base_last));
+    for (uint32_t q = 0; q < P; q++) {
+        docs_for(c, q, "r2-base", base, NDOCS);
+        must_put(c, v.leader, base, NDOCS, acks, NULL, &base_last[q]);
+    }
 
     /* F dies the next time it receives entries, before writing them. */
     sx_cluster_kill_worker(c, F);
     static const char *const crash[] = {"SHARDEX_CRASH_POINT=follower-before-append", NULL};
     assert_true(sx_cluster_start_worker_env(c, F, crash));
     SX_FX_CHECK_REPLICAS(c, WAIT_MS); /* whole again, and nothing sent F entries */
-    const uint64_t k = base_last + 1; /* where W goes */
+    /* The partition: the last one F follows (not leads) in the settled map. */
+    uint32_t p = P;
+    for (uint32_t q = P; q-- > 0 && p == P;) {
+        v = view_of(c, q);
+        if (v.ok && v.leader != NONE && v.leader != F)
+            p = q;
+    }
+    if (p == P)
+        SX_FX_FAIL(c, "the restarted worker %u leads every partition", F);
+    const uint32_t L = v.leader, G = 3 - L - F;
+    docs_for(c, p, "r2-w", wdocs, NDOCS);
+    docs_for(c, p, "r2-x1", x1, NDOCS);
+    docs_for(c, p, "r2-x2", x2, NDOCS);
+    const uint64_t k = base_last[p] + 1; /* where W goes */
+    free(base_last);
     pid_t fpid = c->worker_pid[F];
 
     /* The coordinator stands still: no ISR change, one judgement of all deaths. */
@@ -811,8 +827,7 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
     SX_FX_WAIT(c, writable, &wr, WAIT_MS,
                "timed out waiting until the partition has a leader and min_isr in-sync replicas");
     /* Balancing may hand the leadership to G (which holds W) as soon as it is
-     * in the ISR; partition 7 is the last one F's ISR expansion reaches, so F
-     * normally keeps it. */
+     * in the ISR; F normally keeps it. */
     part_view before = view_of(c, p);
     uint64_t x2_first = 0;
     must_put(c, G, x2, NDOCS, acks, &x2_first, NULL);
