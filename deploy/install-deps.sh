@@ -9,7 +9,7 @@ PKGS="build-essential gcc make cmake pkg-config git
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 libleveldb-dev libcmocka-dev libxxhash-dev libjansson-dev
 python3 python3-grpcio python3-protobuf
-iproute2 procps"
+iproute2 procps nftables"
 
 missing=""
 for p in $PKGS; do
