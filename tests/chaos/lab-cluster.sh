@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# lab-cluster.sh: a shardex cluster on the lab's hosts (tests/chaos/lab.sh).
+#
+# Workers run on hosts 1..N, the coordinator on host N+1, clients (the
+# shardex tool, workloads) on host N+2; every process listens on its host's
+# address with port 0 and writes a port file, so nothing guesses a port.
+# State lives in DIR: DIR/coord, DIR/wK (data), DIR/*.log, DIR/*.pid,
+# DIR/servers (the workers' addresses, comma-separated).
+#
+#   lab-cluster.sh start BUILD DIR N [P R MIN_ISR LEASE_MS]
+#                                   make the lab (N+2 hosts) and start the cluster
+#   lab-cluster.sh kill DIR K       kill -9 worker K (K = c: the coordinator)
+#   lab-cluster.sh restart DIR K    start worker K (or c) again on its data
+#   lab-cluster.sh pause DIR K      SIGSTOP;  resume DIR K: SIGCONT
+#   lab-cluster.sh client DIR CMD...  run CMD on the client host, with
+#                                   SHARDEX_SERVER set to the workers
+#   lab-cluster.sh stop DIR         kill everything and remove the lab
+#
+# Root only (the lab is). Partitions: lab.sh cut / deaf / isolate / heal on
+# the hosts named above.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+lab="$here/lab.sh"
+
+die() {
+    echo "lab-cluster.sh: $*" >&2
+    exit 2
+}
+
+# wait_port FILE: the port a process wrote, within 10 s.
+wait_port() {
+    for _ in $(seq 100); do
+        if [ -s "$1" ]; then
+            cat "$1"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "no port in $1 after 10 s (see its log)"
+}
+
+n_of() { cat "$1/n"; }
+build_of() { cat "$1/build"; }
+
+# host_of DIR K: the lab host of worker K, or of the coordinator (c).
+host_of() {
+    local n
+    n=$(n_of "$1")
+    if [ "$2" = c ]; then echo $((n + 1)); else echo "$2"; fi
+}
+
+start_coordinator() {
+    local dir=$1 n host addr
+    n=$(n_of "$dir")
+    host=$((n + 1))
+    addr=$("$lab" addr "$host")
+    rm -f "$dir/coord.port"
+    ("$lab" exec "$host" "$(build_of "$dir")/coordinator/shardex-coordinator" \
+        --listen "$addr:0" --port-file "$dir/coord.port" --data-dir "$dir/coord" \
+        $(cat "$dir/coord.flags") >>"$dir/coord.log" 2>&1 &
+        echo $! >"$dir/c.pid")
+    echo "$addr:$(wait_port "$dir/coord.port")" >"$dir/coord.addr"
+}
+
+start_worker() {
+    local dir=$1 k=$2 addr
+    addr=$("$lab" addr "$k")
+    rm -f "$dir/w$k.port"
+    ("$lab" exec "$k" "$(build_of "$dir")/worker/shardex-worker" \
+        --coordinator "$(cat "$dir/coord.addr")" --listen "$addr:0" \
+        --port-file "$dir/w$k.port" --data-dir "$dir/w$k" >>"$dir/w$k.log" 2>&1 &
+        echo $! >"$dir/$k.pid")
+    wait_port "$dir/w$k.port" >/dev/null
+}
+
+start() {
+    local build dir n
+    build=$(cd "$1" && pwd)
+    dir=$2
+    n=$3
+    [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 32 ] || die "start: N must be in 1..32"
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    echo "$build" >"$dir/build"
+    echo "$n" >"$dir/n"
+    echo "--partitions ${4:-8} --replication ${5:-3} --min-isr ${6:-2} --lease-ms ${7:-1000}" \
+        >"$dir/coord.flags"
+    "$lab" up $((n + 2))
+    start_coordinator "$dir"
+    local servers="" k
+    for k in $(seq 1 "$n"); do
+        start_worker "$dir" "$k"
+        servers="$servers${servers:+,}$("$lab" addr "$k"):$(cat "$dir/w$k.port")"
+    done
+    echo "$servers" >"$dir/servers"
+    echo "$servers"
+}
+
+signal() { # signal DIR K SIG
+    local pidf="$1/$2.pid"
+    [ -f "$pidf" ] || die "no process $2 in $1"
+    kill "-$3" "$(cat "$pidf")" 2>/dev/null || true
+}
+
+cmd=${1:-}
+[ -n "$cmd" ] || die "usage: lab-cluster.sh start BUILD DIR N [P R MIN_ISR LEASE_MS] | kill|restart|pause|resume DIR K | client DIR CMD... | stop DIR"
+shift
+case "$cmd" in
+start)
+    [ $# -ge 3 ] || die "usage: lab-cluster.sh start BUILD DIR N [P R MIN_ISR LEASE_MS]"
+    start "$@"
+    ;;
+kill) signal "$1" "$2" KILL ;;
+pause) signal "$1" "$2" STOP ;;
+resume) signal "$1" "$2" CONT ;;
+restart)
+    [ $# -eq 2 ] || die "usage: lab-cluster.sh restart DIR K"
+    if [ "$2" = c ]; then start_coordinator "$1"; else start_worker "$1" "$2"; fi
+    ;;
+client)
+    [ $# -ge 2 ] || die "usage: lab-cluster.sh client DIR CMD..."
+    dir=$1
+    shift
+    SHARDEX_SERVER=$(cat "$dir/servers") exec "$lab" exec $(($(n_of "$dir") + 2)) "$@"
+    ;;
+stop)
+    [ $# -eq 1 ] || die "usage: lab-cluster.sh stop DIR"
+    "$lab" down
+    ;;
+host) host_of "$@" ;;
+*) die "unknown command '$cmd'" ;;
+esac
