@@ -673,6 +673,7 @@ static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
     uint64_t leo = sx_plog_leo(r->log);
     sx_repcore_lead(&r->core, cm, sx_plog_commit(r->log), sx_plog_applied(r->log), leo,
                     sx_clock_now_ms());
+    recommit_locked(r); /* alone in the ISR, the log is committed now: reads need not wait */
     uint64_t hw = r->core.hw;
     r->lead_map = sx_partmap_acquire(pm); /* the peers' addresses live in it */
     for (uint32_t k = 0; k < r->core.npeers; k++)
@@ -1021,6 +1022,8 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p, err->msg);
         abort();
     }
+    if (sx_plog_applied(r->log) >= r->core.leader_commit)
+        r->fresh_ms = sx_clock_now_ms(); /* as fresh as its leader said, a round trip ago */
     resp->log_end_offset = sx_plog_leo(r->log);
     resp->applied_offset = sx_plog_applied(r->log);
     return SX_OK;
@@ -1118,9 +1121,19 @@ sx_status sx_replica_wait_applied(sx_replica_set *rs, uint32_t p, uint64_t after
             return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now", p);
         }
         uint64_t applied = sx_plog_applied(r->log);
-        if (applied >= after_offset)
+        bool serving = sx_repcore_serving(&r->core, applied);
+        if (applied >= after_offset && serving)
             break;
         uint64_t now = sx_clock_now_ms();
+        if (now >= deadline_ms && !serving) {
+            uint64_t start = r->core.epoch_start, hw = r->core.hw;
+            pthread_mutex_unlock(&r->mu);
+            return sx_err_set(err, SX_UNAVAILABLE,
+                              "partition %u: the new leader has not yet committed and applied "
+                              "its log up to offset %" PRIu64 ", where its epoch began "
+                              "(commit %" PRIu64 ", applied %" PRIu64 ")",
+                              p, start - 1, hw, applied);
+        }
         if (now >= deadline_ms) {
             pthread_mutex_unlock(&r->mu);
             return sx_err_set(err, SX_DEADLINE_EXCEEDED,
@@ -1148,8 +1161,12 @@ bool sx_replica_get_view(sx_replica_set *rs, uint32_t p, sx_replica_view *out)
     out->epoch = r->core.epoch;
     out->commit = sx_repcore_commit(&r->core);
     out->applied = sx_plog_applied(r->log);
+    /* A leader that does not serve yet may lack acknowledged writes whatever
+     * its own hw says: never fresh (rule 7). */
+    bool behind = out->applied < out->commit ||
+                  (r->core.role == SX_REPCORE_LEADER && !sx_repcore_serving(&r->core, out->applied));
     uint64_t now = sx_clock_now_ms();
-    out->stale_ms = out->applied >= out->commit || now < r->fresh_ms ? 0 : now - r->fresh_ms;
+    out->stale_ms = !behind ? 0 : now > r->fresh_ms ? now - r->fresh_ms : 1;
     pthread_mutex_unlock(&r->mu);
     return true;
 }
