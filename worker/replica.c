@@ -5,7 +5,9 @@
  * entries, asking the coordinator for ISR changes). This file owns the
  * threads, locks, clocks, RPCs and the log's I/O; what to do next is asked of
  * the replica's sx_repcore. Each replica's state is guarded by its own mutex;
- * nothing holds it across an RPC or an fsync of another replica.
+ * nothing holds it across an RPC, an fsync of another replica or an apply
+ * (which can hold the plog's lock for seconds: an index backfill), so the
+ * heartbeat's reports, Status and views, which take it, never wait long.
  */
 #include "replica.h"
 
@@ -83,6 +85,9 @@ struct replica {
     bool appender_running;
 
     uint64_t fresh_ms; /* monotonic: when applied last reached the commit offset */
+
+    /* follower */
+    bool applying; /* an Append applies without mu: the next Append waits for it */
 };
 
 struct sx_replica_set {
@@ -990,7 +995,7 @@ static void answer_mismatch(replica *r, Shardex__Internal__V1__AppendResponse *r
 }
 
 /* Runs an accepted plan: truncate, append, apply up to the bound the core
- * gives. r->mu held. */
+ * gives. r->mu held, released during the apply. */
 static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *req,
                         const sx_repcore_append *a, const sx_repcore_append_plan *plan,
                         Shardex__Internal__V1__AppendResponse *resp, sx_err *err)
@@ -1018,9 +1023,23 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
         SX_CRASH_POINT("follower-after-append");
     }
     uint64_t upto = sx_repcore_follow_done(&r->core, a);
-    if (upto > sx_plog_applied(r->log) && (st = sx_plog_apply(r->log, upto, NULL, err)) != SX_OK) {
-        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p, err->msg);
-        abort();
+    if (upto > sx_plog_applied(r->log)) {
+        /* Without mu: an index backfill in the apply takes seconds, and the
+         * heartbeat's reports, Status and views take mu. The next Append
+         * waits (applying), so nothing truncates meanwhile; a leadership that
+         * begins meanwhile appends above our leo and applies from its hw,
+         * and everything up to upto is committed, so neither conflicts. */
+        r->applying = true;
+        pthread_mutex_unlock(&r->mu);
+        st = sx_plog_apply(r->log, upto, NULL, err);
+        pthread_mutex_lock(&r->mu);
+        r->applying = false;
+        pthread_cond_broadcast(&r->cv);
+        if (st != SX_OK) {
+            SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p,
+                   err->msg);
+            abort();
+        }
     }
     if (sx_plog_applied(r->log) >= r->core.leader_commit)
         r->fresh_ms = sx_clock_now_ms(); /* as fresh as its leader said, a round trip ago */
@@ -1046,6 +1065,8 @@ sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__App
     sx_repcore_append_plan plan;
     sx_status st = SX_OK;
     pthread_mutex_lock(&r->mu);
+    while (r->applying) /* one Append at a time, its apply included */
+        pthread_cond_wait(&r->cv, &r->mu);
     sx_repcore_local l = local_of(r, &a, &ours);
     sx_repcore_follow_plan(&r->core, &a, &l, &plan);
     if (plan.verdict == SX_REPCORE_APPEND_STALE)
