@@ -41,10 +41,10 @@ void sx_crash_points_init(void);
 extern bool sx__delay_points_on;
 void sx__delay_point(const char *name);
 
-#define SX_DELAY_POINT(name)                                                                 \
-    do {                                                                                     \
-        if (sx__delay_points_on)                                                             \
-            sx__delay_point(name);                                                           \
+#define SX_DELAY_POINT(name)                                                                       \
+    do {                                                                                           \
+        if (sx__delay_points_on)                                                                   \
+            sx__delay_point(name);                                                                 \
     } while (0)
 
 /* Reads SHARDEX_DELAY_POINT; call once at start (the worker does). */

@@ -8,10 +8,10 @@
  * with an index backfill in it can hold it for seconds); `pub_mu` guards the
  * mirror for the getters, and a writer (holding mu) takes it only to change
  * memory, so that heartbeats, Status and the replication driver read offsets
- * and epochs without ever waiting for a write. What the protocol relies on (appends asked to sync, epoch rows,
- * truncations) is fsynced; applies are not, since documents are re-derived
- * from the durable log after a crash and the applied offset travels in the
- * same batch as what it applied.
+ * and epochs without ever waiting for a write. What the protocol relies on
+ * (appends asked to sync, epoch rows, truncations) is fsynced; applies are
+ * not, since documents are re-derived from the durable log after a crash and
+ * the applied offset travels in the same batch as what it applied.
  * Not here: what to append, where to truncate, what is committed (replica.c).
  */
 #include "plog.h"
@@ -50,8 +50,8 @@ static const char COMMIT_KEY[] = "Mcommit";
 struct sx_plog {
     sx_store *store;
     uint32_t partition;
-    char *dir;              /* for messages */
-    pthread_mutex_t mu;     /* orders every write; held across its I/O */
+    char *dir;          /* for messages */
+    pthread_mutex_t mu; /* orders every write; held across its I/O */
     /* The fields below change only with mu and pub_mu both held (pub_mu just
      * for the change in memory); code holding mu reads them freely, getters
      * hold pub_mu only. */
@@ -60,10 +60,10 @@ struct sx_plog {
     uint64_t last_epoch;    /* epoch of the entry at leo */
     sx_epoch_start *epochs; /* ascending epoch, non-decreasing start_offset */
     size_t nepochs, cap_epochs;
-    uint64_t applied;    /* <= leo */
-    uint64_t commit;     /* highest commit offset recorded; may exceed leo */
-    uint64_t appends;    /* batches appended since open (one fsync each when synced) */
-    uint64_t appended;   /* entries appended since open */
+    uint64_t applied;     /* <= leo */
+    uint64_t commit;      /* highest commit offset recorded; may exceed leo */
+    uint64_t appends;     /* batches appended since open (one fsync each when synced) */
+    uint64_t appended;    /* entries appended since open */
     sx_plog_observer obs; /* what applies feed; zero when nothing */
 };
 

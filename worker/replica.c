@@ -1184,8 +1184,8 @@ bool sx_replica_get_view(sx_replica_set *rs, uint32_t p, sx_replica_view *out)
     out->applied = sx_plog_applied(r->log);
     /* A leader that does not serve yet may lack acknowledged writes whatever
      * its own hw says: never fresh (rule 7). */
-    bool behind = out->applied < out->commit ||
-                  (r->core.role == SX_REPCORE_LEADER && !sx_repcore_serving(&r->core, out->applied));
+    bool behind = out->applied < out->commit || (r->core.role == SX_REPCORE_LEADER &&
+                                                 !sx_repcore_serving(&r->core, out->applied));
     uint64_t now = sx_clock_now_ms();
     out->stale_ms = !behind ? 0 : now > r->fresh_ms ? now - r->fresh_ms : 1;
     pthread_mutex_unlock(&r->mu);

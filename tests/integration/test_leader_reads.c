@@ -149,7 +149,7 @@ static bool leader_moved(void *arg)
 /* What the reads after the failover saw. */
 typedef struct reads {
     unsigned found, retryable, queries_whole;
-    char gone[512];  /* the first Get that said "not found", or a status nobody retries */
+    char gone[512];   /* the first Get that said "not found", or a status nobody retries */
     char short_[512]; /* the first LOCAL query that missed some of W */
 } reads;
 
@@ -159,8 +159,7 @@ static bool retryable(sx_status st)
 }
 
 /* Gets every document of W once, through the running workers in turn. */
-static void get_round(sx_cluster *c, const sx_doc_spec *w, uint32_t dead, unsigned round,
-                      reads *r)
+static void get_round(sx_cluster *c, const sx_doc_spec *w, uint32_t dead, unsigned round, reads *r)
 {
     for (size_t k = 0; k < NDOCS; k++) {
         uint32_t via = (uint32_t)((round + k) % c->nworkers);
@@ -176,10 +175,9 @@ static void get_round(sx_cluster *c, const sx_doc_spec *w, uint32_t dead, unsign
         else if (st != SX_OK && retryable(st))
             r->retryable++;
         else if (!r->gone[0])
-            snprintf(r->gone, sizeof(r->gone),
-                     "get %s via worker %u (%" PRIu64 " ms): %s%s%s", w[k].id, via, ms,
-                     sx_status_name(st), st == SX_OK ? (g->found ? ", other text" : ", not found")
-                                                     : ": ",
+            snprintf(r->gone, sizeof(r->gone), "get %s via worker %u (%" PRIu64 " ms): %s%s%s",
+                     w[k].id, via, ms, sx_status_name(st),
+                     st == SX_OK ? (g->found ? ", other text" : ", not found") : ": ",
                      st == SX_OK ? "" : err.msg);
         sx_rpc_free(g ? &g->base : NULL);
     }
@@ -209,8 +207,8 @@ static void query_round(sx_cluster *c, uint32_t dead, unsigned round, const char
         r->retryable++;
     else if (!r->short_[0])
         snprintf(r->short_, sizeof(r->short_),
-                 "LOCAL query via worker %u: %s, %zu of %d hits, staleness_ms %" PRIu64 "%s%s",
-                 via, sx_status_name(st), st == SX_OK ? resp->n_hits : 0, NDOCS,
+                 "LOCAL query via worker %u: %s, %zu of %d hits, staleness_ms %" PRIu64 "%s%s", via,
+                 sx_status_name(st), st == SX_OK ? resp->n_hits : 0, NDOCS,
                  st == SX_OK ? resp->staleness_ms : 0, st == SX_OK ? "" : ": ",
                  st == SX_OK ? "" : err.msg);
     sx_rpc_free(resp ? &resp->base : NULL);
@@ -254,8 +252,9 @@ static void test_new_leader_serves_acknowledged_writes(void **state)
         if (i == L)
             continue;
         rstate r = state_of(c, i, p);
-        fprintf(stderr, "worker %u partition %u: leo %" PRIu64 " commit %" PRIu64
-                        " applied %" PRIu64 " (W at %" PRIu64 "..%" PRIu64 ")\n",
+        fprintf(stderr,
+                "worker %u partition %u: leo %" PRIu64 " commit %" PRIu64 " applied %" PRIu64
+                " (W at %" PRIu64 "..%" PRIu64 ")\n",
                 i, p, r.leo, r.commit, r.applied, w_first, w_last);
         if (!r.ok || r.leo < w_last)
             SX_FX_FAIL(c, "worker %u does not hold W, acknowledged", i);

@@ -193,14 +193,15 @@ static void test_index_backfill_keeps_every_lease(void **state)
                        i, after.alive[i], before.incarnation[i], after.incarnation[i]);
     for (uint32_t p = 0; p < before.nparts; p++)
         if (after.epoch[p] != before.epoch[p])
-            SX_FX_FAIL(c, "partition %u changed leader during the backfill: epoch %" PRIu64
-                          " then %" PRIu64,
+            SX_FX_FAIL(c,
+                       "partition %u changed leader during the backfill: epoch %" PRIu64
+                       " then %" PRIu64,
                        p, before.epoch[p], after.epoch[p]);
     if (file_has(c, "coord.log", "worker dead"))
         SX_FX_FAIL(c, "the coordinator declared a worker dead during the backfill");
     if (worst == UINT64_MAX)
-        SX_FX_FAIL(c, "worker %u did not answer Status within %d ms during the backfill",
-                   worst_at, STATUS_MS);
+        SX_FX_FAIL(c, "worker %u did not answer Status within %d ms during the backfill", worst_at,
+                   STATUS_MS);
     if (!ready)
         SX_FX_FAIL(c, "the index did not become READY in %d ms", WAIT_MS);
 
