@@ -1,6 +1,7 @@
 /* crashpoint.c: see crashpoint.h. */
 #include "crashpoint.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <stdatomic.h>
@@ -38,4 +39,37 @@ void sx__crash_point(const char *name)
         return;
     SX_LOG(SX_LOG_WARN, "crash", "dying at crash point name=%s", name);
     _exit(SX_CRASH_EXIT);
+}
+
+bool sx__delay_points_on;
+static char delay_point[128];
+static uint64_t delay_ms;
+
+void sx_delay_points_init(void)
+{
+    const char *env = getenv("SHARDEX_DELAY_POINT");
+    const char *colon = env ? strchr(env, ':') : NULL;
+    if (!colon || colon == env || atol(colon + 1) <= 0) {
+        if (env && env[0])
+            SX_LOG(SX_LOG_ERROR, "delay", "SHARDEX_DELAY_POINT=%s ignored: want name:ms", env);
+        return;
+    }
+    size_t n = (size_t)(colon - env);
+    if (n >= sizeof(delay_point))
+        n = sizeof(delay_point) - 1;
+    memcpy(delay_point, env, n);
+    delay_point[n] = '\0';
+    delay_ms = (uint64_t)atol(colon + 1);
+    sx__delay_points_on = true;
+    SX_LOG(SX_LOG_WARN, "delay", "delay point armed name=%s ms=%llu", delay_point,
+           (unsigned long long)delay_ms);
+}
+
+void sx__delay_point(const char *name)
+{
+    if (strcmp(name, delay_point) != 0)
+        return;
+    SX_LOG(SX_LOG_WARN, "delay", "delaying at delay point name=%s ms=%llu", name,
+           (unsigned long long)delay_ms);
+    sx_clock_sleep_ms(delay_ms);
 }

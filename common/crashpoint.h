@@ -1,6 +1,7 @@
 /* crashpoint.h: named places where a test can make a process die, to stage
  * the crashes of REPLICATION.md's table (e.g. after a follower received
- * entries but before it made them durable).
+ * entries but before it made them durable), or make a thread wait (delay
+ * points, below).
  *
  *   SX_CRASH_POINT("follower-before-fsync");
  *
@@ -27,5 +28,26 @@ void sx__crash_point(const char *name);
 
 /* Reads SHARDEX_CRASH_POINT; call once at start (daemons do). */
 void sx_crash_points_init(void);
+
+/* Delay points: named places where a test can make a thread sleep, to hold
+ * what it holds there for long (e.g. a partition's lock inside an index
+ * backfill) without building a large data set.
+ *
+ *   SX_DELAY_POINT("backfill-scan");
+ *
+ * sleeps ms milliseconds each time it is reached when the environment
+ * variable SHARDEX_DELAY_POINT is "name:ms". Off unless set: the check costs
+ * one branch on a cached flag. */
+extern bool sx__delay_points_on;
+void sx__delay_point(const char *name);
+
+#define SX_DELAY_POINT(name)                                                                       \
+    do {                                                                                           \
+        if (sx__delay_points_on)                                                                   \
+            sx__delay_point(name);                                                                 \
+    } while (0)
+
+/* Reads SHARDEX_DELAY_POINT; call once at start (the worker does). */
+void sx_delay_points_init(void);
 
 #endif

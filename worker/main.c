@@ -316,6 +316,7 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     sx_crash_points_init();
+    sx_delay_points_init();
     worker w = {0};
     sx_err err = {0};
     if (start(&cfg, &w, &err) != SX_OK) {

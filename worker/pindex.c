@@ -1,6 +1,7 @@
 /* pindex.c: see pindex.h. */
 #include "pindex.h"
 
+#include "crashpoint.h"
 #include "keys.h"
 #include "log.h"
 #include "sx_limits.h"
@@ -335,6 +336,7 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
         free(packed);
         sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
         backfill bf = {.pi = pi, .b = b, .x = &x, .offset = offset, .err = err};
+        SX_DELAY_POINT("backfill-scan"); /* tests: a long scan, under the plog's mutex */
         sx_status st = sx_plog_scan_docs_locked(pi->log, backfill_doc, &bf, err);
         if (st == SX_OK)
             st = bf.st;

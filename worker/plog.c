@@ -2,12 +2,16 @@
  * offsets and applied documents, in one LevelDB (key layout in plog.h).
  *
  * Memory mirrors the durable state every call needs (leo, last epoch, epoch
- * table, applied, commit) under one mutex, and changes only after the batch
- * that makes it durable has been written: a failed write leaves both as they
- * were. What the protocol relies on (appends asked to sync, epoch rows,
- * truncations) is fsynced; applies are not, since documents are re-derived
- * from the durable log after a crash and the applied offset travels in the
- * same batch as what it applied.
+ * table, applied, commit), and changes only after the batch that makes it
+ * durable has been written: a failed write leaves both as they were. Two
+ * mutexes: `mu` orders every write and is held across its I/O (an apply batch
+ * with an index backfill in it can hold it for seconds); `pub_mu` guards the
+ * mirror for the getters, and a writer (holding mu) takes it only to change
+ * memory, so that heartbeats, Status and the replication driver read offsets
+ * and epochs without ever waiting for a write. What the protocol relies on
+ * (appends asked to sync, epoch rows, truncations) is fsynced; applies are
+ * not, since documents are re-derived from the durable log after a crash and
+ * the applied offset travels in the same batch as what it applied.
  * Not here: what to append, where to truncate, what is committed (replica.c).
  */
 #include "plog.h"
@@ -46,16 +50,20 @@ static const char COMMIT_KEY[] = "Mcommit";
 struct sx_plog {
     sx_store *store;
     uint32_t partition;
-    char *dir;              /* for messages */
-    pthread_mutex_t mu;     /* guards the fields below and orders every write */
+    char *dir;          /* for messages */
+    pthread_mutex_t mu; /* orders every write; held across its I/O */
+    /* The fields below change only with mu and pub_mu both held (pub_mu just
+     * for the change in memory); code holding mu reads them freely, getters
+     * hold pub_mu only. */
+    pthread_mutex_t pub_mu;
     uint64_t leo;           /* last offset in the log; 0 when empty */
     uint64_t last_epoch;    /* epoch of the entry at leo */
     sx_epoch_start *epochs; /* ascending epoch, non-decreasing start_offset */
     size_t nepochs, cap_epochs;
-    uint64_t applied;    /* <= leo */
-    uint64_t commit;     /* highest commit offset recorded; may exceed leo */
-    uint64_t appends;    /* batches appended since open (one fsync each when synced) */
-    uint64_t appended;   /* entries appended since open */
+    uint64_t applied;     /* <= leo */
+    uint64_t commit;      /* highest commit offset recorded; may exceed leo */
+    uint64_t appends;     /* batches appended since open (one fsync each when synced) */
+    uint64_t appended;    /* entries appended since open */
     sx_plog_observer obs; /* what applies feed; zero when nothing */
 };
 
@@ -142,6 +150,7 @@ static uint64_t max_epoch_locked(const sx_plog *p)
     return p->nepochs ? p->epochs[p->nepochs - 1].epoch : 0;
 }
 
+/* mu and pub_mu held (or the plog not yet shared, in open). */
 static void push_epoch(sx_plog *p, uint64_t epoch, uint64_t start)
 {
     if (p->nepochs == p->cap_epochs) {
@@ -320,6 +329,7 @@ sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *
     if (opts->observer)
         p->obs = *opts->observer;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->pub_mu, NULL);
     /* Sync per write: the policy is off so that apply batches skip fsync. */
     sx_store_opts so = {.cache = opts->cache, .write_buffer_bytes = opts->write_buffer_bytes};
     sx_status st = sx_store_open(dir, &so, &p->store, err);
@@ -350,6 +360,7 @@ void sx_plog_close(sx_plog *p)
         return;
     sx_store_close(p->store);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->pub_mu);
     free(p->epochs);
     free(p->dir);
     free(p);
@@ -362,68 +373,68 @@ uint32_t sx_plog_partition(const sx_plog *p)
     return p->partition;
 }
 
-/* Each getter reads under the mutex: the fields change together. */
+/* Each getter reads under pub_mu, never mu: it waits for no write. */
 uint64_t sx_plog_leo(sx_plog *p)
 {
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->pub_mu);
     uint64_t v = p->leo;
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->pub_mu);
     return v;
 }
 
 uint64_t sx_plog_last_epoch(sx_plog *p)
 {
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->pub_mu);
     uint64_t v = p->last_epoch;
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->pub_mu);
     return v;
 }
 
 uint64_t sx_plog_max_epoch(sx_plog *p)
 {
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->pub_mu);
     uint64_t v = max_epoch_locked(p);
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->pub_mu);
     return v;
 }
 
 uint64_t sx_plog_applied(sx_plog *p)
 {
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->pub_mu);
     uint64_t v = p->applied;
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->pub_mu);
     return v;
 }
 
 uint64_t sx_plog_commit(sx_plog *p)
 {
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->pub_mu);
     uint64_t v = p->commit;
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->pub_mu);
     return v;
 }
 
 sx_status sx_plog_epoch_at(sx_plog *p, uint64_t offset, uint64_t *epoch, sx_err *err)
 {
     sx_status st = SX_OK;
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->pub_mu);
     if (offset > p->leo)
         st = sx_err_set(err, SX_OUT_OF_RANGE,
                         "plog %s: offset %" PRIu64 " is beyond the log end %" PRIu64, p->dir,
                         offset, p->leo);
     else
         *epoch = offset == 0 ? 0 : table_epoch_at(p->epochs, p->nepochs, offset);
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->pub_mu);
     return st;
 }
 
 size_t sx_plog_epochs(sx_plog *p, sx_epoch_start *out, size_t cap)
 {
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->pub_mu);
     size_t n = p->nepochs;
     if (cap > 0 && n > 0)
         memcpy(out, p->epochs, (cap < n ? cap : n) * sizeof(*out));
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->pub_mu);
     return n;
 }
 
@@ -446,8 +457,11 @@ sx_status sx_plog_begin_epoch(sx_plog *p, uint64_t epoch, sx_err *err)
         key_u64(&key, TAG_EPOCH, epoch);
         val_u64(&val, p->leo + 1);
         st = sx_store_put(p->store, key.data, key.len, val.data, val.len, SX_SYNC_YES, err);
-        if (st == SX_OK)
+        if (st == SX_OK) {
+            pthread_mutex_lock(&p->pub_mu);
             push_epoch(p, epoch, p->leo + 1);
+            pthread_mutex_unlock(&p->pub_mu);
+        }
     }
     pthread_mutex_unlock(&p->mu);
     sx_buf_free(&key);
@@ -509,6 +523,7 @@ sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool
     st = sx_store_write(p->store, b, sync ? SX_SYNC_YES : SX_SYNC_NO, err);
     if (st != SX_OK)
         goto fail;
+    pthread_mutex_lock(&p->pub_mu);
     p->nepochs = keep;
     for (size_t i = 0; i < nrows; i++)
         push_epoch(p, rows[i].epoch, rows[i].start_offset);
@@ -516,6 +531,7 @@ sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool
     p->last_epoch = entries[n - 1].epoch;
     p->appends++;
     p->appended += n;
+    pthread_mutex_unlock(&p->pub_mu);
 fail:
     pthread_mutex_unlock(&p->mu);
     free(rows);
@@ -573,10 +589,12 @@ sx_status sx_plog_truncate(sx_plog *p, uint64_t offset, sx_err *err)
     st = sx_store_write(p->store, b, SX_SYNC_YES, err);
     if (st != SX_OK)
         goto done;
+    pthread_mutex_lock(&p->pub_mu);
     p->leo = offset;
     p->nepochs = keep;
     p->last_epoch = offset ? table_epoch_at(p->epochs, p->nepochs, offset) : 0;
     p->commit = commit;
+    pthread_mutex_unlock(&p->pub_mu);
 done:
     pthread_mutex_unlock(&p->mu);
     sx_batch_destroy(b);
@@ -837,8 +855,11 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit, b
         val_u64(&c->val, new_commit);
         st = sx_store_put(p->store, COMMIT_KEY, strlen(COMMIT_KEY), c->val.data, c->val.len,
                           SX_SYNC_NO, err);
-        if (st == SX_OK)
+        if (st == SX_OK) {
+            pthread_mutex_lock(&p->pub_mu);
             p->commit = new_commit;
+            pthread_mutex_unlock(&p->pub_mu);
+        }
         return st;
     }
     sx_batch_clear(c->batch);
@@ -901,8 +922,10 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit, b
             p->obs.end(p->obs.arg, wst == SX_OK);
         if (wst != SX_OK)
             return wst;
+        pthread_mutex_lock(&p->pub_mu);
         p->applied = next - 1;
         p->commit = new_commit;
+        pthread_mutex_unlock(&p->pub_mu);
     } else if (observed && p->obs.end) {
         p->obs.end(p->obs.arg, false);
     }
@@ -1034,8 +1057,8 @@ sx_status sx_plog_scan_docs(sx_plog *p,
 
 void sx_plog_counters(sx_plog *p, uint64_t *appends, uint64_t *entries)
 {
-    pthread_mutex_lock(&p->mu);
+    pthread_mutex_lock(&p->pub_mu);
     *appends = p->appends;
     *entries = p->appended;
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->pub_mu);
 }

@@ -30,8 +30,13 @@
  * treats it as fatal (rule 8).
  *
  * Thread-safety: every function may be called from any thread; an internal
- * mutex orders appends, truncations and applies; reads of documents go
- * straight to LevelDB and see applied state only.
+ * mutex orders appends, truncations and applies, and is held across their
+ * I/O (an apply batch with an index backfill in it: seconds). The getters of
+ * offsets, epochs and counters (sx_plog_leo ... sx_plog_epochs,
+ * sx_plog_counters) never wait for it: they read the state as of the last
+ * write that completed. sx_plog_read and sx_plog_snapshot do wait for the
+ * write in progress. Reads of documents go straight to LevelDB and see
+ * applied state only.
  */
 #ifndef SX_PLOG_H
 #define SX_PLOG_H

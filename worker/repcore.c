@@ -161,6 +161,14 @@ uint64_t sx_repcore_commit(const sx_repcore *c)
     return c->role == SX_REPCORE_LEADER ? c->hw : c->leader_commit;
 }
 
+bool sx_repcore_serving(const sx_repcore *c, uint64_t applied)
+{
+    if (!sx_repcore_leading(c))
+        return false;
+    uint64_t acked = c->epoch_start - 1; /* what earlier leaders may have acknowledged */
+    return c->hw >= acked && applied >= acked;
+}
+
 /* ------------------------------------------------------------- commit -- */
 
 sx_status sx_repcore_admit(const sx_repcore *c)

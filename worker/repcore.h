@@ -19,6 +19,11 @@
  *           incarnation or address changed): stop, record (E, leo + 1) in the
  *           epoch table (the driver), then lead: hw from the persisted commit
  *           offset, never the leo (rule 7), every follower unsynced.
+ *           It serves reads (its applied state as the partition's) only
+ *           once hw reached epoch_start - 1 and that is applied
+ *           (sx_repcore_serving): its log up to there may hold entries an
+ *           earlier leader committed and acknowledged, above the commit
+ *           offset it had persisted.
  *   LEADER --sx_repcore_fence--> LEADER, fenced
  *           session: a follower refused our epoch (it knows a newer one).
  *   LEADER --sx_repcore_follow_plan--> LEADER, fenced
@@ -203,6 +208,15 @@ bool sx_repcore_leading(const sx_repcore *c);
 /* The commit offset as this replica knows it: a leader's hw, a follower's
  * leader's as last heard. */
 uint64_t sx_repcore_commit(const sx_repcore *c);
+
+/* Rule 7 for reads: whether a leader's applied state (documents, local
+ * indexes) may be served as the partition's, with applied its applied offset.
+ * Its log up to the start of its epoch (epoch_start - 1) may hold entries that
+ * earlier leaders committed and acknowledged while the commit offset it
+ * persisted lags them; they are committed in this epoch once hw reaches
+ * epoch_start - 1 (followers answered in this epoch), and readable once
+ * applied. False for anything but a leader that is not fenced. */
+bool sx_repcore_serving(const sx_repcore *c, uint64_t applied);
 
 /* ------------------------------------------------------------- leader -- */
 

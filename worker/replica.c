@@ -5,7 +5,9 @@
  * entries, asking the coordinator for ISR changes). This file owns the
  * threads, locks, clocks, RPCs and the log's I/O; what to do next is asked of
  * the replica's sx_repcore. Each replica's state is guarded by its own mutex;
- * nothing holds it across an RPC or an fsync of another replica.
+ * nothing holds it across an RPC, an fsync of another replica or an apply
+ * (which can hold the plog's lock for seconds: an index backfill), so the
+ * heartbeat's reports, Status and views, which take it, never wait long.
  */
 #include "replica.h"
 
@@ -83,6 +85,9 @@ struct replica {
     bool appender_running;
 
     uint64_t fresh_ms; /* monotonic: when applied last reached the commit offset */
+
+    /* follower */
+    bool applying; /* an Append applies without mu: the next Append waits for it */
 };
 
 struct sx_replica_set {
@@ -673,6 +678,7 @@ static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
     uint64_t leo = sx_plog_leo(r->log);
     sx_repcore_lead(&r->core, cm, sx_plog_commit(r->log), sx_plog_applied(r->log), leo,
                     sx_clock_now_ms());
+    recommit_locked(r); /* alone in the ISR, the log is committed now: reads need not wait */
     uint64_t hw = r->core.hw;
     r->lead_map = sx_partmap_acquire(pm); /* the peers' addresses live in it */
     for (uint32_t k = 0; k < r->core.npeers; k++)
@@ -989,7 +995,7 @@ static void answer_mismatch(replica *r, Shardex__Internal__V1__AppendResponse *r
 }
 
 /* Runs an accepted plan: truncate, append, apply up to the bound the core
- * gives. r->mu held. */
+ * gives. r->mu held, released during the apply. */
 static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *req,
                         const sx_repcore_append *a, const sx_repcore_append_plan *plan,
                         Shardex__Internal__V1__AppendResponse *resp, sx_err *err)
@@ -1017,10 +1023,26 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
         SX_CRASH_POINT("follower-after-append");
     }
     uint64_t upto = sx_repcore_follow_done(&r->core, a);
-    if (upto > sx_plog_applied(r->log) && (st = sx_plog_apply(r->log, upto, NULL, err)) != SX_OK) {
-        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p, err->msg);
-        abort();
+    if (upto > sx_plog_applied(r->log)) {
+        /* Without mu: an index backfill in the apply takes seconds, and the
+         * heartbeat's reports, Status and views take mu. The next Append
+         * waits (applying), so nothing truncates meanwhile; a leadership that
+         * begins meanwhile appends above our leo and applies from its hw,
+         * and everything up to upto is committed, so neither conflicts. */
+        r->applying = true;
+        pthread_mutex_unlock(&r->mu);
+        st = sx_plog_apply(r->log, upto, NULL, err);
+        pthread_mutex_lock(&r->mu);
+        r->applying = false;
+        pthread_cond_broadcast(&r->cv);
+        if (st != SX_OK) {
+            SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p,
+                   err->msg);
+            abort();
+        }
     }
+    if (sx_plog_applied(r->log) >= r->core.leader_commit)
+        r->fresh_ms = sx_clock_now_ms(); /* as fresh as its leader said, a round trip ago */
     resp->log_end_offset = sx_plog_leo(r->log);
     resp->applied_offset = sx_plog_applied(r->log);
     return SX_OK;
@@ -1043,6 +1065,8 @@ sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__App
     sx_repcore_append_plan plan;
     sx_status st = SX_OK;
     pthread_mutex_lock(&r->mu);
+    while (r->applying) /* one Append at a time, its apply included */
+        pthread_cond_wait(&r->cv, &r->mu);
     sx_repcore_local l = local_of(r, &a, &ours);
     sx_repcore_follow_plan(&r->core, &a, &l, &plan);
     if (plan.verdict == SX_REPCORE_APPEND_STALE)
@@ -1118,9 +1142,19 @@ sx_status sx_replica_wait_applied(sx_replica_set *rs, uint32_t p, uint64_t after
             return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now", p);
         }
         uint64_t applied = sx_plog_applied(r->log);
-        if (applied >= after_offset)
+        bool serving = sx_repcore_serving(&r->core, applied);
+        if (applied >= after_offset && serving)
             break;
         uint64_t now = sx_clock_now_ms();
+        if (now >= deadline_ms && !serving) {
+            uint64_t start = r->core.epoch_start, hw = r->core.hw;
+            pthread_mutex_unlock(&r->mu);
+            return sx_err_set(err, SX_UNAVAILABLE,
+                              "partition %u: the new leader has not yet committed and applied "
+                              "its log up to offset %" PRIu64 ", where its epoch began "
+                              "(commit %" PRIu64 ", applied %" PRIu64 ")",
+                              p, start - 1, hw, applied);
+        }
         if (now >= deadline_ms) {
             pthread_mutex_unlock(&r->mu);
             return sx_err_set(err, SX_DEADLINE_EXCEEDED,
@@ -1148,8 +1182,12 @@ bool sx_replica_get_view(sx_replica_set *rs, uint32_t p, sx_replica_view *out)
     out->epoch = r->core.epoch;
     out->commit = sx_repcore_commit(&r->core);
     out->applied = sx_plog_applied(r->log);
+    /* A leader that does not serve yet may lack acknowledged writes whatever
+     * its own hw says: never fresh (rule 7). */
+    bool behind = out->applied < out->commit || (r->core.role == SX_REPCORE_LEADER &&
+                                                 !sx_repcore_serving(&r->core, out->applied));
     uint64_t now = sx_clock_now_ms();
-    out->stale_ms = out->applied >= out->commit || now < r->fresh_ms ? 0 : now - r->fresh_ms;
+    out->stale_ms = !behind ? 0 : now > r->fresh_ms ? now - r->fresh_ms : 1;
     pthread_mutex_unlock(&r->mu);
     return true;
 }

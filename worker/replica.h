@@ -33,6 +33,11 @@
  *            the followers that caught up (rule 3, see repcore.h); from the
  *            moment it asks, commits wait for them too (pending), and the
  *            membership is asked to fetch the new map at once.
+ *   reads    Read and ScanLocal (sx_replica_read, sx_replica_wait_applied)
+ *            wait until the commit offset reached the end of the log as the
+ *            epoch began and that is applied (sx_repcore_serving): entries
+ *            there may have been acknowledged by an earlier leader although
+ *            the commit offset persisted here lags them (rule 7).
  *   fenced   a follower that knows a newer epoch refuses us: we stop
  *            admitting writes and fail those waiting, until the map moves us.
  *
@@ -116,15 +121,18 @@ sx_status sx_replica_append(sx_replica_set *r, const Shardex__Internal__V1__Appe
                             Shardex__Internal__V1__AppendResponse *resp, sx_arena *arena,
                             sx_err *err);
 
-/* Leader: reads a document once after_offset is applied (waits up to
- * deadline_ms: SX_DEADLINE_EXCEEDED). SX_ABORTED when not the leader.
+/* Leader: reads a document once after_offset is applied and this leader
+ * serves reads (as sx_replica_wait_applied). SX_ABORTED when not the leader.
  * The document is unpacked into arena-owned memory. */
 sx_status sx_replica_read(sx_replica_set *r, uint32_t p, const char *id, uint64_t after_offset,
                           uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
                           sx_err *err);
 
-/* Leader: waits until after_offset is applied (up to deadline_ms:
- * SX_DEADLINE_EXCEEDED); SX_ABORTED when this worker does not lead p. */
+/* Leader: waits until after_offset is applied and this leader serves reads
+ * (its log as its epoch began is committed and applied, sx_repcore_serving),
+ * up to deadline_ms: then SX_UNAVAILABLE while it does not serve yet, else
+ * SX_DEADLINE_EXCEEDED (both retryable). SX_ABORTED when this worker does not
+ * lead p. */
 sx_status sx_replica_wait_applied(sx_replica_set *r, uint32_t p, uint64_t after_offset,
                                   uint64_t deadline_ms, sx_err *err);
 
@@ -137,7 +145,9 @@ typedef struct sx_replica_view {
     uint64_t epoch;  /* the map's epoch of p */
     uint64_t commit; /* leader: high watermark; follower: the leader's as last heard */
     uint64_t applied;
-    uint64_t stale_ms; /* 0 when applied reached commit; else since it last did */
+    /* 0 when applied reached commit and, a leader, it serves reads; else the
+     * time since applied last reached the commit offset it knew (at least 1) */
+    uint64_t stale_ms;
 } sx_replica_view;
 
 /* False when p is not hosted here. */

@@ -333,6 +333,52 @@ static void test_new_leader_starts_from_persisted_commit(void **state)
     assert_int_equal(sx_repcore_commit(&c), 4);
 }
 
+static void test_new_leader_serves_reads_from_epoch_start(void **state)
+{
+    (void)state;
+    sx_repcore c;
+    /* Offsets 7..12 may have been committed and acknowledged by the last
+     * leader, though this replica persisted commit 6 only. */
+    lead(&c, ISR_ALL, 3, 2, 6, 12);
+    assert_int_equal(c.hw, 6);
+    assert_false(sx_repcore_serving(&c, 6));
+    /* A write of this epoch is appended before any follower answers. */
+    ack(&c, W1, 13, T0 + 1);
+    assert_int_equal(c.hw, 6); /* worker 2 has not answered in this epoch */
+    assert_false(sx_repcore_serving(&c, 6));
+    sx_repcore_step st;
+    sx_repcore_session_step(&c, W2, 12, T0 + 2, &st); /* its probe was sent at leo 12 */
+    assert_true(sx_repcore_acked(&c, W2, &st, 0, T0 + 2, 13));
+    assert_int_equal(c.hw, 12);
+    /* Committed now, served once applied; 13 need not be. */
+    assert_false(sx_repcore_serving(&c, 11));
+    assert_true(sx_repcore_serving(&c, 12));
+    /* Fenced: nothing is served. */
+    sx_repcore_fence(&c);
+    assert_false(sx_repcore_serving(&c, 13));
+
+    /* A leader that persisted everything it holds serves at once. */
+    lead(&c, ISR_ALL, 3, 2, 12, 12);
+    assert_true(sx_repcore_serving(&c, 12));
+    assert_false(sx_repcore_serving(&c, 11));
+    /* An empty log too. */
+    lead(&c, ISR_ALL, 3, 2, 0, 0);
+    assert_true(sx_repcore_serving(&c, 0));
+    /* Alone in the ISR with min_isr 1: once the commit point is computed. */
+    lead(&c, ISR_0, 1, 1, 3, 9);
+    assert_false(sx_repcore_serving(&c, 9));
+    assert_true(sx_repcore_update_hw(&c, 9));
+    assert_true(sx_repcore_serving(&c, 9));
+
+    /* A follower serves nothing, whatever it applied. */
+    sx_repcore f;
+    sx_repcore_init(&f, EPOCH - 1, LAG);
+    sx_repcore_map m = map_of(EPOCH, 1, 1, ISR_ALL, 3, 2);
+    take(&f, 0, &m, 12, 12, T0);
+    assert_int_equal(f.role, SX_REPCORE_FOLLOWER);
+    assert_false(sx_repcore_serving(&f, 12));
+}
+
 static void test_pending_followers_count_for_commit(void **state)
 {
     (void)state;
@@ -995,6 +1041,7 @@ int main(void)
         cmocka_unit_test(test_commit_every_isr_follower_synced),
         cmocka_unit_test(test_commit_never_above_leo_never_falls),
         cmocka_unit_test(test_new_leader_starts_from_persisted_commit),
+        cmocka_unit_test(test_new_leader_serves_reads_from_epoch_start),
         cmocka_unit_test(test_pending_followers_count_for_commit),
         cmocka_unit_test(test_pending_ends_with_the_replica_or_the_epoch),
         cmocka_unit_test(test_fenced_leader_stops),
