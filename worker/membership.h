@@ -5,6 +5,8 @@
  * it hears of. States:
  *
  *   UNREGISTERED --RegisterWorker ok--> REGISTERED (index, incarnation, map)
+ *           (the request names the partition stores lost at start, opts.lost,
+ *           until one registration succeeds)
  *   REGISTERED --Heartbeat ok--> REGISTERED (lease renewed from the send time)
  *   REGISTERED --FAILED_PRECONDITION (declared dead)--> UNREGISTERED
  *
