@@ -3,8 +3,8 @@
  * invariant check.
  *
  * sx_assign keeps a copy of its input and works on the caller's arrays; the
- * steps only move leaders, replicas, isr members and owners, and never touch an
- * epoch or an isr_version. At the end the result is diffed against the copy: a
+ * steps only move leaders, replicas, isr and elr members and owners, and never
+ * touch an epoch or an isr_version. At the end the result is diffed against the copy: a
  * partition whose leader (isr, owner) differs gets its epoch (isr_version,
  * epoch) raised by exactly one, and sx_assign_changes holds the net change, so
  * a replica chosen and then moved again within one call counts once. Pure: no
@@ -32,6 +32,7 @@ typedef struct ctx {
     uint32_t nworkers;
     uint32_t nlive;          /* live workers */
     uint32_t r;              /* replication, clamped to 1..SX_MAX_REPLICAS */
+    uint32_t min_isr;        /* for the elr rule */
     sx_log_part *parts;      /* being edited */
     const sx_log_part *orig; /* the input, to diff against */
     uint32_t nparts;
@@ -86,11 +87,17 @@ static bool same_set(const int32_t *a, uint32_t na, const int32_t *b, uint32_t n
     return true;
 }
 
-/* The partition had no isr when this call began: its log is empty, so every
- * replica it gets in this call is in sync from the start. */
+/* Never assigned: no isr ever (an isr emptied by lost stores has a version). */
+static bool never_assigned(const sx_log_part *lp)
+{
+    return lp->nisr == 0 && lp->isr_version == 0;
+}
+
+/* The partition had never been assigned when this call began: its log is
+ * empty, so every replica it gets in this call is in sync from the start. */
 static bool first_assigned(const ctx *c, uint32_t p)
 {
-    return c->orig[p].nisr == 0;
+    return never_assigned(&c->orig[p]);
 }
 
 /* Fills c->desc (load descending) and c->asc (load ascending) with the live
@@ -194,13 +201,14 @@ static void count_replicas(ctx *c)
 }
 
 /* Step 1. Where a live isr member remains, dead members leave the isr (and so
- * the replicas); where none does, the isr is kept whole for rule 5 and the
- * partition has no leader. Dead replicas outside the isr go either way. */
+ * the replicas, unless the elr rule keeps them eligible); where none does, the
+ * isr is kept whole for rule 5 and the partition has no leader. Dead replicas
+ * outside the isr and the elr go either way. */
 static void step_deaths(ctx *c)
 {
     for (uint32_t p = 0; p < c->nparts; p++) {
         sx_log_part *lp = &c->parts[p];
-        if (lp->nisr == 0) {
+        if (never_assigned(lp)) {
             /* Never assigned, so the log is empty: live replicas (if the
              * caller set any) are in sync, as step 3 would make them. */
             lp->leader = -1;
@@ -215,22 +223,28 @@ static void step_deaths(ctx *c)
         for (uint32_t i = 0; i < lp->nisr; i++)
             isr_live = isr_live || is_live(c, lp->isr[i]);
         if (isr_live) {
+            int32_t old[SX_MAX_REPLICAS];
+            uint32_t nold = lp->nisr;
+            memcpy(old, lp->isr, sizeof(old));
             for (uint32_t i = lp->nisr; i-- > 0;)
                 if (!is_live(c, lp->isr[i]))
                     set_remove(lp->isr, &lp->nisr, lp->isr[i]);
+            sx_clustermap_track_elr(lp, old, nold, c->min_isr);
         } else {
             lp->leader = -1;
         }
         for (uint32_t i = lp->nreplicas; i-- > 0;) {
             int32_t w = lp->replicas[i];
-            if (!is_live(c, w) && !sx_clustermap_has(lp->isr, lp->nisr, w))
+            if (!is_live(c, w) && !sx_clustermap_has(lp->isr, lp->nisr, w) &&
+                !sx_clustermap_has(lp->elr, lp->nelr, w))
                 set_remove(lp->replicas, &lp->nreplicas, w);
         }
     }
 }
 
 /* Step 2. Leaders that stay are counted first, so that the replacements go to
- * the isr members leading the fewest partitions overall. */
+ * the isr members leading the fewest partitions overall. An empty isr (every
+ * member lost its store) elects from the elr: the elected becomes the isr. */
 static void step_leaders(ctx *c)
 {
     memset(c->lead, 0, c->nworkers * sizeof(*c->lead));
@@ -244,6 +258,13 @@ static void step_leaders(ctx *c)
         if (is_live(c, lp->leader) && sx_clustermap_has(lp->isr, lp->nisr, lp->leader))
             continue;
         lp->leader = least_loaded_live(c, lp->isr, lp->nisr, c->lead);
+        if (lp->leader < 0 && lp->nisr == 0) {
+            lp->leader = least_loaded_live(c, lp->elr, lp->nelr, c->lead);
+            if (lp->leader >= 0) {
+                set_remove(lp->elr, &lp->nelr, lp->leader);
+                lp->isr[lp->nisr++] = lp->leader;
+            }
+        }
         if (lp->leader >= 0)
             c->lead[lp->leader]++;
     }
@@ -268,11 +289,12 @@ static uint32_t live_replicas(const ctx *c, const sx_log_part *lp)
     return n;
 }
 
-/* A replica of w in lp may leave: it is live, not the leader's, and not the
- * last isr member. */
+/* A replica of w in lp may leave: it is live, not the leader's, not the last
+ * isr member and not eligible to lead (elr: it may be all that holds the
+ * committed entries one day). */
 static bool may_leave(const ctx *c, const sx_log_part *lp, int32_t w)
 {
-    if (!is_live(c, w) || w == lp->leader)
+    if (!is_live(c, w) || w == lp->leader || sx_clustermap_has(lp->elr, lp->nelr, w))
         return false;
     return !(lp->nisr == 1 && lp->isr[0] == w);
 }
@@ -282,7 +304,34 @@ static void drop_replica(ctx *c, sx_log_part *lp, int32_t w)
     count_shared(c, lp, w, false);
     set_remove(lp->replicas, &lp->nreplicas, w);
     set_remove(lp->isr, &lp->nisr, w);
+    set_remove(lp->elr, &lp->nelr, w);
     c->rep[w]--;
+}
+
+/* The replica step 3 trims from lp: among those that may leave, non-isr
+ * first, then the most loaded worker, lowest index; when none may, a live elr
+ * member (the leader is the only replica that never leaves, and the target is
+ * at least 1). */
+static int32_t trim_victim(const ctx *c, const sx_log_part *lp)
+{
+    int32_t victim = -1;
+    bool victim_isr = true;
+    for (uint32_t i = 0; i < lp->nreplicas; i++) {
+        int32_t w = lp->replicas[i];
+        if (!may_leave(c, lp, w))
+            continue;
+        bool in_isr = sx_clustermap_has(lp->isr, lp->nisr, w);
+        if (victim < 0 || (!in_isr && victim_isr) ||
+            (in_isr == victim_isr &&
+             (c->rep[w] > c->rep[victim] || (c->rep[w] == c->rep[victim] && w < victim)))) {
+            victim = w;
+            victim_isr = in_isr;
+        }
+    }
+    for (uint32_t i = 0; victim < 0 && i < lp->nelr; i++)
+        if (is_live(c, lp->elr[i]))
+            victim = lp->elr[i];
+    return victim;
 }
 
 static void add_replica(ctx *c, uint32_t p, int32_t w)
@@ -307,21 +356,7 @@ static void step_fill(ctx *c)
         sx_log_part *lp = &c->parts[p];
         uint32_t target = replica_target(c, lp);
         for (uint32_t have = live_replicas(c, lp); have > target; have--) {
-            int32_t victim = -1;
-            bool victim_isr = true;
-            for (uint32_t i = 0; i < lp->nreplicas; i++) {
-                int32_t w = lp->replicas[i];
-                if (!may_leave(c, lp, w))
-                    continue;
-                bool in_isr = sx_clustermap_has(lp->isr, lp->nisr, w);
-                if (victim < 0 || (!in_isr && victim_isr) ||
-                    (in_isr == victim_isr &&
-                     (c->rep[w] > c->rep[victim] || (c->rep[w] == c->rep[victim] && w < victim)))) {
-                    victim = w;
-                    victim_isr = in_isr;
-                }
-            }
-            /* The leader is the only replica that may not leave, and target >= 1. */
+            int32_t victim = trim_victim(c, lp);
             assert(victim >= 0);
             drop_replica(c, lp, victim);
         }
@@ -650,10 +685,12 @@ void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers
 {
     assert(s && (alive || nworkers == 0) && (parts || nparts == 0) && (terms || nterms == 0));
     for (uint32_t p = 0; p < nparts; p++)
-        assert(parts[p].nreplicas <= SX_MAX_REPLICAS && parts[p].nisr <= SX_MAX_REPLICAS);
+        assert(parts[p].nreplicas <= SX_MAX_REPLICAS && parts[p].nisr <= SX_MAX_REPLICAS &&
+               parts[p].nelr <= SX_MAX_REPLICAS);
     ctx c = {.alive = alive, .nworkers = nworkers, .parts = parts, .nparts = nparts};
     c.r = s->replication < 1 ? 1 : s->replication;
     c.r = c.r > SX_MAX_REPLICAS ? SX_MAX_REPLICAS : c.r;
+    c.min_isr = s->min_isr;
     c.dense = sx_calloc(nworkers, sizeof(*c.dense));
     for (uint32_t w = 0; w < nworkers; w++)
         c.dense[w] = alive[w] ? (int32_t)c.nlive++ : -1;
@@ -761,7 +798,46 @@ sx_status sx_clustermap_change_isr(sx_log_part *part, uint64_t epoch, uint64_t i
     memset(part->isr + nisr, 0, (SX_MAX_REPLICAS - nisr) * sizeof(*isr));
     part->nisr = nisr;
     part->isr_version++;
+    for (uint32_t i = 0; i < nisr; i++) /* in sync again: no longer merely eligible */
+        set_remove(part->elr, &part->nelr, isr[i]);
     return SX_OK;
+}
+
+void sx_clustermap_track_elr(sx_log_part *part, const int32_t *old_isr, uint32_t old_nisr,
+                             uint32_t min_isr)
+{
+    assert(part && (old_isr || old_nisr == 0) && old_nisr <= SX_MAX_REPLICAS);
+    for (uint32_t i = part->nelr; i-- > 0;) {
+        int32_t w = part->elr[i];
+        if (part->nisr >= min_isr || sx_clustermap_has(part->isr, part->nisr, w) ||
+            !sx_clustermap_has(part->replicas, part->nreplicas, w))
+            set_remove(part->elr, &part->nelr, w);
+    }
+    if (part->nisr >= min_isr)
+        return;
+    for (uint32_t i = 0; i < old_nisr; i++) {
+        int32_t w = old_isr[i];
+        if (!sx_clustermap_has(part->isr, part->nisr, w) &&
+            sx_clustermap_has(part->replicas, part->nreplicas, w) &&
+            !sx_clustermap_has(part->elr, part->nelr, w)) {
+            assert(part->nelr < SX_MAX_REPLICAS); /* a subset of replicas */
+            part->elr[part->nelr++] = w;
+        }
+    }
+}
+
+bool sx_clustermap_store_lost(sx_log_part *part, int32_t w)
+{
+    assert(part);
+    bool in_isr = set_remove(part->isr, &part->nisr, w);
+    bool in_elr = set_remove(part->elr, &part->nelr, w);
+    if (in_isr)
+        part->isr_version++;
+    if (part->leader == w) {
+        part->leader = -1;
+        part->epoch++;
+    }
+    return in_isr || in_elr;
 }
 
 /* Checks that set holds n distinct workers below nworkers; the message names
@@ -807,7 +883,18 @@ sx_status sx_clustermap_check(const sx_log_part *parts, uint32_t nparts, const s
                 return sx_err_set(err, SX_INTERNAL,
                                   "clustermap: log partition %u: isr member %d is not a replica", p,
                                   lp->isr[i]);
-        if (lp->nisr == 0 && lp->nreplicas > 0)
+        if (!valid_set(lp->elr, lp->nelr, nworkers, &why, &bad))
+            return sx_err_set(err, SX_INTERNAL, "clustermap: log partition %u: elr: %s (%d)", p,
+                              why, bad);
+        for (uint32_t i = 0; i < lp->nelr; i++)
+            if (!sx_clustermap_has(lp->replicas, lp->nreplicas, lp->elr[i]) ||
+                sx_clustermap_has(lp->isr, lp->nisr, lp->elr[i]))
+                return sx_err_set(err, SX_INTERNAL,
+                                  "clustermap: log partition %u: elr member %d is not a replica "
+                                  "outside the isr",
+                                  p, lp->elr[i]);
+        /* An isr emptied by lost stores has a version; a never assigned one has none. */
+        if (lp->nisr == 0 && lp->nreplicas > 0 && lp->isr_version == 0)
             return sx_err_set(err, SX_INTERNAL,
                               "clustermap: log partition %u: %u replicas but an empty isr", p,
                               lp->nreplicas);

@@ -13,11 +13,26 @@
  *
  * Log partition invariants (checked by sx_clustermap_check):
  *   - replicas are distinct workers, at most SX_MAX_REPLICAS;
- *   - isr is a non-empty subset of replicas once the partition has ever had
- *     one (nisr == 0 only for a partition never assigned, which then has no
- *     replicas either);
+ *   - isr is a subset of replicas; it is empty only for a partition never
+ *     assigned (isr_version 0, no replicas either) or for one whose every
+ *     in-sync replica lost its store (isr_version > 0, leader -1);
+ *   - elr (eligible leaders) is a subset of replicas disjoint from isr;
  *   - leader is -1 or a member of isr;
  *   - epoch and isr_version only grow.
+ * And, kept by the functions below (sx_clustermap_check has no min_isr):
+ *   - elr is empty whenever isr has min_isr members or more.
+ *
+ * Eligible leaders (Kafka's ELR, KIP-966). Nothing commits while the isr has
+ * fewer than min_isr members (REPLICATION.md rule 4), and every commit needs
+ * every isr member. So members that leave an isr which is then below min_isr
+ * hold every committed entry, and go on holding them until the isr is back at
+ * min_isr: they are kept in elr (and among the replicas, dead or alive). A
+ * replica that lost its store (sx_clustermap_store_lost) leaves isr and elr,
+ * even as the isr's last member, so it never leads with what is left; it
+ * returns to the isr only by catching up (a leader's isr change). When the
+ * isr is empty a live elr member is elected (it becomes the isr); when elr is
+ * empty too, no replica is known to hold the committed entries and the
+ * partition stays without a leader until an operator decides.
  */
 #ifndef SX_CLUSTERMAP_H
 #define SX_CLUSTERMAP_H
@@ -39,6 +54,8 @@ typedef struct sx_log_part {
     int32_t replicas[SX_MAX_REPLICAS]; /* worker indices, distinct, in the order added */
     uint32_t nisr;
     int32_t isr[SX_MAX_REPLICAS]; /* in-sync replicas: a subset of replicas */
+    uint32_t nelr;
+    int32_t elr[SX_MAX_REPLICAS]; /* eligible leaders: replicas outside isr, see above */
 } sx_log_part;
 
 /* One term partition of one global index (the coordinator lays the term
@@ -50,7 +67,7 @@ typedef struct sx_term_part {
 
 typedef struct sx_assign_settings {
     uint32_t replication; /* R: a partition gets min(R, live workers) replicas */
-    uint32_t min_isr;     /* writes need this many in-sync replicas (not used to assign) */
+    uint32_t min_isr;     /* writes need this many in-sync replicas (the elr rule) */
 } sx_assign_settings;
 
 /* What one sx_assign call changed (for logs and stickiness tests). */
@@ -68,11 +85,14 @@ typedef struct sx_assign_changes {
  * alive[w] says whether worker w (0 <= w < nworkers) holds a lease. Steps, in
  * this order, each deterministic:
  *  1. Deaths. A dead worker leaves the isr of every partition where a live isr
- *     member remains; where none remains the isr is kept as it is (only those
- *     replicas may lead again: rule 5 of REPLICATION.md) and the leader
- *     becomes -1. Dead replicas outside the kept isr are removed.
+ *     member remains (the elr rule applies: sx_clustermap_track_elr); where
+ *     none remains the isr is kept as it is (only those replicas may lead
+ *     again: rule 5 of REPLICATION.md) and the leader becomes -1. Dead
+ *     replicas outside the kept isr and the elr are removed.
  *  2. Leaders. A live leader in the isr stays. Otherwise the live isr member
- *     leading the fewest partitions becomes leader; epoch rises on any change.
+ *     leading the fewest partitions becomes leader; when the isr is empty
+ *     (every member lost its store), the live elr member leading the fewest,
+ *     which becomes the isr and leaves the elr. Epoch rises on any change.
  *  3. Fill. Each partition gets min(R, live workers) live replicas: missing ones
  *     are the live workers with the fewest replicas. Added replicas are not in
  *     the isr (they must catch up first), except in a partition that never had
@@ -80,8 +100,8 @@ typedef struct sx_assign_changes {
  *     and the first leader is chosen as in step 2.
  *  4. Balance replicas. While the most loaded live worker holds more than one
  *     replica more than the least loaded, move one replica from most to least
- *     loaded, never the leader's and never the last isr member; non-isr
- *     replicas move first.
+ *     loaded, never the leader's, never the last isr member and never an elr
+ *     member; non-isr replicas move first.
  *  5. Balance leaders. While leader counts of live workers differ by more than
  *     one, hand leadership to a less-loaded live isr member (epoch rises). Only
  *     isr members may lead, so leaders balance as far as the isr allows.
@@ -97,8 +117,9 @@ typedef struct sx_assign_changes {
  *  - Step 3 also trims: a partition holding more than min(R, live workers) live
  *    replicas (R lowered, or a kept isr came back after step 3 had filled
  *    around it) drops the surplus, non-isr first, then from the most loaded
- *    worker, never the leader. Step 3 fills unavailable partitions too; their
- *    new replicas catch up once an isr member is back.
+ *    worker, never the leader, and an elr member only when nothing else can
+ *    go. Step 3 fills unavailable partitions too; their new replicas catch up
+ *    once an isr (or elr) member is back.
  *  - Step 3 breaks ties among the least loaded by the fewest partitions shared
  *    with the partition's other replicas, then the lowest index, so that a
  *    worker's partitions have different partners and its death spreads
@@ -130,13 +151,31 @@ void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers
 /* A leader's request to change the isr of a partition, applied only if epoch
  * and isr_version match the current ones (compare-and-set) and the new isr is a
  * non-empty subset of replicas containing the leader. On success the isr is
- * replaced and isr_version rises. SX_FAILED_PRECONDITION (stale epoch or
+ * replaced, its members leave the elr, and isr_version rises (the caller
+ * then applies the rest of the elr rule: sx_clustermap_track_elr). SX_FAILED_PRECONDITION (stale epoch or
  * version) or SX_INVALID_ARGUMENT (bad set, including a worker listed twice),
  * with a message, otherwise. A partition without a leader refuses every change
  * with SX_FAILED_PRECONDITION: no leader can ask, and its isr is the one rule 5
  * elects from. */
 sx_status sx_clustermap_change_isr(sx_log_part *part, uint64_t epoch, uint64_t isr_version,
                                    const int32_t *isr, uint32_t nisr, sx_err *err);
+
+/* The elr rule, after part's isr changed from old_isr[0..old_nisr) to
+ * part->isr (a leader's change, deaths, a re-registration): members now in
+ * the isr leave elr; with at least min_isr members in the isr, elr empties
+ * (commits may now happen without its members); otherwise every member of the
+ * old isr that left it and is still a replica joins elr. Members of elr no
+ * longer among the replicas leave it. Changes neither epoch nor isr_version.
+ * A member that lost its store must not go through this: see below. */
+void sx_clustermap_track_elr(sx_log_part *part, const int32_t *old_isr, uint32_t old_nisr,
+                             uint32_t min_isr);
+
+/* Worker w lost its store of this partition (it restarted and found it
+ * corrupt or missing): it leaves isr and elr, even as the isr's last member
+ * (isr_version rises when the isr changed), and stops leading (leader -1,
+ * epoch rises). It stays a replica, to copy the log again. Returns whether w
+ * was in isr or elr. */
+bool sx_clustermap_store_lost(sx_log_part *part, int32_t w);
 
 /* Checks the invariants above for every partition and that every worker index
  * is below nworkers; SX_INTERNAL with a message naming the partition if not. */

@@ -165,6 +165,8 @@ static Shardex__Internal__V1__ClusterMap *build_locked(sx_coord *c, sx_arena *a)
         o->replicas = (int32_t *)lp->replicas;
         o->n_isr = lp->nisr;
         o->isr = (int32_t *)lp->isr;
+        o->n_elr = lp->nelr;
+        o->elr = (int32_t *)lp->elr;
         m->partitions[p] = o;
     }
     m->n_terms = c->nterms;
@@ -263,7 +265,8 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
     for (uint32_t p = 0; p < c->set.partitions; p++) {
         const Shardex__Internal__V1__LogPartition *o = m->partitions[p];
         sx_log_part *lp = &c->parts[p];
-        if (o->n_replicas > SX_MAX_REPLICAS || o->n_isr > SX_MAX_REPLICAS)
+        if (o->n_replicas > SX_MAX_REPLICAS || o->n_isr > SX_MAX_REPLICAS ||
+            o->n_elr > SX_MAX_REPLICAS)
             return sx_err_set(err, SX_DATA_LOSS, "metadata: partition %u has too many replicas", p);
         lp->epoch = o->epoch;
         lp->isr_version = o->isr_version;
@@ -274,6 +277,9 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
         lp->nisr = (uint32_t)o->n_isr;
         if (o->n_isr)
             memcpy(lp->isr, o->isr, o->n_isr * sizeof(int32_t));
+        lp->nelr = (uint32_t)o->n_elr;
+        if (o->n_elr)
+            memcpy(lp->elr, o->elr, o->n_elr * sizeof(int32_t));
     }
     c->nterms = (uint32_t)m->n_terms;
     c->terms = sx_calloc(c->nterms + 1, sizeof(*c->terms));
@@ -311,16 +317,50 @@ static int32_t find_worker_locked(const sx_coord *c, const char *id)
     return -1;
 }
 
+/* A partition whose isr every member left with a lost store: says loudly who
+ * may still lead it, or that nobody may. */
+static void report_isr_lost_locked(const sx_coord *c, uint32_t p)
+{
+    const sx_log_part *lp = &c->parts[p];
+    char who[512] = "";
+    size_t n = 0;
+    for (uint32_t i = 0; i < lp->nelr && n < sizeof(who); i++)
+        n += (size_t)snprintf(who + n, sizeof(who) - n, "%s%s(%s)", i ? "," : "",
+                              c->workers[lp->elr[i]].id,
+                              c->workers[lp->elr[i]].alive ? "alive" : "dead");
+    if (lp->nelr == 0)
+        SX_LOG(SX_LOG_ERROR, "coord",
+               "partition=%u unavailable: every replica known to hold its committed entries lost "
+               "its store; it stays without a leader until an operator decides",
+               p);
+    else
+        SX_LOG(SX_LOG_WARN, "coord",
+               "partition=%u unavailable: its in-sync replicas lost their stores; waiting for an "
+               "eligible replica eligible=%s",
+               p, who);
+}
+
 /* Runs assignment on the current liveness; true if it changed anything. */
 static bool assign_locked(sx_coord *c)
 {
     bool *alive = sx_calloc(c->nworkers + 1, sizeof(bool));
     for (uint32_t i = 0; i < c->nworkers; i++)
         alive[i] = c->workers[i].alive;
+    bool *emptied = sx_calloc(c->set.partitions + 1, sizeof(bool));
+    for (uint32_t p = 0; p < c->set.partitions; p++)
+        emptied[p] = c->parts[p].nisr == 0 && c->parts[p].isr_version > 0;
     sx_assign_settings s = {.replication = c->set.replication, .min_isr = c->set.min_isr};
     sx_assign_changes ch = {0};
     sx_assign(&s, alive, c->nworkers, c->parts, c->set.partitions, c->terms, c->nterms, &ch);
     free(alive);
+    for (uint32_t p = 0; p < c->set.partitions; p++)
+        if (emptied[p] && c->parts[p].leader >= 0)
+            SX_LOG(SX_LOG_WARN, "coord",
+                   "partition=%u leader=%s epoch=%" PRIu64
+                   " elected from the eligible replicas (its in-sync replicas had lost their "
+                   "stores)",
+                   p, c->workers[c->parts[p].leader].id, c->parts[p].epoch);
+    free(emptied);
     bool changed = ch.leader_changes || ch.replicas_added || ch.replicas_removed ||
                    ch.isr_changes || ch.owner_changes;
     if (changed)
@@ -415,6 +455,9 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
         c->margin_ms = c->lease_ms / 4 > 100 ? c->lease_ms / 4 : 100;
         for (uint32_t i = 0; i < c->nworkers; i++)
             c->workers[i].lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+        for (uint32_t p = 0; p < c->set.partitions; p++)
+            if (c->parts[p].nisr == 0 && c->parts[p].isr_version > 0)
+                report_isr_lost_locked(c, p);
         commit_locked(c, c->lease_ms == stored_lease ? "restart" : "restart with a new lease");
     } else {
         if ((st = check_settings(&opts->settings, err)) != SX_OK)
@@ -483,6 +526,53 @@ uint32_t sx_coord_lease_ms(const sx_coord *c)
 sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, uint64_t now_ms,
                             int32_t *index, uint64_t *incarnation, sx_coord_map **map, sx_err *err)
 {
+    return sx_coord_register_lost(c, id, address, NULL, 0, now_ms, index, incarnation, map, err);
+}
+
+/* A worker that registers again leaves the isr of p when it lost p's store
+ * (even as the last member: sx_clustermap_store_lost), else when another live
+ * member remains (it has verified nothing in the current epoch); the elr rule
+ * applies to the latter. Returns whether p lost a store of an isr or elr member. */
+static bool leave_isr_locked(sx_coord *c, uint32_t p, int32_t w, bool lost)
+{
+    sx_log_part *lp = &c->parts[p];
+    if (lost) {
+        if (!sx_clustermap_store_lost(lp, w))
+            return false;
+        SX_LOG(SX_LOG_WARN, "coord",
+               "partition=%u worker=%s lost its store: out of the isr and the eligible leaders "
+               "isr_size=%u",
+               p, c->workers[w].id, lp->nisr);
+        return true;
+    }
+    if (!sx_clustermap_has(lp->isr, lp->nisr, w))
+        return false;
+    bool other = false;
+    for (uint32_t k = 0; k < lp->nisr; k++)
+        other |= lp->isr[k] != w && c->workers[lp->isr[k]].alive;
+    if (!other)
+        return false;
+    int32_t old[SX_MAX_REPLICAS];
+    uint32_t nold = lp->nisr, n = 0;
+    memcpy(old, lp->isr, sizeof(old));
+    for (uint32_t k = 0; k < lp->nisr; k++)
+        if (lp->isr[k] != w)
+            lp->isr[n++] = lp->isr[k];
+    lp->nisr = n;
+    lp->isr_version++;
+    if (lp->leader == w) {
+        lp->leader = -1; /* assignment picks one from the remaining ISR */
+        lp->epoch++;
+    }
+    sx_clustermap_track_elr(lp, old, nold, c->set.min_isr);
+    return false;
+}
+
+sx_status sx_coord_register_lost(sx_coord *c, const char *id, const char *address,
+                                 const uint32_t *lost, size_t nlost, uint64_t now_ms,
+                                 int32_t *index, uint64_t *incarnation, sx_coord_map **map,
+                                 sx_err *err)
+{
     if (!id[0] || strlen(id) > 64)
         return sx_err_set(err, SX_INVALID_ARGUMENT, "worker_id: must be 1..64 bytes");
     if (!address[0] || strlen(address) > 256)
@@ -502,29 +592,17 @@ sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, ui
     for (uint32_t p = 0; p < c->set.partitions; p++)
         if (c->parts[p].leader == w)
             c->parts[p].epoch++;
-    /* A new process has verified nothing in the current epochs (it may have
-     * lost or repaired its store): it leaves every ISR that keeps another live
-     * member, and its leaders re-admit it once it has caught up (rule 3). */
-    for (uint32_t p = 0; p < c->set.partitions; p++) {
-        sx_log_part *lp = &c->parts[p];
-        if (!sx_clustermap_has(lp->isr, lp->nisr, w))
-            continue;
-        bool other = false;
-        for (uint32_t k = 0; k < lp->nisr; k++)
-            other |= lp->isr[k] != w && c->workers[lp->isr[k]].alive;
-        if (!other)
-            continue;
-        uint32_t n = 0;
-        for (uint32_t k = 0; k < lp->nisr; k++)
-            if (lp->isr[k] != w)
-                lp->isr[n++] = lp->isr[k];
-        lp->nisr = n;
-        lp->isr_version++;
-        if (lp->leader == w) {
-            lp->leader = -1; /* assignment picks one from the remaining ISR */
-            lp->epoch++;
-        }
-    }
+    /* A new process has verified nothing in the current epochs: it leaves
+     * every ISR that keeps another live member, and its leaders re-admit it
+     * once it has caught up (rule 3). One that lost a partition's store holds
+     * none of what it acknowledged there: it leaves that ISR and the eligible
+     * leaders even as the last member, and never leads with what is left. */
+    bool *lost_p = sx_calloc(c->set.partitions + 1, sizeof(bool));
+    for (size_t i = 0; i < nlost; i++)
+        if (lost[i] < c->set.partitions)
+            lost_p[lost[i]] = true;
+    for (uint32_t p = 0; p < c->set.partitions; p++)
+        lost_p[p] = leave_isr_locked(c, p, w, lost_p[p]);
     for (uint32_t t = 0; t < c->nterms; t++)
         if (c->terms[t].owner == w)
             c->terms[t].epoch++;
@@ -537,9 +615,14 @@ sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, ui
     wk->reports = NULL;
     wk->nreports = 0;
     clear_index_reports(wk);
-    SX_LOG(SX_LOG_INFO, "coord", "worker registered id=%s index=%d addr=%s incarnation=%" PRIu64,
-           id, w, address, wk->incarnation);
+    SX_LOG(SX_LOG_INFO, "coord",
+           "worker registered id=%s index=%d addr=%s incarnation=%" PRIu64 " lost_stores=%zu", id,
+           w, address, wk->incarnation, nlost);
     assign_locked(c);
+    for (uint32_t p = 0; p < c->set.partitions; p++)
+        if (lost_p[p] && c->parts[p].leader < 0 && c->parts[p].nisr == 0)
+            report_isr_lost_locked(c, p);
+    free(lost_p);
     commit_locked(c, "register");
     *index = w;
     *incarnation = wk->incarnation;
@@ -647,6 +730,8 @@ sx_status sx_coord_change_isr(sx_coord *c, const char *id, uint32_t partition, u
         sx_log_part next = c->parts[partition];
         st = sx_clustermap_change_isr(&next, epoch, isr_version, isr, (uint32_t)nisr, err);
         if (st == SX_OK) {
+            const sx_log_part *was = &c->parts[partition];
+            sx_clustermap_track_elr(&next, was->isr, was->nisr, c->set.min_isr);
             c->parts[partition] = next;
             assign_locked(c); /* a grown isr may let leadership spread out */
             commit_locked(c, "isr change");

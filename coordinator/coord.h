@@ -70,10 +70,23 @@ sx_coord_map *sx_coord_map_acquire(sx_coord *c);
 void sx_coord_map_release(void *map);
 
 /* Registers (or re-registers) worker `id` at `address`: it becomes alive with a
- * new incarnation and a fresh lease, and assignment runs. *map is acquired. */
+ * new incarnation and a fresh lease, and assignment runs. *map is acquired.
+ * A worker registering again leaves every ISR that keeps another live member
+ * (the elr rule of clustermap.h applies). */
 sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, uint64_t now_ms,
                             int32_t *index, uint64_t *incarnation, sx_coord_map **map,
                             sx_err *err);
+
+/* sx_coord_register for a worker that found the stores of partitions
+ * lost[0..nlost) corrupt or missing when it started (partitions >= P are
+ * ignored): it leaves their ISR and eligible leaders even as the last member
+ * (sx_clustermap_store_lost), so it never leads with what is left; a partition
+ * left with an empty ISR waits for an eligible replica, and with none has no
+ * leader until an operator decides (logged as an error). */
+sx_status sx_coord_register_lost(sx_coord *c, const char *id, const char *address,
+                                 const uint32_t *lost, size_t nlost, uint64_t now_ms,
+                                 int32_t *index, uint64_t *incarnation, sx_coord_map **map,
+                                 sx_err *err);
 
 /* Renews the lease of (id, incarnation) and records its replica reports.
  * *map is acquired when the current version differs from known_version, else

@@ -264,6 +264,7 @@ static sx_status join(const config *cfg, worker *w, sx_err *err)
         .more_reports = more_reports,
         .more_arg = &w->ctx,
     };
+    mo.lost = sx_replica_lost(w->ctx.replicas, &mo.nlost); /* found by open_stores */
     sx_status st = sx_membership_start(&mo, &w->ctx.member, err);
     if (st != SX_OK)
         return st;

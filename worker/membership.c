@@ -23,6 +23,8 @@ struct sx_membership {
     void (*more_reports)(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req);
     void *more_arg;
     void *arg;
+    uint32_t *lost; /* lost stores, until a registration told the coordinator */
+    size_t nlost;
     pthread_t thread;
 
     pthread_mutex_t mu; /* everything below */
@@ -74,6 +76,8 @@ static void do_register(sx_membership *m)
     Shardex__Internal__V1__RegisterRequest req = SHARDEX__INTERNAL__V1__REGISTER_REQUEST__INIT;
     req.worker_id = m->id;
     req.address = m->address;
+    req.lost_partitions = m->lost;
+    req.n_lost_partitions = m->nlost;
     ProtobufCMessage *resp = NULL;
     sx_err err = {0};
     sx_rpc_call_opts o = {.timeout_ms = 2000, .wait_for_ready = true};
@@ -92,8 +96,12 @@ static void do_register(sx_membership *m)
     m->lease_ms = r->lease_ms ? r->lease_ms : 2000;
     m->last_ok_sent_ms = sent;
     pthread_mutex_unlock(&m->mu);
-    SX_LOG(SX_LOG_INFO, "member", "registered id=%s index=%d incarnation=%" PRIu64 " lease_ms=%u",
-           m->id, r->index, r->incarnation, r->lease_ms);
+    SX_LOG(SX_LOG_INFO, "member",
+           "registered id=%s index=%d incarnation=%" PRIu64 " lease_ms=%u lost_stores=%zu", m->id,
+           r->index, r->incarnation, r->lease_ms, m->nlost);
+    free(m->lost); /* the coordinator knows (this thread alone reads them) */
+    m->lost = NULL;
+    m->nlost = 0;
     if (r->map)
         install_map(m, resp, r->map);
     else
@@ -204,6 +212,10 @@ sx_status sx_membership_start(const sx_membership_opts *opts, sx_membership **ou
     m->more_reports = opts->more_reports;
     m->more_arg = opts->more_arg;
     m->arg = opts->arg;
+    if (opts->nlost) {
+        m->lost = sx_memdup(opts->lost, opts->nlost * sizeof(*m->lost));
+        m->nlost = opts->nlost;
+    }
     m->index = -1;
     m->lease_ms = 2000;
     pthread_mutex_init(&m->mu, NULL);
@@ -234,6 +246,7 @@ void sx_membership_stop(sx_membership *m)
     sx_partmap_release(m->map);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
+    free(m->lost);
     free(m->coordinator);
     free(m->id);
     free(m->address);

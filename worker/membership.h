@@ -5,6 +5,8 @@
  * it hears of. States:
  *
  *   UNREGISTERED --RegisterWorker ok--> REGISTERED (index, incarnation, map)
+ *           (the request names the partition stores lost at start, opts.lost,
+ *           until one registration succeeds)
  *   REGISTERED --Heartbeat ok--> REGISTERED (lease renewed from the send time)
  *   REGISTERED --FAILED_PRECONDITION (declared dead)--> UNREGISTERED
  *
@@ -46,6 +48,10 @@ typedef struct sx_membership_opts {
      * allocates lives in arena, freed after the call. May be NULL. */
     void (*more_reports)(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req);
     void *more_arg;
+    /* Partitions whose store this worker lost (sx_replica_lost), copied:
+     * named in every RegisterWorker until one succeeds. */
+    const uint32_t *lost;
+    size_t nlost;
 } sx_membership_opts;
 
 /* Starts the membership thread. Strings are copied. */

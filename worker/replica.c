@@ -19,12 +19,15 @@
 #include "mem.h"
 #include "pindex.h"
 #include "plog.h"
+#include "pstores.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define REPL_SVC (&shardex__internal__v1__replication__descriptor)
@@ -107,8 +110,17 @@ struct sx_replica_set {
     sx_partmap *next_map; /* held; handed to the manager */
     bool stop;
     pthread_t manager;
+    bool manager_started;
     void (*on_applied)(void *arg); /* the next stage: see sx_replica_opts */
     void *on_applied_arg;
+
+    /* The stores found at start (creation, then the manager thread only). */
+    sx_pstores *stores;  /* which stores were ever created: see pstores.h */
+    sx_plog **held_log;  /* [nheld]: opened at start, not yet a replica's */
+    sx_pindex **held_ix; /* [nheld] */
+    uint32_t nheld;
+    uint32_t *lost; /* partitions whose store was lost, found at start */
+    size_t nlost;
 };
 
 static sx_membership *member_of(sx_replica_set *rs)
@@ -714,35 +726,179 @@ static sx_status open_partition(sx_replica_set *rs, const char *dir, uint32_t p,
     return st;
 }
 
-/* Opens p's store and its indexes (a corrupt store is set aside and started
- * empty); false, logged, when it cannot. */
-static bool open_log(sx_replica_set *rs, uint32_t p, sx_plog **log, sx_pindex **ix)
+/* p's store directory, data_dir/partitions/pNNNN (caller frees). */
+static char *partition_dir(const sx_replica_set *rs, uint32_t p)
 {
     size_t cap = strlen(rs->data_dir) + 64;
-    char *dir = sx_malloc(cap), *aside = sx_malloc(cap + 32);
+    char *dir = sx_malloc(cap);
     snprintf(dir, cap, "%s/partitions/p%04u", rs->data_dir, p);
+    return dir;
+}
+
+/* Moves a corrupt store out of the way (dir.corrupt-<wall ms>), kept for
+ * inspection; false, logged, when the rename fails. */
+static bool set_aside(const char *dir, uint32_t p, const char *why)
+{
+    size_t cap = strlen(dir) + 48;
+    char *aside = sx_malloc(cap);
+    snprintf(aside, cap, "%s.corrupt-%llu", dir, (unsigned long long)sx_clock_wall_ms());
+    bool ok = rename(dir, aside) == 0;
+    if (ok)
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u corrupt store moved to %s: %s", p, aside, why);
+    else
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u corrupt store %s: %s; cannot move it: %s", p,
+               dir, why, strerror(errno));
+    free(aside);
+    return ok;
+}
+
+/* Opens p's store and its indexes: the one opened at start if any, else from
+ * disk (a corrupt store is set aside and started empty). A store not yet
+ * recorded as created is recorded before anything is appended to it
+ * (pstores.h). False, logged, when it cannot. Manager thread. */
+static bool open_log(sx_replica_set *rs, uint32_t p, sx_plog **log, sx_pindex **ix)
+{
+    if (p < rs->nheld && rs->held_log[p]) {
+        *log = rs->held_log[p];
+        *ix = rs->held_ix[p];
+        rs->held_log[p] = NULL;
+        rs->held_ix[p] = NULL;
+        return true;
+    }
+    char *dir = partition_dir(rs, p);
     sx_err err = {0};
     sx_status st = open_partition(rs, dir, p, log, ix, &err);
     if (st == SX_DATA_LOSS) {
         /* Rule 8 and row 9: never serve a corrupt replica. Keep it aside for
          * inspection and start empty: registering again took this worker out
          * of every ISR it shared with a live member, so it copies the log from
-         * the leader and rejoins only once caught up. */
-        snprintf(aside, cap + 32, "%s.corrupt-%llu", dir, (unsigned long long)sx_clock_wall_ms());
-        SX_LOG(SX_LOG_ERROR, "replica",
-               "partition=%u corrupt store, moved to %s and started "
-               "empty: %s",
-               p, aside, err.msg);
-        if (rename(dir, aside) == 0) {
+         * the leader and rejoins only once caught up. (Stores found corrupt
+         * at start never get here: they were reported lost, see scan_stores.) */
+        if (set_aside(dir, p, err.msg)) {
             sx_err_clear(&err);
             st = open_partition(rs, dir, p, log, ix, &err);
         }
     }
+    if (st == SX_OK && (st = sx_pstores_add(rs->stores, p, &err)) != SX_OK) {
+        sx_plog_close(*log); /* then its observer */
+        sx_pindex_close(*ix);
+        *log = NULL;
+        *ix = NULL;
+    }
     if (st != SX_OK)
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot open %s: %s", p, dir, err.msg);
     free(dir);
-    free(aside);
     return st == SX_OK;
+}
+
+/* ------------------------------------------------------ stores at start -- */
+
+/* Whether dir holds a store (LevelDB's CURRENT file): 1 yes, 0 no (or no
+ * dir), -1 cannot tell (errno). */
+static int store_there(const char *dir)
+{
+    size_t n = strlen(dir) + sizeof("/CURRENT");
+    char *current = sx_malloc(n);
+    snprintf(current, n, "%s/CURRENT", dir);
+    struct stat sb;
+    int rc = stat(current, &sb) == 0 ? 1 : (errno == ENOENT || errno == ENOTDIR) ? 0 : -1;
+    free(current);
+    return rc;
+}
+
+static void note_lost(sx_replica_set *rs, uint32_t p)
+{
+    rs->lost = sx_realloc(rs->lost, (rs->nlost + 1) * sizeof(*rs->lost));
+    rs->lost[rs->nlost++] = p;
+}
+
+static void hold(sx_replica_set *rs, uint32_t p, sx_plog *log, sx_pindex *ix)
+{
+    if (p >= rs->nheld) {
+        uint32_t n = p + 1;
+        rs->held_log = sx_realloc(rs->held_log, n * sizeof(*rs->held_log));
+        rs->held_ix = sx_realloc(rs->held_ix, n * sizeof(*rs->held_ix));
+        memset(rs->held_log + rs->nheld, 0, (n - rs->nheld) * sizeof(*rs->held_log));
+        memset(rs->held_ix + rs->nheld, 0, (n - rs->nheld) * sizeof(*rs->held_ix));
+        rs->nheld = n;
+    }
+    rs->held_log[p] = log;
+    rs->held_ix[p] = ix;
+}
+
+/* One candidate of scan_stores. A store that opens is held for its replica
+ * (and recorded); a recorded store that is missing or corrupt is lost (a
+ * corrupt one is set aside, and a new one is made only once the coordinator
+ * knows: after registering); an unrecorded directory without a store was
+ * never used. Any other failure to open stops the start: the worker cannot
+ * tell what it holds. */
+static sx_status scan_store(sx_replica_set *rs, uint32_t p, sx_err *err)
+{
+    char *dir = partition_dir(rs, p);
+    bool recorded = sx_pstores_has(rs->stores, p);
+    sx_status st = SX_OK;
+    int there = store_there(dir);
+    sx_plog *log = NULL;
+    sx_pindex *ix = NULL;
+    if (there < 0) {
+        st = sx_err_set(err, SX_INTERNAL, "partition %u: cannot look at %s: %s", p, dir,
+                        strerror(errno));
+    } else if (there == 0) {
+        if (recorded) {
+            SX_LOG(SX_LOG_ERROR, "replica",
+                   "partition=%u store missing from %s: lost, the coordinator will hear of it", p,
+                   dir);
+            struct stat sb;
+            if (stat(dir, &sb) == 0 && !set_aside(dir, p, "no store in the directory"))
+                st = sx_err_set(err, SX_INTERNAL, "partition %u: cannot move %s aside", p, dir);
+            note_lost(rs, p);
+        }
+    } else if ((st = open_partition(rs, dir, p, &log, &ix, err)) == SX_DATA_LOSS) {
+        SX_LOG(SX_LOG_ERROR, "replica",
+               "partition=%u corrupt store: lost, the coordinator will hear of it", p);
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        sx_err_clear(err);
+        st = set_aside(dir, p, why)
+                 ? SX_OK
+                 : sx_err_set(err, SX_INTERNAL, "partition %u: cannot move %s aside", p, dir);
+        note_lost(rs, p);
+    } else if (st == SX_OK && (st = sx_pstores_add(rs->stores, p, err)) == SX_OK) {
+        hold(rs, p, log, ix);
+        log = NULL;
+        ix = NULL;
+    }
+    sx_plog_close(log);
+    sx_pindex_close(ix);
+    free(dir);
+    return st;
+}
+
+/* Before the worker registers: opens every partition store it holds (with
+ * LevelDB's paranoid checks, so corruption shows now) and finds those it
+ * lost, for the coordinator (issue 11: a replica that lost its store must
+ * never lead with what is left). */
+static sx_status scan_stores(sx_replica_set *rs, sx_err *err)
+{
+    uint32_t *cand = NULL;
+    size_t n = 0;
+    sx_err e = {0}; /* scan_store reads the message back */
+    sx_status st = sx_pstores_open(rs->data_dir, &rs->stores, &e);
+    if (st == SX_OK)
+        st = sx_pstores_candidates(rs->stores, &cand, &n, &e);
+    for (size_t i = 0; st == SX_OK && i < n; i++)
+        st = scan_store(rs, cand[i], &e);
+    free(cand);
+    if (st != SX_OK)
+        return sx_err_set(err, st, "%s", e.msg);
+    SX_LOG(SX_LOG_INFO, "replica", "stores found=%zu lost=%zu", n, rs->nlost);
+    return SX_OK;
+}
+
+const uint32_t *sx_replica_lost(const sx_replica_set *rs, size_t *n)
+{
+    *n = rs->nlost;
+    return rs->lost;
 }
 
 static replica *open_replica(sx_replica_set *rs, uint32_t p)
@@ -1267,7 +1423,7 @@ sx_status sx_replica_scan_docs(sx_replica_set *rs, uint32_t p, sx_replica_doc_cb
 
 sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, sx_err *err)
 {
-    (void)err;
+    *out = NULL;
     sx_replica_set *rs = sx_calloc(1, sizeof(*rs));
     rs->data_dir = sx_strdup(opts->data_dir);
     rs->worker_id = sx_strdup(opts->worker_id);
@@ -1281,8 +1437,14 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     rs->cache = sx_store_cache_create(32u << 20); /* shared by every partition's store */
     pthread_mutex_init(&rs->mu, NULL);
     pthread_cond_init(&rs->cv, NULL);
+    sx_status st = scan_stores(rs, err);
+    if (st != SX_OK) {
+        sx_replica_destroy(rs);
+        return st;
+    }
     pthread_create(&rs->manager, NULL, manager_main, rs);
     pthread_setname_np(rs->manager, "repl-manager");
+    rs->manager_started = true;
     *out = rs;
     return SX_OK;
 }
@@ -1295,8 +1457,17 @@ void sx_replica_destroy(sx_replica_set *rs)
     rs->stop = true;
     pthread_cond_broadcast(&rs->cv);
     pthread_mutex_unlock(&rs->mu);
-    pthread_join(rs->manager, NULL);
+    if (rs->manager_started)
+        pthread_join(rs->manager, NULL);
     sx_partmap_release(rs->next_map);
+    for (uint32_t p = 0; p < rs->nheld; p++) {
+        sx_plog_close(rs->held_log[p]); /* then its observer */
+        sx_pindex_close(rs->held_ix[p]);
+    }
+    free(rs->held_log);
+    free(rs->held_ix);
+    free(rs->lost);
+    sx_pstores_close(rs->stores);
     for (uint32_t p = 0; p < rs->nparts; p++) {
         replica *r = rs->reps[p];
         if (!r)

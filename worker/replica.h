@@ -51,6 +51,17 @@
  *
  * Role changes come from maps, handled on a manager thread so that the
  * membership thread never waits for a replication call.
+ *
+ * Stores at start (issue 11): sx_replica_create, before the worker
+ * registers, opens every partition store it finds or once created
+ * (pstores.h), with LevelDB's paranoid checks. A store that opens is held for
+ * the replica the map will name. One that was created and is now missing or
+ * corrupt is lost: a corrupt one is set aside (pNNNN.corrupt-<ms>), and the
+ * worker tells the coordinator at registration (sx_replica_lost), which takes
+ * it out of that partition's ISR even as the last member, so that it never
+ * leads with an empty or partial log; the empty store it then copies the log
+ * into is made only once the map arrives, after registering. Any other
+ * failure to open a store stops the start.
  */
 #ifndef SX_REPLICA_H
 #define SX_REPLICA_H
@@ -90,8 +101,16 @@ typedef struct sx_replica_opts {
     void *on_applied_arg;
 } sx_replica_opts;
 
+/* Opens the stores found under data_dir (see "Stores at start" above) and
+ * starts the manager. Fails, with a message naming the partition, when a
+ * store cannot be opened for another reason than corruption, or the record
+ * of created stores is unreadable. */
 sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, sx_err *err);
 void sx_replica_destroy(sx_replica_set *r); /* accepts NULL */
+
+/* The partitions whose store was found lost by sx_replica_create, ascending;
+ * borrowed for r's lifetime. For the registration (sx_membership_opts). */
+const uint32_t *sx_replica_lost(const sx_replica_set *r, size_t *n);
 
 /* The membership gives the lease; it is started after the replicas (it calls
  * into them), so it is attached once running. */

@@ -2,8 +2,9 @@
  * compare-and-set, the invariant check), through the public header only.
  *
  * Fixed scenarios (fresh clusters, balance over a grid of sizes, stickiness on
- * join and leave, a partition whose whole isr dies, term partitions) and a
- * randomized property test. Every sx_assign call goes through cl_assign, which
+ * join and leave, a partition whose whole isr dies, term partitions, eligible
+ * leaders and lost stores) and randomized property tests, one of which keeps a
+ * model of who holds every committed entry while stores are lost. Every sx_assign call goes through cl_assign, which
  * checks the invariants and the change counts against the previous map. The
  * random test takes its seed from SHARDEX_TEST_SEED, else from the clock, and
  * prints it (seed=N) so that a failure can be replayed. SHARDEX_TEST_VERBOSE=1
@@ -159,18 +160,29 @@ static void check_step(const cluster *c, const sx_log_part *prev, const sx_term_
                      (unsigned long long)lp->isr_version, seed);
         if (lp->leader != -1 && !live(c, lp->leader))
             fail_msg("partition %u: dead leader %d, seed=%llu", p, lp->leader, seed);
-        /* Rule 5: a new leader comes from the last recorded isr. */
+        /* Rule 5: a new leader comes from the last recorded isr, or, when every
+         * member of that lost its store (an empty isr that was assigned), from
+         * the eligible leaders. */
+        bool emptied = op->nisr == 0 && op->isr_version > 0;
         if (op->nisr > 0 && lp->leader != -1 && lp->leader != op->leader &&
             !sx_clustermap_has(op->isr, op->nisr, lp->leader))
             fail_msg("partition %u: leader %d was not in the isr, seed=%llu", p, lp->leader, seed);
+        if (emptied && lp->leader != -1 && !sx_clustermap_has(op->elr, op->nelr, lp->leader))
+            fail_msg("partition %u: leader %d was not eligible, seed=%llu", p, lp->leader, seed);
         /* Available whenever it can be; otherwise the isr is kept whole. */
-        bool can_lead = op->nisr > 0 ? any_live(c, op->isr, op->nisr) : n > 0;
+        bool can_lead = op->nisr > 0 ? any_live(c, op->isr, op->nisr)
+                        : emptied    ? any_live(c, op->elr, op->nelr)
+                                     : n > 0;
         if (can_lead && lp->leader == -1)
             fail_msg("partition %u: a live isr member but no leader, seed=%llu", p, seed);
-        if (!can_lead && op->nisr > 0 && (lp->leader != -1 || isr_changed))
+        if (!can_lead && (op->nisr > 0 || emptied) && (lp->leader != -1 || isr_changed))
             fail_msg("partition %u: whole isr dead but leader %d / isr changed, seed=%llu", p,
                      lp->leader, seed);
-        /* Only live replicas, but for the dead members of a kept isr. */
+        /* The elr rule: never beside an isr at min_isr. */
+        if (lp->nelr > 0 && lp->nisr >= c->s.min_isr)
+            fail_msg("partition %u: %u eligible leaders beside %u isr members, seed=%llu", p,
+                     lp->nelr, lp->nisr, seed);
+        /* Only live replicas, but for the dead members of a kept isr and of the elr. */
         uint32_t lr = 0, dead = 0;
         for (uint32_t i = 0; i < lp->nreplicas; i++) {
             int32_t w = lp->replicas[i];
@@ -179,7 +191,8 @@ static void check_step(const cluster *c, const sx_log_part *prev, const sx_term_
                 continue;
             }
             dead++;
-            if (!sx_clustermap_has(lp->isr, lp->nisr, w) || any_live(c, lp->isr, lp->nisr))
+            if ((!sx_clustermap_has(lp->isr, lp->nisr, w) || any_live(c, lp->isr, lp->nisr)) &&
+                !sx_clustermap_has(lp->elr, lp->nelr, w))
                 fail_msg("partition %u: dead replica %d kept, seed=%llu", p, w, seed);
         }
         uint32_t target = r < n ? r : n;
@@ -275,7 +288,8 @@ static uint32_t spread(const cluster *c, const uint32_t *load)
 
 /* The weaker balance that sx_assign always reaches: no replica (leadership)
  * may still move from a worker to one with two fewer. Only the leader's
- * replica and the last isr member are pinned, and only isr members may lead. */
+ * replica, the last isr member and elr members are pinned, and only isr
+ * members may lead. */
 static void check_local_balance(const cluster *c)
 {
     loads l;
@@ -290,7 +304,8 @@ static void check_local_balance(const cluster *c)
                 if (l.rep[x] >= l.rep[y] + 2 &&
                     sx_clustermap_has(lp->replicas, lp->nreplicas, wx) &&
                     !sx_clustermap_has(lp->replicas, lp->nreplicas, wy) && lp->leader != wx &&
-                    !(lp->nisr == 1 && lp->isr[0] == wx))
+                    !(lp->nisr == 1 && lp->isr[0] == wx) &&
+                    !sx_clustermap_has(lp->elr, lp->nelr, wx))
                     fail_msg("replicas: %u holds %u, %u holds %u, partition %u could move, "
                              "seed=%llu",
                              x, l.rep[x], y, l.rep[y], p, seed);
@@ -693,6 +708,7 @@ static void test_all_dead_and_back(void **state)
     cl_free(&c);
 }
 
+
 static void test_change_isr(void **state)
 {
     (void)state;
@@ -981,6 +997,373 @@ static void test_determinism(void **state)
     }
 }
 
+/* A copy of the isr, for sx_clustermap_track_elr after a change. */
+typedef struct isr_copy {
+    int32_t isr[SX_MAX_REPLICAS];
+    uint32_t n;
+} isr_copy;
+
+static isr_copy isr_of(const sx_log_part *lp)
+{
+    isr_copy k = {.n = lp->nisr};
+    memcpy(k.isr, lp->isr, sizeof(k.isr));
+    return k;
+}
+
+/* A leader's isr change as the coordinator makes it: compare-and-set, then
+ * the elr rule. */
+static void change_isr_elr(cluster *c, uint32_t p, const int32_t *isr, uint32_t n)
+{
+    sx_log_part *lp = &c->parts[p];
+    isr_copy old = isr_of(lp);
+    sx_err err = {0};
+    if (sx_clustermap_change_isr(lp, lp->epoch, lp->isr_version, isr, n, &err) != SX_OK)
+        fail_msg("isr change of partition %u: %s, seed=%llu", p, err.msg, seed);
+    sx_clustermap_track_elr(lp, old.isr, old.n, c->s.min_isr);
+}
+
+/* Worker w registers again having lost every store it had: as the
+ * coordinator does before assigning. */
+static void lose_stores(cluster *c, int32_t w)
+{
+    c->alive[w] = true;
+    for (uint32_t p = 0; p < c->np; p++)
+        sx_clustermap_store_lost(&c->parts[p], w);
+    sx_err err = {0};
+    if (sx_clustermap_check(c->parts, c->np, c->terms, c->nt, c->nw, &err) != SX_OK)
+        fail_msg("after worker %d lost its stores: %s, seed=%llu", w, err.msg, seed);
+}
+
+/* Issue 11: P=1, R=3, min_isr=2. The follower that left the isr last, when
+ * it fell below min_isr, holds every committed entry; the leader's store is
+ * lost; the first follower misses what committed after it left. Only the
+ * last follower may lead. */
+static void test_elr_last_to_leave_leads_after_loss(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 1, 0, 3);
+    c.s.min_isr = 2;
+    settle(&c);
+    sx_log_part *lp = &c.parts[0];
+    assert_int_equal(lp->nisr, 3);
+    const int32_t l = lp->leader, f1 = (l + 1) % 3, f2 = (l + 2) % 3;
+
+    /* f1 dies: the isr {l, f2} is at min_isr, writes go on without f1. */
+    c.alive[f1] = false;
+    cl_assign(&c);
+    assert_int_equal(lp->leader, l);
+    assert_int_equal(lp->nisr, 2);
+    assert_int_equal(lp->nelr, 0);
+    assert_false(sx_clustermap_has(lp->replicas, lp->nreplicas, f1));
+
+    /* f2 dies: the isr {l} is below min_isr, nothing commits: f2 is eligible
+     * and stays a replica, dead. */
+    c.alive[f2] = false;
+    cl_assign(&c);
+    assert_int_equal(lp->leader, l);
+    assert_int_equal(lp->nisr, 1);
+    assert_int_equal(lp->nelr, 1);
+    assert_int_equal(lp->elr[0], f2);
+    assert_true(sx_clustermap_has(lp->replicas, lp->nreplicas, f2));
+
+    /* l dies: its isr is kept, nobody leads. */
+    c.alive[l] = false;
+    cl_assign(&c);
+    assert_int_equal(lp->leader, -1);
+    assert_int_equal(lp->nisr, 1);
+    uint64_t epoch = lp->epoch, isr_version = lp->isr_version;
+
+    /* l comes back without its store: the isr empties; f2 is dead. */
+    lose_stores(&c, l);
+    assert_int_equal(lp->nisr, 0);
+    assert_int_equal(lp->isr_version, isr_version + 1);
+    assert_int_equal(lp->epoch, epoch);
+    cl_assign(&c);
+    assert_int_equal(lp->leader, -1);
+    assert_int_equal(lp->nisr, 0);
+    assert_int_equal(lp->nelr, 1);
+    assert_true(sx_clustermap_has(lp->replicas, lp->nreplicas, l));
+    assert_int_equal(c.ch.unavailable, 1);
+    /* No leader, so nobody may grow the isr. */
+    int32_t just_l[1] = {l};
+    sx_err err = {0};
+    assert_int_equal(sx_clustermap_change_isr(lp, lp->epoch, lp->isr_version, just_l, 1, &err),
+                     SX_FAILED_PRECONDITION);
+
+    /* f1 returns: it left while writes went on, it may not lead. */
+    c.alive[f1] = true;
+    cl_assign(&c);
+    assert_int_equal(lp->leader, -1);
+    assert_true(sx_clustermap_has(lp->replicas, lp->nreplicas, f1));
+    cl_assign(&c);
+    assert_true(no_changes(&c.ch));
+
+    /* f2 returns: elected, it is the isr, no longer merely eligible. */
+    c.alive[f2] = true;
+    cl_assign(&c);
+    assert_int_equal(lp->leader, f2);
+    assert_int_equal(lp->epoch, epoch + 1);
+    assert_int_equal(lp->nisr, 1);
+    assert_int_equal(lp->isr[0], f2);
+    assert_int_equal(lp->nelr, 0);
+    assert_int_equal(lp->nreplicas, 3);
+
+    /* l caught up: back in the isr through its leader, like anyone. */
+    int32_t two[2] = {f2, l};
+    change_isr_elr(&c, 0, two, 2);
+    cl_assign(&c);
+    settle(&c);
+    assert_int_equal(lp->nisr, 3);
+    assert_int_equal(lp->nelr, 0);
+    cl_free(&c);
+}
+
+/* Both followers die in one step, leaving the isr below min_isr: both hold
+ * every committed entry, either may lead once the leader's store is lost. */
+static void test_elr_followers_dying_together(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 1, 0, 3);
+    c.s.min_isr = 2;
+    settle(&c);
+    sx_log_part *lp = &c.parts[0];
+    const int32_t l = lp->leader, f1 = (l + 1) % 3, f2 = (l + 2) % 3;
+    c.alive[f1] = c.alive[f2] = false;
+    cl_assign(&c);
+    assert_int_equal(lp->nisr, 1);
+    assert_int_equal(lp->nelr, 2);
+    assert_true(sx_clustermap_has(lp->elr, 2, f1) && sx_clustermap_has(lp->elr, 2, f2));
+    c.alive[l] = false;
+    cl_assign(&c);
+    lose_stores(&c, l);
+    cl_assign(&c);
+    assert_int_equal(lp->leader, -1);
+    c.alive[f2] = true;
+    cl_assign(&c);
+    assert_int_equal(lp->leader, f2);
+    assert_int_equal(lp->nelr, 1); /* f1 still holds everything committed: nothing commits */
+    assert_int_equal(lp->elr[0], f1);
+    /* f1 too loses its store: it is no longer eligible. */
+    lose_stores(&c, f1);
+    assert_int_equal(lp->nelr, 0);
+    cl_assign(&c);
+    assert_int_equal(lp->leader, f2);
+    cl_free(&c);
+}
+
+/* With min_isr = 1 the leader alone commits: the followers that left are not
+ * eligible, and when its store is lost nobody may lead, ever, whoever is
+ * alive: the partition waits for an operator. */
+static void test_lost_store_without_eligible_stays_unavailable(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 3, 1, 0, 3);
+    c.s.min_isr = 1;
+    settle(&c);
+    sx_log_part *lp = &c.parts[0];
+    const int32_t l = lp->leader, f1 = (l + 1) % 3, f2 = (l + 2) % 3;
+    c.alive[f1] = c.alive[f2] = false;
+    cl_assign(&c);
+    assert_int_equal(lp->nisr, 1);
+    assert_int_equal(lp->nelr, 0);
+    c.alive[l] = false;
+    cl_assign(&c);
+    lose_stores(&c, l);
+    c.alive[f1] = c.alive[f2] = true;
+    cl_assign(&c);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(lp->leader, -1);
+        assert_int_equal(lp->nisr, 0);
+        assert_int_equal(lp->nreplicas, 3);
+        cl_assign(&c);
+    }
+    assert_true(no_changes(&c.ch));
+    assert_int_equal(c.ch.unavailable, 1);
+    cl_free(&c);
+}
+
+/* sx_clustermap_track_elr and sx_clustermap_store_lost on one partition. */
+static void test_elr_rule(void **state)
+{
+    (void)state;
+    cluster c;
+    cl_init(&c, 8, 1, 0, 3);
+    c.s.min_isr = 2;
+    sx_log_part *lp = &c.parts[0];
+    *lp = (sx_log_part){.epoch = 5,
+                        .isr_version = 9,
+                        .leader = 2,
+                        .nreplicas = 3,
+                        .replicas = {2, 4, 6},
+                        .nisr = 3,
+                        .isr = {2, 4, 6}};
+    int32_t s24[2] = {2, 4}, s2[1] = {2}, s26[2] = {2, 6}, s246[3] = {2, 4, 6};
+    change_isr_elr(&c, 0, s24, 2); /* at min_isr: 6 may miss commits from now */
+    assert_int_equal(lp->nelr, 0);
+    change_isr_elr(&c, 0, s2, 1); /* below: 4 holds everything committed */
+    assert_int_equal(lp->nelr, 1);
+    assert_int_equal(lp->elr[0], 4);
+    change_isr_elr(&c, 0, s26, 2); /* at min_isr again: 4 may miss commits */
+    assert_int_equal(lp->nelr, 0);
+    change_isr_elr(&c, 0, s246, 3);
+
+    c.s.min_isr = 3;
+    change_isr_elr(&c, 0, s24, 2); /* below 3: 6 eligible */
+    change_isr_elr(&c, 0, s2, 1);  /* 4 too */
+    assert_int_equal(lp->nelr, 2);
+    assert_true(sx_clustermap_has(lp->elr, 2, 4) && sx_clustermap_has(lp->elr, 2, 6));
+    change_isr_elr(&c, 0, s26, 2); /* 6 in sync again; still below 3: 4 stays */
+    assert_int_equal(lp->nelr, 1);
+    assert_int_equal(lp->elr[0], 4);
+    sx_err err = {0};
+    assert_int_equal(sx_clustermap_check(lp, 1, NULL, 0, 8, &err), SX_OK);
+
+    /* Lost stores: an elr member leaves the elr only; an isr member leaves the
+     * isr (a new isr_version); the leader stops leading (a new epoch), even as
+     * the last member. */
+    uint64_t epoch = lp->epoch, version = lp->isr_version;
+    assert_true(sx_clustermap_store_lost(lp, 4));
+    assert_int_equal(lp->nelr, 0);
+    assert_int_equal(lp->isr_version, version);
+    assert_true(sx_clustermap_store_lost(lp, 6));
+    assert_int_equal(lp->nisr, 1);
+    assert_int_equal(lp->isr_version, version + 1);
+    assert_int_equal(lp->leader, 2);
+    assert_true(sx_clustermap_store_lost(lp, 2));
+    assert_int_equal(lp->nisr, 0);
+    assert_int_equal(lp->leader, -1);
+    assert_int_equal(lp->epoch, epoch + 1);
+    assert_int_equal(lp->nreplicas, 3);
+    assert_false(sx_clustermap_store_lost(lp, 2));
+    assert_false(sx_clustermap_store_lost(lp, 7));
+    assert_int_equal(sx_clustermap_check(lp, 1, NULL, 0, 8, &err), SX_OK);
+    cl_free(&c);
+}
+
+/* The elr invariants sx_clustermap_check enforces. */
+static void test_check_rejects_elr(void **state)
+{
+    (void)state;
+    sx_err err = {0};
+    sx_log_part ok = {.isr_version = 3,
+                      .leader = 1,
+                      .nreplicas = 3,
+                      .replicas = {1, 2, 3},
+                      .nisr = 1,
+                      .isr = {1},
+                      .nelr = 1,
+                      .elr = {3}};
+    assert_int_equal(sx_clustermap_check(&ok, 1, NULL, 0, 4, &err), SX_OK);
+    sx_log_part bad = ok;
+    bad.elr[0] = 1; /* in the isr too */
+    assert_int_equal(sx_clustermap_check(&bad, 1, NULL, 0, 4, &err), SX_INTERNAL);
+    assert_non_null(strstr(err.msg, "elr"));
+    bad = ok;
+    bad.elr[0] = 0; /* not a replica */
+    assert_int_equal(sx_clustermap_check(&bad, 1, NULL, 0, 4, &err), SX_INTERNAL);
+    bad = ok;
+    bad.nelr = 2;
+    bad.elr[1] = 3; /* twice */
+    assert_int_equal(sx_clustermap_check(&bad, 1, NULL, 0, 4, &err), SX_INTERNAL);
+    /* An isr emptied by lost stores: no leader. */
+    sx_log_part emptied = ok;
+    emptied.nisr = 0;
+    emptied.leader = -1;
+    assert_int_equal(sx_clustermap_check(&emptied, 1, NULL, 0, 4, &err), SX_OK);
+    emptied.leader = 1;
+    assert_int_equal(sx_clustermap_check(&emptied, 1, NULL, 0, 4, &err), SX_INTERNAL);
+    emptied.leader = -1;
+    emptied.isr_version = 0; /* replicas, but never an isr */
+    assert_int_equal(sx_clustermap_check(&emptied, 1, NULL, 0, 4, &err), SX_INTERNAL);
+}
+
+/* Random events as in test_property, plus writes and workers that come back
+ * without their stores, with min_isr 2..R, against a model: per partition,
+ * the workers that hold every committed entry (everyone, until the first
+ * write). A write commits (only) with a leader and min_isr isr members, and
+ * then only the isr holds it all; a catch-up copies the leader's log; a lost
+ * store holds nothing. After every step: the isr and the elr hold every
+ * committed entry, so no leader ever misses one; and a partition whose isr
+ * and elr are both empty never gets a leader back. */
+static void test_property_lost_stores(void **state)
+{
+    (void)state;
+    uint32_t elected_from_elr = 0, lost_for_good = 0, writes = 0;
+    for (int run = 0; run < PROPERTY_RUNS; run++) {
+        uint32_t wmax = 2 + rnd_below(9);
+        cluster c;
+        uint32_t r = 2 + rnd_below(3);
+        cl_init(&c, 1 + rnd_below(wmax), 1 + rnd_below(16), rnd_below(9), r);
+        c.s.min_isr = 2 + rnd_below(r - 1);
+        uint64_t holds[64];
+        for (uint32_t p = 0; p < c.np; p++)
+            holds[p] = ~0ull;
+        cl_assign(&c);
+        for (int step = 1; step <= PROPERTY_STEPS; step++) {
+            uint32_t kind = rnd_below(100);
+            sx_log_part before[64];
+            memcpy(before, c.parts, c.np * sizeof(*c.parts));
+            if (kind < 20) { /* writes everywhere they commit */
+                for (uint32_t p = 0; p < c.np; p++) {
+                    const sx_log_part *lp = &c.parts[p];
+                    if (lp->leader < 0 || lp->nisr < c.s.min_isr)
+                        continue;
+                    holds[p] = 0;
+                    for (uint32_t i = 0; i < lp->nisr; i++)
+                        holds[p] |= 1ull << lp->isr[i];
+                    writes++;
+                }
+            } else if (kind < 32 && c.nw > 0) { /* a worker returns without its stores */
+                int32_t w = (int32_t)rnd_below(c.nw);
+                lose_stores(&c, w);
+                for (uint32_t p = 0; p < c.np; p++)
+                    holds[p] &= ~(1ull << w);
+            } else {
+                random_event(&c, wmax);
+                for (uint32_t p = 0; p < c.np; p++) {
+                    sx_log_part *lp = &c.parts[p];
+                    if (lp->isr_version == before[p].isr_version)
+                        continue;
+                    sx_clustermap_track_elr(lp, before[p].isr, before[p].nisr, c.s.min_isr);
+                    bool copied = lp->leader >= 0 && (holds[p] >> lp->leader & 1);
+                    for (uint32_t i = 0; copied && i < lp->nisr; i++)
+                        holds[p] |= 1ull << lp->isr[i];
+                }
+            }
+            memcpy(before, c.parts, c.np * sizeof(*c.parts));
+            cl_assign(&c);
+            check_local_balance(&c);
+            for (uint32_t p = 0; p < c.np; p++) {
+                const sx_log_part *lp = &c.parts[p];
+                for (uint32_t i = 0; i < lp->nisr; i++)
+                    if (!(holds[p] >> lp->isr[i] & 1))
+                        fail_msg("partition %u: isr member %d misses committed entries "
+                                 "(leader %d), seed=%llu",
+                                 p, lp->isr[i], lp->leader, seed);
+                for (uint32_t i = 0; i < lp->nelr; i++)
+                    if (!(holds[p] >> lp->elr[i] & 1))
+                        fail_msg("partition %u: eligible %d misses committed entries, seed=%llu",
+                                 p, lp->elr[i], seed);
+                bool was_lost = before[p].nisr == 0 && before[p].isr_version > 0;
+                if (was_lost && before[p].nelr == 0 && lp->leader >= 0)
+                    fail_msg("partition %u: nobody held its entries, yet %d leads, seed=%llu", p,
+                             lp->leader, seed);
+                elected_from_elr += was_lost && lp->leader >= 0;
+                lost_for_good += was_lost && before[p].nelr == 0 && step == PROPERTY_STEPS;
+            }
+        }
+        cl_free(&c);
+    }
+    if (verbose)
+        printf("property (lost stores): %u commits, %u elections from the elr, %u partitions "
+               "lost for good at the end\n",
+               writes, elected_from_elr, lost_for_good);
+    assert_true(elected_from_elr > 0);
+}
+
 int main(void)
 {
     seed = sx_fx_seed();
@@ -996,11 +1379,17 @@ int main(void)
         cmocka_unit_test(test_leave_stickiness),
         cmocka_unit_test(test_dead_isr_waits_for_a_member),
         cmocka_unit_test(test_all_dead_and_back),
+        cmocka_unit_test(test_elr_last_to_leave_leads_after_loss),
+        cmocka_unit_test(test_elr_followers_dying_together),
+        cmocka_unit_test(test_lost_store_without_eligible_stays_unavailable),
+        cmocka_unit_test(test_elr_rule),
+        cmocka_unit_test(test_check_rejects_elr),
         cmocka_unit_test(test_change_isr),
         cmocka_unit_test(test_check_rejects),
         cmocka_unit_test(test_terms),
         cmocka_unit_test(test_no_workers),
         cmocka_unit_test(test_property),
+        cmocka_unit_test(test_property_lost_stores),
         cmocka_unit_test(test_determinism),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,8 +7,9 @@
  * partition's epoch never went down (reopen included), and that the published
  * map keeps its invariants (leaders are live isr members, isr within replicas).
  * Covered: settings and their checks, reopen, registration, heartbeats, leases,
- * ISR changes, the index catalog with backfill, ClusterStatus, and a seeded
- * random walk over all of it.
+ * ISR changes, eligible leaders and workers that lost partition stores, the
+ * index catalog with backfill, ClusterStatus, and a seeded random walk over
+ * all of it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -151,6 +152,14 @@ static void track(fixture *f)
         f->isr_version[p] = lp->isr_version;
         for (size_t k = 0; k < lp->n_isr; k++)
             assert_true(has(lp->replicas, lp->n_replicas, lp->isr[k]));
+        /* Eligible leaders: replicas outside the isr, only while it is below min_isr. */
+        for (size_t k = 0; k < lp->n_elr; k++) {
+            assert_true(has(lp->replicas, lp->n_replicas, lp->elr[k]));
+            assert_false(has(lp->isr, lp->n_isr, lp->elr[k]));
+        }
+        if (lp->n_elr > 0 && lp->n_isr >= msg->settings->min_isr)
+            fail_msg("partition %zu: %zu eligible leaders beside %zu isr members", p, lp->n_elr,
+                     lp->n_isr);
         for (size_t k = 0; k < lp->n_replicas; k++)
             assert_true(lp->replicas[k] >= 0 && (size_t)lp->replicas[k] < msg->n_workers);
         if (lp->leader >= 0) {
@@ -219,8 +228,8 @@ static uint64_t version_of(fixture *f)
 typedef struct part_copy {
     uint64_t epoch, isr_version;
     int32_t leader;
-    size_t nreplicas, nisr;
-    int32_t replicas[MAXR], isr[MAXR];
+    size_t nreplicas, nisr, nelr;
+    int32_t replicas[MAXR], isr[MAXR], elr[MAXR];
 } part_copy;
 
 static part_copy part_of(fixture *f, uint32_t p)
@@ -232,12 +241,15 @@ static part_copy part_of(fixture *f, uint32_t p)
                     .isr_version = lp->isr_version,
                     .leader = lp->leader,
                     .nreplicas = lp->n_replicas,
-                    .nisr = lp->n_isr};
-    assert_true(lp->n_replicas <= MAXR && lp->n_isr <= MAXR);
+                    .nisr = lp->n_isr,
+                    .nelr = lp->n_elr};
+    assert_true(lp->n_replicas <= MAXR && lp->n_isr <= MAXR && lp->n_elr <= MAXR);
     if (lp->n_replicas) /* the arrays are NULL when empty */
         memcpy(pc.replicas, lp->replicas, lp->n_replicas * sizeof(int32_t));
     if (lp->n_isr)
         memcpy(pc.isr, lp->isr, lp->n_isr * sizeof(int32_t));
+    if (lp->n_elr)
+        memcpy(pc.elr, lp->elr, lp->n_elr * sizeof(int32_t));
     sx_coord_map_release(m);
     return pc;
 }
@@ -270,6 +282,28 @@ static int32_t reg(fixture *f, const char *id, uint64_t now, uint64_t *inc)
     assert_string_equal(w->address, addr);
     assert_true(w->alive);
     assert_int_equal(w->incarnation, incarnation);
+    sx_coord_map_release(m);
+    track(f);
+    if (inc)
+        *inc = incarnation;
+    return index;
+}
+
+/* reg for a worker that lost the stores of partitions lost[0..nlost). */
+static int32_t reg_lost(fixture *f, const char *id, const uint32_t *lost, size_t nlost,
+                        uint64_t now, uint64_t *inc)
+{
+    char addr[128];
+    snprintf(addr, sizeof(addr), "%s.test:7000", id);
+    int32_t index = -2;
+    uint64_t incarnation = 0;
+    sx_coord_map *m = NULL;
+    sx_err err = {0};
+    CHECK_OK(sx_coord_register_lost(f->c, id, addr, lost, nlost, now, &index, &incarnation, &m,
+                                    &err),
+             &err);
+    assert_non_null(m);
+    assert_true(m->msg->workers[index]->alive);
     sx_coord_map_release(m);
     track(f);
     if (inc)
@@ -1510,6 +1544,203 @@ static void test_status(void **state)
     sx_arena_free(&a);
 }
 
+/* Issue 11 through the coordinator (P=1, R=3, min_isr=2): the follower that
+ * left the ISR last, when it fell below min_isr, is eligible; the leader comes
+ * back without its store and may not lead; the first follower (it missed
+ * commits) may not either; the eligible one does. All of it survives a
+ * restart of the coordinator. */
+static void test_lost_store_elects_the_eligible(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){1, 3, 2, 4};
+    open_at(f, 1000);
+    uint64_t inc[3];
+    for (int k = 0; k < 3; k++)
+        reg(f, abc[k], 1000, &inc[k]);
+    grow_isrs(f);
+    part_copy p0 = part_of(f, 0);
+    assert_int_equal(p0.nisr, 3);
+    const int32_t l = p0.leader, f1 = (l + 1) % 3, f2 = (l + 2) % 3;
+
+    /* f1's lease runs out: the ISR {l, f2} is at min_isr, f1 is not eligible. */
+    hb(f, abc[l], inc[l], 2000, 0);
+    hb(f, abc[f2], inc[f2], 2000, 0);
+    tick(f, 2300);
+    p0 = part_of(f, 0);
+    assert_false(worker_alive(f, f1));
+    assert_int_equal(p0.nisr, 2);
+    assert_int_equal(p0.nelr, 0);
+    /* then f2's: the ISR {l} is below min_isr, f2 holds every commit. */
+    hb(f, abc[l], inc[l], 3000, 0);
+    tick(f, 3300);
+    p0 = part_of(f, 0);
+    assert_false(worker_alive(f, f2));
+    assert_int_equal(p0.leader, l);
+    assert_int_equal(p0.nisr, 1);
+    assert_int_equal(p0.nelr, 1);
+    assert_int_equal(p0.elr[0], f2);
+    /* then l's. */
+    tick(f, 4300);
+    assert_false(worker_alive(f, l));
+    assert_int_equal(part_of(f, 0).leader, -1);
+
+    /* l returns without its store of partition 0 (partitions beyond P are
+     * ignored): not in the ISR, not leading. */
+    const uint32_t lost[2] = {0, 7};
+    reg_lost(f, abc[l], lost, 2, 5000, &inc[l]);
+    p0 = part_of(f, 0);
+    assert_int_equal(p0.leader, -1);
+    assert_int_equal(p0.nisr, 0);
+    assert_int_equal(p0.nelr, 1);
+    assert_int_equal(p0.elr[0], f2);
+    assert_true(has(p0.replicas, p0.nreplicas, l));
+    sx_arena a = {0};
+    Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
+    sx_coord_status(f->c, 5000, &a, &st);
+    assert_false(st.log_partitions[0]->available);
+    assert_string_equal(st.log_partitions[0]->leader, "");
+    sx_arena_free(&a);
+
+    /* Durable: a restarted coordinator knows who may lead. */
+    uint64_t v = version_of(f);
+    reopen_at(f, 5100);
+    assert_int_equal(version_of(f), v);
+    part_copy again = part_of(f, 0);
+    assert_int_equal(again.nisr, 0);
+    assert_int_equal(again.isr_version, p0.isr_version);
+    assert_int_equal(again.nelr, 1);
+    assert_int_equal(again.elr[0], f2);
+
+    /* f1 returns (its store intact): it missed commits, it may not lead. */
+    reg(f, abc[f1], 5200, &inc[f1]);
+    assert_int_equal(part_of(f, 0).leader, -1);
+    /* f2 returns: it leads, in a new epoch, as the ISR. */
+    reg(f, abc[f2], 5300, &inc[f2]);
+    part_copy led = part_of(f, 0);
+    assert_int_equal(led.leader, f2);
+    assert_true(led.epoch > p0.epoch);
+    assert_int_equal(led.nisr, 1);
+    assert_int_equal(led.isr[0], f2);
+    assert_int_equal(led.nelr, 0);
+    /* l and f1 catch up through the leader, as anyone would. */
+    grow_isrs(f);
+    assert_int_equal(part_of(f, 0).nisr, 3);
+}
+
+/* A worker restarting with its store intact leaves an ISR that keeps a live
+ * member; below min_isr it stays eligible. When the remaining member then
+ * comes back without its store, the eligible one leads at once. */
+static void test_restart_intact_stays_eligible(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){1, 3, 2, 4};
+    open_at(f, 1000);
+    uint64_t inc[3];
+    for (int k = 0; k < 3; k++)
+        reg(f, abc[k], 1000, &inc[k]);
+    grow_isrs(f);
+    const int32_t l = part_of(f, 0).leader, x = (l + 1) % 3; /* the third dies */
+    hb(f, abc[l], inc[l], 2000, 0);
+    hb(f, abc[x], inc[x], 2000, 0);
+    tick(f, 2300); /* y dies: ISR {l, x} */
+    assert_int_equal(part_of(f, 0).nisr, 2);
+    reg(f, abc[x], 2400, &inc[x]); /* x restarts, intact: ISR {l}, x eligible */
+    part_copy p0 = part_of(f, 0);
+    assert_int_equal(p0.leader, l);
+    assert_int_equal(p0.nisr, 1);
+    assert_int_equal(p0.nelr, 1);
+    assert_int_equal(p0.elr[0], x);
+    /* l restarts without its store while x is alive: x leads. */
+    const uint32_t lost[1] = {0};
+    reg_lost(f, abc[l], lost, 1, 2500, &inc[l]);
+    p0 = part_of(f, 0);
+    assert_int_equal(p0.leader, x);
+    assert_int_equal(p0.nisr, 1);
+    assert_int_equal(p0.nelr, 0);
+    /* A lost store of a replica outside the ISR and the ELR changes nothing. */
+    uint64_t v = version_of(f);
+    reg_lost(f, abc[l], lost, 1, 2600, &inc[l]);
+    part_copy same = part_of(f, 0);
+    assert_true(version_of(f) > v);
+    assert_int_equal(same.leader, x);
+    assert_int_equal(same.epoch, p0.epoch);
+    assert_int_equal(same.isr_version, p0.isr_version);
+}
+
+/* min_isr 1: the last ISR member alone commits, nobody else is eligible.
+ * When it comes back without its store, the partition stays without a
+ * leader, whoever is alive; its other partitions lead again as before. */
+static void test_lost_store_without_eligible_stays_unavailable(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){2, 3, 1, 4};
+    open_at(f, 1000);
+    uint64_t inc[3];
+    for (int k = 0; k < 3; k++)
+        reg(f, abc[k], 1000, &inc[k]);
+    /* Replicas added after the first are not in sync: a alone is in the ISR. */
+    for (uint32_t p = 0; p < 2; p++)
+        assert_int_equal(part_of(f, p).isr[0], 0);
+    hb(f, "b", inc[1], 2000, 0);
+    hb(f, "c", inc[2], 2000, 0);
+    tick(f, 2300);
+    assert_false(worker_alive(f, 0));
+    const uint32_t lost[1] = {1};
+    reg_lost(f, "a", lost, 1, 2400, &inc[0]);
+    part_copy p0 = part_of(f, 0), p1 = part_of(f, 1);
+    assert_int_equal(p0.leader, 0);
+    assert_int_equal(p1.leader, -1);
+    assert_int_equal(p1.nisr, 0);
+    assert_int_equal(p1.nelr, 0);
+    for (int k = 0; k < 3; k++)
+        hb(f, abc[k], inc[k], 3000, 0);
+    tick(f, 3000);
+    reopen_at(f, 3100);
+    reg(f, "b", 3200, &inc[1]);
+    p1 = part_of(f, 1);
+    assert_int_equal(p1.leader, -1);
+    assert_int_equal(p1.nisr, 0);
+    assert_int_equal(p1.nreplicas, 3);
+    /* Nobody can ask to grow it: it has no leader. */
+    sx_err err = {0};
+    sx_coord_map *m = NULL;
+    const int32_t b_only[1] = {1};
+    CHECK_FAIL(sx_coord_change_isr(f->c, "b", 1, p1.epoch, p1.isr_version, b_only, 1, &m, &err),
+               &err, SX_FAILED_PRECONDITION, "partition 1");
+}
+
+/* A leader's ISR changes keep the ELR: members dropped below min_isr become
+ * eligible, growing back to min_isr ends their eligibility. */
+static void test_change_isr_keeps_the_elr(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){1, 3, 2, 4};
+    open_at(f, 1000);
+    for (int k = 0; k < 3; k++)
+        reg(f, abc[k], 1000, NULL);
+    grow_isrs(f);
+    part_copy p0 = part_of(f, 0);
+    const int32_t l = p0.leader;
+    sx_err err = {0};
+    sx_coord_map *m = NULL;
+    CHECK_OK(sx_coord_change_isr(f->c, abc[l], 0, p0.epoch, p0.isr_version, &l, 1, &m, &err),
+             &err);
+    sx_coord_map_release(m);
+    track(f);
+    part_copy shrunk = part_of(f, 0);
+    assert_int_equal(shrunk.nisr, 1);
+    assert_int_equal(shrunk.nelr, 2); /* both held every commit: they were in the ISR */
+    const int32_t two[2] = {l, (l + 1) % 3};
+    CHECK_OK(sx_coord_change_isr(f->c, abc[l], 0, shrunk.epoch, shrunk.isr_version, two, 2, &m,
+                                 &err),
+             &err);
+    sx_coord_map_release(m);
+    track(f);
+    part_copy grown = part_of(f, 0);
+    assert_int_equal(grown.nisr, 2);
+    assert_int_equal(grown.nelr, 0);
+}
+
 /* A seeded random walk over every operation: after each step the tracker
  * checks that no version or epoch went down and that the map is consistent.
  * SX_TEST_SEED replays a failure. */
@@ -1650,6 +1881,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_last_isr_member_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_gives_fresh_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_isr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_store_elects_the_eligible, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_intact_stays_eligible, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_store_without_eligible_stays_unavailable, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_change_isr_keeps_the_elr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_invalid_specs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
