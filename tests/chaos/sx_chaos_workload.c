@@ -72,7 +72,7 @@ static const sx_flag run_flags[] = {
      .type = SX_FLAG_STRING,
      .offset = OFF(run, const char *),
      .metavar = "TAG",
-     .help = "prefix of keys and values (no spaces); default: r<wall-clock ms in hex>"},
+     .help = "prefix of keys and values (letters, digits, - or _); default: r<wall-clock ms, hex>"},
     {.name = "index",
      .type = SX_FLAG_STRING,
      .offset = OFF(index, const char *),
@@ -163,6 +163,18 @@ static void usage(FILE *out)
             "The workload and checkers of the partition-failure suite (tests/chaos/README.md).\n");
 }
 
+/* A tag or index name: it goes into ids, values, index names and the
+ * history's space-separated fields. NULL is fine (a default). */
+static bool name_ok(const char *s)
+{
+    if (!s)
+        return true;
+    size_t n = strlen(s);
+    return n >= 1 && n <= 40 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789-_") == n;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -197,6 +209,10 @@ int main(int argc, char **argv)
     if (help) {
         sx_flags_usage(spec, &defaults, stdout);
         return SX_WL_EXIT_OK;
+    }
+    if (!name_ok(cfg.run) || !name_ok(cfg.index) || !cfg.index) {
+        fprintf(stderr, "%s: --run and --index: 1..40 letters, digits, '-' or '_'\n", spec->prog);
+        return SX_WL_EXIT_USAGE;
     }
     if (cfg.delete_pct + cfg.bad_pct > 100) {
         fprintf(stderr, "%s: --delete-pct plus --bad-pct is above 100\n", spec->prog);

@@ -13,19 +13,19 @@
 
 #include <cmocka.h>
 
-/* One writer, keys k1 (put ok, overwrite ok, overwrite unknown, overwrite
- * fail), k2 (put ok, delete ok), k3 (put unknown only), k4 (bad, refused). */
+/* One writer, run t, keys t-k1 (put ok, overwrite ok, overwrite unknown, overwrite
+ * fail), t-k2 (put ok, delete ok), t-k3 (put unknown only), t-k4 (bad, refused). */
 static const char *const lines[] = {
     "# sx_chaos_workload history 1 run=t seed=7 writers=1 keys=4 groups=4 index=ix t0=100",
-    "0 1 put k1 v1 100 101 ok 3:10 OK -",
-    "0 2 overwrite k1 v2 102 103 ok 3:11 OK -",
-    "0 3 overwrite k1 v3 104 900 unknown - DEADLINE_EXCEEDED Put via a:1: deadline",
-    "0 4 overwrite k1 v4 901 902 fail - UNAVAILABLE Put via a:1: failed to connect to all "
+    "0 1 put t-k1 v1 100 101 ok 3:10 OK -",
+    "0 2 overwrite t-k1 v2 102 103 ok 3:11 OK -",
+    "0 3 overwrite t-k1 v3 104 900 unknown - DEADLINE_EXCEEDED Put via a:1: deadline",
+    "0 4 overwrite t-k1 v4 901 902 fail - UNAVAILABLE Put via a:1: failed to connect to all "
     "addresses",
-    "0 5 put k2 v5 903 904 ok 5:1 OK -",
-    "0 6 delete k2 - 905 906 ok 5:2 OK -",
-    "0 7 put k3 v7 907 3000 unknown - UNAVAILABLE x; 1 of 1 documents may not have been written",
-    "0 8 bad k4 v8 3001 3002 fail - INVALID_ARGUMENT docs[0]: empty name",
+    "0 5 put t-k2 v5 903 904 ok 5:1 OK -",
+    "0 6 delete t-k2 - 905 906 ok 5:2 OK -",
+    "0 7 put t-k3 v7 907 3000 unknown - UNAVAILABLE x; 1 of 1 documents may not have been written",
+    "0 8 bad t-k4 v8 3001 3002 fail - INVALID_ARGUMENT docs[0]: empty name",
     "# end t1=5000",
 };
 
@@ -79,7 +79,7 @@ static void test_history_lines(void **state)
     snprintf(want, sizeof(want), "%s\n", lines[7]);
     assert_string_equal(line, want);
     sx_err err = {0};
-    char bad[] = "0 9 put k1 v9 1 2 ok - OK -"; /* ok without a token */
+    char bad[] = "0 9 put t-k1 v9 1 2 ok - OK -"; /* ok without a token */
     assert_int_equal(sx_hist_parse_line(&h, bad, &err), SX_INVALID_ARGUMENT);
     sx_hist_free(&h);
 }
@@ -90,14 +90,14 @@ static void test_final_states(void **state)
     (void)state;
     static const struct {
         const char *k1, *k2, *k3;
-        char kind; /* expected violation on k1/k2/k3, or 0 */
+        char kind; /* expected violation on t-k1/t-k2/t-k3, or 0 */
     } cases[] = {
         {"v2", NULL, NULL, 0},    /* last ok states */
         {"v3", NULL, "v7", 0},    /* later unknown ones */
         {"v1", NULL, NULL, 'A'},  /* an overwritten value: the ok write of v2 lost */
         {"v4", NULL, NULL, 'A'},  /* a failed write applied */
-        {NULL, NULL, NULL, 'A'},  /* k1 gone */
-        {"v2", "v5", NULL, 'A'},  /* the ok delete of k2 lost */
+        {NULL, NULL, NULL, 'A'},  /* t-k1 gone */
+        {"v2", "v5", NULL, 'A'},  /* the ok delete of t-k2 lost */
         {"v2", NULL, "zzz", 'U'}, /* never written */
         {"v2", NULL, "v5", 'U'},  /* written to another key */
     };
@@ -106,10 +106,10 @@ static void test_final_states(void **state)
         load(&h);
         sx_judge *j = sx_judge_create(&h);
         assert_int_equal(sx_judge_nkeys(j), 4);
-        read_doc(j, &h, "k1", cases[c].k1);
-        read_doc(j, &h, "k2", cases[c].k2);
-        read_doc(j, &h, "k3", cases[c].k3);
-        read_doc(j, &h, "k4", NULL);
+        read_doc(j, &h, "t-k1", cases[c].k1);
+        read_doc(j, &h, "t-k2", cases[c].k2);
+        read_doc(j, &h, "t-k3", cases[c].k3);
+        read_doc(j, &h, "t-k4", NULL);
         sx_judge_check_docs(j);
         size_t a = sx_judge_count(j, SX_JUDGE_A), u = sx_judge_count(j, SX_JUDGE_U);
         if (a + u != (cases[c].kind ? 1u : 0u) || (cases[c].kind == 'U') != (u == 1))
@@ -135,10 +135,10 @@ static void test_queries(void **state)
     sx_history h;
     load(&h);
     sx_judge *j = sx_judge_create(&h);
-    read_doc(j, &h, "k1", "v2");
-    read_doc(j, &h, "k2", NULL);
-    read_doc(j, &h, "k3", "v7");
-    read_doc(j, &h, "k4", NULL);
+    read_doc(j, &h, "t-k1", "v2");
+    read_doc(j, &h, "t-k2", NULL);
+    read_doc(j, &h, "t-k3", "v7");
+    read_doc(j, &h, "t-k4", NULL);
     sx_judge_check_docs(j);
     sx_judge_query *q = NULL;
     size_t n = sx_judge_queries(j, 100, &q);
@@ -148,16 +148,16 @@ static void test_queries(void **state)
     assert_string_equal(q[0].value, "v2");
     assert_string_equal(q[n - 1].index, "ix_g");
     const Shardex__V1__Mode L = SHARDEX__V1__MODE__MODE_LOCAL, G = SHARDEX__V1__MODE__MODE_GLOBAL;
-    sx_judge_hits good = {0}, dup = {0}, stale = {0}, none = {0};
-    hits_of(&good, (const char *[]){"k1", NULL}, "v2");
-    hits_of(&dup, (const char *[]){"k1", "k1", NULL}, "v2");
-    hits_of(&stale, (const char *[]){"k1", NULL}, "v1");
+    sx_judge_hits good = {0}, dup = {0}, stale = {0}, none = {0}, other = {0};
+    hits_of(&good, (const char *[]){"t-k1", NULL}, "v2");
+    hits_of(&dup, (const char *[]){"t-k1", "t-k1", NULL}, "v2");
+    hits_of(&stale, (const char *[]){"t-k1", NULL}, "v1");
     sx_judge_query_result(j, &q[0], L, L, &good);
     sx_judge_query_result(j, &q[0], G, G, &good);
     assert_int_equal(sx_judge_exit_code(j), 0);
     sx_judge_query_result(j, &q[0], G, G, &dup);
     assert_int_equal(sx_judge_count(j, SX_JUDGE_D), 1);
-    sx_judge_query_result(j, &q[0], L, L, &none); /* k1 missing */
+    sx_judge_query_result(j, &q[0], L, L, &none); /* t-k1 missing */
     assert_int_equal(sx_judge_count(j, SX_JUDGE_L), 1);
     sx_judge_query old = q[0];
     old.value = "v1";
@@ -165,10 +165,17 @@ static void test_queries(void **state)
     assert_int_equal(sx_judge_count(j, SX_JUDGE_G), 1);
     sx_judge_query_result(j, &q[0], L, G, &good); /* served in another mode */
     assert_int_equal(sx_judge_count(j, SX_JUDGE_L), 2);
+    hits_of(&other, (const char *[]){"t-k1", "u-k9", NULL}, "v2"); /* another run's: ignored */
+    sx_judge_query_result(j, &q[0], G, G, &other);
+    assert_int_equal(sx_judge_count(j, SX_JUDGE_U), 0);
+    hits_of(&other, (const char *[]){"t-k9", NULL}, "v2"); /* this run's, never written */
+    sx_judge_query_result(j, &q[0], G, G, &other);
+    assert_int_equal(sx_judge_count(j, SX_JUDGE_U), 1);
     assert_int_equal(sx_judge_exit_code(j), 1);
     sx_judge_hits_free(&good);
     sx_judge_hits_free(&dup);
     sx_judge_hits_free(&stale);
+    sx_judge_hits_free(&other);
     free(q);
     sx_judge_free(j);
     sx_hist_free(&h);
@@ -181,7 +188,7 @@ static void test_report(void **state)
     sx_history h;
     load(&h);
     sx_judge *j = sx_judge_create(&h);
-    sx_judge_add(j, SX_JUDGE_E, "k1", "Get: %s", "deadline");
+    sx_judge_add(j, SX_JUDGE_E, "t-k1", "Get: %s", "deadline");
     assert_int_equal(sx_judge_exit_code(j), 3);
     char *buf = NULL;
     size_t len = 0;
@@ -189,7 +196,7 @@ static void test_report(void **state)
     sx_judge_print(j, 0, out);
     sx_judge_print_availability(&h, out);
     fclose(out);
-    assert_non_null(strstr(buf, "E    k1"));
+    assert_non_null(strstr(buf, "E    t-k1"));
     assert_non_null(strstr(buf, "E=1 total=1"));
     /* writer 0: 8 ops, 4 ok, 2 fail, 2 unknown; longest gap: 906 -> end 5000 */
     assert_non_null(strstr(buf, "     8      4      2        2     50.0%           4094"));

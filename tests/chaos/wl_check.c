@@ -25,73 +25,100 @@
 #define PAGE_LIMIT 500
 /* Between two looks at the cluster while settling. */
 #define SETTLE_POLL_MS 200
+/* How long a settled status must keep the same commit offsets: longer than a
+ * worker's report interval (a quarter of the lease: 4 s leases and below). */
+#define SETTLE_QUIET_MS 1000
 
 extern char **environ;
 
 /* ---------------------------------------------------------------- settle -- */
 
-/* Whether one ClusterStatus shows a settled cluster: every log partition led,
- * available, with every replica (R of them) in the ISR; every term partition
- * of index prefix owned and ready; both indexes READY. why: what is not. */
-static bool is_settled(const Shardex__V1__ClusterStatusResponse *s, const char *prefix, char *why,
-                       size_t cap)
+/* Every log partition led, available, every replica (R of them) in the ISR
+ * and applied up to the commit offset. Adds the commits into *digest. */
+static bool logs_settled(const Shardex__V1__ClusterStatusResponse *s, uint64_t *digest, char *why,
+                         size_t cap)
 {
     for (size_t i = 0; i < s->n_log_partitions; i++) {
         const Shardex__V1__LogPartitionStatus *p = s->log_partitions[i];
-        size_t in_sync = 0;
-        for (size_t r = 0; r < p->n_replicas; r++)
+        size_t in_sync = 0, applied = 0;
+        for (size_t r = 0; r < p->n_replicas; r++) {
             in_sync += p->replicas[r]->in_sync;
-        if (!p->leader[0] || !p->available || in_sync < s->replication || in_sync < p->n_replicas)
-            return snprintf(why, cap, "partition %u: leader \"%s\", ISR %zu of %zu (R=%u)",
-                            p->partition, p->leader, in_sync, p->n_replicas, s->replication),
+            applied += p->replicas[r]->applied_offset == p->commit_offset;
+        }
+        *digest = *digest * 1000003u + p->commit_offset;
+        if (!p->leader[0] || !p->available || in_sync < s->replication || in_sync < p->n_replicas ||
+            applied < p->n_replicas)
+            return snprintf(why, cap,
+                            "partition %u: leader \"%s\", ISR %zu of %zu (R=%u), %zu applied to "
+                            "commit %" PRIu64,
+                            p->partition, p->leader, in_sync, p->n_replicas, s->replication,
+                            applied, p->commit_offset),
                    false;
     }
-    size_t plen = strlen(prefix), ours = 0;
-    for (size_t i = 0; i < s->n_term_partitions; i++) {
-        const Shardex__V1__TermPartitionStatus *t = s->term_partitions[i];
-        if (strncmp(t->index, prefix, plen) == 0 && t->index[plen] == '_' &&
-            (!t->owner[0] || !t->ready))
-            return snprintf(why, cap, "index %s term partition %u: owner \"%s\", %s", t->index,
-                            t->term_partition, t->owner, t->ready ? "ready" : "not ready"),
-                   false;
-    }
-    for (size_t i = 0; i < s->n_indexes; i++) {
-        const Shardex__V1__IndexInfo *x = s->indexes[i];
-        if (!x->spec || strncmp(x->spec->name, prefix, plen) != 0 || x->spec->name[plen] != '_')
-            continue;
-        ours++;
-        if (x->state != SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY)
-            return snprintf(why, cap, "index %s is not READY", x->spec->name), false;
-    }
-    if (ours < 2)
-        return snprintf(why, cap, "%zu of the 2 indexes %s_v, %s_g exist", ours, prefix, prefix),
-               false;
     return true;
 }
 
-/* Polls ClusterStatus until the cluster is settled or settle_ms passes; an E
- * violation when it does not settle. */
+static bool ours(const char *name, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(name, prefix, n) == 0 && name[n] == '_';
+}
+
+/* Both indexes READY; each of their term partitions owned, ready, caught up. */
+static bool indexes_settled(const Shardex__V1__ClusterStatusResponse *s, const char *prefix,
+                            char *why, size_t cap)
+{
+    for (size_t i = 0; i < s->n_term_partitions; i++) {
+        const Shardex__V1__TermPartitionStatus *t = s->term_partitions[i];
+        if (ours(t->index, prefix) && (!t->owner[0] || !t->ready || t->lag_offsets))
+            return snprintf(why, cap, "index %s term partition %u: owner \"%s\", %s, lag %" PRIu64,
+                            t->index, t->term_partition, t->owner, t->ready ? "ready" : "not ready",
+                            t->lag_offsets),
+                   false;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_indexes; i++) {
+        const Shardex__V1__IndexInfo *x = s->indexes[i];
+        if (!x->spec || !ours(x->spec->name, prefix))
+            continue;
+        n++;
+        if (x->state != SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY)
+            return snprintf(why, cap, "index %s is not READY", x->spec->name), false;
+    }
+    if (n < 2)
+        return snprintf(why, cap, "%zu of the indexes %s_v, %s_g exist", n, prefix, prefix), false;
+    return true;
+}
+
+/* Polls ClusterStatus until it shows a settled cluster (logs_settled,
+ * indexes_settled) with the same commit offsets for SETTLE_QUIET_MS (the
+ * status is what workers last reported), or settle_ms passes: then an E
+ * violation. */
 static void settle(sx_client *cl, sx_judge *j, const char *prefix, uint64_t settle_ms)
 {
-    uint64_t t0 = sx_clock_now_ms();
+    uint64_t t0 = sx_clock_now_ms(), since = 0, last = 0;
     char why[256] = "no answer yet";
     for (;;) {
         Shardex__V1__ClusterStatusResponse *s = NULL;
         sx_err err = {0};
+        uint64_t digest = 0, now = sx_clock_now_ms();
         bool ok = false;
         if (sx_client_status(cl, &s, &err) == SX_OK)
-            ok = is_settled(s, prefix, why, sizeof(why));
+            ok = logs_settled(s, &digest, why, sizeof(why)) &&
+                 indexes_settled(s, prefix, why, sizeof(why));
         else
             snprintf(why, sizeof(why), "ClusterStatus: %s", err.msg);
         sx_client_free(s);
-        uint64_t waited = sx_clock_now_ms() - t0;
-        if (ok) {
-            printf("settled after %" PRIu64 " ms\n", waited);
+        if (!ok || !since || digest != last)
+            since = ok ? now : 0;
+        last = digest;
+        if (since && now - since >= SETTLE_QUIET_MS) {
+            printf("settled after %" PRIu64 " ms\n", now - t0);
             return;
         }
-        if (waited >= settle_ms) {
-            sx_judge_add(j, SX_JUDGE_E, "cluster", "not settled after %" PRIu64 " ms: %s", waited,
-                         why);
+        if (now - t0 >= settle_ms) {
+            sx_judge_add(j, SX_JUDGE_E, "cluster", "not settled after %" PRIu64 " ms: %s", now - t0,
+                         ok ? "commit offsets still moving" : why);
             return;
         }
         sx_clock_sleep_ms(SETTLE_POLL_MS);
@@ -100,28 +127,8 @@ static void settle(sx_client *cl, sx_judge *j, const char *prefix, uint64_t sett
 
 /* ----------------------------------------------------------------- reads -- */
 
-/* Gets every key after its ok tokens; adds those tokens to all. */
-static void read_docs(sx_client *cl, sx_judge *j, sx_token_set *all)
-{
-    for (size_t i = 0; i < sx_judge_nkeys(j); i++) {
-        sx_token_set ts = {0};
-        sx_judge_key_tokens(j, i, &ts);
-        for (size_t t = 0; t < ts.n; t++)
-            sx_token_set_add(all, ts.ptrs[t]);
-        Shardex__V1__GetResponse *r = NULL;
-        sx_err err = {0};
-        if (sx_client_get(cl, sx_judge_key(j, i), ts.ptrs, ts.n, &r, &err) == SX_OK)
-            sx_judge_doc(j, i, r);
-        else
-            sx_judge_add(j, SX_JUDGE_E, sx_judge_key(j, i), "Get: %s", err.msg);
-        sx_client_free(r);
-        sx_token_set_free(&ts);
-    }
-}
-
-/* Adds every log partition's commit offset to all, so that queries see at
- * least every write the reads saw (unknown ones too, which have no token).
- * Returns the address of a live worker (for verify) into addr, or "". */
+/* Adds every log partition's commit offset (as last reported) to all, and
+ * writes the address of a live worker (for verify) into addr, or "". */
 static void add_commits(sx_client *cl, sx_judge *j, sx_token_set *all, char *addr, size_t cap)
 {
     Shardex__V1__ClusterStatusResponse *s = NULL;
@@ -142,6 +149,33 @@ static void add_commits(sx_client *cl, sx_judge *j, sx_token_set *all, char *add
         if (s->workers[i]->alive)
             snprintf(addr, cap, "%s", s->workers[i]->address);
     sx_client_free(s);
+}
+
+/* Gets every key after its ok tokens and the commit offsets in all (a token
+ * set: the highest offset per partition counts); adds the ok tokens and each
+ * document's version to all, so that the queries see every write the reads
+ * saw, unknown ones included. */
+static void read_docs(sx_client *cl, sx_judge *j, sx_token_set *all)
+{
+    for (size_t i = 0; i < sx_judge_nkeys(j); i++) {
+        sx_token_set ts = {0};
+        sx_judge_key_tokens(j, i, &ts);
+        for (size_t t = 0; t < all->n; t++)
+            sx_token_set_add(&ts, all->ptrs[t]);
+        Shardex__V1__GetResponse *r = NULL;
+        sx_err err = {0};
+        if (sx_client_get(cl, sx_judge_key(j, i), ts.ptrs, ts.n, &r, &err) == SX_OK) {
+            sx_judge_doc(j, i, r);
+            if (r->found && r->version)
+                sx_token_set_add(&ts, r->version);
+        } else {
+            sx_judge_add(j, SX_JUDGE_E, sx_judge_key(j, i), "Get: %s", err.msg);
+        }
+        for (size_t t = 0; t < ts.n; t++)
+            sx_token_set_add(all, ts.ptrs[t]);
+        sx_client_free(r);
+        sx_token_set_free(&ts);
+    }
 }
 
 /* Every page of one query into hits; *served: the mode the pages said. */
@@ -253,10 +287,10 @@ int sx_wl_check(const sx_wl_cfg *cfg)
         settle(cl, j, h.index, cfg->settle_ms);
     sx_token_set all = {0};
     char addr[256];
+    add_commits(cl, j, &all, addr, sizeof(addr));
     read_docs(cl, j, &all);
     sx_judge_check_docs(j);
     printf("documents: %zu keys read\n", sx_judge_nkeys(j));
-    add_commits(cl, j, &all, addr, sizeof(addr));
     run_queries(cl, j, &all, cfg->sample);
     if (cfg->verify) {
         if (!addr[0]) /* no live worker in the status: the first of --servers */

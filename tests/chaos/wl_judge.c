@@ -368,13 +368,17 @@ static const char *current(const key_rec *k, const char *field)
     return !k->read || !k->found ? NULL : field[0] == 'v' ? k->v : k->g;
 }
 
-/* Whether key k (a key of the history) is hit i of a query: D for a second
- * hit on it, and L/G for a hit with another value or on a document whose
- * current value is not q's. Marks it in seen. */
+/* Judges hit i of a query, if it is a document of this run (its id starts
+ * with the run's tag): D for a second hit on it, U for an id not in the
+ * history, L/G for a hit with another value or on a document whose current
+ * value is not q's. Marks it in seen. */
 static void check_hit(sx_judge *j, const sx_judge_query *q, sx_judge_kind lg,
                       const sx_judge_hits *hits, size_t i, sx_hmap *seen)
 {
     const char *id = hits->ids[i], *hv = hits->values[i];
+    size_t rl = strlen(j->h->run);
+    if (strncmp(id, j->h->run, rl) != 0 || id[rl] != '-')
+        return; /* another run's document (g values are shared by runs) */
     bool created;
     void **slot = sx_hmap_upsert(seen, id, strlen(id), &created);
     if (!created) {

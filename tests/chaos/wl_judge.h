@@ -19,6 +19,8 @@
  *      the documents whose current value (from the documents read back) is
  *      the value asked: a missing or an extra (stale) hit, a hit with another
  *      value, or an answer served in another mode.
+ *      Hits on documents of other runs (ids not starting with the run's tag)
+ *      are ignored: runs share the indexes and the g values.
  *   D  a document twice in one query's hits (the field is single-valued).
  *   V  `shardex verify` exited non-zero (added by the driver).
  *   E  the check could not be made: a read or query that failed after its

@@ -80,9 +80,12 @@ static sx_hist_outcome classify(sx_status st, const sx_err *e)
     };
     if (st == SX_OK)
         return SX_HIST_OK;
+    /* A worker that forwarded to leaders says so whatever the code. */
+    if (strstr(e->msg, "may not have been written"))
+        return SX_HIST_UNKNOWN;
     if (st == SX_INVALID_ARGUMENT)
         return SX_HIST_FAIL;
-    if (st != SX_UNAVAILABLE || strstr(e->msg, "may not have been written"))
+    if (st != SX_UNAVAILABLE)
         return SX_HIST_UNKNOWN;
     if (strstr(e->msg, ": fault injected: call failed"))
         return SX_HIST_FAIL;
