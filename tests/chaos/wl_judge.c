@@ -299,7 +299,8 @@ static void add_query(sx_judge_query **q, size_t *n, size_t *cap, const char *in
     x->value = value;
 }
 
-/* Put values of the history that no key holds now, shuffled by the seed. */
+/* Put values of the history that their key (read back) does not hold now,
+ * shuffled by the seed. */
 static size_t old_values(const sx_judge *j, const char ***out)
 {
     const char **v = sx_calloc(j->h->n + 1, sizeof(*v));
@@ -310,7 +311,7 @@ static size_t old_values(const sx_judge *j, const char ***out)
         if (!op->value || !sx_hmap_get(&j->key_ix, op->key, strlen(op->key), &ki))
             continue;
         const key_rec *k = &j->keys[(uintptr_t)ki - 1];
-        if (!(k->found && k->v && strcmp(k->v, op->value) == 0))
+        if (k->read && !(k->found && k->v && strcmp(k->v, op->value) == 0))
             v[n++] = op->value;
     }
     uint64_t s = j->h->seed;
@@ -394,13 +395,16 @@ static void check_hit(sx_judge *j, const sx_judge_query *q, sx_judge_kind lg,
                      q->value);
         return;
     }
-    const char *cur = current(&j->keys[(uintptr_t)ki - 1], q->field);
+    const key_rec *k = &j->keys[(uintptr_t)ki - 1];
+    if (!k->read)
+        return; /* its Get failed: E already, nothing to compare with */
+    const char *cur = current(k, q->field);
     if (!hv || strcmp(hv, q->value) != 0)
         sx_judge_add(j, lg, id, "%s=\"%s\": a hit with value \"%s\"", q->index, q->value,
                      hv ? hv : "(not a string)");
     else if (!cur || strcmp(cur, q->value) != 0)
         sx_judge_add(j, lg, id, "%s=\"%s\": extra hit (stale entry); the document has %s", q->index,
-                     q->value, cur ? cur : "no such value (deleted or unread)");
+                     q->value, cur ? cur : "none (deleted)");
 }
 
 static const char *mode_name(Shardex__V1__Mode m)
