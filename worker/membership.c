@@ -24,6 +24,7 @@ struct sx_membership {
     void *more_arg;
     void *arg;
     pthread_t thread;
+    uint64_t hb_seq; /* the last heartbeat's number (membership thread only) */
 
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t cv;  /* wakes the thread to stop */
@@ -126,6 +127,8 @@ static void do_heartbeat(sx_membership *m)
     req.worker_id = m->id;
     req.incarnation = m->incarnation;
     req.map_version = m->map ? sx_partmap_version(m->map) : 0;
+    req.seq = ++m->hb_seq;
+    uint64_t last_ok = m->last_ok_sent_ms;
     uint32_t lease = m->lease_ms;
     pthread_mutex_unlock(&m->mu);
     sx_arena arena = {0};
@@ -136,6 +139,7 @@ static void do_heartbeat(sx_membership *m)
     sx_err err = {0};
     sx_rpc_call_opts o = {.timeout_ms = lease / 2};
     uint64_t sent = sx_clock_now_ms();
+    req.unanswered_ms = last_ok && sent > last_ok ? sent - last_ok : 0;
     sx_status st =
         sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "Heartbeat", &req.base, &resp, &o, &err);
     sx_arena_free(&arena);

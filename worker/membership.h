@@ -6,7 +6,12 @@
  *
  *   UNREGISTERED --RegisterWorker ok--> REGISTERED (index, incarnation, map)
  *   REGISTERED --Heartbeat ok--> REGISTERED (lease renewed from the send time)
- *   REGISTERED --FAILED_PRECONDITION (declared dead)--> UNREGISTERED
+ *   REGISTERED --FAILED_PRECONDITION (declared dead, or unanswered too long)--> UNREGISTERED
+ *
+ * Every heartbeat carries a rising number and how long the worker has gone
+ * without an answer (from the send of its last answered call): the
+ * coordinator judges the worker's lease as the worker does
+ * (docs/architecture.md, "Leases").
  *
  * Nothing else: ISR changes are the replication driver's (replica.c), which
  * may ask for a heartbeat at once (sx_membership_refresh) when it changed the map.
