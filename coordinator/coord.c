@@ -38,6 +38,8 @@ typedef struct worker {
     uint64_t incarnation;
     uint64_t lease_deadline_ms; /* volatile: not stored; fresh after a restart */
     uint64_t hb_seq;            /* volatile: the highest heartbeat number of this incarnation */
+    uint64_t reg_nonce;         /* volatile: the nonce of the registration that made it; 0 none */
+    bool heartbeated;           /* volatile: it heartbeated, so its process heard that answer */
     Shardex__Internal__V1__ReplicaReport *reports; /* latest heartbeat's, volatile */
     size_t nreports;
     Shardex__Internal__V1__IndexReport *ixreports; /* latest, volatile */
@@ -542,6 +544,31 @@ uint32_t sx_coord_lease_ms(const sx_coord *c)
 sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, uint64_t now_ms,
                             int32_t *index, uint64_t *incarnation, sx_coord_map **map, sx_err *err)
 {
+    return sx_coord_register_nonce(c, id, address, 0, now_ms, index, incarnation, map, err);
+}
+
+/* A retried registration (see sx_coord_register_nonce): its process never
+ * heard the first answer, so it has acted on nothing; it gets the same answer,
+ * and a fresh lease because this reply may be the one it hears. */
+static bool register_retried_locked(sx_coord *c, int32_t w, const char *address, uint64_t nonce,
+                                    uint64_t now_ms)
+{
+    worker *wk = &c->workers[w];
+    if (!nonce || nonce != wk->reg_nonce || !wk->alive || wk->heartbeated ||
+        strcmp(wk->addr, address) != 0)
+        return false;
+    wk->lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+    SX_LOG(SX_LOG_INFO, "coord",
+           "worker registered again id=%s index=%d incarnation=%" PRIu64
+           " reason=\"retried by the same process\"",
+           wk->id, w, wk->incarnation);
+    return true;
+}
+
+sx_status sx_coord_register_nonce(sx_coord *c, const char *id, const char *address, uint64_t nonce,
+                                  uint64_t now_ms, int32_t *index, uint64_t *incarnation,
+                                  sx_coord_map **map, sx_err *err)
+{
     if (!id[0] || strlen(id) > 64)
         return sx_err_set(err, SX_INVALID_ARGUMENT, "worker_id: must be 1..64 bytes");
     if (!address[0] || strlen(address) > 256)
@@ -549,6 +576,13 @@ sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, ui
     pthread_mutex_lock(&c->mu);
     notice_pause_locked(c, now_ms);
     int32_t w = find_worker_locked(c, id);
+    if (w >= 0 && register_retried_locked(c, w, address, nonce, now_ms)) {
+        *index = w;
+        *incarnation = c->workers[w].incarnation;
+        *map = acquire_locked(c);
+        pthread_mutex_unlock(&c->mu);
+        return SX_OK;
+    }
     if (w < 0) {
         c->workers = sx_realloc(c->workers, (c->nworkers + 1) * sizeof(*c->workers));
         w = (int32_t)c->nworkers++;
@@ -593,7 +627,9 @@ sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, ui
     wk->alive = true;
     wk->incarnation = c->next_incarnation++;
     wk->lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+    wk->reg_nonce = nonce;
     wk->hb_seq = 0;
+    wk->heartbeated = false;
     free(wk->reports);
     wk->reports = NULL;
     wk->nreports = 0;
@@ -701,6 +737,7 @@ sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarna
     bool newest = !heard->seq || heard->seq > wk->hb_seq; /* else late or duplicated */
     if (newest) {
         wk->hb_seq = heard->seq ? heard->seq : wk->hb_seq;
+        wk->heartbeated = true;
         st = renew_locked(c, wk, heard, now_ms, err);
     }
     if (st == SX_OK && newest) {

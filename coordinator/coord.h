@@ -77,10 +77,21 @@ sx_coord_map *sx_coord_map_acquire(sx_coord *c);
 void sx_coord_map_release(void *map);
 
 /* Registers (or re-registers) worker `id` at `address`: it becomes alive with a
- * new incarnation and a fresh lease, and assignment runs. *map is acquired. */
+ * new incarnation and a fresh lease, and assignment runs. *map is acquired.
+ * Same as sx_coord_register_nonce with nonce 0. */
 sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, uint64_t now_ms,
                             int32_t *index, uint64_t *incarnation, sx_coord_map **map,
                             sx_err *err);
+
+/* sx_coord_register from a worker process that drew `nonce` (0: none). A
+ * retry, i.e. the same nonce as the registration that made the current
+ * incarnation, from the same address, while that incarnation is alive and has
+ * not heartbeated yet (so its process never heard the answer), gets the same
+ * index and incarnation and a fresh lease, and changes nothing else: no epoch
+ * is raised, no map version published. */
+sx_status sx_coord_register_nonce(sx_coord *c, const char *id, const char *address, uint64_t nonce,
+                                  uint64_t now_ms, int32_t *index, uint64_t *incarnation,
+                                  sx_coord_map **map, sx_err *err);
 
 /* Renews the lease of (id, incarnation) and records its replica reports.
  * *map is acquired when the current version differs from known_version, else

@@ -21,8 +21,9 @@ static sx_status on_register(sx_rpc_call *call, const ProtobufCMessage *reqm,
     const Shardex__Internal__V1__RegisterRequest *req = (const void *)reqm;
     Shardex__Internal__V1__RegisterResponse *resp = (void *)respm;
     sx_coord_map *map = NULL;
-    sx_status st = sx_coord_register(c, req->worker_id, req->address, sx_clock_now_ms(),
-                                     &resp->index, &resp->incarnation, &map, err);
+    sx_status st =
+        sx_coord_register_nonce(c, req->worker_id, req->address, req->nonce, sx_clock_now_ms(),
+                                &resp->index, &resp->incarnation, &map, err);
     if (st != SX_OK)
         return st;
     resp->lease_ms = map->msg->lease_ms;

@@ -11,7 +11,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #define COORD_SVC (&shardex__internal__v1__coordinator__descriptor)
 
@@ -24,6 +26,7 @@ struct sx_membership {
     void *more_arg;
     void *arg;
     pthread_t thread;
+    uint64_t nonce;  /* drawn once: a retried registration is known as ours */
     uint64_t hb_seq; /* the last heartbeat's number (membership thread only) */
 
     pthread_mutex_t mu; /* everything below */
@@ -75,9 +78,16 @@ static void do_register(sx_membership *m)
     Shardex__Internal__V1__RegisterRequest req = SHARDEX__INTERNAL__V1__REGISTER_REQUEST__INIT;
     req.worker_id = m->id;
     req.address = m->address;
+    req.nonce = m->nonce;
     ProtobufCMessage *resp = NULL;
     sx_err err = {0};
-    sx_rpc_call_opts o = {.timeout_ms = 2000, .wait_for_ready = true};
+    /* A retry gets the first answer again (the nonce), so it can come soon:
+     * before the coordinator's lease on a lost answer runs out, or a new
+     * incarnation (and new epochs) would answer it. */
+    pthread_mutex_lock(&m->mu);
+    uint32_t lease = m->lease_ms < 1000 ? m->lease_ms : 1000;
+    pthread_mutex_unlock(&m->mu);
+    sx_rpc_call_opts o = {.timeout_ms = lease / 2 > 100 ? lease / 2 : 100, .wait_for_ready = true};
     uint64_t sent = sx_clock_now_ms();
     if (sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "RegisterWorker", &req.base, &resp, &o,
                       &err) != SX_OK) {
@@ -182,7 +192,10 @@ static void *member_main(void *arg)
         else
             do_register(m);
         pthread_mutex_lock(&m->mu);
-        uint64_t wait_ms = m->registered ? m->lease_ms / 4 : 200;
+        /* Registration is retried every 200 ms, sooner under a short lease. */
+        uint64_t wait_ms = m->lease_ms / 4;
+        if (!m->registered && wait_ms > 200)
+            wait_ms = 200;
         if (wait_ms < 10)
             wait_ms = 10;
         uint64_t ns = sx_clock_now_ns() + wait_ms * 1000000ull;
@@ -210,6 +223,9 @@ sx_status sx_membership_start(const sx_membership_opts *opts, sx_membership **ou
     m->arg = opts->arg;
     m->index = -1;
     m->lease_ms = 2000;
+    if (getrandom(&m->nonce, sizeof(m->nonce), 0) != (ssize_t)sizeof(m->nonce))
+        m->nonce = sx_clock_now_ns() ^ ((uint64_t)getpid() << 32);
+    m->nonce |= 1; /* never 0, which means none */
     pthread_mutex_init(&m->mu, NULL);
     sx_cond_init_monotonic(&m->cv);
     pthread_create(&m->thread, NULL, member_main, m);

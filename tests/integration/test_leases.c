@@ -10,6 +10,9 @@
  *   coordinator must stop counting it alive too: within a few leases its
  *   partitions have other leaders and single-document Puts through the other
  *   workers succeed. Healed, it rejoins and every replica agrees.
+ * - One worker's RegisterWorker replies are lost for a while: its retries
+ *   (the same process) get the same incarnation back instead of a new one
+ *   (and new epochs) every time.
  *
  * Every test ends with sx_check_replicas. SHARDEX_TEST_FILTER runs some only.
  */
@@ -248,12 +251,85 @@ static void test_lost_heartbeat_replies_move_leadership(void **state)
     SX_FX_CHECK_REPLICAS(c, WAIT_MS);
 }
 
+typedef struct inc_wait {
+    sx_cluster *c;
+    uint32_t x;
+    uint64_t not ; /* an incarnation to see replaced */
+} inc_wait;
+
+static bool dead_in_map(void *arg)
+{
+    inc_wait *w = arg;
+    snap s = snap_of(w->c);
+    return s.ok && !s.alive[w->x];
+}
+
+static bool alive_in_another(void *arg)
+{
+    inc_wait *w = arg;
+    snap s = snap_of(w->c);
+    return s.ok && s.alive[w->x] && s.incarnation[w->x] != w->not ;
+}
+
+/* x believes it is registered in incarnation `not` (here: the one it kept). */
+static bool registered_as(void *arg)
+{
+    inc_wait *w = arg;
+    Shardex__Internal__V1__WorkerStatusResponse *s = sx_cluster_worker_status(w->c, w->x);
+    bool ok = s && s->index >= 0 && s->incarnation == w->not &&s->lease_valid;
+    sx_rpc_free(s ? &s->base : NULL);
+    return ok;
+}
+
+static void test_lost_register_replies_keep_incarnation(void **state)
+{
+    sx_cluster *c = *state;
+    const uint32_t x = 2;
+    snap before = snap_of(c);
+    assert_true(before.ok);
+
+    /* x must register again (declared dead while stopped), and every answer
+     * to its registration is lost. */
+    assert_true(sx_cluster_set_faults(c, x, "method=RegisterWorker,drop_reply=1"));
+    sx_h_pause(c->worker_pid[x]);
+    inc_wait iw = {.c = c, .x = x, .not = before.incarnation[x]};
+    SX_FX_WAIT(c, dead_in_map, &iw, WAIT_MS, "stopped worker %u was not declared dead", x);
+    sx_h_resume(c->worker_pid[x]);
+    SX_FX_WAIT(c, alive_in_another, &iw, WAIT_MS, "worker %u did not register again", x);
+    uint64_t inc1 = snap_of(c).incarnation[x];
+
+    /* Its retries (every attempt's answer lost) keep that incarnation. */
+    uint64_t end = sx_clock_now_ms() + 4 * LEASE_MS;
+    while (sx_clock_now_ms() < end) {
+        snap s = snap_of(c);
+        if (s.ok && s.incarnation[x] != inc1)
+            SX_FX_FAIL(c,
+                       "worker %u, whose registration answers are lost, went from incarnation "
+                       "%" PRIu64 " to %" PRIu64 ": a retry from the same process made a new one",
+                       x, inc1, s.incarnation[x]);
+        sx_clock_sleep_ms(50);
+    }
+
+    /* Healed: its next retry is answered with that same incarnation. */
+    assert_true(sx_cluster_set_faults(c, x, ""));
+    iw.not = inc1;
+    SX_FX_WAIT(c, registered_as, &iw, WAIT_MS,
+               "worker %u did not end up registered in incarnation %" PRIu64, x, inc1);
+    assert_int_equal(snap_of(c).incarnation[x], inc1);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
+    for (uint32_t p = 0; p < MAXP; p++)
+        must_put_one(c, x, p, "reg-after", 10000);
+    SX_FX_CHECK_REPLICAS(c, WAIT_MS);
+}
+
 int main(void)
 {
     sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_coordinator_pause_judges_nobody, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_heartbeat_replies_move_leadership, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lost_register_replies_keep_incarnation, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1634,6 +1634,23 @@ static void beat_ok(fixture *f, const char *id, uint64_t inc, uint64_t seq, uint
     CHECK_OK(beat(f, id, inc, seq, unanswered, now, &err), &err);
 }
 
+/* Registers id with a nonce at now; returns its index, its incarnation in *inc. */
+static int32_t reg_nonce(fixture *f, const char *id, uint64_t nonce, uint64_t now, uint64_t *inc)
+{
+    char addr[128];
+    snprintf(addr, sizeof(addr), "%s.test:7000", id);
+    int32_t index = -2;
+    sx_coord_map *m = NULL;
+    sx_err err = {0};
+    CHECK_OK(sx_coord_register_nonce(f->c, id, addr, nonce, now, &index, inc, &m, &err), &err);
+    assert_non_null(m);
+    assert_true(m->msg->workers[index]->alive);
+    assert_int_equal(m->msg->workers[index]->incarnation, *inc);
+    sx_coord_map_release(m);
+    track(f);
+    return index;
+}
+
 /* Issue 11, bug 5: a coordinator stopped past a lease (SIGSTOP) woke up and
  * ticked before it read the heartbeats queued meanwhile: every worker was
  * declared dead at once. A gap between ticks much longer than the tick is
@@ -1918,6 +1935,100 @@ static void test_lease_never_ends_before_the_workers(void **state)
     }
 }
 
+/* Issue 11, bug 2 (its second half): a lost RegisterWorker answer made the
+ * worker register again every ~2 s, each time a new incarnation, new epochs
+ * and its term partitions wiped. A retry from the same process (the same
+ * nonce) before any heartbeat of the incarnation it made gets that same
+ * incarnation back and changes nothing. */
+static void test_register_retry_is_idempotent(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){8, 3, 2, 4};
+    open_at(f, 1000);
+    uint64_t inc[3], again = 0;
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(reg_nonce(f, abc[k], 100 + (uint64_t)k, 1000, &inc[k]), k);
+    grow_isrs(f);
+    create_ok(f, "g", false, true, 6);
+    /* c registers again (a new process: another nonce), so that it leads some
+     * partitions in a fresh incarnation; then its answer is lost. */
+    uint64_t v0 = version_of(f);
+    assert_int_equal(reg_nonce(f, "c", 7, 1100, &inc[2]), 2);
+    assert_true(version_of(f) > v0);
+    grow_isrs(f);
+    uint64_t v = version_of(f);
+    part_copy before[8];
+    for (uint32_t p = 0; p < 8; p++)
+        before[p] = part_of(f, p);
+    terms_copy tb, ta;
+    terms_of(f, &tb);
+
+    /* The retries, each within the lease the previous one gave. */
+    for (uint64_t t = 1700; t <= 4500; t += 700) {
+        assert_int_equal(reg_nonce(f, "c", 7, t, &again), 2);
+        assert_int_equal(again, inc[2]);
+        beat_ok(f, "a", inc[0], t, LEASE / 4, t);
+        beat_ok(f, "b", inc[1], t, LEASE / 4, t);
+        tick(f, t + 100);
+        assert_true(worker_alive(f, 2));
+    }
+    assert_int_equal(version_of(f), v);
+    for (uint32_t p = 0; p < 8; p++) {
+        part_copy now = part_of(f, p);
+        assert_int_equal(now.epoch, before[p].epoch);
+        assert_int_equal(now.isr_version, before[p].isr_version);
+        assert_int_equal(now.leader, before[p].leader);
+    }
+    terms_of(f, &ta);
+    assert_int_equal(ta.n, tb.n);
+    for (size_t t = 0; t < ta.n; t++) {
+        assert_int_equal(ta.epoch[t], tb.epoch[t]);
+        assert_int_equal(ta.owner[t], tb.owner[t]);
+    }
+
+    /* Once the incarnation heartbeated, its process heard it: the same nonce
+     * registering again is a new registration, as are another nonce, no
+     * nonce, another address, and a dead incarnation. */
+    beat_ok(f, "c", inc[2], 1, LEASE / 4, 4600);
+    uint64_t prev = inc[2];
+    assert_int_equal(reg_nonce(f, "c", 7, 4700, &again), 2);
+    assert_true(again > prev);
+    assert_true(version_of(f) > v);
+    prev = again;
+    assert_int_equal(reg_nonce(f, "c", 8, 4710, &again), 2);
+    assert_true(again > prev);
+    prev = again;
+    assert_int_equal(reg_nonce(f, "c", 0, 4720, &again), 2);
+    assert_true(again > prev);
+    prev = again;
+    assert_int_equal(reg_nonce(f, "c", 0, 4730, &again), 2);
+    assert_true(again > prev);
+    prev = again;
+    int32_t index = -1;
+    sx_coord_map *m = NULL;
+    sx_err err = {0};
+    assert_int_equal(reg_nonce(f, "c", 9, 4740, &prev), 2);
+    CHECK_OK(
+        sx_coord_register_nonce(f->c, "c", "moved.test:7001", 9, 4750, &index, &again, &m, &err),
+        &err);
+    sx_coord_map_release(m);
+    track(f);
+    assert_true(again > prev);
+    prev = again;
+    beat_ok(f, "a", inc[0], 10000, LEASE / 4, 4750 + LEASE);
+    beat_ok(f, "b", inc[1], 10000, LEASE / 4, 4750 + LEASE);
+    tick(f, 4750 + LEASE + LEASE / 4 + 1);
+    assert_false(worker_alive(f, 2));
+    m = NULL;
+    CHECK_OK(sx_coord_register_nonce(f->c, "c", "moved.test:7001", 9, 4750 + 2 * LEASE, &index,
+                                     &again, &m, &err),
+             &err);
+    sx_coord_map_release(m);
+    track(f);
+    assert_true(again > prev);
+    assert_true(worker_alive(f, 2));
+}
+
 /* BUG (coord.c load_locked, line ~246): reopening a store whose partitions have
  * no replicas yet (no worker ever registered) calls memcpy(lp->replicas, NULL,
  * 0), undefined behaviour that the SX_SANITIZE build (UBSan, halt on error)
@@ -1967,6 +2078,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_late_heartbeat_decides_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_forgives_unanswered_downtime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_never_ends_before_the_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_retry_is_idempotent, setup, teardown),
         /* aborts under SX_SANITIZE: BUG, see the test */
         cmocka_unit_test_setup_teardown(test_reopen_before_any_worker, setup, teardown),
     };
