@@ -36,7 +36,10 @@ typedef struct worker {
     char *addr;
     bool alive;
     uint64_t incarnation;
-    uint64_t lease_deadline_ms;                    /* volatile: not stored; fresh after a restart */
+    uint64_t lease_deadline_ms; /* volatile: not stored; fresh after a restart */
+    uint64_t hb_seq;            /* volatile: the highest heartbeat number of this incarnation */
+    uint64_t reg_nonce;         /* volatile: the nonce of the registration that made it; 0 none */
+    bool heartbeated;           /* volatile: it heartbeated, so its process heard that answer */
     Shardex__Internal__V1__ReplicaReport *reports; /* latest heartbeat's, volatile */
     size_t nreports;
     Shardex__Internal__V1__IndexReport *ixreports; /* latest, volatile */
@@ -80,6 +83,12 @@ struct sx_coord {
     char *cluster_id;
     uint32_t lease_ms;
     uint64_t margin_ms; /* the coordinator waits this much longer than the worker */
+    /* The lease rules (coord.h, docs/architecture.md "Leases"), all volatile: */
+    uint64_t unanswered_max_ms;        /* a worker unanswered longer is refused: two leases */
+    uint32_t tick_ms;                  /* how often sx_coord_tick runs; 0: unknown */
+    uint64_t pause_ms;                 /* a gap between ticks longer than this: we did not run */
+    uint64_t last_tick_ms;             /* the last tick (or open, or the end of a pause) */
+    uint64_t down_from_ms, down_to_ms; /* the last stretch we did not run (down or paused) */
     sx_meta *meta;
     worker *workers;
     uint32_t nworkers;
@@ -416,13 +425,65 @@ static sx_status check_fixed(const char *flag, bool given, uint32_t wanted, uint
     return SX_OK;
 }
 
+/* ---------------------------------------------------------------- leases -- */
+
+/* The lease's derived limits, after lease_ms is set or changed. The pause limit
+ * is above three ticks, so that late ticks of a busy machine never look like a
+ * pause (if every tick did, nobody would ever be judged), and at least half a
+ * lease: a shorter gap, plus a heartbeat period, is still within lease + margin,
+ * so it cannot make anyone look dead. */
+static void lease_rules_locked(sx_coord *c)
+{
+    c->margin_ms = c->lease_ms / 4 > 100 ? c->lease_ms / 4 : 100;
+    c->unanswered_max_ms = 2 * (uint64_t)c->lease_ms;
+    uint64_t three_ticks = 3 * (uint64_t)c->tick_ms;
+    c->pause_ms = !c->tick_ms ? 0 : three_ticks > c->lease_ms / 2 ? three_ticks : c->lease_ms / 2;
+}
+
+/* Every worker known alive: a lease as if it had just heartbeated. */
+static void fresh_leases_locked(sx_coord *c, uint64_t now_ms)
+{
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        c->workers[i].lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+}
+
+/* When the gap since the last tick is a pause of the coordinator's own (it was
+ * stopped, or starved): the heartbeats that arrived meanwhile may still be
+ * queued, so nobody is judged on that gap; everyone starts a fresh lease now,
+ * as after a restart, and the gap is remembered (held_ms). */
+static void notice_pause_locked(sx_coord *c, uint64_t now_ms)
+{
+    if (!c->pause_ms || now_ms <= c->last_tick_ms || now_ms - c->last_tick_ms <= c->pause_ms)
+        return;
+    SX_LOG(SX_LOG_WARN, "coord",
+           "paused ms=%" PRIu64 " tick_ms=%u reason=\"the coordinator did not run\" "
+           "action=\"fresh leases for every live worker\"",
+           now_ms - c->last_tick_ms, c->tick_ms);
+    c->down_from_ms = c->last_tick_ms;
+    c->down_to_ms = c->last_tick_ms = now_ms;
+    fresh_leases_locked(c, now_ms);
+}
+
+/* How much of a worker's last unanswered_ms (up to now) counts against it:
+ * all of it but the part the coordinator itself did not run. */
+static uint64_t held_ms(const sx_coord *c, uint64_t now_ms, uint64_t unanswered_ms)
+{
+    uint64_t from = unanswered_ms < now_ms ? now_ms - unanswered_ms : 0;
+    uint64_t lo = from > c->down_from_ms ? from : c->down_from_ms;
+    uint64_t hi = now_ms < c->down_to_ms ? now_ms : c->down_to_ms;
+    return unanswered_ms - (hi > lo ? hi - lo : 0);
+}
+
 sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **out, sx_err *err)
 {
     *out = NULL;
     sx_coord *c = sx_calloc(1, sizeof(*c));
     pthread_mutex_init(&c->mu, NULL);
     c->lease_ms = opts->lease_ms ? opts->lease_ms : 2000;
-    c->margin_ms = c->lease_ms / 4 > 100 ? c->lease_ms / 4 : 100;
+    c->tick_ms = opts->tick_ms;
+    /* Everything before now was time the coordinator did not run. */
+    c->down_from_ms = 0;
+    c->down_to_ms = c->last_tick_ms = now_ms;
     Shardex__Internal__V1__ClusterMap *stored = NULL;
     sx_status st = sx_meta_open(opts->data_dir, &c->meta, err);
     if (st == SX_OK)
@@ -452,9 +513,8 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
         c->lease_ms = opts->lease_ms ? opts->lease_ms : stored_lease;
         if (c->lease_ms == stored_lease)
             c->version--;
-        c->margin_ms = c->lease_ms / 4 > 100 ? c->lease_ms / 4 : 100;
-        for (uint32_t i = 0; i < c->nworkers; i++)
-            c->workers[i].lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+        lease_rules_locked(c);
+        fresh_leases_locked(c, now_ms);
         for (uint32_t p = 0; p < c->set.partitions; p++)
             if (c->parts[p].nisr == 0 && c->parts[p].isr_version > 0)
                 report_isr_lost_locked(c, p);
@@ -474,6 +534,7 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
         c->indexes = sx_calloc(1, sizeof(*c->indexes));
         c->next_incarnation = 1;
         c->next_index_id = 1;
+        lease_rules_locked(c);
         commit_locked(c, "created");
     }
     SX_LOG(SX_LOG_INFO, "coord",
@@ -526,7 +587,24 @@ uint32_t sx_coord_lease_ms(const sx_coord *c)
 sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, uint64_t now_ms,
                             int32_t *index, uint64_t *incarnation, sx_coord_map **map, sx_err *err)
 {
-    return sx_coord_register_lost(c, id, address, NULL, 0, now_ms, index, incarnation, map, err);
+    return sx_coord_register_ex(c, id, address, 0, NULL, 0, now_ms, index, incarnation, map, err);
+}
+
+sx_status sx_coord_register_lost(sx_coord *c, const char *id, const char *address,
+                                 const uint32_t *lost, size_t nlost, uint64_t now_ms,
+                                 int32_t *index, uint64_t *incarnation, sx_coord_map **map,
+                                 sx_err *err)
+{
+    return sx_coord_register_ex(c, id, address, 0, lost, nlost, now_ms, index, incarnation, map,
+                                err);
+}
+
+sx_status sx_coord_register_nonce(sx_coord *c, const char *id, const char *address, uint64_t nonce,
+                                  uint64_t now_ms, int32_t *index, uint64_t *incarnation,
+                                  sx_coord_map **map, sx_err *err)
+{
+    return sx_coord_register_ex(c, id, address, nonce, NULL, 0, now_ms, index, incarnation, map,
+                                err);
 }
 
 /* A worker that registers again leaves the isr of p when it lost p's store
@@ -568,17 +646,42 @@ static bool leave_isr_locked(sx_coord *c, uint32_t p, int32_t w, bool lost)
     return false;
 }
 
-sx_status sx_coord_register_lost(sx_coord *c, const char *id, const char *address,
-                                 const uint32_t *lost, size_t nlost, uint64_t now_ms,
-                                 int32_t *index, uint64_t *incarnation, sx_coord_map **map,
-                                 sx_err *err)
+/* A retried registration (see sx_coord_register_nonce): its process never
+ * heard the first answer, so it has acted on nothing; it gets the same answer,
+ * and a fresh lease because this reply may be the one it hears. */
+static bool register_retried_locked(sx_coord *c, int32_t w, const char *address, uint64_t nonce,
+                                    uint64_t now_ms)
+{
+    worker *wk = &c->workers[w];
+    if (!nonce || nonce != wk->reg_nonce || !wk->alive || wk->heartbeated ||
+        strcmp(wk->addr, address) != 0)
+        return false;
+    wk->lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+    SX_LOG(SX_LOG_INFO, "coord",
+           "worker registered again id=%s index=%d incarnation=%" PRIu64
+           " reason=\"retried by the same process\"",
+           wk->id, w, wk->incarnation);
+    return true;
+}
+
+sx_status sx_coord_register_ex(sx_coord *c, const char *id, const char *address, uint64_t nonce,
+                               const uint32_t *lost, size_t nlost, uint64_t now_ms, int32_t *index,
+                               uint64_t *incarnation, sx_coord_map **map, sx_err *err)
 {
     if (!id[0] || strlen(id) > 64)
         return sx_err_set(err, SX_INVALID_ARGUMENT, "worker_id: must be 1..64 bytes");
     if (!address[0] || strlen(address) > 256)
         return sx_err_set(err, SX_INVALID_ARGUMENT, "address: must be 1..256 bytes");
     pthread_mutex_lock(&c->mu);
+    notice_pause_locked(c, now_ms);
     int32_t w = find_worker_locked(c, id);
+    if (w >= 0 && register_retried_locked(c, w, address, nonce, now_ms)) {
+        *index = w;
+        *incarnation = c->workers[w].incarnation;
+        *map = acquire_locked(c);
+        pthread_mutex_unlock(&c->mu);
+        return SX_OK;
+    }
     if (w < 0) {
         c->workers = sx_realloc(c->workers, (c->nworkers + 1) * sizeof(*c->workers));
         w = (int32_t)c->nworkers++;
@@ -611,6 +714,9 @@ sx_status sx_coord_register_lost(sx_coord *c, const char *id, const char *addres
     wk->alive = true;
     wk->incarnation = c->next_incarnation++;
     wk->lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+    wk->reg_nonce = nonce;
+    wk->hb_seq = 0;
+    wk->heartbeated = false;
     free(wk->reports);
     wk->reports = NULL;
     wk->nreports = 0;
@@ -667,8 +773,50 @@ sx_status sx_coord_heartbeat(sx_coord *c, const char *id, uint64_t incarnation,
                              Shardex__Internal__V1__ReplicaReport *const *reports, size_t nreports,
                              uint64_t now_ms, sx_coord_map **map, sx_err *err)
 {
+    return sx_coord_heartbeat_heard(c, id, incarnation, NULL, known_version, reports, nreports,
+                                    now_ms, map, err);
+}
+
+/* The lease of wk after a heartbeat received at now_ms (numbered above every
+ * earlier one, so the worker's earlier calls are over: their answers were
+ * heard, which unanswered_ms then says, or never will be). Its answer may be
+ * the one the worker hears and counts its lease from (sent before now_ms):
+ * alive until now + lease + margin. Unless the worker has not heard us for
+ * too long, not counting our own pauses: then this answer renews nothing,
+ * and the worker's lease is what the worker itself has, which ended a lease
+ * after its last answered call was sent (before now - unanswered_ms). */
+static sx_status renew_locked(sx_coord *c, worker *wk, const sx_coord_heard *heard, uint64_t now_ms,
+                              sx_err *err)
+{
+    uint64_t held = held_ms(c, now_ms, heard->unanswered_ms);
+    if (held <= c->unanswered_max_ms) {
+        wk->lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
+        return SX_OK;
+    }
+    uint64_t answered = heard->unanswered_ms < now_ms ? now_ms - heard->unanswered_ms : 0;
+    wk->lease_deadline_ms = answered + c->lease_ms + c->margin_ms;
+    SX_LOG(SX_LOG_WARN, "coord",
+           "lease not renewed id=%s incarnation=%" PRIu64 " unanswered_ms=%" PRIu64
+           " held_ms=%" PRIu64 " limit_ms=%" PRIu64,
+           wk->id, wk->incarnation, heard->unanswered_ms, held, c->unanswered_max_ms);
+    return sx_err_set(err, SX_FAILED_PRECONDITION,
+                      "worker %s has heard no answer for %" PRIu64 " ms (limit %" PRIu64
+                      "): its lease is not renewed; register again",
+                      wk->id, held, c->unanswered_max_ms);
+}
+
+sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarnation,
+                                   const sx_coord_heard *heard, uint64_t known_version,
+                                   Shardex__Internal__V1__ReplicaReport *const *reports,
+                                   size_t nreports, uint64_t now_ms, sx_coord_map **map,
+                                   sx_err *err)
+{
+    static const sx_coord_heard nothing = {0, 0};
+    if (!heard)
+        heard = &nothing;
     *map = NULL;
     pthread_mutex_lock(&c->mu);
+    notice_pause_locked(c, now_ms);
     int32_t w = find_worker_locked(c, id);
     if (w < 0 || !c->workers[w].alive || c->workers[w].incarnation != incarnation) {
         pthread_mutex_unlock(&c->mu);
@@ -677,20 +825,31 @@ sx_status sx_coord_heartbeat(sx_coord *c, const char *id, uint64_t incarnation,
                           incarnation);
     }
     worker *wk = &c->workers[w];
-    wk->lease_deadline_ms = now_ms + c->lease_ms + c->margin_ms;
-    wk->reports = sx_realloc(wk->reports, (nreports + 1) * sizeof(*wk->reports));
-    wk->nreports = nreports;
-    for (size_t i = 0; i < nreports; i++)
-        wk->reports[i] = *reports[i]; /* no pointers inside beyond the descriptor */
-    if (known_version != c->version)
+    sx_status st = SX_OK;
+    bool newest = !heard->seq || heard->seq > wk->hb_seq; /* else late or duplicated */
+    if (newest) {
+        wk->hb_seq = heard->seq ? heard->seq : wk->hb_seq;
+        wk->heartbeated = true;
+        st = renew_locked(c, wk, heard, now_ms, err);
+    }
+    if (st == SX_OK && newest) {
+        wk->reports = sx_realloc(wk->reports, (nreports + 1) * sizeof(*wk->reports));
+        wk->nreports = nreports;
+        for (size_t i = 0; i < nreports; i++)
+            wk->reports[i] = *reports[i]; /* no pointers inside beyond the descriptor */
+    }
+    if (st == SX_OK && known_version != c->version)
         *map = acquire_locked(c);
     pthread_mutex_unlock(&c->mu);
-    return SX_OK;
+    return st;
 }
 
 void sx_coord_tick(sx_coord *c, uint64_t now_ms)
 {
     pthread_mutex_lock(&c->mu);
+    notice_pause_locked(c, now_ms);
+    if (now_ms > c->last_tick_ms)
+        c->last_tick_ms = now_ms;
     bool died = false;
     for (uint32_t i = 0; i < c->nworkers; i++) {
         worker *wk = &c->workers[i];

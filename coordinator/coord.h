@@ -6,11 +6,16 @@
  * version and every epoch only go up, across restarts. Time comes in as an
  * argument (monotonic milliseconds), so tests can drive leases.
  *
- * Leases: a worker's lease runs lease_ms + a margin from the last heartbeat the
- * coordinator received; the worker itself steps down lease_ms after the last
- * heartbeat it sent that was answered, which is earlier (REPLICATION.md rule 9).
- * After a restart every worker known alive gets a fresh lease before anyone is
- * judged.
+ * Leases (docs/architecture.md, "Leases"): the worker steps down lease_ms after
+ * sending the last call it heard answered (REPLICATION.md rule 9). Every reply
+ * may be that answer, so a heartbeat received at t keeps the worker alive
+ * until t + lease_ms + a margin; but a heartbeat saying that the worker has
+ * heard no answer for over two leases is refused (it renews nothing), and the
+ * worker's lease is then judged as the worker itself sees it: it ended lease_ms
+ * after (t - unanswered_ms), and it is dead a margin later. Time the
+ * coordinator itself did not run (down, or paused: a gap between ticks much
+ * longer than opts.tick_ms) is never held against a worker: after it, every
+ * worker known alive gets a fresh lease before anyone is judged.
  *
  * Thread-safe: one mutex inside; fsync happens under it (changes are rare).
  */
@@ -47,6 +52,8 @@ typedef struct sx_coord_opts {
      * stored; the others are taken from the store. */
     bool given_partitions, given_replication, given_min_isr, given_term_partitions;
     uint32_t lease_ms;
+    /* How often the caller runs sx_coord_tick (the pause rule); 0: the rule is off. */
+    uint32_t tick_ms;
 } sx_coord_opts;
 
 /* Opens or creates the coordinator's state in opts->data_dir. Fails with
@@ -87,6 +94,22 @@ sx_status sx_coord_register_lost(sx_coord *c, const char *id, const char *addres
                                  const uint32_t *lost, size_t nlost, uint64_t now_ms,
                                  int32_t *index, uint64_t *incarnation, sx_coord_map **map,
                                  sx_err *err);
+/* sx_coord_register from a worker process that drew `nonce` (0: none). A
+ * retry, i.e. the same nonce as the registration that made the current
+ * incarnation, from the same address, while that incarnation is alive and has
+ * not heartbeated yet (so its process never heard the answer), gets the same
+ * index and incarnation and a fresh lease, and changes nothing else: no epoch
+ * is raised, no map version published. */
+sx_status sx_coord_register_nonce(sx_coord *c, const char *id, const char *address, uint64_t nonce,
+                                  uint64_t now_ms, int32_t *index, uint64_t *incarnation,
+                                  sx_coord_map **map, sx_err *err);
+
+/* Both: a registration from a process that drew `nonce` (0: none) and found
+ * the stores of lost[0..nlost) lost. A retry (as in sx_coord_register_nonce)
+ * changes nothing, lost stores included: the first attempt handled them. */
+sx_status sx_coord_register_ex(sx_coord *c, const char *id, const char *address, uint64_t nonce,
+                               const uint32_t *lost, size_t nlost, uint64_t now_ms, int32_t *index,
+                               uint64_t *incarnation, sx_coord_map **map, sx_err *err);
 
 /* Renews the lease of (id, incarnation) and records its replica reports.
  * *map is acquired when the current version differs from known_version, else
@@ -102,7 +125,31 @@ sx_status sx_coord_heartbeat(sx_coord *c, const char *id, uint64_t incarnation,
                              Shardex__Internal__V1__ReplicaReport *const *reports, size_t nreports,
                              uint64_t now_ms, sx_coord_map **map, sx_err *err);
 
-/* Declares workers whose lease ran out dead and reassigns. Call periodically. */
+/* What a heartbeat says about the answers its worker heard (HeartbeatRequest). */
+typedef struct sx_coord_heard {
+    uint64_t seq;           /* rising within the worker's process; 0: not numbered */
+    uint64_t unanswered_ms; /* from the send of its last answered call to this send */
+} sx_coord_heard;
+
+/* sx_coord_heartbeat with what the worker heard (NULL: as {0, 0}, which is
+ * what sx_coord_heartbeat passes). A heartbeat numbered at or below the
+ * highest number heard from this incarnation (late, or a duplicate) renews
+ * nothing and records no replica reports (*map as usual). One that has heard no answer
+ * for more than two leases, not counting the time the coordinator did not
+ * run, renews nothing either and fails with SX_FAILED_PRECONDITION: its lease
+ * is judged from unanswered_ms alone (see the top of this file). */
+sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarnation,
+                                   const sx_coord_heard *heard, uint64_t known_version,
+                                   Shardex__Internal__V1__ReplicaReport *const *reports,
+                                   size_t nreports, uint64_t now_ms, sx_coord_map **map,
+                                   sx_err *err);
+
+/* Declares workers whose lease ran out dead and reassigns. Call periodically,
+ * every opts.tick_ms. When the gap since the previous tick (or since open) is
+ * longer than the pause limit (three ticks, and at least half a lease) the
+ * coordinator itself did not run: every worker known alive gets a fresh lease
+ * instead, as after a restart, and nobody is judged on that gap. Heartbeats
+ * and registrations notice such a gap too, if they come first. */
 void sx_coord_tick(sx_coord *c, uint64_t now_ms);
 
 /* A leader's compare-and-set of its partition's ISR (see sx_clustermap_change_isr).

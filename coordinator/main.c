@@ -93,6 +93,8 @@ int main(int argc, char **argv)
     sx_log_set_level(level);
     sx_flags_log_config(&spec, &cfg, "coordinator");
 
+    /* Judge leases often enough that detection costs little beyond the lease. */
+    uint64_t tick = cfg.lease_ms / 10 > 20 ? cfg.lease_ms / 10 : 20;
     int rc = 1;
     sx_coord *c = NULL;
     sx_rpc_server *srv = NULL;
@@ -107,6 +109,7 @@ int main(int argc, char **argv)
         .given_min_isr = given[F_MIN_ISR],
         .given_term_partitions = given[F_TERM],
         .lease_ms = (uint32_t)cfg.lease_ms,
+        .tick_ms = (uint32_t)tick,
     };
     if (sx_coord_open(&o, sx_clock_now_ms(), &c, &err) != SX_OK)
         goto fail;
@@ -119,8 +122,6 @@ int main(int argc, char **argv)
         goto fail;
     SX_LOG(SX_LOG_INFO, "coordinator", "serving port=%d", sx_rpc_server_port(srv));
 
-    /* Judge leases often enough that detection costs little beyond the lease. */
-    uint64_t tick = cfg.lease_ms / 10 > 20 ? cfg.lease_ms / 10 : 20;
     int sig;
     while ((sig = sx_daemon_wait_signal(tick)) == 0)
         sx_coord_tick(c, sx_clock_now_ms());

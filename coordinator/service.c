@@ -21,9 +21,10 @@ static sx_status on_register(sx_rpc_call *call, const ProtobufCMessage *reqm,
     const Shardex__Internal__V1__RegisterRequest *req = (const void *)reqm;
     Shardex__Internal__V1__RegisterResponse *resp = (void *)respm;
     sx_coord_map *map = NULL;
-    sx_status st = sx_coord_register_lost(c, req->worker_id, req->address, req->lost_partitions,
-                                          req->n_lost_partitions, sx_clock_now_ms(), &resp->index,
-                                          &resp->incarnation, &map, err);
+    sx_status st = sx_coord_register_ex(c, req->worker_id, req->address, req->nonce,
+                                        req->lost_partitions, req->n_lost_partitions,
+                                        sx_clock_now_ms(), &resp->index, &resp->incarnation, &map,
+                                        err);
     if (st != SX_OK)
         return st;
     resp->lease_ms = map->msg->lease_ms;
@@ -38,9 +39,10 @@ static sx_status on_heartbeat(sx_rpc_call *call, const ProtobufCMessage *reqm,
     const Shardex__Internal__V1__HeartbeatRequest *req = (const void *)reqm;
     Shardex__Internal__V1__HeartbeatResponse *resp = (void *)respm;
     sx_coord_map *map = NULL;
-    sx_status st = sx_coord_heartbeat(c, req->worker_id, req->incarnation, req->map_version,
-                                      req->replicas, req->n_replicas, sx_clock_now_ms(), &map,
-                                      err);
+    sx_coord_heard heard = {.seq = req->seq, .unanswered_ms = req->unanswered_ms};
+    sx_status st =
+        sx_coord_heartbeat_heard(c, req->worker_id, req->incarnation, &heard, req->map_version,
+                                 req->replicas, req->n_replicas, sx_clock_now_ms(), &map, err);
     if (st != SX_OK)
         return st;
     sx_coord_index_reports(c, req->worker_id, req->indexes, req->n_indexes, req->terms,

@@ -11,7 +11,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #define COORD_SVC (&shardex__internal__v1__coordinator__descriptor)
 
@@ -26,6 +28,8 @@ struct sx_membership {
     uint32_t *lost; /* lost stores, until a registration told the coordinator */
     size_t nlost;
     pthread_t thread;
+    uint64_t nonce;  /* drawn once: a retried registration is known as ours */
+    uint64_t hb_seq; /* the last heartbeat's number (membership thread only) */
 
     pthread_mutex_t mu; /* everything below */
     pthread_cond_t cv;  /* wakes the thread to stop */
@@ -78,9 +82,16 @@ static void do_register(sx_membership *m)
     req.address = m->address;
     req.lost_partitions = m->lost;
     req.n_lost_partitions = m->nlost;
+    req.nonce = m->nonce;
     ProtobufCMessage *resp = NULL;
     sx_err err = {0};
-    sx_rpc_call_opts o = {.timeout_ms = 2000, .wait_for_ready = true};
+    /* A retry gets the first answer again (the nonce), so it can come soon:
+     * before the coordinator's lease on a lost answer runs out, or a new
+     * incarnation (and new epochs) would answer it. */
+    pthread_mutex_lock(&m->mu);
+    uint32_t lease = m->lease_ms < 1000 ? m->lease_ms : 1000;
+    pthread_mutex_unlock(&m->mu);
+    sx_rpc_call_opts o = {.timeout_ms = lease / 2 > 100 ? lease / 2 : 100, .wait_for_ready = true};
     uint64_t sent = sx_clock_now_ms();
     if (sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "RegisterWorker", &req.base, &resp, &o,
                       &err) != SX_OK) {
@@ -134,6 +145,8 @@ static void do_heartbeat(sx_membership *m)
     req.worker_id = m->id;
     req.incarnation = m->incarnation;
     req.map_version = m->map ? sx_partmap_version(m->map) : 0;
+    req.seq = ++m->hb_seq;
+    uint64_t last_ok = m->last_ok_sent_ms;
     uint32_t lease = m->lease_ms;
     pthread_mutex_unlock(&m->mu);
     sx_arena arena = {0};
@@ -144,6 +157,7 @@ static void do_heartbeat(sx_membership *m)
     sx_err err = {0};
     sx_rpc_call_opts o = {.timeout_ms = lease / 2};
     uint64_t sent = sx_clock_now_ms();
+    req.unanswered_ms = last_ok && sent > last_ok ? sent - last_ok : 0;
     sx_status st =
         sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "Heartbeat", &req.base, &resp, &o, &err);
     sx_arena_free(&arena);
@@ -186,7 +200,10 @@ static void *member_main(void *arg)
         else
             do_register(m);
         pthread_mutex_lock(&m->mu);
-        uint64_t wait_ms = m->registered ? m->lease_ms / 4 : 200;
+        /* Registration is retried every 200 ms, sooner under a short lease. */
+        uint64_t wait_ms = m->lease_ms / 4;
+        if (!m->registered && wait_ms > 200)
+            wait_ms = 200;
         if (wait_ms < 10)
             wait_ms = 10;
         uint64_t ns = sx_clock_now_ns() + wait_ms * 1000000ull;
@@ -218,6 +235,9 @@ sx_status sx_membership_start(const sx_membership_opts *opts, sx_membership **ou
     }
     m->index = -1;
     m->lease_ms = 2000;
+    if (getrandom(&m->nonce, sizeof(m->nonce), 0) != (ssize_t)sizeof(m->nonce))
+        m->nonce = sx_clock_now_ns() ^ ((uint64_t)getpid() << 32);
+    m->nonce |= 1; /* never 0, which means none */
     pthread_mutex_init(&m->mu, NULL);
     sx_cond_init_monotonic(&m->cv);
     pthread_create(&m->thread, NULL, member_main, m);

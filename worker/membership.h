@@ -8,7 +8,16 @@
  *           (the request names the partition stores lost at start, opts.lost,
  *           until one registration succeeds)
  *   REGISTERED --Heartbeat ok--> REGISTERED (lease renewed from the send time)
- *   REGISTERED --FAILED_PRECONDITION (declared dead)--> UNREGISTERED
+ *   REGISTERED --FAILED_PRECONDITION (declared dead, or unanswered too long)--> UNREGISTERED
+ *
+ * Every heartbeat carries a rising number and how long the worker has gone
+ * without an answer (from the send of its last answered call): the
+ * coordinator judges the worker's lease as the worker does
+ * (docs/architecture.md, "Leases"). Every RegisterWorker of the process
+ * carries one random nonce, so that a retry after a lost answer gets the same
+ * incarnation back (no new epochs); it is retried soon (lease/2, at most
+ * 500 ms, then up to 200 ms), while the coordinator still holds that
+ * incarnation alive.
  *
  * Nothing else: ISR changes are the replication driver's (replica.c), which
  * may ask for a heartbeat at once (sx_membership_refresh) when it changed the map.

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "coord.h"
+#include "fixture.h"
 #include "harness.h"
 #include "log.h"
 
@@ -1842,6 +1843,423 @@ static void test_random_walk_never_goes_back(void **state)
     sx_arena_free(&a);
 }
 
+/* ------------------------------------------------------- lease arithmetic -- */
+
+/* A heartbeat that says what its worker heard; returns its status. */
+static sx_status beat(fixture *f, const char *id, uint64_t inc, uint64_t seq, uint64_t unanswered,
+                      uint64_t now, sx_err *err)
+{
+    sx_coord_heard h = {.seq = seq, .unanswered_ms = unanswered};
+    sx_coord_map *m = NULL;
+    sx_status st =
+        sx_coord_heartbeat_heard(f->c, id, inc, &h, version_of(f), NULL, 0, now, &m, err);
+    sx_coord_map_release(m);
+    track(f);
+    return st;
+}
+
+static void beat_ok(fixture *f, const char *id, uint64_t inc, uint64_t seq, uint64_t unanswered,
+                    uint64_t now)
+{
+    sx_err err = {0};
+    CHECK_OK(beat(f, id, inc, seq, unanswered, now, &err), &err);
+}
+
+/* Registers id with a nonce at now; returns its index, its incarnation in *inc. */
+static int32_t reg_nonce(fixture *f, const char *id, uint64_t nonce, uint64_t now, uint64_t *inc)
+{
+    char addr[128];
+    snprintf(addr, sizeof(addr), "%s.test:7000", id);
+    int32_t index = -2;
+    sx_coord_map *m = NULL;
+    sx_err err = {0};
+    CHECK_OK(sx_coord_register_nonce(f->c, id, addr, nonce, now, &index, inc, &m, &err), &err);
+    assert_non_null(m);
+    assert_true(m->msg->workers[index]->alive);
+    assert_int_equal(m->msg->workers[index]->incarnation, *inc);
+    sx_coord_map_release(m);
+    track(f);
+    return index;
+}
+
+/* Issue 11, bug 5: a coordinator stopped past a lease (SIGSTOP) woke up and
+ * ticked before it read the heartbeats queued meanwhile: every worker was
+ * declared dead at once. A gap between ticks much longer than the tick is
+ * the coordinator's own pause: everyone gets a fresh lease, as after a
+ * restart, and the leases run again from there. */
+static void test_pause_gives_fresh_leases(void **state)
+{
+    fixture *f = *state;
+    const uint64_t T = LEASE / 10;
+    f->opts.tick_ms = (uint32_t)T;
+    f->opts.settings = (sx_coord_settings){8, 3, 2, 4};
+    uint64_t now = 10000, inc[3], seq = 0;
+    open_at(f, now);
+    for (int k = 0; k < 3; k++)
+        reg(f, abc[k], now, &inc[k]);
+    grow_isrs(f);
+    for (; now < 12000; now += T) {
+        if (now % (LEASE / 4) == 0)
+            for (int k = 0; k < 3; k++)
+                beat_ok(f, abc[k], inc[k], ++seq, LEASE / 4, now);
+        tick(f, now);
+    }
+    uint64_t v = version_of(f);
+    part_copy before[8];
+    for (uint32_t p = 0; p < 8; p++)
+        before[p] = part_of(f, p);
+
+    /* Stopped for three leases; it ticks before reading any heartbeat. */
+    now += 3 * LEASE;
+    tick(f, now);
+    for (int32_t w = 0; w < 3; w++)
+        assert_true(worker_alive(f, w));
+    assert_int_equal(version_of(f), v);
+    /* The heartbeats sent meanwhile say their workers heard nothing for over
+     * three leases: the coordinator's own pause is not held against them. */
+    for (int k = 0; k < 3; k++)
+        beat_ok(f, abc[k], inc[k], ++seq, 3 * LEASE + LEASE / 4, now + 1);
+
+    /* The leases run from the resume: c falls silent and dies a lease and the
+     * margin later, not before; a and b carry on. */
+    const uint64_t r = now;
+    for (now = r + T; now <= r + 2 * LEASE; now += T) {
+        if (now % (LEASE / 4) == 0)
+            for (int k = 0; k < 2; k++)
+                beat_ok(f, abc[k], inc[k], ++seq, LEASE / 4, now);
+        tick(f, now);
+        if (now <= r + 1 + LEASE + LEASE / 4)
+            assert_true(worker_alive(f, 2));
+    }
+    assert_true(worker_alive(f, 0) && worker_alive(f, 1));
+    assert_false(worker_alive(f, 2));
+    for (uint32_t p = 0; p < 8; p++) {
+        part_copy pc = part_of(f, p);
+        if (before[p].leader != 2)
+            assert_int_equal(pc.epoch, before[p].epoch); /* nothing moved but c's */
+    }
+
+    /* A pause noticed by a heartbeat, before any tick: the same. */
+    v = version_of(f);
+    now += 5 * LEASE;
+    beat_ok(f, "a", inc[0], ++seq, 5 * LEASE, now);
+    tick(f, now + 1);
+    assert_true(worker_alive(f, 0) && worker_alive(f, 1));
+    assert_int_equal(version_of(f), v);
+
+    /* Late ticks are no pause: a gap of twice the tick changes nothing. */
+    for (uint64_t end = now + 2 * LEASE; now < end; now += 2 * T) {
+        if (now % (LEASE / 4) < 2 * T)
+            beat_ok(f, "a", inc[0], ++seq, LEASE / 4, now);
+        tick(f, now);
+    }
+    assert_true(worker_alive(f, 0));
+    assert_false(worker_alive(f, 1)); /* b fell silent after the pause */
+}
+
+/* Issue 11, bug 2: heartbeat replies lost one way. The worker steps down a
+ * lease after the last call it heard answered; the coordinator used to renew
+ * on every heartbeat it received, so it kept the worker leading for as long
+ * as the loss lasted. The heartbeat now says how long its worker has gone
+ * without an answer: past two leases it is refused, and the worker's lease is
+ * judged as the worker sees it (a lease after that answered call was sent). */
+static void test_unanswered_worker_loses_its_lease(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){8, 3, 2, 4};
+    open_at(f, 10000);
+    uint64_t inc[3];
+    for (int k = 0; k < 3; k++)
+        reg(f, abc[k], 10000, &inc[k]);
+    grow_isrs(f);
+    part_copy before[8];
+    int c_leads = 0;
+    for (uint32_t p = 0; p < 8; p++) {
+        before[p] = part_of(f, p);
+        c_leads += before[p].leader == 2;
+    }
+    if (c_leads == 0)
+        fail_msg("setup: worker c leads no partition after the isrs grew");
+
+    /* c heard its registration answered at 10000, then nothing: it sends at
+     * the worker's pace (a lease/2 timeout, then lease/4). a and b are fine. */
+    static const uint64_t sends[4] = {10250, 11000, 11750, 12500};
+    uint64_t seq_ab = 0;
+    for (int i = 0; i < 3; i++) {
+        beat_ok(f, "c", inc[2], (uint64_t)i + 1, sends[i] - 10000, sends[i]);
+        beat_ok(f, "a", inc[0], ++seq_ab, LEASE / 4, sends[i]);
+        beat_ok(f, "b", inc[1], ++seq_ab, LEASE / 4, sends[i]);
+        tick(f, sends[i] + 100);
+        /* Each of these answers may still be heard: c stays alive. */
+        assert_true(worker_alive(f, 2));
+    }
+    /* Two leases and a half unanswered: refused; its own lease ended at 11000,
+     * so it is dead at the next tick. */
+    sx_err err = {0};
+    CHECK_FAIL(beat(f, "c", inc[2], 4, sends[3] - 10000, sends[3], &err), &err,
+               SX_FAILED_PRECONDITION, "no answer");
+    beat_ok(f, "a", inc[0], ++seq_ab, LEASE / 4, sends[3]);
+    beat_ok(f, "b", inc[1], ++seq_ab, LEASE / 4, sends[3]);
+    tick(f, sends[3] + 1);
+    assert_false(worker_alive(f, 2));
+    assert_true(worker_alive(f, 0) && worker_alive(f, 1));
+    for (uint32_t p = 0; p < 8; p++) {
+        part_copy now = part_of(f, p);
+        assert_true(now.leader == 0 || now.leader == 1);
+        if (before[p].leader == 2)
+            assert_true(now.epoch > before[p].epoch);
+    }
+    /* Its next heartbeats are those of a dead incarnation. */
+    CHECK_FAIL(beat(f, "c", inc[2], 5, 3000, 13250, &err), &err, SX_FAILED_PRECONDITION,
+               "register again");
+}
+
+/* Answers heard again in time keep the lease; a late or duplicated heartbeat
+ * (numbered at or below one already heard) decides nothing. */
+static void test_late_heartbeat_decides_nothing(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    uint64_t inc = 0;
+    reg(f, "a", 1000, &inc);
+    /* Lost answers, then one heard: unanswered goes back to a heartbeat period. */
+    beat_ok(f, "a", inc, 1, 250, 1250);
+    beat_ok(f, "a", inc, 2, 1000, 2000);
+    beat_ok(f, "a", inc, 3, 1750, 2750);
+    beat_ok(f, "a", inc, 4, 250, 3000);
+    tick(f, 3000 + LEASE);
+    assert_true(worker_alive(f, 0));
+    /* A late copy of an old heartbeat that heard nothing for ages: ignored, not refused. */
+    beat_ok(f, "a", inc, 2, 10 * LEASE, 3100);
+    beat_ok(f, "a", inc, 4, 10 * LEASE, 3100);
+    tick(f, 3100);
+    assert_true(worker_alive(f, 0));
+    /* Nor does it renew: the lease still runs from heartbeat 4 at 3000. */
+    beat_ok(f, "a", inc, 4, 0, 4000);
+    tick(f, 3000 + LEASE + LEASE / 4);
+    assert_true(worker_alive(f, 0));
+    tick(f, 3000 + LEASE + LEASE / 4 + 1);
+    assert_false(worker_alive(f, 0));
+}
+
+/* After a restart, the time the coordinator was down is not held against
+ * anyone's unanswered time either. */
+static void test_restart_forgives_unanswered_downtime(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    uint64_t inc = 0;
+    reg(f, "a", 1000, &inc);
+    beat_ok(f, "a", inc, 1, 250, 1250);
+    reopen_at(f, 1250 + 10 * LEASE);
+    /* Nothing answered since 1250, but the coordinator was down. */
+    beat_ok(f, "a", inc, 2, 10 * LEASE + 100, 1250 + 10 * LEASE + 100);
+    tick(f, 1250 + 10 * LEASE + 100 + LEASE);
+    assert_true(worker_alive(f, 0));
+    /* From the restart on, it counts. */
+    sx_err err = {0};
+    CHECK_FAIL(beat(f, "a", inc, 3, 10 * LEASE + 100 + 2 * LEASE + 1,
+                    1250 + 10 * LEASE + 100 + 2 * LEASE + 1, &err),
+               &err, SX_FAILED_PRECONDITION, "no answer");
+    tick(f, 1250 + 10 * LEASE + 100 + 2 * LEASE + 1);
+    assert_false(worker_alive(f, 0));
+}
+
+/* A simulated worker at the membership thread's pace (a lease/2 timeout, then
+ * lease/4 until the next send) against the coordinator, with a network delay
+ * and requests and replies lost at random; then, from `cut` on, every reply
+ * lost (or, in one round of three, every request). Whatever happens, the
+ * coordinator never declares it dead before its own lease (a lease after the
+ * send of the last heartbeat it heard answered, answers heard after the death
+ * included) has ended plus the margin; and from `cut` on it is dead within
+ * three leases. Both daemons' clocks are this one. */
+typedef struct simw {
+    uint64_t inc, seq;
+    uint64_t last_ok; /* send time of the last call it heard answered */
+    bool busy;        /* a call is in flight: */
+    uint64_t sent;    /* its send time, */
+    uint64_t arrive;  /* its arrival at the coordinator, */
+    uint64_t answer;  /* its reply's arrival, */
+    bool lost_req, lost_reply, refused;
+    uint64_t next_send; /* when idle */
+    bool stopped;       /* heard a refusal: it would register again */
+} simw;
+
+static void sim_step(fixture *f, simw *w, uint64_t now, uint64_t seed, uint64_t *rng,
+                     uint32_t loss_req, uint32_t loss_reply, int cut_mode)
+{
+    const uint64_t timeout = LEASE / 2;
+    if (w->stopped)
+        return;
+    if (!w->busy && now >= w->next_send) {
+        w->busy = true;
+        w->sent = now;
+        w->seq++;
+        w->arrive = now + sx_fx_rnd(rng) % 40;
+        w->answer = w->arrive + sx_fx_rnd(rng) % 40;
+        w->lost_req = cut_mode == 2 || (cut_mode == 0 && sx_fx_rnd(rng) % 100 < loss_req);
+        w->lost_reply = cut_mode != 0 || sx_fx_rnd(rng) % 100 < loss_reply;
+        w->refused = false;
+    }
+    if (!w->busy)
+        return;
+    if (now == w->arrive && !w->lost_req) {
+        sx_err err = {0};
+        sx_status st = beat(f, "c", w->inc, w->seq, w->sent - w->last_ok, now, &err);
+        if (st != SX_OK && st != SX_FAILED_PRECONDITION)
+            fail_msg("seed=%" PRIu64 ": heartbeat: %s", seed, err.msg);
+        w->refused = st != SX_OK;
+    }
+    bool heard = now == w->answer && !w->lost_req && !w->lost_reply && now < w->sent + timeout;
+    if (heard || now >= w->sent + timeout) {
+        if (heard && w->refused)
+            w->stopped = true;
+        else if (heard)
+            w->last_ok = w->sent;
+        w->busy = false;
+        w->next_send = now + LEASE / 4;
+    }
+}
+
+static void test_lease_never_ends_before_the_workers(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){8, 3, 2, 4};
+    f->opts.tick_ms = LEASE / 10;
+    const uint64_t margin = LEASE / 4;
+    uint64_t seed = sx_fx_seed(), rng = seed;
+    uint64_t now = 10000, inc[2], seq_ab = 0;
+    open_at(f, now);
+    reg(f, "a", now, &inc[0]);
+    reg(f, "b", now, &inc[1]);
+    for (int round = 0; round < 12; round++) {
+        simw w = {.last_ok = now, .next_send = now + LEASE / 4};
+        int32_t ci = reg(f, "c", now, &w.inc);
+        uint32_t loss_req = (uint32_t)(sx_fx_rnd(&rng) % 30);
+        uint32_t loss_reply = (uint32_t)(sx_fx_rnd(&rng) % 60);
+        const uint64_t cut = now + 2000 + sx_fx_rnd(&rng) % 4000;
+        uint64_t died = 0;
+        for (; now < cut + 4 * LEASE || w.busy; now++) {
+            if (now % (LEASE / 4) == 0) {
+                beat_ok(f, "a", inc[0], ++seq_ab, LEASE / 4, now);
+                beat_ok(f, "b", inc[1], ++seq_ab, LEASE / 4, now);
+            }
+            sim_step(f, &w, now, seed, &rng, loss_req, loss_reply,
+                     now < cut        ? 0
+                     : round % 3 == 2 ? 2
+                                      : 1);
+            if (now % (LEASE / 10) == 0) {
+                tick(f, now);
+                if (!died && !worker_alive(f, ci))
+                    died = now;
+            }
+        }
+        if (!died)
+            fail_msg("seed=%" PRIu64 " round %d: never declared dead", seed, round);
+        if (died <= w.last_ok + LEASE + margin)
+            fail_msg("seed=%" PRIu64 " round %d: declared dead at %" PRIu64
+                     ", its own lease ran until %" PRIu64 " (margin %" PRIu64 ")",
+                     seed, round, died, w.last_ok + LEASE, margin);
+        if (died > cut + 3 * LEASE)
+            fail_msg("seed=%" PRIu64 " round %d: %s from %" PRIu64 ", declared dead at %" PRIu64,
+                     seed, round, round % 3 == 2 ? "silent" : "every reply lost", cut, died);
+    }
+}
+
+/* Issue 11, bug 2 (its second half): a lost RegisterWorker answer made the
+ * worker register again every ~2 s, each time a new incarnation, new epochs
+ * and its term partitions wiped. A retry from the same process (the same
+ * nonce) before any heartbeat of the incarnation it made gets that same
+ * incarnation back and changes nothing. */
+static void test_register_retry_is_idempotent(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){8, 3, 2, 4};
+    open_at(f, 1000);
+    uint64_t inc[3], again = 0;
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(reg_nonce(f, abc[k], 100 + (uint64_t)k, 1000, &inc[k]), k);
+    grow_isrs(f);
+    create_ok(f, "g", false, true, 6);
+    /* c registers again (a new process: another nonce), so that it leads some
+     * partitions in a fresh incarnation; then its answer is lost. */
+    uint64_t v0 = version_of(f);
+    assert_int_equal(reg_nonce(f, "c", 7, 1100, &inc[2]), 2);
+    assert_true(version_of(f) > v0);
+    grow_isrs(f);
+    uint64_t v = version_of(f);
+    part_copy before[8];
+    for (uint32_t p = 0; p < 8; p++)
+        before[p] = part_of(f, p);
+    terms_copy tb, ta;
+    terms_of(f, &tb);
+
+    /* The retries, each within the lease the previous one gave. */
+    for (uint64_t t = 1700; t <= 4500; t += 700) {
+        assert_int_equal(reg_nonce(f, "c", 7, t, &again), 2);
+        assert_int_equal(again, inc[2]);
+        beat_ok(f, "a", inc[0], t, LEASE / 4, t);
+        beat_ok(f, "b", inc[1], t, LEASE / 4, t);
+        tick(f, t + 100);
+        assert_true(worker_alive(f, 2));
+    }
+    assert_int_equal(version_of(f), v);
+    for (uint32_t p = 0; p < 8; p++) {
+        part_copy now = part_of(f, p);
+        assert_int_equal(now.epoch, before[p].epoch);
+        assert_int_equal(now.isr_version, before[p].isr_version);
+        assert_int_equal(now.leader, before[p].leader);
+    }
+    terms_of(f, &ta);
+    assert_int_equal(ta.n, tb.n);
+    for (size_t t = 0; t < ta.n; t++) {
+        assert_int_equal(ta.epoch[t], tb.epoch[t]);
+        assert_int_equal(ta.owner[t], tb.owner[t]);
+    }
+
+    /* Once the incarnation heartbeated, its process heard it: the same nonce
+     * registering again is a new registration, as are another nonce, no
+     * nonce, another address, and a dead incarnation. */
+    beat_ok(f, "c", inc[2], 1, LEASE / 4, 4600);
+    uint64_t prev = inc[2];
+    assert_int_equal(reg_nonce(f, "c", 7, 4700, &again), 2);
+    assert_true(again > prev);
+    assert_true(version_of(f) > v);
+    prev = again;
+    assert_int_equal(reg_nonce(f, "c", 8, 4710, &again), 2);
+    assert_true(again > prev);
+    prev = again;
+    assert_int_equal(reg_nonce(f, "c", 0, 4720, &again), 2);
+    assert_true(again > prev);
+    prev = again;
+    assert_int_equal(reg_nonce(f, "c", 0, 4730, &again), 2);
+    assert_true(again > prev);
+    prev = again;
+    int32_t index = -1;
+    sx_coord_map *m = NULL;
+    sx_err err = {0};
+    assert_int_equal(reg_nonce(f, "c", 9, 4740, &prev), 2);
+    CHECK_OK(
+        sx_coord_register_nonce(f->c, "c", "moved.test:7001", 9, 4750, &index, &again, &m, &err),
+        &err);
+    sx_coord_map_release(m);
+    track(f);
+    assert_true(again > prev);
+    prev = again;
+    beat_ok(f, "a", inc[0], 10000, LEASE / 4, 4750 + LEASE);
+    beat_ok(f, "b", inc[1], 10000, LEASE / 4, 4750 + LEASE);
+    tick(f, 4750 + LEASE + LEASE / 4 + 1);
+    assert_false(worker_alive(f, 2));
+    m = NULL;
+    CHECK_OK(sx_coord_register_nonce(f->c, "c", "moved.test:7001", 9, 4750 + 2 * LEASE, &index,
+                                     &again, &m, &err),
+             &err);
+    sx_coord_map_release(m);
+    track(f);
+    assert_true(again > prev);
+    assert_true(worker_alive(f, 2));
+}
+
 /* BUG (coord.c load_locked, line ~246): reopening a store whose partitions have
  * no replicas yet (no worker ever registered) calls memcpy(lp->replicas, NULL,
  * 0), undefined behaviour that the SX_SANITIZE build (UBSan, halt on error)
@@ -1891,6 +2309,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_walk_never_goes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_gives_fresh_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unanswered_worker_loses_its_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_heartbeat_decides_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_forgives_unanswered_downtime, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_never_ends_before_the_workers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_retry_is_idempotent, setup, teardown),
         /* aborts under SX_SANITIZE: BUG, see the test */
         cmocka_unit_test_setup_teardown(test_reopen_before_any_worker, setup, teardown),
     };
