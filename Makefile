@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan test test-unit test-asan chaos bench demo format format-check clean
+.PHONY: all deps build build-asan test test-unit test-asan chaos chaos-lab bench demo format format-check clean
 
 all: build
 
@@ -40,9 +40,15 @@ test-asan: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L 'unit|asan'
 
 # The long chaos tests: every seeded kill -9 round (SHARDEX_TEST_SEED=N replays
-# a run; README.md, "Tests").
+# a run; README.md, "Tests"), the lab's own tests, then every partition-failure
+# scenario on the lab's hosts (tests/chaos/run.sh: SEEDS=N, SCENARIO=a,b),
+# whose table goes into docs/chaos.md. Root only (network namespaces).
 chaos: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L chaos
+	$(MAKE) chaos-lab
+
+chaos-lab: build
+	./tests/chaos/run.sh $(BUILD) --doc docs/chaos.md
 
 bench: build
 	./bench/run.sh $(BUILD)

@@ -55,9 +55,16 @@ start_coordinator() {
     n=$(n_of "$dir")
     host=$((n + 1))
     addr=$("$lab" addr "$host")
+    # A restart keeps the port the kernel chose the first time: the workers
+    # know the coordinator by it (nothing else listens in this namespace).
+    local port=0 was
+    if [ -f "$dir/coord.addr" ]; then
+        was=$(cat "$dir/coord.addr")
+        port=${was##*:}
+    fi
     rm -f "$dir/coord.port"
     ("$lab" exec "$host" "$(build_of "$dir")/coordinator/shardex-coordinator" \
-        --listen "$addr:0" --port-file "$dir/coord.port" --data-dir "$dir/coord" \
+        --listen "$addr:$port" --port-file "$dir/coord.port" --data-dir "$dir/coord" \
         $(cat "$dir/coord.flags") >>"$dir/coord.log" 2>&1 &
         echo $! >"$dir/c.pid")
     echo "$addr:$(wait_port "$dir/coord.port")" >"$dir/coord.addr"
