@@ -69,23 +69,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* n documents whose ids fall in partition p; texts "<tag> text <k>". */
-static void docs_for(const sx_cluster *c, uint32_t p, const char *tag, sx_doc_spec *d, size_t n)
-{
-    size_t k = 0;
-    for (uint32_t i = 0; k < n; i++) {
-        char id[64];
-        int len = snprintf(id, sizeof(id), "%.40s-%u", tag, i);
-        if (sx_partition_of(id, (size_t)len, c->opts.partitions) != p)
-            continue;
-        memcpy(d[k].id, id, sizeof(id));
-        snprintf(d[k].text, sizeof(d[k].text), "%.40s text %zu", tag, k);
-        d[k].n = (int64_t)k;
-        d[k].pad = NULL;
-        k++;
-    }
-}
-
 /* The leader of p in the coordinator's map (test index, NONE), its epoch and
  * whether it is alive. */
 typedef struct lead_view {
@@ -228,8 +211,8 @@ static void test_new_leader_serves_acknowledged_writes(void **state)
     assert_true(v.leader != NONE && v.alive);
     const uint32_t L = v.leader;
     sx_doc_spec base[NDOCS], w[NDOCS];
-    docs_for(c, p, "lr-base", base, NDOCS);
-    docs_for(c, p, "lr-w", w, NDOCS);
+    sx_docs_for_partition(c, p, "lr-base", base, NDOCS);
+    sx_docs_for_partition(c, p, "lr-w", w, NDOCS);
     if (sx_docs_put(c, L, base, NDOCS, 15000, NULL, &err) != SX_OK)
         SX_FX_FAIL(c, "put base: %s", err.msg);
 

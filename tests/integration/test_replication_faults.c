@@ -88,9 +88,9 @@
  * SHARDEX_TEST_FILTER=<cmocka pattern> runs some tests only.
  */
 #include "checker.h"
-#include "docs.h"
 #include "clock.h"
 #include "cluster.h"
+#include "docs.h"
 #include "fixture.h"
 #include "harness.h"
 #include "hash.h"
@@ -143,23 +143,6 @@ static int teardown(void **state)
 }
 
 /* ----------------------------------------------------------- documents -- */
-
-/* n documents whose ids fall in partition p. */
-static void docs_for(const sx_cluster *c, uint32_t p, const char *tag, sx_doc_spec *d, size_t n)
-{
-    size_t k = 0;
-    for (uint32_t i = 0; k < n; i++) {
-        char id[64];
-        int len = snprintf(id, sizeof(id), "%.40s-%u", tag, i);
-        if (sx_partition_of(id, (size_t)len, c->opts.partitions) != p)
-            continue;
-        memcpy(d[k].id, id, sizeof(id));
-        snprintf(d[k].text, sizeof(d[k].text), "%.40s text %zu", tag, k);
-        d[k].n = (int64_t)k;
-        d[k].pad = NULL;
-        k++;
-    }
-}
 
 /* Acknowledged writes, to read back at the end. */
 typedef struct acked {
@@ -617,7 +600,7 @@ static bg_put *bg_start(sx_cluster *c, uint32_t via, uint32_t p, const char *tag
     b->c = c;
     b->via = via;
     b->timeout_ms = timeout_ms;
-    docs_for(c, p, tag, b->d, NDOCS);
+    sx_docs_for_partition(c, p, tag, b->d, NDOCS);
     atomic_init(&b->done, false);
     pthread_create(&b->th, NULL, bg_main, b);
     return b;
@@ -645,7 +628,7 @@ static void test_row1_restarted_follower_keeps_acked_tail(void **state)
     const uint32_t L = v.leader, F = (L + 1) % 3, G = (L + 2) % 3;
     ack_log *acks = calloc(1, sizeof(*acks));
     sx_doc_spec base[NDOCS];
-    docs_for(c, p, "r1-base", base, NDOCS);
+    sx_docs_for_partition(c, p, "r1-base", base, NDOCS);
     uint64_t base_last = 0;
     must_put(c, G, base, NDOCS, acks, NULL, &base_last);
 
@@ -710,7 +693,7 @@ static void test_row1_restarted_follower_keeps_acked_tail(void **state)
                "timed out waiting until the resumed replica rejoins the new leader's ISR");
     verify_acked(c, acks);
     sx_doc_spec after[NDOCS];
-    docs_for(c, p, "r1-after", after, NDOCS);
+    sx_docs_for_partition(c, p, "r1-after", after, NDOCS);
     must_put(c, G, after, NDOCS, acks, NULL, NULL);
     assert_true(sx_cluster_start_worker(c, L));
     SX_FX_CHECK_REPLICAS(c, WAIT_MS);
@@ -734,7 +717,7 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
      * after it rejoined (balancing may hand it some leaderships then). */
     uint64_t *base_last = calloc(P, sizeof(*base_last));
     for (uint32_t q = 0; q < P; q++) {
-        docs_for(c, q, "r2-base", base, NDOCS);
+        sx_docs_for_partition(c, q, "r2-base", base, NDOCS);
         must_put(c, v.leader, base, NDOCS, acks, NULL, &base_last[q]);
     }
 
@@ -753,9 +736,9 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
     if (p == P)
         SX_FX_FAIL(c, "the restarted worker %u leads every partition", F);
     const uint32_t L = v.leader, G = 3 - L - F;
-    docs_for(c, p, "r2-w", wdocs, NDOCS);
-    docs_for(c, p, "r2-x1", x1, NDOCS);
-    docs_for(c, p, "r2-x2", x2, NDOCS);
+    sx_docs_for_partition(c, p, "r2-w", wdocs, NDOCS);
+    sx_docs_for_partition(c, p, "r2-x1", x1, NDOCS);
+    sx_docs_for_partition(c, p, "r2-x2", x2, NDOCS);
     const uint64_t k = base_last[p] + 1; /* where W goes */
     free(base_last);
     pid_t fpid = c->worker_pid[F];
@@ -874,12 +857,12 @@ static void depose_leader(sx_cluster *c, uint32_t p, const char *tag, ack_log *a
     char t[64];
     snprintf(t, sizeof(t), "%.30s-base", tag);
     sx_doc_spec base[NDOCS];
-    docs_for(c, p, t, base, NDOCS);
+    sx_docs_for_partition(c, p, t, base, NDOCS);
     uint64_t base_last = 0;
     must_put(c, d->F, base, NDOCS, acks, NULL, &base_last);
     d->k = base_last + 1;
     snprintf(t, sizeof(t), "%.30s-w", tag);
-    docs_for(c, p, t, d->w, NDOCS);
+    sx_docs_for_partition(c, p, t, d->w, NDOCS);
 
     assert_true(sx_cluster_set_faults(c, d->L, "method=Append,drop=1;" CUT_OFF));
     sx_err err = {0};
@@ -948,7 +931,7 @@ static void test_row4_stale_leader_appends_refused(void **state)
     waitc lf = {.c = c, .p = d.p, .i = d.L, .value = d.e2, .text = "follower"};
     SX_FX_WAIT(c, role_at, &lf, WAIT_MS, "timed out waiting until the old leader follows");
     sx_doc_spec x[NDOCS];
-    docs_for(c, d.p, "r4-x", x, NDOCS);
+    sx_docs_for_partition(c, d.p, "r4-x", x, NDOCS);
     uint64_t x_first = 0;
     must_put(c, d.F, x, NDOCS, acks, &x_first, NULL);
     assert_int_equal(x_first, d.k);
@@ -968,7 +951,7 @@ static void test_row5_demoted_leader_applies_nothing_uncommitted(void **state)
 
     /* The new leader commits X at W's offsets. */
     sx_doc_spec x[NDOCS];
-    docs_for(c, d.p, "r5-x", x, NDOCS);
+    sx_docs_for_partition(c, d.p, "r5-x", x, NDOCS);
     uint64_t x_first = 0, x_last = 0;
     must_put(c, d.N, x, NDOCS, acks, &x_first, &x_last);
     assert_int_equal(x_first, d.k);
@@ -1022,7 +1005,7 @@ static void cut_one_follower(sx_cluster *c, uint32_t p, const char *tag, ack_log
     char t[64];
     snprintf(t, sizeof(t), "%.30s-base", tag);
     sx_doc_spec base[NDOCS];
-    docs_for(c, p, t, base, NDOCS);
+    sx_docs_for_partition(c, p, t, base, NDOCS);
     must_put(c, L, base, NDOCS, acks, NULL, NULL);
     k->c0 = state_of(c, L, p).commit;
     const part_view v0 = view_of(c, p);
@@ -1068,7 +1051,7 @@ static void heal_cut(sx_cluster *c, const cut *k, const char *tag, ack_log *acks
     waitc whole = {.c = c, .p = k->p, .mask = BIT(k->L) | BIT(k->F) | BIT(k->G)};
     SX_FX_WAIT(c, isr_is, &whole, WAIT_MS, "timed out waiting until the followers rejoin the ISR");
     sx_doc_spec w[NDOCS];
-    docs_for(c, k->p, tag, w, NDOCS);
+    sx_docs_for_partition(c, k->p, tag, w, NDOCS);
     uint64_t last = 0;
     must_put(c, k->F, w, NDOCS, acks, NULL, &last);
     assert_true(state_of(c, k->L, k->p).commit >= last);
@@ -1091,12 +1074,11 @@ static void test_row7_cut_leader_needs_the_coordinator(void **state)
  * the leader drops the second one from the ISR and re-adds it 50-250 ms later
  * although it is still unreachable, then drops it again about a second later,
  * and so on: the expansion check (now sx_repcore_expand; then the replica's
- * caught_up, called by membership) judged it by the leader's last knowledge of its log, s->synced && s->match >=
- * max(hw, epoch_start - 1), and the last follower dropped for lagging always
- * has match == hw: the hw stalled on it, and with the ISR below min_isr it no
- * longer moves. While it is back in the ISR, writes are admitted and time out
- * (DEADLINE_EXCEEDED) instead of failing at once with UNAVAILABLE, the
- * coordinator believes an unreachable replica is in sync, and every flap is a
+ * caught_up, called by membership) judged it by the leader's last knowledge of its log, s->synced
+ * && s->match >= max(hw, epoch_start - 1), and the last follower dropped for lagging always has
+ * match == hw: the hw stalled on it, and with the ISR below min_isr it no longer moves. While it is
+ * back in the ISR, writes are admitted and time out (DEADLINE_EXCEEDED) instead of failing at once
+ * with UNAVAILABLE, the coordinator believes an unreachable replica is in sync, and every flap is a
  * new map version. */
 static void test_row7_cut_from_all_refuses_writes(void **state)
 {
@@ -1110,8 +1092,8 @@ static void test_row7_cut_from_all_refuses_writes(void **state)
     const uint64_t c1 = state_of(c, L, p).commit;
     assert_true(sx_cluster_set_faults(c, L, "method=Append,drop=1"));
     sx_doc_spec w2[NDOCS], w3[NDOCS];
-    docs_for(c, p, "r7a-w2", w2, NDOCS);
-    docs_for(c, p, "r7a-w3", w3, NDOCS);
+    sx_docs_for_partition(c, p, "r7a-w2", w2, NDOCS);
+    sx_docs_for_partition(c, p, "r7a-w3", w3, NDOCS);
     sx_err err = {0};
     sx_status st = sx_docs_put(c, L, w2, NDOCS, 10000, NULL, &err);
     if (st != SX_UNAVAILABLE && st != SX_DEADLINE_EXCEEDED)
@@ -1127,12 +1109,11 @@ static void test_row7_cut_from_all_refuses_writes(void **state)
             readded = sx_clock_now_ms() - t0;
     }
     if (readded)
-        SX_FX_FAIL(
-            c,
-            "KNOWN BUG: an unreachable follower re-entered the ISR %" PRIu64 " ms after the "
-            "leader dropped it (the expansion check trusts the stale match == hw); the ISR "
-            "flaps and writes time out instead of failing with UNAVAILABLE",
-            readded);
+        SX_FX_FAIL(c,
+                   "KNOWN BUG: an unreachable follower re-entered the ISR %" PRIu64 " ms after the "
+                   "leader dropped it (the expansion check trusts the stale match == hw); the ISR "
+                   "flaps and writes time out instead of failing with UNAVAILABLE",
+                   readded);
     for (uint32_t via = 0; via < 3; via++) {
         st = sx_docs_put(c, via, w3, NDOCS, 5000, NULL, &err);
         if (st != SX_UNAVAILABLE || !strstr(err.msg, "min_isr"))
@@ -1160,7 +1141,7 @@ static void test_row7_paused_leader_shrink_refused(void **state)
     const uint32_t L = v0.leader;
     ack_log *acks = calloc(1, sizeof(*acks));
     sx_doc_spec base[NDOCS];
-    docs_for(c, p, "r7b-base", base, NDOCS);
+    sx_docs_for_partition(c, p, "r7b-base", base, NDOCS);
     must_put(c, L, base, NDOCS, acks, NULL, NULL);
 
     sx_h_pause(c->worker_pid[L]);
@@ -1191,7 +1172,7 @@ static void test_row7_paused_leader_shrink_refused(void **state)
     assert_int_equal(v2.isr_version, v1.isr_version);
     assert_int_equal(v2.epoch, v1.epoch);
     sx_doc_spec after[NDOCS];
-    docs_for(c, p, "r7b-after", after, NDOCS);
+    sx_docs_for_partition(c, p, "r7b-after", after, NDOCS);
     must_put(c, running_worker(c, L + 1), after, NDOCS, acks, NULL, NULL);
     SX_FX_CHECK_REPLICAS(c, WAIT_MS);
     verify_acked(c, acks);
@@ -1261,11 +1242,11 @@ static void test_row8_min_isr_with_both_followers_stopped(void **state)
     const uint32_t L = v.leader, F = (L + 1) % 3, G = (L + 2) % 3;
     ack_log *acks = calloc(1, sizeof(*acks));
     sx_doc_spec base[NDOCS], w1[NDOCS], w2[NDOCS], w3[NDOCS], q[NDOCS];
-    docs_for(c, p, "r8-base", base, NDOCS);
-    docs_for(c, p, "r8-w1", w1, NDOCS);
-    docs_for(c, p, "r8-w2", w2, NDOCS);
-    docs_for(c, p, "r8-w3", w3, NDOCS);
-    docs_for(c, (p + 1) % c->opts.partitions, "r8-q", q, NDOCS);
+    sx_docs_for_partition(c, p, "r8-base", base, NDOCS);
+    sx_docs_for_partition(c, p, "r8-w1", w1, NDOCS);
+    sx_docs_for_partition(c, p, "r8-w2", w2, NDOCS);
+    sx_docs_for_partition(c, p, "r8-w3", w3, NDOCS);
+    sx_docs_for_partition(c, (p + 1) % c->opts.partitions, "r8-q", q, NDOCS);
     must_put(c, L, base, NDOCS, acks, NULL, NULL);
     const uint64_t c0 = state_of(c, L, p).commit;
 
@@ -1284,7 +1265,8 @@ static void test_row8_min_isr_with_both_followers_stopped(void **state)
     sx_status st2 = sx_docs_put(c, L, w2, NDOCS, 5000, NULL, &err);
     char msg2[256];
     snprintf(msg2, sizeof(msg2), "%s", err.msg);
-    sx_status st3 = sx_docs_put(c, L, q, NDOCS, 5000, NULL, &err); /* another partition, same fate */
+    sx_status st3 =
+        sx_docs_put(c, L, q, NDOCS, 5000, NULL, &err); /* another partition, same fate */
     sx_clock_sleep_ms(300);
     rstate l2 = state_of(c, L, p);
     sx_h_resume(c->worker_pid[F]);
@@ -1364,7 +1346,7 @@ static void test_row9_kill_all_then_corrupt_a_replica(void **state)
         char tag[32];
         snprintf(tag, sizeof(tag), "r9-base%d", r);
         sx_doc_spec d[NDOCS];
-        docs_for(c, p, tag, d, NDOCS);
+        sx_docs_for_partition(c, p, tag, d, NDOCS);
         must_put(c, running_worker(c, (size_t)r), d, NDOCS, acks, NULL, NULL);
     }
     /* Every replica at once: what was acknowledged was durable. */
@@ -1386,7 +1368,7 @@ static void test_row9_kill_all_then_corrupt_a_replica(void **state)
         char tag[32];
         snprintf(tag, sizeof(tag), "r9-more%d", r);
         sx_doc_spec d[NDOCS];
-        docs_for(c, p, tag, d, NDOCS);
+        sx_docs_for_partition(c, p, tag, d, NDOCS);
         for (int k = 0; r > 0 && k < NDOCS; k++)
             d[k].pad = pad;
         must_put(c, L, d, NDOCS, acks, NULL, NULL);

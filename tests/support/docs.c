@@ -1,9 +1,11 @@
 /* docs.c: Put and Get for integration tests. */
 #include "docs.h"
 
+#include "hash.h"
 #include "mem.h"
 #include "shardex/internal/v1/replication.pb-c.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,4 +107,21 @@ const char *sx_doc_text(const Shardex__V1__Document *d)
         if (strcmp(d->fields[i]->name, "text") == 0)
             return d->fields[i]->value->s;
     return "";
+}
+
+void sx_docs_for_partition(const sx_cluster *c, uint32_t p, const char *tag, sx_doc_spec *d,
+                           size_t n)
+{
+    size_t k = 0;
+    for (uint32_t i = 0; k < n; i++) {
+        char id[64];
+        int len = snprintf(id, sizeof(id), "%.40s-%u", tag, i);
+        if (sx_partition_of(id, (size_t)len, c->opts.partitions) != p)
+            continue;
+        memcpy(d[k].id, id, sizeof(id));
+        snprintf(d[k].text, sizeof(d[k].text), "%.40s text %zu", tag, k);
+        d[k].n = (int64_t)k;
+        d[k].pad = NULL;
+        k++;
+    }
 }

@@ -14,6 +14,12 @@ typedef struct sx_doc_spec {
     const char *pad;
 } sx_doc_spec;
 
+/* Fills d[0..n) with documents whose ids fall in log partition p of c
+ * ("<tag>-<i>" for increasing i, skipping the others), texts "<tag> text <k>",
+ * n = k. */
+void sx_docs_for_partition(const sx_cluster *c, uint32_t p, const char *tag, sx_doc_spec *d,
+                           size_t n);
+
 /* Puts docs through worker `via`; *out (if not NULL) receives the response
  * (sx_rpc_free it; NULL on error). */
 sx_status sx_docs_put(sx_cluster *c, uint32_t via, const sx_doc_spec *docs, size_t n,
