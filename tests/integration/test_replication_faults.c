@@ -934,11 +934,24 @@ static void test_row4_stale_leader_appends_refused(void **state)
     sx_docs_for_partition(c, d.p, "r4-x", x, NDOCS);
     uint64_t x_first = 0;
     must_put(c, d.F, x, NDOCS, acks, &x_first, NULL);
-    assert_int_equal(x_first, d.k);
+    /* Balancing may hand the leadership back to the old leader as soon as it
+     * is in the ISR again, before any write truncated its tail: W (never
+     * acknowledged: its outcome was unknown) is then in a leader's log and
+     * commits with that leader's new epoch, whole, before X. Legal; what this
+     * row forbids, appends of the stale epoch while fenced, was checked above. */
+    part_view now = view_of(c, d.p);
+    const bool w_kept = x_first == d.k + NDOCS && now.epoch > d.e2;
+    if (!w_kept)
+        assert_int_equal(x_first, d.k);
+    else
+        fprintf(stderr, "row 4: the old leader led again (epoch %" PRIu64 ") and committed W\n",
+                now.epoch);
     SX_FX_CHECK_REPLICAS(c, WAIT_MS);
-    assert_no_entry_below(c, d.L, d.p, d.k, d.e2);
+    if (!w_kept)
+        assert_no_entry_below(c, d.L, d.p, d.k, d.e2);
     verify_acked(c, acks);
-    assert_absent(c, d.w, NDOCS);
+    if (!w_kept)
+        assert_absent(c, d.w, NDOCS);
     free(acks);
 }
 
