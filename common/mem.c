@@ -1,6 +1,8 @@
 /* mem.c: aborting allocators and sx_buf. */
 #include "mem.h"
 
+#include <protobuf-c/protobuf-c.h>
+
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -37,7 +39,10 @@ void *sx_realloc(void *p, size_t n)
     return q;
 }
 
-char *sx_strdup(const char *s) { return sx_memdup(s, strlen(s) + 1); }
+char *sx_strdup(const char *s)
+{
+    return sx_memdup(s, strlen(s) + 1);
+}
 
 void *sx_memdup(const void *p, size_t n)
 {
@@ -73,7 +78,10 @@ void sx_buf_push(sx_buf *b, uint8_t byte)
     b->data[b->len++] = byte;
 }
 
-void sx_buf_reset(sx_buf *b) { b->len = 0; }
+void sx_buf_reset(sx_buf *b)
+{
+    b->len = 0;
+}
 
 void sx_buf_free(sx_buf *b)
 {
@@ -106,7 +114,10 @@ void *sx_arena_alloc(sx_arena *a, size_t n)
     return p;
 }
 
-char *sx_arena_strdup(sx_arena *a, const char *s) { return sx_arena_memdup(a, s, strlen(s) + 1); }
+char *sx_arena_strdup(sx_arena *a, const char *s)
+{
+    return sx_arena_memdup(a, s, strlen(s) + 1);
+}
 
 void *sx_arena_memdup(sx_arena *a, const void *p, size_t n)
 {
@@ -123,4 +134,21 @@ void sx_arena_free(sx_arena *a)
         free(a->chunks);
         a->chunks = next;
     }
+}
+
+static void *arena_pb_alloc(void *a, size_t n)
+{
+    return sx_arena_alloc(a, n);
+}
+
+static void arena_pb_free(void *a, void *p)
+{
+    (void)a;
+    (void)p; /* freed with the arena */
+}
+
+ProtobufCAllocator sx_arena_pb_allocator(sx_arena *a)
+{
+    return (ProtobufCAllocator){
+        .alloc = arena_pb_alloc, .free = arena_pb_free, .allocator_data = a};
 }

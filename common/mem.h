@@ -40,4 +40,8 @@ char *sx_arena_strdup(sx_arena *a, const char *s);
 void *sx_arena_memdup(sx_arena *a, const void *p, size_t n);
 void sx_arena_free(sx_arena *a); /* frees everything; the arena is empty again */
 
+/* A protobuf-c allocator taking from arena a: unpack into it and the message
+ * lives, and is freed, with the arena (its free does nothing). */
+struct ProtobufCAllocator sx_arena_pb_allocator(sx_arena *a);
+
 #endif

@@ -106,17 +106,6 @@ sx_status sx_adminservice_read_log(sx_rpc_call *call, const ProtobufCMessage *re
     return SX_OK;
 }
 
-static void *arena_alloc_cb(void *a, size_t n)
-{
-    return sx_arena_alloc(a, n);
-}
-
-static void arena_free_cb(void *a, void *p)
-{
-    (void)a;
-    (void)p; /* freed with the arena */
-}
-
 /* ScanDocs collects into the call's arena, growing the list by doubling. */
 typedef struct scan_ctx {
     sx_arena *arena;
@@ -139,7 +128,7 @@ static bool scan_one(void *arg, const char *id, size_t id_len, uint64_t version,
         sc->out->docs = next;
         sc->cap = cap;
     }
-    ProtobufCAllocator alloc = {arena_alloc_cb, arena_free_cb, sc->arena};
+    ProtobufCAllocator alloc = sx_arena_pb_allocator(sc->arena);
     Shardex__Internal__V1__StoredDoc *d = sx_arena_alloc(sc->arena, sizeof(*d));
     shardex__internal__v1__stored_doc__init(d);
     d->version = version;

@@ -50,17 +50,6 @@ static void pb_free(void *data, void *ptr)
 
 static ProtobufCAllocator pb_allocator = {.alloc = pb_alloc, .free = pb_free};
 
-static void *arena_alloc_cb(void *a, size_t n)
-{
-    return sx_arena_alloc(a, n);
-}
-
-static void arena_free_cb(void *a, void *p)
-{
-    (void)a;
-    (void)p;
-}
-
 /* ------------------------------------------------------------------ keys -- */
 
 static void key_id(sx_buf *b, uint8_t tag, uint64_t id)
@@ -501,7 +490,7 @@ static Shardex__V1__Document *doc_at(sx_pindex *pi, const sx_snapshot *snap, con
     Shardex__V1__Document *d = NULL;
     *st = sx_plog_get_doc_at(pi->log, snap, id, strlen(id), &found, NULL, &doc, err);
     if (*st == SX_OK && found) {
-        ProtobufCAllocator alloc = {arena_alloc_cb, arena_free_cb, arena};
+        ProtobufCAllocator alloc = sx_arena_pb_allocator(arena);
         d = shardex__v1__document__unpack(&alloc, doc.len, doc.data);
         if (!d)
             *st = sx_err_set(err, SX_DATA_LOSS,

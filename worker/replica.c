@@ -744,7 +744,8 @@ static bool set_aside(const char *dir, uint32_t p, const char *why)
     snprintf(aside, cap, "%s.corrupt-%llu", dir, (unsigned long long)sx_clock_wall_ms());
     bool ok = rename(dir, aside) == 0;
     if (ok)
-        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u corrupt store moved to %s: %s", p, aside, why);
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u corrupt store moved to %s: %s", p, aside,
+               why);
     else
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u corrupt store %s: %s; cannot move it: %s", p,
                dir, why, strerror(errno));
@@ -1245,16 +1246,6 @@ sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__App
 
 /* ----------------------------------------------------------------- read -- */
 
-static void *arena_alloc_cb(void *a, size_t n)
-{
-    return sx_arena_alloc(a, n);
-}
-static void arena_free_cb(void *a, void *p)
-{
-    (void)a;
-    (void)p; /* freed with the arena */
-}
-
 sx_status sx_replica_read(sx_replica_set *rs, uint32_t p, const char *id, uint64_t after_offset,
                           uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
                           sx_err *err)
@@ -1268,7 +1259,7 @@ sx_status sx_replica_read(sx_replica_set *rs, uint32_t p, const char *id, uint64
     sx_buf doc = {0};
     st = sx_plog_get_doc(r->log, id, strlen(id), &found, &version, &doc, err);
     if (st == SX_OK && found) {
-        ProtobufCAllocator alloc = {arena_alloc_cb, arena_free_cb, arena};
+        ProtobufCAllocator alloc = sx_arena_pb_allocator(arena);
         resp->doc = shardex__v1__document__unpack(&alloc, doc.len, doc.data);
         if (!resp->doc)
             st = sx_err_set(err, SX_DATA_LOSS, "partition %u: stored document %s does not decode",
