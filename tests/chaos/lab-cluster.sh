@@ -12,9 +12,17 @@
 #   lab-cluster.sh kill DIR K       kill -9 worker K (K = c: the coordinator)
 #   lab-cluster.sh restart DIR K    start worker K (or c) again on its data
 #   lab-cluster.sh pause DIR K      SIGSTOP;  resume DIR K: SIGCONT
+#   lab-cluster.sh alive DIR K      exit 0 when worker K (or c) runs
+#   lab-cluster.sh addr DIR K       worker K's HOST:PORT
 #   lab-cluster.sh client DIR CMD...  run CMD on the client host, with
 #                                   SHARDEX_SERVER set to the workers
-#   lab-cluster.sh stop DIR         kill everything and remove the lab
+#   lab-cluster.sh fill DIR K       fill worker K's disk (SX_LAB_DISK_MB)
+#   lab-cluster.sh unfill DIR K     give the space back
+#   lab-cluster.sh stop DIR         kill everything, unmount, remove the lab
+#
+# SX_LAB_DISK_MB=M at start: each worker's data directory is a tmpfs of M
+# MiB, so that `fill` gives it a full disk (ENOSPC) without touching the
+# machine's own disks.
 #
 # Root only (the lab is). Partitions: lab.sh cut / deaf / isolate / heal on
 # the hosts named above.
@@ -89,6 +97,15 @@ start() {
     [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 32 ] || die "start: N must be in 1..32"
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
+    if [ -n "${SX_LAB_DISK_MB:-}" ]; then
+        [[ $SX_LAB_DISK_MB =~ ^[0-9]+$ ]] && [ "$SX_LAB_DISK_MB" -ge 8 ] ||
+            die "SX_LAB_DISK_MB='$SX_LAB_DISK_MB': expected MiB, at least 8"
+        local k
+        for k in $(seq 1 "$n"); do
+            mkdir -p "$dir/w$k"
+            mount -t tmpfs -o "size=${SX_LAB_DISK_MB}m" "sxlab-disk" "$dir/w$k"
+        done
+    fi
     echo "$build" >"$dir/build"
     echo "$n" >"$dir/n"
     echo "--partitions ${4:-8} --replication ${5:-3} --min-isr ${6:-2} --lease-ms ${7:-1000}" \
@@ -104,6 +121,21 @@ start() {
     echo "$servers"
 }
 
+stop() {
+    local dir=$1 m
+    "$lab" down
+    # The tmpfs data directories (SX_LAB_DISK_MB), deepest first.
+    for m in $(findmnt -rn -o TARGET | grep "^$(cd "$dir" && pwd)/" | sort -r); do
+        umount "$m"
+    done
+}
+
+# fill DIR K: write zeros into worker K's data directory until it is full.
+fill() {
+    mountpoint -q "$1/w$2" || die "fill: $1/w$2 is not a tmpfs (start with SX_LAB_DISK_MB)"
+    dd if=/dev/zero of="$1/w$2/sxlab-fill" bs=64k 2>/dev/null || true
+}
+
 signal() { # signal DIR K SIG
     local pidf="$1/$2.pid"
     [ -f "$pidf" ] || die "no process $2 in $1"
@@ -111,7 +143,7 @@ signal() { # signal DIR K SIG
 }
 
 cmd=${1:-}
-[ -n "$cmd" ] || die "usage: lab-cluster.sh start BUILD DIR N [P R MIN_ISR LEASE_MS] | kill|restart|pause|resume DIR K | client DIR CMD... | stop DIR"
+[ -n "$cmd" ] || die "usage: lab-cluster.sh start BUILD DIR N [P R MIN_ISR LEASE_MS] | kill|restart|pause|resume|alive|addr|fill|unfill DIR K | client DIR CMD... | stop DIR"
 shift
 case "$cmd" in
 start)
@@ -133,7 +165,23 @@ client)
     ;;
 stop)
     [ $# -eq 1 ] || die "usage: lab-cluster.sh stop DIR"
-    "$lab" down
+    stop "$1"
+    ;;
+alive)
+    [ $# -eq 2 ] || die "usage: lab-cluster.sh alive DIR K"
+    [ -f "$1/$2.pid" ] && kill -0 "$(cat "$1/$2.pid")" 2>/dev/null
+    ;;
+addr)
+    [ $# -eq 2 ] || die "usage: lab-cluster.sh addr DIR K"
+    echo "$("$lab" addr "$2"):$(cat "$1/w$2.port")"
+    ;;
+fill)
+    [ $# -eq 2 ] || die "usage: lab-cluster.sh fill DIR K"
+    fill "$1" "$2"
+    ;;
+unfill)
+    [ $# -eq 2 ] || die "usage: lab-cluster.sh unfill DIR K"
+    rm -f "$1/w$2/sxlab-fill"
     ;;
 host) host_of "$@" ;;
 *) die "unknown command '$cmd'" ;;

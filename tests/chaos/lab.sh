@@ -21,11 +21,19 @@
 #
 # Root only. Everything the lab makes carries the sxlab- prefix, and `up`
 # and `down` remove whatever an earlier run left, also after a crash.
+#
+# SX_LAB=L (0..99, default 0) names another lab beside the first: prefix
+# sxlabL-, addresses 10.200.L.K; so two suites can run at once.
 set -euo pipefail
 
-PREFIX=sxlab
+lab_no=${SX_LAB:-0}
+[[ $lab_no =~ ^[0-9]+$ ]] && [ "$lab_no" -le 99 ] || {
+    echo "lab.sh: SX_LAB='$lab_no': expected a number in 0..99" >&2
+    exit 2
+}
+if [ "$lab_no" -eq 0 ]; then PREFIX=sxlab; else PREFIX=sxlab$lab_no; fi
 BRNS=$PREFIX-br
-NET=10.200.0
+NET=10.200.$lab_no
 
 die() {
     echo "lab.sh: $*" >&2

@@ -4,10 +4,12 @@
  *
  *   sx_chaos_workload run   --servers A,B,C --history H [--seconds S --writers N --keys K --seed X]
  *   sx_chaos_workload check --servers A,B,C --history H [--settle-ms MS --verify PATH/shardex]
+ *   sx_chaos_workload faults --servers A[,B] --spec RULES   (wl_faults.c)
  *
- * It is a client only: it neither starts nor breaks the cluster (the caller
- * kills, pauses and cuts while `run` runs, heals, then runs `check`). The
- * commands are wl_run.c and wl_check.c; this file parses the flags (wl.h).
+ * It is a client only: it neither starts nor stops the cluster (the caller
+ * kills, pauses and cuts while `run` runs, heals, then runs `check`); `faults`
+ * sets the workers' own rpc fault layer. The commands are wl_run.c,
+ * wl_check.c and wl_faults.c; this file parses the flags (wl.h).
  */
 #include "flags.h"
 #include "log.h"
@@ -132,6 +134,29 @@ static const sx_flag check_flags[] = {
      .help = "violations printed (all are counted); 0: all"},
 };
 
+static const sx_flag faults_flags[] = {
+    {.name = "servers",
+     .short_name = 's',
+     .type = SX_FLAG_STRING,
+     .offset = OFF(servers, const char *),
+     .metavar = "HOST:PORT[,...]",
+     .help = "the workers whose outgoing calls get the rules, comma-separated",
+     .required = true},
+    {.name = "spec",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(spec, const char *),
+     .metavar = "RULES",
+     .help = "fault rules, e.g. \"seed=7;method=Append,drop=0.2\" (common/rpc.h); \"\": clear",
+     .required = true},
+    {.name = "timeout-ms",
+     .type = SX_FLAG_DURATION_MS,
+     .offset = OFF(timeout_ms, uint64_t),
+     .metavar = "MS",
+     .help = "deadline of each SetFaults call",
+     .min = 1,
+     .max = 600000},
+};
+
 static const sx_flags_spec run_spec = {
     .prog = "sx_chaos_workload run",
     .synopsis = "--servers HOST:PORT[,...] --history FILE [FLAGS]",
@@ -156,10 +181,21 @@ static const sx_flags_spec check_spec = {
     .count = sizeof(check_flags) / sizeof(check_flags[0]),
 };
 
+static const sx_flags_spec faults_spec = {
+    .prog = "sx_chaos_workload faults",
+    .synopsis = "--servers HOST:PORT[,...] --spec RULES",
+    .description =
+        "Replaces the rpc fault layer's rules of each worker's outgoing calls (drop, drop_reply,\n"
+        "dup, delay, fail: lossy, slow and duplicating links) through WorkerAdmin.SetFaults.\n"
+        "Exit 0: every worker took them; 2: a bad spec; 3: a worker could not be reached.",
+    .flags = faults_flags,
+    .count = sizeof(faults_flags) / sizeof(faults_flags[0]),
+};
+
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: sx_chaos_workload run|check [FLAGS]   (sx_chaos_workload COMMAND --help)\n"
+            "usage: sx_chaos_workload run|check|faults [FLAGS]   (sx_chaos_workload COMMAND --help)\n"
             "The workload and checkers of the partition-failure suite (tests/chaos/README.md).\n");
 }
 
@@ -181,14 +217,14 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? SX_WL_EXIT_USAGE : SX_WL_EXIT_OK;
     }
-    bool is_run = strcmp(argv[1], "run") == 0;
-    if (!is_run && strcmp(argv[1], "check") != 0) {
+    bool is_run = strcmp(argv[1], "run") == 0, is_faults = strcmp(argv[1], "faults") == 0;
+    if (!is_run && !is_faults && strcmp(argv[1], "check") != 0) {
         fprintf(stderr, "sx_chaos_workload: unknown command \"%s\"\n", argv[1]);
         usage(stderr);
         return SX_WL_EXIT_USAGE;
     }
-    const sx_flags_spec *spec = is_run ? &run_spec : &check_spec;
-    sx_wl_cfg defaults = {.timeout_ms = is_run ? 2000 : 10000,
+    const sx_flags_spec *spec = is_run ? &run_spec : is_faults ? &faults_spec : &check_spec;
+    sx_wl_cfg defaults = {.timeout_ms = is_run ? 2000 : is_faults ? 4000 : 10000,
                           .seconds = 10,
                           .writers = 4,
                           .keys = 50,
@@ -219,5 +255,7 @@ int main(int argc, char **argv)
         return SX_WL_EXIT_USAGE;
     }
     sx_log_set_level(SX_LOG_WARN);
+    if (is_faults)
+        return sx_wl_faults(&cfg);
     return is_run ? sx_wl_run(&cfg) : sx_wl_check(&cfg);
 }

@@ -194,12 +194,19 @@ static void test_report(void **state)
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
     sx_judge_print(j, 0, out);
-    sx_judge_print_availability(&h, out);
+    sx_judge_print_availability(&h, 6, out);
     fclose(out);
     assert_non_null(strstr(buf, "E    t-k1"));
     assert_non_null(strstr(buf, "E=1 total=1"));
     /* writer 0: 8 ops, 4 ok, 2 fail, 2 unknown; longest gap: 906 -> end 5000 */
     assert_non_null(strstr(buf, "     8      4      2        2     50.0%           4094"));
+    /* partition 3: acks at 101 and 103, then nothing to 5000; partition 0:
+     * none from 100 to 5000; anywhere: acks at 101, 103, 904, 906 */
+    char line[64];
+    snprintf(line, sizeof(line), "%-9u %14u\n", 3u, 4897u);
+    assert_non_null(strstr(buf, line));
+    assert_non_null(
+        strstr(buf, "availability: writer-gap-ms=4094 partition-gap-ms=4900 cluster-gap-ms=4094"));
     free(buf);
     sx_judge_free(j);
     sx_hist_free(&h);

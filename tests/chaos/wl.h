@@ -10,8 +10,11 @@
  *          `shardex verify` when asked, prints the violations and the
  *          availability figures.
  *
- * Not here: injecting faults (the caller kills, pauses and cuts: tests,
- * lab.sh), or judging linearizability of concurrent writers to one key (each
+ *   faults replaces the rpc fault layer's rules of workers (lossy, slow,
+ *          duplicating links: the lab has no netem).
+ *
+ * Not here: killing, pausing and cutting (the caller does: tests, lab.sh,
+ * run.sh), or judging linearizability of concurrent writers to one key (each
  * key has one writer; see wl_judge.h for what is checked).
  */
 #ifndef SX_WL_H
@@ -50,11 +53,14 @@ typedef struct sx_wl_cfg {
     uint32_t sample;    /* older values queried (they must hit nothing) */
     const char *verify; /* path of the shardex tool: run its verify; NULL: not */
     uint32_t max_rows;  /* violations printed; 0: all */
+    /* faults */
+    const char *spec; /* fault rules (rpc.h syntax); "": none */
 } sx_wl_cfg;
 
 /* The commands; each returns the program's exit code (SX_WL_EXIT_*). */
 int sx_wl_run(const sx_wl_cfg *cfg);
 int sx_wl_check(const sx_wl_cfg *cfg);
+int sx_wl_faults(const sx_wl_cfg *cfg);
 
 /* A client of cfg->servers with cfg->timeout_ms (close with sx_client_close). */
 sx_status sx_wl_client_open(const sx_wl_cfg *cfg, sx_client **out, sx_err *err);

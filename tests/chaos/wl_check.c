@@ -128,16 +128,19 @@ static void settle(sx_client *cl, sx_judge *j, const char *prefix, uint64_t sett
 /* ----------------------------------------------------------------- reads -- */
 
 /* Adds every log partition's commit offset (as last reported) to all, and
- * writes the address of a live worker (for verify) into addr, or "". */
-static void add_commits(sx_client *cl, sx_judge *j, sx_token_set *all, char *addr, size_t cap)
+ * writes the address of a live worker (for verify) into addr, or "".
+ * Returns the number of log partitions (0: no status). */
+static uint32_t add_commits(sx_client *cl, sx_judge *j, sx_token_set *all, char *addr,
+                            size_t cap)
 {
     Shardex__V1__ClusterStatusResponse *s = NULL;
     sx_err err = {0};
     addr[0] = '\0';
     if (sx_client_status(cl, &s, &err) != SX_OK) {
         sx_judge_add(j, SX_JUDGE_E, "cluster", "ClusterStatus: %s", err.msg);
-        return;
+        return 0;
     }
+    uint32_t partitions = (uint32_t)s->n_log_partitions;
     for (size_t i = 0; i < s->n_log_partitions; i++) {
         Shardex__V1__WriteToken t = SHARDEX__V1__WRITE_TOKEN__INIT;
         t.partition = s->log_partitions[i]->partition;
@@ -149,6 +152,7 @@ static void add_commits(sx_client *cl, sx_judge *j, sx_token_set *all, char *add
         if (s->workers[i]->alive)
             snprintf(addr, cap, "%s", s->workers[i]->address);
     sx_client_free(s);
+    return partitions;
 }
 
 /* Gets every key after its ok tokens and the commit offsets in all (a token
@@ -287,7 +291,7 @@ int sx_wl_check(const sx_wl_cfg *cfg)
         settle(cl, j, h.index, cfg->settle_ms);
     sx_token_set all = {0};
     char addr[256];
-    add_commits(cl, j, &all, addr, sizeof(addr));
+    uint32_t partitions = add_commits(cl, j, &all, addr, sizeof(addr));
     read_docs(cl, j, &all);
     sx_judge_check_docs(j);
     printf("documents: %zu keys read\n", sx_judge_nkeys(j));
@@ -298,7 +302,7 @@ int sx_wl_check(const sx_wl_cfg *cfg)
         run_verify(j, cfg->verify, addr);
     }
     sx_judge_print(j, cfg->max_rows, stdout);
-    sx_judge_print_availability(&h, stdout);
+    sx_judge_print_availability(&h, partitions, stdout);
     int code = sx_judge_exit_code(j);
     sx_token_set_free(&all);
     sx_judge_free(j);

@@ -467,39 +467,84 @@ int sx_judge_exit_code(const sx_judge *j)
     return errors ? 3 : 0;
 }
 
-/* One writer's figures (see sx_judge_print_availability). */
-static void writer_figures(const sx_history *h, uint32_t w, FILE *out)
+static int cmp_u64(const void *a, const void *b)
 {
-    size_t n = 0, by[3] = {0};
-    uint64_t prev = h->t0_ms, gap = 0, last_end = h->t0_ms;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+enum { ANY = -1, BY_WRITER = 0, BY_PARTITION = 1 };
+
+/* The longest time without an acknowledged operation among the ops of one
+ * writer (BY_WRITER), of one partition (BY_PARTITION: the ok token's), or of
+ * any (ANY): from the run's start, between two acknowledgements (sorted: the
+ * writers' lines interleave), to the run's end (its trailer, else the last
+ * operation's end). */
+static uint64_t longest_gap(const sx_history *h, int by, uint32_t id)
+{
+    uint64_t *t = sx_malloc((h->n + 1) * sizeof(*t));
+    uint64_t first = h->t0_ms, last = h->t0_ms;
+    size_t n = 0;
     for (size_t i = 0; i < h->n; i++) {
         const sx_hist_op *op = &h->ops[i];
-        if (op->writer != w)
-            continue;
-        n++;
-        by[op->outcome]++;
-        if (!prev)
-            prev = op->start_ms;
-        if (op->end_ms > last_end)
-            last_end = op->end_ms;
-        if (op->outcome == SX_HIST_OK && op->end_ms > prev) {
-            if (op->end_ms - prev > gap)
-                gap = op->end_ms - prev;
-            prev = op->end_ms;
+        if (!first || op->start_ms < first)
+            first = op->start_ms;
+        if (op->end_ms > last)
+            last = op->end_ms;
+        bool mine = by == ANY || (by == BY_WRITER && op->writer == id) ||
+                    (by == BY_PARTITION && op->has_token && op->partition == id);
+        if (mine && op->outcome == SX_HIST_OK)
+            t[n++] = op->end_ms;
+    }
+    qsort(t, n, sizeof(*t), cmp_u64);
+    uint64_t prev = h->t0_ms ? h->t0_ms : first, end = h->t1_ms ? h->t1_ms : last, gap = 0;
+    t[n++] = end;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] > prev && t[i] - prev > gap)
+            gap = t[i] - prev;
+        if (t[i] > prev)
+            prev = t[i];
+    }
+    free(t);
+    return gap;
+}
+
+/* One writer's line (see sx_judge_print_availability). */
+static uint64_t writer_figures(const sx_history *h, uint32_t w, FILE *out)
+{
+    size_t n = 0, by[3] = {0};
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->ops[i].writer == w) {
+            n++;
+            by[h->ops[i].outcome]++;
         }
     }
-    uint64_t end = h->t1_ms ? h->t1_ms : last_end;
-    if (end > prev && end - prev > gap)
-        gap = end - prev;
+    uint64_t gap = longest_gap(h, BY_WRITER, w);
     double not_ok = n ? 100.0 * (double)(by[SX_HIST_FAIL] + by[SX_HIST_UNKNOWN]) / (double)n : 0;
     fprintf(out, "%-6u %6zu %6zu %6zu %8zu %8.1f%% %14" PRIu64 "\n", w, n, by[SX_HIST_OK],
             by[SX_HIST_FAIL], by[SX_HIST_UNKNOWN], not_ok, gap);
+    return gap;
 }
 
-void sx_judge_print_availability(const sx_history *h, FILE *out)
+void sx_judge_print_availability(const sx_history *h, uint32_t partitions, FILE *out)
 {
     fprintf(out, "%-6s %6s %6s %6s %8s %9s %14s\n", "WRITER", "OPS", "OK", "FAIL", "UNKNOWN",
             "NOT-OK", "LONGEST-GAP-MS");
-    for (uint32_t w = 0; w < h->writers; w++)
-        writer_figures(h, w, out);
+    uint64_t wmax = 0, pmax = 0;
+    for (uint32_t w = 0; w < h->writers; w++) {
+        uint64_t g = writer_figures(h, w, out);
+        wmax = g > wmax ? g : wmax;
+    }
+    if (partitions) {
+        fprintf(out, "%-9s %14s\n", "PARTITION", "LONGEST-GAP-MS");
+        for (uint32_t p = 0; p < partitions; p++) {
+            uint64_t g = longest_gap(h, BY_PARTITION, p);
+            fprintf(out, "%-9u %14" PRIu64 "\n", p, g);
+            pmax = g > pmax ? g : pmax;
+        }
+    }
+    fprintf(out,
+            "availability: writer-gap-ms=%" PRIu64 " partition-gap-ms=%" PRIu64
+            " cluster-gap-ms=%" PRIu64 "\n",
+            wmax, pmax, longest_gap(h, ANY, 0));
 }

@@ -121,7 +121,11 @@ int sx_judge_exit_code(const sx_judge *j);
 
 /* Per writer: operations, ok, fail, unknown, the share not ok, and the
  * longest time without an ok operation (from the run's start, between two
- * ok operations, to the run's end when the history has its trailer). */
-void sx_judge_print_availability(const sx_history *h, FILE *out);
+ * ok operations, to the run's end: its trailer, else the last operation);
+ * per log partition (0..partitions-1; 0: none) the same gap, of the ok
+ * tokens' partitions; then one line "availability: writer-gap-ms=W
+ * partition-gap-ms=P cluster-gap-ms=C": the longest of each, and the
+ * longest time with no ok operation anywhere. */
+void sx_judge_print_availability(const sx_history *h, uint32_t partitions, FILE *out);
 
 #endif

@@ -1,6 +1,6 @@
 # The partition-failure suite's workload and checkers (tests/chaos/README.md),
 # included from tests/CMakeLists.txt:
-#   sx_chaos_workload      the program (run, check), built into tests/chaos/
+#   sx_chaos_workload      the program (run, check, faults), built into tests/chaos/
 #   unit.test_chaos_judge  its history lines and checkers, without a cluster
 #   integration.test_chaos_workload  run with a worker killed, check; the
 #                          checker fails on edited histories
@@ -8,7 +8,7 @@ set(SX_WL_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(SX_WL_BIN ${CMAKE_BINARY_DIR}/tests/chaos)
 
 add_library(shardex_chaos_wl STATIC ${SX_WL_DIR}/wl_history.c ${SX_WL_DIR}/wl_judge.c
-            ${SX_WL_DIR}/wl_run.c ${SX_WL_DIR}/wl_check.c)
+            ${SX_WL_DIR}/wl_run.c ${SX_WL_DIR}/wl_check.c ${SX_WL_DIR}/wl_faults.c)
 target_include_directories(shardex_chaos_wl PUBLIC ${SX_WL_DIR})
 target_compile_options(shardex_chaos_wl PRIVATE ${SX_WARNINGS})
 target_link_libraries(shardex_chaos_wl PUBLIC shardex_client shardex_common)
