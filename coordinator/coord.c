@@ -868,14 +868,37 @@ void sx_coord_tick(sx_coord *c, uint64_t now_ms)
     pthread_mutex_unlock(&c->mu);
 }
 
-sx_status sx_coord_change_isr(sx_coord *c, const char *id, uint32_t partition, uint64_t epoch,
-                              uint64_t isr_version, const int32_t *isr, size_t nisr,
+/* Every member of ch's ISR is the live process the leader verified. */
+static sx_status members_verified_locked(const sx_coord *c, const sx_coord_isr_change *ch,
+                                         sx_err *err)
+{
+    if (ch->nincarnations != ch->nisr)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "incarnations: %zu given for %zu isr members (one each)",
+                          ch->nincarnations, ch->nisr);
+    for (size_t i = 0; i < ch->nisr; i++) {
+        int32_t w = ch->isr[i];
+        if (w < 0 || (size_t)w >= c->nworkers)
+            continue; /* not a replica: sx_clustermap_change_isr names it */
+        const worker *wk = &c->workers[w];
+        if (!wk->alive || wk->incarnation != ch->incarnations[i])
+            return sx_err_set(err, SX_FAILED_PRECONDITION,
+                              "isr change of partition %u: worker %d is %s%" PRIu64
+                              ", not incarnation %" PRIu64 " as the leader verified",
+                              ch->partition, w, wk->alive ? "incarnation " : "dead, was ",
+                              wk->incarnation, ch->incarnations[i]);
+    }
+    return SX_OK;
+}
+
+sx_status sx_coord_change_isr(sx_coord *c, const char *id, const sx_coord_isr_change *ch,
                               sx_coord_map **map, sx_err *err)
 {
     *map = NULL;
     pthread_mutex_lock(&c->mu);
     sx_status st = SX_OK;
     int32_t w = find_worker_locked(c, id);
+    uint32_t partition = ch->partition;
     if (partition >= c->set.partitions) {
         st = sx_err_set(err, SX_INVALID_ARGUMENT, "partition: %u is outside 0..%u", partition,
                         c->set.partitions - 1);
@@ -883,11 +906,12 @@ sx_status sx_coord_change_isr(sx_coord *c, const char *id, uint32_t partition, u
         st = sx_err_set(err, SX_FAILED_PRECONDITION,
                         "worker %s does not lead partition %u at epoch %" PRIu64, id, partition,
                         c->parts[partition].epoch);
-    } else if (nisr > SX_MAX_REPLICAS) {
+    } else if (ch->nisr > SX_MAX_REPLICAS) {
         st = sx_err_set(err, SX_INVALID_ARGUMENT, "isr: more than %d members", SX_MAX_REPLICAS);
-    } else {
+    } else if ((st = members_verified_locked(c, ch, err)) == SX_OK) {
         sx_log_part next = c->parts[partition];
-        st = sx_clustermap_change_isr(&next, epoch, isr_version, isr, (uint32_t)nisr, err);
+        st = sx_clustermap_change_isr(&next, ch->epoch, ch->isr_version, ch->isr,
+                                      (uint32_t)ch->nisr, err);
         if (st == SX_OK) {
             const sx_log_part *was = &c->parts[partition];
             sx_clustermap_track_elr(&next, was->isr, was->nisr, c->set.min_isr);

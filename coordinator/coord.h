@@ -39,8 +39,8 @@
 typedef struct sx_coord sx_coord;
 
 typedef struct sx_coord_settings {
-    uint32_t partitions;      /* P */
-    uint32_t replication;     /* R */
+    uint32_t partitions;  /* P */
+    uint32_t replication; /* R */
     uint32_t min_isr;
     uint32_t term_partitions; /* M */
 } sx_coord_settings;
@@ -81,8 +81,7 @@ void sx_coord_map_release(void *map);
  * A worker registering again leaves every ISR that keeps another live member
  * (the elr rule of clustermap.h applies). */
 sx_status sx_coord_register(sx_coord *c, const char *id, const char *address, uint64_t now_ms,
-                            int32_t *index, uint64_t *incarnation, sx_coord_map **map,
-                            sx_err *err);
+                            int32_t *index, uint64_t *incarnation, sx_coord_map **map, sx_err *err);
 
 /* sx_coord_register for a worker that found the stores of partitions
  * lost[0..nlost) corrupt or missing when it started (partitions >= P are
@@ -152,10 +151,26 @@ sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarna
  * and registrations notice such a gap too, if they come first. */
 void sx_coord_tick(sx_coord *c, uint64_t now_ms);
 
-/* A leader's compare-and-set of its partition's ISR (see sx_clustermap_change_isr).
+/* A leader's request to change its partition's ISR. */
+typedef struct sx_coord_isr_change {
+    uint32_t partition;
+    uint64_t epoch;       /* the leader's: the partition's current one */
+    uint64_t isr_version; /* the ISR it changes */
+    const int32_t *isr;   /* the new ISR, worker indexes */
+    size_t nisr;
+    /* incarnations[i]: the process of isr[i] the leader verified (its own
+     * for itself); one per member. A member that is no longer that live
+     * process has proven nothing: the change is refused. */
+    const uint64_t *incarnations;
+    size_t nincarnations;
+} sx_coord_isr_change;
+
+/* A leader's compare-and-set of its partition's ISR (see
+ * sx_clustermap_change_isr), by worker id. FAILED_PRECONDITION when id does
+ * not lead the partition, the epoch or ISR version moved on, or a member is
+ * not the live incarnation named; INVALID_ARGUMENT for a malformed request.
  * On success *map (acquired) holds the new version. */
-sx_status sx_coord_change_isr(sx_coord *c, const char *id, uint32_t partition, uint64_t epoch,
-                              uint64_t isr_version, const int32_t *isr, size_t nisr,
+sx_status sx_coord_change_isr(sx_coord *c, const char *id, const sx_coord_isr_change *ch,
                               sx_coord_map **map, sx_err *err);
 
 /* Partition `partition`'s leader (at `epoch`) finished backfilling index

@@ -6,7 +6,8 @@
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
-static void attach_map(sx_rpc_call *call, sx_coord_map *map, Shardex__Internal__V1__ClusterMap **slot)
+static void attach_map(sx_rpc_call *call, sx_coord_map *map,
+                       Shardex__Internal__V1__ClusterMap **slot)
 {
     if (!map)
         return;
@@ -21,10 +22,9 @@ static sx_status on_register(sx_rpc_call *call, const ProtobufCMessage *reqm,
     const Shardex__Internal__V1__RegisterRequest *req = (const void *)reqm;
     Shardex__Internal__V1__RegisterResponse *resp = (void *)respm;
     sx_coord_map *map = NULL;
-    sx_status st = sx_coord_register_ex(c, req->worker_id, req->address, req->nonce,
-                                        req->lost_partitions, req->n_lost_partitions,
-                                        sx_clock_now_ms(), &resp->index, &resp->incarnation, &map,
-                                        err);
+    sx_status st = sx_coord_register_ex(
+        c, req->worker_id, req->address, req->nonce, req->lost_partitions, req->n_lost_partitions,
+        sx_clock_now_ms(), &resp->index, &resp->incarnation, &map, err);
     if (st != SX_OK)
         return st;
     resp->lease_ms = map->msg->lease_ms;
@@ -59,8 +59,14 @@ static sx_status on_change_isr(sx_rpc_call *call, const ProtobufCMessage *reqm,
     const Shardex__Internal__V1__ChangeIsrRequest *req = (const void *)reqm;
     Shardex__Internal__V1__ChangeIsrResponse *resp = (void *)respm;
     sx_coord_map *map = NULL;
-    sx_status st = sx_coord_change_isr(c, req->worker_id, req->partition, req->epoch,
-                                       req->isr_version, req->isr, req->n_isr, &map, err);
+    sx_coord_isr_change ch = {.partition = req->partition,
+                              .epoch = req->epoch,
+                              .isr_version = req->isr_version,
+                              .isr = req->isr,
+                              .nisr = req->n_isr,
+                              .incarnations = req->incarnations,
+                              .nincarnations = req->n_incarnations};
+    sx_status st = sx_coord_change_isr(c, req->worker_id, &ch, &map, err);
     if (st != SX_OK)
         return st;
     resp->map_version = map->msg->version;
@@ -75,8 +81,8 @@ static sx_status on_report_backfill(sx_rpc_call *call, const ProtobufCMessage *r
     (void)call;
     const Shardex__Internal__V1__ReportBackfillRequest *req = (const void *)reqm;
     Shardex__Internal__V1__ReportBackfillResponse *resp = (void *)respm;
-    return sx_coord_report_backfill(arg, req->worker_id, req->index_id, req->partition,
-                                    req->epoch, &resp->state, err);
+    return sx_coord_report_backfill(arg, req->worker_id, req->index_id, req->partition, req->epoch,
+                                    &resp->state, err);
 }
 
 static sx_status on_get_map(sx_rpc_call *call, const ProtobufCMessage *reqm,
@@ -147,8 +153,8 @@ sx_status sx_coord_service_add(sx_rpc_server *srv, sx_coord *c, sx_err *err)
         srv, &shardex__internal__v1__coordinator__descriptor, coordinator_methods,
         sizeof(coordinator_methods) / sizeof(coordinator_methods[0]), c, err);
     if (st == SX_OK)
-        st = sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, shardex_methods,
-                                       sizeof(shardex_methods) / sizeof(shardex_methods[0]), c,
-                                       err);
+        st =
+            sx_rpc_server_add_service(srv, &shardex__v1__shardex__descriptor, shardex_methods,
+                                      sizeof(shardex_methods) / sizeof(shardex_methods[0]), c, err);
     return st;
 }

@@ -107,6 +107,9 @@ sx_status sx_repcore_take_map(sx_repcore *c, int32_t self, const sx_repcore_map 
     sx_repcore_role want = wanted_role(self, m);
     bool new_epoch = c->epoch != m->epoch;
     c->self = self;
+    for (uint32_t k = 0; k < m->nreplicas; k++)
+        if (m->replicas[k].worker == self)
+            c->self_incarnation = m->replicas[k].incarnation;
     if (want != SX_REPCORE_LEADER)
         c->role = want;
     c->epoch = m->epoch;
@@ -226,6 +229,18 @@ static bool should_shrink(const sx_repcore *c, const sx_repcore_peer *p, uint64_
            now - p->shrink_asked_ms > SX_REPCORE_SHRINK_RETRY_MS;
 }
 
+/* Names the process of each member of out's ISR as this leadership verified
+ * it, so that the coordinator refuses the change if one restarted since. */
+static void name_processes(const sx_repcore *c, sx_repcore_isr_change *out)
+{
+    for (uint32_t i = 0; i < out->nisr; i++) {
+        out->incarnations[i] = out->isr[i] == c->self ? c->self_incarnation : 0;
+        for (uint32_t k = 0; k < c->npeers; k++)
+            if (c->peers[k].who.worker == out->isr[i])
+                out->incarnations[i] = c->peers[k].who.incarnation;
+    }
+}
+
 static void isr_without(const sx_repcore *c, int32_t f, sx_repcore_isr_change *out)
 {
     out->epoch = c->epoch;
@@ -234,6 +249,7 @@ static void isr_without(const sx_repcore *c, int32_t f, sx_repcore_isr_change *o
     for (uint32_t i = 0; i < c->nisr; i++)
         if (c->isr[i] != f)
             out->isr[out->nisr++] = c->isr[i];
+    name_processes(c, out);
 }
 
 void sx_repcore_session_step(sx_repcore *c, uint32_t slot, uint64_t leo, uint64_t now_ms,
@@ -382,6 +398,7 @@ bool sx_repcore_expand(sx_repcore *c, uint64_t now_ms, const sx_repcore_newest *
     }
     if (out->nisr == c->nisr)
         return false;
+    name_processes(c, out);
     c->expand_asked_ms = now_ms;
     return true;
 }

@@ -122,6 +122,8 @@ typedef struct sx_repcore_isr_change {
     uint64_t epoch;
     uint64_t isr_version;
     int32_t isr[SX_MAX_REPLICAS];
+    uint64_t incarnations[SX_MAX_REPLICAS]; /* isr[i]'s process as this leadership
+                                              verified it: ours, or its session's */
     uint32_t nisr;
 } sx_repcore_isr_change;
 
@@ -140,8 +142,9 @@ typedef struct sx_repcore_peer {
  * replica. Fields are readable by the caller; change them only through the
  * functions below. */
 typedef struct sx_repcore {
-    uint32_t lag_timeout_ms; /* an ISR follower silent this long while behind is dropped */
-    int32_t self;            /* this worker's index in the last map taken, -1 before */
+    uint32_t lag_timeout_ms;   /* an ISR follower silent this long while behind is dropped */
+    int32_t self;              /* this worker's index in the last map taken, -1 before */
+    uint64_t self_incarnation; /* this process, as that map names it */
 
     /* from the map (and the coordinator's answers to our ISR changes) */
     sx_repcore_role role;

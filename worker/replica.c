@@ -396,7 +396,9 @@ static sx_status change_isr(replica *r, const sx_repcore_isr_change *ch, uint64_
 {
     sx_replica_set *rs = r->owner;
     int32_t isr[SX_MAX_REPLICAS];
+    uint64_t inc[SX_MAX_REPLICAS];
     memcpy(isr, ch->isr, ch->nisr * sizeof(*isr));
+    memcpy(inc, ch->incarnations, ch->nisr * sizeof(*inc));
     Shardex__Internal__V1__ChangeIsrRequest req = SHARDEX__INTERNAL__V1__CHANGE_ISR_REQUEST__INIT;
     req.worker_id = rs->worker_id;
     req.partition = r->p;
@@ -404,6 +406,8 @@ static sx_status change_isr(replica *r, const sx_repcore_isr_change *ch, uint64_
     req.isr_version = ch->isr_version;
     req.isr = isr;
     req.n_isr = ch->nisr;
+    req.incarnations = inc;
+    req.n_incarnations = ch->nisr;
     sx_rpc_call_opts o = {.timeout_ms = timeout_ms};
     return sx_rpc_invoke(rs->rpc, rs->coordinator, COORD_SVC, "ChangeIsr", &req.base, resp, &o,
                          err);

@@ -50,10 +50,11 @@ host_addr() { echo "$NET.$1"; }
 check_host() {
     [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 250 ] ||
         die "host: '$1' is not a number in 1..250"
-    ip netns list | grep -qw "$(host_ns "$1")" || die "host $1: no such host (lab.sh up N first)"
+    ip netns list 2>/dev/null | grep -qw "$(host_ns "$1")" || die "host $1: no such host (lab.sh up N first)"
 }
 
-lab_namespaces() { ip netns list | awk '{print $1}' | grep "^$PREFIX-" || true; }
+# (ip complains about peers of namespaces another lab is removing: not ours)
+lab_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-" || true; }
 
 down() {
     local ns

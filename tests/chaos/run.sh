@@ -196,9 +196,16 @@ one() {
     fi
 }
 
-results=$(mktemp)
+# The rows: SX_CHAOS_ROWS=FILE (a lane's, kept for its parent), else a
+# temporary file.
+results=${SX_CHAOS_ROWS:-$(mktemp)}
 cur=""
-trap '[ -z "$cur" ] || "$lc" stop "$cur" >/dev/null 2>&1; "$lab" down >/dev/null 2>&1 || true; rm -f "$results"' EXIT
+lane_pids=()
+trap '[ ${#lane_pids[@]} -eq 0 ] || { kill -TERM "${lane_pids[@]}" 2>/dev/null; wait; }
+      [ -z "$cur" ] || "$lc" stop "$cur" >/dev/null 2>&1; "$lab" down >/dev/null 2>&1 || true
+      [ -n "${SX_CHAOS_ROWS:-}" ] || rm -f "$results"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 echo "scenario seed violations partition-gap-ms cluster-gap-ms recovery-ms ok unknown fail"
 lanes=${LANES:-1}
 [[ $lanes =~ ^[0-9]+$ ]] && [ "$lanes" -ge 1 ] && [ "$lanes" -le 8 ] ||
@@ -211,11 +218,14 @@ if [ "$lanes" -gt 1 ]; then
         mine=""
         for i in $(seq $((l - 1)) "$lanes" $((${#list[@]} - 1))); do mine="$mine ${list[$i]}"; done
         [ -n "$mine" ] || continue
+        : >"$results.$l"
         SX_LAB=$l LANES=1 SCENARIO="${mine# }" SHARDEX_TEST_SEED=$first SEEDS=$seeds \
-            "$0" "$build" | tee "$results.$l" | grep --line-buffered -E '^[a-z-]+ [0-9]+ ' &
+            SX_CHAOS_ROWS="$results.$l" "$0" "$build" > >(grep --line-buffered -E '^[a-z-]+ [0-9]+ ') &
+        lane_pids+=($!)
     done
-    wait || true
-    cat "$results".* | grep -E '^[a-z-]+ [0-9]+ ' >"$results"
+    wait "${lane_pids[@]}" || true
+    lane_pids=()
+    cat "$results".* >"$results"
     rm -f "$results".*
 else
     for s in $scenarios; do

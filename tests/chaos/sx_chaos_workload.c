@@ -194,9 +194,10 @@ static const sx_flags_spec faults_spec = {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: sx_chaos_workload run|check|faults [FLAGS]   (sx_chaos_workload COMMAND --help)\n"
-            "The workload and checkers of the partition-failure suite (tests/chaos/README.md).\n");
+    fprintf(
+        out,
+        "usage: sx_chaos_workload run|check|faults [FLAGS]   (sx_chaos_workload COMMAND --help)\n"
+        "The workload and checkers of the partition-failure suite (tests/chaos/README.md).\n");
 }
 
 /* A tag or index name: it goes into ids, values, index names and the
@@ -224,7 +225,9 @@ int main(int argc, char **argv)
         return SX_WL_EXIT_USAGE;
     }
     const sx_flags_spec *spec = is_run ? &run_spec : is_faults ? &faults_spec : &check_spec;
-    sx_wl_cfg defaults = {.timeout_ms = is_run ? 2000 : is_faults ? 4000 : 10000,
+    sx_wl_cfg defaults = {.timeout_ms = is_run      ? 2000
+                                        : is_faults ? 4000
+                                                    : 10000,
                           .seconds = 10,
                           .writers = 4,
                           .keys = 50,

@@ -130,8 +130,7 @@ static void settle(sx_client *cl, sx_judge *j, const char *prefix, uint64_t sett
 /* Adds every log partition's commit offset (as last reported) to all, and
  * writes the address of a live worker (for verify) into addr, or "".
  * Returns the number of log partitions (0: no status). */
-static uint32_t add_commits(sx_client *cl, sx_judge *j, sx_token_set *all, char *addr,
-                            size_t cap)
+static uint32_t add_commits(sx_client *cl, sx_judge *j, sx_token_set *all, char *addr, size_t cap)
 {
     Shardex__V1__ClusterStatusResponse *s = NULL;
     sx_err err = {0};

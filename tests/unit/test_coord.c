@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "clustermap.h"
 #include "coord.h"
 #include "fixture.h"
 #include "harness.h"
@@ -225,6 +226,27 @@ static uint64_t version_of(fixture *f)
     return v;
 }
 
+/* ChangeIsr as a leader that verified every member's current process. */
+static sx_status change_isr(fixture *f, const char *id, uint32_t p, uint64_t epoch,
+                            uint64_t isr_version, const int32_t *isr, size_t n, sx_coord_map **out,
+                            sx_err *err)
+{
+    uint64_t inc[SX_MAX_REPLICAS + 1] = {0};
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    for (size_t i = 0; i < n && i <= SX_MAX_REPLICAS; i++)
+        if (isr[i] >= 0 && (size_t)isr[i] < m->msg->n_workers)
+            inc[i] = m->msg->workers[isr[i]]->incarnation;
+    sx_coord_map_release(m);
+    sx_coord_isr_change ch = {.partition = p,
+                              .epoch = epoch,
+                              .isr_version = isr_version,
+                              .isr = isr,
+                              .nisr = n,
+                              .incarnations = inc,
+                              .nincarnations = n};
+    return sx_coord_change_isr(f->c, id, &ch, out, err);
+}
+
 /* A copy of log partition p as the current map has it. */
 typedef struct part_copy {
     uint64_t epoch, isr_version;
@@ -300,9 +322,9 @@ static int32_t reg_lost(fixture *f, const char *id, const uint32_t *lost, size_t
     uint64_t incarnation = 0;
     sx_coord_map *m = NULL;
     sx_err err = {0};
-    CHECK_OK(sx_coord_register_lost(f->c, id, addr, lost, nlost, now, &index, &incarnation, &m,
-                                    &err),
-             &err);
+    CHECK_OK(
+        sx_coord_register_lost(f->c, id, addr, lost, nlost, now, &index, &incarnation, &m, &err),
+        &err);
     assert_non_null(m);
     assert_true(m->msg->workers[index]->alive);
     sx_coord_map_release(m);
@@ -366,8 +388,8 @@ static void grow_isrs(fixture *f)
         }
         sx_coord_map *after = NULL;
         sx_err err = {0};
-        CHECK_OK(sx_coord_change_isr(f->c, m->msg->workers[lp->leader]->id, p, lp->epoch,
-                                     lp->isr_version, lp->replicas, lp->n_replicas, &after, &err),
+        CHECK_OK(change_isr(f, m->msg->workers[lp->leader]->id, p, lp->epoch, lp->isr_version,
+                            lp->replicas, lp->n_replicas, &after, &err),
                  &err);
         assert_non_null(after);
         sx_coord_map_release(after);
@@ -1062,6 +1084,83 @@ static void test_restart_gives_fresh_leases(void **state)
     assert_false(worker_alive(f, 0));
 }
 
+/* Issue 11, bug 6: a member is taken into an ISR only as the process the
+ * leader verified; a restarted (or dead) one has proven nothing. */
+static void test_change_isr_needs_verified_processes(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    uint64_t inc[3];
+    reg(f, "a", 1000, &inc[0]);
+    reg(f, "b", 1000, &inc[1]);
+    reg(f, "c", 1000, &inc[2]);
+    part_copy p0 = part_of(f, 0);
+    assert_int_equal(p0.leader, 0);
+    const int32_t ab[2] = {0, 1}, all3[3] = {0, 1, 2};
+    sx_err err = {0};
+    sx_coord_map *m = NULL;
+    CHECK_OK(change_isr(f, "a", 0, p0.epoch, p0.isr_version, ab, 2, &m, &err), &err);
+    sx_coord_map_release(m);
+    m = NULL;
+
+    /* c restarts after a's session with it caught up: a's request names the
+     * old process. */
+    uint64_t c_new = 0;
+    reg(f, "c", 1100, &c_new);
+    assert_true(c_new != inc[2]);
+    part_copy p1 = part_of(f, 0); /* balancing may have handed it on */
+    assert_true(p1.leader >= 0 && p1.leader < 2);
+    const char *leader = p1.leader == 0 ? "a" : "b";
+    uint64_t v = version_of(f);
+    sx_coord_isr_change ch = {.partition = 0,
+                              .epoch = p1.epoch,
+                              .isr_version = p1.isr_version,
+                              .isr = all3,
+                              .nisr = 3,
+                              .incarnations = inc,
+                              .nincarnations = 3};
+    CHECK_FAIL(sx_coord_change_isr(f->c, leader, &ch, &m, &err), &err, SX_FAILED_PRECONDITION,
+               "incarnation");
+    assert_null(m);
+    /* One incarnation per member, or nothing changes. */
+    ch.nincarnations = 2;
+    CHECK_FAIL(sx_coord_change_isr(f->c, leader, &ch, &m, &err), &err, SX_INVALID_ARGUMENT,
+               "incarnations");
+    ch.incarnations = NULL;
+    ch.nincarnations = 0;
+    CHECK_FAIL(sx_coord_change_isr(f->c, leader, &ch, &m, &err), &err, SX_INVALID_ARGUMENT,
+               "incarnations");
+    assert_int_equal(version_of(f), v);
+
+    /* The current process, verified: taken. */
+    uint64_t now_inc[3] = {inc[0], inc[1], c_new};
+    ch.incarnations = now_inc;
+    ch.nincarnations = 3;
+    CHECK_OK(sx_coord_change_isr(f->c, leader, &ch, &m, &err), &err);
+    assert_int_equal(m->msg->partitions[0]->n_isr, 3);
+    sx_coord_map_release(m);
+    m = NULL;
+
+    /* A dead member is never taken in. */
+    part_copy p2 = part_of(f, 0);
+    ch.epoch = p2.epoch;
+    ch.isr_version = p2.isr_version;
+    for (uint64_t t = 1200; t <= 4000; t += 100) { /* only the leader heartbeats */
+        assert_int_equal(sx_coord_heartbeat(f->c, leader, inc[p1.leader], 0, NULL, 0, t, &m, &err),
+                         SX_OK);
+        sx_coord_map_release(m);
+        m = NULL;
+        sx_coord_tick(f->c, t);
+    }
+    part_copy p3 = part_of(f, 0);
+    assert_int_equal(p3.leader, p1.leader);
+    ch.epoch = p3.epoch;
+    ch.isr_version = p3.isr_version;
+    CHECK_FAIL(sx_coord_change_isr(f->c, leader, &ch, &m, &err), &err, SX_FAILED_PRECONDITION,
+               "dead");
+    assert_null(m);
+}
+
 static void test_change_isr(void **state)
 {
     fixture *f = *state;
@@ -1079,43 +1178,39 @@ static void test_change_isr(void **state)
     const int32_t ab[2] = {0, 1};
 
     /* Only the current leader may change its partition's isr. */
-    CHECK_FAIL(sx_coord_change_isr(f->c, "b", 0, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
+    CHECK_FAIL(change_isr(f, "b", 0, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
                SX_FAILED_PRECONDITION, "b");
     assert_null(m);
-    CHECK_FAIL(sx_coord_change_isr(f->c, "zz", 0, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
+    CHECK_FAIL(change_isr(f, "zz", 0, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
                SX_FAILED_PRECONDITION, "zz");
     /* Stale (or future) epoch and isr_version are refused. */
-    CHECK_FAIL(sx_coord_change_isr(f->c, "a", 0, p0.epoch + 1, p0.isr_version, all, 3, &m, &err),
-               &err, SX_FAILED_PRECONDITION, "epoch");
+    CHECK_FAIL(change_isr(f, "a", 0, p0.epoch + 1, p0.isr_version, all, 3, &m, &err), &err,
+               SX_FAILED_PRECONDITION, "epoch");
     if (p0.epoch > 0)
-        CHECK_FAIL(
-            sx_coord_change_isr(f->c, "a", 0, p0.epoch - 1, p0.isr_version, all, 3, &m, &err), &err,
-            SX_FAILED_PRECONDITION, "epoch");
-    CHECK_FAIL(sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version + 1, all, 3, &m, &err),
-               &err, SX_FAILED_PRECONDITION, "isr_version");
+        CHECK_FAIL(change_isr(f, "a", 0, p0.epoch - 1, p0.isr_version, all, 3, &m, &err), &err,
+                   SX_FAILED_PRECONDITION, "epoch");
+    CHECK_FAIL(change_isr(f, "a", 0, p0.epoch, p0.isr_version + 1, all, 3, &m, &err), &err,
+               SX_FAILED_PRECONDITION, "isr_version");
     if (p0.isr_version > 0)
-        CHECK_FAIL(
-            sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version - 1, all, 3, &m, &err), &err,
-            SX_FAILED_PRECONDITION, "isr_version");
+        CHECK_FAIL(change_isr(f, "a", 0, p0.epoch, p0.isr_version - 1, all, 3, &m, &err), &err,
+                   SX_FAILED_PRECONDITION, "isr_version");
     /* Bad sets and partitions. */
     const int32_t no_leader[2] = {1, 2};
     const int32_t stranger[2] = {0, 7};
-    assert_int_equal(
-        sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version, no_leader, 2, &m, &err),
-        SX_INVALID_ARGUMENT);
-    assert_int_equal(
-        sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version, stranger, 2, &m, &err),
-        SX_INVALID_ARGUMENT);
-    assert_int_equal(sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version, NULL, 0, &m, &err),
+    assert_int_equal(change_isr(f, "a", 0, p0.epoch, p0.isr_version, no_leader, 2, &m, &err),
                      SX_INVALID_ARGUMENT);
-    CHECK_FAIL(sx_coord_change_isr(f->c, "a", 4, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
+    assert_int_equal(change_isr(f, "a", 0, p0.epoch, p0.isr_version, stranger, 2, &m, &err),
+                     SX_INVALID_ARGUMENT);
+    assert_int_equal(change_isr(f, "a", 0, p0.epoch, p0.isr_version, NULL, 0, &m, &err),
+                     SX_INVALID_ARGUMENT);
+    CHECK_FAIL(change_isr(f, "a", 4, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
                SX_INVALID_ARGUMENT, "partition");
     assert_null(m);
     assert_int_equal(version_of(f), v);
     track(f);
 
     /* Success: isr replaced, isr_version and version up, the map returned. */
-    CHECK_OK(sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version, ab, 2, &m, &err), &err);
+    CHECK_OK(change_isr(f, "a", 0, p0.epoch, p0.isr_version, ab, 2, &m, &err), &err);
     assert_non_null(m);
     uint64_t v1 = m->msg->version;
     assert_true(v1 > v);
@@ -1128,7 +1223,7 @@ static void test_change_isr(void **state)
     track(f);
 
     /* The same request again is stale (compare-and-set). */
-    CHECK_FAIL(sx_coord_change_isr(f->c, "a", 0, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
+    CHECK_FAIL(change_isr(f, "a", 0, p0.epoch, p0.isr_version, all, 3, &m, &err), &err,
                SX_FAILED_PRECONDITION, "0");
     assert_int_equal(version_of(f), v1);
 
@@ -1137,10 +1232,9 @@ static void test_change_isr(void **state)
     assert_true(p1.leader == 0 || p1.leader == 1);
     const char *leader = p1.leader == 0 ? "a" : "b";
     const char *other = p1.leader == 0 ? "b" : "a";
-    CHECK_FAIL(sx_coord_change_isr(f->c, other, 0, p1.epoch, p1.isr_version, all, 3, &m, &err),
-               &err, SX_FAILED_PRECONDITION, other);
-    CHECK_OK(sx_coord_change_isr(f->c, leader, 0, p1.epoch, p1.isr_version, all, 3, &m, &err),
-             &err);
+    CHECK_FAIL(change_isr(f, other, 0, p1.epoch, p1.isr_version, all, 3, &m, &err), &err,
+               SX_FAILED_PRECONDITION, other);
+    CHECK_OK(change_isr(f, leader, 0, p1.epoch, p1.isr_version, all, 3, &m, &err), &err);
     sx_coord_map_release(m);
     track(f);
     part_copy p2 = part_of(f, 0);
@@ -1706,8 +1800,8 @@ static void test_lost_store_without_eligible_stays_unavailable(void **state)
     sx_err err = {0};
     sx_coord_map *m = NULL;
     const int32_t b_only[1] = {1};
-    CHECK_FAIL(sx_coord_change_isr(f->c, "b", 1, p1.epoch, p1.isr_version, b_only, 1, &m, &err),
-               &err, SX_FAILED_PRECONDITION, "partition 1");
+    CHECK_FAIL(change_isr(f, "b", 1, p1.epoch, p1.isr_version, b_only, 1, &m, &err), &err,
+               SX_FAILED_PRECONDITION, "partition 1");
 }
 
 /* A leader's ISR changes keep the ELR: members dropped below min_isr become
@@ -1724,17 +1818,14 @@ static void test_change_isr_keeps_the_elr(void **state)
     const int32_t l = p0.leader;
     sx_err err = {0};
     sx_coord_map *m = NULL;
-    CHECK_OK(sx_coord_change_isr(f->c, abc[l], 0, p0.epoch, p0.isr_version, &l, 1, &m, &err),
-             &err);
+    CHECK_OK(change_isr(f, abc[l], 0, p0.epoch, p0.isr_version, &l, 1, &m, &err), &err);
     sx_coord_map_release(m);
     track(f);
     part_copy shrunk = part_of(f, 0);
     assert_int_equal(shrunk.nisr, 1);
     assert_int_equal(shrunk.nelr, 2); /* both held every commit: they were in the ISR */
     const int32_t two[2] = {l, (l + 1) % 3};
-    CHECK_OK(sx_coord_change_isr(f->c, abc[l], 0, shrunk.epoch, shrunk.isr_version, two, 2, &m,
-                                 &err),
-             &err);
+    CHECK_OK(change_isr(f, abc[l], 0, shrunk.epoch, shrunk.isr_version, two, 2, &m, &err), &err);
     sx_coord_map_release(m);
     track(f);
     part_copy grown = part_of(f, 0);
@@ -1795,8 +1886,7 @@ static void test_random_walk_never_goes_back(void **state)
             char id[8];
             snprintf(id, sizeof(id), "%s", mm->msg->workers[pc.leader]->id);
             sx_coord_map_release(mm);
-            CHECK_OK(sx_coord_change_isr(f->c, id, p, pc.epoch, pc.isr_version, set, n, &m, &err),
-                     &err);
+            CHECK_OK(change_isr(f, id, p, pc.epoch, pc.isr_version, set, n, &m, &err), &err);
             sx_coord_map_release(m);
             track(f);
             break;
@@ -2299,6 +2389,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_last_isr_member_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_gives_fresh_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_isr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_isr_needs_verified_processes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_store_elects_the_eligible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_intact_stays_eligible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_store_without_eligible_stays_unavailable, setup,

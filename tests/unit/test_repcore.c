@@ -396,6 +396,10 @@ static void test_pending_followers_count_for_commit(void **state)
     assert_int_equal(ch.isr_version, 1);
     assert_int_equal(ch.nisr, 3);
     assert_int_equal(ch.isr[2], 2);
+    /* Each member named as the process verified (bug 6): the coordinator
+     * refuses the change if one has restarted since. */
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(ch.incarnations[i], R3[ch.isr[i]].incarnation);
     assert_int_equal(c.npending, 1);
     /* From now on it counts: worker 1 takes 5..8, worker 2 does not answer. */
     ack(&c, W1, 8, T0 + 3);
@@ -530,6 +534,8 @@ static void test_shrink_after_lag_timeout(void **state)
     assert_int_equal(st.change.nisr, 2);
     assert_int_equal(st.change.isr[0], 0);
     assert_int_equal(st.change.isr[1], 1);
+    assert_int_equal(st.change.incarnations[0], R3[0].incarnation); /* ours */
+    assert_int_equal(st.change.incarnations[1], R3[1].incarnation);
     assert_true(st.entries); /* and ship anyway */
     /* The answer (refused) came 300 ms later: retry 500 ms after it. */
     sx_repcore_shrink_answered(&c, W2, false, T0 + LAG + 300);
