@@ -41,14 +41,15 @@ test-asan: build-asan
 
 # The long chaos tests: every seeded kill -9 round (SHARDEX_TEST_SEED=N replays
 # a run; README.md, "Tests"), the lab's own tests, then every partition-failure
-# scenario on the lab's hosts (tests/chaos/run.sh: SEEDS=N, SCENARIO=a,b),
+# scenario on the lab's hosts (tests/chaos/run.sh: SEEDS=N, SCENARIO=a,b, LANES=N),
 # whose table goes into docs/chaos.md. Root only (network namespaces).
 chaos: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L chaos
 	$(MAKE) chaos-lab
 
+LANES ?= 3
 chaos-lab: build
-	./tests/chaos/run.sh $(BUILD) --doc docs/chaos.md
+	LANES=$(LANES) ./tests/chaos/run.sh $(BUILD) --doc docs/chaos.md
 
 bench: build
 	./bench/run.sh $(BUILD)

@@ -68,6 +68,12 @@ uint64_t sx__rpc_deadline_to_ms(gpr_timespec t)
     return left <= 0 ? mono : mono + (uint64_t)left;
 }
 
+uint64_t sx__rpc_wall_to_mono_ms(uint64_t wall_ms)
+{
+    uint64_t wall = sx_clock_wall_ms(), mono = sx_clock_now_ms();
+    return wall_ms <= wall ? mono : mono + (wall_ms - wall);
+}
+
 void *sx__rpc_poll_main(void *arg)
 {
     grpc_completion_queue *cq = arg;

@@ -64,6 +64,7 @@ struct acall {
     grpc_call *call; /* guarded by c->mu for asynchronous calls (destroy cancels it) */
     grpc_byte_buffer *send_bb;
     grpc_metadata_array init_md, trail_md;
+    grpc_metadata deadline_md; /* SX__RPC_DEADLINE_KEY, sent with the request */
     grpc_byte_buffer *resp_bb;
     grpc_status_code status;
     grpc_slice details;
@@ -164,7 +165,8 @@ static acall *acall_new(sx_rpc_client *c, const char *addr, const ProtobufCServi
                         const char *method, const ProtobufCMessage *req,
                         const sx_rpc_call_opts *opts, sx_err *err)
 {
-    const ProtobufCMethodDescriptor *md = protobuf_c_service_descriptor_get_method_by_name(svc, method);
+    const ProtobufCMethodDescriptor *md =
+        protobuf_c_service_descriptor_get_method_by_name(svc, method);
     if (!md) {
         sx_err_set(err, SX_UNIMPLEMENTED, "rpc: %s has no method %s", svc->name, method);
         return NULL;
@@ -194,9 +196,8 @@ static acall *acall_new(sx_rpc_client *c, const char *addr, const ProtobufCServi
     a->deadline_ms = sx_clock_now_ms() + timeout;
     a->attempt_timeout_ms = opts->attempt_timeout_ms ? opts->attempt_timeout_ms : timeout;
     a->idempotent = opts->idempotent;
-    a->max_attempts = opts->idempotent ? (opts->max_attempts ? opts->max_attempts
-                                                             : DEFAULT_MAX_ATTEMPTS)
-                                       : 1;
+    a->max_attempts =
+        opts->idempotent ? (opts->max_attempts ? opts->max_attempts : DEFAULT_MAX_ATTEMPTS) : 1;
     a->wait_for_ready = opts->wait_for_ready;
     return a;
 }
@@ -245,9 +246,18 @@ static void wire_start(acall *a, grpc_completion_queue *cq)
     a->send_bb = grpc_raw_byte_buffer_create(&a->req, 1);
     a->resp_bb = NULL;
     a->details = grpc_empty_slice();
+    char wall[24];
+    uint64_t now = sx_clock_now_ms(),
+             left = a->attempt_deadline_ms > now ? a->attempt_deadline_ms - now : 0;
+    int n = snprintf(wall, sizeof(wall), "%llu", (unsigned long long)(sx_clock_wall_ms() + left));
+    memset(&a->deadline_md, 0, sizeof(a->deadline_md));
+    a->deadline_md.key = grpc_slice_from_static_string(SX__RPC_DEADLINE_KEY);
+    a->deadline_md.value = grpc_slice_from_copied_buffer(wall, (size_t)n);
     grpc_op ops[6];
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = 1;
+    ops[0].data.send_initial_metadata.metadata = &a->deadline_md;
     if (a->wait_for_ready)
         ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -296,6 +306,7 @@ static grpc_call *wire_finish(acall *a)
         }
     }
     grpc_slice_unref(a->details);
+    grpc_slice_unref(a->deadline_md.value);
     grpc_metadata_array_destroy(&a->init_md);
     grpc_metadata_array_destroy(&a->trail_md);
     if (a->resp_bb)
@@ -345,8 +356,8 @@ static void sleep_until(uint64_t at_ms)
 static void send_duplicate(acall *a);
 
 sx_status sx_rpc_invoke(sx_rpc_client *c, const char *addr, const ProtobufCServiceDescriptor *svc,
-                        const char *method, const ProtobufCMessage *req,
-                        ProtobufCMessage **resp, const sx_rpc_call_opts *opts, sx_err *err)
+                        const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                        const sx_rpc_call_opts *opts, sx_err *err)
 {
     *resp = NULL;
     acall *a = acall_new(c, addr, svc, method, req, opts, err);
@@ -453,8 +464,8 @@ static void *client_poll_main(void *arg)
         while (c->ninflight == 0 && !c->closing)
             pthread_cond_wait(&c->poll_cv, &c->mu);
         pthread_mutex_unlock(&c->mu);
-        gpr_timespec wake = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(200, GPR_TIMESPAN));
+        gpr_timespec wake =
+            gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(200, GPR_TIMESPAN));
         grpc_event ev = grpc_completion_queue_next(c->cq, wake, NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
@@ -737,8 +748,8 @@ void sx_rpc_client_destroy(sx_rpc_client *c)
     grpc_completion_queue_destroy(c->cq);
     for (size_t i = 0; i < c->nidle; i++) {
         grpc_completion_queue_shutdown(c->idle_cqs[i]);
-        while (grpc_completion_queue_pluck(c->idle_cqs[i], NULL,
-                                           gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+        while (grpc_completion_queue_pluck(c->idle_cqs[i], NULL, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                           NULL)
                    .type != GRPC_QUEUE_SHUTDOWN) {
         }
         grpc_completion_queue_destroy(c->idle_cqs[i]);

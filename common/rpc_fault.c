@@ -38,7 +38,10 @@ static uint64_t splitmix64(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static double draw(sx__faults *f) { return (double)(splitmix64(&f->rng) >> 11) * 0x1.0p-53; }
+static double draw(sx__faults *f)
+{
+    return (double)(splitmix64(&f->rng) >> 11) * 0x1.0p-53;
+}
 
 static bool parse_fraction(const char *key, const char *v, double *out, sx_err *err)
 {
@@ -113,8 +116,7 @@ static bool parse_item(sx__faults *f, rule *r, bool *is_seed, char *item, sx_err
         int used = 0;
         if (sscanf(v, "%u-%u%n", &a, &b, &used) != 2 || v[used] || a > b || b > 600000) {
             sx_err_set(err, SX_INVALID_ARGUMENT,
-                       "faults: delay_ms=%s: expected MIN-MAX milliseconds, MAX at most 600000",
-                       v);
+                       "faults: delay_ms=%s: expected MIN-MAX milliseconds, MAX at most 600000", v);
             return false;
         }
         r->delay_min_ms = a;

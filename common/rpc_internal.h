@@ -36,6 +36,21 @@ bool sx__rpc_method_path(const ProtobufCServiceDescriptor *svc, const char *meth
 gpr_timespec sx__rpc_deadline_from_ms(uint64_t mono_ms);
 uint64_t sx__rpc_deadline_to_ms(gpr_timespec t);
 
+/* Every call this layer makes carries its deadline as wall-clock time too, in
+ * this metadata key (decimal milliseconds since the Unix epoch). gRPC's own
+ * grpc-timeout is relative: a request held up on the way (TCP retransmitting
+ * through a partition, then healed) arrives with its whole timeout again, and
+ * a write the client gave up on long ago could be appended after the client's
+ * later writes. The server takes the earlier of the two deadlines. Clocks are
+ * assumed synchronized (NTP); with an offset of e, a request is dropped up to
+ * e early or late. A client that sends no such key (grpcio, grpcurl) gets the
+ * relative deadline alone. */
+#define SX__RPC_DEADLINE_KEY "sx-deadline-unix-ms"
+
+/* The monotonic deadline (sx_clock_now_ms's clock) that wall-clock deadline
+ * wall_ms means now: now if it has passed. */
+uint64_t sx__rpc_wall_to_mono_ms(uint64_t wall_ms);
+
 /* ----------------------------------------------------------- fault layer -- */
 
 typedef enum {

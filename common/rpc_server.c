@@ -85,6 +85,7 @@ struct sx_rpc_call {
     int cq_index;
     grpc_call *call;
     gpr_timespec deadline;
+    uint64_t wall_deadline_mono; /* SX__RPC_DEADLINE_KEY's, on our clock; 0: none sent */
     grpc_metadata_array md;
     grpc_byte_buffer *payload;
     grpc_call_details details; /* generic requests only */
@@ -130,7 +131,27 @@ void sx_rpc_call_on_done(sx_rpc_call *call, void (*fn)(void *), void *ptr)
 
 uint64_t sx_rpc_call_deadline_ms(const sx_rpc_call *call)
 {
-    return sx__rpc_deadline_to_ms(call->deadline);
+    uint64_t d = sx__rpc_deadline_to_ms(call->deadline);
+    return call->wall_deadline_mono && call->wall_deadline_mono < d ? call->wall_deadline_mono : d;
+}
+
+/* The caller's wall-clock deadline (rpc_internal.h), if it sent one. */
+static uint64_t wall_deadline_of(const grpc_metadata_array *md)
+{
+    for (size_t i = 0; i < md->count; i++) {
+        if (!grpc_slice_str_cmp(md->metadata[i].key, SX__RPC_DEADLINE_KEY)) {
+            char buf[24];
+            size_t n = GRPC_SLICE_LENGTH(md->metadata[i].value);
+            if (n == 0 || n >= sizeof(buf))
+                return 0;
+            memcpy(buf, GRPC_SLICE_START_PTR(md->metadata[i].value), n);
+            buf[n] = '\0';
+            char *end;
+            unsigned long long v = strtoull(buf, &end, 10);
+            return *end || v == 0 ? 0 : sx__rpc_wall_to_mono_ms(v);
+        }
+    }
+    return 0;
 }
 
 uint64_t sx_rpc_call_deadline_or_default(const sx_rpc_call *call)
@@ -279,6 +300,7 @@ static void on_arrived(sx__rpc_tag *tag, bool ok)
     }
     if (!atomic_load(&srv->shutting_down))
         post_request(srv, ctx->m, ctx->cq_index);
+    ctx->wall_deadline_mono = wall_deadline_of(&ctx->md);
 
     char msg[SX_ERR_MSG_MAX];
     if (!ctx->m) {

@@ -14,6 +14,7 @@
 #
 #   SEEDS=N (default 3)  SCENARIO=name[,name]  (default: all)
 #   LANES=N (default 1)  run N labs at once, the scenarios dealt among them
+#                        (labs SX_LAB_BASE+1 .. SX_LAB_BASE+N; SX_LAB_BASE default 0)
 #   SX_CHAOS_KEEP=1      keep every run's directory, not only the failing ones
 #   SHARDEX_TEST_SEED=S  the first seed (then S+1, ...); a run is replayed by
 #                        its scenario and seed: SCENARIO=cut SHARDEX_TEST_SEED=S SEEDS=1
@@ -61,8 +62,19 @@ supervise() {
 
 # faults K SPEC: worker K's outgoing calls get the rpc fault layer's rules.
 faults() {
-    "$lc" client "$dir" "$W" faults --servers "$("$lc" addr "$dir" "$1")" --spec "$2" >/dev/null ||
-        log "  could not set faults \"$2\" on worker $1"
+    "$lc" client "$dir" "$W" faults --servers "$("$lc" addr "$dir" "$1")" --spec "$2" \
+        >/dev/null 2>>"$dir/faults.err" || log "  could not set faults \"$2\" on worker $1"
+}
+
+# clear_faults K: the heal of the fault layer; retried, since a fault left in
+# place would be judged as if healed.
+clear_faults() {
+    local i
+    for i in 1 2 3 4 5; do
+        "$lc" client "$dir" "$W" faults --servers "$("$lc" addr "$dir" "$1")" --spec "" \
+            >/dev/null 2>>"$dir/faults.err" && return 0
+    done
+    log "  could not clear the faults of worker $1"
 }
 
 # damage K HOW: the partition stores of 1..3 partitions of worker K (killed
@@ -161,7 +173,7 @@ one() {
     sleep 3
     nemesis "$s"
     "$lab" heal
-    for k in $(seq $N); do "$lc" alive "$dir" "$k" && faults "$k" ""; done
+    for k in $(seq $N); do "$lc" alive "$dir" "$k" && clear_faults "$k"; done
     healed=$(now_ms)
     until=$((healed + 60000))
     while [ "$(now_ms)" -lt "$until" ]; do
@@ -219,7 +231,7 @@ if [ "$lanes" -gt 1 ]; then
         for i in $(seq $((l - 1)) "$lanes" $((${#list[@]} - 1))); do mine="$mine ${list[$i]}"; done
         [ -n "$mine" ] || continue
         : >"$results.$l"
-        SX_LAB=$l LANES=1 SCENARIO="${mine# }" SHARDEX_TEST_SEED=$first SEEDS=$seeds \
+        SX_LAB=$((${SX_LAB_BASE:-0} + l)) LANES=1 SCENARIO="${mine# }" SHARDEX_TEST_SEED=$first SEEDS=$seeds \
             SX_CHAOS_ROWS="$results.$l" "$0" "$build" > >(grep --line-buffered -E '^[a-z-]+ [0-9]+ ') &
         lane_pids+=($!)
     done

@@ -16,6 +16,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 
 typedef Shardex__Testing__V1__EchoRequest EchoRequest;
 typedef Shardex__Testing__V1__EchoResponse EchoResponse;
@@ -231,6 +234,111 @@ static void test_deadline_exceeded(void **state)
     assert_true(sx_clock_now_ms() - t0 < 900);
 }
 
+/* A raw gRPC core call to Echo/Deadline with a 5 s grpc-timeout and, when
+ * wall_ms is not 0, the rpc layer's wall-clock deadline (rpc_internal.h) set
+ * to wall_ms: returns the time left the handler saw. */
+static uint64_t raw_deadline_left(fixture *f, uint64_t wall_ms)
+{
+    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(f->addr, cr, NULL);
+    grpc_channel_credentials_release(cr);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    gpr_timespec dl =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(5000, GPR_TIMESPAN));
+    grpc_slice method = grpc_slice_from_static_string("/shardex.testing.v1.Echo/Deadline");
+    grpc_call *call =
+        grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL, dl, NULL);
+    EchoRequest req = SHARDEX__TESTING__V1__ECHO_REQUEST__INIT;
+    uint8_t packed[16];
+    size_t n = shardex__testing__v1__echo_request__pack(&req, packed);
+    grpc_slice body = grpc_slice_from_copied_buffer((const char *)packed, n);
+    grpc_byte_buffer *send = grpc_raw_byte_buffer_create(&body, 1), *recv = NULL;
+    grpc_slice_unref(body);
+    char wall[24];
+    snprintf(wall, sizeof(wall), "%llu", (unsigned long long)wall_ms);
+    grpc_metadata md = {.key = grpc_slice_from_static_string("sx-deadline-unix-ms"),
+                        .value = grpc_slice_from_static_string(wall)};
+    grpc_metadata_array init_md, trail_md;
+    grpc_metadata_array_init(&init_md);
+    grpc_metadata_array_init(&trail_md);
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_op ops[6];
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].data.send_initial_metadata.count = wall_ms ? 1 : 0;
+    ops[0].data.send_initial_metadata.metadata = &md;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &init_md;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trail_md;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    assert_int_equal(grpc_call_start_batch(call, ops, 6, (void *)1, NULL), GRPC_CALL_OK);
+    grpc_event ev =
+        grpc_completion_queue_pluck(cq, (void *)1, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    assert_true(ev.success);
+    assert_int_equal(status, GRPC_STATUS_OK);
+    assert_non_null(recv);
+    grpc_byte_buffer_reader reader;
+    assert_true(grpc_byte_buffer_reader_init(&reader, recv));
+    grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    EchoResponse *resp = shardex__testing__v1__echo_response__unpack(NULL, GRPC_SLICE_LENGTH(all),
+                                                                     GRPC_SLICE_START_PTR(all));
+    assert_non_null(resp);
+    uint64_t left = resp->deadline_left_ms;
+    shardex__testing__v1__echo_response__free_unpacked(resp, NULL);
+    grpc_slice_unref(all);
+    grpc_slice_unref(details);
+    grpc_byte_buffer_destroy(send);
+    grpc_byte_buffer_destroy(recv);
+    grpc_metadata_array_destroy(&init_md);
+    grpc_metadata_array_destroy(&trail_md);
+    grpc_call_unref(call);
+    grpc_channel_destroy(ch);
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_past(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+    return left;
+}
+
+/* gRPC's grpc-timeout is relative: a request held up on the way arrives with
+ * its whole timeout again. The rpc layer sends the deadline as wall-clock time
+ * too and the server keeps the earlier one (found by the partition-failure
+ * suite: a write held up by a flapping partition was appended after the
+ * client's later write of the same document). */
+static void test_wall_clock_deadline_bounds_the_call(void **state)
+{
+    fixture *f = *state;
+    /* Without the key: grpc-timeout alone (5 s; gRPC rounds its timeout up). */
+    uint64_t left = raw_deadline_left(f, 0);
+    assert_true(left > 3000 && left <= 5100);
+    /* A wall-clock deadline 200 ms away: the earlier one counts. */
+    left = raw_deadline_left(f, sx_clock_wall_ms() + 200);
+    assert_true(left <= 200);
+    /* Already past when the request arrives (held up longer than its
+     * deadline): nothing left, whatever grpc-timeout says. */
+    assert_int_equal(raw_deadline_left(f, sx_clock_wall_ms() - 1000), 0);
+    /* A wall-clock deadline later than grpc-timeout's: grpc-timeout counts. */
+    left = raw_deadline_left(f, sx_clock_wall_ms() + 60000);
+    assert_true(left > 3000 && left <= 5100);
+    /* The rpc client sends it: a 300 ms call sees at most 300 ms. */
+    sx_rpc_call_opts opts = {.timeout_ms = 300};
+    EchoResponse *resp = NULL;
+    sx_err err = {0};
+    assert_int_equal(echo_call(f, "Deadline", "", 0, &opts, &resp, &err), SX_OK);
+    assert_true(resp->deadline_left_ms <= 300 && resp->deadline_left_ms > 0);
+    sx_rpc_free(&resp->base);
+}
+
 static void test_handler_error_reaches_client(void **state)
 {
     fixture *f = *state;
@@ -239,9 +347,8 @@ static void test_handler_error_reaches_client(void **state)
     req.message = "index \"by_section\" is BUILDING; ask again with mode=LOCAL";
     ProtobufCMessage *resp = NULL;
     sx_err err = {0};
-    assert_int_equal(
-        sx_rpc_invoke(f->cli, f->addr, ECHO_SVC, "Fail", &req.base, &resp, NULL, &err),
-        SX_FAILED_PRECONDITION);
+    assert_int_equal(sx_rpc_invoke(f->cli, f->addr, ECHO_SVC, "Fail", &req.base, &resp, NULL, &err),
+                     SX_FAILED_PRECONDITION);
     assert_null(resp);
     assert_int_equal(err.code, SX_FAILED_PRECONDITION);
     assert_string_equal(err.msg, req.message);
@@ -462,21 +569,19 @@ static void test_fault_drop_dup_delay(void **state)
 
     /* A delay holds the request back. */
     assert_int_equal(
-        sx_rpc_client_set_faults(f->cli, "peer=*,method=Echo,delay=1,delay_ms=80-80", &err),
-        SX_OK);
+        sx_rpc_client_set_faults(f->cli, "peer=*,method=Echo,delay=1,delay_ms=80-80", &err), SX_OK);
     t0 = sx_clock_now_ms();
     assert_int_equal(echo_call(f, "Echo", "x", 0, &opts, NULL, &err), SX_OK);
     assert_true(sx_clock_now_ms() - t0 >= 80);
 
     /* Rules for another peer or method leave calls alone. */
-    assert_int_equal(sx_rpc_client_set_faults(f->cli, "peer=127.0.0.2:1,drop=1;method=Sleep,fail=1",
-                                              &err),
-                     SX_OK);
+    assert_int_equal(
+        sx_rpc_client_set_faults(f->cli, "peer=127.0.0.2:1,drop=1;method=Sleep,fail=1", &err),
+        SX_OK);
     assert_int_equal(echo_call(f, "Echo", "x", 0, &opts, NULL, &err), SX_OK);
 
     /* Async calls go through the same faults. */
-    assert_int_equal(sx_rpc_client_set_faults(f->cli, "method=Echo,drop=0.5,dup=0.5", &err),
-                     SX_OK);
+    assert_int_equal(sx_rpc_client_set_faults(f->cli, "method=Echo,drop=0.5,dup=0.5", &err), SX_OK);
     async_batch b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     async_one ones[40];
     sx_rpc_call_opts short_opts = {.timeout_ms = 150};
@@ -572,8 +677,7 @@ static void test_client_destroy_with_calls_in_flight(void **state)
     sx_err err = {0};
     /* Some calls sit on the timer list (delayed), others on the wire. */
     assert_int_equal(
-        sx_rpc_client_set_faults(f->cli, "method=Sleep,delay=0.5,delay_ms=5000-5000", &err),
-        SX_OK);
+        sx_rpc_client_set_faults(f->cli, "method=Sleep,delay=0.5,delay_ms=5000-5000", &err), SX_OK);
     for (int i = 0; i < CALLS; i++) {
         snprintf(ones[i].payload, sizeof(ones[i].payload), "c%d", i);
         async_send(f, &b, &ones[i], "Sleep", 2000, &opts);
@@ -594,6 +698,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_concurrent_callers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_many_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_exceeded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wall_clock_deadline_bounds_the_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_error_reaches_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_message_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_undecodable_request_is_invalid_argument, setup,

@@ -27,6 +27,14 @@ static sx_status sleep_echo(sx_rpc_call *call, const ProtobufCMessage *req, Prot
     return echo(call, req, resp, arg, err);
 }
 
+static sx_status deadline_echo(sx_rpc_call *call, const ProtobufCMessage *req,
+                               ProtobufCMessage *resp, void *arg, sx_err *err)
+{
+    uint64_t d = sx_rpc_call_deadline_ms(call), now = sx_clock_now_ms();
+    ((Shardex__Testing__V1__EchoResponse *)resp)->deadline_left_ms = d > now ? d - now : 0;
+    return echo(call, req, resp, arg, err);
+}
+
 static sx_status fail(sx_rpc_call *call, const ProtobufCMessage *req, ProtobufCMessage *resp,
                       void *arg, sx_err *err)
 {
@@ -41,6 +49,7 @@ static const sx_rpc_method echo_methods[] = {
     {"Echo", echo, SX_RPC_INLINE},
     {"Sleep", sleep_echo, SX_RPC_BLOCKING},
     {"Fail", fail, SX_RPC_INLINE},
+    {"Deadline", deadline_echo, SX_RPC_INLINE},
 };
 
 sx_status sx_echo_service_add(sx_rpc_server *s, sx_echo_state *state, sx_err *err)
