@@ -408,6 +408,12 @@ static void print_intro(const run *R)
            "each window once every process of the run is idle again (at most 2 s). Medians "
            "over rounds; latency over all rounds.\n",
            p->rounds, p->rounds == 1 ? "" : "s", p->seconds, p->warmup);
+    for (int i = 0; i < 2; i++)
+        if (R->tg[i].R && atomic_load(&R->tg[i].retries))
+            printf("\n**shardex R=%u: %llu calls failed and were made again (their latency "
+                   "includes the retries); the first: %s**\n",
+                   R->tg[i].R, (unsigned long long)atomic_load(&R->tg[i].retries),
+                   R->tg[i].first_failure);
     if (p->rounds < 5 || p->docs)
         printf("\n**A short run (%d round%s%s): figures for checking the benchmark, not for "
                "comparing the systems.**\n",

@@ -136,10 +136,17 @@ static bool run_logged(const peers_pg *pg, const char *log, char *const *argv, u
     if (code == 0)
         return true;
     const char *base = strrchr(argv[0], '/');
-    snprintf(why, cap, "%s %s %s (its output: %s)", base ? base + 1 : argv[0],
-             argv[1] ? argv[1] : "", code < 0 ? "timed out or was killed" : "failed", path);
-    fprintf(stderr, "bench_peers: %s; exit %d. Its output:\n", why, code);
+    char what[96], how[64];
+    snprintf(what, sizeof(what), "%s%s%s", base ? base + 1 : argv[0],
+             argv[1] && argv[1][0] != '-' ? " " : "", argv[1] && argv[1][0] != '-' ? argv[1] : "");
+    if (code < 0)
+        snprintf(how, sizeof(how), "timed out after %llu s or was killed",
+                 (unsigned long long)(timeout_ms / 1000));
+    else
+        snprintf(how, sizeof(how), "failed with exit %d", code);
+    fprintf(stderr, "bench_peers: %s %s; its output (%s):\n", what, how, path);
     sx_h_dump_log(path, 60);
+    snprintf(why, cap, "%s %s (its output is above)", what, how);
     return false;
 }
 

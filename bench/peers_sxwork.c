@@ -18,6 +18,9 @@
 #define READY_MS 60000
 #define CAUGHT_UP_MS 60000
 #define CALL_MS 30000
+#define RETRY_FOR_MS 60000 /* a failing call is made again for this long */
+#define RETRY_PAUSE_MS 50
+#define FAILURES_SHOWN 5 /* per target, on stderr */
 
 /* The demo's indexes (deploy/demo.sh). */
 static const struct {
@@ -72,6 +75,7 @@ bool peers_sx_start(peers_sxtarget *t, uint32_t P, uint32_t R, sx_rpc_client *rp
 {
     t->R = R;
     t->rpc = rpc;
+    t->stop = stop;
     sx_cluster_opts o = {.workers = NWORKERS,
                          .partitions = P,
                          .replication = R,
@@ -143,7 +147,10 @@ bool peers_sx_preload(peers_sxtarget *t, const peers_data *d, size_t batch, cons
         return false;
     }
     atomic_store(&t->next_seq, d->n);
-    return caught_up(t, d, qs, n, why, cap);
+    bool ok = caught_up(t, d, qs, n, why, cap);
+    atomic_store(&t->retries, 0); /* what the windows' calls retry is what is reported */
+    t->first_failure[0] = '\0';
+    return ok;
 }
 
 void peers_sx_signal(peers_sxtarget *t)
@@ -167,6 +174,21 @@ uint64_t peers_sx_cpu_us(void *arg)
 }
 
 /* ---------------------------------------------------------------- ingest -- */
+
+/* Counts a failed call (what) and says whether to make it again: not after
+ * RETRY_FOR_MS since t0, nor once the run is stopping. */
+static bool retry(peers_sxtarget *t, uint64_t t0, const char *what)
+{
+    uint64_t n = atomic_fetch_add(&t->retries, 1);
+    if (n == 0)
+        snprintf(t->first_failure, sizeof(t->first_failure), "%s", what);
+    if (n < FAILURES_SHOWN)
+        fprintf(stderr, "bench_peers: %s; trying again\n", what);
+    if (sx_clock_now_ms() - t0 >= RETRY_FOR_MS || *t->stop)
+        return false;
+    sx_clock_sleep_ms(RETRY_PAUSE_MS);
+    return true;
+}
 
 static peers_sxscratch *scratch(peers_sxwork *w, int caller)
 {
@@ -222,13 +244,18 @@ bool peers_sxwork_ingest(void *arg, int caller, char *why, size_t cap)
         s->docs[i].id = s->ids[i];
         s->ptrs[i] = &s->docs[i];
     }
-    sx_err err = {0};
-    bool ok = w->lib ? sx_client_put(w->t->lib, s->ptrs, w->batch, NULL, &err) == SX_OK
-                     : put_plain(w, s->ptrs, w->batch, &err);
-    if (!ok)
+    uint64_t t0 = sx_clock_now_ms();
+    for (;;) {
+        sx_err err = {0};
+        bool ok = w->lib ? sx_client_put(w->t->lib, s->ptrs, w->batch, NULL, &err) == SX_OK
+                         : put_plain(w, s->ptrs, w->batch, &err);
+        if (ok)
+            return true;
         snprintf(why, cap, "shardex R=%u (%s): Put of %zu documents from %" PRIu64 ": %s", w->t->R,
                  w->lib ? "libshardex" : "plain gRPC", w->batch, seq, err.msg);
-    return ok;
+        if (!retry(w->t, t0, why))
+            return false;
+    }
 }
 
 /* --------------------------------------------------------------- queries -- */
@@ -322,7 +349,16 @@ bool peers_sxwork_query(void *arg, int caller, char *why, size_t cap)
     req.include_docs = w->fetch_docs;
     size_t hits = 0;
     sx_err err = {0};
-    bool ok = all_pages(w, &req, &hits, &err);
+    uint64_t t0 = sx_clock_now_ms();
+    bool ok;
+    while (!(ok = all_pages(w, &req, &hits, &err)) && err.code != SX_INTERNAL) {
+        snprintf(why, cap, "shardex R=%u (%s, %s): %s: %s", w->t->R,
+                 w->lib ? "libshardex" : "plain gRPC", mode_name(w->mode), q->name, err.msg);
+        if (!retry(w->t, t0, why))
+            return false;
+        req.page_token = (ProtobufCBinaryData){0}; /* from the first page again */
+        memset(&err, 0, sizeof(err));
+    }
     if (ok && hits == q->expected[v])
         return true;
     char what[512], got[SX_ERR_MSG_MAX + 64];

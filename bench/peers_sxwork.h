@@ -13,6 +13,11 @@
  * included when fetch_docs; the hits are counted and checked against the data,
  * and the mode that served each page against the one asked.
  *
+ * A call that fails (a Put refused while an ISR is short, a query while a term
+ * partition has no owner) is made again after 50 ms, as a user would, for up
+ * to a minute; its latency includes the wait, and the target counts it. A
+ * wrong answer is never retried: it ends the run.
+ *
  * Threads: the ops (peers_op_cb) run on the callers' threads, each caller with
  * its own scratch; the rest on the main thread.
  */
@@ -40,6 +45,9 @@ typedef struct peers_sxtarget {
     atomic_uint next_worker;       /* the plain client's round-robin */
     atomic_uint_fast64_t next_seq; /* the next document of the ingest stream */
     double idle_cores;             /* CPU of the idle cluster, indexes READY */
+    const volatile sig_atomic_t *stop;
+    atomic_uint_fast64_t retries; /* calls that failed and were made again */
+    char first_failure[512];      /* the first of them (written by the caller that counted it) */
 } peers_sxtarget;
 
 /* One caller's Put: shallow copies of the catalogue's documents, new ids. */
