@@ -50,7 +50,16 @@ chaos: build
 chaos-lab: build
 	./tests/chaos/run.sh $(BUILD) --doc docs/chaos.md
 
+# The benchmarks (bench/run.sh): each rewrites its section of
+# docs/benchmarks.md and its plots in docs/. BENCH_ONLY="peers" selects
+# (rpc write index peers); BENCH_PEERS_ARGS="--rounds 1" and the like pass
+# options. Their own dependencies (PostgreSQL and libpq for bench_peers,
+# gnuplot for the plots) are installed here, never by `make test`; the
+# configure step again finds libpq when it was just installed.
 bench: build
+	./deploy/install-bench-deps.sh
+	cmake -S . -B $(BUILD) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
 	./bench/run.sh $(BUILD)
 
 demo: build
