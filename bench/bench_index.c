@@ -1620,7 +1620,14 @@ static bool tsv_lag(const params *p, const lagres *L)
     fprintf(f, "offered_docs_s\tfraction\tacked_docs_s");
     for (int m = NMODES - 1; m >= 0; m--)
         fprintf(f, "\t%s_p50\t%s_p99\t%s_p999", mode_name(m), mode_name(m), mode_name(m));
-    for (int i = 0; i < L->nlevels; i++) {
+    /* Ascending load, whatever the order of --lag-loads: the plot's lines join rows in order. */
+    bool done[MAX_LEVELS] = {false};
+    for (int k = 0; k < L->nlevels; k++) {
+        int i = -1;
+        for (int j = 0; j < L->nlevels; j++)
+            if (!done[j] && (i < 0 || L->lv[j].offered < L->lv[i].offered))
+                i = j;
+        done[i] = true;
         const laglevel *W = &L->lv[i];
         fprintf(f, "\n%.0f\t%.2f\t%.0f", W->offered, W->frac, W->achieved);
         for (int m = NMODES - 1; m >= 0; m--)
