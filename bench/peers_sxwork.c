@@ -297,6 +297,7 @@ static bool all_pages(peers_sxwork *w, Shardex__V1__QueryRequest *req, size_t *h
     bool ok = true;
     *hits = 0;
     do {
+        r = NULL; /* a failed call leaves no page */
         ok = query_page(w, req, &r, err);
         free_page(w, prev); /* req->page_token pointed into it */
         prev = r;
