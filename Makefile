@@ -51,7 +51,17 @@ LANES ?= 3
 chaos-lab: build
 	LANES=$(LANES) ./tests/chaos/run.sh $(BUILD) --doc docs/chaos.md
 
-bench: build
+# The benchmarks (bench/run.sh): each rewrites its section of
+# docs/benchmarks.md and its plots in docs/. BENCH_ONLY="peers" selects
+# (rpc write index peers); BENCH_PEERS_ARGS="--rounds 1" and the like pass
+# options. Their own dependencies (PostgreSQL and libpq for bench_peers,
+# gnuplot for the plots) are installed first, here and never by `make test`;
+# configuring again finds libpq in a build directory made before it was there.
+bench:
+	./deploy/install-bench-deps.sh
+	$(MAKE) deps $(BUILD)/CMakeCache.txt
+	cmake -S . -B $(BUILD) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
 	./bench/run.sh $(BUILD)
 
 demo: build

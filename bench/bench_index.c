@@ -16,7 +16,7 @@
  *               [--terms M] [--replication R] [--docs N] [--values N]
  *               [--lag-partitions P] [--lag-rounds N] [--lag-seconds S]
  *               [--lag-loads LIST] [--batch B] [--sample N] [--probes N]
- *               [--doc-bytes N]          (--help: each with its default)
+ *               [--doc-bytes N] [--tsv DIR]  (--help: each with its default)
  *
  * Each cluster: a coordinator and 3 workers as processes on loopback ports
  * they chose (tests/support/cluster.h), --partitions P log partitions,
@@ -63,7 +63,8 @@
  *
  * CPU per operation: the cluster's coordinator and workers (/proc/PID/stat,
  * 10 ms ticks) and this process (getrusage). Markdown on stdout, progress on
- * stderr. Nothing here is pinned.
+ * stderr. Nothing here is pinned. With --tsv DIR, the figures the plots draw
+ * (latency against P, lag against load) also go to TSV files in DIR.
  */
 #include "benchlib.h"
 #include "checker.h"
@@ -75,6 +76,7 @@
 #include "shardex/v1/shardex.pb-c.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -148,6 +150,7 @@ typedef struct params {
     int probes;
     size_t doc_bytes;
     size_t body_len;
+    const char *tsv; /* directory for the plots' data, or NULL */
 } params;
 
 /* ========================================================== documents ===== */
@@ -1568,6 +1571,85 @@ static void print_queries(const params *p, const pres *res, int nres)
                "valid.**\n");
 }
 
+/* ============================================================ TSV ===== */
+
+static FILE *open_tsv(const params *p, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", p->tsv, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fprintf(stderr, "bench_index: --tsv: %s: %s\n", path, strerror(errno));
+    return f;
+}
+
+/* index_partitions.tsv: per P, the medians of rounds of query latency p50 and
+ * p99 (ms) by mode and client count, as the P table shows them. */
+static bool tsv_partitions(const params *p, const pres *res, int nres)
+{
+    FILE *f = open_tsv(p, "index_partitions.tsv");
+    if (!f)
+        return false;
+    fprintf(f, "P");
+    for (int ci = 0; ci < NCLIENTS; ci++)
+        for (int m = NMODES - 1; m >= 0; m--)
+            fprintf(f, "\t%s_c%d_p50\t%s_c%d_p99", mode_name(m), client_counts[ci], mode_name(m),
+                    client_counts[ci]);
+    for (int i = 0; i < nres; i++) {
+        if (!res[i].ran)
+            continue;
+        fprintf(f, "\n%u", res[i].P);
+        for (int ci = 0; ci < NCLIENTS; ci++)
+            for (int m = NMODES - 1; m >= 0; m--) {
+                const qstats *q = &res[i].q[ci][m];
+                fprintf(f, "\t%.3f\t%.3f", sx_bench_median(q->p50, res[i].rounds, NULL, NULL) / 1e6,
+                        sx_bench_median(q->p99, res[i].rounds, NULL, NULL) / 1e6);
+            }
+    }
+    fprintf(f, "\n");
+    return fclose(f) == 0;
+}
+
+/* index_lag.tsv: per offered load, the lag p50 / p99 / p99.9 (ms) of each
+ * probe mode, as the lag-against-load table shows them. */
+static bool tsv_lag(const params *p, const lagres *L)
+{
+    FILE *f = open_tsv(p, "index_lag.tsv");
+    if (!f)
+        return false;
+    fprintf(f, "offered_docs_s\tfraction\tacked_docs_s");
+    for (int m = NMODES - 1; m >= 0; m--)
+        fprintf(f, "\t%s_p50\t%s_p99\t%s_p999", mode_name(m), mode_name(m), mode_name(m));
+    /* Ascending load, whatever the order of --lag-loads: the plot's lines join rows in order. */
+    bool done[MAX_LEVELS] = {false};
+    for (int k = 0; k < L->nlevels; k++) {
+        int i = -1;
+        for (int j = 0; j < L->nlevels; j++)
+            if (!done[j] && (i < 0 || L->lv[j].offered < L->lv[i].offered))
+                i = j;
+        done[i] = true;
+        const laglevel *W = &L->lv[i];
+        fprintf(f, "\n%.0f\t%.2f\t%.0f", W->offered, W->frac, W->achieved);
+        for (int m = NMODES - 1; m >= 0; m--)
+            fprintf(f, "\t%.3f\t%.3f\t%.3f", sx_bench_hist_quantile(&W->R->mode_h[m], 0.5) / 1e6,
+                    sx_bench_hist_quantile(&W->R->mode_h[m], 0.99) / 1e6,
+                    sx_bench_hist_quantile(&W->R->mode_h[m], 0.999) / 1e6);
+    }
+    fprintf(f, "\n");
+    return fclose(f) == 0;
+}
+
+/* The plots' data (bench/plot.sh), beside the tables; the tables are unchanged. */
+static bool write_tsv(const params *p, const pres *res, int nres, const lagres *lag)
+{
+    bool ok = true;
+    if (nres)
+        ok = tsv_partitions(p, res, nres);
+    if (lag->ran)
+        ok = tsv_lag(p, lag) && ok;
+    return ok;
+}
+
 /* =========================================================== main ===== */
 
 static bool parse_parts(const char *s, params *p)
@@ -1619,6 +1701,7 @@ typedef struct opts {
     uint32_t sample;
     uint32_t probes;
     uint32_t doc_bytes;
+    const char *tsv;
 } opts;
 
 #define OFF(m, t) SX_FLAG_OFFSET(opts, m, t)
@@ -1716,6 +1799,11 @@ static const sx_flag flags[] = {
      .help = "packed size of a document, at most",
      .min = 64,
      .max = POOL_BYTES / 2},
+    {.name = "tsv",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(tsv, const char *),
+     .metavar = "DIR",
+     .help = "also write index_partitions.tsv and index_lag.tsv there, for bench/plot.sh"},
 };
 #undef OFF
 
@@ -1764,7 +1852,8 @@ int main(int argc, char **argv)
                 .batch = o.batch,
                 .sample = o.sample,
                 .probes = (int)o.probes,
-                .doc_bytes = o.doc_bytes};
+                .doc_bytes = o.doc_bytes,
+                .tsv = o.tsv};
     if (!parse_parts(o.partitions, &p))
         sx_bench_flag_error(&spec, "partitions", "want up to 8 numbers 1..256, comma-separated");
     if (!parse_levels(o.lag_loads, &p))
@@ -1818,6 +1907,8 @@ int main(int argc, char **argv)
     if (!ok)
         printf("\n**A cluster did not start, load or index correctly (see the log on stderr): "
                "the figures are incomplete.**\n");
+    if (p.tsv && !write_tsv(&p, res, p.nparts, &lag))
+        ok = false;
 
     for (int i = 0; i < p.nparts; i++)
         for (int ci = 0; ci < NCLIENTS; ci++)

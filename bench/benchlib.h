@@ -90,6 +90,14 @@ uint64_t sx_bench_proc_cpu_us(pid_t pid, bool *ok);
  * microseconds, by sx_bench_proc_cpu_us. */
 uint64_t sx_bench_cluster_cpu_us(const sx_cluster *c);
 
+/* CPU of process root and of every process below it (children, theirs, ...),
+ * in microseconds from /proc: utime + stime + cutime + cstime of each, so that
+ * a process that exits between two calls still counts, in the process of the
+ * tree that reaped it. For servers that fork a process per connection
+ * (PostgreSQL's postmaster and its backends). 0 when root is gone. Scans all
+ * of /proc: a few milliseconds, so call it around windows, not per operation. */
+uint64_t sx_bench_proc_tree_cpu_us(pid_t root);
+
 /* ---- the process and its clusters ---- */
 
 /* Names this process in its log lines (name), ignores SIGPIPE and has SIGINT

@@ -6,7 +6,12 @@
 #   BENCH_RPC_ARGS="--rounds 9 --seconds 3" bench/run.sh build   # extra options
 #   BENCH_WRITE_ARGS="--rounds 7" bench/run.sh build             # likewise for bench_write
 #   BENCH_INDEX_ARGS="--rounds 5" bench/run.sh build             # likewise for bench_index
-#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index)
+#   BENCH_PEERS_ARGS="--rounds 1 --seconds 1 --docs 5000" bench/run.sh build  # bench_peers
+#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers)
+#
+# Plots: bench_index and bench_peers also write TSV files (--tsv), which
+# bench/plot.sh draws into docs/*.png (gnuplot) once each benchmark has run;
+# their sections show them.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -20,12 +25,13 @@ doc=$root/docs/benchmarks.md
 bin=$build/bench/bench_rpc
 write_bin=$build/bench/bench_write
 index_bin=$build/bench/bench_index
-only=" ${BENCH_ONLY:-rpc write index} "
+peers_bin=$build/bench/bench_peers
+only=" ${BENCH_ONLY:-rpc write index peers} "
 selected() { [[ $only == *" $1 "* ]]; }
-for name in rpc write index; do
+for name in rpc write index peers; do
     b=$build/bench/bench_$name
     if selected "$name" && [ ! -x "$b" ]; then
-        echo "run.sh: $b is not built (make bench builds it)" >&2
+        echo "run.sh: $b is not built (make bench builds it; bench_peers needs libpq-dev)" >&2
         exit 1
     fi
 done
@@ -57,6 +63,20 @@ replace_section() {
         { cat "$doc"; printf '\n'; cat "$body"; } >"$tmp/doc"
     fi
     cp "$tmp/doc" "$doc"
+}
+
+# Markdown image lines for the plots among NAME TITLE pairs whose data
+# (DATA_DIR/NAME.tsv) this run wrote; bench/plot.sh drew them into docs/.
+plot_links() {
+    local data=$1
+    shift
+    while [ $# -ge 2 ]; do
+        if [ -f "$data/$1.tsv" ]; then
+            echo
+            echo "![$2]($1.png)"
+        fi
+        shift 2
+    done
 }
 
 # ---- RPC layer vs raw gRPC core ----
@@ -146,13 +166,15 @@ if selected index; then
 # shellcheck disable=SC2206  # word splitting of the extra options is intended
 index_args=(${BENCH_INDEX_ARGS:-})
 rel_index_bin=${index_bin#"$root"/}
+mkdir -p "$tmp/index-data"
 echo "run.sh: $rel_index_bin ${index_args[*]}" >&2
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-if ! (cd "$root" && "$index_bin" "${index_args[@]}") >"$tmp/index.out"; then
+if ! (cd "$root" && "$index_bin" "${index_args[@]}" --tsv "$tmp/index-data") >"$tmp/index.out"; then
     cat "$tmp/index.out" >&2
     echo "run.sh: bench_index failed; its section of docs/benchmarks.md left as it was" >&2
     exit 1
 fi
+"$root/bench/plot.sh" "$tmp/index-data" "$root/docs"
 leveldb_pkg=$(dpkg-query -W -f='${Version}' libleveldb-dev 2>/dev/null || echo unknown)
 tmp_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 " on " $1 }')
 load_after=$(cut -d' ' -f1 /proc/loadavg)
@@ -163,7 +185,7 @@ load_after=$(cut -d' ' -f1 /proc/loadavg)
     echo "Written by \`bench/run.sh\`; do not edit by hand."
     echo
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Command: \`$rel_index_bin${index_args[*]:+ ${index_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`)"
+    echo "- Command: \`$rel_index_bin${index_args[*]:+ ${index_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`; plus \`--tsv\` for the plots)"
     echo "- Machine: $machine; LevelDB $leveldb_pkg (Debian libleveldb-dev); data in ${TMPDIR:-/tmp} ($tmp_fs);"
     echo "  1-minute load average $load_before before the run, $load_after after it (other work shares"
     echo "  the machine). Two shared cores run the 4 cluster processes, the load and the probes"
@@ -183,8 +205,70 @@ load_after=$(cut -d' ' -f1 /proc/loadavg)
     echo "  ticks); bench = this load generator (\`getrusage\`); per query, or per acknowledged document."
     echo
     cat "$tmp/index.out"
+    plot_links "$tmp/index-data" index_partitions "Equality query latency against log partitions P, GLOBAL and LOCAL" \
+        index_lag "GLOBAL index lag against offered load"
     echo "<!-- bench:index:end -->"
 } >"$tmp/index.md"
 replace_section index "$tmp/index.md"
 echo "run.sh: wrote the index section of ${doc#"$root"/}" >&2
+fi
+
+# ---- shardex against PostgreSQL on the Debian catalogue ----
+if selected peers; then
+# shellcheck disable=SC2206  # word splitting of the extra options is intended
+peers_args=(${BENCH_PEERS_ARGS:-})
+rel_peers_bin=${peers_bin#"$root"/}
+mkdir -p "$tmp/peers-data"
+echo "run.sh: $rel_peers_bin ${peers_args[*]}" >&2
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+if ! (cd "$root" && "$peers_bin" "${peers_args[@]}" --tsv "$tmp/peers-data") >"$tmp/peers.out"; then
+    cat "$tmp/peers.out" >&2
+    echo "run.sh: bench_peers failed; its section of docs/benchmarks.md left as it was" >&2
+    exit 1
+fi
+"$root/bench/plot.sh" "$tmp/peers-data" "$root/docs"
+pg_pkg=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || echo unknown)
+tmp_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 " on " $1 }')
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+{
+    echo "<!-- bench:peers:begin -->"
+    echo "## shardex against PostgreSQL on the Debian catalogue"
+    echo
+    echo "Written by \`bench/run.sh\`; do not edit by hand."
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Command: \`$rel_peers_bin${peers_args[*]:+ ${peers_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`; plus \`--tsv\` for the plots)"
+    echo "- Machine: $machine; PostgreSQL $pg_pkg (Debian postgresql-15); data in ${TMPDIR:-/tmp} ($tmp_fs);"
+    echo "  1-minute load average $load_before before the run, $load_after after it. Two shared cores run"
+    echo "  the server under test and this load generator together: absolute figures are **noisy**;"
+    echo "  read the same-run ratios first. No CPU pinning."
+    echo "- Subject: shardex clusters started by the benchmark (\`tests/support/cluster.h\`): a coordinator"
+    echo "  and 3 workers as processes on loopback, P=8, R=1 (min_isr 1) and R=3 (min_isr 2), default"
+    echo "  \`--fsync batch\`; indexes maintainer and section (strings) and installed-size (int), each"
+    echo "  LOCAL and GLOBAL, as \`make demo\` creates them."
+    echo "- Baseline, in the same run: PostgreSQL, the peer a user would pick instead, on the same"
+    echo "  machine and the same documents: a private server the benchmark starts (\`initdb\` and"
+    echo "  \`pg_ctl\` in a temporary directory, a Unix socket only, \`fsync\` and"
+    echo "  \`synchronous_commit\` on, other settings at their defaults) and removes at the end; table"
+    echo "  \`docs(id text primary key, body jsonb)\` with btree indexes on \`(body->>'Maintainer')\`,"
+    echo "  \`(body->>'Section')\` and \`((body->>'Installed-Size')::bigint)\`."
+    echo "- Clients, all in the benchmark process: for shardex a **plain gRPC client** that knows nothing"
+    echo "  of the map (each Put or Query page straight to the next worker, round-robin, as a grpcio or"
+    echo "  grpcurl user does: the goals are for it) and **libshardex**; for PostgreSQL libpq."
+    echo "- Ratios are shardex / PostgreSQL in the same round: above 1 shardex does more work per"
+    echo "  second; for latency, below 1 shardex answers sooner."
+    echo "- Goals (issue 12): ingest at 4 clients at least 1.0x PostgreSQL with R=1 and 0.5x with R=3;"
+    echo "  GLOBAL equality at least 1.0x PostgreSQL's queries/s at 8 clients and a p50 at most 1.5x"
+    echo "  PostgreSQL's at 1 client; the hottest value and the range at least 1.0x at 8 clients."
+    echo "- CPU: server = PostgreSQL's postmaster and every process below it (backends included), or"
+    echo "  the cluster's coordinator and workers, from \`/proc\` (10 ms ticks); bench = this load"
+    echo "  generator (\`getrusage\`: the client threads); per document or per query."
+    echo
+    cat "$tmp/peers.out"
+    plot_links "$tmp/peers-data" peers_throughput "Throughput against clients, PostgreSQL and shardex" \
+        peers_latency "Latency p50 and p99 against clients, PostgreSQL and shardex"
+    echo "<!-- bench:peers:end -->"
+} >"$tmp/peers.md"
+replace_section peers "$tmp/peers.md"
+echo "run.sh: wrote the peers section of ${doc#"$root"/}" >&2
 fi
