@@ -1,6 +1,8 @@
 /* replservice.c: see replservice.h. */
 #include "replservice.h"
 
+#include "sx_limits.h"
+
 #include <string.h>
 
 /* Replication.Write: answered when committed and applied, holding no thread. */
@@ -52,4 +54,28 @@ sx_status sx_replservice_read(sx_rpc_call *call, const ProtobufCMessage *reqm,
     uint64_t deadline = sx_rpc_call_deadline_or_default(call);
     return sx_replica_read(w->replicas, req->partition, req->id, req->after_offset, deadline,
                            sx_rpc_call_arena(call), (void *)respm, err);
+}
+
+sx_status sx_replservice_read_many(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                                   ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__ReadManyRequest *req = (const void *)reqm;
+    Shardex__Internal__V1__ReadManyResponse *resp = (void *)respm;
+    if (req->n_ids > SX_REQUEST_DOCS_MAX)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "ids: %zu given; at most %d per call",
+                          req->n_ids, SX_REQUEST_DOCS_MAX);
+    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
+    sx_arena *arena = sx_rpc_call_arena(call);
+    resp->docs = sx_arena_alloc(arena, (req->n_ids + 1) * sizeof(*resp->docs));
+    for (size_t i = 0; i < req->n_ids; i++) {
+        Shardex__V1__GetResponse *g = sx_arena_alloc(arena, sizeof(*g));
+        shardex__v1__get_response__init(g);
+        sx_status st = sx_replica_read(w->replicas, req->partition, req->ids[i], req->after_offset,
+                                       deadline, arena, g, err);
+        if (st != SX_OK)
+            return st;
+        resp->docs[resp->n_docs++] = g;
+    }
+    return SX_OK;
 }

@@ -22,5 +22,9 @@ sx_status sx_replservice_write(sx_rpc_call *call, const ProtobufCMessage *req,
 /* Read: the leader's document once the `after` offset is applied (waits). */
 sx_status sx_replservice_read(sx_rpc_call *call, const ProtobufCMessage *req,
                               ProtobufCMessage *resp, void *arg, sx_err *err);
+/* Replication.ReadMany: Read of each id in turn (the first waits for the
+ * offset and for the leader to serve reads, the others find it so). */
+sx_status sx_replservice_read_many(sx_rpc_call *call, const ProtobufCMessage *req,
+                                   ProtobufCMessage *resp, void *arg, sx_err *err);
 
 #endif
