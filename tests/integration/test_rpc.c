@@ -382,13 +382,14 @@ static void test_oversized_message_refused(void **state)
  * type swapped, so that the client sends what the server does not expect. */
 typedef struct mutant {
     ProtobufCServiceDescriptor svc;
-    ProtobufCMethodDescriptor methods[3];
+    ProtobufCMethodDescriptor methods[8]; /* room for the Echo service's */
 } mutant;
 
 static void mutant_init(mutant *m, const char *name)
 {
     m->svc = *ECHO_SVC;
-    memcpy(m->methods, ECHO_SVC->methods, sizeof(m->methods));
+    assert_true(ECHO_SVC->n_methods <= sizeof(m->methods) / sizeof(m->methods[0]));
+    memcpy(m->methods, ECHO_SVC->methods, ECHO_SVC->n_methods * sizeof(m->methods[0]));
     m->svc.methods = m->methods;
     if (name)
         m->svc.name = name;
