@@ -199,6 +199,7 @@ one() {
         "$dir/check.out")
     read -r ok fail unk < <(sed -n 's/^operations: ok=\([0-9]*\) fail=\([0-9]*\) unknown=\([0-9]*\).*/\1 \2 \3/p' \
         "$dir/run.out" | tail -n 1)
+    sed -n '2,$s/^/  # /p' "$dir/nemesis.log" >&2 # the schedule, as run (its seed replays it)
     echo "$s $seed $viol ${pgap:-0} ${cgap:-0} $recovery ${ok:-0} ${unk:-0} ${fail:-0}" | tee -a "$results"
     if [ "$viol" = 0 ] && [ "$recovery" -ge 0 ] && [ -z "${SX_CHAOS_KEEP:-}" ]; then
         rm -rf "$dir"
