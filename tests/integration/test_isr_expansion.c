@@ -142,35 +142,35 @@ static void test_restarted_follower_not_added_on_old_evidence(void **state)
     ClusterMap *m = sx_cluster_map(c);
     assert_non_null(m);
     int32_t Lw = v0.leader, Fw = v0.isr[0] == Lw ? v0.isr[1] : v0.isr[0];
-    int32_t L = sx_cluster_index_of(m, c, 0) == Lw ? 0 : sx_cluster_index_of(m, c, 1) == Lw ? 1 : 2;
-    int32_t F = sx_cluster_index_of(m, c, 0) == Fw ? 0 : sx_cluster_index_of(m, c, 1) == Fw ? 1 : 2;
+    uint32_t L = sx_cluster_test_index(c, m, Lw), F = sx_cluster_test_index(c, m, Fw);
+    assert_true(L < c->nworkers && F < c->nworkers);
     sx_rpc_free(&m->base);
     uint64_t f_old = v0.incarnation[Fw];
     fprintf(stderr,
-            "partition %d: leader worker %d (test %d), follower %d (test %d, incarnation %" PRIu64
+            "partition %d: leader worker %d (test %u), follower %d (test %u, incarnation %" PRIu64
             ")\n",
             P, Lw, L, Fw, F, f_old);
 
     sx_doc_spec before[NDOCS];
     sx_docs_for_partition(c, P, "bug6-before", before, NDOCS);
     sx_err err = {0};
-    if (sx_docs_put(c, (uint32_t)L, before, NDOCS, 10000, NULL, &err) != SX_OK)
+    if (sx_docs_put(c, L, before, NDOCS, 10000, NULL, &err) != SX_OK)
         SX_FX_FAIL(c, "put before the faults: %s", err.msg);
 
     /* L's Appends are lost: both followers fall behind and leave the ISR. A
      * write makes them behind (it is not acknowledged: the ISR shrinks to {L},
      * below min_isr). */
-    assert_true(sx_cluster_set_faults(c, (uint32_t)L, "method=Append,drop=1"));
+    assert_true(sx_cluster_set_faults(c, L, "method=Append,drop=1"));
     sx_doc_spec during[1];
     sx_docs_for_partition(c, P, "bug6-during", during, 1);
-    (void)sx_docs_put(c, (uint32_t)L, during, 1, 3000, NULL, &err);
+    (void)sx_docs_put(c, L, during, 1, 3000, NULL, &err);
     waitc alone = {.c = c, .nisr = 1, .w = -1};
     if (!sx_h_wait_for(cond, &alone, WAIT_MS))
         SX_FX_FAIL(c, "the ISR of p%d did not shrink to its leader", P);
 
     /* F restarts: a new process, nothing verified. */
-    sx_cluster_kill_worker(c, (uint32_t)F);
-    assert_true(sx_cluster_start_worker(c, (uint32_t)F));
+    sx_cluster_kill_worker(c, F);
+    assert_true(sx_cluster_start_worker(c, F));
     waitc back = {.c = c, .nisr = 1, .w = Fw, .not_inc = f_old};
     if (!sx_h_wait_for(cond, &back, WAIT_MS))
         SX_FX_FAIL(c, "worker %d did not come back as a new incarnation", F);
@@ -198,17 +198,17 @@ static void test_restarted_follower_not_added_on_old_evidence(void **state)
     assert_int_equal(view_of(c).isr_version, v1.isr_version);
 
     /* Healed, L re-admits both followers itself, naming their processes. */
-    assert_true(sx_cluster_set_faults(c, (uint32_t)L, ""));
+    assert_true(sx_cluster_set_faults(c, L, ""));
     waitc whole = {.c = c, .nisr = 3, .w = -1};
     if (!sx_h_wait_for(cond, &whole, WAIT_MS))
         SX_FX_FAIL(c, "the ISR of p%d did not become whole again", P);
     sx_doc_spec after[NDOCS];
     sx_docs_for_partition(c, P, "bug6-after", after, NDOCS);
-    if (sx_docs_put(c, (uint32_t)F, after, NDOCS, 10000, NULL, &err) != SX_OK)
+    if (sx_docs_put(c, F, after, NDOCS, 10000, NULL, &err) != SX_OK)
         SX_FX_FAIL(c, "put after the heal: %s", err.msg);
     for (size_t k = 0; k < NDOCS; k++) { /* acknowledged before: still there, via F */
         Shardex__V1__GetResponse *g = NULL;
-        if (sx_docs_get(c, (uint32_t)F, before[k].id, NULL, &g, &err) != SX_OK || !g->found)
+        if (sx_docs_get(c, F, before[k].id, NULL, &g, &err) != SX_OK || !g->found)
             SX_FX_FAIL(c, "%s, acknowledged, reads %s", before[k].id, g ? "not found" : err.msg);
         sx_rpc_free(&g->base);
     }

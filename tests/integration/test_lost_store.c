@@ -71,52 +71,12 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------ the map -- */
 
-typedef struct part_view {
-    bool ok;
-    uint64_t epoch;
-    uint32_t leader; /* test index, NONE */
-    bool leader_alive;
-    uint32_t isr_mask; /* test indices */
-    uint32_t nisr;
-    uint32_t alive_mask;
-} part_view;
+typedef sx_cluster_part_view part_view;
 
-static uint32_t test_index(const sx_cluster *c, const ClusterMap *m, int32_t w)
-{
-    for (uint32_t i = 0; i < c->nworkers; i++)
-        if (sx_cluster_index_of(m, c, i) == w)
-            return i;
-    return NONE;
-}
-
+/* Partition 0, the one under test. */
 static part_view view_of(sx_cluster *c)
 {
-    part_view v = {.leader = NONE};
-    ClusterMap *m = sx_cluster_map(c);
-    if (!m)
-        return v;
-    if (m->n_partitions > 0) {
-        const Shardex__Internal__V1__LogPartition *lp = m->partitions[0];
-        v.ok = true;
-        v.epoch = lp->epoch;
-        if (lp->leader >= 0 && (size_t)lp->leader < m->n_workers) {
-            v.leader = test_index(c, m, lp->leader);
-            v.leader_alive = m->workers[lp->leader]->alive;
-        }
-        v.nisr = (uint32_t)lp->n_isr;
-        for (size_t k = 0; k < lp->n_isr; k++) {
-            uint32_t t = test_index(c, m, lp->isr[k]);
-            if (t != NONE)
-                v.isr_mask |= BIT(t);
-        }
-    }
-    for (uint32_t i = 0; i < c->nworkers; i++) {
-        int32_t w = sx_cluster_index_of(m, c, i);
-        if (w >= 0 && m->workers[w]->alive)
-            v.alive_mask |= BIT(i);
-    }
-    sx_rpc_free(&m->base);
-    return v;
+    return sx_cluster_part_view_of(c, 0);
 }
 
 typedef struct waitc {

@@ -251,57 +251,7 @@ static void assert_absent(sx_cluster *c, const sx_doc_spec *d, size_t n)
 
 /* --------------------------------------------------- what the map says -- */
 
-typedef struct part_view {
-    bool ok;
-    uint64_t map_version, epoch, isr_version;
-    int32_t leader_w; /* map index, -1: none */
-    uint32_t leader;  /* test index, NONE */
-    bool leader_alive;
-    uint32_t isr_mask; /* test indices */
-    uint32_t nisr;
-    uint32_t alive_mask;
-} part_view;
-
-static uint32_t test_index(const sx_cluster *c, const ClusterMap *m, int32_t w)
-{
-    for (uint32_t i = 0; i < c->nworkers; i++)
-        if (sx_cluster_index_of(m, c, i) == w)
-            return i;
-    return NONE;
-}
-
-static part_view view_of(sx_cluster *c, uint32_t p)
-{
-    part_view v = {.leader = NONE, .leader_w = -1};
-    ClusterMap *m = sx_cluster_map(c);
-    if (!m)
-        return v;
-    if (p < m->n_partitions) {
-        const Shardex__Internal__V1__LogPartition *lp = m->partitions[p];
-        v.ok = true;
-        v.map_version = m->version;
-        v.epoch = lp->epoch;
-        v.isr_version = lp->isr_version;
-        v.leader_w = lp->leader;
-        if (lp->leader >= 0 && (size_t)lp->leader < m->n_workers) {
-            v.leader = test_index(c, m, lp->leader);
-            v.leader_alive = m->workers[lp->leader]->alive;
-        }
-        v.nisr = (uint32_t)lp->n_isr;
-        for (size_t k = 0; k < lp->n_isr; k++) {
-            uint32_t t = test_index(c, m, lp->isr[k]);
-            if (t != NONE)
-                v.isr_mask |= BIT(t);
-        }
-    }
-    for (uint32_t i = 0; i < c->nworkers; i++) {
-        int32_t w = sx_cluster_index_of(m, c, i);
-        if (w >= 0 && m->workers[w]->alive)
-            v.alive_mask |= BIT(i);
-    }
-    sx_rpc_free(&m->base);
-    return v;
-}
+typedef sx_cluster_part_view part_view;
 
 /* ---------------------------------------------- what a worker believes -- */
 
@@ -486,7 +436,7 @@ typedef struct waitc {
 static bool leader_moved(void *arg)
 {
     waitc *w = arg;
-    part_view v = view_of(w->c, w->p);
+    part_view v = sx_cluster_part_view_of(w->c, w->p);
     return v.ok && v.leader != NONE && v.leader != w->i && v.leader_alive && v.epoch > w->value;
 }
 
@@ -494,7 +444,7 @@ static bool leader_moved(void *arg)
 static bool leader_is(void *arg)
 {
     waitc *w = arg;
-    part_view v = view_of(w->c, w->p);
+    part_view v = sx_cluster_part_view_of(w->c, w->p);
     return v.ok && v.leader == w->i && v.leader_alive;
 }
 
@@ -502,7 +452,7 @@ static bool leader_is(void *arg)
 static bool isr_is(void *arg)
 {
     waitc *w = arg;
-    part_view v = view_of(w->c, w->p);
+    part_view v = sx_cluster_part_view_of(w->c, w->p);
     uint32_t n = 0;
     for (uint32_t m = w->mask; m; m &= m - 1)
         n++;
@@ -512,7 +462,7 @@ static bool isr_is(void *arg)
 static bool isr_has(void *arg)
 {
     waitc *w = arg;
-    part_view v = view_of(w->c, w->p);
+    part_view v = sx_cluster_part_view_of(w->c, w->p);
     return v.ok && (v.isr_mask & BIT(w->i)) != 0;
 }
 
@@ -520,7 +470,7 @@ static bool isr_has(void *arg)
 static bool writable(void *arg)
 {
     waitc *w = arg;
-    part_view v = view_of(w->c, w->p);
+    part_view v = sx_cluster_part_view_of(w->c, w->p);
     return v.ok && v.leader_alive && v.nisr >= w->value;
 }
 
@@ -528,14 +478,14 @@ static bool writable(void *arg)
 static bool all_dead(void *arg)
 {
     waitc *w = arg;
-    part_view v = view_of(w->c, w->p);
+    part_view v = sx_cluster_part_view_of(w->c, w->p);
     return v.ok && (v.alive_mask & w->mask) == 0;
 }
 
 static bool is_alive(void *arg)
 {
     waitc *w = arg;
-    part_view v = view_of(w->c, w->p);
+    part_view v = sx_cluster_part_view_of(w->c, w->p);
     return v.ok && (v.alive_mask & BIT(w->i)) != 0;
 }
 
@@ -623,7 +573,7 @@ static void test_row1_restarted_follower_keeps_acked_tail(void **state)
 {
     sx_cluster *c = *state;
     const uint32_t p = 0;
-    part_view v = view_of(c, p);
+    part_view v = sx_cluster_part_view_of(c, p);
     assert_true(v.ok && v.leader != NONE);
     const uint32_t L = v.leader, F = (L + 1) % 3, G = (L + 2) % 3;
     ack_log *acks = calloc(1, sizeof(*acks));
@@ -655,7 +605,7 @@ static void test_row1_restarted_follower_keeps_acked_tail(void **state)
     uint64_t w_last = 0;
     record(acks, w->d, NDOCS, w->resp, NULL, &w_last);
     bg_free(w);
-    v = view_of(c, p);
+    v = sx_cluster_part_view_of(c, p);
     assert_true((v.isr_mask & BIT(F)) == 0); /* acknowledged only without F in the ISR */
     /* What F held past its commit offset is committed now (the router may have
      * sent W twice: its first attempt timed out while F was still in the ISR). */
@@ -707,7 +657,7 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
 {
     sx_cluster *c = *state;
     const uint32_t P = c->opts.partitions;
-    part_view v = view_of(c, P - 1);
+    part_view v = sx_cluster_part_view_of(c, P - 1);
     assert_true(v.ok && v.leader != NONE);
     const uint32_t F = (v.leader + 1) % 3;
     ack_log *acks = calloc(1, sizeof(*acks));
@@ -729,7 +679,7 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
     /* The partition: the last one F follows (not leads) in the settled map. */
     uint32_t p = P;
     for (uint32_t q = P; q-- > 0 && p == P;) {
-        v = view_of(c, q);
+        v = sx_cluster_part_view_of(c, q);
         if (v.ok && v.leader != NONE && v.leader != F)
             p = q;
     }
@@ -772,7 +722,7 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
     waitc dead = {.c = c, .p = p, .mask = BIT(L) | BIT(F) | BIT(G)};
     SX_FX_WAIT(c, all_dead, &dead, WAIT_MS,
                "timed out waiting until the coordinator declares all three workers dead");
-    part_view kept = view_of(c, p);
+    part_view kept = sx_cluster_part_view_of(c, p);
     assert_int_equal(kept.leader_w, -1);
     const bool f_in = (kept.isr_mask & BIT(F)) != 0, g_in = (kept.isr_mask & BIT(G)) != 0;
     fprintf(stderr, "row 2: the coordinator kept isr {%s%s%s} for partition %u\n",
@@ -799,7 +749,7 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
         if (st != SX_UNAVAILABLE && st != SX_DEADLINE_EXCEEDED)
             SX_FX_FAIL(c, "a write with no ISR member alive: %s (%s), want UNAVAILABLE",
                        sx_status_name(st), err.msg);
-        v = view_of(c, p);
+        v = sx_cluster_part_view_of(c, p);
         if (v.leader_w != -1)
             SX_FX_FAIL(c, "a replica outside the kept ISR was elected (rule 5)");
     }
@@ -811,10 +761,10 @@ static void test_row2_unsynced_follower_restarts_first(void **state)
                "timed out waiting until the partition has a leader and min_isr in-sync replicas");
     /* Balancing may hand the leadership to G (which holds W) as soon as it is
      * in the ISR; F normally keeps it. */
-    part_view before = view_of(c, p);
+    part_view before = sx_cluster_part_view_of(c, p);
     uint64_t x2_first = 0;
     must_put(c, G, x2, NDOCS, acks, &x2_first, NULL);
-    part_view after = view_of(c, p);
+    part_view after = sx_cluster_part_view_of(c, p);
     const bool f_wrote =
         f_in && before.leader == F && after.leader == F && before.epoch == after.epoch;
     if (f_wrote && x2_first != k)
@@ -847,7 +797,7 @@ typedef struct deposed {
  * elected and both followers learn the new epoch. */
 static void depose_leader(sx_cluster *c, uint32_t p, const char *tag, ack_log *acks, deposed *d)
 {
-    part_view v = view_of(c, p);
+    part_view v = sx_cluster_part_view_of(c, p);
     assert_true(v.ok && v.leader != NONE);
     d->p = p;
     d->L = v.leader;
@@ -876,7 +826,7 @@ static void depose_leader(sx_cluster *c, uint32_t p, const char *tag, ack_log *a
 
     waitc mv = {.c = c, .p = p, .i = d->L, .value = d->e};
     SX_FX_WAIT(c, leader_moved, &mv, WAIT_MS, "timed out waiting until another leader is elected");
-    v = view_of(c, p);
+    v = sx_cluster_part_view_of(c, p);
     d->N = v.leader;
     d->e2 = v.epoch;
     waitc kf = {
@@ -939,7 +889,7 @@ static void test_row4_stale_leader_appends_refused(void **state)
      * acknowledged: its outcome was unknown) is then in a leader's log and
      * commits with that leader's new epoch, whole, before X. Legal; what this
      * row forbids, appends of the stale epoch while fenced, was checked above. */
-    part_view now = view_of(c, d.p);
+    part_view now = sx_cluster_part_view_of(c, d.p);
     const bool w_kept = x_first == d.k + NDOCS && now.epoch > d.e2;
     if (!w_kept)
         assert_int_equal(x_first, d.k);
@@ -1008,7 +958,7 @@ typedef struct cut {
  * acknowledged, before the coordinator's map has F out of the ISR. */
 static void cut_one_follower(sx_cluster *c, uint32_t p, const char *tag, ack_log *acks, cut *k)
 {
-    part_view v = view_of(c, p);
+    part_view v = sx_cluster_part_view_of(c, p);
     assert_true(v.ok && v.leader != NONE);
     k->p = p;
     k->L = v.leader;
@@ -1021,7 +971,7 @@ static void cut_one_follower(sx_cluster *c, uint32_t p, const char *tag, ack_log
     sx_docs_for_partition(c, p, t, base, NDOCS);
     must_put(c, L, base, NDOCS, acks, NULL, NULL);
     k->c0 = state_of(c, L, p).commit;
-    const part_view v0 = view_of(c, p);
+    const part_view v0 = sx_cluster_part_view_of(c, p);
     assert_int_equal(v0.isr_mask, BIT(L) | BIT(F) | BIT(G));
 
     char spec[256];
@@ -1033,7 +983,7 @@ static void cut_one_follower(sx_cluster *c, uint32_t p, const char *tag, ack_log
     uint64_t early_commit = 0;
     while (!atomic_load(&w1->done)) {
         rstate l = state_of(c, L, p);
-        part_view m = view_of(c, p); /* read after: the map only moves forward */
+        part_view m = sx_cluster_part_view_of(c, p); /* read after: the map only moves forward */
         if (l.ok && l.commit > k->c0 && (m.isr_mask & BIT(F)) && m.isr_version == v0.isr_version) {
             early = true;
             early_commit = l.commit;
@@ -1048,7 +998,7 @@ static void cut_one_follower(sx_cluster *c, uint32_t p, const char *tag, ack_log
                    early_commit);
     if (w1->st != SX_OK)
         SX_FX_FAIL(c, "W1 was not acknowledged after the shrink: %s", w1->err.msg);
-    v = view_of(c, p);
+    v = sx_cluster_part_view_of(c, p);
     assert_true((v.isr_mask & BIT(F)) == 0 && (v.isr_mask & BIT(G)) &&
                 v.isr_version > v0.isr_version);
     record(acks, w1->d, NDOCS, w1->resp, NULL, NULL);
@@ -1117,7 +1067,7 @@ static void test_row7_cut_from_all_refuses_writes(void **state)
     uint64_t until = sx_clock_now_ms() + 2500, readded = 0;
     for (uint64_t t0 = sx_clock_now_ms(); !readded && sx_clock_now_ms() < until;
          sx_clock_sleep_ms(20)) {
-        part_view v = view_of(c, p);
+        part_view v = sx_cluster_part_view_of(c, p);
         if (v.ok && v.isr_mask != BIT(L))
             readded = sx_clock_now_ms() - t0;
     }
@@ -1149,7 +1099,7 @@ static void test_row7_paused_leader_shrink_refused(void **state)
 {
     sx_cluster *c = *state;
     const uint32_t p = 4;
-    part_view v0 = view_of(c, p);
+    part_view v0 = sx_cluster_part_view_of(c, p);
     assert_true(v0.ok && v0.leader != NONE);
     const uint32_t L = v0.leader;
     ack_log *acks = calloc(1, sizeof(*acks));
@@ -1160,7 +1110,7 @@ static void test_row7_paused_leader_shrink_refused(void **state)
     sx_h_pause(c->worker_pid[L]);
     waitc mv = {.c = c, .p = p, .i = L, .value = v0.epoch};
     bool moved = sx_h_wait_for(leader_moved, &mv, WAIT_MS);
-    part_view v1 = view_of(c, p);
+    part_view v1 = sx_cluster_part_view_of(c, p);
     /* What the old leader would send on waking: shrink to itself at its epoch. */
     int32_t self[1] = {v0.leader_w};
     sx_err err = {0};
@@ -1170,7 +1120,7 @@ static void test_row7_paused_leader_shrink_refused(void **state)
     /* Even with the current epoch and version it does not lead. */
     int32_t with_new[2] = {v0.leader_w, v1.leader_w};
     sx_status st2 = change_isr(c, c->worker_id[L], p, v1.epoch, v1.isr_version, with_new, 2, &err);
-    part_view v2 = view_of(c, p);
+    part_view v2 = sx_cluster_part_view_of(c, p);
     sx_h_resume(c->worker_pid[L]);
     if (!moved)
         SX_FX_FAIL(c, "no new leader while the old one is paused");
@@ -1203,7 +1153,7 @@ static void test_row7_shrink_retried_after_refusal(void **state)
 {
     sx_cluster *c = *state;
     const uint32_t p = 5;
-    part_view v = view_of(c, p);
+    part_view v = sx_cluster_part_view_of(c, p);
     assert_true(v.ok && v.leader != NONE);
     const uint32_t L = v.leader, F = (L + 1) % 3;
     char spec[256], needle[128];
@@ -1250,7 +1200,7 @@ static void test_row8_min_isr_with_both_followers_stopped(void **state)
 {
     sx_cluster *c = *state;
     const uint32_t p = 6;
-    part_view v = view_of(c, p);
+    part_view v = sx_cluster_part_view_of(c, p);
     assert_true(v.ok && v.leader != NONE);
     const uint32_t L = v.leader, F = (L + 1) % 3, G = (L + 2) % 3;
     ack_log *acks = calloc(1, sizeof(*acks));
@@ -1352,7 +1302,7 @@ static void test_row9_kill_all_then_corrupt_a_replica(void **state)
 {
     sx_cluster *c = *state;
     const uint32_t p = 0;
-    part_view v = view_of(c, p);
+    part_view v = sx_cluster_part_view_of(c, p);
     assert_true(v.ok && v.leader != NONE);
     ack_log *acks = calloc(1, sizeof(*acks));
     for (int r = 0; r < 3; r++) {
@@ -1373,7 +1323,7 @@ static void test_row9_kill_all_then_corrupt_a_replica(void **state)
     /* More writes, in the fresh write-ahead logs the restart began: a small one,
      * then over 64 KiB, so that they span several of LevelDB's 32 KiB log
      * blocks. Then one byte of a follower's log is flipped near the start. */
-    v = view_of(c, p);
+    v = sx_cluster_part_view_of(c, p);
     const uint32_t L = v.leader, V = (L + 1) % 3;
     static char pad[4097];
     memset(pad, 'x', sizeof(pad) - 1);
@@ -1400,7 +1350,7 @@ static void test_row9_kill_all_then_corrupt_a_replica(void **state)
     waitc rep = {.c = c, .p = p, .i = V, .value = before.leo};
     bool repaired = sx_h_wait_for(leo_reaches, &rep, 15000);
     char problem[600] = "";
-    part_view pv = view_of(c, p);
+    part_view pv = sx_cluster_part_view_of(c, p);
     rstate vs = state_of(c, V, p);
     if (!vs.ok) {
         char needle[64], line[400] = "";

@@ -306,3 +306,45 @@ void sx_cluster_dump_logs(const sx_cluster *c)
         sx_h_dump_log(logf, 20);
     }
 }
+
+uint32_t sx_cluster_test_index(const sx_cluster *c, const Shardex__Internal__V1__ClusterMap *m,
+                               int32_t w)
+{
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        if (sx_cluster_index_of(m, c, i) == w)
+            return i;
+    return SX_CLUSTER_NONE;
+}
+
+sx_cluster_part_view sx_cluster_part_view_of(sx_cluster *c, uint32_t p)
+{
+    sx_cluster_part_view v = {.leader = SX_CLUSTER_NONE, .leader_w = -1};
+    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
+    if (!m)
+        return v;
+    if (p < m->n_partitions) {
+        const Shardex__Internal__V1__LogPartition *lp = m->partitions[p];
+        v.ok = true;
+        v.map_version = m->version;
+        v.epoch = lp->epoch;
+        v.isr_version = lp->isr_version;
+        v.leader_w = lp->leader;
+        if (lp->leader >= 0 && (size_t)lp->leader < m->n_workers) {
+            v.leader = sx_cluster_test_index(c, m, lp->leader);
+            v.leader_alive = m->workers[lp->leader]->alive;
+        }
+        v.nisr = (uint32_t)lp->n_isr;
+        for (size_t k = 0; k < lp->n_isr; k++) {
+            uint32_t t = sx_cluster_test_index(c, m, lp->isr[k]);
+            if (t != SX_CLUSTER_NONE)
+                v.isr_mask |= 1u << t;
+        }
+    }
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        int32_t w = sx_cluster_index_of(m, c, i);
+        if (w >= 0 && m->workers[w]->alive)
+            v.alive_mask |= 1u << i;
+    }
+    sx_rpc_free(&m->base);
+    return v;
+}

@@ -76,6 +76,24 @@ bool sx_cluster_worker_alive(sx_cluster *c, uint32_t i);
  * sx_cluster_start_worker; false if it did not happen. */
 bool sx_cluster_wait_alive(sx_cluster *c, uint32_t i, uint64_t timeout_ms);
 
+/* Log partition p as the coordinator's map has it, in test indexes. */
+#define SX_CLUSTER_NONE UINT32_MAX /* no such test worker */
+typedef struct sx_cluster_part_view {
+    bool ok; /* the coordinator answered and its map has p */
+    uint64_t map_version, epoch, isr_version;
+    int32_t leader_w; /* map index, -1: none */
+    uint32_t leader;  /* test index, SX_CLUSTER_NONE */
+    bool leader_alive;
+    uint32_t isr_mask;   /* test indexes, bit i for worker i */
+    uint32_t nisr;       /* map members, known to the test or not */
+    uint32_t alive_mask; /* test indexes of the workers the map calls alive */
+} sx_cluster_part_view;
+sx_cluster_part_view sx_cluster_part_view_of(sx_cluster *c, uint32_t p);
+
+/* The test index of map worker w, or SX_CLUSTER_NONE. */
+uint32_t sx_cluster_test_index(const sx_cluster *c, const Shardex__Internal__V1__ClusterMap *m,
+                               int32_t w);
+
 /* The map index of test worker i (by its stable id), or -1. */
 int32_t sx_cluster_index_of(const Shardex__Internal__V1__ClusterMap *m, const sx_cluster *c,
                             uint32_t i);
