@@ -161,20 +161,29 @@ replace_section write "$tmp/write.md"
 echo "run.sh: wrote the write section of ${doc#"$root"/}" >&2
 fi
 
+# run_plotted NAME BIN ARGS...: runs a benchmark that writes TSV for the plots
+# (--tsv), its Markdown into $tmp/NAME.out, then draws its plots into docs/.
+# A failed run leaves its section of docs/benchmarks.md as it was.
+run_plotted() {
+    local name=$1 bin=$2
+    shift 2
+    mkdir -p "$tmp/$name-data"
+    echo "run.sh: ${bin#"$root"/} $*" >&2
+    if ! (cd "$root" && "$bin" "$@" --tsv "$tmp/$name-data") >"$tmp/$name.out"; then
+        cat "$tmp/$name.out" >&2
+        echo "run.sh: bench_$name failed; its section of docs/benchmarks.md left as it was" >&2
+        exit 1
+    fi
+    "$root/bench/plot.sh" "$tmp/$name-data" "$root/docs"
+}
+
 # ---- Indexes: GLOBAL lag behind acknowledged writes; LOCAL vs GLOBAL queries by P ----
 if selected index; then
 # shellcheck disable=SC2206  # word splitting of the extra options is intended
 index_args=(${BENCH_INDEX_ARGS:-})
 rel_index_bin=${index_bin#"$root"/}
-mkdir -p "$tmp/index-data"
-echo "run.sh: $rel_index_bin ${index_args[*]}" >&2
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-if ! (cd "$root" && "$index_bin" "${index_args[@]}" --tsv "$tmp/index-data") >"$tmp/index.out"; then
-    cat "$tmp/index.out" >&2
-    echo "run.sh: bench_index failed; its section of docs/benchmarks.md left as it was" >&2
-    exit 1
-fi
-"$root/bench/plot.sh" "$tmp/index-data" "$root/docs"
+run_plotted index "$index_bin" "${index_args[@]}"
 leveldb_pkg=$(dpkg-query -W -f='${Version}' libleveldb-dev 2>/dev/null || echo unknown)
 tmp_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 " on " $1 }')
 load_after=$(cut -d' ' -f1 /proc/loadavg)
@@ -218,15 +227,8 @@ if selected peers; then
 # shellcheck disable=SC2206  # word splitting of the extra options is intended
 peers_args=(${BENCH_PEERS_ARGS:-})
 rel_peers_bin=${peers_bin#"$root"/}
-mkdir -p "$tmp/peers-data"
-echo "run.sh: $rel_peers_bin ${peers_args[*]}" >&2
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-if ! (cd "$root" && "$peers_bin" "${peers_args[@]}" --tsv "$tmp/peers-data") >"$tmp/peers.out"; then
-    cat "$tmp/peers.out" >&2
-    echo "run.sh: bench_peers failed; its section of docs/benchmarks.md left as it was" >&2
-    exit 1
-fi
-"$root/bench/plot.sh" "$tmp/peers-data" "$root/docs"
+run_plotted peers "$peers_bin" "${peers_args[@]}"
 pg_pkg=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null || echo unknown)
 tmp_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 " on " $1 }')
 load_after=$(cut -d' ' -f1 /proc/loadavg)
