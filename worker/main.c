@@ -38,6 +38,7 @@ typedef struct config {
     const char *data_dir;
     const char *port_file;
     const char *fsync;
+    uint64_t write_buffer;
     const char *log_level;
 } config;
 
@@ -79,6 +80,14 @@ static const sx_flag flags[] = {
      .help = "what durable means: batch = one fsync per group of concurrent writes, always = "
              "one per write request, never = leave it to the OS (acknowledged writes can be "
              "lost in a crash)"},
+    {.name = "write-buffer",
+     .type = SX_FLAG_SIZE,
+     .offset = OFF(write_buffer, uint64_t),
+     .min = 1u << 20,
+     .max = 1u << 30,
+     .help = "memtable of each LevelDB store (every log partition's and the term partitions'): "
+             "larger means fewer flushes and compactions while writing, and up to twice this "
+             "much memory per store"},
     {.name = "log-level",
      .type = SX_FLAG_CHOICE,
      .offset = OFF(log_level, const char *),
@@ -217,12 +226,13 @@ static sx_status open_stores(const config *cfg, worker *w, sx_err *err)
         .fsync = strcmp(cfg->fsync, "always") == 0  ? SX_FSYNC_ALWAYS
                  : strcmp(cfg->fsync, "never") == 0 ? SX_FSYNC_NEVER
                                                     : SX_FSYNC_BATCH,
+        .write_buffer_bytes = cfg->write_buffer,
     };
     char terms_dir[4200];
     snprintf(terms_dir, sizeof(terms_dir), "%s/terms", cfg->data_dir);
     sx_status st = sx_replica_create(&ro, &w->ctx.replicas, err);
     if (st == SX_OK)
-        st = sx_tstore_open(terms_dir, NULL, &w->ctx.terms, err);
+        st = sx_tstore_open(terms_dir, NULL, cfg->write_buffer, &w->ctx.terms, err);
     return st;
 }
 
@@ -312,7 +322,8 @@ int main(int argc, char **argv)
 {
     sx_daemon_block_signals();
     sx_log_set_process("worker");
-    config cfg = {.listen = "127.0.0.1:7100", .fsync = "batch", .log_level = "info"};
+    config cfg = {
+        .listen = "127.0.0.1:7100", .fsync = "batch", .write_buffer = 32u << 20, .log_level = "info"};
     int rc = parse_args(argc, argv, &cfg);
     if (rc >= 0)
         return rc;

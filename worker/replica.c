@@ -101,6 +101,7 @@ struct sx_replica_set {
     sx_membership *member;
     sx_fsync_mode fsync;
     uint32_t lag_timeout_ms;
+    size_t write_buffer_bytes;
     sx_store_cache *cache;
 
     pthread_mutex_t mu; /* reps, nparts, next_map, stop, member */
@@ -714,7 +715,9 @@ static sx_status open_partition(sx_replica_set *rs, const char *dir, uint32_t p,
                                 sx_pindex **ix, sx_err *err)
 {
     *ix = sx_pindex_create();
-    sx_plog_opts po = {.cache = rs->cache, .observer = sx_pindex_observer(*ix)};
+    sx_plog_opts po = {.cache = rs->cache,
+                       .observer = sx_pindex_observer(*ix),
+                       .write_buffer_bytes = rs->write_buffer_bytes};
     sx_status st = sx_mkdirs(dir, err);
     if (st == SX_OK)
         st = sx_plog_open(dir, p, &po, log, err);
@@ -1426,6 +1429,7 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     rs->rpc = opts->rpc;
     rs->member = opts->member;
     rs->fsync = opts->fsync;
+    rs->write_buffer_bytes = opts->write_buffer_bytes;
     rs->lag_timeout_ms = opts->lag_timeout_ms ? opts->lag_timeout_ms : 2000;
     rs->on_applied = opts->on_applied;
     rs->on_applied_arg = opts->on_applied_arg;

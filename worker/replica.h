@@ -92,6 +92,7 @@ typedef struct sx_replica_opts {
     sx_rpc_client *rpc;      /* borrowed */
     sx_membership *member;   /* borrowed: lease; may be attached later */
     sx_fsync_mode fsync;
+    size_t write_buffer_bytes; /* each partition store's memtable; 0: the store's default */
     uint32_t lag_timeout_ms; /* 0: the lease */
     /* The pipeline's next stage: runs (on a replica thread, no lock held; it
      * must not block) whenever a leader applied newly committed entries, so

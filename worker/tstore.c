@@ -398,7 +398,8 @@ static sx_status find_entry_orphans(sx_tstore *ts, sx_err *err)
 
 static void *wipe_main(void *arg);
 
-sx_status sx_tstore_open(const char *dir, sx_store_cache *cache, sx_tstore **out, sx_err *err)
+sx_status sx_tstore_open(const char *dir, sx_store_cache *cache, size_t write_buffer_bytes,
+                         sx_tstore **out, sx_err *err)
 {
     *out = NULL;
     sx_tstore *ts = sx_calloc(1, sizeof(*ts));
@@ -408,7 +409,7 @@ sx_status sx_tstore_open(const char *dir, sx_store_cache *cache, sx_tstore **out
     sx_cond_init_monotonic(&ts->work);
     sx_cond_init_monotonic(&ts->idle);
     /* Not synced (tstore.h): a lost tail is shipped again. */
-    sx_store_opts so = {.cache = cache};
+    sx_store_opts so = {.cache = cache, .write_buffer_bytes = write_buffer_bytes};
     sx_status st = sx_store_open(dir, &so, &ts->store, err);
     if (st == SX_OK)
         st = load_serving(ts, err);

@@ -51,12 +51,14 @@ typedef struct sx_tstore sx_tstore;
 
 /* Opens (creating if missing) the store in directory dir (its own directory,
  * e.g. <data_dir>/terms; the parent must exist), sharing cache (borrowed, may
- * be NULL). Term partitions with an 'S' row are owned as recorded until the
+ * be NULL), with a memtable of write_buffer_bytes (0: the store's default).
+ * Term partitions with an 'S' row are owned as recorded until the
  * first map says otherwise; keys of partitions without one (an interrupted
  * wipe) are wiped in the background. On SX_OK *out is the caller's, to close
  * with sx_tstore_close; else NULL. Codes: the store's (store.h), SX_DATA_LOSS
  * for a malformed 'S' or 'W' row. */
-sx_status sx_tstore_open(const char *dir, sx_store_cache *cache, sx_tstore **out, sx_err *err);
+sx_status sx_tstore_open(const char *dir, sx_store_cache *cache, size_t write_buffer_bytes,
+                         sx_tstore **out, sx_err *err);
 
 /* Stops the wipe thread (an unfinished wipe resumes at the next open) and
  * closes the store. Accepts NULL. */

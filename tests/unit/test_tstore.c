@@ -62,7 +62,7 @@ static int setup(void **state)
     sx_h_tmpdir(f->dir, sizeof(f->dir), "tstore");
     snprintf(f->db, sizeof(f->db), "%s/terms", f->dir);
     sx_err err = {0};
-    if (sx_tstore_open(f->db, NULL, &f->ts, &err) != SX_OK) {
+    if (sx_tstore_open(f->db, NULL, 0, &f->ts, &err) != SX_OK) {
         fprintf(stderr, "open: %s\n", err.msg);
         free(f);
         return -1;
@@ -85,7 +85,7 @@ static void reopen(fixture *f)
     sx_err err = {0};
     sx_tstore_close(f->ts);
     f->ts = NULL;
-    assert_int_equal(sx_tstore_open(f->db, NULL, &f->ts, &err), SX_OK);
+    assert_int_equal(sx_tstore_open(f->db, NULL, 0, &f->ts, &err), SX_OK);
 }
 
 /* ---- maps ---- */
