@@ -19,6 +19,10 @@ typedef struct ix {
     uint64_t start;
     uint64_t mistyped;
     int64_t delta; /* of mistyped, in the batch being applied */
+    /* Outbox changes of the batch being applied, per term partition, packed
+     * (see "outbox records" below); NULL until the index's first change. */
+    sx_buf *out;
+    uint64_t *out_last; /* [t]: the offset of out[t]'s last change */
 } ix;
 
 struct sx_pindex {
@@ -33,6 +37,7 @@ struct sx_pindex {
     ix pending_start; /* spec != NULL: a started index, for end() */
     uint64_t pending_drop;
     bool batch_touched;
+    uint32_t out_seq; /* outbox records written in the batch */
     sx_buf k, v, vals;
 };
 
@@ -78,6 +83,12 @@ static bool read_u64(const uint8_t *v, size_t n, size_t at, uint64_t *out)
 
 static void ix_free(ix *x)
 {
+    if (x->out) {
+        for (uint32_t t = 0; t < x->def.term_partitions; t++)
+            sx_buf_free(&x->out[t]);
+        free(x->out);
+        free(x->out_last);
+    }
     if (x->spec)
         shardex__v1__index_spec__free_unpacked(x->spec, &pb_allocator);
     memset(x, 0, sizeof(*x));
@@ -159,10 +170,79 @@ static void entry_key(sx_buf *k, const uint8_t *vkey, size_t vlen, const char *i
     sx_key_append_str(k, id, id_len);
 }
 
+/* Outbox records. The changes a batch makes to one term partition t of one
+ * index are packed into one record, written when the batch is sealed (or
+ * when the record reaches OUTBOX_RECORD_BYTES), so that a batch of a
+ * thousand documents writes, and its trim deletes, a few records per index
+ * instead of one per change:
+ *
+ *   key    'O' u64 id u32 t u64 last u32 seq   last: the offset of its last
+ *          change; seq: counts the batch's records, so that records ending at
+ *          the same offset (a backfill's) keep their order
+ *   value  u8 OUTBOX_PACKED, then per change in offset order:
+ *          u64 offset, u8 remove, u64 version, u32 n, n bytes of entry key
+ *
+ * Records of different replicas may cut the same changes at different
+ * offsets (each replica batches its applies as they come), so a reader
+ * starts at the first record ending after `after` and skips the changes at
+ * or below it. A record written before packing (one change, the offset in
+ * its key) has a first byte of 0 or 1 (its remove flag) and is read as
+ * such. */
+#define OUTBOX_PACKED 2
+#define OUTBOX_RECORD_BYTES (256u << 10)
+
+static void outbox_write(sx_pindex *pi, sx_batch *b, ix *x, uint32_t t)
+{
+    key_id_t(&pi->k, TAG_OUT, x->def.id, t);
+    sx_key_append_u64(&pi->k, x->out_last[t]);
+    sx_key_append_u32(&pi->k, pi->out_seq++);
+    sx_batch_put(b, pi->k.data, pi->k.len, x->out[t].data, x->out[t].len);
+    x->out[t].len = 0;
+}
+
+static void outbox_add(sx_pindex *pi, sx_batch *b, ix *x, uint32_t t, bool remove,
+                       const uint8_t *vkey, size_t vlen, const char *id, size_t id_len,
+                       uint64_t offset, uint64_t version)
+{
+    if (!x->out) {
+        x->out = sx_calloc(x->def.term_partitions, sizeof(*x->out));
+        x->out_last = sx_calloc(x->def.term_partitions, sizeof(*x->out_last));
+    }
+    sx_buf *o = &x->out[t];
+    if (o->len == 0)
+        sx_key_append_u8(o, OUTBOX_PACKED);
+    sx_key_append_u64(o, offset);
+    sx_key_append_u8(o, remove);
+    sx_key_append_u64(o, version);
+    size_t at = o->len;
+    sx_key_append_u32(o, 0); /* the entry key's length, once written */
+    entry_key(o, vkey, vlen, id, id_len);
+    uint32_t n = (uint32_t)(o->len - at - 4);
+    for (int i = 0; i < 4; i++)
+        o->data[at + (size_t)i] = (uint8_t)(n >> (24 - 8 * i));
+    x->out_last[t] = offset;
+    if (o->len >= OUTBOX_RECORD_BYTES)
+        outbox_write(pi, b, x, t);
+}
+
+/* Writes x's pending outbox records into b. */
+static void outbox_seal(sx_pindex *pi, sx_batch *b, ix *x)
+{
+    for (uint32_t t = 0; x->out && t < x->def.term_partitions; t++)
+        if (x->out[t].len)
+            outbox_write(pi, b, x, t);
+}
+
+/* Forgets x's pending outbox records (a batch discarded). */
+static void outbox_discard(ix *x)
+{
+    for (uint32_t t = 0; x->out && t < x->def.term_partitions; t++)
+        x->out[t].len = 0;
+}
+
 /* Adds one index change (local entry and outbox) to batch. */
-static void change(sx_pindex *pi, sx_batch *b, const ix *x, bool remove, const uint8_t *vkey,
-                   size_t vlen, const char *id, size_t id_len, uint64_t offset, uint64_t version,
-                   uint32_t *seq)
+static void change(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey, size_t vlen,
+                   const char *id, size_t id_len, uint64_t offset, uint64_t version)
 {
     if (x->def.local) {
         key_id(&pi->k, TAG_LOCAL, x->def.id);
@@ -177,14 +257,7 @@ static void change(sx_pindex *pi, sx_batch *b, const ix *x, bool remove, const u
     }
     if (x->def.global) {
         uint32_t t = sx_ixkey_term_of(&x->def, vkey, vlen);
-        key_id_t(&pi->k, TAG_OUT, x->def.id, t);
-        sx_key_append_u64(&pi->k, offset);
-        sx_key_append_u32(&pi->k, (*seq)++);
-        pi->v.len = 0;
-        sx_key_append_u8(&pi->v, remove);
-        sx_key_append_u64(&pi->v, version);
-        entry_key(&pi->v, vkey, vlen, id, id_len);
-        sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+        outbox_add(pi, b, x, t, remove, vkey, vlen, id, id_len, offset, version);
     }
 }
 
@@ -210,7 +283,6 @@ static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *i
         new_doc ? shardex__v1__document__unpack(&pb_allocator, new_len, new_doc) : NULL;
     sx_buf ob = {0};
     values ov, nv;
-    uint32_t seq = 0;
     for (size_t i = 0; i < pi->ncat; i++) {
         ix *x = &pi->cat[i];
         ov.n = od ? sx_ixkey_doc_values(&x->def, od, &ob, ov.offs, ov.lens, SX_DOC_FIELDS_MAX,
@@ -230,12 +302,11 @@ static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *i
                 j++;
             if (j < nv.n && vcmp(&pi->vals, &nv, j, &ob, &ov, k) == 0)
                 continue;
-            change(pi, b, x, true, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset, offset,
-                   &seq);
+            change(pi, b, x, true, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset, offset);
         }
         for (size_t k = 0; k < nv.n; k++)
             change(pi, b, x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len, offset,
-                   offset, &seq);
+                   offset);
         if (ov.mistyped != nv.mistyped) {
             x->delta += nv.mistyped ? 1 : -1;
             write_mistyped(pi, b, x);
@@ -253,7 +324,7 @@ typedef struct backfill {
     sx_batch *b;
     ix *x;
     uint64_t offset;
-    uint32_t seq;
+    size_t changes; /* outbox changes written */
     sx_status st;
     sx_err *err;
 } backfill;
@@ -276,7 +347,9 @@ static bool backfill_doc(void *arg, const char *id, size_t id_len, uint64_t vers
                                &nv.mistyped);
     for (size_t k = 0; k < nv.n; k++)
         change(pi, bf->b, bf->x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len,
-               bf->offset, version, &bf->seq);
+               bf->offset, version);
+    if (bf->x->def.global)
+        bf->changes += nv.n;
     if (nv.mistyped)
         bf->x->delta++;
     shardex__v1__document__free_unpacked(d, &pb_allocator);
@@ -339,8 +412,8 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
         pi->pending_start = x;
         SX_LOG(SX_LOG_INFO, "index",
                "partition=%u index started id=%" PRIu64 " name=%s at=%" PRIu64
-               " backfill_changes=%u",
-               pi->p, s->index_id, x.def.name, offset, bf.seq);
+               " backfill_changes=%zu",
+               pi->p, s->index_id, x.def.name, offset, bf.changes);
         return SX_OK;
     }
     uint64_t id = op->index_drop;
@@ -362,13 +435,25 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
     return SX_OK;
 }
 
+/* Before the batch is written: the outbox records it packed. */
+static void observe_seal(void *arg, sx_batch *b)
+{
+    sx_pindex *pi = arg;
+    for (size_t i = 0; i < pi->ncat; i++)
+        outbox_seal(pi, b, &pi->cat[i]);
+    if (pi->pending_start.spec)
+        outbox_seal(pi, b, &pi->pending_start);
+}
+
 static void observe_end(void *arg, bool written)
 {
     sx_pindex *pi = arg;
     if (!pi->batch_touched)
         return;
     pthread_mutex_lock(&pi->mu);
+    pi->out_seq = 0;
     for (size_t i = 0; i < pi->ncat; i++) {
+        outbox_discard(&pi->cat[i]); /* sealed into the batch, or discarded with it */
         if (written)
             pi->cat[i].mistyped = (uint64_t)((int64_t)pi->cat[i].mistyped + pi->cat[i].delta);
         pi->cat[i].delta = 0;
@@ -433,8 +518,11 @@ static sx_status load_catalog(sx_pindex *pi, sx_err *err)
 sx_pindex *sx_pindex_create(void)
 {
     sx_pindex *pi = sx_calloc(1, sizeof(*pi));
-    pi->obs = (sx_plog_observer){
-        .arg = pi, .entry = observe_entry, .marker = observe_marker, .end = observe_end};
+    pi->obs = (sx_plog_observer){.arg = pi,
+                                 .entry = observe_entry,
+                                 .marker = observe_marker,
+                                 .seal = observe_seal,
+                                 .end = observe_end};
     pthread_mutex_init(&pi->mu, NULL);
     return pi;
 }
@@ -634,19 +722,84 @@ sx_status sx_pindex_digest(sx_pindex *pi, const Shardex__Internal__V1__DigestReq
 
 /* -------------------------------------------------------------- outbox -- */
 
-static Shardex__Internal__V1__Change *change_of(sx_arena *a, uint64_t offset, const uint8_t *v,
-                                                size_t vl)
+/* Reads one outbox record's changes (see "outbox records"): calls fn for
+ * each change; false when the record is malformed. fn returns false to stop. */
+typedef bool (*outbox_change_cb)(void *arg, uint64_t offset, bool remove, uint64_t version,
+                                 const uint8_t *key, size_t key_len);
+
+static bool outbox_record_each(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                               outbox_change_cb fn, void *arg)
 {
-    if (vl < 9)
-        return NULL;
-    Shardex__Internal__V1__Change *c = sx_arena_alloc(a, sizeof(*c));
+    uint64_t last, version;
+    if (kl != 1 + 8 + 4 + 8 + 4 || !read_u64(k, kl, 13, &last) || vl < 1)
+        return false;
+    if (v[0] != OUTBOX_PACKED) { /* one change, written before packing */
+        if (v[0] > 1 || !read_u64(v, vl, 1, &version))
+            return false;
+        fn(arg, last, v[0] != 0, version, v + 9, vl - 9);
+        return true;
+    }
+    sx_key_reader r;
+    sx_key_reader_init(&r, v + 1, vl - 1);
+    while (!sx_key_reader_done(&r)) {
+        uint64_t off;
+        uint8_t remove;
+        uint32_t n;
+        if (!sx_key_read_u64(&r, &off) || !sx_key_read_u8(&r, &remove) || remove > 1 ||
+            !sx_key_read_u64(&r, &version) || !sx_key_read_u32(&r, &n) || n > r.len - r.pos ||
+            off > last)
+            return false;
+        const uint8_t *key = r.p + r.pos;
+        r.pos += n;
+        if (!fn(arg, off, remove != 0, version, key, n))
+            return true;
+    }
+    return true;
+}
+
+typedef struct outbox_reading {
+    uint64_t after, upto;
+    size_t max;
+    sx_arena *arena;
+    Shardex__Internal__V1__Change **out;
+    size_t n, cap;
+    uint64_t last;    /* offset of the last change taken */
+    uint64_t covered; /* set when the reading ends before upto */
+    bool stop;
+} outbox_reading;
+
+static bool outbox_take(void *arg, uint64_t off, bool remove, uint64_t version, const uint8_t *key,
+                        size_t key_len)
+{
+    outbox_reading *rd = arg;
+    if (off <= rd->after)
+        return true;
+    if (off > rd->upto) {
+        rd->stop = true;
+        return false;
+    }
+    if (rd->n > 0 && rd->n >= rd->max && off != rd->last) {
+        rd->covered = rd->last; /* whole offsets only */
+        rd->stop = true;
+        return false;
+    }
+    if (rd->n == rd->cap) {
+        rd->cap = rd->cap ? 2 * rd->cap : 256;
+        void *grown = sx_arena_alloc(rd->arena, rd->cap * sizeof(*rd->out));
+        if (rd->n)
+            memcpy(grown, rd->out, rd->n * sizeof(*rd->out));
+        rd->out = grown;
+    }
+    Shardex__Internal__V1__Change *c = sx_arena_alloc(rd->arena, sizeof(*c));
     shardex__internal__v1__change__init(c);
-    c->remove = v[0] != 0;
-    read_u64(v, vl, 1, &c->version);
-    c->key.data = sx_arena_memdup(a, v + 9, vl - 9);
-    c->key.len = vl - 9;
-    c->offset = offset;
-    return c;
+    c->remove = remove;
+    c->version = version;
+    c->key.data = sx_arena_memdup(rd->arena, key, key_len);
+    c->key.len = key_len;
+    c->offset = off;
+    rd->out[rd->n++] = c;
+    rd->last = off;
+    return true;
 }
 
 sx_status sx_pindex_outbox_read(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t after,
@@ -657,51 +810,41 @@ sx_status sx_pindex_outbox_read(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t
     *n = 0;
     *out = NULL;
     *covered = upto;
+    /* A trim deletes whole records only: changes at or below the floor may
+     * remain in a record that ends above it, and are not read. */
+    uint64_t floor = sx_pindex_outbox_floor(pi, id, t);
+    if (after < floor)
+        after = floor;
     if (upto <= after)
         return SX_OK;
-    sx_buf start = {0}, end = {0};
+    outbox_reading rd = {.after = after, .upto = upto, .max = max, .arena = arena, .covered = upto};
+    /* From the first record ending after `after`, to the end of (id, t): a
+     * record ending past upto may begin at or below it. */
+    sx_buf start = {0};
     key_id_t(&start, TAG_OUT, id, t);
+    sx_iter *it = sx_store_iter_prefix(pi->store, NULL, start.data, start.len);
     sx_key_append_u64(&start, after + 1);
-    key_id_t(&end, TAG_OUT, id, t);
-    sx_key_append_u64(&end, upto + 1);
-    sx_iter *it = sx_store_iter_range(pi->store, NULL, start.data, start.len, end.data, end.len);
-    size_t cap = 0;
-    uint64_t last = 0;
+    sx_iter_seek(it, start.data, start.len);
     sx_status st = SX_OK;
-    for (; sx_iter_valid(it); sx_iter_next(it)) {
+    for (; !rd.stop && sx_iter_valid(it); sx_iter_next(it)) {
         size_t kl, vl;
         const uint8_t *k = sx_iter_key(it, &kl);
         const uint8_t *v = sx_iter_value(it, &vl);
-        uint64_t off;
-        if (kl != 1 + 8 + 4 + 8 + 4 || !read_u64(k, kl, 13, &off)) {
-            st = sx_err_set(err, SX_DATA_LOSS, "partition %u: an outbox key is malformed", pi->p);
-            break;
-        }
-        if (*n > 0 && *n >= max && off != last) {
-            *covered = last; /* whole offsets only */
-            break;
-        }
-        Shardex__Internal__V1__Change *c = change_of(arena, off, v, vl);
-        if (!c) {
+        if (!outbox_record_each(k, kl, v, vl, outbox_take, &rd)) {
             st =
-                sx_err_set(err, SX_DATA_LOSS, "partition %u: an outbox change is malformed", pi->p);
+                sx_err_set(err, SX_DATA_LOSS, "partition %u: an outbox record is malformed", pi->p);
             break;
         }
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 256;
-            void *grown = sx_arena_alloc(arena, cap * sizeof(**out));
-            if (*n)
-                memcpy(grown, *out, *n * sizeof(**out));
-            *out = grown;
-        }
-        (*out)[(*n)++] = c;
-        last = off;
     }
     if (st == SX_OK)
         st = sx_iter_status(it, err);
     sx_iter_destroy(it);
     sx_buf_free(&start);
-    sx_buf_free(&end);
+    if (st == SX_OK) {
+        *out = rd.out;
+        *n = rd.n;
+        *covered = rd.covered;
+    }
     return st;
 }
 

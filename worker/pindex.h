@@ -21,7 +21,8 @@
  *   'I' u64 id                         -> u64 start offset C, packed IndexSpec
  *   'N' u64 id                         -> u64 documents with a mistyped value
  *   'X' u64 id ++ entry key            -> u64 version        (local index)
- *   'O' u64 id u32 t u64 offset u32 seq -> u8 remove, u64 version, entry key (outbox)
+ *   'O' u64 id u32 t u64 last u32 seq  -> the changes of one batch to t, packed (outbox;
+ *                                         pindex.c, "outbox records")
  *   'F' u64 id u32 t                   -> u64 offset up to which the outbox was trimmed
  * (entry key: common/ixkey.h.)
  *
@@ -94,7 +95,8 @@ sx_status sx_pindex_outbox_read(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t
                                 sx_err *err);
 
 /* Removes the outbox changes of (id, t) at or below upto (acknowledged by
- * the term partition) and records upto as the floor. */
+ * the term partition) and records upto as the floor: records that end at or
+ * below it are deleted, and no read returns a change below it. */
 sx_status sx_pindex_outbox_trim(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t upto, sx_err *err);
 
 /* The offset up to which the outbox of (id, t) was trimmed (0: never): a term

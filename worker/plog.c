@@ -765,8 +765,7 @@ static sx_status old_doc(sx_plog *p, apply_ctx *c, const overlay_slot *s, const 
 enum { ENTRY_APPLIED, ENTRY_MARKER_NEXT, ENTRY_MARKER_DONE };
 
 static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const uint8_t *op,
-                             size_t op_len, bool first,
-                             bool *bad, int *what, sx_err *err)
+                             size_t op_len, bool first, bool *bad, int *what, sx_err *err)
 {
     *bad = false;
     *what = ENTRY_APPLIED;
@@ -916,6 +915,8 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit, b
         sx_batch_put(c->batch, APPLIED_KEY, strlen(APPLIED_KEY), c->val.data, c->val.len);
         val_u64(&c->val, new_commit);
         sx_batch_put(c->batch, COMMIT_KEY, strlen(COMMIT_KEY), c->val.data, c->val.len);
+        if (observed && p->obs.seal)
+            p->obs.seal(p->obs.arg, c->batch);
         /* Not synced: the log is, and this batch is re-derived from it. */
         sx_status wst = sx_store_write(p->store, c->batch, SX_SYNC_NO, err);
         if (observed && p->obs.end)

@@ -159,6 +159,9 @@ uint64_t sx_plog_common_prefix(const sx_epoch_start *a, size_t na, uint64_t leo_
  *           applied alone in its batch, so the store holds exactly the
  *           documents as of offset - 1; it adds what it derives to batch.
  *           An error stops the apply (nothing of the batch is written);
+ *   seal    once the batch's entries and markers were observed, just before it
+ *           is written: adds what the observer gathered over the batch (the
+ *           index layer packs its outbox changes this way);
  *   end     after every batch that called entry or marker: written tells
  *           whether the batch reached the store (false: it was discarded and
  *           the same entries will be seen again, so keep state only in the
@@ -172,6 +175,7 @@ typedef struct sx_plog_observer {
     sx_plog_entry_cb entry;
     sx_status (*marker)(void *arg, sx_batch *batch, uint64_t offset,
                         const Shardex__Internal__V1__LogOp *op, sx_err *err);
+    void (*seal)(void *arg, sx_batch *batch);
     void (*end)(void *arg, bool written);
 } sx_plog_observer;
 

@@ -1285,6 +1285,56 @@ static size_t keys_of(fixture *f, uint8_t tag, uint64_t id)
     return n;
 }
 
+/* An apply batch packs its outbox changes into one record per term
+ * partition (pindex.c, "outbox records"), and a record written before
+ * packing (one change, its offset in the key) is still read. */
+static void test_outbox_records(void **state)
+{
+    fixture *f = *state;
+    sx_err err = {0};
+    mix spec = SPEC(5, "k", "k", false, false, true, 2);
+    do_start(f, spec);
+    char id[16], fl[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof(id), "d%d", i % 200);
+        snprintf(fl, sizeof(fl), "k=v%d", i % 7);
+        do_put(f, D(id, fl));
+    }
+    apply_all(f);
+    check_all(f);
+    uint64_t applied = sx_plog_applied(f->p);
+    sx_arena a = {0};
+    Shardex__Internal__V1__Change **out = NULL;
+    size_t changes =
+        read_all(f, 5, 0, 0, applied, &a, &out) + read_all(f, 5, 1, 0, applied, &a, &out);
+    size_t records = keys_of(f, 'O', 5);
+    if (changes < 300 || records * 10 > changes)
+        fail_msg("%zu outbox changes in %zu records: want at least 10 changes a record", changes,
+                 records);
+
+    /* The old layout: 'O' id t offset seq -> u8 remove, u64 version, entry key. */
+    sx_buf k = {0}, v = {0};
+    sx_key_append_u8(&k, 'O');
+    sx_key_append_u64(&k, 5);
+    sx_key_append_u32(&k, 1);
+    sx_key_append_u64(&k, applied + 1);
+    sx_key_append_u32(&k, 0);
+    sx_key_append_u8(&v, 1);
+    sx_key_append_u64(&v, 77);
+    sx_buf_append(&v, "entry", 5);
+    assert_int_equal(
+        sx_store_put(sx_plog_store(f->p), k.data, k.len, v.data, v.len, SX_SYNC_NO, &err), SX_OK);
+    assert_int_equal(read_all(f, 5, 1, applied, applied + 1, &a, &out), 1);
+    assert_true(out[0]->remove);
+    assert_int_equal(out[0]->version, 77);
+    assert_int_equal(out[0]->offset, applied + 1);
+    assert_int_equal(out[0]->key.len, 5);
+    assert_memory_equal(out[0]->key.data, "entry", 5);
+    sx_buf_free(&k);
+    sx_buf_free(&v);
+    sx_arena_free(&a);
+}
+
 static void test_drop(void **state)
 {
     fixture *f = *state;
@@ -1865,6 +1915,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_int_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readers_during_apply, setup, teardown),
