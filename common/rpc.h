@@ -170,6 +170,17 @@ void sx_rpc_invoke_async(sx_rpc_client *c, const char *addr, const ProtobufCServ
                          const char *method, const ProtobufCMessage *req,
                          const sx_rpc_call_opts *opts, sx_rpc_done_cb done, void *arg);
 
+/* Runs `method` of `svc` on this server without the network, as if a client
+ * had called it: a copy of req goes to the same handler on the same pool,
+ * bounded by deadline_ms (monotonic), and done runs exactly once (on a pool
+ * thread, or before this returns) with a standalone response (sx_rpc_free)
+ * or the handler's error; SX_UNIMPLEMENTED for a method not served,
+ * SX_UNAVAILABLE when the server is not serving. For a node calling itself:
+ * no connection, no gRPC threads, no fault layer. */
+void sx_rpc_server_call_local(sx_rpc_server *s, const ProtobufCServiceDescriptor *svc,
+                              const char *method, const ProtobufCMessage *req, uint64_t deadline_ms,
+                              sx_rpc_done_cb done, void *arg);
+
 /* Frees a response returned by sx_rpc_invoke or given to a callback. Accepts NULL. */
 void sx_rpc_free(ProtobufCMessage *msg);
 

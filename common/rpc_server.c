@@ -14,6 +14,11 @@
  *   DONE     the batch completed (or the request failed at shutdown): the
  *            context is freed and `live` drops.
  *
+ * A local call (sx_rpc_server_call_local) skips the network: it starts at
+ * ARRIVED with a copy of the caller's request, runs the same handler on the
+ * same pool, and its reply is a copy of the response handed to the caller's
+ * completion, as the client's would be.
+ *
  * Shutdown waits for `live` to reach zero while the queue threads still poll,
  * because starting a batch on a call whose queue is already shut down aborts
  * the process inside gRPC.
@@ -98,10 +103,13 @@ struct sx_rpc_call {
     bool *defer_flag; /* set while the handler runs: where sx_rpc_call_defer reports */
     sx_arena arena;   /* response memory, freed after the reply */
     done_fn *on_done;
+    sx_rpc_done_cb local_done; /* a local call (sx_rpc_server_call_local): its completion */
+    void *local_arg;
 };
 
 static void on_arrived(sx__rpc_tag *tag, bool ok);
 static void on_replied(sx__rpc_tag *tag, bool ok);
+static void dispatch(sx_rpc_call *ctx);
 
 /* ------------------------------------------------------------ call memory -- */
 
@@ -228,9 +236,44 @@ static void post_request(sx_rpc_server *srv, method_entry *m, int i)
     }
 }
 
+/* A message of type desc equal to msg, standalone (freed with sx_rpc_free),
+ * as it would arrive over the network: nothing of it borrows msg's memory. */
+static ProtobufCMessage *copy_message(const ProtobufCMessageDescriptor *desc,
+                                      const ProtobufCMessage *msg)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = sx_malloc(n ? n : 1);
+    protobuf_c_message_pack(msg, buf);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, n, buf);
+    free(buf);
+    if (!m)
+        abort(); /* out of memory: the bytes are ours and valid */
+    return m;
+}
+
+/* A local call's reply: the caller's completion, after the call is freed
+ * (what the response borrowed is copied first). */
+static void local_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
+{
+    sx_err err = {0};
+    ProtobufCMessage *resp = NULL;
+    if (status == SX_OK)
+        resp = copy_message(ctx->m->desc->output, ctx->resp);
+    else
+        sx_err_set(&err, status, "%s", msg ? msg : sx_status_name(status));
+    sx_rpc_done_cb done = ctx->local_done;
+    void *arg = ctx->local_arg;
+    call_free(ctx);
+    done(status, status == SX_OK ? NULL : &err, resp, arg);
+}
+
 /* Sends the reply: the message when status is SX_OK, then the status. */
 static void call_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
 {
+    if (ctx->local_done) {
+        local_reply(ctx, status, msg);
+        return;
+    }
     grpc_op ops[4];
     memset(ops, 0, sizeof(ops));
     size_t n = 0;
@@ -323,6 +366,14 @@ static void on_arrived(sx__rpc_tag *tag, bool ok)
         call_reply(ctx, SX_INVALID_ARGUMENT, msg);
         return;
     }
+    dispatch(ctx);
+}
+
+/* Runs ctx's handler where its method says (ctx->req is set). */
+static void dispatch(sx_rpc_call *ctx)
+{
+    sx_rpc_server *srv = ctx->srv;
+    const ProtobufCMethodDescriptor *d = ctx->m->desc;
     ctx->resp = sx_calloc(1, d->output->sizeof_message);
     d->output->message_init(ctx->resp);
     if (ctx->m->exec == SX_RPC_BLOCKING)
@@ -440,6 +491,41 @@ sx_status sx_rpc_server_start(sx_rpc_server *s, sx_err *err)
            "max_message=%zu methods=%zu",
            s->listen, s->port, s->ncq, s->pool_threads, s->max_message, s->nmethods);
     return SX_OK;
+}
+
+void sx_rpc_server_call_local(sx_rpc_server *s, const ProtobufCServiceDescriptor *svc,
+                              const char *method, const ProtobufCMessage *req, uint64_t deadline_ms,
+                              sx_rpc_done_cb done, void *arg)
+{
+    sx_err err = {0};
+    char path[METHOD_PATH_MAX] = "";
+    method_entry *m = NULL;
+    if (sx__rpc_method_path(svc, method, path, sizeof(path)))
+        for (size_t i = 0; i < s->nmethods && !m; i++)
+            if (strcmp(s->methods[i].path, path) == 0)
+                m = &s->methods[i];
+    if (!m) {
+        done(sx_err_set(&err, SX_UNIMPLEMENTED, "unknown method %s/%s", svc->name, method), &err,
+             NULL, arg);
+        return;
+    }
+    if (!s->started || atomic_load(&s->shutting_down)) {
+        done(sx_err_set(&err, SX_UNAVAILABLE, "%s: the server is not serving", path), &err, NULL,
+             arg);
+        return;
+    }
+    sx_rpc_call *ctx = sx_calloc(1, sizeof(*ctx));
+    ctx->srv = s;
+    ctx->m = m;
+    ctx->local_done = done;
+    ctx->local_arg = arg;
+    ctx->deadline = sx__rpc_deadline_from_ms(deadline_ms);
+    grpc_metadata_array_init(&ctx->md);
+    ctx->req = copy_message(m->desc->input, req);
+    pthread_mutex_lock(&s->mu);
+    s->live++;
+    pthread_mutex_unlock(&s->mu);
+    dispatch(ctx);
 }
 
 int sx_rpc_server_port(const sx_rpc_server *s)

@@ -170,14 +170,18 @@ static void start_attempt(const sx_fanout *fo, fan *f, sx_fanout_call *c, uint64
     pthread_mutex_lock(&f->mu);
     f->in_flight++;
     pthread_mutex_unlock(&f->mu);
-    if (c->self && fo->local) {
+    if (c->self && (fo->local || fo->here)) {
         here *h = sx_calloc(1, sizeof(*h));
         atomic_init(&h->refs, 2);
         atomic_init(&h->settled, false);
         h->c = c;
         h->deadline_ms = deadline_ms;
         c->here = h;
-        fo->local(fo->local_arg, c->req, deadline_ms, here_done_cb, h);
+        if (fo->local)
+            fo->local(fo->local_arg, c->req, deadline_ms, here_done_cb, h);
+        else
+            sx_rpc_server_call_local(fo->here, fo->svc, fo->method, c->req, deadline_ms,
+                                     here_done_cb, h);
         return;
     }
     sx_rpc_call_opts o = {.timeout_ms = deadline_ms - now};
@@ -271,7 +275,7 @@ sx_status sx_fanout_exec(const sx_fanout *fo, sx_fanout_call *calls, size_t n, u
     return first;
 }
 
-sx_status sx_fanout_run(sx_rpc_client *rpc, sx_membership *member,
+sx_status sx_fanout_run(sx_rpc_client *rpc, sx_rpc_server *self_srv, sx_membership *member,
                         const ProtobufCServiceDescriptor *svc, const char *method,
                         sx_fanout_call *calls, size_t n, sx_fanout_aim_cb aim, void *arg,
                         uint64_t deadline_ms, uint64_t attempt_ms, sx_err *err)
@@ -279,6 +283,7 @@ sx_status sx_fanout_run(sx_rpc_client *rpc, sx_membership *member,
     sx_fanout_policy p = sx_fanout_reads;
     p.attempt_ms = attempt_ms;
     sx_fanout fo = {.rpc = rpc,
+                    .here = self_srv,
                     .map = sx_fanout_member_map_cb,
                     .map_arg = member,
                     .svc = svc,

@@ -12,10 +12,12 @@
  *            round's outcome is the aim's error (SX_UNAVAILABLE by default).
  *   ATTEMPT  an asynchronous RPC bounded by min(time left, the policy's
  *            attempt time); or, when the aim says the target is this worker
- *            (call->self) and the fan-out has a local executor, the executor
- *            runs it here, under the same bound: past it the fan-out gives the
- *            attempt up as an RPC client would (SX_DEADLINE_EXCEEDED) and a
- *            later answer is dropped.
+ *            (call->self) and the fan-out has a local executor or this
+ *            worker's server, the executor runs it here, or the server's own
+ *            handler does (sx_rpc_server_call_local: no network), under the
+ *            same bound: past it the fan-out gives the attempt up as an RPC
+ *            client would (SX_DEADLINE_EXCEEDED) and a later answer is
+ *            dropped.
  *   SETTLED  once every attempt of the round answered or was given up, each
  *            failed call is retried when the policy retries its status for
  *            the time since the fan-out began and a pause still fits before
@@ -129,8 +131,11 @@ typedef struct sx_fanout {
     const char *method;
     sx_fanout_aim_cb aim;
     void *aim_arg;
-    sx_fanout_local_cb local; /* NULL: every call is an RPC */
+    sx_fanout_local_cb local; /* NULL: see here */
     void *local_arg;
+    /* Without `local`: this worker's server, whose handler runs the calls
+     * aimed here (sx_rpc_server_call_local); NULL: they go by RPC too. */
+    sx_rpc_server *here;
     const sx_fanout_policy *policy;
 } sx_fanout;
 
@@ -142,9 +147,9 @@ sx_status sx_fanout_exec(const sx_fanout *fo, sx_fanout_call *calls, size_t n, u
                          sx_err *err);
 
 /* sx_fanout_exec with the reads policy, each attempt bounded by attempt_ms,
- * no local executor. A failure's message names the target: "<what> at
- * <addr>: ...". */
-sx_status sx_fanout_run(sx_rpc_client *rpc, sx_membership *member,
+ * the calls aimed at this worker run by its server self_srv (NULL: by RPC). A
+ * failure's message names the target: "<what> at <addr>: ...". */
+sx_status sx_fanout_run(sx_rpc_client *rpc, sx_rpc_server *self_srv, sx_membership *member,
                         const ProtobufCServiceDescriptor *svc, const char *method,
                         sx_fanout_call *calls, size_t n, sx_fanout_aim_cb aim, void *arg,
                         uint64_t deadline_ms, uint64_t attempt_ms, sx_err *err);

@@ -248,6 +248,7 @@ static sx_status serve(const config *cfg, worker *w, sx_err *err)
                              /* Room for a whole Put (16 MiB) and its envelope. */
                              .max_message_bytes = 20u << 20};
     sx_status st = sx_rpc_server_create(&so, &w->srv, err);
+    w->ctx.srv = w->srv;
     if (st == SX_OK)
         st = sx_service_add(w->srv, &w->ctx, err);
     if (st == SX_OK)
@@ -322,8 +323,10 @@ int main(int argc, char **argv)
 {
     sx_daemon_block_signals();
     sx_log_set_process("worker");
-    config cfg = {
-        .listen = "127.0.0.1:7100", .fsync = "batch", .write_buffer = 32u << 20, .log_level = "info"};
+    config cfg = {.listen = "127.0.0.1:7100",
+                  .fsync = "batch",
+                  .write_buffer = 32u << 20,
+                  .log_level = "info"};
     int rc = parse_args(argc, argv, &cfg);
     if (rc >= 0)
         return rc;

@@ -62,6 +62,7 @@ static bool aim_term(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *c
         return false;
     ((Shardex__Internal__V1__ScanRequest *)c->req)->epoch = tg.epoch;
     snprintf(addr, cap, "%s", tg.address);
+    c->self = tg.worker == sx_partmap_self(m);
     snprintf(c->what, sizeof(c->what), "term partition %u of index \"%.64s\"", t, pl->def.name);
     return true;
 }
@@ -142,8 +143,8 @@ static sx_status run(const run_ctx *q, Shardex__V1__QueryResponse *resp, sx_err 
     for (size_t i = 0; i < pl->n; i++)
         calls[i].req = &pl->reqs[i].base;
     sx_status st = sx_fanout_run(
-        q->w->rpc, q->w->member, INDEX_SVC, pl->global ? "ScanTerm" : "ScanLocal", calls, pl->n,
-        pl->global ? aim_term : aim_local, (void *)pl, q->deadline, q->attempt_ms, err);
+        q->w->rpc, q->w->srv, q->w->member, INDEX_SVC, pl->global ? "ScanTerm" : "ScanLocal", calls,
+        pl->n, pl->global ? aim_term : aim_local, (void *)pl, q->deadline, q->attempt_ms, err);
     if (st != SX_OK) {
         sx_fanout_free(calls, pl->n);
         return st;
@@ -194,8 +195,9 @@ static sx_status fetch_docs(const run_ctx *q, Shardex__V1__QueryResponse *resp, 
     memset(calls, 0, ncalls * sizeof(*calls));
     for (size_t c = 0; c < ncalls; c++)
         calls[c].req = &reqs[c].base;
-    sx_status st = sx_fanout_run(q->w->rpc, q->w->member, REPL_SVC, "ReadMany", calls, ncalls,
-                                 sx_fanout_aim_leaders, parts, q->deadline, q->attempt_ms, err);
+    sx_status st =
+        sx_fanout_run(q->w->rpc, q->w->srv, q->w->member, REPL_SVC, "ReadMany", calls, ncalls,
+                      sx_fanout_aim_leaders, parts, q->deadline, q->attempt_ms, err);
     if (st != SX_OK) {
         sx_fanout_free(calls, ncalls);
         return st;

@@ -307,6 +307,7 @@ sx_status sx_router_get(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
     rr.after_offset = after;
     sx_fanout_call c = {.req = &rr.base};
     sx_fanout fo = {.rpc = w->rpc,
+                    .here = w->srv,
                     .map = sx_fanout_member_map_cb,
                     .map_arg = w->member,
                     .svc = REPL_SVC,

@@ -14,6 +14,7 @@ typedef struct sx_worker_ctx {
     sx_membership *member;
     sx_replica_set *replicas;
     struct sx_tstore *terms; /* term partitions this worker owns */
+    sx_rpc_server *srv;      /* this worker's server: calls to itself run through it */
 } sx_worker_ctx;
 
 /* Registers every method of the worker on srv (before it starts), each

@@ -220,6 +220,92 @@ static void test_async_many_in_flight(void **state)
     free(ones);
 }
 
+/* ------------------------------------------------------------ local calls -- */
+
+/* One sx_rpc_server_call_local, waited for. */
+typedef struct local_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    sx_status st;
+    sx_err err;
+    ProtobufCMessage *resp;
+} local_wait;
+
+static void local_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
+{
+    local_wait *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->st = st;
+    if (err)
+        w->err = *err;
+    w->resp = resp;
+    w->done = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static sx_status local_call(fixture *f, const char *method, const char *payload, uint32_t sleep_ms,
+                            uint64_t timeout_ms, EchoResponse **out, sx_err *err)
+{
+    local_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    /* The request is the caller's stack: the call must not keep it. */
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", payload);
+    EchoRequest req = SHARDEX__TESTING__V1__ECHO_REQUEST__INIT;
+    req.payload.data = (uint8_t *)buf;
+    req.payload.len = strlen(buf);
+    req.sleep_ms = sleep_ms;
+    sx_rpc_server_call_local(f->srv, ECHO_SVC, method, &req.base, sx_clock_now_ms() + timeout_ms,
+                             local_done, &w);
+    memset(buf, 'x', sizeof(buf));
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    *err = w.err;
+    *out = (EchoResponse *)w.resp;
+    return w.st;
+}
+
+/* A node calling itself: the same handler, no network, a standalone answer,
+ * errors and deadlines as a client would see them. */
+static void test_local_call(void **state)
+{
+    fixture *f = *state;
+    EchoResponse *resp = NULL;
+    sx_err err = {0};
+    assert_int_equal(local_call(f, "Echo", "hello", 0, 1000, &resp, &err), SX_OK);
+    assert_non_null(resp);
+    assert_int_equal(resp->payload.len, 5);
+    assert_memory_equal(resp->payload.data, "hello", 5);
+    assert_int_equal(resp->calls, 1); /* the server's own handler counted it */
+    sx_rpc_free(&resp->base);
+
+    /* The handler sees the deadline given. */
+    assert_int_equal(local_call(f, "Deadline", "", 0, 300, &resp, &err), SX_OK);
+    assert_true(resp->deadline_left_ms <= 300 && resp->deadline_left_ms > 0);
+    sx_rpc_free(&resp->base);
+
+    FailRequest fr = SHARDEX__TESTING__V1__FAIL_REQUEST__INIT;
+    fr.code = SX_FAILED_PRECONDITION;
+    fr.message = "refused here";
+    local_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    sx_rpc_server_call_local(f->srv, ECHO_SVC, "Fail", &fr.base, sx_clock_now_ms() + 1000,
+                             local_done, &w);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    assert_int_equal(w.st, SX_FAILED_PRECONDITION);
+    assert_null(w.resp);
+    assert_string_equal(w.err.msg, "refused here");
+
+    assert_int_equal(local_call(f, "NoSuchMethod", "", 0, 1000, &resp, &err), SX_UNIMPLEMENTED);
+    assert_null(resp);
+    assert_non_null(strstr(err.msg, "NoSuchMethod"));
+}
+
 /* ----------------------------------------------------------------- errors -- */
 
 static void test_deadline_exceeded(void **state)
@@ -698,6 +784,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_echo_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_concurrent_callers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_many_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_exceeded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wall_clock_deadline_bounds_the_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_error_reaches_client, setup, teardown),
