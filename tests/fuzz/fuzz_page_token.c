@@ -6,7 +6,8 @@
  * bit 1: a range, else eq; bits 2-3: the mode), then the token. Properties:
  * a token that reads encodes back to the same bytes (sx_qplan_token), is
  * refused for another index, and a plan made with it starts after its last
- * key and scans only term or log partitions that exist.
+ * key and scans only term or log partitions that exist; an eq page that can
+ * hold keys scans the term partition of the value asked for.
  */
 #include "fuzz.h"
 
@@ -63,6 +64,14 @@ static void plan(const uint8_t shape, const ProtobufCBinaryData *tok, bool read_
         SX_FUZZ_CHECK(pl.n >= 1 && pl.n <= bound);
         for (size_t i = 0; i < pl.n; i++)
             SX_FUZZ_CHECK(pl.targets[i] < bound);
+        /* An eq page that can hold keys goes to the value's term partition,
+         * wherever the token starts it. */
+        if (pl.global && pl.eq && sx_qplan_key_cmp(&pl.start, &pl.end) < 0) {
+            sx_buf v = {0};
+            SX_FUZZ_CHECK(sx_ixkey_append_value(&v, is_int, &lo));
+            SX_FUZZ_CHECK(pl.targets[0] == sx_ixkey_term_of(&pl.def, v.data, v.len));
+            sx_buf_free(&v);
+        }
     }
     sx_arena_free(&arena);
 }
