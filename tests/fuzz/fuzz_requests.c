@@ -13,9 +13,10 @@
  * service the daemons serve and stops if a method's request has no row, so a
  * new method cannot go unfuzzed.
  *
- * For every message: what unpacks packs again, and that packing unpacks and
- * packs to the same bytes. Then, per message, the handler's checks:
- * sx_validate_put/delete/id (worker/router.c), sx_qplan_make_index against
+ * For every message: what unpacks packs again, and that packing (when it
+ * unpacks: check_repack) packs to the same bytes. Then, per message, the
+ * handler's checks: sx_validate_put/delete/id (worker/router.c; a refusal's
+ * message must be valid UTF-8, as validate.h says), sx_qplan_make_index against
  * two index entries (worker/query.c), the fault rules of SetFaults
  * (sx__faults_parse), the packed LogOps of Append and Write decoded as apply
  * decodes them, with each put's index values (sx_ixkey_doc_values), the keys
@@ -142,10 +143,21 @@ static void entry_key(bool is_int, const ProtobufCBinaryData *k)
 
 /* -------------------------------------------------------------- checks -- */
 
+/* validate.h: a refusal's message is readable, valid UTF-8, whatever the
+ * input (the client sees it verbatim). */
+static bool validated(sx_status st, const sx_err *err)
+{
+    if (st != SX_OK)
+        SX_FUZZ_CHECK(st == SX_INVALID_ARGUMENT && err->msg[0] != '\0' &&
+                      sx_utf8_valid(err->msg, strlen(err->msg)));
+    return st == SX_OK;
+}
+
 static void check_put(const ProtobufCMessage *m)
 {
     const Shardex__V1__PutRequest *req = (const void *)m;
-    if (sx_validate_put(req, NULL) != SX_OK)
+    sx_err err = {0};
+    if (!validated(sx_validate_put(req, &err), &err))
         return;
     for (size_t i = 0; i < req->n_docs; i++) {
         /* The router packs each document into a LogOp put (worker/router.c). */
@@ -163,12 +175,14 @@ static void check_put(const ProtobufCMessage *m)
 
 static void check_delete(const ProtobufCMessage *m)
 {
-    sx_validate_delete((const void *)m, NULL);
+    sx_err err = {0};
+    validated(sx_validate_delete((const void *)m, &err), &err);
 }
 
 static void check_get(const ProtobufCMessage *m)
 {
-    sx_validate_id(((const Shardex__V1__GetRequest *)m)->id, NULL);
+    sx_err err = {0};
+    validated(sx_validate_id(((const Shardex__V1__GetRequest *)m)->id, &err), &err);
 }
 
 static void check_plan(const sx_qplan *pl)
