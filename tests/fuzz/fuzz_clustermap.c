@@ -10,6 +10,7 @@
  * sx_clustermap_check; on a map it accepts (and small enough to stay fast),
  * sx_assign with the map's live workers must give a map that still passes
  * sx_clustermap_check, and so must a lost store (sx_clustermap_store_lost).
+ * And a map the coordinator accepts, the workers accept too.
  */
 #include "fuzz.h"
 
@@ -120,18 +121,33 @@ static void assign(const Shardex__Internal__V1__ClusterMap *m, sx_log_part *part
     SX_FUZZ_CHECK(sx_clustermap_check(parts, P, terms, nt, nw, &err) == SX_OK);
 }
 
-static void coordinator(const Shardex__Internal__V1__ClusterMap *m)
+/* Whether every global index's term partitions lie within the map's (which
+ * the coordinator keeps by construction, and sx_clustermap_check does not
+ * see). */
+static bool index_terms_in_map(const Shardex__Internal__V1__ClusterMap *m)
+{
+    for (size_t i = 0; i < m->n_indexes; i++) {
+        const Shardex__V1__IndexSpec *s = m->indexes[i]->spec;
+        if (s && s->global && (uint64_t)m->indexes[i]->first_term + s->term_partitions > m->n_terms)
+            return false;
+    }
+    return true;
+}
+
+/* The coordinator's loader; returns whether it accepts m. */
+static bool coordinator(const Shardex__Internal__V1__ClusterMap *m)
 {
     sx_log_part *parts = NULL;
     sx_term_part *terms = NULL;
     uint32_t P = m->settings ? m->settings->partitions : 0;
     uint32_t nw = (uint32_t)m->n_workers, nt = (uint32_t)m->n_terms;
-    if (coord_load(m, &parts, &terms) &&
-        sx_clustermap_check(parts, P, terms, nt, nw, NULL) == SX_OK && P <= MAX_ASSIGN_PARTS &&
-        nw <= MAX_ASSIGN_WORKERS && nt <= MAX_ASSIGN_TERMS)
+    bool ok = coord_load(m, &parts, &terms) &&
+              sx_clustermap_check(parts, P, terms, nt, nw, NULL) == SX_OK;
+    if (ok && P <= MAX_ASSIGN_PARTS && nw <= MAX_ASSIGN_WORKERS && nt <= MAX_ASSIGN_TERMS)
         assign(m, parts, terms);
     free(parts);
     free(terms);
+    return ok;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -140,12 +156,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         shardex__internal__v1__cluster_map__unpack(NULL, size, data);
     if (!m)
         return 0;
-    coordinator(m);
+    /* A map the coordinator accepts (and so sends), every worker accepts. */
+    bool sent = coordinator(m) && index_terms_in_map(m);
     sx_partmap *pm = NULL;
     /* Takes m, on failure too. */
-    if (sx_partmap_create(&m->base, m, "w0", &pm, NULL) == SX_OK) {
+    sx_err err = {0};
+    if (sx_partmap_create(&m->base, m, "w0", &pm, &err) == SX_OK) {
         lookups(pm);
         sx_partmap_release(pm);
+    } else if (sent) {
+        fprintf(stderr, "sx_partmap_create: %s\n", err.msg);
+        SX_FUZZ_CHECK(!"a worker takes the maps the coordinator keeps");
     }
     return 0;
 }
