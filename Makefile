@@ -3,10 +3,13 @@
 # and run.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+# make fuzz: seconds each libFuzzer target runs (tests/fuzz/README.md).
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan test test-unit test-asan chaos chaos-lab bench demo format format-check clean
+.PHONY: all deps build build-asan build-fuzz test test-unit test-asan test-fuzz fuzz chaos chaos-lab bench demo format format-check clean
 
 all: build
 
@@ -25,19 +28,37 @@ $(ASAN_BUILD)/CMakeCache.txt: | deps
 build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
+# The libFuzzer targets (tests/fuzz), with clang in a build directory of their
+# own: the main build uses gcc.
+$(FUZZ_BUILD)/CMakeCache.txt: | deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DSX_WERROR=ON -DSX_FUZZ=ON $(CMAKE_ARGS)
+
+build-fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
 # The unit and integration tests (with the chaos rounds cut to a few:
 # integration.*_smoke), then the unit tests (and the tests labelled `asan`)
-# again under AddressSanitizer + UndefinedBehaviorSanitizer. Not the tests
-# labelled chaos or slow: `make chaos`. Labels: tests/CMakeLists.txt.
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, then each fuzz
+# target for a few seconds on its corpus (label fuzz). Not the tests labelled
+# chaos or slow: `make chaos`. Labels: tests/CMakeLists.txt.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'chaos|slow'
 	$(MAKE) test-asan
+	$(MAKE) test-fuzz
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
 
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L 'unit|asan'
+
+test-fuzz: build-fuzz
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS) -L fuzz
+
+# Each fuzz target for FUZZ_SECONDS on a copy of its corpus; a crash fails it
+# and prints the reproducer's path (tests/fuzz/README.md: keeping it).
+fuzz: build-fuzz
+	./tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # The long chaos tests: every seeded kill -9 round (SHARDEX_TEST_SEED=N replays
 # a run; README.md, "Tests"), the lab's own tests, then every partition-failure
@@ -74,4 +95,4 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

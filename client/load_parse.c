@@ -296,8 +296,9 @@ sx_load_parse_rec_kind sx_load_parse_json_line(const sx_load_parse_opts *opts, c
         return SX_LOAD_PARSE_REC_NONE;
     json_error_t je;
     json_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        return bad(out, lineno, "bad JSON at column %d: %s", je.column, je.text);
+    if (!j) /* jansson quotes the input near the error: up to its first byte that is not UTF-8 */
+        return bad(out, lineno, "bad JSON at column %d: %.*s", je.column,
+                   (int)sx_utf8_invalid_at(je.text, strlen(je.text)), je.text);
     char q[SX_VALIDATE_QUOTE_BUF], idbuf[32];
     if (!json_is_object(j)) {
         bad(out, lineno,

@@ -2,10 +2,11 @@
 # Installs every build and test dependency of shardex from Debian packages
 # (through apt-install.sh: idempotent and quick when everything is present; it
 # runs `apt-get update` only when something is missing, as a fresh machine may
-# have empty package lists; sudo when not run as root).
+# have empty package lists; sudo when not run as root). clang and
+# libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz).
 set -eu
 
-PKGS="build-essential gcc make cmake pkg-config git
+PKGS="build-essential gcc make cmake pkg-config git clang libclang-rt-14-dev
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 libleveldb-dev libcmocka-dev libxxhash-dev libjansson-dev
 python3 python3-grpcio python3-protobuf

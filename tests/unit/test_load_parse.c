@@ -70,6 +70,7 @@ static void json_bad(const sx_load_parse_opts *o, const char *line, const char *
     assert_null(r.doc);
     if (!strstr(r.msg, want))
         fail_msg("message \"%s\" lacks \"%s\" (line %.80s)", r.msg, want, line);
+    assert_true(sx_utf8_valid(r.msg, strlen(r.msg))); /* printed, and in --json output */
     sx_load_parse_rec_clear(&r);
 }
 
@@ -166,6 +167,9 @@ static void test_json_refused(void **state)
     json_bad(NULL, "\"a\"", "bad JSON");
     json_bad(NULL, "{\"id\": \"a\", \"fields\": {\"\": \"x\"}}", "name is empty");
     json_bad(NULL, "{\"id\": \"a\", \"fields\": {\"f\": \"\xff\"}}", "bad JSON"); /* not UTF-8 */
+    /* jansson quotes the bytes near the error, here a UTF-8 sequence cut short
+     * (found by fuzz_load_jsonl): the message keeps only what is UTF-8. */
+    json_bad(NULL, "{\"\\\xef\xbb\xbf\"}", "invalid escape near '\"\\");
 }
 
 static void test_json_options(void **state)
