@@ -117,6 +117,14 @@ uint64_t sx_rpc_call_deadline_or_default(const sx_rpc_call *call);
 /* The full method path, e.g. "/shardex.v1.Shardex/Put". Borrowed from the call. */
 const char *sx_rpc_call_method(const sx_rpc_call *call);
 
+/* Answers with msg instead of the handler's resp, when the handler succeeds:
+ * msg is a message whose encoding is a valid encoding of the method's output
+ * type (a wire twin with the same field numbers, such as one holding an
+ * embedded message as its packed bytes; proto/shardex/internal/v1/wire.proto),
+ * borrowed until the call ends (call memory). The client decodes the method's
+ * output type, as always. */
+void sx_rpc_call_reply_with(sx_rpc_call *call, const ProtobufCMessage *msg);
+
 /* Deferred reply: a handler that calls sx_rpc_call_defer returns at once (its
  * return value is ignored) and some thread later calls sx_rpc_call_finish
  * exactly once with the outcome; until then req, resp and the call stay valid.

@@ -96,6 +96,7 @@ struct sx_rpc_call {
     grpc_call_details details; /* generic requests only */
     ProtobufCMessage *req;
     ProtobufCMessage *resp;
+    const ProtobufCMessage *reply_with; /* sent instead of resp: sx_rpc_call_reply_with */
     grpc_byte_buffer *resp_bb;
     grpc_slice status_details;
     bool has_status_details;
@@ -166,6 +167,11 @@ uint64_t sx_rpc_call_deadline_or_default(const sx_rpc_call *call)
 {
     uint64_t d = sx_rpc_call_deadline_ms(call);
     return d == UINT64_MAX ? sx_clock_now_ms() + SX_RPC_NO_DEADLINE_MS : d;
+}
+
+void sx_rpc_call_reply_with(sx_rpc_call *call, const ProtobufCMessage *msg)
+{
+    call->reply_with = msg;
 }
 
 const char *sx_rpc_call_method(const sx_rpc_call *call)
@@ -258,7 +264,7 @@ static void local_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
     sx_err err = {0};
     ProtobufCMessage *resp = NULL;
     if (status == SX_OK)
-        resp = copy_message(ctx->m->desc->output, ctx->resp);
+        resp = copy_message(ctx->m->desc->output, ctx->reply_with ? ctx->reply_with : ctx->resp);
     else
         sx_err_set(&err, status, "%s", msg ? msg : sx_status_name(status));
     sx_rpc_done_cb done = ctx->local_done;
@@ -279,7 +285,7 @@ static void call_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
     size_t n = 0;
     ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
     if (status == SX_OK) {
-        ctx->resp_bb = sx__rpc_pack(ctx->resp);
+        ctx->resp_bb = sx__rpc_pack(ctx->reply_with ? ctx->reply_with : ctx->resp);
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n++].data.send_message.send_message = ctx->resp_bb;
     }

@@ -570,24 +570,29 @@ static snap_at snapshot(sx_pindex *pi)
     return s;
 }
 
-static Shardex__V1__Document *doc_at(sx_pindex *pi, const sx_snapshot *snap, const char *id,
-                                     sx_arena *arena, sx_err *err, sx_status *st)
+/* The document id at snap as stored (packed; empty when absent), copied
+ * into arena once checked to decode. */
+static ProtobufCBinaryData doc_at(sx_pindex *pi, const sx_snapshot *snap, const char *id,
+                                  sx_arena *arena, sx_err *err, sx_status *st)
 {
     bool found = false;
     sx_buf doc = {0};
-    Shardex__V1__Document *d = NULL;
+    ProtobufCBinaryData out = {0};
     *st = sx_plog_get_doc_at(pi->log, snap, id, strlen(id), &found, NULL, &doc, err);
     if (*st == SX_OK && found) {
-        ProtobufCAllocator alloc = sx_arena_pb_allocator(arena);
-        d = shardex__v1__document__unpack(&alloc, doc.len, doc.data);
-        if (!d)
+        sx_arena scratch = {0}; /* the check's unpacked copy, dropped at once */
+        ProtobufCAllocator alloc = sx_arena_pb_allocator(&scratch);
+        if (!shardex__v1__document__unpack(&alloc, doc.len, doc.data))
             *st = sx_err_set(err, SX_DATA_LOSS,
                              "partition %u: stored document %s does not "
                              "decode",
                              pi->p, id);
+        sx_arena_free(&scratch);
+        out.data = sx_arena_memdup(arena, doc.data, doc.len);
+        out.len = doc.len;
     }
     sx_buf_free(&doc);
-    return d;
+    return out;
 }
 
 sx_status sx_pindex_scan(sx_pindex *pi, const Shardex__Internal__V1__ScanRequest *req,

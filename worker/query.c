@@ -9,6 +9,11 @@
  * run the term partitions cannot answer is run again LOCAL (qplan.h). GLOBAL
  * with include_docs then reads each hit's document from its leader.
  *
+ * Documents travel as the bytes they are stored as, from the store to the
+ * client: scans and ReadMany return them packed, and the answer is the
+ * QueryResponse's wire twin (wire.proto) holding them as bytes, so a page of
+ * a thousand documents is not parsed and packed again here.
+ *
  * Not here: what a scan does on the target (ixservice.h), the retry policy
  * (fanout.h).
  */
@@ -19,6 +24,7 @@
 #include "log.h"
 #include "qplan.h"
 #include "shardex/internal/v1/index.pb-c.h"
+#include "shardex/internal/v1/wire.pb-c.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -89,10 +95,13 @@ static size_t next_best(const sx_fanout_call *calls, size_t n, const size_t *pos
     return best;
 }
 
-static Shardex__V1__Hit *client_hit(sx_arena *arena, const Shardex__Internal__V1__ScanHit *h)
+typedef Shardex__Internal__V1__WireQueryResponse answer; /* a QueryResponse on the wire */
+
+static Shardex__Internal__V1__WireHit *client_hit(sx_arena *arena,
+                                                  const Shardex__Internal__V1__ScanHit *h)
 {
-    Shardex__V1__Hit *o = sx_arena_alloc(arena, sizeof(*o));
-    shardex__v1__hit__init(o);
+    Shardex__Internal__V1__WireHit *o = sx_arena_alloc(arena, sizeof(*o));
+    shardex__internal__v1__wire_hit__init(o);
     o->id = sx_arena_strdup(arena, h->id);
     Shardex__V1__Value *v = sx_arena_alloc(arena, sizeof(*v));
     *v = *h->value;
@@ -105,8 +114,7 @@ static Shardex__V1__Hit *client_hit(sx_arena *arena, const Shardex__Internal__V1
 
 /* k-way merge of the plan's sorted scan responses into resp: the first `limit`
  * hits, the next page token, staleness (the worst target's) and mode. */
-static void merge(sx_arena *arena, const sx_qplan *pl, const sx_fanout_call *calls,
-                  Shardex__V1__QueryResponse *resp)
+static void merge(sx_arena *arena, const sx_qplan *pl, const sx_fanout_call *calls, answer *resp)
 {
     size_t *pos = sx_arena_alloc(arena, pl->n * sizeof(*pos));
     bool more = false;
@@ -135,7 +143,7 @@ static void merge(sx_arena *arena, const sx_qplan *pl, const sx_fanout_call *cal
 
 /* Scans every target of the plan and merges into resp (untouched on
  * failure). */
-static sx_status run(const run_ctx *q, Shardex__V1__QueryResponse *resp, sx_err *err)
+static sx_status run(const run_ctx *q, answer *resp, sx_err *err)
 {
     const sx_qplan *pl = q->pl;
     sx_arena *arena = sx_rpc_call_arena(q->call);
@@ -159,7 +167,7 @@ static sx_status run(const run_ctx *q, Shardex__V1__QueryResponse *resp, sx_err 
 /* Documents for GLOBAL hits: one ReadMany per log partition that holds
  * some, all in flight at once (one Read per hit cost a page of 100 hits 100
  * internal calls). */
-static sx_status fetch_docs(const run_ctx *q, Shardex__V1__QueryResponse *resp, sx_err *err)
+static sx_status fetch_docs(const run_ctx *q, answer *resp, sx_err *err)
 {
     size_t n = resp->n_hits, P = q->pl->P;
     if (n == 0)
@@ -216,8 +224,9 @@ static sx_status fetch_docs(const run_ctx *q, Shardex__V1__QueryResponse *resp, 
     for (size_t i = 0; i < n; i++) {
         size_t c = slot[part_of[i]];
         const Shardex__Internal__V1__ReadManyResponse *r = (const void *)calls[c].resp;
-        const Shardex__V1__GetResponse *g = r->docs[next[c]++];
-        resp->hits[i]->doc = g->found ? g->doc : NULL;
+        const Shardex__Internal__V1__PackedDoc *g = r->docs[next[c]++];
+        if (g->found)
+            resp->hits[i]->doc = g->doc; /* borrowed: the responses are freed when the call ends */
     }
     for (size_t c = 0; c < ncalls; c++)
         sx_rpc_call_on_done(q->call, (void (*)(void *))sx_rpc_free, calls[c].resp);
@@ -228,8 +237,10 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
                             ProtobufCMessage *respm, void *arg, sx_err *err)
 {
     const Shardex__V1__QueryRequest *req = (const void *)reqm;
-    Shardex__V1__QueryResponse *resp = (void *)respm;
+    (void)respm; /* the answer is its wire twin */
     sx_arena *arena = sx_rpc_call_arena(call);
+    answer *resp = sx_arena_alloc(arena, sizeof(*resp));
+    shardex__internal__v1__wire_query_response__init(resp);
     sx_qplan pl;
     run_ctx q = {.w = arg, .call = call, .pl = &pl};
     q.deadline = sx_rpc_call_deadline_or_default(call);
@@ -251,5 +262,7 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
     }
     if (st == SX_OK && pl.global && pl.include_docs)
         st = fetch_docs(&q, resp, err);
+    if (st == SX_OK)
+        sx_rpc_call_reply_with(call, &resp->base);
     return st;
 }

@@ -1253,25 +1253,59 @@ sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__App
 
 /* ----------------------------------------------------------------- read -- */
 
-sx_status sx_replica_read(sx_replica_set *rs, uint32_t p, const char *id, uint64_t after_offset,
-                          uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
-                          sx_err *err)
+/* A document of p as stored, once after_offset is applied (sx_replica_read),
+ * unpacked into arena; *doc holds its bytes. */
+static sx_status read_doc(sx_replica_set *rs, uint32_t p, const char *id, uint64_t after_offset,
+                          uint64_t deadline_ms, sx_arena *arena, sx_buf *doc,
+                          Shardex__V1__Document **out, uint64_t *version, sx_err *err)
 {
+    *out = NULL;
     sx_status st = sx_replica_wait_applied(rs, p, after_offset, deadline_ms, err);
     if (st != SX_OK)
         return st;
     replica *r = get_replica(rs, p);
     bool found = false;
-    uint64_t version = 0;
-    sx_buf doc = {0};
-    st = sx_plog_get_doc(r->log, id, strlen(id), &found, &version, &doc, err);
+    st = sx_plog_get_doc(r->log, id, strlen(id), &found, version, doc, err);
     if (st == SX_OK && found) {
         ProtobufCAllocator alloc = sx_arena_pb_allocator(arena);
-        resp->doc = shardex__v1__document__unpack(&alloc, doc.len, doc.data);
-        if (!resp->doc)
+        *out = shardex__v1__document__unpack(&alloc, doc->len, doc->data);
+        if (!*out)
             st = sx_err_set(err, SX_DATA_LOSS, "partition %u: stored document %s does not decode",
                             p, id);
-        resp->found = resp->doc != NULL;
+    }
+    return st;
+}
+
+sx_status sx_replica_read_stored(sx_replica_set *rs, uint32_t p, const char *id,
+                                 uint64_t after_offset, uint64_t deadline_ms, sx_arena *arena,
+                                 Shardex__Internal__V1__PackedDoc *out, sx_err *err)
+{
+    sx_arena scratch = {0}; /* the check's unpacked copy, dropped at once */
+    sx_buf doc = {0};
+    Shardex__V1__Document *d;
+    uint64_t version;
+    sx_status st =
+        read_doc(rs, p, id, after_offset, deadline_ms, &scratch, &doc, &d, &version, err);
+    if (st == SX_OK && d) {
+        out->found = true;
+        out->doc.data = sx_arena_memdup(arena, doc.data, doc.len);
+        out->doc.len = doc.len;
+    }
+    sx_arena_free(&scratch);
+    sx_buf_free(&doc);
+    return st;
+}
+
+sx_status sx_replica_read(sx_replica_set *rs, uint32_t p, const char *id, uint64_t after_offset,
+                          uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
+                          sx_err *err)
+{
+    sx_buf doc = {0};
+    uint64_t version = 0;
+    sx_status st =
+        read_doc(rs, p, id, after_offset, deadline_ms, arena, &doc, &resp->doc, &version, err);
+    if (st == SX_OK && resp->doc) {
+        resp->found = true;
         Shardex__V1__WriteToken *t = sx_arena_alloc(arena, sizeof(*t));
         shardex__v1__write_token__init(t);
         t->partition = p;

@@ -93,7 +93,7 @@ typedef struct sx_replica_opts {
     sx_membership *member;   /* borrowed: lease; may be attached later */
     sx_fsync_mode fsync;
     size_t write_buffer_bytes; /* each partition store's memtable; 0: the store's default */
-    uint32_t lag_timeout_ms; /* 0: the lease */
+    uint32_t lag_timeout_ms;   /* 0: the lease */
     /* The pipeline's next stage: runs (on a replica thread, no lock held; it
      * must not block) whenever a leader applied newly committed entries, so
      * that the index layer ships them at once. It may run until
@@ -147,6 +147,12 @@ sx_status sx_replica_append(sx_replica_set *r, const Shardex__Internal__V1__Appe
 sx_status sx_replica_read(sx_replica_set *r, uint32_t p, const char *id, uint64_t after_offset,
                           uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
                           sx_err *err);
+
+/* sx_replica_read for ReadMany: the document as stored (packed, checked to
+ * decode), copied into arena, for a caller that passes it on unparsed. */
+sx_status sx_replica_read_stored(sx_replica_set *r, uint32_t p, const char *id,
+                                 uint64_t after_offset, uint64_t deadline_ms, sx_arena *arena,
+                                 Shardex__Internal__V1__PackedDoc *out, sx_err *err);
 
 /* Leader: waits until after_offset is applied and this leader serves reads
  * (its log as its epoch began is committed and applied, sx_repcore_serving),

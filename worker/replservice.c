@@ -69,10 +69,10 @@ sx_status sx_replservice_read_many(sx_rpc_call *call, const ProtobufCMessage *re
     sx_arena *arena = sx_rpc_call_arena(call);
     resp->docs = sx_arena_alloc(arena, (req->n_ids + 1) * sizeof(*resp->docs));
     for (size_t i = 0; i < req->n_ids; i++) {
-        Shardex__V1__GetResponse *g = sx_arena_alloc(arena, sizeof(*g));
-        shardex__v1__get_response__init(g);
-        sx_status st = sx_replica_read(w->replicas, req->partition, req->ids[i], req->after_offset,
-                                       deadline, arena, g, err);
+        Shardex__Internal__V1__PackedDoc *g = sx_arena_alloc(arena, sizeof(*g));
+        shardex__internal__v1__packed_doc__init(g);
+        sx_status st = sx_replica_read_stored(w->replicas, req->partition, req->ids[i],
+                                              req->after_offset, deadline, arena, g, err);
         if (st != SX_OK)
             return st;
         resp->docs[resp->n_docs++] = g;
