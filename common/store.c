@@ -29,7 +29,7 @@ struct sx_store_cache {
 
 struct sx_store {
     leveldb_t *db;
-    leveldb_cache_t *own_cache; /* private cache; NULL when opts.cache was shared */
+    leveldb_cache_t *own_cache;    /* private cache; NULL when opts.cache was shared */
     leveldb_filterpolicy_t *bloom; /* lookups of absent keys (index checks) skip most blocks */
     /* Options LevelDB only reads, so every thread shares them. */
     leveldb_writeoptions_t *wo_sync;
@@ -152,6 +152,11 @@ sx_status sx_store_open(const char *path, const sx_store_opts *opts, sx_store **
     s->wo_nosync = leveldb_writeoptions_create();
     leveldb_writeoptions_set_sync(s->wo_nosync, 0);
     s->ro_latest = leveldb_readoptions_create();
+    /* Every block read from a table file is checked against its CRC (blocks
+     * in the cache were checked when read): a corrupt table is an error,
+     * never data. Readers above can pass stored bytes on without parsing
+     * them to find out. */
+    leveldb_readoptions_set_verify_checksums(s->ro_latest, 1);
 
     leveldb_cache_t *cache = opts->cache ? opts->cache->cache : NULL;
     if (!cache) {
@@ -225,6 +230,7 @@ static leveldb_readoptions_t *read_opts(const sx_store *s, const sx_snapshot *sn
     if (!snap)
         return s->ro_latest;
     leveldb_readoptions_t *ro = leveldb_readoptions_create();
+    leveldb_readoptions_set_verify_checksums(ro, 1);
     leveldb_readoptions_set_snapshot(ro, (const leveldb_snapshot_t *)snap);
     return ro;
 }

@@ -571,7 +571,7 @@ static snap_at snapshot(sx_pindex *pi)
 }
 
 /* The document id at snap as stored (packed; empty when absent), copied
- * into arena once checked to decode. */
+ * into arena. Not parsed: the store checks what it reads (store.c). */
 static ProtobufCBinaryData doc_at(sx_pindex *pi, const sx_snapshot *snap, const char *id,
                                   sx_arena *arena, sx_err *err, sx_status *st)
 {
@@ -580,14 +580,6 @@ static ProtobufCBinaryData doc_at(sx_pindex *pi, const sx_snapshot *snap, const 
     ProtobufCBinaryData out = {0};
     *st = sx_plog_get_doc_at(pi->log, snap, id, strlen(id), &found, NULL, &doc, err);
     if (*st == SX_OK && found) {
-        sx_arena scratch = {0}; /* the check's unpacked copy, dropped at once */
-        ProtobufCAllocator alloc = sx_arena_pb_allocator(&scratch);
-        if (!shardex__v1__document__unpack(&alloc, doc.len, doc.data))
-            *st = sx_err_set(err, SX_DATA_LOSS,
-                             "partition %u: stored document %s does not "
-                             "decode",
-                             pi->p, id);
-        sx_arena_free(&scratch);
         out.data = sx_arena_memdup(arena, doc.data, doc.len);
         out.len = doc.len;
     }

@@ -1253,45 +1253,33 @@ sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__App
 
 /* ----------------------------------------------------------------- read -- */
 
-/* A document of p as stored, once after_offset is applied (sx_replica_read),
- * unpacked into arena; *doc holds its bytes. */
+/* A document of p as stored (*doc; *found), once after_offset is applied and
+ * this leader serves reads (sx_replica_read). */
 static sx_status read_doc(sx_replica_set *rs, uint32_t p, const char *id, uint64_t after_offset,
-                          uint64_t deadline_ms, sx_arena *arena, sx_buf *doc,
-                          Shardex__V1__Document **out, uint64_t *version, sx_err *err)
+                          uint64_t deadline_ms, sx_buf *doc, bool *found, uint64_t *version,
+                          sx_err *err)
 {
-    *out = NULL;
+    *found = false;
     sx_status st = sx_replica_wait_applied(rs, p, after_offset, deadline_ms, err);
     if (st != SX_OK)
         return st;
     replica *r = get_replica(rs, p);
-    bool found = false;
-    st = sx_plog_get_doc(r->log, id, strlen(id), &found, version, doc, err);
-    if (st == SX_OK && found) {
-        ProtobufCAllocator alloc = sx_arena_pb_allocator(arena);
-        *out = shardex__v1__document__unpack(&alloc, doc->len, doc->data);
-        if (!*out)
-            st = sx_err_set(err, SX_DATA_LOSS, "partition %u: stored document %s does not decode",
-                            p, id);
-    }
-    return st;
+    return sx_plog_get_doc(r->log, id, strlen(id), found, version, doc, err);
 }
 
 sx_status sx_replica_read_stored(sx_replica_set *rs, uint32_t p, const char *id,
                                  uint64_t after_offset, uint64_t deadline_ms, sx_arena *arena,
                                  Shardex__Internal__V1__PackedDoc *out, sx_err *err)
 {
-    sx_arena scratch = {0}; /* the check's unpacked copy, dropped at once */
     sx_buf doc = {0};
-    Shardex__V1__Document *d;
     uint64_t version;
-    sx_status st =
-        read_doc(rs, p, id, after_offset, deadline_ms, &scratch, &doc, &d, &version, err);
-    if (st == SX_OK && d) {
-        out->found = true;
+    bool found = false;
+    sx_status st = read_doc(rs, p, id, after_offset, deadline_ms, &doc, &found, &version, err);
+    out->found = found;
+    if (st == SX_OK && found) {
         out->doc.data = sx_arena_memdup(arena, doc.data, doc.len);
         out->doc.len = doc.len;
     }
-    sx_arena_free(&scratch);
     sx_buf_free(&doc);
     return st;
 }
@@ -1302,9 +1290,16 @@ sx_status sx_replica_read(sx_replica_set *rs, uint32_t p, const char *id, uint64
 {
     sx_buf doc = {0};
     uint64_t version = 0;
-    sx_status st =
-        read_doc(rs, p, id, after_offset, deadline_ms, arena, &doc, &resp->doc, &version, err);
-    if (st == SX_OK && resp->doc) {
+    bool found = false;
+    sx_status st = read_doc(rs, p, id, after_offset, deadline_ms, &doc, &found, &version, err);
+    if (st == SX_OK && found) {
+        ProtobufCAllocator alloc = sx_arena_pb_allocator(arena);
+        resp->doc = shardex__v1__document__unpack(&alloc, doc.len, doc.data);
+        if (!resp->doc)
+            st = sx_err_set(err, SX_DATA_LOSS, "partition %u: stored document %s does not decode",
+                            p, id);
+    }
+    if (st == SX_OK && found) {
         resp->found = true;
         Shardex__V1__WriteToken *t = sx_arena_alloc(arena, sizeof(*t));
         shardex__v1__write_token__init(t);

@@ -621,6 +621,58 @@ static void test_destroy_files(void **state)
     sx_store_close(s);
 }
 
+/* A byte flipped inside a table file's data is found when the block is
+ * read (its CRC), by gets and iterators alike: an error, never other data. */
+static void test_corrupt_table_block_is_data_loss(void **state)
+{
+    fixture *f = *state;
+    sx_store *s = sx_fx_store_open(f->db, NULL);
+    /* Values that do not compress, so the table holds their bytes as given. */
+    char key[16], val[512];
+    uint64_t x = 88172645463325252u;
+    for (int i = 0; i < 200; i++) {
+        for (size_t j = 0; j < sizeof(val); j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            val[j] = (char)('a' + x % 26);
+        }
+        snprintf(key, sizeof(key), "k%04d", i);
+        assert_int_equal(sx_store_put(s, key, strlen(key), val, sizeof(val), SX_SYNC_YES, NULL),
+                         SX_OK);
+    }
+    sx_store_close(s);
+    s = sx_fx_store_open(f->db, NULL); /* the log recovered into a table file */
+    sx_store_close(s);
+
+    char cmd[PATH_MAX + 64], table[PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "ls %s/*.ldb", f->db);
+    FILE *ls = popen(cmd, "r");
+    assert_non_null(ls);
+    assert_non_null(fgets(table, sizeof(table), ls));
+    pclose(ls);
+    table[strcspn(table, "\n")] = '\0';
+    FILE *fp = fopen(table, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 1000, SEEK_SET), 0); /* inside the first data block */
+    int c = fgetc(fp);
+    assert_int_equal(fseek(fp, 1000, SEEK_SET), 0);
+    fputc(c ^ 0x01, fp);
+    assert_int_equal(fclose(fp), 0);
+
+    s = sx_fx_store_open(f->db, NULL);
+    sx_err err = {0};
+    sx_buf v = {0};
+    bool found = false;
+    assert_int_equal(sx_store_get(s, NULL, "k0001", 5, &v, &found, &err), SX_DATA_LOSS);
+    assert_non_null(strstr(err.msg, "Corruption"));
+    sx_iter *it = sx_store_iter_prefix(s, NULL, "k", 1);
+    while (sx_iter_valid(it))
+        sx_iter_next(it);
+    assert_int_equal(sx_iter_status(it, &err), SX_DATA_LOSS);
+    sx_iter_destroy(it);
+    sx_buf_free(&v);
+    sx_store_close(s);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -638,6 +690,7 @@ int main(void)
         T(test_snapshots),
         T(test_shared_cache),
         T(test_destroy_files),
+        T(test_corrupt_table_block_is_data_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
