@@ -101,7 +101,10 @@ void *sx_arena_alloc(sx_arena *a, size_t n)
     size_t need = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
     sx_arena_chunk *c = a->chunks;
     if (!c || c->cap - c->used < need) {
-        size_t cap = need > 4000 ? need : 4000;
+        /* Chunks double up to 1 MiB: a large message is a few mallocs. */
+        size_t cap = c ? (c->cap < ((size_t)1 << 19) ? 2 * c->cap : (size_t)1 << 20) : 4000;
+        if (need > cap)
+            cap = need;
         c = sx_malloc(sizeof(*c) + cap);
         c->cap = cap;
         c->used = 0;

@@ -189,8 +189,21 @@ void sx_rpc_server_call_local(sx_rpc_server *s, const ProtobufCServiceDescriptor
                               const char *method, const ProtobufCMessage *req, uint64_t deadline_ms,
                               sx_rpc_done_cb done, void *arg);
 
-/* Frees a response returned by sx_rpc_invoke or given to a callback. Accepts NULL. */
+/* Frees a message this layer made: a response returned by sx_rpc_invoke or
+ * given to a callback, or one from sx_rpc_unpack or sx_rpc_copy (anything
+ * else aborts). Accepts NULL. */
 void sx_rpc_free(ProtobufCMessage *msg);
+
+/* Unpacks len bytes as a message of desc, as the layer unpacks what arrives:
+ * the whole message in one arena of its own, freed with sx_rpc_free. NULL
+ * when the bytes are not one. */
+ProtobufCMessage *sx_rpc_unpack(const ProtobufCMessageDescriptor *desc, size_t len,
+                                const uint8_t *data);
+
+/* A standalone message of type desc equal to msg (of that type, or a wire
+ * twin of it: sx_rpc_call_reply_with), packed and unpacked as if it had
+ * crossed the network; freed with sx_rpc_free. */
+ProtobufCMessage *sx_rpc_copy(const ProtobufCMessageDescriptor *desc, const ProtobufCMessage *msg);
 
 /* ------------------------------------------------------------ fault layer -- */
 

@@ -242,21 +242,6 @@ static void post_request(sx_rpc_server *srv, method_entry *m, int i)
     }
 }
 
-/* A message of type desc equal to msg, standalone (freed with sx_rpc_free),
- * as it would arrive over the network: nothing of it borrows msg's memory. */
-static ProtobufCMessage *copy_message(const ProtobufCMessageDescriptor *desc,
-                                      const ProtobufCMessage *msg)
-{
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = sx_malloc(n ? n : 1);
-    protobuf_c_message_pack(msg, buf);
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, n, buf);
-    free(buf);
-    if (!m)
-        abort(); /* out of memory: the bytes are ours and valid */
-    return m;
-}
-
 /* A local call's reply: the caller's completion, after the call is freed
  * (what the response borrowed is copied first). */
 static void local_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
@@ -264,7 +249,7 @@ static void local_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
     sx_err err = {0};
     ProtobufCMessage *resp = NULL;
     if (status == SX_OK)
-        resp = copy_message(ctx->m->desc->output, ctx->reply_with ? ctx->reply_with : ctx->resp);
+        resp = sx_rpc_copy(ctx->m->desc->output, ctx->reply_with ? ctx->reply_with : ctx->resp);
     else
         sx_err_set(&err, status, "%s", msg ? msg : sx_status_name(status));
     sx_rpc_done_cb done = ctx->local_done;
@@ -527,7 +512,7 @@ void sx_rpc_server_call_local(sx_rpc_server *s, const ProtobufCServiceDescriptor
     ctx->local_arg = arg;
     ctx->deadline = sx__rpc_deadline_from_ms(deadline_ms);
     grpc_metadata_array_init(&ctx->md);
-    ctx->req = copy_message(m->desc->input, req);
+    ctx->req = sx_rpc_copy(m->desc->input, req);
     pthread_mutex_lock(&s->mu);
     s->live++;
     pthread_mutex_unlock(&s->mu);

@@ -109,8 +109,8 @@ bool sx_fanout_aim_leaders(void *arg, size_t i, const sx_partmap *m, sx_fanout_c
 /* A local executor: runs req here instead of sending it, completing as an
  * asynchronous RPC does. It must not use req once it returns; it calls
  * done(status, err, resp, done_arg) exactly once, on any thread, possibly
- * before it returns; resp (SX_OK only) is then the fan-out's, freed with
- * sx_rpc_free. deadline_ms bounds the attempt (the fan-out gives it up then,
+ * before it returns; resp (SX_OK only; made by sx_rpc_copy) is then the
+ * fan-out's, freed with sx_rpc_free. deadline_ms bounds the attempt (the fan-out gives it up then,
  * and frees a resp that comes later). */
 typedef void (*sx_fanout_local_cb)(void *arg, const ProtobufCMessage *req, uint64_t deadline_ms,
                                    sx_rpc_done_cb done, void *done_arg);

@@ -46,15 +46,14 @@ static void here_write_done_cb(void *arg, sx_status st, const sx_err *err, const
                                size_t n)
 {
     here_write *hw = arg;
-    Shardex__Internal__V1__WriteResponse *wr = NULL;
+    ProtobufCMessage *resp = NULL;
     if (st == SX_OK) {
-        wr = sx_malloc(sizeof(*wr));
-        shardex__internal__v1__write_response__init(wr);
-        wr->offsets = sx_malloc((n + 1) * sizeof(*wr->offsets));
-        memcpy(wr->offsets, offsets, n * sizeof(*wr->offsets));
-        wr->n_offsets = n;
+        Shardex__Internal__V1__WriteResponse wr = SHARDEX__INTERNAL__V1__WRITE_RESPONSE__INIT;
+        wr.offsets = (uint64_t *)offsets;
+        wr.n_offsets = n;
+        resp = sx_rpc_copy(wr.base.descriptor, &wr.base); /* what sx_rpc_free takes */
     }
-    hw->done(st, err, wr ? &wr->base : NULL, hw->done_arg);
+    hw->done(st, err, resp, hw->done_arg);
     free(hw);
 }
 

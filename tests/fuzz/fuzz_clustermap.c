@@ -13,6 +13,7 @@
  * And a map the coordinator accepts, the workers accept too.
  */
 #include "fuzz.h"
+#include "rpc.h"
 
 #include "clustermap.h"
 #include "mem.h"
@@ -153,7 +154,7 @@ static bool coordinator(const Shardex__Internal__V1__ClusterMap *m)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Shardex__Internal__V1__ClusterMap *m =
-        shardex__internal__v1__cluster_map__unpack(NULL, size, data);
+        (void *)sx_rpc_unpack(&shardex__internal__v1__cluster_map__descriptor, size, data);
     if (!m)
         return 0;
     /* A map the coordinator accepts (and so sends), every worker accepts. */

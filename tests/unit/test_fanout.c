@@ -137,7 +137,7 @@ static sx_partmap *make_view(void)
     size_t n = protobuf_c_message_get_packed_size(&m.base);
     uint8_t *buf = malloc(n + 1);
     protobuf_c_message_pack(&m.base, buf);
-    cmap *out = shardex__internal__v1__cluster_map__unpack(NULL, n, buf);
+    cmap *out = (void *)sx_rpc_unpack(&shardex__internal__v1__cluster_map__descriptor, n, buf);
     free(buf);
     assert_non_null(out);
     sx_partmap *pm = NULL;
@@ -171,14 +171,14 @@ static sx_partmap *fx_map_cb(void *arg)
     return sx_partmap_acquire(f->map);
 }
 
+/* A response as an executor hands it over (the fan-out frees it with sx_rpc_free). */
 static ProtobufCMessage *offsets_resp(uint32_t p)
 {
-    Shardex__Internal__V1__WriteResponse *wr = sx_malloc(sizeof(*wr));
-    shardex__internal__v1__write_response__init(wr);
-    wr->offsets = sx_malloc(sizeof(uint64_t));
-    wr->offsets[0] = 100 + p;
-    wr->n_offsets = 1;
-    return &wr->base;
+    uint64_t off = 100 + p;
+    Shardex__Internal__V1__WriteResponse wr = SHARDEX__INTERNAL__V1__WRITE_RESPONSE__INIT;
+    wr.offsets = &off;
+    wr.n_offsets = 1;
+    return sx_rpc_copy(wr.base.descriptor, &wr.base);
 }
 
 typedef struct later {

@@ -20,7 +20,8 @@ typedef Shardex__Internal__V1__ClusterMap cmap;
  * as a received one does. edit may break it before packing. */
 static cmap *make_map(void (*edit)(cmap *m))
 {
-    static Shardex__Internal__V1__ClusterSettings set = SHARDEX__INTERNAL__V1__CLUSTER_SETTINGS__INIT;
+    static Shardex__Internal__V1__ClusterSettings set =
+        SHARDEX__INTERNAL__V1__CLUSTER_SETTINGS__INIT;
     set.partitions = 4;
     set.min_isr = 2;
     static Shardex__Internal__V1__WorkerEntry w[3];
@@ -95,7 +96,7 @@ static cmap *make_map(void (*edit)(cmap *m))
     size_t n = protobuf_c_message_get_packed_size(&m.base);
     uint8_t *buf = malloc(n + 1);
     protobuf_c_message_pack(&m.base, buf);
-    cmap *out = shardex__internal__v1__cluster_map__unpack(NULL, n, buf);
+    cmap *out = (void *)sx_rpc_unpack(&shardex__internal__v1__cluster_map__descriptor, n, buf);
     free(buf);
     assert_non_null(out);
     return out;

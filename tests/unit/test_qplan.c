@@ -297,7 +297,7 @@ static sx_partmap *small_map(void)
     uint8_t *buf = malloc(n + 1);
     protobuf_c_message_pack(&m.base, buf);
     Shardex__Internal__V1__ClusterMap *out =
-        shardex__internal__v1__cluster_map__unpack(NULL, n, buf);
+        (void *)sx_rpc_unpack(&shardex__internal__v1__cluster_map__descriptor, n, buf);
     free(buf);
     assert_non_null(out);
     sx_partmap *pm = NULL;

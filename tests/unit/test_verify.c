@@ -836,16 +836,10 @@ static void fake_init(fake *f)
     memcpy(f->wm, wm, sizeof(wm));
 }
 
-/* A message as the rpc layer returns it: unpacked with the default allocator. */
+/* A message as the rpc layer returns it (freed with sx_rpc_free). */
 static ProtobufCMessage *reunpack(const ProtobufCMessage *m)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *b = malloc(n ? n : 1);
-    protobuf_c_message_pack(m, b);
-    ProtobufCMessage *out = protobuf_c_message_unpack(m->descriptor, NULL, n, b);
-    free(b);
-    assert_non_null(out);
-    return out;
+    return sx_rpc_copy(m->descriptor, m);
 }
 
 static ProtobufCMessage *fake_map(const fake *f)
