@@ -299,6 +299,9 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
     for (uint32_t i = 0; i < c->nindexes; i++) {
         const Shardex__Internal__V1__IndexEntry *o = m->indexes[i];
         index_entry *e = &c->indexes[i];
+        if (!o->spec)
+            return sx_err_set(err, SX_DATA_LOSS, "metadata: stored index %" PRIu64 " has no spec",
+                              o->id);
         e->name = sx_strdup(o->spec->name);
         e->field = sx_strdup(o->spec->field);
         e->type = o->spec->type;

@@ -32,6 +32,7 @@
 #include "fixture.h"
 #include "harness.h"
 #include "log.h"
+#include "meta.h"
 
 /* The lease every test uses (the coordinator adds its margin). */
 #define LEASE 1000u
@@ -703,6 +704,44 @@ static void test_reopen_keeps_settings_and_map(void **state)
     uint64_t again = 0;
     assert_int_equal(reg(f, "b", 60200, &again), 1);
     assert_true(again > inc[0] && again > inc[1] && again > inc[2]);
+}
+
+/* A stored map whose index lost its spec (found by fuzz_clustermap): the
+ * coordinator refuses to start on it, DATA_LOSS naming the index, instead of
+ * following a NULL pointer. */
+static void test_reopen_refuses_index_without_spec(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    create_ok(f, "g", false, true, 0);
+    sx_coord_close(f->c);
+    f->c = NULL;
+
+    sx_err err = {0};
+    sx_meta *meta = NULL;
+    Shardex__Internal__V1__ClusterMap *m = NULL;
+    CHECK_OK(sx_meta_open(f->opts.data_dir, &meta, &err), &err);
+    CHECK_OK(sx_meta_load(meta, &m, &err), &err);
+    assert_int_equal(m->n_indexes, 1);
+    uint64_t id = m->indexes[0]->id;
+    Shardex__V1__IndexSpec *spec = m->indexes[0]->spec;
+    m->indexes[0]->spec = NULL;
+    size_t n = protobuf_c_message_get_packed_size(&m->base);
+    uint8_t *buf = malloc(n);
+    protobuf_c_message_pack(&m->base, buf);
+    m->indexes[0]->spec = spec; /* freed with the map */
+    CHECK_OK(sx_meta_save(meta, buf, n, &err), &err);
+    free(buf);
+    sx_meta_close(meta);
+
+    sx_coord *c = NULL;
+    assert_int_equal(sx_coord_open(&f->opts, 2000, &c, &err), SX_DATA_LOSS);
+    assert_null(c);
+    char want[64];
+    snprintf(want, sizeof(want), "stored index %" PRIu64 " has no spec", id);
+    assert_non_null(strstr(err.msg, want));
+    protobuf_c_message_free_unpacked(&m->base, NULL);
 }
 
 /* BUG (coord.c, sx_coord_open on an existing store): a restart with another
@@ -2379,6 +2418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fresh_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_rejects_invalid_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_settings_and_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_refuses_index_without_spec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_with_other_lease_publishes_new_version, setup,
                                         teardown), /* fails: BUG, see the test */
         cmocka_unit_test_setup_teardown(test_reopen_refuses_changed_settings, setup, teardown),
