@@ -262,6 +262,11 @@ static FILE *open_tsv(const char *dir, const char *name, char *why, size_t cap)
 
 bool peers_report_tsv(const peers_results *r, const char *dir, char *why, size_t cap)
 {
+    /* Each plot has a panel for ingest and one for the typical value: gnuplot
+     * cannot draw a panel with no data, so without both there are no plots
+     * (bench/plot.sh skips them and the PNGs stay as they were). */
+    if (!r->on[PEERS_W_INGEST] || !r->on[PEERS_W_TYPICAL])
+        return true;
     int counts[2 * PEERS_MAX_COUNTS];
     int n = all_counts(r, counts);
     FILE *t = open_tsv(dir, "peers_throughput.tsv", why, cap);

@@ -73,7 +73,9 @@ void peers_conf_label(const peers_conf *c, int work, char *buf, size_t cap);
 /* The tables: per work, then the goals. */
 void peers_report_print(const peers_results *r, const char *const work_titles[PEERS_NWORK]);
 
-/* peers_throughput.tsv and peers_latency.tsv into dir; false with why. */
+/* peers_throughput.tsv and peers_latency.tsv into dir, when both ingest and
+ * the typical value were measured (the plots draw both; otherwise nothing is
+ * written); false with why. */
 bool peers_report_tsv(const peers_results *r, const char *dir, char *why, size_t cap);
 
 #endif
