@@ -1,12 +1,16 @@
-/* daemon.c: signal handling and port files for daemons. */
+/* daemon.c: signal handling, port files and service-manager notifications
+ * for daemons. */
 #include "daemon.h"
 
 #include "fsutil.h"
+#include "log.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 static void stop_signals(sigset_t *set)
@@ -39,4 +43,16 @@ sx_status sx_daemon_write_port_file(const char *path, int port, sx_err *err)
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%d\n", port);
     return sx_file_write_atomic(path, buf, (size_t)n, err);
+}
+
+void sx_daemon_notify(const char *fmt, ...)
+{
+    char state[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(state, sizeof(state), fmt, ap);
+    va_end(ap);
+    int rc = sd_notify(0, state); /* 0: no NOTIFY_SOCKET, nobody asked */
+    if (rc < 0)
+        SX_LOG(SX_LOG_WARN, "daemon", "cannot notify the service manager: %s", strerror(-rc));
 }

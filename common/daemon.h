@@ -1,5 +1,6 @@
 /* daemon.h: what every shardex daemon's main does the same way: signals go to
- * the main thread only, the bound port goes to a port file. */
+ * the main thread only, the bound port goes to a port file, its state goes to
+ * the service manager. */
 #ifndef SX_DAEMON_H
 #define SX_DAEMON_H
 
@@ -16,5 +17,11 @@ int sx_daemon_wait_signal(uint64_t timeout_ms);
 
 /* Writes "PORT\n" to path atomically (tests poll for it). */
 sx_status sx_daemon_write_port_file(const char *path, int port, sx_err *err);
+
+/* Tells the service manager this daemon's state (systemd's sd_notify, for
+ * Type=notify units): newline-separated assignments such as "READY=1",
+ * "STOPPING=1", "STATUS=text", printf-style. Nothing when no manager asked
+ * (NOTIFY_SOCKET unset); a failure to send is logged, never fatal. */
+void sx_daemon_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -28,30 +28,58 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
 static const sx_flag flags[] = {
-    {.name = "listen", .type = SX_FLAG_HOSTPORT, .offset = OFF(listen, const char *),
+    {.name = "listen",
+     .type = SX_FLAG_HOSTPORT,
+     .offset = OFF(listen, const char *),
      .help = "address to serve on (port 0: any free port, see --port-file)"},
-    {.name = "data-dir", .type = SX_FLAG_STRING, .offset = OFF(data_dir, const char *),
-     .metavar = "DIR", .help = "where the cluster metadata lives (created if missing)",
+    {.name = "data-dir",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(data_dir, const char *),
+     .metavar = "DIR",
+     .help = "where the cluster metadata lives (created if missing)",
      .required = true},
-    {.name = "port-file", .type = SX_FLAG_STRING, .offset = OFF(port_file, const char *),
-     .metavar = "FILE", .help = "write the bound port here once serving"},
-    {.name = "partitions", .type = SX_FLAG_UINT32, .offset = OFF(partitions, uint32_t),
-     .help = "log partitions P (fixed when the data directory is created)", .min = 1,
+    {.name = "port-file",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(port_file, const char *),
+     .metavar = "FILE",
+     .help = "write the bound port here once serving"},
+    {.name = "partitions",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(partitions, uint32_t),
+     .help = "log partitions P (fixed when the data directory is created)",
+     .min = 1,
      .max = SX_MAX_PARTITIONS},
-    {.name = "replication", .type = SX_FLAG_UINT32, .offset = OFF(replication, uint32_t),
+    {.name = "replication",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(replication, uint32_t),
      .help = "replicas per log partition R (fixed at creation; a partition has min(R, live "
              "workers))",
-     .min = 1, .max = 7},
-    {.name = "min-isr", .type = SX_FLAG_UINT32, .offset = OFF(min_isr, uint32_t),
-     .help = "in-sync replicas a write needs (fixed at creation)", .min = 1, .max = 7},
-    {.name = "term-partitions", .type = SX_FLAG_UINT32,
+     .min = 1,
+     .max = 7},
+    {.name = "min-isr",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(min_isr, uint32_t),
+     .help = "in-sync replicas a write needs (fixed at creation)",
+     .min = 1,
+     .max = 7},
+    {.name = "term-partitions",
+     .type = SX_FLAG_UINT32,
      .offset = OFF(term_partitions, uint32_t),
      .help = "default term partitions M of a global index (fixed at creation; default: P)",
-     .min = 1, .max = SX_MAX_TERM_PARTITIONS},
-    {.name = "lease-ms", .type = SX_FLAG_DURATION_MS, .offset = OFF(lease_ms, uint64_t),
-     .help = "worker lease: a worker silent this long is dead", .min = 50, .max = 600000},
-    {.name = "log-level", .type = SX_FLAG_CHOICE, .offset = OFF(log_level, const char *),
-     .choices = log_levels, .help = "log threshold", .env = "SHARDEX_LOG_LEVEL"},
+     .min = 1,
+     .max = SX_MAX_TERM_PARTITIONS},
+    {.name = "lease-ms",
+     .type = SX_FLAG_DURATION_MS,
+     .offset = OFF(lease_ms, uint64_t),
+     .help = "worker lease: a worker silent this long is dead",
+     .min = 50,
+     .max = 600000},
+    {.name = "log-level",
+     .type = SX_FLAG_CHOICE,
+     .offset = OFF(log_level, const char *),
+     .choices = log_levels,
+     .help = "log threshold",
+     .env = "SHARDEX_LOG_LEVEL"},
 };
 enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
 
@@ -121,11 +149,14 @@ int main(int argc, char **argv)
         sx_daemon_write_port_file(cfg.port_file, sx_rpc_server_port(srv), &err) != SX_OK)
         goto fail;
     SX_LOG(SX_LOG_INFO, "coordinator", "serving port=%d", sx_rpc_server_port(srv));
+    /* The one coordinator leads from its start: ready once it listens. */
+    sx_daemon_notify("READY=1\nSTATUS=serving on port %d", sx_rpc_server_port(srv));
 
     int sig;
     while ((sig = sx_daemon_wait_signal(tick)) == 0)
         sx_coord_tick(c, sx_clock_now_ms());
     SX_LOG(SX_LOG_INFO, "coordinator", "stopping signal=%d", sig);
+    sx_daemon_notify("STOPPING=1\nSTATUS=stopping (signal %d)", sig);
     rc = 0;
     goto done;
 fail:

@@ -3,12 +3,13 @@
 # (through apt-install.sh: idempotent and quick when everything is present; it
 # runs `apt-get update` only when something is missing, as a fresh machine may
 # have empty package lists; sudo when not run as root). clang and
-# libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz).
+# libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz);
+# libsystemd-dev gives the daemons sd_notify (Type=notify units).
 set -eu
 
 PKGS="build-essential gcc make cmake pkg-config git clang libclang-rt-14-dev
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-libleveldb-dev libcmocka-dev libxxhash-dev libjansson-dev
+libleveldb-dev libcmocka-dev libxxhash-dev libjansson-dev libsystemd-dev
 python3 python3-grpcio python3-protobuf
 iproute2 procps nftables"
 

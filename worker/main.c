@@ -26,6 +26,7 @@
 #include "tstore.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +304,30 @@ static sx_status start(const config *cfg, worker *w, sx_err *err)
     return st;
 }
 
+/* What the service manager is told (sx_daemon_notify): READY=1 once the
+ * worker serves and holds a lease (registered, heartbeats answered), then a
+ * STATUS line whenever the lease is lost or regained. */
+typedef enum { NOT_YET, SERVING, NO_LEASE } readiness;
+
+static readiness tell_readiness(const worker *w, readiness was)
+{
+    sx_membership_view v;
+    sx_membership_get_view(w->ctx.member, &v);
+    sx_partmap_release(v.map);
+    bool ok = v.index >= 0 && v.lease_valid;
+    if (was == NOT_YET && ok)
+        sx_daemon_notify("READY=1\nSTATUS=serving on %s as worker %s", w->advertise, w->id);
+    else if (was == SERVING && !ok)
+        sx_daemon_notify("STATUS=no lease: the coordinator has not answered for %" PRIu64
+                         " ms; not serving writes",
+                         v.ms_since_ok);
+    else if (was == NO_LEASE && ok)
+        sx_daemon_notify("STATUS=serving on %s as worker %s", w->advertise, w->id);
+    else
+        return was;
+    return ok ? SERVING : NO_LEASE;
+}
+
 /* Calls stop first; then the shipper and membership stop calling into the
  * replicas; then the replicas stop (they read the lease, and may wake the
  * shipper, until the end). Accepts a partly started worker. */
@@ -341,10 +366,12 @@ int main(int argc, char **argv)
         return 1;
     }
     SX_LOG(SX_LOG_INFO, "worker", "serving id=%s port=%d advertise=%s", w.id, w.port, w.advertise);
+    readiness ready = tell_readiness(&w, NOT_YET);
     int sig;
-    while ((sig = sx_daemon_wait_signal(1000)) == 0) {
-    }
+    while ((sig = sx_daemon_wait_signal(ready == NOT_YET ? 20 : 200)) == 0)
+        ready = tell_readiness(&w, ready);
     SX_LOG(SX_LOG_INFO, "worker", "stopping signal=%d", sig);
+    sx_daemon_notify("STOPPING=1\nSTATUS=stopping (signal %d)", sig);
     stop(&w);
     return 0;
 }
