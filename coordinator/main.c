@@ -28,30 +28,58 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
 static const sx_flag flags[] = {
-    {.name = "listen", .type = SX_FLAG_HOSTPORT, .offset = OFF(listen, const char *),
+    {.name = "listen",
+     .type = SX_FLAG_HOSTPORT,
+     .offset = OFF(listen, const char *),
      .help = "address to serve on (port 0: any free port, see --port-file)"},
-    {.name = "data-dir", .type = SX_FLAG_STRING, .offset = OFF(data_dir, const char *),
-     .metavar = "DIR", .help = "where the cluster metadata lives (created if missing)",
+    {.name = "data-dir",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(data_dir, const char *),
+     .metavar = "DIR",
+     .help = "where the cluster metadata lives (created if missing)",
      .required = true},
-    {.name = "port-file", .type = SX_FLAG_STRING, .offset = OFF(port_file, const char *),
-     .metavar = "FILE", .help = "write the bound port here once serving"},
-    {.name = "partitions", .type = SX_FLAG_UINT32, .offset = OFF(partitions, uint32_t),
-     .help = "log partitions P (fixed when the data directory is created)", .min = 1,
+    {.name = "port-file",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(port_file, const char *),
+     .metavar = "FILE",
+     .help = "write the bound port here once serving"},
+    {.name = "partitions",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(partitions, uint32_t),
+     .help = "log partitions P (fixed when the data directory is created)",
+     .min = 1,
      .max = SX_MAX_PARTITIONS},
-    {.name = "replication", .type = SX_FLAG_UINT32, .offset = OFF(replication, uint32_t),
+    {.name = "replication",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(replication, uint32_t),
      .help = "replicas per log partition R (fixed at creation; a partition has min(R, live "
              "workers))",
-     .min = 1, .max = 7},
-    {.name = "min-isr", .type = SX_FLAG_UINT32, .offset = OFF(min_isr, uint32_t),
-     .help = "in-sync replicas a write needs (fixed at creation)", .min = 1, .max = 7},
-    {.name = "term-partitions", .type = SX_FLAG_UINT32,
+     .min = 1,
+     .max = 7},
+    {.name = "min-isr",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(min_isr, uint32_t),
+     .help = "in-sync replicas a write needs (fixed at creation)",
+     .min = 1,
+     .max = 7},
+    {.name = "term-partitions",
+     .type = SX_FLAG_UINT32,
      .offset = OFF(term_partitions, uint32_t),
      .help = "default term partitions M of a global index (fixed at creation; default: P)",
-     .min = 1, .max = SX_MAX_TERM_PARTITIONS},
-    {.name = "lease-ms", .type = SX_FLAG_DURATION_MS, .offset = OFF(lease_ms, uint64_t),
-     .help = "worker lease: a worker silent this long is dead", .min = 50, .max = 600000},
-    {.name = "log-level", .type = SX_FLAG_CHOICE, .offset = OFF(log_level, const char *),
-     .choices = log_levels, .help = "log threshold", .env = "SHARDEX_LOG_LEVEL"},
+     .min = 1,
+     .max = SX_MAX_TERM_PARTITIONS},
+    {.name = "lease-ms",
+     .type = SX_FLAG_DURATION_MS,
+     .offset = OFF(lease_ms, uint64_t),
+     .help = "worker lease: a worker silent this long is dead",
+     .min = 50,
+     .max = 600000},
+    {.name = "log-level",
+     .type = SX_FLAG_CHOICE,
+     .offset = OFF(log_level, const char *),
+     .choices = log_levels,
+     .help = "log threshold",
+     .env = "SHARDEX_LOG_LEVEL"},
 };
 enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
 
@@ -64,6 +92,7 @@ static const sx_flags_spec spec = {
                    "the data directory is created; a restart with different ones is refused.",
     .flags = flags,
     .count = sizeof(flags) / sizeof(flags[0]),
+    .config = true,
 };
 
 int main(int argc, char **argv)
@@ -79,8 +108,9 @@ int main(int argc, char **argv)
     config defaults = cfg;
     bool help = false;
     bool given[sizeof(flags) / sizeof(flags[0])];
+    sx_flags_file *file = NULL; /* cfg's strings may point into it: freed last */
     sx_err err = {0};
-    if (sx_flags_parse_given(&spec, &cfg, argc, argv, &help, NULL, given, &err) != SX_OK) {
+    if (sx_flags_parse_given(&spec, &cfg, argc, argv, &help, NULL, given, &file, &err) != SX_OK) {
         fprintf(stderr, "shardex-coordinator: %s\nTry --help.\n", err.msg);
         return 2;
     }
@@ -92,6 +122,8 @@ int main(int argc, char **argv)
     sx_log_level_parse(cfg.log_level, &level);
     sx_log_set_level(level);
     sx_flags_log_config(&spec, &cfg, "coordinator");
+    if (file)
+        SX_LOG(SX_LOG_INFO, "coordinator", "config file=%s", sx_flags_file_path(file));
 
     /* Judge leases often enough that detection costs little beyond the lease. */
     uint64_t tick = cfg.lease_ms / 10 > 20 ? cfg.lease_ms / 10 : 20;
@@ -135,5 +167,6 @@ done:
     sx_rpc_server_destroy(srv);
     sx_coord_close(c);
     sx_rpc_wait_shutdown(2000);
+    sx_flags_file_free(file);
     return rc;
 }
