@@ -23,7 +23,7 @@
  * variable SHARDEX_CONFIG, names a file like
  *
  *     # shardex-worker
- *     coordinator = 10.0.0.1:7000
+ *     coordinator = coord.example:7000
  *     data-dir    = "/var/lib/shardex/worker"   # quotes are optional
  *     write-buffer = 64MiB
  *
@@ -37,9 +37,10 @@
  *    with the same limits; a bool takes 1, true, yes, on, 0, false, no, off.
  *    Unquoted, it runs to the end of the line or to a '#' that begins it or
  *    follows a space or tab (a comment), trailing blanks dropped; it cannot be
- *    empty. Double-quoted, it is taken as written, '#' and blanks included,
- *    with exactly two escapes, \" for " and \\ for \ (any other backslash is
- *    an error); only blanks and a comment may follow the closing quote.
+ *    empty (write "" for an empty value). Double-quoted, it is taken as
+ *    written, '#' and blanks included, with exactly two escapes, \" for " and
+ *    \\ for \ (any other backslash is an error); only blanks and a comment may
+ *    follow the closing quote.
  *  - At most SX_FLAGS_FILE_MAX bytes, no NUL byte.
  *
  * Every line is checked, even one whose flag the command line or the
@@ -53,6 +54,10 @@
  * default (what the config struct held on entry). In a spec with .config every
  * flag has an environment variable: its .env, or else one derived from its
  * name (sx_flags_env: "write-buffer" -> SHARDEX_WRITE_BUFFER).
+ *
+ * Memory: values from the file point into its text, which lives in an
+ * sx_flags_file that sx_flags_parse_given hands to the caller, who frees it
+ * after the last use of the config struct (the daemons: when they exit).
  */
 #ifndef SX_FLAGS_H
 #define SX_FLAGS_H
