@@ -592,16 +592,16 @@ static sx_status check_required(const sx_flags_spec *spec, const staged *st, sx_
 
 /* ----------------------------------------------------------- config file -- */
 
-static char *skip_blanks(char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    return s;
-}
-
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t';
+}
+
+static char *skip_blanks(char *s)
+{
+    while (is_blank(*s))
+        s++;
+    return s;
 }
 
 /* The row whose long name is key, or -1. */
