@@ -60,6 +60,7 @@ static const sx_flags_spec spec = {
         "help COMMAND`) describes a command; flags may also follow the command.",
     .flags = flags,
     .count = sizeof(flags) / sizeof(flags[0]),
+    .config = true,
 };
 
 static int cmd_help(const sx_cli *cli, int argc, char **argv);
@@ -138,6 +139,33 @@ static int cmd_help(const sx_cli *cli, int argc, char **argv)
     return code;
 }
 
+/* The command the flags lead to, once flags and servers are parsed. */
+static int run_command(const config *cfg, char **servers, int argc, char **argv, int first)
+{
+    const command *c = find(argv[first]);
+    if (!c) {
+        fprintf(stderr, "shardex: unknown command '%s'\nTry 'shardex --help'.\n", argv[first]);
+        return SX_EXIT_USAGE;
+    }
+    sx_cli cli = {.prog = "shardex",
+                  .server = servers[0],
+                  .server_list = cfg->server,
+                  .timeout_ms = cfg->timeout_ms,
+                  .json = cfg->json};
+    int n = argc - first;
+    char **v = sx_calloc((size_t)n + 2, sizeof(*v));
+    memcpy(v, argv + first, (size_t)n * sizeof(*v));
+    if (cfg->json && c->json_as_flag) { /* `shardex --json verify` is `shardex verify --json` */
+        memmove(v + 2, v + 1, (size_t)(n - 1) * sizeof(*v));
+        v[1] = "--json";
+        n++;
+    }
+    int code = c->run(&cli, n, v);
+    free(v);
+    fflush(stdout);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     sx_log_set_process("shardex");
@@ -147,53 +175,32 @@ int main(int argc, char **argv)
     config defaults = cfg;
     bool help = false;
     int first = argc;
+    sx_flags_file *file = NULL; /* cfg's strings may point into it: freed last */
     sx_err err = {0};
-    if (sx_flags_parse(&spec, &cfg, argc, argv, &help, &first, &err) != SX_OK) {
+    if (sx_flags_parse_given(&spec, &cfg, argc, argv, &help, &first, NULL, &file, &err) != SX_OK) {
         fprintf(stderr, "shardex: %s\nTry 'shardex --help'.\n", err.msg);
         return SX_EXIT_USAGE;
     }
-    if (help) {
-        usage(&defaults, stdout);
-        return SX_EXIT_OK;
-    }
-    if (first >= argc) {
-        usage(&defaults, stderr);
-        return SX_EXIT_USAGE;
-    }
+    int code = SX_EXIT_USAGE;
     char **servers = NULL;
     size_t nservers = 0;
-    if (sx_cmd_servers(cfg.server, &servers, &nservers, &err) != SX_OK) {
+    if (help) {
+        usage(&defaults, stdout);
+        code = SX_EXIT_OK;
+    } else if (first >= argc) {
+        usage(&defaults, stderr);
+    } else if (sx_cmd_servers(cfg.server, &servers, &nservers, &err) != SX_OK) {
         const char *env = getenv("SHARDEX_SERVER");
         bool from_env = env && strcmp(env, cfg.server) == 0;
         fprintf(stderr, "shardex: --server%s: %s\nTry 'shardex --help'.\n",
                 from_env ? " (from SHARDEX_SERVER)" : "", err.msg);
-        return SX_EXIT_USAGE;
+    } else {
+        sx_log_level level = SX_LOG_WARN;
+        sx_log_level_parse(cfg.log_level, &level);
+        sx_log_set_level(level);
+        code = run_command(&cfg, servers, argc, argv, first);
     }
-    sx_log_level level = SX_LOG_WARN;
-    sx_log_level_parse(cfg.log_level, &level);
-    sx_log_set_level(level);
-    const command *c = find(argv[first]);
-    if (!c) {
-        fprintf(stderr, "shardex: unknown command '%s'\nTry 'shardex --help'.\n", argv[first]);
-        sx_cmd_servers_free(servers);
-        return SX_EXIT_USAGE;
-    }
-    sx_cli cli = {.prog = "shardex",
-                  .server = servers[0],
-                  .server_list = cfg.server,
-                  .timeout_ms = cfg.timeout_ms,
-                  .json = cfg.json};
-    int n = argc - first;
-    char **v = sx_calloc((size_t)n + 2, sizeof(*v));
-    memcpy(v, argv + first, (size_t)n * sizeof(*v));
-    if (cfg.json && c->json_as_flag) { /* `shardex --json verify` is `shardex verify --json` */
-        memmove(v + 2, v + 1, (size_t)(n - 1) * sizeof(*v));
-        v[1] = "--json";
-        n++;
-    }
-    int code = c->run(&cli, n, v);
-    free(v);
     sx_cmd_servers_free(servers);
-    fflush(stdout);
+    sx_flags_file_free(file);
     return code;
 }

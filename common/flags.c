@@ -1,10 +1,15 @@
-/* flags.c: sx_flags_parse over getopt_long, --help and the config log line.
+/* flags.c: sx_flags_parse over getopt_long, the environment and config
+ * files, --help and the config log line.
  *
  * getopt_long sees a struct option array and an optstring built from the table
  * on each call. Long options get val = FLAG_VAL + index so that a returned
  * value maps straight back to its row (short options map by their letter);
- * --help is row `count`. The table is the only description of the flags: there
- * is no second list to keep in step.
+ * --help is row `count`, --config row `count + 1`. The table is the only
+ * description of the flags: there is no second list to keep in step.
+ *
+ * Each source (argv, then the environment, then the config file) parses into
+ * a staged slot per row and marks where it came from; config is written only
+ * once every source has parsed, so an error leaves it untouched.
  */
 #include "flags.h"
 
@@ -18,14 +23,48 @@
 #include <string.h>
 #include <strings.h>
 
+#include "flags_internal.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mem.h"
 
 /* Long options return FLAG_VAL + row index: above every char getopt returns. */
 #define FLAG_VAL 256
 
-/* Room for "--name (from ENV_VAR)" in messages; longer names are cut. */
-#define WHO_MAX 128
+/* Room for "--name (from ENV_VAR)" or "FILE:LINE: key" in messages; longer
+ * ones are cut (the whole message is SX_ERR_MSG_MAX anyway). */
+#define WHO_MAX 512
+
+/* Room for an environment variable's name, derived ones included. */
+#define ENV_MAX 128
+
+/* The rows after the table's: --help and, with spec->config, --config. */
+#define ROW_HELP(spec) ((long)(spec)->count)
+#define ROW_CONFIG(spec) ((long)(spec)->count + 1)
+
+/* One flag's value on its way to config; the member is the flag's type's. */
+typedef union slot {
+    bool b;        /* BOOL */
+    const char *s; /* STRING, CHOICE, HOSTPORT */
+    int64_t i;     /* INT */
+    uint32_t u32;  /* UINT32 */
+    uint64_t u64;  /* DURATION_MS, SIZE */
+} slot;
+
+/* Where a staged value came from; a later source here beats an earlier one. */
+typedef enum { FROM_DEFAULT, FROM_FILE, FROM_ENV, FROM_ARGS } source;
+
+/* What one sx_flags_parse_given call has parsed so far, per row. */
+typedef struct staged {
+    slot *v;
+    source *from;
+    const char *config_path; /* --config's value, or NULL */
+} staged;
+
+struct sx_flags_file {
+    char *path; /* a copy: messages and sx_flags_file_path outlive argv's */
+    char *text; /* the bytes read plus a NUL, cut into keys and values in place */
+};
 
 #define MS_PER_S UINT64_C(1000)
 #define MS_PER_M UINT64_C(60000)
@@ -49,6 +88,34 @@ static bool has_limits(const sx_flag *f)
 static bool takes_value(const sx_flag *f)
 {
     return f->type != SX_FLAG_BOOL;
+}
+
+/* No two flags of a program read one variable, nor any the config file's. */
+static void check_env_names(const sx_flags_spec *spec)
+{
+    for (size_t i = 0; i < spec->count; i++) {
+        char a[ENV_MAX], b[ENV_MAX];
+        const char *ea = sx_flags_env(spec, &spec->flags[i], a, sizeof(a));
+        assert(strcmp(ea, SX_FLAGS_CONFIG_ENV) != 0);
+        for (size_t j = 0; j < i; j++)
+            assert(strcmp(ea, sx_flags_env(spec, &spec->flags[j], b, sizeof(b))) != 0);
+        (void)ea;
+        (void)b;
+    }
+}
+
+const char *sx_flags_env(const sx_flags_spec *spec, const sx_flag *f, char *buf, size_t cap)
+{
+    if (f->env || !spec->config)
+        return f->env;
+    size_t pre = strlen(SX_FLAGS_ENV_PREFIX), n = strlen(f->name);
+    assert(pre + n < cap);
+    (void)cap;
+    memcpy(buf, SX_FLAGS_ENV_PREFIX, pre);
+    for (size_t i = 0; i < n; i++)
+        buf[pre + i] = f->name[i] == '-' ? '_' : (char)toupper((unsigned char)f->name[i]);
+    buf[pre + n] = '\0';
+    return buf;
 }
 
 /* The table is code, not input: mistakes in it are bugs, caught by assert. */
@@ -80,8 +147,14 @@ static void check_table(const sx_flags_spec *spec)
             assert(strcmp(f->name, spec->flags[j].name) != 0);
             assert(f->short_name == 0 || f->short_name != spec->flags[j].short_name);
         }
+        /* A config key needs no quoting and derives a valid variable name. */
+        assert(!spec->config ||
+               (strspn(f->name, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(f->name) &&
+                strcmp(f->name, "config") != 0));
         (void)f;
     }
+    if (spec->config)
+        check_env_names(spec);
 }
 
 static void buf_printf(sx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -222,7 +295,7 @@ static sx_status check_range(const sx_flag *f, const char *who, const char *text
     return SX_OK;
 }
 
-static sx_status parse_integer(const sx_flag *f, void *config, const char *who, const char *s,
+static sx_status parse_integer(const sx_flag *f, slot *v, const char *who, const char *s,
                                sx_err *err)
 {
     sx_flag f_eff = *f; /* f with the type's range filled in when it has no limits */
@@ -235,20 +308,20 @@ static sx_status parse_integer(const sx_flag *f, void *config, const char *who, 
         return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: '%s' is not an integer", who, s);
     errno = 0;
     char *end;
-    long long v = strtoll(s, &end, 10);
+    long long n = strtoll(s, &end, 10);
     if (*end != '\0')
         return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: '%s' is not an integer", who, s);
     /* On overflow v is clamped to the int64 range, which may equal the limit. */
     bool overflow = errno == ERANGE;
-    bool below = overflow ? v < 0 : v < f_eff.min;
-    bool above = overflow ? v > 0 : v > f_eff.max;
+    bool below = overflow ? n < 0 : n < f_eff.min;
+    bool above = overflow ? n > 0 : n > f_eff.max;
     sx_status rc = check_range(&f_eff, who, s, below, above, err);
     if (rc != SX_OK)
         return rc;
     if (f->type == SX_FLAG_UINT32)
-        *(uint32_t *)field(config, f) = (uint32_t)v;
+        v->u32 = (uint32_t)n;
     else
-        *(int64_t *)field(config, f) = (int64_t)v;
+        v->i = (int64_t)n;
     return SX_OK;
 }
 
@@ -277,7 +350,7 @@ static const unit size_units[] = {
 };
 
 /* DURATION_MS and SIZE: digits, then an optional unit from the list. */
-static sx_status parse_scaled(const sx_flag *f, void *config, const char *who, const char *s,
+static sx_status parse_scaled(const sx_flag *f, slot *v, const char *who, const char *s,
                               sx_err *err)
 {
     bool duration = f->type == SX_FLAG_DURATION_MS;
@@ -288,7 +361,7 @@ static sx_status parse_scaled(const sx_flag *f, void *config, const char *who, c
         return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: '%s' is not %s", who, s, what);
     errno = 0;
     char *end;
-    unsigned long long v = strtoull(s, &end, 10);
+    unsigned long long n = strtoull(s, &end, 10);
     bool overflow = errno == ERANGE;
     const unit *u = units;
     /* Durations are case-sensitive ("m" is minutes); sizes are not ("4K"). */
@@ -296,8 +369,8 @@ static sx_status parse_scaled(const sx_flag *f, void *config, const char *who, c
         u++;
     if (!u->suffix)
         return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: '%s' is not %s", who, s, what);
-    overflow = overflow || v > UINT64_MAX / u->mult;
-    uint64_t total = overflow ? UINT64_MAX : (uint64_t)v * u->mult;
+    overflow = overflow || n > UINT64_MAX / u->mult;
+    uint64_t total = overflow ? UINT64_MAX : (uint64_t)n * u->mult;
     if (overflow && !has_limits(f))
         return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: '%s' is too large", who, s);
     if (has_limits(f)) {
@@ -306,16 +379,16 @@ static sx_status parse_scaled(const sx_flag *f, void *config, const char *who, c
         if (rc != SX_OK)
             return rc;
     }
-    *(uint64_t *)field(config, f) = total;
+    v->u64 = total;
     return SX_OK;
 }
 
-static sx_status parse_choice(const sx_flag *f, void *config, const char *who, const char *s,
+static sx_status parse_choice(const sx_flag *f, slot *v, const char *who, const char *s,
                               sx_err *err)
 {
     for (const char *const *c = f->choices; *c; c++) {
         if (strcmp(s, *c) == 0) {
-            *(const char **)field(config, f) = s;
+            v->s = s;
             return SX_OK;
         }
     }
@@ -327,14 +400,13 @@ static sx_status parse_choice(const sx_flag *f, void *config, const char *who, c
     return SX_INVALID_ARGUMENT;
 }
 
-static sx_status parse_bool(const sx_flag *f, void *config, const char *who, const char *s,
-                            sx_err *err)
+static sx_status parse_bool(slot *v, const char *who, const char *s, sx_err *err)
 {
     static const char *const yes[] = {"1", "true", "yes", "on"};
     static const char *const no[] = {"0", "false", "no", "off"};
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
-            *(bool *)field(config, f) = strcasecmp(s, yes[i]) == 0;
+            v->b = strcasecmp(s, yes[i]) == 0;
             return SX_OK;
         }
     }
@@ -342,42 +414,67 @@ static sx_status parse_bool(const sx_flag *f, void *config, const char *who, con
                       "%s: '%s' is not a boolean (1, true, yes, on, 0, false, no, off)", who, s);
 }
 
-/* Parses s as f's value into config; who names the flag in messages. */
-static sx_status set_value(const sx_flag *f, void *config, const char *who, const char *s,
-                           sx_err *err)
+/* Parses s as f's value into *v; who names the flag in messages. */
+static sx_status set_value(const sx_flag *f, slot *v, const char *who, const char *s, sx_err *err)
 {
     switch (f->type) {
     case SX_FLAG_BOOL:
-        return parse_bool(f, config, who, s, err);
+        return parse_bool(v, who, s, err);
     case SX_FLAG_STRING:
-        *(const char **)field(config, f) = s;
+        v->s = s;
         return SX_OK;
     case SX_FLAG_INT:
     case SX_FLAG_UINT32:
-        return parse_integer(f, config, who, s, err);
+        return parse_integer(f, v, who, s, err);
     case SX_FLAG_DURATION_MS:
     case SX_FLAG_SIZE:
-        return parse_scaled(f, config, who, s, err);
+        return parse_scaled(f, v, who, s, err);
     case SX_FLAG_CHOICE:
-        return parse_choice(f, config, who, s, err);
+        return parse_choice(f, v, who, s, err);
     case SX_FLAG_HOSTPORT: {
         sx_status rc = sx_hostport_parse(s, NULL, 0, NULL, err);
         if (rc != SX_OK)
             return err ? sx_err_prefix(err, "%s", who) : rc;
-        *(const char **)field(config, f) = s;
+        v->s = s;
         return SX_OK;
     }
     }
     return sx_err_set(err, SX_INTERNAL, "%s: unknown flag type %d", who, (int)f->type);
 }
 
-/* The row for a getopt_long result c, or count for --help, or -1. */
+/* Writes a staged value into f's field of config. */
+static void store(const sx_flag *f, void *config, const slot *v)
+{
+    void *p = field(config, f);
+    switch (f->type) {
+    case SX_FLAG_BOOL:
+        *(bool *)p = v->b;
+        break;
+    case SX_FLAG_STRING:
+    case SX_FLAG_CHOICE:
+    case SX_FLAG_HOSTPORT:
+        *(const char **)p = v->s;
+        break;
+    case SX_FLAG_INT:
+        *(int64_t *)p = v->i;
+        break;
+    case SX_FLAG_UINT32:
+        *(uint32_t *)p = v->u32;
+        break;
+    case SX_FLAG_DURATION_MS:
+    case SX_FLAG_SIZE:
+        *(uint64_t *)p = v->u64;
+        break;
+    }
+}
+
+/* The row for a getopt_long result c, ROW_HELP, ROW_CONFIG, or -1. */
 static long row_of(const sx_flags_spec *spec, int c)
 {
-    if (c >= FLAG_VAL && (size_t)(c - FLAG_VAL) <= spec->count)
+    if (c >= FLAG_VAL && (size_t)(c - FLAG_VAL) <= spec->count + 1)
         return c - FLAG_VAL;
     if (c == 'h')
-        return (long)spec->count;
+        return ROW_HELP(spec);
     for (size_t i = 0; i < spec->count; i++)
         if (c != 0 && spec->flags[i].short_name == c)
             return (long)i;
@@ -386,13 +483,15 @@ static long row_of(const sx_flags_spec *spec, int c)
 
 static const char *row_name(const sx_flags_spec *spec, long row)
 {
-    return (size_t)row == spec->count ? "help" : spec->flags[row].name;
+    if (row == ROW_HELP(spec))
+        return "help";
+    return row == ROW_CONFIG(spec) ? "config" : spec->flags[row].name;
 }
 
-/* The command-line half of sx_flags_parse: getopt_long over argv. */
-static sx_status parse_args(const sx_flags_spec *spec, void *config, int argc, char **argv,
-                            const struct option *longopts, const char *optstring, bool *seen,
-                            bool *help, int *next, sx_err *err)
+/* The command-line source: getopt_long over argv. */
+static sx_status parse_args(const sx_flags_spec *spec, staged *st, int argc, char **argv,
+                            const struct option *longopts, const char *optstring, bool *help,
+                            int *next, sx_err *err)
 {
     optind = 0; /* glibc: 0 re-initializes getopt fully, including the "+" mode */
     for (;;) {
@@ -424,19 +523,23 @@ static sx_status parse_args(const sx_flags_spec *spec, void *config, int argc, c
                 return sx_err_set(err, SX_INVALID_ARGUMENT,
                                   "unknown flag '--%.*s' (did you mean --%s?)", (int)n, arg, name);
         }
-        if ((size_t)row == spec->count) {
+        if (row == ROW_HELP(spec)) {
             *help = true;
             return SX_OK;
         }
+        if (row == ROW_CONFIG(spec)) {
+            st->config_path = optarg;
+            continue;
+        }
         const sx_flag *f = &spec->flags[row];
-        seen[row] = true;
+        st->from[row] = FROM_ARGS;
         if (f->type == SX_FLAG_BOOL) {
-            *(bool *)field(config, f) = true;
+            st->v[row].b = true;
             continue;
         }
         char who[WHO_MAX];
         snprintf(who, sizeof(who), "--%s", f->name);
-        sx_status rc = set_value(f, config, who, optarg, err);
+        sx_status rc = set_value(f, &st->v[row], who, optarg, err);
         if (rc != SX_OK)
             return rc;
     }
@@ -444,50 +547,313 @@ static sx_status parse_args(const sx_flags_spec *spec, void *config, int argc, c
     return SX_OK;
 }
 
-/* The environment and required-flag half of sx_flags_parse. */
-static sx_status parse_env(const sx_flags_spec *spec, void *config, bool *seen, sx_err *err)
+/* The environment source: every flag the command line did not set. */
+static sx_status parse_env(const sx_flags_spec *spec, staged *st, sx_err *err)
 {
     for (size_t i = 0; i < spec->count; i++) {
         const sx_flag *f = &spec->flags[i];
-        if (seen[i] || !f->env)
+        char name[ENV_MAX];
+        const char *env = sx_flags_env(spec, f, name, sizeof(name));
+        if (st->from[i] != FROM_DEFAULT || !env)
             continue;
-        const char *v = getenv(f->env);
+        const char *v = getenv(env);
         if (!v || !v[0])
             continue;
         char who[WHO_MAX];
-        snprintf(who, sizeof(who), "--%s (from %s)", f->name, f->env);
-        sx_status rc = set_value(f, config, who, v, err);
+        snprintf(who, sizeof(who), "--%s (from %s)", f->name, env);
+        sx_status rc = set_value(f, &st->v[i], who, v, err);
         if (rc != SX_OK)
             return rc;
-        seen[i] = true;
+        st->from[i] = FROM_ENV;
     }
+    return SX_OK;
+}
+
+/* Every required flag has come from somewhere. */
+static sx_status check_required(const sx_flags_spec *spec, const staged *st, sx_err *err)
+{
     for (size_t i = 0; i < spec->count; i++) {
         const sx_flag *f = &spec->flags[i];
-        if (!f->required || seen[i])
+        if (!f->required || st->from[i] != FROM_DEFAULT)
             continue;
-        if (f->env)
+        char name[ENV_MAX];
+        const char *env = sx_flags_env(spec, f, name, sizeof(name));
+        if (spec->config)
+            return sx_err_set(err, SX_INVALID_ARGUMENT,
+                              "--%s is required (or set %s, or %s in the config file)", f->name,
+                              env, f->name);
+        if (env)
             return sx_err_set(err, SX_INVALID_ARGUMENT, "--%s is required (or set %s)", f->name,
-                              f->env);
+                              env);
         return sx_err_set(err, SX_INVALID_ARGUMENT, "--%s is required", f->name);
     }
     return SX_OK;
 }
 
+/* ----------------------------------------------------------- config file -- */
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static char *skip_blanks(char *s)
+{
+    while (is_blank(*s))
+        s++;
+    return s;
+}
+
+/* The row whose long name is key, or -1. */
+static long find_row(const sx_flags_spec *spec, const char *key)
+{
+    for (size_t i = 0; i < spec->count; i++)
+        if (strcmp(spec->flags[i].name, key) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* The message for a key that names no flag: a hint for "write_buffer". */
+static sx_status unknown_key(const sx_flags_spec *spec, const char *who, const char *key,
+                             sx_err *err)
+{
+    if (strcmp(key, "config") == 0)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "%s: not a key (a config file cannot name another)", who);
+    char dashed[64];
+    size_t n = strlen(key);
+    if (n < sizeof(dashed) && strchr(key, '_')) {
+        for (size_t i = 0; i <= n; i++)
+            dashed[i] = key[i] == '_' ? '-' : key[i];
+        if (find_row(spec, dashed) >= 0)
+            return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: unknown key (did you mean %s?)", who,
+                              dashed);
+    }
+    return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: unknown key", who);
+}
+
+/* Cuts the value out of s (the text after '=') in place: *out is unquoted
+ * and unescaped, NUL-terminated. */
+static sx_status cut_value(char *s, const char *who, char **out, sx_err *err)
+{
+    s = skip_blanks(s);
+    if (*s == '"') {
+        char *r = s + 1, *w = s + 1; /* read and write ends: unescaping only shrinks */
+        for (; *r != '"'; r++) {
+            if (*r == '\0')
+                return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: no closing quote", who);
+            if (*r == '\\') {
+                r++;
+                if (*r == '\0')
+                    return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: no closing quote", who);
+                if (*r != '"' && *r != '\\')
+                    return sx_err_set(err, SX_INVALID_ARGUMENT,
+                                      "%s: unknown escape '\\%c' (only \\\" and \\\\)", who, *r);
+            }
+            *w++ = *r;
+        }
+        char *after = skip_blanks(r + 1);
+        if (*after != '\0' && *after != '#')
+            return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: text after the closing quote", who);
+        *w = '\0';
+        *out = s + 1;
+        return SX_OK;
+    }
+    /* Unquoted: up to a '#' that begins the value or follows a blank. */
+    char *e = s;
+    while (*e != '\0' && !(*e == '#' && (e == s || is_blank(e[-1]))))
+        e++;
+    while (e > s && is_blank(e[-1]))
+        e--;
+    *e = '\0';
+    if (*s == '\0')
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "%s: missing value (\"\" for an empty one; a comment starts at '#')",
+                          who);
+    *out = s;
+    return SX_OK;
+}
+
+/* One line (NUL-terminated, without its '\n') of the file called name into
+ * v[row]; line_of[row] records the line number of each key seen. */
+static sx_status parse_line(const sx_flags_spec *spec, const char *name, uint32_t line, char *s,
+                            slot *v, uint32_t *line_of, sx_err *err)
+{
+    s = skip_blanks(s);
+    size_t n = strlen(s);
+    if (n > 0 && s[n - 1] == '\r')
+        s[--n] = '\0';
+    if (*s == '\0' || *s == '#')
+        return SX_OK;
+    char who[WHO_MAX];
+    char *eq = strchr(s, '=');
+    if (!eq) {
+        int word = (int)strcspn(s, " \t");
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "%s:%" PRIu32 ": %.*s: expected 'key = value'",
+                          name, line, word, s);
+    }
+    char *kend = eq;
+    while (kend > s && is_blank(kend[-1]))
+        kend--;
+    *kend = '\0';
+    if (*s == '\0')
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "%s:%" PRIu32 ": no key before '='", name,
+                          line);
+    snprintf(who, sizeof(who), "%s:%" PRIu32 ": %s", name, line, s);
+    long row = find_row(spec, s);
+    if (row < 0)
+        return unknown_key(spec, who, s, err);
+    if (line_of[row])
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: repeated (first on line %" PRIu32 ")", who,
+                          line_of[row]);
+    char *value = NULL;
+    sx_status rc = cut_value(eq + 1, who, &value, err);
+    if (rc == SX_OK)
+        rc = set_value(&spec->flags[row], &v[row], who, value, err);
+    if (rc == SX_OK)
+        line_of[row] = line;
+    return rc;
+}
+
+/* Parses text (len bytes and a NUL, cut up in place) as the config file
+ * called name: every key's value into v[row], its line number into
+ * line_of[row] (zeroed by the caller; 0: not in the file). */
+static sx_status parse_text(const sx_flags_spec *spec, const char *name, char *text, size_t len,
+                            slot *v, uint32_t *line_of, sx_err *err)
+{
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        uint32_t line = 1;
+        for (const char *c = text; c < nul; c++)
+            line += *c == '\n';
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "%s:%" PRIu32 ": a NUL byte", name, line);
+    }
+    char *end = text + len; /* the NUL after the text */
+    uint32_t line = 0;
+    for (char *p = text; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *eol = nl ? nl : end;
+        *eol = '\0';
+        sx_status rc = parse_line(spec, name, ++line, p, v, line_of, err);
+        if (rc != SX_OK)
+            return rc;
+        p = eol + 1;
+    }
+    return SX_OK;
+}
+
+/* A file object owning a copy of path and text (len bytes; a NUL is added). */
+static sx_flags_file *file_new(const char *path, const char *text, size_t len)
+{
+    sx_flags_file *file = sx_calloc(1, sizeof(*file));
+    size_t plen = strlen(path);
+    file->path = sx_malloc(plen + 1);
+    memcpy(file->path, path, plen + 1);
+    file->text = sx_malloc(len + 1);
+    if (len)
+        memcpy(file->text, text, len);
+    file->text[len] = '\0';
+    return file;
+}
+
+void sx_flags_file_free(sx_flags_file *file)
+{
+    if (!file)
+        return;
+    free(file->text);
+    free(file->path);
+    free(file);
+}
+
+const char *sx_flags_file_path(const sx_flags_file *file)
+{
+    return file->path;
+}
+
+/* Parses a config file's text into file-sourced slots, then hands them to
+ * every row that no later source set. */
+static sx_status apply_text(const sx_flags_spec *spec, staged *st, sx_flags_file *file, size_t len,
+                            sx_err *err)
+{
+    slot *v = sx_calloc(spec->count + 1, sizeof(*v));
+    uint32_t *line_of = sx_calloc(spec->count + 1, sizeof(*line_of));
+    sx_status rc = parse_text(spec, file->path, file->text, len, v, line_of, err);
+    for (size_t i = 0; rc == SX_OK && i < spec->count; i++) {
+        if (line_of[i] && st->from[i] == FROM_DEFAULT) {
+            st->v[i] = v[i];
+            st->from[i] = FROM_FILE;
+        }
+    }
+    free(line_of);
+    free(v);
+    return rc;
+}
+
+/* The config file source: reads the file that --config or SHARDEX_CONFIG
+ * names (if any) into *file and applies it. */
+static sx_status parse_file(const sx_flags_spec *spec, staged *st, sx_flags_file **file,
+                            sx_err *err)
+{
+    const char *path = st->config_path;
+    const char *who = "--config";
+    if (!path) {
+        path = getenv(SX_FLAGS_CONFIG_ENV);
+        if (!path || !path[0])
+            return SX_OK;
+        who = "--config (from " SX_FLAGS_CONFIG_ENV ")";
+    }
+    if (!path[0])
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: empty file name", who);
+    sx_buf b = {0};
+    bool found = false;
+    sx_err read_err = {0};
+    sx_status rc = sx_file_read(path, SX_FLAGS_FILE_MAX, &b, &found, &read_err);
+    if (rc == SX_OUT_OF_RANGE)
+        rc = sx_err_set(err, SX_INVALID_ARGUMENT, "%s: %s: larger than %u bytes", who, path,
+                        SX_FLAGS_FILE_MAX);
+    else if (rc != SX_OK)
+        rc = sx_err_set(err, SX_INVALID_ARGUMENT, "%s: %s", who, read_err.msg);
+    else if (!found)
+        rc = sx_err_set(err, SX_INVALID_ARGUMENT, "%s: %s: no such file", who, path);
+    if (rc == SX_OK) {
+        *file = file_new(path, (const char *)b.data, b.len);
+        rc = apply_text(spec, st, *file, b.len, err);
+    }
+    sx_buf_free(&b);
+    return rc;
+}
+
+sx_status sx__flags_parse_text(const sx_flags_spec *spec, void *config, const char *name,
+                               const char *text, size_t len, sx_flags_file **file, sx_err *err)
+{
+    check_table(spec);
+    *file = file_new(name, text, len);
+    staged st = {.v = sx_calloc(spec->count + 1, sizeof(*st.v)),
+                 .from = sx_calloc(spec->count + 1, sizeof(*st.from))};
+    sx_status rc = apply_text(spec, &st, *file, len, err);
+    for (size_t i = 0; rc == SX_OK && i < spec->count; i++)
+        if (st.from[i] != FROM_DEFAULT)
+            store(&spec->flags[i], config, &st.v[i]);
+    if (rc != SX_OK) {
+        sx_flags_file_free(*file);
+        *file = NULL;
+    }
+    free(st.from);
+    free(st.v);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- parse -- */
+
 sx_status sx_flags_parse(const sx_flags_spec *spec, void *config, int argc, char **argv, bool *help,
                          int *first_arg, sx_err *err)
 {
-    return sx_flags_parse_given(spec, config, argc, argv, help, first_arg, NULL, err);
+    return sx_flags_parse_given(spec, config, argc, argv, help, first_arg, NULL, NULL, err);
 }
 
-sx_status sx_flags_parse_given(const sx_flags_spec *spec, void *config, int argc, char **argv,
-                               bool *help, int *first_arg, bool *given, sx_err *err)
+/* getopt_long's tables for spec: longopts (count + 3 rows) and optstring. */
+static void build_options(const sx_flags_spec *spec, struct option *longopts, char *optstring)
 {
-    check_table(spec);
-    *help = false;
-    struct option *longopts = sx_calloc(spec->count + 2, sizeof(*longopts));
-    char *optstring = sx_malloc(2 * spec->count + 5);
-    bool *seen = sx_calloc(spec->count + 1, sizeof(*seen));
-
     /* "+": stop at the first positional argument; ":": report a missing value as ':'. */
     size_t k = 0;
     optstring[k++] = '+';
@@ -504,25 +870,69 @@ sx_status sx_flags_parse_given(const sx_flags_spec *spec, void *config, int argc
         }
     }
     optstring[k] = '\0';
-    longopts[spec->count] = (struct option){"help", no_argument, NULL, FLAG_VAL + (int)spec->count};
+    size_t n = spec->count;
+    longopts[n++] = (struct option){"help", no_argument, NULL, FLAG_VAL + (int)ROW_HELP(spec)};
+    if (spec->config)
+        longopts[n++] =
+            (struct option){"config", required_argument, NULL, FLAG_VAL + (int)ROW_CONFIG(spec)};
+    longopts[n] = (struct option){0};
+}
+
+/* The sources after the command line, then the required check; config gets
+ * the staged values only if all of it passed. */
+static sx_status finish(const sx_flags_spec *spec, void *config, staged *st, sx_flags_file **file,
+                        sx_err *err)
+{
+    sx_status rc = parse_env(spec, st, err);
+    if (rc == SX_OK && spec->config)
+        rc = parse_file(spec, st, file, err);
+    if (rc == SX_OK)
+        rc = check_required(spec, st, err);
+    if (rc != SX_OK)
+        return rc;
+    for (size_t i = 0; i < spec->count; i++)
+        if (st->from[i] != FROM_DEFAULT)
+            store(&spec->flags[i], config, &st->v[i]);
+    return SX_OK;
+}
+
+sx_status sx_flags_parse_given(const sx_flags_spec *spec, void *config, int argc, char **argv,
+                               bool *help, int *first_arg, bool *given, sx_flags_file **file,
+                               sx_err *err)
+{
+    check_table(spec);
+    assert(!spec->config || file); /* the caller must own the file's text */
+    sx_flags_file *read = NULL;
+    *help = false;
+    struct option *longopts = sx_calloc(spec->count + 3, sizeof(*longopts));
+    char *optstring = sx_malloc(2 * spec->count + 5);
+    staged st = {.v = sx_calloc(spec->count + 1, sizeof(*st.v)),
+                 .from = sx_calloc(spec->count + 1, sizeof(*st.from))};
+    build_options(spec, longopts, optstring);
 
     int saved_opterr = opterr;
     opterr = 0; /* messages come back through err, not on stderr */
     int next = argc;
-    sx_status rc =
-        parse_args(spec, config, argc, argv, longopts, optstring, seen, help, &next, err);
+    sx_status rc = parse_args(spec, &st, argc, argv, longopts, optstring, help, &next, err);
     opterr = saved_opterr;
     if (rc == SX_OK && !*help) {
         if (!first_arg && next < argc)
             rc = sx_err_set(err, SX_INVALID_ARGUMENT, "unexpected argument '%s'", argv[next]);
         else
-            rc = parse_env(spec, config, seen, err);
+            rc = finish(spec, config, &st, &read, err);
         if (rc == SX_OK && first_arg)
             *first_arg = next;
     }
-    if (given)
-        memcpy(given, seen, spec->count * sizeof(*given));
-    free(seen);
+    if (rc != SX_OK) {
+        sx_flags_file_free(read);
+        read = NULL;
+    }
+    if (file)
+        *file = read;
+    for (size_t i = 0; given && i < spec->count; i++)
+        given[i] = rc == SX_OK && !*help && st.from[i] != FROM_DEFAULT;
+    free(st.from);
+    free(st.v);
     free(optstring);
     free(longopts);
     return rc;
@@ -563,8 +973,20 @@ static void left_column(sx_buf *b, char short_name, const char *name, const char
         buf_printf(b, " %s", metavar);
 }
 
+/* Whether f's value in defaults is within its limits (true when it has none). */
+static bool default_in_range(const sx_flag *f, const void *defaults)
+{
+    if (!has_limits(f))
+        return true;
+    const void *p = cfield(defaults, f);
+    if (f->type == SX_FLAG_INT)
+        return *(const int64_t *)p >= f->min && *(const int64_t *)p <= f->max;
+    uint64_t v = f->type == SX_FLAG_UINT32 ? *(const uint32_t *)p : *(const uint64_t *)p;
+    return v >= (uint64_t)f->min && v <= (uint64_t)f->max;
+}
+
 /* The parenthesized notes after a flag's help: limits, choices, default, env, required. */
-static void notes(sx_buf *b, const sx_flag *f, const void *defaults)
+static void notes(sx_buf *b, const sx_flags_spec *spec, const sx_flag *f, const void *defaults)
 {
     const char *sep = " (";
     if (has_limits(f)) {
@@ -581,15 +1003,21 @@ static void notes(sx_buf *b, const sx_flag *f, const void *defaults)
         sep = "; ";
     }
     char tmp[48];
-    /* A required flag's default is never used, so it is not shown. */
-    const char *def = defaults && !f->required ? format_value(tmp, sizeof(tmp), f, defaults) : NULL;
+    /* A required flag's default is never used, and one outside the limits
+     * stands for "worked out from other flags" (the help text says how): so
+     * neither is shown, and neither could be written back as a value. */
+    const char *def = defaults && !f->required && default_in_range(f, defaults)
+                          ? format_value(tmp, sizeof(tmp), f, defaults)
+                          : NULL;
     if (def && !(f->type == SX_FLAG_BOOL && !*(const bool *)cfield(defaults, f))) {
         buf_printf(b, "%sdefault: ", sep);
         append_quoted(b, def);
         sep = "; ";
     }
-    if (f->env) {
-        buf_printf(b, "%senv: %s", sep, f->env);
+    char name[ENV_MAX];
+    const char *env = sx_flags_env(spec, f, name, sizeof(name));
+    if (env) {
+        buf_printf(b, "%senv: %s", sep, env);
         sep = "; ";
     }
     if (f->required) {
@@ -600,17 +1028,63 @@ static void notes(sx_buf *b, const sx_flag *f, const void *defaults)
         sx_buf_push(b, ')');
 }
 
+/* Usage rows after the table's: --config FILE (with spec->config), then --help. */
+static size_t extra_rows(const sx_flags_spec *spec)
+{
+    return spec->config ? 2 : 1;
+}
+
+/* Row i of --help into b, without its help text: a flag, --config or --help. */
+static const sx_flag *usage_left(sx_buf *b, const sx_flags_spec *spec, size_t i)
+{
+    if (i < spec->count) {
+        const sx_flag *f = &spec->flags[i];
+        left_column(b, f->short_name, f->name, metavar_of(f));
+        return f;
+    }
+    if (spec->config && i == spec->count)
+        left_column(b, 0, "config", "FILE");
+    else
+        left_column(b, 'h', "help", "");
+    return NULL;
+}
+
+/* The paragraph after the flags of a spec with .config: the file's format,
+ * with one of its flags as the example line, and the precedence. */
+static void config_note(const sx_flags_spec *spec, const void *defaults, FILE *out)
+{
+    const sx_flag *f = &spec->flags[0];
+    const char *value = metavar_of(f);
+    char tmp[48];
+    for (size_t i = 0; defaults && i < spec->count; i++) {
+        const sx_flag *g = &spec->flags[i];
+        const char *v = g->required || g->type == SX_FLAG_BOOL || !default_in_range(g, defaults)
+                            ? NULL
+                            : format_value(tmp, sizeof(tmp), g, defaults);
+        if (v) {
+            f = g;
+            value = v;
+            break;
+        }
+    }
+    sx_buf b = {0};
+    append_quoted(&b, value);
+    fprintf(out,
+            "\nconfig file (--config FILE, or %s): one `key = value` per line, the key being\n"
+            "a flag's long name, e.g. `%s = %s`; '#' starts a comment; a value may be\n"
+            "\"double-quoted\" (escapes: \\\" and \\\\). Each flag comes from the command line,\n"
+            "else its env variable, else the config file, else its default.\n",
+            SX_FLAGS_CONFIG_ENV, f->name, buf_cstr(&b));
+    sx_buf_free(&b);
+}
+
 void sx_flags_usage(const sx_flags_spec *spec, const void *defaults, FILE *out)
 {
     sx_buf b = {0};
-    size_t width = 0;
-    for (size_t i = 0; i <= spec->count; i++) {
+    size_t width = 0, rows = spec->count + extra_rows(spec);
+    for (size_t i = 0; i < rows; i++) {
         sx_buf_reset(&b);
-        if (i == spec->count)
-            left_column(&b, 'h', "help", "");
-        else
-            left_column(&b, spec->flags[i].short_name, spec->flags[i].name,
-                        metavar_of(&spec->flags[i]));
+        usage_left(&b, spec, i);
         if (b.len > width)
             width = b.len;
     }
@@ -618,21 +1092,26 @@ void sx_flags_usage(const sx_flags_spec *spec, const void *defaults, FILE *out)
     if (spec->description)
         fprintf(out, "\n%s\n", spec->description);
     fprintf(out, "\nflags:\n");
-    for (size_t i = 0; i <= spec->count; i++) {
+    for (size_t i = 0; i < rows; i++) {
         sx_buf_reset(&b);
-        const sx_flag *f = i < spec->count ? &spec->flags[i] : NULL;
-        if (f)
-            left_column(&b, f->short_name, f->name, metavar_of(f));
-        else
-            left_column(&b, 'h', "help", "");
+        const sx_flag *f = usage_left(&b, spec, i);
         while (b.len < width + 2)
             sx_buf_push(&b, ' ');
-        buf_puts(&b, f ? (f->help ? f->help : "") : "print this help and exit");
-        if (f)
-            notes(&b, f, defaults);
+        if (f) {
+            buf_puts(&b, f->help ? f->help : "");
+            notes(&b, spec, f, defaults);
+        } else if (i == spec->count && spec->config) {
+            buf_puts(&b,
+                     "read flags from FILE, key = value lines (see below; env: " SX_FLAGS_CONFIG_ENV
+                     ")");
+        } else {
+            buf_puts(&b, "print this help and exit");
+        }
         fprintf(out, "%s\n", buf_cstr(&b));
     }
     sx_buf_free(&b);
+    if (spec->config)
+        config_note(spec, defaults, out);
 }
 
 void sx_flags_log_config(const sx_flags_spec *spec, const void *config, const char *component)

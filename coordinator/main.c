@@ -92,6 +92,7 @@ static const sx_flags_spec spec = {
                    "the data directory is created; a restart with different ones is refused.",
     .flags = flags,
     .count = sizeof(flags) / sizeof(flags[0]),
+    .config = true,
 };
 
 int main(int argc, char **argv)
@@ -107,8 +108,9 @@ int main(int argc, char **argv)
     config defaults = cfg;
     bool help = false;
     bool given[sizeof(flags) / sizeof(flags[0])];
+    sx_flags_file *file = NULL; /* cfg's strings may point into it: freed last */
     sx_err err = {0};
-    if (sx_flags_parse_given(&spec, &cfg, argc, argv, &help, NULL, given, &err) != SX_OK) {
+    if (sx_flags_parse_given(&spec, &cfg, argc, argv, &help, NULL, given, &file, &err) != SX_OK) {
         fprintf(stderr, "shardex-coordinator: %s\nTry --help.\n", err.msg);
         return 2;
     }
@@ -120,6 +122,8 @@ int main(int argc, char **argv)
     sx_log_level_parse(cfg.log_level, &level);
     sx_log_set_level(level);
     sx_flags_log_config(&spec, &cfg, "coordinator");
+    if (file)
+        SX_LOG(SX_LOG_INFO, "coordinator", "config file=%s", sx_flags_file_path(file));
 
     /* Judge leases often enough that detection costs little beyond the lease. */
     uint64_t tick = cfg.lease_ms / 10 > 20 ? cfg.lease_ms / 10 : 20;
@@ -166,5 +170,6 @@ done:
     sx_rpc_server_destroy(srv);
     sx_coord_close(c);
     sx_rpc_wait_shutdown(2000);
+    sx_flags_file_free(file);
     return rc;
 }

@@ -104,6 +104,7 @@ static const sx_flags_spec spec = {
                    "partitions and term partitions it is assigned, serves the client API.",
     .flags = flags,
     .count = sizeof(flags) / sizeof(flags[0]),
+    .config = true,
 };
 
 /* The worker's stable id: made once, kept in DIR/worker-id. */
@@ -161,14 +162,15 @@ static void more_reports(void *arg, sx_arena *arena, Shardex__Internal__V1__Hear
     req->n_terms = sx_tstore_reports(w->terms, arena, &req->terms);
 }
 
-/* Parses the command line into cfg and sets up logging: -1 to go on, else
- * the exit code (0 after --help, 2 for a bad command line). */
-static int parse_args(int argc, char **argv, config *cfg)
+/* Parses the command line, environment and config file into cfg (whose
+ * strings may point into *file, freed by the caller) and sets up logging: -1
+ * to go on, else the exit code (0 after --help, 2 for a bad command line). */
+static int parse_args(int argc, char **argv, config *cfg, sx_flags_file **file)
 {
     config defaults = *cfg;
     bool help = false;
     sx_err err = {0};
-    if (sx_flags_parse(&spec, cfg, argc, argv, &help, NULL, &err) != SX_OK) {
+    if (sx_flags_parse_given(&spec, cfg, argc, argv, &help, NULL, NULL, file, &err) != SX_OK) {
         fprintf(stderr, "shardex-worker: %s\nTry --help.\n", err.msg);
         return 2;
     }
@@ -180,6 +182,8 @@ static int parse_args(int argc, char **argv, config *cfg)
     sx_log_level_parse(cfg->log_level, &level);
     sx_log_set_level(level);
     sx_flags_log_config(&spec, cfg, "worker");
+    if (*file)
+        SX_LOG(SX_LOG_INFO, "worker", "config file=%s", sx_flags_file_path(*file));
     return -1;
 }
 
@@ -352,7 +356,8 @@ int main(int argc, char **argv)
                   .fsync = "batch",
                   .write_buffer = 32u << 20,
                   .log_level = "info"};
-    int rc = parse_args(argc, argv, &cfg);
+    sx_flags_file *file = NULL; /* cfg's strings may point into it: freed last */
+    int rc = parse_args(argc, argv, &cfg, &file);
     if (rc >= 0)
         return rc;
     sx_crash_points_init();
@@ -363,6 +368,7 @@ int main(int argc, char **argv)
         SX_LOG(SX_LOG_ERROR, "worker", "%s", err.msg);
         fprintf(stderr, "shardex-worker: %s\n", err.msg);
         stop(&w);
+        sx_flags_file_free(file);
         return 1;
     }
     SX_LOG(SX_LOG_INFO, "worker", "serving id=%s port=%d advertise=%s", w.id, w.port, w.advertise);
@@ -373,5 +379,6 @@ int main(int argc, char **argv)
     SX_LOG(SX_LOG_INFO, "worker", "stopping signal=%d", sig);
     sx_daemon_notify("STOPPING=1\nSTATUS=stopping (signal %d)", sig);
     stop(&w);
+    sx_flags_file_free(file);
     return 0;
 }

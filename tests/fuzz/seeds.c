@@ -5,7 +5,7 @@
  *   sx_fuzz_seeds DIR      (DIR: tests/fuzz/corpus)
  *
  * writes DIR/<target>/seed-<name> for requests, page_token, keys, clustermap,
- * load_jsonl and load_deb, replacing files of the same name and leaving any
+ * load_jsonl, load_deb and config, replacing files of the same name and leaving any
  * other file (regression inputs: crash-*) alone. Run it again after changing
  * a format; commit what it writes.
  */
@@ -577,6 +577,40 @@ static void load_inputs(void)
     write_with("load_deb", "status-short-lines", 2 << 4, deb, sizeof(deb) - 1);
 }
 
+/* -------------------------------------------------------- config files -- */
+
+/* fuzz_config.c: a config file as it is, for the keys of its table. */
+static void config_files(void)
+{
+    static const char every[] = "# every key of fuzz_config.c's table\n"
+                                "b = yes\n"
+                                "data-dir = \"/var/lib/shardex # not a comment\"\n"
+                                "i = -100\n"
+                                "big = -9223372036854775808\n"
+                                "u = 256\n"
+                                "u-any = 4294967295\n"
+                                "d = 2s\n"
+                                "d-any = 1h\n"
+                                "z = 4KiB\n"
+                                "z-any = 1t\n"
+                                "mode = paranoid   # a comment after a value\n"
+                                "listen = [::1]:7000\n";
+    static const char spaced[] = "\n   # indented comment\r\n"
+                                 "\tlisten\t=\t127.0.0.1:0\t\r\n"
+                                 "mode=\"fast\"#tight\r\n"
+                                 "data-dir = \"a \\\"quoted\\\" \\\\ path \"\n"
+                                 "b = off";
+    static const char bad[] = "listen = 127.0.0.1:7000\n"
+                              "u = 0\n"
+                              "listen = again:1\n"
+                              "write_buffer = 1\n"
+                              "no equals sign\n"
+                              "data-dir = \"unterminated\n";
+    write_seed("config", "every-key", every, sizeof(every) - 1);
+    write_seed("config", "spaced-crlf", spaced, sizeof(spaced) - 1);
+    write_seed("config", "errors", bad, sizeof(bad) - 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -591,5 +625,6 @@ int main(int argc, char **argv)
     keys();
     clustermaps();
     load_inputs();
+    config_files();
     return 0;
 }

@@ -1,7 +1,10 @@
 /* test_flags.c: sx_flags_parse, sx_flags_usage, sx_flags_log_config and
  * sx_hostport_parse through flags.h. Every error message is checked for the
  * flag's name and, for range errors, the limit. The environment variables used
- * here are prefixed SHARDEX_TEST_ and unset after each test.
+ * here are prefixed SHARDEX_TEST_ and unset after each test, but for the
+ * config tests (conf_spec, a program with .config), which also use the
+ * variables derived from its flags' names and SHARDEX_CONFIG, unset around
+ * each, and run in a fresh directory each, holding their config files.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,11 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "flags.h"
+#include "harness.h"
 #include "log.h"
 
 typedef struct cfg {
@@ -789,6 +794,467 @@ static void test_log_config(void **state)
     free(text);
 }
 
+/* ---------------------------------------------------------- config files -- */
+
+/* A program with .config: a config file, and derived env variables. */
+typedef struct conf_cfg {
+    const char *listen;
+    const char *data_dir;
+    uint64_t write_buffer; /* 1MiB..1GiB */
+    uint64_t lease_ms;     /* 50ms..10m */
+    const char *fsync;
+    bool verbose;
+    uint32_t replicas; /* 1..7 */
+    int64_t offset;    /* -100..100 */
+} conf_cfg;
+
+static const char *const fsyncs[] = {"batch", "always", "never", NULL};
+
+static const sx_flag conf_flags[] = {
+    {.name = "listen",
+     .type = SX_FLAG_HOSTPORT,
+     .offset = SX_FLAG_OFFSET(conf_cfg, listen, const char *),
+     .help = "address to serve on"},
+    {.name = "data-dir",
+     .type = SX_FLAG_STRING,
+     .offset = SX_FLAG_OFFSET(conf_cfg, data_dir, const char *),
+     .metavar = "DIR",
+     .help = "where data lives",
+     .required = true},
+    {.name = "write-buffer",
+     .type = SX_FLAG_SIZE,
+     .offset = SX_FLAG_OFFSET(conf_cfg, write_buffer, uint64_t),
+     .help = "memtable size",
+     .min = 1 << 20,
+     .max = 1 << 30},
+    {.name = "lease",
+     .type = SX_FLAG_DURATION_MS,
+     .offset = SX_FLAG_OFFSET(conf_cfg, lease_ms, uint64_t),
+     .help = "lease",
+     .min = 50,
+     .max = 600000},
+    {.name = "fsync",
+     .type = SX_FLAG_CHOICE,
+     .offset = SX_FLAG_OFFSET(conf_cfg, fsync, const char *),
+     .choices = fsyncs,
+     .help = "durability"},
+    {.name = "verbose",
+     .short_name = 'v',
+     .type = SX_FLAG_BOOL,
+     .offset = SX_FLAG_OFFSET(conf_cfg, verbose, bool),
+     .help = "log more",
+     .env = "SHARDEX_TEST_VERBOSE"},
+    {.name = "replicas",
+     .type = SX_FLAG_UINT32,
+     .offset = SX_FLAG_OFFSET(conf_cfg, replicas, uint32_t),
+     .help = "replicas",
+     .min = 1,
+     .max = 7},
+    {.name = "offset",
+     .type = SX_FLAG_INT,
+     .offset = SX_FLAG_OFFSET(conf_cfg, offset, int64_t),
+     .help = "an offset",
+     .min = -100,
+     .max = 100},
+};
+#define NCONF (sizeof(conf_flags) / sizeof(conf_flags[0]))
+
+static const sx_flags_spec conf_spec = {
+    .prog = "confprog",
+    .flags = conf_flags,
+    .count = NCONF,
+    .config = true,
+};
+
+static const conf_cfg conf_defaults = {.listen = "127.0.0.1:7100",
+                                       .write_buffer = 32u << 20,
+                                       .lease_ms = 2000,
+                                       .fsync = "batch",
+                                       .replicas = 3};
+
+/* The variables conf_spec reads, derived or not: unset around each test. */
+static const char *const conf_env[] = {"SHARDEX_LISTEN",       "SHARDEX_DATA_DIR",
+                                       "SHARDEX_WRITE_BUFFER", "SHARDEX_LEASE",
+                                       "SHARDEX_FSYNC",        "SHARDEX_TEST_VERBOSE",
+                                       "SHARDEX_REPLICAS",     "SHARDEX_OFFSET",
+                                       "SHARDEX_CONFIG",       NULL};
+
+/* Each config test runs in a fresh directory of its own, so that files are
+ * named as an operator would name them ("worker.conf") in the messages. */
+static char conf_dir[256];
+static char conf_cwd[4096];
+
+static void conf_unset(void)
+{
+    unset_env(NULL);
+    for (const char *const *e = conf_env; *e; e++)
+        unsetenv(*e);
+}
+
+static int conf_setup(void **state)
+{
+    (void)state;
+    conf_unset();
+    assert_non_null(getcwd(conf_cwd, sizeof(conf_cwd)));
+    sx_h_tmpdir(conf_dir, sizeof(conf_dir), "flags");
+    assert_int_equal(chdir(conf_dir), 0);
+    return 0;
+}
+
+static int conf_teardown(void **state)
+{
+    (void)state;
+    assert_int_equal(chdir(conf_cwd), 0);
+    sx_h_tmpdir_done(conf_dir);
+    conf_unset();
+    return 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* c is conf_defaults, field by field (a memcmp would compare padding). */
+static void assert_conf_defaults(const conf_cfg *c)
+{
+    const conf_cfg *d = &conf_defaults;
+    assert_true(same_str(c->listen, d->listen) && same_str(c->data_dir, d->data_dir) &&
+                c->write_buffer == d->write_buffer && c->lease_ms == d->lease_ms &&
+                same_str(c->fsync, d->fsync) && c->verbose == d->verbose &&
+                c->replicas == d->replicas && c->offset == d->offset);
+}
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* One parse of conf_spec from the defaults; *file must be freed by the caller. */
+typedef struct conf_run {
+    conf_cfg c;
+    bool help;
+    bool given[NCONF];
+    sx_flags_file *file;
+    sx_err err;
+} conf_run;
+
+static sx_status conf_parse(conf_run *r, char **argv)
+{
+    r->c = conf_defaults;
+    r->file = (sx_flags_file *)&r->file; /* must be overwritten */
+    sx_err_clear(&r->err);
+    return sx_flags_parse_given(&conf_spec, &r->c, argc_of(argv), argv, &r->help, NULL, r->given,
+                                &r->file, &r->err);
+}
+
+#define CONF_ARGV(...) ((char *[]){"confprog", __VA_ARGS__, NULL})
+
+/* Writes text to worker.conf and parses `--config worker.conf`, expecting msg. */
+static void expect_conf_error(const char *text, const char *msg)
+{
+    write_file("worker.conf", text, strlen(text));
+    conf_run r;
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "worker.conf")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, msg);
+    assert_null(r.file);
+    assert_conf_defaults(&r.c); /* nothing applied */
+}
+
+static void test_config_file_values(void **state)
+{
+    (void)state;
+    const char text[] = "# a worker\n"
+                        "\n"
+                        "   # an indented comment\n"
+                        "listen = 0.0.0.0:7200\n"
+                        "data-dir=\"/var/lib/a dir # with a hash\"   # and a comment\n"
+                        "\twrite-buffer\t=\t64MiB\t\n"
+                        "lease = 5s # unquoted, then a comment\r\n"
+                        "fsync = \"always\"\n"
+                        "verbose = yes\n"
+                        "offset = -7#not a comment: no blank before '#'\n";
+    write_file("worker.conf", text, sizeof(text) - 1);
+    conf_run r;
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "worker.conf")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "worker.conf:10: offset: '-7#not a comment: no blank before "
+                                   "'#'' is not an integer");
+    const char fixed[] = "# a worker\n"
+                         "\n"
+                         "   # an indented comment\n"
+                         "listen = 0.0.0.0:7200\n"
+                         "data-dir=\"/var/lib/a dir # with a hash\"   # and a comment\n"
+                         "\twrite-buffer\t=\t64MiB\t\n"
+                         "lease = 5s # unquoted, then a comment\r\n"
+                         "fsync = \"always\"\n"
+                         "verbose = yes\n"
+                         "offset = -7 # a comment\n"
+                         "replicas = \"5\""; /* no newline at the end */
+    write_file("worker.conf", fixed, sizeof(fixed) - 1);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "worker.conf")), SX_OK);
+    assert_string_equal(r.c.listen, "0.0.0.0:7200");
+    assert_string_equal(r.c.data_dir, "/var/lib/a dir # with a hash");
+    assert_int_equal(r.c.write_buffer, 64u << 20);
+    assert_int_equal(r.c.lease_ms, 5000);
+    assert_string_equal(r.c.fsync, "always");
+    assert_true(r.c.verbose);
+    assert_int_equal(r.c.offset, -7);
+    assert_int_equal(r.c.replicas, 5);
+    for (size_t i = 0; i < NCONF; i++)
+        assert_true(r.given[i]); /* a value from the file counts as given */
+    assert_non_null(r.file);
+    assert_string_equal(sx_flags_file_path(r.file), "worker.conf");
+    sx_flags_file_free(r.file);
+
+    /* Escapes: \" and \\ only; quotes keep blanks; "" is an empty value. */
+    const char quoted[] = "data-dir = \"  a \\\"b\\\" c\\\\d  \"\n"
+                          "listen=\"h:1\"\n"
+                          "fsync = never\n";
+    write_file("worker.conf", quoted, sizeof(quoted) - 1);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "worker.conf")), SX_OK);
+    assert_string_equal(r.c.data_dir, "  a \"b\" c\\d  ");
+    assert_string_equal(r.c.listen, "h:1");
+    assert_false(r.given[2]);
+    assert_int_equal(r.c.write_buffer, 32u << 20); /* not in the file: the default */
+    sx_flags_file_free(r.file);
+    write_file("worker.conf", "data-dir = \"\"\n", 14);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "worker.conf")), SX_OK);
+    assert_string_equal(r.c.data_dir, "");
+    sx_flags_file_free(r.file);
+
+    /* An empty file, or one of comments only, sets nothing. */
+    write_file("empty.conf", "", 0);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "empty.conf", "--data-dir", "/d")),
+                     SX_OK);
+    assert_int_equal(r.c.replicas, 3);
+    assert_non_null(r.file);
+    sx_flags_file_free(r.file);
+}
+
+static void test_config_precedence(void **state)
+{
+    (void)state;
+    const char text[] = "data-dir = /file\n"
+                        "write-buffer = 2m\n"
+                        "lease = 3s\n"
+                        "replicas = 4\n";
+    write_file("worker.conf", text, sizeof(text) - 1);
+    setenv("SHARDEX_WRITE_BUFFER", "4m", 1);
+    setenv("SHARDEX_LEASE", "4s", 1);
+    conf_run r;
+    /* lease: cli > env > file; write-buffer: env > file; replicas: file;
+     * offset: the default. */
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--lease", "5s", "--config", "worker.conf")), SX_OK);
+    assert_int_equal(r.c.lease_ms, 5000);
+    assert_int_equal(r.c.write_buffer, 4u << 20);
+    assert_int_equal(r.c.replicas, 4);
+    assert_string_equal(r.c.data_dir, "/file");
+    assert_int_equal(r.c.offset, 0);
+    assert_true(r.given[3] && r.given[2] && r.given[6] && r.given[1]);
+    assert_false(r.given[7]);
+    sx_flags_file_free(r.file);
+
+    /* SHARDEX_CONFIG names the file when --config does not. */
+    unsetenv("SHARDEX_WRITE_BUFFER");
+    unsetenv("SHARDEX_LEASE");
+    setenv("SHARDEX_CONFIG", "worker.conf", 1);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("-v")), SX_OK);
+    assert_int_equal(r.c.lease_ms, 3000);
+    assert_int_equal(r.c.write_buffer, 2u << 20);
+    assert_true(r.c.verbose);
+    assert_string_equal(sx_flags_file_path(r.file), "worker.conf");
+    sx_flags_file_free(r.file);
+
+    /* --config beats SHARDEX_CONFIG; an empty SHARDEX_CONFIG is unset. */
+    write_file("other.conf", "data-dir = /other\n", 18);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config=other.conf")), SX_OK);
+    assert_string_equal(r.c.data_dir, "/other");
+    assert_int_equal(r.c.lease_ms, 2000);
+    sx_flags_file_free(r.file);
+    setenv("SHARDEX_CONFIG", "", 1);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--data-dir", "/d")), SX_OK);
+    assert_null(r.file);
+    setenv("SHARDEX_CONFIG", "missing.conf", 1);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--data-dir", "/d")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "--config (from SHARDEX_CONFIG): missing.conf: no such file");
+
+    /* Every line is checked, even one whose flag the command line sets. */
+    unsetenv("SHARDEX_CONFIG");
+    write_file("worker.conf", "lease = 1ms\n", 12);
+    assert_int_equal(
+        conf_parse(&r, CONF_ARGV("--lease", "1s", "--data-dir", "/d", "--config", "worker.conf")),
+        SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "worker.conf:1: lease: 1ms is below the minimum 50ms");
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    expect_conf_error("listen = 127.0.0.1:7000\n"
+                      "\n"
+                      "# the memtable\n"
+                      "write-buffer = 12\n",
+                      "worker.conf:4: write-buffer: 12 is below the minimum 1MiB");
+    expect_conf_error("write-buffer = 2g\n",
+                      "worker.conf:1: write-buffer: 2g is above the maximum 1GiB");
+    expect_conf_error("lease = soon\n", "worker.conf:1: lease: 'soon' is not a duration (e.g. "
+                                        "500ms, 2s, 1m, 1h; no unit: ms)");
+    expect_conf_error("replicas = 8\n", "worker.conf:1: replicas: 8 is above the maximum 7");
+    expect_conf_error("fsync = sometimes\n",
+                      "worker.conf:1: fsync: 'sometimes' is not one of: batch, always, never");
+    expect_conf_error("verbose = maybe\n", "worker.conf:1: verbose: 'maybe' is not a boolean "
+                                           "(1, true, yes, on, 0, false, no, off)");
+    expect_conf_error("listen = nope\n",
+                      "worker.conf:1: listen: 'nope' is not HOST:PORT (no port)");
+    expect_conf_error("listn = h:1\n", "worker.conf:1: listn: unknown key");
+    expect_conf_error("write_buffer = 64m\n",
+                      "worker.conf:1: write_buffer: unknown key (did you mean write-buffer?)");
+    expect_conf_error("help = 1\n", "worker.conf:1: help: unknown key");
+    expect_conf_error("config = other.conf\n",
+                      "worker.conf:1: config: not a key (a config file cannot name another)");
+    expect_conf_error("listen = h:1\nlease = 1s\nlisten = h:2\n",
+                      "worker.conf:3: listen: repeated (first on line 1)");
+    expect_conf_error("listen h:1\n", "worker.conf:1: listen: expected 'key = value'");
+    expect_conf_error("  = h:1\n", "worker.conf:1: no key before '='");
+    expect_conf_error("data-dir =\n", "worker.conf:1: data-dir: missing value (\"\" for an empty "
+                                      "one; a comment starts at '#')");
+    expect_conf_error("data-dir = # nothing\n", "worker.conf:1: data-dir: missing value (\"\" "
+                                                "for an empty one; a comment starts at '#')");
+    expect_conf_error("data-dir = \"/x\n", "worker.conf:1: data-dir: no closing quote");
+    expect_conf_error("data-dir = \"/x\\\"\n", "worker.conf:1: data-dir: no closing quote");
+    expect_conf_error("data-dir = \"a\\nb\"\n",
+                      "worker.conf:1: data-dir: unknown escape '\\n' (only \\\" and \\\\)");
+    expect_conf_error("data-dir = \"/x\" y\n",
+                      "worker.conf:1: data-dir: text after the closing quote");
+    expect_conf_error("[worker]\n", "worker.conf:1: [worker]: expected 'key = value'");
+
+    /* A NUL byte, which no C string can carry on. */
+    write_file("worker.conf", "lease = 1s\nlisten = h:1\0\n", 25);
+    conf_run r;
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "worker.conf")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "worker.conf:2: a NUL byte");
+
+    /* Files that cannot be read. */
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "missing.conf")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "--config: missing.conf: no such file");
+    assert_null(r.file);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "--config: empty file name");
+    assert_int_equal(mkdir("adir", 0755), 0);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "adir")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "--config: read adir: Is a directory");
+    size_t big = SX_FLAGS_FILE_MAX + 1;
+    char *huge = malloc(big);
+    assert_non_null(huge);
+    memset(huge, '#', big);
+    write_file("huge.conf", huge, big);
+    free(huge);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "huge.conf")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "--config: huge.conf: larger than 1048576 bytes");
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "--config: missing value");
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--conf", "x")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "unknown flag '--conf' (did you mean --config?)");
+
+    /* Nothing is applied on any error, the command line's values included. */
+    write_file("worker.conf", "replicas = 0\n", 13);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--lease", "9s", "--config", "worker.conf")),
+                     SX_INVALID_ARGUMENT);
+    assert_conf_defaults(&r.c);
+    setenv("SHARDEX_OFFSET", "1000", 1);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--lease", "9s", "--data-dir", "/d")),
+                     SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "--offset (from SHARDEX_OFFSET): 1000 is above the maximum 100");
+    assert_conf_defaults(&r.c);
+
+    /* A spec without .config knows no --config. */
+    expect_error(ARGV("--config", "worker.conf"), "unknown flag '--config'");
+}
+
+static void test_config_required_and_help(void **state)
+{
+    (void)state;
+    conf_run r;
+    assert_int_equal(conf_parse(&r, CONF_ARGV("-v")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg, "--data-dir is required (or set SHARDEX_DATA_DIR, or data-dir "
+                                   "in the config file)");
+    write_file("worker.conf", "data-dir = /from/file\n", 22);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "worker.conf")), SX_OK);
+    assert_string_equal(r.c.data_dir, "/from/file");
+    sx_flags_file_free(r.file);
+
+    /* --help reads no file, even a missing one, and writes nothing. */
+    assert_int_equal(conf_parse(&r, CONF_ARGV("--config", "missing.conf", "--lease", "9s", "-h")),
+                     SX_OK);
+    assert_true(r.help);
+    assert_null(r.file);
+    assert_conf_defaults(&r.c);
+    for (size_t i = 0; i < NCONF; i++)
+        assert_false(r.given[i]);
+}
+
+static void test_derived_env(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_string_equal(sx_flags_env(&conf_spec, &conf_flags[2], buf, sizeof(buf)),
+                        "SHARDEX_WRITE_BUFFER");
+    assert_string_equal(sx_flags_env(&conf_spec, &conf_flags[1], buf, sizeof(buf)),
+                        "SHARDEX_DATA_DIR");
+    /* An explicit .env stays; a spec without .config derives none. */
+    assert_string_equal(sx_flags_env(&conf_spec, &conf_flags[5], buf, sizeof(buf)),
+                        "SHARDEX_TEST_VERBOSE");
+    assert_null(sx_flags_env(&test_spec, &test_flags[1], buf, sizeof(buf)));
+    assert_string_equal(sx_flags_env(&test_spec, &test_flags[0], buf, sizeof(buf)),
+                        "SHARDEX_TEST_VERBOSE");
+
+    setenv("SHARDEX_DATA_DIR", "/env", 1);
+    setenv("SHARDEX_WRITE_BUFFER", "64m", 1);
+    setenv("SHARDEX_FSYNC", "never", 1);
+    conf_run r;
+    assert_int_equal(conf_parse(&r, CONF_ARGV("-v")), SX_OK);
+    assert_string_equal(r.c.data_dir, "/env");
+    assert_int_equal(r.c.write_buffer, 64u << 20);
+    assert_string_equal(r.c.fsync, "never");
+    assert_null(r.file);
+    setenv("SHARDEX_WRITE_BUFFER", "12", 1);
+    assert_int_equal(conf_parse(&r, CONF_ARGV("-v")), SX_INVALID_ARGUMENT);
+    assert_string_equal(r.err.msg,
+                        "--write-buffer (from SHARDEX_WRITE_BUFFER): 12 is below the minimum 1MiB");
+}
+
+static void test_config_usage(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    sx_flags_usage(&conf_spec, &conf_defaults, f);
+    fclose(f);
+    char line[512];
+    assert_string_equal(line_with(text, "--write-buffer", line, sizeof(line)),
+                        "      --write-buffer SIZE  memtable size (1MiB..1GiB; default: 32MiB; "
+                        "env: SHARDEX_WRITE_BUFFER)");
+    assert_string_equal(line_with(text, "--data-dir", line, sizeof(line)),
+                        "      --data-dir DIR       where data lives (env: SHARDEX_DATA_DIR; "
+                        "required)");
+    assert_string_equal(line_with(text, "  -v, --verbose", line, sizeof(line)),
+                        "  -v, --verbose            log more (env: SHARDEX_TEST_VERBOSE)");
+    assert_string_equal(line_with(text, "--config", line, sizeof(line)),
+                        "      --config FILE        read flags from FILE, key = value lines (see "
+                        "below; env: SHARDEX_CONFIG)");
+    assert_non_null(strstr(text, "\nconfig file (--config FILE, or SHARDEX_CONFIG): one `key = "
+                                 "value` per line, the key being\na flag's long name, e.g. "
+                                 "`listen = 127.0.0.1:7100`;"));
+    assert_non_null(strstr(text, "\nelse its env variable, else the config file, else its "
+                                 "default.\n"));
+    free(text);
+}
+
 /* SX_FLAG_OFFSET is offsetof; the type check costs nothing at run time. */
 static void test_offset_macro(void **state)
 {
@@ -820,6 +1286,12 @@ int main(void)
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_log_config),
         cmocka_unit_test(test_offset_macro),
+        cmocka_unit_test_setup_teardown(test_config_file_values, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(test_config_precedence, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(test_config_errors, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(test_config_required_and_help, conf_setup, conf_teardown),
+        cmocka_unit_test_setup_teardown(test_derived_env, conf_setup, conf_teardown),
+        cmocka_unit_test(test_config_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
