@@ -4,14 +4,15 @@
 # runs `apt-get update` only when something is missing, as a fresh machine may
 # have empty package lists; sudo when not run as root). clang and
 # libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz);
-# libsystemd-dev gives the daemons sd_notify (Type=notify units).
+# libsystemd-dev gives the daemons sd_notify (Type=notify units), and
+# systemd's systemd-analyze checks the units in deploy/systemd.
 set -eu
 
 PKGS="build-essential gcc make cmake pkg-config git clang libclang-rt-14-dev
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 libleveldb-dev libcmocka-dev libxxhash-dev libjansson-dev libsystemd-dev
 python3 python3-grpcio python3-protobuf
-iproute2 procps nftables"
+iproute2 procps nftables systemd"
 
 # shellcheck disable=SC2086
 exec "$(dirname "$0")/apt-install.sh" install-deps $PKGS
