@@ -5,6 +5,7 @@
 #include "daemon.h"
 #include "flags.h"
 #include "fsutil.h"
+#include "health.h"
 #include "log.h"
 #include "rpc.h"
 #include "service.h"
@@ -95,6 +96,18 @@ static const sx_flags_spec spec = {
     .config = true,
 };
 
+/* Health checks: the one coordinator leads while it runs. */
+static bool coordinator_serving(void *arg)
+{
+    (void)arg;
+    return true;
+}
+
+static const char *const coordinator_services[] = {"shardex.internal.v1.Coordinator",
+                                                   "shardex.v1.Shardex", NULL};
+static const sx_health coordinator_health = {.services = coordinator_services,
+                                             .serving = coordinator_serving};
+
 int main(int argc, char **argv)
 {
     sx_daemon_block_signals();
@@ -147,7 +160,9 @@ int main(int argc, char **argv)
         goto fail;
     sx_rpc_server_opts so = {.listen = cfg.listen, .pool_threads = 4};
     if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
-        sx_coord_service_add(srv, c, &err) != SX_OK || sx_rpc_server_start(srv, &err) != SX_OK)
+        sx_coord_service_add(srv, c, &err) != SX_OK ||
+        sx_health_add(srv, &coordinator_health, &err) != SX_OK ||
+        sx_rpc_server_start(srv, &err) != SX_OK)
         goto fail;
     if (cfg.port_file &&
         sx_daemon_write_port_file(cfg.port_file, sx_rpc_server_port(srv), &err) != SX_OK)

@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "flags.h"
 #include "fsutil.h"
+#include "health.h"
 #include "ixlead.h"
 #include "log.h"
 #include "membership.h"
@@ -27,6 +28,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +215,8 @@ typedef struct worker {
     sx_ixlead *ixlead; /* the shipper */
     sx_worker_ctx ctx; /* replicas, term partitions, membership: what handlers see */
     sx_rpc_server *srv;
+    sx_health health;   /* grpc.health.v1: SERVING while it holds a lease */
+    atomic_bool joined; /* ctx.member is set (health checks come before) */
 } worker;
 
 /* The stores and the pipeline behind them: shipper, replicas (whose applies
@@ -241,6 +245,22 @@ static sx_status open_stores(const config *cfg, worker *w, sx_err *err)
     return st;
 }
 
+/* Health checks: a worker serves when it is registered and holds a lease
+ * (it can lead, follow and route); before it joined, or while the
+ * coordinator does not answer it, it does not. */
+static bool worker_serving(void *arg)
+{
+    worker *w = arg;
+    if (!atomic_load(&w->joined))
+        return false;
+    sx_membership_view v;
+    sx_membership_get_view(w->ctx.member, &v);
+    sx_partmap_release(v.map);
+    return v.index >= 0 && v.lease_valid;
+}
+
+static const char *const worker_services[] = {"shardex.v1.Shardex", NULL};
+
 /* Serving: every service of the worker on one server (see service.c). */
 static sx_status serve(const config *cfg, worker *w, sx_err *err)
 {
@@ -256,6 +276,9 @@ static sx_status serve(const config *cfg, worker *w, sx_err *err)
     w->ctx.srv = w->srv;
     if (st == SX_OK)
         st = sx_service_add(w->srv, &w->ctx, err);
+    w->health = (sx_health){.services = worker_services, .serving = worker_serving, .arg = w};
+    if (st == SX_OK)
+        st = sx_health_add(w->srv, &w->health, err);
     if (st == SX_OK)
         st = sx_rpc_server_start(w->srv, err);
     if (st == SX_OK) {
@@ -284,6 +307,7 @@ static sx_status join(const config *cfg, worker *w, sx_err *err)
     sx_status st = sx_membership_start(&mo, &w->ctx.member, err);
     if (st != SX_OK)
         return st;
+    atomic_store(&w->joined, true);
     sx_replica_attach_member(w->ctx.replicas, w->ctx.member);
     sx_ixlead_start(w->ixlead, w->ctx.replicas, w->ctx.member);
     return SX_OK;
