@@ -23,9 +23,11 @@ typedef struct config {
     uint32_t term_partitions;
     uint64_t lease_ms;
     const char *log_level;
+    const char *log_format;
 } config;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
 static const sx_flag flags[] = {
@@ -81,6 +83,12 @@ static const sx_flag flags[] = {
      .choices = log_levels,
      .help = "log threshold",
      .env = "SHARDEX_LOG_LEVEL"},
+    {.name = "log-format",
+     .type = SX_FLAG_CHOICE,
+     .offset = OFF(log_format, const char *),
+     .choices = log_formats,
+     .help = "log lines as text, or as one JSON object each with the message's key=value "
+             "pairs as fields"},
 };
 enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
 
@@ -117,7 +125,8 @@ int main(int argc, char **argv)
                   .replication = 3,
                   .min_isr = 2,
                   .lease_ms = 2000,
-                  .log_level = "info"};
+                  .log_level = "info",
+                  .log_format = "text"};
     config defaults = cfg;
     bool help = false;
     bool given[sizeof(flags) / sizeof(flags[0])];
@@ -134,6 +143,9 @@ int main(int argc, char **argv)
     sx_log_level level = SX_LOG_INFO;
     sx_log_level_parse(cfg.log_level, &level);
     sx_log_set_level(level);
+    sx_log_format format = SX_LOG_TEXT;
+    sx_log_format_parse(cfg.log_format, &format);
+    sx_log_set_format(format);
     sx_flags_log_config(&spec, &cfg, "coordinator");
     if (file)
         SX_LOG(SX_LOG_INFO, "coordinator", "config file=%s", sx_flags_file_path(file));

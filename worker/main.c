@@ -43,9 +43,11 @@ typedef struct config {
     const char *fsync;
     uint64_t write_buffer;
     const char *log_level;
+    const char *log_format;
 } config;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const fsync_modes[] = {"batch", "always", "never", NULL};
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
@@ -97,6 +99,12 @@ static const sx_flag flags[] = {
      .choices = log_levels,
      .help = "log threshold",
      .env = "SHARDEX_LOG_LEVEL"},
+    {.name = "log-format",
+     .type = SX_FLAG_CHOICE,
+     .offset = OFF(log_format, const char *),
+     .choices = log_formats,
+     .help = "log lines as text, or as one JSON object each with the message's key=value "
+             "pairs as fields"},
 };
 
 static const sx_flags_spec spec = {
@@ -183,6 +191,9 @@ static int parse_args(int argc, char **argv, config *cfg, sx_flags_file **file)
     sx_log_level level = SX_LOG_INFO;
     sx_log_level_parse(cfg->log_level, &level);
     sx_log_set_level(level);
+    sx_log_format format = SX_LOG_TEXT;
+    sx_log_format_parse(cfg->log_format, &format);
+    sx_log_set_format(format);
     sx_flags_log_config(&spec, cfg, "worker");
     if (*file)
         SX_LOG(SX_LOG_INFO, "worker", "config file=%s", sx_flags_file_path(*file));
@@ -379,7 +390,8 @@ int main(int argc, char **argv)
     config cfg = {.listen = "127.0.0.1:7100",
                   .fsync = "batch",
                   .write_buffer = 32u << 20,
-                  .log_level = "info"};
+                  .log_level = "info",
+                  .log_format = "text"};
     sx_flags_file *file = NULL; /* cfg's strings may point into it: freed last */
     int rc = parse_args(argc, argv, &cfg, &file);
     if (rc >= 0)
