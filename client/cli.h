@@ -16,7 +16,7 @@
 /* Exit codes of the shardex tool (X(name, value, meaning), printed by --help). */
 #define SX_EXIT_MAP(X)                                                                             \
     X(OK, 0, "done (verify: everything served equals the log)")                                    \
-    X(DIFFERENT, 1, "verify found a difference")                                                   \
+    X(DIFFERENT, 1, "verify found a difference; status --check found an alarm")                    \
     X(USAGE, 2, "bad command line")                                                                \
     X(UNAVAILABLE, 3, "the cluster could not be reached or could not answer in time")              \
     X(NOT_FOUND, 4, "not found: get of a missing id, an unknown index")                            \

@@ -2,6 +2,7 @@
  * tables: workers, log partitions, term partitions, indexes. */
 #include "cmd.h"
 
+#include "alarms.h"
 #include "mem.h"
 #include "out.h"
 
@@ -12,10 +13,28 @@
 
 typedef struct status_cfg {
     sx_cmd_common common;
+    bool check;
+    int64_t max_lag;
+    uint64_t lease_warn_ms;
 } status_cfg;
 
 static const sx_flag status_flags[] = {
     SX_CMD_COMMON_FLAGS(status_cfg),
+    {.name = "check",
+     .type = SX_FLAG_BOOL,
+     .offset = SX_FLAG_OFFSET(status_cfg, check, bool),
+     .help = "print only the alarms and exit 1 while one is on (a monitoring probe)"},
+    {.name = "max-lag",
+     .type = SX_FLAG_INT,
+     .offset = SX_FLAG_OFFSET(status_cfg, max_lag, int64_t),
+     .metavar = "OFFSETS",
+     .min = 0,
+     .max = INT64_MAX,
+     .help = "a term partition further behind than this is an alarm"},
+    {.name = "lease-warn",
+     .type = SX_FLAG_DURATION_MS,
+     .offset = SX_FLAG_OFFSET(status_cfg, lease_warn_ms, uint64_t),
+     .help = "a live worker with less lease left than this is an alarm"},
 };
 
 static const sx_flags_spec status_spec = {
@@ -34,8 +53,14 @@ static const sx_flags_spec status_spec = {
         "                   committed but not yet applied there, summed over log partitions)\n"
         "  indexes          as `shardex index list`\n"
         "\n"
-        "--json prints a ClusterStatusResponse (proto field names). Exit status: 0 shown (a\n"
-        "degraded cluster too: read the tables); 2 usage; 3 the cluster could not answer.",
+        "  alarms           a dead worker or one near lease expiry (--lease-warn), a log\n"
+        "                   partition without a leader, unavailable or under-replicated, a term\n"
+        "                   partition without an owner, not ready or lagging (--max-lag)\n"
+        "\n"
+        "--json prints a ClusterStatusResponse (proto field names). --check prints only the\n"
+        "alarms (--json: {\"alarms\": [...]}), for a monitoring probe. Exit status: 0 shown (a\n"
+        "degraded cluster too: read the alarms), or --check with no alarm; 1 --check with an\n"
+        "alarm on; 2 usage; 3 the cluster could not answer.",
     .flags = status_flags,
     .count = sizeof(status_flags) / sizeof(status_flags[0]),
 };
@@ -195,9 +220,40 @@ static void print_status(const Shardex__V1__ClusterStatusResponse *r)
     sx_cmd_index_table(r->indexes, r->n_indexes, 2);
 }
 
+static void print_alarm(void *arg, const char *line)
+{
+    printf("%s%s\n", (const char *)arg, line);
+}
+
+static void json_alarm(void *arg, const char *line)
+{
+    json_array_append_new(arg, json_string(line));
+}
+
+/* The alarms (alarms.h), as a section after the tables, or alone (--check,
+ * as text or JSON); returns how many. */
+static size_t report_alarms(const status_cfg *cfg, const Shardex__V1__ClusterStatusResponse *r)
+{
+    sx_alarm_opts o = {.max_lag = (uint64_t)cfg->max_lag, .lease_warn_ms = cfg->lease_warn_ms};
+    if (cfg->check && cfg->common.json) {
+        json_t *list = json_array();
+        size_t n = sx_alarms(r, &o, json_alarm, list);
+        json_t *j = json_object();
+        json_object_set_new(j, "alarms", list);
+        sx_cmd_print_json(j);
+        return n;
+    }
+    if (!cfg->check)
+        printf("\nalarms\n");
+    size_t n = sx_alarms(r, &o, print_alarm, cfg->check ? "ALARM: " : "  ");
+    if (n == 0)
+        printf(cfg->check ? "ok: no alarm\n" : "  none\n");
+    return n;
+}
+
 int sx_cmd_status(const sx_cli *cli, int argc, char **argv)
 {
-    status_cfg cfg = {.common = sx_cmd_common_init(cli)};
+    status_cfg cfg = {.common = sx_cmd_common_init(cli), .max_lag = 10000, .lease_warn_ms = 500};
     status_cfg defaults = cfg;
     sx_cmd_args a;
     int code = sx_cmd_parse("status", &status_spec, &cfg, &defaults, argc, argv, NULL, &a);
@@ -218,10 +274,14 @@ int sx_cmd_status(const sx_cli *cli, int argc, char **argv)
         code = sx_cmd_fail("status", &cfg.common, st, err.msg);
         goto out;
     }
-    if (cfg.common.json)
+    if (cfg.check) {
+        code = report_alarms(&cfg, r) ? SX_EXIT_DIFFERENT : SX_EXIT_OK; /* 1: an alarm is on */
+    } else if (cfg.common.json) {
         sx_cmd_print_json(sx_out_pb_json(&r->base));
-    else
+    } else {
         print_status(r);
+        report_alarms(&cfg, r);
+    }
 out:
     sx_client_free(r);
     sx_cmd_disconnect(cl);

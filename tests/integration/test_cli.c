@@ -919,6 +919,28 @@ static void test_status(void **state)
     assert_non_null(find_index(j, "size"));
     json_decref(j);
     run_free(&r);
+
+    /* Alarms: none on this cluster; every worker is "near lease expiry"
+     * with a threshold above any lease, and --check then exits 1. */
+    r = ok_run(f, CLI(f, "status"), 0);
+    expect_out(f, &r, "\nalarms\n  none\n");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "status", "--check"), 0);
+    expect_out(f, &r, "ok: no alarm\n");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "status", "--check", "--lease-warn", "1h"), 1);
+    for (uint32_t w = 0; w < 3; w++) {
+        char line[160];
+        snprintf(line, sizeof(line), "ALARM: worker %s (%s) is near lease expiry",
+                 f->c->worker_id[w], f->c->worker_addr[w]);
+        expect_out(f, &r, line);
+    }
+    run_free(&r);
+    r = ok_run(f, CLI(f, "status", "--check", "--json", "--lease-warn", "1h"), 1);
+    j = json_of(f, &r);
+    assert_int_equal(json_array_size(json_object_get(j, "alarms")), 3);
+    json_decref(j);
+    run_free(&r);
 }
 
 static void test_servers(void **state)
