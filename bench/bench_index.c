@@ -1100,11 +1100,13 @@ static bool lag_level(sx_cluster *c, sx_rpc_client *rpc, const params *p, double
             uint64_t a0 = atomic_load(&R->acked_docs);
             tcpu th0, th1;
             tcpu_read(c, &th0);
-            uint64_t t0 = sx_clock_now_ns(), s0 = sx_clock_cpu_us(), k0 = sx_bench_cluster_cpu_us(c);
+            uint64_t t0 = sx_clock_now_ns(), s0 = sx_clock_cpu_us(),
+                     k0 = sx_bench_cluster_cpu_us(c);
             atomic_store(&R->wm, nw << 1 | m);
             sx_clock_sleep_ms((uint64_t)(p->lag_seconds * 1000));
             atomic_store(&R->wm, -1);
-            uint64_t t1 = sx_clock_now_ns(), s1 = sx_clock_cpu_us(), k1 = sx_bench_cluster_cpu_us(c);
+            uint64_t t1 = sx_clock_now_ns(), s1 = sx_clock_cpu_us(),
+                     k1 = sx_bench_cluster_cpu_us(c);
             uint64_t a1 = atomic_load(&R->acked_docs);
             tcpu_read(c, &th1);
             tcpu_diff_add(&L->threads, &th0, &th1);

@@ -152,11 +152,10 @@ void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers
  * and isr_version match the current ones (compare-and-set) and the new isr is a
  * non-empty subset of replicas containing the leader. On success the isr is
  * replaced, its members leave the elr, and isr_version rises (the caller
- * then applies the rest of the elr rule: sx_clustermap_track_elr). SX_FAILED_PRECONDITION (stale epoch or
- * version) or SX_INVALID_ARGUMENT (bad set, including a worker listed twice),
- * with a message, otherwise. A partition without a leader refuses every change
- * with SX_FAILED_PRECONDITION: no leader can ask, and its isr is the one rule 5
- * elects from. */
+ * then applies the rest of the elr rule: sx_clustermap_track_elr). SX_FAILED_PRECONDITION (stale
+ * epoch or version) or SX_INVALID_ARGUMENT (bad set, including a worker listed twice), with a
+ * message, otherwise. A partition without a leader refuses every change with
+ * SX_FAILED_PRECONDITION: no leader can ask, and its isr is the one rule 5 elects from. */
 sx_status sx_clustermap_change_isr(sx_log_part *part, uint64_t epoch, uint64_t isr_version,
                                    const int32_t *isr, uint32_t nisr, sx_err *err);
 

@@ -20,10 +20,10 @@
 extern bool sx__crash_points_on;
 void sx__crash_point(const char *name);
 
-#define SX_CRASH_POINT(name)                                                                 \
-    do {                                                                                     \
-        if (sx__crash_points_on)                                                             \
-            sx__crash_point(name);                                                           \
+#define SX_CRASH_POINT(name)                                                                       \
+    do {                                                                                           \
+        if (sx__crash_points_on)                                                                   \
+            sx__crash_point(name);                                                                 \
     } while (0)
 
 /* Reads SHARDEX_CRASH_POINT; call once at start (daemons do). */

@@ -58,8 +58,8 @@ static sx_status check(const Shardex__Internal__V1__ClusterMap *m, sx_err *err)
                           m->version, m->n_partitions, m->settings ? m->settings->partitions : 0);
     for (size_t w = 0; w < m->n_workers; w++)
         if (!m->workers[w] || !m->workers[w]->id || !m->workers[w]->address)
-            return sx_err_set(err, SX_INVALID_ARGUMENT, "cluster map %" PRIu64 ": worker %zu: unset",
-                              m->version, w);
+            return sx_err_set(err, SX_INVALID_ARGUMENT,
+                              "cluster map %" PRIu64 ": worker %zu: unset", m->version, w);
     for (uint32_t p = 0; p < m->n_partitions; p++) {
         sx_status st = check_partition(m, p, err);
         if (st != SX_OK)
@@ -242,8 +242,8 @@ sx_status sx_partmap_term_target(const sx_partmap *pm, const Shardex__Internal__
         return sx_err_set(err, SX_NOT_FOUND, "index \"%s\" has no term partition %u", name, t);
     const Shardex__Internal__V1__WorkerEntry *w = sx_partmap_worker(pm, tp->owner);
     if (!w || !w->alive)
-        return sx_err_set(err, SX_UNAVAILABLE, "term partition %u of index \"%s\" has no live owner",
-                          t, name);
+        return sx_err_set(err, SX_UNAVAILABLE,
+                          "term partition %u of index \"%s\" has no live owner", t, name);
     *out = (sx_partmap_target){tp->owner, w->address, tp->epoch};
     return SX_OK;
 }

@@ -7,8 +7,8 @@
 const char *sx_status_name(sx_status s)
 {
     switch (s) {
-#define SX__STATUS_NAME(name, code, desc)                                                    \
-    case SX_##name:                                                                          \
+#define SX__STATUS_NAME(name, code, desc)                                                          \
+    case SX_##name:                                                                                \
         return #name;
         SX_STATUS_MAP(SX__STATUS_NAME)
 #undef SX__STATUS_NAME
@@ -19,8 +19,8 @@ const char *sx_status_name(sx_status s)
 int sx_status_grpc_code(sx_status s)
 {
     switch (s) {
-#define SX__STATUS_CODE(name, code, desc)                                                    \
-    case SX_##name:                                                                          \
+#define SX__STATUS_CODE(name, code, desc)                                                          \
+    case SX_##name:                                                                                \
         return code;
         SX_STATUS_MAP(SX__STATUS_CODE)
 #undef SX__STATUS_CODE
@@ -31,8 +31,8 @@ int sx_status_grpc_code(sx_status s)
 sx_status sx_status_from_grpc_code(int code)
 {
     switch (code) {
-#define SX__STATUS_FROM(name, c, desc)                                                       \
-    case c:                                                                                  \
+#define SX__STATUS_FROM(name, c, desc)                                                             \
+    case c:                                                                                        \
         return SX_##name;
         SX_STATUS_MAP(SX__STATUS_FROM)
 #undef SX__STATUS_FROM

@@ -17,9 +17,9 @@
 #define FILE_MAX ((size_t)(SX_PSTORES_MAX_PARTITION + 1) * 8)
 
 struct sx_pstores {
-    char *path;   /* data_dir/partition-stores */
-    char *parts;  /* data_dir/partitions */
-    bool *rec;    /* [SX_PSTORES_MAX_PARTITION + 1] */
+    char *path;  /* data_dir/partition-stores */
+    char *parts; /* data_dir/partitions */
+    bool *rec;   /* [SX_PSTORES_MAX_PARTITION + 1] */
 };
 
 /* Parses a partition number: digits only, at most SX_PSTORES_MAX_PARTITION. */

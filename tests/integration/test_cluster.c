@@ -274,8 +274,7 @@ static void test_settings_are_fixed_at_creation(void **state)
     sx_cluster_bin("coordinator/shardex-coordinator", bin, sizeof(bin));
     snprintf(data, sizeof(data), "%s/coord", c->dir);
     snprintf(logf, sizeof(logf), "%s/coord-refused.log", c->dir);
-    char *argv[] = {bin, "--listen", "127.0.0.1:0", "--data-dir", data, "--partitions", "16",
-                    NULL};
+    char *argv[] = {bin, "--listen", "127.0.0.1:0", "--data-dir", data, "--partitions", "16", NULL};
     sx_buf b = {0};
     bool found = false;
     uint64_t end = sx_clock_now_ms() + WAIT_MS;

@@ -590,7 +590,7 @@ static void test_model(void **state)
 {
     fx *f = *state;
     seed_test(f, "model");
-    random_writes(f, 40); /* before any index: backfilled */
+    random_writes(f, 40);                /* before any index: backfilled */
     SX_FX_CHECK_REPLICAS(f->c, WAIT_MS); /* and applied everywhere */
     create_index(f, &IX_COLOR);
     create_index(f, &IX_SIZE);

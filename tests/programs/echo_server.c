@@ -27,14 +27,26 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'l': opts.listen = optarg; break;
-        case 'p': port_file = optarg; break;
-        case 'c': opts.cq_threads = atoi(optarg); break;
-        case 't': opts.pool_threads = atoi(optarg); break;
-        case 'm': opts.max_message_bytes = (size_t)atol(optarg); break;
+        case 'l':
+            opts.listen = optarg;
+            break;
+        case 'p':
+            port_file = optarg;
+            break;
+        case 'c':
+            opts.cq_threads = atoi(optarg);
+            break;
+        case 't':
+            opts.pool_threads = atoi(optarg);
+            break;
+        case 'm':
+            opts.max_message_bytes = (size_t)atol(optarg);
+            break;
         default:
-            fprintf(stderr, "usage: %s --listen HOST:PORT [--port-file FILE] [--cq-threads N] "
-                            "[--pool-threads N] [--max-message BYTES]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s --listen HOST:PORT [--port-file FILE] [--cq-threads N] "
+                    "[--pool-threads N] [--max-message BYTES]\n",
+                    argv[0]);
             return 2;
         }
     }

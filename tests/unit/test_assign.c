@@ -4,11 +4,10 @@
  * Fixed scenarios (fresh clusters, balance over a grid of sizes, stickiness on
  * join and leave, a partition whose whole isr dies, term partitions, eligible
  * leaders and lost stores) and randomized property tests, one of which keeps a
- * model of who holds every committed entry while stores are lost. Every sx_assign call goes through cl_assign, which
- * checks the invariants and the change counts against the previous map. The
- * random test takes its seed from SHARDEX_TEST_SEED, else from the clock, and
- * prints it (seed=N) so that a failure can be replayed. SHARDEX_TEST_VERBOSE=1
- * prints the measured stickiness figures.
+ * model of who holds every committed entry while stores are lost. Every sx_assign call goes through
+ * cl_assign, which checks the invariants and the change counts against the previous map. The random
+ * test takes its seed from SHARDEX_TEST_SEED, else from the clock, and prints it (seed=N) so that a
+ * failure can be replayed. SHARDEX_TEST_VERBOSE=1 prints the measured stickiness figures.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -708,7 +707,6 @@ static void test_all_dead_and_back(void **state)
     cl_free(&c);
 }
 
-
 static void test_change_isr(void **state)
 {
     (void)state;
@@ -1345,8 +1343,8 @@ static void test_property_lost_stores(void **state)
                                  p, lp->isr[i], lp->leader, seed);
                 for (uint32_t i = 0; i < lp->nelr; i++)
                     if (!(holds[p] >> lp->elr[i] & 1))
-                        fail_msg("partition %u: eligible %d misses committed entries, seed=%llu",
-                                 p, lp->elr[i], seed);
+                        fail_msg("partition %u: eligible %d misses committed entries, seed=%llu", p,
+                                 lp->elr[i], seed);
                 bool was_lost = before[p].nisr == 0 && before[p].isr_version > 0;
                 if (was_lost && before[p].nelr == 0 && lp->leader >= 0)
                     fail_msg("partition %u: nobody held its entries, yet %d leads, seed=%llu", p,
