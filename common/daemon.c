@@ -13,6 +13,19 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+const char *const sx_daemon_log_levels[] = {"debug", "info", "warn", "error", NULL};
+const char *const sx_daemon_log_formats[] = {"text", "json", NULL};
+
+void sx_daemon_set_logging(const char *level, const char *format)
+{
+    sx_log_level l = SX_LOG_INFO;
+    sx_log_level_parse(level, &l);
+    sx_log_set_level(l);
+    sx_log_format f = SX_LOG_TEXT;
+    sx_log_format_parse(format, &f);
+    sx_log_set_format(f);
+}
+
 static void stop_signals(sigset_t *set)
 {
     sigemptyset(set);

@@ -26,9 +26,6 @@ typedef struct config {
     const char *log_format;
 } config;
 
-static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
-static const char *const log_formats[] = {"text", "json", NULL};
-
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
 static const sx_flag flags[] = {
     {.name = "listen",
@@ -77,18 +74,7 @@ static const sx_flag flags[] = {
      .help = "worker lease: a worker silent this long is dead",
      .min = 50,
      .max = 600000},
-    {.name = "log-level",
-     .type = SX_FLAG_CHOICE,
-     .offset = OFF(log_level, const char *),
-     .choices = log_levels,
-     .help = "log threshold",
-     .env = "SHARDEX_LOG_LEVEL"},
-    {.name = "log-format",
-     .type = SX_FLAG_CHOICE,
-     .offset = OFF(log_format, const char *),
-     .choices = log_formats,
-     .help = "log lines as text, or as one JSON object each with the message's key=value "
-             "pairs as fields"},
+    SX_DAEMON_LOG_FLAGS(config),
 };
 enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
 
@@ -140,12 +126,7 @@ int main(int argc, char **argv)
         sx_flags_usage(&spec, &defaults, stdout);
         return 0;
     }
-    sx_log_level level = SX_LOG_INFO;
-    sx_log_level_parse(cfg.log_level, &level);
-    sx_log_set_level(level);
-    sx_log_format format = SX_LOG_TEXT;
-    sx_log_format_parse(cfg.log_format, &format);
-    sx_log_set_format(format);
+    sx_daemon_set_logging(cfg.log_level, cfg.log_format);
     sx_flags_log_config(&spec, &cfg, "coordinator");
     if (file)
         SX_LOG(SX_LOG_INFO, "coordinator", "config file=%s", sx_flags_file_path(file));

@@ -46,8 +46,6 @@ typedef struct config {
     const char *log_format;
 } config;
 
-static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
-static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const fsync_modes[] = {"batch", "always", "never", NULL};
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
@@ -93,18 +91,7 @@ static const sx_flag flags[] = {
      .help = "memtable of each LevelDB store (every log partition's and the term partitions'): "
              "larger means fewer flushes and compactions while writing, and up to twice this "
              "much memory per store"},
-    {.name = "log-level",
-     .type = SX_FLAG_CHOICE,
-     .offset = OFF(log_level, const char *),
-     .choices = log_levels,
-     .help = "log threshold",
-     .env = "SHARDEX_LOG_LEVEL"},
-    {.name = "log-format",
-     .type = SX_FLAG_CHOICE,
-     .offset = OFF(log_format, const char *),
-     .choices = log_formats,
-     .help = "log lines as text, or as one JSON object each with the message's key=value "
-             "pairs as fields"},
+    SX_DAEMON_LOG_FLAGS(config),
 };
 
 static const sx_flags_spec spec = {
@@ -188,12 +175,7 @@ static int parse_args(int argc, char **argv, config *cfg, sx_flags_file **file)
         sx_flags_usage(&spec, &defaults, stdout);
         return 0;
     }
-    sx_log_level level = SX_LOG_INFO;
-    sx_log_level_parse(cfg->log_level, &level);
-    sx_log_set_level(level);
-    sx_log_format format = SX_LOG_TEXT;
-    sx_log_format_parse(cfg->log_format, &format);
-    sx_log_set_format(format);
+    sx_daemon_set_logging(cfg->log_level, cfg->log_format);
     sx_flags_log_config(&spec, cfg, "worker");
     if (*file)
         SX_LOG(SX_LOG_INFO, "worker", "config file=%s", sx_flags_file_path(*file));
@@ -256,18 +238,26 @@ static sx_status open_stores(const config *cfg, worker *w, sx_err *err)
     return st;
 }
 
-/* Health checks: a worker serves when it is registered and holds a lease
- * (it can lead, follow and route); before it joined, or while the
- * coordinator does not answer it, it does not. */
-static bool worker_serving(void *arg)
+/* Whether the worker is registered and holds a lease (it can lead, follow
+ * and route), for health checks and the service manager; before it joined,
+ * or while the coordinator does not answer it, it does not. *ms_since_ok:
+ * since its last answered heartbeat. */
+static bool holds_lease(worker *w, uint64_t *ms_since_ok)
 {
-    worker *w = arg;
+    *ms_since_ok = UINT64_MAX;
     if (!atomic_load(&w->joined))
         return false;
     sx_membership_view v;
     sx_membership_get_view(w->ctx.member, &v);
     sx_partmap_release(v.map);
+    *ms_since_ok = v.ms_since_ok;
     return v.index >= 0 && v.lease_valid;
+}
+
+static bool worker_serving(void *arg)
+{
+    uint64_t since;
+    return holds_lease(arg, &since);
 }
 
 static const char *const worker_services[] = {"shardex.v1.Shardex", NULL};
@@ -348,18 +338,16 @@ static sx_status start(const config *cfg, worker *w, sx_err *err)
  * STATUS line whenever the lease is lost or regained. */
 typedef enum { NOT_YET, SERVING, NO_LEASE } readiness;
 
-static readiness tell_readiness(const worker *w, readiness was)
+static readiness tell_readiness(worker *w, readiness was)
 {
-    sx_membership_view v;
-    sx_membership_get_view(w->ctx.member, &v);
-    sx_partmap_release(v.map);
-    bool ok = v.index >= 0 && v.lease_valid;
+    uint64_t since;
+    bool ok = holds_lease(w, &since);
     if (was == NOT_YET && ok)
         sx_daemon_notify("READY=1\nSTATUS=serving on %s as worker %s", w->advertise, w->id);
     else if (was == SERVING && !ok)
         sx_daemon_notify("STATUS=no lease: the coordinator has not answered for %" PRIu64
                          " ms; not serving writes",
-                         v.ms_since_ok);
+                         since);
     else if (was == NO_LEASE && ok)
         sx_daemon_notify("STATUS=serving on %s as worker %s", w->advertise, w->id);
     else

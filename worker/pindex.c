@@ -214,12 +214,10 @@ static void outbox_add(sx_pindex *pi, sx_batch *b, ix *x, uint32_t t, bool remov
     sx_key_append_u64(o, offset);
     sx_key_append_u8(o, remove);
     sx_key_append_u64(o, version);
-    size_t at = o->len;
-    sx_key_append_u32(o, 0); /* the entry key's length, once written */
-    entry_key(o, vkey, vlen, id, id_len);
-    uint32_t n = (uint32_t)(o->len - at - 4);
-    for (int i = 0; i < 4; i++)
-        o->data[at + (size_t)i] = (uint8_t)(n >> (24 - 8 * i));
+    pi->v.len = 0;
+    entry_key(&pi->v, vkey, vlen, id, id_len);
+    sx_key_append_u32(o, (uint32_t)pi->v.len);
+    sx_buf_append(o, pi->v.data, pi->v.len);
     x->out_last[t] = offset;
     if (o->len >= OUTBOX_RECORD_BYTES)
         outbox_write(pi, b, x, t);
@@ -719,41 +717,8 @@ sx_status sx_pindex_digest(sx_pindex *pi, const Shardex__Internal__V1__DigestReq
 
 /* -------------------------------------------------------------- outbox -- */
 
-/* Reads one outbox record's changes (see "outbox records"): calls fn for
- * each change; false when the record is malformed. fn returns false to stop. */
-typedef bool (*outbox_change_cb)(void *arg, uint64_t offset, bool remove, uint64_t version,
-                                 const uint8_t *key, size_t key_len);
-
-static bool outbox_record_each(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-                               outbox_change_cb fn, void *arg)
-{
-    uint64_t last, version;
-    if (kl != 1 + 8 + 4 + 8 + 4 || !read_u64(k, kl, 13, &last) || vl < 1)
-        return false;
-    if (v[0] != OUTBOX_PACKED) { /* one change, written before packing */
-        if (v[0] > 1 || !read_u64(v, vl, 1, &version))
-            return false;
-        fn(arg, last, v[0] != 0, version, v + 9, vl - 9);
-        return true;
-    }
-    sx_key_reader r;
-    sx_key_reader_init(&r, v + 1, vl - 1);
-    while (!sx_key_reader_done(&r)) {
-        uint64_t off;
-        uint8_t remove;
-        uint32_t n;
-        if (!sx_key_read_u64(&r, &off) || !sx_key_read_u8(&r, &remove) || remove > 1 ||
-            !sx_key_read_u64(&r, &version) || !sx_key_read_u32(&r, &n) || n > r.len - r.pos ||
-            off > last)
-            return false;
-        const uint8_t *key = r.p + r.pos;
-        r.pos += n;
-        if (!fn(arg, off, remove != 0, version, key, n))
-            return true;
-    }
-    return true;
-}
-
+/* What sx_pindex_outbox_read takes: changes in (after, upto], whole offsets
+ * once max are taken. */
 typedef struct outbox_reading {
     uint64_t after, upto;
     size_t max;
@@ -765,10 +730,10 @@ typedef struct outbox_reading {
     bool stop;
 } outbox_reading;
 
-static bool outbox_take(void *arg, uint64_t off, bool remove, uint64_t version, const uint8_t *key,
-                        size_t key_len)
+/* Takes one change if rd wants it; false once rd->stop. */
+static bool outbox_take(outbox_reading *rd, uint64_t off, bool remove, uint64_t version,
+                        const uint8_t *key, size_t key_len)
 {
-    outbox_reading *rd = arg;
     if (off <= rd->after)
         return true;
     if (off > rd->upto) {
@@ -796,6 +761,38 @@ static bool outbox_take(void *arg, uint64_t off, bool remove, uint64_t version, 
     c->offset = off;
     rd->out[rd->n++] = c;
     rd->last = off;
+    return true;
+}
+
+/* Takes what rd wants of one outbox record (see "outbox records"); false
+ * when the record is malformed. */
+static bool outbox_take_record(outbox_reading *rd, const uint8_t *k, size_t kl, const uint8_t *v,
+                               size_t vl)
+{
+    uint64_t last, version;
+    if (kl != 1 + 8 + 4 + 8 + 4 || !read_u64(k, kl, 13, &last) || vl < 1)
+        return false;
+    if (v[0] != OUTBOX_PACKED) { /* one change, written before packing */
+        if (v[0] > 1 || !read_u64(v, vl, 1, &version))
+            return false;
+        outbox_take(rd, last, v[0] != 0, version, v + 9, vl - 9);
+        return true;
+    }
+    sx_key_reader r;
+    sx_key_reader_init(&r, v + 1, vl - 1);
+    while (!sx_key_reader_done(&r)) {
+        uint64_t off;
+        uint8_t remove;
+        uint32_t n;
+        if (!sx_key_read_u64(&r, &off) || !sx_key_read_u8(&r, &remove) || remove > 1 ||
+            !sx_key_read_u64(&r, &version) || !sx_key_read_u32(&r, &n) || n > r.len - r.pos ||
+            off > last)
+            return false;
+        const uint8_t *key = r.p + r.pos;
+        r.pos += n;
+        if (!outbox_take(rd, off, remove != 0, version, key, n))
+            return true;
+    }
     return true;
 }
 
@@ -827,7 +824,7 @@ sx_status sx_pindex_outbox_read(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t
         size_t kl, vl;
         const uint8_t *k = sx_iter_key(it, &kl);
         const uint8_t *v = sx_iter_value(it, &vl);
-        if (!outbox_record_each(k, kl, v, vl, outbox_take, &rd)) {
+        if (!outbox_take_record(&rd, k, kl, v, vl)) {
             st =
                 sx_err_set(err, SX_DATA_LOSS, "partition %u: an outbox record is malformed", pi->p);
             break;

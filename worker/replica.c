@@ -1253,32 +1253,23 @@ sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__App
 
 /* ----------------------------------------------------------------- read -- */
 
-/* A document of p as stored (*doc; *found), once after_offset is applied and
- * this leader serves reads (sx_replica_read). */
-static sx_status read_doc(sx_replica_set *rs, uint32_t p, const char *id, uint64_t after_offset,
-                          uint64_t deadline_ms, sx_buf *doc, bool *found, uint64_t *version,
-                          sx_err *err)
+sx_status sx_replica_read_many(sx_replica_set *rs, uint32_t p, char *const *ids, size_t n,
+                               uint64_t after_offset, uint64_t deadline_ms, sx_arena *arena,
+                               Shardex__Internal__V1__PackedDoc **out, sx_err *err)
 {
-    *found = false;
     sx_status st = sx_replica_wait_applied(rs, p, after_offset, deadline_ms, err);
-    if (st != SX_OK)
-        return st;
-    replica *r = get_replica(rs, p);
-    return sx_plog_get_doc(r->log, id, strlen(id), found, version, doc, err);
-}
-
-sx_status sx_replica_read_stored(sx_replica_set *rs, uint32_t p, const char *id,
-                                 uint64_t after_offset, uint64_t deadline_ms, sx_arena *arena,
-                                 Shardex__Internal__V1__PackedDoc *out, sx_err *err)
-{
+    replica *r = st == SX_OK ? get_replica(rs, p) : NULL;
     sx_buf doc = {0};
-    uint64_t version;
-    bool found = false;
-    sx_status st = read_doc(rs, p, id, after_offset, deadline_ms, &doc, &found, &version, err);
-    out->found = found;
-    if (st == SX_OK && found) {
-        out->doc.data = sx_arena_memdup(arena, doc.data, doc.len);
-        out->doc.len = doc.len;
+    for (size_t i = 0; st == SX_OK && i < n; i++) {
+        bool found = false;
+        out[i] = sx_arena_alloc(arena, sizeof(*out[i]));
+        shardex__internal__v1__packed_doc__init(out[i]);
+        st = sx_plog_get_doc(r->log, ids[i], strlen(ids[i]), &found, NULL, &doc, err);
+        out[i]->found = found;
+        if (st == SX_OK && found) {
+            out[i]->doc.data = sx_arena_memdup(arena, doc.data, doc.len);
+            out[i]->doc.len = doc.len;
+        }
     }
     sx_buf_free(&doc);
     return st;
@@ -1288,19 +1279,21 @@ sx_status sx_replica_read(sx_replica_set *rs, uint32_t p, const char *id, uint64
                           uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
                           sx_err *err)
 {
-    sx_buf doc = {0};
-    uint64_t version = 0;
+    sx_status st = sx_replica_wait_applied(rs, p, after_offset, deadline_ms, err);
+    if (st != SX_OK)
+        return st;
+    replica *r = get_replica(rs, p);
     bool found = false;
-    sx_status st = read_doc(rs, p, id, after_offset, deadline_ms, &doc, &found, &version, err);
+    uint64_t version = 0;
+    sx_buf doc = {0};
+    st = sx_plog_get_doc(r->log, id, strlen(id), &found, &version, &doc, err);
     if (st == SX_OK && found) {
         ProtobufCAllocator alloc = sx_arena_pb_allocator(arena);
         resp->doc = shardex__v1__document__unpack(&alloc, doc.len, doc.data);
         if (!resp->doc)
             st = sx_err_set(err, SX_DATA_LOSS, "partition %u: stored document %s does not decode",
                             p, id);
-    }
-    if (st == SX_OK && found) {
-        resp->found = true;
+        resp->found = resp->doc != NULL;
         Shardex__V1__WriteToken *t = sx_arena_alloc(arena, sizeof(*t));
         shardex__v1__write_token__init(t);
         t->partition = p;

@@ -148,12 +148,12 @@ sx_status sx_replica_read(sx_replica_set *r, uint32_t p, const char *id, uint64_
                           uint64_t deadline_ms, sx_arena *arena, Shardex__V1__GetResponse *resp,
                           sx_err *err);
 
-/* sx_replica_read for ReadMany: the document as stored (packed, not parsed:
- * the store checks what it reads), copied into arena, for a caller that
- * passes it on. */
-sx_status sx_replica_read_stored(sx_replica_set *r, uint32_t p, const char *id,
-                                 uint64_t after_offset, uint64_t deadline_ms, sx_arena *arena,
-                                 Shardex__Internal__V1__PackedDoc *out, sx_err *err);
+/* sx_replica_read of n ids at once (ReadMany), waited for once: out[i] (n
+ * slots; arena-owned) is ids[i]'s document as stored (packed, not parsed:
+ * the store checks what it reads), for a caller that passes it on. */
+sx_status sx_replica_read_many(sx_replica_set *r, uint32_t p, char *const *ids, size_t n,
+                               uint64_t after_offset, uint64_t deadline_ms, sx_arena *arena,
+                               Shardex__Internal__V1__PackedDoc **out, sx_err *err);
 
 /* Leader: waits until after_offset is applied and this leader serves reads
  * (its log as its epoch began is committed and applied, sx_repcore_serving),

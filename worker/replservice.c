@@ -65,17 +65,12 @@ sx_status sx_replservice_read_many(sx_rpc_call *call, const ProtobufCMessage *re
     if (req->n_ids > SX_REQUEST_DOCS_MAX)
         return sx_err_set(err, SX_INVALID_ARGUMENT, "ids: %zu given; at most %d per call",
                           req->n_ids, SX_REQUEST_DOCS_MAX);
-    uint64_t deadline = sx_rpc_call_deadline_or_default(call);
     sx_arena *arena = sx_rpc_call_arena(call);
     resp->docs = sx_arena_alloc(arena, (req->n_ids + 1) * sizeof(*resp->docs));
-    for (size_t i = 0; i < req->n_ids; i++) {
-        Shardex__Internal__V1__PackedDoc *g = sx_arena_alloc(arena, sizeof(*g));
-        shardex__internal__v1__packed_doc__init(g);
-        sx_status st = sx_replica_read_stored(w->replicas, req->partition, req->ids[i],
-                                              req->after_offset, deadline, arena, g, err);
-        if (st != SX_OK)
-            return st;
-        resp->docs[resp->n_docs++] = g;
-    }
-    return SX_OK;
+    sx_status st =
+        sx_replica_read_many(w->replicas, req->partition, req->ids, req->n_ids, req->after_offset,
+                             sx_rpc_call_deadline_or_default(call), arena, resp->docs, err);
+    if (st == SX_OK)
+        resp->n_docs = req->n_ids;
+    return st;
 }
