@@ -212,20 +212,28 @@ static void call_free(sx_rpc_call *ctx)
 }
 
 /* Posts one request for m (NULL: the catch-all) on queue i. */
-static void post_request(sx_rpc_server *srv, method_entry *m, int i)
+/* A new call context for m (NULL: the catch-all), counted in `live` until
+ * call_free. */
+static sx_rpc_call *call_new(sx_rpc_server *srv, method_entry *m)
 {
     sx_rpc_call *ctx = sx_calloc(1, sizeof(*ctx));
-    ctx->arrived.cb = on_arrived;
-    ctx->replied.cb = on_replied;
     ctx->srv = srv;
     ctx->m = m;
-    ctx->cq_index = i;
     grpc_metadata_array_init(&ctx->md);
-    if (!m)
-        grpc_call_details_init(&ctx->details);
     pthread_mutex_lock(&srv->mu);
     srv->live++;
     pthread_mutex_unlock(&srv->mu);
+    return ctx;
+}
+
+static void post_request(sx_rpc_server *srv, method_entry *m, int i)
+{
+    sx_rpc_call *ctx = call_new(srv, m);
+    ctx->arrived.cb = on_arrived;
+    ctx->replied.cb = on_replied;
+    ctx->cq_index = i;
+    if (!m)
+        grpc_call_details_init(&ctx->details);
 
     grpc_completion_queue *cq = srv->cqs[i];
     grpc_call_error rc;
@@ -505,17 +513,11 @@ void sx_rpc_server_call_local(sx_rpc_server *s, const ProtobufCServiceDescriptor
              arg);
         return;
     }
-    sx_rpc_call *ctx = sx_calloc(1, sizeof(*ctx));
-    ctx->srv = s;
-    ctx->m = m;
+    sx_rpc_call *ctx = call_new(s, m);
     ctx->local_done = done;
     ctx->local_arg = arg;
     ctx->deadline = sx__rpc_deadline_from_ms(deadline_ms);
-    grpc_metadata_array_init(&ctx->md);
     ctx->req = sx_rpc_copy(m->desc->input, req);
-    pthread_mutex_lock(&s->mu);
-    s->live++;
-    pthread_mutex_unlock(&s->mu);
     dispatch(ctx);
 }
 
