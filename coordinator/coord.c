@@ -847,6 +847,33 @@ sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarna
     return st;
 }
 
+sx_status sx_coord_leave(sx_coord *c, const char *id, uint64_t incarnation, sx_coord_map **map,
+                         sx_err *err)
+{
+    *map = NULL;
+    pthread_mutex_lock(&c->mu);
+    int32_t w = find_worker_locked(c, id);
+    if (w < 0 || c->workers[w].incarnation != incarnation) {
+        pthread_mutex_unlock(&c->mu);
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "worker %s incarnation %" PRIu64 " is not current: nothing to leave", id,
+                          incarnation);
+    }
+    worker *wk = &c->workers[w];
+    if (wk->alive) {
+        wk->alive = false;
+        SX_LOG(SX_LOG_INFO, "coord",
+               "worker left id=%s index=%d incarnation=%" PRIu64
+               " reason=\"stopping: its roles move now\"",
+               wk->id, w, incarnation);
+        assign_locked(c);
+        commit_locked(c, "worker left");
+    }
+    *map = acquire_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    return SX_OK;
+}
+
 void sx_coord_tick(sx_coord *c, uint64_t now_ms)
 {
     pthread_mutex_lock(&c->mu);

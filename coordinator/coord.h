@@ -110,6 +110,15 @@ sx_status sx_coord_register_ex(sx_coord *c, const char *id, const char *address,
                                const uint32_t *lost, size_t nlost, uint64_t now_ms, int32_t *index,
                                uint64_t *incarnation, sx_coord_map **map, sx_err *err);
 
+/* A worker that stops on purpose leaves: (id, incarnation) is declared dead
+ * now, its leaderships and term partitions go to others (as when a lease
+ * expires), and *map is acquired with the result. The worker stopped acting
+ * on its lease before asking, so nothing waits for the lease to run out. A
+ * repeated call for a worker already gone answers the current map.
+ * SX_FAILED_PRECONDITION for an unknown worker or another incarnation. */
+sx_status sx_coord_leave(sx_coord *c, const char *id, uint64_t incarnation, sx_coord_map **map,
+                         sx_err *err);
+
 /* Renews the lease of (id, incarnation) and records its replica reports.
  * *map is acquired when the current version differs from known_version, else
  * NULL. SX_FAILED_PRECONDITION when the worker must register again. */

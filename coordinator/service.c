@@ -97,12 +97,24 @@ static sx_status on_get_map(sx_rpc_call *call, const ProtobufCMessage *reqm,
     return SX_OK;
 }
 
+static sx_status on_leave(sx_rpc_call *call, const ProtobufCMessage *reqm, ProtobufCMessage *respm,
+                          void *arg, sx_err *err)
+{
+    const Shardex__Internal__V1__LeaveRequest *req = (const void *)reqm;
+    sx_coord_map *map = NULL;
+    sx_status st = sx_coord_leave(arg, req->worker_id, req->incarnation, &map, err);
+    if (st == SX_OK)
+        attach_map(call, map, &((Shardex__Internal__V1__LeaveResponse *)respm)->map);
+    return st;
+}
+
 static const sx_rpc_method coordinator_methods[] = {
     {"RegisterWorker", on_register, SX_RPC_BLOCKING}, /* fsync */
     {"Heartbeat", on_heartbeat, SX_RPC_INLINE},
     {"ChangeIsr", on_change_isr, SX_RPC_BLOCKING},
     {"ReportBackfill", on_report_backfill, SX_RPC_BLOCKING},
     {"GetMap", on_get_map, SX_RPC_INLINE},
+    {"LeaveWorker", on_leave, SX_RPC_BLOCKING}, /* fsync */
 };
 
 static sx_status on_cluster_status(sx_rpc_call *call, const ProtobufCMessage *reqm,

@@ -14,6 +14,7 @@
  *   maps: membership --on_map--> replicas (roles) and term partitions (owners)
  *
  * Threads and pools: see docs/architecture.md. */
+#include "clock.h"
 #include "crashpoint.h"
 #include "daemon.h"
 #include "flags.h"
@@ -42,6 +43,7 @@ typedef struct config {
     const char *port_file;
     const char *fsync;
     uint64_t write_buffer;
+    uint64_t stop_timeout_ms;
     const char *log_level;
     const char *log_format;
 } config;
@@ -91,6 +93,15 @@ static const sx_flag flags[] = {
      .help = "memtable of each LevelDB store (every log partition's and the term partitions'): "
              "larger means fewer flushes and compactions while writing, and up to twice this "
              "much memory per store"},
+    {.name = "stop-timeout",
+     .type = SX_FLAG_DURATION_MS,
+     .offset = OFF(stop_timeout_ms, uint64_t),
+     .min = 100,
+     .max = 600000,
+     .help = "on SIGTERM or SIGINT, how long the worker may take to answer the writes it "
+             "accepted and to hand its leaderships and term partitions to other workers (through "
+             "the coordinator) before it stops; what is not handed over by then moves once its "
+             "lease runs out, as after a crash"},
     SX_DAEMON_LOG_FLAGS(config),
 };
 
@@ -355,6 +366,31 @@ static readiness tell_readiness(worker *w, readiness was)
     return ok ? SERVING : NO_LEASE;
 }
 
+/* A worker stopping on purpose hands its roles over first, so that writes
+ * pause for a map change instead of a lease: it admits no new write as a
+ * leader, answers the ones it accepted (half the time allowed), then asks the
+ * coordinator to move its leaderships and term partitions now and installs
+ * the answer. Calls in flight finish afterwards, in stop(). */
+static void hand_over(worker *w, uint64_t timeout_ms)
+{
+    if (!atomic_load(&w->joined))
+        return;
+    uint64_t start = sx_clock_now_ms();
+    sx_membership_stop_leading(w->ctx.member);
+    size_t unanswered = sx_replica_wait_idle(w->ctx.replicas, start + timeout_ms / 2);
+    uint64_t now = sx_clock_now_ms();
+    uint64_t left = start + timeout_ms > now ? start + timeout_ms - now : 1;
+    sx_err err = {0};
+    if (sx_membership_leave(w->ctx.member, left, &err) == SX_OK)
+        SX_LOG(SX_LOG_INFO, "worker", "handed over id=%s ms=%" PRIu64 " unanswered_writes=%zu",
+               w->id, sx_clock_now_ms() - start, unanswered);
+    else
+        SX_LOG(SX_LOG_WARN, "worker",
+               "not handed over id=%s status=%s msg=\"%s\": its roles move when its lease runs "
+               "out",
+               w->id, sx_status_name(err.code), err.msg);
+}
+
 /* Calls stop first; then the shipper and membership stop calling into the
  * replicas; then the replicas stop (they read the lease, and may wake the
  * shipper, until the end). Accepts a partly started worker. */
@@ -378,6 +414,7 @@ int main(int argc, char **argv)
     config cfg = {.listen = "127.0.0.1:7100",
                   .fsync = "batch",
                   .write_buffer = 32u << 20,
+                  .stop_timeout_ms = 10000,
                   .log_level = "info",
                   .log_format = "text"};
     sx_flags_file *file = NULL; /* cfg's strings may point into it: freed last */
@@ -401,7 +438,8 @@ int main(int argc, char **argv)
     while ((sig = sx_daemon_wait_signal(ready == NOT_YET ? 20 : 200)) == 0)
         ready = tell_readiness(&w, ready);
     SX_LOG(SX_LOG_INFO, "worker", "stopping signal=%d", sig);
-    sx_daemon_notify("STOPPING=1\nSTATUS=stopping (signal %d)", sig);
+    sx_daemon_notify("STOPPING=1\nSTATUS=stopping (signal %d): handing over its roles", sig);
+    hand_over(&w, cfg.stop_timeout_ms);
     stop(&w);
     sx_flags_file_free(file);
     return 0;

@@ -37,6 +37,7 @@ struct sx_membership {
     bool halted;  /* the thread has been joined */
     bool refresh; /* heartbeat again without waiting (sx_membership_refresh) */
     bool registered;
+    bool leaving; /* stopping on purpose: no lease from now on (sx_membership_stop_leading) */
     int32_t index;
     uint64_t incarnation;
     uint32_t lease_ms;
@@ -280,7 +281,8 @@ void sx_membership_get_view(sx_membership *m, sx_membership_view *out)
     out->index = m->registered ? m->index : -1;
     out->incarnation = m->incarnation;
     out->ms_since_ok = m->last_ok_sent_ms ? now - m->last_ok_sent_ms : UINT64_MAX;
-    out->lease_valid = m->registered && m->last_ok_sent_ms && out->ms_since_ok < m->lease_ms;
+    out->lease_valid =
+        m->registered && !m->leaving && m->last_ok_sent_ms && out->ms_since_ok < m->lease_ms;
     out->map = sx_partmap_acquire(m->map);
     pthread_mutex_unlock(&m->mu);
 }
@@ -291,4 +293,43 @@ void sx_membership_refresh(sx_membership *m)
     m->refresh = true;
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
+}
+
+void sx_membership_stop_leading(sx_membership *m)
+{
+    pthread_mutex_lock(&m->mu);
+    if (!m->leaving)
+        SX_LOG(SX_LOG_INFO, "member", "stopping: no new writes as a leader");
+    m->leaving = true;
+    pthread_mutex_unlock(&m->mu);
+}
+
+sx_status sx_membership_leave(sx_membership *m, uint64_t timeout_ms, sx_err *err)
+{
+    sx_membership_stop_leading(m);
+    sx_membership_halt(m); /* no heartbeat renews a lease, no registration comes back */
+    pthread_mutex_lock(&m->mu);
+    bool registered = m->registered;
+    Shardex__Internal__V1__LeaveRequest req = SHARDEX__INTERNAL__V1__LEAVE_REQUEST__INIT;
+    req.worker_id = m->id;
+    req.incarnation = m->incarnation;
+    pthread_mutex_unlock(&m->mu);
+    if (!registered)
+        return sx_err_set(err, SX_FAILED_PRECONDITION, "not registered: nothing to hand over");
+    ProtobufCMessage *resp = NULL;
+    /* One attempt, failing fast when nothing listens: a stopping worker does
+     * not wait for a coordinator that is down (its lease then decides). */
+    sx_rpc_call_opts o = {.timeout_ms = timeout_ms};
+    sx_status st =
+        sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "LeaveWorker", &req.base, &resp, &o, err);
+    if (st != SX_OK)
+        return st;
+    const Shardex__Internal__V1__LeaveResponse *r = (const void *)resp;
+    SX_LOG(SX_LOG_INFO, "member", "left the cluster id=%s map version=%" PRIu64, m->id,
+           r->map ? r->map->version : 0);
+    if (r->map)
+        install_map(m, resp, r->map);
+    else
+        sx_rpc_free(resp);
+    return SX_OK;
 }

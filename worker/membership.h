@@ -69,6 +69,22 @@ sx_status sx_membership_start(const sx_membership_opts *opts, sx_membership **ou
 void sx_membership_halt(sx_membership *m);
 void sx_membership_stop(sx_membership *m); /* halts if needed and frees; accepts NULL */
 
+/* The worker stops on purpose: from now on its view says no lease (so it
+ * admits no new write as a leader and owns nothing), the heartbeats stop,
+ * and the coordinator is asked to hand its roles over at once
+ * (LeaveWorker); the map it answers is installed (on_map), so that the
+ * replicas and term partitions give up their roles before the process
+ * exits. Waits up to timeout_ms for the coordinator; on an error (it does
+ * not answer, or the worker was not registered) the roles move when the
+ * lease runs out, as after a crash. Once only; not with the thread's
+ * callbacks running on the caller's stack. */
+sx_status sx_membership_leave(sx_membership *m, uint64_t timeout_ms, sx_err *err);
+
+/* Marks the worker as leaving without telling anyone (the first step of
+ * sx_membership_leave, for a caller that lets writes in flight finish
+ * before the rest): its view says no lease from now on. */
+void sx_membership_stop_leading(sx_membership *m);
+
 /* What the worker believes now. */
 typedef struct sx_membership_view {
     int32_t index; /* -1 until registered */

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define REPL_SVC (&shardex__internal__v1__replication__descriptor)
 #define COORD_SVC (&shardex__internal__v1__coordinator__descriptor)
@@ -1069,6 +1070,38 @@ size_t sx_replica_reports(void *arg, Shardex__Internal__V1__ReplicaReport *out, 
         n++;
     }
     return n;
+}
+
+/* ----------------------------------------------------------- stopping -- */
+
+static size_t count_pending(const pending *w)
+{
+    size_t n = 0;
+    for (; w; w = w->next)
+        n++;
+    return n;
+}
+
+size_t sx_replica_wait_idle(sx_replica_set *rs, uint64_t deadline_ms)
+{
+    for (;;) {
+        pthread_mutex_lock(&rs->mu);
+        uint32_t nparts = rs->nparts;
+        pthread_mutex_unlock(&rs->mu);
+        size_t busy = 0;
+        for (uint32_t p = 0; p < nparts; p++) {
+            replica *r = get_replica(rs, p);
+            if (!r)
+                continue;
+            pthread_mutex_lock(&r->mu);
+            busy += count_pending(r->queue) + count_pending(r->waiting);
+            pthread_mutex_unlock(&r->mu);
+        }
+        if (busy == 0 || sx_clock_now_ms() >= deadline_ms)
+            return busy;
+        /* Answers take a commit round and an apply: polling costs nothing here. */
+        usleep(5000);
+    }
 }
 
 /* ---------------------------------------------------------------- write -- */

@@ -117,6 +117,12 @@ const uint32_t *sx_replica_lost(const sx_replica_set *r, size_t *n);
  * into them), so it is attached once running. */
 void sx_replica_attach_member(sx_replica_set *r, sx_membership *member);
 
+/* For a worker that stops on purpose, once it admits no new write (its
+ * lease counts as lost: sx_membership_stop_leading): waits until every write
+ * it accepted as a leader has been answered, or until deadline_ms
+ * (monotonic). Returns how many are still unanswered then. */
+size_t sx_replica_wait_idle(sx_replica_set *r, uint64_t deadline_ms);
+
 /* A newer map arrived: roles are reconciled on the manager thread. */
 void sx_replica_on_map(sx_replica_set *r, sx_partmap *map);
 
