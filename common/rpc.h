@@ -6,8 +6,10 @@
  * client calls any method of any descriptor by name. Only rpc*.c include
  * grpc/grpc.h; handlers and callers see protobuf-c messages and sx_err.
  *
- * Not here: streaming (not needed yet), TLS (credentials will become a field of
- * the option structs; nothing below assumes insecure transport).
+ * Streams: a server may serve methods that return a stream (server
+ * streaming, below); the client calls unary methods only. Not here: TLS
+ * (credentials will become a field of the option structs; nothing below
+ * assumes insecure transport).
  *
  * Status mapping: a handler's sx_status goes out as the gRPC status of the same
  * number and its sx_err message as the status details; a client gets both back
@@ -56,6 +58,10 @@ typedef enum {
      *            kind but ROUTING (a router fanning out). */
     SX_RPC_WAITING = 2,
     SX_RPC_ROUTING = 3,
+    /* A method that returns a stream (`returns (stream X)`, which protobuf-c's
+     * descriptors do not say): its handler runs on the pool of BLOCKING ones
+     * and opens the stream ("server streaming" below). */
+    SX_RPC_STREAM = 4,
 } sx_rpc_exec;
 
 typedef struct sx_rpc_method {
@@ -131,6 +137,36 @@ void sx_rpc_call_reply_with(sx_rpc_call *call, const ProtobufCMessage *msg);
  * For waits (read-your-writes, replication) that should hold no thread. */
 void sx_rpc_call_defer(sx_rpc_call *call);
 void sx_rpc_call_finish(sx_rpc_call *call, sx_status status, const sx_err *err);
+
+/* ------------------------------------------------------ server streaming -- */
+
+/* A method served as SX_RPC_STREAM answers with any number of messages, then
+ * a status. Its handler runs as any other, with resp NULL, and opens the
+ * stream: returning SX_OK leaves it open, an error ends it at once with that
+ * status. While it is open any thread may send (sx_rpc_call_send); it ends
+ * when some thread calls sx_rpc_call_finish, exactly once, also after the
+ * client went away. Until then the call and req stay valid. A local call
+ * (sx_rpc_server_call_local) of such a method is UNIMPLEMENTED. */
+
+/* Messages a stream holds for a client that reads slower than it is sent. */
+#define SX_RPC_STREAM_QUEUE 64
+
+/* Queues msg (packed before this returns: the caller keeps it) to be sent
+ * after those queued before. SX_CANCELLED once the stream is over for the
+ * client (it cancelled, its deadline passed, the server stops) or was
+ * finished; SX_RESOURCE_EXHAUSTED when SX_RPC_STREAM_QUEUE messages wait. */
+sx_status sx_rpc_call_send(sx_rpc_call *call, const ProtobufCMessage *msg);
+
+/* The reason a stream ends before its handler finished it: SX_CANCELLED (the
+ * client cancelled or its deadline passed) or SX_UNAVAILABLE (the server
+ * begins to stop). */
+typedef void (*sx_rpc_cancel_cb)(void *arg, sx_status why);
+
+/* Runs fn(arg, why) once, on an rpc thread and never while the rpc layer
+ * holds a lock, when the stream ends before sx_rpc_call_finish was called;
+ * the handler should then finish it soon (a stopping server waits for that).
+ * Register at most one, from the handler, before it returns SX_OK. */
+void sx_rpc_call_on_cancel(sx_rpc_call *call, sx_rpc_cancel_cb fn, void *arg);
 
 /* ---------------------------------------------------------------- client -- */
 

@@ -14,6 +14,15 @@
  *   DONE     the batch completed (or the request failed at shutdown): the
  *            context is freed and `live` drops.
  *
+ * A server-streaming call (rpc.h) starts RECV_CLOSE_ON_SERVER on its own
+ * when it arrives, so that a client going away is noticed while the stream
+ * is open; then sends its messages one batch at a time (gRPC allows one
+ * SEND_MESSAGE in flight), queued in between, and its status last. Its
+ * context is freed once every batch it started has completed and the handler
+ * finished it (stream_state.refs). The server keeps the open streams in a
+ * list, so that shutdown can tell their handlers (on_cancel) instead of
+ * waiting out the grace period.
+ *
  * A local call (sx_rpc_server_call_local) skips the network: it starts at
  * ARRIVED with a copy of the caller's request, runs the same handler on the
  * same pool, and its reply is a copy of the response handed to the caller's
@@ -48,6 +57,7 @@ typedef struct method_entry {
     const ProtobufCMethodDescriptor *desc;
     sx_rpc_handler_cb fn;
     sx_rpc_exec exec;
+    bool stream; /* server streaming */
     void *arg;
     void *handle; /* from grpc_server_register_method */
 } method_entry;
@@ -73,7 +83,8 @@ struct sx_rpc_server {
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    size_t live; /* call contexts not yet freed, posted requests included */
+    size_t live;                 /* call contexts not yet freed, posted requests included */
+    struct sx_rpc_call *streams; /* open streams (stream_state.prev/next), not yet finished */
 };
 
 typedef struct done_fn {
@@ -81,6 +92,29 @@ typedef struct done_fn {
     void *ptr;
     struct done_fn *next;
 } done_fn;
+
+/* A server-streaming call's state (see the top of this file), under mu. */
+typedef struct stream_state {
+    pthread_mutex_t mu;
+    sx__rpc_tag sent;   /* a SEND_MESSAGE batch completed */
+    sx__rpc_tag closed; /* RECV_CLOSE_ON_SERVER completed: the call is over for the client */
+    int refs;           /* batches in flight, plus one until the handler finished */
+    grpc_byte_buffer *queue[SX_RPC_STREAM_QUEUE]; /* waiting to be sent: a ring */
+    size_t head, count;
+    grpc_byte_buffer *in_flight; /* the message being sent; NULL: none */
+    bool md_sent;                /* initial metadata went with a batch already */
+    bool over;                   /* nothing more reaches the client */
+    bool finished;               /* sx_rpc_call_finish was called */
+    bool status_started;         /* the status batch is on its way */
+    bool listed;                 /* in the server's open streams */
+    sx_status fin_status;
+    char *fin_msg;
+    sx_rpc_cancel_cb on_cancel;
+    void *cancel_arg;
+    bool cancel_ran;
+    struct sx_rpc_call *call;        /* the call it belongs to */
+    struct sx_rpc_call *prev, *next; /* the server's open streams, under its mu */
+} stream_state;
 
 struct sx_rpc_call {
     sx__rpc_tag arrived; /* the posted request matched a call (or failed) */
@@ -106,6 +140,7 @@ struct sx_rpc_call {
     done_fn *on_done;
     sx_rpc_done_cb local_done; /* a local call (sx_rpc_server_call_local): its completion */
     void *local_arg;
+    stream_state *stream; /* a server-streaming call; NULL for unary ones */
 };
 
 static void on_arrived(sx__rpc_tag *tag, bool ok);
@@ -181,9 +216,23 @@ const char *sx_rpc_call_method(const sx_rpc_call *call)
 
 /* ------------------------------------------------------------- lifecycle -- */
 
+static void stream_state_free(stream_state *ss)
+{
+    if (!ss)
+        return;
+    for (size_t i = 0; i < ss->count; i++)
+        grpc_byte_buffer_destroy(ss->queue[(ss->head + i) % SX_RPC_STREAM_QUEUE]);
+    if (ss->in_flight)
+        grpc_byte_buffer_destroy(ss->in_flight);
+    free(ss->fin_msg);
+    pthread_mutex_destroy(&ss->mu);
+    free(ss);
+}
+
 static void call_free(sx_rpc_call *ctx)
 {
     sx_rpc_server *srv = ctx->srv;
+    stream_state_free(ctx->stream);
     for (done_fn *d = ctx->on_done, *next; d; d = next) {
         next = d->next;
         d->fn(d->ptr);
@@ -300,12 +349,17 @@ static void call_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
     }
 }
 
+static void stream_finish(sx_rpc_call *ctx, sx_status status, const char *msg);
+
 void sx_rpc_call_finish(sx_rpc_call *call, sx_status status, const sx_err *err)
 {
     const char *msg = err && err->msg[0] ? err->msg : NULL;
     if (status != SX_OK && !msg)
         msg = sx_status_name(status);
-    call_reply(call, status, msg);
+    if (call->stream)
+        stream_finish(call, status, msg);
+    else
+        call_reply(call, status, msg);
 }
 
 void sx_rpc_call_defer(sx_rpc_call *call)
@@ -318,6 +372,12 @@ static void run_handler(void *arg)
 {
     sx_rpc_call *ctx = arg;
     sx_err err = {0};
+    if (ctx->stream) { /* open until some thread finishes it */
+        sx_status st = ctx->m->fn(ctx, ctx->req, NULL, ctx->m->arg, &err);
+        if (st != SX_OK)
+            sx_rpc_call_finish(ctx, st, &err);
+        return;
+    }
     bool deferred = false;
     ctx->defer_flag = &deferred;
     sx_status st = ctx->m->fn(ctx, ctx->req, ctx->resp, ctx->m->arg, &err);
@@ -368,14 +428,20 @@ static void on_arrived(sx__rpc_tag *tag, bool ok)
     dispatch(ctx);
 }
 
+static void stream_open(sx_rpc_call *ctx);
+
 /* Runs ctx's handler where its method says (ctx->req is set). */
 static void dispatch(sx_rpc_call *ctx)
 {
     sx_rpc_server *srv = ctx->srv;
     const ProtobufCMethodDescriptor *d = ctx->m->desc;
-    ctx->resp = sx_calloc(1, d->output->sizeof_message);
-    d->output->message_init(ctx->resp);
-    if (ctx->m->exec == SX_RPC_BLOCKING)
+    if (ctx->m->stream) {
+        stream_open(ctx);
+    } else {
+        ctx->resp = sx_calloc(1, d->output->sizeof_message);
+        d->output->message_init(ctx->resp);
+    }
+    if (ctx->m->exec == SX_RPC_BLOCKING || ctx->m->exec == SX_RPC_STREAM)
         sx_pool_submit(srv->pool, run_handler, ctx);
     else if (ctx->m->exec == SX_RPC_WAITING)
         sx_pool_submit(srv->waiting, run_handler, ctx);
@@ -389,6 +455,264 @@ static void on_replied(sx__rpc_tag *tag, bool ok)
 {
     (void)ok; /* a failed reply means the client went away: nothing to do */
     call_free(SX__CONTAINER_OF(tag, sx_rpc_call, replied));
+}
+
+/* ------------------------------------------------------------- streaming -- */
+
+/* Drops one reference of ctx's stream (ss->mu held, released here); frees
+ * the call at the last. */
+static void stream_unref_unlock(sx_rpc_call *ctx)
+{
+    stream_state *ss = ctx->stream;
+    bool last = --ss->refs == 0;
+    pthread_mutex_unlock(&ss->mu);
+    if (last)
+        call_free(ctx);
+}
+
+/* Starts one batch of ctx's stream (ss->mu held): initial metadata first if
+ * no batch carried it yet. A refused batch completes nothing. */
+static bool stream_batch_locked(sx_rpc_call *ctx, grpc_op *op, sx__rpc_tag *tag)
+{
+    stream_state *ss = ctx->stream;
+    grpc_op ops[2];
+    memset(ops, 0, sizeof(ops));
+    size_t n = 0;
+    if (!ss->md_sent)
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[n++] = *op;
+    grpc_call_error rc = grpc_call_start_batch(ctx->call, ops, n, tag, NULL);
+    if (rc != GRPC_CALL_OK) {
+        SX_LOG(SX_LOG_ERROR, "rpc", "cannot start a stream batch method=%s grpc_error=%d",
+               sx_rpc_call_method(ctx), (int)rc);
+        return false;
+    }
+    ss->md_sent = true;
+    ss->refs++;
+    return true;
+}
+
+static void stream_send_locked(sx_rpc_call *ctx, grpc_byte_buffer *bb)
+{
+    stream_state *ss = ctx->stream;
+    grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
+    op.data.send_message.send_message = bb;
+    ss->in_flight = bb;
+    if (!stream_batch_locked(ctx, &op, &ss->sent)) {
+        grpc_byte_buffer_destroy(bb);
+        ss->in_flight = NULL;
+        ss->over = true;
+    }
+}
+
+static void stream_status_locked(sx_rpc_call *ctx)
+{
+    stream_state *ss = ctx->stream;
+    ss->status_started = true;
+    grpc_op op = {.op = GRPC_OP_SEND_STATUS_FROM_SERVER};
+    op.data.send_status_from_server.status = (grpc_status_code)sx_status_grpc_code(ss->fin_status);
+    if (ss->fin_msg && ss->fin_msg[0]) {
+        ctx->status_details = grpc_slice_from_copied_string(ss->fin_msg);
+        ctx->has_status_details = true;
+        op.data.send_status_from_server.status_details = &ctx->status_details;
+    }
+    stream_batch_locked(ctx, &op, &ctx->replied);
+}
+
+/* The rest of the stream after a send completed or the client left: the
+ * next queued message, or the status once the handler finished. */
+static void stream_next_locked(sx_rpc_call *ctx)
+{
+    stream_state *ss = ctx->stream;
+    if (ss->in_flight)
+        return;
+    if (ss->over) {
+        for (; ss->count; ss->count--, ss->head = (ss->head + 1) % SX_RPC_STREAM_QUEUE)
+            grpc_byte_buffer_destroy(ss->queue[ss->head]);
+    } else if (ss->count) {
+        grpc_byte_buffer *bb = ss->queue[ss->head];
+        ss->head = (ss->head + 1) % SX_RPC_STREAM_QUEUE;
+        ss->count--;
+        stream_send_locked(ctx, bb);
+        return;
+    }
+    if (ss->finished && !ss->status_started)
+        stream_status_locked(ctx);
+}
+
+static void on_stream_sent(sx__rpc_tag *tag, bool ok)
+{
+    stream_state *ss = SX__CONTAINER_OF(tag, stream_state, sent);
+    pthread_mutex_lock(&ss->mu);
+    grpc_byte_buffer_destroy(ss->in_flight);
+    ss->in_flight = NULL;
+    if (!ok)
+        ss->over = true; /* the client is gone */
+    stream_next_locked(ss->call);
+    stream_unref_unlock(ss->call);
+}
+
+static void on_stream_replied(sx__rpc_tag *tag, bool ok)
+{
+    (void)ok;
+    sx_rpc_call *ctx = SX__CONTAINER_OF(tag, sx_rpc_call, replied);
+    pthread_mutex_lock(&ctx->stream->mu);
+    stream_unref_unlock(ctx);
+}
+
+/* Ends the stream for the client (ss->mu held, released here): nothing more
+ * is sent but the status, and the handler hears why unless it finished. */
+static void stream_over_unlock(sx_rpc_call *ctx, sx_status why)
+{
+    stream_state *ss = ctx->stream;
+    ss->over = true;
+    stream_next_locked(ctx);
+    sx_rpc_cancel_cb fn = NULL;
+    if (!ss->finished && ss->on_cancel && !ss->cancel_ran) {
+        ss->cancel_ran = true;
+        fn = ss->on_cancel;
+    }
+    void *arg = ss->cancel_arg;
+    pthread_mutex_unlock(&ss->mu);
+    if (fn)
+        fn(arg, why);
+}
+
+static void on_stream_closed(sx__rpc_tag *tag, bool ok)
+{
+    (void)ok;
+    stream_state *ss = SX__CONTAINER_OF(tag, stream_state, closed);
+    sx_rpc_call *ctx = ss->call;
+    pthread_mutex_lock(&ss->mu);
+    /* This batch's reference keeps ctx while the handler hears of it. */
+    stream_over_unlock(ctx, atomic_load(&ctx->srv->shutting_down) ? SX_UNAVAILABLE : SX_CANCELLED);
+    pthread_mutex_lock(&ss->mu);
+    stream_unref_unlock(ctx);
+}
+
+/* Before the handler runs: the state, the server's list, and the wait for
+ * the client to leave. */
+static void stream_open(sx_rpc_call *ctx)
+{
+    stream_state *ss = sx_calloc(1, sizeof(*ss));
+    pthread_mutex_init(&ss->mu, NULL);
+    ss->call = ctx;
+    ss->sent.cb = on_stream_sent;
+    ss->closed.cb = on_stream_closed;
+    ctx->replied.cb = on_stream_replied;
+    ss->refs = 1; /* the handler's, until sx_rpc_call_finish */
+    ctx->stream = ss;
+    sx_rpc_server *srv = ctx->srv;
+    pthread_mutex_lock(&srv->mu);
+    ss->next = srv->streams;
+    if (srv->streams)
+        srv->streams->stream->prev = ctx;
+    srv->streams = ctx;
+    ss->listed = true;
+    pthread_mutex_unlock(&srv->mu);
+    grpc_op op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
+    op.data.recv_close_on_server.cancelled = &ctx->cancelled;
+    pthread_mutex_lock(&ss->mu);
+    if (grpc_call_start_batch(ctx->call, &op, 1, &ss->closed, NULL) == GRPC_CALL_OK)
+        ss->refs++;
+    else
+        ss->over = true;
+    pthread_mutex_unlock(&ss->mu);
+}
+
+static void stream_unlist(sx_rpc_call *ctx)
+{
+    sx_rpc_server *srv = ctx->srv;
+    stream_state *ss = ctx->stream;
+    pthread_mutex_lock(&srv->mu);
+    if (ss->listed) {
+        if (ss->prev)
+            ss->prev->stream->next = ss->next;
+        else
+            srv->streams = ss->next;
+        if (ss->next)
+            ss->next->stream->prev = ss->prev;
+        ss->listed = false;
+    }
+    pthread_mutex_unlock(&srv->mu);
+}
+
+static void stream_finish(sx_rpc_call *ctx, sx_status status, const char *msg)
+{
+    stream_unlist(ctx);
+    stream_state *ss = ctx->stream;
+    pthread_mutex_lock(&ss->mu);
+    if (ss->finished) { /* a contract breach: once only */
+        pthread_mutex_unlock(&ss->mu);
+        SX_LOG(SX_LOG_ERROR, "rpc", "stream finished twice method=%s", sx_rpc_call_method(ctx));
+        return;
+    }
+    ss->finished = true;
+    ss->fin_status = status;
+    ss->fin_msg = msg ? sx_strdup(msg) : NULL;
+    stream_next_locked(ctx);
+    stream_unref_unlock(ctx); /* the handler's reference */
+}
+
+sx_status sx_rpc_call_send(sx_rpc_call *call, const ProtobufCMessage *msg)
+{
+    stream_state *ss = call->stream;
+    if (!ss)
+        return SX_FAILED_PRECONDITION; /* not a stream: a caller's bug */
+    pthread_mutex_lock(&ss->mu);
+    sx_status st = SX_OK;
+    if (ss->over || ss->finished)
+        st = SX_CANCELLED;
+    else if (!ss->in_flight)
+        stream_send_locked(call, sx__rpc_pack(msg));
+    else if (ss->count == SX_RPC_STREAM_QUEUE)
+        st = SX_RESOURCE_EXHAUSTED;
+    else
+        ss->queue[(ss->head + ss->count++) % SX_RPC_STREAM_QUEUE] = sx__rpc_pack(msg);
+    pthread_mutex_unlock(&ss->mu);
+    return st;
+}
+
+void sx_rpc_call_on_cancel(sx_rpc_call *call, sx_rpc_cancel_cb fn, void *arg)
+{
+    stream_state *ss = call->stream;
+    if (!ss)
+        return;
+    pthread_mutex_lock(&ss->mu);
+    ss->on_cancel = fn;
+    ss->cancel_arg = arg;
+    if (ss->over) { /* it ended before the handler registered: tell it now */
+        stream_over_unlock(call, SX_CANCELLED);
+        return;
+    }
+    pthread_mutex_unlock(&ss->mu);
+}
+
+/* At shutdown: every open stream ends for its client, and its handler hears
+ * so (and finishes it), instead of the grace period running out on it. */
+static void end_streams(sx_rpc_server *srv)
+{
+    for (;;) {
+        pthread_mutex_lock(&srv->mu);
+        sx_rpc_call *ctx = srv->streams;
+        stream_state *ss = ctx ? ctx->stream : NULL;
+        if (ss) { /* out of the list, kept alive by a reference meanwhile */
+            srv->streams = ss->next;
+            if (ss->next)
+                ss->next->stream->prev = NULL;
+            ss->listed = false;
+            pthread_mutex_lock(&ss->mu);
+            ss->refs++;
+            pthread_mutex_unlock(&ss->mu);
+        }
+        pthread_mutex_unlock(&srv->mu);
+        if (!ctx)
+            return;
+        pthread_mutex_lock(&ss->mu);
+        stream_over_unlock(ctx, SX_UNAVAILABLE);
+        pthread_mutex_lock(&ss->mu);
+        stream_unref_unlock(ctx);
+    }
 }
 
 /* ---------------------------------------------------------------- server -- */
@@ -438,6 +762,7 @@ sx_status sx_rpc_server_add_service(sx_rpc_server *s, const ProtobufCServiceDesc
             return sx_err_set(err, SX_INVALID_ARGUMENT, "rpc server: method name too long");
         m->fn = methods[i].fn;
         m->exec = methods[i].exec;
+        m->stream = methods[i].exec == SX_RPC_STREAM;
         m->arg = arg;
     }
     return SX_OK;
@@ -503,9 +828,10 @@ void sx_rpc_server_call_local(sx_rpc_server *s, const ProtobufCServiceDescriptor
         for (size_t i = 0; i < s->nmethods && !m; i++)
             if (strcmp(s->methods[i].path, path) == 0)
                 m = &s->methods[i];
-    if (!m) {
-        done(sx_err_set(&err, SX_UNIMPLEMENTED, "unknown method %s/%s", svc->name, method), &err,
-             NULL, arg);
+    if (!m || m->stream) {
+        done(sx_err_set(&err, SX_UNIMPLEMENTED, "%s method %s/%s", m ? "streaming" : "unknown",
+                        svc->name, method),
+             &err, NULL, arg);
         return;
     }
     if (!s->started || atomic_load(&s->shutting_down)) {
@@ -545,6 +871,7 @@ void sx_rpc_server_destroy(sx_rpc_server *s)
             grpc_completion_queue *scq = grpc_completion_queue_create_for_pluck(NULL);
             int shutdown_tag;
             grpc_server_shutdown_and_notify(s->server, scq, &shutdown_tag);
+            end_streams(s); /* their handlers finish them: no waiting out the grace */
             gpr_timespec grace = sx__rpc_deadline_from_ms(sx_clock_now_ms() + s->grace_ms);
             grpc_event ev = grpc_completion_queue_pluck(scq, &shutdown_tag, grace, NULL);
             if (ev.type == GRPC_QUEUE_TIMEOUT) {

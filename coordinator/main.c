@@ -136,6 +136,7 @@ int main(int argc, char **argv)
     int rc = 1;
     sx_coord *c = NULL;
     sx_rpc_server *srv = NULL;
+    sx_health_service *health = NULL;
     if (sx_mkdirs(cfg.data_dir, &err) != SX_OK)
         goto fail;
     sx_coord_opts o = {
@@ -154,7 +155,7 @@ int main(int argc, char **argv)
     sx_rpc_server_opts so = {.listen = cfg.listen, .pool_threads = 4};
     if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
         sx_coord_service_add(srv, c, &err) != SX_OK ||
-        sx_health_add(srv, &coordinator_health, &err) != SX_OK ||
+        sx_health_add(srv, &coordinator_health, &health, &err) != SX_OK ||
         sx_rpc_server_start(srv, &err) != SX_OK)
         goto fail;
     if (cfg.port_file &&
@@ -176,6 +177,7 @@ fail:
     fprintf(stderr, "shardex-coordinator: %s\n", err.msg);
 done:
     sx_rpc_server_destroy(srv);
+    sx_health_service_destroy(health);
     sx_coord_close(c);
     sx_rpc_wait_shutdown(2000);
     sx_flags_file_free(file);

@@ -219,7 +219,8 @@ typedef struct worker {
     sx_ixlead *ixlead; /* the shipper */
     sx_worker_ctx ctx; /* replicas, term partitions, membership: what handlers see */
     sx_rpc_server *srv;
-    sx_health health;   /* grpc.health.v1: SERVING while it holds a lease */
+    sx_health health; /* grpc.health.v1: SERVING while it holds a lease */
+    sx_health_service *health_svc;
     atomic_bool joined; /* ctx.member is set (health checks come before) */
 } worker;
 
@@ -290,7 +291,7 @@ static sx_status serve(const config *cfg, worker *w, sx_err *err)
         st = sx_service_add(w->srv, &w->ctx, err);
     w->health = (sx_health){.services = worker_services, .serving = worker_serving, .arg = w};
     if (st == SX_OK)
-        st = sx_health_add(w->srv, &w->health, err);
+        st = sx_health_add(w->srv, &w->health, &w->health_svc, err);
     if (st == SX_OK)
         st = sx_rpc_server_start(w->srv, err);
     if (st == SX_OK) {
@@ -397,6 +398,7 @@ static void hand_over(worker *w, uint64_t timeout_ms)
 static void stop(worker *w)
 {
     sx_rpc_server_destroy(w->srv);
+    sx_health_service_destroy(w->health_svc);
     sx_ixlead_stop(w->ixlead);
     sx_membership_halt(w->ctx.member);
     sx_replica_destroy(w->ctx.replicas);

@@ -4,7 +4,8 @@ Starts <build>/tests/echo_server as a real process and calls it with Debian's
 python3-grpcio, using message classes generated at test time by
 `protoc --python_out` (no grpc_tools): round trips, every status code with its
 details, deadlines, undecodable requests, unknown methods and services, message
-limits, and concurrency from threads and futures. Also compiles the client
+limits, concurrency from threads and futures, and server streams (order,
+flow control, cancellation, deadlines, a stream open at SIGTERM). Also compiles the client
 contract (proto/shardex/v1/shardex.proto) for Python and imports it. Finally
 checks that the server exits 0 on SIGTERM.
 
@@ -125,6 +126,11 @@ class EchoInterop(unittest.TestCase):
         cls.echo = cls.method('Echo', pb.EchoRequest, pb.EchoResponse)
         cls.sleep = cls.method('Sleep', pb.EchoRequest, pb.EchoResponse)
         cls.fail = cls.method('Fail', pb.FailRequest, pb.FailResponse)
+        cls.count = cls.channel.unary_stream('/%s/Count' % SERVICE,
+                                             request_serializer=pb.CountRequest.SerializeToString,
+                                             response_deserializer=pb.EchoResponse.FromString)
+        cls.stream_stats = cls.method('StreamStats', pb.StreamStatsRequest,
+                                      pb.StreamStatsResponse)
 
     @classmethod
     def tearDownClass(cls):
@@ -317,6 +323,106 @@ class EchoInterop(unittest.TestCase):
         for p, fut in futures:
             self.assertEqual(fut.result(timeout=CALL_TIMEOUT_S).payload, p)
 
+    # ------------------------------------------------------ server streaming --
+
+    def stats(self):
+        return self.stream_stats(self.pb.StreamStatsRequest(), timeout=CALL_TIMEOUT_S)
+
+    def wait_stats(self, pred, what):
+        deadline = time.monotonic() + CALL_TIMEOUT_S
+        while True:
+            st = self.stats()
+            if pred(st):
+                return st
+            if time.monotonic() > deadline:
+                self.fail('server stream stats never showed %s: %s' % (what, st))
+            time.sleep(0.01)
+
+    def test_stream_every_message_in_order(self):
+        before = self.stats().completed
+        got = list(self.count(self.pb.CountRequest(count=5, payload=b'\x00s'),
+                              timeout=CALL_TIMEOUT_S))
+        self.assertEqual([m.calls for m in got], [1, 2, 3, 4, 5])
+        self.assertTrue(all(m.payload == b'\x00s' for m in got))
+        self.wait_stats(lambda st: st.completed == before + 1, 'the stream completed')
+
+    def test_stream_faster_than_the_client_reads(self):
+        # 3000 messages sent as fast as the server can, read slowly at first:
+        # the server's queue fills (RESOURCE_EXHAUSTED to its sender, which
+        # waits) and nothing is lost or reordered.
+        it = self.count(self.pb.CountRequest(count=3000, payload=b'p' * 512),
+                        timeout=60)
+        seen = []
+        for m in it:
+            if len(seen) < 5:
+                time.sleep(0.05)
+            seen.append(m.calls)
+        self.assertEqual(seen, list(range(1, 3001)))
+
+    def test_stream_empty(self):
+        # count=1 with the smallest message: a stream of one, then OK.
+        got = list(self.count(self.pb.CountRequest(count=1), timeout=CALL_TIMEOUT_S))
+        self.assertEqual([m.calls for m in got], [1])
+
+    def test_stream_client_cancel_reaches_the_handler(self):
+        before = self.stats().cancelled
+        it = self.count(self.pb.CountRequest(count=0, interval_ms=5), timeout=CALL_TIMEOUT_S)
+        firsts = [next(it).calls for _ in range(3)]
+        self.assertEqual(firsts, [1, 2, 3])
+        it.cancel()
+        with self.assertRaises(grpc.RpcError) as cm:
+            for _ in it:
+                pass
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.CANCELLED)
+        self.wait_stats(lambda st: st.cancelled >= before + 1 and st.open == 0,
+                        'the cancelled stream ended on the server')
+
+    def test_stream_deadline_reaches_the_handler(self):
+        before = self.stats().cancelled
+        it = self.count(self.pb.CountRequest(count=0, interval_ms=10), timeout=0.3)
+        with self.assertRaises(grpc.RpcError) as cm:
+            for _ in it:
+                pass
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.wait_stats(lambda st: st.cancelled >= before + 1 and st.open == 0,
+                        'the expired stream ended on the server')
+
+    def test_stream_many_at_once(self):
+        its = [self.count(self.pb.CountRequest(count=20, interval_ms=1, payload=b'%d' % i),
+                          timeout=CALL_TIMEOUT_S) for i in range(16)]
+        for i, it in enumerate(its):
+            got = list(it)
+            self.assertEqual([m.calls for m in got], list(range(1, 21)))
+            self.assertTrue(all(m.payload == b'%d' % i for m in got))
+
+
+def open_stream_then_stop(server, pb, problems):
+    """A stream open when the server gets SIGTERM ends with the status its
+    handler gave on hearing so (UNAVAILABLE), not with a cancellation after
+    the shutdown grace; returns the server's (rc, secs, killed)."""
+    ch = grpc.insecure_channel('127.0.0.1:%d' % server.port,
+                               options=[('grpc.enable_http_proxy', 0)])
+    count = ch.unary_stream('/%s/Count' % SERVICE,
+                            request_serializer=pb.CountRequest.SerializeToString,
+                            response_deserializer=pb.EchoResponse.FromString)
+    it = count(pb.CountRequest(count=0, interval_ms=5), timeout=STOP_TIMEOUT_S)
+    try:
+        if next(it).calls != 1:
+            problems.append('the open stream did not start at 1')
+        result = server.stop()
+        code = None
+        try:
+            for _ in it:
+                pass
+        except grpc.RpcError as e:
+            code = e.code()
+        if code != grpc.StatusCode.UNAVAILABLE:
+            problems.append('a stream open at SIGTERM ended with %r, not UNAVAILABLE from '
+                            'its handler' % (code,))
+        return result
+    finally:
+        ch.close()
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -329,6 +435,7 @@ def main():
     tmp_dir = tempfile.mkdtemp(prefix='sx-interop-')
     server = None
     idle = None
+    stopped = None
     ok = False
     problems = []
     try:
@@ -345,13 +452,14 @@ def main():
         grpc.channel_ready_future(idle).result(timeout=CALL_TIMEOUT_S)
         prog = unittest.main(module=__name__, argv=[sys.argv[0]] + rest, exit=False)
         ok = prog.result.wasSuccessful()
+        stopped = open_stream_then_stop(server, ENV['echo_pb2'], problems)
     except Exception as e:
         problems.append('setup failed: %r' % (e,))
         if isinstance(e, subprocess.CalledProcessError):
             problems.append((e.stderr or b'').decode('utf-8', 'replace'))
     finally:
         if server is not None:
-            rc, secs, killed = server.stop()
+            rc, secs, killed = stopped if stopped else server.stop()
             if killed:
                 problems.append('echo_server ignored SIGTERM for %.0f s: killed' % secs)
             elif rc is not None and rc != 0:  # None: never started, already recorded

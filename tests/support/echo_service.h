@@ -12,9 +12,12 @@
 typedef struct sx_echo_state {
     _Atomic uint64_t calls;    /* Echo and Sleep calls handled */
     _Atomic uint64_t sleeping; /* Sleep handlers running now */
+    /* Count streams: open, and how those that ended did (StreamStats). */
+    _Atomic uint64_t streams_open, streams_completed, streams_cancelled, streams_unavailable;
 } sx_echo_state;
 
-/* Adds the Echo service (Echo inline, Sleep on the pool, Fail) to s. */
+/* Adds the Echo service (Echo inline, Sleep on the pool, Fail, the Count
+ * stream: a thread of its own per stream) to s. */
 sx_status sx_echo_service_add(sx_rpc_server *s, sx_echo_state *state, sx_err *err);
 
 #endif
