@@ -238,6 +238,15 @@ static bool settle_round(const sx_fanout_policy *p, sx_fanout_call *calls, size_
     return again;
 }
 
+/* Whether a call going again was refused in a way a newer map may fix. */
+static bool map_stale(const sx_fanout_call *calls, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!calls[i].done && (calls[i].st == SX_ABORTED || calls[i].st == SX_UNAVAILABLE))
+            return true;
+    return false;
+}
+
 /* ------------------------------------------------------------- fan-outs -- */
 
 sx_status sx_fanout_exec(const sx_fanout *fo, sx_fanout_call *calls, size_t n, uint64_t deadline_ms,
@@ -258,6 +267,8 @@ sx_status sx_fanout_exec(const sx_fanout *fo, sx_fanout_call *calls, size_t n, u
         wait_round(&f, calls, n);
         if (!settle_round(fo->policy, calls, n, start, deadline_ms))
             break;
+        if (fo->stale && map_stale(calls, n))
+            fo->stale(fo->map_arg);
         sx_clock_sleep_ms(fo->policy->pause_ms);
     }
     pthread_cond_destroy(&f.cv);
@@ -286,6 +297,7 @@ sx_status sx_fanout_run(sx_rpc_client *rpc, sx_rpc_server *self_srv, sx_membersh
                     .here = self_srv,
                     .map = sx_fanout_member_map_cb,
                     .map_arg = member,
+                    .stale = sx_fanout_member_stale_cb,
                     .svc = svc,
                     .method = method,
                     .aim = aim,
@@ -320,4 +332,9 @@ void sx_fanout_free(sx_fanout_call *calls, size_t n)
         sx_rpc_free(calls[i].resp);
         calls[i].resp = NULL;
     }
+}
+
+void sx_fanout_member_stale_cb(void *member)
+{
+    sx_membership_refresh(member);
 }

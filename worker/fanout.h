@@ -119,14 +119,25 @@ typedef void (*sx_fanout_local_cb)(void *arg, const ProtobufCMessage *req, uint6
  * fan-out releases it), or NULL when there is none yet. */
 typedef sx_partmap *(*sx_fanout_map_cb)(void *arg);
 
-/* A map source for sx_fanout.map: the view of the sx_membership given as arg. */
+/* Asks the map source (map_arg) for a newer map soon: a call found the map
+ * out of date. */
+typedef void (*sx_fanout_stale_cb)(void *arg);
+
+/* A map source for sx_fanout.map: the view of the sx_membership given as arg;
+ * and its sx_fanout.stale: a heartbeat now (sx_membership_refresh). */
 sx_partmap *sx_fanout_member_map_cb(void *member);
+void sx_fanout_member_stale_cb(void *member);
 
 /* What one fan-out calls, and how. Everything is borrowed for the call. */
 typedef struct sx_fanout {
     sx_rpc_client *rpc;
     sx_fanout_map_cb map; /* each round aims from the map it gives */
     void *map_arg;
+    /* Called with map_arg before a round that retries calls refused as
+     * aimed at a leader that is no more (ABORTED) or at a node that does not
+     * answer (UNAVAILABLE): after a leadership moves, the next map comes at
+     * once instead of at the next heartbeat. NULL: the map comes when it comes. */
+    sx_fanout_stale_cb stale;
     const ProtobufCServiceDescriptor *svc;
     const char *method;
     sx_fanout_aim_cb aim;
