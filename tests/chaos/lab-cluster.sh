@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lab-cluster.sh: a shardex cluster on the lab's hosts (tests/chaos/lab.sh).
+# lab-cluster.sh: a shardex cluster on the lab's hosts (deploy/lab.sh).
 #
 # Workers run on hosts 1..N, the coordinator on host N+1, clients (the
 # shardex tool, workloads) on host N+2; every process listens on its host's
@@ -29,7 +29,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-lab="$here/lab.sh"
+lab="$(cd "$here/../../deploy" && pwd)/lab.sh" # the hosts: shared with deploy/
 
 die() {
     echo "lab-cluster.sh: $*" >&2

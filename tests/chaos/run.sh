@@ -29,7 +29,7 @@ build="$(cd "$1" && pwd)"
 doc=""
 [ "${2:-}" = "--doc" ] && doc=${3:?--doc FILE}
 lc="$here/lab-cluster.sh"
-lab="$here/lab.sh"
+lab="$(cd "$here/../../deploy" && pwd)/lab.sh" # the hosts: shared with deploy/
 W="$build/tests/chaos/sx_chaos_workload"
 SX="$build/client/shardex"
 ALL="kill pause isolate cut split bridge deaf flap coord-isolate coord-kill rpc-lossy rpc-slow rpc-dup disk-full store-corrupt store-lost mixed"

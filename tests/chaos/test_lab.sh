@@ -3,7 +3,7 @@
 # isolate / heal do what they say on real TCP connections, and `down` leaves
 # nothing behind. Root only (ctest label chaos).
 set -euo pipefail
-lab="$(cd "$(dirname "$0")" && pwd)/lab.sh"
+lab="$(cd "$(dirname "$0")/../../deploy" && pwd)/lab.sh"
 fail() {
     echo "test_lab: FAIL: $*" >&2
     "$lab" rules >&2 || true
