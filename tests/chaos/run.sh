@@ -137,7 +137,8 @@ nemesis() {
         if [ "$s" = store-corrupt ]; then damage "$a" corrupt; else damage "$a" delete; fi
         sleep 1; "$lc" restart "$dir" "$a" ;;
     mixed)
-        local pool=(${ALL/ mixed/}) k
+        local pool k
+        read -ra pool <<<"${ALL/ mixed/}"
         for k in 1 2 3; do nemesis "${pool[$((RANDOM % ${#pool[@]}))]}"; sleep 1; done ;;
     esac
 }
@@ -158,7 +159,7 @@ sys.exit(0 if ok else 1)'
 # one SCENARIO SEED: prints "scenario seed violations partition_gap_ms cluster_gap_ms
 # recovery_ms ok unknown fail" (the gaps: check's availability line)
 one() {
-    local s=$1 seed=$2 t0 healed recovery=-1 rc=0 k
+    local s=$1 seed=$2 healed recovery=-1 rc=0 k
     dir=$(mktemp -d "/tmp/sx-chaos-$s-$seed-XXXX")
     cur=$dir
     RANDOM=$seed
@@ -221,12 +222,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 echo "scenario seed violations partition-gap-ms cluster-gap-ms recovery-ms ok unknown fail"
 lanes=${LANES:-1}
-[[ $lanes =~ ^[0-9]+$ ]] && [ "$lanes" -ge 1 ] && [ "$lanes" -le 8 ] ||
+{ [[ $lanes =~ ^[0-9]+$ ]] && [ "$lanes" -ge 1 ] && [ "$lanes" -le 8 ]; } ||
     { echo "run.sh: LANES='$lanes': expected 1..8" >&2; exit 2; }
 if [ "$lanes" -gt 1 ]; then
     # Each lane is this script in a lab of its own (SX_LAB=1..LANES) with
     # every lane-th scenario; their rows are gathered into one table.
-    list=($scenarios)
+    read -ra list <<<"$scenarios"
     for l in $(seq "$lanes"); do
         mine=""
         for i in $(seq $((l - 1)) "$lanes" $((${#list[@]} - 1))); do mine="$mine ${list[$i]}"; done
