@@ -215,8 +215,13 @@ one() {
 results=${SX_CHAOS_ROWS:-$(mktemp)}
 cur=""
 lane_pids=()
+# own_lab: this process runs scenarios in lab SX_LAB, so its exit removes that
+# lab. A parent of lanes has none: its `down` would remove lab SX_LAB (0 when
+# unset), which may be another suite's, or a deploy/lab.sh up of someone's.
+own_lab=0
 trap '[ ${#lane_pids[@]} -eq 0 ] || { kill -TERM "${lane_pids[@]}" 2>/dev/null; wait; }
-      [ -z "$cur" ] || "$lc" stop "$cur" >/dev/null 2>&1; "$lab" down >/dev/null 2>&1 || true
+      [ -z "$cur" ] || "$lc" stop "$cur" >/dev/null 2>&1 || true
+      [ "$own_lab" = 0 ] || "$lab" down >/dev/null 2>&1 || true
       [ -n "${SX_CHAOS_ROWS:-}" ] || rm -f "$results"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -242,6 +247,7 @@ if [ "$lanes" -gt 1 ]; then
     cat "$results".* >"$results"
     rm -f "$results".*
 else
+    own_lab=1
     for s in $scenarios; do
         for i in $(seq 0 $((seeds - 1))); do one "$s" $((first + i)); done
     done
