@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# lab-cluster.sh: a shardex cluster on the lab's hosts (tests/chaos/lab.sh).
+# lab-cluster.sh: a shardex cluster on the lab's hosts (deploy/lab.sh hosts),
+# for the partition-failure suite. Not deploy/lab.sh up, which runs the
+# packages' configs for people: the scenarios want settings of their own (a
+# 1 s lease), a directory per run that a failing run keeps, tmpfs disks to
+# fill, and kill -9 / SIGSTOP of one process.
 #
 # Workers run on hosts 1..N, the coordinator on host N+1, clients (the
 # shardex tool, workloads) on host N+2; every process listens on its host's
@@ -24,12 +28,12 @@
 # MiB, so that `fill` gives it a full disk (ENOSPC) without touching the
 # machine's own disks.
 #
-# Root only (the lab is). Partitions: lab.sh cut / deaf / isolate / heal on
-# the hosts named above.
+# Root only (the lab is). Partitions: deploy/lab.sh cut / deaf / isolate /
+# heal on the hosts named above.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-lab="$here/lab.sh"
+lab="$(cd "$here/../../deploy" && pwd)/lab.sh" # the hosts: shared with deploy/
 
 die() {
     echo "lab-cluster.sh: $*" >&2
@@ -71,6 +75,7 @@ start_coordinator() {
         port=${was##*:}
     fi
     rm -f "$dir/coord.port"
+    # shellcheck disable=SC2046 # coord.flags holds several flags, one word each
     ("$lab" exec "$host" "$(build_of "$dir")/coordinator/shardex-coordinator" \
         --listen "$addr:$port" --port-file "$dir/coord.port" --data-dir "$dir/coord" \
         $(cat "$dir/coord.flags") >>"$dir/coord.log" 2>&1 &
@@ -94,11 +99,11 @@ start() {
     build=$(cd "$1" && pwd)
     dir=$2
     n=$3
-    [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 32 ] || die "start: N must be in 1..32"
+    { [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 32 ]; } || die "start: N must be in 1..32"
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     if [ -n "${SX_LAB_DISK_MB:-}" ]; then
-        [[ $SX_LAB_DISK_MB =~ ^[0-9]+$ ]] && [ "$SX_LAB_DISK_MB" -ge 8 ] ||
+        { [[ $SX_LAB_DISK_MB =~ ^[0-9]+$ ]] && [ "$SX_LAB_DISK_MB" -ge 8 ]; } ||
             die "SX_LAB_DISK_MB='$SX_LAB_DISK_MB': expected MiB, at least 8"
         local k
         for k in $(seq 1 "$n"); do
@@ -110,7 +115,7 @@ start() {
     echo "$n" >"$dir/n"
     echo "--partitions ${4:-8} --replication ${5:-3} --min-isr ${6:-2} --lease-ms ${7:-1000}" \
         >"$dir/coord.flags"
-    "$lab" up $((n + 2))
+    "$lab" hosts $((n + 2))
     start_coordinator "$dir"
     local servers="" k
     for k in $(seq 1 "$n"); do

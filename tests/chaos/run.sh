@@ -29,7 +29,7 @@ build="$(cd "$1" && pwd)"
 doc=""
 [ "${2:-}" = "--doc" ] && doc=${3:?--doc FILE}
 lc="$here/lab-cluster.sh"
-lab="$here/lab.sh"
+lab="$(cd "$here/../../deploy" && pwd)/lab.sh" # the hosts: shared with deploy/
 W="$build/tests/chaos/sx_chaos_workload"
 SX="$build/client/shardex"
 ALL="kill pause isolate cut split bridge deaf flap coord-isolate coord-kill rpc-lossy rpc-slow rpc-dup disk-full store-corrupt store-lost mixed"
@@ -137,7 +137,8 @@ nemesis() {
         if [ "$s" = store-corrupt ]; then damage "$a" corrupt; else damage "$a" delete; fi
         sleep 1; "$lc" restart "$dir" "$a" ;;
     mixed)
-        local pool=(${ALL/ mixed/}) k
+        local pool k
+        read -ra pool <<<"${ALL/ mixed/}"
         for k in 1 2 3; do nemesis "${pool[$((RANDOM % ${#pool[@]}))]}"; sleep 1; done ;;
     esac
 }
@@ -158,7 +159,7 @@ sys.exit(0 if ok else 1)'
 # one SCENARIO SEED: prints "scenario seed violations partition_gap_ms cluster_gap_ms
 # recovery_ms ok unknown fail" (the gaps: check's availability line)
 one() {
-    local s=$1 seed=$2 t0 healed recovery=-1 rc=0 k
+    local s=$1 seed=$2 healed recovery=-1 rc=0 k
     dir=$(mktemp -d "/tmp/sx-chaos-$s-$seed-XXXX")
     cur=$dir
     RANDOM=$seed
@@ -214,19 +215,24 @@ one() {
 results=${SX_CHAOS_ROWS:-$(mktemp)}
 cur=""
 lane_pids=()
+# own_lab: this process runs scenarios in lab SX_LAB, so its exit removes that
+# lab. A parent of lanes has none: its `down` would remove lab SX_LAB (0 when
+# unset), which may be another suite's, or a deploy/lab.sh up of someone's.
+own_lab=0
 trap '[ ${#lane_pids[@]} -eq 0 ] || { kill -TERM "${lane_pids[@]}" 2>/dev/null; wait; }
-      [ -z "$cur" ] || "$lc" stop "$cur" >/dev/null 2>&1; "$lab" down >/dev/null 2>&1 || true
+      [ -z "$cur" ] || "$lc" stop "$cur" >/dev/null 2>&1 || true
+      [ "$own_lab" = 0 ] || "$lab" down >/dev/null 2>&1 || true
       [ -n "${SX_CHAOS_ROWS:-}" ] || rm -f "$results"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 echo "scenario seed violations partition-gap-ms cluster-gap-ms recovery-ms ok unknown fail"
 lanes=${LANES:-1}
-[[ $lanes =~ ^[0-9]+$ ]] && [ "$lanes" -ge 1 ] && [ "$lanes" -le 8 ] ||
+{ [[ $lanes =~ ^[0-9]+$ ]] && [ "$lanes" -ge 1 ] && [ "$lanes" -le 8 ]; } ||
     { echo "run.sh: LANES='$lanes': expected 1..8" >&2; exit 2; }
 if [ "$lanes" -gt 1 ]; then
     # Each lane is this script in a lab of its own (SX_LAB=1..LANES) with
     # every lane-th scenario; their rows are gathered into one table.
-    list=($scenarios)
+    read -ra list <<<"$scenarios"
     for l in $(seq "$lanes"); do
         mine=""
         for i in $(seq $((l - 1)) "$lanes" $((${#list[@]} - 1))); do mine="$mine ${list[$i]}"; done
@@ -241,6 +247,7 @@ if [ "$lanes" -gt 1 ]; then
     cat "$results".* >"$results"
     rm -f "$results".*
 else
+    own_lab=1
     for s in $scenarios; do
         for i in $(seq 0 $((seeds - 1))); do one "$s" $((first + i)); done
     done

@@ -1,6 +1,6 @@
 /* sx_chaos_workload: the workload and the checkers of the partition-failure
  * suite (issue 11), as one program that runs against any shardex cluster
- * (workers on loopback, or inside the lab's namespaces: tests/chaos/lab.sh).
+ * (workers on loopback, or inside the lab's namespaces: deploy/lab.sh).
  *
  *   sx_chaos_workload run   --servers A,B,C --history H [--seconds S --writers N --keys K --seed X]
  *   sx_chaos_workload check --servers A,B,C --history H [--settle-ms MS --verify PATH/shardex]

@@ -3,7 +3,7 @@
 # isolate / heal do what they say on real TCP connections, and `down` leaves
 # nothing behind. Root only (ctest label chaos).
 set -euo pipefail
-lab="$(cd "$(dirname "$0")" && pwd)/lab.sh"
+lab="$(cd "$(dirname "$0")/../../deploy" && pwd)/lab.sh"
 fail() {
     echo "test_lab: FAIL: $*" >&2
     "$lab" rules >&2 || true
@@ -27,7 +27,7 @@ expect() { # expect yes|no A B
     [ "$got" = "$1" ] || fail "host $2 -> host $3: connected=$got, want $1 (after: $4)"
 }
 
-"$lab" up 3
+"$lab" hosts 3
 for k in 1 2 3; do
     # In a subshell: not this script's job, so `down` kills it quietly.
     ("$lab" exec "$k" python3 -c '
@@ -65,10 +65,10 @@ expect yes 2 3 "deaf 1 2"
 trap - EXIT
 left=$(ip netns list | grep -c '^sxlab-' || true)
 [ "$left" -eq 0 ] || fail "$left lab namespaces left after down"
-# A stale lab (a crashed run) is removed by the next `up`.
-"$lab" up 2
-"$lab" up 1
+# A stale lab (a crashed run) is removed by the next `hosts`.
+"$lab" hosts 2
+"$lab" hosts 1
 n=$(ip netns list | grep -c '^sxlab-h' || true)
-[ "$n" -eq 1 ] || fail "up 1 over a stale lab of 2 left $n hosts"
+[ "$n" -eq 1 ] || fail "hosts 1 over a stale lab of 2 left $n hosts"
 "$lab" down
 echo "test_lab: 1 passed, 0 failed"

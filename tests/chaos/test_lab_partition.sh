@@ -11,7 +11,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="$(cd "$1" && pwd)"
 lc="$here/lab-cluster.sh"
-lab="$here/lab.sh"
+lab="$(cd "$here/../../deploy" && pwd)/lab.sh" # the hosts: shared with deploy/
 dir=$(mktemp -d /tmp/sx-lab-XXXXXX)
 sx() { "$lc" client "$dir" "$build/client/shardex" --timeout-ms 3000 "$@"; }
 fail() {

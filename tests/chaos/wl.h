@@ -13,7 +13,7 @@
  *   faults replaces the rpc fault layer's rules of workers (lossy, slow,
  *          duplicating links: the lab has no netem).
  *
- * Not here: killing, pausing and cutting (the caller does: tests, lab.sh,
+ * Not here: killing, pausing and cutting (the caller does: tests, deploy/lab.sh,
  * run.sh), or judging linearizability of concurrent writers to one key (each
  * key has one writer; see wl_judge.h for what is checked).
  */
