@@ -3,6 +3,7 @@
 #include "rpc_internal.h"
 
 #include "clock.h"
+#include "fsutil.h"
 #include "mem.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -11,6 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 grpc_byte_buffer *sx__rpc_pack(const ProtobufCMessage *msg)
 {
@@ -20,6 +22,57 @@ grpc_byte_buffer *sx__rpc_pack(const ProtobufCMessage *msg)
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
     grpc_slice_unref(slice);
     return bb;
+}
+
+/* PEM files are small: a chain of a few certificates. */
+#define PEM_MAX (1u << 20)
+
+static sx_status read_pem(const char *what, const char *path, char **out, sx_err *err)
+{
+    *out = NULL;
+    sx_buf b = {0};
+    bool found = false;
+    sx_err e = {0};
+    sx_status st = sx_file_read(path, PEM_MAX, &b, &found, &e);
+    if (st == SX_OK && !found)
+        st = sx_err_set(err, SX_INVALID_ARGUMENT, "tls %s: %s: no such file", what, path);
+    else if (st != SX_OK)
+        st = sx_err_set(err, SX_INVALID_ARGUMENT, "tls %s: %s", what, e.msg);
+    else if (!memmem(b.data, b.len, "-----BEGIN ", 11))
+        st = sx_err_set(err, SX_INVALID_ARGUMENT, "tls %s: %s: not PEM (no -----BEGIN line)", what,
+                        path);
+    if (st == SX_OK) {
+        *out = sx_malloc(b.len + 1);
+        memcpy(*out, b.data, b.len);
+        (*out)[b.len] = '\0';
+    }
+    sx_buf_free(&b);
+    return st;
+}
+
+sx_status sx__rpc_tls_read(const sx_rpc_tls *tls, bool need_cert, char **ca, char **cert,
+                           char **key, sx_err *err)
+{
+    *ca = *cert = *key = NULL;
+    if (!tls->ca_file)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "tls: a CA file is required");
+    if ((need_cert || tls->key_file) && !tls->cert_file)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "tls: a certificate file is required%s",
+                          tls->key_file ? " with the key file" : "");
+    if (tls->cert_file && !tls->key_file)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "tls: the certificate needs its key file");
+    sx_status st = read_pem("ca", tls->ca_file, ca, err);
+    if (st == SX_OK && tls->cert_file)
+        st = read_pem("cert", tls->cert_file, cert, err);
+    if (st == SX_OK && tls->cert_file)
+        st = read_pem("key", tls->key_file, key, err);
+    if (st != SX_OK) {
+        free(*ca);
+        free(*cert);
+        free(*key);
+        *ca = *cert = *key = NULL;
+    }
+    return st;
 }
 
 /* A message this layer unpacks lives in an arena of its own, behind a

@@ -7,9 +7,13 @@
  * grpc/grpc.h; handlers and callers see protobuf-c messages and sx_err.
  *
  * Streams: a server may serve methods that return a stream (server
- * streaming, below); the client calls unary methods only. Not here: TLS
- * (credentials will become a field of the option structs; nothing below
- * assumes insecure transport).
+ * streaming, below); the client calls unary methods only.
+ *
+ * Security: with sx_rpc_tls set, servers listen with TLS and verify the
+ * certificates clients present against a CA, clients verify the server's and
+ * present their own; an authorize callback decides each call from who the
+ * peer is (its certificate's identity, a bearer token) before any handler
+ * runs. Without it, plaintext and everyone may call everything.
  *
  * Status mapping: a handler's sx_status goes out as the gRPC status of the same
  * number and its sx_err message as the status details; a client gets both back
@@ -70,15 +74,43 @@ typedef struct sx_rpc_method {
     sx_rpc_exec exec;
 } sx_rpc_method;
 
+/* TLS: PEM files, read when a server starts or a client is created. */
+typedef struct sx_rpc_tls {
+    const char *cert_file; /* this process's certificate chain; a client may go without */
+    const char *key_file;  /* its private key (with cert_file) */
+    const char *ca_file;   /* the CA that signs the peers' certificates */
+} sx_rpc_tls;
+
+/* Who calls, as the server's authorize callback sees it (borrowed). */
+typedef struct sx_rpc_peer {
+    bool tls;            /* over TLS */
+    const char *cert_id; /* the client certificate's SPIFFE id (a URI SAN), else its CN; NULL:
+                          * no certificate (a verified one, the server checks it against its CA) */
+    const char *token;   /* the bearer token of an `authorization: Bearer ...` header; NULL: none */
+    const char *address; /* as gRPC names it, e.g. "ipv4:127.0.0.1:43210" */
+} sx_rpc_peer;
+
+/* Decides whether peer may call method (the full path, e.g.
+ * "/shardex.v1.Shardex/Put"): SX_OK, or the status to answer with
+ * (UNAUTHENTICATED, PERMISSION_DENIED) and a message in err. Runs on a
+ * completion-queue thread for every call, before its request is decoded:
+ * must not block. */
+typedef sx_status (*sx_rpc_authorize_cb)(void *arg, const sx_rpc_peer *peer, const char *method,
+                                         sx_err *err);
+
 typedef struct sx_rpc_server_opts {
-    const char *listen;         /* "host:port"; port 0 lets the kernel choose */
-    int cq_threads;             /* threads polling completion queues; 0: 1 */
-    int pool_threads;           /* threads for SX_RPC_BLOCKING handlers; 0: 8 */
-    int wait_threads;           /* threads for SX_RPC_WAITING handlers; 0: pool_threads */
-    int routing_threads;        /* threads for SX_RPC_ROUTING handlers; 0: pool_threads */
-    size_t max_message_bytes;   /* receive limit; 0: SX_RPC_DEFAULT_MAX_MESSAGE */
-    uint64_t shutdown_grace_ms; /* calls in flight get this long at shutdown; 0: 2000 */
-} sx_rpc_server_opts;           /* valid when zeroed but for listen */
+    const char *listen;            /* "host:port"; port 0 lets the kernel choose */
+    int cq_threads;                /* threads polling completion queues; 0: 1 */
+    int pool_threads;              /* threads for SX_RPC_BLOCKING handlers; 0: 8 */
+    int wait_threads;              /* threads for SX_RPC_WAITING handlers; 0: pool_threads */
+    int routing_threads;           /* threads for SX_RPC_ROUTING handlers; 0: pool_threads */
+    size_t max_message_bytes;      /* receive limit; 0: SX_RPC_DEFAULT_MAX_MESSAGE */
+    uint64_t shutdown_grace_ms;    /* calls in flight get this long at shutdown; 0: 2000 */
+    const sx_rpc_tls *tls;         /* NULL: plaintext; else cert_file and key_file are required,
+                                    * and client certificates are verified against ca_file */
+    sx_rpc_authorize_cb authorize; /* NULL: every call is let through */
+    void *authorize_arg;
+} sx_rpc_server_opts; /* valid when zeroed but for listen */
 
 /* Creates a server (not yet listening). Caller destroys with sx_rpc_server_destroy. */
 sx_status sx_rpc_server_create(const sx_rpc_server_opts *opts, sx_rpc_server **out, sx_err *err);
@@ -177,6 +209,9 @@ typedef struct sx_rpc_client_opts {
     /* Fault rules in sx_rpc_faults_parse syntax; NULL: the SHARDEX_FAULTS
      * environment variable, if set. Off unless configured. */
     const char *faults;
+    const sx_rpc_tls *tls; /* NULL: plaintext; else ca_file is required (the servers' CA) and
+                            * cert_file/key_file are presented when given */
+    const char *token;     /* sent with every call as `authorization: Bearer TOKEN`; NULL: none */
 } sx_rpc_client_opts;
 
 /* A client keeps one channel per peer address, reused by every call, and one

@@ -64,7 +64,7 @@ struct acall {
     grpc_call *call; /* guarded by c->mu for asynchronous calls (destroy cancels it) */
     grpc_byte_buffer *send_bb;
     grpc_metadata_array init_md, trail_md;
-    grpc_metadata deadline_md; /* SX__RPC_DEADLINE_KEY, sent with the request */
+    grpc_metadata md[2]; /* SX__RPC_DEADLINE_KEY, and the client's token if it has one */
     grpc_byte_buffer *resp_bb;
     grpc_status_code status;
     grpc_slice details;
@@ -85,6 +85,8 @@ struct acall {
 
 struct sx_rpc_client {
     size_t max_message;
+    grpc_channel_credentials *creds; /* for every channel: TLS or plaintext */
+    char *auth_header;               /* "Bearer TOKEN"; NULL: no token */
     grpc_arg args[6];
     grpc_channel_args chan_args;
     _Atomic uint64_t jitter; /* splitmix64 counter for backoff jitter */
@@ -128,9 +130,7 @@ static grpc_channel *get_channel(sx_rpc_client *c, const char *addr)
         c->capchans = c->capchans ? 2 * c->capchans : 8;
         c->chans = sx_realloc(c->chans, c->capchans * sizeof(*c->chans));
     }
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(addr, creds, &c->chan_args);
-    grpc_channel_credentials_release(creds);
+    grpc_channel *ch = grpc_channel_create(addr, c->creds, &c->chan_args);
     c->chans[c->nchans].addr = sx_strdup(addr);
     c->chans[c->nchans].ch = ch;
     c->nchans++;
@@ -250,14 +250,20 @@ static void wire_start(acall *a, grpc_completion_queue *cq)
     uint64_t now = sx_clock_now_ms(),
              left = a->attempt_deadline_ms > now ? a->attempt_deadline_ms - now : 0;
     int n = snprintf(wall, sizeof(wall), "%llu", (unsigned long long)(sx_clock_wall_ms() + left));
-    memset(&a->deadline_md, 0, sizeof(a->deadline_md));
-    a->deadline_md.key = grpc_slice_from_static_string(SX__RPC_DEADLINE_KEY);
-    a->deadline_md.value = grpc_slice_from_copied_buffer(wall, (size_t)n);
+    memset(a->md, 0, sizeof(a->md));
+    a->md[0].key = grpc_slice_from_static_string(SX__RPC_DEADLINE_KEY);
+    a->md[0].value = grpc_slice_from_copied_buffer(wall, (size_t)n);
+    size_t nmd = 1;
+    if (a->c->auth_header) {
+        a->md[1].key = grpc_slice_from_static_string("authorization");
+        a->md[1].value = grpc_slice_from_static_string(a->c->auth_header);
+        nmd++;
+    }
     grpc_op ops[6];
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = 1;
-    ops[0].data.send_initial_metadata.metadata = &a->deadline_md;
+    ops[0].data.send_initial_metadata.count = nmd;
+    ops[0].data.send_initial_metadata.metadata = a->md;
     if (a->wait_for_ready)
         ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
     ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -306,7 +312,7 @@ static grpc_call *wire_finish(acall *a)
         }
     }
     grpc_slice_unref(a->details);
-    grpc_slice_unref(a->deadline_md.value);
+    grpc_slice_unref(a->md[0].value); /* md[1]'s is static */
     grpc_metadata_array_destroy(&a->init_md);
     grpc_metadata_array_destroy(&a->trail_md);
     if (a->resp_bb)
@@ -653,11 +659,37 @@ sx_status sx_rpc_client_create(const sx_rpc_client_opts *opts, sx_rpc_client **o
     sx_status st = sx__faults_parse(spec, &faults, err);
     if (st != SX_OK)
         return st;
+    char *ca = NULL, *cert = NULL, *key = NULL;
+    if (opts->tls && (st = sx__rpc_tls_read(opts->tls, false, &ca, &cert, &key, err)) != SX_OK) {
+        sx__faults_free(faults);
+        return st;
+    }
+    if (opts->token && (!opts->token[0] || strpbrk(opts->token, " \t\r\n"))) {
+        sx__faults_free(faults);
+        free(ca);
+        free(cert);
+        free(key);
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "token: empty or with blanks");
+    }
     if (faults)
         SX_LOG(SX_LOG_WARN, "rpc", "fault injection on faults=\"%s\"", spec);
 
     grpc_init();
     sx_rpc_client *c = sx_calloc(1, sizeof(*c));
+    if (ca) {
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+        c->creds = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+    } else {
+        c->creds = grpc_insecure_credentials_create();
+    }
+    free(ca);
+    free(cert);
+    free(key);
+    if (opts->token) {
+        size_t n = strlen(opts->token) + sizeof("Bearer ");
+        c->auth_header = sx_malloc(n);
+        snprintf(c->auth_header, n, "Bearer %s", opts->token);
+    }
     c->faults = faults;
     c->max_message = opts->max_message_bytes ? opts->max_message_bytes : SX_RPC_DEFAULT_MAX_MESSAGE;
     atomic_init(&c->jitter, sx_clock_now_ns() ^ (uint64_t)(uintptr_t)c);
@@ -689,11 +721,11 @@ sx_status sx_rpc_client_create(const sx_rpc_client_opts *opts, sx_rpc_client **o
     c->chan_args.args = c->args;
 
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->timer_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_condattr_t cattr;
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->timer_cv, &cattr);
+    pthread_condattr_destroy(&cattr);
     pthread_cond_init(&c->idle_cv, NULL);
     pthread_cond_init(&c->poll_cv, NULL);
     c->cq = grpc_completion_queue_create_for_next(NULL);
@@ -759,6 +791,8 @@ void sx_rpc_client_destroy(sx_rpc_client *c)
         free(c->chans[i].addr);
     }
     sx__faults_free(c->faults);
+    grpc_channel_credentials_release(c->creds);
+    free(c->auth_header);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->timer_cv);
     pthread_cond_destroy(&c->idle_cv);

@@ -24,6 +24,12 @@ void *sx__rpc_poll_main(void *arg);
 /* Serializes msg into a new byte buffer (caller destroys it). */
 grpc_byte_buffer *sx__rpc_pack(const ProtobufCMessage *msg);
 
+/* The PEM files of tls, read whole and NUL-terminated (free each): *ca
+ * always, *cert and *key when cert_file is set (need_cert: it must be).
+ * SX_INVALID_ARGUMENT naming the flag-like field and file otherwise. */
+sx_status sx__rpc_tls_read(const sx_rpc_tls *tls, bool need_cert, char **ca, char **cert,
+                           char **key, sx_err *err);
+
 /* Unpacks bb as a message of desc; NULL if the bytes are not one. The result is
  * freed with sx_rpc_free. bb is not consumed. */
 ProtobufCMessage *sx__rpc_unpack(const ProtobufCMessageDescriptor *desc, grpc_byte_buffer *bb);

@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Requests kept posted per method and queue: calls beyond these wait inside
  * gRPC until one is reposted, which happens as soon as one arrives. */
@@ -64,6 +65,10 @@ typedef struct method_entry {
 
 struct sx_rpc_server {
     char *listen;
+    sx_rpc_tls tls; /* copied paths; tls.ca_file NULL: plaintext */
+    bool has_tls;
+    sx_rpc_authorize_cb authorize;
+    void *authorize_arg;
     size_t max_message;
     uint64_t grace_ms;
     int ncq;
@@ -392,6 +397,62 @@ static void run_handler(void *arg)
     sx_rpc_call_finish(ctx, st, &err);
 }
 
+/* The value of property `name` of an auth context, copied into buf; false
+ * when it has none. */
+static bool auth_property(grpc_auth_context *ac, const char *name, char *buf, size_t cap)
+{
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ac, name);
+    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+    if (!p || p->value_length == 0 || p->value_length >= cap)
+        return false;
+    memcpy(buf, p->value, p->value_length);
+    buf[p->value_length] = '\0';
+    return true;
+}
+
+/* Who sent ctx, and whether the server's authorize callback lets it call
+ * ctx's method; a refused call is answered here (msg: scratch space). */
+static sx_status authorize_call(sx_rpc_call *ctx, char *msg, size_t cap)
+{
+    sx_rpc_server *srv = ctx->srv;
+    char id[512] = "", token[1024] = "";
+    sx_rpc_peer peer = {0};
+    grpc_auth_context *ac = grpc_call_auth_context(ctx->call);
+    if (ac) {
+        char kind[32];
+        peer.tls =
+            auth_property(ac, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME, kind, sizeof(kind)) &&
+            strcmp(kind, GRPC_SSL_TRANSPORT_SECURITY_TYPE) == 0;
+        if (peer.tls && (auth_property(ac, GRPC_PEER_SPIFFE_ID_PROPERTY_NAME, id, sizeof(id)) ||
+                         auth_property(ac, GRPC_X509_CN_PROPERTY_NAME, id, sizeof(id))))
+            peer.cert_id = id;
+        grpc_auth_context_release(ac);
+    }
+    for (size_t i = 0; i < ctx->md.count; i++) {
+        const grpc_metadata *m = &ctx->md.metadata[i];
+        size_t n = GRPC_SLICE_LENGTH(m->value);
+        const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
+        if (!grpc_slice_str_cmp(m->key, "authorization") && n > 7 && n - 7 < sizeof(token) &&
+            strncasecmp(v, "Bearer ", 7) == 0) {
+            memcpy(token, v + 7, n - 7);
+            token[n - 7] = '\0';
+            peer.token = token;
+        }
+    }
+    char *addr = grpc_call_get_peer(ctx->call);
+    peer.address = addr;
+    sx_err err = {0};
+    sx_status st = srv->authorize(srv->authorize_arg, &peer, ctx->m->path, &err);
+    gpr_free(addr);
+    if (st != SX_OK) {
+        snprintf(msg, cap, "%s", err.msg[0] ? err.msg : sx_status_name(st));
+        SX_LOG(SX_LOG_DEBUG, "rpc", "refused method=%s status=%s msg=\"%s\"", ctx->m->path,
+               sx_status_name(st), msg);
+        call_reply(ctx, st, msg);
+    }
+    return st;
+}
+
 static void on_arrived(sx__rpc_tag *tag, bool ok)
 {
     sx_rpc_call *ctx = SX__CONTAINER_OF(tag, sx_rpc_call, arrived);
@@ -412,6 +473,8 @@ static void on_arrived(sx__rpc_tag *tag, bool ok)
         call_reply(ctx, SX_UNIMPLEMENTED, msg);
         return;
     }
+    if (srv->authorize && authorize_call(ctx, msg, sizeof(msg)) != SX_OK)
+        return;
     const ProtobufCMethodDescriptor *d = ctx->m->desc;
     if (!ctx->payload) {
         snprintf(msg, sizeof(msg), "%s: the call carries no request message", ctx->m->path);
@@ -730,6 +793,14 @@ sx_status sx_rpc_server_create(const sx_rpc_server_opts *opts, sx_rpc_server **o
     s->pool_threads = opts->pool_threads > 0 ? opts->pool_threads : 8;
     s->wait_threads = opts->wait_threads > 0 ? opts->wait_threads : s->pool_threads;
     s->routing_threads = opts->routing_threads > 0 ? opts->routing_threads : s->pool_threads;
+    if (opts->tls) {
+        s->has_tls = true;
+        s->tls.cert_file = opts->tls->cert_file ? sx_strdup(opts->tls->cert_file) : NULL;
+        s->tls.key_file = opts->tls->key_file ? sx_strdup(opts->tls->key_file) : NULL;
+        s->tls.ca_file = opts->tls->ca_file ? sx_strdup(opts->tls->ca_file) : NULL;
+    }
+    s->authorize = opts->authorize;
+    s->authorize_arg = opts->authorize_arg;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     atomic_init(&s->shutting_down, false);
@@ -787,7 +858,23 @@ sx_status sx_rpc_server_start(sx_rpc_server *s, sx_err *err)
     for (size_t i = 0; i < s->nmethods; i++)
         s->methods[i].handle = grpc_server_register_method(
             s->server, s->methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = NULL;
+    if (s->has_tls) {
+        char *ca, *cert, *key;
+        sx_status st = sx__rpc_tls_read(&s->tls, true, &ca, &cert, &key, err);
+        if (st != SX_OK)
+            return st;
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+        /* Clients with a token have no certificate: one is verified when
+         * presented, and authorize decides what either may call. */
+        creds = grpc_ssl_server_credentials_create_ex(
+            ca, &pair, 1, GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+        free(ca);
+        free(cert);
+        free(key);
+    } else {
+        creds = grpc_insecure_server_credentials_create();
+    }
     s->port = grpc_server_add_http2_port(s->server, s->listen, creds);
     grpc_server_credentials_release(creds);
     if (s->port <= 0) {
@@ -914,5 +1001,8 @@ void sx_rpc_server_destroy(sx_rpc_server *s)
     free(s->cqs);
     free(s->methods);
     free(s->listen);
+    free((char *)s->tls.cert_file);
+    free((char *)s->tls.key_file);
+    free((char *)s->tls.ca_file);
     free(s);
 }
