@@ -82,10 +82,11 @@ set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME shardex)
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SUGGESTS
     "pkg-config, libgrpc-dev, libprotobuf-c-dev, libleveldb-dev, libxxhash-dev, libjansson-dev, libsystemd-dev")
 
-# The first line is the synopsis; CPack indents the rest and turns an empty
+# The first line is the synopsis (not starting with the package's name, as
+# Debian asks); CPack indents the rest and turns an empty
 # line into the " ." of a control file.
 set(CPACK_COMPONENT_TOOLS_DESCRIPTION
-    "shardex command-line tool and C client library
+    "distributed index builder - command-line tool and C client library
 shardex is a partitioned, distributed index builder: documents go to a
 replicated, partitioned log, and workers build local and global secondary
 indexes over them.
@@ -95,7 +96,7 @@ libshardex (a static C client library with its header and pkg-config file)
 and a protobuf descriptor set of the API (/usr/share/shardex/shardex.protoset)
 for grpcurl-like clients.")
 set(CPACK_COMPONENT_COORDINATOR_DESCRIPTION
-    "shardex coordinator daemon
+    "distributed index builder - coordinator daemon
 shardex is a partitioned, distributed index builder.
 
 The coordinator keeps the cluster map, the workers' leases and the index
@@ -104,7 +105,7 @@ daemon, /etc/shardex/coordinator.conf, the shardex-coordinator systemd unit
 (neither enabled nor started), the shardex system user and
 /var/lib/shardex/coordinator.")
 set(CPACK_COMPONENT_WORKER_DESCRIPTION
-    "shardex worker daemon
+    "distributed index builder - worker daemon
 shardex is a partitioned, distributed index builder.
 
 A worker hosts log partitions and term partitions and serves the client

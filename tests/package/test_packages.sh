@@ -11,7 +11,8 @@
 #   3. `dpkg -i` of the three succeeds there with nothing else installed: so
 #      their Depends are complete; then in_root.sh checks the binaries, the
 #      user, the conffiles, the units, the state directories, and runs the
-#      daemons with the packaged configurations;
+#      daemons with the packaged configurations; installing again (as an
+#      upgrade) keeps an edited conffile and the state;
 #   4. `dpkg -r` keeps exactly configuration and state; `dpkg -P` leaves no
 #      file that was not there before the install, and removes none that was;
 #   5. on this machine, a program builds against libshardex as the shardex
@@ -187,6 +188,20 @@ done
 echo "ok: units and configurations installed as deploy/ has them"
 in_root bash /tmp/in_root.sh installed
 lap "checks and daemons"
+
+# Installing again runs the scripts as an upgrade does ("configure" with the
+# old version): an operator's edit of a conffile and the daemons' state
+# survive it.
+echo "# an operator's edit" >>"$root/etc/shardex/worker.conf"
+(cd "$root/var/lib/shardex" && find . -printf '%p %u %m %s\n' | LC_ALL=C sort) >"$tmp/state1"
+in_root sh -c 'dpkg -i /tmp/packages/*.deb' >"$tmp/dpkg-i2.log" 2>&1 ||
+    { cat "$tmp/dpkg-i2.log" >&2; fail "dpkg -i over the installed packages failed"; }
+[ "$(tail -n 1 "$root/etc/shardex/worker.conf")" = "# an operator's edit" ] ||
+    fail "installing again replaced the edited /etc/shardex/worker.conf"
+(cd "$root/var/lib/shardex" && find . -printf '%p %u %m %s\n' | LC_ALL=C sort) >"$tmp/state2"
+diff -u "$tmp/state1" "$tmp/state2" || fail "installing again changed the state (above)"
+echo "ok: installed again: the edited conffile and the state are kept"
+lap "install again"
 
 # -- 4. remove, purge
 in_root dpkg -r "${names[@]}" >"$tmp/dpkg-r.log" 2>&1 ||
