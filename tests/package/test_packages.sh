@@ -52,6 +52,10 @@ lap() {
     last=$now
 }
 
+# A run killed outright (ctest's timeout sends SIGKILL) leaves its directory:
+# none lives two hours (TIMEOUT is 10 minutes).
+find "${TMPDIR:-/var/tmp}" -maxdepth 1 -name 'shardex-pkgtest.*' -mmin +120 \
+    -exec rm -rf --one-file-system {} +
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/shardex-pkgtest.XXXXXX")
 root=$tmp/root
 # Nothing is mounted in $root from out here: in_root mounts /proc in a mount
@@ -132,6 +136,15 @@ mirrors=()
 [ -s "$tmp/host.sources" ] && mirrors+=("$tmp/host.sources")
 [ "${#mirrors[@]}" -gt 0 ] || fail "no apt source for $suite in /etc/apt/sources.list*"
 
+# mmdebstrap reads none of the host's apt configuration: pass on what decides
+# whether those sources are reached and trusted as apt here reaches them
+# (proxies; Valid-Until, off for a snapshot mirror).
+aptopts=()
+for opt in Acquire::http::Proxy Acquire::https::Proxy Acquire::Check-Valid-Until; do
+    val=$(apt-config dump --format '%v%n' "$opt" | head -n 1)
+    [ -z "$val" ] || aptopts+=("--aptopt=$opt \"$val\"")
+done
+
 arch=$(dpkg --print-architecture)
 key=$( (printf '%s\n' "recipe $recipe" "$suite" "$arch" "$deps" && cat "${mirrors[@]}") |
     sha256sum | cut -c1-16)
@@ -146,7 +159,7 @@ if [ ! -f "$tarball" ]; then
         # mmdebstrap makes a tarball of a name that ends in .tar, a directory else.
         part=$cache/making-$key.tar
         mmdebstrap --variant=essential --include="$(echo "$deps" | paste -sd,)" \
-            "$suite" "$part" "${mirrors[@]}" >"$tmp/mmdebstrap.log" 2>&1 ||
+            ${aptopts[@]+"${aptopts[@]}"} "$suite" "$part" "${mirrors[@]}" >"$tmp/mmdebstrap.log" 2>&1 ||
             { tail -n 30 "$tmp/mmdebstrap.log" >&2; rm -f "$part"; fail "mmdebstrap failed"; }
         mv "$part" "$tarball"
     fi
