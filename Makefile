@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan build-fuzz test test-unit test-asan test-fuzz fuzz chaos chaos-lab bench demo format format-check clean
+.PHONY: all deps build build-asan build-fuzz test test-unit test-asan test-fuzz fuzz chaos chaos-lab bench demo package format format-check clean
 
 all: build
 
@@ -87,6 +87,15 @@ bench:
 
 demo: build
 	./deploy/demo.sh $(BUILD)
+
+# The Debian packages shardex, shardex-coordinator and shardex-worker
+# (docs/packages.md), from the build: cpack in the build directory, into
+# $(BUILD)/packages (older .deb files there removed first, so that the list
+# printed is this build's).
+package: build
+	rm -f $(BUILD)/packages/*.deb
+	cd $(BUILD) && cpack
+	@echo "packages:" && ls -1 "$$(cd $(BUILD) && pwd)"/packages/*.deb
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

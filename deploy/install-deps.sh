@@ -5,14 +5,17 @@
 # have empty package lists; sudo when not run as root). clang and
 # libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz);
 # libsystemd-dev gives the daemons sd_notify (Type=notify units), and
-# systemd's systemd-analyze checks the units in deploy/systemd.
+# systemd's systemd-analyze checks the units in deploy/systemd. dpkg-dev
+# (dpkg-shlibdeps) and file give `make package` the packages' Depends;
+# mmdebstrap makes the fresh Debian root the package test installs them in.
 set -eu
 
 PKGS="build-essential gcc make cmake pkg-config git clang libclang-rt-14-dev
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 libleveldb-dev libcmocka-dev libxxhash-dev libjansson-dev libsystemd-dev
 python3 python3-grpcio python3-protobuf
-iproute2 procps nftables systemd"
+iproute2 procps nftables systemd
+dpkg-dev file mmdebstrap"
 
 # shellcheck disable=SC2086
 exec "$(dirname "$0")/apt-install.sh" install-deps $PKGS
