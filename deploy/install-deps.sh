@@ -5,12 +5,16 @@
 # have empty package lists; sudo when not run as root). clang and
 # libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz);
 # libsystemd-dev gives the daemons sd_notify (Type=notify units), and
-# systemd's systemd-analyze checks the units in deploy/systemd.
+# systemd's systemd-analyze checks the units in deploy/systemd;
+# libmicrohttpd-dev serves the daemons' /metrics, and prometheus gives the
+# tests promtool to check what it serves (apt-install.sh forbids service
+# starts, so its package does not start a Prometheus server).
 set -eu
 
 PKGS="build-essential gcc make cmake pkg-config git clang libclang-rt-14-dev
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 libleveldb-dev libcmocka-dev libxxhash-dev libjansson-dev libsystemd-dev
+libmicrohttpd-dev prometheus
 python3 python3-grpcio python3-protobuf
 iproute2 procps nftables systemd"
 
