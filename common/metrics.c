@@ -75,6 +75,7 @@ typedef struct collector {
     struct collector *next;
     sx_metrics_collect_cb fn;
     void *arg;
+    void (*free_arg)(void *);
 } collector;
 
 struct sx_metrics {
@@ -223,6 +224,8 @@ void sx_metrics_destroy(sx_metrics *m)
     }
     for (collector *c = m->collectors, *next; c; c = next) {
         next = c->next;
+        if (c->free_arg)
+            c->free_arg(c->arg);
         free(c);
     }
     pthread_mutex_destroy(&m->mu);
@@ -452,13 +455,18 @@ uint64_t sx_histogram_count(const sx_histogram *h)
 
 /* ----------------------------------------------------------- collectors -- */
 
-void sx_metrics_add_collector(sx_metrics *m, sx_metrics_collect_cb fn, void *arg)
+void sx_metrics_add_collector(sx_metrics *m, sx_metrics_collect_cb fn, void *arg,
+                              void (*free_arg)(void *))
 {
-    if (!m)
+    if (!m) {
+        if (free_arg)
+            free_arg(arg);
         return;
+    }
     collector *c = sx_calloc(1, sizeof(*c));
     c->fn = fn;
     c->arg = arg;
+    c->free_arg = free_arg;
     pthread_mutex_lock(&m->mu);
     *m->ctail = c;
     m->ctail = &c->next;

@@ -119,8 +119,10 @@ typedef void (*sx_metrics_collect_cb)(void *arg, sx_metrics_scrape *s);
 
 /* Adds a collector; arg must stay valid until the registry is destroyed or
  * nothing scrapes any more (stop the HTTP endpoint before freeing what a
- * collector reads). Any thread. */
-void sx_metrics_add_collector(sx_metrics *m, sx_metrics_collect_cb fn, void *arg);
+ * collector reads). free_arg (NULL: none) runs on arg when the registry is
+ * destroyed, for a collector's own state. Any thread. */
+void sx_metrics_add_collector(sx_metrics *m, sx_metrics_collect_cb fn, void *arg,
+                              void (*free_arg)(void *));
 
 /* One sample of collected family f (from this registry) for label values
  * values[0..nlabels) and value v, in this scrape. Giving one label set twice

@@ -18,6 +18,7 @@
 #define SX_RPC_H
 
 #include "mem.h"
+#include "metrics.h"
 #include "status.h"
 
 #include <protobuf-c/protobuf-c.h>
@@ -72,7 +73,12 @@ typedef struct sx_rpc_server_opts {
     int routing_threads;        /* threads for SX_RPC_ROUTING handlers; 0: pool_threads */
     size_t max_message_bytes;   /* receive limit; 0: SX_RPC_DEFAULT_MAX_MESSAGE */
     uint64_t shutdown_grace_ms; /* calls in flight get this long at shutdown; 0: 2000 */
-} sx_rpc_server_opts;           /* valid when zeroed but for listen */
+    /* Where every answered call is counted, by service, method and status
+     * (shardex_rpc_server_requests_total), and timed from arrival to reply
+     * (shardex_rpc_server_handling_seconds); local calls too. Borrowed; must
+     * outlive the server. NULL: not counted. */
+    sx_metrics *metrics;
+} sx_rpc_server_opts; /* valid when zeroed but for listen */
 
 /* Creates a server (not yet listening). Caller destroys with sx_rpc_server_destroy. */
 sx_status sx_rpc_server_create(const sx_rpc_server_opts *opts, sx_rpc_server **out, sx_err *err);

@@ -189,7 +189,7 @@ static void test_collector(void **state)
         .up = sx_metrics_collected(m, SX_METRIC_GAUGE, "shardex_up", "Up.", NULL, 0),
         .n = 2,
     };
-    sx_metrics_add_collector(m, collect_cb, &t);
+    sx_metrics_add_collector(m, collect_cb, &t, NULL);
     char *text = render(m);
     assert_string_equal(text, "# HELP shardex_offset An offset.\n"
                               "# TYPE shardex_offset gauge\n"
@@ -232,7 +232,7 @@ static void test_null(void **state)
     sx_gauge_set(NULL, 1);
     sx_histogram_observe(NULL, 1);
     assert_null(sx_metric_counter(NULL, NULL));
-    sx_metrics_add_collector(NULL, collect_cb, NULL);
+    sx_metrics_add_collector(NULL, collect_cb, NULL, NULL);
     sx_buf b = {0};
     sx_metrics_render(NULL, &b);
     assert_int_equal(b.len, 0);
