@@ -6,7 +6,7 @@
  * grouped under their family, gone at the next scrape when not given again),
  * families registered twice, the NULL registry (metrics off), and counters
  * updated from several threads at once. The HTTP endpoint and promtool are
- * tested by tests/integration/test_metrics.c.
+ * tested by tests/integration/test_metrics_scrape.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
