@@ -341,15 +341,18 @@ static sx_status start(const config *cfg, worker *w, sx_err *err)
         st = open_stores(cfg, w, err);
     if (st == SX_OK)
         st = serve(cfg, w, err);
-    if (st == SX_OK)
-        st = join(cfg, w, err);
-    if (st == SX_OK && cfg->port_file)
-        st = sx_daemon_write_port_file(cfg->port_file, w->port, err);
-    if (st == SX_OK && w->metrics) { /* last: its collector reads what join set up */
-        sx_wmetrics_add(w->metrics, &w->ctx, cfg->data_dir);
+    /* Before joining, so that a metrics address that cannot be bound stops the
+     * worker before the coordinator counts it in; the collector of what
+     * joining sets up comes after. */
+    if (st == SX_OK && w->metrics)
         st = sx_metrics_http_start(w->metrics, cfg->metrics_listen, cfg->metrics_port_file,
                                    &w->http, err);
-    }
+    if (st == SX_OK)
+        st = join(cfg, w, err);
+    if (st == SX_OK)
+        sx_wmetrics_add(w->metrics, &w->ctx, cfg->data_dir);
+    if (st == SX_OK && cfg->port_file)
+        st = sx_daemon_write_port_file(cfg->port_file, w->port, err);
     return st;
 }
 

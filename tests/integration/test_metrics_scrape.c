@@ -16,6 +16,7 @@
  *   version, partitions without flags raised, the index backfilled by every
  *   log partition and its term partitions ready;
  * - /metrics is text/plain; version=0.0.4; another path is 404, POST 405;
+ * - a worker whose metrics address is in use exits 1 before it registers;
  * - a worker and the coordinator stopped with SIGTERM exit 0 (in the ASan
  *   build: without a leak) and their endpoints stop answering.
  */
@@ -403,6 +404,27 @@ static void check_http(sx_cluster *c)
     free(r.body);
 }
 
+/* A worker told to serve metrics on an address in use (the coordinator's
+ * endpoint) exits 1 saying so, before it registers: the coordinator never
+ * counts it (check_coordinator sees WORKERS workers). */
+static void check_port_in_use(sx_cluster *c)
+{
+    char bin[512], data[512], out[512], err[512], addr[64];
+    sx_cluster_bin("worker/shardex-worker", bin, sizeof(bin));
+    snprintf(data, sizeof(data), "%s/w-busy", c->dir);
+    snprintf(out, sizeof(out), "%s/w-busy.out", c->dir);
+    snprintf(err, sizeof(err), "%s/w-busy.err", c->dir);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", c->coord_metrics_port);
+    char *argv[] = {bin,        "--coordinator", c->coord_addr,      "--data-dir", data,
+                    "--listen", "127.0.0.1:0",   "--metrics-listen", addr,         NULL};
+    sx_h_run r = sx_h_run_wait(argv, NULL, NULL, out, err, WAIT_MS);
+    if (r.code != 1 || !strstr(r.err, "metrics: cannot listen on")) {
+        sx_h_run_print("worker on a metrics port in use", &r);
+        fail_msg("a worker whose metrics address is in use did not exit 1 saying so");
+    }
+    sx_h_run_free(&r);
+}
+
 static void test_metrics(void **state)
 {
     (void)state;
@@ -419,6 +441,7 @@ static void test_metrics(void **state)
         assert_int_equal(sum_of(s.w[i], "shardex_documents_applied_total", NULL, NULL), 0);
     }
     promtool_check(c.dir, "the coordinator's first scrape", s.coord);
+    check_port_in_use(&c);
 
     sx_err err = {0};
     sx_qindex ix = {.name = "color", .field = "color", .local = true, .global = true};

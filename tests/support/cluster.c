@@ -97,8 +97,8 @@ bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *e
     argv[n] = NULL;
     c->worker_pid[i] = sx_h_spawn_env(argv, logf, env);
     c->worker_port[i] = sx_h_wait_port_file(portf, c->worker_pid[i], 20000);
-    /* The metrics endpoint starts after the port file: its collector reads
-     * what joining set up. */
+    /* Its port file is written before the worker's: waiting for this one
+     * first would not wait for the worker to have joined. */
     if (c->worker_port[i] > 0 && c->opts.metrics)
         c->worker_metrics_port[i] = sx_h_wait_port_file(mportf, c->worker_pid[i], 20000);
     if (c->worker_port[i] <= 0 || (c->opts.metrics && c->worker_metrics_port[i] <= 0)) {
