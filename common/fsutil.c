@@ -1,6 +1,7 @@
 /* fsutil.c: atomic file writes, whole-file reads, mkdir -p. */
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -109,4 +110,22 @@ sx_status sx_mkdirs(const char *path, sx_err *err)
     if (mkdir(buf, 0755) != 0 && errno != EEXIST)
         return sys_err(err, "mkdir", buf);
     return SX_OK;
+}
+
+uint64_t sx_dir_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    uint64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (e->d_name[0] == '.' || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* ".", "..", or removed meanwhile */
+        if (S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
 }

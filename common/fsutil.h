@@ -20,4 +20,10 @@ sx_status sx_file_read(const char *path, size_t max, sx_buf *out, bool *found, s
 /* mkdir -p with mode 0755. */
 sx_status sx_mkdirs(const char *path, sx_err *err);
 
+/* The bytes of the regular files directly in dir (not below its
+ * subdirectories), as stat(2) gives their sizes: for a LevelDB store, its
+ * tables, log, manifest and small files. 0 when dir cannot be read. Files
+ * may come and go while it runs (a compaction): a best-effort figure. */
+uint64_t sx_dir_bytes(const char *dir);
+
 #endif

@@ -24,6 +24,7 @@
 #define SX_RPC_H
 
 #include "mem.h"
+#include "metrics.h"
 #include "status.h"
 
 #include <protobuf-c/protobuf-c.h>
@@ -110,6 +111,11 @@ typedef struct sx_rpc_server_opts {
                                     * and client certificates are verified against ca_file */
     sx_rpc_authorize_cb authorize; /* NULL: every call is let through */
     void *authorize_arg;
+    /* Where every answered call is counted, by service, method and status
+     * (shardex_rpc_server_requests_total), and timed from arrival to reply
+     * (shardex_rpc_server_handling_seconds); local calls too. Borrowed; must
+     * outlive the server. NULL: not counted. */
+    sx_metrics *metrics;
 } sx_rpc_server_opts; /* valid when zeroed but for listen */
 
 /* Creates a server (not yet listening). Caller destroys with sx_rpc_server_destroy. */

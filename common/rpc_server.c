@@ -61,6 +61,10 @@ typedef struct method_entry {
     bool stream; /* server streaming */
     void *arg;
     void *handle; /* from grpc_server_register_method */
+    /* Its metrics' children, looked up at the first answer with each status
+     * (the family's lookup takes a lock; this does not). */
+    _Atomic(sx_counter *) answered[SX_STATUS_COUNT];
+    _Atomic(sx_histogram *) seconds;
 } method_entry;
 
 struct sx_rpc_server {
@@ -90,6 +94,10 @@ struct sx_rpc_server {
     pthread_cond_t cv;
     size_t live;                 /* call contexts not yet freed, posted requests included */
     struct sx_rpc_call *streams; /* open streams (stream_state.prev/next), not yet finished */
+
+    sx_metric_family *requests; /* NULL: no metrics */
+    sx_metric_family *handling;
+    _Atomic(sx_counter *) unknown_answered; /* calls of methods not served */
 };
 
 typedef struct done_fn {
@@ -146,6 +154,7 @@ struct sx_rpc_call {
     sx_rpc_done_cb local_done; /* a local call (sx_rpc_server_call_local): its completion */
     void *local_arg;
     stream_state *stream; /* a server-streaming call; NULL for unary ones */
+    uint64_t arrived_ns; /* when it arrived (sx_clock_now_ns), for its handling time */
 };
 
 static void on_arrived(sx__rpc_tag *tag, bool ok);
@@ -320,9 +329,62 @@ static void local_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
     done(status, status == SX_OK ? NULL : &err, resp, arg);
 }
 
+/* ---------------------------------------------------------------- metrics -- */
+
+/* The child of *slot, looked up once: racing threads find the same child. */
+static sx_counter *answered_child(sx_rpc_server *srv, _Atomic(sx_counter *) *slot, const char *path,
+                                  sx_status status)
+{
+    sx_counter *c = atomic_load_explicit(slot, memory_order_acquire);
+    if (c)
+        return c;
+    /* "/shardex.v1.Shardex/Put" -> service "shardex.v1.Shardex", method "Put". */
+    char service[METHOD_PATH_MAX];
+    snprintf(service, sizeof(service), "%s", path[0] == '/' ? path + 1 : path);
+    char *slash = strchr(service, '/');
+    const char *method = slash ? slash + 1 : service;
+    if (slash)
+        *slash = '\0';
+    c = sx_metric_counter(srv->requests,
+                          (const char *[]){slash ? service : "", method, sx_status_name(status)});
+    atomic_store_explicit(slot, c, memory_order_release);
+    return c;
+}
+
+/* Counts an answered call and its handling time (rpc.h, sx_rpc_server_opts). */
+static void count_reply(sx_rpc_call *ctx, sx_status status)
+{
+    sx_rpc_server *srv = ctx->srv;
+    if (!srv->requests)
+        return;
+    if ((unsigned)status >= SX_STATUS_COUNT)
+        status = SX_UNKNOWN;
+    method_entry *m = ctx->m;
+    if (!m) {
+        /* Not the client's path as a label: a scan of made-up names would
+         * make a series each. */
+        sx_counter_inc(
+            answered_child(srv, &srv->unknown_answered, "(unknown)/(unknown)", SX_UNIMPLEMENTED));
+        return;
+    }
+    sx_counter_inc(answered_child(srv, &m->answered[status], m->path, status));
+    sx_histogram *h = atomic_load_explicit(&m->seconds, memory_order_acquire);
+    if (!h) {
+        char service[METHOD_PATH_MAX];
+        snprintf(service, sizeof(service), "%s", m->path + 1);
+        char *slash = strchr(service, '/');
+        *slash = '\0';
+        h = sx_metric_histogram(srv->handling, (const char *[]){service, slash + 1});
+        atomic_store_explicit(&m->seconds, h, memory_order_release);
+    }
+    if (ctx->arrived_ns)
+        sx_histogram_observe(h, (double)(sx_clock_now_ns() - ctx->arrived_ns) / 1e9);
+}
+
 /* Sends the reply: the message when status is SX_OK, then the status. */
 static void call_reply(sx_rpc_call *ctx, sx_status status, const char *msg)
 {
+    count_reply(ctx, status);
     if (ctx->local_done) {
         local_reply(ctx, status, msg);
         return;
@@ -463,6 +525,8 @@ static void on_arrived(sx__rpc_tag *tag, bool ok)
     }
     if (!atomic_load(&srv->shutting_down))
         post_request(srv, ctx->m, ctx->cq_index);
+    if (srv->requests)
+        ctx->arrived_ns = sx_clock_now_ns();
     ctx->wall_deadline_mono = wall_deadline_of(&ctx->md);
 
     char msg[SX_ERR_MSG_MAX];
@@ -804,6 +868,16 @@ sx_status sx_rpc_server_create(const sx_rpc_server_opts *opts, sx_rpc_server **o
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     atomic_init(&s->shutting_down, false);
+    static const char *const req_labels[] = {"service", "method", "code"};
+    s->requests = sx_metrics_family(
+        opts->metrics, SX_METRIC_COUNTER, "shardex_rpc_server_requests_total",
+        "RPCs answered by this server (calls it makes to itself included), by service, method "
+        "and status code; errors are the codes other than OK",
+        req_labels, 3, NULL, 0);
+    s->handling = sx_metrics_family(
+        opts->metrics, SX_METRIC_HISTOGRAM, "shardex_rpc_server_handling_seconds",
+        "Time from a call's arrival to its answer being sent, by service and method", req_labels, 2,
+        sx_metrics_latency_buckets, sx_metrics_latency_nbuckets);
     *out = s;
     return SX_OK;
 }
@@ -929,6 +1003,8 @@ void sx_rpc_server_call_local(sx_rpc_server *s, const ProtobufCServiceDescriptor
     sx_rpc_call *ctx = call_new(s, m);
     ctx->local_done = done;
     ctx->local_arg = arg;
+    if (s->requests)
+        ctx->arrived_ns = sx_clock_now_ns();
     ctx->deadline = sx__rpc_deadline_from_ms(deadline_ms);
     ctx->req = sx_rpc_copy(m->desc->input, req);
     dispatch(ctx);

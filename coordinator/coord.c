@@ -8,6 +8,7 @@
  */
 #include "coord.h"
 
+#include "clock.h"
 #include "clustermap.h"
 #include "log.h"
 #include "meta.h"
@@ -29,6 +30,7 @@ typedef struct term_report {
     bool ready;
     uint64_t *wm; /* [nwm] */
     size_t nwm;
+    uint64_t oldest_as_of_ms; /* wall clock; 0: not ready */
 } term_report;
 
 typedef struct worker {
@@ -761,7 +763,8 @@ void sx_coord_index_reports(sx_coord *c, const char *id,
                                terms[i]->epoch,
                                terms[i]->ready,
                                NULL,
-                               terms[i]->n_watermarks};
+                               terms[i]->n_watermarks,
+                               terms[i]->oldest_as_of_ms};
             r->wm = sx_calloc(r->nwm + 1, sizeof(*r->wm));
             if (r->nwm)
                 memcpy(r->wm, terms[i]->watermarks, r->nwm * sizeof(*r->wm));
@@ -1233,6 +1236,9 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
                 if (tr->index_id != e->id || tr->t != t || tr->epoch != tp->epoch)
                     continue;
                 ts->ready = tr->ready;
+                uint64_t wall = sx_clock_wall_ms();
+                if (tr->ready && tr->oldest_as_of_ms)
+                    ts->lag_ms = wall > tr->oldest_as_of_ms ? wall - tr->oldest_as_of_ms : 0;
                 for (uint32_t p = 0; p < c->set.partitions && p < tr->nwm; p++) {
                     int32_t l = c->parts[p].leader;
                     const Shardex__Internal__V1__ReplicaReport *rr =

@@ -2,11 +2,13 @@
  * serves RPCs, and judges leases on the main thread until SIGTERM/SIGINT. */
 #include "clock.h"
 #include "coord.h"
+#include "coord_metrics.h"
 #include "daemon.h"
 #include "flags.h"
 #include "fsutil.h"
 #include "health.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "rpc.h"
 #include "service.h"
 
@@ -24,6 +26,8 @@ typedef struct config {
     uint64_t lease_ms;
     const char *log_level;
     const char *log_format;
+    const char *metrics_listen;
+    const char *metrics_port_file;
 } config;
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
@@ -75,6 +79,7 @@ static const sx_flag flags[] = {
      .min = 50,
      .max = 600000},
     SX_DAEMON_LOG_FLAGS(config),
+    SX_METRICS_HTTP_FLAGS(config),
 };
 enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
 
@@ -137,6 +142,9 @@ int main(int argc, char **argv)
     sx_coord *c = NULL;
     sx_rpc_server *srv = NULL;
     sx_health_service *health = NULL;
+    /* With --metrics-listen, else NULL: every metric a no-op. */
+    sx_metrics *metrics = cfg.metrics_listen ? sx_metrics_create() : NULL;
+    sx_metrics_http *http = NULL;
     if (sx_mkdirs(cfg.data_dir, &err) != SX_OK)
         goto fail;
     sx_coord_opts o = {
@@ -152,7 +160,7 @@ int main(int argc, char **argv)
     };
     if (sx_coord_open(&o, sx_clock_now_ms(), &c, &err) != SX_OK)
         goto fail;
-    sx_rpc_server_opts so = {.listen = cfg.listen, .pool_threads = 4};
+    sx_rpc_server_opts so = {.listen = cfg.listen, .pool_threads = 4, .metrics = metrics};
     if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
         sx_coord_service_add(srv, c, &err) != SX_OK ||
         sx_health_add(srv, &coordinator_health, &health, &err) != SX_OK ||
@@ -160,6 +168,10 @@ int main(int argc, char **argv)
         goto fail;
     if (cfg.port_file &&
         sx_daemon_write_port_file(cfg.port_file, sx_rpc_server_port(srv), &err) != SX_OK)
+        goto fail;
+    sx_coord_metrics_add(metrics, c, cfg.data_dir);
+    if (metrics && sx_metrics_http_start(metrics, cfg.metrics_listen, cfg.metrics_port_file, &http,
+                                         &err) != SX_OK)
         goto fail;
     SX_LOG(SX_LOG_INFO, "coordinator", "serving port=%d", sx_rpc_server_port(srv));
     /* The one coordinator leads from its start: ready once it listens. */
@@ -176,10 +188,12 @@ fail:
     SX_LOG(SX_LOG_ERROR, "coordinator", "%s", err.msg);
     fprintf(stderr, "shardex-coordinator: %s\n", err.msg);
 done:
+    sx_metrics_http_stop(http); /* first: its collector reads c */
     sx_rpc_server_destroy(srv);
     sx_health_service_destroy(health);
     sx_coord_close(c);
     sx_rpc_wait_shutdown(2000);
+    sx_metrics_destroy(metrics); /* last: the server counted into it */
     sx_flags_file_free(file);
     return rc;
 }

@@ -8,11 +8,15 @@
 # systemd's systemd-analyze checks the units in deploy/systemd. dpkg-dev
 # (dpkg-shlibdeps) and file give `make package` the packages' Depends;
 # mmdebstrap makes the fresh Debian root the package test installs them in.
+# libmicrohttpd-dev serves the daemons' /metrics, and prometheus gives the
+# tests promtool to check what it serves (apt-install.sh forbids service
+# starts, so its package does not start a Prometheus server).
 set -eu
 
 PKGS="build-essential gcc make cmake pkg-config git clang libclang-rt-14-dev
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 libleveldb-dev libcmocka-dev libxxhash-dev libjansson-dev libsystemd-dev
+libmicrohttpd-dev prometheus
 python3 python3-grpcio python3-protobuf
 iproute2 procps nftables systemd
 dpkg-dev file mmdebstrap"

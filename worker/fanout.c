@@ -16,11 +16,17 @@
  * RPC's, so that a client cannot tell where the leader was. */
 #define HERE_DEADLINE_MSG "Deadline Exceeded"
 
+/* CANCELLED is retried like UNAVAILABLE: an attempt's only canceller is the
+ * peer, a node that stopped (gRPC cancels the calls a stopping server had
+ * not answered), and the next map names another. This process's own client
+ * is destroyed only after its server, so never under a fan-out. */
+
 const sx_fanout_policy sx_fanout_reads = {
     .retry_ms =
         {
             [SX_ABORTED] = SX_FANOUT_UNTIL_DEADLINE,
             [SX_UNAVAILABLE] = SX_FANOUT_UNTIL_DEADLINE,
+            [SX_CANCELLED] = SX_FANOUT_UNTIL_DEADLINE,
             [SX_DEADLINE_EXCEEDED] = SX_FANOUT_UNTIL_DEADLINE,
             [SX_FAILED_PRECONDITION] = SX_FANOUT_UNTIL_DEADLINE,
         },
@@ -35,6 +41,7 @@ const sx_fanout_policy sx_fanout_writes = {
         {
             [SX_ABORTED] = SX_FANOUT_UNTIL_DEADLINE,
             [SX_UNAVAILABLE] = SX_FANOUT_UNTIL_DEADLINE,
+            [SX_CANCELLED] = SX_FANOUT_UNTIL_DEADLINE,
             [SX_UNIMPLEMENTED] = SX_FANOUT_UNTIL_DEADLINE,
             [SX_DEADLINE_EXCEEDED] = SX_FANOUT_UNTIL_DEADLINE,
             [SX_FAILED_PRECONDITION] = SX_FANOUT_ISR_RETRY_MS,
@@ -242,7 +249,8 @@ static bool settle_round(const sx_fanout_policy *p, sx_fanout_call *calls, size_
 static bool map_stale(const sx_fanout_call *calls, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (!calls[i].done && (calls[i].st == SX_ABORTED || calls[i].st == SX_UNAVAILABLE))
+        if (!calls[i].done && (calls[i].st == SX_ABORTED || calls[i].st == SX_UNAVAILABLE ||
+                               calls[i].st == SX_CANCELLED))
             return true;
     return false;
 }

@@ -13,7 +13,10 @@
  *     --Index.Ship--> term partitions on their owners (tstore)
  *   maps: membership --on_map--> replicas (roles) and term partitions (owners)
  *
- * Threads and pools: see docs/architecture.md. */
+ * Threads and pools: see docs/architecture.md. Metrics (--metrics-listen):
+ * one registry, given to the modules that count (rpc server, replicas,
+ * handlers) where they are created, a collector for what the replicas and
+ * stores hold (wmetrics.h), and the HTTP endpoint; docs/operations.md. */
 #include "clock.h"
 #include "crashpoint.h"
 #include "daemon.h"
@@ -23,9 +26,11 @@
 #include "ixlead.h"
 #include "log.h"
 #include "membership.h"
+#include "metrics_http.h"
 #include "rpc.h"
 #include "service.h"
 #include "tstore.h"
+#include "wmetrics.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -46,6 +51,8 @@ typedef struct config {
     uint64_t stop_timeout_ms;
     const char *log_level;
     const char *log_format;
+    const char *metrics_listen;
+    const char *metrics_port_file;
 } config;
 
 static const char *const fsync_modes[] = {"batch", "always", "never", NULL};
@@ -103,6 +110,7 @@ static const sx_flag flags[] = {
              "the coordinator) before it stops; what is not handed over by then moves once its "
              "lease runs out, as after a crash"},
     SX_DAEMON_LOG_FLAGS(config),
+    SX_METRICS_HTTP_FLAGS(config),
 };
 
 static const sx_flags_spec spec = {
@@ -221,7 +229,9 @@ typedef struct worker {
     sx_rpc_server *srv;
     sx_health health; /* grpc.health.v1: SERVING while it holds a lease */
     sx_health_service *health_svc;
-    atomic_bool joined; /* ctx.member is set (health checks come before) */
+    atomic_bool joined;    /* ctx.member is set (health checks come before) */
+    sx_metrics *metrics;   /* with --metrics-listen, else NULL: every metric a no-op */
+    sx_metrics_http *http; /* serves it once the worker joined */
 } worker;
 
 /* The stores and the pipeline behind them: shipper, replicas (whose applies
@@ -241,6 +251,7 @@ static sx_status open_stores(const config *cfg, worker *w, sx_err *err)
                  : strcmp(cfg->fsync, "never") == 0 ? SX_FSYNC_NEVER
                                                     : SX_FSYNC_BATCH,
         .write_buffer_bytes = cfg->write_buffer,
+        .metrics = w->metrics,
     };
     char terms_dir[4200];
     snprintf(terms_dir, sizeof(terms_dir), "%s/terms", cfg->data_dir);
@@ -284,7 +295,8 @@ static sx_status serve(const config *cfg, worker *w, sx_err *err)
                              .wait_threads = 64,
                              .routing_threads = 64,
                              /* Room for a whole Put (16 MiB) and its envelope. */
-                             .max_message_bytes = 20u << 20};
+                             .max_message_bytes = 20u << 20,
+                             .metrics = w->metrics};
     sx_status st = sx_rpc_server_create(&so, &w->srv, err);
     w->ctx.srv = w->srv;
     if (st == SX_OK)
@@ -333,13 +345,24 @@ static sx_status start(const config *cfg, worker *w, sx_err *err)
         st = load_worker_id(cfg->data_dir, w->id, sizeof(w->id), err);
     if (st == SX_OK)
         st = sx_rpc_client_create(NULL, &w->rpc, err);
-    w->ctx = (sx_worker_ctx){.worker_id = w->id, .coordinator = cfg->coordinator, .rpc = w->rpc};
+    if (cfg->metrics_listen)
+        w->metrics = sx_metrics_create();
+    w->ctx = (sx_worker_ctx){
+        .worker_id = w->id, .coordinator = cfg->coordinator, .rpc = w->rpc, .metrics = w->metrics};
     if (st == SX_OK)
         st = open_stores(cfg, w, err);
     if (st == SX_OK)
         st = serve(cfg, w, err);
+    /* Before joining, so that a metrics address that cannot be bound stops the
+     * worker before the coordinator counts it in; the collector of what
+     * joining sets up comes after. */
+    if (st == SX_OK && w->metrics)
+        st = sx_metrics_http_start(w->metrics, cfg->metrics_listen, cfg->metrics_port_file,
+                                   &w->http, err);
     if (st == SX_OK)
         st = join(cfg, w, err);
+    if (st == SX_OK)
+        sx_wmetrics_add(w->metrics, &w->ctx, cfg->data_dir);
     if (st == SX_OK && cfg->port_file)
         st = sx_daemon_write_port_file(cfg->port_file, w->port, err);
     return st;
@@ -397,6 +420,7 @@ static void hand_over(worker *w, uint64_t timeout_ms)
  * shipper, until the end). Accepts a partly started worker. */
 static void stop(worker *w)
 {
+    sx_metrics_http_stop(w->http); /* first: its collector reads everything below */
     sx_rpc_server_destroy(w->srv);
     sx_health_service_destroy(w->health_svc);
     sx_ixlead_stop(w->ixlead);
@@ -407,6 +431,7 @@ static void stop(worker *w)
     sx_tstore_close(w->ctx.terms);
     sx_rpc_client_destroy(w->rpc);
     sx_rpc_wait_shutdown(2000);
+    sx_metrics_destroy(w->metrics); /* last: the modules above counted into it */
 }
 
 int main(int argc, char **argv)

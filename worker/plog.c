@@ -19,6 +19,7 @@
 #include "hash.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 
 #include "shardex/internal/v1/replication.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
@@ -60,11 +61,12 @@ struct sx_plog {
     uint64_t last_epoch;    /* epoch of the entry at leo */
     sx_epoch_start *epochs; /* ascending epoch, non-decreasing start_offset */
     size_t nepochs, cap_epochs;
-    uint64_t applied;     /* <= leo */
-    uint64_t commit;      /* highest commit offset recorded; may exceed leo */
-    uint64_t appends;     /* batches appended since open (one fsync each when synced) */
-    uint64_t appended;    /* entries appended since open */
-    sx_plog_observer obs; /* what applies feed; zero when nothing */
+    uint64_t applied;         /* <= leo */
+    uint64_t commit;          /* highest commit offset recorded; may exceed leo */
+    uint64_t appends;         /* batches appended since open (one fsync each when synced) */
+    uint64_t appended;        /* entries appended since open */
+    sx_plog_observer obs;     /* what applies feed; zero when nothing */
+    sx_counter *docs_applied; /* opts->docs_applied */
 };
 
 /* protobuf-c allocates through this so that NULL from an unpack means "does
@@ -328,6 +330,7 @@ sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *
     p->dir = sx_strdup(dir);
     if (opts->observer)
         p->obs = *opts->observer;
+    p->docs_applied = opts->docs_applied;
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->pub_mu, NULL);
     /* Sync per write: the policy is off so that apply batches skip fsync. */
@@ -873,6 +876,7 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit, b
         sx_store_iter_range(p->store, NULL, c->key.data, c->key.len, c->val.data, c->val.len);
     uint64_t next = from;
     size_t bytes = 0;
+    uint64_t docs = 0; /* puts and deletes in the batch */
     bool bad = false;
     for (; bytes < APPLY_MAX_BYTES && sx_iter_valid(it); sx_iter_next(it)) {
         size_t klen, vlen, rest;
@@ -892,6 +896,7 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit, b
             break;
         bytes += vlen;
         next++;
+        docs += what == ENTRY_APPLIED;
         if (what == ENTRY_MARKER_DONE)
             break;
     }
@@ -923,6 +928,7 @@ static sx_status apply_batch_locked(sx_plog *p, apply_ctx *c, uint64_t commit, b
             p->obs.end(p->obs.arg, wst == SX_OK);
         if (wst != SX_OK)
             return wst;
+        sx_counter_add(p->docs_applied, docs);
         pthread_mutex_lock(&p->pub_mu);
         p->applied = next - 1;
         p->commit = new_commit;

@@ -73,6 +73,9 @@ typedef struct sx_plog_opts {
     /* What every apply feeds (see sx_plog_observer below); borrowed for the
      * plog's life; NULL: nothing but the documents. */
     const struct sx_plog_observer *observer;
+    /* Puts and deletes applied to the documents are added here once their
+     * batch is written (metrics.h; borrowed; NULL: not counted). */
+    struct sx_counter *docs_applied;
 } sx_plog_opts;
 
 /* Opens (creating if missing) the replica of `partition` in directory dir

@@ -19,6 +19,7 @@
  */
 #include "query.h"
 
+#include "clock.h"
 #include "fanout.h"
 #include "hash.h"
 #include "log.h"
@@ -238,6 +239,7 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
 {
     const Shardex__V1__QueryRequest *req = (const void *)reqm;
     (void)respm; /* the answer is its wire twin */
+    uint64_t start_ns = sx_clock_now_ns();
     sx_arena *arena = sx_rpc_call_arena(call);
     answer *resp = sx_arena_alloc(arena, sizeof(*resp));
     shardex__internal__v1__wire_query_response__init(resp);
@@ -262,7 +264,10 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
     }
     if (st == SX_OK && pl.global && pl.include_docs)
         st = fetch_docs(&q, resp, err);
-    if (st == SX_OK)
+    if (st == SX_OK) {
         sx_rpc_call_reply_with(call, &resp->base);
+        sx_histogram_observe(pl.global ? q.w->m.query_global : q.w->m.query_local,
+                             (double)(sx_clock_now_ns() - start_ns) / 1e9);
+    }
     return st;
 }

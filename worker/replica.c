@@ -115,6 +115,7 @@ struct sx_replica_set {
     bool manager_started;
     void (*on_applied)(void *arg); /* the next stage: see sx_replica_opts */
     void *on_applied_arg;
+    sx_counter *docs_applied; /* every partition's plog adds to it; NULL: metrics off */
 
     /* The stores found at start (creation, then the manager thread only). */
     sx_pstores *stores;  /* which stores were ever created: see pstores.h */
@@ -718,7 +719,8 @@ static sx_status open_partition(sx_replica_set *rs, const char *dir, uint32_t p,
     *ix = sx_pindex_create();
     sx_plog_opts po = {.cache = rs->cache,
                        .observer = sx_pindex_observer(*ix),
-                       .write_buffer_bytes = rs->write_buffer_bytes};
+                       .write_buffer_bytes = rs->write_buffer_bytes,
+                       .docs_applied = rs->docs_applied};
     sx_status st = sx_mkdirs(dir, err);
     if (st == SX_OK)
         st = sx_plog_open(dir, p, &po, log, err);
@@ -1488,6 +1490,10 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     rs->lag_timeout_ms = opts->lag_timeout_ms ? opts->lag_timeout_ms : 2000;
     rs->on_applied = opts->on_applied;
     rs->on_applied_arg = opts->on_applied_arg;
+    rs->docs_applied = sx_metrics_counter(
+        opts->metrics, "shardex_documents_applied_total",
+        "Documents (puts and deletes) applied to this worker's replicas, leaders and followers "
+        "alike: with R replicas a write is applied R times across the cluster");
     rs->cache = sx_store_cache_create(32u << 20); /* shared by every partition's store */
     pthread_mutex_init(&rs->mu, NULL);
     pthread_cond_init(&rs->cv, NULL);

@@ -67,6 +67,7 @@
 #define SX_REPLICA_H
 
 #include "membership.h"
+#include "metrics.h"
 #include "plog.h"
 #include "repcore.h"
 #include "rpc.h"
@@ -100,6 +101,9 @@ typedef struct sx_replica_opts {
      * sx_replica_destroy returns. NULL: nothing. */
     void (*on_applied)(void *arg);
     void *on_applied_arg;
+    /* Counts the documents (puts and deletes) every hosted replica applies
+     * (shardex_documents_applied_total). Borrowed; NULL: not counted. */
+    sx_metrics *metrics;
 } sx_replica_opts;
 
 /* Opens the stores found under data_dir (see "Stores at start" above) and

@@ -18,6 +18,7 @@
  */
 #include "router.h"
 
+#include "clock.h"
 #include "fanout.h"
 #include "hash.h"
 #include "log.h"
@@ -28,6 +29,12 @@
 #include <string.h>
 
 #define REPL_SVC (&shardex__internal__v1__replication__descriptor)
+
+/* A write acknowledged: its latency, in seconds (service.h). */
+static void observe_since(sx_histogram *h, uint64_t start_ns)
+{
+    sx_histogram_observe(h, (double)(sx_clock_now_ns() - start_ns) / 1e9);
+}
 
 /* ------------------------------------------------- writes led here -- */
 
@@ -236,6 +243,7 @@ sx_status sx_router_put(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
 {
     const Shardex__V1__PutRequest *req = (const void *)reqm;
     Shardex__V1__PutResponse *resp = (void *)respm;
+    uint64_t start_ns = sx_clock_now_ns();
     sx_status st = sx_validate_put(req, err);
     if (st != SX_OK)
         return st;
@@ -250,8 +258,10 @@ sx_status sx_router_put(sx_rpc_call *call, const ProtobufCMessage *reqm, Protobu
         ops[i] = pack_op(a, &op);
     }
     st = route_ops(arg, call, ids, ops, req->n_docs, &resp->tokens, err);
-    if (st == SX_OK)
+    if (st == SX_OK) {
         resp->n_tokens = req->n_docs;
+        observe_since(((sx_worker_ctx *)arg)->m.put_ack, start_ns);
+    }
     return st;
 }
 
@@ -260,6 +270,7 @@ sx_status sx_router_delete(sx_rpc_call *call, const ProtobufCMessage *reqm, Prot
 {
     const Shardex__V1__DeleteRequest *req = (const void *)reqm;
     Shardex__V1__DeleteResponse *resp = (void *)respm;
+    uint64_t start_ns = sx_clock_now_ns();
     sx_status st = sx_validate_delete(req, err);
     if (st != SX_OK)
         return st;
@@ -272,8 +283,10 @@ sx_status sx_router_delete(sx_rpc_call *call, const ProtobufCMessage *reqm, Prot
         ops[i] = pack_op(a, &op);
     }
     st = route_ops(arg, call, (const char *const *)req->ids, ops, req->n_ids, &resp->tokens, err);
-    if (st == SX_OK)
+    if (st == SX_OK) {
         resp->n_tokens = req->n_ids;
+        observe_since(((sx_worker_ctx *)arg)->m.delete_ack, start_ns);
+    }
     return st;
 }
 

@@ -60,8 +60,31 @@ static const row worker_methods[] = {
     {ADMIN, {"SetFaults", sx_adminservice_set_faults, SX_RPC_INLINE}},
 };
 
+/* The handlers' histograms (service.h), next to the table of handlers. */
+static void add_metrics(sx_worker_ctx *w)
+{
+    static const char *const method[] = {"method"}, *const mode[] = {"mode"};
+    sx_metric_family *ack = sx_metrics_family(
+        w->metrics, SX_METRIC_HISTOGRAM, "shardex_write_ack_seconds",
+        "Time from the start of a Put or Delete on this worker to its acknowledgement "
+        "(every document committed on min-isr replicas and applied by its leader), successful "
+        "requests only, by method",
+        method, 1, sx_metrics_latency_buckets, sx_metrics_latency_nbuckets);
+    sx_metric_family *query = sx_metrics_family(
+        w->metrics, SX_METRIC_HISTOGRAM, "shardex_query_seconds",
+        "Time this worker's Query handler took (plan, scans, merge, documents), successful "
+        "queries only, by the mode served (local: every log partition's leader; global: the "
+        "term partitions' owners)",
+        mode, 1, sx_metrics_latency_buckets, sx_metrics_latency_nbuckets);
+    w->m.put_ack = sx_metric_histogram(ack, (const char *[]){"put"});
+    w->m.delete_ack = sx_metric_histogram(ack, (const char *[]){"delete"});
+    w->m.query_local = sx_metric_histogram(query, (const char *[]){"local"});
+    w->m.query_global = sx_metric_histogram(query, (const char *[]){"global"});
+}
+
 sx_status sx_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)
 {
+    add_metrics(w);
     sx_status st = SX_OK;
     for (size_t i = 0; st == SX_OK && i < sizeof(worker_methods) / sizeof(worker_methods[0]); i++)
         st = sx_rpc_server_add_service(srv, worker_methods[i].svc, &worker_methods[i].m, 1, w, err);

@@ -4,8 +4,17 @@
 #define SX_WORKER_SERVICE_H
 
 #include "membership.h"
+#include "metrics.h"
 #include "replica.h"
 #include "rpc.h"
+
+/* The latencies the client contract's handlers observe (metrics.h), in
+ * seconds, of answers that succeeded (failures are counted by status in
+ * shardex_rpc_server_requests_total); NULL when metrics are off. */
+typedef struct sx_worker_metrics {
+    sx_histogram *put_ack, *delete_ack;       /* shardex_write_ack_seconds{method}: Put, Delete */
+    sx_histogram *query_local, *query_global; /* shardex_query_seconds{mode}: the mode served */
+} sx_worker_metrics;
 
 typedef struct sx_worker_ctx {
     const char *worker_id;
@@ -15,10 +24,12 @@ typedef struct sx_worker_ctx {
     sx_replica_set *replicas;
     struct sx_tstore *terms; /* term partitions this worker owns */
     sx_rpc_server *srv;      /* this worker's server: calls to itself run through it */
+    sx_metrics *metrics;     /* borrowed; NULL: metrics off */
+    sx_worker_metrics m;     /* filled by sx_service_add from metrics */
 } sx_worker_ctx;
 
 /* Registers every method of the worker on srv (before it starts), each
- * handler taking w as its arg. */
+ * handler taking w as its arg, and the handlers' metrics in w->metrics. */
 sx_status sx_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err);
 
 #endif

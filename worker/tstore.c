@@ -1119,11 +1119,15 @@ size_t sx_tstore_reports(sx_tstore *ts, sx_arena *arena, Shardex__Internal__V1__
         x->n_watermarks = e->P;
         x->watermarks = sx_arena_alloc(arena, (e->P ? e->P : 1) * sizeof(uint64_t));
         bool ready = e->serving;
+        uint64_t oldest = UINT64_MAX;
         for (uint32_t p = 0; p < e->P; p++) {
             x->watermarks[p] = e->serving ? e->wm[p] : 0;
             ready = ready && x->watermarks[p] > 0;
+            if (e->as_of[p] < oldest)
+                oldest = e->as_of[p];
         }
         x->ready = ready;
+        x->oldest_as_of_ms = ready && e->P ? oldest : 0;
         r[j++] = x;
     }
     pthread_mutex_unlock(&ts->mu);

@@ -21,9 +21,25 @@ const char *sx_cluster_bin(const char *rel, char *buf, size_t cap)
     return buf;
 }
 
+/* With opts.metrics, adds the metrics flags to argv at *n, with the port file
+ * path (cap bytes) in mportf. */
+static void metrics_args(const sx_cluster *c, const char *name, char **argv, int *n, char *mportf,
+                         size_t cap)
+{
+    snprintf(mportf, cap, "%s/%s.metrics-port", c->dir, name);
+    unlink(mportf);
+    if (!c->opts.metrics)
+        return;
+    argv[(*n)++] = "--metrics-listen";
+    argv[(*n)++] = "127.0.0.1:0";
+    argv[(*n)++] = "--metrics-port-file";
+    argv[(*n)++] = mportf;
+}
+
 static bool start_coordinator(sx_cluster *c, const char *listen, const char *const *extra)
 {
     char bin[512], data[512], portf[512], logf[512], parts[16], repl[16], isr[16], lease[32];
+    char mportf[512];
     sx_cluster_bin("coordinator/shardex-coordinator", bin, sizeof(bin));
     snprintf(data, sizeof(data), "%s/coord", c->dir);
     snprintf(portf, sizeof(portf), "%s/coord.port", c->dir);
@@ -44,12 +60,15 @@ static bool start_coordinator(sx_cluster *c, const char *listen, const char *con
         argv[n++] = "--min-isr";
         argv[n++] = isr;
     }
+    metrics_args(c, "coord", argv, &n, mportf, sizeof(mportf));
     for (int i = 0; extra && extra[i] && n < 30; i++)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
     c->coord_pid = sx_h_spawn(argv, logf);
     c->coord_port = sx_h_wait_port_file(portf, c->coord_pid, 20000);
-    if (c->coord_port <= 0) {
+    if (c->coord_port > 0 && c->opts.metrics)
+        c->coord_metrics_port = sx_h_wait_port_file(mportf, c->coord_pid, 20000);
+    if (c->coord_port <= 0 || (c->opts.metrics && c->coord_metrics_port <= 0)) {
         sx_h_dump_log(logf, 30);
         return false;
     }
@@ -64,17 +83,25 @@ bool sx_cluster_start_worker(sx_cluster *c, uint32_t i)
 
 bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *env)
 {
-    char bin[512], data[512], portf[512], logf[512], idf[512];
+    char bin[512], data[512], portf[512], logf[512], idf[512], mportf[512], name[16];
     sx_cluster_bin("worker/shardex-worker", bin, sizeof(bin));
     snprintf(data, sizeof(data), "%s/w%u", c->dir, i);
     snprintf(portf, sizeof(portf), "%s/w%u.port", c->dir, i);
     snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);
     unlink(portf);
-    char *argv[] = {bin,  "--coordinator", c->coord_addr, "--listen", "127.0.0.1:0", "--data-dir",
-                    data, "--port-file",   portf,         NULL};
+    char *argv[16] = {bin,  "--coordinator", c->coord_addr, "--listen", "127.0.0.1:0", "--data-dir",
+                      data, "--port-file",   portf};
+    int n = 9;
+    snprintf(name, sizeof(name), "w%u", i);
+    metrics_args(c, name, argv, &n, mportf, sizeof(mportf));
+    argv[n] = NULL;
     c->worker_pid[i] = sx_h_spawn_env(argv, logf, env);
     c->worker_port[i] = sx_h_wait_port_file(portf, c->worker_pid[i], 20000);
-    if (c->worker_port[i] <= 0) {
+    /* Its port file is written before the worker's: waiting for this one
+     * first would not wait for the worker to have joined. */
+    if (c->worker_port[i] > 0 && c->opts.metrics)
+        c->worker_metrics_port[i] = sx_h_wait_port_file(mportf, c->worker_pid[i], 20000);
+    if (c->worker_port[i] <= 0 || (c->opts.metrics && c->worker_metrics_port[i] <= 0)) {
         sx_h_dump_log(logf, 30);
         return false;
     }
@@ -83,13 +110,13 @@ bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *e
     sx_buf b = {0};
     bool found = false;
     sx_file_read(idf, 100, &b, &found, NULL);
-    size_t n = found ? b.len : 0;
-    while (n > 0 && b.data[n - 1] == '\n')
-        n--;
-    memcpy(c->worker_id[i], b.data, n);
-    c->worker_id[i][n] = '\0';
+    size_t len = found ? b.len : 0;
+    while (len > 0 && b.data[len - 1] == '\n')
+        len--;
+    memcpy(c->worker_id[i], b.data, len);
+    c->worker_id[i][len] = '\0';
     sx_buf_free(&b);
-    return n > 0;
+    return len > 0;
 }
 
 typedef struct reg_wait {

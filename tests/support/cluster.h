@@ -21,6 +21,10 @@ typedef struct sx_cluster_opts {
     uint32_t replication; /* 0: 3 */
     uint32_t min_isr;     /* 0: 2 */
     uint32_t lease_ms;    /* 0: 1000 */
+    /* Every process serves /metrics on a port of its choice
+     * (--metrics-listen 127.0.0.1:0 --metrics-port-file): see coord_metrics_port
+     * and worker_metrics_port. */
+    bool metrics;
 } sx_cluster_opts;
 
 typedef struct sx_cluster {
@@ -35,6 +39,8 @@ typedef struct sx_cluster {
     int worker_port[SX_TEST_MAX_WORKERS];
     char worker_addr[SX_TEST_MAX_WORKERS][64];
     char worker_id[SX_TEST_MAX_WORKERS][64];
+    int coord_metrics_port; /* with opts.metrics, else 0 */
+    int worker_metrics_port[SX_TEST_MAX_WORKERS];
 } sx_cluster;
 
 /* Starts the coordinator and opts.workers workers and waits until each worker

@@ -1,0 +1,215 @@
+/* coord_metrics.c: the coordinator's collector (coord_metrics.h). The flags
+ * follow `shardex status --check` (client/alarms.c): leaderless = no leader;
+ * under-replicated = fewer in sync than the replication factor R;
+ * unavailable = no leader or fewer in sync than min_isr; unowned = a term
+ * partition without an owner. */
+#include "coord_metrics.h"
+
+#include "clock.h"
+#include "fsutil.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cmetrics {
+    sx_coord *c;
+    char *meta_dir;
+    sx_metric_family *version, *workers, *live, *leaderless_n, *under_n, *unavailable_n, *unowned_n;
+    sx_metric_family *epoch, *isr, *replicas, *leaderless, *under, *available, *commit;
+    sx_metric_family *t_lag, *t_lag_s, *t_ready, *t_owned;
+    sx_metric_family *ix_backfilled, *ix_partitions, *ix_ready, *ix_mistyped;
+    sx_metric_family *disk;
+} cmetrics;
+
+/* Per log partition, and the totals of its flags. */
+static void collect_partitions(cmetrics *cm, sx_metrics_scrape *s,
+                               const Shardex__V1__ClusterStatusResponse *st)
+{
+    unsigned leaderless = 0, under = 0, unavailable = 0;
+    for (size_t i = 0; i < st->n_log_partitions; i++) {
+        const Shardex__V1__LogPartitionStatus *p = st->log_partitions[i];
+        size_t in_sync = 0;
+        for (size_t k = 0; k < p->n_replicas; k++)
+            in_sync += p->replicas[k]->in_sync;
+        bool has_leader = p->leader && p->leader[0];
+        char ps[16];
+        snprintf(ps, sizeof(ps), "%" PRIu32, p->partition);
+        const char *v[] = {ps};
+        sx_metrics_sample(s, cm->epoch, v, (double)p->epoch);
+        sx_metrics_sample(s, cm->isr, v, (double)in_sync);
+        sx_metrics_sample(s, cm->replicas, v, (double)p->n_replicas);
+        sx_metrics_sample(s, cm->leaderless, v, !has_leader);
+        sx_metrics_sample(s, cm->under, v, in_sync < st->replication);
+        sx_metrics_sample(s, cm->available, v, p->available);
+        if (has_leader)
+            sx_metrics_sample(s, cm->commit, v, (double)p->commit_offset);
+        leaderless += !has_leader;
+        under += in_sync < st->replication;
+        unavailable += !p->available;
+    }
+    sx_metrics_sample(s, cm->leaderless_n, NULL, leaderless);
+    sx_metrics_sample(s, cm->under_n, NULL, under);
+    sx_metrics_sample(s, cm->unavailable_n, NULL, unavailable);
+}
+
+static void collect_terms(cmetrics *cm, sx_metrics_scrape *s,
+                          const Shardex__V1__ClusterStatusResponse *st)
+{
+    unsigned unowned = 0;
+    for (size_t i = 0; i < st->n_term_partitions; i++) {
+        const Shardex__V1__TermPartitionStatus *t = st->term_partitions[i];
+        bool owned = t->owner && t->owner[0];
+        char ts[16];
+        snprintf(ts, sizeof(ts), "%" PRIu32, t->term_partition);
+        const char *v[] = {t->index, ts};
+        sx_metrics_sample(s, cm->t_owned, v, owned);
+        sx_metrics_sample(s, cm->t_ready, v, t->ready);
+        if (t->ready) { /* lags of a partition being rebuilt mean nothing yet */
+            sx_metrics_sample(s, cm->t_lag, v, (double)t->lag_offsets);
+            sx_metrics_sample(s, cm->t_lag_s, v, (double)t->lag_ms / 1000);
+        }
+        unowned += !owned;
+    }
+    sx_metrics_sample(s, cm->unowned_n, NULL, unowned);
+}
+
+/* Backfill progress from the durable map: the log partitions that reported
+ * their backfill of each index done. */
+static void collect_indexes(cmetrics *cm, sx_metrics_scrape *s,
+                            const Shardex__V1__ClusterStatusResponse *st)
+{
+    sx_coord_map *map = sx_coord_map_acquire(cm->c);
+    const Shardex__Internal__V1__ClusterMap *m = map->msg;
+    for (size_t i = 0; i < m->n_indexes; i++) {
+        const Shardex__Internal__V1__IndexEntry *e = m->indexes[i];
+        if (!e->spec)
+            continue;
+        const char *v[] = {e->spec->name};
+        sx_metrics_sample(s, cm->ix_backfilled, v, (double)e->n_backfilled);
+        sx_metrics_sample(s, cm->ix_partitions, v, (double)st->partitions);
+        sx_metrics_sample(s, cm->ix_ready, v,
+                          e->state == SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY);
+    }
+    sx_coord_map_release(map);
+    for (size_t i = 0; i < st->n_indexes; i++) {
+        const Shardex__V1__IndexInfo *ix = st->indexes[i];
+        if (ix->spec)
+            sx_metrics_sample(s, cm->ix_mistyped, (const char *[]){ix->spec->name},
+                              (double)ix->mistyped_docs);
+    }
+}
+
+static void collect_cb(void *arg, sx_metrics_scrape *s)
+{
+    cmetrics *cm = arg;
+    sx_arena a = {0};
+    Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
+    sx_coord_status(cm->c, sx_clock_now_ms(), &a, &st);
+    unsigned live = 0;
+    for (size_t i = 0; i < st.n_workers; i++)
+        live += st.workers[i]->alive;
+    sx_metrics_sample(s, cm->version, NULL, (double)st.map_version);
+    sx_metrics_sample(s, cm->workers, NULL, (double)st.n_workers);
+    sx_metrics_sample(s, cm->live, NULL, live);
+    collect_partitions(cm, s, &st);
+    collect_terms(cm, s, &st);
+    collect_indexes(cm, s, &st);
+    sx_metrics_sample(s, cm->disk, (const char *[]){"meta"}, (double)sx_dir_bytes(cm->meta_dir));
+    sx_arena_free(&a);
+}
+
+static void cmetrics_free(void *arg)
+{
+    cmetrics *cm = arg;
+    free(cm->meta_dir);
+    free(cm);
+}
+
+static sx_metric_family *gauge(sx_metrics *m, const char *name, const char *help,
+                               const char *const *labels, size_t n)
+{
+    return sx_metrics_collected(m, SX_METRIC_GAUGE, name, help, labels, n);
+}
+
+void sx_coord_metrics_add(sx_metrics *m, sx_coord *c, const char *data_dir)
+{
+    if (!m)
+        return;
+    static const char *const part[] = {"partition"}, *const term[] = {"index", "term_partition"},
+                             *const index[] = {"index"}, *const store[] = {"store"};
+    cmetrics *cm = sx_calloc(1, sizeof(*cm));
+    cm->c = c;
+    size_t len = strlen(data_dir) + sizeof("/meta");
+    cm->meta_dir = sx_malloc(len);
+    snprintf(cm->meta_dir, len, "%s/meta", data_dir);
+    cm->version = gauge(m, "shardex_coordinator_map_version",
+                        "Version of the cluster map (raised by every durable change)", NULL, 0);
+    cm->workers = gauge(m, "shardex_coordinator_workers", "Workers ever registered", NULL, 0);
+    cm->live = gauge(m, "shardex_coordinator_live_workers", "Workers whose lease has not expired",
+                     NULL, 0);
+    cm->leaderless_n = gauge(m, "shardex_coordinator_leaderless_partitions",
+                             "Log partitions without a leader", NULL, 0);
+    cm->under_n =
+        gauge(m, "shardex_coordinator_under_replicated_partitions",
+              "Log partitions with fewer replicas in sync than the replication factor", NULL, 0);
+    cm->unavailable_n =
+        gauge(m, "shardex_coordinator_unavailable_partitions",
+              "Log partitions that cannot take writes (no leader, or fewer in sync than min-isr)",
+              NULL, 0);
+    cm->unowned_n = gauge(m, "shardex_coordinator_unowned_term_partitions",
+                          "Term partitions of global indexes without an owner", NULL, 0);
+    cm->epoch =
+        gauge(m, "shardex_log_partition_epoch", "The log partition's leader epoch", part, 1);
+    cm->isr = gauge(m, "shardex_log_partition_isr_size",
+                    "Replicas of the log partition in its in-sync replica set", part, 1);
+    cm->replicas = gauge(m, "shardex_log_partition_replicas",
+                         "Replicas the log partition is assigned", part, 1);
+    cm->leaderless = gauge(m, "shardex_log_partition_leaderless",
+                           "1 when the log partition has no leader", part, 1);
+    cm->under = gauge(m, "shardex_log_partition_under_replicated",
+                      "1 when fewer replicas are in sync than the replication factor", part, 1);
+    cm->available = gauge(
+        m, "shardex_log_partition_available",
+        "1 when the log partition takes writes (a leader and at least min-isr in sync)", part, 1);
+    cm->commit = gauge(m, "shardex_log_partition_commit_offset",
+                       "The log partition's commit offset as its leader last reported it "
+                       "(absent without a leader)",
+                       part, 1);
+    cm->t_owned =
+        gauge(m, "shardex_term_partition_owned", "1 when the term partition has an owner", term, 2);
+    cm->t_ready = gauge(m, "shardex_term_partition_ready",
+                        "1 when the term partition's owner has received every log partition's "
+                        "entries at least once and serves scans",
+                        term, 2);
+    cm->t_lag = gauge(m, "shardex_term_partition_lag_offsets",
+                      "Sum over log partitions of the leader's commit offset minus the term "
+                      "partition's watermark, as last reported (ready term partitions only)",
+                      term, 2);
+    cm->t_lag_s = gauge(m, "shardex_term_partition_lag_seconds",
+                        "Now minus the as-of time of the oldest shipment the term partition "
+                        "applied, over its log partitions, by the wall clock (ready term "
+                        "partitions only)",
+                        term, 2);
+    cm->ix_backfilled =
+        gauge(m, "shardex_index_backfilled_partitions",
+              "Log partitions that reported their backfill of the index done", index, 1);
+    cm->ix_partitions = gauge(m, "shardex_index_partitions",
+                              "Log partitions that must backfill the index (P): progress is "
+                              "backfilled / partitions",
+                              index, 1);
+    cm->ix_ready = gauge(m, "shardex_index_ready",
+                         "1 when the index is READY (every log partition backfilled it)", index, 1);
+    cm->ix_mistyped = gauge(m, "shardex_index_mistyped_documents",
+                            "Documents whose indexed field has a value of the wrong type (not "
+                            "indexed), as the log partitions' leaders last reported",
+                            index, 1);
+    cm->disk = gauge(
+        m, "shardex_store_disk_bytes",
+        "Bytes of the files in a LevelDB store's directory (tables, write-ahead log, manifest) "
+        "as stat(2) gives them, by store: partitions/pNNNN (a worker's replica of a log "
+        "partition), terms (a worker's term partitions), meta (the coordinator's map)",
+        store, 1);
+    sx_metrics_add_collector(m, collect_cb, cm, cmetrics_free);
+}
