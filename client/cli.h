@@ -40,6 +40,9 @@ typedef struct sx_cli {
                                 one or several HOST:PORT separated by commas (checked) */
     uint64_t timeout_ms;     /* deadline of each call */
     bool json;               /* global --json: print one JSON object for scripts */
+    /* TLS and authentication (docs/security.md), NULL when not given: the
+     * workers' CA, this client's certificate and key, a bearer token. */
+    const char *tls_ca, *tls_cert, *tls_key, *token;
 } sx_cli;
 
 /* A subcommand: returns the process exit code. Called once, from main's

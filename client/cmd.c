@@ -21,6 +21,10 @@ sx_cmd_common sx_cmd_common_init(const sx_cli *cli)
         .server = cli->server_list ? cli->server_list : cli->server,
         .timeout_ms = cli->timeout_ms,
         .json = cli->json,
+        .tls_ca = cli->tls_ca,
+        .tls_cert = cli->tls_cert,
+        .tls_key = cli->tls_key,
+        .token = cli->token,
     };
 }
 
@@ -179,8 +183,13 @@ int sx_cmd_connect(const char *cmd, const sx_cmd_common *c, sx_client **out)
     sx_err err = {0};
     sx_status st = sx_cmd_servers(c->server, &servers, &n, &err);
     if (st == SX_OK) {
-        sx_client_opts o = {
-            .servers = (const char *const *)servers, .nservers = n, .timeout_ms = c->timeout_ms};
+        sx_client_opts o = {.servers = (const char *const *)servers,
+                            .nservers = n,
+                            .timeout_ms = c->timeout_ms,
+                            .tls_ca = c->tls_ca,
+                            .tls_cert = c->tls_cert,
+                            .tls_key = c->tls_key,
+                            .token = c->token};
         st = sx_client_open(&o, out, &err);
     }
     sx_cmd_servers_free(servers);

@@ -39,9 +39,10 @@ void sx_cmd_index_table(Shardex__V1__IndexInfo *const *ix, size_t n, int indent)
 /* The settings every command takes; the first member of each command's
  * config struct, pre-filled from the sx_cli by sx_cmd_common_init. */
 typedef struct sx_cmd_common {
-    const char *server;  /* one or several HOST:PORT, comma-separated */
-    uint64_t timeout_ms; /* deadline of each call */
-    bool json;           /* one JSON object on stdout */
+    const char *server;                              /* one or several HOST:PORT, comma-separated */
+    uint64_t timeout_ms;                             /* deadline of each call */
+    bool json;                                       /* one JSON object on stdout */
+    const char *tls_ca, *tls_cert, *tls_key, *token; /* as the sx_cli has them */
 } sx_cmd_common;
 
 sx_cmd_common sx_cmd_common_init(const sx_cli *cli);

@@ -18,6 +18,7 @@ typedef struct config {
     uint64_t timeout_ms;
     bool json;
     const char *log_level;
+    const char *tls_ca, *tls_cert, *tls_key, *token;
 } config;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", "off", NULL};
@@ -49,6 +50,31 @@ static const sx_flag flags[] = {
      .choices = log_levels,
      .help = "threshold of the log lines on stderr",
      .env = "SHARDEX_LOG_LEVEL"},
+    {.name = "tls-ca",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(tls_ca, const char *),
+     .metavar = "FILE",
+     .help = "the CA (PEM) that signed the workers' certificates: calls go over TLS",
+     .env = "SHARDEX_TLS_CA"},
+    {.name = "tls-cert",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(tls_cert, const char *),
+     .metavar = "FILE",
+     .help = "this client's certificate (PEM; deploy/certs.sh client ROLE NAME), with tls-key",
+     .env = "SHARDEX_TLS_CERT"},
+    {.name = "tls-key",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(tls_key, const char *),
+     .metavar = "FILE",
+     .help = "the private key of tls-cert (PEM)",
+     .env = "SHARDEX_TLS_KEY"},
+    {.name = "token",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(token, const char *),
+     .metavar = "TOKEN",
+     .help = "a bearer token the cluster knows (its auth-tokens file), sent with every call; "
+             "prefer the environment variable, which other users cannot see in ps",
+     .env = "SHARDEX_TOKEN"},
 };
 
 static const sx_flags_spec spec = {
@@ -151,7 +177,11 @@ static int run_command(const config *cfg, char **servers, int argc, char **argv,
                   .server = servers[0],
                   .server_list = cfg->server,
                   .timeout_ms = cfg->timeout_ms,
-                  .json = cfg->json};
+                  .json = cfg->json,
+                  .tls_ca = cfg->tls_ca,
+                  .tls_cert = cfg->tls_cert,
+                  .tls_key = cfg->tls_key,
+                  .token = cfg->token};
     int n = argc - first;
     char **v = sx_calloc((size_t)n + 2, sizeof(*v));
     memcpy(v, argv + first, (size_t)n * sizeof(*v));

@@ -1359,7 +1359,12 @@ int sx_cli_verify(const sx_cli *cli, int argc, char **argv)
         sx_flags_usage(&verify_spec, &defaults, stdout);
         return SX_EXIT_OK;
     }
-    sx_rpc_client_opts co = {.max_message_bytes = VFY_MAX_MESSAGE};
+    /* verify reads the replicas' logs through the internal services: with
+     * TLS it needs a node's certificate (docs/security.md). */
+    sx_rpc_tls tls = {cli->tls_cert, cli->tls_key, cli->tls_ca};
+    sx_rpc_client_opts co = {.max_message_bytes = VFY_MAX_MESSAGE,
+                             .tls = cli->tls_ca ? &tls : NULL,
+                             .token = cli->token};
     sx_rpc_client *client = NULL;
     if (sx_rpc_client_create(&co, &client, &err) != SX_OK) {
         fprintf(stderr, "%s verify: %s\n", cli->prog, err.msg);

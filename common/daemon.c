@@ -2,6 +2,8 @@
  * for daemons. */
 #include "daemon.h"
 
+#include "auth.h"
+
 #include "fsutil.h"
 #include "log.h"
 
@@ -31,6 +33,7 @@ static void stop_signals(sigset_t *set)
     sigemptyset(set);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
 }
 
 void sx_daemon_block_signals(void)
@@ -68,4 +71,41 @@ void sx_daemon_notify(const char *fmt, ...)
     int rc = sd_notify(0, state); /* 0: no NOTIFY_SOCKET, nobody asked */
     if (rc < 0)
         SX_LOG(SX_LOG_WARN, "daemon", "cannot notify the service manager: %s", strerror(-rc));
+}
+
+sx_status sx_daemon_security(const char *cert, const char *key, const char *ca, const char *tokens,
+                             struct sx_rpc_tls *tls, bool *on, struct sx_auth **auth, sx_err *err)
+{
+    *on = false;
+    *auth = NULL;
+    int given = (cert != NULL) + (key != NULL) + (ca != NULL);
+    if (given == 0 && !tokens)
+        return SX_OK;
+    if (given == 0)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "auth-tokens needs tls-cert, tls-key and tls-ca: tokens sent in "
+                          "plaintext can be read by anyone on the way");
+    if (given != 3)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "tls-cert, tls-key and tls-ca: all three or none (%s%s%s missing)",
+                          cert ? "" : "tls-cert ", key ? "" : "tls-key ", ca ? "" : "tls-ca");
+    *tls = (sx_rpc_tls){.cert_file = cert, .key_file = key, .ca_file = ca};
+    sx_status st = sx_auth_create(tokens, auth, err);
+    if (st != SX_OK)
+        return st;
+    *on = true;
+    SX_LOG(SX_LOG_INFO, "daemon", "tls on cert=%s ca=%s tokens=%zu tokens_file=%s", cert, ca,
+           sx_auth_tokens(*auth), tokens ? tokens : "(none)");
+    return SX_OK;
+}
+
+void sx_daemon_reload(struct sx_auth *auth)
+{
+    if (!auth)
+        return;
+    sx_err err = {0};
+    if (sx_auth_reload(auth, &err) == SX_OK)
+        SX_LOG(SX_LOG_INFO, "daemon", "tokens reloaded tokens=%zu", sx_auth_tokens(auth));
+    else
+        SX_LOG(SX_LOG_ERROR, "daemon", "tokens not reloaded, the old ones stay: %s", err.msg);
 }

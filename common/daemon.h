@@ -7,6 +7,7 @@
 #include "flags.h"
 #include "status.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* The logging flags of every daemon, rows of its flag table for a config
@@ -27,11 +28,48 @@ extern const char *const sx_daemon_log_formats[];
 /* clang-format on */
 void sx_daemon_set_logging(const char *level, const char *format);
 
-/* Blocks SIGTERM, SIGINT and SIGPIPE in the calling thread (and in every
- * thread it starts afterwards): call first thing in main. */
+/* The security flags of every daemon, rows of its flag table for a config
+ * struct with `const char *tls_cert, *tls_key, *tls_ca, *auth_tokens`;
+ * sx_daemon_security applies them once parsed (docs/security.md). */
+/* clang-format off */
+#define SX_DAEMON_TLS_FLAGS(cfg_type)                                                              \
+    {.name = "tls-cert", .type = SX_FLAG_STRING,                                                   \
+     .offset = SX_FLAG_OFFSET(cfg_type, tls_cert, const char *), .metavar = "FILE",                \
+     .help = "this node's certificate chain (PEM; deploy/certs.sh node): with tls-key and "       \
+             "tls-ca, its listener takes TLS only and its calls to other nodes present it"},       \
+    {.name = "tls-key", .type = SX_FLAG_STRING,                                                    \
+     .offset = SX_FLAG_OFFSET(cfg_type, tls_key, const char *), .metavar = "FILE",                 \
+     .help = "the private key of tls-cert (PEM)"},                                                 \
+    {.name = "tls-ca", .type = SX_FLAG_STRING,                                                     \
+     .offset = SX_FLAG_OFFSET(cfg_type, tls_ca, const char *), .metavar = "FILE",                  \
+     .help = "the CA (PEM) whose certificates nodes and clients must present"},                    \
+    {.name = "auth-tokens", .type = SX_FLAG_STRING,                                                \
+     .offset = SX_FLAG_OFFSET(cfg_type, auth_tokens, const char *), .metavar = "FILE",             \
+     .help = "clients' bearer tokens and roles, a `NAME ROLE TOKEN [EXPIRES]` line each; "         \
+             "read again on SIGHUP; needs TLS (docs/security.md)"}
+/* clang-format on */
+
+/* Security from those flags. All three TLS files given: *on is set, *tls
+ * points at them, and *auth (sx_auth_destroy) decides every call with the
+ * tokens file read; none given (and no tokens): plaintext, everyone may call
+ * everything, *auth NULL. Only some, or tokens without TLS:
+ * SX_INVALID_ARGUMENT naming the flags. The files themselves are read when
+ * the server starts and the client is created. */
+struct sx_auth;
+struct sx_rpc_tls;
+sx_status sx_daemon_security(const char *cert, const char *key, const char *ca, const char *tokens,
+                             struct sx_rpc_tls *tls, bool *on, struct sx_auth **auth, sx_err *err);
+
+/* SIGHUP's work: reads the tokens file again (auth may be NULL: nothing),
+ * logging what came of it; a bad file keeps the tokens in force. */
+void sx_daemon_reload(struct sx_auth *auth);
+
+/* Blocks SIGTERM, SIGINT, SIGHUP and SIGPIPE in the calling thread (and in
+ * every thread it starts afterwards): call first thing in main. */
 void sx_daemon_block_signals(void);
 
-/* Waits up to timeout_ms for SIGTERM or SIGINT; returns it, or 0 on timeout. */
+/* Waits up to timeout_ms for SIGTERM, SIGINT or SIGHUP; returns it, or 0 on
+ * timeout. */
 int sx_daemon_wait_signal(uint64_t timeout_ms);
 
 /* Writes "PORT\n" to path atomically (tests poll for it). */

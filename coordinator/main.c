@@ -1,5 +1,6 @@
 /* shardex-coordinator: the control plane. Parses flags, opens the state,
  * serves RPCs, and judges leases on the main thread until SIGTERM/SIGINT. */
+#include "auth.h"
 #include "clock.h"
 #include "coord.h"
 #include "coord_metrics.h"
@@ -12,6 +13,7 @@
 #include "rpc.h"
 #include "service.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,6 +30,7 @@ typedef struct config {
     const char *log_format;
     const char *metrics_listen;
     const char *metrics_port_file;
+    const char *tls_cert, *tls_key, *tls_ca, *auth_tokens;
 } config;
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
@@ -80,6 +83,7 @@ static const sx_flag flags[] = {
      .max = 600000},
     SX_DAEMON_LOG_FLAGS(config),
     SX_METRICS_HTTP_FLAGS(config),
+    SX_DAEMON_TLS_FLAGS(config),
 };
 enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
 
@@ -145,6 +149,7 @@ int main(int argc, char **argv)
     /* With --metrics-listen, else NULL: every metric a no-op. */
     sx_metrics *metrics = cfg.metrics_listen ? sx_metrics_create() : NULL;
     sx_metrics_http *http = NULL;
+    sx_auth *auth = NULL;
     if (sx_mkdirs(cfg.data_dir, &err) != SX_OK)
         goto fail;
     sx_coord_opts o = {
@@ -160,7 +165,17 @@ int main(int argc, char **argv)
     };
     if (sx_coord_open(&o, sx_clock_now_ms(), &c, &err) != SX_OK)
         goto fail;
-    sx_rpc_server_opts so = {.listen = cfg.listen, .pool_threads = 4, .metrics = metrics};
+    sx_rpc_tls tls;
+    bool secure = false;
+    if (sx_daemon_security(cfg.tls_cert, cfg.tls_key, cfg.tls_ca, cfg.auth_tokens, &tls, &secure,
+                           &auth, &err) != SX_OK)
+        goto fail;
+    sx_rpc_server_opts so = {.listen = cfg.listen,
+                             .pool_threads = 4,
+                             .metrics = metrics,
+                             .tls = secure ? &tls : NULL,
+                             .authorize = secure ? sx_auth_authorize : NULL,
+                             .authorize_arg = auth};
     if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
         sx_coord_service_add(srv, c, &err) != SX_OK ||
         sx_health_add(srv, &coordinator_health, &health, &err) != SX_OK ||
@@ -178,8 +193,11 @@ int main(int argc, char **argv)
     sx_daemon_notify("READY=1\nSTATUS=serving on port %d", sx_rpc_server_port(srv));
 
     int sig;
-    while ((sig = sx_daemon_wait_signal(tick)) == 0)
+    while ((sig = sx_daemon_wait_signal(tick)) == 0 || sig == SIGHUP) {
+        if (sig == SIGHUP)
+            sx_daemon_reload(auth);
         sx_coord_tick(c, sx_clock_now_ms());
+    }
     SX_LOG(SX_LOG_INFO, "coordinator", "stopping signal=%d", sig);
     sx_daemon_notify("STOPPING=1\nSTATUS=stopping (signal %d)", sig);
     rc = 0;
@@ -194,6 +212,7 @@ done:
     sx_coord_close(c);
     sx_rpc_wait_shutdown(2000);
     sx_metrics_destroy(metrics); /* last: the server counted into it */
+    sx_auth_destroy(auth);
     sx_flags_file_free(file);
     return rc;
 }

@@ -135,6 +135,15 @@ void sx__plan_end(sx_client *c, const sx__plan *p, const char *method, sx_status
 
 /* ---------------------------------------------------------------- client -- */
 
+/* An option, else the environment variable of that name (empty: unset). */
+static const char *opts_or_env(const char *v, const char *name)
+{
+    if (v && v[0])
+        return v;
+    const char *e = getenv(name);
+    return e && e[0] ? e : NULL;
+}
+
 sx_status sx_client_open(const sx_client_opts *opts, sx_client **out, sx_err *err)
 {
     *out = NULL;
@@ -146,9 +155,17 @@ sx_status sx_client_open(const sx_client_opts *opts, sx_client **out, sx_err *er
     for (size_t i = 0; i < opts->nservers; i++)
         if (!opts->servers[i] || !opts->servers[i][0])
             return sx_err_set(err, SX_INVALID_ARGUMENT, "servers[%zu]: empty address", i);
+    sx_rpc_tls tls = {.cert_file = opts_or_env(opts->tls_cert, "SHARDEX_TLS_CERT"),
+                      .key_file = opts_or_env(opts->tls_key, "SHARDEX_TLS_KEY"),
+                      .ca_file = opts_or_env(opts->tls_ca, "SHARDEX_TLS_CA")};
+    if ((tls.cert_file || tls.key_file) && !tls.ca_file)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "tls: a client certificate needs the CA (tls_ca, SHARDEX_TLS_CA) too");
     sx_rpc_client_opts ro = {.max_message_bytes = opts->max_message_bytes
                                                       ? opts->max_message_bytes
-                                                      : SX_CLIENT_DEFAULT_MAX_MESSAGE};
+                                                      : SX_CLIENT_DEFAULT_MAX_MESSAGE,
+                             .tls = tls.ca_file ? &tls : NULL,
+                             .token = opts_or_env(opts->token, "SHARDEX_TOKEN")};
     sx_rpc_client *rpc = NULL;
     sx_status st = sx_rpc_client_create(&ro, &rpc, err);
     if (st != SX_OK)

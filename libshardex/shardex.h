@@ -75,7 +75,17 @@ typedef struct sx_client_opts {
     uint64_t attempt_timeout_ms; /* reads: one attempt on one server; 0: the rest of the call's */
     uint32_t max_attempts;       /* per call, over all servers; 0: as the deadline allows */
     size_t max_message_bytes;    /* receive limit; 0: SX_CLIENT_DEFAULT_MAX_MESSAGE */
-} sx_client_opts;                /* valid when zeroed but for servers */
+    /* TLS (docs/security.md): the CA that signed the workers' certificates
+     * (PEM file; set: every call goes over TLS), and this client's own
+     * certificate and key, if it authenticates with one; and/or a bearer
+     * token, sent with every call. Each left NULL is taken from the
+     * environment, as the shardex tool does: SHARDEX_TLS_CA, SHARDEX_TLS_CERT,
+     * SHARDEX_TLS_KEY, SHARDEX_TOKEN (unset or empty: none). */
+    const char *tls_ca;
+    const char *tls_cert;
+    const char *tls_key;
+    const char *token;
+} sx_client_opts; /* valid when zeroed but for servers */
 
 /* Creates a client of the cluster those workers belong to. Connections are
  * made on first use, so a dead address is not an error here (calls go on to

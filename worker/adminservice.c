@@ -163,6 +163,9 @@ sx_status sx_adminservice_set_faults(sx_rpc_call *call, const ProtobufCMessage *
     (void)respm;
     sx_worker_ctx *w = arg;
     const Shardex__Internal__V1__SetFaultsRequest *req = (const void *)reqm;
+    if (!w->allow_faults)
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "fault injection is off on this worker: start it with --allow-faults");
     return sx_rpc_client_set_faults(w->rpc, req->spec, err);
 }
 

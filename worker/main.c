@@ -17,6 +17,7 @@
  * one registry, given to the modules that count (rpc server, replicas,
  * handlers) where they are created, a collector for what the replicas and
  * stores hold (wmetrics.h), and the HTTP endpoint; docs/operations.md. */
+#include "auth.h"
 #include "clock.h"
 #include "crashpoint.h"
 #include "daemon.h"
@@ -34,6 +35,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,8 @@ typedef struct config {
     const char *log_format;
     const char *metrics_listen;
     const char *metrics_port_file;
+    const char *tls_cert, *tls_key, *tls_ca, *auth_tokens;
+    bool allow_faults;
 } config;
 
 static const char *const fsync_modes[] = {"batch", "always", "never", NULL};
@@ -109,8 +113,14 @@ static const sx_flag flags[] = {
              "accepted and to hand its leaderships and term partitions to other workers (through "
              "the coordinator) before it stops; what is not handed over by then moves once its "
              "lease runs out, as after a crash"},
+    {.name = "allow-faults",
+     .type = SX_FLAG_BOOL,
+     .offset = OFF(allow_faults, bool),
+     .help = "let WorkerAdmin.SetFaults change this worker's fault rules at run time (tests, "
+             "the chaos suite); without it the call is refused"},
     SX_DAEMON_LOG_FLAGS(config),
     SX_METRICS_HTTP_FLAGS(config),
+    SX_DAEMON_TLS_FLAGS(config),
 };
 
 static const sx_flags_spec spec = {
@@ -232,6 +242,9 @@ typedef struct worker {
     atomic_bool joined;    /* ctx.member is set (health checks come before) */
     sx_metrics *metrics;   /* with --metrics-listen, else NULL: every metric a no-op */
     sx_metrics_http *http; /* serves it once the worker joined */
+    bool secure;           /* TLS on: tls and auth below */
+    sx_rpc_tls tls;
+    sx_auth *auth;
 } worker;
 
 /* The stores and the pipeline behind them: shipper, replicas (whose applies
@@ -296,7 +309,10 @@ static sx_status serve(const config *cfg, worker *w, sx_err *err)
                              .routing_threads = 64,
                              /* Room for a whole Put (16 MiB) and its envelope. */
                              .max_message_bytes = 20u << 20,
-                             .metrics = w->metrics};
+                             .metrics = w->metrics,
+                             .tls = w->secure ? &w->tls : NULL,
+                             .authorize = w->secure ? sx_auth_authorize : NULL,
+                             .authorize_arg = w->auth};
     sx_status st = sx_rpc_server_create(&so, &w->srv, err);
     w->ctx.srv = w->srv;
     if (st == SX_OK)
@@ -344,11 +360,19 @@ static sx_status start(const config *cfg, worker *w, sx_err *err)
     if (st == SX_OK)
         st = load_worker_id(cfg->data_dir, w->id, sizeof(w->id), err);
     if (st == SX_OK)
-        st = sx_rpc_client_create(NULL, &w->rpc, err);
+        st = sx_daemon_security(cfg->tls_cert, cfg->tls_key, cfg->tls_ca, cfg->auth_tokens, &w->tls,
+                                &w->secure, &w->auth, err);
+    /* Its calls to other nodes present its own certificate: a node's. */
+    sx_rpc_client_opts co = {.tls = w->secure ? &w->tls : NULL};
+    if (st == SX_OK)
+        st = sx_rpc_client_create(&co, &w->rpc, err);
     if (cfg->metrics_listen)
         w->metrics = sx_metrics_create();
-    w->ctx = (sx_worker_ctx){
-        .worker_id = w->id, .coordinator = cfg->coordinator, .rpc = w->rpc, .metrics = w->metrics};
+    w->ctx = (sx_worker_ctx){.worker_id = w->id,
+                             .coordinator = cfg->coordinator,
+                             .rpc = w->rpc,
+                             .metrics = w->metrics,
+                             .allow_faults = cfg->allow_faults};
     if (st == SX_OK)
         st = open_stores(cfg, w, err);
     if (st == SX_OK)
@@ -432,6 +456,7 @@ static void stop(worker *w)
     sx_rpc_client_destroy(w->rpc);
     sx_rpc_wait_shutdown(2000);
     sx_metrics_destroy(w->metrics); /* last: the modules above counted into it */
+    sx_auth_destroy(w->auth);
 }
 
 int main(int argc, char **argv)
@@ -462,8 +487,11 @@ int main(int argc, char **argv)
     SX_LOG(SX_LOG_INFO, "worker", "serving id=%s port=%d advertise=%s", w.id, w.port, w.advertise);
     readiness ready = tell_readiness(&w, NOT_YET);
     int sig;
-    while ((sig = sx_daemon_wait_signal(ready == NOT_YET ? 20 : 200)) == 0)
+    while ((sig = sx_daemon_wait_signal(ready == NOT_YET ? 20 : 200)) == 0 || sig == SIGHUP) {
+        if (sig == SIGHUP)
+            sx_daemon_reload(w.auth);
         ready = tell_readiness(&w, ready);
+    }
     SX_LOG(SX_LOG_INFO, "worker", "stopping signal=%d", sig);
     sx_daemon_notify("STOPPING=1\nSTATUS=stopping (signal %d): handing over its roles", sig);
     hand_over(&w, cfg.stop_timeout_ms);

@@ -24,6 +24,7 @@ typedef struct sx_worker_ctx {
     sx_replica_set *replicas;
     struct sx_tstore *terms; /* term partitions this worker owns */
     sx_rpc_server *srv;      /* this worker's server: calls to itself run through it */
+    bool allow_faults;       /* WorkerAdmin.SetFaults may change the fault rules (--allow-faults) */
     sx_metrics *metrics;     /* borrowed; NULL: metrics off */
     sx_worker_metrics m;     /* filled by sx_service_add from metrics */
 } sx_worker_ctx;

@@ -89,7 +89,7 @@ start_worker() {
     rm -f "$dir/w$k.port"
     ("$lab" exec "$k" "$(build_of "$dir")/worker/shardex-worker" \
         --coordinator "$(cat "$dir/coord.addr")" --listen "$addr:0" \
-        --port-file "$dir/w$k.port" --data-dir "$dir/w$k" >>"$dir/w$k.log" 2>&1 &
+        --port-file "$dir/w$k.port" --data-dir "$dir/w$k" --allow-faults >>"$dir/w$k.log" 2>&1 &
         echo $! >"$dir/$k.pid")
     wait_port "$dir/w$k.port" >/dev/null
 }

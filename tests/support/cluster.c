@@ -89,9 +89,10 @@ bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *e
     snprintf(portf, sizeof(portf), "%s/w%u.port", c->dir, i);
     snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);
     unlink(portf);
-    char *argv[16] = {bin,  "--coordinator", c->coord_addr, "--listen", "127.0.0.1:0", "--data-dir",
-                      data, "--port-file",   portf};
-    int n = 9;
+    char *argv[16] = {bin,           "--coordinator", c->coord_addr, "--listen",
+                      "127.0.0.1:0", "--data-dir",    data,          "--port-file",
+                      portf,         "--allow-faults"};
+    int n = 10;
     snprintf(name, sizeof(name), "w%u", i);
     metrics_args(c, name, argv, &n, mportf, sizeof(mportf));
     argv[n] = NULL;
@@ -152,7 +153,26 @@ bool sx_cluster_start(sx_cluster *c, const sx_cluster_opts *opts)
         c->opts.lease_ms = 1000;
     c->nworkers = opts->workers;
     sx_h_tmpdir(c->dir, sizeof(c->dir), "cluster");
-    sx_rpc_client_opts co = {.faults = ""};
+    const char *env_tls = getenv("SHARDEX_TEST_TLS");
+    c->opts.tls = c->opts.tls || (env_tls && strcmp(env_tls, "1") == 0);
+    sx_rpc_tls tls = {0};
+    if (c->opts.tls) {
+        snprintf(c->certs, sizeof(c->certs), "%s/certs", c->dir);
+        if (!sx_cluster_certs(c->certs, (const char *const[]){"ca", NULL}) ||
+            !sx_cluster_certs(c->certs,
+                              (const char *const[]){"node", "test-node", "127.0.0.1", NULL}))
+            return false;
+        char cert[400], key[400], ca[400];
+        snprintf(cert, sizeof(cert), "%s/test-node.pem", c->certs);
+        snprintf(key, sizeof(key), "%s/test-node.key", c->certs);
+        snprintf(ca, sizeof(ca), "%s/ca.pem", c->certs);
+        setenv("SHARDEX_TLS_CERT", cert, 1);
+        setenv("SHARDEX_TLS_KEY", key, 1);
+        setenv("SHARDEX_TLS_CA", ca, 1);
+        tls = (sx_rpc_tls){getenv("SHARDEX_TLS_CERT"), getenv("SHARDEX_TLS_KEY"),
+                           getenv("SHARDEX_TLS_CA")};
+    }
+    sx_rpc_client_opts co = {.faults = "", .tls = c->opts.tls ? &tls : NULL};
     if (sx_rpc_client_create(&co, &c->rpc, NULL) != SX_OK)
         return false;
     if (!start_coordinator(c, "127.0.0.1:0", NULL))
@@ -165,6 +185,27 @@ bool sx_cluster_start(sx_cluster *c, const sx_cluster_opts *opts)
         return false;
     }
     return true;
+}
+
+bool sx_cluster_certs(const char *dir, const char *const *args)
+{
+    char script[512], out[600], err[600];
+    snprintf(script, sizeof(script), "%s/deploy/certs.sh", SX_SOURCE_DIR);
+    snprintf(out, sizeof(out), "%s.out", dir);
+    snprintf(err, sizeof(err), "%s.err", dir);
+    char *argv[16] = {script, (char *)dir};
+    int n = 2;
+    for (; args[n - 2] && n < 15; n++)
+        argv[n] = (char *)args[n - 2];
+    argv[n] = NULL;
+    sx_h_run r = sx_h_run_wait(argv, NULL, NULL, out, err, 30000);
+    bool ok = r.code == 0;
+    if (!ok)
+        sx_h_run_print("deploy/certs.sh", &r);
+    sx_h_run_free(&r);
+    unlink(out);
+    unlink(err);
+    return ok;
 }
 
 void sx_cluster_kill_worker(sx_cluster *c, uint32_t i)

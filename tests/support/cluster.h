@@ -25,6 +25,13 @@ typedef struct sx_cluster_opts {
      * (--metrics-listen 127.0.0.1:0 --metrics-port-file): see coord_metrics_port
      * and worker_metrics_port. */
     bool metrics;
+    /* Every process serves and calls with TLS, as one node (spiffe://shardex/
+     * node/test-node, a certificate made by deploy/certs.sh in the cluster's
+     * directory): the test process exports SHARDEX_TLS_CERT, _KEY and _CA, so
+     * that the daemons, the tools it runs and libshardex clients it opens
+     * take them, and c->rpc uses them. Also when the environment has
+     * SHARDEX_TEST_TLS=1 (make test-tls: every test over TLS). */
+    bool tls;
 } sx_cluster_opts;
 
 typedef struct sx_cluster {
@@ -39,6 +46,7 @@ typedef struct sx_cluster {
     int worker_port[SX_TEST_MAX_WORKERS];
     char worker_addr[SX_TEST_MAX_WORKERS][64];
     char worker_id[SX_TEST_MAX_WORKERS][64];
+    char certs[300];        /* with TLS: the CA, test-node.pem and .key are there; else "" */
     int coord_metrics_port; /* with opts.metrics, else 0 */
     int worker_metrics_port[SX_TEST_MAX_WORKERS];
 } sx_cluster;
@@ -46,6 +54,10 @@ typedef struct sx_cluster {
 /* Starts the coordinator and opts.workers workers and waits until each worker
  * has registered. Returns false (after printing logs) on failure. */
 bool sx_cluster_start(sx_cluster *c, const sx_cluster_opts *opts);
+
+/* Runs deploy/certs.sh DIR with args (NULL-terminated), e.g. {"client",
+ * "read", "alice", NULL}; false (after printing its output) when it fails. */
+bool sx_cluster_certs(const char *dir, const char *const *args);
 
 /* Stops every process it started and removes the directory (kept when the
  * environment has SHARDEX_KEEP_TEST_DIR set). */
