@@ -71,7 +71,7 @@ void sx_auth_destroy(sx_auth *a); /* accepts NULL */
 size_t sx_auth_tokens(sx_auth *a);
 
 /* The decision for one call: an sx_rpc_authorize_cb with an sx_auth as arg. */
-sx_status sx_auth_authorize(void *auth, const sx_rpc_peer *peer, const char *method, sx_err *err);
+sx_status sx_auth_authorize(void *auth, sx_rpc_peer *peer, const char *method, sx_err *err);
 
 /* The same with the wall clock given (milliseconds since the epoch), for tests. */
 sx_status sx_auth_decide(sx_auth *a, const sx_rpc_peer *peer, const char *method,

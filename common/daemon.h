@@ -49,6 +49,29 @@ void sx_daemon_set_logging(const char *level, const char *format);
              "read again on SIGHUP; needs TLS (docs/security.md)"}
 /* clang-format on */
 
+/* The limits of every daemon's server (docs/security.md), rows of its flag
+ * table for a config struct with `uint64_t max_message_size,
+ * max_deadline_ms; uint32_t max_streams, max_calls_per_client` (defaults
+ * set by the daemon). */
+/* clang-format off */
+#define SX_DAEMON_LIMIT_FLAGS(cfg_type)                                                            \
+    {.name = "max-message-size", .type = SX_FLAG_SIZE,                                             \
+     .offset = SX_FLAG_OFFSET(cfg_type, max_message_size, uint64_t),                               \
+     .min = 64u << 10, .max = 1u << 30,                                                            \
+     .help = "the largest request it accepts; a larger one is refused with RESOURCE_EXHAUSTED"},   \
+    {.name = "max-streams-per-connection", .type = SX_FLAG_UINT32,                                 \
+     .offset = SX_FLAG_OFFSET(cfg_type, max_streams, uint32_t), .min = 1, .max = 1000000,          \
+     .help = "calls one connection may have open at once (HTTP/2 streams); more wait for room"},  \
+    {.name = "max-calls-per-client", .type = SX_FLAG_UINT32,                                       \
+     .offset = SX_FLAG_OFFSET(cfg_type, max_calls_per_client, uint32_t), .min = 1,                 \
+     .max = 1000000,                                                                               \
+     .help = "calls in flight from one client (its certificate, else its connection; nodes "       \
+             "are not limited): one more is refused with RESOURCE_EXHAUSTED"},                      \
+    {.name = "max-deadline", .type = SX_FLAG_DURATION_MS,                                          \
+     .offset = SX_FLAG_OFFSET(cfg_type, max_deadline_ms, uint64_t), .min = 100, .max = 86400000,   \
+     .help = "the longest a call may take here: a later deadline, or none, is cut to it"}
+/* clang-format on */
+
 /* Security from those flags. All three TLS files given: *on is set, *tls
  * points at them, and *auth (sx_auth_destroy) decides every call with the
  * tokens file read; none given (and no tokens): plaintext, everyone may call

@@ -89,6 +89,7 @@ typedef struct sx_rpc_peer {
                           * no certificate (a verified one, the server checks it against its CA) */
     const char *token;   /* the bearer token of an `authorization: Bearer ...` header; NULL: none */
     const char *address; /* as gRPC names it, e.g. "ipv4:127.0.0.1:43210" */
+    bool unlimited;      /* authorize sets it for peers whose calls are not limited (nodes) */
 } sx_rpc_peer;
 
 /* Decides whether peer may call method (the full path, e.g.
@@ -96,7 +97,7 @@ typedef struct sx_rpc_peer {
  * (UNAUTHENTICATED, PERMISSION_DENIED) and a message in err. Runs on a
  * completion-queue thread for every call, before its request is decoded:
  * must not block. */
-typedef sx_status (*sx_rpc_authorize_cb)(void *arg, const sx_rpc_peer *peer, const char *method,
+typedef sx_status (*sx_rpc_authorize_cb)(void *arg, sx_rpc_peer *peer, const char *method,
                                          sx_err *err);
 
 typedef struct sx_rpc_server_opts {
@@ -111,6 +112,13 @@ typedef struct sx_rpc_server_opts {
                                     * and client certificates are verified against ca_file */
     sx_rpc_authorize_cb authorize; /* NULL: every call is let through */
     void *authorize_arg;
+    /* Limits, each 0 for none. A client past one gets RESOURCE_EXHAUSTED and
+     * the others go on being served: */
+    uint32_t max_calls_per_client;       /* calls in flight from one client: the certificate's
+                                          * identity, else one connection; not for unlimited peers */
+    uint32_t max_streams_per_connection; /* HTTP/2 streams open at once (gRPC queues more) */
+    uint64_t max_deadline_ms;            /* handlers see at most this much time left (a longer or no
+                                          * deadline is cut to it) */
     /* Where every answered call is counted, by service, method and status
      * (shardex_rpc_server_requests_total), and timed from arrival to reply
      * (shardex_rpc_server_handling_seconds); local calls too. Borrowed; must

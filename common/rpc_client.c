@@ -87,7 +87,7 @@ struct sx_rpc_client {
     size_t max_message;
     grpc_channel_credentials *creds; /* for every channel: TLS or plaintext */
     char *auth_header;               /* "Bearer TOKEN"; NULL: no token */
-    grpc_arg args[6];
+    grpc_arg args[8];
     grpc_channel_args chan_args;
     _Atomic uint64_t jitter; /* splitmix64 counter for backoff jitter */
 
@@ -706,6 +706,10 @@ sx_status sx_rpc_client_create(const sx_rpc_client_opts *opts, sx_rpc_client **o
         /* Peers are cluster members, never reached through an http_proxy
          * from the environment (which would answer for an unreachable one). */
         {GRPC_ARG_ENABLE_HTTP_PROXY, 0},
+        /* Connections of their own: two clients in one process are two
+         * clients to a server (its per-client limits), and one's trouble
+         * does not stall the other. */
+        {GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1},
     };
     size_t n = 0;
     for (; n < sizeof(ints) / sizeof(ints[0]); n++) {

@@ -35,6 +35,7 @@
 #include "rpc_internal.h"
 
 #include "clock.h"
+#include "hmap.h"
 #include "log.h"
 #include "mem.h"
 #include "pool.h"
@@ -73,6 +74,11 @@ struct sx_rpc_server {
     bool has_tls;
     sx_rpc_authorize_cb authorize;
     void *authorize_arg;
+    uint32_t max_calls_per_client; /* 0: none */
+    uint32_t max_streams;          /* per connection; 0: gRPC's */
+    uint64_t max_deadline_ms;      /* 0: none */
+    pthread_mutex_t lim_mu;        /* inflight */
+    sx_hmap inflight;              /* client key -> calls in flight (uintptr_t) */
     size_t max_message;
     uint64_t grace_ms;
     int ncq;
@@ -153,8 +159,10 @@ struct sx_rpc_call {
     done_fn *on_done;
     sx_rpc_done_cb local_done; /* a local call (sx_rpc_server_call_local): its completion */
     void *local_arg;
-    stream_state *stream; /* a server-streaming call; NULL for unary ones */
-    uint64_t arrived_ns; /* when it arrived (sx_clock_now_ns), for its handling time */
+    stream_state *stream;       /* a server-streaming call; NULL for unary ones */
+    char *limit_key;            /* counted in srv->inflight under this client key; NULL: not */
+    uint64_t cap_deadline_mono; /* arrival + max_deadline_ms; 0: none */
+    uint64_t arrived_ns;        /* when it arrived (sx_clock_now_ns), for its handling time */
 };
 
 static void on_arrived(sx__rpc_tag *tag, bool ok);
@@ -190,7 +198,9 @@ void sx_rpc_call_on_done(sx_rpc_call *call, void (*fn)(void *), void *ptr)
 uint64_t sx_rpc_call_deadline_ms(const sx_rpc_call *call)
 {
     uint64_t d = sx__rpc_deadline_to_ms(call->deadline);
-    return call->wall_deadline_mono && call->wall_deadline_mono < d ? call->wall_deadline_mono : d;
+    if (call->wall_deadline_mono && call->wall_deadline_mono < d)
+        d = call->wall_deadline_mono;
+    return call->cap_deadline_mono && call->cap_deadline_mono < d ? call->cap_deadline_mono : d;
 }
 
 /* The caller's wall-clock deadline (rpc_internal.h), if it sent one. */
@@ -243,9 +253,12 @@ static void stream_state_free(stream_state *ss)
     free(ss);
 }
 
+static void uncount_client(sx_rpc_call *ctx);
+
 static void call_free(sx_rpc_call *ctx)
 {
     sx_rpc_server *srv = ctx->srv;
+    uncount_client(ctx);
     stream_state_free(ctx->stream);
     for (done_fn *d = ctx->on_done, *next; d; d = next) {
         next = d->next;
@@ -472,47 +485,111 @@ static bool auth_property(grpc_auth_context *ac, const char *name, char *buf, si
     return true;
 }
 
-/* Who sent ctx, and whether the server's authorize callback lets it call
- * ctx's method; a refused call is answered here (msg: scratch space). */
-static sx_status authorize_call(sx_rpc_call *ctx, char *msg, size_t cap)
+/* Counts ctx against its client's calls in flight (ctx->limit_key); false
+ * when that client already has srv->max_calls_per_client. */
+static bool count_client(sx_rpc_call *ctx, const char *key)
 {
     sx_rpc_server *srv = ctx->srv;
-    char id[512] = "", token[1024] = "";
-    sx_rpc_peer peer = {0};
+    size_t n = strlen(key);
+    pthread_mutex_lock(&srv->lim_mu);
+    bool created = false;
+    void **slot = sx_hmap_upsert(&srv->inflight, key, n, &created);
+    uintptr_t calls = created ? 0 : (uintptr_t)*slot;
+    bool ok = calls < srv->max_calls_per_client;
+    if (ok)
+        *slot = (void *)(calls + 1);
+    else if (created)
+        sx_hmap_remove(&srv->inflight, key, n, NULL);
+    pthread_mutex_unlock(&srv->lim_mu);
+    if (ok)
+        ctx->limit_key = sx_strdup(key);
+    return ok;
+}
+
+static void uncount_client(sx_rpc_call *ctx)
+{
+    if (!ctx->limit_key)
+        return;
+    sx_rpc_server *srv = ctx->srv;
+    size_t n = strlen(ctx->limit_key);
+    pthread_mutex_lock(&srv->lim_mu);
+    void *v = NULL;
+    if (sx_hmap_get(&srv->inflight, ctx->limit_key, n, &v)) {
+        if ((uintptr_t)v <= 1)
+            sx_hmap_remove(&srv->inflight, ctx->limit_key, n, NULL);
+        else
+            sx_hmap_put(&srv->inflight, ctx->limit_key, n, (void *)((uintptr_t)v - 1), NULL);
+    }
+    pthread_mutex_unlock(&srv->lim_mu);
+    free(ctx->limit_key);
+    ctx->limit_key = NULL;
+}
+
+/* Who sent ctx (its certificate's identity, its token, its address), as far
+ * as the server needs to know: the buffers hold the strings peer points to. */
+static void peer_of(sx_rpc_call *ctx, sx_rpc_peer *peer, char *id, size_t idcap, char *token,
+                    size_t tokcap)
+{
+    *peer = (sx_rpc_peer){0};
     grpc_auth_context *ac = grpc_call_auth_context(ctx->call);
     if (ac) {
         char kind[32];
-        peer.tls =
+        peer->tls =
             auth_property(ac, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME, kind, sizeof(kind)) &&
             strcmp(kind, GRPC_SSL_TRANSPORT_SECURITY_TYPE) == 0;
-        if (peer.tls && (auth_property(ac, GRPC_PEER_SPIFFE_ID_PROPERTY_NAME, id, sizeof(id)) ||
-                         auth_property(ac, GRPC_X509_CN_PROPERTY_NAME, id, sizeof(id))))
-            peer.cert_id = id;
+        if (peer->tls && (auth_property(ac, GRPC_PEER_SPIFFE_ID_PROPERTY_NAME, id, idcap) ||
+                          auth_property(ac, GRPC_X509_CN_PROPERTY_NAME, id, idcap)))
+            peer->cert_id = id;
         grpc_auth_context_release(ac);
     }
     for (size_t i = 0; i < ctx->md.count; i++) {
         const grpc_metadata *m = &ctx->md.metadata[i];
         size_t n = GRPC_SLICE_LENGTH(m->value);
         const char *v = (const char *)GRPC_SLICE_START_PTR(m->value);
-        if (!grpc_slice_str_cmp(m->key, "authorization") && n > 7 && n - 7 < sizeof(token) &&
+        if (!grpc_slice_str_cmp(m->key, "authorization") && n > 7 && n - 7 < tokcap &&
             strncasecmp(v, "Bearer ", 7) == 0) {
             memcpy(token, v + 7, n - 7);
             token[n - 7] = '\0';
-            peer.token = token;
+            peer->token = token;
         }
     }
+}
+
+/* Whether ctx may go on to its handler: the server's authorize callback lets
+ * its peer call its method, and that client has room for one more call in
+ * flight. A refused call is answered here (msg: scratch space). Also cuts
+ * the call's deadline to the server's longest. */
+static bool admit_call(sx_rpc_call *ctx, char *msg, size_t cap)
+{
+    sx_rpc_server *srv = ctx->srv;
+    if (srv->max_deadline_ms)
+        ctx->cap_deadline_mono = sx_clock_now_ms() + srv->max_deadline_ms;
+    if (!srv->authorize && !srv->max_calls_per_client)
+        return true;
+    char id[512] = "", token[1024] = "";
+    sx_rpc_peer peer;
+    peer_of(ctx, &peer, id, sizeof(id), token, sizeof(token));
     char *addr = grpc_call_get_peer(ctx->call);
     peer.address = addr;
     sx_err err = {0};
-    sx_status st = srv->authorize(srv->authorize_arg, &peer, ctx->m->path, &err);
+    sx_status st =
+        srv->authorize ? srv->authorize(srv->authorize_arg, &peer, ctx->m->path, &err) : SX_OK;
+    if (st == SX_OK && srv->max_calls_per_client && !peer.unlimited &&
+        !count_client(ctx, peer.cert_id ? peer.cert_id : addr))
+        st =
+            sx_err_set(&err, SX_RESOURCE_EXHAUSTED,
+                       "%s: %u calls in flight from %s already, the most one client may have "
+                       "(max-calls-per-client)",
+                       ctx->m->path, srv->max_calls_per_client, peer.cert_id ? peer.cert_id : addr);
     gpr_free(addr);
-    if (st != SX_OK) {
-        snprintf(msg, cap, "%s", err.msg[0] ? err.msg : sx_status_name(st));
-        SX_LOG(SX_LOG_DEBUG, "rpc", "refused method=%s status=%s msg=\"%s\"", ctx->m->path,
-               sx_status_name(st), msg);
-        call_reply(ctx, st, msg);
-    }
-    return st;
+    explicit_bzero(token, sizeof(token));
+    if (st == SX_OK)
+        return true;
+    snprintf(msg, cap, "%s", err.msg[0] ? err.msg : sx_status_name(st));
+    SX_LOG(SX_LOG_DEBUG, "rpc", "refused method=%s status=%s msg=\"%s\"", ctx->m->path,
+           sx_status_name(st), msg);
+    call_reply(ctx, st, msg);
+    return false;
 }
 
 static void on_arrived(sx__rpc_tag *tag, bool ok)
@@ -537,7 +614,7 @@ static void on_arrived(sx__rpc_tag *tag, bool ok)
         call_reply(ctx, SX_UNIMPLEMENTED, msg);
         return;
     }
-    if (srv->authorize && authorize_call(ctx, msg, sizeof(msg)) != SX_OK)
+    if (!admit_call(ctx, msg, sizeof(msg)))
         return;
     const ProtobufCMethodDescriptor *d = ctx->m->desc;
     if (!ctx->payload) {
@@ -865,6 +942,10 @@ sx_status sx_rpc_server_create(const sx_rpc_server_opts *opts, sx_rpc_server **o
     }
     s->authorize = opts->authorize;
     s->authorize_arg = opts->authorize_arg;
+    s->max_calls_per_client = opts->max_calls_per_client;
+    s->max_streams = opts->max_streams_per_connection;
+    s->max_deadline_ms = opts->max_deadline_ms;
+    pthread_mutex_init(&s->lim_mu, NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     atomic_init(&s->shutting_down, false);
@@ -918,11 +999,17 @@ sx_status sx_rpc_server_start(sx_rpc_server *s, sx_err *err)
     if (s->started)
         return sx_err_set(err, SX_FAILED_PRECONDITION, "rpc server: already started");
     grpc_init();
-    grpc_arg args[1];
+    grpc_arg args[2];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[0].value.integer = (int)s->max_message;
     grpc_channel_args cargs = {.num_args = 1, .args = args};
+    if (s->max_streams) {
+        args[1].type = GRPC_ARG_INTEGER;
+        args[1].key = GRPC_ARG_MAX_CONCURRENT_STREAMS;
+        args[1].value.integer = (int)s->max_streams;
+        cargs.num_args = 2;
+    }
     s->server = grpc_server_create(&cargs, NULL);
     s->cqs = sx_calloc((size_t)s->ncq, sizeof(*s->cqs));
     for (int i = 0; i < s->ncq; i++) {
@@ -1073,6 +1160,8 @@ void sx_rpc_server_destroy(sx_rpc_server *s)
     }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->lim_mu);
+    sx_hmap_free(&s->inflight, NULL);
     free(s->threads);
     free(s->cqs);
     free(s->methods);

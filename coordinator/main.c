@@ -31,6 +31,8 @@ typedef struct config {
     const char *metrics_listen;
     const char *metrics_port_file;
     const char *tls_cert, *tls_key, *tls_ca, *auth_tokens;
+    uint64_t max_message_size, max_deadline_ms;
+    uint32_t max_streams, max_calls_per_client;
 } config;
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
@@ -84,6 +86,7 @@ static const sx_flag flags[] = {
     SX_DAEMON_LOG_FLAGS(config),
     SX_METRICS_HTTP_FLAGS(config),
     SX_DAEMON_TLS_FLAGS(config),
+    SX_DAEMON_LIMIT_FLAGS(config),
 };
 enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
 
@@ -120,6 +123,10 @@ int main(int argc, char **argv)
                   .replication = 3,
                   .min_isr = 2,
                   .lease_ms = 2000,
+                  .max_message_size = 4u << 20,
+                  .max_streams = 1024,
+                  .max_calls_per_client = 1024,
+                  .max_deadline_ms = 300000,
                   .log_level = "info",
                   .log_format = "text"};
     config defaults = cfg;
@@ -172,6 +179,10 @@ int main(int argc, char **argv)
         goto fail;
     sx_rpc_server_opts so = {.listen = cfg.listen,
                              .pool_threads = 4,
+                             .max_message_bytes = cfg.max_message_size,
+                             .max_streams_per_connection = cfg.max_streams,
+                             .max_calls_per_client = cfg.max_calls_per_client,
+                             .max_deadline_ms = cfg.max_deadline_ms,
                              .metrics = metrics,
                              .tls = secure ? &tls : NULL,
                              .authorize = secure ? sx_auth_authorize : NULL,

@@ -57,6 +57,8 @@ typedef struct config {
     const char *metrics_port_file;
     const char *tls_cert, *tls_key, *tls_ca, *auth_tokens;
     bool allow_faults;
+    uint64_t max_message_size, max_deadline_ms;
+    uint32_t max_streams, max_calls_per_client;
 } config;
 
 static const char *const fsync_modes[] = {"batch", "always", "never", NULL};
@@ -121,6 +123,7 @@ static const sx_flag flags[] = {
     SX_DAEMON_LOG_FLAGS(config),
     SX_METRICS_HTTP_FLAGS(config),
     SX_DAEMON_TLS_FLAGS(config),
+    SX_DAEMON_LIMIT_FLAGS(config),
 };
 
 static const sx_flags_spec spec = {
@@ -307,8 +310,10 @@ static sx_status serve(const config *cfg, worker *w, sx_err *err)
                               * pool each, so that neither can starve what it waits for. */
                              .wait_threads = 64,
                              .routing_threads = 64,
-                             /* Room for a whole Put (16 MiB) and its envelope. */
-                             .max_message_bytes = 20u << 20,
+                             .max_message_bytes = cfg->max_message_size,
+                             .max_streams_per_connection = cfg->max_streams,
+                             .max_calls_per_client = cfg->max_calls_per_client,
+                             .max_deadline_ms = cfg->max_deadline_ms,
                              .metrics = w->metrics,
                              .tls = w->secure ? &w->tls : NULL,
                              .authorize = w->secure ? sx_auth_authorize : NULL,
@@ -467,6 +472,11 @@ int main(int argc, char **argv)
                   .fsync = "batch",
                   .write_buffer = 32u << 20,
                   .stop_timeout_ms = 10000,
+                  /* Room for a whole Put (16 MiB) and its envelope. */
+                  .max_message_size = 20u << 20,
+                  .max_streams = 1024,
+                  .max_calls_per_client = 1024,
+                  .max_deadline_ms = 300000,
                   .log_level = "info",
                   .log_format = "text"};
     sx_flags_file *file = NULL; /* cfg's strings may point into it: freed last */

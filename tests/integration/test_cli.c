@@ -958,7 +958,15 @@ static void test_servers(void **state)
     char env_server[320], path[4096];
     snprintf(env_server, sizeof(env_server), "SHARDEX_SERVER=%s", f->c->worker_addr[2]);
     snprintf(path, sizeof(path), "PATH=%s", getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
-    const char *env[] = {env_server, path, NULL};
+    /* A cluster over TLS (SHARDEX_TEST_TLS=1): its client settings stay. */
+    const char *env[8] = {env_server, path};
+    char tls[3][600];
+    const char *tls_vars[] = {"SHARDEX_TLS_CERT", "SHARDEX_TLS_KEY", "SHARDEX_TLS_CA"};
+    for (size_t i = 0, n = 2; i < 3; i++)
+        if (getenv(tls_vars[i])) {
+            snprintf(tls[i], sizeof(tls[i]), "%s=%s", tls_vars[i], getenv(tls_vars[i]));
+            env[n++] = tls[i];
+        }
     run r = ok_run(f, cli_env(f, false, env, ARGS("index", "list")), 0);
     expect_out(f, &r, "color");
     run_free(&r);

@@ -254,6 +254,11 @@ void sx_cluster_stop(sx_cluster *c)
         sx_h_stop(c->coord_pid, 5000);
     sx_rpc_client_destroy(c->rpc);
     c->rpc = NULL;
+    if (c->opts.tls) { /* its files go with the directory: nothing started later takes them */
+        unsetenv("SHARDEX_TLS_CERT");
+        unsetenv("SHARDEX_TLS_KEY");
+        unsetenv("SHARDEX_TLS_CA");
+    }
     sx_h_tmpdir_done(c->dir);
 }
 
