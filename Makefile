@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build build-asan build-fuzz test test-unit test-asan test-fuzz fuzz chaos chaos-lab bench demo package format format-check clean
+.PHONY: all deps build build-asan build-fuzz test test-unit test-tls test-asan test-fuzz fuzz chaos chaos-lab bench demo package format format-check clean
 
 all: build
 
@@ -43,8 +43,18 @@ build-fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
 # chaos or slow: `make chaos`. Labels: tests/CMakeLists.txt.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'chaos|slow'
+	$(MAKE) test-tls
 	$(MAKE) test-asan
 	$(MAKE) test-fuzz
+
+# The integration tests that start clusters through the test harness
+# (tests/support/cluster.h), again with every cluster over mutual TLS
+# (SHARDEX_TEST_TLS=1: certificates from deploy/certs.sh, every daemon,
+# tool and client with them). Not the scripts and Python tests, which start
+# their own processes (test_security covers TLS and roles itself).
+TLS_SKIP = test_chaos_smoke|test_deploy_lab|test_units|test_interop|test_health_watch|test_security
+test-tls: build
+	cd $(BUILD) && SHARDEX_TEST_TLS=1 ctest --output-on-failure -j $(JOBS) -L integration -E '$(TLS_SKIP)'
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
