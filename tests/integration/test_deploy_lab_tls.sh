@@ -4,7 +4,8 @@
 # certificates and a tokens file made by deploy/certs.sh; from the client
 # host, `shardex status --check` with the admin certificate, a Put with the
 # read token refused (exit 5, PERMISSION_DENIED) and with the write token
-# written, `shardex verify` with the client host's node certificate, a
+# written, examples/python/example.py with the admin certificate and with the
+# write token, `shardex verify` with the client host's node certificate, a
 # plaintext `shardex status` refused; `status` says TLS; `down` leaves no
 # namespace, process or state (the CA's key included). Root only: exit 77
 # (skipped) otherwise. Lab 62, beside test_deploy_lab (61), the chaos smoke
@@ -67,6 +68,16 @@ grep -q 'needs the write role' "$state/put.out" || fail "put with the read token
 token=$(sx write put tls-doc-1 color=blue) || fail "put with the write token"
 out=$(sx read get tls-doc-1 --after "$token") || fail "get with the read token"
 grep -q 'blue' <<<"$out" || fail "get tls-doc-1: $out"
+
+# The Python example (examples/python, grpcio's TLS credentials) from the same
+# variables: as admin it creates its index; then the write token will do.
+example() {
+    "$lab" client --as "$1" /usr/bin/python3 "$src/examples/python/example.py" 10.200.62.1:7100 \
+        >"$state/example.out" 2>&1 || fail "example.py as $1: $(cat "$state/example.out")"
+    grep -q "global hits=\['ex-1', 'ex-2'\]" "$state/example.out" || fail "example.py as $1: $(cat "$state/example.out")"
+}
+example admin
+example write
 
 # verify reads the internal services: the client host's node certificate.
 sx node verify >"$state/verify.out" 2>&1 || fail "verify as node: $(cat "$state/verify.out")"
