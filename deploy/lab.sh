@@ -350,14 +350,16 @@ client_env() {
     fi
     CLIENT_ENV=(-u SHARDEX_TLS_CA -u SHARDEX_TLS_CERT -u SHARDEX_TLS_KEY -u SHARDEX_TOKEN
         "${CLIENT_ENV[@]}")
+    local ca=SHARDEX_TLS_CA=$t/ca.pem cert=$t/admin
     case $who in
-    '' | admin) CLIENT_ENV+=("SHARDEX_TLS_CA=$t/ca.pem" "SHARDEX_TLS_CERT=$t/admin.pem" "SHARDEX_TLS_KEY=$t/admin.key") ;;
-    node) CLIENT_ENV+=("SHARDEX_TLS_CA=$t/ca.pem" "SHARDEX_TLS_CERT=$t/h$(client_host).pem" "SHARDEX_TLS_KEY=$t/h$(client_host).key") ;;
-    read | write) CLIENT_ENV+=("SHARDEX_TLS_CA=$t/ca.pem" "SHARDEX_TOKEN=$(cat "$t/token-$who")") ;;
-    none) CLIENT_ENV+=("SHARDEX_TLS_CA=$t/ca.pem") ;;
-    plain) ;;
+    '' | admin) ;;
+    node) cert=$t/h$(client_host) ;;
+    read | write) CLIENT_ENV+=("$ca" "SHARDEX_TOKEN=$(cat "$t/token-$who")") && return 0 ;;
+    none) CLIENT_ENV+=("$ca") && return 0 ;;
+    plain) return 0 ;;
     *) die "client --as '$who': admin, node, read, write, none or plain" ;;
     esac
+    CLIENT_ENV+=("$ca" "SHARDEX_TLS_CERT=$cert.pem" "SHARDEX_TLS_KEY=$cert.key")
 }
 
 sx_client() { # sx_client ARGS...: the tool on the client host, as admin in a TLS lab
