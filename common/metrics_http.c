@@ -32,7 +32,10 @@ struct sx_metrics_http {
     int port;
 };
 
-/* MHD's own messages (a bind failure, a broken client) go to our log. */
+/* MHD's own messages (a bind failure, a broken client) go to our log. The
+ * attribute tells clang's -Wformat-nonliteral that fmt is MHD's format. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;

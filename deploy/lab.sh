@@ -11,17 +11,28 @@
 # lossy links come from the RPC fault layer instead.
 #
 # The cluster:
-#   lab.sh up [N] [--build DIR | --installed]
+#   lab.sh up [N] [--tls] [--build DIR | --installed]
 #                          N workers (default 3) on hosts 1..N, the coordinator
 #                          on host N+1, a client host N+2; each daemon runs
 #                          with --config FILE, a copy of deploy/*.conf.example
 #                          (what the packages install as /etc/shardex/*.conf)
 #                          with only its host's keys set; returns once
-#                          `shardex status --check` passes on the client host
-#   lab.sh status          hosts, addresses, processes, binaries, and
-#                          `shardex status` from the client host
-#   lab.sh client CMD...   run CMD on the client host with SHARDEX_SERVER set to
-#                          the workers (e.g. `lab.sh client shardex get id1`)
+#                          `shardex status --check` passes on the client host.
+#                          --tls: a CA, a node certificate per host (its lab
+#                          address as IP SAN), an admin client certificate and
+#                          a read and a write token (deploy/certs.sh, in
+#                          STATE/tls), and the daemons serve TLS only
+#   lab.sh status          hosts, addresses, processes, binaries, TLS or not,
+#                          and `shardex status` from the client host
+#   lab.sh client [--as WHO] CMD...
+#                          run CMD on the client host with SHARDEX_SERVER set to
+#                          the workers (e.g. `lab.sh client shardex get id1`);
+#                          in a TLS lab also SHARDEX_TLS_* and SHARDEX_TOKEN
+#                          for WHO: admin (the default: the admin client
+#                          certificate), node (the client host's node
+#                          certificate, which `shardex verify` needs), read or
+#                          write (no certificate, that role's token), none (the
+#                          CA only), plain (no TLS at all)
 #   lab.sh stop K          SIGTERM worker K (c: the coordinator), as systemctl stop
 #   lab.sh start K         start it again, on its config and data
 #   lab.sh down            stop the cluster, kill every process in the lab,
@@ -39,7 +50,9 @@
 # Binaries: --build DIR (or SX_LAB_BUILD=DIR), a build tree; --installed (or
 # SX_LAB_BUILD=installed), /usr/bin from the packages; by default this
 # checkout's build/ when it holds them, else the packages'. `exec` and
-# `client` put them first on PATH, so `shardex` names the lab's tool.
+# `client` put them first on PATH, so `shardex` names the lab's tool. `exec`
+# sets no SHARDEX_ variable: in a TLS lab, `client shardex --server ADDR ...`
+# calls one worker.
 # State (configs, data, logs, pid files): SX_LAB_DIR, default /run/sxlab.
 # SX_LAB_WAIT=S: how long `up` waits for the cluster (default 60 s).
 # SX_LAB_KEEP=1: a failed `up` leaves the lab as it is, to look at.
@@ -155,6 +168,14 @@ heal_host() {
 # STATE/bin/           links to the three binaries (PATH of exec and client)
 # STATE/servers        the workers' addresses, comma-separated
 # STATE/hK/            host K's files: ROLE.conf, data/, ROLE.log, pid, role
+# STATE/tls/           only in a TLS lab (up --tls), made by deploy/certs.sh:
+#                      ca.pem, ca.key; hK.pem, hK.key: host K's node certificate
+#                      (spiffe://shardex/node/hK, IP SAN its address), the
+#                      daemon's on hosts 1..N+1, `client --as node`'s on N+2;
+#                      admin.pem, admin.key: the client certificate of `client`
+#                      (spiffe://shardex/client/admin/admin); tokens: the
+#                      daemons' auth-tokens (reader read, writer write);
+#                      token-read, token-write: each token alone
 
 cluster_up() { [ -f "$STATE/lab" ]; }
 n_workers() { cat "$STATE/lab"; }
@@ -171,6 +192,8 @@ host_of() {
         echo "$1"
     fi
 }
+
+tls_lab() { [ -f "$STATE/tls/ca.pem" ]; }
 
 # alive K: exit 0 when the daemon on host K runs.
 alive() {
@@ -208,6 +231,30 @@ pick_binaries() {
     ln -sf "$w" "$STATE/bin/shardex-worker"
     ln -sf "$c" "$STATE/bin/shardex-coordinator"
     ln -sf "$t" "$STATE/bin/shardex"
+}
+
+# make_tls HOSTS: STATE/tls (above) for hosts 1..HOSTS.
+make_tls() {
+    local t=$STATE/tls k
+    "$here/certs.sh" "$t" ca >/dev/null
+    for k in $(seq 1 "$1"); do
+        "$here/certs.sh" "$t" node "h$k" "$(host_addr "$k")" >/dev/null
+    done
+    "$here/certs.sh" "$t" client admin admin >/dev/null
+    (
+        umask 077
+        "$here/certs.sh" "$t" token read reader >"$t/token-read"
+        "$here/certs.sh" "$t" token write writer >"$t/token-write"
+    )
+}
+
+# tls_sets K: TLS_SETS, the config keys of host K's daemon in a TLS lab (none
+# in a plaintext one).
+tls_sets() {
+    local t=$STATE/tls
+    TLS_SETS=()
+    tls_lab || return 0
+    TLS_SETS=("tls-cert=$t/h$1.pem" "tls-key=$t/h$1.key" "tls-ca=$t/ca.pem" "auth-tokens=$t/tokens")
 }
 
 # make_conf EXAMPLE OUT KEY=VALUE...: EXAMPLE with each KEY set to VALUE on
@@ -289,9 +336,35 @@ stop_daemon() {
 
 # client_path: the PATH of `client` and `exec`, the lab's binaries first.
 client_path() { if cluster_up; then echo "$STATE/bin:$PATH"; else echo "$PATH"; fi; }
-sx_client() { # sx_client ARGS...: the tool on the client host
-    SHARDEX_SERVER=$(cat "$STATE/servers") PATH=$(client_path) \
-        ip netns exec "$(host_ns "$(client_host)")" shardex "$@"
+
+# client_env WHO: CLIENT_ENV, the arguments of env(1) that run a command on
+# the client host as WHO (`client --as`; empty: the default, admin in a TLS
+# lab). In a TLS lab the caller's SHARDEX_TLS_* and SHARDEX_TOKEN go, so that
+# WHO alone decides; a plaintext lab leaves them as they are.
+client_env() {
+    local who=$1 t=$STATE/tls
+    CLIENT_ENV=("SHARDEX_SERVER=$(cat "$STATE/servers")" "PATH=$(client_path)")
+    if ! tls_lab; then
+        case $who in '' | plain) return 0 ;; esac
+        die "client --as $who: lab $lab_no is not a TLS lab (lab.sh up --tls)"
+    fi
+    CLIENT_ENV=(-u SHARDEX_TLS_CA -u SHARDEX_TLS_CERT -u SHARDEX_TLS_KEY -u SHARDEX_TOKEN
+        "${CLIENT_ENV[@]}")
+    local ca=SHARDEX_TLS_CA=$t/ca.pem cert=$t/admin
+    case $who in
+    '' | admin) ;;
+    node) cert=$t/h$(client_host) ;;
+    read | write) CLIENT_ENV+=("$ca" "SHARDEX_TOKEN=$(cat "$t/token-$who")") && return 0 ;;
+    none) CLIENT_ENV+=("$ca") && return 0 ;;
+    plain) return 0 ;;
+    *) die "client --as '$who': admin, node, read, write, none or plain" ;;
+    esac
+    CLIENT_ENV+=("$ca" "SHARDEX_TLS_CERT=$cert.pem" "SHARDEX_TLS_KEY=$cert.key")
+}
+
+sx_client() { # sx_client ARGS...: the tool on the client host, as admin in a TLS lab
+    client_env ""
+    env "${CLIENT_ENV[@]}" ip netns exec "$(host_ns "$(client_host)")" shardex "$@"
 }
 
 show_logs() {
@@ -319,13 +392,14 @@ up_failed() {
 }
 
 up() {
-    local n=3 build=${SX_LAB_BUILD:-} k addr coord servers="" wait_s=${SX_LAB_WAIT:-60}
+    local n=3 build=${SX_LAB_BUILD:-} k addr coord servers="" wait_s=${SX_LAB_WAIT:-60} tls=""
     while [ $# -gt 0 ]; do
         case "$1" in
         --build) build=${2:?--build DIR}; shift 2 ;;
         --installed) build=installed; shift ;;
+        --tls) tls=1; shift ;;
         [0-9]*) n=$1; shift ;;
-        *) die "up: unknown argument '$1' (up [N] [--build DIR | --installed])" ;;
+        *) die "up: unknown argument '$1' (up [N] [--tls] [--build DIR | --installed])" ;;
         esac
     done
     in_range "$n" 1 32 || die "up: N must be in 1..32, got '$n'"
@@ -343,6 +417,7 @@ up() {
     mkdir -p "$STATE"
     echo "$n" >"$STATE/lab" # first: from here on, down removes STATE
     pick_binaries "$build"
+    [ -z "$tls" ] || make_tls $((n + 2))
 
     coord=$(host_addr $((n + 1))):$COORD_PORT
     local d=$STATE/h$((n + 1))
@@ -351,8 +426,9 @@ up() {
     # partition stays under-replicated and status --check never passes.
     local small=()
     [ "$n" -ge 3 ] || small=("replication=$n" "min-isr=$((n < 2 ? 1 : 2))")
+    tls_sets $((n + 1))
     make_conf "$here/coordinator.conf.example" "$d/coordinator.conf" \
-        "listen=$coord" "data-dir=$d/data" "${small[@]}"
+        "listen=$coord" "data-dir=$d/data" "${small[@]}" "${TLS_SETS[@]}"
     start_daemon $((n + 1))
     # The workers register at once instead of backing off from a refusal.
     wait_listening $((n + 1)) $COORD_PORT 10 || { echo "lab.sh: the coordinator did not start" >&2; exit 1; }
@@ -361,8 +437,9 @@ up() {
         d=$STATE/h$k
         addr=$(host_addr "$k"):$WORKER_PORT
         mkdir -p "$d" && echo worker >"$d/role"
+        tls_sets "$k"
         make_conf "$here/worker.conf.example" "$d/worker.conf" \
-            "coordinator=$coord" "listen=$addr" "advertise=$addr" "data-dir=$d/data"
+            "coordinator=$coord" "listen=$addr" "advertise=$addr" "data-dir=$d/data" "${TLS_SETS[@]}"
         start_daemon "$k"
         servers="$servers${servers:+,}$addr"
     done
@@ -385,15 +462,24 @@ up() {
     done
     trap - EXIT INT TERM
     echo "lab $lab_no: coordinator $coord (host $((n + 1))), workers $servers (hosts 1..$n)," \
-        "client host $((n + 2)) ($(host_addr $((n + 2))));" \
+        "client host $((n + 2)) ($(host_addr $((n + 2))));$(tls_note)" \
         "binaries $(cat "$STATE/binaries"); state $STATE"
+}
+
+# tls_note: what status and up say of TLS.
+tls_note() {
+    if tls_lab; then
+        echo " TLS (certificates and tokens in $STATE/tls; the CLI as admin);"
+    else
+        echo " plaintext;"
+    fi
 }
 
 status() {
     local k ns role pids
     [ -n "$(lab_namespaces)" ] || { echo "lab $lab_no: no hosts"; return 1; }
     if cluster_up; then
-        echo "lab $lab_no: binaries $(cat "$STATE/binaries"); state $STATE"
+        echo "lab $lab_no:$(tls_note) binaries $(cat "$STATE/binaries"); state $STATE"
     else
         echo "lab $lab_no: hosts only (no cluster: lab.sh up makes one)"
     fi
@@ -425,7 +511,7 @@ status() {
     done
     echo
     echo "# shardex status, from the client host $(client_host) ($(host_addr "$(client_host)"))," \
-        "--server $(cat "$STATE/servers")"
+        "--server $(cat "$STATE/servers")$(! tls_lab || echo ", as admin over TLS")"
     sx_client --timeout-ms 3000 status
 }
 
@@ -445,17 +531,22 @@ down() {
 }
 
 cmd=${1:-}
-[ -n "$cmd" ] || die "usage: lab.sh up [N] | status | client CMD... | stop K | start K | down | hosts N | exec K CMD... | addr K | cut A B | deaf A B | isolate K | heal [K] | rules [K] (--help)"
+[ -n "$cmd" ] || die "usage: lab.sh up [N] [--tls] | status | client [--as WHO] CMD... | stop K | start K | down | hosts N | exec K CMD... | addr K | cut A B | deaf A B | isolate K | heal [K] | rules [K] (--help)"
 shift
 case "$cmd" in
 up) up "$@" ;;
 status) status ;;
 down) down ;;
 client)
-    [ $# -ge 1 ] || die "usage: lab.sh client CMD..."
+    who=""
+    if [ "${1:-}" = --as ]; then
+        who=${2:?usage: lab.sh client --as WHO CMD...}
+        shift 2
+    fi
+    [ $# -ge 1 ] || die "usage: lab.sh client [--as WHO] CMD..."
     cluster_up || die "client: no cluster in lab $lab_no (lab.sh up first)"
-    SHARDEX_SERVER=$(cat "$STATE/servers") PATH=$(client_path) \
-        exec ip netns exec "$(host_ns "$(client_host)")" "$@"
+    client_env "$who"
+    exec env "${CLIENT_ENV[@]}" ip netns exec "$(host_ns "$(client_host)")" "$@"
     ;;
 stop | start)
     [ $# -eq 1 ] || die "usage: lab.sh $cmd K (a worker 1..N, or c: the coordinator)"

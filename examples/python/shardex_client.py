@@ -8,6 +8,20 @@ a cache directory and calls the methods by path. Run with /usr/bin/python3.
     c = Client("127.0.0.1:7100")
     tokens = c.put([{"id": "a", "fields": {"title": "x", "size": 3}}])
     print(c.get("a", after=tokens))
+
+A cluster that serves TLS (docs/security.md; certificates from deploy/certs.sh)
+takes the CA, and either a client certificate or a bearer token, as the
+`shardex` tool does; each argument left out comes from its environment
+variable (SHARDEX_TLS_CA, SHARDEX_TLS_CERT, SHARDEX_TLS_KEY, SHARDEX_TOKEN):
+
+    c = Client("10.200.0.1:7100", tls_ca="ca.pem",                    # verifies the worker
+               tls_cert="admin.pem", tls_key="admin.key")             # and proves who we are
+    c = Client("10.200.0.1:7100", tls_ca="ca.pem", token="0f3a...")   # or a token: its role
+
+With grpcio that is grpc.ssl_channel_credentials(root_certificates=...,
+private_key=..., certificate_chain=...) for the channel, and the token as
+`authorization: Bearer TOKEN` metadata on every call
+(grpc.access_token_call_credentials, which grpcio sends over TLS only).
 """
 import os
 import subprocess
@@ -47,12 +61,49 @@ def as_dict(d):
     return {"id": d.id, "fields": {k: v[0] if len(v) == 1 else v for k, v in out.items()}}
 
 
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def credentials(tls_ca=None, tls_cert=None, tls_key=None, token=None):
+    """The channel credentials for these files and token (None: from the
+    environment, as libshardex reads it), or None for plaintext: no CA given."""
+    tls_ca = tls_ca if tls_ca is not None else os.environ.get("SHARDEX_TLS_CA")
+    tls_cert = tls_cert if tls_cert is not None else os.environ.get("SHARDEX_TLS_CERT")
+    tls_key = tls_key if tls_key is not None else os.environ.get("SHARDEX_TLS_KEY")
+    token = token if token is not None else os.environ.get("SHARDEX_TOKEN")
+    if bool(tls_cert) != bool(tls_key):
+        raise ValueError("tls: a client certificate and its key go together")
+    if not tls_ca:
+        if tls_cert or token:
+            raise ValueError("tls: a client certificate or a token needs the CA (tls_ca, "
+                             "SHARDEX_TLS_CA): neither is ever sent in plaintext")
+        return None
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=_read(tls_ca),
+        private_key=_read(tls_key) if tls_key else None,
+        certificate_chain=_read(tls_cert) if tls_cert else None)
+    if token:  # `authorization: Bearer TOKEN` on every call
+        creds = grpc.composite_channel_credentials(
+            creds, grpc.access_token_call_credentials(token))
+    return creds
+
+
 class Client:
-    def __init__(self, address, timeout=10.0):
-        self.channel = grpc.insecure_channel(address, options=[
-            ("grpc.enable_http_proxy", 0),
-            ("grpc.max_receive_message_length", 64 << 20),
-            ("grpc.max_send_message_length", 64 << 20)])
+    def __init__(self, address, timeout=10.0, tls_ca=None, tls_cert=None, tls_key=None,
+                 token=None):
+        """A channel to one worker (any worker answers any call). With a CA
+        (tls_ca or SHARDEX_TLS_CA) it is TLS, with the client certificate or
+        token given, if any (credentials())."""
+        options = [("grpc.enable_http_proxy", 0),
+                   ("grpc.max_receive_message_length", 64 << 20),
+                   ("grpc.max_send_message_length", 64 << 20)]
+        creds = credentials(tls_ca, tls_cert, tls_key, token)
+        if creds is None:
+            self.channel = grpc.insecure_channel(address, options=options)
+        else:
+            self.channel = grpc.secure_channel(address, creds, options=options)
         self.timeout = timeout
 
     def _call(self, method, req, resp_type):

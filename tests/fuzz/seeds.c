@@ -5,12 +5,13 @@
  *   sx_fuzz_seeds DIR      (DIR: tests/fuzz/corpus)
  *
  * writes DIR/<target>/seed-<name> for requests, page_token, keys, clustermap,
- * load_jsonl, load_deb and config, replacing files of the same name and leaving any
+ * load_jsonl, load_deb, config and tokens, replacing files of the same name and leaving any
  * other file (regression inputs: crash-*) alone. Run it again after changing
  * a format; commit what it writes.
  */
 #include "fuzz.h"
 
+#include "auth.h"
 #include "clustermap.h"
 #include "ixkey.h"
 #include "keys.h"
@@ -611,6 +612,70 @@ static void config_files(void)
     write_seed("config", "errors", bad, sizeof(bad) - 1);
 }
 
+/* ------------------------------------------------------- tokens files -- */
+
+/* fuzz_tokens.c: a daemon's tokens file (auth.h), as it is. Each refused
+ * seed is refused for one reason, at its last line. */
+static void tokens_files(void)
+{
+    static const char good[] = "# NAME ROLE TOKEN [EXPIRES]\n"
+                               "reader read 0123456789abcdef0123456789abcdef\n"
+                               "writer write c0ffee-token-of-the-writer 2027-01-31T00:00:00Z\n"
+                               "\tadmin   admin  Zm9vYmFyYmF6cXV4cXV1eA==\t# an admin, indented\r\n"
+                               "\n"
+                               "   # a blank line above, a comment here\n"
+                               "old read expired-token-aaaaaaaaaaaa 2001-01-01T00:00:00Z\n"
+                               "leap write leap-day-token-bbbbbbbbbb 2028-02-29T23:59:59Z\n"
+                               "shortest read 0123456789abcdef\n"
+                               "last admin no-newline-at-the-end-1234";
+    static const char comments[] = "# nothing but comments and blanks\n\n \t \r\n"
+                                   "#reader read 0123456789abcdef0123456789abcdef\n"
+                                   "   # indented\n";
+    static const char crlf[] = "reader read 0123456789abcdef0123456789abcdef\r\n"
+                               "writer write abcdefabcdefabcdefabcdef 2030-06-15T12:30:45Z\r\n";
+    static const struct {
+        const char *name, *text;
+    } bad[] = {
+        {"bad-role", "reader read 0123456789abcdef0123456789abcdef\n"
+                     "root root rrrrrrrrrrrrrrrrrrrrrrrr\n"},
+        {"bad-role-case", "w Write wwwwwwwwwwwwwwwwwwwwwwww\n"},
+        {"bad-role-node", "n node nnnnnnnnnnnnnnnnnnnnnnnn\n"},
+        {"short-token", "reader read 0123456789abcdef0123456789abcdef\n"
+                        "shorty write 0123456789abcde\n"},
+        {"duplicate", "reader read 0123456789abcdef0123456789abcdef\n"
+                      "writer write sssssssssssssssssssssss\n"
+                      "again admin 0123456789abcdef0123456789abcdef\n"},
+        {"expiry-month", "x read xxxxxxxxxxxxxxxxxxxxxxxx 2027-13-01T00:00:00Z\n"},
+        {"expiry-no-zone", "x read xxxxxxxxxxxxxxxxxxxxxxxx 2027-01-31T00:00:00\n"},
+        {"expiry-epoch", "x read xxxxxxxxxxxxxxxxxxxxxxxx 1970-01-01T00:00:00Z\n"},
+        {"expiry-date-only", "x read xxxxxxxxxxxxxxxxxxxxxxxx 2027-01-31\n"},
+        {"two-fields", "reader read\n"},
+        {"five-fields", "x read xxxxxxxxxxxxxxxxxxxxxxxx 2027-01-31T00:00:00Z extra\n"},
+        {"long-name", "a-name-of-sixty-four-characters-is-one-too-many-for-the-table-xx "
+                      "read yyyyyyyyyyyyyyyyyyyyyyyy\n"},
+        {"control-byte", "reader read 0123456789abcdef\x01"
+                         "0123456789abcdef\n"},
+        {"utf8-name", "r\xc3\xa9"
+                      "ader read 0123456789abcdef0123456789abcdef\n"},
+    };
+    write_seed("tokens", "good", good, sizeof(good) - 1);
+    write_seed("tokens", "comments", comments, sizeof(comments) - 1);
+    write_seed("tokens", "crlf", crlf, sizeof(crlf) - 1);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        write_seed("tokens", bad[i].name, bad[i].text, strlen(bad[i].text));
+    /* The longest token (255 characters) and one past it. */
+    char line[300];
+    for (int len = SX_AUTH_TOKEN_MAX - 1; len <= SX_AUTH_TOKEN_MAX; len++) {
+        int n = snprintf(line, sizeof(line), "long admin %.*s\n", len,
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+                         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        write_seed("tokens", len < SX_AUTH_TOKEN_MAX ? "longest-token" : "long-token", line,
+                   (size_t)n);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -626,5 +691,6 @@ int main(int argc, char **argv)
     clustermaps();
     load_inputs();
     config_files();
+    tokens_files();
     return 0;
 }

@@ -81,7 +81,7 @@ check_within 30 || fail "status --check does not pass after worker 3 restarted: 
 for want in "shardex-worker --config $SX_LAB_DIR/h1/worker.conf" \
     "shardex-worker --config $SX_LAB_DIR/h3/worker.conf" \
     "shardex-coordinator --config $SX_LAB_DIR/h4/coordinator.conf" \
-    "binaries $build (build tree)" "3/3 workers alive"; do
+    "lab 61: plaintext; binaries $build (build tree)" "3/3 workers alive"; do
     grep -qF -- "$want" "$state/status.out" || fail "status lacks '$want': $(cat "$state/status.out")"
 done
 
