@@ -29,6 +29,7 @@
 #include "fuzz.h"
 
 #include "clustermap.h"
+#include "grpc/health/v1/health.pb-c.h"
 #include "ixkey.h"
 #include "keys.h"
 #include "mem.h"
@@ -320,6 +321,9 @@ static const row rows[SX_FUZZ_ROWS] = {
                                 check_set_faults},
     /* Not a request: the op of Append and Write, decoded again at apply. */
     [SX_FUZZ_ROW_LOG_OP] = {&shardex__internal__v1__log_op__descriptor, check_log_op},
+    [SX_FUZZ_ROW_LEAVE] = {&shardex__internal__v1__leave_request__descriptor, NULL},
+    /* Check and Watch of grpc.health.v1.Health take the same message. */
+    [SX_FUZZ_ROW_HEALTH_CHECK] = {&grpc__health__v1__health_check_request__descriptor, NULL},
 };
 #define NROWS SX_FUZZ_ROWS
 
@@ -330,6 +334,7 @@ static const ProtobufCServiceDescriptor *const services[] = {
     &shardex__internal__v1__index__descriptor,
     &shardex__internal__v1__replication__descriptor,
     &shardex__internal__v1__worker_admin__descriptor,
+    &grpc__health__v1__health__descriptor,
 };
 
 static void check_rows_cover_services(void)

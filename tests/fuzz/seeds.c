@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "clustermap.h"
+#include "grpc/health/v1/health.pb-c.h"
 #include "ixkey.h"
 #include "keys.h"
 #include "mem.h"
@@ -359,6 +360,13 @@ static void worker_requests(void)
               "delay=0.5,delay_ms=1-20;method=/shardex.v1.Shardex/Put,drop_reply=0.1,dup=0.1";
     write_request("set-faults", SX_FUZZ_ROW_SET_FAULTS, &sf.base);
     write_with("requests", "log-op-put", SX_FUZZ_ROW_LOG_OP, put.data, put.len);
+    Shardex__Internal__V1__LeaveRequest lv = SHARDEX__INTERNAL__V1__LEAVE_REQUEST__INIT;
+    lv.worker_id = "w-0a1b2c3d4e5f";
+    lv.incarnation = 7;
+    write_request("leave", SX_FUZZ_ROW_LEAVE, &lv.base);
+    Grpc__Health__V1__HealthCheckRequest hc = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    hc.service = "shardex.v1.Shardex";
+    write_request("health-check", SX_FUZZ_ROW_HEALTH_CHECK, &hc.base);
 
     free(k1.data);
     free(k2.data);
