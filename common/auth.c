@@ -3,6 +3,7 @@
 
 #include "clock.h"
 #include "fsutil.h"
+#include "hmap.h"
 #include "log.h"
 #include "mem.h"
 
@@ -135,8 +136,9 @@ static bool parse_line(const char *line, size_t len, const char *file, unsigned 
     }
     memset(t, 0, sizeof(*t));
     if (n[0] >= sizeof(t->name) || !printable(w[0], n[0])) {
-        sx_err_set(err, SX_INVALID_ARGUMENT, "%s:%u: name: at most %zu printable characters", file,
-                   no, sizeof(t->name) - 1);
+        sx_err_set(err, SX_INVALID_ARGUMENT,
+                   "%s:%u: name: %zu bytes; at most %zu printable ASCII characters", file, no, n[0],
+                   sizeof(t->name) - 1);
         return false;
     }
     memcpy(t->name, w[0], n[0]);
@@ -163,10 +165,19 @@ static bool parse_line(const char *line, size_t len, const char *file, unsigned 
     return true;
 }
 
+/* Frees a token table after overwriting its secrets. */
+static void wipe_free(token *tokens, size_t n)
+{
+    if (tokens)
+        explicit_bzero(tokens, n * sizeof(*tokens));
+    free(tokens);
+}
+
 sx_status sx_auth_load_text(sx_auth *a, const char *file, const char *text, size_t len, sx_err *err)
 {
     token *tokens = NULL;
     size_t n = 0, cap = 0;
+    sx_hmap seen = {0}; /* secret -> the index of its line's entry */
     unsigned no = 0;
     for (const char *p = text, *end = text + len; p < end;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -185,30 +196,34 @@ sx_status sx_auth_load_text(sx_auth *a, const char *file, const char *text, size
                 tokens = sx_realloc(tokens, cap * sizeof(*tokens));
             }
             if (!parse_line(q, (size_t)(stop - q), file, no, &tokens[n], err)) {
-                free(tokens);
+                wipe_free(tokens, n + 1);
+                sx_hmap_free(&seen, NULL);
                 return SX_INVALID_ARGUMENT;
             }
-            for (size_t i = 0; i < n; i++)
-                if (tokens[i].len == tokens[n].len &&
-                    memcmp(tokens[i].secret, tokens[n].secret, tokens[n].len) == 0) {
-                    sx_err_set(err, SX_INVALID_ARGUMENT,
-                               "%s:%u: the token of %s is also %s's: each must be unique", file, no,
-                               tokens[n].name, tokens[i].name);
-                    free(tokens);
-                    return SX_INVALID_ARGUMENT;
-                }
+            /* Unique tokens, found by hashing: a long file loads in linear time. */
+            bool created = false;
+            void **slot = sx_hmap_upsert(&seen, tokens[n].secret, tokens[n].len, &created);
+            if (!created) {
+                sx_err_set(err, SX_INVALID_ARGUMENT,
+                           "%s:%u: the token of %s is also %s's: each must be unique", file, no,
+                           tokens[n].name, tokens[(uintptr_t)*slot].name);
+                wipe_free(tokens, n + 1);
+                sx_hmap_free(&seen, NULL);
+                return SX_INVALID_ARGUMENT;
+            }
+            *slot = (void *)(uintptr_t)n;
             n++;
         }
         p = nl ? nl + 1 : end;
     }
+    sx_hmap_free(&seen, NULL);
     pthread_mutex_lock(&a->mu);
     token *old = a->tokens;
+    size_t nold = a->n;
     a->tokens = tokens;
     a->n = n;
     pthread_mutex_unlock(&a->mu);
-    if (old)
-        explicit_bzero(old, sizeof(*old)); /* the first entry at least; free below */
-    free(old);
+    wipe_free(old, nold);
     return SX_OK;
 }
 
@@ -250,9 +265,7 @@ void sx_auth_destroy(sx_auth *a)
 {
     if (!a)
         return;
-    if (a->tokens)
-        explicit_bzero(a->tokens, a->n * sizeof(*a->tokens));
-    free(a->tokens);
+    wipe_free(a->tokens, a->n);
     free(a->file);
     pthread_mutex_destroy(&a->mu);
     free(a);
