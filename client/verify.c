@@ -1368,7 +1368,7 @@ int sx_cli_verify(const sx_cli *cli, int argc, char **argv)
     sx_rpc_client *client = NULL;
     if (sx_rpc_client_create(&co, &client, &err) != SX_OK) {
         fprintf(stderr, "%s verify: %s\n", cli->prog, err.msg);
-        return SX_EXIT_UNAVAILABLE;
+        return err.code == SX_INVALID_ARGUMENT ? SX_EXIT_USAGE : SX_EXIT_UNAVAILABLE;
     }
     rpc_call_arg ca = {client, cfg.timeout_ms};
     sx_verify_opts o = {
@@ -1377,7 +1377,9 @@ int sx_cli_verify(const sx_cli *cli, int argc, char **argv)
     int code;
     sx_status st = sx_verify_run(&o, &r, &err);
     if (st != SX_OK) {
-        code = SX_EXIT_UNAVAILABLE;
+        /* Refused (no node certificate, say) is not the cluster being down. */
+        code = st == SX_PERMISSION_DENIED || st == SX_UNAUTHENTICATED ? SX_EXIT_REFUSED
+                                                                      : SX_EXIT_UNAVAILABLE;
         if (cfg.json) {
             json_t *j = json_pack("{s:s, s:s, s:s, s:i}", "server", cfg.server, "status",
                                   sx_status_name(st), "error", err.msg, "exit", code);

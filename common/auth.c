@@ -293,9 +293,13 @@ static bool same_secret(const token *t, const char *s, size_t n)
 
 /* ------------------------------------------------------------ decisions -- */
 
-sx_status sx_auth_decide(sx_auth *a, const sx_rpc_peer *peer, const char *method,
-                         uint64_t now_wall_ms, sx_err *err)
+/* sx_auth_decide, also writing the name of the token's holder into holder
+ * (cap bytes, "" when no token matched; holder may be NULL). */
+static sx_status decide(sx_auth *a, const sx_rpc_peer *peer, const char *method,
+                        uint64_t now_wall_ms, char *holder, size_t cap, sx_err *err)
 {
+    if (holder)
+        holder[0] = '\0';
     sx_role need = sx_auth_method_role(method);
     if (need == SX_ROLE_NONE)
         return SX_OK;
@@ -323,6 +327,8 @@ sx_status sx_auth_decide(sx_auth *a, const sx_rpc_peer *peer, const char *method
         if (found.role > role)
             role = found.role;
         snprintf(who, sizeof(who), "token of %s", found.name);
+        if (holder)
+            snprintf(holder, cap, "token:%s", found.name);
         explicit_bzero(found.secret, sizeof(found.secret));
     }
     if (!who[0])
@@ -336,9 +342,21 @@ sx_status sx_auth_decide(sx_auth *a, const sx_rpc_peer *peer, const char *method
     return SX_OK;
 }
 
+sx_status sx_auth_decide(sx_auth *a, const sx_rpc_peer *peer, const char *method,
+                         uint64_t now_wall_ms, sx_err *err)
+{
+    return decide(a, peer, method, now_wall_ms, NULL, 0, err);
+}
+
 sx_status sx_auth_authorize(void *auth, sx_rpc_peer *peer, const char *method, sx_err *err)
 {
-    /* Nodes' calls are the cluster's own work: no per-client limit. */
+    /* Nodes' calls are the cluster's own work: no per-client limit. A token
+     * client without a certificate is limited as its token's holder, over
+     * however many connections. */
     peer->unlimited = sx_auth_cert_role(peer->cert_id) == SX_ROLE_NODE;
-    return sx_auth_decide(auth, peer, method, sx_clock_wall_ms(), err);
+    char holder[sizeof(peer->client)];
+    sx_status st = decide(auth, peer, method, sx_clock_wall_ms(), holder, sizeof(holder), err);
+    if (st == SX_OK && !peer->cert_id && holder[0])
+        snprintf(peer->client, sizeof(peer->client), "%s", holder);
+    return st;
 }

@@ -65,8 +65,9 @@ void sx_daemon_set_logging(const char *level, const char *format);
     {.name = "max-calls-per-client", .type = SX_FLAG_UINT32,                                       \
      .offset = SX_FLAG_OFFSET(cfg_type, max_calls_per_client, uint32_t), .min = 1,                 \
      .max = 1000000,                                                                               \
-     .help = "calls in flight from one client (its certificate, else its connection; nodes "       \
-             "are not limited): one more is refused with RESOURCE_EXHAUSTED"},                      \
+     .help = "calls in flight from one client (its certificate, else its token's holder, else "  \
+             "its connection; nodes are not limited): one more is refused with "                 \
+             "RESOURCE_EXHAUSTED"},                      \
     {.name = "max-deadline", .type = SX_FLAG_DURATION_MS,                                          \
      .offset = SX_FLAG_OFFSET(cfg_type, max_deadline_ms, uint64_t), .min = 100, .max = 86400000,   \
      .help = "the longest a call may take here: a later deadline, or none, is cut to it"}

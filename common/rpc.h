@@ -90,6 +90,8 @@ typedef struct sx_rpc_peer {
     const char *token;   /* the bearer token of an `authorization: Bearer ...` header; NULL: none */
     const char *address; /* as gRPC names it, e.g. "ipv4:127.0.0.1:43210" */
     bool unlimited;      /* authorize sets it for peers whose calls are not limited (nodes) */
+    char client[80];     /* authorize may name who calls are counted under (a token's holder);
+                          * "": the certificate's identity, else the connection */
 } sx_rpc_peer;
 
 /* Decides whether peer may call method (the full path, e.g.

@@ -436,9 +436,10 @@ void sx_rpc_call_finish(sx_rpc_call *call, sx_status status, const sx_err *err)
     const char *msg = err && err->msg[0] ? err->msg : NULL;
     if (status != SX_OK && !msg)
         msg = sx_status_name(status);
-    if (call->stream)
+    if (call->stream) {
+        count_reply(call, status); /* a stream counts once, with the status it ends with */
         stream_finish(call, status, msg);
-    else
+    } else
         call_reply(call, status, msg);
 }
 
@@ -574,13 +575,12 @@ static bool admit_call(sx_rpc_call *ctx, char *msg, size_t cap)
     sx_err err = {0};
     sx_status st =
         srv->authorize ? srv->authorize(srv->authorize_arg, &peer, ctx->m->path, &err) : SX_OK;
-    if (st == SX_OK && srv->max_calls_per_client && !peer.unlimited &&
-        !count_client(ctx, peer.cert_id ? peer.cert_id : addr))
-        st =
-            sx_err_set(&err, SX_RESOURCE_EXHAUSTED,
-                       "%s: %u calls in flight from %s already, the most one client may have "
-                       "(max-calls-per-client)",
-                       ctx->m->path, srv->max_calls_per_client, peer.cert_id ? peer.cert_id : addr);
+    const char *client = peer.client[0] ? peer.client : peer.cert_id ? peer.cert_id : addr;
+    if (st == SX_OK && srv->max_calls_per_client && !peer.unlimited && !count_client(ctx, client))
+        st = sx_err_set(&err, SX_RESOURCE_EXHAUSTED,
+                        "%s: %u calls in flight from %s already, the most one client may have "
+                        "(max-calls-per-client)",
+                        ctx->m->path, srv->max_calls_per_client, client);
     gpr_free(addr);
     explicit_bzero(token, sizeof(token));
     if (st == SX_OK)

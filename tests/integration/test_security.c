@@ -26,6 +26,7 @@
 #include "shardex/internal/v1/worker.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -64,13 +65,18 @@ static int setup(void **state)
                      READ_TOKEN, WRITE_TOKEN, ADMIN_TOKEN, EXPIRED_TOKEN);
     if (sx_file_write_atomic(f->tokens, text, (size_t)n, NULL) != SX_OK)
         return -1;
-    /* The daemons take it from their environment (the flag's variable). */
+    /* The daemons take it from their environment (the flag's variable), and
+     * limits low enough to see (nodes are exempt from them). */
     setenv("SHARDEX_AUTH_TOKENS", f->tokens, 1);
+    setenv("SHARDEX_MAX_CALLS_PER_CLIENT", "4", 1);
+    setenv("SHARDEX_MAX_DEADLINE", "3s", 1);
     sx_cluster_opts o = {
         .workers = 1, .partitions = 2, .replication = 1, .min_isr = 1, .tls = true};
     f->c = calloc(1, sizeof(*f->c));
     bool ok = sx_cluster_start(f->c, &o);
     unsetenv("SHARDEX_AUTH_TOKENS");
+    unsetenv("SHARDEX_MAX_CALLS_PER_CLIENT");
+    unsetenv("SHARDEX_MAX_DEADLINE");
     *state = f;
     return ok ? 0 : -1;
 }
@@ -332,6 +338,71 @@ static bool late_token_accepted(void *arg)
     return get(a->rpc, a->f->c->worker_addr[0], "sec-x", NULL, &err) == SX_OK;
 }
 
+/* ------------------------------------------------ limits per token holder -- */
+
+typedef struct tally {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, refused, expired, other;
+} tally;
+
+static void tally_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
+{
+    (void)err;
+    tally *t = arg;
+    sx_rpc_free(resp);
+    pthread_mutex_lock(&t->mu);
+    t->refused += st == SX_RESOURCE_EXHAUSTED;
+    t->expired += st == SX_DEADLINE_EXCEEDED;
+    t->other += st != SX_RESOURCE_EXHAUSTED && st != SX_DEADLINE_EXCEEDED;
+    t->done++;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* One token over two connections is one client: 12 waiting Gets, 6 on each,
+ * against max-calls-per-client 4 get at most 4 in (each held to the 3 s
+ * max-deadline), where two connections counted apart would let in 8. */
+static void test_limit_counts_a_token_over_connections(void **state)
+{
+    fx *f = *state;
+    char ca[400];
+    cluster_ca(f, ca, sizeof(ca));
+    sx_rpc_client *c1 = client_as(ca, NULL, NULL, READ_TOKEN);
+    sx_rpc_client *c2 = client_as(ca, NULL, NULL, READ_TOKEN);
+    Shardex__V1__WriteToken tok[2], *toks[2];
+    for (uint32_t p = 0; p < 2; p++) {
+        tok[p] = (Shardex__V1__WriteToken)SHARDEX__V1__WRITE_TOKEN__INIT;
+        tok[p].partition = p;
+        tok[p].offset = 1000000000; /* never reached: the read waits out its deadline */
+        toks[p] = &tok[p];
+    }
+    Shardex__V1__GetRequest req = SHARDEX__V1__GET_REQUEST__INIT;
+    req.id = (char *)"sec-wait";
+    req.after = toks;
+    req.n_after = 2;
+    tally t = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    pthread_cond_init(&t.cv, NULL);
+    sx_rpc_call_opts o = {.timeout_ms = 20000};
+    for (int i = 0; i < 12; i++)
+        sx_rpc_invoke_async(i % 2 ? c2 : c1, f->c->worker_addr[0], SHARDEX, "Get", &req.base, &o,
+                            tally_done, &t);
+    pthread_mutex_lock(&t.mu);
+    while (t.done < 12)
+        pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    fprintf(stderr, "one token, two connections: %d refused, %d let in, %d other\n", t.refused,
+            t.expired, t.other);
+    if (t.other || t.expired > 4 || t.refused < 8)
+        SX_FX_FAIL(f->c,
+                   "12 waiting Gets with one token over two connections: %d let in, %d "
+                   "refused, %d other; the limit is 4 per token holder",
+                   t.expired, t.refused, t.other);
+    pthread_cond_destroy(&t.cv);
+    sx_rpc_client_destroy(c1);
+    sx_rpc_client_destroy(c2);
+}
+
 typedef struct log_arg {
     fx *f;
     const char *text;
@@ -390,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_transport),
         cmocka_unit_test(test_tokens),
         cmocka_unit_test(test_client_certificates),
+        cmocka_unit_test(test_limit_counts_a_token_over_connections),
         cmocka_unit_test(test_tokens_reload_on_sighup),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
