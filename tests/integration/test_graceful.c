@@ -55,15 +55,6 @@ static int setup(void **state)
     return *state ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
-    sx_cluster *c = *state;
-    sx_cluster_kill_all(c);
-    sx_cluster_stop(c);
-    free(c);
-    return 0;
-}
-
 /* ---------------------------------------------------------------- writers -- */
 
 typedef struct writers {
@@ -272,7 +263,8 @@ int main(void)
     sx_fx_seed();
     sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rolling_restart_hands_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rolling_restart_hands_over, setup,
+                                        sx_fx_cluster_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,15 +60,6 @@ static int setup(void **state)
     return *state ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
-    sx_cluster *c = *state;
-    sx_cluster_kill_all(c);
-    sx_cluster_stop(c);
-    free(c);
-    return 0;
-}
-
 /* The leader of p in the coordinator's map (test index, NONE), its epoch and
  * whether it is alive. */
 typedef struct lead_view {
@@ -278,7 +269,7 @@ int main(void)
     sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_leader_serves_acknowledged_writes, setup,
-                                        teardown),
+                                        sx_fx_cluster_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

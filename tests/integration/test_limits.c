@@ -51,15 +51,6 @@ static int setup(void **state)
     return sx_cluster_start_worker_env(c, 0, env) && sx_cluster_wait_alive(c, 0, WAIT_MS) ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
-    sx_cluster *c = *state;
-    sx_cluster_kill_all(c);
-    sx_cluster_stop(c);
-    free(c);
-    return 0;
-}
-
 /* A client of its own connection; over TLS (SHARDEX_TEST_TLS=1) one of its
  * own identity with that role (a node's calls are not limited). */
 static sx_rpc_client *own_client(sx_cluster *c, const char *role, const char *name)
@@ -249,5 +240,5 @@ int main(void)
         cmocka_unit_test(test_flood_from_one_client_spares_the_others),
         cmocka_unit_test(test_message_limit),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, sx_fx_cluster_teardown);
 }

@@ -57,15 +57,6 @@ static int setup(void **state)
     return *state ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
-    sx_cluster *c = *state;
-    sx_cluster_kill_all(c);
-    sx_cluster_stop(c);
-    free(c);
-    return 0;
-}
-
 /* What the map says of each test worker and each partition. */
 typedef struct map_facts {
     bool ok;
@@ -228,7 +219,8 @@ int main(void)
     sx_fx_seed();
     sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_index_backfill_keeps_every_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_backfill_keeps_every_lease, setup,
+                                        sx_fx_cluster_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,15 +60,6 @@ static int setup(void **state)
     return *state ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
-    sx_cluster *c = *state;
-    sx_cluster_kill_all(c);
-    sx_cluster_stop(c);
-    free(c);
-    return 0;
-}
-
 /* ------------------------------------------------------------ the map -- */
 
 typedef sx_cluster_part_view part_view;
@@ -343,8 +334,10 @@ static void test_corrupted_store_never_leads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_deleted_store_never_leads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupted_store_never_leads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_store_never_leads, setup,
+                                        sx_fx_cluster_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupted_store_never_leads, setup,
+                                        sx_fx_cluster_teardown),
     };
     sx_fx_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

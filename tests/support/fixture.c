@@ -87,3 +87,14 @@ sx_store *sx_fx_store_open(const char *path, const sx_store_opts *opts)
     assert_non_null(s);
     return s;
 }
+
+int sx_fx_cluster_teardown(void **state)
+{
+    sx_cluster *c = *state;
+    if (c) {
+        sx_cluster_kill_all(c);
+        sx_cluster_stop(c);
+        free(c);
+    }
+    return 0;
+}

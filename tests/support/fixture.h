@@ -60,6 +60,11 @@ void sx__fx_fail(const char *file, int line, const sx_cluster *c, const char *fm
     __attribute__((format(printf, 4, 5)));
 void sx__fx_check_replicas(const char *file, int line, sx_cluster *c, uint64_t timeout_ms);
 
+/* A cmocka teardown for a test whose state is a cluster it calloc'd: kills
+ * every process (kill -9: its data is thrown away), removes the cluster's
+ * directory (sx_cluster_stop) and frees it. */
+int sx_fx_cluster_teardown(void **state);
+
 /* ----------------------------------------------------------------- stores -- */
 
 /* Opens the store at path with opts (NULL: defaults) and returns it (the
