@@ -27,11 +27,15 @@ usage() {
     sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 }
 
+case ${1:-} in -h | --help)
+    usage
+    exit 0
+    ;;
+esac
 [ $# -ge 2 ] || {
     usage >&2
     exit 2
 }
-case $1 in -h | --help) usage && exit 0 ;; esac
 command -v openssl >/dev/null || die "openssl is not installed (apt-get install openssl)"
 
 dir=$1

@@ -22,9 +22,15 @@ set(SX_CONF_DIR /etc/shardex)
 
 install(FILES ${CMAKE_BINARY_DIR}/shardex.protoset
         DESTINATION ${CMAKE_INSTALL_DATADIR}/shardex COMPONENT tools)
-# The units' Documentation= points at the README.
+# The units' Documentation= points at the README; security.md and deploy.md
+# are what an operator of the packages reads next.
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/packages.md
+              ${CMAKE_SOURCE_DIR}/docs/security.md ${CMAKE_SOURCE_DIR}/docs/deploy.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT tools)
+# The certificates and tokens of a TLS cluster (docs/security.md); it needs
+# the openssl command, which the package suggests.
+install(PROGRAMS ${CMAKE_SOURCE_DIR}/deploy/certs.sh
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/shardex COMPONENT tools)
 
 # The maintainer scripts differ between the daemons only in names: one
 # template each, made per daemon in the build tree.
@@ -80,7 +86,7 @@ set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME shardex)
 # Building against libshardex needs the development packages of what it calls
 # (shardex.pc names them); running the tool does not.
 set(CPACK_DEBIAN_TOOLS_PACKAGE_SUGGESTS
-    "pkg-config, libgrpc-dev, libprotobuf-c-dev, libleveldb-dev, libxxhash-dev, libjansson-dev, libsystemd-dev")
+    "openssl, pkg-config, libgrpc-dev, libprotobuf-c-dev, libleveldb-dev, libxxhash-dev, libjansson-dev, libsystemd-dev")
 
 # The first line is the synopsis (not starting with the package's name, as
 # Debian asks); CPack indents the rest and turns an empty

@@ -27,6 +27,12 @@ check_installed() {
         echo "ok: $bin --help"
     done
 
+    [ -x /usr/share/shardex/certs.sh ] || fail "/usr/share/shardex/certs.sh is missing"
+    out=$(/usr/share/shardex/certs.sh --help) || fail "/usr/share/shardex/certs.sh --help exited $?"
+    [[ $out == *"certs.sh DIR ca"* ]] || fail "/usr/share/shardex/certs.sh --help: no usage"
+    [ -f /usr/share/shardex/shardex.protoset ] || fail "/usr/share/shardex/shardex.protoset is missing"
+    echo "ok: /usr/share/shardex: certs.sh, shardex.protoset"
+
     local pw
     pw=$(getent passwd shardex) || fail "no shardex user"
     IFS=: read -r _ _ uid gid _ home shell <<<"$pw"
