@@ -169,6 +169,25 @@ sx_status sx_adminservice_set_faults(sx_rpc_call *call, const ProtobufCMessage *
     return sx_rpc_client_set_faults(w->rpc, req->spec, err);
 }
 
+sx_status sx_adminservice_refresh_map(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                                      ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    (void)call;
+    (void)respm;
+    (void)err;
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__RefreshMapRequest *req = (const void *)reqm;
+    if (!w->member)
+        return SX_OK; /* not joined yet: its registration brings the newest map */
+    sx_membership_view v;
+    sx_membership_get_view(w->member, &v);
+    uint64_t have = v.map ? sx_partmap_version(v.map) : 0;
+    sx_partmap_release(v.map);
+    if (have < req->version)
+        sx_membership_refresh(w->member);
+    return SX_OK;
+}
+
 sx_status sx_adminservice_get_map(sx_rpc_call *call, const ProtobufCMessage *reqm,
                                   ProtobufCMessage *respm, void *arg, sx_err *err)
 {

@@ -28,6 +28,9 @@ sx_status sx_adminservice_scan_docs(sx_rpc_call *call, const ProtobufCMessage *r
 /* SetFaults: the rpc fault layer's rules for this worker's outgoing calls. */
 sx_status sx_adminservice_set_faults(sx_rpc_call *call, const ProtobufCMessage *req,
                                      ProtobufCMessage *resp, void *arg, sx_err *err);
+/* RefreshMap: a newer map exists; heartbeat now if ours is older. */
+sx_status sx_adminservice_refresh_map(sx_rpc_call *call, const ProtobufCMessage *req,
+                                      ProtobufCMessage *resp, void *arg, sx_err *err);
 /* Any Shardex method the coordinator answers: the same method and request,
  * the response handed back as it came; waits for the coordinator. */
 sx_status sx_adminservice_forward(sx_rpc_call *call, const ProtobufCMessage *req,

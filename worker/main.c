@@ -30,11 +30,13 @@
 #include "metrics_http.h"
 #include "rpc.h"
 #include "service.h"
+#include "shardex/internal/v1/worker.pb-c.h"
 #include "tstore.h"
 #include "wmetrics.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -419,11 +421,65 @@ static readiness tell_readiness(worker *w, readiness was)
     return ok ? SERVING : NO_LEASE;
 }
 
+/* Tells the other live workers of map m that it exists (WorkerAdmin.
+ * RefreshMap): each heartbeats at once and learns what it leads now, instead
+ * of at its next period (lease/4). Waits for their answers up to wait_ms;
+ * one that does not answer hears at its next heartbeat, as before. */
+typedef struct refresh_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t pending;
+} refresh_wait;
+
+static void refresh_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
+{
+    (void)st;
+    (void)err;
+    sx_rpc_free(resp);
+    refresh_wait *rw = arg;
+    pthread_mutex_lock(&rw->mu);
+    rw->pending--;
+    pthread_cond_broadcast(&rw->cv);
+    pthread_mutex_unlock(&rw->mu);
+}
+
+static void tell_peers(worker *w, uint64_t wait_ms)
+{
+    sx_membership_view v;
+    sx_membership_get_view(w->ctx.member, &v);
+    if (!v.map)
+        return;
+    const Shardex__Internal__V1__ClusterMap *m = sx_partmap_msg(v.map);
+    Shardex__Internal__V1__RefreshMapRequest req = SHARDEX__INTERNAL__V1__REFRESH_MAP_REQUEST__INIT;
+    req.version = m->version;
+    refresh_wait rw = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sx_cond_init_monotonic(&rw.cv);
+    sx_rpc_call_opts o = {.timeout_ms = wait_ms};
+    for (size_t i = 0; i < m->n_workers; i++) {
+        const Shardex__Internal__V1__WorkerEntry *e = m->workers[i];
+        if (!e->alive || strcmp(e->id, w->id) == 0)
+            continue;
+        pthread_mutex_lock(&rw.mu);
+        rw.pending++;
+        pthread_mutex_unlock(&rw.mu);
+        sx_rpc_invoke_async(w->rpc, e->address, &shardex__internal__v1__worker_admin__descriptor,
+                            "RefreshMap", &req.base, &o, refresh_done, &rw);
+    }
+    sx_partmap_release(v.map);
+    /* Every call completes by its deadline, so this wait ends: rw lives until then. */
+    pthread_mutex_lock(&rw.mu);
+    while (rw.pending > 0)
+        pthread_cond_wait(&rw.cv, &rw.mu);
+    pthread_mutex_unlock(&rw.mu);
+    pthread_cond_destroy(&rw.cv);
+}
+
 /* A worker stopping on purpose hands its roles over first, so that writes
  * pause for a map change instead of a lease: it admits no new write as a
  * leader, answers the ones it accepted (half the time allowed), then asks the
- * coordinator to move its leaderships and term partitions now and installs
- * the answer. Calls in flight finish afterwards, in stop(). */
+ * coordinator to move its leaderships and term partitions now, installs the
+ * answer and tells the other workers (tell_peers). Calls in flight finish
+ * afterwards, in stop(). */
 static void hand_over(worker *w, uint64_t timeout_ms)
 {
     if (!atomic_load(&w->joined))
@@ -434,10 +490,11 @@ static void hand_over(worker *w, uint64_t timeout_ms)
     uint64_t now = sx_clock_now_ms();
     uint64_t left = start + timeout_ms > now ? start + timeout_ms - now : 1;
     sx_err err = {0};
-    if (sx_membership_leave(w->ctx.member, left, &err) == SX_OK)
+    if (sx_membership_leave(w->ctx.member, left, &err) == SX_OK) {
+        tell_peers(w, 500);
         SX_LOG(SX_LOG_INFO, "worker", "handed over id=%s ms=%" PRIu64 " unanswered_writes=%zu",
                w->id, sx_clock_now_ms() - start, unanswered);
-    else
+    } else
         SX_LOG(SX_LOG_WARN, "worker",
                "not handed over id=%s status=%s msg=\"%s\": its roles move when its lease runs "
                "out",

@@ -58,6 +58,7 @@ static const row worker_methods[] = {
     {ADMIN, {"ReadLog", sx_adminservice_read_log, SX_RPC_BLOCKING}},
     {ADMIN, {"ScanDocs", sx_adminservice_scan_docs, SX_RPC_BLOCKING}},
     {ADMIN, {"SetFaults", sx_adminservice_set_faults, SX_RPC_INLINE}},
+    {ADMIN, {"RefreshMap", sx_adminservice_refresh_map, SX_RPC_INLINE}},
 };
 
 /* The handlers' histograms (service.h), next to the table of handlers. */

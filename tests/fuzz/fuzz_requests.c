@@ -324,6 +324,7 @@ static const row rows[SX_FUZZ_ROWS] = {
     [SX_FUZZ_ROW_LEAVE] = {&shardex__internal__v1__leave_request__descriptor, NULL},
     /* Check and Watch of grpc.health.v1.Health take the same message. */
     [SX_FUZZ_ROW_HEALTH_CHECK] = {&grpc__health__v1__health_check_request__descriptor, NULL},
+    [SX_FUZZ_ROW_REFRESH_MAP] = {&shardex__internal__v1__refresh_map_request__descriptor, NULL},
 };
 #define NROWS SX_FUZZ_ROWS
 

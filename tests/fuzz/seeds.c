@@ -367,6 +367,9 @@ static void worker_requests(void)
     Grpc__Health__V1__HealthCheckRequest hc = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     hc.service = "shardex.v1.Shardex";
     write_request("health-check", SX_FUZZ_ROW_HEALTH_CHECK, &hc.base);
+    Shardex__Internal__V1__RefreshMapRequest rfm = SHARDEX__INTERNAL__V1__REFRESH_MAP_REQUEST__INIT;
+    rfm.version = 42;
+    write_request("refresh-map", SX_FUZZ_ROW_REFRESH_MAP, &rfm.base);
 
     free(k1.data);
     free(k2.data);
