@@ -124,7 +124,7 @@ static void rx_msg(void *arg, ProtobufCMessage *msg)
     if (m->calls != r->last + 1)
         r->out_of_order = true;
     if (m->payload.len != strlen(r->payload) ||
-        memcmp(m->payload.data, r->payload, m->payload.len) != 0)
+        (m->payload.len && memcmp(m->payload.data, r->payload, m->payload.len) != 0))
         r->bad_payload = true;
     r->last = m->calls;
     r->n++;
