@@ -102,13 +102,15 @@ static void member_start(member *m, const char *tag)
         sx_err err = {0};
         assert_int_equal(sx_etcd_open(&eo, &m->etcd, &err), SX_OK);
         m->pid = sx_h_spawn(argv, m->log);
-        bool up = sx_h_wait_for(member_answers, m, 20000) && sx_h_alive(m->pid);
-        if (up)
+        bool answered = sx_h_wait_for(member_answers, m, 20000);
+        bool alive = sx_h_alive(m->pid); /* reaps it if it exited */
+        if (answered && alive)
             return;
         /* A port taken in between (etcd exits), or too slow: again, afresh. */
         fprintf(stderr, "etcd did not come up on %s (attempt %d)\n", m->addr, attempt);
         sx_h_dump_log(m->log, 10);
-        sx_h_kill9(m->pid);
+        if (alive)
+            sx_h_kill9(m->pid);
         sx_etcd_close(m->etcd);
         m->etcd = NULL;
     }
