@@ -3,7 +3,8 @@
  * a system etcd): keys and prefixes, a create-if-absent transaction and
  * fencing on its revision, a lease kept alive past three TTLs then revoked
  * (the keepalive learns TTL 0) beside one left to expire, watches live and
- * replayed from an old revision, endpoint failover, and etcd killed under a
+ * replayed from an old revision, endpoint failover, etcd stopped under a
+ * keepalive (it ends when the lease may expire), and etcd killed under a
  * keepalive and a watch (both end with an error). The bidirectional streams
  * of the rpc layer are exercised here.
  */
@@ -153,6 +154,8 @@ typedef struct seen {
     int renewals;
     int64_t ttl;
     bool sent_in_future; /* a renewal dated later than its arrival */
+    uint64_t last_sent;  /* the date of the last renewal */
+    uint64_t end_ms;     /* when on_end ran */
     int ends;
     sx_status st;
     sx_err err;
@@ -180,6 +183,7 @@ static void on_renewed(void *arg, int64_t ttl_s, uint64_t sent_ms)
     pthread_mutex_lock(&s->mu);
     if (sent_ms > sx_clock_now_ms())
         s->sent_in_future = true;
+    s->last_sent = sent_ms;
     s->renewals++;
     s->ttl = ttl_s;
     pthread_cond_broadcast(&s->cv);
@@ -191,6 +195,7 @@ static void on_end(void *arg, sx_status st, const sx_err *err)
     seen *s = arg;
     pthread_mutex_lock(&s->mu);
     s->ends++;
+    s->end_ms = sx_clock_now_ms();
     s->st = st;
     s->err = *err;
     pthread_cond_broadcast(&s->cv);
@@ -279,7 +284,15 @@ static void test_put_get_prefix(void **state)
     assert_int_equal(r->kvs[0].value_len, 0);
     sx_etcd_range_free(r);
 
+    /* A prefix ending in 0xff: its range ends at "/t/g", past /t/f\xff\x01, not at /t/fg. */
+    assert_int_equal(sx_etcd_put(e, "/t/f\xff", "1", 1, 0, NULL, &err), SX_OK);
+    assert_int_equal(sx_etcd_put(e, "/t/f\xff\x01", "2", 1, 0, NULL, &err), SX_OK);
+    assert_int_equal(sx_etcd_put(e, "/t/fg", "3", 1, 0, NULL, &err), SX_OK);
+    assert_int_equal(count_keys(e, "/t/f\xff", true), 2);
+    assert_int_equal(count_keys(e, "/t/f", true), 3);
     int64_t deleted = 0;
+    assert_int_equal(sx_etcd_delete(e, "/t/f", true, &deleted, NULL, &err), SX_OK);
+    assert_int_equal(deleted, 3);
     assert_int_equal(sx_etcd_delete(e, "/t/kv/", true, &deleted, NULL, &err), SX_OK);
     assert_int_equal(deleted, 2);
     assert_int_equal(count_keys(e, "/t/kv/", true), 0);
@@ -491,14 +504,35 @@ static void test_endpoints(void **state)
     assert_non_null(strstr(err.msg, "etcdserver"));
 }
 
-/* etcd killed under a keepalive and a watch: both end with an error. */
-static void test_etcd_killed(void **state)
+/* etcd stopped (SIGSTOP) under a keepalive: no stream error says so, but
+ * no answer comes within the TTL, and the keepalive ends DEADLINE_EXCEEDED
+ * when the lease may expire, not before. Then etcd killed under a keepalive
+ * and a watch: both end UNAVAILABLE. */
+static void test_etcd_paused_then_killed(void **state)
 {
     (void)state;
     member m = {0};
     member_start(&m, "etcdkill");
     sx_err err = {0};
     int64_t lease = 0;
+    assert_int_equal(sx_etcd_lease_grant(m.etcd, 2, &lease, NULL, &err), SX_OK);
+    seen ps;
+    seen_init(&ps);
+    sx_etcd_keepalive_opts po = {.on_renewed = on_renewed, .on_end = on_end, .arg = &ps};
+    sx_etcd_keepalive *pk = NULL;
+    assert_int_equal(sx_etcd_keepalive_start(m.etcd, lease, 2, &po, &pk, &err), SX_OK);
+    assert_true(seen_wait(&ps, &ps.renewals, 1, 5000));
+    sx_h_pause(m.pid);
+    assert_true(seen_wait(&ps, &ps.ends, 1, 10000));
+    sx_h_resume(m.pid);
+    assert_int_equal(ps.st, SX_DEADLINE_EXCEEDED);
+    uint64_t valid_until = ps.last_sent + 2000;
+    assert_true(ps.end_ms >= valid_until);
+    assert_true(ps.end_ms < valid_until + 1000);
+    sx_etcd_keepalive_stop(pk);
+    assert_int_equal(ps.ends, 1);
+    seen_free(&ps);
+
     assert_int_equal(sx_etcd_lease_grant(m.etcd, 5, &lease, NULL, &err), SX_OK);
     seen ks, ws;
     seen_init(&ks);
@@ -534,7 +568,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_prefix), cmocka_unit_test(test_txn_create_if_absent),
         cmocka_unit_test(test_leases),         cmocka_unit_test(test_watch),
-        cmocka_unit_test(test_endpoints),      cmocka_unit_test(test_etcd_killed),
+        cmocka_unit_test(test_endpoints),      cmocka_unit_test(test_etcd_paused_then_killed),
     };
     int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     sx_rpc_wait_shutdown(5000);
