@@ -508,6 +508,8 @@ static void ka_end(void *arg, sx_status st, const sx_err *err)
     if (k->reason != SX_OK) {
         st = k->reason;
         e2 = k->reason_err;
+        if (st == SX_DEADLINE_EXCEEDED) /* a silent member: the next stream tries another */
+            endpoint_failed(k->e, k->ep_idx);
     } else {
         sx_err_set(&e2, st, "etcd %s LeaseKeepAlive: %s", k->ep, err->msg);
         if (st == SX_UNAVAILABLE)
@@ -578,8 +580,14 @@ sx_status sx_etcd_keepalive_start(sx_etcd *e, int64_t id, int64_t ttl_s,
     k->ep_idx = endpoint_pick(e);
     const char *ep = e->eps[k->ep_idx];
     snprintf(k->ep, sizeof(k->ep), "%s", ep);
-    sx_rpc_stream_opts so = {
-        .metadata = has_leader, .nmetadata = 1, .on_msg = ka_msg, .on_end = ka_end, .arg = k};
+    /* wait_for_ready: the stream drives the connection to a member not yet
+     * connected (invoke_one says why); one that never answers ends by the TTL. */
+    sx_rpc_stream_opts so = {.wait_for_ready = true,
+                             .metadata = has_leader,
+                             .nmetadata = 1,
+                             .on_msg = ka_msg,
+                             .on_end = ka_end,
+                             .arg = k};
     sx_status st = sx_rpc_stream_open(e->rpc, ep, LEASE_SVC, "LeaseKeepAlive", &so, &k->s, err);
     if (st != SX_OK) {
         pthread_mutex_destroy(&k->mu);
@@ -728,10 +736,12 @@ static sx_status watch_create(sx_etcd *e, sx_etcd_watch *w, sx_err *err)
         st = SX_OK;
     } else if (w->reason != SX_OK) {
         st = w->reason;
-        *err = w->reason_err;
+        if (err)
+            *err = w->reason_err;
     } else {
         st = sx_err_set(err, SX_DEADLINE_EXCEEDED, "etcd %s Watch: not created within %llu ms",
                         w->ep, (unsigned long long)e->timeout_ms);
+        endpoint_failed(e, w->ep_idx); /* the next watch tries another member */
     }
     if (st != SX_OK)
         w->abandoned = true;
@@ -753,8 +763,13 @@ sx_status sx_etcd_watch_start(sx_etcd *e, const sx_etcd_watch_opts *opts, sx_etc
     w->ep_idx = endpoint_pick(e);
     const char *ep = e->eps[w->ep_idx];
     snprintf(w->ep, sizeof(w->ep), "%s", ep);
-    sx_rpc_stream_opts so = {
-        .metadata = has_leader, .nmetadata = 1, .on_msg = watch_msg, .on_end = watch_end, .arg = w};
+    /* wait_for_ready, as for keepalives: watch_create's wait bounds it. */
+    sx_rpc_stream_opts so = {.wait_for_ready = true,
+                             .metadata = has_leader,
+                             .nmetadata = 1,
+                             .on_msg = watch_msg,
+                             .on_end = watch_end,
+                             .arg = w};
     sx_status st = sx_rpc_stream_open(e->rpc, ep, WATCH_SVC, "Watch", &so, &w->s, err);
     if (st == SX_OK)
         st = watch_create(e, w, err);

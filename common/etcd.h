@@ -12,8 +12,11 @@
  * have been applied before the connection broke, and the next member then
  * applies it again: make writes conditional (a transaction comparing
  * revisions), so that a second application fails its compares instead of
- * doing harm, and read to learn the outcome of a failed one. Streams (keepalive, watch) open on the
- * member that answered last and report their end; they do not move.
+ * doing harm, and read to learn the outcome of a failed one. Streams
+ * (keepalive, watch) open on the member that answered last and report their
+ * end; they do not move, but the next one opens on another member when one
+ * ended UNAVAILABLE or found its member silent (a watch not created in time,
+ * a keepalive with no answer for a TTL).
  *
  * Keys are C strings (the project's keys in etcd are paths), values bytes.
  * "Not found" is no error: a get finds zero keys. Errors are sx_err with the

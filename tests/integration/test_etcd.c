@@ -492,6 +492,20 @@ static void test_endpoints(void **state)
     assert_int_equal(count_keys(e, "/t/ep", false), 1);
     sx_etcd_close(e);
 
+    /* Streams open on the member that answered last: here the dead one
+     * first. That watch fails, and the next goes to the live member. */
+    sx_etcd_opts so = {.endpoints = list, .timeout_ms = 1000};
+    assert_int_equal(sx_etcd_open(&so, &e, &err), SX_OK);
+    sx_etcd_watch_opts wo = {.key = "/t/ep"};
+    sx_etcd_watch *w = NULL;
+    sx_status st = sx_etcd_watch_start(e, &wo, &w, NULL, &err);
+    assert_true(st == SX_UNAVAILABLE || st == SX_DEADLINE_EXCEEDED);
+    assert_null(w);
+    assert_non_null(strstr(err.msg, dead));
+    assert_int_equal(sx_etcd_watch_start(e, &wo, &w, NULL, &err), SX_OK);
+    sx_etcd_watch_stop(w);
+    sx_etcd_close(e);
+
     /* Only dead members: UNAVAILABLE, naming the last one tried. */
     sx_etcd_opts deo = {.endpoints = dead, .timeout_ms = 2000};
     assert_int_equal(sx_etcd_open(&deo, &e, &err), SX_OK);
