@@ -380,8 +380,9 @@ typedef struct sx_rpc_stream_opts {
  * waits for the connection). *out is set before any callback can run; the
  * caller destroys it with sx_rpc_stream_destroy. SX_UNIMPLEMENTED for a method
  * svc does not have, SX_INVALID_ARGUMENT for bad metadata: no stream then, no
- * callback. A connection that cannot be made is an end (on_end, UNAVAILABLE),
- * not an error here. Any thread but a callback of a stream being destroyed. */
+ * callback. A connection that cannot be made is an end (on_end: UNAVAILABLE,
+ * or DEADLINE_EXCEEDED with wait_for_ready), not an error here. Any thread,
+ * callbacks of other streams included; c must outlive the stream. */
 sx_status sx_rpc_stream_open(sx_rpc_client *c, const char *addr,
                              const ProtobufCServiceDescriptor *svc, const char *method,
                              const sx_rpc_stream_opts *opts, sx_rpc_stream **out, sx_err *err);
