@@ -7,7 +7,9 @@
  * grpc/grpc.h; handlers and callers see protobuf-c messages and sx_err.
  *
  * Streams: a server may serve methods that return a stream (server
- * streaming, below); the client calls unary methods only.
+ * streaming, below); a client may open a stream to any method (client
+ * streams, below: client, server or bidirectional streaming, as the method
+ * is declared), which is how the etcd client keeps leases and watches.
  *
  * Security: with sx_rpc_tls set, servers listen with TLS and verify the
  * certificates clients present against a CA, clients verify the server's and
@@ -325,6 +327,92 @@ typedef struct sx_rpc_fault_stats {
  * returns SX_INVALID_ARGUMENT naming the bad item, and keeps the old rules. */
 sx_status sx_rpc_client_set_faults(sx_rpc_client *c, const char *spec, sx_err *err);
 void sx_rpc_client_fault_stats(sx_rpc_client *c, sx_rpc_fault_stats *out);
+
+/* -------------------------------------------------------- client streams -- */
+
+/* A stream is one call to a method of any kind (client, server or
+ * bidirectional streaming; nothing checks which) through a client's channel
+ * to addr, with its TLS credentials and bearer token. The caller sends any
+ * number of messages and may half-close; what the server sends arrives in
+ * on_msg, then the end (status and message) in on_end, exactly once.
+ *
+ * Threads: each stream has a completion queue and a thread of its own, on
+ * which every callback of that stream runs, one at a time, on_end last. A
+ * callback may block (even on a unary call of the same client) and holds up
+ * only its own stream: the next message is asked of gRPC only after on_msg
+ * returns, so a slow reader slows its server through HTTP/2 flow control
+ * and nothing piles up. Streams are few and long-lived (a lease keepalive, a
+ * watch or two); thousands would want a shared queue instead.
+ *
+ * Life: open -> (send*, close_send?) -> end (server status, deadline,
+ * cancel, connection lost) -> on_end -> destroy. Destroy every stream before
+ * the client it was opened on. The fault layer does not apply to streams. */
+
+typedef struct sx_rpc_stream sx_rpc_stream;
+
+/* One message from the server, unpacked as the method's output type; the
+ * callback owns it (sx_rpc_free). */
+typedef void (*sx_rpc_stream_msg_cb)(void *arg, ProtobufCMessage *msg);
+
+/* The end: st is SX_OK when the server ended the stream with OK, else the
+ * status (the server's, DEADLINE_EXCEEDED, UNAVAILABLE when the connection
+ * failed or was lost, CANCELLED after sx_rpc_stream_cancel, INTERNAL when a
+ * message did not decode); err (borrowed for the call) holds the server's
+ * message exactly, or the layer's. */
+typedef void (*sx_rpc_stream_end_cb)(void *arg, sx_status st, const sx_err *err);
+
+/* Extra request metadata (borrowed by sx_rpc_stream_open only): keys in
+ * lower case, values printable ASCII, e.g. etcd's {"hasleader", "true"}. */
+typedef struct sx_rpc_metadata {
+    const char *key;
+    const char *value;
+} sx_rpc_metadata;
+
+typedef struct sx_rpc_stream_opts {
+    uint64_t timeout_ms; /* the whole stream; 0: no deadline (watches live long) */
+    bool wait_for_ready; /* wait for the peer to come up instead of failing fast */
+    const sx_rpc_metadata *metadata;
+    size_t nmetadata;
+    sx_rpc_stream_msg_cb on_msg; /* NULL: messages are dropped */
+    sx_rpc_stream_end_cb on_end; /* NULL: nobody is told */
+    void *arg;                   /* passed to both */
+} sx_rpc_stream_opts;            /* valid when zeroed */
+
+/* Opens a stream to `method` of `svc` at addr and returns at once (nothing
+ * waits for the connection). *out is set before any callback can run; the
+ * caller destroys it with sx_rpc_stream_destroy. SX_UNIMPLEMENTED for a method
+ * svc does not have, SX_INVALID_ARGUMENT for bad metadata: no stream then, no
+ * callback. A connection that cannot be made is an end (on_end: UNAVAILABLE,
+ * or DEADLINE_EXCEEDED with wait_for_ready), not an error here. Any thread,
+ * callbacks of other streams included; c must outlive the stream. */
+sx_status sx_rpc_stream_open(sx_rpc_client *c, const char *addr,
+                             const ProtobufCServiceDescriptor *svc, const char *method,
+                             const sx_rpc_stream_opts *opts, sx_rpc_stream **out, sx_err *err);
+
+/* Queues msg (of the method's input type: SX_INVALID_ARGUMENT otherwise;
+ * packed before this returns, so the caller keeps it) to be sent after those
+ * queued before; one SEND_MESSAGE is in flight at a time. SX_CANCELLED once
+ * the stream has ended, was cancelled or was half-closed;
+ * SX_RESOURCE_EXHAUSTED when SX_RPC_STREAM_QUEUE messages wait (the server
+ * reads slower than this sends). Any thread, callbacks included. */
+sx_status sx_rpc_stream_send(sx_rpc_stream *s, const ProtobufCMessage *msg);
+
+/* Half-closes: after the messages queued, tells the server this side sends
+ * no more (client streaming ends so; the server's messages keep coming).
+ * SX_CANCELLED if the stream is over or already half-closed. Any thread. */
+sx_status sx_rpc_stream_close_send(sx_rpc_stream *s);
+
+/* Cancels the stream: gRPC tells the server (its handler sees a cancelled
+ * call), no on_msg starts after this returns (one running may finish), and
+ * on_end follows soon with SX_CANCELLED unless the stream had already ended.
+ * Idempotent. Any thread, callbacks included. */
+void sx_rpc_stream_cancel(sx_rpc_stream *s);
+
+/* Cancels the stream if it has not ended, waits until on_end has returned,
+ * and frees it. From the stream's own callback it only cancels, and the
+ * stream is freed on its thread once its callbacks are done: nothing of s
+ * may be used after this call either way. Accepts NULL. */
+void sx_rpc_stream_destroy(sx_rpc_stream *s);
 
 /* --------------------------------------------------------------- process -- */
 

@@ -138,6 +138,16 @@ static grpc_channel *get_channel(sx_rpc_client *c, const char *addr)
     return ch;
 }
 
+grpc_channel *sx__rpc_client_channel(sx_rpc_client *c, const char *addr)
+{
+    return get_channel(c, addr);
+}
+
+const char *sx__rpc_client_auth_header(const sx_rpc_client *c)
+{
+    return c->auth_header;
+}
+
 static grpc_completion_queue *take_cq(sx_rpc_client *c)
 {
     grpc_completion_queue *cq = NULL;

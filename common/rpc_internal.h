@@ -1,4 +1,4 @@
-/* rpc_internal.h: what rpc_server.c, rpc_client.c and rpc_fault.c share.
+/* rpc_internal.h: what rpc_server.c, rpc_client.c, rpc_stream.c and rpc_fault.c share.
  * Not a public interface. */
 #ifndef SX_RPC_INTERNAL_H
 #define SX_RPC_INTERNAL_H
@@ -56,6 +56,13 @@ uint64_t sx__rpc_deadline_to_ms(gpr_timespec t);
 /* The monotonic deadline (sx_clock_now_ms's clock) that wall-clock deadline
  * wall_ms means now: now if it has passed. */
 uint64_t sx__rpc_wall_to_mono_ms(uint64_t wall_ms);
+
+/* What rpc_stream.c borrows from a client (rpc_client.c): the channel to
+ * addr, made on first use and shared with unary calls (owned by the client,
+ * valid until it is destroyed; thread-safe), and the value of the
+ * `authorization` header its calls carry (NULL: none; constant). */
+grpc_channel *sx__rpc_client_channel(sx_rpc_client *c, const char *addr);
+const char *sx__rpc_client_auth_header(const sx_rpc_client *c);
 
 /* ----------------------------------------------------------- fault layer -- */
 
