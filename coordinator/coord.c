@@ -490,7 +490,11 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
     c->down_from_ms = 0;
     c->down_to_ms = c->last_tick_ms = now_ms;
     Shardex__Internal__V1__ClusterMap *stored = NULL;
-    sx_status st = sx_meta_open(opts->data_dir, &c->meta, err);
+    sx_status st = SX_OK;
+    if (opts->meta)
+        c->meta = opts->meta;
+    else
+        st = sx_meta_open(opts->data_dir, &c->meta, err);
     if (st == SX_OK)
         st = sx_meta_load(c->meta, &stored, err);
     if (st != SX_OK)

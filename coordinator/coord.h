@@ -46,7 +46,8 @@ typedef struct sx_coord_settings {
 } sx_coord_settings;
 
 typedef struct sx_coord_opts {
-    const char *data_dir;
+    const char *data_dir; /* the embedded metadata store, unless meta is given */
+    struct sx_meta *meta; /* an open metadata store (etcd: meta.h), taken over; NULL: data_dir */
     sx_coord_settings settings; /* used when the data directory is new */
     /* Which settings the operator gave explicitly: those must match what is
      * stored; the others are taken from the store. */

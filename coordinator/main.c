@@ -9,13 +9,16 @@
 #include "fsutil.h"
 #include "health.h"
 #include "log.h"
+#include "meta.h"
 #include "metrics_http.h"
 #include "rpc.h"
 #include "service.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct config {
     const char *listen;
@@ -33,6 +36,8 @@ typedef struct config {
     const char *tls_cert, *tls_key, *tls_ca, *auth_tokens;
     uint64_t max_message_size, max_deadline_ms;
     uint32_t max_streams, max_calls_per_client;
+    const char *metadata, *cluster;
+    uint64_t metadata_lease_ms;
 } config;
 
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
@@ -45,8 +50,8 @@ static const sx_flag flags[] = {
      .type = SX_FLAG_STRING,
      .offset = OFF(data_dir, const char *),
      .metavar = "DIR",
-     .help = "where the cluster metadata lives (created if missing)",
-     .required = true},
+     .help = "where the cluster metadata lives (created if missing); required unless "
+             "metadata names etcd"},
     {.name = "port-file",
      .type = SX_FLAG_STRING,
      .offset = OFF(port_file, const char *),
@@ -87,6 +92,25 @@ static const sx_flag flags[] = {
     SX_METRICS_HTTP_FLAGS(config),
     SX_DAEMON_TLS_FLAGS(config),
     SX_DAEMON_LIMIT_FLAGS(config),
+    {.name = "metadata",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(metadata, const char *),
+     .metavar = "etcd://HOST:PORT[,...]",
+     .help = "keep the cluster's metadata in etcd instead of data-dir: several coordinators "
+             "with the same metadata and cluster elect one leader; the others wait to take "
+             "over (docs/architecture.md)"},
+    {.name = "cluster",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(cluster, const char *),
+     .metavar = "NAME",
+     .help = "the cluster's name in etcd: its keys are under /shardex/NAME/"},
+    {.name = "metadata-lease",
+     .type = SX_FLAG_DURATION_MS,
+     .offset = OFF(metadata_lease_ms, uint64_t),
+     .min = 2000,
+     .max = 600000,
+     .help = "the leading coordinator's etcd lease: another takes over this long after it "
+             "stops answering etcd; it stops acting a third of it before"},
 };
 enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
 
@@ -114,6 +138,45 @@ static const char *const coordinator_services[] = {"shardex.internal.v1.Coordina
 static const sx_health coordinator_health = {.services = coordinator_services,
                                              .serving = coordinator_serving};
 
+/* With metadata in etcd: becomes the leader before serving anything, trying
+ * again every half second while another coordinator leads (a follower does
+ * not listen: workers find the leader among their --coordinator addresses).
+ * 0: leading, *meta open; 1: stopped by a signal while following; -1: etcd
+ * failed (err). */
+static int campaign(const config *cfg, sx_meta **meta, sx_err *err)
+{
+    sx_meta_etcd_opts eo = {.endpoints = cfg->metadata,
+                            .cluster = cfg->cluster,
+                            .self = cfg->listen,
+                            .ttl_s = (uint32_t)((cfg->metadata_lease_ms + 999) / 1000)};
+    if (sx_meta_open_etcd(&eo, meta, err) != SX_OK)
+        return -1;
+    char was[300] = "";
+    for (;;) {
+        bool won = false;
+        char leader[300];
+        if (sx_meta_campaign(*meta, &won, leader, sizeof(leader), err) != SX_OK) {
+            sx_meta_close(*meta);
+            *meta = NULL;
+            return -1;
+        }
+        if (won)
+            return 0;
+        if (strcmp(was, leader) != 0) {
+            SX_LOG(SX_LOG_INFO, "coordinator", "following leader=%s cluster=%s", leader,
+                   cfg->cluster);
+            sx_daemon_notify("STATUS=following %s", leader);
+            snprintf(was, sizeof(was), "%s", leader);
+        }
+        int sig = sx_daemon_wait_signal(500);
+        if (sig == SIGTERM || sig == SIGINT) {
+            sx_meta_close(*meta);
+            *meta = NULL;
+            return 1;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     sx_daemon_block_signals();
@@ -123,6 +186,8 @@ int main(int argc, char **argv)
                   .replication = 3,
                   .min_isr = 2,
                   .lease_ms = 2000,
+                  .cluster = "shardex",
+                  .metadata_lease_ms = 5000,
                   .max_message_size = 4u << 20,
                   .max_streams = 1024,
                   .max_calls_per_client = 1024,
@@ -157,10 +222,22 @@ int main(int argc, char **argv)
     sx_metrics *metrics = cfg.metrics_listen ? sx_metrics_create() : NULL;
     sx_metrics_http *http = NULL;
     sx_auth *auth = NULL;
-    if (sx_mkdirs(cfg.data_dir, &err) != SX_OK)
+    sx_meta *meta = NULL; /* etcd's, borrowed from c once open: its leadership */
+    if (cfg.metadata) {
+        int got = campaign(&cfg, &meta, &err);
+        if (got != 0) {
+            rc = got > 0 ? 0 : 1;
+            goto done; /* a signal while following (rc 0), or etcd failed (1) */
+        }
+    } else if (!cfg.data_dir) {
+        sx_err_set(&err, SX_INVALID_ARGUMENT, "data-dir: required unless metadata names etcd");
         goto fail;
+    } else if (sx_mkdirs(cfg.data_dir, &err) != SX_OK) {
+        goto fail;
+    }
     sx_coord_opts o = {
         .data_dir = cfg.data_dir,
+        .meta = meta,
         .settings = {cfg.partitions, cfg.replication, cfg.min_isr,
                      given[F_TERM] ? cfg.term_partitions : cfg.partitions},
         .given_partitions = given[F_PARTITIONS],
@@ -207,6 +284,16 @@ int main(int argc, char **argv)
     while ((sig = sx_daemon_wait_signal(tick)) == 0 || sig == SIGHUP) {
         if (sig == SIGHUP)
             sx_daemon_reload(auth);
+        if (meta && !sx_meta_leading(meta, sx_clock_now_ms())) {
+            /* Before the etcd lease can run out: another coordinator may
+             * lead then, and this one must not answer anything. */
+            SX_LOG(SX_LOG_ERROR, "coordinator",
+                   "stopping: the etcd lease is not surely ours any more epoch=%" PRId64,
+                   sx_meta_epoch(meta));
+            sx_daemon_notify("STOPPING=1\nSTATUS=lost the leadership (etcd lease)");
+            rc = 1;
+            goto done;
+        }
         sx_coord_tick(c, sx_clock_now_ms());
     }
     SX_LOG(SX_LOG_INFO, "coordinator", "stopping signal=%d", sig);

@@ -1,16 +1,39 @@
-/* meta.c: the metadata store on LevelDB (through common/store). */
+/* meta.c: the metadata store on LevelDB (through common/store), or in etcd
+ * (common/etcd.h) with the election of meta.h. */
 #include "meta.h"
 
+#include "clock.h"
+#include "etcd.h"
+#include "log.h"
 #include "mem.h"
 #include "store.h"
 
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char MAP_KEY[] = "cluster-map";
 
+typedef struct etcd_meta {
+    sx_etcd *etcd;
+    char *self;
+    char leader_key[300], map_key[300];
+    int64_t ttl_s;
+    uint64_t margin_ms;
+    int64_t lease; /* 0: none yet */
+    sx_etcd_keepalive *keepalive;
+    pthread_mutex_t mu; /* below */
+    int64_t epoch;      /* 0: not leading */
+    uint64_t
+        valid_until_ms; /* leading surely until then (the last renewal's date + TTL - margin) */
+    bool lost;          /* the keepalive ended: never leading again */
+} etcd_meta;
+
 struct sx_meta {
-    sx_store *store;
+    sx_store *store; /* the embedded store, or */
+    etcd_meta *etcd; /* etcd */
 };
 
 sx_status sx_meta_open(const char *dir, sx_meta **out, sx_err *err)
@@ -29,17 +52,25 @@ sx_status sx_meta_open(const char *dir, sx_meta **out, sx_err *err)
     return SX_OK;
 }
 
+static void etcd_meta_close(etcd_meta *e);
+
 void sx_meta_close(sx_meta *m)
 {
     if (!m)
         return;
     sx_store_close(m->store);
+    etcd_meta_close(m->etcd);
     free(m);
 }
+
+static sx_status etcd_load(etcd_meta *e, Shardex__Internal__V1__ClusterMap **out, sx_err *err);
+static sx_status etcd_save(etcd_meta *e, const void *packed, size_t len, sx_err *err);
 
 sx_status sx_meta_load(sx_meta *m, Shardex__Internal__V1__ClusterMap **out, sx_err *err)
 {
     *out = NULL;
+    if (m->etcd)
+        return etcd_load(m->etcd, out, err);
     sx_buf val = {0};
     bool found = false;
     sx_status st = sx_store_get(m->store, NULL, MAP_KEY, sizeof(MAP_KEY) - 1, &val, &found, err);
@@ -56,5 +87,179 @@ sx_status sx_meta_load(sx_meta *m, Shardex__Internal__V1__ClusterMap **out, sx_e
 
 sx_status sx_meta_save(sx_meta *m, const void *packed, size_t len, sx_err *err)
 {
+    if (m->etcd)
+        return etcd_save(m->etcd, packed, len, err);
     return sx_store_put(m->store, MAP_KEY, sizeof(MAP_KEY) - 1, packed, len, SX_SYNC_YES, err);
+}
+
+/* ------------------------------------------------------------------ etcd -- */
+
+static void on_renewed(void *arg, int64_t ttl_s, uint64_t sent_ms)
+{
+    etcd_meta *e = arg;
+    uint64_t until = sent_ms + (uint64_t)ttl_s * 1000u;
+    pthread_mutex_lock(&e->mu);
+    until = until > e->margin_ms ? until - e->margin_ms : 0;
+    if (until > e->valid_until_ms)
+        e->valid_until_ms = until;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void on_lease_end(void *arg, sx_status st, const sx_err *err)
+{
+    etcd_meta *e = arg;
+    pthread_mutex_lock(&e->mu);
+    e->lost = true;
+    pthread_mutex_unlock(&e->mu);
+    if (st != SX_CANCELLED)
+        SX_LOG(SX_LOG_ERROR, "meta", "etcd lease lost status=%s msg=\"%s\"", sx_status_name(st),
+               err && err->msg[0] ? err->msg : "");
+}
+
+sx_status sx_meta_open_etcd(const sx_meta_etcd_opts *o, sx_meta **out, sx_err *err)
+{
+    *out = NULL;
+    if (!o->cluster || !o->cluster[0] || strchr(o->cluster, '/'))
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "cluster: a name without '/' is needed");
+    etcd_meta *e = sx_calloc(1, sizeof(*e));
+    pthread_mutex_init(&e->mu, NULL);
+    e->self = sx_strdup(o->self ? o->self : "");
+    e->ttl_s = o->ttl_s ? o->ttl_s : 5;
+    e->margin_ms = o->margin_ms ? o->margin_ms : (uint64_t)e->ttl_s * 1000u / 3;
+    snprintf(e->leader_key, sizeof(e->leader_key), "/shardex/%s/leader", o->cluster);
+    snprintf(e->map_key, sizeof(e->map_key), "/shardex/%s/map", o->cluster);
+    sx_etcd_opts eo = {.endpoints = o->endpoints};
+    sx_status st = sx_etcd_open(&eo, &e->etcd, err);
+    /* The lease first, kept alive from now on: a campaign binds the key to it. */
+    if (st == SX_OK)
+        st = sx_etcd_lease_grant(e->etcd, e->ttl_s, &e->lease, NULL, err);
+    if (st == SX_OK) {
+        sx_etcd_keepalive_opts ko = {.on_renewed = on_renewed, .on_end = on_lease_end, .arg = e};
+        st = sx_etcd_keepalive_start(e->etcd, e->lease, e->ttl_s, &ko, &e->keepalive, err);
+    }
+    if (st != SX_OK) {
+        etcd_meta_close(e);
+        return st;
+    }
+    sx_meta *m = sx_calloc(1, sizeof(*m));
+    m->etcd = e;
+    *out = m;
+    return SX_OK;
+}
+
+sx_status sx_meta_campaign(sx_meta *m, bool *won, char *leader, size_t cap, sx_err *err)
+{
+    *won = false;
+    if (cap)
+        leader[0] = '\0';
+    etcd_meta *e = m->etcd;
+    if (!e) {
+        *won = true; /* the embedded store has one coordinator */
+        return SX_OK;
+    }
+    pthread_mutex_lock(&e->mu);
+    bool already = e->epoch > 0, lost = e->lost;
+    pthread_mutex_unlock(&e->mu);
+    if (lost)
+        return sx_err_set(err, SX_UNAVAILABLE, "etcd: this coordinator's lease is gone");
+    if (already) {
+        *won = true;
+        return SX_OK;
+    }
+    sx_etcd_cmp absent = {.key = e->leader_key, .target = SX_ETCD_CREATE, .op = SX_ETCD_EQUAL};
+    sx_etcd_op claim = {
+        .key = e->leader_key, .value = e->self, .value_len = strlen(e->self), .lease = e->lease};
+    sx_etcd_txn t = {.cmps = &absent, .ncmps = 1, .then_ops = &claim, .nthen = 1};
+    bool ok = false;
+    int64_t rev = 0;
+    sx_status st = sx_etcd_txn_run(e->etcd, &t, &ok, &rev, err);
+    if (st != SX_OK)
+        return st;
+    if (ok) {
+        pthread_mutex_lock(&e->mu);
+        e->epoch = rev;
+        pthread_mutex_unlock(&e->mu);
+        *won = true;
+        SX_LOG(SX_LOG_INFO, "meta", "leading key=%s epoch=%" PRId64 " lease=%" PRId64,
+               e->leader_key, rev, e->lease);
+        return SX_OK;
+    }
+    sx_etcd_range *r = NULL;
+    if (sx_etcd_get(e->etcd, e->leader_key, false, &r, NULL) == SX_OK && r->count == 1 && cap)
+        snprintf(leader, cap, "%.*s", (int)r->kvs[0].value_len, (const char *)r->kvs[0].value);
+    sx_etcd_range_free(r);
+    return SX_OK;
+}
+
+bool sx_meta_leading(sx_meta *m, uint64_t now_ms)
+{
+    etcd_meta *e = m->etcd;
+    if (!e)
+        return true;
+    pthread_mutex_lock(&e->mu);
+    bool yes = e->epoch > 0 && !e->lost && now_ms < e->valid_until_ms;
+    pthread_mutex_unlock(&e->mu);
+    return yes;
+}
+
+int64_t sx_meta_epoch(const sx_meta *m)
+{
+    if (!m->etcd)
+        return 0;
+    pthread_mutex_lock(&m->etcd->mu);
+    int64_t ep = m->etcd->epoch;
+    pthread_mutex_unlock(&m->etcd->mu);
+    return ep;
+}
+
+static sx_status etcd_load(etcd_meta *e, Shardex__Internal__V1__ClusterMap **out, sx_err *err)
+{
+    sx_etcd_range *r = NULL;
+    sx_status st = sx_etcd_get(e->etcd, e->map_key, false, &r, err);
+    if (st == SX_OK && r->count == 1) {
+        *out =
+            shardex__internal__v1__cluster_map__unpack(NULL, r->kvs[0].value_len, r->kvs[0].value);
+        if (!*out)
+            st = sx_err_set(err, SX_DATA_LOSS, "metadata: %s in etcd does not decode", e->map_key);
+    }
+    sx_etcd_range_free(r);
+    return st;
+}
+
+static sx_status etcd_save(etcd_meta *e, const void *packed, size_t len, sx_err *err)
+{
+    pthread_mutex_lock(&e->mu);
+    int64_t epoch = e->epoch;
+    pthread_mutex_unlock(&e->mu);
+    if (epoch <= 0)
+        return sx_err_set(err, SX_FAILED_PRECONDITION, "metadata: not leading: nothing is saved");
+    /* Fenced: only while the leader key is still the one this leader made. */
+    sx_etcd_cmp ours = {
+        .key = e->leader_key, .target = SX_ETCD_CREATE, .op = SX_ETCD_EQUAL, .number = epoch};
+    sx_etcd_op put = {.key = e->map_key, .value = packed, .value_len = len};
+    sx_etcd_txn t = {.cmps = &ours, .ncmps = 1, .then_ops = &put, .nthen = 1};
+    bool ok = false;
+    sx_status st = sx_etcd_txn_run(e->etcd, &t, &ok, NULL, err);
+    if (st == SX_OK && !ok)
+        st = sx_err_set(err, SX_ABORTED,
+                        "metadata: deposed: %s is no longer the key of epoch %" PRId64
+                        " (another coordinator leads)",
+                        e->leader_key, epoch);
+    return st;
+}
+
+static void etcd_meta_close(etcd_meta *e)
+{
+    if (!e)
+        return;
+    sx_etcd_keepalive_stop(e->keepalive);
+    if (e->lease) { /* resign: the leader key goes with the lease */
+        sx_err err = {0};
+        if (sx_etcd_lease_revoke(e->etcd, e->lease, &err) != SX_OK && err.code != SX_NOT_FOUND)
+            SX_LOG(SX_LOG_WARN, "meta", "lease not revoked: %s", err.msg);
+    }
+    sx_etcd_close(e->etcd);
+    pthread_mutex_destroy(&e->mu);
+    free(e->self);
+    free(e);
 }

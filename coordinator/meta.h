@@ -11,11 +11,49 @@
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "status.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 typedef struct sx_meta sx_meta;
 
 /* Opens (creating if missing) the metadata store in dir. */
 sx_status sx_meta_open(const char *dir, sx_meta **out, sx_err *err);
-void sx_meta_close(sx_meta *m); /* accepts NULL */
+
+/* The metadata in etcd (issue 13), under /shardex/CLUSTER/: `map` holds the
+ * map, `leader` the leading coordinator's address, bound to its lease.
+ *
+ * Election: sx_meta_campaign tries once to become the leader, with a
+ * transaction that creates the leader key only when it is absent; the
+ * revision of that transaction is this leader's epoch. Every save is a
+ * transaction that also compares the leader key's create revision with the
+ * epoch, so a deposed leader that has not noticed changes nothing (its save
+ * fails SX_ABORTED, and the coordinator stops: coord.c). The lease is kept
+ * alive by a stream from the campaign on; sx_meta_leading says whether this
+ * process surely still holds it (its last renewal, dated from when it was
+ * asked for, plus the TTL less a margin). Closing resigns: the lease is
+ * revoked, its keys go, and a follower wins its next campaign at once. */
+typedef struct sx_meta_etcd_opts {
+    const char *endpoints; /* "host:port[,...]" of the etcd members */
+    const char *cluster;   /* NAME of /shardex/NAME/ */
+    const char *self;      /* this coordinator's address, the leader key's value */
+    uint32_t ttl_s;        /* the lease; 0: 5 */
+    uint64_t margin_ms;    /* leading ends this long before the lease can; 0: a third of it */
+} sx_meta_etcd_opts;
+sx_status sx_meta_open_etcd(const sx_meta_etcd_opts *o, sx_meta **out, sx_err *err);
+
+/* One try: *won when this process leads now (it may have already); else
+ * *leader (cap bytes) holds the address of who does (empty if unknown). */
+sx_status sx_meta_campaign(sx_meta *m, bool *won, char *leader, size_t cap, sx_err *err);
+
+/* Whether this process surely leads at now_ms (sx_clock_now_ms): always for
+ * the embedded store; for etcd, after a won campaign and until its lease may
+ * run out. */
+bool sx_meta_leading(sx_meta *m, uint64_t now_ms);
+
+/* The leader's epoch (the revision of its winning campaign); 0: none. */
+int64_t sx_meta_epoch(const sx_meta *m);
+void sx_meta_close(sx_meta *m); /* accepts NULL; for etcd, resigns */
 
 /* Loads the stored map into *out (caller frees with sx_rpc_free-compatible
  * protobuf_c_message_free_unpacked), or sets *out to NULL when nothing is stored.

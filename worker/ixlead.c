@@ -477,8 +477,8 @@ static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
     *c = (report_ctx){l, p, e->id, v->epoch};
     /* Asynchronous: a coordinator that is down must not stall shipping. */
     sx_rpc_call_opts o = {.timeout_ms = 2000};
-    sx_rpc_invoke_async(l->o.rpc, l->coordinator, COORD_SVC, "ReportBackfill", &req.base, &o,
-                        report_done, c);
+    sx_rpc_invoke_async(l->o.rpc, l->member ? sx_membership_coordinator(l->member) : l->coordinator,
+                        COORD_SVC, "ReportBackfill", &req.base, &o, report_done, c);
 }
 
 /* ----------------------------------------------------------------- loop -- */

@@ -68,9 +68,11 @@ static const char *const fsync_modes[] = {"batch", "always", "never", NULL};
 #define OFF(m, t) SX_FLAG_OFFSET(config, m, t)
 static const sx_flag flags[] = {
     {.name = "coordinator",
-     .type = SX_FLAG_HOSTPORT,
+     .type = SX_FLAG_STRING,
      .offset = OFF(coordinator, const char *),
-     .help = "the coordinator's address",
+     .metavar = "HOST:PORT[,...]",
+     .help = "the coordinator's address, or every coordinator's (comma-separated) when they "
+             "keep the metadata in etcd: the worker calls the one that answers",
      .env = "SHARDEX_COORDINATOR",
      .required = true},
     {.name = "listen",
@@ -208,6 +210,17 @@ static int parse_args(int argc, char **argv, config *cfg, sx_flags_file **file)
     if (help) {
         sx_flags_usage(&spec, &defaults, stdout);
         return 0;
+    }
+    for (const char *p = cfg->coordinator; *p;) {
+        size_t n = strcspn(p, ",");
+        char one[300];
+        snprintf(one, sizeof(one), "%.*s", (int)(n < sizeof(one) ? n : sizeof(one) - 1), p);
+        if (n == 0 || n >= sizeof(one) || sx_hostport_parse(one, NULL, 0, NULL, &err) != SX_OK) {
+            fprintf(stderr, "shardex-worker: --coordinator: %s\nTry --help.\n",
+                    err.msg[0] ? err.msg : "an empty address");
+            return 2;
+        }
+        p += n + (p[n] == ',');
     }
     sx_daemon_set_logging(cfg->log_level, cfg->log_format);
     sx_flags_log_config(&spec, cfg, "worker");

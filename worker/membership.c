@@ -19,6 +19,9 @@
 
 struct sx_membership {
     char *coordinator, *id, *address;
+    char **coords; /* coordinator split at its commas */
+    size_t ncoords;
+    _Atomic size_t cur; /* coords[cur] is in use */
     sx_rpc_client *rpc;
     void (*on_map)(void *arg, sx_partmap *map);
     size_t (*reports)(void *arg, Shardex__Internal__V1__ReplicaReport *out, size_t cap);
@@ -76,6 +79,23 @@ static void install_map(sx_membership *m, ProtobufCMessage *owner,
     }
 }
 
+const char *sx_membership_coordinator(sx_membership *m)
+{
+    if (m->ncoords == 0)
+        return m->coordinator;
+    return m->coords[atomic_load(&m->cur) % m->ncoords];
+}
+
+/* The coordinator in use did not answer: the next one is tried. */
+static void next_coordinator(sx_membership *m)
+{
+    if (m->ncoords > 1) {
+        size_t was = atomic_fetch_add(&m->cur, 1) % m->ncoords;
+        SX_LOG(SX_LOG_INFO, "member", "coordinator=%s did not answer: trying %s", m->coords[was],
+               m->coords[(was + 1) % m->ncoords]);
+    }
+}
+
 static void do_register(sx_membership *m)
 {
     Shardex__Internal__V1__RegisterRequest req = SHARDEX__INTERNAL__V1__REGISTER_REQUEST__INIT;
@@ -94,8 +114,10 @@ static void do_register(sx_membership *m)
     pthread_mutex_unlock(&m->mu);
     sx_rpc_call_opts o = {.timeout_ms = lease / 2 > 100 ? lease / 2 : 100, .wait_for_ready = true};
     uint64_t sent = sx_clock_now_ms();
-    if (sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "RegisterWorker", &req.base, &resp, &o,
-                      &err) != SX_OK) {
+    if (sx_rpc_invoke(m->rpc, sx_membership_coordinator(m), COORD_SVC, "RegisterWorker", &req.base,
+                      &resp, &o, &err) != SX_OK) {
+        if (err.code == SX_UNAVAILABLE || err.code == SX_DEADLINE_EXCEEDED)
+            next_coordinator(m);
         SX_LOG(SX_LOG_WARN, "member", "register failed coordinator=%s status=%s msg=\"%s\"",
                m->coordinator, sx_status_name(err.code), err.msg);
         return;
@@ -159,8 +181,10 @@ static void do_heartbeat(sx_membership *m)
     sx_rpc_call_opts o = {.timeout_ms = lease / 2};
     uint64_t sent = sx_clock_now_ms();
     req.unanswered_ms = last_ok && sent > last_ok ? sent - last_ok : 0;
-    sx_status st =
-        sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "Heartbeat", &req.base, &resp, &o, &err);
+    sx_status st = sx_rpc_invoke(m->rpc, sx_membership_coordinator(m), COORD_SVC, "Heartbeat",
+                                 &req.base, &resp, &o, &err);
+    if (st == SX_UNAVAILABLE || st == SX_DEADLINE_EXCEEDED)
+        next_coordinator(m);
     sx_arena_free(&arena);
     if (st == SX_FAILED_PRECONDITION) {
         SX_LOG(SX_LOG_WARN, "member", "declared dead by the coordinator: %s", err.msg);
@@ -222,6 +246,18 @@ sx_status sx_membership_start(const sx_membership_opts *opts, sx_membership **ou
     (void)err;
     sx_membership *m = sx_calloc(1, sizeof(*m));
     m->coordinator = sx_strdup(opts->coordinator);
+    for (const char *p = opts->coordinator; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n > 0) {
+            m->coords = sx_realloc(m->coords, (m->ncoords + 1) * sizeof(*m->coords));
+            char *one = sx_malloc(n + 1);
+            memcpy(one, p, n);
+            one[n] = '\0';
+            m->coords[m->ncoords++] = one;
+        }
+        p += n + (p[n] == ',');
+    }
+    atomic_init(&m->cur, 0);
     m->id = sx_strdup(opts->worker_id);
     m->address = sx_strdup(opts->address);
     m->rpc = opts->rpc;
@@ -268,6 +304,9 @@ void sx_membership_stop(sx_membership *m)
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
     free(m->lost);
+    for (size_t i = 0; i < m->ncoords; i++)
+        free(m->coords[i]);
+    free(m->coords);
     free(m->coordinator);
     free(m->id);
     free(m->address);
@@ -320,8 +359,8 @@ sx_status sx_membership_leave(sx_membership *m, uint64_t timeout_ms, sx_err *err
     /* One attempt, failing fast when nothing listens: a stopping worker does
      * not wait for a coordinator that is down (its lease then decides). */
     sx_rpc_call_opts o = {.timeout_ms = timeout_ms};
-    sx_status st =
-        sx_rpc_invoke(m->rpc, m->coordinator, COORD_SVC, "LeaveWorker", &req.base, &resp, &o, err);
+    sx_status st = sx_rpc_invoke(m->rpc, sx_membership_coordinator(m), COORD_SVC, "LeaveWorker",
+                                 &req.base, &resp, &o, err);
     if (st != SX_OK)
         return st;
     const Shardex__Internal__V1__LeaveResponse *r = (const void *)resp;

@@ -41,7 +41,8 @@
 typedef struct sx_membership sx_membership;
 
 typedef struct sx_membership_opts {
-    const char *coordinator; /* HOST:PORT */
+    const char *coordinator; /* HOST:PORT, or several separated by commas (coordinators on
+                              * etcd: the one that leads answers, the others do not listen) */
     const char *worker_id;
     const char *address; /* advertised HOST:PORT */
     sx_rpc_client *rpc;  /* borrowed */
@@ -96,6 +97,12 @@ typedef struct sx_membership_view {
 } sx_membership_view;
 
 void sx_membership_get_view(sx_membership *m, sx_membership_view *out);
+
+/* The coordinator address in use (one of opts.coordinator's): the one that
+ * answered last; after a call it did not answer, the next of the list.
+ * Borrowed for the membership's life. For every module that calls the
+ * coordinator. */
+const char *sx_membership_coordinator(sx_membership *m);
 
 /* Asks for a heartbeat now rather than at the next period (the map moved,
  * e.g. after an accepted ISR change). Any thread; does not wait. */

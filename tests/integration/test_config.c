@@ -238,7 +238,8 @@ static size_t help_keys(const char *rel, key *out)
         const char *def = strstr(notes, "default: ");
         if (def)
             snprintf(k.value, sizeof(k.value), "%.*s", (int)strcspn(def + 9, ";)"), def + 9);
-        k.required = strstr(notes, "required)") != NULL;
+        /* "required unless ...": the examples are for the default mode, which needs it. */
+        k.required = strstr(notes, "required)") != NULL || strstr(line, "required unless") != NULL;
         assert_true(n < MAX_KEYS);
         out[n++] = k;
     }

@@ -27,121 +27,20 @@
 
 #include <cmocka.h>
 
-/* ------------------------------------------------------------ etcd member -- */
-
-typedef struct member {
-    char dir[256], log[300];
-    char addr[64]; /* client address, host:port */
-    pid_t pid;
-    sx_etcd *etcd; /* a client of it alone */
-} member;
-
-/* A port free now: bound with port 0 and released. Another process may take
- * it before etcd binds it; member_start then tries again with new ports. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t len = sizeof(sa);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-/* Answers a Range, or has exited (then the wait stops early too). */
-static bool member_answers(void *arg)
-{
-    member *m = arg;
-    if (!sx_h_alive(m->pid))
-        return true;
-    sx_etcd_range *r = NULL;
-    sx_status st = sx_etcd_get(m->etcd, "/ready", false, &r, NULL);
-    sx_etcd_range_free(r);
-    return st == SX_OK;
-}
-
-static void member_start(member *m, const char *tag)
-{
-    sx_h_tmpdir(m->dir, sizeof(m->dir), tag);
-    snprintf(m->log, sizeof(m->log), "%s/etcd.log", m->dir);
-    for (int attempt = 0; attempt < 5; attempt++) {
-        int cport = free_port(), pport = free_port();
-        char name[64], data[300], curl[64], purl[64], cluster[128];
-        snprintf(name, sizeof(name), "sx-%s-%d-%d", tag, (int)getpid(), attempt);
-        snprintf(data, sizeof(data), "%s/data%d", m->dir, attempt);
-        snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", cport);
-        snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", pport);
-        snprintf(cluster, sizeof(cluster), "%s=%s", name, purl);
-        char *argv[] = {"/usr/bin/etcd",
-                        "--name",
-                        name,
-                        "--data-dir",
-                        data,
-                        "--listen-client-urls",
-                        curl,
-                        "--advertise-client-urls",
-                        curl,
-                        "--listen-peer-urls",
-                        purl,
-                        "--initial-advertise-peer-urls",
-                        purl,
-                        "--initial-cluster",
-                        cluster,
-                        "--initial-cluster-state",
-                        "new",
-                        "--initial-cluster-token",
-                        name,
-                        "--logger",
-                        "zap",
-                        "--log-level",
-                        "warn",
-                        NULL};
-        snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%d", cport);
-        sx_etcd_opts eo = {.endpoints = m->addr, .timeout_ms = 1000};
-        sx_err err = {0};
-        assert_int_equal(sx_etcd_open(&eo, &m->etcd, &err), SX_OK);
-        m->pid = sx_h_spawn(argv, m->log);
-        bool answered = sx_h_wait_for(member_answers, m, 20000);
-        bool alive = sx_h_alive(m->pid); /* reaps it if it exited */
-        if (answered && alive)
-            return;
-        /* A port taken in between (etcd exits), or too slow: again, afresh. */
-        fprintf(stderr, "etcd did not come up on %s (attempt %d)\n", m->addr, attempt);
-        sx_h_dump_log(m->log, 10);
-        if (alive)
-            sx_h_kill9(m->pid);
-        sx_etcd_close(m->etcd);
-        m->etcd = NULL;
-    }
-    fail_msg("etcd did not start");
-}
-
-static void member_stop(member *m)
-{
-    sx_etcd_close(m->etcd);
-    m->etcd = NULL;
-    if (m->pid > 0)
-        sx_h_kill9(m->pid);
-    m->pid = 0;
-    sx_h_tmpdir_done(m->dir);
-}
-
-static member *shared; /* one member for the tests that do not kill it */
+static sx_fx_etcd *shared; /* one sx_fx_etcd for the tests that do not kill it */
 
 static int group_setup(void **state)
 {
     (void)state;
     shared = calloc(1, sizeof(*shared));
-    member_start(shared, "etcd");
+    sx_fx_etcd_start(shared, "etcd");
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    member_stop(shared);
+    sx_fx_etcd_stop(shared);
     free(shared);
     return 0;
 }
@@ -482,9 +381,9 @@ static void test_endpoints(void **state)
     bad.endpoints = " , ";
     assert_int_equal(sx_etcd_open(&bad, &e, &err), SX_INVALID_ARGUMENT);
 
-    /* A dead member first: calls go on to the live one, and stay there. */
+    /* A dead sx_fx_etcd first: calls go on to the live one, and stay there. */
     char list[160], dead[64];
-    snprintf(dead, sizeof(dead), "127.0.0.1:%d", free_port());
+    snprintf(dead, sizeof(dead), "127.0.0.1:%d", sx_fx_free_port());
     snprintf(list, sizeof(list), "etcd://%s, http://%s/", dead, shared->addr);
     sx_etcd_opts eo = {.endpoints = list, .timeout_ms = 2000};
     assert_int_equal(sx_etcd_open(&eo, &e, &err), SX_OK);
@@ -492,7 +391,7 @@ static void test_endpoints(void **state)
     assert_int_equal(count_keys(e, "/t/ep", false), 1);
     sx_etcd_close(e);
 
-    /* Streams open on the member that answered last: here the dead one
+    /* Streams open on the sx_fx_etcd that answered last: here the dead one
      * first. That watch fails, and the next goes to the live member. */
     sx_etcd_opts so = {.endpoints = list, .timeout_ms = 1000};
     assert_int_equal(sx_etcd_open(&so, &e, &err), SX_OK);
@@ -525,8 +424,8 @@ static void test_endpoints(void **state)
 static void test_etcd_paused_then_killed(void **state)
 {
     (void)state;
-    member m = {0};
-    member_start(&m, "etcdkill");
+    sx_fx_etcd m = {0};
+    sx_fx_etcd_start(&m, "etcdkill");
     sx_err err = {0};
     int64_t lease = 0;
     assert_int_equal(sx_etcd_lease_grant(m.etcd, 2, &lease, NULL, &err), SX_OK);
@@ -573,7 +472,7 @@ static void test_etcd_paused_then_killed(void **state)
     assert_int_equal(ws.ends, 1);
     seen_free(&ks);
     seen_free(&ws);
-    member_stop(&m);
+    sx_fx_etcd_stop(&m);
 }
 
 int main(void)

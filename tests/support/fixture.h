@@ -11,12 +11,14 @@
 #define SX_TEST_FIXTURE_H
 
 #include "cluster.h"
+#include "etcd.h"
 #include "harness.h"
 #include "store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* ------------------------------------------------------------------ seeds -- */
 
@@ -64,6 +66,25 @@ void sx__fx_check_replicas(const char *file, int line, sx_cluster *c, uint64_t t
  * every process (kill -9: its data is thrown away), removes the cluster's
  * directory (sx_cluster_stop) and frees it. */
 int sx_fx_cluster_teardown(void **state);
+
+/* ------------------------------------------------------------ etcd member -- */
+
+/* One etcd member of its own (/usr/bin/etcd) in a temporary directory, on
+ * loopback ports found free (tried again with others when it cannot bind). */
+typedef struct sx_fx_etcd {
+    char dir[256], log[300];
+    char addr[64]; /* client address, host:port */
+    pid_t pid;
+    sx_etcd *etcd; /* a client of it alone */
+} sx_fx_etcd;
+
+/* A loopback TCP port free now (bound with port 0 and released). */
+int sx_fx_free_port(void);
+
+/* Starts it and waits until it answers; fails the test if it does not. */
+void sx_fx_etcd_start(sx_fx_etcd *m, const char *tag);
+/* kill -9, the directory removed. */
+void sx_fx_etcd_stop(sx_fx_etcd *m);
 
 /* ----------------------------------------------------------------- stores -- */
 
