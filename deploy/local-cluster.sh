@@ -4,18 +4,22 @@
 #
 #   deploy/local-cluster.sh start [--workers N] [--dir DIR] [--partitions P]
 #                                 [--replication R] [--build BUILD]
+#                                 [--coordinators C]
 #   deploy/local-cluster.sh status|stop [--dir DIR]
 #   deploy/local-cluster.sh kill-worker N | restart-worker N [--dir DIR] [--build BUILD]
+#   deploy/local-cluster.sh kill-coordinator [--dir DIR]   (the leading one)
 #
-# `start` waits until every partition has a leader and a whole ISR, then
-# prints the address clients should use. `stop` stops exactly the processes it
-# started (from their pid files).
+# With --coordinators C > 1, the metadata lives in etcd: C etcd members (one
+# cluster) and C coordinators on it, which elect one leader; the workers are
+# given every coordinator's address. `start` waits until every partition has
+# a leader and a whole ISR, then prints the address clients should use.
+# `stop` stops exactly the processes it started (from their pid files).
 set -eu
 
 cmd=${1:-}
 [ -n "$cmd" ] && shift
-case $cmd in -h|--help|help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
-workers=3 dir=.demo/cluster partitions=8 replication=3 build=build n=""
+case $cmd in -h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+workers=3 dir=.demo/cluster partitions=8 replication=3 build=build n="" coordinators=1
 while [ $# -gt 0 ]; do
     case $1 in
     --workers) workers=$2; shift 2 ;;
@@ -23,7 +27,8 @@ while [ $# -gt 0 ]; do
     --partitions) partitions=$2; shift 2 ;;
     --replication) replication=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --coordinators) coordinators=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     [0-9]*) n=$1; shift ;;
     *) echo "local-cluster.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -42,10 +47,78 @@ wait_file() { # path pid
     done
 }
 
+# Loopback ports free now (bound with port 0 and released), one a line.
+free_ports() { # count
+    /usr/bin/python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
+
+# The coordinators' addresses, comma-separated (what workers are given).
+coordinators_list() {
+    if [ -s "$dir/coords" ]; then cat "$dir/coords"; else echo "127.0.0.1:$(cat "$dir/coord.port")"; fi
+}
+
+# C etcd members as one cluster, then C coordinators on it; the first to win
+# the election writes its port file.
+start_ha() {
+    command -v etcd >/dev/null || { echo "etcd is not installed (deploy/install-deps.sh)" >&2; exit 1; }
+    ports=$(free_ports $((coordinators * 3)))
+    initial="" endpoints="" coords="" cp="" pp="" sp=""
+    k=0
+    for p in $ports; do
+        eval "port_$k=$p"
+        k=$((k + 1))
+    done
+    k=0
+    while [ $k -lt "$coordinators" ]; do
+        eval "cp=\$port_$((k * 3)) pp=\$port_$((k * 3 + 1)) sp=\$port_$((k * 3 + 2))"
+        initial="$initial${initial:+,}e$k=http://127.0.0.1:$pp"
+        endpoints="$endpoints${endpoints:+,}127.0.0.1:$cp"
+        coords="$coords${coords:+,}127.0.0.1:$sp"
+        k=$((k + 1))
+    done
+    echo "$coords" >"$dir/coords"
+    echo "$endpoints" >"$dir/etcd-endpoints"
+    k=0
+    while [ $k -lt "$coordinators" ]; do
+        eval "cp=\$port_$((k * 3)) pp=\$port_$((k * 3 + 1))"
+        etcd --name "e$k" --data-dir "$dir/etcd$k" \
+            --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+            --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+            --initial-cluster "$initial" --initial-cluster-state new \
+            --initial-cluster-token "shardex-local-$$" --logger zap --log-level warn \
+            >>"$dir/etcd$k.log" 2>&1 &
+        echo $! >"$dir/etcd$k.pid"
+        k=$((k + 1))
+    done
+    k=0
+    while [ $k -lt "$coordinators" ]; do
+        eval "sp=\$port_$((k * 3 + 2))"
+        rm -f "$dir/coord$k.port"
+        "$build/coordinator/shardex-coordinator" --listen "127.0.0.1:$sp" \
+            --metadata "etcd://$endpoints" --cluster local --metadata-lease 2s \
+            --port-file "$dir/coord$k.port" --partitions "$partitions" \
+            --replication "$replication" --min-isr "$min_isr" --lease-ms 1000 \
+            >>"$dir/coord$k.log" 2>&1 &
+        echo $! >"$dir/coord$k.pid"
+        k=$((k + 1))
+    done
+    sh_n=0
+    until ls "$dir"/coord[0-9]*.port >/dev/null 2>&1; do
+        sh_n=$((sh_n + 1))
+        [ $sh_n -gt 600 ] && { echo "no coordinator became the leader in 30 s; see $dir/coord*.log" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+
 start_worker() { # index
     sw_i=$1
     rm -f "$dir/w$sw_i.port"
-    "$build/worker/shardex-worker" --coordinator "127.0.0.1:$(cat "$dir/coord.port")" \
+    "$build/worker/shardex-worker" --coordinator "$(coordinators_list)" \
         --listen 127.0.0.1:0 --data-dir "$dir/w$sw_i" --port-file "$dir/w$sw_i.port" \
         >>"$dir/w$sw_i.log" 2>&1 &
     echo $! >"$dir/w$sw_i.pid"
@@ -81,15 +154,20 @@ export SHARDEX_HOME="$here"
 case $cmd in
 start)
     mkdir -p "$dir"
-    if [ -s "$dir/coord.pid" ] && kill -0 "$(cat "$dir/coord.pid")" 2>/dev/null; then
+    if { [ -s "$dir/coord.pid" ] && kill -0 "$(cat "$dir/coord.pid")" 2>/dev/null; } ||
+        { [ -s "$dir/coord0.pid" ] && kill -0 "$(cat "$dir/coord0.pid")" 2>/dev/null; }; then
         echo "a cluster is already running in $dir (stop it first)" >&2; exit 1
     fi
-    rm -f "$dir/coord.port"
-    "$build/coordinator/shardex-coordinator" --listen 127.0.0.1:0 --data-dir "$dir/coord" \
-        --port-file "$dir/coord.port" --partitions "$partitions" --replication "$replication" \
-        --min-isr "$min_isr" --lease-ms 1000 >>"$dir/coord.log" 2>&1 &
-    echo $! >"$dir/coord.pid"
-    wait_file "$dir/coord.port" "$(cat "$dir/coord.pid")"
+    rm -f "$dir/coord.port" "$dir/coords" "$dir"/coord[0-9]*.port
+    if [ "$coordinators" -gt 1 ]; then
+        start_ha
+    else
+        "$build/coordinator/shardex-coordinator" --listen 127.0.0.1:0 --data-dir "$dir/coord" \
+            --port-file "$dir/coord.port" --partitions "$partitions" --replication "$replication" \
+            --min-isr "$min_isr" --lease-ms 1000 >>"$dir/coord.log" 2>&1 &
+        echo $! >"$dir/coord.pid"
+        wait_file "$dir/coord.port" "$(cat "$dir/coord.pid")"
+    fi
     echo "$workers" >"$dir/workers"
     i=0
     while [ $i -lt "$workers" ]; do start_worker $i; i=$((i + 1)); done
@@ -106,16 +184,28 @@ status)
     done
     ;;
 stop)
-    for f in "$dir"/w*.pid "$dir"/coord.pid; do
+    # Workers first (they hand over through a coordinator), etcd last.
+    for f in "$dir"/w*.pid "$dir"/coord*.pid; do
         [ -e "$f" ] || continue
         kill "$(cat "$f")" 2>/dev/null || true
     done
-    for f in "$dir"/w*.pid "$dir"/coord.pid; do
+    for f in "$dir"/w*.pid "$dir"/coord*.pid "$dir"/etcd*.pid; do
         [ -e "$f" ] || continue
         p=$(cat "$f"); st_n=0
+        kill "$p" 2>/dev/null || true # etcd's first: the coordinators needed it to resign
         while kill -0 "$p" 2>/dev/null && [ $st_n -lt 100 ]; do sleep 0.1; st_n=$((st_n + 1)); done
         kill -9 "$p" 2>/dev/null || true
         rm -f "$f"
+    done
+    ;;
+kill-coordinator)
+    # The leader is the one whose port file exists (written once it led).
+    for f in "$dir"/coord[0-9]*.port "$dir"/coord.port; do
+        [ -e "$f" ] || continue
+        name=$(basename "$f" .port)
+        kill -9 "$(cat "$dir/$name.pid")" 2>/dev/null || true
+        rm -f "$f"
+        echo "killed $name"
     done
     ;;
 kill-worker)
@@ -128,7 +218,7 @@ restart-worker)
     start_worker "$n"
     ;;
 *)
-    echo "usage: local-cluster.sh start|status|stop|kill-worker N|restart-worker N [--help]" >&2
+    echo "usage: local-cluster.sh start|status|stop|kill-worker N|restart-worker N|kill-coordinator [--help]" >&2
     exit 2
     ;;
 esac
