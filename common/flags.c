@@ -1175,3 +1175,47 @@ sx_status sx_hostport_parse(const char *s, char *host, size_t host_cap, uint16_t
         *port = (uint16_t)pv;
     return SX_OK;
 }
+
+sx_status sx_hostport_list(const char *s, char ***out, size_t *n, sx_err *err)
+{
+    char **list = NULL;
+    size_t count = 0;
+    sx_status st = SX_OK;
+    for (const char *p = s;; p++) {
+        size_t len = strcspn(p, ",");
+        char *one = sx_malloc(len + 1);
+        memcpy(one, p, len);
+        one[len] = '\0';
+        if (len == 0)
+            st =
+                sx_err_set(err, SX_INVALID_ARGUMENT, "\"%.200s\": an empty address in the list", s);
+        else
+            st = sx_hostport_parse(one, NULL, 0, NULL, err);
+        if (st != SX_OK) {
+            free(one);
+            break;
+        }
+        list = sx_realloc(list, (count + 1) * sizeof(*list));
+        list[count++] = one;
+        p += len;
+        if (!*p)
+            break;
+    }
+    if (st != SX_OK || !out) {
+        sx_hostport_list_free(list, count);
+        list = NULL;
+        count = 0;
+    }
+    if (out)
+        *out = list;
+    if (n)
+        *n = count;
+    return st;
+}
+
+void sx_hostport_list_free(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}

@@ -220,4 +220,11 @@ void sx_flags_log_config(const sx_flags_spec *spec, const void *config, const ch
 sx_status sx_hostport_parse(const char *s, char *host, size_t host_cap, uint16_t *port,
                             sx_err *err);
 
+/* Splits a comma-separated list of HOST:PORT (each checked as
+ * sx_hostport_parse does) into *out, *n strings the caller frees with
+ * sx_hostport_list_free (out may be NULL: only check). An empty item or an
+ * empty list is SX_INVALID_ARGUMENT. */
+sx_status sx_hostport_list(const char *s, char ***out, size_t *n, sx_err *err);
+void sx_hostport_list_free(char **list, size_t n);
+
 #endif

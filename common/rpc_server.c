@@ -568,8 +568,9 @@ static bool admit_call(sx_rpc_call *ctx, char *msg, size_t cap)
     if (!srv->authorize && !srv->max_calls_per_client)
         return true;
     char id[512] = "", token[1024] = "";
-    sx_rpc_peer peer;
-    peer_of(ctx, &peer, id, sizeof(id), token, sizeof(token));
+    sx_rpc_peer peer = {0};
+    if (srv->authorize) /* without it a client is its connection: no identity to read */
+        peer_of(ctx, &peer, id, sizeof(id), token, sizeof(token));
     char *addr = grpc_call_get_peer(ctx->call);
     peer.address = addr;
     sx_err err = {0};

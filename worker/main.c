@@ -211,16 +211,9 @@ static int parse_args(int argc, char **argv, config *cfg, sx_flags_file **file)
         sx_flags_usage(&spec, &defaults, stdout);
         return 0;
     }
-    for (const char *p = cfg->coordinator; *p;) {
-        size_t n = strcspn(p, ",");
-        char one[300];
-        snprintf(one, sizeof(one), "%.*s", (int)(n < sizeof(one) ? n : sizeof(one) - 1), p);
-        if (n == 0 || n >= sizeof(one) || sx_hostport_parse(one, NULL, 0, NULL, &err) != SX_OK) {
-            fprintf(stderr, "shardex-worker: --coordinator: %s\nTry --help.\n",
-                    err.msg[0] ? err.msg : "an empty address");
-            return 2;
-        }
-        p += n + (p[n] == ',');
+    if (sx_hostport_list(cfg->coordinator, NULL, NULL, &err) != SX_OK) {
+        fprintf(stderr, "shardex-worker: --coordinator: %s\nTry --help.\n", err.msg);
+        return 2;
     }
     sx_daemon_set_logging(cfg->log_level, cfg->log_format);
     sx_flags_log_config(&spec, cfg, "worker");

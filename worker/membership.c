@@ -3,6 +3,7 @@
 #include "membership.h"
 
 #include "clock.h"
+#include "flags.h"
 #include "log.h"
 #include "mem.h"
 
@@ -246,17 +247,8 @@ sx_status sx_membership_start(const sx_membership_opts *opts, sx_membership **ou
     (void)err;
     sx_membership *m = sx_calloc(1, sizeof(*m));
     m->coordinator = sx_strdup(opts->coordinator);
-    for (const char *p = opts->coordinator; *p;) {
-        size_t n = strcspn(p, ",");
-        if (n > 0) {
-            m->coords = sx_realloc(m->coords, (m->ncoords + 1) * sizeof(*m->coords));
-            char *one = sx_malloc(n + 1);
-            memcpy(one, p, n);
-            one[n] = '\0';
-            m->coords[m->ncoords++] = one;
-        }
-        p += n + (p[n] == ',');
-    }
+    /* main checked the list; one that does not split leaves opts.coordinator alone */
+    (void)sx_hostport_list(opts->coordinator, &m->coords, &m->ncoords, NULL);
     atomic_init(&m->cur, 0);
     m->id = sx_strdup(opts->worker_id);
     m->address = sx_strdup(opts->address);
@@ -304,9 +296,7 @@ void sx_membership_stop(sx_membership *m)
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
     free(m->lost);
-    for (size_t i = 0; i < m->ncoords; i++)
-        free(m->coords[i]);
-    free(m->coords);
+    sx_hostport_list_free(m->coords, m->ncoords);
     free(m->coordinator);
     free(m->id);
     free(m->address);

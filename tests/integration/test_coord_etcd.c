@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "fixture.h"
 #include "harness.h"
+#include "query.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
@@ -130,27 +131,7 @@ static bool leads_all(void *arg)
 
 static sx_status put(fx *f, const char *addr, const char *id, sx_err *err)
 {
-    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
-    v.kind_case = SHARDEX__V1__VALUE__KIND_S;
-    v.s = (char *)id;
-    Shardex__V1__Field fld = SHARDEX__V1__FIELD__INIT;
-    fld.name = (char *)"v";
-    fld.value = &v;
-    Shardex__V1__Field *fp = &fld;
-    Shardex__V1__Document d = SHARDEX__V1__DOCUMENT__INIT;
-    d.id = (char *)id;
-    d.fields = &fp;
-    d.n_fields = 1;
-    Shardex__V1__Document *dp = &d;
-    Shardex__V1__PutRequest req = SHARDEX__V1__PUT_REQUEST__INIT;
-    req.docs = &dp;
-    req.n_docs = 1;
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 20000};
-    sx_status st = sx_rpc_invoke(f->rpc, addr, &shardex__v1__shardex__descriptor, "Put", &req.base,
-                                 &resp, &o, err);
-    sx_rpc_free(resp);
-    return st;
+    return sx_q_put_one(f->rpc, addr, id, id, 20000, err);
 }
 
 static bool found(fx *f, const char *id)

@@ -16,6 +16,7 @@
 #include "cluster.h"
 #include "fixture.h"
 #include "harness.h"
+#include "query.h"
 #include "shardex/v1/shardex.pb-c.h"
 
 #include <inttypes.h>
@@ -198,27 +199,11 @@ static void test_message_limit(void **state)
     char *big = malloc(n + 1);
     memset(big, 'x', n);
     big[n] = '\0';
-    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
-    v.kind_case = SHARDEX__V1__VALUE__KIND_S;
-    v.s = big;
-    Shardex__V1__Field fld = SHARDEX__V1__FIELD__INIT;
-    fld.name = (char *)"v";
-    fld.value = &v;
-    Shardex__V1__Field *fp = &fld;
-    Shardex__V1__Document d = SHARDEX__V1__DOCUMENT__INIT;
-    d.id = (char *)"lim-big";
-    d.fields = &fp;
-    d.n_fields = 1;
-    Shardex__V1__Document *dp = &d;
-    Shardex__V1__PutRequest put = SHARDEX__V1__PUT_REQUEST__INIT;
-    put.docs = &dp;
-    put.n_docs = 1;
-    ProtobufCMessage *resp = NULL;
     sx_err err = {0};
-    sx_rpc_call_opts o = {.timeout_ms = 10000};
-    sx_status st = sx_rpc_invoke(b, w, SHARDEX, "Put", &put.base, &resp, &o, &err);
+    sx_status st = sx_q_put_one(b, w, "lim-big", big, 10000, &err);
     free(big);
-    sx_rpc_free(resp);
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 10000};
     if (st != SX_RESOURCE_EXHAUSTED)
         SX_FX_FAIL(c, "a 2 MiB Put to a worker with max-message-size 1MiB: %s (%s)",
                    sx_status_name(st), err.msg);

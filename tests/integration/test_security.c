@@ -21,6 +21,7 @@
 #include "fsutil.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "harness.h"
+#include "query.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "shardex/internal/v1/replication.pb-c.h"
 #include "shardex/internal/v1/worker.pb-c.h"
@@ -131,22 +132,7 @@ static sx_status call(sx_rpc_client *rpc, const char *addr, const ProtobufCServi
 
 static sx_status put(sx_rpc_client *rpc, const char *addr, const char *id, sx_err *err)
 {
-    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
-    v.kind_case = SHARDEX__V1__VALUE__KIND_S;
-    v.s = (char *)"x";
-    Shardex__V1__Field fld = SHARDEX__V1__FIELD__INIT;
-    fld.name = (char *)"v";
-    fld.value = &v;
-    Shardex__V1__Field *fp = &fld;
-    Shardex__V1__Document d = SHARDEX__V1__DOCUMENT__INIT;
-    d.id = (char *)id;
-    d.fields = &fp;
-    d.n_fields = 1;
-    Shardex__V1__Document *dp = &d;
-    Shardex__V1__PutRequest req = SHARDEX__V1__PUT_REQUEST__INIT;
-    req.docs = &dp;
-    req.n_docs = 1;
-    return call(rpc, addr, SHARDEX, "Put", &req.base, err);
+    return sx_q_put_one(rpc, addr, id, "x", 5000, err);
 }
 
 static sx_status get(sx_rpc_client *rpc, const char *addr, const char *id, bool *found, sx_err *err)

@@ -533,3 +533,28 @@ uint64_t sx_model_mistyped(const sx_model *m, const char *field, bool is_int)
     }
     return n;
 }
+
+sx_status sx_q_put_one(sx_rpc_client *rpc, const char *addr, const char *id, const char *value,
+                       uint64_t timeout_ms, sx_err *err)
+{
+    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
+    v.kind_case = SHARDEX__V1__VALUE__KIND_S;
+    v.s = (char *)value;
+    Shardex__V1__Field fld = SHARDEX__V1__FIELD__INIT;
+    fld.name = (char *)"v";
+    fld.value = &v;
+    Shardex__V1__Field *fp = &fld;
+    Shardex__V1__Document d = SHARDEX__V1__DOCUMENT__INIT;
+    d.id = (char *)id;
+    d.fields = &fp;
+    d.n_fields = 1;
+    Shardex__V1__Document *dp = &d;
+    Shardex__V1__PutRequest req = SHARDEX__V1__PUT_REQUEST__INIT;
+    req.docs = &dp;
+    req.n_docs = 1;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = timeout_ms};
+    sx_status st = sx_rpc_invoke(rpc, addr, SHARDEX_SVC, "Put", &req.base, &resp, &o, err);
+    sx_rpc_free(resp);
+    return st;
+}

@@ -71,6 +71,11 @@ void sx_qtokens_add(sx_qtokens *t, const Shardex__V1__WriteToken *tok);
 sx_status sx_q_put(sx_cluster *c, const char *addr, const sx_qdoc *docs, size_t n,
                    uint64_t timeout_ms, sx_qtokens *tokens, Shardex__V1__PutResponse **out,
                    sx_err *err);
+/* Puts one document {id, v: value} with rpc (a client of the caller's own,
+ * TLS or not) through addr; the call's status, its message in err. */
+sx_status sx_q_put_one(sx_rpc_client *rpc, const char *addr, const char *id, const char *value,
+                       uint64_t timeout_ms, sx_err *err);
+
 /* Deletes ids, as sx_q_put. */
 sx_status sx_q_delete(sx_cluster *c, const char *addr, const char *const *ids, size_t n,
                       uint64_t timeout_ms, sx_qtokens *tokens, Shardex__V1__DeleteResponse **out,

@@ -402,6 +402,28 @@ static void test_hostport_flag(void **state)
                  "--server: 'h:65536': port '65536' is not a number in 0..65535");
 }
 
+static void test_hostport_list(void **state)
+{
+    (void)state;
+    char **l = NULL;
+    size_t n = 0;
+    sx_err err = {0};
+    assert_int_equal(sx_hostport_list("a:1,[::1]:2,b:3", &l, &n, &err), SX_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(l[0], "a:1");
+    assert_string_equal(l[1], "[::1]:2");
+    assert_string_equal(l[2], "b:3");
+    sx_hostport_list_free(l, n);
+    assert_int_equal(sx_hostport_list("a:1", NULL, NULL, &err), SX_OK);
+    assert_int_equal(sx_hostport_list("a:1,,b:2", &l, &n, &err), SX_INVALID_ARGUMENT);
+    assert_null(l);
+    assert_int_equal(n, 0);
+    assert_non_null(strstr(err.msg, "empty address"));
+    assert_int_equal(sx_hostport_list("", NULL, NULL, &err), SX_INVALID_ARGUMENT);
+    assert_int_equal(sx_hostport_list("a:1,b", NULL, NULL, &err), SX_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "'b'"));
+}
+
 static void test_hostport_parse(void **state)
 {
     (void)state;
@@ -1276,6 +1298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_choice, unset_env, unset_env),
         cmocka_unit_test_setup_teardown(test_hostport_flag, unset_env, unset_env),
         cmocka_unit_test(test_hostport_parse),
+        cmocka_unit_test(test_hostport_list),
         cmocka_unit_test_setup_teardown(test_unknown_and_malformed_flags, unset_env, unset_env),
         cmocka_unit_test_setup_teardown(test_null_err_accepted, unset_env, unset_env),
         cmocka_unit_test_setup_teardown(test_env_fallback, unset_env, unset_env),
