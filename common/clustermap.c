@@ -28,7 +28,11 @@
 
 /* Scratch for one sx_assign call, allocated once per call. */
 typedef struct ctx {
-    const bool *alive;
+    const bool *alive; /* the caller's, less removed workers */
+    const bool *elig;  /* alive and not draining: may take new replicas, leaders, owners */
+    bool moves;        /* add-then-drop moves (clustermap.h, "Moves") */
+    uint32_t max_moves;
+    bool *fresh; /* per partition: its log is empty (never assigned, or every holder removed) */
     uint32_t nworkers;
     uint32_t nlive;          /* live workers */
     uint32_t r;              /* replication, clamped to 1..SX_MAX_REPLICAS */
@@ -61,6 +65,18 @@ bool sx_clustermap_has(const int32_t *set, uint32_t n, int32_t w)
 static bool is_live(const ctx *c, int32_t w)
 {
     return w >= 0 && (uint32_t)w < c->nworkers && c->alive[w];
+}
+
+static bool is_elig(const ctx *c, int32_t w)
+{
+    return w >= 0 && (uint32_t)w < c->nworkers && c->elig[w];
+}
+
+/* w is the source or the target of lp's move in flight: only the move
+ * itself (finish or cancel) takes it out. */
+static bool in_move(const sx_log_part *lp, int32_t w)
+{
+    return lp->moving && (lp->move_from == w || lp->move_to == w);
 }
 
 /* Removes w from set (keeping the order of the others, zeroing the freed slot);
@@ -97,7 +113,7 @@ static bool never_assigned(const sx_log_part *lp)
  * empty, so every replica it gets in this call is in sync from the start. */
 static bool first_assigned(const ctx *c, uint32_t p)
 {
-    return never_assigned(&c->orig[p]);
+    return c->fresh[p];
 }
 
 /* Fills c->desc (load descending) and c->asc (load ascending) with the live
@@ -107,7 +123,7 @@ static uint32_t order_by_load(ctx *c, const uint32_t *load)
 {
     uint32_t n = 0;
     for (uint32_t w = 0; w < c->nworkers; w++) {
-        if (!c->alive[w])
+        if (!c->elig[w])
             continue;
         uint32_t i = n++;
         while (i > 0 && load[c->desc[i - 1]] < load[w]) {
@@ -125,8 +141,8 @@ static uint32_t order_by_load(ctx *c, const uint32_t *load)
     return n;
 }
 
-/* The live member of set with the smallest load, lowest index on ties; -1 if
- * none is live. */
+/* The live member of set with the smallest load, lowest index on ties, one
+ * that is not draining if there is one; -1 if none is live. */
 static int32_t least_loaded_live(const ctx *c, const int32_t *set, uint32_t n, const uint32_t *load)
 {
     int32_t best = -1;
@@ -134,6 +150,11 @@ static int32_t least_loaded_live(const ctx *c, const int32_t *set, uint32_t n, c
         int32_t w = set[i];
         if (!is_live(c, w))
             continue;
+        if (best >= 0 && is_elig(c, best) != is_elig(c, w)) {
+            if (is_elig(c, w))
+                best = w;
+            continue;
+        }
         if (best < 0 || load[w] < load[best] || (load[w] == load[best] && w < best))
             best = w;
     }
@@ -281,11 +302,12 @@ static uint32_t replica_target(const ctx *c, const sx_log_part *lp)
     return t < SX_MAX_REPLICAS - dead ? t : SX_MAX_REPLICAS - dead;
 }
 
+/* Live replicas, not counting a move's source: it is on its way out. */
 static uint32_t live_replicas(const ctx *c, const sx_log_part *lp)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < lp->nreplicas; i++)
-        n += is_live(c, lp->replicas[i]);
+        n += is_live(c, lp->replicas[i]) && !(lp->moving && lp->move_from == lp->replicas[i]);
     return n;
 }
 
@@ -294,7 +316,8 @@ static uint32_t live_replicas(const ctx *c, const sx_log_part *lp)
  * committed entries one day). */
 static bool may_leave(const ctx *c, const sx_log_part *lp, int32_t w)
 {
-    if (!is_live(c, w) || w == lp->leader || sx_clustermap_has(lp->elr, lp->nelr, w))
+    if (!is_live(c, w) || w == lp->leader || sx_clustermap_has(lp->elr, lp->nelr, w) ||
+        in_move(lp, w))
         return false;
     return !(lp->nisr == 1 && lp->isr[0] == w);
 }
@@ -345,6 +368,27 @@ static void add_replica(ctx *c, uint32_t p, int32_t w)
     c->rep[w]++;
 }
 
+/* The worker that best takes a new replica of lp: live (and not draining
+ * unless draining_too), not a replica yet, the least loaded, then sharing the
+ * fewest partitions with lp's replicas, then the lowest index; -1 if none. */
+static int32_t best_new_replica(const ctx *c, const sx_log_part *lp, const uint32_t *load,
+                                bool draining_too)
+{
+    int32_t best = -1;
+    uint32_t best_shared = 0;
+    for (uint32_t w = 0; w < c->nworkers; w++) {
+        if (!(draining_too ? c->alive[w] : c->elig[w]) ||
+            sx_clustermap_has(lp->replicas, lp->nreplicas, (int32_t)w))
+            continue;
+        uint32_t sh = shared_with(c, lp, (int32_t)w);
+        if (best < 0 || load[w] < load[best] || (load[w] == load[best] && sh < best_shared)) {
+            best = (int32_t)w;
+            best_shared = sh;
+        }
+    }
+    return best;
+}
+
 /* Step 3. First trims partitions holding more live replicas than their target
  * (R lowered, or replicas added while the isr was dead and it came back):
  * non-isr replicas first, then the most loaded worker, lowest index. Then
@@ -355,6 +399,12 @@ static void step_fill(ctx *c)
     for (uint32_t p = 0; p < c->nparts; p++) {
         sx_log_part *lp = &c->parts[p];
         uint32_t target = replica_target(c, lp);
+        if (lp->moving && live_replicas(c, lp) > target) {
+            /* Too many even without the move's source: the move is moot. */
+            lp->moving = false;
+            if (lp->move_to != lp->leader)
+                drop_replica(c, lp, lp->move_to);
+        }
         for (uint32_t have = live_replicas(c, lp); have > target; have--) {
             int32_t victim = trim_victim(c, lp);
             assert(victim >= 0);
@@ -365,18 +415,9 @@ static void step_fill(ctx *c)
         sx_log_part *lp = &c->parts[p];
         uint32_t target = replica_target(c, lp);
         for (uint32_t have = live_replicas(c, lp); have < target; have++) {
-            int32_t best = -1;
-            uint32_t best_shared = 0;
-            for (uint32_t w = 0; w < c->nworkers; w++) {
-                if (!c->alive[w] || sx_clustermap_has(lp->replicas, lp->nreplicas, (int32_t)w))
-                    continue;
-                uint32_t sh = shared_with(c, lp, (int32_t)w);
-                if (best < 0 || c->rep[w] < c->rep[best] ||
-                    (c->rep[w] == c->rep[best] && sh < best_shared)) {
-                    best = (int32_t)w;
-                    best_shared = sh;
-                }
-            }
+            int32_t best = best_new_replica(c, lp, c->rep, false);
+            if (best < 0)
+                best = best_new_replica(c, lp, c->rep, true); /* only draining ones left */
             assert(best >= 0);
             add_replica(c, p, best);
         }
@@ -486,7 +527,7 @@ static int32_t search_replicas(ctx *c, int32_t src, int max_class, uint32_t max_
                     move_class(c, p, x) != cls || on_path(c, x, p))
                     continue;
                 for (uint32_t y = 0; y < c->nworkers; y++) {
-                    if (!c->alive[y] || c->dist[y] != UINT32_MAX ||
+                    if (!c->elig[y] || c->dist[y] != UINT32_MAX ||
                         sx_clustermap_has(lp->replicas, lp->nreplicas, (int32_t)y))
                         continue;
                     search_reach(c, x, (int32_t)y, p, &tail);
@@ -537,7 +578,8 @@ static bool balance_replicas_once(ctx *c, int max_class)
 static bool step_balance_replicas(ctx *c)
 {
     bool moved = false;
-    while (balance_replicas_once(c, 0) || balance_replicas_once(c, 2))
+    /* With moves an in-sync replica moves only by add-then-drop (start_moves). */
+    while (balance_replicas_once(c, 0) || balance_replicas_once(c, c->moves ? 1 : 2))
         moved = true;
     return moved;
 }
@@ -578,7 +620,7 @@ static int32_t search_leaders(ctx *c, int32_t src, bool free_only)
                 if (lp->leader != x || (c->orig[p].leader != x) != changed)
                     continue;
                 for (uint32_t i = 0; i < lp->nisr; i++)
-                    if (is_live(c, lp->isr[i]) && c->dist[lp->isr[i]] == UINT32_MAX)
+                    if (is_elig(c, lp->isr[i]) && c->dist[lp->isr[i]] == UINT32_MAX)
                         search_reach(c, x, lp->isr[i], p, &tail);
             }
         }
@@ -618,10 +660,30 @@ static bool balance_leaders_once(ctx *c)
     return false;
 }
 
+/* Leadership leaves draining workers for the live isr member that is not
+ * draining and leads the fewest, where there is one. True if any moved. */
+static bool leaders_off_draining(ctx *c)
+{
+    bool moved = false;
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        sx_log_part *lp = &c->parts[p];
+        if (lp->leader < 0 || is_elig(c, lp->leader))
+            continue;
+        int32_t to = least_loaded_live(c, lp->isr, lp->nisr, c->lead);
+        if (to < 0 || !is_elig(c, to))
+            continue;
+        c->lead[lp->leader]--;
+        c->lead[to]++;
+        lp->leader = to;
+        moved = true;
+    }
+    return moved;
+}
+
 /* Step 5, ending as step 4 does. True if anything moved. */
 static bool step_balance_leaders(ctx *c)
 {
-    bool moved = false;
+    bool moved = leaders_off_draining(c);
     while (balance_leaders_once(c))
         moved = true;
     return moved;
@@ -633,16 +695,25 @@ static void step_terms(ctx *c, sx_term_part *terms, uint32_t nterms, const int32
 {
     uint32_t *own = c->lead; /* reused: leaders are settled */
     memset(own, 0, c->nworkers * sizeof(*own));
+    /* Owners are the workers that are not draining; draining ones only when
+     * every live worker is draining. */
+    const bool *ok = c->alive;
+    for (uint32_t w = 0; w < c->nworkers; w++)
+        if (c->elig[w])
+            ok = c->elig;
     for (uint32_t t = 0; t < nterms; t++)
         if (is_live(c, terms[t].owner))
             own[terms[t].owner]++;
     for (uint32_t t = 0; t < nterms; t++) {
-        if (is_live(c, terms[t].owner))
+        int32_t o = terms[t].owner;
+        if (o >= 0 && (uint32_t)o < c->nworkers && ok[o])
             continue;
         int32_t best = -1;
         for (uint32_t w = 0; w < c->nworkers; w++)
-            if (c->alive[w] && (best < 0 || own[w] < own[best]))
+            if (ok[w] && (best < 0 || own[w] < own[best]))
                 best = (int32_t)w;
+        if (is_live(c, o))
+            own[o]--;
         terms[t].owner = best;
         if (best >= 0)
             own[best]++;
@@ -652,7 +723,7 @@ static void step_terms(ctx *c, sx_term_part *terms, uint32_t nterms, const int32
     for (;;) {
         int32_t most = -1, least = -1;
         for (uint32_t w = 0; w < c->nworkers; w++) {
-            if (!c->alive[w])
+            if (!ok[w])
                 continue;
             if (most < 0 || own[w] > own[most])
                 most = (int32_t)w;
@@ -679,6 +750,190 @@ static void step_terms(ctx *c, sx_term_part *terms, uint32_t nterms, const int32
     }
 }
 
+/* ---------------------------------------------------------------- moves -- */
+
+/* Step 0. Removed workers leave every replica set, isr and elr (and lead
+ * nothing). A partition whose every holder of committed entries was removed
+ * (the coordinator allows that only when forced) takes its other replicas as
+ * its isr, or, with none, starts over empty (c->fresh). */
+static void step_removed(ctx *c, const bool *removed)
+{
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        sx_log_part *lp = &c->parts[p];
+        c->fresh[p] = never_assigned(lp);
+        if (!removed)
+            continue;
+        bool held = lp->nisr + lp->nelr > 0;
+        for (uint32_t i = lp->nreplicas; i-- > 0;) {
+            int32_t w = lp->replicas[i];
+            if (w < 0 || (uint32_t)w >= c->nworkers || !removed[w])
+                continue;
+            set_remove(lp->replicas, &lp->nreplicas, w);
+            set_remove(lp->isr, &lp->nisr, w);
+            set_remove(lp->elr, &lp->nelr, w);
+            if (lp->leader == w)
+                lp->leader = -1;
+        }
+        if (!held || lp->nisr + lp->nelr > 0 || c->fresh[p])
+            continue;
+        memcpy(lp->isr, lp->replicas, sizeof(lp->isr));
+        lp->nisr = lp->nreplicas;
+        c->fresh[p] = lp->nreplicas == 0;
+    }
+}
+
+/* Step 1b. A move whose source or target is no longer a live replica ends
+ * here: what is left is an ordinary replica set. */
+static void cancel_moves(ctx *c)
+{
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        sx_log_part *lp = &c->parts[p];
+        if (lp->moving &&
+            (!c->moves || !is_live(c, lp->move_from) || !is_live(c, lp->move_to) ||
+             !sx_clustermap_has(lp->replicas, lp->nreplicas, lp->move_from) ||
+             !sx_clustermap_has(lp->replicas, lp->nreplicas, lp->move_to)))
+            lp->moving = false;
+    }
+}
+
+/* Step 3b. A move finishes once its source may go without loss: the target
+ * is in the isr (or the source holds nothing that counts: outside isr and
+ * elr), and the isr without the source keeps min_isr members (and one at
+ * least). A leading source hands leadership to the isr member leading the
+ * fewest first: every committed entry is on every isr member (rule 4). */
+static void finish_moves(ctx *c, uint32_t *finished)
+{
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        sx_log_part *lp = &c->parts[p];
+        if (!lp->moving)
+            continue;
+        int32_t a = lp->move_from;
+        bool a_isr = sx_clustermap_has(lp->isr, lp->nisr, a);
+        bool a_elr = sx_clustermap_has(lp->elr, lp->nelr, a);
+        if (a_elr || (a_isr && !sx_clustermap_has(lp->isr, lp->nisr, lp->move_to)) ||
+            (a_isr && (lp->nisr - 1 < c->min_isr || lp->nisr < 2)))
+            continue;
+        if (lp->leader == a) {
+            int32_t others[SX_MAX_REPLICAS];
+            uint32_t n = 0;
+            for (uint32_t i = 0; i < lp->nisr; i++)
+                if (lp->isr[i] != a)
+                    others[n++] = lp->isr[i];
+            int32_t to = least_loaded_live(c, others, n, c->lead);
+            if (to < 0)
+                continue;
+            c->lead[a]--;
+            c->lead[to]++;
+            lp->leader = to;
+        }
+        lp->moving = false;
+        drop_replica(c, lp, a);
+        ++*finished;
+    }
+}
+
+static void begin_move(ctx *c, uint32_t p, int32_t from, int32_t to, uint32_t *load)
+{
+    sx_log_part *lp = &c->parts[p];
+    add_replica(c, p, to);
+    lp->moving = true;
+    lp->move_from = from;
+    lp->move_to = to;
+    load[from]--;
+    load[to]++;
+}
+
+/* A partition whose replica on src may start a move to tgt: no move is in
+ * flight, tgt is not a replica and there is room for one more; a replica that
+ * is not the leader's first (no leader change), then the lowest partition.
+ * -1 if none. */
+static int32_t find_move(const ctx *c, int32_t src, int32_t tgt)
+{
+    int32_t best = -1;
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        const sx_log_part *lp = &c->parts[p];
+        if (lp->moving || lp->nreplicas >= SX_MAX_REPLICAS || c->fresh[p] ||
+            !sx_clustermap_has(lp->replicas, lp->nreplicas, src) ||
+            sx_clustermap_has(lp->replicas, lp->nreplicas, tgt))
+            continue;
+        if (lp->leader != src)
+            return (int32_t)p;
+        if (best < 0)
+            best = (int32_t)p;
+    }
+    return best;
+}
+
+/* Replicas of draining workers that hold nothing committed (outside isr and
+ * elr, not leading) move directly, as step 4 moves them: they cost no move. */
+static void drain_direct(ctx *c)
+{
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        sx_log_part *lp = &c->parts[p];
+        for (uint32_t i = lp->nreplicas; i-- > 0;) {
+            int32_t w = lp->replicas[i];
+            if (!is_live(c, w) || is_elig(c, w) || in_move(lp, w) || w == lp->leader ||
+                sx_clustermap_has(lp->isr, lp->nisr, w) || sx_clustermap_has(lp->elr, lp->nelr, w))
+                continue;
+            int32_t to = best_new_replica(c, lp, c->rep, false);
+            if (to < 0)
+                continue;
+            drop_replica(c, lp, w);
+            add_replica(c, p, to);
+        }
+    }
+}
+
+/* Step 4b. Starts moves while fewer than max_moves are in flight: off
+ * draining workers first, then from the most to the least loaded worker that
+ * is not draining (load: replicas held once every move in flight finished). */
+static void start_moves(ctx *c, uint32_t *started)
+{
+    drain_direct(c);
+    uint32_t inflight = 0;
+    uint32_t *load = sx_calloc(c->nworkers + 1, sizeof(*load));
+    for (uint32_t p = 0; p < c->nparts; p++) {
+        const sx_log_part *lp = &c->parts[p];
+        inflight += lp->moving;
+        for (uint32_t i = 0; i < lp->nreplicas; i++)
+            if (is_live(c, lp->replicas[i]) && !(lp->moving && lp->move_from == lp->replicas[i]))
+                load[lp->replicas[i]]++;
+    }
+    for (uint32_t p = 0; p < c->nparts && inflight < c->max_moves; p++) {
+        sx_log_part *lp = &c->parts[p];
+        for (uint32_t i = 0; i < lp->nreplicas && !lp->moving; i++) {
+            int32_t w = lp->replicas[i];
+            if (!is_live(c, w) || is_elig(c, w) || lp->nreplicas >= SX_MAX_REPLICAS ||
+                c->fresh[p])
+                continue;
+            int32_t to = best_new_replica(c, lp, load, false);
+            if (to < 0)
+                continue;
+            begin_move(c, p, w, to, load);
+            inflight++;
+            ++*started;
+        }
+    }
+    bool found = true;
+    while (found && inflight < c->max_moves) {
+        uint32_t n = order_by_load(c, load);
+        found = false;
+        for (uint32_t i = 0; i < n && !found; i++) {
+            int32_t src = c->desc[i];
+            for (uint32_t j = 0; j < n && !found && load[src] >= load[c->asc[j]] + 2; j++) {
+                int32_t p = find_move(c, src, c->asc[j]);
+                if (p < 0)
+                    continue;
+                begin_move(c, (uint32_t)p, src, c->asc[j], load);
+                inflight++;
+                ++*started;
+                found = true;
+            }
+        }
+    }
+    free(load);
+}
+
 void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers,
                sx_log_part *parts, uint32_t nparts, sx_term_part *terms, uint32_t nterms,
                sx_assign_changes *changes)
@@ -687,13 +942,23 @@ void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers
     for (uint32_t p = 0; p < nparts; p++)
         assert(parts[p].nreplicas <= SX_MAX_REPLICAS && parts[p].nisr <= SX_MAX_REPLICAS &&
                parts[p].nelr <= SX_MAX_REPLICAS);
-    ctx c = {.alive = alive, .nworkers = nworkers, .parts = parts, .nparts = nparts};
+    /* A removed worker is dead for every step; a draining one takes nothing new. */
+    bool *live = sx_calloc(nworkers + 1, sizeof(*live));
+    bool *elig = sx_calloc(nworkers + 1, sizeof(*elig));
+    for (uint32_t w = 0; w < nworkers; w++) {
+        live[w] = alive[w] && !(s->removed && s->removed[w]);
+        elig[w] = live[w] && !(s->draining && s->draining[w]);
+    }
+    ctx c = {.alive = live, .elig = elig, .nworkers = nworkers, .parts = parts, .nparts = nparts};
+    c.moves = s->moves;
+    c.max_moves = s->moves ? s->max_moves : 0;
+    c.fresh = sx_calloc(nparts + 1, sizeof(*c.fresh));
     c.r = s->replication < 1 ? 1 : s->replication;
     c.r = c.r > SX_MAX_REPLICAS ? SX_MAX_REPLICAS : c.r;
     c.min_isr = s->min_isr;
     c.dense = sx_calloc(nworkers, sizeof(*c.dense));
     for (uint32_t w = 0; w < nworkers; w++)
-        c.dense[w] = alive[w] ? (int32_t)c.nlive++ : -1;
+        c.dense[w] = live[w] ? (int32_t)c.nlive++ : -1;
     c.shared = sx_calloc((size_t)c.nlive * c.nlive, sizeof(*c.shared));
     c.dist = sx_calloc(nworkers, sizeof(*c.dist));
     c.from = sx_calloc(nworkers, sizeof(*c.from));
@@ -710,9 +975,14 @@ void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers
     c.desc = sx_calloc(nworkers, sizeof(*c.desc));
     c.asc = sx_calloc(nworkers, sizeof(*c.asc));
 
+    uint32_t started = 0, finished = 0;
+    step_removed(&c, s->removed);
     step_deaths(&c);
+    cancel_moves(&c);
     step_leaders(&c);
     step_fill(&c);
+    if (c.moves)
+        finish_moves(&c, &finished);
     /* A leadership handed over in step 5 can unpin a replica for step 4, so
      * step 4 runs again after a step 5 that moved. Step 4 never adds an isr
      * member or moves a leader, so it opens no new step 5 move: the second
@@ -720,9 +990,11 @@ void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers
     do
         step_balance_replicas(&c);
     while (step_balance_leaders(&c));
+    if (c.moves)
+        start_moves(&c, &started);
     step_terms(&c, terms, nterms, orig_owner);
 
-    sx_assign_changes ch = {0};
+    sx_assign_changes ch = {.moves_started = started, .moves_finished = finished};
     for (uint32_t p = 0; p < nparts; p++) {
         sx_log_part *lp = &parts[p];
         const sx_log_part *op = &orig[p];
@@ -739,6 +1011,9 @@ void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers
         for (uint32_t i = 0; i < op->nreplicas; i++)
             ch.replicas_removed += !sx_clustermap_has(lp->replicas, lp->nreplicas, op->replicas[i]);
         ch.unavailable += lp->leader < 0;
+        ch.moves_in_flight += lp->moving;
+        if (!lp->moving)
+            lp->move_from = lp->move_to = 0; /* one representation for "no move" */
     }
     for (uint32_t t = 0; t < nterms; t++) {
         if (terms[t].owner != orig_owner[t]) {
@@ -749,6 +1024,9 @@ void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers
     if (changes)
         *changes = ch;
 
+    free(c.fresh);
+    free(elig);
+    free(live);
     free(c.queue);
     free(c.via);
     free(c.from);
@@ -840,6 +1118,13 @@ bool sx_clustermap_store_lost(sx_log_part *part, int32_t w)
     return in_isr || in_elr;
 }
 
+bool sx_clustermap_sole_holder(const sx_log_part *part, int32_t w)
+{
+    bool in = sx_clustermap_has(part->isr, part->nisr, w) ||
+              sx_clustermap_has(part->elr, part->nelr, w);
+    return in && part->nisr + part->nelr == 1;
+}
+
 /* Checks that set holds n distinct workers below nworkers; the message names
  * the problem. */
 static bool valid_set(const int32_t *set, uint32_t n, uint32_t nworkers, const char **why,
@@ -902,6 +1187,13 @@ sx_status sx_clustermap_check(const sx_log_part *parts, uint32_t nparts, const s
             return sx_err_set(err, SX_INTERNAL,
                               "clustermap: log partition %u: leader %d is not in the isr", p,
                               lp->leader);
+        if (lp->moving && (lp->move_from == lp->move_to ||
+                           !sx_clustermap_has(lp->replicas, lp->nreplicas, lp->move_from) ||
+                           !sx_clustermap_has(lp->replicas, lp->nreplicas, lp->move_to)))
+            return sx_err_set(err, SX_INTERNAL,
+                              "clustermap: log partition %u: move %d -> %d is not between two "
+                              "replicas",
+                              p, lp->move_from, lp->move_to);
     }
     for (uint32_t t = 0; t < nterms; t++) {
         int32_t o = terms[t].owner;

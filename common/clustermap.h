@@ -56,6 +56,12 @@ typedef struct sx_log_part {
     int32_t isr[SX_MAX_REPLICAS]; /* in-sync replicas: a subset of replicas */
     uint32_t nelr;
     int32_t elr[SX_MAX_REPLICAS]; /* eligible leaders: replicas outside isr, see above */
+    /* A replica move in flight ("Moves" below): move_to was added to take
+     * move_from's place; move_from leaves once move_to is in the isr. Both are
+     * replicas while moving; meaningless otherwise. */
+    bool moving;
+    int32_t move_from;
+    int32_t move_to;
 } sx_log_part;
 
 /* One term partition of one global index (the coordinator lays the term
@@ -68,6 +74,17 @@ typedef struct sx_term_part {
 typedef struct sx_assign_settings {
     uint32_t replication; /* R: a partition gets min(R, live workers) replicas */
     uint32_t min_isr;     /* writes need this many in-sync replicas (the elr rule) */
+    /* Add-then-drop moves ("Moves" below). false: step 4 moves isr members
+     * directly, as the first planner did (kept for its tests and the fuzzer;
+     * the coordinator always moves). */
+    bool moves;
+    uint32_t max_moves; /* with moves: moves in flight at once, cluster-wide (0: none start) */
+    /* Per worker [nworkers], or NULL for none. A draining worker (alive)
+     * gets nothing new and, with moves, every replica, leadership and term
+     * partition moves off it. A removed worker is gone for good: treated as
+     * dead, and it leaves every replica set, isr and elr ("Removed" below). */
+    const bool *draining;
+    const bool *removed;
 } sx_assign_settings;
 
 /* What one sx_assign call changed (for logs and stickiness tests). */
@@ -78,6 +95,9 @@ typedef struct sx_assign_changes {
     uint32_t isr_changes;      /* partitions whose isr changed */
     uint32_t owner_changes;    /* term partitions whose owner changed */
     uint32_t unavailable;      /* log partitions left without a leader */
+    uint32_t moves_started;    /* add-then-drop moves begun (a replica added) */
+    uint32_t moves_finished;   /* moves whose source replica was dropped */
+    uint32_t moves_in_flight;  /* partitions moving after the call */
 } sx_assign_changes;
 
 /* Computes the next assignment from the previous one, in place.
@@ -143,7 +163,44 @@ typedef struct sx_assign_changes {
  *    leaves its leader (its isr, as a set) different from the input; a term
  *    partition's epoch likewise for its owner. changes holds the net
  *    differences from the input and may be NULL.
- *  - The input must pass sx_clustermap_check. */
+ *  - The input must pass sx_clustermap_check.
+ *
+ * Moves (settings.moves; the coordinator's planner). Step 4 then moves only
+ * replicas that hold nothing committed (added in this call, or outside the
+ * isr and the elr). An in-sync replica of partition p moves from worker a to
+ * worker b in three map versions or more, never below min_isr:
+ *  1. start: b is added as a replica outside the isr (moving, a -> b); p holds
+ *     one replica more than its target (R + 1 at most: a partition may hold
+ *     R + 1 replicas while it moves). Only while fewer than max_moves
+ *     partitions are moving.
+ *  2. b catches up and its leader adds it to the isr (sx_clustermap_change_isr,
+ *     REPLICATION.md rule 3); the coordinator assigns again.
+ *  3. finish, once b is in the isr (or a is outside isr and elr, so holds
+ *     nothing that counts) and the isr without a still has min_isr members:
+ *     if a leads, leadership goes to the isr member (not a) leading the
+ *     fewest, epoch + 1; a is dropped from replicas and isr in the same call.
+ *     Every committed entry is on every isr member (rule 4), b among them, so
+ *     nothing committed is lost, and the isr stays at min_isr or above.
+ * A move whose source or target dies, or is removed, is cancelled (what is
+ * left is an ordinary replica set; steps 1 and 3 mend it). A move starts,
+ * after steps 1-4, for (first) each in-sync replica on a draining worker, then
+ * while the replica loads of the live workers that are not draining, counting
+ * every move as finished, differ by two or more: from the most to the least
+ * loaded, a replica that is not the leader's first, the lowest partition
+ * first; the target is the least loaded worker outside p's replicas (ties as
+ * step 3). Non-isr replicas of a draining worker move directly. Leaders
+ * then balance as step 5 (a move that finished made its target eligible),
+ * and leadership leaves a draining worker wherever a live isr member that is
+ * not draining exists. Each move lowers the sum of squared planned loads, so
+ * with nothing else changing the map settles, and a balanced map starts no
+ * move (sticky).
+ *
+ * Removed workers (settings.removed) leave replicas, isr and elr first, in
+ * every mode. The coordinator refuses to remove the only holder of committed
+ * entries (sx_clustermap_sole_holder) unless forced; a partition whose every
+ * holder was removed takes its remaining replicas as its isr (they may miss
+ * committed entries: what --force loses) or, with none, starts over empty
+ * (its new replicas are in sync from the start, as for a new partition). */
 void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers,
                sx_log_part *parts, uint32_t nparts, sx_term_part *terms, uint32_t nterms,
                sx_assign_changes *changes);
@@ -180,6 +237,10 @@ bool sx_clustermap_store_lost(sx_log_part *part, int32_t w);
  * is below nworkers; SX_INTERNAL with a message naming the partition if not. */
 sx_status sx_clustermap_check(const sx_log_part *parts, uint32_t nparts, const sx_term_part *terms,
                               uint32_t nterms, uint32_t nworkers, sx_err *err);
+
+/* True if w is in part's isr or elr and nobody else is: dropping w would
+ * drop the last copy known to hold every committed entry. */
+bool sx_clustermap_sole_holder(const sx_log_part *part, int32_t w);
 
 /* True if w is among the n workers of set. */
 bool sx_clustermap_has(const int32_t *set, uint32_t n, int32_t w);
