@@ -407,6 +407,14 @@ static void step_fill(ctx *c)
         }
         for (uint32_t have = live_replicas(c, lp); have > target; have--) {
             int32_t victim = trim_victim(c, lp);
+            /* With moves, a surplus in-sync replica goes only as a move's
+             * source would (the isr keeps min_isr), and one that may be all
+             * that holds the committed entries (elr) never: the surplus
+             * waits for the isr to grow. */
+            if (c->moves && victim >= 0 &&
+                (sx_clustermap_has(lp->elr, lp->nelr, victim) ||
+                 (sx_clustermap_has(lp->isr, lp->nisr, victim) && lp->nisr <= c->min_isr)))
+                break;
             assert(victim >= 0);
             drop_replica(c, lp, victim);
         }
@@ -418,6 +426,11 @@ static void step_fill(ctx *c)
             int32_t best = best_new_replica(c, lp, c->rep, false);
             if (best < 0)
                 best = best_new_replica(c, lp, c->rep, true); /* only draining ones left */
+            if (best < 0 && lp->moving) {
+                /* Every live worker holds it: the move's source must stay. */
+                lp->moving = false;
+                continue;
+            }
             assert(best >= 0);
             add_replica(c, p, best);
         }
@@ -782,14 +795,17 @@ static void step_removed(ctx *c, const bool *removed)
     }
 }
 
-/* Step 1b. A move whose source or target is no longer a live replica ends
- * here: what is left is an ordinary replica set. */
+/* Step 2b. A move whose source or target is no longer a live replica ends
+ * here: what is left is an ordinary replica set (step 3 trims or fills it).
+ * So does one whose partition has no leader (its whole isr is dead): nobody
+ * can bring the target into the isr, and the move would hold its slot. */
 static void cancel_moves(ctx *c)
 {
     for (uint32_t p = 0; p < c->nparts; p++) {
         sx_log_part *lp = &c->parts[p];
         if (lp->moving &&
-            (!c->moves || !is_live(c, lp->move_from) || !is_live(c, lp->move_to) ||
+            (!c->moves || lp->leader < 0 || !is_live(c, lp->move_from) ||
+             !is_live(c, lp->move_to) ||
              !sx_clustermap_has(lp->replicas, lp->nreplicas, lp->move_from) ||
              !sx_clustermap_has(lp->replicas, lp->nreplicas, lp->move_to)))
             lp->moving = false;
@@ -843,8 +859,19 @@ static void begin_move(ctx *c, uint32_t p, int32_t from, int32_t to, uint32_t *l
     load[to]++;
 }
 
-/* A partition whose replica on src may start a move to tgt: no move is in
- * flight, tgt is not a replica and there is room for one more; a replica that
+/* Partition p may start a move: none is in flight, it has a leader (to bring
+ * the target into the isr: a move that cannot finish would hold its slot),
+ * room for one more replica, and no surplus waiting for its isr to grow
+ * (step 3), so that it holds R + 1 replicas at most. */
+static bool may_start(const ctx *c, uint32_t p)
+{
+    const sx_log_part *lp = &c->parts[p];
+    return !lp->moving && lp->leader >= 0 && !c->fresh[p] && lp->nreplicas < SX_MAX_REPLICAS &&
+           live_replicas(c, lp) <= replica_target(c, lp);
+}
+
+/* A partition whose replica on src may start a move to tgt (may_start), tgt
+ * not a replica yet; a replica that
  * is not the leader's first (no leader change), then the lowest partition.
  * -1 if none. */
 static int32_t find_move(const ctx *c, int32_t src, int32_t tgt)
@@ -852,8 +879,7 @@ static int32_t find_move(const ctx *c, int32_t src, int32_t tgt)
     int32_t best = -1;
     for (uint32_t p = 0; p < c->nparts; p++) {
         const sx_log_part *lp = &c->parts[p];
-        if (lp->moving || lp->nreplicas >= SX_MAX_REPLICAS || c->fresh[p] ||
-            !sx_clustermap_has(lp->replicas, lp->nreplicas, src) ||
+        if (!may_start(c, p) || !sx_clustermap_has(lp->replicas, lp->nreplicas, src) ||
             sx_clustermap_has(lp->replicas, lp->nreplicas, tgt))
             continue;
         if (lp->leader != src)
@@ -903,8 +929,7 @@ static void start_moves(ctx *c, uint32_t *started)
         sx_log_part *lp = &c->parts[p];
         for (uint32_t i = 0; i < lp->nreplicas && !lp->moving; i++) {
             int32_t w = lp->replicas[i];
-            if (!is_live(c, w) || is_elig(c, w) || lp->nreplicas >= SX_MAX_REPLICAS ||
-                c->fresh[p])
+            if (!is_live(c, w) || is_elig(c, w) || !may_start(c, p))
                 continue;
             int32_t to = best_new_replica(c, lp, load, false);
             if (to < 0)
@@ -978,8 +1003,8 @@ void sx_assign(const sx_assign_settings *s, const bool *alive, uint32_t nworkers
     uint32_t started = 0, finished = 0;
     step_removed(&c, s->removed);
     step_deaths(&c);
-    cancel_moves(&c);
     step_leaders(&c);
+    cancel_moves(&c);
     step_fill(&c);
     if (c.moves)
         finish_moves(&c, &finished);
