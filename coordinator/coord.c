@@ -37,6 +37,8 @@ typedef struct worker {
     char *id;
     char *addr;
     bool alive;
+    bool draining; /* stored: shardex worker drain */
+    bool removed;  /* stored: shardex worker remove; cleared when it registers again */
     uint64_t incarnation;
     uint64_t lease_deadline_ms; /* volatile: not stored; fresh after a restart */
     uint64_t hb_seq;            /* volatile: the highest heartbeat number of this incarnation */
@@ -84,6 +86,7 @@ struct sx_coord {
     sx_coord_settings set;
     char *cluster_id;
     uint32_t lease_ms;
+    uint32_t max_moves; /* replica moves in flight at once (sx_assign_settings) */
     uint64_t margin_ms; /* the coordinator waits this much longer than the worker */
     /* The lease rules (coord.h, docs/architecture.md "Leases"), all volatile: */
     uint64_t unanswered_max_ms;        /* a worker unanswered longer is refused: two leases */
@@ -163,6 +166,8 @@ static Shardex__Internal__V1__ClusterMap *build_locked(sx_coord *c, sx_arena *a)
         w->address = c->workers[i].addr;
         w->alive = c->workers[i].alive;
         w->incarnation = c->workers[i].incarnation;
+        w->draining = c->workers[i].draining;
+        w->removed = c->workers[i].removed;
         m->workers[i] = w;
     }
     m->n_partitions = c->set.partitions;
@@ -180,6 +185,13 @@ static Shardex__Internal__V1__ClusterMap *build_locked(sx_coord *c, sx_arena *a)
         o->isr = (int32_t *)lp->isr;
         o->n_elr = lp->nelr;
         o->elr = (int32_t *)lp->elr;
+        if (lp->moving) {
+            Shardex__Internal__V1__PartitionMove *mv = sx_arena_alloc(a, sizeof(*mv));
+            shardex__internal__v1__partition_move__init(mv);
+            mv->from = lp->move_from;
+            mv->to = lp->move_to;
+            o->move = mv;
+        }
         m->partitions[p] = o;
     }
     m->n_terms = c->nterms;
@@ -271,8 +283,10 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
     for (uint32_t i = 0; i < c->nworkers; i++) {
         c->workers[i].id = sx_strdup(m->workers[i]->id);
         c->workers[i].addr = sx_strdup(m->workers[i]->address);
-        c->workers[i].alive = m->workers[i]->alive;
+        c->workers[i].alive = m->workers[i]->alive && !m->workers[i]->removed;
         c->workers[i].incarnation = m->workers[i]->incarnation;
+        c->workers[i].draining = m->workers[i]->draining;
+        c->workers[i].removed = m->workers[i]->removed;
     }
     c->parts = sx_calloc(c->set.partitions, sizeof(*c->parts));
     for (uint32_t p = 0; p < c->set.partitions; p++) {
@@ -293,6 +307,11 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
         lp->nelr = (uint32_t)o->n_elr;
         if (o->n_elr)
             memcpy(lp->elr, o->elr, o->n_elr * sizeof(int32_t));
+        if (o->move) {
+            lp->moving = true;
+            lp->move_from = o->move->from;
+            lp->move_to = o->move->to;
+        }
     }
     c->nterms = (uint32_t)m->n_terms;
     c->terms = sx_calloc(c->nterms + 1, sizeof(*c->terms));
@@ -360,14 +379,26 @@ static void report_isr_lost_locked(const sx_coord *c, uint32_t p)
 static bool assign_locked(sx_coord *c)
 {
     bool *alive = sx_calloc(c->nworkers + 1, sizeof(bool));
-    for (uint32_t i = 0; i < c->nworkers; i++)
+    bool *draining = sx_calloc(c->nworkers + 1, sizeof(bool));
+    bool *removed = sx_calloc(c->nworkers + 1, sizeof(bool));
+    for (uint32_t i = 0; i < c->nworkers; i++) {
         alive[i] = c->workers[i].alive;
+        draining[i] = c->workers[i].draining;
+        removed[i] = c->workers[i].removed;
+    }
     bool *emptied = sx_calloc(c->set.partitions + 1, sizeof(bool));
     for (uint32_t p = 0; p < c->set.partitions; p++)
         emptied[p] = c->parts[p].nisr == 0 && c->parts[p].isr_version > 0;
-    sx_assign_settings s = {.replication = c->set.replication, .min_isr = c->set.min_isr};
+    sx_assign_settings s = {.replication = c->set.replication,
+                            .min_isr = c->set.min_isr,
+                            .moves = true,
+                            .max_moves = c->max_moves,
+                            .draining = draining,
+                            .removed = removed};
     sx_assign_changes ch = {0};
     sx_assign(&s, alive, c->nworkers, c->parts, c->set.partitions, c->terms, c->nterms, &ch);
+    free(removed);
+    free(draining);
     free(alive);
     for (uint32_t p = 0; p < c->set.partitions; p++)
         if (emptied[p] && c->parts[p].leader >= 0)
@@ -382,9 +413,11 @@ static bool assign_locked(sx_coord *c)
     if (changed)
         SX_LOG(SX_LOG_INFO, "coord",
                "assignment leader_changes=%u replicas_added=%u replicas_removed=%u "
-               "isr_changes=%u owner_changes=%u unavailable=%u",
+               "isr_changes=%u owner_changes=%u unavailable=%u moves_started=%u "
+               "moves_finished=%u moves_in_flight=%u",
                ch.leader_changes, ch.replicas_added, ch.replicas_removed, ch.isr_changes,
-               ch.owner_changes, ch.unavailable);
+               ch.owner_changes, ch.unavailable, ch.moves_started, ch.moves_finished,
+               ch.moves_in_flight);
     return changed;
 }
 
@@ -487,6 +520,7 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
     sx_coord *c = sx_calloc(1, sizeof(*c));
     pthread_mutex_init(&c->mu, NULL);
     c->lease_ms = opts->lease_ms ? opts->lease_ms : 2000;
+    c->max_moves = opts->max_moves ? opts->max_moves : SX_COORD_DEFAULT_MAX_MOVES;
     c->tick_ms = opts->tick_ms;
     c->address = sx_strdup(opts->address ? opts->address : "");
     /* Everything before now was time the coordinator did not run. */
@@ -556,9 +590,10 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
     }
     SX_LOG(SX_LOG_INFO, "coord",
            "cluster id=%s partitions=%u replication=%u min_isr=%u term_partitions=%u "
-           "lease_ms=%u workers=%u indexes=%u version=%" PRIu64,
+           "lease_ms=%u max_moves=%u workers=%u indexes=%u version=%" PRIu64,
            c->cluster_id, c->set.partitions, c->set.replication, c->set.min_isr,
-           c->set.term_partitions, c->lease_ms, c->nworkers, c->nindexes, c->version);
+           c->set.term_partitions, c->lease_ms, c->max_moves, c->nworkers, c->nindexes,
+           c->version);
     *out = c;
     return SX_OK;
 fail:
@@ -712,6 +747,12 @@ sx_status sx_coord_register_ex(sx_coord *c, const char *id, const char *address,
         c->workers[w].id = sx_strdup(id);
     }
     worker *wk = &c->workers[w];
+    if (wk->removed) {
+        /* Removed for good: it is in no replica set, so it starts empty. */
+        wk->removed = false;
+        SX_LOG(SX_LOG_INFO, "coord", "worker registers again after its removal id=%s index=%d: "
+               "a new, empty worker", id, w);
+    }
     /* A new incarnation of a leader is a new leadership: the process that
      * wrote under the old epoch may have lost what it had not made durable,
      * and the same epoch must never name two different histories. */
@@ -1180,6 +1221,117 @@ static const Shardex__Internal__V1__ReplicaReport *report_of(const worker *wk, u
     return NULL;
 }
 
+/* Worker w as ClusterStatus shows it, with what it holds. */
+static Shardex__V1__WorkerStatus *worker_status_locked(const sx_coord *c, uint32_t w,
+                                                       uint64_t now_ms, sx_arena *a)
+{
+    const worker *wk = &c->workers[w];
+    Shardex__V1__WorkerStatus *ws = sx_arena_alloc(a, sizeof(*ws));
+    shardex__v1__worker_status__init(ws);
+    ws->id = sx_arena_strdup(a, wk->id);
+    ws->address = sx_arena_strdup(a, wk->addr);
+    ws->alive = wk->alive;
+    ws->lease_remaining_ms =
+        wk->alive && wk->lease_deadline_ms > now_ms ? wk->lease_deadline_ms - now_ms : 0;
+    ws->draining = wk->draining;
+    ws->removed = wk->removed;
+    for (uint32_t p = 0; p < c->set.partitions; p++) {
+        const sx_log_part *lp = &c->parts[p];
+        ws->replicas += sx_clustermap_has(lp->replicas, lp->nreplicas, (int32_t)w);
+        ws->leaders += lp->leader == (int32_t)w;
+    }
+    for (uint32_t t = 0; t < c->nterms; t++)
+        ws->term_partitions += c->terms[t].owner == (int32_t)w;
+    ws->drained = wk->draining && !ws->replicas && !ws->leaders && !ws->term_partitions;
+    return ws;
+}
+
+sx_status sx_coord_drain(sx_coord *c, const char *id, bool cancel, uint64_t now_ms,
+                         sx_arena *arena, Shardex__V1__WorkerStatus **out, sx_err *err)
+{
+    *out = NULL;
+    pthread_mutex_lock(&c->mu);
+    int32_t w = find_worker_locked(c, id);
+    sx_status st = SX_OK;
+    if (w < 0) {
+        st = sx_err_set(err, SX_NOT_FOUND, "worker_id: no worker \"%s\" has registered", id);
+    } else if (c->workers[w].removed) {
+        st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                        "worker_id: worker \"%s\" was removed; it holds nothing", id);
+    } else {
+        worker *wk = &c->workers[w];
+        if (wk->draining == cancel) {
+            wk->draining = !cancel;
+            SX_LOG(SX_LOG_INFO, "coord", "worker %s id=%s index=%d alive=%d",
+                   cancel ? "undrained" : "draining", id, w, wk->alive);
+            assign_locked(c);
+            commit_locked(c, cancel ? "worker undrained" : "worker draining");
+        }
+        *out = worker_status_locked(c, (uint32_t)w, now_ms, arena);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+sx_status sx_coord_remove(sx_coord *c, const char *id, bool force, sx_arena *arena,
+                          uint32_t **lost, size_t *nlost, sx_err *err)
+{
+    *lost = NULL;
+    *nlost = 0;
+    pthread_mutex_lock(&c->mu);
+    int32_t w = find_worker_locked(c, id);
+    sx_status st = SX_OK;
+    if (w < 0) {
+        st = sx_err_set(err, SX_NOT_FOUND, "worker_id: no worker \"%s\" has registered", id);
+        goto out;
+    }
+    worker *wk = &c->workers[w];
+    if (wk->removed)
+        goto out;
+    if (wk->alive) {
+        st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                        "worker_id: worker \"%s\" is alive (incarnation %" PRIu64
+                        "); only a dead worker can be removed: stop it first, or drain it",
+                        id, wk->incarnation);
+        goto out;
+    }
+    uint32_t *sole = sx_arena_alloc(arena, (c->set.partitions + 1) * sizeof(*sole));
+    size_t nsole = 0;
+    char which[256] = "";
+    size_t n = 0;
+    for (uint32_t p = 0; p < c->set.partitions; p++) {
+        if (!sx_clustermap_sole_holder(&c->parts[p], w))
+            continue;
+        sole[nsole++] = p;
+        if (n < sizeof(which))
+            n += (size_t)snprintf(which + n, sizeof(which) - n, "%s%u", nsole > 1 ? "," : "", p);
+    }
+    if (nsole && !force) {
+        st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                        "worker_id: worker \"%s\" is the only replica known to hold the committed "
+                        "entries of %zu partition(s) (%s); bring it back, or remove it with force "
+                        "and lose them",
+                        id, nsole, which);
+        goto out;
+    }
+    wk->removed = true;
+    wk->draining = false;
+    if (nsole)
+        SX_LOG(SX_LOG_ERROR, "coord",
+               "worker removed by force id=%s index=%d: the committed entries only it held are "
+               "lost partitions=%s",
+               id, w, which);
+    else
+        SX_LOG(SX_LOG_INFO, "coord", "worker removed id=%s index=%d", id, w);
+    assign_locked(c);
+    commit_locked(c, "worker removed");
+    *lost = sole;
+    *nlost = nsole;
+out:
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
 void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
                      Shardex__V1__ClusterStatusResponse *out)
 {
@@ -1190,16 +1342,21 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
     out->map_version = c->version;
     out->n_workers = c->nworkers;
     out->workers = sx_arena_alloc(a, (c->nworkers + 1) * sizeof(*out->workers));
-    for (uint32_t i = 0; i < c->nworkers; i++) {
-        const worker *wk = &c->workers[i];
-        Shardex__V1__WorkerStatus *ws = sx_arena_alloc(a, sizeof(*ws));
-        shardex__v1__worker_status__init(ws);
-        ws->id = sx_arena_strdup(a, wk->id);
-        ws->address = sx_arena_strdup(a, wk->addr);
-        ws->alive = wk->alive;
-        ws->lease_remaining_ms =
-            wk->alive && wk->lease_deadline_ms > now_ms ? wk->lease_deadline_ms - now_ms : 0;
-        out->workers[i] = ws;
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        out->workers[i] = worker_status_locked(c, i, now_ms, a);
+    out->max_moves = c->max_moves;
+    out->moves = sx_arena_alloc(a, (c->set.partitions + 1) * sizeof(*out->moves));
+    for (uint32_t p = 0; p < c->set.partitions; p++) {
+        const sx_log_part *lp = &c->parts[p];
+        if (!lp->moving)
+            continue;
+        Shardex__V1__MoveStatus *ms = sx_arena_alloc(a, sizeof(*ms));
+        shardex__v1__move_status__init(ms);
+        ms->partition = p;
+        ms->from = sx_arena_strdup(a, c->workers[lp->move_from].id);
+        ms->to = sx_arena_strdup(a, c->workers[lp->move_to].id);
+        ms->to_in_sync = sx_clustermap_has(lp->isr, lp->nisr, lp->move_to);
+        out->moves[out->n_moves++] = ms;
     }
     out->n_log_partitions = c->set.partitions;
     out->log_partitions = sx_arena_alloc(a, c->set.partitions * sizeof(*out->log_partitions));

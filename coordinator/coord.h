@@ -33,6 +33,9 @@
 /* Limits on cluster settings. */
 #define SX_MAX_PARTITIONS 4096
 #define SX_MAX_TERM_PARTITIONS 4096
+/* Replica moves in flight at once unless opts say otherwise (--max-moves). */
+#define SX_COORD_DEFAULT_MAX_MOVES 2
+#define SX_COORD_MAX_MOVES_LIMIT 64
 /* Index names and fields: 1..128 bytes. */
 #define SX_INDEX_NAME_MAX 128
 
@@ -56,6 +59,9 @@ typedef struct sx_coord_opts {
     uint32_t lease_ms;
     /* How often the caller runs sx_coord_tick (the pause rule); 0: the rule is off. */
     uint32_t tick_ms;
+    /* Replica moves in flight at once, cluster-wide (clustermap.h "Moves");
+     * 0: SX_COORD_DEFAULT_MAX_MOVES. Not stored: a restart may change it. */
+    uint32_t max_moves;
 } sx_coord_opts;
 
 /* Opens or creates the coordinator's state in opts->data_dir. Fails with
@@ -199,6 +205,26 @@ sx_status sx_coord_create_index(sx_coord *c, const Shardex__V1__IndexSpec *spec,
                                 Shardex__V1__IndexInfo **info, sx_err *err);
 sx_status sx_coord_drop_index(sx_coord *c, const char *name, sx_err *err);
 void sx_coord_list_indexes(sx_coord *c, sx_arena *arena, Shardex__V1__ListIndexesResponse *out);
+
+/* Marks worker `id` draining (cancel: not draining) and reassigns: it gets
+ * nothing new, and its replicas (add-then-drop), leaderships and term
+ * partitions move off it, max_moves at a time. Stored. Idempotent. *out
+ * (allocated in arena) is its status: drained once it holds nothing.
+ * NOT_FOUND for an unknown id, FAILED_PRECONDITION for a removed one. */
+sx_status sx_coord_drain(sx_coord *c, const char *id, bool cancel, uint64_t now_ms,
+                         sx_arena *arena, Shardex__V1__WorkerStatus **out, sx_err *err);
+
+/* Forgets dead worker `id` for good: it leaves every replica set, ISR and
+ * ELR, its replicas are re-created elsewhere, and if it registers again it
+ * is a new, empty worker. FAILED_PRECONDITION naming the worker when it is
+ * alive, and, unless force, when it is the only replica known to hold a
+ * partition's committed entries (sx_clustermap_sole_holder), naming those
+ * partitions. With force those partitions continue from what their other
+ * replicas hold (possibly missing acknowledged writes), or empty;
+ * *lost and *nlost (allocated in arena) lists them. Removing a removed worker
+ * again is OK and changes nothing. NOT_FOUND for an unknown id. */
+sx_status sx_coord_remove(sx_coord *c, const char *id, bool force, sx_arena *arena,
+                          uint32_t **lost, size_t *nlost, sx_err *err);
 
 /* Fills the client contract's ClusterStatus from the map and the latest
  * replica reports, and the control plane's part from the metadata store

@@ -29,6 +29,7 @@ typedef struct config {
     uint32_t min_isr;
     uint32_t term_partitions;
     uint64_t lease_ms;
+    uint32_t max_moves;
     const char *log_level;
     const char *log_format;
     const char *metrics_listen;
@@ -88,6 +89,14 @@ static const sx_flag flags[] = {
      .help = "worker lease: a worker silent this long is dead",
      .min = 50,
      .max = 600000},
+    {.name = "max-moves",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(max_moves, uint32_t),
+     .help = "replica moves in flight at once, cluster-wide (a joining worker's share, a "
+             "drain): each adds a replica that copies its partition's log, then drops the old "
+             "one",
+     .min = 1,
+     .max = SX_COORD_MAX_MOVES_LIMIT},
     SX_DAEMON_LOG_FLAGS(config),
     SX_METRICS_HTTP_FLAGS(config),
     SX_DAEMON_TLS_FLAGS(config),
@@ -207,6 +216,7 @@ static sx_status open_coord(const config *cfg, const bool *given, uint64_t tick,
         .given_term_partitions = given[F_TERM],
         .lease_ms = (uint32_t)cfg->lease_ms,
         .tick_ms = (uint32_t)tick,
+        .max_moves = cfg->max_moves,
     };
     return sx_coord_open(&o, sx_clock_now_ms(), c, err);
 }
@@ -220,6 +230,7 @@ int main(int argc, char **argv)
                   .replication = 3,
                   .min_isr = 2,
                   .lease_ms = 2000,
+                  .max_moves = SX_COORD_DEFAULT_MAX_MOVES,
                   .cluster = "shardex",
                   .metadata_lease_ms = 5000,
                   .max_message_size = 4u << 20,

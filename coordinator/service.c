@@ -168,11 +168,31 @@ static sx_status on_list_indexes(sx_rpc_call *call, const ProtobufCMessage *reqm
     return SX_OK;
 }
 
+static sx_status on_drain_worker(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                                 ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    const Shardex__V1__DrainWorkerRequest *req = (const void *)reqm;
+    Shardex__V1__DrainWorkerResponse *resp = (void *)respm;
+    return sx_coord_drain(arg, req->worker_id, req->cancel, sx_clock_now_ms(),
+                          sx_rpc_call_arena(call), &resp->worker, err);
+}
+
+static sx_status on_remove_worker(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                                  ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    const Shardex__V1__RemoveWorkerRequest *req = (const void *)reqm;
+    Shardex__V1__RemoveWorkerResponse *resp = (void *)respm;
+    return sx_coord_remove(arg, req->worker_id, req->force, sx_rpc_call_arena(call),
+                           &resp->lost_partitions, &resp->n_lost_partitions, err);
+}
+
 static const sx_rpc_method shardex_methods[] = {
     {"ClusterStatus", on_cluster_status, SX_RPC_BLOCKING}, /* asks each etcd member */
     {"CreateIndex", on_create_index, SX_RPC_BLOCKING},
     {"DropIndex", on_drop_index, SX_RPC_BLOCKING},
     {"ListIndexes", on_list_indexes, SX_RPC_INLINE},
+    {"DrainWorker", on_drain_worker, SX_RPC_BLOCKING},   /* fsync */
+    {"RemoveWorker", on_remove_worker, SX_RPC_BLOCKING}, /* fsync */
 };
 
 /* ----------------------------------------------------------------- front -- */

@@ -341,6 +341,39 @@ sx_status sx_client_status(sx_client *c, Shardex__V1__ClusterStatusResponse **ou
     return call(c, "ClusterStatus", true, &req.base, (ProtobufCMessage **)out, err);
 }
 
+sx_status sx_client_drain_worker(sx_client *c, const char *id, bool cancel,
+                                 Shardex__V1__DrainWorkerResponse **out, sx_err *err)
+{
+    *out = NULL;
+    if (!id)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "id: NULL");
+    Shardex__V1__DrainWorkerRequest req = SHARDEX__V1__DRAIN_WORKER_REQUEST__INIT;
+    req.worker_id = (char *)id;
+    req.cancel = cancel;
+    /* Idempotent: it sets a flag. */
+    return call(c, "DrainWorker", true, &req.base, (ProtobufCMessage **)out, err);
+}
+
+sx_status sx_client_remove_worker(sx_client *c, const char *id, bool force,
+                                  Shardex__V1__RemoveWorkerResponse **out, sx_err *err)
+{
+    if (out)
+        *out = NULL;
+    if (!id)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "id: NULL");
+    Shardex__V1__RemoveWorkerRequest req = SHARDEX__V1__REMOVE_WORKER_REQUEST__INIT;
+    req.worker_id = (char *)id;
+    req.force = force;
+    ProtobufCMessage *resp = NULL;
+    /* Idempotent: removing a removed worker changes nothing. */
+    sx_status st = call(c, "RemoveWorker", true, &req.base, &resp, err);
+    if (st == SX_OK && out)
+        *out = (Shardex__V1__RemoveWorkerResponse *)resp;
+    else
+        sx_rpc_free(resp);
+    return st;
+}
+
 /* ------------------------------------------------------------- documents -- */
 
 /* A document from sx_doc_new: the generated struct first, so that the box is

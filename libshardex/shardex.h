@@ -166,6 +166,23 @@ sx_status sx_client_list_indexes(sx_client *c, Shardex__V1__ListIndexesResponse 
  * On SX_OK *out is the response (free with sx_client_free). */
 sx_status sx_client_status(sx_client *c, Shardex__V1__ClusterStatusResponse **out, sx_err *err);
 
+/* ---------------------------------------------------------------- workers -- */
+
+/* Drains worker `id` (cancel: undrains it): it gets nothing new and its
+ * replicas, leaderships and term partitions move off it. On SX_OK *out is
+ * the response, its status (drained: it holds nothing, safe to stop); free
+ * with sx_client_free. NOT_FOUND for an unknown id. Admin role. */
+sx_status sx_client_drain_worker(sx_client *c, const char *id, bool cancel,
+                                 Shardex__V1__DrainWorkerResponse **out, sx_err *err);
+
+/* Forgets dead worker `id` for good; its replicas are re-created elsewhere.
+ * FAILED_PRECONDITION when it is alive, or (unless force) the only replica
+ * known to hold some partition's committed entries; with force those are
+ * lost. On SX_OK *out (out may be NULL) is the response: the partitions lost.
+ * Admin role. */
+sx_status sx_client_remove_worker(sx_client *c, const char *id, bool force,
+                                  Shardex__V1__RemoveWorkerResponse **out, sx_err *err);
+
 /* ------------------------------------------------------------- documents -- */
 
 /* A document built field by field: sx_doc_new copies id; each add appends a
