@@ -39,6 +39,8 @@ size_t sx_alarms(const Shardex__V1__ClusterStatusResponse *r, const sx_alarm_opt
                   or_none(r->etcd_members[i]->error));
     for (size_t i = 0; i < r->n_workers; i++) {
         const Shardex__V1__WorkerStatus *w = r->workers[i];
+        if (w->removed || (!w->alive && w->drained))
+            continue; /* taken out on purpose, holding nothing */
         if (!w->alive)
             alarm(&c, "worker %s (%s) is dead: its lease expired", or_none(w->id),
                   or_none(w->address));

@@ -30,6 +30,12 @@ int sx_cmd_query(const sx_cli *cli, int argc, char **argv);
 int sx_cmd_index(const sx_cli *cli, int argc, char **argv);
 int sx_cmd_status(const sx_cli *cli, int argc, char **argv);
 
+int sx_cmd_worker(const sx_cli *cli, int argc, char **argv);
+
+/* A worker's state as status and `worker` print it: "removed", "drained"
+ * (draining and holding nothing: safe to stop), "draining" or "active". */
+const char *sx_cmd_worker_state(const Shardex__V1__WorkerStatus *w);
+
 /* Prints indexes as `index list` does (also status's section), each line
  * indented by `indent` spaces. */
 void sx_cmd_index_table(Shardex__V1__IndexInfo *const *ix, size_t n, int indent);

@@ -45,7 +45,12 @@ static const sx_flags_spec status_spec = {
         "partitions, replication R, min ISR) and a summary, then\n"
         "  control plane    where the metadata lives (embedded, or etcd), the coordinators\n"
         "                   (which leads, its epoch), and with etcd each member's health\n"
-        "  workers          id, address, alive (lease not expired), lease left\n"
+        "  workers          id, address, alive (lease not expired), lease left, state (active;\n"
+        "                   draining: shardex worker drain, its roles moving off; drained:\n"
+        "                   draining and holding nothing, safe to stop; removed: shardex worker\n"
+        "                   remove), replicas held, partitions led, term partitions owned\n"
+        "  moves            replica moves in flight (at most the coordinator's --max-moves):\n"
+        "                   partition, from, to, whether `to` is in sync yet\n"
         "  log partitions   p, epoch, leader, ISR (worker ids, cut to the shortest prefix that\n"
         "                   tells them apart, 6 characters at least), each replica's log end "
         "offset\n"
@@ -56,8 +61,8 @@ static const sx_flags_spec status_spec = {
         "  indexes          as `shardex index list`\n"
         "\n"
         "  alarms           an etcd member that does not answer a linearizable read within\n"
-        "                   a second, a dead worker or one near lease expiry (--lease-warn), a "
-        "log\n"
+        "                   a second, a dead worker (not a drained or removed one) or one near\n"
+        "                   lease expiry (--lease-warn), a log\n"
         "                   partition without a leader, unavailable or under-replicated, a term\n"
         "                   partition without an owner, not ready or lagging (--max-lag)\n"
         "\n"
@@ -113,12 +118,43 @@ static void print_workers(const Shardex__V1__ClusterStatusResponse *r)
     sx_table_col(t, "ADDRESS", SX_ALIGN_LEFT);
     sx_table_col(t, "ALIVE", SX_ALIGN_LEFT);
     sx_table_col(t, "LEASE LEFT", SX_ALIGN_RIGHT);
+    sx_table_col(t, "STATE", SX_ALIGN_LEFT);
+    sx_table_col(t, "REPLICAS", SX_ALIGN_RIGHT);
+    sx_table_col(t, "LEADS", SX_ALIGN_RIGHT);
+    sx_table_col(t, "TERMS", SX_ALIGN_RIGHT);
     for (size_t i = 0; i < r->n_workers; i++) {
         const Shardex__V1__WorkerStatus *w = r->workers[i];
         sx_table_cell(t, "%s", or_dash(w->id));
         sx_table_cell(t, "%s", or_dash(w->address));
-        sx_table_cell(t, "%s", w->alive ? "yes" : "NO");
+        sx_table_cell(t, "%s", w->alive ? "yes" : w->removed || w->drained ? "no" : "NO");
         sx_table_cell(t, "%" PRIu64 " ms", w->lease_remaining_ms);
+        sx_table_cell(t, "%s", sx_cmd_worker_state(w));
+        sx_table_cell(t, "%" PRIu32, w->replicas);
+        sx_table_cell(t, "%" PRIu32, w->leaders);
+        sx_table_cell(t, "%" PRIu32, w->term_partitions);
+    }
+    sx_table_print(t, stdout, 2, true);
+    sx_table_free(t);
+}
+
+static void print_moves(const Shardex__V1__ClusterStatusResponse *r)
+{
+    printf("\nmoves in flight (at most %" PRIu32 ")\n", r->max_moves);
+    if (!r->n_moves) {
+        printf("  none\n");
+        return;
+    }
+    sx_table *t = sx_table_new();
+    sx_table_col(t, "P", SX_ALIGN_RIGHT);
+    sx_table_col(t, "FROM", SX_ALIGN_LEFT);
+    sx_table_col(t, "TO", SX_ALIGN_LEFT);
+    sx_table_col(t, "TO IN SYNC", SX_ALIGN_LEFT);
+    for (size_t i = 0; i < r->n_moves; i++) {
+        const Shardex__V1__MoveStatus *m = r->moves[i];
+        sx_table_cell(t, "%" PRIu32, m->partition);
+        sx_table_cell(t, "%s", or_dash(m->from));
+        sx_table_cell(t, "%s", or_dash(m->to));
+        sx_table_cell(t, "%s", m->to_in_sync ? "yes" : "catching up");
     }
     sx_table_print(t, stdout, 2, true);
     sx_table_free(t);
@@ -234,8 +270,12 @@ static void print_control_plane(const Shardex__V1__ClusterStatusResponse *r)
 static void print_status(const Shardex__V1__ClusterStatusResponse *r)
 {
     size_t alive = 0, avail = 0, ready = 0;
-    for (size_t i = 0; i < r->n_workers; i++)
+    size_t removed = 0, draining = 0;
+    for (size_t i = 0; i < r->n_workers; i++) {
         alive += r->workers[i]->alive;
+        removed += r->workers[i]->removed;
+        draining += r->workers[i]->draining;
+    }
     for (size_t i = 0; i < r->n_log_partitions; i++)
         avail += r->log_partitions[i]->available;
     for (size_t i = 0; i < r->n_term_partitions; i++)
@@ -245,10 +285,14 @@ static void print_status(const Shardex__V1__ClusterStatusResponse *r)
            r->partitions, r->replication, r->min_isr, r->map_version);
     printf("%zu/%zu workers alive, %zu/%zu log partitions available, %zu/%zu term partitions "
            "ready, %zu indexes\n",
-           alive, r->n_workers, avail, r->n_log_partitions, ready, r->n_term_partitions,
-           r->n_indexes);
+           alive, r->n_workers - removed, avail, r->n_log_partitions, ready,
+           r->n_term_partitions, r->n_indexes);
+    if (draining || removed || r->n_moves)
+        printf("%zu workers draining, %zu removed, %zu replica moves in flight\n", draining,
+               removed, r->n_moves);
     print_control_plane(r);
     print_workers(r);
+    print_moves(r);
     int idlen = short_id_len(r);
     print_log_partitions(r, idlen);
     print_term_partitions(r, idlen);
