@@ -73,20 +73,13 @@ static const sx_flags_spec undrain_spec = {
     .prog = "shardex worker undrain",
     .synopsis = "ID [FLAGS]",
     .description =
-        "Undoes `shardex worker drain ID`: the worker may take replicas, leaderships and term
-"
-        "partitions again, and the coordinator's balancing moves its share back to it (at most
-"
-        "--max-moves replica moves at a time). Moves in flight off it finish or are balanced
-"
-        "back; nothing is lost either way.
-"
-        "
-"
-        "Prints the worker's state. --json prints a DrainWorkerResponse {\"worker\": {...}}.
-"
-        "Exit status: 0 asked; 2 usage; 3 the cluster could not answer; 4 no worker has this
-"
+        "Undoes `shardex worker drain ID`: the worker may take replicas, leaderships and term\n"
+        "partitions again, and the coordinator's balancing moves its share back to it (at most\n"
+        "--max-moves replica moves at a time). Moves in flight off it finish or are balanced\n"
+        "back; nothing is lost either way.\n"
+        "\n"
+        "Prints the worker's state. --json prints a DrainWorkerResponse {\"worker\": {...}}.\n"
+        "Exit status: 0 asked; 2 usage; 3 the cluster could not answer; 4 no worker has this\n"
         "id; 5 refused (a removed worker).",
     .flags = undrain_flags,
     .count = sizeof(undrain_flags) / sizeof(undrain_flags[0]),
