@@ -90,6 +90,11 @@ static bool coord_load(const Shardex__Internal__V1__ClusterMap *m, sx_log_part *
             memcpy(lp->isr, o->isr, o->n_isr * sizeof(int32_t));
         if (o->n_elr)
             memcpy(lp->elr, o->elr, o->n_elr * sizeof(int32_t));
+        if (o->move) {
+            lp->moving = true;
+            lp->move_from = o->move->from;
+            lp->move_to = o->move->to;
+        }
     }
     for (size_t t = 0; t < m->n_terms; t++)
         (*terms)[t] = (sx_term_part){m->terms[t]->epoch, m->terms[t]->owner};
@@ -103,10 +108,20 @@ static void assign(const Shardex__Internal__V1__ClusterMap *m, sx_log_part *part
 {
     uint32_t P = m->settings->partitions;
     uint32_t nw = (uint32_t)m->n_workers, nt = (uint32_t)m->n_terms;
-    bool alive[MAX_ASSIGN_WORKERS + 1];
-    for (uint32_t w = 0; w < nw; w++)
-        alive[w] = m->workers[w]->alive;
-    sx_assign_settings set = {m->settings->replication, m->settings->min_isr};
+    bool alive[MAX_ASSIGN_WORKERS + 1], draining[MAX_ASSIGN_WORKERS + 1],
+        removed[MAX_ASSIGN_WORKERS + 1];
+    for (uint32_t w = 0; w < nw; w++) {
+        alive[w] = m->workers[w]->alive && !m->workers[w]->removed;
+        draining[w] = m->workers[w]->draining;
+        removed[w] = m->workers[w]->removed;
+    }
+    /* As the coordinator assigns: add-then-drop moves, two at a time. */
+    sx_assign_settings set = {.replication = m->settings->replication,
+                              .min_isr = m->settings->min_isr,
+                              .moves = true,
+                              .max_moves = 2,
+                              .draining = draining,
+                              .removed = removed};
     sx_assign_changes ch;
     sx_assign(&set, alive, nw, parts, P, terms, nt, &ch);
     sx_err err = {0};

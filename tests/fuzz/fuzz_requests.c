@@ -23,7 +23,8 @@
  * of Scan and Ship split as entry keys, and ChangeIsr's compare-and-set on a
  * sample partition, whose result must still pass sx_clustermap_check. Not
  * reached: the coordinator's checks of Register, Heartbeat, ReportBackfill,
- * CreateIndex and DropIndex, which run inside sx_coord under its lock with
+ * CreateIndex, DropIndex, DrainWorker and RemoveWorker, which run inside
+ * sx_coord under its lock with
  * the metadata store (coordinator/coord.c).
  */
 #include "fuzz.h"
@@ -325,6 +326,8 @@ static const row rows[SX_FUZZ_ROWS] = {
     /* Check and Watch of grpc.health.v1.Health take the same message. */
     [SX_FUZZ_ROW_HEALTH_CHECK] = {&grpc__health__v1__health_check_request__descriptor, NULL},
     [SX_FUZZ_ROW_REFRESH_MAP] = {&shardex__internal__v1__refresh_map_request__descriptor, NULL},
+    [SX_FUZZ_ROW_DRAIN_WORKER] = {&shardex__v1__drain_worker_request__descriptor, NULL},
+    [SX_FUZZ_ROW_REMOVE_WORKER] = {&shardex__v1__remove_worker_request__descriptor, NULL},
 };
 #define NROWS SX_FUZZ_ROWS
 

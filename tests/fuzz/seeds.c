@@ -170,6 +170,14 @@ static void public_requests(void)
     write_request("list-indexes", SX_FUZZ_ROW_LIST_INDEXES, &li.base);
     Shardex__V1__ClusterStatusRequest cs = SHARDEX__V1__CLUSTER_STATUS_REQUEST__INIT;
     write_request("cluster-status", SX_FUZZ_ROW_CLUSTER_STATUS, &cs.base);
+    Shardex__V1__DrainWorkerRequest dw = SHARDEX__V1__DRAIN_WORKER_REQUEST__INIT;
+    dw.worker_id = "w2";
+    dw.cancel = true;
+    write_request("drain-worker", SX_FUZZ_ROW_DRAIN_WORKER, &dw.base);
+    Shardex__V1__RemoveWorkerRequest rw = SHARDEX__V1__REMOVE_WORKER_REQUEST__INIT;
+    rw.worker_id = "w3";
+    rw.force = true;
+    write_request("remove-worker", SX_FUZZ_ROW_REMOVE_WORKER, &rw.base);
     sx_doc_free(d1);
     sx_doc_free(d2);
 }
@@ -451,7 +459,7 @@ static void write_map(const char *name, uint32_t nw, uint32_t dead_mask, uint32_
         terms[t] = (sx_term_part){0, -1};
     for (uint32_t w = 0; w < nw; w++)
         alive[w] = true;
-    sx_assign_settings set = {R, R > 1 ? 2 : 1};
+    sx_assign_settings set = {.replication = R, .min_isr = R > 1 ? 2 : 1};
     sx_assign(&set, alive, nw, parts, P, terms, M, NULL);
     for (uint32_t w = 0; w < nw; w++)
         alive[w] = !(dead_mask & (1u << w));
