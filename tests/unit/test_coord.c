@@ -2300,6 +2300,110 @@ static void test_lease_never_ends_before_the_workers(void **state)
  * and its term partitions wiped. A retry from the same process (the same
  * nonce) before any heartbeat of the incarnation it made gets that same
  * incarnation back and changes nothing. */
+/* Workers held by worker w in the current map: replicas, leaderships, terms. */
+static uint32_t held_by(fixture *f, int32_t w)
+{
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    uint32_t n = 0;
+    for (size_t p = 0; p < m->msg->n_partitions; p++) {
+        const lpart *lp = m->msg->partitions[p];
+        n += has(lp->replicas, lp->n_replicas, w) + (lp->leader == w);
+    }
+    for (size_t t = 0; t < m->msg->n_terms; t++)
+        n += m->msg->terms[t]->owner == w;
+    sx_coord_map_release(m);
+    return n;
+}
+
+/* A drain moves everything off a worker through add-then-drop moves (as the
+ * isr grows), is stored, and is undone by cancel; unknown ids are NOT_FOUND. */
+static void test_drain_worker(void **state)
+{
+    fixture *f = *state;
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    reg(f, "b", 1000, NULL);
+    reg(f, "c", 1000, NULL);
+    reg(f, "d", 1000, NULL);
+    create_ok(f, "g", false, true, 0);
+    grow_isrs(f);
+    sx_arena a = {0};
+    sx_err err = {0};
+    Shardex__V1__WorkerStatus *ws = NULL;
+    CHECK_FAIL(sx_coord_drain(f->c, "nobody", false, 1000, &a, &ws, &err), &err, SX_NOT_FOUND,
+               "nobody");
+    CHECK_OK(sx_coord_drain(f->c, "d", false, 1000, &a, &ws, &err), &err);
+    track(f);
+    assert_true(ws->draining);
+    assert_int_equal(ws->leaders, 0); /* leaderships leave at once */
+    assert_int_equal(ws->term_partitions, 0);
+    for (int i = 0; i < 16 && held_by(f, 3); i++)
+        grow_isrs(f); /* each round of catch-up finishes moves and starts others */
+    assert_int_equal(held_by(f, 3), 0);
+    CHECK_OK(sx_coord_drain(f->c, "d", false, 1000, &a, &ws, &err), &err);
+    assert_true(ws->drained);
+    Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
+    sx_coord_status(f->c, 1000, &a, &st);
+    assert_true(st.workers[3]->drained);
+    assert_int_equal(st.n_moves, 0);
+    assert_int_equal(st.max_moves, SX_COORD_DEFAULT_MAX_MOVES);
+    reopen_at(f, 2000); /* stored */
+    CHECK_OK(sx_coord_drain(f->c, "d", true, 2000, &a, &ws, &err), &err);
+    track(f);
+    assert_false(ws->draining);
+    for (int i = 0; i < 16; i++)
+        grow_isrs(f);
+    assert_true(held_by(f, 3) > 0); /* balancing gave it its share back */
+    sx_arena_free(&a);
+}
+
+/* Remove: refused for a live worker and for the only holder (naming the
+ * partitions) unless forced; the removed worker is in no replica set, and
+ * registering again it starts empty. */
+static void test_remove_worker(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){4, 1, 1, 4};
+    open_at(f, 1000);
+    uint64_t inc[2];
+    reg(f, "a", 1000, &inc[0]);
+    reg(f, "b", 1000, &inc[1]);
+    grow_isrs(f);
+    for (int i = 0; i < 8; i++)
+        grow_isrs(f); /* R=1: moves give b its two partitions */
+    sx_arena a = {0};
+    sx_err err = {0};
+    uint32_t *lost = NULL;
+    size_t nlost = 0;
+    CHECK_FAIL(sx_coord_remove(f->c, "b", false, &a, &lost, &nlost, &err), &err,
+               SX_FAILED_PRECONDITION, "\"b\" is alive");
+    CHECK_FAIL(sx_coord_remove(f->c, "zz", false, &a, &lost, &nlost, &err), &err, SX_NOT_FOUND,
+               "zz");
+    hb(f, "a", inc[0], 1000 + LEASE, 0);
+    tick(f, 1000 + 2 * LEASE); /* b dies */
+    assert_false(worker_alive(f, 1));
+    assert_true(held_by(f, 1) > 0); /* R=1: its partitions wait for it */
+    CHECK_FAIL(sx_coord_remove(f->c, "b", false, &a, &lost, &nlost, &err), &err,
+               SX_FAILED_PRECONDITION, "only replica");
+    CHECK_OK(sx_coord_remove(f->c, "b", true, &a, &lost, &nlost, &err), &err);
+    track(f);
+    assert_int_equal(nlost, 2);
+    assert_int_equal(held_by(f, 1), 0);
+    for (uint32_t p = 0; p < 4; p++)
+        assert_int_equal(part_of(f, p).leader, 0);
+    CHECK_OK(sx_coord_remove(f->c, "b", false, &a, &lost, &nlost, &err), &err); /* again: OK */
+    Shardex__V1__WorkerStatus *ws = NULL;
+    CHECK_FAIL(sx_coord_drain(f->c, "b", false, 3000, &a, &ws, &err), &err,
+               SX_FAILED_PRECONDITION, "removed");
+    reopen_at(f, 4000);
+    Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
+    sx_coord_status(f->c, 4000, &a, &st);
+    assert_true(st.workers[1]->removed);
+    assert_int_equal(reg(f, "b", 4000, NULL), 1); /* a new, empty worker, same index */
+    assert_false(worker_alive(f, 1) == false);
+    sx_arena_free(&a);
+}
+
 static void test_register_retry_is_idempotent(void **state)
 {
     fixture *f = *state;
@@ -2446,6 +2550,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_forgives_unanswered_downtime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_never_ends_before_the_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_register_retry_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_worker, setup, teardown),
         /* aborts under SX_SANITIZE: BUG, see the test */
         cmocka_unit_test_setup_teardown(test_reopen_before_any_worker, setup, teardown),
     };
