@@ -229,9 +229,10 @@ static void step_deaths(ctx *c)
 {
     for (uint32_t p = 0; p < c->nparts; p++) {
         sx_log_part *lp = &c->parts[p];
-        if (never_assigned(lp)) {
-            /* Never assigned, so the log is empty: live replicas (if the
-             * caller set any) are in sync, as step 3 would make them. */
+        if (c->fresh[p]) {
+            /* Never assigned (as the input was: a removal may empty an isr),
+             * so the log is empty: live replicas (if the caller set any) are
+             * in sync, as step 3 would make them. */
             lp->leader = -1;
             for (uint32_t i = lp->nreplicas; i-- > 0;)
                 if (!is_live(c, lp->replicas[i]))

@@ -25,6 +25,8 @@ static void test_method_roles(void **state)
     assert_int_equal(sx_auth_method_role("/shardex.v1.Shardex/Delete"), SX_ROLE_WRITE);
     assert_int_equal(sx_auth_method_role("/shardex.v1.Shardex/CreateIndex"), SX_ROLE_ADMIN);
     assert_int_equal(sx_auth_method_role("/shardex.v1.Shardex/DropIndex"), SX_ROLE_ADMIN);
+    assert_int_equal(sx_auth_method_role("/shardex.v1.Shardex/DrainWorker"), SX_ROLE_ADMIN);
+    assert_int_equal(sx_auth_method_role("/shardex.v1.Shardex/RemoveWorker"), SX_ROLE_ADMIN);
     /* Anything new on the public service is admin until said otherwise. */
     assert_int_equal(sx_auth_method_role("/shardex.v1.Shardex/Future"), SX_ROLE_ADMIN);
     assert_int_equal(sx_auth_method_role("/shardex.internal.v1.Replication/Append"), SX_ROLE_NODE);
