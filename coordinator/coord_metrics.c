@@ -19,6 +19,7 @@ typedef struct cmetrics {
     char *meta_dir; /* NULL: metadata in etcd */
     sx_metric_family *leading;
     sx_metric_family *version, *workers, *live, *leaderless_n, *under_n, *unavailable_n, *unowned_n;
+    sx_metric_family *draining, *removed, *moves;
     sx_metric_family *epoch, *isr, *replicas, *leaderless, *under, *available, *commit;
     sx_metric_family *t_lag, *t_lag_s, *t_ready, *t_owned;
     sx_metric_family *ix_backfilled, *ix_partitions, *ix_ready, *ix_mistyped;
@@ -116,9 +117,15 @@ static void collect_cb(void *arg, sx_metrics_scrape *s)
     sx_arena a = {0};
     Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
     sx_coord_status(c, sx_clock_now_ms(), &a, &st);
-    unsigned live = 0;
-    for (size_t i = 0; i < st.n_workers; i++)
+    unsigned live = 0, draining = 0, removed = 0;
+    for (size_t i = 0; i < st.n_workers; i++) {
         live += st.workers[i]->alive;
+        draining += st.workers[i]->draining;
+        removed += st.workers[i]->removed;
+    }
+    sx_metrics_sample(s, cm->draining, NULL, draining);
+    sx_metrics_sample(s, cm->removed, NULL, removed);
+    sx_metrics_sample(s, cm->moves, NULL, (double)st.n_moves);
     sx_metrics_sample(s, cm->version, NULL, (double)st.map_version);
     sx_metrics_sample(s, cm->workers, NULL, (double)st.n_workers);
     sx_metrics_sample(s, cm->live, NULL, live);
@@ -165,6 +172,13 @@ void sx_coord_metrics_add(sx_metrics *m, sx_coord_front *f, const char *data_dir
     cm->workers = gauge(m, "shardex_coordinator_workers", "Workers ever registered", NULL, 0);
     cm->live = gauge(m, "shardex_coordinator_live_workers", "Workers whose lease has not expired",
                      NULL, 0);
+    cm->draining = gauge(m, "shardex_coordinator_draining_workers",
+                         "Workers being drained (shardex worker drain), drained ones included", NULL,
+                         0);
+    cm->removed = gauge(m, "shardex_coordinator_removed_workers",
+                        "Workers removed for good (shardex worker remove)", NULL, 0);
+    cm->moves = gauge(m, "shardex_coordinator_moves_in_flight",
+                      "Replica moves in flight (add-then-drop; at most --max-moves)", NULL, 0);
     cm->leaderless_n = gauge(m, "shardex_coordinator_leaderless_partitions",
                              "Log partitions without a leader", NULL, 0);
     cm->under_n =
