@@ -154,8 +154,9 @@ typedef struct sx_assign_changes {
  *    runs again after a step 5 that moved anything.
  *  - Balance is thus "as far as the pins allow": step 4 never moves a leader's
  *    replica and only isr members lead. With R = 1 every replica is its
- *    leader's, so a joining worker gets no log replica until a death frees one
- *    (moving it would need a second copy to catch up first).
+ *    leader's, so without moves (settings.moves false) a joining worker gets
+ *    no log replica until a death frees one; with moves it gets its share by
+ *    add-then-drop (below), which copies the log before dropping anything.
  *  - A death normally changes replicas only in the partitions the dead worker
  *    held; when the least loaded survivors already sit in all of those, step 4
  *    moves one other replica to restore balance.
