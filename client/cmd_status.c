@@ -285,8 +285,8 @@ static void print_status(const Shardex__V1__ClusterStatusResponse *r)
            r->partitions, r->replication, r->min_isr, r->map_version);
     printf("%zu/%zu workers alive, %zu/%zu log partitions available, %zu/%zu term partitions "
            "ready, %zu indexes\n",
-           alive, r->n_workers - removed, avail, r->n_log_partitions, ready,
-           r->n_term_partitions, r->n_indexes);
+           alive, r->n_workers - removed, avail, r->n_log_partitions, ready, r->n_term_partitions,
+           r->n_indexes);
     if (draining || removed || r->n_moves)
         printf("%zu workers draining, %zu removed, %zu replica moves in flight\n", draining,
                removed, r->n_moves);

@@ -130,8 +130,8 @@ static int drain_run(const sx_cli *cli, int argc, char **argv, const char *cmd, 
     drain_cfg cfg = {.common = sx_cmd_common_init(cli)};
     drain_cfg defaults = cfg;
     sx_cmd_args a;
-    int code = sx_cmd_parse(cmd, undrain ? &undrain_spec : &drain_spec, &cfg, &defaults, argc,
-                            argv, NULL, &a);
+    int code = sx_cmd_parse(cmd, undrain ? &undrain_spec : &drain_spec, &cfg, &defaults, argc, argv,
+                            NULL, &a);
     if (code != SX_CMD_CONTINUE)
         return code;
     sx_client *cl = NULL;

@@ -108,8 +108,10 @@ static const command commands[] = {
      sx_cmd_query, false},
     {"index", "create|drop|list", "manage the indexes", sx_cmd_index, false},
     {"status", "", "workers, log partitions, term partitions, indexes", sx_cmd_status, false},
-    {"worker", "drain|undrain|remove ID", "take a worker out: move everything off it, or forget a "
-     "dead one", sx_cmd_worker, false},
+    {"worker", "drain|undrain|remove ID",
+     "take a worker out: move everything off it, or forget a "
+     "dead one",
+     sx_cmd_worker, false},
     {"load", "[FILE]", "bulk-load JSON Lines or Debian control stanzas", sx_cmd_load, false},
     {"verify", "", "recompute every index from the log and compare with what is served",
      sx_cli_verify, true},

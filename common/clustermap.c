@@ -804,11 +804,10 @@ static void cancel_moves(ctx *c)
 {
     for (uint32_t p = 0; p < c->nparts; p++) {
         sx_log_part *lp = &c->parts[p];
-        if (lp->moving &&
-            (!c->moves || lp->leader < 0 || !is_live(c, lp->move_from) ||
-             !is_live(c, lp->move_to) ||
-             !sx_clustermap_has(lp->replicas, lp->nreplicas, lp->move_from) ||
-             !sx_clustermap_has(lp->replicas, lp->nreplicas, lp->move_to)))
+        if (lp->moving && (!c->moves || lp->leader < 0 || !is_live(c, lp->move_from) ||
+                           !is_live(c, lp->move_to) ||
+                           !sx_clustermap_has(lp->replicas, lp->nreplicas, lp->move_from) ||
+                           !sx_clustermap_has(lp->replicas, lp->nreplicas, lp->move_to)))
             lp->moving = false;
     }
 }
@@ -1146,8 +1145,8 @@ bool sx_clustermap_store_lost(sx_log_part *part, int32_t w)
 
 bool sx_clustermap_sole_holder(const sx_log_part *part, int32_t w)
 {
-    bool in = sx_clustermap_has(part->isr, part->nisr, w) ||
-              sx_clustermap_has(part->elr, part->nelr, w);
+    bool in =
+        sx_clustermap_has(part->isr, part->nisr, w) || sx_clustermap_has(part->elr, part->nelr, w);
     return in && part->nisr + part->nelr == 1;
 }
 

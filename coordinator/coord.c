@@ -592,8 +592,7 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
            "cluster id=%s partitions=%u replication=%u min_isr=%u term_partitions=%u "
            "lease_ms=%u max_moves=%u workers=%u indexes=%u version=%" PRIu64,
            c->cluster_id, c->set.partitions, c->set.replication, c->set.min_isr,
-           c->set.term_partitions, c->lease_ms, c->max_moves, c->nworkers, c->nindexes,
-           c->version);
+           c->set.term_partitions, c->lease_ms, c->max_moves, c->nworkers, c->nindexes, c->version);
     *out = c;
     return SX_OK;
 fail:
@@ -750,8 +749,10 @@ sx_status sx_coord_register_ex(sx_coord *c, const char *id, const char *address,
     if (wk->removed) {
         /* Removed for good: it is in no replica set, so it starts empty. */
         wk->removed = false;
-        SX_LOG(SX_LOG_INFO, "coord", "worker registers again after its removal id=%s index=%d: "
-               "a new, empty worker", id, w);
+        SX_LOG(SX_LOG_INFO, "coord",
+               "worker registers again after its removal id=%s index=%d: "
+               "a new, empty worker",
+               id, w);
     }
     /* A new incarnation of a leader is a new leadership: the process that
      * wrote under the old epoch may have lost what it had not made durable,
@@ -1246,8 +1247,8 @@ static Shardex__V1__WorkerStatus *worker_status_locked(const sx_coord *c, uint32
     return ws;
 }
 
-sx_status sx_coord_drain(sx_coord *c, const char *id, bool cancel, uint64_t now_ms,
-                         sx_arena *arena, Shardex__V1__WorkerStatus **out, sx_err *err)
+sx_status sx_coord_drain(sx_coord *c, const char *id, bool cancel, uint64_t now_ms, sx_arena *arena,
+                         Shardex__V1__WorkerStatus **out, sx_err *err)
 {
     *out = NULL;
     pthread_mutex_lock(&c->mu);
@@ -1273,8 +1274,8 @@ sx_status sx_coord_drain(sx_coord *c, const char *id, bool cancel, uint64_t now_
     return st;
 }
 
-sx_status sx_coord_remove(sx_coord *c, const char *id, bool force, sx_arena *arena,
-                          uint32_t **lost, size_t *nlost, sx_err *err)
+sx_status sx_coord_remove(sx_coord *c, const char *id, bool force, sx_arena *arena, uint32_t **lost,
+                          size_t *nlost, sx_err *err)
 {
     *lost = NULL;
     *nlost = 0;

@@ -211,8 +211,8 @@ void sx_coord_list_indexes(sx_coord *c, sx_arena *arena, Shardex__V1__ListIndexe
  * partitions move off it, max_moves at a time. Stored. Idempotent. *out
  * (allocated in arena) is its status: drained once it holds nothing.
  * NOT_FOUND for an unknown id, FAILED_PRECONDITION for a removed one. */
-sx_status sx_coord_drain(sx_coord *c, const char *id, bool cancel, uint64_t now_ms,
-                         sx_arena *arena, Shardex__V1__WorkerStatus **out, sx_err *err);
+sx_status sx_coord_drain(sx_coord *c, const char *id, bool cancel, uint64_t now_ms, sx_arena *arena,
+                         Shardex__V1__WorkerStatus **out, sx_err *err);
 
 /* Forgets dead worker `id` for good: it leaves every replica set, ISR and
  * ELR, its replicas are re-created elsewhere, and if it registers again it
@@ -223,8 +223,8 @@ sx_status sx_coord_drain(sx_coord *c, const char *id, bool cancel, uint64_t now_
  * replicas hold (possibly missing acknowledged writes), or empty;
  * *lost and *nlost (allocated in arena) lists them. Removing a removed worker
  * again is OK and changes nothing. NOT_FOUND for an unknown id. */
-sx_status sx_coord_remove(sx_coord *c, const char *id, bool force, sx_arena *arena,
-                          uint32_t **lost, size_t *nlost, sx_err *err);
+sx_status sx_coord_remove(sx_coord *c, const char *id, bool force, sx_arena *arena, uint32_t **lost,
+                          size_t *nlost, sx_err *err);
 
 /* Fills the client contract's ClusterStatus from the map and the latest
  * replica reports, and the control plane's part from the metadata store

@@ -172,9 +172,9 @@ void sx_coord_metrics_add(sx_metrics *m, sx_coord_front *f, const char *data_dir
     cm->workers = gauge(m, "shardex_coordinator_workers", "Workers ever registered", NULL, 0);
     cm->live = gauge(m, "shardex_coordinator_live_workers", "Workers whose lease has not expired",
                      NULL, 0);
-    cm->draining = gauge(m, "shardex_coordinator_draining_workers",
-                         "Workers being drained (shardex worker drain), drained ones included", NULL,
-                         0);
+    cm->draining =
+        gauge(m, "shardex_coordinator_draining_workers",
+              "Workers being drained (shardex worker drain), drained ones included", NULL, 0);
     cm->removed = gauge(m, "shardex_coordinator_removed_workers",
                         "Workers removed for good (shardex worker remove)", NULL, 0);
     cm->moves = gauge(m, "shardex_coordinator_moves_in_flight",

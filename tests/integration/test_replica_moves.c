@@ -303,8 +303,7 @@ static bool holds_nothing(void *arg)
 {
     drained_arg *a = arg;
     holdings h;
-    return holdings_of(a->c, &h) && h.rep[a->i] == 0 && h.lead[a->i] == 0 && !h.moving &&
-           h.all_led;
+    return holdings_of(a->c, &h) && h.rep[a->i] == 0 && h.lead[a->i] == 0 && !h.moving && h.all_led;
 }
 
 static void test_drain(void **state)
@@ -335,7 +334,7 @@ static void test_drain(void **state)
     }
     sx_h_run_free(&r);
     sx_cluster_kill_worker(c, 3);
-    c->nworkers = 3; /* the checks below look at the workers that stay */
+    c->nworkers = 3;          /* the checks below look at the workers that stay */
     wait_writes(c, &wr, 200); /* writes go on after it stopped */
     writers_stop_and_check(&wr);
     check_all(c);

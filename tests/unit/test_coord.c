@@ -2393,8 +2393,8 @@ static void test_remove_worker(void **state)
         assert_int_equal(part_of(f, p).leader, 0);
     CHECK_OK(sx_coord_remove(f->c, "b", false, &a, &lost, &nlost, &err), &err); /* again: OK */
     Shardex__V1__WorkerStatus *ws = NULL;
-    CHECK_FAIL(sx_coord_drain(f->c, "b", false, 3000, &a, &ws, &err), &err,
-               SX_FAILED_PRECONDITION, "removed");
+    CHECK_FAIL(sx_coord_drain(f->c, "b", false, 3000, &a, &ws, &err), &err, SX_FAILED_PRECONDITION,
+               "removed");
     reopen_at(f, 4000);
     Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
     sx_coord_status(f->c, 4000, &a, &st);

@@ -129,8 +129,8 @@ static void check_step(const mc *m, const sx_log_part *prev, uint32_t inflight_b
     if (inflight(m) > cap)
         fail_msg("%u moves in flight, max %u, seed=%llu", inflight(m), m->s.max_moves, seed);
     if (m->ch.moves_in_flight != inflight(m))
-        fail_msg("moves_in_flight %u, counted %u, seed=%llu", m->ch.moves_in_flight,
-                 inflight(m), seed);
+        fail_msg("moves_in_flight %u, counted %u, seed=%llu", m->ch.moves_in_flight, inflight(m),
+                 seed);
     for (uint32_t p = 0; p < m->np; p++) {
         const sx_log_part *lp = &m->parts[p], *op = &prev[p];
         /* Never below min_isr: live isr members leave only by a finished
@@ -146,10 +146,9 @@ static void check_step(const mc *m, const sx_log_part *prev, uint32_t inflight_b
                      count_live(m, lp->isr, lp->nisr), was, m->s.min_isr, seed);
         for (uint32_t i = 0; i < op->nisr; i++) {
             int32_t w = op->isr[i];
-            if (live(m, w) && !sx_clustermap_has(lp->isr, lp->nisr, w) &&
-                lp->nisr < m->s.min_isr)
-                fail_msg("partition %u: live isr member %d dropped below min_isr, seed=%llu", p,
-                         w, seed);
+            if (live(m, w) && !sx_clustermap_has(lp->isr, lp->nisr, w) && lp->nisr < m->s.min_isr)
+                fail_msg("partition %u: live isr member %d dropped below min_isr, seed=%llu", p, w,
+                         seed);
         }
         /* Never the last holder: someone who held every committed entry
          * (isr or elr) before still does, unless all were removed. */
@@ -159,8 +158,8 @@ static void check_step(const mc *m, const sx_log_part *prev, uint32_t inflight_b
             if (m->removed[w])
                 continue;
             any_left = true;
-            kept_any |= sx_clustermap_has(lp->isr, lp->nisr, w) ||
-                        sx_clustermap_has(lp->elr, lp->nelr, w);
+            kept_any |=
+                sx_clustermap_has(lp->isr, lp->nisr, w) || sx_clustermap_has(lp->elr, lp->nelr, w);
         }
         if (any_left && !kept_any)
             fail_msg("partition %u: no holder of its committed entries kept, seed=%llu", p, seed);
@@ -263,8 +262,8 @@ static uint32_t settle(mc *m, uint32_t max_rounds)
         printf("worker %u alive %d draining %d removed %d\n", w, m->alive[w], m->draining[w],
                m->removed[w]);
     printf("R %u min_isr %u\n", m->s.replication, m->s.min_isr);
-    fail_msg("not steady after %u rounds (%u moves in flight), seed=%llu", max_rounds,
-             inflight(m), seed);
+    fail_msg("not steady after %u rounds (%u moves in flight), seed=%llu", max_rounds, inflight(m),
+             seed);
     return 0;
 }
 
@@ -593,8 +592,8 @@ static void test_property(void **state)
     for (uint32_t run = 0; run < PROPERTY_RUNS; run++) {
         mc m;
         uint32_t r = 1 + rnd_below(3);
-        mc_init(&m, 1 + rnd_below(4), 1 + rnd_below(MAXP), rnd_below(MAXT + 1), r,
-                1 + rnd_below(r), 1 + rnd_below(3));
+        mc_init(&m, 1 + rnd_below(4), 1 + rnd_below(MAXP), rnd_below(MAXT + 1), r, 1 + rnd_below(r),
+                1 + rnd_below(3));
         settle(&m, 8);
         for (uint32_t e = 0; e < PROPERTY_EVENTS; e++) {
             random_event(&m);
