@@ -7,7 +7,8 @@
  *    share of replicas and leaderships (each worker within one of the mean)
  *    with no move in flight;
  *  - drain: `shardex worker drain ID --wait` under writes until it holds
- *    nothing; then it is stopped;
+ *    nothing (replicas, leaderships, term partitions of a global index);
+ *    then it is stopped;
  *  - remove: kill -9 of a worker, `shardex worker remove` refused while the
  *    map still calls it alive (naming it), accepted once dead; its replicas
  *    are re-created on the others, every ISR whole again.
@@ -172,7 +173,7 @@ static void check_all(sx_cluster *c)
 /* What the map says each test worker holds and leads, and the moves in
  * flight; false when the coordinator did not answer. */
 typedef struct holdings {
-    uint32_t rep[SX_TEST_MAX_WORKERS], lead[SX_TEST_MAX_WORKERS];
+    uint32_t rep[SX_TEST_MAX_WORKERS], lead[SX_TEST_MAX_WORKERS], own[SX_TEST_MAX_WORKERS];
     uint32_t moving;
     uint32_t alive_mask;
     bool all_led; /* every partition has a leader and a whole ISR */
@@ -197,6 +198,11 @@ static bool holdings_of(sx_cluster *c, holdings *h)
         uint32_t l = sx_cluster_test_index(c, m, lp->leader);
         if (l != SX_CLUSTER_NONE)
             h->lead[l]++;
+    }
+    for (size_t t = 0; t < m->n_terms; t++) {
+        uint32_t o = sx_cluster_test_index(c, m, m->terms[t]->owner);
+        if (o != SX_CLUSTER_NONE)
+            h->own[o]++;
     }
     for (size_t w = 0; w < m->n_workers; w++) {
         uint32_t i = sx_cluster_test_index(c, m, (int32_t)w);
@@ -303,7 +309,8 @@ static bool holds_nothing(void *arg)
 {
     drained_arg *a = arg;
     holdings h;
-    return holdings_of(a->c, &h) && h.rep[a->i] == 0 && h.lead[a->i] == 0 && !h.moving && h.all_led;
+    return holdings_of(a->c, &h) && h.rep[a->i] == 0 && h.lead[a->i] == 0 && h.own[a->i] == 0 &&
+           !h.moving && h.all_led;
 }
 
 static void test_drain(void **state)
@@ -312,6 +319,16 @@ static void test_drain(void **state)
     sx_cluster_opts o = {.workers = 4, .partitions = 8, .replication = 3, .min_isr = 2};
     sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
     assert_non_null(c);
+    /* A global index, so that the drained worker owns term partitions too. */
+    sx_err err = {0};
+    sx_qindex ix = {.name = "mv_v", .field = "v", .local = true, .global = true};
+    if (sx_q_create_index(c, c->worker_addr[0], &ix, &err) != SX_OK)
+        SX_FX_FAIL(c, "CreateIndex: %s", err.msg);
+    if (!sx_q_wait_ready(c, c->worker_addr[0], "mv_v", WAIT_MS))
+        SX_FX_FAIL(c, "index mv_v did not become READY");
+    holdings h0;
+    if (!holdings_of(c, &h0) || h0.own[3] == 0 || h0.lead[3] == 0)
+        SX_FX_FAIL(c, "worker 3 leads and owns nothing before its drain");
     run wr;
     writers_start(&wr, c, 3); /* not through worker 3, which goes */
     uint64_t t0 = sx_clock_now_ms();

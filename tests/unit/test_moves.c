@@ -198,7 +198,16 @@ static void mc_assign(mc *m)
     sx_log_part prev[MAXP];
     memcpy(prev, m->parts, sizeof(prev));
     uint32_t before = inflight(m);
+    /* Deterministic: the same input gives the same map. */
+    sx_log_part again[MAXP];
+    sx_term_part again_t[MAXT];
+    memcpy(again, m->parts, sizeof(again));
+    memcpy(again_t, m->terms, sizeof(again_t));
+    sx_assign(&m->s, m->alive, m->nw, again, m->np, again_t, m->nt, NULL);
     sx_assign(&m->s, m->alive, m->nw, m->parts, m->np, m->terms, m->nt, &m->ch);
+    if (memcmp(again, m->parts, m->np * sizeof(*again)) != 0 ||
+        memcmp(again_t, m->terms, m->nt * sizeof(*again_t)) != 0)
+        fail_msg("two calls on the same input differ, seed=%llu", seed);
     m->moves_started += m->ch.moves_started;
     m->moves_finished += m->ch.moves_finished;
     check_step(m, prev, before);
