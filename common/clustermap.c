@@ -401,9 +401,12 @@ static void step_fill(ctx *c)
         sx_log_part *lp = &c->parts[p];
         uint32_t target = replica_target(c, lp);
         if (lp->moving && live_replicas(c, lp) > target) {
-            /* Too many even without the move's source: the move is moot. */
+            /* Too many even without the move's source: the move is moot.
+             * Its target goes if it holds nothing that counts; otherwise the
+             * trim below chooses, under its min_isr rule. */
             lp->moving = false;
-            if (lp->move_to != lp->leader)
+            if (lp->move_to != lp->leader && !sx_clustermap_has(lp->isr, lp->nisr, lp->move_to) &&
+                !sx_clustermap_has(lp->elr, lp->nelr, lp->move_to))
                 drop_replica(c, lp, lp->move_to);
         }
         for (uint32_t have = live_replicas(c, lp); have > target; have--) {
