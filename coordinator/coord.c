@@ -1259,6 +1259,8 @@ sx_status sx_coord_drain(sx_coord *c, const char *id, bool cancel, uint64_t now_
                          Shardex__V1__WorkerStatus **out, sx_err *err)
 {
     *out = NULL;
+    if (!id[0] || strlen(id) > 64)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "worker_id: must be 1..64 bytes");
     pthread_mutex_lock(&c->mu);
     int32_t w = find_worker_locked(c, id);
     sx_status st = SX_OK;
@@ -1287,6 +1289,8 @@ sx_status sx_coord_remove(sx_coord *c, const char *id, bool force, sx_arena *are
 {
     *lost = NULL;
     *nlost = 0;
+    if (!id[0] || strlen(id) > 64)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "worker_id: must be 1..64 bytes");
     pthread_mutex_lock(&c->mu);
     int32_t w = find_worker_locked(c, id);
     sx_status st = SX_OK;

@@ -2332,6 +2332,8 @@ static void test_drain_worker(void **state)
     Shardex__V1__WorkerStatus *ws = NULL;
     CHECK_FAIL(sx_coord_drain(f->c, "nobody", false, 1000, &a, &ws, &err), &err, SX_NOT_FOUND,
                "nobody");
+    CHECK_FAIL(sx_coord_drain(f->c, "", false, 1000, &a, &ws, &err), &err, SX_INVALID_ARGUMENT,
+               "worker_id");
     CHECK_OK(sx_coord_drain(f->c, "d", false, 1000, &a, &ws, &err), &err);
     track(f);
     assert_true(ws->draining);
@@ -2379,6 +2381,8 @@ static void test_remove_worker(void **state)
                SX_FAILED_PRECONDITION, "\"b\" is alive");
     CHECK_FAIL(sx_coord_remove(f->c, "zz", false, &a, &lost, &nlost, &err), &err, SX_NOT_FOUND,
                "zz");
+    CHECK_FAIL(sx_coord_remove(f->c, "", false, &a, &lost, &nlost, &err), &err, SX_INVALID_ARGUMENT,
+               "worker_id");
     hb(f, "a", inc[0], 1000 + LEASE, 0);
     tick(f, 1000 + 2 * LEASE); /* b dies */
     assert_false(worker_alive(f, 1));
