@@ -47,11 +47,13 @@
 #                          certificate, which `shardex verify` needs), read or
 #                          write (no certificate, that role's token), none (the
 #                          CA only), plain (no TLS at all)
-#   lab.sh leader          the leading coordinator by etcd's record (its key
+#   lab.sh leader [J]      the leading coordinator by etcd's record (its key
 #                          /shardex/lab/leader): `cK HOST ADDRESS EPOCH`, the
 #                          epoch being the key's create revision; exit 1 when
 #                          none leads or no member with quorum answers
-#                          (--coordinators C > 1 only)
+#                          (--coordinators C > 1 only). Each member is asked
+#                          in turn (one without quorum takes 2 s to fail);
+#                          with J, only member J, from its own host
 #   lab.sh stop K          SIGTERM worker K, as systemctl stop; K may also be
 #                          cJ (coordinator J), c (the coordinator; with
 #                          --coordinators, the leading one), eJ (the etcd
@@ -329,16 +331,16 @@ lab_etcdctl() {
     )
 }
 
-# etcd_leader: the leading coordinator by etcd's record, the leader key's
-# value and create revision: sets LEADER_HOST, LEADER_ADDR and LEADER_EPOCH and
-# prints `cJ HOST ADDRESS EPOCH`. Each member is asked from its own host (so
-# that no cut between hosts is in the way) until one answers: a member
-# without quorum cannot (the read is linearizable). Exit 1 when none answers
-# or the key is absent.
+# etcd_leader [HOST]: the leading coordinator by etcd's record, the leader
+# key's value and create revision: sets LEADER_HOST, LEADER_ADDR and
+# LEADER_EPOCH and prints `cJ HOST ADDRESS EPOCH`. Each member (or HOST's
+# only) is asked from its own host (so that no cut between hosts is in the
+# way) until one answers: a member without quorum cannot (the read is
+# linearizable). Exit 1 when none answers or the key is absent.
 etcd_leader() {
     local k out
     LEADER_HOST="" LEADER_ADDR="" LEADER_EPOCH=""
-    for k in $(coord_hosts); do
+    for k in ${1:-$(coord_hosts)}; do
         etcd_alive "$k" || continue
         out=$(lab_etcdctl "$k" "$(host_addr "$k"):$ETCD_CLIENT_PORT" \
             get "/shardex/$ETCD_CLUSTER/leader" -w fields 2>/dev/null) || continue
@@ -782,7 +784,7 @@ down() {
 }
 
 cmd=${1:-}
-[ -n "$cmd" ] || die "usage: lab.sh up [N] [--coordinators C] [--tls] | status | client [--as WHO] CMD... | leader | stop K | start K | down | hosts N | exec K CMD... | addr K | cut A B | deaf A B | isolate K | heal [K] | rules [K] (--help)"
+[ -n "$cmd" ] || die "usage: lab.sh up [N] [--coordinators C] [--tls] | status | client [--as WHO] CMD... | leader [J] | stop K | start K | down | hosts N | exec K CMD... | addr K | cut A B | deaf A B | isolate K | heal [K] | rules [K] (--help)"
 shift
 case "$cmd" in
 up) up "$@" ;;
@@ -800,10 +802,15 @@ client)
     exec env "${CLIENT_ENV[@]}" ip netns exec "$(host_ns "$(client_host)")" "$@"
     ;;
 leader)
-    [ $# -eq 0 ] || die "usage: lab.sh leader"
+    [ $# -le 1 ] || die "usage: lab.sh leader [J]"
     cluster_up || die "leader: no cluster in lab $lab_no (lab.sh up first)"
     ha_lab || die "leader: lab $lab_no has one coordinator, on host $(coord_host) (up --coordinators C elects one on etcd)"
-    etcd_leader || { echo "lab.sh: no coordinator leads by etcd's record (or no member with quorum answered)" >&2; exit 1; }
+    k=""
+    if [ $# -eq 1 ]; then
+        in_range "$1" 1 "$(n_coords)" || die "leader: J must be an etcd member, 1..$(n_coords)"
+        k=$(coord_host "$1")
+    fi
+    etcd_leader "$k" || { echo "lab.sh: no coordinator leads by etcd's record (or no member with quorum answered)" >&2; exit 1; }
     ;;
 stop | start)
     [ $# -eq 1 ] || die "usage: lab.sh $cmd K (a worker 1..N; c, cJ: a coordinator; eJ: an etcd member)"
