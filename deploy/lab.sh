@@ -279,7 +279,11 @@ etcd_alive() { # etcd_alive K: the etcd member on host K runs
 # start_etcd K: the etcd member on coordinator host K, detached like the
 # daemons, without the caller's ETCD_ variables (etcd reads them as flags).
 # The same command starts a new member and restarts one on its data (etcd
-# ignores --initial-* once it has a data directory).
+# ignores --initial-* once it has a data directory). --pre-vote (etcd 3.5's
+# default, not 3.4's): a member cut off and healed asks before it raises its
+# term, instead of deposing the majority's raft leader on its return, which
+# costs an election (1 s or more), long enough for the leading coordinator to
+# lose its 2 s lease.
 start_etcd() {
     local k=$1 d a h initial="" v
     d=$(host_dir "$k")
@@ -296,8 +300,8 @@ start_etcd() {
             --listen-client-urls "$a:$ETCD_CLIENT_PORT" --advertise-client-urls "$a:$ETCD_CLIENT_PORT" \
             --listen-peer-urls "$a:$ETCD_PEER_PORT" --initial-advertise-peer-urls "$a:$ETCD_PEER_PORT" \
             --initial-cluster "$initial" --initial-cluster-state new \
-            --initial-cluster-token "$(cat "$STATE/etcd-token")" \
-            --logger zap --log-level warn </dev/null >>"$d/etcd.log" 2>&1
+            --initial-cluster-token "$(cat "$STATE/etcd-token")" --pre-vote \
+            --logger zap --log-level info </dev/null >>"$d/etcd.log" 2>&1
     ) &
     echo $! >"$d/etcd.pid"
 }
