@@ -197,7 +197,7 @@ for h in 4 5 6; do alive "$h" || fail "the coordinator on host $h is not running
 
 # The figures: the longest stretch with no acknowledged write, from the
 # writer's start to its end (the cut is inside it).
-gap=$(awk 'NR > 1 && $1 - p > g { g = $1 - p; at = p } { p = $1 } END { print g + 0, at + 0 }' "$state/acks")
+gap=$(awk 'NR > 1 && $1 - p > g { g = $1 - p; at = p } { p = $1 } END { printf "%.0f %.0f\n", g, at }' "$state/acks")
 read -r gap_ms gap_at <<<"$gap"
 echo "$me: cut at 0 ms; $old_name $how at $((stop_log_ms - cut_ms)) ms by its log" \
     "(seen at $((stop_ms - cut_ms)) ms); $new_name ($new_addr) led, epoch $old_epoch -> $new_epoch," \
