@@ -754,8 +754,11 @@ status() {
         done
         echo
         echo "# etcd, from the client host $(client_host): its members (--endpoints $(etcd_endpoints))"
-        lab_etcdctl "$(client_host)" "$(etcd_endpoints)" endpoint status -w table 2>&1 || true
-        lab_etcdctl "$(client_host)" "$(etcd_endpoints)" endpoint health 2>&1 || true
+        # (without the client library's JSON log lines about its retries)
+        { lab_etcdctl "$(client_host)" "$(etcd_endpoints)" endpoint status -w table 2>&1 || true; } |
+            grep -v '^{"level"' || true
+        { lab_etcdctl "$(client_host)" "$(etcd_endpoints)" endpoint health 2>&1 || true; } |
+            grep -v '^{"level"' || true
         local l name host addr epoch
         if l=$(etcd_leader); then
             read -r name host addr epoch <<<"$l"
