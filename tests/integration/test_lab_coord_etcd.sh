@@ -204,6 +204,11 @@ echo "$me: cut at 0 ms; $old_name $how at $((stop_log_ms - cut_ms)) ms by its lo
     "at $((leader_log_ms - cut_ms)) ms by its log (seen in etcd at $((leader_ms - cut_ms)) ms);" \
     "longest stretch with no acknowledged write $gap_ms ms (from $((gap_at - cut_ms)) ms);" \
     "$(wc -l <"$state/acked") acknowledged writes read back, verify clean"
+# The puts that failed meanwhile, by kind (numbers and ids as #).
+if [ -s "$state/put-errors" ]; then
+    echo "$me: $(wc -l <"$state/put-errors") puts failed (not acknowledged):"
+    sed -E 's/[0-9]+/#/g' "$state/put-errors" | sort | uniq -c | sort -rn | head -n 5
+fi
 
 "$lab" down
 echo "$me: 1 passed, 0 failed ($((SECONDS - t0)) s)"
