@@ -281,9 +281,9 @@ etcd_alive() { # etcd_alive K: the etcd member on host K runs
 # The same command starts a new member and restarts one on its data (etcd
 # ignores --initial-* once it has a data directory). --pre-vote (etcd 3.5's
 # default, not 3.4's): a member cut off and healed asks before it raises its
-# term, instead of deposing the majority's raft leader on its return, which
-# costs an election (1 s or more), long enough for the leading coordinator to
-# lose its 2 s lease.
+# term, instead of deposing the majority's raft leader on its return: without
+# it, a heal was seen to leave etcd 3.4 s without a raft leader, long enough
+# for the leading coordinator to lose its 2 s lease (a second failover).
 start_etcd() {
     local k=$1 d a h initial="" v
     d=$(host_dir "$k")
