@@ -32,6 +32,7 @@ typedef struct etcd_meta {
     uint64_t
         valid_until_ms;   /* leading surely until then (the last renewal's date + TTL - margin) */
     bool lost;            /* the keepalive ended: never leading again */
+    bool broken;          /* its stream broke (UNAVAILABLE): sx_meta_maintain opens another */
     bool vacant;          /* the watch saw the leader key go (sx_meta_vacant) */
     bool watch_ended;     /* the watch is over: the next campaign starts another */
     sx_etcd_watch *watch; /* the leader key, while following */
@@ -199,12 +200,45 @@ static void on_renewed(void *arg, int64_t ttl_s, uint64_t sent_ms)
 static void on_lease_end(void *arg, sx_status st, const sx_err *err)
 {
     etcd_meta *e = arg;
+    /* A stream that broke (its member went away) says nothing about the
+     * lease, which the other members keep: another stream can renew it. */
+    bool broken = st == SX_UNAVAILABLE;
     pthread_mutex_lock(&e->mu);
-    e->lost = true;
+    if (broken)
+        e->broken = true;
+    else if (st != SX_CANCELLED) /* stopped by us: closing, which resigns */
+        e->lost = true;
     pthread_mutex_unlock(&e->mu);
     if (st != SX_CANCELLED)
-        SX_LOG(SX_LOG_ERROR, "meta", "etcd lease lost status=%s msg=\"%s\"", sx_status_name(st),
+        SX_LOG(broken ? SX_LOG_WARN : SX_LOG_ERROR, "meta", "etcd lease %s status=%s msg=\"%s\"",
+               broken ? "keepalive broke, moving to another member:" : "lost", sx_status_name(st),
                err && err->msg[0] ? err->msg : "");
+}
+
+void sx_meta_maintain(sx_meta *m)
+{
+    etcd_meta *e = m ? m->etcd : NULL;
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    bool again = e->broken && !e->lost;
+    pthread_mutex_unlock(&e->mu);
+    if (!again)
+        return;
+    sx_etcd_keepalive_stop(e->keepalive); /* over already: frees it */
+    e->keepalive = NULL;
+    sx_etcd_keepalive_opts ko = {.on_renewed = on_renewed, .on_end = on_lease_end, .arg = e};
+    sx_err err = {0};
+    pthread_mutex_lock(&e->mu);
+    e->broken = false;
+    pthread_mutex_unlock(&e->mu);
+    if (sx_etcd_keepalive_start(e->etcd, e->lease, e->ttl_s, &ko, &e->keepalive, &err) != SX_OK) {
+        e->keepalive = NULL;
+        pthread_mutex_lock(&e->mu);
+        e->broken = true; /* the next call tries again (leading ends when the lease may) */
+        pthread_mutex_unlock(&e->mu);
+        SX_LOG(SX_LOG_WARN, "meta", "etcd keepalive not reopened: %s", err.msg);
+    }
 }
 
 sx_status sx_meta_open_etcd(const sx_meta_etcd_opts *o, sx_meta **out, sx_err *err)
@@ -431,7 +465,12 @@ static void etcd_meta_close(etcd_meta *e)
         return;
     sx_etcd_watch_stop(e->watch);
     sx_etcd_keepalive_stop(e->keepalive);
-    if (e->lease) { /* resign: the leader key goes with the lease */
+    /* Resign: the leader key goes with the lease. Not when the lease is
+     * lost: gone or going by itself, and etcd may not answer (no quorum). */
+    pthread_mutex_lock(&e->mu);
+    bool lost = e->lost;
+    pthread_mutex_unlock(&e->mu);
+    if (e->lease && !lost) {
         sx_err err = {0};
         if (sx_etcd_lease_revoke(e->etcd, e->lease, &err) != SX_OK && err.code != SX_NOT_FOUND)
             SX_LOG(SX_LOG_WARN, "meta", "lease not revoked: %s", err.msg);
