@@ -846,81 +846,89 @@ static bool failures_after(fx *f, void *arg)
     return atomic_load(&f->L.failed) > base;
 }
 
-/* etcd loses one member, then its quorum, then gets both back. */
-static void test_quorum_loss(void **state)
-{
-    fx *f = *state;
-    start(f);
-    sx_cluster *c = f->c;
-    f->restart_exited = true;
-    /* Writes through workers 0 and 1: worker 2 is killed below. */
-    load_start(&f->L, c, 2);
-    wait_acks(f, 50, "before etcd lost a member");
+/* The quorum case's times and the leader that lost etcd. */
+typedef struct qloss {
+    uint64_t t_m0;    /* the first member killed */
+    uint64_t t_q;     /* the second: no quorum */
+    uint64_t t_heal;  /* both started again */
+    int leader;       /* the leader when the quorum went */
+    pid_t leader_pid; /* its process */
+    int leader_status;
+} qloss;
 
-    /* One member down: a coordinator leads on (the same or another) and
-     * still changes the map: a worker killed now is declared dead. */
+/* One member down: a coordinator leads on (the same or another) and still
+ * changes the map: worker 2, killed now, is declared dead. */
+static void one_member_down(fx *f, qloss *q)
+{
     int before = f->leader;
-    uint64_t t_m0 = sx_clock_now_ms();
+    q->t_m0 = sx_clock_now_ms();
     sx_etcd_member_kill(&f->ec, 0);
     fprintf(stderr, "etcd member 0 killed (%s)\n", f->ec.m[0].addr);
-    sx_cluster_kill_worker(c, 2);
+    sx_cluster_kill_worker(f->c, 2);
     uint64_t t_w = sx_clock_now_ms();
     worker_state dead = {2, false};
     if (!until(f, worker_is, &dead, WAIT_MS))
         FAIL(f, "with one etcd member down, the dead worker 2 was not declared dead");
-    fprintf(stderr, "one etcd member down: coordinator %d (%s before) declared worker 2 dead in "
-                    "%" PRIu64 " ms\n",
-            f->leader, before == f->leader ? "led" : "did not lead", sx_clock_now_ms() - t_w);
+    fprintf(stderr,
+            "one etcd member down: coordinator %d (%s before) declared worker 2 dead in %" PRIu64
+            " ms\n",
+            f->leader, before == f->leader ? "it led" : "another led", sx_clock_now_ms() - t_w);
     wait_acks(f, 50, "with one etcd member down");
+}
 
-    /* A second member down: no quorum. */
-    int leader = f->leader;
-    pid_t leader_pid = c->coords_pid[leader];
+/* A second member down: within the metadata lease (and a tick) nobody
+ * leads, and for the workers' lease and more nobody does; the leader's
+ * process exits (crash-only: its supervisor restarts it, and it follows);
+ * writes go on while the partition leaders' leases last, then fail. */
+static void no_quorum(fx *f, qloss *q)
+{
+    q->leader = f->leader;
+    q->leader_pid = f->c->coords_pid[q->leader];
     uint64_t failed0 = atomic_load(&f->L.failed), acked0 = atomic_load(&f->L.acked);
-    uint64_t t_q = sx_clock_now_ms();
+    q->t_q = sx_clock_now_ms();
     sx_etcd_member_kill(&f->ec, 1);
     fprintf(stderr, "etcd member 1 killed (%s): no quorum; coordinator %d led (pid %d)\n",
-            f->ec.m[1].addr, leader, (int)leader_pid);
-    /* Within the metadata lease (and a tick) nobody leads, and for the
-     * workers' lease and more nobody does: writes either go on (the
-     * partition leaders' leases last) or fail with an error. */
+            f->ec.m[1].addr, q->leader, (int)q->leader_pid);
     if (!until(f, nobody_leads, NULL, META_LEASE_MS + 1000))
         FAIL(f, "without an etcd quorum coordinator %d still answers as the leader after %d ms",
              f->leader, META_LEASE_MS + 1000);
     fprintf(stderr, "no quorum: no coordinator answers as the leader %" PRIu64 " ms after\n",
-            sx_clock_now_ms() - t_q);
+            sx_clock_now_ms() - q->t_q);
     window w = {.until_ms = sx_clock_now_ms() + 2 * WORKER_LEASE_MS + 2000, .leads = -1};
     until(f, none_leads_until, &w, WAIT_MS);
     if (w.leads >= 0)
         FAIL(f, "coordinator %d answered as a leader without an etcd quorum", w.leads);
-    /* The leader's process exits 1 (crash-only: its supervisor restarts it). */
-    if (!until(f, coord_gone, &leader_pid, WAIT_MS))
-        FAIL(f, "without an etcd quorum the leader %d (pid %d) still runs", leader,
-             (int)leader_pid);
-    int leader_status = exit_status_of(f, leader_pid);
+    if (!until(f, coord_gone, &q->leader_pid, WAIT_MS))
+        FAIL(f, "without an etcd quorum the leader %d (pid %d) still runs", q->leader,
+             (int)q->leader_pid);
+    q->leader_status = exit_status_of(f, q->leader_pid);
+    int st = q->leader_status;
     fprintf(stderr, "no quorum: the leader's process had exited %" PRIu64 " ms after (%s %d)\n",
-            sx_clock_now_ms() - t_q, WIFEXITED(leader_status) ? "status" : "signal",
-            WIFEXITED(leader_status) ? WEXITSTATUS(leader_status) : WTERMSIG(leader_status));
+            sx_clock_now_ms() - q->t_q, WIFEXITED(st) ? "status" : "signal",
+            WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
     bool writes_failed = until(f, failures_after, &failed0, WAIT_MS);
-    uint64_t t_heal = sx_clock_now_ms();
+    q->t_heal = sx_clock_now_ms();
     fprintf(stderr,
             "no quorum for %" PRIu64 " ms: %" PRIu64 " writes acknowledged, %" PRIu64
             " failed meanwhile%s\n",
-            t_heal - t_q, atomic_load(&f->L.acked) - acked0, atomic_load(&f->L.failed) - failed0,
-            writes_failed ? "" : " (none failed)");
+            q->t_heal - q->t_q, atomic_load(&f->L.acked) - acked0,
+            atomic_load(&f->L.failed) - failed0, writes_failed ? "" : " (none failed)");
+}
 
-    /* Quorum back: a coordinator leads again, every worker heartbeats,
-     * writes succeed. */
+/* Both members back: a coordinator leads again, every worker (worker 2
+ * started again) heartbeats, writes succeed. */
+static void quorum_back(fx *f, qloss *q)
+{
     sx_etcd_member_restart(&f->ec, 0);
     sx_etcd_member_restart(&f->ec, 1);
     if (!sx_etcd_members_wait(&f->ec, WAIT_MS))
         FAIL(f, "etcd did not come back");
-    fprintf(stderr, "etcd whole again after %" PRIu64 " ms\n", sx_clock_now_ms() - t_heal);
+    fprintf(stderr, "etcd whole again after %" PRIu64 " ms\n", sx_clock_now_ms() - q->t_heal);
     if (!until(f, some_leads, NULL, WAIT_MS))
         FAIL(f, "no coordinator leads after etcd's quorum came back");
     fprintf(stderr, "coordinator %d leads %" PRIu64 " ms after the members restarted\n",
-            f->leader, sx_clock_now_ms() - t_heal);
-    if (!sx_cluster_start_worker(c, 2))
+            f->leader, sx_clock_now_ms() - q->t_heal);
+    if (!sx_cluster_start_worker(f->c, 2))
         FAIL(f, "worker 2 did not start again");
     for (uint32_t i = 0; i < NWORKERS; i++) {
         worker_state alive = {i, true};
@@ -928,34 +936,72 @@ static void test_quorum_loss(void **state)
             FAIL(f, "worker %u is not alive in the map after etcd came back", i);
     }
     wait_acks(f, 50, "after etcd came back");
-    uint64_t t_back = sx_clock_now_ms();
-    load_stop(&f->L);
-    fprintf(stderr, "longest stretch with no acknowledged write from the quorum loss on: %" PRIu64
-                    " ms\n",
-            longest_gap(&f->L, t_q, t_back));
-    report_failures(c, &f->L, "quorum loss");
-    check_history(f);
-    check_data(f);
+}
 
-    /* What waits on the lead's change (b): no coordinator exits while etcd
-     * has a quorum (a leader's keepalive moves to another member, a
-     * follower retries); without one, only the leader exits, with 1. */
-    if (!WIFEXITED(leader_status) || WEXITSTATUS(leader_status) != 1)
+/* What the writes saw from the quorum loss to its healing, after load_stop. */
+static void report_no_quorum_writes(const load *L, const qloss *q)
+{
+    uint64_t last_ack = 0, first_fail = 0;
+    for (uint32_t i = 0; i < NWRITERS; i++)
+        for (size_t k = 0; k < L->w[i].n; k++) {
+            const wrec *r = &L->w[i].r[k];
+            if (r->done_ms < q->t_q || r->done_ms > q->t_heal)
+                continue;
+            if (r->st == SX_OK && r->done_ms > last_ack)
+                last_ack = r->done_ms;
+            if (r->st != SX_OK && (!first_fail || r->done_ms < first_fail))
+                first_fail = r->done_ms;
+        }
+    fprintf(stderr,
+            "no quorum: the last write acknowledged %" PRIu64 " ms after the quorum went, the "
+            "first failure %" PRIu64 " ms after (0: none); the longest stretch with no "
+            "acknowledged write from then until writes went on again: %" PRIu64 " ms\n",
+            last_ack ? last_ack - q->t_q : 0, first_fail ? first_fail - q->t_q : 0,
+            longest_gap(L, q->t_q, sx_clock_now_ms()));
+}
+
+/* What waits on the lead's change (b): no coordinator exits while etcd has a
+ * quorum (a leader's keepalive moves to another member, a follower
+ * retries); without one only the leader exits, with status 1. */
+static void check_exits(fx *f, const qloss *q)
+{
+    if (!WIFEXITED(q->leader_status) || WEXITSTATUS(q->leader_status) != 1)
         FAIL(f, "the leader without quorum exited with waitpid status %d, not exit 1",
-             leader_status);
+             q->leader_status);
     for (size_t i = 0; i < f->nexits; i++) {
         const coord_exit *e = &f->exits[i];
-        if (e->at_ms < t_q)
+        if (e->at_ms < q->t_q)
             FAIL(f,
                  "waits on the lead's change (b): coordinator %u (%s) exited (waitpid %d) %" PRIu64
                  " ms after one etcd member of three was killed, with the quorum held",
-                 e->k, e->was_leader ? "the leader" : "a follower", e->status, e->at_ms - t_m0);
-        if (e->pid != leader_pid)
+                 e->k, e->was_leader ? "the leader" : "a follower", e->status, e->at_ms - q->t_m0);
+        if (e->pid != q->leader_pid)
             FAIL(f,
                  "waits on the lead's change (b): coordinator %u (a follower) exited (waitpid %d) "
                  "%" PRIu64 " ms after etcd lost its quorum",
-                 e->k, e->status, e->at_ms - t_q);
+                 e->k, e->status, e->at_ms - q->t_q);
     }
+}
+
+/* etcd loses one member, then its quorum, then gets both back. Writes go
+ * through workers 0 and 1 (worker 2 is killed on the way). */
+static void test_quorum_loss(void **state)
+{
+    fx *f = *state;
+    start(f);
+    f->restart_exited = true;
+    load_start(&f->L, f->c, 2);
+    wait_acks(f, 50, "before etcd lost a member");
+    qloss q = {0};
+    one_member_down(f, &q);
+    no_quorum(f, &q);
+    quorum_back(f, &q);
+    load_stop(&f->L);
+    report_no_quorum_writes(&f->L, &q);
+    report_failures(f->c, &f->L, "quorum loss");
+    check_history(f);
+    check_data(f);
+    check_exits(f, &q);
 }
 
 int main(void)
