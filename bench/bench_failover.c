@@ -58,11 +58,11 @@
 #define PARTITIONS 8
 #define REPLICATION 3
 #define MIN_ISR 2
-#define LEASE_MS 2000       /* shardex-coordinator's default --lease-ms */
-#define META_LEASE_S 2      /* --metadata-lease 2s, etcd's minimum */
+#define LEASE_MS 2000        /* shardex-coordinator's default --lease-ms */
+#define META_LEASE_S 2       /* --metadata-lease 2s, etcd's minimum */
 #define PUT_TIMEOUT_MS 10000 /* a write's deadline */
-#define PACE_MS 10          /* at most one write per writer per PACE_MS */
-#define SETTLE_MS 60000     /* starts; a new leader; a restarted coordinator following */
+#define PACE_MS 10           /* at most one write per writer per PACE_MS */
+#define SETTLE_MS 60000      /* starts; a new leader; a restarted coordinator following */
 #define WARMUP_MS 1000
 #define MAX_WRITERS 32
 #define MAX_ROUNDS 1000
@@ -204,9 +204,9 @@ static bool follows(sx_cluster *c, uint32_t k)
     Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
     sx_rpc_call_opts o = {.timeout_ms = 500};
-    sx_status st = sx_rpc_invoke(c->rpc, c->coords_addr[k],
-                                 &shardex__internal__v1__coordinator__descriptor, "GetMap",
-                                 &req.base, &resp, &o, NULL);
+    sx_status st =
+        sx_rpc_invoke(c->rpc, c->coords_addr[k], &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL);
     sx_rpc_free(resp);
     return st == SX_FAILED_PRECONDITION || st == SX_UNAVAILABLE;
 }
@@ -447,8 +447,8 @@ static double msd(uint64_t v)
     return (double)v;
 }
 
-static void print_report(const round_ev *ev, int nev, const load *L, int nwriters,
-                         double steady_s, uint64_t failed_total[NSUBJ])
+static void print_report(const round_ev *ev, int nev, const load *L, int nwriters, double steady_s,
+                         uint64_t failed_total[NSUBJ])
 {
     printf("Load: %d writers, each one single-document Put in flight through libshardex, at "
            "most one per %d ms (a paced closed loop), %d s deadline. Both clusters: 3 workers, "
@@ -600,8 +600,9 @@ int main(int argc, char **argv)
             }
         }
     }
-    fprintf(stderr, "bench_failover: read back %" PRIu64 " acknowledged documents, %" PRIu64
-                    " missing%s%s\n",
+    fprintf(stderr,
+            "bench_failover: read back %" PRIu64 " acknowledged documents, %" PRIu64
+            " missing%s%s\n",
             checked, missing, missing ? ": first " : "", first);
 
     uint64_t failed_total[NSUBJ] = {0, 0};

@@ -79,7 +79,7 @@ typedef struct writer {
     pthread_t th;
     wrec *r; /* r[k]: the write of id (no, k); read by the test after the join */
     size_t n, cap;
-    size_t nfail, nsilent;   /* failed; failed with no message */
+    size_t nfail, nsilent; /* failed; failed with no message */
     char fails[FAILS_KEPT][300];
 } writer;
 
@@ -307,8 +307,8 @@ static void start(fx *f)
         FAIL(f, "the cluster did not start");
     f->leader = sx_cluster_find_leader(f->c, WAIT_MS);
     SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
-    fprintf(stderr, "cluster up: etcd %s, coordinators %s, coordinator %d leads\n",
-            f->ec.endpoints, f->c->coords_list, f->leader);
+    fprintf(stderr, "cluster up: etcd %s, coordinators %s, coordinator %d leads\n", f->ec.endpoints,
+            f->c->coords_list, f->leader);
 }
 
 /* Notes every coordinator that exited since the last call and, with
@@ -333,8 +333,8 @@ static void supervise(fx *f)
             f->exits[f->nexits++] =
                 (coord_exit){k, c->coords_pid[k], st, f->leader == (int)k, sx_clock_now_ms()};
         c->coords_pid[k] = 0;
-        fprintf(stderr, "coordinator %u exited (%s %d)%s\n", k,
-                WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+        fprintf(stderr, "coordinator %u exited (%s %d)%s\n", k, WIFEXITED(st) ? "status" : "signal",
+                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
                 f->leader == (int)k ? ", it was the leader" : "");
     }
 }
@@ -385,9 +385,9 @@ static bool follows(fx *f, void *arg)
     Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
     sx_rpc_call_opts o = {.timeout_ms = 500};
-    sx_status st = sx_rpc_invoke(c->rpc, c->coords_addr[k],
-                                 &shardex__internal__v1__coordinator__descriptor, "GetMap",
-                                 &req.base, &resp, &o, NULL);
+    sx_status st =
+        sx_rpc_invoke(c->rpc, c->coords_addr[k], &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL);
     sx_rpc_free(resp);
     return st == SX_FAILED_PRECONDITION || st == SX_UNAVAILABLE;
 }
@@ -468,10 +468,10 @@ static void check_data(fx *f)
 typedef struct hev {
     int64_t revision, create_revision, version;
     bool deleted, leader, map, marker;
-    char value[64];   /* the leader key's: an address */
+    char value[64]; /* the leader key's: an address */
     uint64_t map_version;
-    uint64_t hash;    /* of the map's bytes (FNV-1a) */
-    bool has_epoch;   /* the map has coordinator_epoch (the lead's change (c)) */
+    uint64_t hash;  /* of the map's bytes (FNV-1a) */
+    bool has_epoch; /* the map has coordinator_epoch (the lead's change (c)) */
     uint64_t epoch;
 } hev;
 
@@ -507,8 +507,7 @@ static void on_hist_event(void *arg, const sx_etcd_event *e)
     v.map = strcmp(e->kv.key, h->map_key) == 0;
     v.marker = strcmp(e->kv.key, h->marker_key) == 0;
     if (v.leader && !e->deleted)
-        snprintf(v.value, sizeof(v.value), "%.*s", (int)e->kv.value_len,
-                 (const char *)e->kv.value);
+        snprintf(v.value, sizeof(v.value), "%.*s", (int)e->kv.value_len, (const char *)e->kv.value);
     if (v.map && !e->deleted) {
         v.hash = UINT64_C(0xcbf29ce484222325);
         for (size_t i = 0; i < e->kv.value_len; i++)
@@ -720,8 +719,8 @@ static void test_fencing(void **state)
     if (st == -1)
         FAIL(f, "the resumed old leader did not exit");
     c->coords_pid[old] = 0;
-    fprintf(stderr, "the resumed old leader exited (%s %d)\n",
-            WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    fprintf(stderr, "the resumed old leader exited (%s %d)\n", WIFEXITED(st) ? "status" : "signal",
+            WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
         FAIL(f, "the resumed old leader did not exit with status 1 (waitpid %d)", st);
     if (sx_cluster_leader_key(c, NULL) != now_k)
@@ -776,8 +775,7 @@ static void test_kill9_rounds(void **state)
                 r + 1, longest_gap(&f->L, t_kill[r], t_kill[r + 1]), t_lead[r] - t_kill[r]);
     report_failures(c, &f->L, "kill -9 rounds");
     for (size_t i = 0; i < f->nexits; i++)
-        FAIL(f, "coordinator %u exited by itself (waitpid %d)", f->exits[i].k,
-             f->exits[i].status);
+        FAIL(f, "coordinator %u exited by itself (waitpid %d)", f->exits[i].k, f->exits[i].status);
     check_history(f);
     check_data(f);
 }
@@ -790,9 +788,9 @@ static bool answers_as_leader(sx_cluster *c, uint32_t k)
     Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
     sx_rpc_call_opts o = {.timeout_ms = 300};
-    sx_status st = sx_rpc_invoke(c->rpc, c->coords_addr[k],
-                                 &shardex__internal__v1__coordinator__descriptor, "GetMap",
-                                 &req.base, &resp, &o, NULL);
+    sx_status st =
+        sx_rpc_invoke(c->rpc, c->coords_addr[k], &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL);
     sx_rpc_free(resp);
     return st == SX_OK;
 }
@@ -927,8 +925,8 @@ static void quorum_back(fx *f, qloss *q)
     fprintf(stderr, "etcd whole again after %" PRIu64 " ms\n", sx_clock_now_ms() - q->t_heal);
     if (!until(f, some_leads, NULL, WAIT_MS))
         FAIL(f, "no coordinator leads after etcd's quorum came back");
-    fprintf(stderr, "coordinator %d leads %" PRIu64 " ms after the members restarted\n",
-            f->leader, sx_clock_now_ms() - q->t_heal);
+    fprintf(stderr, "coordinator %d leads %" PRIu64 " ms after the members restarted\n", f->leader,
+            sx_clock_now_ms() - q->t_heal);
     if (!sx_cluster_start_worker(f->c, 2))
         FAIL(f, "worker 2 did not start again");
     for (uint32_t i = 0; i < NWORKERS; i++) {

@@ -2,8 +2,8 @@
 #include "cluster.h"
 
 #include "clock.h"
-#include "fsutil.h"
 #include "etcd_members.h"
+#include "fsutil.h"
 #include "harness.h"
 
 #include <signal.h>
@@ -91,9 +91,8 @@ bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *e
     snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);
     unlink(portf);
     char *coords = c->ncoords ? c->coords_list : c->coord_addr;
-    char *argv[16] = {bin,           "--coordinator", coords,        "--listen",
-                      "127.0.0.1:0", "--data-dir",    data,          "--port-file",
-                      portf,         "--allow-faults"};
+    char *argv[16] = {bin,  "--coordinator", coords, "--listen",      "127.0.0.1:0", "--data-dir",
+                      data, "--port-file",   portf,  "--allow-faults"};
     int n = 10;
     snprintf(name, sizeof(name), "w%u", i);
     metrics_args(c, name, argv, &n, mportf, sizeof(mportf));

@@ -120,8 +120,8 @@ bool sx_etcd_members_start(sx_etcd_members *ec, uint32_t n, const char *tag, uin
         if (sx_etcd_members_wait(ec, timeout_ms))
             return true;
         /* A port taken in between (a member exits), or too slow: again, afresh. */
-        fprintf(stderr, "etcd (%u members) did not come up on %s (attempt %d)\n", n,
-                ec->endpoints, attempt);
+        fprintf(stderr, "etcd (%u members) did not come up on %s (attempt %d)\n", n, ec->endpoints,
+                attempt);
         sx_etcd_members_dump_logs(ec, 10);
         sx_etcd_members_kill_all(ec);
         close_clients(ec);
