@@ -357,6 +357,9 @@ static sx_status join(const config *cfg, worker *w, sx_err *err)
         .more_reports = more_reports,
         .more_arg = &w->ctx,
     };
+    char epoch_file[4200];
+    snprintf(epoch_file, sizeof(epoch_file), "%s/coordinator-epoch", cfg->data_dir);
+    mo.epoch_file = epoch_file;
     mo.lost = sx_replica_lost(w->ctx.replicas, &mo.nlost); /* found by open_stores */
     sx_status st = sx_membership_start(&mo, &w->ctx.member, err);
     if (st != SX_OK)
