@@ -532,9 +532,9 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench_failover: %d rounds, %u writers, %.1f s steady\n", rounds, o.writers,
             steady_s);
 
-    sx_etcd_members ec;
-    if (!sx_etcd_members_start(&ec, 3, "bench-failover-etcd", 20000)) {
-        sx_etcd_members_destroy(&ec);
+    sx_etcdm_set ec;
+    if (!sx_etcdm_start(&ec, 3, "bench-failover-etcd", 20000)) {
+        sx_etcdm_destroy(&ec);
         die("etcd did not start");
     }
     sx_cluster *cs[NSUBJ] = {sx_calloc(1, sizeof(sx_cluster)), sx_calloc(1, sizeof(sx_cluster))};
@@ -628,7 +628,7 @@ int main(int argc, char **argv)
         sx_cluster_stop(cs[s]);
         free(cs[s]);
     }
-    sx_etcd_members_destroy(&ec);
+    sx_etcdm_destroy(&ec);
     sx_rpc_wait_shutdown(2000);
     if (!ok || g_stop || nev == 0) {
         fprintf(stderr, "bench_failover: %s\n",

@@ -235,7 +235,7 @@ static bool start_coords(sx_cluster *c)
     if (sx_etcd_open(&eo, &c->etcd, NULL) != SX_OK)
         return false;
     for (uint32_t k = 0; k < c->ncoords; k++) {
-        int port = sx_etcd_free_port();
+        int port = sx_etcdm_free_port();
         if (port <= 0)
             return false;
         snprintf(c->coords_addr[k], sizeof(c->coords_addr[k]), "127.0.0.1:%d", port);

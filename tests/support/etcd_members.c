@@ -14,7 +14,7 @@
 #define ATTEMPTS 5
 #define CALL_MS 1000 /* each readiness read */
 
-int sx_etcd_free_port(void)
+int sx_etcdm_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -32,9 +32,9 @@ int sx_etcd_free_port(void)
 /* Spawns member i with the set's --initial-cluster. With a data directory
  * that holds a member already, etcd ignores the initial-cluster flags and
  * rejoins as what it was. */
-static void spawn(sx_etcd_members *ec, uint32_t i)
+static void spawn(sx_etcdm_set *ec, uint32_t i)
 {
-    sx_etcd_member *m = &ec->m[i];
+    sx_etcdm *m = &ec->m[i];
     char curl[64], purl[64];
     snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", m->client_port);
     snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", m->peer_port);
@@ -65,7 +65,7 @@ static void spawn(sx_etcd_members *ec, uint32_t i)
     m->pid = sx_h_spawn(argv, m->log);
 }
 
-static void close_clients(sx_etcd_members *ec)
+static void close_clients(sx_etcdm_set *ec)
 {
     for (uint32_t i = 0; i < ec->n; i++) {
         sx_etcd_close(ec->m[i].etcd);
@@ -77,17 +77,17 @@ static void close_clients(sx_etcd_members *ec)
 
 /* Names, ports, directories and clients of a fresh attempt. False if no
  * port could be found or a client not made. */
-static bool plan(sx_etcd_members *ec, const char *tag, int attempt)
+static bool plan(sx_etcdm_set *ec, const char *tag, int attempt)
 {
     ec->initial[0] = ec->endpoints[0] = '\0';
     snprintf(ec->token, sizeof(ec->token), "sx-%s-%d-%d", tag, (int)getpid(), attempt);
     for (uint32_t i = 0; i < ec->n; i++) {
-        sx_etcd_member *m = &ec->m[i];
+        sx_etcdm *m = &ec->m[i];
         snprintf(m->name, sizeof(m->name), "%s-m%u", ec->token, i);
         snprintf(m->data, sizeof(m->data), "%s/m%u.a%d", ec->dir, i, attempt);
         snprintf(m->log, sizeof(m->log), "%s/m%u.log", ec->dir, i);
-        m->client_port = sx_etcd_free_port();
-        m->peer_port = sx_etcd_free_port();
+        m->client_port = sx_etcdm_free_port();
+        m->peer_port = sx_etcdm_free_port();
         if (m->client_port <= 0 || m->peer_port <= 0)
             return false;
         snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%d", m->client_port);
@@ -103,10 +103,10 @@ static bool plan(sx_etcd_members *ec, const char *tag, int attempt)
     return sx_etcd_open(&o, &ec->etcd, NULL) == SX_OK;
 }
 
-bool sx_etcd_members_start(sx_etcd_members *ec, uint32_t n, const char *tag, uint64_t timeout_ms)
+bool sx_etcdm_start(sx_etcdm_set *ec, uint32_t n, const char *tag, uint64_t timeout_ms)
 {
     memset(ec, 0, sizeof(*ec));
-    if (n < 1 || n > SX_ETCD_MAX_MEMBERS)
+    if (n < 1 || n > SX_ETCDM_MAX)
         return false;
     ec->n = n;
     sx_h_tmpdir(ec->dir, sizeof(ec->dir), tag);
@@ -117,33 +117,33 @@ bool sx_etcd_members_start(sx_etcd_members *ec, uint32_t n, const char *tag, uin
         }
         for (uint32_t i = 0; i < n; i++)
             spawn(ec, i);
-        if (sx_etcd_members_wait(ec, timeout_ms))
+        if (sx_etcdm_wait(ec, timeout_ms))
             return true;
         /* A port taken in between (a member exits), or too slow: again, afresh. */
         fprintf(stderr, "etcd (%u members) did not come up on %s (attempt %d)\n", n, ec->endpoints,
                 attempt);
-        sx_etcd_members_dump_logs(ec, 10);
-        sx_etcd_members_kill_all(ec);
+        sx_etcdm_dump_logs(ec, 10);
+        sx_etcdm_kill_all(ec);
         close_clients(ec);
     }
     return false;
 }
 
-void sx_etcd_member_kill(sx_etcd_members *ec, uint32_t i)
+void sx_etcdm_kill(sx_etcdm_set *ec, uint32_t i)
 {
     if (ec->m[i].pid > 0)
         sx_h_kill9(ec->m[i].pid);
     ec->m[i].pid = 0;
 }
 
-void sx_etcd_member_stop(sx_etcd_members *ec, uint32_t i, uint64_t timeout_ms)
+void sx_etcdm_stop(sx_etcdm_set *ec, uint32_t i, uint64_t timeout_ms)
 {
     if (ec->m[i].pid > 0)
         sx_h_stop(ec->m[i].pid, timeout_ms);
     ec->m[i].pid = 0;
 }
 
-void sx_etcd_member_restart(sx_etcd_members *ec, uint32_t i)
+void sx_etcdm_restart(sx_etcdm_set *ec, uint32_t i)
 {
     if (ec->m[i].pid <= 0)
         spawn(ec, i);
@@ -153,9 +153,9 @@ void sx_etcd_member_restart(sx_etcd_members *ec, uint32_t i)
  * stops early; the caller sees it by sx_h_alive). */
 static bool all_answer(void *arg)
 {
-    sx_etcd_members *ec = arg;
+    sx_etcdm_set *ec = arg;
     for (uint32_t i = 0; i < ec->n; i++) {
-        sx_etcd_member *m = &ec->m[i];
+        sx_etcdm *m = &ec->m[i];
         if (m->pid <= 0)
             continue;
         if (!sx_h_alive(m->pid))
@@ -169,7 +169,7 @@ static bool all_answer(void *arg)
     return true;
 }
 
-bool sx_etcd_members_wait(sx_etcd_members *ec, uint64_t timeout_ms)
+bool sx_etcdm_wait(sx_etcdm_set *ec, uint64_t timeout_ms)
 {
     bool answered = sx_h_wait_for(all_answer, ec, timeout_ms);
     bool alive = true;
@@ -183,7 +183,7 @@ bool sx_etcd_members_wait(sx_etcd_members *ec, uint64_t timeout_ms)
     return answered && alive;
 }
 
-void sx_etcd_members_dump_logs(const sx_etcd_members *ec, int lines)
+void sx_etcdm_dump_logs(const sx_etcdm_set *ec, int lines)
 {
     for (uint32_t i = 0; i < ec->n; i++) {
         fprintf(stderr, "--- %s (%s, pid %d)\n", ec->m[i].log, ec->m[i].addr, (int)ec->m[i].pid);
@@ -191,15 +191,15 @@ void sx_etcd_members_dump_logs(const sx_etcd_members *ec, int lines)
     }
 }
 
-void sx_etcd_members_kill_all(sx_etcd_members *ec)
+void sx_etcdm_kill_all(sx_etcdm_set *ec)
 {
     for (uint32_t i = 0; i < ec->n; i++)
-        sx_etcd_member_kill(ec, i);
+        sx_etcdm_kill(ec, i);
 }
 
-void sx_etcd_members_destroy(sx_etcd_members *ec)
+void sx_etcdm_destroy(sx_etcdm_set *ec)
 {
-    sx_etcd_members_kill_all(ec);
+    sx_etcdm_kill_all(ec);
     close_clients(ec);
     if (ec->dir[0])
         sx_h_tmpdir_done(ec->dir);

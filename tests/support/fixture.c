@@ -105,16 +105,16 @@ int sx_fx_cluster_teardown(void **state)
 
 int sx_fx_free_port(void)
 {
-    int port = sx_etcd_free_port();
+    int port = sx_etcdm_free_port();
     assert_true(port > 0);
     return port;
 }
 
 void sx_fx_etcd_start(sx_fx_etcd *m, const char *tag)
 {
-    if (!sx_etcd_members_start(&m->members, 1, tag, 20000))
+    if (!sx_etcdm_start(&m->members, 1, tag, 20000))
         fail_msg("etcd did not start");
-    const sx_etcd_member *one = &m->members.m[0];
+    const sx_etcdm *one = &m->members.m[0];
     snprintf(m->dir, sizeof(m->dir), "%s", m->members.dir);
     snprintf(m->log, sizeof(m->log), "%s", one->log);
     snprintf(m->addr, sizeof(m->addr), "%s", one->addr);
@@ -125,13 +125,13 @@ void sx_fx_etcd_start(sx_fx_etcd *m, const char *tag)
 void sx_fx_etcd_stop(sx_fx_etcd *m)
 {
     m->members.m[0].pid = m->pid; /* 0 when the test killed it itself */
-    sx_etcd_members_destroy(&m->members);
+    sx_etcdm_destroy(&m->members);
     m->etcd = NULL;
     m->pid = 0;
 }
 
-void sx_fx_etcd_cluster_start(sx_etcd_members *ec, uint32_t n, const char *tag)
+void sx_fx_etcd_cluster_start(sx_etcdm_set *ec, uint32_t n, const char *tag)
 {
-    if (!sx_etcd_members_start(ec, n, tag, 20000))
+    if (!sx_etcdm_start(ec, n, tag, 20000))
         fail_msg("etcd (%u members) did not start", n);
 }

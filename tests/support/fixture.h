@@ -78,7 +78,7 @@ typedef struct sx_fx_etcd {
     char addr[64]; /* client address, host:port */
     pid_t pid;     /* a test that kills it itself sets 0 */
     sx_etcd *etcd; /* a client of it alone (borrowed from members) */
-    sx_etcd_members members;
+    sx_etcdm_set members;
 } sx_fx_etcd;
 
 /* A loopback TCP port free now (bound with port 0 and released). */
@@ -89,10 +89,10 @@ void sx_fx_etcd_start(sx_fx_etcd *m, const char *tag);
 /* kill -9, the directory removed. */
 void sx_fx_etcd_stop(sx_fx_etcd *m);
 
-/* n members as one etcd cluster (sx_etcd_members_start, 20 s per attempt);
+/* n members as one etcd cluster (sx_etcdm_start, 20 s per attempt);
  * fails the test, with their logs, if it does not come up. The caller ends
- * it with sx_etcd_members_destroy. */
-void sx_fx_etcd_cluster_start(sx_etcd_members *ec, uint32_t n, const char *tag);
+ * it with sx_etcdm_destroy. */
+void sx_fx_etcd_cluster_start(sx_etcdm_set *ec, uint32_t n, const char *tag);
 
 /* ----------------------------------------------------------------- stores -- */
 
