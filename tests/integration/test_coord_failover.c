@@ -679,6 +679,21 @@ static size_t check_history(fx *f)
     return terms;
 }
 
+/* GetMap answers OK at coordinator k (it serves as a leader). */
+static bool answers_as_leader(sx_cluster *c, uint32_t k)
+{
+    if (c->coords_pid[k] <= 0)
+        return false;
+    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 300};
+    sx_status st =
+        sx_rpc_invoke(c->rpc, c->coords_addr[k], &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL);
+    sx_rpc_free(resp);
+    return st == SX_OK;
+}
+
 /* ============================================================== cases === */
 
 /* The clock has passed *(uint64_t *)arg (supervising meanwhile). */
@@ -731,6 +746,10 @@ static void test_fencing(void **state)
     uint64_t ack_before = atomic_load(&f->L.acked);
     uint32_t k = (uint32_t)old;
     sx_h_resume(old_pid);
+    /* From the moment it runs again it answers nothing as the leader. */
+    for (uint64_t end = sx_clock_now_ms() + 1000; sx_clock_now_ms() < end;)
+        if (answers_as_leader(c, k))
+            FAIL(f, "the resumed old leader answered GetMap as the leader");
     /* It stops leading: it steps down and follows in the same process (main
      * since 9c6a735), or exits 1 (crash-only) and is started again. */
     if (!until(f, follows_or_exited, &k, WAIT_MS))
@@ -797,21 +816,6 @@ static void test_kill9_rounds(void **state)
         FAIL(f, "coordinator %u exited by itself (waitpid %d)", f->exits[i].k, f->exits[i].status);
     check_history(f);
     check_data(f);
-}
-
-/* GetMap answers OK at coordinator k (it serves as a leader). */
-static bool answers_as_leader(sx_cluster *c, uint32_t k)
-{
-    if (c->coords_pid[k] <= 0)
-        return false;
-    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 300};
-    sx_status st =
-        sx_rpc_invoke(c->rpc, c->coords_addr[k], &shardex__internal__v1__coordinator__descriptor,
-                      "GetMap", &req.base, &resp, &o, NULL);
-    sx_rpc_free(resp);
-    return st == SX_OK;
 }
 
 typedef struct window {
