@@ -10,9 +10,8 @@
  *                 history of /shardex/t/, read with a watch from revision 1,
  *                 shows exactly one leader at a time: the leader key only
  *                 created when absent, every put of the map made while a
- *                 leader key existed, map versions never going back, and
- *                 (once the map carries it) the coordinator_epoch of that
- *                 leader key.
+ *                 leader key existed with the coordinator_epoch of that
+ *                 leader key, and map versions never going back.
  *   kill9         three rounds of kill -9 of the leader, a new one waited
  *                 for, the killed one started again (it follows); the
  *                 longest stretch with no acknowledged write is printed per
@@ -499,8 +498,8 @@ typedef struct history {
     char leader_key[128], map_key[128], marker_key[128];
 } history;
 
-/* The map's coordinator_epoch if its generated code has the field (looked up
- * by name: this test builds before and after the field lands). */
+/* The map's coordinator_epoch, looked up by name in the generated code (the
+ * test was written before the field landed; false if it is missing). */
 static bool map_epoch(const Shardex__Internal__V1__ClusterMap *m, uint64_t *epoch)
 {
     const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(
@@ -559,22 +558,13 @@ static void on_hist_end(void *arg, sx_status st, const sx_err *err)
     pthread_mutex_unlock(&h->mu);
 }
 
-/* Reads the whole history of /shardex/t/ (a watch from revision 1, up to a
- * marker key put now) and checks that there was exactly one leader at a
- * time and that every map was written under the leader of the moment: the
- * leader key created only when absent (version 1, created by that very
- * revision), every put of the map while a leader key existed, map versions
- * rising within a term and never falling across terms (a deposed writer
- * would put an older one; a new leader saves the map it adopted, at the
- * same version), and, once the map has
- * coordinator_epoch, that epoch equal to the leader key's create revision.
- * Returns the number of leader terms. */
-static size_t check_history(fx *f)
+/* Reads the whole history of /shardex/t/ into h: a watch from revision 1
+ * until a marker key, put now, comes through. Fails the test if it does not. */
+static void read_history(fx *f, history *h)
 {
-    history h = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    snprintf(h.leader_key, sizeof(h.leader_key), "/shardex/%s/leader", CLUSTER);
-    snprintf(h.map_key, sizeof(h.map_key), "/shardex/%s/map", CLUSTER);
-    snprintf(h.marker_key, sizeof(h.marker_key), "/shardex/%s/zz-test-history-end", CLUSTER);
+    snprintf(h->leader_key, sizeof(h->leader_key), "/shardex/%s/leader", CLUSTER);
+    snprintf(h->map_key, sizeof(h->map_key), "/shardex/%s/map", CLUSTER);
+    snprintf(h->marker_key, sizeof(h->marker_key), "/shardex/%s/zz-test-history-end", CLUSTER);
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "/shardex/%s/", CLUSTER);
     sx_etcd_watch_opts wo = {.key = prefix,
@@ -582,101 +572,122 @@ static size_t check_history(fx *f)
                              .start_revision = 1,
                              .on_event = on_hist_event,
                              .on_end = on_hist_end,
-                             .arg = &h};
+                             .arg = h};
     sx_etcd_watch *w = NULL;
     sx_err err = {0};
     if (sx_etcd_watch_start(f->ec.etcd, &wo, &w, NULL, &err) != SX_OK)
         FAIL(f, "history watch: %s", err.msg);
-    if (sx_etcd_put(f->ec.etcd, h.marker_key, "end", 3, 0, NULL, &err) != SX_OK)
+    if (sx_etcd_put(f->ec.etcd, h->marker_key, "end", 3, 0, NULL, &err) != SX_OK)
         FAIL(f, "history marker: %s", err.msg);
-    pthread_mutex_lock(&h.mu);
+    pthread_mutex_lock(&h->mu);
     uint64_t end = sx_clock_now_ms() + WAIT_MS;
-    while (!h.marker && !h.ended && sx_clock_now_ms() < end) {
-        pthread_mutex_unlock(&h.mu);
+    while (!h->marker && !h->ended && sx_clock_now_ms() < end) {
+        pthread_mutex_unlock(&h->mu);
         sx_clock_sleep_ms(20);
-        pthread_mutex_lock(&h.mu);
+        pthread_mutex_lock(&h->mu);
     }
-    bool complete = h.marker;
-    pthread_mutex_unlock(&h.mu);
-    sx_etcd_watch_stop(w);
-    sx_etcd_delete(f->ec.etcd, h.marker_key, false, NULL, NULL, NULL);
+    bool complete = h->marker;
+    pthread_mutex_unlock(&h->mu);
+    sx_etcd_watch_stop(w); /* no callback runs after this */
+    sx_etcd_delete(f->ec.etcd, h->marker_key, false, NULL, NULL, NULL);
     if (!complete)
         FAIL(f, "the history watch did not reach the marker");
+}
 
-    bool present = false;
-    int64_t epoch = 0;
-    char who[64] = "";
-    uint64_t last_version = 0, last_hash = 0;
-    bool first_of_term = false;
-    size_t terms = 0, puts = 0, with_epoch = 0;
-    char why[300] = "";
-    for (size_t i = 0; i < h.n && !why[0]; i++) {
-        const hev *e = &h.ev[i];
-        if (e->leader && !e->deleted) {
-            if (present || e->version != 1 || e->create_revision != e->revision)
-                snprintf(why, sizeof(why),
-                         "revision %" PRId64 ": leader key put (version %" PRId64
-                         ") while %s held it (epoch %" PRId64 ")",
-                         e->revision, e->version, who, epoch);
-            present = true;
-            first_of_term = true;
-            epoch = e->revision;
-            snprintf(who, sizeof(who), "%s", e->value);
-            terms++;
-            fprintf(stderr, "history: revision %" PRId64 " %s leads (epoch %" PRId64 ")\n",
-                    e->revision, who, epoch);
-        } else if (e->leader) {
-            if (!present)
-                snprintf(why, sizeof(why), "revision %" PRId64 ": leader key deleted while absent",
-                         e->revision);
-            present = false;
-            fprintf(stderr, "history: revision %" PRId64 " leader key of %s gone\n", e->revision,
-                    who);
-        } else if (e->map && !e->deleted) {
-            puts++;
-            if (!present)
-                snprintf(why, sizeof(why),
-                         "revision %" PRId64 ": map version %" PRIu64 " put with no leader",
-                         e->revision, e->map_version);
-            else if (e->map_version == UINT64_MAX)
-                snprintf(why, sizeof(why), "revision %" PRId64 ": the map does not decode",
-                         e->revision);
-            else if (e->map_version < last_version ||
-                     (e->map_version == last_version && !first_of_term))
-                snprintf(why, sizeof(why),
-                         "revision %" PRId64 ": map version %" PRIu64 " after %" PRIu64
-                         " (a stale writer)",
-                         e->revision, e->map_version, last_version);
-            else if (e->has_epoch && e->epoch != (uint64_t)epoch)
-                snprintf(why, sizeof(why),
-                         "revision %" PRId64 ": map version %" PRIu64
-                         " carries coordinator_epoch %" PRIu64 " under leader %s of epoch %" PRId64,
-                         e->revision, e->map_version, e->epoch, who, epoch);
-            if (first_of_term && e->map_version == last_version)
-                fprintf(stderr,
-                        "history: revision %" PRId64 ": the new leader put version %" PRIu64
-                        " again, %s\n",
-                        e->revision, e->map_version,
-                        e->hash == last_hash ? "the same bytes" : "with OTHER bytes");
-            first_of_term = false;
-            with_epoch += e->has_epoch;
-            last_version = e->map_version;
-            last_hash = e->hash;
-        } else if (e->map) {
-            snprintf(why, sizeof(why), "revision %" PRId64 ": the map was deleted", e->revision);
-        }
+/* The walk through the history: who leads at each revision. */
+typedef struct judge {
+    bool present;       /* a leader key exists */
+    bool first_of_term; /* no map put yet under it */
+    int64_t epoch;      /* its create revision */
+    char who[64];
+    uint64_t last_version, last_hash;
+    size_t terms, puts;
+    char why[300]; /* the first break, "" while none */
+} judge;
+
+static void judge_leader(judge *j, const hev *e)
+{
+    if (e->deleted) {
+        if (!j->present)
+            snprintf(j->why, sizeof(j->why),
+                     "revision %" PRId64 ": leader key deleted while absent", e->revision);
+        j->present = false;
+        fprintf(stderr, "history: revision %" PRId64 " leader key of %s gone\n", e->revision,
+                j->who);
+        return;
     }
-    pthread_mutex_lock(&h.mu);
+    if (j->present || e->version != 1 || e->create_revision != e->revision)
+        snprintf(j->why, sizeof(j->why),
+                 "revision %" PRId64 ": leader key put (version %" PRId64
+                 ") while %s held it (epoch %" PRId64 ")",
+                 e->revision, e->version, j->who, j->epoch);
+    j->present = j->first_of_term = true;
+    j->epoch = e->revision;
+    snprintf(j->who, sizeof(j->who), "%s", e->value);
+    j->terms++;
+    fprintf(stderr, "history: revision %" PRId64 " %s leads (epoch %" PRId64 ")\n", e->revision,
+            j->who, j->epoch);
+}
+
+static void judge_map(judge *j, const hev *e)
+{
+    if (e->deleted) {
+        snprintf(j->why, sizeof(j->why), "revision %" PRId64 ": the map was deleted", e->revision);
+        return;
+    }
+    j->puts++;
+    if (!j->present)
+        snprintf(j->why, sizeof(j->why),
+                 "revision %" PRId64 ": map version %" PRIu64 " put with no leader", e->revision,
+                 e->map_version);
+    else if (e->map_version == UINT64_MAX)
+        snprintf(j->why, sizeof(j->why), "revision %" PRId64 ": the map does not decode",
+                 e->revision);
+    else if (e->map_version < j->last_version ||
+             (e->map_version == j->last_version && !(j->first_of_term && e->hash == j->last_hash)))
+        snprintf(j->why, sizeof(j->why),
+                 "revision %" PRId64 ": map version %" PRIu64 " after %" PRIu64 " (a stale writer)",
+                 e->revision, e->map_version, j->last_version);
+    else if (!e->has_epoch)
+        snprintf(j->why, sizeof(j->why),
+                 "revision %" PRId64 ": map version %" PRIu64 " has no coordinator_epoch",
+                 e->revision, e->map_version);
+    else if (e->epoch != (uint64_t)j->epoch)
+        snprintf(j->why, sizeof(j->why),
+                 "revision %" PRId64 ": map version %" PRIu64 " carries coordinator_epoch %" PRIu64
+                 " under leader %s of epoch %" PRId64,
+                 e->revision, e->map_version, e->epoch, j->who, j->epoch);
+    j->first_of_term = false;
+    j->last_version = e->map_version;
+    j->last_hash = e->hash;
+}
+
+/* Reads the whole history of /shardex/t/ and checks that there was exactly
+ * one leader at a time and that every map was written by the leader of the
+ * moment: the leader key created only when absent (version 1, created by
+ * that very revision) and deleted only when present; every put of the map
+ * while a leader key existed, carrying that key's create revision as its
+ * coordinator_epoch; map versions rising (a new leader may save the map it
+ * adopted again, same bytes). Returns the number of leader terms. */
+static size_t check_history(fx *f)
+{
+    history h = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    read_history(f, &h);
+    judge j = {0};
+    for (size_t i = 0; i < h.n && !j.why[0]; i++) {
+        if (h.ev[i].leader)
+            judge_leader(&j, &h.ev[i]);
+        else if (h.ev[i].map)
+            judge_map(&j, &h.ev[i]);
+    }
     free(h.ev);
-    pthread_mutex_unlock(&h.mu);
     fprintf(stderr,
-            "history: %zu leader terms, %zu map puts (%zu with coordinator_epoch%s), last map "
+            "history: %zu leader terms, %zu map puts, each with its leader's epoch; last map "
             "version %" PRIu64 "\n",
-            terms, puts, with_epoch, with_epoch ? "" : ": not on main yet, versions checked only",
-            last_version);
-    if (why[0])
-        FAIL(f, "etcd's history breaks one-leader-at-a-time: %s", why);
-    return terms;
+            j.terms, j.puts, j.last_version);
+    if (j.why[0])
+        FAIL(f, "etcd's history breaks one-leader-at-a-time: %s", j.why);
+    return j.terms;
 }
 
 /* GetMap answers OK at coordinator k (it serves as a leader). */
