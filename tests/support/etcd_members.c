@@ -38,30 +38,15 @@ static void spawn(sx_etcdm_set *ec, uint32_t i)
     char curl[64], purl[64];
     snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", m->client_port);
     snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", m->peer_port);
-    char *argv[] = {"/usr/bin/etcd",
-                    "--name",
-                    m->name,
-                    "--data-dir",
-                    m->data,
-                    "--listen-client-urls",
-                    curl,
-                    "--advertise-client-urls",
-                    curl,
-                    "--listen-peer-urls",
-                    purl,
-                    "--initial-advertise-peer-urls",
-                    purl,
-                    "--initial-cluster",
-                    ec->initial,
-                    "--initial-cluster-state",
-                    "new",
-                    "--initial-cluster-token",
-                    ec->token,
-                    "--logger",
-                    "zap",
-                    "--log-level",
-                    "warn",
-                    NULL};
+    char *argv[] = {"/usr/bin/etcd", "--name", m->name, "--data-dir", m->data,
+                    "--listen-client-urls", curl, "--advertise-client-urls", curl,
+                    "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+                    "--initial-cluster", ec->initial, "--initial-cluster-state", "new",
+                    "--initial-cluster-token", ec->token,
+                    /* as deploy/local-cluster.sh: a member that comes back does not
+                     * depose the raft leader (which cost the leading coordinator its
+                     * lease, main's 589f904) */
+                    "--pre-vote", "--logger", "zap", "--log-level", "warn", NULL};
     m->pid = sx_h_spawn(argv, m->log);
 }
 
