@@ -53,7 +53,7 @@ test: build
 # tool and client with them). Not the scripts and Python tests, which start
 # their own processes or no cluster (test_security covers TLS and roles
 # itself; test_rpc* and test_etcd talk to an echo server or etcd).
-TLS_SKIP = test_chaos_smoke|test_deploy_lab|test_units|test_interop|test_health_watch|test_security|test_rpc|test_etcd|test_coord_etcd|test_local_cluster_ha
+TLS_SKIP = test_chaos_smoke|test_deploy_lab|test_units|test_interop|test_health_watch|test_security|test_rpc|test_etcd|test_coord_etcd|test_local_cluster_ha|test_lab_coord_etcd
 test-tls: build
 	cd $(BUILD) && SHARDEX_TEST_TLS=1 ctest --output-on-failure -j $(JOBS) -L integration -E '$(TLS_SKIP)'
 
@@ -85,7 +85,7 @@ chaos-lab: build
 
 # The benchmarks (bench/run.sh): each rewrites its section of
 # docs/benchmarks.md and its plots in docs/. BENCH_ONLY="peers" selects
-# (rpc write index peers restart); BENCH_PEERS_ARGS="--rounds 1" and the like pass
+# (rpc write index peers restart failover); BENCH_PEERS_ARGS="--rounds 1" and the like pass
 # options. Their own dependencies (PostgreSQL and libpq for bench_peers,
 # gnuplot for the plots) are installed first, here and never by `make test`;
 # configuring again finds libpq in a build directory made before it was there.

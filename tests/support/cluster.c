@@ -2,6 +2,7 @@
 #include "cluster.h"
 
 #include "clock.h"
+#include "etcd_members.h"
 #include "fsutil.h"
 #include "harness.h"
 
@@ -89,9 +90,9 @@ bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *e
     snprintf(portf, sizeof(portf), "%s/w%u.port", c->dir, i);
     snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);
     unlink(portf);
-    char *argv[16] = {bin,           "--coordinator", c->coord_addr, "--listen",
-                      "127.0.0.1:0", "--data-dir",    data,          "--port-file",
-                      portf,         "--allow-faults"};
+    char *coords = c->ncoords ? c->coords_list : c->coord_addr;
+    char *argv[16] = {bin,  "--coordinator", coords, "--listen",      "127.0.0.1:0", "--data-dir",
+                      data, "--port-file",   portf,  "--allow-faults"};
     int n = 10;
     snprintf(name, sizeof(name), "w%u", i);
     metrics_args(c, name, argv, &n, mportf, sizeof(mportf));
@@ -118,6 +119,138 @@ bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *e
     c->worker_id[i][len] = '\0';
     sx_buf_free(&b);
     return len > 0;
+}
+
+/* ------------------------------------------------- coordinators on etcd -- */
+
+void sx_cluster_start_coord(sx_cluster *c, uint32_t k)
+{
+    char bin[512], portf[512], logf[512], parts[16], repl[16], isr[16], lease[32], meta[600];
+    char mlease[32], mportf[512], name[16];
+    sx_cluster_bin("coordinator/shardex-coordinator", bin, sizeof(bin));
+    snprintf(portf, sizeof(portf), "%s/coord%u.port", c->dir, k);
+    snprintf(logf, sizeof(logf), "%s/coord%u.log", c->dir, k);
+    snprintf(parts, sizeof(parts), "%u", c->opts.partitions);
+    snprintf(repl, sizeof(repl), "%u", c->opts.replication);
+    snprintf(isr, sizeof(isr), "%u", c->opts.min_isr);
+    snprintf(lease, sizeof(lease), "%u", c->opts.lease_ms);
+    snprintf(meta, sizeof(meta), "etcd://%s", c->opts.etcd);
+    snprintf(mlease, sizeof(mlease), "%us", c->opts.metadata_lease_s);
+    snprintf(name, sizeof(name), "coord%u", k);
+    unlink(portf);
+    char *argv[40] = {bin,
+                      "--listen",
+                      c->coords_addr[k],
+                      "--metadata",
+                      meta,
+                      "--cluster",
+                      (char *)c->opts.etcd_cluster,
+                      "--metadata-lease",
+                      mlease,
+                      "--port-file",
+                      portf,
+                      "--lease-ms",
+                      lease,
+                      "--partitions",
+                      parts,
+                      "--replication",
+                      repl,
+                      "--min-isr",
+                      isr};
+    int n = 19;
+    metrics_args(c, name, argv, &n, mportf, sizeof(mportf));
+    argv[n] = NULL;
+    c->coords_pid[k] = sx_h_spawn(argv, logf);
+}
+
+void sx_cluster_kill_coord(sx_cluster *c, uint32_t k)
+{
+    if (c->coords_pid[k] > 0)
+        sx_h_kill9(c->coords_pid[k]);
+    c->coords_pid[k] = 0;
+}
+
+int sx_cluster_leader_key(sx_cluster *c, int64_t *create_revision)
+{
+    if (create_revision)
+        *create_revision = 0;
+    sx_etcd_range *r = NULL;
+    int who = -1;
+    if (sx_etcd_get(c->etcd, c->leader_key, false, &r, NULL) == SX_OK && r->count == 1) {
+        if (create_revision)
+            *create_revision = r->kvs[0].create_revision;
+        for (uint32_t k = 0; k < c->ncoords; k++)
+            if (r->kvs[0].value_len == strlen(c->coords_addr[k]) &&
+                memcmp(r->kvs[0].value, c->coords_addr[k], r->kvs[0].value_len) == 0)
+                who = (int)k;
+    }
+    sx_etcd_range_free(r);
+    return who;
+}
+
+/* The named leader answers GetMap (a follower does not listen, or answers
+ * FAILED_PRECONDITION). */
+static bool leader_answers(void *arg)
+{
+    sx_cluster *c = arg;
+    int k = sx_cluster_leader_key(c, NULL);
+    if (k < 0 || c->coords_pid[k] <= 0)
+        return false;
+    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 1000, .wait_for_ready = true};
+    if (sx_rpc_invoke(c->rpc, c->coords_addr[k], &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL) != SX_OK)
+        return false;
+    sx_rpc_free(resp);
+    snprintf(c->coord_addr, sizeof(c->coord_addr), "%s", c->coords_addr[k]);
+    return true;
+}
+
+int sx_cluster_find_leader(sx_cluster *c, uint64_t timeout_ms)
+{
+    if (!sx_h_wait_for(leader_answers, c, timeout_ms))
+        return -1;
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        if (strcmp(c->coord_addr, c->coords_addr[k]) == 0)
+            return (int)k;
+    return -1;
+}
+
+/* Addresses, the etcd client and every coordinator; waits for a leader. */
+static bool start_coords(sx_cluster *c)
+{
+    if (!c->opts.coordinators)
+        c->opts.coordinators = 1;
+    if (c->opts.coordinators > SX_TEST_MAX_COORDS)
+        return false;
+    if (!c->opts.etcd_cluster)
+        c->opts.etcd_cluster = "t";
+    if (!c->opts.metadata_lease_s)
+        c->opts.metadata_lease_s = 2;
+    c->ncoords = c->opts.coordinators;
+    snprintf(c->leader_key, sizeof(c->leader_key), "/shardex/%s/leader", c->opts.etcd_cluster);
+    /* A plaintext client of its own: the test's etcd has no TLS, c->rpc may. */
+    sx_etcd_opts eo = {.endpoints = c->opts.etcd, .timeout_ms = 2000};
+    if (sx_etcd_open(&eo, &c->etcd, NULL) != SX_OK)
+        return false;
+    for (uint32_t k = 0; k < c->ncoords; k++) {
+        int port = sx_etcdm_free_port();
+        if (port <= 0)
+            return false;
+        snprintf(c->coords_addr[k], sizeof(c->coords_addr[k]), "127.0.0.1:%d", port);
+        size_t l = strlen(c->coords_list);
+        snprintf(c->coords_list + l, sizeof(c->coords_list) - l, "%s%s", k ? "," : "",
+                 c->coords_addr[k]);
+    }
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        sx_cluster_start_coord(c, k);
+    if (sx_cluster_find_leader(c, 30000) < 0) {
+        fprintf(stderr, "no coordinator leads (etcd %s)\n", c->opts.etcd);
+        sx_cluster_dump_logs(c);
+        return false;
+    }
+    return true;
 }
 
 typedef struct reg_wait {
@@ -175,7 +308,7 @@ bool sx_cluster_start(sx_cluster *c, const sx_cluster_opts *opts)
     sx_rpc_client_opts co = {.faults = "", .tls = c->opts.tls ? &tls : NULL};
     if (sx_rpc_client_create(&co, &c->rpc, NULL) != SX_OK)
         return false;
-    if (!start_coordinator(c, "127.0.0.1:0", NULL))
+    if (c->opts.etcd ? !start_coords(c) : !start_coordinator(c, "127.0.0.1:0", NULL))
         return false;
     for (uint32_t i = 0; i < c->nworkers; i++)
         if (!sx_cluster_start_worker(c, i))
@@ -227,6 +360,8 @@ void sx_cluster_kill_all(sx_cluster *c)
     for (uint32_t i = 0; i < c->nworkers; i++)
         sx_cluster_kill_worker(c, i);
     sx_cluster_kill_coordinator(c);
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        sx_cluster_kill_coord(c, k);
 }
 
 bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra)
@@ -247,11 +382,19 @@ void sx_cluster_stop(sx_cluster *c)
             sx_h_signal_stop(c->worker_pid[i]);
     if (c->coord_pid > 0)
         sx_h_signal_stop(c->coord_pid);
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        if (c->coords_pid[k] > 0)
+            sx_h_signal_stop(c->coords_pid[k]);
     for (uint32_t i = 0; i < c->nworkers; i++)
         if (c->worker_pid[i] > 0)
             sx_h_stop(c->worker_pid[i], 5000);
     if (c->coord_pid > 0)
         sx_h_stop(c->coord_pid, 5000);
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        if (c->coords_pid[k] > 0)
+            sx_h_stop(c->coords_pid[k], 5000);
+    sx_etcd_close(c->etcd);
+    c->etcd = NULL;
     sx_rpc_client_destroy(c->rpc);
     c->rpc = NULL;
     if (c->opts.tls) { /* its files go with the directory: nothing started later takes them */
@@ -370,9 +513,16 @@ void sx_cluster_dump_logs(const sx_cluster *c)
 {
     dump_status(c);
     char logf[512];
-    snprintf(logf, sizeof(logf), "%s/coord.log", c->dir);
-    fprintf(stderr, "--- %s\n", logf);
-    sx_h_dump_log(logf, 40);
+    for (uint32_t k = 0; k < c->ncoords; k++) {
+        snprintf(logf, sizeof(logf), "%s/coord%u.log", c->dir, k);
+        fprintf(stderr, "--- %s (%s, pid %d)\n", logf, c->coords_addr[k], (int)c->coords_pid[k]);
+        sx_h_dump_log(logf, 30);
+    }
+    if (!c->ncoords) {
+        snprintf(logf, sizeof(logf), "%s/coord.log", c->dir);
+        fprintf(stderr, "--- %s\n", logf);
+        sx_h_dump_log(logf, 40);
+    }
     for (uint32_t i = 0; i < c->nworkers; i++) {
         snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);
         fprintf(stderr, "--- %s\n", logf);

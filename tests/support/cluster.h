@@ -6,6 +6,7 @@
 #ifndef SX_TEST_CLUSTER_H
 #define SX_TEST_CLUSTER_H
 
+#include "etcd.h"
 #include "rpc.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "shardex/internal/v1/worker.pb-c.h"
@@ -14,6 +15,7 @@
 #include <sys/types.h>
 
 #define SX_TEST_MAX_WORKERS 8
+#define SX_TEST_MAX_COORDS 5
 
 typedef struct sx_cluster_opts {
     uint32_t workers;     /* started by sx_cluster_start */
@@ -32,6 +34,17 @@ typedef struct sx_cluster_opts {
      * take them, and c->rpc uses them. Also when the environment has
      * SHARDEX_TEST_TLS=1 (make test-tls: every test over TLS). */
     bool tls;
+    /* Coordinators on etcd (issue 13): with etcd set (its client endpoints,
+     * "host:port,..."), `coordinators` of them (0: 1; at most
+     * SX_TEST_MAX_COORDS), each with --metadata etcd://ETCD --cluster
+     * etcd_cluster --metadata-lease metadata_lease_s on a port chosen at the
+     * start and kept across restarts; the workers get every address. They
+     * elect one leader; c->coord_addr is the one sx_cluster_find_leader last
+     * found. Without etcd: one coordinator on its embedded store, as before. */
+    const char *etcd;
+    uint32_t coordinators;
+    const char *etcd_cluster;  /* NULL: "t" */
+    uint32_t metadata_lease_s; /* 0: 2 */
 } sx_cluster_opts;
 
 typedef struct sx_cluster {
@@ -49,6 +62,13 @@ typedef struct sx_cluster {
     char certs[300];        /* with TLS: the CA, test-node.pem and .key are there; else "" */
     int coord_metrics_port; /* with opts.metrics, else 0 */
     int worker_metrics_port[SX_TEST_MAX_WORKERS];
+    /* With opts.etcd (else ncoords is 0 and coord_pid is the one coordinator): */
+    uint32_t ncoords;
+    pid_t coords_pid[SX_TEST_MAX_COORDS]; /* 0: not running */
+    char coords_addr[SX_TEST_MAX_COORDS][64];
+    char coords_list[SX_TEST_MAX_COORDS * 64]; /* every address, comma-separated */
+    sx_etcd *etcd;                             /* a client of opts.etcd */
+    char leader_key[128];                      /* /shardex/NAME/leader */
 } sx_cluster;
 
 /* Starts the coordinator and opts.workers workers and waits until each worker
@@ -77,6 +97,22 @@ void sx_cluster_kill_all(sx_cluster *c);
 /* Restarts the coordinator on the same port and data directory, with extra
  * arguments (NULL-terminated, may be NULL). Returns false if it did not come up. */
 bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra);
+
+/* Coordinators on etcd (opts.etcd). Starts coordinator k again (it must not
+ * be running) on its address, with its log (coordK.log) appended to; does
+ * not wait: it campaigns, and leads or follows. */
+void sx_cluster_start_coord(sx_cluster *c, uint32_t k);
+/* kill -9 of coordinator k (reaped). No-op if it is not running. */
+void sx_cluster_kill_coord(sx_cluster *c, uint32_t k);
+/* The coordinator that leads by etcd's record (the leader key names its
+ * address) and answers GetMap: waits up to timeout_ms for one, sets
+ * c->coord_addr to it and returns its index; -1 if none did. The leader key
+ * is read through c->etcd, which needs an etcd quorum. */
+int sx_cluster_find_leader(sx_cluster *c, uint64_t timeout_ms);
+/* The index of the coordinator the leader key names now (no GetMap), -1 if
+ * the key is absent or etcd does not answer; *create_revision (may be NULL)
+ * is the key's create revision (the leader's epoch), 0 if absent. */
+int sx_cluster_leader_key(sx_cluster *c, int64_t *create_revision);
 
 /* The coordinator's current map (sx_rpc_free it), or NULL if it did not answer. */
 Shardex__Internal__V1__ClusterMap *sx_cluster_map(sx_cluster *c);
