@@ -2,6 +2,13 @@
  * listed there under "How the steps choose"), the ISR compare-and-set, and the
  * invariant check.
  *
+ * With moves and removed workers the order is: step 0 (removed workers
+ * leave), 1 (deaths), 2 (leaders), 2b (broken moves cancelled), 3 (trim and
+ * fill, a move's source not counted), 3b (moves finish), 4 and 5 (direct
+ * moves of what holds nothing, leaderships, draining leaders first), 4b
+ * (moves start, bounded), 6 (term partitions). The moves' part is under
+ * "moves" below.
+ *
  * sx_assign keeps a copy of its input and works on the caller's arrays; the
  * steps only move leaders, replicas, isr and elr members and owners, and never
  * touch an epoch or an isr_version. At the end the result is diffed against the copy: a
