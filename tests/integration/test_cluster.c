@@ -270,11 +270,13 @@ static void test_settings_are_fixed_at_creation(void **state)
 {
     sx_cluster *c = *state;
     sx_cluster_kill_coordinator(c);
-    char bin[512], data[512], logf[512];
+    char bin[512], meta[512], logf[512];
     sx_cluster_bin("coordinator/shardex-coordinator", bin, sizeof(bin));
-    snprintf(data, sizeof(data), "%s/coord", c->dir);
     snprintf(logf, sizeof(logf), "%s/coord-refused.log", c->dir);
-    char *argv[] = {bin, "--listen", "127.0.0.1:0", "--data-dir", data, "--partitions", "16", NULL};
+    char *argv[16] = {bin, "--listen", "127.0.0.1:0", "--partitions", "16"};
+    int n = 5;
+    sx_cluster_meta_args(c, argv, &n, meta, sizeof(meta)); /* the cluster's map */
+    argv[n] = NULL;
     sx_buf b = {0};
     bool found = false;
     uint64_t end = sx_clock_now_ms() + WAIT_MS;

@@ -1,11 +1,14 @@
 /* cluster.h: a real shardex cluster for integration tests: a coordinator and
  * workers as separate processes on loopback ports they chose themselves, in a
  * fresh temporary directory, with helpers to read the map, ask workers what
- * they believe, and kill, pause and restart any of them.
+ * they believe, and kill, pause and restart any of them. The coordinator
+ * keeps its metadata in its data directory, or in an etcd member of the
+ * cluster's own (opts.etcd).
  */
 #ifndef SX_TEST_CLUSTER_H
 #define SX_TEST_CLUSTER_H
 
+#include "harness.h"
 #include "rpc.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "shardex/internal/v1/worker.pb-c.h"
@@ -32,6 +35,15 @@ typedef struct sx_cluster_opts {
      * take them, and c->rpc uses them. Also when the environment has
      * SHARDEX_TEST_TLS=1 (make test-tls: every test over TLS). */
     bool tls;
+    /* The coordinator keeps its metadata in etcd (issue 13): one etcd member
+     * started for the cluster (sx_h_etcd, killed with it), and the
+     * coordinator given --metadata etcd://ADDR --cluster test
+     * --metadata-lease 2s instead of --data-dir. The coordinator is ready
+     * when it answers GetMap, not when it writes its port file: after a kill
+     * -9 the old leader key lives until its etcd lease runs out (up to 2 s).
+     * Also when the environment has SHARDEX_TEST_METADATA=etcd (make
+     * test-etcd). */
+    bool etcd;
 } sx_cluster_opts;
 
 typedef struct sx_cluster {
@@ -49,6 +61,7 @@ typedef struct sx_cluster {
     char certs[300];        /* with TLS: the CA, test-node.pem and .key are there; else "" */
     int coord_metrics_port; /* with opts.metrics, else 0 */
     int worker_metrics_port[SX_TEST_MAX_WORKERS];
+    sx_h_etcd etcd; /* with opts.etcd: the member, else zeroed */
 } sx_cluster;
 
 /* Starts the coordinator and opts.workers workers and waits until each worker
@@ -63,6 +76,13 @@ bool sx_cluster_certs(const char *dir, const char *const *args);
  * environment has SHARDEX_KEEP_TEST_DIR set). */
 void sx_cluster_stop(sx_cluster *c);
 
+/* Adds the coordinator's metadata flags to argv at *n (at most 6; the path
+ * or URL they name is written into buf, cap bytes, which must outlive argv):
+ * --data-dir DIR/coord, or with opts.etcd --metadata etcd://ADDR, --cluster
+ * and --metadata-lease. For a test that starts a coordinator of its own on
+ * the cluster's metadata. */
+void sx_cluster_meta_args(const sx_cluster *c, char **argv, int *n, char *buf, size_t cap);
+
 /* (Re)starts worker i (keeping its data directory); waits for its port file. */
 bool sx_cluster_start_worker(sx_cluster *c, uint32_t i);
 /* The same with extra environment variables for that process ("NAME=value",
@@ -70,12 +90,14 @@ bool sx_cluster_start_worker(sx_cluster *c, uint32_t i);
 bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *env);
 void sx_cluster_kill_worker(sx_cluster *c, uint32_t i);
 void sx_cluster_kill_coordinator(sx_cluster *c);
-/* kill -9 of every worker and the coordinator, for a teardown whose data is
- * thrown away (a graceful stop costs each process its shutdown grace); then
- * sx_cluster_stop removes the directory. */
+/* kill -9 of every worker, the coordinator and the etcd member, for a
+ * teardown whose data is thrown away (a graceful stop costs each process its
+ * shutdown grace); then sx_cluster_stop removes the directory. */
 void sx_cluster_kill_all(sx_cluster *c);
-/* Restarts the coordinator on the same port and data directory, with extra
- * arguments (NULL-terminated, may be NULL). Returns false if it did not come up. */
+/* Restarts the coordinator on the same port and metadata, with extra
+ * arguments (NULL-terminated, may be NULL). Returns false if it did not come
+ * up, that is, answer GetMap (on etcd, after a kill -9: once the old
+ * leader's etcd lease ran out). */
 bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra);
 
 /* The coordinator's current map (sx_rpc_free it), or NULL if it did not answer. */

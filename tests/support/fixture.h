@@ -11,7 +11,6 @@
 #define SX_TEST_FIXTURE_H
 
 #include "cluster.h"
-#include "etcd.h"
 #include "harness.h"
 #include "store.h"
 
@@ -69,16 +68,11 @@ int sx_fx_cluster_teardown(void **state);
 
 /* ------------------------------------------------------------ etcd member -- */
 
-/* One etcd member of its own (/usr/bin/etcd) in a temporary directory, on
- * loopback ports found free (tried again with others when it cannot bind). */
-typedef struct sx_fx_etcd {
-    char dir[256], log[300];
-    char addr[64]; /* client address, host:port */
-    pid_t pid;
-    sx_etcd *etcd; /* a client of it alone */
-} sx_fx_etcd;
+/* One etcd member of its own: harness.h's sx_h_etcd, failing the test when
+ * it does not come up. */
+typedef sx_h_etcd sx_fx_etcd;
 
-/* A loopback TCP port free now (bound with port 0 and released). */
+/* A loopback TCP port free now (sx_h_free_port); fails the test if none. */
 int sx_fx_free_port(void);
 
 /* Starts it and waits until it answers; fails the test if it does not. */

@@ -5,6 +5,7 @@
 #include "fsutil.h"
 #include "mem.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -287,4 +290,113 @@ void sx_h_dump_log(const char *path, int lines)
     snprintf(cmd, sizeof(cmd), "tail -n %d '%s' >&2", lines, path);
     int rc = system(cmd);
     (void)rc;
+}
+
+/* ------------------------------------------------------------ etcd member -- */
+
+/* Another process may take the port before etcd binds it; sx_h_etcd_start
+ * then tries again with new ports. */
+int sx_h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Answers a Range, or has exited (then the wait stops early too). */
+static bool etcd_answers(void *arg)
+{
+    sx_h_etcd *m = arg;
+    if (!sx_h_alive(m->pid))
+        return true;
+    sx_etcd_range *r = NULL;
+    sx_status st = sx_etcd_get(m->etcd, "/ready", false, &r, NULL);
+    sx_etcd_range_free(r);
+    return st == SX_OK;
+}
+
+/* One try on ports cport (clients) and pport (peers): true when it answers. */
+static bool etcd_try(sx_h_etcd *m, const char *tag, int attempt, int cport, int pport)
+{
+    char name[64], data[300], curl[64], purl[64], cluster[128];
+    snprintf(name, sizeof(name), "sx-%s-%d-%d", tag, (int)getpid(), attempt);
+    snprintf(data, sizeof(data), "%s/data%d", m->dir, attempt);
+    snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", cport);
+    snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", pport);
+    snprintf(cluster, sizeof(cluster), "%s=%s", name, purl);
+    char *argv[] = {"/usr/bin/etcd",
+                    "--name",
+                    name,
+                    "--data-dir",
+                    data,
+                    "--listen-client-urls",
+                    curl,
+                    "--advertise-client-urls",
+                    curl,
+                    "--listen-peer-urls",
+                    purl,
+                    "--initial-advertise-peer-urls",
+                    purl,
+                    "--initial-cluster",
+                    cluster,
+                    "--initial-cluster-state",
+                    "new",
+                    "--initial-cluster-token",
+                    name,
+                    "--logger",
+                    "zap",
+                    "--log-level",
+                    "warn",
+                    NULL};
+    snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%d", cport);
+    sx_etcd_opts eo = {.endpoints = m->addr, .timeout_ms = 1000};
+    if (sx_etcd_open(&eo, &m->etcd, NULL) != SX_OK)
+        return false;
+    m->pid = sx_h_spawn(argv, m->log);
+    bool answered = sx_h_wait_for(etcd_answers, m, 20000);
+    bool alive = sx_h_alive(m->pid); /* reaps it if it exited */
+    if (answered && alive)
+        return true;
+    /* A port taken in between (etcd exits), or too slow: again, afresh. */
+    fprintf(stderr, "etcd did not come up on %s (attempt %d)\n", m->addr, attempt);
+    sx_h_dump_log(m->log, 10);
+    if (alive)
+        sx_h_kill9(m->pid);
+    m->pid = 0;
+    sx_etcd_close(m->etcd);
+    m->etcd = NULL;
+    return false;
+}
+
+bool sx_h_etcd_start(sx_h_etcd *m, const char *tag)
+{
+    memset(m, 0, sizeof(*m));
+    sx_h_tmpdir(m->dir, sizeof(m->dir), tag);
+    snprintf(m->log, sizeof(m->log), "%s/etcd.log", m->dir);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int cport = sx_h_free_port(), pport = sx_h_free_port();
+        if (cport > 0 && pport > 0 && etcd_try(m, tag, attempt, cport, pport))
+            return true;
+    }
+    fprintf(stderr, "etcd did not start\n");
+    sx_h_etcd_stop(m);
+    return false;
+}
+
+void sx_h_etcd_stop(sx_h_etcd *m)
+{
+    sx_etcd_close(m->etcd);
+    if (m->pid > 0)
+        sx_h_kill9(m->pid);
+    if (m->dir[0])
+        sx_h_tmpdir_done(m->dir);
+    memset(m, 0, sizeof(*m));
 }

@@ -8,6 +8,8 @@
 #ifndef SX_TEST_HARNESS_H
 #define SX_TEST_HARNESS_H
 
+#include "etcd.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -80,5 +82,25 @@ bool sx_h_alive(pid_t pid);
 
 /* Prints the last lines of a log file to stderr, for failed tests. */
 void sx_h_dump_log(const char *path, int lines);
+
+/* A loopback TCP port free now (bound with port 0 and released), or -1. */
+int sx_h_free_port(void);
+
+/* One etcd member of its own (/usr/bin/etcd) in a fresh sx_h_tmpdir
+ * directory, on loopback ports found free (tried again with others when it
+ * cannot bind). Valid when zeroed: sx_h_etcd_stop does nothing then. */
+typedef struct sx_h_etcd {
+    char dir[256], log[300];
+    char addr[64]; /* client address, host:port */
+    pid_t pid;     /* 0: not running */
+    sx_etcd *etcd; /* a client of it alone */
+} sx_h_etcd;
+
+/* Starts it and waits until it answers a Range; false (after printing its
+ * log) when it did not come up, with everything it made removed again. */
+bool sx_h_etcd_start(sx_h_etcd *m, const char *tag);
+/* kill -9, the directory removed (sx_h_tmpdir_done); m is zeroed, so a
+ * second stop does nothing. */
+void sx_h_etcd_stop(sx_h_etcd *m);
 
 #endif
