@@ -49,9 +49,8 @@ void sx_cluster_meta_args(const sx_cluster *c, char **argv, int *n, char *buf, s
     argv[(*n)++] = buf;
     argv[(*n)++] = "--cluster";
     argv[(*n)++] = "test";
-    /* etcd's shortest: a coordinator killed -9 is replaced within 2 s. */
     argv[(*n)++] = "--metadata-lease";
-    argv[(*n)++] = "2s";
+    argv[(*n)++] = (char *)c->metadata_lease;
 }
 
 typedef struct coord_wait {
@@ -68,9 +67,9 @@ static bool coord_answers(void *arg)
     Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
     sx_rpc_call_opts o = {.timeout_ms = 1000, .wait_for_ready = true};
-    w->answered = sx_rpc_invoke(w->c->rpc, w->c->coord_addr,
-                                &shardex__internal__v1__coordinator__descriptor, "GetMap",
-                                &req.base, &resp, &o, NULL) == SX_OK;
+    w->answered =
+        sx_rpc_invoke(w->c->rpc, w->c->coord_addr, &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL) == SX_OK;
     sx_rpc_free(resp);
     return w->answered;
 }
@@ -223,6 +222,9 @@ bool sx_cluster_start(sx_cluster *c, const sx_cluster_opts *opts)
         return false;
     const char *env_meta = getenv("SHARDEX_TEST_METADATA");
     c->opts.etcd = c->opts.etcd || (env_meta && strcmp(env_meta, "etcd") == 0);
+    /* 2 s, etcd's shortest: a coordinator killed -9 is replaced within 2 s. */
+    snprintf(c->metadata_lease, sizeof(c->metadata_lease), "%us",
+             c->opts.metadata_lease_s ? c->opts.metadata_lease_s : 2);
     if (c->opts.etcd && !sx_h_etcd_start(&c->etcd, "cluster-etcd"))
         return false;
     if (!start_coordinator(c, "127.0.0.1:0", NULL))

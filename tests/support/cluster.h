@@ -44,6 +44,11 @@ typedef struct sx_cluster_opts {
      * Also when the environment has SHARDEX_TEST_METADATA=etcd (make
      * test-etcd). */
     bool etcd;
+    /* With etcd, the coordinator's --metadata-lease in seconds; 0: 2. The
+     * leader renews it every third and stops leading two thirds after a
+     * renewal, so a test that pauses the coordinator for P ms, and wants it
+     * to lead on, asks for more than 3 * P (here, it cannot be restarted). */
+    uint32_t metadata_lease_s;
 } sx_cluster_opts;
 
 typedef struct sx_cluster {
@@ -61,7 +66,8 @@ typedef struct sx_cluster {
     char certs[300];        /* with TLS: the CA, test-node.pem and .key are there; else "" */
     int coord_metrics_port; /* with opts.metrics, else 0 */
     int worker_metrics_port[SX_TEST_MAX_WORKERS];
-    sx_h_etcd etcd; /* with opts.etcd: the member, else zeroed */
+    sx_h_etcd etcd;          /* with opts.etcd: the member, else zeroed */
+    char metadata_lease[16]; /* with opts.etcd: --metadata-lease, "2s" */
 } sx_cluster;
 
 /* Starts the coordinator and opts.workers workers and waits until each worker
