@@ -64,7 +64,7 @@ test-tls: build
 # --cluster test --metadata-lease 2s instead of --data-dir; issue 13). About
 # 80 s on 2 cores. Left out of the list for time: test_replication_faults
 # (about 60 s on its own), test_replication and the rest: `make test-etcd-all`
-# runs every test of the harness on etcd (about 3.5 minutes). Left out for
+# runs every test of the harness on etcd (about 2.5 minutes). Left out for
 # what they find (the causes are in the coordinator and worker):
 # - test_metrics_scrape: a coordinator with --metrics-listen and no
 #   --data-dir crashes at start (coord_metrics.c takes strlen of the absent
