@@ -33,6 +33,10 @@ size_t sx_alarms(const Shardex__V1__ClusterStatusResponse *r, const sx_alarm_opt
                  void (*fn)(void *arg, const char *line), void *arg)
 {
     raise_ctx c = {.fn = fn, .arg = arg};
+    for (size_t i = 0; i < r->n_etcd_members; i++)
+        if (!r->etcd_members[i]->healthy)
+            alarm(&c, "etcd member %s is unhealthy: %s", or_none(r->etcd_members[i]->endpoint),
+                  or_none(r->etcd_members[i]->error));
     for (size_t i = 0; i < r->n_workers; i++) {
         const Shardex__V1__WorkerStatus *w = r->workers[i];
         if (!w->alive)

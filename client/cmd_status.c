@@ -43,6 +43,8 @@ static const sx_flags_spec status_spec = {
     .description =
         "Shows the cluster as the coordinator last told the worker asked: the settings (P log\n"
         "partitions, replication R, min ISR) and a summary, then\n"
+        "  control plane    where the metadata lives (embedded, or etcd), the coordinators\n"
+        "                   (which leads, its epoch), and with etcd each member's health\n"
         "  workers          id, address, alive (lease not expired), lease left\n"
         "  log partitions   p, epoch, leader, ISR (worker ids, cut to the shortest prefix that\n"
         "                   tells them apart, 6 characters at least), each replica's log end "
@@ -53,7 +55,9 @@ static const sx_flags_spec status_spec = {
         "                   committed but not yet applied there, summed over log partitions)\n"
         "  indexes          as `shardex index list`\n"
         "\n"
-        "  alarms           a dead worker or one near lease expiry (--lease-warn), a log\n"
+        "  alarms           an etcd member that does not answer a linearizable read within\n"
+        "                   a second, a dead worker or one near lease expiry (--lease-warn), a "
+        "log\n"
         "                   partition without a leader, unavailable or under-replicated, a term\n"
         "                   partition without an owner, not ready or lagging (--max-lag)\n"
         "\n"
@@ -196,6 +200,37 @@ static void print_term_partitions(const Shardex__V1__ClusterStatusResponse *r, i
     sx_table_free(t);
 }
 
+static void print_control_plane(const Shardex__V1__ClusterStatusResponse *r)
+{
+    printf("\ncontrol plane: metadata %s, leader epoch %" PRIu64 "\n", or_dash(r->metadata),
+           r->coordinator_epoch);
+    sx_table *t = sx_table_new();
+    sx_table_col(t, "COORDINATOR", SX_ALIGN_LEFT);
+    sx_table_col(t, "ROLE", SX_ALIGN_LEFT);
+    for (size_t i = 0; i < r->n_coordinators; i++) {
+        sx_table_cell(t, "%s", or_dash(r->coordinators[i]->address));
+        sx_table_cell(t, "%s", r->coordinators[i]->leader ? "leader" : "follower");
+    }
+    sx_table_print(t, stdout, 2, true);
+    sx_table_free(t);
+    if (r->n_etcd_members == 0)
+        return;
+    t = sx_table_new();
+    sx_table_col(t, "ETCD MEMBER", SX_ALIGN_LEFT);
+    sx_table_col(t, "HEALTHY", SX_ALIGN_LEFT);
+    sx_table_col(t, "MS", SX_ALIGN_RIGHT);
+    sx_table_col(t, "ERROR", SX_ALIGN_LEFT);
+    for (size_t i = 0; i < r->n_etcd_members; i++) {
+        const Shardex__V1__EtcdMemberStatus *m = r->etcd_members[i];
+        sx_table_cell(t, "%s", or_dash(m->endpoint));
+        sx_table_cell(t, "%s", m->healthy ? "yes" : "NO");
+        sx_table_cell(t, "%" PRIu32, m->latency_ms);
+        sx_table_cell(t, "%s", or_dash(m->error));
+    }
+    sx_table_print(t, stdout, 2, true);
+    sx_table_free(t);
+}
+
 static void print_status(const Shardex__V1__ClusterStatusResponse *r)
 {
     size_t alive = 0, avail = 0, ready = 0;
@@ -212,6 +247,7 @@ static void print_status(const Shardex__V1__ClusterStatusResponse *r)
            "ready, %zu indexes\n",
            alive, r->n_workers, avail, r->n_log_partitions, ready, r->n_term_partitions,
            r->n_indexes);
+    print_control_plane(r);
     print_workers(r);
     int idlen = short_id_len(r);
     print_log_partitions(r, idlen);

@@ -255,6 +255,34 @@ sx_status sx_etcd_get(sx_etcd *e, const char *key, bool prefix, sx_etcd_range **
     return SX_OK;
 }
 
+size_t sx_etcd_member_count(const sx_etcd *e)
+{
+    return e->neps;
+}
+
+const char *sx_etcd_member(const sx_etcd *e, size_t i)
+{
+    return i < e->neps ? e->eps[i] : NULL;
+}
+
+sx_status sx_etcd_member_check(sx_etcd *e, size_t i, uint64_t timeout_ms, sx_err *err)
+{
+    if (i >= e->neps)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "etcd: no member %zu", i);
+    /* What `etcdctl endpoint health` does: a linearizable read, which only a
+     * member in touch with a leader and a quorum can answer. */
+    Etcdserverpb__RangeRequest req = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    req.key = bytes_of("health", 6);
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = timeout_ms, .wait_for_ready = true};
+    sx_err e2 = {0};
+    sx_status st = sx_rpc_invoke(e->rpc, e->eps[i], KV_SVC, "Range", &req.base, &resp, &o, &e2);
+    sx_rpc_free(resp);
+    if (st != SX_OK)
+        return sx_err_set(err, st, "etcd %s: %s", e->eps[i], e2.msg);
+    return SX_OK;
+}
+
 void sx_etcd_range_free(sx_etcd_range *r)
 {
     if (!r)

@@ -81,6 +81,14 @@ typedef struct sx_etcd_range {
 sx_status sx_etcd_get(sx_etcd *e, const char *key, bool prefix, sx_etcd_range **out, sx_err *err);
 void sx_etcd_range_free(sx_etcd_range *r); /* accepts NULL */
 
+/* The members, as the endpoint list named them ("host:port"). */
+size_t sx_etcd_member_count(const sx_etcd *e);
+const char *sx_etcd_member(const sx_etcd *e, size_t i); /* NULL past the end */
+
+/* Whether member i alone answers a linearizable read within timeout_ms (it
+ * is up and in touch with a quorum): SX_OK, else why not. */
+sx_status sx_etcd_member_check(sx_etcd *e, size_t i, uint64_t timeout_ms, sx_err *err);
+
 /* Writes key = value (value_len bytes), attached to lease (0: none).
  * *revision (may be NULL) is the revision of the write. */
 sx_status sx_etcd_put(sx_etcd *e, const char *key, const void *value, size_t value_len,

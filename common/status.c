@@ -103,6 +103,27 @@ sx_status sx_err_prefix(sx_err *err, const char *fmt, ...)
     return err->code;
 }
 
+static const char NOT_LEADER[] = "not the leading coordinator; leader=";
+
+sx_status sx_err_not_leader(sx_err *err, const char *leader)
+{
+    return sx_err_set(err, SX_FAILED_PRECONDITION, "%s%s", NOT_LEADER,
+                      leader && leader[0] ? leader : "unknown");
+}
+
+bool sx_err_leader_hint(const sx_err *err, char *leader, size_t cap)
+{
+    if (!err || err->code != SX_FAILED_PRECONDITION)
+        return false;
+    const char *at = strstr(err->msg, NOT_LEADER); /* a relay may have prefixed it */
+    if (!at)
+        return false;
+    at += sizeof(NOT_LEADER) - 1;
+    if (cap)
+        snprintf(leader, cap, "%s", strcmp(at, "unknown") == 0 ? "" : at);
+    return true;
+}
+
 void sx_err_clear(sx_err *err)
 {
     if (err) {

@@ -10,6 +10,7 @@
 #define SX_STATUS_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* X(name, grpc code, description) */
@@ -70,6 +71,16 @@ sx_status sx_err_vset(sx_err *err, sx_status code, const char *fmt, va_list ap)
 
 /* Prepends "prefix: " to err's message, keeping its code. Returns err->code. */
 sx_status sx_err_prefix(sx_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A follower coordinator's answer: FAILED_PRECONDITION "not the leading
+ * coordinator; leader=ADDR" (leader "" or NULL: "leader=unknown"). Distinct
+ * from the coordinator's other FAILED_PRECONDITION answers (a worker that
+ * must register again), so callers tell them apart with sx_err_leader_hint. */
+sx_status sx_err_not_leader(sx_err *err, const char *leader);
+
+/* Whether err is such an answer; then leader (cap bytes) holds the address
+ * named, or "" when the follower did not know. */
+bool sx_err_leader_hint(const sx_err *err, char *leader, size_t cap);
 
 /* Resets err to SX_OK with an empty message. Accepts NULL. */
 void sx_err_clear(sx_err *err);

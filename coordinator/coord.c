@@ -92,6 +92,7 @@ struct sx_coord {
     uint64_t last_tick_ms;             /* the last tick (or open, or the end of a pause) */
     uint64_t down_from_ms, down_to_ms; /* the last stretch we did not run (down or paused) */
     sx_meta *meta;
+    char *address; /* this coordinator's, for ClusterStatus */
     worker *workers;
     uint32_t nworkers;
     sx_log_part *parts; /* [P] */
@@ -143,6 +144,7 @@ static Shardex__Internal__V1__ClusterMap *build_locked(sx_coord *c, sx_arena *a)
     m->lease_ms = c->lease_ms;
     m->next_incarnation = c->next_incarnation;
     m->next_index_id = c->next_index_id;
+    m->coordinator_epoch = (uint64_t)sx_meta_epoch(c->meta);
     Shardex__Internal__V1__ClusterSettings *s = sx_arena_alloc(a, sizeof(*s));
     shardex__internal__v1__cluster_settings__init(s);
     s->partitions = c->set.partitions;
@@ -486,6 +488,7 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
     pthread_mutex_init(&c->mu, NULL);
     c->lease_ms = opts->lease_ms ? opts->lease_ms : 2000;
     c->tick_ms = opts->tick_ms;
+    c->address = sx_strdup(opts->address ? opts->address : "");
     /* Everything before now was time the coordinator did not run. */
     c->down_from_ms = 0;
     c->down_to_ms = c->last_tick_ms = now_ms;
@@ -502,6 +505,7 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
 
     if (stored) {
         st = load_locked(c, stored, err);
+        uint64_t stored_epoch = stored->coordinator_epoch;
         protobuf_c_message_free_unpacked(&stored->base, NULL);
         if (st != SX_OK)
             goto fail;
@@ -520,14 +524,18 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
          * a new lease is a change workers must hear of. */
         uint32_t stored_lease = c->lease_ms;
         c->lease_ms = opts->lease_ms ? opts->lease_ms : stored_lease;
-        if (c->lease_ms == stored_lease)
+        /* A new leader (etcd) publishes a new version: the map names it. */
+        bool same = c->lease_ms == stored_lease && stored_epoch == (uint64_t)sx_meta_epoch(c->meta);
+        if (same)
             c->version--;
         lease_rules_locked(c);
         fresh_leases_locked(c, now_ms);
         for (uint32_t p = 0; p < c->set.partitions; p++)
             if (c->parts[p].nisr == 0 && c->parts[p].isr_version > 0)
                 report_isr_lost_locked(c, p);
-        commit_locked(c, c->lease_ms == stored_lease ? "restart" : "restart with a new lease");
+        commit_locked(c, same                          ? "restart"
+                         : c->lease_ms != stored_lease ? "restart with a new lease"
+                                                       : "a new leader");
     } else {
         if ((st = check_settings(&opts->settings, err)) != SX_OK)
             goto fail;
@@ -577,6 +585,7 @@ void sx_coord_close(sx_coord *c)
     free(c->cluster_id);
     sx_coord_map_release(c->cur);
     sx_meta_close(c->meta);
+    free(c->address);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -584,6 +593,19 @@ void sx_coord_close(sx_coord *c)
 sx_coord_settings sx_coord_get_settings(const sx_coord *c)
 {
     return c->set;
+}
+
+void sx_coord_set_address(sx_coord *c, const char *address)
+{
+    pthread_mutex_lock(&c->mu);
+    free(c->address);
+    c->address = sx_strdup(address ? address : "");
+    pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t sx_coord_epoch(const sx_coord *c)
+{
+    return (uint64_t)sx_meta_epoch(c->meta); /* fixed while c is open */
 }
 
 uint32_t sx_coord_lease_ms(const sx_coord *c)
@@ -1170,6 +1192,7 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
                      Shardex__V1__ClusterStatusResponse *out)
 {
     pthread_mutex_lock(&c->mu);
+    char *self = sx_arena_strdup(a, c->address);
     out->partitions = c->set.partitions;
     out->replication = c->set.replication;
     out->min_isr = c->set.min_isr;
@@ -1259,4 +1282,6 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
     for (uint32_t i = 0; i < c->nindexes; i++)
         out->indexes[i] = info_of(c, &c->indexes[i], a);
     pthread_mutex_unlock(&c->mu);
+    /* Outside the lock: it may ask etcd. */
+    sx_meta_status(c->meta, self, a, out);
 }

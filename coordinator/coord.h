@@ -48,6 +48,7 @@ typedef struct sx_coord_settings {
 typedef struct sx_coord_opts {
     const char *data_dir; /* the embedded metadata store, unless meta is given */
     struct sx_meta *meta; /* an open metadata store (etcd: meta.h), taken over; NULL: data_dir */
+    const char *address;  /* where it serves (ClusterStatus names it); may be NULL */
     sx_coord_settings settings; /* used when the data directory is new */
     /* Which settings the operator gave explicitly: those must match what is
      * stored; the others are taken from the store. */
@@ -62,6 +63,13 @@ typedef struct sx_coord_opts {
  * from the stored one, SX_INVALID_ARGUMENT for settings out of range. */
 sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **out, sx_err *err);
 void sx_coord_close(sx_coord *c); /* accepts NULL */
+
+/* Where it serves, once known (ClusterStatus names it). */
+void sx_coord_set_address(sx_coord *c, const char *address);
+
+/* The epoch of this coordinator as a leader (the metadata store's: 0 for
+ * the embedded one), carried by every map and answer it gives workers. */
+uint64_t sx_coord_epoch(const sx_coord *c);
 
 /* The lease workers are given now. */
 uint32_t sx_coord_lease_ms(const sx_coord *c);
@@ -196,7 +204,9 @@ sx_status sx_coord_drop_index(sx_coord *c, const char *name, sx_err *err);
 void sx_coord_list_indexes(sx_coord *c, sx_arena *arena, Shardex__V1__ListIndexesResponse *out);
 
 /* Fills the client contract's ClusterStatus from the map and the latest
- * replica reports; everything is allocated in arena. */
+ * replica reports, and the control plane's part from the metadata store
+ * (sx_meta_status: it may ask etcd, so not on an rpc thread that must not
+ * block); everything is allocated in arena. */
 void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *arena,
                      Shardex__V1__ClusterStatusResponse *out);
 

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "fsutil.h"
+#include "service.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,8 +15,9 @@
 #include <string.h>
 
 typedef struct cmetrics {
-    sx_coord *c;
-    char *meta_dir;
+    sx_coord_front *front;
+    char *meta_dir; /* NULL: metadata in etcd */
+    sx_metric_family *leading;
     sx_metric_family *version, *workers, *live, *leaderless_n, *under_n, *unavailable_n, *unowned_n;
     sx_metric_family *epoch, *isr, *replicas, *leaderless, *under, *available, *commit;
     sx_metric_family *t_lag, *t_lag_s, *t_ready, *t_owned;
@@ -77,10 +79,10 @@ static void collect_terms(cmetrics *cm, sx_metrics_scrape *s,
 
 /* Backfill progress from the durable map: the log partitions that reported
  * their backfill of each index done. */
-static void collect_indexes(cmetrics *cm, sx_metrics_scrape *s,
+static void collect_indexes(cmetrics *cm, sx_coord *c, sx_metrics_scrape *s,
                             const Shardex__V1__ClusterStatusResponse *st)
 {
-    sx_coord_map *map = sx_coord_map_acquire(cm->c);
+    sx_coord_map *map = sx_coord_map_acquire(c);
     const Shardex__Internal__V1__ClusterMap *m = map->msg;
     for (size_t i = 0; i < m->n_indexes; i++) {
         const Shardex__Internal__V1__IndexEntry *e = m->indexes[i];
@@ -104,9 +106,16 @@ static void collect_indexes(cmetrics *cm, sx_metrics_scrape *s,
 static void collect_cb(void *arg, sx_metrics_scrape *s)
 {
     cmetrics *cm = arg;
+    /* A follower knows no cluster: it says only that it does not lead. */
+    sx_coord *c = sx_coord_front_enter(cm->front);
+    sx_metrics_sample(s, cm->leading, NULL, c ? 1 : 0);
+    if (!c) {
+        sx_coord_front_exit(cm->front);
+        return;
+    }
     sx_arena a = {0};
     Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
-    sx_coord_status(cm->c, sx_clock_now_ms(), &a, &st);
+    sx_coord_status(c, sx_clock_now_ms(), &a, &st);
     unsigned live = 0;
     for (size_t i = 0; i < st.n_workers; i++)
         live += st.workers[i]->alive;
@@ -115,9 +124,12 @@ static void collect_cb(void *arg, sx_metrics_scrape *s)
     sx_metrics_sample(s, cm->live, NULL, live);
     collect_partitions(cm, s, &st);
     collect_terms(cm, s, &st);
-    collect_indexes(cm, s, &st);
-    sx_metrics_sample(s, cm->disk, (const char *[]){"meta"}, (double)sx_dir_bytes(cm->meta_dir));
+    collect_indexes(cm, c, s, &st);
+    if (cm->meta_dir)
+        sx_metrics_sample(s, cm->disk, (const char *[]){"meta"},
+                          (double)sx_dir_bytes(cm->meta_dir));
     sx_arena_free(&a);
+    sx_coord_front_exit(cm->front);
 }
 
 static void cmetrics_free(void *arg)
@@ -133,17 +145,21 @@ static sx_metric_family *gauge(sx_metrics *m, const char *name, const char *help
     return sx_metrics_collected(m, SX_METRIC_GAUGE, name, help, labels, n);
 }
 
-void sx_coord_metrics_add(sx_metrics *m, sx_coord *c, const char *data_dir)
+void sx_coord_metrics_add(sx_metrics *m, sx_coord_front *f, const char *data_dir)
 {
     if (!m)
         return;
     static const char *const part[] = {"partition"}, *const term[] = {"index", "term_partition"},
                              *const index[] = {"index"}, *const store[] = {"store"};
     cmetrics *cm = sx_calloc(1, sizeof(*cm));
-    cm->c = c;
-    size_t len = strlen(data_dir) + sizeof("/meta");
-    cm->meta_dir = sx_malloc(len);
-    snprintf(cm->meta_dir, len, "%s/meta", data_dir);
+    cm->front = f;
+    if (data_dir) {
+        size_t len = strlen(data_dir) + sizeof("/meta");
+        cm->meta_dir = sx_malloc(len);
+        snprintf(cm->meta_dir, len, "%s/meta", data_dir);
+    }
+    cm->leading = gauge(m, "shardex_coordinator_leading",
+                        "1 while this coordinator leads (the others answer nothing)", NULL, 0);
     cm->version = gauge(m, "shardex_coordinator_map_version",
                         "Version of the cluster map (raised by every durable change)", NULL, 0);
     cm->workers = gauge(m, "shardex_coordinator_workers", "Workers ever registered", NULL, 0);

@@ -9,11 +9,13 @@
 #ifndef SX_COORD_METRICS_H
 #define SX_COORD_METRICS_H
 
-#include "coord.h"
 #include "metrics.h"
+#include "service.h"
 
-/* Adds the coordinator's collector to m (NULL: nothing). c and data_dir are
- * borrowed until nothing scrapes m any more (sx_metrics_http_stop). */
-void sx_coord_metrics_add(sx_metrics *m, sx_coord *c, const char *data_dir);
+/* Adds the coordinator's collector to m (NULL: nothing): it reads the
+ * coordinator that leads through f (a follower reports only
+ * shardex_coordinator_leading 0). f and data_dir (NULL: metadata in etcd)
+ * are borrowed until nothing scrapes m any more (sx_metrics_http_stop). */
+void sx_coord_metrics_add(sx_metrics *m, sx_coord_front *f, const char *data_dir);
 
 #endif

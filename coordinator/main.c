@@ -22,6 +22,7 @@
 
 typedef struct config {
     const char *listen;
+    const char *advertise;
     const char *data_dir;
     const char *port_file;
     uint32_t partitions;
@@ -46,6 +47,12 @@ static const sx_flag flags[] = {
      .type = SX_FLAG_HOSTPORT,
      .offset = OFF(listen, const char *),
      .help = "address to serve on (port 0: any free port, see --port-file)"},
+    {.name = "advertise",
+     .type = SX_FLAG_HOSTPORT,
+     .offset = OFF(advertise, const char *),
+     .help = "address workers and the other coordinators use to reach this one, as etcd "
+             "records the leader (default: --listen with the bound port; 127.0.0.1 for a "
+             "wildcard host)"},
     {.name = "data-dir",
      .type = SX_FLAG_STRING,
      .offset = OFF(data_dir, const char *),
@@ -97,8 +104,9 @@ static const sx_flag flags[] = {
      .offset = OFF(metadata, const char *),
      .metavar = "etcd://HOST:PORT[,...]",
      .help = "keep the cluster's metadata in etcd instead of data-dir: several coordinators "
-             "with the same metadata and cluster elect one leader; the others wait to take "
-             "over (docs/architecture.md)"},
+             "with the same metadata and cluster elect one leader; the others listen too, "
+             "answer with the leader's address, and take over when it goes "
+             "(docs/architecture.md)"},
     {.name = "cluster",
      .type = SX_FLAG_STRING,
      .offset = OFF(cluster, const char *),
@@ -110,9 +118,18 @@ static const sx_flag flags[] = {
      .min = 2000,
      .max = 600000,
      .help = "the leading coordinator's etcd lease: another takes over this long after it "
-             "stops answering etcd; it stops acting a third of it before"},
+             "stops answering etcd; it steps down a third of it before and follows"},
 };
-enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
+enum {
+    F_LISTEN,
+    F_ADVERTISE,
+    F_DATA_DIR,
+    F_PORT_FILE,
+    F_PARTITIONS,
+    F_REPLICATION,
+    F_MIN_ISR,
+    F_TERM
+};
 
 static const sx_flags_spec spec = {
     .prog = "shardex-coordinator",
@@ -120,61 +137,94 @@ static const sx_flags_spec spec = {
     .description = "The shardex control plane: registers workers, judges their leases, assigns "
                    "log and term partitions with epochs, keeps the index catalog. Cluster "
                    "settings (partitions, replication, min-isr, term-partitions) are fixed when "
-                   "the data directory is created; a restart with different ones is refused.",
+                   "the metadata is created (the data directory, or the cluster in etcd); a "
+                   "restart with different ones is refused.",
     .flags = flags,
     .count = sizeof(flags) / sizeof(flags[0]),
     .config = true,
 };
 
-/* Health checks: the one coordinator leads while it runs. */
+/* Health checks: SERVING while this coordinator leads (a follower is up but
+ * answers nothing: NOT_SERVING). */
 static bool coordinator_serving(void *arg)
 {
-    (void)arg;
-    return true;
+    return sx_coord_front_leading(arg);
 }
 
 static const char *const coordinator_services[] = {"shardex.internal.v1.Coordinator",
                                                    "shardex.v1.Shardex", NULL};
-static const sx_health coordinator_health = {.services = coordinator_services,
-                                             .serving = coordinator_serving};
 
-/* With metadata in etcd: becomes the leader before serving anything, trying
- * again every half second while another coordinator leads (a follower does
- * not listen: workers find the leader among their --coordinator addresses).
- * 0: leading, *meta open; 1: stopped by a signal while following; -1: etcd
- * failed (err). */
-static int campaign(const config *cfg, sx_meta **meta, sx_err *err)
+/* With metadata in etcd: follows until it becomes the leader, answering
+ * every call with the leader's address meanwhile (service.h). It campaigns
+ * at once when the leader key goes (a watch), else every half second; an
+ * etcd that fails (no quorum, a member down) is tried again as long as it
+ * takes, with a fresh lease when the old one was lost: a follower never
+ * gives up. 0: leading, *meta open; 1: stopped by a signal while following. */
+static int campaign(const config *cfg, const char *self, sx_coord_front *front, sx_meta **meta)
 {
     sx_meta_etcd_opts eo = {.endpoints = cfg->metadata,
                             .cluster = cfg->cluster,
-                            .self = cfg->listen,
+                            .self = self,
                             .ttl_s = (uint32_t)((cfg->metadata_lease_ms + 999) / 1000)};
-    if (sx_meta_open_etcd(&eo, meta, err) != SX_OK)
-        return -1;
-    char was[300] = "";
+    char was[300] = "-", failed[SX_ERR_MSG_MAX] = "";
+    uint64_t next_try = 0;
     for (;;) {
-        bool won = false;
-        char leader[300];
-        if (sx_meta_campaign(*meta, &won, leader, sizeof(leader), err) != SX_OK) {
-            sx_meta_close(*meta);
-            *meta = NULL;
-            return -1;
+        uint64_t now = sx_clock_now_ms();
+        if (now >= next_try || (*meta && sx_meta_vacant(*meta))) {
+            next_try = now + 500;
+            sx_err err = {0};
+            bool won = false;
+            char leader[300] = "";
+            if (!*meta && sx_meta_open_etcd(&eo, meta, &err) != SX_OK)
+                *meta = NULL;
+            else if (sx_meta_campaign(*meta, &won, leader, sizeof(leader), &err) != SX_OK) {
+                sx_meta_close(*meta); /* its lease may be gone: a new one next time */
+                *meta = NULL;
+            }
+            if (won)
+                return 0;
+            if (err.code != SX_OK) {
+                if (strcmp(failed, err.msg) != 0) /* once per kind of failure */
+                    SX_LOG(SX_LOG_WARN, "coordinator", "etcd: %s; trying again", err.msg);
+                snprintf(failed, sizeof(failed), "%s", err.msg);
+            } else {
+                failed[0] = '\0';
+                sx_coord_front_follow(front, leader);
+                if (strcmp(was, leader) != 0) {
+                    SX_LOG(SX_LOG_INFO, "coordinator", "following leader=%s cluster=%s",
+                           leader[0] ? leader : "(none yet)", cfg->cluster);
+                    sx_daemon_notify("STATUS=following %s", leader[0] ? leader : "(none yet)");
+                    snprintf(was, sizeof(was), "%s", leader);
+                }
+            }
         }
-        if (won)
-            return 0;
-        if (strcmp(was, leader) != 0) {
-            SX_LOG(SX_LOG_INFO, "coordinator", "following leader=%s cluster=%s", leader,
-                   cfg->cluster);
-            sx_daemon_notify("STATUS=following %s", leader);
-            snprintf(was, sizeof(was), "%s", leader);
-        }
-        int sig = sx_daemon_wait_signal(500);
+        int sig = sx_daemon_wait_signal(50);
         if (sig == SIGTERM || sig == SIGINT) {
-            sx_meta_close(*meta);
+            sx_meta_close(*meta); /* resigns nothing: it only had its registration */
             *meta = NULL;
             return 1;
         }
     }
+}
+
+/* Opens the coordinator's state: in data_dir, or in meta (etcd's, taken over). */
+static sx_status open_coord(const config *cfg, const char *self, const bool *given, uint64_t tick,
+                            sx_meta *meta, sx_coord **c, sx_err *err)
+{
+    sx_coord_opts o = {
+        .data_dir = cfg->data_dir,
+        .meta = meta,
+        .address = self,
+        .settings = {cfg->partitions, cfg->replication, cfg->min_isr,
+                     given[F_TERM] ? cfg->term_partitions : cfg->partitions},
+        .given_partitions = given[F_PARTITIONS],
+        .given_replication = given[F_REPLICATION],
+        .given_min_isr = given[F_MIN_ISR],
+        .given_term_partitions = given[F_TERM],
+        .lease_ms = (uint32_t)cfg->lease_ms,
+        .tick_ms = (uint32_t)tick,
+    };
+    return sx_coord_open(&o, sx_clock_now_ms(), c, err);
 }
 
 int main(int argc, char **argv)
@@ -222,32 +272,22 @@ int main(int argc, char **argv)
     sx_metrics *metrics = cfg.metrics_listen ? sx_metrics_create() : NULL;
     sx_metrics_http *http = NULL;
     sx_auth *auth = NULL;
-    sx_meta *meta = NULL; /* etcd's, borrowed from c once open: its leadership */
-    if (cfg.metadata) {
-        int got = campaign(&cfg, &meta, &err);
-        if (got != 0) {
-            rc = got > 0 ? 0 : 1;
-            goto done; /* a signal while following (rc 0), or etcd failed (1) */
-        }
-    } else if (!cfg.data_dir) {
+    sx_meta *meta = NULL; /* etcd's, taken over by c once it leads */
+    sx_coord_front *front = sx_coord_front_create();
+    sx_health health_spec = {
+        .services = coordinator_services, .serving = coordinator_serving, .arg = front};
+    if (!cfg.metadata && !cfg.data_dir) {
         sx_err_set(&err, SX_INVALID_ARGUMENT, "data-dir: required unless metadata names etcd");
         goto fail;
-    } else if (sx_mkdirs(cfg.data_dir, &err) != SX_OK) {
-        goto fail;
     }
-    sx_coord_opts o = {
-        .data_dir = cfg.data_dir,
-        .meta = meta,
-        .settings = {cfg.partitions, cfg.replication, cfg.min_isr,
-                     given[F_TERM] ? cfg.term_partitions : cfg.partitions},
-        .given_partitions = given[F_PARTITIONS],
-        .given_replication = given[F_REPLICATION],
-        .given_min_isr = given[F_MIN_ISR],
-        .given_term_partitions = given[F_TERM],
-        .lease_ms = (uint32_t)cfg.lease_ms,
-        .tick_ms = (uint32_t)tick,
-    };
-    if (sx_coord_open(&o, sx_clock_now_ms(), &c, &err) != SX_OK)
+    /* The embedded store's one coordinator leads from its start: open before
+     * listening, as always. With etcd it listens first, leading or not:
+     * workers and tools are told who leads. */
+    /* Its own address is known once it listens (port 0); the embedded store's
+     * coordinator opens before that and is told then. */
+    char self[300] = "";
+    if (!cfg.metadata && (sx_mkdirs(cfg.data_dir, &err) != SX_OK ||
+                          open_coord(&cfg, self, given, tick, NULL, &c, &err) != SX_OK))
         goto fail;
     sx_rpc_tls tls;
     bool secure = false;
@@ -265,39 +305,68 @@ int main(int argc, char **argv)
                              .authorize = secure ? sx_auth_authorize : NULL,
                              .authorize_arg = auth};
     if (sx_rpc_server_create(&so, &srv, &err) != SX_OK ||
-        sx_coord_service_add(srv, c, &err) != SX_OK ||
-        sx_health_add(srv, &coordinator_health, &health, &err) != SX_OK ||
+        sx_coord_service_add(srv, front, &err) != SX_OK ||
+        sx_health_add(srv, &health_spec, &health, &err) != SX_OK ||
         sx_rpc_server_start(srv, &err) != SX_OK)
         goto fail;
     if (cfg.port_file &&
         sx_daemon_write_port_file(cfg.port_file, sx_rpc_server_port(srv), &err) != SX_OK)
         goto fail;
-    sx_coord_metrics_add(metrics, c, cfg.data_dir);
+    sx_daemon_advertise(cfg.listen, cfg.advertise, sx_rpc_server_port(srv), self, sizeof(self));
+    if (c)
+        sx_coord_set_address(c, self);
+    SX_LOG(SX_LOG_INFO, "coordinator", "listening port=%d advertise=%s", sx_rpc_server_port(srv),
+           self);
+    sx_coord_metrics_add(metrics, front, cfg.metadata ? NULL : cfg.data_dir);
     if (metrics && sx_metrics_http_start(metrics, cfg.metrics_listen, cfg.metrics_port_file, &http,
                                          &err) != SX_OK)
         goto fail;
-    SX_LOG(SX_LOG_INFO, "coordinator", "serving port=%d", sx_rpc_server_port(srv));
-    /* The one coordinator leads from its start: ready once it listens. */
-    sx_daemon_notify("READY=1\nSTATUS=serving on port %d", sx_rpc_server_port(srv));
-
-    int sig;
-    while ((sig = sx_daemon_wait_signal(tick)) == 0 || sig == SIGHUP) {
-        if (sig == SIGHUP)
-            sx_daemon_reload(auth);
-        if (meta && !sx_meta_leading(meta, sx_clock_now_ms())) {
-            /* Before the etcd lease can run out: another coordinator may
-             * lead then, and this one must not answer anything. */
-            SX_LOG(SX_LOG_ERROR, "coordinator",
-                   "stopping: the etcd lease is not surely ours any more epoch=%" PRId64,
-                   sx_meta_epoch(meta));
-            sx_daemon_notify("STOPPING=1\nSTATUS=lost the leadership (etcd lease)");
-            rc = 1;
-            goto done;
+    if (cfg.metadata) /* up as a follower is up as designed: ready for systemd */
+        sx_daemon_notify("READY=1\nSTATUS=following");
+    int sig = 0;
+    for (;;) { /* with etcd: follow, lead, and follow again when the lease is lost */
+        sx_meta *leading = NULL; /* c's (closed by it, on failure too: resigned) */
+        if (cfg.metadata) {
+            if (campaign(&cfg, self, front, &meta) != 0)
+                break; /* a signal while following */
+            leading = meta;
+            meta = NULL;
+            sx_status st = open_coord(&cfg, self, given, tick, leading, &c, &err);
+            if (st == SX_INVALID_ARGUMENT || st == SX_FAILED_PRECONDITION || st == SX_DATA_LOSS)
+                goto fail; /* settings or metadata no coordinator can use: say so and stop */
+            if (st != SX_OK) {
+                SX_LOG(SX_LOG_WARN, "coordinator", "won but could not load: %s; following",
+                       err.msg);
+                continue;
+            }
         }
-        sx_coord_tick(c, sx_clock_now_ms());
+        sx_coord_front_lead(front, c, leading);
+        SX_LOG(SX_LOG_INFO, "coordinator", "serving port=%d epoch=%" PRIu64,
+               sx_rpc_server_port(srv), sx_coord_epoch(c));
+        sx_daemon_notify("READY=1\nSTATUS=serving on port %d as the leader",
+                         sx_rpc_server_port(srv));
+        while ((sig = sx_daemon_wait_signal(tick)) == 0 || sig == SIGHUP) {
+            if (sig == SIGHUP)
+                sx_daemon_reload(auth);
+            if (leading && !sx_meta_leading(leading, sx_clock_now_ms()))
+                break;
+            sx_coord_tick(c, sx_clock_now_ms());
+        }
+        if (sig != 0 && sig != SIGHUP)
+            break;
+        /* Before the etcd lease can run out: another coordinator may lead
+         * then, and this one must not answer anything. It steps down,
+         * forgets what it held (the next leader reads etcd), and follows. */
+        SX_LOG(SX_LOG_ERROR, "coordinator",
+               "stepping down: the etcd lease is not surely ours any more epoch=%" PRId64,
+               sx_meta_epoch(leading));
+        sx_daemon_notify("STATUS=lost the leadership (etcd lease): following");
+        sx_coord_front_follow(front, "");
+        sx_coord_close(c);
+        c = NULL;
     }
     SX_LOG(SX_LOG_INFO, "coordinator", "stopping signal=%d", sig);
-    sx_daemon_notify("STOPPING=1\nSTATUS=stopping (signal %d)", sig);
+    sx_daemon_notify("STOPPING=1\nSTATUS=stopping");
     rc = 0;
     goto done;
 fail:
@@ -307,7 +376,9 @@ done:
     sx_metrics_http_stop(http); /* first: its collector reads c */
     sx_rpc_server_destroy(srv);
     sx_health_service_destroy(health);
+    sx_coord_front_destroy(front);
     sx_coord_close(c);
+    sx_meta_close(meta); /* a follower's, or one c never took */
     sx_rpc_wait_shutdown(2000);
     sx_metrics_destroy(metrics); /* last: the server counted into it */
     sx_auth_destroy(auth);

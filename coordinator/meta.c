@@ -6,6 +6,7 @@
 #include "etcd.h"
 #include "log.h"
 #include "mem.h"
+#include "shardex/v1/shardex.pb-c.h"
 #include "store.h"
 
 #include <inttypes.h>
@@ -20,6 +21,8 @@ typedef struct etcd_meta {
     sx_etcd *etcd;
     char *self;
     char leader_key[300], map_key[300];
+    char self_key[600]; /* /shardex/NAME/coordinators/SELF, bound to the lease; "" without self */
+    char coords_prefix[300];
     int64_t ttl_s;
     uint64_t margin_ms;
     int64_t lease; /* 0: none yet */
@@ -27,8 +30,11 @@ typedef struct etcd_meta {
     pthread_mutex_t mu; /* below */
     int64_t epoch;      /* 0: not leading */
     uint64_t
-        valid_until_ms; /* leading surely until then (the last renewal's date + TTL - margin) */
-    bool lost;          /* the keepalive ended: never leading again */
+        valid_until_ms;   /* leading surely until then (the last renewal's date + TTL - margin) */
+    bool lost;            /* the keepalive ended: never leading again */
+    bool vacant;          /* the watch saw the leader key go (sx_meta_vacant) */
+    bool watch_ended;     /* the watch is over: the next campaign starts another */
+    sx_etcd_watch *watch; /* the leader key, while following */
 } etcd_meta;
 
 struct sx_meta {
@@ -61,6 +67,64 @@ void sx_meta_close(sx_meta *m)
     sx_store_close(m->store);
     etcd_meta_close(m->etcd);
     free(m);
+}
+
+/* Every coordinator registered under the cluster, the leader marked. */
+static void etcd_coordinators(etcd_meta *e, sx_arena *a, Shardex__V1__ClusterStatusResponse *out)
+{
+    sx_etcd_range *r = NULL;
+    sx_err err = {0};
+    if (sx_etcd_get(e->etcd, e->coords_prefix, true, &r, &err) != SX_OK) {
+        SX_LOG(SX_LOG_WARN, "meta", "coordinators not listed: %s", err.msg);
+        return;
+    }
+    out->coordinators = sx_arena_alloc(a, (r->count + 1) * sizeof(*out->coordinators));
+    for (size_t i = 0; i < r->count; i++) {
+        Shardex__V1__CoordinatorStatus *cs = sx_arena_alloc(a, sizeof(*cs));
+        shardex__v1__coordinator_status__init(cs);
+        cs->address = sx_arena_strdup(a, r->kvs[i].key + strlen(e->coords_prefix));
+        cs->leader = strcmp(cs->address, e->self) == 0;
+        out->coordinators[out->n_coordinators++] = cs;
+    }
+    sx_etcd_range_free(r);
+}
+
+/* Each member's health, asked of each alone (at most a second each). */
+static void etcd_members(etcd_meta *e, sx_arena *a, Shardex__V1__ClusterStatusResponse *out)
+{
+    size_t n = sx_etcd_member_count(e->etcd);
+    out->etcd_members = sx_arena_alloc(a, (n + 1) * sizeof(*out->etcd_members));
+    for (size_t i = 0; i < n; i++) {
+        Shardex__V1__EtcdMemberStatus *ms = sx_arena_alloc(a, sizeof(*ms));
+        shardex__v1__etcd_member_status__init(ms);
+        ms->endpoint = sx_arena_strdup(a, sx_etcd_member(e->etcd, i));
+        sx_err err = {0};
+        uint64_t t0 = sx_clock_now_ms();
+        ms->healthy = sx_etcd_member_check(e->etcd, i, 1000, &err) == SX_OK;
+        ms->latency_ms = (uint32_t)(sx_clock_now_ms() - t0);
+        if (!ms->healthy)
+            ms->error = sx_arena_strdup(a, err.msg);
+        out->etcd_members[out->n_etcd_members++] = ms;
+    }
+}
+
+void sx_meta_status(sx_meta *m, const char *self, sx_arena *a,
+                    Shardex__V1__ClusterStatusResponse *out)
+{
+    out->coordinator_epoch = (uint64_t)sx_meta_epoch(m);
+    if (!m->etcd) {
+        out->metadata = "embedded";
+        out->coordinators = sx_arena_alloc(a, sizeof(*out->coordinators));
+        Shardex__V1__CoordinatorStatus *cs = sx_arena_alloc(a, sizeof(*cs));
+        shardex__v1__coordinator_status__init(cs);
+        cs->address = sx_arena_strdup(a, self ? self : "");
+        cs->leader = true;
+        out->coordinators[out->n_coordinators++] = cs;
+        return;
+    }
+    out->metadata = "etcd";
+    etcd_coordinators(m->etcd, a, out);
+    etcd_members(m->etcd, a, out);
 }
 
 static sx_status etcd_load(etcd_meta *e, Shardex__Internal__V1__ClusterMap **out, sx_err *err);
@@ -128,6 +192,9 @@ sx_status sx_meta_open_etcd(const sx_meta_etcd_opts *o, sx_meta **out, sx_err *e
     e->margin_ms = o->margin_ms ? o->margin_ms : (uint64_t)e->ttl_s * 1000u / 3;
     snprintf(e->leader_key, sizeof(e->leader_key), "/shardex/%s/leader", o->cluster);
     snprintf(e->map_key, sizeof(e->map_key), "/shardex/%s/map", o->cluster);
+    snprintf(e->coords_prefix, sizeof(e->coords_prefix), "/shardex/%s/coordinators/", o->cluster);
+    if (e->self[0])
+        snprintf(e->self_key, sizeof(e->self_key), "%s%s", e->coords_prefix, e->self);
     sx_etcd_opts eo = {.endpoints = o->endpoints};
     sx_status st = sx_etcd_open(&eo, &e->etcd, err);
     /* The lease first, kept alive from now on: a campaign binds the key to it. */
@@ -137,6 +204,10 @@ sx_status sx_meta_open_etcd(const sx_meta_etcd_opts *o, sx_meta **out, sx_err *e
         sx_etcd_keepalive_opts ko = {.on_renewed = on_renewed, .on_end = on_lease_end, .arg = e};
         st = sx_etcd_keepalive_start(e->etcd, e->lease, e->ttl_s, &ko, &e->keepalive, err);
     }
+    /* Every coordinator running says so, for as long as its lease lives:
+     * `shardex status` lists them. */
+    if (st == SX_OK && e->self_key[0])
+        st = sx_etcd_put(e->etcd, e->self_key, e->self, strlen(e->self), e->lease, NULL, err);
     if (st != SX_OK) {
         etcd_meta_close(e);
         return st;
@@ -145,6 +216,52 @@ sx_status sx_meta_open_etcd(const sx_meta_etcd_opts *o, sx_meta **out, sx_err *e
     m->etcd = e;
     *out = m;
     return SX_OK;
+}
+
+static void on_leader_event(void *arg, const sx_etcd_event *ev)
+{
+    etcd_meta *e = arg;
+    if (!ev->deleted)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->vacant = true;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void on_watch_end(void *arg, sx_status st, const sx_err *err)
+{
+    (void)st;
+    (void)err;
+    etcd_meta *e = arg;
+    pthread_mutex_lock(&e->mu);
+    e->watch_ended = true;
+    e->vacant = true; /* whatever happened meanwhile, a campaign finds out */
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* A follower watches the leader key from `from` on, so that it campaigns as
+ * soon as the key goes (resigned, or its lease expired) instead of at its
+ * next periodic try. Best effort: without a watch the periodic try remains. */
+static void watch_leader(etcd_meta *e, int64_t from)
+{
+    pthread_mutex_lock(&e->mu);
+    bool ended = e->watch_ended;
+    e->watch_ended = false;
+    pthread_mutex_unlock(&e->mu);
+    if (e->watch && !ended)
+        return;
+    sx_etcd_watch_stop(e->watch);
+    e->watch = NULL;
+    sx_etcd_watch_opts wo = {.key = e->leader_key,
+                             .start_revision = from,
+                             .on_event = on_leader_event,
+                             .on_end = on_watch_end,
+                             .arg = e};
+    sx_err err = {0};
+    if (sx_etcd_watch_start(e->etcd, &wo, &e->watch, NULL, &err) != SX_OK) {
+        e->watch = NULL;
+        SX_LOG(SX_LOG_DEBUG, "meta", "no watch on %s: %s", e->leader_key, err.msg);
+    }
 }
 
 sx_status sx_meta_campaign(sx_meta *m, bool *won, char *leader, size_t cap, sx_err *err)
@@ -182,13 +299,30 @@ sx_status sx_meta_campaign(sx_meta *m, bool *won, char *leader, size_t cap, sx_e
         *won = true;
         SX_LOG(SX_LOG_INFO, "meta", "leading key=%s epoch=%" PRId64 " lease=%" PRId64,
                e->leader_key, rev, e->lease);
+        sx_etcd_watch_stop(e->watch); /* a leader has nobody to watch */
+        e->watch = NULL;
         return SX_OK;
     }
     sx_etcd_range *r = NULL;
-    if (sx_etcd_get(e->etcd, e->leader_key, false, &r, NULL) == SX_OK && r->count == 1 && cap)
-        snprintf(leader, cap, "%.*s", (int)r->kvs[0].value_len, (const char *)r->kvs[0].value);
+    if (sx_etcd_get(e->etcd, e->leader_key, false, &r, NULL) == SX_OK) {
+        if (r->count == 1 && cap)
+            snprintf(leader, cap, "%.*s", (int)r->kvs[0].value_len, (const char *)r->kvs[0].value);
+        watch_leader(e, r->revision + 1);
+    }
     sx_etcd_range_free(r);
     return SX_OK;
+}
+
+bool sx_meta_vacant(sx_meta *m)
+{
+    etcd_meta *e = m->etcd;
+    if (!e)
+        return false;
+    pthread_mutex_lock(&e->mu);
+    bool v = e->vacant;
+    e->vacant = false;
+    pthread_mutex_unlock(&e->mu);
+    return v;
 }
 
 bool sx_meta_leading(sx_meta *m, uint64_t now_ms)
@@ -252,6 +386,7 @@ static void etcd_meta_close(etcd_meta *e)
 {
     if (!e)
         return;
+    sx_etcd_watch_stop(e->watch);
     sx_etcd_keepalive_stop(e->keepalive);
     if (e->lease) { /* resign: the leader key goes with the lease */
         sx_err err = {0};

@@ -8,7 +8,9 @@
 #ifndef SX_COORD_META_H
 #define SX_COORD_META_H
 
+#include "mem.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
+#include "shardex/v1/shardex.pb-c.h"
 #include "status.h"
 
 #include <stdbool.h>
@@ -50,6 +52,17 @@ sx_status sx_meta_campaign(sx_meta *m, bool *won, char *leader, size_t cap, sx_e
  * the embedded store; for etcd, after a won campaign and until its lease may
  * run out. */
 bool sx_meta_leading(sx_meta *m, uint64_t now_ms);
+
+/* A follower's campaigns watch the leader key: true (once) when it went
+ * since, so that the next campaign should come now rather than on schedule. */
+bool sx_meta_vacant(sx_meta *m);
+
+/* The control plane part of ClusterStatus (metadata, coordinator_epoch,
+ * coordinators, etcd_members), allocated in a; self: this coordinator's
+ * address. With etcd it asks each member (up to a second each): call it off
+ * the rpc threads. */
+void sx_meta_status(sx_meta *m, const char *self, sx_arena *a,
+                    Shardex__V1__ClusterStatusResponse *out);
 
 /* The leader's epoch (the revision of its winning campaign); 0: none. */
 int64_t sx_meta_epoch(const sx_meta *m);

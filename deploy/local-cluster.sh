@@ -62,8 +62,9 @@ coordinators_list() {
     if [ -s "$dir/coords" ]; then cat "$dir/coords"; else echo "127.0.0.1:$(cat "$dir/coord.port")"; fi
 }
 
-# C etcd members as one cluster, then C coordinators on it; the first to win
-# the election writes its port file.
+# C etcd members as one cluster, then C coordinators on it (each listens and
+# writes its port file at once; the followers answer with the leader's
+# address); returns once one of them leads.
 start_ha() {
     command -v etcd >/dev/null || { echo "etcd is not installed (deploy/install-deps.sh)" >&2; exit 1; }
     ports=$(free_ports $((coordinators * 3)))
@@ -108,11 +109,18 @@ start_ha() {
         k=$((k + 1))
     done
     sh_n=0
-    until ls "$dir"/coord[0-9]*.port >/dev/null 2>&1; do
+    until [ -n "$(leader_addr)" ]; do
         sh_n=$((sh_n + 1))
-        [ $sh_n -gt 600 ] && { echo "no coordinator became the leader in 30 s; see $dir/coord*.log" >&2; exit 1; }
-        sleep 0.05
+        [ $sh_n -gt 300 ] && { echo "no coordinator became the leader in 30 s; see $dir/coord*.log" >&2; exit 1; }
+        sleep 0.1
     done
+}
+
+# The leading coordinator's address, as etcd records it (the leader key); ""
+# when none leads or etcd does not answer.
+leader_addr() {
+    ETCDCTL_API=3 etcdctl --endpoints "$(cat "$dir/etcd-endpoints")" --command-timeout=2s \
+        get /shardex/local/leader --print-value-only 2>/dev/null || true
 }
 
 start_worker() { # index
@@ -199,14 +207,21 @@ stop)
     done
     ;;
 kill-coordinator)
-    # The leader is the one whose port file exists (written once it led).
-    for f in "$dir"/coord[0-9]*.port "$dir"/coord.port; do
-        [ -e "$f" ] || continue
-        name=$(basename "$f" .port)
-        kill -9 "$(cat "$dir/$name.pid")" 2>/dev/null || true
-        rm -f "$f"
-        echo "killed $name"
-    done
+    # The leader: the one etcd names (or the only one, without etcd).
+    if [ -s "$dir/coords" ]; then
+        leader=$(leader_addr)
+        [ -n "$leader" ] || { echo "no coordinator leads now" >&2; exit 1; }
+        kc_k=0
+        for a in $(tr ',' ' ' <"$dir/coords"); do
+            [ "$a" = "$leader" ] && name="coord$kc_k"
+            kc_k=$((kc_k + 1))
+        done
+    else
+        name=coord
+    fi
+    kill -9 "$(cat "$dir/$name.pid")" 2>/dev/null || true
+    rm -f "$dir/$name.port"
+    echo "killed $name"
     ;;
 kill-worker)
     [ -n "$n" ] || { echo "kill-worker needs a worker number" >&2; exit 2; }

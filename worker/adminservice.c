@@ -217,9 +217,10 @@ sx_status sx_adminservice_forward(sx_rpc_call *call, const ProtobufCMessage *req
     uint64_t left = deadline > now ? deadline - now : 1;
     sx_rpc_call_opts o = {.timeout_ms = left < FORWARD_TIMEOUT_MS ? left : FORWARD_TIMEOUT_MS};
     ProtobufCMessage *got = NULL;
-    const char *coord = w->member ? sx_membership_coordinator(w->member) : w->coordinator;
-    sx_status st =
-        sx_rpc_invoke(w->rpc, coord, &shardex__v1__shardex__descriptor, method, req, &got, &o, err);
+    const ProtobufCServiceDescriptor *svc = &shardex__v1__shardex__descriptor;
+    sx_status st = w->member
+                       ? sx_membership_invoke(w->member, svc, method, req, &got, &o, err)
+                       : sx_rpc_invoke(w->rpc, w->coordinator, svc, method, req, &got, &o, err);
     if (st != SX_OK)
         return st;
     /* Hand over the top-level struct; `got` keeps owning what it points to. */

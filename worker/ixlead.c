@@ -416,12 +416,19 @@ typedef struct report_ctx {
     uint32_t p;
     uint64_t index_id;
     uint64_t epoch;
+    size_t coord_pos; /* the coordinator asked (sx_membership_coordinator_pos) */
 } report_ctx;
 
 static void report_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, void *arg)
 {
     report_ctx *c = arg;
     sx_ixlead *l = c->l;
+    sx_err e2 = {0};
+    if (err)
+        e2 = *err;
+    if (l->member) /* a follower or a deposed coordinator: the next report goes elsewhere */
+        sx_membership_answered(l->member, c->coord_pos, &st, &e2, &resp);
+    err = &e2;
     sx_rpc_free(resp);
     if (st != SX_OK)
         SX_LOG(SX_LOG_WARN, "ixlead",
@@ -474,11 +481,16 @@ static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
     req.partition = p;
     req.epoch = v->epoch;
     report_ctx *c = sx_calloc(1, sizeof(*c));
-    *c = (report_ctx){l, p, e->id, v->epoch};
+    *c = (report_ctx){l, p, e->id, v->epoch, 0};
+    const char *coord = l->coordinator;
+    if (l->member) {
+        c->coord_pos = sx_membership_coordinator_pos(l->member);
+        coord = sx_membership_coordinator(l->member);
+    }
     /* Asynchronous: a coordinator that is down must not stall shipping. */
     sx_rpc_call_opts o = {.timeout_ms = 2000};
-    sx_rpc_invoke_async(l->o.rpc, l->member ? sx_membership_coordinator(l->member) : l->coordinator,
-                        COORD_SVC, "ReportBackfill", &req.base, &o, report_done, c);
+    sx_rpc_invoke_async(l->o.rpc, coord, COORD_SVC, "ReportBackfill", &req.base, &o, report_done,
+                        c);
 }
 
 /* ----------------------------------------------------------------- loop -- */

@@ -4,12 +4,14 @@
 
 #include "clock.h"
 #include "flags.h"
+#include "fsutil.h"
 #include "log.h"
 #include "mem.h"
 
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -29,7 +31,10 @@ struct sx_membership {
     void (*more_reports)(void *arg, sx_arena *arena, Shardex__Internal__V1__HeartbeatRequest *req);
     void *more_arg;
     void *arg;
-    uint32_t *lost; /* lost stores, until a registration told the coordinator */
+    uint32_t *lost;           /* lost stores, until a registration told the coordinator */
+    char *epoch_file;         /* NULL: the epoch seen is not kept across restarts */
+    pthread_mutex_t epoch_mu; /* epoch_seen, and its file */
+    uint64_t epoch_seen;      /* the highest coordinator epoch heard */
     size_t nlost;
     pthread_t thread;
     uint64_t nonce;  /* drawn once: a retried registration is known as ours */
@@ -57,6 +62,11 @@ static void install_map(sx_membership *m, ProtobufCMessage *owner,
 {
     sx_partmap *pm = NULL;
     sx_err err = {0};
+    if (sx_membership_epoch_check(m, map->coordinator_epoch, &err) != SX_OK) {
+        SX_LOG(SX_LOG_WARN, "member", "map version=%" PRIu64 " refused: %s", map->version, err.msg);
+        sx_rpc_free(owner);
+        return;
+    }
     if (sx_partmap_create(owner, map, m->id, &pm, &err) != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "member", "map refused: %s", err.msg);
         return;
@@ -87,13 +97,123 @@ const char *sx_membership_coordinator(sx_membership *m)
     return m->coords[atomic_load(&m->cur) % m->ncoords];
 }
 
-/* The coordinator in use did not answer: the next one is tried. */
-static void next_coordinator(sx_membership *m)
+/* The coordinator at position `used` of the list did not answer, or does not
+ * lead: the next one is tried, unless another call moved on already. */
+static void next_coordinator(sx_membership *m, size_t used, const char *why)
 {
-    if (m->ncoords > 1) {
-        size_t was = atomic_fetch_add(&m->cur, 1) % m->ncoords;
-        SX_LOG(SX_LOG_INFO, "member", "coordinator=%s did not answer: trying %s", m->coords[was],
-               m->coords[(was + 1) % m->ncoords]);
+    if (m->ncoords > 1 && atomic_compare_exchange_strong(&m->cur, &used, used + 1))
+        SX_LOG(SX_LOG_INFO, "member", "coordinator=%s %s: trying %s", m->coords[used % m->ncoords],
+               why, m->coords[(used + 1) % m->ncoords]);
+}
+
+/* A follower named the leader: use it when the list has it. True when the
+ * coordinator in use changed to it (worth asking again at once). */
+static bool follow_leader(sx_membership *m, size_t used, const char *leader)
+{
+    if (m->ncoords < 2)
+        return false;
+    for (size_t i = 0; leader[0] && i < m->ncoords; i++) {
+        if (strcmp(m->coords[i], leader) != 0)
+            continue;
+        if (i == used % m->ncoords)
+            return false; /* it names itself or the one just asked: nothing new */
+        if (!atomic_compare_exchange_strong(&m->cur, &used, i))
+            return true; /* another call moved already: ask the one in use now */
+        SX_LOG(SX_LOG_INFO, "member", "coordinator=%s follows: going to the leader %s",
+               m->coords[used % m->ncoords], leader);
+        return true;
+    }
+    /* Unknown, or an address not in our list (a coordinator listening on a
+     * wildcard address names that): the next one. */
+    next_coordinator(m, used, "does not lead");
+    return false;
+}
+
+/* The epoch an answer carries, when its message type has one. */
+static bool answer_epoch(const ProtobufCMessage *resp, uint64_t *epoch)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(resp->descriptor, "coordinator_epoch");
+    if (!f || f->type != PROTOBUF_C_TYPE_UINT64)
+        return false;
+    *epoch = *(const uint64_t *)((const char *)resp + f->offset);
+    return true;
+}
+
+sx_status sx_membership_epoch_check(sx_membership *m, uint64_t epoch, sx_err *err)
+{
+    pthread_mutex_lock(&m->epoch_mu);
+    sx_status st = SX_OK;
+    if (epoch < m->epoch_seen) {
+        st = sx_err_set(err, SX_UNAVAILABLE,
+                        "coordinator epoch %" PRIu64 " is older than %" PRIu64
+                        " seen: a deposed coordinator answered; refused",
+                        epoch, m->epoch_seen);
+    } else if (epoch > m->epoch_seen) {
+        /* Durable before anything from this coordinator is acted on: after a
+         * restart the worker still refuses the older one. */
+        char text[32];
+        int n = snprintf(text, sizeof(text), "%" PRIu64 "\n", epoch);
+        sx_err werr = {0};
+        if (m->epoch_file && sx_file_write_atomic(m->epoch_file, text, (size_t)n, &werr) != SX_OK)
+            st = sx_err_set(err, SX_UNAVAILABLE, "coordinator epoch %" PRIu64 " not kept: %s",
+                            epoch, werr.msg);
+        else {
+            SX_LOG(SX_LOG_INFO, "member", "coordinator epoch=%" PRIu64 " (was %" PRIu64 ")", epoch,
+                   m->epoch_seen);
+            m->epoch_seen = epoch;
+        }
+    }
+    pthread_mutex_unlock(&m->epoch_mu);
+    return st;
+}
+
+bool sx_membership_answered(sx_membership *m, size_t used, sx_status *st, sx_err *err,
+                            ProtobufCMessage **resp)
+{
+    char leader[300];
+    if (*st == SX_OK) {
+        uint64_t epoch;
+        if (*resp && answer_epoch(*resp, &epoch) &&
+            (*st = sx_membership_epoch_check(m, epoch, err)) != SX_OK) {
+            SX_LOG(SX_LOG_WARN, "member", "coordinator=%s: %s", sx_membership_coordinator(m),
+                   err->msg);
+            sx_rpc_free(*resp);
+            *resp = NULL;
+            next_coordinator(m, used, "is deposed");
+        }
+        return false;
+    }
+    if (*st == SX_UNAVAILABLE || *st == SX_DEADLINE_EXCEEDED) {
+        next_coordinator(m, used, "did not answer");
+        return false;
+    }
+    if (sx_err_leader_hint(err, leader, sizeof(leader))) {
+        /* Not an answer about this worker: only that another one leads. */
+        *st = SX_UNAVAILABLE;
+        return follow_leader(m, used, leader);
+    }
+    return false;
+}
+
+size_t sx_membership_coordinator_pos(sx_membership *m)
+{
+    return atomic_load(&m->cur);
+}
+
+sx_status sx_membership_invoke(sx_membership *m, const ProtobufCServiceDescriptor *svc,
+                               const char *method, const ProtobufCMessage *req,
+                               ProtobufCMessage **resp, const sx_rpc_call_opts *opts, sx_err *err)
+{
+    for (int attempt = 0;; attempt++) {
+        size_t used = atomic_load(&m->cur);
+        const char *addr = m->ncoords ? m->coords[used % m->ncoords] : m->coordinator;
+        *resp = NULL;
+        sx_status st = sx_rpc_invoke(m->rpc, addr, svc, method, req, resp, opts, err);
+        /* A follower answers at once: asking the leader it named costs one
+         * round trip, once. */
+        if (!sx_membership_answered(m, used, &st, err, resp) || attempt > 0)
+            return st;
     }
 }
 
@@ -115,12 +235,10 @@ static void do_register(sx_membership *m)
     pthread_mutex_unlock(&m->mu);
     sx_rpc_call_opts o = {.timeout_ms = lease / 2 > 100 ? lease / 2 : 100, .wait_for_ready = true};
     uint64_t sent = sx_clock_now_ms();
-    if (sx_rpc_invoke(m->rpc, sx_membership_coordinator(m), COORD_SVC, "RegisterWorker", &req.base,
-                      &resp, &o, &err) != SX_OK) {
-        if (err.code == SX_UNAVAILABLE || err.code == SX_DEADLINE_EXCEEDED)
-            next_coordinator(m);
+    sx_status st = sx_membership_invoke(m, COORD_SVC, "RegisterWorker", &req.base, &resp, &o, &err);
+    if (st != SX_OK) {
         SX_LOG(SX_LOG_WARN, "member", "register failed coordinator=%s status=%s msg=\"%s\"",
-               m->coordinator, sx_status_name(err.code), err.msg);
+               sx_membership_coordinator(m), sx_status_name(st), err.msg);
         return;
     }
     Shardex__Internal__V1__RegisterResponse *r = (void *)resp;
@@ -182,10 +300,7 @@ static void do_heartbeat(sx_membership *m)
     sx_rpc_call_opts o = {.timeout_ms = lease / 2};
     uint64_t sent = sx_clock_now_ms();
     req.unanswered_ms = last_ok && sent > last_ok ? sent - last_ok : 0;
-    sx_status st = sx_rpc_invoke(m->rpc, sx_membership_coordinator(m), COORD_SVC, "Heartbeat",
-                                 &req.base, &resp, &o, &err);
-    if (st == SX_UNAVAILABLE || st == SX_DEADLINE_EXCEEDED)
-        next_coordinator(m);
+    sx_status st = sx_membership_invoke(m, COORD_SVC, "Heartbeat", &req.base, &resp, &o, &err);
     sx_arena_free(&arena);
     if (st == SX_FAILED_PRECONDITION) {
         SX_LOG(SX_LOG_WARN, "member", "declared dead by the coordinator: %s", err.msg);
@@ -244,7 +359,6 @@ static void *member_main(void *arg)
 
 sx_status sx_membership_start(const sx_membership_opts *opts, sx_membership **out, sx_err *err)
 {
-    (void)err;
     sx_membership *m = sx_calloc(1, sizeof(*m));
     m->coordinator = sx_strdup(opts->coordinator);
     /* main checked the list; one that does not split leaves opts.coordinator alone */
@@ -264,6 +378,30 @@ sx_status sx_membership_start(const sx_membership_opts *opts, sx_membership **ou
     }
     m->index = -1;
     m->lease_ms = 2000;
+    pthread_mutex_init(&m->epoch_mu, NULL);
+    if (opts->epoch_file) {
+        m->epoch_file = sx_strdup(opts->epoch_file);
+        sx_buf b = {0};
+        bool found = false;
+        sx_status st = sx_file_read(m->epoch_file, 64, &b, &found, err);
+        if (st == SX_OK && found) {
+            char text[65] = "";
+            memcpy(text, b.data, b.len < 64 ? b.len : 64);
+            char *end = NULL;
+            m->epoch_seen = strtoull(text, &end, 10);
+            if (end == text || (*end && *end != '\n'))
+                st = sx_err_set(err, SX_DATA_LOSS, "%s: not a coordinator epoch", m->epoch_file);
+        }
+        sx_buf_free(&b);
+        if (st != SX_OK) {
+            pthread_mutex_destroy(&m->epoch_mu);
+            free(m->epoch_file);
+            sx_hostport_list_free(m->coords, m->ncoords);
+            free(m->coordinator);
+            free(m);
+            return st;
+        }
+    }
     if (getrandom(&m->nonce, sizeof(m->nonce), 0) != (ssize_t)sizeof(m->nonce))
         m->nonce = sx_clock_now_ns() ^ ((uint64_t)getpid() << 32);
     m->nonce |= 1; /* never 0, which means none */
@@ -296,6 +434,8 @@ void sx_membership_stop(sx_membership *m)
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
     free(m->lost);
+    pthread_mutex_destroy(&m->epoch_mu);
+    free(m->epoch_file);
     sx_hostport_list_free(m->coords, m->ncoords);
     free(m->coordinator);
     free(m->id);
@@ -349,8 +489,7 @@ sx_status sx_membership_leave(sx_membership *m, uint64_t timeout_ms, sx_err *err
     /* One attempt, failing fast when nothing listens: a stopping worker does
      * not wait for a coordinator that is down (its lease then decides). */
     sx_rpc_call_opts o = {.timeout_ms = timeout_ms};
-    sx_status st = sx_rpc_invoke(m->rpc, sx_membership_coordinator(m), COORD_SVC, "LeaveWorker",
-                                 &req.base, &resp, &o, err);
+    sx_status st = sx_membership_invoke(m, COORD_SVC, "LeaveWorker", &req.base, &resp, &o, err);
     if (st != SX_OK)
         return st;
     const Shardex__Internal__V1__LeaveResponse *r = (const void *)resp;

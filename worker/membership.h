@@ -10,6 +10,12 @@
  *   REGISTERED --Heartbeat ok--> REGISTERED (lease renewed from the send time)
  *   REGISTERED --FAILED_PRECONDITION (declared dead, or unanswered too long)--> UNREGISTERED
  *
+ * With several coordinators (metadata in etcd) the one that leads answers;
+ * a follower answers that it does not lead, naming the leader, and the
+ * worker goes there (that answer is not about the worker: it stays
+ * registered). Every answer and map carries the answering coordinator's
+ * epoch; one older than the highest seen is refused (opts.epoch_file).
+ *
  * Every heartbeat carries a rising number and how long the worker has gone
  * without an answer (from the send of its last answered call): the
  * coordinator judges the worker's lease as the worker does
@@ -42,7 +48,7 @@ typedef struct sx_membership sx_membership;
 
 typedef struct sx_membership_opts {
     const char *coordinator; /* HOST:PORT, or several separated by commas (coordinators on
-                              * etcd: the one that leads answers, the others do not listen) */
+                              * etcd: the one that leads answers, the others name it) */
     const char *worker_id;
     const char *address; /* advertised HOST:PORT */
     sx_rpc_client *rpc;  /* borrowed */
@@ -62,6 +68,10 @@ typedef struct sx_membership_opts {
      * named in every RegisterWorker until one succeeds. */
     const uint32_t *lost;
     size_t nlost;
+    /* Where the highest coordinator epoch heard is kept (fsync'd when it
+     * rises), so that a restarted worker still refuses an older coordinator;
+     * NULL: in memory only. */
+    const char *epoch_file;
 } sx_membership_opts;
 
 /* Starts the membership thread. Strings are copied. */
@@ -103,6 +113,30 @@ void sx_membership_get_view(sx_membership *m, sx_membership_view *out);
  * Borrowed for the membership's life. For every module that calls the
  * coordinator. */
 const char *sx_membership_coordinator(sx_membership *m);
+
+/* Calls a coordinator: the one in use, and when it answers that another
+ * leads (sx_err_leader_hint), that one, once. Whatever the answer, the
+ * membership learns from it (sx_membership_answered): later calls go where
+ * this one found the leader. For every module that calls the coordinator. */
+sx_status sx_membership_invoke(sx_membership *m, const ProtobufCServiceDescriptor *svc,
+                               const char *method, const ProtobufCMessage *req,
+                               ProtobufCMessage **resp, const sx_rpc_call_opts *opts, sx_err *err);
+
+/* For a caller that called the coordinator at position `used`
+ * (sx_membership_coordinator_pos before the call) by itself, e.g.
+ * asynchronously: the coordinator in use moves on when that one did not
+ * answer or does not lead (then *st becomes SX_UNAVAILABLE); an answer from
+ * an older coordinator epoch than seen is refused (*resp freed and NULL,
+ * *st SX_UNAVAILABLE), a newer epoch is kept. True when the leader it named
+ * is now in use: asking again at once is worth it. */
+size_t sx_membership_coordinator_pos(sx_membership *m);
+bool sx_membership_answered(sx_membership *m, size_t used, sx_status *st, sx_err *err,
+                            ProtobufCMessage **resp);
+
+/* Whether an answer or a map of coordinator epoch `epoch` may be acted on:
+ * SX_UNAVAILABLE when an older epoch than the highest seen (a deposed
+ * coordinator), else SX_OK, keeping a higher one (durably, opts.epoch_file). */
+sx_status sx_membership_epoch_check(sx_membership *m, uint64_t epoch, sx_err *err);
 
 /* Asks for a heartbeat now rather than at the next period (the map moved,
  * e.g. after an accepted ISR change). Any thread; does not wait. */

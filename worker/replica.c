@@ -413,8 +413,10 @@ static sx_status change_isr(replica *r, const sx_repcore_isr_change *ch, uint64_
     req.n_incarnations = ch->nisr;
     sx_rpc_call_opts o = {.timeout_ms = timeout_ms};
     sx_membership *m = member_of(rs);
-    return sx_rpc_invoke(rs->rpc, m ? sx_membership_coordinator(m) : rs->coordinator, COORD_SVC,
-                         "ChangeIsr", &req.base, resp, &o, err);
+    if (m)
+        return sx_membership_invoke(m, COORD_SVC, "ChangeIsr", &req.base, resp, &o, err);
+    return sx_rpc_invoke(rs->rpc, rs->coordinator, COORD_SVC, "ChangeIsr", &req.base, resp, &o,
+                         err);
 }
 
 /* Takes the ISR the coordinator answered an accepted change with, and the

@@ -147,6 +147,32 @@ static void test_null_err_accepted(void **state)
     sx_err_clear(NULL);
 }
 
+/* A follower's answer names the leader; a relay's prefix does not hide it;
+ * the coordinator's other FAILED_PRECONDITION answers are not taken for it. */
+static void test_leader_hint(void **state)
+{
+    (void)state;
+    sx_err err = {0};
+    char leader[64] = "x";
+    assert_int_equal(sx_err_not_leader(&err, "10.0.0.2:7000"), SX_FAILED_PRECONDITION);
+    assert_true(sx_err_leader_hint(&err, leader, sizeof(leader)));
+    assert_string_equal(leader, "10.0.0.2:7000");
+
+    sx_err_prefix(&err, "forwarding to the coordinator");
+    assert_true(sx_err_leader_hint(&err, leader, sizeof(leader)));
+    assert_string_equal(leader, "10.0.0.2:7000");
+
+    sx_err_not_leader(&err, NULL);
+    assert_true(sx_err_leader_hint(&err, leader, sizeof(leader)));
+    assert_string_equal(leader, "");
+
+    sx_err_set(&err, SX_FAILED_PRECONDITION, "unknown worker w1: register again");
+    assert_false(sx_err_leader_hint(&err, leader, sizeof(leader)));
+    sx_err_set(&err, SX_UNAVAILABLE, "not the leading coordinator; leader=a:1");
+    assert_false(sx_err_leader_hint(&err, leader, sizeof(leader)));
+    assert_false(sx_err_leader_hint(NULL, leader, sizeof(leader)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_err_prefix),
         cmocka_unit_test(test_err_prefix_truncates),
         cmocka_unit_test(test_null_err_accepted),
+        cmocka_unit_test(test_leader_hint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
