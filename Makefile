@@ -62,26 +62,17 @@ test-tls: build
 # metadata in etcd (SHARDEX_TEST_METADATA=etcd: the harness starts one etcd
 # member per cluster and gives the coordinator --metadata etcd://...
 # --cluster test --metadata-lease 2s instead of --data-dir; issue 13). About
-# 80 s on 2 cores. Left out of the list for time: test_replication_faults
-# (about 60 s on its own), test_replication and the rest: `make test-etcd-all`
-# runs every test of the harness on etcd (about 2.5 minutes). Left out for
-# what they find (the causes are in the coordinator and worker):
-# - test_metrics_scrape: a coordinator with --metrics-listen and no
-#   --data-dir crashes at start (coord_metrics.c takes strlen of the absent
-#   data directory);
-# - test_cluster's test_index_catalog_through_a_worker (ETCD_SKIP, a cmocka
-#   pattern): the first DropIndex through a worker after the coordinator came
-#   back fails UNAVAILABLE (the worker forwards it without waiting for its
-#   channel, still backing off from the coordinator's ~2.5 s outage).
-ETCD_TESTS = test_cluster|test_leases|test_isr_expansion|test_graceful|test_lost_store|test_indexes|test_health|test_limits|test_notify
-ETCD_SKIP = test_index_catalog_through_a_worker
-ETCD_ALL_SKIP = test_chaos_smoke|test_deploy_lab|test_units|test_interop|test_health_watch|test_rpc|test_etcd|test_coord_etcd|test_local_cluster_ha|test_config|test_metrics_scrape
+# 80 s on 2 cores. Left out for time: test_replication_faults (about 60 s on
+# its own), test_replication and the rest; `make test-etcd-all` runs every
+# test of the harness on etcd (about 2.5 minutes).
+ETCD_TESTS = test_cluster|test_leases|test_isr_expansion|test_graceful|test_lost_store|test_indexes|test_health|test_limits|test_notify|test_metrics_scrape
+ETCD_ALL_SKIP = test_chaos_smoke|test_deploy_lab|test_units|test_interop|test_health_watch|test_rpc|test_etcd|test_coord_etcd|test_local_cluster_ha|test_config
 test-etcd: build
-	cd $(BUILD) && SHARDEX_TEST_METADATA=etcd SHARDEX_TEST_SKIP='$(ETCD_SKIP)' \
+	cd $(BUILD) && SHARDEX_TEST_METADATA=etcd \
 		ctest --output-on-failure -j $(JOBS) -L integration -R 'integration\.($(ETCD_TESTS))$$'
 
 test-etcd-all: build
-	cd $(BUILD) && SHARDEX_TEST_METADATA=etcd SHARDEX_TEST_SKIP='$(ETCD_SKIP)' \
+	cd $(BUILD) && SHARDEX_TEST_METADATA=etcd \
 		ctest --output-on-failure -j $(JOBS) -L integration -E '$(ETCD_ALL_SKIP)'
 
 test-unit: build
