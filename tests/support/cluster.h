@@ -46,8 +46,9 @@ typedef struct sx_cluster_opts {
     bool etcd;
     /* With etcd, the coordinator's --metadata-lease in seconds; 0: 2. The
      * leader renews it every third and stops leading two thirds after a
-     * renewal, so a test that pauses the coordinator for P ms, and wants it
-     * to lead on, asks for more than 3 * P (here, it cannot be restarted). */
+     * renewal, so a test that pauses the coordinator for P ms and wants it
+     * still leading when it wakes asks for more than 3 * P (else it steps
+     * down and campaigns again: a new leader, with a new map version). */
     uint32_t metadata_lease_s;
 } sx_cluster_opts;
 
