@@ -54,7 +54,7 @@ test: build
 # tool and client with them). Not the scripts and Python tests, which start
 # their own processes or no cluster (test_security covers TLS and roles
 # itself; test_rpc* and test_etcd talk to an echo server or etcd).
-TLS_SKIP = test_chaos_smoke|test_deploy_lab|test_units|test_interop|test_health_watch|test_security|test_rpc|test_etcd|test_coord_etcd|test_local_cluster_ha
+TLS_SKIP = test_chaos_smoke|test_deploy_lab|test_units|test_interop|test_health_watch|test_security|test_rpc|test_etcd|test_coord_etcd|test_local_cluster_ha|test_lab_coord_etcd
 test-tls: build
 	cd $(BUILD) && SHARDEX_TEST_TLS=1 ctest --output-on-failure -j $(JOBS) -L integration -E '$(TLS_SKIP)'
 

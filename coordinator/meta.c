@@ -89,23 +89,50 @@ static void etcd_coordinators(etcd_meta *e, sx_arena *a, Shardex__V1__ClusterSta
     sx_etcd_range_free(r);
 }
 
-/* Each member's health, asked of each alone (at most a second each). */
+typedef struct member_check {
+    sx_etcd *etcd;
+    size_t i;
+    pthread_t thread;
+    bool started;
+    sx_status st;
+    sx_err err;
+    uint64_t ms;
+} member_check;
+
+static void *check_member(void *arg)
+{
+    member_check *mc = arg;
+    uint64_t t0 = sx_clock_now_ms();
+    mc->st = sx_etcd_member_check(mc->etcd, mc->i, 1000, &mc->err);
+    mc->ms = sx_clock_now_ms() - t0;
+    return NULL;
+}
+
+/* Each member's health, asked of each alone, all at once (a second at most). */
 static void etcd_members(etcd_meta *e, sx_arena *a, Shardex__V1__ClusterStatusResponse *out)
 {
     size_t n = sx_etcd_member_count(e->etcd);
+    member_check *mc = sx_calloc(n ? n : 1, sizeof(*mc));
+    for (size_t i = 0; i < n; i++) {
+        mc[i] = (member_check){.etcd = e->etcd, .i = i};
+        mc[i].started = pthread_create(&mc[i].thread, NULL, check_member, &mc[i]) == 0;
+        if (!mc[i].started)
+            check_member(&mc[i]);
+    }
     out->etcd_members = sx_arena_alloc(a, (n + 1) * sizeof(*out->etcd_members));
     for (size_t i = 0; i < n; i++) {
+        if (mc[i].started)
+            pthread_join(mc[i].thread, NULL);
         Shardex__V1__EtcdMemberStatus *ms = sx_arena_alloc(a, sizeof(*ms));
         shardex__v1__etcd_member_status__init(ms);
         ms->endpoint = sx_arena_strdup(a, sx_etcd_member(e->etcd, i));
-        sx_err err = {0};
-        uint64_t t0 = sx_clock_now_ms();
-        ms->healthy = sx_etcd_member_check(e->etcd, i, 1000, &err) == SX_OK;
-        ms->latency_ms = (uint32_t)(sx_clock_now_ms() - t0);
+        ms->healthy = mc[i].st == SX_OK;
+        ms->latency_ms = (uint32_t)mc[i].ms;
         if (!ms->healthy)
-            ms->error = sx_arena_strdup(a, err.msg);
+            ms->error = sx_arena_strdup(a, mc[i].err.msg);
         out->etcd_members[out->n_etcd_members++] = ms;
     }
+    free(mc);
 }
 
 void sx_meta_status(sx_meta *m, const char *self, sx_arena *a,
@@ -195,7 +222,12 @@ sx_status sx_meta_open_etcd(const sx_meta_etcd_opts *o, sx_meta **out, sx_err *e
     snprintf(e->coords_prefix, sizeof(e->coords_prefix), "/shardex/%s/coordinators/", o->cluster);
     if (e->self[0])
         snprintf(e->self_key, sizeof(e->self_key), "%s%s", e->coords_prefix, e->self);
-    sx_etcd_opts eo = {.endpoints = o->endpoints};
+    /* Each member gets a third of the lease (0.5..2 s) before the next is
+     * tried: a member cut off answers nothing, and a campaign or a save
+     * that waited on it for long would outlast the lease. */
+    uint64_t per_member = (uint64_t)e->ttl_s * 1000u / 3;
+    per_member = per_member < 500 ? 500 : per_member > 2000 ? 2000 : per_member;
+    sx_etcd_opts eo = {.endpoints = o->endpoints, .timeout_ms = per_member};
     sx_status st = sx_etcd_open(&eo, &e->etcd, err);
     /* The lease first, kept alive from now on: a campaign binds the key to it. */
     if (st == SX_OK)
@@ -264,6 +296,19 @@ static void watch_leader(etcd_meta *e, int64_t from)
     }
 }
 
+static sx_status won_at(etcd_meta *e, int64_t epoch, bool *won)
+{
+    pthread_mutex_lock(&e->mu);
+    e->epoch = epoch;
+    pthread_mutex_unlock(&e->mu);
+    *won = true;
+    SX_LOG(SX_LOG_INFO, "meta", "leading key=%s epoch=%" PRId64 " lease=%" PRId64, e->leader_key,
+           epoch, e->lease);
+    sx_etcd_watch_stop(e->watch); /* a leader has nobody to watch */
+    e->watch = NULL;
+    return SX_OK;
+}
+
 sx_status sx_meta_campaign(sx_meta *m, bool *won, char *leader, size_t cap, sx_err *err)
 {
     *won = false;
@@ -292,19 +337,17 @@ sx_status sx_meta_campaign(sx_meta *m, bool *won, char *leader, size_t cap, sx_e
     sx_status st = sx_etcd_txn_run(e->etcd, &t, &ok, &rev, err);
     if (st != SX_OK)
         return st;
-    if (ok) {
-        pthread_mutex_lock(&e->mu);
-        e->epoch = rev;
-        pthread_mutex_unlock(&e->mu);
-        *won = true;
-        SX_LOG(SX_LOG_INFO, "meta", "leading key=%s epoch=%" PRId64 " lease=%" PRId64,
-               e->leader_key, rev, e->lease);
-        sx_etcd_watch_stop(e->watch); /* a leader has nobody to watch */
-        e->watch = NULL;
-        return SX_OK;
-    }
+    if (ok)
+        return won_at(e, rev, won);
     sx_etcd_range *r = NULL;
     if (sx_etcd_get(e->etcd, e->leader_key, false, &r, NULL) == SX_OK) {
+        if (r->count == 1 && r->kvs[0].lease == e->lease) {
+            /* Ours: the claim was applied by a member that then did not
+             * answer, and applied again elsewhere it failed its compare. */
+            int64_t epoch = r->kvs[0].create_revision;
+            sx_etcd_range_free(r);
+            return won_at(e, epoch, won);
+        }
         if (r->count == 1 && cap)
             snprintf(leader, cap, "%.*s", (int)r->kvs[0].value_len, (const char *)r->kvs[0].value);
         watch_leader(e, r->revision + 1);

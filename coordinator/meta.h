@@ -59,7 +59,7 @@ bool sx_meta_vacant(sx_meta *m);
 
 /* The control plane part of ClusterStatus (metadata, coordinator_epoch,
  * coordinators, etcd_members), allocated in a; self: this coordinator's
- * address. With etcd it asks each member (up to a second each): call it off
+ * address. With etcd it asks every member at once (up to a second): call it off
  * the rpc threads. */
 void sx_meta_status(sx_meta *m, const char *self, sx_arena *a,
                     Shardex__V1__ClusterStatusResponse *out);
