@@ -68,7 +68,7 @@ test-tls: build
 # `make test-etcd-all` runs every test of the harness on etcd (about 2.5
 # minutes).
 ETCD_TESTS = test_cluster|test_leases|test_isr_expansion|test_graceful|test_lost_store|test_health|test_limits|test_notify|test_metrics_scrape
-ETCD_ALL_SKIP = test_chaos_smoke|test_deploy_lab|test_units|test_interop|test_health_watch|test_rpc|test_etcd|test_coord_etcd|test_local_cluster_ha|test_config
+ETCD_ALL_SKIP = test_chaos_smoke|test_deploy_lab|test_units|test_interop|test_health_watch|test_rpc|test_etcd|test_coord_etcd|test_local_cluster_ha|test_config|test_lab_coord_etcd
 test-etcd: build
 	cd $(BUILD) && SHARDEX_TEST_METADATA=etcd \
 		ctest --output-on-failure -j $(JOBS) -L integration -R 'integration\.($(ETCD_TESTS))$$'
