@@ -65,7 +65,7 @@ test-tls: build
 # 60 s on 2 cores. Left out for time: test_replication_faults (about 60 s on
 # its own), test_indexes (55 s: its catalog and backfill on etcd are in
 # test_cluster and unit.test_coord), test_replication and the rest;
-# `make test-etcd-all` runs every test of the harness on etcd (about 2.5
+# `make test-etcd-all` runs every test of the harness on etcd (2.5 to 3
 # minutes).
 ETCD_TESTS = test_cluster|test_leases|test_isr_expansion|test_graceful|test_lost_store|test_health|test_limits|test_notify|test_metrics_scrape
 ETCD_ALL_SKIP = test_chaos_smoke|test_deploy_lab|test_units|test_interop|test_health_watch|test_rpc|test_etcd|test_coord_etcd|test_local_cluster_ha|test_config|test_lab_coord_etcd
