@@ -544,7 +544,7 @@ int main(int argc, char **argv)
                           .min_isr = MIN_ISR,
                           .lease_ms = LEASE_MS};
     sx_cluster_opts ho = co;
-    ho.etcd = ec.endpoints;
+    ho.etcd_endpoints = ec.endpoints;
     ho.coordinators = NCOORDS;
     ho.etcd_cluster = "bench";
     ho.metadata_lease_s = META_LEASE_S;

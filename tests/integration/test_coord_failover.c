@@ -298,7 +298,7 @@ static void start(fx *f)
                          .replication = 3,
                          .min_isr = 2,
                          .lease_ms = WORKER_LEASE_MS,
-                         .etcd = f->ec.endpoints,
+                         .etcd_endpoints = f->ec.endpoints,
                          .coordinators = NCOORDS,
                          .etcd_cluster = CLUSTER,
                          .metadata_lease_s = META_LEASE_MS / 1000};

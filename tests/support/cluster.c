@@ -37,12 +37,49 @@ static void metrics_args(const sx_cluster *c, const char *name, char **argv, int
     argv[(*n)++] = mportf;
 }
 
+void sx_cluster_meta_args(const sx_cluster *c, char **argv, int *n, char *buf, size_t cap)
+{
+    if (!c->opts.etcd) {
+        snprintf(buf, cap, "%s/coord", c->dir);
+        argv[(*n)++] = "--data-dir";
+        argv[(*n)++] = buf;
+        return;
+    }
+    snprintf(buf, cap, "etcd://%s", c->etcd_member.addr);
+    argv[(*n)++] = "--metadata";
+    argv[(*n)++] = buf;
+    argv[(*n)++] = "--cluster";
+    argv[(*n)++] = "test";
+    argv[(*n)++] = "--metadata-lease";
+    argv[(*n)++] = (char *)c->metadata_lease;
+}
+
+typedef struct coord_wait {
+    sx_cluster *c;
+    bool answered;
+} coord_wait;
+
+/* The coordinator answers GetMap, or has exited (then the wait stops early). */
+static bool coord_answers(void *arg)
+{
+    coord_wait *w = arg;
+    if (!sx_h_alive(w->c->coord_pid))
+        return true;
+    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 1000, .wait_for_ready = true};
+    w->answered =
+        sx_rpc_invoke(w->c->rpc, w->c->coord_addr, &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL) == SX_OK;
+    sx_rpc_free(resp);
+    return w->answered;
+}
+
 static bool start_coordinator(sx_cluster *c, const char *listen, const char *const *extra)
 {
-    char bin[512], data[512], portf[512], logf[512], parts[16], repl[16], isr[16], lease[32];
+    char bin[512], meta[512], portf[512], logf[512], parts[16], repl[16], isr[16], lease[32];
     char mportf[512];
     sx_cluster_bin("coordinator/shardex-coordinator", bin, sizeof(bin));
-    snprintf(data, sizeof(data), "%s/coord", c->dir);
     snprintf(portf, sizeof(portf), "%s/coord.port", c->dir);
     snprintf(logf, sizeof(logf), "%s/coord.log", c->dir);
     snprintf(parts, sizeof(parts), "%u", c->opts.partitions);
@@ -50,9 +87,9 @@ static bool start_coordinator(sx_cluster *c, const char *listen, const char *con
     snprintf(isr, sizeof(isr), "%u", c->opts.min_isr);
     snprintf(lease, sizeof(lease), "%u", c->opts.lease_ms);
     unlink(portf);
-    char *argv[32] = {bin,           "--listen", (char *)listen, "--data-dir", data,
-                      "--port-file", portf,      "--lease-ms",   lease};
-    int n = 9;
+    char *argv[40] = {bin, "--listen", (char *)listen, "--port-file", portf, "--lease-ms", lease};
+    int n = 7;
+    sx_cluster_meta_args(c, argv, &n, meta, sizeof(meta));
     if (!extra) {
         argv[n++] = "--partitions";
         argv[n++] = parts;
@@ -62,7 +99,7 @@ static bool start_coordinator(sx_cluster *c, const char *listen, const char *con
         argv[n++] = isr;
     }
     metrics_args(c, "coord", argv, &n, mportf, sizeof(mportf));
-    for (int i = 0; extra && extra[i] && n < 30; i++)
+    for (int i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
     c->coord_pid = sx_h_spawn(argv, logf);
@@ -74,6 +111,14 @@ static bool start_coordinator(sx_cluster *c, const char *listen, const char *con
         return false;
     }
     snprintf(c->coord_addr, sizeof(c->coord_addr), "127.0.0.1:%d", c->coord_port);
+    /* On etcd a coordinator may listen while it follows (and answer nothing
+     * but where the leader is): it is ready once it leads. */
+    coord_wait w = {.c = c};
+    if (c->opts.etcd && !(sx_h_wait_for(coord_answers, &w, 20000) && w.answered)) {
+        fprintf(stderr, "the coordinator did not answer GetMap\n");
+        sx_h_dump_log(logf, 30);
+        return false;
+    }
     return true;
 }
 
@@ -134,7 +179,7 @@ void sx_cluster_start_coord(sx_cluster *c, uint32_t k)
     snprintf(repl, sizeof(repl), "%u", c->opts.replication);
     snprintf(isr, sizeof(isr), "%u", c->opts.min_isr);
     snprintf(lease, sizeof(lease), "%u", c->opts.lease_ms);
-    snprintf(meta, sizeof(meta), "etcd://%s", c->opts.etcd);
+    snprintf(meta, sizeof(meta), "etcd://%s", c->opts.etcd_endpoints);
     snprintf(mlease, sizeof(mlease), "%us", c->opts.metadata_lease_s);
     snprintf(name, sizeof(name), "coord%u", k);
     unlink(portf);
@@ -176,7 +221,7 @@ int sx_cluster_leader_key(sx_cluster *c, int64_t *create_revision)
         *create_revision = 0;
     sx_etcd_range *r = NULL;
     int who = -1;
-    if (sx_etcd_get(c->etcd, c->leader_key, false, &r, NULL) == SX_OK && r->count == 1) {
+    if (sx_etcd_get(c->etcd_client, c->leader_key, false, &r, NULL) == SX_OK && r->count == 1) {
         if (create_revision)
             *create_revision = r->kvs[0].create_revision;
         for (uint32_t k = 0; k < c->ncoords; k++)
@@ -231,8 +276,8 @@ static bool start_coords(sx_cluster *c)
     c->ncoords = c->opts.coordinators;
     snprintf(c->leader_key, sizeof(c->leader_key), "/shardex/%s/leader", c->opts.etcd_cluster);
     /* A plaintext client of its own: the test's etcd has no TLS, c->rpc may. */
-    sx_etcd_opts eo = {.endpoints = c->opts.etcd, .timeout_ms = 2000};
-    if (sx_etcd_open(&eo, &c->etcd, NULL) != SX_OK)
+    sx_etcd_opts eo = {.endpoints = c->opts.etcd_endpoints, .timeout_ms = 2000};
+    if (sx_etcd_open(&eo, &c->etcd_client, NULL) != SX_OK)
         return false;
     for (uint32_t k = 0; k < c->ncoords; k++) {
         int port = sx_etcdm_free_port();
@@ -246,7 +291,7 @@ static bool start_coords(sx_cluster *c)
     for (uint32_t k = 0; k < c->ncoords; k++)
         sx_cluster_start_coord(c, k);
     if (sx_cluster_find_leader(c, 30000) < 0) {
-        fprintf(stderr, "no coordinator leads (etcd %s)\n", c->opts.etcd);
+        fprintf(stderr, "no coordinator leads (etcd %s)\n", c->opts.etcd_endpoints);
         sx_cluster_dump_logs(c);
         return false;
     }
@@ -308,7 +353,17 @@ bool sx_cluster_start(sx_cluster *c, const sx_cluster_opts *opts)
     sx_rpc_client_opts co = {.faults = "", .tls = c->opts.tls ? &tls : NULL};
     if (sx_rpc_client_create(&co, &c->rpc, NULL) != SX_OK)
         return false;
-    if (c->opts.etcd ? !start_coords(c) : !start_coordinator(c, "127.0.0.1:0", NULL))
+    const char *env_meta = getenv("SHARDEX_TEST_METADATA");
+    /* A member of its own, unless the test brought an etcd cluster and
+     * several coordinators (etcd_endpoints). */
+    c->opts.etcd =
+        !c->opts.etcd_endpoints && (c->opts.etcd || (env_meta && strcmp(env_meta, "etcd") == 0));
+    /* 2 s, etcd's shortest: a coordinator killed -9 is replaced within 2 s. */
+    snprintf(c->metadata_lease, sizeof(c->metadata_lease), "%us",
+             c->opts.metadata_lease_s ? c->opts.metadata_lease_s : 2);
+    if (c->opts.etcd && !sx_h_etcd_start(&c->etcd_member, "cluster-etcd"))
+        return false;
+    if (c->opts.etcd_endpoints ? !start_coords(c) : !start_coordinator(c, "127.0.0.1:0", NULL))
         return false;
     for (uint32_t i = 0; i < c->nworkers; i++)
         if (!sx_cluster_start_worker(c, i))
@@ -362,6 +417,7 @@ void sx_cluster_kill_all(sx_cluster *c)
     sx_cluster_kill_coordinator(c);
     for (uint32_t k = 0; k < c->ncoords; k++)
         sx_cluster_kill_coord(c, k);
+    sx_h_etcd_stop(&c->etcd_member);
 }
 
 bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra)
@@ -393,8 +449,9 @@ void sx_cluster_stop(sx_cluster *c)
     for (uint32_t k = 0; k < c->ncoords; k++)
         if (c->coords_pid[k] > 0)
             sx_h_stop(c->coords_pid[k], 5000);
-    sx_etcd_close(c->etcd);
-    c->etcd = NULL;
+    sx_etcd_close(c->etcd_client);
+    c->etcd_client = NULL;
+    sx_h_etcd_stop(&c->etcd_member); /* last: a coordinator stopping resigns there */
     sx_rpc_client_destroy(c->rpc);
     c->rpc = NULL;
     if (c->opts.tls) { /* its files go with the directory: nothing started later takes them */
@@ -522,6 +579,10 @@ void sx_cluster_dump_logs(const sx_cluster *c)
         snprintf(logf, sizeof(logf), "%s/coord.log", c->dir);
         fprintf(stderr, "--- %s\n", logf);
         sx_h_dump_log(logf, 40);
+    }
+    if (c->etcd_member.pid > 0) {
+        fprintf(stderr, "--- %s\n", c->etcd_member.log);
+        sx_h_dump_log(c->etcd_member.log, 10);
     }
     for (uint32_t i = 0; i < c->nworkers; i++) {
         snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);

@@ -2,7 +2,6 @@
 #include "fixture.h"
 
 #include "checker.h"
-#include "etcd.h"
 
 #include <inttypes.h>
 #include <setjmp.h>
@@ -10,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -105,29 +103,20 @@ int sx_fx_cluster_teardown(void **state)
 
 int sx_fx_free_port(void)
 {
-    int port = sx_etcdm_free_port();
+    int port = sx_h_free_port();
     assert_true(port > 0);
     return port;
 }
 
 void sx_fx_etcd_start(sx_fx_etcd *m, const char *tag)
 {
-    if (!sx_etcdm_start(&m->members, 1, tag, 20000))
+    if (!sx_h_etcd_start(m, tag))
         fail_msg("etcd did not start");
-    const sx_etcdm *one = &m->members.m[0];
-    snprintf(m->dir, sizeof(m->dir), "%s", m->members.dir);
-    snprintf(m->log, sizeof(m->log), "%s", one->log);
-    snprintf(m->addr, sizeof(m->addr), "%s", one->addr);
-    m->pid = one->pid;
-    m->etcd = one->etcd;
 }
 
 void sx_fx_etcd_stop(sx_fx_etcd *m)
 {
-    m->members.m[0].pid = m->pid; /* 0 when the test killed it itself */
-    sx_etcdm_destroy(&m->members);
-    m->etcd = NULL;
-    m->pid = 0;
+    sx_h_etcd_stop(m);
 }
 
 void sx_fx_etcd_cluster_start(sx_etcdm_set *ec, uint32_t n, const char *tag)

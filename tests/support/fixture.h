@@ -70,18 +70,11 @@ int sx_fx_cluster_teardown(void **state);
 
 /* ------------------------------------------------------------ etcd member -- */
 
-/* One etcd member of its own (/usr/bin/etcd) in a temporary directory, on
- * loopback ports found free (tried again with others when it cannot bind):
- * a one-member set of etcd_members.h, with its fields at hand. */
-typedef struct sx_fx_etcd {
-    char dir[256], log[300];
-    char addr[64]; /* client address, host:port */
-    pid_t pid;     /* a test that kills it itself sets 0 */
-    sx_etcd *etcd; /* a client of it alone (borrowed from members) */
-    sx_etcdm_set members;
-} sx_fx_etcd;
+/* One etcd member of its own: harness.h's sx_h_etcd, failing the test when
+ * it does not come up. */
+typedef sx_h_etcd sx_fx_etcd;
 
-/* A loopback TCP port free now (bound with port 0 and released). */
+/* A loopback TCP port free now (sx_h_free_port); fails the test if none. */
 int sx_fx_free_port(void);
 
 /* Starts it and waits until it answers; fails the test if it does not. */
