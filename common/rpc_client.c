@@ -371,6 +371,18 @@ static void sleep_until(uint64_t at_ms)
 
 static void send_duplicate(acall *a);
 
+/* A fault delay that reached the attempt's deadline fails the attempt with
+ * DEADLINE_EXCEEDED instead of sending it: a message that slow on a real
+ * network arrives too late to be served, while one sent with a deadline less
+ * than a millisecond away could still be answered by a fast handler. */
+static void fail_if_delayed_past_deadline(acall *a)
+{
+    if (a->action.delay_ms && sx_clock_now_ms() >= a->attempt_deadline_ms) {
+        a->action.kind = SX__FAULT_FAIL;
+        a->action.fail_code = SX_DEADLINE_EXCEEDED;
+    }
+}
+
 sx_status sx_rpc_invoke(sx_rpc_client *c, const char *addr, const ProtobufCServiceDescriptor *svc,
                         const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
                         const sx_rpc_call_opts *opts, sx_err *err)
@@ -386,6 +398,7 @@ sx_status sx_rpc_invoke(sx_rpc_client *c, const char *addr, const ProtobufCServi
             uint64_t at = sx_clock_now_ms() + a->action.delay_ms;
             sleep_until(at < a->attempt_deadline_ms ? at : a->attempt_deadline_ms);
         }
+        fail_if_delayed_past_deadline(a);
         switch (a->action.kind) {
         case SX__FAULT_FAIL:
             set_outcome(a, a->action.fail_code, "fault injected: call failed");
@@ -603,6 +616,7 @@ static void async_fire(acall *a)
         async_complete(a);
         return;
     }
+    fail_if_delayed_past_deadline(a);
     switch (a->action.kind) {
     case SX__FAULT_FAIL:
         set_outcome(a, a->action.fail_code, "fault injected: call failed");
