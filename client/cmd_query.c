@@ -274,7 +274,7 @@ static void print_text(const query_cfg *cfg, const merged *m, double elapsed_ms)
         printf(", %zu pages", m->npages);
     printf("\n");
     if (s->partial) {
-        printf("partial: %zu partition%s did not answer within %" PRIu32 " ms:", 
+        printf("partial: %zu partition%s did not answer within %" PRIu32 " ms:",
                s->n_missing_partitions, s->n_missing_partitions == 1 ? "" : "s", cfg->budget_ms);
         for (size_t i = 0; i < s->n_missing_partitions; i++)
             printf(" %" PRIu32, s->missing_partitions[i]);

@@ -146,8 +146,8 @@ sx_status sx_client_get(sx_client *c, const char *id, Shardex__V1__WriteToken *c
  * on a partial page). With max_staleness_ms a slow leader's scan is also
  * sent to a follower that can prove it is that fresh; follower_partitions
  * names those that a follower served. Give the call a deadline (the
- * client's) longer than the budget: the budget is the server's. NOT_FOUND for an unknown index, FAILED_PRECONDITION for
- * an index still BUILDING in the mode asked, UNAVAILABLE while a term
+ * client's) longer than the budget: the budget is the server's. NOT_FOUND for an unknown index,
+ * FAILED_PRECONDITION for an index still BUILDING in the mode asked, UNAVAILABLE while a term
  * partition has no owner, DEADLINE_EXCEEDED when `after` cannot be met. */
 sx_status sx_client_query(sx_client *c, const Shardex__V1__QueryRequest *req,
                           Shardex__V1__QueryResponse **out, sx_err *err);

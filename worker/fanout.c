@@ -273,8 +273,8 @@ static void start_hedges(const sx_fanout *fo, fan *f, sx_fanout_call *calls, con
         sx_fanout_call *c = &calls[due[k]];
         sx_err e = {0};
         c->hedge_self = false;
-        if (m && fo->hedge_aim(fo->aim_arg, due[k], m, c, c->hedge_addr, sizeof(c->hedge_addr),
-                               &e)) {
+        if (m &&
+            fo->hedge_aim(fo->aim_arg, due[k], m, c, c->hedge_addr, sizeof(c->hedge_addr), &e)) {
             start_attempt(fo, f, c, true, now);
             continue;
         }
@@ -293,8 +293,7 @@ static void start_hedges(const sx_fanout *fo, fan *f, sx_fanout_call *calls, con
  * still to send, and either the hedge time passed or the primary is over
  * (failed fast, or had no target). Clears their hedge_due and returns how
  * many went to due. */
-static size_t hedges_due_locked(fan *f, sx_fanout_call *calls, size_t n,
-                                uint64_t now, size_t *due)
+static size_t hedges_due_locked(fan *f, sx_fanout_call *calls, size_t n, uint64_t now, size_t *due)
 {
     size_t nd = 0;
     for (size_t i = 0; i < n; i++) {

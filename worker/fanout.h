@@ -95,8 +95,8 @@ typedef struct sx_fanout_call {
     /* The request of the call's hedge (the caller's; hedge_aim may change
      * fields), NULL: the call is not hedged. */
     ProtobufCMessage *hedge_req;
-    bool hedge_self; /* set by hedge_aim: the hedge's target is this worker */
-    bool hedged;     /* on success: the hedge's answer won */
+    bool hedge_self;    /* set by hedge_aim: the hedge's target is this worker */
+    bool hedged;        /* on success: the hedge's answer won */
     sx_status hedge_st; /* the hedge's outcome in the last round (SX_OK: none or it won) */
     sx_err hedge_err;   /* its error, as it came */
     /* private (under the fan-out's mutex while a round runs) */

@@ -59,8 +59,7 @@ static sx_status scan_follower(sx_rpc_call *call, sx_worker_ctx *w,
                                             sx_rpc_call_deadline_or_default(call), &stale, err);
     sx_replica_view v;
     if (st == SX_OK && !sx_replica_get_view(w->replicas, req->partition, &v))
-        st = sx_err_set(err, SX_ABORTED, "partition %u: not hosted on this worker",
-                        req->partition);
+        st = sx_err_set(err, SX_ABORTED, "partition %u: not hosted on this worker", req->partition);
     if (st != SX_OK)
         return st;
     /* The snapshot is taken after the bound was: it holds at least as much. */

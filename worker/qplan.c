@@ -76,8 +76,8 @@ static ProtobufCBinaryData key_after(sx_arena *arena, const ProtobufCBinaryData 
 
 /* Step 4 for a partial page's token: each partition resumes after its own
  * position. The token forces LOCAL, whose targets are those partitions. */
-static sx_status page_positions(const Shardex__V1__QueryRequest *req, sx_qplan *pl,
-                                sx_arena *arena, sx_err *err)
+static sx_status page_positions(const Shardex__V1__QueryRequest *req, sx_qplan *pl, sx_arena *arena,
+                                sx_err *err)
 {
     sx_status st = sx_qplan_positions_read(&req->page_token, pl->def.id, req->index, pl->P, arena,
                                            &pl->pos, err);
@@ -199,9 +199,9 @@ static sx_status plan_index(const Shardex__V1__QueryRequest *req,
         .after = req->after,
         .budget_ms = req->budget_ms,
         .max_staleness_ms = req->max_staleness_ms,
-        .hedge_ms = req->hedge_after_ms     ? req->hedge_after_ms
-                    : req->budget_ms        ? (req->budget_ms + 3) / 4
-                                            : SX_QPLAN_HEDGE_DEFAULT_MS,
+        .hedge_ms = req->hedge_after_ms ? req->hedge_after_ms
+                    : req->budget_ms    ? (req->budget_ms + 3) / 4
+                                        : SX_QPLAN_HEDGE_DEFAULT_MS,
     };
     sx_ixkey_def_from_spec(&pl->def, e->id, e->spec);
     pl->def.name = sx_arena_strdup(arena, pl->def.name); /* outlives the map */
@@ -216,8 +216,8 @@ static sx_status plan_index(const Shardex__V1__QueryRequest *req,
         st = check_after(req, P, err);
     if (st == SX_OK)
         st = sx_qplan_mode(&pl->def, e->state,
-                           pl->force_local ? SHARDEX__V1__MODE__MODE_LOCAL : req->mode,
-                           &pl->global, err);
+                           pl->force_local ? SHARDEX__V1__MODE__MODE_LOCAL : req->mode, &pl->global,
+                           err);
     if (st == SX_OK)
         set_targets(pl, arena);
     return st;

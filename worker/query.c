@@ -38,9 +38,9 @@ typedef struct run_ctx {
     sx_worker_ctx *w;
     sx_rpc_call *call;
     const sx_qplan *pl;
-    uint64_t deadline;   /* the query's, monotonic */
+    uint64_t deadline;        /* the query's, monotonic */
     uint64_t budget_deadline; /* the budget's end (the deadline without one) */
-    uint64_t attempt_ms; /* one attempt: about two leases, as the router's */
+    uint64_t attempt_ms;      /* one attempt: about two leases, as the router's */
 } run_ctx;
 
 static bool aim_local(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *c, char *addr,

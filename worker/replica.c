@@ -640,8 +640,7 @@ static void *session_main(void *arg)
          * every write acknowledged before the echoed stamp only while this
          * leader serves reads (its commit covers its predecessors' writes)
          * under its lease (no successor acknowledges anything yet). */
-        uint64_t echo =
-            sx_repcore_serving(&r->core, sx_plog_applied(r->log)) ? s->echo_ms : 0;
+        uint64_t echo = sx_repcore_serving(&r->core, sx_plog_applied(r->log)) ? s->echo_ms : 0;
         pthread_mutex_unlock(&r->mu);
         if (echo && !lease_valid(r->owner))
             echo = 0;
@@ -1420,8 +1419,8 @@ static uint64_t sure_stale_locked(const replica *r, uint64_t now)
 }
 
 sx_status sx_replica_wait_follower(sx_replica_set *rs, uint32_t p, uint64_t after_offset,
-                                   uint64_t max_stale_ms, uint64_t deadline_ms,
-                                   uint64_t *stale_ms, sx_err *err)
+                                   uint64_t max_stale_ms, uint64_t deadline_ms, uint64_t *stale_ms,
+                                   sx_err *err)
 {
     replica *r = get_replica(rs, p);
     if (!r)

@@ -193,8 +193,8 @@ sx_status sx_replica_wait_applied(sx_replica_set *r, uint32_t p, uint64_t after_
  * applied in time; SX_FAILED_PRECONDITION still too stale (or unknown) at
  * the deadline, the message saying how stale. Waits for applies: WAITING. */
 sx_status sx_replica_wait_follower(sx_replica_set *r, uint32_t p, uint64_t after_offset,
-                                   uint64_t max_stale_ms, uint64_t deadline_ms,
-                                   uint64_t *stale_ms, sx_err *err);
+                                   uint64_t max_stale_ms, uint64_t deadline_ms, uint64_t *stale_ms,
+                                   sx_err *err);
 
 /* One hosted replica as it is now, for the index layer. log and ix live as
  * long as r. */

@@ -57,9 +57,9 @@ typedef struct fx {
     sx_model *model;
     sx_qtokens tokens;
     uint64_t rng;
-    uint32_t slow;         /* W: the slow worker (test index) */
-    uint32_t via;          /* Q: the worker queries go through */
-    bool slow_leads[P];    /* the partitions W leads */
+    uint32_t slow;      /* W: the slow worker (test index) */
+    uint32_t via;       /* Q: the worker queries go through */
+    bool slow_leads[P]; /* the partitions W leads */
     uint32_t nslow;
 } fx;
 
@@ -425,10 +425,8 @@ int main(void)
     seed = sx_fx_seed();
     sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_budget_partial),
-        cmocka_unit_test(test_no_budget_waits),
-        cmocka_unit_test(test_hedged_followers),
-        cmocka_unit_test(test_hedged_read_your_writes),
+        cmocka_unit_test(test_budget_partial),   cmocka_unit_test(test_no_budget_waits),
+        cmocka_unit_test(test_hedged_followers), cmocka_unit_test(test_hedged_read_your_writes),
         cmocka_unit_test(test_paging_partial),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
