@@ -342,12 +342,16 @@ static void wait_round(const sx_fanout *fo, fan *f, sx_fanout_call *calls, size_
             sx_cond_wait_ms(&f->cv, &f->mu, next - now);
     }
     /* The round's references: attempts still running (a hedge's loser, an
-     * RPC past its winner) complete on their own and are dropped then. */
+     * RPC past its winner) complete on their own and are dropped then, not
+     * counted in the next round, which reuses the calls. */
     bool last = false;
     for (size_t i = 0; i < n; i++) {
         for (int k = 0; k < 2; k++) {
-            if (calls[i].att[k])
-                attempt_release_locked(calls[i].att[k], &last);
+            attempt *a = calls[i].att[k];
+            if (a) {
+                a->live = false;
+                attempt_release_locked(a, &last);
+            }
             calls[i].att[k] = NULL;
         }
     }
