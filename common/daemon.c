@@ -4,6 +4,7 @@
 
 #include "auth.h"
 
+#include "flags.h"
 #include "fsutil.h"
 #include "log.h"
 
@@ -108,4 +109,19 @@ void sx_daemon_reload(struct sx_auth *auth)
         SX_LOG(SX_LOG_INFO, "daemon", "tokens reloaded tokens=%zu", sx_auth_tokens(auth));
     else
         SX_LOG(SX_LOG_ERROR, "daemon", "tokens not reloaded, the old ones stay: %s", err.msg);
+}
+
+void sx_daemon_advertise(const char *listen, const char *advertise, int port, char *out, size_t cap)
+{
+    if (advertise) {
+        snprintf(out, cap, "%s", advertise);
+        return;
+    }
+    char host[256];
+    sx_hostport_parse(listen, host, sizeof(host), NULL, NULL);
+    bool wildcard = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
+    if (strchr(host, ':') && !wildcard)
+        snprintf(out, cap, "[%s]:%d", host, port);
+    else
+        snprintf(out, cap, "%s:%d", wildcard ? "127.0.0.1" : host, port);
 }

@@ -99,6 +99,12 @@ int sx_daemon_wait_signal(uint64_t timeout_ms);
 /* Writes "PORT\n" to path atomically (tests poll for it). */
 sx_status sx_daemon_write_port_file(const char *path, int port, sx_err *err);
 
+/* The address other nodes use to reach this daemon: advertise when given,
+ * else listen with the bound port (127.0.0.1 for a wildcard host, brackets
+ * for an IPv6 one). */
+void sx_daemon_advertise(const char *listen, const char *advertise, int port, char *out,
+                         size_t cap);
+
 /* Tells the service manager this daemon's state (systemd's sd_notify, for
  * Type=notify units): newline-separated assignments such as "READY=1",
  * "STOPPING=1", "STATUS=text", printf-style. Nothing when no manager asked

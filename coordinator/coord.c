@@ -595,6 +595,14 @@ sx_coord_settings sx_coord_get_settings(const sx_coord *c)
     return c->set;
 }
 
+void sx_coord_set_address(sx_coord *c, const char *address)
+{
+    pthread_mutex_lock(&c->mu);
+    free(c->address);
+    c->address = sx_strdup(address ? address : "");
+    pthread_mutex_unlock(&c->mu);
+}
+
 uint64_t sx_coord_epoch(const sx_coord *c)
 {
     return (uint64_t)sx_meta_epoch(c->meta); /* fixed while c is open */
@@ -1184,6 +1192,7 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
                      Shardex__V1__ClusterStatusResponse *out)
 {
     pthread_mutex_lock(&c->mu);
+    char *self = sx_arena_strdup(a, c->address);
     out->partitions = c->set.partitions;
     out->replication = c->set.replication;
     out->min_isr = c->set.min_isr;
@@ -1274,5 +1283,5 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
         out->indexes[i] = info_of(c, &c->indexes[i], a);
     pthread_mutex_unlock(&c->mu);
     /* Outside the lock: it may ask etcd. */
-    sx_meta_status(c->meta, c->address, a, out);
+    sx_meta_status(c->meta, self, a, out);
 }

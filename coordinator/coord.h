@@ -64,6 +64,9 @@ typedef struct sx_coord_opts {
 sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **out, sx_err *err);
 void sx_coord_close(sx_coord *c); /* accepts NULL */
 
+/* Where it serves, once known (ClusterStatus names it). */
+void sx_coord_set_address(sx_coord *c, const char *address);
+
 /* The epoch of this coordinator as a leader (the metadata store's: 0 for
  * the embedded one), carried by every map and answer it gives workers. */
 uint64_t sx_coord_epoch(const sx_coord *c);

@@ -22,6 +22,7 @@
 
 typedef struct config {
     const char *listen;
+    const char *advertise;
     const char *data_dir;
     const char *port_file;
     uint32_t partitions;
@@ -46,6 +47,12 @@ static const sx_flag flags[] = {
      .type = SX_FLAG_HOSTPORT,
      .offset = OFF(listen, const char *),
      .help = "address to serve on (port 0: any free port, see --port-file)"},
+    {.name = "advertise",
+     .type = SX_FLAG_HOSTPORT,
+     .offset = OFF(advertise, const char *),
+     .help = "address workers and the other coordinators use to reach this one, as etcd "
+             "records the leader (default: --listen with the bound port; 127.0.0.1 for a "
+             "wildcard host)"},
     {.name = "data-dir",
      .type = SX_FLAG_STRING,
      .offset = OFF(data_dir, const char *),
@@ -113,7 +120,16 @@ static const sx_flag flags[] = {
      .help = "the leading coordinator's etcd lease: another takes over this long after it "
              "stops answering etcd; it steps down a third of it before and follows"},
 };
-enum { F_LISTEN, F_DATA_DIR, F_PORT_FILE, F_PARTITIONS, F_REPLICATION, F_MIN_ISR, F_TERM };
+enum {
+    F_LISTEN,
+    F_ADVERTISE,
+    F_DATA_DIR,
+    F_PORT_FILE,
+    F_PARTITIONS,
+    F_REPLICATION,
+    F_MIN_ISR,
+    F_TERM
+};
 
 static const sx_flags_spec spec = {
     .prog = "shardex-coordinator",
@@ -144,11 +160,11 @@ static const char *const coordinator_services[] = {"shardex.internal.v1.Coordina
  * etcd that fails (no quorum, a member down) is tried again as long as it
  * takes, with a fresh lease when the old one was lost: a follower never
  * gives up. 0: leading, *meta open; 1: stopped by a signal while following. */
-static int campaign(const config *cfg, sx_coord_front *front, sx_meta **meta)
+static int campaign(const config *cfg, const char *self, sx_coord_front *front, sx_meta **meta)
 {
     sx_meta_etcd_opts eo = {.endpoints = cfg->metadata,
                             .cluster = cfg->cluster,
-                            .self = cfg->listen,
+                            .self = self,
                             .ttl_s = (uint32_t)((cfg->metadata_lease_ms + 999) / 1000)};
     char was[300] = "-", failed[SX_ERR_MSG_MAX] = "";
     uint64_t next_try = 0;
@@ -192,13 +208,13 @@ static int campaign(const config *cfg, sx_coord_front *front, sx_meta **meta)
 }
 
 /* Opens the coordinator's state: in data_dir, or in meta (etcd's, taken over). */
-static sx_status open_coord(const config *cfg, const bool *given, uint64_t tick, sx_meta *meta,
-                            sx_coord **c, sx_err *err)
+static sx_status open_coord(const config *cfg, const char *self, const bool *given, uint64_t tick,
+                            sx_meta *meta, sx_coord **c, sx_err *err)
 {
     sx_coord_opts o = {
         .data_dir = cfg->data_dir,
         .meta = meta,
-        .address = cfg->listen,
+        .address = self,
         .settings = {cfg->partitions, cfg->replication, cfg->min_isr,
                      given[F_TERM] ? cfg->term_partitions : cfg->partitions},
         .given_partitions = given[F_PARTITIONS],
@@ -267,8 +283,11 @@ int main(int argc, char **argv)
     /* The embedded store's one coordinator leads from its start: open before
      * listening, as always. With etcd it listens first, leading or not:
      * workers and tools are told who leads. */
+    /* Its own address is known once it listens (port 0); the embedded store's
+     * coordinator opens before that and is told then. */
+    char self[300] = "";
     if (!cfg.metadata && (sx_mkdirs(cfg.data_dir, &err) != SX_OK ||
-                          open_coord(&cfg, given, tick, NULL, &c, &err) != SX_OK))
+                          open_coord(&cfg, self, given, tick, NULL, &c, &err) != SX_OK))
         goto fail;
     sx_rpc_tls tls;
     bool secure = false;
@@ -293,7 +312,11 @@ int main(int argc, char **argv)
     if (cfg.port_file &&
         sx_daemon_write_port_file(cfg.port_file, sx_rpc_server_port(srv), &err) != SX_OK)
         goto fail;
-    SX_LOG(SX_LOG_INFO, "coordinator", "listening port=%d", sx_rpc_server_port(srv));
+    sx_daemon_advertise(cfg.listen, cfg.advertise, sx_rpc_server_port(srv), self, sizeof(self));
+    if (c)
+        sx_coord_set_address(c, self);
+    SX_LOG(SX_LOG_INFO, "coordinator", "listening port=%d advertise=%s", sx_rpc_server_port(srv),
+           self);
     sx_coord_metrics_add(metrics, front, cfg.metadata ? NULL : cfg.data_dir);
     if (metrics && sx_metrics_http_start(metrics, cfg.metrics_listen, cfg.metrics_port_file, &http,
                                          &err) != SX_OK)
@@ -304,11 +327,11 @@ int main(int argc, char **argv)
     for (;;) { /* with etcd: follow, lead, and follow again when the lease is lost */
         sx_meta *leading = NULL; /* c's (closed by it, on failure too: resigned) */
         if (cfg.metadata) {
-            if (campaign(&cfg, front, &meta) != 0)
+            if (campaign(&cfg, self, front, &meta) != 0)
                 break; /* a signal while following */
             leading = meta;
             meta = NULL;
-            sx_status st = open_coord(&cfg, given, tick, leading, &c, &err);
+            sx_status st = open_coord(&cfg, self, given, tick, leading, &c, &err);
             if (st == SX_INVALID_ARGUMENT || st == SX_FAILED_PRECONDITION || st == SX_DATA_LOSS)
                 goto fail; /* settings or metadata no coordinator can use: say so and stop */
             if (st != SX_OK) {

@@ -222,23 +222,6 @@ static int parse_args(int argc, char **argv, config *cfg, sx_flags_file **file)
     return -1;
 }
 
-/* --advertise, or --listen with the bound port (127.0.0.1 for a wildcard
- * host, brackets for an IPv6 one). */
-static void advertise_address(const config *cfg, int port, char *out, size_t cap)
-{
-    if (cfg->advertise) {
-        snprintf(out, cap, "%s", cfg->advertise);
-        return;
-    }
-    char host[256];
-    sx_hostport_parse(cfg->listen, host, sizeof(host), NULL, NULL);
-    bool wildcard = strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
-    if (strchr(host, ':') && !wildcard)
-        snprintf(out, cap, "[%s]:%d", host, port);
-    else
-        snprintf(out, cap, "%s:%d", wildcard ? "127.0.0.1" : host, port);
-}
-
 /* Everything a running worker holds, in the order it is wired. */
 typedef struct worker {
     char id[64];
@@ -337,7 +320,8 @@ static sx_status serve(const config *cfg, worker *w, sx_err *err)
         st = sx_rpc_server_start(w->srv, err);
     if (st == SX_OK) {
         w->port = sx_rpc_server_port(w->srv);
-        advertise_address(cfg, w->port, w->advertise, sizeof(w->advertise));
+        sx_daemon_advertise(cfg->listen, cfg->advertise, w->port, w->advertise,
+                            sizeof(w->advertise));
     }
     return st;
 }
