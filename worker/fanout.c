@@ -74,6 +74,8 @@ typedef struct attempt {
     bool live; /* under f->mu: neither answered nor given up */
     int refs;  /* under f->mu */
     uint64_t deadline_ms;
+    uint64_t ticket;  /* an RPC's, for sx_rpc_cancel (0: none yet, or local) */
+    bool cancel_sent; /* under f->mu */
 } attempt;
 
 /* --------------------------------------------------------------- policy -- */
@@ -257,9 +259,14 @@ static void start_attempt(const sx_fanout *fo, fan *f, sx_fanout_call *c, bool h
                                      a);
         return;
     }
-    sx_rpc_call_opts o = {.timeout_ms = f->bound > now ? f->bound - now : 1};
+    uint64_t ticket = 0;
+    sx_rpc_call_opts o = {.timeout_ms = f->bound > now ? f->bound - now : 1, .ticket = &ticket};
     sx_rpc_invoke_async(fo->rpc, hedge ? c->hedge_addr : c->addr, fo->svc, fo->method, req, &o,
                         attempt_done_cb, a);
+    /* a is alive: the fan-out's reference holds it until the round ends. */
+    pthread_mutex_lock(&f->mu);
+    a->ticket = ticket;
+    pthread_mutex_unlock(&f->mu);
 }
 
 /* Aims and sends the hedges of calls[i] for i in due (nd of them). Called
@@ -309,17 +316,41 @@ static size_t hedges_due_locked(fan *f, sx_fanout_call *calls, size_t n, uint64_
     return nd;
 }
 
-/* Waits until every call of the round is settled, sending hedges when due. */
+/* The tickets of RPC attempts that lost to their twin and still run (f->mu
+ * held), marked as cancelled; how many went to out (room for 2n). */
+static size_t losers_locked(sx_fanout_call *calls, size_t n, uint64_t *out)
+{
+    size_t nl = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!calls[i].settled)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            attempt *a = calls[i].att[k];
+            if (a && a->live && !a->local && a->ticket && !a->cancel_sent) {
+                a->cancel_sent = true;
+                out[nl++] = a->ticket;
+            }
+        }
+    }
+    return nl;
+}
+
+/* Waits until every call of the round is settled, sending hedges when due
+ * and cancelling the RPCs that lost to their twin. */
 static void wait_round(const sx_fanout *fo, fan *f, sx_fanout_call *calls, size_t n)
 {
     size_t *due = sx_malloc((n + 1) * sizeof(*due));
+    uint64_t *losers = sx_malloc((2 * n + 1) * sizeof(*losers));
     pthread_mutex_lock(&f->mu);
     for (;;) {
         uint64_t now = sx_clock_now_ms();
         uint64_t next = expire_here_locked(calls, n, now);
         size_t nd = hedges_due_locked(f, calls, n, now, due);
-        if (nd) {
+        size_t nl = fo->hedge_aim ? losers_locked(calls, n, losers) : 0;
+        if (nd || nl) {
             pthread_mutex_unlock(&f->mu);
+            for (size_t k = 0; k < nl; k++)
+                sx_rpc_cancel(fo->rpc, losers[k]); /* its late answer is dropped anyway */
             start_hedges(fo, f, calls, due, nd);
             pthread_mutex_lock(&f->mu);
             continue;
@@ -357,6 +388,7 @@ static void wait_round(const sx_fanout *fo, fan *f, sx_fanout_call *calls, size_
     }
     pthread_mutex_unlock(&f->mu);
     free(due);
+    free(losers);
     (void)last; /* the fan-out's own reference keeps f alive here */
 }
 

@@ -168,9 +168,10 @@ typedef struct sx_fanout {
      * hedge_req whose primary attempt has not answered hedge_ms after the
      * round began (or failed sooner, or had no target) is also sent to the
      * target hedge_aim gives (called with aim_arg, filling the call's hedge
-     * address and hedge_self); the first success wins and the other
-     * attempt's answer is dropped when it comes (it is not cancelled: it
-     * ends by its own deadline, the round's). When both fail the primary's
+     * address and hedge_self); the first success wins, the other attempt
+     * is cancelled if it is an RPC (sx_rpc_cancel: one waiting to be sent
+     * never is) and its answer dropped if it still comes (a local attempt
+     * runs to its end). When both fail the primary's
      * error is the round's outcome (the hedge's, when no primary was sent),
      * and the policy retries it as any other. */
     sx_fanout_aim_cb hedge_aim;
