@@ -13,6 +13,8 @@
  *    is seen by the next hedged query that passes its token;
  *  - paging a partial answer: the page tokens resume each partition where
  *    it stood, so pages read after W recovers hold every hit exactly once.
+ *  - `shardex query --budget-ms` prints the missing partitions, and its
+ *    --json has partial and missing_partitions.
  * Assertions are on partial/missing/followers and hits, never on elapsed
  * times: the budget (BUDGET_MS) is far below the delay (SLOW_MS), so W's
  * scans cannot answer in time, and the others answer well within it (a
@@ -23,6 +25,7 @@
 #include "clock.h"
 #include "cluster.h"
 #include "fixture.h"
+#include "harness.h"
 #include "hash.h"
 #include "query.h"
 #include "shardex/v1/shardex.pb-c.h"
@@ -366,6 +369,59 @@ static void test_hedged_read_your_writes(void **state)
     slow_down(f, false);
 }
 
+/* `shardex query --budget-ms` through Q: the text names the missing
+ * partitions, --json has the fields. */
+static void test_cli(void **state)
+{
+    fx *f = *state;
+    slow_down(f, true);
+    char tool[512], budget[16], out[300], errp[300], want[200] = "";
+    sx_cluster_bin("client/shardex", tool, sizeof(tool));
+    snprintf(budget, sizeof(budget), "%d", BUDGET_MS);
+    snprintf(out, sizeof(out), "%s/cli.out", f->c->dir);
+    snprintf(errp, sizeof(errp), "%s/cli.err", f->c->dir);
+    size_t w = 0;
+    for (uint32_t p = 0; p < P; p++)
+        if (f->slow_leads[p])
+            w += (size_t)snprintf(want + w, sizeof(want) - w, " %u", p);
+    bool text_ok = false, json_ok = false;
+    for (int t = 0; t <= TRIES && !(text_ok && json_ok); t++) {
+        for (int json = 0; json < 2; json++) {
+            char *argv[] = {tool,
+                            "--server",
+                            f->c->worker_addr[f->via],
+                            "query",
+                            "--index",
+                            "color",
+                            "--min",
+                            "a",
+                            "--mode",
+                            "local",
+                            "--budget-ms",
+                            budget,
+                            json ? "--json" : NULL,
+                            NULL};
+            sx_h_run r = sx_h_run_wait(argv, NULL, NULL, out, errp, 20000);
+            if (r.code != 0) {
+                sx_h_run_print("shardex query --budget-ms", &r);
+                SX_FX_FAIL(f->c, "shardex query exited %d", r.code);
+            }
+            if (!json) {
+                char line[300];
+                snprintf(line, sizeof(line), "did not answer within %d ms:%s\n", BUDGET_MS, want);
+                text_ok |= strstr(r.out, "partial: ") && strstr(r.out, line);
+            } else {
+                json_ok |=
+                    strstr(r.out, "\"partial\": true") && strstr(r.out, "\"missing_partitions\"");
+            }
+            sx_h_run_free(&r);
+        }
+    }
+    if (!text_ok || !json_ok)
+        SX_FX_FAIL(f->c, "shardex query --budget-ms: text %d, json %d", text_ok, json_ok);
+    slow_down(f, false);
+}
+
 static bool hit_eq(const sx_qhit *a, const sx_qhit *b)
 {
     return strcmp(a->id, b->id) == 0 && strcmp(a->v.s, b->v.s) == 0;
@@ -425,8 +481,11 @@ int main(void)
     seed = sx_fx_seed();
     sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_budget_partial),   cmocka_unit_test(test_no_budget_waits),
-        cmocka_unit_test(test_hedged_followers), cmocka_unit_test(test_hedged_read_your_writes),
+        cmocka_unit_test(test_budget_partial),
+        cmocka_unit_test(test_no_budget_waits),
+        cmocka_unit_test(test_hedged_followers),
+        cmocka_unit_test(test_hedged_read_your_writes),
+        cmocka_unit_test(test_cli),
         cmocka_unit_test(test_paging_partial),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
