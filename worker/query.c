@@ -394,6 +394,9 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
         sx_rpc_call_reply_with(call, &resp->base);
         sx_histogram_observe(pl.global ? q.w->m.query_global : q.w->m.query_local,
                              (double)(sx_clock_now_ns() - start_ns) / 1e9);
+        if (resp->partial)
+            sx_counter_inc(q.w->m.query_partial);
+        sx_counter_add(q.w->m.follower_scans, resp->n_follower_partitions);
     }
     return st;
 }
