@@ -9,6 +9,9 @@
  *  - without a budget the same query answers everything (late);
  *  - with a budget and follower reads (a staleness bound) it answers
  *    complete from followers, naming them, with staleness within the bound;
+ *  - a follower that cannot prove the bound asked refuses (FAILED_PRECONDITION
+ *    saying how stale it may be), and such hedges leave W's partitions
+ *    missing, never answered from a staler view;
  *  - read-your-writes holds for hedged reads: a write to a partition W leads
  *    is seen by the next hedged query that passes its token;
  *  - paging a partial answer: the page tokens resume each partition where
@@ -28,6 +31,7 @@
 #include "harness.h"
 #include "hash.h"
 #include "query.h"
+#include "shardex/internal/v1/index.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
 #include <inttypes.h>
@@ -314,6 +318,50 @@ static void test_hedged_followers(void **state)
     slow_down(f, false);
 }
 
+/* A bound no follower can prove (an idle leader sends every 200 ms, and the
+ * echo is a round trip old): a follower asked directly refuses, saying how
+ * stale it may be; a hedged query leaves W's partitions missing rather than
+ * answering from a stale view. */
+static void test_stale_follower_refuses(void **state)
+{
+    fx *f = *state;
+    uint32_t p = 0;
+    while (!f->slow_leads[p])
+        p++;
+    Shardex__Internal__V1__ScanRequest req = SHARDEX__INTERNAL__V1__SCAN_REQUEST__INIT;
+    req.index_id = 0; /* refused before the index matters */
+    req.partition = p;
+    req.partitions = P;
+    req.limit = 10;
+    req.follower_max_staleness_ms = 1;
+    ProtobufCMessage *resp = NULL;
+    sx_err err = {0};
+    sx_rpc_call_opts o = {.timeout_ms = 300};
+    sx_status st = sx_rpc_invoke(f->c->rpc, f->c->worker_addr[f->via],
+                                 &shardex__internal__v1__index__descriptor, "ScanLocal", &req.base,
+                                 &resp, &o, &err);
+    sx_rpc_free(resp);
+    if (st != SX_FAILED_PRECONDITION || !strstr(err.msg, "ms stale"))
+        SX_FX_FAIL(f->c, "a follower asked for 1 ms: %s %s", sx_status_name(st), err.msg);
+    slow_down(f, true);
+    sx_qreq q = all_hits(f, BUDGET_MS, 1);
+    bool missing[P];
+    for (int t = 0;; t++) {
+        Shardex__V1__QueryResponse *r = query(f, &q, NULL);
+        assert_true(r->partial);
+        bool exact = missing_is_slow(f, r, missing);
+        check_hits(f, r, &q.match, missing, "hedged answer with a bound too tight");
+        for (size_t i = 0; i < r->n_follower_partitions; i++)
+            assert_false(f->slow_leads[r->follower_partitions[i]]);
+        sx_rpc_free(&r->base);
+        if (exact)
+            break;
+        if (t == TRIES)
+            SX_FX_FAIL(f->c, "healthy partitions missed a %d ms budget %d times", BUDGET_MS, t);
+    }
+    slow_down(f, false);
+}
+
 /* An id whose partition W leads. */
 static void id_on_slow(fx *f, char *id, size_t cap)
 {
@@ -484,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_budget_partial),
         cmocka_unit_test(test_no_budget_waits),
         cmocka_unit_test(test_hedged_followers),
+        cmocka_unit_test(test_stale_follower_refuses),
         cmocka_unit_test(test_hedged_read_your_writes),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_paging_partial),
