@@ -1426,6 +1426,13 @@ sx_status sx_replica_wait_follower(sx_replica_set *rs, uint32_t p, uint64_t afte
     if (!r)
         return sx_err_set(err, SX_ABORTED, "partition %u: not hosted on this worker", p);
     sx_status st = SX_OK;
+    /* Freshness comes with the next Append (at most an idle interval away)
+     * or not soon: a refusal at half the time left still reaches the caller
+     * before its deadline, for it to count the partition missing. */
+    uint64_t start = sx_clock_now_ms();
+    uint64_t left = deadline_ms > start ? deadline_ms - start : 0;
+    uint64_t fresh_by =
+        start + (left / 2 < 2 * SX_REPCORE_IDLE_MS ? left / 2 : 2 * SX_REPCORE_IDLE_MS);
     pthread_mutex_lock(&r->mu);
     for (;;) {
         uint64_t now = sx_clock_now_ms();
@@ -1434,7 +1441,9 @@ sx_status sx_replica_wait_follower(sx_replica_set *rs, uint32_t p, uint64_t afte
         *stale_ms = stale;
         if (applied >= after_offset && stale <= max_stale_ms)
             break;
-        if (now >= deadline_ms && applied < after_offset) {
+        if (now >= fresh_by && stale > max_stale_ms)
+            deadline_ms = now; /* refuse now, saying how stale */
+        if (now >= deadline_ms && applied < after_offset && stale <= max_stale_ms) {
             st = sx_err_set(err, SX_DEADLINE_EXCEEDED,
                             "partition %u: offset %" PRIu64
                             " not applied on this follower in time (applied %" PRIu64 ")",
@@ -1455,7 +1464,8 @@ sx_status sx_replica_wait_follower(sx_replica_set *rs, uint32_t p, uint64_t afte
                             p, stale, max_stale_ms);
             break;
         }
-        sx_cond_wait_ms(&r->cv, &r->mu, deadline_ms - now < 100 ? deadline_ms - now : 100);
+        uint64_t wake = stale > max_stale_ms && fresh_by < deadline_ms ? fresh_by : deadline_ms;
+        sx_cond_wait_ms(&r->cv, &r->mu, wake - now < 100 ? wake - now : 100);
     }
     pthread_mutex_unlock(&r->mu);
     return st;

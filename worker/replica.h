@@ -189,9 +189,14 @@ sx_status sx_replica_wait_applied(sx_replica_set *r, uint32_t p, uint64_t after_
  * SX_REPCORE_IDLE_MS, so a healthy follower's bound stays around that plus
  * a round trip.
  *
+ * It waits for freshness only until half the time left, at most two idle
+ * intervals (a healthy follower is fresh again by the next Append), so that
+ * a refusal reaches the caller before its deadline.
+ *
  * Codes: SX_ABORTED p not hosted here; SX_DEADLINE_EXCEEDED after_offset not
- * applied in time; SX_FAILED_PRECONDITION still too stale (or unknown) at
- * the deadline, the message saying how stale. Waits for applies: WAITING. */
+ * applied in time; SX_FAILED_PRECONDITION still too stale (or unknown) when
+ * it stops waiting for freshness, the message saying how stale. Waits for
+ * applies: WAITING. */
 sx_status sx_replica_wait_follower(sx_replica_set *r, uint32_t p, uint64_t after_offset,
                                    uint64_t max_stale_ms, uint64_t deadline_ms, uint64_t *stale_ms,
                                    sx_err *err);
