@@ -1,13 +1,21 @@
 /* query.c: Shardex.Query on any worker, see query.h: plan (qplan.h), run,
  * merge.
  *
- * Run: every target of the plan is scanned at once through sx_fanout_run,
- * each call re-aimed from the newest map (a leader or owner that moved, an
- * index dropped meanwhile). Each target returns up to `limit` hits in key
- * order; the merge keeps the first `limit` by key, and when more remain
- * anywhere the next page token is the last key kept. In auto mode a GLOBAL
- * run the term partitions cannot answer is run again LOCAL (qplan.h). GLOBAL
- * with include_docs then reads each hit's document from its leader.
+ * Run: every target of the plan is scanned at once through the fan-out
+ * (sx_fanout_exec with the reads policy), each call re-aimed from the newest
+ * map (a leader or owner that moved, an index dropped meanwhile). Each target
+ * returns up to `limit` hits in key order; the merge keeps the first `limit`
+ * by key, and when more remain anywhere the next page token is the last key
+ * kept. In auto mode a GLOBAL run the term partitions cannot answer is run
+ * again LOCAL (qplan.h). GLOBAL with include_docs then reads each hit's
+ * document from its leader.
+ *
+ * Answers that say how complete they are (LOCAL; docs/architecture.md,
+ * "Budgets, partial answers and hedged reads"): with a budget the scans end
+ * at its end and the partitions that did not answer are named missing (the
+ * page token then keeps one position per partition, qplan.h); with
+ * max_staleness_ms a slow leader's scan is hedged to a follower
+ * (aim_follower), the first answer winning.
  *
  * Documents travel as the bytes they are stored as, from the store to the
  * client: scans and ReadMany return them packed, and the answer is the
