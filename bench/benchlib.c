@@ -291,4 +291,7 @@ void sx_bench_cluster_signal(const sx_cluster *c)
             kill(c->worker_pid[i], SIGTERM);
     if (c->coord_pid > 0)
         kill(c->coord_pid, SIGTERM);
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        if (c->coords_pid[k] > 0)
+            kill(c->coords_pid[k], SIGTERM);
 }

@@ -155,7 +155,8 @@ static sx_status invoke_one(sx_etcd *e, const char *ep, const ProtobufCServiceDe
 }
 
 /* Calls method on the member that answered last, then on the others in turn
- * while they are UNAVAILABLE. */
+ * while they are UNAVAILABLE or silent (DEADLINE_EXCEEDED: a member cut off
+ * by the network answers nothing, and may have no quorum behind it). */
 static sx_status invoke(sx_etcd *e, const ProtobufCServiceDescriptor *svc, const char *method,
                         const ProtobufCMessage *req, ProtobufCMessage **resp, sx_err *err)
 {
@@ -171,7 +172,7 @@ static sx_status invoke(sx_etcd *e, const ProtobufCServiceDescriptor *svc, const
             atomic_store(&e->cur, i);
             return SX_OK;
         }
-        if (st != SX_UNAVAILABLE)
+        if (st != SX_UNAVAILABLE && st != SX_DEADLINE_EXCEEDED)
             break;
     }
     return sx_err_set(err, st, "etcd %s %s: %s", ep, method, e2.msg);

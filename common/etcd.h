@@ -7,7 +7,8 @@
  * may carry TLS), compaction, member management.
  *
  * Endpoints: a list of members. Every unary call goes to the member that
- * answered last, and on UNAVAILABLE tries the others in turn, each with the
+ * answered last, and on UNAVAILABLE or DEADLINE_EXCEEDED (a member cut off
+ * answers nothing) tries the others in turn, each with the
  * call's own deadline. A put or a transaction that failed UNAVAILABLE may
  * have been applied before the connection broke, and the next member then
  * applies it again: make writes conditional (a transaction comparing

@@ -428,7 +428,8 @@ static sx_status check_fixed(const char *flag, bool given, uint32_t wanted, uint
         return sx_err_set(err, SX_FAILED_PRECONDITION,
                           "--%s %u differs from %u, fixed when %s was created; "
                           "leave it out or give %u",
-                          flag, wanted, stored, dir, stored);
+                          flag, wanted, stored, dir ? dir : "the cluster's metadata in etcd",
+                          stored);
     return SX_OK;
 }
 

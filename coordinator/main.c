@@ -198,6 +198,7 @@ static int campaign(const config *cfg, const char *self, sx_coord_front *front, 
                 }
             }
         }
+        sx_meta_maintain(*meta);
         int sig = sx_daemon_wait_signal(50);
         if (sig == SIGTERM || sig == SIGINT) {
             sx_meta_close(*meta); /* resigns nothing: it only had its registration */
@@ -348,6 +349,7 @@ int main(int argc, char **argv)
         while ((sig = sx_daemon_wait_signal(tick)) == 0 || sig == SIGHUP) {
             if (sig == SIGHUP)
                 sx_daemon_reload(auth);
+            sx_meta_maintain(leading);
             if (leading && !sx_meta_leading(leading, sx_clock_now_ms()))
                 break;
             sx_coord_tick(c, sx_clock_now_ms());

@@ -32,6 +32,7 @@ typedef struct etcd_meta {
     uint64_t
         valid_until_ms;   /* leading surely until then (the last renewal's date + TTL - margin) */
     bool lost;            /* the keepalive ended: never leading again */
+    bool broken;          /* its stream broke (UNAVAILABLE): sx_meta_maintain opens another */
     bool vacant;          /* the watch saw the leader key go (sx_meta_vacant) */
     bool watch_ended;     /* the watch is over: the next campaign starts another */
     sx_etcd_watch *watch; /* the leader key, while following */
@@ -89,23 +90,50 @@ static void etcd_coordinators(etcd_meta *e, sx_arena *a, Shardex__V1__ClusterSta
     sx_etcd_range_free(r);
 }
 
-/* Each member's health, asked of each alone (at most a second each). */
+typedef struct member_check {
+    sx_etcd *etcd;
+    size_t i;
+    pthread_t thread;
+    bool started;
+    sx_status st;
+    sx_err err;
+    uint64_t ms;
+} member_check;
+
+static void *check_member(void *arg)
+{
+    member_check *mc = arg;
+    uint64_t t0 = sx_clock_now_ms();
+    mc->st = sx_etcd_member_check(mc->etcd, mc->i, 1000, &mc->err);
+    mc->ms = sx_clock_now_ms() - t0;
+    return NULL;
+}
+
+/* Each member's health, asked of each alone, all at once (a second at most). */
 static void etcd_members(etcd_meta *e, sx_arena *a, Shardex__V1__ClusterStatusResponse *out)
 {
     size_t n = sx_etcd_member_count(e->etcd);
+    member_check *mc = sx_calloc(n ? n : 1, sizeof(*mc));
+    for (size_t i = 0; i < n; i++) {
+        mc[i] = (member_check){.etcd = e->etcd, .i = i};
+        mc[i].started = pthread_create(&mc[i].thread, NULL, check_member, &mc[i]) == 0;
+        if (!mc[i].started)
+            check_member(&mc[i]);
+    }
     out->etcd_members = sx_arena_alloc(a, (n + 1) * sizeof(*out->etcd_members));
     for (size_t i = 0; i < n; i++) {
+        if (mc[i].started)
+            pthread_join(mc[i].thread, NULL);
         Shardex__V1__EtcdMemberStatus *ms = sx_arena_alloc(a, sizeof(*ms));
         shardex__v1__etcd_member_status__init(ms);
         ms->endpoint = sx_arena_strdup(a, sx_etcd_member(e->etcd, i));
-        sx_err err = {0};
-        uint64_t t0 = sx_clock_now_ms();
-        ms->healthy = sx_etcd_member_check(e->etcd, i, 1000, &err) == SX_OK;
-        ms->latency_ms = (uint32_t)(sx_clock_now_ms() - t0);
+        ms->healthy = mc[i].st == SX_OK;
+        ms->latency_ms = (uint32_t)mc[i].ms;
         if (!ms->healthy)
-            ms->error = sx_arena_strdup(a, err.msg);
+            ms->error = sx_arena_strdup(a, mc[i].err.msg);
         out->etcd_members[out->n_etcd_members++] = ms;
     }
+    free(mc);
 }
 
 void sx_meta_status(sx_meta *m, const char *self, sx_arena *a,
@@ -172,12 +200,45 @@ static void on_renewed(void *arg, int64_t ttl_s, uint64_t sent_ms)
 static void on_lease_end(void *arg, sx_status st, const sx_err *err)
 {
     etcd_meta *e = arg;
+    /* A stream that broke (its member went away) says nothing about the
+     * lease, which the other members keep: another stream can renew it. */
+    bool broken = st == SX_UNAVAILABLE;
     pthread_mutex_lock(&e->mu);
-    e->lost = true;
+    if (broken)
+        e->broken = true;
+    else if (st != SX_CANCELLED) /* stopped by us: closing, which resigns */
+        e->lost = true;
     pthread_mutex_unlock(&e->mu);
     if (st != SX_CANCELLED)
-        SX_LOG(SX_LOG_ERROR, "meta", "etcd lease lost status=%s msg=\"%s\"", sx_status_name(st),
+        SX_LOG(broken ? SX_LOG_WARN : SX_LOG_ERROR, "meta", "etcd lease %s status=%s msg=\"%s\"",
+               broken ? "keepalive broke, moving to another member:" : "lost", sx_status_name(st),
                err && err->msg[0] ? err->msg : "");
+}
+
+void sx_meta_maintain(sx_meta *m)
+{
+    etcd_meta *e = m ? m->etcd : NULL;
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    bool again = e->broken && !e->lost;
+    pthread_mutex_unlock(&e->mu);
+    if (!again)
+        return;
+    sx_etcd_keepalive_stop(e->keepalive); /* over already: frees it */
+    e->keepalive = NULL;
+    sx_etcd_keepalive_opts ko = {.on_renewed = on_renewed, .on_end = on_lease_end, .arg = e};
+    sx_err err = {0};
+    pthread_mutex_lock(&e->mu);
+    e->broken = false;
+    pthread_mutex_unlock(&e->mu);
+    if (sx_etcd_keepalive_start(e->etcd, e->lease, e->ttl_s, &ko, &e->keepalive, &err) != SX_OK) {
+        e->keepalive = NULL;
+        pthread_mutex_lock(&e->mu);
+        e->broken = true; /* the next call tries again (leading ends when the lease may) */
+        pthread_mutex_unlock(&e->mu);
+        SX_LOG(SX_LOG_WARN, "meta", "etcd keepalive not reopened: %s", err.msg);
+    }
 }
 
 sx_status sx_meta_open_etcd(const sx_meta_etcd_opts *o, sx_meta **out, sx_err *err)
@@ -195,7 +256,12 @@ sx_status sx_meta_open_etcd(const sx_meta_etcd_opts *o, sx_meta **out, sx_err *e
     snprintf(e->coords_prefix, sizeof(e->coords_prefix), "/shardex/%s/coordinators/", o->cluster);
     if (e->self[0])
         snprintf(e->self_key, sizeof(e->self_key), "%s%s", e->coords_prefix, e->self);
-    sx_etcd_opts eo = {.endpoints = o->endpoints};
+    /* Each member gets a third of the lease (0.5..2 s) before the next is
+     * tried: a member cut off answers nothing, and a campaign or a save
+     * that waited on it for long would outlast the lease. */
+    uint64_t per_member = (uint64_t)e->ttl_s * 1000u / 3;
+    per_member = per_member < 500 ? 500 : per_member > 2000 ? 2000 : per_member;
+    sx_etcd_opts eo = {.endpoints = o->endpoints, .timeout_ms = per_member};
     sx_status st = sx_etcd_open(&eo, &e->etcd, err);
     /* The lease first, kept alive from now on: a campaign binds the key to it. */
     if (st == SX_OK)
@@ -264,6 +330,19 @@ static void watch_leader(etcd_meta *e, int64_t from)
     }
 }
 
+static sx_status won_at(etcd_meta *e, int64_t epoch, bool *won)
+{
+    pthread_mutex_lock(&e->mu);
+    e->epoch = epoch;
+    pthread_mutex_unlock(&e->mu);
+    *won = true;
+    SX_LOG(SX_LOG_INFO, "meta", "leading key=%s epoch=%" PRId64 " lease=%" PRId64, e->leader_key,
+           epoch, e->lease);
+    sx_etcd_watch_stop(e->watch); /* a leader has nobody to watch */
+    e->watch = NULL;
+    return SX_OK;
+}
+
 sx_status sx_meta_campaign(sx_meta *m, bool *won, char *leader, size_t cap, sx_err *err)
 {
     *won = false;
@@ -292,19 +371,17 @@ sx_status sx_meta_campaign(sx_meta *m, bool *won, char *leader, size_t cap, sx_e
     sx_status st = sx_etcd_txn_run(e->etcd, &t, &ok, &rev, err);
     if (st != SX_OK)
         return st;
-    if (ok) {
-        pthread_mutex_lock(&e->mu);
-        e->epoch = rev;
-        pthread_mutex_unlock(&e->mu);
-        *won = true;
-        SX_LOG(SX_LOG_INFO, "meta", "leading key=%s epoch=%" PRId64 " lease=%" PRId64,
-               e->leader_key, rev, e->lease);
-        sx_etcd_watch_stop(e->watch); /* a leader has nobody to watch */
-        e->watch = NULL;
-        return SX_OK;
-    }
+    if (ok)
+        return won_at(e, rev, won);
     sx_etcd_range *r = NULL;
     if (sx_etcd_get(e->etcd, e->leader_key, false, &r, NULL) == SX_OK) {
+        if (r->count == 1 && r->kvs[0].lease == e->lease) {
+            /* Ours: the claim was applied by a member that then did not
+             * answer, and applied again elsewhere it failed its compare. */
+            int64_t epoch = r->kvs[0].create_revision;
+            sx_etcd_range_free(r);
+            return won_at(e, epoch, won);
+        }
         if (r->count == 1 && cap)
             snprintf(leader, cap, "%.*s", (int)r->kvs[0].value_len, (const char *)r->kvs[0].value);
         watch_leader(e, r->revision + 1);
@@ -388,7 +465,12 @@ static void etcd_meta_close(etcd_meta *e)
         return;
     sx_etcd_watch_stop(e->watch);
     sx_etcd_keepalive_stop(e->keepalive);
-    if (e->lease) { /* resign: the leader key goes with the lease */
+    /* Resign: the leader key goes with the lease. Not when the lease is
+     * lost: gone or going by itself, and etcd may not answer (no quorum). */
+    pthread_mutex_lock(&e->mu);
+    bool lost = e->lost;
+    pthread_mutex_unlock(&e->mu);
+    if (e->lease && !lost) {
         sx_err err = {0};
         if (sx_etcd_lease_revoke(e->etcd, e->lease, &err) != SX_OK && err.code != SX_NOT_FOUND)
             SX_LOG(SX_LOG_WARN, "meta", "lease not revoked: %s", err.msg);

@@ -59,10 +59,15 @@ bool sx_meta_vacant(sx_meta *m);
 
 /* The control plane part of ClusterStatus (metadata, coordinator_epoch,
  * coordinators, etcd_members), allocated in a; self: this coordinator's
- * address. With etcd it asks each member (up to a second each): call it off
+ * address. With etcd it asks every member at once (up to a second): call it off
  * the rpc threads. */
 void sx_meta_status(sx_meta *m, const char *self, sx_arena *a,
                     Shardex__V1__ClusterStatusResponse *out);
+
+/* Keeps the etcd lease's keepalive going: a stream that broke (its member
+ * went away) is opened again on another member. Call it often (every tick)
+ * from the thread that opens and closes m; a no-op for the embedded store. */
+void sx_meta_maintain(sx_meta *m);
 
 /* The leader's epoch (the revision of its winning campaign); 0: none. */
 int64_t sx_meta_epoch(const sx_meta *m);

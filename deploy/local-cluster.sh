@@ -91,7 +91,7 @@ start_ha() {
             --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
             --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
             --initial-cluster "$initial" --initial-cluster-state new \
-            --initial-cluster-token "shardex-local-$$" --logger zap --log-level warn \
+            --initial-cluster-token "shardex-local-$$" --pre-vote --logger zap --log-level warn \
             >>"$dir/etcd$k.log" 2>&1 &
         echo $! >"$dir/etcd$k.pid"
         k=$((k + 1))

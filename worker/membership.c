@@ -201,20 +201,38 @@ size_t sx_membership_coordinator_pos(sx_membership *m)
     return atomic_load(&m->cur);
 }
 
-sx_status sx_membership_invoke(sx_membership *m, const ProtobufCServiceDescriptor *svc,
-                               const char *method, const ProtobufCMessage *req,
-                               ProtobufCMessage **resp, const sx_rpc_call_opts *opts, sx_err *err)
+/* sx_membership_invoke; fail_fast: no second, waiting attempt on the one
+ * coordinator (a stopping worker does not wait for a coordinator that is down). */
+static sx_status invoke(sx_membership *m, const ProtobufCServiceDescriptor *svc, const char *method,
+                        const ProtobufCMessage *req, ProtobufCMessage **resp,
+                        const sx_rpc_call_opts *opts, bool fail_fast, sx_err *err)
 {
     for (int attempt = 0;; attempt++) {
         size_t used = atomic_load(&m->cur);
         const char *addr = m->ncoords ? m->coords[used % m->ncoords] : m->coordinator;
         *resp = NULL;
         sx_status st = sx_rpc_invoke(m->rpc, addr, svc, method, req, resp, opts, err);
+        if (st == SX_UNAVAILABLE && m->ncoords <= 1 && !opts->wait_for_ready && !fail_fast) {
+            /* The one coordinator: a channel backing off after a failed
+             * connect fails at once though the coordinator may be back; a
+             * call that waits for a connection (within its timeout) finds
+             * out. With several, the next one is tried instead. */
+            sx_rpc_call_opts wait = *opts;
+            wait.wait_for_ready = true;
+            st = sx_rpc_invoke(m->rpc, addr, svc, method, req, resp, &wait, err);
+        }
         /* A follower answers at once: asking the leader it named costs one
          * round trip, once. */
         if (!sx_membership_answered(m, used, &st, err, resp) || attempt > 0)
             return st;
     }
+}
+
+sx_status sx_membership_invoke(sx_membership *m, const ProtobufCServiceDescriptor *svc,
+                               const char *method, const ProtobufCMessage *req,
+                               ProtobufCMessage **resp, const sx_rpc_call_opts *opts, sx_err *err)
+{
+    return invoke(m, svc, method, req, resp, opts, false, err);
 }
 
 static void do_register(sx_membership *m)
@@ -489,7 +507,7 @@ sx_status sx_membership_leave(sx_membership *m, uint64_t timeout_ms, sx_err *err
     /* One attempt, failing fast when nothing listens: a stopping worker does
      * not wait for a coordinator that is down (its lease then decides). */
     sx_rpc_call_opts o = {.timeout_ms = timeout_ms};
-    sx_status st = sx_membership_invoke(m, COORD_SVC, "LeaveWorker", &req.base, &resp, &o, err);
+    sx_status st = invoke(m, COORD_SVC, "LeaveWorker", &req.base, &resp, &o, true, err);
     if (st != SX_OK)
         return st;
     const Shardex__Internal__V1__LeaveResponse *r = (const void *)resp;

@@ -115,7 +115,9 @@ void sx_membership_get_view(sx_membership *m, sx_membership_view *out);
 const char *sx_membership_coordinator(sx_membership *m);
 
 /* Calls a coordinator: the one in use, and when it answers that another
- * leads (sx_err_leader_hint), that one, once. Whatever the answer, the
+ * leads (sx_err_leader_hint), that one, once. With one coordinator, a call
+ * that found no connection is made again waiting for one (within its
+ * timeout): gRPC fails calls at once while it backs off reconnecting. Whatever the answer, the
  * membership learns from it (sx_membership_answered): later calls go where
  * this one found the leader. For every module that calls the coordinator. */
 sx_status sx_membership_invoke(sx_membership *m, const ProtobufCServiceDescriptor *svc,

@@ -60,7 +60,9 @@ static void test_health(void **state)
 {
     (void)state;
     sx_cluster c;
-    sx_cluster_opts o = {.workers = 1, .partitions = 2, .replication = 1, .min_isr = 1};
+    /* On etcd, an etcd lease that outlasts the coordinator's stop below. */
+    sx_cluster_opts o = {
+        .workers = 1, .partitions = 2, .replication = 1, .min_isr = 1, .metadata_lease_s = 10};
     assert_true(sx_cluster_start(&c, &o));
     want w = {&c, SERVING};
     assert_true(sx_h_wait_for(worker_says, &w, WAIT_MS));

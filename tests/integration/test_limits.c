@@ -38,6 +38,17 @@
 #define FLOOD_DEADLINE_MS 20000
 #define SHARDEX (&shardex__v1__shardex__descriptor)
 
+/* Worker 0 itself knows it joined (its map and lease): the coordinator's map
+ * says it is alive as soon as it registered, a moment before the worker has
+ * read the answer and would serve a Get. */
+static bool joined(void *arg)
+{
+    Shardex__Internal__V1__WorkerStatusResponse *s = sx_cluster_worker_status(arg, 0);
+    bool ok = s && s->lease_valid && s->map_version > 0;
+    sx_rpc_free(s ? &s->base : NULL);
+    return ok;
+}
+
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 1, .partitions = 2, .replication = 1, .min_isr = 1};
@@ -49,7 +60,10 @@ static int setup(void **state)
     static const char *const env[] = {"SHARDEX_MAX_CALLS_PER_CLIENT=4",
                                       "SHARDEX_MAX_MESSAGE_SIZE=1MiB", "SHARDEX_MAX_DEADLINE=1s",
                                       NULL};
-    return sx_cluster_start_worker_env(c, 0, env) && sx_cluster_wait_alive(c, 0, WAIT_MS) ? 0 : -1;
+    return sx_cluster_start_worker_env(c, 0, env) && sx_cluster_wait_alive(c, 0, WAIT_MS) &&
+                   sx_h_wait_for(joined, c, WAIT_MS)
+               ? 0
+               : -1;
 }
 
 /* A client of its own connection; over TLS (SHARDEX_TEST_TLS=1) one of its

@@ -391,7 +391,10 @@ static void check_coordinator(scrapes *s)
                      1);
     assert_true(sum_of(t, "shardex_rpc_server_requests_total",
                        LABELS("method=\"Heartbeat\"", "code=\"OK\""), NULL) > 0);
-    assert_true(sum_of(t, "shardex_store_disk_bytes", LABELS("store=\"meta\""), NULL) > 0);
+    assert_int_equal(sum_of(t, "shardex_coordinator_leading", NULL, NULL), 1);
+    /* Its map's store on disk: none when the map is in etcd. */
+    assert_int_equal(sum_of(t, "shardex_store_disk_bytes", LABELS("store=\"meta\""), NULL) > 0,
+                     !s->c->opts.etcd);
 }
 
 static void check_http(sx_cluster *c)

@@ -126,7 +126,9 @@ typedef Shardex__Internal__V1__ClusterMap ClusterMap;
 
 static int setup(void **state)
 {
-    sx_cluster_opts o = {.workers = 3};
+    /* On etcd, an etcd lease that outlasts the coordinator's pause in row 2
+     * (1.55 s): there it must wake up leading, not deposed (test_coord_etcd). */
+    sx_cluster_opts o = {.workers = 3, .metadata_lease_s = 10};
     *state = sx_cluster_start_settled(&o, WAIT_MS);
     return *state ? 0 : -1;
 }

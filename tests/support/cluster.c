@@ -2,6 +2,7 @@
 #include "cluster.h"
 
 #include "clock.h"
+#include "etcd_members.h"
 #include "fsutil.h"
 #include "harness.h"
 
@@ -36,12 +37,49 @@ static void metrics_args(const sx_cluster *c, const char *name, char **argv, int
     argv[(*n)++] = mportf;
 }
 
+void sx_cluster_meta_args(const sx_cluster *c, char **argv, int *n, char *buf, size_t cap)
+{
+    if (!c->opts.etcd) {
+        snprintf(buf, cap, "%s/coord", c->dir);
+        argv[(*n)++] = "--data-dir";
+        argv[(*n)++] = buf;
+        return;
+    }
+    snprintf(buf, cap, "etcd://%s", c->etcd_member.addr);
+    argv[(*n)++] = "--metadata";
+    argv[(*n)++] = buf;
+    argv[(*n)++] = "--cluster";
+    argv[(*n)++] = "test";
+    argv[(*n)++] = "--metadata-lease";
+    argv[(*n)++] = (char *)c->metadata_lease;
+}
+
+typedef struct coord_wait {
+    sx_cluster *c;
+    bool answered;
+} coord_wait;
+
+/* The coordinator answers GetMap, or has exited (then the wait stops early). */
+static bool coord_answers(void *arg)
+{
+    coord_wait *w = arg;
+    if (!sx_h_alive(w->c->coord_pid))
+        return true;
+    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 1000, .wait_for_ready = true};
+    w->answered =
+        sx_rpc_invoke(w->c->rpc, w->c->coord_addr, &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL) == SX_OK;
+    sx_rpc_free(resp);
+    return w->answered;
+}
+
 static bool start_coordinator(sx_cluster *c, const char *listen, const char *const *extra)
 {
-    char bin[512], data[512], portf[512], logf[512], parts[16], repl[16], isr[16], lease[32];
+    char bin[512], meta[512], portf[512], logf[512], parts[16], repl[16], isr[16], lease[32];
     char mportf[512];
     sx_cluster_bin("coordinator/shardex-coordinator", bin, sizeof(bin));
-    snprintf(data, sizeof(data), "%s/coord", c->dir);
     snprintf(portf, sizeof(portf), "%s/coord.port", c->dir);
     snprintf(logf, sizeof(logf), "%s/coord.log", c->dir);
     snprintf(parts, sizeof(parts), "%u", c->opts.partitions);
@@ -49,9 +87,9 @@ static bool start_coordinator(sx_cluster *c, const char *listen, const char *con
     snprintf(isr, sizeof(isr), "%u", c->opts.min_isr);
     snprintf(lease, sizeof(lease), "%u", c->opts.lease_ms);
     unlink(portf);
-    char *argv[32] = {bin,           "--listen", (char *)listen, "--data-dir", data,
-                      "--port-file", portf,      "--lease-ms",   lease};
-    int n = 9;
+    char *argv[40] = {bin, "--listen", (char *)listen, "--port-file", portf, "--lease-ms", lease};
+    int n = 7;
+    sx_cluster_meta_args(c, argv, &n, meta, sizeof(meta));
     if (!extra) {
         argv[n++] = "--partitions";
         argv[n++] = parts;
@@ -61,7 +99,7 @@ static bool start_coordinator(sx_cluster *c, const char *listen, const char *con
         argv[n++] = isr;
     }
     metrics_args(c, "coord", argv, &n, mportf, sizeof(mportf));
-    for (int i = 0; extra && extra[i] && n < 30; i++)
+    for (int i = 0; extra && extra[i] && n < 38; i++)
         argv[n++] = (char *)extra[i];
     argv[n] = NULL;
     c->coord_pid = sx_h_spawn(argv, logf);
@@ -73,6 +111,14 @@ static bool start_coordinator(sx_cluster *c, const char *listen, const char *con
         return false;
     }
     snprintf(c->coord_addr, sizeof(c->coord_addr), "127.0.0.1:%d", c->coord_port);
+    /* On etcd a coordinator may listen while it follows (and answer nothing
+     * but where the leader is): it is ready once it leads. */
+    coord_wait w = {.c = c};
+    if (c->opts.etcd && !(sx_h_wait_for(coord_answers, &w, 20000) && w.answered)) {
+        fprintf(stderr, "the coordinator did not answer GetMap\n");
+        sx_h_dump_log(logf, 30);
+        return false;
+    }
     return true;
 }
 
@@ -89,9 +135,9 @@ bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *e
     snprintf(portf, sizeof(portf), "%s/w%u.port", c->dir, i);
     snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);
     unlink(portf);
-    char *argv[16] = {bin,           "--coordinator", c->coord_addr, "--listen",
-                      "127.0.0.1:0", "--data-dir",    data,          "--port-file",
-                      portf,         "--allow-faults"};
+    char *coords = c->ncoords ? c->coords_list : c->coord_addr;
+    char *argv[16] = {bin,  "--coordinator", coords, "--listen",      "127.0.0.1:0", "--data-dir",
+                      data, "--port-file",   portf,  "--allow-faults"};
     int n = 10;
     snprintf(name, sizeof(name), "w%u", i);
     metrics_args(c, name, argv, &n, mportf, sizeof(mportf));
@@ -118,6 +164,138 @@ bool sx_cluster_start_worker_env(sx_cluster *c, uint32_t i, const char *const *e
     c->worker_id[i][len] = '\0';
     sx_buf_free(&b);
     return len > 0;
+}
+
+/* ------------------------------------------------- coordinators on etcd -- */
+
+void sx_cluster_start_coord(sx_cluster *c, uint32_t k)
+{
+    char bin[512], portf[512], logf[512], parts[16], repl[16], isr[16], lease[32], meta[600];
+    char mlease[32], mportf[512], name[16];
+    sx_cluster_bin("coordinator/shardex-coordinator", bin, sizeof(bin));
+    snprintf(portf, sizeof(portf), "%s/coord%u.port", c->dir, k);
+    snprintf(logf, sizeof(logf), "%s/coord%u.log", c->dir, k);
+    snprintf(parts, sizeof(parts), "%u", c->opts.partitions);
+    snprintf(repl, sizeof(repl), "%u", c->opts.replication);
+    snprintf(isr, sizeof(isr), "%u", c->opts.min_isr);
+    snprintf(lease, sizeof(lease), "%u", c->opts.lease_ms);
+    snprintf(meta, sizeof(meta), "etcd://%s", c->opts.etcd_endpoints);
+    snprintf(mlease, sizeof(mlease), "%us", c->opts.metadata_lease_s);
+    snprintf(name, sizeof(name), "coord%u", k);
+    unlink(portf);
+    char *argv[40] = {bin,
+                      "--listen",
+                      c->coords_addr[k],
+                      "--metadata",
+                      meta,
+                      "--cluster",
+                      (char *)c->opts.etcd_cluster,
+                      "--metadata-lease",
+                      mlease,
+                      "--port-file",
+                      portf,
+                      "--lease-ms",
+                      lease,
+                      "--partitions",
+                      parts,
+                      "--replication",
+                      repl,
+                      "--min-isr",
+                      isr};
+    int n = 19;
+    metrics_args(c, name, argv, &n, mportf, sizeof(mportf));
+    argv[n] = NULL;
+    c->coords_pid[k] = sx_h_spawn(argv, logf);
+}
+
+void sx_cluster_kill_coord(sx_cluster *c, uint32_t k)
+{
+    if (c->coords_pid[k] > 0)
+        sx_h_kill9(c->coords_pid[k]);
+    c->coords_pid[k] = 0;
+}
+
+int sx_cluster_leader_key(sx_cluster *c, int64_t *create_revision)
+{
+    if (create_revision)
+        *create_revision = 0;
+    sx_etcd_range *r = NULL;
+    int who = -1;
+    if (sx_etcd_get(c->etcd_client, c->leader_key, false, &r, NULL) == SX_OK && r->count == 1) {
+        if (create_revision)
+            *create_revision = r->kvs[0].create_revision;
+        for (uint32_t k = 0; k < c->ncoords; k++)
+            if (r->kvs[0].value_len == strlen(c->coords_addr[k]) &&
+                memcmp(r->kvs[0].value, c->coords_addr[k], r->kvs[0].value_len) == 0)
+                who = (int)k;
+    }
+    sx_etcd_range_free(r);
+    return who;
+}
+
+/* The named leader answers GetMap (a follower does not listen, or answers
+ * FAILED_PRECONDITION). */
+static bool leader_answers(void *arg)
+{
+    sx_cluster *c = arg;
+    int k = sx_cluster_leader_key(c, NULL);
+    if (k < 0 || c->coords_pid[k] <= 0)
+        return false;
+    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 1000, .wait_for_ready = true};
+    if (sx_rpc_invoke(c->rpc, c->coords_addr[k], &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL) != SX_OK)
+        return false;
+    sx_rpc_free(resp);
+    snprintf(c->coord_addr, sizeof(c->coord_addr), "%s", c->coords_addr[k]);
+    return true;
+}
+
+int sx_cluster_find_leader(sx_cluster *c, uint64_t timeout_ms)
+{
+    if (!sx_h_wait_for(leader_answers, c, timeout_ms))
+        return -1;
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        if (strcmp(c->coord_addr, c->coords_addr[k]) == 0)
+            return (int)k;
+    return -1;
+}
+
+/* Addresses, the etcd client and every coordinator; waits for a leader. */
+static bool start_coords(sx_cluster *c)
+{
+    if (!c->opts.coordinators)
+        c->opts.coordinators = 1;
+    if (c->opts.coordinators > SX_TEST_MAX_COORDS)
+        return false;
+    if (!c->opts.etcd_cluster)
+        c->opts.etcd_cluster = "t";
+    if (!c->opts.metadata_lease_s)
+        c->opts.metadata_lease_s = 2;
+    c->ncoords = c->opts.coordinators;
+    snprintf(c->leader_key, sizeof(c->leader_key), "/shardex/%s/leader", c->opts.etcd_cluster);
+    /* A plaintext client of its own: the test's etcd has no TLS, c->rpc may. */
+    sx_etcd_opts eo = {.endpoints = c->opts.etcd_endpoints, .timeout_ms = 2000};
+    if (sx_etcd_open(&eo, &c->etcd_client, NULL) != SX_OK)
+        return false;
+    for (uint32_t k = 0; k < c->ncoords; k++) {
+        int port = sx_etcdm_free_port();
+        if (port <= 0)
+            return false;
+        snprintf(c->coords_addr[k], sizeof(c->coords_addr[k]), "127.0.0.1:%d", port);
+        size_t l = strlen(c->coords_list);
+        snprintf(c->coords_list + l, sizeof(c->coords_list) - l, "%s%s", k ? "," : "",
+                 c->coords_addr[k]);
+    }
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        sx_cluster_start_coord(c, k);
+    if (sx_cluster_find_leader(c, 30000) < 0) {
+        fprintf(stderr, "no coordinator leads (etcd %s)\n", c->opts.etcd_endpoints);
+        sx_cluster_dump_logs(c);
+        return false;
+    }
+    return true;
 }
 
 typedef struct reg_wait {
@@ -175,7 +353,17 @@ bool sx_cluster_start(sx_cluster *c, const sx_cluster_opts *opts)
     sx_rpc_client_opts co = {.faults = "", .tls = c->opts.tls ? &tls : NULL};
     if (sx_rpc_client_create(&co, &c->rpc, NULL) != SX_OK)
         return false;
-    if (!start_coordinator(c, "127.0.0.1:0", NULL))
+    const char *env_meta = getenv("SHARDEX_TEST_METADATA");
+    /* A member of its own, unless the test brought an etcd cluster and
+     * several coordinators (etcd_endpoints). */
+    c->opts.etcd =
+        !c->opts.etcd_endpoints && (c->opts.etcd || (env_meta && strcmp(env_meta, "etcd") == 0));
+    /* 2 s, etcd's shortest: a coordinator killed -9 is replaced within 2 s. */
+    snprintf(c->metadata_lease, sizeof(c->metadata_lease), "%us",
+             c->opts.metadata_lease_s ? c->opts.metadata_lease_s : 2);
+    if (c->opts.etcd && !sx_h_etcd_start(&c->etcd_member, "cluster-etcd"))
+        return false;
+    if (c->opts.etcd_endpoints ? !start_coords(c) : !start_coordinator(c, "127.0.0.1:0", NULL))
         return false;
     for (uint32_t i = 0; i < c->nworkers; i++)
         if (!sx_cluster_start_worker(c, i))
@@ -227,6 +415,9 @@ void sx_cluster_kill_all(sx_cluster *c)
     for (uint32_t i = 0; i < c->nworkers; i++)
         sx_cluster_kill_worker(c, i);
     sx_cluster_kill_coordinator(c);
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        sx_cluster_kill_coord(c, k);
+    sx_h_etcd_stop(&c->etcd_member);
 }
 
 bool sx_cluster_restart_coordinator(sx_cluster *c, const char *const *extra)
@@ -247,11 +438,20 @@ void sx_cluster_stop(sx_cluster *c)
             sx_h_signal_stop(c->worker_pid[i]);
     if (c->coord_pid > 0)
         sx_h_signal_stop(c->coord_pid);
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        if (c->coords_pid[k] > 0)
+            sx_h_signal_stop(c->coords_pid[k]);
     for (uint32_t i = 0; i < c->nworkers; i++)
         if (c->worker_pid[i] > 0)
             sx_h_stop(c->worker_pid[i], 5000);
     if (c->coord_pid > 0)
         sx_h_stop(c->coord_pid, 5000);
+    for (uint32_t k = 0; k < c->ncoords; k++)
+        if (c->coords_pid[k] > 0)
+            sx_h_stop(c->coords_pid[k], 5000);
+    sx_etcd_close(c->etcd_client);
+    c->etcd_client = NULL;
+    sx_h_etcd_stop(&c->etcd_member); /* last: a coordinator stopping resigns there */
     sx_rpc_client_destroy(c->rpc);
     c->rpc = NULL;
     if (c->opts.tls) { /* its files go with the directory: nothing started later takes them */
@@ -370,9 +570,20 @@ void sx_cluster_dump_logs(const sx_cluster *c)
 {
     dump_status(c);
     char logf[512];
-    snprintf(logf, sizeof(logf), "%s/coord.log", c->dir);
-    fprintf(stderr, "--- %s\n", logf);
-    sx_h_dump_log(logf, 40);
+    for (uint32_t k = 0; k < c->ncoords; k++) {
+        snprintf(logf, sizeof(logf), "%s/coord%u.log", c->dir, k);
+        fprintf(stderr, "--- %s (%s, pid %d)\n", logf, c->coords_addr[k], (int)c->coords_pid[k]);
+        sx_h_dump_log(logf, 30);
+    }
+    if (!c->ncoords) {
+        snprintf(logf, sizeof(logf), "%s/coord.log", c->dir);
+        fprintf(stderr, "--- %s\n", logf);
+        sx_h_dump_log(logf, 40);
+    }
+    if (c->etcd_member.pid > 0) {
+        fprintf(stderr, "--- %s\n", c->etcd_member.log);
+        sx_h_dump_log(c->etcd_member.log, 10);
+    }
     for (uint32_t i = 0; i < c->nworkers; i++) {
         snprintf(logf, sizeof(logf), "%s/w%u.log", c->dir, i);
         fprintf(stderr, "--- %s\n", logf);

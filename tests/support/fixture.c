@@ -2,18 +2,13 @@
 #include "fixture.h"
 
 #include "checker.h"
-#include "etcd.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -106,94 +101,26 @@ int sx_fx_cluster_teardown(void **state)
 
 /* ------------------------------------------------------------ etcd member -- */
 
-/* A port free now: bound with port 0 and released. Another process may take
- * it before etcd binds it; member_start then tries again with new ports. */
 int sx_fx_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t len = sizeof(sa);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-/* Answers a Range, or has exited (then the wait stops early too). */
-static bool etcd_answers(void *arg)
-{
-    sx_fx_etcd *m = arg;
-    if (!sx_h_alive(m->pid))
-        return true;
-    sx_etcd_range *r = NULL;
-    sx_status st = sx_etcd_get(m->etcd, "/ready", false, &r, NULL);
-    sx_etcd_range_free(r);
-    return st == SX_OK;
+    int port = sx_h_free_port();
+    assert_true(port > 0);
+    return port;
 }
 
 void sx_fx_etcd_start(sx_fx_etcd *m, const char *tag)
 {
-    sx_h_tmpdir(m->dir, sizeof(m->dir), tag);
-    snprintf(m->log, sizeof(m->log), "%s/etcd.log", m->dir);
-    for (int attempt = 0; attempt < 5; attempt++) {
-        int cport = sx_fx_free_port(), pport = sx_fx_free_port();
-        char name[64], data[300], curl[64], purl[64], cluster[128];
-        snprintf(name, sizeof(name), "sx-%s-%d-%d", tag, (int)getpid(), attempt);
-        snprintf(data, sizeof(data), "%s/data%d", m->dir, attempt);
-        snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", cport);
-        snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", pport);
-        snprintf(cluster, sizeof(cluster), "%s=%s", name, purl);
-        char *argv[] = {"/usr/bin/etcd",
-                        "--name",
-                        name,
-                        "--data-dir",
-                        data,
-                        "--listen-client-urls",
-                        curl,
-                        "--advertise-client-urls",
-                        curl,
-                        "--listen-peer-urls",
-                        purl,
-                        "--initial-advertise-peer-urls",
-                        purl,
-                        "--initial-cluster",
-                        cluster,
-                        "--initial-cluster-state",
-                        "new",
-                        "--initial-cluster-token",
-                        name,
-                        "--logger",
-                        "zap",
-                        "--log-level",
-                        "warn",
-                        NULL};
-        snprintf(m->addr, sizeof(m->addr), "127.0.0.1:%d", cport);
-        sx_etcd_opts eo = {.endpoints = m->addr, .timeout_ms = 1000};
-        sx_err err = {0};
-        assert_int_equal(sx_etcd_open(&eo, &m->etcd, &err), SX_OK);
-        m->pid = sx_h_spawn(argv, m->log);
-        bool answered = sx_h_wait_for(etcd_answers, m, 20000);
-        bool alive = sx_h_alive(m->pid); /* reaps it if it exited */
-        if (answered && alive)
-            return;
-        /* A port taken in between (etcd exits), or too slow: again, afresh. */
-        fprintf(stderr, "etcd did not come up on %s (attempt %d)\n", m->addr, attempt);
-        sx_h_dump_log(m->log, 10);
-        if (alive)
-            sx_h_kill9(m->pid);
-        sx_etcd_close(m->etcd);
-        m->etcd = NULL;
-    }
-    fail_msg("etcd did not start");
+    if (!sx_h_etcd_start(m, tag))
+        fail_msg("etcd did not start");
 }
 
 void sx_fx_etcd_stop(sx_fx_etcd *m)
 {
-    sx_etcd_close(m->etcd);
-    m->etcd = NULL;
-    if (m->pid > 0)
-        sx_h_kill9(m->pid);
-    m->pid = 0;
-    sx_h_tmpdir_done(m->dir);
+    sx_h_etcd_stop(m);
+}
+
+void sx_fx_etcd_cluster_start(sx_etcdm_set *ec, uint32_t n, const char *tag)
+{
+    if (!sx_etcdm_start(ec, n, tag, 20000))
+        fail_msg("etcd (%u members) did not start", n);
 }

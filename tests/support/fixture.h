@@ -12,6 +12,7 @@
 
 #include "cluster.h"
 #include "etcd.h"
+#include "etcd_members.h"
 #include "harness.h"
 #include "store.h"
 
@@ -69,22 +70,22 @@ int sx_fx_cluster_teardown(void **state);
 
 /* ------------------------------------------------------------ etcd member -- */
 
-/* One etcd member of its own (/usr/bin/etcd) in a temporary directory, on
- * loopback ports found free (tried again with others when it cannot bind). */
-typedef struct sx_fx_etcd {
-    char dir[256], log[300];
-    char addr[64]; /* client address, host:port */
-    pid_t pid;
-    sx_etcd *etcd; /* a client of it alone */
-} sx_fx_etcd;
+/* One etcd member of its own: harness.h's sx_h_etcd, failing the test when
+ * it does not come up. */
+typedef sx_h_etcd sx_fx_etcd;
 
-/* A loopback TCP port free now (bound with port 0 and released). */
+/* A loopback TCP port free now (sx_h_free_port); fails the test if none. */
 int sx_fx_free_port(void);
 
 /* Starts it and waits until it answers; fails the test if it does not. */
 void sx_fx_etcd_start(sx_fx_etcd *m, const char *tag);
 /* kill -9, the directory removed. */
 void sx_fx_etcd_stop(sx_fx_etcd *m);
+
+/* n members as one etcd cluster (sx_etcdm_start, 20 s per attempt);
+ * fails the test, with their logs, if it does not come up. The caller ends
+ * it with sx_etcdm_destroy. */
+void sx_fx_etcd_cluster_start(sx_etcdm_set *ec, uint32_t n, const char *tag);
 
 /* ----------------------------------------------------------------- stores -- */
 

@@ -1,18 +1,23 @@
 /* harness.c: process control for integration tests. */
 #include "harness.h"
 
+#include "etcd_members.h"
+
 #include "clock.h"
 #include "fsutil.h"
 #include "mem.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -287,4 +292,38 @@ void sx_h_dump_log(const char *path, int lines)
     snprintf(cmd, sizeof(cmd), "tail -n %d '%s' >&2", lines, path);
     int rc = system(cmd);
     (void)rc;
+}
+
+/* ------------------------------------------------------------ etcd member -- */
+
+int sx_h_free_port(void)
+{
+    return sx_etcdm_free_port();
+}
+
+bool sx_h_etcd_start(sx_h_etcd *m, const char *tag)
+{
+    memset(m, 0, sizeof(*m));
+    if (!sx_etcdm_start(&m->members, 1, tag, 20000)) {
+        fprintf(stderr, "etcd did not start\n");
+        sx_etcdm_destroy(&m->members);
+        memset(m, 0, sizeof(*m));
+        return false;
+    }
+    const sx_etcdm *one = &m->members.m[0];
+    snprintf(m->dir, sizeof(m->dir), "%s", m->members.dir);
+    snprintf(m->log, sizeof(m->log), "%s", one->log);
+    snprintf(m->addr, sizeof(m->addr), "%s", one->addr);
+    m->pid = one->pid;
+    m->etcd = one->etcd;
+    return true;
+}
+
+void sx_h_etcd_stop(sx_h_etcd *m)
+{
+    if (!m->members.n)
+        return;                   /* zeroed: never started, or stopped already */
+    m->members.m[0].pid = m->pid; /* 0 when the test killed it itself */
+    sx_etcdm_destroy(&m->members);
+    memset(m, 0, sizeof(*m));
 }

@@ -8,6 +8,9 @@
 #ifndef SX_TEST_HARNESS_H
 #define SX_TEST_HARNESS_H
 
+#include "etcd.h"
+#include "etcd_members.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -80,5 +83,26 @@ bool sx_h_alive(pid_t pid);
 
 /* Prints the last lines of a log file to stderr, for failed tests. */
 void sx_h_dump_log(const char *path, int lines);
+
+/* A loopback TCP port free now (bound with port 0 and released), or -1. */
+int sx_h_free_port(void);
+
+/* One etcd member of its own (/usr/bin/etcd) in a temporary directory, on
+ * loopback ports found free (tried again with others when it cannot bind):
+ * a one-member set of etcd_members.h, with its fields at hand. Valid when
+ * zeroed: sx_h_etcd_stop does nothing then. */
+typedef struct sx_h_etcd {
+    char dir[256], log[300];
+    char addr[64]; /* client address, host:port */
+    pid_t pid;     /* 0: not running (a test that kills it itself sets 0) */
+    sx_etcd *etcd; /* a client of it alone (borrowed from members) */
+    sx_etcdm_set members;
+} sx_h_etcd;
+
+/* Starts it and waits until it answers; false (after printing its log) when
+ * it did not come up, with everything it made removed again. */
+bool sx_h_etcd_start(sx_h_etcd *m, const char *tag);
+/* kill -9, the directory removed; m is zeroed, so a second stop does nothing. */
+void sx_h_etcd_stop(sx_h_etcd *m);
 
 #endif

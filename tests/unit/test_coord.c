@@ -2,7 +2,13 @@
  *
  * Each test gets its own mkdtemp directory with a real LevelDB metadata store
  * (removed by the teardown); no network, no processes, no sleeping: time is an
- * argument, so leases are driven by hand. After every step the tests check that
+ * argument, so leases are driven by hand. Every test runs twice: on the
+ * embedded store (group "leveldb") and on etcd (group "etcd", names ending in
+ * "/etcd"): one etcd member for the group, each test's store under a cluster
+ * name of its own, opened and campaigned for (and won) at every open; closing
+ * resigns, so a reopen wins again at once, as a new leader whose map is one
+ * version on (reopened). The etcd group is left out, said
+ * so, when /usr/bin/etcd is missing. After every step the tests check that
  * the map version, every log partition's epoch and isr_version and every term
  * partition's epoch never went down (reopen included), and that the published
  * map keeps its invariants (leaders are live isr members, isr within replicas).
@@ -26,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "clustermap.h"
 #include "coord.h"
@@ -57,8 +64,12 @@ typedef struct term_seen {
     uint64_t epoch;
 } term_seen;
 
+/* The etcd group's member, started by its group setup; NULL in the other. */
+static sx_fx_etcd *etcd_member;
+
 typedef struct fixture {
     char dir[PATH_MAX]; /* the mkdtemp directory, the coordinator's data_dir */
+    bool etcd;          /* the metadata is in etcd_member, under a cluster named by data_dir */
     sx_coord_opts opts;
     sx_coord *c;
     uint64_t version;           /* highest map version seen */
@@ -102,6 +113,36 @@ static int setup(void **state)
     f->opts.given_min_isr = f->opts.given_term_partitions = true;
     f->opts.lease_ms = LEASE;
     *state = f;
+    return 0;
+}
+
+/* setup, for the etcd group. */
+static int setup_etcd(void **state)
+{
+    int rc = setup(state);
+    if (rc == 0)
+        ((fixture *)*state)->etcd = true;
+    return rc;
+}
+
+static int group_setup_etcd(void **state)
+{
+    (void)state;
+    etcd_member = calloc(1, sizeof(*etcd_member));
+    if (!etcd_member || !sx_h_etcd_start(etcd_member, "coord-etcd")) {
+        free(etcd_member);
+        etcd_member = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown_etcd(void **state)
+{
+    (void)state;
+    sx_h_etcd_stop(etcd_member);
+    free(etcd_member);
+    etcd_member = NULL;
     return 0;
 }
 
@@ -203,11 +244,53 @@ static void track(fixture *f)
 
 /* ---------------------------------------------------------------- helpers -- */
 
+/* The metadata store of data directory dir: its LevelDB, or on etcd the
+ * cluster named after dir (each test's own), campaigned for: the test's
+ * coordinator closed the last one it held, so the campaign wins at once. */
+static sx_status meta_open(fixture *f, const char *dir, sx_meta **out, sx_err *err)
+{
+    if (!f->etcd)
+        return sx_meta_open(dir, out, err);
+    char cluster[PATH_MAX];
+    snprintf(cluster, sizeof(cluster), "%s", dir);
+    for (char *p = cluster; *p; p++)
+        if (*p == '/')
+            *p = '_';
+    sx_meta_etcd_opts o = {
+        .endpoints = etcd_member->addr, .cluster = cluster, .self = "test", .ttl_s = 2};
+    sx_status st = sx_meta_open_etcd(&o, out, err);
+    bool won = false;
+    char leader[128] = "";
+    if (st == SX_OK)
+        st = sx_meta_campaign(*out, &won, leader, sizeof(leader), err);
+    if (st == SX_OK && !won)
+        st = sx_err_set(err, SX_FAILED_PRECONDITION, "etcd campaign lost to \"%s\"", leader);
+    if (st != SX_OK) {
+        sx_meta_close(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* sx_coord_open on f's metadata store (o->data_dir's; the store is taken
+ * over, even when the open fails). */
+static sx_status coord_open(fixture *f, const sx_coord_opts *o, uint64_t now, sx_coord **out,
+                            sx_err *err)
+{
+    sx_coord_opts with = *o;
+    if (f->etcd) {
+        sx_status st = meta_open(f, o->data_dir, &with.meta, err);
+        if (st != SX_OK)
+            fail_msg("etcd metadata for %s: %s: %s", o->data_dir, sx_status_name(st), err->msg);
+    }
+    return sx_coord_open(&with, now, out, err);
+}
+
 static void open_at(fixture *f, uint64_t now)
 {
     sx_err err = {0};
     assert_null(f->c);
-    CHECK_OK(sx_coord_open(&f->opts, now, &f->c, &err), &err);
+    CHECK_OK(coord_open(f, &f->opts, now, &f->c, &err), &err);
     assert_non_null(f->c);
     track(f);
 }
@@ -518,15 +601,30 @@ static const Shardex__V1__IndexInfo *find_info(Shardex__V1__IndexInfo **v, size_
 }
 
 /* The map packed, to compare two maps byte for byte. */
+/* The current map packed, less its version and coordinator epoch: the tests
+ * check the version on its own (reopened), and on etcd every open names a
+ * new epoch. */
 static uint8_t *pack_map(fixture *f, size_t *len)
 {
     sx_coord_map *m = sx_coord_map_acquire(f->c);
-    *len = shardex__internal__v1__cluster_map__get_packed_size(m->msg);
+    cmap copy = *m->msg; /* shallow: packing only reads it */
+    copy.version = 0;
+    copy.coordinator_epoch = 0;
+    *len = shardex__internal__v1__cluster_map__get_packed_size(&copy);
     uint8_t *buf = malloc(*len + 1);
     assert_non_null(buf);
-    shardex__internal__v1__cluster_map__pack(m->msg, buf);
+    shardex__internal__v1__cluster_map__pack(&copy, buf);
     sx_coord_map_release(m);
     return buf;
+}
+
+/* The version an open of a store at version v publishes when nothing else
+ * changes: v itself on the embedded store (a restart changes nothing); on
+ * etcd every open is a new leader (a won campaign, a new epoch), which
+ * publishes the stored map as the next version, naming itself. */
+static uint64_t reopened(const fixture *f, uint64_t v)
+{
+    return f->etcd ? v + 1 : v;
 }
 
 /* ------------------------------------------------------------------ tests -- */
@@ -613,7 +711,7 @@ static void test_open_rejects_invalid_settings(void **state)
         f->opts.settings = cases[i].s;
         sx_coord *c = NULL;
         sx_err err = {0};
-        sx_status st = sx_coord_open(&f->opts, 1000, &c, &err);
+        sx_status st = coord_open(f, &f->opts, 1000, &c, &err);
         if (st != SX_INVALID_ARGUMENT)
             fail_msg("case %zu: expected INVALID_ARGUMENT, got %s: %s", i, sx_status_name(st),
                      err.msg);
@@ -641,7 +739,7 @@ static void test_open_rejects_invalid_settings(void **state)
         o.settings = edges[i];
         sx_coord *c = NULL;
         sx_err err = {0};
-        CHECK_OK(sx_coord_open(&o, 1000, &c, &err), &err);
+        CHECK_OK(coord_open(f, &o, 1000, &c, &err), &err);
         sx_coord_settings got = sx_coord_get_settings(c);
         assert_memory_equal(&got, &edges[i], sizeof(got));
         sx_coord_map *m = sx_coord_map_acquire(c);
@@ -678,6 +776,7 @@ static void test_reopen_keeps_settings_and_map(void **state)
     assert_int_equal(s.replication, 3);
     assert_int_equal(s.min_isr, 2);
     assert_int_equal(s.term_partitions, 4);
+    v = reopened(f, v);
     assert_int_equal(version_of(f), v);
     uint8_t *after = pack_map(f, &len2);
     assert_int_equal(len1, len2);
@@ -689,6 +788,7 @@ static void test_reopen_keeps_settings_and_map(void **state)
     f->opts.given_partitions = f->opts.given_replication = true;
     f->opts.given_min_isr = f->opts.given_term_partitions = true;
     reopen_at(f, 60000);
+    v = reopened(f, v);
     assert_int_equal(version_of(f), v);
     after = pack_map(f, &len2);
     assert_int_equal(len1, len2);
@@ -721,7 +821,7 @@ static void test_reopen_refuses_index_without_spec(void **state)
     sx_err err = {0};
     sx_meta *meta = NULL;
     Shardex__Internal__V1__ClusterMap *m = NULL;
-    CHECK_OK(sx_meta_open(f->opts.data_dir, &meta, &err), &err);
+    CHECK_OK(meta_open(f, f->opts.data_dir, &meta, &err), &err);
     CHECK_OK(sx_meta_load(meta, &m, &err), &err);
     assert_int_equal(m->n_indexes, 1);
     uint64_t id = m->indexes[0]->id;
@@ -736,7 +836,7 @@ static void test_reopen_refuses_index_without_spec(void **state)
     sx_meta_close(meta);
 
     sx_coord *c = NULL;
-    assert_int_equal(sx_coord_open(&f->opts, 2000, &c, &err), SX_DATA_LOSS);
+    assert_int_equal(coord_open(f, &f->opts, 2000, &c, &err), SX_DATA_LOSS);
     assert_null(c);
     char want[64];
     snprintf(want, sizeof(want), "stored index %" PRIu64 " has no spec", id);
@@ -802,7 +902,7 @@ static void test_reopen_refuses_changed_settings(void **state)
         o.given_term_partitions = cases[i].which == 3;
         sx_coord *c = NULL;
         sx_err err = {0};
-        sx_status st = sx_coord_open(&o, 2000, &c, &err);
+        sx_status st = coord_open(f, &o, 2000, &c, &err);
         if (st != SX_FAILED_PRECONDITION)
             fail_msg("case %zu: expected FAILED_PRECONDITION, got %s: %s", i, sx_status_name(st),
                      err.msg);
@@ -814,7 +914,7 @@ static void test_reopen_refuses_changed_settings(void **state)
         o.given_partitions = o.given_replication = o.given_min_isr = true;
         o.given_term_partitions = true;
         err = (sx_err){0};
-        st = sx_coord_open(&o, 2000, &c, &err);
+        st = coord_open(f, &o, 2000, &c, &err);
         assert_int_equal(st, SX_FAILED_PRECONDITION);
         assert_null(c);
         if (!names_flag(err.msg, cases[i].flag))
@@ -831,7 +931,8 @@ static void test_reopen_refuses_changed_settings(void **state)
     assert_int_equal(s.replication, 3);
     assert_int_equal(s.min_isr, 2);
     assert_int_equal(s.term_partitions, 4);
-    assert_int_equal(version_of(f), v); /* the refused opens left the store as it was */
+    /* The refused opens left the store as it was. */
+    assert_int_equal(version_of(f), reopened(f, v));
     sx_coord_map *m = sx_coord_map_acquire(f->c);
     assert_int_equal(m->msg->n_partitions, 4);
     assert_int_equal(m->msg->n_workers, 1);
@@ -1090,6 +1191,7 @@ static void test_restart_gives_fresh_leases(void **state)
     /* Restart long after every lease ran out: nobody is judged yet. */
     const uint64_t r = 100000;
     reopen_at(f, r);
+    v = reopened(f, v);
     assert_int_equal(version_of(f), v);
     assert_true(worker_alive(f, 0) && worker_alive(f, 1));
     assert_false(worker_alive(f, 2)); /* dead before, dead after */
@@ -1115,6 +1217,7 @@ static void test_restart_gives_fresh_leases(void **state)
     /* After a restart with a smaller clock (a new boot) as well. */
     v = version_of(f);
     reopen_at(f, 10);
+    v = reopened(f, v);
     assert_int_equal(version_of(f), v);
     tick(f, 10 + LEASE - 1);
     assert_int_equal(version_of(f), v);
@@ -1284,7 +1387,7 @@ static void test_change_isr(void **state)
     uint64_t v2 = version_of(f);
     reopen_at(f, 5000);
     part_copy p3 = part_of(f, 0);
-    assert_int_equal(version_of(f), v2);
+    assert_int_equal(version_of(f), reopened(f, v2));
     assert_int_equal(p3.isr_version, p2.isr_version);
     assert_int_equal(p3.epoch, p2.epoch);
     assert_int_equal(p3.leader, p2.leader);
@@ -1738,7 +1841,7 @@ static void test_lost_store_elects_the_eligible(void **state)
     /* Durable: a restarted coordinator knows who may lead. */
     uint64_t v = version_of(f);
     reopen_at(f, 5100);
-    assert_int_equal(version_of(f), v);
+    assert_int_equal(version_of(f), reopened(f, v));
     part_copy again = part_of(f, 0);
     assert_int_equal(again.nisr, 0);
     assert_int_equal(again.isr_version, p0.isr_version);
@@ -2401,7 +2504,7 @@ static void test_reopen_before_any_worker(void **state)
     size_t len1 = 0, len2 = 0;
     uint8_t *before = pack_map(f, &len1);
     reopen_at(f, 2000);
-    assert_int_equal(version_of(f), v);
+    assert_int_equal(version_of(f), reopened(f, v));
     uint8_t *after = pack_map(f, &len2);
     assert_int_equal(len1, len2);
     assert_memory_equal(before, after, len1);
@@ -2449,5 +2552,21 @@ int main(void)
         /* aborts under SX_SANITIZE: BUG, see the test */
         cmocka_unit_test_setup_teardown(test_reopen_before_any_worker, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    enum { NTESTS = sizeof(tests) / sizeof(tests[0]) };
+    int failed = cmocka_run_group_tests_name("leveldb", tests, NULL, NULL);
+    if (access("/usr/bin/etcd", X_OK) != 0) {
+        fprintf(stderr, "no /usr/bin/etcd: the etcd group is left out\n");
+        return failed;
+    }
+    /* The same tests on etcd, named so. */
+    struct CMUnitTest on_etcd[NTESTS];
+    char names[NTESTS][96];
+    for (size_t i = 0; i < NTESTS; i++) {
+        on_etcd[i] = tests[i];
+        snprintf(names[i], sizeof(names[i]), "%s/etcd", tests[i].name);
+        on_etcd[i].name = names[i];
+        on_etcd[i].setup_func = setup_etcd;
+    }
+    failed += cmocka_run_group_tests_name("etcd", on_etcd, group_setup_etcd, group_teardown_etcd);
+    return failed;
 }
