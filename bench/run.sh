@@ -9,7 +9,8 @@
 #   BENCH_PEERS_ARGS="--rounds 1 --seconds 1 --docs 5000" bench/run.sh build  # bench_peers
 #   BENCH_RESTART_ARGS="--rounds 5" bench/run.sh build           # likewise for bench_restart
 #   BENCH_FAILOVER_ARGS="--rounds 5" bench/run.sh build          # likewise for bench_failover
-#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover)
+#   BENCH_TAIL_ARGS="--rounds 5" bench/run.sh build              # likewise for bench_tail
+#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail)
 #
 # Plots: bench_index and bench_peers also write TSV files (--tsv), which
 # bench/plot.sh draws into docs/*.png (gnuplot) once each benchmark has run;
@@ -30,9 +31,10 @@ index_bin=$build/bench/bench_index
 peers_bin=$build/bench/bench_peers
 restart_bin=$build/bench/bench_restart
 failover_bin=$build/bench/bench_failover
-only=" ${BENCH_ONLY:-rpc write index peers restart failover} "
+tail_bin=$build/bench/bench_tail
+only=" ${BENCH_ONLY:-rpc write index peers restart failover tail} "
 selected() { [[ $only == *" $1 "* ]]; }
-for name in rpc write index peers restart failover; do
+for name in rpc write index peers restart failover tail; do
     b=$build/bench/bench_$name
     if selected "$name" && [ ! -x "$b" ]; then
         echo "run.sh: $b is not built (make bench builds it; bench_peers needs libpq-dev)" >&2
@@ -364,4 +366,43 @@ tmp_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 " on " $1 }')
 } >"$tmp/failover.md"
 replace_section failover "$tmp/failover.md"
 echo "run.sh: wrote the failover section of ${doc#"$root"/}" >&2
+fi
+
+# ---- LOCAL query tail latency with one slow worker: budgets and hedging ----
+if selected tail; then
+# shellcheck disable=SC2206  # word splitting of the extra options is intended
+tail_args=(${BENCH_TAIL_ARGS:-})
+rel_tail_bin=${tail_bin#"$root"/}
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+echo "run.sh: $rel_tail_bin ${tail_args[*]}" >&2
+if ! (cd "$root" && "$tail_bin" "${tail_args[@]}") >"$tmp/tail.out"; then
+    cat "$tmp/tail.out" >&2
+    echo "run.sh: bench_tail failed; its section of docs/benchmarks.md left as it was" >&2
+    exit 1
+fi
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+{
+    echo "<!-- bench:tail:begin -->"
+    echo "## LOCAL query tail latency with one slow worker: budgets and hedged reads"
+    echo
+    echo "Written by \`bench/run.sh\`; do not edit by hand."
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Command: \`$rel_tail_bin${tail_args[*]:+ ${tail_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`; \`BENCH_ONLY=tail\` for this section alone)"
+    echo "- Machine: $machine; 1-minute load average $load_before before the run, $load_after after it"
+    echo "  (other work shares the machine: absolute figures are noisy; read the same-run ratios first)."
+    echo "  No CPU pinning."
+    echo "- Subject: \`QueryRequest.budget_ms\` (partial answers naming the missing partitions) and"
+    echo "  \`max_staleness_ms\` (a slow leader's scan hedged to a follower that proves its staleness),"
+    echo "  docs/architecture.md \"Budgets, partial answers and hedged reads\"."
+    echo "- Baseline, in the same run: the same queries with no budget (a LOCAL query waits for its"
+    echo "  slowest partition); the reference rows have no slow worker. Load: closed loop (each caller"
+    echo "  sends its next query when the last returns), so a configuration that answers faster also"
+    echo "  sends more queries."
+    echo
+    cat "$tmp/tail.out"
+    echo "<!-- bench:tail:end -->"
+} >"$tmp/tail.md"
+replace_section tail "$tmp/tail.md"
+echo "run.sh: wrote the tail section of ${doc#"$root"/}" >&2
 fi

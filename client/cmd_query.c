@@ -22,6 +22,9 @@ typedef struct query_cfg {
     bool docs;
     const char *page_token;
     const char *after; /* for --help only: sx_cmd_parse collects every --after */
+    uint32_t budget_ms;
+    uint32_t max_staleness_ms;
+    uint32_t hedge_after_ms;
 } query_cfg;
 
 static const char *const modes[] = {"auto", "local", "global", NULL};
@@ -81,6 +84,29 @@ static const sx_flag query_flags[] = {
      .offset = QOFF(after, const char *),
      .metavar = "P:OFFSET[,...]",
      .help = "wait until these writes are visible in the index (repeatable)"},
+    {.name = "budget-ms",
+     .type = SX_FLAG_UINT32,
+     .offset = QOFF(budget_ms, uint32_t),
+     .metavar = "N",
+     .help = "LOCAL: answer within N ms with the partitions that answered, naming the missing "
+             "ones (0: wait for all)",
+     .min = 0,
+     .max = 3600000},
+    {.name = "max-staleness-ms",
+     .type = SX_FLAG_UINT32,
+     .offset = QOFF(max_staleness_ms, uint32_t),
+     .metavar = "N",
+     .help = "LOCAL: when a leader is slow, also ask a follower that can prove it is at most N ms "
+             "stale; the first answer wins (0: leaders only)",
+     .min = 0,
+     .max = 3600000},
+    {.name = "hedge-after-ms",
+     .type = SX_FLAG_UINT32,
+     .offset = QOFF(hedge_after_ms, uint32_t),
+     .metavar = "N",
+     .help = "ask the follower this long after the leader (0: a quarter of --budget-ms, or 50)",
+     .min = 0,
+     .max = 3600000},
     SX_CMD_COMMON_FLAGS(query_cfg),
 };
 
@@ -106,6 +132,14 @@ static const sx_flags_spec query_spec = {
         "\"partitions_contacted\": N, \"staleness_ms\": N} plus \"pages\" and \"elapsed_ms\"; "
         "with\n"
         "--all, the pages merged (partitions summed, the highest staleness, the last mode).\n"
+        "\n"
+        "--budget-ms N answers within N ms with what answered: a partial answer says so\n"
+        "(\"partial\": true), names the log partitions missing (\"missing_partitions\") and has\n"
+        "the hits of the others only; its next page token resumes each partition where it\n"
+        "stood, so the missing ones are read on the next page (--all stops at a partial page\n"
+        "and prints that token). --max-staleness-ms N hedges a slow leader's scan to a\n"
+        "follower that can prove it is at most N ms stale (\"follower_partitions\" names the\n"
+        "partitions it served; staleness_ms is the worst bound).\n"
         "Exit status: 0 answered (no hit included); 2 usage; 3 the cluster could not answer (a\n"
         "term partition without an owner, --after not met in time); 4 no such index; 5 refused\n"
         "(a value of the wrong type, an index still BUILDING or not kept in the mode asked).",
@@ -192,6 +226,12 @@ static void merge_page(merged *m, Shardex__V1__QueryResponse *r)
     m->sum.n_hits += r->n_hits;
     m->sum.next_page_token = r->next_page_token;
     m->sum.mode = r->mode;
+    m->sum.partial |= r->partial;
+    /* The last page's missing and follower partitions: what the token resumes. */
+    m->sum.missing_partitions = r->missing_partitions;
+    m->sum.n_missing_partitions = r->n_missing_partitions;
+    m->sum.follower_partitions = r->follower_partitions;
+    m->sum.n_follower_partitions = r->n_follower_partitions;
     m->sum.partitions_contacted += r->partitions_contacted;
     if (r->staleness_ms > m->sum.staleness_ms)
         m->sum.staleness_ms = r->staleness_ms;
@@ -233,6 +273,19 @@ static void print_text(const query_cfg *cfg, const merged *m, double elapsed_ms)
     if (m->npages > 1)
         printf(", %zu pages", m->npages);
     printf("\n");
+    if (s->partial) {
+        printf("partial: %zu partition%s did not answer within %" PRIu32 " ms:",
+               s->n_missing_partitions, s->n_missing_partitions == 1 ? "" : "s", cfg->budget_ms);
+        for (size_t i = 0; i < s->n_missing_partitions; i++)
+            printf(" %" PRIu32, s->missing_partitions[i]);
+        printf("\n");
+    }
+    if (s->n_follower_partitions) {
+        printf("served by followers:");
+        for (size_t i = 0; i < s->n_follower_partitions; i++)
+            printf(" %" PRIu32, s->follower_partitions[i]);
+        printf("\n");
+    }
     if (s->next_page_token.len) {
         char *tok = sx_out_base64(s->next_page_token.data, s->next_page_token.len);
         printf("next page: --page-token %s\n", tok);
@@ -305,6 +358,9 @@ int sx_cmd_query(const sx_cli *cli, int argc, char **argv)
                                                  : SHARDEX__V1__MODE__MODE_UNSPECIFIED;
     req.limit = cfg.limit;
     req.include_docs = cfg.docs;
+    req.budget_ms = cfg.budget_ms;
+    req.max_staleness_ms = cfg.max_staleness_ms;
+    req.hedge_after_ms = cfg.hedge_after_ms;
     req.after = after.ptrs;
     req.n_after = after.n;
     req.page_token.data = page;
@@ -318,7 +374,9 @@ int sx_cmd_query(const sx_cli *cli, int argc, char **argv)
             goto out;
         }
         merge_page(&m, r);
-        if (!cfg.all || r->next_page_token.len == 0)
+        /* A partial page always has a next token (the missing partitions
+         * remain to read): the user decides whether to go on. */
+        if (!cfg.all || r->next_page_token.len == 0 || r->partial)
             break;
         req.page_token = r->next_page_token;
     }

@@ -246,7 +246,10 @@ typedef struct sx_rpc_call_opts {
     bool idempotent;             /* retry on UNAVAILABLE or DEADLINE_EXCEEDED */
     uint32_t max_attempts;       /* idempotent calls; 0: 5 */
     bool wait_for_ready;         /* wait for the peer to come up instead of failing fast */
-} sx_rpc_call_opts;              /* valid when zeroed */
+    /* sx_rpc_invoke_async only: receives the call's ticket for sx_rpc_cancel
+     * (before the call starts, so also when it completes at once). NULL: none. */
+    uint64_t *ticket;
+} sx_rpc_call_opts; /* valid when zeroed */
 
 /* Calls `method` of `svc` at `addr` ("host:port") and waits. On SX_OK *resp is
  * the unpacked response, which the caller frees with sx_rpc_free. On error
@@ -266,6 +269,15 @@ typedef void (*sx_rpc_done_cb)(sx_status status, const sx_err *err, ProtobufCMes
 void sx_rpc_invoke_async(sx_rpc_client *c, const char *addr, const ProtobufCServiceDescriptor *svc,
                          const char *method, const ProtobufCMessage *req,
                          const sx_rpc_call_opts *opts, sx_rpc_done_cb done, void *arg);
+
+/* Cancels the asynchronous call with this ticket (sx_rpc_call_opts.ticket)
+ * if it has not completed: its callback then runs soon with SX_CANCELLED
+ * (or with the outcome it already had, if that came first), and no retry
+ * follows. A request on the wire is cancelled in gRPC (the server's handler
+ * sees a cancelled call, if it looks); one still waiting (a fault delay, a
+ * backoff) is never sent. Unknown or completed tickets: nothing. Any thread,
+ * also from a completion callback. */
+void sx_rpc_cancel(sx_rpc_client *c, uint64_t ticket);
 
 /* Runs `method` of `svc` on this server without the network, as if a client
  * had called it: a copy of req goes to the same handler on the same pool,

@@ -81,6 +81,8 @@ struct acall {
     acall *timer_next;  /* timer list, sorted by timer_at */
     uint64_t timer_at;
     void (*timer_fn)(acall *a);
+    uint64_t ticket; /* for sx_rpc_cancel; 0 for duplicates */
+    bool cancelled;  /* under c->mu: sx_rpc_cancel asked */
 };
 
 struct sx_rpc_client {
@@ -106,6 +108,7 @@ struct sx_rpc_client {
     bool timer_stop;
     acall *inflight; /* asynchronous calls not yet completed, duplicates included */
     size_t ninflight;
+    uint64_t next_ticket;
     pthread_cond_t idle_cv;
     pthread_cond_t poll_cv; /* wakes the poller when asynchronous calls start */
     bool closing;
@@ -371,6 +374,18 @@ static void sleep_until(uint64_t at_ms)
 
 static void send_duplicate(acall *a);
 
+/* A fault delay that reached the attempt's deadline fails the attempt with
+ * DEADLINE_EXCEEDED instead of sending it: a message that slow on a real
+ * network arrives too late to be served, while one sent with a deadline less
+ * than a millisecond away could still be answered by a fast handler. */
+static void fail_if_delayed_past_deadline(acall *a)
+{
+    if (a->action.delay_ms && sx_clock_now_ms() >= a->attempt_deadline_ms) {
+        a->action.kind = SX__FAULT_FAIL;
+        a->action.fail_code = SX_DEADLINE_EXCEEDED;
+    }
+}
+
 sx_status sx_rpc_invoke(sx_rpc_client *c, const char *addr, const ProtobufCServiceDescriptor *svc,
                         const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
                         const sx_rpc_call_opts *opts, sx_err *err)
@@ -386,6 +401,7 @@ sx_status sx_rpc_invoke(sx_rpc_client *c, const char *addr, const ProtobufCServi
             uint64_t at = sx_clock_now_ms() + a->action.delay_ms;
             sleep_until(at < a->attempt_deadline_ms ? at : a->attempt_deadline_ms);
         }
+        fail_if_delayed_past_deadline(a);
         switch (a->action.kind) {
         case SX__FAULT_FAIL:
             set_outcome(a, a->action.fail_code, "fault injected: call failed");
@@ -501,6 +517,21 @@ static bool client_closing(sx_rpc_client *c)
     return closing;
 }
 
+/* Whether a is to end now, and with what: the client closes (CANCELLED,
+ * "client is shutting down") or its caller cancelled it (CANCELLED). Sets
+ * the outcome when so. */
+static bool ends_now(acall *a)
+{
+    pthread_mutex_lock(&a->c->mu);
+    bool closing = a->c->closing, cancelled = a->cancelled;
+    pthread_mutex_unlock(&a->c->mu);
+    if (closing)
+        set_outcome(a, SX_CANCELLED, "client is shutting down");
+    else if (cancelled)
+        set_outcome(a, SX_CANCELLED, "cancelled by the caller");
+    return closing || cancelled;
+}
+
 /* Runs the callback (unless a duplicate) and forgets the call. */
 static void async_complete(acall *a)
 {
@@ -568,9 +599,11 @@ static void on_wire_done(sx__rpc_tag *tag, bool ok)
 static void async_wire_start(acall *a)
 {
     pthread_mutex_lock(&a->c->mu);
-    if (a->c->closing) {
+    if (a->c->closing || a->cancelled) {
+        bool closing = a->c->closing;
         pthread_mutex_unlock(&a->c->mu);
-        set_outcome(a, SX_CANCELLED, "client is shutting down");
+        set_outcome(a, SX_CANCELLED,
+                    closing ? "client is shutting down" : "cancelled by the caller");
         async_complete(a);
         return;
     }
@@ -598,11 +631,11 @@ static void send_duplicate(acall *a)
 
 static void async_fire(acall *a)
 {
-    if (client_closing(a->c)) {
-        set_outcome(a, SX_CANCELLED, "client is shutting down");
+    if (ends_now(a)) {
         async_complete(a);
         return;
     }
+    fail_if_delayed_past_deadline(a);
     switch (a->action.kind) {
     case SX__FAULT_FAIL:
         set_outcome(a, a->action.fail_code, "fault injected: call failed");
@@ -621,6 +654,10 @@ static void async_fire(acall *a)
 
 static void async_begin(acall *a)
 {
+    if (ends_now(a)) { /* cancelled during a retry's backoff */
+        async_complete(a);
+        return;
+    }
     plan_attempt(a);
     if (a->action.delay_ms) {
         uint64_t at = sx_clock_now_ms() + a->action.delay_ms;
@@ -633,7 +670,12 @@ static void async_begin(acall *a)
 static void async_attempt_done(acall *a)
 {
     uint64_t d;
-    if (!client_closing(a->c) && retry_after(a, &d))
+    pthread_mutex_lock(&a->c->mu);
+    bool cancelled = a->cancelled;
+    pthread_mutex_unlock(&a->c->mu);
+    if (cancelled && a->st != SX_OK)
+        set_outcome(a, SX_CANCELLED, "cancelled by the caller");
+    if (!cancelled && !client_closing(a->c) && retry_after(a, &d))
         timer_add(a, sx_clock_now_ms() + d, async_begin);
     else
         async_complete(a);
@@ -652,8 +694,44 @@ void sx_rpc_invoke_async(sx_rpc_client *c, const char *addr, const ProtobufCServ
     a->tag.cb = on_wire_done;
     a->done = done;
     a->arg = arg;
+    pthread_mutex_lock(&c->mu);
+    a->ticket = ++c->next_ticket;
+    pthread_mutex_unlock(&c->mu);
+    if (opts && opts->ticket)
+        *opts->ticket = a->ticket;
     if (async_track(a))
         async_begin(a);
+}
+
+void sx_rpc_cancel(sx_rpc_client *c, uint64_t ticket)
+{
+    if (!c || !ticket)
+        return;
+    pthread_mutex_lock(&c->mu);
+    acall *a = c->inflight;
+    while (a && a->ticket != ticket)
+        a = a->next;
+    if (a && !a->cancelled) {
+        a->cancelled = true;
+        if (a->call) {
+            grpc_call_cancel(a->call, NULL); /* completes on the poller, CANCELLED */
+        } else {
+            /* On the timer list (a fault delay or drop, a retry's backoff):
+             * its step runs now and ends it. Otherwise it is between steps,
+             * and the next one sees the flag. */
+            acall **pp = &c->timers;
+            while (*pp && *pp != a)
+                pp = &(*pp)->timer_next;
+            if (*pp) {
+                *pp = a->timer_next;
+                a->timer_at = 0;
+                a->timer_next = c->timers;
+                c->timers = a;
+                pthread_cond_signal(&c->timer_cv);
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* ---------------------------------------------------------------- client -- */

@@ -134,12 +134,20 @@ sx_status sx_client_get(sx_client *c, const char *id, Shardex__V1__WriteToken *c
                         size_t n_after, Shardex__V1__GetResponse **out, sx_err *err);
 
 /* Runs one page of a query (the request is the contract's QueryRequest: index,
- * eq or range, mode, limit, page_token, after, include_docs; borrowed for the
- * call). On SX_OK *out is the page (free with sx_client_free): hits in
- * (value, id) order, next_page_token (empty on the last page: pass it back in
- * the request for the next), the mode that served it, partitions contacted and
- * a staleness bound. NOT_FOUND for an unknown index, FAILED_PRECONDITION for
- * an index still BUILDING in the mode asked, UNAVAILABLE while a term
+ * eq or range, mode, limit, page_token, after, include_docs, and for LOCAL
+ * budget_ms, max_staleness_ms, hedge_after_ms; borrowed for the call). On
+ * SX_OK *out is the page (free with sx_client_free): hits in (value, id)
+ * order, next_page_token (empty on the last page: pass it back in the
+ * request for the next), the mode that served it, partitions contacted and
+ * a staleness bound. With budget_ms the page may be partial: partial is set,
+ * missing_partitions names the log partitions that did not answer in time
+ * (their hits are not in the page) and the next page token resumes each
+ * partition where it stood, so the next page reads them (it is never empty
+ * on a partial page). With max_staleness_ms a slow leader's scan is also
+ * sent to a follower that can prove it is that fresh; follower_partitions
+ * names those that a follower served. Give the call a deadline (the
+ * client's) longer than the budget: the budget is the server's. NOT_FOUND for an unknown index,
+ * FAILED_PRECONDITION for an index still BUILDING in the mode asked, UNAVAILABLE while a term
  * partition has no owner, DEADLINE_EXCEEDED when `after` cannot be met. */
 sx_status sx_client_query(sx_client *c, const Shardex__V1__QueryRequest *req,
                           Shardex__V1__QueryResponse **out, sx_err *err);

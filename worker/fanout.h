@@ -28,10 +28,15 @@
  *            (call->err); the first failed call, in call order, is the
  *            fan-out's result.
  *
+ *   HEDGE    (optional, sx_fanout.hedge_aim) a call whose attempt is slow
+ *            also goes to a second target; the first success settles it.
+ *
  * Threads: a fan-out runs on the caller's thread, which it blocks until the
- * end; completions arrive on rpc client and replica threads. It never
- * returns while an RPC it started is in flight; an abandoned local attempt
- * may still be running (the executor owns what it needs).
+ * end; completions arrive on rpc client and replica threads. Attempts it no
+ * longer waits for (a local attempt given up at its deadline, a hedge's
+ * slower twin) may still be running when it returns: their answers are
+ * dropped when they come (the executor owns what it needs, and the
+ * fan-out's shared state is counted, so it outlives them).
  */
 #ifndef SX_FANOUT_H
 #define SX_FANOUT_H
@@ -87,11 +92,22 @@ typedef struct sx_fanout_call {
     sx_err err;             /* on failure: the error as the policy reports it */
     char what[160];         /* what the target is, for messages ("partition 3"); set by aim */
     bool self;              /* set by aim: the target is this worker */
-    /* private */
+    /* The request of the call's hedge (the caller's; hedge_aim may change
+     * fields), NULL: the call is not hedged. */
+    ProtobufCMessage *hedge_req;
+    bool hedge_self;    /* set by hedge_aim: the hedge's target is this worker */
+    bool hedged;        /* on success: the hedge's answer won */
+    sx_status hedge_st; /* the hedge's outcome in the last round (SX_OK: none or it won) */
+    sx_err hedge_err;   /* its error, as it came */
+    /* private (under the fan-out's mutex while a round runs) */
     char addr[300];
+    char hedge_addr[300];
     bool done;
-    void *fan;
-    void *here; /* the round's local attempt */
+    bool settled;      /* this round */
+    bool primary_sent; /* this round */
+    bool hedge_sent;   /* this round */
+    bool hedge_due;    /* this round: a hedge is still to be sent */
+    void *att[2];      /* this round's attempts: primary, hedge */
 } sx_fanout_call;
 
 /* Sets call i's target from map m: writes the address (at most cap bytes)
@@ -148,6 +164,18 @@ typedef struct sx_fanout {
      * aimed here (sx_rpc_server_call_local); NULL: they go by RPC too. */
     sx_rpc_server *here;
     const sx_fanout_policy *policy;
+    /* Hedged requests. NULL: none. Else, in each round, a call with a
+     * hedge_req whose primary attempt has not answered hedge_ms after the
+     * round began (or failed sooner, or had no target) is also sent to the
+     * target hedge_aim gives (called with aim_arg, filling the call's hedge
+     * address and hedge_self); the first success wins, the other attempt
+     * is cancelled if it is an RPC (sx_rpc_cancel: one waiting to be sent
+     * never is) and its answer dropped if it still comes (a local attempt
+     * runs to its end). When both fail the primary's
+     * error is the round's outcome (the hedge's, when no primary was sent),
+     * and the policy retries it as any other. */
+    sx_fanout_aim_cb hedge_aim;
+    uint64_t hedge_ms;
 } sx_fanout;
 
 /* Runs the n calls as fo says until each succeeds or is done failing, or

@@ -23,25 +23,21 @@ sx_status sx_ixservice_scan_term(sx_rpc_call *call, const ProtobufCMessage *reqm
                           sx_rpc_call_arena(call), (void *)respm, err);
 }
 
-sx_status sx_ixservice_scan_local(sx_rpc_call *call, const ProtobufCMessage *reqm,
-                                  ProtobufCMessage *respm, void *arg, sx_err *err)
+/* The highest `after` offset of the scanned partition (0: none). */
+static uint64_t after_of(const Shardex__Internal__V1__ScanRequest *req)
 {
-    sx_worker_ctx *w = arg;
-    const Shardex__Internal__V1__ScanRequest *req = (const void *)reqm;
-    Shardex__Internal__V1__ScanResponse *resp = (void *)respm;
     uint64_t after = 0;
     for (size_t i = 0; i < req->n_after; i++)
         if (req->after[i]->partition == req->partition && req->after[i]->offset > after)
             after = req->after[i]->offset;
-    sx_status st = sx_replica_wait_applied(w->replicas, req->partition, after,
-                                           sx_rpc_call_deadline_or_default(call), err);
-    if (st != SX_OK)
-        return st;
-    sx_replica_view v;
-    if (!sx_replica_get_view(w->replicas, req->partition, &v) || !v.leading)
-        return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now",
-                          req->partition);
-    st = sx_pindex_scan(v.ix, req, sx_rpc_call_arena(call), resp, err);
+    return after;
+}
+
+/* An index not (yet) started on this replica: the querying worker retries. */
+static sx_status scan_index(const sx_replica_view *v, const Shardex__Internal__V1__ScanRequest *req,
+                            sx_arena *arena, Shardex__Internal__V1__ScanResponse *resp, sx_err *err)
+{
+    sx_status st = sx_pindex_scan(v->ix, req, arena, resp, err);
     if (st == SX_NOT_FOUND) {
         /* The router found the index in its map: this partition has not
          * applied its marker yet (or the map is older than a drop). Either
@@ -49,6 +45,49 @@ sx_status sx_ixservice_scan_local(sx_rpc_call *call, const ProtobufCMessage *req
         sx_err why = *err;
         st = sx_err_set(err, SX_UNAVAILABLE, "%s", why.msg);
     }
+    return st;
+}
+
+/* A hedged scan on a replica that does not lead (sx_replica_wait_follower). */
+static sx_status scan_follower(sx_rpc_call *call, sx_worker_ctx *w,
+                               const Shardex__Internal__V1__ScanRequest *req,
+                               Shardex__Internal__V1__ScanResponse *resp, sx_err *err)
+{
+    uint64_t stale = 0;
+    sx_status st = sx_replica_wait_follower(w->replicas, req->partition, after_of(req),
+                                            req->follower_max_staleness_ms,
+                                            sx_rpc_call_deadline_or_default(call), &stale, err);
+    sx_replica_view v;
+    if (st == SX_OK && !sx_replica_get_view(w->replicas, req->partition, &v))
+        st = sx_err_set(err, SX_ABORTED, "partition %u: not hosted on this worker", req->partition);
+    if (st != SX_OK)
+        return st;
+    /* The snapshot is taken after the bound was: it holds at least as much. */
+    st = scan_index(&v, req, sx_rpc_call_arena(call), resp, err);
+    resp->staleness_ms = stale;
+    resp->follower = true;
+    return st;
+}
+
+sx_status sx_ixservice_scan_local(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                                  ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    const Shardex__Internal__V1__ScanRequest *req = (const void *)reqm;
+    Shardex__Internal__V1__ScanResponse *resp = (void *)respm;
+    sx_replica_view v;
+    if (req->follower_max_staleness_ms && sx_replica_get_view(w->replicas, req->partition, &v) &&
+        !v.leading)
+        return scan_follower(call, w, req, resp, err);
+    uint64_t after = after_of(req);
+    sx_status st = sx_replica_wait_applied(w->replicas, req->partition, after,
+                                           sx_rpc_call_deadline_or_default(call), err);
+    if (st != SX_OK)
+        return st;
+    if (!sx_replica_get_view(w->replicas, req->partition, &v) || !v.leading)
+        return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now",
+                          req->partition);
+    st = scan_index(&v, req, sx_rpc_call_arena(call), resp, err);
     resp->staleness_ms = v.stale_ms;
     return st;
 }

@@ -28,7 +28,11 @@ sx_status sx_ixservice_ship(sx_rpc_call *call, const ProtobufCMessage *req, Prot
  * `after` offset of that partition is applied, then scans its local index
  * (sx_pindex_scan) with the replica's staleness. ABORTED when this worker does
  * not lead it; an index not (yet) started here is UNAVAILABLE, so that the
- * querying worker retries. Waits for applies: WAITING. */
+ * querying worker retries. With follower_max_staleness_ms (a hedged read), a
+ * replica that does not lead serves too, once the `after` offset is applied
+ * and its staleness is bounded within the limit (sx_replica_wait_follower:
+ * FAILED_PRECONDITION saying how stale it is otherwise); the answer says
+ * follower and carries that bound. Waits for applies: WAITING. */
 sx_status sx_ixservice_scan_local(sx_rpc_call *call, const ProtobufCMessage *req,
                                   ProtobufCMessage *resp, void *arg, sx_err *err);
 

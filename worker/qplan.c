@@ -65,16 +65,46 @@ static sx_status key_range(const Shardex__V1__QueryRequest *req, sx_qplan *pl, s
     return SX_OK;
 }
 
+/* k ++ 0x00: the smallest key after k, in arena. */
+static ProtobufCBinaryData key_after(sx_arena *arena, const ProtobufCBinaryData *k)
+{
+    uint8_t *after = sx_arena_alloc(arena, k->len + 1);
+    memcpy(after, k->data, k->len);
+    after[k->len] = 0;
+    return (ProtobufCBinaryData){k->len + 1, after};
+}
+
+/* Step 4 for a partial page's token: each partition resumes after its own
+ * position. The token forces LOCAL, whose targets are those partitions. */
+static sx_status page_positions(const Shardex__V1__QueryRequest *req, sx_qplan *pl, sx_arena *arena,
+                                sx_err *err)
+{
+    sx_status st = sx_qplan_positions_read(&req->page_token, pl->def.id, req->index, pl->P, arena,
+                                           &pl->pos, err);
+    if (st != SX_OK)
+        return st;
+    if (req->mode == SHARDEX__V1__MODE__MODE_GLOBAL || !pl->def.local)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "page_token: continues a partial LOCAL answer; query LOCAL");
+    pl->positional = true;
+    pl->force_local = true;
+    return SX_OK;
+}
+
 /* Step 4: a page token moves start to just after its last key. */
 static sx_status page_start(const Shardex__V1__QueryRequest *req, sx_qplan *pl, sx_arena *arena,
                             sx_err *err)
 {
     if (!req->page_token.len)
         return SX_OK;
+    if (req->page_token.data[0] == SX_QPLAN_TOKEN_POSITIONS)
+        return page_positions(req, pl, arena, err);
     ProtobufCBinaryData last;
     sx_status st = sx_qplan_token_read(&req->page_token, pl->def.id, req->index, &last, err);
     if (st != SX_OK)
         return st;
+    for (uint32_t p = 0; p < pl->P; p++)
+        pl->pos[p] = last; /* every partition was read up to it */
     /* last ++ 0x00: the smallest key after last. */
     uint8_t *after = sx_arena_alloc(arena, last.len + 1);
     memcpy(after, last.data, last.len);
@@ -144,6 +174,11 @@ static void set_targets(sx_qplan *pl, sx_arena *arena)
         } else {
             pl->targets[i] = (uint32_t)i;
             s->include_docs = pl->include_docs;
+            if (pl->positional && pl->pos[i].len) {
+                ProtobufCBinaryData next = key_after(arena, &pl->pos[i]);
+                if (sx_qplan_key_cmp(&next, &s->start) > 0)
+                    s->start = next;
+            }
         }
         s->partition = pl->targets[i];
     }
@@ -162,17 +197,27 @@ static sx_status plan_index(const Shardex__V1__QueryRequest *req,
         .include_docs = req->include_docs,
         .n_after = req->n_after,
         .after = req->after,
+        .budget_ms = req->budget_ms,
+        .max_staleness_ms = req->max_staleness_ms,
+        .hedge_ms = req->hedge_after_ms ? req->hedge_after_ms
+                    : req->budget_ms    ? (req->budget_ms + 3) / 4
+                                        : SX_QPLAN_HEDGE_DEFAULT_MS,
     };
     sx_ixkey_def_from_spec(&pl->def, e->id, e->spec);
     pl->def.name = sx_arena_strdup(arena, pl->def.name); /* outlives the map */
     pl->def.field = sx_arena_strdup(arena, pl->def.field);
+    /* Positions: nothing read yet from any partition (a token changes that). */
+    pl->pos = sx_arena_alloc(arena, (P + 1) * sizeof(*pl->pos));
+    memset(pl->pos, 0, (P + 1) * sizeof(*pl->pos));
     sx_status st = key_range(req, pl, arena, err);
     if (st == SX_OK)
         st = page_start(req, pl, arena, err);
     if (st == SX_OK)
         st = check_after(req, P, err);
     if (st == SX_OK)
-        st = sx_qplan_mode(&pl->def, e->state, req->mode, &pl->global, err);
+        st = sx_qplan_mode(&pl->def, e->state,
+                           pl->force_local ? SHARDEX__V1__MODE__MODE_LOCAL : req->mode, &pl->global,
+                           err);
     if (st == SX_OK)
         set_targets(pl, arena);
     return st;
@@ -247,4 +292,52 @@ int sx_qplan_key_cmp(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
     size_t n = a->len < b->len ? a->len : b->len;
     int c = n ? memcmp(a->data, b->data, n) : 0;
     return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+ProtobufCBinaryData sx_qplan_positions_token(sx_arena *arena, uint64_t index_id, uint32_t P,
+                                             const ProtobufCBinaryData *pos)
+{
+    sx_buf tok = {0};
+    sx_key_append_u8(&tok, SX_QPLAN_TOKEN_POSITIONS);
+    sx_key_append_u64(&tok, index_id);
+    sx_key_append_u32(&tok, P);
+    for (uint32_t p = 0; p < P; p++) {
+        sx_key_append_u32(&tok, (uint32_t)pos[p].len);
+        sx_buf_append(&tok, pos[p].data, pos[p].len);
+    }
+    ProtobufCBinaryData out = in_arena(arena, &tok);
+    sx_buf_free(&tok);
+    return out;
+}
+
+sx_status sx_qplan_positions_read(const ProtobufCBinaryData *tok, uint64_t index_id,
+                                  const char *name, uint32_t P, sx_arena *arena,
+                                  ProtobufCBinaryData **pos, sx_err *err)
+{
+    sx_key_reader kr;
+    uint8_t ver = 0;
+    uint64_t id = 0;
+    uint32_t n = 0;
+    sx_key_reader_init(&kr, tok->data, tok->len);
+    if (!sx_key_read_u8(&kr, &ver) || ver != SX_QPLAN_TOKEN_POSITIONS ||
+        !sx_key_read_u64(&kr, &id) || !sx_key_read_u32(&kr, &n))
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "page_token: malformed");
+    if (id != index_id)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "page_token: belongs to another index (or \"%s\" was re-created)", name);
+    if (n != P)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "page_token: made for %u partitions, the cluster has %u", n, P);
+    ProtobufCBinaryData *out = sx_arena_alloc(arena, (P + 1) * sizeof(*out));
+    for (uint32_t p = 0; p < P; p++) {
+        uint32_t len = 0;
+        if (!sx_key_read_u32(&kr, &len) || len > kr.len - kr.pos)
+            return sx_err_set(err, SX_INVALID_ARGUMENT, "page_token: malformed");
+        out[p] = (ProtobufCBinaryData){len, len ? (uint8_t *)kr.p + kr.pos : NULL};
+        kr.pos += len;
+    }
+    if (kr.pos != kr.len)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "page_token: malformed");
+    *pos = out;
+    return SX_OK;
 }

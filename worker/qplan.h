@@ -15,7 +15,9 @@
  *      starts with enc(max) (open: to the last). eq, range.min and range.max
  *      must have the index's type;
  *   4. the page token, when given: the next page starts just after its last
- *      key (or at start, whichever is later);
+ *      key (or at start, whichever is later); a position token (below): each
+ *      log partition starts just after its own position, and the plan is
+ *      LOCAL;
  *   5. every after[i].partition below P;
  *   6. the mode (sx_qplan_mode), then the targets: LOCAL scans every log
  *      partition p (ScanLocal on its leader, documents from the same snapshot
@@ -29,6 +31,20 @@
  * Page token (opaque to clients): u8 SX_QPLAN_TOKEN_VERSION, u64 index id,
  * then the last key returned (common/keys.h encodings). The id makes a token
  * of another index, or of a dropped and re-created one, refused.
+ *
+ * A partial page (some log partitions did not answer within the budget)
+ * cannot say "every hit up to key K has been read": the missing partitions
+ * were not read at all. Its token holds a position per log partition
+ * instead: u8 SX_QPLAN_TOKEN_POSITIONS, u64 index id, u32 P, then for each
+ * partition p a u32 length and the last key read from p (length 0: nothing
+ * read yet, start at the range's start). The next page scans each partition
+ * just after its own position (step 4), so a partition missing from one page
+ * is read from where it stood when it answers on a later one: no hit is
+ * skipped or repeated, but hits of a late partition may come after larger
+ * keys of earlier pages (each page is ordered; the sequence of pages is not,
+ * until every partition has answered). Such a token continues LOCAL only
+ * (auto mode is served LOCAL; GLOBAL is refused), and the query answers with
+ * a position token again until the positions meet (then a plain one).
  *
  * Memory: everything a plan points to is in the caller's arena, or borrowed
  * from the request (the `after` tokens), which must outlive the plan; nothing
@@ -49,8 +65,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The first byte of every page token. */
+/* The first byte of every page token: one last key for every partition. */
 #define SX_QPLAN_TOKEN_VERSION 1
+/* The first byte of a token with one position per log partition (a partial
+ * answer's, see above). */
+#define SX_QPLAN_TOKEN_POSITIONS 2
+/* A hedge is sent this long after a leader's scan when the query has no
+ * budget to take a quarter of. */
+#define SX_QPLAN_HEDGE_DEFAULT_MS 50
 /* Auto mode serves GLOBAL only from term partitions this fresh (when LOCAL
  * can answer instead). */
 #define SX_QPLAN_AUTO_MAX_STALENESS_MS 1000
@@ -69,6 +91,14 @@ typedef struct sx_qplan {
     size_t n;                       /* targets */
     uint32_t *targets;              /* n of them: term partitions t (GLOBAL) or log partitions p */
     Shardex__Internal__V1__ScanRequest *reqs; /* n of them, the scan for each target */
+    /* Answers that say how complete they are (LOCAL only; query.c): */
+    uint32_t budget_ms;        /* answer within this with what answered (0: wait for all) */
+    uint32_t max_staleness_ms; /* hedge slow leaders' scans to followers this fresh (0: no) */
+    uint32_t hedge_ms;         /* hedge after this (resolved: hedge_after_ms, budget/4, or
+                                * SX_QPLAN_HEDGE_DEFAULT_MS) */
+    bool positional;           /* the page token held one position per partition */
+    ProtobufCBinaryData *pos;  /* [P] the last key read from p (len 0: none), from the token */
+    bool force_local;          /* such a token continues LOCAL */
 } sx_qplan;
 
 /* Plans req against map (NULL: not joined yet), steps 1-6 above. On SX_OK
@@ -120,6 +150,19 @@ ProtobufCBinaryData sx_qplan_token(sx_arena *arena, uint64_t index_id,
  * belongs to another index (or \"<name>\" was re-created)". */
 sx_status sx_qplan_token_read(const ProtobufCBinaryData *tok, uint64_t index_id, const char *name,
                               ProtobufCBinaryData *last_key, sx_err *err);
+
+/* A partial page's token: index index_id, P partitions, pos[p] the last
+ * key read from p (len 0: none). In arena. */
+ProtobufCBinaryData sx_qplan_positions_token(sx_arena *arena, uint64_t index_id, uint32_t P,
+                                             const ProtobufCBinaryData *pos);
+
+/* Reads such a token: *pos (P entries, in arena; keys borrowed from tok).
+ * SX_INVALID_ARGUMENT "page_token: malformed", "page_token: belongs to
+ * another index (...)", "page_token: made for %u partitions, the cluster has
+ * %u". */
+sx_status sx_qplan_positions_read(const ProtobufCBinaryData *tok, uint64_t index_id,
+                                  const char *name, uint32_t P, sx_arena *arena,
+                                  ProtobufCBinaryData **pos, sx_err *err);
 
 /* Entry keys in their order (bytewise, a prefix first): <0, 0, >0. */
 int sx_qplan_key_cmp(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b);

@@ -1,13 +1,21 @@
 /* query.c: Shardex.Query on any worker, see query.h: plan (qplan.h), run,
  * merge.
  *
- * Run: every target of the plan is scanned at once through sx_fanout_run,
- * each call re-aimed from the newest map (a leader or owner that moved, an
- * index dropped meanwhile). Each target returns up to `limit` hits in key
- * order; the merge keeps the first `limit` by key, and when more remain
- * anywhere the next page token is the last key kept. In auto mode a GLOBAL
- * run the term partitions cannot answer is run again LOCAL (qplan.h). GLOBAL
- * with include_docs then reads each hit's document from its leader.
+ * Run: every target of the plan is scanned at once through the fan-out
+ * (sx_fanout_exec with the reads policy), each call re-aimed from the newest
+ * map (a leader or owner that moved, an index dropped meanwhile). Each target
+ * returns up to `limit` hits in key order; the merge keeps the first `limit`
+ * by key, and when more remain anywhere the next page token is the last key
+ * kept. In auto mode a GLOBAL run the term partitions cannot answer is run
+ * again LOCAL (qplan.h). GLOBAL with include_docs then reads each hit's
+ * document from its leader.
+ *
+ * Answers that say how complete they are (LOCAL; docs/architecture.md,
+ * "Budgets, partial answers and hedged reads"): with a budget the scans end
+ * at its end and the partitions that did not answer are named missing (the
+ * page token then keeps one position per partition, qplan.h); with
+ * max_staleness_ms a slow leader's scan is hedged to a follower
+ * (aim_follower), the first answer winning.
  *
  * Documents travel as the bytes they are stored as, from the store to the
  * client: scans and ReadMany return them packed, and the answer is the
@@ -38,8 +46,9 @@ typedef struct run_ctx {
     sx_worker_ctx *w;
     sx_rpc_call *call;
     const sx_qplan *pl;
-    uint64_t deadline;   /* the query's, monotonic */
-    uint64_t attempt_ms; /* one attempt: about two leases, as the router's */
+    uint64_t deadline;        /* the query's, monotonic */
+    uint64_t budget_deadline; /* the budget's end (the deadline without one) */
+    uint64_t attempt_ms;      /* one attempt: about two leases, as the router's */
 } run_ctx;
 
 static bool aim_local(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *c, char *addr,
@@ -74,9 +83,42 @@ static bool aim_term(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *c
     return true;
 }
 
+/* The hedge of a LOCAL scan: a follower of the partition, this worker when
+ * it holds one (no network), else the first live replica that does not lead,
+ * in-sync ones first. */
+static bool aim_follower(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *c, char *addr,
+                         size_t cap, sx_err *err)
+{
+    const sx_qplan *pl = arg;
+    uint32_t p = pl->targets[i];
+    const Shardex__Internal__V1__LogPartition *lp = sx_partmap_part(m, p);
+    int32_t self = sx_partmap_self(m), leader = sx_partmap_leader(m, p), pick = -1;
+    if (!lp)
+        return sx_err_set(err, SX_UNAVAILABLE, "partition %u: not in the map", p) == SX_OK;
+    if (self >= 0 && self != leader && sx_partmap_hosts(m, p, self))
+        pick = self;
+    for (int pass = 0; pick < 0 && pass < 2; pass++) {
+        for (size_t k = 0; pick < 0 && k < lp->n_replicas; k++) {
+            int32_t w = lp->replicas[k];
+            const Shardex__Internal__V1__WorkerEntry *we = sx_partmap_worker(m, w);
+            if (w != leader && we && we->alive && (pass == 1 || sx_partmap_in_isr(m, p, w)))
+                pick = w;
+        }
+    }
+    if (pick < 0) {
+        sx_err_set(err, SX_UNAVAILABLE, "partition %u: no live follower to hedge to", p);
+        return false;
+    }
+    snprintf(addr, cap, "%s", sx_partmap_worker(m, pick)->address);
+    c->hedge_self = pick == self;
+    return true;
+}
+
+/* A call's scan, NULL when it did not answer (a partial answer's missing
+ * partition). */
 static const Shardex__Internal__V1__ScanResponse *scan_resp(const sx_fanout_call *c)
 {
-    return (const void *)c->resp;
+    return c->st == SX_OK ? (const void *)c->resp : NULL;
 }
 
 /* The call whose next hit (at pos) has the smallest key; SIZE_MAX when
@@ -87,7 +129,7 @@ static size_t next_best(const sx_fanout_call *calls, size_t n, const size_t *pos
     const ProtobufCBinaryData *best_key = NULL;
     for (size_t i = 0; i < n; i++) {
         const Shardex__Internal__V1__ScanResponse *r = scan_resp(&calls[i]);
-        if (pos[i] < r->n_hits &&
+        if (r && pos[i] < r->n_hits &&
             (!best_key || sx_qplan_key_cmp(&r->hits[pos[i]]->key, best_key) < 0)) {
             best = i;
             best_key = &r->hits[pos[i]]->key;
@@ -113,18 +155,53 @@ static Shardex__Internal__V1__WireHit *client_hit(sx_arena *arena,
     return o;
 }
 
+/* The next page's token after a page whose last hit is last (NULL: none):
+ * a plain one while every partition stands at that key; else one position
+ * per partition (qplan.h), a missing partition staying where it stood. */
+static ProtobufCBinaryData next_token(sx_arena *arena, const sx_qplan *pl,
+                                      const sx_fanout_call *calls,
+                                      const Shardex__Internal__V1__ScanHit *last)
+{
+    ProtobufCBinaryData *pos = sx_arena_alloc(arena, (pl->P + 1) * sizeof(*pos));
+    bool same = last != NULL;
+    for (uint32_t p = 0; p < pl->P; p++) {
+        pos[p] = pl->pos[p];
+        /* An answering partition returned every hit of its up to last. */
+        if (scan_resp(&calls[p]) && last &&
+            (!pos[p].len || sx_qplan_key_cmp(&last->key, &pos[p]) > 0))
+            pos[p] = last->key;
+        same &= pos[p].len == last->key.len && !memcmp(pos[p].data, last->key.data, pos[p].len);
+    }
+    if (same)
+        return sx_qplan_token(arena, pl->def.id, &last->key);
+    return sx_qplan_positions_token(arena, pl->def.id, pl->P, pos);
+}
+
 /* k-way merge of the plan's sorted scan responses into resp: the first `limit`
- * hits, the next page token, staleness (the worst target's) and mode. */
+ * hits, the next page token, staleness (the worst target's) and mode. A LOCAL
+ * call that did not answer (budget) makes the answer partial: its partition
+ * is named missing, and the token keeps its position. */
 static void merge(sx_arena *arena, const sx_qplan *pl, const sx_fanout_call *calls, answer *resp)
 {
     size_t *pos = sx_arena_alloc(arena, pl->n * sizeof(*pos));
     bool more = false;
     uint64_t stale = 0;
+    resp->missing_partitions = sx_arena_alloc(arena, (pl->n + 1) * sizeof(uint32_t));
+    resp->follower_partitions = sx_arena_alloc(arena, (pl->n + 1) * sizeof(uint32_t));
     for (size_t i = 0; i < pl->n; i++) {
-        more |= scan_resp(&calls[i])->more;
-        if (scan_resp(&calls[i])->staleness_ms > stale)
-            stale = scan_resp(&calls[i])->staleness_ms;
+        pos[i] = 0;
+        const Shardex__Internal__V1__ScanResponse *r = scan_resp(&calls[i]);
+        if (!r) {
+            resp->missing_partitions[resp->n_missing_partitions++] = pl->targets[i];
+            continue;
+        }
+        if (calls[i].hedged)
+            resp->follower_partitions[resp->n_follower_partitions++] = pl->targets[i];
+        more |= r->more;
+        if (r->staleness_ms > stale)
+            stale = r->staleness_ms;
     }
+    resp->partial = resp->n_missing_partitions > 0;
     resp->hits = sx_arena_alloc(arena, (pl->limit + 1) * sizeof(*resp->hits));
     const Shardex__Internal__V1__ScanHit *last = NULL;
     for (size_t best; (best = next_best(calls, pl->n, pos)) != SIZE_MAX;) {
@@ -135,25 +212,78 @@ static void merge(sx_arena *arena, const sx_qplan *pl, const sx_fanout_call *cal
         last = scan_resp(&calls[best])->hits[pos[best]++];
         resp->hits[resp->n_hits++] = client_hit(arena, last);
     }
-    if (more && last)
+    if (!pl->global && (resp->partial || pl->positional) && (more || resp->partial))
+        resp->next_page_token = next_token(arena, pl, calls, last);
+    else if (more && last)
         resp->next_page_token = sx_qplan_token(arena, pl->def.id, &last->key);
     resp->staleness_ms = stale;
     resp->partitions_contacted = (uint32_t)pl->n;
     resp->mode = pl->global ? SHARDEX__V1__MODE__MODE_GLOBAL : SHARDEX__V1__MODE__MODE_LOCAL;
 }
 
+/* With a budget, what a call that did not answer in time may fail with and
+ * leave the answer partial: the cluster could not answer (no leader, a
+ * refusal retried to the end) or not in time. Anything else (the index was
+ * dropped, bad input) fails the query. */
+static bool may_be_missing(sx_status st)
+{
+    return st == SX_UNAVAILABLE || st == SX_DEADLINE_EXCEEDED;
+}
+
+/* Runs the plan's scans: each to its target, LOCAL ones hedged to a
+ * follower when the plan accepts follower reads, all within the budget. */
+static sx_status scan_all(const run_ctx *q, sx_fanout_call *calls, uint64_t deadline, sx_err *err)
+{
+    const sx_qplan *pl = q->pl;
+    sx_arena *arena = sx_rpc_call_arena(q->call);
+    bool hedge = !pl->global && pl->max_staleness_ms > 0;
+    Shardex__Internal__V1__ScanRequest *hreqs =
+        hedge ? sx_arena_alloc(arena, pl->n * sizeof(*hreqs)) : NULL;
+    for (size_t i = 0; i < pl->n; i++) {
+        calls[i].req = &pl->reqs[i].base;
+        if (hedge) {
+            hreqs[i] = pl->reqs[i];
+            hreqs[i].follower_max_staleness_ms = pl->max_staleness_ms;
+            calls[i].hedge_req = &hreqs[i].base;
+        }
+    }
+    sx_fanout_policy p = sx_fanout_reads;
+    p.attempt_ms = q->attempt_ms;
+    sx_fanout fo = {.rpc = q->w->rpc,
+                    .here = q->w->srv,
+                    .map = sx_fanout_member_map_cb,
+                    .map_arg = q->w->member,
+                    .stale = sx_fanout_member_stale_cb,
+                    .svc = INDEX_SVC,
+                    .method = pl->global ? "ScanTerm" : "ScanLocal",
+                    .aim = pl->global ? aim_term : aim_local,
+                    .aim_arg = (void *)pl,
+                    .policy = &p,
+                    .hedge_aim = hedge ? aim_follower : NULL,
+                    .hedge_ms = pl->hedge_ms};
+    return sx_fanout_exec(&fo, calls, pl->n, deadline, err);
+}
+
 /* Scans every target of the plan and merges into resp (untouched on
- * failure). */
+ * failure). With a budget (LOCAL), the partitions that did not answer
+ * within it are missing from a partial answer instead of failing it. */
 static sx_status run(const run_ctx *q, answer *resp, sx_err *err)
 {
     const sx_qplan *pl = q->pl;
     sx_arena *arena = sx_rpc_call_arena(q->call);
     sx_fanout_call *calls = sx_arena_alloc(arena, pl->n * sizeof(*calls));
-    for (size_t i = 0; i < pl->n; i++)
-        calls[i].req = &pl->reqs[i].base;
-    sx_status st = sx_fanout_run(
-        q->w->rpc, q->w->srv, q->w->member, INDEX_SVC, pl->global ? "ScanTerm" : "ScanLocal", calls,
-        pl->n, pl->global ? aim_term : aim_local, (void *)pl, q->deadline, q->attempt_ms, err);
+    memset(calls, 0, pl->n * sizeof(*calls));
+    sx_status st = scan_all(q, calls, q->budget_deadline, err);
+    if (st != SX_OK && pl->budget_ms && !pl->global) {
+        st = SX_OK;
+        for (size_t i = 0; i < pl->n && st == SX_OK; i++)
+            if (calls[i].st != SX_OK && !may_be_missing(calls[i].st)) {
+                st = calls[i].st;
+                *err = calls[i].err;
+            }
+        if (st == SX_OK)
+            sx_err_clear(err);
+    }
     if (st != SX_OK) {
         sx_fanout_free(calls, pl->n);
         return st;
@@ -161,7 +291,8 @@ static sx_status run(const run_ctx *q, answer *resp, sx_err *err)
     merge(arena, pl, calls, resp);
     /* Documents and hits stay owned by the responses until the call ends. */
     for (size_t i = 0; i < pl->n; i++)
-        sx_rpc_call_on_done(q->call, (void (*)(void *))sx_rpc_free, calls[i].resp);
+        if (calls[i].resp)
+            sx_rpc_call_on_done(q->call, (void (*)(void *))sx_rpc_free, calls[i].resp);
     return SX_OK;
 }
 
@@ -246,6 +377,9 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
     sx_qplan pl;
     run_ctx q = {.w = arg, .call = call, .pl = &pl};
     q.deadline = sx_rpc_call_deadline_or_default(call);
+    q.budget_deadline = q.deadline;
+    if (req->budget_ms && start_ns / 1000000 + req->budget_ms < q.deadline)
+        q.budget_deadline = start_ns / 1000000 + req->budget_ms;
     sx_membership_view mv;
     sx_membership_get_view(q.w->member, &mv);
     sx_status st = sx_qplan_make(req, mv.map, arena, &pl, err);
@@ -268,6 +402,9 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
         sx_rpc_call_reply_with(call, &resp->base);
         sx_histogram_observe(pl.global ? q.w->m.query_global : q.w->m.query_local,
                              (double)(sx_clock_now_ns() - start_ns) / 1e9);
+        if (resp->partial)
+            sx_counter_inc(q.w->m.query_partial);
+        sx_counter_add(q.w->m.follower_scans, resp->n_follower_partitions);
     }
     return st;
 }

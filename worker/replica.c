@@ -65,6 +65,9 @@ typedef struct session {
     int32_t follower; /* for logs */
     const char *addr; /* borrowed from r->lead_map */
     bool stop;
+    /* The stamp of the follower's last answer (its clock; 0 after a failed
+     * call): echoed in the next Append, see "follower reads" below. */
+    uint64_t echo_ms;
     pthread_t thread;
 } session;
 
@@ -92,6 +95,9 @@ struct replica {
 
     /* follower */
     bool applying; /* an Append applies without mu: the next Append waits for it */
+    /* Follower reads (monotonic, this process's clock): every write
+     * acknowledged before this instant is applied here; 0: not known. */
+    uint64_t sure_ms;
 };
 
 struct sx_replica_set {
@@ -118,6 +124,7 @@ struct sx_replica_set {
     sx_counter *docs_applied; /* every partition's plog adds to it; NULL: metrics off */
 
     /* The stores found at start (creation, then the manager thread only). */
+    uint64_t started_ms; /* monotonic: an echo_ms from before is not ours (follower reads) */
     sx_pstores *stores;  /* which stores were ever created: see pstores.h */
     sx_plog **held_log;  /* [nheld]: opened at start, not yet a replica's */
     sx_pindex **held_ix; /* [nheld] */
@@ -518,7 +525,7 @@ static void ask_expand_locked(replica *r)
 /* Sends step to s's follower: an Append at step's epoch after step.prev,
  * with up to SEND_MAX_ENTRIES entries from there when step.entries. *n gets
  * how many were sent, *resp the answer on SX_OK. Called without r->mu. */
-static sx_status send_append(session *s, const sx_repcore_step *step, size_t *n,
+static sx_status send_append(session *s, const sx_repcore_step *step, uint64_t echo_ms, size_t *n,
                              ProtobufCMessage **resp, sx_err *err)
 {
     replica *r = s->r;
@@ -529,6 +536,7 @@ static sx_status send_append(session *s, const sx_repcore_step *step, size_t *n,
     req.leader_id = r->owner->worker_id;
     req.prev_offset = step->prev;
     req.commit_offset = step->commit;
+    req.echo_ms = echo_ms;
     sx_plog_epoch_at(r->log, step->prev, &req.prev_epoch, NULL);
     sx_log_entry *entries = NULL;
     *n = 0;
@@ -601,12 +609,14 @@ static void on_reply_locked(session *s, const sx_repcore_step *step, size_t n, s
             on_mismatch_locked(s, ar);
             return;
         }
+        s->echo_ms = ar->stamp_ms;
         if (sx_repcore_acked(&r->core, s->slot, step, n, now, sx_plog_leo(r->log)))
             pthread_cond_broadcast(&r->cv);
         if (sx_repcore_expand_due(&r->core, now))
             ask_expand_locked(r);
         return;
     }
+    s->echo_ms = 0; /* the follower may be another process now: claim nothing */
     if (st == SX_FAILED_PRECONDITION)
         on_fenced_locked(s, err);
     sx_cond_wait_ms(&r->cv, &r->mu, RETRY_MS);
@@ -626,11 +636,18 @@ static void *session_main(void *arg)
         }
         if (step.shrink)
             ask_shrink_locked(s, &step.change);
+        /* The echo is a claim about step.commit (follower reads): it covers
+         * every write acknowledged before the echoed stamp only while this
+         * leader serves reads (its commit covers its predecessors' writes)
+         * under its lease (no successor acknowledges anything yet). */
+        uint64_t echo = sx_repcore_serving(&r->core, sx_plog_applied(r->log)) ? s->echo_ms : 0;
         pthread_mutex_unlock(&r->mu);
+        if (echo && !lease_valid(r->owner))
+            echo = 0;
         ProtobufCMessage *resp = NULL;
         sx_err err = {0};
         size_t n = 0;
-        sx_status st = send_append(s, &step, &n, &resp, &err);
+        sx_status st = send_append(s, &step, echo, &n, &resp, &err);
         pthread_mutex_lock(&r->mu);
         uint64_t now = sx_clock_now_ms();
         sx_repcore_sent(&r->core, s->slot, now);
@@ -1243,8 +1260,18 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
             abort();
         }
     }
+    uint64_t now = sx_clock_now_ms();
     if (sx_plog_applied(r->log) >= r->core.leader_commit)
-        r->fresh_ms = sx_clock_now_ms(); /* as fresh as its leader said, a round trip ago */
+        r->fresh_ms = now; /* as fresh as its leader said, a round trip ago */
+    /* Follower reads: the leader read req->commit_offset after it received
+     * our answer stamped echo_ms, so every write acknowledged before
+     * echo_ms is at or below it; applied that far, we hold them all. An echo
+     * outside [our start, now] is not one of our stamps. */
+    if (req->echo_ms && sx_plog_applied(r->log) >= req->commit_offset &&
+        req->echo_ms >= r->owner->started_ms && req->echo_ms <= now && req->echo_ms > r->sure_ms) {
+        r->sure_ms = req->echo_ms;
+        pthread_cond_broadcast(&r->cv); /* follower reads waiting for freshness */
+    }
     resp->log_end_offset = sx_plog_leo(r->log);
     resp->applied_offset = sx_plog_applied(r->log);
     return SX_OK;
@@ -1283,6 +1310,7 @@ sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__App
         answer_mismatch(r, resp, arena);
     else
         st = follow(r, req, &a, &plan, resp, err);
+    resp->stamp_ms = sx_clock_now_ms(); /* after everything above: see echo_ms */
     pthread_mutex_unlock(&r->mu);
     free(ours);
     free(epochs);
@@ -1380,6 +1408,67 @@ sx_status sx_replica_wait_applied(sx_replica_set *rs, uint32_t p, uint64_t after
     }
     pthread_mutex_unlock(&r->mu);
     return SX_OK;
+}
+
+/* A follower's staleness bound now (r->mu held): UINT64_MAX when unknown. */
+static uint64_t sure_stale_locked(const replica *r, uint64_t now)
+{
+    if (!r->sure_ms)
+        return UINT64_MAX;
+    return now > r->sure_ms ? now - r->sure_ms : 0;
+}
+
+sx_status sx_replica_wait_follower(sx_replica_set *rs, uint32_t p, uint64_t after_offset,
+                                   uint64_t max_stale_ms, uint64_t deadline_ms, uint64_t *stale_ms,
+                                   sx_err *err)
+{
+    replica *r = get_replica(rs, p);
+    if (!r)
+        return sx_err_set(err, SX_ABORTED, "partition %u: not hosted on this worker", p);
+    sx_status st = SX_OK;
+    /* Freshness comes with the next Append (at most an idle interval away)
+     * or not soon: a refusal at half the time left still reaches the caller
+     * before its deadline, for it to count the partition missing. */
+    uint64_t start = sx_clock_now_ms();
+    uint64_t left = deadline_ms > start ? deadline_ms - start : 0;
+    uint64_t fresh_by =
+        start + (left / 2 < 2 * SX_REPCORE_IDLE_MS ? left / 2 : 2 * SX_REPCORE_IDLE_MS);
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        uint64_t now = sx_clock_now_ms();
+        uint64_t applied = sx_plog_applied(r->log);
+        uint64_t stale = sure_stale_locked(r, now);
+        *stale_ms = stale;
+        if (applied >= after_offset && stale <= max_stale_ms)
+            break;
+        if (now >= fresh_by && stale > max_stale_ms)
+            deadline_ms = now; /* refuse now, saying how stale */
+        if (now >= deadline_ms && applied < after_offset && stale <= max_stale_ms) {
+            st = sx_err_set(err, SX_DEADLINE_EXCEEDED,
+                            "partition %u: offset %" PRIu64
+                            " not applied on this follower in time (applied %" PRIu64 ")",
+                            p, after_offset, applied);
+            break;
+        }
+        if (now >= deadline_ms && stale == UINT64_MAX) {
+            st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                            "partition %u: this follower cannot bound its staleness (no "
+                            "commit heard from a serving leader yet)",
+                            p);
+            break;
+        }
+        if (now >= deadline_ms) {
+            st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                            "partition %u: this follower may be %" PRIu64
+                            " ms stale, above the %" PRIu64 " ms asked",
+                            p, stale, max_stale_ms);
+            break;
+        }
+        uint64_t wake = stale > max_stale_ms && fresh_by < deadline_ms ? fresh_by : deadline_ms;
+        sx_cond_wait_ms(&r->cv, &r->mu, wake - now < 100 ? wake - now : 100);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return st;
 }
 
 bool sx_replica_get_view(sx_replica_set *rs, uint32_t p, sx_replica_view *out)
@@ -1484,6 +1573,7 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     *out = NULL;
     sx_replica_set *rs = sx_calloc(1, sizeof(*rs));
     rs->data_dir = sx_strdup(opts->data_dir);
+    rs->started_ms = sx_clock_now_ms();
     rs->worker_id = sx_strdup(opts->worker_id);
     rs->coordinator = sx_strdup(opts->coordinator);
     rs->rpc = opts->rpc;

@@ -173,6 +173,34 @@ sx_status sx_replica_read_many(sx_replica_set *r, uint32_t p, char *const *ids, 
 sx_status sx_replica_wait_applied(sx_replica_set *r, uint32_t p, uint64_t after_offset,
                                   uint64_t deadline_ms, sx_err *err);
 
+/* Follower reads (a hedged query's scan, docs/architecture.md): waits until
+ * after_offset is applied on this replica of p, whatever its role, and its
+ * view provably lacks no write acknowledged more than max_stale_ms ago, up
+ * to deadline_ms. *stale_ms is that bound at return (UINT64_MAX: unknown).
+ *
+ * How a follower knows: each AppendResponse carries its clock (stamp_ms);
+ * the leader echoes the last stamp it received in the next Append (echo_ms)
+ * together with its commit offset, and only while it serves reads under its
+ * lease. A follower that has applied that commit offset holds every write
+ * acknowledged before the echoed instant (the leader read its commit after
+ * receiving the stamp, and acknowledges a write only once committed), so
+ * its view is at most now - echo_ms stale on its own clock: no clock is
+ * compared across machines. An idle leader still sends every
+ * SX_REPCORE_IDLE_MS, so a healthy follower's bound stays around that plus
+ * a round trip.
+ *
+ * It waits for freshness only until half the time left, at most two idle
+ * intervals (a healthy follower is fresh again by the next Append), so that
+ * a refusal reaches the caller before its deadline.
+ *
+ * Codes: SX_ABORTED p not hosted here; SX_DEADLINE_EXCEEDED after_offset not
+ * applied in time; SX_FAILED_PRECONDITION still too stale (or unknown) when
+ * it stops waiting for freshness, the message saying how stale. Waits for
+ * applies: WAITING. */
+sx_status sx_replica_wait_follower(sx_replica_set *r, uint32_t p, uint64_t after_offset,
+                                   uint64_t max_stale_ms, uint64_t deadline_ms, uint64_t *stale_ms,
+                                   sx_err *err);
+
 /* One hosted replica as it is now, for the index layer. log and ix live as
  * long as r. */
 typedef struct sx_replica_view {

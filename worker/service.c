@@ -83,6 +83,14 @@ static void add_metrics(sx_worker_ctx *w)
     w->m.delete_ack = sx_metric_histogram(ack, (const char *[]){"delete"});
     w->m.query_local = sx_metric_histogram(query, (const char *[]){"local"});
     w->m.query_global = sx_metric_histogram(query, (const char *[]){"global"});
+    w->m.query_partial = sx_metrics_counter(
+        w->metrics, "shardex_query_partial_total",
+        "Queries this worker answered partial: some log partitions did not answer within the "
+        "query's budget_ms");
+    w->m.follower_scans = sx_metrics_counter(
+        w->metrics, "shardex_query_follower_scans_total",
+        "Log partitions of this worker's queries that a follower answered (hedged reads with "
+        "max_staleness_ms)");
 }
 
 sx_status sx_service_add(sx_rpc_server *srv, sx_worker_ctx *w, sx_err *err)

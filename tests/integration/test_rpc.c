@@ -717,6 +717,48 @@ static void test_bad_fault_spec(void **state)
     assert_int_equal(sx_rpc_client_set_faults(f->cli, "delay_ms=9-3", &err), SX_INVALID_ARGUMENT);
 }
 
+/* --------------------------------------------------------------- cancel -- */
+
+/* sx_rpc_cancel ends a call waiting on a fault delay (never sent) and one on
+ * the wire (its handler sleeping) with SX_CANCELLED, long before their
+ * deadlines; cancelling a completed or unknown ticket does nothing. */
+static void test_cancel(void **state)
+{
+    fixture *f = *state;
+    sx_err err = {0};
+    assert_int_equal(
+        sx_rpc_client_set_faults(f->cli, "method=Echo,delay=1,delay_ms=60000-60000", &err), SX_OK);
+    async_batch b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    async_one ones[3];
+    uint64_t tickets[3] = {0};
+    const char *methods[3] = {"Echo", "Sleep", "Sleep"};
+    for (int i = 0; i < 3; i++) {
+        sx_rpc_call_opts opts = {.timeout_ms = 60000, .idempotent = true, .ticket = &tickets[i]};
+        snprintf(ones[i].payload, sizeof(ones[i].payload), "x%d", i);
+        /* The Sleep's handler sleeps 2 s (not interruptible: the server waits
+         * for it at teardown); cancelled, the call ends CANCELLED, not OK. */
+        async_send(f, &b, &ones[i], methods[i], i == 2 ? 0 : 2000, &opts);
+        assert_true(tickets[i] != 0);
+    }
+    /* The third (no sleep) completes; cancelling it afterwards does nothing. */
+    batch_wait_below(&b, 2);
+    assert_int_equal(b.ok, 1);
+    sx_rpc_cancel(f->cli, tickets[2]);
+    sx_rpc_cancel(f->cli, 987654321);
+    /* The Sleep is on the wire once its handler sleeps. */
+    uint64_t end = sx_clock_now_ms() + 10000;
+    while (atomic_load(&f->state.sleeping) < 1 && sx_clock_now_ms() < end)
+        sx_clock_sleep_ms(1);
+    assert_int_equal(atomic_load(&f->state.sleeping), 1);
+    sx_rpc_cancel(f->cli, tickets[0]);
+    sx_rpc_cancel(f->cli, tickets[1]);
+    sx_rpc_cancel(f->cli, tickets[1]); /* twice: harmless */
+    batch_wait_below(&b, 0);           /* the delayed Echo would wait 60 s without its cancel */
+    assert_int_equal(b.status_count[SX_CANCELLED], 2);
+    assert_int_equal(b.ok, 1);
+    assert_int_equal(sx_rpc_client_set_faults(f->cli, "", &err), SX_OK);
+}
+
 /* ------------------------------------------------------------- shutdown -- */
 
 static void test_server_shutdown_with_calls_in_flight(void **state)
@@ -798,6 +840,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fault_drop_dup_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_seed_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_fault_spec, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test(test_server_shutdown_with_calls_in_flight),
         cmocka_unit_test(test_client_destroy_with_calls_in_flight),
     };

@@ -264,6 +264,9 @@ sx_status sx_q_query(sx_cluster *c, const char *addr, const sx_qreq *q,
     if (page_token)
         req.page_token = *page_token;
     req.include_docs = q->include_docs;
+    req.budget_ms = q->budget_ms;
+    req.max_staleness_ms = q->max_staleness_ms;
+    req.hedge_after_ms = q->hedge_after_ms;
     Shardex__V1__WriteToken toks[SX_QTOKENS_MAX];
     Shardex__V1__WriteToken *tp[SX_QTOKENS_MAX];
     for (uint32_t p = 0; q->after && p < SX_QTOKENS_MAX; p++) {

@@ -120,6 +120,10 @@ typedef struct sx_qreq {
     const sx_qtokens *after; /* NULL: none; else every partition with an offset */
     bool include_docs;
     uint64_t timeout_ms; /* 0: 10 s */
+    /* Answers that say how complete they are (QueryRequest 9-11; 0: off). */
+    uint32_t budget_ms;
+    uint32_t max_staleness_ms;
+    uint32_t hedge_after_ms;
 } sx_qreq;
 
 /* One page: *out receives the response (sx_rpc_free it; NULL on error).

@@ -326,6 +326,95 @@ static void test_local_given_up_at_deadline(void **state)
     sx_fanout_free(calls, 2);
 }
 
+/* A hedge: to this worker, with its own request (partition + 2 in the
+ * script), so that the test decides what each attempt does. */
+static bool hedge_here(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *c, char *addr,
+                       size_t cap, sx_err *err)
+{
+    (void)arg, (void)i, (void)m, (void)err;
+    snprintf(addr, cap, "here");
+    c->hedge_self = true;
+    return true;
+}
+
+/* Runs one Write to parts[0] whose hedge goes to partition hedge_p after
+ * hedge_ms. */
+static sx_status run_hedged(fx *f, const uint32_t *parts, uint32_t hedge_p, uint64_t hedge_ms,
+                            uint64_t deadline_ms, sx_fanout_call *c, sx_err *err)
+{
+    static Shardex__Internal__V1__WriteRequest req, hreq;
+    shardex__internal__v1__write_request__init(&req);
+    shardex__internal__v1__write_request__init(&hreq);
+    req.partition = parts[0];
+    hreq.partition = hedge_p;
+    memset(c, 0, sizeof(*c));
+    c->req = &req.base;
+    c->hedge_req = &hreq.base;
+    sx_fanout_policy pol = sx_fanout_reads;
+    pol.attempt_ms = 2000;
+    sx_fanout fo = {.map = fx_map_cb,
+                    .map_arg = f,
+                    .svc = REPL_SVC,
+                    .method = "Write",
+                    .aim = sx_fanout_aim_leaders,
+                    .aim_arg = (void *)parts,
+                    .local = fx_local_cb,
+                    .local_arg = f,
+                    .policy = &pol,
+                    .hedge_aim = hedge_here,
+                    .hedge_ms = hedge_ms};
+    return sx_fanout_exec(&fo, c, 1, deadline_ms, err);
+}
+
+static void test_hedge_wins(void **state)
+{
+    fx *f = *state;
+    f->how[0] = NEVER;      /* the primary never answers */
+    f->how[2] = ANSWER_NOW; /* its hedge does */
+    const uint32_t parts[] = {0};
+    sx_fanout_call c;
+    sx_err err = {0};
+    uint64_t t0 = sx_clock_now_ms();
+    assert_int_equal(run_hedged(f, parts, 2, 20, t0 + 5000, &c, &err), SX_OK);
+    assert_true(c.hedged);
+    assert_int_equal(offset_of(&c), 102);
+    assert_int_equal(f->attempts[0], 1);
+    assert_int_equal(f->attempts[2], 1);
+    /* The primary's answer comes after the fan-out returned: dropped. */
+    assert_non_null(f->kept_done);
+    f->kept_done(SX_OK, NULL, offsets_resp(0), f->kept_arg);
+    sx_fanout_free(&c, 1);
+}
+
+static void test_hedge_not_needed(void **state)
+{
+    fx *f = *state;
+    f->how[0] = ANSWER_NOW;
+    const uint32_t parts[] = {0};
+    sx_fanout_call c;
+    sx_err err = {0};
+    assert_int_equal(run_hedged(f, parts, 2, 1000, sx_clock_now_ms() + 5000, &c, &err), SX_OK);
+    assert_false(c.hedged);
+    assert_int_equal(offset_of(&c), 100);
+    assert_int_equal(f->attempts[2], 0); /* answered before the hedge time: none sent */
+    sx_fanout_free(&c, 1);
+}
+
+static void test_hedge_after_fast_failure(void **state)
+{
+    fx *f = *state;
+    f->how[0] = ABORT_ONCE; /* fails at once: the hedge goes without waiting */
+    f->how[2] = ANSWER_LATER;
+    const uint32_t parts[] = {0};
+    sx_fanout_call c;
+    sx_err err = {0};
+    uint64_t t0 = sx_clock_now_ms();
+    assert_int_equal(run_hedged(f, parts, 2, 60000, t0 + 5000, &c, &err), SX_OK);
+    assert_true(c.hedged);
+    assert_int_equal(offset_of(&c), 102); /* before the deadline, long before the hedge time */
+    sx_fanout_free(&c, 1);
+}
+
 static void test_no_leader_and_remote(void **state)
 {
     fx *f = *state;
@@ -356,6 +445,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_aborted_is_reaimed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_given_up_at_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_leader_and_remote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_not_needed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_after_fast_failure, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sx_rpc_wait_shutdown(5000);

@@ -546,6 +546,63 @@ static void test_page_token_in_plan(void **state)
     sx_arena_free(&a);
 }
 
+/* A partial page's token: one position per log partition; each scan starts
+ * after its own, a partition never read starts at the range's start, and the
+ * plan is LOCAL even in auto mode. */
+static void test_positions_token(void **state)
+{
+    (void)state;
+    sx_arena a = {0};
+    sx_qplan pl;
+    sx_err err = {0};
+    sx_buf k1 = {0}, k3 = {0};
+    ix x;
+    ix_init(&x, "by_name", false, true, true, SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY);
+    q r;
+    q_init(&r, "by_name");
+    set_s(&r.min, "b");
+    q_range(&r);
+    entry_key_s(&k1, "c", "d7");
+    entry_key_s(&k3, "e", "d2");
+    ProtobufCBinaryData pos[NP] = {{0}};
+    pos[1] = bin(&k1);
+    pos[2] = bin(&k1);
+    pos[3] = bin(&k3); /* partition 0 did not answer yet */
+    r.r.page_token = sx_qplan_positions_token(&a, 9, NP, pos);
+    assert_int_equal(r.r.page_token.data[0], SX_QPLAN_TOKEN_POSITIONS);
+    ProtobufCBinaryData *back = NULL;
+    assert_int_equal(sx_qplan_positions_read(&r.r.page_token, 9, "by_name", NP, &a, &back, &err),
+                     SX_OK);
+    assert_int_equal(back[0].len, 0);
+    assert_memory_equal(back[3].data, k3.data, k3.len);
+    expect_plan(&r.r, &x.e, SX_OK, NULL, &a, &pl); /* auto, READY and GLOBAL: still LOCAL */
+    assert_false(pl.global);
+    assert_int_equal(pl.n, NP);
+    assert_true(pl.positional);
+    ProtobufCBinaryData k1b = bin(&k1), k3b = bin(&k3);
+    assert_int_equal(sx_qplan_key_cmp(&pl.reqs[0].start, &pl.start), 0); /* the range's start */
+    assert_true(sx_qplan_key_cmp(&pl.reqs[1].start, &k1b) > 0);          /* just after k1 */
+    assert_int_equal(pl.reqs[1].start.len, k1.len + 1);
+    assert_true(sx_qplan_key_cmp(&pl.reqs[3].start, &k3b) > 0);
+    /* Refusals: GLOBAL asked, another P, another index, truncated. */
+    r.r.mode = SHARDEX__V1__MODE__MODE_GLOBAL;
+    expect_plan(&r.r, &x.e, SX_INVALID_ARGUMENT,
+                "page_token: continues a partial LOCAL answer; query LOCAL", &a, &pl);
+    r.r.mode = SHARDEX__V1__MODE__MODE_LOCAL;
+    r.r.page_token = sx_qplan_positions_token(&a, 9, NP - 1, pos);
+    expect_plan(&r.r, &x.e, SX_INVALID_ARGUMENT,
+                "page_token: made for 3 partitions, the cluster has 4", &a, &pl);
+    r.r.page_token = sx_qplan_positions_token(&a, 8, NP, pos);
+    expect_plan(&r.r, &x.e, SX_INVALID_ARGUMENT,
+                "page_token: belongs to another index (or \"by_name\" was re-created)", &a, &pl);
+    r.r.page_token = sx_qplan_positions_token(&a, 9, NP, pos);
+    r.r.page_token.len -= 1;
+    expect_plan(&r.r, &x.e, SX_INVALID_ARGUMENT, "page_token: malformed", &a, &pl);
+    sx_buf_free(&k1);
+    sx_buf_free(&k3);
+    sx_arena_free(&a);
+}
+
 /* --------------------------------------------------------------- mode -- */
 
 typedef struct mode_row {
@@ -754,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_ranges_int),
         cmocka_unit_test(test_page_token_round_trip),
         cmocka_unit_test(test_page_token_in_plan),
+        cmocka_unit_test(test_positions_token),
         cmocka_unit_test(test_mode_table),
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_targets),
