@@ -360,3 +360,39 @@ char *sx_cmd_fields_text(const Shardex__V1__Document *d)
     sx_buf_push(&b, '\0');
     return (char *)b.data;
 }
+
+int sx_cmd_subcommands(const sx_cli *cli, const char *cmd, const sx_flags_spec *spec,
+                       const sx_cmd_sub *subs, size_t nsubs, int argc, char **argv)
+{
+    sx_cmd_plain cfg = {.common = sx_cmd_common_init(cli)};
+    sx_cmd_plain defaults = cfg;
+    bool help = false;
+    int first = argc;
+    sx_err err = {0};
+    /* Flags before the subcommand (`index --json list`) apply to it. */
+    if (sx_flags_parse(spec, &cfg, argc, argv, &help, &first, &err) != SX_OK)
+        return sx_cmd_usage_error(cmd, "%s", err.msg);
+    if (help) {
+        sx_flags_usage(spec, &defaults, stdout);
+        return SX_EXIT_OK;
+    }
+    char names[256] = "";
+    for (size_t i = 0; i < nsubs; i++) {
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof(names) - l, "%s%s",
+                 i == 0          ? ""
+                 : i + 1 < nsubs ? ", "
+                                 : " or ",
+                 subs[i].name);
+    }
+    if (first >= argc)
+        return sx_cmd_usage_error(cmd, "a subcommand is required: %s", names);
+    sx_cli sub = *cli;
+    sub.server_list = cfg.common.server;
+    sub.timeout_ms = cfg.common.timeout_ms;
+    sub.json = cfg.common.json;
+    for (size_t i = 0; i < nsubs; i++)
+        if (strcmp(argv[first], subs[i].name) == 0)
+            return subs[i].run(&sub, argc - first, argv + first);
+    return sx_cmd_usage_error(cmd, "unknown subcommand '%s' (%s)", argv[first], names);
+}

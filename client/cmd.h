@@ -99,6 +99,20 @@ int sx_cmd_parse(const char *cmd, const sx_flags_spec *spec, void *cfg, const vo
  * SX_EXIT_USAGE. */
 int sx_cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A command made of subcommands (`shardex index create ...`): the flags
+ * before the subcommand apply to it; --help prints spec's usage; runs the
+ * subcommand named by the first argument. spec's flags are the common ones
+ * alone, SX_CMD_COMMON_FLAGS(sx_cmd_plain). */
+typedef struct sx_cmd_plain {
+    sx_cmd_common common;
+} sx_cmd_plain;
+typedef struct sx_cmd_sub {
+    const char *name;
+    sx_cli_cmd_cb run;
+} sx_cmd_sub;
+int sx_cmd_subcommands(const sx_cli *cli, const char *cmd, const sx_flags_spec *spec,
+                       const sx_cmd_sub *subs, size_t nsubs, int argc, char **argv);
+
 /* --------------------------------------------------------------- servers -- */
 
 /* Splits "HOST:PORT[,HOST:PORT...]" into a NULL-terminated array of copies

@@ -244,9 +244,7 @@ out:
 
 /* ------------------------------------------------------------------ drop -- */
 
-typedef struct plain_cfg {
-    sx_cmd_common common;
-} plain_cfg;
+typedef sx_cmd_plain plain_cfg;
 
 static const sx_flag plain_flags[] = {
     SX_CMD_COMMON_FLAGS(plain_cfg),
@@ -351,15 +349,11 @@ out:
 
 /* ----------------------------------------------------------------- index -- */
 
-static const struct {
-    const char *name;
-    sx_cli_cmd_cb run;
-} subs[] = {
+static const sx_cmd_sub subs[] = {
     {"create", index_create},
     {"drop", index_drop},
     {"list", index_list},
 };
-#define NSUBS (sizeof(subs) / sizeof(subs[0]))
 
 static const sx_flags_spec index_spec = {
     .prog = "shardex index",
@@ -375,27 +369,6 @@ static const sx_flags_spec index_spec = {
 
 int sx_cmd_index(const sx_cli *cli, int argc, char **argv)
 {
-    plain_cfg cfg = {.common = sx_cmd_common_init(cli)};
-    plain_cfg defaults = cfg;
-    bool help = false;
-    int first = argc;
-    sx_err err = {0};
-    /* Flags before the subcommand (`index --json list`) apply to it. */
-    if (sx_flags_parse(&index_spec, &cfg, argc, argv, &help, &first, &err) != SX_OK)
-        return sx_cmd_usage_error("index", "%s", err.msg);
-    if (help) {
-        sx_flags_usage(&index_spec, &defaults, stdout);
-        return SX_EXIT_OK;
-    }
-    if (first >= argc)
-        return sx_cmd_usage_error("index", "a subcommand is required: create, drop or list");
-    sx_cli sub = *cli;
-    sub.server_list = cfg.common.server;
-    sub.timeout_ms = cfg.common.timeout_ms;
-    sub.json = cfg.common.json;
-    for (size_t i = 0; i < NSUBS; i++)
-        if (strcmp(argv[first], subs[i].name) == 0)
-            return subs[i].run(&sub, argc - first, argv + first);
-    return sx_cmd_usage_error("index", "unknown subcommand '%s' (create, drop or list)",
-                              argv[first]);
+    return sx_cmd_subcommands(cli, "index", &index_spec, subs, sizeof(subs) / sizeof(subs[0]), argc,
+                              argv);
 }

@@ -261,23 +261,17 @@ out:
 
 /* ---------------------------------------------------------------- worker -- */
 
-typedef struct plain_cfg {
-    sx_cmd_common common;
-} plain_cfg;
+typedef sx_cmd_plain plain_cfg;
 
 static const sx_flag plain_flags[] = {
     SX_CMD_COMMON_FLAGS(plain_cfg),
 };
 
-static const struct {
-    const char *name;
-    sx_cli_cmd_cb run;
-} subs[] = {
+static const sx_cmd_sub subs[] = {
     {"drain", worker_drain},
     {"undrain", worker_undrain},
     {"remove", worker_remove},
 };
-#define NSUBS (sizeof(subs) / sizeof(subs[0]))
 
 static const sx_flags_spec worker_spec = {
     .prog = "shardex worker",
@@ -296,27 +290,6 @@ static const sx_flags_spec worker_spec = {
 
 int sx_cmd_worker(const sx_cli *cli, int argc, char **argv)
 {
-    plain_cfg cfg = {.common = sx_cmd_common_init(cli)};
-    plain_cfg defaults = cfg;
-    bool help = false;
-    int first = argc;
-    sx_err err = {0};
-    /* Flags before the subcommand (`worker --json drain w1`) apply to it. */
-    if (sx_flags_parse(&worker_spec, &cfg, argc, argv, &help, &first, &err) != SX_OK)
-        return sx_cmd_usage_error("worker", "%s", err.msg);
-    if (help) {
-        sx_flags_usage(&worker_spec, &defaults, stdout);
-        return SX_EXIT_OK;
-    }
-    if (first >= argc)
-        return sx_cmd_usage_error("worker", "a subcommand is required: drain, undrain or remove");
-    sx_cli sub = *cli;
-    sub.server_list = cfg.common.server;
-    sub.timeout_ms = cfg.common.timeout_ms;
-    sub.json = cfg.common.json;
-    for (size_t i = 0; i < NSUBS; i++)
-        if (strcmp(argv[first], subs[i].name) == 0)
-            return subs[i].run(&sub, argc - first, argv + first);
-    return sx_cmd_usage_error("worker", "unknown subcommand '%s' (drain, undrain or remove)",
-                              argv[first]);
+    return sx_cmd_subcommands(cli, "worker", &worker_spec, subs, sizeof(subs) / sizeof(subs[0]),
+                              argc, argv);
 }
