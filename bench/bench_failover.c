@@ -193,24 +193,6 @@ typedef struct round_ev {
     uint64_t failed;                /* writes issued in the round that failed */
 } round_ev;
 
-/* Coordinator k of c follows: it runs, the leader key names another, and
- * it answers GetMap with something else than OK (FAILED_PRECONDITION, or
- * UNAVAILABLE while followers do not listen). */
-static bool follows(sx_cluster *c, uint32_t k)
-{
-    int lk = sx_cluster_leader_key(c, NULL);
-    if (c->coords_pid[k] <= 0 || !sx_h_alive(c->coords_pid[k]) || lk < 0 || lk == (int)k)
-        return false;
-    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 500};
-    sx_status st =
-        sx_rpc_invoke(c->rpc, c->coords_addr[k], &shardex__internal__v1__coordinator__descriptor,
-                      "GetMap", &req.base, &resp, &o, NULL);
-    sx_rpc_free(resp);
-    return st == SX_FAILED_PRECONDITION || st == SX_UNAVAILABLE;
-}
-
 /* One round on the etcd cluster: kill -9 of the leader, a new one waited
  * for, the killed one started again as a follower. */
 static bool round_ha(sx_cluster *c, round_ev *ev)
@@ -236,7 +218,7 @@ static bool round_ha(sx_cluster *c, round_ev *ev)
     ev->leader = now;
     sx_cluster_start_coord(c, (uint32_t)old);
     end = sx_clock_now_ms() + SETTLE_MS;
-    while (!follows(c, (uint32_t)old)) {
+    while (!(sx_h_alive(c->coords_pid[old]) && sx_cluster_coord_follows(c, (uint32_t)old))) {
         if (sx_clock_now_ms() >= end || g_stop) {
             fprintf(stderr, "bench_failover: the restarted coordinator %d does not follow\n", old);
             return false;

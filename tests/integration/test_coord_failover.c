@@ -380,24 +380,10 @@ static bool some_leads(fx *f, void *arg)
     return k >= 0;
 }
 
-/* Coordinator k follows: it runs, the leader key names another, and it
- * answers FAILED_PRECONDITION (once followers listen: the lead's change (a))
- * or does not listen at all (before it). */
+/* Coordinator *(uint32_t *)arg follows (sx_cluster_coord_follows). */
 static bool follows(fx *f, void *arg)
 {
-    uint32_t k = *(uint32_t *)arg;
-    sx_cluster *c = f->c;
-    int lk = sx_cluster_leader_key(c, NULL);
-    if (c->coords_pid[k] <= 0 || lk < 0 || lk == (int)k)
-        return false;
-    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
-    ProtobufCMessage *resp = NULL;
-    sx_rpc_call_opts o = {.timeout_ms = 500};
-    sx_status st =
-        sx_rpc_invoke(c->rpc, c->coords_addr[k], &shardex__internal__v1__coordinator__descriptor,
-                      "GetMap", &req.base, &resp, &o, NULL);
-    sx_rpc_free(resp);
-    return st == SX_FAILED_PRECONDITION || st == SX_UNAVAILABLE;
+    return sx_cluster_coord_follows(f->c, *(uint32_t *)arg);
 }
 
 /* Coordinator *(uint32_t *)arg follows, or has exited (supervise saw it). */

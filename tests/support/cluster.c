@@ -252,6 +252,21 @@ static bool leader_answers(void *arg)
     return true;
 }
 
+bool sx_cluster_coord_follows(sx_cluster *c, uint32_t k)
+{
+    int lk = sx_cluster_leader_key(c, NULL);
+    if (k >= c->ncoords || c->coords_pid[k] <= 0 || lk < 0 || lk == (int)k)
+        return false;
+    Shardex__Internal__V1__GetMapRequest req = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 500};
+    sx_status st =
+        sx_rpc_invoke(c->rpc, c->coords_addr[k], &shardex__internal__v1__coordinator__descriptor,
+                      "GetMap", &req.base, &resp, &o, NULL);
+    sx_rpc_free(resp);
+    return st == SX_FAILED_PRECONDITION || st == SX_UNAVAILABLE;
+}
+
 int sx_cluster_find_leader(sx_cluster *c, uint64_t timeout_ms)
 {
     if (!sx_h_wait_for(leader_answers, c, timeout_ms))

@@ -137,6 +137,11 @@ void sx_cluster_kill_coord(sx_cluster *c, uint32_t k);
  * c->coord_addr to it and returns its index; -1 if none did. The leader key
  * is read through c->etcd_client, which needs an etcd quorum. */
 int sx_cluster_find_leader(sx_cluster *c, uint64_t timeout_ms);
+/* Coordinator k follows: it was started (its process is not reaped here:
+ * a test may wait for its exit status), the leader key names another, and
+ * it does not answer GetMap as a leader (FAILED_PRECONDITION naming the
+ * leader, or UNAVAILABLE before it listens). */
+bool sx_cluster_coord_follows(sx_cluster *c, uint32_t k);
 /* The index of the coordinator the leader key names now (no GetMap), -1 if
  * the key is absent or etcd does not answer; *create_revision (may be NULL)
  * is the key's create revision (the leader's epoch), 0 if absent. */
