@@ -19,6 +19,7 @@
 #include "hash.h"
 #include "keys.h"
 #include "log.h"
+#include "crashpoint.h"
 #include "metrics.h"
 
 #include "shardex/internal/v1/replication.pb-c.h"
@@ -38,6 +39,15 @@
 /* The 'M' keys: the tag, then the name's bytes (no string encoding). */
 static const char APPLIED_KEY[] = "Mapplied";
 static const char COMMIT_KEY[] = "Mcommit";
+/* The first offset the log holds once trimmed (absent: 1), written in the
+ * same batch as the deletions that trimmed it. */
+static const char START_KEY[] = "Mstart";
+
+/* A trim deletes at most this many entries per batch: the mutex (and so
+ * appends and applies) waits for one batch at a time, and each batch moves
+ * the start with its deletions, so a crash between batches leaves a log that
+ * starts at the last batch's start. */
+#define TRIM_BATCH_ENTRIES 4096
 
 /* One apply batch holds at most this many entries or about this many bytes
  * of ops, so that a long catch-up neither builds a huge batch nor holds the
@@ -58,6 +68,7 @@ struct sx_plog {
      * hold pub_mu only. */
     pthread_mutex_t pub_mu;
     uint64_t leo;           /* last offset in the log; 0 when empty */
+    uint64_t start;         /* first offset held (1 until trimmed); <= applied when trimmed */
     uint64_t last_epoch;    /* epoch of the entry at leo */
     sx_epoch_start *epochs; /* ascending epoch, non-decreasing start_offset */
     size_t nepochs, cap_epochs;
@@ -183,7 +194,8 @@ static sx_status entry_epoch(sx_plog *p, uint64_t offset, sx_buf *key, sx_buf *v
     return SX_OK;
 }
 
-/* leo and the epoch of the last entry from the 'L' keys; the first must be 1. */
+/* leo and the epoch of the last entry from the 'L' keys; the first must be
+ * the recorded start (1 unless trimmed). */
 static sx_status recover_log(sx_plog *p, sx_err *err)
 {
     const char tag = TAG_LOG;
@@ -193,9 +205,10 @@ static sx_status recover_log(sx_plog *p, sx_err *err)
         size_t klen, vlen;
         uint64_t first;
         const void *k = sx_iter_key(it, &klen);
-        if (!parse_key_u64(k, klen, TAG_LOG, &first) || first != 1) {
-            st = sx_err_set(err, SX_DATA_LOSS, "plog %s: the log does not start at offset 1",
-                            p->dir);
+        if (!parse_key_u64(k, klen, TAG_LOG, &first) || first != p->start) {
+            st = sx_err_set(err, SX_DATA_LOSS,
+                            "plog %s: the log does not start at offset %" PRIu64, p->dir,
+                            p->start);
             goto done;
         }
         sx_iter_seek_last(it);
@@ -290,8 +303,10 @@ static sx_status check_recovered(sx_plog *p, sx_err *err)
         uint64_t end = i + 1 < n ? t[i + 1].start_offset - 1 : p->leo;
         if (end > p->leo)
             end = p->leo;
+        if (start < p->start)
+            start = p->start; /* trimmed: the table stays whole, the entries do not */
         if (end < start)
-            continue; /* an epoch begun but not written in */
+            continue; /* an epoch begun but not written in, or trimmed away */
         uint64_t offs[2] = {start, end};
         for (int j = 0; j < 2; j++) {
             uint64_t e;
@@ -306,6 +321,15 @@ static sx_status check_recovered(sx_plog *p, sx_err *err)
                 goto done;
             }
         }
+    }
+    if (p->start > 1 && (p->start > p->applied || p->start > p->leo)) {
+        /* A trim never passes the applied offset (sx_plog_trim): the
+         * documents hold everything the missing entries said. */
+        st = sx_err_set(err, SX_DATA_LOSS,
+                        "plog %s: the log starts at %" PRIu64 ", above applied %" PRIu64
+                        " or leo %" PRIu64,
+                        p->dir, p->start, p->applied, p->leo);
+        goto done;
     }
     if (p->applied > p->leo)
         st = sx_err_set(err, SX_DATA_LOSS,
@@ -336,6 +360,10 @@ sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *
     /* Sync per write: the policy is off so that apply batches skip fsync. */
     sx_store_opts so = {.cache = opts->cache, .write_buffer_bytes = opts->write_buffer_bytes};
     sx_status st = sx_store_open(dir, &so, &p->store, err);
+    if (st == SX_OK)
+        st = recover_meta(p, START_KEY, &p->start, &val, err);
+    if (p->start == 0)
+        p->start = 1;
     if (st == SX_OK)
         st = recover_log(p, err);
     if (st == SX_OK)
@@ -397,6 +425,14 @@ uint64_t sx_plog_max_epoch(sx_plog *p)
 {
     pthread_mutex_lock(&p->pub_mu);
     uint64_t v = max_epoch_locked(p);
+    pthread_mutex_unlock(&p->pub_mu);
+    return v;
+}
+
+uint64_t sx_plog_start(sx_plog *p)
+{
+    pthread_mutex_lock(&p->pub_mu);
+    uint64_t v = p->start;
     pthread_mutex_unlock(&p->pub_mu);
     return v;
 }
@@ -606,6 +642,62 @@ done:
     return st;
 }
 
+/* One batch of a trim: entries [start, upto) go and the start becomes upto,
+ * atomically. Not synced: a batch lost in a crash leaves the entries and the
+ * old start, a consistent log, and LevelDB recovers a prefix of its writes,
+ * so a later batch (or apply) never survives an earlier one's loss. mu held. */
+static sx_status trim_batch_locked(sx_plog *p, uint64_t upto, sx_err *err)
+{
+    sx_buf key = {0}, val = {0};
+    sx_batch *b = sx_batch_create();
+    for (uint64_t o = p->start; o < upto; o++) {
+        key_u64(&key, TAG_LOG, o);
+        sx_batch_delete(b, key.data, key.len);
+    }
+    val_u64(&val, upto);
+    sx_batch_put(b, START_KEY, strlen(START_KEY), val.data, val.len);
+    sx_status st = sx_store_write(p->store, b, SX_SYNC_NO, err);
+    if (st == SX_OK) {
+        pthread_mutex_lock(&p->pub_mu);
+        p->start = upto;
+        pthread_mutex_unlock(&p->pub_mu);
+    }
+    sx_batch_destroy(b);
+    sx_buf_free(&key);
+    sx_buf_free(&val);
+    return st;
+}
+
+sx_status sx_plog_trim(sx_plog *p, uint64_t floor, uint64_t *removed, sx_err *err)
+{
+    sx_status st = SX_OK;
+    uint64_t gone = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        /* Never past the applied offset: what goes must already be in the
+         * documents and indexes, and the entry at applied stays so that the
+         * log is never empty once it held something (leo is its last key). */
+        uint64_t upto = floor < p->applied ? floor : p->applied;
+        if (upto <= p->start) {
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        if (upto - p->start > TRIM_BATCH_ENTRIES)
+            upto = p->start + TRIM_BATCH_ENTRIES;
+        uint64_t from = p->start;
+        st = trim_batch_locked(p, upto, err);
+        pthread_mutex_unlock(&p->mu);
+        if (st != SX_OK)
+            break;
+        gone += upto - from;
+        /* Tests kill -9 here: the store holds a log starting at upto. */
+        SX_CRASH_POINT("plog-trim-batch");
+    }
+    if (removed)
+        *removed = gone;
+    return st;
+}
+
 sx_status sx_plog_read(sx_plog *p, uint64_t from, size_t max_entries, size_t max_bytes,
                        sx_arena *arena, sx_log_entry *out, size_t *n, sx_err *err)
 {
@@ -616,7 +708,14 @@ sx_status sx_plog_read(sx_plog *p, uint64_t from, size_t max_entries, size_t max
     sx_iter *it = NULL;
     sx_status st = SX_OK;
     pthread_mutex_lock(&p->mu);
-    uint64_t leo = p->leo;
+    uint64_t leo = p->leo, start = p->start;
+    if (from < start) {
+        pthread_mutex_unlock(&p->mu);
+        return sx_err_set(err, SX_OUT_OF_RANGE,
+                          "plog %s: read from %" PRIu64 " is below the log start %" PRIu64
+                          " (trimmed)",
+                          p->dir, from, start);
+    }
     if (from <= leo && max_entries > 0) {
         /* Created under the mutex: the iterator sees the log as of leo. */
         key_u64(&lo, TAG_LOG, from);

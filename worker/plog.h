@@ -10,6 +10,8 @@
  *   'E' u64 epoch         -> u64 start offset                       (epoch table)
  *   'M' "applied"         -> u64 applied offset, written in the same batch as what it applied
  *   'M' "commit"          -> u64 highest commit offset known, written with applied
+ *   'M' "start"           -> u64 first offset the log holds (absent: 1), written in the
+ *                            batch that deletes the entries below it (sx_plog_trim)
  *                            ('M' keys are the tag then the name's bytes, no string encoding)
  *   'D' str id            -> u64 version, then the packed shardex.v1.Document
  *
@@ -20,7 +22,12 @@
  *   - truncation below the applied offset is a bug: sx_plog_truncate aborts
  *     the process loudly (rule 6);
  *   - apply only what is at or below both the commit offset given and the
- *     local log end (rule 7), in order, atomically with the applied offset.
+ *     local log end (rule 7), in order, atomically with the applied offset;
+ *   - trimming (log retention) removes entries from the start up to a floor
+ *     that never passes the applied offset: what goes is already in the
+ *     documents and indexes. The epoch table stays whole (a row per epoch),
+ *     so epochs of trimmed offsets, common prefixes and truncation points
+ *     are answered as before; only the entries' bytes are gone.
  *
  * Durability: the store's policy is not to sync; append syncs when asked,
  * begin_epoch and truncate always do, apply never does (documents are
@@ -82,10 +89,11 @@ typedef struct sx_plog_opts {
  * (the store's own directory; its parent must exist). opts may be NULL.
  * Recovers leo, the epoch table, commit and applied from disk. SX_DATA_LOSS
  * when, by checks that cost O(epochs) point reads and no scan: the log does
- * not start at 1; the epoch table is out of order, does not cover offset 1,
+ * not start at its start (1 untrimmed); the epoch table is out of order, does not cover offset 1,
  * or disagrees with the entries at both ends of an epoch's range or with the
  * last entry; or applied is above leo. A hole strictly inside an epoch's
- * range is found later, by sx_plog_read and sx_plog_apply (SX_DATA_LOSS). */
+ * range is found later, by sx_plog_read and sx_plog_apply (SX_DATA_LOSS).
+ * A trimmed log must start at its recorded start, at or below applied. */
 sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *opts, sx_plog **out,
                        sx_err *err);
 void sx_plog_close(sx_plog *p); /* accepts NULL */
@@ -95,6 +103,7 @@ uint64_t sx_plog_leo(sx_plog *p);        /* last offset in the log; 0 when empty
 uint64_t sx_plog_last_epoch(sx_plog *p); /* epoch of the entry at leo; 0 when empty */
 uint64_t sx_plog_max_epoch(sx_plog *p);  /* highest epoch in the epoch table; 0 when empty */
 uint64_t sx_plog_applied(sx_plog *p);
+uint64_t sx_plog_start(sx_plog *p); /* first offset held: 1 until trimmed */
 uint64_t sx_plog_commit(sx_plog *p); /* highest commit offset recorded */
 
 /* The epoch of the entry at offset (1..leo); offset 0 has epoch 0.
@@ -129,11 +138,20 @@ sx_status sx_plog_append(sx_plog *p, const sx_log_entry *entries, size_t n, bool
  * abort(), writing nothing. */
 sx_status sx_plog_truncate(sx_plog *p, uint64_t offset, sx_err *err);
 
+/* Log retention: removes the entries below min(floor, applied), from the
+ * start up, in batches of a few thousand that each move the start with their
+ * deletions (atomic; not synced, see plog.c); *removed (may be NULL) gets how
+ * many went. A floor at or below the start is a no-op. The mutex is taken per
+ * batch, so appends and applies interleave. A kill -9 between (or inside)
+ * batches leaves a log that starts where the last written batch put it. */
+sx_status sx_plog_trim(sx_plog *p, uint64_t floor, uint64_t *removed, sx_err *err);
+
 /* Reads entries from offset `from` on (from >= 1), at most max_entries and
  * about max_bytes of ops (at least one entry if any), into out (cap
  * max_entries); entry bytes are allocated in arena (op is NULL when op_len
  * is 0). *n receives the count: 0 when from == leo + 1. from == 0 is
- * SX_INVALID_ARGUMENT, from > leo + 1 SX_OUT_OF_RANGE, a missing entry
+ * SX_INVALID_ARGUMENT, from > leo + 1 or below the start (trimmed)
+ * SX_OUT_OF_RANGE, a missing entry
  * SX_DATA_LOSS. Sees the log as of the call, even if it is truncated during
  * it. */
 sx_status sx_plog_read(sx_plog *p, uint64_t from, size_t max_entries, size_t max_bytes,
