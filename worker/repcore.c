@@ -319,6 +319,46 @@ bool sx_repcore_acked(sx_repcore *c, uint32_t slot, const sx_repcore_step *sent,
     return sx_repcore_update_hw(c, leo);
 }
 
+void sx_repcore_peer_applied(sx_repcore *c, uint32_t slot, uint64_t applied)
+{
+    assert(slot < c->npeers);
+    c->peers[slot].applied = applied;
+    c->peers[slot].applied_known = true;
+}
+
+/* Why this floor is safe: a follower is sent entries from its match + 1, and
+ * an applied entry is committed, so never truncated and never needed again by
+ * the replica that applied it. Below min(applied, match) of every follower
+ * that counts, nobody this leadership sends to needs an entry. ISR and pending
+ * members count even before they answer (their position is unknown: no
+ * floor), since any of them may be elected and must be able to feed the
+ * others; other followers count once they answered, so that one catching up
+ * is not cut off (a dead one that never answered does not hold the log
+ * forever: it will need a snapshot). */
+uint64_t sx_repcore_log_floor(const sx_repcore *c, uint64_t applied, uint64_t leo,
+                              int64_t keep_entries)
+{
+    if (keep_entries < 0 || !sx_repcore_leading(c))
+        return 0;
+    uint64_t safe = applied;
+    for (uint32_t i = 0; i < c->npeers; i++) {
+        const sx_repcore_peer *p = &c->peers[i];
+        bool counts = counts_for_commit(c, p->who.worker);
+        if (!p->synced || !p->applied_known) {
+            if (counts)
+                return 0;
+            continue;
+        }
+        uint64_t need = p->applied < p->match ? p->applied : p->match;
+        if (need < safe)
+            safe = need;
+    }
+    uint64_t floor = safe > SX_REPCORE_TRIM_MARGIN ? safe - SX_REPCORE_TRIM_MARGIN : 0;
+    uint64_t keep = (uint64_t)keep_entries;
+    uint64_t by_retention = leo > keep ? leo - keep : 0;
+    return floor < by_retention ? floor : by_retention;
+}
+
 uint64_t sx_repcore_mismatched(sx_repcore *c, uint32_t slot, const sx_epoch_start *ours,
                                size_t nours, uint64_t our_leo, const sx_epoch_start *theirs,
                                size_t ntheirs, uint64_t their_leo)

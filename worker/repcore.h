@@ -59,6 +59,16 @@
  *           it in the ISR or no longer a replica, a new epoch or another
  *           role begins, or a shrink of it is accepted.
  *
+ * Leader, log retention (sx_repcore_log_floor; docs/architecture.md):
+ *   floor   min(our applied, applied and match of every ISR and pending
+ *           follower, and of every other follower that answered in this
+ *           epoch) less SX_REPCORE_TRIM_MARGIN, and no higher than
+ *           leo - keep_entries; 0 (trim nothing) while an ISR or pending
+ *           follower has not answered in this leadership, when retention is
+ *           off (keep_entries < 0), or when not leading. Sent with every
+ *           Append (log_floor); each replica removes its entries below
+ *           min(floor, its own applied) (sx_plog_trim).
+ *
  * Follower:
  *   append  sx_repcore_follow_plan: epochs below the highest known are
  *           refused (rule 2); a new epoch resets `verified`; prev must hold
@@ -80,6 +90,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Log retention: entries kept below the floor every replica could still
+ * need, so that a follower a little behind (a reply lost, a restart) is sent
+ * entries, not refused; and the least progress worth a trim. */
+#define SX_REPCORE_TRIM_MARGIN 1000
+#define SX_REPCORE_TRIM_STEP 256
 
 /* Timing of a leader's sessions. */
 #define SX_REPCORE_IDLE_MS 200         /* an idle session still sends this often */
@@ -136,6 +152,8 @@ typedef struct sx_repcore_peer {
     uint64_t last_send_ms;    /* last answered or failed send */
     uint64_t sent_commit;     /* the hw it acknowledged */
     uint64_t shrink_asked_ms; /* last shrink asked for it, 0: none since its last ack */
+    uint64_t applied;         /* its applied offset as its last answer in this epoch said */
+    bool applied_known;       /* it answered an Append of this leadership */
 } sx_repcore_peer;
 
 /* One replica's replication state. Zeroed plus sx_repcore_init is a NONE
@@ -269,6 +287,16 @@ void sx_repcore_sent(sx_repcore *c, uint32_t slot, uint64_t now_ms);
  * prev + n, synced. Returns whether hw rose (leo: our log end now). */
 bool sx_repcore_acked(sx_repcore *c, uint32_t slot, const sx_repcore_step *sent, size_t n,
                       uint64_t now_ms, uint64_t leo);
+
+/* The follower's answer to a send of slot said it has applied `applied`. */
+void sx_repcore_peer_applied(sx_repcore *c, uint32_t slot, uint64_t applied);
+
+/* The log floor to announce (see "log retention" above): entries below it
+ * are applied by every replica this leadership must still send to, less the
+ * margin, and beyond the retention asked (keep_entries < 0: keep everything).
+ * 0: trim nothing. applied and leo are ours. Never rises above our applied. */
+uint64_t sx_repcore_log_floor(const sx_repcore *c, uint64_t applied, uint64_t leo,
+                              int64_t keep_entries);
 
 /* The follower's entry at prev differs: the common prefix of both logs, from
  * both whole epoch tables (sx_plog_common_prefix), becomes its match (synced:

@@ -653,6 +653,50 @@ static void test_expand_conditions(void **state)
 
 /* ------------------------------------------------------------- follower -- */
 
+/* ---------------------------------------------------------- retention -- */
+
+/* The floor: nothing until every ISR follower answered in this leadership;
+ * then the lowest applied (or match) of every follower that answered, less
+ * the margin, capped by the retention; a follower outside the ISR counts
+ * once it answered; off (keep < 0) or not leading: 0. */
+static void test_log_floor(void **state)
+{
+    (void)state;
+    sx_repcore c;
+    const uint64_t M = SX_REPCORE_TRIM_MARGIN;
+    lead(&c, ISR_01, 2, 2, 5000, 5000);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 0); /* worker 1 unheard */
+    ack(&c, W1, 5000, T0 + 10);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 0); /* its applied unknown */
+    sx_repcore_peer_applied(&c, W1, 4000);
+    /* Worker 2 is outside the ISR and silent (maybe dead): it holds nothing. */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 4000 - M);
+    assert_int_equal(sx_repcore_log_floor(&c, 3000, 5000, 0), 3000 - M); /* ours is lower */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, -1), 0);       /* retention off */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 2500), 2500);  /* keep 2500 */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 100000), 0);
+    /* Worker 2 answers, behind: it is catching up, and is not cut off. */
+    ack(&c, W2, 5000, T0 + 20);
+    c.peers[W2].match = 1500; /* as if it had acknowledged up to 1500 only */
+    sx_repcore_peer_applied(&c, W2, 1400);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 1400 - M);
+    sx_repcore_peer_applied(&c, W2, 1600); /* match lower than applied: match */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 1500 - M);
+    sx_repcore_peer_applied(&c, W2, 500); /* within the margin: nothing */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 0);
+    /* A fenced leader (someone else leads) announces nothing. */
+    sx_repcore_peer_applied(&c, W2, 5000);
+    c.peers[W2].match = 5000;
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 4000 - M);
+    sx_repcore_fence(&c);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 0);
+    /* A new leadership forgets what the followers said. */
+    lead(&c, ISR_ALL, 3, 2, 5000, 5000);
+    ack(&c, W1, 5000, T0 + 10);
+    sx_repcore_peer_applied(&c, W1, 5000);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 0); /* worker 2 in the ISR, unheard */
+}
+
 static void test_follower_fence(void **state)
 {
     (void)state;
@@ -1056,6 +1100,7 @@ int main(void)
         cmocka_unit_test(test_no_shrink_when_caught_up_or_acking),
         cmocka_unit_test(test_isr_answer_for_another_epoch_ignored),
         cmocka_unit_test(test_expand_conditions),
+        cmocka_unit_test(test_log_floor),
         cmocka_unit_test(test_follower_fence),
         cmocka_unit_test(test_follower_skip_truncate_append),
         cmocka_unit_test(test_follower_mismatch),
