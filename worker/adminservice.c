@@ -34,6 +34,8 @@ static size_t replica_states(sx_rpc_call *call, sx_replica_set *replicas,
         st->fenced = sts[i].fenced;
         st->appends = sts[i].appends;
         st->appended_entries = sts[i].appended_entries;
+        st->log_start_offset = sts[i].log_start_offset;
+        st->trimmed_entries = sts[i].trimmed_entries;
         (*out)[i] = st;
     }
     return n;

@@ -52,6 +52,7 @@ typedef struct config {
     const char *port_file;
     const char *fsync;
     uint64_t write_buffer;
+    int64_t log_retention_entries;
     uint64_t stop_timeout_ms;
     const char *log_level;
     const char *log_format;
@@ -110,6 +111,16 @@ static const sx_flag flags[] = {
      .help = "memtable of each LevelDB store (every log partition's and the term partitions'): "
              "larger means fewer flushes and compactions while writing, and up to twice this "
              "much memory per store"},
+    {.name = "log-retention-entries",
+     .type = SX_FLAG_INT,
+     .offset = OFF(log_retention_entries, int64_t),
+     .min = 0,
+     .max = INT64_C(1) << 48,
+     .metavar = "N",
+     .help = "log retention: 0 keeps each partition's whole log; N keeps at least its last N "
+             "entries and everything a replica in sync or catching up still needs (plus 1000), "
+             "and removes the rest, which the documents already hold. Until snapshots exist a "
+             "replica whose log ends below the start cannot catch up: see docs/operations.md"},
     {.name = "stop-timeout",
      .type = SX_FLAG_DURATION_MS,
      .offset = OFF(stop_timeout_ms, uint64_t),
@@ -258,6 +269,7 @@ static sx_status open_stores(const config *cfg, worker *w, sx_err *err)
                  : strcmp(cfg->fsync, "never") == 0 ? SX_FSYNC_NEVER
                                                     : SX_FSYNC_BATCH,
         .write_buffer_bytes = cfg->write_buffer,
+        .log_retention_entries = (uint64_t)cfg->log_retention_entries,
         .metrics = w->metrics,
     };
     char terms_dir[4200];

@@ -68,6 +68,7 @@ typedef struct session {
     /* The stamp of the follower's last answer (its clock; 0 after a failed
      * call): echoed in the next Append, see "follower reads" below. */
     uint64_t echo_ms;
+    bool below_start; /* said once: the follower needs entries trimmed here */
     pthread_t thread;
 } session;
 
@@ -92,6 +93,8 @@ struct replica {
     bool appender_running;
 
     uint64_t fresh_ms; /* monotonic: when applied last reached the commit offset */
+    uint64_t log_floor; /* leader: the floor announced with every Append (retention) */
+    uint64_t trimmed;   /* entries this process removed from the log (retention) */
 
     /* follower */
     bool applying; /* an Append applies without mu: the next Append waits for it */
@@ -108,6 +111,7 @@ struct sx_replica_set {
     sx_membership *member;
     sx_fsync_mode fsync;
     uint32_t lag_timeout_ms;
+    uint64_t log_retention_entries; /* 0: keep the whole log */
     size_t write_buffer_bytes;
     sx_store_cache *cache;
 
@@ -361,6 +365,42 @@ static void apply_committed_locked(replica *r)
     pthread_mutex_lock(&r->mu);
 }
 
+/* Removes this replica's entries below floor (clipped to its applied by the
+ * plog), once at least SX_REPCORE_TRIM_STEP of them can go. r->mu held,
+ * released during the trim: it takes the plog's mutex per batch only, so
+ * appends and applies go on. A failed write is fatal like any other (rule 8). */
+static void trim_log_locked(replica *r, uint64_t floor)
+{
+    uint64_t start = sx_plog_start(r->log);
+    if (floor < start + SX_REPCORE_TRIM_STEP)
+        return;
+    pthread_mutex_unlock(&r->mu);
+    sx_err err = {0};
+    uint64_t removed = 0;
+    sx_status st = sx_plog_trim(r->log, floor, &removed, &err);
+    pthread_mutex_lock(&r->mu);
+    if (st != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u log trim failed: %s; stopping", r->p,
+               err.msg);
+        abort();
+    }
+    r->trimmed += removed;
+    SX_LOG(SX_LOG_DEBUG, "replica",
+           "partition=%u log trimmed removed=%" PRIu64 " start=%" PRIu64 " floor=%" PRIu64, r->p,
+           removed, sx_plog_start(r->log), floor);
+}
+
+/* A leader's floor, announced to followers with the next Appends, and its
+ * own trim to it. r->mu held. */
+static void retain_leader_locked(replica *r)
+{
+    if (r->owner->log_retention_entries == 0)
+        return;
+    r->log_floor = sx_repcore_log_floor(&r->core, sx_plog_applied(r->log), sx_plog_leo(r->log),
+                                        (int64_t)r->owner->log_retention_entries);
+    trim_log_locked(r, r->log_floor);
+}
+
 static void *appender_main(void *arg)
 {
     replica *r = arg;
@@ -372,8 +412,12 @@ static void *appender_main(void *arg)
             append_queued_locked(r);
         else if (sx_plog_applied(r->log) < r->core.hw)
             apply_committed_locked(r);
-        else
-            sx_cond_wait_ms(&r->cv, &r->mu, 50);
+        else {
+            /* Idle: followers' answers may have raised the floor meanwhile. */
+            retain_leader_locked(r);
+            if (!r->stop && !r->queue && sx_plog_applied(r->log) >= r->core.hw)
+                sx_cond_wait_ms(&r->cv, &r->mu, 50);
+        }
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -525,8 +569,8 @@ static void ask_expand_locked(replica *r)
 /* Sends step to s's follower: an Append at step's epoch after step.prev,
  * with up to SEND_MAX_ENTRIES entries from there when step.entries. *n gets
  * how many were sent, *resp the answer on SX_OK. Called without r->mu. */
-static sx_status send_append(session *s, const sx_repcore_step *step, uint64_t echo_ms, size_t *n,
-                             ProtobufCMessage **resp, sx_err *err)
+static sx_status send_append(session *s, const sx_repcore_step *step, uint64_t echo_ms,
+                             uint64_t floor, size_t *n, ProtobufCMessage **resp, sx_err *err)
 {
     replica *r = s->r;
     sx_arena arena = {0};
@@ -537,13 +581,24 @@ static sx_status send_append(session *s, const sx_repcore_step *step, uint64_t e
     req.prev_offset = step->prev;
     req.commit_offset = step->commit;
     req.echo_ms = echo_ms;
+    req.log_floor = floor;
     sx_plog_epoch_at(r->log, step->prev, &req.prev_epoch, NULL);
     sx_log_entry *entries = NULL;
     *n = 0;
     if (step->entries) {
         entries = sx_malloc(SEND_MAX_ENTRIES * sizeof(*entries));
-        sx_plog_read(r->log, step->prev + 1, SEND_MAX_ENTRIES, BATCH_MAX_BYTES, &arena, entries, n,
-                     NULL);
+        sx_err rerr = {0};
+        if (sx_plog_read(r->log, step->prev + 1, SEND_MAX_ENTRIES, BATCH_MAX_BYTES, &arena, entries,
+                         n, &rerr) == SX_OUT_OF_RANGE &&
+            step->prev + 1 < sx_plog_start(r->log) && !s->below_start) {
+            /* Trimmed (log retention): the follower stays as it is, outside
+             * the ISR, until it is given a snapshot (not built yet). */
+            s->below_start = true;
+            SX_LOG(SX_LOG_WARN, "replica",
+                   "partition=%u follower=%d needs offset=%" PRIu64
+                   " below the log start=%" PRIu64 ": cannot catch up from the log",
+                   r->p, s->follower, step->prev + 1, sx_plog_start(r->log));
+        }
         req.entries = sx_arena_alloc(&arena, (*n + 1) * sizeof(*req.entries));
         for (size_t i = 0; i < *n; i++) {
             Shardex__Internal__V1__AppendEntry *e = sx_arena_alloc(&arena, sizeof(*e));
@@ -610,6 +665,7 @@ static void on_reply_locked(session *s, const sx_repcore_step *step, size_t n, s
             return;
         }
         s->echo_ms = ar->stamp_ms;
+        sx_repcore_peer_applied(&r->core, s->slot, ar->applied_offset);
         if (sx_repcore_acked(&r->core, s->slot, step, n, now, sx_plog_leo(r->log)))
             pthread_cond_broadcast(&r->cv);
         if (sx_repcore_expand_due(&r->core, now))
@@ -641,13 +697,14 @@ static void *session_main(void *arg)
          * leader serves reads (its commit covers its predecessors' writes)
          * under its lease (no successor acknowledges anything yet). */
         uint64_t echo = sx_repcore_serving(&r->core, sx_plog_applied(r->log)) ? s->echo_ms : 0;
+        uint64_t floor = r->log_floor;
         pthread_mutex_unlock(&r->mu);
         if (echo && !lease_valid(r->owner))
             echo = 0;
         ProtobufCMessage *resp = NULL;
         sx_err err = {0};
         size_t n = 0;
-        sx_status st = send_append(s, &step, echo, &n, &resp, &err);
+        sx_status st = send_append(s, &step, echo, floor, &n, &resp, &err);
         pthread_mutex_lock(&r->mu);
         uint64_t now = sx_clock_now_ms();
         sx_repcore_sent(&r->core, s->slot, now);
@@ -717,6 +774,7 @@ static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
     uint64_t leo = sx_plog_leo(r->log);
     sx_repcore_lead(&r->core, cm, sx_plog_commit(r->log), sx_plog_applied(r->log), leo,
                     sx_clock_now_ms());
+    r->log_floor = 0; /* until this leadership has heard its followers */
     recommit_locked(r); /* alone in the ISR, the log is committed now: reads need not wait */
     uint64_t hw = r->core.hw;
     r->lead_map = sx_partmap_acquire(pm); /* the peers' addresses live in it */
@@ -1260,6 +1318,15 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
             abort();
         }
     }
+    if (req->log_floor) {
+        /* The leader's floor (retention): below it every replica it feeds
+         * has applied. Trimmed like an apply, without mu and with the next
+         * Append waiting; the plog never trims past our own applied. */
+        r->applying = true;
+        trim_log_locked(r, req->log_floor);
+        r->applying = false;
+        pthread_cond_broadcast(&r->cv);
+    }
     uint64_t now = sx_clock_now_ms();
     if (sx_plog_applied(r->log) >= r->core.leader_commit)
         r->fresh_ms = now; /* as fresh as its leader said, a round trip ago */
@@ -1526,6 +1593,10 @@ size_t sx_replica_states(sx_replica_set *rs, sx_replica_state *out, size_t cap)
             st->log_end_offset = sx_plog_leo(r->log);
             st->applied_offset = sx_plog_applied(r->log);
             sx_plog_counters(r->log, &st->appends, &st->appended_entries);
+            st->log_start_offset = sx_plog_start(r->log);
+            pthread_mutex_lock(&r->mu);
+            st->trimmed_entries = r->trimmed;
+            pthread_mutex_unlock(&r->mu);
         }
         n++;
     }
@@ -1581,6 +1652,7 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     rs->fsync = opts->fsync;
     rs->write_buffer_bytes = opts->write_buffer_bytes;
     rs->lag_timeout_ms = opts->lag_timeout_ms ? opts->lag_timeout_ms : 2000;
+    rs->log_retention_entries = opts->log_retention_entries;
     rs->on_applied = opts->on_applied;
     rs->on_applied_arg = opts->on_applied_arg;
     rs->docs_applied = sx_metrics_counter(

@@ -95,6 +95,10 @@ typedef struct sx_replica_opts {
     sx_fsync_mode fsync;
     size_t write_buffer_bytes; /* each partition store's memtable; 0: the store's default */
     uint32_t lag_timeout_ms;   /* 0: the lease */
+    /* Log retention (docs/architecture.md): 0 keeps the whole log; N > 0
+     * lets a leader announce a floor that keeps at least the last N entries
+     * and SX_REPCORE_TRIM_MARGIN below what every replica it feeds applied. */
+    uint64_t log_retention_entries;
     /* The pipeline's next stage: runs (on a replica thread, no lock held; it
      * must not block) whenever a leader applied newly committed entries, so
      * that the index layer ships them at once. It may run until
@@ -234,6 +238,8 @@ typedef struct sx_replica_state {
     bool fenced;               /* a leader that learned of a newer epoch */
     uint64_t appends;          /* log batches written since the process started */
     uint64_t appended_entries; /* entries written since the process started */
+    uint64_t log_start_offset; /* first offset the log holds: 1 until trimmed */
+    uint64_t trimmed_entries;  /* removed by log retention since the process started */
 } sx_replica_state;
 
 /* Every hosted replica, by partition: fills at most cap and returns how many
