@@ -96,6 +96,7 @@ sx_status sx_adminservice_read_log(sx_rpc_call *call, const ProtobufCMessage *re
     }
     out->n_entries = lg.n;
     out->log_end_offset = lg.log_end_offset;
+    out->log_start_offset = lg.log_start_offset;
     out->epochs = sx_rpc_call_alloc(call, (lg.nepochs + 1) * sizeof(*out->epochs));
     for (size_t i = 0; i < lg.nepochs; i++) {
         Shardex__Internal__V1__EpochStart *e = sx_rpc_call_alloc(call, sizeof(*e));

@@ -1612,11 +1612,16 @@ sx_status sx_replica_read_log(sx_replica_set *rs, uint32_t p, uint64_t from, uin
         return sx_err_set(err, SX_NOT_FOUND, "partition %u: not hosted here", p);
     if (max == 0 || max > READ_LOG_MAX_ENTRIES)
         max = READ_LOG_MAX_ENTRIES;
-    if (from == 0)
-        from = 1;
     out->entries = sx_arena_alloc(arena, max * sizeof(*out->entries));
-    sx_status st =
-        sx_plog_read(r->log, from, max, READ_LOG_MAX_BYTES, arena, out->entries, &out->n, err);
+    sx_status st;
+    for (int tries = 0;; tries++) {
+        /* 0: from the start, which a trim may move between the two calls. */
+        out->log_start_offset = sx_plog_start(r->log);
+        uint64_t at = from ? from : out->log_start_offset;
+        st = sx_plog_read(r->log, at, max, READ_LOG_MAX_BYTES, arena, out->entries, &out->n, err);
+        if (st != SX_OUT_OF_RANGE || from != 0 || tries == 3)
+            break;
+    }
     if (st != SX_OK)
         return st;
     out->log_end_offset = sx_plog_leo(r->log);

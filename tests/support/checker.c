@@ -84,8 +84,10 @@ static Shardex__Internal__V1__ReadLogResponse *read_log(sx_cluster *c, uint32_t 
     return (void *)resp;
 }
 
-/* A replica's whole log as (epoch, op) pairs, offsets 1..n. */
+/* A replica's whole log as (epoch, op) pairs, offsets start..start+n-1
+ * (start is 1 unless log retention trimmed it). */
 typedef struct log_copy {
+    uint64_t start;
     size_t n;
     uint64_t *epoch;
     ProtobufCBinaryData *op;
@@ -97,9 +99,13 @@ static bool fetch_log(sx_cluster *c, uint32_t i, uint32_t p, log_copy *out)
 {
     memset(out, 0, sizeof(*out));
     for (;;) {
-        Shardex__Internal__V1__ReadLogResponse *r = read_log(c, i, p, out->n + 1);
+        /* From 0 first: the log's start, whatever retention left. */
+        Shardex__Internal__V1__ReadLogResponse *r =
+            read_log(c, i, p, out->nchunks ? out->start + out->n : 0);
         if (!r)
             return false;
+        if (out->nchunks == 0)
+            out->start = r->log_start_offset ? r->log_start_offset : 1;
         out->chunks = sx_realloc(out->chunks, (out->nchunks + 1) * sizeof(*out->chunks));
         out->chunks[out->nchunks++] = r;
         out->epoch = sx_realloc(out->epoch, (out->n + r->n_entries + 1) * sizeof(uint64_t));
@@ -109,7 +115,7 @@ static bool fetch_log(sx_cluster *c, uint32_t i, uint32_t p, log_copy *out)
             out->op[out->n] = r->entries[k]->op;
             out->n++;
         }
-        if (r->n_entries == 0 || out->n >= r->log_end_offset)
+        if (r->n_entries == 0 || out->start + out->n - 1 >= r->log_end_offset)
             return true;
     }
 }
@@ -134,6 +140,51 @@ static int idoff_cmp(const void *a, const void *b)
     const idoff *x = a, *y = b;
     int c = strcmp(x->id, y->id);
     return c ? c : (x->off < y->off ? -1 : x->off > y->off);
+}
+
+/* A replica's documents equal the leader's, byte for byte and version for
+ * version, at the same applied offset: what can be checked once log
+ * retention removed the log's beginning (no replay from offset 1). */
+static bool docs_match_leader(sx_cluster *c, uint32_t i, uint32_t li, uint32_t p, char *why,
+                              size_t cap)
+{
+    Shardex__Internal__V1__ScanDocsRequest req = SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
+    req.partition = p;
+    ProtobufCMessage *resp[2] = {NULL, NULL};
+    uint32_t who[2] = {i, li};
+    sx_rpc_call_opts o = {.timeout_ms = 10000, .idempotent = true};
+    bool ok = true;
+    for (int k = 0; k < 2 && ok; k++)
+        if (sx_rpc_invoke(c->rpc, c->worker_addr[who[k]], ADMIN_SVC, "ScanDocs", &req.base,
+                          &resp[k], &o, NULL) != SX_OK) {
+            snprintf(why, cap, "worker %u partition %u: ScanDocs failed", who[k], p);
+            ok = false;
+        }
+    Shardex__Internal__V1__ScanDocsResponse *a = (void *)resp[0], *b = (void *)resp[1];
+    if (ok && (a->applied_offset != b->applied_offset || a->n_docs != b->n_docs)) {
+        snprintf(why, cap,
+                 "worker %u partition %u: %zu documents at applied %" PRIu64
+                 ", the leader %zu at %" PRIu64,
+                 i, p, a->n_docs, a->applied_offset, b->n_docs, b->applied_offset);
+        ok = false;
+    }
+    for (size_t d = 0; ok && d < a->n_docs; d++) {
+        size_t x = protobuf_c_message_get_packed_size(&a->docs[d]->base);
+        size_t y = protobuf_c_message_get_packed_size(&b->docs[d]->base);
+        uint8_t *bx = sx_malloc(x + 1), *by = sx_malloc(y + 1);
+        protobuf_c_message_pack(&a->docs[d]->base, bx);
+        protobuf_c_message_pack(&b->docs[d]->base, by);
+        if (x != y || memcmp(bx, by, x) != 0) {
+            snprintf(why, cap, "worker %u partition %u: document %s differs from the leader's", i,
+                     p, a->docs[d]->doc ? a->docs[d]->doc->id : "?");
+            ok = false;
+        }
+        free(bx);
+        free(by);
+    }
+    sx_rpc_free(resp[0]);
+    sx_rpc_free(resp[1]);
+    return ok;
 }
 
 /* Replays log entries 1..applied and compares with the documents stored. */
@@ -251,23 +302,31 @@ bool sx_check_replicas(sx_cluster *c, uint64_t timeout_ms, char *why, size_t cap
                 ok = false;
                 break;
             }
-            if (f.n != lead.n) {
-                snprintf(why, cap, "partition %u: worker %u has %zu entries, the leader %zu", p, fi,
-                         f.n, lead.n);
+            uint64_t fend = f.start + f.n - 1, lend = lead.start + lead.n - 1;
+            if (fend != lend) {
+                snprintf(why, cap,
+                         "partition %u: worker %u's log ends at %" PRIu64 ", the leader's %" PRIu64,
+                         p, fi, fend, lend);
                 ok = false;
             }
-            for (size_t o = 0; ok && o < f.n; o++) {
-                if (f.epoch[o] != lead.epoch[o] || f.op[o].len != lead.op[o].len ||
-                    memcmp(f.op[o].data, lead.op[o].data, f.op[o].len) != 0) {
+            /* Where both still hold entries (retention may have trimmed
+             * them to different starts). */
+            uint64_t from = f.start > lead.start ? f.start : lead.start;
+            for (uint64_t o = from; ok && o <= fend; o++) {
+                size_t a = (size_t)(o - f.start), b = (size_t)(o - lead.start);
+                if (f.epoch[a] != lead.epoch[b] || f.op[a].len != lead.op[b].len ||
+                    memcmp(f.op[a].data, lead.op[b].data, f.op[a].len) != 0) {
                     snprintf(why, cap,
                              "partition %u: worker %u differs from the leader at offset "
-                             "%zu (epoch %" PRIu64 " vs %" PRIu64 ")",
-                             p, fi, o + 1, f.epoch[o], lead.epoch[o]);
+                             "%" PRIu64 " (epoch %" PRIu64 " vs %" PRIu64 ")",
+                             p, fi, o, f.epoch[a], lead.epoch[b]);
                     ok = false;
                 }
             }
-            if (ok)
+            if (ok && f.start == 1)
                 ok = docs_match_replay(c, fi, p, &f, why, cap);
+            else if (ok)
+                ok = docs_match_leader(c, fi, li, p, why, cap);
             free_log(&f);
         }
         free_log(&lead);

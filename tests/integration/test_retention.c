@@ -1,0 +1,295 @@
+/* test_retention.c: log retention against real processes (issue 14, "the log
+ * is never trimmed"): P=4, R=3, 3 workers, lease 1000 ms, every worker with
+ * --log-retention-entries RETAIN (through SHARDEX_LOG_RETENTION_ENTRIES).
+ *
+ *  - overwrite: N documents overwritten ROUNDS times through every worker;
+ *    then every replica's log holds at most max(RETAIN, the margin) plus one
+ *    trim step (WorkerStatus: log_start_offset .. log_end_offset), every
+ *    replica trimmed something, every acknowledged write reads back with its
+ *    last value, the replicas agree (the checker: logs where both hold
+ *    entries, documents byte for byte), and the partition stores stay
+ *    within a small multiple of the live data;
+ *  - kill during trimming: a follower restarted with the crash point
+ *    plog-trim-batch dies in its first trim batch under more overwrites;
+ *    restarted again it opens its store, catches up from the log (it is
+ *    still above the leader's floor), and the checks above hold again.
+ *
+ * Not here (not built yet): snapshots for a replica below the floor, and
+ * `shardex verify`, which replays every log from offset 1.
+ *
+ * N and ROUNDS: SHARDEX_RETENTION_DOCS and SHARDEX_RETENTION_ROUNDS (the
+ * issue's 10,000 x 50 is the `slow` variant, integration.test_retention_full).
+ * SHARDEX_TEST_FILTER=<cmocka pattern> runs some tests only.
+ */
+#include "checker.h"
+#include "clock.h"
+#include "cluster.h"
+#include "docs.h"
+#include "fixture.h"
+#include "fsutil.h"
+#include "harness.h"
+
+#include "shardex/internal/v1/worker.pb-c.h"
+
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#define P 4
+#define RETAIN 500    /* --log-retention-entries */
+#define MARGIN 1000   /* SX_REPCORE_TRIM_MARGIN */
+#define TRIM_STEP 256 /* SX_REPCORE_TRIM_STEP */
+#define BATCH 50      /* documents per Put */
+#define WAIT_MS 30000
+#define PAD_BYTES 200
+
+typedef struct state {
+    sx_cluster *c;
+    uint32_t ndocs, rounds;
+    uint32_t *last; /* [ndocs]: the round of the last acknowledged write, 0: none */
+} state;
+
+static uint32_t env_u32(const char *name, uint32_t dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? (uint32_t)strtoul(v, NULL, 10) : dflt;
+}
+
+static int setup(void **st)
+{
+    state *s = sx_calloc(1, sizeof(*s));
+    s->ndocs = env_u32("SHARDEX_RETENTION_DOCS", 500);
+    s->rounds = env_u32("SHARDEX_RETENTION_ROUNDS", 20);
+    s->last = sx_calloc(s->ndocs, sizeof(*s->last));
+    char keep[32];
+    snprintf(keep, sizeof(keep), "%d", RETAIN);
+    setenv("SHARDEX_LOG_RETENTION_ENTRIES", keep, 1); /* inherited by every worker */
+    sx_cluster_opts o = {.workers = 3, .partitions = P, .replication = 3, .lease_ms = 1000};
+    s->c = sx_cluster_start_settled(&o, WAIT_MS);
+    if (!s->c)
+        return -1;
+    *st = s;
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    state *s = *st;
+    sx_cluster_stop(s->c);
+    free(s->c);
+    free(s->last);
+    free(s);
+    return 0;
+}
+
+/* One round of overwrites: every document once, through the running workers
+ * in turn, retried (same content) until acknowledged or the deadline. */
+static void overwrite_round(state *s, uint32_t round)
+{
+    static char pad[PAD_BYTES + 1];
+    memset(pad, 'p', PAD_BYTES);
+    sx_doc_spec d[BATCH];
+    for (uint32_t i = 0; i < s->ndocs; i += BATCH) {
+        uint32_t n = s->ndocs - i < BATCH ? s->ndocs - i : BATCH;
+        for (uint32_t k = 0; k < n; k++) {
+            memset(&d[k], 0, sizeof(d[k]));
+            snprintf(d[k].id, sizeof(d[k].id), "ret-%u", i + k);
+            snprintf(d[k].text, sizeof(d[k].text), "round %u", round);
+            d[k].n = round;
+            d[k].pad = pad;
+        }
+        uint64_t deadline = sx_clock_now_ms() + WAIT_MS;
+        for (uint32_t via = i / BATCH;; via++) {
+            uint32_t w = via % s->c->nworkers;
+            if (s->c->worker_pid[w] <= 0)
+                continue;
+            sx_err err = {0};
+            if (sx_docs_put(s->c, w, d, n, 10000, NULL, &err) == SX_OK)
+                break;
+            if (sx_clock_now_ms() > deadline)
+                SX_FX_FAIL(s->c, "round %u: put of ret-%u.. not acknowledged: %s", round, i,
+                           err.msg);
+        }
+        for (uint32_t k = 0; k < n; k++)
+            s->last[i + k] = round;
+    }
+}
+
+typedef struct bound_arg {
+    state *s;
+    uint64_t max_held; /* out: the longest log seen */
+    bool trimmed_all;  /* out: every replica's log starts above 1 */
+} bound_arg;
+
+/* Every replica of every partition on every running worker holds at most
+ * the retention's bound, and has trimmed. */
+static bool logs_bounded(void *arg)
+{
+    bound_arg *a = arg;
+    sx_cluster *c = a->s->c;
+    uint64_t bound = (RETAIN > MARGIN ? RETAIN : MARGIN) + TRIM_STEP + 1;
+    bool ok = true;
+    a->max_held = 0;
+    a->trimmed_all = true;
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        if (c->worker_pid[i] <= 0)
+            continue;
+        Shardex__Internal__V1__WorkerStatusResponse *ws = sx_cluster_worker_status(c, i);
+        if (!ws)
+            return false;
+        uint32_t seen = 0;
+        for (size_t k = 0; k < ws->n_replicas; k++) {
+            const Shardex__Internal__V1__ReplicaState *r = ws->replicas[k];
+            if (strcmp(r->role, "none") == 0)
+                continue;
+            seen++;
+            uint64_t held = r->log_end_offset + 1 - r->log_start_offset;
+            if (held > a->max_held)
+                a->max_held = held;
+            ok &= held <= bound;
+            a->trimmed_all &= r->log_start_offset > 1;
+        }
+        ok &= seen == P;
+        sx_rpc_free(&ws->base);
+    }
+    return ok && a->trimmed_all;
+}
+
+static void check_bounded(state *s)
+{
+    bound_arg a = {.s = s};
+    SX_FX_WAIT(s->c, logs_bounded, &a, WAIT_MS,
+               "the logs did not get within the retention (longest %" PRIu64 " entries)",
+               a.max_held);
+    print_message("longest log held: %" PRIu64 " entries (retention %d, margin %d)\n", a.max_held,
+                  RETAIN, MARGIN);
+}
+
+/* Every acknowledged write reads back with the value of its last round. */
+static void check_reads(state *s)
+{
+    for (uint32_t i = 0; i < s->ndocs; i++) {
+        if (!s->last[i])
+            continue;
+        char id[32], want[32];
+        snprintf(id, sizeof(id), "ret-%u", i);
+        snprintf(want, sizeof(want), "round %u", s->last[i]);
+        uint32_t via = i % s->c->nworkers;
+        while (s->c->worker_pid[via] <= 0)
+            via = (via + 1) % s->c->nworkers;
+        Shardex__V1__GetResponse *g = NULL;
+        sx_err err = {0};
+        if (sx_docs_get(s->c, via, id, NULL, &g, &err) != SX_OK || !g->found ||
+            strcmp(sx_doc_text(g->doc), want) != 0) {
+            const char *got = g && g->found ? sx_doc_text(g->doc) : "(missing)";
+            char msg[128];
+            snprintf(msg, sizeof(msg), "%s", got);
+            sx_rpc_free(g ? &g->base : NULL);
+            SX_FX_FAIL(s->c, "%s reads back as '%s', want '%s' (%s)", id, msg, want,
+                       err.code ? err.msg : "ok");
+        }
+        sx_rpc_free(&g->base);
+    }
+}
+
+/* Bytes of every running worker's partition stores, against the live data
+ * (one copy of every document per replica). */
+static void check_disk(state *s, uint64_t writes)
+{
+    uint64_t live = (uint64_t)s->ndocs * (PAD_BYTES + 40), worst = 0;
+    for (uint32_t i = 0; i < s->c->nworkers; i++) {
+        uint64_t b = 0;
+        for (uint32_t p = 0; p < P; p++) {
+            char dir[600];
+            snprintf(dir, sizeof(dir), "%s/w%u/partitions/p%04u", s->c->dir, i, p);
+            b += sx_dir_bytes(dir);
+        }
+        if (b > worst)
+            worst = b;
+    }
+    print_message("partition stores: largest worker %" PRIu64 " bytes; live data about %" PRIu64
+                  " bytes; written %" PRIu64 " bytes (%.1fx live)\n",
+                  worst, live, writes * (PAD_BYTES + 40), (double)worst / (double)live);
+    /* Without retention the log alone is `rounds` copies of the data and
+     * grows with every overwrite. With it, what a store keeps is: the live
+     * documents, a bounded log, and what LevelDB has not compacted or
+     * flushed yet: its write-ahead log and memtable, up to about twice the
+     * write buffer (4 MiB by default) per store. So: a small multiple of
+     * the live data plus that constant per store, whatever the rounds. */
+    uint64_t bound = 4 * live + (uint64_t)P * (8u << 20);
+    if (worst > bound)
+        SX_FX_FAIL(s->c, "the stores hold %" PRIu64 " bytes for %" PRIu64 " live (bound %" PRIu64
+                   ")", worst, live, bound);
+}
+
+static void test_overwrite(void **st)
+{
+    state *s = *st;
+    print_message("docs=%u rounds=%u retention=%d\n", s->ndocs, s->rounds, RETAIN);
+    uint64_t t0 = sx_clock_now_ms();
+    for (uint32_t r = 1; r <= s->rounds; r++)
+        overwrite_round(s, r);
+    print_message("%u writes in %" PRIu64 " ms\n", s->ndocs * s->rounds, sx_clock_now_ms() - t0);
+    check_bounded(s);
+    check_reads(s);
+    SX_FX_CHECK_REPLICAS(s->c, WAIT_MS);
+    check_disk(s, (uint64_t)s->ndocs * s->rounds);
+}
+
+static void test_kill_during_trim(void **st)
+{
+    state *s = *st;
+    /* Enough history that every replica trims, and then a follower that dies
+     * in its first trim batch. Fewer overwrites than the margin while it is
+     * away: it stays above the floor and can catch up from the log. */
+    uint32_t rounds = s->rounds < 12 ? s->rounds : 12;
+    for (uint32_t r = 1; r <= rounds; r++)
+        overwrite_round(s, r);
+    check_bounded(s);
+    sx_cluster_kill_worker(s->c, 2);
+    const char *env[] = {"SHARDEX_CRASH_POINT=plog-trim-batch", NULL};
+    assert_true(sx_cluster_start_worker_env(s->c, 2, env));
+    /* Writes until worker 2 has died trimming (it trims at its first
+     * Append if the floor moved while it was away, else once it moves). */
+    uint32_t r = rounds;
+    int status = 0;
+    pid_t dead = 0;
+    uint64_t deadline = sx_clock_now_ms() + WAIT_MS;
+    while ((dead = waitpid(s->c->worker_pid[2], &status, WNOHANG)) == 0 &&
+           sx_clock_now_ms() < deadline) {
+        uint32_t per_part = s->ndocs / P;
+        if ((r - rounds + 1) * per_part >= MARGIN - TRIM_STEP) {
+            sx_clock_sleep_ms(100); /* it must stay within reach of the log: write no more */
+            continue;
+        }
+        overwrite_round(s, ++r);
+    }
+    if (dead != s->c->worker_pid[2])
+        SX_FX_FAIL(s->c, "worker 2 did not reach the trim crash point");
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 86);
+    print_message("worker 2 died in a trim batch after %u more rounds\n", r - rounds);
+    s->c->worker_pid[2] = 0;
+    assert_true(sx_cluster_start_worker(s->c, 2));
+    overwrite_round(s, ++r);
+    check_bounded(s);
+    check_reads(s);
+    SX_FX_CHECK_REPLICAS(s->c, WAIT_MS);
+}
+
+int main(void)
+{
+    sx_fx_seed();
+    sx_fx_filter_from_env();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_overwrite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_during_trim, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
