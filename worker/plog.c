@@ -16,10 +16,10 @@
  */
 #include "plog.h"
 
+#include "crashpoint.h"
 #include "hash.h"
 #include "keys.h"
 #include "log.h"
-#include "crashpoint.h"
 #include "metrics.h"
 
 #include "shardex/internal/v1/replication.pb-c.h"
@@ -206,9 +206,8 @@ static sx_status recover_log(sx_plog *p, sx_err *err)
         uint64_t first;
         const void *k = sx_iter_key(it, &klen);
         if (!parse_key_u64(k, klen, TAG_LOG, &first) || first != p->start) {
-            st = sx_err_set(err, SX_DATA_LOSS,
-                            "plog %s: the log does not start at offset %" PRIu64, p->dir,
-                            p->start);
+            st = sx_err_set(err, SX_DATA_LOSS, "plog %s: the log does not start at offset %" PRIu64,
+                            p->dir, p->start);
             goto done;
         }
         sx_iter_seek_last(it);

@@ -103,7 +103,7 @@ uint64_t sx_plog_leo(sx_plog *p);        /* last offset in the log; 0 when empty
 uint64_t sx_plog_last_epoch(sx_plog *p); /* epoch of the entry at leo; 0 when empty */
 uint64_t sx_plog_max_epoch(sx_plog *p);  /* highest epoch in the epoch table; 0 when empty */
 uint64_t sx_plog_applied(sx_plog *p);
-uint64_t sx_plog_start(sx_plog *p); /* first offset held: 1 until trimmed */
+uint64_t sx_plog_start(sx_plog *p);  /* first offset held: 1 until trimmed */
 uint64_t sx_plog_commit(sx_plog *p); /* highest commit offset recorded */
 
 /* The epoch of the entry at offset (1..leo); offset 0 has epoch 0.

@@ -69,6 +69,7 @@ typedef struct session {
      * call): echoed in the next Append, see "follower reads" below. */
     uint64_t echo_ms;
     bool below_start; /* said once: the follower needs entries trimmed here */
+    bool stuck;       /* the last send could not read the entries it needs (trimmed) */
     pthread_t thread;
 } session;
 
@@ -92,7 +93,7 @@ struct replica {
     pthread_t appender;
     bool appender_running;
 
-    uint64_t fresh_ms; /* monotonic: when applied last reached the commit offset */
+    uint64_t fresh_ms;  /* monotonic: when applied last reached the commit offset */
     uint64_t log_floor; /* leader: the floor announced with every Append (retention) */
     uint64_t trimmed;   /* entries this process removed from the log (retention) */
 
@@ -588,15 +589,16 @@ static sx_status send_append(session *s, const sx_repcore_step *step, uint64_t e
     if (step->entries) {
         entries = sx_malloc(SEND_MAX_ENTRIES * sizeof(*entries));
         sx_err rerr = {0};
-        if (sx_plog_read(r->log, step->prev + 1, SEND_MAX_ENTRIES, BATCH_MAX_BYTES, &arena, entries,
-                         n, &rerr) == SX_OUT_OF_RANGE &&
-            step->prev + 1 < sx_plog_start(r->log) && !s->below_start) {
+        s->stuck = sx_plog_read(r->log, step->prev + 1, SEND_MAX_ENTRIES, BATCH_MAX_BYTES, &arena,
+                                entries, n, &rerr) == SX_OUT_OF_RANGE &&
+                   step->prev + 1 < sx_plog_start(r->log);
+        if (s->stuck && !s->below_start) {
             /* Trimmed (log retention): the follower stays as it is, outside
              * the ISR, until it is given a snapshot (not built yet). */
             s->below_start = true;
             SX_LOG(SX_LOG_WARN, "replica",
-                   "partition=%u follower=%d needs offset=%" PRIu64
-                   " below the log start=%" PRIu64 ": cannot catch up from the log",
+                   "partition=%u follower=%d needs offset=%" PRIu64 " below the log start=%" PRIu64
+                   ": cannot catch up from the log",
                    r->p, s->follower, step->prev + 1, sx_plog_start(r->log));
         }
         req.entries = sx_arena_alloc(&arena, (*n + 1) * sizeof(*req.entries));
@@ -711,6 +713,8 @@ static void *session_main(void *arg)
         if (!s->stop)
             on_reply_locked(s, &step, n, st, resp, &err, now);
         sx_rpc_free(resp);
+        if (s->stuck && !s->stop) /* a heartbeat at the idle pace, not a busy loop */
+            sx_cond_wait_ms(&r->cv, &r->mu, SX_REPCORE_IDLE_MS);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -774,7 +778,7 @@ static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
     uint64_t leo = sx_plog_leo(r->log);
     sx_repcore_lead(&r->core, cm, sx_plog_commit(r->log), sx_plog_applied(r->log), leo,
                     sx_clock_now_ms());
-    r->log_floor = 0; /* until this leadership has heard its followers */
+    r->log_floor = 0;   /* until this leadership has heard its followers */
     recommit_locked(r); /* alone in the ISR, the log is committed now: reads need not wait */
     uint64_t hw = r->core.hw;
     r->lead_map = sx_partmap_acquire(pm); /* the peers' addresses live in it */

@@ -253,12 +253,13 @@ typedef struct sx_replica_log {
     size_t n;
     uint64_t log_end_offset;
     uint64_t log_start_offset; /* first offset held (1 until trimmed) */
-    sx_epoch_start *epochs; /* ascending */
+    sx_epoch_start *epochs;    /* ascending */
     size_t nepochs;
 } sx_replica_log;
 
 /* Up to max entries (0 or above 10000: 10000; about 8 MiB) from offset from
- * (0: the log's start, 1 until trimmed). SX_NOT_FOUND when p is not hosted here; sx_plog_read's codes. */
+ * (0: the log's start, 1 until trimmed). SX_NOT_FOUND when p is not hosted here; sx_plog_read's
+ * codes. */
 sx_status sx_replica_read_log(sx_replica_set *r, uint32_t p, uint64_t from, uint32_t max,
                               sx_arena *arena, sx_replica_log *out, sx_err *err);
 

@@ -225,8 +225,9 @@ static void check_disk(state *s, uint64_t writes)
      * the live data plus that constant per store, whatever the rounds. */
     uint64_t bound = 4 * live + (uint64_t)P * (8u << 20);
     if (worst > bound)
-        SX_FX_FAIL(s->c, "the stores hold %" PRIu64 " bytes for %" PRIu64 " live (bound %" PRIu64
-                   ")", worst, live, bound);
+        SX_FX_FAIL(s->c,
+                   "the stores hold %" PRIu64 " bytes for %" PRIu64 " live (bound %" PRIu64 ")",
+                   worst, live, bound);
 }
 
 static void test_overwrite(void **st)
