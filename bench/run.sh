@@ -10,7 +10,8 @@
 #   BENCH_RESTART_ARGS="--rounds 5" bench/run.sh build           # likewise for bench_restart
 #   BENCH_FAILOVER_ARGS="--rounds 5" bench/run.sh build          # likewise for bench_failover
 #   BENCH_TAIL_ARGS="--rounds 5" bench/run.sh build              # likewise for bench_tail
-#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail)
+#   BENCH_RETENTION_ARGS="--repeat 3" bench/run.sh build          # likewise for bench_retention
+#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail retention)
 #
 # Plots: bench_index and bench_peers also write TSV files (--tsv), which
 # bench/plot.sh draws into docs/*.png (gnuplot) once each benchmark has run;
@@ -32,9 +33,10 @@ peers_bin=$build/bench/bench_peers
 restart_bin=$build/bench/bench_restart
 failover_bin=$build/bench/bench_failover
 tail_bin=$build/bench/bench_tail
-only=" ${BENCH_ONLY:-rpc write index peers restart failover tail} "
+retention_bin=$build/bench/bench_retention
+only=" ${BENCH_ONLY:-rpc write index peers restart failover tail retention} "
 selected() { [[ $only == *" $1 "* ]]; }
-for name in rpc write index peers restart failover tail; do
+for name in rpc write index peers restart failover tail retention; do
     b=$build/bench/bench_$name
     if selected "$name" && [ ! -x "$b" ]; then
         echo "run.sh: $b is not built (make bench builds it; bench_peers needs libpq-dev)" >&2
@@ -405,4 +407,41 @@ load_after=$(cut -d' ' -f1 /proc/loadavg)
 } >"$tmp/tail.md"
 replace_section tail "$tmp/tail.md"
 echo "run.sh: wrote the tail section of ${doc#"$root"/}" >&2
+fi
+
+# ---- Log retention: disk use and write rate against keeping the whole log ----
+if selected retention; then
+# shellcheck disable=SC2206  # word splitting of the extra options is intended
+retention_args=(${BENCH_RETENTION_ARGS:-})
+rel_retention_bin=${retention_bin#"$root"/}
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+echo "run.sh: $rel_retention_bin ${retention_args[*]}" >&2
+if ! (cd "$root" && "$retention_bin" "${retention_args[@]}") >"$tmp/retention.out"; then
+    cat "$tmp/retention.out" >&2
+    echo "run.sh: bench_retention failed; its section of docs/benchmarks.md left as it was" >&2
+    exit 1
+fi
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+{
+    echo "<!-- bench:retention:begin -->"
+    echo "## Log retention: disk use and write rate when the same documents are overwritten"
+    echo
+    echo "Written by \`bench/run.sh\`; do not edit by hand."
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Command: \`$rel_retention_bin${retention_args[*]:+ ${retention_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`; \`BENCH_ONLY=retention\` for this section alone)"
+    echo "- Machine: $machine; 1-minute load average $load_before before the run, $load_after after it"
+    echo "  (other work shares the machine: absolute figures are noisy; read the same-run ratios first)."
+    echo "  No CPU pinning."
+    echo "- Subject: \`--log-retention-entries\` (docs/architecture.md \"Log retention\"); each"
+    echo "  configuration on a fresh cluster (3 workers, P=4, R=3), one caller, Puts of 50 documents."
+    echo "- Baseline, in the same run: retention off (every replica keeps its whole log)."
+    echo "- Not measured: a new replica's catch-up time from a snapshot against a full-log copy"
+    echo "  (snapshots are not built; with retention on, such a replica cannot catch up at all)."
+    echo
+    cat "$tmp/retention.out"
+    echo "<!-- bench:retention:end -->"
+} >"$tmp/retention.md"
+replace_section retention "$tmp/retention.md"
+echo "run.sh: wrote the retention section of ${doc#"$root"/}" >&2
 fi

@@ -280,6 +280,12 @@ sx_status sx_store_delete(sx_store *s, const void *k, size_t klen, sx_sync sync,
     return lerr ? map_error(s->path, lerr, err) : SX_OK;
 }
 
+void sx_store_compact_range(sx_store *s, const void *lo, size_t lo_len, const void *hi,
+                            size_t hi_len)
+{
+    leveldb_compact_range(s->db, lo, lo ? lo_len : 0, hi, hi ? hi_len : 0);
+}
+
 sx_batch *sx_batch_create(void)
 {
     sx_batch *b = sx_malloc(sizeof(*b));

@@ -84,6 +84,14 @@ sx_status sx_store_put(sx_store *s, const void *k, size_t klen, const void *v, s
                        sx_sync sync, sx_err *err);
 sx_status sx_store_delete(sx_store *s, const void *k, size_t klen, sx_sync sync, sx_err *err);
 
+/* Compacts the keys in [lo, hi) (NULL: from the first / to the last key)
+ * now, in the calling thread: the files holding them are merged, so deleted
+ * and overwritten values there stop taking disk space (LevelDB would
+ * otherwise keep them until its own compactions reach them). Writes and
+ * reads go on meanwhile. Slow: seconds for large ranges. */
+void sx_store_compact_range(sx_store *s, const void *lo, size_t lo_len, const void *hi,
+                            size_t hi_len);
+
 /* Write batches: puts and deletes that sx_store_write applies atomically and
  * in order (a later operation on the same key wins). The caller owns a batch;
  * it copies keys and values, and writing it leaves it unchanged (clear it to

@@ -48,6 +48,11 @@ static const char START_KEY[] = "Mstart";
  * the start with its deletions, so a crash between batches leaves a log that
  * starts at the last batch's start. */
 #define TRIM_BATCH_ENTRIES 4096
+/* After this many entries trimmed, the trimmed range is compacted: LevelDB
+ * keeps deleted entries (and the documents' overwritten versions in the same
+ * files) on disk until a compaction merges their files, which under steady
+ * overwrites of a small live set is far later than the retention asks. */
+#define TRIM_COMPACT_ENTRIES 65536
 
 /* One apply batch holds at most this many entries or about this many bytes
  * of ops, so that a long catch-up neither builds a huge batch nor holds the
@@ -69,6 +74,7 @@ struct sx_plog {
     pthread_mutex_t pub_mu;
     uint64_t leo;           /* last offset in the log; 0 when empty */
     uint64_t start;         /* first offset held (1 until trimmed); <= applied when trimmed */
+    uint64_t compacted;     /* start as of the last compaction of the trimmed range (mu) */
     uint64_t last_epoch;    /* epoch of the entry at leo */
     sx_epoch_start *epochs; /* ascending epoch, non-decreasing start_offset */
     size_t nepochs, cap_epochs;
@@ -363,6 +369,7 @@ sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *
         st = recover_meta(p, START_KEY, &p->start, &val, err);
     if (p->start == 0)
         p->start = 1;
+    p->compacted = p->start;
     if (st == SX_OK)
         st = recover_log(p, err);
     if (st == SX_OK)
@@ -667,6 +674,26 @@ static sx_status trim_batch_locked(sx_plog *p, uint64_t upto, sx_err *err)
     return st;
 }
 
+/* Compacts everything below the start once TRIM_COMPACT_ENTRIES more were
+ * trimmed: from the first key of the store (the documents' 'D' keys sort
+ * before 'L', and their overwritten versions share files with the log) to
+ * the start's log key. Without the mutex: LevelDB compacts beside writes. */
+static void compact_trimmed(sx_plog *p)
+{
+    pthread_mutex_lock(&p->mu);
+    uint64_t start = p->start;
+    bool due = start - p->compacted >= TRIM_COMPACT_ENTRIES;
+    if (due)
+        p->compacted = start;
+    pthread_mutex_unlock(&p->mu);
+    if (!due)
+        return;
+    sx_buf hi = {0};
+    key_u64(&hi, TAG_LOG, start);
+    sx_store_compact_range(p->store, NULL, 0, hi.data, hi.len);
+    sx_buf_free(&hi);
+}
+
 sx_status sx_plog_trim(sx_plog *p, uint64_t floor, uint64_t *removed, sx_err *err)
 {
     sx_status st = SX_OK;
@@ -692,6 +719,8 @@ sx_status sx_plog_trim(sx_plog *p, uint64_t floor, uint64_t *removed, sx_err *er
         /* Tests kill -9 here: the store holds a log starting at upto. */
         SX_CRASH_POINT("plog-trim-batch");
     }
+    if (st == SX_OK)
+        compact_trimmed(p);
     if (removed)
         *removed = gone;
     return st;
