@@ -1324,12 +1324,11 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
     }
     if (req->log_floor) {
         /* The leader's floor (retention): below it every replica it feeds
-         * has applied. Trimmed like an apply, without mu and with the next
-         * Append waiting; the plog never trims past our own applied. */
-        r->applying = true;
+         * has applied. Without mu, and without holding the next Append back
+         * (a trim may end in a compaction): the plog never trims past our
+         * own applied, which only rises, and a truncation never goes below
+         * it, so the two cannot meet. */
         trim_log_locked(r, req->log_floor);
-        r->applying = false;
-        pthread_cond_broadcast(&r->cv);
     }
     uint64_t now = sx_clock_now_ms();
     if (sx_plog_applied(r->log) >= r->core.leader_commit)
