@@ -333,10 +333,11 @@ void sx_repcore_peer_applied(sx_repcore *c, uint32_t slot, uint64_t applied)
  * members count even before they answer (their position is unknown: no
  * floor), since any of them may be elected and must be able to feed the
  * others; other followers count once they answered, so that one catching up
- * is not cut off (a dead one that never answered does not hold the log
- * forever: it will need a snapshot). */
+ * is not cut off, and hold the floor for a lag timeout from the start of the
+ * leadership until they do (one the previous leader was feeding answers by
+ * then; a dead one does not hold the log forever: it will need a snapshot). */
 uint64_t sx_repcore_log_floor(const sx_repcore *c, uint64_t applied, uint64_t leo,
-                              int64_t keep_entries)
+                              int64_t keep_entries, uint64_t now_ms)
 {
     if (keep_entries < 0 || !sx_repcore_leading(c))
         return 0;
@@ -345,7 +346,10 @@ uint64_t sx_repcore_log_floor(const sx_repcore *c, uint64_t applied, uint64_t le
         const sx_repcore_peer *p = &c->peers[i];
         bool counts = counts_for_commit(c, p->who.worker);
         if (!p->synced || !p->applied_known) {
-            if (counts)
+            /* Others are waited for a lag timeout from the start of this
+             * leadership (last_ack_ms starts there): a live follower that
+             * the previous leader fed answers by then. */
+            if (counts || now_ms < p->last_ack_ms + c->lag_timeout_ms)
                 return 0;
             continue;
         }

@@ -64,8 +64,9 @@
  *           follower, and of every other follower that answered in this
  *           epoch) less SX_REPCORE_TRIM_MARGIN, and no higher than
  *           leo - keep_entries; 0 (trim nothing) while an ISR or pending
- *           follower has not answered in this leadership, when retention is
- *           off (keep_entries < 0), or when not leading. Sent with every
+ *           follower has not answered in this leadership (another one: for
+ *           lag_timeout from its start), when retention is off
+ *           (keep_entries < 0), or when not leading. Sent with every
  *           Append (log_floor); each replica removes its entries below
  *           min(floor, its own applied) (sx_plog_trim).
  *
@@ -294,9 +295,11 @@ void sx_repcore_peer_applied(sx_repcore *c, uint32_t slot, uint64_t applied);
 /* The log floor to announce (see "log retention" above): entries below it
  * are applied by every replica this leadership must still send to, less the
  * margin, and beyond the retention asked (keep_entries < 0: keep everything).
- * 0: trim nothing. applied and leo are ours. Never rises above our applied. */
+ * 0: trim nothing. applied and leo are ours. Never rises above our applied.
+ * A follower outside the ISR that has not answered holds it at 0 until
+ * lag_timeout after the leadership began (now_ms: the time now). */
 uint64_t sx_repcore_log_floor(const sx_repcore *c, uint64_t applied, uint64_t leo,
-                              int64_t keep_entries);
+                              int64_t keep_entries, uint64_t now_ms);
 
 /* The follower's entry at prev differs: the common prefix of both logs, from
  * both whole epoch tables (sx_plog_common_prefix), becomes its match (synced:

@@ -397,8 +397,9 @@ static void retain_leader_locked(replica *r)
 {
     if (r->owner->log_retention_entries == 0)
         return;
-    r->log_floor = sx_repcore_log_floor(&r->core, sx_plog_applied(r->log), sx_plog_leo(r->log),
-                                        (int64_t)r->owner->log_retention_entries);
+    r->log_floor =
+        sx_repcore_log_floor(&r->core, sx_plog_applied(r->log), sx_plog_leo(r->log),
+                             (int64_t)r->owner->log_retention_entries, sx_clock_now_ms());
     trim_log_locked(r, r->log_floor);
 }
 

@@ -658,43 +658,49 @@ static void test_expand_conditions(void **state)
 /* The floor: nothing until every ISR follower answered in this leadership;
  * then the lowest applied (or match) of every follower that answered, less
  * the margin, capped by the retention; a follower outside the ISR counts
- * once it answered; off (keep < 0) or not leading: 0. */
+ * once it answered, and holds it for a lag timeout until then; off
+ * (keep < 0) or not leading: 0. */
 static void test_log_floor(void **state)
 {
     (void)state;
+    const uint64_t NOW = T0 + LAG;
     sx_repcore c;
     const uint64_t M = SX_REPCORE_TRIM_MARGIN;
     lead(&c, ISR_01, 2, 2, 5000, 5000);
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 0); /* worker 1 unheard */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 0); /* worker 1 unheard */
     ack(&c, W1, 5000, T0 + 10);
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 0); /* its applied unknown */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 0); /* its applied unknown */
     sx_repcore_peer_applied(&c, W1, 4000);
-    /* Worker 2 is outside the ISR and silent (maybe dead): it holds nothing. */
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 4000 - M);
-    assert_int_equal(sx_repcore_log_floor(&c, 3000, 5000, 0), 3000 - M); /* ours is lower */
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, -1), 0);       /* retention off */
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 2500), 2500);  /* keep 2500 */
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 100000), 0);
+    /* Worker 2 is outside the ISR and silent: it holds the floor for a lag
+     * timeout from the start of the leadership (it may be catching up and
+     * about to answer), then nothing (maybe dead). */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, T0 + LAG - 1), 0);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 4000 - M);
+    assert_int_equal(sx_repcore_log_floor(&c, 3000, 5000, 0, NOW), 3000 - M); /* ours is lower */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, -1, NOW), 0);       /* retention off */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 2500, NOW), 2500);  /* keep 2500 */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 100000, NOW), 0);
     /* Worker 2 answers, behind: it is catching up, and is not cut off. */
     ack(&c, W2, 5000, T0 + 20);
     c.peers[W2].match = 1500; /* as if it had acknowledged up to 1500 only */
     sx_repcore_peer_applied(&c, W2, 1400);
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 1400 - M);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 1400 - M);
     sx_repcore_peer_applied(&c, W2, 1600); /* match lower than applied: match */
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 1500 - M);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 1500 - M);
     sx_repcore_peer_applied(&c, W2, 500); /* within the margin: nothing */
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 0);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 0);
     /* A fenced leader (someone else leads) announces nothing. */
     sx_repcore_peer_applied(&c, W2, 5000);
     c.peers[W2].match = 5000;
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 4000 - M);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 4000 - M);
     sx_repcore_fence(&c);
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 0);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 0);
     /* A new leadership forgets what the followers said. */
     lead(&c, ISR_ALL, 3, 2, 5000, 5000);
     ack(&c, W1, 5000, T0 + 10);
     sx_repcore_peer_applied(&c, W1, 5000);
-    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0), 0); /* worker 2 in the ISR, unheard */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW),
+                     0); /* worker 2 in the ISR, unheard */
 }
 
 static void test_follower_fence(void **state)
