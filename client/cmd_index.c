@@ -274,8 +274,8 @@ static int index_create(const sx_cli *cli, int argc, char **argv)
     if (range) {
         const char *why = "--partitioning range needs --split-points";
         spec.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
-        if (!cfg.split_points || !parse_splits(cfg.split_points, strcmp(cfg.type, "int") == 0,
-                                               &spec, &why)) {
+        if (!cfg.split_points ||
+            !parse_splits(cfg.split_points, strcmp(cfg.type, "int") == 0, &spec, &why)) {
             code = sx_cmd_usage_error("index create", "%s", why);
             goto out;
         }
@@ -316,7 +316,7 @@ static int index_create(const sx_cli *cli, int argc, char **argv)
         if (s->global)
             printf(", %" PRIu32 " term partitions%s", s->term_partitions,
                    s->partitioning == SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE ? " by range"
-                                                                                     : "");
+                                                                                    : "");
         printf("; %s", state_name(info->state));
         if (cfg.wait)
             printf(" after %" PRIu64 " ms", sx_clock_now_ms() - t0);

@@ -25,10 +25,11 @@
  *      (sx_ixkey_term_of) and, for a range, all M term partitions of a
  *      hash-partitioned index or, of a range-partitioned one, only those from
  *      the term partition of start to that of range.max, in value order
- *      (ScanTerm on the owner; partitions_contacted counts them). In auto mode a GLOBAL scan of an index also kept LOCAL asks for
- *      a view at most SX_QPLAN_AUTO_MAX_STALENESS_MS old, and the query falls
- *      back to LOCAL when the term partitions cannot answer
- *      (sx_qplan_falls_back, sx_qplan_go_local).
+ *      (ScanTerm on the owner; partitions_contacted counts them). In auto
+ *      mode a GLOBAL scan of an index also kept LOCAL asks for a view at most
+ *      SX_QPLAN_AUTO_MAX_STALENESS_MS old, and the query falls back to LOCAL
+ *      when the term partitions cannot answer (sx_qplan_falls_back,
+ *      sx_qplan_go_local).
  *
  * Page token (opaque to clients): u8 SX_QPLAN_TOKEN_VERSION, u64 index id,
  * then the last key returned (common/keys.h encodings). The id makes a token

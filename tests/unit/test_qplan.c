@@ -840,7 +840,8 @@ static void test_range_targets(void **state)
     const struct {
         int64_t v;
         uint32_t t;
-    } eqs[] = {{INT64_MIN, 0}, {-1, 0}, {0, 1}, {99, 1}, {100, 2}, {199, 2}, {200, 3}, {INT64_MAX, 3}};
+    } eqs[] = {{INT64_MIN, 0}, {-1, 0},  {0, 1},   {99, 1},
+               {100, 2},       {199, 2}, {200, 3}, {INT64_MAX, 3}};
     for (size_t k = 0; k < sizeof(eqs) / sizeof(eqs[0]); k++) {
         q_init(&r, "by_num");
         q_eq_i(&r, eqs[k].v);
@@ -868,9 +869,9 @@ static void test_range_targets(void **state)
         int64_t min, max;
         uint32_t first, n;
     } rs[] = {
-        {true, true, 10, 50, 1, 1},   {true, true, 50, 150, 1, 2},   {true, true, 0, 99, 1, 1},
-        {true, true, -5, 250, 0, 4},  {false, true, 0, 99, 0, 2},    {true, false, 200, 0, 3, 1},
-        {false, false, 0, 0, 0, 4},   {true, true, 150, 50, 2, 1}, /* empty: one, holding none */
+        {true, true, 10, 50, 1, 1},  {true, true, 50, 150, 1, 2}, {true, true, 0, 99, 1, 1},
+        {true, true, -5, 250, 0, 4}, {false, true, 0, 99, 0, 2},  {true, false, 200, 0, 3, 1},
+        {false, false, 0, 0, 0, 4},  {true, true, 150, 50, 2, 1}, /* empty: one, holding none */
     };
     for (size_t k = 0; k < sizeof(rs) / sizeof(rs[0]); k++) {
         q_init(&r, "by_num");
@@ -882,8 +883,8 @@ static void test_range_targets(void **state)
         r.r.mode = GLOBAL;
         expect_plan(&r.r, &i.e, SX_OK, NULL, &a, &pl);
         if (pl.n != rs[k].n || pl.targets[0] != rs[k].first)
-            fail_msg("range %zu: %zu targets from %u, expected %u from %u", k, pl.n,
-                     pl.targets[0], rs[k].n, rs[k].first);
+            fail_msg("range %zu: %zu targets from %u, expected %u from %u", k, pl.n, pl.targets[0],
+                     rs[k].n, rs[k].first);
         for (uint32_t t = 0; t < rs[k].n; t++)
             expect_scan(&pl, t, rs[k].first + t, INT);
     }
