@@ -219,8 +219,9 @@ static bool parse_splits(const char *list, bool is_int, Shardex__V1__IndexSpec *
             char *end = NULL;
             errno = 0;
             long long x = strtoll(text, &end, 10);
+            bool bad = errno || *end;
             free(text);
-            if (errno || *end) {
+            if (bad) {
                 *why = "--split-points: not an int";
                 return false;
             }
