@@ -5,6 +5,8 @@
  *    updates, deletes and re-created ids, with indexes created before some
  *    writes and after others: every equality and range query, LOCAL and
  *    GLOBAL, unpaged and paged, equals the model (ids, values, order);
+ *  - the same on range-partitioned GLOBAL indexes (split points given), with
+ *    partitions_contacted exactly the term partitions a range covers;
  *  - read-your-writes with `after` tokens in both modes;
  *  - exactly once under shipping faults (dup, delay, drop, lost replies) and
  *    a log leader killed mid-stream;
