@@ -10,8 +10,9 @@
 #   BENCH_RESTART_ARGS="--rounds 5" bench/run.sh build           # likewise for bench_restart
 #   BENCH_FAILOVER_ARGS="--rounds 5" bench/run.sh build          # likewise for bench_failover
 #   BENCH_TAIL_ARGS="--rounds 5" bench/run.sh build              # likewise for bench_tail
+#   BENCH_RANGE_ARGS="--rounds 5" bench/run.sh build             # likewise for bench_range
 #   BENCH_RETENTION_ARGS="--repeat 3" bench/run.sh build          # likewise for bench_retention
-#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail retention)
+#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail range retention)
 #
 # Plots: bench_index and bench_peers also write TSV files (--tsv), which
 # bench/plot.sh draws into docs/*.png (gnuplot) once each benchmark has run;
@@ -33,10 +34,11 @@ peers_bin=$build/bench/bench_peers
 restart_bin=$build/bench/bench_restart
 failover_bin=$build/bench/bench_failover
 tail_bin=$build/bench/bench_tail
+range_bin=$build/bench/bench_range
 retention_bin=$build/bench/bench_retention
-only=" ${BENCH_ONLY:-rpc write index peers restart failover tail retention} "
+only=" ${BENCH_ONLY:-rpc write index peers restart failover tail range retention} "
 selected() { [[ $only == *" $1 "* ]]; }
-for name in rpc write index peers restart failover tail retention; do
+for name in rpc write index peers restart failover tail range retention; do
     b=$build/bench/bench_$name
     if selected "$name" && [ ! -x "$b" ]; then
         echo "run.sh: $b is not built (make bench builds it; bench_peers needs libpq-dev)" >&2
@@ -407,6 +409,42 @@ load_after=$(cut -d' ' -f1 /proc/loadavg)
 } >"$tmp/tail.md"
 replace_section tail "$tmp/tail.md"
 echo "run.sh: wrote the tail section of ${doc#"$root"/}" >&2
+fi
+
+# ---- GLOBAL range queries: hash vs range partitioning against the range's width ----
+if selected range; then
+# shellcheck disable=SC2206  # word splitting of the extra options is intended
+range_args=(${BENCH_RANGE_ARGS:-})
+rel_range_bin=${range_bin#"$root"/}
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+echo "run.sh: $rel_range_bin ${range_args[*]}" >&2
+if ! (cd "$root" && "$range_bin" "${range_args[@]}") >"$tmp/range.out"; then
+    cat "$tmp/range.out" >&2
+    echo "run.sh: bench_range failed; its section of docs/benchmarks.md left as it was" >&2
+    exit 1
+fi
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+{
+    echo "<!-- bench:range:begin -->"
+    echo "## GLOBAL range queries: hash vs range partitioning"
+    echo
+    echo "Written by \`bench/run.sh\`; do not edit by hand."
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Command: \`$rel_range_bin${range_args[*]:+ ${range_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`; \`BENCH_ONLY=range\` for this section alone)"
+    echo "- Machine: $machine; 1-minute load average $load_before before the run, $load_after after it"
+    echo "  (other work shares the machine: absolute figures are noisy; read the same-run ratios first)."
+    echo "  No CPU pinning."
+    echo "- Subject: \`IndexSpec.partitioning = PARTITIONING_RANGE\` (docs/indexes.md, \"Range"
+    echo "  partitioning\"): a range query reads only the term partitions whose value ranges it meets."
+    echo "- Baseline, in the same run: the same queries on a hash-partitioned index of the same field"
+    echo "  with as many term partitions, which reads all of them for any range."
+    echo
+    cat "$tmp/range.out"
+    echo "<!-- bench:range:end -->"
+} >"$tmp/range.md"
+replace_section range "$tmp/range.md"
+echo "run.sh: wrote the range section of ${doc#"$root"/}" >&2
 fi
 
 # ---- Log retention: disk use and write rate against keeping the whole log ----

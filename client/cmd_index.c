@@ -2,8 +2,12 @@
 #include "cmd.h"
 
 #include "clock.h"
+#include "mem.h"
 #include "out.h"
+#include "rpc.h"
+#include "sample.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,10 +77,15 @@ typedef struct create_cfg {
     const char *type;
     bool local, global;
     uint32_t term_partitions;
+    const char *partitioning;
+    const char *split_points;
     bool wait;
 } create_cfg;
 
 static const char *const types[] = {"string", "int", NULL};
+static const char *const partitionings[] = {"hash", "range", NULL};
+/* ScanDocs answers hold a partition's documents: as large as verify takes. */
+#define SAMPLE_MAX_MESSAGE (64u * 1024 * 1024)
 
 #define COFF(m, t) SX_FLAG_OFFSET(create_cfg, m, t)
 static const sx_flag create_flags[] = {
@@ -107,6 +116,19 @@ static const sx_flag create_flags[] = {
      .offset = COFF(term_partitions, uint32_t),
      .metavar = "M",
      .help = "term partitions of the global index; 0: the cluster's default"},
+    {.name = "partitioning",
+     .type = SX_FLAG_CHOICE,
+     .offset = COFF(partitioning, const char *),
+     .choices = partitionings,
+     .help = "how values map to term partitions: by hash, or by contiguous ranges bounded by "
+             "--split-points (a range query then reads only the partitions that cover it)"},
+    {.name = "split-points",
+     .type = SX_FLAG_STRING,
+     .offset = COFF(split_points, const char *),
+     .metavar = "V1,V2,...",
+     .help = "range partitioning: the increasing values that start term partitions 1..M-1; "
+             "without it, the M-quantiles (M: --term-partitions, else the cluster's default) of "
+             "the field's values in the data now, read through the internal services"},
     {.name = "wait",
      .short_name = 'w',
      .type = SX_FLAG_BOOL,
@@ -125,6 +147,8 @@ static const sx_flags_spec create_spec = {
         "\n"
         "  shardex index create section --field section --wait\n"
         "  shardex index create size --field installed-size --type int --local\n"
+        "  shardex index create pkg --field package --global --partitioning range \\\n"
+        "      --split-points g,m,s\n"
         "\n"
         "--json prints a CreateIndexResponse {\"index\": {\"spec\": {...}, \"state\": ...}} (with\n"
         "--wait, the index once READY). Exit status: 0 created; 2 usage; 3 the cluster could not\n"
@@ -173,9 +197,94 @@ static sx_status wait_ready(sx_client *cl, const char *name, uint64_t timeout_ms
     }
 }
 
+/* Parses --split-points "V1,V2,..." as values of the index's type into
+ * arena-free storage the caller frees with free_splits. False with a message
+ * on a malformed int or an empty value. */
+static bool parse_splits(const char *list, bool is_int, Shardex__V1__IndexSpec *spec,
+                         const char **why)
+{
+    size_t n = 1;
+    for (const char *c = list; *c; c++)
+        n += *c == ',';
+    spec->split_points = sx_calloc(n, sizeof(*spec->split_points));
+    const char *p = list;
+    for (size_t i = 0; i < n; i++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (!len) {
+            *why = "--split-points: an empty value";
+            return false;
+        }
+        Shardex__V1__Value *v = sx_calloc(1, sizeof(*v));
+        shardex__v1__value__init(v);
+        spec->split_points[spec->n_split_points++] = v;
+        char *text = sx_malloc(len + 1);
+        memcpy(text, p, len);
+        text[len] = 0;
+        if (is_int) {
+            char *end = NULL;
+            errno = 0;
+            long long x = strtoll(text, &end, 10);
+            bool bad = errno || *end;
+            free(text);
+            if (bad) {
+                *why = "--split-points: not an int";
+                return false;
+            }
+            v->kind_case = SHARDEX__V1__VALUE__KIND_I;
+            v->i = x;
+        } else {
+            v->kind_case = SHARDEX__V1__VALUE__KIND_S;
+            v->s = text;
+        }
+        p += len + 1;
+    }
+    return true;
+}
+
+/* No --split-points: the m-quantiles of the field's values in the data now
+ * (client/sample.h says why the tool, before CreateIndex, is sound). Reads
+ * the documents through the internal services: with TLS, a node's
+ * certificate, as `shardex verify`. */
+static int sample_splits(const create_cfg *cfg, Shardex__V1__IndexSpec *spec)
+{
+    sx_rpc_tls tls = {cfg->common.tls_cert, cfg->common.tls_key, cfg->common.tls_ca};
+    sx_rpc_client_opts co = {.max_message_bytes = SAMPLE_MAX_MESSAGE,
+                             .tls = cfg->common.tls_ca ? &tls : NULL,
+                             .token = cfg->common.token};
+    sx_rpc_client *client = NULL;
+    sx_err err = {0};
+    sx_status st = sx_rpc_client_create(&co, &client, &err);
+    char server[256];
+    snprintf(server, sizeof(server), "%s", cfg->common.server);
+    server[strcspn(server, ",")] = '\0'; /* the first address: its map names the leaders */
+    sx_sample_opts so = {.server = server,
+                         .client = client,
+                         .timeout_ms = cfg->common.timeout_ms,
+                         .field = cfg->field,
+                         .is_int = strcmp(cfg->type, "int") == 0,
+                         .m = cfg->term_partitions};
+    if (st == SX_OK)
+        st = sx_sample_splits(&so, spec, &err);
+    sx_rpc_client_destroy(client);
+    if (st != SX_OK)
+        return sx_cmd_fail("index create: choosing split points", &cfg->common, st, err.msg);
+    return SX_EXIT_OK;
+}
+
+static void free_splits(Shardex__V1__IndexSpec *spec)
+{
+    for (size_t i = 0; i < spec->n_split_points; i++) {
+        if (spec->split_points[i]->kind_case == SHARDEX__V1__VALUE__KIND_S)
+            free(spec->split_points[i]->s);
+        free(spec->split_points[i]);
+    }
+    free(spec->split_points);
+}
+
 static int index_create(const sx_cli *cli, int argc, char **argv)
 {
-    create_cfg cfg = {.common = sx_cmd_common_init(cli), .type = "string"};
+    create_cfg cfg = {.common = sx_cmd_common_init(cli), .type = "string", .partitioning = "hash"};
     create_cfg defaults = cfg;
     sx_cmd_args a;
     int code = sx_cmd_parse("index create", &create_spec, &cfg, &defaults, argc, argv, NULL, &a);
@@ -184,6 +293,7 @@ static int index_create(const sx_cli *cli, int argc, char **argv)
     sx_client *cl = NULL;
     Shardex__V1__CreateIndexResponse *r = NULL;
     Shardex__V1__ListIndexesResponse *l = NULL;
+    Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
     if (a.npos != 1) {
         code = sx_cmd_usage_error("index create",
                                   a.npos ? "one NAME at a time" : "the index NAME is required");
@@ -193,10 +303,25 @@ static int index_create(const sx_cli *cli, int argc, char **argv)
         code = sx_cmd_usage_error("index create", "--field is required");
         goto out;
     }
+    bool range = strcmp(cfg.partitioning, "range") == 0;
+    if (cfg.split_points && !range) {
+        code = sx_cmd_usage_error("index create", "--split-points needs --partitioning range");
+        goto out;
+    }
+    if (range) {
+        const char *why = "";
+        spec.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+        if (cfg.split_points &&
+            !parse_splits(cfg.split_points, strcmp(cfg.type, "int") == 0, &spec, &why)) {
+            code = sx_cmd_usage_error("index create", "%s", why);
+            goto out;
+        }
+        if (!cfg.split_points && (code = sample_splits(&cfg, &spec)) != SX_EXIT_OK)
+            goto out;
+    }
     code = sx_cmd_connect("index create", &cfg.common, &cl);
     if (code != SX_EXIT_OK)
         goto out;
-    Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
     spec.name = a.pos[0];
     spec.field = (char *)cfg.field;
     spec.type = strcmp(cfg.type, "int") == 0 ? SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT
@@ -228,13 +353,24 @@ static int index_create(const sx_cli *cli, int argc, char **argv)
         printf("created index %s: field %s, %s, %s", s->name, s->field, type_name(s->type),
                kept_name(s));
         if (s->global)
-            printf(", %" PRIu32 " term partitions", s->term_partitions);
+            printf(", %" PRIu32 " term partitions%s", s->term_partitions,
+                   s->partitioning == SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE
+                       ? " by range at "
+                       : "");
+        for (size_t i = 0; s->global && i < s->n_split_points; i++) {
+            const Shardex__V1__Value *v = s->split_points[i];
+            if (v->kind_case == SHARDEX__V1__VALUE__KIND_I)
+                printf("%s%" PRId64, i ? "," : "", v->i);
+            else
+                printf("%s%s", i ? "," : "", v->s ? v->s : "");
+        }
         printf("; %s", state_name(info->state));
         if (cfg.wait)
             printf(" after %" PRIu64 " ms", sx_clock_now_ms() - t0);
         printf("\n");
     }
 out:
+    free_splits(&spec);
     sx_client_free(l);
     sx_client_free(r);
     sx_cmd_disconnect(cl);

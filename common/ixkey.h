@@ -11,7 +11,12 @@
  * gives one entry per distinct value of the index's field with the index's
  * type; a value of the other type is not indexed and makes the document
  * "mistyped". A global index's entry lives in term partition
- * sx_term_partition_of_{str,int}(name, value, M) (common/hash.h).
+ * sx_term_partition_of_{str,int}(name, value, M) (common/hash.h) when it is
+ * hash-partitioned; when range-partitioned, in the t with
+ * split[t-1] <= value < split[t], comparing values in the order their keys
+ * sort in (ints numerically, strings bytewise, a prefix first). The split
+ * points are part of the spec, which every replica reads from the same
+ * index_start marker in the log, so every replica routes a value alike.
  *
  * Pure functions on caller memory; any thread.
  */
@@ -33,6 +38,9 @@ typedef struct sx_ixkey_def {
     bool is_int; /* VALUE_TYPE_INT; else strings */
     bool local, global;
     uint32_t term_partitions; /* M, > 0 when global */
+    bool range;               /* PARTITIONING_RANGE: by split points, else by hash */
+    size_t nsplits;           /* range: M - 1 split points, increasing, borrowed */
+    Shardex__V1__Value *const *splits;
 } sx_ixkey_def;
 
 /* Fills d from a spec (borrowing its strings). */
@@ -46,8 +54,23 @@ void sx_ixkey_def_from_spec(sx_ixkey_def *d, uint64_t id, const Shardex__V1__Ind
 size_t sx_ixkey_doc_values(const sx_ixkey_def *d, const Shardex__V1__Document *doc, sx_buf *keys,
                            size_t *offs, size_t *lens, size_t cap, bool *mistyped);
 
-/* The term partition of an encoded value key (as sx_ixkey_doc_values gives). */
+/* The term partition of an encoded value key (as sx_ixkey_doc_values gives;
+ * anything after enc(value), such as an id, is ignored). */
 uint32_t sx_ixkey_term_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n);
+
+/* Compares two values of one type (is_int) in index order: <0, 0, >0. */
+int sx_ixkey_value_cmp(bool is_int, const Shardex__V1__Value *a, const Shardex__V1__Value *b);
+
+/* Checks a spec's partitioning against its type: RANGE needs global, and
+ * split points of the spec's type, strictly increasing, at most max - 1 of
+ * them; HASH (or unspecified) takes none. On failure returns false and writes
+ * the message (for INVALID_ARGUMENT) to msg. */
+bool sx_ixkey_check_partitioning(const Shardex__V1__IndexSpec *spec, uint32_t max, char *msg,
+                                 size_t cap);
+
+/* A deep copy of v: caller frees with sx_ixkey_value_free. */
+Shardex__V1__Value *sx_ixkey_value_dup(const Shardex__V1__Value *v);
+void sx_ixkey_value_free(Shardex__V1__Value *v);
 
 /* Appends enc(value) of v to b; false (b unchanged) when v's type is not the
  * index's or v is unset. */

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "clustermap.h"
+#include "ixkey.h"
 #include "log.h"
 #include "meta.h"
 
@@ -69,11 +70,31 @@ typedef struct index_entry {
     Shardex__V1__ValueType type;
     bool local, global;
     uint32_t term_partitions; /* resolved; 0 for an index that is not global */
+    Shardex__V1__Partitioning partitioning;
+    size_t nsplits;              /* RANGE: term_partitions - 1, fixed at creation */
+    Shardex__V1__Value **splits; /* owned (sx_ixkey_value_dup) */
     Shardex__V1__IndexState state;
     uint64_t id;
     uint32_t first_term; /* first of its term partitions in terms[] */
     bool *backfilled;    /* [P] */
 } index_entry;
+
+/* The split points are borrowed by the spec: it is packed before e changes. */
+static void spec_partitioning(Shardex__V1__IndexSpec *spec, const index_entry *e)
+{
+    spec->partitioning = e->partitioning;
+    spec->n_split_points = e->nsplits;
+    spec->split_points = e->splits;
+}
+
+static void copy_partitioning(index_entry *e, const Shardex__V1__IndexSpec *spec)
+{
+    e->partitioning = spec->partitioning;
+    e->nsplits = spec->n_split_points;
+    e->splits = sx_calloc(e->nsplits + 1, sizeof(*e->splits));
+    for (size_t i = 0; i < e->nsplits; i++)
+        e->splits[i] = sx_ixkey_value_dup(spec->split_points[i]);
+}
 
 typedef struct snap {
     sx_coord_map pub;
@@ -217,6 +238,7 @@ static Shardex__Internal__V1__ClusterMap *build_locked(sx_coord *c, sx_arena *a)
         spec->local = e->local;
         spec->global = e->global;
         spec->term_partitions = e->term_partitions;
+        spec_partitioning(spec, e);
         o->spec = spec;
         o->state = e->state;
         o->id = e->id;
@@ -261,6 +283,9 @@ static void commit_locked(sx_coord *c, const char *why)
 
 static void free_index(index_entry *e)
 {
+    for (size_t i = 0; i < e->nsplits; i++)
+        sx_ixkey_value_free(e->splits[i]);
+    free(e->splits);
     free(e->name);
     free(e->field);
     free(e->backfilled);
@@ -331,6 +356,7 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
         e->local = o->spec->local;
         e->global = o->spec->global;
         e->term_partitions = o->spec->term_partitions;
+        copy_partitioning(e, o->spec);
         e->state = o->state;
         e->id = o->id;
         e->first_term = o->first_term;
@@ -1119,6 +1145,7 @@ static Shardex__V1__IndexInfo *info_of(const sx_coord *c, const index_entry *e, 
     spec->local = e->local;
     spec->global = e->global;
     spec->term_partitions = e->term_partitions;
+    spec_partitioning(spec, e);
     info->spec = spec;
     info->state = e->state;
     info->mistyped_docs = mistyped_locked(c, e);
@@ -1149,6 +1176,9 @@ sx_status sx_coord_create_index(sx_coord *c, const Shardex__V1__IndexSpec *spec,
     if (spec->term_partitions > SX_MAX_TERM_PARTITIONS)
         return sx_err_set(err, SX_INVALID_ARGUMENT, "spec.term_partitions: %u is above %u",
                           spec->term_partitions, SX_MAX_TERM_PARTITIONS);
+    char msg[160];
+    if (!sx_ixkey_check_partitioning(spec, SX_MAX_TERM_PARTITIONS, msg, sizeof(msg)))
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "%s", msg);
     pthread_mutex_lock(&c->mu);
     if (find_index_locked(c, spec->name)) {
         pthread_mutex_unlock(&c->mu);
@@ -1162,11 +1192,15 @@ sx_status sx_coord_create_index(sx_coord *c, const Shardex__V1__IndexSpec *spec,
     e->type = spec->type;
     e->local = spec->local;
     e->global = spec->global;
+    copy_partitioning(e, spec);
     e->state = SHARDEX__V1__INDEX_STATE__INDEX_STATE_BUILDING;
     e->id = c->next_index_id++;
     e->backfilled = sx_calloc(c->set.partitions, sizeof(bool));
     if (e->global) {
-        e->term_partitions = spec->term_partitions ? spec->term_partitions : c->set.term_partitions;
+        e->term_partitions = e->partitioning == SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE
+                                 ? (uint32_t)e->nsplits + 1
+                             : spec->term_partitions ? spec->term_partitions
+                                                     : c->set.term_partitions;
         e->first_term = c->nterms;
         c->terms = sx_realloc(c->terms, (c->nterms + e->term_partitions) * sizeof(*c->terms));
         for (uint32_t t = 0; t < e->term_partitions; t++)
@@ -1176,8 +1210,10 @@ sx_status sx_coord_create_index(sx_coord *c, const Shardex__V1__IndexSpec *spec,
     assign_locked(c);
     commit_locked(c, "index created");
     SX_LOG(SX_LOG_INFO, "coord",
-           "index created name=%s field=%s id=%" PRIu64 " local=%d global=%d term_partitions=%u",
-           e->name, e->field, e->id, e->local, e->global, e->term_partitions);
+           "index created name=%s field=%s id=%" PRIu64
+           " local=%d global=%d term_partitions=%u range=%d",
+           e->name, e->field, e->id, e->local, e->global, e->term_partitions,
+           e->partitioning == SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE);
     *info = info_of(c, e, arena);
     pthread_mutex_unlock(&c->mu);
     return SX_OK;

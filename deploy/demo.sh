@@ -50,6 +50,9 @@ say "Indexes, before the data: kept LOCAL (per log partition) and GLOBAL (partit
 run index create section --field Section
 run index create maintainer --field Maintainer
 run index create installed-size --field Installed-Size --type int
+echo "The same field GLOBAL by value ranges: term partition t holds sizes from split point t-1 to t."
+run index create installed-size-r --field Installed-Size --type int --global \
+    --partitioning range --split-points 100,500,1000,5000,20000,100000
 
 say "Loading every package (Debian stanzas; the id is the Package field)"
 run load "$out/catalogue" --id-field Package --truncate \
@@ -75,12 +78,15 @@ say "A range: packages installed between 1000 and 1010 KiB"
 echo "A range on a hash-partitioned GLOBAL index reads every term partition."
 run query --index installed-size --min 1000 --max 1010 --mode local --limit 8
 run query --index installed-size --min 1000 --max 1010 --mode global --limit 8
+echo "On the range-partitioned index, only the term partition holding [1000, 5000) is read."
+run query --index installed-size-r --min 1000 --max 1010 --mode global --limit 8
 
 # The three questions asked again after the failover; their answers must not change.
 q_maintainer() { hits --index maintainer --eq "$maint" "$@"; }
 q_size() { hits --index installed-size --min 1000 --max 1010 "$@"; }
 q_section() { hits --index section --eq editors "$@"; }
-for q in maintainer size section; do "q_$q" >"$out/before-$q"; done
+q_size_r() { hits --index installed-size-r --min 1000 --max 1010 "$@"; }
+for q in maintainer size section size_r; do "q_$q" >"$out/before-$q"; done
 
 say "Read-your-writes: a new document, then the query with its write token"
 token=$("$shardex" --server "$addr" put --json shardex-demo Section=demo Maintainer="Demo Maintainer <demo@example.org>" Installed-Size=1005 |
@@ -93,13 +99,13 @@ say "Failover: killing worker 1 (kill -9)"
 "$cluster" kill-worker 1 --dir "$dir"
 addr=$(cat "$dir/w0.port" | sed 's/^/127.0.0.1:/'),$(cat "$dir/w2.port" | sed 's/^/127.0.0.1:/')
 # Answers wait for new leaders and new term partition owners, then must equal the ones before.
-for q in maintainer size section; do
+for q in maintainer size section size_r; do
     n=0
     until "q_$q" --mode global >"$out/after-$q" 2>/dev/null && cmp -s "$out/before-$q" "$out/after-$q"; do
         n=$((n + 1)); [ $n -gt 300 ] && break; sleep 0.1
     done
 done
-for q in maintainer size section; do
+for q in maintainer size section size_r; do
     if cmp -s "$out/before-$q" "$out/after-$q"; then
         echo "$q: $(wc -l <"$out/after-$q") hits, unchanged after failover"
     else

@@ -59,6 +59,7 @@ static sx_status key_range(const Shardex__V1__QueryRequest *req, sx_qplan *pl, s
     }
     pl->start = in_arena(arena, &start);
     pl->end = in_arena(arena, &end);
+    pl->max = in_arena(arena, &max);
     sx_buf_free(&start);
     sx_buf_free(&end);
     sx_buf_free(&max);
@@ -148,7 +149,17 @@ sx_status sx_qplan_mode(const sx_ixkey_def *def, Shardex__V1__IndexState state,
 /* Step 6, the targets of the chosen mode (pl->global): one scan each. */
 static void set_targets(sx_qplan *pl, sx_arena *arena)
 {
+    uint32_t first = 0;
     pl->n = !pl->global ? pl->P : pl->eq ? 1 : pl->def.term_partitions;
+    if (pl->global && !pl->eq && pl->def.range) {
+        /* Only the term partitions whose ranges meet [start, max], in value
+         * order: start (moved past a page token's last key) is in the
+         * first, max in the last. */
+        first = pl->start.len ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len) : 0;
+        uint32_t last = pl->max.len ? sx_ixkey_term_of(&pl->def, pl->max.data, pl->max.len)
+                                    : pl->def.term_partitions - 1;
+        pl->n = last > first ? last - first + 1 : 1; /* an empty range: one, which has nothing */
+    }
     pl->reqs = sx_arena_alloc(arena, pl->n * sizeof(*pl->reqs));
     pl->targets = sx_arena_alloc(arena, pl->n * sizeof(*pl->targets));
     for (size_t i = 0; i < pl->n; i++) {
@@ -167,8 +178,8 @@ static void set_targets(sx_qplan *pl, sx_arena *arena)
             /* For eq, start is enc(value) or, with a page token, the key
              * just after the token's: the term partition of the value it
              * starts with. */
-            pl->targets[i] =
-                pl->eq ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len) : (uint32_t)i;
+            pl->targets[i] = pl->eq ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len)
+                                    : first + (uint32_t)i;
             if (pl->auto_mode && pl->def.local)
                 s->max_staleness_ms = SX_QPLAN_AUTO_MAX_STALENESS_MS;
         } else {
@@ -182,6 +193,20 @@ static void set_targets(sx_qplan *pl, sx_arena *arena)
         }
         s->partition = pl->targets[i];
     }
+}
+
+/* A copy of a range index's split points (the plan outlives the map). */
+static Shardex__V1__Value *const *splits_in_arena(sx_arena *arena, Shardex__V1__Value *const *src,
+                                                  size_t n)
+{
+    Shardex__V1__Value **out = sx_arena_alloc(arena, (n + 1) * sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        out[i] = sx_arena_alloc(arena, sizeof(*out[i]));
+        *out[i] = *src[i];
+        if (src[i]->kind_case == SHARDEX__V1__VALUE__KIND_S)
+            out[i]->s = sx_arena_strdup(arena, src[i]->s ? src[i]->s : "");
+    }
+    return out;
 }
 
 /* Steps 3-6, after step 1. */
@@ -206,6 +231,7 @@ static sx_status plan_index(const Shardex__V1__QueryRequest *req,
     sx_ixkey_def_from_spec(&pl->def, e->id, e->spec);
     pl->def.name = sx_arena_strdup(arena, pl->def.name); /* outlives the map */
     pl->def.field = sx_arena_strdup(arena, pl->def.field);
+    pl->def.splits = splits_in_arena(arena, pl->def.splits, pl->def.nsplits);
     /* Positions: nothing read yet from any partition (a token changes that). */
     pl->pos = sx_arena_alloc(arena, (P + 1) * sizeof(*pl->pos));
     memset(pl->pos, 0, (P + 1) * sizeof(*pl->pos));

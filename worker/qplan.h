@@ -22,11 +22,14 @@
  *   6. the mode (sx_qplan_mode), then the targets: LOCAL scans every log
  *      partition p (ScanLocal on its leader, documents from the same snapshot
  *      when include_docs); GLOBAL scans the one term partition of an eq value
- *      (sx_ixkey_term_of) or all M term partitions of a range (ScanTerm on the
- *      owner). In auto mode a GLOBAL scan of an index also kept LOCAL asks for
- *      a view at most SX_QPLAN_AUTO_MAX_STALENESS_MS old, and the query falls
- *      back to LOCAL when the term partitions cannot answer
- *      (sx_qplan_falls_back, sx_qplan_go_local).
+ *      (sx_ixkey_term_of) and, for a range, all M term partitions of a
+ *      hash-partitioned index or, of a range-partitioned one, only those from
+ *      the term partition of start to that of range.max, in value order
+ *      (ScanTerm on the owner; partitions_contacted counts them). In auto
+ *      mode a GLOBAL scan of an index also kept LOCAL asks for a view at most
+ *      SX_QPLAN_AUTO_MAX_STALENESS_MS old, and the query falls back to LOCAL
+ *      when the term partitions cannot answer (sx_qplan_falls_back,
+ *      sx_qplan_go_local).
  *
  * Page token (opaque to clients): u8 SX_QPLAN_TOKEN_VERSION, u64 index id,
  * then the last key returned (common/keys.h encodings). The id makes a token
@@ -87,6 +90,7 @@ typedef struct sx_qplan {
     size_t n_after; /* the request's read-your-writes tokens, borrowed */
     Shardex__V1__WriteToken **after;
     ProtobufCBinaryData start, end; /* entry keys [start, end); empty: open */
+    ProtobufCBinaryData max;        /* a range's enc(range.max); empty: open (or eq) */
     bool global;                    /* the chosen mode: GLOBAL (term partitions) or LOCAL */
     size_t n;                       /* targets */
     uint32_t *targets;              /* n of them: term partitions t (GLOBAL) or log partitions p */

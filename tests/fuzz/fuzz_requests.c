@@ -23,7 +23,8 @@
  * of Scan and Ship split as entry keys, and ChangeIsr's compare-and-set on a
  * sample partition, whose result must still pass sx_clustermap_check. Not
  * reached: the coordinator's checks of Register, Heartbeat, ReportBackfill,
- * CreateIndex, DropIndex, DrainWorker and RemoveWorker, which run inside
+ * the rest of CreateIndex (its partitioning is checked here with
+ * sx_ixkey_check_partitioning), DropIndex, DrainWorker and RemoveWorker, which run inside
  * sx_coord under its lock with
  * the metadata store (coordinator/coord.c).
  */
@@ -55,12 +56,16 @@ typedef struct row {
 
 /* ------------------------------------------------------- shared pieces -- */
 
-/* Two indexes of a map: strings kept LOCAL and GLOBAL (ready), ints kept
- * GLOBAL only (building), on the fields "f" and "n". */
-static Shardex__V1__IndexSpec spec_s, spec_i;
-static Shardex__Internal__V1__IndexEntry entry_s, entry_i;
+/* Three indexes of a map: strings kept LOCAL and GLOBAL (ready), ints kept
+ * GLOBAL only (building), on the fields "f" and "n", and ints on "n"
+ * range-partitioned at -10, 0, 10 (ready). */
+static Shardex__V1__IndexSpec spec_s, spec_i, spec_r;
+static Shardex__Internal__V1__IndexEntry entry_s, entry_i, entry_r;
+static Shardex__V1__Value splits_r[3];
+static Shardex__V1__Value *splits_rp[3];
 #define NP 4 /* log partitions */
-#define NM 3 /* term partitions of each index */
+#define NM 3 /* term partitions of each hash-partitioned index */
+#define NIX 3
 
 static void init_entries(void)
 {
@@ -83,16 +88,32 @@ static void init_entries(void)
     entry_i.spec = &spec_i;
     entry_i.id = 10;
     entry_i.state = SHARDEX__V1__INDEX_STATE__INDEX_STATE_BUILDING;
+    for (int k = 0; k < 3; k++) {
+        shardex__v1__value__init(&splits_r[k]);
+        splits_r[k].kind_case = SHARDEX__V1__VALUE__KIND_I;
+        splits_r[k].i = 10 * (k - 1);
+        splits_rp[k] = &splits_r[k];
+    }
+    spec_r = spec_i;
+    spec_r.name = "by_n_range";
+    spec_r.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    spec_r.term_partitions = 4;
+    spec_r.n_split_points = 3;
+    spec_r.split_points = splits_rp;
+    entry_r = entry_i;
+    entry_r.spec = &spec_r;
+    entry_r.id = 11;
+    entry_r.state = SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY;
 }
 
 /* What apply derives from a document: its values for each index. */
 static void index_values(const Shardex__V1__Document *doc)
 {
-    const Shardex__Internal__V1__IndexEntry *es[] = {&entry_s, &entry_i};
+    const Shardex__Internal__V1__IndexEntry *es[] = {&entry_s, &entry_i, &entry_r};
     size_t cap = doc ? doc->n_fields : 0;
     size_t *offs = sx_calloc(cap + 1, sizeof(size_t)), *lens = sx_calloc(cap + 1, sizeof(size_t));
     sx_buf keys = {0};
-    for (size_t k = 0; k < 2; k++) {
+    for (size_t k = 0; k < NIX; k++) {
         sx_ixkey_def d;
         sx_ixkey_def_from_spec(&d, es[k]->id, es[k]->spec);
         bool mistyped;
@@ -100,11 +121,15 @@ static void index_values(const Shardex__V1__Document *doc)
         SX_FUZZ_CHECK(n <= cap);
         for (size_t i = 0; i < n; i++) {
             SX_FUZZ_CHECK(offs[i] + lens[i] <= keys.len);
-            SX_FUZZ_CHECK(sx_ixkey_term_of(&d, keys.data + offs[i], lens[i]) < NM);
+            uint32_t t = sx_ixkey_term_of(&d, keys.data + offs[i], lens[i]);
+            SX_FUZZ_CHECK(t < d.term_partitions);
             if (i > 0) { /* sorted, no duplicates */
                 ProtobufCBinaryData a = {lens[i - 1], keys.data + offs[i - 1]};
                 ProtobufCBinaryData b = {lens[i], keys.data + offs[i]};
                 SX_FUZZ_CHECK(sx_qplan_key_cmp(&a, &b) < 0);
+                /* by range: a larger value is never in an earlier partition */
+                SX_FUZZ_CHECK(!d.range ||
+                              sx_ixkey_term_of(&d, keys.data + offs[i - 1], lens[i - 1]) <= t);
             }
         }
     }
@@ -194,13 +219,45 @@ static void check_plan(const sx_qplan *pl)
     SX_FUZZ_CHECK(pl->n >= 1 && pl->n <= bound);
     for (size_t i = 0; i < pl->n; i++)
         SX_FUZZ_CHECK(pl->targets[i] < bound && pl->reqs[i].partition == pl->targets[i]);
+    /* A range-partitioned range: consecutive term partitions in value order. */
+    for (size_t i = 1; pl->global && pl->def.range && i < pl->n; i++)
+        SX_FUZZ_CHECK(pl->targets[i] == pl->targets[i - 1] + 1);
+}
+
+/* CreateIndex's partitioning check (the rest runs inside sx_coord): what it
+ * accepts routes each split point to the partition it starts. */
+static void check_create_index(const ProtobufCMessage *m)
+{
+    const Shardex__V1__CreateIndexRequest *req = (const void *)m;
+    char msg[160];
+    if (!req->spec)
+        return;
+    if (!sx_ixkey_check_partitioning(req->spec, 4096 /* coord.h SX_MAX_TERM_PARTITIONS */, msg,
+                                     sizeof(msg))) {
+        SX_FUZZ_CHECK(msg[0] != '\0');
+        return;
+    }
+    if (req->spec->partitioning != SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE)
+        return;
+    Shardex__V1__IndexSpec spec = *req->spec;
+    spec.name = "x";
+    spec.term_partitions = (uint32_t)spec.n_split_points + 1;
+    sx_ixkey_def d;
+    sx_ixkey_def_from_spec(&d, 1, &spec);
+    sx_buf b = {0};
+    for (size_t i = 0; i < spec.n_split_points; i++) {
+        b.len = 0;
+        SX_FUZZ_CHECK(sx_ixkey_append_value(&b, d.is_int, spec.split_points[i]));
+        SX_FUZZ_CHECK(sx_ixkey_term_of(&d, b.data, b.len) == i + 1);
+    }
+    sx_buf_free(&b);
 }
 
 static void check_query(const ProtobufCMessage *m)
 {
     const Shardex__V1__QueryRequest *req = (const void *)m;
-    const Shardex__Internal__V1__IndexEntry *es[] = {&entry_s, &entry_i};
-    for (size_t k = 0; k < 2; k++) {
+    const Shardex__Internal__V1__IndexEntry *es[] = {&entry_s, &entry_i, &entry_r};
+    for (size_t k = 0; k < NIX; k++) {
         sx_arena arena = {0};
         sx_qplan pl;
         sx_err err = {0};
@@ -297,7 +354,8 @@ static const row rows[SX_FUZZ_ROWS] = {
     [SX_FUZZ_ROW_DELETE] = {&shardex__v1__delete_request__descriptor, check_delete},
     [SX_FUZZ_ROW_GET] = {&shardex__v1__get_request__descriptor, check_get},
     [SX_FUZZ_ROW_QUERY] = {&shardex__v1__query_request__descriptor, check_query},
-    [SX_FUZZ_ROW_CREATE_INDEX] = {&shardex__v1__create_index_request__descriptor, NULL},
+    [SX_FUZZ_ROW_CREATE_INDEX] = {&shardex__v1__create_index_request__descriptor,
+                                  check_create_index},
     [SX_FUZZ_ROW_DROP_INDEX] = {&shardex__v1__drop_index_request__descriptor, NULL},
     [SX_FUZZ_ROW_LIST_INDEXES] = {&shardex__v1__list_indexes_request__descriptor, NULL},
     [SX_FUZZ_ROW_CLUSTER_STATUS] = {&shardex__v1__cluster_status_request__descriptor, NULL},

@@ -163,6 +163,19 @@ static void public_requests(void)
     Shardex__V1__CreateIndexRequest ci = SHARDEX__V1__CREATE_INDEX_REQUEST__INIT;
     ci.spec = &spec;
     write_request("create-index", SX_FUZZ_ROW_CREATE_INDEX, &ci.base);
+    /* IndexSpec 7-8: range partitioning with its split points. */
+    Shardex__V1__Value sp[2];
+    Shardex__V1__Value *spp[2] = {&sp[0], &sp[1]};
+    for (int k = 0; k < 2; k++) {
+        shardex__v1__value__init(&sp[k]);
+        sp[k].kind_case = SHARDEX__V1__VALUE__KIND_I;
+        sp[k].i = 1000 * (k + 1);
+    }
+    spec.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    spec.term_partitions = 0;
+    spec.n_split_points = 2;
+    spec.split_points = spp;
+    write_request("create-index-range", SX_FUZZ_ROW_CREATE_INDEX, &ci.base);
     Shardex__V1__DropIndexRequest di = SHARDEX__V1__DROP_INDEX_REQUEST__INIT;
     di.name = "by_n";
     write_request("drop-index", SX_FUZZ_ROW_DROP_INDEX, &di.base);

@@ -863,6 +863,65 @@ static void test_queries(void **state)
     run_free(&r);
 }
 
+/* A range-partitioned index: split points chosen by the tool from the data
+ * (the quartiles of size), or given; a narrow range query reads one term
+ * partition, an open one all four. */
+static void test_range_indexes(void **state)
+{
+    fx *f = *state;
+    run r = ok_run(f,
+                   CLI(f, "index", "create", "size_r", "--field", "size", "--type", "int",
+                       "--global", "--partitioning", "range", "-m", "4", "--wait"),
+                   0);
+    if (!matches(r.out, "^created index size_r: field size, int, global, 4 term partitions by "
+                        "range at -?[0-9]+,-?[0-9]+,-?[0-9]+; READY"))
+        fail_run(f, &r, "index create --partitioning range: not the line expected");
+    run_free(&r);
+    r = ok_run(f,
+               CLI(f, "query", "--index", "size_r", "--min", "0", "--max", "0", "--mode", "global",
+                   "--json"),
+               0);
+    json_t *j = json_of(f, &r);
+    assert_int_equal(jint(j, "partitions_contacted"), 1);
+    json_decref(j);
+    run_free(&r);
+    r = ok_run(f, CLI(f, "query", "--index", "size_r", "--min", "0", "--json"), 0);
+    j = json_of(f, &r);
+    assert_int_equal(jint(j, "partitions_contacted"), 4);
+    json_decref(j);
+    run_free(&r);
+    r = ok_run(f,
+               CLI(f, "index", "create", "color_r", "--field", "color", "--global",
+                   "--partitioning", "range", "--split-points", "c,m", "--wait"),
+               0);
+    expect_out(f, &r, "3 term partitions by range at c,m; READY");
+    run_free(&r);
+    /* Usage (2): not ints for an int index; split points without range. */
+    r = ok_run(f,
+               CLI(f, "index", "create", "bad", "--field", "size", "--type", "int", "--global",
+                   "--partitioning", "range", "--split-points", "5,x"),
+               2);
+    expect_err(f, &r, "not an int");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "index", "create", "bad", "--field", "size", "--split-points", "5"), 2);
+    expect_err(f, &r, "--split-points needs --partitioning range");
+    run_free(&r);
+    /* Refused by the coordinator (5): not increasing. */
+    r = ok_run(f,
+               CLI(f, "index", "create", "bad", "--field", "color", "--global", "--partitioning",
+                   "range", "--split-points", "m,c"),
+               5);
+    expect_err(f, &r, "not above the one before");
+    run_free(&r);
+    /* Gone again: the status test after this one expects no alarm, and a term
+     * partition is reported ready by its owner's heartbeat a little after
+     * the index is READY. */
+    r = ok_run(f, CLI(f, "index", "drop", "size_r"), 0);
+    run_free(&r);
+    r = ok_run(f, CLI(f, "index", "drop", "color_r"), 0);
+    run_free(&r);
+}
+
 static void test_status(void **state)
 {
     fx *f = *state;
@@ -982,8 +1041,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_usage), cmocka_unit_test(test_unavailable),
         cmocka_unit_test(test_documents),      cmocka_unit_test(test_indexes),
-        cmocka_unit_test(test_queries),        cmocka_unit_test(test_status),
-        cmocka_unit_test(test_servers),
+        cmocka_unit_test(test_queries),        cmocka_unit_test(test_range_indexes),
+        cmocka_unit_test(test_status),         cmocka_unit_test(test_servers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

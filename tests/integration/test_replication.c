@@ -277,8 +277,9 @@ static void test_chaos_kill_rounds(void **state)
     /* Indexes on the writers' fields, so that the kills also hit index
      * shipping, term partition owners and their rebuilds: `shardex verify`
      * checks them at the end. */
-    static const sx_qindex ixs[] = {{"chaos-text", "text", false, true, true, 0},
-                                    {"chaos-n", "n", true, true, true, 0}};
+    static const sx_qindex ixs[] = {
+        {.name = "chaos-text", .field = "text", .local = true, .global = true},
+        {.name = "chaos-n", .field = "n", .is_int = true, .local = true, .global = true}};
     for (size_t i = 0; i < sizeof(ixs) / sizeof(ixs[0]); i++) {
         sx_err err = {0};
         if (sx_q_create_index(c, c->worker_addr[0], &ixs[i], &err) != SX_OK)

@@ -167,6 +167,16 @@ sx_status sx_q_create_index(sx_cluster *c, const char *addr, const sx_qindex *ix
     spec.local = ix->local;
     spec.global = ix->global;
     spec.term_partitions = ix->term_partitions;
+    Shardex__V1__Value v[8], *vp[8];
+    for (size_t i = 0; i < ix->nsplits && i < 8; i++) {
+        to_value(&v[i], &ix->splits[i]);
+        vp[i] = &v[i];
+    }
+    if (ix->nsplits) {
+        spec.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+        spec.n_split_points = ix->nsplits < 8 ? ix->nsplits : 8;
+        spec.split_points = vp;
+    }
     Shardex__V1__CreateIndexRequest req = SHARDEX__V1__CREATE_INDEX_REQUEST__INIT;
     req.spec = &spec;
     ProtobufCMessage *resp = NULL;
@@ -330,8 +340,10 @@ sx_status sx_q_query_all(sx_cluster *c, const char *addr, const sx_qreq *q, sx_q
         if (out->pages == 0) {
             out->mode = r->mode;
             out->contacted = r->partitions_contacted;
-        } else if (r->mode != out->mode || r->partitions_contacted != out->contacted) {
+        } else if (r->mode != out->mode || r->partitions_contacted > out->contacted) {
             out->mixed = true;
+        } else if (r->partitions_contacted < out->contacted) {
+            out->shrank = true; /* resumed past some range partitions */
         }
         out->pages++;
         for (size_t i = 0; i < r->n_hits; i++) {

@@ -89,6 +89,10 @@ typedef struct sx_qindex {
     bool is_int;
     bool local, global;
     uint32_t term_partitions; /* 0: the cluster default */
+    /* nsplits > 0: PARTITIONING_RANGE with these split points (increasing,
+     * of the index's type); M is then nsplits + 1. */
+    size_t nsplits;
+    sx_qval splits[8];
 } sx_qindex;
 
 sx_status sx_q_create_index(sx_cluster *c, const char *addr, const sx_qindex *ix, sx_err *err);
@@ -152,7 +156,9 @@ typedef struct sx_qpages {
     uint32_t pages;
     Shardex__V1__Mode mode; /* of the first page */
     uint32_t contacted;     /* partitions_contacted of the first page */
-    bool mixed;             /* a later page said another mode or count */
+    bool mixed;             /* a later page said another mode or a larger count */
+    bool shrank;            /* a later page contacted fewer partitions (a range-partitioned
+                             * index's next page starts in the partition of its last hit) */
     bool docs_ok;           /* include_docs: every hit had a document with its id */
 } sx_qpages;
 

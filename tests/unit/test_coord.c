@@ -1557,6 +1557,97 @@ static void test_index_catalog(void **state)
     sx_arena_free(&a);
 }
 
+/* The split points of index `name` in the current map, as "v1,v2,..." ints. */
+static void splits_of(fixture *f, const char *name, char *out, size_t cap, bool *range)
+{
+    out[0] = '\0';
+    *range = false;
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    for (size_t i = 0; i < m->msg->n_indexes; i++) {
+        const Shardex__V1__IndexSpec *s = m->msg->indexes[i]->spec;
+        if (strcmp(s->name, name) != 0)
+            continue;
+        *range = s->partitioning == SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+        for (size_t k = 0; k < s->n_split_points; k++)
+            snprintf(out + strlen(out), cap - strlen(out), "%s%lld", k ? "," : "",
+                     (long long)s->split_points[k]->i);
+    }
+    sx_coord_map_release(m);
+}
+
+/* A range-partitioned index: M is the split points plus one, and the points
+ * are kept in the map (which every worker, and the index_start marker, takes
+ * them from) across a restart; bad partitionings are refused. */
+static void test_index_range_partitioning(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){4, 2, 1, 4};
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    Shardex__V1__Value v[4];
+    Shardex__V1__Value *vp[4];
+    int64_t pts[4] = {10, 20, 30, 25};
+    for (int i = 0; i < 4; i++) {
+        shardex__v1__value__init(&v[i]);
+        v[i].kind_case = SHARDEX__V1__VALUE__KIND_I;
+        v[i].i = pts[i];
+        vp[i] = &v[i];
+    }
+    sx_arena a = {0};
+    sx_err err = {0};
+    Shardex__V1__IndexInfo *info = NULL;
+    Shardex__V1__IndexSpec s = spec_of("r", "n", INT_T, true, true, 0);
+    s.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    s.n_split_points = 3;
+    s.split_points = vp;
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    assert_int_equal(info->spec->term_partitions, 4);
+    assert_int_equal(info->spec->n_split_points, 3);
+    track(f);
+    char got[64];
+    bool range;
+    splits_of(f, "r", got, sizeof(got), &range);
+    assert_true(range);
+    assert_string_equal(got, "10,20,30");
+    reopen_at(f, 2000);
+    splits_of(f, "r", got, sizeof(got), &range);
+    assert_true(range);
+    assert_string_equal(got, "10,20,30");
+    assert_int_equal(index_of(f, "r").term_partitions, 4);
+
+    struct {
+        size_t n, from;
+        Shardex__V1__ValueType type;
+        bool global;
+        uint32_t tp;
+        Shardex__V1__Partitioning how;
+        const char *needle;
+    } bad[] = {
+        {0, 0, INT_T, true, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "required"},
+        {2, 2, INT_T, true, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "not above"},
+        {1, 0, STRING_T, true, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "not a string"},
+        {1, 0, INT_T, false, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "GLOBAL"},
+        {1, 0, INT_T, true, 5, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE,
+         "spec.term_partitions"},
+        {1, 0, INT_T, true, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_HASH, "only for"},
+    };
+    uint64_t ver = version_of(f);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        s = spec_of("bad", "n", bad[i].type, true, bad[i].global, bad[i].tp);
+        s.partitioning = bad[i].how;
+        s.n_split_points = bad[i].n;
+        s.split_points = vp + bad[i].from; /* from 2: 30 then 25 */
+        info = NULL;
+        sx_status st = sx_coord_create_index(f->c, &s, &a, &info, &err);
+        if (st != SX_INVALID_ARGUMENT || !strstr(err.msg, bad[i].needle))
+            fail_msg("case %zu: %s \"%s\", expected INVALID_ARGUMENT with %s", i,
+                     sx_status_name(st), err.msg, bad[i].needle);
+        assert_null(info);
+    }
+    assert_int_equal(version_of(f), ver);
+    sx_arena_free(&a);
+}
+
 static void test_index_invalid_specs(void **state)
 {
     fixture *f = *state;
@@ -2648,6 +2739,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_change_isr_keeps_the_elr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_invalid_specs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_range_partitioning, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_walk_never_goes_back, setup, teardown),

@@ -800,6 +800,115 @@ static void test_targets(void **state)
     sx_arena_free(&a);
 }
 
+/* A range-partitioned index routes by split points: eq to the partition that
+ * owns the value, a range to only the partitions it meets, in value order, and
+ * a page token's next page starts in the partition of its last key. */
+static void test_range_targets(void **state)
+{
+    (void)state;
+    sx_arena a = {0};
+    sx_qplan pl;
+    const Shardex__V1__ValueType INT = SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
+    const Shardex__V1__ValueType STR = SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_STRING;
+    /* t0 < 0 <= t1 < 100 <= t2 < 200 <= t3 */
+    Shardex__V1__Value iv[3], sv[2];
+    Shardex__V1__Value *ivp[3], *svp[2];
+    int64_t ipts[3] = {0, 100, 200};
+    const char *spts[2] = {"g", "m"};
+    for (int k = 0; k < 3; k++) {
+        shardex__v1__value__init(&iv[k]);
+        set_i(&iv[k], ipts[k]);
+        ivp[k] = &iv[k];
+    }
+    for (int k = 0; k < 2; k++) {
+        shardex__v1__value__init(&sv[k]);
+        set_s(&sv[k], spts[k]);
+        svp[k] = &sv[k];
+    }
+    ix i, s;
+    ix_init(&i, "by_num", true, true, true, READY);
+    i.spec.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    i.spec.term_partitions = 4;
+    i.spec.n_split_points = 3;
+    i.spec.split_points = ivp;
+    ix_init(&s, "by_tag", false, true, true, READY);
+    s.spec.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    s.spec.term_partitions = 3;
+    s.spec.n_split_points = 2;
+    s.spec.split_points = svp;
+    q r;
+    const struct {
+        int64_t v;
+        uint32_t t;
+    } eqs[] = {{INT64_MIN, 0}, {-1, 0},  {0, 1},   {99, 1},
+               {100, 2},       {199, 2}, {200, 3}, {INT64_MAX, 3}};
+    for (size_t k = 0; k < sizeof(eqs) / sizeof(eqs[0]); k++) {
+        q_init(&r, "by_num");
+        q_eq_i(&r, eqs[k].v);
+        r.r.mode = GLOBAL;
+        expect_plan(&r.r, &i.e, SX_OK, NULL, &a, &pl);
+        assert_int_equal(pl.n, 1);
+        expect_scan(&pl, 0, eqs[k].t, INT);
+    }
+    /* Strings in key order: a prefix first ("m" < "ma"), "" first of all. */
+    const struct {
+        const char *v;
+        uint32_t t;
+    } seqs[] = {{"", 0}, {"f", 0}, {"fz", 0}, {"g", 1}, {"lzz", 1}, {"m", 2}, {"ma", 2}, {"z", 2}};
+    for (size_t k = 0; k < sizeof(seqs) / sizeof(seqs[0]); k++) {
+        q_init(&r, "by_tag");
+        q_eq_s(&r, seqs[k].v);
+        r.r.mode = GLOBAL;
+        expect_plan(&r.r, &s.e, SX_OK, NULL, &a, &pl);
+        assert_int_equal(pl.n, 1);
+        expect_scan(&pl, 0, seqs[k].t, STR);
+    }
+    /* Ranges: [min, max], either end open (INT64_MIN/MAX here: unset). */
+    const struct {
+        bool has_min, has_max;
+        int64_t min, max;
+        uint32_t first, n;
+    } rs[] = {
+        {true, true, 10, 50, 1, 1},  {true, true, 50, 150, 1, 2}, {true, true, 0, 99, 1, 1},
+        {true, true, -5, 250, 0, 4}, {false, true, 0, 99, 0, 2},  {true, false, 200, 0, 3, 1},
+        {false, false, 0, 0, 0, 4},  {true, true, 150, 50, 2, 1}, /* empty: one, holding none */
+    };
+    for (size_t k = 0; k < sizeof(rs) / sizeof(rs[0]); k++) {
+        q_init(&r, "by_num");
+        if (rs[k].has_min)
+            set_i(&r.min, rs[k].min);
+        if (rs[k].has_max)
+            set_i(&r.max, rs[k].max);
+        q_range(&r);
+        r.r.mode = GLOBAL;
+        expect_plan(&r.r, &i.e, SX_OK, NULL, &a, &pl);
+        if (pl.n != rs[k].n || pl.targets[0] != rs[k].first)
+            fail_msg("range %zu: %zu targets from %u, expected %u from %u", k, pl.n, pl.targets[0],
+                     rs[k].n, rs[k].first);
+        for (uint32_t t = 0; t < rs[k].n; t++)
+            expect_scan(&pl, t, rs[k].first + t, INT);
+    }
+    /* The next page of [-5, 250] after (150, "x"): partitions 2 and 3 only. */
+    q_init(&r, "by_num");
+    set_i(&r.min, -5);
+    set_i(&r.max, 250);
+    q_range(&r);
+    r.r.mode = GLOBAL;
+    sx_buf k = {0};
+    entry_key_i(&k, 150, "x");
+    r.r.page_token = sx_qplan_token(&a, 9, &(ProtobufCBinaryData){k.len, k.data});
+    expect_plan(&r.r, &i.e, SX_OK, NULL, &a, &pl);
+    assert_int_equal(pl.n, 2);
+    expect_scan(&pl, 0, 2, INT);
+    expect_scan(&pl, 1, 3, INT);
+    sx_buf_free(&k);
+    /* LOCAL ignores the partitioning: every log partition. */
+    r.r.mode = LOCAL;
+    expect_plan(&r.r, &i.e, SX_OK, NULL, &a, &pl);
+    assert_int_equal(pl.n, NP);
+    sx_arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -815,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_mode_table),
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_targets),
+        cmocka_unit_test(test_range_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
