@@ -25,17 +25,13 @@ if [ $# -ne 1 ]; then
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "$1" && pwd)
+build_arg=$1
 doc=$root/docs/benchmarks.md
 
 bin=$build/bench/bench_rpc
 write_bin=$build/bench/bench_write
 index_bin=$build/bench/bench_index
 peers_bin=$build/bench/bench_peers
-restart_bin=$build/bench/bench_restart
-failover_bin=$build/bench/bench_failover
-tail_bin=$build/bench/bench_tail
-range_bin=$build/bench/bench_range
-retention_bin=$build/bench/bench_retention
 only=" ${BENCH_ONLY:-rpc write index peers restart failover tail range retention} "
 selected() { [[ $only == *" $1 "* ]]; }
 for name in rpc write index peers restart failover tail range retention; do
@@ -73,6 +69,47 @@ replace_section() {
         { cat "$doc"; printf '\n'; cat "$body"; } >"$tmp/doc"
     fi
     cp "$tmp/doc" "$doc"
+}
+
+# Runs bench_NAME from the root with BENCH_<NAME>_ARGS, its report in
+# $tmp/NAME.out. When it fails its output goes to stderr and run.sh stops,
+# leaving NAME's section as it was. Sets bench_cmd (the command as the
+# section names it), load_before and load_after (1, 5, 15 min).
+run_bench() {
+    local bin=$build/bench/bench_$1 var
+    var=BENCH_$(echo "$1" | tr '[:lower:]' '[:upper:]')_ARGS
+    # shellcheck disable=SC2206  # word splitting of the extra options is intended
+    local args=(${!var:-})
+    bench_cmd="${bin#"$root"/}${args[*]:+ ${args[*]}}"
+    echo "run.sh: $bench_cmd" >&2
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    if ! (cd "$root" && "$bin" "${args[@]}") >"$tmp/$1.out"; then
+        cat "$tmp/$1.out" >&2
+        echo "run.sh: bench_$1 failed; its section of docs/benchmarks.md left as it was" >&2
+        exit 1
+    fi
+    load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+}
+
+# Writes section NAME of $doc after run_bench NAME: the title, the date, the
+# command, the lines on stdin (machine, subject, baseline), the report.
+write_section() {
+    local name=$1 title=$2
+    {
+        echo "<!-- bench:$name:begin -->"
+        echo "## $title"
+        echo
+        echo "Written by \`bench/run.sh\`; do not edit by hand."
+        echo
+        echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "- Command: \`$bench_cmd\` (run by \`make bench\`, i.e. \`bench/run.sh $build_arg\`; \`BENCH_ONLY=$name\` for this section alone)"
+        cat
+        echo
+        cat "$tmp/$name.out"
+        echo "<!-- bench:$name:end -->"
+    } >"$tmp/$name.md"
+    replace_section "$name" "$tmp/$name.md"
+    echo "run.sh: wrote the $name section of ${doc#"$root"/}" >&2
 }
 
 # Markdown image lines for the plots among NAME TITLE pairs whose data
@@ -287,203 +324,93 @@ fi
 
 # ---- Rolling restart: the write pause, graceful against kill -9 ----
 if selected restart; then
-# shellcheck disable=SC2206  # word splitting of the extra options is intended
-restart_args=(${BENCH_RESTART_ARGS:-})
-rel_restart_bin=${restart_bin#"$root"/}
-echo "run.sh: $rel_restart_bin ${restart_args[*]}" >&2
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-if ! (cd "$root" && "$restart_bin" "${restart_args[@]}") >"$tmp/restart.out"; then
-    cat "$tmp/restart.out" >&2
-    echo "run.sh: bench_restart failed; its section of docs/benchmarks.md left as it was" >&2
-    exit 1
-fi
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+run_bench restart
 tmp_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 " on " $1 }')
-{
-    echo "<!-- bench:restart:begin -->"
-    echo "## Rolling restart: the write pause, graceful against kill -9"
-    echo
-    echo "Written by \`bench/run.sh\`; do not edit by hand."
-    echo
-    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Command: \`$rel_restart_bin${restart_args[*]:+ ${restart_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`)"
-    echo "- Machine: $machine; data in ${TMPDIR:-/tmp} ($tmp_fs);"
-    echo "  load average (1, 5, 15 min) $load_before before the run, $load_after after it. Other work"
-    echo "  shares the 2 cores: absolute figures are **noisy**; read the same-run ratio first."
-    echo "- Subject: a **graceful** stop (SIGTERM): the worker admits no new write as a leader, answers"
-    echo "  the ones it accepted, asks the coordinator to move its leaderships and term partitions at"
-    echo "  once (\`Coordinator.LeaveWorker\`), installs the answer and exits (issue 15)."
-    echo "- Baseline, in the same run (alternate rolling restarts): **kill -9**, what a crash or an"
-    echo "  unmanaged restart costs: the leaders drop the dead follower from their ISRs when it lags,"
-    echo "  and its leaderships move when the coordinator's lease on it runs out."
-    echo "- Must hold: no write fails during a graceful stop (the verdict line below the tables; every"
-    echo "  failed write is listed). The run itself fails (exit 1, this section left as it was) only"
-    echo "  when an acknowledged document is not read back at the end (Get through libshardex, fields"
-    echo "  checked) or the replicas disagree (\`tests/support/checker.h\`)."
-    echo
-    cat "$tmp/restart.out"
-    echo "<!-- bench:restart:end -->"
-} >"$tmp/restart.md"
-replace_section restart "$tmp/restart.md"
-echo "run.sh: wrote the restart section of ${doc#"$root"/}" >&2
+write_section restart "Rolling restart: the write pause, graceful against kill -9" <<EOF
+- Machine: $machine; data in ${TMPDIR:-/tmp} ($tmp_fs);
+  load average (1, 5, 15 min) $load_before before the run, $load_after after it. Other work
+  shares the 2 cores: absolute figures are **noisy**; read the same-run ratio first.
+- Subject: a **graceful** stop (SIGTERM): the worker admits no new write as a leader, answers
+  the ones it accepted, asks the coordinator to move its leaderships and term partitions at
+  once (\`Coordinator.LeaveWorker\`), installs the answer and exits (issue 15).
+- Baseline, in the same run (alternate rolling restarts): **kill -9**, what a crash or an
+  unmanaged restart costs: the leaders drop the dead follower from their ISRs when it lags,
+  and its leaderships move when the coordinator's lease on it runs out.
+- Must hold: no write fails during a graceful stop (the verdict line below the tables; every
+  failed write is listed). The run itself fails (exit 1, this section left as it was) only
+  when an acknowledged document is not read back at the end (Get through libshardex, fields
+  checked) or the replicas disagree (\`tests/support/checker.h\`).
+EOF
 fi
 
 # ---- Coordinator failover: the write pause a kill -9 of the leader causes ----
 if selected failover; then
-# shellcheck disable=SC2206  # word splitting of the extra options is intended
-failover_args=(${BENCH_FAILOVER_ARGS:-})
-rel_failover_bin=${failover_bin#"$root"/}
-echo "run.sh: $rel_failover_bin ${failover_args[*]}" >&2
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-if ! (cd "$root" && "$failover_bin" "${failover_args[@]}") >"$tmp/failover.out"; then
-    cat "$tmp/failover.out" >&2
-    echo "run.sh: bench_failover failed; its section of docs/benchmarks.md left as it was" >&2
-    exit 1
-fi
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+run_bench failover
 etcd_pkg=$(dpkg-query -W -f='${Version}' etcd-server 2>/dev/null || echo unknown)
 tmp_fs=$(df -PT "${TMPDIR:-/tmp}" | awk 'NR == 2 { print $2 " on " $1 }')
-{
-    echo "<!-- bench:failover:begin -->"
-    echo "## Coordinator failover: the write pause a kill -9 of the leader causes"
-    echo
-    echo "Written by \`bench/run.sh\`; do not edit by hand."
-    echo
-    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Command: \`$rel_failover_bin${failover_args[*]:+ ${failover_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`)"
-    echo "- Machine: $machine; etcd $etcd_pkg (Debian etcd-server); data in ${TMPDIR:-/tmp} ($tmp_fs);"
-    echo "  load average (1, 5, 15 min) $load_before before the run, $load_after after it. Other work"
-    echo "  shares the 2 cores: absolute figures are **noisy**; read the same-run ratio first."
-    echo "- Subject: three coordinators on a three-member etcd cluster (\`--metadata etcd://...\`,"
-    echo "  \`--metadata-lease 2s\`), the leader (the one etcd's leader key names) killed -9 each round;"
-    echo "  a follower takes over once the leader's etcd lease has run out, and the killed one is"
-    echo "  started again and follows (issue 13)."
-    echo "- Baseline, in the same run (alternate rounds): one coordinator on its embedded store killed"
-    echo "  -9 and started again at once on its port and data, as a supervisor would: the pause a"
-    echo "  crash of today's single coordinator costs when it comes straight back."
-    echo "- Goal (issue 13): write pause p99 <= 3 s over 20 rounds, nothing lost. The run itself fails"
-    echo "  (exit 1, this section left as it was) when an acknowledged document is not read back at"
-    echo "  the end or the replicas disagree (\`tests/support/checker.h\`)."
-    echo
-    cat "$tmp/failover.out"
-    echo "<!-- bench:failover:end -->"
-} >"$tmp/failover.md"
-replace_section failover "$tmp/failover.md"
-echo "run.sh: wrote the failover section of ${doc#"$root"/}" >&2
+write_section failover "Coordinator failover: the write pause a kill -9 of the leader causes" <<EOF
+- Machine: $machine; etcd $etcd_pkg (Debian etcd-server); data in ${TMPDIR:-/tmp} ($tmp_fs);
+  load average (1, 5, 15 min) $load_before before the run, $load_after after it. Other work
+  shares the 2 cores: absolute figures are **noisy**; read the same-run ratio first.
+- Subject: three coordinators on a three-member etcd cluster (\`--metadata etcd://...\`,
+  \`--metadata-lease 2s\`), the leader (the one etcd's leader key names) killed -9 each round;
+  a follower takes over once the leader's etcd lease has run out, and the killed one is
+  started again and follows (issue 13).
+- Baseline, in the same run (alternate rounds): one coordinator on its embedded store killed
+  -9 and started again at once on its port and data, as a supervisor would: the pause a
+  crash of today's single coordinator costs when it comes straight back.
+- Goal (issue 13): write pause p99 <= 3 s over 20 rounds, nothing lost. The run itself fails
+  (exit 1, this section left as it was) when an acknowledged document is not read back at
+  the end or the replicas disagree (\`tests/support/checker.h\`).
+EOF
 fi
 
 # ---- LOCAL query tail latency with one slow worker: budgets and hedging ----
 if selected tail; then
-# shellcheck disable=SC2206  # word splitting of the extra options is intended
-tail_args=(${BENCH_TAIL_ARGS:-})
-rel_tail_bin=${tail_bin#"$root"/}
-load_before=$(cut -d' ' -f1 /proc/loadavg)
-echo "run.sh: $rel_tail_bin ${tail_args[*]}" >&2
-if ! (cd "$root" && "$tail_bin" "${tail_args[@]}") >"$tmp/tail.out"; then
-    cat "$tmp/tail.out" >&2
-    echo "run.sh: bench_tail failed; its section of docs/benchmarks.md left as it was" >&2
-    exit 1
-fi
-load_after=$(cut -d' ' -f1 /proc/loadavg)
-{
-    echo "<!-- bench:tail:begin -->"
-    echo "## LOCAL query tail latency with one slow worker: budgets and hedged reads"
-    echo
-    echo "Written by \`bench/run.sh\`; do not edit by hand."
-    echo
-    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Command: \`$rel_tail_bin${tail_args[*]:+ ${tail_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`; \`BENCH_ONLY=tail\` for this section alone)"
-    echo "- Machine: $machine; 1-minute load average $load_before before the run, $load_after after it"
-    echo "  (other work shares the machine: absolute figures are noisy; read the same-run ratios first)."
-    echo "  No CPU pinning."
-    echo "- Subject: \`QueryRequest.budget_ms\` (partial answers naming the missing partitions) and"
-    echo "  \`max_staleness_ms\` (a slow leader's scan hedged to a follower that proves its staleness),"
-    echo "  docs/architecture.md \"Budgets, partial answers and hedged reads\"."
-    echo "- Baseline, in the same run: the same queries with no budget (a LOCAL query waits for its"
-    echo "  slowest partition); the reference rows have no slow worker. Load: closed loop (each caller"
-    echo "  sends its next query when the last returns), so a configuration that answers faster also"
-    echo "  sends more queries."
-    echo
-    cat "$tmp/tail.out"
-    echo "<!-- bench:tail:end -->"
-} >"$tmp/tail.md"
-replace_section tail "$tmp/tail.md"
-echo "run.sh: wrote the tail section of ${doc#"$root"/}" >&2
+run_bench tail
+write_section tail "LOCAL query tail latency with one slow worker: budgets and hedged reads" <<EOF
+- Machine: $machine; load average (1, 5, 15 min) $load_before before the run, $load_after after it
+  (other work shares the machine: absolute figures are noisy; read the same-run ratios first).
+  No CPU pinning.
+- Subject: \`QueryRequest.budget_ms\` (partial answers naming the missing partitions) and
+  \`max_staleness_ms\` (a slow leader's scan hedged to a follower that proves its staleness),
+  docs/architecture.md "Budgets, partial answers and hedged reads".
+- Baseline, in the same run: the same queries with no budget (a LOCAL query waits for its
+  slowest partition); the reference rows have no slow worker. Load: closed loop (each caller
+  sends its next query when the last returns), so a configuration that answers faster also
+  sends more queries.
+EOF
 fi
 
 # ---- GLOBAL range queries: hash vs range partitioning against the range's width ----
 if selected range; then
-# shellcheck disable=SC2206  # word splitting of the extra options is intended
-range_args=(${BENCH_RANGE_ARGS:-})
-rel_range_bin=${range_bin#"$root"/}
-load_before=$(cut -d' ' -f1 /proc/loadavg)
-echo "run.sh: $rel_range_bin ${range_args[*]}" >&2
-if ! (cd "$root" && "$range_bin" "${range_args[@]}") >"$tmp/range.out"; then
-    cat "$tmp/range.out" >&2
-    echo "run.sh: bench_range failed; its section of docs/benchmarks.md left as it was" >&2
-    exit 1
-fi
-load_after=$(cut -d' ' -f1 /proc/loadavg)
-{
-    echo "<!-- bench:range:begin -->"
-    echo "## GLOBAL range queries: hash vs range partitioning"
-    echo
-    echo "Written by \`bench/run.sh\`; do not edit by hand."
-    echo
-    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Command: \`$rel_range_bin${range_args[*]:+ ${range_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`; \`BENCH_ONLY=range\` for this section alone)"
-    echo "- Machine: $machine; 1-minute load average $load_before before the run, $load_after after it"
-    echo "  (other work shares the machine: absolute figures are noisy; read the same-run ratios first)."
-    echo "  No CPU pinning."
-    echo "- Subject: \`IndexSpec.partitioning = PARTITIONING_RANGE\` (docs/indexes.md, \"Range"
-    echo "  partitioning\"): a range query reads only the term partitions whose value ranges it meets."
-    echo "- Baseline, in the same run: the same queries on a hash-partitioned index of the same field"
-    echo "  with as many term partitions, which reads all of them for any range."
-    echo
-    cat "$tmp/range.out"
-    echo "<!-- bench:range:end -->"
-} >"$tmp/range.md"
-replace_section range "$tmp/range.md"
-echo "run.sh: wrote the range section of ${doc#"$root"/}" >&2
+run_bench range
+write_section range "GLOBAL range queries: hash vs range partitioning" <<EOF
+- Machine: $machine; load average (1, 5, 15 min) $load_before before the run, $load_after after it
+  (other work shares the machine: absolute figures are noisy; read the same-run ratios first).
+  No CPU pinning.
+- Subject: \`IndexSpec.partitioning = PARTITIONING_RANGE\` (docs/indexes.md, "Range
+  partitioning"): a range query reads only the term partitions whose value ranges it meets.
+- Baseline, in the same run: the same queries on a hash-partitioned index of the same field
+  with as many term partitions, which reads all of them for any range.
+EOF
 fi
 
 # ---- Log retention: disk use and write rate against keeping the whole log ----
 if selected retention; then
-# shellcheck disable=SC2206  # word splitting of the extra options is intended
-retention_args=(${BENCH_RETENTION_ARGS:-})
-rel_retention_bin=${retention_bin#"$root"/}
-load_before=$(cut -d' ' -f1 /proc/loadavg)
-echo "run.sh: $rel_retention_bin ${retention_args[*]}" >&2
-if ! (cd "$root" && "$retention_bin" "${retention_args[@]}") >"$tmp/retention.out"; then
-    cat "$tmp/retention.out" >&2
-    echo "run.sh: bench_retention failed; its section of docs/benchmarks.md left as it was" >&2
-    exit 1
-fi
-load_after=$(cut -d' ' -f1 /proc/loadavg)
-{
-    echo "<!-- bench:retention:begin -->"
-    echo "## Log retention: disk use and write rate when the same documents are overwritten"
-    echo
-    echo "Written by \`bench/run.sh\`; do not edit by hand."
-    echo
-    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- Command: \`$rel_retention_bin${retention_args[*]:+ ${retention_args[*]}}\` (run by \`make bench\`, i.e. \`bench/run.sh $1\`; \`BENCH_ONLY=retention\` for this section alone)"
-    echo "- Machine: $machine; 1-minute load average $load_before before the run, $load_after after it"
-    echo "  (other work shares the machine: absolute figures are noisy; read the same-run ratios first)."
-    echo "  No CPU pinning."
-    echo "- Subject: \`--log-retention-entries\` (docs/architecture.md \"Log retention\"); each"
-    echo "  configuration on a fresh cluster (3 workers, P=4, R=3), one caller, Puts of 50 documents."
-    echo "- Baseline, in the same run: retention off (every replica keeps its whole log)."
-    echo "- Reading it: the pad of each document is one repeated letter, which LevelDB's snappy"
-    echo "  compresses, so bytes understate both rows; disk falls only once trims pass 65,536"
-    echo "  entries per partition (the plog then compacts the trimmed range), and what remains is"
-    echo "  mostly LevelDB's write-ahead logs and memtables (up to about 8 MiB per store)."
-    echo "- Not measured: a new replica's catch-up time from a snapshot against a full-log copy"
-    echo "  (snapshots are not built; with retention on, such a replica cannot catch up at all)."
-    echo
-    cat "$tmp/retention.out"
-    echo "<!-- bench:retention:end -->"
-} >"$tmp/retention.md"
-replace_section retention "$tmp/retention.md"
-echo "run.sh: wrote the retention section of ${doc#"$root"/}" >&2
+run_bench retention
+write_section retention "Log retention: disk use and write rate when the same documents are overwritten" <<EOF
+- Machine: $machine; load average (1, 5, 15 min) $load_before before the run, $load_after after it
+  (other work shares the machine: absolute figures are noisy; read the same-run ratios first).
+  No CPU pinning.
+- Subject: \`--log-retention-entries\` (docs/architecture.md "Log retention"); each
+  configuration on a fresh cluster (3 workers, P=4, R=3), one caller, Puts of 50 documents.
+- Baseline, in the same run: retention off (every replica keeps its whole log).
+- Reading it: the pad of each document is one repeated letter, which LevelDB's snappy
+  compresses, so bytes understate both rows; disk falls only once trims pass 65,536
+  entries per partition (the plog then compacts the trimmed range), and what remains is
+  mostly LevelDB's write-ahead logs and memtables (up to about 8 MiB per store).
+- Not measured: a new replica's catch-up time from a snapshot against a full-log copy
+  (snapshots are not built; with retention on, such a replica cannot catch up at all).
+EOF
 fi
