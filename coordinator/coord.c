@@ -1386,7 +1386,6 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
                      Shardex__V1__ClusterStatusResponse *out)
 {
     pthread_mutex_lock(&c->mu);
-    char *self = sx_arena_strdup(a, c->address);
     out->partitions = c->set.partitions;
     out->replication = c->set.replication;
     out->min_isr = c->set.min_isr;
@@ -1480,6 +1479,13 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
     out->indexes = sx_arena_alloc(a, (c->nindexes + 1) * sizeof(*out->indexes));
     for (uint32_t i = 0; i < c->nindexes; i++)
         out->indexes[i] = info_of(c, &c->indexes[i], a);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void sx_coord_control_status(sx_coord *c, sx_arena *a, Shardex__V1__ClusterStatusResponse *out)
+{
+    pthread_mutex_lock(&c->mu);
+    char *self = sx_arena_strdup(a, c->address);
     pthread_mutex_unlock(&c->mu);
     /* Outside the lock: it may ask etcd. */
     sx_meta_status(c->meta, self, a, out);

@@ -230,10 +230,14 @@ sx_status sx_coord_remove(sx_coord *c, const char *id, bool force, sx_arena *are
                           size_t *nlost, sx_err *err);
 
 /* Fills the client contract's ClusterStatus from the map and the latest
- * replica reports, and the control plane's part from the metadata store
- * (sx_meta_status: it may ask etcd, so not on an rpc thread that must not
- * block); everything is allocated in arena. */
+ * replica reports; everything is allocated in arena. */
 void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *arena,
                      Shardex__V1__ClusterStatusResponse *out);
+
+/* Adds the control plane's part (metadata, coordinator_epoch, coordinators,
+ * etcd_members) from the metadata store: with etcd it asks every member, up
+ * to a second, so only for ClusterStatus itself (not for every metrics
+ * scrape) and off the rpc threads that must not block. */
+void sx_coord_control_status(sx_coord *c, sx_arena *arena, Shardex__V1__ClusterStatusResponse *out);
 
 #endif

@@ -139,6 +139,7 @@ static sx_status on_cluster_status(sx_rpc_call *call, const ProtobufCMessage *re
     (void)reqm;
     (void)err;
     sx_coord_status(arg, sx_clock_now_ms(), sx_rpc_call_arena(call), (void *)respm);
+    sx_coord_control_status(arg, sx_rpc_call_arena(call), (void *)respm);
     return SX_OK;
 }
 
