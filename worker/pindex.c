@@ -590,9 +590,9 @@ static sx_status chunk_locked(void *arg, sx_err *err)
     nf.done += c->passed;
     if (c->counted)
         nf.total = c->counted;
-    if (nf.total < nf.done)
-        nf.total = nf.done;
     nf.running = c->more;
+    if (nf.total < nf.done || !nf.running)
+        nf.total = nf.done; /* writes after the count: "about" */
     nf.has_last = x->fill.has_last || c->passed > 0;
     if (st == SX_OK) {
         outbox_seal(pi, c->b, x);
