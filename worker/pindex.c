@@ -715,6 +715,11 @@ static sx_status load_catalog(sx_pindex *pi, sx_err *err)
             ix_free(&x);
             break;
         }
+        if (x.fill.running)
+            SX_LOG(SX_LOG_INFO, "index",
+                   "partition=%u index=%" PRIu64 " backfill resumes done=%" PRIu64
+                   " total=%" PRIu64,
+                   pi->p, id, x.fill.done, x.fill.total);
         pi->cat = sx_realloc(pi->cat, (pi->ncat + 1) * sizeof(*pi->cat));
         pi->cat[pi->ncat++] = x;
     }
