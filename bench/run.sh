@@ -12,7 +12,8 @@
 #   BENCH_TAIL_ARGS="--rounds 5" bench/run.sh build              # likewise for bench_tail
 #   BENCH_RANGE_ARGS="--rounds 5" bench/run.sh build             # likewise for bench_range
 #   BENCH_RETENTION_ARGS="--repeat 3" bench/run.sh build          # likewise for bench_retention
-#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail range retention)
+#   BENCH_BACKFILL_ARGS="--docs 200000" bench/run.sh build       # likewise for bench_backfill
+#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail range retention backfill)
 #
 # Plots: bench_index and bench_peers also write TSV files (--tsv), which
 # bench/plot.sh draws into docs/*.png (gnuplot) once each benchmark has run;
@@ -32,9 +33,9 @@ bin=$build/bench/bench_rpc
 write_bin=$build/bench/bench_write
 index_bin=$build/bench/bench_index
 peers_bin=$build/bench/bench_peers
-only=" ${BENCH_ONLY:-rpc write index peers restart failover tail range retention} "
+only=" ${BENCH_ONLY:-rpc write index peers restart failover tail range retention backfill} "
 selected() { [[ $only == *" $1 "* ]]; }
-for name in rpc write index peers restart failover tail range retention; do
+for name in rpc write index peers restart failover tail range retention backfill; do
     b=$build/bench/bench_$name
     if selected "$name" && [ ! -x "$b" ]; then
         echo "run.sh: $b is not built (make bench builds it; bench_peers needs libpq-dev)" >&2
@@ -412,5 +413,22 @@ write_section retention "Log retention: disk use and write rate when the same do
   mostly LevelDB's write-ahead logs and memtables (up to about 8 MiB per store).
 - Not measured: a new replica's catch-up time from a snapshot against a full-log copy
   (snapshots are not built; with retention on, such a replica cannot catch up at all).
+EOF
+fi
+
+# ---- Index backfill: its rate, and the write latency beside it ----
+if selected backfill; then
+run_bench backfill
+write_section backfill "Index backfill in chunks: its rate and the write p99 beside it" <<EOF
+- Machine: $machine; load average (1, 5, 15 min) $load_before before the run, $load_after after it
+  (other work shares the machine: absolute figures are noisy; read the same-run ratios first).
+  No CPU pinning.
+- Subject: an index created on a loaded partition (docs/indexes.md, "Backfill in chunks"),
+  backfilled by the worker's backfill thread throttled by \`--backfill-max-write-p99\`
+  (default 50ms) and unthrottled (0); each on a fresh cluster, alternating order.
+- Baseline, in the same run: the same caller's Puts for a few seconds before the index is
+  created (no backfill).
+- Reading it: the backfill's time runs from CreateIndex to READY as ListIndexes shows it, so
+  it includes the marker's append and up to a heartbeat of reporting.
 EOF
 fi
