@@ -425,7 +425,8 @@ write_section backfill "Index backfill in chunks: its rate and the write p99 bes
   No CPU pinning.
 - Subject: an index created on a loaded partition (docs/indexes.md, "Backfill in chunks"),
   backfilled by the worker's backfill thread throttled by \`--backfill-max-write-p99\`
-  (default 50ms) and unthrottled (0); each on a fresh cluster, alternating order.
+  (the default 50ms, and 5ms, which the throttle must act on) and unthrottled (0); each on a
+  fresh cluster, rotating the order.
 - Baseline, in the same run: the same caller's Puts for a few seconds before the index is
   created (no backfill).
 - Reading it: the backfill's time runs from CreateIndex to READY as ListIndexes shows it, so
