@@ -232,6 +232,22 @@ static void watch_backfill(sx_cluster *c, const char *name)
             fprintf(stderr, "%s: %" PRIu64 " of %" PRIu64 " documents, eta %.1f s\n", name,
                     info.backfill_done_docs, info.backfill_total_docs, info.eta_seconds);
             if (!refused) {
+                /* The CLI shows it: BUILDING with a percentage (or READY by now). */
+                char bin[512], outp[600], errp[600];
+                sx_cluster_bin("client/shardex", bin, sizeof(bin));
+                snprintf(outp, sizeof(outp), "%s/cli.out", c->dir);
+                snprintf(errp, sizeof(errp), "%s/cli.err", c->dir);
+                char *argv[] = {bin, "--server", c->worker_addr[1], "index", "list", NULL};
+                sx_h_run run = sx_h_run_wait(argv, NULL, NULL, outp, errp, 10000);
+                const char *row = run.out ? strstr(run.out, name) : NULL;
+                bool shown = row && ((strstr(row, "BUILDING") && strchr(row, '%')) ||
+                                     strstr(row, "READY"));
+                if (run.code != 0 || !shown) {
+                    sx_h_run_print("shardex index list", &run);
+                    SX_FX_FAIL(c, "shardex index list does not show %s's progress", name);
+                }
+                fprintf(stderr, "shardex index list: %.*s\n", (int)strcspn(row, "\n"), row);
+                sx_h_run_free(&run);
                 /* Never an answer silently incomplete: refused, naming it. */
                 sx_qreq q = {.index = name, .match = {.range = true},
                              .mode = SHARDEX__V1__MODE__MODE_LOCAL, .timeout_ms = 300};
