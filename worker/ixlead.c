@@ -262,15 +262,18 @@ static bool rebuilding_elsewhere(sx_ixlead *l, stream *s, ship_ctx *c)
 /* One step of stream s: at most one batch sent. hold: the offset of the
  * index's marker while its backfill runs here (0: none): the outbox at it is
  * still growing, so nothing at or past it is shipped, unless the owner has it
- * already (a former leader's complete backfill, or a rebuild). */
+ * already (a former leader's complete backfill, or a rebuild). Nor is
+ * anything below it: the offsets before the marker carry no change of the
+ * index, and a watermark above 0 is what makes the owner serve scans
+ * (tstore.c), so it must not move before the backfill has shipped. */
 static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint32_t P,
                         uint64_t hold)
 {
     uint64_t now = sx_clock_now_ms();
     pthread_mutex_lock(&l->mu);
     uint64_t upto = v->applied;
-    if (hold && s->acked < hold && upto >= hold)
-        upto = hold - 1;
+    if (hold && s->acked < hold && upto > s->acked)
+        upto = s->acked;
     bool idle = now - s->last_send_ms >= SHIP_IDLE_MS;
     bool go = s->inflight < SHIP_INFLIGHT && now >= s->retry_at_ms &&
               (!s->known ? s->inflight == 0 : (s->sent < upto || (idle && !s->inflight)));

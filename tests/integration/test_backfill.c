@@ -258,6 +258,20 @@ static void watch_backfill(sx_cluster *c, const char *name)
                 if (st == SX_OK)
                     SX_FX_FAIL(c, "a LOCAL query answered while %s was backfilling", name);
                 fprintf(stderr, "query while backfilling: %s: %s\n", sx_status_name(st), err.msg);
+                /* GLOBAL too, while no partition can have finished (a quarter
+                 * of the documents, partitions of about half each): the term
+                 * partitions must not serve before every partition shipped
+                 * its backfill. */
+                if (info.backfill_done_docs * 4 < info.backfill_total_docs) {
+                    q.mode = SHARDEX__V1__MODE__MODE_GLOBAL;
+                    r = NULL;
+                    st = sx_q_query(c, c->worker_addr[2], &q, NULL, &r, &err);
+                    sx_rpc_free(r ? &r->base : NULL);
+                    if (st == SX_OK)
+                        SX_FX_FAIL(c, "a GLOBAL query answered while %s was backfilling", name);
+                    fprintf(stderr, "GLOBAL query while backfilling: %s: %s\n",
+                            sx_status_name(st), err.msg);
+                }
                 refused = true;
             }
         }
