@@ -155,6 +155,13 @@ sx_status sx_replica_append(sx_replica_set *r, const Shardex__Internal__V1__Appe
                             Shardex__Internal__V1__AppendResponse *resp, sx_arena *arena,
                             sx_err *err);
 
+/* Leader: the next chunk of a snapshot of p's store (Replication.Snapshot,
+ * psnap.h). SX_FAILED_PRECONDITION unless this worker leads p at req->epoch
+ * with a lease; sx_psnap_serve's codes. Arrays allocated in arena. */
+sx_status sx_replica_snapshot(sx_replica_set *r, const Shardex__Internal__V1__SnapshotRequest *req,
+                              Shardex__Internal__V1__SnapshotResponse *resp, sx_arena *arena,
+                              sx_err *err);
+
 /* Leader: reads a document once after_offset is applied and this leader
  * serves reads (as sx_replica_wait_applied). SX_ABORTED when not the leader.
  * The document is unpacked into arena-owned memory. */
