@@ -115,6 +115,7 @@ struct replica {
     bool snap_running; /* the thread runs (joined by the next start or destroy) */
     bool snap_started; /* a thread was started: join it */
     bool installing;   /* the swap is in progress: Appends are refused meanwhile */
+    bool alias;        /* the store is open as "pNNNN/." (see swap_in) */
     pthread_t snap_thread;
 };
 
@@ -1485,7 +1486,16 @@ static void swap_in(replica *r, const char *dir, uint64_t applied)
     sx_err err = {0};
     sx_plog *log = NULL;
     sx_pindex *ix = NULL;
-    if (sx_psnap_swap(dir, &err) != SX_OK || open_partition(rs, dir, r->p, &log, &ix, &err) != SX_OK) {
+    /* The old store stays open through the grace period, and LevelDB
+     * refuses to open a store whose LOCK path this process holds (by name:
+     * "pNNNN/LOCK"), although the old one's is now pNNNN.old's file. So the
+     * new store is opened under the other spelling of the same directory,
+     * "pNNNN/." or "pNNNN", alternately; the next start uses "pNNNN". */
+    size_t cap = strlen(dir) + 3;
+    char *path = sx_malloc(cap);
+    snprintf(path, cap, "%s%s", dir, r->alias ? "" : "/.");
+    if (sx_psnap_swap(dir, &err) != SX_OK ||
+        open_partition(rs, path, r->p, &log, &ix, &err) != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u snapshot install failed: %s; stopping",
                r->p, err.msg);
         abort(); /* rule 8: the start after this finishes or undoes the swap */
@@ -1496,6 +1506,7 @@ static void swap_in(replica *r, const char *dir, uint64_t applied)
     r->log = log;
     r->ix = ix;
     r->installing = false;
+    r->alias = !r->alias;
     r->fresh_ms = sx_clock_now_ms();
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
@@ -1512,6 +1523,7 @@ static void swap_in(replica *r, const char *dir, uint64_t applied)
     sx_pindex_close(old_ix);
     if (sx_psnap_drop_old(dir, &err) != SX_OK)
         SX_LOG(SX_LOG_WARN, "replica", "partition=%u old store not deleted: %s", r->p, err.msg);
+    free(path);
 }
 
 static void *snapshot_main(void *arg)
@@ -1586,6 +1598,8 @@ sx_status sx_replica_snapshot(sx_replica_set *rs, const Shardex__Internal__V1__S
                           "partition %u: this worker does not lead it at epoch %" PRIu64
                           " (its epoch: %" PRIu64 ")",
                           req->partition, req->epoch, epoch);
+    /* Tests hold a transfer here to kill its leader midway. */
+    SX_DELAY_POINT("snapshot-serve");
     return sx_psnap_serve(rs->snaps, log, sx_clock_now_ms(), req, resp, arena, err);
 }
 
