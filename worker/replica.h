@@ -95,10 +95,16 @@ typedef struct sx_replica_opts {
     sx_fsync_mode fsync;
     size_t write_buffer_bytes; /* each partition store's memtable; 0: the store's default */
     uint32_t lag_timeout_ms;   /* 0: the lease */
-    /* Log retention (docs/architecture.md): 0 keeps the whole log; N > 0
-     * lets a leader announce a floor that keeps at least the last N entries
-     * and SX_REPCORE_TRIM_MARGIN below what every replica it feeds applied. */
+    /* Log retention (docs/architecture.md): unless off, a leader announces
+     * a floor SX_REPCORE_TRIM_MARGIN below what every replica it feeds
+     * applied, and keeps at least the last `entries`, about the newest
+     * `bytes` of entries (by the mean size of the entries it appended) and
+     * the entries it appended in the last `ms` (0: no such minimum). A
+     * replica the log cannot feed any more is sent to a snapshot. */
+    bool log_retention_off;
     uint64_t log_retention_entries;
+    uint64_t log_retention_bytes;
+    uint64_t log_retention_ms;
     /* The pipeline's next stage: runs (on a replica thread, no lock held; it
      * must not block) whenever a leader applied newly committed entries, so
      * that the index layer ships them at once. It may run until
