@@ -41,6 +41,9 @@
 #define SEND_MAX_ENTRIES 2000
 #define APPEND_TIMEOUT_MS 1000
 #define RETRY_MS 100
+/* A follower sent to a snapshot is sent an Append this often until it has
+ * installed it (a few bytes each). */
+#define STUCK_RETRY_MS 50
 /* Timeouts of our ChangeIsr calls: a shrink is asked again soon anyway. */
 #define SHRINK_TIMEOUT_MS 500
 #define EXPAND_TIMEOUT_MS 1000
@@ -809,8 +812,8 @@ static void *session_main(void *arg)
         if (!s->stop)
             on_reply_locked(s, &step, n, st, resp, &err, now);
         sx_rpc_free(resp);
-        if (s->stuck && !s->stop) /* a heartbeat at the idle pace, not a busy loop */
-            sx_cond_wait_ms(&r->cv, &r->mu, SX_REPCORE_IDLE_MS);
+        if (s->stuck && !s->stop) /* not a busy loop; soon enough to see it installed */
+            sx_cond_wait_ms(&r->cv, &r->mu, STUCK_RETRY_MS);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
