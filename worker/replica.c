@@ -1678,7 +1678,10 @@ sx_status sx_replica_snapshot(sx_replica_set *rs, const Shardex__Internal__V1__S
                           req->partition, req->epoch, epoch);
     /* Tests hold a transfer here to kill its leader midway. */
     SX_DELAY_POINT("snapshot-serve");
-    return sx_psnap_serve(rs->snaps, log, sx_clock_now_ms(), req, resp, arena, err);
+    sx_status st = sx_psnap_serve(rs->snaps, log, sx_clock_now_ms(), req, resp, arena, err);
+    /* Tests kill -9 here: the leader dies with a transfer open. */
+    SX_CRASH_POINT("snapshot-leader-chunk");
+    return st;
 }
 
 sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__AppendRequest *req,

@@ -14,7 +14,7 @@
  *    restarted again it opens its store, catches up from the log (it is
  *    still above the leader's floor), and the checks above hold again.
  *
- * Not here (not built yet): snapshots for a replica below the floor, and
+ * Not here: snapshots for a replica below the floor (test_snapshot.c), and
  * `shardex verify`, which replays every log from offset 1.
  *
  * N and ROUNDS: SHARDEX_RETENTION_DOCS and SHARDEX_RETENTION_ROUNDS (the
