@@ -21,6 +21,7 @@
 #include "plog.h"
 #include "psnap.h"
 #include "pstores.h"
+#include "retain.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -56,9 +57,6 @@
  * took it before the swap (a view, a report) finishes with it; then it is
  * closed and deleted. Longer than any handler's deadline. */
 #define RETIRE_GRACE_MS 30000
-/* Marks of when offsets were appended, for --log-retention by time: at most
- * RETAIN_MARKS, one per max(1 s, the retention / (RETAIN_MARKS / 2)). */
-#define RETAIN_MARKS 512
 
 typedef struct pending {
     ProtobufCBinaryData *ops;
@@ -109,15 +107,7 @@ struct replica {
     uint64_t fresh_ms;  /* monotonic: when applied last reached the commit offset */
     uint64_t log_floor; /* leader: the floor announced with every Append (retention) */
     uint64_t trimmed;   /* entries this process removed from the log (retention) */
-    /* Leader, for --log-retention by size and time: what this leadership
-     * appended (entries and bytes, for their mean size), and marks of
-     * (first offset of a batch, wall clock) at most one per MARK_EVERY, the
-     * oldest dropped when full (which only keeps more). */
-    uint64_t led_entries, led_bytes;
-    struct {
-        uint64_t offset, wall_ms;
-    } marks[RETAIN_MARKS];
-    uint32_t nmarks;
+    sx_retain retain;   /* leader: what --log-retention keeps at least (retain.h) */
 
     /* follower */
     bool applying; /* an Append applies without mu: the next Append waits for it */
@@ -331,58 +321,11 @@ static pending *take_batch_locked(replica *r, pending **last_out, size_t *nops_o
  * (nops ops in the writes from batch on). r->mu held. */
 static void note_appended_locked(replica *r, uint64_t first, size_t nops, const pending *batch)
 {
-    sx_replica_set *rs = r->owner;
-    r->led_entries += nops;
+    uint64_t bytes = 0;
     for (const pending *w = batch; w; w = w->next)
         for (size_t i = 0; i < w->n; i++)
-            r->led_bytes += w->ops[i].len;
-    if (!rs->log_retention_ms)
-        return;
-    uint64_t every = rs->log_retention_ms / (RETAIN_MARKS / 2);
-    if (every < 1000)
-        every = 1000;
-    uint64_t now = sx_clock_wall_ms();
-    if (r->nmarks && now < r->marks[r->nmarks - 1].wall_ms + every)
-        return;
-    if (r->nmarks == RETAIN_MARKS) {
-        memmove(r->marks, r->marks + 1, (RETAIN_MARKS - 1) * sizeof(r->marks[0]));
-        r->nmarks--;
-    }
-    r->marks[r->nmarks].offset = first;
-    r->marks[r->nmarks].wall_ms = now;
-    r->nmarks++;
-}
-
-/* How many of the newest entries --log-retention keeps at least (beyond
- * what the replicas still need): the most of its entry count, its size by
- * the mean entry this leadership appended, and the entries appended within
- * its time. What cannot be told (no entry appended yet, no mark old enough)
- * keeps the whole log. r->mu held. */
-static uint64_t retained_entries_locked(replica *r, uint64_t leo)
-{
-    sx_replica_set *rs = r->owner;
-    uint64_t keep = rs->log_retention_entries;
-    if (rs->log_retention_bytes) {
-        uint64_t by_size = leo;
-        if (r->led_entries && r->led_bytes) {
-            uint64_t mean = r->led_bytes / r->led_entries;
-            by_size = rs->log_retention_bytes / (mean ? mean : 1);
-        }
-        if (by_size > keep)
-            keep = by_size;
-    }
-    if (rs->log_retention_ms) {
-        uint64_t by_time = leo, now = sx_clock_wall_ms();
-        /* The newest mark older than the retention: what precedes it goes. */
-        for (uint32_t i = r->nmarks; i-- > 0;)
-            if (r->marks[i].wall_ms + rs->log_retention_ms <= now) {
-                by_time = leo + 1 - r->marks[i].offset;
-                break;
-            }
-        if (by_time > keep)
-            keep = by_time;
-    }
-    return keep;
+            bytes += w->ops[i].len;
+    sx_retain_appended(&r->retain, first, nops, bytes, sx_clock_wall_ms());
 }
 
 /* Appends one batch of queued writes at our epoch: one LevelDB batch, one
@@ -491,8 +434,9 @@ static void retain_leader_locked(replica *r)
     if (r->owner->log_retention_off)
         return;
     uint64_t leo = sx_plog_leo(r->log);
-    r->log_floor = sx_repcore_log_floor(&r->core, sx_plog_applied(r->log), leo,
-                                        (int64_t)retained_entries_locked(r, leo), sx_clock_now_ms());
+    uint64_t keep = sx_retain_keep(&r->retain, leo, sx_clock_wall_ms());
+    r->log_floor = sx_repcore_log_floor(&r->core, sx_plog_applied(r->log), leo, (int64_t)keep,
+                                        sx_clock_now_ms());
     trim_log_locked(r, r->log_floor);
 }
 
@@ -878,8 +822,7 @@ static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
     sx_repcore_lead(&r->core, cm, sx_plog_commit(r->log), sx_plog_applied(r->log), leo,
                     sx_clock_now_ms());
     r->log_floor = 0;   /* until this leadership has heard its followers */
-    r->led_entries = r->led_bytes = 0;
-    r->nmarks = 0; /* what earlier leaderships appended, and when, is not known here */
+    sx_retain_reset(&r->retain); /* what earlier leaderships appended, and when: not known */
     recommit_locked(r); /* alone in the ISR, the log is committed now: reads need not wait */
     uint64_t hw = r->core.hw;
     r->lead_map = sx_partmap_acquire(pm); /* the peers' addresses live in it */
@@ -1114,6 +1057,9 @@ static replica *open_replica(sx_replica_set *rs, uint32_t p)
     pthread_mutex_init(&r->mu, NULL);
     sx_cond_init_monotonic(&r->cv);
     sx_repcore_init(&r->core, sx_plog_max_epoch(log), rs->lag_timeout_ms);
+    r->retain.entries = rs->log_retention_entries;
+    r->retain.bytes = rs->log_retention_bytes;
+    r->retain.ms = rs->log_retention_ms;
     return r;
 }
 
