@@ -83,6 +83,22 @@ static void expire_locked(sx_psnap_server *s, uint64_t now_ms)
         }
 }
 
+void sx_psnap_server_expire(sx_psnap_server *s, uint64_t now_ms)
+{
+    pthread_mutex_lock(&s->mu);
+    expire_locked(s, now_ms);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sx_psnap_server_drop(sx_psnap_server *s, sx_plog *log)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < SX_PSNAP_MAX_SESSIONS; i++)
+        if (s->s[i].id && s->s[i].log == log)
+            end_session(&s->s[i]);
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* The session req names, or a new one (session 0). mu held. */
 static sx_status find_session_locked(sx_psnap_server *s, sx_plog *log, uint64_t now_ms,
                                      const Shardex__Internal__V1__SnapshotRequest *req,

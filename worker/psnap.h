@@ -59,6 +59,12 @@ sx_status sx_psnap_serve(sx_psnap_server *s, sx_plog *log, uint64_t now_ms,
                          Shardex__Internal__V1__SnapshotResponse *resp, sx_arena *arena,
                          sx_err *err);
 
+/* Drops sessions idle for SX_PSNAP_IDLE_MS (each call also does): so that
+ * a transfer nobody finishes does not hold its snapshot until the next. */
+void sx_psnap_server_expire(sx_psnap_server *s, uint64_t now_ms);
+/* Drops every session of log (before it closes). */
+void sx_psnap_server_drop(sx_psnap_server *s, sx_plog *log);
+
 /* Open sessions, for tests and status. */
 size_t sx_psnap_server_sessions(sx_psnap_server *s);
 

@@ -431,6 +431,7 @@ static void trim_log_locked(replica *r, uint64_t floor)
  * own trim to it. r->mu held. */
 static void retain_leader_locked(replica *r)
 {
+    sx_psnap_server_expire(r->owner->snaps, sx_clock_now_ms());
     if (r->owner->log_retention_off)
         return;
     uint64_t leo = sx_plog_leo(r->log);
@@ -1543,7 +1544,8 @@ static void swap_in(replica *r, const char *dir, uint64_t applied)
     while (!snap_stopping(r) && sx_clock_now_ms() < until)
         sx_cond_wait_ms(&r->cv, &r->mu, 200);
     pthread_mutex_unlock(&r->mu);
-    sx_plog_close(old_log); /* then its observer */
+    sx_psnap_server_drop(rs->snaps, old_log); /* sessions it served as a leader, if any */
+    sx_plog_close(old_log);                   /* then its observer */
     sx_pindex_close(old_ix);
     if (sx_psnap_drop_old(dir, &err) != SX_OK)
         SX_LOG(SX_LOG_WARN, "replica", "partition=%u old store not deleted: %s", r->p, err.msg);

@@ -1545,6 +1545,16 @@ static void test_snapshot_refusals(void **state)
     req.session = ids[1];
     assert_int_equal(sx_psnap_serve(srv, f->p, 1002 + SX_PSNAP_IDLE_MS, &req, &resp, &a, &err),
                      SX_NOT_FOUND);
+    /* A store about to close drops its sessions; idle ones go without a call. */
+    sx_psnap_server_drop(srv, f->p);
+    assert_int_equal(sx_psnap_server_sessions(srv), 0);
+    req.session = 0;
+    assert_int_equal(sx_psnap_serve(srv, f->p, 5000, &req, &resp, &a, &err), SX_OK);
+    sx_psnap_server_expire(srv, 5000 + SX_PSNAP_IDLE_MS);
+    assert_int_equal(sx_psnap_server_sessions(srv), 1);
+    sx_psnap_server_expire(srv, 5001 + SX_PSNAP_IDLE_MS);
+    assert_int_equal(sx_psnap_server_sessions(srv), 0);
+    assert_int_equal(sx_psnap_serve(srv, f->p, 1000, &req, &resp, &a, &err), SX_OK);
     sx_psnap_server_destroy(srv); /* releases the open snapshot */
 
     char path[PATH_MAX + 32];
