@@ -813,6 +813,13 @@ static void start_session_locked(replica *r, uint32_t slot)
 static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
 {
     sx_err err = {0};
+    /* A snapshot being swapped in (never for an ISR member, which the
+     * coordinator alone elects, but a map may be old): lead from the new
+     * store, once it is open. */
+    pthread_mutex_lock(&r->mu);
+    while (r->installing)
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
     if (sx_plog_begin_epoch(r->log, cm->epoch, &err) != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot lead at epoch=%" PRIu64 ": %s", r->p,
                cm->epoch, err.msg);
