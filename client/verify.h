@@ -99,7 +99,15 @@ typedef struct sx_verify_summary {
     uint64_t missing; /* MISSING entries and documents */
     uint64_t extra;   /* EXTRA */
     uint64_t wrong;   /* WRONG-VERSION and WRONG-CONTENT */
-    uint64_t other;   /* not shipped, wrong activity, digests, bad or short logs, specs */
+    uint64_t other;   /* not shipped, wrong activity, digests, bad or short logs, specs,
+                         replicas diverged */
+    /* trimmed logs: what was left out, never silently */
+    size_t trimmed;        /* log partitions read from a trimmed start */
+    uint64_t carried;      /* documents from before a log start, checked against the leader's */
+    uint64_t undetermined; /* ids left out of index views: state at the view's position unknown */
+    uint64_t excluded;     /* served index entries left out (of those ids, or of partitions the
+                              retained log could not recompute at all) */
+    size_t unrecomputed;   /* (index view, log partition) pairs left out whole */
 } sx_verify_summary;
 
 void sx_verify_result_summary(const sx_verify_result *r, sx_verify_summary *s);
