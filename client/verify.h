@@ -83,6 +83,12 @@ typedef struct sx_verify_result sx_verify_result;
  *     with its entries; the logs are replayed again to the positions of that
  *     answer, and the sorted lists are merged into missing, extra and
  *     wrong-version entries.
+ * A log partition whose leader's log starts above 1 (log retention) is not
+ * replayed: it is read once from its start S and checked as sx_rlog says
+ * (replay.h): documents against the retained log and the leader's copy,
+ * index views recomputed from a replica's documents carried through the
+ * log; ids whose state the retained log cannot give are left out of the
+ * comparison and counted in the result (never a difference).
  * A view that cannot be asked (its worker down, no leader to read the log
  * from, a deadline) is a failed check, the others go on. Returns SX_OK with
  * *out (free with sx_verify_result_free) whenever the map was had, even if
