@@ -495,6 +495,25 @@ static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
 
 /* ----------------------------------------------------------------- loop -- */
 
+/* The log of p is kept from just after the lowest watermark its term
+ * partitions acknowledged (docs/indexes.md "Verify on trimmed logs"): a
+ * stream whose owner has not answered yet holds it all; one at watermark 0
+ * (a new owner) holds nothing, it is rebuilt from the documents. */
+static void hold_log(sx_ixlead *l, uint32_t p)
+{
+    uint64_t hold = 0;
+    pthread_mutex_lock(&l->mu);
+    for (stream *s = l->streams; s; s = s->next) {
+        if (s->p != p || !s->seen || !s->addr[0])
+            continue;
+        uint64_t h = !s->known ? 1 : s->acked ? s->acked + 1 : 0;
+        if (h && (!hold || h < hold))
+            hold = h;
+    }
+    pthread_mutex_unlock(&l->mu);
+    sx_replica_hold_log(l->replicas, p, hold);
+}
+
 static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v, const sx_partmap *m)
 {
     /* The map read for this pass must be the one that made us leader: an
@@ -532,6 +551,7 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v, c
         maybe_report(l, p, v, e, &active[k]);
     }
     free(active);
+    hold_log(l, p);
 }
 
 static void *loop_main(void *arg)
