@@ -11,6 +11,7 @@
 #include "tstore.h"
 
 #include "clock.h"
+#include "crashpoint.h"
 #include "hash.h"
 #include "ixkey.h"
 #include "keys.h"
@@ -940,6 +941,8 @@ sx_status sx_tstore_ship(sx_tstore *ts, const Shardex__Internal__V1__ShipRequest
         e->leader_epoch[p] = new_le;
         e->as_of[p] = new_as_of;
         e->rb[p] = new_rb;
+        if (new_rb.id)
+            SX_CRASH_POINT("tstore-rebuild-chunk"); /* a rebuild left unfinished */
         if (new_wm != wm || new_as_of != as_of)
             pthread_cond_broadcast(&ts->shipped);
     }
