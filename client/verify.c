@@ -1684,7 +1684,9 @@ static const sx_flags_spec verify_spec = {
     .description =
         "Reads every log partition, recomputes what the documents and each local index of every "
         "replica (leader and followers) and each term partition of each global index must hold "
-        "at the position it is served at, and compares with what the cluster serves. Prints one "
+        "at the position it is served at, and compares with what the cluster serves. A log trimmed by "
+        "log retention is checked against the part it keeps and the leader's copy of older "
+        "documents; what that cannot determine is counted, not compared. Prints one "
         "line per check and one per "
         "difference (MISSING, EXTRA, WRONG-VERSION, ...). Exit status: 0 everything equal, 1 a "
         "difference, 2 bad usage, 3 the cluster could not be read (no leader, a node down, a "
