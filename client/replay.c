@@ -224,8 +224,8 @@ bool sx_replay_each_entry(const sx_replay *r, uint64_t index_id, sx_replay_entry
         while (sx_hmap_next(&r->docs, &pos, &id, &idlen, &val)) {
             const doc_rec *rec = val;
             if (rec->op)
-                bad += sx_replay_doc_entries(&r->ix[ai].def, id, idlen, rec->op->put,
-                                             rec->version, count_cb, &acc);
+                bad += sx_replay_doc_entries(&r->ix[ai].def, id, idlen, rec->op->put, rec->version,
+                                             count_cb, &acc);
         }
     }
     if (count)
@@ -501,8 +501,8 @@ uint64_t sx_rlog_end(const sx_rlog *l)
 
 static const char *op_id(const Shardex__Internal__V1__LogOp *op)
 {
-    const char *id = op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT ? op->put->id
-                                                                          : op->delete_;
+    const char *id =
+        op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT ? op->put->id : op->delete_;
     return id ? id : "";
 }
 

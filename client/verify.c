@@ -764,9 +764,8 @@ static bool read_rlog(sx_verify_result *r, uint32_t p, const char *addr, uint64_
                             &req.base, &resp, &err);
         if (st != SX_OK) {
             char msg[SX_ERR_MSG_MAX + 200];
-            snprintf(msg, sizeof(msg),
-                     "ReadLog p=%u from=%" PRIu64 " from %s: %s: %s%s", p, from, addr,
-                     sx_status_name(st), err.msg,
+            snprintf(msg, sizeof(msg), "ReadLog p=%u from=%" PRIu64 " from %s: %s: %s%s", p, from,
+                     addr, sx_status_name(st), err.msg,
                      st == SX_OUT_OF_RANGE ? " (trimmed while read: run verify again)" : "");
             fail_rest(pr, n, msg);
             return false;
@@ -1132,8 +1131,7 @@ static bool excluded_entry(const sx_verify_result *r, const check *c, const uint
     sx_buf sbuf = {0}, id = {0};
     bool out = false;
     if (sx_ixkey_split_key(c->def.is_int, key, len, &v, &sbuf, &id)) {
-        uint32_t p = c->kind == CK_LOCAL ? c->part
-                                         : sx_partition_of(id.data, id.len, r->nparts);
+        uint32_t p = c->kind == CK_LOCAL ? c->part : sx_partition_of(id.data, id.len, r->nparts);
         out = (c->excl_part && p < r->nparts && c->excl_part[p]) ||
               sx_hmap_get(&c->unknown, id.len ? (const char *)id.data : "", id.len, NULL);
     }
@@ -1364,8 +1362,7 @@ static void print_diff(FILE *out, const sx_verify_result *r, const diff *d)
     fputs(" id=", out);
     put_quoted(out, d->id, d->id_len);
     if (d->kind == D_DIVERGED)
-        fprintf(out, " %s served=%" PRIu64 " leader's=%" PRIu64, d->detail, d->served,
-                d->expected);
+        fprintf(out, " %s served=%" PRIu64 " leader's=%" PRIu64, d->detail, d->served, d->expected);
     else if (d->kind == D_WRONG_VERSION)
         fprintf(out, " served=%" PRIu64 " expected=%" PRIu64, d->served, d->expected);
     else
@@ -1400,9 +1397,8 @@ void sx_verify_result_print(const sx_verify_result *r, FILE *out)
     for (uint32_t p = 0; p < r->nparts; p++)
         if (r->rlogs[p])
             fprintf(out,
-                    "log    p=%u trimmed: starts at %" PRIu64 ", read to %" PRIu64
-                    " from %s\n",
-                    p, sx_rlog_start(r->rlogs[p]), sx_rlog_end(r->rlogs[p]), r->rlog_from[p]);
+                    "log    p=%u trimmed: starts at %" PRIu64 ", read to %" PRIu64 " from %s\n", p,
+                    sx_rlog_start(r->rlogs[p]), sx_rlog_end(r->rlogs[p]), r->rlog_from[p]);
     const diff **v = sorted_diffs(r);
     size_t k = 0;
     for (size_t i = 0; i < r->nchecks; i++) {
@@ -1570,10 +1566,10 @@ char *sx_verify_result_json(const sx_verify_result *r)
     json_t *trims = json_array();
     for (uint32_t p = 0; p < r->nparts; p++)
         if (r->rlogs[p])
-            json_array_append_new(trims, json_pack("{s:i, s:I, s:I, s:s}", "partition", (int)p,
-                                                   "log_start", (json_int_t)sx_rlog_start(r->rlogs[p]),
-                                                   "read_to", (json_int_t)sx_rlog_end(r->rlogs[p]),
-                                                   "from", r->rlog_from[p]));
+            json_array_append_new(
+                trims, json_pack("{s:i, s:I, s:I, s:s}", "partition", (int)p, "log_start",
+                                 (json_int_t)sx_rlog_start(r->rlogs[p]), "read_to",
+                                 (json_int_t)sx_rlog_end(r->rlogs[p]), "from", r->rlog_from[p]));
     json_object_set_new(root, "trimmed_logs", trims);
     json_t *checks = json_array();
     for (size_t i = 0; i < r->nchecks; i++)
@@ -1684,7 +1680,8 @@ static const sx_flags_spec verify_spec = {
     .description =
         "Reads every log partition, recomputes what the documents and each local index of every "
         "replica (leader and followers) and each term partition of each global index must hold "
-        "at the position it is served at, and compares with what the cluster serves. A log trimmed by "
+        "at the position it is served at, and compares with what the cluster serves. A log trimmed "
+        "by "
         "log retention is checked against the part it keeps and the leader's copy of older "
         "documents; what that cannot determine is counted, not compared. Prints one "
         "line per check and one per "

@@ -85,7 +85,7 @@ struct sx_ixlead {
     uint32_t nparts;
     int inflight; /* calls in flight, for stop */
     bool stop;
-    bool kicked; /* work arrived since the loop last looked */
+    bool kicked;          /* work arrived since the loop last looked */
     size_t rebuild_chunk; /* entries per rebuild chunk */
     pthread_t thread;
 };
@@ -326,8 +326,8 @@ static sx_status rebuild_chunk(sx_ixlead *l, stream *s, const sx_replica_view *v
     SX_DELAY_POINT("rebuild-chunk"); /* tests: a rebuild slow enough to interrupt */
     size_t n = 0;
     bool last = false;
-    sx_status st = sx_pindex_rebuild_next(s->rb, l->rebuild_chunk, &c->arena, &req->changes, &n,
-                                          &last, err);
+    sx_status st =
+        sx_pindex_rebuild_next(s->rb, l->rebuild_chunk, &c->arena, &req->changes, &n, &last, err);
     if (st != SX_OK) {
         sx_pindex_rebuild_end(s->rb);
         s->rb = NULL;
@@ -344,8 +344,8 @@ static sx_status rebuild_chunk(sx_ixlead *l, stream *s, const sx_replica_view *v
     c->rb_last = last;
     if (last)
         SX_LOG(SX_LOG_INFO, "ixlead",
-               "partition=%u index=%" PRIu64 " t=%u rebuild %" PRIx64 ": last chunk %u sent",
-               s->p, s->id, s->t, s->rb_id, req->rebuild_chunk);
+               "partition=%u index=%" PRIu64 " t=%u rebuild %" PRIx64 ": last chunk %u sent", s->p,
+               s->id, s->t, s->rb_id, req->rebuild_chunk);
     return SX_OK;
 }
 

@@ -990,9 +990,9 @@ sx_status sx_pindex_rebuild_begin(sx_pindex *pi, uint64_t id, uint32_t t,
     return SX_OK;
 }
 
-sx_status sx_pindex_rebuild_next(sx_pindex_rebuild_cursor *rc, size_t max_entries,
-                                 sx_arena *arena, Shardex__Internal__V1__Change ***out, size_t *n,
-                                 bool *last, sx_err *err)
+sx_status sx_pindex_rebuild_next(sx_pindex_rebuild_cursor *rc, size_t max_entries, sx_arena *arena,
+                                 Shardex__Internal__V1__Change ***out, size_t *n, bool *last,
+                                 sx_err *err)
 {
     *out = NULL;
     *n = 0;
@@ -1000,9 +1000,9 @@ sx_status sx_pindex_rebuild_next(sx_pindex_rebuild_cursor *rc, size_t max_entrie
     if (rc->done)
         return SX_OK;
     rebuild rb = {.rc = rc, .arena = arena, .max = max_entries, .err = err};
-    sx_status st = sx_plog_scan_docs_after(
-        rc->pi->log, rc->s.snap, rc->started ? (const char *)rc->after.data : NULL,
-        rc->after.len, rebuild_doc, &rb, err);
+    sx_status st = sx_plog_scan_docs_after(rc->pi->log, rc->s.snap,
+                                           rc->started ? (const char *)rc->after.data : NULL,
+                                           rc->after.len, rebuild_doc, &rb, err);
     if (st == SX_OK)
         st = rb.st;
     if (st == SX_OK) {

@@ -114,9 +114,9 @@ uint64_t sx_pindex_outbox_floor(sx_pindex *pi, uint64_t id, uint32_t t);
 typedef struct sx_pindex_rebuild_cursor sx_pindex_rebuild_cursor;
 sx_status sx_pindex_rebuild_begin(sx_pindex *pi, uint64_t id, uint32_t t,
                                   sx_pindex_rebuild_cursor **out, uint64_t *at, sx_err *err);
-sx_status sx_pindex_rebuild_next(sx_pindex_rebuild_cursor *rc, size_t max_entries,
-                                 sx_arena *arena, Shardex__Internal__V1__Change ***out, size_t *n,
-                                 bool *last, sx_err *err);
+sx_status sx_pindex_rebuild_next(sx_pindex_rebuild_cursor *rc, size_t max_entries, sx_arena *arena,
+                                 Shardex__Internal__V1__Change ***out, size_t *n, bool *last,
+                                 sx_err *err);
 /* The applied offset the cursor's snapshot holds. */
 uint64_t sx_pindex_rebuild_at(const sx_pindex_rebuild_cursor *rc);
 void sx_pindex_rebuild_end(sx_pindex_rebuild_cursor *rc);

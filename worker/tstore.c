@@ -28,7 +28,8 @@
 
 /* Key tags (tstore.h). */
 #define TAG_SERVE 'S' /* u64 index_id u32 t -> u64 epoch, u8 is_int, u32 P */
-#define TAG_WM 'W'    /* u64 index_id u32 t u32 p -> u64 wm, u64 leader epoch, u64 as_of_ms [, rebuild] */
+#define TAG_WM                                                                                     \
+    'W' /* u64 index_id u32 t u32 p -> u64 wm, u64 leader epoch, u64 as_of_ms [, rebuild] */
 #define TAG_ENTRY 'T' /* u64 index_id u32 t ++ entry key -> u64 version */
 
 /* Length of a 'tag u64 u32' prefix. */
@@ -148,8 +149,7 @@ static bool parse_wm_val(const void *v, size_t len, uint64_t *wm, uint64_t *le, 
         return false;
     if (sx_key_reader_done(&r))
         return true;
-    return sx_key_read_u64(&r, &rb->id) && sx_key_read_u32(&r, &rb->next) &&
-           sx_key_reader_done(&r);
+    return sx_key_read_u64(&r, &rb->id) && sx_key_read_u32(&r, &rb->next) && sx_key_reader_done(&r);
 }
 
 /* ---- the table ---- */

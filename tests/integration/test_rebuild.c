@@ -124,10 +124,10 @@ static bool term_digest(fx *f, const Shardex__Internal__V1__ClusterMap *m, uint3
 typedef struct owner_arg {
     fx *f;
     uint32_t t;
-    int32_t old;  /* map index of the owner replaced */
-    int32_t now;  /* out: the new owner */
-    int worker;   /* out: its test worker */
-    uint64_t n;   /* out: entries it holds */
+    int32_t old; /* map index of the owner replaced */
+    int32_t now; /* out: the new owner */
+    int worker;  /* out: its test worker */
+    uint64_t n;  /* out: entries it holds */
 } owner_arg;
 
 /* t has a new, live owner that holds part of a rebuild: entries, and a
@@ -215,8 +215,8 @@ static void test_owner_replaced_mid_rebuild(void **state)
     sx_cluster_kill_worker(c, (uint32_t)first);
 
     SX_FX_WAIT(c, mid_rebuild, &a, WAIT_MS, "no new owner of t=%u was seen mid-rebuild", t);
-    print_message("new owner w%d seen mid-rebuild with %" PRIu64 " entries: killing it\n",
-                  a.worker, a.n);
+    print_message("new owner w%d seen mid-rebuild with %" PRIu64 " entries: killing it\n", a.worker,
+                  a.n);
     sx_cluster_kill_worker(c, (uint32_t)a.worker);
     uint64_t t0 = sx_clock_now_ms();
     assert_true(sx_cluster_start_worker(c, (uint32_t)first));

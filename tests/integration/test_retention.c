@@ -362,8 +362,8 @@ static void test_verify_trimmed(void **st)
 {
     state *s = *st;
     sx_err err = {0};
-    static const sx_qindex NIX = {.name = "n", .field = "n", .is_int = true, .local = true,
-                                  .global = true};
+    static const sx_qindex NIX = {
+        .name = "n", .field = "n", .is_int = true, .local = true, .global = true};
     if (sx_q_create_index(s->c, s->c->worker_addr[0], &NIX, &err) != SX_OK)
         SX_FX_FAIL(s->c, "CreateIndex n: %s", err.msg);
     if (!sx_q_wait_ready(s->c, s->c->worker_addr[1], "n", WAIT_MS))
@@ -426,8 +426,7 @@ static void test_verify_trimmed(void **st)
     assert_string_equal(json_string_value(json_object_get(d, "how")), "MISSING");
     assert_string_equal(json_string_value(json_object_get(d, "worker")), s->c->worker_id[w]);
     assert_int_equal(jget(d, NULL, "partition"), 0);
-    print_message("verify found %s missing from w%u's replica of p=0 (%" PRId64
-                  " differences)\n",
+    print_message("verify found %s missing from w%u's replica of p=0 (%" PRId64 " differences)\n",
                   old[7].id, w, (int64_t)jget(a.js, "summary", "differences"));
     json_decref(a.js);
 }

@@ -1252,8 +1252,7 @@ static void test_rebuild(void **state)
     }
     assert_int_equal(total, 5);
     sx_pindex_rebuild_cursor *rc = NULL;
-    assert_int_equal(sx_pindex_rebuild_begin(f->ix, 4, 0, &rc, &at, &err),
-                     SX_FAILED_PRECONDITION);
+    assert_int_equal(sx_pindex_rebuild_begin(f->ix, 4, 0, &rc, &at, &err), SX_FAILED_PRECONDITION);
     assert_null(rc);
     sx_arena_free(&a);
 }

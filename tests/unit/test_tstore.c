@@ -501,7 +501,6 @@ static void test_rebuild(void **state)
     check_digest(f, EPOCH, w, 4, wm);
 }
 
-
 /* A chunk of rebuild `id` of p at up_to. */
 static shipb *chunk(uint32_t p, uint64_t up_to, uint64_t id, uint32_t k, bool last)
 {

@@ -23,10 +23,10 @@
 
 #include <cmocka.h> /* after the four above, which it needs */
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <inttypes.h>
 #include <string.h>
 #include <time.h>
 
@@ -797,9 +797,9 @@ struct fake {
     uint64_t wm[FM][FP];       /* index 7's watermarks */
     uint64_t start[FP];        /* the leader's log starts here (trimmed before); 0: at 1 */
     /* one stored document planted wrong in one replica's scan */
-    const char *bad_id;  /* NULL: none */
-    uint32_t bad_p;      /* of this partition */
-    int32_t bad_w;       /* on this worker */
+    const char *bad_id;   /* NULL: none */
+    uint32_t bad_p;       /* of this partition */
+    int32_t bad_w;        /* on this worker */
     uint64_t bad_version; /* served with this version; 0: its own */
     bool bad_content;     /* its first int field + 1 */
     int32_t leader[FP];
@@ -1007,8 +1007,7 @@ static sx_status fake_read_log(const fake *f, const char *addr,
     uint64_t start = f->start[p] ? f->start[p] : 1;
     uint64_t from = req->from_offset ? req->from_offset : start;
     if (from < start)
-        return sx_err_set(err, SX_OUT_OF_RANGE, "offset %" PRIu64 " is below the log start",
-                          from);
+        return sx_err_set(err, SX_OUT_OF_RANGE, "offset %" PRIu64 " is below the log start", from);
     Shardex__Internal__V1__ReadLogResponse r = SHARDEX__INTERNAL__V1__READ_LOG_RESPONSE__INIT;
     r.log_start_offset = start;
     Shardex__Internal__V1__AppendEntry e[16], *ep[16];
@@ -1492,7 +1491,6 @@ static void test_run_moving_digests(void **state)
     sx_verify_result_free(r);
 }
 
-
 /* ---- trimmed logs ---- */
 
 /* A retained log of flog0 from offset `start` on. */
@@ -1610,8 +1608,7 @@ static void test_rlog(void **state)
     Shardex__Internal__V1__StoredDoc *docs4[OMAX];
     size_t nd4 = scan_of(flog0, n, 4, db4, docs4);
     memset(&x, 0, sizeof(x));
-    assert_int_equal(sx_rlog_docs_at(l, docs4, nd4, 4, 9, seen_doc_cb, &x, seen_unknown_cb, &x),
-                     0);
+    assert_int_equal(sx_rlog_docs_at(l, docs4, nd4, 4, 9, seen_doc_cb, &x, seen_unknown_cb, &x), 0);
     assert_int_equal(x.n, 4);
     assert_int_equal(seen_version(&x, "b"), 8);
     assert_int_equal(seen_version(&x, "e"), 9);
