@@ -252,6 +252,15 @@ sx_status sx_plog_scan_docs_at(sx_plog *p, const sx_snapshot *snap,
                                           uint64_t version, const uint8_t *doc, size_t len),
                                void *arg, sx_err *err);
 
+/* sx_plog_scan_docs_at from the first id after `after` (after_len bytes;
+ * NULL: from the first): a scan resumed in pieces at one snapshot (a chunked
+ * term partition rebuild, worker/pindex.c). */
+sx_status sx_plog_scan_docs_after(sx_plog *p, const sx_snapshot *snap, const char *after,
+                                  size_t after_len,
+                                  bool (*fn)(void *arg, const char *id, size_t id_len,
+                                             uint64_t version, const uint8_t *doc, size_t len),
+                                  void *arg, sx_err *err);
+
 /* Snapshots (worker/psnap.c): a replica that needs entries its leader has
  * trimmed gets a copy of the leader's store at one applied offset A instead,
  * built by these rules so that it opens as a log that holds no entry and
