@@ -196,8 +196,8 @@ int main(int argc, char **argv)
         for (uint32_t k = 0; k < repeat; k++)
             for (int j = 0; j < 2; j++) {
                 int cfg = (k % 2) ? 1 - j : j; /* alternate which goes first */
-                fprintf(stderr, "bench_snapshot: %ux%u repeat %u, %s\n", docs[z], rounds[z],
-                        k + 1, cfg ? "snapshot" : "full log");
+                fprintf(stderr, "bench_snapshot: %ux%u repeat %u, %s\n", docs[z], rounds[z], k + 1,
+                        cfg ? "snapshot" : "full log");
                 t[cfg][k] = run_one(cfg == 1, docs[z], rounds[z]);
                 if (t[cfg][k] < 0)
                     return 1;

@@ -331,8 +331,8 @@ typedef struct unit {
 } unit;
 
 static const unit duration_units[] = {
-    {"", 1},          {"ms", 1},         {"s", MS_PER_S}, {"m", MS_PER_M},
-    {"h", MS_PER_H},  {"d", 24 * MS_PER_H}, {NULL, 0},
+    {"", 1},   {"ms", 1}, {"s", MS_PER_S}, {"m", MS_PER_M}, {"h", MS_PER_H}, {"d", 24 * MS_PER_H},
+    {NULL, 0},
 };
 
 /* Binary multiples: "4k" and "4KiB" are both 4096; "kb" is refused as ambiguous. */

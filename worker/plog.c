@@ -386,7 +386,8 @@ sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *
     if (st == SX_OK)
         st = recover_epochs(p, err);
     if (st == SX_OK && p->leo + 1 == p->start && p->leo > 0)
-        p->last_epoch = table_epoch_at(p->epochs, p->nepochs, p->leo); /* no entry to read it from */
+        p->last_epoch =
+            table_epoch_at(p->epochs, p->nepochs, p->leo); /* no entry to read it from */
     if (st == SX_OK)
         st = recover_meta(p, APPLIED_KEY, &p->applied, &val, err);
     if (st == SX_OK)
@@ -1230,8 +1231,7 @@ void sx_plog_counters(sx_plog *p, uint64_t *appends, uint64_t *entries)
 
 /* ---- snapshots (worker/psnap.c) ---- */
 
-bool sx_plog_snapshot_keep(const void *k, size_t klen, const void *v, size_t vlen,
-                           uint64_t applied)
+bool sx_plog_snapshot_keep(const void *k, size_t klen, const void *v, size_t vlen, uint64_t applied)
 {
     const uint8_t *key = k;
     if (klen == 0 || key[0] == TAG_LOG)

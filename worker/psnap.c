@@ -150,9 +150,8 @@ sx_status sx_psnap_serve(sx_psnap_server *s, sx_plog *log, uint64_t now_ms,
                          Shardex__Internal__V1__SnapshotResponse *resp, sx_arena *arena,
                          sx_err *err)
 {
-    size_t budget = req->max_bytes && req->max_bytes < SX_PSNAP_CHUNK_BYTES
-                        ? req->max_bytes
-                        : SX_PSNAP_CHUNK_BYTES;
+    size_t budget = req->max_bytes && req->max_bytes < SX_PSNAP_CHUNK_BYTES ? req->max_bytes
+                                                                            : SX_PSNAP_CHUNK_BYTES;
     pthread_mutex_lock(&s->mu);
     expire_locked(s, now_ms);
     session *x = NULL;
@@ -252,10 +251,10 @@ sx_status sx_psnap_writer_put(sx_psnap_writer *w, Shardex__Internal__V1__Snapsho
         size_t m = k->len < prev_len ? k->len : prev_len;
         int c = m ? memcmp(k->data, prev, m) : 0;
         bool ascends = prev_len == 0 || c > 0 || (c == 0 && k->len > prev_len);
-        const char *why = k->len == 0      ? "empty"
+        const char *why = k->len == 0         ? "empty"
                           : k->data[0] == 'L' ? "a log entry (never part of a snapshot)"
-                          : !ascends         ? "not above the previous key"
-                                             : NULL;
+                          : !ascends          ? "not above the previous key"
+                                              : NULL;
         if (why)
             return sx_err_set(err, SX_INVALID_ARGUMENT, "snapshot pairs[%zu].key: %s", i, why);
         prev = k->data;

@@ -829,7 +829,7 @@ static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
     uint64_t leo = sx_plog_leo(r->log);
     sx_repcore_lead(&r->core, cm, sx_plog_commit(r->log), sx_plog_applied(r->log), leo,
                     sx_clock_now_ms());
-    r->log_floor = 0;   /* until this leadership has heard its followers */
+    r->log_floor = 0;            /* until this leadership has heard its followers */
     sx_retain_reset(&r->retain); /* what earlier leaderships appended, and when: not known */
     recommit_locked(r); /* alone in the ISR, the log is committed now: reads need not wait */
     uint64_t hw = r->core.hw;
@@ -1460,8 +1460,8 @@ static sx_status fetch_snapshot(replica *r, const char *snapdir, uint64_t *appli
     req.max_bytes = SX_PSNAP_CHUNK_BYTES;
     sx_buf cursor = {0};
     uint64_t pairs = 0, chunks = 0, at = 0;
-    SX_LOG(SX_LOG_INFO, "replica", "partition=%u fetching a snapshot from %s epoch=%" PRIu64,
-           r->p, addr, epoch);
+    SX_LOG(SX_LOG_INFO, "replica", "partition=%u fetching a snapshot from %s epoch=%" PRIu64, r->p,
+           addr, epoch);
     for (bool done = false; st == SX_OK && !done;) {
         if (snap_stopping(r)) {
             st = sx_err_set(err, SX_ABORTED, "partition %u: stopping", r->p);
@@ -1500,8 +1500,7 @@ static sx_status fetch_snapshot(replica *r, const char *snapdir, uint64_t *appli
     if (st == SX_OK) {
         *applied = at;
         SX_LOG(SX_LOG_INFO, "replica",
-               "partition=%u snapshot fetched offset=%" PRIu64 " pairs=%" PRIu64
-               " chunks=%" PRIu64,
+               "partition=%u snapshot fetched offset=%" PRIu64 " pairs=%" PRIu64 " chunks=%" PRIu64,
                r->p, at, pairs, chunks);
     }
     return st;
@@ -1528,8 +1527,8 @@ static void swap_in(replica *r, const char *dir, uint64_t applied)
     snprintf(path, cap, "%s%s", dir, r->alias ? "" : "/.");
     if (sx_psnap_swap(dir, &err) != SX_OK ||
         open_partition(rs, path, r->p, &log, &ix, &err) != SX_OK) {
-        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u snapshot install failed: %s; stopping",
-               r->p, err.msg);
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u snapshot install failed: %s; stopping", r->p,
+               err.msg);
         abort(); /* rule 8: the start after this finishes or undoes the swap */
     }
     pthread_mutex_lock(&r->mu);
@@ -1588,8 +1587,7 @@ static void *snapshot_main(void *arg)
     if (swap)
         swap_in(r, dir, applied);
     else if (sx_store_destroy_files(snapdir, &err) != SX_OK)
-        SX_LOG(SX_LOG_WARN, "replica", "partition=%u cannot delete %s: %s", r->p, snapdir,
-               err.msg);
+        SX_LOG(SX_LOG_WARN, "replica", "partition=%u cannot delete %s: %s", r->p, snapdir, err.msg);
     pthread_mutex_lock(&r->mu);
     r->snap_running = false;
     pthread_mutex_unlock(&r->mu);

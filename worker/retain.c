@@ -9,8 +9,7 @@ void sx_retain_reset(sx_retain *r)
     r->nmarks = 0;
 }
 
-void sx_retain_appended(sx_retain *r, uint64_t first, uint64_t n, uint64_t bytes,
-                        uint64_t wall_ms)
+void sx_retain_appended(sx_retain *r, uint64_t first, uint64_t n, uint64_t bytes, uint64_t wall_ms)
 {
     r->led_entries += n;
     r->led_bytes += bytes;

@@ -34,8 +34,7 @@ typedef struct sx_retain {
 void sx_retain_reset(sx_retain *r);
 
 /* n entries of bytes in all were appended from offset first at wall_ms. */
-void sx_retain_appended(sx_retain *r, uint64_t first, uint64_t n, uint64_t bytes,
-                        uint64_t wall_ms);
+void sx_retain_appended(sx_retain *r, uint64_t first, uint64_t n, uint64_t bytes, uint64_t wall_ms);
 
 /* Entries to keep at least, of a log ending at leo (may be leo: all). */
 uint64_t sx_retain_keep(const sx_retain *r, uint64_t leo, uint64_t wall_ms);

@@ -183,8 +183,7 @@ static void leave_worker2_behind(state *s)
         if (behind)
             break;
         if (sx_clock_now_ms() > deadline)
-            SX_FX_FAIL(s->c, "the leaders did not trim past worker 2's logs (rounds %u)",
-                       s->round);
+            SX_FX_FAIL(s->c, "the leaders did not trim past worker 2's logs (rounds %u)", s->round);
     }
     print_message("worker 2 left behind after %u rounds (it held %" PRIu64 ", %" PRIu64 ")\n",
                   s->round, had[0], had[1]);

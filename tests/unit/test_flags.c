@@ -306,9 +306,9 @@ static void test_duration(void **state)
     static const struct {
         const char *text;
         uint64_t ms;
-    } ok[] = {{"0", 0},      {"500", 500},    {"500ms", 500}, {"2s", 2000},
-              {"1m", 60000}, {"1h", 3600000}, {"90s", 90000}, {"7d", 604800000},
-              {"18446744073709551615", UINT64_MAX}};
+    } ok[] = {{"0", 0},       {"500", 500},      {"500ms", 500},
+              {"2s", 2000},   {"1m", 60000},     {"1h", 3600000},
+              {"90s", 90000}, {"7d", 604800000}, {"18446744073709551615", UINT64_MAX}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         cfg c;
         bool help;

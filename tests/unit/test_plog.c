@@ -1458,7 +1458,7 @@ static void test_snapshot_install(void **state)
         append_put(f->p, i <= 4 ? 1 : 3, i % 2 ? "a" : "b", i);
     uint64_t applied = 0;
     assert_int_equal(apply_with(f, 7, NULL, NULL, &applied, &err), SX_OK);
-    assert_int_equal(sx_plog_trim(f->p, 5, NULL, &err), SX_OK); /* a trimmed source */
+    assert_int_equal(sx_plog_trim(f->p, 5, NULL, &err), SX_OK);  /* a trimmed source */
     assert_int_equal(sx_plog_begin_epoch(f->p, 5, &err), SX_OK); /* (5, 11): above the copy's 7 */
     char snap[PATH_MAX + 32], live[PATH_MAX + 32];
     snprintf(snap, sizeof(snap), "%s/q.snap", f->dir);
@@ -1530,8 +1530,7 @@ static void test_snapshot_refusals(void **state)
         assert_false(resp.done); /* one pair of several: the session stays */
         ids[i] = resp.session;
     }
-    assert_int_equal(sx_psnap_serve(srv, f->p, 1000, &req, &resp, &a, &err),
-                     SX_RESOURCE_EXHAUSTED);
+    assert_int_equal(sx_psnap_serve(srv, f->p, 1000, &req, &resp, &a, &err), SX_RESOURCE_EXHAUSTED);
     req.session = ids[0];
     req.epoch = 2; /* another leadership: not this session */
     assert_int_equal(sx_psnap_serve(srv, f->p, 1000, &req, &resp, &a, &err), SX_NOT_FOUND);
@@ -1561,8 +1560,7 @@ static void test_snapshot_refusals(void **state)
     snprintf(path, sizeof(path), "%s/w.snap", f->dir);
     sx_psnap_writer *w = NULL;
     assert_int_equal(sx_psnap_writer_open(path, &w, &err), SX_OK);
-    Shardex__Internal__V1__SnapshotPair p1 = SHARDEX__INTERNAL__V1__SNAPSHOT_PAIR__INIT,
-                                        p2 = p1;
+    Shardex__Internal__V1__SnapshotPair p1 = SHARDEX__INTERNAL__V1__SNAPSHOT_PAIR__INIT, p2 = p1;
     p1.key = (ProtobufCBinaryData){2, (uint8_t *)"Db"};
     p2.key = (ProtobufCBinaryData){2, (uint8_t *)"Da"};
     Shardex__Internal__V1__SnapshotPair *two[] = {&p1, &p2};
@@ -1572,7 +1570,8 @@ static void test_snapshot_refusals(void **state)
     assert_int_equal(sx_psnap_writer_put(w, two, 2, &err), SX_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "pairs[1].key: a log entry"));
     assert_int_equal(sx_psnap_writer_put(w, two, 1, &err), SX_OK);
-    assert_int_equal(sx_psnap_writer_put(w, two, 1, &err), SX_INVALID_ARGUMENT); /* again: not above */
+    assert_int_equal(sx_psnap_writer_put(w, two, 1, &err),
+                     SX_INVALID_ARGUMENT); /* again: not above */
     sx_psnap_writer_close(w);
     sx_arena_free(&a);
 }

@@ -52,9 +52,9 @@ static void test_duration(void **state)
     const uint64_t t0 = 1000000;
     /* No mark yet: nothing can be dated, keep all. */
     assert_int_equal(sx_retain_keep(&r, 100, t0), 100);
-    sx_retain_appended(&r, 101, 10, 1000, t0);        /* mark (101, t0) */
-    sx_retain_appended(&r, 111, 10, 1000, t0 + 500);  /* within a second: no mark */
-    sx_retain_appended(&r, 121, 10, 1000, t0 + 1000); /* mark (121, t0 + 1 s) */
+    sx_retain_appended(&r, 101, 10, 1000, t0);         /* mark (101, t0) */
+    sx_retain_appended(&r, 111, 10, 1000, t0 + 500);   /* within a second: no mark */
+    sx_retain_appended(&r, 121, 10, 1000, t0 + 1000);  /* mark (121, t0 + 1 s) */
     sx_retain_appended(&r, 131, 10, 1000, t0 + 30000); /* mark (131, t0 + 30 s) */
     assert_int_equal(r.nmarks, 3);
     /* Before any mark is a minute old, entries below 101 cannot be dated. */
