@@ -588,7 +588,7 @@ int main(int argc, char **argv)
     config cfg = {.listen = "127.0.0.1:7100",
                   .fsync = "batch",
                   .write_buffer = 32u << 20,
-                  .log_retention = "off",
+                  .log_retention = "min", /* snapshots feed who the log cannot */
                   .stop_timeout_ms = 10000,
                   /* Room for a whole Put (16 MiB) and its envelope. */
                   .max_message_size = 20u << 20,
