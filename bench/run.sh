@@ -449,6 +449,8 @@ write_section backfill "Index backfill in chunks: its rate and the write p99 bes
 - Baseline, in the same run: the same caller's Puts for a few seconds before the index is
   created (no backfill).
 - Reading it: the backfill's time runs from CreateIndex to READY as ListIndexes shows it, so
-  it includes the marker's append and up to a heartbeat of reporting.
+  it includes the marker's append and up to a heartbeat of reporting. A bound near the writes'
+  own p99 (5ms on a loaded machine) holds the throttle at its floor for long stretches (chunks
+  of 10, pauses up to 1 s): the rounds of that row vary most in time.
 EOF
 fi
