@@ -129,11 +129,8 @@ static bool run_one(const char *p99_flag, uint32_t ndocs, double base_s, result 
         pthread_create(&w.thread, NULL, writer_main, &w);
         nap_ms((long)(base_s * 1000));
         atomic_store(&w.phase, 1);
-        sx_qindex ix = {.name = "bench",
-                        .field = "text",
-                        .local = true,
-                        .global = true,
-                        .term_partitions = 4};
+        sx_qindex ix = {
+            .name = "bench", .field = "text", .local = true, .global = true, .term_partitions = 4};
         sx_err err = {0};
         uint64_t t0 = sx_clock_now_ms();
         ok = sx_q_create_index(&c, c.worker_addr[0], &ix, &err) == SX_OK;

@@ -368,9 +368,9 @@ static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint3
     bool idle = now - s->last_send_ms >= SHIP_IDLE_MS;
     /* a rebuild sends its next chunk as soon as the previous one is applied */
     bool rebuilding = s->known && s->acked < s->trimmed;
-    bool go = s->inflight < SHIP_INFLIGHT && now >= s->retry_at_ms &&
-              (!s->known || rebuilding ? s->inflight == 0
-                                       : (s->sent < upto || (idle && !s->inflight)));
+    bool go =
+        s->inflight < SHIP_INFLIGHT && now >= s->retry_at_ms &&
+        (!s->known || rebuilding ? s->inflight == 0 : (s->sent < upto || (idle && !s->inflight)));
     if (!go) {
         pthread_mutex_unlock(&l->mu);
         return;

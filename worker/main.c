@@ -18,13 +18,13 @@
  * handlers) where they are created, a collector for what the replicas and
  * stores hold (wmetrics.h), and the HTTP endpoint; docs/operations.md. */
 #include "auth.h"
+#include "backfill.h"
 #include "clock.h"
 #include "crashpoint.h"
 #include "daemon.h"
 #include "flags.h"
 #include "fsutil.h"
 #include "health.h"
-#include "backfill.h"
 #include "ixlead.h"
 #include "log.h"
 #include "membership.h"
@@ -311,9 +311,9 @@ typedef struct worker {
     char advertise[300];
     int port;
     sx_rpc_client *rpc;
-    sx_ixlead *ixlead; /* the shipper */
+    sx_ixlead *ixlead;     /* the shipper */
     sx_backfill *backfill; /* index backfills, in chunks */
-    sx_worker_ctx ctx; /* replicas, term partitions, membership: what handlers see */
+    sx_worker_ctx ctx;     /* replicas, term partitions, membership: what handlers see */
     sx_rpc_server *srv;
     sx_health health; /* grpc.health.v1: SERVING while it holds a lease */
     sx_health_service *health_svc;

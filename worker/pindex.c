@@ -26,13 +26,13 @@ enum {
  * 'B' row holds it. */
 enum { FILL_RUNNING = 1, FILL_DONE = 2 };
 typedef struct fill {
-    bool running;     /* documents as of start - 1 not all indexed yet */
-    uint64_t done;    /* documents the chunks passed (indexed or skipped as newer) */
-    uint64_t total;   /* documents when the backfill counted them (about those at C) */
-    uint32_t seq;     /* the next outbox record's seq at offset start */
-    bool has_last;    /* a chunk ran: last is the last id it passed */
-    sx_buf last;      /* raw id bytes */
-    uint64_t t0_ms;   /* rate: the first chunk of this process, and done then */
+    bool running;   /* documents as of start - 1 not all indexed yet */
+    uint64_t done;  /* documents the chunks passed (indexed or skipped as newer) */
+    uint64_t total; /* documents when the backfill counted them (about those at C) */
+    uint32_t seq;   /* the next outbox record's seq at offset start */
+    bool has_last;  /* a chunk ran: last is the last id it passed */
+    sx_buf last;    /* raw id bytes */
+    uint64_t t0_ms; /* rate: the first chunk of this process, and done then */
     uint64_t done0;
 } fill;
 
@@ -446,8 +446,8 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
         write_mistyped(pi, b, &x);
         pi->pending_start = x;
         SX_LOG(SX_LOG_INFO, "index",
-               "partition=%u index started id=%" PRIu64 " name=%s at=%" PRIu64 " backfilling", pi->p,
-               s->index_id, x.def.name, offset);
+               "partition=%u index started id=%" PRIu64 " name=%s at=%" PRIu64 " backfilling",
+               pi->p, s->index_id, x.def.name, offset);
         return SX_OK;
     }
     uint64_t id = op->index_drop;
@@ -580,8 +580,8 @@ static sx_status chunk_locked(void *arg, sx_err *err)
     c->err = err;
     pi->out_seq = x->fill.seq; /* records at offset start follow the earlier chunks' */
     sx_status st = sx_plog_scan_docs_after(
-        pi->log, NULL, x->fill.has_last ? (const char *)x->fill.last.data : NULL,
-        x->fill.last.len, chunk_doc, c, err);
+        pi->log, NULL, x->fill.has_last ? (const char *)x->fill.last.data : NULL, x->fill.last.len,
+        chunk_doc, c, err);
     if (st == SX_OK)
         st = c->st;
     /* The new state, written with the chunk: the cursor moves with what it
@@ -633,8 +633,7 @@ static bool count_doc(void *arg, const char *id, size_t id_len, uint64_t version
     return true;
 }
 
-sx_status sx_pindex_backfill_step(sx_pindex *pi, size_t max_docs, sx_pindex_step *out,
-                                  sx_err *err)
+sx_status sx_pindex_backfill_step(sx_pindex *pi, size_t max_docs, sx_pindex_step *out, sx_err *err)
 {
     *out = (sx_pindex_step){0};
     uint64_t id = 0;

@@ -112,8 +112,7 @@ typedef struct sx_pindex_step {
  * counts the documents for progress (at a snapshot, without the mutex). An
  * index dropped meanwhile is skipped. Any thread but the applier; one caller
  * per pi at a time (the worker's backfill thread). */
-sx_status sx_pindex_backfill_step(sx_pindex *pi, size_t max_docs, sx_pindex_step *out,
-                                  sx_err *err);
+sx_status sx_pindex_backfill_step(sx_pindex *pi, size_t max_docs, sx_pindex_step *out, sx_err *err);
 
 /* Local entries of req->index_id in [req->start, req->end) (empty: open), at
  * most req->limit (0: 100), on one snapshot; documents from the same

@@ -22,8 +22,8 @@
  */
 #include "checker.h"
 #include "clock.h"
-#include "crashpoint.h"
 #include "cluster.h"
+#include "crashpoint.h"
 #include "fixture.h"
 #include "harness.h"
 #include "query.h"
@@ -109,8 +109,8 @@ static void *writer_main(void *arg)
     while (!atomic_load(&w->stop)) {
         uint64_t r = rnd();
         /* Mostly ids near the end of id order, which a backfill reaches last. */
-        uint32_t k = (uint32_t)(r % 4 ? NDOCS / 2 + (r >> 8) % (NDOCS / 2 + 200)
-                                      : (r >> 8) % NDOCS);
+        uint32_t k =
+            (uint32_t)(r % 4 ? NDOCS / 2 + (r >> 8) % (NDOCS / 2 + 200) : (r >> 8) % NDOCS);
         sx_qdoc d;
         make_doc(&d, k, rnd());
         bool del = r % 7 == 0;
@@ -163,8 +163,12 @@ static void check_exact(sx_cluster *c, writer *w, const char *name)
     const Shardex__V1__Mode modes[] = {SHARDEX__V1__MODE__MODE_LOCAL,
                                        SHARDEX__V1__MODE__MODE_GLOBAL};
     for (size_t i = 0; i < 2; i++) {
-        sx_qreq q = {.index = name, .match = all, .mode = modes[i], .limit = 500,
-                     .after = &w->tokens, .timeout_ms = 15000};
+        sx_qreq q = {.index = name,
+                     .match = all,
+                     .mode = modes[i],
+                     .limit = 500,
+                     .after = &w->tokens,
+                     .timeout_ms = 15000};
         sx_qpages pages = {0};
         if (sx_q_query_all(c, c->worker_addr[1], &q, &pages, &err) != SX_OK)
             SX_FX_FAIL(c, "query %s mode %d: %s", name, (int)modes[i], err.msg);
@@ -240,8 +244,8 @@ static void watch_backfill(sx_cluster *c, const char *name)
                 char *argv[] = {bin, "--server", c->worker_addr[1], "index", "list", NULL};
                 sx_h_run run = sx_h_run_wait(argv, NULL, NULL, outp, errp, 10000);
                 const char *row = run.out ? strstr(run.out, name) : NULL;
-                bool shown = row && ((strstr(row, "BUILDING") && strchr(row, '%')) ||
-                                     strstr(row, "READY"));
+                bool shown =
+                    row && ((strstr(row, "BUILDING") && strchr(row, '%')) || strstr(row, "READY"));
                 if (run.code != 0 || !shown) {
                     sx_h_run_print("shardex index list", &run);
                     SX_FX_FAIL(c, "shardex index list does not show %s's progress", name);
@@ -249,8 +253,10 @@ static void watch_backfill(sx_cluster *c, const char *name)
                 fprintf(stderr, "shardex index list: %.*s\n", (int)strcspn(row, "\n"), row);
                 sx_h_run_free(&run);
                 /* Never an answer silently incomplete: refused, naming it. */
-                sx_qreq q = {.index = name, .match = {.range = true},
-                             .mode = SHARDEX__V1__MODE__MODE_LOCAL, .timeout_ms = 300};
+                sx_qreq q = {.index = name,
+                             .match = {.range = true},
+                             .mode = SHARDEX__V1__MODE__MODE_LOCAL,
+                             .timeout_ms = 300};
                 Shardex__V1__QueryResponse *r = NULL;
                 sx_err err = {0};
                 sx_status st = sx_q_query(c, c->worker_addr[2], &q, NULL, &r, &err);
@@ -269,8 +275,8 @@ static void watch_backfill(sx_cluster *c, const char *name)
                     sx_rpc_free(r ? &r->base : NULL);
                     if (st == SX_OK)
                         SX_FX_FAIL(c, "a GLOBAL query answered while %s was backfilling", name);
-                    fprintf(stderr, "GLOBAL query while backfilling: %s: %s\n",
-                            sx_status_name(st), err.msg);
+                    fprintf(stderr, "GLOBAL query while backfilling: %s: %s\n", sx_status_name(st),
+                            err.msg);
                 }
                 refused = true;
             }
@@ -395,10 +401,9 @@ static void *big_writer(void *arg)
         for (;;) {
             sx_err err = {0};
             const char *id = d.id;
-            sx_status s = st ? sx_q_put(b->c, b->c->worker_addr[0], &d, 1, 5000, &b->tokens, NULL,
-                                        &err)
-                             : sx_q_delete(b->c, b->c->worker_addr[0], &id, 1, 5000, &b->tokens,
-                                           NULL, &err);
+            sx_status s =
+                st ? sx_q_put(b->c, b->c->worker_addr[0], &d, 1, 5000, &b->tokens, NULL, &err)
+                   : sx_q_delete(b->c, b->c->worker_addr[0], &id, 1, 5000, &b->tokens, NULL, &err);
             if (s == SX_OK || atomic_load(&b->stop))
                 break;
         }
@@ -484,15 +489,19 @@ static void test_backfill_million(void **state)
                                        SHARDEX__V1__MODE__MODE_GLOBAL};
     for (size_t m = 0; m < 2; m++) {
         for (int k = 0; k < BIG_COLORS; k++) {
-            sx_qreq q = {.index = "big", .match = {.eq = sx_qval_str(big_colors[k])},
-                         .mode = modes[m], .limit = 10000, .after = &b.tokens,
+            sx_qreq q = {.index = "big",
+                         .match = {.eq = sx_qval_str(big_colors[k])},
+                         .mode = modes[m],
+                         .limit = 10000,
+                         .after = &b.tokens,
                          .timeout_ms = 60000};
             sx_qpages pages = {0};
             if (sx_q_query_all(c, c->worker_addr[0], &q, &pages, &err) != SX_OK)
                 SX_FX_FAIL(c, "query %s: %s", big_colors[k], err.msg);
             if (pages.hits.n != want[k + 1])
-                SX_FX_FAIL(c, "mode %d color %s: %zu hits, the model %" PRIu64 " (seed=%" PRIu64
-                           ")", (int)modes[m], big_colors[k], pages.hits.n, want[k + 1], seed);
+                SX_FX_FAIL(c,
+                           "mode %d color %s: %zu hits, the model %" PRIu64 " (seed=%" PRIu64 ")",
+                           (int)modes[m], big_colors[k], pages.hits.n, want[k + 1], seed);
             sx_qhits_free(&pages.hits);
         }
     }

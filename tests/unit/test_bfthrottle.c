@@ -91,8 +91,8 @@ static void test_quantile(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unthrottled),       cmocka_unit_test(test_over_backs_off_to_bounds),
-        cmocka_unit_test(test_under_recovers),    cmocka_unit_test(test_bounds_fixed_up),
+        cmocka_unit_test(test_unthrottled),    cmocka_unit_test(test_over_backs_off_to_bounds),
+        cmocka_unit_test(test_under_recovers), cmocka_unit_test(test_bounds_fixed_up),
         cmocka_unit_test(test_quantile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
