@@ -626,7 +626,8 @@ void sx_tstore_on_map(sx_tstore *ts, const Shardex__Internal__V1__ClusterMap *ma
         if (!ie || !ie->spec || !ie->spec->global)
             continue;
         bool is_int = ie->spec->type == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
-        for (uint32_t t = 0; t < ie->spec->term_partitions; t++) {
+        uint32_t nt = ie->spec->term_partitions + 2 * (uint32_t)ie->n_splits; /* split ones too */
+        for (uint32_t t = 0; t < nt; t++) {
             size_t k = (size_t)ie->first_term + t;
             if (k >= map->n_terms || !map->terms[k]) {
                 SX_LOG(SX_LOG_WARN, "tstore",
