@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TAG_IX = 'I', TAG_MIS = 'N', TAG_LOCAL = 'X', TAG_OUT = 'O', TAG_FLOOR = 'F', TAG_SPLIT = 'L' };
+enum { TAG_IX = 'I', TAG_MIS = 'N', TAG_LOCAL = 'X', TAG_OUT = 'O', TAG_FLOOR = 'F', TAG_SPLIT = 'S' };
 
 typedef struct ix {
     sx_ixkey_def def;
@@ -391,7 +391,7 @@ static sx_status delete_prefix(sx_pindex *pi, sx_batch *b, const sx_buf *prefix,
     return st;
 }
 
-/* Split rows: 'L' u64 id u32 seq -> packed IndexSplit (done as last marked). */
+/* Split rows: 'S' u64 id u32 seq -> packed IndexSplit (done as last marked). */
 static void write_split(sx_pindex *pi, sx_batch *b, const Shardex__Internal__V1__IndexSplit *sp)
 {
     key_id_t(&pi->k, TAG_SPLIT, sp->index_id, sp->seq);

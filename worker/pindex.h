@@ -29,7 +29,7 @@
  *   'O' u64 id u32 t u64 last u32 seq  -> the changes of one batch to t, packed (outbox;
  *                                         pindex.c, "outbox records")
  *   'F' u64 id u32 t                   -> u64 offset up to which the outbox was trimmed
- *   'L' u64 id u32 seq                 -> packed IndexSplit, as applied (done when marked)
+ *   'S' u64 id u32 seq                 -> packed IndexSplit, as applied (done when marked)
  * (entry key: common/ixkey.h.)
  *
  * Thread-safety: the observer runs on the applying thread under the plog's mutex;

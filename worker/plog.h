@@ -200,7 +200,7 @@ typedef struct sx_plog_observer {
     void (*end)(void *arg, bool written);
 } sx_plog_observer;
 
-/* The plog's store, for the index layer's own keys (tags 'I' 'X' 'O' 'F' 'N'
+/* The plog's store, for the index layer's own keys (tags 'I' 'X' 'O' 'F' 'N' 'S'
  * are theirs; plog owns 'L' 'E' 'M' 'D'). */
 sx_store *sx_plog_store(sx_plog *p);
 
