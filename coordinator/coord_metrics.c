@@ -19,7 +19,7 @@ typedef struct cmetrics {
     char *meta_dir; /* NULL: metadata in etcd */
     sx_metric_family *leading;
     sx_metric_family *version, *workers, *live, *leaderless_n, *under_n, *unavailable_n, *unowned_n;
-    sx_metric_family *draining, *removed, *moves;
+    sx_metric_family *draining, *removed, *moves, *down;
     sx_metric_family *epoch, *isr, *replicas, *leaderless, *under, *available, *commit;
     sx_metric_family *t_lag, *t_lag_s, *t_ready, *t_owned;
     sx_metric_family *ix_backfilled, *ix_partitions, *ix_ready, *ix_mistyped;
@@ -117,12 +117,17 @@ static void collect_cb(void *arg, sx_metrics_scrape *s)
     sx_arena a = {0};
     Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
     sx_coord_status(c, sx_clock_now_ms(), &a, &st);
-    unsigned live = 0, draining = 0, removed = 0;
+    unsigned live = 0, draining = 0, removed = 0, down = 0;
     for (size_t i = 0; i < st.n_workers; i++) {
-        live += st.workers[i]->alive;
-        draining += st.workers[i]->draining;
-        removed += st.workers[i]->removed;
+        const Shardex__V1__WorkerStatus *w = st.workers[i];
+        live += w->alive;
+        draining += w->draining;
+        removed += w->removed;
+        /* The rule of `shardex status --check` (client/alarms.c): a worker
+         * taken out on purpose (removed, or drained and stopped) is not down. */
+        down += !w->alive && !w->removed && !w->drained;
     }
+    sx_metrics_sample(s, cm->down, NULL, down);
     sx_metrics_sample(s, cm->draining, NULL, draining);
     sx_metrics_sample(s, cm->removed, NULL, removed);
     sx_metrics_sample(s, cm->moves, NULL, (double)st.n_moves);
@@ -177,6 +182,9 @@ void sx_coord_metrics_add(sx_metrics *m, sx_coord_front *f, const char *data_dir
               "Workers being drained (shardex worker drain), drained ones included", NULL, 0);
     cm->removed = gauge(m, "shardex_coordinator_removed_workers",
                         "Workers removed for good (shardex worker remove)", NULL, 0);
+    cm->down = gauge(m, "shardex_coordinator_down_workers",
+                     "Workers whose lease expired, less those removed or drained (holding nothing)",
+                     NULL, 0);
     cm->moves = gauge(m, "shardex_coordinator_moves_in_flight",
                       "Replica moves in flight (add-then-drop; at most --max-moves)", NULL, 0);
     cm->leaderless_n = gauge(m, "shardex_coordinator_leaderless_partitions",

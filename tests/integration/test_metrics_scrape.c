@@ -307,6 +307,16 @@ static bool coordinator_settled(void *arg)
            ready == P;
 }
 
+/* The coordinator counts one worker down, and the others live. */
+static bool one_down(void *arg)
+{
+    scrapes *s = arg;
+    scrapes_free(s);
+    s->coord = scrape(s->c->coord_metrics_port);
+    return sum_of(s->coord, "shardex_coordinator_down_workers", NULL, NULL) == 1 &&
+           sum_of(s->coord, "shardex_coordinator_live_workers", NULL, NULL) == WORKERS - 1;
+}
+
 /* Every partition hosted R times and led once, as the workers say. */
 static bool replicas_settled(void *arg)
 {
@@ -373,6 +383,7 @@ static void check_coordinator(scrapes *s)
     assert_true(version >= 1 && version <= (double)m->version);
     sx_rpc_free(&m->base);
     assert_int_equal(sum_of(t, "shardex_coordinator_workers", NULL, NULL), WORKERS);
+    assert_int_equal(sum_of(t, "shardex_coordinator_down_workers", NULL, NULL), 0);
     assert_int_equal(sum_of(t, "shardex_coordinator_leaderless_partitions", NULL, NULL), 0);
     assert_int_equal(sum_of(t, "shardex_coordinator_under_replicated_partitions", NULL, NULL), 0);
     assert_int_equal(sum_of(t, "shardex_coordinator_unowned_term_partitions", NULL, NULL), 0);
@@ -479,6 +490,13 @@ static void test_metrics(void **state)
     int st = sx_h_stop(c.worker_pid[1], WAIT_MS);
     c.worker_pid[1] = 0;
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* A worker that stopped without being drained or removed is down (the
+     * ShardexWorkerDown alert), once it left or its lease expired. */
+    if (!sx_h_wait_for(one_down, &s, WAIT_MS)) {
+        fprintf(stderr, "%s\n", s.coord);
+        fail_msg("the coordinator does not count the stopped worker down");
+    }
+    scrapes_free(&s);
     st = sx_h_stop(c.coord_pid, WAIT_MS);
     c.coord_pid = 0;
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
