@@ -305,7 +305,8 @@ bool sx_ixkey_check_split(const sx_ixkey_def *d, uint32_t t, const Shardex__V1__
                           char *msg, size_t cap)
 {
     if (!d->global || !d->range) {
-        snprintf(msg, cap, "name: index \"%s\" is not range-partitioned (GLOBAL, --partitioning range)",
+        snprintf(msg, cap,
+                 "name: index \"%s\" is not range-partitioned (GLOBAL, --partitioning range)",
                  d->name);
         return false;
     }
@@ -325,8 +326,10 @@ bool sx_ixkey_check_split(const sx_ixkey_def *d, uint32_t t, const Shardex__V1__
         snprintf(msg, cap, "at: not a %s value", d->is_int ? "int" : "string");
     } else if ((lower[k] && sx_ixkey_value_cmp(d->is_int, at, lower[k]) <= 0) ||
                (k + 1 < n && sx_ixkey_value_cmp(d->is_int, at, lower[k + 1]) >= 0)) {
-        snprintf(msg, cap, "at: outside the range of term partition %u (strictly inside it, so "
-                           "that both halves own values)", t);
+        snprintf(msg, cap,
+                 "at: outside the range of term partition %u (strictly inside it, so "
+                 "that both halves own values)",
+                 t);
     } else {
         ok = true;
     }

@@ -31,8 +31,8 @@ typedef struct term_report {
     bool ready;
     uint64_t *wm; /* [nwm] */
     size_t nwm;
-    uint64_t oldest_as_of_ms; /* wall clock; 0: not ready */
-    uint64_t entries;         /* as last counted by the owner */
+    uint64_t oldest_as_of_ms;   /* wall clock; 0: not ready */
+    uint64_t entries;           /* as last counted by the owner */
     Shardex__V1__Value *median; /* owned (sx_ixkey_value_dup); NULL: not counted or empty */
 } term_report;
 
@@ -136,9 +136,9 @@ struct sx_coord {
     sx_coord_settings set;
     char *cluster_id;
     uint32_t lease_ms;
-    uint32_t max_moves; /* replica moves in flight at once (sx_assign_settings) */
+    uint32_t max_moves;          /* replica moves in flight at once (sx_assign_settings) */
     uint64_t term_split_entries; /* split a term partition above this many entries (0: never) */
-    uint64_t margin_ms; /* the coordinator waits this much longer than the worker */
+    uint64_t margin_ms;          /* the coordinator waits this much longer than the worker */
     /* The lease rules (coord.h, docs/architecture.md "Leases"), all volatile: */
     uint64_t unanswered_max_ms;        /* a worker unanswered longer is refused: two leases */
     uint32_t tick_ms;                  /* how often sx_coord_tick runs; 0: unknown */
@@ -401,9 +401,9 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
             if (o->splits[k])
                 e->osplits[e->nosplits++] = split_dup(o->splits[k]);
         if ((uint64_t)e->first_term + ix_terms(e) > m->n_terms)
-            return sx_err_set(err, SX_DATA_LOSS,
-                              "metadata: stored index %" PRIu64 " has term partitions beyond the map's",
-                              o->id);
+            return sx_err_set(
+                err, SX_DATA_LOSS,
+                "metadata: stored index %" PRIu64 " has term partitions beyond the map's", o->id);
         e->backfilled = sx_calloc(c->set.partitions, sizeof(bool));
         for (size_t k = 0; k < o->n_backfilled; k++)
             if (o->backfilled[k] < c->set.partitions)
@@ -1355,8 +1355,8 @@ static const term_report *term_report_locked(const sx_coord *c, const index_entr
 /* Records split (seq next) of t at `at` in e: two new term partitions after
  * e's others, owners assigned, one new map version. The leaders append the
  * marker to their partitions when they see it (ixlead.c). */
-static void split_start_locked(sx_coord *c, index_entry *e, uint32_t t, const Shardex__V1__Value *at,
-                               const char *why)
+static void split_start_locked(sx_coord *c, index_entry *e, uint32_t t,
+                               const Shardex__V1__Value *at, const char *why)
 {
     uint32_t lo = ix_terms(e), pos = e->first_term + lo;
     c->terms = sx_realloc(c->terms, (c->nterms + 2) * sizeof(*c->terms));
@@ -1377,8 +1377,9 @@ static void split_start_locked(sx_coord *c, index_entry *e, uint32_t t, const Sh
     e->osplits[e->nosplits++] = split_dup(&sp);
     assign_locked(c);
     commit_locked(c, why);
-    SX_LOG(SX_LOG_INFO, "coord", "index split started name=%s id=%" PRIu64 " seq=%u term=%u lo=%u hi=%u (%s)",
-           e->name, e->id, sp.seq, t, lo, lo + 1, why);
+    SX_LOG(SX_LOG_INFO, "coord",
+           "index split started name=%s id=%" PRIu64 " seq=%u term=%u lo=%u hi=%u (%s)", e->name,
+           e->id, sp.seq, t, lo, lo + 1, why);
 }
 
 /* Why t of e cannot split now (FAILED_PRECONDITION), or SX_OK. */
@@ -1480,7 +1481,8 @@ static void splits_step_locked(sx_coord *c)
             }
             commit_locked(c, "index split swapped");
             SX_LOG(SX_LOG_INFO, "coord",
-                   "index split done name=%s id=%" PRIu64 " seq=%u term=%u retired, %u and %u serve",
+                   "index split done name=%s id=%" PRIu64
+                   " seq=%u term=%u retired, %u and %u serve",
                    e->name, e->id, last->seq, last->term, last->lo, last->hi);
             continue;
         }

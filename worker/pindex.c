@@ -11,7 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TAG_IX = 'I', TAG_MIS = 'N', TAG_LOCAL = 'X', TAG_OUT = 'O', TAG_FLOOR = 'F', TAG_SPLIT = 'S' };
+enum {
+    TAG_IX = 'I',
+    TAG_MIS = 'N',
+    TAG_LOCAL = 'X',
+    TAG_OUT = 'O',
+    TAG_FLOOR = 'F',
+    TAG_SPLIT = 'S'
+};
 
 typedef struct ix {
     sx_ixkey_def def;
@@ -614,8 +621,9 @@ static sx_status load_splits(sx_pindex *pi, ix *x, sx_err *err)
         if (!sp || sp->seq != x->nsplits + 1 || !sp->at) {
             if (sp)
                 shardex__internal__v1__index_split__free_unpacked(sp, &pb_allocator);
-            st = sx_err_set(err, SX_DATA_LOSS, "partition %u: a split row of index %" PRIu64
-                            " is malformed", pi->p, x->def.id);
+            st = sx_err_set(err, SX_DATA_LOSS,
+                            "partition %u: a split row of index %" PRIu64 " is malformed", pi->p,
+                            x->def.id);
             break;
         }
         x->splits = sx_realloc(x->splits, (x->nsplits + 1) * sizeof(*x->splits));

@@ -163,8 +163,8 @@ static void set_targets(sx_qplan *pl, sx_arena *arena)
              * token's last key) is in the first, max in the last. */
             uint32_t ft = pl->start.len ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len)
                                         : order[0];
-            uint32_t lt = pl->max.len ? sx_ixkey_term_of(&pl->def, pl->max.data, pl->max.len)
-                                      : order[m - 1];
+            uint32_t lt =
+                pl->max.len ? sx_ixkey_term_of(&pl->def, pl->max.data, pl->max.len) : order[m - 1];
             size_t first = 0, last = 0;
             for (size_t k = 0; k < m; k++) {
                 if (order[k] == ft)
@@ -173,7 +173,8 @@ static void set_targets(sx_qplan *pl, sx_arena *arena)
                     last = k;
             }
             order += first;
-            pl->n = last > first ? last - first + 1 : 1; /* an empty range: one, which has nothing */
+            pl->n =
+                last > first ? last - first + 1 : 1; /* an empty range: one, which has nothing */
         }
     }
     pl->reqs = sx_arena_alloc(arena, pl->n * sizeof(*pl->reqs));
@@ -194,8 +195,8 @@ static void set_targets(sx_qplan *pl, sx_arena *arena)
             /* For eq, start is enc(value) or, with a page token, the key
              * just after the token's: the term partition of the value it
              * starts with. */
-            pl->targets[i] = pl->eq ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len)
-                                    : order[i];
+            pl->targets[i] =
+                pl->eq ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len) : order[i];
             if (pl->auto_mode && pl->def.local)
                 s->max_staleness_ms = SX_QPLAN_AUTO_MAX_STALENESS_MS;
         } else {

@@ -477,7 +477,7 @@ static void write_map(const char *name, uint32_t nw, uint32_t dead_mask, uint32_
     for (uint32_t p = 0; p < P; p++)
         parts[p].leader = -1;
     for (uint32_t t = 0; t < M; t++)
-        terms[t] = (sx_term_part){0, -1};
+        terms[t] = (sx_term_part){.epoch = 0, .owner = -1};
     for (uint32_t w = 0; w < nw; w++)
         alive[w] = true;
     sx_assign_settings set = {.replication = R, .min_isr = R > 1 ? 2 : 1};

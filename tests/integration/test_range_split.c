@@ -259,9 +259,8 @@ static sx_status split(fx *f, const char *name, uint32_t t, int64_t at, sx_err *
     req.at = at >= 0 ? &v : NULL;
     ProtobufCMessage *resp = NULL;
     sx_rpc_call_opts o = {.timeout_ms = 10000};
-    sx_status st = sx_rpc_invoke(f->c->rpc, pick(f, &f->rng).s,
-                                 &shardex__v1__shardex__descriptor, "SplitIndex", &req.base,
-                                 &resp, &o, err);
+    sx_status st = sx_rpc_invoke(f->c->rpc, pick(f, &f->rng).s, &shardex__v1__shardex__descriptor,
+                                 "SplitIndex", &req.base, &resp, &o, err);
     sx_rpc_free(resp);
     return st;
 }
@@ -365,8 +364,8 @@ static sx_qmatch range_of(int64_t lo, int64_t hi)
 /* Every match below, GLOBAL, paged, with the latest tokens: equal to the model. */
 static void check_all(fx *f)
 {
-    sx_qmatch ms[] = {range_of(-1, -1),   range_of(0, 249),   range_of(250, 399),
-                      range_of(380, 420), range_of(400, 499), range_of(450, -1),
+    sx_qmatch ms[] = {range_of(-1, -1),         range_of(0, 249),         range_of(250, 399),
+                      range_of(380, 420),       range_of(400, 499),       range_of(450, -1),
                       {.eq = sx_qval_int(300)}, {.eq = sx_qval_int(400)}, {.eq = sx_qval_int(777)}};
     for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
         for (uint32_t limit = 7; limit <= 1000; limit += 993) {
@@ -407,8 +406,9 @@ static void ryw_rounds(fx *f, int rounds, int64_t lo, int64_t n)
             seen |= strcmp(pg.hits.h[k].id, doc.id) == 0;
         sx_qhits_free(&pg.hits);
         if (!seen)
-            SX_FX_FAIL(f->c, "ryw %d: %s put with value %" PRId64 ", query %s with its token "
-                             "does not see it",
+            SX_FX_FAIL(f->c,
+                       "ryw %d: %s put with value %" PRId64 ", query %s with its token "
+                       "does not see it",
                        i, doc.id, doc.f[0].v.i, sx_qreq_fmt(&q, d, sizeof(d)));
     }
 }
@@ -462,8 +462,8 @@ static void test_split_while_writing(void **state)
     layout_wait w = wait_layout(f, 1, 0, FAILOVER_MS);
     uint32_t want1[] = {0, 4, 5, 2, 3};
     if (w.serving != 5 || memcmp(w.layout, want1, sizeof(want1)) != 0 || w.bounds[1] != 400)
-        SX_FX_FAIL(f->c, "layout after the split: %zu partitions, second bound %" PRId64,
-                   w.serving, w.bounds[1]);
+        SX_FX_FAIL(f->c, "layout after the split: %zu partitions, second bound %" PRId64, w.serving,
+                   w.bounds[1]);
     ryw_rounds(f, 10, 250, 250);
     expect_refused(f, IX.name, 1, 300, SX_INVALID_ARGUMENT, "term_partition: 1"); /* retired */
     /* The default value: the median its owner counted (every few seconds). */

@@ -1651,7 +1651,6 @@ static void test_index_range_partitioning(void **state)
     sx_arena_free(&a);
 }
 
-
 /* ------------------------------------------------------------ online split -- */
 
 static Shardex__V1__Value ival(int64_t i)
@@ -1765,21 +1764,21 @@ static void test_index_split(void **state)
                  &err);
     }
     assert_int_equal(is, READY);
-    CHECK_FAIL(sx_coord_split_index(f->c, "h", 0, &at, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "not range-partitioned");
+    CHECK_FAIL(sx_coord_split_index(f->c, "h", 0, &at, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "not range-partitioned");
     CHECK_FAIL(sx_coord_split_index(f->c, "nope", 0, &at, &a, &info, &err), &err, SX_NOT_FOUND,
                "nope");
-    CHECK_FAIL(sx_coord_split_index(f->c, "r", 4, &at, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "term_partition: 4");
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 4, &at, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "term_partition: 4");
     Shardex__V1__Value out = ival(25), edge = ival(10), str = SHARDEX__V1__VALUE__INIT;
     str.kind_case = SHARDEX__V1__VALUE__KIND_S;
     str.s = "x";
-    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &out, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "at: outside");
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &out, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "at: outside");
     CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &edge, &a, &info, &err), &err,
                SX_INVALID_ARGUMENT, "at: outside");
-    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &str, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "at: not a int");
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &str, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "at: not a int");
     CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, NULL, &a, &info, &err), &err,
                SX_FAILED_PRECONDITION, "no median");
 
@@ -1835,8 +1834,8 @@ static void test_index_split(void **state)
     assert_int_equal(ri->splits_done, 1);
     assert_int_equal(ri->splits_in_progress, 0);
     /* Retired: never owned again, not split again. */
-    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &at, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "term_partition: 1");
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &at, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "term_partition: 1");
 
     /* Kept across a restart; above --term-split-entries a split starts by
      * itself at the reported median (not below it, nor on a retired one). */

@@ -1818,7 +1818,6 @@ static void rnd_doc(mdoc *d, const char *id)
     }
 }
 
-
 /* ------------------------------------------------------------ online split -- */
 
 /* Appends an op the model does not follow (it only counts the offset). */

@@ -1554,7 +1554,6 @@ static void test_run_unavailable_and_bad_logs(void **state)
     sx_verify_result_free(r);
 }
 
-
 /* ------------------------------------------------------------ online split -- */
 
 static void apply_packed(sx_replay *r, const Shardex__Internal__V1__LogOp *op)
