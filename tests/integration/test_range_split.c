@@ -135,11 +135,11 @@ static void random_doc(uint64_t *s, const char *id, sx_qdoc *d, int64_t lo, int6
         sx_qdoc_add(d, "size", sx_qval_int(lo + (int64_t)(sx_fx_rnd(s) % (uint64_t)n)));
 }
 
-/* A put of 1-4 documents (values in [lo, lo + n)) or a delete of 1-2 ids,
+/* A put of 1-4 documents (ids prefix-NNN, values in [lo, lo + n)) or a delete of 1-2 ids,
  * retried until acknowledged, then applied to the model. *toks: its tokens.
  * False with why when it could not be written within WAIT_MS. */
-static bool write_one(fx *f, uint64_t *s, int64_t lo, int64_t n, sx_qtokens *toks, sx_qdoc *last,
-                      char *why, size_t cap)
+static bool write_one(fx *f, uint64_t *s, const char *prefix, int64_t lo, int64_t n,
+                      sx_qtokens *toks, sx_qdoc *last, char *why, size_t cap)
 {
     bool del = sx_fx_rnd(s) % 5 == 0;
     size_t k = 1 + sx_fx_rnd(s) % (del ? 2 : 4);
@@ -148,7 +148,7 @@ static bool write_one(fx *f, uint64_t *s, int64_t lo, int64_t n, sx_qtokens *tok
     for (size_t i = 0; i < k; i++) {
         bool dup;
         do {
-            snprintf(ids[i], SX_QID, "doc-%03u", (unsigned)(sx_fx_rnd(s) % NIDS));
+            snprintf(ids[i], SX_QID, "%s-%03u", prefix, (unsigned)(sx_fx_rnd(s) % NIDS));
             dup = false;
             for (size_t j = 0; j < i; j++)
                 dup |= strcmp(ids[i], ids[j]) == 0;
@@ -198,7 +198,7 @@ static void random_writes(fx *f, int n)
     char why[512];
     sx_qtokens t;
     for (int i = 0; i < n; i++)
-        if (!write_one(f, &f->rng, 0, VMAX, &t, NULL, why, sizeof(why)))
+        if (!write_one(f, &f->rng, "doc", 0, VMAX, &t, NULL, why, sizeof(why)))
             SX_FX_FAIL(f->c, "write %d: %s", i, why);
 }
 
@@ -214,7 +214,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&f->mu);
         if (stop)
             break;
-        if (!write_one(f, &s, 0, VMAX, &t, NULL, why, sizeof(why))) {
+        if (!write_one(f, &s, "doc", 0, VMAX, &t, NULL, why, sizeof(why))) {
             pthread_mutex_lock(&f->mu);
             snprintf(f->fail, sizeof(f->fail), "writer: %s", why);
             pthread_mutex_unlock(&f->mu);
@@ -390,7 +390,8 @@ static void ryw_rounds(fx *f, int rounds, int64_t lo, int64_t n)
     for (int i = 0; i < rounds; i++) {
         sx_qtokens tok;
         sx_qdoc doc;
-        if (!write_one(f, &f->rng, lo, n, &tok, &doc, why, sizeof(why)))
+        /* Ids of their own: the writer thread never overwrites them. */
+        if (!write_one(f, &f->rng, "ryw", lo, n, &tok, &doc, why, sizeof(why)))
             SX_FX_FAIL(f->c, "ryw write %d: %s", i, why);
         if (!doc.id[0])
             continue; /* a delete */
@@ -421,6 +422,33 @@ static void run_verify(fx *f)
 }
 
 /* ------------------------------------------------------------------ tests -- */
+
+/* A GLOBAL query through one worker contacts 3 term partitions. */
+typedef struct contacted_wait {
+    fx *f;
+    uint32_t worker;
+    sx_qmatch m;
+    uint32_t got;
+} contacted_wait;
+
+static bool contacted_cond(void *arg)
+{
+    contacted_wait *w = arg;
+    sx_qreq q = {.index = IX.name,
+                 .match = w->m,
+                 .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
+                 .limit = 1000,
+                 .after = &w->f->tokens};
+    Shardex__V1__QueryResponse *r = NULL;
+    sx_err err = {0};
+    sx_status st = sx_q_query(w->f->c, w->f->c->worker_addr[w->worker], &q, NULL, &r, &err);
+    if (st != SX_OK)
+        SX_FX_FAIL(w->f->c, "query through worker %u: %s: %s", w->worker, sx_status_name(st),
+                   err.msg);
+    w->got = r->partitions_contacted;
+    sx_rpc_free(&r->base);
+    return w->got == 3;
+}
 
 /* A split of t5 at its default value, until the owner has counted it. */
 typedef struct median_split {
@@ -476,6 +504,13 @@ static void test_split_while_writing(void **state)
                    w.serving, w.bounds[2]);
     fprintf(stderr, "  t5 split at its median %" PRId64 "\n", w.bounds[2]);
     writer_stop(f, th);
+    /* Each worker plans with the layout once its map has the swap: t1's old
+     * range [250, 500) reads its three partitions now (4, 6, 7). */
+    for (uint32_t i = 0; i < f->c->nworkers; i++) {
+        contacted_wait cw = {.f = f, .worker = i, .m = range_of(250, 499)};
+        SX_FX_WAIT(f->c, contacted_cond, &cw, WAIT_MS,
+                   "worker %u: range [250, 499] contacted %u partitions, want 3", i, cw.got);
+    }
     check_all(f);
     /* A narrow range reads one partition. */
     sx_qreq q = {.index = IX.name,
