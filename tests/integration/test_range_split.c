@@ -511,6 +511,15 @@ static void test_split_while_writing(void **state)
         SX_FX_WAIT(f->c, contacted_cond, &cw, WAIT_MS,
                    "worker %u: range [250, 499] contacted %u partitions, want 3", i, cw.got);
     }
+    /* And keeps doing so: a map never goes back. */
+    for (uint32_t k = 0; k < 30; k++) {
+        contacted_wait cw = {.f = f, .worker = k % f->c->nworkers, .m = range_of(250, 499)};
+        if (!contacted_cond(&cw))
+            SX_FX_FAIL(f->c,
+                       "query %u through worker %u: range [250, 499] contacted %u "
+                       "partitions after every worker had contacted 3",
+                       k, cw.worker, cw.got);
+    }
     check_all(f);
     /* A narrow range reads one partition. */
     sx_qreq q = {.index = IX.name,
