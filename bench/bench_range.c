@@ -81,9 +81,10 @@ static uint64_t rnd(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* n queries [x, x + width - 1] of index `name`, x uniform in [0, span - width]. */
-static void run_queries(sx_cluster *c, const char *name, uint32_t nq, int64_t span, int64_t width,
-                        cell *r, uint64_t *rng)
+/* nq queries [x, x + width - 1] of index `name`, x uniform in [0, span - width],
+ * through worker `first`, then each in turn. */
+static void run_queries(sx_cluster *c, const char *name, uint32_t first, uint32_t nq, int64_t span,
+                        int64_t width, cell *r, uint64_t *rng)
 {
     for (uint32_t i = 0; i < nq && !g_stop; i++) {
         int64_t x = (int64_t)(rnd(rng) % (uint64_t)(span - width + 1));
@@ -99,7 +100,7 @@ static void run_queries(sx_cluster *c, const char *name, uint32_t nq, int64_t sp
         Shardex__V1__QueryResponse *resp = NULL;
         sx_err err = {0};
         uint64_t t0 = sx_clock_now_ns();
-        sx_status st = sx_q_query(c, c->worker_addr[i % NWORKERS], &q, NULL, &resp, &err);
+        sx_status st = sx_q_query(c, c->worker_addr[(first + i) % NWORKERS], &q, NULL, &resp, &err);
         uint64_t ns = sx_clock_now_ns() - t0;
         if (st != SX_OK) {
             r->failed++;
@@ -121,7 +122,7 @@ static void run_queries(sx_cluster *c, const char *name, uint32_t nq, int64_t sp
 
 static void run_cell(sx_cluster *c, const params *p, int w, int k, cell *r, uint64_t *rng)
 {
-    run_queries(c, names[k], p->queries, SPAN, widths[w], r, rng);
+    run_queries(c, names[k], 0, p->queries, SPAN, widths[w], r, rng);
 }
 
 /* ------------------------------------------------------------ the split -- */
@@ -165,7 +166,7 @@ static int64_t split_hot(sx_cluster *c)
         for (int w = 0; done && w < NWORKERS; w++) {
             cell probe = {0};
             uint64_t s = 1;
-            run_queries(c, names[1], 1, SPAN / M, SPAN / M, &probe, &s);
+            run_queries(c, names[1], (uint32_t)w, 1, SPAN / M, SPAN / M, &probe, &s);
             done = probe.queries == 1 && probe.contacted == 2;
         }
         if (done)
@@ -318,7 +319,8 @@ int main(int argc, char **argv)
             break;
         for (uint32_t r = 0; r < p.rounds && !g_stop; r++)
             for (int w = 0; w < NHOT; w++)
-                run_queries(c, names[1], p.queries, SPAN / M, hot_widths[w], &hot[phase][w], &rng);
+                run_queries(c, names[1], 0, p.queries, SPAN / M, hot_widths[w], &hot[phase][w],
+                            &rng);
     }
     if (done == (int)p.rounds && swap_ms >= 0 && !g_stop) {
         report(&p, res);
