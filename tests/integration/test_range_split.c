@@ -11,6 +11,8 @@
  *    every query equals the model, a narrow range contacts one partition,
  *    ListIndexes shows the layout, and `shardex verify` is clean;
  *  - a paged query across the swap: no hit skipped or repeated;
+ *  - the coordinator's --term-split-entries splits a term partition by itself
+ *    at its median;
  *  - (slow) kill -9 of a shadow's owner and of a log partition's leader
  *    during a split, with the writer running: the split completes and the
  *    index and verify are right.
@@ -594,6 +596,41 @@ static void test_split_paging(void **state)
     run_verify(f);
 }
 
+/* The coordinator's --term-split-entries: every entry in t0's range, a
+ * threshold just below their count, and t0 splits by itself at its median
+ * (the owner's count); the halves stay below it, so it splits once. */
+static void test_split_automatic(void **state)
+{
+    fx *f = *state;
+    seed_test(f, "split_automatic");
+    char why[512];
+    sx_qtokens t;
+    for (int i = 0; i < 40; i++)
+        if (!write_one(f, &f->rng, "doc", 0, 250, &t, NULL, why, sizeof(why)))
+            SX_FX_FAIL(f->c, "write %d: %s", i, why);
+    create_index(f, &IX);
+    sx_qhits all = {0};
+    sx_qmatch everything = range_of(-1, -1);
+    sx_model_expect(f->model, IX.field, true, &everything, &all);
+    size_t entries = all.n;
+    sx_qhits_free(&all);
+    if (entries < 8)
+        SX_FX_FAIL(f->c, "only %zu entries", entries);
+    char n[32];
+    snprintf(n, sizeof(n), "%zu", entries - 1);
+    const char *const extra[] = {"--term-split-entries", n, NULL};
+    if (!sx_cluster_restart_coordinator(f->c, extra))
+        SX_FX_FAIL(f->c, "the coordinator did not come back with --term-split-entries %s", n);
+    layout_wait w = wait_layout(f, 1, 0, FAILOVER_MS);
+    if (w.serving != 5 || w.layout[0] != 4 || w.layout[1] != 5 || w.bounds[0] <= 0 ||
+        w.bounds[0] >= 250)
+        SX_FX_FAIL(f->c, "layout after the automatic split: %zu partitions, %u, %u, at %" PRId64,
+                   w.serving, w.layout[0], w.layout[1], w.bounds[0]);
+    fprintf(stderr, "  t0 (%zu entries) split by itself at %" PRId64 "\n", entries, w.bounds[0]);
+    check_all(f);
+    run_verify(f);
+}
+
 /* The worker index in the test of term partition t's owner, -1 when none. */
 static int32_t owner_of(fx *f, uint32_t t)
 {
@@ -684,6 +721,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_split_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_automatic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_kill, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
