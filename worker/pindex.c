@@ -711,6 +711,8 @@ void sx_pindex_close(sx_pindex *pi)
         ix_free(&pi->cat[i]);
     free(pi->cat);
     ix_free(&pi->pending_start);
+    if (pi->pending_split)
+        shardex__internal__v1__index_split__free_unpacked(pi->pending_split, &pb_allocator);
     sx_buf_free(&pi->k);
     sx_buf_free(&pi->v);
     sx_buf_free(&pi->vals);
