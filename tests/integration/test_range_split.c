@@ -573,7 +573,8 @@ static void test_split_paging(void **state)
         bool last = r->next_page_token.len == 0;
         free(tokbuf);
         tokbuf = malloc(r->next_page_token.len + 1);
-        memcpy(tokbuf, r->next_page_token.data, r->next_page_token.len);
+        if (!last)
+            memcpy(tokbuf, r->next_page_token.data, r->next_page_token.len);
         tok = (ProtobufCBinaryData){r->next_page_token.len, tokbuf};
         sx_rpc_free(&r->base);
         if (last)
