@@ -216,53 +216,68 @@ const sx_ixkey_def *sx_replay_index(const sx_replay *r, uint64_t index_id,
     return &r->ix[i].def;
 }
 
+bool sx_replay_doc_entries(const sx_ixkey_def *d, const char *id, size_t n,
+                           const Shardex__V1__Document *doc, uint64_t version,
+                           sx_replay_entry_cb fn, void *arg)
+{
+    bool termed = d->global && d->term_partitions > 0;
+    sx_buf vals = {0}, key = {0};
+    size_t cap = doc->n_fields ? doc->n_fields : 1;
+    size_t *offs = sx_malloc(cap * sizeof(*offs)), *lens = sx_malloc(cap * sizeof(*lens));
+    bool mis = false;
+    size_t nv = sx_ixkey_doc_values(d, doc, &vals, offs, lens, cap, &mis);
+    for (size_t i = 0; i < nv; i++) {
+        const uint8_t *v = vals.data + offs[i];
+        sx_buf_append(&key, v, lens[i]);
+        sx_key_append_str(&key, id, n);
+        uint32_t ts[2] = {0, 0};
+        size_t nt = termed ? sx_ixkey_terms_of(d, v, lens[i], ts) : 1;
+        if (fn)
+            fn(arg, key.data, key.len, ts[0], version);
+        if (fn && nt == 2) /* during a split, also its parent's */
+            fn(arg, key.data, key.len, ts[1] | SX_REPLAY_ALSO, version);
+        key.len = 0;
+    }
+    free(offs);
+    free(lens);
+    sx_buf_free(&vals);
+    sx_buf_free(&key);
+    return mis;
+}
+
+typedef struct count_acc {
+    sx_replay_entry_cb fn;
+    void *arg;
+    uint64_t n;
+} count_acc;
+
+static void count_cb(void *arg, const uint8_t *key, size_t len, uint32_t term, uint64_t version)
+{
+    count_acc *a = arg;
+    a->n += (term & SX_REPLAY_ALSO) == 0; /* entries, not their second term partition */
+    if (a->fn)
+        a->fn(a->arg, key, len, term, version);
+}
+
 bool sx_replay_each_entry(const sx_replay *r, uint64_t index_id, sx_replay_entry_cb fn, void *arg,
                           uint64_t *count, uint64_t *mistyped)
 {
     size_t ai = find_ix(r, index_id);
-    uint64_t n = 0, bad = 0;
+    count_acc acc = {fn, arg, 0};
+    uint64_t bad = 0;
     if (ai != SIZE_MAX) {
-        const sx_ixkey_def *d = &r->ix[ai].def;
-        bool termed = d->global && d->term_partitions > 0;
-        sx_buf vals = {0}, key = {0};
-        size_t *offs = NULL, *lens = NULL, cap = 0;
         size_t pos = 0, idlen;
         const char *id;
         void *val;
         while (sx_hmap_next(&r->docs, &pos, &id, &idlen, &val)) {
             const doc_rec *rec = val;
-            if (!rec->op)
-                continue;
-            const Shardex__V1__Document *doc = rec->op->put;
-            if (doc->n_fields > cap) {
-                cap = doc->n_fields;
-                offs = sx_realloc(offs, cap * sizeof(*offs));
-                lens = sx_realloc(lens, cap * sizeof(*lens));
-            }
-            bool mis = false;
-            size_t nv = sx_ixkey_doc_values(d, doc, &vals, offs, lens, cap, &mis);
-            bad += mis;
-            for (size_t i = 0; i < nv; i++) {
-                const uint8_t *v = vals.data + offs[i];
-                key.len = 0;
-                sx_buf_append(&key, v, lens[i]);
-                sx_key_append_str(&key, id, idlen);
-                uint32_t ts[2] = {0, 0};
-                size_t nt = termed ? sx_ixkey_terms_of(d, v, lens[i], ts) : 1;
-                if (fn)
-                    fn(arg, key.data, key.len, ts[0], rec->version);
-                if (fn && nt == 2) /* during a split, also its parent's */
-                    fn(arg, key.data, key.len, ts[1] | SX_REPLAY_ALSO, rec->version);
-                n++;
-            }
+            if (rec->op)
+                bad += sx_replay_doc_entries(&r->ix[ai].def, id, idlen, rec->op->put, rec->version,
+                                             count_cb, &acc);
         }
-        free(offs);
-        free(lens);
-        sx_buf_free(&vals);
-        sx_buf_free(&key);
     }
     if (count)
-        *count = n;
+        *count = acc.n;
     if (mistyped)
         *mistyped = bad;
     return ai != SIZE_MAX;
@@ -473,5 +488,366 @@ size_t sx_replay_docs_diff(const sx_replay *r, Shardex__Internal__V1__StoredDoc 
     sx_buf_free(&ba);
     sx_buf_free(&bb);
     sx_hmap_free(&seen, NULL);
+    return nd;
+}
+
+/* ========================================================= retained log == */
+
+/* The offsets of one id's ops in the retained log, ascending. */
+typedef struct id_ops {
+    uint64_t *v;
+    size_t n, cap;
+} id_ops;
+
+struct sx_rlog {
+    uint32_t partition;
+    uint64_t start;
+    Shardex__Internal__V1__LogOp **ops; /* ops[o - start], owned */
+    size_t n, cap;
+    sx_hmap ids;    /* id -> id_ops */
+    uint64_t *ixev; /* offsets of index starts and drops, ascending */
+    size_t nixev, ixcap;
+};
+
+static void id_ops_free(void *p)
+{
+    id_ops *o = p;
+    if (o)
+        free(o->v);
+    free(o);
+}
+
+sx_rlog *sx_rlog_create(uint32_t partition, uint64_t start)
+{
+    sx_rlog *l = sx_calloc(1, sizeof(*l));
+    l->partition = partition;
+    l->start = start ? start : 1;
+    return l;
+}
+
+void sx_rlog_destroy(sx_rlog *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        log_op_free(l->ops[i]);
+    free(l->ops);
+    sx_hmap_free(&l->ids, id_ops_free);
+    free(l->ixev);
+    free(l);
+}
+
+uint64_t sx_rlog_start(const sx_rlog *l)
+{
+    return l->start;
+}
+
+uint64_t sx_rlog_end(const sx_rlog *l)
+{
+    return l->start + l->n - 1;
+}
+
+static const char *op_id(const Shardex__Internal__V1__LogOp *op)
+{
+    const char *id =
+        op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT ? op->put->id : op->delete_;
+    return id ? id : "";
+}
+
+sx_status sx_rlog_append(sx_rlog *l, uint64_t offset, const uint8_t *op, size_t len, sx_err *err)
+{
+    if (offset != sx_rlog_end(l) + 1)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "partition %u: offset %" PRIu64 " given at position %" PRIu64,
+                          l->partition, offset, sx_rlog_end(l));
+    Shardex__Internal__V1__LogOp *lop = shardex__internal__v1__log_op__unpack(NULL, len, op);
+    if (!lop)
+        return sx_err_set(err, SX_DATA_LOSS, "partition %u: log entry %" PRIu64 " does not decode",
+                          l->partition, offset);
+    switch (lop->op_case) {
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT:
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_DELETE: {
+        const char *id = op_id(lop);
+        void **slot = sx_hmap_upsert(&l->ids, id, strlen(id), NULL);
+        if (!*slot)
+            *slot = sx_calloc(1, sizeof(id_ops));
+        id_ops *o = *slot;
+        if (o->n == o->cap) {
+            o->cap = o->cap ? 2 * o->cap : 2;
+            o->v = sx_realloc(o->v, o->cap * sizeof(*o->v));
+        }
+        o->v[o->n++] = offset;
+        break;
+    }
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT:
+        /* Kept, not used: verify leaves a split index's term partitions out
+         * of a trimmed log's checks (verify.c, eval_index_trimmed). */
+        if (!lop->index_split)
+            goto fail;
+        break;
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START:
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP:
+        if (lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START &&
+            !lop->index_start->spec)
+            goto fail;
+        if (l->nixev == l->ixcap) {
+            l->ixcap = l->ixcap ? 2 * l->ixcap : 4;
+            l->ixev = sx_realloc(l->ixev, l->ixcap * sizeof(*l->ixev));
+        }
+        l->ixev[l->nixev++] = offset;
+        break;
+    default:
+        goto fail;
+    }
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->ops = sx_realloc(l->ops, l->cap * sizeof(*l->ops));
+    }
+    l->ops[l->n++] = lop;
+    return SX_OK;
+fail:
+    log_op_free(lop);
+    return sx_err_set(err, SX_DATA_LOSS, "partition %u: log entry %" PRIu64 " holds no operation",
+                      l->partition, offset);
+}
+
+/* The offset of id's last op at or below at; 0 when none. */
+static uint64_t last_op(const sx_rlog *l, const char *id, size_t n, uint64_t at)
+{
+    void *v;
+    if (!sx_hmap_get(&l->ids, id, n, &v))
+        return 0;
+    const id_ops *o = v;
+    size_t lo = 0, hi = o->n; /* the first offset above at */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (o->v[mid] <= at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? o->v[lo - 1] : 0;
+}
+
+sx_rlog_state sx_rlog_doc(const sx_rlog *l, const char *id, size_t n, uint64_t at,
+                          uint64_t *version, const Shardex__V1__Document **doc)
+{
+    uint64_t o = last_op(l, id, n, at);
+    if (!o)
+        return SX_RLOG_UNTOUCHED;
+    const Shardex__Internal__V1__LogOp *op = l->ops[o - l->start];
+    if (op->op_case != SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT)
+        return SX_RLOG_DELETED;
+    if (version)
+        *version = o;
+    if (doc)
+        *doc = op->put;
+    return SX_RLOG_PUT;
+}
+
+bool sx_rlog_changed(const sx_rlog *l, const char *id, size_t n, uint64_t lo, uint64_t hi)
+{
+    if (lo > hi) {
+        uint64_t t = lo;
+        lo = hi;
+        hi = t;
+    }
+    return last_op(l, id, n, hi) > lo;
+}
+
+int sx_rlog_index(const sx_rlog *l, uint64_t index_id, uint64_t at, sx_ixkey_def *def,
+                  const Shardex__V1__IndexSpec **spec)
+{
+    for (size_t i = l->nixev; i-- > 0;) {
+        if (l->ixev[i] > at)
+            continue;
+        const Shardex__Internal__V1__LogOp *op = l->ops[l->ixev[i] - l->start];
+        if (op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP) {
+            if (op->index_drop == index_id)
+                return 0;
+            continue;
+        }
+        if (op->index_start->index_id != index_id)
+            continue;
+        /* A second start of an active index changes nothing: the first one
+         * in the retained log still decides, unless a drop came between. */
+        const Shardex__Internal__V1__LogOp *first = op;
+        for (size_t k = i; k-- > 0;) {
+            const Shardex__Internal__V1__LogOp *e = l->ops[l->ixev[k] - l->start];
+            if (e->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP &&
+                e->index_drop == index_id)
+                break;
+            if (e->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START &&
+                e->index_start->index_id == index_id)
+                first = e;
+        }
+        if (def)
+            sx_ixkey_def_from_spec(def, index_id, first->index_start->spec);
+        if (spec)
+            *spec = first->index_start->spec;
+        return 1;
+    }
+    return -1;
+}
+
+static const char *stored_id(const Shardex__Internal__V1__StoredDoc *sd)
+{
+    return sd && sd->doc && sd->doc->id ? sd->doc->id : "";
+}
+
+/* The served documents by id (the first of each id): id -> StoredDoc. */
+static void index_stored(sx_hmap *m, Shardex__Internal__V1__StoredDoc *const *docs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!docs[i] || !docs[i]->doc)
+            continue;
+        const char *id = stored_id(docs[i]);
+        bool created;
+        void **slot = sx_hmap_upsert(m, id, strlen(id), &created);
+        if (created)
+            *slot = docs[i];
+    }
+}
+
+size_t sx_rlog_docs_at(const sx_rlog *l, Shardex__Internal__V1__StoredDoc *const *docs, size_t n,
+                       uint64_t a, uint64_t w, sx_rlog_doc_cb fn, void *arg,
+                       sx_rlog_unknown_cb unknown, void *uarg)
+{
+    size_t nu = 0;
+    sx_hmap served = {0};
+    index_stored(&served, docs, n);
+    /* Every id the log names at w, then the served ones it does not. */
+    size_t pos = 0, idlen;
+    const char *id;
+    void *v;
+    while (sx_hmap_next(&l->ids, &pos, &id, &idlen, &v)) {
+        uint64_t ver;
+        const Shardex__V1__Document *doc;
+        sx_rlog_state st = sx_rlog_doc(l, id, idlen, w, &ver, &doc);
+        if (st == SX_RLOG_PUT) {
+            if (fn)
+                fn(arg, id, idlen, ver, doc);
+        } else if (st == SX_RLOG_UNTOUCHED && sx_rlog_changed(l, id, idlen, a, w)) {
+            nu++;
+            if (unknown)
+                unknown(uarg, id, idlen);
+        } else if (st == SX_RLOG_UNTOUCHED && sx_hmap_get(&served, id, idlen, &v)) {
+            const Shardex__Internal__V1__StoredDoc *sd = v;
+            if (fn)
+                fn(arg, id, idlen, sd->version, sd->doc);
+        }
+    }
+    pos = 0;
+    while (sx_hmap_next(&served, &pos, &id, &idlen, &v)) {
+        if (sx_hmap_get(&l->ids, id, idlen, NULL))
+            continue;
+        const Shardex__Internal__V1__StoredDoc *sd = v;
+        if (fn)
+            fn(arg, id, idlen, sd->version, sd->doc);
+    }
+    sx_hmap_free(&served, NULL);
+    return nu;
+}
+
+size_t sx_rlog_docs_diff(const sx_rlog *l, Shardex__Internal__V1__StoredDoc *const *docs, size_t n,
+                         uint64_t a, sx_replay_doc_diff_cb fn, void *arg, uint64_t *carried)
+{
+    sx_hmap seen = {0};
+    sx_buf ba = {0}, bb = {0};
+    size_t nd = 0;
+    uint64_t nc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const Shardex__Internal__V1__StoredDoc *sd = docs[i];
+        const Shardex__V1__Document *got = sd ? sd->doc : NULL;
+        const char *id = stored_id(sd);
+        uint64_t sv = sd ? sd->version : 0, ev = 0;
+        bool first = false;
+        sx_hmap_upsert(&seen, id, strlen(id), &first);
+        const Shardex__V1__Document *want = NULL;
+        sx_rlog_state st = got ? sx_rlog_doc(l, id, strlen(id), a, &ev, &want) : SX_RLOG_DELETED;
+        sx_replay_kind kind;
+        if (!first || st == SX_RLOG_DELETED) {
+            kind = SX_REPLAY_EXTRA;
+        } else if (st == SX_RLOG_UNTOUCHED) {
+            if (sv < l->start) {
+                nc++;
+                continue;
+            }
+            kind = SX_REPLAY_WRONG_VERSION; /* a version the log does not give id */
+            ev = 0;
+        } else if (ev != sv) {
+            kind = SX_REPLAY_WRONG_VERSION;
+        } else if (!same_doc(want, got, &ba, &bb)) {
+            kind = SX_REPLAY_WRONG_CONTENT;
+        } else {
+            continue;
+        }
+        if (fn)
+            fn(arg, kind, id, kind == SX_REPLAY_EXTRA ? 0 : ev, sv);
+        nd++;
+    }
+    size_t pos = 0, idlen;
+    const char *id;
+    uint64_t ev;
+    while (sx_hmap_next(&l->ids, &pos, &id, &idlen, NULL)) {
+        if (sx_hmap_get(&seen, id, idlen, NULL) ||
+            sx_rlog_doc(l, id, idlen, a, &ev, NULL) != SX_RLOG_PUT)
+            continue;
+        if (fn)
+            fn(arg, SX_REPLAY_MISSING, id, ev, 0);
+        nd++;
+    }
+    sx_buf_free(&ba);
+    sx_buf_free(&bb);
+    sx_hmap_free(&seen, NULL);
+    if (carried)
+        *carried = nc;
+    return nd;
+}
+
+size_t sx_rlog_docs_cross(const sx_rlog *l, Shardex__Internal__V1__StoredDoc *const *ref,
+                          size_t nref, uint64_t aref, Shardex__Internal__V1__StoredDoc *const *docs,
+                          size_t n, uint64_t a, sx_replay_doc_diff_cb fn, void *arg)
+{
+    sx_hmap rm = {0}, dm = {0};
+    sx_buf ba = {0}, bb = {0};
+    index_stored(&rm, ref, nref);
+    index_stored(&dm, docs, n);
+    size_t nd = 0, pos = 0, idlen;
+    const char *id;
+    void *v, *w;
+    while (sx_hmap_next(&dm, &pos, &id, &idlen, &v)) {
+        if (sx_rlog_changed(l, id, idlen, aref, a))
+            continue;
+        const Shardex__Internal__V1__StoredDoc *sd = v;
+        sx_replay_kind kind;
+        uint64_t ev = 0;
+        if (!sx_hmap_get(&rm, id, idlen, &w)) {
+            kind = SX_REPLAY_EXTRA;
+        } else if ((ev = ((const Shardex__Internal__V1__StoredDoc *)w)->version) != sd->version) {
+            kind = SX_REPLAY_WRONG_VERSION;
+        } else if (!same_doc(((const Shardex__Internal__V1__StoredDoc *)w)->doc, sd->doc, &ba,
+                             &bb)) {
+            kind = SX_REPLAY_WRONG_CONTENT;
+        } else {
+            continue;
+        }
+        if (fn)
+            fn(arg, kind, id, ev, sd->version);
+        nd++;
+    }
+    pos = 0;
+    while (sx_hmap_next(&rm, &pos, &id, &idlen, &v)) {
+        if (sx_hmap_get(&dm, id, idlen, NULL) || sx_rlog_changed(l, id, idlen, aref, a))
+            continue;
+        if (fn)
+            fn(arg, SX_REPLAY_MISSING, id, ((const Shardex__Internal__V1__StoredDoc *)v)->version,
+               0);
+        nd++;
+    }
+    sx_buf_free(&ba);
+    sx_buf_free(&bb);
+    sx_hmap_free(&rm, NULL);
+    sx_hmap_free(&dm, NULL);
     return nd;
 }

@@ -87,6 +87,13 @@ bool sx_replay_each_entry(const sx_replay *r, uint64_t index_id, sx_replay_entry
 bool sx_replay_digest(const sx_replay *r, uint64_t index_id, int64_t term, uint64_t *digest,
                       uint64_t *count);
 
+/* Calls fn for every entry document doc (id, n bytes; version) has in index
+ * d, by the same rule as sx_replay_each_entry; true when a field of d's name
+ * held a value of the other type (the document counts as mistyped). */
+bool sx_replay_doc_entries(const sx_ixkey_def *d, const char *id, size_t n,
+                           const Shardex__V1__Document *doc, uint64_t version,
+                           sx_replay_entry_cb fn, void *arg);
+
 /* Documents alive at the current position. */
 size_t sx_replay_doc_count(const sx_replay *r);
 
@@ -159,5 +166,94 @@ typedef void (*sx_replay_doc_diff_cb)(void *arg, sx_replay_kind kind, const char
  * documents. Returns the number of differences. */
 size_t sx_replay_docs_diff(const sx_replay *r, Shardex__Internal__V1__StoredDoc *const *docs,
                            size_t n, sx_replay_doc_diff_cb fn, void *arg);
+
+/* ------------------------------------------------------ retained log -- */
+
+/* A log partition trimmed by log retention holds only [start, end]: what it
+ * said before start is gone. An rlog keeps that retained part in memory and
+ * answers what it determines, with the served documents of a replica (a
+ * ScanDocs answer at position a >= start - 1) as the only other witness:
+ *
+ *   the state of id at position w (start - 1 <= w <= end) is
+ *     the result of id's last op in [start, w]           when there is one;
+ *     else the served state at a, when id has no op between a and w
+ *          (the served document carries over unchanged);
+ *     else not determined (id changed between w and a, and what it was at
+ *          w was written before start).
+ *   a served document is, against the log at its own position a: exactly its
+ *   last op's result when id has an op in [start, a] (version = that op's
+ *   offset); else "carried" from before start, and then its version must be
+ *   below start. Carried documents are compared only with another replica's.
+ *   an index is active at w when its last start or drop in [start, w] is a
+ *   start; with neither, not determined by the log.
+ *
+ * Single-threaded. */
+typedef struct sx_rlog sx_rlog;
+
+/* An empty retained log of partition `partition` whose first offset is start
+ * (>= 1). Caller destroys with sx_rlog_destroy (accepts NULL). */
+sx_rlog *sx_rlog_create(uint32_t partition, uint64_t start);
+void sx_rlog_destroy(sx_rlog *l);
+
+/* Appends the packed LogOp at offset, which must be end + 1; the same checks
+ * and errors as sx_replay_apply. */
+sx_status sx_rlog_append(sx_rlog *l, uint64_t offset, const uint8_t *op, size_t len, sx_err *err);
+
+uint64_t sx_rlog_start(const sx_rlog *l);
+/* The last offset held; start - 1 while empty. */
+uint64_t sx_rlog_end(const sx_rlog *l);
+
+/* What the retained log says of one id at a position. */
+typedef enum {
+    SX_RLOG_UNTOUCHED, /* no op of id in [start, at] */
+    SX_RLOG_PUT,       /* the last op put it: *version, *doc (borrowed) */
+    SX_RLOG_DELETED,   /* the last op deleted it */
+} sx_rlog_state;
+
+/* The state of id (n bytes) at position at (clamped to end); version and doc
+ * may be NULL. */
+sx_rlog_state sx_rlog_doc(const sx_rlog *l, const char *id, size_t n, uint64_t at,
+                          uint64_t *version, const Shardex__V1__Document **doc);
+
+/* Whether id has an op in (lo, hi] (either order of the two bounds). */
+bool sx_rlog_changed(const sx_rlog *l, const char *id, size_t n, uint64_t lo, uint64_t hi);
+
+/* Index index_id at position at: 1 active (*def and *spec, either may be
+ * NULL, borrowed from the log), 0 inactive, -1 not determined by the log. */
+int sx_rlog_index(const sx_rlog *l, uint64_t index_id, uint64_t at, sx_ixkey_def *def,
+                  const Shardex__V1__IndexSpec **spec);
+
+/* A document state at a position: version and document borrowed. */
+typedef void (*sx_rlog_doc_cb)(void *arg, const char *id, size_t n, uint64_t version,
+                               const Shardex__V1__Document *doc);
+/* An id whose state at the position asked is not determined. */
+typedef void (*sx_rlog_unknown_cb)(void *arg, const char *id, size_t n);
+
+/* The documents alive at position w, from the served documents docs[n] at
+ * position a and the log by the rule above: fn for each alive one, unknown
+ * (may be NULL) for each id not determined. Both positions must be in
+ * [start - 1, end]. Returns the number of ids not determined. */
+size_t sx_rlog_docs_at(const sx_rlog *l, Shardex__Internal__V1__StoredDoc *const *docs, size_t n,
+                       uint64_t a, uint64_t w, sx_rlog_doc_cb fn, void *arg,
+                       sx_rlog_unknown_cb unknown, void *uarg);
+
+/* The served documents docs[n] at position a (start - 1 <= a <= end)
+ * against the log, as sx_replay_docs_diff reports differences: an id with
+ * an op in [start, a] must be exactly its result (EXTRA when deleted,
+ * WRONG_VERSION, WRONG_CONTENT; MISSING when put and not served); a carried
+ * one must have a version below start (WRONG_VERSION, expected 0). *carried
+ * (may be NULL): the carried documents served. Returns the differences. */
+size_t sx_rlog_docs_diff(const sx_rlog *l, Shardex__Internal__V1__StoredDoc *const *docs, size_t n,
+                         uint64_t a, sx_replay_doc_diff_cb fn, void *arg, uint64_t *carried);
+
+/* Two replicas' documents, ref[nref] at position aref and docs[n] at a (both
+ * in [start - 1, end]): every id with no op between the two positions must
+ * be the same in both (present in both with the same version and fields, or
+ * in neither). fn gets MISSING (in ref only), EXTRA (in docs only),
+ * WRONG_VERSION, WRONG_CONTENT, with expected = ref's version. Ids with an op
+ * between are the log's to check. Returns the differences. */
+size_t sx_rlog_docs_cross(const sx_rlog *l, Shardex__Internal__V1__StoredDoc *const *ref,
+                          size_t nref, uint64_t aref, Shardex__Internal__V1__StoredDoc *const *docs,
+                          size_t n, uint64_t a, sx_replay_doc_diff_cb fn, void *arg);
 
 #endif

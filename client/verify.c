@@ -11,6 +11,7 @@
 
 #include "flags.h"
 #include "hash.h"
+#include "hmap.h"
 #include "partmap.h"
 #include "rpc.h"
 
@@ -45,7 +46,8 @@
     X(D_BAD_ANSWER, "BAD-ANSWER", "bad_answer", CLS_OTHER)                                         \
     X(D_BAD_LOG, "BAD-LOG", "bad_log", CLS_OTHER)                                                  \
     X(D_SHORT_LOG, "SHORT-LOG", "short_log", CLS_OTHER)                                            \
-    X(D_SPEC, "SPEC-MISMATCH", "spec_mismatch", CLS_OTHER)
+    X(D_SPEC, "SPEC-MISMATCH", "spec_mismatch", CLS_OTHER)                                         \
+    X(D_DIVERGED, "DIVERGED", "diverged", CLS_OTHER)
 
 /* Summary classes. */
 enum { CLS_MISSING, CLS_EXTRA, CLS_WRONG, CLS_OTHER };
@@ -95,7 +97,7 @@ typedef struct diff {
     uint64_t version;          /* MISSING: expected; EXTRA: served */
     uint64_t expected, served; /* WRONG-*: both */
     int32_t from;              /* log partition the entry comes from; -1: not known */
-    char *detail;              /* the other kinds: what differs */
+    char *detail;              /* the other kinds: what differs; DIVERGED: how */
 } diff;
 
 typedef enum { CK_DOCS, CK_LOCAL, CK_GLOBAL } ck_kind;
@@ -126,6 +128,17 @@ typedef struct check {
     bool collect;
     bool probe; /* taking part in the current replay pass */
     bool stop;  /* compared no further (failed, or its log is unusable) */
+    /* trimmed logs (docs/indexes.md "Verify"): what the retained log cannot
+     * determine is left out of the comparison and counted here */
+    uint64_t carried;  /* documents: served from before the log start (checked against the
+                          leader's copy only) */
+    bool below;        /* documents: the position is below the log start: not checked */
+    bool trimmed;      /* documents: checked against a retained log (no expected count) */
+    sx_hmap unknown;   /* index views: ids whose state at the position is not determined */
+    uint64_t nunknown; /* their count */
+    bool *excl_part;   /* index views: log partitions not recomputed at all (nparts); NULL */
+    uint64_t nexcl_parts;
+    uint64_t excluded; /* served entries left out (of unknown ids or excluded partitions) */
     uint64_t ndiffs;
     char *error; /* could not be compared: why */
 } check;
@@ -137,6 +150,8 @@ struct sx_verify_result {
     char *server;
     Shardex__Internal__V1__ClusterMap *map;
     uint32_t nparts; /* P */
+    sx_rlog **rlogs; /* [P]: the retained log of each trimmed partition, read once; else NULL */
+    const char **rlog_from; /* [P]: the address it was read from */
     check *checks;
     size_t nchecks;
     diff *diffs; /* the first max_diffs differences */
@@ -233,6 +248,17 @@ static const char *worker_id(const Shardex__Internal__V1__ClusterMap *m, int32_t
 static const char *leader_addr(const Shardex__Internal__V1__ClusterMap *m, uint32_t p)
 {
     return m->partitions[p] ? worker_addr(m, m->partitions[p]->leader) : NULL;
+}
+
+static const Shardex__Internal__V1__DigestResponse *last_digest(const check *c)
+{
+    return c->dg ? c->dg : c->dg0;
+}
+
+/* Whether the view leaves something out (a trimmed log did not determine it). */
+static bool has_exclusions(const check *c)
+{
+    return c->nunknown || c->nexcl_parts;
 }
 
 /* ----------------------------------------------------- phase 1: served -- */
@@ -678,6 +704,252 @@ static void fail_rest(probe *pr, size_t n, const char *msg)
         fail_check(pr[i].c, "%s", msg);
 }
 
+/* ------------------------------------------------------ trimmed logs -- */
+
+/* A partition whose log retention trimmed its head is checked against its
+ * retained log [S, E] and the replicas' documents (docs/indexes.md "Verify"):
+ * the log is read once (kept in r->rlogs[p] for the second pass), documents
+ * are compared with the log and with the leader's copy, index views are
+ * recomputed from a replica's documents carried to their position through
+ * the log, and what cannot be determined is counted, never compared. */
+
+/* Reads p's log from its start (ReadLog from_offset 0): false when it starts
+ * at 1 (the full replay applies); true when trimmed, with r->rlogs[p] made
+ * and holding that first page; a call that fails fails the probes (true). */
+static bool log_trimmed(sx_verify_result *r, uint32_t p, const char *addr, probe *pr, size_t n)
+{
+    Shardex__Internal__V1__ReadLogRequest req = SHARDEX__INTERNAL__V1__READ_LOG_REQUEST__INIT;
+    req.partition = p;
+    req.max_entries = r->o->log_page ? r->o->log_page : VFY_LOG_PAGE;
+    Shardex__Internal__V1__ReadLogResponse *resp = NULL;
+    sx_err err = {0};
+    sx_status st = call(r, addr, &shardex__internal__v1__worker_admin__descriptor, "ReadLog",
+                        &req.base, &resp, &err);
+    if (st != SX_OK) {
+        char msg[SX_ERR_MSG_MAX + 160];
+        snprintf(msg, sizeof(msg), "ReadLog p=%u from its start from %s: %s: %s", p, addr,
+                 sx_status_name(st), err.msg);
+        fail_rest(pr, n, msg);
+        return true;
+    }
+    bool trimmed = resp->log_start_offset > 1;
+    if (trimmed) {
+        sx_rlog *l = sx_rlog_create(p, resp->log_start_offset);
+        r->rlogs[p] = l;
+        r->rlog_from[p] = addr;
+        for (size_t k = 0; k < resp->n_entries && st == SX_OK; k++) {
+            const Shardex__Internal__V1__AppendEntry *e = resp->entries[k];
+            st = sx_rlog_append(l, sx_rlog_end(l) + 1, e ? e->op.data : NULL, e ? e->op.len : 0,
+                                &err);
+        }
+        if (st != SX_OK)
+            stop_rest(r, pr, n, D_BAD_LOG, (int32_t)p, err.msg);
+    }
+    sx_rpc_free(&resp->base);
+    return trimmed;
+}
+
+/* Extends p's retained log to `need` (or the log's end). False, with the
+ * probes stopped or failed, when a page cannot be read or applied. */
+static bool read_rlog(sx_verify_result *r, uint32_t p, const char *addr, uint64_t need, probe *pr,
+                      size_t n)
+{
+    sx_rlog *l = r->rlogs[p];
+    uint32_t page = r->o->log_page ? r->o->log_page : VFY_LOG_PAGE;
+    while (sx_rlog_end(l) < need) {
+        uint64_t from = sx_rlog_end(l) + 1;
+        Shardex__Internal__V1__ReadLogRequest req = SHARDEX__INTERNAL__V1__READ_LOG_REQUEST__INIT;
+        req.partition = p;
+        req.from_offset = from;
+        req.max_entries = page;
+        Shardex__Internal__V1__ReadLogResponse *resp = NULL;
+        sx_err err = {0};
+        sx_status st = call(r, addr, &shardex__internal__v1__worker_admin__descriptor, "ReadLog",
+                            &req.base, &resp, &err);
+        if (st != SX_OK) {
+            char msg[SX_ERR_MSG_MAX + 200];
+            snprintf(msg, sizeof(msg), "ReadLog p=%u from=%" PRIu64 " from %s: %s: %s%s", p, from,
+                     addr, sx_status_name(st), err.msg,
+                     st == SX_OUT_OF_RANGE ? " (trimmed while read: run verify again)" : "");
+            fail_rest(pr, n, msg);
+            return false;
+        }
+        size_t got = resp->n_entries;
+        for (size_t k = 0; k < got && st == SX_OK; k++) {
+            const Shardex__Internal__V1__AppendEntry *e = resp->entries[k];
+            st = sx_rlog_append(l, from + k, e ? e->op.data : NULL, e ? e->op.len : 0, &err);
+        }
+        sx_rpc_free(&resp->base);
+        if (st != SX_OK) {
+            stop_rest(r, pr, n, D_BAD_LOG, (int32_t)p, err.msg);
+            return false;
+        }
+        if (got == 0)
+            break;
+    }
+    return true;
+}
+
+/* A replica's documents usable to recompute from: scanned, at a position
+ * within the retained log. */
+static bool docs_usable(const check *d, const sx_rlog *l)
+{
+    return d && d->kind == CK_DOCS && d->scan && !d->error && d->at + 1 >= sx_rlog_start(l) &&
+           d->at <= sx_rlog_end(l);
+}
+
+/* The documents of p on worker w (-1: on the leader, the first asked). */
+static check *docs_check(sx_verify_result *r, uint32_t p, int32_t w)
+{
+    for (size_t i = 0; i < r->nchecks; i++) {
+        check *c = &r->checks[i];
+        if (c->kind == CK_DOCS && c->part == p && (w < 0 || c->worker == w))
+            return c;
+    }
+    return NULL;
+}
+
+typedef struct cross_ctx {
+    sx_verify_result *r;
+    check *c, *ref;
+} cross_ctx;
+
+static void cross_cb(void *arg, sx_replay_kind kind, const char *id, uint64_t expected,
+                     uint64_t served)
+{
+    cross_ctx *x = arg;
+    diff d = {.kind = D_DIVERGED,
+              .entry = true,
+              .id = sx_strdup(id),
+              .id_len = strlen(id),
+              .from = (int32_t)x->c->part,
+              .version = served,
+              .expected = expected,
+              .served = served,
+              .detail = sx_strdup(sx_replay_kind_name(kind))};
+    note_diff(x->r, x->c, &d);
+}
+
+static void eval_docs_trimmed(sx_verify_result *r, const sx_rlog *l, check *c)
+{
+    c->trimmed = true;
+    if (c->at + 1 < sx_rlog_start(l)) {
+        c->below = true; /* outside the ISR, behind the log's start: nothing to compare with */
+        c->carried = c->ndocs;
+        return;
+    }
+    docs_ctx dx = {r, c};
+    sx_rlog_docs_diff(l, c->scan->docs, c->scan->n_docs, c->at, docs_diff_cb, &dx, &c->carried);
+    check *ref = docs_check(r, c->part, -1);
+    if (ref != c && docs_usable(ref, l)) {
+        cross_ctx cx = {r, c, ref};
+        sx_rlog_docs_cross(l, ref->scan->docs, ref->scan->n_docs, ref->at, c->scan->docs,
+                           c->scan->n_docs, c->at, cross_cb, &cx);
+    }
+}
+
+typedef struct tsink {
+    check *c;
+    const sx_ixkey_def *def;
+    uint32_t p;
+} tsink;
+
+static void tsink_entry_cb(void *arg, const uint8_t *key, size_t len, uint32_t term,
+                           uint64_t version)
+{
+    tsink *s = arg;
+    bool also = (term & SX_REPLAY_ALSO) != 0; /* the same entry, for a split's parent */
+    if (s->c->kind == CK_GLOBAL ? (term & ~SX_REPLAY_ALSO) != s->c->part : also)
+        return;
+    sink_add(s->c, key, len, version, s->p);
+}
+
+static void tsink_doc_cb(void *arg, const char *id, size_t n, uint64_t version,
+                         const Shardex__V1__Document *doc)
+{
+    tsink *s = arg;
+    sx_replay_doc_entries(s->def, id, n, doc, version, tsink_entry_cb, s);
+}
+
+static void tsink_unknown_cb(void *arg, const char *id, size_t n)
+{
+    tsink *s = arg;
+    bool created;
+    sx_hmap_upsert(&s->c->unknown, id, n, &created);
+    s->c->nunknown += created;
+}
+
+/* p's entries of one index view at position at, recomputed from a replica's
+ * documents (the same replica's for a local index, else the leader's). */
+static void eval_index_trimmed(pass *x, const sx_rlog *l, check *c, uint64_t at)
+{
+    sx_verify_result *r = x->r;
+    check *base = c->kind == CK_LOCAL ? docs_check(r, x->p, c->worker) : NULL;
+    if (!docs_usable(base, l))
+        base = docs_check(r, x->p, -1);
+    /* A split index's term partitions route by the split markers up to at,
+     * which a trimmed log may not hold (docs/indexes.md "Online split"):
+     * not determined here either. */
+    bool split = c->kind == CK_GLOBAL && c->ix->n_splits > 0;
+    if (split || at + 1 < sx_rlog_start(l) || !docs_usable(base, l)) {
+        /* Nothing determines p's part of this view: left out whole, and said so. */
+        if (!c->excl_part)
+            c->excl_part = sx_calloc(r->nparts, sizeof(*c->excl_part));
+        c->nexcl_parts += !c->excl_part[x->p];
+        c->excl_part[x->p] = true;
+        if (c->kind == CK_LOCAL)
+            c->exp_active = last_digest(c)->active;
+        return;
+    }
+    sx_ixkey_def def;
+    const Shardex__V1__IndexSpec *spec = NULL;
+    int act = sx_rlog_index(l, c->ix->id, at, &def, &spec);
+    if (act == 1)
+        compare_spec(x, c, spec);
+    if (act < 0) { /* started before the log's start: the view's own word, the map's spec */
+        def = c->def;
+        act = c->kind == CK_LOCAL ? last_digest(c)->active : 1;
+    }
+    if (c->kind == CK_LOCAL)
+        c->exp_active = act;
+    if (!act)
+        return;
+    tsink s = {c, &def, x->p};
+    sx_rlog_docs_at(l, base->scan->docs, base->scan->n_docs, base->at, at, tsink_doc_cb, &s,
+                    tsink_unknown_cb, &s);
+}
+
+static void trimmed_partition(sx_verify_result *r, uint32_t p, const char *addr, probe *pr,
+                              size_t n, bool check_specs)
+{
+    uint64_t need = 0;
+    for (size_t i = 0; i < n; i++)
+        need = pr[i].at > need ? pr[i].at : need;
+    for (size_t i = 0; i < r->nchecks; i++) {
+        const check *d = &r->checks[i];
+        if (d->kind == CK_DOCS && d->part == p && d->scan && d->at > need)
+            need = d->at;
+    }
+    if (!r->rlogs[p] || !read_rlog(r, p, addr, need, pr, n))
+        return;
+    const sx_rlog *l = r->rlogs[p];
+    pass x = {.r = r, .p = p, .check_specs = check_specs};
+    for (size_t i = 0; i < n; i++) {
+        check *c = pr[i].c;
+        if (c->stop)
+            continue;
+        if (pr[i].at > sx_rlog_end(l)) {
+            short_rest(r, pr + i, 1, p, sx_rlog_end(l), addr);
+            continue;
+        }
+        if (pr[i].kind == PR_DOCS)
+            eval_docs_trimmed(r, l, c);
+        else
+            eval_index_trimmed(&x, l, c, pr[i].at);
+    }
+    free(x.spec_seen);
+}
+
 /* Replays partition p from offset 1, stopping at every probe (sorted here). */
 static void replay_partition(sx_verify_result *r, uint32_t p, probe *pr, size_t n, bool check_specs)
 {
@@ -687,6 +959,10 @@ static void replay_partition(sx_verify_result *r, uint32_t p, probe *pr, size_t 
         char msg[128];
         snprintf(msg, sizeof(msg), "partition %u has no leader to read its log from", p);
         fail_rest(pr, n, msg);
+        return;
+    }
+    if (r->rlogs[p] || log_trimmed(r, p, addr, pr, n)) {
+        trimmed_partition(r, p, addr, pr, n, check_specs);
         return;
     }
     pass x = {.r = r, .p = p, .rp = sx_replay_create(p), .check_specs = check_specs};
@@ -828,7 +1104,7 @@ static void compare_digests(sx_verify_result *r)
                        "served %s at %" PRIu64 ", the log has it %s",
                        dg->active ? "active" : "inactive", c->at,
                        c->exp_active ? "active" : "inactive");
-        if (dg->digest == c->exp_digest && dg->count == c->exp_count)
+        if (dg->digest == c->exp_digest && dg->count == c->exp_count && !has_exclusions(c))
             continue;
         if (ask_digest(r, c, true, &c->dg) != SX_OK)
             continue;
@@ -848,7 +1124,29 @@ static void compare_digests(sx_verify_result *r)
         c->exp0_count = c->exp_count;
         c->exp_digest = c->exp_count = 0;
         c->exp_active = false;
+        /* recomputed at the new positions */
+        sx_hmap_free(&c->unknown, NULL);
+        c->nunknown = c->nexcl_parts = 0;
+        free(c->excl_part);
+        c->excl_part = NULL;
     }
+}
+
+/* Whether a served entry is of an id (or a log partition) the view leaves out. */
+static bool excluded_entry(const sx_verify_result *r, const check *c, const uint8_t *key,
+                           size_t len)
+{
+    Shardex__V1__Value v;
+    sx_buf sbuf = {0}, id = {0};
+    bool out = false;
+    if (sx_ixkey_split_key(c->def.is_int, key, len, &v, &sbuf, &id)) {
+        uint32_t p = c->kind == CK_LOCAL ? c->part : sx_partition_of(id.data, id.len, r->nparts);
+        out = (c->excl_part && p < r->nparts && c->excl_part[p]) ||
+              sx_hmap_get(&c->unknown, id.len ? (const char *)id.data : "", id.len, NULL);
+    }
+    sx_buf_free(&sbuf);
+    sx_buf_free(&id);
+    return out;
 }
 
 static void compare_entries(sx_verify_result *r)
@@ -858,22 +1156,31 @@ static void compare_entries(sx_verify_result *r)
         if (!c->probe || c->stop)
             continue;
         const Shardex__Internal__V1__DigestResponse *dg = c->dg;
-        sx_replay_entries got = {0};
-        for (size_t k = 0; k < dg->n_entries; k++)
-            if (dg->entries[k])
-                sx_replay_entries_add(&got, dg->entries[k]->key.data, dg->entries[k]->key.len,
-                                      dg->entries[k]->version, -1);
-        sx_replay_entries_sort(&got);
+        sx_replay_entries got = {0}, kept = {0};
+        for (size_t k = 0; k < dg->n_entries; k++) {
+            const Shardex__Internal__V1__DigestEntry *e = dg->entries[k];
+            if (!e)
+                continue;
+            sx_replay_entries_add(&got, e->key.data, e->key.len, e->version, -1);
+            if (has_exclusions(c) && excluded_entry(r, c, e->key.data, e->key.len))
+                c->excluded++;
+            else
+                sx_replay_entries_add(&kept, e->key.data, e->key.len, e->version, -1);
+        }
+        sx_replay_entries_sort(&kept);
         sx_replay_entries_sort(&c->exp);
         uint64_t before = c->ndiffs;
         ediff_ctx x = {r, c};
-        size_t n = sx_replay_entries_diff(&c->exp, &got, ediff_cb, &x);
+        size_t n = sx_replay_entries_diff(&c->exp, &kept, ediff_cb, &x);
+        sx_replay_entries_sort(&got);
         if (got.n != dg->count || sx_replay_entries_digest(&got) != dg->digest)
             note_other(r, c, D_BAD_ANSWER, -1,
                        "the answer's %zu entries do not give its own count %" PRIu64
                        " and digest %016" PRIx64,
                        got.n, dg->count, dg->digest);
-        if (n == 0 && c->ndiffs == before)
+        sx_replay_entries_free(&kept);
+        /* with exclusions the first digest was never expected to agree */
+        if (n == 0 && c->ndiffs == before && !has_exclusions(c))
             note_other(r, c, D_DIGEST, -1,
                        "the first answer had count %" PRIu64 " digest %016" PRIx64
                        " where the log gives count %" PRIu64 " digest %016" PRIx64
@@ -900,6 +1207,8 @@ sx_status sx_verify_run(const sx_verify_opts *o, sx_verify_result **out, sx_err 
     r->nparts = map->settings->partitions;
     r->max_diffs = o->max_diffs;
     r->o = o;
+    r->rlogs = sx_calloc(r->nparts, sizeof(*r->rlogs));
+    r->rlog_from = sx_calloc(r->nparts, sizeof(*r->rlog_from));
     plan(r);
     /* 1: every served view before any log */
     for (size_t i = 0; i < r->nchecks; i++)
@@ -924,7 +1233,14 @@ void sx_verify_result_summary(const sx_verify_result *r, sx_verify_summary *s)
     *s = r->sum;
     s->checks = r->nchecks;
     s->ok = s->different = s->failed = 0;
+    for (uint32_t p = 0; r->rlogs && p < r->nparts; p++)
+        s->trimmed += r->rlogs[p] != NULL;
     for (size_t i = 0; i < r->nchecks; i++) {
+        const check *c = &r->checks[i];
+        s->carried += c->carried;
+        s->undetermined += c->nunknown;
+        s->excluded += c->excluded;
+        s->unrecomputed += c->nexcl_parts;
         if (r->checks[i].error)
             s->failed++;
         else if (r->checks[i].ndiffs)
@@ -944,11 +1260,6 @@ int sx_verify_result_exit_code(const sx_verify_result *r)
 static const char *index_name(const check *c)
 {
     return c->ix && c->ix->spec && c->ix->spec->name ? c->ix->spec->name : "";
-}
-
-static const Shardex__Internal__V1__DigestResponse *last_digest(const check *c)
-{
-    return c->dg ? c->dg : c->dg0;
 }
 
 /* A string between double quotes, with '"', '\' and control bytes escaped. */
@@ -1009,7 +1320,7 @@ static void print_check(FILE *out, const sx_verify_result *r, const check *c)
     put_label(out, c, true);
     if (c->kind == CK_DOCS && !c->error) {
         fprintf(out, " at=%" PRIu64 " docs=%" PRIu64, c->at, c->ndocs);
-        if (compared && c->ndiffs)
+        if (compared && c->ndiffs && !c->trimmed)
             fprintf(out, " expected=%" PRIu64, c->exp_docs);
     } else if (dg) {
         uint64_t lo, hi;
@@ -1023,6 +1334,16 @@ static void print_check(FILE *out, const sx_verify_result *r, const check *c)
         if (c->kind == CK_LOCAL && !dg->active)
             fputs(" inactive", out);
     }
+    if (c->carried)
+        fprintf(out, " carried=%" PRIu64, c->carried);
+    if (c->below)
+        fputs(" below-log-start", out);
+    if (c->nunknown)
+        fprintf(out, " undetermined=%" PRIu64, c->nunknown);
+    if (c->excluded)
+        fprintf(out, " excluded=%" PRIu64, c->excluded);
+    if (c->nexcl_parts)
+        fprintf(out, " unrecomputed-partitions=%" PRIu64, c->nexcl_parts);
     if (c->error)
         fprintf(out, " FAILED: %s\n", c->error);
     else if (c->ndiffs)
@@ -1049,7 +1370,9 @@ static void print_diff(FILE *out, const sx_verify_result *r, const diff *d)
     }
     fputs(" id=", out);
     put_quoted(out, d->id, d->id_len);
-    if (d->kind == D_WRONG_VERSION)
+    if (d->kind == D_DIVERGED)
+        fprintf(out, " %s served=%" PRIu64 " leader's=%" PRIu64, d->detail, d->served, d->expected);
+    else if (d->kind == D_WRONG_VERSION)
         fprintf(out, " served=%" PRIu64 " expected=%" PRIu64, d->served, d->expected);
     else
         fprintf(out, " version=%" PRIu64, d->version);
@@ -1080,6 +1403,11 @@ void sx_verify_result_print(const sx_verify_result *r, FILE *out)
 {
     fprintf(out, "verify server=%s map_version=%" PRIu64 " partitions=%u indexes=%zu\n", r->server,
             r->map->version, r->nparts, r->map->n_indexes);
+    for (uint32_t p = 0; p < r->nparts; p++)
+        if (r->rlogs[p])
+            fprintf(out,
+                    "log    p=%u trimmed: starts at %" PRIu64 ", read to %" PRIu64 " from %s\n", p,
+                    sx_rlog_start(r->rlogs[p]), sx_rlog_end(r->rlogs[p]), r->rlog_from[p]);
     const diff **v = sorted_diffs(r);
     size_t k = 0;
     for (size_t i = 0; i < r->nchecks; i++) {
@@ -1097,6 +1425,12 @@ void sx_verify_result_print(const sx_verify_result *r, FILE *out)
             s.checks, s.ok, s.different, s.failed, s.diffs, s.missing, s.extra, s.wrong, s.other);
     if (s.diffs > r->ndiffs)
         fprintf(out, "; the first %zu shown (--max-diffs)", r->ndiffs);
+    if (s.trimmed)
+        fprintf(out,
+                "; %zu trimmed logs: %" PRIu64 " documents from before the log start checked "
+                "against the leader's only, %" PRIu64 " ids (%" PRIu64
+                " served entries) and %zu partition views not determined, not compared",
+                s.trimmed, s.carried, s.undetermined, s.excluded, s.unrecomputed);
     fputc('\n', out);
 }
 
@@ -1165,7 +1499,7 @@ static json_t *json_check(const sx_verify_result *r, const check *c)
     if (c->kind == CK_DOCS && !c->error) {
         json_object_set_new(o, "at", json_u64(c->at));
         json_object_set_new(o, "docs", json_u64(c->ndocs));
-        if (compared)
+        if (compared && !c->trimmed)
             json_object_set_new(o, "expected_docs", json_u64(c->exp_docs));
     } else if (dg) {
         if (c->kind == CK_LOCAL) {
@@ -1188,6 +1522,16 @@ static json_t *json_check(const sx_verify_result *r, const check *c)
         }
     }
     json_object_set_new(o, "differences", json_u64(c->ndiffs));
+    if (c->carried)
+        json_object_set_new(o, "carried", json_u64(c->carried));
+    if (c->below)
+        json_object_set_new(o, "below_log_start", json_true());
+    if (c->nunknown)
+        json_object_set_new(o, "undetermined", json_u64(c->nunknown));
+    if (c->excluded)
+        json_object_set_new(o, "excluded_entries", json_u64(c->excluded));
+    if (c->nexcl_parts)
+        json_object_set_new(o, "unrecomputed_partitions", json_u64(c->nexcl_parts));
     if (c->error)
         json_object_set_new(o, "error", json_bytes(c->error, strlen(c->error)));
     (void)r;
@@ -1205,7 +1549,9 @@ static json_t *json_diff(const sx_verify_result *r, const diff *d)
             json_object_set_new(o, "value",
                                 d->value_int ? json_integer(d->vi) : json_bytes(d->vs, d->vs_len));
         json_object_set_new(o, "id", json_bytes(d->id, d->id_len));
-        if (d->kind == D_WRONG_VERSION) {
+        if (d->kind == D_DIVERGED)
+            json_object_set_new(o, "how", json_string(d->detail));
+        if (d->kind == D_WRONG_VERSION || d->kind == D_DIVERGED) {
             json_object_set_new(o, "served", json_u64(d->served));
             json_object_set_new(o, "expected", json_u64(d->expected));
         } else {
@@ -1226,6 +1572,14 @@ char *sx_verify_result_json(const sx_verify_result *r)
     json_object_set_new(root, "server", json_string(r->server));
     json_object_set_new(root, "map_version", json_u64(r->map->version));
     json_object_set_new(root, "partitions", json_integer(r->nparts));
+    json_t *trims = json_array();
+    for (uint32_t p = 0; p < r->nparts; p++)
+        if (r->rlogs[p])
+            json_array_append_new(
+                trims, json_pack("{s:i, s:I, s:I, s:s}", "partition", (int)p, "log_start",
+                                 (json_int_t)sx_rlog_start(r->rlogs[p]), "read_to",
+                                 (json_int_t)sx_rlog_end(r->rlogs[p]), "from", r->rlog_from[p]));
+    json_object_set_new(root, "trimmed_logs", trims);
     json_t *checks = json_array();
     for (size_t i = 0; i < r->nchecks; i++)
         json_array_append_new(checks, json_check(r, &r->checks[i]));
@@ -1249,6 +1603,11 @@ char *sx_verify_result_json(const sx_verify_result *r)
     json_object_set_new(sum, "extra", json_u64(s.extra));
     json_object_set_new(sum, "wrong", json_u64(s.wrong));
     json_object_set_new(sum, "other", json_u64(s.other));
+    json_object_set_new(sum, "trimmed_logs", json_u64(s.trimmed));
+    json_object_set_new(sum, "carried", json_u64(s.carried));
+    json_object_set_new(sum, "undetermined", json_u64(s.undetermined));
+    json_object_set_new(sum, "excluded_entries", json_u64(s.excluded));
+    json_object_set_new(sum, "unrecomputed_partitions", json_u64(s.unrecomputed));
     json_object_set_new(root, "summary", sum);
     json_object_set_new(root, "exit", json_integer(sx_verify_result_exit_code(r)));
     char *text = json_dumps(root, JSON_INDENT(2));
@@ -1270,8 +1629,14 @@ void sx_verify_result_free(sx_verify_result *r)
         sx_rpc_free(c->dg ? &c->dg->base : NULL);
         sx_rpc_free(c->scan ? &c->scan->base : NULL);
         sx_replay_entries_free(&c->exp);
+        sx_hmap_free(&c->unknown, NULL);
+        free(c->excl_part);
         free(c->error);
     }
+    for (uint32_t p = 0; r->rlogs && p < r->nparts; p++)
+        sx_rlog_destroy(r->rlogs[p]);
+    free(r->rlogs);
+    free(r->rlog_from);
     for (size_t i = 0; i < r->ndiffs; i++)
         diff_free(&r->diffs[i]);
     free(r->diffs);
@@ -1324,7 +1689,10 @@ static const sx_flags_spec verify_spec = {
     .description =
         "Reads every log partition, recomputes what the documents and each local index of every "
         "replica (leader and followers) and each term partition of each global index must hold "
-        "at the position it is served at, and compares with what the cluster serves. Prints one "
+        "at the position it is served at, and compares with what the cluster serves. A log trimmed "
+        "by "
+        "log retention is checked against the part it keeps and the leader's copy of older "
+        "documents; what that cannot determine is counted, not compared. Prints one "
         "line per check and one per "
         "difference (MISSING, EXTRA, WRONG-VERSION, ...). Exit status: 0 everything equal, 1 a "
         "difference, 2 bad usage, 3 the cluster could not be read (no leader, a node down, a "

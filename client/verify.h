@@ -83,6 +83,12 @@ typedef struct sx_verify_result sx_verify_result;
  *     with its entries; the logs are replayed again to the positions of that
  *     answer, and the sorted lists are merged into missing, extra and
  *     wrong-version entries.
+ * A log partition whose leader's log starts above 1 (log retention) is not
+ * replayed: it is read once from its start S and checked as sx_rlog says
+ * (replay.h): documents against the retained log and the leader's copy,
+ * index views recomputed from a replica's documents carried through the
+ * log; ids whose state the retained log cannot give are left out of the
+ * comparison and counted in the result (never a difference).
  * A view that cannot be asked (its worker down, no leader to read the log
  * from, a deadline) is a failed check, the others go on. Returns SX_OK with
  * *out (free with sx_verify_result_free) whenever the map was had, even if
@@ -99,7 +105,15 @@ typedef struct sx_verify_summary {
     uint64_t missing; /* MISSING entries and documents */
     uint64_t extra;   /* EXTRA */
     uint64_t wrong;   /* WRONG-VERSION and WRONG-CONTENT */
-    uint64_t other;   /* not shipped, wrong activity, digests, bad or short logs, specs */
+    uint64_t other;   /* not shipped, wrong activity, digests, bad or short logs, specs,
+                         replicas diverged */
+    /* trimmed logs: what was left out, never silently */
+    size_t trimmed;        /* log partitions read from a trimmed start */
+    uint64_t carried;      /* documents from before a log start, checked against the leader's */
+    uint64_t undetermined; /* ids left out of index views: state at the view's position unknown */
+    uint64_t excluded;     /* served index entries left out (of those ids, or of partitions the
+                              retained log could not recompute at all) */
+    size_t unrecomputed;   /* (index view, log partition) pairs left out whole */
 } sx_verify_summary;
 
 void sx_verify_result_summary(const sx_verify_result *r, sx_verify_summary *s);

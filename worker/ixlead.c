@@ -2,6 +2,7 @@
 #include "ixlead.h"
 
 #include "clock.h"
+#include "crashpoint.h"
 #include "log.h"
 #include "pindex.h"
 #include "plog.h"
@@ -9,9 +10,11 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define INDEX_SVC (&shardex__internal__v1__index__descriptor)
 #define COORD_SVC (&shardex__internal__v1__coordinator__descriptor)
@@ -20,10 +23,13 @@
 #define SHIP_INFLIGHT 4 /* batches in flight per stream */
 #define SHIP_MAX_CHANGES 4096 /* about this many changes per batch (whole offsets) */
 #define SHIP_IDLE_MS 250      /* an empty batch at least this often: staleness bound, idle cost */
-/* A lost batch stalls its stream this long; a rebuild carries a whole term
- * partition's share of a log partition and gets longer. */
+/* A lost batch stalls its stream this long; a rebuild chunk (a bounded
+ * number of entries, but read from the documents first) gets longer. */
 #define SHIP_TIMEOUT_MS 1000
-#define REBUILD_TIMEOUT_MS 30000
+#define REBUILD_TIMEOUT_MS 10000
+/* Entries per rebuild chunk (documents are not split). SHARDEX_REBUILD_CHUNK_ENTRIES
+ * sets another, for tests that want many chunks from few documents. */
+#define REBUILD_CHUNK_ENTRIES 8192
 #define RETRY_MS 100
 #define TRIM_EVERY_MS 1000
 #define MARKER_TIMEOUT_MS 5000
@@ -44,6 +50,15 @@ typedef struct stream {
     int calls;        /* calls in flight, of any generation: the stream lives until 0 */
     uint64_t gen;     /* raised at every rewind: older answers are ignored */
     uint64_t last_send_ms, retry_at_ms, last_trim_ms;
+    /* A rebuild in chunks (acked below the outbox floor; docs/indexes.md
+     * "Trimming"): the cursor holds a snapshot of the documents and its
+     * applied offset; chunk k + 1 is read and sent only once k is applied.
+     * The loop thread owns rb; answers set rb_abort (start again from chunk
+     * 0 with a new id: an error, a refusal, a new owner) or rb_done. */
+    sx_pindex_rebuild_cursor *rb;
+    uint64_t rb_id;
+    uint32_t rb_chunk; /* the next chunk to send */
+    bool rb_abort, rb_done;
     bool seen; /* visited by this round of the loop */
     struct stream *next;
 } stream;
@@ -71,7 +86,8 @@ struct sx_ixlead {
     uint32_t nparts;
     int inflight; /* calls in flight, for stop */
     bool stop;
-    bool kicked; /* work arrived since the loop last looked */
+    bool kicked;          /* work arrived since the loop last looked */
+    size_t rebuild_chunk; /* entries per rebuild chunk */
     pthread_t thread;
 };
 
@@ -230,6 +246,7 @@ typedef struct ship_ctx {
     uint64_t gen;
     uint64_t up_to;
     bool probe;
+    bool rebuild, rb_last; /* a rebuild chunk; the last one */
     sx_arena arena;
 } ship_ctx;
 
@@ -253,6 +270,10 @@ static void ship_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, v
                 s->sent = s->acked;
             if (!r->applied && !c->probe && r->watermark < c->up_to)
                 rewind_locked(s); /* a gap or a refused rebuild: resend from the watermark */
+            if (c->rebuild && !r->applied)
+                s->rb_abort = true; /* another rebuild, or an owner that restarted */
+            else if (c->rebuild && c->rb_last)
+                s->rb_done = true;
         } else {
             if (st != SX_CANCELLED)
                 SX_LOG(SX_LOG_DEBUG, "ixlead",
@@ -262,7 +283,10 @@ static void ship_done(sx_status st, const sx_err *err, ProtobufCMessage *resp, v
             s->known = s->known && st != SX_FAILED_PRECONDITION;
             rewind_locked(s);
             s->retry_at_ms = sx_clock_now_ms() + RETRY_MS;
+            s->rb_abort |= c->rebuild; /* applied or not, unknown: from chunk 0 again */
         }
+    } else if (c->rebuild) {
+        s->rb_abort = true; /* the stream was rewound or reset meanwhile */
     }
     l->inflight--;
     l->kicked = true; /* a window slot is free */
@@ -297,14 +321,84 @@ static bool rebuilding_elsewhere(sx_ixlead *l, stream *s, ship_ctx *c)
     return busy;
 }
 
+/* A rebuild id: another one for every attempt, of every leader. */
+static uint64_t new_rebuild_id(void)
+{
+    static atomic_uint_fast64_t counter;
+    uint64_t n = atomic_fetch_add(&counter, 1) + 1;
+    uint64_t id = sx_clock_wall_ms() << 20 ^ (uint64_t)getpid() << 44 ^ n;
+    return id ? id : n;
+}
+
+/* Ends s's rebuild cursor once its rebuild is done or given up. Loop thread. */
+static void rebuild_settle(sx_ixlead *l, stream *s)
+{
+    pthread_mutex_lock(&l->mu);
+    sx_pindex_rebuild_cursor *old = NULL;
+    if (s->rb_abort || s->rb_done) {
+        old = s->rb;
+        s->rb = NULL;
+        s->rb_abort = s->rb_done = false;
+    }
+    pthread_mutex_unlock(&l->mu);
+    sx_pindex_rebuild_end(old);
+}
+
+/* The next chunk of s's rebuild into req (a new rebuild when none is in
+ * progress). */
+static sx_status rebuild_chunk(sx_ixlead *l, stream *s, const sx_replica_view *v, ship_ctx *c,
+                               Shardex__Internal__V1__ShipRequest *req, sx_err *err)
+{
+    uint64_t at;
+    if (!s->rb) {
+        sx_status st = sx_pindex_rebuild_begin(v->ix, s->id, s->t, &s->rb, &at, err);
+        if (st != SX_OK)
+            return st;
+        s->rb_id = new_rebuild_id();
+        s->rb_chunk = 0;
+        SX_LOG(SX_LOG_INFO, "ixlead",
+               "partition=%u index=%" PRIu64 " t=%u rebuilding owner %s at %" PRIu64
+               " in chunks of %zu entries (rebuild %" PRIx64 ")",
+               s->p, s->id, s->t, s->addr, at, l->rebuild_chunk, s->rb_id);
+    }
+    SX_DELAY_POINT("rebuild-chunk"); /* tests: a rebuild slow enough to interrupt */
+    size_t n = 0;
+    bool last = false;
+    sx_status st =
+        sx_pindex_rebuild_next(s->rb, l->rebuild_chunk, &c->arena, &req->changes, &n, &last, err);
+    if (st != SX_OK) {
+        sx_pindex_rebuild_end(s->rb);
+        s->rb = NULL;
+        return st;
+    }
+    req->n_changes = n;
+    req->rebuild = true;
+    req->rebuild_id = s->rb_id;
+    req->rebuild_chunk = s->rb_chunk++;
+    req->rebuild_last = last;
+    req->prev_offset = 0;
+    req->up_to_offset = sx_pindex_rebuild_at(s->rb);
+    c->rebuild = true;
+    c->rb_last = last;
+    if (last)
+        SX_LOG(SX_LOG_INFO, "ixlead",
+               "partition=%u index=%" PRIu64 " t=%u rebuild %" PRIx64 ": last chunk %u sent", s->p,
+               s->id, s->t, s->rb_id, req->rebuild_chunk);
+    return SX_OK;
+}
+
 /* One step of stream s: at most one batch sent. */
 static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint32_t P)
 {
+    rebuild_settle(l, s);
     uint64_t now = sx_clock_now_ms();
     pthread_mutex_lock(&l->mu);
     bool idle = now - s->last_send_ms >= SHIP_IDLE_MS;
+    /* a rebuild sends its next chunk as soon as the previous one is applied */
+    bool rebuilding = s->known && s->acked < s->trimmed;
     bool go = s->inflight < SHIP_INFLIGHT && now >= s->retry_at_ms &&
-              (!s->known ? s->inflight == 0 : (s->sent < v->applied || (idle && !s->inflight)));
+              (!s->known || rebuilding ? s->inflight == 0
+                                       : (s->sent < v->applied || (idle && !s->inflight)));
     if (!go) {
         pthread_mutex_unlock(&l->mu);
         return;
@@ -336,19 +430,9 @@ static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint3
     if (!known) {
         c->probe = true; /* carries nothing: up_to 0 is at or below any watermark */
     } else if (acked < floor) {
-        if (rebuilding_elsewhere(l, s, c)) /* one rebuild at a time */
+        if (rebuilding_elsewhere(l, s, c)) /* one chunk in flight at a time */
             return;
-        size_t n = 0;
-        st = sx_pindex_rebuild(v->ix, s->id, s->t, &c->arena, &req.changes, &n, &covered, &err);
-        req.n_changes = n;
-        req.rebuild = true;
-        req.prev_offset = 0;
-        req.up_to_offset = covered;
-        if (st == SX_OK)
-            SX_LOG(SX_LOG_INFO, "ixlead",
-                   "partition=%u index=%" PRIu64 " t=%u rebuilding owner "
-                   "%s: %zu entries at %" PRIu64,
-                   s->p, s->id, s->t, s->addr, n, covered);
+        st = rebuild_chunk(l, s, v, c, &req, &err);
     } else {
         size_t n = 0;
         st = sx_pindex_outbox_read(v->ix, s->id, s->t, after, v->applied, SHIP_MAX_CHANGES,
@@ -431,6 +515,7 @@ static stream *get_stream(sx_ixlead *l, uint32_t p, uint64_t id, uint32_t t, uin
         s->acked = s->sent = 0;
         s->trimmed = sx_pindex_outbox_floor(ix, id, t); /* changes only by our trims from here */
         s->retry_at_ms = 0;
+        s->rb_abort = true; /* a rebuild for the former owner or term starts again */
         rewind_locked(s);
     }
     s->is_int = is_int;
@@ -553,6 +638,25 @@ static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
 
 /* ----------------------------------------------------------------- loop -- */
 
+/* The log of p is kept from just after the lowest watermark its term
+ * partitions acknowledged (docs/indexes.md "Verify on trimmed logs"): a
+ * stream whose owner has not answered yet holds it all; one at watermark 0
+ * (a new owner) holds nothing, it is rebuilt from the documents. */
+static void hold_log(sx_ixlead *l, uint32_t p)
+{
+    uint64_t hold = 0;
+    pthread_mutex_lock(&l->mu);
+    for (stream *s = l->streams; s; s = s->next) {
+        if (s->p != p || !s->seen || !s->addr[0])
+            continue;
+        uint64_t h = !s->known ? 1 : s->acked ? s->acked + 1 : 0;
+        if (h && (!hold || h < hold))
+            hold = h;
+    }
+    pthread_mutex_unlock(&l->mu);
+    sx_replica_hold_log(l->replicas, p, hold);
+}
+
 static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v, const sx_partmap *m)
 {
     /* The map read for this pass must be the one that made us leader: an
@@ -597,6 +701,7 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v, c
         maybe_report(l, p, v, e, &active[k]);
     }
     free(active);
+    hold_log(l, p);
 }
 
 static void *loop_main(void *arg)
@@ -633,6 +738,7 @@ static void *loop_main(void *arg)
             stream *s = *sp;
             if (!s->seen && s->calls == 0) {
                 *sp = s->next;
+                sx_pindex_rebuild_end(s->rb); /* its snapshot, before the replica goes */
                 free(s);
             } else {
                 if (!s->seen)
@@ -663,6 +769,8 @@ sx_ixlead *sx_ixlead_create(const sx_ixlead_opts *opts)
     l->o = *opts;
     l->worker_id = sx_strdup(opts->worker_id);
     l->coordinator = sx_strdup(opts->coordinator);
+    const char *chunk = getenv("SHARDEX_REBUILD_CHUNK_ENTRIES"); /* a test knob */
+    l->rebuild_chunk = chunk && atol(chunk) > 0 ? (size_t)atol(chunk) : REBUILD_CHUNK_ENTRIES;
     pthread_mutex_init(&l->mu, NULL);
     sx_cond_init_monotonic(&l->cv);
     return l;
@@ -690,6 +798,11 @@ void sx_ixlead_stop(sx_ixlead *l)
     pthread_mutex_lock(&l->mu);
     while (l->inflight > 0)
         pthread_cond_wait(&l->cv, &l->mu);
+    /* Rebuild snapshots are the replicas', which are destroyed next. */
+    for (stream *s = l->streams; s; s = s->next) {
+        sx_pindex_rebuild_end(s->rb);
+        s->rb = NULL;
+    }
     pthread_mutex_unlock(&l->mu);
 }
 

@@ -1054,14 +1054,31 @@ sx_status sx_pindex_outbox_trim(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t
     return st;
 }
 
-typedef struct rebuild {
+/* A rebuild in progress: the snapshot it reads (held until end), its applied
+ * offset, and the last document id done. */
+struct sx_pindex_rebuild_cursor {
     sx_pindex *pi;
+    snap_at s;
     sx_ixkey_def def;
+    Shardex__V1__IndexSpec *spec; /* owned: def borrows its strings */
+    /* The splits applied at begin (owned; def.layout): a split marker is
+     * applied with its batch, before the applied offset moves, so those of
+     * the snapshot or one later, which routes alike for t (its parent keeps
+     * its share until done). */
+    Shardex__Internal__V1__IndexSplit **splits;
+    size_t nsplits;
     uint32_t t;
+    sx_buf after; /* the last document done; empty with !started */
+    bool started, done;
+};
+
+/* One chunk being collected. */
+typedef struct rebuild {
+    sx_pindex_rebuild_cursor *rc;
     sx_arena *arena;
     Shardex__Internal__V1__Change **out;
-    size_t n, cap;
-    uint64_t at;
+    size_t n, cap, max;
+    bool full; /* stopped at max: documents remain */
     sx_buf vals, key;
     sx_status st;
     sx_err *err;
@@ -1071,22 +1088,27 @@ static bool rebuild_doc(void *arg, const char *id, size_t id_len, uint64_t versi
                         const uint8_t *doc, size_t len)
 {
     rebuild *rb = arg;
+    sx_pindex_rebuild_cursor *rc = rb->rc;
+    if (rb->max && rb->n >= rb->max) {
+        rb->full = true; /* this document starts the next chunk */
+        return false;
+    }
     Shardex__V1__Document *d = shardex__v1__document__unpack(&pb_allocator, len, doc);
     if (!d) {
         rb->st = sx_err_set(rb->err, SX_DATA_LOSS,
                             "partition %u: stored document %s does not "
                             "decode",
-                            rb->pi->p, id);
+                            rc->pi->p, id);
         return false;
     }
     values nv;
-    nv.n = sx_ixkey_doc_values(&rb->def, d, &rb->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
+    nv.n = sx_ixkey_doc_values(&rc->def, d, &rb->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
                                &nv.mistyped);
     for (size_t k = 0; k < nv.n; k++) {
         const uint8_t *vk = rb->vals.data + nv.offs[k];
         uint32_t ts[2]; /* as the outbox routes (a split's parent included) */
-        size_t nt = sx_ixkey_terms_of(&rb->def, vk, nv.lens[k], ts);
-        if (ts[0] != rb->t && (nt < 2 || ts[1] != rb->t))
+        size_t nt = sx_ixkey_terms_of(&rc->def, vk, nv.lens[k], ts);
+        if (ts[0] != rc->t && (nt < 2 || ts[1] != rc->t))
             continue;
         rb->key.len = 0;
         entry_key(&rb->key, vk, nv.lens[k], id, id_len);
@@ -1102,11 +1124,95 @@ static bool rebuild_doc(void *arg, const char *id, size_t id_len, uint64_t versi
         c->key.data = sx_arena_memdup(rb->arena, rb->key.data, rb->key.len);
         c->key.len = rb->key.len;
         c->version = version;
-        c->offset = rb->at;
+        c->offset = rc->s.applied;
         rb->out[rb->n++] = c;
     }
     shardex__v1__document__free_unpacked(d, &pb_allocator);
+    sx_buf_reset(&rc->after);
+    sx_buf_append(&rc->after, id, id_len);
+    rc->started = true;
     return true;
+}
+
+sx_status sx_pindex_rebuild_begin(sx_pindex *pi, uint64_t id, uint32_t t,
+                                  sx_pindex_rebuild_cursor **out, uint64_t *at, sx_err *err)
+{
+    *out = NULL;
+    sx_pindex_rebuild_cursor *rc = sx_calloc(1, sizeof(*rc));
+    rc->pi = pi;
+    rc->t = t;
+    rc->s = snapshot(pi);
+    pthread_mutex_lock(&pi->mu);
+    ix *x = find_locked(pi, id);
+    bool active = x && x->start <= rc->s.applied && x->def.global;
+    if (active) {
+        size_t len = shardex__v1__index_spec__get_packed_size(x->spec);
+        uint8_t *packed = sx_malloc(len + 1);
+        shardex__v1__index_spec__pack(x->spec, packed);
+        rc->spec = shardex__v1__index_spec__unpack(&pb_allocator, len, packed);
+        free(packed);
+        sx_ixkey_def_from_spec(&rc->def, id, rc->spec);
+        rc->nsplits = x->nsplits;
+        rc->splits = sx_calloc(rc->nsplits + 1, sizeof(*rc->splits));
+        for (size_t i = 0; i < rc->nsplits; i++)
+            rc->splits[i] = split_dup(x->splits[i]);
+        rc->def.layout = rc->splits;
+        rc->def.nlayout = rc->nsplits;
+    }
+    pthread_mutex_unlock(&pi->mu);
+    if (!active) {
+        sx_pindex_rebuild_end(rc);
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "partition %u: global index %" PRIu64 " is not started here", pi->p, id);
+    }
+    if (at)
+        *at = rc->s.applied;
+    *out = rc;
+    return SX_OK;
+}
+
+sx_status sx_pindex_rebuild_next(sx_pindex_rebuild_cursor *rc, size_t max_entries, sx_arena *arena,
+                                 Shardex__Internal__V1__Change ***out, size_t *n, bool *last,
+                                 sx_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    *last = true;
+    if (rc->done)
+        return SX_OK;
+    rebuild rb = {.rc = rc, .arena = arena, .max = max_entries, .err = err};
+    sx_status st = sx_plog_scan_docs_after(rc->pi->log, rc->s.snap,
+                                           rc->started ? (const char *)rc->after.data : NULL,
+                                           rc->after.len, rebuild_doc, &rb, err);
+    if (st == SX_OK)
+        st = rb.st;
+    if (st == SX_OK) {
+        *out = rb.out;
+        *n = rb.n;
+        *last = rc->done = !rb.full;
+    }
+    sx_buf_free(&rb.vals);
+    sx_buf_free(&rb.key);
+    return st;
+}
+
+uint64_t sx_pindex_rebuild_at(const sx_pindex_rebuild_cursor *rc)
+{
+    return rc->s.applied;
+}
+
+void sx_pindex_rebuild_end(sx_pindex_rebuild_cursor *rc)
+{
+    if (!rc)
+        return;
+    if (rc->spec)
+        shardex__v1__index_spec__free_unpacked(rc->spec, &pb_allocator);
+    for (size_t i = 0; i < rc->nsplits; i++)
+        shardex__internal__v1__index_split__free_unpacked(rc->splits[i], &pb_allocator);
+    free(rc->splits);
+    sx_store_release_snapshot(rc->pi->store, rc->s.snap);
+    sx_buf_free(&rc->after);
+    free(rc);
 }
 
 sx_status sx_pindex_rebuild(sx_pindex *pi, uint64_t id, uint32_t t, sx_arena *arena,
@@ -1115,52 +1221,11 @@ sx_status sx_pindex_rebuild(sx_pindex *pi, uint64_t id, uint32_t t, sx_arena *ar
 {
     *out = NULL;
     *n = 0;
-    snap_at s = snapshot(pi);
-    *at = s.applied;
-    rebuild rb = {.pi = pi, .t = t, .arena = arena, .at = s.applied, .err = err};
-    Shardex__V1__IndexSpec *spec = NULL;
-    Shardex__Internal__V1__IndexSplit **splits = NULL;
-    size_t nsplits = 0;
-    pthread_mutex_lock(&pi->mu);
-    ix *x = find_locked(pi, id);
-    bool active = x && x->start <= s.applied && x->def.global;
-    if (active) {
-        size_t len = shardex__v1__index_spec__get_packed_size(x->spec);
-        uint8_t *packed = sx_malloc(len + 1);
-        shardex__v1__index_spec__pack(x->spec, packed);
-        spec = shardex__v1__index_spec__unpack(&pb_allocator, len, packed);
-        free(packed);
-        sx_ixkey_def_from_spec(&rb.def, id, spec);
-        /* The splits applied by now: at or below the snapshot (the marker
-         * is applied with its batch, before the applied offset moves). */
-        nsplits = x->nsplits;
-        splits = sx_calloc(nsplits + 1, sizeof(*splits));
-        for (size_t i = 0; i < nsplits; i++)
-            splits[i] = split_dup(x->splits[i]);
-        rb.def.layout = splits;
-        rb.def.nlayout = nsplits;
-    }
-    pthread_mutex_unlock(&pi->mu);
-    sx_status st;
-    if (!active) {
-        st = sx_err_set(err, SX_FAILED_PRECONDITION,
-                        "partition %u: global index %" PRIu64 " is not started here", pi->p, id);
-    } else {
-        st = sx_plog_scan_docs_at(pi->log, s.snap, rebuild_doc, &rb, err);
-        if (st == SX_OK)
-            st = rb.st;
-    }
-    if (st == SX_OK) {
-        *out = rb.out;
-        *n = rb.n;
-    }
-    if (spec)
-        shardex__v1__index_spec__free_unpacked(spec, &pb_allocator);
-    for (size_t i = 0; i < nsplits; i++)
-        shardex__internal__v1__index_split__free_unpacked(splits[i], &pb_allocator);
-    free(splits);
-    sx_store_release_snapshot(pi->store, s.snap);
-    sx_buf_free(&rb.vals);
-    sx_buf_free(&rb.key);
+    sx_pindex_rebuild_cursor *rc = NULL;
+    sx_status st = sx_pindex_rebuild_begin(pi, id, t, &rc, at, err);
+    bool last;
+    if (st == SX_OK)
+        st = sx_pindex_rebuild_next(rc, 0, arena, out, n, &last, err);
+    sx_pindex_rebuild_end(rc);
     return st;
 }

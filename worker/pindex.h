@@ -112,8 +112,26 @@ sx_status sx_pindex_outbox_trim(sx_pindex *pi, uint64_t id, uint32_t t, uint64_t
  * partition whose watermark is below it must be rebuilt from a snapshot. */
 uint64_t sx_pindex_outbox_floor(sx_pindex *pi, uint64_t id, uint32_t t);
 
-/* A rebuild of term partition t: every entry of index id that maps to t
- * (as the outbox routes at that snapshot, a split's parent included), as
+/* A rebuild of term partition t in chunks (docs/indexes.md "Trimming"):
+ * begin takes a snapshot and its applied offset (*at, may be NULL), held
+ * until end; each next gives the following entries of index id that map to
+ * t (as the outbox routes at that snapshot, a split's parent included: the
+ * splits applied by begin), as puts with offset *at, in document id order: at most max_entries
+ * (0: no limit) unless one document alone has more (a document is never
+ * split); *last when no document remains. Any thread, one at a time per
+ * cursor; end (accepts NULL) before the pindex is closed. begin:
+ * SX_FAILED_PRECONDITION when id is not a global index started here. */
+typedef struct sx_pindex_rebuild_cursor sx_pindex_rebuild_cursor;
+sx_status sx_pindex_rebuild_begin(sx_pindex *pi, uint64_t id, uint32_t t,
+                                  sx_pindex_rebuild_cursor **out, uint64_t *at, sx_err *err);
+sx_status sx_pindex_rebuild_next(sx_pindex_rebuild_cursor *rc, size_t max_entries, sx_arena *arena,
+                                 Shardex__Internal__V1__Change ***out, size_t *n, bool *last,
+                                 sx_err *err);
+/* The applied offset the cursor's snapshot holds. */
+uint64_t sx_pindex_rebuild_at(const sx_pindex_rebuild_cursor *rc);
+void sx_pindex_rebuild_end(sx_pindex_rebuild_cursor *rc);
+
+/* The whole rebuild in one: every entry of index id that maps to t, as
  * puts, at one snapshot; *at is that snapshot's applied offset. */
 sx_status sx_pindex_rebuild(sx_pindex *pi, uint64_t id, uint32_t t, sx_arena *arena,
                             Shardex__Internal__V1__Change ***out, size_t *n, uint64_t *at,

@@ -1154,10 +1154,28 @@ sx_status sx_plog_scan_docs_at(sx_plog *p, const sx_snapshot *snap,
                                           uint64_t version, const uint8_t *doc, size_t len),
                                void *arg, sx_err *err)
 {
+    return sx_plog_scan_docs_after(p, snap, NULL, 0, fn, arg, err);
+}
+
+sx_status sx_plog_scan_docs_after(sx_plog *p, const sx_snapshot *snap, const char *after,
+                                  size_t after_len,
+                                  bool (*fn)(void *arg, const char *id, size_t id_len,
+                                             uint64_t version, const uint8_t *doc, size_t len),
+                                  void *arg, sx_err *err)
+{
     const char tag = TAG_DOC;
     sx_iter *it = sx_store_iter_prefix(p->store, snap, &tag, 1);
     sx_buf id = {0};
     sx_status st = SX_OK;
+    if (after) {
+        sx_buf_push(&id, TAG_DOC);
+        sx_key_append_str(&id, after, after_len);
+        sx_iter_seek(it, id.data, id.len);
+        size_t klen;
+        const void *k = sx_iter_key(it, &klen);
+        if (k && klen == id.len && memcmp(k, id.data, klen) == 0)
+            sx_iter_next(it);
+    }
     for (; sx_iter_valid(it); sx_iter_next(it)) {
         size_t klen, vlen, rest;
         uint64_t version;

@@ -249,6 +249,15 @@ sx_status sx_plog_scan_docs_at(sx_plog *p, const sx_snapshot *snap,
                                           uint64_t version, const uint8_t *doc, size_t len),
                                void *arg, sx_err *err);
 
+/* sx_plog_scan_docs_at from the first id after `after` (after_len bytes;
+ * NULL: from the first): a scan resumed in pieces at one snapshot (a chunked
+ * term partition rebuild, worker/pindex.c). */
+sx_status sx_plog_scan_docs_after(sx_plog *p, const sx_snapshot *snap, const char *after,
+                                  size_t after_len,
+                                  bool (*fn)(void *arg, const char *id, size_t id_len,
+                                             uint64_t version, const uint8_t *doc, size_t len),
+                                  void *arg, sx_err *err);
+
 /* Appends (batches) and entries appended since open: group commit shows as
  * fewer appends than entries. */
 void sx_plog_counters(sx_plog *p, uint64_t *appends, uint64_t *entries);

@@ -360,7 +360,14 @@ uint64_t sx_repcore_log_floor(const sx_repcore *c, uint64_t applied, uint64_t le
     uint64_t floor = safe > SX_REPCORE_TRIM_MARGIN ? safe - SX_REPCORE_TRIM_MARGIN : 0;
     uint64_t keep = (uint64_t)keep_entries;
     uint64_t by_retention = leo > keep ? leo - keep : 0;
-    return floor < by_retention ? floor : by_retention;
+    if (floor > by_retention)
+        floor = by_retention;
+    return c->index_hold && floor > c->index_hold ? c->index_hold : floor;
+}
+
+void sx_repcore_hold_for_indexes(sx_repcore *c, uint64_t from)
+{
+    c->index_hold = from;
 }
 
 uint64_t sx_repcore_mismatched(sx_repcore *c, uint32_t slot, const sx_epoch_start *ours,

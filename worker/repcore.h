@@ -68,7 +68,11 @@
  *           lag_timeout from its start), when retention is off
  *           (keep_entries < 0), or when not leading. Sent with every
  *           Append (log_floor); each replica removes its entries below
- *           min(floor, its own applied) (sx_plog_trim).
+ *           min(floor, its own applied) (sx_plog_trim). Never above the
+ *           index streams' hold (sx_repcore_hold_for_indexes): the log is
+ *           kept from just after the lowest watermark any term partition
+ *           acknowledged, so `shardex verify` can recompute term partitions
+ *           from it.
  *
  * Follower:
  *   append  sx_repcore_follow_plan: epochs below the highest known are
@@ -182,6 +186,7 @@ typedef struct sx_repcore {
     sx_repcore_peer peers[SX_MAX_REPLICAS];
     uint32_t npeers;
     uint64_t expand_asked_ms; /* last expansion asked, 0: none this leadership */
+    uint64_t index_hold;      /* the floor stays at or below this; 0: no hold */
 
     /* follower */
     uint64_t known_epoch;    /* highest epoch any leader or map has shown us */
@@ -300,6 +305,11 @@ void sx_repcore_peer_applied(sx_repcore *c, uint32_t slot, uint64_t applied);
  * lag_timeout after the leadership began (now_ms: the time now). */
 uint64_t sx_repcore_log_floor(const sx_repcore *c, uint64_t applied, uint64_t leo,
                               int64_t keep_entries, uint64_t now_ms);
+
+/* The index streams of this leader need the log from `from` on (the lowest
+ * watermark a term partition acknowledged, plus one); 0: they hold nothing.
+ * The floor never rises above it. Set by the index shipper each round. */
+void sx_repcore_hold_for_indexes(sx_repcore *c, uint64_t from);
 
 /* The follower's entry at prev differs: the common prefix of both logs, from
  * both whole epoch tables (sx_plog_common_prefix), becomes its match (synced:

@@ -1566,6 +1566,16 @@ bool sx_replica_get_view(sx_replica_set *rs, uint32_t p, sx_replica_view *out)
     return true;
 }
 
+void sx_replica_hold_log(sx_replica_set *rs, uint32_t p, uint64_t from)
+{
+    replica *r = get_replica(rs, p);
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    sx_repcore_hold_for_indexes(&r->core, from);
+    pthread_mutex_unlock(&r->mu);
+}
+
 uint32_t sx_replica_partitions(sx_replica_set *rs)
 {
     pthread_mutex_lock(&rs->mu);

@@ -221,6 +221,10 @@ typedef struct sx_replica_view {
 
 /* False when p is not hosted here. */
 bool sx_replica_get_view(sx_replica_set *r, uint32_t p, sx_replica_view *out);
+
+/* The index streams of p (this worker leading it) need its log from `from`
+ * on; 0: nothing (sx_repcore_hold_for_indexes). Any thread. */
+void sx_replica_hold_log(sx_replica_set *r, uint32_t p, uint64_t from);
 /* P, once a map arrived (0 before). */
 uint32_t sx_replica_partitions(sx_replica_set *r);
 

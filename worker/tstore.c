@@ -11,6 +11,7 @@
 #include "tstore.h"
 
 #include "clock.h"
+#include "crashpoint.h"
 #include "hash.h"
 #include "ixkey.h"
 #include "keys.h"
@@ -27,7 +28,8 @@
 
 /* Key tags (tstore.h). */
 #define TAG_SERVE 'S' /* u64 index_id u32 t -> u64 epoch, u8 is_int, u32 P */
-#define TAG_WM 'W'    /* u64 index_id u32 t u32 p -> u64 wm, u64 leader epoch, u64 as_of_ms */
+#define TAG_WM                                                                                     \
+    'W' /* u64 index_id u32 t u32 p -> u64 wm, u64 leader epoch, u64 as_of_ms [, rebuild] */
 #define TAG_ENTRY 'T' /* u64 index_id u32 t ++ entry key -> u64 version */
 
 /* Length of a 'tag u64 u32' prefix. */
@@ -43,6 +45,12 @@
 
 /* One term partition (index_id, t) held here: owned (SERVING or WIPING in
  * tstore.h's diagram) or LEAVING (not owned, a wipe due). */
+/* A chunked rebuild of one log partition's share in progress: id 0: none. */
+typedef struct rb_state {
+    uint64_t id;
+    uint32_t next; /* the chunk expected next */
+} rb_state;
+
 typedef struct term {
     uint64_t index_id;
     uint32_t t;
@@ -57,6 +65,7 @@ typedef struct term {
     uint64_t *wm; /* mirror of the 'W' rows, valid while serving */
     uint64_t *leader_epoch;
     uint64_t *as_of;
+    rb_state *rb; /* a chunked rebuild of p in progress (mirror of the 'W' row) */
     /* Counted now and then for the coordinator's splits (COUNT_EVERY_MS):
      * entries, and the key of the middle one (empty: none). */
     uint64_t counted_ms, entries;
@@ -108,12 +117,17 @@ static void val_serve(sx_buf *v, uint64_t epoch, bool is_int, uint32_t P)
     sx_key_append_u32(v, P);
 }
 
-static void val_wm(sx_buf *v, uint64_t wm, uint64_t leader_epoch, uint64_t as_of)
+/* A rebuild in progress adds its id and next chunk (rows without them: none). */
+static void val_wm(sx_buf *v, uint64_t wm, uint64_t leader_epoch, uint64_t as_of, rb_state rb)
 {
     sx_buf_reset(v);
     sx_key_append_u64(v, wm);
     sx_key_append_u64(v, leader_epoch);
     sx_key_append_u64(v, as_of);
+    if (rb.id) {
+        sx_key_append_u64(v, rb.id);
+        sx_key_append_u32(v, rb.next);
+    }
 }
 
 /* The (index_id, t) a key of tag starts with; the reader is left after them. */
@@ -133,12 +147,17 @@ static bool parse_u64_exact(const void *v, size_t len, uint64_t *out)
     return sx_key_read_u64(&r, out) && sx_key_reader_done(&r);
 }
 
-static bool parse_wm_val(const void *v, size_t len, uint64_t *wm, uint64_t *le, uint64_t *as_of)
+static bool parse_wm_val(const void *v, size_t len, uint64_t *wm, uint64_t *le, uint64_t *as_of,
+                         rb_state *rb)
 {
     sx_key_reader r;
     sx_key_reader_init(&r, v, len);
-    return sx_key_read_u64(&r, wm) && sx_key_read_u64(&r, le) && sx_key_read_u64(&r, as_of) &&
-           sx_key_reader_done(&r);
+    *rb = (rb_state){0};
+    if (!sx_key_read_u64(&r, wm) || !sx_key_read_u64(&r, le) || !sx_key_read_u64(&r, as_of))
+        return false;
+    if (sx_key_reader_done(&r))
+        return true;
+    return sx_key_read_u64(&r, &rb->id) && sx_key_read_u32(&r, &rb->next) && sx_key_reader_done(&r);
 }
 
 /* ---- the table ---- */
@@ -197,6 +216,7 @@ static void term_free(term *e)
     free(e->wm);
     free(e->leader_epoch);
     free(e->as_of);
+    free(e->rb);
     sx_buf_free(&e->median);
     free(e);
 }
@@ -218,15 +238,18 @@ static void reset_arrays(term *e, uint32_t P)
         free(e->wm);
         free(e->leader_epoch);
         free(e->as_of);
+        free(e->rb);
         e->P = P;
         e->wm = sx_calloc(P ? P : 1, sizeof(uint64_t));
         e->leader_epoch = sx_calloc(P ? P : 1, sizeof(uint64_t));
         e->as_of = sx_calloc(P ? P : 1, sizeof(uint64_t));
+        e->rb = sx_calloc(P ? P : 1, sizeof(rb_state));
         return;
     }
     memset(e->wm, 0, P * sizeof(uint64_t));
     memset(e->leader_epoch, 0, P * sizeof(uint64_t));
     memset(e->as_of, 0, P * sizeof(uint64_t));
+    memset(e->rb, 0, P * sizeof(rb_state));
 }
 
 /* Marks e as owned at epoch (WIPING): serving stops at once. */
@@ -346,8 +369,9 @@ static sx_status load_watermarks(sx_tstore *ts, sx_err *err)
         sx_key_reader r;
         uint64_t index_id, wm, le, as_of;
         uint32_t t, p;
+        rb_state rb;
         if (!parse_term_prefix(&r, k, klen, TAG_WM, &index_id, &t) || !sx_key_read_u32(&r, &p) ||
-            !sx_key_reader_done(&r) || !parse_wm_val(v, vlen, &wm, &le, &as_of)) {
+            !sx_key_reader_done(&r) || !parse_wm_val(v, vlen, &wm, &le, &as_of, &rb)) {
             st = sx_err_set(err, SX_DATA_LOSS, "tstore %s: malformed watermark row", ts->dir);
             break;
         }
@@ -369,6 +393,7 @@ static sx_status load_watermarks(sx_tstore *ts, sx_err *err)
         e->wm[p] = wm;
         e->leader_epoch[p] = le;
         e->as_of[p] = as_of;
+        e->rb[p] = rb;
     }
     if (st == SX_OK)
         st = sx_iter_status(it, err);
@@ -408,6 +433,38 @@ static sx_status find_entry_orphans(sx_tstore *ts, sx_err *err)
 }
 
 static void *wipe_main(void *arg);
+static sx_status delete_share(sx_tstore *ts, const term *e, uint32_t p, sx_batch *b, sx_err *err);
+
+/* A rebuild that a restart interrupted is wiped (its sender starts again
+ * from chunk 0): p's entries deleted, wm[p] stays 0. */
+static sx_status drop_partial_rebuilds(sx_tstore *ts, sx_err *err)
+{
+    sx_status st = SX_OK;
+    sx_buf key = {0}, val = {0};
+    for (size_t i = 0; i < ts->nterms && st == SX_OK; i++) {
+        term *e = ts->terms[i];
+        for (uint32_t p = 0; e->serving && p < e->P && st == SX_OK; p++) {
+            if (!e->rb[p].id)
+                continue;
+            SX_LOG(SX_LOG_INFO, "tstore",
+                   "index=%" PRIu64 " term=%u partition=%u wiping an unfinished rebuild",
+                   e->index_id, e->t, p);
+            sx_batch *b = sx_batch_create();
+            st = delete_share(ts, e, p, b, err);
+            e->rb[p] = (rb_state){0};
+            e->wm[p] = 0;
+            key_wm(&key, e->index_id, e->t, p);
+            val_wm(&val, 0, e->leader_epoch[p], e->as_of[p], e->rb[p]);
+            sx_batch_put(b, key.data, key.len, val.data, val.len);
+            if (st == SX_OK)
+                st = sx_store_write(ts->store, b, SX_SYNC_NO, err);
+            sx_batch_destroy(b);
+        }
+    }
+    sx_buf_free(&key);
+    sx_buf_free(&val);
+    return st;
+}
 
 sx_status sx_tstore_open(const char *dir, sx_store_cache *cache, size_t write_buffer_bytes,
                          sx_tstore **out, sx_err *err)
@@ -428,6 +485,8 @@ sx_status sx_tstore_open(const char *dir, sx_store_cache *cache, size_t write_bu
         st = load_watermarks(ts, err);
     if (st == SX_OK)
         st = find_entry_orphans(ts, err);
+    if (st == SX_OK)
+        st = drop_partial_rebuilds(ts, err);
     if (st != SX_OK)
         goto fail;
     if (pthread_create(&ts->thread, NULL, wipe_main, ts) != 0) {
@@ -772,6 +831,54 @@ static void add_change(sx_batch *b, sx_buf *key, const term *e,
     sx_batch_put(b, key->data, key->len, val->data, val->len);
 }
 
+/* What a rebuild chunk does to p's share (the contract in tstore.h): into
+ * b the deletions it starts with; *applied, and *put when its changes are to
+ * be written; the watermark and rebuild state after it. */
+static sx_status rebuild_step(sx_tstore *ts, const term *e, uint32_t p,
+                              const Shardex__Internal__V1__ShipRequest *req, sx_batch *b,
+                              bool *applied, bool *put, uint64_t *new_wm, rb_state *new_rb,
+                              sx_err *err)
+{
+    const uint64_t wm = e->wm[p];
+    const rb_state rb = e->rb[p];
+    if (req->rebuild_id == 0 && req->rebuild_chunk != 0)
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "ship: rebuild_chunk %u without rebuild_id (a rebuild in one chunk)",
+                          req->rebuild_chunk);
+    if (req->rebuild_chunk == 0) {
+        if (wm != 0 && req->up_to_offset <= wm)
+            return SX_OK; /* stale: this owner has more */
+        if (wm != 0 || rb.id != 0) {
+            /* A share at a watermark (its leader trimmed past what this owner
+             * has: a leadership that shipped less than an earlier one
+             * trimmed), or a rebuild that never finished: the rebuild is the
+             * whole of p's share at up_to, so p's entries go first. */
+            sx_status st = delete_share(ts, e, p, b, err);
+            if (st != SX_OK)
+                return st;
+            SX_LOG(SX_LOG_WARN, "tstore",
+                   "index=%" PRIu64 " term=%u partition=%u rebuild at %" PRIu64
+                   " replaces a share at watermark %" PRIu64 "%s",
+                   e->index_id, e->t, p, req->up_to_offset, wm,
+                   rb.id ? " and an unfinished rebuild" : "");
+        }
+    } else if (rb.id != req->rebuild_id || req->rebuild_chunk > rb.next) {
+        return SX_OK; /* not the rebuild in progress, or a gap: the sender starts again */
+    } else if (req->rebuild_chunk < rb.next) {
+        *applied = true; /* a resend of a chunk applied already */
+        return SX_OK;
+    }
+    *applied = *put = true;
+    if (req->rebuild_last || req->rebuild_id == 0) {
+        *new_wm = req->up_to_offset;
+        *new_rb = (rb_state){0};
+    } else {
+        *new_wm = 0; /* not at any watermark until the last chunk: scans wait */
+        *new_rb = (rb_state){req->rebuild_id, req->rebuild_chunk + 1};
+    }
+    return SX_OK;
+}
+
 sx_status sx_tstore_ship(sx_tstore *ts, const Shardex__Internal__V1__ShipRequest *req,
                          Shardex__Internal__V1__ShipResponse *resp, sx_err *err)
 {
@@ -804,35 +911,40 @@ sx_status sx_tstore_ship(sx_tstore *ts, const Shardex__Internal__V1__ShipRequest
         goto done;
 
     const uint64_t wm = e->wm[p], le = e->leader_epoch[p], as_of = e->as_of[p];
+    const rb_state rb = e->rb[p];
     uint64_t new_wm = wm;
+    rb_state new_rb = rb;
     bool applied = false;
     b = sx_batch_create();
-    if (req->rebuild && wm != 0 && req->up_to_offset > wm) {
-        /* A rebuild over a partial share: its leader trimmed past what this
-         * owner has (a leadership that shipped less than an earlier one
-         * trimmed). The snapshot is the whole of p's share at up_to: p's
-         * entries are replaced by it, in the same batch. */
-        st = delete_share(ts, e, p, b, err);
+    if (req->rebuild) {
+        bool put = false;
+        st = rebuild_step(ts, e, p, req, b, &applied, &put, &new_wm, &new_rb, err);
         if (st != SX_OK)
             goto done;
-        SX_LOG(SX_LOG_WARN, "tstore",
-               "index=%" PRIu64 " term=%u partition=%u rebuild at %" PRIu64
-               " replaces a share at watermark %" PRIu64,
-               e->index_id, e->t, p, req->up_to_offset, wm);
-    }
-    if (req->rebuild ? wm == 0 || req->up_to_offset > wm : req->prev_offset <= wm) {
+        for (size_t i = 0; put && i < req->n_changes; i++)
+            add_change(b, &key, e, req->changes[i], &val);
+    } else if (req->prev_offset <= wm) {
         applied = true;
+        if (rb.id) {
+            /* A rebuild its sender gave up (a new leader ships from wm 0
+             * instead): its partial entries go first. */
+            st = delete_share(ts, e, p, b, err);
+            if (st != SX_OK)
+                goto done;
+            new_rb = (rb_state){0};
+        }
         for (size_t i = 0; i < req->n_changes; i++)
-            if (req->rebuild || req->changes[i]->offset > wm)
+            if (req->changes[i]->offset > wm)
                 add_change(b, &key, e, req->changes[i], &val);
-        if (req->rebuild || req->up_to_offset > wm)
+        if (req->up_to_offset > wm)
             new_wm = req->up_to_offset;
     }
     uint64_t new_le = req->leader_epoch > le ? req->leader_epoch : le;
     uint64_t new_as_of = applied && req->as_of_ms > as_of ? req->as_of_ms : as_of;
-    if (sx_batch_count(b) > 0 || new_wm != wm || new_le != le || new_as_of != as_of) {
+    bool rb_moved = new_rb.id != rb.id || new_rb.next != rb.next;
+    if (sx_batch_count(b) > 0 || new_wm != wm || new_le != le || new_as_of != as_of || rb_moved) {
         key_wm(&key, e->index_id, e->t, p);
-        val_wm(&val, new_wm, new_le, new_as_of);
+        val_wm(&val, new_wm, new_le, new_as_of, new_rb);
         sx_batch_put(b, key.data, key.len, val.data, val.len);
         st = sx_store_write(ts->store, b, SX_SYNC_NO, err);
         if (st != SX_OK)
@@ -840,6 +952,9 @@ sx_status sx_tstore_ship(sx_tstore *ts, const Shardex__Internal__V1__ShipRequest
         e->wm[p] = new_wm;
         e->leader_epoch[p] = new_le;
         e->as_of[p] = new_as_of;
+        e->rb[p] = new_rb;
+        if (new_rb.id)
+            SX_CRASH_POINT("tstore-rebuild-chunk"); /* a rebuild left unfinished */
         if (new_wm != wm || new_as_of != as_of)
             pthread_cond_broadcast(&ts->shipped);
     }
@@ -1012,8 +1127,9 @@ static sx_status read_watermarks(sx_tstore *ts, const sx_snapshot *snap, uint64_
         sx_key_reader r;
         uint64_t id2, w, le, as_of;
         uint32_t t2, p;
+        rb_state rb;
         if (!parse_term_prefix(&r, k, klen, TAG_WM, &id2, &t2) || !sx_key_read_u32(&r, &p) ||
-            !sx_key_reader_done(&r) || p >= P || !parse_wm_val(v, vlen, &w, &le, &as_of)) {
+            !sx_key_reader_done(&r) || p >= P || !parse_wm_val(v, vlen, &w, &le, &as_of, &rb)) {
             st = sx_err_set(err, SX_DATA_LOSS, "tstore %s: malformed watermark row", ts->dir);
             break;
         }

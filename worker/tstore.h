@@ -8,6 +8,7 @@
  * Key layout (a one-byte tag, then numbers big-endian through common/keys.h):
  *   'S' u64 index_id u32 t        -> u64 owner epoch, u8 is_int, u32 P
  *   'W' u64 index_id u32 t u32 p  -> u64 wm[p], u64 highest leader epoch of p, u64 as_of_ms
+ *                                    [, u64 rebuild id, u32 next chunk: a rebuild in progress]
  *   'T' u64 index_id u32 t ++ entry key (enc(value) ++ enc(id), common/ixkey.h) -> u64 version
  *
  * States of a term partition (index_id, t) here, and who moves them:
@@ -72,15 +73,28 @@ void sx_tstore_close(sx_tstore *ts);
 void sx_tstore_on_map(sx_tstore *ts, const Shardex__Internal__V1__ClusterMap *map, int32_t me);
 
 /* Index.Ship (index.proto). resp (initialized by the caller) gets watermark
- * (wm[p] after the call) and applied. With wm = wm[p]:
- *   rebuild:              applied only when up_to_offset > wm: every change,
- *                         then wm = up_to_offset; when wm > 0 (the leader
- *                         trimmed past this owner's share) p's entries are
- *                         first deleted (found by hashing their ids), in the
- *                         same batch; else nothing, applied = false;
+ * (wm[p] after the call) and applied. With wm = wm[p] and the rebuild of p
+ * in progress R (id, next chunk; none at first), kept in p's 'W' row:
+ *   rebuild chunk 0:      applied only when wm == 0 or up_to_offset > wm:
+ *                         when wm > 0 (the leader trimmed past this owner's
+ *                         share) or R exists (an unfinished rebuild), p's
+ *                         entries are first deleted (found by hashing their
+ *                         ids), in the same batch; every change is put; if
+ *                         rebuild_last (or rebuild_id 0: a rebuild in one
+ *                         chunk) wm = up_to_offset, R none; else wm = 0 and
+ *                         R = (rebuild_id, 1); not applied: nothing;
+ *   rebuild chunk k > 0:  R = (rebuild_id, k): every change put, R's next
+ *                         k + 1, or with rebuild_last wm = up_to_offset and
+ *                         R none; R = (rebuild_id, > k): a resend, applied
+ *                         = true, nothing written; else (another rebuild, a
+ *                         gap) applied = false, nothing written;
+ *   while R exists wm is 0, so scans answer UNAVAILABLE; open wipes p's
+ *   entries of every R found (an interrupted rebuild starts again);
  *   prev_offset > wm:     a gap: nothing applied, applied = false;
  *   else:                 changes with offset > wm applied in order, wm =
- *                         max(wm, up_to_offset), applied = true.
+ *                         max(wm, up_to_offset), applied = true; with R
+ *                         (a rebuild its sender gave up) p's entries are
+ *                         deleted first and R is dropped.
  * The highest leader_epoch of p is recorded (also with a gap), as_of_ms
  * (max) when applied. Codes: SX_FAILED_PRECONDITION when not owned at
  * owner_epoch, or leader_epoch is below one seen for p; SX_UNAVAILABLE when

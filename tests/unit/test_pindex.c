@@ -1221,6 +1221,39 @@ static void test_rebuild(void **state)
                      SX_FAILED_PRECONDITION);
     assert_int_equal(sx_pindex_rebuild(f->ix, 99, 0, &a, &out, &n, &at, &err),
                      SX_FAILED_PRECONDITION);
+
+    /* In chunks of at most one entry, at the snapshot of begin (a write
+     * after it is not seen): every t's entries again, documents whole. */
+    total = 0;
+    sx_pindex_rebuild_cursor *cur[4];
+    for (uint32_t t = 0; t < 4; t++) {
+        assert_int_equal(sx_pindex_rebuild_begin(f->ix, 3, t, &cur[t], &at, &err), SX_OK);
+        assert_int_equal(at, 7);
+    }
+    do_put(f, D("d", "n:1 n:2 n:3 n:4 n:5 n:6 n:7 n:8"));
+    apply_all(f);
+    for (uint32_t t = 0; t < 4; t++) {
+        sx_pindex_rebuild_cursor *rc = cur[t];
+        bool last = false;
+        int chunks = 0;
+        while (!last) {
+            assert_int_equal(sx_pindex_rebuild_next(rc, 1, &a, &out, &n, &last, &err), SX_OK);
+            assert_true(n <= 3); /* c may have all three of its values in one t */
+            for (size_t i = 0; i < n; i++) {
+                assert_int_equal(term_of_change(m_ix(&f->m, 3), out[i]), t);
+                assert_int_equal(out[i]->offset, 7);
+            }
+            total += n;
+            chunks++;
+            assert_true(chunks <= 4); /* three documents, then the end */
+        }
+        assert_int_equal(sx_pindex_rebuild_at(rc), 7);
+        sx_pindex_rebuild_end(rc);
+    }
+    assert_int_equal(total, 5);
+    sx_pindex_rebuild_cursor *rc = NULL;
+    assert_int_equal(sx_pindex_rebuild_begin(f->ix, 4, 0, &rc, &at, &err), SX_FAILED_PRECONDITION);
+    assert_null(rc);
     sx_arena_free(&a);
 }
 

@@ -693,6 +693,20 @@ static void test_log_floor(void **state)
     sx_repcore_peer_applied(&c, W2, 5000);
     c.peers[W2].match = 5000;
     assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 4000 - M);
+    /* The index streams hold it at their lowest acknowledged watermark + 1
+     * when that is lower; 1 keeps everything; 0 holds nothing. */
+    sx_repcore_hold_for_indexes(&c, 2001);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 2001);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 4000, NOW), 1000); /* retention lower */
+    sx_repcore_hold_for_indexes(&c, 1);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 1);
+    sx_repcore_hold_for_indexes(&c, 4500); /* above the followers' floor: theirs */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 4000 - M);
+    sx_repcore_hold_for_indexes(&c, 0);
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 4000 - M);
+    sx_repcore_hold_for_indexes(&c, 2001); /* off or not leading: still nothing */
+    assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, -1, NOW), 0);
+    sx_repcore_hold_for_indexes(&c, 0);
     sx_repcore_fence(&c);
     assert_int_equal(sx_repcore_log_floor(&c, 5000, 5000, 0, NOW), 0);
     /* A new leadership forgets what the followers said. */

@@ -3,6 +3,7 @@
  * Each test gets its own mkdtemp directory (removed by the teardown) and goes
  * through the header: ownership from hand-made cluster maps, shipped batches
  * (replays and overlaps skipped, gaps refused, rebuilds only at watermark 0,
+ * rebuilds in chunks, resumed by no restart,
  * stale leader epochs and foreign partitions refused), scans (order, paging,
  * limits, ranges, waiting for tokens, staleness), digests against one computed
  * by hand, wipes when ownership moves or an index is dropped (checked by
@@ -498,6 +499,129 @@ static void test_rebuild(void **state)
     want w[] = {{"a", a, 7}, {"b", b, 40}, {"c", c, 51}, {"y", r, 8}};
     uint64_t wm[] = {52, 9};
     check_digest(f, EPOCH, w, 4, wm);
+}
+
+/* A chunk of rebuild `id` of p at up_to. */
+static shipb *chunk(uint32_t p, uint64_t up_to, uint64_t id, uint32_t k, bool last)
+{
+    shipb *s = sb_new(IDX, EPOCH, p, 1, 0, up_to);
+    s->req.rebuild = true;
+    s->req.rebuild_id = id;
+    s->req.rebuild_chunk = k;
+    s->req.rebuild_last = last;
+    return s;
+}
+
+/* Scans of term 0 answer UNAVAILABLE (a share being rebuilt). */
+static void scan_unavailable(fixture *f)
+{
+    Shardex__Internal__V1__ScanRequest req;
+    scan_req(&req, IDX, EPOCH);
+    Shardex__Internal__V1__ScanResponse resp;
+    sx_arena arena = {0};
+    sx_err err = {0};
+    assert_int_equal(scan(f, &req, UINT64_MAX, &arena, &resp, &err), SX_UNAVAILABLE);
+    sx_arena_free(&arena);
+}
+
+/* Rebuilds in chunks: applied in order without moving the watermark (scans
+ * wait), resends answered, gaps and other rebuilds refused, the last chunk
+ * sets it; a new rebuild, a restart, or live shipping from 0 wipes an
+ * unfinished one. */
+static void test_rebuild_chunks(void **state)
+{
+    fixture *f = *state;
+    char a[32], b[32], c[32], q[32], r[32];
+    id_in(0, 0, a, sizeof(a));
+    id_in(0, 1, b, sizeof(b));
+    id_in(0, 2, c, sizeof(c));
+    id_in(1, 0, q, sizeof(q));
+    id_in(1, 1, r, sizeof(r));
+    install(f, 1, EPOCH);
+    ship_empty(f, 1, 0, 4); /* p = 1 at 4, so that only p = 0 keeps scans waiting */
+
+    shipb *s = chunk(0, 50, 77, 0, false);
+    sb_put(s, "a", a, 7, 50);
+    ship_ok(f, s, 0, true);
+    scan_unavailable(f);
+    s = chunk(0, 50, 77, 1, false);
+    sb_put(s, "b", b, 40, 50);
+    ship_ok(f, s, 0, true);
+    /* a resend of chunk 1 (its answer was lost): answered, not applied twice */
+    s = chunk(0, 50, 77, 1, false);
+    sb_put(s, "zz", b, 41, 50);
+    ship_ok(f, s, 0, true);
+    /* a gap, and a chunk of another rebuild: not applied */
+    s = chunk(0, 50, 77, 3, true);
+    sb_put(s, "zz", c, 45, 50);
+    ship_ok(f, s, 0, false);
+    s = chunk(0, 50, 78, 2, true);
+    sb_put(s, "zz", c, 45, 50);
+    ship_ok(f, s, 0, false);
+    /* live shipping waits for the rebuild: prev 50 is above wm 0 */
+    s = sb_new(IDX, EPOCH, 0, 1, 50, 51);
+    sb_put(s, "zz", c, 51, 51);
+    ship_ok(f, s, 0, false);
+    uint64_t wm0[] = {0, 4};
+    want w0[] = {{"a", a, 7}, {"b", b, 40}};
+    check_digest(f, EPOCH, w0, 2, wm0);
+    scan_unavailable(f);
+    s = chunk(0, 50, 77, 2, true);
+    sb_put(s, "c", c, 45, 50);
+    ship_ok(f, s, 50, true);
+    uint64_t wm1[] = {50, 4};
+    want w1[] = {{"a", a, 7}, {"b", b, 40}, {"c", c, 45}};
+    check_digest(f, EPOCH, w1, 3, wm1);
+
+    /* A rebuild over p = 1's share at 4: the share goes with chunk 0, the
+     * watermark drops to 0 until the last chunk. */
+    s = sb_new(IDX, EPOCH, 1, 1, 4, 6);
+    sb_put(s, "x", q, 5, 5);
+    ship_ok(f, s, 6, true);
+    s = chunk(1, 9, 90, 0, false);
+    sb_put(s, "y", r, 8, 9);
+    ship_ok(f, s, 0, true);
+    scan_unavailable(f);
+    uint64_t wm2[] = {50, 0};
+    want w2[] = {{"a", a, 7}, {"b", b, 40}, {"c", c, 45}, {"y", r, 8}};
+    check_digest(f, EPOCH, w2, 4, wm2);
+    /* ... interrupted by a restart: the partial share is wiped, and the
+     * rebuild is not resumed */
+    reopen(f);
+    install(f, 1, EPOCH);
+    check_digest(f, EPOCH, w1, 3, wm2);
+    s = chunk(1, 9, 90, 1, true);
+    sb_put(s, "x", q, 5, 9);
+    ship_ok(f, s, 0, false);
+    /* A new rebuild wipes an unfinished one. */
+    s = chunk(1, 9, 91, 0, false);
+    sb_put(s, "y", r, 8, 9);
+    ship_ok(f, s, 0, true);
+    s = chunk(1, 10, 92, 0, true);
+    sb_put(s, "x", q, 5, 10);
+    ship_ok(f, s, 10, true);
+    uint64_t wm3[] = {50, 10};
+    want w3[] = {{"a", a, 7}, {"b", b, 40}, {"c", c, 45}, {"x", q, 5}};
+    check_digest(f, EPOCH, w3, 4, wm3);
+    /* A rebuild a new leader gave up for live shipping from 0 (its outbox
+     * was never trimmed): the partial share goes first. */
+    s = chunk(1, 12, 93, 0, false);
+    sb_put(s, "y", r, 8, 12);
+    ship_ok(f, s, 0, true);
+    s = sb_new(IDX, EPOCH, 1, 2, 0, 11);
+    sb_put(s, "x", q, 5, 5);
+    sb_put(s, "w", r, 11, 11);
+    ship_ok(f, s, 11, true);
+    uint64_t wm4[] = {50, 11};
+    want w4[] = {{"a", a, 7}, {"b", b, 40}, {"c", c, 45}, {"w", r, 11}, {"x", q, 5}};
+    check_digest(f, EPOCH, w4, 5, wm4);
+    /* rebuild_chunk without rebuild_id is refused */
+    s = chunk(1, 12, 0, 1, true);
+    s->req.leader_epoch = 2;
+    uint64_t wm;
+    bool applied;
+    assert_int_equal(sb_ship(f, s, &wm, &applied), SX_INVALID_ARGUMENT);
+    sb_free(s);
 }
 
 static void test_refusals(void **state)
@@ -1127,6 +1251,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_own_and_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_int, setup, teardown),
