@@ -12,7 +12,8 @@
 #   BENCH_TAIL_ARGS="--rounds 5" bench/run.sh build              # likewise for bench_tail
 #   BENCH_RANGE_ARGS="--rounds 5" bench/run.sh build             # likewise for bench_range
 #   BENCH_RETENTION_ARGS="--repeat 3" bench/run.sh build          # likewise for bench_retention
-#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail range retention)
+#   BENCH_SNAPSHOT_ARGS="--repeat 3" bench/run.sh build           # likewise for bench_snapshot
+#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail range retention snapshot)
 #
 # Plots: bench_index and bench_peers also write TSV files (--tsv), which
 # bench/plot.sh draws into docs/*.png (gnuplot) once each benchmark has run;
@@ -32,9 +33,9 @@ bin=$build/bench/bench_rpc
 write_bin=$build/bench/bench_write
 index_bin=$build/bench/bench_index
 peers_bin=$build/bench/bench_peers
-only=" ${BENCH_ONLY:-rpc write index peers restart failover tail range retention} "
+only=" ${BENCH_ONLY:-rpc write index peers restart failover tail range retention snapshot} "
 selected() { [[ $only == *" $1 "* ]]; }
-for name in rpc write index peers restart failover tail range retention; do
+for name in rpc write index peers restart failover tail range retention snapshot; do
     b=$build/bench/bench_$name
     if selected "$name" && [ ! -x "$b" ]; then
         echo "run.sh: $b is not built (make bench builds it; bench_peers needs libpq-dev)" >&2
@@ -413,7 +414,25 @@ write_section retention "Log retention: disk use and write rate when the same do
   compresses, so bytes understate both rows; disk falls only once trims pass 65,536
   entries per partition (the plog then compacts the trimmed range), and what remains is
   mostly LevelDB's write-ahead logs and memtables (up to about 8 MiB per store).
-- Not measured: a new replica's catch-up time from a snapshot against a full-log copy
-  (snapshots are not built; with retention on, such a replica cannot catch up at all).
+- A new replica's catch-up time, from a snapshot against a full-log copy: the next section.
+EOF
+fi
+
+# ---- Snapshots: a new replica's catch-up time against a copy of the whole log ----
+if selected snapshot; then
+run_bench snapshot
+write_section snapshot "Snapshots: a new replica's catch-up time against log size and live data" <<EOF
+- Machine: $machine; load average (1, 5, 15 min) $load_before before the run, $load_after after it
+  (other work shares the machine: absolute figures are noisy; read the same-run ratios first).
+  No CPU pinning.
+- Subject: \`--log-retention min\`: the leaders keep about 1,000 entries beyond what every
+  replica applied, and a replica the log no longer reaches copies a snapshot of the leader's
+  store (docs/architecture.md "Snapshots"); each configuration on a fresh cluster (3 workers,
+  P=2, R=3), worker 2 emptied and restarted after the writes.
+- Baseline, in the same run: \`--log-retention off\`: the new replica copies and applies the
+  whole log.
+- Reading it: the time runs from the restart until the map has worker 2 in every ISR, so it
+  includes the worker's start and registration (the same in both rows); a snapshot's cost
+  follows the live data, a log copy's the number of writes.
 EOF
 fi

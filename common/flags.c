@@ -331,7 +331,8 @@ typedef struct unit {
 } unit;
 
 static const unit duration_units[] = {
-    {"", 1}, {"ms", 1}, {"s", MS_PER_S}, {"m", MS_PER_M}, {"h", MS_PER_H}, {NULL, 0},
+    {"", 1},   {"ms", 1}, {"s", MS_PER_S}, {"m", MS_PER_M}, {"h", MS_PER_H}, {"d", 24 * MS_PER_H},
+    {NULL, 0},
 };
 
 /* Binary multiples: "4k" and "4KiB" are both 4096; "kb" is refused as ambiguous. */
@@ -355,7 +356,7 @@ static sx_status parse_scaled(const sx_flag *f, slot *v, const char *who, const 
 {
     bool duration = f->type == SX_FLAG_DURATION_MS;
     const unit *units = duration ? duration_units : size_units;
-    const char *what = duration ? "a duration (e.g. 500ms, 2s, 1m, 1h; no unit: ms)"
+    const char *what = duration ? "a duration (e.g. 500ms, 2s, 1m, 1h, 7d; no unit: ms)"
                                 : "a size (e.g. 64, 4k, 4KiB, 8m, 1g; binary units)";
     if (!isdigit((unsigned char)s[0]))
         return sx_err_set(err, SX_INVALID_ARGUMENT, "%s: '%s' is not %s", who, s, what);
@@ -381,6 +382,17 @@ static sx_status parse_scaled(const sx_flag *f, slot *v, const char *who, const 
     }
     v->u64 = total;
     return SX_OK;
+}
+
+sx_status sx_flags_parse_scaled(const char *s, bool duration, const char *who, uint64_t *out,
+                                sx_err *err)
+{
+    sx_flag f = {.type = duration ? SX_FLAG_DURATION_MS : SX_FLAG_SIZE};
+    slot v = {0};
+    sx_status st = parse_scaled(&f, &v, who, s, err);
+    if (st == SX_OK)
+        *out = v.u64;
+    return st;
 }
 
 static sx_status parse_choice(const sx_flag *f, slot *v, const char *who, const char *s,

@@ -211,6 +211,13 @@ void sx_flags_usage(const sx_flags_spec *spec, const void *defaults, FILE *out);
  * durations and sizes as their exact numbers with units ("2s", "64MiB"). */
 void sx_flags_log_config(const sx_flags_spec *spec, const void *config, const char *component);
 
+/* A duration (milliseconds; "500ms", "2s", "1m", "1h", "7d"; no unit: ms) or
+ * a size (bytes; "64", "4k", "4KiB", "8m", "1g"; binary units) as flags of
+ * those types read them, for a flag that takes either or a word (e.g.
+ * --log-retention). SX_INVALID_ARGUMENT naming who. */
+sx_status sx_flags_parse_scaled(const char *s, bool duration, const char *who, uint64_t *out,
+                                sx_err *err);
+
 /* Splits "HOST:PORT" or "[IPV6]:PORT" into host (without brackets, written
  * NUL-terminated into host, host_cap bytes) and port. PORT is 1 to 5 decimal
  * digits in 0..65535 (0: let the system choose, for listen addresses); HOST is

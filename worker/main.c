@@ -52,7 +52,11 @@ typedef struct config {
     const char *port_file;
     const char *fsync;
     uint64_t write_buffer;
+    const char *log_retention;
     int64_t log_retention_entries;
+    /* --log-retention as read (parse_retention) */
+    bool retention_off;
+    uint64_t retention_bytes, retention_ms;
     uint64_t stop_timeout_ms;
     const char *log_level;
     const char *log_format;
@@ -111,16 +115,24 @@ static const sx_flag flags[] = {
      .help = "memtable of each LevelDB store (every log partition's and the term partitions'): "
              "larger means fewer flushes and compactions while writing, and up to twice this "
              "much memory per store"},
+    {.name = "log-retention",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(log_retention, const char *),
+     .metavar = "off|min|SIZE|DURATION",
+     .help = "log retention: 'off' keeps each partition's whole log; otherwise each log keeps "
+             "what every replica it feeds still needs plus 1000 entries ('min'), and at least "
+             "its newest SIZE of entries (e.g. 1GiB, 512MiB; by their mean size) or the entries "
+             "of the last DURATION (e.g. 7d, 12h, 30m); the rest, which the documents hold, is "
+             "removed. A replica the log no longer reaches copies a snapshot of the leader's "
+             "store instead (docs/operations.md)"},
     {.name = "log-retention-entries",
      .type = SX_FLAG_INT,
      .offset = OFF(log_retention_entries, int64_t),
      .min = 0,
      .max = INT64_C(1) << 48,
      .metavar = "N",
-     .help = "log retention: 0 keeps each partition's whole log; N keeps at least its last N "
-             "entries and everything a replica in sync or catching up still needs (plus 1000), "
-             "and removes the rest, which the documents already hold. Until snapshots exist a "
-             "replica whose log ends below the start cannot catch up: see docs/operations.md"},
+     .help = "log retention: also keep at least each log's last N entries (0: no such minimum); "
+             "with --log-retention off, N > 0 turns retention on"},
     {.name = "stop-timeout",
      .type = SX_FLAG_DURATION_MS,
      .offset = OFF(stop_timeout_ms, uint64_t),
@@ -206,6 +218,42 @@ static void more_reports(void *arg, sx_arena *arena, Shardex__Internal__V1__Hear
     req->n_terms = sx_tstore_reports(w->terms, arena, &req->terms);
 }
 
+/* --log-retention: a word, a duration (a unit of ms, s, m, h, d: "m" is
+ * minutes) or a size (any other unit: KiB, MiB, GiB, TiB, k, g, ...). A bare
+ * number says neither and is refused. */
+static sx_status parse_retention(config *cfg, sx_err *err)
+{
+    const char *v = cfg->log_retention;
+    static const char who[] = "--log-retention";
+    cfg->retention_off = false;
+    cfg->retention_bytes = cfg->retention_ms = 0;
+    if (strcmp(v, "off") == 0) {
+        cfg->retention_off = cfg->log_retention_entries == 0;
+        return SX_OK;
+    }
+    if (strcmp(v, "min") == 0)
+        return SX_OK;
+    size_t digits = strspn(v, "0123456789");
+    const char *unit = v + digits;
+    if (digits == 0 || *unit == '\0')
+        return sx_err_set(err, SX_INVALID_ARGUMENT,
+                          "%s: '%s' is not off, min, a size (e.g. 1GiB) or a duration (e.g. 7d)",
+                          who, v);
+    static const char *const time_units[] = {"ms", "s", "m", "h", "d", NULL};
+    bool duration = false;
+    for (const char *const *u = time_units; *u; u++)
+        duration |= strcmp(unit, *u) == 0;
+    uint64_t n = 0;
+    sx_status st = sx_flags_parse_scaled(v, duration, who, &n, err);
+    if (st == SX_OK && n == 0)
+        st = sx_err_set(err, SX_INVALID_ARGUMENT, "%s: '%s' keeps nothing; say min", who, v);
+    if (st == SX_OK && duration)
+        cfg->retention_ms = n;
+    else if (st == SX_OK)
+        cfg->retention_bytes = n;
+    return st;
+}
+
 /* Parses the command line, environment and config file into cfg (whose
  * strings may point into *file, freed by the caller) and sets up logging: -1
  * to go on, else the exit code (0 after --help, 2 for a bad command line). */
@@ -224,6 +272,10 @@ static int parse_args(int argc, char **argv, config *cfg, sx_flags_file **file)
     }
     if (sx_hostport_list(cfg->coordinator, NULL, NULL, &err) != SX_OK) {
         fprintf(stderr, "shardex-worker: --coordinator: %s\nTry --help.\n", err.msg);
+        return 2;
+    }
+    if (parse_retention(cfg, &err) != SX_OK) {
+        fprintf(stderr, "shardex-worker: %s\nTry --help.\n", err.msg);
         return 2;
     }
     sx_daemon_set_logging(cfg->log_level, cfg->log_format);
@@ -269,7 +321,10 @@ static sx_status open_stores(const config *cfg, worker *w, sx_err *err)
                  : strcmp(cfg->fsync, "never") == 0 ? SX_FSYNC_NEVER
                                                     : SX_FSYNC_BATCH,
         .write_buffer_bytes = cfg->write_buffer,
+        .log_retention_off = cfg->retention_off,
         .log_retention_entries = (uint64_t)cfg->log_retention_entries,
+        .log_retention_bytes = cfg->retention_bytes,
+        .log_retention_ms = cfg->retention_ms,
         .metrics = w->metrics,
     };
     char terms_dir[4200];
@@ -533,6 +588,7 @@ int main(int argc, char **argv)
     config cfg = {.listen = "127.0.0.1:7100",
                   .fsync = "batch",
                   .write_buffer = 32u << 20,
+                  .log_retention = "min", /* snapshots feed who the log cannot */
                   .stop_timeout_ms = 10000,
                   /* Room for a whole Put (16 MiB) and its envelope. */
                   .max_message_size = 20u << 20,

@@ -42,6 +42,9 @@ static const char COMMIT_KEY[] = "Mcommit";
 /* The first offset the log holds once trimmed (absent: 1), written in the
  * same batch as the deletions that trimmed it. */
 static const char START_KEY[] = "Mstart";
+/* Written last, synced, into a store built from a snapshot (worker/psnap.c):
+ * present, the store is whole; absent, the copy was cut short. */
+static const char SNAPSHOT_KEY[] = "Msnapshot";
 
 /* A trim deletes at most this many entries per batch: the mutex (and so
  * appends and applies) waits for one batch at a time, and each batch moves
@@ -227,6 +230,11 @@ static sx_status recover_log(sx_plog *p, sx_err *err)
                                 p->dir);
             goto done;
         }
+    } else if (p->start > 1) {
+        /* Installed from a snapshot and nothing appended since: the log
+         * holds no entry and continues at start (its epoch comes from the
+         * table, once it is read). */
+        p->leo = p->start - 1;
     }
     st = sx_iter_status(it, err);
 done:
@@ -327,7 +335,10 @@ static sx_status check_recovered(sx_plog *p, sx_err *err)
             }
         }
     }
-    if (p->start > 1 && (p->start > p->applied || p->start > p->leo)) {
+    /* A log installed from a snapshot at applied A holds no entry and starts
+     * at A + 1 (leo = A): the documents hold everything up to A. */
+    bool installed = p->start > 1 && p->start == p->leo + 1 && p->applied == p->leo;
+    if (p->start > 1 && !installed && (p->start > p->applied || p->start > p->leo)) {
         /* A trim never passes the applied offset (sx_plog_trim): the
          * documents hold everything the missing entries said. */
         st = sx_err_set(err, SX_DATA_LOSS,
@@ -374,6 +385,9 @@ sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *
         st = recover_log(p, err);
     if (st == SX_OK)
         st = recover_epochs(p, err);
+    if (st == SX_OK && p->leo + 1 == p->start && p->leo > 0)
+        p->last_epoch =
+            table_epoch_at(p->epochs, p->nepochs, p->leo); /* no entry to read it from */
     if (st == SX_OK)
         st = recover_meta(p, APPLIED_KEY, &p->applied, &val, err);
     if (st == SX_OK)
@@ -1215,4 +1229,62 @@ void sx_plog_counters(sx_plog *p, uint64_t *appends, uint64_t *entries)
     *appends = p->appends;
     *entries = p->appended;
     pthread_mutex_unlock(&p->pub_mu);
+}
+
+/* ---- snapshots (worker/psnap.c) ---- */
+
+bool sx_plog_snapshot_keep(const void *k, size_t klen, const void *v, size_t vlen, uint64_t applied)
+{
+    const uint8_t *key = k;
+    if (klen == 0 || key[0] == TAG_LOG)
+        return false;
+    if (key[0] == 'M') {
+        static const char *const offsets[] = {APPLIED_KEY, COMMIT_KEY, START_KEY, SNAPSHOT_KEY};
+        for (size_t i = 0; i < sizeof(offsets) / sizeof(*offsets); i++)
+            if (klen == strlen(offsets[i]) && memcmp(k, offsets[i], klen) == 0)
+                return false; /* the receiver writes its own (sx_plog_snapshot_seal) */
+        return true;
+    }
+    uint64_t epoch, start;
+    if (key[0] == TAG_EPOCH && parse_key_u64(k, klen, TAG_EPOCH, &epoch) &&
+        parse_val_u64(v, vlen, true, &start, NULL))
+        return start <= applied + 1; /* rows of epochs begun after the snapshot's offset go */
+    return true;
+}
+
+const void *sx_plog_snapshot_skip(const void *k, size_t klen, size_t *next_len)
+{
+    static const char after_log[] = {TAG_LOG + 1};
+    const uint8_t *key = k;
+    if (klen > 0 && key[0] == TAG_LOG) {
+        *next_len = 1;
+        return after_log;
+    }
+    return NULL;
+}
+
+void sx_plog_snapshot_seal(sx_batch *b, uint64_t applied)
+{
+    sx_buf v = {0};
+    val_u64(&v, applied);
+    sx_batch_put(b, APPLIED_KEY, strlen(APPLIED_KEY), v.data, v.len);
+    sx_batch_put(b, COMMIT_KEY, strlen(COMMIT_KEY), v.data, v.len);
+    sx_batch_put(b, SNAPSHOT_KEY, strlen(SNAPSHOT_KEY), v.data, v.len);
+    val_u64(&v, applied + 1);
+    sx_batch_put(b, START_KEY, strlen(START_KEY), v.data, v.len);
+    sx_buf_free(&v);
+}
+
+sx_status sx_plog_snapshot_complete(sx_store *s, bool *complete, uint64_t *applied, sx_err *err)
+{
+    sx_buf v = {0};
+    *complete = false;
+    sx_status st = sx_store_get(s, NULL, SNAPSHOT_KEY, strlen(SNAPSHOT_KEY), &v, complete, err);
+    uint64_t a = 0;
+    if (st == SX_OK && *complete && !parse_val_u64(v.data, v.len, true, &a, NULL))
+        *complete = false; /* a torn value cannot be: treat it as cut short */
+    if (applied)
+        *applied = a;
+    sx_buf_free(&v);
+    return st;
 }

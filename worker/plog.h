@@ -12,6 +12,8 @@
  *   'M' "commit"          -> u64 highest commit offset known, written with applied
  *   'M' "start"           -> u64 first offset the log holds (absent: 1), written in the
  *                            batch that deletes the entries below it (sx_plog_trim)
+ *   'M' "snapshot"        -> u64 A: the store was installed from a snapshot at A and
+ *                            the copy is whole (written last; see sx_plog_snapshot_seal)
  *                            ('M' keys are the tag then the name's bytes, no string encoding)
  *   'D' str id            -> u64 version, then the packed shardex.v1.Document
  *
@@ -93,7 +95,8 @@ typedef struct sx_plog_opts {
  * or disagrees with the entries at both ends of an epoch's range or with the
  * last entry; or applied is above leo. A hole strictly inside an epoch's
  * range is found later, by sx_plog_read and sx_plog_apply (SX_DATA_LOSS).
- * A trimmed log must start at its recorded start, at or below applied. */
+ * A trimmed log must start at its recorded start, at or below applied; a
+ * log installed from a snapshot may hold no entry, starting at applied + 1. */
 sx_status sx_plog_open(const char *dir, uint32_t partition, const sx_plog_opts *opts, sx_plog **out,
                        sx_err *err);
 void sx_plog_close(sx_plog *p); /* accepts NULL */
@@ -257,6 +260,27 @@ sx_status sx_plog_scan_docs_after(sx_plog *p, const sx_snapshot *snap, const cha
                                   bool (*fn)(void *arg, const char *id, size_t id_len,
                                              uint64_t version, const uint8_t *doc, size_t len),
                                   void *arg, sx_err *err);
+
+/* Snapshots (worker/psnap.c): a replica that needs entries its leader has
+ * trimmed gets a copy of the leader's store at one applied offset A instead,
+ * built by these rules so that it opens as a log that holds no entry and
+ * starts at A + 1 (leo = applied = commit = A; the epoch table answers the
+ * epoch of A, so the leader's next Append at prev A matches).
+ *
+ * keep: whether the leader's key k (value v) goes into a snapshot at applied:
+ * not the log's entries, not the offsets the receiver writes itself, not the
+ * epoch-table rows of epochs begun above A + 1; everything else (documents,
+ * epoch table, the index layer's keys) does.
+ * skip: for a key whose whole range is left out (the log), a key to seek to
+ * past it (*next_len bytes, static); NULL otherwise.
+ * seal: the receiver's last batch (synced): applied, commit, start and the
+ * mark that the copy is whole.
+ * complete: whether a store holds that mark (*applied: its A; may be NULL). */
+bool sx_plog_snapshot_keep(const void *k, size_t klen, const void *v, size_t vlen,
+                           uint64_t applied);
+const void *sx_plog_snapshot_skip(const void *k, size_t klen, size_t *next_len);
+void sx_plog_snapshot_seal(sx_batch *b, uint64_t applied);
+sx_status sx_plog_snapshot_complete(sx_store *s, bool *complete, uint64_t *applied, sx_err *err);
 
 /* Appends (batches) and entries appended since open: group commit shows as
  * fewer appends than entries. */

@@ -19,7 +19,9 @@
 #include "mem.h"
 #include "pindex.h"
 #include "plog.h"
+#include "psnap.h"
 #include "pstores.h"
+#include "retain.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -40,12 +42,21 @@
 #define SEND_MAX_ENTRIES 2000
 #define APPEND_TIMEOUT_MS 1000
 #define RETRY_MS 100
+/* A follower sent to a snapshot is sent an Append this often until it has
+ * installed it (a few bytes each). */
+#define STUCK_RETRY_MS 50
 /* Timeouts of our ChangeIsr calls: a shrink is asked again soon anyway. */
 #define SHRINK_TIMEOUT_MS 500
 #define EXPAND_TIMEOUT_MS 1000
 /* Entries and bytes one WorkerAdmin.ReadLog answers at most. */
 #define READ_LOG_MAX_ENTRIES 10000
 #define READ_LOG_MAX_BYTES (8u << 20)
+/* One Snapshot call (a chunk of about SX_PSNAP_CHUNK_BYTES). */
+#define SNAPSHOT_CALL_MS 10000
+/* A store replaced by a snapshot stays open this long, so that a reader that
+ * took it before the swap (a view, a report) finishes with it; then it is
+ * closed and deleted. Longer than any handler's deadline. */
+#define RETIRE_GRACE_MS 30000
 
 typedef struct pending {
     ProtobufCBinaryData *ops;
@@ -96,12 +107,21 @@ struct replica {
     uint64_t fresh_ms;  /* monotonic: when applied last reached the commit offset */
     uint64_t log_floor; /* leader: the floor announced with every Append (retention) */
     uint64_t trimmed;   /* entries this process removed from the log (retention) */
+    sx_retain retain;   /* leader: what --log-retention keeps at least (retain.h) */
 
     /* follower */
     bool applying; /* an Append applies without mu: the next Append waits for it */
     /* Follower reads (monotonic, this process's clock): every write
      * acknowledged before this instant is applied here; 0: not known. */
     uint64_t sure_ms;
+
+    /* Snapshot install (psnap.h): one fetch thread at a time, started by an
+     * Append that says the leader no longer holds what we need. */
+    bool snap_running; /* the thread runs (joined by the next start or destroy) */
+    bool snap_started; /* a thread was started: join it */
+    bool installing;   /* the swap is in progress: Appends are refused meanwhile */
+    bool alias;        /* the store is open as "pNNNN/." (see swap_in) */
+    pthread_t snap_thread;
 };
 
 struct sx_replica_set {
@@ -112,7 +132,9 @@ struct sx_replica_set {
     sx_membership *member;
     sx_fsync_mode fsync;
     uint32_t lag_timeout_ms;
-    uint64_t log_retention_entries; /* 0: keep the whole log */
+    /* Log retention (sx_replica_opts) */
+    bool log_retention_off;
+    uint64_t log_retention_entries, log_retention_bytes, log_retention_ms;
     size_t write_buffer_bytes;
     sx_store_cache *cache;
 
@@ -136,6 +158,8 @@ struct sx_replica_set {
     uint32_t nheld;
     uint32_t *lost; /* partitions whose store was lost, found at start */
     size_t nlost;
+
+    sx_psnap_server *snaps; /* snapshots this worker serves as a leader */
 };
 
 static sx_membership *member_of(sx_replica_set *rs)
@@ -293,6 +317,17 @@ static pending *take_batch_locked(replica *r, pending **last_out, size_t *nops_o
     return batch;
 }
 
+/* Feeds --log-retention by size and time with a batch appended at first
+ * (nops ops in the writes from batch on). r->mu held. */
+static void note_appended_locked(replica *r, uint64_t first, size_t nops, const pending *batch)
+{
+    uint64_t bytes = 0;
+    for (const pending *w = batch; w; w = w->next)
+        for (size_t i = 0; i < w->n; i++)
+            bytes += w->ops[i].len;
+    sx_retain_appended(&r->retain, first, nops, bytes, sx_clock_wall_ms());
+}
+
 /* Appends one batch of queued writes at our epoch: one LevelDB batch, one
  * fsync. r->mu held, released during the write. */
 static void append_queued_locked(replica *r)
@@ -318,6 +353,7 @@ static void append_queued_locked(replica *r)
     free(entries);
     SX_CRASH_POINT("leader-after-append");
     pthread_mutex_lock(&r->mu);
+    note_appended_locked(r, first, nops, batch);
     for (pending *w = batch; w; w = w->next) {
         w->first = first;
         first += w->n;
@@ -395,11 +431,13 @@ static void trim_log_locked(replica *r, uint64_t floor)
  * own trim to it. r->mu held. */
 static void retain_leader_locked(replica *r)
 {
-    if (r->owner->log_retention_entries == 0)
+    sx_psnap_server_expire(r->owner->snaps, sx_clock_now_ms());
+    if (r->owner->log_retention_off)
         return;
-    r->log_floor =
-        sx_repcore_log_floor(&r->core, sx_plog_applied(r->log), sx_plog_leo(r->log),
-                             (int64_t)r->owner->log_retention_entries, sx_clock_now_ms());
+    uint64_t leo = sx_plog_leo(r->log);
+    uint64_t keep = sx_retain_keep(&r->retain, leo, sx_clock_wall_ms());
+    r->log_floor = sx_repcore_log_floor(&r->core, sx_plog_applied(r->log), leo, (int64_t)keep,
+                                        sx_clock_now_ms());
     trim_log_locked(r, r->log_floor);
 }
 
@@ -593,14 +631,19 @@ static sx_status send_append(session *s, const sx_repcore_step *step, uint64_t e
         s->stuck = sx_plog_read(r->log, step->prev + 1, SEND_MAX_ENTRIES, BATCH_MAX_BYTES, &arena,
                                 entries, n, &rerr) == SX_OUT_OF_RANGE &&
                    step->prev + 1 < sx_plog_start(r->log);
-        if (s->stuck && !s->below_start) {
-            /* Trimmed (log retention): the follower stays as it is, outside
-             * the ISR, until it is given a snapshot (not built yet). */
+        if (s->stuck) {
+            /* Trimmed (log retention): the follower fetches a snapshot of
+             * our store (Snapshot) and continues from its offset. */
+            req.snapshot_needed = true;
+            req.log_start = sx_plog_start(r->log);
+            if (!s->below_start)
+                SX_LOG(SX_LOG_INFO, "replica",
+                       "partition=%u follower=%d needs offset=%" PRIu64
+                       " below the log start=%" PRIu64 ": it is sent to a snapshot",
+                       r->p, s->follower, step->prev + 1, req.log_start);
             s->below_start = true;
-            SX_LOG(SX_LOG_WARN, "replica",
-                   "partition=%u follower=%d needs offset=%" PRIu64 " below the log start=%" PRIu64
-                   ": cannot catch up from the log",
-                   r->p, s->follower, step->prev + 1, sx_plog_start(r->log));
+        } else {
+            s->below_start = false;
         }
         req.entries = sx_arena_alloc(&arena, (*n + 1) * sizeof(*req.entries));
         for (size_t i = 0; i < *n; i++) {
@@ -714,8 +757,8 @@ static void *session_main(void *arg)
         if (!s->stop)
             on_reply_locked(s, &step, n, st, resp, &err, now);
         sx_rpc_free(resp);
-        if (s->stuck && !s->stop) /* a heartbeat at the idle pace, not a busy loop */
-            sx_cond_wait_ms(&r->cv, &r->mu, SX_REPCORE_IDLE_MS);
+        if (s->stuck && !s->stop) /* not a busy loop; soon enough to see it installed */
+            sx_cond_wait_ms(&r->cv, &r->mu, STUCK_RETRY_MS);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -770,6 +813,13 @@ static void start_session_locked(replica *r, uint32_t slot)
 static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
 {
     sx_err err = {0};
+    /* A snapshot being swapped in (never for an ISR member, which the
+     * coordinator alone elects, but a map may be old): lead from the new
+     * store, once it is open. */
+    pthread_mutex_lock(&r->mu);
+    while (r->installing)
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
     if (sx_plog_begin_epoch(r->log, cm->epoch, &err) != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot lead at epoch=%" PRIu64 ": %s", r->p,
                cm->epoch, err.msg);
@@ -779,7 +829,8 @@ static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
     uint64_t leo = sx_plog_leo(r->log);
     sx_repcore_lead(&r->core, cm, sx_plog_commit(r->log), sx_plog_applied(r->log), leo,
                     sx_clock_now_ms());
-    r->log_floor = 0;   /* until this leadership has heard its followers */
+    r->log_floor = 0;            /* until this leadership has heard its followers */
+    sx_retain_reset(&r->retain); /* what earlier leaderships appended, and when: not known */
     recommit_locked(r); /* alone in the ISR, the log is committed now: reads need not wait */
     uint64_t hw = r->core.hw;
     r->lead_map = sx_partmap_acquire(pm); /* the peers' addresses live in it */
@@ -977,7 +1028,11 @@ static sx_status scan_stores(sx_replica_set *rs, sx_err *err)
     uint32_t *cand = NULL;
     size_t n = 0;
     sx_err e = {0}; /* scan_store reads the message back */
-    sx_status st = sx_pstores_open(rs->data_dir, &rs->stores, &e);
+    /* First the swaps of snapshot installs a crash cut short: finished or
+     * undone, every store is back at pNNNN before anything looks for it. */
+    sx_status st = sx_psnap_recover(rs->data_dir, &e);
+    if (st == SX_OK)
+        st = sx_pstores_open(rs->data_dir, &rs->stores, &e);
     if (st == SX_OK)
         st = sx_pstores_candidates(rs->stores, &cand, &n, &e);
     for (size_t i = 0; st == SX_OK && i < n; i++)
@@ -1010,6 +1065,9 @@ static replica *open_replica(sx_replica_set *rs, uint32_t p)
     pthread_mutex_init(&r->mu, NULL);
     sx_cond_init_monotonic(&r->cv);
     sx_repcore_init(&r->core, sx_plog_max_epoch(log), rs->lag_timeout_ms);
+    r->retain.entries = rs->log_retention_entries;
+    r->retain.bytes = rs->log_retention_bytes;
+    r->retain.ms = rs->log_retention_ms;
     return r;
 }
 
@@ -1348,6 +1406,237 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
     return SX_OK;
 }
 
+/* ------------------------------------------------------------ snapshots -- */
+
+/* p's leader as the newest map names it (not us): its address (copied into
+ * addr) and epoch. False when there is none to ask. */
+static bool leader_of(replica *r, char *addr, size_t cap, uint64_t *epoch)
+{
+    sx_membership *m = member_of(r->owner);
+    if (!m)
+        return false;
+    sx_membership_view v;
+    sx_membership_get_view(m, &v);
+    bool ok = false;
+    const Shardex__Internal__V1__LogPartition *lp = v.map ? sx_partmap_part(v.map, r->p) : NULL;
+    if (lp && lp->leader >= 0 && lp->leader != sx_partmap_self(v.map)) {
+        const Shardex__Internal__V1__WorkerEntry *w = sx_partmap_worker(v.map, lp->leader);
+        if (w && w->address && w->address[0]) {
+            snprintf(addr, cap, "%s", w->address);
+            *epoch = lp->epoch;
+            ok = true;
+        }
+    }
+    sx_partmap_release(v.map);
+    return ok;
+}
+
+static bool snap_stopping(replica *r)
+{
+    pthread_mutex_lock(&r->owner->mu);
+    bool stop = r->owner->stop;
+    pthread_mutex_unlock(&r->owner->mu);
+    return stop;
+}
+
+/* Copies the leader's snapshot into snapdir, chunk by chunk, and seals it;
+ * *applied gets its offset. Every call has a deadline; a leader that dies
+ * or changes midway fails the transfer (the next Append that asks for a
+ * snapshot starts over, at whoever leads then). */
+static sx_status fetch_snapshot(replica *r, const char *snapdir, uint64_t *applied, sx_err *err)
+{
+    char addr[256];
+    uint64_t epoch = 0;
+    if (!leader_of(r, addr, sizeof(addr), &epoch))
+        return sx_err_set(err, SX_UNAVAILABLE, "partition %u: no leader to ask for a snapshot",
+                          r->p);
+    sx_psnap_writer *w = NULL;
+    sx_status st = sx_psnap_writer_open(snapdir, &w, err);
+    if (st != SX_OK)
+        return st;
+    Shardex__Internal__V1__SnapshotRequest req = SHARDEX__INTERNAL__V1__SNAPSHOT_REQUEST__INIT;
+    req.partition = r->p;
+    req.epoch = epoch;
+    req.max_bytes = SX_PSNAP_CHUNK_BYTES;
+    sx_buf cursor = {0};
+    uint64_t pairs = 0, chunks = 0, at = 0;
+    SX_LOG(SX_LOG_INFO, "replica", "partition=%u fetching a snapshot from %s epoch=%" PRIu64, r->p,
+           addr, epoch);
+    for (bool done = false; st == SX_OK && !done;) {
+        if (snap_stopping(r)) {
+            st = sx_err_set(err, SX_ABORTED, "partition %u: stopping", r->p);
+            break;
+        }
+        req.cursor.data = cursor.data;
+        req.cursor.len = cursor.len;
+        ProtobufCMessage *respm = NULL;
+        sx_rpc_call_opts o = {.timeout_ms = SNAPSHOT_CALL_MS};
+        st = sx_rpc_invoke(r->owner->rpc, addr, REPL_SVC, "Snapshot", &req.base, &respm, &o, err);
+        if (st != SX_OK)
+            break;
+        const Shardex__Internal__V1__SnapshotResponse *resp = (const void *)respm;
+        if (req.session && (resp->session != req.session || resp->offset != at))
+            st = sx_err_set(err, SX_INTERNAL, "partition %u: the leader changed sessions midway",
+                            r->p);
+        if (st == SX_OK)
+            st = sx_psnap_writer_put(w, resp->pairs, resp->n_pairs, err);
+        if (st == SX_OK) {
+            req.session = resp->session;
+            at = resp->offset;
+            done = resp->done;
+            pairs += resp->n_pairs;
+            chunks++;
+            sx_buf_reset(&cursor);
+            sx_buf_append(&cursor, resp->next_cursor.data, resp->next_cursor.len);
+        }
+        sx_rpc_free(respm);
+        /* Tests kill -9 here: a copy cut short, deleted at the next start. */
+        SX_CRASH_POINT("snapshot-follower-chunk");
+    }
+    if (st == SX_OK)
+        st = sx_psnap_writer_seal(w, at, err);
+    sx_psnap_writer_close(w);
+    sx_buf_free(&cursor);
+    if (st == SX_OK) {
+        *applied = at;
+        SX_LOG(SX_LOG_INFO, "replica",
+               "partition=%u snapshot fetched offset=%" PRIu64 " pairs=%" PRIu64 " chunks=%" PRIu64,
+               r->p, at, pairs, chunks);
+    }
+    return st;
+}
+
+/* Replaces r's store by the sealed copy (psnap.h): Appends are refused
+ * meanwhile, and the old store stays open for RETIRE_GRACE_MS for whoever
+ * still reads it, then is closed and deleted. Failures after the first
+ * rename are fatal: the next start finishes the swap (sx_psnap_recover). */
+static void swap_in(replica *r, const char *dir, uint64_t applied)
+{
+    sx_replica_set *rs = r->owner;
+    SX_CRASH_POINT("snapshot-before-swap");
+    sx_err err = {0};
+    sx_plog *log = NULL;
+    sx_pindex *ix = NULL;
+    /* The old store stays open through the grace period, and LevelDB
+     * refuses to open a store whose LOCK path this process holds (by name:
+     * "pNNNN/LOCK"), although the old one's is now pNNNN.old's file. So the
+     * new store is opened under the other spelling of the same directory,
+     * "pNNNN/." or "pNNNN", alternately; the next start uses "pNNNN". */
+    size_t cap = strlen(dir) + 3;
+    char *path = sx_malloc(cap);
+    snprintf(path, cap, "%s%s", dir, r->alias ? "" : "/.");
+    if (sx_psnap_swap(dir, &err) != SX_OK ||
+        open_partition(rs, path, r->p, &log, &ix, &err) != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u snapshot install failed: %s; stopping", r->p,
+               err.msg);
+        abort(); /* rule 8: the start after this finishes or undoes the swap */
+    }
+    pthread_mutex_lock(&r->mu);
+    sx_plog *old_log = r->log;
+    sx_pindex *old_ix = r->ix;
+    r->log = log;
+    r->ix = ix;
+    r->installing = false;
+    r->alias = !r->alias;
+    r->fresh_ms = sx_clock_now_ms();
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    SX_LOG(SX_LOG_INFO, "replica", "partition=%u installed a snapshot at offset=%" PRIu64, r->p,
+           applied);
+    SX_CRASH_POINT("snapshot-after-swap");
+    /* The grace period, cut short when the worker stops. */
+    uint64_t until = sx_clock_now_ms() + RETIRE_GRACE_MS;
+    pthread_mutex_lock(&r->mu);
+    while (!snap_stopping(r) && sx_clock_now_ms() < until)
+        sx_cond_wait_ms(&r->cv, &r->mu, 200);
+    pthread_mutex_unlock(&r->mu);
+    sx_psnap_server_drop(rs->snaps, old_log); /* sessions it served as a leader, if any */
+    sx_plog_close(old_log);                   /* then its observer */
+    sx_pindex_close(old_ix);
+    if (sx_psnap_drop_old(dir, &err) != SX_OK)
+        SX_LOG(SX_LOG_WARN, "replica", "partition=%u old store not deleted: %s", r->p, err.msg);
+    free(path);
+}
+
+static void *snapshot_main(void *arg)
+{
+    replica *r = arg;
+    sx_replica_set *rs = r->owner;
+    char *dir = partition_dir(rs, r->p);
+    size_t cap = strlen(dir) + 8;
+    char *snapdir = sx_malloc(cap);
+    snprintf(snapdir, cap, "%s.snap", dir);
+    sx_err err = {0};
+    uint64_t applied = 0;
+    sx_status st = fetch_snapshot(r, snapdir, &applied, &err);
+    bool swap = false;
+    if (st == SX_OK) {
+        /* Only a follower swaps its store, and only when the copy is ahead
+         * of what it holds (an Append may have caught it up meanwhile). */
+        pthread_mutex_lock(&r->mu);
+        swap = r->core.role != SX_REPCORE_LEADER && applied > sx_plog_applied(r->log);
+        if (swap) {
+            r->installing = true;
+            while (r->applying)
+                pthread_cond_wait(&r->cv, &r->mu);
+        }
+        pthread_mutex_unlock(&r->mu);
+    } else {
+        SX_LOG(SX_LOG_WARN, "replica", "partition=%u snapshot not fetched: %s", r->p, err.msg);
+    }
+    if (swap)
+        swap_in(r, dir, applied);
+    else if (sx_store_destroy_files(snapdir, &err) != SX_OK)
+        SX_LOG(SX_LOG_WARN, "replica", "partition=%u cannot delete %s: %s", r->p, snapdir, err.msg);
+    pthread_mutex_lock(&r->mu);
+    r->snap_running = false;
+    pthread_mutex_unlock(&r->mu);
+    free(snapdir);
+    free(dir);
+    return NULL;
+}
+
+/* The leader no longer holds what we need: fetch a snapshot on a thread of
+ * its own (never in the Append handler), unless one runs. r->mu held. */
+static void want_snapshot_locked(replica *r)
+{
+    if (r->snap_running)
+        return;
+    if (r->snap_started)
+        pthread_join(r->snap_thread, NULL); /* finished: it cleared snap_running */
+    r->snap_running = true;
+    r->snap_started = true;
+    pthread_create(&r->snap_thread, NULL, snapshot_main, r);
+    pthread_setname_np(r->snap_thread, "repl-snapshot");
+}
+
+sx_status sx_replica_snapshot(sx_replica_set *rs, const Shardex__Internal__V1__SnapshotRequest *req,
+                              Shardex__Internal__V1__SnapshotResponse *resp, sx_arena *arena,
+                              sx_err *err)
+{
+    replica *r = get_replica(rs, req->partition);
+    if (!r)
+        return sx_err_set(err, SX_FAILED_PRECONDITION, "partition %u: not hosted here",
+                          req->partition);
+    bool lease = lease_valid(rs);
+    pthread_mutex_lock(&r->mu);
+    bool leads = lease && sx_repcore_leading(&r->core) && r->core.epoch == req->epoch;
+    uint64_t epoch = r->core.epoch;
+    sx_plog *log = r->log; /* a leader's store is never swapped */
+    pthread_mutex_unlock(&r->mu);
+    if (!leads)
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "partition %u: this worker does not lead it at epoch %" PRIu64
+                          " (its epoch: %" PRIu64 ")",
+                          req->partition, req->epoch, epoch);
+    /* Tests hold a transfer here to kill its leader midway. */
+    SX_DELAY_POINT("snapshot-serve");
+    sx_status st = sx_psnap_serve(rs->snaps, log, sx_clock_now_ms(), req, resp, arena, err);
+    /* Tests kill -9 here: the leader dies with a transfer open. */
+    SX_CRASH_POINT("snapshot-leader-chunk");
+    return st;
+}
+
 sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__AppendRequest *req,
                             Shardex__Internal__V1__AppendResponse *resp, sx_arena *arena,
                             sx_err *err)
@@ -1367,8 +1656,21 @@ sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__App
     pthread_mutex_lock(&r->mu);
     while (r->applying) /* one Append at a time, its apply included */
         pthread_cond_wait(&r->cv, &r->mu);
+    if (r->installing) {
+        pthread_mutex_unlock(&r->mu);
+        free(epochs);
+        return sx_err_set(err, SX_UNAVAILABLE, "partition %u: installing a snapshot",
+                          req->partition);
+    }
     sx_repcore_local l = local_of(r, &a, &ours);
     sx_repcore_follow_plan(&r->core, &a, &l, &plan);
+    if (plan.verdict == SX_REPCORE_APPEND_ACCEPT && req->prev_offset + 1 < sx_plog_start(r->log))
+        /* After a snapshot install, the leader still sends from what we held
+         * before: our epoch table and log end tell it where we are now. */
+        plan.verdict = SX_REPCORE_APPEND_MISMATCH;
+    if (plan.verdict != SX_REPCORE_APPEND_STALE && plan.verdict != SX_REPCORE_APPEND_LEADING &&
+        req->snapshot_needed && sx_plog_leo(r->log) + 1 < req->log_start)
+        want_snapshot_locked(r);
     if (plan.verdict == SX_REPCORE_APPEND_STALE)
         st = sx_err_set(err, SX_FAILED_PRECONDITION,
                         "partition %u: epoch %" PRIu64 " is stale; this replica knows %" PRIu64,
@@ -1671,7 +1973,10 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     rs->fsync = opts->fsync;
     rs->write_buffer_bytes = opts->write_buffer_bytes;
     rs->lag_timeout_ms = opts->lag_timeout_ms ? opts->lag_timeout_ms : 2000;
+    rs->log_retention_off = opts->log_retention_off;
     rs->log_retention_entries = opts->log_retention_entries;
+    rs->log_retention_bytes = opts->log_retention_bytes;
+    rs->log_retention_ms = opts->log_retention_ms;
     rs->on_applied = opts->on_applied;
     rs->on_applied_arg = opts->on_applied_arg;
     rs->docs_applied = sx_metrics_counter(
@@ -1681,6 +1986,7 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     rs->cache = sx_store_cache_create(32u << 20); /* shared by every partition's store */
     pthread_mutex_init(&rs->mu, NULL);
     pthread_cond_init(&rs->cv, NULL);
+    rs->snaps = sx_psnap_server_create();
     sx_status st = scan_stores(rs, err);
     if (st != SX_OK) {
         sx_replica_destroy(rs);
@@ -1712,6 +2018,12 @@ void sx_replica_destroy(sx_replica_set *rs)
     free(rs->held_ix);
     free(rs->lost);
     sx_pstores_close(rs->stores);
+    for (uint32_t p = 0; p < rs->nparts; p++) {
+        replica *r = rs->reps[p];
+        if (r && r->snap_started)
+            pthread_join(r->snap_thread, NULL); /* it sees rs->stop between calls */
+    }
+    sx_psnap_server_destroy(rs->snaps); /* its snapshots, before their stores close */
     for (uint32_t p = 0; p < rs->nparts; p++) {
         replica *r = rs->reps[p];
         if (!r)

@@ -95,10 +95,16 @@ typedef struct sx_replica_opts {
     sx_fsync_mode fsync;
     size_t write_buffer_bytes; /* each partition store's memtable; 0: the store's default */
     uint32_t lag_timeout_ms;   /* 0: the lease */
-    /* Log retention (docs/architecture.md): 0 keeps the whole log; N > 0
-     * lets a leader announce a floor that keeps at least the last N entries
-     * and SX_REPCORE_TRIM_MARGIN below what every replica it feeds applied. */
+    /* Log retention (docs/architecture.md): unless off, a leader announces
+     * a floor SX_REPCORE_TRIM_MARGIN below what every replica it feeds
+     * applied, and keeps at least the last `entries`, about the newest
+     * `bytes` of entries (by the mean size of the entries it appended) and
+     * the entries it appended in the last `ms` (0: no such minimum). A
+     * replica the log cannot feed any more is sent to a snapshot. */
+    bool log_retention_off;
     uint64_t log_retention_entries;
+    uint64_t log_retention_bytes;
+    uint64_t log_retention_ms;
     /* The pipeline's next stage: runs (on a replica thread, no lock held; it
      * must not block) whenever a leader applied newly committed entries, so
      * that the index layer ships them at once. It may run until
@@ -154,6 +160,13 @@ void sx_replica_write(sx_replica_set *r, uint32_t p, ProtobufCBinaryData *ops, s
 sx_status sx_replica_append(sx_replica_set *r, const Shardex__Internal__V1__AppendRequest *req,
                             Shardex__Internal__V1__AppendResponse *resp, sx_arena *arena,
                             sx_err *err);
+
+/* Leader: the next chunk of a snapshot of p's store (Replication.Snapshot,
+ * psnap.h). SX_FAILED_PRECONDITION unless this worker leads p at req->epoch
+ * with a lease; sx_psnap_serve's codes. Arrays allocated in arena. */
+sx_status sx_replica_snapshot(sx_replica_set *r, const Shardex__Internal__V1__SnapshotRequest *req,
+                              Shardex__Internal__V1__SnapshotResponse *resp, sx_arena *arena,
+                              sx_err *err);
 
 /* Leader: reads a document once after_offset is applied and this leader
  * serves reads (as sx_replica_wait_applied). SX_ABORTED when not the leader.

@@ -74,3 +74,11 @@ sx_status sx_replservice_read_many(sx_rpc_call *call, const ProtobufCMessage *re
         resp->n_docs = req->n_ids;
     return st;
 }
+
+sx_status sx_replservice_snapshot(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                                  ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    sx_worker_ctx *w = arg;
+    return sx_replica_snapshot(w->replicas, (const void *)reqm, (void *)respm,
+                               sx_rpc_call_arena(call), err);
+}

@@ -26,5 +26,9 @@ sx_status sx_replservice_read(sx_rpc_call *call, const ProtobufCMessage *req,
  * offset and for the leader to serve reads, the others find it so). */
 sx_status sx_replservice_read_many(sx_rpc_call *call, const ProtobufCMessage *req,
                                    ProtobufCMessage *resp, void *arg, sx_err *err);
+/* Replication.Snapshot: the leader's next chunk of a snapshot of the
+ * partition's store, for a follower that needs entries it trimmed (psnap.h). */
+sx_status sx_replservice_snapshot(sx_rpc_call *call, const ProtobufCMessage *req,
+                                  ProtobufCMessage *resp, void *arg, sx_err *err);
 
 #endif

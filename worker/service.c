@@ -50,6 +50,7 @@ static const row worker_methods[] = {
     {REPLICATION, {"Write", sx_replservice_write, SX_RPC_INLINE}},     /* deferred reply */
     {REPLICATION, {"Read", sx_replservice_read, SX_RPC_WAITING}},      /* for an offset */
     {REPLICATION, {"ReadMany", sx_replservice_read_many, SX_RPC_WAITING}},
+    {REPLICATION, {"Snapshot", sx_replservice_snapshot, SX_RPC_BLOCKING}}, /* LevelDB reads */
     /* Index, between workers and from `shardex verify`. */
     {INDEX, {"Ship", sx_ixservice_ship, SX_RPC_BLOCKING}},           /* LevelDB write */
     {INDEX, {"ScanLocal", sx_ixservice_scan_local, SX_RPC_WAITING}}, /* for an offset */

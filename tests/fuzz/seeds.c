@@ -372,6 +372,13 @@ static void worker_requests(void)
     rm.n_ids = 2;
     rm.ids = ids;
     write_request("read-many", SX_FUZZ_ROW_READ_MANY, &rm.base);
+    Shardex__Internal__V1__SnapshotRequest sn = SHARDEX__INTERNAL__V1__SNAPSHOT_REQUEST__INIT;
+    sn.partition = 1;
+    sn.epoch = 3;
+    sn.session = 1765000000000001u;
+    sn.cursor = (ProtobufCBinaryData){5, (uint8_t *)"Dpkg:"};
+    sn.max_bytes = 1u << 20;
+    write_request("snapshot", SX_FUZZ_ROW_SNAPSHOT, &sn.base);
 
     Shardex__Internal__V1__WorkerStatusRequest ws =
         SHARDEX__INTERNAL__V1__WORKER_STATUS_REQUEST__INIT;

@@ -21,7 +21,7 @@
  *    those old documents deleted from a follower's store
  *    (kill -9, edit, restart) is found: DIVERGED against the leader's copy.
  *
- * Not here (not built yet): snapshots for a replica below the floor.
+ * Not here: snapshots for a replica below the floor (test_snapshot.c).
  *
  * N and ROUNDS: SHARDEX_RETENTION_DOCS and SHARDEX_RETENTION_ROUNDS (the
  * issue's 10,000 x 50 is the `slow` variant, integration.test_retention_full).

@@ -306,8 +306,9 @@ static void test_duration(void **state)
     static const struct {
         const char *text;
         uint64_t ms;
-    } ok[] = {{"0", 0},      {"500", 500},    {"500ms", 500}, {"2s", 2000},
-              {"1m", 60000}, {"1h", 3600000}, {"90s", 90000}, {"18446744073709551615", UINT64_MAX}};
+    } ok[] = {{"0", 0},       {"500", 500},      {"500ms", 500},
+              {"2s", 2000},   {"1m", 60000},     {"1h", 3600000},
+              {"90s", 90000}, {"7d", 604800000}, {"18446744073709551615", UINT64_MAX}};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         cfg c;
         bool help;
@@ -317,7 +318,7 @@ static void test_duration(void **state)
                          SX_OK);
         assert_true(c.interval_ms == ok[i].ms);
     }
-    const char *not_duration = "is not a duration (e.g. 500ms, 2s, 1m, 1h; no unit: ms)";
+    const char *not_duration = "is not a duration (e.g. 500ms, 2s, 1m, 1h, 7d; no unit: ms)";
     char msg[256];
     const char *bad[] = {"2x", "-1", "", "1.5s", "2S", "s", " 1s", "2 s"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -326,6 +327,19 @@ static void test_duration(void **state)
     }
     expect_error(ARGV("--interval", "18446744073709551616"),
                  "--interval: '18446744073709551616' is too large");
+    /* The same reader for a flag that takes a duration or a size
+     * (--log-retention): "1m" is a minute as a duration, a MiB as a size. */
+    uint64_t n = 0;
+    sx_err e = {0};
+    assert_int_equal(sx_flags_parse_scaled("1m", true, "--x", &n, &e), SX_OK);
+    assert_true(n == 60000);
+    assert_int_equal(sx_flags_parse_scaled("1m", false, "--x", &n, &e), SX_OK);
+    assert_true(n == 1u << 20);
+    assert_int_equal(sx_flags_parse_scaled("2GiB", false, "--x", &n, &e), SX_OK);
+    assert_true(n == UINT64_C(2) << 30);
+    assert_int_equal(sx_flags_parse_scaled("2GiB", true, "--x", &n, &e), SX_INVALID_ARGUMENT);
+    assert_string_equal(e.msg, "--x: '2GiB' is not a duration (e.g. 500ms, 2s, 1m, 1h, 7d; no "
+                               "unit: ms)");
     expect_error(ARGV("--interval", "5124095576030432h"),
                  "--interval: '5124095576030432h' is too large");
     expect_error(ARGV("--timeout", "0"), "--timeout: 0 is below the minimum 1ms");
@@ -1123,7 +1137,7 @@ static void test_config_errors(void **state)
     expect_conf_error("write-buffer = 2g\n",
                       "worker.conf:1: write-buffer: 2g is above the maximum 1GiB");
     expect_conf_error("lease = soon\n", "worker.conf:1: lease: 'soon' is not a duration (e.g. "
-                                        "500ms, 2s, 1m, 1h; no unit: ms)");
+                                        "500ms, 2s, 1m, 1h, 7d; no unit: ms)");
     expect_conf_error("replicas = 8\n", "worker.conf:1: replicas: 8 is above the maximum 7");
     expect_conf_error("fsync = sometimes\n",
                       "worker.conf:1: fsync: 'sometimes' is not one of: batch, always, never");

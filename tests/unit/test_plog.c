@@ -32,6 +32,7 @@
 #include "fixture.h"
 #include "harness.h"
 #include "plog.h"
+#include "psnap.h"
 
 #include "shardex/internal/v1/replication.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
@@ -1386,6 +1387,260 @@ static void test_plog_random_history(void **state)
     free(reps);
 }
 
+/* ---- snapshots (psnap.h) ---- */
+
+/* Copies every chunk of a snapshot of p (max_bytes each) into a sealed store
+ * at path; returns the snapshot's offset. between runs after the first chunk
+ * (the source changes meanwhile: the copy must not see it). */
+static uint64_t copy_snapshot(sx_plog *p, const char *path, uint32_t max_bytes,
+                              void (*between)(void *), void *arg)
+{
+    sx_err err = {0};
+    sx_psnap_server *srv = sx_psnap_server_create();
+    sx_psnap_writer *w = NULL;
+    assert_int_equal(sx_psnap_writer_open(path, &w, &err), SX_OK);
+    Shardex__Internal__V1__SnapshotRequest req = SHARDEX__INTERNAL__V1__SNAPSHOT_REQUEST__INIT;
+    req.partition = 7;
+    req.epoch = 3;
+    req.max_bytes = max_bytes;
+    sx_buf cursor = {0};
+    uint64_t at = 0;
+    int chunks = 0;
+    for (bool done = false; !done; chunks++) {
+        sx_arena a = {0};
+        Shardex__Internal__V1__SnapshotResponse resp =
+            SHARDEX__INTERNAL__V1__SNAPSHOT_RESPONSE__INIT;
+        req.cursor = (ProtobufCBinaryData){cursor.len, cursor.data};
+        assert_int_equal(sx_psnap_serve(srv, p, 1000, &req, &resp, &a, &err), SX_OK);
+        assert_true(resp.session != 0);
+        if (req.session)
+            assert_int_equal(resp.offset, at);
+        req.session = resp.session;
+        at = resp.offset;
+        assert_int_equal(sx_psnap_writer_put(w, resp.pairs, resp.n_pairs, &err), SX_OK);
+        for (size_t i = 0; i < resp.n_pairs; i++)
+            assert_int_not_equal(resp.pairs[i]->key.data[0], 'L');
+        sx_buf_reset(&cursor);
+        sx_buf_append(&cursor, resp.next_cursor.data, resp.next_cursor.len);
+        done = resp.done;
+        sx_arena_free(&a);
+        if (chunks == 0 && between)
+            between(arg);
+    }
+    assert_true(chunks > 1 || max_bytes == 0);
+    assert_int_equal(sx_psnap_server_sessions(srv), 0); /* done ends the session */
+    assert_int_equal(sx_psnap_writer_seal(w, at, &err), SX_OK);
+    sx_psnap_writer_close(w);
+    sx_psnap_server_destroy(srv);
+    sx_buf_free(&cursor);
+    return at;
+}
+
+static void write_more(void *arg)
+{
+    sx_plog *p = arg;
+    sx_err err = {0};
+    append_put(p, 5, "a", 100);
+    append_put(p, 5, "c", 101);
+    assert_int_equal(sx_plog_apply(p, 12, NULL, &err), SX_OK);
+}
+
+/* A snapshot at applied 7 of a log with epochs 1 and 3 (and 5 begun above
+ * it), copied in small chunks while the source moves on, opens as a log
+ * that holds no entry and starts at 8: the documents as of 7, the epoch
+ * table up to 7 (epoch_at(7) answers), appends and applies go on from 8,
+ * and it reopens so. */
+static void test_snapshot_install(void **state)
+{
+    fixture *f = *state;
+    sx_err err = {0};
+    for (int i = 1; i <= 10; i++)
+        append_put(f->p, i <= 4 ? 1 : 3, i % 2 ? "a" : "b", i);
+    uint64_t applied = 0;
+    assert_int_equal(apply_with(f, 7, NULL, NULL, &applied, &err), SX_OK);
+    assert_int_equal(sx_plog_trim(f->p, 5, NULL, &err), SX_OK);  /* a trimmed source */
+    assert_int_equal(sx_plog_begin_epoch(f->p, 5, &err), SX_OK); /* (5, 11): above the copy's 7 */
+    char snap[PATH_MAX + 32], live[PATH_MAX + 32];
+    snprintf(snap, sizeof(snap), "%s/q.snap", f->dir);
+    snprintf(live, sizeof(live), "%s/q", f->dir);
+    assert_int_equal(copy_snapshot(f->p, snap, 16, write_more, f->p), 7);
+    assert_int_equal(sx_plog_applied(f->p), 12); /* the source moved on meanwhile */
+    assert_int_equal(sx_psnap_swap(live, &err), SX_OK);
+    sx_plog *q = NULL;
+    assert_int_equal(sx_plog_open(live, 7, NULL, &q, &err), SX_OK);
+    assert_int_equal(sx_plog_start(q), 8);
+    assert_int_equal(sx_plog_leo(q), 7);
+    assert_int_equal(sx_plog_applied(q), 7);
+    assert_int_equal(sx_plog_commit(q), 7);
+    assert_int_equal(sx_plog_last_epoch(q), 3);
+    assert_epochs(q, (sx_epoch_start[]){{1, 1}, {3, 5}}, 2);
+    uint64_t e = 0;
+    assert_int_equal(sx_plog_epoch_at(q, 7, &e, &err), SX_OK);
+    assert_int_equal(e, 3);
+    assert_int_equal(get_n(q, "a", NULL), 7);
+    assert_int_equal(get_n(q, "b", NULL), 6);
+    assert_int_equal(get_n(q, "c", NULL), -1);
+    sx_arena a = {0};
+    sx_log_entry out[4];
+    size_t n = 9;
+    assert_int_equal(sx_plog_read(q, 8, 4, 1 << 20, &a, out, &n, &err), SX_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(sx_plog_read(q, 7, 4, 1 << 20, &a, out, &n, &err), SX_OUT_OF_RANGE);
+    /* A trim finds nothing to remove: the start is above applied. */
+    uint64_t removed = 9;
+    assert_int_equal(sx_plog_trim(q, 100, &removed, &err), SX_OK);
+    assert_int_equal(removed, 0);
+    append_put(q, 3, "a", 8);
+    append_put(q, 5, "d", 9);
+    assert_int_equal(sx_plog_apply(q, 9, &applied, &err), SX_OK);
+    assert_int_equal(applied, 9);
+    sx_plog_close(q);
+    assert_int_equal(sx_plog_open(live, 7, NULL, &q, &err), SX_OK);
+    assert_int_equal(sx_plog_start(q), 8);
+    assert_int_equal(sx_plog_leo(q), 9);
+    assert_int_equal(get_n(q, "a", NULL), 8);
+    assert_int_equal(get_n(q, "d", NULL), 9);
+    assert_epochs(q, (sx_epoch_start[]){{1, 1}, {3, 5}, {5, 9}}, 3);
+    sx_plog_close(q);
+    sx_arena_free(&a);
+}
+
+/* The server's refusals: an unknown session, an expired one, too many open;
+ * the writer's: a log entry, keys that do not ascend (nothing written). */
+static void test_snapshot_refusals(void **state)
+{
+    fixture *f = *state;
+    sx_err err = {0};
+    append_put(f->p, 1, "a", 1);
+    assert_int_equal(sx_plog_apply(f->p, 1, NULL, &err), SX_OK);
+    sx_psnap_server *srv = sx_psnap_server_create();
+    Shardex__Internal__V1__SnapshotRequest req = SHARDEX__INTERNAL__V1__SNAPSHOT_REQUEST__INIT;
+    req.partition = 7;
+    req.epoch = 1;
+    req.max_bytes = 1;
+    sx_arena a = {0};
+    Shardex__Internal__V1__SnapshotResponse resp = SHARDEX__INTERNAL__V1__SNAPSHOT_RESPONSE__INIT;
+    req.session = 42;
+    assert_int_equal(sx_psnap_serve(srv, f->p, 1000, &req, &resp, &a, &err), SX_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "unknown or expired"));
+    req.session = 0;
+    uint64_t ids[SX_PSNAP_MAX_SESSIONS];
+    for (int i = 0; i < SX_PSNAP_MAX_SESSIONS; i++) {
+        assert_int_equal(sx_psnap_serve(srv, f->p, 1000, &req, &resp, &a, &err), SX_OK);
+        assert_false(resp.done); /* one pair of several: the session stays */
+        ids[i] = resp.session;
+    }
+    assert_int_equal(sx_psnap_serve(srv, f->p, 1000, &req, &resp, &a, &err), SX_RESOURCE_EXHAUSTED);
+    req.session = ids[0];
+    req.epoch = 2; /* another leadership: not this session */
+    assert_int_equal(sx_psnap_serve(srv, f->p, 1000, &req, &resp, &a, &err), SX_NOT_FOUND);
+    req.epoch = 1;
+    assert_int_equal(sx_psnap_serve(srv, f->p, 1000 + SX_PSNAP_IDLE_MS / 2, &req, &resp, &a, &err),
+                     SX_OK);
+    /* The others were idle too long; the one used lives on. */
+    assert_int_equal(sx_psnap_serve(srv, f->p, 1001 + SX_PSNAP_IDLE_MS, &req, &resp, &a, &err),
+                     SX_OK);
+    assert_int_equal(sx_psnap_server_sessions(srv), 1);
+    req.session = ids[1];
+    assert_int_equal(sx_psnap_serve(srv, f->p, 1002 + SX_PSNAP_IDLE_MS, &req, &resp, &a, &err),
+                     SX_NOT_FOUND);
+    /* A store about to close drops its sessions; idle ones go without a call. */
+    sx_psnap_server_drop(srv, f->p);
+    assert_int_equal(sx_psnap_server_sessions(srv), 0);
+    req.session = 0;
+    assert_int_equal(sx_psnap_serve(srv, f->p, 5000, &req, &resp, &a, &err), SX_OK);
+    sx_psnap_server_expire(srv, 5000 + SX_PSNAP_IDLE_MS);
+    assert_int_equal(sx_psnap_server_sessions(srv), 1);
+    sx_psnap_server_expire(srv, 5001 + SX_PSNAP_IDLE_MS);
+    assert_int_equal(sx_psnap_server_sessions(srv), 0);
+    assert_int_equal(sx_psnap_serve(srv, f->p, 1000, &req, &resp, &a, &err), SX_OK);
+    sx_psnap_server_destroy(srv); /* releases the open snapshot */
+
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/w.snap", f->dir);
+    sx_psnap_writer *w = NULL;
+    assert_int_equal(sx_psnap_writer_open(path, &w, &err), SX_OK);
+    Shardex__Internal__V1__SnapshotPair p1 = SHARDEX__INTERNAL__V1__SNAPSHOT_PAIR__INIT, p2 = p1;
+    p1.key = (ProtobufCBinaryData){2, (uint8_t *)"Db"};
+    p2.key = (ProtobufCBinaryData){2, (uint8_t *)"Da"};
+    Shardex__Internal__V1__SnapshotPair *two[] = {&p1, &p2};
+    assert_int_equal(sx_psnap_writer_put(w, two, 2, &err), SX_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "pairs[1].key: not above the previous key"));
+    p2.key = (ProtobufCBinaryData){9, (uint8_t *)"L\0\0\0\0\0\0\0\1"};
+    assert_int_equal(sx_psnap_writer_put(w, two, 2, &err), SX_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "pairs[1].key: a log entry"));
+    assert_int_equal(sx_psnap_writer_put(w, two, 1, &err), SX_OK);
+    assert_int_equal(sx_psnap_writer_put(w, two, 1, &err),
+                     SX_INVALID_ARGUMENT); /* again: not above */
+    sx_psnap_writer_close(w);
+    sx_arena_free(&a);
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* The documents' count of a store at path opened as a plog (-1: a's n). */
+static int64_t n_of_a(const char *path)
+{
+    sx_plog *q = NULL;
+    sx_err err = {0};
+    assert_int_equal(sx_plog_open(path, 7, NULL, &q, &err), SX_OK);
+    int64_t n = get_n(q, "a", NULL);
+    sx_plog_close(q);
+    return n;
+}
+
+/* Each step of a swap a crash can stop at, then sx_psnap_recover: a copy
+ * cut short is deleted and the live store kept; a sealed copy replaces the
+ * live store whether or not the first rename happened; a lone .old goes
+ * back in place. Every case leaves pNNNN only. */
+static void test_snapshot_recover(void **state)
+{
+    fixture *f = *state;
+    sx_err err = {0};
+    append_put(f->p, 1, "a", 1);
+    append_put(f->p, 1, "a", 2);
+    assert_int_equal(sx_plog_apply(f->p, 2, NULL, &err), SX_OK);
+    char parts[PATH_MAX + 16], live[PATH_MAX + 32], snap[PATH_MAX + 40], old[PATH_MAX + 40];
+    snprintf(parts, sizeof(parts), "%s/partitions", f->dir);
+    snprintf(live, sizeof(live), "%s/p0007", parts);
+    snprintf(snap, sizeof(snap), "%s.snap", live);
+    snprintf(old, sizeof(old), "%s.old", live);
+    assert_int_equal(mkdir(parts, 0755), 0);
+    assert_int_equal(sx_psnap_recover(f->dir, &err), SX_OK); /* nothing to do */
+    for (int c = 0; c < 4; c++) {
+        /* The live store: a = 1 (one entry applied). */
+        sx_plog *q = NULL;
+        assert_int_equal(sx_plog_open(live, 7, NULL, &q, &err), SX_OK);
+        if (sx_plog_leo(q) == 0) {
+            append_put(q, 1, "a", 1);
+            assert_int_equal(sx_plog_apply(q, 1, NULL, &err), SX_OK);
+        }
+        sx_plog_close(q);
+        if (c == 0) { /* cut short: never sealed */
+            sx_psnap_writer *w = NULL;
+            assert_int_equal(sx_psnap_writer_open(snap, &w, &err), SX_OK);
+            sx_psnap_writer_close(w);
+        } else if (c == 3) { /* the first rename only, the copy gone */
+            assert_int_equal(rename(live, old), 0);
+        } else {
+            assert_int_equal(copy_snapshot(f->p, snap, 0, NULL, NULL), 2);
+            if (c == 2)
+                assert_int_equal(rename(live, old), 0);
+        }
+        assert_int_equal(sx_psnap_recover(f->dir, &err), SX_OK);
+        assert_true(is_dir(live));
+        assert_false(is_dir(snap));
+        assert_false(is_dir(old));
+        assert_int_equal(n_of_a(live), c == 1 || c == 2 ? 2 : 1);
+        if (c == 1 || c == 2)
+            assert_int_equal(sx_store_destroy_files(live, &err), SX_OK); /* next case: fresh */
+    }
+}
+
 int main(void)
 {
     seed = sx_fx_seed();
@@ -1401,6 +1656,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncate_below_applied_aborts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_install, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_recover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_many, setup, teardown),
