@@ -387,22 +387,18 @@ static sx_status rebuild_chunk(sx_ixlead *l, stream *s, const sx_replica_view *v
     return SX_OK;
 }
 
-/* One step of stream s: at most one batch sent. hold: the offset of the
- * index's marker while its backfill runs here (0: none): the outbox at it is
- * still growing, so nothing at or past it is shipped, unless the owner has it
- * already (a former leader's complete backfill, or a rebuild). Nor is
- * anything below it: the offsets before the marker carry no change of the
- * index, and a watermark above 0 is what makes the owner serve scans
- * (tstore.c), so it must not move before the backfill has shipped. */
-static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint32_t P,
-                        uint64_t hold)
+/* One step of stream s: at most one batch sent. A new index needs no hold
+ * while its backfill runs here: its marker sets the outbox floor to its
+ * offset C and its chunks write no outbox, so a term partition below C is
+ * rebuilt from a snapshot at an applied offset >= C (which reads the
+ * documents, whatever the local backfill's progress), and the outbox after
+ * it holds only the live changes (docs/indexes.md "Backfill in chunks"). */
+static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint32_t P)
 {
     rebuild_settle(l, s);
     uint64_t now = sx_clock_now_ms();
     pthread_mutex_lock(&l->mu);
     uint64_t upto = v->applied;
-    if (hold && s->acked < hold && upto > s->acked)
-        upto = s->acked;
     bool idle = now - s->last_send_ms >= SHIP_IDLE_MS;
     /* a rebuild sends its next chunk as soon as the previous one is applied */
     bool rebuilding = s->known && s->acked < s->trimmed;
@@ -704,7 +700,7 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v, c
                 stream *s = get_stream(l, p, e->id, t, v->epoch, tp, m, active[k].is_int, v->ix);
                 if (!s->addr[0])
                     continue;
-                stream_step(l, s, v, P, active[k].filling ? active[k].start : 0);
+                stream_step(l, s, v, P);
                 stream_trim(l, s, v);
             }
         }
