@@ -17,7 +17,7 @@
 #define ERROR_MS 1000     /* a chunk failed: try again after this */
 #define MAX_PAUSE_MS 1000 /* the throttle's longest pause between chunks */
 #define MIN_CHUNK 10
-#define BUCKETS_MAX 32
+#define BUCKETS_MAX SX_BFTHROTTLE_BUCKETS_MAX
 
 struct sx_backfill {
     sx_backfill_opts o;
@@ -37,20 +37,7 @@ struct sx_backfill {
 /* The watched histograms' counts, summed: *nb bounds into bounds. */
 static void read_counts(sx_backfill *b, uint64_t *counts, const double **bounds, size_t *nb)
 {
-    memset(counts, 0, (BUCKETS_MAX + 1) * sizeof(*counts));
-    *nb = 0;
-    *bounds = NULL;
-    for (size_t i = 0; i < SX_BACKFILL_WATCH_MAX; i++) {
-        uint64_t c[BUCKETS_MAX + 1];
-        const double *bd;
-        size_t n = sx_histogram_counts(b->o.watch[i], &bd, c, BUCKETS_MAX + 1);
-        if (!n || n > BUCKETS_MAX || (*nb && n != *nb))
-            continue;
-        *nb = n;
-        *bounds = bd;
-        for (size_t k = 0; k <= n; k++)
-            counts[k] += c[k];
-    }
+    *nb = sx_bfthrottle_read(b->o.watch, SX_BACKFILL_WATCH_MAX, counts, BUCKETS_MAX + 1, bounds);
 }
 
 /* At the end of a window: its p99 to the throttle. */

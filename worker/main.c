@@ -442,7 +442,7 @@ static sx_status join(const config *cfg, worker *w, sx_err *err)
     w->backfill = sx_backfill_create(&(sx_backfill_opts){
         .max_write_p99_ms = cfg->backfill_max_write_p99_ms,
         .max_chunk = cfg->backfill_chunk,
-        .watch = {w->ctx.m.put_ack, w->ctx.m.delete_ack},
+        .watch = {w->ctx.m.put_ack, w->ctx.m.delete_ack, w->ctx.m.lead_write},
     });
     sx_backfill_start(w->backfill, w->ctx.replicas);
     return SX_OK;
