@@ -139,7 +139,7 @@ typedef struct check {
     bool *excl_part;   /* index views: log partitions not recomputed at all (nparts); NULL */
     uint64_t nexcl_parts;
     uint64_t nsplit_unknown; /* of those: a split's position against the log start not known */
-    uint64_t excluded; /* served entries left out (of unknown ids or excluded partitions) */
+    uint64_t excluded;       /* served entries left out (of unknown ids or excluded partitions) */
     uint64_t ndiffs;
     char *error; /* could not be compared: why */
 } check;
@@ -915,8 +915,8 @@ static uint64_t split_bound(const sx_verify_result *r, const check *c, uint32_t 
  * not applied at `at`, or its own split is done there), -1 not determined.
  * Only the split that made it matters (a split elsewhere moves no value of
  * its range; while its own split is in progress it keeps its range). */
-static int split_term_state(const sx_verify_result *r, const sx_rlog *l, const check *c,
-                            uint32_t p, uint64_t at)
+static int split_term_state(const sx_verify_result *r, const sx_rlog *l, const check *c, uint32_t p,
+                            uint64_t at)
 {
     uint32_t k = split_of(c, c->part);
     if (k) {
@@ -1508,8 +1508,7 @@ void sx_verify_result_print(const sx_verify_result *r, FILE *out)
                 "against the leader's only, %" PRIu64 " ids (%" PRIu64
                 " served entries) and %zu partition views (%zu of them for a split's place) "
                 "not determined, not compared",
-                s.trimmed, s.carried, s.undetermined, s.excluded, s.unrecomputed,
-                s.split_unknown);
+                s.trimmed, s.carried, s.undetermined, s.excluded, s.unrecomputed, s.split_unknown);
     fputc('\n', out);
 }
 
