@@ -74,7 +74,8 @@ size_t sx_bfthrottle_read(sx_histogram *const *watch, size_t n, uint64_t *counts
         uint64_t c[SX_BFTHROTTLE_BUCKETS_MAX + 1];
         const double *bd;
         size_t k = sx_histogram_counts(watch[i], &bd, c, SX_BFTHROTTLE_BUCKETS_MAX + 1);
-        if (!k || k >= cap || k > SX_BFTHROTTLE_BUCKETS_MAX || (nb && (k != nb || memcmp(bd, *bounds, k * sizeof(*bd)) != 0)))
+        if (!k || k >= cap || k > SX_BFTHROTTLE_BUCKETS_MAX ||
+            (nb && (k != nb || memcmp(bd, *bounds, k * sizeof(*bd)) != 0)))
             continue;
         nb = k;
         *bounds = bd;

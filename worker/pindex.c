@@ -304,8 +304,8 @@ static void write_floor(sx_pindex *pi, sx_batch *b, uint64_t id, uint32_t t, uin
  * a backfill chunk (local_only: a new index's term partitions are rebuilt
  * from a snapshot, not shipped from the marker's offset). */
 static void change_to(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey,
-                      size_t vlen, const char *id, size_t id_len, uint64_t offset,
-                      uint64_t version, bool local_only)
+                      size_t vlen, const char *id, size_t id_len, uint64_t offset, uint64_t version,
+                      bool local_only)
 {
     if (x->def.local) {
         key_id(&pi->k, TAG_LOCAL, x->def.id);
@@ -589,7 +589,8 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
     uint64_t id = op->index_drop;
     if (!find_locked(pi, id))
         return SX_OK;
-    static const uint8_t tags[] = {TAG_IX, TAG_MIS, TAG_LOCAL, TAG_OUT, TAG_FLOOR, TAG_SPLIT, TAG_FILL};
+    static const uint8_t tags[] = {TAG_IX,    TAG_MIS,   TAG_LOCAL, TAG_OUT,
+                                   TAG_FLOOR, TAG_SPLIT, TAG_FILL};
     for (size_t i = 0; i < sizeof(tags); i++) {
         key_id(&pi->k, tags[i], id);
         sx_buf prefix = {0};

@@ -26,13 +26,14 @@
  *   RUNNING(cursor)  written with the catalog row by the marker at C (cursor:
  *                    none), and for a global index every term partition's
  *                    outbox floor 'F' = C: its term partitions are rebuilt
- *                    from a snapshot at an applied offset >= C (ixlead.c). Each sx_pindex_backfill_step (the worker's
- *                    backfill thread) takes the plog's mutex, passes up to
- *                    max documents in id order after the cursor, indexes
- *                    those whose version is <= C (local entries and the
- *                    mistyped count; no outbox), and writes them
- *                    with the new cursor in one batch; applies run between
- *                    chunks. A restart resumes from the durable cursor.
+ *                    from a snapshot at an applied offset >= C (ixlead.c).
+ *                    Each sx_pindex_backfill_step (the worker's backfill
+ *                    thread) takes the plog's mutex, passes up to max
+ *                    documents in id order after the cursor, indexes those
+ *                    whose version is <= C (local entries and the mistyped
+ *                    count; no outbox), and writes them with the new cursor
+ *                    in one batch; applies run between chunks. A restart
+ *                    resumes from the durable cursor.
  *   DONE             the chunk that reached the last document.
  *
  * Why exact: a document written after C was indexed by the apply path (and
@@ -99,10 +100,10 @@ typedef struct sx_pindex_info {
     uint32_t term_count;  /* term partition numbers in use: M + 2 per split applied */
     uint32_t nsplits;     /* index_split markers applied */
     bool last_split_done; /* the last of them was marked done */
-    bool filling;        /* its backfill is RUNNING here */
-    uint64_t fill_done;  /* documents the backfill passed */
-    uint64_t fill_total; /* about the documents at its marker (0 until counted) */
-    double fill_rate;    /* documents/s since this process began it (0: not known yet) */
+    bool filling;         /* its backfill is RUNNING here */
+    uint64_t fill_done;   /* documents the backfill passed */
+    uint64_t fill_total;  /* about the documents at its marker (0 until counted) */
+    double fill_rate;     /* documents/s since this process began it (0: not known yet) */
 } sx_pindex_info;
 
 /* Every active index (*n of them), copied; the caller frees the array. */
