@@ -485,8 +485,8 @@ static void test_backfill_million(void **state)
     pthread_create(&b.thread, NULL, big_writer, &b);
     /* M = 1: all 1,000,000 entries in one term partition. When the
      * backfill shipped from the outbox at its marker's offset (whole offsets,
-     * one message) this broke the 20 MiB message (about 200k entries); the
-     * term partition is rebuilt from a snapshot in chunks now. */
+     * one message) this broke the 20 MiB message (the index never became
+     * READY); the term partition is rebuilt from a snapshot in chunks now. */
     sx_qindex ix = {
         .name = "big", .field = FIELD, .local = true, .global = true, .term_partitions = 1};
     if (sx_q_create_index(c, c->worker_addr[0], &ix, &err) != SX_OK)
