@@ -8,12 +8,16 @@
  *    with no move in flight;
  *  - drain: `shardex worker drain ID --wait` under writes until it holds
  *    nothing (replicas, leaderships, term partitions of a global index);
- *    then it is stopped;
+ *    then its partition stores are gone from its disk (a replica the map
+ *    no longer gives a worker is deleted), it is stopped, restarted (it
+ *    reports no store lost: the deleted ones are not recorded any more),
+ *    undrained, and gets fresh replicas again;
  *  - remove: kill -9 of a worker, `shardex worker remove` refused while the
  *    map still calls it alive (naming it), accepted once dead; its replicas
  *    are re-created on the others, every ISR whole again.
- * After each: every acknowledged write reads back, the replicas agree and
- * `shardex verify` is clean. Writers use only workers that stay up.
+ * After each: every acknowledged write reads back, the replicas agree,
+ * `shardex verify` is clean, and after a join each worker's partition
+ * directories are exactly the replicas the map gives it. Writers use only workers that stay up.
  *
  * SHARDEX_TEST_FILTER=<cmocka pattern> runs some tests only.
  */
@@ -22,6 +26,7 @@
 #include "cluster.h"
 #include "docs.h"
 #include "fixture.h"
+#include "fsutil.h"
 #include "harness.h"
 #include "query.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
@@ -30,6 +35,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -244,6 +250,62 @@ static void print_holdings(sx_cluster *c, const char *when)
     fprintf(stderr, " %u moving\n", h.moving);
 }
 
+/* Test worker i's partition stores on disk (pNNNN directories; stores set
+ * aside or in a swap have a suffix) are exactly the replicas the map gives
+ * it, and nothing is moving. */
+typedef struct stores_arg {
+    sx_cluster *c;
+    uint32_t i;
+} stores_arg;
+
+static bool stores_match_map(void *arg)
+{
+    stores_arg *a = arg;
+    ClusterMap *m = sx_cluster_map(a->c);
+    if (!m)
+        return false;
+    bool want[64] = {false}, ok = m->n_partitions <= 64;
+    for (size_t p = 0; ok && p < m->n_partitions; p++) {
+        const Shardex__Internal__V1__LogPartition *lp = m->partitions[p];
+        ok &= lp->move == NULL;
+        for (size_t k = 0; k < lp->n_replicas; k++)
+            want[p] |= sx_cluster_test_index(a->c, m, lp->replicas[k]) == a->i;
+    }
+    sx_rpc_free(&m->base);
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/w%u/partitions", a->c->dir, a->i);
+    DIR *d = opendir(dir);
+    bool have[64] = {false};
+    for (struct dirent *de; ok && d && (de = readdir(d));) {
+        unsigned p = 0;
+        char tail = 0;
+        if (sscanf(de->d_name, "p%4u%c", &p, &tail) == 1 && p < 64)
+            have[p] = true;
+    }
+    if (d)
+        closedir(d);
+    for (size_t p = 0; ok && p < 64; p++)
+        ok &= want[p] == have[p];
+    return ok;
+}
+
+/* How many times the coordinator's log says `what`. */
+static int count_in_coord_log(sx_cluster *c, const char *what)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/coord.log", c->dir);
+    sx_buf b = {0};
+    bool found = false;
+    int n = 0;
+    if (sx_file_read(path, 64u << 20, &b, &found, NULL) == SX_OK && found) {
+        sx_buf_push(&b, 0);
+        for (const char *p = (const char *)b.data; (p = strstr(p, what)); p++)
+            n++;
+    }
+    sx_buf_free(&b);
+    return n;
+}
+
 /* ----------------------------------------------------------------- tools -- */
 
 /* Runs `shardex --server <worker 0> args...`; the result is the caller's. */
@@ -280,6 +342,11 @@ static void join(uint32_t r, uint32_t min_isr)
     fprintf(stderr, "R=%u: balanced %" PRIu64 " ms after the fourth worker started\n", r,
             sx_clock_now_ms() - t0);
     print_holdings(c, "after the join");
+    for (uint32_t i = 0; i < 4; i++) { /* the moves' dropped replicas are deleted */
+        stores_arg sa = {c, i};
+        SX_FX_WAIT(c, stores_match_map, &sa, WAIT_MS,
+                   "worker %u's partition stores are not the map's replicas", i);
+    }
     writers_stop_and_check(&wr);
     check_all(c);
     sx_cluster_kill_all(c);
@@ -350,12 +417,29 @@ static void test_drain(void **state)
         SX_FX_FAIL(c, "status does not show the drained worker");
     }
     sx_h_run_free(&r);
+    stores_arg sa = {c, 3};
+    SX_FX_WAIT(c, stores_match_map, &sa, WAIT_MS, "the drained worker's stores are still there");
     sx_cluster_kill_worker(c, 3);
     c->nworkers = 3;          /* the checks below look at the workers that stay */
     wait_writes(c, &wr, 200); /* writes go on after it stopped */
+    /* Back, undrained: it lost nothing (its stores were deleted on purpose
+     * and forgotten), and gets fresh replicas again. */
+    if (!sx_cluster_start_worker(c, 3))
+        SX_FX_FAIL(c, "the drained worker did not restart");
+    const char *undrain[] = {"worker", "drain", c->worker_id[3], "--cancel", NULL};
+    r = shardex(c, undrain, 30000);
+    if (r.code != 0) {
+        sx_h_run_print("shardex worker drain --cancel", &r);
+        SX_FX_FAIL(c, "undrain failed");
+    }
+    sx_h_run_free(&r);
+    c->nworkers = 4;
+    SX_FX_WAIT(c, balanced, c, SHARE_MS, "the undrained worker did not get its share back");
+    SX_FX_WAIT(c, stores_match_map, &sa, WAIT_MS, "the undrained worker's stores are not its map's");
+    if (count_in_coord_log(c, "lost_stores=") != count_in_coord_log(c, "lost_stores=0"))
+        SX_FX_FAIL(c, "a worker reported a store lost");
     writers_stop_and_check(&wr);
     check_all(c);
-    c->nworkers = 4;
     sx_cluster_kill_all(c);
     sx_cluster_stop(c);
     free(c);
