@@ -31,11 +31,11 @@
 #include "query.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <dirent.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -435,7 +435,8 @@ static void test_drain(void **state)
     sx_h_run_free(&r);
     c->nworkers = 4;
     SX_FX_WAIT(c, balanced, c, SHARE_MS, "the undrained worker did not get its share back");
-    SX_FX_WAIT(c, stores_match_map, &sa, WAIT_MS, "the undrained worker's stores are not its map's");
+    SX_FX_WAIT(c, stores_match_map, &sa, WAIT_MS,
+               "the undrained worker's stores are not its map's");
     if (count_in_coord_log(c, "lost_stores=") != count_in_coord_log(c, "lost_stores=0"))
         SX_FX_FAIL(c, "a worker reported a store lost");
     writers_stop_and_check(&wr);
