@@ -2154,6 +2154,14 @@ size_t sx_replica_states(sx_replica_set *rs, sx_replica_state *out, size_t cap)
     return n;
 }
 
+void sx_replica_counts(sx_replica_set *rs, uint64_t *snapshots_installed, uint64_t *stores_dropped)
+{
+    pthread_mutex_lock(&rs->mu);
+    *snapshots_installed = rs->snapshots_installed;
+    *stores_dropped = rs->stores_dropped;
+    pthread_mutex_unlock(&rs->mu);
+}
+
 sx_status sx_replica_read_log(sx_replica_set *rs, uint32_t p, uint64_t from, uint32_t max,
                               sx_arena *arena, sx_replica_log *out, sx_err *err)
 {

@@ -281,6 +281,10 @@ typedef struct sx_replica_state {
     uint64_t trimmed_entries;  /* removed by log retention since the process started */
 } sx_replica_state;
 
+/* Since the process started: stores replaced by a snapshot, and stores
+ * deleted because the map no longer gives this worker their replica. */
+void sx_replica_counts(sx_replica_set *r, uint64_t *snapshots_installed, uint64_t *stores_dropped);
+
 /* Every hosted replica, by partition: fills at most cap and returns how many
  * are hosted in all (more than cap: call again with room; it only grows). */
 size_t sx_replica_states(sx_replica_set *r, sx_replica_state *out, size_t cap);
