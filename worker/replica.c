@@ -171,6 +171,14 @@ struct sx_replica_set {
     replica *dropped;
     uint64_t newest_map; /* the newest map version applied (drops need one at least as new) */
     uint64_t snapshots_installed, stores_dropped; /* since the process started */
+
+    /* The compaction job (compact_main): stores whose trimmed range is due
+     * for a compaction (sx_plog_compact_due), each with a reference, under
+     * mu; run off the append thread and the Append handler. */
+    sx_replica_store *compact_q;
+    pthread_cond_t compact_cv;
+    pthread_t compactor;
+    bool compactor_started;
 };
 
 /* ------------------------------------------------------------- stores -- */
@@ -184,6 +192,8 @@ struct sx_replica_store {
     bool retired;                  /* set once, under rs->mu: on rs->retired */
     char *doomed;                  /* retired: its directory, deleted once closed; NULL: kept */
     struct sx_replica_store *next; /* on rs->retired */
+    struct sx_replica_store *compact_next; /* on rs->compact_q (rs->mu) */
+    bool compact_queued;                   /* rs->mu */
 };
 
 static sx_replica_store *store_new(sx_replica_set *rs, uint32_t p, sx_plog *log, sx_pindex *ix)
@@ -521,6 +531,57 @@ static void apply_committed_locked(replica *r)
     pthread_mutex_lock(&r->mu);
 }
 
+/* Queues s for the compaction job (once: a store queued already stays). */
+static void compact_later(sx_replica_set *rs, sx_replica_store *s)
+{
+    pthread_mutex_lock(&rs->mu);
+    if (!s->compact_queued && !rs->stop) {
+        s->compact_queued = true;
+        s->compact_next = rs->compact_q;
+        rs->compact_q = sx_replica_store_ref(s);
+        pthread_cond_signal(&rs->compact_cv);
+    }
+    pthread_mutex_unlock(&rs->mu);
+}
+
+/* The compaction job: compacts the trimmed range of each queued store, one
+ * at a time. On a leader this used to run in the append thread, so writes
+ * to the partition waited for it; LevelDB compacts beside writes, so here
+ * they do not. A retired store's next store waits for the compaction that
+ * holds it (its reference). */
+static void *compact_main(void *arg)
+{
+    sx_replica_set *rs = arg;
+    pthread_mutex_lock(&rs->mu);
+    for (;;) {
+        while (!rs->stop && !rs->compact_q)
+            pthread_cond_wait(&rs->compact_cv, &rs->mu);
+        if (rs->stop)
+            break;
+        sx_replica_store *s = rs->compact_q;
+        rs->compact_q = s->compact_next;
+        s->compact_queued = false;
+        pthread_mutex_unlock(&rs->mu);
+        uint64_t t0 = sx_clock_now_ms();
+        sx_plog_compact_trimmed(s->log);
+        /* Rare (every 65,536 trimmed entries): what a leader's writes once
+         * waited for. */
+        SX_LOG(SX_LOG_INFO, "replica", "partition=%u trimmed range compacted ms=%" PRIu64, s->p,
+               sx_clock_now_ms() - t0);
+        sx_replica_store_unref(s);
+        pthread_mutex_lock(&rs->mu);
+    }
+    sx_replica_store *left = rs->compact_q;
+    rs->compact_q = NULL;
+    pthread_mutex_unlock(&rs->mu);
+    while (left) {
+        sx_replica_store *next = left->compact_next;
+        sx_replica_store_unref(left);
+        left = next;
+    }
+    return NULL;
+}
+
 /* Removes this replica's entries below floor (clipped to its applied by the
  * plog), once at least SX_REPCORE_TRIM_STEP of them can go. r->mu held,
  * released during the trim: it takes the plog's mutex per batch only, so
@@ -541,6 +602,8 @@ static void trim_log_locked(replica *r, uint64_t floor)
         abort();
     }
     r->trimmed += removed;
+    if (sx_plog_compact_due(r->st->log))
+        compact_later(r->owner, r->st);
     SX_LOG(SX_LOG_DEBUG, "replica",
            "partition=%u log trimmed removed=%" PRIu64 " start=%" PRIu64 " floor=%" PRIu64, r->p,
            removed, sx_plog_start(r->st->log), floor);
@@ -2236,6 +2299,7 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     pthread_mutex_init(&rs->mu, NULL);
     pthread_cond_init(&rs->cv, NULL);
     pthread_cond_init(&rs->closed, NULL);
+    pthread_cond_init(&rs->compact_cv, NULL);
     rs->snaps = sx_psnap_server_create();
     sx_status st = scan_stores(rs, err);
     if (st != SX_OK) {
@@ -2245,6 +2309,9 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     pthread_create(&rs->manager, NULL, manager_main, rs);
     pthread_setname_np(rs->manager, "repl-manager");
     rs->manager_started = true;
+    pthread_create(&rs->compactor, NULL, compact_main, rs);
+    pthread_setname_np(rs->compactor, "repl-compact");
+    rs->compactor_started = true;
     *out = rs;
     return SX_OK;
 }
@@ -2256,9 +2323,12 @@ void sx_replica_destroy(sx_replica_set *rs)
     pthread_mutex_lock(&rs->mu);
     rs->stop = true;
     pthread_cond_broadcast(&rs->cv);
+    pthread_cond_broadcast(&rs->compact_cv);
     pthread_mutex_unlock(&rs->mu);
     if (rs->manager_started)
         pthread_join(rs->manager, NULL);
+    if (rs->compactor_started)
+        pthread_join(rs->compactor, NULL); /* it ends a compaction under way first */
     sx_partmap_release(rs->next_map);
     for (uint32_t p = 0; p < rs->nheld; p++) {
         sx_plog_close(rs->held_log[p]); /* then its observer */
@@ -2300,6 +2370,7 @@ void sx_replica_destroy(sx_replica_set *rs)
     pthread_mutex_destroy(&rs->mu);
     pthread_cond_destroy(&rs->cv);
     pthread_cond_destroy(&rs->closed);
+    pthread_cond_destroy(&rs->compact_cv);
     free(rs->data_dir);
     free(rs->worker_id);
     free(rs->coordinator);
