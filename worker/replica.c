@@ -588,25 +588,27 @@ static void *compact_main(void *arg)
  * appends and applies go on. A failed write is fatal like any other (rule 8). */
 static void trim_log_locked(replica *r, uint64_t floor)
 {
-    uint64_t start = sx_plog_start(r->st->log);
-    if (floor < start + SX_REPCORE_TRIM_STEP)
+    if (!r->st || floor < sx_plog_start(r->st->log) + SX_REPCORE_TRIM_STEP)
         return;
+    /* Its own reference: a follower's store may be dropped meanwhile. */
+    sx_replica_store *s = sx_replica_store_ref(r->st);
     pthread_mutex_unlock(&r->mu);
     sx_err err = {0};
     uint64_t removed = 0;
-    sx_status st = sx_plog_trim(r->st->log, floor, &removed, &err);
-    pthread_mutex_lock(&r->mu);
+    sx_status st = sx_plog_trim(s->log, floor, &removed, &err);
     if (st != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u log trim failed: %s; stopping", r->p,
                err.msg);
         abort();
     }
-    r->trimmed += removed;
-    if (sx_plog_compact_due(r->st->log))
-        compact_later(r->owner, r->st);
+    if (sx_plog_compact_due(s->log))
+        compact_later(r->owner, s);
     SX_LOG(SX_LOG_DEBUG, "replica",
            "partition=%u log trimmed removed=%" PRIu64 " start=%" PRIu64 " floor=%" PRIu64, r->p,
-           removed, sx_plog_start(r->st->log), floor);
+           removed, sx_plog_start(s->log), floor);
+    sx_replica_store_unref(s); /* the last one, after a drop: closed here, without r->mu */
+    pthread_mutex_lock(&r->mu);
+    r->trimmed += removed;
 }
 
 /* A leader's floor, announced to followers with the next Appends, and its
@@ -1614,9 +1616,14 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
                         const sx_repcore_append *a, const sx_repcore_append_plan *plan,
                         Shardex__Internal__V1__AppendResponse *resp, sx_err *err)
 {
+    /* r->st is set (sx_replica_append checked); its own reference, since mu
+     * is released during the apply and a drop may take r->st meanwhile. */
+    sx_replica_store *s = sx_replica_store_ref(r->st);
     sx_status st;
-    if (plan->truncate && (st = sx_plog_truncate(r->st->log, plan->truncate_to, err)) != SX_OK)
+    if (plan->truncate && (st = sx_plog_truncate(s->log, plan->truncate_to, err)) != SX_OK) {
+        sx_replica_store_unref(s);
         return st;
+    }
     if (plan->append_from < a->n) {
         SX_CRASH_POINT("follower-before-append");
         size_t n = a->n - plan->append_from;
@@ -1625,10 +1632,12 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
             const Shardex__Internal__V1__AppendEntry *e = req->entries[plan->append_from + k];
             es[k] = (sx_log_entry){e->epoch, e->op.data, e->op.len};
         }
-        st = sx_plog_append(r->st->log, es, n, r->owner->fsync != SX_FSYNC_NEVER, err);
+        st = sx_plog_append(s->log, es, n, r->owner->fsync != SX_FSYNC_NEVER, err);
         free(es);
-        if (st == SX_INVALID_ARGUMENT)
+        if (st == SX_INVALID_ARGUMENT) {
+            sx_replica_store_unref(s);
             return st; /* entries the log's rules refuse: the sender's problem, nothing written */
+        }
         if (st != SX_OK) {
             SX_LOG(SX_LOG_ERROR, "replica", "partition=%u append failed: %s; stopping", r->p,
                    err->msg);
@@ -1637,7 +1646,7 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
         SX_CRASH_POINT("follower-after-append");
     }
     uint64_t upto = sx_repcore_follow_done(&r->core, a);
-    if (upto > sx_plog_applied(r->st->log)) {
+    if (upto > sx_plog_applied(s->log)) {
         /* Without mu: an index backfill in the apply takes seconds, and the
          * heartbeat's reports, Status and views take mu. The next Append
          * waits (applying), so nothing truncates meanwhile; a leadership that
@@ -1645,7 +1654,7 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
          * and everything up to upto is committed, so neither conflicts. */
         r->applying = true;
         pthread_mutex_unlock(&r->mu);
-        st = sx_plog_apply(r->st->log, upto, NULL, err);
+        st = sx_plog_apply(s->log, upto, NULL, err);
         pthread_mutex_lock(&r->mu);
         r->applying = false;
         pthread_cond_broadcast(&r->cv);
@@ -1664,19 +1673,20 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
         trim_log_locked(r, req->log_floor);
     }
     uint64_t now = sx_clock_now_ms();
-    if (sx_plog_applied(r->st->log) >= r->core.leader_commit)
+    if (sx_plog_applied(s->log) >= r->core.leader_commit)
         r->fresh_ms = now; /* as fresh as its leader said, a round trip ago */
     /* Follower reads: the leader read req->commit_offset after it received
      * our answer stamped echo_ms, so every write acknowledged before
      * echo_ms is at or below it; applied that far, we hold them all. An echo
      * outside [our start, now] is not one of our stamps. */
-    if (req->echo_ms && sx_plog_applied(r->st->log) >= req->commit_offset &&
+    if (req->echo_ms && sx_plog_applied(s->log) >= req->commit_offset &&
         req->echo_ms >= r->owner->started_ms && req->echo_ms <= now && req->echo_ms > r->sure_ms) {
         r->sure_ms = req->echo_ms;
         pthread_cond_broadcast(&r->cv); /* follower reads waiting for freshness */
     }
-    resp->log_end_offset = sx_plog_leo(r->st->log);
-    resp->applied_offset = sx_plog_applied(r->st->log);
+    resp->log_end_offset = sx_plog_leo(s->log);
+    resp->applied_offset = sx_plog_applied(s->log);
+    sx_replica_store_unref(s); /* dropped meanwhile: closes it (rarely, under mu) */
     return SX_OK;
 }
 
