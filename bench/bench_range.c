@@ -19,18 +19,27 @@
  * through the next worker in turn; latency from the caller's point of view
  * into a log-bucketed histogram per (width, index). Markdown on stdout,
  * progress on stderr.
+ *
+ * Then an online split (docs/indexes.md "Online split"): queries confined to
+ * n_range's first term partition [0, SPAN/8) (the whole of it, and width
+ * 100 inside it), --queries x --rounds of each, before and after that
+ * partition is split at SPAN/16 (the time from SplitIndex to the swap
+ * reported too): the partition's entries are then read from two owners in
+ * parallel.
  */
 #include "benchlib.h"
 #include "clock.h"
 #include "cluster.h"
 #include "mem.h"
 #include "query.h"
+#include "rpc.h"
 
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NWORKERS 3
 #define PARTITIONS 8
@@ -72,23 +81,26 @@ static uint64_t rnd(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static void run_cell(sx_cluster *c, const params *p, int w, int k, cell *r, uint64_t *rng)
+/* nq queries [x, x + width - 1] of index `name`, x uniform in [0, span - width],
+ * through worker `first`, then each in turn. */
+static void run_queries(sx_cluster *c, const char *name, uint32_t first, uint32_t nq, int64_t span,
+                        int64_t width, cell *r, uint64_t *rng)
 {
-    for (uint32_t i = 0; i < p->queries && !g_stop; i++) {
-        int64_t x = (int64_t)(rnd(rng) % (uint64_t)(SPAN - widths[w] + 1));
-        sx_qreq q = {.index = names[k],
+    for (uint32_t i = 0; i < nq && !g_stop; i++) {
+        int64_t x = (int64_t)(rnd(rng) % (uint64_t)(span - width + 1));
+        sx_qreq q = {.index = name,
                      .match = {.range = true,
                                .has_min = true,
                                .has_max = true,
                                .min = sx_qval_int(x),
-                               .max = sx_qval_int(x + widths[w] - 1)},
+                               .max = sx_qval_int(x + width - 1)},
                      .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                      .limit = 10000,
                      .timeout_ms = 10000};
         Shardex__V1__QueryResponse *resp = NULL;
         sx_err err = {0};
         uint64_t t0 = sx_clock_now_ns();
-        sx_status st = sx_q_query(c, c->worker_addr[i % NWORKERS], &q, NULL, &resp, &err);
+        sx_status st = sx_q_query(c, c->worker_addr[(first + i) % NWORKERS], &q, NULL, &resp, &err);
         uint64_t ns = sx_clock_now_ns() - t0;
         if (st != SX_OK) {
             r->failed++;
@@ -105,6 +117,88 @@ static void run_cell(sx_cluster *c, const params *p, int w, int k, cell *r, uint
         }
         if (resp)
             sx_rpc_free(&resp->base);
+    }
+}
+
+static void run_cell(sx_cluster *c, const params *p, int w, int k, cell *r, uint64_t *rng)
+{
+    run_queries(c, names[k], 0, p->queries, SPAN, widths[w], r, rng);
+}
+
+/* ------------------------------------------------------------ the split -- */
+
+#define NHOT 2
+static const int64_t hot_widths[NHOT] = {SPAN / M, 100};
+
+/* Splits n_range's term partition 0 at SPAN / (2M) and waits for the swap:
+ * the ms it took, or -1. */
+static int64_t split_hot(sx_cluster *c)
+{
+    Shardex__V1__SplitIndexRequest req = SHARDEX__V1__SPLIT_INDEX_REQUEST__INIT;
+    Shardex__V1__Value at = SHARDEX__V1__VALUE__INIT;
+    at.kind_case = SHARDEX__V1__VALUE__KIND_I;
+    at.i = SPAN / (2 * M);
+    req.name = (char *)names[1];
+    req.term_partition = 0;
+    req.at = &at;
+    ProtobufCMessage *resp = NULL;
+    sx_err err = {0};
+    sx_rpc_call_opts o = {.timeout_ms = 10000};
+    uint64_t t0 = sx_clock_now_ms();
+    sx_status st = sx_rpc_invoke(c->rpc, c->worker_addr[0], &shardex__v1__shardex__descriptor,
+                                 "SplitIndex", &req.base, &resp, &o, &err);
+    sx_rpc_free(resp);
+    if (st != SX_OK) {
+        fprintf(stderr, "bench_range: split: %s\n", err.msg);
+        return -1;
+    }
+    while (!g_stop && sx_clock_now_ms() - t0 < SETTLE_MS) {
+        Shardex__V1__ListIndexesResponse *l = NULL;
+        bool done = false;
+        if (sx_q_list_indexes(c, c->worker_addr[0], &l, NULL) == SX_OK) {
+            const Shardex__V1__IndexInfo *ix = sx_q_find_index(l, names[1]);
+            done = ix && ix->splits_done == 1;
+        }
+        if (l)
+            sx_rpc_free(&l->base);
+        /* Then until every worker plans with the new map (it comes with a
+         * heartbeat): a query over the old partition reads both halves. */
+        for (int w = 0; done && w < NWORKERS; w++) {
+            cell probe = {0};
+            uint64_t s = 1;
+            run_queries(c, names[1], (uint32_t)w, 1, SPAN / M, SPAN / M, &probe, &s);
+            done = probe.queries == 1 && probe.contacted == 2;
+        }
+        if (done)
+            return (int64_t)(sx_clock_now_ms() - t0);
+        struct timespec ts = {0, 10 * 1000000L}; /* a bench may wait: no test asserts on it */
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "bench_range: the split did not swap in %d ms\n", SETTLE_MS);
+    return -1;
+}
+
+static void report_split(const params *p, cell hot[2][NHOT], int64_t swap_ms)
+{
+    printf("\nThe same cluster and data, then an online split: queries inside n_range's first "
+           "term partition [0, %d) (all of it, and width 100 in it), %u per width per round, %u "
+           "rounds, before and after that partition is split at %d (SplitIndex to every worker "
+           "planning with the swapped layout: "
+           "%" PRId64 " ms). Before and after run one after the other, not interleaved.\n\n",
+           SPAN / M, p->queries, p->rounds, SPAN / (2 * M), swap_ms);
+    printf("| width | hits/query | before: contacted | before: p50 / p99 / p99.9 ms | after: "
+           "contacted | after: p50 / p99 / p99.9 ms | after p50 / before p50 |\n");
+    printf("| --- | --- | --- | --- | --- | --- | --- |\n");
+    for (int w = 0; w < NHOT; w++) {
+        cell *b = &hot[0][w], *a = &hot[1][w];
+        char lb[96], la[96];
+        sx_bench_fmt_latency(&b->h, 1e6, 2, lb, sizeof(lb));
+        sx_bench_fmt_latency(&a->h, 1e6, 2, la, sizeof(la));
+        double qb = b->queries ? (double)b->queries : 1, qa = a->queries ? (double)a->queries : 1;
+        double pb = sx_bench_hist_quantile(&b->h, 0.5), pa = sx_bench_hist_quantile(&a->h, 0.5);
+        printf("| %" PRId64 " | %.1f | %.2f | %s%s | %.2f | %s%s | %.2f |\n", hot_widths[w],
+               (double)a->hits / qa, (double)b->contacted / qb, lb, b->failed ? " (+ failed)" : "",
+               (double)a->contacted / qa, la, a->failed ? " (+ failed)" : "", pb > 0 ? pa / pb : 0);
     }
 }
 
@@ -218,8 +312,19 @@ int main(int argc, char **argv)
                 run_cell(c, &p, w, kk, &res[w][kk], &rng);
             }
     fprintf(stderr, "bench_range: %d rounds done\n", done);
-    if (done == (int)p.rounds) {
+    static cell hot[2][NHOT]; /* [before, after][width] */
+    int64_t swap_ms = -1;
+    for (int phase = 0; phase < 2 && done == (int)p.rounds && !g_stop; phase++) {
+        if (phase == 1 && (swap_ms = split_hot(c)) < 0)
+            break;
+        for (uint32_t r = 0; r < p.rounds && !g_stop; r++)
+            for (int w = 0; w < NHOT; w++)
+                run_queries(c, names[1], 0, p.queries, SPAN / M, hot_widths[w], &hot[phase][w],
+                            &rng);
+    }
+    if (done == (int)p.rounds && swap_ms >= 0 && !g_stop) {
         report(&p, res);
+        report_split(&p, hot, swap_ms);
         rc = 0;
     }
 out:

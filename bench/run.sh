@@ -394,6 +394,9 @@ write_section range "GLOBAL range queries: hash vs range partitioning" <<EOF
   partitioning"): a range query reads only the term partitions whose value ranges it meets.
 - Baseline, in the same run: the same queries on a hash-partitioned index of the same field
   with as many term partitions, which reads all of them for any range.
+- Second table, the online split (docs/indexes.md "Online split"): queries inside the range
+  index's first term partition before it splits and after the swap (every worker planning with
+  the new layout), on the same cluster; the baseline is the same queries before the split.
 EOF
 fi
 

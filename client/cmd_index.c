@@ -58,8 +58,12 @@ void sx_cmd_index_table(Shardex__V1__IndexInfo *const *ix, size_t n, int indent)
         sx_table_cell(t, "%s", s->field);
         sx_table_cell(t, "%s", type_name(s->type));
         sx_table_cell(t, "%s", kept_name(s));
-        if (s->global)
-            sx_table_cell(t, "%" PRIu32, s->term_partitions);
+        if (s->global && ix[i]->splits_in_progress) /* serving, and a split being built */
+            sx_table_cell(t, "%zu (splitting)",
+                          ix[i]->n_term_layout ? ix[i]->n_term_layout : (size_t)s->term_partitions);
+        else if (s->global)
+            sx_table_cell(t, "%zu",
+                          ix[i]->n_term_layout ? ix[i]->n_term_layout : (size_t)s->term_partitions);
         else
             sx_table_cell(t, "-");
         sx_table_cell(t, "%s", state_name(ix[i]->state));
@@ -483,22 +487,140 @@ out:
     return code;
 }
 
+/* ----------------------------------------------------------------- split -- */
+
+typedef struct split_cfg {
+    sx_cmd_common common;
+    uint32_t partition;
+    const char *at;
+} split_cfg;
+
+static const sx_flag split_flags[] = {
+    SX_CMD_COMMON_FLAGS(split_cfg),
+    {.name = "partition",
+     .type = SX_FLAG_UINT32,
+     .offset = SX_FLAG_OFFSET(split_cfg, partition, uint32_t),
+     .metavar = "T",
+     .help = "the term partition to split, as `shardex status` numbers it (required)",
+     .min = 0,
+     .max = UINT32_MAX},
+    {.name = "at",
+     .type = SX_FLAG_STRING,
+     .offset = SX_FLAG_OFFSET(split_cfg, at, const char *),
+     .metavar = "VALUE",
+     .help = "the first value of the upper half, of the index's type (default: the "
+             "partition's median, as its owner last counted it)"},
+};
+
+static const sx_flags_spec split_spec = {
+    .prog = "shardex index split",
+    .synopsis = "NAME --partition T [--at VALUE] [FLAGS]",
+    .description =
+        "Splits term partition T of the range-partitioned index NAME in two, online: values\n"
+        "below VALUE go to one new partition, the rest to another. Writes and queries go on;\n"
+        "the new partitions are built from the documents and the writes since, then take\n"
+        "over in one map version (docs/indexes.md, \"Online split\"). Answers once the split\n"
+        "is recorded; `shardex index list` says \"splitting\" until the swap.\n"
+        "\n"
+        "--json prints a SplitIndexResponse. Exit status: 0 recorded; 2 usage; 3 the cluster\n"
+        "could not answer; 4 no index has this name; 5 refused (not range-partitioned, T not\n"
+        "serving, VALUE outside T's range, a split in progress).",
+    .flags = split_flags,
+    .count = sizeof(split_flags) / sizeof(split_flags[0]),
+};
+
+static int index_split(const sx_cli *cli, int argc, char **argv)
+{
+    split_cfg cfg = {.common = sx_cmd_common_init(cli), .partition = UINT32_MAX};
+    split_cfg defaults = cfg;
+    sx_cmd_args a;
+    int code = sx_cmd_parse("index split", &split_spec, &cfg, &defaults, argc, argv, NULL, &a);
+    if (code != SX_CMD_CONTINUE)
+        return code;
+    sx_client *cl = NULL;
+    Shardex__V1__ListIndexesResponse *l = NULL;
+    Shardex__V1__SplitIndexResponse *r = NULL;
+    Shardex__V1__IndexSpec at_spec = SHARDEX__V1__INDEX_SPEC__INIT;
+    if (a.npos != 1) {
+        code = sx_cmd_usage_error("index split",
+                                  a.npos ? "one NAME at a time" : "the index NAME is required");
+        goto out;
+    }
+    if (cfg.partition == UINT32_MAX) {
+        code = sx_cmd_usage_error("index split", "--partition T is required");
+        goto out;
+    }
+    code = sx_cmd_connect("index split", &cfg.common, &cl);
+    if (code != SX_EXIT_OK)
+        goto out;
+    sx_err err = {0};
+    sx_status st = SX_OK;
+    if (cfg.at) {
+        /* --at is read as the index's type, which the catalog tells. */
+        st = sx_client_list_indexes(cl, &l, &err);
+        bool is_int = false, found = false;
+        for (size_t i = 0; st == SX_OK && i < l->n_indexes; i++)
+            if (l->indexes[i]->spec && strcmp(l->indexes[i]->spec->name, a.pos[0]) == 0) {
+                found = true;
+                is_int = l->indexes[i]->spec->type == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
+            }
+        if (st == SX_OK && !found)
+            st = sx_err_set(&err, SX_NOT_FOUND, "index \"%s\" does not exist", a.pos[0]);
+        const char *why = NULL;
+        if (st == SX_OK && !parse_splits(cfg.at, is_int, &at_spec, &why)) {
+            code = sx_cmd_usage_error("index split", "--at: %s",
+                                      is_int ? "not an int" : "an empty value");
+            goto out;
+        }
+        if (st == SX_OK && at_spec.n_split_points != 1) {
+            code = sx_cmd_usage_error("index split", "--at: one value");
+            goto out;
+        }
+    }
+    if (st == SX_OK)
+        st = sx_client_split_index(cl, a.pos[0], cfg.partition,
+                                   at_spec.n_split_points ? at_spec.split_points[0] : NULL, &r,
+                                   &err);
+    if (st != SX_OK) {
+        code = sx_cmd_fail("index split", &cfg.common, st, err.msg);
+        goto out;
+    }
+    if (cfg.common.json) {
+        sx_cmd_print_json(sx_out_pb_json(&r->base));
+    } else {
+        printf("splitting term partition %u of index %s; the new partitions take over once "
+               "built\n",
+               cfg.partition, a.pos[0]);
+        if (r->index)
+            sx_cmd_index_table(&r->index, 1, 0);
+    }
+out:
+    free_splits(&at_spec);
+    sx_client_free(r);
+    sx_client_free(l);
+    sx_cmd_disconnect(cl);
+    sx_cmd_args_free(&a);
+    return code;
+}
+
 /* ----------------------------------------------------------------- index -- */
 
 static const sx_cmd_sub subs[] = {
     {"create", index_create},
     {"drop", index_drop},
     {"list", index_list},
+    {"split", index_split},
 };
 
 static const sx_flags_spec index_spec = {
     .prog = "shardex index",
-    .synopsis = "create|drop|list [ARGS] [FLAGS]",
+    .synopsis = "create|drop|list|split [ARGS] [FLAGS]",
     .description = "Manages the secondary indexes. `shardex index SUBCOMMAND --help` describes "
                    "each:\n"
                    "  create NAME --field FIELD  create an index of a field, LOCAL and/or GLOBAL\n"
                    "  drop NAME                  drop an index\n"
-                   "  list                       list the indexes with their state",
+                   "  list                       list the indexes with their state\n"
+                   "  split NAME --partition T   split a range index's term partition online",
     .flags = plain_flags,
     .count = sizeof(plain_flags) / sizeof(plain_flags[0]),
 };

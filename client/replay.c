@@ -22,8 +22,44 @@ typedef struct doc_rec {
 
 typedef struct active_ix {
     Shardex__Internal__V1__LogOp *op; /* owned: its index_start */
-    sx_ixkey_def def;                 /* borrows op's strings */
+    sx_ixkey_def def;                 /* borrows op's strings, and splits */
+    /* index_split markers applied, in seq order (owned; def.layout). */
+    Shardex__Internal__V1__IndexSplit **splits;
+    size_t nsplits;
 } active_ix;
+
+static void active_free(active_ix *a)
+{
+    shardex__internal__v1__log_op__free_unpacked(a->op, NULL);
+    for (size_t i = 0; i < a->nsplits; i++)
+        shardex__internal__v1__index_split__free_unpacked(a->splits[i], NULL);
+    free(a->splits);
+}
+
+/* An index_split marker, by the apply path's rules (worker/pindex.c,
+ * observe_split): the next seq (not done) is added and marks the one before
+ * done; done marks an applied split done; anything else is a no-op. Takes
+ * sp (from lop) when it keeps it: true. */
+static bool apply_split(active_ix *a, Shardex__Internal__V1__IndexSplit *sp)
+{
+    if (!a->def.global || !a->def.range || !sp->at)
+        return false;
+    if (sp->seq >= 1 && sp->seq <= a->nsplits) {
+        if (sp->done)
+            a->splits[sp->seq - 1]->done = true;
+        return false;
+    }
+    if (sp->seq != a->nsplits + 1 || sp->done || sp->lo != sx_ixkey_term_count(&a->def) ||
+        sp->hi != sp->lo + 1)
+        return false;
+    if (a->nsplits)
+        a->splits[a->nsplits - 1]->done = true;
+    a->splits = sx_realloc(a->splits, (a->nsplits + 1) * sizeof(*a->splits));
+    a->splits[a->nsplits++] = sp;
+    a->def.layout = a->splits;
+    a->def.nlayout = a->nsplits;
+    return true;
+}
 
 struct sx_replay {
     uint32_t partition;
@@ -61,7 +97,7 @@ void sx_replay_destroy(sx_replay *r)
         return;
     sx_hmap_free(&r->docs, doc_rec_free);
     for (size_t i = 0; i < r->nix; i++)
-        log_op_free(r->ix[i].op);
+        active_free(&r->ix[i]);
     free(r->ix);
     free(r);
 }
@@ -128,6 +164,7 @@ sx_status sx_replay_apply(sx_replay *r, uint64_t offset, const uint8_t *op, size
             r->ix = sx_realloc(r->ix, r->ixcap * sizeof(*r->ix));
         }
         active_ix *a = &r->ix[r->nix++];
+        memset(a, 0, sizeof(*a));
         a->op = lop;
         sx_ixkey_def_from_spec(&a->def, s->index_id, s->spec);
         keep = true;
@@ -137,9 +174,17 @@ sx_status sx_replay_apply(sx_replay *r, uint64_t offset, const uint8_t *op, size
         size_t i = find_ix(r, lop->index_drop);
         if (i == SIZE_MAX)
             break;
-        log_op_free(r->ix[i].op);
+        active_free(&r->ix[i]);
         memmove(&r->ix[i], &r->ix[i + 1], (r->nix - i - 1) * sizeof(*r->ix));
         r->nix--;
+        break;
+    }
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT: {
+        size_t i = find_ix(r, lop->index_split->index_id);
+        if (i != SIZE_MAX && apply_split(&r->ix[i], lop->index_split)) {
+            lop->index_split = NULL; /* the split is the index's now */
+            lop->op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP__NOT_SET;
+        }
         break;
     }
     default:
@@ -185,9 +230,12 @@ bool sx_replay_doc_entries(const sx_ixkey_def *d, const char *id, size_t n,
         const uint8_t *v = vals.data + offs[i];
         sx_buf_append(&key, v, lens[i]);
         sx_key_append_str(&key, id, n);
-        uint32_t t = termed ? sx_ixkey_term_of(d, v, lens[i]) : 0;
+        uint32_t ts[2] = {0, 0};
+        size_t nt = termed ? sx_ixkey_terms_of(d, v, lens[i], ts) : 1;
         if (fn)
-            fn(arg, key.data, key.len, t, version);
+            fn(arg, key.data, key.len, ts[0], version);
+        if (fn && nt == 2) /* during a split, also its parent's */
+            fn(arg, key.data, key.len, ts[1] | SX_REPLAY_ALSO, version);
         key.len = 0;
     }
     free(offs);
@@ -206,7 +254,7 @@ typedef struct count_acc {
 static void count_cb(void *arg, const uint8_t *key, size_t len, uint32_t term, uint64_t version)
 {
     count_acc *a = arg;
-    a->n++;
+    a->n += (term & SX_REPLAY_ALSO) == 0; /* entries, not their second term partition */
     if (a->fn)
         a->fn(a->arg, key, len, term, version);
 }
@@ -243,7 +291,7 @@ typedef struct digest_acc {
 static void digest_cb(void *arg, const uint8_t *key, size_t len, uint32_t term, uint64_t version)
 {
     digest_acc *a = arg;
-    if (a->term >= 0 && (int64_t)term != a->term)
+    if (a->term < 0 ? (term & SX_REPLAY_ALSO) != 0 : (int64_t)(term & ~SX_REPLAY_ALSO) != a->term)
         return;
     a->digest = sx_ixkey_digest_add(a->digest, key, len, version);
     a->count++;
@@ -531,6 +579,12 @@ sx_status sx_rlog_append(sx_rlog *l, uint64_t offset, const uint8_t *op, size_t 
         o->v[o->n++] = offset;
         break;
     }
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT:
+        /* Kept, not used: verify leaves a split index's term partitions out
+         * of a trimmed log's checks (verify.c, eval_index_trimmed). */
+        if (!lop->index_split)
+            goto fail;
+        break;
     case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START:
     case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP:
         if (lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START &&

@@ -11,6 +11,10 @@
  *                        holding the entries of every document alive (a second
  *                        start of an active id: nothing)
  *              index_drop id: the index is no longer active (inactive: nothing)
+ *              index_split {id, seq, t, at, lo, hi, done}: as worker/pindex.c
+ *                        applies it, so that an entry's term partitions are
+ *                        those the outbox gave it at this position
+ *                        (sx_ixkey_terms_of: during a split, the parent too)
  *            An active index d holds, for every alive document and every
  *            distinct value from sx_ixkey_doc_values, the entry
  *            key = value key ++ enc(id) -> the document's version; a global
@@ -65,6 +69,10 @@ const sx_ixkey_def *sx_replay_index(const sx_replay *r, uint64_t index_id,
  * version of its document. */
 typedef void (*sx_replay_entry_cb)(void *arg, const uint8_t *key, size_t len, uint32_t term,
                                    uint64_t version);
+/* Or'ed into `term` when the callback names the same entry again, for a
+ * second term partition that also holds it (a split's parent, until the
+ * split is done): not a new entry. */
+#define SX_REPLAY_ALSO 0x80000000u
 
 /* Calls fn (may be NULL) for every entry index_id holds at the current
  * position, in no particular order. Returns false (and calls nothing) when

@@ -730,6 +730,12 @@ static void step_terms(ctx *c, sx_term_part *terms, uint32_t nterms, const int32
             own[terms[t].owner]++;
     for (uint32_t t = 0; t < nterms; t++) {
         int32_t o = terms[t].owner;
+        if (terms[t].retired) {
+            if (is_live(c, o))
+                own[o]--;
+            terms[t].owner = -1;
+            continue;
+        }
         if (o >= 0 && (uint32_t)o < c->nworkers && ok[o])
             continue;
         int32_t best = -1;

@@ -69,6 +69,7 @@ typedef struct sx_log_part {
 typedef struct sx_term_part {
     uint64_t epoch; /* raised whenever the owner changes (to -1 too) */
     int32_t owner;  /* worker index, or -1: unowned */
+    bool retired;   /* split and swapped out (docs/indexes.md): never owned, owner -1 */
 } sx_term_part;
 
 typedef struct sx_assign_settings {

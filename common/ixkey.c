@@ -187,35 +187,156 @@ size_t sx_ixkey_doc_values(const sx_ixkey_def *d, const Shardex__V1__Document *d
     return m;
 }
 
-uint32_t sx_ixkey_term_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n)
+/* Decodes enc(value) into *val (strings into sbuf, NUL-terminated). */
+static bool decode_value(bool is_int, const uint8_t *vkey, size_t n, Shardex__V1__Value *val,
+                         sx_buf *sbuf)
 {
     sx_key_reader r;
     sx_key_reader_init(&r, vkey, n);
-    if (d->is_int) {
+    shardex__v1__value__init(val);
+    if (is_int) {
         int64_t v = 0;
-        sx_key_read_i64(&r, &v);
-        if (d->range) {
-            Shardex__V1__Value val = SHARDEX__V1__VALUE__INIT;
-            val.kind_case = SHARDEX__V1__VALUE__KIND_I;
-            val.i = v;
-            return range_term(d, &val);
-        }
-        return sx_term_partition_of_int(d->name, v, d->term_partitions);
+        bool ok = sx_key_read_i64(&r, &v);
+        val->kind_case = SHARDEX__V1__VALUE__KIND_I;
+        val->i = v;
+        return ok;
     }
-    sx_buf s = {0};
-    sx_key_read_str(&r, &s);
-    uint32_t t;
-    if (d->range) {
-        sx_buf_append(&s, "", 1); /* a C string, as Value.s is */
-        Shardex__V1__Value val = SHARDEX__V1__VALUE__INIT;
-        val.kind_case = SHARDEX__V1__VALUE__KIND_S;
-        val.s = (char *)s.data;
-        t = range_term(d, &val);
-    } else {
-        t = sx_term_partition_of_str(d->name, s.data, s.len, d->term_partitions);
+    bool ok = sx_key_read_str(&r, sbuf);
+    sx_buf_append(sbuf, "", 1); /* a C string, as Value.s is */
+    val->kind_case = SHARDEX__V1__VALUE__KIND_S;
+    val->s = (char *)sbuf->data;
+    return ok;
+}
+
+/* Follows t through d's layout for value v; *parent (when not NULL) gets the
+ * parent of an unfinished last split that v went through, else UINT32_MAX. */
+static uint32_t follow_layout(const sx_ixkey_def *d, uint32_t t, const Shardex__V1__Value *v,
+                              uint32_t *parent)
+{
+    if (parent)
+        *parent = UINT32_MAX;
+    for (size_t i = 0; i < d->nlayout; i++) {
+        const Shardex__Internal__V1__IndexSplit *sp = d->layout[i];
+        if (sp->term != t || !sp->at)
+            continue;
+        t = sx_ixkey_value_cmp(d->is_int, v, sp->at) < 0 ? sp->lo : sp->hi;
+        if (parent && i + 1 == d->nlayout && !sp->done)
+            *parent = sp->term;
     }
-    sx_buf_free(&s);
     return t;
+}
+
+static size_t route(const sx_ixkey_def *d, const uint8_t *vkey, size_t n, uint32_t out[2])
+{
+    if (!d->range) {
+        sx_key_reader r;
+        sx_key_reader_init(&r, vkey, n);
+        if (d->is_int) {
+            int64_t v = 0;
+            sx_key_read_i64(&r, &v);
+            out[0] = sx_term_partition_of_int(d->name, v, d->term_partitions);
+        } else {
+            sx_buf s = {0};
+            sx_key_read_str(&r, &s);
+            out[0] = sx_term_partition_of_str(d->name, s.data, s.len, d->term_partitions);
+            sx_buf_free(&s);
+        }
+        return 1;
+    }
+    sx_buf sbuf = {0};
+    Shardex__V1__Value val;
+    decode_value(d->is_int, vkey, n, &val, &sbuf);
+    uint32_t parent;
+    out[0] = follow_layout(d, range_term(d, &val), &val, &parent);
+    sx_buf_free(&sbuf);
+    if (parent == UINT32_MAX)
+        return 1;
+    out[1] = parent;
+    return 2;
+}
+
+uint32_t sx_ixkey_term_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n)
+{
+    uint32_t out[2];
+    route(d, vkey, n, out);
+    return out[0];
+}
+
+size_t sx_ixkey_terms_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n, uint32_t out[2])
+{
+    return route(d, vkey, n, out);
+}
+
+uint32_t sx_ixkey_term_count(const sx_ixkey_def *d)
+{
+    return d->term_partitions + 2 * (uint32_t)d->nlayout;
+}
+
+size_t sx_ixkey_layout_order(const sx_ixkey_def *d, uint32_t *terms,
+                             const Shardex__V1__Value **lower)
+{
+    size_t n = d->term_partitions;
+    for (uint32_t t = 0; t < d->term_partitions; t++) {
+        terms[t] = t;
+        lower[t] = d->range && t ? d->splits[t - 1] : NULL;
+    }
+    if (!d->range)
+        return n;
+    /* Each split replaces its parent by (lo, hi) in place: the order stays
+     * the values' order. */
+    for (size_t i = 0; i < d->nlayout; i++) {
+        const Shardex__Internal__V1__IndexSplit *sp = d->layout[i];
+        for (size_t k = 0; k < n; k++) {
+            if (terms[k] != sp->term)
+                continue;
+            memmove(&terms[k + 2], &terms[k + 1], (n - k - 1) * sizeof(*terms));
+            memmove(&lower[k + 2], &lower[k + 1], (n - k - 1) * sizeof(*lower));
+            terms[k] = sp->lo;
+            terms[k + 1] = sp->hi;
+            lower[k + 1] = sp->at;
+            n++;
+            break;
+        }
+    }
+    return n;
+}
+
+bool sx_ixkey_check_split(const sx_ixkey_def *d, uint32_t t, const Shardex__V1__Value *at,
+                          char *msg, size_t cap)
+{
+    if (!d->global || !d->range) {
+        snprintf(msg, cap,
+                 "name: index \"%s\" is not range-partitioned (GLOBAL, --partitioning range)",
+                 d->name);
+        return false;
+    }
+    uint32_t count = sx_ixkey_term_count(d);
+    uint32_t *terms = sx_malloc((count + 1) * sizeof(*terms));
+    const Shardex__V1__Value **lower = sx_malloc((count + 1) * sizeof(*lower));
+    size_t n = sx_ixkey_layout_order(d, terms, lower);
+    size_t k = 0;
+    while (k < n && terms[k] != t)
+        k++;
+    bool ok = false;
+    sx_buf b = {0};
+    if (k == n) {
+        snprintf(msg, cap, "term_partition: %u is not a serving term partition of \"%s\"", t,
+                 d->name);
+    } else if (!at || !sx_ixkey_append_value(&b, d->is_int, at)) {
+        snprintf(msg, cap, "at: not a %s value", d->is_int ? "int" : "string");
+    } else if ((lower[k] && sx_ixkey_value_cmp(d->is_int, at, lower[k]) <= 0) ||
+               (k + 1 < n && sx_ixkey_value_cmp(d->is_int, at, lower[k + 1]) >= 0)) {
+        snprintf(msg, cap,
+                 "at: outside the range of term partition %u (strictly inside it, so "
+                 "that both halves own values)",
+                 t);
+    } else {
+        ok = true;
+    }
+    sx_buf_free(&b);
+    free(terms);
+    free(lower);
+    return ok;
 }
 
 bool sx_ixkey_split_key(bool is_int, const uint8_t *key, size_t n, Shardex__V1__Value *v,

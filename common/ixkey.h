@@ -18,12 +18,21 @@
  * points are part of the spec, which every replica reads from the same
  * index_start marker in the log, so every replica routes a value alike.
  *
+ * Online splits (docs/indexes.md, "Online split") extend the split points
+ * with a layout: splits applied in order, each taking term partition `term`
+ * to `lo` (values below `at`) and `hi` (the rest). A value's term partition
+ * is the base one followed through the splits: sx_ixkey_term_of stays the
+ * one routing function, and the caller decides which splits are in effect
+ * (the outbox: every split marker applied; a query: the splits the map has
+ * swapped in; verify: the splits of the log it replays).
+ *
  * Pure functions on caller memory; any thread.
  */
 #ifndef SX_IXKEY_H
 #define SX_IXKEY_H
 
 #include "mem.h"
+#include "shardex/internal/v1/replication.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 
 #include <stdbool.h>
@@ -41,6 +50,11 @@ typedef struct sx_ixkey_def {
     bool range;               /* PARTITIONING_RANGE: by split points, else by hash */
     size_t nsplits;           /* range: M - 1 split points, increasing, borrowed */
     Shardex__V1__Value *const *splits;
+    /* range: the online splits in effect, in order (borrowed); every one but
+     * the last must be done. When the last is not done, sx_ixkey_terms_of
+     * also names its parent (the outbox writes both until the swap). */
+    size_t nlayout;
+    Shardex__Internal__V1__IndexSplit *const *layout;
 } sx_ixkey_def;
 
 /* Fills d from a spec (borrowing its strings). */
@@ -57,6 +71,29 @@ size_t sx_ixkey_doc_values(const sx_ixkey_def *d, const Shardex__V1__Document *d
 /* The term partition of an encoded value key (as sx_ixkey_doc_values gives;
  * anything after enc(value), such as an id, is ignored). */
 uint32_t sx_ixkey_term_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n);
+
+/* The term partitions a change of an encoded value goes to: out[0] is
+ * sx_ixkey_term_of's; out[1], when the count is 2, the parent of an
+ * unfinished last split of d->layout whose range holds the value. */
+size_t sx_ixkey_terms_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n, uint32_t out[2]);
+
+/* The number of term partition numbers d uses: M plus 2 per split of its
+ * layout (retired ones included). */
+uint32_t sx_ixkey_term_count(const sx_ixkey_def *d);
+
+/* The term partitions serving under d's layout, in value order: terms[i]
+ * owns [lower[i], lower[i+1]) (lower[0] NULL: open; borrowed from d). Both
+ * arrays must hold sx_ixkey_term_count(d) entries. Returns the count. A hash
+ * index: 0 .. M-1 with lower all NULL. */
+size_t sx_ixkey_layout_order(const sx_ixkey_def *d, uint32_t *terms,
+                             const Shardex__V1__Value **lower);
+
+/* Checks a split of term partition t at `at` against d's layout (which must
+ * hold every split made so far): d range-partitioned, t serving, at of the
+ * index's type and strictly inside t's range. False with the message (for
+ * INVALID_ARGUMENT, naming the field) in msg. */
+bool sx_ixkey_check_split(const sx_ixkey_def *d, uint32_t t, const Shardex__V1__Value *at,
+                          char *msg, size_t cap);
 
 /* Compares two values of one type (is_int) in index order: <0, 0, >0. */
 int sx_ixkey_value_cmp(bool is_int, const Shardex__V1__Value *a, const Shardex__V1__Value *b);

@@ -75,12 +75,23 @@ static sx_status check(const Shardex__Internal__V1__ClusterMap *m, sx_err *err)
     for (size_t i = 0; i < m->n_indexes; i++) {
         const Shardex__Internal__V1__IndexEntry *e = m->indexes[i];
         if (e && e->spec && e->spec->global &&
-            (uint64_t)e->first_term + e->spec->term_partitions > m->n_terms)
+            (uint64_t)e->first_term + sx_partmap_term_count(e) > m->n_terms)
             return sx_err_set(err, SX_INVALID_ARGUMENT,
                               "cluster map %" PRIu64 ": index \"%s\": term partitions %u..%" PRIu64
                               " beyond the map's %zu",
                               m->version, e->spec->name, e->first_term,
-                              (uint64_t)e->first_term + e->spec->term_partitions, m->n_terms);
+                              (uint64_t)e->first_term + sx_partmap_term_count(e), m->n_terms);
+        /* Splits as coord.c makes them, so that routing may trust them. */
+        for (size_t k = 0; e && e->spec && k < e->n_splits; k++) {
+            const Shardex__Internal__V1__IndexSplit *sp = e->splits[k];
+            uint32_t lo = e->spec->term_partitions + 2 * (uint32_t)k;
+            if (!sp || !sp->at || sp->seq != k + 1 || sp->lo != lo || sp->hi != lo + 1 ||
+                sp->term >= lo || (!sp->done && k + 1 < e->n_splits) ||
+                e->spec->partitioning != SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE)
+                return sx_err_set(err, SX_INVALID_ARGUMENT,
+                                  "cluster map %" PRIu64 ": index \"%s\": split %zu is malformed",
+                                  m->version, e->spec->name, k + 1);
+        }
     }
     return SX_OK;
 }
@@ -225,10 +236,24 @@ const Shardex__Internal__V1__IndexEntry *sx_partmap_index_named(const sx_partmap
     return NULL;
 }
 
+uint32_t sx_partmap_term_count(const Shardex__Internal__V1__IndexEntry *e)
+{
+    return e->spec->term_partitions + 2 * (uint32_t)e->n_splits;
+}
+
+void sx_partmap_def(const Shardex__Internal__V1__IndexEntry *e, bool done_only, sx_ixkey_def *d)
+{
+    sx_ixkey_def_from_spec(d, e->id, e->spec);
+    d->layout = e->splits;
+    d->nlayout = e->n_splits;
+    if (done_only && d->nlayout && !e->splits[d->nlayout - 1]->done)
+        d->nlayout--; /* check(): only the last may be unfinished */
+}
+
 const Shardex__Internal__V1__TermPartition *
 sx_partmap_term(const sx_partmap *pm, const Shardex__Internal__V1__IndexEntry *e, uint32_t t)
 {
-    if (!e || !e->spec || !e->spec->global || t >= e->spec->term_partitions)
+    if (!e || !e->spec || !e->spec->global || t >= sx_partmap_term_count(e))
         return NULL;
     return pm->m->terms[e->first_term + t]; /* in range: check() */
 }

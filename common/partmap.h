@@ -15,6 +15,7 @@
 #ifndef SX_PARTMAP_H
 #define SX_PARTMAP_H
 
+#include "ixkey.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "status.h"
 
@@ -91,6 +92,14 @@ sx_status sx_partmap_leader_target(const sx_partmap *pm, uint32_t p, sx_partmap_
 const Shardex__Internal__V1__IndexEntry *sx_partmap_index(const sx_partmap *pm, uint64_t id);
 const Shardex__Internal__V1__IndexEntry *sx_partmap_index_named(const sx_partmap *pm,
                                                                 const char *name);
+/* The term partition numbers e uses: spec.term_partitions plus 2 per split
+ * (coordinator.proto, IndexEntry.splits). */
+uint32_t sx_partmap_term_count(const Shardex__Internal__V1__IndexEntry *e);
+/* e's routing (borrowing from e): with every split of the map (done_only
+ * false: the outbox's view once the markers are applied) or only those done
+ * (the layout queries plan against: shadows not yet swapped in are not
+ * read). */
+void sx_partmap_def(const Shardex__Internal__V1__IndexEntry *e, bool done_only, sx_ixkey_def *d);
 /* Term partition t of index e (an entry of this map), NULL when t is not
  * one of its term partitions. */
 const Shardex__Internal__V1__TermPartition *

@@ -31,7 +31,9 @@ typedef struct term_report {
     bool ready;
     uint64_t *wm; /* [nwm] */
     size_t nwm;
-    uint64_t oldest_as_of_ms; /* wall clock; 0: not ready */
+    uint64_t oldest_as_of_ms;   /* wall clock; 0: not ready */
+    uint64_t entries;           /* as last counted by the owner */
+    Shardex__V1__Value *median; /* owned (sx_ixkey_value_dup); NULL: not counted or empty */
 } term_report;
 
 typedef struct worker {
@@ -55,8 +57,10 @@ typedef struct worker {
 
 static void clear_index_reports(worker *wk)
 {
-    for (size_t i = 0; i < wk->ntreports; i++)
+    for (size_t i = 0; i < wk->ntreports; i++) {
         free(wk->treports[i].wm);
+        sx_ixkey_value_free(wk->treports[i].median);
+    }
     free(wk->treports);
     free(wk->ixreports);
     wk->treports = NULL;
@@ -77,7 +81,32 @@ typedef struct index_entry {
     uint64_t id;
     uint32_t first_term; /* first of its term partitions in terms[] */
     bool *backfilled;    /* [P] */
+    /* Online splits (IndexEntry.splits), in seq order, owned: every one but
+     * the last is done. Split k's shadows are term partitions
+     * term_partitions + 2(k-1) and + 1. */
+    Shardex__Internal__V1__IndexSplit **osplits;
+    size_t nosplits;
 } index_entry;
+
+/* Term partition numbers e uses (retired ones included). */
+static uint32_t ix_terms(const index_entry *e)
+{
+    return e->term_partitions + 2 * (uint32_t)e->nosplits;
+}
+
+static Shardex__Internal__V1__IndexSplit *split_dup(const Shardex__Internal__V1__IndexSplit *sp)
+{
+    size_t n = shardex__internal__v1__index_split__get_packed_size(sp);
+    uint8_t *buf = sx_malloc(n + 1);
+    shardex__internal__v1__index_split__pack(sp, buf);
+    Shardex__Internal__V1__IndexSplit *o = shardex__internal__v1__index_split__unpack(NULL, n, buf);
+    free(buf);
+    if (!o) {
+        SX_LOG(SX_LOG_ERROR, "coord", "cannot copy an index split (out of memory)");
+        abort();
+    }
+    return o;
+}
 
 /* The split points are borrowed by the spec: it is packed before e changes. */
 static void spec_partitioning(Shardex__V1__IndexSpec *spec, const index_entry *e)
@@ -107,8 +136,9 @@ struct sx_coord {
     sx_coord_settings set;
     char *cluster_id;
     uint32_t lease_ms;
-    uint32_t max_moves; /* replica moves in flight at once (sx_assign_settings) */
-    uint64_t margin_ms; /* the coordinator waits this much longer than the worker */
+    uint32_t max_moves;          /* replica moves in flight at once (sx_assign_settings) */
+    uint64_t term_split_entries; /* split a term partition above this many entries (0: never) */
+    uint64_t margin_ms;          /* the coordinator waits this much longer than the worker */
     /* The lease rules (coord.h, docs/architecture.md "Leases"), all volatile: */
     uint64_t unanswered_max_ms;        /* a worker unanswered longer is refused: two leases */
     uint32_t tick_ms;                  /* how often sx_coord_tick runs; 0: unknown */
@@ -222,6 +252,7 @@ static Shardex__Internal__V1__ClusterMap *build_locked(sx_coord *c, sx_arena *a)
         shardex__internal__v1__term_partition__init(o);
         o->epoch = c->terms[t].epoch;
         o->owner = c->terms[t].owner;
+        o->retired = c->terms[t].retired;
         m->terms[t] = o;
     }
     m->n_indexes = c->nindexes;
@@ -243,6 +274,8 @@ static Shardex__Internal__V1__ClusterMap *build_locked(sx_coord *c, sx_arena *a)
         o->state = e->state;
         o->id = e->id;
         o->first_term = e->first_term;
+        o->n_splits = e->nosplits;
+        o->splits = e->osplits;
         o->backfilled = sx_arena_alloc(a, c->set.partitions * sizeof(uint32_t));
         for (uint32_t p = 0; p < c->set.partitions; p++)
             if (e->backfilled[p])
@@ -286,6 +319,9 @@ static void free_index(index_entry *e)
     for (size_t i = 0; i < e->nsplits; i++)
         sx_ixkey_value_free(e->splits[i]);
     free(e->splits);
+    for (size_t i = 0; i < e->nosplits; i++)
+        shardex__internal__v1__index_split__free_unpacked(e->osplits[i], NULL);
+    free(e->osplits);
     free(e->name);
     free(e->field);
     free(e->backfilled);
@@ -341,7 +377,7 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
     c->nterms = (uint32_t)m->n_terms;
     c->terms = sx_calloc(c->nterms + 1, sizeof(*c->terms));
     for (uint32_t t = 0; t < c->nterms; t++)
-        c->terms[t] = (sx_term_part){m->terms[t]->epoch, m->terms[t]->owner};
+        c->terms[t] = (sx_term_part){m->terms[t]->epoch, m->terms[t]->owner, m->terms[t]->retired};
     c->nindexes = (uint32_t)m->n_indexes;
     c->indexes = sx_calloc(c->nindexes + 1, sizeof(*c->indexes));
     for (uint32_t i = 0; i < c->nindexes; i++) {
@@ -360,6 +396,14 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
         e->state = o->state;
         e->id = o->id;
         e->first_term = o->first_term;
+        e->osplits = sx_calloc(o->n_splits + 1, sizeof(*e->osplits));
+        for (size_t k = 0; k < o->n_splits; k++)
+            if (o->splits[k])
+                e->osplits[e->nosplits++] = split_dup(o->splits[k]);
+        if ((uint64_t)e->first_term + ix_terms(e) > m->n_terms)
+            return sx_err_set(
+                err, SX_DATA_LOSS,
+                "metadata: stored index %" PRIu64 " has term partitions beyond the map's", o->id);
         e->backfilled = sx_calloc(c->set.partitions, sizeof(bool));
         for (size_t k = 0; k < o->n_backfilled; k++)
             if (o->backfilled[k] < c->set.partitions)
@@ -548,6 +592,7 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
     pthread_mutex_init(&c->mu, NULL);
     c->lease_ms = opts->lease_ms ? opts->lease_ms : 2000;
     c->max_moves = opts->max_moves ? opts->max_moves : SX_COORD_DEFAULT_MAX_MOVES;
+    c->term_split_entries = opts->term_split_entries;
     c->tick_ms = opts->tick_ms;
     c->address = sx_strdup(opts->address ? opts->address : "");
     /* Everything before now was time the coordinator did not run. */
@@ -837,6 +882,8 @@ sx_status sx_coord_register_ex(sx_coord *c, const char *id, const char *address,
     return SX_OK;
 }
 
+static void splits_step_locked(sx_coord *c);
+
 void sx_coord_index_reports(sx_coord *c, const char *id,
                             Shardex__Internal__V1__IndexReport *const *ix, size_t nix,
                             Shardex__Internal__V1__TermReport *const *terms, size_t nterms)
@@ -859,12 +906,18 @@ void sx_coord_index_reports(sx_coord *c, const char *id,
                                terms[i]->ready,
                                NULL,
                                terms[i]->n_watermarks,
-                               terms[i]->oldest_as_of_ms};
+                               terms[i]->oldest_as_of_ms,
+                               terms[i]->entries,
+                               NULL};
+            if (terms[i]->median &&
+                terms[i]->median->kind_case != SHARDEX__V1__VALUE__KIND__NOT_SET)
+                r->median = sx_ixkey_value_dup(terms[i]->median);
             r->wm = sx_calloc(r->nwm + 1, sizeof(*r->wm));
             if (r->nwm)
                 memcpy(r->wm, terms[i]->watermarks, r->nwm * sizeof(*r->wm));
         }
         wk->ntreports = nterms;
+        splits_step_locked(c);
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -1133,6 +1186,27 @@ static uint64_t mistyped_locked(const sx_coord *c, const index_entry *e)
     return n;
 }
 
+static Shardex__V1__Value *value_in_arena(sx_arena *a, const Shardex__V1__Value *v)
+{
+    Shardex__V1__Value *o = sx_arena_alloc(a, sizeof(*o));
+    *o = *v;
+    if (v->kind_case == SHARDEX__V1__VALUE__KIND_S)
+        o->s = sx_arena_strdup(a, v->s ? v->s : "");
+    return o;
+}
+
+/* e's routing with its splits (done_only: those swapped in), borrowing from
+ * e and spec (which spec_partitioning filled). */
+static void def_of(const index_entry *e, Shardex__V1__IndexSpec *spec, bool done_only,
+                   sx_ixkey_def *d)
+{
+    sx_ixkey_def_from_spec(d, e->id, spec);
+    d->layout = e->osplits;
+    d->nlayout = e->nosplits;
+    if (done_only && d->nlayout && !e->osplits[d->nlayout - 1]->done)
+        d->nlayout--;
+}
+
 static Shardex__V1__IndexInfo *info_of(const sx_coord *c, const index_entry *e, sx_arena *a)
 {
     Shardex__V1__IndexInfo *info = sx_arena_alloc(a, sizeof(*info));
@@ -1149,6 +1223,20 @@ static Shardex__V1__IndexInfo *info_of(const sx_coord *c, const index_entry *e, 
     info->spec = spec;
     info->state = e->state;
     info->mistyped_docs = mistyped_locked(c, e);
+    if (e->nosplits) {
+        sx_ixkey_def d;
+        def_of(e, spec, true, &d);
+        uint32_t count = ix_terms(e);
+        info->term_layout = sx_arena_alloc(a, (count + 1) * sizeof(*info->term_layout));
+        const Shardex__V1__Value **lower = sx_arena_alloc(a, (count + 1) * sizeof(*lower));
+        info->n_term_layout = sx_ixkey_layout_order(&d, info->term_layout, lower);
+        info->layout_bounds = sx_arena_alloc(a, (count + 1) * sizeof(*info->layout_bounds));
+        for (size_t i = 1; i < info->n_term_layout; i++) /* values in arena: e may change */
+            info->layout_bounds[info->n_layout_bounds++] = value_in_arena(a, lower[i]);
+        bool last_done = e->osplits[e->nosplits - 1]->done;
+        info->splits_in_progress = last_done ? 0 : 1;
+        info->splits_done = (uint32_t)e->nosplits - info->splits_in_progress;
+    }
     return info;
 }
 
@@ -1227,7 +1315,7 @@ sx_status sx_coord_drop_index(sx_coord *c, const char *name, sx_err *err)
         pthread_mutex_unlock(&c->mu);
         return sx_err_set(err, SX_NOT_FOUND, "index \"%s\" does not exist", name);
     }
-    uint32_t first = e->first_term, m = e->term_partitions;
+    uint32_t first = e->first_term, m = ix_terms(e);
     if (e->global) {
         memmove(&c->terms[first], &c->terms[first + m],
                 (c->nterms - first - m) * sizeof(*c->terms));
@@ -1245,6 +1333,185 @@ sx_status sx_coord_drop_index(sx_coord *c, const char *name, sx_err *err)
     commit_locked(c, "index dropped");
     pthread_mutex_unlock(&c->mu);
     return SX_OK;
+}
+
+/* ---------------------------------------------------------- online split -- */
+
+/* The owner's report of term partition t of e at its current epoch. */
+static const term_report *term_report_locked(const sx_coord *c, const index_entry *e, uint32_t t)
+{
+    const sx_term_part *tp = &c->terms[e->first_term + t];
+    if (tp->owner < 0)
+        return NULL;
+    const worker *ow = &c->workers[tp->owner];
+    for (size_t r = 0; ow->alive && r < ow->ntreports; r++) {
+        const term_report *tr = &ow->treports[r];
+        if (tr->index_id == e->id && tr->t == t && tr->epoch == tp->epoch)
+            return tr;
+    }
+    return NULL;
+}
+
+/* Records split (seq next) of t at `at` in e: two new term partitions after
+ * e's others, owners assigned, one new map version. The leaders append the
+ * marker to their partitions when they see it (ixlead.c). */
+static void split_start_locked(sx_coord *c, index_entry *e, uint32_t t,
+                               const Shardex__V1__Value *at, const char *why)
+{
+    uint32_t lo = ix_terms(e), pos = e->first_term + lo;
+    c->terms = sx_realloc(c->terms, (c->nterms + 2) * sizeof(*c->terms));
+    memmove(&c->terms[pos + 2], &c->terms[pos], (c->nterms - pos) * sizeof(*c->terms));
+    c->terms[pos] = c->terms[pos + 1] = (sx_term_part){.epoch = 0, .owner = -1};
+    c->nterms += 2;
+    for (uint32_t i = 0; i < c->nindexes; i++)
+        if (&c->indexes[i] != e && c->indexes[i].global && c->indexes[i].first_term >= pos)
+            c->indexes[i].first_term += 2;
+    Shardex__Internal__V1__IndexSplit sp = SHARDEX__INTERNAL__V1__INDEX_SPLIT__INIT;
+    sp.index_id = e->id;
+    sp.seq = (uint32_t)e->nosplits + 1;
+    sp.term = t;
+    sp.at = (Shardex__V1__Value *)at;
+    sp.lo = lo;
+    sp.hi = lo + 1;
+    e->osplits = sx_realloc(e->osplits, (e->nosplits + 1) * sizeof(*e->osplits));
+    e->osplits[e->nosplits++] = split_dup(&sp);
+    assign_locked(c);
+    commit_locked(c, why);
+    SX_LOG(SX_LOG_INFO, "coord",
+           "index split started name=%s id=%" PRIu64 " seq=%u term=%u lo=%u hi=%u (%s)", e->name,
+           e->id, sp.seq, t, lo, lo + 1, why);
+}
+
+/* Why t of e cannot split now (FAILED_PRECONDITION), or SX_OK. */
+static sx_status split_allowed_locked(const index_entry *e, sx_err *err)
+{
+    if (e->nosplits && !e->osplits[e->nosplits - 1]->done)
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "index \"%s\": a split is in progress (term partition %u); one at a time",
+                          e->name, e->osplits[e->nosplits - 1]->term);
+    if (e->state != SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY)
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "index \"%s\" is still building; split it once it is READY", e->name);
+    if (e->term_partitions + e->nosplits + 1 > SX_MAX_TERM_PARTITIONS)
+        return sx_err_set(err, SX_FAILED_PRECONDITION,
+                          "index \"%s\" has %u term partitions, the most (%u)", e->name,
+                          e->term_partitions + (uint32_t)e->nosplits, SX_MAX_TERM_PARTITIONS);
+    return SX_OK;
+}
+
+sx_status sx_coord_split_index(sx_coord *c, const char *name, uint32_t t,
+                               const Shardex__V1__Value *at, sx_arena *arena,
+                               Shardex__V1__IndexInfo **info, sx_err *err)
+{
+    *info = NULL;
+    pthread_mutex_lock(&c->mu);
+    index_entry *e = find_index_locked(c, name ? name : "");
+    sx_status st = SX_OK;
+    if (!e) {
+        st = sx_err_set(err, SX_NOT_FOUND, "index \"%s\" does not exist", name ? name : "");
+        goto out;
+    }
+    if (!e->global || e->partitioning != SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE) {
+        st = sx_err_set(err, SX_INVALID_ARGUMENT,
+                        "name: index \"%s\" is not range-partitioned (GLOBAL, --partitioning "
+                        "range)",
+                        e->name);
+        goto out;
+    }
+    if ((st = split_allowed_locked(e, err)) != SX_OK)
+        goto out;
+    Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
+    spec.name = e->name;
+    spec.field = e->field;
+    spec.type = e->type;
+    spec.global = e->global;
+    spec.term_partitions = e->term_partitions;
+    spec_partitioning(&spec, e);
+    sx_ixkey_def d;
+    def_of(e, &spec, false, &d);
+    const term_report *tr = NULL;
+    if (!at || at->kind_case == SHARDEX__V1__VALUE__KIND__NOT_SET) {
+        tr = t < ix_terms(e) ? term_report_locked(c, e, t) : NULL;
+        at = tr ? tr->median : NULL;
+    }
+    char msg[200];
+    if (!at && t < ix_terms(e) && !c->terms[e->first_term + t].retired) {
+        st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                        "at: term partition %u of \"%s\" has no median yet (its owner counts "
+                        "its entries now and then); give a value",
+                        t, e->name);
+    } else if (!sx_ixkey_check_split(&d, t, at, msg, sizeof(msg))) {
+        st = sx_err_set(err, SX_INVALID_ARGUMENT, "%s", msg);
+    } else {
+        split_start_locked(c, e, t, at, "index split asked");
+        *info = info_of(c, e, arena);
+    }
+out:
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+/* The split state machine, run at every heartbeat's index reports:
+ *   in progress --both shadows' owners report them ready at their current
+ *     epoch (every wm[p] > 0, which for a shadow means wm[p] >= the marker's
+ *     offset C_p: its first shipment from p is a rebuild at or after C_p)-->
+ *     done: the parent is retired (owner -1: its owner wipes it) in the same
+ *     map version that makes the shadows serve;
+ *   no split in progress, READY, a serving term partition whose owner
+ *     counted more than term_split_entries entries --> a split at its median.
+ */
+static void splits_step_locked(sx_coord *c)
+{
+    for (uint32_t i = 0; i < c->nindexes; i++) {
+        index_entry *e = &c->indexes[i];
+        if (!e->global || e->partitioning != SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE)
+            continue;
+        Shardex__Internal__V1__IndexSplit *last = e->nosplits ? e->osplits[e->nosplits - 1] : NULL;
+        if (last && !last->done) {
+            const term_report *a = term_report_locked(c, e, last->lo);
+            const term_report *b = term_report_locked(c, e, last->hi);
+            if (!a || !b || !a->ready || !b->ready)
+                continue;
+            last->done = true;
+            sx_term_part *tp = &c->terms[e->first_term + last->term];
+            tp->retired = true;
+            if (tp->owner >= 0) {
+                tp->owner = -1;
+                tp->epoch++;
+            }
+            commit_locked(c, "index split swapped");
+            SX_LOG(SX_LOG_INFO, "coord",
+                   "index split done name=%s id=%" PRIu64
+                   " seq=%u term=%u retired, %u and %u serve",
+                   e->name, e->id, last->seq, last->term, last->lo, last->hi);
+            continue;
+        }
+        if (!c->term_split_entries || split_allowed_locked(e, &(sx_err){0}) != SX_OK)
+            continue;
+        for (uint32_t t = 0; t < ix_terms(e); t++) {
+            if (c->terms[e->first_term + t].retired)
+                continue;
+            const term_report *tr = term_report_locked(c, e, t);
+            if (!tr || !tr->ready || !tr->median || tr->entries <= c->term_split_entries)
+                continue;
+            Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
+            spec.name = e->name;
+            spec.field = e->field;
+            spec.type = e->type;
+            spec.global = e->global;
+            spec.term_partitions = e->term_partitions;
+            spec_partitioning(&spec, e);
+            sx_ixkey_def d;
+            def_of(e, &spec, false, &d);
+            char msg[200];
+            if (!sx_ixkey_check_split(&d, t, tr->median, msg, sizeof(msg)))
+                continue; /* e.g. every entry holds one value: nothing to split at */
+            Shardex__V1__Value *at = sx_ixkey_value_dup(tr->median);
+            split_start_locked(c, e, t, at, "term partition above --term-split-entries");
+            sx_ixkey_value_free(at);
+            break;
+        }
+    }
 }
 
 void sx_coord_list_indexes(sx_coord *c, sx_arena *arena, Shardex__V1__ListIndexesResponse *out)
@@ -1446,8 +1713,10 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
         const index_entry *e = &c->indexes[i];
         if (!e->global)
             continue;
-        for (uint32_t t = 0; t < e->term_partitions; t++) {
+        for (uint32_t t = 0; t < ix_terms(e); t++) {
             const sx_term_part *tp = &c->terms[e->first_term + t];
+            if (tp->retired)
+                continue; /* split and swapped out: gone */
             Shardex__V1__TermPartitionStatus *ts = sx_arena_alloc(a, sizeof(*ts));
             shardex__v1__term_partition_status__init(ts);
             ts->index = sx_arena_strdup(a, e->name);
@@ -1475,6 +1744,7 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
             out->term_partitions[k++] = ts;
         }
     }
+    out->n_term_partitions = k;
     out->n_indexes = c->nindexes;
     out->indexes = sx_arena_alloc(a, (c->nindexes + 1) * sizeof(*out->indexes));
     for (uint32_t i = 0; i < c->nindexes; i++)

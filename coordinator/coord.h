@@ -62,6 +62,10 @@ typedef struct sx_coord_opts {
     /* Replica moves in flight at once, cluster-wide (clustermap.h "Moves");
      * 0: SX_COORD_DEFAULT_MAX_MOVES. Not stored: a restart may change it. */
     uint32_t max_moves;
+    /* Split a range index's term partition online once its owner counts
+     * more entries than this (docs/indexes.md "Online split"); 0: never.
+     * Not stored. */
+    uint64_t term_split_entries;
 } sx_coord_opts;
 
 /* Opens or creates the coordinator's state in opts->data_dir. Fails with
@@ -208,6 +212,19 @@ sx_status sx_coord_create_index(sx_coord *c, const Shardex__V1__IndexSpec *spec,
                                 Shardex__V1__IndexInfo **info, sx_err *err);
 sx_status sx_coord_drop_index(sx_coord *c, const char *name, sx_err *err);
 void sx_coord_list_indexes(sx_coord *c, sx_arena *arena, Shardex__V1__ListIndexesResponse *out);
+
+/* Shardex.SplitIndex: splits serving term partition t of range index `name`
+ * at `at` (NULL or unset: the median its owner last reported) into two
+ * shadows, recorded in a new map version (docs/indexes.md "Online split");
+ * the swap follows from heartbeats (sx_coord_index_reports). *info (in
+ * arena) is the index after. Codes: NOT_FOUND (no such index);
+ * INVALID_ARGUMENT naming the field (not range-partitioned, t not serving,
+ * at not of the index's type or not strictly inside t's range);
+ * FAILED_PRECONDITION (a split in progress, the index still building, no
+ * median known, the most term partitions reached). */
+sx_status sx_coord_split_index(sx_coord *c, const char *name, uint32_t t,
+                               const Shardex__V1__Value *at, sx_arena *arena,
+                               Shardex__V1__IndexInfo **info, sx_err *err);
 
 /* Marks worker `id` draining (cancel: not draining) and reassigns: it gets
  * nothing new, and its replicas (add-then-drop), leaderships and term

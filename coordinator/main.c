@@ -31,6 +31,7 @@ typedef struct config {
     uint32_t term_partitions;
     uint64_t lease_ms;
     uint32_t max_moves;
+    int64_t term_split_entries;
     const char *log_level;
     const char *log_format;
     const char *metrics_listen;
@@ -104,6 +105,14 @@ static const sx_flag flags[] = {
              "one",
      .min = 1,
      .max = SX_COORD_MAX_MOVES_LIMIT},
+    {.name = "term-split-entries",
+     .type = SX_FLAG_INT,
+     .offset = OFF(term_split_entries, int64_t),
+     .metavar = "N",
+     .help = "split a range-partitioned index's term partition online at its median once its "
+             "owner counts more than N entries (0: never; shardex index split does it by hand)",
+     .min = 0,
+     .max = 1000000000000},
     SX_DAEMON_LOG_FLAGS(config),
     SX_METRICS_HTTP_FLAGS(config),
     SX_DAEMON_TLS_FLAGS(config),
@@ -234,6 +243,7 @@ static sx_status open_coord(const config *cfg, const char *self, const bool *giv
         .lease_ms = (uint32_t)cfg->lease_ms,
         .tick_ms = (uint32_t)tick,
         .max_moves = cfg->max_moves,
+        .term_split_entries = (uint64_t)cfg->term_split_entries,
     };
     return sx_coord_open(&o, sx_clock_now_ms(), c, err);
 }

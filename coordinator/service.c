@@ -187,6 +187,15 @@ static sx_status on_remove_worker(sx_rpc_call *call, const ProtobufCMessage *req
                            &resp->lost_partitions, &resp->n_lost_partitions, err);
 }
 
+static sx_status on_split_index(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                                ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    const Shardex__V1__SplitIndexRequest *req = (const void *)reqm;
+    Shardex__V1__SplitIndexResponse *resp = (void *)respm;
+    return sx_coord_split_index(arg, req->name, req->term_partition, req->at,
+                                sx_rpc_call_arena(call), &resp->index, err);
+}
+
 static const sx_rpc_method shardex_methods[] = {
     {"ClusterStatus", on_cluster_status, SX_RPC_BLOCKING}, /* asks each etcd member */
     {"CreateIndex", on_create_index, SX_RPC_BLOCKING},
@@ -194,6 +203,7 @@ static const sx_rpc_method shardex_methods[] = {
     {"ListIndexes", on_list_indexes, SX_RPC_INLINE},
     {"DrainWorker", on_drain_worker, SX_RPC_BLOCKING},   /* fsync */
     {"RemoveWorker", on_remove_worker, SX_RPC_BLOCKING}, /* fsync */
+    {"SplitIndex", on_split_index, SX_RPC_BLOCKING},     /* fsync */
 };
 
 /* ----------------------------------------------------------------- front -- */

@@ -374,6 +374,27 @@ sx_status sx_client_remove_worker(sx_client *c, const char *id, bool force,
     return st;
 }
 
+sx_status sx_client_split_index(sx_client *c, const char *name, uint32_t t,
+                                const Shardex__V1__Value *at, Shardex__V1__SplitIndexResponse **out,
+                                sx_err *err)
+{
+    if (out)
+        *out = NULL;
+    if (!name)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "name: NULL");
+    Shardex__V1__SplitIndexRequest req = SHARDEX__V1__SPLIT_INDEX_REQUEST__INIT;
+    req.name = (char *)name;
+    req.term_partition = t;
+    req.at = (Shardex__V1__Value *)at;
+    ProtobufCMessage *resp = NULL;
+    sx_status st = call(c, "SplitIndex", false, &req.base, &resp, err);
+    if (st == SX_OK && out)
+        *out = (Shardex__V1__SplitIndexResponse *)resp;
+    else
+        sx_rpc_free(resp);
+    return st;
+}
+
 /* ------------------------------------------------------------- documents -- */
 
 /* A document from sx_doc_new: the generated struct first, so that the box is

@@ -169,6 +169,18 @@ sx_status sx_client_drop_index(sx_client *c, const char *name, sx_err *err);
  * the response (free with sx_client_free). */
 sx_status sx_client_list_indexes(sx_client *c, Shardex__V1__ListIndexesResponse **out, sx_err *err);
 
+/* Splits term partition t of range-partitioned index `name` in two online at
+ * `at` (NULL: the partition's median as its owner last counted it); the two
+ * new partitions take over once built (docs/indexes.md "Online split"). On
+ * SX_OK *out (out may be NULL) is the response: the index after the split
+ * was recorded (free with sx_client_free). INVALID_ARGUMENT naming the field
+ * (not range-partitioned, t not serving, at outside t's range),
+ * FAILED_PRECONDITION (a split in progress, no median yet), NOT_FOUND.
+ * Admin role. Not retried: a second split would split again. */
+sx_status sx_client_split_index(sx_client *c, const char *name, uint32_t t,
+                                const Shardex__V1__Value *at, Shardex__V1__SplitIndexResponse **out,
+                                sx_err *err);
+
 /* The cluster as the coordinator sees it: settings, workers (alive, lease),
  * log partitions (leader, replicas, ISR, offsets), term partitions, indexes.
  * On SX_OK *out is the response (free with sx_client_free). */

@@ -71,6 +71,7 @@ typedef struct part {
     uint64_t *reported;   /* index ids reported backfilled at this epoch */
     size_t nreported;
     bool reporting; /* a report is in flight (one at a time) */
+    uint64_t last_retired_trim_ms;
 } part;
 
 struct sx_ixlead {
@@ -149,6 +150,42 @@ static ProtobufCBinaryData pack_op(const Shardex__Internal__V1__LogOp *op)
     return b;
 }
 
+/* Split markers (docs/indexes.md "Online split"): the map's splits this
+ * partition has not applied, and `done` for a split the map swapped in that
+ * is not marked done here (the parent then gets nothing more). At most one
+ * of each per index and pass: a pass ends when its markers are applied. */
+static void split_markers(marker_ctx *c, const Shardex__Internal__V1__ClusterMap *m,
+                          const sx_pindex_info *active, size_t na)
+{
+    for (size_t k = 0; k < na; k++) {
+        const Shardex__Internal__V1__IndexEntry *e = NULL;
+        for (size_t i = 0; i < m->n_indexes && !e; i++)
+            if (m->indexes[i]->id == active[k].id)
+                e = m->indexes[i];
+        if (!e || !e->n_splits || !active[k].global)
+            continue;
+        const Shardex__Internal__V1__IndexSplit *sp = NULL;
+        bool done = false;
+        uint32_t have = active[k].nsplits;
+        if (have && have <= e->n_splits && e->splits[have - 1]->done &&
+            !active[k].last_split_done) {
+            sp = e->splits[have - 1];
+            done = true;
+        } else if (have < e->n_splits) {
+            sp = e->splits[have];
+        }
+        if (!sp)
+            continue;
+        c->ops = sx_realloc(c->ops, (c->n + 2) * sizeof(*c->ops));
+        Shardex__Internal__V1__IndexSplit copy = *sp;
+        copy.done = done;
+        Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT;
+        op.index_split = &copy;
+        c->ops[c->n++] = pack_op(&op);
+    }
+}
+
 /* Appends the markers that bring p's active indexes to the map's catalog. */
 static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
                               const sx_partmap *pm, const sx_pindex_info *active, size_t na)
@@ -185,6 +222,7 @@ static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v
         op.index_drop = active[k].id;
         c->ops[c->n++] = pack_op(&op);
     }
+    split_markers(c, m, active, na);
     if (c->n == 0) {
         free(c->ops);
         free(c);
@@ -498,6 +536,26 @@ static stream *get_stream(sx_ixlead *l, uint32_t p, uint64_t id, uint32_t t, uin
     return s;
 }
 
+/* A term partition retired by a split: no stream; what the outbox still
+ * gives it until the split's done marker is trimmed now and then. */
+static void retired_trim(sx_ixlead *l, uint32_t p, uint64_t id, uint32_t t,
+                         const sx_replica_view *v)
+{
+    uint64_t now = sx_clock_now_ms();
+    pthread_mutex_lock(&l->mu);
+    part *pt = &l->parts[p];
+    bool go = now - pt->last_retired_trim_ms >= TRIM_EVERY_MS;
+    pthread_mutex_unlock(&l->mu);
+    if (!go || sx_pindex_outbox_floor(v->ix, id, t) >= v->applied)
+        return;
+    sx_err err = {0};
+    if (sx_pindex_outbox_trim(v->ix, id, t, v->applied, &err) != SX_OK)
+        SX_LOG(SX_LOG_WARN, "ixlead", "partition=%u outbox trim failed: %s", p, err.msg);
+    pthread_mutex_lock(&l->mu);
+    pt->last_retired_trim_ms = now;
+    pthread_mutex_unlock(&l->mu);
+}
+
 /* ------------------------------------------------------------- backfill -- */
 
 static bool reported(part *pt, uint64_t id)
@@ -634,10 +692,17 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v, c
         if (!e)
             continue;
         if (active[k].global && e->spec->global) {
-            for (uint32_t t = 0; t < active[k].term_partitions; t++) {
+            /* The term partitions this partition's outbox feeds: a split's
+             * shadows only once its marker is applied here (their outbox
+             * starts there, and the first shipment rebuilds them). */
+            for (uint32_t t = 0; t < active[k].term_count; t++) {
                 const Shardex__Internal__V1__TermPartition *tp = sx_partmap_term(m, e, t);
                 if (!tp)
                     break;
+                if (tp->retired) {
+                    retired_trim(l, p, e->id, t, v);
+                    continue;
+                }
                 stream *s = get_stream(l, p, e->id, t, v->epoch, tp, m, active[k].is_int, v->ix);
                 if (!s->addr[0])
                     continue;

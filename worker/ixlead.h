@@ -4,7 +4,10 @@
  *   markers   the map's index catalog is compared with the indexes active in
  *             the partition (sx_pindex); an index_start marker is appended
  *             for each new index and an index_drop for each dropped one, so
- *             that creation and drop sit at one offset of the log. Nothing is
+ *             that creation and drop sit at one offset of the log; likewise an
+ *             index_split marker for each online split in the map the
+ *             partition has not applied, and one with `done` once the map
+ *             swapped the split in (docs/indexes.md "Online split"). Nothing is
  *             asked again until the markers written are applied (a repeated
  *             marker is a no-op anyway).
  *   shipping  per global index and term partition, a stream: it learns the
@@ -16,7 +19,10 @@
  *             watermark. A watermark below the outbox's trimmed floor (a new,
  *             empty owner) gets a rebuild: every entry of the term partition
  *             at one snapshot, then the outbox after it. Acknowledged changes
- *             are trimmed from the outbox.
+ *             are trimmed from the outbox. A split's shadows get streams only
+ *             once its marker is applied here (their outbox floor, the marker's
+ *             offset, makes their first shipment a rebuild); a term partition
+ *             the map retired gets none, and its outbox is trimmed.
  *   backfill  once an index's marker is applied and (global) every term
  *             partition acknowledged it, the partition reports its backfill
  *             done to the coordinator (READY when every partition did).

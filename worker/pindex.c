@@ -11,7 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { TAG_IX = 'I', TAG_MIS = 'N', TAG_LOCAL = 'X', TAG_OUT = 'O', TAG_FLOOR = 'F' };
+enum {
+    TAG_IX = 'I',
+    TAG_MIS = 'N',
+    TAG_LOCAL = 'X',
+    TAG_OUT = 'O',
+    TAG_FLOOR = 'F',
+    TAG_SPLIT = 'S'
+};
 
 typedef struct ix {
     sx_ixkey_def def;
@@ -23,6 +30,11 @@ typedef struct ix {
      * (see "outbox records" below); NULL until the index's first change. */
     sx_buf *out;
     uint64_t *out_last; /* [t]: the offset of out[t]'s last change */
+    uint32_t nout;      /* entries of out and out_last */
+    /* Online splits applied (index_split markers), in seq order, owned;
+     * def.layout points here. */
+    Shardex__Internal__V1__IndexSplit **splits;
+    size_t nsplits;
 } ix;
 
 struct sx_pindex {
@@ -36,6 +48,7 @@ struct sx_pindex {
     /* The batch being applied (applier only). */
     ix pending_start; /* spec != NULL: a started index, for end() */
     uint64_t pending_drop;
+    Shardex__Internal__V1__IndexSplit *pending_split; /* a split marker, for end() */
     bool batch_touched;
     uint32_t out_seq; /* outbox records written in the batch */
     sx_buf k, v, vals;
@@ -81,14 +94,23 @@ static bool read_u64(const uint8_t *v, size_t n, size_t at, uint64_t *out)
 
 /* ------------------------------------------------------------- catalog -- */
 
+static void outbox_free(ix *x)
+{
+    for (uint32_t t = 0; x->out && t < x->nout; t++)
+        sx_buf_free(&x->out[t]);
+    free(x->out);
+    free(x->out_last);
+    x->out = NULL;
+    x->out_last = NULL;
+    x->nout = 0;
+}
+
 static void ix_free(ix *x)
 {
-    if (x->out) {
-        for (uint32_t t = 0; t < x->def.term_partitions; t++)
-            sx_buf_free(&x->out[t]);
-        free(x->out);
-        free(x->out_last);
-    }
+    outbox_free(x);
+    for (size_t i = 0; i < x->nsplits; i++)
+        shardex__internal__v1__index_split__free_unpacked(x->splits[i], &pb_allocator);
+    free(x->splits);
     if (x->spec)
         shardex__v1__index_spec__free_unpacked(x->spec, &pb_allocator);
     memset(x, 0, sizeof(*x));
@@ -122,7 +144,10 @@ static void info_of(const ix *x, sx_pindex_info *o)
                           .local = x->def.local,
                           .global = x->def.global,
                           .is_int = x->def.is_int,
-                          .term_partitions = x->def.term_partitions};
+                          .term_partitions = x->def.term_partitions,
+                          .term_count = sx_ixkey_term_count(&x->def),
+                          .nsplits = (uint32_t)x->nsplits,
+                          .last_split_done = x->nsplits && x->splits[x->nsplits - 1]->done};
 }
 
 sx_pindex_info *sx_pindex_list(sx_pindex *pi, size_t *n)
@@ -205,8 +230,9 @@ static void outbox_add(sx_pindex *pi, sx_batch *b, ix *x, uint32_t t, bool remov
                        uint64_t offset, uint64_t version)
 {
     if (!x->out) {
-        x->out = sx_calloc(x->def.term_partitions, sizeof(*x->out));
-        x->out_last = sx_calloc(x->def.term_partitions, sizeof(*x->out_last));
+        x->nout = sx_ixkey_term_count(&x->def);
+        x->out = sx_calloc(x->nout, sizeof(*x->out));
+        x->out_last = sx_calloc(x->nout, sizeof(*x->out_last));
     }
     sx_buf *o = &x->out[t];
     if (o->len == 0)
@@ -226,7 +252,7 @@ static void outbox_add(sx_pindex *pi, sx_batch *b, ix *x, uint32_t t, bool remov
 /* Writes x's pending outbox records into b. */
 static void outbox_seal(sx_pindex *pi, sx_batch *b, ix *x)
 {
-    for (uint32_t t = 0; x->out && t < x->def.term_partitions; t++)
+    for (uint32_t t = 0; x->out && t < x->nout; t++)
         if (x->out[t].len)
             outbox_write(pi, b, x, t);
 }
@@ -234,7 +260,7 @@ static void outbox_seal(sx_pindex *pi, sx_batch *b, ix *x)
 /* Forgets x's pending outbox records (a batch discarded). */
 static void outbox_discard(ix *x)
 {
-    for (uint32_t t = 0; x->out && t < x->def.term_partitions; t++)
+    for (uint32_t t = 0; x->out && t < x->nout; t++)
         x->out[t].len = 0;
 }
 
@@ -254,8 +280,12 @@ static void change(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t
         }
     }
     if (x->def.global) {
-        uint32_t t = sx_ixkey_term_of(&x->def, vkey, vlen);
-        outbox_add(pi, b, x, t, remove, vkey, vlen, id, id_len, offset, version);
+        /* During a split, a change of the parent's range goes to the parent
+         * and to the shadow that owns its value (ixkey.h). */
+        uint32_t ts[2];
+        size_t nt = sx_ixkey_terms_of(&x->def, vkey, vlen, ts);
+        for (size_t i = 0; i < nt; i++)
+            outbox_add(pi, b, x, ts[i], remove, vkey, vlen, id, id_len, offset, version);
     }
 }
 
@@ -368,6 +398,93 @@ static sx_status delete_prefix(sx_pindex *pi, sx_batch *b, const sx_buf *prefix,
     return st;
 }
 
+/* Split rows: 'S' u64 id u32 seq -> packed IndexSplit (done as last marked). */
+static void write_split(sx_pindex *pi, sx_batch *b, const Shardex__Internal__V1__IndexSplit *sp)
+{
+    key_id_t(&pi->k, TAG_SPLIT, sp->index_id, sp->seq);
+    pi->v.len = 0;
+    size_t n = shardex__internal__v1__index_split__get_packed_size(sp);
+    sx_buf_reserve(&pi->v, n);
+    pi->v.len = shardex__internal__v1__index_split__pack(sp, pi->v.data);
+    sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+}
+
+static Shardex__Internal__V1__IndexSplit *split_dup(const Shardex__Internal__V1__IndexSplit *sp)
+{
+    size_t n = shardex__internal__v1__index_split__get_packed_size(sp);
+    uint8_t *buf = sx_malloc(n + 1);
+    shardex__internal__v1__index_split__pack(sp, buf);
+    Shardex__Internal__V1__IndexSplit *o =
+        shardex__internal__v1__index_split__unpack(&pb_allocator, n, buf);
+    free(buf);
+    return o;
+}
+
+/* index_split (docs/indexes.md, "Online split"). A new split (seq = the
+ * next) marks the one before done, records itself, and starts the shadows'
+ * outboxes at this offset (their floor), so that a leader rebuilds them from
+ * a snapshot at or after it; done = true marks an applied split done. Any
+ * other marker (a repeat, a seq out of order, another index) is a no-op:
+ * leaders append them again after a change of leadership. The catalog
+ * changes in end(), once the batch is written (the marker is alone in it). */
+static sx_status observe_split(sx_pindex *pi, sx_batch *b, uint64_t offset,
+                               const Shardex__Internal__V1__IndexSplit *sp, sx_err *err)
+{
+    ix *x = find_locked(pi, sp->index_id);
+    if (!x || !x->def.global || !x->def.range)
+        return SX_OK;
+    if (sp->seq >= 1 && sp->seq <= x->nsplits) {
+        Shardex__Internal__V1__IndexSplit *cur = x->splits[sp->seq - 1];
+        if (!sp->done || cur->done)
+            return SX_OK;
+    } else if (sp->seq != x->nsplits + 1 || sp->done) {
+        return SX_OK;
+    } else {
+        uint32_t count = sx_ixkey_term_count(&x->def);
+        if (!sp->at || sp->lo != count || sp->hi != count + 1)
+            return sx_err_set(err, SX_DATA_LOSS,
+                              "partition %u: split marker at %" PRIu64 " of index %" PRIu64
+                              " is malformed",
+                              pi->p, offset, sp->index_id);
+        if (x->nsplits && !x->splits[x->nsplits - 1]->done) {
+            Shardex__Internal__V1__IndexSplit *prev = split_dup(x->splits[x->nsplits - 1]);
+            prev->done = true;
+            write_split(pi, b, prev);
+            shardex__internal__v1__index_split__free_unpacked(prev, &pb_allocator);
+        }
+        for (uint32_t t = sp->lo; t <= sp->hi; t++) {
+            key_id_t(&pi->k, TAG_FLOOR, x->def.id, t);
+            pi->v.len = 0;
+            sx_key_append_u64(&pi->v, offset);
+            sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+        }
+    }
+    Shardex__Internal__V1__IndexSplit *rec = split_dup(sp);
+    write_split(pi, b, rec);
+    pi->pending_split = rec;
+    SX_LOG(SX_LOG_INFO, "index",
+           "partition=%u index=%" PRIu64 " split seq=%u term=%u into %u,%u%s at=%" PRIu64, pi->p,
+           sp->index_id, sp->seq, sp->term, sp->lo, sp->hi, sp->done ? " done" : "", offset);
+    return SX_OK;
+}
+
+/* Installs an applied split record into x (applier, under pi->mu). */
+static void install_split(ix *x, Shardex__Internal__V1__IndexSplit *rec)
+{
+    if (rec->seq <= x->nsplits) {
+        shardex__internal__v1__index_split__free_unpacked(x->splits[rec->seq - 1], &pb_allocator);
+        x->splits[rec->seq - 1] = rec;
+    } else {
+        if (x->nsplits)
+            x->splits[x->nsplits - 1]->done = true;
+        x->splits = sx_realloc(x->splits, (x->nsplits + 1) * sizeof(*x->splits));
+        x->splits[x->nsplits++] = rec;
+        outbox_free(x); /* sized by the term count, which grew (empty between batches) */
+    }
+    x->def.layout = x->splits;
+    x->def.nlayout = x->nsplits;
+}
+
 static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
                                 const Shardex__Internal__V1__LogOp *op, sx_err *err)
 {
@@ -414,10 +531,12 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
                pi->p, s->index_id, x.def.name, offset, bf.changes);
         return SX_OK;
     }
+    if (op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT)
+        return observe_split(pi, b, offset, op->index_split, err);
     uint64_t id = op->index_drop;
     if (!find_locked(pi, id))
         return SX_OK;
-    static const uint8_t tags[] = {TAG_IX, TAG_MIS, TAG_LOCAL, TAG_OUT, TAG_FLOOR};
+    static const uint8_t tags[] = {TAG_IX, TAG_MIS, TAG_LOCAL, TAG_OUT, TAG_FLOOR, TAG_SPLIT};
     for (size_t i = 0; i < sizeof(tags); i++) {
         key_id(&pi->k, tags[i], id);
         sx_buf prefix = {0};
@@ -465,6 +584,14 @@ static void observe_end(void *arg, bool written)
         }
         memset(&pi->pending_start, 0, sizeof(pi->pending_start));
     }
+    if (pi->pending_split) {
+        ix *x = written ? find_locked(pi, pi->pending_split->index_id) : NULL;
+        if (x)
+            install_split(x, pi->pending_split);
+        else
+            shardex__internal__v1__index_split__free_unpacked(pi->pending_split, &pb_allocator);
+        pi->pending_split = NULL;
+    }
     if (pi->pending_drop) {
         ix *x = written ? find_locked(pi, pi->pending_drop) : NULL;
         if (x) {
@@ -478,6 +605,38 @@ static void observe_end(void *arg, bool written)
 }
 
 /* ---------------------------------------------------------------- open -- */
+
+/* The 'L' rows of x, in seq order. */
+static sx_status load_splits(sx_pindex *pi, ix *x, sx_err *err)
+{
+    sx_buf prefix = {0};
+    key_id(&prefix, TAG_SPLIT, x->def.id);
+    sx_iter *it = sx_store_iter_prefix(pi->store, NULL, prefix.data, prefix.len);
+    sx_status st = SX_OK;
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        size_t vl;
+        const uint8_t *v = sx_iter_value(it, &vl);
+        Shardex__Internal__V1__IndexSplit *sp =
+            shardex__internal__v1__index_split__unpack(&pb_allocator, vl, v);
+        if (!sp || sp->seq != x->nsplits + 1 || !sp->at) {
+            if (sp)
+                shardex__internal__v1__index_split__free_unpacked(sp, &pb_allocator);
+            st = sx_err_set(err, SX_DATA_LOSS,
+                            "partition %u: a split row of index %" PRIu64 " is malformed", pi->p,
+                            x->def.id);
+            break;
+        }
+        x->splits = sx_realloc(x->splits, (x->nsplits + 1) * sizeof(*x->splits));
+        x->splits[x->nsplits++] = sp;
+    }
+    if (st == SX_OK)
+        st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    sx_buf_free(&prefix);
+    x->def.layout = x->splits;
+    x->def.nlayout = x->nsplits;
+    return st;
+}
 
 static sx_status load_catalog(sx_pindex *pi, sx_err *err)
 {
@@ -504,6 +663,12 @@ static sx_status load_catalog(sx_pindex *pi, sx_err *err)
             break;
         if (found)
             read_u64(pi->v.data, pi->v.len, 0, &x.mistyped);
+        if (st == SX_OK)
+            st = load_splits(pi, &x, err);
+        if (st != SX_OK) {
+            ix_free(&x);
+            break;
+        }
         pi->cat = sx_realloc(pi->cat, (pi->ncat + 1) * sizeof(*pi->cat));
         pi->cat[pi->ncat++] = x;
     }
@@ -546,6 +711,8 @@ void sx_pindex_close(sx_pindex *pi)
         ix_free(&pi->cat[i]);
     free(pi->cat);
     ix_free(&pi->pending_start);
+    if (pi->pending_split)
+        shardex__internal__v1__index_split__free_unpacked(pi->pending_split, &pb_allocator);
     sx_buf_free(&pi->k);
     sx_buf_free(&pi->v);
     sx_buf_free(&pi->vals);
@@ -894,6 +1061,12 @@ struct sx_pindex_rebuild_cursor {
     snap_at s;
     sx_ixkey_def def;
     Shardex__V1__IndexSpec *spec; /* owned: def borrows its strings */
+    /* The splits applied at begin (owned; def.layout): a split marker is
+     * applied with its batch, before the applied offset moves, so those of
+     * the snapshot or one later, which routes alike for t (its parent keeps
+     * its share until done). */
+    Shardex__Internal__V1__IndexSplit **splits;
+    size_t nsplits;
     uint32_t t;
     sx_buf after; /* the last document done; empty with !started */
     bool started, done;
@@ -933,7 +1106,9 @@ static bool rebuild_doc(void *arg, const char *id, size_t id_len, uint64_t versi
                                &nv.mistyped);
     for (size_t k = 0; k < nv.n; k++) {
         const uint8_t *vk = rb->vals.data + nv.offs[k];
-        if (sx_ixkey_term_of(&rc->def, vk, nv.lens[k]) != rc->t)
+        uint32_t ts[2]; /* as the outbox routes (a split's parent included) */
+        size_t nt = sx_ixkey_terms_of(&rc->def, vk, nv.lens[k], ts);
+        if (ts[0] != rc->t && (nt < 2 || ts[1] != rc->t))
             continue;
         rb->key.len = 0;
         entry_key(&rb->key, vk, nv.lens[k], id, id_len);
@@ -977,6 +1152,12 @@ sx_status sx_pindex_rebuild_begin(sx_pindex *pi, uint64_t id, uint32_t t,
         rc->spec = shardex__v1__index_spec__unpack(&pb_allocator, len, packed);
         free(packed);
         sx_ixkey_def_from_spec(&rc->def, id, rc->spec);
+        rc->nsplits = x->nsplits;
+        rc->splits = sx_calloc(rc->nsplits + 1, sizeof(*rc->splits));
+        for (size_t i = 0; i < rc->nsplits; i++)
+            rc->splits[i] = split_dup(x->splits[i]);
+        rc->def.layout = rc->splits;
+        rc->def.nlayout = rc->nsplits;
     }
     pthread_mutex_unlock(&pi->mu);
     if (!active) {
@@ -1026,6 +1207,9 @@ void sx_pindex_rebuild_end(sx_pindex_rebuild_cursor *rc)
         return;
     if (rc->spec)
         shardex__v1__index_spec__free_unpacked(rc->spec, &pb_allocator);
+    for (size_t i = 0; i < rc->nsplits; i++)
+        shardex__internal__v1__index_split__free_unpacked(rc->splits[i], &pb_allocator);
+    free(rc->splits);
     sx_store_release_snapshot(rc->pi->store, rc->s.snap);
     sx_buf_free(&rc->after);
     free(rc);

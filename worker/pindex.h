@@ -12,7 +12,12 @@
  *       document's values that the new one lacks are removed and every value
  *       of the new one is (re)written with version o; a global index records
  *       the same changes in its outbox, per term partition, at offset o;
- *   marker index_drop(id): everything the index holds here is removed.
+ *   marker index_drop(id): everything the index holds here is removed;
+ *   marker index_split(id, seq, t, at, lo, hi) at offset C (range indexes,
+ *       docs/indexes.md "Online split"): from C a change of t's range goes to
+ *       t and to lo or hi in the outbox (sx_ixkey_terms_of); lo's and hi's
+ *       outboxes start at C (their floor), so a leader rebuilds them from a
+ *       snapshot; the marker again with done: t gets nothing more.
  *
  * Every replica applies the same log, so every replica holds the same local
  * entries and the same outbox: a new leader resumes shipping from its own.
@@ -24,6 +29,7 @@
  *   'O' u64 id u32 t u64 last u32 seq  -> the changes of one batch to t, packed (outbox;
  *                                         pindex.c, "outbox records")
  *   'F' u64 id u32 t                   -> u64 offset up to which the outbox was trimmed
+ *   'S' u64 id u32 seq                 -> packed IndexSplit, as applied (done when marked)
  * (entry key: common/ixkey.h.)
  *
  * Thread-safety: the observer runs on the applying thread under the plog's mutex;
@@ -67,6 +73,9 @@ typedef struct sx_pindex_info {
     bool local, global;
     bool is_int;
     uint32_t term_partitions;
+    uint32_t term_count;  /* term partition numbers in use: M + 2 per split applied */
+    uint32_t nsplits;     /* index_split markers applied */
+    bool last_split_done; /* the last of them was marked done */
 } sx_pindex_info;
 
 /* Every active index (*n of them), copied; the caller frees the array. */
@@ -106,7 +115,8 @@ uint64_t sx_pindex_outbox_floor(sx_pindex *pi, uint64_t id, uint32_t t);
 /* A rebuild of term partition t in chunks (docs/indexes.md "Trimming"):
  * begin takes a snapshot and its applied offset (*at, may be NULL), held
  * until end; each next gives the following entries of index id that map to
- * t, as puts with offset *at, in document id order: at most max_entries
+ * t (as the outbox routes at that snapshot, a split's parent included: the
+ * splits applied by begin), as puts with offset *at, in document id order: at most max_entries
  * (0: no limit) unless one document alone has more (a document is never
  * split); *last when no document remains. Any thread, one at a time per
  * cursor; end (accepts NULL) before the pindex is closed. begin:

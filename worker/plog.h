@@ -189,7 +189,7 @@ uint64_t sx_plog_common_prefix(const sx_epoch_start *a, size_t na, uint64_t leo_
  *           Documents or NULL (new_doc NULL: a delete; both NULL: a delete of
  *           a missing id), borrowed for the call; old_doc reflects earlier
  *           entries of the same batch;
- *   marker  an index marker (LogOp index_start / index_drop). A marker is
+ *   marker  an index marker (LogOp index_start / index_drop / index_split). A marker is
  *           applied alone in its batch, so the store holds exactly the
  *           documents as of offset - 1; it adds what it derives to batch.
  *           An error stops the apply (nothing of the batch is written);
@@ -213,7 +213,7 @@ typedef struct sx_plog_observer {
     void (*end)(void *arg, bool written);
 } sx_plog_observer;
 
-/* The plog's store, for the index layer's own keys (tags 'I' 'X' 'O' 'F' 'N'
+/* The plog's store, for the index layer's own keys (tags 'I' 'X' 'O' 'F' 'N' 'S'
  * are theirs; plog owns 'L' 'E' 'M' 'D'). */
 sx_store *sx_plog_store(sx_plog *p);
 

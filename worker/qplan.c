@@ -149,16 +149,33 @@ sx_status sx_qplan_mode(const sx_ixkey_def *def, Shardex__V1__IndexState state,
 /* Step 6, the targets of the chosen mode (pl->global): one scan each. */
 static void set_targets(sx_qplan *pl, sx_arena *arena)
 {
-    uint32_t first = 0;
     pl->n = !pl->global ? pl->P : pl->eq ? 1 : pl->def.term_partitions;
-    if (pl->global && !pl->eq && pl->def.range) {
-        /* Only the term partitions whose ranges meet [start, max], in value
-         * order: start (moved past a page token's last key) is in the
-         * first, max in the last. */
-        first = pl->start.len ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len) : 0;
-        uint32_t last = pl->max.len ? sx_ixkey_term_of(&pl->def, pl->max.data, pl->max.len)
-                                    : pl->def.term_partitions - 1;
-        pl->n = last > first ? last - first + 1 : 1; /* an empty range: one, which has nothing */
+    uint32_t *order = NULL; /* GLOBAL range: the term partitions to read, in value order */
+    if (pl->global && !pl->eq) {
+        uint32_t count = sx_ixkey_term_count(&pl->def);
+        order = sx_arena_alloc(arena, (count + 1) * sizeof(*order));
+        const Shardex__V1__Value **lower = sx_arena_alloc(arena, (count + 1) * sizeof(*lower));
+        size_t m = sx_ixkey_layout_order(&pl->def, order, lower);
+        pl->n = m;
+        if (pl->def.range) {
+            /* Only the term partitions whose ranges meet [start, max], in
+             * value order under the map's layout: start (moved past a page
+             * token's last key) is in the first, max in the last. */
+            uint32_t ft = pl->start.len ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len)
+                                        : order[0];
+            uint32_t lt =
+                pl->max.len ? sx_ixkey_term_of(&pl->def, pl->max.data, pl->max.len) : order[m - 1];
+            size_t first = 0, last = 0;
+            for (size_t k = 0; k < m; k++) {
+                if (order[k] == ft)
+                    first = k;
+                if (order[k] == lt)
+                    last = k;
+            }
+            order += first;
+            pl->n =
+                last > first ? last - first + 1 : 1; /* an empty range: one, which has nothing */
+        }
     }
     pl->reqs = sx_arena_alloc(arena, pl->n * sizeof(*pl->reqs));
     pl->targets = sx_arena_alloc(arena, pl->n * sizeof(*pl->targets));
@@ -178,8 +195,8 @@ static void set_targets(sx_qplan *pl, sx_arena *arena)
             /* For eq, start is enc(value) or, with a page token, the key
              * just after the token's: the term partition of the value it
              * starts with. */
-            pl->targets[i] = pl->eq ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len)
-                                    : first + (uint32_t)i;
+            pl->targets[i] =
+                pl->eq ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len) : order[i];
             if (pl->auto_mode && pl->def.local)
                 s->max_staleness_ms = SX_QPLAN_AUTO_MAX_STALENESS_MS;
         } else {
@@ -209,6 +226,19 @@ static Shardex__V1__Value *const *splits_in_arena(sx_arena *arena, Shardex__V1__
     return out;
 }
 
+/* A copy of a layout's splits (the plan outlives the map). */
+static Shardex__Internal__V1__IndexSplit *const *
+layout_in_arena(sx_arena *arena, Shardex__Internal__V1__IndexSplit *const *src, size_t n)
+{
+    Shardex__Internal__V1__IndexSplit **out = sx_arena_alloc(arena, (n + 1) * sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        out[i] = sx_arena_alloc(arena, sizeof(*out[i]));
+        *out[i] = *src[i];
+        out[i]->at = (Shardex__V1__Value *)splits_in_arena(arena, &src[i]->at, 1)[0];
+    }
+    return out;
+}
+
 /* Steps 3-6, after step 1. */
 static sx_status plan_index(const Shardex__V1__QueryRequest *req,
                             const Shardex__Internal__V1__IndexEntry *e, uint32_t P, sx_arena *arena,
@@ -228,10 +258,13 @@ static sx_status plan_index(const Shardex__V1__QueryRequest *req,
                     : req->budget_ms    ? (req->budget_ms + 3) / 4
                                         : SX_QPLAN_HEDGE_DEFAULT_MS,
     };
-    sx_ixkey_def_from_spec(&pl->def, e->id, e->spec);
+    /* The layout the map has swapped in: a split's shadows are read only
+     * from the map version that retires its parent (docs/indexes.md). */
+    sx_partmap_def(e, true, &pl->def);
     pl->def.name = sx_arena_strdup(arena, pl->def.name); /* outlives the map */
     pl->def.field = sx_arena_strdup(arena, pl->def.field);
     pl->def.splits = splits_in_arena(arena, pl->def.splits, pl->def.nsplits);
+    pl->def.layout = layout_in_arena(arena, pl->def.layout, pl->def.nlayout);
     /* Positions: nothing read yet from any partition (a token changes that). */
     pl->pos = sx_arena_alloc(arena, (P + 1) * sizeof(*pl->pos));
     memset(pl->pos, 0, (P + 1) * sizeof(*pl->pos));

@@ -64,6 +64,7 @@
 #include "shardex/v1/shardex.pb-c.h"
 #include "status.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,6 +104,9 @@ typedef struct sx_qplan {
     bool positional;           /* the page token held one position per partition */
     ProtobufCBinaryData *pos;  /* [P] the last key read from p (len 0: none), from the token */
     bool force_local;          /* such a token continues LOCAL */
+    /* Set by the run (query.c) when the newest map retired a target (an
+     * online split swapped it out): the query is planned again. */
+    _Atomic bool retired;
 } sx_qplan;
 
 /* Plans req against map (NULL: not joined yet), steps 1-6 above. On SX_OK

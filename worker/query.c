@@ -69,8 +69,17 @@ static bool aim_term(void *arg, size_t i, const sx_partmap *m, sx_fanout_call *c
     const sx_qplan *pl = arg;
     uint32_t t = pl->targets[i];
     const Shardex__Internal__V1__IndexEntry *e = sx_partmap_index(m, pl->def.id);
-    if (!e || !sx_partmap_term(m, e, t)) {
+    const Shardex__Internal__V1__TermPartition *tp = e ? sx_partmap_term(m, e, t) : NULL;
+    if (!tp) {
         sx_err_set(err, SX_NOT_FOUND, "index \"%s\" was dropped", pl->def.name);
+        return false;
+    }
+    if (tp->retired) {
+        /* Split and swapped out since the plan was made: no call of this run
+         * counts; the query is planned again on the newest map. */
+        atomic_store(&((sx_qplan *)pl)->retired, true);
+        sx_err_set(err, SX_NOT_FOUND, "term partition %u of index \"%s\" was split", t,
+                   pl->def.name);
         return false;
     }
     sx_partmap_target tg;
@@ -380,15 +389,25 @@ sx_status sx_query_on_query(sx_rpc_call *call, const ProtobufCMessage *reqm,
     q.budget_deadline = q.deadline;
     if (req->budget_ms && start_ns / 1000000 + req->budget_ms < q.deadline)
         q.budget_deadline = start_ns / 1000000 + req->budget_ms;
-    sx_membership_view mv;
-    sx_membership_get_view(q.w->member, &mv);
-    sx_status st = sx_qplan_make(req, mv.map, arena, &pl, err);
-    if (st == SX_OK)
-        q.attempt_ms = sx_partmap_attempt_ms(mv.map);
-    sx_partmap_release(mv.map); /* the plan holds nothing of it; each call re-aims */
-    if (st != SX_OK)
-        return st;
-    st = run(&q, resp, err);
+    sx_status st;
+    /* A plan names the term partitions of one map version; one retired by a
+     * split meanwhile makes the run fail at once, and the query is planned
+     * again on the newer map (a page token is a key: the page stays exact). */
+    for (int plans = 0;; plans++) {
+        sx_membership_view mv;
+        sx_membership_get_view(q.w->member, &mv);
+        st = sx_qplan_make(req, mv.map, arena, &pl, err);
+        if (st == SX_OK)
+            q.attempt_ms = sx_partmap_attempt_ms(mv.map);
+        sx_partmap_release(mv.map); /* the plan holds nothing of it; each call re-aims */
+        if (st != SX_OK)
+            return st;
+        st = run(&q, resp, err);
+        if (st == SX_OK || !atomic_load(&pl.retired) || plans == 3)
+            break;
+        sx_err_clear(err);
+        shardex__internal__v1__wire_query_response__init(resp);
+    }
     if (st != SX_OK && sx_qplan_falls_back(&pl, st)) {
         SX_LOG(SX_LOG_DEBUG, "query", "index=%s global unavailable, serving LOCAL: %s", req->index,
                err->msg);

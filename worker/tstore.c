@@ -66,7 +66,15 @@ typedef struct term {
     uint64_t *leader_epoch;
     uint64_t *as_of;
     rb_state *rb; /* a chunked rebuild of p in progress (mirror of the 'W' row) */
+    /* Counted now and then for the coordinator's splits (COUNT_EVERY_MS):
+     * entries, and the key of the middle one (empty: none). */
+    uint64_t counted_ms, entries;
+    sx_buf median;
 } term;
+
+/* A serving term partition's entries are counted (a scan) at most this
+ * often, one term partition per heartbeat report. */
+#define COUNT_EVERY_MS 5000
 
 struct sx_tstore {
     sx_store *store;
@@ -209,6 +217,7 @@ static void term_free(term *e)
     free(e->leader_epoch);
     free(e->as_of);
     free(e->rb);
+    sx_buf_free(&e->median);
     free(e);
 }
 
@@ -253,6 +262,8 @@ static void own_locked(term *e, uint64_t epoch, bool is_int, uint32_t P)
     e->wipe = true;
     e->gen++;
     reset_arrays(e, P);
+    e->counted_ms = e->entries = 0;
+    sx_buf_reset(&e->median);
 }
 
 /* ---- checks shared by Ship, Scan and Digest ---- */
@@ -685,7 +696,8 @@ void sx_tstore_on_map(sx_tstore *ts, const Shardex__Internal__V1__ClusterMap *ma
         if (!ie || !ie->spec || !ie->spec->global)
             continue;
         bool is_int = ie->spec->type == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
-        for (uint32_t t = 0; t < ie->spec->term_partitions; t++) {
+        uint32_t nt = ie->spec->term_partitions + 2 * (uint32_t)ie->n_splits; /* split ones too */
+        for (uint32_t t = 0; t < nt; t++) {
             size_t k = (size_t)ie->first_term + t;
             if (k >= map->n_terms || !map->terms[k]) {
                 SX_LOG(SX_LOG_WARN, "tstore",
@@ -1215,6 +1227,43 @@ sx_status sx_tstore_digest(sx_tstore *ts, const Shardex__Internal__V1__DigestReq
 
 /* ---- reports ---- */
 
+/* Counts (index_id, t)'s entries at a snapshot and finds its middle one:
+ * two passes, without the mutex; kept if the term partition is still at gen. */
+static void count_term(sx_tstore *ts, uint64_t index_id, uint32_t t, uint64_t gen, uint64_t now)
+{
+    sx_buf prefix = {0}, mid = {0};
+    key_term(&prefix, TAG_ENTRY, index_id, t);
+    const sx_snapshot *snap = sx_store_snapshot(ts->store);
+    uint64_t n = 0;
+    sx_iter *it = sx_store_iter_prefix(ts->store, snap, prefix.data, prefix.len);
+    for (; sx_iter_valid(it); sx_iter_next(it))
+        n++;
+    sx_iter_destroy(it);
+    it = sx_store_iter_prefix(ts->store, snap, prefix.data, prefix.len);
+    for (uint64_t i = 0; sx_iter_valid(it); sx_iter_next(it), i++) {
+        if (i == n / 2) {
+            size_t kl;
+            const uint8_t *k = sx_iter_key(it, &kl);
+            sx_buf_append(&mid, k + prefix.len, kl - prefix.len);
+            break;
+        }
+    }
+    sx_iter_destroy(it);
+    sx_store_release_snapshot(ts->store, snap);
+    pthread_mutex_lock(&ts->mu);
+    size_t pos;
+    term *e = find_locked(ts, index_id, t, &pos);
+    if (e && e->gen == gen) {
+        e->counted_ms = now;
+        e->entries = n;
+        sx_buf_reset(&e->median);
+        sx_buf_append(&e->median, mid.data, mid.len);
+    }
+    pthread_mutex_unlock(&ts->mu);
+    sx_buf_free(&prefix);
+    sx_buf_free(&mid);
+}
+
 size_t sx_tstore_reports(sx_tstore *ts, sx_arena *arena, Shardex__Internal__V1__TermReport ***out)
 {
     pthread_mutex_lock(&ts->mu);
@@ -1244,9 +1293,39 @@ size_t sx_tstore_reports(sx_tstore *ts, sx_arena *arena, Shardex__Internal__V1__
         }
         x->ready = ready;
         x->oldest_as_of_ms = ready && e->P ? oldest : 0;
+        x->entries = e->entries;
+        if (e->serving && e->median.len) {
+            Shardex__V1__Value *v = sx_arena_alloc(arena, sizeof(*v));
+            sx_buf sbuf = {0}, id = {0};
+            if (sx_ixkey_split_key(e->is_int, e->median.data, e->median.len, v, &sbuf, &id)) {
+                if (v->kind_case == SHARDEX__V1__VALUE__KIND_S)
+                    v->s = sx_arena_strdup(arena, v->s);
+                x->median = v;
+            }
+            sx_buf_free(&sbuf);
+            sx_buf_free(&id);
+        }
         r[j++] = x;
     }
+    /* The serving term partition counted longest ago, if due. */
+    uint64_t now = sx_clock_now_ms(), due_id = 0, gen = 0;
+    uint32_t due_t = 0;
+    bool due = false;
+    uint64_t oldest_count = UINT64_MAX;
+    for (size_t i = 0; i < ts->nterms; i++) {
+        const term *e = ts->terms[i];
+        if (e->owned && e->serving && now - e->counted_ms >= COUNT_EVERY_MS &&
+            e->counted_ms < oldest_count) {
+            oldest_count = e->counted_ms;
+            due = true;
+            due_id = e->index_id;
+            due_t = e->t;
+            gen = e->gen;
+        }
+    }
     pthread_mutex_unlock(&ts->mu);
+    if (due)
+        count_term(ts, due_id, due_t, gen, now);
     *out = r;
     return n;
 }

@@ -140,7 +140,11 @@ sx_status sx_tstore_digest(sx_tstore *ts, const Shardex__Internal__V1__DigestReq
 
 /* Heartbeat reports, one per owned term partition (also those being wiped:
  * not ready, watermarks 0), in (index_id, t) order: *out is an array of
- * the returned count, all allocated in arena. ready: every wm[p] > 0. */
+ * the returned count, all allocated in arena. ready: every wm[p] > 0.
+ * entries and median are those of the last count: each call counts (two
+ * scans of a snapshot, after building the reports, without the mutex) the
+ * serving term partition counted longest ago, if that was COUNT_EVERY_MS
+ * ago or more (the coordinator's automatic splits use them). */
 size_t sx_tstore_reports(sx_tstore *ts, sx_arena *arena, Shardex__Internal__V1__TermReport ***out);
 
 /* Waits until no wipe is due or running (for tests and tools; a map installed

@@ -97,7 +97,7 @@ static bool coord_load(const Shardex__Internal__V1__ClusterMap *m, sx_log_part *
         }
     }
     for (size_t t = 0; t < m->n_terms; t++)
-        (*terms)[t] = (sx_term_part){m->terms[t]->epoch, m->terms[t]->owner};
+        (*terms)[t] = (sx_term_part){m->terms[t]->epoch, m->terms[t]->owner, m->terms[t]->retired};
     return true;
 }
 

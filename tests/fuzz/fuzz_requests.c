@@ -24,7 +24,8 @@
  * sample partition, whose result must still pass sx_clustermap_check. Not
  * reached: the coordinator's checks of Register, Heartbeat, ReportBackfill,
  * the rest of CreateIndex (its partitioning is checked here with
- * sx_ixkey_check_partitioning), DropIndex, DrainWorker and RemoveWorker, which run inside
+ * sx_ixkey_check_partitioning), DropIndex, DrainWorker, RemoveWorker and SplitIndex
+ * (its value check is sx_ixkey_check_split, unit-tested), which run inside
  * sx_coord under its lock with
  * the metadata store (coordinator/coord.c).
  */
@@ -387,6 +388,7 @@ static const row rows[SX_FUZZ_ROWS] = {
     [SX_FUZZ_ROW_DRAIN_WORKER] = {&shardex__v1__drain_worker_request__descriptor, NULL},
     [SX_FUZZ_ROW_REMOVE_WORKER] = {&shardex__v1__remove_worker_request__descriptor, NULL},
     [SX_FUZZ_ROW_SNAPSHOT] = {&shardex__internal__v1__snapshot_request__descriptor, NULL},
+    [SX_FUZZ_ROW_SPLIT_INDEX] = {&shardex__v1__split_index_request__descriptor, NULL},
 };
 #define NROWS SX_FUZZ_ROWS
 

@@ -191,6 +191,14 @@ static void public_requests(void)
     rw.worker_id = "w3";
     rw.force = true;
     write_request("remove-worker", SX_FUZZ_ROW_REMOVE_WORKER, &rw.base);
+    Shardex__V1__SplitIndexRequest si = SHARDEX__V1__SPLIT_INDEX_REQUEST__INIT;
+    Shardex__V1__Value at = SHARDEX__V1__VALUE__INIT;
+    at.kind_case = SHARDEX__V1__VALUE__KIND_I;
+    at.i = 500;
+    si.name = "by_n";
+    si.term_partition = 1;
+    si.at = &at;
+    write_request("split-index", SX_FUZZ_ROW_SPLIT_INDEX, &si.base);
     sx_doc_free(d1);
     sx_doc_free(d2);
 }
@@ -476,7 +484,7 @@ static void write_map(const char *name, uint32_t nw, uint32_t dead_mask, uint32_
     for (uint32_t p = 0; p < P; p++)
         parts[p].leader = -1;
     for (uint32_t t = 0; t < M; t++)
-        terms[t] = (sx_term_part){0, -1};
+        terms[t] = (sx_term_part){.epoch = 0, .owner = -1};
     for (uint32_t w = 0; w < nw; w++)
         alive[w] = true;
     sx_assign_settings set = {.replication = R, .min_isr = R > 1 ? 2 : 1};

@@ -9,6 +9,7 @@
  *    --json, --after, not found exits 4), delete; a refused write exits 5
  *    with the server's message;
  *  - index create (--wait, --local/--global, -m), list, drop (unknown: 4),
+ *    split (a range index's term partition; usage 2, unknown 4, refused 5),
  *    an existing name refused (5);
  *  - query: --eq and ranges typed by the index (--eq abc on an int index is
  *    refused: 5; --eq 42 on a string index is the string), LOCAL and
@@ -348,8 +349,8 @@ static void test_help_and_usage(void **state)
         run_free(&h);
         run_free(&r);
     }
-    static const char *const subs[] = {"create", "drop", "list"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const subs[] = {"create", "drop", "list", "split"};
+    for (size_t i = 0; i < 4; i++) {
         char head[64];
         snprintf(head, sizeof(head), "usage: shardex index %s", subs[i]);
         r = ok_run(f, CLI_RAW(f, "index", subs[i], "--help"), 0);
@@ -866,6 +867,14 @@ static void test_queries(void **state)
 /* A range-partitioned index: split points chosen by the tool from the data
  * (the quartiles of size), or given; a narrow range query reads one term
  * partition, an open one all four. */
+static bool no_alarms(void *arg)
+{
+    run r = CLI((fx *)arg, "status", "--check");
+    bool none = r.code == 0;
+    run_free(&r);
+    return none;
+}
+
 static void test_range_indexes(void **state)
 {
     fx *f = *state;
@@ -913,6 +922,22 @@ static void test_range_indexes(void **state)
                5);
     expect_err(f, &r, "not above the one before");
     run_free(&r);
+    /* An online split (docs/indexes.md): recorded, then refusals by their exit codes. */
+    r = ok_run(f, CLI(f, "index", "split", "color_r", "--partition", "1", "--at", "h"), 0);
+    expect_out(f, &r, "splitting term partition 1 of index color_r");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "index", "split", "color_r", "--at", "h"), 2);
+    expect_err(f, &r, "--partition T is required");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "index", "split", "size_r", "--partition", "0", "--at", "x"), 2);
+    expect_err(f, &r, "--at: not an int");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "index", "split", "nope", "--partition", "0", "--at", "1"), 4);
+    expect_err(f, &r, "does not exist");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "index", "split", "size_r", "--partition", "9", "--at", "1"), 5);
+    expect_err(f, &r, "term_partition: 9");
+    run_free(&r);
     /* Gone again: the status test after this one expects no alarm, and a term
      * partition is reported ready by its owner's heartbeat a little after
      * the index is READY. */
@@ -920,6 +945,12 @@ static void test_range_indexes(void **state)
     run_free(&r);
     r = ok_run(f, CLI(f, "index", "drop", "color_r"), 0);
     run_free(&r);
+    /* The split's two term partitions, then the drops, rebalanced owners: a
+     * term partition that moved is rebuilt before its owner reports it ready. */
+    if (!sx_h_wait_for(no_alarms, f, 30000)) {
+        r = CLI(f, "status", "--check");
+        fail_run(f, &r, "status --check: alarms 30 s after the range indexes were dropped");
+    }
 }
 
 static void test_status(void **state)

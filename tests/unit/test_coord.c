@@ -223,10 +223,13 @@ static void track(fixture *f)
             continue;
         }
         assert_true(e->spec->term_partitions >= 1);
-        assert_true((size_t)e->first_term + e->spec->term_partitions <= msg->n_terms);
-        nterms += e->spec->term_partitions;
-        for (uint32_t t = 0; t < e->spec->term_partitions; t++) {
+        uint32_t count = e->spec->term_partitions + 2 * (uint32_t)e->n_splits; /* online splits */
+        assert_true((size_t)e->first_term + count <= msg->n_terms);
+        nterms += count;
+        for (uint32_t t = 0; t < count; t++) {
             const Shardex__Internal__V1__TermPartition *tp = msg->terms[e->first_term + t];
+            if (tp->retired) /* swapped out by a split: never owned again */
+                assert_int_equal(tp->owner, -1);
             term_seen *s = seen_term(f, e->id, t);
             if (tp->epoch < s->epoch)
                 fail_msg("index %s term %u: epoch went down: %" PRIu64 " after %" PRIu64,
@@ -1648,6 +1651,216 @@ static void test_index_range_partitioning(void **state)
     sx_arena_free(&a);
 }
 
+/* ------------------------------------------------------------ online split -- */
+
+static Shardex__V1__Value ival(int64_t i)
+{
+    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
+    v.kind_case = SHARDEX__V1__VALUE__KIND_I;
+    v.i = i;
+    return v;
+}
+
+/* The map's record of index `name`'s splits and its term partitions. */
+typedef struct split_view {
+    uint64_t id;
+    size_t nsplits;
+    uint32_t term[4], lo[4], hi[4];
+    bool done[4];
+    int64_t at[4];
+    uint32_t nterms; /* term partition numbers (spec's plus two per split) */
+    int32_t owner[16];
+    uint64_t epoch[16];
+    bool retired[16];
+} split_view;
+
+static split_view split_view_of(fixture *f, const char *name)
+{
+    split_view v = {0};
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    for (size_t i = 0; i < m->msg->n_indexes; i++) {
+        const Shardex__Internal__V1__IndexEntry *e = m->msg->indexes[i];
+        if (strcmp(e->spec->name, name) != 0)
+            continue;
+        v.id = e->id;
+        v.nsplits = e->n_splits;
+        assert_true(e->n_splits <= 4);
+        for (size_t k = 0; k < e->n_splits; k++) {
+            assert_int_equal(e->splits[k]->seq, k + 1);
+            v.term[k] = e->splits[k]->term;
+            v.lo[k] = e->splits[k]->lo;
+            v.hi[k] = e->splits[k]->hi;
+            v.done[k] = e->splits[k]->done;
+            v.at[k] = e->splits[k]->at->i;
+        }
+        v.nterms = e->spec->term_partitions + 2 * (uint32_t)e->n_splits;
+        assert_true(v.nterms <= 16 && e->first_term + v.nterms <= m->msg->n_terms);
+        for (uint32_t t = 0; t < v.nterms; t++) {
+            v.owner[t] = m->msg->terms[e->first_term + t]->owner;
+            v.epoch[t] = m->msg->terms[e->first_term + t]->epoch;
+            v.retired[t] = m->msg->terms[e->first_term + t]->retired;
+        }
+    }
+    sx_coord_map_release(m);
+    return v;
+}
+
+/* A heartbeat's index reports from the owner of term partition t of v:
+ * ready, at its epoch, with entries and a median. */
+static void report_term(fixture *f, const split_view *v, uint32_t t, bool ready, uint64_t entries,
+                        int64_t median)
+{
+    Shardex__Internal__V1__TermReport r = SHARDEX__INTERNAL__V1__TERM_REPORT__INIT;
+    Shardex__V1__Value med = ival(median);
+    uint64_t wm[4] = {7, 7, 7, 7};
+    r.index_id = v->id;
+    r.term_partition = t;
+    r.epoch = v->epoch[t];
+    r.ready = ready;
+    r.n_watermarks = 4;
+    r.watermarks = wm;
+    r.entries = entries;
+    r.median = &med;
+    Shardex__Internal__V1__TermReport *rp = &r;
+    assert_true(v->owner[t] >= 0 && v->owner[t] < 3);
+    sx_coord_index_reports(f->c, abc[v->owner[t]], NULL, 0, &rp, 1);
+    track(f);
+}
+
+/* The split state machine: refused while building, recorded with shadows
+ * owned, one at a time, swapped once both shadows' owners report them ready
+ * (the parent retired and unowned in the same version), kept across a
+ * restart, started by itself above --term-split-entries, and dropped with the
+ * index. */
+static void test_index_split(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){4, 2, 1, 4};
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    reg(f, "b", 1000, NULL);
+    grow_isrs(f);
+    Shardex__V1__Value v[3] = {ival(10), ival(20), ival(30)};
+    Shardex__V1__Value *vp[3] = {&v[0], &v[1], &v[2]};
+    Shardex__V1__IndexSpec s = spec_of("r", "n", INT_T, false, true, 0);
+    s.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    s.n_split_points = 3;
+    s.split_points = vp;
+    sx_arena a = {0};
+    sx_err err = {0};
+    Shardex__V1__IndexInfo *info = NULL;
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    create_ok(f, "h", false, true, 2);
+    track(f);
+    uint32_t terms_before = (uint32_t)index_of(f, "h").first_term;
+    Shardex__V1__Value at = ival(15);
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &at, &a, &info, &err), &err,
+               SX_FAILED_PRECONDITION, "still building");
+    index_copy ic = index_of(f, "r");
+    Shardex__V1__IndexState is;
+    for (uint32_t p = 0; p < 4; p++) {
+        part_copy pc = part_of(f, p);
+        CHECK_OK(sx_coord_report_backfill(f->c, abc[pc.leader], ic.id, p, pc.epoch, &is, &err),
+                 &err);
+    }
+    assert_int_equal(is, READY);
+    CHECK_FAIL(sx_coord_split_index(f->c, "h", 0, &at, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "not range-partitioned");
+    CHECK_FAIL(sx_coord_split_index(f->c, "nope", 0, &at, &a, &info, &err), &err, SX_NOT_FOUND,
+               "nope");
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 4, &at, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "term_partition: 4");
+    Shardex__V1__Value out = ival(25), edge = ival(10), str = SHARDEX__V1__VALUE__INIT;
+    str.kind_case = SHARDEX__V1__VALUE__KIND_S;
+    str.s = "x";
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &out, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "at: outside");
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &edge, &a, &info, &err), &err,
+               SX_INVALID_ARGUMENT, "at: outside");
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &str, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "at: not a int");
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, NULL, &a, &info, &err), &err,
+               SX_FAILED_PRECONDITION, "no median");
+
+    uint64_t ver = version_of(f);
+    CHECK_OK(sx_coord_split_index(f->c, "r", 1, &at, &a, &info, &err), &err);
+    track(f);
+    assert_true(version_of(f) > ver);
+    assert_int_equal(info->splits_in_progress, 1);
+    split_view sv = split_view_of(f, "r");
+    assert_int_equal(sv.nsplits, 1);
+    assert_int_equal(sv.term[0], 1);
+    assert_int_equal(sv.lo[0], 4);
+    assert_int_equal(sv.hi[0], 5);
+    assert_false(sv.done[0]);
+    assert_int_equal(sv.at[0], 15);
+    assert_int_equal(sv.nterms, 6);
+    for (uint32_t t = 0; t < 6; t++)
+        assert_true(sv.owner[t] >= 0 && !sv.retired[t]); /* the shadows are owned at once */
+    /* The other index's term partitions moved up by two, each the same. */
+    assert_int_equal(index_of(f, "h").first_term, terms_before + 2);
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 2, &v[2], &a, &info, &err), &err,
+               SX_FAILED_PRECONDITION, "in progress");
+
+    /* One shadow ready, the other not (or reported at another epoch): no swap. */
+    ver = version_of(f);
+    report_term(f, &sv, 4, true, 3, 12);
+    report_term(f, &sv, 5, false, 0, 0);
+    split_view stale = sv;
+    stale.epoch[5]++;
+    report_term(f, &stale, 5, true, 3, 17);
+    assert_int_equal(version_of(f), ver);
+    assert_false(split_view_of(f, "r").done[0]);
+    /* Both ready: one version swaps them in and retires t1. */
+    report_term(f, &sv, 5, true, 3, 17);
+    assert_int_equal(version_of(f), ver + 1);
+    split_view after = split_view_of(f, "r");
+    assert_true(after.done[0]);
+    assert_true(after.retired[1]);
+    assert_int_equal(after.owner[1], -1);
+    assert_true(after.epoch[1] > sv.epoch[1]);
+    Shardex__V1__ListIndexesResponse l = SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &l);
+    const Shardex__V1__IndexInfo *ri = find_info(l.indexes, l.n_indexes, "r");
+    assert_non_null(ri);
+    uint32_t want[] = {0, 4, 5, 2, 3};
+    int64_t bounds[] = {10, 15, 20, 30};
+    assert_int_equal(ri->n_term_layout, 5);
+    assert_int_equal(ri->n_layout_bounds, 4);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(ri->term_layout[i], want[i]);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(ri->layout_bounds[i]->i, bounds[i]);
+    assert_int_equal(ri->splits_done, 1);
+    assert_int_equal(ri->splits_in_progress, 0);
+    /* Retired: never owned again, not split again. */
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &at, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "term_partition: 1");
+
+    /* Kept across a restart; above --term-split-entries a split starts by
+     * itself at the reported median (not below it, nor on a retired one). */
+    f->opts.term_split_entries = 100;
+    reopen_at(f, 2000); /* the workers keep their roles, with fresh leases */
+    sv = split_view_of(f, "r");
+    assert_true(sv.done[0] && sv.retired[1] && sv.owner[1] == -1);
+    ver = version_of(f);
+    report_term(f, &sv, 5, true, 100, 17);
+    assert_int_equal(version_of(f), ver);
+    report_term(f, &sv, 5, true, 101, 17);
+    sv = split_view_of(f, "r");
+    assert_int_equal(sv.nsplits, 2);
+    assert_int_equal(sv.term[1], 5);
+    assert_int_equal(sv.at[1], 17);
+    assert_int_equal(sv.lo[1], 6);
+    assert_false(sv.done[1]);
+
+    /* Dropped with every term partition it had. */
+    CHECK_OK(sx_coord_drop_index(f->c, "r", &err), &err);
+    track(f);
+    assert_int_equal(index_of(f, "h").first_term, 0);
+    sx_arena_free(&a);
+}
+
 static void test_index_invalid_specs(void **state)
 {
     fixture *f = *state;
@@ -2741,6 +2954,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_index_invalid_specs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_range_partitioning, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_walk_never_goes_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_gives_fresh_leases, setup, teardown),

@@ -1851,6 +1851,170 @@ static void rnd_doc(mdoc *d, const char *id)
     }
 }
 
+/* ------------------------------------------------------------ online split -- */
+
+/* Appends an op the model does not follow (it only counts the offset). */
+static void append_raw(fixture *f, const Shardex__Internal__V1__LogOp *op)
+{
+    f->m.offset++;
+    append_op(f, op);
+}
+
+/* index_start of global int index 9, range-partitioned at 100 and 200. */
+static void start_range(fixture *f)
+{
+    Shardex__V1__Value pts[2] = {SHARDEX__V1__VALUE__INIT, SHARDEX__V1__VALUE__INIT};
+    Shardex__V1__Value *pp[2] = {&pts[0], &pts[1]};
+    for (int i = 0; i < 2; i++) {
+        pts[i].kind_case = SHARDEX__V1__VALUE__KIND_I;
+        pts[i].i = 100 * (i + 1);
+    }
+    Shardex__V1__IndexSpec s = SHARDEX__V1__INDEX_SPEC__INIT;
+    s.name = "r";
+    s.field = "n";
+    s.type = SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
+    s.global = true;
+    s.term_partitions = 3;
+    s.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    s.n_split_points = 2;
+    s.split_points = pp;
+    Shardex__Internal__V1__IndexStart is = SHARDEX__INTERNAL__V1__INDEX_START__INIT;
+    is.index_id = 9;
+    is.spec = &s;
+    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START;
+    op.index_start = &is;
+    append_raw(f, &op);
+}
+
+static void split_marker(fixture *f, uint32_t seq, uint32_t t, int64_t at, uint32_t lo, bool done)
+{
+    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
+    v.kind_case = SHARDEX__V1__VALUE__KIND_I;
+    v.i = at;
+    Shardex__Internal__V1__IndexSplit sp = SHARDEX__INTERNAL__V1__INDEX_SPLIT__INIT;
+    sp.index_id = 9;
+    sp.seq = seq;
+    sp.term = t;
+    sp.at = &v;
+    sp.lo = lo;
+    sp.hi = lo + 1;
+    sp.done = done;
+    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT;
+    op.index_split = &sp;
+    append_raw(f, &op);
+}
+
+/* The values of the puts (removes negated) among the outbox changes of t
+ * in (after, applied], in order, as "v,-v,..". */
+static void outbox_values(fixture *f, uint32_t t, uint64_t after, char *out, size_t cap)
+{
+    sx_arena a = {0};
+    Shardex__Internal__V1__Change **ch = NULL;
+    size_t n = read_all(f, 9, t, after, f->m.offset, &a, &ch);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        sx_key_reader r;
+        int64_t v = 0;
+        sx_key_reader_init(&r, ch[i]->key.data, ch[i]->key.len);
+        assert_true(sx_key_read_i64(&r, &v));
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s%lld", i ? "," : "",
+                 ch[i]->remove ? "-" : "", (long long)v);
+    }
+    sx_arena_free(&a);
+}
+
+static size_t rebuild_count(fixture *f, uint32_t t)
+{
+    sx_arena a = {0};
+    sx_err err = {0};
+    Shardex__Internal__V1__Change **out = NULL;
+    size_t n = 0;
+    uint64_t at = 0;
+    assert_int_equal(sx_pindex_rebuild(f->ix, 9, t, &a, &out, &n, &at, &err), SX_OK);
+    assert_int_equal(at, f->m.offset);
+    sx_arena_free(&a);
+    return n;
+}
+
+/* index_split markers: from the marker, a change of t1's range goes to t1
+ * and to the shadow owning its value; the shadows' outboxes start at the
+ * marker (their floor); a rebuild selects as the outbox routes; repeated or
+ * out-of-order markers change nothing; done stops t1's share; all of it
+ * survives a reopen. */
+static void test_split_markers(void **state)
+{
+    fixture *f = *state;
+    do_put(f, D("a", "n:50"));
+    do_put(f, D("b", "n:150"));
+    do_put(f, D("c", "n:160"));
+    start_range(f);
+    apply_all(f);
+    sx_pindex_info info;
+    assert_true(sx_pindex_find(f->ix, 9, &info));
+    assert_int_equal(info.term_count, 3);
+    split_marker(f, 2, 1, 155, 3, false); /* out of order: nothing */
+    split_marker(f, 1, 1, 155, 3, false);
+    uint64_t c = f->m.offset;
+    split_marker(f, 1, 1, 155, 3, false); /* a repeat: nothing */
+    apply_all(f);
+    assert_true(sx_pindex_find(f->ix, 9, &info));
+    assert_int_equal(info.term_count, 5);
+    assert_int_equal(info.nsplits, 1);
+    assert_false(info.last_split_done);
+    assert_int_equal(sx_pindex_outbox_floor(f->ix, 9, 3), c);
+    assert_int_equal(sx_pindex_outbox_floor(f->ix, 9, 4), c);
+    uint64_t after = f->m.offset;
+    do_put(f, D("e", "n:152"));
+    do_put(f, D("b", "n:170"));
+    do_put(f, D("a", "n:60"));
+    apply_all(f);
+    char got[128];
+    outbox_values(f, 1, after, got, sizeof(got));
+    assert_string_equal(got, "152,-150,170");
+    outbox_values(f, 3, 0, got, sizeof(got));
+    assert_string_equal(got, "152,-150");
+    outbox_values(f, 4, 0, got, sizeof(got));
+    assert_string_equal(got, "170");
+    outbox_values(f, 0, after, got, sizeof(got));
+    assert_string_equal(got, "-50,60");
+    /* Rebuilds: t1 = {b 170, c 160, e 152}, t3 = [100, 155) = {e}, t4 = {b, c}. */
+    assert_int_equal(rebuild_count(f, 1), 3);
+    assert_int_equal(rebuild_count(f, 3), 1);
+    assert_int_equal(rebuild_count(f, 4), 2);
+
+    reopen(f);
+    split_marker(f, 1, 1, 155, 3, true);
+    after = f->m.offset;
+    do_put(f, D("g", "n:151"));
+    apply_all(f);
+    assert_true(sx_pindex_find(f->ix, 9, &info));
+    assert_true(info.last_split_done);
+    outbox_values(f, 1, after, got, sizeof(got));
+    assert_string_equal(got, ""); /* retired: nothing more */
+    outbox_values(f, 3, after, got, sizeof(got));
+    assert_string_equal(got, "151");
+    assert_int_equal(rebuild_count(f, 1), 0);
+
+    /* A second split, of shadow 4 at 165: 5 and 6. */
+    reopen(f);
+    split_marker(f, 2, 4, 165, 5, false);
+    after = f->m.offset;
+    do_put(f, D("h", "n:168"));
+    apply_all(f);
+    assert_true(sx_pindex_find(f->ix, 9, &info));
+    assert_int_equal(info.term_count, 7);
+    outbox_values(f, 4, after, got, sizeof(got));
+    assert_string_equal(got, "168");
+    outbox_values(f, 6, 0, got, sizeof(got));
+    assert_string_equal(got, "168");
+    outbox_values(f, 1, after, got, sizeof(got));
+    assert_string_equal(got, "");
+    assert_int_equal(rebuild_count(f, 5), 1); /* c 160 */
+    assert_int_equal(rebuild_count(f, 6), 2); /* b 170, h 168 */
+}
+
 static void test_random(void **state)
 {
     fixture *f = *state;
@@ -1949,6 +2113,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_live_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_read_max0, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_markers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digest, setup, teardown),

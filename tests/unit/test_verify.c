@@ -1901,6 +1901,113 @@ static void test_run_unavailable_and_bad_logs(void **state)
     sx_verify_result_free(r);
 }
 
+/* ------------------------------------------------------------ online split -- */
+
+static void apply_packed(sx_replay *r, const Shardex__Internal__V1__LogOp *op)
+{
+    sx_buf b = {0};
+    sx_buf_reserve(&b, shardex__internal__v1__log_op__get_packed_size(op) + 1);
+    b.len = shardex__internal__v1__log_op__pack(op, b.data);
+    sx_err err = {0};
+    assert_int_equal(sx_replay_apply(r, sx_replay_position(r) + 1, b.data, b.len, &err), SX_OK);
+    sx_buf_free(&b);
+}
+
+static void put_n(sx_replay *r, const char *id, int64_t n)
+{
+    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
+    v.kind_case = SHARDEX__V1__VALUE__KIND_I;
+    v.i = n;
+    Shardex__V1__Field fl = SHARDEX__V1__FIELD__INIT;
+    fl.name = "n";
+    fl.value = &v;
+    Shardex__V1__Field *fp = &fl;
+    Shardex__V1__Document d = SHARDEX__V1__DOCUMENT__INIT;
+    d.id = (char *)id;
+    d.n_fields = 1;
+    d.fields = &fp;
+    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT;
+    op.put = &d;
+    apply_packed(r, &op);
+}
+
+static void split_op(sx_replay *r, uint32_t seq, uint32_t t, int64_t at, uint32_t lo, bool done)
+{
+    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
+    v.kind_case = SHARDEX__V1__VALUE__KIND_I;
+    v.i = at;
+    Shardex__Internal__V1__IndexSplit sp = SHARDEX__INTERNAL__V1__INDEX_SPLIT__INIT;
+    sp.index_id = 9;
+    sp.seq = seq;
+    sp.term = t;
+    sp.at = &v;
+    sp.lo = lo;
+    sp.hi = lo + 1;
+    sp.done = done;
+    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT;
+    op.index_split = &sp;
+    apply_packed(r, &op);
+}
+
+static uint64_t count_in(const sx_replay *r, int64_t t)
+{
+    uint64_t digest = 0, count = 0;
+    assert_true(sx_replay_digest(r, 9, t, &digest, &count));
+    return count;
+}
+
+/* Split markers in the replay route as the outbox does: during a split an
+ * entry of the parent's range is in the parent and in its shadow (each
+ * entry once in the whole), after `done` in the shadow only; repeats and
+ * markers out of order change nothing. */
+static void test_replay_split(void **state)
+{
+    (void)state;
+    sx_replay *r = sx_replay_create(0);
+    put_n(r, "a", 50);
+    put_n(r, "b", 150);
+    Shardex__V1__Value pts[2] = {SHARDEX__V1__VALUE__INIT, SHARDEX__V1__VALUE__INIT};
+    Shardex__V1__Value *pp[2] = {&pts[0], &pts[1]};
+    for (int i = 0; i < 2; i++) {
+        pts[i].kind_case = SHARDEX__V1__VALUE__KIND_I;
+        pts[i].i = 100 * (i + 1);
+    }
+    Shardex__V1__IndexSpec s = SHARDEX__V1__INDEX_SPEC__INIT;
+    s.name = "r";
+    s.field = "n";
+    s.type = SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
+    s.global = true;
+    s.term_partitions = 3;
+    s.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    s.n_split_points = 2;
+    s.split_points = pp;
+    Shardex__Internal__V1__IndexStart is = SHARDEX__INTERNAL__V1__INDEX_START__INIT;
+    is.index_id = 9;
+    is.spec = &s;
+    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START;
+    op.index_start = &is;
+    apply_packed(r, &op);
+    assert_int_equal(count_in(r, 1), 1);
+    split_op(r, 2, 1, 155, 5, false); /* out of order */
+    split_op(r, 1, 1, 155, 3, false);
+    split_op(r, 1, 1, 155, 3, false); /* a repeat */
+    put_n(r, "e", 160);
+    assert_int_equal(count_in(r, -1), 3);
+    assert_int_equal(count_in(r, 0), 1);
+    assert_int_equal(count_in(r, 1), 2); /* b, e: still t1's */
+    assert_int_equal(count_in(r, 3), 1); /* b */
+    assert_int_equal(count_in(r, 4), 1); /* e */
+    split_op(r, 1, 1, 155, 3, true);
+    assert_int_equal(count_in(r, -1), 3);
+    assert_int_equal(count_in(r, 1), 0);
+    assert_int_equal(count_in(r, 3), 1);
+    assert_int_equal(count_in(r, 4), 1);
+    sx_replay_destroy(r);
+}
+
 int main(void)
 {
     seed = sx_fx_seed();
@@ -1908,6 +2015,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_history),
         cmocka_unit_test(test_replay_refuses),
+        cmocka_unit_test(test_replay_split),
         cmocka_unit_test(test_replay_random),
         cmocka_unit_test(test_entries_diff),
         cmocka_unit_test(test_docs_diff),
