@@ -1310,20 +1310,12 @@ static void apply_part(replica *r, sx_partmap *pm, int32_t me, const sx_repcore_
     }
 }
 
-/* Whether pm, the newest map applied, lets this worker (me) delete its
- * store of p: p names it neither as a replica nor in the ISR or ELR (whose
- * members the coordinator may elect: their data may hold acknowledged
- * writes). A map older than one applied before says nothing. */
+/* Whether pm lets this worker (me) delete its store of p
+ * (sx_partmap_may_drop), being at least as new as every map applied before:
+ * an older map says nothing. */
 static bool droppable(const sx_replica_set *rs, const sx_partmap *pm, uint32_t p, int32_t me)
 {
-    const Shardex__Internal__V1__LogPartition *lp = sx_partmap_part(pm, p);
-    if (me < 0 || !lp || sx_partmap_version(pm) < rs->newest_map || sx_partmap_hosts(pm, p, me) ||
-        sx_partmap_in_isr(pm, p, me))
-        return false;
-    for (size_t k = 0; k < lp->n_elr; k++)
-        if (lp->elr[k] == me)
-            return false;
-    return true;
+    return sx_partmap_version(pm) >= rs->newest_map && sx_partmap_may_drop(pm, p, me);
 }
 
 /* Forgets p in the record of stores (pstores.h), first: a crash before the
