@@ -862,6 +862,7 @@ typedef struct overlay_slot {
     size_t id_len;
     const uint8_t *doc; /* the packed Document; NULL: deleted */
     size_t doc_len;
+    uint64_t version; /* the offset that wrote doc */
 } overlay_slot;
 
 /* Scratch for apply, reused across batches. */
@@ -887,13 +888,15 @@ static overlay_slot *overlay_find(apply_ctx *c, const char *id, size_t id_len)
 /* The document before this entry (*old NULL: none), from the overlay or else
  * the store; c->key holds the document's key. */
 static sx_status old_doc(sx_plog *p, apply_ctx *c, const overlay_slot *s, const uint8_t **old,
-                         size_t *old_len, sx_err *err)
+                         size_t *old_len, uint64_t *old_version, sx_err *err)
 {
     *old = NULL;
     *old_len = 0;
+    *old_version = 0;
     if (s->id) {
         *old = s->doc;
         *old_len = s->doc_len;
+        *old_version = s->doc ? s->version : 0;
         return SX_OK;
     }
     bool found = false;
@@ -906,6 +909,7 @@ static sx_status old_doc(sx_plog *p, apply_ctx *c, const overlay_slot *s, const 
         return sx_err_set(err, SX_DATA_LOSS, "plog %s: a stored document is malformed", p->dir);
     *old = c->old.data + rest;
     *old_len = c->old.len - rest;
+    *old_version = version;
     return SX_OK;
 }
 
@@ -959,8 +963,9 @@ static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const ui
     overlay_slot *s = overlay_find(c, id, id_len);
     const uint8_t *old;
     size_t old_len;
+    uint64_t old_version;
     doc_key(&c->key, id, id_len);
-    st = old_doc(p, c, s, &old, &old_len, err);
+    st = old_doc(p, c, s, &old, &old_len, &old_version, err);
     if (st != SX_OK)
         goto done;
     const uint8_t *new_doc = NULL;
@@ -976,13 +981,15 @@ static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const ui
         sx_batch_delete(c->batch, c->key.data, c->key.len);
     }
     if (p->obs.entry)
-        p->obs.entry(p->obs.arg, c->batch, offset, id, id_len, old, old_len, new_doc, new_len);
+        p->obs.entry(p->obs.arg, c->batch, offset, id, id_len, old, old_len, old_version, new_doc,
+                     new_len);
     if (!s->id) {
         s->id = sx_arena_memdup(&c->arena, id, id_len);
         s->id_len = id_len;
     }
     s->doc = new_doc ? sx_arena_memdup(&c->arena, new_doc, new_len) : NULL;
     s->doc_len = new_len;
+    s->version = offset;
 done:
     shardex__internal__v1__log_op__free_unpacked(lop, &pb_allocator);
     return st;
@@ -1218,6 +1225,15 @@ sx_status sx_plog_scan_docs_after(sx_plog *p, const sx_snapshot *snap, const cha
 done:
     sx_iter_destroy(it);
     sx_buf_free(&id);
+    return st;
+}
+
+sx_status sx_plog_run_locked(sx_plog *p, sx_status (*fn)(void *arg, sx_err *err), void *arg,
+                             sx_err *err)
+{
+    pthread_mutex_lock(&p->mu);
+    sx_status st = fn(arg, err);
+    pthread_mutex_unlock(&p->mu);
     return st;
 }
 
