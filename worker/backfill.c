@@ -69,11 +69,14 @@ static bool one_chunk(sx_backfill *b, bool *failed)
     for (uint32_t i = 0; i < P; i++) {
         uint32_t p = (b->next + i) % P;
         sx_replica_view v;
-        if (!sx_replica_get_view(b->replicas, p, &v) || !v.ix)
+        if (!sx_replica_get_view(b->replicas, p, &v) || !v.ix) {
+            sx_replica_view_release(&v);
             continue;
+        }
         sx_pindex_step step;
         sx_err err = {0};
         sx_status st = sx_pindex_backfill_step(v.ix, b->th.chunk, &step, &err);
+        sx_replica_view_release(&v); /* its store: a swap or a drop waits for it */
         if (st != SX_OK) {
             SX_LOG(SX_LOG_WARN, "backfill", "partition=%u index=%" PRIu64 " chunk failed: %s", p,
                    step.index_id, err.msg);
