@@ -31,9 +31,26 @@ void sx_crash_points_init(void)
     SX_LOG(SX_LOG_WARN, "crash", "crash point armed name=%s after=%ld", point, point_after);
 }
 
+static _Thread_local const char *scope;
+
+void sx_crash_scope(const char *s)
+{
+    scope = s;
+}
+
+/* point is name, or scope/name with the calling thread's scope. */
+static bool point_is(const char *name)
+{
+    if (strcmp(name, point) == 0)
+        return true;
+    size_t n = scope ? strlen(scope) : 0;
+    return n && strncmp(point, scope, n) == 0 && point[n] == '/' &&
+           strcmp(point + n + 1, name) == 0;
+}
+
 void sx__crash_point(const char *name)
 {
-    if (strcmp(name, point) != 0)
+    if (!point_is(name))
         return;
     if (atomic_fetch_add(&hits, 1) + 1 < point_after)
         return;

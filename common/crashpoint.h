@@ -29,6 +29,14 @@ void sx__crash_point(const char *name);
 /* Reads SHARDEX_CRASH_POINT; call once at start (daemons do). */
 void sx_crash_points_init(void);
 
+/* Names the calling thread's role for the crash points it reaches until the
+ * next call (NULL: none): with scope "leader", SHARDEX_CRASH_POINT=
+ * "leader/plog-trim-batch" dies only where a leader reaches plog-trim-batch,
+ * while "plog-trim-batch" still dies in any role. For places shared by roles
+ * (the storage) that a test must crash in one of them. scope is borrowed
+ * (a string literal). */
+void sx_crash_scope(const char *scope);
+
 /* Delay points: named places where a test can make a thread sleep, to hold
  * what it holds there for long (e.g. a partition's lock inside an index
  * backfill) without building a large data set.

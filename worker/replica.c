@@ -586,7 +586,7 @@ static void *compact_main(void *arg)
  * plog), once at least SX_REPCORE_TRIM_STEP of them can go. r->mu held,
  * released during the trim: it takes the plog's mutex per batch only, so
  * appends and applies go on. A failed write is fatal like any other (rule 8). */
-static void trim_log_locked(replica *r, uint64_t floor)
+static void trim_log_locked(replica *r, uint64_t floor, const char *role)
 {
     if (!r->st || floor < sx_plog_start(r->st->log) + SX_REPCORE_TRIM_STEP)
         return;
@@ -595,7 +595,9 @@ static void trim_log_locked(replica *r, uint64_t floor)
     pthread_mutex_unlock(&r->mu);
     sx_err err = {0};
     uint64_t removed = 0;
+    sx_crash_scope(role); /* tests: leader/plog-trim-batch, follower/... */
     sx_status st = sx_plog_trim(s->log, floor, &removed, &err);
+    sx_crash_scope(NULL);
     if (st != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u log trim failed: %s; stopping", r->p,
                err.msg);
@@ -622,7 +624,7 @@ static void retain_leader_locked(replica *r)
     uint64_t keep = sx_retain_keep(&r->retain, leo, sx_clock_wall_ms());
     r->log_floor = sx_repcore_log_floor(&r->core, sx_plog_applied(r->st->log), leo, (int64_t)keep,
                                         sx_clock_now_ms());
-    trim_log_locked(r, r->log_floor);
+    trim_log_locked(r, r->log_floor, "leader");
 }
 
 static void *appender_main(void *arg)
@@ -1662,7 +1664,7 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
          * (a trim may end in a compaction): the plog never trims past our
          * own applied, which only rises, and a truncation never goes below
          * it, so the two cannot meet. */
-        trim_log_locked(r, req->log_floor);
+        trim_log_locked(r, req->log_floor, "follower");
     }
     uint64_t now = sx_clock_now_ms();
     if (sx_plog_applied(s->log) >= r->core.leader_commit)

@@ -9,10 +9,13 @@
  *    last value, the replicas agree (the checker: logs where both hold
  *    entries, documents byte for byte), and the partition stores stay
  *    within a small multiple of the live data;
- *  - kill during trimming: a follower restarted with the crash point
- *    plog-trim-batch dies in its first trim batch under more overwrites;
- *    restarted again it opens its store, catches up from the log (it is
- *    still above the leader's floor), and the checks above hold again.
+ *  - kill during trimming, in both roles: a follower restarted with the
+ *    crash point follower/plog-trim-batch dies in its first trim batch under
+ *    more overwrites; restarted again it opens its store, catches up from the
+ *    log (it is still above the leader's floor), and the checks above hold
+ *    again. Then a worker restarted with leader/plog-trim-batch dies in a
+ *    trim batch of a partition it leads (once the balance gives it one); its
+ *    partitions fail over, it restarts, and the checks hold again.
  *
  *  - verify on trimmed logs: with an index on n (local and global) and a few
  *    documents written once before the overwrites (so that they are older
@@ -305,6 +308,23 @@ static void test_overwrite(void **st)
     check_disk(s, (uint64_t)s->ndocs * s->rounds);
 }
 
+typedef struct lead_arg {
+    sx_cluster *c;
+    uint32_t i;
+} lead_arg;
+
+/* Test worker i leads at least one partition in the coordinator's map. */
+static bool leads_one(void *arg)
+{
+    lead_arg *a = arg;
+    for (uint32_t p = 0; p < P; p++) {
+        sx_cluster_part_view v = sx_cluster_part_view_of(a->c, p);
+        if (v.ok && v.leader == a->i && v.leader_alive)
+            return true;
+    }
+    return false;
+}
+
 static void test_kill_during_trim(void **st)
 {
     state *s = *st;
@@ -316,7 +336,7 @@ static void test_kill_during_trim(void **st)
         overwrite_round(s, r);
     check_bounded(s);
     sx_cluster_kill_worker(s->c, 2);
-    const char *env[] = {"SHARDEX_CRASH_POINT=plog-trim-batch", NULL};
+    const char *env[] = {"SHARDEX_CRASH_POINT=follower/plog-trim-batch", NULL};
     assert_true(sx_cluster_start_worker_env(s->c, 2, env));
     /* Writes until worker 2 has died trimming (it trims at its first
      * Append if the floor moved while it was away, else once it moves). */
@@ -339,6 +359,32 @@ static void test_kill_during_trim(void **st)
     print_message("worker 2 died in a trim batch after %u more rounds\n", r - rounds);
     s->c->worker_pid[2] = 0;
     assert_true(sx_cluster_start_worker(s->c, 2));
+    overwrite_round(s, ++r);
+    check_bounded(s);
+    check_reads(s);
+    SX_FX_CHECK_REPLICAS(s->c, WAIT_MS);
+
+    /* The other role: worker 1, restarted with the crash point scoped to
+     * leaders, dies in a trim batch of a partition it leads once the
+     * balance gives it one (its follower trims go by). Its successor and
+     * its own restart must lose nothing. */
+    sx_cluster_kill_worker(s->c, 1);
+    const char *lenv[] = {"SHARDEX_CRASH_POINT=leader/plog-trim-batch", NULL};
+    assert_true(sx_cluster_start_worker_env(s->c, 1, lenv));
+    lead_arg la = {s->c, 1};
+    SX_FX_WAIT(s->c, leads_one, &la, WAIT_MS, "worker 1 leads no partition after its restart");
+    uint32_t first = r;
+    deadline = sx_clock_now_ms() + WAIT_MS;
+    while ((dead = waitpid(s->c->worker_pid[1], &status, WNOHANG)) == 0 &&
+           sx_clock_now_ms() < deadline)
+        overwrite_round(s, ++r);
+    if (dead != s->c->worker_pid[1])
+        SX_FX_FAIL(s->c, "worker 1 did not reach the trim crash point as a leader");
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 86);
+    print_message("worker 1 died in a trim batch as a leader after %u more rounds\n", r - first);
+    s->c->worker_pid[1] = 0;
+    overwrite_round(s, ++r); /* on the new leaders, while it is down */
+    assert_true(sx_cluster_start_worker(s->c, 1));
     overwrite_round(s, ++r);
     check_bounded(s);
     check_reads(s);
