@@ -13,7 +13,7 @@
  *  - a paged query across the swap: no hit skipped or repeated;
  *  - the coordinator's --term-split-entries splits a term partition by itself
  *    at its median;
- *  - (slow) kill -9 of a shadow's owner and of a log partition's leader
+ *  - kill -9 of a shadow's owner and of a log partition's leader
  *    during a split, with the writer running: the split completes and the
  *    index and verify are right.
  * SHARDEX_TEST_SEED replays the choices; SHARDEX_TEST_FILTER selects tests.
@@ -685,7 +685,7 @@ static void restart(fx *f, int32_t i)
 }
 
 /* kill -9 of a shadow's owner, then of a log partition's leader, during
- * splits, with the writer running (slow: failovers). */
+ * splits, with the writer running. */
 static void test_split_kill(void **state)
 {
     fx *f = *state;

@@ -15,7 +15,8 @@
  *    log (it is still above the leader's floor), and the checks above hold
  *    again. Then a worker restarted with leader/plog-trim-batch dies in a
  *    trim batch of a partition it leads (once the balance gives it one); its
- *    partitions fail over, it restarts, and the checks hold again.
+ *    partitions fail over, it restarts, and the checks hold again. verify
+ *    is clean after each.
  *
  *  - verify on trimmed logs: with an index on n (local and global) and a few
  *    documents written once before the overwrites (so that they are older
@@ -308,6 +309,8 @@ static void test_overwrite(void **st)
     check_disk(s, (uint64_t)s->ndocs * s->rounds);
 }
 
+static void check_verify(state *s);
+
 typedef struct lead_arg {
     sx_cluster *c;
     uint32_t i;
@@ -363,6 +366,7 @@ static void test_kill_during_trim(void **st)
     check_bounded(s);
     check_reads(s);
     SX_FX_CHECK_REPLICAS(s->c, WAIT_MS);
+    check_verify(s);
 
     /* The other role: worker 1, restarted with the crash point scoped to
      * leaders, dies in a trim batch of a partition it leads once the
@@ -389,6 +393,7 @@ static void test_kill_during_trim(void **st)
     check_bounded(s);
     check_reads(s);
     SX_FX_CHECK_REPLICAS(s->c, WAIT_MS);
+    check_verify(s);
 }
 
 /* ------------------------------------------------- verify, trimmed logs -- */
@@ -428,6 +433,14 @@ static bool verify_clean(void *arg)
         sx_h_run_print("verify", &r);
     sx_h_run_free(&r);
     return a->code == 0 && a->js;
+}
+
+/* verify is clean within WAIT_MS (the term partitions catch up meanwhile). */
+static void check_verify(state *s)
+{
+    verify_arg a = {.s = s};
+    SX_FX_WAIT(s->c, verify_clean, &a, WAIT_MS, "verify on the trimmed logs exited %d", a.code);
+    json_decref(a.js);
 }
 
 static json_int_t jget(json_t *o, const char *path1, const char *key)

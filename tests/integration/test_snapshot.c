@@ -268,7 +268,8 @@ static void check_reads(state *s)
 }
 
 /* Converged: worker 2 in every ISR, a round written through, reads, no
- * copy left behind, replicas agree. */
+ * copy left behind, replicas agree, verify clean (documents against the
+ * retained logs). */
 static void check_converged(state *s)
 {
     SX_FX_WAIT(s->c, caught_up, s, WAIT_MS, "worker 2 did not rejoin every ISR");
@@ -282,6 +283,9 @@ static void check_converged(state *s)
             SX_FX_FAIL(s->c, "%s is left behind", snap);
     }
     SX_FX_CHECK_REPLICAS(s->c, WAIT_MS);
+    char why[512];
+    if (!sx_check_verify(s->c, WAIT_MS, why, sizeof(why)))
+        SX_FX_FAIL(s->c, "verify after the snapshot: %s", why);
 }
 
 /* Waits for worker i to die at a crash point (exit 86). */
