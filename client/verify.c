@@ -887,10 +887,11 @@ static void eval_index_trimmed(pass *x, const sx_rlog *l, check *c, uint64_t at)
     check *base = c->kind == CK_LOCAL ? docs_check(r, x->p, c->worker) : NULL;
     if (!docs_usable(base, l))
         base = docs_check(r, x->p, -1);
-    /* A split index's term partitions route by the split markers up to at,
-     * which a trimmed log may not hold (docs/indexes.md "Online split"):
+    /* A split (or salted) index's term partitions route by the split (salt)
+     * markers up to at, which a trimmed log may not hold (docs/indexes.md
+     * "Online split", "Hot values"):
      * not determined here either. */
-    bool split = c->kind == CK_GLOBAL && c->ix->n_splits > 0;
+    bool split = c->kind == CK_GLOBAL && (c->ix->n_splits > 0 || c->ix->n_salts > 0);
     if (split || at + 1 < sx_rlog_start(l) || !docs_usable(base, l)) {
         /* Nothing determines p's part of this view: left out whole, and said so. */
         if (!c->excl_part)

@@ -86,12 +86,27 @@ typedef struct index_entry {
      * term_partitions + 2(k-1) and + 1. */
     Shardex__Internal__V1__IndexSplit **osplits;
     size_t nosplits;
+    /* Salted hot values (IndexEntry.salts), in seq order, owned. */
+    Shardex__Internal__V1__IndexSalt **osalts;
+    size_t nosalts;
 } index_entry;
 
 /* Term partition numbers e uses (retired ones included). */
 static uint32_t ix_terms(const index_entry *e)
 {
     return e->term_partitions + 2 * (uint32_t)e->nosplits;
+}
+
+static Shardex__Internal__V1__IndexSalt *salt_dup(const Shardex__Internal__V1__IndexSalt *sa)
+{
+    size_t n = shardex__internal__v1__index_salt__get_packed_size(sa);
+    uint8_t *buf = sx_malloc(n + 1);
+    shardex__internal__v1__index_salt__pack(sa, buf);
+    Shardex__Internal__V1__IndexSalt *o = shardex__internal__v1__index_salt__unpack(NULL, n, buf);
+    free(buf);
+    if (!o)
+        abort(); /* we just packed it */
+    return o;
 }
 
 static Shardex__Internal__V1__IndexSplit *split_dup(const Shardex__Internal__V1__IndexSplit *sp)
@@ -138,6 +153,7 @@ struct sx_coord {
     uint32_t lease_ms;
     uint32_t max_moves;          /* replica moves in flight at once (sx_assign_settings) */
     uint64_t term_split_entries; /* split a term partition above this many entries (0: never) */
+    uint32_t hot_value_ways;     /* a salt's ways when not given (0: the default) */
     uint64_t margin_ms;          /* the coordinator waits this much longer than the worker */
     /* The lease rules (coord.h, docs/architecture.md "Leases"), all volatile: */
     uint64_t unanswered_max_ms;        /* a worker unanswered longer is refused: two leases */
@@ -276,6 +292,8 @@ static Shardex__Internal__V1__ClusterMap *build_locked(sx_coord *c, sx_arena *a)
         o->first_term = e->first_term;
         o->n_splits = e->nosplits;
         o->splits = e->osplits;
+        o->n_salts = e->nosalts;
+        o->salts = e->osalts;
         o->backfilled = sx_arena_alloc(a, c->set.partitions * sizeof(uint32_t));
         for (uint32_t p = 0; p < c->set.partitions; p++)
             if (e->backfilled[p])
@@ -322,6 +340,9 @@ static void free_index(index_entry *e)
     for (size_t i = 0; i < e->nosplits; i++)
         shardex__internal__v1__index_split__free_unpacked(e->osplits[i], NULL);
     free(e->osplits);
+    for (size_t i = 0; i < e->nosalts; i++)
+        shardex__internal__v1__index_salt__free_unpacked(e->osalts[i], NULL);
+    free(e->osalts);
     free(e->name);
     free(e->field);
     free(e->backfilled);
@@ -400,6 +421,10 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
         for (size_t k = 0; k < o->n_splits; k++)
             if (o->splits[k])
                 e->osplits[e->nosplits++] = split_dup(o->splits[k]);
+        e->osalts = sx_calloc(o->n_salts + 1, sizeof(*e->osalts));
+        for (size_t k = 0; k < o->n_salts; k++)
+            if (o->salts[k])
+                e->osalts[e->nosalts++] = salt_dup(o->salts[k]);
         if ((uint64_t)e->first_term + ix_terms(e) > m->n_terms)
             return sx_err_set(
                 err, SX_DATA_LOSS,
@@ -593,6 +618,7 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
     c->lease_ms = opts->lease_ms ? opts->lease_ms : 2000;
     c->max_moves = opts->max_moves ? opts->max_moves : SX_COORD_DEFAULT_MAX_MOVES;
     c->term_split_entries = opts->term_split_entries;
+    c->hot_value_ways = opts->hot_value_ways;
     c->tick_ms = opts->tick_ms;
     c->address = sx_strdup(opts->address ? opts->address : "");
     /* Everything before now was time the coordinator did not run. */
@@ -1205,6 +1231,8 @@ static void def_of(const index_entry *e, Shardex__V1__IndexSpec *spec, bool done
     d->nlayout = e->nosplits;
     if (done_only && d->nlayout && !e->osplits[d->nlayout - 1]->done)
         d->nlayout--;
+    d->salts = e->osalts;
+    d->nsalts = e->nosalts;
 }
 
 static Shardex__V1__IndexInfo *info_of(const sx_coord *c, const index_entry *e, sx_arena *a)
@@ -1236,6 +1264,14 @@ static Shardex__V1__IndexInfo *info_of(const sx_coord *c, const index_entry *e, 
         bool last_done = e->osplits[e->nosplits - 1]->done;
         info->splits_in_progress = last_done ? 0 : 1;
         info->splits_done = (uint32_t)e->nosplits - info->splits_in_progress;
+    }
+    info->hot_values = sx_arena_alloc(a, (e->nosalts + 1) * sizeof(*info->hot_values));
+    for (size_t i = 0; i < e->nosalts; i++) {
+        Shardex__V1__HotValue *h = sx_arena_alloc(a, sizeof(*h));
+        shardex__v1__hot_value__init(h);
+        h->value = value_in_arena(a, e->osalts[i]->value);
+        h->ways = e->osalts[i]->ways;
+        info->hot_values[info->n_hot_values++] = h;
     }
     return info;
 }
@@ -1446,6 +1482,82 @@ sx_status sx_coord_split_index(sx_coord *c, const char *name, uint32_t t,
         split_start_locked(c, e, t, at, "index split asked");
         *info = info_of(c, e, arena);
     }
+out:
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+/* Records salt (seq next) of value v over `ways` term partitions (chosen
+ * by sx_ixkey_plan_salt) in e: one new map version; the leaders append the
+ * marker when they see it (ixlead.c). No partition is added or rebuilt. */
+static void salt_record_locked(sx_coord *c, index_entry *e, const Shardex__V1__Value *v,
+                               uint32_t ways, uint32_t *terms, const char *why)
+{
+    Shardex__Internal__V1__IndexSalt sa = SHARDEX__INTERNAL__V1__INDEX_SALT__INIT;
+    sa.index_id = e->id;
+    sa.seq = (uint32_t)e->nosalts + 1;
+    sa.value = (Shardex__V1__Value *)v;
+    sa.ways = ways;
+    sa.n_terms = ways;
+    sa.terms = terms;
+    e->osalts = sx_realloc(e->osalts, (e->nosalts + 1) * sizeof(*e->osalts));
+    e->osalts[e->nosalts++] = salt_dup(&sa);
+    commit_locked(c, why);
+    SX_LOG(SX_LOG_INFO, "coord",
+           "index value salted name=%s id=%" PRIu64 " seq=%u ways=%u first_term=%u (%s)", e->name,
+           e->id, sa.seq, ways, terms[0], why);
+}
+
+/* The ways of a salt asked with `ways` (0: the default, capped at the
+ * serving partitions of e). */
+static uint32_t salt_ways_locked(const sx_coord *c, const index_entry *e, uint32_t ways)
+{
+    if (ways)
+        return ways;
+    uint32_t serving = e->term_partitions + (uint32_t)e->nosplits; /* each split adds one */
+    if (e->nosplits && !e->osplits[e->nosplits - 1]->done)
+        serving--;
+    uint32_t k = c->hot_value_ways ? c->hot_value_ways : SX_HOT_VALUE_WAYS_DEFAULT;
+    return k < serving ? k : serving;
+}
+
+sx_status sx_coord_salt_index(sx_coord *c, const char *name, const Shardex__V1__Value *value,
+                              uint32_t ways, sx_arena *arena, Shardex__V1__IndexInfo **info,
+                              sx_err *err)
+{
+    *info = NULL;
+    pthread_mutex_lock(&c->mu);
+    index_entry *e = find_index_locked(c, name ? name : "");
+    sx_status st = SX_OK;
+    if (!e) {
+        st = sx_err_set(err, SX_NOT_FOUND, "index \"%s\" does not exist", name ? name : "");
+        goto out;
+    }
+    if (e->nosalts >= SX_MAX_SALTS_PER_INDEX) {
+        st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                        "value: index \"%s\" has %zu salted values, the most (%u)", e->name,
+                        e->nosalts, SX_MAX_SALTS_PER_INDEX);
+        goto out;
+    }
+    Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
+    spec.name = e->name;
+    spec.field = e->field;
+    spec.type = e->type;
+    spec.global = e->global;
+    spec.term_partitions = e->term_partitions;
+    spec_partitioning(&spec, e);
+    sx_ixkey_def d;
+    def_of(e, &spec, true, &d);
+    uint32_t k = e->global ? salt_ways_locked(c, e, ways) : 0;
+    uint32_t *terms = sx_calloc(k + 1, sizeof(*terms));
+    char msg[200];
+    if (!sx_ixkey_plan_salt(&d, value, k, terms, msg, sizeof(msg))) {
+        st = sx_err_set(err, SX_INVALID_ARGUMENT, "%s", msg);
+    } else {
+        salt_record_locked(c, e, value, k, terms, "index salt asked");
+        *info = info_of(c, e, arena);
+    }
+    free(terms);
 out:
     pthread_mutex_unlock(&c->mu);
     return st;

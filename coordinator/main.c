@@ -32,6 +32,7 @@ typedef struct config {
     uint64_t lease_ms;
     uint32_t max_moves;
     int64_t term_split_entries;
+    uint32_t hot_value_ways;
     const char *log_level;
     const char *log_format;
     const char *metrics_listen;
@@ -113,6 +114,14 @@ static const sx_flag flags[] = {
              "owner counts more than N entries (0: never; shardex index split does it by hand)",
      .min = 0,
      .max = 1000000000000},
+    {.name = "hot-value-ways",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(hot_value_ways, uint32_t),
+     .metavar = "K",
+     .help = "term partitions a salted hot value of a global index is spread over when shardex "
+             "index salt gives no --ways (0: 8; at most the index's serving term partitions)",
+     .min = 0,
+     .max = 4096},
     SX_DAEMON_LOG_FLAGS(config),
     SX_METRICS_HTTP_FLAGS(config),
     SX_DAEMON_TLS_FLAGS(config),
@@ -244,6 +253,7 @@ static sx_status open_coord(const config *cfg, const char *self, const bool *giv
         .tick_ms = (uint32_t)tick,
         .max_moves = cfg->max_moves,
         .term_split_entries = (uint64_t)cfg->term_split_entries,
+        .hot_value_ways = cfg->hot_value_ways,
     };
     return sx_coord_open(&o, sx_clock_now_ms(), c, err);
 }

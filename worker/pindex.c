@@ -17,7 +17,8 @@ enum {
     TAG_LOCAL = 'X',
     TAG_OUT = 'O',
     TAG_FLOOR = 'F',
-    TAG_SPLIT = 'S'
+    TAG_SPLIT = 'S',
+    TAG_SALT = 'H'
 };
 
 typedef struct ix {
@@ -35,6 +36,10 @@ typedef struct ix {
      * def.layout points here. */
     Shardex__Internal__V1__IndexSplit **splits;
     size_t nsplits;
+    /* Salts applied (index_salt markers, from = their offset), in seq order,
+     * owned; def.salts points here. */
+    Shardex__Internal__V1__IndexSalt **salts;
+    size_t nsalts;
 } ix;
 
 struct sx_pindex {
@@ -49,6 +54,7 @@ struct sx_pindex {
     ix pending_start; /* spec != NULL: a started index, for end() */
     uint64_t pending_drop;
     Shardex__Internal__V1__IndexSplit *pending_split; /* a split marker, for end() */
+    Shardex__Internal__V1__IndexSalt *pending_salt;   /* a salt marker, for end() */
     bool batch_touched;
     uint32_t out_seq; /* outbox records written in the batch */
     sx_buf k, v, vals;
@@ -111,6 +117,9 @@ static void ix_free(ix *x)
     for (size_t i = 0; i < x->nsplits; i++)
         shardex__internal__v1__index_split__free_unpacked(x->splits[i], &pb_allocator);
     free(x->splits);
+    for (size_t i = 0; i < x->nsalts; i++)
+        shardex__internal__v1__index_salt__free_unpacked(x->salts[i], &pb_allocator);
+    free(x->salts);
     if (x->spec)
         shardex__v1__index_spec__free_unpacked(x->spec, &pb_allocator);
     memset(x, 0, sizeof(*x));
@@ -147,7 +156,8 @@ static void info_of(const ix *x, sx_pindex_info *o)
                           .term_partitions = x->def.term_partitions,
                           .term_count = sx_ixkey_term_count(&x->def),
                           .nsplits = (uint32_t)x->nsplits,
-                          .last_split_done = x->nsplits && x->splits[x->nsplits - 1]->done};
+                          .last_split_done = x->nsplits && x->splits[x->nsplits - 1]->done,
+                          .nsalts = (uint32_t)x->nsalts};
 }
 
 sx_pindex_info *sx_pindex_list(sx_pindex *pi, size_t *n)
@@ -264,9 +274,12 @@ static void outbox_discard(ix *x)
         x->out[t].len = 0;
 }
 
-/* Adds one index change (local entry and outbox) to batch. */
-static void change(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey, size_t vlen,
-                   const char *id, size_t id_len, uint64_t offset, uint64_t version)
+/* Adds one index change (local entry and outbox) to batch; its term
+ * partitions are those of an entry of route_version (ixkey.h: a salted
+ * value's entry lives by its version). */
+static void change_routed(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey,
+                          size_t vlen, const char *id, size_t id_len, uint64_t offset,
+                          uint64_t version, uint64_t route_version)
 {
     if (x->def.local) {
         key_id(&pi->k, TAG_LOCAL, x->def.id);
@@ -283,9 +296,36 @@ static void change(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t
         /* During a split, a change of the parent's range goes to the parent
          * and to the shadow that owns its value (ixkey.h). */
         uint32_t ts[2];
-        size_t nt = sx_ixkey_terms_of(&x->def, vkey, vlen, ts);
+        size_t nt = sx_ixkey_terms_of(&x->def, vkey, vlen, id, id_len, route_version, ts);
         for (size_t i = 0; i < nt; i++)
             outbox_add(pi, b, x, ts[i], remove, vkey, vlen, id, id_len, offset, version);
+    }
+}
+
+static void change(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey, size_t vlen,
+                   const char *id, size_t id_len, uint64_t offset, uint64_t version)
+{
+    change_routed(pi, b, x, remove, vkey, vlen, id, id_len, offset, version, version);
+}
+
+/* A value the document keeps across an overwrite: its entry is rewritten
+ * where the new version routes it; when a salt moved it (the old entry,
+ * written before the salt's marker, lives in the value's own partition), the
+ * old partitions get a remove. Only salted values can move. */
+static void move_kept(sx_pindex *pi, sx_batch *b, ix *x, const uint8_t *vkey, size_t vlen,
+                      const char *id, size_t id_len, uint64_t offset, uint64_t old_version)
+{
+    if (!x->def.global || !x->def.nsalts)
+        return;
+    uint32_t was[2], now[2];
+    size_t nw = sx_ixkey_terms_of(&x->def, vkey, vlen, id, id_len, old_version, was);
+    size_t nn = sx_ixkey_terms_of(&x->def, vkey, vlen, id, id_len, offset, now);
+    for (size_t i = 0; i < nw; i++) {
+        bool kept = false;
+        for (size_t k = 0; k < nn; k++)
+            kept |= now[k] == was[i];
+        if (!kept)
+            outbox_add(pi, b, x, was[i], true, vkey, vlen, id, id_len, offset, offset);
     }
 }
 
@@ -298,8 +338,8 @@ static void write_mistyped(sx_pindex *pi, sx_batch *b, const ix *x)
 }
 
 static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *id, size_t id_len,
-                          const uint8_t *old_doc, size_t old_len, const uint8_t *new_doc,
-                          size_t new_len)
+                          const uint8_t *old_doc, size_t old_len, uint64_t old_version,
+                          const uint8_t *new_doc, size_t new_len)
 {
     sx_pindex *pi = arg;
     if (pi->ncat == 0)
@@ -328,9 +368,13 @@ static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *i
         for (size_t k = 0; k < ov.n; k++) {
             while (j < nv.n && vcmp(&pi->vals, &nv, j, &ob, &ov, k) < 0)
                 j++;
-            if (j < nv.n && vcmp(&pi->vals, &nv, j, &ob, &ov, k) == 0)
+            if (j < nv.n && vcmp(&pi->vals, &nv, j, &ob, &ov, k) == 0) {
+                move_kept(pi, b, x, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset,
+                          old_version);
                 continue;
-            change(pi, b, x, true, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset, offset);
+            }
+            change_routed(pi, b, x, true, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset,
+                          offset, old_version);
         }
         for (size_t k = 0; k < nv.n; k++)
             change(pi, b, x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len, offset,
@@ -485,6 +529,66 @@ static void install_split(ix *x, Shardex__Internal__V1__IndexSplit *rec)
     x->def.nlayout = x->nsplits;
 }
 
+/* Salt rows: 'H' u64 id u32 seq -> packed IndexSalt (from: its offset). */
+static Shardex__Internal__V1__IndexSalt *salt_dup(const Shardex__Internal__V1__IndexSalt *sa)
+{
+    size_t n = shardex__internal__v1__index_salt__get_packed_size(sa);
+    uint8_t *buf = sx_malloc(n + 1);
+    shardex__internal__v1__index_salt__pack(sa, buf);
+    Shardex__Internal__V1__IndexSalt *o =
+        shardex__internal__v1__index_salt__unpack(&pb_allocator, n, buf);
+    free(buf);
+    return o;
+}
+
+/* Whether a salt record can be routed by: its terms exist and one per way. */
+static bool salt_ok(const ix *x, const Shardex__Internal__V1__IndexSalt *sa)
+{
+    bool ok = sa->value && sa->ways >= 2 && sa->n_terms == sa->ways;
+    for (size_t i = 0; ok && i < sa->n_terms; i++)
+        ok = sa->terms[i] < sx_ixkey_term_count(&x->def);
+    return ok;
+}
+
+/* index_salt (docs/indexes.md, "Hot values"): the next seq is recorded with
+ * from = this offset; from here on an entry of the value written at or after
+ * it routes to its slot's partition. Nothing moves now: entries written
+ * before stay in the value's own partition until changed. A repeat or a seq
+ * out of order is a no-op (leaders append markers again after a change of
+ * leadership). The catalog changes in end(). */
+static sx_status observe_salt(sx_pindex *pi, sx_batch *b, uint64_t offset,
+                              const Shardex__Internal__V1__IndexSalt *sa, sx_err *err)
+{
+    ix *x = find_locked(pi, sa->index_id);
+    if (!x || !x->def.global || sa->seq != x->nsalts + 1)
+        return SX_OK;
+    if (!salt_ok(x, sa))
+        return sx_err_set(err, SX_DATA_LOSS,
+                          "partition %u: salt marker at %" PRIu64 " of index %" PRIu64
+                          " is malformed",
+                          pi->p, offset, sa->index_id);
+    Shardex__Internal__V1__IndexSalt *rec = salt_dup(sa);
+    rec->from = offset;
+    key_id_t(&pi->k, TAG_SALT, rec->index_id, rec->seq);
+    size_t n = shardex__internal__v1__index_salt__get_packed_size(rec);
+    sx_buf_reserve(&pi->v, n);
+    pi->v.len = shardex__internal__v1__index_salt__pack(rec, pi->v.data);
+    sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+    pi->pending_salt = rec;
+    SX_LOG(SX_LOG_INFO, "index",
+           "partition=%u index=%" PRIu64 " salt seq=%u ways=%u at=%" PRIu64, pi->p, sa->index_id,
+           sa->seq, sa->ways, offset);
+    return SX_OK;
+}
+
+static void install_salt(ix *x, Shardex__Internal__V1__IndexSalt *rec)
+{
+    x->salts = sx_realloc(x->salts, (x->nsalts + 1) * sizeof(*x->salts));
+    x->salts[x->nsalts++] = rec;
+    x->def.salts = x->salts;
+    x->def.nsalts = x->nsalts;
+}
+
 static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
                                 const Shardex__Internal__V1__LogOp *op, sx_err *err)
 {
@@ -533,10 +637,13 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
     }
     if (op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT)
         return observe_split(pi, b, offset, op->index_split, err);
+    if (op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT)
+        return observe_salt(pi, b, offset, op->index_salt, err);
     uint64_t id = op->index_drop;
     if (!find_locked(pi, id))
         return SX_OK;
-    static const uint8_t tags[] = {TAG_IX, TAG_MIS, TAG_LOCAL, TAG_OUT, TAG_FLOOR, TAG_SPLIT};
+    static const uint8_t tags[] = {TAG_IX,    TAG_MIS,   TAG_LOCAL, TAG_OUT,
+                                   TAG_FLOOR, TAG_SPLIT, TAG_SALT};
     for (size_t i = 0; i < sizeof(tags); i++) {
         key_id(&pi->k, tags[i], id);
         sx_buf prefix = {0};
@@ -592,6 +699,14 @@ static void observe_end(void *arg, bool written)
             shardex__internal__v1__index_split__free_unpacked(pi->pending_split, &pb_allocator);
         pi->pending_split = NULL;
     }
+    if (pi->pending_salt) {
+        ix *x = written ? find_locked(pi, pi->pending_salt->index_id) : NULL;
+        if (x)
+            install_salt(x, pi->pending_salt);
+        else
+            shardex__internal__v1__index_salt__free_unpacked(pi->pending_salt, &pb_allocator);
+        pi->pending_salt = NULL;
+    }
     if (pi->pending_drop) {
         ix *x = written ? find_locked(pi, pi->pending_drop) : NULL;
         if (x) {
@@ -638,6 +753,35 @@ static sx_status load_splits(sx_pindex *pi, ix *x, sx_err *err)
     return st;
 }
 
+/* The 'H' rows of x, in seq order. */
+static sx_status load_salts(sx_pindex *pi, ix *x, sx_err *err)
+{
+    sx_buf prefix = {0};
+    key_id(&prefix, TAG_SALT, x->def.id);
+    sx_iter *it = sx_store_iter_prefix(pi->store, NULL, prefix.data, prefix.len);
+    sx_status st = SX_OK;
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        size_t vl;
+        const uint8_t *v = sx_iter_value(it, &vl);
+        Shardex__Internal__V1__IndexSalt *sa =
+            shardex__internal__v1__index_salt__unpack(&pb_allocator, vl, v);
+        if (!sa || sa->seq != x->nsalts + 1 || !salt_ok(x, sa)) {
+            if (sa)
+                shardex__internal__v1__index_salt__free_unpacked(sa, &pb_allocator);
+            st = sx_err_set(err, SX_DATA_LOSS,
+                            "partition %u: a salt row of index %" PRIu64 " is malformed", pi->p,
+                            x->def.id);
+            break;
+        }
+        install_salt(x, sa);
+    }
+    if (st == SX_OK)
+        st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    sx_buf_free(&prefix);
+    return st;
+}
+
 static sx_status load_catalog(sx_pindex *pi, sx_err *err)
 {
     uint8_t tag = TAG_IX;
@@ -665,6 +809,8 @@ static sx_status load_catalog(sx_pindex *pi, sx_err *err)
             read_u64(pi->v.data, pi->v.len, 0, &x.mistyped);
         if (st == SX_OK)
             st = load_splits(pi, &x, err);
+        if (st == SX_OK)
+            st = load_salts(pi, &x, err);
         if (st != SX_OK) {
             ix_free(&x);
             break;
@@ -713,6 +859,8 @@ void sx_pindex_close(sx_pindex *pi)
     ix_free(&pi->pending_start);
     if (pi->pending_split)
         shardex__internal__v1__index_split__free_unpacked(pi->pending_split, &pb_allocator);
+    if (pi->pending_salt)
+        shardex__internal__v1__index_salt__free_unpacked(pi->pending_salt, &pb_allocator);
     sx_buf_free(&pi->k);
     sx_buf_free(&pi->v);
     sx_buf_free(&pi->vals);
@@ -1067,6 +1215,10 @@ struct sx_pindex_rebuild_cursor {
      * its share until done). */
     Shardex__Internal__V1__IndexSplit **splits;
     size_t nsplits;
+    /* The salts applied at begin (owned; def.salts), likewise: an entry
+     * routes by its version, so a later salt does not move it. */
+    Shardex__Internal__V1__IndexSalt **salts;
+    size_t nsalts;
     uint32_t t;
     sx_buf after; /* the last document done; empty with !started */
     bool started, done;
@@ -1107,7 +1259,7 @@ static bool rebuild_doc(void *arg, const char *id, size_t id_len, uint64_t versi
     for (size_t k = 0; k < nv.n; k++) {
         const uint8_t *vk = rb->vals.data + nv.offs[k];
         uint32_t ts[2]; /* as the outbox routes (a split's parent included) */
-        size_t nt = sx_ixkey_terms_of(&rc->def, vk, nv.lens[k], ts);
+        size_t nt = sx_ixkey_terms_of(&rc->def, vk, nv.lens[k], id, id_len, version, ts);
         if (ts[0] != rc->t && (nt < 2 || ts[1] != rc->t))
             continue;
         rb->key.len = 0;
@@ -1158,6 +1310,12 @@ sx_status sx_pindex_rebuild_begin(sx_pindex *pi, uint64_t id, uint32_t t,
             rc->splits[i] = split_dup(x->splits[i]);
         rc->def.layout = rc->splits;
         rc->def.nlayout = rc->nsplits;
+        rc->nsalts = x->nsalts;
+        rc->salts = sx_calloc(rc->nsalts + 1, sizeof(*rc->salts));
+        for (size_t i = 0; i < rc->nsalts; i++)
+            rc->salts[i] = salt_dup(x->salts[i]);
+        rc->def.salts = rc->salts;
+        rc->def.nsalts = rc->nsalts;
     }
     pthread_mutex_unlock(&pi->mu);
     if (!active) {
@@ -1210,6 +1368,9 @@ void sx_pindex_rebuild_end(sx_pindex_rebuild_cursor *rc)
     for (size_t i = 0; i < rc->nsplits; i++)
         shardex__internal__v1__index_split__free_unpacked(rc->splits[i], &pb_allocator);
     free(rc->splits);
+    for (size_t i = 0; i < rc->nsalts; i++)
+        shardex__internal__v1__index_salt__free_unpacked(rc->salts[i], &pb_allocator);
+    free(rc->salts);
     sx_store_release_snapshot(rc->pi->store, rc->s.snap);
     sx_buf_free(&rc->after);
     free(rc);

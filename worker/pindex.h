@@ -76,6 +76,7 @@ typedef struct sx_pindex_info {
     uint32_t term_count;  /* term partition numbers in use: M + 2 per split applied */
     uint32_t nsplits;     /* index_split markers applied */
     bool last_split_done; /* the last of them was marked done */
+    uint32_t nsalts;      /* index_salt markers applied */
 } sx_pindex_info;
 
 /* Every active index (*n of them), copied; the caller frees the array. */

@@ -856,6 +856,7 @@ typedef struct overlay_slot {
     size_t id_len;
     const uint8_t *doc; /* the packed Document; NULL: deleted */
     size_t doc_len;
+    uint64_t version; /* doc's */
 } overlay_slot;
 
 /* Scratch for apply, reused across batches. */
@@ -881,13 +882,15 @@ static overlay_slot *overlay_find(apply_ctx *c, const char *id, size_t id_len)
 /* The document before this entry (*old NULL: none), from the overlay or else
  * the store; c->key holds the document's key. */
 static sx_status old_doc(sx_plog *p, apply_ctx *c, const overlay_slot *s, const uint8_t **old,
-                         size_t *old_len, sx_err *err)
+                         size_t *old_len, uint64_t *old_version, sx_err *err)
 {
     *old = NULL;
     *old_len = 0;
+    *old_version = 0;
     if (s->id) {
         *old = s->doc;
         *old_len = s->doc_len;
+        *old_version = s->doc ? s->version : 0;
         return SX_OK;
     }
     bool found = false;
@@ -900,6 +903,7 @@ static sx_status old_doc(sx_plog *p, apply_ctx *c, const overlay_slot *s, const 
         return sx_err_set(err, SX_DATA_LOSS, "plog %s: a stored document is malformed", p->dir);
     *old = c->old.data + rest;
     *old_len = c->old.len - rest;
+    *old_version = version;
     return SX_OK;
 }
 
@@ -932,7 +936,8 @@ static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const ui
                 lop->index_start->spec) ||
                lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP ||
                (lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT &&
-                lop->index_split)) {
+                lop->index_split) ||
+               (lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT && lop->index_salt)) {
         /* A marker is applied alone in its batch, on the documents as of the
          * offset before it: end the batch before it unless it comes first. */
         if (!first) {
@@ -953,8 +958,9 @@ static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const ui
     overlay_slot *s = overlay_find(c, id, id_len);
     const uint8_t *old;
     size_t old_len;
+    uint64_t old_version;
     doc_key(&c->key, id, id_len);
-    st = old_doc(p, c, s, &old, &old_len, err);
+    st = old_doc(p, c, s, &old, &old_len, &old_version, err);
     if (st != SX_OK)
         goto done;
     const uint8_t *new_doc = NULL;
@@ -970,13 +976,15 @@ static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const ui
         sx_batch_delete(c->batch, c->key.data, c->key.len);
     }
     if (p->obs.entry)
-        p->obs.entry(p->obs.arg, c->batch, offset, id, id_len, old, old_len, new_doc, new_len);
+        p->obs.entry(p->obs.arg, c->batch, offset, id, id_len, old, old_len, old_version, new_doc,
+                     new_len);
     if (!s->id) {
         s->id = sx_arena_memdup(&c->arena, id, id_len);
         s->id_len = id_len;
     }
     s->doc = new_doc ? sx_arena_memdup(&c->arena, new_doc, new_len) : NULL;
     s->doc_len = new_len;
+    s->version = offset;
 done:
     shardex__internal__v1__log_op__free_unpacked(lop, &pb_allocator);
     return st;

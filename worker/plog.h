@@ -178,8 +178,10 @@ uint64_t sx_plog_common_prefix(const sx_epoch_start *a, size_t na, uint64_t leo_
  *           derived changes to the same batch. old_doc/new_doc are packed
  *           Documents or NULL (new_doc NULL: a delete; both NULL: a delete of
  *           a missing id), borrowed for the call; old_doc reflects earlier
- *           entries of the same batch;
- *   marker  an index marker (LogOp index_start / index_drop / index_split). A marker is
+ *           entries of the same batch; old_version is old_doc's version (the
+ *           offset that wrote it; 0 without one): where a salted value's old
+ *           entry lives depends on it (docs/indexes.md "Hot values");
+ *   marker  an index marker (LogOp index_start / index_drop / index_split / index_salt). A marker is
  *           applied alone in its batch, so the store holds exactly the
  *           documents as of offset - 1; it adds what it derives to batch.
  *           An error stops the apply (nothing of the batch is written);
@@ -193,7 +195,7 @@ uint64_t sx_plog_common_prefix(const sx_epoch_start *a, size_t na, uint64_t leo_
  * Any of them may be NULL; markers are applied as no-ops without `marker`. */
 typedef void (*sx_plog_entry_cb)(void *arg, sx_batch *batch, uint64_t offset, const char *id,
                                  size_t id_len, const uint8_t *old_doc, size_t old_len,
-                                 const uint8_t *new_doc, size_t new_len);
+                                 uint64_t old_version, const uint8_t *new_doc, size_t new_len);
 typedef struct sx_plog_observer {
     void *arg;
     sx_plog_entry_cb entry;

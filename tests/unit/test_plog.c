@@ -674,9 +674,11 @@ typedef struct hook_rec {
 } hook_rec;
 
 static void record_cb(void *arg, sx_batch *batch, uint64_t offset, const char *id, size_t id_len,
-                      const uint8_t *old_doc, size_t old_len, const uint8_t *new_doc,
+                      const uint8_t *old_doc, size_t old_len,
+                      uint64_t old_version, const uint8_t *new_doc,
                       size_t new_len)
 {
+    (void)old_version;
     hook_rec *r = arg;
     assert_non_null(batch);
     assert_true(r->n < 64);
@@ -838,9 +840,11 @@ typedef struct model_hook {
 } model_hook;
 
 static void model_cb(void *arg, sx_batch *batch, uint64_t offset, const char *id, size_t id_len,
-                     const uint8_t *old_doc, size_t old_len, const uint8_t *new_doc, size_t new_len)
+                     const uint8_t *old_doc, size_t old_len,
+                      uint64_t old_version, const uint8_t *new_doc, size_t new_len)
 {
     model_hook *m = arg;
+    (void)old_version;
     (void)batch;
     assert_int_equal(offset, m->next);
     assert_int_equal(id_len, 2);
