@@ -36,6 +36,7 @@
 
 #include "clustermap.h"
 #include "coord.h"
+#include "hash.h"
 #include "fixture.h"
 #include "harness.h"
 #include "log.h"
@@ -1727,6 +1728,101 @@ static void report_term(fixture *f, const split_view *v, uint32_t t, bool ready,
     track(f);
 }
 
+/* The salts of index `name` in the current map: values (string index) and
+ * terms, as "v:t,t,t;..". */
+static void salts_of(fixture *f, const char *name, char *out, size_t cap)
+{
+    out[0] = '\0';
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    for (size_t i = 0; i < m->msg->n_indexes; i++) {
+        const Shardex__Internal__V1__IndexEntry *e = m->msg->indexes[i];
+        if (strcmp(e->spec->name, name) != 0)
+            continue;
+        for (size_t k = 0; k < e->n_salts; k++) {
+            assert_int_equal(e->salts[k]->seq, k + 1);
+            assert_int_equal(e->salts[k]->from, 0);
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s:", k ? ";" : "",
+                     e->salts[k]->value->s);
+            for (size_t j = 0; j < e->salts[k]->n_terms; j++)
+                snprintf(out + strlen(out), cap - strlen(out), "%s%u", j ? "," : "",
+                         e->salts[k]->terms[j]);
+        }
+    }
+    sx_coord_map_release(m);
+}
+
+/* SaltIndex: refusals name the field and the limit; a salt is recorded in
+ * one new map version with t0 and the next partitions (hash: (t0 + i) mod
+ * M), the ways defaulting to --hot-value-ways capped at M; index info shows
+ * it; it survives a restart and goes with the index. */
+static void test_index_salt(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){4, 2, 1, 4};
+    f->opts.hot_value_ways = 3;
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    grow_isrs(f);
+    create_ok(f, "h", false, true, 4);
+    create_ok(f, "l", true, false, 0);
+    sx_arena a = {0};
+    sx_err err = {0};
+    Shardex__V1__IndexInfo *info = NULL;
+    Shardex__V1__Value hot = SHARDEX__V1__VALUE__INIT, num = ival(3);
+    hot.kind_case = SHARDEX__V1__VALUE__KIND_S;
+    hot.s = "maint@debian";
+    CHECK_FAIL(sx_coord_salt_index(f->c, "nope", &hot, 2, &a, &info, &err), &err, SX_NOT_FOUND,
+               "nope");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "l", &hot, 2, &a, &info, &err), &err,
+               SX_INVALID_ARGUMENT, "name: index \"l\" is not GLOBAL");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &num, 2, &a, &info, &err), &err,
+               SX_INVALID_ARGUMENT, "value: not a string");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", NULL, 2, &a, &info, &err), &err,
+               SX_INVALID_ARGUMENT, "value: not a string");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 1, &a, &info, &err), &err,
+               SX_INVALID_ARGUMENT, "ways: 1 is not in [2, 4]");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 5, &a, &info, &err), &err,
+               SX_INVALID_ARGUMENT, "ways: 5 is not in [2, 4]");
+    char got[128];
+    salts_of(f, "h", got, sizeof(got));
+    assert_string_equal(got, ""); /* refusals write nothing */
+
+    uint64_t ver = version_of(f);
+    CHECK_OK(sx_coord_salt_index(f->c, "h", &hot, 0, &a, &info, &err), &err);
+    assert_int_equal(version_of(f), ver + 1);
+    assert_int_equal(info->n_hot_values, 1);
+    assert_string_equal(info->hot_values[0]->value->s, "maint@debian");
+    assert_int_equal(info->hot_values[0]->ways, 3); /* --hot-value-ways */
+    uint32_t t0 = sx_term_partition_of_str("h", hot.s, strlen(hot.s), 4);
+    char want[128];
+    snprintf(want, sizeof(want), "maint@debian:%u,%u,%u", t0, (t0 + 1) % 4, (t0 + 2) % 4);
+    salts_of(f, "h", got, sizeof(got));
+    assert_string_equal(got, want);
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 2, &a, &info, &err), &err,
+               SX_INVALID_ARGUMENT, "value: already salted");
+    Shardex__V1__Value other = hot;
+    other.s = "x";
+    CHECK_OK(sx_coord_salt_index(f->c, "h", &other, 4, &a, &info, &err), &err);
+    assert_int_equal(info->n_hot_values, 2);
+
+    reopen_at(f, 2000);
+    salts_of(f, "h", got, sizeof(got));
+    assert_non_null(strstr(got, want));
+    assert_non_null(strstr(got, ";x:"));
+    Shardex__V1__ListIndexesResponse lr = SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &lr);
+    size_t shown = 0;
+    for (size_t i = 0; i < lr.n_indexes; i++)
+        if (strcmp(lr.indexes[i]->spec->name, "h") == 0)
+            shown = lr.indexes[i]->n_hot_values;
+    assert_int_equal(shown, 2);
+    CHECK_OK(sx_coord_drop_index(f->c, "h", &err), &err);
+    create_ok(f, "h", false, true, 4);
+    salts_of(f, "h", got, sizeof(got));
+    assert_string_equal(got, ""); /* a re-created index starts unsalted */
+    sx_arena_free(&a);
+}
+
 /* The split state machine: refused while building, recorded with shadows
  * owned, one at a time, swapped once both shadows' owners report them ready
  * (the parent retired and unowned in the same version), kept across a
@@ -2955,6 +3051,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_index_range_partitioning, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_salt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_walk_never_goes_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_gives_fresh_leases, setup, teardown),
