@@ -89,7 +89,20 @@ typedef struct index_entry {
     /* Salted hot values (IndexEntry.salts), in seq order, owned. */
     Shardex__Internal__V1__IndexSalt **osalts;
     size_t nosalts;
+    /* Hot values as each partition's leader last counted them (volatile):
+     * [P], allocated with the first report. */
+    struct hot_part *hot;
+    size_t hot_parts;
+    double *salt_share; /* [nosalts]: the salted values' share when last measured */
 } index_entry;
+
+#define HOT_TOP 3
+typedef struct hot_part {
+    uint64_t window;
+    size_t n;
+    Shardex__V1__Value *v[HOT_TOP]; /* owned (sx_ixkey_value_dup) */
+    uint64_t count[HOT_TOP];
+} hot_part;
 
 /* Term partition numbers e uses (retired ones included). */
 static uint32_t ix_terms(const index_entry *e)
@@ -154,6 +167,8 @@ struct sx_coord {
     uint32_t max_moves;          /* replica moves in flight at once (sx_assign_settings) */
     uint64_t term_split_entries; /* split a term partition above this many entries (0: never) */
     uint32_t hot_value_ways;     /* a salt's ways when not given (0: the default) */
+    double hot_value_share;      /* salt a value above this share of changes (0: never) */
+    uint64_t hot_value_min_changes; /* ... out of at least this many */
     uint64_t margin_ms;          /* the coordinator waits this much longer than the worker */
     /* The lease rules (coord.h, docs/architecture.md "Leases"), all volatile: */
     uint64_t unanswered_max_ms;        /* a worker unanswered longer is refused: two leases */
@@ -343,6 +358,13 @@ static void free_index(index_entry *e)
     for (size_t i = 0; i < e->nosalts; i++)
         shardex__internal__v1__index_salt__free_unpacked(e->osalts[i], NULL);
     free(e->osalts);
+    free(e->salt_share);
+    if (e->hot) {
+        for (size_t p = 0; p < e->hot_parts; p++)
+            for (size_t k = 0; k < e->hot[p].n; k++)
+                sx_ixkey_value_free(e->hot[p].v[k]);
+        free(e->hot);
+    }
     free(e->name);
     free(e->field);
     free(e->backfilled);
@@ -425,6 +447,7 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
         for (size_t k = 0; k < o->n_salts; k++)
             if (o->salts[k])
                 e->osalts[e->nosalts++] = salt_dup(o->salts[k]);
+        e->salt_share = sx_calloc(e->nosalts + 1, sizeof(*e->salt_share));
         if ((uint64_t)e->first_term + ix_terms(e) > m->n_terms)
             return sx_err_set(
                 err, SX_DATA_LOSS,
@@ -619,6 +642,8 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
     c->max_moves = opts->max_moves ? opts->max_moves : SX_COORD_DEFAULT_MAX_MOVES;
     c->term_split_entries = opts->term_split_entries;
     c->hot_value_ways = opts->hot_value_ways;
+    c->hot_value_share = opts->hot_value_share;
+    c->hot_value_min_changes = opts->hot_value_min_changes;
     c->tick_ms = opts->tick_ms;
     c->address = sx_strdup(opts->address ? opts->address : "");
     /* Everything before now was time the coordinator did not run. */
@@ -909,6 +934,33 @@ sx_status sx_coord_register_ex(sx_coord *c, const char *id, const char *address,
 }
 
 static void splits_step_locked(sx_coord *c);
+static void hot_step_locked(sx_coord *c);
+static index_entry *find_index_id_locked(sx_coord *c, uint64_t id);
+
+/* Keeps what partition p's leader (worker w) counted of index r's hot values. */
+static void hot_report_locked(sx_coord *c, int32_t w, const Shardex__Internal__V1__IndexReport *r)
+{
+    if (r->partition >= c->set.partitions || c->parts[r->partition].leader != w)
+        return;
+    index_entry *e = find_index_id_locked(c, r->index_id);
+    if (!e || !e->global)
+        return;
+    if (!e->hot) {
+        e->hot_parts = c->set.partitions;
+        e->hot = sx_calloc(e->hot_parts, sizeof(*e->hot));
+    }
+    hot_part *h = &e->hot[r->partition];
+    for (size_t k = 0; k < h->n; k++)
+        sx_ixkey_value_free(h->v[k]);
+    h->n = 0;
+    h->window = r->window_changes;
+    for (size_t k = 0; k < r->n_hot && h->n < HOT_TOP; k++) {
+        if (!r->hot[k]->value || r->hot[k]->value->kind_case == SHARDEX__V1__VALUE__KIND__NOT_SET)
+            continue;
+        h->v[h->n] = sx_ixkey_value_dup(r->hot[k]->value);
+        h->count[h->n++] = r->hot[k]->changes;
+    }
+}
 
 void sx_coord_index_reports(sx_coord *c, const char *id,
                             Shardex__Internal__V1__IndexReport *const *ix, size_t nix,
@@ -920,8 +972,12 @@ void sx_coord_index_reports(sx_coord *c, const char *id,
         worker *wk = &c->workers[w];
         clear_index_reports(wk);
         wk->ixreports = sx_calloc(nix + 1, sizeof(*wk->ixreports));
-        for (size_t i = 0; i < nix; i++)
+        for (size_t i = 0; i < nix; i++) {
             wk->ixreports[i] = *ix[i];
+            hot_report_locked(c, w, ix[i]);
+            wk->ixreports[i].n_hot = 0; /* borrowed from the request: not kept */
+            wk->ixreports[i].hot = NULL;
+        }
         wk->nixreports = nix;
         wk->treports = sx_calloc(nterms + 1, sizeof(*wk->treports));
         for (size_t i = 0; i < nterms; i++) {
@@ -944,6 +1000,7 @@ void sx_coord_index_reports(sx_coord *c, const char *id,
         }
         wk->ntreports = nterms;
         splits_step_locked(c);
+        hot_step_locked(c);
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -1142,6 +1199,14 @@ static index_entry *find_index_locked(sx_coord *c, const char *name)
     return NULL;
 }
 
+static index_entry *find_index_id_locked(sx_coord *c, uint64_t id)
+{
+    for (uint32_t i = 0; i < c->nindexes; i++)
+        if (c->indexes[i].id == id)
+            return &c->indexes[i];
+    return NULL;
+}
+
 sx_status sx_coord_report_backfill(sx_coord *c, const char *id, uint64_t index_id,
                                    uint32_t partition, uint64_t epoch,
                                    Shardex__V1__IndexState *state, sx_err *err)
@@ -1271,6 +1336,7 @@ static Shardex__V1__IndexInfo *info_of(const sx_coord *c, const index_entry *e, 
         shardex__v1__hot_value__init(h);
         h->value = value_in_arena(a, e->osalts[i]->value);
         h->ways = e->osalts[i]->ways;
+        h->share = e->salt_share ? e->salt_share[i] : 0;
         info->hot_values[info->n_hot_values++] = h;
     }
     return info;
@@ -1502,6 +1568,8 @@ static void salt_record_locked(sx_coord *c, index_entry *e, const Shardex__V1__V
     sa.terms = terms;
     e->osalts = sx_realloc(e->osalts, (e->nosalts + 1) * sizeof(*e->osalts));
     e->osalts[e->nosalts++] = salt_dup(&sa);
+    e->salt_share = sx_realloc(e->salt_share, e->nosalts * sizeof(*e->salt_share));
+    e->salt_share[e->nosalts - 1] = 0;
     commit_locked(c, why);
     SX_LOG(SX_LOG_INFO, "coord",
            "index value salted name=%s id=%" PRIu64 " seq=%u ways=%u first_term=%u (%s)", e->name,
@@ -1561,6 +1629,81 @@ sx_status sx_coord_salt_index(sx_coord *c, const char *name, const Shardex__V1__
 out:
     pthread_mutex_unlock(&c->mu);
     return st;
+}
+
+/* Hot values (docs/indexes.md "Hot values"), at every heartbeat's index
+ * reports: an index's changes over its partitions' leaders' windows, and each
+ * value's share of them (the sum of the counts reported for it over the sum
+ * of the windows: a lower bound, as the sketch's counts are). A salted
+ * value's share is kept for display; the first unsalted one whose share
+ * reaches --hot-value-share, out of at least --hot-value-min-changes, is
+ * salted with the default ways (READY indexes with 2 or more serving term
+ * partitions; one salt per step). */
+static void hot_step_locked(sx_coord *c)
+{
+    for (uint32_t i = 0; i < c->nindexes; i++) {
+        index_entry *e = &c->indexes[i];
+        if (!e->global || !e->hot)
+            continue;
+        uint64_t total = 0;
+        for (size_t p = 0; p < e->hot_parts; p++)
+            total += e->hot[p].window;
+        if (!total)
+            continue;
+        const Shardex__V1__Value *cand = NULL;
+        double cand_share = 0;
+        for (size_t p = 0; p < e->hot_parts; p++) {
+            for (size_t k = 0; k < e->hot[p].n; k++) {
+                const Shardex__V1__Value *v = e->hot[p].v[k];
+                uint64_t sum = 0;
+                for (size_t q = 0; q < e->hot_parts; q++)
+                    for (size_t j = 0; j < e->hot[q].n; j++)
+                        if (e->hot[q].v[j]->kind_case == v->kind_case &&
+                            sx_ixkey_value_cmp(v->kind_case == SHARDEX__V1__VALUE__KIND_I,
+                                               e->hot[q].v[j], v) == 0)
+                            sum += e->hot[q].count[j];
+                double share = (double)sum / (double)total;
+                bool salted = false;
+                for (size_t s = 0; s < e->nosalts; s++)
+                    if (e->osalts[s]->value->kind_case == v->kind_case &&
+                        sx_ixkey_value_cmp(v->kind_case == SHARDEX__V1__VALUE__KIND_I,
+                                           e->osalts[s]->value, v) == 0) {
+                        salted = true;
+                        e->salt_share[s] = share;
+                    }
+                if (!salted && share > cand_share) {
+                    cand = v;
+                    cand_share = share;
+                }
+            }
+        }
+        if (!cand || c->hot_value_share <= 0 || cand_share < c->hot_value_share ||
+            total < c->hot_value_min_changes ||
+            e->state != SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY ||
+            e->nosalts >= SX_MAX_SALTS_PER_INDEX)
+            continue;
+        Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
+        spec.name = e->name;
+        spec.field = e->field;
+        spec.type = e->type;
+        spec.global = e->global;
+        spec.term_partitions = e->term_partitions;
+        spec_partitioning(&spec, e);
+        sx_ixkey_def d;
+        def_of(e, &spec, true, &d);
+        uint32_t k = salt_ways_locked(c, e, 0);
+        uint32_t *terms = sx_calloc(k + 1, sizeof(*terms));
+        char msg[200];
+        Shardex__V1__Value *v = sx_ixkey_value_dup(cand); /* e->hot may change below */
+        if (sx_ixkey_plan_salt(&d, v, k, terms, msg, sizeof(msg))) {
+            SX_LOG(SX_LOG_INFO, "coord", "index name=%s hot value share=%.3f of %" PRIu64
+                   " changes", e->name, cand_share, total);
+            salt_record_locked(c, e, v, k, terms, "hot value");
+            e->salt_share[e->nosalts - 1] = cand_share;
+        }
+        sx_ixkey_value_free(v);
+        free(terms);
+    }
 }
 
 /* The split state machine, run at every heartbeat's index reports:

@@ -67,6 +67,12 @@ typedef struct sx_coord_opts {
      * Not stored. */
     uint64_t term_split_entries;
     uint32_t hot_value_ways; /* --hot-value-ways: a salt's ways when not given (0: default) */
+    /* Salt a value of a global index by itself once its share of the index's
+     * recent changes (its partitions' leaders' counts) reaches this, out of
+     * at least hot_value_min_changes changes (docs/indexes.md "Hot values");
+     * 0: never. Not stored. */
+    double hot_value_share;
+    uint64_t hot_value_min_changes;
 } sx_coord_opts;
 
 /* Opens or creates the coordinator's state in opts->data_dir. Fails with

@@ -40,7 +40,17 @@ typedef struct ix {
      * owned; def.salts points here. */
     Shardex__Internal__V1__IndexSalt **salts;
     size_t nsalts;
+    /* Values written lately (global only; sx_pindex_hot), under pi->mu. */
+    struct hot_sketch *hot;
 } ix;
+
+/* A Misra-Gries sketch of value keys: any value with more than
+ * window / (SLOTS + 1) of the changes holds a slot. */
+typedef struct hot_sketch {
+    sx_buf key[SX_PINDEX_HOT_SLOTS]; /* enc(value); len 0: free */
+    uint64_t count[SX_PINDEX_HOT_SLOTS];
+    uint64_t window;
+} hot_sketch;
 
 struct sx_pindex {
     sx_plog_observer obs; /* what the plog's applies call: observe_* below */
@@ -120,6 +130,11 @@ static void ix_free(ix *x)
     for (size_t i = 0; i < x->nsalts; i++)
         shardex__internal__v1__index_salt__free_unpacked(x->salts[i], &pb_allocator);
     free(x->salts);
+    if (x->hot) {
+        for (size_t i = 0; i < SX_PINDEX_HOT_SLOTS; i++)
+            sx_buf_free(&x->hot->key[i]);
+        free(x->hot);
+    }
     if (x->spec)
         shardex__v1__index_spec__free_unpacked(x->spec, &pb_allocator);
     memset(x, 0, sizeof(*x));
@@ -302,6 +317,81 @@ static void change_routed(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const 
     }
 }
 
+/* Counts a written value (applier; under pi->mu for sx_pindex_hot). */
+static void hot_count(sx_pindex *pi, ix *x, const uint8_t *vkey, size_t vlen)
+{
+    pthread_mutex_lock(&pi->mu);
+    if (!x->hot)
+        x->hot = sx_calloc(1, sizeof(*x->hot));
+    hot_sketch *h = x->hot;
+    if (++h->window >= SX_PINDEX_HOT_WINDOW) {
+        h->window /= 2; /* recent writes weigh most */
+        for (size_t i = 0; i < SX_PINDEX_HOT_SLOTS; i++)
+            h->count[i] /= 2;
+    }
+    size_t free_slot = SIZE_MAX;
+    for (size_t i = 0; i < SX_PINDEX_HOT_SLOTS; i++) {
+        if (h->count[i] && h->key[i].len == vlen && memcmp(h->key[i].data, vkey, vlen) == 0) {
+            h->count[i]++;
+            pthread_mutex_unlock(&pi->mu);
+            return;
+        }
+        if (!h->count[i] && free_slot == SIZE_MAX)
+            free_slot = i;
+    }
+    if (free_slot != SIZE_MAX) {
+        h->key[free_slot].len = 0;
+        sx_buf_append(&h->key[free_slot], vkey, vlen);
+        h->count[free_slot] = 1;
+    } else {
+        for (size_t i = 0; i < SX_PINDEX_HOT_SLOTS; i++)
+            h->count[i]--; /* Misra-Gries: every counter pays for the newcomer */
+    }
+    pthread_mutex_unlock(&pi->mu);
+}
+
+size_t sx_pindex_hot(sx_pindex *pi, uint64_t id, size_t max, sx_arena *arena,
+                     Shardex__V1__Value **vals_out, uint64_t *counts, uint64_t *window)
+{
+    size_t n = 0;
+    *window = 0;
+    pthread_mutex_lock(&pi->mu);
+    ix *x = find_locked(pi, id);
+    hot_sketch *h = x ? x->hot : NULL;
+    if (h) {
+        *window = h->window;
+        bool used[SX_PINDEX_HOT_SLOTS] = {0};
+        while (n < max) {
+            size_t best = SIZE_MAX;
+            for (size_t i = 0; i < SX_PINDEX_HOT_SLOTS; i++)
+                if (!used[i] && h->count[i] && (best == SIZE_MAX || h->count[i] > h->count[best]))
+                    best = i;
+            if (best == SIZE_MAX)
+                break;
+            used[best] = true;
+            Shardex__V1__Value v;
+            sx_buf sbuf = {0}, idb = {0};
+            /* enc(value) alone: split_key wants an id after it; give it one. */
+            sx_buf k = {0};
+            sx_buf_append(&k, h->key[best].data, h->key[best].len);
+            sx_key_append_str(&k, "", 0);
+            if (sx_ixkey_split_key(x->def.is_int, k.data, k.len, &v, &sbuf, &idb)) {
+                Shardex__V1__Value *o = sx_arena_alloc(arena, sizeof(*o));
+                *o = v;
+                if (v.kind_case == SHARDEX__V1__VALUE__KIND_S)
+                    o->s = sx_arena_strdup(arena, v.s ? v.s : "");
+                vals_out[n] = o;
+                counts[n++] = h->count[best];
+            }
+            sx_buf_free(&k);
+            sx_buf_free(&sbuf);
+            sx_buf_free(&idb);
+        }
+    }
+    pthread_mutex_unlock(&pi->mu);
+    return n;
+}
+
 static void change(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey, size_t vlen,
                    const char *id, size_t id_len, uint64_t offset, uint64_t version)
 {
@@ -376,9 +466,12 @@ static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *i
             change_routed(pi, b, x, true, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset,
                           offset, old_version);
         }
-        for (size_t k = 0; k < nv.n; k++)
+        for (size_t k = 0; k < nv.n; k++) {
             change(pi, b, x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len, offset,
                    offset);
+            if (x->def.global)
+                hot_count(pi, x, pi->vals.data + nv.offs[k], nv.lens[k]);
+        }
         if (ov.mistyped != nv.mistyped) {
             x->delta += nv.mistyped ? 1 : -1;
             write_mistyped(pi, b, x);

@@ -83,6 +83,17 @@ typedef struct sx_pindex_info {
 sx_pindex_info *sx_pindex_list(sx_pindex *pi, size_t *n);
 bool sx_pindex_find(sx_pindex *pi, uint64_t id, sx_pindex_info *out);
 
+/* Hot values of global index id (docs/indexes.md "Hot values"): every
+ * replica counts the values its applies write, in a Misra-Gries sketch of
+ * SX_PINDEX_HOT_SLOTS values whose counts halve whenever the window reaches
+ * SX_PINDEX_HOT_WINDOW changes (so they speak of recent writes). Fills up to
+ * max of the most counted into values (in arena) and counts, and *window
+ * with the changes the counts are out of. Returns how many. */
+#define SX_PINDEX_HOT_SLOTS 16
+#define SX_PINDEX_HOT_WINDOW 8192
+size_t sx_pindex_hot(sx_pindex *pi, uint64_t id, size_t max, sx_arena *arena,
+                     Shardex__V1__Value **vals_out, uint64_t *counts, uint64_t *window);
+
 /* Local entries of req->index_id in [req->start, req->end) (empty: open), at
  * most req->limit (0: 100), on one snapshot; documents from the same
  * snapshot when asked. NOT_FOUND when the index is not active here. Does not
