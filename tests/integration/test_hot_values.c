@@ -15,7 +15,8 @@
  *    or repeated;
  *  - kill -9 of the owner of a salt set's term partition after the salt (its
  *    replacement is rebuilt by each entry's version): queries and verify
- *    right.
+ *    right;
+ *  - the coordinator's --hot-value-share salts HOT by itself.
  * SHARDEX_TEST_SEED replays the choices; SHARDEX_TEST_FILTER selects tests.
  */
 #include "checker.h"
@@ -368,16 +369,16 @@ static sx_qmatch range_of(int64_t lo, int64_t hi)
     return m;
 }
 
-/* Every match below on both indexes, GLOBAL, paged (7 and 1000), with the
- * latest tokens: equal to the model. */
-static void check_all(fx *f)
+/* Every match below on the first nix of IX_H, IX_R, GLOBAL, paged (7 and
+ * 1000), with the latest tokens: equal to the model. */
+static void check_all(fx *f, size_t nix)
 {
     sx_qmatch ms[] = {{.eq = sx_qval_int(HOT)}, {.eq = sx_qval_int(HOT + 1)},
                       range_of(-1, -1),         range_of(HOT, HOT),
                       range_of(400, 450),       range_of(0, HOT - 1),
                       range_of(HOT + 1, -1),    range_of(300, 600)};
     const sx_qindex *ixs[] = {&IX_H, &IX_R};
-    for (size_t x = 0; x < 2; x++)
+    for (size_t x = 0; x < nix; x++)
         for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
             for (uint32_t limit = 7; limit <= 1000; limit += 993) {
                 sx_qreq q = {.index = ixs[x]->name,
@@ -518,7 +519,7 @@ static void test_salt_while_writing(void **state)
     if (salt_terms(f, IX_R.name, terms, 8) != 3 || terms[0] != 1 || terms[1] != 2 ||
         terms[2] != 3)
         SX_FX_FAIL(f->c, "%s: the salt of %d is not over t1, t2, t3", IX_R.name, HOT);
-    check_all(f);
+    check_all(f, 2);
     SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
     run_verify(f);
 }
@@ -657,8 +658,65 @@ static void test_salt_kill(void **state)
         SX_FX_FAIL(f->c, "worker %d did not come back", victim);
     ryw_rounds(f, &IX_H, 4);
     writer_stop(f, th);
-    check_all(f);
+    check_all(f, 2);
     SX_FX_CHECK_REPLICAS(f->c, FAILOVER_MS);
+    run_verify(f);
+}
+
+/* ListIndexes shows a hot value of index name: its share is filled in. */
+typedef struct listed_wait {
+    fx *f;
+    const char *name;
+    size_t n;
+    double share;
+} listed_wait;
+
+static bool listed_cond(void *arg)
+{
+    listed_wait *w = arg;
+    Shardex__V1__ListIndexesResponse *l = NULL;
+    if (sx_q_list_indexes(w->f->c, pick(w->f, &w->f->rng).s, &l, NULL) != SX_OK)
+        return false;
+    const Shardex__V1__IndexInfo *ix = sx_q_find_index(l, w->name);
+    w->n = ix ? ix->n_hot_values : 0;
+    bool ok = w->n == 1 && ix->hot_values[0]->value && ix->hot_values[0]->value->i == HOT;
+    w->share = ok ? ix->hot_values[0]->share : 0;
+    sx_rpc_free(&l->base);
+    return ok;
+}
+
+/* The coordinator's --hot-value-share: writes in which a third of the
+ * documents hold HOT (and no other value more than a few): HOT alone is
+ * salted by itself, over --hot-value-ways partitions, and every query and
+ * verify stay right. */
+static void test_salt_automatic(void **state)
+{
+    fx *f = *state;
+    seed_test(f, "salt_automatic");
+    create_index(f, &IX_H);
+    const char *const extra[] = {"--hot-value-share", "0.2",           "--hot-value-min-changes",
+                                 "60",                "--hot-value-ways", "2",
+                                 NULL};
+    if (!sx_cluster_restart_coordinator(f->c, extra))
+        SX_FX_FAIL(f->c, "the coordinator did not come back with --hot-value-share");
+    listed_wait w = {.f = f, .name = IX_H.name};
+    uint64_t end = sx_clock_now_ms() + FAILOVER_MS;
+    int rounds = 0;
+    while (!listed_cond(&w)) {
+        if (sx_clock_now_ms() >= end || w.n > 1)
+            SX_FX_FAIL(f->c, "%s: %zu hot values after %d rounds of writes, want %d alone",
+                       IX_H.name, w.n, rounds, HOT);
+        random_writes(f, 20);
+        rounds++;
+    }
+    fprintf(stderr, "  %d salted by itself after %d rounds of writes (share %.2f)\n", HOT, rounds,
+           w.share);
+    uint32_t terms[8];
+    if (salt_terms(f, IX_H.name, terms, 8) != 2)
+        SX_FX_FAIL(f->c, "%s: the salt of %d is not over 2 term partitions", IX_H.name, HOT);
+    random_writes(f, 30);
+    wait_contacted(f, IX_H.name, 2);
+    check_all(f, 1);
     run_verify(f);
 }
 
@@ -670,6 +728,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_salt_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salt_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_salt_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_salt_automatic, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sx_rpc_wait_shutdown(5000);
