@@ -47,6 +47,7 @@ typedef struct worker {
     uint64_t hb_seq;            /* volatile: the highest heartbeat number of this incarnation */
     uint64_t reg_nonce;         /* volatile: the nonce of the registration that made it; 0 none */
     bool heartbeated;           /* volatile: it heartbeated, so its process heard that answer */
+    uint64_t known_version;     /* volatile: the map version its latest heartbeat had installed */
     Shardex__Internal__V1__ReplicaReport *reports; /* latest heartbeat's, volatile */
     size_t nreports;
     Shardex__Internal__V1__IndexReport *ixreports; /* latest, volatile */
@@ -94,6 +95,9 @@ typedef struct index_entry {
     struct hot_part *hot;
     size_t hot_parts;
     double *salt_share; /* [nosalts]: the salted values' share when last measured */
+    /* [nosalts]: the map version that recorded each (volatile: after a
+     * restart, the version loaded, which every live worker reaches anew). */
+    uint64_t *salt_announced;
 } index_entry;
 
 #define HOT_TOP 3
@@ -359,6 +363,7 @@ static void free_index(index_entry *e)
         shardex__internal__v1__index_salt__free_unpacked(e->osalts[i], NULL);
     free(e->osalts);
     free(e->salt_share);
+    free(e->salt_announced);
     if (e->hot) {
         for (size_t p = 0; p < e->hot_parts; p++)
             for (size_t k = 0; k < e->hot[p].n; k++)
@@ -448,6 +453,9 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
             if (o->salts[k])
                 e->osalts[e->nosalts++] = salt_dup(o->salts[k]);
         e->salt_share = sx_calloc(e->nosalts + 1, sizeof(*e->salt_share));
+        e->salt_announced = sx_calloc(e->nosalts + 1, sizeof(*e->salt_announced));
+        for (size_t k = 0; k < e->nosalts; k++)
+            e->salt_announced[k] = m->version;
         if ((uint64_t)e->first_term + ix_terms(e) > m->n_terms)
             return sx_err_set(
                 err, SX_DATA_LOSS,
@@ -1042,6 +1050,38 @@ static sx_status renew_locked(sx_coord *c, worker *wk, const sx_coord_heard *hea
                       wk->id, held, c->unanswered_max_ms);
 }
 
+/* Salts recorded but not active (docs/indexes.md "Hot values"): one turns
+ * active, in seq order per index, once every live worker's heartbeat says it
+ * installed a map version at or after the one that recorded it. Until then
+ * queries read the salt set but no leader appends the marker: a query
+ * planned on a map without the salt reads only the value's own partition,
+ * which holds every entry of the value until a marker. */
+static void salts_activate_locked(sx_coord *c, uint64_t now_ms)
+{
+    uint64_t least = UINT64_MAX;
+    for (uint32_t w = 0; w < c->nworkers; w++) {
+        const worker *wk = &c->workers[w];
+        if (wk->alive && !wk->removed && wk->lease_deadline_ms > now_ms &&
+            wk->known_version < least)
+            least = wk->known_version;
+    }
+    bool changed = false;
+    for (uint32_t i = 0; i < c->nindexes; i++) {
+        index_entry *e = &c->indexes[i];
+        for (size_t k = 0; k < e->nosalts; k++) {
+            if (e->osalts[k]->active)
+                continue;
+            if (least == UINT64_MAX || least < e->salt_announced[k])
+                break; /* in seq order */
+            e->osalts[k]->active = true;
+            changed = true;
+            SX_LOG(SX_LOG_INFO, "coord", "index value salt active name=%s seq=%zu", e->name, k + 1);
+        }
+    }
+    if (changed)
+        commit_locked(c, "index salt active");
+}
+
 sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarnation,
                                    const sx_coord_heard *heard, uint64_t known_version,
                                    Shardex__Internal__V1__ReplicaReport *const *reports,
@@ -1067,6 +1107,7 @@ sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarna
     if (newest) {
         wk->hb_seq = heard->seq ? heard->seq : wk->hb_seq;
         wk->heartbeated = true;
+        wk->known_version = known_version;
         st = renew_locked(c, wk, heard, now_ms, err);
     }
     if (st == SX_OK && newest) {
@@ -1075,6 +1116,8 @@ sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarna
         for (size_t i = 0; i < nreports; i++)
             wk->reports[i] = *reports[i]; /* no pointers inside beyond the descriptor */
     }
+    if (st == SX_OK && newest)
+        salts_activate_locked(c, now_ms);
     if (st == SX_OK && known_version != c->version)
         *map = acquire_locked(c);
     pthread_mutex_unlock(&c->mu);
@@ -1566,11 +1609,15 @@ static void salt_record_locked(sx_coord *c, index_entry *e, const Shardex__V1__V
     sa.ways = ways;
     sa.n_terms = ways;
     sa.terms = terms;
+    sa.active = false; /* salts_activate_locked */
     e->osalts = sx_realloc(e->osalts, (e->nosalts + 1) * sizeof(*e->osalts));
     e->osalts[e->nosalts++] = salt_dup(&sa);
     e->salt_share = sx_realloc(e->salt_share, e->nosalts * sizeof(*e->salt_share));
     e->salt_share[e->nosalts - 1] = 0;
+    e->salt_announced =
+        sx_realloc(e->salt_announced, e->nosalts * sizeof(*e->salt_announced));
     commit_locked(c, why);
+    e->salt_announced[e->nosalts - 1] = c->version;
     SX_LOG(SX_LOG_INFO, "coord",
            "index value salted name=%s id=%" PRIu64 " seq=%u ways=%u first_term=%u (%s)", e->name,
            e->id, sa.seq, ways, terms[0], why);

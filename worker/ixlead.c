@@ -198,7 +198,9 @@ static void salt_markers(marker_ctx *c, const Shardex__Internal__V1__ClusterMap 
                 e = m->indexes[i];
         if (!e || !active[k].global)
             continue;
-        for (size_t i = active[k].nsalts; i < e->n_salts; i++) {
+        /* Only active salts, in order: every worker's map has it then, so
+         * every query plans with its salt set (coord.c). */
+        for (size_t i = active[k].nsalts; i < e->n_salts && e->salts[i]->active; i++) {
             c->ops = sx_realloc(c->ops, (c->n + 2) * sizeof(*c->ops));
             Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
             op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT;

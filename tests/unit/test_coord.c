@@ -1751,6 +1751,18 @@ static void salts_of(fixture *f, const char *name, char *out, size_t cap)
     sx_coord_map_release(m);
 }
 
+/* Whether index name's first salt is active in the map. */
+static bool salt_active(fixture *f, const char *name)
+{
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    bool active = false;
+    for (size_t i = 0; i < m->msg->n_indexes; i++)
+        if (strcmp(m->msg->indexes[i]->spec->name, name) == 0 && m->msg->indexes[i]->n_salts)
+            active = m->msg->indexes[i]->salts[0]->active;
+    sx_coord_map_release(m);
+    return active;
+}
+
 /* SaltIndex: refusals name the field and the limit; a salt is recorded in
  * one new map version with t0 and the next partitions (hash: (t0 + i) mod
  * M), the ways defaulting to --hot-value-ways capped at M; index info shows
@@ -1761,7 +1773,9 @@ static void test_index_salt(void **state)
     f->opts.settings = (sx_coord_settings){4, 2, 1, 4};
     f->opts.hot_value_ways = 3;
     open_at(f, 1000);
-    reg(f, "a", 1000, NULL);
+    uint64_t inc_a = 0, inc_b = 0;
+    reg(f, "a", 1000, &inc_a);
+    reg(f, "b", 1000, &inc_b);
     grow_isrs(f);
     create_ok(f, "h", false, true, 4);
     create_ok(f, "l", true, false, 0);
@@ -1800,6 +1814,22 @@ static void test_index_salt(void **state)
     assert_string_equal(got, want);
     CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 2, &a, &info, &err), &err,
                SX_INVALID_ARGUMENT, "value: already salted");
+    /* Active (leaders append the marker) only once every live worker has
+     * installed a map with it: a heartbeat from a, then from b. */
+    uint64_t recorded = version_of(f);
+    assert_false(salt_active(f, "h"));
+    sx_coord_map *m = NULL;
+    CHECK_OK(sx_coord_heartbeat(f->c, "a", inc_a, recorded, NULL, 0, 1100, &m, &err), &err);
+    assert_null(m);
+    assert_false(salt_active(f, "h"));
+    CHECK_OK(sx_coord_heartbeat(f->c, "b", inc_b, recorded - 1, NULL, 0, 1100, &m, &err), &err);
+    sx_coord_map_release(m);
+    assert_false(salt_active(f, "h")); /* b had not installed it yet */
+    CHECK_OK(sx_coord_heartbeat(f->c, "b", inc_b, recorded, NULL, 0, 1200, &m, &err), &err);
+    assert_true(salt_active(f, "h"));
+    assert_true(version_of(f) > recorded);
+    sx_coord_map_release(m);
+    track(f);
     Shardex__V1__Value other = hot;
     other.s = "x";
     CHECK_OK(sx_coord_salt_index(f->c, "h", &other, 4, &a, &info, &err), &err);
