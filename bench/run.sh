@@ -14,7 +14,8 @@
 #   BENCH_HOT_ARGS="--docs 4000" bench/run.sh build              # likewise for bench_hot
 #   BENCH_RETENTION_ARGS="--repeat 3" bench/run.sh build          # likewise for bench_retention
 #   BENCH_SNAPSHOT_ARGS="--repeat 3" bench/run.sh build           # likewise for bench_snapshot
-#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail range retention snapshot hot)
+#   BENCH_BACKFILL_ARGS="--docs 200000" bench/run.sh build       # likewise for bench_backfill
+#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail range retention snapshot backfill hot)
 #
 # Plots: bench_index and bench_peers also write TSV files (--tsv), which
 # bench/plot.sh draws into docs/*.png (gnuplot) once each benchmark has run;
@@ -34,9 +35,9 @@ bin=$build/bench/bench_rpc
 write_bin=$build/bench/bench_write
 index_bin=$build/bench/bench_index
 peers_bin=$build/bench/bench_peers
-only=" ${BENCH_ONLY:-rpc write index peers restart failover tail range retention snapshot hot} "
+only=" ${BENCH_ONLY:-rpc write index peers restart failover tail range retention snapshot backfill hot} "
 selected() { [[ $only == *" $1 "* ]]; }
-for name in rpc write index peers restart failover tail range retention snapshot hot; do
+for name in rpc write index peers restart failover tail range retention snapshot backfill hot; do
     b=$build/bench/bench_$name
     if selected "$name" && [ ! -x "$b" ]; then
         echo "run.sh: $b is not built (make bench builds it; bench_peers needs libpq-dev)" >&2
@@ -449,5 +450,25 @@ write_section snapshot "Snapshots: a new replica's catch-up time against log siz
 - Reading it: the time runs from the restart until the map has worker 2 in every ISR, so it
   includes the worker's start and registration (the same in both rows); a snapshot's cost
   follows the live data, a log copy's the number of writes.
+EOF
+fi
+
+# ---- Index backfill: its rate, and the write latency beside it ----
+if selected backfill; then
+run_bench backfill
+write_section backfill "Index backfill in chunks: its rate and the write p99 beside it" <<EOF
+- Machine: $machine; load average (1, 5, 15 min) $load_before before the run, $load_after after it
+  (other work shares the machine: absolute figures are noisy; read the same-run ratios first).
+  No CPU pinning.
+- Subject: an index created on a loaded partition (docs/indexes.md, "Backfill in chunks"),
+  backfilled by the worker's backfill thread throttled by \`--backfill-max-write-p99\`
+  (the default 50ms, and 5ms, which the throttle must act on) and unthrottled (0); each on a
+  fresh cluster, rotating the order.
+- Baseline, in the same run: the same caller's Puts for a few seconds before the index is
+  created (no backfill).
+- Reading it: the backfill's time runs from CreateIndex to READY as ListIndexes shows it, so
+  it includes the marker's append and up to a heartbeat of reporting. A bound near the writes'
+  own p99 (5ms on a loaded machine) holds the throttle at its floor for long stretches (chunks
+  of 10, pauses up to 1 s): the rounds of that row vary most in time.
 EOF
 fi

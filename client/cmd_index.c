@@ -36,6 +36,26 @@ static const char *kept_name(const Shardex__V1__IndexSpec *s)
     return s->local && s->global ? "local,global" : s->local ? "local" : s->global ? "global" : "-";
 }
 
+/* The BACKFILL cell: while BUILDING, the share of documents passed and the
+ * time left at the current rate; "-" when unknown (no partition counted yet),
+ * "done" once READY. */
+static void backfill_cell(sx_table *t, const Shardex__V1__IndexInfo *ix)
+{
+    if (ix->state == SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY) {
+        sx_table_cell(t, "done");
+    } else if (ix->backfill_total_docs == 0) {
+        sx_table_cell(t, "-");
+    } else {
+        uint64_t done = ix->backfill_done_docs < ix->backfill_total_docs ? ix->backfill_done_docs
+                                                                         : ix->backfill_total_docs;
+        double pct = 100.0 * (double)done / (double)ix->backfill_total_docs;
+        if (ix->eta_seconds > 0)
+            sx_table_cell(t, "%.0f%% eta %.0fs", pct, ix->eta_seconds);
+        else
+            sx_table_cell(t, "%.0f%%", pct);
+    }
+}
+
 void sx_cmd_index_table(Shardex__V1__IndexInfo *const *ix, size_t n, int indent)
 {
     if (n == 0) {
@@ -50,6 +70,7 @@ void sx_cmd_index_table(Shardex__V1__IndexInfo *const *ix, size_t n, int indent)
     sx_table_col(t, "M", SX_ALIGN_RIGHT);
     sx_table_col(t, "STATE", SX_ALIGN_LEFT);
     sx_table_col(t, "MISTYPED", SX_ALIGN_RIGHT);
+    sx_table_col(t, "BACKFILL", SX_ALIGN_LEFT);
     for (size_t i = 0; i < n; i++) {
         const Shardex__V1__IndexSpec *s = ix[i]->spec;
         if (!s)
@@ -68,6 +89,7 @@ void sx_cmd_index_table(Shardex__V1__IndexInfo *const *ix, size_t n, int indent)
             sx_table_cell(t, "-");
         sx_table_cell(t, "%s", state_name(ix[i]->state));
         sx_table_cell(t, "%" PRIu64, ix[i]->mistyped_docs);
+        backfill_cell(t, ix[i]);
     }
     sx_table_print(t, stdout, indent, true);
     sx_table_free(t);
@@ -463,10 +485,13 @@ static const sx_flags_spec list_spec = {
     .description =
         "Lists the indexes: name, field, value type, how it is kept (local, global), its term\n"
         "partitions M (global only), state (BUILDING while backfilled, READY), and how many\n"
-        "documents have the field with a value of the other type (not indexed).\n"
+        "documents have the field with a value of the other type (not indexed), and the\n"
+        "backfill's progress while BUILDING: the share of the documents passed and the time\n"
+        "left at the current rate (\"-\" until a partition counted its documents).\n"
         "\n"
         "--json prints a ListIndexesResponse {\"indexes\": [{\"spec\": {...}, \"state\": ...,\n"
-        "\"mistyped_docs\": N}]}. Exit status: 0 listed; 2 usage; 3 the cluster could not answer.",
+        "\"mistyped_docs\": N, \"backfill_done_docs\": N, \"backfill_total_docs\": N,\n"
+        "\"eta_seconds\": S}]}. Exit status: 0 listed; 2 usage; 3 the cluster could not answer.",
     .flags = plain_flags,
     .count = sizeof(plain_flags) / sizeof(plain_flags[0]),
 };

@@ -453,6 +453,18 @@ uint64_t sx_histogram_count(const sx_histogram *h)
     return n;
 }
 
+size_t sx_histogram_counts(const sx_histogram *h, const double **bounds, uint64_t *counts,
+                           size_t cap)
+{
+    *bounds = NULL;
+    if (!h)
+        return 0;
+    *bounds = h->bounds;
+    for (size_t i = 0; i <= h->n && i < cap; i++)
+        counts[i] = atomic_load_explicit(&h->counts[i], memory_order_relaxed);
+    return h->n;
+}
+
 /* ----------------------------------------------------------- collectors -- */
 
 void sx_metrics_add_collector(sx_metrics *m, sx_metrics_collect_cb fn, void *arg,

@@ -102,6 +102,12 @@ void sx_histogram_observe(sx_histogram *h, double v);
 uint64_t sx_counter_value(const sx_counter *c);
 double sx_gauge_value(const sx_gauge *g);
 uint64_t sx_histogram_count(const sx_histogram *h);
+/* h's bucket counts (not cumulative; the last is +Inf) into counts, up to
+ * cap of them; returns how many buckets h has besides +Inf (0 for NULL) and
+ * points *bounds at their upper bounds, which live as long as h. For a reader
+ * that wants a quantile over a window (the backfill's throttle). */
+size_t sx_histogram_counts(const sx_histogram *h, const double **bounds, uint64_t *counts,
+                           size_t cap);
 
 /* ------------------------------------------------------------- collectors -- */
 

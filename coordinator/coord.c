@@ -1343,6 +1343,35 @@ static void def_of(const index_entry *e, Shardex__V1__IndexSpec *spec, bool done
     d->nsalts = e->nosalts;
 }
 
+/* Index e's backfill progress into info: the sums of its partitions'
+ * leaders' reports, and the time left at their summed rate. */
+static void progress_locked(const sx_coord *c, const index_entry *e, Shardex__V1__IndexInfo *info)
+{
+    uint64_t left = 0;
+    double rate = 0;
+    for (uint32_t p = 0; p < c->set.partitions; p++) {
+        int32_t l = c->parts[p].leader;
+        if (l < 0)
+            continue;
+        const worker *wk = &c->workers[l];
+        for (size_t i = 0; i < wk->nixreports; i++) {
+            const Shardex__Internal__V1__IndexReport *r = &wk->ixreports[i];
+            if (r->index_id != e->id || r->partition != p)
+                continue;
+            info->backfill_done_docs += r->backfill_done_docs;
+            info->backfill_total_docs += r->backfill_total_docs;
+            if (r->backfilling) {
+                left += r->backfill_total_docs > r->backfill_done_docs
+                            ? r->backfill_total_docs - r->backfill_done_docs
+                            : 0;
+                rate += r->backfill_docs_per_s;
+            }
+        }
+    }
+    if (e->state == SHARDEX__V1__INDEX_STATE__INDEX_STATE_BUILDING && left && rate > 0)
+        info->eta_seconds = (double)left / rate;
+}
+
 static Shardex__V1__IndexInfo *info_of(const sx_coord *c, const index_entry *e, sx_arena *a)
 {
     Shardex__V1__IndexInfo *info = sx_arena_alloc(a, sizeof(*info));
@@ -1373,6 +1402,7 @@ static Shardex__V1__IndexInfo *info_of(const sx_coord *c, const index_entry *e, 
         info->splits_in_progress = last_done ? 0 : 1;
         info->splits_done = (uint32_t)e->nosplits - info->splits_in_progress;
     }
+    progress_locked(c, e, info);
     info->hot_values = sx_arena_alloc(a, (e->nosalts + 1) * sizeof(*info->hot_values));
     for (size_t i = 0; i < e->nosalts; i++) {
         Shardex__V1__HotValue *h = sx_arena_alloc(a, sizeof(*h));

@@ -23,6 +23,7 @@ typedef struct cmetrics {
     sx_metric_family *epoch, *isr, *replicas, *leaderless, *under, *available, *commit;
     sx_metric_family *t_lag, *t_lag_s, *t_ready, *t_owned;
     sx_metric_family *ix_backfilled, *ix_partitions, *ix_ready, *ix_mistyped;
+    sx_metric_family *ix_bf_done, *ix_bf_total;
     sx_metric_family *disk;
 } cmetrics;
 
@@ -98,9 +99,12 @@ static void collect_indexes(cmetrics *cm, sx_coord *c, sx_metrics_scrape *s,
     sx_coord_map_release(map);
     for (size_t i = 0; i < st->n_indexes; i++) {
         const Shardex__V1__IndexInfo *ix = st->indexes[i];
-        if (ix->spec)
-            sx_metrics_sample(s, cm->ix_mistyped, (const char *[]){ix->spec->name},
-                              (double)ix->mistyped_docs);
+        if (!ix->spec)
+            continue;
+        const char *v[] = {ix->spec->name};
+        sx_metrics_sample(s, cm->ix_mistyped, v, (double)ix->mistyped_docs);
+        sx_metrics_sample(s, cm->ix_bf_done, v, (double)ix->backfill_done_docs);
+        sx_metrics_sample(s, cm->ix_bf_total, v, (double)ix->backfill_total_docs);
     }
 }
 
@@ -242,6 +246,14 @@ void sx_coord_metrics_add(sx_metrics *m, sx_coord_front *f, const char *data_dir
     cm->ix_mistyped = gauge(m, "shardex_index_mistyped_documents",
                             "Documents whose indexed field has a value of the wrong type (not "
                             "indexed), as the log partitions' leaders last reported",
+                            index, 1);
+    cm->ix_bf_done = gauge(m, "shardex_index_backfill_done_documents",
+                           "Documents the log partitions' leaders' backfills of the index have "
+                           "passed, as last reported (progress: done / total)",
+                           index, 1);
+    cm->ix_bf_total = gauge(m, "shardex_index_backfill_total_documents",
+                            "About the documents the index's backfills pass (those at each "
+                            "partition's marker), as last reported",
                             index, 1);
     cm->disk = gauge(
         m, "shardex_store_disk_bytes",

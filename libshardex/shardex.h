@@ -165,8 +165,9 @@ sx_status sx_client_create_index(sx_client *c, const Shardex__V1__IndexSpec *spe
 /* Drops the index `name` everywhere. NOT_FOUND when there is none. */
 sx_status sx_client_drop_index(sx_client *c, const char *name, sx_err *err);
 
-/* Every index with its state and count of mistyped documents. On SX_OK *out is
- * the response (free with sx_client_free). */
+/* Every index with its state, count of mistyped documents and, while BUILDING,
+ * its backfill's progress (backfill_done_docs of about backfill_total_docs,
+ * eta_seconds). On SX_OK *out is the response (free with sx_client_free). */
 sx_status sx_client_list_indexes(sx_client *c, Shardex__V1__ListIndexesResponse **out, sx_err *err);
 
 /* Splits term partition t of range-partitioned index `name` in two online at

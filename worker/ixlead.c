@@ -413,18 +413,28 @@ static sx_status rebuild_chunk(sx_ixlead *l, stream *s, const sx_replica_view *v
     return SX_OK;
 }
 
-/* One step of stream s: at most one batch sent. */
-static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint32_t P)
+/* One step of stream s: at most one batch sent. hold: the offset of the
+ * index's marker while its backfill runs here (0: none): the outbox at it is
+ * still growing, so nothing at or past it is shipped, unless the owner has it
+ * already (a former leader's complete backfill, or a rebuild). Nor is
+ * anything below it: the offsets before the marker carry no change of the
+ * index, and a watermark above 0 is what makes the owner serve scans
+ * (tstore.c), so it must not move before the backfill has shipped. */
+static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint32_t P,
+                        uint64_t hold)
 {
     rebuild_settle(l, s);
     uint64_t now = sx_clock_now_ms();
     pthread_mutex_lock(&l->mu);
+    uint64_t upto = v->applied;
+    if (hold && s->acked < hold && upto > s->acked)
+        upto = s->acked;
     bool idle = now - s->last_send_ms >= SHIP_IDLE_MS;
     /* a rebuild sends its next chunk as soon as the previous one is applied */
     bool rebuilding = s->known && s->acked < s->trimmed;
-    bool go = s->inflight < SHIP_INFLIGHT && now >= s->retry_at_ms &&
-              (!s->known || rebuilding ? s->inflight == 0
-                                       : (s->sent < v->applied || (idle && !s->inflight)));
+    bool go =
+        s->inflight < SHIP_INFLIGHT && now >= s->retry_at_ms &&
+        (!s->known || rebuilding ? s->inflight == 0 : (s->sent < upto || (idle && !s->inflight)));
     if (!go) {
         pthread_mutex_unlock(&l->mu);
         return;
@@ -461,8 +471,8 @@ static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint3
         st = rebuild_chunk(l, s, v, c, &req, &err);
     } else {
         size_t n = 0;
-        st = sx_pindex_outbox_read(v->ix, s->id, s->t, after, v->applied, SHIP_MAX_CHANGES,
-                                   &c->arena, &req.changes, &n, &covered, &err);
+        st = sx_pindex_outbox_read(v->ix, s->id, s->t, after, upto, SHIP_MAX_CHANGES, &c->arena,
+                                   &req.changes, &n, &covered, &err);
         req.n_changes = n;
         req.prev_offset = after;
         req.up_to_offset = covered > after ? covered : after;
@@ -627,8 +637,8 @@ static void maybe_report(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
     for (size_t i = 0; i < e->n_backfilled; i++)
         if (e->backfilled[i] == p)
             return;
-    if (v->applied < info->start)
-        return;
+    if (v->applied < info->start || info->filling)
+        return; /* not started, or its backfill still runs here */
     pthread_mutex_lock(&l->mu);
     part *pt = &l->parts[p];
     bool done = pt->reporting || reported(pt, e->id);
@@ -720,7 +730,7 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v, c
                 stream *s = get_stream(l, p, e->id, t, v->epoch, tp, m, active[k].is_int, v->ix);
                 if (!s->addr[0])
                     continue;
-                stream_step(l, s, v, P);
+                stream_step(l, s, v, P, active[k].filling ? active[k].start : 0);
                 stream_trim(l, s, v);
             }
         }
@@ -877,6 +887,10 @@ size_t sx_ixlead_reports(sx_replica_set *replicas, sx_arena *arena,
             r->index_id = active[k].id;
             r->partition = p;
             r->mistyped_docs = active[k].mistyped;
+            r->backfilling = active[k].filling;
+            r->backfill_done_docs = active[k].fill_done;
+            r->backfill_total_docs = active[k].fill_total;
+            r->backfill_docs_per_s = active[k].fill_rate;
             if (active[k].global) { /* hot values (docs/indexes.md "Hot values") */
                 enum { TOP = 3 };
                 Shardex__V1__Value *vals[TOP];

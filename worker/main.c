@@ -18,6 +18,7 @@
  * handlers) where they are created, a collector for what the replicas and
  * stores hold (wmetrics.h), and the HTTP endpoint; docs/operations.md. */
 #include "auth.h"
+#include "backfill.h"
 #include "clock.h"
 #include "crashpoint.h"
 #include "daemon.h"
@@ -58,6 +59,8 @@ typedef struct config {
     bool retention_off;
     uint64_t retention_bytes, retention_ms;
     uint64_t stop_timeout_ms;
+    uint64_t backfill_max_write_p99_ms;
+    uint32_t backfill_chunk;
     const char *log_level;
     const char *log_format;
     const char *metrics_listen;
@@ -142,6 +145,23 @@ static const sx_flag flags[] = {
              "accepted and to hand its leaderships and term partitions to other workers (through "
              "the coordinator) before it stops; what is not handed over by then moves once its "
              "lease runs out, as after a crash"},
+    {.name = "backfill-max-write-p99",
+     .type = SX_FLAG_DURATION_MS,
+     .offset = OFF(backfill_max_write_p99_ms, uint64_t),
+     .min = 0,
+     .max = 60000,
+     .help = "bound on this worker's foreground write latency (p99 of the Puts and Deletes it "
+             "acknowledges, over 200 ms windows) while it backfills a new index: the backfill's "
+             "chunks shrink and pauses between them grow while the p99 is above it, and grow "
+             "back below it; 0: unthrottled (the backfill runs flat out)"},
+    {.name = "backfill-chunk",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(backfill_chunk, uint32_t),
+     .min = 1,
+     .max = 1000000,
+     .metavar = "N",
+     .help = "most documents a backfill chunk indexes in one batch (holding its partition's "
+             "lock for that long); the throttle works below it"},
     {.name = "allow-faults",
      .type = SX_FLAG_BOOL,
      .offset = OFF(allow_faults, bool),
@@ -291,8 +311,9 @@ typedef struct worker {
     char advertise[300];
     int port;
     sx_rpc_client *rpc;
-    sx_ixlead *ixlead; /* the shipper */
-    sx_worker_ctx ctx; /* replicas, term partitions, membership: what handlers see */
+    sx_ixlead *ixlead;     /* the shipper */
+    sx_backfill *backfill; /* index backfills, in chunks */
+    sx_worker_ctx ctx;     /* replicas, term partitions, membership: what handlers see */
     sx_rpc_server *srv;
     sx_health health; /* grpc.health.v1: SERVING while it holds a lease */
     sx_health_service *health_svc;
@@ -418,6 +439,12 @@ static sx_status join(const config *cfg, worker *w, sx_err *err)
     atomic_store(&w->joined, true);
     sx_replica_attach_member(w->ctx.replicas, w->ctx.member);
     sx_ixlead_start(w->ixlead, w->ctx.replicas, w->ctx.member);
+    w->backfill = sx_backfill_create(&(sx_backfill_opts){
+        .max_write_p99_ms = cfg->backfill_max_write_p99_ms,
+        .max_chunk = cfg->backfill_chunk,
+        .watch = {w->ctx.m.put_ack, w->ctx.m.delete_ack},
+    });
+    sx_backfill_start(w->backfill, w->ctx.replicas);
     return SX_OK;
 }
 
@@ -433,8 +460,9 @@ static sx_status start(const config *cfg, worker *w, sx_err *err)
     sx_rpc_client_opts co = {.tls = w->secure ? &w->tls : NULL};
     if (st == SX_OK)
         st = sx_rpc_client_create(&co, &w->rpc, err);
-    if (cfg->metrics_listen)
-        w->metrics = sx_metrics_create();
+    /* Always: the backfill's throttle reads the write latencies; served over
+     * HTTP only with --metrics-listen. */
+    w->metrics = sx_metrics_create();
     w->ctx = (sx_worker_ctx){.worker_id = w->id,
                              .coordinator = cfg->coordinator,
                              .rpc = w->rpc,
@@ -447,7 +475,7 @@ static sx_status start(const config *cfg, worker *w, sx_err *err)
     /* Before joining, so that a metrics address that cannot be bound stops the
      * worker before the coordinator counts it in; the collector of what
      * joining sets up comes after. */
-    if (st == SX_OK && w->metrics)
+    if (st == SX_OK && cfg->metrics_listen)
         st = sx_metrics_http_start(w->metrics, cfg->metrics_listen, cfg->metrics_port_file,
                                    &w->http, err);
     if (st == SX_OK)
@@ -570,6 +598,7 @@ static void stop(worker *w)
     sx_rpc_server_destroy(w->srv);
     sx_health_service_destroy(w->health_svc);
     sx_ixlead_stop(w->ixlead);
+    sx_backfill_destroy(w->backfill);
     sx_membership_halt(w->ctx.member);
     sx_replica_destroy(w->ctx.replicas);
     sx_ixlead_destroy(w->ixlead);
@@ -590,6 +619,8 @@ int main(int argc, char **argv)
                   .write_buffer = 32u << 20,
                   .log_retention = "min", /* snapshots feed who the log cannot */
                   .stop_timeout_ms = 10000,
+                  .backfill_max_write_p99_ms = 50,
+                  .backfill_chunk = 1000,
                   /* Room for a whole Put (16 MiB) and its envelope. */
                   .max_message_size = 20u << 20,
                   .max_streams = 1024,

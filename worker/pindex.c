@@ -1,6 +1,7 @@
 /* pindex.c: see pindex.h. */
 #include "pindex.h"
 
+#include "clock.h"
 #include "crashpoint.h"
 #include "keys.h"
 #include "log.h"
@@ -8,6 +9,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +20,23 @@ enum {
     TAG_OUT = 'O',
     TAG_FLOOR = 'F',
     TAG_SPLIT = 'S',
-    TAG_SALT = 'H'
+    TAG_SALT = 'H',
+    TAG_FILL = 'B'
 };
+
+/* The backfill of one index on this replica (pindex.h, "backfill"), as its
+ * 'B' row holds it. */
+enum { FILL_RUNNING = 1, FILL_DONE = 2 };
+typedef struct fill {
+    bool running;   /* documents as of start - 1 not all indexed yet */
+    uint64_t done;  /* documents the chunks passed (indexed or skipped as newer) */
+    uint64_t total; /* documents when the backfill counted them (about those at C) */
+    uint32_t seq;   /* the next outbox record's seq at offset start */
+    bool has_last;  /* a chunk ran: last is the last id it passed */
+    sx_buf last;    /* raw id bytes */
+    uint64_t t0_ms; /* rate: the first chunk of this process, and done then */
+    uint64_t done0;
+} fill;
 
 typedef struct ix {
     sx_ixkey_def def;
@@ -42,6 +59,7 @@ typedef struct ix {
     size_t nsalts;
     /* Values written lately (global only; sx_pindex_hot), under pi->mu. */
     struct hot_sketch *hot;
+    fill fill;
 } ix;
 
 /* A Misra-Gries sketch of value keys: any value with more than
@@ -135,6 +153,7 @@ static void ix_free(ix *x)
             sx_buf_free(&x->hot->key[i]);
         free(x->hot);
     }
+    sx_buf_free(&x->fill.last);
     if (x->spec)
         shardex__v1__index_spec__free_unpacked(x->spec, &pb_allocator);
     memset(x, 0, sizeof(*x));
@@ -172,7 +191,13 @@ static void info_of(const ix *x, sx_pindex_info *o)
                           .term_count = sx_ixkey_term_count(&x->def),
                           .nsplits = (uint32_t)x->nsplits,
                           .last_split_done = x->nsplits && x->splits[x->nsplits - 1]->done,
-                          .nsalts = (uint32_t)x->nsalts};
+                          .nsalts = (uint32_t)x->nsalts,
+                          .filling = x->fill.running,
+                          .fill_done = x->fill.done,
+                          .fill_total = x->fill.total};
+    uint64_t ms = x->fill.t0_ms ? sx_clock_now_ms() - x->fill.t0_ms : 0;
+    if (x->fill.running && ms >= 1000)
+        o->fill_rate = (double)(x->fill.done - x->fill.done0) * 1000.0 / (double)ms;
 }
 
 sx_pindex_info *sx_pindex_list(sx_pindex *pi, size_t *n)
@@ -427,6 +452,17 @@ static void write_mistyped(sx_pindex *pi, sx_batch *b, const ix *x)
     sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
 }
 
+/* Whether x's backfill passed id (id order is the documents' key order:
+ * bytewise, a prefix first). */
+static bool fill_passed(const ix *x, const char *id, size_t id_len)
+{
+    if (!x->fill.has_last)
+        return false;
+    size_t n = x->fill.last.len;
+    int c = memcmp(id, x->fill.last.data, id_len < n ? id_len : n);
+    return c < 0 || (c == 0 && id_len <= n);
+}
+
 static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *id, size_t id_len,
                           const uint8_t *old_doc, size_t old_len, uint64_t old_version,
                           const uint8_t *new_doc, size_t new_len)
@@ -446,7 +482,11 @@ static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *i
         ov.n = od ? sx_ixkey_doc_values(&x->def, od, &ob, ov.offs, ov.lens, SX_DOC_FIELDS_MAX,
                                         &ov.mistyped)
                   : 0;
-        if (!od)
+        /* An old document of a backfill still running counts only when
+         * something indexed it: this path (written after the marker) or a
+         * chunk that passed it. Its entries are removed either way: removing
+         * one that was never written is harmless. */
+        if (!od || (x->fill.running && old_version <= x->start && !fill_passed(x, id, id_len)))
             ov.mistyped = false;
         nv.n = nd ? sx_ixkey_doc_values(&x->def, nd, &pi->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
                                         &nv.mistyped)
@@ -484,40 +524,37 @@ static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *i
         shardex__v1__document__free_unpacked(nd, &pb_allocator);
 }
 
-typedef struct backfill {
-    sx_pindex *pi;
-    sx_batch *b;
-    ix *x;
-    uint64_t offset;
-    size_t changes; /* outbox changes written */
-    sx_status st;
-    sx_err *err;
-} backfill;
-
-static bool backfill_doc(void *arg, const char *id, size_t id_len, uint64_t version,
-                         const uint8_t *doc, size_t len)
+/* The 'B' row of index id: f with last as its cursor, into b. Value: u8
+ * FILL_RUNNING or FILL_DONE, u64 done, u64 total, u32 seq, u8 has_last, then
+ * the last id's raw bytes. */
+static void write_fill(sx_pindex *pi, sx_batch *b, uint64_t id, const fill *f, const sx_buf *last)
 {
-    backfill *bf = arg;
-    sx_pindex *pi = bf->pi;
-    Shardex__V1__Document *d = shardex__v1__document__unpack(&pb_allocator, len, doc);
-    if (!d) {
-        bf->st = sx_err_set(bf->err, SX_DATA_LOSS,
-                            "partition %u: stored document %s does not "
-                            "decode",
-                            pi->p, id);
+    key_id(&pi->k, TAG_FILL, id);
+    pi->v.len = 0;
+    sx_key_append_u8(&pi->v, f->running ? FILL_RUNNING : FILL_DONE);
+    sx_key_append_u64(&pi->v, f->done);
+    sx_key_append_u64(&pi->v, f->total);
+    sx_key_append_u32(&pi->v, f->seq);
+    sx_key_append_u8(&pi->v, f->has_last);
+    sx_buf_append(&pi->v, last->data, last->len);
+    sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+}
+
+/* Reads a 'B' row into f; false when malformed. */
+static bool read_fill(const uint8_t *v, size_t n, fill *f)
+{
+    sx_key_reader r;
+    uint8_t state, has_last;
+    sx_key_reader_init(&r, v, n);
+    if (!sx_key_read_u8(&r, &state) || !sx_key_read_u64(&r, &f->done) ||
+        !sx_key_read_u64(&r, &f->total) || !sx_key_read_u32(&r, &f->seq) ||
+        !sx_key_read_u8(&r, &has_last) || (state != FILL_RUNNING && state != FILL_DONE) ||
+        has_last > 1)
         return false;
-    }
-    values nv;
-    nv.n = sx_ixkey_doc_values(&bf->x->def, d, &pi->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
-                               &nv.mistyped);
-    for (size_t k = 0; k < nv.n; k++)
-        change(pi, bf->b, bf->x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len,
-               bf->offset, version);
-    if (bf->x->def.global)
-        bf->changes += nv.n;
-    if (nv.mistyped)
-        bf->x->delta++;
-    shardex__v1__document__free_unpacked(d, &pb_allocator);
+    f->running = state == FILL_RUNNING;
+    f->has_last = has_last;
+    f->last.len = 0;
+    sx_buf_append(&f->last, r.p + r.pos, r.len - r.pos);
     return true;
 }
 
@@ -709,23 +746,16 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
         sx_buf_append(&pi->v, packed, n);
         free(packed);
         sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
-        backfill bf = {.pi = pi, .b = b, .x = &x, .offset = offset, .err = err};
-        SX_DELAY_POINT("backfill-scan"); /* tests: a long scan, under the plog's mutex */
-        sx_status st = sx_plog_scan_docs_locked(pi->log, backfill_doc, &bf, err);
-        if (st == SX_OK)
-            st = bf.st;
-        if (st != SX_OK) {
-            ix_free(&x);
-            return st;
-        }
+        /* The backfill itself runs in chunks, off the apply path
+         * (sx_pindex_backfill_step): here only its state, durable with the
+         * catalog row, so that a restart (or a copied store) resumes it. */
+        x.fill.running = true;
+        write_fill(pi, b, x.def.id, &x.fill, &x.fill.last);
         write_mistyped(pi, b, &x);
-        x.mistyped = (uint64_t)x.delta;
-        x.delta = 0;
         pi->pending_start = x;
         SX_LOG(SX_LOG_INFO, "index",
-               "partition=%u index started id=%" PRIu64 " name=%s at=%" PRIu64
-               " backfill_changes=%zu",
-               pi->p, s->index_id, x.def.name, offset, bf.changes);
+               "partition=%u index started id=%" PRIu64 " name=%s at=%" PRIu64 " backfilling",
+               pi->p, s->index_id, x.def.name, offset);
         return SX_OK;
     }
     if (op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT)
@@ -736,7 +766,7 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
     if (!find_locked(pi, id))
         return SX_OK;
     static const uint8_t tags[] = {TAG_IX,    TAG_MIS,   TAG_LOCAL, TAG_OUT,
-                                   TAG_FLOOR, TAG_SPLIT, TAG_SALT};
+                                   TAG_FLOOR, TAG_SPLIT, TAG_SALT,  TAG_FILL};
     for (size_t i = 0; i < sizeof(tags); i++) {
         key_id(&pi->k, tags[i], id);
         sx_buf prefix = {0};
@@ -810,6 +840,168 @@ static void observe_end(void *arg, bool written)
     }
     pi->batch_touched = false;
     pthread_mutex_unlock(&pi->mu);
+}
+
+/* ------------------------------------------------------------ backfill -- */
+
+/* One chunk of one index's backfill (sx_pindex_backfill_step), run under the
+ * plog's mutex: no apply runs meanwhile, so the store is read as it is. */
+typedef struct chunk {
+    sx_pindex *pi;
+    uint64_t id;
+    size_t max;       /* documents to pass */
+    uint64_t counted; /* documents counted before the first chunk (0: keep total) */
+    sx_batch *b;
+    ix *x;
+    size_t passed, indexed;
+    bool more;     /* the scan stopped at max with documents left */
+    bool finished; /* this chunk was the last */
+    sx_buf last;
+    sx_status st;
+    sx_err *err;
+} chunk;
+
+static bool chunk_doc(void *arg, const char *id, size_t id_len, uint64_t version,
+                      const uint8_t *doc, size_t len)
+{
+    chunk *c = arg;
+    sx_pindex *pi = c->pi;
+    if (c->passed == c->max) {
+        c->more = true;
+        return false;
+    }
+    c->passed++;
+    c->last.len = 0;
+    sx_buf_append(&c->last, id, id_len);
+    /* Written after the marker: the apply path indexed it (the rule that
+     * makes a backfill in chunks exact, docs/indexes.md). */
+    if (version > c->x->start)
+        return true;
+    Shardex__V1__Document *d = shardex__v1__document__unpack(&pb_allocator, len, doc);
+    if (!d) {
+        c->st = sx_err_set(c->err, SX_DATA_LOSS, "partition %u: stored document %s does not decode",
+                           pi->p, id);
+        return false;
+    }
+    values nv;
+    nv.n = sx_ixkey_doc_values(&c->x->def, d, &pi->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
+                               &nv.mistyped);
+    for (size_t k = 0; k < nv.n; k++)
+        change(pi, c->b, c->x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len,
+               c->x->start, version);
+    if (nv.mistyped)
+        c->x->delta++;
+    c->indexed++;
+    shardex__v1__document__free_unpacked(d, &pb_allocator);
+    return true;
+}
+
+static sx_status chunk_locked(void *arg, sx_err *err)
+{
+    chunk *c = arg;
+    sx_pindex *pi = c->pi;
+    ix *x = find_locked(pi, c->id); /* the catalog changes only under this mutex */
+    if (!x || !x->fill.running)
+        return SX_OK; /* dropped, or finished by an earlier step */
+    c->x = x;
+    SX_DELAY_POINT("backfill-scan"); /* tests: a long chunk, under the plog's mutex */
+    c->b = sx_batch_create();
+    c->err = err;
+    pi->out_seq = x->fill.seq; /* records at offset start follow the earlier chunks' */
+    sx_status st = sx_plog_scan_docs_after(
+        pi->log, NULL, x->fill.has_last ? (const char *)x->fill.last.data : NULL, x->fill.last.len,
+        chunk_doc, c, err);
+    if (st == SX_OK)
+        st = c->st;
+    /* The new state, written with the chunk: the cursor moves with what it
+     * indexed, atomically. */
+    fill nf = x->fill; /* shares x's last: read only */
+    nf.done += c->passed;
+    if (c->counted)
+        nf.total = c->counted;
+    nf.running = c->more;
+    if (nf.total < nf.done || !nf.running)
+        nf.total = nf.done; /* writes after the count: "about" */
+    nf.has_last = x->fill.has_last || c->passed > 0;
+    if (st == SX_OK) {
+        outbox_seal(pi, c->b, x);
+        nf.seq = pi->out_seq;
+        write_mistyped(pi, c->b, x);
+        write_fill(pi, c->b, x->def.id, &nf, c->passed ? &c->last : &x->fill.last);
+        SX_CRASH_POINT("backfill-chunk");
+        st = sx_store_write(pi->store, c->b, SX_SYNC_NO, err);
+    }
+    outbox_discard(x);
+    pi->out_seq = 0;
+    pthread_mutex_lock(&pi->mu);
+    if (st == SX_OK) {
+        x->mistyped = (uint64_t)((int64_t)x->mistyped + x->delta);
+        x->fill.done = nf.done;
+        x->fill.total = nf.total;
+        x->fill.running = nf.running;
+        x->fill.has_last = nf.has_last;
+        x->fill.seq = nf.seq;
+        if (c->passed) {
+            sx_buf tmp = x->fill.last;
+            x->fill.last = c->last;
+            c->last = tmp;
+        }
+        c->finished = !nf.running;
+    }
+    x->delta = 0;
+    pthread_mutex_unlock(&pi->mu);
+    sx_batch_destroy(c->b);
+    return st;
+}
+
+static bool count_doc(void *arg, const char *id, size_t id_len, uint64_t version,
+                      const uint8_t *doc, size_t len)
+{
+    (void)id, (void)id_len, (void)version, (void)doc, (void)len;
+    (*(uint64_t *)arg)++;
+    return true;
+}
+
+sx_status sx_pindex_backfill_step(sx_pindex *pi, size_t max_docs, sx_pindex_step *out, sx_err *err)
+{
+    *out = (sx_pindex_step){0};
+    uint64_t id = 0;
+    bool first = false;
+    pthread_mutex_lock(&pi->mu);
+    for (size_t i = 0; i < pi->ncat; i++) {
+        if (pi->cat[i].fill.running) {
+            ix *x = &pi->cat[i];
+            id = x->def.id;
+            first = !x->fill.has_last;
+            if (!x->fill.t0_ms) {
+                x->fill.t0_ms = sx_clock_now_ms();
+                x->fill.done0 = x->fill.done;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pi->mu);
+    if (!id)
+        return SX_OK;
+    chunk c = {.pi = pi, .id = id, .max = max_docs ? max_docs : 1};
+    sx_status st = SX_OK;
+    if (first) {
+        /* The total, for progress only: counted at a snapshot, without the
+         * lock, so it is about the documents at the marker. */
+        const sx_snapshot *snap = sx_plog_snapshot(pi->log, &(uint64_t){0});
+        st = sx_plog_scan_docs_at(pi->log, snap, count_doc, &c.counted, err);
+        sx_store_release_snapshot(pi->store, snap);
+    }
+    if (st == SX_OK)
+        st = sx_plog_run_locked(pi->log, chunk_locked, &c, err);
+    sx_buf_free(&c.last);
+    out->index_id = id;
+    out->passed = c.passed;
+    out->indexed = c.indexed;
+    out->finished = c.finished;
+    if (out->finished)
+        SX_LOG(SX_LOG_INFO, "index", "partition=%u index=%" PRIu64 " backfill done", pi->p, id);
+    return st;
 }
 
 /* ---------------------------------------------------------------- open -- */
@@ -904,10 +1096,23 @@ static sx_status load_catalog(sx_pindex *pi, sx_err *err)
             st = load_splits(pi, &x, err);
         if (st == SX_OK)
             st = load_salts(pi, &x, err);
+        /* No 'B' row: started before backfills ran in chunks, complete. */
+        key_id(&pi->k, TAG_FILL, id);
+        if (st == SX_OK)
+            st = sx_store_get(pi->store, NULL, pi->k.data, pi->k.len, &pi->v, &found, err);
+        if (st == SX_OK && found && !read_fill(pi->v.data, pi->v.len, &x.fill))
+            st = sx_err_set(err, SX_DATA_LOSS,
+                            "partition %u: the backfill row of index %" PRIu64 " is malformed",
+                            pi->p, id);
         if (st != SX_OK) {
             ix_free(&x);
             break;
         }
+        if (x.fill.running)
+            SX_LOG(SX_LOG_INFO, "index",
+                   "partition=%u index=%" PRIu64 " backfill resumes done=%" PRIu64
+                   " total=%" PRIu64,
+                   pi->p, id, x.fill.done, x.fill.total);
         pi->cat = sx_realloc(pi->cat, (pi->ncat + 1) * sizeof(*pi->cat));
         pi->cat[pi->ncat++] = x;
     }
@@ -1002,6 +1207,18 @@ sx_status sx_pindex_scan(sx_pindex *pi, const Shardex__Internal__V1__ScanRequest
                           "partition %u: index %" PRIu64 " has no local "
                           "entries here (not started, dropped, or global only)",
                           pi->p, req->index_id);
+    if (info.filling) { /* never an answer silently incomplete */
+        char name[128] = "";
+        pthread_mutex_lock(&pi->mu);
+        ix *x = find_locked(pi, req->index_id);
+        if (x)
+            snprintf(name, sizeof(name), "%s", x->def.name);
+        pthread_mutex_unlock(&pi->mu);
+        return sx_err_set(err, SX_UNAVAILABLE,
+                          "index \"%s\" is still backfilling on partition %u (%" PRIu64
+                          " of about %" PRIu64 " documents): ask again when it is READY",
+                          name, pi->p, info.fill_done, info.fill_total);
+    }
     /* The limit comes from the network: the hits array grows with what is
      * found, and no scan returns more than a query may ask for. */
     size_t limit = req->limit ? req->limit : SX_QUERY_LIMIT_DEFAULT;

@@ -5,9 +5,7 @@
  * the applied offset it derives from:
  *
  *   marker index_start(id, spec) at offset C: the index becomes active in this
- *       partition; its local entries and its outbox changes are backfilled
- *       from the documents as of C - 1 (the marker is applied alone in its
- *       batch, so the store holds exactly those);
+ *       partition, in the state "backfilling" (below);
  *   put / delete at offset o: for every active index, the entries of the old
  *       document's values that the new one lacks are removed and every value
  *       of the new one is (re)written with version o; a global index records
@@ -20,7 +18,27 @@
  *       snapshot; the marker again with done: t gets nothing more.
  *
  * Every replica applies the same log, so every replica holds the same local
- * entries and the same outbox: a new leader resumes shipping from its own.
+ * entries and the same outbox (up to the backfill's offset C, below): a new
+ * leader resumes shipping from its own.
+ *
+ * Backfill, in chunks (docs/indexes.md, "Backfill in chunks"). States of an
+ * index on one replica, in its 'B' row:
+ *
+ *   RUNNING(cursor)  written with the catalog row by the marker at C (cursor:
+ *                    none). Each sx_pindex_backfill_step (the worker's
+ *                    backfill thread) takes the plog's mutex, passes up to
+ *                    max documents in id order after the cursor, indexes
+ *                    those whose version is <= C (local entries, outbox
+ *                    changes at offset C, mistyped count), and writes them
+ *                    with the new cursor in one batch; applies run between
+ *                    chunks. A restart resumes from the durable cursor.
+ *   DONE             the chunk that reached the last document.
+ *
+ * Why exact: a document written after C was indexed by the apply path (and
+ * the chunk skips it: its version is > C); one deleted after C is absent; one
+ * untouched since C has version <= C and is indexed by the chunk that passes
+ * it. While RUNNING, local scans are refused (UNAVAILABLE) and the leader
+ * ships nothing at or past C for the index (the outbox at C still grows).
  *
  * Key layout in the plog's store (numbers big-endian via common/keys.h):
  *   'I' u64 id                         -> u64 start offset C, packed IndexSpec
@@ -30,9 +48,12 @@
  *                                         pindex.c, "outbox records")
  *   'F' u64 id u32 t                   -> u64 offset up to which the outbox was trimmed
  *   'S' u64 id u32 seq                 -> packed IndexSplit, as applied (done when marked)
+ *   'B' u64 id                         -> backfill state and cursor (pindex.c, write_fill;
+ *                                         absent: done, before chunked backfills)
  * (entry key: common/ixkey.h.)
  *
- * Thread-safety: the observer runs on the applying thread under the plog's mutex;
+ * Thread-safety: the observer runs on the applying thread under the plog's mutex,
+ * and so does a backfill chunk (sx_plog_run_locked);
  * every other function may be called from any thread and reads at a LevelDB
  * snapshot or through the catalog's own mutex.
  */
@@ -77,6 +98,10 @@ typedef struct sx_pindex_info {
     uint32_t nsplits;     /* index_split markers applied */
     bool last_split_done; /* the last of them was marked done */
     uint32_t nsalts;      /* index_salt markers applied */
+    bool filling;        /* its backfill is RUNNING here */
+    uint64_t fill_done;  /* documents the backfill passed */
+    uint64_t fill_total; /* about the documents at its marker (0 until counted) */
+    double fill_rate;    /* documents/s since this process began it (0: not known yet) */
 } sx_pindex_info;
 
 /* Every active index (*n of them), copied; the caller frees the array. */
@@ -93,11 +118,27 @@ bool sx_pindex_find(sx_pindex *pi, uint64_t id, sx_pindex_info *out);
 #define SX_PINDEX_HOT_WINDOW 8192
 size_t sx_pindex_hot(sx_pindex *pi, uint64_t id, size_t max, sx_arena *arena,
                      Shardex__V1__Value **vals_out, uint64_t *counts, uint64_t *window);
+/* What one backfill step did. */
+typedef struct sx_pindex_step {
+    uint64_t index_id; /* the index it worked on; 0: no backfill is running here */
+    size_t passed;     /* documents passed (indexed or skipped as written after C) */
+    size_t indexed;    /* of which indexed */
+    bool finished;     /* that was its last chunk */
+} sx_pindex_step;
+
+/* One chunk of the first index whose backfill is RUNNING: up to max_docs
+ * documents after its cursor, written with the new cursor in one batch under
+ * the plog's mutex (held for the chunk only). Before the first chunk it
+ * counts the documents for progress (at a snapshot, without the mutex). An
+ * index dropped meanwhile is skipped. Any thread but the applier; one caller
+ * per pi at a time (the worker's backfill thread). */
+sx_status sx_pindex_backfill_step(sx_pindex *pi, size_t max_docs, sx_pindex_step *out, sx_err *err);
 
 /* Local entries of req->index_id in [req->start, req->end) (empty: open), at
  * most req->limit (0: 100), on one snapshot; documents from the same
- * snapshot when asked. NOT_FOUND when the index is not active here. Does not
- * wait for `after` (the caller does). */
+ * snapshot when asked. NOT_FOUND when the index is not active here,
+ * UNAVAILABLE (naming the progress) while it is backfilling. Does not wait
+ * for `after` (the caller does). */
 sx_status sx_pindex_scan(sx_pindex *pi, const Shardex__Internal__V1__ScanRequest *req,
                          sx_arena *arena, Shardex__Internal__V1__ScanResponse *resp, sx_err *err);
 

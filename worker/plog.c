@@ -856,7 +856,7 @@ typedef struct overlay_slot {
     size_t id_len;
     const uint8_t *doc; /* the packed Document; NULL: deleted */
     size_t doc_len;
-    uint64_t version; /* doc's */
+    uint64_t version; /* the offset that wrote doc */
 } overlay_slot;
 
 /* Scratch for apply, reused across batches. */
@@ -1220,6 +1220,15 @@ sx_status sx_plog_scan_docs_after(sx_plog *p, const sx_snapshot *snap, const cha
 done:
     sx_iter_destroy(it);
     sx_buf_free(&id);
+    return st;
+}
+
+sx_status sx_plog_run_locked(sx_plog *p, sx_status (*fn)(void *arg, sx_err *err), void *arg,
+                             sx_err *err)
+{
+    pthread_mutex_lock(&p->mu);
+    sx_status st = fn(arg, err);
+    pthread_mutex_unlock(&p->mu);
     return st;
 }
 

@@ -178,9 +178,9 @@ uint64_t sx_plog_common_prefix(const sx_epoch_start *a, size_t na, uint64_t leo_
  *           derived changes to the same batch. old_doc/new_doc are packed
  *           Documents or NULL (new_doc NULL: a delete; both NULL: a delete of
  *           a missing id), borrowed for the call; old_doc reflects earlier
- *           entries of the same batch; old_version is old_doc's version (the
- *           offset that wrote it; 0 without one): where a salted value's old
- *           entry lives depends on it (docs/indexes.md "Hot values");
+ *           entries of the same batch, and old_version is the offset that
+ *           wrote it (0 without one): where a salted value's old entry lives
+ *           depends on it (docs/indexes.md "Hot values");
  *   marker  an index marker (LogOp index_start / index_drop / index_split / index_salt). A marker is
  *           applied alone in its batch, so the store holds exactly the
  *           documents as of offset - 1; it adds what it derives to batch.
@@ -215,6 +215,13 @@ sx_status sx_plog_scan_docs_locked(sx_plog *p,
                                    bool (*fn)(void *arg, const char *id, size_t id_len,
                                               uint64_t version, const uint8_t *doc, size_t len),
                                    void *arg, sx_err *err);
+
+/* Calls fn(arg, err) holding the mutex that orders appends, truncations and
+ * applies, and returns what it returns: the index layer's chunked backfill
+ * (worker/pindex.c) reads and writes its chunk with no apply in between. fn
+ * must not call into p except the document reads, which take no lock. */
+sx_status sx_plog_run_locked(sx_plog *p, sx_status (*fn)(void *arg, sx_err *err), void *arg,
+                             sx_err *err);
 
 /* A snapshot of sx_plog_store(p) and the applied offset it holds, taken
  * together; release it with sx_store_release_snapshot. */
@@ -256,7 +263,8 @@ sx_status sx_plog_scan_docs_at(sx_plog *p, const sx_snapshot *snap,
 
 /* sx_plog_scan_docs_at from the first id after `after` (after_len bytes;
  * NULL: from the first): a scan resumed in pieces at one snapshot (a chunked
- * term partition rebuild, worker/pindex.c). */
+ * term partition rebuild, worker/pindex.c), or on the store as it is under
+ * sx_plog_run_locked (a backfill chunk). */
 sx_status sx_plog_scan_docs_after(sx_plog *p, const sx_snapshot *snap, const char *after,
                                   size_t after_len,
                                   bool (*fn)(void *arg, const char *id, size_t id_len,

@@ -650,10 +650,10 @@ static void test_indexes(void **state)
 
     /* list: a table, and JSON. */
     r = ok_run(f, CLI(f, "index", "list"), 0);
-    if (!matches(r.out, "^NAME +FIELD +TYPE +KEPT +M +STATE +MISTYPED$") ||
-        !matches(r.out, "^color +color +string +local,global +[0-9]+ +READY +0$") ||
-        !matches(r.out, "^size +size +int +local +- +READY +0$") ||
-        !matches(r.out, "^tag +tag +string +global +3 +READY +0$"))
+    if (!matches(r.out, "^NAME +FIELD +TYPE +KEPT +M +STATE +MISTYPED +BACKFILL$") ||
+        !matches(r.out, "^color +color +string +local,global +[0-9]+ +READY +0 +done$") ||
+        !matches(r.out, "^size +size +int +local +- +READY +0 +done$") ||
+        !matches(r.out, "^tag +tag +string +global +3 +READY +0 +done$"))
         fail_run(f, &r, "index list: not the table expected");
     run_free(&r);
     r = ok_run(f, CLI(f, "--json", "index", "list"), 0);

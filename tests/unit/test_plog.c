@@ -666,6 +666,7 @@ typedef struct hook_call {
     char id[16];
     int64_t old_n; /* -1: no document */
     int64_t new_n;
+    uint64_t old_version; /* the offset that wrote the old document; 0: none */
 } hook_call;
 
 typedef struct hook_rec {
@@ -674,11 +675,9 @@ typedef struct hook_rec {
 } hook_rec;
 
 static void record_cb(void *arg, sx_batch *batch, uint64_t offset, const char *id, size_t id_len,
-                      const uint8_t *old_doc, size_t old_len,
-                      uint64_t old_version, const uint8_t *new_doc,
-                      size_t new_len)
+                      const uint8_t *old_doc, size_t old_len, uint64_t old_version,
+                      const uint8_t *new_doc, size_t new_len)
 {
-    (void)old_version;
     hook_rec *r = arg;
     assert_non_null(batch);
     assert_true(r->n < 64);
@@ -689,6 +688,7 @@ static void record_cb(void *arg, sx_batch *batch, uint64_t offset, const char *i
     c->id[id_len] = '\0';
     c->old_n = doc_n(old_doc, old_len, id, id_len);
     c->new_n = doc_n(new_doc, new_len, id, id_len);
+    c->old_version = old_version;
 }
 
 /* 1 put a=1, 2 put b=2, 3 put a=3, 4 del b, 5 put b=5, 6 del c (missing),
@@ -706,8 +706,8 @@ static void append_script(sx_plog *p)
 }
 
 static const hook_call script_calls[] = {
-    {1, "a", -1, 1}, {2, "b", -1, 2},  {3, "a", 1, 3},  {4, "b", 2, -1},
-    {5, "b", -1, 5}, {6, "c", -1, -1}, {7, "c", -1, 7}, {8, "a", 3, 8},
+    {1, "a", -1, 1, 0}, {2, "b", -1, 2, 0},  {3, "a", 1, 3, 1},  {4, "b", 2, -1, 2},
+    {5, "b", -1, 5, 0}, {6, "c", -1, -1, 0}, {7, "c", -1, 7, 0}, {8, "a", 3, 8, 3},
 };
 
 static void assert_calls(const hook_rec *r, size_t from, size_t to)
@@ -719,6 +719,7 @@ static void assert_calls(const hook_rec *r, size_t from, size_t to)
         assert_string_equal(r->calls[i].id, w->id);
         assert_int_equal(r->calls[i].old_n, w->old_n);
         assert_int_equal(r->calls[i].new_n, w->new_n);
+        assert_int_equal(r->calls[i].old_version, w->old_version);
     }
 }
 
@@ -774,6 +775,18 @@ static void test_apply_one_batch(void **state)
     scan_rec s2 = {.stop_after = 2};
     assert_int_equal(sx_plog_scan_docs(f->p, scan_cb, &s2, &err), SX_OK);
     assert_int_equal(s2.n, 2);
+    /* Resuming after an id (present or not): the ids strictly after it. */
+    scan_rec s3 = {0};
+    assert_int_equal(sx_plog_scan_docs_after(f->p, NULL, "a", 1, scan_cb, &s3, &err), SX_OK);
+    assert_int_equal(s3.n, 2);
+    assert_string_equal(s3.ids[0], "b");
+    scan_rec s4 = {0};
+    assert_int_equal(sx_plog_scan_docs_after(f->p, NULL, "bb", 2, scan_cb, &s4, &err), SX_OK);
+    assert_int_equal(s4.n, 1);
+    assert_string_equal(s4.ids[0], "c");
+    scan_rec s5 = {0};
+    assert_int_equal(sx_plog_scan_docs_after(f->p, NULL, "c", 1, scan_cb, &s5, &err), SX_OK);
+    assert_int_equal(s5.n, 0);
 }
 
 /* Step by step, with a commit beyond leo and a commit that goes back. */
@@ -840,12 +853,12 @@ typedef struct model_hook {
 } model_hook;
 
 static void model_cb(void *arg, sx_batch *batch, uint64_t offset, const char *id, size_t id_len,
-                     const uint8_t *old_doc, size_t old_len,
-                      uint64_t old_version, const uint8_t *new_doc, size_t new_len)
+                     const uint8_t *old_doc, size_t old_len, uint64_t old_version,
+                     const uint8_t *new_doc, size_t new_len)
 {
     model_hook *m = arg;
-    (void)old_version;
     (void)batch;
+    (void)old_version;
     assert_int_equal(offset, m->next);
     assert_int_equal(id_len, 2);
     int k = id[1] - '0';
