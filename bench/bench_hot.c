@@ -249,7 +249,8 @@ int main(int argc, char **argv)
     sx_cluster_opts co = {.workers = NWORKERS, .partitions = PARTITIONS};
     int rc = 1;
     sx_err err = {0};
-    sx_qindex ix = {.name = NAME, .field = "m", .is_int = true, .global = true, .term_partitions = M};
+    sx_qindex ix = {
+        .name = NAME, .field = "m", .is_int = true, .global = true, .term_partitions = M};
     if (!sx_bench_cluster_start(c, &co, SETTLE_MS, "bench_hot", "P=8 R=3", "P=8 R=3"))
         goto out;
     if (sx_q_create_index(c, c->worker_addr[0], &ix, &err) != SX_OK ||

@@ -762,11 +762,8 @@ out:
 /* ----------------------------------------------------------------- index -- */
 
 static const sx_cmd_sub subs[] = {
-    {"create", index_create},
-    {"drop", index_drop},
-    {"list", index_list},
-    {"split", index_split},
-    {"salt", index_salt},
+    {"create", index_create}, {"drop", index_drop}, {"list", index_list},
+    {"split", index_split},   {"salt", index_salt},
 };
 
 static const sx_flags_spec index_spec = {

@@ -5,9 +5,9 @@
 #include "keys.h"
 
 #include <stdio.h>
-#include <xxhash.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 void sx_ixkey_def_from_spec(sx_ixkey_def *d, uint64_t id, const Shardex__V1__IndexSpec *spec)
 {

@@ -1644,8 +1644,7 @@ static void salt_record_locked(sx_coord *c, index_entry *e, const Shardex__V1__V
     e->osalts[e->nosalts++] = salt_dup(&sa);
     e->salt_share = sx_realloc(e->salt_share, e->nosalts * sizeof(*e->salt_share));
     e->salt_share[e->nosalts - 1] = 0;
-    e->salt_announced =
-        sx_realloc(e->salt_announced, e->nosalts * sizeof(*e->salt_announced));
+    e->salt_announced = sx_realloc(e->salt_announced, e->nosalts * sizeof(*e->salt_announced));
     commit_locked(c, why);
     e->salt_announced[e->nosalts - 1] = c->version;
     SX_LOG(SX_LOG_INFO, "coord",
@@ -1773,8 +1772,9 @@ static void hot_step_locked(sx_coord *c)
         char msg[200];
         Shardex__V1__Value *v = sx_ixkey_value_dup(cand); /* e->hot may change below */
         if (sx_ixkey_plan_salt(&d, v, k, terms, msg, sizeof(msg))) {
-            SX_LOG(SX_LOG_INFO, "coord", "index name=%s hot value share=%.3f of %" PRIu64
-                   " changes", e->name, cand_share, total);
+            SX_LOG(SX_LOG_INFO, "coord",
+                   "index name=%s hot value share=%.3f of %" PRIu64 " changes", e->name, cand_share,
+                   total);
             salt_record_locked(c, e, v, k, terms, "hot value");
             e->salt_share[e->nosalts - 1] = cand_share;
         }

@@ -895,8 +895,8 @@ size_t sx_ixlead_reports(sx_replica_set *replicas, sx_arena *arena,
                 enum { TOP = 3 };
                 Shardex__V1__Value *vals[TOP];
                 uint64_t counts[TOP];
-                size_t nh = sx_pindex_hot(v.ix, active[k].id, TOP, arena, vals, counts,
-                                          &r->window_changes);
+                size_t nh =
+                    sx_pindex_hot(v.ix, active[k].id, TOP, arena, vals, counts, &r->window_changes);
                 r->hot = sx_arena_alloc(arena, (nh + 1) * sizeof(*r->hot));
                 for (size_t i = 0; i < nh; i++) {
                     Shardex__Internal__V1__HotCount *h = sx_arena_alloc(arena, sizeof(*h));

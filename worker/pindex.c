@@ -705,9 +705,8 @@ static sx_status observe_salt(sx_pindex *pi, sx_batch *b, uint64_t offset,
     pi->v.len = shardex__internal__v1__index_salt__pack(rec, pi->v.data);
     sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
     pi->pending_salt = rec;
-    SX_LOG(SX_LOG_INFO, "index",
-           "partition=%u index=%" PRIu64 " salt seq=%u ways=%u at=%" PRIu64, pi->p, sa->index_id,
-           sa->seq, sa->ways, offset);
+    SX_LOG(SX_LOG_INFO, "index", "partition=%u index=%" PRIu64 " salt seq=%u ways=%u at=%" PRIu64,
+           pi->p, sa->index_id, sa->seq, sa->ways, offset);
     return SX_OK;
 }
 

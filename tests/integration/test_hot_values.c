@@ -133,8 +133,8 @@ static void random_doc(uint64_t *s, const char *id, sx_qdoc *d, int hot)
 {
     memset(d, 0, sizeof(*d));
     snprintf(d->id, sizeof(d->id), "%s", id);
-    int64_t v = hot > 0 || (hot == 0 && sx_fx_rnd(s) % 3 == 0) ? HOT
-                                                                : (int64_t)(sx_fx_rnd(s) % VMAX);
+    int64_t v =
+        hot > 0 || (hot == 0 && sx_fx_rnd(s) % 3 == 0) ? HOT : (int64_t)(sx_fx_rnd(s) % VMAX);
     if (hot < 0 && v == HOT)
         v = HOT + 1;
     sx_qdoc_add(d, "m", sx_qval_int(v));
@@ -516,8 +516,7 @@ static void test_salt_while_writing(void **state)
     writer_stop(f, th);
     expect_listed(f, IX_H.name, 3);
     uint32_t terms[8];
-    if (salt_terms(f, IX_R.name, terms, 8) != 3 || terms[0] != 1 || terms[1] != 2 ||
-        terms[2] != 3)
+    if (salt_terms(f, IX_R.name, terms, 8) != 3 || terms[0] != 1 || terms[1] != 2 || terms[2] != 3)
         SX_FX_FAIL(f->c, "%s: the salt of %d is not over t1, t2, t3", IX_R.name, HOT);
     check_all(f, 2);
     SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
@@ -694,9 +693,8 @@ static void test_salt_automatic(void **state)
     fx *f = *state;
     seed_test(f, "salt_automatic");
     create_index(f, &IX_H);
-    const char *const extra[] = {"--hot-value-share", "0.2",           "--hot-value-min-changes",
-                                 "60",                "--hot-value-ways", "2",
-                                 NULL};
+    const char *const extra[] = {
+        "--hot-value-share", "0.2", "--hot-value-min-changes", "60", "--hot-value-ways", "2", NULL};
     if (!sx_cluster_restart_coordinator(f->c, extra))
         SX_FX_FAIL(f->c, "the coordinator did not come back with --hot-value-share");
     listed_wait w = {.f = f, .name = IX_H.name};
@@ -710,7 +708,7 @@ static void test_salt_automatic(void **state)
         rounds++;
     }
     fprintf(stderr, "  %d salted by itself after %d rounds of writes (share %.2f)\n", HOT, rounds,
-           w.share);
+            w.share);
     uint32_t terms[8];
     if (salt_terms(f, IX_H.name, terms, 8) != 2)
         SX_FX_FAIL(f->c, "%s: the salt of %d is not over 2 term partitions", IX_H.name, HOT);

@@ -36,9 +36,9 @@
 
 #include "clustermap.h"
 #include "coord.h"
-#include "hash.h"
 #include "fixture.h"
 #include "harness.h"
+#include "hash.h"
 #include "log.h"
 #include "meta.h"
 
@@ -1787,16 +1787,16 @@ static void test_index_salt(void **state)
     hot.s = "maint@debian";
     CHECK_FAIL(sx_coord_salt_index(f->c, "nope", &hot, 2, &a, &info, &err), &err, SX_NOT_FOUND,
                "nope");
-    CHECK_FAIL(sx_coord_salt_index(f->c, "l", &hot, 2, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "name: index \"l\" is not GLOBAL");
-    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &num, 2, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "value: not a string");
-    CHECK_FAIL(sx_coord_salt_index(f->c, "h", NULL, 2, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "value: not a string");
-    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 1, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "ways: 1 is not in [2, 4]");
-    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 5, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "ways: 5 is not in [2, 4]");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "l", &hot, 2, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "name: index \"l\" is not GLOBAL");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &num, 2, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "value: not a string");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", NULL, 2, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "value: not a string");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 1, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "ways: 1 is not in [2, 4]");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 5, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "ways: 5 is not in [2, 4]");
     char got[128];
     salts_of(f, "h", got, sizeof(got));
     assert_string_equal(got, ""); /* refusals write nothing */
@@ -1812,8 +1812,8 @@ static void test_index_salt(void **state)
     snprintf(want, sizeof(want), "maint@debian:%u,%u,%u", t0, (t0 + 1) % 4, (t0 + 2) % 4);
     salts_of(f, "h", got, sizeof(got));
     assert_string_equal(got, want);
-    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 2, &a, &info, &err), &err,
-               SX_INVALID_ARGUMENT, "value: already salted");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 2, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "value: already salted");
     /* Active (leaders append the marker) only once every live worker has
      * installed a map with it: a heartbeat from a, then from b. */
     uint64_t recorded = version_of(f);

@@ -265,8 +265,8 @@ static uint32_t value_term(const sx_ixkey_def *d, int64_t v)
 static void test_salt_hash(void **state)
 {
     (void)state;
-    sx_ixkey_def d = {.id = 2, .name = "h", .field = "n", .is_int = true, .global = true,
-                      .term_partitions = 8};
+    sx_ixkey_def d = {
+        .id = 2, .name = "h", .field = "n", .is_int = true, .global = true, .term_partitions = 8};
     Shardex__V1__Value hot = ival(7);
     uint32_t t0 = value_term(&d, 7), terms[4];
     char msg[200];
@@ -391,12 +391,9 @@ static void test_plan_salt_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_route_through_splits),
-        cmocka_unit_test(test_random_layouts),
-        cmocka_unit_test(test_check_split),
-        cmocka_unit_test(test_salt_hash),
-        cmocka_unit_test(test_salt_range),
-        cmocka_unit_test(test_plan_salt_refusals),
+        cmocka_unit_test(test_route_through_splits), cmocka_unit_test(test_random_layouts),
+        cmocka_unit_test(test_check_split),          cmocka_unit_test(test_salt_hash),
+        cmocka_unit_test(test_salt_range),           cmocka_unit_test(test_plan_salt_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
