@@ -541,6 +541,8 @@ struct sx_rlog {
     sx_hmap ids;    /* id -> id_ops */
     uint64_t *ixev; /* offsets of index starts and drops, ascending */
     size_t nixev, ixcap;
+    uint64_t *spev; /* offsets of split markers, ascending */
+    size_t nspev, spcap;
 };
 
 static void id_ops_free(void *p)
@@ -568,6 +570,7 @@ void sx_rlog_destroy(sx_rlog *l)
     free(l->ops);
     sx_hmap_free(&l->ids, id_ops_free);
     free(l->ixev);
+    free(l->spev);
     free(l);
 }
 
@@ -614,10 +617,14 @@ sx_status sx_rlog_append(sx_rlog *l, uint64_t offset, const uint8_t *op, size_t 
         break;
     }
     case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT:
-        /* Kept, not used: verify leaves a split index's term partitions out
-         * of a trimmed log's checks (verify.c, eval_index_trimmed). */
+        /* Evidence of where a split took effect (sx_rlog_split_applied). */
         if (!lop->index_split)
             goto fail;
+        if (l->nspev == l->spcap) {
+            l->spcap = l->spcap ? 2 * l->spcap : 4;
+            l->spev = sx_realloc(l->spev, l->spcap * sizeof(*l->spev));
+        }
+        l->spev[l->nspev++] = offset;
         break;
     case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT:
         /* Likewise for a salted index (verify.c, eval_index_trimmed). */
@@ -727,6 +734,51 @@ int sx_rlog_index(const sx_rlog *l, uint64_t index_id, uint64_t at, sx_ixkey_def
         return 1;
     }
     return -1;
+}
+
+int sx_rlog_split_applied(const sx_rlog *l, uint64_t index_id, uint32_t seq, uint64_t at,
+                          uint64_t bound)
+{
+    uint64_t first = 0; /* the first not-done marker of seq held */
+    uint64_t later = 0; /* the first marker saying seq was applied before it */
+    for (size_t i = 0; i < l->nspev && !first; i++) {
+        const Shardex__Internal__V1__IndexSplit *sp = l->ops[l->spev[i] - l->start]->index_split;
+        if (sp->index_id != index_id)
+            continue;
+        if (sp->seq == seq && !sp->done)
+            first = l->spev[i];
+        else if (!later && (sp->seq > seq || (sp->seq == seq && sp->done)))
+            later = l->spev[i];
+    }
+    if ((first && first <= at) || (later && later <= at))
+        return 1;
+    /* A marker of an earlier split held before any of seq: seq was not
+     * applied there, so its first marker is `first`, or past the end: not
+     * applied at `at` either. */
+    uint64_t lim = first && later ? (first < later ? first : later) : first ? first : later;
+    for (size_t i = 0; i < l->nspev; i++) {
+        uint64_t o = l->spev[i];
+        const Shardex__Internal__V1__IndexSplit *sp = l->ops[o - l->start]->index_split;
+        if (lim && o >= lim)
+            break;
+        if (sp->index_id == index_id && sp->seq < seq)
+            return 0;
+    }
+    /* The first marker is at or below bound and none is held in
+     * [start, bound]: it is below start (`first` above bound is a repeat). */
+    if (bound && bound <= sx_rlog_end(l) && (!first || bound < first))
+        return 1;
+    return -1;
+}
+
+bool sx_rlog_split_done(const sx_rlog *l, uint64_t index_id, uint32_t seq, uint64_t at)
+{
+    for (size_t i = 0; i < l->nspev && l->spev[i] <= at; i++) {
+        const Shardex__Internal__V1__IndexSplit *sp = l->ops[l->spev[i] - l->start]->index_split;
+        if (sp->index_id == index_id && (sp->seq > seq || (sp->seq == seq && sp->done)))
+            return true;
+    }
+    return false;
 }
 
 static const char *stored_id(const Shardex__Internal__V1__StoredDoc *sd)

@@ -223,6 +223,29 @@ bool sx_rlog_changed(const sx_rlog *l, const char *id, size_t n, uint64_t lo, ui
 int sx_rlog_index(const sx_rlog *l, uint64_t index_id, uint64_t at, sx_ixkey_def *def,
                   const Shardex__V1__IndexSpec **spec);
 
+/* Split `seq` of index index_id at position at (start - 1 <= at <= end), as
+ * the retained log and one outside bound determine it: 1 applied (its first
+ * marker, not done, is at or below at), 0 not applied, -1 not determined.
+ * The markers of one index are in seq order in a log (a leader appends split
+ * k + 1 only once k is applied; a repeat of k, after a write that timed out,
+ * comes before k + 1), so:
+ *   applied   when a marker of seq (not done) is held at or below at, or one
+ *             that implies it (seq done, a later seq);
+ *   not       when a marker of an earlier seq is held before any of seq:
+ *             seq's first marker is then the one held, or past the end;
+ *   applied   when bound (> 0: an offset its first marker is known to be at
+ *             or below; verify takes a shadow's watermark, docs/indexes.md)
+ *             is within the log and no marker of seq is held up to bound:
+ *             the first one is below start;
+ *   else not determined (below start, or past what was read, or a marker
+ *   held above at may repeat one below start). */
+int sx_rlog_split_applied(const sx_rlog *l, uint64_t index_id, uint32_t seq, uint64_t at,
+                          uint64_t bound);
+
+/* Whether split seq of index_id is done at position at by a marker held in
+ * [start, at]: its done marker or one of a later seq. */
+bool sx_rlog_split_done(const sx_rlog *l, uint64_t index_id, uint32_t seq, uint64_t at);
+
 /* A document state at a position: version and document borrowed. */
 typedef void (*sx_rlog_doc_cb)(void *arg, const char *id, size_t n, uint64_t version,
                                const Shardex__V1__Document *doc);

@@ -138,7 +138,8 @@ typedef struct check {
     uint64_t nunknown; /* their count */
     bool *excl_part;   /* index views: log partitions not recomputed at all (nparts); NULL */
     uint64_t nexcl_parts;
-    uint64_t excluded; /* served entries left out (of unknown ids or excluded partitions) */
+    uint64_t nsplit_unknown; /* of those: a split's position against the log start not known */
+    uint64_t excluded;       /* served entries left out (of unknown ids or excluded partitions) */
     uint64_t ndiffs;
     char *error; /* could not be compared: why */
 } check;
@@ -879,6 +880,72 @@ static void tsink_unknown_cb(void *arg, const char *id, size_t n)
     s->c->nunknown += created;
 }
 
+/* The split (seq) of c's index that made term partition t: 0 for one of the
+ * index's first M. */
+static uint32_t split_of(const check *c, uint32_t t)
+{
+    uint32_t m = c->def.term_partitions;
+    return t < m ? 0 : (t - m) / 2 + 1;
+}
+
+/* An offset at or below which split seq's first marker is in p's log, from
+ * the served views: a shadow of split seq or a later one has wm[p] at or
+ * after that split's marker (its first shipment from p is a rebuild at or
+ * after it, docs/indexes.md "Online split"), and the later splits' markers
+ * come after seq's. The lowest such watermark; 0: none. */
+static uint64_t split_bound(const sx_verify_result *r, const check *c, uint32_t seq, uint32_t p)
+{
+    uint64_t b = 0;
+    for (size_t i = 0; i < r->nchecks; i++) {
+        const check *o = &r->checks[i];
+        if (o->kind != CK_GLOBAL || o->ix != c->ix || o->error || split_of(o, o->part) < seq)
+            continue;
+        const Shardex__Internal__V1__DigestResponse *dg = last_digest(o);
+        if (!dg || dg->n_watermarks != r->nparts || dg->watermarks[p] == 0)
+            continue;
+        b = !b || dg->watermarks[p] < b ? dg->watermarks[p] : b;
+    }
+    return b;
+}
+
+/* What term partition c->part of a split index holds from p at `at`, with
+ * the split records of the map (every split the map records was appended as
+ * a marker to p's log; a trimmed log may hold none of them): 1 the values
+ * of its range in the map's layout, 0 nothing (the split that makes it is
+ * not applied at `at`, or its own split is done there), -1 not determined.
+ * Only the split that made it matters (a split elsewhere moves no value of
+ * its range; while its own split is in progress it keeps its range). */
+static int split_term_state(const sx_verify_result *r, const sx_rlog *l, const check *c, uint32_t p,
+                            uint64_t at)
+{
+    uint32_t k = split_of(c, c->part);
+    if (k) {
+        int a = sx_rlog_split_applied(l, c->ix->id, k, at, split_bound(r, c, k, p));
+        if (a <= 0)
+            return a;
+    }
+    /* Its own split (the map's last, not done: a done one retired it): done
+     * at `at` only by a marker held (a done marker follows the swap, after
+     * the parent's last shipment, so it is above wm = at >= start - 1). */
+    for (size_t i = 0; i < c->ix->n_splits; i++) {
+        const Shardex__Internal__V1__IndexSplit *sp = c->ix->splits[i];
+        if (sp && sp->term == c->part && sx_rlog_split_done(l, c->ix->id, sp->seq, at))
+            return 0;
+    }
+    return 1;
+}
+
+/* p's part of c is left out whole, and said so. */
+static void exclude_part(sx_verify_result *r, check *c, uint32_t p)
+{
+    if (!c->excl_part)
+        c->excl_part = sx_calloc(r->nparts, sizeof(*c->excl_part));
+    c->nexcl_parts += !c->excl_part[p];
+    c->excl_part[p] = true;
+    if (c->kind == CK_LOCAL)
+        c->exp_active = last_digest(c)->active;
+}
+
 /* p's entries of one index view at position at, recomputed from a replica's
  * documents (the same replica's for a local index, else the leader's). */
 static void eval_index_trimmed(pass *x, const sx_rlog *l, check *c, uint64_t at)
@@ -887,21 +954,27 @@ static void eval_index_trimmed(pass *x, const sx_rlog *l, check *c, uint64_t at)
     check *base = c->kind == CK_LOCAL ? docs_check(r, x->p, c->worker) : NULL;
     if (!docs_usable(base, l))
         base = docs_check(r, x->p, -1);
-    /* A split (or salted) index's term partitions route by the split (salt)
-     * markers up to at, which a trimmed log may not hold (docs/indexes.md
-     * "Online split", "Hot values"):
-     * not determined here either. */
-    bool split = c->kind == CK_GLOBAL && (c->ix->n_splits > 0 || c->ix->n_salts > 0);
-    if (split || at + 1 < sx_rlog_start(l) || !docs_usable(base, l)) {
-        /* Nothing determines p's part of this view: left out whole, and said so. */
-        if (!c->excl_part)
-            c->excl_part = sx_calloc(r->nparts, sizeof(*c->excl_part));
-        c->nexcl_parts += !c->excl_part[x->p];
-        c->excl_part[x->p] = true;
-        if (c->kind == CK_LOCAL)
-            c->exp_active = last_digest(c)->active;
+    /* A salted index's term partitions route by the salt markers' offsets,
+     * which a trimmed log may not hold (docs/indexes.md "Hot values"): not
+     * determined here. */
+    bool salted = c->kind == CK_GLOBAL && c->ix->n_salts > 0;
+    if (salted || at + 1 < sx_rlog_start(l) || !docs_usable(base, l)) {
+        exclude_part(r, c, x->p); /* nothing determines p's part of this view */
         return;
     }
+    /* A split index's term partitions route by the splits in effect at `at`,
+     * whose markers may be below the log's start (docs/indexes.md "Verify on
+     * trimmed logs"): the map's records, placed by what the log holds. */
+    bool split = c->kind == CK_GLOBAL && c->ix->n_splits > 0;
+    int st = split ? split_term_state(r, l, c, x->p, at) : 1;
+    if (st < 0) {
+        if (!c->excl_part || !c->excl_part[x->p])
+            c->nsplit_unknown++;
+        exclude_part(r, c, x->p);
+        return;
+    }
+    if (st == 0)
+        return; /* nothing of p's at `at` */
     sx_ixkey_def def;
     const Shardex__V1__IndexSpec *spec = NULL;
     int act = sx_rlog_index(l, c->ix->id, at, &def, &spec);
@@ -915,6 +988,10 @@ static void eval_index_trimmed(pass *x, const sx_rlog *l, check *c, uint64_t at)
         c->exp_active = act;
     if (!act)
         return;
+    if (split) { /* the map's splits, every one (see split_term_state) */
+        def.nlayout = c->ix->n_splits;
+        def.layout = c->ix->splits;
+    }
     tsink s = {c, &def, x->p};
     sx_rlog_docs_at(l, base->scan->docs, base->scan->n_docs, base->at, at, tsink_doc_cb, &s,
                     tsink_unknown_cb, &s);
@@ -1127,7 +1204,7 @@ static void compare_digests(sx_verify_result *r)
         c->exp_active = false;
         /* recomputed at the new positions */
         sx_hmap_free(&c->unknown, NULL);
-        c->nunknown = c->nexcl_parts = 0;
+        c->nunknown = c->nexcl_parts = c->nsplit_unknown = 0;
         free(c->excl_part);
         c->excl_part = NULL;
     }
@@ -1242,6 +1319,7 @@ void sx_verify_result_summary(const sx_verify_result *r, sx_verify_summary *s)
         s->undetermined += c->nunknown;
         s->excluded += c->excluded;
         s->unrecomputed += c->nexcl_parts;
+        s->split_unknown += c->nsplit_unknown;
         if (r->checks[i].error)
             s->failed++;
         else if (r->checks[i].ndiffs)
@@ -1345,6 +1423,8 @@ static void print_check(FILE *out, const sx_verify_result *r, const check *c)
         fprintf(out, " excluded=%" PRIu64, c->excluded);
     if (c->nexcl_parts)
         fprintf(out, " unrecomputed-partitions=%" PRIu64, c->nexcl_parts);
+    if (c->nsplit_unknown)
+        fprintf(out, " split-undetermined=%" PRIu64, c->nsplit_unknown);
     if (c->error)
         fprintf(out, " FAILED: %s\n", c->error);
     else if (c->ndiffs)
@@ -1430,8 +1510,9 @@ void sx_verify_result_print(const sx_verify_result *r, FILE *out)
         fprintf(out,
                 "; %zu trimmed logs: %" PRIu64 " documents from before the log start checked "
                 "against the leader's only, %" PRIu64 " ids (%" PRIu64
-                " served entries) and %zu partition views not determined, not compared",
-                s.trimmed, s.carried, s.undetermined, s.excluded, s.unrecomputed);
+                " served entries) and %zu partition views (%zu of them for a split's place) "
+                "not determined, not compared",
+                s.trimmed, s.carried, s.undetermined, s.excluded, s.unrecomputed, s.split_unknown);
     fputc('\n', out);
 }
 
@@ -1533,6 +1614,8 @@ static json_t *json_check(const sx_verify_result *r, const check *c)
         json_object_set_new(o, "excluded_entries", json_u64(c->excluded));
     if (c->nexcl_parts)
         json_object_set_new(o, "unrecomputed_partitions", json_u64(c->nexcl_parts));
+    if (c->nsplit_unknown)
+        json_object_set_new(o, "split_undetermined", json_u64(c->nsplit_unknown));
     if (c->error)
         json_object_set_new(o, "error", json_bytes(c->error, strlen(c->error)));
     (void)r;
@@ -1609,6 +1692,7 @@ char *sx_verify_result_json(const sx_verify_result *r)
     json_object_set_new(sum, "undetermined", json_u64(s.undetermined));
     json_object_set_new(sum, "excluded_entries", json_u64(s.excluded));
     json_object_set_new(sum, "unrecomputed_partitions", json_u64(s.unrecomputed));
+    json_object_set_new(sum, "split_undetermined", json_u64(s.split_unknown));
     json_object_set_new(root, "summary", sum);
     json_object_set_new(root, "exit", json_integer(sx_verify_result_exit_code(r)));
     char *text = json_dumps(root, JSON_INDENT(2));

@@ -88,7 +88,11 @@ typedef struct sx_verify_result sx_verify_result;
  * (replay.h): documents against the retained log and the leader's copy,
  * index views recomputed from a replica's documents carried through the
  * log; ids whose state the retained log cannot give are left out of the
- * comparison and counted in the result (never a difference).
+ * comparison and counted in the result (never a difference). A split
+ * index's term partitions route by the map's split records, each placed
+ * against the retained log by sx_rlog_split_applied; where that is not
+ * determined, the (term partition, log partition) pair is left out and
+ * counted (split_unknown).
  * A view that cannot be asked (its worker down, no leader to read the log
  * from, a deadline) is a failed check, the others go on. Returns SX_OK with
  * *out (free with sx_verify_result_free) whenever the map was had, even if
@@ -114,6 +118,8 @@ typedef struct sx_verify_summary {
     uint64_t excluded;     /* served index entries left out (of those ids, or of partitions the
                               retained log could not recompute at all) */
     size_t unrecomputed;   /* (index view, log partition) pairs left out whole */
+    size_t split_unknown;  /* of those: a split index's term partitions whose split's place
+                              against the log start is not determined */
 } sx_verify_summary;
 
 void sx_verify_result_summary(const sx_verify_result *r, sx_verify_summary *s);

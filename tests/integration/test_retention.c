@@ -20,6 +20,9 @@
  *    trimmed, and finds no difference while overwrites go on; then one of
  *    those old documents deleted from a follower's store
  *    (kill -9, edit, restart) is found: DIVERGED against the leader's copy.
+ *  - verify on logs trimmed past an online split: a range index split once
+ *    (then the logs trimmed past its markers and its index_start), verify
+ *    is clean and checks the split's shadows, none left out.
  *
  * Not here: snapshots for a replica below the floor (test_snapshot.c).
  *
@@ -36,9 +39,11 @@
 #include "harness.h"
 #include "keys.h"
 #include "query.h"
+#include "rpc.h"
 #include "store.h"
 
 #include "shardex/internal/v1/worker.pb-c.h"
+#include "shardex/v1/shardex.pb-c.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -470,6 +475,150 @@ static void test_verify_trimmed(void **st)
     json_decref(a.js);
 }
 
+/* ------------------------------------------ verify, a split on trimmed logs -- */
+
+/* t0 < 100 <= t1 < 300 <= t2; t1 splits at 200 into 3 = [100, 200) and 4 =
+ * [200, 300). The overwrites (n = their round) stay in t0. */
+static const sx_qindex RIX = {.name = "nr",
+                              .field = "n",
+                              .is_int = true,
+                              .global = true,
+                              .nsplits = 2,
+                              .splits = {{.is_int = true, .i = 100}, {.is_int = true, .i = 300}}};
+
+typedef struct split_arg {
+    state *s;
+    uint32_t done, in_progress; /* out: as ListIndexes said last */
+} split_arg;
+
+static bool split_done(void *arg)
+{
+    split_arg *a = arg;
+    Shardex__V1__ListIndexesResponse *l = NULL;
+    if (sx_q_list_indexes(a->s->c, a->s->c->worker_addr[1], &l, NULL) != SX_OK)
+        return false;
+    const Shardex__V1__IndexInfo *ix = sx_q_find_index(l, RIX.name);
+    if (ix) {
+        a->done = ix->splits_done;
+        a->in_progress = ix->splits_in_progress;
+    }
+    sx_rpc_free(&l->base);
+    return ix && a->done == 1 && a->in_progress == 0;
+}
+
+/* The highest log end of p over every running replica. */
+static uint64_t log_end_of(state *s, uint32_t p)
+{
+    uint64_t end = 0;
+    for (uint32_t i = 0; i < s->c->nworkers; i++) {
+        Shardex__Internal__V1__WorkerStatusResponse *ws = sx_cluster_worker_status(s->c, i);
+        for (size_t k = 0; ws && k < ws->n_replicas; k++)
+            if (ws->replicas[k]->partition == p && ws->replicas[k]->log_end_offset > end)
+                end = ws->replicas[k]->log_end_offset;
+        sx_rpc_free(ws ? &ws->base : NULL);
+    }
+    return end;
+}
+
+/* The check of term partition t of index nr in a verify report, or NULL. */
+static json_t *term_check(json_t *js, uint32_t t)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(js, "checks"), i, c)
+    {
+        const char *ix = json_string_value(json_object_get(c, "index"));
+        if (ix && strcmp(ix, RIX.name) == 0 && jget(c, NULL, "term_partition") == (json_int_t)t)
+            return c;
+    }
+    return NULL;
+}
+
+/* A range index split online, then the logs trimmed past its split markers
+ * and its index_start: verify checks every serving term partition of it,
+ * the split's shadows included (recomputed with the map's split records),
+ * and finds them right. */
+static void test_verify_trimmed_split(void **st)
+{
+    state *s = *st;
+    sx_err err = {0};
+    if (sx_q_create_index(s->c, s->c->worker_addr[0], &RIX, &err) != SX_OK)
+        SX_FX_FAIL(s->c, "CreateIndex nr: %s", err.msg);
+    if (!sx_q_wait_ready(s->c, s->c->worker_addr[1], RIX.name, WAIT_MS))
+        SX_FX_FAIL(s->c, "index nr not READY");
+    /* n = 100, 105, .. 295 in every partition: 20 of each in each shadow. */
+    for (uint32_t p = 0; p < P; p++) {
+        sx_doc_spec old[OLD_DOCS];
+        char tag[16];
+        snprintf(tag, sizeof(tag), "old%u", p);
+        sx_docs_for_partition(s->c, p, tag, old, OLD_DOCS);
+        for (int k = 0; k < OLD_DOCS; k++)
+            old[k].n = 100 + 5 * k;
+        if (sx_docs_put(s->c, p % 3, old, OLD_DOCS, 10000, NULL, &err) != SX_OK)
+            SX_FX_FAIL(s->c, "put old: %s", err.msg);
+    }
+    Shardex__V1__SplitIndexRequest req = SHARDEX__V1__SPLIT_INDEX_REQUEST__INIT;
+    Shardex__V1__Value at = SHARDEX__V1__VALUE__INIT;
+    at.kind_case = SHARDEX__V1__VALUE__KIND_I;
+    at.i = 200;
+    req.name = (char *)RIX.name;
+    req.term_partition = 1;
+    req.at = &at;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts co = {.timeout_ms = 10000};
+    if (sx_rpc_invoke(s->c->rpc, s->c->worker_addr[0], &shardex__v1__shardex__descriptor,
+                      "SplitIndex", &req.base, &resp, &co, &err) != SX_OK)
+        SX_FX_FAIL(s->c, "SplitIndex nr t=1 at 200: %s", err.msg);
+    sx_rpc_free(resp);
+    split_arg sa = {.s = s};
+    SX_FX_WAIT(s->c, split_done, &sa, WAIT_MS, "the split: %u done, %u in progress", sa.done,
+               sa.in_progress);
+    uint64_t marked[P]; /* every split marker of p is at or below */
+    for (uint32_t p = 0; p < P; p++)
+        marked[p] = log_end_of(s, p);
+
+    uint32_t rounds = s->rounds < 12 ? s->rounds : 12;
+    for (uint32_t r = 1; r <= rounds; r++)
+        overwrite_round(s, r);
+    check_bounded(s);
+
+    verify_arg a = {.s = s};
+    SX_FX_WAIT(s->c, verify_clean, &a, WAIT_MS, "verify on the trimmed logs exited %d", a.code);
+    json_t *trims = json_object_get(a.js, "trimmed_logs");
+    assert_int_equal(json_array_size(trims), P);
+    size_t i;
+    json_t *tl;
+    json_array_foreach(trims, i, tl)
+    {
+        json_int_t p = jget(tl, NULL, "partition");
+        assert_true(p >= 0 && p < P);
+        if (jget(tl, NULL, "log_start") <= (json_int_t)marked[p])
+            SX_FX_FAIL(s->c,
+                       "p=%d's log starts at %" PRId64 ", not past its split markers (%" PRIu64 ")",
+                       (int)p, (int64_t)jget(tl, NULL, "log_start"), marked[p]);
+    }
+    /* Every serving term partition checked, none left out; t1 retired. */
+    assert_int_equal(jget(a.js, "summary", "unrecomputed_partitions"), 0);
+    assert_int_equal(jget(a.js, "summary", "split_undetermined"), 0);
+    assert_null(term_check(a.js, 1));
+    for (uint32_t t = 0; t < 5; t++) {
+        if (t == 1)
+            continue;
+        json_t *c = term_check(a.js, t);
+        if (!c)
+            SX_FX_FAIL(s->c, "no check of nr's term partition %u", t);
+        assert_string_equal(json_string_value(json_object_get(c, "status")), "ok");
+        assert_null(json_object_get(c, "unrecomputed_partitions"));
+        /* the old documents: 20 per log partition in each shadow */
+        if (t >= 3)
+            assert_int_equal(jget(c, NULL, "expected_entries"), 20 * P);
+    }
+    print_message("verify clean on %d logs trimmed past the split markers (from %" PRIu64
+                  "): nr's shadows 3 and 4 checked, %" PRId64 " entries each\n",
+                  P, marked[0], (int64_t)jget(term_check(a.js, 3), NULL, "expected_entries"));
+    json_decref(a.js);
+}
+
 int main(void)
 {
     sx_fx_seed();
@@ -478,6 +627,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_overwrite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_during_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_trimmed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_trimmed_split, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

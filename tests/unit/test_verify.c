@@ -2008,6 +2008,424 @@ static void test_replay_split(void **state)
     sx_replay_destroy(r);
 }
 
+/* ---- online splits on a trimmed log ---- */
+
+/* Index 9 "r": ints of field "n", range-partitioned at 100 and 200 (M = 3),
+ * split online twice: split 1 takes t1 = [100, 200) to 3 = [100, 155) and
+ * 4 = [155, 200), done; split 2 takes 3 to 5 = [100, 120) and 6 =
+ * [120, 155), in progress (t3 still serves). One log partition, one worker. */
+#define SQ_TERMS 7
+
+typedef struct sop {
+    char kind; /* 'p' put, 'd' delete, 's' index_start, 'x' split */
+    const char *id;
+    int64_t n;              /* put: the value; split: at */
+    uint32_t seq, term, lo; /* split */
+    bool done;              /* split */
+} sop;
+
+static const sop sqlog[] = {
+    {'p', "d0", 50, 0, 0, 0, false},  /* 1 */
+    {'p', "d1", 150, 0, 0, 0, false}, /* 2 */
+    {'s', NULL, 0, 0, 0, 0, false},   /* 3 */
+    {'p', "d2", 160, 0, 0, 0, false}, /* 4 */
+    {'x', NULL, 155, 1, 1, 3, false}, /* 5 */
+    {'p', "d3", 115, 0, 0, 0, false}, /* 6 */
+    {'p', "d1", 170, 0, 0, 0, false}, /* 7 */
+    {'x', NULL, 155, 1, 1, 3, true},  /* 8 */
+    {'x', NULL, 120, 2, 3, 5, false}, /* 9 */
+    {'p', "d4", 110, 0, 0, 0, false}, /* 10 */
+    {'p', "d5", 250, 0, 0, 0, false}, /* 11 */
+    {'d', "d2", 0, 0, 0, 0, false},   /* 12 */
+    {'p', "d6", 140, 0, 0, 0, false}, /* 13 */
+    {'p', "d0", 125, 0, 0, 0, false}, /* 14 */
+    {'x', NULL, 120, 2, 3, 5, false}, /* 15: a repeat (a write that timed out) */
+};
+#define SQ_N (sizeof(sqlog) / sizeof(sqlog[0]))
+static const char *const sq_ids[] = {"d0", "d1", "d2", "d3", "d4", "d5", "d6"};
+
+typedef struct sq_fake {
+    uint64_t start;        /* the log starts here */
+    uint64_t wm[SQ_TERMS]; /* watermark of each term partition (retired t1: unused) */
+    uint64_t end;          /* the log's end and the replica's applied offset */
+    int32_t bad_term;      /* this term partition serves d1's entry with a wrong version */
+} sq_fake;
+
+typedef struct sq_vals {
+    Shardex__V1__Value v[3];
+    Shardex__V1__Value *pv[2];
+    Shardex__V1__IndexSpec spec;
+} sq_vals;
+
+static void sq_spec(sq_vals *b)
+{
+    for (int i = 0; i < 3; i++) {
+        shardex__v1__value__init(&b->v[i]);
+        b->v[i].kind_case = SHARDEX__V1__VALUE__KIND_I;
+    }
+    b->v[0].i = 100;
+    b->v[1].i = 200;
+    b->pv[0] = &b->v[0];
+    b->pv[1] = &b->v[1];
+    shardex__v1__index_spec__init(&b->spec);
+    b->spec.name = "r";
+    b->spec.field = "n";
+    b->spec.type = SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
+    b->spec.global = true;
+    b->spec.term_partitions = 3;
+    b->spec.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    b->spec.n_split_points = 2;
+    b->spec.split_points = b->pv;
+}
+
+static void sq_split(const sop *o, Shardex__Internal__V1__IndexSplit *sp, Shardex__V1__Value *at)
+{
+    shardex__v1__value__init(at);
+    at->kind_case = SHARDEX__V1__VALUE__KIND_I;
+    at->i = o->n;
+    shardex__internal__v1__index_split__init(sp);
+    sp->index_id = 9;
+    sp->seq = o->seq;
+    sp->term = o->term;
+    sp->at = at;
+    sp->lo = o->lo;
+    sp->hi = o->lo + 1;
+    sp->done = o->done;
+}
+
+/* Log entry o (1-based) packed. */
+static void sq_pack(uint64_t o, sx_buf *b)
+{
+    const sop *x = &sqlog[o - 1];
+    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT, at;
+    Shardex__V1__Field fl = SHARDEX__V1__FIELD__INIT, *fp = &fl;
+    Shardex__V1__Document d = SHARDEX__V1__DOCUMENT__INIT;
+    Shardex__Internal__V1__IndexStart is = SHARDEX__INTERNAL__V1__INDEX_START__INIT;
+    Shardex__Internal__V1__IndexSplit sp;
+    sq_vals sv;
+    if (x->kind == 'p') {
+        v.kind_case = SHARDEX__V1__VALUE__KIND_I;
+        v.i = x->n;
+        fl.name = "n";
+        fl.value = &v;
+        d.id = (char *)x->id;
+        d.n_fields = 1;
+        d.fields = &fp;
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_PUT;
+        op.put = &d;
+    } else if (x->kind == 'd') {
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_DELETE;
+        op.delete_ = (char *)x->id;
+    } else if (x->kind == 's') {
+        sq_spec(&sv);
+        is.index_id = 9;
+        is.spec = &sv.spec;
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START;
+        op.index_start = &is;
+    } else {
+        sq_split(x, &sp, &at);
+        op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT;
+        op.index_split = &sp;
+    }
+    sx_buf_reset(b);
+    sx_buf_reserve(b, shardex__internal__v1__log_op__get_packed_size(&op) + 1);
+    b->len = shardex__internal__v1__log_op__pack(&op, b->data);
+}
+
+/* The whole log replayed to `at` (the truth the fake serves). */
+static sx_replay *sq_replay(uint64_t at)
+{
+    sx_replay *r = sx_replay_create(0);
+    sx_buf b = {0};
+    sx_err err = {0};
+    for (uint64_t o = 1; o <= at; o++) {
+        sq_pack(o, &b);
+        assert_int_equal(sx_replay_apply(r, o, b.data, b.len, &err), SX_OK);
+    }
+    sx_buf_free(&b);
+    return r;
+}
+
+typedef struct sq_collect {
+    uint32_t t;
+    sx_replay_entries *l;
+} sq_collect;
+
+static void sq_collect_cb(void *arg, const uint8_t *key, size_t len, uint32_t term,
+                          uint64_t version)
+{
+    sq_collect *c = arg;
+    if ((term & ~SX_REPLAY_ALSO) == c->t)
+        sx_replay_entries_add(c->l, key, len, version, -1);
+}
+
+static ProtobufCMessage *sq_map(void)
+{
+    Shardex__Internal__V1__ClusterSettings set = SHARDEX__INTERNAL__V1__CLUSTER_SETTINGS__INIT;
+    set.partitions = 1;
+    set.term_partitions = 3;
+    Shardex__Internal__V1__WorkerEntry w = SHARDEX__INTERNAL__V1__WORKER_ENTRY__INIT, *wp = &w;
+    w.id = "w-0";
+    w.address = "w0:1";
+    w.alive = true;
+    int32_t rep = 0;
+    Shardex__Internal__V1__LogPartition lp = SHARDEX__INTERNAL__V1__LOG_PARTITION__INIT, *lpp = &lp;
+    lp.leader = 0;
+    lp.epoch = 3;
+    lp.n_replicas = 1;
+    lp.replicas = &rep;
+    Shardex__Internal__V1__TermPartition tp[SQ_TERMS], *tpp[SQ_TERMS];
+    for (int t = 0; t < SQ_TERMS; t++) {
+        shardex__internal__v1__term_partition__init(&tp[t]);
+        tp[t].owner = t == 1 ? -1 : 0;
+        tp[t].epoch = 10 + (uint64_t)t;
+        tp[t].retired = t == 1;
+        tpp[t] = &tp[t];
+    }
+    sq_vals sv;
+    sq_spec(&sv);
+    /* The map's records are the markers' (the leaders copy them). */
+    Shardex__Internal__V1__IndexSplit sp[2], *spp[2] = {&sp[0], &sp[1]};
+    Shardex__V1__Value at[2];
+    sq_split(&sqlog[7], &sp[0], &at[0]); /* split 1, done */
+    sq_split(&sqlog[8], &sp[1], &at[1]); /* split 2, in progress */
+    Shardex__Internal__V1__IndexEntry ix = SHARDEX__INTERNAL__V1__INDEX_ENTRY__INIT, *ixp = &ix;
+    ix.spec = &sv.spec;
+    ix.id = 9;
+    ix.state = SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY;
+    ix.n_splits = 2;
+    ix.splits = spp;
+    Shardex__Internal__V1__ClusterMap m = SHARDEX__INTERNAL__V1__CLUSTER_MAP__INIT;
+    m.version = 50;
+    m.settings = &set;
+    m.n_workers = 1;
+    m.workers = &wp;
+    m.n_partitions = 1;
+    m.partitions = &lpp;
+    m.n_terms = SQ_TERMS;
+    m.terms = tpp;
+    m.n_indexes = 1;
+    m.indexes = &ixp;
+    return reunpack(&m.base);
+}
+
+static sx_status sq_digest(const sq_fake *f, const Shardex__Internal__V1__DigestRequest *req,
+                           ProtobufCMessage **resp)
+{
+    assert_true(req->term); /* index 9 is global only */
+    assert_int_equal(req->index_id, 9);
+    uint32_t t = req->partition;
+    assert_true(t < SQ_TERMS && t != 1); /* a retired term partition is not asked */
+    assert_int_equal(req->epoch, 10 + t);
+    sx_replay *r = sq_replay(f->wm[t]);
+    sx_replay_entries l = {0};
+    sq_collect c = {t, &l};
+    assert_true(sx_replay_each_entry(r, 9, sq_collect_cb, &c, NULL, NULL));
+    sx_replay_entries_sort(&l);
+    for (size_t i = 0; (int32_t)t == f->bad_term && i < l.n; i++) {
+        Shardex__V1__Value v;
+        sx_buf sb = {0}, id = {0};
+        assert_true(sx_ixkey_split_key(true, l.v[i].key, l.v[i].len, &v, &sb, &id));
+        if (id.len == 2 && memcmp(id.data, "d1", 2) == 0)
+            l.v[i].version += 1000; /* planted: a version d1 never had */
+        sx_buf_free(&sb);
+        sx_buf_free(&id);
+    }
+    *resp = digest_answer(&l, true, req->entries, 0, &f->wm[t], 1);
+    sx_replay_entries_free(&l);
+    sx_replay_destroy(r);
+    return SX_OK;
+}
+
+static sx_status sq_read_log(const sq_fake *f, const Shardex__Internal__V1__ReadLogRequest *req,
+                             ProtobufCMessage **resp, sx_err *err)
+{
+    uint64_t from = req->from_offset ? req->from_offset : f->start;
+    if (from < f->start)
+        return sx_err_set(err, SX_OUT_OF_RANGE, "offset %" PRIu64 " is below the log start", from);
+    Shardex__Internal__V1__ReadLogResponse r = SHARDEX__INTERNAL__V1__READ_LOG_RESPONSE__INIT;
+    r.log_start_offset = f->start;
+    r.log_end_offset = f->end;
+    Shardex__Internal__V1__AppendEntry e[SQ_N], *ep[SQ_N];
+    sx_buf b[SQ_N] = {{0}};
+    for (uint64_t o = from; o <= f->end && r.n_entries < req->max_entries; o++) {
+        size_t i = r.n_entries++;
+        shardex__internal__v1__append_entry__init(&e[i]);
+        sq_pack(o, &b[i]);
+        e[i].epoch = 1;
+        e[i].op.data = b[i].data;
+        e[i].op.len = b[i].len;
+        ep[i] = &e[i];
+    }
+    r.entries = ep;
+    *resp = reunpack(&r.base);
+    for (size_t i = 0; i < SQ_N; i++)
+        sx_buf_free(&b[i]);
+    return SX_OK;
+}
+
+static sx_status sq_scan(const sq_fake *f, ProtobufCMessage **resp)
+{
+    sx_replay *r = sq_replay(f->end);
+    Shardex__Internal__V1__ScanDocsResponse sr = SHARDEX__INTERNAL__V1__SCAN_DOCS_RESPONSE__INIT;
+    Shardex__Internal__V1__StoredDoc sd[7], *sdp[7];
+    for (size_t i = 0; i < 7; i++) {
+        const Shardex__V1__Document *d;
+        uint64_t v;
+        if (!sx_replay_doc(r, sq_ids[i], 2, &v, &d))
+            continue;
+        shardex__internal__v1__stored_doc__init(&sd[sr.n_docs]);
+        sd[sr.n_docs].doc = (Shardex__V1__Document *)d;
+        sd[sr.n_docs].version = v;
+        sdp[sr.n_docs] = &sd[sr.n_docs];
+        sr.n_docs++;
+    }
+    sr.docs = sdp;
+    sr.applied_offset = f->end;
+    *resp = reunpack(&sr.base);
+    sx_replay_destroy(r);
+    return SX_OK;
+}
+
+static sx_status sq_call(void *arg, const char *addr, const ProtobufCServiceDescriptor *svc,
+                         const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                         sx_err *err)
+{
+    const sq_fake *f = arg;
+    (void)svc;
+    *resp = NULL;
+    assert_string_equal(addr, "w0:1");
+    if (strcmp(method, "GetMap") == 0)
+        *resp = sq_map();
+    else if (strcmp(method, "Digest") == 0)
+        return sq_digest(f, (const void *)req, resp);
+    else if (strcmp(method, "ReadLog") == 0)
+        return sq_read_log(f, (const void *)req, resp, err);
+    else if (strcmp(method, "ScanDocs") == 0)
+        return sq_scan(f, resp);
+    else
+        fail_msg("unexpected method %s", method);
+    return SX_OK;
+}
+
+static sx_verify_result *sq_run(sq_fake *f, sx_verify_summary *s)
+{
+    sx_verify_opts o = {.server = "w0:1", .call = sq_call, .call_arg = f, .log_page = 4};
+    sx_verify_result *r = NULL;
+    sx_err err = {0};
+    assert_int_equal(sx_verify_run(&o, &r, &err), SX_OK);
+    sx_verify_result_summary(r, s);
+    return r;
+}
+
+/* The retained log places a split by what it holds (hand-worked cases). */
+static void test_rlog_split(void **state)
+{
+    (void)state;
+    sx_buf b = {0};
+    sx_err err = {0};
+    /* Held from 6: split 1's marker is below, its done marker at 8, split 2
+     * at 9, and its repeat at 15. */
+    sx_rlog *l = sx_rlog_create(0, 6);
+    for (uint64_t o = 6; o <= SQ_N; o++) {
+        sq_pack(o, &b);
+        assert_int_equal(sx_rlog_append(l, o, b.data, b.len, &err), SX_OK);
+    }
+    /* split 1: applied from the done marker (8) on; before, only a bound
+     * (a shadow's watermark within the log) says it was below 6 */
+    assert_int_equal(sx_rlog_split_applied(l, 9, 1, 8, 0), 1);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 1, 7, 0), -1);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 1, 7, 7), 1);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 1, 5, 14), 1);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 1, 7, 99), -1); /* bound past what was read */
+    /* split 2: its marker at 9 follows split 1's done marker at 8: it is
+     * the first, whatever the bound says */
+    assert_int_equal(sx_rlog_split_applied(l, 9, 2, 8, 6), 0);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 2, 9, 0), 1);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 2, 14, 0), 1);
+    /* split 3: not held, split 2 is: not applied anywhere read */
+    assert_int_equal(sx_rlog_split_applied(l, 9, 3, 15, 0), 0);
+    /* another index: nothing held, nothing determined without a bound */
+    assert_int_equal(sx_rlog_split_applied(l, 10, 1, 15, 0), -1);
+    assert_false(sx_rlog_split_done(l, 9, 1, 7));
+    assert_true(sx_rlog_split_done(l, 9, 1, 8));
+    assert_false(sx_rlog_split_done(l, 9, 2, 15));
+    sx_rlog_destroy(l);
+
+    /* Held from 15: only the repeat of split 2. At 14 it may be the first
+     * marker or a repeat of one below: a bound below 15 says which. */
+    l = sx_rlog_create(0, 15);
+    sq_pack(15, &b);
+    assert_int_equal(sx_rlog_append(l, 15, b.data, b.len, &err), SX_OK);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 2, 14, 0), -1);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 2, 14, 15), -1);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 2, 14, 14), 1);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 1, 14, 0), -1);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 2, 15, 0), 1);
+    assert_int_equal(sx_rlog_split_applied(l, 9, 1, 15, 0), 1); /* split 2 implies split 1 */
+    sx_rlog_destroy(l);
+    sx_buf_free(&b);
+}
+
+/* A split index on a log trimmed past its split markers (and its
+ * index_start): every serving term partition, the two splits' shadows and
+ * the parent of the one in progress included, is recomputed from the
+ * leader's documents with the map's split records, at whatever start; a
+ * wrong entry planted in a shadow is found. */
+static void test_run_trimmed_split(void **state)
+{
+    (void)state;
+    static const uint64_t starts[] = {1, 4, 6, 9, 10, 12, 15};
+    for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
+        sq_fake f = {.start = starts[i], .end = SQ_N, .bad_term = -1};
+        static const uint64_t wm[SQ_TERMS] = {15, 0, 13, 12, 15, 14, 15};
+        memcpy(f.wm, wm, sizeof(wm));
+        for (int t = 0; t < SQ_TERMS; t++) /* at or above start - 1, as the log hold keeps them */
+            f.wm[t] = t == 1 ? 0 : f.wm[t] < f.start - 1 ? f.start - 1 : f.wm[t];
+        sx_verify_summary s;
+        sx_verify_result *r = sq_run(&f, &s);
+        char *text = report(r);
+        if (getenv("SHARDEX_TEST_VERBOSE"))
+            printf("start=%" PRIu64 ":\n%s", f.start, text);
+        assert_int_equal(s.checks, 1 + SQ_TERMS - 1); /* documents, 6 serving term partitions */
+        if (s.ok != s.checks)
+            fail_msg("start=%" PRIu64 ": not clean:\n%s", f.start, text);
+        assert_int_equal(s.trimmed, f.start > 1);
+        assert_int_equal(s.unrecomputed, 0); /* checked, not left out */
+        assert_int_equal(s.split_unknown, 0);
+        /* what each holds, as the full replay gives it */
+        expect_line(text, "global idx=r t=3 ");
+        expect_line(text, "entries=1 ok"); /* t4: d1 */
+        sx_verify_result_free(r);
+        free(text);
+
+        f.bad_term = 4; /* a shadow of the done split */
+        r = sq_run(&f, &s);
+        text = report(r);
+        if (s.wrong != 1 || s.diffs != 1)
+            fail_msg("start=%" PRIu64 ": the planted entry not found alone:\n%s", f.start, text);
+        expect_line(text,
+                    "WRONG-VERSION global idx=r t=4 value=170 id=\"d1\" served=1007 expected=7");
+        sx_verify_result_free(r);
+        free(text);
+    }
+    /* Where the log holds split 2's marker (9) after split 1's done marker
+     * (8), the log places it, above a bound: t5 at watermark 8 holds
+     * nothing yet, and is expected to. */
+    sq_fake f = {.start = 6, .end = SQ_N, .bad_term = -1};
+    static const uint64_t wm[SQ_TERMS] = {15, 0, 13, 12, 15, 8, 15};
+    memcpy(f.wm, wm, sizeof(wm));
+    sx_verify_summary s;
+    sx_verify_result *r = sq_run(&f, &s);
+    char *text = report(r);
+    if (s.ok != s.checks || s.unrecomputed)
+        fail_msg("not clean:\n%s", text);
+    expect_line(text, "global idx=r t=5 wm=8..8 entries=0 ok");
+    sx_verify_result_free(r);
+    free(text);
+}
+
 int main(void)
 {
     seed = sx_fx_seed();
@@ -2028,6 +2446,8 @@ int main(void)
         cmocka_unit_test(test_run_unavailable_and_bad_logs),
         cmocka_unit_test(test_rlog),
         cmocka_unit_test(test_run_trimmed),
+        cmocka_unit_test(test_rlog_split),
+        cmocka_unit_test(test_run_trimmed_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
