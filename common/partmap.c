@@ -218,6 +218,13 @@ bool sx_partmap_in_isr(const sx_partmap *pm, uint32_t p, int32_t w)
     return lp && w >= 0 && sx_clustermap_has(lp->isr, (uint32_t)lp->n_isr, w);
 }
 
+bool sx_partmap_may_drop(const sx_partmap *pm, uint32_t p, int32_t w)
+{
+    const Shardex__Internal__V1__LogPartition *lp = sx_partmap_part(pm, p);
+    return lp && w >= 0 && !sx_partmap_hosts(pm, p, w) && !sx_partmap_in_isr(pm, p, w) &&
+           !sx_clustermap_has(lp->elr, (uint32_t)lp->n_elr, w);
+}
+
 sx_status sx_partmap_leader_target(const sx_partmap *pm, uint32_t p, sx_partmap_target *out,
                                    sx_err *err)
 {

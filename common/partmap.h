@@ -83,6 +83,11 @@ int32_t sx_partmap_leader(const sx_partmap *pm, uint32_t p);
 bool sx_partmap_leads(const sx_partmap *pm, uint32_t p);
 bool sx_partmap_hosts(const sx_partmap *pm, uint32_t p, int32_t w);
 bool sx_partmap_in_isr(const sx_partmap *pm, uint32_t p, int32_t w);
+/* Whether worker w (>= 0) may delete its store of p: pm names it neither
+ * among p's replicas nor in its ISR or ELR, whose members may be elected
+ * (their data may hold acknowledged writes). False for an unknown p. Whether
+ * pm is new enough to act on is the caller's (worker/replica.c). */
+bool sx_partmap_may_drop(const sx_partmap *pm, uint32_t p, int32_t w);
 /* Where to send a call for p: its leader, alive. SX_UNAVAILABLE ("partition
  * 3 has no live leader") otherwise. */
 sx_status sx_partmap_leader_target(const sx_partmap *pm, uint32_t p, sx_partmap_target *out,

@@ -71,6 +71,7 @@ sx_status sx_adminservice_status(sx_rpc_call *call, const ProtobufCMessage *reqm
     }
     sx_partmap_release(v.map);
     resp->n_replicas = replica_states(call, w->replicas, &resp->replicas);
+    sx_replica_counts(w->replicas, &resp->snapshots_installed, &resp->stores_dropped);
     return SX_OK;
 }
 

@@ -17,7 +17,7 @@
 #define ERROR_MS 1000     /* a chunk failed: try again after this */
 #define MAX_PAUSE_MS 1000 /* the throttle's longest pause between chunks */
 #define MIN_CHUNK 10
-#define BUCKETS_MAX 32
+#define BUCKETS_MAX SX_BFTHROTTLE_BUCKETS_MAX
 
 struct sx_backfill {
     sx_backfill_opts o;
@@ -37,20 +37,7 @@ struct sx_backfill {
 /* The watched histograms' counts, summed: *nb bounds into bounds. */
 static void read_counts(sx_backfill *b, uint64_t *counts, const double **bounds, size_t *nb)
 {
-    memset(counts, 0, (BUCKETS_MAX + 1) * sizeof(*counts));
-    *nb = 0;
-    *bounds = NULL;
-    for (size_t i = 0; i < SX_BACKFILL_WATCH_MAX; i++) {
-        uint64_t c[BUCKETS_MAX + 1];
-        const double *bd;
-        size_t n = sx_histogram_counts(b->o.watch[i], &bd, c, BUCKETS_MAX + 1);
-        if (!n || n > BUCKETS_MAX || (*nb && n != *nb))
-            continue;
-        *nb = n;
-        *bounds = bd;
-        for (size_t k = 0; k <= n; k++)
-            counts[k] += c[k];
-    }
+    *nb = sx_bfthrottle_read(b->o.watch, SX_BACKFILL_WATCH_MAX, counts, BUCKETS_MAX + 1, bounds);
 }
 
 /* At the end of a window: its p99 to the throttle. */
@@ -82,11 +69,14 @@ static bool one_chunk(sx_backfill *b, bool *failed)
     for (uint32_t i = 0; i < P; i++) {
         uint32_t p = (b->next + i) % P;
         sx_replica_view v;
-        if (!sx_replica_get_view(b->replicas, p, &v) || !v.ix)
+        if (!sx_replica_get_view(b->replicas, p, &v) || !v.ix) {
+            sx_replica_view_release(&v);
             continue;
+        }
         sx_pindex_step step;
         sx_err err = {0};
         sx_status st = sx_pindex_backfill_step(v.ix, b->th.chunk, &step, &err);
+        sx_replica_view_release(&v); /* its store: a swap or a drop waits for it */
         if (st != SX_OK) {
             SX_LOG(SX_LOG_WARN, "backfill", "partition=%u index=%" PRIu64 " chunk failed: %s", p,
                    step.index_id, err.msg);

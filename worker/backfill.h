@@ -8,8 +8,9 @@
  *
  * Between chunks it holds no lock; a chunk holds its partition's plog mutex
  * for its documents only. It does not decide what is complete for the
- * cluster: the shipper (ixlead.c) holds a global index's streams below the
- * marker until the chunk that finishes, and reports the partition done.
+ * cluster: the shipper (ixlead.c) rebuilds a global index's term partitions
+ * from snapshots (the chunks write no outbox), and reports the partition
+ * done after the chunk that finishes and the term partitions' acknowledgement.
  *
  * Thread-safety: create, start, stop and destroy from the main thread.
  */
@@ -29,7 +30,9 @@ typedef struct sx_backfill_opts {
     uint64_t max_write_p99_ms; /* throttle's bound; 0: unthrottled */
     uint32_t max_chunk;        /* documents per chunk at most; 0: SX_BACKFILL_CHUNK_DEFAULT */
     /* The foreground write latencies the throttle watches (sharing one set of
-     * bounds), borrowed for the thread's life; NULL entries are skipped. */
+     * bounds: sx_bfthrottle_read), borrowed for the thread's life; NULL
+     * entries are skipped. The worker's: Put and Delete acknowledgements it
+     * routed, and the Replication.Write calls it led for other routers. */
     sx_histogram *watch[SX_BACKFILL_WATCH_MAX];
 } sx_backfill_opts;
 

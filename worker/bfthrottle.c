@@ -1,6 +1,8 @@
 /* bfthrottle.c: see bfthrottle.h. */
 #include "bfthrottle.h"
 
+#include <string.h>
+
 #define PAUSE_STEP_MS 5 /* the first pause when the p99 goes over */
 
 void sx_bfthrottle_init(sx_bfthrottle *t, double target_s, uint32_t min_chunk, uint32_t max_chunk,
@@ -60,4 +62,25 @@ double sx_bfthrottle_quantile(const double *bounds, size_t nb, const uint64_t *b
             return bounds[i];
     }
     return nb ? bounds[nb - 1] * 2 : 0;
+}
+
+size_t sx_bfthrottle_read(sx_histogram *const *watch, size_t n, uint64_t *counts, size_t cap,
+                          const double **bounds)
+{
+    memset(counts, 0, cap * sizeof(*counts));
+    size_t nb = 0;
+    *bounds = NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t c[SX_BFTHROTTLE_BUCKETS_MAX + 1];
+        const double *bd;
+        size_t k = sx_histogram_counts(watch[i], &bd, c, SX_BFTHROTTLE_BUCKETS_MAX + 1);
+        if (!k || k >= cap || k > SX_BFTHROTTLE_BUCKETS_MAX ||
+            (nb && (k != nb || memcmp(bd, *bounds, k * sizeof(*bd)) != 0)))
+            continue;
+        nb = k;
+        *bounds = bd;
+        for (size_t j = 0; j <= k; j++)
+            counts[j] += c[j];
+    }
+    return nb;
 }

@@ -1,6 +1,7 @@
 /* bfthrottle.h: how fast an index backfill may go (worker/backfill.c), as a
  * pure controller: no clock, no threads. The backfill thread feeds it the p99
- * of the worker's foreground writes over the last window and takes from it
+ * of the worker's foreground writes over the last window (the ones it routed
+ * and the ones it led as a log partition's leader: sx_bfthrottle_read) and takes from it
  * the size of the next chunk and the pause before it.
  *
  * AIMD, as TCP does for the same trade (throughput against others' latency):
@@ -12,6 +13,8 @@
  */
 #ifndef SX_BFTHROTTLE_H
 #define SX_BFTHROTTLE_H
+
+#include "metrics.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -39,5 +42,16 @@ void sx_bfthrottle_update(sx_bfthrottle *t, double p99);
  * in (the last bound, doubled, for +Inf). Negative when no observation. */
 double sx_bfthrottle_quantile(const double *bounds, size_t nb, const uint64_t *before,
                               const uint64_t *after, double q);
+
+/* The controller's input, read: the bucket counts of the n watched
+ * histograms (NULL ones skipped; those whose bounds differ from the first's,
+ * or more than cap - 1 of them, too), summed into counts (cap entries).
+ * Returns the number of bounds (0: none watched) and points *bounds at them.
+ * The backfill watches the writes this worker routes (shardex_write_ack_seconds)
+ * and those it leads for other routers (shardex_lead_write_seconds). */
+#define SX_BFTHROTTLE_BUCKETS_MAX 32 /* a histogram of more bounds is not read */
+
+size_t sx_bfthrottle_read(sx_histogram *const *watch, size_t n, uint64_t *counts, size_t cap,
+                          const double **bounds);
 
 #endif

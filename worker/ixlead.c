@@ -56,6 +56,7 @@ typedef struct stream {
      * The loop thread owns rb; answers set rb_abort (start again from chunk
      * 0 with a new id: an error, a refusal, a new owner) or rb_done. */
     sx_pindex_rebuild_cursor *rb;
+    sx_replica_store *rb_store; /* a reference to the store rb reads (replica.h) */
     uint64_t rb_id;
     uint32_t rb_chunk; /* the next chunk to send */
     bool rb_abort, rb_done;
@@ -356,18 +357,29 @@ static uint64_t new_rebuild_id(void)
     return id ? id : n;
 }
 
+/* Ends s's rebuild cursor (its snapshot), then lets its store go. */
+static void rebuild_end(stream *s)
+{
+    sx_pindex_rebuild_end(s->rb);
+    sx_replica_store_unref(s->rb_store);
+    s->rb = NULL;
+    s->rb_store = NULL;
+}
+
 /* Ends s's rebuild cursor once its rebuild is done or given up. Loop thread. */
 static void rebuild_settle(sx_ixlead *l, stream *s)
 {
     pthread_mutex_lock(&l->mu);
-    sx_pindex_rebuild_cursor *old = NULL;
+    stream old = {0};
     if (s->rb_abort || s->rb_done) {
-        old = s->rb;
+        old.rb = s->rb;
+        old.rb_store = s->rb_store;
         s->rb = NULL;
+        s->rb_store = NULL;
         s->rb_abort = s->rb_done = false;
     }
     pthread_mutex_unlock(&l->mu);
-    sx_pindex_rebuild_end(old);
+    rebuild_end(&old);
 }
 
 /* The next chunk of s's rebuild into req (a new rebuild when none is in
@@ -380,6 +392,7 @@ static sx_status rebuild_chunk(sx_ixlead *l, stream *s, const sx_replica_view *v
         sx_status st = sx_pindex_rebuild_begin(v->ix, s->id, s->t, &s->rb, &at, err);
         if (st != SX_OK)
             return st;
+        s->rb_store = sx_replica_store_ref(v->store); /* the cursor outlives the view */
         s->rb_id = new_rebuild_id();
         s->rb_chunk = 0;
         SX_LOG(SX_LOG_INFO, "ixlead",
@@ -393,8 +406,7 @@ static sx_status rebuild_chunk(sx_ixlead *l, stream *s, const sx_replica_view *v
     sx_status st =
         sx_pindex_rebuild_next(s->rb, l->rebuild_chunk, &c->arena, &req->changes, &n, &last, err);
     if (st != SX_OK) {
-        sx_pindex_rebuild_end(s->rb);
-        s->rb = NULL;
+        rebuild_end(s);
         return st;
     }
     req->n_changes = n;
@@ -413,22 +425,18 @@ static sx_status rebuild_chunk(sx_ixlead *l, stream *s, const sx_replica_view *v
     return SX_OK;
 }
 
-/* One step of stream s: at most one batch sent. hold: the offset of the
- * index's marker while its backfill runs here (0: none): the outbox at it is
- * still growing, so nothing at or past it is shipped, unless the owner has it
- * already (a former leader's complete backfill, or a rebuild). Nor is
- * anything below it: the offsets before the marker carry no change of the
- * index, and a watermark above 0 is what makes the owner serve scans
- * (tstore.c), so it must not move before the backfill has shipped. */
-static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint32_t P,
-                        uint64_t hold)
+/* One step of stream s: at most one batch sent. A new index needs no hold
+ * while its backfill runs here: its marker sets the outbox floor to its
+ * offset C and its chunks write no outbox, so a term partition below C is
+ * rebuilt from a snapshot at an applied offset >= C (which reads the
+ * documents, whatever the local backfill's progress), and the outbox after
+ * it holds only the live changes (docs/indexes.md "Backfill in chunks"). */
+static void stream_step(sx_ixlead *l, stream *s, const sx_replica_view *v, uint32_t P)
 {
     rebuild_settle(l, s);
     uint64_t now = sx_clock_now_ms();
     pthread_mutex_lock(&l->mu);
     uint64_t upto = v->applied;
-    if (hold && s->acked < hold && upto > s->acked)
-        upto = s->acked;
     bool idle = now - s->last_send_ms >= SHIP_IDLE_MS;
     /* a rebuild sends its next chunk as soon as the previous one is applied */
     bool rebuilding = s->known && s->acked < s->trimmed;
@@ -730,7 +738,7 @@ static void lead_partition(sx_ixlead *l, uint32_t p, const sx_replica_view *v, c
                 stream *s = get_stream(l, p, e->id, t, v->epoch, tp, m, active[k].is_int, v->ix);
                 if (!s->addr[0])
                     continue;
-                stream_step(l, s, v, P, active[k].filling ? active[k].start : 0);
+                stream_step(l, s, v, P);
                 stream_trim(l, s, v);
             }
         }
@@ -764,6 +772,7 @@ static void *loop_main(void *arg)
             sx_replica_view v;
             if (sx_replica_get_view(l->replicas, p, &v) && v.leading)
                 lead_partition(l, p, &v, mv.map);
+            sx_replica_view_release(&v);
         }
         sx_partmap_release(mv.map);
 
@@ -774,7 +783,7 @@ static void *loop_main(void *arg)
             stream *s = *sp;
             if (!s->seen && s->calls == 0) {
                 *sp = s->next;
-                sx_pindex_rebuild_end(s->rb); /* its snapshot, before the replica goes */
+                rebuild_end(s); /* its snapshot, and its store */
                 free(s);
             } else {
                 if (!s->seen)
@@ -835,10 +844,8 @@ void sx_ixlead_stop(sx_ixlead *l)
     while (l->inflight > 0)
         pthread_cond_wait(&l->cv, &l->mu);
     /* Rebuild snapshots are the replicas', which are destroyed next. */
-    for (stream *s = l->streams; s; s = s->next) {
-        sx_pindex_rebuild_end(s->rb);
-        s->rb = NULL;
-    }
+    for (stream *s = l->streams; s; s = s->next)
+        rebuild_end(s);
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -870,10 +877,13 @@ size_t sx_ixlead_reports(sx_replica_set *replicas, sx_arena *arena,
     *out = NULL;
     for (uint32_t p = 0; p < P; p++) {
         sx_replica_view v;
-        if (!sx_replica_get_view(replicas, p, &v) || !v.leading)
+        if (!sx_replica_get_view(replicas, p, &v) || !v.leading) {
+            sx_replica_view_release(&v);
             continue;
+        }
         size_t na = 0;
         sx_pindex_info *active = sx_pindex_list(v.ix, &na);
+        sx_replica_view_release(&v);
         for (size_t k = 0; k < na; k++) {
             if (n == cap) {
                 cap = cap ? 2 * cap : 64;

@@ -22,10 +22,13 @@
  *             are trimmed from the outbox. A split's shadows get streams only
  *             once its marker is applied here (their outbox floor, the marker's
  *             offset, makes their first shipment a rebuild); a term partition
- *             the map retired gets none, and its outbox is trimmed.
- *   backfill  once an index's marker is applied and (global) every term
- *             partition acknowledged it, the partition reports its backfill
- *             done to the coordinator (READY when every partition did).
+ *             the map retired gets none, and its outbox is trimmed. So does
+ *             a new global index: its index_start marker sets every term
+ *             partition's floor, and the backfill writes no outbox.
+ *   backfill  once an index's marker is applied, its backfill is done here
+ *             and (global) every term partition acknowledged it (a rebuild's
+ *             watermark A >= C), the partition reports its backfill done to
+ *             the coordinator (READY when every partition did).
  *
  * Followers ship nothing and keep their outbox whole (see docs/indexes.md).
  */

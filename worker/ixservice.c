@@ -64,6 +64,7 @@ static sx_status scan_follower(sx_rpc_call *call, sx_worker_ctx *w,
         return st;
     /* The snapshot is taken after the bound was: it holds at least as much. */
     st = scan_index(&v, req, sx_rpc_call_arena(call), resp, err);
+    sx_replica_view_release(&v);
     resp->staleness_ms = stale;
     resp->follower = true;
     return st;
@@ -76,18 +77,24 @@ sx_status sx_ixservice_scan_local(sx_rpc_call *call, const ProtobufCMessage *req
     const Shardex__Internal__V1__ScanRequest *req = (const void *)reqm;
     Shardex__Internal__V1__ScanResponse *resp = (void *)respm;
     sx_replica_view v;
-    if (req->follower_max_staleness_ms && sx_replica_get_view(w->replicas, req->partition, &v) &&
-        !v.leading)
-        return scan_follower(call, w, req, resp, err);
+    if (req->follower_max_staleness_ms && sx_replica_get_view(w->replicas, req->partition, &v)) {
+        bool leading = v.leading;
+        sx_replica_view_release(&v);
+        if (!leading)
+            return scan_follower(call, w, req, resp, err);
+    }
     uint64_t after = after_of(req);
     sx_status st = sx_replica_wait_applied(w->replicas, req->partition, after,
                                            sx_rpc_call_deadline_or_default(call), err);
     if (st != SX_OK)
         return st;
-    if (!sx_replica_get_view(w->replicas, req->partition, &v) || !v.leading)
+    if (!sx_replica_get_view(w->replicas, req->partition, &v) || !v.leading) {
+        sx_replica_view_release(&v);
         return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now",
                           req->partition);
+    }
     st = scan_index(&v, req, sx_rpc_call_arena(call), resp, err);
+    sx_replica_view_release(&v);
     resp->staleness_ms = v.stale_ms;
     return st;
 }
@@ -103,5 +110,7 @@ sx_status sx_ixservice_digest(sx_rpc_call *call, const ProtobufCMessage *reqm,
     if (!sx_replica_get_view(w->replicas, req->partition, &v))
         return sx_err_set(err, SX_NOT_FOUND, "partition %u is not hosted on this worker",
                           req->partition);
-    return sx_pindex_digest(v.ix, req, sx_rpc_call_arena(call), (void *)respm, err);
+    sx_status st = sx_pindex_digest(v.ix, req, sx_rpc_call_arena(call), (void *)respm, err);
+    sx_replica_view_release(&v);
+    return st;
 }

@@ -151,7 +151,8 @@ static const sx_flag flags[] = {
      .min = 0,
      .max = 60000,
      .help = "bound on this worker's foreground write latency (p99 of the Puts and Deletes it "
-             "acknowledges, over 200 ms windows) while it backfills a new index: the backfill's "
+             "acknowledges and of the writes other workers route to partitions it leads, over "
+             "200 ms windows) while it backfills a new index: the backfill's "
              "chunks shrink and pauses between them grow while the p99 is above it, and grow "
              "back below it; 0: unthrottled (the backfill runs flat out)"},
     {.name = "backfill-chunk",
@@ -442,7 +443,7 @@ static sx_status join(const config *cfg, worker *w, sx_err *err)
     w->backfill = sx_backfill_create(&(sx_backfill_opts){
         .max_write_p99_ms = cfg->backfill_max_write_p99_ms,
         .max_chunk = cfg->backfill_chunk,
-        .watch = {w->ctx.m.put_ack, w->ctx.m.delete_ack},
+        .watch = {w->ctx.m.put_ack, w->ctx.m.delete_ack, w->ctx.m.lead_write},
     });
     sx_backfill_start(w->backfill, w->ctx.replicas);
     return SX_OK;

@@ -314,12 +314,25 @@ static void outbox_discard(ix *x)
         x->out[t].len = 0;
 }
 
-/* Adds one index change (local entry and outbox) to batch; its term
+/* Writes index id's outbox floor of term partition t: the outbox of t holds
+ * nothing at or below offset, so a term partition acknowledged below it is
+ * rebuilt from a snapshot (ixlead.c). */
+static void write_floor(sx_pindex *pi, sx_batch *b, uint64_t id, uint32_t t, uint64_t offset)
+{
+    key_id_t(&pi->k, TAG_FLOOR, id, t);
+    pi->v.len = 0;
+    sx_key_append_u64(&pi->v, offset);
+    sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+}
+
+/* Adds one index change to batch: the local entry, and the outbox unless
+ * a backfill chunk (local_only: a new index's term partitions are rebuilt
+ * from a snapshot, not shipped from the marker's offset). Its term
  * partitions are those of an entry of route_version (ixkey.h: a salted
  * value's entry lives by its version). */
-static void change_routed(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey,
-                          size_t vlen, const char *id, size_t id_len, uint64_t offset,
-                          uint64_t version, uint64_t route_version)
+static void change_to(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey,
+                      size_t vlen, const char *id, size_t id_len, uint64_t offset, uint64_t version,
+                      uint64_t route_version, bool local_only)
 {
     if (x->def.local) {
         key_id(&pi->k, TAG_LOCAL, x->def.id);
@@ -332,7 +345,7 @@ static void change_routed(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const 
             sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
         }
     }
-    if (x->def.global) {
+    if (x->def.global && !local_only) {
         /* During a split, a change of the parent's range goes to the parent
          * and to the shadow that owns its value (ixkey.h). */
         uint32_t ts[2];
@@ -420,7 +433,7 @@ size_t sx_pindex_hot(sx_pindex *pi, uint64_t id, size_t max, sx_arena *arena,
 static void change(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey, size_t vlen,
                    const char *id, size_t id_len, uint64_t offset, uint64_t version)
 {
-    change_routed(pi, b, x, remove, vkey, vlen, id, id_len, offset, version, version);
+    change_to(pi, b, x, remove, vkey, vlen, id, id_len, offset, version, version, false);
 }
 
 /* A value the document keeps across an overwrite: its entry is rewritten
@@ -503,8 +516,8 @@ static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *i
                           old_version);
                 continue;
             }
-            change_routed(pi, b, x, true, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset,
-                          offset, old_version);
+            change_to(pi, b, x, true, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset, offset,
+                      old_version, false);
         }
         for (size_t k = 0; k < nv.n; k++) {
             change(pi, b, x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len, offset,
@@ -626,12 +639,8 @@ static sx_status observe_split(sx_pindex *pi, sx_batch *b, uint64_t offset,
             write_split(pi, b, prev);
             shardex__internal__v1__index_split__free_unpacked(prev, &pb_allocator);
         }
-        for (uint32_t t = sp->lo; t <= sp->hi; t++) {
-            key_id_t(&pi->k, TAG_FLOOR, x->def.id, t);
-            pi->v.len = 0;
-            sx_key_append_u64(&pi->v, offset);
-            sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
-        }
+        for (uint32_t t = sp->lo; t <= sp->hi; t++)
+            write_floor(pi, b, x->def.id, t, offset);
     }
     Shardex__Internal__V1__IndexSplit *rec = split_dup(sp);
     write_split(pi, b, rec);
@@ -751,6 +760,13 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
         x.fill.running = true;
         write_fill(pi, b, x.def.id, &x.fill, &x.fill.last);
         write_mistyped(pi, b, &x);
+        /* A global index's outboxes start here (docs/indexes.md, "Backfill
+         * in chunks"): its chunks write no outbox, so every term partition
+         * is below the floor and its leader rebuilds it in chunks from a
+         * snapshot at an applied offset >= C. The same rows on every
+         * replica: they come from the log. */
+        for (uint32_t t = 0; x.def.global && t < sx_ixkey_term_count(&x.def); t++)
+            write_floor(pi, b, x.def.id, t, offset);
         pi->pending_start = x;
         SX_LOG(SX_LOG_INFO, "index",
                "partition=%u index started id=%" PRIu64 " name=%s at=%" PRIu64 " backfilling",
@@ -886,8 +902,8 @@ static bool chunk_doc(void *arg, const char *id, size_t id_len, uint64_t version
     nv.n = sx_ixkey_doc_values(&c->x->def, d, &pi->vals, nv.offs, nv.lens, SX_DOC_FIELDS_MAX,
                                &nv.mistyped);
     for (size_t k = 0; k < nv.n; k++)
-        change(pi, c->b, c->x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len,
-               c->x->start, version);
+        change_to(pi, c->b, c->x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len,
+                  c->x->start, version, version, true);
     if (nv.mistyped)
         c->x->delta++;
     c->indexed++;

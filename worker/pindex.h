@@ -18,27 +18,29 @@
  *       snapshot; the marker again with done: t gets nothing more.
  *
  * Every replica applies the same log, so every replica holds the same local
- * entries and the same outbox (up to the backfill's offset C, below): a new
- * leader resumes shipping from its own.
+ * entries and the same outbox: a new leader resumes shipping from its own.
  *
  * Backfill, in chunks (docs/indexes.md, "Backfill in chunks"). States of an
  * index on one replica, in its 'B' row:
  *
  *   RUNNING(cursor)  written with the catalog row by the marker at C (cursor:
- *                    none). Each sx_pindex_backfill_step (the worker's
- *                    backfill thread) takes the plog's mutex, passes up to
- *                    max documents in id order after the cursor, indexes
- *                    those whose version is <= C (local entries, outbox
- *                    changes at offset C, mistyped count), and writes them
- *                    with the new cursor in one batch; applies run between
- *                    chunks. A restart resumes from the durable cursor.
+ *                    none), and for a global index every term partition's
+ *                    outbox floor 'F' = C: its term partitions are rebuilt
+ *                    from a snapshot at an applied offset >= C (ixlead.c).
+ *                    Each sx_pindex_backfill_step (the worker's backfill
+ *                    thread) takes the plog's mutex, passes up to max
+ *                    documents in id order after the cursor, indexes those
+ *                    whose version is <= C (local entries and the mistyped
+ *                    count; no outbox), and writes them with the new cursor
+ *                    in one batch; applies run between chunks. A restart
+ *                    resumes from the durable cursor.
  *   DONE             the chunk that reached the last document.
  *
  * Why exact: a document written after C was indexed by the apply path (and
  * the chunk skips it: its version is > C); one deleted after C is absent; one
  * untouched since C has version <= C and is indexed by the chunk that passes
- * it. While RUNNING, local scans are refused (UNAVAILABLE) and the leader
- * ships nothing at or past C for the index (the outbox at C still grows).
+ * it. While RUNNING, local scans are refused (UNAVAILABLE); the term
+ * partitions do not depend on it (their rebuild reads the documents).
  *
  * Key layout in the plog's store (numbers big-endian via common/keys.h):
  *   'I' u64 id                         -> u64 start offset C, packed IndexSpec
@@ -47,6 +49,7 @@
  *   'O' u64 id u32 t u64 last u32 seq  -> the changes of one batch to t, packed (outbox;
  *                                         pindex.c, "outbox records")
  *   'F' u64 id u32 t                   -> u64 offset up to which the outbox was trimmed
+ *                                         (or started: an index_start or split marker's)
  *   'S' u64 id u32 seq                 -> packed IndexSplit, as applied (done when marked)
  *   'B' u64 id                         -> backfill state and cursor (pindex.c, write_fill;
  *                                         absent: done, before chunked backfills)
@@ -98,10 +101,10 @@ typedef struct sx_pindex_info {
     uint32_t nsplits;     /* index_split markers applied */
     bool last_split_done; /* the last of them was marked done */
     uint32_t nsalts;      /* index_salt markers applied */
-    bool filling;        /* its backfill is RUNNING here */
-    uint64_t fill_done;  /* documents the backfill passed */
-    uint64_t fill_total; /* about the documents at its marker (0 until counted) */
-    double fill_rate;    /* documents/s since this process began it (0: not known yet) */
+    bool filling;         /* its backfill is RUNNING here */
+    uint64_t fill_done;   /* documents the backfill passed */
+    uint64_t fill_total;  /* about the documents at its marker (0 until counted) */
+    double fill_rate;     /* documents/s since this process began it (0: not known yet) */
 } sx_pindex_info;
 
 /* Every active index (*n of them), copied; the caller frees the array. */

@@ -688,11 +688,19 @@ static sx_status trim_batch_locked(sx_plog *p, uint64_t upto, sx_err *err)
     return st;
 }
 
+bool sx_plog_compact_due(sx_plog *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool due = p->start - p->compacted >= TRIM_COMPACT_ENTRIES;
+    pthread_mutex_unlock(&p->mu);
+    return due;
+}
+
 /* Compacts everything below the start once TRIM_COMPACT_ENTRIES more were
  * trimmed: from the first key of the store (the documents' 'D' keys sort
  * before 'L', and their overwritten versions share files with the log) to
  * the start's log key. Without the mutex: LevelDB compacts beside writes. */
-static void compact_trimmed(sx_plog *p)
+void sx_plog_compact_trimmed(sx_plog *p)
 {
     pthread_mutex_lock(&p->mu);
     uint64_t start = p->start;
@@ -733,8 +741,6 @@ sx_status sx_plog_trim(sx_plog *p, uint64_t floor, uint64_t *removed, sx_err *er
         /* Tests kill -9 here: the store holds a log starting at upto. */
         SX_CRASH_POINT("plog-trim-batch");
     }
-    if (st == SX_OK)
-        compact_trimmed(p);
     if (removed)
         *removed = gone;
     return st;

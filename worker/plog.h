@@ -149,6 +149,16 @@ sx_status sx_plog_truncate(sx_plog *p, uint64_t offset, sx_err *err);
  * batches leaves a log that starts where the last written batch put it. */
 sx_status sx_plog_trim(sx_plog *p, uint64_t floor, uint64_t *removed, sx_err *err);
 
+/* LevelDB keeps trimmed entries (and the overwritten documents in the same
+ * files) on disk until a compaction merges their files, which under steady
+ * overwrites comes far later than the retention asks. So once 65,536 more
+ * entries were trimmed (sx_plog_compact_due, cheap), the range below the
+ * start is compacted (sx_plog_compact_trimmed: a no-op unless due; seconds on
+ * a large store, without the mutex, so writes go on beside it; the caller
+ * runs it off the write path, replica.c's compaction job). */
+bool sx_plog_compact_due(sx_plog *p);
+void sx_plog_compact_trimmed(sx_plog *p);
+
 /* Reads entries from offset `from` on (from >= 1), at most max_entries and
  * about max_bytes of ops (at least one entry if any), into out (cap
  * max_entries); entry bytes are allocated in arena (op is NULL when op_len

@@ -356,14 +356,6 @@ sx_status sx_psnap_swap(const char *dir, sx_err *err)
     return st;
 }
 
-sx_status sx_psnap_drop_old(const char *dir, sx_err *err)
-{
-    char *old = with_suffix(dir, ".old");
-    sx_status st = exists(old) ? sx_store_destroy_files(old, err) : SX_OK;
-    free(old);
-    return st;
-}
-
 /* Whether the store at path holds the seal (opened and closed here). */
 static sx_status sealed(const char *path, bool *out, sx_err *err)
 {

@@ -15,9 +15,10 @@
  * Follower: writes the chunks into a new store next to the live one,
  * DATA/partitions/pNNNN.snap, and seals it with one synced batch
  * (sx_plog_snapshot_seal). The swap then renames pNNNN to pNNNN.old and
- * pNNNN.snap to pNNNN, fsyncs the parent directory, and deletes the old
- * store. A crash at any step is finished at the next start, before the
- * stores are scanned (sx_psnap_recover): an unsealed .snap is deleted; a
+ * pNNNN.snap to pNNNN, fsyncs the parent directory; the old store is deleted
+ * once the last reader holding it lets go (replica.h, sx_replica_store). A
+ * crash at any step is finished at the next start, before the stores are
+ * scanned (sx_psnap_recover): an unsealed .snap is deleted; a
  * sealed one replaces pNNNN (whether or not the first rename happened); a
  * leftover .old is deleted once pNNNN is there, and put back if it is not
  * (a swap that never reached its second rename). So pstores (which ignores
@@ -86,10 +87,10 @@ void sx_psnap_writer_close(sx_psnap_writer *w);
 
 /* Puts the sealed copy dir.snap in dir's place: rename dir to dir.old (if
  * there), dir.snap to dir, fsync the parent. The old store may still be open
- * (renames keep open files working); its deletion is sx_psnap_drop_old's. */
+ * (renames keep open files working, and readers that hold it go on reading
+ * it); replica.c deletes dir.old once its last reader closed it
+ * (sx_replica_store), before the new store opens. */
 sx_status sx_psnap_swap(const char *dir, sx_err *err);
-/* Deletes dir.old (closed by then); SX_OK when there is none. */
-sx_status sx_psnap_drop_old(const char *dir, sx_err *err);
 
 /* At start, before the stores are scanned: finishes or undoes every swap
  * of data_dir/partitions that a crash cut short (see above). Logs what it

@@ -98,17 +98,13 @@ bool sx_pstores_has(const sx_pstores *s, uint32_t p)
     return p <= SX_PSTORES_MAX_PARTITION && s->rec[p];
 }
 
-sx_status sx_pstores_add(sx_pstores *s, uint32_t p, sx_err *err)
+/* Rewrites the file as rec, with p set to `want`; memory follows on success. */
+static sx_status write_with(sx_pstores *s, uint32_t p, bool want, sx_err *err)
 {
-    if (p > SX_PSTORES_MAX_PARTITION)
-        return sx_err_set(err, SX_INVALID_ARGUMENT, "partition %u is above %u", p,
-                          SX_PSTORES_MAX_PARTITION);
-    if (s->rec[p])
-        return SX_OK;
     sx_buf b = {0};
     char line[16];
     for (uint32_t q = 0; q <= SX_PSTORES_MAX_PARTITION; q++) {
-        if (!s->rec[q] && q != p)
+        if (q == p ? !want : !s->rec[q])
             continue;
         int k = snprintf(line, sizeof(line), "%u\n", q);
         sx_buf_append(&b, line, (size_t)k);
@@ -116,8 +112,23 @@ sx_status sx_pstores_add(sx_pstores *s, uint32_t p, sx_err *err)
     sx_status st = sx_file_write_atomic(s->path, b.data, b.len, err);
     sx_buf_free(&b);
     if (st == SX_OK)
-        s->rec[p] = true;
+        s->rec[p] = want;
     return st;
+}
+
+sx_status sx_pstores_add(sx_pstores *s, uint32_t p, sx_err *err)
+{
+    if (p > SX_PSTORES_MAX_PARTITION)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "partition %u is above %u", p,
+                          SX_PSTORES_MAX_PARTITION);
+    return s->rec[p] ? SX_OK : write_with(s, p, true, err);
+}
+
+sx_status sx_pstores_remove(sx_pstores *s, uint32_t p, sx_err *err)
+{
+    if (p > SX_PSTORES_MAX_PARTITION || !s->rec[p])
+        return SX_OK;
+    return write_with(s, p, false, err);
 }
 
 sx_status sx_pstores_candidates(const sx_pstores *s, uint32_t **out, size_t *n, sx_err *err)

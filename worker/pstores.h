@@ -53,6 +53,12 @@ bool sx_pstores_has(const sx_pstores *s, uint32_t p);
  * leaves the record as it was. */
 sx_status sx_pstores_add(sx_pstores *s, uint32_t p, sx_err *err);
 
+/* Forgets p durably, before its store is deleted (a replica the map no
+ * longer gives this worker): a crash between the two leaves a store that is
+ * not recorded, which the next start opens and records again, never a
+ * recorded store missing (lost). SX_OK when p is not recorded. */
+sx_status sx_pstores_remove(sx_pstores *s, uint32_t p, sx_err *err);
+
 /* The partitions a start must look at: every recorded one and every one with
  * a directory data_dir/partitions/pNNNN (stores set aside as pNNNN.<suffix>
  * are not), ascending, each once. *out (caller frees; NULL when *n is 0). */

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,10 +54,6 @@
 #define READ_LOG_MAX_BYTES (8u << 20)
 /* One Snapshot call (a chunk of about SX_PSNAP_CHUNK_BYTES). */
 #define SNAPSHOT_CALL_MS 10000
-/* A store replaced by a snapshot stays open this long, so that a reader that
- * took it before the swap (a view, a report) finishes with it; then it is
- * closed and deleted. Longer than any handler's deadline. */
-#define RETIRE_GRACE_MS 30000
 
 typedef struct pending {
     ProtobufCBinaryData *ops;
@@ -87,8 +84,13 @@ typedef struct session {
 struct replica {
     sx_replica_set *owner;
     uint32_t p;
-    sx_plog *log;
-    sx_pindex *ix; /* its indexes: hooks on log */
+    /* Its store, with the replica's own reference (sx_replica_store). Set
+     * under mu; NULL only while a snapshot's store replaces the old one
+     * (installing) or once the replica is dropped. A leader's never changes:
+     * become_leader waits for an install, and a drop stops leading first. */
+    sx_replica_store *st;
+    bool dropped;          /* no longer in the map: its store is deleted (drop_replica) */
+    replica *next_dropped; /* on owner->dropped */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* appends, acks, applies, stops */
 
@@ -120,7 +122,6 @@ struct replica {
     bool snap_running; /* the thread runs (joined by the next start or destroy) */
     bool snap_started; /* a thread was started: join it */
     bool installing;   /* the swap is in progress: Appends are refused meanwhile */
-    bool alias;        /* the store is open as "pNNNN/." (see swap_in) */
     pthread_t snap_thread;
 };
 
@@ -160,7 +161,124 @@ struct sx_replica_set {
     size_t nlost;
 
     sx_psnap_server *snaps; /* snapshots this worker serves as a leader */
+
+    /* Store lifetimes (sx_replica_store), under mu: stores retired and not
+     * yet closed (a new store of their partition waits for them), and the
+     * replicas dropped from the map (freed with the set: a thread that
+     * looked one up before the drop may still take its lock). */
+    sx_replica_store *retired;
+    pthread_cond_t closed; /* a retired store closed */
+    replica *dropped;
+    uint64_t newest_map; /* the newest map version applied (drops need one at least as new) */
+    uint64_t snapshots_installed, stores_dropped; /* since the process started */
+
+    /* The compaction job (compact_main): stores whose trimmed range is due
+     * for a compaction (sx_plog_compact_due), each with a reference, under
+     * mu; run off the append thread and the Append handler. */
+    sx_replica_store *compact_q;
+    pthread_cond_t compact_cv;
+    pthread_t compactor;
+    bool compactor_started;
 };
+
+/* ------------------------------------------------------------- stores -- */
+
+struct sx_replica_store {
+    sx_replica_set *rs;
+    uint32_t p;
+    sx_plog *log;
+    sx_pindex *ix;                 /* its indexes: the observer of log's applies */
+    atomic_uint_fast32_t refs;     /* the replica's, and one per reader */
+    bool retired;                  /* set once, under rs->mu: on rs->retired */
+    char *doomed;                  /* retired: its directory, deleted once closed; NULL: kept */
+    struct sx_replica_store *next; /* on rs->retired */
+    struct sx_replica_store *compact_next; /* on rs->compact_q (rs->mu) */
+    bool compact_queued;                   /* rs->mu */
+};
+
+static sx_replica_store *store_new(sx_replica_set *rs, uint32_t p, sx_plog *log, sx_pindex *ix)
+{
+    sx_replica_store *s = sx_calloc(1, sizeof(*s));
+    s->rs = rs;
+    s->p = p;
+    s->log = log;
+    s->ix = ix;
+    atomic_init(&s->refs, 1);
+    return s;
+}
+
+sx_replica_store *sx_replica_store_ref(sx_replica_store *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+/* The last reference: snapshots served from it end, the plog closes (then
+ * its observer), a retired store's directory goes, and whoever waits for
+ * the partition's next store is woken. */
+static void store_close(sx_replica_store *s)
+{
+    sx_replica_set *rs = s->rs;
+    sx_psnap_server_drop(rs->snaps, s->log);
+    sx_plog_close(s->log);
+    sx_pindex_close(s->ix);
+    sx_err err = {0};
+    if (s->doomed && sx_store_destroy_files(s->doomed, &err) != SX_OK)
+        SX_LOG(SX_LOG_WARN, "replica", "partition=%u store %s not deleted: %s", s->p, s->doomed,
+               err.msg);
+    else if (s->doomed)
+        SX_LOG(SX_LOG_INFO, "replica", "partition=%u store %s closed and deleted", s->p, s->doomed);
+    if (s->retired) {
+        pthread_mutex_lock(&rs->mu);
+        for (sx_replica_store **pp = &rs->retired; *pp; pp = &(*pp)->next)
+            if (*pp == s) {
+                *pp = s->next;
+                break;
+            }
+        pthread_cond_broadcast(&rs->closed);
+        pthread_mutex_unlock(&rs->mu);
+    }
+    free(s->doomed);
+    free(s);
+}
+
+void sx_replica_store_unref(sx_replica_store *s)
+{
+    if (s && atomic_fetch_sub(&s->refs, 1) == 1)
+        store_close(s);
+}
+
+/* Retires s, which its replica no longer names (so nobody takes a new
+ * reference from it): doomed (taken; NULL: kept) is deleted once the last
+ * reader lets go. Drops the replica's reference. */
+static void store_retire(sx_replica_store *s, char *doomed)
+{
+    sx_replica_set *rs = s->rs;
+    pthread_mutex_lock(&rs->mu);
+    s->retired = true;
+    s->doomed = doomed;
+    s->next = rs->retired;
+    rs->retired = s;
+    pthread_mutex_unlock(&rs->mu);
+    sx_replica_store_unref(s);
+}
+
+/* Waits until no retired store of p is open: LevelDB refuses to open a store
+ * whose path this process holds open, so p's next store waits for readers
+ * of the last one (bounded by their deadlines). */
+static void wait_retired(sx_replica_set *rs, uint32_t p)
+{
+    pthread_mutex_lock(&rs->mu);
+    for (;;) {
+        bool open = false;
+        for (sx_replica_store *s = rs->retired; s && !open; s = s->next)
+            open = s->p == p;
+        if (!open)
+            break;
+        pthread_cond_wait(&rs->closed, &rs->mu);
+    }
+    pthread_mutex_unlock(&rs->mu);
+}
 
 static sx_membership *member_of(sx_replica_set *rs)
 {
@@ -194,7 +312,17 @@ static replica *get_replica(sx_replica_set *rs, uint32_t p)
     pthread_mutex_lock(&rs->mu);
     replica *r = p < rs->nparts ? rs->reps[p] : NULL;
     pthread_mutex_unlock(&rs->mu);
-    return r; /* replicas live as long as sx_replica_set */
+    return r; /* replicas live as long as sx_replica_set, dropped ones too */
+}
+
+/* A reference to r's store for a reader outside r->mu (release it with
+ * sx_replica_store_unref); NULL while it has none (installing, dropped). */
+static sx_replica_store *acquire(replica *r)
+{
+    pthread_mutex_lock(&r->mu);
+    sx_replica_store *s = r->st ? sx_replica_store_ref(r->st) : NULL;
+    pthread_mutex_unlock(&r->mu);
+    return s;
 }
 
 /* -------------------------------------------------------- answering writes -- */
@@ -253,7 +381,7 @@ static void abort_writes_locked(replica *r, const char *msg)
 /* The commit point from the core; r->mu held. Wakes whoever waits on it. */
 static void recommit_locked(replica *r)
 {
-    if (sx_repcore_update_hw(&r->core, sx_plog_leo(r->log)))
+    if (sx_repcore_update_hw(&r->core, sx_plog_leo(r->st->log)))
         pthread_cond_broadcast(&r->cv);
 }
 
@@ -343,9 +471,10 @@ static void append_queued_locked(replica *r)
     for (pending *w = batch; w; w = w->next)
         for (size_t i = 0; i < w->n; i++)
             entries[k++] = (sx_log_entry){epoch, w->ops[i].data, w->ops[i].len};
-    uint64_t first = sx_plog_leo(r->log) + 1;
+    uint64_t first = sx_plog_leo(r->st->log) + 1;
     sx_err err = {0};
-    if (sx_plog_append(r->log, entries, nops, r->owner->fsync != SX_FSYNC_NEVER, &err) != SX_OK) {
+    if (sx_plog_append(r->st->log, entries, nops, r->owner->fsync != SX_FSYNC_NEVER, &err) !=
+        SX_OK) {
         /* Rule 8: never carry on after a failed write or fsync. */
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u append failed: %s; stopping", r->p, err.msg);
         abort();
@@ -376,7 +505,7 @@ static void apply_committed_locked(replica *r)
     pthread_mutex_unlock(&r->mu);
     SX_CRASH_POINT("leader-before-apply");
     sx_err err = {0};
-    if (sx_plog_apply(r->log, hw, &applied, &err) != SX_OK) {
+    if (sx_plog_apply(r->st->log, hw, &applied, &err) != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u apply failed: %s; stopping", r->p, err.msg);
         abort(); /* the log is corrupt: never serve what it cannot prove */
     }
@@ -402,29 +531,84 @@ static void apply_committed_locked(replica *r)
     pthread_mutex_lock(&r->mu);
 }
 
+/* Queues s for the compaction job (once: a store queued already stays). */
+static void compact_later(sx_replica_set *rs, sx_replica_store *s)
+{
+    pthread_mutex_lock(&rs->mu);
+    if (!s->compact_queued && !rs->stop) {
+        s->compact_queued = true;
+        s->compact_next = rs->compact_q;
+        rs->compact_q = sx_replica_store_ref(s);
+        pthread_cond_signal(&rs->compact_cv);
+    }
+    pthread_mutex_unlock(&rs->mu);
+}
+
+/* The compaction job: compacts the trimmed range of each queued store, one
+ * at a time. On a leader this used to run in the append thread, so writes
+ * to the partition waited for it; LevelDB compacts beside writes, so here
+ * they do not. A retired store's next store waits for the compaction that
+ * holds it (its reference). */
+static void *compact_main(void *arg)
+{
+    sx_replica_set *rs = arg;
+    pthread_mutex_lock(&rs->mu);
+    for (;;) {
+        while (!rs->stop && !rs->compact_q)
+            pthread_cond_wait(&rs->compact_cv, &rs->mu);
+        if (rs->stop)
+            break;
+        sx_replica_store *s = rs->compact_q;
+        rs->compact_q = s->compact_next;
+        s->compact_queued = false;
+        pthread_mutex_unlock(&rs->mu);
+        uint64_t t0 = sx_clock_now_ms();
+        sx_plog_compact_trimmed(s->log);
+        /* Rare (every 65,536 trimmed entries): what a leader's writes once
+         * waited for. */
+        SX_LOG(SX_LOG_INFO, "replica", "partition=%u trimmed range compacted ms=%" PRIu64, s->p,
+               sx_clock_now_ms() - t0);
+        sx_replica_store_unref(s);
+        pthread_mutex_lock(&rs->mu);
+    }
+    sx_replica_store *left = rs->compact_q;
+    rs->compact_q = NULL;
+    pthread_mutex_unlock(&rs->mu);
+    while (left) {
+        sx_replica_store *next = left->compact_next;
+        sx_replica_store_unref(left);
+        left = next;
+    }
+    return NULL;
+}
+
 /* Removes this replica's entries below floor (clipped to its applied by the
  * plog), once at least SX_REPCORE_TRIM_STEP of them can go. r->mu held,
  * released during the trim: it takes the plog's mutex per batch only, so
  * appends and applies go on. A failed write is fatal like any other (rule 8). */
 static void trim_log_locked(replica *r, uint64_t floor)
 {
-    uint64_t start = sx_plog_start(r->log);
-    if (floor < start + SX_REPCORE_TRIM_STEP)
+    if (!r->st || floor < sx_plog_start(r->st->log) + SX_REPCORE_TRIM_STEP)
         return;
+    /* Its own reference: a follower's store may be dropped meanwhile. */
+    sx_replica_store *s = sx_replica_store_ref(r->st);
     pthread_mutex_unlock(&r->mu);
     sx_err err = {0};
     uint64_t removed = 0;
-    sx_status st = sx_plog_trim(r->log, floor, &removed, &err);
-    pthread_mutex_lock(&r->mu);
+    sx_status st = sx_plog_trim(s->log, floor, &removed, &err);
     if (st != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u log trim failed: %s; stopping", r->p,
                err.msg);
         abort();
     }
-    r->trimmed += removed;
+    if (sx_plog_compact_due(s->log))
+        compact_later(r->owner, s);
     SX_LOG(SX_LOG_DEBUG, "replica",
            "partition=%u log trimmed removed=%" PRIu64 " start=%" PRIu64 " floor=%" PRIu64, r->p,
-           removed, sx_plog_start(r->log), floor);
+           removed, sx_plog_start(s->log), floor);
+    sx_replica_store_unref(s); /* the last one, after a drop: closed here, without r->mu */
+    pthread_mutex_lock(&r->mu);
+    r->trimmed += removed;
 }
 
 /* A leader's floor, announced to followers with the next Appends, and its
@@ -434,9 +618,9 @@ static void retain_leader_locked(replica *r)
     sx_psnap_server_expire(r->owner->snaps, sx_clock_now_ms());
     if (r->owner->log_retention_off)
         return;
-    uint64_t leo = sx_plog_leo(r->log);
+    uint64_t leo = sx_plog_leo(r->st->log);
     uint64_t keep = sx_retain_keep(&r->retain, leo, sx_clock_wall_ms());
-    r->log_floor = sx_repcore_log_floor(&r->core, sx_plog_applied(r->log), leo, (int64_t)keep,
+    r->log_floor = sx_repcore_log_floor(&r->core, sx_plog_applied(r->st->log), leo, (int64_t)keep,
                                         sx_clock_now_ms());
     trim_log_locked(r, r->log_floor);
 }
@@ -450,12 +634,12 @@ static void *appender_main(void *arg)
             continue;
         if (r->queue && !r->core.fenced)
             append_queued_locked(r);
-        else if (sx_plog_applied(r->log) < r->core.hw)
+        else if (sx_plog_applied(r->st->log) < r->core.hw)
             apply_committed_locked(r);
         else {
             /* Idle: followers' answers may have raised the floor meanwhile. */
             retain_leader_locked(r);
-            if (!r->stop && !r->queue && sx_plog_applied(r->log) >= r->core.hw)
+            if (!r->stop && !r->queue && sx_plog_applied(r->st->log) >= r->core.hw)
                 sx_cond_wait_ms(&r->cv, &r->mu, 50);
         }
     }
@@ -622,20 +806,20 @@ static sx_status send_append(session *s, const sx_repcore_step *step, uint64_t e
     req.commit_offset = step->commit;
     req.echo_ms = echo_ms;
     req.log_floor = floor;
-    sx_plog_epoch_at(r->log, step->prev, &req.prev_epoch, NULL);
+    sx_plog_epoch_at(r->st->log, step->prev, &req.prev_epoch, NULL);
     sx_log_entry *entries = NULL;
     *n = 0;
     if (step->entries) {
         entries = sx_malloc(SEND_MAX_ENTRIES * sizeof(*entries));
         sx_err rerr = {0};
-        s->stuck = sx_plog_read(r->log, step->prev + 1, SEND_MAX_ENTRIES, BATCH_MAX_BYTES, &arena,
-                                entries, n, &rerr) == SX_OUT_OF_RANGE &&
-                   step->prev + 1 < sx_plog_start(r->log);
+        s->stuck = sx_plog_read(r->st->log, step->prev + 1, SEND_MAX_ENTRIES, BATCH_MAX_BYTES,
+                                &arena, entries, n, &rerr) == SX_OUT_OF_RANGE &&
+                   step->prev + 1 < sx_plog_start(r->st->log);
         if (s->stuck) {
             /* Trimmed (log retention): the follower fetches a snapshot of
              * our store (Snapshot) and continues from its offset. */
             req.snapshot_needed = true;
-            req.log_start = sx_plog_start(r->log);
+            req.log_start = sx_plog_start(r->st->log);
             if (!s->below_start)
                 SX_LOG(SX_LOG_INFO, "replica",
                        "partition=%u follower=%d needs offset=%" PRIu64
@@ -672,13 +856,13 @@ static void on_mismatch_locked(session *s, const Shardex__Internal__V1__AppendRe
     /* Whole tables on both sides: a cut table would make its last epoch seem
      * to run to the log end. */
     size_t no = 0;
-    sx_epoch_start *ours = copy_epochs(r->log, NULL, &no);
+    sx_epoch_start *ours = copy_epochs(r->st->log, NULL, &no);
     size_t nt = ar->n_epochs;
     sx_epoch_start *theirs = sx_malloc((nt + 1) * sizeof(*theirs));
     for (size_t i = 0; i < nt; i++)
         theirs[i] = (sx_epoch_start){ar->epochs[i]->epoch, ar->epochs[i]->start_offset};
-    uint64_t match = sx_repcore_mismatched(&r->core, s->slot, ours, no, sx_plog_leo(r->log), theirs,
-                                           nt, ar->log_end_offset);
+    uint64_t match = sx_repcore_mismatched(&r->core, s->slot, ours, no, sx_plog_leo(r->st->log),
+                                           theirs, nt, ar->log_end_offset);
     free(ours);
     free(theirs);
     SX_LOG(SX_LOG_INFO, "replica",
@@ -712,7 +896,7 @@ static void on_reply_locked(session *s, const sx_repcore_step *step, size_t n, s
         }
         s->echo_ms = ar->stamp_ms;
         sx_repcore_peer_applied(&r->core, s->slot, ar->applied_offset);
-        if (sx_repcore_acked(&r->core, s->slot, step, n, now, sx_plog_leo(r->log)))
+        if (sx_repcore_acked(&r->core, s->slot, step, n, now, sx_plog_leo(r->st->log)))
             pthread_cond_broadcast(&r->cv);
         if (sx_repcore_expand_due(&r->core, now))
             ask_expand_locked(r);
@@ -731,7 +915,8 @@ static void *session_main(void *arg)
     pthread_mutex_lock(&r->mu);
     while (!s->stop) {
         sx_repcore_step step;
-        sx_repcore_session_step(&r->core, s->slot, sx_plog_leo(r->log), sx_clock_now_ms(), &step);
+        sx_repcore_session_step(&r->core, s->slot, sx_plog_leo(r->st->log), sx_clock_now_ms(),
+                                &step);
         if (step.idle) {
             sx_cond_wait_ms(&r->cv, &r->mu, step.wait_ms);
             continue;
@@ -742,7 +927,7 @@ static void *session_main(void *arg)
          * every write acknowledged before the echoed stamp only while this
          * leader serves reads (its commit covers its predecessors' writes)
          * under its lease (no successor acknowledges anything yet). */
-        uint64_t echo = sx_repcore_serving(&r->core, sx_plog_applied(r->log)) ? s->echo_ms : 0;
+        uint64_t echo = sx_repcore_serving(&r->core, sx_plog_applied(r->st->log)) ? s->echo_ms : 0;
         uint64_t floor = r->log_floor;
         pthread_mutex_unlock(&r->mu);
         if (echo && !lease_valid(r->owner))
@@ -820,14 +1005,14 @@ static void become_leader(replica *r, sx_partmap *pm, const sx_repcore_map *cm)
     while (r->installing)
         pthread_cond_wait(&r->cv, &r->mu);
     pthread_mutex_unlock(&r->mu);
-    if (sx_plog_begin_epoch(r->log, cm->epoch, &err) != SX_OK) {
+    if (sx_plog_begin_epoch(r->st->log, cm->epoch, &err) != SX_OK) {
         SX_LOG(SX_LOG_ERROR, "replica", "partition=%u cannot lead at epoch=%" PRIu64 ": %s", r->p,
                cm->epoch, err.msg);
         return;
     }
     pthread_mutex_lock(&r->mu);
-    uint64_t leo = sx_plog_leo(r->log);
-    sx_repcore_lead(&r->core, cm, sx_plog_commit(r->log), sx_plog_applied(r->log), leo,
+    uint64_t leo = sx_plog_leo(r->st->log);
+    sx_repcore_lead(&r->core, cm, sx_plog_commit(r->st->log), sx_plog_applied(r->st->log), leo,
                     sx_clock_now_ms());
     r->log_floor = 0;            /* until this leadership has heard its followers */
     sx_retain_reset(&r->retain); /* what earlier leaderships appended, and when: not known */
@@ -910,6 +1095,7 @@ static bool open_log(sx_replica_set *rs, uint32_t p, sx_plog **log, sx_pindex **
         rs->held_ix[p] = NULL;
         return true;
     }
+    wait_retired(rs, p); /* a store of p dropped before: closed and deleted first */
     char *dir = partition_dir(rs, p);
     sx_err err = {0};
     sx_status st = open_partition(rs, dir, p, log, ix, &err);
@@ -1059,8 +1245,7 @@ static replica *open_replica(sx_replica_set *rs, uint32_t p)
     replica *r = sx_calloc(1, sizeof(*r));
     r->owner = rs;
     r->p = p;
-    r->log = log;
-    r->ix = ix;
+    r->st = store_new(rs, p, log, ix);
     r->fresh_ms = sx_clock_now_ms();
     pthread_mutex_init(&r->mu, NULL);
     sx_cond_init_monotonic(&r->cv);
@@ -1125,6 +1310,80 @@ static void apply_part(replica *r, sx_partmap *pm, int32_t me, const sx_repcore_
     }
 }
 
+/* Whether pm lets this worker (me) delete its store of p
+ * (sx_partmap_may_drop), being at least as new as every map applied before:
+ * an older map says nothing. */
+static bool droppable(const sx_replica_set *rs, const sx_partmap *pm, uint32_t p, int32_t me)
+{
+    return sx_partmap_version(pm) >= rs->newest_map && sx_partmap_may_drop(pm, p, me);
+}
+
+/* Forgets p in the record of stores (pstores.h), first: a crash before the
+ * deletion leaves a store the next start opens and the next map drops. */
+static bool unrecord(sx_replica_set *rs, uint32_t p)
+{
+    sx_err err = {0};
+    if (sx_pstores_remove(rs->stores, p, &err) == SX_OK)
+        return true;
+    SX_LOG(SX_LOG_ERROR, "replica", "partition=%u store kept: cannot update the record: %s", p,
+           err.msg);
+    return false;
+}
+
+/* The map no longer gives this worker a replica of r's partition (a move
+ * dropped it, a remove): its store is retired and deleted once the last
+ * reader lets go; a later assignment starts a fresh replica. Roles were
+ * taken already (a leader stopped leading). Manager thread. */
+static void drop_replica(sx_replica_set *rs, replica *r)
+{
+    if (!unrecord(rs, r->p))
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->dropped = true; /* a snapshot transfer gives up, and does not swap */
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->snap_started)
+        pthread_join(r->snap_thread, NULL);
+    r->snap_started = false;
+    pthread_mutex_lock(&rs->mu);
+    rs->reps[r->p] = NULL;
+    r->next_dropped = rs->dropped;
+    rs->dropped = r;
+    rs->stores_dropped++;
+    pthread_mutex_unlock(&rs->mu);
+    pthread_mutex_lock(&r->mu);
+    sx_replica_store *st = r->st;
+    r->st = NULL;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    SX_LOG(SX_LOG_INFO, "replica", "partition=%u no longer hosted here: its store is deleted",
+           r->p);
+    store_retire(st, partition_dir(rs, r->p));
+}
+
+/* A store opened at start that the map does not give this worker: nobody
+ * has read it, so it is closed and deleted at once. */
+static void drop_held(sx_replica_set *rs, uint32_t p)
+{
+    if (!unrecord(rs, p))
+        return;
+    sx_plog_close(rs->held_log[p]); /* then its observer */
+    sx_pindex_close(rs->held_ix[p]);
+    rs->held_log[p] = NULL;
+    rs->held_ix[p] = NULL;
+    char *dir = partition_dir(rs, p);
+    sx_err err = {0};
+    if (sx_store_destroy_files(dir, &err) != SX_OK)
+        SX_LOG(SX_LOG_WARN, "replica", "partition=%u store %s not deleted: %s", p, dir, err.msg);
+    else
+        SX_LOG(SX_LOG_INFO, "replica", "partition=%u not hosted here: its store %s is deleted", p,
+               dir);
+    pthread_mutex_lock(&rs->mu);
+    rs->stores_dropped++;
+    pthread_mutex_unlock(&rs->mu);
+    free(dir);
+}
+
 static void apply_map(sx_replica_set *rs, sx_partmap *pm)
 {
     uint32_t P = sx_partmap_partitions(pm);
@@ -1147,8 +1406,11 @@ static void apply_map(sx_replica_set *rs, sx_partmap *pm)
         }
         bool hosted = me >= 0 && sx_partmap_hosts(pm, p, me);
         replica *r = rs->reps[p];
-        if (!r && !hosted)
+        if (!r && !hosted) {
+            if (p < rs->nheld && rs->held_log[p] && droppable(rs, pm, p, me))
+                drop_held(rs, p);
             continue;
+        }
         if (!r) {
             r = open_replica(rs, p);
             if (!r)
@@ -1158,7 +1420,11 @@ static void apply_map(sx_replica_set *rs, sx_partmap *pm)
             pthread_mutex_unlock(&rs->mu);
         }
         apply_part(r, pm, me, &cm);
+        if (!hosted && droppable(rs, pm, p, me))
+            drop_replica(rs, r);
     }
+    if (sx_partmap_version(pm) > rs->newest_map)
+        rs->newest_map = sx_partmap_version(pm);
 }
 
 static void *manager_main(void *arg)
@@ -1199,17 +1465,19 @@ size_t sx_replica_reports(void *arg, Shardex__Internal__V1__ReplicaReport *out, 
     size_t n = 0;
     for (uint32_t p = 0; p < P; p++) {
         replica *r = get_replica(rs, p);
-        if (!r)
-            continue;
+        sx_replica_store *s = r ? acquire(r) : NULL;
+        if (!s)
+            continue; /* a snapshot is swapped in: the next heartbeat reports it */
         if (n < cap) {
             shardex__internal__v1__replica_report__init(&out[n]);
             out[n].partition = p;
-            out[n].log_end_offset = sx_plog_leo(r->log);
-            out[n].applied_offset = sx_plog_applied(r->log);
+            out[n].log_end_offset = sx_plog_leo(s->log);
+            out[n].applied_offset = sx_plog_applied(s->log);
             pthread_mutex_lock(&r->mu);
             out[n].commit_offset = sx_repcore_commit(&r->core);
             pthread_mutex_unlock(&r->mu);
         }
+        sx_replica_store_unref(s);
         n++;
     }
     return n;
@@ -1298,17 +1566,17 @@ void sx_replica_write(sx_replica_set *rs, uint32_t p, ProtobufCBinaryData *ops, 
  * it overlaps. *ours holds those epochs (free it). r->mu held. */
 static sx_repcore_local local_of(replica *r, const sx_repcore_append *a, uint64_t **ours)
 {
-    sx_repcore_local l = {.leo = sx_plog_leo(r->log)};
+    sx_repcore_local l = {.leo = sx_plog_leo(r->st->log)};
     *ours = NULL;
     if (a->prev_offset > l.leo)
         return l;
-    l.prev_read = sx_plog_epoch_at(r->log, a->prev_offset, &l.prev_epoch, NULL) == SX_OK;
+    l.prev_read = sx_plog_epoch_at(r->st->log, a->prev_offset, &l.prev_epoch, NULL) == SX_OK;
     uint64_t room = l.leo - a->prev_offset;
     l.nepochs = a->n < room ? a->n : (size_t)room;
     *ours = sx_malloc((l.nepochs + 1) * sizeof(**ours));
     for (size_t i = 0; i < l.nepochs; i++) {
         (*ours)[i] = 0; /* unreadable: a conflict */
-        sx_plog_epoch_at(r->log, a->prev_offset + 1 + i, &(*ours)[i], NULL);
+        sx_plog_epoch_at(r->st->log, a->prev_offset + 1 + i, &(*ours)[i], NULL);
     }
     l.epochs = *ours;
     return l;
@@ -1319,9 +1587,9 @@ static void answer_mismatch(replica *r, Shardex__Internal__V1__AppendResponse *r
                             sx_arena *arena)
 {
     resp->mismatch = true;
-    resp->log_end_offset = sx_plog_leo(r->log);
+    resp->log_end_offset = sx_plog_leo(r->st->log);
     size_t n = 0;
-    sx_epoch_start *eps = copy_epochs(r->log, arena, &n);
+    sx_epoch_start *eps = copy_epochs(r->st->log, arena, &n);
     resp->epochs = sx_arena_alloc(arena, (n + 1) * sizeof(*resp->epochs));
     for (size_t i = 0; i < n; i++) {
         Shardex__Internal__V1__EpochStart *e = sx_arena_alloc(arena, sizeof(*e));
@@ -1331,7 +1599,7 @@ static void answer_mismatch(replica *r, Shardex__Internal__V1__AppendResponse *r
         resp->epochs[i] = e;
     }
     resp->n_epochs = n;
-    resp->applied_offset = sx_plog_applied(r->log);
+    resp->applied_offset = sx_plog_applied(r->st->log);
 }
 
 /* Runs an accepted plan: truncate, append, apply up to the bound the core
@@ -1340,9 +1608,14 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
                         const sx_repcore_append *a, const sx_repcore_append_plan *plan,
                         Shardex__Internal__V1__AppendResponse *resp, sx_err *err)
 {
+    /* r->st is set (sx_replica_append checked); its own reference, since mu
+     * is released during the apply and a drop may take r->st meanwhile. */
+    sx_replica_store *s = sx_replica_store_ref(r->st);
     sx_status st;
-    if (plan->truncate && (st = sx_plog_truncate(r->log, plan->truncate_to, err)) != SX_OK)
+    if (plan->truncate && (st = sx_plog_truncate(s->log, plan->truncate_to, err)) != SX_OK) {
+        sx_replica_store_unref(s);
         return st;
+    }
     if (plan->append_from < a->n) {
         SX_CRASH_POINT("follower-before-append");
         size_t n = a->n - plan->append_from;
@@ -1351,10 +1624,12 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
             const Shardex__Internal__V1__AppendEntry *e = req->entries[plan->append_from + k];
             es[k] = (sx_log_entry){e->epoch, e->op.data, e->op.len};
         }
-        st = sx_plog_append(r->log, es, n, r->owner->fsync != SX_FSYNC_NEVER, err);
+        st = sx_plog_append(s->log, es, n, r->owner->fsync != SX_FSYNC_NEVER, err);
         free(es);
-        if (st == SX_INVALID_ARGUMENT)
+        if (st == SX_INVALID_ARGUMENT) {
+            sx_replica_store_unref(s);
             return st; /* entries the log's rules refuse: the sender's problem, nothing written */
+        }
         if (st != SX_OK) {
             SX_LOG(SX_LOG_ERROR, "replica", "partition=%u append failed: %s; stopping", r->p,
                    err->msg);
@@ -1363,7 +1638,7 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
         SX_CRASH_POINT("follower-after-append");
     }
     uint64_t upto = sx_repcore_follow_done(&r->core, a);
-    if (upto > sx_plog_applied(r->log)) {
+    if (upto > sx_plog_applied(s->log)) {
         /* Without mu: an index backfill in the apply takes seconds, and the
          * heartbeat's reports, Status and views take mu. The next Append
          * waits (applying), so nothing truncates meanwhile; a leadership that
@@ -1371,7 +1646,7 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
          * and everything up to upto is committed, so neither conflicts. */
         r->applying = true;
         pthread_mutex_unlock(&r->mu);
-        st = sx_plog_apply(r->log, upto, NULL, err);
+        st = sx_plog_apply(s->log, upto, NULL, err);
         pthread_mutex_lock(&r->mu);
         r->applying = false;
         pthread_cond_broadcast(&r->cv);
@@ -1390,19 +1665,20 @@ static sx_status follow(replica *r, const Shardex__Internal__V1__AppendRequest *
         trim_log_locked(r, req->log_floor);
     }
     uint64_t now = sx_clock_now_ms();
-    if (sx_plog_applied(r->log) >= r->core.leader_commit)
+    if (sx_plog_applied(s->log) >= r->core.leader_commit)
         r->fresh_ms = now; /* as fresh as its leader said, a round trip ago */
     /* Follower reads: the leader read req->commit_offset after it received
      * our answer stamped echo_ms, so every write acknowledged before
      * echo_ms is at or below it; applied that far, we hold them all. An echo
      * outside [our start, now] is not one of our stamps. */
-    if (req->echo_ms && sx_plog_applied(r->log) >= req->commit_offset &&
+    if (req->echo_ms && sx_plog_applied(s->log) >= req->commit_offset &&
         req->echo_ms >= r->owner->started_ms && req->echo_ms <= now && req->echo_ms > r->sure_ms) {
         r->sure_ms = req->echo_ms;
         pthread_cond_broadcast(&r->cv); /* follower reads waiting for freshness */
     }
-    resp->log_end_offset = sx_plog_leo(r->log);
-    resp->applied_offset = sx_plog_applied(r->log);
+    resp->log_end_offset = sx_plog_leo(s->log);
+    resp->applied_offset = sx_plog_applied(s->log);
+    sx_replica_store_unref(s); /* dropped meanwhile: closes it (rarely, under mu) */
     return SX_OK;
 }
 
@@ -1431,11 +1707,15 @@ static bool leader_of(replica *r, char *addr, size_t cap, uint64_t *epoch)
     return ok;
 }
 
+/* The worker stops or the replica was dropped: a transfer gives up. */
 static bool snap_stopping(replica *r)
 {
     pthread_mutex_lock(&r->owner->mu);
     bool stop = r->owner->stop;
     pthread_mutex_unlock(&r->owner->mu);
+    pthread_mutex_lock(&r->mu);
+    stop |= r->dropped;
+    pthread_mutex_unlock(&r->mu);
     return stop;
 }
 
@@ -1506,56 +1786,52 @@ static sx_status fetch_snapshot(replica *r, const char *snapdir, uint64_t *appli
     return st;
 }
 
-/* Replaces r's store by the sealed copy (psnap.h): Appends are refused
- * meanwhile, and the old store stays open for RETIRE_GRACE_MS for whoever
- * still reads it, then is closed and deleted. Failures after the first
- * rename are fatal: the next start finishes the swap (sx_psnap_recover). */
+/* Replaces r's store by the sealed copy (psnap.h). Appends are refused
+ * meanwhile (installing). The old store, renamed pNNNN.old by the swap (open
+ * files survive a rename), is retired: readers holding it go on reading it,
+ * the last one closes it and deletes pNNNN.old, and only then does the new
+ * store open at pNNNN (LevelDB locks a store by its path within a process).
+ * The replica is outside the ISR meanwhile (it was sent to a snapshot), so
+ * the wait delays nobody's writes. Failures after the first rename are
+ * fatal: the next start finishes the swap (sx_psnap_recover). */
 static void swap_in(replica *r, const char *dir, uint64_t applied)
 {
     sx_replica_set *rs = r->owner;
     SX_CRASH_POINT("snapshot-before-swap");
     sx_err err = {0};
-    sx_plog *log = NULL;
-    sx_pindex *ix = NULL;
-    /* The old store stays open through the grace period, and LevelDB
-     * refuses to open a store whose LOCK path this process holds (by name:
-     * "pNNNN/LOCK"), although the old one's is now pNNNN.old's file. So the
-     * new store is opened under the other spelling of the same directory,
-     * "pNNNN/." or "pNNNN", alternately; the next start uses "pNNNN". */
-    size_t cap = strlen(dir) + 3;
-    char *path = sx_malloc(cap);
-    snprintf(path, cap, "%s%s", dir, r->alias ? "" : "/.");
-    if (sx_psnap_swap(dir, &err) != SX_OK ||
-        open_partition(rs, path, r->p, &log, &ix, &err) != SX_OK) {
-        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u snapshot install failed: %s; stopping", r->p,
+    if (sx_psnap_swap(dir, &err) != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u snapshot swap failed: %s; stopping", r->p,
                err.msg);
         abort(); /* rule 8: the start after this finishes or undoes the swap */
     }
     pthread_mutex_lock(&r->mu);
-    sx_plog *old_log = r->log;
-    sx_pindex *old_ix = r->ix;
-    r->log = log;
-    r->ix = ix;
+    sx_replica_store *old = r->st;
+    r->st = NULL; /* no new reader takes it */
+    pthread_mutex_unlock(&r->mu);
+    size_t cap = strlen(dir) + 8;
+    char *olddir = sx_malloc(cap);
+    snprintf(olddir, cap, "%s.old", dir);
+    store_retire(old, olddir);
+    wait_retired(rs, r->p);
+    sx_plog *log = NULL;
+    sx_pindex *ix = NULL;
+    if (open_partition(rs, dir, r->p, &log, &ix, &err) != SX_OK) {
+        SX_LOG(SX_LOG_ERROR, "replica", "partition=%u snapshot store does not open: %s; stopping",
+               r->p, err.msg);
+        abort();
+    }
+    pthread_mutex_lock(&r->mu);
+    r->st = store_new(rs, r->p, log, ix);
     r->installing = false;
-    r->alias = !r->alias;
     r->fresh_ms = sx_clock_now_ms();
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&rs->mu);
+    rs->snapshots_installed++;
+    pthread_mutex_unlock(&rs->mu);
     SX_LOG(SX_LOG_INFO, "replica", "partition=%u installed a snapshot at offset=%" PRIu64, r->p,
            applied);
     SX_CRASH_POINT("snapshot-after-swap");
-    /* The grace period, cut short when the worker stops. */
-    uint64_t until = sx_clock_now_ms() + RETIRE_GRACE_MS;
-    pthread_mutex_lock(&r->mu);
-    while (!snap_stopping(r) && sx_clock_now_ms() < until)
-        sx_cond_wait_ms(&r->cv, &r->mu, 200);
-    pthread_mutex_unlock(&r->mu);
-    sx_psnap_server_drop(rs->snaps, old_log); /* sessions it served as a leader, if any */
-    sx_plog_close(old_log);                   /* then its observer */
-    sx_pindex_close(old_ix);
-    if (sx_psnap_drop_old(dir, &err) != SX_OK)
-        SX_LOG(SX_LOG_WARN, "replica", "partition=%u old store not deleted: %s", r->p, err.msg);
-    free(path);
 }
 
 static void *snapshot_main(void *arg)
@@ -1574,7 +1850,8 @@ static void *snapshot_main(void *arg)
         /* Only a follower swaps its store, and only when the copy is ahead
          * of what it holds (an Append may have caught it up meanwhile). */
         pthread_mutex_lock(&r->mu);
-        swap = r->core.role != SX_REPCORE_LEADER && applied > sx_plog_applied(r->log);
+        swap = !r->dropped && r->st && r->core.role != SX_REPCORE_LEADER &&
+               applied > sx_plog_applied(r->st->log);
         if (swap) {
             r->installing = true;
             while (r->applying)
@@ -1620,9 +1897,9 @@ sx_status sx_replica_snapshot(sx_replica_set *rs, const Shardex__Internal__V1__S
                           req->partition);
     bool lease = lease_valid(rs);
     pthread_mutex_lock(&r->mu);
-    bool leads = lease && sx_repcore_leading(&r->core) && r->core.epoch == req->epoch;
+    bool leads = lease && sx_repcore_leading(&r->core) && r->core.epoch == req->epoch && r->st;
     uint64_t epoch = r->core.epoch;
-    sx_plog *log = r->log; /* a leader's store is never swapped */
+    sx_replica_store *s = leads ? sx_replica_store_ref(r->st) : NULL;
     pthread_mutex_unlock(&r->mu);
     if (!leads)
         return sx_err_set(err, SX_FAILED_PRECONDITION,
@@ -1631,7 +1908,8 @@ sx_status sx_replica_snapshot(sx_replica_set *rs, const Shardex__Internal__V1__S
                           req->partition, req->epoch, epoch);
     /* Tests hold a transfer here to kill its leader midway. */
     SX_DELAY_POINT("snapshot-serve");
-    sx_status st = sx_psnap_serve(rs->snaps, log, sx_clock_now_ms(), req, resp, arena, err);
+    sx_status st = sx_psnap_serve(rs->snaps, s->log, sx_clock_now_ms(), req, resp, arena, err);
+    sx_replica_store_unref(s); /* a session it left open ends when the store closes */
     /* Tests kill -9 here: the leader dies with a transfer open. */
     SX_CRASH_POINT("snapshot-leader-chunk");
     return st;
@@ -1656,20 +1934,21 @@ sx_status sx_replica_append(sx_replica_set *rs, const Shardex__Internal__V1__App
     pthread_mutex_lock(&r->mu);
     while (r->applying) /* one Append at a time, its apply included */
         pthread_cond_wait(&r->cv, &r->mu);
-    if (r->installing) {
+    if (r->installing || !r->st) {
         pthread_mutex_unlock(&r->mu);
         free(epochs);
-        return sx_err_set(err, SX_UNAVAILABLE, "partition %u: installing a snapshot",
-                          req->partition);
+        return sx_err_set(err, SX_UNAVAILABLE, "partition %u: %s", req->partition,
+                          r->st ? "installing a snapshot" : "no longer hosted here");
     }
     sx_repcore_local l = local_of(r, &a, &ours);
     sx_repcore_follow_plan(&r->core, &a, &l, &plan);
-    if (plan.verdict == SX_REPCORE_APPEND_ACCEPT && req->prev_offset + 1 < sx_plog_start(r->log))
+    if (plan.verdict == SX_REPCORE_APPEND_ACCEPT &&
+        req->prev_offset + 1 < sx_plog_start(r->st->log))
         /* After a snapshot install, the leader still sends from what we held
          * before: our epoch table and log end tell it where we are now. */
         plan.verdict = SX_REPCORE_APPEND_MISMATCH;
     if (plan.verdict != SX_REPCORE_APPEND_STALE && plan.verdict != SX_REPCORE_APPEND_LEADING &&
-        req->snapshot_needed && sx_plog_leo(r->log) + 1 < req->log_start)
+        req->snapshot_needed && sx_plog_leo(r->st->log) + 1 < req->log_start)
         want_snapshot_locked(r);
     if (plan.verdict == SX_REPCORE_APPEND_STALE)
         st = sx_err_set(err, SX_FAILED_PRECONDITION,
@@ -1698,12 +1977,15 @@ sx_status sx_replica_read_many(sx_replica_set *rs, uint32_t p, char *const *ids,
 {
     sx_status st = sx_replica_wait_applied(rs, p, after_offset, deadline_ms, err);
     replica *r = st == SX_OK ? get_replica(rs, p) : NULL;
+    sx_replica_store *s = r ? acquire(r) : NULL;
+    if (st == SX_OK && !s)
+        st = sx_err_set(err, SX_ABORTED, "partition %u: no longer hosted here", p);
     sx_buf doc = {0};
     for (size_t i = 0; st == SX_OK && i < n; i++) {
         bool found = false;
         out[i] = sx_arena_alloc(arena, sizeof(*out[i]));
         shardex__internal__v1__packed_doc__init(out[i]);
-        st = sx_plog_get_doc(r->log, ids[i], strlen(ids[i]), &found, NULL, &doc, err);
+        st = sx_plog_get_doc(s->log, ids[i], strlen(ids[i]), &found, NULL, &doc, err);
         out[i]->found = found;
         if (st == SX_OK && found) {
             out[i]->doc.data = sx_arena_memdup(arena, doc.data, doc.len);
@@ -1711,6 +1993,7 @@ sx_status sx_replica_read_many(sx_replica_set *rs, uint32_t p, char *const *ids,
         }
     }
     sx_buf_free(&doc);
+    sx_replica_store_unref(s);
     return st;
 }
 
@@ -1722,10 +2005,13 @@ sx_status sx_replica_read(sx_replica_set *rs, uint32_t p, const char *id, uint64
     if (st != SX_OK)
         return st;
     replica *r = get_replica(rs, p);
+    sx_replica_store *s = r ? acquire(r) : NULL;
+    if (!s)
+        return sx_err_set(err, SX_ABORTED, "partition %u: no longer hosted here", p);
     bool found = false;
     uint64_t version = 0;
     sx_buf doc = {0};
-    st = sx_plog_get_doc(r->log, id, strlen(id), &found, &version, &doc, err);
+    st = sx_plog_get_doc(s->log, id, strlen(id), &found, &version, &doc, err);
     if (st == SX_OK && found) {
         ProtobufCAllocator alloc = sx_arena_pb_allocator(arena);
         resp->doc = shardex__v1__document__unpack(&alloc, doc.len, doc.data);
@@ -1740,6 +2026,7 @@ sx_status sx_replica_read(sx_replica_set *rs, uint32_t p, const char *id, uint64
         resp->version = t;
     }
     sx_buf_free(&doc);
+    sx_replica_store_unref(s);
     return st;
 }
 
@@ -1756,7 +2043,7 @@ sx_status sx_replica_wait_applied(sx_replica_set *rs, uint32_t p, uint64_t after
             pthread_mutex_unlock(&r->mu);
             return sx_err_set(err, SX_ABORTED, "partition %u: this worker does not lead it now", p);
         }
-        uint64_t applied = sx_plog_applied(r->log);
+        uint64_t applied = sx_plog_applied(r->st->log);
         bool serving = sx_repcore_serving(&r->core, applied);
         if (applied >= after_offset && serving)
             break;
@@ -1809,7 +2096,7 @@ sx_status sx_replica_wait_follower(sx_replica_set *rs, uint32_t p, uint64_t afte
     pthread_mutex_lock(&r->mu);
     for (;;) {
         uint64_t now = sx_clock_now_ms();
-        uint64_t applied = sx_plog_applied(r->log);
+        uint64_t applied = r->st ? sx_plog_applied(r->st->log) : 0; /* none: installing */
         uint64_t stale = sure_stale_locked(r, now);
         *stale_ms = stale;
         if (applied >= after_offset && stale <= max_stale_ms)
@@ -1852,12 +2139,17 @@ bool sx_replica_get_view(sx_replica_set *rs, uint32_t p, sx_replica_view *out)
         return false;
     bool lease = lease_valid(rs);
     pthread_mutex_lock(&r->mu);
-    out->log = r->log;
-    out->ix = r->ix;
+    if (!r->st) {
+        pthread_mutex_unlock(&r->mu);
+        return false;
+    }
+    out->store = sx_replica_store_ref(r->st);
+    out->log = r->st->log;
+    out->ix = r->st->ix;
     out->leading = lease && sx_repcore_leading(&r->core);
     out->epoch = r->core.epoch;
     out->commit = sx_repcore_commit(&r->core);
-    out->applied = sx_plog_applied(r->log);
+    out->applied = sx_plog_applied(r->st->log);
     /* A leader that does not serve yet may lack acknowledged writes whatever
      * its own hw says: never fresh (rule 7). */
     bool behind = out->applied < out->commit || (r->core.role == SX_REPCORE_LEADER &&
@@ -1866,6 +2158,12 @@ bool sx_replica_get_view(sx_replica_set *rs, uint32_t p, sx_replica_view *out)
     out->stale_ms = !behind ? 0 : now > r->fresh_ms ? now - r->fresh_ms : 1;
     pthread_mutex_unlock(&r->mu);
     return true;
+}
+
+void sx_replica_view_release(sx_replica_view *v)
+{
+    sx_replica_store_unref(v->store);
+    v->store = NULL;
 }
 
 void sx_replica_hold_log(sx_replica_set *rs, uint32_t p, uint64_t from)
@@ -1894,7 +2192,8 @@ size_t sx_replica_states(sx_replica_set *rs, sx_replica_state *out, size_t cap)
     size_t n = 0;
     for (uint32_t p = 0; p < P; p++) {
         replica *r = get_replica(rs, p);
-        if (!r)
+        sx_replica_store *s = r ? acquire(r) : NULL;
+        if (!s)
             continue;
         if (n < cap) {
             sx_replica_state *st = &out[n];
@@ -1906,17 +2205,26 @@ size_t sx_replica_states(sx_replica_set *rs, sx_replica_state *out, size_t cap)
             st->commit_offset = sx_repcore_commit(&r->core);
             st->fenced = r->core.fenced;
             pthread_mutex_unlock(&r->mu);
-            st->log_end_offset = sx_plog_leo(r->log);
-            st->applied_offset = sx_plog_applied(r->log);
-            sx_plog_counters(r->log, &st->appends, &st->appended_entries);
-            st->log_start_offset = sx_plog_start(r->log);
+            st->log_end_offset = sx_plog_leo(s->log);
+            st->applied_offset = sx_plog_applied(s->log);
+            sx_plog_counters(s->log, &st->appends, &st->appended_entries);
+            st->log_start_offset = sx_plog_start(s->log);
             pthread_mutex_lock(&r->mu);
             st->trimmed_entries = r->trimmed;
             pthread_mutex_unlock(&r->mu);
         }
+        sx_replica_store_unref(s);
         n++;
     }
     return n;
+}
+
+void sx_replica_counts(sx_replica_set *rs, uint64_t *snapshots_installed, uint64_t *stores_dropped)
+{
+    pthread_mutex_lock(&rs->mu);
+    *snapshots_installed = rs->snapshots_installed;
+    *stores_dropped = rs->stores_dropped;
+    pthread_mutex_unlock(&rs->mu);
 }
 
 sx_status sx_replica_read_log(sx_replica_set *rs, uint32_t p, uint64_t from, uint32_t max,
@@ -1924,7 +2232,8 @@ sx_status sx_replica_read_log(sx_replica_set *rs, uint32_t p, uint64_t from, uin
 {
     replica *r = get_replica(rs, p);
     memset(out, 0, sizeof(*out));
-    if (!r)
+    sx_replica_store *s = r ? acquire(r) : NULL;
+    if (!s)
         return sx_err_set(err, SX_NOT_FOUND, "partition %u: not hosted here", p);
     if (max == 0 || max > READ_LOG_MAX_ENTRIES)
         max = READ_LOG_MAX_ENTRIES;
@@ -1932,29 +2241,34 @@ sx_status sx_replica_read_log(sx_replica_set *rs, uint32_t p, uint64_t from, uin
     sx_status st;
     for (int tries = 0;; tries++) {
         /* 0: from the start, which a trim may move between the two calls. */
-        out->log_start_offset = sx_plog_start(r->log);
+        out->log_start_offset = sx_plog_start(s->log);
         uint64_t at = from ? from : out->log_start_offset;
-        st = sx_plog_read(r->log, at, max, READ_LOG_MAX_BYTES, arena, out->entries, &out->n, err);
+        st = sx_plog_read(s->log, at, max, READ_LOG_MAX_BYTES, arena, out->entries, &out->n, err);
         if (st != SX_OUT_OF_RANGE || from != 0 || tries == 3)
             break;
     }
-    if (st != SX_OK)
-        return st;
-    out->log_end_offset = sx_plog_leo(r->log);
-    out->epochs = copy_epochs(r->log, arena, &out->nepochs);
-    return SX_OK;
+    if (st == SX_OK) {
+        out->log_end_offset = sx_plog_leo(s->log);
+        out->epochs = copy_epochs(s->log, arena, &out->nepochs);
+    }
+    sx_replica_store_unref(s);
+    return st;
 }
 
 sx_status sx_replica_scan_docs(sx_replica_set *rs, uint32_t p, sx_replica_doc_cb fn, void *arg,
                                uint64_t *applied, sx_err *err)
 {
     replica *r = get_replica(rs, p);
-    if (!r)
+    sx_replica_store *s = r ? acquire(r) : NULL;
+    if (!s)
         return sx_err_set(err, SX_NOT_FOUND, "partition %u: not hosted here", p);
     /* The snapshot and the applied offset taken together: exactly that position. */
-    const sx_snapshot *snap = sx_plog_snapshot(r->log, applied);
-    sx_status st = sx_plog_scan_docs_at(r->log, snap, fn, arg, err);
-    sx_store_release_snapshot(sx_plog_store(r->log), snap);
+    const sx_snapshot *snap = sx_plog_snapshot(s->log, applied);
+    /* Tests hold a scan here across a snapshot swap of its store. */
+    SX_DELAY_POINT("replica-scan-docs");
+    sx_status st = sx_plog_scan_docs_at(s->log, snap, fn, arg, err);
+    sx_store_release_snapshot(sx_plog_store(s->log), snap);
+    sx_replica_store_unref(s);
     return st;
 }
 
@@ -1986,6 +2300,8 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     rs->cache = sx_store_cache_create(32u << 20); /* shared by every partition's store */
     pthread_mutex_init(&rs->mu, NULL);
     pthread_cond_init(&rs->cv, NULL);
+    pthread_cond_init(&rs->closed, NULL);
+    pthread_cond_init(&rs->compact_cv, NULL);
     rs->snaps = sx_psnap_server_create();
     sx_status st = scan_stores(rs, err);
     if (st != SX_OK) {
@@ -1995,6 +2311,9 @@ sx_status sx_replica_create(const sx_replica_opts *opts, sx_replica_set **out, s
     pthread_create(&rs->manager, NULL, manager_main, rs);
     pthread_setname_np(rs->manager, "repl-manager");
     rs->manager_started = true;
+    pthread_create(&rs->compactor, NULL, compact_main, rs);
+    pthread_setname_np(rs->compactor, "repl-compact");
+    rs->compactor_started = true;
     *out = rs;
     return SX_OK;
 }
@@ -2006,9 +2325,12 @@ void sx_replica_destroy(sx_replica_set *rs)
     pthread_mutex_lock(&rs->mu);
     rs->stop = true;
     pthread_cond_broadcast(&rs->cv);
+    pthread_cond_broadcast(&rs->compact_cv);
     pthread_mutex_unlock(&rs->mu);
     if (rs->manager_started)
         pthread_join(rs->manager, NULL);
+    if (rs->compactor_started)
+        pthread_join(rs->compactor, NULL); /* it ends a compaction under way first */
     sx_partmap_release(rs->next_map);
     for (uint32_t p = 0; p < rs->nheld; p++) {
         sx_plog_close(rs->held_log[p]); /* then its observer */
@@ -2023,23 +2345,34 @@ void sx_replica_destroy(sx_replica_set *rs)
         if (r && r->snap_started)
             pthread_join(r->snap_thread, NULL); /* it sees rs->stop between calls */
     }
-    sx_psnap_server_destroy(rs->snaps); /* its snapshots, before their stores close */
     for (uint32_t p = 0; p < rs->nparts; p++) {
         replica *r = rs->reps[p];
         if (!r)
             continue;
         if (r->core.role == SX_REPCORE_LEADER)
             stop_leading(r);
-        sx_plog_close(r->log); /* then its observer */
-        sx_pindex_close(r->ix);
+        sx_replica_store_unref(r->st); /* the last reference: readers are gone by now */
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cv);
         free(r);
     }
+    while (rs->dropped) { /* their stores closed when they were dropped, or above */
+        replica *r = rs->dropped;
+        rs->dropped = r->next_dropped;
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+        free(r);
+    }
+    if (rs->retired)
+        SX_LOG(SX_LOG_WARN, "replica", "partition=%u a retired store is still held at exit",
+               rs->retired->p);
+    sx_psnap_server_destroy(rs->snaps); /* sessions of open stores ended as they closed */
     free(rs->reps);
     sx_store_cache_destroy(rs->cache);
     pthread_mutex_destroy(&rs->mu);
     pthread_cond_destroy(&rs->cv);
+    pthread_cond_destroy(&rs->closed);
+    pthread_cond_destroy(&rs->compact_cv);
     free(rs->data_dir);
     free(rs->worker_id);
     free(rs->coordinator);

@@ -218,22 +218,44 @@ sx_status sx_replica_wait_follower(sx_replica_set *r, uint32_t p, uint64_t after
                                    uint64_t max_stale_ms, uint64_t deadline_ms, uint64_t *stale_ms,
                                    sx_err *err);
 
-/* One hosted replica as it is now, for the index layer. log and ix live as
- * long as r. */
+/* A reference to one partition store: its log and the indexes that
+ * observe it. The replica holds one while it uses the store; every reader
+ * that uses a store outside the replica's lock holds one too (a view, the
+ * index layer's rebuild cursor, WorkerAdmin's scans). Whoever drops the
+ * last reference closes the store, and deletes its directory when it was
+ * retired (replaced by a snapshot, or its replica dropped from the map).
+ * A retired store takes no new references: a snapshot's store opens only
+ * once the old one is closed (LevelDB locks a store by its path within a
+ * process, and the live store has one path, pNNNN), and so does a store
+ * made again for a partition given back to this worker. Any thread. */
+typedef struct sx_replica_store sx_replica_store;
+/* Another reference to s (held already by the caller). */
+sx_replica_store *sx_replica_store_ref(sx_replica_store *s);
+/* Drops a reference; the last one closes (and maybe deletes) the store, on
+ * the caller's thread. Accepts NULL. */
+void sx_replica_store_unref(sx_replica_store *s);
+
+/* One hosted replica as it is now, for the index layer, with a reference
+ * to its store (log and ix are the store's): release it with
+ * sx_replica_view_release, soon (a swap or a drop waits for it). */
 typedef struct sx_replica_view {
     struct sx_plog *log;
     struct sx_pindex *ix;
-    bool leading;    /* leader in the map, with a lease, not fenced */
-    uint64_t epoch;  /* the map's epoch of p */
-    uint64_t commit; /* leader: high watermark; follower: the leader's as last heard */
+    sx_replica_store *store; /* the reference the view holds */
+    bool leading;            /* leader in the map, with a lease, not fenced */
+    uint64_t epoch;          /* the map's epoch of p */
+    uint64_t commit;         /* leader: high watermark; follower: the leader's as last heard */
     uint64_t applied;
     /* 0 when applied reached commit and, a leader, it serves reads; else the
      * time since applied last reached the commit offset it knew (at least 1) */
     uint64_t stale_ms;
 } sx_replica_view;
 
-/* False when p is not hosted here. */
+/* False (and nothing held) when p is not hosted here, or its store is
+ * being replaced by a snapshot or dropped. */
 bool sx_replica_get_view(sx_replica_set *r, uint32_t p, sx_replica_view *out);
+/* Drops the view's reference (v->store set to NULL). Accepts a zeroed view. */
+void sx_replica_view_release(sx_replica_view *v);
 
 /* The index streams of p (this worker leading it) need its log from `from`
  * on; 0: nothing (sx_repcore_hold_for_indexes). Any thread. */
@@ -258,6 +280,10 @@ typedef struct sx_replica_state {
     uint64_t log_start_offset; /* first offset the log holds: 1 until trimmed */
     uint64_t trimmed_entries;  /* removed by log retention since the process started */
 } sx_replica_state;
+
+/* Since the process started: stores replaced by a snapshot, and stores
+ * deleted because the map no longer gives this worker their replica. */
+void sx_replica_counts(sx_replica_set *r, uint64_t *snapshots_installed, uint64_t *stores_dropped);
 
 /* Every hosted replica, by partition: fills at most cap and returns how many
  * are hosted in all (more than cap: call again with room; it only grows). */

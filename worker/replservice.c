@@ -1,6 +1,7 @@
 /* replservice.c: see replservice.h. */
 #include "replservice.h"
 
+#include "clock.h"
 #include "sx_limits.h"
 
 #include <string.h>
@@ -9,6 +10,8 @@
 typedef struct write_ctx {
     sx_rpc_call *call;
     Shardex__Internal__V1__WriteResponse *resp;
+    sx_histogram *lat; /* shardex_lead_write_seconds (NULL: metrics off) */
+    uint64_t start_ns;
 } write_ctx;
 
 static void write_done(void *arg, sx_status st, const sx_err *err, const uint64_t *offsets,
@@ -19,6 +22,7 @@ static void write_done(void *arg, sx_status st, const sx_err *err, const uint64_
         wc->resp->offsets = sx_rpc_call_alloc(wc->call, (n + 1) * sizeof(uint64_t));
         memcpy(wc->resp->offsets, offsets, n * sizeof(uint64_t));
         wc->resp->n_offsets = n;
+        sx_histogram_observe(wc->lat, (double)(sx_clock_now_ns() - wc->start_ns) / 1e9);
     }
     sx_rpc_call_finish(wc->call, st, err);
 }
@@ -32,6 +36,8 @@ sx_status sx_replservice_write(sx_rpc_call *call, const ProtobufCMessage *reqm,
     write_ctx *wc = sx_rpc_call_alloc(call, sizeof(*wc));
     wc->call = call;
     wc->resp = (void *)respm;
+    wc->lat = w->m.lead_write;
+    wc->start_ns = sx_clock_now_ns();
     sx_rpc_call_defer(call);
     uint64_t deadline = sx_rpc_call_deadline_or_default(call);
     sx_replica_write(w->replicas, req->partition, req->ops, req->n_ops, deadline, write_done, wc);

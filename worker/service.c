@@ -82,6 +82,14 @@ static void add_metrics(sx_worker_ctx *w)
         "queries only, by the mode served (local: every log partition's leader; global: the "
         "term partitions' owners)",
         mode, 1, sx_metrics_latency_buckets, sx_metrics_latency_nbuckets);
+    /* The writes other workers route to partitions this worker leads: the
+     * backfill's throttle watches them too (a leader's disk serves them). */
+    w->m.lead_write = sx_metrics_histogram(
+        w->metrics, "shardex_lead_write_seconds",
+        "Time from a Replication.Write's arrival at this worker, the log partition's leader, to "
+        "its answer (committed on min-isr replicas and applied): the writes other workers routed "
+        "here, successful ones only",
+        sx_metrics_latency_buckets, sx_metrics_latency_nbuckets);
     w->m.put_ack = sx_metric_histogram(ack, (const char *[]){"put"});
     w->m.delete_ack = sx_metric_histogram(ack, (const char *[]){"delete"});
     w->m.query_local = sx_metric_histogram(query, (const char *[]){"local"});

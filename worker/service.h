@@ -14,6 +14,7 @@
 typedef struct sx_worker_metrics {
     sx_histogram *put_ack, *delete_ack;       /* shardex_write_ack_seconds{method}: Put, Delete */
     sx_histogram *query_local, *query_global; /* shardex_query_seconds{mode}: the mode served */
+    sx_histogram *lead_write;  /* shardex_lead_write_seconds: Replication.Write led here */
     sx_counter *query_partial; /* shardex_query_partial_total: answers missing partitions */
     sx_counter
         *follower_scans; /* shardex_query_follower_scans_total: partitions followers served */

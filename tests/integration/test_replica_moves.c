@@ -6,14 +6,23 @@
  *    R=1 and at R=3 while writer threads run; within a minute it holds its
  *    share of replicas and leaderships (each worker within one of the mean)
  *    with no move in flight;
+ *  - join on trimmed logs: P=4, R=3, log retention at its default (`min`):
+ *    overwrites until every leader has trimmed its log's beginning, then
+ *    a fourth worker joins under writes: every replica it gets came from a
+ *    snapshot (WorkerStatus.snapshots_installed, each log starting above 1),
+ *    every overwritten document reads back with its last value;
  *  - drain: `shardex worker drain ID --wait` under writes until it holds
  *    nothing (replicas, leaderships, term partitions of a global index);
- *    then it is stopped;
+ *    then its partition stores are gone from its disk (a replica the map
+ *    no longer gives a worker is deleted), it is stopped, restarted (it
+ *    reports no store lost: the deleted ones are not recorded any more),
+ *    undrained, and gets fresh replicas again;
  *  - remove: kill -9 of a worker, `shardex worker remove` refused while the
  *    map still calls it alive (naming it), accepted once dead; its replicas
  *    are re-created on the others, every ISR whole again.
- * After each: every acknowledged write reads back, the replicas agree and
- * `shardex verify` is clean. Writers use only workers that stay up.
+ * After each: every acknowledged write reads back, the replicas agree,
+ * `shardex verify` is clean, and after a join each worker's partition
+ * directories are exactly the replicas the map gives it. Writers use only workers that stay up.
  *
  * SHARDEX_TEST_FILTER=<cmocka pattern> runs some tests only.
  */
@@ -22,10 +31,12 @@
 #include "cluster.h"
 #include "docs.h"
 #include "fixture.h"
+#include "fsutil.h"
 #include "harness.h"
 #include "query.h"
 #include "shardex/internal/v1/coordinator.pb-c.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -244,6 +255,62 @@ static void print_holdings(sx_cluster *c, const char *when)
     fprintf(stderr, " %u moving\n", h.moving);
 }
 
+/* Test worker i's partition stores on disk (pNNNN directories; stores set
+ * aside or in a swap have a suffix) are exactly the replicas the map gives
+ * it, and nothing is moving. */
+typedef struct stores_arg {
+    sx_cluster *c;
+    uint32_t i;
+} stores_arg;
+
+static bool stores_match_map(void *arg)
+{
+    stores_arg *a = arg;
+    ClusterMap *m = sx_cluster_map(a->c);
+    if (!m)
+        return false;
+    bool want[64] = {false}, ok = m->n_partitions <= 64;
+    for (size_t p = 0; ok && p < m->n_partitions; p++) {
+        const Shardex__Internal__V1__LogPartition *lp = m->partitions[p];
+        ok &= lp->move == NULL;
+        for (size_t k = 0; k < lp->n_replicas; k++)
+            want[p] |= sx_cluster_test_index(a->c, m, lp->replicas[k]) == a->i;
+    }
+    sx_rpc_free(&m->base);
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/w%u/partitions", a->c->dir, a->i);
+    DIR *d = opendir(dir);
+    bool have[64] = {false};
+    for (struct dirent *de; ok && d && (de = readdir(d));) {
+        unsigned p = 0;
+        char tail = 0;
+        if (sscanf(de->d_name, "p%4u%c", &p, &tail) == 1 && p < 64)
+            have[p] = true;
+    }
+    if (d)
+        closedir(d);
+    for (size_t p = 0; ok && p < 64; p++)
+        ok &= want[p] == have[p];
+    return ok;
+}
+
+/* How many times the coordinator's log says `what`. */
+static int count_in_coord_log(sx_cluster *c, const char *what)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/coord.log", c->dir);
+    sx_buf b = {0};
+    bool found = false;
+    int n = 0;
+    if (sx_file_read(path, 64u << 20, &b, &found, NULL) == SX_OK && found) {
+        sx_buf_push(&b, 0);
+        for (const char *p = (const char *)b.data; (p = strstr(p, what)); p++)
+            n++;
+    }
+    sx_buf_free(&b);
+    return n;
+}
+
 /* ----------------------------------------------------------------- tools -- */
 
 /* Runs `shardex --server <worker 0> args...`; the result is the caller's. */
@@ -280,7 +347,126 @@ static void join(uint32_t r, uint32_t min_isr)
     fprintf(stderr, "R=%u: balanced %" PRIu64 " ms after the fourth worker started\n", r,
             sx_clock_now_ms() - t0);
     print_holdings(c, "after the join");
+    for (uint32_t i = 0; i < 4; i++) { /* the moves' dropped replicas are deleted */
+        stores_arg sa = {c, i};
+        SX_FX_WAIT(c, stores_match_map, &sa, WAIT_MS,
+                   "worker %u's partition stores are not the map's replicas", i);
+    }
     writers_stop_and_check(&wr);
+    check_all(c);
+    sx_cluster_kill_all(c);
+    sx_cluster_stop(c);
+    free(c);
+}
+
+/* ------------------------------------------------------ join, trimmed logs -- */
+
+#define TR_DOCS 200
+#define TR_BATCH 50
+
+/* One round of overwrites of TR_DOCS padded documents through workers
+ * 0..2, each batch retried until acknowledged. */
+static void overwrite_round(sx_cluster *c, uint32_t round)
+{
+    static char pad[201];
+    memset(pad, 'p', 200);
+    sx_doc_spec d[TR_BATCH];
+    for (uint32_t i = 0; i < TR_DOCS; i += TR_BATCH) {
+        for (uint32_t k = 0; k < TR_BATCH; k++) {
+            memset(&d[k], 0, sizeof(d[k]));
+            snprintf(d[k].id, sizeof(d[k].id), "tr-%u", i + k);
+            snprintf(d[k].text, sizeof(d[k].text), "round %u", round);
+            d[k].n = round;
+            d[k].pad = pad;
+        }
+        uint64_t deadline = sx_clock_now_ms() + WAIT_MS;
+        for (uint32_t via = i / TR_BATCH;; via++) {
+            sx_err err = {0};
+            if (sx_docs_put(c, via % 3, d, TR_BATCH, CALL_MS, NULL, &err) == SX_OK)
+                break;
+            if (sx_clock_now_ms() > deadline)
+                SX_FX_FAIL(c, "round %u: tr-%u.. not acknowledged: %s", round, i, err.msg);
+            sx_clock_sleep_ms(20);
+        }
+    }
+}
+
+/* Every partition's leader has trimmed its log (starts above 1). */
+static bool leaders_trimmed(sx_cluster *c)
+{
+    uint32_t trimmed = 0;
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        Shardex__Internal__V1__WorkerStatusResponse *ws = sx_cluster_worker_status(c, i);
+        if (!ws)
+            return false;
+        for (size_t k = 0; k < ws->n_replicas; k++)
+            trimmed += strcmp(ws->replicas[k]->role, "leader") == 0 &&
+                       ws->replicas[k]->log_start_offset > 1;
+        sx_rpc_free(&ws->base);
+    }
+    return trimmed == c->opts.partitions;
+}
+
+static void test_join_trimmed(void **state)
+{
+    (void)state;
+    unsetenv("SHARDEX_LOG_RETENTION"); /* the default, min */
+    unsetenv("SHARDEX_LOG_RETENTION_ENTRIES");
+    sx_cluster_opts o = {.workers = 3, .partitions = 4, .replication = 3, .min_isr = 2};
+    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
+    assert_non_null(c);
+    uint32_t round = 0;
+    while (!leaders_trimmed(c)) {
+        if (round == 200)
+            SX_FX_FAIL(c, "the leaders did not trim their logs in %u rounds", round);
+        overwrite_round(c, ++round);
+    }
+    fprintf(stderr, "logs trimmed after %u rounds of %u documents\n", round, TR_DOCS);
+    run wr;
+    writers_start(&wr, c, 3);
+    c->nworkers = 4;
+    uint64_t t0 = sx_clock_now_ms();
+    if (!sx_cluster_start_worker(c, 3))
+        SX_FX_FAIL(c, "the fourth worker did not start");
+    SX_FX_WAIT(c, balanced, c, SHARE_MS, "the fourth worker did not get its share");
+    fprintf(stderr, "balanced %" PRIu64 " ms after the fourth worker started\n",
+            sx_clock_now_ms() - t0);
+    for (uint32_t i = 0; i < 4; i++) {
+        stores_arg sa = {c, i};
+        SX_FX_WAIT(c, stores_match_map, &sa, WAIT_MS,
+                   "worker %u's partition stores are not the map's replicas", i);
+    }
+    holdings h;
+    if (!holdings_of(c, &h) || h.rep[3] == 0)
+        SX_FX_FAIL(c, "the fourth worker holds no replica");
+    Shardex__Internal__V1__WorkerStatusResponse *ws = sx_cluster_worker_status(c, 3);
+    if (!ws)
+        SX_FX_FAIL(c, "worker 3: no status");
+    uint64_t installed = ws->snapshots_installed;
+    bool all_trimmed = ws->n_replicas == h.rep[3];
+    for (size_t k = 0; k < ws->n_replicas; k++)
+        all_trimmed &= ws->replicas[k]->log_start_offset > 1;
+    sx_rpc_free(&ws->base);
+    fprintf(stderr, "worker 3: %u replicas, %" PRIu64 " snapshots installed\n", h.rep[3],
+            installed);
+    if (installed < h.rep[3] || !all_trimmed)
+        SX_FX_FAIL(c, "worker 3's %u replicas did not all come from snapshots (%" PRIu64 ")",
+                   h.rep[3], installed);
+    writers_stop_and_check(&wr);
+    for (uint32_t i = 0; i < TR_DOCS; i++) {
+        char id[32], want[32];
+        snprintf(id, sizeof(id), "tr-%u", i);
+        snprintf(want, sizeof(want), "round %u", round);
+        Shardex__V1__GetResponse *g = NULL;
+        sx_err err = {0};
+        if (sx_docs_get(c, i % 4, id, NULL, &g, &err) != SX_OK || !g->found ||
+            strcmp(sx_doc_text(g->doc), want) != 0) {
+            sx_rpc_free(g ? &g->base : NULL);
+            SX_FX_FAIL(c, "%s does not read back as '%s' (%s)", id, want,
+                       err.code ? err.msg : "other text");
+        }
+        sx_rpc_free(&g->base);
+    }
     check_all(c);
     sx_cluster_kill_all(c);
     sx_cluster_stop(c);
@@ -350,12 +536,30 @@ static void test_drain(void **state)
         SX_FX_FAIL(c, "status does not show the drained worker");
     }
     sx_h_run_free(&r);
+    stores_arg sa = {c, 3};
+    SX_FX_WAIT(c, stores_match_map, &sa, WAIT_MS, "the drained worker's stores are still there");
     sx_cluster_kill_worker(c, 3);
     c->nworkers = 3;          /* the checks below look at the workers that stay */
     wait_writes(c, &wr, 200); /* writes go on after it stopped */
+    /* Back, undrained: it lost nothing (its stores were deleted on purpose
+     * and forgotten), and gets fresh replicas again. */
+    if (!sx_cluster_start_worker(c, 3))
+        SX_FX_FAIL(c, "the drained worker did not restart");
+    const char *undrain[] = {"worker", "drain", c->worker_id[3], "--cancel", NULL};
+    r = shardex(c, undrain, 30000);
+    if (r.code != 0) {
+        sx_h_run_print("shardex worker drain --cancel", &r);
+        SX_FX_FAIL(c, "undrain failed");
+    }
+    sx_h_run_free(&r);
+    c->nworkers = 4;
+    SX_FX_WAIT(c, balanced, c, SHARE_MS, "the undrained worker did not get its share back");
+    SX_FX_WAIT(c, stores_match_map, &sa, WAIT_MS,
+               "the undrained worker's stores are not its map's");
+    if (count_in_coord_log(c, "lost_stores=") != count_in_coord_log(c, "lost_stores=0"))
+        SX_FX_FAIL(c, "a worker reported a store lost");
     writers_stop_and_check(&wr);
     check_all(c);
-    c->nworkers = 4;
     sx_cluster_kill_all(c);
     sx_cluster_stop(c);
     free(c);
@@ -420,9 +624,8 @@ int main(void)
     sx_fx_seed();
     sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_join_r1),
-        cmocka_unit_test(test_join_r3),
-        cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_join_r1),      cmocka_unit_test(test_join_r3),
+        cmocka_unit_test(test_join_trimmed), cmocka_unit_test(test_drain),
         cmocka_unit_test(test_remove),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,7 +22,17 @@
  *    (kill -9, edit, restart) is found: DIVERGED against the leader's copy.
  *  - verify on logs trimmed past an online split: a range index split once
  *    (then the logs trimmed past its markers and its index_start), verify
- *    is clean and checks the split's shadows, none left out.
+ *    is clean and checks the split's shadows, none left out;
+ *  - by size (--log-retention SIZE_KIB KiB, no entry count): after the
+ *    overwrites every replica's log (read through WorkerAdmin.ReadLog) has
+ *    trimmed, still holds at least SIZE of its newest entries' bytes, and
+ *    holds no more entries than SIZE at their mean size plus a trim step;
+ *  - by time (--log-retention DURATION_S s): while writing, the leaders'
+ *    log ends are sampled; right after, every log still holds every entry
+ *    appended within the duration (its start is at or below the log end of
+ *    the first sample taken within it), although the margin alone would
+ *    have trimmed; once the writes are older than the duration, the logs
+ *    are trimmed to the margin.
  *
  * Not here: snapshots for a replica below the floor (test_snapshot.c).
  *
@@ -80,21 +90,54 @@ static uint32_t env_u32(const char *name, uint32_t dflt)
     return v && *v ? (uint32_t)strtoul(v, NULL, 10) : dflt;
 }
 
-static int setup(void **st)
+#define SIZE_KIB 384 /* the size test's --log-retention */
+#define DURATION_S 8 /* the time test's --log-retention */
+
+/* A cluster whose workers run with --log-retention `retention` (NULL: the
+ * default) and --log-retention-entries `entries` (NULL: none). */
+static int setup_with(void **st, const char *retention, const char *entries)
 {
     state *s = sx_calloc(1, sizeof(*s));
     s->ndocs = env_u32("SHARDEX_RETENTION_DOCS", 500);
     s->rounds = env_u32("SHARDEX_RETENTION_ROUNDS", 20);
     s->last = sx_calloc(s->ndocs, sizeof(*s->last));
-    char keep[32];
-    snprintf(keep, sizeof(keep), "%d", RETAIN);
-    setenv("SHARDEX_LOG_RETENTION_ENTRIES", keep, 1); /* inherited by every worker */
+    /* inherited by every worker */
+    if (entries)
+        setenv("SHARDEX_LOG_RETENTION_ENTRIES", entries, 1);
+    else
+        unsetenv("SHARDEX_LOG_RETENTION_ENTRIES");
+    if (retention)
+        setenv("SHARDEX_LOG_RETENTION", retention, 1);
+    else
+        unsetenv("SHARDEX_LOG_RETENTION");
     sx_cluster_opts o = {.workers = 3, .partitions = P, .replication = 3, .lease_ms = 1000};
     s->c = sx_cluster_start_settled(&o, WAIT_MS);
+    unsetenv("SHARDEX_LOG_RETENTION");
     if (!s->c)
         return -1;
     *st = s;
     return 0;
+}
+
+static int setup(void **st)
+{
+    char keep[32];
+    snprintf(keep, sizeof(keep), "%d", RETAIN);
+    return setup_with(st, NULL, keep);
+}
+
+static int setup_size(void **st)
+{
+    char size[32];
+    snprintf(size, sizeof(size), "%dKiB", SIZE_KIB);
+    return setup_with(st, size, NULL);
+}
+
+static int setup_duration(void **st)
+{
+    char d[32];
+    snprintf(d, sizeof(d), "%ds", DURATION_S);
+    return setup_with(st, d, NULL);
 }
 
 static int teardown(void **st)
@@ -475,6 +518,164 @@ static void test_verify_trimmed(void **st)
     json_decref(a.js);
 }
 
+/* ------------------------------------------------ retention by size, time -- */
+
+/* One replica's log as ReadLog gives it: its start, entries and op bytes. */
+typedef struct held_log {
+    uint64_t start, end, n, bytes;
+} held_log;
+
+static bool read_held(sx_cluster *c, uint32_t i, uint32_t p, held_log *h)
+{
+    memset(h, 0, sizeof(*h));
+    for (uint64_t from = 0;;) {
+        Shardex__Internal__V1__ReadLogRequest req = SHARDEX__INTERNAL__V1__READ_LOG_REQUEST__INIT;
+        req.partition = p;
+        req.from_offset = from;
+        req.max_entries = 5000;
+        ProtobufCMessage *m = NULL;
+        sx_rpc_call_opts o = {.timeout_ms = 10000, .idempotent = true};
+        if (sx_rpc_invoke(c->rpc, c->worker_addr[i],
+                          &shardex__internal__v1__worker_admin__descriptor, "ReadLog", &req.base,
+                          &m, &o, NULL) != SX_OK)
+            return false; /* a trim moved the start between two calls: read again */
+        Shardex__Internal__V1__ReadLogResponse *r = (void *)m;
+        if (from == 0)
+            h->start = r->log_start_offset;
+        h->end = r->log_end_offset;
+        for (size_t k = 0; k < r->n_entries; k++)
+            h->bytes += r->entries[k]->op.len;
+        h->n += r->n_entries;
+        size_t got = r->n_entries;
+        sx_rpc_free(m);
+        if (got == 0 || h->start + h->n > h->end)
+            return true;
+        from = h->start + h->n;
+    }
+}
+
+typedef struct size_arg {
+    state *s;
+    held_log worst; /* out: the last replica looked at, for the message */
+} size_arg;
+
+/* Every replica trimmed, keeps at least SIZE_KIB KiB of its newest entries
+ * and no more entries than that at their mean size plus a trim step. */
+static bool size_kept(void *arg)
+{
+    size_arg *a = arg;
+    sx_cluster *c = a->s->c;
+    uint64_t size = (uint64_t)SIZE_KIB << 10;
+    for (uint32_t i = 0; i < c->nworkers; i++)
+        for (uint32_t p = 0; p < P; p++) {
+            held_log *h = &a->worst;
+            if (!read_held(c, i, p, h) || h->n == 0)
+                return false;
+            uint64_t mean = h->bytes / h->n;
+            /* the leader counts SIZE in entries at the mean size of what it
+             * appended: one entry of rounding */
+            if (h->start <= 1 || h->bytes + mean < size ||
+                h->n > size / mean + size / mean / 20 + TRIM_STEP + 1)
+                return false;
+        }
+    return true;
+}
+
+static void test_size(void **st)
+{
+    state *s = *st;
+    for (uint32_t r = 1; r <= s->rounds; r++)
+        overwrite_round(s, r);
+    size_arg a = {.s = s};
+    SX_FX_WAIT(s->c, size_kept, &a, WAIT_MS,
+               "--log-retention %dKiB: a log holds %" PRIu64 " entries, %" PRIu64
+               " bytes from %" PRIu64 " to %" PRIu64,
+               SIZE_KIB, a.worst.n, a.worst.bytes, a.worst.start, a.worst.end);
+    print_message("--log-retention %dKiB: a log holds %" PRIu64 " entries of %" PRIu64
+                  " bytes (%" PRIu64 " .. %" PRIu64 ")\n",
+                  SIZE_KIB, a.worst.n, a.worst.bytes, a.worst.start, a.worst.end);
+    check_reads(s);
+    SX_FX_CHECK_REPLICAS(s->c, WAIT_MS);
+}
+
+/* The leaders' log ends, by partition, as of a call begun at at_ms. */
+typedef struct leo_sample {
+    uint64_t at_ms;
+    uint64_t leo[P];
+} leo_sample;
+
+static void sample_leos(state *s, leo_sample *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->at_ms = sx_clock_now_ms();
+    for (uint32_t i = 0; i < s->c->nworkers; i++) {
+        Shardex__Internal__V1__WorkerStatusResponse *ws = sx_cluster_worker_status(s->c, i);
+        if (!ws)
+            SX_FX_FAIL(s->c, "worker %u: no status", i);
+        for (size_t k = 0; k < ws->n_replicas; k++)
+            if (strcmp(ws->replicas[k]->role, "leader") == 0 && ws->replicas[k]->partition < P)
+                out->leo[ws->replicas[k]->partition] = ws->replicas[k]->log_end_offset;
+        sx_rpc_free(&ws->base);
+    }
+}
+
+/* Idle longer than the duration: every log is down to the margin. */
+static bool trimmed_to_margin(void *arg)
+{
+    state *s = arg;
+    for (uint32_t i = 0; i < s->c->nworkers; i++)
+        for (uint32_t p = 0; p < P; p++) {
+            held_log h;
+            if (!read_held(s->c, i, p, &h) || h.start <= 1 || h.n > MARGIN + TRIM_STEP + 1)
+                return false;
+        }
+    return true;
+}
+
+static void test_duration(void **st)
+{
+    state *s = *st;
+    leo_sample *samples = sx_calloc(s->rounds + 2, sizeof(*samples));
+    size_t ns = 0;
+    sample_leos(s, &samples[ns++]);
+    for (uint32_t r = 1; r <= s->rounds; r++) {
+        overwrite_round(s, r);
+        sample_leos(s, &samples[ns++]);
+    }
+    /* Every entry appended after the first sample begun within the
+     * duration is held (read after `now`: it only holds more). */
+    uint64_t now = sx_clock_now_ms();
+    const leo_sample *in = NULL;
+    for (size_t k = 0; k < ns && !in; k++)
+        if (samples[k].at_ms + (uint64_t)DURATION_S * 1000 >= now + 500)
+            in = &samples[k];
+    if (!in)
+        SX_FX_FAIL(s->c, "no sample within %d s: the writes stalled", DURATION_S);
+    bool margin_would_trim = false;
+    for (uint32_t i = 0; i < s->c->nworkers; i++)
+        for (uint32_t p = 0; p < P; p++) {
+            held_log h;
+            if (!read_held(s->c, i, p, &h))
+                SX_FX_FAIL(s->c, "worker %u partition %u: ReadLog failed", i, p);
+            if (h.start > in->leo[p] + 1)
+                SX_FX_FAIL(s->c,
+                           "worker %u partition %u: the log starts at %" PRIu64 ", above %" PRIu64
+                           " appended %" PRIu64 " ms ago (retention %d s)",
+                           i, p, h.start, in->leo[p] + 1, now - in->at_ms, DURATION_S);
+            margin_would_trim |= h.end > MARGIN + TRIM_STEP + 1 + in->leo[p];
+        }
+    print_message("--log-retention %ds: logs held from at most the log end of %" PRIu64
+                  " ms before (margin alone would trim: %s)\n",
+                  DURATION_S, now - in->at_ms, margin_would_trim ? "yes" : "no");
+    assert_true(margin_would_trim); /* else this proved nothing: write more */
+    free(samples);
+    /* Older than the duration now: trimmed to the margin. */
+    SX_FX_WAIT(s->c, trimmed_to_margin, s, WAIT_MS + DURATION_S * 1000,
+               "the logs were not trimmed once their entries were older than %d s", DURATION_S);
+    check_reads(s);
+    SX_FX_CHECK_REPLICAS(s->c, WAIT_MS);
+}
+
 /* ------------------------------------------ verify, a split on trimmed logs -- */
 
 /* t0 < 100 <= t1 < 300 <= t2; t1 splits at 200 into 3 = [100, 200) and 4 =
@@ -627,6 +828,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_overwrite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_during_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_trimmed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size, setup_size, teardown),
+        cmocka_unit_test_setup_teardown(test_duration, setup_duration, teardown),
         cmocka_unit_test_setup_teardown(test_verify_trimmed_split, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -183,6 +183,50 @@ static void test_self(void **state)
     sx_partmap_release(pm);
 }
 
+/* Partition 0 moved off w-a (index 0): replicas and ISR {1, 2}; w-a stays
+ * an eligible leader (ELR) in elr_kept, not in elr_gone. */
+static void moved_off_a(cmap *m, bool elr)
+{
+    static int32_t bc[2] = {1, 2}, a[1] = {0};
+    Shardex__Internal__V1__LogPartition *lp = m->partitions[0];
+    lp->replicas = bc;
+    lp->n_replicas = 2;
+    lp->isr = bc;
+    lp->n_isr = 2;
+    lp->leader = 1;
+    lp->elr = elr ? a : NULL;
+    lp->n_elr = elr ? 1 : 0;
+}
+static void elr_kept(cmap *m)
+{
+    moved_off_a(m, true);
+}
+static void elr_gone(cmap *m)
+{
+    moved_off_a(m, false);
+}
+
+/* A worker deletes its store of p only when the map needs its data in no
+ * role: not a replica, not in the ISR, not in the ELR. */
+static void test_may_drop(void **state)
+{
+    (void)state;
+    sx_partmap *pm = view(NULL, "w-a");
+    assert_false(sx_partmap_may_drop(pm, 0, 0)); /* a replica, in the ISR */
+    assert_false(sx_partmap_may_drop(pm, 1, 0)); /* a replica outside the ISR */
+    assert_false(sx_partmap_may_drop(pm, 9, 0)); /* no such partition */
+    assert_false(sx_partmap_may_drop(pm, 0, -1));
+    sx_partmap_release(pm);
+    pm = view(elr_kept, "w-a");
+    assert_false(sx_partmap_may_drop(pm, 0, 0)); /* may still be elected */
+    assert_false(sx_partmap_may_drop(pm, 0, 1));
+    sx_partmap_release(pm);
+    pm = view(elr_gone, "w-a");
+    assert_true(sx_partmap_may_drop(pm, 0, 0));
+    assert_false(sx_partmap_may_drop(pm, 0, 2));
+    sx_partmap_release(pm);
+}
+
 static void bad_leader(cmap *m)
 {
     m->partitions[2]->leader = 3;
@@ -232,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_lookups),
         cmocka_unit_test(test_self),
         cmocka_unit_test(test_refuses_broken_maps),
+        cmocka_unit_test(test_may_drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* test_pstores.c: unit tests for pstores.h, the record of created partition
  * stores, in a mkdtemp directory: recording survives a reopen, the
  * candidates of a start are the records and the store directories (never a
- * set-aside one), and a malformed record stops the start. */
+ * set-aside one), a malformed record stops the start, and a removed
+ * partition (a dropped replica) is no longer recorded after a reopen. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,6 +81,37 @@ static void test_record_survives_reopen(void **state)
     sx_buf_free(&b);
 }
 
+/* A replica dropped from the map is forgotten before its store is deleted:
+ * after a reopen it is neither recorded nor a candidate, so a store made for
+ * it later is fresh, not a lost one; the others stay. */
+static void test_remove(void **state)
+{
+    const char *dir = *state;
+    sx_pstores *s = open_ok(dir);
+    sx_err err = {0};
+    assert_int_equal(sx_pstores_add(s, 3, &err), SX_OK);
+    assert_int_equal(sx_pstores_add(s, 5, &err), SX_OK);
+    assert_int_equal(sx_pstores_remove(s, 3, &err), SX_OK);
+    assert_int_equal(sx_pstores_remove(s, 3, &err), SX_OK); /* again: nothing to do */
+    assert_int_equal(sx_pstores_remove(s, 9, &err), SX_OK); /* never recorded */
+    assert_false(sx_pstores_has(s, 3));
+    sx_pstores_close(s);
+    s = open_ok(dir);
+    assert_false(sx_pstores_has(s, 3));
+    assert_true(sx_pstores_has(s, 5));
+    uint32_t *cand = NULL;
+    size_t n = 0;
+    assert_int_equal(sx_pstores_candidates(s, &cand, &n, &err), SX_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(cand[0], 5);
+    free(cand);
+    assert_int_equal(sx_pstores_add(s, 3, &err), SX_OK); /* given back: recorded afresh */
+    sx_pstores_close(s);
+    s = open_ok(dir);
+    assert_true(sx_pstores_has(s, 3) && sx_pstores_has(s, 5));
+    sx_pstores_close(s);
+}
+
 static void test_candidates(void **state)
 {
     const char *dir = *state;
@@ -127,6 +159,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_record_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_candidates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_record_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
