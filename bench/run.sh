@@ -11,10 +11,11 @@
 #   BENCH_FAILOVER_ARGS="--rounds 5" bench/run.sh build          # likewise for bench_failover
 #   BENCH_TAIL_ARGS="--rounds 5" bench/run.sh build              # likewise for bench_tail
 #   BENCH_RANGE_ARGS="--rounds 5" bench/run.sh build             # likewise for bench_range
+#   BENCH_HOT_ARGS="--docs 4000" bench/run.sh build              # likewise for bench_hot
 #   BENCH_RETENTION_ARGS="--repeat 3" bench/run.sh build          # likewise for bench_retention
 #   BENCH_SNAPSHOT_ARGS="--repeat 3" bench/run.sh build           # likewise for bench_snapshot
 #   BENCH_BACKFILL_ARGS="--docs 200000" bench/run.sh build       # likewise for bench_backfill
-#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail range retention snapshot backfill)
+#   BENCH_ONLY="index" bench/run.sh build                        # only these sections (rpc write index peers restart failover tail range retention snapshot backfill hot)
 #
 # Plots: bench_index and bench_peers also write TSV files (--tsv), which
 # bench/plot.sh draws into docs/*.png (gnuplot) once each benchmark has run;
@@ -34,9 +35,9 @@ bin=$build/bench/bench_rpc
 write_bin=$build/bench/bench_write
 index_bin=$build/bench/bench_index
 peers_bin=$build/bench/bench_peers
-only=" ${BENCH_ONLY:-rpc write index peers restart failover tail range retention snapshot backfill} "
+only=" ${BENCH_ONLY:-rpc write index peers restart failover tail range retention snapshot backfill hot} "
 selected() { [[ $only == *" $1 "* ]]; }
-for name in rpc write index peers restart failover tail range retention snapshot backfill; do
+for name in rpc write index peers restart failover tail range retention snapshot backfill hot; do
     b=$build/bench/bench_$name
     if selected "$name" && [ ! -x "$b" ]; then
         echo "run.sh: $b is not built (make bench builds it; bench_peers needs libpq-dev)" >&2
@@ -398,6 +399,20 @@ write_section range "GLOBAL range queries: hash vs range partitioning" <<EOF
 - Second table, the online split (docs/indexes.md "Online split"): queries inside the range
   index's first term partition before it splits and after the swap (every worker planning with
   the new layout), on the same cluster; the baseline is the same queries before the split.
+EOF
+fi
+
+# ---- One hot value of a GLOBAL index, before and after it is salted ----
+if selected hot; then
+run_bench hot
+write_section hot "One hot value of a GLOBAL index: before and after salting" <<EOF
+- Machine: $machine; load average (1, 5, 15 min) $load_before before the run, $load_after after it
+  (other work shares the machine: absolute figures are noisy; read the same-run ratios first).
+  No CPU pinning.
+- Subject: \`shardex index salt\` (docs/indexes.md, "Hot values"): the value's new entries
+  spread over 8 term partitions by a hash of the id; an equality query on it reads all 8.
+- Baseline, in the same run on the same cluster and index: the same writes and queries before
+  the salt, every entry of the value going to its one term partition.
 EOF
 fi
 

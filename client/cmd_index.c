@@ -93,6 +93,24 @@ void sx_cmd_index_table(Shardex__V1__IndexInfo *const *ix, size_t n, int indent)
     }
     sx_table_print(t, stdout, indent, true);
     sx_table_free(t);
+    /* Salted hot values (docs/indexes.md "Hot values"): where their entries
+     * spread. */
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; ix[i]->spec && k < ix[i]->n_hot_values; k++) {
+            const Shardex__V1__HotValue *h = ix[i]->hot_values[k];
+            if (!h->value)
+                continue;
+            printf("%*shot value of %s: ", indent, "", ix[i]->spec->name);
+            if (h->value->kind_case == SHARDEX__V1__VALUE__KIND_I)
+                printf("%" PRId64, h->value->i);
+            else
+                printf("\"%s\"", h->value->s ? h->value->s : "");
+            printf(" spread over %u term partitions", h->ways);
+            if (h->share > 0)
+                printf(" (%.1f%% of its changes)", 100.0 * h->share);
+            printf("\n");
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- create -- */
@@ -628,24 +646,136 @@ out:
     return code;
 }
 
+/* ------------------------------------------------------------------ salt -- */
+
+typedef struct salt_cfg {
+    sx_cmd_common common;
+    const char *value;
+    uint32_t ways;
+} salt_cfg;
+
+static const sx_flag salt_flags[] = {
+    SX_CMD_COMMON_FLAGS(salt_cfg),
+    {.name = "value",
+     .type = SX_FLAG_STRING,
+     .offset = SX_FLAG_OFFSET(salt_cfg, value, const char *),
+     .metavar = "V",
+     .help = "the hot value, of the index's type (required)"},
+    {.name = "ways",
+     .type = SX_FLAG_UINT32,
+     .offset = SX_FLAG_OFFSET(salt_cfg, ways, uint32_t),
+     .metavar = "K",
+     .help = "term partitions to spread it over, 2 .. the index's (default: the "
+             "coordinator's --hot-value-ways, capped at the index's)",
+     .min = 0,
+     .max = UINT32_MAX},
+};
+
+static const sx_flags_spec salt_spec = {
+    .prog = "shardex index salt",
+    .synopsis = "NAME --value V [--ways K] [FLAGS]",
+    .description =
+        "Spreads a hot value V of the global index NAME over K term partitions: from each log\n"
+        "partition's marker on, a document's entry for V goes to one of them, chosen by a hash\n"
+        "of its id; an equality query on V reads all K (docs/indexes.md, \"Hot values\").\n"
+        "Nothing is rebuilt: entries written before stay where they are until changed.\n"
+        "Answers once the salt is recorded.\n"
+        "\n"
+        "--json prints a SaltIndexResponse. Exit status: 0 recorded; 2 usage; 3 the cluster\n"
+        "could not answer; 4 no index has this name; 5 refused (not GLOBAL, V already salted,\n"
+        "K out of range, the most salted values).",
+    .flags = salt_flags,
+    .count = sizeof(salt_flags) / sizeof(salt_flags[0]),
+};
+
+static int index_salt(const sx_cli *cli, int argc, char **argv)
+{
+    salt_cfg cfg = {.common = sx_cmd_common_init(cli)};
+    salt_cfg defaults = cfg;
+    sx_cmd_args a;
+    int code = sx_cmd_parse("index salt", &salt_spec, &cfg, &defaults, argc, argv, NULL, &a);
+    if (code != SX_CMD_CONTINUE)
+        return code;
+    sx_client *cl = NULL;
+    Shardex__V1__ListIndexesResponse *l = NULL;
+    Shardex__V1__SaltIndexResponse *r = NULL;
+    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
+    if (a.npos != 1) {
+        code = sx_cmd_usage_error("index salt",
+                                  a.npos ? "one NAME at a time" : "the index NAME is required");
+        goto out;
+    }
+    if (!cfg.value) {
+        code = sx_cmd_usage_error("index salt", "--value V is required");
+        goto out;
+    }
+    code = sx_cmd_connect("index salt", &cfg.common, &cl);
+    if (code != SX_EXIT_OK)
+        goto out;
+    sx_err err = {0};
+    /* --value is read as the index's type, which the catalog tells. */
+    sx_status st = sx_client_list_indexes(cl, &l, &err);
+    bool is_int = false, found = false;
+    for (size_t i = 0; st == SX_OK && i < l->n_indexes; i++)
+        if (l->indexes[i]->spec && strcmp(l->indexes[i]->spec->name, a.pos[0]) == 0) {
+            found = true;
+            is_int = l->indexes[i]->spec->type == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
+        }
+    if (st == SX_OK && !found)
+        st = sx_err_set(&err, SX_NOT_FOUND, "index \"%s\" does not exist", a.pos[0]);
+    if (st == SX_OK && is_int) {
+        char *end = NULL;
+        errno = 0;
+        long long i = strtoll(cfg.value, &end, 10);
+        if (!cfg.value[0] || *end || errno) {
+            code = sx_cmd_usage_error("index salt", "--value: not an int");
+            goto out;
+        }
+        v.kind_case = SHARDEX__V1__VALUE__KIND_I;
+        v.i = i;
+    } else {
+        v.kind_case = SHARDEX__V1__VALUE__KIND_S;
+        v.s = (char *)cfg.value;
+    }
+    if (st == SX_OK)
+        st = sx_client_salt_index(cl, a.pos[0], &v, cfg.ways, &r, &err);
+    if (st != SX_OK) {
+        code = sx_cmd_fail("index salt", &cfg.common, st, err.msg);
+        goto out;
+    }
+    if (cfg.common.json) {
+        sx_cmd_print_json(sx_out_pb_json(&r->base));
+    } else {
+        printf("salted a value of index %s; writes spread from each log partition's marker on\n",
+               a.pos[0]);
+        if (r->index)
+            sx_cmd_index_table(&r->index, 1, 0);
+    }
+out:
+    sx_client_free(r);
+    sx_client_free(l);
+    sx_cmd_disconnect(cl);
+    sx_cmd_args_free(&a);
+    return code;
+}
+
 /* ----------------------------------------------------------------- index -- */
 
 static const sx_cmd_sub subs[] = {
-    {"create", index_create},
-    {"drop", index_drop},
-    {"list", index_list},
-    {"split", index_split},
+    {"create", index_create}, {"drop", index_drop}, {"list", index_list},
+    {"split", index_split},   {"salt", index_salt},
 };
 
 static const sx_flags_spec index_spec = {
     .prog = "shardex index",
-    .synopsis = "create|drop|list|split [ARGS] [FLAGS]",
+    .synopsis = "create|drop|list|split|salt [ARGS] [FLAGS]",
     .description = "Manages the secondary indexes. `shardex index SUBCOMMAND --help` describes "
                    "each:\n"
                    "  create NAME --field FIELD  create an index of a field, LOCAL and/or GLOBAL\n"
                    "  drop NAME                  drop an index\n"
                    "  list                       list the indexes with their state\n"
-                   "  split NAME --partition T   split a range index's term partition online",
+                   "  split NAME --partition T   split a range index's term partition online\n"
+                   "  salt NAME --value V        spread a hot value over several term partitions",
     .flags = plain_flags,
     .count = sizeof(plain_flags) / sizeof(plain_flags[0]),
 };

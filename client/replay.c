@@ -26,6 +26,10 @@ typedef struct active_ix {
     /* index_split markers applied, in seq order (owned; def.layout). */
     Shardex__Internal__V1__IndexSplit **splits;
     size_t nsplits;
+    /* index_salt markers applied, in seq order, from = their offset (owned;
+     * def.salts). */
+    Shardex__Internal__V1__IndexSalt **salts;
+    size_t nsalts;
 } active_ix;
 
 static void active_free(active_ix *a)
@@ -34,6 +38,28 @@ static void active_free(active_ix *a)
     for (size_t i = 0; i < a->nsplits; i++)
         shardex__internal__v1__index_split__free_unpacked(a->splits[i], NULL);
     free(a->splits);
+    for (size_t i = 0; i < a->nsalts; i++)
+        shardex__internal__v1__index_salt__free_unpacked(a->salts[i], NULL);
+    free(a->salts);
+}
+
+/* An index_salt marker at offset, by the apply path's rules (worker/pindex.c,
+ * observe_salt): the next seq is added with from = offset; anything else is
+ * a no-op. Takes sa (from lop) when it keeps it: true. */
+static bool apply_salt(active_ix *a, Shardex__Internal__V1__IndexSalt *sa, uint64_t offset)
+{
+    if (!a->def.global || sa->seq != a->nsalts + 1 || !sa->value || sa->ways < 2 ||
+        sa->n_terms != sa->ways)
+        return false;
+    for (size_t i = 0; i < sa->n_terms; i++)
+        if (sa->terms[i] >= sx_ixkey_term_count(&a->def))
+            return false;
+    sa->from = offset;
+    a->salts = sx_realloc(a->salts, (a->nsalts + 1) * sizeof(*a->salts));
+    a->salts[a->nsalts++] = sa;
+    a->def.salts = a->salts;
+    a->def.nsalts = a->nsalts;
+    return true;
 }
 
 /* An index_split marker, by the apply path's rules (worker/pindex.c,
@@ -187,6 +213,14 @@ sx_status sx_replay_apply(sx_replay *r, uint64_t offset, const uint8_t *op, size
         }
         break;
     }
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT: {
+        size_t i = find_ix(r, lop->index_salt->index_id);
+        if (i != SIZE_MAX && apply_salt(&r->ix[i], lop->index_salt, offset)) {
+            lop->index_salt = NULL; /* the salt is the index's now */
+            lop->op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP__NOT_SET;
+        }
+        break;
+    }
     default:
         goto fail;
     }
@@ -231,7 +265,7 @@ bool sx_replay_doc_entries(const sx_ixkey_def *d, const char *id, size_t n,
         sx_buf_append(&key, v, lens[i]);
         sx_key_append_str(&key, id, n);
         uint32_t ts[2] = {0, 0};
-        size_t nt = termed ? sx_ixkey_terms_of(d, v, lens[i], ts) : 1;
+        size_t nt = termed ? sx_ixkey_terms_of(d, v, lens[i], id, n, version, ts) : 1;
         if (fn)
             fn(arg, key.data, key.len, ts[0], version);
         if (fn && nt == 2) /* during a split, also its parent's */
@@ -591,6 +625,11 @@ sx_status sx_rlog_append(sx_rlog *l, uint64_t offset, const uint8_t *op, size_t 
             l->spev = sx_realloc(l->spev, l->spcap * sizeof(*l->spev));
         }
         l->spev[l->nspev++] = offset;
+        break;
+    case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT:
+        /* Likewise for a salted index (verify.c, eval_index_trimmed). */
+        if (!lop->index_salt)
+            goto fail;
         break;
     case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START:
     case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP:

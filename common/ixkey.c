@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 void sx_ixkey_def_from_spec(sx_ixkey_def *d, uint64_t id, const Shardex__V1__IndexSpec *spec)
 {
@@ -226,29 +227,54 @@ static uint32_t follow_layout(const sx_ixkey_def *d, uint32_t t, const Shardex__
     return t;
 }
 
-static size_t route(const sx_ixkey_def *d, const uint8_t *vkey, size_t n, uint32_t out[2])
+uint32_t sx_ixkey_salt_slot(const char *id, size_t n, uint32_t ways)
 {
-    if (!d->range) {
-        sx_key_reader r;
-        sx_key_reader_init(&r, vkey, n);
-        if (d->is_int) {
-            int64_t v = 0;
-            sx_key_read_i64(&r, &v);
-            out[0] = sx_term_partition_of_int(d->name, v, d->term_partitions);
-        } else {
-            sx_buf s = {0};
-            sx_key_read_str(&r, &s);
-            out[0] = sx_term_partition_of_str(d->name, s.data, s.len, d->term_partitions);
-            sx_buf_free(&s);
-        }
-        return 1;
-    }
+    /* A seed of its own: with seed 0 this would be partition_of's hash, and
+     * every id of log partition p would take slot p mod ways when ways and P
+     * share a factor. */
+    return ways ? (uint32_t)(XXH64(id, n, SX_IXKEY_SALT_SEED) % ways) : 0;
+}
+
+/* The value's term partition before salts and splits (hash or split points). */
+static uint32_t base_term(const sx_ixkey_def *d, const Shardex__V1__Value *val)
+{
+    if (d->range)
+        return range_term(d, val);
+    if (d->is_int)
+        return sx_term_partition_of_int(d->name, val->i, d->term_partitions);
+    const char *s = val->s ? val->s : "";
+    return sx_term_partition_of_str(d->name, s, strlen(s), d->term_partitions);
+}
+
+const Shardex__Internal__V1__IndexSalt *sx_ixkey_salt_of(const sx_ixkey_def *d,
+                                                         const Shardex__V1__Value *val)
+{
+    for (size_t i = 0; i < d->nsalts; i++)
+        if (d->salts[i]->value && d->salts[i]->value->kind_case == val->kind_case &&
+            sx_ixkey_value_cmp(d->is_int, d->salts[i]->value, val) == 0)
+            return d->salts[i];
+    return NULL;
+}
+
+/* The one routing function (ixkey.h, sx_ixkey_terms_of). id NULL: the value's
+ * own partition, whatever salts say (queries add the salt set themselves). */
+static size_t route(const sx_ixkey_def *d, const uint8_t *vkey, size_t n, const char *id,
+                    size_t id_len, uint64_t version, uint32_t out[2])
+{
     sx_buf sbuf = {0};
     Shardex__V1__Value val;
     decode_value(d->is_int, vkey, n, &val, &sbuf);
-    uint32_t parent;
-    out[0] = follow_layout(d, range_term(d, &val), &val, &parent);
+    uint32_t t = base_term(d, &val);
+    const Shardex__Internal__V1__IndexSalt *salt = id ? sx_ixkey_salt_of(d, &val) : NULL;
+    /* An entry written before the salt's marker stays in the value's own
+     * partition: the entry's version says which side of the marker it is. */
+    if (salt && version >= salt->from && salt->n_terms == salt->ways && salt->ways)
+        t = salt->terms[sx_ixkey_salt_slot(id, id_len, salt->ways)];
+    uint32_t parent = UINT32_MAX;
+    if (d->range)
+        t = follow_layout(d, t, &val, &parent);
     sx_buf_free(&sbuf);
+    out[0] = t;
     if (parent == UINT32_MAX)
         return 1;
     out[1] = parent;
@@ -258,13 +284,31 @@ static size_t route(const sx_ixkey_def *d, const uint8_t *vkey, size_t n, uint32
 uint32_t sx_ixkey_term_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n)
 {
     uint32_t out[2];
-    route(d, vkey, n, out);
+    route(d, vkey, n, NULL, 0, 0, out);
     return out[0];
 }
 
-size_t sx_ixkey_terms_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n, uint32_t out[2])
+size_t sx_ixkey_terms_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n, const char *id,
+                         size_t id_len, uint64_t version, uint32_t out[2])
 {
-    return route(d, vkey, n, out);
+    return route(d, vkey, n, id, id_len, version, out);
+}
+
+size_t sx_ixkey_salt_terms(const sx_ixkey_def *d, const Shardex__Internal__V1__IndexSalt *salt,
+                           uint32_t *out)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < salt->n_terms; i++) {
+        uint32_t t = salt->terms[i];
+        if (d->range)
+            t = follow_layout(d, t, salt->value, NULL);
+        bool seen = false;
+        for (size_t k = 0; k < m; k++)
+            seen |= out[k] == t;
+        if (!seen)
+            out[m++] = t;
+    }
+    return m;
 }
 
 uint32_t sx_ixkey_term_count(const sx_ixkey_def *d)
@@ -386,4 +430,46 @@ uint64_t sx_ixkey_digest_add(uint64_t acc, const uint8_t *key, size_t n, uint64_
     uint64_t h = sx_hash64(b, n + 8);
     sx_buf_free(&big);
     return acc + h;
+}
+
+bool sx_ixkey_plan_salt(const sx_ixkey_def *d, const Shardex__V1__Value *v, uint32_t ways,
+                        uint32_t *terms, char *msg, size_t cap)
+{
+    if (!d->global) {
+        snprintf(msg, cap, "name: index \"%s\" is not GLOBAL (only term partitions are salted)",
+                 d->name);
+        return false;
+    }
+    sx_buf b = {0};
+    bool typed = v && sx_ixkey_append_value(&b, d->is_int, v);
+    if (!typed) {
+        sx_buf_free(&b);
+        snprintf(msg, cap, "value: not a %s value", d->is_int ? "int" : "string");
+        return false;
+    }
+    if (sx_ixkey_salt_of(d, v)) {
+        sx_buf_free(&b);
+        snprintf(msg, cap, "value: already salted in \"%s\"", d->name);
+        return false;
+    }
+    uint32_t count = sx_ixkey_term_count(d);
+    uint32_t *order = sx_malloc((count + 1) * sizeof(*order));
+    const Shardex__V1__Value **lower = sx_malloc((count + 1) * sizeof(*lower));
+    size_t m = sx_ixkey_layout_order(d, order, lower);
+    bool ok = ways >= 2 && ways <= m;
+    if (!ok) {
+        snprintf(msg, cap, "ways: %u is not in [2, %zu] (the serving term partitions of \"%s\")",
+                 ways, m, d->name);
+    } else {
+        uint32_t t0 = sx_ixkey_term_of(d, b.data, b.len);
+        size_t k0 = 0;
+        while (k0 < m && order[k0] != t0)
+            k0++;
+        for (uint32_t i = 0; i < ways; i++)
+            terms[i] = order[(k0 + i) % m];
+    }
+    free(order);
+    free(lower);
+    sx_buf_free(&b);
+    return ok;
 }

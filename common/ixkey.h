@@ -55,7 +55,15 @@ typedef struct sx_ixkey_def {
      * also names its parent (the outbox writes both until the swap). */
     size_t nlayout;
     Shardex__Internal__V1__IndexSplit *const *layout;
+    /* Hot values salted (docs/indexes.md "Hot values"), borrowed: an entry
+     * (v, id) of version >= salt->from goes to salt->terms[slot(id)] instead
+     * of v's own partition, then through the layout as any value. */
+    size_t nsalts;
+    Shardex__Internal__V1__IndexSalt *const *salts;
 } sx_ixkey_def;
+
+/* The seed of sx_ixkey_salt_slot's XXH64 (part of the routing contract). */
+#define SX_IXKEY_SALT_SEED 0x5a17u
 
 /* Fills d from a spec (borrowing its strings). */
 void sx_ixkey_def_from_spec(sx_ixkey_def *d, uint64_t id, const Shardex__V1__IndexSpec *spec);
@@ -69,13 +77,45 @@ size_t sx_ixkey_doc_values(const sx_ixkey_def *d, const Shardex__V1__Document *d
                            size_t *offs, size_t *lens, size_t cap, bool *mistyped);
 
 /* The term partition of an encoded value key (as sx_ixkey_doc_values gives;
- * anything after enc(value), such as an id, is ignored). */
+ * anything after enc(value), such as an id, is ignored): the value's own
+ * partition under d's layout, salts left out (a query adds a salted value's
+ * partitions with sx_ixkey_salt_terms). */
 uint32_t sx_ixkey_term_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n);
 
-/* The term partitions a change of an encoded value goes to: out[0] is
- * sx_ixkey_term_of's; out[1], when the count is 2, the parent of an
- * unfinished last split of d->layout whose range holds the value. */
-size_t sx_ixkey_terms_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n, uint32_t out[2]);
+/* THE routing function: the term partitions a change of entry (value, id)
+ * of `version` (the offset of the document it comes from) goes to. out[0]:
+ * the value's own partition, or, when the value is salted with from <=
+ * version, salt->terms[sx_ixkey_salt_slot(id)]; then followed through the
+ * layout. out[1], when the count is 2, the parent of an unfinished last split
+ * of d->layout whose range holds the value (the outbox writes both until the
+ * swap). A pure function of (d: spec, splits and salts in effect, value, id,
+ * version), so the outbox, a leader's rebuild and verify's replay agree. */
+size_t sx_ixkey_terms_of(const sx_ixkey_def *d, const uint8_t *vkey, size_t n, const char *id,
+                         size_t id_len, uint64_t version, uint32_t out[2]);
+
+/* Which of a salt's `ways` term partitions an id's entries go to:
+ * XXH64(id, SX_IXKEY_SALT_SEED) mod ways. */
+uint32_t sx_ixkey_salt_slot(const char *id, size_t n, uint32_t ways);
+
+/* The salt of value v in d (NULL: not salted). */
+const Shardex__Internal__V1__IndexSalt *sx_ixkey_salt_of(const sx_ixkey_def *d,
+                                                         const Shardex__V1__Value *v);
+
+/* The distinct term partitions that may hold entries of a salted value under
+ * d's layout (its terms followed through the splits), into out (at least
+ * salt->n_terms entries). Returns the count. */
+size_t sx_ixkey_salt_terms(const sx_ixkey_def *d, const Shardex__Internal__V1__IndexSalt *salt,
+                           uint32_t *out);
+
+/* Chooses the term partitions of a new salt of v over `ways` (the
+ * coordinator; d: the map's layout, done splits only, and its salts): terms[0]
+ * is v's own serving partition, then the next ones, (t0 + i) mod M for hash
+ * partitioning, the next serving ones in value order (wrapping) for range.
+ * Checks: d global, v of the index's type, not salted yet, 2 <= ways <= the
+ * serving partitions. False with the message (for INVALID_ARGUMENT, naming
+ * the field and the limit) in msg. terms must hold ways entries. */
+bool sx_ixkey_plan_salt(const sx_ixkey_def *d, const Shardex__V1__Value *v, uint32_t ways,
+                        uint32_t *terms, char *msg, size_t cap);
 
 /* The number of term partition numbers d uses: M plus 2 per split of its
  * layout (retired ones included). */

@@ -92,6 +92,18 @@ static sx_status check(const Shardex__Internal__V1__ClusterMap *m, sx_err *err)
                                   "cluster map %" PRIu64 ": index \"%s\": split %zu is malformed",
                                   m->version, e->spec->name, k + 1);
         }
+        /* Salts as coord.c makes them: routing indexes terms[] by slot. */
+        for (size_t k = 0; e && e->spec && k < e->n_salts; k++) {
+            const Shardex__Internal__V1__IndexSalt *sa = e->salts[k];
+            bool ok = sa && sa->value && sa->seq == k + 1 && sa->ways >= 2 &&
+                      sa->n_terms == sa->ways && e->spec->global;
+            for (size_t j = 0; ok && j < sa->n_terms; j++)
+                ok = sa->terms[j] < sx_partmap_term_count(e);
+            if (!ok)
+                return sx_err_set(err, SX_INVALID_ARGUMENT,
+                                  "cluster map %" PRIu64 ": index \"%s\": salt %zu is malformed",
+                                  m->version, e->spec->name, k + 1);
+        }
     }
     return SX_OK;
 }
@@ -253,6 +265,8 @@ void sx_partmap_def(const Shardex__Internal__V1__IndexEntry *e, bool done_only, 
     sx_ixkey_def_from_spec(d, e->id, e->spec);
     d->layout = e->splits;
     d->nlayout = e->n_splits;
+    d->salts = e->salts;
+    d->nsalts = e->n_salts;
     if (done_only && d->nlayout && !e->splits[d->nlayout - 1]->done)
         d->nlayout--; /* check(): only the last may be unfinished */
 }

@@ -47,6 +47,7 @@ typedef struct worker {
     uint64_t hb_seq;            /* volatile: the highest heartbeat number of this incarnation */
     uint64_t reg_nonce;         /* volatile: the nonce of the registration that made it; 0 none */
     bool heartbeated;           /* volatile: it heartbeated, so its process heard that answer */
+    uint64_t known_version;     /* volatile: the map version its latest heartbeat had installed */
     Shardex__Internal__V1__ReplicaReport *reports; /* latest heartbeat's, volatile */
     size_t nreports;
     Shardex__Internal__V1__IndexReport *ixreports; /* latest, volatile */
@@ -86,12 +87,43 @@ typedef struct index_entry {
      * term_partitions + 2(k-1) and + 1. */
     Shardex__Internal__V1__IndexSplit **osplits;
     size_t nosplits;
+    /* Salted hot values (IndexEntry.salts), in seq order, owned. */
+    Shardex__Internal__V1__IndexSalt **osalts;
+    size_t nosalts;
+    /* Hot values as each partition's leader last counted them (volatile):
+     * [P], allocated with the first report. */
+    struct hot_part *hot;
+    size_t hot_parts;
+    double *salt_share; /* [nosalts]: the salted values' share when last measured */
+    /* [nosalts]: the map version that recorded each (volatile: after a
+     * restart, the version loaded, which every live worker reaches anew). */
+    uint64_t *salt_announced;
 } index_entry;
+
+#define HOT_TOP 3
+typedef struct hot_part {
+    uint64_t window;
+    size_t n;
+    Shardex__V1__Value *v[HOT_TOP]; /* owned (sx_ixkey_value_dup) */
+    uint64_t count[HOT_TOP];
+} hot_part;
 
 /* Term partition numbers e uses (retired ones included). */
 static uint32_t ix_terms(const index_entry *e)
 {
     return e->term_partitions + 2 * (uint32_t)e->nosplits;
+}
+
+static Shardex__Internal__V1__IndexSalt *salt_dup(const Shardex__Internal__V1__IndexSalt *sa)
+{
+    size_t n = shardex__internal__v1__index_salt__get_packed_size(sa);
+    uint8_t *buf = sx_malloc(n + 1);
+    shardex__internal__v1__index_salt__pack(sa, buf);
+    Shardex__Internal__V1__IndexSalt *o = shardex__internal__v1__index_salt__unpack(NULL, n, buf);
+    free(buf);
+    if (!o)
+        abort(); /* we just packed it */
+    return o;
 }
 
 static Shardex__Internal__V1__IndexSplit *split_dup(const Shardex__Internal__V1__IndexSplit *sp)
@@ -138,6 +170,9 @@ struct sx_coord {
     uint32_t lease_ms;
     uint32_t max_moves;          /* replica moves in flight at once (sx_assign_settings) */
     uint64_t term_split_entries; /* split a term partition above this many entries (0: never) */
+    uint32_t hot_value_ways;     /* a salt's ways when not given (0: the default) */
+    double hot_value_share;      /* salt a value above this share of changes (0: never) */
+    uint64_t hot_value_min_changes; /* ... out of at least this many */
     uint64_t margin_ms;          /* the coordinator waits this much longer than the worker */
     /* The lease rules (coord.h, docs/architecture.md "Leases"), all volatile: */
     uint64_t unanswered_max_ms;        /* a worker unanswered longer is refused: two leases */
@@ -276,6 +311,8 @@ static Shardex__Internal__V1__ClusterMap *build_locked(sx_coord *c, sx_arena *a)
         o->first_term = e->first_term;
         o->n_splits = e->nosplits;
         o->splits = e->osplits;
+        o->n_salts = e->nosalts;
+        o->salts = e->osalts;
         o->backfilled = sx_arena_alloc(a, c->set.partitions * sizeof(uint32_t));
         for (uint32_t p = 0; p < c->set.partitions; p++)
             if (e->backfilled[p])
@@ -322,6 +359,17 @@ static void free_index(index_entry *e)
     for (size_t i = 0; i < e->nosplits; i++)
         shardex__internal__v1__index_split__free_unpacked(e->osplits[i], NULL);
     free(e->osplits);
+    for (size_t i = 0; i < e->nosalts; i++)
+        shardex__internal__v1__index_salt__free_unpacked(e->osalts[i], NULL);
+    free(e->osalts);
+    free(e->salt_share);
+    free(e->salt_announced);
+    if (e->hot) {
+        for (size_t p = 0; p < e->hot_parts; p++)
+            for (size_t k = 0; k < e->hot[p].n; k++)
+                sx_ixkey_value_free(e->hot[p].v[k]);
+        free(e->hot);
+    }
     free(e->name);
     free(e->field);
     free(e->backfilled);
@@ -400,6 +448,14 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
         for (size_t k = 0; k < o->n_splits; k++)
             if (o->splits[k])
                 e->osplits[e->nosplits++] = split_dup(o->splits[k]);
+        e->osalts = sx_calloc(o->n_salts + 1, sizeof(*e->osalts));
+        for (size_t k = 0; k < o->n_salts; k++)
+            if (o->salts[k])
+                e->osalts[e->nosalts++] = salt_dup(o->salts[k]);
+        e->salt_share = sx_calloc(e->nosalts + 1, sizeof(*e->salt_share));
+        e->salt_announced = sx_calloc(e->nosalts + 1, sizeof(*e->salt_announced));
+        for (size_t k = 0; k < e->nosalts; k++)
+            e->salt_announced[k] = m->version;
         if ((uint64_t)e->first_term + ix_terms(e) > m->n_terms)
             return sx_err_set(
                 err, SX_DATA_LOSS,
@@ -593,6 +649,9 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
     c->lease_ms = opts->lease_ms ? opts->lease_ms : 2000;
     c->max_moves = opts->max_moves ? opts->max_moves : SX_COORD_DEFAULT_MAX_MOVES;
     c->term_split_entries = opts->term_split_entries;
+    c->hot_value_ways = opts->hot_value_ways;
+    c->hot_value_share = opts->hot_value_share;
+    c->hot_value_min_changes = opts->hot_value_min_changes;
     c->tick_ms = opts->tick_ms;
     c->address = sx_strdup(opts->address ? opts->address : "");
     /* Everything before now was time the coordinator did not run. */
@@ -883,6 +942,33 @@ sx_status sx_coord_register_ex(sx_coord *c, const char *id, const char *address,
 }
 
 static void splits_step_locked(sx_coord *c);
+static void hot_step_locked(sx_coord *c);
+static index_entry *find_index_id_locked(sx_coord *c, uint64_t id);
+
+/* Keeps what partition p's leader (worker w) counted of index r's hot values. */
+static void hot_report_locked(sx_coord *c, int32_t w, const Shardex__Internal__V1__IndexReport *r)
+{
+    if (r->partition >= c->set.partitions || c->parts[r->partition].leader != w)
+        return;
+    index_entry *e = find_index_id_locked(c, r->index_id);
+    if (!e || !e->global)
+        return;
+    if (!e->hot) {
+        e->hot_parts = c->set.partitions;
+        e->hot = sx_calloc(e->hot_parts, sizeof(*e->hot));
+    }
+    hot_part *h = &e->hot[r->partition];
+    for (size_t k = 0; k < h->n; k++)
+        sx_ixkey_value_free(h->v[k]);
+    h->n = 0;
+    h->window = r->window_changes;
+    for (size_t k = 0; k < r->n_hot && h->n < HOT_TOP; k++) {
+        if (!r->hot[k]->value || r->hot[k]->value->kind_case == SHARDEX__V1__VALUE__KIND__NOT_SET)
+            continue;
+        h->v[h->n] = sx_ixkey_value_dup(r->hot[k]->value);
+        h->count[h->n++] = r->hot[k]->changes;
+    }
+}
 
 void sx_coord_index_reports(sx_coord *c, const char *id,
                             Shardex__Internal__V1__IndexReport *const *ix, size_t nix,
@@ -894,8 +980,12 @@ void sx_coord_index_reports(sx_coord *c, const char *id,
         worker *wk = &c->workers[w];
         clear_index_reports(wk);
         wk->ixreports = sx_calloc(nix + 1, sizeof(*wk->ixreports));
-        for (size_t i = 0; i < nix; i++)
+        for (size_t i = 0; i < nix; i++) {
             wk->ixreports[i] = *ix[i];
+            hot_report_locked(c, w, ix[i]);
+            wk->ixreports[i].n_hot = 0; /* borrowed from the request: not kept */
+            wk->ixreports[i].hot = NULL;
+        }
         wk->nixreports = nix;
         wk->treports = sx_calloc(nterms + 1, sizeof(*wk->treports));
         for (size_t i = 0; i < nterms; i++) {
@@ -918,6 +1008,7 @@ void sx_coord_index_reports(sx_coord *c, const char *id,
         }
         wk->ntreports = nterms;
         splits_step_locked(c);
+        hot_step_locked(c);
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -959,6 +1050,38 @@ static sx_status renew_locked(sx_coord *c, worker *wk, const sx_coord_heard *hea
                       wk->id, held, c->unanswered_max_ms);
 }
 
+/* Salts recorded but not active (docs/indexes.md "Hot values"): one turns
+ * active, in seq order per index, once every live worker's heartbeat says it
+ * installed a map version at or after the one that recorded it. Until then
+ * queries read the salt set but no leader appends the marker: a query
+ * planned on a map without the salt reads only the value's own partition,
+ * which holds every entry of the value until a marker. */
+static void salts_activate_locked(sx_coord *c, uint64_t now_ms)
+{
+    uint64_t least = UINT64_MAX;
+    for (uint32_t w = 0; w < c->nworkers; w++) {
+        const worker *wk = &c->workers[w];
+        if (wk->alive && !wk->removed && wk->lease_deadline_ms > now_ms &&
+            wk->known_version < least)
+            least = wk->known_version;
+    }
+    bool changed = false;
+    for (uint32_t i = 0; i < c->nindexes; i++) {
+        index_entry *e = &c->indexes[i];
+        for (size_t k = 0; k < e->nosalts; k++) {
+            if (e->osalts[k]->active)
+                continue;
+            if (least == UINT64_MAX || least < e->salt_announced[k])
+                break; /* in seq order */
+            e->osalts[k]->active = true;
+            changed = true;
+            SX_LOG(SX_LOG_INFO, "coord", "index value salt active name=%s seq=%zu", e->name, k + 1);
+        }
+    }
+    if (changed)
+        commit_locked(c, "index salt active");
+}
+
 sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarnation,
                                    const sx_coord_heard *heard, uint64_t known_version,
                                    Shardex__Internal__V1__ReplicaReport *const *reports,
@@ -984,6 +1107,7 @@ sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarna
     if (newest) {
         wk->hb_seq = heard->seq ? heard->seq : wk->hb_seq;
         wk->heartbeated = true;
+        wk->known_version = known_version;
         st = renew_locked(c, wk, heard, now_ms, err);
     }
     if (st == SX_OK && newest) {
@@ -992,6 +1116,8 @@ sx_status sx_coord_heartbeat_heard(sx_coord *c, const char *id, uint64_t incarna
         for (size_t i = 0; i < nreports; i++)
             wk->reports[i] = *reports[i]; /* no pointers inside beyond the descriptor */
     }
+    if (st == SX_OK && newest)
+        salts_activate_locked(c, now_ms);
     if (st == SX_OK && known_version != c->version)
         *map = acquire_locked(c);
     pthread_mutex_unlock(&c->mu);
@@ -1116,6 +1242,14 @@ static index_entry *find_index_locked(sx_coord *c, const char *name)
     return NULL;
 }
 
+static index_entry *find_index_id_locked(sx_coord *c, uint64_t id)
+{
+    for (uint32_t i = 0; i < c->nindexes; i++)
+        if (c->indexes[i].id == id)
+            return &c->indexes[i];
+    return NULL;
+}
+
 sx_status sx_coord_report_backfill(sx_coord *c, const char *id, uint64_t index_id,
                                    uint32_t partition, uint64_t epoch,
                                    Shardex__V1__IndexState *state, sx_err *err)
@@ -1205,6 +1339,8 @@ static void def_of(const index_entry *e, Shardex__V1__IndexSpec *spec, bool done
     d->nlayout = e->nosplits;
     if (done_only && d->nlayout && !e->osplits[d->nlayout - 1]->done)
         d->nlayout--;
+    d->salts = e->osalts;
+    d->nsalts = e->nosalts;
 }
 
 /* Index e's backfill progress into info: the sums of its partitions'
@@ -1267,6 +1403,15 @@ static Shardex__V1__IndexInfo *info_of(const sx_coord *c, const index_entry *e, 
         info->splits_done = (uint32_t)e->nosplits - info->splits_in_progress;
     }
     progress_locked(c, e, info);
+    info->hot_values = sx_arena_alloc(a, (e->nosalts + 1) * sizeof(*info->hot_values));
+    for (size_t i = 0; i < e->nosalts; i++) {
+        Shardex__V1__HotValue *h = sx_arena_alloc(a, sizeof(*h));
+        shardex__v1__hot_value__init(h);
+        h->value = value_in_arena(a, e->osalts[i]->value);
+        h->ways = e->osalts[i]->ways;
+        h->share = e->salt_share ? e->salt_share[i] : 0;
+        info->hot_values[info->n_hot_values++] = h;
+    }
     return info;
 }
 
@@ -1479,6 +1624,163 @@ sx_status sx_coord_split_index(sx_coord *c, const char *name, uint32_t t,
 out:
     pthread_mutex_unlock(&c->mu);
     return st;
+}
+
+/* Records salt (seq next) of value v over `ways` term partitions (chosen
+ * by sx_ixkey_plan_salt) in e: one new map version; the leaders append the
+ * marker when they see it (ixlead.c). No partition is added or rebuilt. */
+static void salt_record_locked(sx_coord *c, index_entry *e, const Shardex__V1__Value *v,
+                               uint32_t ways, uint32_t *terms, const char *why)
+{
+    Shardex__Internal__V1__IndexSalt sa = SHARDEX__INTERNAL__V1__INDEX_SALT__INIT;
+    sa.index_id = e->id;
+    sa.seq = (uint32_t)e->nosalts + 1;
+    sa.value = (Shardex__V1__Value *)v;
+    sa.ways = ways;
+    sa.n_terms = ways;
+    sa.terms = terms;
+    sa.active = false; /* salts_activate_locked */
+    e->osalts = sx_realloc(e->osalts, (e->nosalts + 1) * sizeof(*e->osalts));
+    e->osalts[e->nosalts++] = salt_dup(&sa);
+    e->salt_share = sx_realloc(e->salt_share, e->nosalts * sizeof(*e->salt_share));
+    e->salt_share[e->nosalts - 1] = 0;
+    e->salt_announced = sx_realloc(e->salt_announced, e->nosalts * sizeof(*e->salt_announced));
+    commit_locked(c, why);
+    e->salt_announced[e->nosalts - 1] = c->version;
+    SX_LOG(SX_LOG_INFO, "coord",
+           "index value salted name=%s id=%" PRIu64 " seq=%u ways=%u first_term=%u (%s)", e->name,
+           e->id, sa.seq, ways, terms[0], why);
+}
+
+/* The ways of a salt asked with `ways` (0: the default, capped at the
+ * serving partitions of e). */
+static uint32_t salt_ways_locked(const sx_coord *c, const index_entry *e, uint32_t ways)
+{
+    if (ways)
+        return ways;
+    uint32_t serving = e->term_partitions + (uint32_t)e->nosplits; /* each split adds one */
+    if (e->nosplits && !e->osplits[e->nosplits - 1]->done)
+        serving--;
+    uint32_t k = c->hot_value_ways ? c->hot_value_ways : SX_HOT_VALUE_WAYS_DEFAULT;
+    return k < serving ? k : serving;
+}
+
+sx_status sx_coord_salt_index(sx_coord *c, const char *name, const Shardex__V1__Value *value,
+                              uint32_t ways, sx_arena *arena, Shardex__V1__IndexInfo **info,
+                              sx_err *err)
+{
+    *info = NULL;
+    pthread_mutex_lock(&c->mu);
+    index_entry *e = find_index_locked(c, name ? name : "");
+    sx_status st = SX_OK;
+    if (!e) {
+        st = sx_err_set(err, SX_NOT_FOUND, "index \"%s\" does not exist", name ? name : "");
+        goto out;
+    }
+    if (e->nosalts >= SX_MAX_SALTS_PER_INDEX) {
+        st = sx_err_set(err, SX_FAILED_PRECONDITION,
+                        "value: index \"%s\" has %zu salted values, the most (%u)", e->name,
+                        e->nosalts, SX_MAX_SALTS_PER_INDEX);
+        goto out;
+    }
+    Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
+    spec.name = e->name;
+    spec.field = e->field;
+    spec.type = e->type;
+    spec.global = e->global;
+    spec.term_partitions = e->term_partitions;
+    spec_partitioning(&spec, e);
+    sx_ixkey_def d;
+    def_of(e, &spec, true, &d);
+    uint32_t k = e->global ? salt_ways_locked(c, e, ways) : 0;
+    uint32_t *terms = sx_calloc(k + 1, sizeof(*terms));
+    char msg[200];
+    if (!sx_ixkey_plan_salt(&d, value, k, terms, msg, sizeof(msg))) {
+        st = sx_err_set(err, SX_INVALID_ARGUMENT, "%s", msg);
+    } else {
+        salt_record_locked(c, e, value, k, terms, "index salt asked");
+        *info = info_of(c, e, arena);
+    }
+    free(terms);
+out:
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+/* Hot values (docs/indexes.md "Hot values"), at every heartbeat's index
+ * reports: an index's changes over its partitions' leaders' windows, and each
+ * value's share of them (the sum of the counts reported for it over the sum
+ * of the windows: a lower bound, as the sketch's counts are). A salted
+ * value's share is kept for display; the first unsalted one whose share
+ * reaches --hot-value-share, out of at least --hot-value-min-changes, is
+ * salted with the default ways (READY indexes with 2 or more serving term
+ * partitions; one salt per step). */
+static void hot_step_locked(sx_coord *c)
+{
+    for (uint32_t i = 0; i < c->nindexes; i++) {
+        index_entry *e = &c->indexes[i];
+        if (!e->global || !e->hot)
+            continue;
+        uint64_t total = 0;
+        for (size_t p = 0; p < e->hot_parts; p++)
+            total += e->hot[p].window;
+        if (!total)
+            continue;
+        const Shardex__V1__Value *cand = NULL;
+        double cand_share = 0;
+        for (size_t p = 0; p < e->hot_parts; p++) {
+            for (size_t k = 0; k < e->hot[p].n; k++) {
+                const Shardex__V1__Value *v = e->hot[p].v[k];
+                uint64_t sum = 0;
+                for (size_t q = 0; q < e->hot_parts; q++)
+                    for (size_t j = 0; j < e->hot[q].n; j++)
+                        if (e->hot[q].v[j]->kind_case == v->kind_case &&
+                            sx_ixkey_value_cmp(v->kind_case == SHARDEX__V1__VALUE__KIND_I,
+                                               e->hot[q].v[j], v) == 0)
+                            sum += e->hot[q].count[j];
+                double share = (double)sum / (double)total;
+                bool salted = false;
+                for (size_t s = 0; s < e->nosalts; s++)
+                    if (e->osalts[s]->value->kind_case == v->kind_case &&
+                        sx_ixkey_value_cmp(v->kind_case == SHARDEX__V1__VALUE__KIND_I,
+                                           e->osalts[s]->value, v) == 0) {
+                        salted = true;
+                        e->salt_share[s] = share;
+                    }
+                if (!salted && share > cand_share) {
+                    cand = v;
+                    cand_share = share;
+                }
+            }
+        }
+        if (!cand || c->hot_value_share <= 0 || cand_share < c->hot_value_share ||
+            total < c->hot_value_min_changes ||
+            e->state != SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY ||
+            e->nosalts >= SX_MAX_SALTS_PER_INDEX)
+            continue;
+        Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
+        spec.name = e->name;
+        spec.field = e->field;
+        spec.type = e->type;
+        spec.global = e->global;
+        spec.term_partitions = e->term_partitions;
+        spec_partitioning(&spec, e);
+        sx_ixkey_def d;
+        def_of(e, &spec, true, &d);
+        uint32_t k = salt_ways_locked(c, e, 0);
+        uint32_t *terms = sx_calloc(k + 1, sizeof(*terms));
+        char msg[200];
+        Shardex__V1__Value *v = sx_ixkey_value_dup(cand); /* e->hot may change below */
+        if (sx_ixkey_plan_salt(&d, v, k, terms, msg, sizeof(msg))) {
+            SX_LOG(SX_LOG_INFO, "coord",
+                   "index name=%s hot value share=%.3f of %" PRIu64 " changes", e->name, cand_share,
+                   total);
+            salt_record_locked(c, e, v, k, terms, "hot value");
+            e->salt_share[e->nosalts - 1] = cand_share;
+        }
+        sx_ixkey_value_free(v);
+        free(terms);
+    }
 }
 
 /* The split state machine, run at every heartbeat's index reports:

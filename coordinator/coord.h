@@ -66,6 +66,13 @@ typedef struct sx_coord_opts {
      * more entries than this (docs/indexes.md "Online split"); 0: never.
      * Not stored. */
     uint64_t term_split_entries;
+    uint32_t hot_value_ways; /* --hot-value-ways: a salt's ways when not given (0: default) */
+    /* Salt a value of a global index by itself once its share of the index's
+     * recent changes (its partitions' leaders' counts) reaches this, out of
+     * at least hot_value_min_changes changes (docs/indexes.md "Hot values");
+     * 0: never. Not stored. */
+    double hot_value_share;
+    uint64_t hot_value_min_changes;
 } sx_coord_opts;
 
 /* Opens or creates the coordinator's state in opts->data_dir. Fails with
@@ -225,6 +232,23 @@ void sx_coord_list_indexes(sx_coord *c, sx_arena *arena, Shardex__V1__ListIndexe
 sx_status sx_coord_split_index(sx_coord *c, const char *name, uint32_t t,
                                const Shardex__V1__Value *at, sx_arena *arena,
                                Shardex__V1__IndexInfo **info, sx_err *err);
+
+/* A salt's ways when neither the request nor --hot-value-ways says (capped
+ * at the index's serving term partitions), and the most salts per index. */
+#define SX_HOT_VALUE_WAYS_DEFAULT 8u
+#define SX_MAX_SALTS_PER_INDEX 64u
+
+/* Shardex.SaltIndex: spreads `value` of global index `name` over `ways` term
+ * partitions (0: --hot-value-ways, capped at the serving ones), recorded in
+ * a new map version (docs/indexes.md "Hot values"); each log partition's
+ * leader appends the marker. *info (in arena) is the index after. Codes:
+ * NOT_FOUND (no such index); INVALID_ARGUMENT naming the field (name: not
+ * GLOBAL; value: not of the index's type, already salted; ways: not in
+ * [2, serving term partitions]); FAILED_PRECONDITION (the most salted values
+ * reached). */
+sx_status sx_coord_salt_index(sx_coord *c, const char *name, const Shardex__V1__Value *value,
+                              uint32_t ways, sx_arena *arena, Shardex__V1__IndexInfo **info,
+                              sx_err *err);
 
 /* Marks worker `id` draining (cancel: not draining) and reassigns: it gets
  * nothing new, and its replicas (add-then-drop), leaderships and term

@@ -32,6 +32,10 @@ typedef struct config {
     uint64_t lease_ms;
     uint32_t max_moves;
     int64_t term_split_entries;
+    uint32_t hot_value_ways;
+    const char *hot_value_share;
+    int64_t hot_value_min_changes;
+    double hot_share; /* hot_value_share, parsed (not a flag) */
     const char *log_level;
     const char *log_format;
     const char *metrics_listen;
@@ -113,6 +117,29 @@ static const sx_flag flags[] = {
              "owner counts more than N entries (0: never; shardex index split does it by hand)",
      .min = 0,
      .max = 1000000000000},
+    {.name = "hot-value-ways",
+     .type = SX_FLAG_UINT32,
+     .offset = OFF(hot_value_ways, uint32_t),
+     .metavar = "K",
+     .help = "term partitions a salted hot value of a global index is spread over when shardex "
+             "index salt gives no --ways (0: 8; at most the index's serving term partitions)",
+     .min = 0,
+     .max = 4096},
+    {.name = "hot-value-share",
+     .type = SX_FLAG_STRING,
+     .offset = OFF(hot_value_share, const char *),
+     .metavar = "S",
+     .help = "salt a value of a global index by itself (spread it over --hot-value-ways term "
+             "partitions) once it has this share of the index's recent changes, 0 < S <= 1, "
+             "e.g. 0.05 (0: never; shardex index salt does it by hand)"},
+    {.name = "hot-value-min-changes",
+     .type = SX_FLAG_INT,
+     .offset = OFF(hot_value_min_changes, int64_t),
+     .metavar = "N",
+     .help = "--hot-value-share acts only on an index with at least N recent changes counted "
+             "(its log partitions' leaders count the last few thousand each)",
+     .min = 1,
+     .max = 1000000000},
     SX_DAEMON_LOG_FLAGS(config),
     SX_METRICS_HTTP_FLAGS(config),
     SX_DAEMON_TLS_FLAGS(config),
@@ -244,6 +271,9 @@ static sx_status open_coord(const config *cfg, const char *self, const bool *giv
         .tick_ms = (uint32_t)tick,
         .max_moves = cfg->max_moves,
         .term_split_entries = (uint64_t)cfg->term_split_entries,
+        .hot_value_ways = cfg->hot_value_ways,
+        .hot_value_share = cfg->hot_share,
+        .hot_value_min_changes = (uint64_t)cfg->hot_value_min_changes,
     };
     return sx_coord_open(&o, sx_clock_now_ms(), c, err);
 }
@@ -264,6 +294,8 @@ int main(int argc, char **argv)
                   .max_streams = 1024,
                   .max_calls_per_client = 1024,
                   .max_deadline_ms = 300000,
+                  .hot_value_share = "0",
+                  .hot_value_min_changes = 1000,
                   .log_level = "info",
                   .log_format = "text"};
     config defaults = cfg;
@@ -278,6 +310,15 @@ int main(int argc, char **argv)
     if (help) {
         sx_flags_usage(&spec, &defaults, stdout);
         return 0;
+    }
+    char *share_end = NULL;
+    cfg.hot_share = strtod(cfg.hot_value_share, &share_end);
+    if (!cfg.hot_value_share[0] || *share_end || !(cfg.hot_share >= 0 && cfg.hot_share <= 1)) {
+        fprintf(stderr,
+                "shardex-coordinator: --hot-value-share: \"%s\" is not a share in [0, 1]\n"
+                "Try --help.\n",
+                cfg.hot_value_share);
+        return 2;
     }
     sx_daemon_set_logging(cfg.log_level, cfg.log_format);
     sx_flags_log_config(&spec, &cfg, "coordinator");

@@ -196,6 +196,15 @@ static sx_status on_split_index(sx_rpc_call *call, const ProtobufCMessage *reqm,
                                 sx_rpc_call_arena(call), &resp->index, err);
 }
 
+static sx_status on_salt_index(sx_rpc_call *call, const ProtobufCMessage *reqm,
+                               ProtobufCMessage *respm, void *arg, sx_err *err)
+{
+    const Shardex__V1__SaltIndexRequest *req = (const void *)reqm;
+    Shardex__V1__SaltIndexResponse *resp = (void *)respm;
+    return sx_coord_salt_index(arg, req->name, req->value, req->ways, sx_rpc_call_arena(call),
+                               &resp->index, err);
+}
+
 static const sx_rpc_method shardex_methods[] = {
     {"ClusterStatus", on_cluster_status, SX_RPC_BLOCKING}, /* asks each etcd member */
     {"CreateIndex", on_create_index, SX_RPC_BLOCKING},
@@ -204,6 +213,7 @@ static const sx_rpc_method shardex_methods[] = {
     {"DrainWorker", on_drain_worker, SX_RPC_BLOCKING},   /* fsync */
     {"RemoveWorker", on_remove_worker, SX_RPC_BLOCKING}, /* fsync */
     {"SplitIndex", on_split_index, SX_RPC_BLOCKING},     /* fsync */
+    {"SaltIndex", on_salt_index, SX_RPC_BLOCKING},       /* fsync */
 };
 
 /* ----------------------------------------------------------------- front -- */

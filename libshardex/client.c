@@ -395,6 +395,26 @@ sx_status sx_client_split_index(sx_client *c, const char *name, uint32_t t,
     return st;
 }
 
+sx_status sx_client_salt_index(sx_client *c, const char *name, const Shardex__V1__Value *value,
+                               uint32_t ways, Shardex__V1__SaltIndexResponse **out, sx_err *err)
+{
+    if (out)
+        *out = NULL;
+    if (!name)
+        return sx_err_set(err, SX_INVALID_ARGUMENT, "name: NULL");
+    Shardex__V1__SaltIndexRequest req = SHARDEX__V1__SALT_INDEX_REQUEST__INIT;
+    req.name = (char *)name;
+    req.value = (Shardex__V1__Value *)value;
+    req.ways = ways;
+    ProtobufCMessage *resp = NULL;
+    sx_status st = call(c, "SaltIndex", false, &req.base, &resp, err);
+    if (st == SX_OK && out)
+        *out = (Shardex__V1__SaltIndexResponse *)resp;
+    else
+        sx_rpc_free(resp);
+    return st;
+}
+
 /* ------------------------------------------------------------- documents -- */
 
 /* A document from sx_doc_new: the generated struct first, so that the box is

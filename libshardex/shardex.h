@@ -182,6 +182,16 @@ sx_status sx_client_split_index(sx_client *c, const char *name, uint32_t t,
                                 const Shardex__V1__Value *at, Shardex__V1__SplitIndexResponse **out,
                                 sx_err *err);
 
+/* Salts a hot value of global index `name` over `ways` term partitions (0:
+ * the coordinator's --hot-value-ways), docs/indexes.md "Hot values". On
+ * SX_OK *out (out may be NULL) is the index after the salt was recorded
+ * (free with sx_client_free). INVALID_ARGUMENT naming the field (name: not
+ * GLOBAL; value: of the other type, already salted; ways: out of [2, M]),
+ * FAILED_PRECONDITION (the most salted values), NOT_FOUND. Admin role. Not
+ * retried by the library (a repeat is refused as already salted). */
+sx_status sx_client_salt_index(sx_client *c, const char *name, const Shardex__V1__Value *value,
+                               uint32_t ways, Shardex__V1__SaltIndexResponse **out, sx_err *err);
+
 /* The cluster as the coordinator sees it: settings, workers (alive, lease),
  * log partitions (leader, replicas, ISR, offsets), term partitions, indexes.
  * On SX_OK *out is the response (free with sx_client_free). */

@@ -186,6 +186,31 @@ static void split_markers(marker_ctx *c, const Shardex__Internal__V1__ClusterMap
     }
 }
 
+/* Salt markers (docs/indexes.md "Hot values"): the map's salts this
+ * partition has not applied, in seq order (each is applied alone in its
+ * batch, in log order, so several may go in one pass). */
+static void salt_markers(marker_ctx *c, const Shardex__Internal__V1__ClusterMap *m,
+                         const sx_pindex_info *active, size_t na)
+{
+    for (size_t k = 0; k < na; k++) {
+        const Shardex__Internal__V1__IndexEntry *e = NULL;
+        for (size_t i = 0; i < m->n_indexes && !e; i++)
+            if (m->indexes[i]->id == active[k].id)
+                e = m->indexes[i];
+        if (!e || !active[k].global)
+            continue;
+        /* Only active salts, in order: every worker's map has it then, so
+         * every query plans with its salt set (coord.c). */
+        for (size_t i = active[k].nsalts; i < e->n_salts && e->salts[i]->active; i++) {
+            c->ops = sx_realloc(c->ops, (c->n + 2) * sizeof(*c->ops));
+            Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+            op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT;
+            op.index_salt = e->salts[i];
+            c->ops[c->n++] = pack_op(&op);
+        }
+    }
+}
+
 /* Appends the markers that bring p's active indexes to the map's catalog. */
 static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v,
                               const sx_partmap *pm, const sx_pindex_info *active, size_t na)
@@ -223,6 +248,7 @@ static void reconcile_markers(sx_ixlead *l, uint32_t p, const sx_replica_view *v
         c->ops[c->n++] = pack_op(&op);
     }
     split_markers(c, m, active, na);
+    salt_markers(c, m, active, na);
     if (c->n == 0) {
         free(c->ops);
         free(c);
@@ -875,6 +901,21 @@ size_t sx_ixlead_reports(sx_replica_set *replicas, sx_arena *arena,
             r->backfill_done_docs = active[k].fill_done;
             r->backfill_total_docs = active[k].fill_total;
             r->backfill_docs_per_s = active[k].fill_rate;
+            if (active[k].global) { /* hot values (docs/indexes.md "Hot values") */
+                enum { TOP = 3 };
+                Shardex__V1__Value *vals[TOP];
+                uint64_t counts[TOP];
+                size_t nh =
+                    sx_pindex_hot(v.ix, active[k].id, TOP, arena, vals, counts, &r->window_changes);
+                r->hot = sx_arena_alloc(arena, (nh + 1) * sizeof(*r->hot));
+                for (size_t i = 0; i < nh; i++) {
+                    Shardex__Internal__V1__HotCount *h = sx_arena_alloc(arena, sizeof(*h));
+                    shardex__internal__v1__hot_count__init(h);
+                    h->value = vals[i];
+                    h->changes = counts[i];
+                    r->hot[r->n_hot++] = h;
+                }
+            }
             (*out)[n++] = r;
         }
         free(active);

@@ -20,6 +20,7 @@ enum {
     TAG_OUT = 'O',
     TAG_FLOOR = 'F',
     TAG_SPLIT = 'S',
+    TAG_SALT = 'H',
     TAG_FILL = 'B'
 };
 
@@ -52,8 +53,22 @@ typedef struct ix {
      * def.layout points here. */
     Shardex__Internal__V1__IndexSplit **splits;
     size_t nsplits;
+    /* Salts applied (index_salt markers, from = their offset), in seq order,
+     * owned; def.salts points here. */
+    Shardex__Internal__V1__IndexSalt **salts;
+    size_t nsalts;
+    /* Values written lately (global only; sx_pindex_hot), under pi->mu. */
+    struct hot_sketch *hot;
     fill fill;
 } ix;
+
+/* A Misra-Gries sketch of value keys: any value with more than
+ * window / (SLOTS + 1) of the changes holds a slot. */
+typedef struct hot_sketch {
+    sx_buf key[SX_PINDEX_HOT_SLOTS]; /* enc(value); len 0: free */
+    uint64_t count[SX_PINDEX_HOT_SLOTS];
+    uint64_t window;
+} hot_sketch;
 
 struct sx_pindex {
     sx_plog_observer obs; /* what the plog's applies call: observe_* below */
@@ -67,6 +82,7 @@ struct sx_pindex {
     ix pending_start; /* spec != NULL: a started index, for end() */
     uint64_t pending_drop;
     Shardex__Internal__V1__IndexSplit *pending_split; /* a split marker, for end() */
+    Shardex__Internal__V1__IndexSalt *pending_salt;   /* a salt marker, for end() */
     bool batch_touched;
     uint32_t out_seq; /* outbox records written in the batch */
     sx_buf k, v, vals;
@@ -129,6 +145,14 @@ static void ix_free(ix *x)
     for (size_t i = 0; i < x->nsplits; i++)
         shardex__internal__v1__index_split__free_unpacked(x->splits[i], &pb_allocator);
     free(x->splits);
+    for (size_t i = 0; i < x->nsalts; i++)
+        shardex__internal__v1__index_salt__free_unpacked(x->salts[i], &pb_allocator);
+    free(x->salts);
+    if (x->hot) {
+        for (size_t i = 0; i < SX_PINDEX_HOT_SLOTS; i++)
+            sx_buf_free(&x->hot->key[i]);
+        free(x->hot);
+    }
     sx_buf_free(&x->fill.last);
     if (x->spec)
         shardex__v1__index_spec__free_unpacked(x->spec, &pb_allocator);
@@ -167,6 +191,7 @@ static void info_of(const ix *x, sx_pindex_info *o)
                           .term_count = sx_ixkey_term_count(&x->def),
                           .nsplits = (uint32_t)x->nsplits,
                           .last_split_done = x->nsplits && x->splits[x->nsplits - 1]->done,
+                          .nsalts = (uint32_t)x->nsalts,
                           .filling = x->fill.running,
                           .fill_done = x->fill.done,
                           .fill_total = x->fill.total};
@@ -302,10 +327,12 @@ static void write_floor(sx_pindex *pi, sx_batch *b, uint64_t id, uint32_t t, uin
 
 /* Adds one index change to batch: the local entry, and the outbox unless
  * a backfill chunk (local_only: a new index's term partitions are rebuilt
- * from a snapshot, not shipped from the marker's offset). */
+ * from a snapshot, not shipped from the marker's offset). Its term
+ * partitions are those of an entry of route_version (ixkey.h: a salted
+ * value's entry lives by its version). */
 static void change_to(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey,
                       size_t vlen, const char *id, size_t id_len, uint64_t offset, uint64_t version,
-                      bool local_only)
+                      uint64_t route_version, bool local_only)
 {
     if (x->def.local) {
         key_id(&pi->k, TAG_LOCAL, x->def.id);
@@ -322,16 +349,112 @@ static void change_to(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint
         /* During a split, a change of the parent's range goes to the parent
          * and to the shadow that owns its value (ixkey.h). */
         uint32_t ts[2];
-        size_t nt = sx_ixkey_terms_of(&x->def, vkey, vlen, ts);
+        size_t nt = sx_ixkey_terms_of(&x->def, vkey, vlen, id, id_len, route_version, ts);
         for (size_t i = 0; i < nt; i++)
             outbox_add(pi, b, x, ts[i], remove, vkey, vlen, id, id_len, offset, version);
     }
 }
 
+/* Counts a written value (applier; under pi->mu for sx_pindex_hot). */
+static void hot_count(sx_pindex *pi, ix *x, const uint8_t *vkey, size_t vlen)
+{
+    pthread_mutex_lock(&pi->mu);
+    if (!x->hot)
+        x->hot = sx_calloc(1, sizeof(*x->hot));
+    hot_sketch *h = x->hot;
+    if (++h->window >= SX_PINDEX_HOT_WINDOW) {
+        h->window /= 2; /* recent writes weigh most */
+        for (size_t i = 0; i < SX_PINDEX_HOT_SLOTS; i++)
+            h->count[i] /= 2;
+    }
+    size_t free_slot = SIZE_MAX;
+    for (size_t i = 0; i < SX_PINDEX_HOT_SLOTS; i++) {
+        if (h->count[i] && h->key[i].len == vlen && memcmp(h->key[i].data, vkey, vlen) == 0) {
+            h->count[i]++;
+            pthread_mutex_unlock(&pi->mu);
+            return;
+        }
+        if (!h->count[i] && free_slot == SIZE_MAX)
+            free_slot = i;
+    }
+    if (free_slot != SIZE_MAX) {
+        h->key[free_slot].len = 0;
+        sx_buf_append(&h->key[free_slot], vkey, vlen);
+        h->count[free_slot] = 1;
+    } else {
+        for (size_t i = 0; i < SX_PINDEX_HOT_SLOTS; i++)
+            h->count[i]--; /* Misra-Gries: every counter pays for the newcomer */
+    }
+    pthread_mutex_unlock(&pi->mu);
+}
+
+size_t sx_pindex_hot(sx_pindex *pi, uint64_t id, size_t max, sx_arena *arena,
+                     Shardex__V1__Value **vals_out, uint64_t *counts, uint64_t *window)
+{
+    size_t n = 0;
+    *window = 0;
+    pthread_mutex_lock(&pi->mu);
+    ix *x = find_locked(pi, id);
+    hot_sketch *h = x ? x->hot : NULL;
+    if (h) {
+        *window = h->window;
+        bool used[SX_PINDEX_HOT_SLOTS] = {0};
+        while (n < max) {
+            size_t best = SIZE_MAX;
+            for (size_t i = 0; i < SX_PINDEX_HOT_SLOTS; i++)
+                if (!used[i] && h->count[i] && (best == SIZE_MAX || h->count[i] > h->count[best]))
+                    best = i;
+            if (best == SIZE_MAX)
+                break;
+            used[best] = true;
+            Shardex__V1__Value v;
+            sx_buf sbuf = {0}, idb = {0};
+            /* enc(value) alone: split_key wants an id after it; give it one. */
+            sx_buf k = {0};
+            sx_buf_append(&k, h->key[best].data, h->key[best].len);
+            sx_key_append_str(&k, "", 0);
+            if (sx_ixkey_split_key(x->def.is_int, k.data, k.len, &v, &sbuf, &idb)) {
+                Shardex__V1__Value *o = sx_arena_alloc(arena, sizeof(*o));
+                *o = v;
+                if (v.kind_case == SHARDEX__V1__VALUE__KIND_S)
+                    o->s = sx_arena_strdup(arena, v.s ? v.s : "");
+                vals_out[n] = o;
+                counts[n++] = h->count[best];
+            }
+            sx_buf_free(&k);
+            sx_buf_free(&sbuf);
+            sx_buf_free(&idb);
+        }
+    }
+    pthread_mutex_unlock(&pi->mu);
+    return n;
+}
+
 static void change(sx_pindex *pi, sx_batch *b, ix *x, bool remove, const uint8_t *vkey, size_t vlen,
                    const char *id, size_t id_len, uint64_t offset, uint64_t version)
 {
-    change_to(pi, b, x, remove, vkey, vlen, id, id_len, offset, version, false);
+    change_to(pi, b, x, remove, vkey, vlen, id, id_len, offset, version, version, false);
+}
+
+/* A value the document keeps across an overwrite: its entry is rewritten
+ * where the new version routes it; when a salt moved it (the old entry,
+ * written before the salt's marker, lives in the value's own partition), the
+ * old partitions get a remove. Only salted values can move. */
+static void move_kept(sx_pindex *pi, sx_batch *b, ix *x, const uint8_t *vkey, size_t vlen,
+                      const char *id, size_t id_len, uint64_t offset, uint64_t old_version)
+{
+    if (!x->def.global || !x->def.nsalts)
+        return;
+    uint32_t was[2], now[2];
+    size_t nw = sx_ixkey_terms_of(&x->def, vkey, vlen, id, id_len, old_version, was);
+    size_t nn = sx_ixkey_terms_of(&x->def, vkey, vlen, id, id_len, offset, now);
+    for (size_t i = 0; i < nw; i++) {
+        bool kept = false;
+        for (size_t k = 0; k < nn; k++)
+            kept |= now[k] == was[i];
+        if (!kept)
+            outbox_add(pi, b, x, was[i], true, vkey, vlen, id, id_len, offset, offset);
+    }
 }
 
 static void write_mistyped(sx_pindex *pi, sx_batch *b, const ix *x)
@@ -388,13 +511,20 @@ static void observe_entry(void *arg, sx_batch *b, uint64_t offset, const char *i
         for (size_t k = 0; k < ov.n; k++) {
             while (j < nv.n && vcmp(&pi->vals, &nv, j, &ob, &ov, k) < 0)
                 j++;
-            if (j < nv.n && vcmp(&pi->vals, &nv, j, &ob, &ov, k) == 0)
+            if (j < nv.n && vcmp(&pi->vals, &nv, j, &ob, &ov, k) == 0) {
+                move_kept(pi, b, x, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset,
+                          old_version);
                 continue;
-            change(pi, b, x, true, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset, offset);
+            }
+            change_to(pi, b, x, true, ob.data + ov.offs[k], ov.lens[k], id, id_len, offset, offset,
+                      old_version, false);
         }
-        for (size_t k = 0; k < nv.n; k++)
+        for (size_t k = 0; k < nv.n; k++) {
             change(pi, b, x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len, offset,
                    offset);
+            if (x->def.global)
+                hot_count(pi, x, pi->vals.data + nv.offs[k], nv.lens[k]);
+        }
         if (ov.mistyped != nv.mistyped) {
             x->delta += nv.mistyped ? 1 : -1;
             write_mistyped(pi, b, x);
@@ -538,6 +668,65 @@ static void install_split(ix *x, Shardex__Internal__V1__IndexSplit *rec)
     x->def.nlayout = x->nsplits;
 }
 
+/* Salt rows: 'H' u64 id u32 seq -> packed IndexSalt (from: its offset). */
+static Shardex__Internal__V1__IndexSalt *salt_dup(const Shardex__Internal__V1__IndexSalt *sa)
+{
+    size_t n = shardex__internal__v1__index_salt__get_packed_size(sa);
+    uint8_t *buf = sx_malloc(n + 1);
+    shardex__internal__v1__index_salt__pack(sa, buf);
+    Shardex__Internal__V1__IndexSalt *o =
+        shardex__internal__v1__index_salt__unpack(&pb_allocator, n, buf);
+    free(buf);
+    return o;
+}
+
+/* Whether a salt record can be routed by: its terms exist and one per way. */
+static bool salt_ok(const ix *x, const Shardex__Internal__V1__IndexSalt *sa)
+{
+    bool ok = sa->value && sa->ways >= 2 && sa->n_terms == sa->ways;
+    for (size_t i = 0; ok && i < sa->n_terms; i++)
+        ok = sa->terms[i] < sx_ixkey_term_count(&x->def);
+    return ok;
+}
+
+/* index_salt (docs/indexes.md, "Hot values"): the next seq is recorded with
+ * from = this offset; from here on an entry of the value written at or after
+ * it routes to its slot's partition. Nothing moves now: entries written
+ * before stay in the value's own partition until changed. A repeat or a seq
+ * out of order is a no-op (leaders append markers again after a change of
+ * leadership). The catalog changes in end(). */
+static sx_status observe_salt(sx_pindex *pi, sx_batch *b, uint64_t offset,
+                              const Shardex__Internal__V1__IndexSalt *sa, sx_err *err)
+{
+    ix *x = find_locked(pi, sa->index_id);
+    if (!x || !x->def.global || sa->seq != x->nsalts + 1)
+        return SX_OK;
+    if (!salt_ok(x, sa))
+        return sx_err_set(err, SX_DATA_LOSS,
+                          "partition %u: salt marker at %" PRIu64 " of index %" PRIu64
+                          " is malformed",
+                          pi->p, offset, sa->index_id);
+    Shardex__Internal__V1__IndexSalt *rec = salt_dup(sa);
+    rec->from = offset;
+    key_id_t(&pi->k, TAG_SALT, rec->index_id, rec->seq);
+    size_t n = shardex__internal__v1__index_salt__get_packed_size(rec);
+    sx_buf_reserve(&pi->v, n);
+    pi->v.len = shardex__internal__v1__index_salt__pack(rec, pi->v.data);
+    sx_batch_put(b, pi->k.data, pi->k.len, pi->v.data, pi->v.len);
+    pi->pending_salt = rec;
+    SX_LOG(SX_LOG_INFO, "index", "partition=%u index=%" PRIu64 " salt seq=%u ways=%u at=%" PRIu64,
+           pi->p, sa->index_id, sa->seq, sa->ways, offset);
+    return SX_OK;
+}
+
+static void install_salt(ix *x, Shardex__Internal__V1__IndexSalt *rec)
+{
+    x->salts = sx_realloc(x->salts, (x->nsalts + 1) * sizeof(*x->salts));
+    x->salts[x->nsalts++] = rec;
+    x->def.salts = x->salts;
+    x->def.nsalts = x->nsalts;
+}
+
 static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
                                 const Shardex__Internal__V1__LogOp *op, sx_err *err)
 {
@@ -586,11 +775,13 @@ static sx_status observe_marker(void *arg, sx_batch *b, uint64_t offset,
     }
     if (op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT)
         return observe_split(pi, b, offset, op->index_split, err);
+    if (op->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT)
+        return observe_salt(pi, b, offset, op->index_salt, err);
     uint64_t id = op->index_drop;
     if (!find_locked(pi, id))
         return SX_OK;
     static const uint8_t tags[] = {TAG_IX,    TAG_MIS,   TAG_LOCAL, TAG_OUT,
-                                   TAG_FLOOR, TAG_SPLIT, TAG_FILL};
+                                   TAG_FLOOR, TAG_SPLIT, TAG_SALT,  TAG_FILL};
     for (size_t i = 0; i < sizeof(tags); i++) {
         key_id(&pi->k, tags[i], id);
         sx_buf prefix = {0};
@@ -645,6 +836,14 @@ static void observe_end(void *arg, bool written)
         else
             shardex__internal__v1__index_split__free_unpacked(pi->pending_split, &pb_allocator);
         pi->pending_split = NULL;
+    }
+    if (pi->pending_salt) {
+        ix *x = written ? find_locked(pi, pi->pending_salt->index_id) : NULL;
+        if (x)
+            install_salt(x, pi->pending_salt);
+        else
+            shardex__internal__v1__index_salt__free_unpacked(pi->pending_salt, &pb_allocator);
+        pi->pending_salt = NULL;
     }
     if (pi->pending_drop) {
         ix *x = written ? find_locked(pi, pi->pending_drop) : NULL;
@@ -704,7 +903,7 @@ static bool chunk_doc(void *arg, const char *id, size_t id_len, uint64_t version
                                &nv.mistyped);
     for (size_t k = 0; k < nv.n; k++)
         change_to(pi, c->b, c->x, false, pi->vals.data + nv.offs[k], nv.lens[k], id, id_len,
-                  c->x->start, version, true);
+                  c->x->start, version, version, true);
     if (nv.mistyped)
         c->x->delta++;
     c->indexed++;
@@ -854,6 +1053,35 @@ static sx_status load_splits(sx_pindex *pi, ix *x, sx_err *err)
     return st;
 }
 
+/* The 'H' rows of x, in seq order. */
+static sx_status load_salts(sx_pindex *pi, ix *x, sx_err *err)
+{
+    sx_buf prefix = {0};
+    key_id(&prefix, TAG_SALT, x->def.id);
+    sx_iter *it = sx_store_iter_prefix(pi->store, NULL, prefix.data, prefix.len);
+    sx_status st = SX_OK;
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        size_t vl;
+        const uint8_t *v = sx_iter_value(it, &vl);
+        Shardex__Internal__V1__IndexSalt *sa =
+            shardex__internal__v1__index_salt__unpack(&pb_allocator, vl, v);
+        if (!sa || sa->seq != x->nsalts + 1 || !salt_ok(x, sa)) {
+            if (sa)
+                shardex__internal__v1__index_salt__free_unpacked(sa, &pb_allocator);
+            st = sx_err_set(err, SX_DATA_LOSS,
+                            "partition %u: a salt row of index %" PRIu64 " is malformed", pi->p,
+                            x->def.id);
+            break;
+        }
+        install_salt(x, sa);
+    }
+    if (st == SX_OK)
+        st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    sx_buf_free(&prefix);
+    return st;
+}
+
 static sx_status load_catalog(sx_pindex *pi, sx_err *err)
 {
     uint8_t tag = TAG_IX;
@@ -881,6 +1109,8 @@ static sx_status load_catalog(sx_pindex *pi, sx_err *err)
             read_u64(pi->v.data, pi->v.len, 0, &x.mistyped);
         if (st == SX_OK)
             st = load_splits(pi, &x, err);
+        if (st == SX_OK)
+            st = load_salts(pi, &x, err);
         /* No 'B' row: started before backfills ran in chunks, complete. */
         key_id(&pi->k, TAG_FILL, id);
         if (st == SX_OK)
@@ -942,6 +1172,8 @@ void sx_pindex_close(sx_pindex *pi)
     ix_free(&pi->pending_start);
     if (pi->pending_split)
         shardex__internal__v1__index_split__free_unpacked(pi->pending_split, &pb_allocator);
+    if (pi->pending_salt)
+        shardex__internal__v1__index_salt__free_unpacked(pi->pending_salt, &pb_allocator);
     sx_buf_free(&pi->k);
     sx_buf_free(&pi->v);
     sx_buf_free(&pi->vals);
@@ -1308,6 +1540,10 @@ struct sx_pindex_rebuild_cursor {
      * its share until done). */
     Shardex__Internal__V1__IndexSplit **splits;
     size_t nsplits;
+    /* The salts applied at begin (owned; def.salts), likewise: an entry
+     * routes by its version, so a later salt does not move it. */
+    Shardex__Internal__V1__IndexSalt **salts;
+    size_t nsalts;
     uint32_t t;
     sx_buf after; /* the last document done; empty with !started */
     bool started, done;
@@ -1348,7 +1584,7 @@ static bool rebuild_doc(void *arg, const char *id, size_t id_len, uint64_t versi
     for (size_t k = 0; k < nv.n; k++) {
         const uint8_t *vk = rb->vals.data + nv.offs[k];
         uint32_t ts[2]; /* as the outbox routes (a split's parent included) */
-        size_t nt = sx_ixkey_terms_of(&rc->def, vk, nv.lens[k], ts);
+        size_t nt = sx_ixkey_terms_of(&rc->def, vk, nv.lens[k], id, id_len, version, ts);
         if (ts[0] != rc->t && (nt < 2 || ts[1] != rc->t))
             continue;
         rb->key.len = 0;
@@ -1399,6 +1635,12 @@ sx_status sx_pindex_rebuild_begin(sx_pindex *pi, uint64_t id, uint32_t t,
             rc->splits[i] = split_dup(x->splits[i]);
         rc->def.layout = rc->splits;
         rc->def.nlayout = rc->nsplits;
+        rc->nsalts = x->nsalts;
+        rc->salts = sx_calloc(rc->nsalts + 1, sizeof(*rc->salts));
+        for (size_t i = 0; i < rc->nsalts; i++)
+            rc->salts[i] = salt_dup(x->salts[i]);
+        rc->def.salts = rc->salts;
+        rc->def.nsalts = rc->nsalts;
     }
     pthread_mutex_unlock(&pi->mu);
     if (!active) {
@@ -1451,6 +1693,9 @@ void sx_pindex_rebuild_end(sx_pindex_rebuild_cursor *rc)
     for (size_t i = 0; i < rc->nsplits; i++)
         shardex__internal__v1__index_split__free_unpacked(rc->splits[i], &pb_allocator);
     free(rc->splits);
+    for (size_t i = 0; i < rc->nsalts; i++)
+        shardex__internal__v1__index_salt__free_unpacked(rc->salts[i], &pb_allocator);
+    free(rc->salts);
     sx_store_release_snapshot(rc->pi->store, rc->s.snap);
     sx_buf_free(&rc->after);
     free(rc);

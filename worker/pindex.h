@@ -100,6 +100,7 @@ typedef struct sx_pindex_info {
     uint32_t term_count;  /* term partition numbers in use: M + 2 per split applied */
     uint32_t nsplits;     /* index_split markers applied */
     bool last_split_done; /* the last of them was marked done */
+    uint32_t nsalts;      /* index_salt markers applied */
     bool filling;         /* its backfill is RUNNING here */
     uint64_t fill_done;   /* documents the backfill passed */
     uint64_t fill_total;  /* about the documents at its marker (0 until counted) */
@@ -110,6 +111,16 @@ typedef struct sx_pindex_info {
 sx_pindex_info *sx_pindex_list(sx_pindex *pi, size_t *n);
 bool sx_pindex_find(sx_pindex *pi, uint64_t id, sx_pindex_info *out);
 
+/* Hot values of global index id (docs/indexes.md "Hot values"): every
+ * replica counts the values its applies write, in a Misra-Gries sketch of
+ * SX_PINDEX_HOT_SLOTS values whose counts halve whenever the window reaches
+ * SX_PINDEX_HOT_WINDOW changes (so they speak of recent writes). Fills up to
+ * max of the most counted into values (in arena) and counts, and *window
+ * with the changes the counts are out of. Returns how many. */
+#define SX_PINDEX_HOT_SLOTS 16
+#define SX_PINDEX_HOT_WINDOW 8192
+size_t sx_pindex_hot(sx_pindex *pi, uint64_t id, size_t max, sx_arena *arena,
+                     Shardex__V1__Value **vals_out, uint64_t *counts, uint64_t *window);
 /* What one backfill step did. */
 typedef struct sx_pindex_step {
     uint64_t index_id; /* the index it worked on; 0: no backfill is running here */

@@ -942,7 +942,8 @@ static sx_status apply_entry(sx_plog *p, apply_ctx *c, uint64_t offset, const ui
                 lop->index_start->spec) ||
                lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP ||
                (lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SPLIT &&
-                lop->index_split)) {
+                lop->index_split) ||
+               (lop->op_case == SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT && lop->index_salt)) {
         /* A marker is applied alone in its batch, on the documents as of the
          * offset before it: end the batch before it unless it comes first. */
         if (!first) {

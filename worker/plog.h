@@ -189,19 +189,16 @@ uint64_t sx_plog_common_prefix(const sx_epoch_start *a, size_t na, uint64_t leo_
  *           Documents or NULL (new_doc NULL: a delete; both NULL: a delete of
  *           a missing id), borrowed for the call; old_doc reflects earlier
  *           entries of the same batch, and old_version is the offset that
- *           wrote it (0 without one);
- *   marker  an index marker (LogOp index_start / index_drop / index_split). A marker is
- *           applied alone in its batch, so the store holds exactly the
- *           documents as of offset - 1; it adds what it derives to batch.
- *           An error stops the apply (nothing of the batch is written);
- *   seal    once the batch's entries and markers were observed, just before it
- *           is written: adds what the observer gathered over the batch (the
- *           index layer packs its outbox changes this way);
- *   end     after every batch that called entry or marker: written tells
- *           whether the batch reached the store (false: it was discarded and
- *           the same entries will be seen again, so keep state only in the
- *           batch until then).
- * Any of them may be NULL; markers are applied as no-ops without `marker`. */
+ *           wrote it (0 without one): where a salted value's old entry lives
+ *           depends on it (docs/indexes.md "Hot values");
+ *   marker  an index marker (LogOp index_start / index_drop / index_split / index_salt). A marker
+ * is applied alone in its batch, so the store holds exactly the documents as of offset - 1; it adds
+ * what it derives to batch. An error stops the apply (nothing of the batch is written); seal once
+ * the batch's entries and markers were observed, just before it is written: adds what the observer
+ * gathered over the batch (the index layer packs its outbox changes this way); end     after every
+ * batch that called entry or marker: written tells whether the batch reached the store (false: it
+ * was discarded and the same entries will be seen again, so keep state only in the batch until
+ * then). Any of them may be NULL; markers are applied as no-ops without `marker`. */
 typedef void (*sx_plog_entry_cb)(void *arg, sx_batch *batch, uint64_t offset, const char *id,
                                  size_t id_len, const uint8_t *old_doc, size_t old_len,
                                  uint64_t old_version, const uint8_t *new_doc, size_t new_len);

@@ -146,17 +146,55 @@ sx_status sx_qplan_mode(const sx_ixkey_def *def, Shardex__V1__IndexState state,
     return SX_OK;
 }
 
-/* Step 6, the targets of the chosen mode (pl->global): one scan each. */
-static void set_targets(sx_qplan *pl, sx_arena *arena)
+/* Whether the match's keys [start, end) meet the entries of a salted value
+ * (the keys starting with enc(value)). */
+static bool meets_salt(const sx_qplan *pl, const Shardex__Internal__V1__IndexSalt *salt)
 {
-    pl->n = !pl->global ? pl->P : pl->eq ? 1 : pl->def.term_partitions;
-    uint32_t *order = NULL; /* GLOBAL range: the term partitions to read, in value order */
-    if (pl->global && !pl->eq) {
-        uint32_t count = sx_ixkey_term_count(&pl->def);
-        order = sx_arena_alloc(arena, (count + 1) * sizeof(*order));
-        const Shardex__V1__Value **lower = sx_arena_alloc(arena, (count + 1) * sizeof(*lower));
+    sx_buf vk = {0}, succ = {0};
+    sx_ixkey_append_value(&vk, pl->def.is_int, salt->value);
+    sx_key_prefix_successor(vk.data, vk.len, &succ);
+    ProtobufCBinaryData lo = {vk.len, vk.data}, hi = {succ.len, succ.data};
+    bool meets = (!pl->start.len || !hi.len || sx_qplan_key_cmp(&pl->start, &hi) < 0) &&
+                 (!pl->end.len || sx_qplan_key_cmp(&lo, &pl->end) < 0);
+    sx_buf_free(&vk);
+    sx_buf_free(&succ);
+    return meets;
+}
+
+/* Adds t to targets[*n] unless there already. */
+static void add_target(uint32_t *targets, size_t *n, uint32_t t)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (targets[i] == t)
+            return;
+    targets[(*n)++] = t;
+}
+
+/* GLOBAL: the term partitions to scan, into pl->targets / pl->n. An eq
+ * reads its value's partition, or every partition of its salt set; a range
+ * reads the partitions whose ranges meet it (all of them when hashed), plus
+ * the salt sets of salted values it covers, whose entries lie outside their
+ * partitions' ranges (docs/indexes.md "Hot values"). Every target scans the
+ * same [start, end): a partition holds an entry only where the entry routes,
+ * so the union is every entry once, and the merge orders them by key. */
+static void global_targets(sx_qplan *pl, sx_arena *arena)
+{
+    uint32_t count = sx_ixkey_term_count(&pl->def);
+    size_t cap = count + 1;
+    for (size_t i = 0; i < pl->def.nsalts; i++)
+        cap += pl->def.salts[i]->n_terms;
+    uint32_t *tg = sx_arena_alloc(arena, cap * sizeof(*tg));
+    uint32_t *scratch = sx_arena_alloc(arena, cap * sizeof(*scratch));
+    size_t n = 0;
+    if (pl->eq) {
+        /* start is enc(value) or, with a page token, the key just after the
+         * token's: the term partition of the value it starts with. */
+        add_target(tg, &n, sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len));
+    } else {
+        uint32_t *order = sx_arena_alloc(arena, cap * sizeof(*order));
+        const Shardex__V1__Value **lower = sx_arena_alloc(arena, cap * sizeof(*lower));
         size_t m = sx_ixkey_layout_order(&pl->def, order, lower);
-        pl->n = m;
+        size_t first = 0, last = m - 1;
         if (pl->def.range) {
             /* Only the term partitions whose ranges meet [start, max], in
              * value order under the map's layout: start (moved past a page
@@ -165,20 +203,41 @@ static void set_targets(sx_qplan *pl, sx_arena *arena)
                                         : order[0];
             uint32_t lt =
                 pl->max.len ? sx_ixkey_term_of(&pl->def, pl->max.data, pl->max.len) : order[m - 1];
-            size_t first = 0, last = 0;
             for (size_t k = 0; k < m; k++) {
                 if (order[k] == ft)
                     first = k;
                 if (order[k] == lt)
                     last = k;
             }
-            order += first;
-            pl->n =
-                last > first ? last - first + 1 : 1; /* an empty range: one, which has nothing */
+            if (last < first)
+                last = first; /* an empty range: one, which has nothing */
         }
+        for (size_t k = first; k <= last; k++)
+            add_target(tg, &n, order[k]);
+    }
+    for (size_t i = 0; i < pl->def.nsalts; i++) {
+        if (!meets_salt(pl, pl->def.salts[i]))
+            continue;
+        size_t ns = sx_ixkey_salt_terms(&pl->def, pl->def.salts[i], scratch);
+        for (size_t k = 0; k < ns; k++)
+            add_target(tg, &n, scratch[k]);
+    }
+    pl->n = n;
+    pl->targets = tg;
+}
+
+/* Step 6, the targets of the chosen mode (pl->global): one scan each. */
+static void set_targets(sx_qplan *pl, sx_arena *arena)
+{
+    if (pl->global) {
+        global_targets(pl, arena);
+    } else {
+        pl->n = pl->P;
+        pl->targets = sx_arena_alloc(arena, pl->n * sizeof(*pl->targets));
+        for (size_t i = 0; i < pl->n; i++)
+            pl->targets[i] = (uint32_t)i;
     }
     pl->reqs = sx_arena_alloc(arena, pl->n * sizeof(*pl->reqs));
-    pl->targets = sx_arena_alloc(arena, pl->n * sizeof(*pl->targets));
     for (size_t i = 0; i < pl->n; i++) {
         Shardex__Internal__V1__ScanRequest *s = &pl->reqs[i];
         shardex__internal__v1__scan_request__init(s);
@@ -192,15 +251,9 @@ static void set_targets(sx_qplan *pl, sx_arena *arena)
         s->after = pl->after;
         s->partitions = pl->P;
         if (pl->global) {
-            /* For eq, start is enc(value) or, with a page token, the key
-             * just after the token's: the term partition of the value it
-             * starts with. */
-            pl->targets[i] =
-                pl->eq ? sx_ixkey_term_of(&pl->def, pl->start.data, pl->start.len) : order[i];
             if (pl->auto_mode && pl->def.local)
                 s->max_staleness_ms = SX_QPLAN_AUTO_MAX_STALENESS_MS;
         } else {
-            pl->targets[i] = (uint32_t)i;
             s->include_docs = pl->include_docs;
             if (pl->positional && pl->pos[i].len) {
                 ProtobufCBinaryData next = key_after(arena, &pl->pos[i]);
@@ -239,6 +292,22 @@ layout_in_arena(sx_arena *arena, Shardex__Internal__V1__IndexSplit *const *src, 
     return out;
 }
 
+/* A copy of an index's salts (the plan outlives the map). */
+static Shardex__Internal__V1__IndexSalt *const *
+salts_in_arena(sx_arena *arena, Shardex__Internal__V1__IndexSalt *const *src, size_t n)
+{
+    Shardex__Internal__V1__IndexSalt **out = sx_arena_alloc(arena, (n + 1) * sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        out[i] = sx_arena_alloc(arena, sizeof(*out[i]));
+        *out[i] = *src[i];
+        out[i]->value = (Shardex__V1__Value *)splits_in_arena(arena, &src[i]->value, 1)[0];
+        out[i]->terms = src[i]->n_terms ? sx_arena_memdup(arena, src[i]->terms,
+                                                          src[i]->n_terms * sizeof(*src[i]->terms))
+                                        : NULL;
+    }
+    return out;
+}
+
 /* Steps 3-6, after step 1. */
 static sx_status plan_index(const Shardex__V1__QueryRequest *req,
                             const Shardex__Internal__V1__IndexEntry *e, uint32_t P, sx_arena *arena,
@@ -265,6 +334,7 @@ static sx_status plan_index(const Shardex__V1__QueryRequest *req,
     pl->def.field = sx_arena_strdup(arena, pl->def.field);
     pl->def.splits = splits_in_arena(arena, pl->def.splits, pl->def.nsplits);
     pl->def.layout = layout_in_arena(arena, pl->def.layout, pl->def.nlayout);
+    pl->def.salts = salts_in_arena(arena, pl->def.salts, pl->def.nsalts);
     /* Positions: nothing read yet from any partition (a token changes that). */
     pl->pos = sx_arena_alloc(arena, (P + 1) * sizeof(*pl->pos));
     memset(pl->pos, 0, (P + 1) * sizeof(*pl->pos));

@@ -218,7 +218,13 @@ static void merge(sx_arena *arena, const sx_qplan *pl, const sx_fanout_call *cal
             more = true;
             break;
         }
-        last = scan_resp(&calls[best])->hits[pos[best]++];
+        const Shardex__Internal__V1__ScanHit *h = scan_resp(&calls[best])->hits[pos[best]++];
+        /* One key from two term partitions: a salted value's entry moving
+         * from its own partition to its slot's, each read at its own
+         * watermark (docs/indexes.md "Hot values"). Once is enough. */
+        if (last && sx_qplan_key_cmp(&h->key, &last->key) == 0)
+            continue;
+        last = h;
         resp->hits[resp->n_hits++] = client_hit(arena, last);
     }
     if (!pl->global && (resp->partial || pl->positional) && (more || resp->partial))

@@ -45,6 +45,7 @@ static const row worker_methods[] = {
     {SHARDEX, {"DrainWorker", sx_adminservice_forward, SX_RPC_ROUTING}},
     {SHARDEX, {"RemoveWorker", sx_adminservice_forward, SX_RPC_ROUTING}},
     {SHARDEX, {"SplitIndex", sx_adminservice_forward, SX_RPC_ROUTING}},
+    {SHARDEX, {"SaltIndex", sx_adminservice_forward, SX_RPC_ROUTING}},
     /* Replication, between workers. */
     {REPLICATION, {"Append", sx_replservice_append, SX_RPC_BLOCKING}}, /* fsync */
     {REPLICATION, {"Write", sx_replservice_write, SX_RPC_INLINE}},     /* deferred reply */

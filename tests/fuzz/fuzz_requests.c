@@ -389,6 +389,7 @@ static const row rows[SX_FUZZ_ROWS] = {
     [SX_FUZZ_ROW_REMOVE_WORKER] = {&shardex__v1__remove_worker_request__descriptor, NULL},
     [SX_FUZZ_ROW_SNAPSHOT] = {&shardex__internal__v1__snapshot_request__descriptor, NULL},
     [SX_FUZZ_ROW_SPLIT_INDEX] = {&shardex__v1__split_index_request__descriptor, NULL},
+    [SX_FUZZ_ROW_SALT_INDEX] = {&shardex__v1__salt_index_request__descriptor, NULL},
 };
 #define NROWS SX_FUZZ_ROWS
 

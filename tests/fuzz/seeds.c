@@ -199,6 +199,14 @@ static void public_requests(void)
     si.term_partition = 1;
     si.at = &at;
     write_request("split-index", SX_FUZZ_ROW_SPLIT_INDEX, &si.base);
+    Shardex__V1__SaltIndexRequest sa = SHARDEX__V1__SALT_INDEX_REQUEST__INIT;
+    Shardex__V1__Value hot = SHARDEX__V1__VALUE__INIT;
+    hot.kind_case = SHARDEX__V1__VALUE__KIND_S;
+    hot.s = "maint@debian.org";
+    sa.name = "by_maint";
+    sa.value = &hot;
+    sa.ways = 4;
+    write_request("salt-index", SX_FUZZ_ROW_SALT_INDEX, &sa.base);
     sx_doc_free(d1);
     sx_doc_free(d2);
 }

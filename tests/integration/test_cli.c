@@ -349,8 +349,8 @@ static void test_help_and_usage(void **state)
         run_free(&h);
         run_free(&r);
     }
-    static const char *const subs[] = {"create", "drop", "list", "split"};
-    for (size_t i = 0; i < 4; i++) {
+    static const char *const subs[] = {"create", "drop", "list", "split", "salt"};
+    for (size_t i = 0; i < 5; i++) {
         char head[64];
         snprintf(head, sizeof(head), "usage: shardex index %s", subs[i]);
         r = ok_run(f, CLI_RAW(f, "index", subs[i], "--help"), 0);
@@ -937,6 +937,23 @@ static void test_range_indexes(void **state)
     run_free(&r);
     r = ok_run(f, CLI(f, "index", "split", "size_r", "--partition", "9", "--at", "1"), 5);
     expect_err(f, &r, "term_partition: 9");
+    run_free(&r);
+    /* A hot value salted (docs/indexes.md "Hot values"), then refusals. */
+    r = ok_run(f, CLI(f, "index", "salt", "size_r", "--value", "5", "--ways", "2"), 0);
+    expect_out(f, &r, "salted a value of index size_r");
+    expect_out(f, &r, "hot value of size_r: 5 spread over 2 term partitions");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "index", "salt", "size_r"), 2);
+    expect_err(f, &r, "--value V is required");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "index", "salt", "size_r", "--value", "x"), 2);
+    expect_err(f, &r, "--value: not an int");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "index", "salt", "nope", "--value", "1"), 4);
+    expect_err(f, &r, "does not exist");
+    run_free(&r);
+    r = ok_run(f, CLI(f, "index", "salt", "size_r", "--value", "5"), 5);
+    expect_err(f, &r, "value: already salted");
     run_free(&r);
     /* Gone again: the status test after this one expects no alarm, and a term
      * partition is reported ready by its owner's heartbeat a little after

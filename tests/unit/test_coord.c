@@ -38,6 +38,7 @@
 #include "coord.h"
 #include "fixture.h"
 #include "harness.h"
+#include "hash.h"
 #include "log.h"
 #include "meta.h"
 
@@ -1727,6 +1728,238 @@ static void report_term(fixture *f, const split_view *v, uint32_t t, bool ready,
     track(f);
 }
 
+/* The salts of index `name` in the current map: values (string index) and
+ * terms, as "v:t,t,t;..". */
+static void salts_of(fixture *f, const char *name, char *out, size_t cap)
+{
+    out[0] = '\0';
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    for (size_t i = 0; i < m->msg->n_indexes; i++) {
+        const Shardex__Internal__V1__IndexEntry *e = m->msg->indexes[i];
+        if (strcmp(e->spec->name, name) != 0)
+            continue;
+        for (size_t k = 0; k < e->n_salts; k++) {
+            assert_int_equal(e->salts[k]->seq, k + 1);
+            assert_int_equal(e->salts[k]->from, 0);
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s:", k ? ";" : "",
+                     e->salts[k]->value->s);
+            for (size_t j = 0; j < e->salts[k]->n_terms; j++)
+                snprintf(out + strlen(out), cap - strlen(out), "%s%u", j ? "," : "",
+                         e->salts[k]->terms[j]);
+        }
+    }
+    sx_coord_map_release(m);
+}
+
+/* Whether index name's first salt is active in the map. */
+static bool salt_active(fixture *f, const char *name)
+{
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    bool active = false;
+    for (size_t i = 0; i < m->msg->n_indexes; i++)
+        if (strcmp(m->msg->indexes[i]->spec->name, name) == 0 && m->msg->indexes[i]->n_salts)
+            active = m->msg->indexes[i]->salts[0]->active;
+    sx_coord_map_release(m);
+    return active;
+}
+
+/* SaltIndex: refusals name the field and the limit; a salt is recorded in
+ * one new map version with t0 and the next partitions (hash: (t0 + i) mod
+ * M), the ways defaulting to --hot-value-ways capped at M; index info shows
+ * it; it survives a restart and goes with the index. */
+static void test_index_salt(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){4, 2, 1, 4};
+    f->opts.hot_value_ways = 3;
+    open_at(f, 1000);
+    uint64_t inc_a = 0, inc_b = 0;
+    reg(f, "a", 1000, &inc_a);
+    reg(f, "b", 1000, &inc_b);
+    grow_isrs(f);
+    create_ok(f, "h", false, true, 4);
+    create_ok(f, "l", true, false, 0);
+    sx_arena a = {0};
+    sx_err err = {0};
+    Shardex__V1__IndexInfo *info = NULL;
+    Shardex__V1__Value hot = SHARDEX__V1__VALUE__INIT, num = ival(3);
+    hot.kind_case = SHARDEX__V1__VALUE__KIND_S;
+    hot.s = "maint@debian";
+    CHECK_FAIL(sx_coord_salt_index(f->c, "nope", &hot, 2, &a, &info, &err), &err, SX_NOT_FOUND,
+               "nope");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "l", &hot, 2, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "name: index \"l\" is not GLOBAL");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &num, 2, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "value: not a string");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", NULL, 2, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "value: not a string");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 1, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "ways: 1 is not in [2, 4]");
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 5, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "ways: 5 is not in [2, 4]");
+    char got[128];
+    salts_of(f, "h", got, sizeof(got));
+    assert_string_equal(got, ""); /* refusals write nothing */
+
+    uint64_t ver = version_of(f);
+    CHECK_OK(sx_coord_salt_index(f->c, "h", &hot, 0, &a, &info, &err), &err);
+    assert_int_equal(version_of(f), ver + 1);
+    assert_int_equal(info->n_hot_values, 1);
+    assert_string_equal(info->hot_values[0]->value->s, "maint@debian");
+    assert_int_equal(info->hot_values[0]->ways, 3); /* --hot-value-ways */
+    uint32_t t0 = sx_term_partition_of_str("h", hot.s, strlen(hot.s), 4);
+    char want[128];
+    snprintf(want, sizeof(want), "maint@debian:%u,%u,%u", t0, (t0 + 1) % 4, (t0 + 2) % 4);
+    salts_of(f, "h", got, sizeof(got));
+    assert_string_equal(got, want);
+    CHECK_FAIL(sx_coord_salt_index(f->c, "h", &hot, 2, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
+               "value: already salted");
+    /* Active (leaders append the marker) only once every live worker has
+     * installed a map with it: a heartbeat from a, then from b. */
+    uint64_t recorded = version_of(f);
+    assert_false(salt_active(f, "h"));
+    sx_coord_map *m = NULL;
+    CHECK_OK(sx_coord_heartbeat(f->c, "a", inc_a, recorded, NULL, 0, 1100, &m, &err), &err);
+    assert_null(m);
+    assert_false(salt_active(f, "h"));
+    CHECK_OK(sx_coord_heartbeat(f->c, "b", inc_b, recorded - 1, NULL, 0, 1100, &m, &err), &err);
+    sx_coord_map_release(m);
+    assert_false(salt_active(f, "h")); /* b had not installed it yet */
+    CHECK_OK(sx_coord_heartbeat(f->c, "b", inc_b, recorded, NULL, 0, 1200, &m, &err), &err);
+    assert_true(salt_active(f, "h"));
+    assert_true(version_of(f) > recorded);
+    sx_coord_map_release(m);
+    track(f);
+    Shardex__V1__Value other = hot;
+    other.s = "x";
+    CHECK_OK(sx_coord_salt_index(f->c, "h", &other, 4, &a, &info, &err), &err);
+    assert_int_equal(info->n_hot_values, 2);
+
+    reopen_at(f, 2000);
+    salts_of(f, "h", got, sizeof(got));
+    assert_non_null(strstr(got, want));
+    assert_non_null(strstr(got, ";x:"));
+    Shardex__V1__ListIndexesResponse lr = SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &lr);
+    size_t shown = 0;
+    for (size_t i = 0; i < lr.n_indexes; i++)
+        if (strcmp(lr.indexes[i]->spec->name, "h") == 0)
+            shown = lr.indexes[i]->n_hot_values;
+    assert_int_equal(shown, 2);
+    CHECK_OK(sx_coord_drop_index(f->c, "h", &err), &err);
+    create_ok(f, "h", false, true, 4);
+    salts_of(f, "h", got, sizeof(got));
+    assert_string_equal(got, ""); /* a re-created index starts unsalted */
+    sx_arena_free(&a);
+}
+
+/* Each partition's leader reports `window` changes of index `id` with
+ * value x counted cx times and y cy times (reports of one worker go in one
+ * call, as a heartbeat sends them). */
+static void hot_reports(fixture *f, uint64_t id, uint64_t window, uint64_t cx, uint64_t cy)
+{
+    Shardex__V1__Value x = SHARDEX__V1__VALUE__INIT, y = SHARDEX__V1__VALUE__INIT;
+    x.kind_case = y.kind_case = SHARDEX__V1__VALUE__KIND_S;
+    x.s = "x";
+    y.s = "y";
+    Shardex__Internal__V1__HotCount hc[4][2];
+    Shardex__Internal__V1__HotCount *hp[4][2];
+    Shardex__Internal__V1__IndexReport r[4];
+    for (uint32_t p = 0; p < 4; p++) {
+        shardex__internal__v1__index_report__init(&r[p]);
+        r[p].index_id = id;
+        r[p].partition = p;
+        r[p].window_changes = window;
+        for (int k = 0; k < 2; k++) {
+            shardex__internal__v1__hot_count__init(&hc[p][k]);
+            hc[p][k].value = k ? &y : &x;
+            hc[p][k].changes = k ? cy : cx;
+            hp[p][k] = &hc[p][k];
+        }
+        r[p].n_hot = 2;
+        r[p].hot = hp[p];
+    }
+    for (int32_t w = 0; w < 3; w++) {
+        Shardex__Internal__V1__IndexReport *mine[4];
+        size_t n = 0;
+        for (uint32_t p = 0; p < 4; p++)
+            if (part_of(f, p).leader == w)
+                mine[n++] = &r[p];
+        sx_coord_index_reports(f->c, abc[w], mine, n, NULL, 0);
+    }
+    track(f);
+}
+
+static size_t nsalts_of(fixture *f, const char *name)
+{
+    sx_coord_map *m = sx_coord_map_acquire(f->c);
+    size_t n = 0;
+    for (size_t i = 0; i < m->msg->n_indexes; i++)
+        if (strcmp(m->msg->indexes[i]->spec->name, name) == 0)
+            n = m->msg->indexes[i]->n_salts;
+    sx_coord_map_release(m);
+    return n;
+}
+
+/* --hot-value-share: a value is salted by itself once its share of the
+ * index's counted changes (the sum over its partitions' leaders) reaches the
+ * threshold out of at least --hot-value-min-changes, with --hot-value-ways;
+ * not below either, not while building, not twice; ListIndexes shows the
+ * share. */
+static void test_hot_value_detection(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){4, 2, 1, 4};
+    f->opts.hot_value_share = 0.25;
+    f->opts.hot_value_min_changes = 100;
+    f->opts.hot_value_ways = 2;
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    reg(f, "b", 1000, NULL);
+    grow_isrs(f);
+    create_ok(f, "h", false, true, 4);
+    create_ok(f, "g", false, true, 4);
+    index_copy ic = index_of(f, "h"), ig = index_of(f, "g");
+    hot_reports(f, ic.id, 100, 90, 0); /* 0.9, but still building */
+    assert_int_equal(nsalts_of(f, "h"), 0);
+    /* Each partition's latest report counts: settle them below first. */
+    hot_reports(f, ic.id, 100, 20, 10);
+    sx_err err = {0};
+    Shardex__V1__IndexState is;
+    for (uint32_t p = 0; p < 4; p++) {
+        part_copy pc = part_of(f, p);
+        CHECK_OK(sx_coord_report_backfill(f->c, abc[pc.leader], ic.id, p, pc.epoch, &is, &err),
+                 &err);
+        CHECK_OK(sx_coord_report_backfill(f->c, abc[pc.leader], ig.id, p, pc.epoch, &is, &err),
+                 &err);
+    }
+    assert_int_equal(is, READY);
+    hot_reports(f, ig.id, 20, 19, 0); /* 0.95 of 80 changes: too few */
+    assert_int_equal(nsalts_of(f, "g"), 0);
+    hot_reports(f, ic.id, 100, 20, 10); /* x: 80 of 400 = 0.2 */
+    assert_int_equal(nsalts_of(f, "h"), 0);
+    hot_reports(f, ic.id, 100, 30, 10); /* x: 120 of 400 = 0.3 */
+    assert_int_equal(nsalts_of(f, "h"), 1);
+    hot_reports(f, ic.id, 100, 40, 30); /* x again (salted), y 0.3: salted too */
+    assert_int_equal(nsalts_of(f, "h"), 2);
+    hot_reports(f, ic.id, 100, 40, 30);
+    assert_int_equal(nsalts_of(f, "h"), 2);
+    sx_arena a = {0};
+    Shardex__V1__ListIndexesResponse lr = SHARDEX__V1__LIST_INDEXES_RESPONSE__INIT;
+    sx_coord_list_indexes(f->c, &a, &lr);
+    const Shardex__V1__IndexInfo *info = NULL;
+    for (size_t i = 0; i < lr.n_indexes; i++)
+        if (strcmp(lr.indexes[i]->spec->name, "h") == 0)
+            info = lr.indexes[i];
+    assert_non_null(info);
+    assert_int_equal(info->n_hot_values, 2);
+    assert_string_equal(info->hot_values[0]->value->s, "x");
+    assert_int_equal(info->hot_values[0]->ways, 2);
+    assert_true(info->hot_values[0]->share > 0.39 && info->hot_values[0]->share < 0.41);
+    assert_true(info->hot_values[1]->share > 0.29 && info->hot_values[1]->share < 0.31);
+    sx_arena_free(&a);
+}
+
 /* The split state machine: refused while building, recorded with shadows
  * owned, one at a time, swapped once both shadows' owners report them ready
  * (the parent retired and unowned in the same version), kept across a
@@ -2955,6 +3188,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_index_range_partitioning, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_salt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hot_value_detection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_walk_never_goes_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_gives_fresh_leases, setup, teardown),

@@ -2028,6 +2028,101 @@ static void test_split_markers(void **state)
     assert_int_equal(rebuild_count(f, 6), 2); /* b 170, h 168 */
 }
 
+static void salt_marker(fixture *f, uint32_t seq, int64_t value, const uint32_t *terms,
+                        uint32_t ways)
+{
+    Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
+    v.kind_case = SHARDEX__V1__VALUE__KIND_I;
+    v.i = value;
+    Shardex__Internal__V1__IndexSalt sa = SHARDEX__INTERNAL__V1__INDEX_SALT__INIT;
+    sa.index_id = 9;
+    sa.seq = seq;
+    sa.value = &v;
+    sa.ways = ways;
+    sa.n_terms = ways;
+    sa.terms = (uint32_t *)terms;
+    Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
+    op.op_case = SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT;
+    op.index_salt = &sa;
+    append_raw(f, &op);
+}
+
+/* An id "s<k>" whose slot among 3 ways is `slot`, the `nth` such. */
+static void id_in_slot(uint32_t slot, int nth, char *out, size_t cap)
+{
+    for (int k = 0;; k++) {
+        snprintf(out, cap, "s%d", k);
+        if (sx_ixkey_salt_slot(out, strlen(out), 3) == slot && nth-- == 0)
+            return;
+    }
+}
+
+/* index_salt markers (docs/indexes.md "Hot values"): value 150 of range
+ * index 9 (t0 = 1) salted over t1, t2, t0. From the marker, an add goes to
+ * its id's slot's partition; an entry written before the marker stays in t1
+ * until changed, then moves (a remove to t1); one written after never goes
+ * back; a rebuild selects by the entry's version as the outbox routes;
+ * repeated and out-of-order markers change nothing; all of it survives a
+ * reopen. */
+static void test_salt_markers(void **state)
+{
+    fixture *f = *state;
+    char old1[8], old0[8], old2[8], new1[8];
+    id_in_slot(1, 0, old1, sizeof(old1)); /* slot 1: t2 */
+    id_in_slot(0, 0, old0, sizeof(old0)); /* slot 0: t1 itself */
+    id_in_slot(2, 0, old2, sizeof(old2)); /* slot 2: t0 */
+    id_in_slot(1, 1, new1, sizeof(new1));
+    do_put(f, D(old1, "n:150"));
+    do_put(f, D(old0, "n:150"));
+    do_put(f, D(old2, "n:150"));
+    start_range(f);
+    apply_all(f);
+    const uint32_t terms[3] = {1, 2, 0};
+    salt_marker(f, 2, 150, terms, 3); /* out of order: nothing */
+    salt_marker(f, 1, 150, terms, 3);
+    salt_marker(f, 1, 150, terms, 3); /* a repeat: nothing */
+    apply_all(f);
+    sx_pindex_info info;
+    assert_true(sx_pindex_find(f->ix, 9, &info));
+    assert_int_equal(info.nsalts, 1);
+    assert_int_equal(info.term_count, 3); /* no new partitions */
+    uint64_t after = f->m.offset;
+    do_put(f, D(old1, "n:150 m:1")); /* kept value, moves t1 -> t2 */
+    do_put(f, D(old0, "n:150 m:1")); /* slot 0: stays in t1 */
+    do_put(f, D(new1, "n:150"));     /* new: t2 only */
+    apply_all(f);
+    char got[128];
+    outbox_values(f, 1, after, got, sizeof(got));
+    assert_string_equal(got, "-150,150");
+    outbox_values(f, 2, after, got, sizeof(got));
+    assert_string_equal(got, "150,150");
+    outbox_values(f, 0, after, got, sizeof(got));
+    assert_string_equal(got, "");
+    /* Rebuilds at this snapshot: t1 = {old0, old2 (before the marker)},
+     * t2 = {old1, new1}, t0 = {}. */
+    assert_int_equal(rebuild_count(f, 1), 2);
+    assert_int_equal(rebuild_count(f, 2), 2);
+    assert_int_equal(rebuild_count(f, 0), 0);
+
+    reopen(f);
+    after = f->m.offset;
+    do_put(f, D(old1, "n:150 m:2")); /* written after the marker: no remove */
+    do_del(f, old2);                 /* written before: removed from t1 */
+    do_put(f, D(new1, "n:50"));      /* value changed: removed from t2, added to t0 */
+    apply_all(f);
+    outbox_values(f, 1, after, got, sizeof(got));
+    assert_string_equal(got, "-150");
+    outbox_values(f, 2, after, got, sizeof(got));
+    assert_string_equal(got, "150,-150");
+    outbox_values(f, 0, after, got, sizeof(got));
+    assert_string_equal(got, "50");
+    assert_true(sx_pindex_find(f->ix, 9, &info));
+    assert_int_equal(info.nsalts, 1);
+    assert_int_equal(rebuild_count(f, 1), 1);
+    assert_int_equal(rebuild_count(f, 2), 1);
+    assert_int_equal(rebuild_count(f, 0), 1);
+}
+
 static void test_random(void **state)
 {
     fixture *f = *state;
@@ -2212,6 +2307,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbox_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_read_max0, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_markers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_salt_markers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
