@@ -7,6 +7,7 @@ void sx_retain_reset(sx_retain *r)
 {
     r->led_entries = r->led_bytes = 0;
     r->nmarks = 0;
+    r->last_offset = r->last_wall_ms = 0;
 }
 
 void sx_retain_appended(sx_retain *r, uint64_t first, uint64_t n, uint64_t bytes, uint64_t wall_ms)
@@ -15,6 +16,8 @@ void sx_retain_appended(sx_retain *r, uint64_t first, uint64_t n, uint64_t bytes
     r->led_bytes += bytes;
     if (!r->ms || n == 0)
         return;
+    r->last_offset = first + n - 1;
+    r->last_wall_ms = wall_ms;
     uint64_t every = r->ms / (SX_RETAIN_MARKS / 2);
     if (every < 1000)
         every = 1000;
@@ -45,11 +48,14 @@ uint64_t sx_retain_keep(const sx_retain *r, uint64_t leo, uint64_t wall_ms)
         /* The newest mark at least the duration old: what precedes it is
          * older than that and may go. */
         uint64_t by_time = leo;
-        for (uint32_t i = r->nmarks; i-- > 0;)
-            if (r->marks[i].wall_ms + r->ms <= wall_ms) {
-                by_time = leo + 1 - r->marks[i].offset;
-                break;
-            }
+        if (r->last_offset && r->last_wall_ms + r->ms <= wall_ms)
+            by_time = leo - (r->last_offset < leo ? r->last_offset : leo);
+        else
+            for (uint32_t i = r->nmarks; i-- > 0;)
+                if (r->marks[i].wall_ms + r->ms <= wall_ms) {
+                    by_time = leo + 1 - r->marks[i].offset;
+                    break;
+                }
         if (by_time > keep)
             keep = by_time;
     }

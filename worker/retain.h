@@ -28,6 +28,10 @@ typedef struct sx_retain {
         uint64_t offset, wall_ms;
     } marks[SX_RETAIN_MARKS];
     uint32_t nmarks;
+    /* The last entry appended, and when: once that is the duration old,
+     * every entry is (an idle log keeps none by time, whatever came after
+     * the newest mark). */
+    uint64_t last_offset, last_wall_ms;
 } sx_retain;
 
 /* A new leadership: what was appended before is not known. */

@@ -62,10 +62,18 @@ static void test_duration(void **state)
     /* From t0 + 60 s what precedes 101 is older than the minute. */
     assert_int_equal(sx_retain_keep(&r, 140, t0 + 60000), 40);
     assert_int_equal(sx_retain_keep(&r, 140, t0 + 61000), 20);
-    assert_int_equal(sx_retain_keep(&r, 140, t0 + 95000), 10);
+    assert_int_equal(sx_retain_keep(&r, 140, t0 + 89999), 20);
+    /* Idle since t0 + 30 s: from t0 + 90 s every entry is a minute old,
+     * also the ones after the newest mark (appended after it, but no later
+     * than the last append). */
+    assert_int_equal(sx_retain_keep(&r, 140, t0 + 90000), 0);
     /* The largest of the minimums wins. */
     r.entries = 25;
     assert_int_equal(sx_retain_keep(&r, 140, t0 + 95000), 25);
+    /* A new leadership knows nothing: the whole log again. */
+    r.entries = 0;
+    sx_retain_reset(&r);
+    assert_int_equal(sx_retain_keep(&r, 140, t0 + 95000), 140);
 }
 
 static void test_marks_bounded(void **state)
