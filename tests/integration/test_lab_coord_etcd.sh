@@ -119,8 +119,15 @@ while :; do
 done
 stop_ms=$(now_ms)
 if alive "$old_host"; then how="stepped down, follows"; else how="exited"; fi
-line=$(grep -m1 -E "stepping down: the etcd lease|stopping: the etcd lease" \
-    "$SX_LAB_DIR/h$old_host/coordinator.log") || fail "$old_name stopped acting ($how) without saying why in its log"
+# Its gate refuses as soon as the lease is not surely held; the main loop
+# logs the step-down when it next looks (after an etcd call in flight, up to
+# a third of the lease): wait for the line, not for the same instant.
+until=$((SECONDS + 10))
+while ! line=$(grep -m1 -E "stepping down: the etcd lease|stopping: the etcd lease" \
+    "$SX_LAB_DIR/h$old_host/coordinator.log"); do
+    [ $SECONDS -lt $until ] || fail "$old_name stopped acting ($how) without saying why in its log"
+    sleep 0.05
+done
 stop_log_ms=$(log_ms "$line")
 
 # Another becomes the leader by etcd's record (asked of the majority's members).
