@@ -148,6 +148,18 @@ static void spec_partitioning(Shardex__V1__IndexSpec *spec, const index_entry *e
     spec->split_points = e->splits;
 }
 
+/* e's spec as routing needs it (def_of), its strings borrowed from e. */
+static void spec_view(const index_entry *e, Shardex__V1__IndexSpec *spec)
+{
+    shardex__v1__index_spec__init(spec);
+    spec->name = e->name;
+    spec->field = e->field;
+    spec->type = e->type;
+    spec->global = e->global;
+    spec->term_partitions = e->term_partitions;
+    spec_partitioning(spec, e);
+}
+
 static void copy_partitioning(index_entry *e, const Shardex__V1__IndexSpec *spec)
 {
     e->partitioning = spec->partitioning;
@@ -168,12 +180,12 @@ struct sx_coord {
     sx_coord_settings set;
     char *cluster_id;
     uint32_t lease_ms;
-    uint32_t max_moves;          /* replica moves in flight at once (sx_assign_settings) */
-    uint64_t term_split_entries; /* split a term partition above this many entries (0: never) */
-    uint32_t hot_value_ways;     /* a salt's ways when not given (0: the default) */
-    double hot_value_share;      /* salt a value above this share of changes (0: never) */
+    uint32_t max_moves;             /* replica moves in flight at once (sx_assign_settings) */
+    uint64_t term_split_entries;    /* split a term partition above this many entries (0: never) */
+    uint32_t hot_value_ways;        /* a salt's ways when not given (0: the default) */
+    double hot_value_share;         /* salt a value above this share of changes (0: never) */
     uint64_t hot_value_min_changes; /* ... out of at least this many */
-    uint64_t margin_ms;          /* the coordinator waits this much longer than the worker */
+    uint64_t margin_ms;             /* the coordinator waits this much longer than the worker */
     /* The lease rules (coord.h, docs/architecture.md "Leases"), all volatile: */
     uint64_t unanswered_max_ms;        /* a worker unanswered longer is refused: two leases */
     uint32_t tick_ms;                  /* how often sx_coord_tick runs; 0: unknown */
@@ -1595,13 +1607,8 @@ sx_status sx_coord_split_index(sx_coord *c, const char *name, uint32_t t,
     }
     if ((st = split_allowed_locked(e, err)) != SX_OK)
         goto out;
-    Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
-    spec.name = e->name;
-    spec.field = e->field;
-    spec.type = e->type;
-    spec.global = e->global;
-    spec.term_partitions = e->term_partitions;
-    spec_partitioning(&spec, e);
+    Shardex__V1__IndexSpec spec;
+    spec_view(e, &spec);
     sx_ixkey_def d;
     def_of(e, &spec, false, &d);
     const term_report *tr = NULL;
@@ -1683,13 +1690,8 @@ sx_status sx_coord_salt_index(sx_coord *c, const char *name, const Shardex__V1__
                         e->nosalts, SX_MAX_SALTS_PER_INDEX);
         goto out;
     }
-    Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
-    spec.name = e->name;
-    spec.field = e->field;
-    spec.type = e->type;
-    spec.global = e->global;
-    spec.term_partitions = e->term_partitions;
-    spec_partitioning(&spec, e);
+    Shardex__V1__IndexSpec spec;
+    spec_view(e, &spec);
     sx_ixkey_def d;
     def_of(e, &spec, true, &d);
     uint32_t k = e->global ? salt_ways_locked(c, e, ways) : 0;
@@ -1758,13 +1760,8 @@ static void hot_step_locked(sx_coord *c)
             e->state != SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY ||
             e->nosalts >= SX_MAX_SALTS_PER_INDEX)
             continue;
-        Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
-        spec.name = e->name;
-        spec.field = e->field;
-        spec.type = e->type;
-        spec.global = e->global;
-        spec.term_partitions = e->term_partitions;
-        spec_partitioning(&spec, e);
+        Shardex__V1__IndexSpec spec;
+        spec_view(e, &spec);
         sx_ixkey_def d;
         def_of(e, &spec, true, &d);
         uint32_t k = salt_ways_locked(c, e, 0);
@@ -1826,13 +1823,8 @@ static void splits_step_locked(sx_coord *c)
             const term_report *tr = term_report_locked(c, e, t);
             if (!tr || !tr->ready || !tr->median || tr->entries <= c->term_split_entries)
                 continue;
-            Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
-            spec.name = e->name;
-            spec.field = e->field;
-            spec.type = e->type;
-            spec.global = e->global;
-            spec.term_partitions = e->term_partitions;
-            spec_partitioning(&spec, e);
+            Shardex__V1__IndexSpec spec;
+            spec_view(e, &spec);
             sx_ixkey_def d;
             def_of(e, &spec, false, &d);
             char msg[200];
