@@ -437,8 +437,9 @@ static void step_fill(ctx *c)
             int32_t best = best_new_replica(c, lp, c->rep, false);
             if (best < 0)
                 best = best_new_replica(c, lp, c->rep, true); /* only draining ones left */
-            if (best < 0 && lp->moving) {
-                /* Every live worker holds it: the move's source must stay. */
+            if ((best < 0 || lp->nreplicas == SX_MAX_REPLICAS) && lp->moving) {
+                /* Every live worker holds it, or there is no room for one
+                 * more: the move's source must stay. */
                 lp->moving = false;
                 continue;
             }

@@ -72,6 +72,11 @@ static sx_status check(const Shardex__Internal__V1__ClusterMap *m, sx_err *err)
                               "cluster map %" PRIu64 ": term partition slot %zu names no worker",
                               m->version, t);
     }
+    return sx_partmap_check_indexes(m, err);
+}
+
+sx_status sx_partmap_check_indexes(const Shardex__Internal__V1__ClusterMap *m, sx_err *err)
+{
     for (size_t i = 0; i < m->n_indexes; i++) {
         const Shardex__Internal__V1__IndexEntry *e = m->indexes[i];
         if (e && e->spec && e->spec->global &&

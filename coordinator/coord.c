@@ -13,6 +13,7 @@
 #include "ixkey.h"
 #include "log.h"
 #include "meta.h"
+#include "partmap.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -477,6 +478,11 @@ static sx_status load_locked(sx_coord *c, const Shardex__Internal__V1__ClusterMa
             if (o->backfilled[k] < c->set.partitions)
                 e->backfilled[o->backfilled[k]] = true;
     }
+    /* The workers' own check of index entries: a stored map they would all
+     * refuse is corrupt metadata, not a map to send. */
+    sx_err ierr = {0};
+    if (sx_partmap_check_indexes(m, &ierr) != SX_OK)
+        return sx_err_set(err, SX_DATA_LOSS, "metadata: %s", ierr.msg);
     return sx_clustermap_check(c->parts, c->set.partitions, c->terms, c->nterms, c->nworkers, err);
 }
 

@@ -550,6 +550,29 @@ static void test_move_cancelled(void **state)
     check_balanced(&m);
 }
 
+/* A move on a partition that already holds SX_MAX_REPLICAS replicas (as a
+ * stored map may say once R is raised to the maximum) cannot add a
+ * replacement for its source: the move ends and the source stays (found by
+ * fuzz_clustermap: step 3 wrote past the replica array). */
+static void test_move_full_partition(void **state)
+{
+    (void)state;
+    mc m;
+    mc_init(&m, SX_MAX_REPLICAS + 1, 1, 0, SX_MAX_REPLICAS, 2, 2);
+    sx_log_part *lp = &m.parts[0];
+    for (int32_t w = 0; w < SX_MAX_REPLICAS; w++)
+        lp->replicas[lp->nreplicas++] = lp->isr[lp->nisr++] = w;
+    lp->leader = 1;
+    lp->epoch = lp->isr_version = 3;
+    lp->moving = true;
+    lp->move_from = 0;
+    lp->move_to = 6;
+    mc_assign(&m);
+    assert_false(lp->moving);
+    assert_int_equal(lp->nreplicas, SX_MAX_REPLICAS);
+    assert_true(sx_clustermap_has(lp->replicas, lp->nreplicas, 0));
+}
+
 static void random_event(mc *m)
 {
     uint32_t k = rnd_below(10);
@@ -633,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_remove),
         cmocka_unit_test(test_move_cancelled),
+        cmocka_unit_test(test_move_full_partition),
         cmocka_unit_test(test_property),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
