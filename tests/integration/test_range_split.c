@@ -13,6 +13,8 @@
  *  - a paged query across the swap: no hit skipped or repeated;
  *  - the coordinator's --term-split-entries splits a term partition by itself
  *    at its median;
+ *  - its --term-split-load does the same for the one partition that queries
+ *    load (no size trigger), every query exact against the model throughout;
  *  - kill -9 of a shadow's owner and of a log partition's leader
  *    during a split, with the writer running: the split completes and the
  *    index and verify are right.
@@ -632,6 +634,70 @@ static void test_split_automatic(void **state)
     run_verify(f);
 }
 
+/* One query of the load on [0, 250) (t0's range): an eq or a range within
+ * it, with the latest tokens, checked against the model. */
+static void load_query(fx *f)
+{
+    int64_t a = (int64_t)(sx_fx_rnd(&f->rng) % 250), b = (int64_t)(sx_fx_rnd(&f->rng) % 250);
+    sx_qreq q = {.index = IX.name,
+                 .match = sx_fx_rnd(&f->rng) % 3 == 0 ? (sx_qmatch){.eq = sx_qval_int(a)}
+                                                      : range_of(a < b ? a : b, a < b ? b : a),
+                 .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
+                 .limit = 1000,
+                 .after = &f->tokens};
+    sx_qpages pg;
+    query_all(f, &q, &pg);
+    expect_model(f, &q, &pg.hits);
+    sx_qhits_free(&pg.hits);
+}
+
+/* The coordinator's --term-split-load, with no size trigger: documents over
+ * the whole range, so that t0 is no larger than the others, then queries on
+ * t0's range only (a write there now and then, read back by the next query
+ * through its token), each equal to the model, until the coordinator has
+ * split t0 at its median and swapped the halves in. Whatever the machine's
+ * speed the load goes on until then: the test waits, it times nothing. */
+static void test_split_by_load(void **state)
+{
+    fx *f = *state;
+    seed_test(f, "split_by_load");
+    random_writes(f, 60);
+    create_index(f, &IX);
+    const char *const extra[] = {"--term-split-load", "10", "--term-split-load-window", "1s", NULL};
+    if (!sx_cluster_restart_coordinator(f->c, extra))
+        SX_FX_FAIL(f->c, "the coordinator did not come back with --term-split-load 10");
+    layout_wait w = {.f = f, .done = 1, .in_progress = 0};
+    uint64_t end = sx_clock_now_ms() + FAILOVER_MS;
+    uint32_t queries = 0, writes = 0;
+    char why[512];
+    sx_qtokens t;
+    for (;; queries++) {
+        if (queries % 8 == 7) {
+            if (!write_one(f, &f->rng, "doc", 0, 250, &t, NULL, why, sizeof(why)))
+                SX_FX_FAIL(f->c, "write %u: %s", writes, why);
+            writes++;
+        }
+        load_query(f);
+        if (queries % 16 == 15 && layout_cond(&w))
+            break;
+        if (sx_clock_now_ms() >= end)
+            SX_FX_FAIL(f->c,
+                       "after %u queries on t0's range: %u splits done and %u in progress, "
+                       "want 1 and 0",
+                       queries, w.got_done, w.got_progress);
+    }
+    if (w.serving != 5 || w.layout[0] != 4 || w.layout[1] != 5 || w.bounds[0] <= 0 ||
+        w.bounds[0] >= 250)
+        SX_FX_FAIL(f->c, "layout after the split by load: %zu partitions, %u, %u, at %" PRId64,
+                   w.serving, w.layout[0], w.layout[1], w.bounds[0]);
+    fprintf(stderr, "  t0 split by its load at %" PRId64 " after %u queries and %u writes\n",
+            w.bounds[0], queries, writes);
+    for (int i = 0; i < 20; i++) /* the halves serve the same queries */
+        load_query(f);
+    check_all(f);
+    run_verify(f);
+}
+
 /* The worker index in the test of term partition t's owner, -1 when none. */
 static int32_t owner_of(fx *f, uint32_t t)
 {
@@ -723,6 +789,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_split_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_automatic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_by_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_kill, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
