@@ -651,6 +651,36 @@ static void load_query(fx *f)
     sx_qhits_free(&pg.hits);
 }
 
+/* After a few more queries of the load (which reach t0's halves once the
+ * worker asked has the swap in its map), ClusterStatus shows reads on term
+ * partition 4 or 5. */
+typedef struct halves_read {
+    fx *f;
+    double reads[2];
+} halves_read;
+
+static bool halves_read_cond(void *arg)
+{
+    halves_read *h = arg;
+    for (int i = 0; i < 10; i++)
+        load_query(h->f);
+    Shardex__V1__ClusterStatusRequest req = SHARDEX__V1__CLUSTER_STATUS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 5000};
+    sx_err err = {0};
+    if (sx_rpc_invoke(h->f->c->rpc, pick(h->f, &h->f->rng).s, &shardex__v1__shardex__descriptor,
+                      "ClusterStatus", &req.base, &resp, &o, &err) != SX_OK)
+        return false;
+    const Shardex__V1__ClusterStatusResponse *st = (const void *)resp;
+    for (size_t i = 0; i < st->n_term_partitions; i++) {
+        const Shardex__V1__TermPartitionStatus *t = st->term_partitions[i];
+        if (strcmp(t->index, IX.name) == 0 && (t->term_partition == 4 || t->term_partition == 5))
+            h->reads[t->term_partition - 4] = t->reads_per_s;
+    }
+    sx_rpc_free(resp);
+    return h->reads[0] > 0 || h->reads[1] > 0;
+}
+
 /* The coordinator's --term-split-load, with no size trigger: documents over
  * the whole range, so that t0 is no larger than the others, then queries on
  * t0's range only (a write there now and then, read back by the next query
@@ -692,8 +722,11 @@ static void test_split_by_load(void **state)
                    w.serving, w.layout[0], w.layout[1], w.bounds[0]);
     fprintf(stderr, "  t0 split by its load at %" PRId64 " after %u queries and %u writes\n",
             w.bounds[0], queries, writes);
-    for (int i = 0; i < 20; i++) /* the halves serve the same queries */
-        load_query(f);
+    /* The halves serve the same queries, and their owners report the load. */
+    halves_read h = {.f = f};
+    SX_FX_WAIT(f->c, halves_read_cond, &h, WAIT_MS,
+               "ClusterStatus: reads/s of term partitions 4 and 5: %.2f and %.2f", h.reads[0],
+               h.reads[1]);
     check_all(f);
     run_verify(f);
 }
