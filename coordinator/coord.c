@@ -17,6 +17,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1011,6 +1012,13 @@ static void load_streak(const sx_coord *c, term_report *r, const term_report *pr
         r->load_since_ms = now_ms;
 }
 
+/* A rate from the network: what is not a finite number >= 0 (a worker's bug)
+ * counts as no load, so that it neither splits nor reaches JSON or /metrics. */
+static double rate_of(double x)
+{
+    return isfinite(x) && x > 0 ? x : 0;
+}
+
 /* Copies a heartbeat's term reports, their load streaks continued from
  * wk's previous reports. */
 static term_report *copy_term_reports(const sx_coord *c, const worker *wk,
@@ -1028,8 +1036,8 @@ static term_report *copy_term_reports(const sx_coord *c, const worker *wk,
                            .nwm = x->n_watermarks,
                            .oldest_as_of_ms = x->oldest_as_of_ms,
                            .entries = x->entries,
-                           .writes_per_s = x->writes_per_s,
-                           .reads_per_s = x->reads_per_s};
+                           .writes_per_s = rate_of(x->writes_per_s),
+                           .reads_per_s = rate_of(x->reads_per_s)};
         if (x->median && x->median->kind_case != SHARDEX__V1__VALUE__KIND__NOT_SET)
             r->median = sx_ixkey_value_dup(x->median);
         r->wm = sx_calloc(r->nwm + 1, sizeof(*r->wm));

@@ -27,6 +27,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2202,6 +2203,13 @@ static void test_index_split_load(void **state)
     split_view sv = split_view_of(f, "r");
     uint64_t ver = version_of(f);
 
+    /* Not numbers >= 0 (a worker's bug): no load at all. */
+    report_term_load(f, &sv, 1, true, 8, 15, NAN, INFINITY, 1000);
+    report_term_load(f, &sv, 1, true, 8, 15, -1e9, INFINITY, 9000);
+    uint64_t entries = 0;
+    double w = -1, r = -1;
+    status_load(f, "r", 1, &entries, &w, &r);
+    assert_true(w == 0 && r == 0);
     report_term_load(f, &sv, 1, true, 8, 15, 50, 40, 10000); /* 90: below */
     report_term_load(f, &sv, 1, true, 8, 15, 60, 40, 10500); /* 100: at, not above */
     report_term_load(f, &sv, 1, true, 8, 15, 80, 30, 13600); /* above from here */
@@ -2212,8 +2220,6 @@ static void test_index_split_load(void **state)
     report_term_load(f, &sv, 1, true, 8, 15, 200, 0, 18999);
     assert_int_equal(version_of(f), ver);
     assert_int_equal(split_view_of(f, "r").nsplits, 0);
-    uint64_t entries = 0;
-    double w = -1, r = -1;
     status_load(f, "r", 1, &entries, &w, &r);
     assert_int_equal(entries, 8);
     assert_true(w == 200 && r == 0);
