@@ -1835,17 +1835,6 @@ static void hot_step_locked(sx_coord *c)
     }
 }
 
-/* The split state machine, run at every heartbeat's index reports:
- *   in progress --both shadows' owners report them ready at their current
- *     epoch (every wm[p] > 0, which for a shadow means wm[p] >= the marker's
- *     offset C_p: its first shipment from p is a rebuild at or after C_p)-->
- *     done: the parent is retired (owner -1: its owner wipes it) in the same
- *     map version that makes the shadows serve;
- *   no split in progress, READY, a serving term partition whose owner
- *     counted more than term_split_entries entries, or whose load has been
- *     above term_split_load for term_split_load_window_ms (split_due)
- *     --> a split at its median (the first such partition in term order).
- */
 /* Why tr's term partition is due for a split (into why), or false. */
 static bool split_due(const sx_coord *c, const term_report *tr, uint64_t now_ms, char *why,
                       size_t cap)
@@ -1867,6 +1856,17 @@ static bool split_due(const sx_coord *c, const term_report *tr, uint64_t now_ms,
     return false;
 }
 
+/* The split state machine, run at every heartbeat's index reports:
+ *   in progress --both shadows' owners report them ready at their current
+ *     epoch (every wm[p] > 0, which for a shadow means wm[p] >= the marker's
+ *     offset C_p: its first shipment from p is a rebuild at or after C_p)-->
+ *     done: the parent is retired (owner -1: its owner wipes it) in the same
+ *     map version that makes the shadows serve;
+ *   no split in progress, READY, a serving term partition whose owner
+ *     counted more than term_split_entries entries, or whose load has been
+ *     above term_split_load for term_split_load_window_ms (split_due)
+ *     --> a split at its median (the first such partition in term order).
+ */
 static void splits_step_locked(sx_coord *c, uint64_t now_ms)
 {
     for (uint32_t i = 0; i < c->nindexes; i++) {
