@@ -988,6 +988,9 @@ static void test_status(void **state)
                  "^  P +EPOCH +LEADER +ISR +COMMIT +AVAILABLE +REPLICAS \\(LEO/APPLIED\\)$") ||
         !matches(r.out, "^  0 +[0-9]+ +w-[^ ]+ +[^ ,]+,[^ ,]+,[^ ,]+ +[0-9]+ +yes +"))
         fail_run(f, &r, "status: no log partition table");
+    if (!matches(r.out, "^  INDEX +T +OWNER +EPOCH +READY +LAG +ENTRIES +WRITES/S +READS/S$") ||
+        !matches(r.out, " [0-9]+ +[0-9]+\\.[0-9] +[0-9]+\\.[0-9]$"))
+        fail_run(f, &r, "status: no term partition table with entries and load");
     run_free(&r);
 
     r = ok_run(f, CLI(f, "status", "--json"), 0);
