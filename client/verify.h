@@ -120,6 +120,8 @@ typedef struct sx_verify_summary {
     size_t unrecomputed;   /* (index view, log partition) pairs left out whole */
     size_t split_unknown;  /* of those: a split index's term partitions whose split's place
                               against the log start is not determined */
+    size_t salt_unknown;   /* of those: a salted index's term partitions whose replica did not
+                              list its salt rows (a worker from before ScanDocs listed them) */
 } sx_verify_summary;
 
 void sx_verify_result_summary(const sx_verify_result *r, sx_verify_summary *s);
