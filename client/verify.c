@@ -1032,7 +1032,11 @@ static void eval_index_trimmed(pass *x, const sx_rlog *l, check *c, uint64_t at)
     /* A salted index's term partitions route by the salt markers' offsets in
      * p's log, which may be below its start: the base replica's salt rows
      * (ScanDocs, at its position) give them, the retained log the markers
-     * after (docs/indexes.md "Salts on a trimmed log"). Used whenever listed,
+     * after (docs/indexes.md "Salts on a trimmed log"). The rows rather than
+     * the map: every replica writes them with the marker's apply and routes
+     * by them, snapshots copy them, and ScanDocs reads them at the snapshot
+     * of the documents recomputed from; the map would need a report per
+     * salt per log partition that can lag the log. Used whenever listed,
      * whatever the map says: a salt recorded after the map was read may be
      * applied by now. A replica that does not list them leaves p's part of a
      * salted index out, counted. */
