@@ -925,8 +925,7 @@ size_t sx_rlog_salts_check(const sx_rlog *l, Shardex__Internal__V1__IndexSalt *c
         const Shardex__Internal__V1__IndexSalt *m = NULL;
         if (rows_of(rows, nrows, row->index_id, UINT64_MAX, NULL) == SIZE_MAX)
             snprintf(msg, sizeof(msg),
-                     "salt rows of index %" PRIu64 " are not seq 1, 2, ... (seq %u at %" PRIu64
-                     ")",
+                     "salt rows of index %" PRIu64 " are not seq 1, 2, ... (seq %u at %" PRIu64 ")",
                      row->index_id, row->seq, row->from);
         else if (row->from > a)
             snprintf(msg, sizeof(msg),
@@ -936,10 +935,10 @@ size_t sx_rlog_salts_check(const sx_rlog *l, Shardex__Internal__V1__IndexSalt *c
         else if (row->from < l->start)
             continue; /* below the log: only other replicas can say (verify.c) */
         else if (!(m = salt_held_at(l, row->from)) || !same_salt(m, row, &ba, &bb))
-            snprintf(msg, sizeof(msg),
-                     "salt seq %u of index %" PRIu64 " applied at %" PRIu64
-                     ": the log holds %s there",
-                     row->seq, row->index_id, row->from, m ? "another salt marker" : "no such marker");
+            snprintf(
+                msg, sizeof(msg),
+                "salt seq %u of index %" PRIu64 " applied at %" PRIu64 ": the log holds %s there",
+                row->seq, row->index_id, row->from, m ? "another salt marker" : "no such marker");
         else
             continue;
         nd++;

@@ -15,6 +15,10 @@
  *                        applies it, so that an entry's term partitions are
  *                        those the outbox gave it at this position
  *                        (sx_ixkey_terms_of: during a split, the parent too)
+ *              index_salt {id, seq, value, ways, terms}: the next seq is
+ *                        applied with from = its offset, as worker/pindex.c
+ *                        does (an entry of a version >= from goes to its
+ *                        slot's partition)
  *            An active index d holds, for every alive document and every
  *            distinct value from sx_ixkey_doc_values, the entry
  *            key = value key ++ enc(id) -> the document's version; a global
@@ -286,7 +290,7 @@ size_t sx_rlog_salts_at(const sx_rlog *l, const sx_ixkey_def *d,
 size_t sx_rlog_salts_check(const sx_rlog *l, Shardex__Internal__V1__IndexSalt *const *rows,
                            size_t nrows, uint64_t a, sx_replay_salt_diff_cb fn, void *arg);
 
-/* A document state at a position: version and document borrowed. *//* A document state at a position: version and document borrowed. */
+/* A document state at a position: version and document borrowed. */
 typedef void (*sx_rlog_doc_cb)(void *arg, const char *id, size_t n, uint64_t version,
                                const Shardex__V1__Document *doc);
 /* An id whose state at the position asked is not determined. */

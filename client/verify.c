@@ -47,7 +47,7 @@
     X(D_BAD_LOG, "BAD-LOG", "bad_log", CLS_OTHER)                                                  \
     X(D_SHORT_LOG, "SHORT-LOG", "short_log", CLS_OTHER)                                            \
     X(D_SPEC, "SPEC-MISMATCH", "spec_mismatch", CLS_OTHER)                                         \
-    X(D_DIVERGED, "DIVERGED", "diverged", CLS_OTHER)                                           \
+    X(D_DIVERGED, "DIVERGED", "diverged", CLS_OTHER)                                               \
     X(D_SALT_ROW, "SALT-ROW", "salt_row", CLS_OTHER)
 
 /* Summary classes. */
@@ -882,8 +882,8 @@ static void salts_cross_side(sx_verify_result *r, const sx_rlog *l, check *c,
         if (b && !of_c)
             continue; /* told once, from c's side */
         note_other(r, c, D_DIVERGED, (int32_t)c->part,
-                   "salt seq %u of index %" PRIu64 ": applied at %" PRIu64 " %s, %s %s",
-                   a->seq, a->index_id, a->from, of_c ? "here" : "on the leader's replica",
+                   "salt seq %u of index %" PRIu64 ": applied at %" PRIu64 " %s, %s %s", a->seq,
+                   a->index_id, a->from, of_c ? "here" : "on the leader's replica",
                    b ? "another salt row" : "no salt row",
                    of_c ? "on the leader's replica" : "here");
     }
@@ -1079,8 +1079,8 @@ static void eval_index_trimmed(pass *x, const sx_rlog *l, check *c, uint64_t at)
     }
     Shardex__Internal__V1__IndexSalt **salts = NULL;
     if (rows) {
-        size_t n = sx_rlog_salts_at(l, &def, base->scan->salts, base->scan->n_salts, base->at, at,
-                                    &salts);
+        size_t n =
+            sx_rlog_salts_at(l, &def, base->scan->salts, base->scan->n_salts, base->at, at, &salts);
         if (n == SIZE_MAX) { /* malformed rows: a SALT-ROW difference of the replica */
             if (!c->excl_part || !c->excl_part[x->p])
                 c->nsalt_unknown++;

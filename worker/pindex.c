@@ -1083,7 +1083,7 @@ static sx_status load_salts(sx_pindex *pi, ix *x, sx_err *err)
 }
 
 sx_status sx_pindex_salts_at(sx_pindex *pi, const sx_snapshot *snap, sx_arena *arena,
-                            Shardex__Internal__V1__IndexSalt ***out, size_t *n, sx_err *err)
+                             Shardex__Internal__V1__IndexSalt ***out, size_t *n, sx_err *err)
 {
     *out = NULL;
     *n = 0;

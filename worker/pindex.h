@@ -152,7 +152,7 @@ sx_status sx_pindex_scan(sx_pindex *pi, const Shardex__Internal__V1__ScanRequest
  * its markers (docs/indexes.md "Salts on a trimmed log"); snapshots copy
  * them with the rest of the store. Any thread. */
 sx_status sx_pindex_salts_at(sx_pindex *pi, const sx_snapshot *snap, sx_arena *arena,
-                            Shardex__Internal__V1__IndexSalt ***out, size_t *n, sx_err *err);
+                             Shardex__Internal__V1__IndexSalt ***out, size_t *n, sx_err *err);
 
 /* The local index's digest at one snapshot and its applied offset. */
 sx_status sx_pindex_digest(sx_pindex *pi, const Shardex__Internal__V1__DigestRequest *req,

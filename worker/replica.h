@@ -308,7 +308,7 @@ sx_status sx_replica_read_log(sx_replica_set *r, uint32_t p, uint64_t from, uint
 
 /* What a scan read besides the documents, at the same snapshot. */
 typedef struct sx_replica_scan_at {
-    uint64_t applied;                        /* the snapshot's applied offset */
+    uint64_t applied;                         /* the snapshot's applied offset */
     Shardex__Internal__V1__IndexSalt **salts; /* sx_pindex_salts_at's rows, in the arena */
     size_t nsalts;
 } sx_replica_scan_at;

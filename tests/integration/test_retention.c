@@ -902,8 +902,8 @@ static const sx_qindex HIX = {.name = "nh", .field = "n", .is_int = true, .globa
 #define HOT 7
 
 /* The index named name in map m, or NULL. */
-static const Shardex__Internal__V1__IndexEntry *index_named(const Shardex__Internal__V1__ClusterMap *m,
-                                                           const char *name)
+static const Shardex__Internal__V1__IndexEntry *
+index_named(const Shardex__Internal__V1__ClusterMap *m, const char *name)
 {
     for (size_t i = 0; i < m->n_indexes; i++)
         if (m->indexes[i] && m->indexes[i]->spec && m->indexes[i]->spec->name &&
