@@ -2100,7 +2100,7 @@ static void test_salt_markers(void **state)
     apply_all(f);
     const uint32_t terms[3] = {1, 2, 0};
     uint64_t marker = f->m.offset + 2; /* the one applied */
-    salt_marker(f, 2, 150, terms, 3); /* out of order: nothing */
+    salt_marker(f, 2, 150, terms, 3);  /* out of order: nothing */
     salt_marker(f, 1, 150, terms, 3);
     salt_marker(f, 1, 150, terms, 3); /* a repeat: nothing */
     apply_all(f);
