@@ -9,6 +9,7 @@
 #include "shardex/internal/v1/replication.pb-c.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -903,70 +904,106 @@ size_t sx_rlog_salts_at(const sx_rlog *l, const sx_ixkey_def *d,
     return n;
 }
 
-/* The held marker at offset o, or NULL. */
-static const Shardex__Internal__V1__IndexSalt *salt_held_at(const sx_rlog *l, uint64_t o)
+/* One difference of sx_rlog_salts_check. */
+static void salt_note(size_t *nd, sx_replay_salt_diff_cb fn, void *arg, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void salt_note(size_t *nd, sx_replay_salt_diff_cb fn, void *arg, const char *fmt, ...)
 {
-    for (size_t i = 0; i < l->nsaev && l->saev[i] <= o; i++)
-        if (l->saev[i] == o)
-            return held_salt(l, i);
-    return NULL;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    (*nd)++;
+    if (fn)
+        fn(arg, msg);
+}
+
+/* The salts of one index taken so far while checking (sx_rlog_salts_check). */
+typedef struct salt_count {
+    uint64_t id;
+    size_t n; /* SIZE_MAX: its rows are malformed, not followed */
+} salt_count;
+
+static salt_count *count_of(salt_count **v, size_t *n, uint64_t id,
+                            Shardex__Internal__V1__IndexSalt *const *rows, size_t nrows,
+                            uint64_t below)
+{
+    for (size_t i = 0; i < *n; i++)
+        if ((*v)[i].id == id)
+            return &(*v)[i];
+    *v = sx_realloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[*n] = (salt_count){id, rows_of(rows, nrows, id, below, NULL)};
+    return &(*v)[(*n)++];
 }
 
 size_t sx_rlog_salts_check(const sx_rlog *l, Shardex__Internal__V1__IndexSalt *const *rows,
                            size_t nrows, uint64_t a, sx_replay_salt_diff_cb fn, void *arg)
 {
-    size_t nd = 0;
-    char msg[256];
+    size_t nd = 0, ncount = 0;
+    salt_count *count = NULL;
+    bool *matched = sx_calloc(nrows + 1, sizeof(*matched));
     sx_buf ba = {0}, bb = {0};
     for (size_t i = 0; i < nrows; i++) {
         const Shardex__Internal__V1__IndexSalt *row = rows[i];
-        if (!row)
-            continue;
-        const Shardex__Internal__V1__IndexSalt *m = NULL;
-        if (rows_of(rows, nrows, row->index_id, UINT64_MAX, NULL) == SIZE_MAX)
-            snprintf(msg, sizeof(msg),
-                     "salt rows of index %" PRIu64 " are not seq 1, 2, ... (seq %u at %" PRIu64 ")",
-                     row->index_id, row->seq, row->from);
-        else if (row->from > a)
-            snprintf(msg, sizeof(msg),
-                     "salt seq %u of index %" PRIu64 " applied at %" PRIu64
-                     ", past the replica's position %" PRIu64,
-                     row->seq, row->index_id, row->from, a);
-        else if (row->from < l->start)
-            continue; /* below the log: only other replicas can say (verify.c) */
-        else if (!(m = salt_held_at(l, row->from)) || !same_salt(m, row, &ba, &bb))
-            snprintf(
-                msg, sizeof(msg),
-                "salt seq %u of index %" PRIu64 " applied at %" PRIu64 ": the log holds %s there",
-                row->seq, row->index_id, row->from, m ? "another salt marker" : "no such marker");
-        else
-            continue;
-        nd++;
-        if (fn)
-            fn(arg, msg);
+        bool first = true; /* of its index: a malformed set is told once */
+        for (size_t k = 0; row && k < i && first; k++)
+            first = !rows[k] || rows[k]->index_id != row->index_id;
+        if (row && first && rows_of(rows, nrows, row->index_id, UINT64_MAX, NULL) == SIZE_MAX)
+            salt_note(&nd, fn, arg,
+                      "salt rows of index %" PRIu64 " are not seq 1, 2, ... (seq %u at %" PRIu64
+                      ")",
+                      row->index_id, row->seq, row->from);
+        else if (row && row->from > a)
+            salt_note(&nd, fn, arg,
+                      "salt seq %u of index %" PRIu64 " applied at %" PRIu64
+                      ", past the replica's position %" PRIu64,
+                      row->seq, row->index_id, row->from, a);
     }
-    /* Every marker the apply rule takes (the next seq of its index) has its row. */
+    /* The rows below start as they are (only other replicas can say), then
+     * the markers held up to a by the apply rule: each one taken must be
+     * exactly a row. */
     for (size_t i = 0; i < l->nsaev && l->saev[i] <= a; i++) {
         uint64_t o = l->saev[i];
         const Shardex__Internal__V1__IndexSalt *sa = held_salt(l, i);
-        size_t below = rows_of(rows, nrows, sa->index_id, o - 1, NULL);
+        salt_count *c = count_of(&count, &ncount, sa->index_id, rows, nrows, l->start - 1);
         sx_ixkey_def d;
         int act = sx_rlog_index(l, sa->index_id, o, &d, NULL);
-        if (below == SIZE_MAX || sa->seq != below + 1 || act == 0 || (act == 1 && !d.global))
+        if (c->n == SIZE_MAX || sa->seq != c->n + 1 || act == 0 || (act == 1 && !d.global) ||
+            sx_rlog_index(l, sa->index_id, a, NULL, NULL) == 0) /* dropped: rows gone */
             continue;
-        bool found = false;
-        for (size_t k = 0; k < nrows && !found; k++)
-            found = rows[k] && rows[k]->index_id == sa->index_id && rows[k]->from == o;
-        if (found)
+        c->n++;
+        size_t j = 0;
+        while (j < nrows &&
+               !(rows[j] && rows[j]->index_id == sa->index_id && rows[j]->seq == sa->seq))
+            j++;
+        if (j == nrows) {
+            salt_note(&nd, fn, arg,
+                      "the log's salt marker seq %u of index %" PRIu64 " at %" PRIu64
+                      " (the next of its index there) has no salt row",
+                      sa->seq, sa->index_id, o);
             continue;
-        snprintf(msg, sizeof(msg),
-                 "the log's salt marker seq %u of index %" PRIu64 " at %" PRIu64
-                 " (the next of its index there) has no salt row",
-                 sa->seq, sa->index_id, o);
-        nd++;
-        if (fn)
-            fn(arg, msg);
+        }
+        matched[j] = true;
+        if (!same_salt(sa, rows[j], &ba, &bb))
+            salt_note(&nd, fn, arg,
+                      "salt seq %u of index %" PRIu64 ": the row says applied at %" PRIu64
+                      ", the log at %" PRIu64 "%s",
+                      sa->seq, sa->index_id, rows[j]->from, o,
+                      rows[j]->from == o ? " (other fields differ)" : "");
     }
+    for (size_t i = 0; i < nrows; i++) {
+        const Shardex__Internal__V1__IndexSalt *row = rows[i];
+        if (!row || matched[i] || row->from < l->start || row->from > a)
+            continue;
+        salt_note(&nd, fn, arg,
+                  "salt seq %u of index %" PRIu64 " applied at %" PRIu64
+                  ": the log takes no such marker there",
+                  row->seq, row->index_id, row->from);
+    }
+    free(matched);
+    free(count);
     sx_buf_free(&ba);
     sx_buf_free(&bb);
     return nd;

@@ -270,9 +270,10 @@ bool sx_rlog_split_done(const sx_rlog *l, uint64_t index_id, uint32_t seq, uint6
  *   then the markers held in (a, w] taken by the apply rule (the next seq of
  *   a global index; repeats and seqs out of order change nothing);
  *   the rows themselves are checked against what the log holds in
- *   [start, a]: a row with from >= start is exactly the marker held there;
- *   a marker the apply rule takes has its row. Rows below start can only be
- *   compared between replicas (verify.c). */
+ *   [start, a]: from the rows below start, the markers held are taken by
+ *   the apply rule, each one taken must be exactly a row (same seq, from =
+ *   its offset), and every row from start on must be one taken. Rows below
+ *   start can only be compared between replicas (verify.c). */
 
 /* The salts of index d->id (d: its definition at w, for the apply rule) at
  * position w, from a replica's rows[nrows] at a (other indexes' rows are
