@@ -152,8 +152,13 @@ sx_status sx_adminservice_scan_docs(sx_rpc_call *call, const ProtobufCMessage *r
     const Shardex__Internal__V1__ScanDocsRequest *req = (const void *)reqm;
     Shardex__Internal__V1__ScanDocsResponse *out = (void *)respm;
     scan_ctx sc = {.arena = sx_rpc_call_arena(call), .out = out};
+    sx_replica_scan_at at;
     sx_status st =
-        sx_replica_scan_docs(w->replicas, req->partition, scan_one, &sc, &out->applied_offset, err);
+        sx_replica_scan_docs(w->replicas, req->partition, scan_one, &sc, sc.arena, &at, err);
+    out->applied_offset = at.applied;
+    out->salts = at.salts;
+    out->n_salts = at.nsalts;
+    out->salts_listed = st == SX_OK;
     if (st == SX_OK && sc.bad)
         st = sx_err_set(err, SX_DATA_LOSS, "partition %u: a stored document does not decode",
                         req->partition);
