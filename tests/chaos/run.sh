@@ -236,13 +236,13 @@ if [ "$lanes" -gt 1 ]; then
     # (deploy/lab-claim.sh: another run at once takes others).
     . "$(dirname "$lab")/lab-claim.sh"
     read -ra list <<<"$scenarios"
-    lane_lab=0
+    lane_lab=${SX_LAB_BASE:-0}
     for l in $(seq "$lanes"); do
         mine=""
         for i in $(seq $((l - 1)) "$lanes" $((${#list[@]} - 1))); do mine="$mine ${list[$i]}"; done
         [ -n "$mine" ] || continue
         : >"$results.$l"
-        sx_lab_claim $((${SX_LAB_BASE:-0} + lane_lab + 1)) 99 lane_lab || exit 1
+        sx_lab_claim $((lane_lab + 1)) 99 lane_lab || exit 1
         SX_LAB=$lane_lab LANES=1 SCENARIO="${mine# }" SHARDEX_TEST_SEED=$first SEEDS=$seeds \
             SX_CHAOS_ROWS="$results.$l" "$0" "$build" > >(grep --line-buffered -E '^[a-z-]+ [0-9]+ ') &
         lane_pids+=($!)
