@@ -1,9 +1,10 @@
 /* sample.c: see sample.h. */
 #include "sample.h"
 
+#include "clock.h"
 #include "ixkey.h"
 #include "mem.h"
-#include "shardex/internal/v1/coordinator.pb-c.h"
+#include "sx_limits.h"
 #include "shardex/internal/v1/worker.pb-c.h"
 
 #include <stdlib.h>
@@ -40,6 +41,17 @@ size_t sx_sample_pick_splits(Shardex__V1__Value *vals, size_t n, bool is_int, ui
     return k;
 }
 
+uint32_t sx_sample_per_partition(uint32_t partitions, size_t field_len, bool is_int)
+{
+    /* One StoredDoc as ScanDocs projects it: the field's name and one value,
+     * with room for the tags, lengths and version. */
+    size_t doc = field_len + (is_int ? 10 : SX_STRING_VALUE_MAX_BYTES) + 32;
+    size_t by_bytes = SX_SAMPLE_PARTITION_BYTES / doc;
+    size_t by_count = SX_SAMPLE_VALUES / (partitions ? partitions : 1) + 1;
+    size_t n = by_bytes < by_count ? by_bytes : by_count;
+    return n ? (uint32_t)n : 1;
+}
+
 static const char *leader_addr(const Shardex__Internal__V1__ClusterMap *m, uint32_t p)
 {
     int32_t w = p < m->n_partitions && m->partitions[p] ? m->partitions[p]->leader : -1;
@@ -54,13 +66,12 @@ typedef struct sample {
     size_t n, cap;
 } sample;
 
-static void keep(sample *s, const Shardex__V1__Document *doc, const sx_sample_opts *o)
+static void keep(sample *s, const Shardex__V1__Document *doc, bool is_int)
 {
     for (size_t i = 0; doc && i < doc->n_fields; i++) {
         const Shardex__V1__Field *f = doc->fields[i];
-        if (!f || !f->name || strcmp(f->name, o->field) != 0 || !f->value ||
-            f->value->kind_case !=
-                (o->is_int ? SHARDEX__V1__VALUE__KIND_I : SHARDEX__V1__VALUE__KIND_S))
+        if (!f || !f->value ||
+            f->value->kind_case != (is_int ? SHARDEX__V1__VALUE__KIND_I : SHARDEX__V1__VALUE__KIND_S))
             continue;
         if (s->n == s->cap) {
             s->cap = s->cap ? 2 * s->cap : 1024;
@@ -70,58 +81,71 @@ static void keep(sample *s, const Shardex__V1__Document *doc, const sx_sample_op
     }
 }
 
-static sx_status scan_all(const sx_sample_opts *o, const Shardex__Internal__V1__ClusterMap *m,
-                          sample *s, Shardex__Internal__V1__ScanDocsResponse **scans, sx_err *err)
+static sx_status scan_all(const sx_sample_opts *o, const Shardex__V1__IndexSpec *spec, sample *s,
+                          Shardex__Internal__V1__ScanDocsResponse **scans, sx_err *err)
 {
-    size_t max = o->max_values ? o->max_values : 100000;
+    const Shardex__Internal__V1__ClusterMap *m = o->map;
+    bool is_int = spec->type == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
+    Shardex__Internal__V1__ScanDocsRequest req = SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
+    req.sample = sx_sample_per_partition((uint32_t)m->n_partitions, strlen(spec->field), is_int);
+    req.field = spec->field;
     for (uint32_t p = 0; p < m->n_partitions; p++) {
         const char *addr = leader_addr(m, p);
         if (!addr)
             return sx_err_set(err, SX_UNAVAILABLE, "partition %u has no leader", p);
-        Shardex__Internal__V1__ScanDocsRequest req = SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
+        uint64_t now = sx_clock_now_ms();
+        if (now >= o->deadline_ms)
+            return sx_err_set(err, SX_DEADLINE_EXCEEDED,
+                              "sampling field \"%s\": out of time before partition %u",
+                              spec->field, p);
         req.partition = p;
-        sx_rpc_call_opts co = {.timeout_ms = o->timeout_ms, .idempotent = true};
+        sx_rpc_call_opts co = {.timeout_ms = o->deadline_ms - now, .idempotent = true};
         sx_status st =
             sx_rpc_invoke(o->client, addr, &shardex__internal__v1__worker_admin__descriptor,
                           "ScanDocs", &req.base, (ProtobufCMessage **)&scans[p], &co, err);
         if (st != SX_OK)
-            return sx_err_prefix(err, "ScanDocs of partition %u from %s", p, addr);
-        /* Every k-th document, k from this partition's share of max. */
-        size_t n = scans[p]->n_docs, share = max / m->n_partitions + 1;
-        size_t step = n > share ? n / share : 1;
-        for (size_t i = 0; i < n; i += step)
-            keep(s, scans[p]->docs[i] ? scans[p]->docs[i]->doc : NULL, o);
+            return sx_err_prefix(err, "sampling field \"%s\": ScanDocs of partition %u from %s",
+                                 spec->field, p, addr);
+        for (size_t i = 0; i < scans[p]->n_docs; i++)
+            keep(s, scans[p]->docs[i] ? scans[p]->docs[i]->doc : NULL, is_int);
     }
     return SX_OK;
 }
 
 sx_status sx_sample_splits(const sx_sample_opts *o, Shardex__V1__IndexSpec *spec, sx_err *err)
 {
-    Shardex__Internal__V1__GetMapRequest mreq = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
-    Shardex__Internal__V1__ClusterMap *m = NULL;
-    sx_rpc_call_opts co = {.timeout_ms = o->timeout_ms, .idempotent = true};
-    sx_status st =
-        sx_rpc_invoke(o->client, o->server, &shardex__internal__v1__worker_admin__descriptor,
-                      "GetMap", &mreq.base, (ProtobufCMessage **)&m, &co, err);
-    if (st != SX_OK)
-        return sx_err_prefix(err, "GetMap from %s", o->server);
-    uint32_t M = o->m ? o->m : m->settings ? m->settings->term_partitions : 0;
+    const Shardex__Internal__V1__ClusterMap *m = o->map;
+    uint32_t M = spec->term_partitions ? spec->term_partitions
+                 : m->settings             ? m->settings->term_partitions
+                                           : 1;
+    spec->n_split_points = 0;
+    spec->split_points = NULL;
+    spec->term_partitions = 1;
+    if (M < 2)
+        return SX_OK;
     sample s = {0};
     Shardex__Internal__V1__ScanDocsResponse **scans =
         sx_calloc(m->n_partitions + 1, sizeof(*scans));
-    st = M < 2 ? sx_err_set(err, SX_INVALID_ARGUMENT, "term partitions: %u cannot be split", M)
-               : scan_all(o, m, &s, scans, err);
+    sx_status st = scan_all(o, spec, &s, scans, err);
     if (st == SX_OK) {
         spec->split_points = sx_calloc(M, sizeof(*spec->split_points));
-        spec->n_split_points = sx_sample_pick_splits(s.v, s.n, o->is_int, M, spec->split_points, M);
-        if (!spec->n_split_points)
-            st = sx_err_set(err, SX_FAILED_PRECONDITION,
-                            "field \"%s\": too few distinct values to split", o->field);
+        spec->n_split_points =
+            sx_sample_pick_splits(s.v, s.n, spec->type == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT,
+                                  M, spec->split_points, M - 1);
+        spec->term_partitions = (uint32_t)spec->n_split_points + 1;
     }
     for (uint32_t p = 0; p < m->n_partitions; p++)
         sx_rpc_free(scans[p] ? &scans[p]->base : NULL);
     free(scans);
     free(s.v);
-    sx_rpc_free(&m->base);
     return st;
+}
+
+void sx_sample_free(Shardex__V1__IndexSpec *spec)
+{
+    for (size_t i = 0; i < spec->n_split_points; i++)
+        sx_ixkey_value_free(spec->split_points[i]);
+    free(spec->split_points);
+    spec->split_points = NULL;
+    spec->n_split_points = 0;
 }
