@@ -365,7 +365,7 @@ static int index_create(const sx_cli *cli, int argc, char **argv)
             printf(", %" PRIu32 " term partition%s%s%s", s->term_partitions,
                    s->term_partitions == 1 ? "" : "s",
                    s->partitioning == SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE ? " by range"
-                                                                                   : "",
+                                                                                    : "",
                    s->n_split_points ? " at " : "");
         for (size_t i = 0; s->global && i < s->n_split_points; i++) {
             const Shardex__V1__Value *v = s->split_points[i];

@@ -5,9 +5,9 @@
 #include "clock.h"
 #include "hash.h"
 #include "sample.h"
-#include "sx_limits.h"
 #include "shardex/internal/v1/worker.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
+#include "sx_limits.h"
 
 #include <string.h>
 
@@ -125,10 +125,10 @@ typedef struct scan_ctx {
     sx_arena *arena;
     Shardex__Internal__V1__ScanDocsResponse *out;
     size_t cap;
-    uint32_t sample; /* 0: every document */
-    const char *field;  /* NULL: whole documents */
-    uint64_t seen;      /* documents offered to the sample */
-    bool bad;           /* a stored document did not decode */
+    uint32_t sample;   /* 0: every document */
+    const char *field; /* NULL: whole documents */
+    uint64_t seen;     /* documents offered to the sample */
+    bool bad;          /* a stored document did not decode */
 } scan_ctx;
 
 /* Where the next document goes: the end of the list, a sampled slot, or
@@ -208,9 +208,12 @@ static bool scan_one(void *arg, const char *id, size_t id_len, uint64_t version,
     Shardex__V1__Document *o = d ? project(sc, d) : NULL;
     if (o && slot_for(sc, &slot))
         put_doc(sc, slot, o, version);
+    if (!d) {
+        sc->bad = true;
+        return false;
+    }
     shardex__v1__document__free_unpacked(d, NULL);
-    sc->bad |= !d;
-    return d != NULL;
+    return true;
 }
 
 sx_status sx_adminservice_scan_docs(sx_rpc_call *call, const ProtobufCMessage *reqm,

@@ -4,8 +4,8 @@
 #include "clock.h"
 #include "ixkey.h"
 #include "mem.h"
-#include "sx_limits.h"
 #include "shardex/internal/v1/worker.pb-c.h"
+#include "sx_limits.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +71,8 @@ static void keep(sample *s, const Shardex__V1__Document *doc, bool is_int)
     for (size_t i = 0; doc && i < doc->n_fields; i++) {
         const Shardex__V1__Field *f = doc->fields[i];
         if (!f || !f->value ||
-            f->value->kind_case != (is_int ? SHARDEX__V1__VALUE__KIND_I : SHARDEX__V1__VALUE__KIND_S))
+            f->value->kind_case !=
+                (is_int ? SHARDEX__V1__VALUE__KIND_I : SHARDEX__V1__VALUE__KIND_S))
             continue;
         if (s->n == s->cap) {
             s->cap = s->cap ? 2 * s->cap : 1024;
@@ -96,8 +97,8 @@ static sx_status scan_all(const sx_sample_opts *o, const Shardex__V1__IndexSpec 
         uint64_t now = sx_clock_now_ms();
         if (now >= o->deadline_ms)
             return sx_err_set(err, SX_DEADLINE_EXCEEDED,
-                              "sampling field \"%s\": out of time before partition %u",
-                              spec->field, p);
+                              "sampling field \"%s\": out of time before partition %u", spec->field,
+                              p);
         req.partition = p;
         sx_rpc_call_opts co = {.timeout_ms = o->deadline_ms - now, .idempotent = true};
         sx_status st =
@@ -116,8 +117,8 @@ sx_status sx_sample_splits(const sx_sample_opts *o, Shardex__V1__IndexSpec *spec
 {
     const Shardex__Internal__V1__ClusterMap *m = o->map;
     uint32_t M = spec->term_partitions ? spec->term_partitions
-                 : m->settings             ? m->settings->term_partitions
-                                           : 1;
+                 : m->settings         ? m->settings->term_partitions
+                                       : 1;
     spec->n_split_points = 0;
     spec->split_points = NULL;
     spec->term_partitions = 1;

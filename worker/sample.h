@@ -48,9 +48,9 @@ size_t sx_sample_pick_splits(Shardex__V1__Value *vals, size_t n, bool is_int, ui
 uint32_t sx_sample_per_partition(uint32_t partitions, size_t field_len, bool is_int);
 
 typedef struct sx_sample_opts {
-    sx_rpc_client *client;                         /* borrowed: the internal services */
+    sx_rpc_client *client;                        /* borrowed: the internal services */
     const Shardex__Internal__V1__ClusterMap *map; /* borrowed: the leaders, the default M */
-    uint64_t deadline_ms; /* every call ends by then (sx_clock_now_ms) */
+    uint64_t deadline_ms;                         /* every call ends by then (sx_clock_now_ms) */
 } sx_sample_opts;
 
 /* Fills spec's split points from the data, for spec->field of spec->type and

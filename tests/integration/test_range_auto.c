@@ -92,8 +92,8 @@ static void put_all(fx *f, const sx_qdoc *docs, size_t n)
         sx_err err = {0};
         sx_status st = sx_q_put(f->c, via(f), docs + i, k, 10000, &f->tokens, NULL, &err);
         if (st != SX_OK)
-            SX_FX_FAIL(f->c, "Put of documents %zu..%zu: %s: %s", i, i + k - 1,
-                       sx_status_name(st), err.msg);
+            SX_FX_FAIL(f->c, "Put of documents %zu..%zu: %s: %s", i, i + k - 1, sx_status_name(st),
+                       err.msg);
         for (size_t j = 0; j < k; j++)
             sx_model_put(f->model, &docs[i + j]);
     }
@@ -188,8 +188,9 @@ static size_t expect_query(fx *f, const char *index, const char *field, bool is_
              .is_int = is_int,
              .m = m,
              .want_contacted = contacted};
-    SX_FX_WAIT(f->c, ask_cond, &a, WAIT_MS, "index %s: a query contacted %u term partitions, want %u",
-               index, a.got_contacted, contacted);
+    SX_FX_WAIT(f->c, ask_cond, &a, WAIT_MS,
+               "index %s: a query contacted %u term partitions, want %u", index, a.got_contacted,
+               contacted);
     return a.hits;
 }
 
@@ -244,8 +245,8 @@ static void test_empty_cluster(void **state)
     ProtobufCMessage *resp = NULL;
     sx_err err = {0};
     sx_rpc_call_opts o = {.timeout_ms = 10000};
-    sx_status st = sx_rpc_invoke(f->c->rpc, via(f), &shardex__v1__shardex__descriptor,
-                                 "SplitIndex", &req.base, &resp, &o, &err);
+    sx_status st = sx_rpc_invoke(f->c->rpc, via(f), &shardex__v1__shardex__descriptor, "SplitIndex",
+                                 &req.base, &resp, &o, &err);
     sx_rpc_free(resp);
     if (st != SX_OK)
         SX_FX_FAIL(f->c, "SplitIndex n_r at 50: %s: %s", sx_status_name(st), err.msg);
@@ -285,7 +286,8 @@ static void test_points_from_data(void **state)
     size_t npts;
     uint32_t m = layout_of(f, "size_r", pts, 8, &npts);
     if (m != 4 || npts != 3 || !(pts[0] < pts[1] && pts[1] < pts[2]))
-        SX_FX_FAIL(f->c, "size_r: %u term partitions, %zu points, want 4 and 3 increasing", m, npts);
+        SX_FX_FAIL(f->c, "size_r: %u term partitions, %zu points, want 4 and 3 increasing", m,
+                   npts);
     fprintf(stderr, "  size_r split at %" PRId64 ",%" PRId64 ",%" PRId64 "\n", pts[0], pts[1],
             pts[2]);
     size_t total = 0;
@@ -441,7 +443,8 @@ static void expect_refused(fx *f, const char *addr, const sx_qindex *ix, const c
 static void test_refusals(void **state)
 {
     fx *f = *state;
-    sx_qindex local = {.name = "bad1", .field = "size", .is_int = true, .local = true, .range = true};
+    sx_qindex local = {
+        .name = "bad1", .field = "size", .is_int = true, .local = true, .range = true};
     expect_refused(f, via(f), &local, "RANGE is for an index kept GLOBAL");
     sx_qindex many = {.name = "bad2",
                       .field = "size",
