@@ -24,8 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Values of the field kept in all, about (the old tool's figure: quantiles
- * within a fraction of a percent of the data's). */
+/* Values of the field kept in all, about: quantiles within a fraction of a
+ * percent of the data's. Each log partition gives the same count (ids hash
+ * to partitions, so they hold about as many documents each). */
 #define SX_SAMPLE_VALUES 100000
 /* Bytes one log partition's sample may take on the wire, under the 4 MiB a
  * worker's client receives by default (SX_RPC_DEFAULT_MAX_MESSAGE). */
@@ -43,8 +44,7 @@ size_t sx_sample_pick_splits(Shardex__V1__Value *vals, size_t n, bool is_int, ui
 
 /* Documents to ask of each of `partitions` log partitions so that all of
  * them come to about SX_SAMPLE_VALUES and no answer passes
- * SX_SAMPLE_PARTITION_BYTES, whatever the documents' ids and values (at
- * least 1). */
+ * SX_SAMPLE_PARTITION_BYTES, however long the values (at least 1). */
 uint32_t sx_sample_per_partition(uint32_t partitions, size_t field_len, bool is_int);
 
 typedef struct sx_sample_opts {
