@@ -332,25 +332,22 @@ sx_status sx_adminservice_create_index(sx_rpc_call *call, const ProtobufCMessage
     const Shardex__V1__CreateIndexRequest *req = (const void *)reqm;
     if (!needs_sample(req->spec))
         return forward(w, call, "CreateIndex", reqm, respm, err);
-    sx_membership_view v = {0};
-    if (w->member)
-        sx_membership_get_view(w->member, &v);
-    if (!v.map)
+    if (!w->member)
         return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
     /* The sample leaves the forward its share of the call's time. */
     uint64_t now = sx_clock_now_ms(), deadline = sx_rpc_call_deadline_ms(call);
     uint64_t left = deadline > now ? deadline - now : 0;
     if (left > FORWARD_TIMEOUT_MS + SAMPLE_TIMEOUT_MS)
         left = FORWARD_TIMEOUT_MS + SAMPLE_TIMEOUT_MS;
-    sx_sample_opts so = {.client = w->rpc,
-                         .map = sx_partmap_msg(v.map),
+    sx_sample_opts so = {.rpc = w->rpc,
+                         .here = w->srv,
+                         .member = w->member,
                          .deadline_ms = now + left * SAMPLE_TIMEOUT_MS /
                                                   (FORWARD_TIMEOUT_MS + SAMPLE_TIMEOUT_MS)};
     Shardex__V1__IndexSpec spec = *req->spec;
     Shardex__V1__CreateIndexRequest fwd = *req;
     fwd.spec = &spec;
     sx_status st = sx_sample_splits(&so, &spec, err);
-    sx_partmap_release(v.map);
     if (st == SX_OK)
         st = forward(w, call, "CreateIndex", &fwd.base, respm, err);
     sx_sample_free(&spec);

@@ -2,6 +2,7 @@
 #include "sample.h"
 
 #include "clock.h"
+#include "fanout.h"
 #include "ixkey.h"
 #include "mem.h"
 #include "shardex/internal/v1/worker.pb-c.h"
@@ -52,15 +53,6 @@ uint32_t sx_sample_per_partition(uint32_t partitions, size_t field_len, bool is_
     return n ? (uint32_t)n : 1;
 }
 
-static const char *leader_addr(const Shardex__Internal__V1__ClusterMap *m, uint32_t p)
-{
-    int32_t w = p < m->n_partitions && m->partitions[p] ? m->partitions[p]->leader : -1;
-    if (w < 0 || (size_t)w >= m->n_workers || !m->workers[w] || !m->workers[w]->address ||
-        !*m->workers[w]->address)
-        return NULL;
-    return m->workers[w]->address;
-}
-
 typedef struct sample {
     Shardex__V1__Value *v; /* strings borrowed from the scans, kept until the end */
     size_t n, cap;
@@ -82,52 +74,57 @@ static void keep(sample *s, const Shardex__V1__Document *doc, bool is_int)
     }
 }
 
-static sx_status scan_all(const sx_sample_opts *o, const Shardex__V1__IndexSpec *spec, sample *s,
-                          Shardex__Internal__V1__ScanDocsResponse **scans, sx_err *err)
+/* One ScanDocs per log partition, all at once, to its leader (the fan-out
+ * re-aims a call whose leader moved); their values of the index's type into s. */
+static sx_status scan_all(const sx_sample_opts *o, const Shardex__V1__IndexSpec *spec, uint32_t P,
+                          sample *s, sx_fanout_call *calls, sx_err *err)
 {
-    const Shardex__Internal__V1__ClusterMap *m = o->map;
     bool is_int = spec->type == SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_INT;
-    Shardex__Internal__V1__ScanDocsRequest req = SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
-    req.sample = sx_sample_per_partition((uint32_t)m->n_partitions, strlen(spec->field), is_int);
-    req.field = spec->field;
-    for (uint32_t p = 0; p < m->n_partitions; p++) {
-        const char *addr = leader_addr(m, p);
-        if (!addr)
-            return sx_err_set(err, SX_UNAVAILABLE, "partition %u has no leader", p);
-        uint64_t now = sx_clock_now_ms();
-        if (now >= o->deadline_ms)
-            return sx_err_set(err, SX_DEADLINE_EXCEEDED,
-                              "sampling field \"%s\": out of time before partition %u", spec->field,
-                              p);
-        req.partition = p;
-        sx_rpc_call_opts co = {.timeout_ms = o->deadline_ms - now, .idempotent = true};
-        sx_status st =
-            sx_rpc_invoke(o->client, addr, &shardex__internal__v1__worker_admin__descriptor,
-                          "ScanDocs", &req.base, (ProtobufCMessage **)&scans[p], &co, err);
-        if (st != SX_OK)
-            return sx_err_prefix(err, "sampling field \"%s\": ScanDocs of partition %u from %s",
-                                 spec->field, p, addr);
-        for (size_t i = 0; i < scans[p]->n_docs; i++)
-            keep(s, scans[p]->docs[i] ? scans[p]->docs[i]->doc : NULL, is_int);
+    uint32_t per = sx_sample_per_partition(P, strlen(spec->field), is_int);
+    Shardex__Internal__V1__ScanDocsRequest *reqs = sx_calloc(P, sizeof(*reqs));
+    uint32_t *parts = sx_calloc(P, sizeof(*parts));
+    for (uint32_t p = 0; p < P; p++) {
+        shardex__internal__v1__scan_docs_request__init(&reqs[p]);
+        reqs[p].partition = parts[p] = p;
+        reqs[p].sample = per;
+        reqs[p].field = spec->field;
+        calls[p].req = &reqs[p].base;
     }
-    return SX_OK;
+    uint64_t now = sx_clock_now_ms();
+    sx_status st =
+        sx_fanout_run(o->rpc, o->here, o->member, &shardex__internal__v1__worker_admin__descriptor,
+                      "ScanDocs", calls, P, sx_fanout_aim_leaders, parts, o->deadline_ms,
+                      o->deadline_ms > now ? o->deadline_ms - now : 1, err);
+    for (uint32_t p = 0; st == SX_OK && p < P; p++) {
+        const Shardex__Internal__V1__ScanDocsResponse *r = (const void *)calls[p].resp;
+        for (size_t i = 0; i < r->n_docs; i++)
+            keep(s, r->docs[i] ? r->docs[i]->doc : NULL, is_int);
+    }
+    free(parts);
+    free(reqs);
+    return st == SX_OK ? SX_OK : sx_err_prefix(err, "sampling field \"%s\"", spec->field);
 }
 
 sx_status sx_sample_splits(const sx_sample_opts *o, Shardex__V1__IndexSpec *spec, sx_err *err)
 {
-    const Shardex__Internal__V1__ClusterMap *m = o->map;
+    sx_membership_view v;
+    sx_membership_get_view(o->member, &v);
+    if (!v.map)
+        return sx_err_set(err, SX_UNAVAILABLE, "this worker has not joined the cluster yet");
+    const Shardex__Internal__V1__ClusterMap *m = sx_partmap_msg(v.map);
+    uint32_t P = (uint32_t)m->n_partitions;
     uint32_t M = spec->term_partitions ? spec->term_partitions
                  : m->settings         ? m->settings->term_partitions
                                        : 1;
+    sx_partmap_release(v.map);
     spec->n_split_points = 0;
     spec->split_points = NULL;
     spec->term_partitions = 1;
-    if (M < 2)
+    if (M < 2 || P == 0)
         return SX_OK;
     sample s = {0};
-    Shardex__Internal__V1__ScanDocsResponse **scans =
-        sx_calloc(m->n_partitions + 1, sizeof(*scans));
-    sx_status st = scan_all(o, spec, &s, scans, err);
+    sx_fanout_call *calls = sx_calloc(P, sizeof(*calls));
+    sx_status st = scan_all(o, spec, P, &s, calls, err);
     if (st == SX_OK) {
         spec->split_points = sx_calloc(M, sizeof(*spec->split_points));
         spec->n_split_points =
@@ -135,9 +132,8 @@ sx_status sx_sample_splits(const sx_sample_opts *o, Shardex__V1__IndexSpec *spec
                                   M, spec->split_points, M - 1);
         spec->term_partitions = (uint32_t)spec->n_split_points + 1;
     }
-    for (uint32_t p = 0; p < m->n_partitions; p++)
-        sx_rpc_free(scans[p] ? &scans[p]->base : NULL);
-    free(scans);
+    sx_fanout_free(calls, P);
+    free(calls);
     free(s.v);
     return st;
 }

@@ -15,8 +15,8 @@
 #ifndef SX_SAMPLE_H
 #define SX_SAMPLE_H
 
+#include "membership.h"
 #include "rpc.h"
-#include "shardex/internal/v1/coordinator.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 #include "status.h"
 
@@ -48,21 +48,23 @@ size_t sx_sample_pick_splits(Shardex__V1__Value *vals, size_t n, bool is_int, ui
 uint32_t sx_sample_per_partition(uint32_t partitions, size_t field_len, bool is_int);
 
 typedef struct sx_sample_opts {
-    sx_rpc_client *client;                        /* borrowed: the internal services */
-    const Shardex__Internal__V1__ClusterMap *map; /* borrowed: the leaders, the default M */
-    uint64_t deadline_ms;                         /* every call ends by then (sx_clock_now_ms) */
+    sx_rpc_client *rpc;    /* borrowed: calls to the leaders */
+    sx_rpc_server *here;   /* borrowed: runs the calls aimed at this worker; NULL: by RPC */
+    sx_membership *member; /* borrowed: the maps the calls are aimed from */
+    uint64_t deadline_ms;  /* every call ends by then (sx_clock_now_ms) */
 } sx_sample_opts;
 
 /* Fills spec's split points from the data, for spec->field of spec->type and
  * M = spec->term_partitions (0: the map's default): asks every log
- * partition's leader for a sample of the documents holding the field
- * (WorkerAdmin.ScanDocs with sample and field), keeps the values of the
- * index's type and takes their M-quantiles (sx_sample_pick_splits). Sets
+ * partition's leader at once for a sample of the documents holding the
+ * field (WorkerAdmin.ScanDocs with sample and field, through sx_fanout_run:
+ * retried where the leader moved), keeps the values of the index's type and
+ * takes their M-quantiles (sx_sample_pick_splits). Sets
  * spec->term_partitions to the points + 1: 1, with no points, when M is 1 or
  * no two distinct values exist yet (an empty cluster; the index then grows
  * by online splits). spec->split_points is the caller's: free it with
- * sx_sample_free. Codes: those of the calls, prefixed with what was asked
- * of whom; SX_UNAVAILABLE when a log partition has no leader. */
+ * sx_sample_free. Codes: SX_UNAVAILABLE before this worker has a map; those
+ * of the fan-out, its message prefixed with "sampling field \"F\": ". */
 sx_status sx_sample_splits(const sx_sample_opts *o, Shardex__V1__IndexSpec *spec, sx_err *err);
 
 /* Frees the split points sx_sample_splits set (each and the array). */
