@@ -190,6 +190,7 @@ static const sx_flags_spec create_spec = {
         "  shardex index create size --field installed-size --type int --local\n"
         "  shardex index create pkg --field package --global --partitioning range \\\n"
         "      --split-points g,m,s\n"
+        "  shardex index create size-r --field size --type int --global --partitioning range -m 8\n"
         "\n"
         "--json prints a CreateIndexResponse {\"index\": {\"spec\": {...}, \"state\": ...}} (with\n"
         "--wait, the index once READY). Exit status: 0 created; 2 usage; 3 the cluster could not\n"
