@@ -26,13 +26,13 @@
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 #include "status.h"
+#include "sx_limits.h" /* SX_MAX_TERM_PARTITIONS */
 
 #include <stdbool.h>
 #include <stdint.h>
 
 /* Limits on cluster settings. */
 #define SX_MAX_PARTITIONS 4096
-#define SX_MAX_TERM_PARTITIONS 4096
 /* Replica moves in flight at once unless opts say otherwise (--max-moves). */
 #define SX_COORD_DEFAULT_MAX_MOVES 2
 #define SX_COORD_MAX_MOVES_LIMIT 64

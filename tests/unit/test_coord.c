@@ -1619,6 +1619,14 @@ static void test_index_range_partitioning(void **state)
     assert_true(range);
     assert_string_equal(got, "10,20,30");
     assert_int_equal(index_of(f, "r").term_partitions, 4);
+    /* No points with one term partition: it owns every value (what a worker
+     * sends for an empty cluster, worker/sample.h). */
+    s = spec_of("r1", "n", INT_T, true, true, 1);
+    s.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    assert_int_equal(info->spec->term_partitions, 1);
+    assert_int_equal(info->spec->n_split_points, 0);
+    assert_int_equal(info->spec->partitioning, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE);
 
     struct {
         size_t n, from;
@@ -1629,6 +1637,7 @@ static void test_index_range_partitioning(void **state)
         const char *needle;
     } bad[] = {
         {0, 0, INT_T, true, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "required"},
+        {0, 0, INT_T, true, 3, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "required"},
         {2, 2, INT_T, true, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "not above"},
         {1, 0, STRING_T, true, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "not a string"},
         {1, 0, INT_T, false, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "GLOBAL"},
