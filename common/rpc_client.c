@@ -782,14 +782,21 @@ sx_status sx_rpc_client_create(const sx_rpc_client_opts *opts, sx_rpc_client **o
     c->max_message = opts->max_message_bytes ? opts->max_message_bytes : SX_RPC_DEFAULT_MAX_MESSAGE;
     atomic_init(&c->jitter, sx_clock_now_ns() ^ (uint64_t)(uintptr_t)c);
     /* Our own retries are explicit; a restarted peer should be reconnected to
-     * within a second rather than after gRPC's default backoff of up to 2 minutes. */
+     * within a second rather than after gRPC's default backoff of up to 2
+     * minutes. The "min reconnect backoff" is also the least time gRPC gives
+     * one connection attempt (TCP, TLS handshake, the server's SETTINGS), not
+     * a wait between attempts: at 100 ms, a TLS handshake with a busy peer
+     * (sanitizers, a loaded machine) timed out attempt after attempt until
+     * the call's deadline ("connection attempt timed out before receiving
+     * SETTINGS frame"). A refused connection still fails at once and is
+     * retried after the 100 ms..1 s backoff. */
     static const struct {
         const char *key;
         int value;
     } ints[] = {
         {GRPC_ARG_ENABLE_RETRIES, 0},
         {GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100},
-        {GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100},
+        {GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 3000},
         {GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000},
         /* Peers are cluster members, never reached through an http_proxy
          * from the environment (which would answer for an unreachable one). */
