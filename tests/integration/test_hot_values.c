@@ -94,13 +94,7 @@ static bool write_one(fx *f, uint64_t *s, char *why, size_t cap)
     sx_qdoc docs[4];
     char ids[4][SX_QID];
     for (size_t i = 0; i < k; i++) {
-        bool dup;
-        do {
-            snprintf(ids[i], SX_QID, "doc-%03u", (unsigned)(sx_fx_rnd(s) % NIDS));
-            dup = false;
-            for (size_t j = 0; j < i; j++)
-                dup |= strcmp(ids[i], ids[j]) == 0;
-        } while (dup);
+        sx_mfx_random_id(s, "doc", NIDS, ids, i);
         if (!del)
             random_doc(s, ids[i], &docs[i], 0);
     }
@@ -289,7 +283,7 @@ static void expect_listed(fx *f, const char *name, uint32_t ways)
 static void test_salt_while_writing(void **state)
 {
     fx *f = *state;
-    sx_mfx_seed_test(f, seed, "salt_while_writing");
+    sx_mfx_seed_test(&f->rng, seed, "salt_while_writing");
     random_writes(f, 40);
     sx_mfx_create_index(f, &IX_H, FAILOVER_MS);
     sx_mfx_create_index(f, &IX_R, FAILOVER_MS);
@@ -325,7 +319,7 @@ static void test_salt_while_writing(void **state)
 static void test_salt_paging(void **state)
 {
     fx *f = *state;
-    sx_mfx_seed_test(f, seed, "salt_paging");
+    sx_mfx_seed_test(&f->rng, seed, "salt_paging");
     random_writes(f, 50);
     sx_mfx_create_index(f, &IX_H, FAILOVER_MS);
     sx_qreq q = {.index = IX_H.name,
@@ -376,7 +370,7 @@ static void test_salt_paging(void **state)
 static void test_salt_kill(void **state)
 {
     fx *f = *state;
-    sx_mfx_seed_test(f, seed, "salt_kill");
+    sx_mfx_seed_test(&f->rng, seed, "salt_kill");
     random_writes(f, 40);
     sx_mfx_create_index(f, &IX_H, FAILOVER_MS);
     sx_mfx_create_index(f, &IX_R, FAILOVER_MS);
@@ -428,7 +422,7 @@ static bool listed_cond(void *arg)
 static void test_salt_automatic(void **state)
 {
     fx *f = *state;
-    sx_mfx_seed_test(f, seed, "salt_automatic");
+    sx_mfx_seed_test(&f->rng, seed, "salt_automatic");
     sx_mfx_create_index(f, &IX_H, FAILOVER_MS);
     const char *const extra[] = {
         "--hot-value-share", "0.2", "--hot-value-min-changes", "60", "--hot-value-ways", "2", NULL};

@@ -92,13 +92,7 @@ static bool write_one(fx *f, uint64_t *s, const char *prefix, int64_t lo, int64_
     sx_qdoc docs[4];
     char ids[4][SX_QID];
     for (size_t i = 0; i < k; i++) {
-        bool dup;
-        do {
-            snprintf(ids[i], SX_QID, "%s-%03u", prefix, (unsigned)(sx_fx_rnd(s) % NIDS));
-            dup = false;
-            for (size_t j = 0; j < i; j++)
-                dup |= strcmp(ids[i], ids[j]) == 0;
-        } while (dup);
+        sx_mfx_random_id(s, prefix, NIDS, ids, i);
         if (!del)
             random_doc(s, ids[i], &docs[i], lo, n);
     }
@@ -285,7 +279,7 @@ static bool median_cond(void *arg)
 static void test_split_while_writing(void **state)
 {
     fx *f = *state;
-    sx_mfx_seed_test(f, seed, "split_while_writing");
+    sx_mfx_seed_test(&f->rng, seed, "split_while_writing");
     random_writes(f, 40);
     sx_mfx_create_index(f, &IX, FAILOVER_MS);
     sx_mfx_create_index(f, &IX_HASH, FAILOVER_MS);
@@ -353,7 +347,7 @@ static void test_split_while_writing(void **state)
 static void test_split_paging(void **state)
 {
     fx *f = *state;
-    sx_mfx_seed_test(f, seed, "split_paging");
+    sx_mfx_seed_test(&f->rng, seed, "split_paging");
     random_writes(f, 60);
     sx_mfx_create_index(f, &IX, FAILOVER_MS);
     sx_qreq q = {.index = IX.name,
@@ -389,7 +383,7 @@ static void test_split_paging(void **state)
 static void test_split_automatic(void **state)
 {
     fx *f = *state;
-    sx_mfx_seed_test(f, seed, "split_automatic");
+    sx_mfx_seed_test(&f->rng, seed, "split_automatic");
     char why[512];
     sx_qtokens t;
     for (int i = 0; i < 40; i++)
@@ -473,7 +467,7 @@ static bool halves_read_cond(void *arg)
 static void test_split_by_load(void **state)
 {
     fx *f = *state;
-    sx_mfx_seed_test(f, seed, "split_by_load");
+    sx_mfx_seed_test(&f->rng, seed, "split_by_load");
     random_writes(f, 60);
     sx_mfx_create_index(f, &IX, FAILOVER_MS);
     const char *const extra[] = {"--term-split-load", "10", "--term-split-load-window", "1s", NULL};
@@ -532,7 +526,7 @@ static int32_t leader_of(fx *f, uint32_t p)
 static void test_split_kill(void **state)
 {
     fx *f = *state;
-    sx_mfx_seed_test(f, seed, "split_kill");
+    sx_mfx_seed_test(&f->rng, seed, "split_kill");
     random_writes(f, 40);
     sx_mfx_create_index(f, &IX, FAILOVER_MS);
     sx_mfx_writer_start(f, writer_write);

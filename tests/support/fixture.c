@@ -77,6 +77,13 @@ void sx__fx_check_replicas(const char *file, int line, sx_cluster *c, uint64_t t
         sx__fx_fail(file, line, c, "replicas differ: %s", why);
 }
 
+void sx__fx_verify(const char *file, int line, sx_cluster *c, uint64_t timeout_ms)
+{
+    char why[256] = "";
+    if (!sx_check_verify(c, timeout_ms, why, sizeof(why)))
+        sx__fx_fail(file, line, c, "%s", why);
+}
+
 sx_store *sx_fx_store_open(const char *path, const sx_store_opts *opts)
 {
     sx_store *s = NULL;

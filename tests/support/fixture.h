@@ -59,9 +59,15 @@ void sx_fx_filter_from_env(void);
 #define SX_FX_CHECK_REPLICAS(c, timeout_ms)                                                        \
     sx__fx_check_replicas(__FILE__, __LINE__, (c), (timeout_ms))
 
+/* Runs `shardex verify` (sx_check_verify: every index and document
+ * recomputed from the logs, up to timeout_ms); when it is not clean, fails as
+ * SX_FX_FAIL(c, "<why>"). */
+#define SX_FX_VERIFY(c, timeout_ms) sx__fx_verify(__FILE__, __LINE__, (c), (timeout_ms))
+
 void sx__fx_fail(const char *file, int line, const sx_cluster *c, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void sx__fx_check_replicas(const char *file, int line, sx_cluster *c, uint64_t timeout_ms);
+void sx__fx_verify(const char *file, int line, sx_cluster *c, uint64_t timeout_ms);
 
 /* A cmocka teardown for a test whose state is a cluster it calloc'd: kills
  * every process (kill -9: its data is thrown away), removes the cluster's

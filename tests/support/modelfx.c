@@ -42,25 +42,41 @@ int sx_mfx_teardown(void **state)
     return 0;
 }
 
-void sx_mfx_seed_test(sx_mfx *f, uint64_t seed, const char *name)
+void sx_mfx_seed_test(uint64_t *rng, uint64_t seed, const char *name)
 {
-    f->rng = seed ^ sx_hash64(name, strlen(name));
+    *rng = seed ^ sx_hash64(name, strlen(name));
     fprintf(stderr, "%s: seed=%" PRIu64 " (SHARDEX_TEST_SEED replays)\n", name, seed);
 }
 
 sx_mfx_addr sx_mfx_pick(sx_mfx *f, uint64_t *s)
 {
+    return sx_mfx_pick_running(f->c, &f->mu, s);
+}
+
+sx_mfx_addr sx_mfx_pick_running(sx_cluster *c, pthread_mutex_t *mu, uint64_t *s)
+{
     sx_mfx_addr a;
-    pthread_mutex_lock(&f->mu);
+    pthread_mutex_lock(mu);
     for (;;) {
-        uint32_t i = (uint32_t)(sx_fx_rnd(s) % f->c->nworkers);
-        if (f->c->worker_pid[i] > 0) {
-            memcpy(a.s, f->c->worker_addr[i], sizeof(a.s));
+        uint32_t i = (uint32_t)(sx_fx_rnd(s) % c->nworkers);
+        if (c->worker_pid[i] > 0) {
+            memcpy(a.s, c->worker_addr[i], sizeof(a.s));
             break;
         }
     }
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_unlock(mu);
     return a;
+}
+
+void sx_mfx_random_id(uint64_t *s, const char *prefix, uint32_t nids, char (*ids)[SX_QID], size_t i)
+{
+    bool dup;
+    do {
+        snprintf(ids[i], SX_QID, "%s-%03u", prefix, (unsigned)(sx_fx_rnd(s) % nids));
+        dup = false;
+        for (size_t j = 0; j < i; j++)
+            dup |= strcmp(ids[i], ids[j]) == 0;
+    } while (dup);
 }
 
 bool sx_mfx_transient(sx_status st)
@@ -270,9 +286,7 @@ void sx_mfx_pager_free(sx_mfx_pager *p)
 
 void sx_mfx_verify(sx_mfx *f)
 {
-    char why[256];
-    if (!sx_check_verify(f->c, 120000, why, sizeof(why)))
-        SX_FX_FAIL(f->c, "%s", why);
+    SX_FX_VERIFY(f->c, 120000);
 }
 
 /* ---------------------------------------------------------------- workers -- */

@@ -59,9 +59,9 @@ int sx_mfx_setup(void **state, const sx_cluster_opts *opts);
  * directory removed, the fixture freed. */
 int sx_mfx_teardown(void **state);
 
-/* f->rng = seed ^ hash(name), and "NAME: seed=N (SHARDEX_TEST_SEED replays)"
+/* *rng = seed ^ hash(name), and "NAME: seed=N (SHARDEX_TEST_SEED replays)"
  * on stderr: each test draws from its own stream of the run's seed. */
-void sx_mfx_seed_test(sx_mfx *f, uint64_t seed, const char *name);
+void sx_mfx_seed_test(uint64_t *rng, uint64_t seed, const char *name);
 
 /* A worker's address, copied under mu; a struct, so that pick(...).s lives
  * until the end of the call it is passed to. */
@@ -71,6 +71,14 @@ typedef struct sx_mfx_addr {
 
 /* A running worker drawn from *s (under mu). */
 sx_mfx_addr sx_mfx_pick(sx_mfx *f, uint64_t *s);
+/* The same for a test with a fixture of its own: a running worker of c,
+ * drawn from *s, under mu (which guards which of c's workers run). */
+sx_mfx_addr sx_mfx_pick_running(sx_cluster *c, pthread_mutex_t *mu, uint64_t *s);
+
+/* ids[i] = "PREFIX-NNN", NNN drawn from *s below nids, again until it differs
+ * from ids[0..i): the ids of one write are distinct. */
+void sx_mfx_random_id(uint64_t *s, const char *prefix, uint32_t nids, char (*ids)[SX_QID],
+                      size_t i);
 
 /* Errors that a failure in progress explains (no live leader or owner, a
  * deadline): retried. */
@@ -132,7 +140,7 @@ bool sx_mfx_next_page(sx_mfx *f, const sx_qreq *q, sx_mfx_pager *p);
 void sx_mfx_pager_free(sx_mfx_pager *p);
 
 /* `shardex verify` (every index recomputed from the logs, 120 s); fails the
- * test when it is not clean. */
+ * test when it is not clean (SX_FX_VERIFY). */
 void sx_mfx_verify(sx_mfx *f);
 
 /* kill -9 of worker i (under mu); fails the test when i < 0 (no worker is
