@@ -107,11 +107,9 @@ typedef struct fx {
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3, .partitions = P};
-    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
-    if (!c)
+    fx *f = SX_FX_STATE_NEW(fx, &o, WAIT_MS);
+    if (!f)
         return -1;
-    fx *f = calloc(1, sizeof(*f));
-    f->c = c;
     f->model = sx_model_create();
     pthread_mutex_init(&f->mu, NULL);
     f->t0 = sx_clock_now_ms();
@@ -125,9 +123,7 @@ static int teardown(void **state)
     fprintf(stderr, "  (%" PRIu64 " ms after the cluster settled)\n", sx_clock_now_ms() - f->t0);
     /* Everything was checked: no need for a graceful stop (which waits for
      * calls in flight). */
-    sx_cluster_kill_all(f->c);
-    sx_cluster_stop(f->c);
-    free(f->c);
+    sx_fx_cluster_end(f->c);
     sx_model_destroy(f->model);
     pthread_mutex_destroy(&f->mu);
     free(f);

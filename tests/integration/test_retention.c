@@ -543,6 +543,53 @@ static verify_arg trim_and_verify(state *s, const uint64_t *marked, const char *
     return a;
 }
 
+/* A follower of p=0: a worker the map does not name its leader. */
+static uint32_t follower_of_p0(state *s)
+{
+    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(s->c);
+    assert_non_null(m);
+    uint32_t w = UINT32_MAX;
+    for (uint32_t i = 0; i < s->c->nworkers && w == UINT32_MAX; i++)
+        if (sx_cluster_index_of(m, s->c, i) != m->partitions[0]->leader)
+            w = i;
+    sx_rpc_free(&m->base);
+    return w;
+}
+
+/* Runs verify into *a until its report lists a "diverged" difference that
+ * match(e, arg) accepts, within WAIT_MS (a restarted worker must be back
+ * and have served first); returns it (borrowed from a->js). Fails with "verify
+ * did not find <what>" otherwise. */
+static json_t *await_diverged(state *s, verify_arg *a, bool (*match)(json_t *e, const void *arg),
+                              const void *arg, const char *what)
+{
+    uint64_t deadline = sx_clock_now_ms() + WAIT_MS;
+    json_t *d = NULL;
+    while (!d) {
+        verify_clean(a);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(a->js, "differences"), i, e)
+        {
+            const char *kind = json_string_value(json_object_get(e, "kind"));
+            if (kind && strcmp(kind, "diverged") == 0 && match(e, arg))
+                d = e;
+        }
+        if (!d && sx_clock_now_ms() > deadline)
+            SX_FX_FAIL(s->c, "verify did not find %s (exit %d)", what, a->code);
+        if (!d)
+            sx_clock_sleep_ms(200);
+    }
+    return d;
+}
+
+/* The difference is about document arg (an id). */
+static bool diff_of_id(json_t *e, const void *arg)
+{
+    const char *id = json_string_value(json_object_get(e, "id"));
+    return id && strcmp(id, arg) == 0;
+}
+
 static void test_verify_trimmed(void **st)
 {
     state *s = *st;
@@ -587,36 +634,13 @@ static void test_verify_trimmed(void **st)
     pthread_join(th, NULL);
 
     /* One old document gone from a follower of p=0 behind the cluster's back. */
-    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(s->c);
-    assert_non_null(m);
-    uint32_t w = UINT32_MAX;
-    for (uint32_t i = 0; i < s->c->nworkers && w == UINT32_MAX; i++)
-        if (sx_cluster_index_of(m, s->c, i) != m->partitions[0]->leader)
-            w = i;
-    sx_rpc_free(&m->base);
+    uint32_t w = follower_of_p0(s);
     sx_cluster_kill_worker(s->c, w);
     delete_doc(s, w, 0, old[7].id);
     assert_true(sx_cluster_start_worker(s->c, w));
-    /* Until verify sees it: the worker must be back and have served. */
-    uint64_t deadline = sx_clock_now_ms() + WAIT_MS;
-    json_t *d = NULL;
-    while (!d) {
-        verify_clean(&a);
-        size_t i;
-        json_t *e;
-        json_array_foreach(json_object_get(a.js, "differences"), i, e)
-        {
-            const char *kind = json_string_value(json_object_get(e, "kind"));
-            const char *id = json_string_value(json_object_get(e, "id"));
-            if (kind && id && strcmp(kind, "diverged") == 0 && strcmp(id, old[7].id) == 0)
-                d = e;
-        }
-        if (!d && sx_clock_now_ms() > deadline)
-            SX_FX_FAIL(s->c, "verify did not find %s missing from w%u (exit %d)", old[7].id, w,
-                       a.code);
-        if (!d)
-            sx_clock_sleep_ms(200);
-    }
+    char what[128];
+    snprintf(what, sizeof(what), "%s missing from w%u", old[7].id, w);
+    json_t *d = await_diverged(s, &a, diff_of_id, old[7].id, what);
     if (getenv("SHARDEX_TEST_VERBOSE")) {
         char *t = json_dumps(json_object_get(a.js, "differences"), JSON_INDENT(1));
         fprintf(stderr, "DIFFS-BEGIN%sDIFFS-END\n", t);
@@ -970,6 +994,14 @@ static bool salted_everywhere(void *arg)
     return a->missing == 0;
 }
 
+/* The difference is about p=0's salt row (seq 1) of an index. */
+static bool diff_of_salt_p0(json_t *e, const void *arg)
+{
+    (void)arg;
+    const char *detail = json_string_value(json_object_get(e, "detail"));
+    return detail && strstr(detail, "salt seq 1 of index") && jget(e, NULL, "partition") == 0;
+}
+
 /* Rewrites salt seq 1 of index id in the stopped worker w's store of p
  * with from = `from` (the pindex row verify routes by: 'H' u64 id u32 seq). */
 static void set_salt_from(state *s, uint32_t w, uint32_t p, uint64_t id, uint64_t from)
@@ -1068,36 +1100,13 @@ static void test_verify_trimmed_salt(void **st)
      * applied at offset 1: below the log start, so only the other replicas
      * contradict it (and, should it lead, the term partitions recomputed by
      * it do too). */
-    m = sx_cluster_map(s->c);
-    assert_non_null(m);
-    uint32_t w = UINT32_MAX;
-    for (uint32_t k = 0; k < s->c->nworkers && w == UINT32_MAX; k++)
-        if (sx_cluster_index_of(m, s->c, k) != m->partitions[0]->leader)
-            w = k;
-    sx_rpc_free(&m->base);
+    uint32_t w = follower_of_p0(s);
     sx_cluster_kill_worker(s->c, w);
     set_salt_from(s, w, 0, id, 1);
     assert_true(sx_cluster_start_worker(s->c, w));
-    uint64_t deadline = sx_clock_now_ms() + WAIT_MS;
-    json_t *d = NULL;
-    while (!d) {
-        verify_clean(&a);
-        size_t i;
-        json_t *e;
-        json_array_foreach(json_object_get(a.js, "differences"), i, e)
-        {
-            const char *kind = json_string_value(json_object_get(e, "kind"));
-            const char *detail = json_string_value(json_object_get(e, "detail"));
-            if (kind && detail && strcmp(kind, "diverged") == 0 &&
-                strstr(detail, "salt seq 1 of index") && jget(e, NULL, "partition") == 0)
-                d = e;
-        }
-        if (!d && sx_clock_now_ms() > deadline)
-            SX_FX_FAIL(s->c, "verify did not find w%u's salt row of p=0 wrong (exit %d)", w,
-                       a.code);
-        if (!d)
-            sx_clock_sleep_ms(200);
-    }
+    char what[128];
+    snprintf(what, sizeof(what), "w%u's salt row of p=0 wrong", w);
+    json_t *d = await_diverged(s, &a, diff_of_salt_p0, NULL, what);
     assert_int_equal(a.code, 1);
     print_message("verify found w%u's salt row of p=0 wrong: %s (%" PRId64 " differences)\n", w,
                   json_string_value(json_object_get(d, "detail")),

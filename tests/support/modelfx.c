@@ -19,11 +19,9 @@
 
 int sx_mfx_setup(void **state, const sx_cluster_opts *opts)
 {
-    sx_cluster *c = sx_cluster_start_settled(opts, SX_MFX_WRITE_MS);
-    if (!c)
+    sx_mfx *f = SX_FX_STATE_NEW(sx_mfx, opts, SX_MFX_WRITE_MS);
+    if (!f)
         return -1;
-    sx_mfx *f = calloc(1, sizeof(*f));
-    f->c = c;
     f->model = sx_model_create();
     pthread_mutex_init(&f->mu, NULL);
     *state = f;
@@ -33,9 +31,7 @@ int sx_mfx_setup(void **state, const sx_cluster_opts *opts)
 int sx_mfx_teardown(void **state)
 {
     sx_mfx *f = *state;
-    sx_cluster_kill_all(f->c);
-    sx_cluster_stop(f->c);
-    free(f->c);
+    sx_fx_cluster_end(f->c);
     sx_model_destroy(f->model);
     pthread_mutex_destroy(&f->mu);
     free(f);
