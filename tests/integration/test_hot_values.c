@@ -241,13 +241,9 @@ static bool contacted_cond(void *arg)
                  .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                  .limit = 1000,
                  .after = &w->f->tokens};
-    Shardex__V1__QueryResponse *r = NULL;
     sx_err err = {0};
-    sx_status st = sx_q_query(w->f->c, w->f->c->worker_addr[w->worker], &q, NULL, &r, &err);
-    if (st != SX_OK)
+    if (sx_mfx_contacted(w->f, w->worker, &q, &w->got, &err) != SX_OK)
         return false;
-    w->got = r->partitions_contacted;
-    sx_rpc_free(&r->base);
     return w->got == w->want;
 }
 

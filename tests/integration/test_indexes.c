@@ -513,6 +513,17 @@ static void check_index(fx *f, const sx_qindex *ix)
             ix->name, n, nm, queries, sx_clock_now_ms() - t0, slowest, slow);
 }
 
+/* Both indexes equal the model and are listed as it says, and the replicas
+ * agree: how most tests end (before `shardex verify`, where they run it). */
+static void check_both(fx *f, const sx_qindex *a, const sx_qindex *b)
+{
+    check_index(f, a);
+    check_index(f, b);
+    check_listed(f, a);
+    check_listed(f, b);
+    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
+}
+
 /* ------------------------------------------------------------------- tests -- */
 
 /* Queries while an index may still be BUILDING, after every write before it
@@ -602,11 +613,7 @@ static void test_model(void **state)
     wait_ready(f, &IX_SIZE);
     random_writes(f, 30);
     fprintf(stderr, "  %" PRIu64 " writes, %zu documents\n", f->ops, sx_model_len(f->model));
-    check_index(f, &IX_COLOR);
-    check_index(f, &IX_SIZE);
-    check_listed(f, &IX_COLOR);
-    check_listed(f, &IX_SIZE);
-    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
+    check_both(f, &IX_COLOR, &IX_SIZE);
     run_verify(f);
 }
 
@@ -907,11 +914,7 @@ static void test_exactly_once_under_faults(void **state)
     set_faults_all(f, "");
     fprintf(stderr, "  %" PRIu64 " writes (%" PRIu64 " retried), %zu documents\n", f->ops,
             f->retries, sx_model_len(f->model));
-    check_index(f, &IX_COLOR);
-    check_index(f, &IX_SIZE);
-    check_listed(f, &IX_COLOR);
-    check_listed(f, &IX_SIZE);
-    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
+    check_both(f, &IX_COLOR, &IX_SIZE);
     run_verify(f);
 }
 
@@ -946,11 +949,7 @@ static void test_backfill_while_writing(void **state)
             "  %" PRIu64 " writes: %" PRIu64 " before CreateIndex, %" PRIu64
             " until READY, %" PRIu64 " after; %zu documents\n",
             f->ops, at_create, at_ready - at_create, f->ops - at_ready, sx_model_len(f->model));
-    check_index(f, &IX_COLOR);
-    check_index(f, &IX_SIZE);
-    check_listed(f, &IX_COLOR);
-    check_listed(f, &IX_SIZE);
-    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
+    check_both(f, &IX_COLOR, &IX_SIZE);
 }
 
 /* What queries said while a term partition lost its owner and got a new one:

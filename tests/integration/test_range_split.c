@@ -248,14 +248,11 @@ static bool contacted_cond(void *arg)
                  .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                  .limit = 1000,
                  .after = &w->f->tokens};
-    Shardex__V1__QueryResponse *r = NULL;
     sx_err err = {0};
-    sx_status st = sx_q_query(w->f->c, w->f->c->worker_addr[w->worker], &q, NULL, &r, &err);
+    sx_status st = sx_mfx_contacted(w->f, w->worker, &q, &w->got, &err);
     if (st != SX_OK)
         SX_FX_FAIL(w->f->c, "query through worker %u: %s: %s", w->worker, sx_status_name(st),
                    err.msg);
-    w->got = r->partitions_contacted;
-    sx_rpc_free(&r->base);
     return w->got == 3;
 }
 

@@ -223,6 +223,18 @@ void sx_mfx_check_matches(sx_mfx *f, const sx_qindex *ix, const sx_qmatch *ms, s
         }
 }
 
+sx_status sx_mfx_contacted(sx_mfx *f, uint32_t i, const sx_qreq *q, uint32_t *contacted,
+                           sx_err *err)
+{
+    Shardex__V1__QueryResponse *r = NULL;
+    sx_status st = sx_q_query(f->c, f->c->worker_addr[i], q, NULL, &r, err);
+    if (st != SX_OK)
+        return st;
+    *contacted = r->partitions_contacted;
+    sx_rpc_free(&r->base);
+    return SX_OK;
+}
+
 bool sx_mfx_query_has(sx_mfx *f, const sx_qreq *q, const char *id)
 {
     sx_qpages pg;

@@ -120,6 +120,11 @@ uint32_t sx_mfx_check_query(sx_mfx *f, const char *field, bool is_int, const sx_
  * latest tokens: equal to the model. */
 void sx_mfx_check_matches(sx_mfx *f, const sx_qindex *ix, const sx_qmatch *ms, size_t n);
 
+/* q's first page through worker i alone: *contacted (set on success) is
+ * its partitions_contacted. The call's status, its message in err. */
+sx_status sx_mfx_contacted(sx_mfx *f, uint32_t i, const sx_qreq *q, uint32_t *contacted,
+                           sx_err *err);
+
 /* True when q (every page) has a hit with that id. */
 bool sx_mfx_query_has(sx_mfx *f, const sx_qreq *q, const char *id);
 
