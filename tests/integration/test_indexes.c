@@ -331,20 +331,7 @@ static uint32_t covering(const sx_qindex *ix, const sx_qmatch *m)
 /* Every page of q (tolerant: retried while transient) into *pg. */
 static void query_all(fx *f, const sx_qreq *q, sx_qpages *pg)
 {
-    uint64_t end = sx_clock_now_ms() + FAILOVER_MS;
-    char d[160];
-    for (;;) {
-        sx_err err = {0};
-        sx_mfx_addr via = pick(f, &f->rng);
-        sx_status st = sx_q_query_all(f->c, via.s, q, pg, &err);
-        if (st == SX_OK)
-            return;
-        sx_qhits_free(&pg->hits);
-        if (!f->tolerant || !sx_mfx_transient(st) || sx_clock_now_ms() >= end)
-            SX_FX_FAIL(f->c, "query %s through %s: %s: %s", sx_qreq_fmt(q, d, sizeof(d)), via.s,
-                       sx_status_name(st), err.msg);
-        f->retries++;
-    }
+    sx_mfx_query_all_in(f->c, &f->mu, &f->rng, f->tolerant, &f->retries, q, pg);
 }
 
 static void expect_hits(fx *f, const sx_qreq *q, const sx_qindex *ix, const sx_qpages *pg)

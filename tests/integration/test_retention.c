@@ -455,16 +455,25 @@ static json_int_t jget(json_t *o, const char *path1, const char *key)
     return json_is_integer(v) ? json_integer_value(v) : -1;
 }
 
-/* Deletes the document id from the stopped worker w's store of p. */
-static void delete_doc(state *s, uint32_t w, uint32_t p, const char *id)
+/* The stopped worker w's store of p (its path into path), opened; fails
+ * the test when it does not open. */
+static sx_store *open_stopped(state *s, uint32_t w, uint32_t p, char *path, size_t cap)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/w%u/partitions/p%04u", s->c->dir, w, p);
+    snprintf(path, cap, "%s/w%u/partitions/p%04u", s->c->dir, w, p);
     sx_store_opts so = {.no_create = true};
     sx_store *st = NULL;
     sx_err err = {0};
     if (sx_store_open(path, &so, &st, &err) != SX_OK)
         SX_FX_FAIL(s->c, "open %s: %s", path, err.msg);
+    return st;
+}
+
+/* Deletes the document id from the stopped worker w's store of p. */
+static void delete_doc(state *s, uint32_t w, uint32_t p, const char *id)
+{
+    char path[512];
+    sx_store *st = open_stopped(s, w, p, path, sizeof(path));
+    sx_err err = {0};
     sx_buf key = {0};
     sx_buf_push(&key, 'D');
     sx_key_append_str(&key, id, strlen(id));
@@ -1007,12 +1016,8 @@ static bool diff_of_salt_p0(json_t *e, const void *arg)
 static void set_salt_from(state *s, uint32_t w, uint32_t p, uint64_t id, uint64_t from)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/w%u/partitions/p%04u", s->c->dir, w, p);
-    sx_store_opts so = {.no_create = true};
-    sx_store *st = NULL;
+    sx_store *st = open_stopped(s, w, p, path, sizeof(path));
     sx_err err = {0};
-    if (sx_store_open(path, &so, &st, &err) != SX_OK)
-        SX_FX_FAIL(s->c, "open %s: %s", path, err.msg);
     sx_buf key = {0}, val = {0};
     sx_buf_push(&key, 'H');
     sx_key_append_u64(&key, id);

@@ -174,18 +174,26 @@ void sx_mfx_create_index(sx_mfx *f, const sx_qindex *ix, uint64_t timeout_ms)
 
 void sx_mfx_query_all(sx_mfx *f, const sx_qreq *q, sx_qpages *pg)
 {
+    sx_mfx_query_all_in(f->c, &f->mu, &f->rng, true, NULL, q, pg);
+}
+
+void sx_mfx_query_all_in(sx_cluster *c, pthread_mutex_t *mu, uint64_t *rng, bool retry,
+                         uint64_t *retries, const sx_qreq *q, sx_qpages *pg)
+{
     uint64_t end = sx_clock_now_ms() + SX_MFX_QUERY_MS;
     char d[160];
     for (;;) {
         sx_err err = {0};
-        sx_mfx_addr via = sx_mfx_pick(f, &f->rng);
-        sx_status st = sx_q_query_all(f->c, via.s, q, pg, &err);
+        sx_mfx_addr via = sx_mfx_pick_running(c, mu, rng);
+        sx_status st = sx_q_query_all(c, via.s, q, pg, &err);
         if (st == SX_OK)
             return;
         sx_qhits_free(&pg->hits);
-        if (!sx_mfx_transient(st) || sx_clock_now_ms() >= end)
-            SX_FX_FAIL(f->c, "query %s through %s: %s: %s", sx_qreq_fmt(q, d, sizeof(d)), via.s,
+        if (!retry || !sx_mfx_transient(st) || sx_clock_now_ms() >= end)
+            SX_FX_FAIL(c, "query %s through %s: %s: %s", sx_qreq_fmt(q, d, sizeof(d)), via.s,
                        sx_status_name(st), err.msg);
+        if (retries)
+            (*retries)++;
     }
 }
 

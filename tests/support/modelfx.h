@@ -107,6 +107,12 @@ void sx_mfx_create_index(sx_mfx *f, const sx_qindex *ix, uint64_t timeout_ms);
  * up to SX_MFX_QUERY_MS; fails the test otherwise. sx_qhits_free pg->hits. */
 void sx_mfx_query_all(sx_mfx *f, const sx_qreq *q, sx_qpages *pg);
 
+/* The same for a test with a fixture of its own: through running workers of
+ * c (sx_mfx_pick_running), retried only while `retry`, each retry counted in
+ * *retries (may be NULL). */
+void sx_mfx_query_all_in(sx_cluster *c, pthread_mutex_t *mu, uint64_t *rng, bool retry,
+                         uint64_t *retries, const sx_qreq *q, sx_qpages *pg);
+
 /* Fails the test unless got equals the model's hits of q->match on an index
  * of `field` typed is_int. */
 void sx_mfx_expect_model(sx_mfx *f, const char *field, bool is_int, const sx_qreq *q,
