@@ -6,7 +6,8 @@
  * retried through running workers and compared with the model.
  *
  * It is what test_hot_values.c, test_range_split.c and test_range_auto.c had
- * each written again; what differs between them (the documents, the matches
+ * each written again (test_indexes.c, with a fixture of its own, uses the
+ * _running/_in forms); what differs between them (the documents, the matches
  * checked, the protocol under test) stays in the tests. Failures fail the
  * running test (SX_FX_FAIL, with the daemons' logs), so only cmocka tests
  * link it.
