@@ -50,11 +50,10 @@ static void set_servers(fx *f)
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3, .partitions = 8};
-    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
-    if (!c)
+    fx *f = SX_FX_STATE_NEW(fx, &o, WAIT_MS);
+    if (!f)
         return -1;
-    fx *f = sx_calloc(1, sizeof(*f));
-    f->c = c;
+    sx_cluster *c = f->c;
     f->seed = run_seed;
     snprintf(f->history, sizeof(f->history), "%s/history", c->dir);
     sx_cluster_bin("tests/chaos/sx_chaos_workload", f->bin, sizeof(f->bin));
@@ -67,9 +66,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    sx_cluster_kill_all(f->c);
-    sx_cluster_stop(f->c);
-    free(f->c);
+    sx_fx_cluster_end(f->c);
     free(f);
     return 0;
 }

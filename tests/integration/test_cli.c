@@ -23,6 +23,7 @@
 #include "checker.h"
 #include "clock.h"
 #include "cluster.h"
+#include "fixture.h"
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -294,11 +295,10 @@ static int closed_port(void)
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3, .partitions = P};
-    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
-    if (!c)
+    fx *f = SX_FX_STATE_NEW(fx, &o, WAIT_MS);
+    if (!f)
         return -1;
-    fx *f = calloc(1, sizeof(*f));
-    f->c = c;
+    sx_cluster *c = f->c;
     snprintf(f->servers, sizeof(f->servers), "%s,%s,%s", c->worker_addr[0], c->worker_addr[1],
              c->worker_addr[2]);
     f->dead_port = closed_port();
@@ -309,9 +309,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    sx_cluster_kill_all(f->c);
-    sx_cluster_stop(f->c);
-    free(f->c);
+    sx_fx_cluster_end(f->c);
     free(f);
     return 0;
 }

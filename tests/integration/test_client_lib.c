@@ -44,11 +44,10 @@ typedef struct fx {
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3, .partitions = P};
-    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
-    if (!c)
+    fx *f = SX_FX_STATE_NEW(fx, &o, WAIT_MS);
+    if (!f)
         return -1;
-    fx *f = calloc(1, sizeof(*f));
-    f->c = c;
+    sx_cluster *c = f->c;
     const char *servers[4] = {DEAD_ADDR, c->worker_addr[0], c->worker_addr[1], c->worker_addr[2]};
     sx_client_opts co = {.servers = servers, .nservers = 4};
     sx_err err = {0};
@@ -65,9 +64,7 @@ static int teardown(void **state)
     fx *f = *state;
     sx_client_close(f->cl);
     sx_token_set_free(&f->tokens);
-    sx_cluster_kill_all(f->c);
-    sx_cluster_stop(f->c);
-    free(f->c);
+    sx_fx_cluster_end(f->c);
     free(f);
     return 0;
 }

@@ -25,6 +25,7 @@
 #include "fixture.h"
 #include "harness.h"
 #include "hash.h"
+#include "modelfx.h"
 #include "query.h"
 #include "rpc.h"
 #include "shardex/v1/shardex.pb-c.h"
@@ -59,71 +60,13 @@ static const sx_qindex IX_R = {
     .nsplits = 3,
     .splits = {{.is_int = true, .i = 250}, {.is_int = true, .i = 500}, {.is_int = true, .i = 750}}};
 
-typedef struct fx {
-    sx_cluster *c;
-    sx_model *model;
-    sx_qtokens tokens;
-    uint64_t rng;
-    pthread_mutex_t mu; /* model, tokens, the cluster's running workers */
-    bool stop;
-    uint64_t writes;
-    char fail[512];
-} fx;
+/* The model fixture (modelfx.h): cluster, model, tokens, writer thread. */
+typedef sx_mfx fx;
 
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3, .partitions = P};
-    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
-    if (!c)
-        return -1;
-    fx *f = calloc(1, sizeof(*f));
-    f->c = c;
-    f->model = sx_model_create();
-    pthread_mutex_init(&f->mu, NULL);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    sx_cluster_kill_all(f->c);
-    sx_cluster_stop(f->c);
-    free(f->c);
-    sx_model_destroy(f->model);
-    pthread_mutex_destroy(&f->mu);
-    free(f);
-    return 0;
-}
-
-static void seed_test(fx *f, const char *name)
-{
-    f->rng = seed ^ sx_hash64(name, strlen(name));
-    fprintf(stderr, "%s: seed=%" PRIu64 " (SHARDEX_TEST_SEED replays)\n", name, seed);
-}
-
-typedef struct waddr {
-    char s[64];
-} waddr;
-
-static waddr pick(fx *f, uint64_t *s)
-{
-    waddr a;
-    pthread_mutex_lock(&f->mu);
-    for (;;) {
-        uint32_t i = (uint32_t)(sx_fx_rnd(s) % f->c->nworkers);
-        if (f->c->worker_pid[i] > 0) {
-            memcpy(a.s, f->c->worker_addr[i], sizeof(a.s));
-            break;
-        }
-    }
-    pthread_mutex_unlock(&f->mu);
-    return a;
-}
-
-static bool transient(sx_status st)
-{
-    return st == SX_UNAVAILABLE || st == SX_DEADLINE_EXCEEDED;
+    return sx_mfx_setup(state, &o);
 }
 
 /* ------------------------------------------------------------------ writes -- */
@@ -142,46 +85,6 @@ static void random_doc(uint64_t *s, const char *id, sx_qdoc *d, int hot)
         sx_qdoc_add(d, "m", sx_qval_int((int64_t)(sx_fx_rnd(s) % VMAX)));
 }
 
-/* Puts docs (or deletes ids when docs is NULL), retried until acknowledged,
- * then applied to the model. *toks: its tokens. */
-static bool write_docs(fx *f, uint64_t *s, sx_qdoc *docs, const char (*ids)[SX_QID], size_t k,
-                       sx_qtokens *toks, char *why, size_t cap)
-{
-    uint64_t end = sx_clock_now_ms() + WAIT_MS;
-    for (;;) {
-        memset(toks, 0, sizeof(*toks));
-        waddr via = pick(f, s);
-        sx_err err = {0};
-        sx_status st;
-        if (!docs) {
-            const char *p[4] = {ids[0], ids[1], ids[2], ids[3]};
-            st = sx_q_delete(f->c, via.s, p, k, 4000, toks, NULL, &err);
-        } else {
-            st = sx_q_put(f->c, via.s, docs, k, 4000, toks, NULL, &err);
-        }
-        if (st == SX_OK)
-            break;
-        if (!transient(st) || sx_clock_now_ms() >= end) {
-            snprintf(why, cap, "%s through %s: %s: %s", docs ? "Put" : "Delete", via.s,
-                     sx_status_name(st), err.msg);
-            return false;
-        }
-    }
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < k; i++) {
-        if (docs)
-            sx_model_put(f->model, &docs[i]);
-        else
-            sx_model_delete(f->model, ids[i]);
-    }
-    for (uint32_t p = 0; p < SX_QTOKENS_MAX; p++)
-        if (toks->off[p] > f->tokens.off[p])
-            f->tokens.off[p] = toks->off[p];
-    f->writes++;
-    pthread_mutex_unlock(&f->mu);
-    return true;
-}
-
 /* A put of 1-4 random documents (ids doc-NNN: overwrites keep HOT, take it,
  * or leave it) or a delete of 1-2. */
 static bool write_one(fx *f, uint64_t *s, char *why, size_t cap)
@@ -191,18 +94,12 @@ static bool write_one(fx *f, uint64_t *s, char *why, size_t cap)
     sx_qdoc docs[4];
     char ids[4][SX_QID];
     for (size_t i = 0; i < k; i++) {
-        bool dup;
-        do {
-            snprintf(ids[i], SX_QID, "doc-%03u", (unsigned)(sx_fx_rnd(s) % NIDS));
-            dup = false;
-            for (size_t j = 0; j < i; j++)
-                dup |= strcmp(ids[i], ids[j]) == 0;
-        } while (dup);
+        sx_mfx_random_id(s, "doc", NIDS, ids, i);
         if (!del)
             random_doc(s, ids[i], &docs[i], 0);
     }
     sx_qtokens t;
-    return write_docs(f, s, del ? NULL : docs, (const char(*)[SX_QID])ids, k, &t, why, cap);
+    return sx_mfx_write(f, s, del ? NULL : docs, (const char(*)[SX_QID])ids, k, &t, why, cap);
 }
 
 static void random_writes(fx *f, int n)
@@ -213,50 +110,7 @@ static void random_writes(fx *f, int n)
             SX_FX_FAIL(f->c, "write %d: %s", i, why);
 }
 
-static void *writer_main(void *arg)
-{
-    fx *f = arg;
-    uint64_t s = f->rng ^ 0x9e3779b97f4a7c15ull;
-    char why[512];
-    for (;;) {
-        pthread_mutex_lock(&f->mu);
-        bool stop = f->stop;
-        pthread_mutex_unlock(&f->mu);
-        if (stop)
-            break;
-        if (!write_one(f, &s, why, sizeof(why))) {
-            pthread_mutex_lock(&f->mu);
-            snprintf(f->fail, sizeof(f->fail), "writer: %s", why);
-            pthread_mutex_unlock(&f->mu);
-            break;
-        }
-    }
-    return NULL;
-}
-
-static void writer_stop(fx *f, pthread_t th)
-{
-    pthread_mutex_lock(&f->mu);
-    f->stop = true;
-    pthread_mutex_unlock(&f->mu);
-    pthread_join(th, NULL);
-    f->stop = false;
-    if (f->fail[0])
-        SX_FX_FAIL(f->c, "%s", f->fail);
-    fprintf(stderr, "  %" PRIu64 " writes acknowledged\n", f->writes);
-}
-
 /* ---------------------------------------------------------------- indexes -- */
-
-static void create_index(fx *f, const sx_qindex *ix)
-{
-    sx_err err = {0};
-    sx_status st = sx_q_create_index(f->c, pick(f, &f->rng).s, ix, &err);
-    if (st != SX_OK)
-        SX_FX_FAIL(f->c, "CreateIndex %s: %s: %s", ix->name, sx_status_name(st), err.msg);
-    if (!sx_q_wait_ready(f->c, pick(f, &f->rng).s, ix->name, FAILOVER_MS))
-        SX_FX_FAIL(f->c, "index %s did not become READY", ix->name);
-}
 
 /* SaltIndex through a running worker. */
 static sx_status salt(fx *f, const char *name, const Shardex__V1__Value *v, uint32_t ways,
@@ -268,8 +122,9 @@ static sx_status salt(fx *f, const char *name, const Shardex__V1__Value *v, uint
     req.ways = ways;
     ProtobufCMessage *resp = NULL;
     sx_rpc_call_opts o = {.timeout_ms = 10000};
-    sx_status st = sx_rpc_invoke(f->c->rpc, pick(f, &f->rng).s, &shardex__v1__shardex__descriptor,
-                                 "SaltIndex", &req.base, &resp, &o, err);
+    sx_status st =
+        sx_rpc_invoke(f->c->rpc, sx_mfx_pick(f, &f->rng).s, &shardex__v1__shardex__descriptor,
+                      "SaltIndex", &req.base, &resp, &o, err);
     sx_rpc_free(resp);
     return st;
 }
@@ -327,70 +182,17 @@ static size_t salt_terms(fx *f, const char *name, uint32_t *terms, size_t cap)
 
 /* ----------------------------------------------------------------- queries -- */
 
-static void query_all(fx *f, const sx_qreq *q, sx_qpages *pg)
-{
-    uint64_t end = sx_clock_now_ms() + FAILOVER_MS;
-    char d[160];
-    for (;;) {
-        sx_err err = {0};
-        waddr via = pick(f, &f->rng);
-        sx_status st = sx_q_query_all(f->c, via.s, q, pg, &err);
-        if (st == SX_OK)
-            return;
-        sx_qhits_free(&pg->hits);
-        if (!transient(st) || sx_clock_now_ms() >= end)
-            SX_FX_FAIL(f->c, "query %s through %s: %s: %s", sx_qreq_fmt(q, d, sizeof(d)), via.s,
-                       sx_status_name(st), err.msg);
-    }
-}
-
-static void expect_model(fx *f, const sx_qreq *q, const sx_qhits *got)
-{
-    sx_qhits want = {0};
-    char why[256], d[160];
-    sx_model_expect(f->model, "m", true, &q->match, &want);
-    bool ok = sx_qhits_equal(got, &want, why, sizeof(why));
-    sx_qhits_free(&want);
-    if (!ok)
-        SX_FX_FAIL(f->c, "query %s: %s", sx_qreq_fmt(q, d, sizeof(d)), why);
-}
-
-static sx_qmatch range_of(int64_t lo, int64_t hi)
-{
-    sx_qmatch m = {.range = true};
-    if (lo >= 0) {
-        m.has_min = true;
-        m.min = sx_qval_int(lo);
-    }
-    if (hi >= 0) {
-        m.has_max = true;
-        m.max = sx_qval_int(hi);
-    }
-    return m;
-}
-
 /* Every match below on the first nix of IX_H, IX_R, GLOBAL, paged (7 and
  * 1000), with the latest tokens: equal to the model. */
 static void check_all(fx *f, size_t nix)
 {
-    sx_qmatch ms[] = {{.eq = sx_qval_int(HOT)}, {.eq = sx_qval_int(HOT + 1)},
-                      range_of(-1, -1),         range_of(HOT, HOT),
-                      range_of(400, 450),       range_of(0, HOT - 1),
-                      range_of(HOT + 1, -1),    range_of(300, 600)};
+    sx_qmatch ms[] = {{.eq = sx_qval_int(HOT)},      {.eq = sx_qval_int(HOT + 1)},
+                      sx_mfx_int_range(-1, -1),      sx_mfx_int_range(HOT, HOT),
+                      sx_mfx_int_range(400, 450),    sx_mfx_int_range(0, HOT - 1),
+                      sx_mfx_int_range(HOT + 1, -1), sx_mfx_int_range(300, 600)};
     const sx_qindex *ixs[] = {&IX_H, &IX_R};
     for (size_t x = 0; x < nix; x++)
-        for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++)
-            for (uint32_t limit = 7; limit <= 1000; limit += 993) {
-                sx_qreq q = {.index = ixs[x]->name,
-                             .match = ms[i],
-                             .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
-                             .limit = limit,
-                             .after = &f->tokens};
-                sx_qpages pg;
-                query_all(f, &q, &pg);
-                expect_model(f, &q, &pg.hits);
-                sx_qhits_free(&pg.hits);
-            }
+        sx_mfx_check_matches(f, ixs[x], ms, sizeof(ms) / sizeof(ms[0]));
 }
 
 /* Read-your-writes on HOT through index ix: a document put with HOT is seen
@@ -408,31 +210,19 @@ static void ryw_rounds(fx *f, const sx_qindex *ix, int rounds)
         if (!on)
             doc.n = 1; /* no second value: certainly off HOT */
         sx_qtokens tok;
-        if (!write_docs(f, &f->rng, &doc, NULL, 1, &tok, why, sizeof(why)))
+        if (!sx_mfx_write(f, &f->rng, &doc, NULL, 1, &tok, why, sizeof(why)))
             SX_FX_FAIL(f->c, "ryw write %d: %s", i, why);
         sx_qreq q = {.index = ix->name,
                      .match = {.eq = sx_qval_int(HOT)},
                      .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                      .limit = 1000,
                      .after = &tok};
-        sx_qpages pg;
-        query_all(f, &q, &pg);
-        bool seen = false;
-        for (size_t k = 0; k < pg.hits.n; k++)
-            seen |= strcmp(pg.hits.h[k].id, id) == 0;
-        sx_qhits_free(&pg.hits);
+        bool seen = sx_mfx_query_has(f, &q, id);
         if (seen != on)
             SX_FX_FAIL(f->c, "ryw %d: %s put %s %d, query %s with its token %s it", i, id,
                        on ? "with" : "without", HOT, sx_qreq_fmt(&q, d, sizeof(d)),
                        seen ? "sees" : "does not see");
     }
-}
-
-static void run_verify(fx *f)
-{
-    char why[256];
-    if (!sx_check_verify(f->c, 120000, why, sizeof(why)))
-        SX_FX_FAIL(f->c, "%s", why);
 }
 
 /* An eq on HOT through one worker contacts `want` term partitions (its map
@@ -451,13 +241,9 @@ static bool contacted_cond(void *arg)
                  .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                  .limit = 1000,
                  .after = &w->f->tokens};
-    Shardex__V1__QueryResponse *r = NULL;
     sx_err err = {0};
-    sx_status st = sx_q_query(w->f->c, w->f->c->worker_addr[w->worker], &q, NULL, &r, &err);
-    if (st != SX_OK)
+    if (sx_mfx_contacted(w->f, w->worker, &q, &w->got, &err) != SX_OK)
         return false;
-    w->got = r->partitions_contacted;
-    sx_rpc_free(&r->base);
     return w->got == w->want;
 }
 
@@ -478,7 +264,7 @@ static void expect_listed(fx *f, const char *name, uint32_t ways)
 {
     Shardex__V1__ListIndexesResponse *l = NULL;
     sx_err err = {0};
-    if (sx_q_list_indexes(f->c, pick(f, &f->rng).s, &l, &err) != SX_OK)
+    if (sx_q_list_indexes(f->c, sx_mfx_pick(f, &f->rng).s, &l, &err) != SX_OK)
         SX_FX_FAIL(f->c, "ListIndexes: %s", err.msg);
     const Shardex__V1__IndexInfo *ix = sx_q_find_index(l, name);
     bool ok = ix && ix->n_hot_values == 1 && ix->hot_values[0]->value &&
@@ -493,18 +279,17 @@ static void expect_listed(fx *f, const char *name, uint32_t ways)
 static void test_salt_while_writing(void **state)
 {
     fx *f = *state;
-    seed_test(f, "salt_while_writing");
+    sx_mfx_seed_test(&f->rng, seed, "salt_while_writing");
     random_writes(f, 40);
-    create_index(f, &IX_H);
-    create_index(f, &IX_R);
+    sx_mfx_create_index(f, &IX_H, FAILOVER_MS);
+    sx_mfx_create_index(f, &IX_R, FAILOVER_MS);
     Shardex__V1__Value hot = ival(HOT), str = SHARDEX__V1__VALUE__INIT;
     str.kind_case = SHARDEX__V1__VALUE__KIND_S;
     str.s = "x";
     expect_refused(f, IX_H.name, &hot, 1, SX_INVALID_ARGUMENT, "ways: 1 is not in [2, 4]");
     expect_refused(f, IX_H.name, &str, 2, SX_INVALID_ARGUMENT, "value: not a int");
     expect_refused(f, "nope", &hot, 2, SX_NOT_FOUND, "does not exist");
-    pthread_t th;
-    pthread_create(&th, NULL, writer_main, f);
+    sx_mfx_writer_start(f, write_one);
     ryw_rounds(f, &IX_H, 5);
     salt_hot(f, IX_H.name, 3);
     salt_hot(f, IX_R.name, 3);
@@ -513,14 +298,14 @@ static void test_salt_while_writing(void **state)
     ryw_rounds(f, &IX_R, 10);
     wait_contacted(f, IX_H.name, 3);
     wait_contacted(f, IX_R.name, 3);
-    writer_stop(f, th);
+    sx_mfx_writer_stop(f);
     expect_listed(f, IX_H.name, 3);
     uint32_t terms[8];
     if (salt_terms(f, IX_R.name, terms, 8) != 3 || terms[0] != 1 || terms[1] != 2 || terms[2] != 3)
         SX_FX_FAIL(f->c, "%s: the salt of %d is not over t1, t2, t3", IX_R.name, HOT);
     check_all(f, 2);
     SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
-    run_verify(f);
+    sx_mfx_verify(f);
 }
 
 /* Pages of an eq query on HOT (limit 4): a salt between pages 2 and 3, and
@@ -530,41 +315,18 @@ static void test_salt_while_writing(void **state)
 static void test_salt_paging(void **state)
 {
     fx *f = *state;
-    seed_test(f, "salt_paging");
+    sx_mfx_seed_test(&f->rng, seed, "salt_paging");
     random_writes(f, 50);
-    create_index(f, &IX_H);
+    sx_mfx_create_index(f, &IX_H, FAILOVER_MS);
     sx_qreq q = {.index = IX_H.name,
                  .match = {.eq = sx_qval_int(HOT)},
                  .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                  .limit = 4,
                  .after = &f->tokens};
-    sx_qhits got = {0};
-    ProtobufCBinaryData tok = {0};
-    uint8_t *tokbuf = NULL;
-    int pages = 0;
+    sx_mfx_pager pg = {0};
     char why[512];
-    for (;;) {
-        Shardex__V1__QueryResponse *r = NULL;
-        sx_err err = {0};
-        sx_status st = sx_q_query(f->c, pick(f, &f->rng).s, &q, pages ? &tok : NULL, &r, &err);
-        if (st != SX_OK)
-            SX_FX_FAIL(f->c, "page %d: %s: %s", pages, sx_status_name(st), err.msg);
-        for (size_t i = 0; i < r->n_hits; i++) {
-            sx_qhit h = {0};
-            snprintf(h.id, sizeof(h.id), "%s", r->hits[i]->id);
-            h.v = sx_qval_int(r->hits[i]->value->i);
-            sx_qhits_push(&got, &h);
-        }
-        pages++;
-        bool last = r->next_page_token.len == 0;
-        free(tokbuf);
-        tokbuf = malloc(r->next_page_token.len + 1);
-        if (!last)
-            memcpy(tokbuf, r->next_page_token.data, r->next_page_token.len);
-        tok = (ProtobufCBinaryData){r->next_page_token.len, tokbuf};
-        sx_rpc_free(&r->base);
-        if (last)
-            break;
+    while (sx_mfx_next_page(f, &q, &pg)) {
+        int pages = pg.pages;
         if (pages == 2)
             salt_hot(f, IX_H.name, 4);
         if (pages >= 2) {
@@ -584,48 +346,18 @@ static void test_salt_paging(void **state)
                 sx_qdoc_add(&d, "m", sx_qval_int(HOT));
                 sx_qdoc_add(&d, "other", sx_qval_int(pages));
                 sx_qtokens t;
-                if (!write_docs(f, &f->rng, &d, NULL, 1, &t, why, sizeof(why)))
+                if (!sx_mfx_write(f, &f->rng, &d, NULL, 1, &t, why, sizeof(why)))
                     SX_FX_FAIL(f->c, "overwrite %s: %s", d.id, why);
             }
             sx_qhits_free(&all);
         }
     }
-    free(tokbuf);
-    if (pages < 4)
-        SX_FX_FAIL(f->c, "the query ended after %d pages: too few to salt between them", pages);
-    expect_model(f, &q, &got);
-    fprintf(stderr, "  %zu hits of %d in %d pages across the salt\n", got.n, HOT, pages);
-    sx_qhits_free(&got);
-    run_verify(f);
-}
-
-static void kill9(fx *f, int32_t i, const char *what)
-{
-    if (i < 0)
-        SX_FX_FAIL(f->c, "no worker is %s", what);
-    fprintf(stderr, "  kill -9 worker %d (%s)\n", i, what);
-    pthread_mutex_lock(&f->mu);
-    sx_cluster_kill_worker(f->c, (uint32_t)i);
-    pthread_mutex_unlock(&f->mu);
-}
-
-static int32_t owner_of(fx *f, const char *name, uint32_t t)
-{
-    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(f->c);
-    if (!m)
-        SX_FX_FAIL(f->c, "no map");
-    int32_t who = -1;
-    for (size_t i = 0; i < m->n_indexes; i++) {
-        const Shardex__Internal__V1__IndexEntry *e = m->indexes[i];
-        if (strcmp(e->spec->name, name) != 0 || e->first_term + t >= m->n_terms)
-            continue;
-        int32_t o = m->terms[e->first_term + t]->owner;
-        for (uint32_t k = 0; k < f->c->nworkers; k++)
-            if (sx_cluster_index_of(m, f->c, k) == o)
-                who = (int32_t)k;
-    }
-    sx_rpc_free(&m->base);
-    return who;
+    if (pg.pages < 4)
+        SX_FX_FAIL(f->c, "the query ended after %d pages: too few to salt between them", pg.pages);
+    sx_mfx_expect_model(f, "m", true, &q, &pg.got);
+    fprintf(stderr, "  %zu hits of %d in %d pages across the salt\n", pg.got.n, HOT, pg.pages);
+    sx_mfx_pager_free(&pg);
+    sx_mfx_verify(f);
 }
 
 /* kill -9 of the owner of a salt set's partition (not the value's own)
@@ -634,32 +366,27 @@ static int32_t owner_of(fx *f, const char *name, uint32_t t)
 static void test_salt_kill(void **state)
 {
     fx *f = *state;
-    seed_test(f, "salt_kill");
+    sx_mfx_seed_test(&f->rng, seed, "salt_kill");
     random_writes(f, 40);
-    create_index(f, &IX_H);
-    create_index(f, &IX_R);
+    sx_mfx_create_index(f, &IX_H, FAILOVER_MS);
+    sx_mfx_create_index(f, &IX_R, FAILOVER_MS);
     salt_hot(f, IX_H.name, 3);
     salt_hot(f, IX_R.name, 3);
     random_writes(f, 30);
     uint32_t terms[8];
     if (salt_terms(f, IX_H.name, terms, 8) != 3)
         SX_FX_FAIL(f->c, "%s: no salt of %d in the map", IX_H.name, HOT);
-    int32_t victim = owner_of(f, IX_H.name, terms[1]);
-    pthread_t th;
-    pthread_create(&th, NULL, writer_main, f);
-    kill9(f, victim, "the owner of a salt set's term partition");
+    int32_t victim = sx_mfx_term_owner(f, IX_H.name, terms[1]);
+    sx_mfx_writer_start(f, write_one);
+    sx_mfx_kill_worker(f, victim, "the owner of a salt set's term partition");
     ryw_rounds(f, &IX_H, 8);
     ryw_rounds(f, &IX_R, 4);
-    pthread_mutex_lock(&f->mu);
-    bool ok = sx_cluster_start_worker(f->c, (uint32_t)victim);
-    pthread_mutex_unlock(&f->mu);
-    if (!ok || !sx_cluster_wait_alive(f->c, (uint32_t)victim, WAIT_MS))
-        SX_FX_FAIL(f->c, "worker %d did not come back", victim);
+    sx_mfx_restart_worker(f, victim, WAIT_MS);
     ryw_rounds(f, &IX_H, 4);
-    writer_stop(f, th);
+    sx_mfx_writer_stop(f);
     check_all(f, 2);
     SX_FX_CHECK_REPLICAS(f->c, FAILOVER_MS);
-    run_verify(f);
+    sx_mfx_verify(f);
 }
 
 /* ListIndexes shows a hot value of index name: its share is filled in. */
@@ -674,7 +401,7 @@ static bool listed_cond(void *arg)
 {
     listed_wait *w = arg;
     Shardex__V1__ListIndexesResponse *l = NULL;
-    if (sx_q_list_indexes(w->f->c, pick(w->f, &w->f->rng).s, &l, NULL) != SX_OK)
+    if (sx_q_list_indexes(w->f->c, sx_mfx_pick(w->f, &w->f->rng).s, &l, NULL) != SX_OK)
         return false;
     const Shardex__V1__IndexInfo *ix = sx_q_find_index(l, w->name);
     w->n = ix ? ix->n_hot_values : 0;
@@ -691,8 +418,8 @@ static bool listed_cond(void *arg)
 static void test_salt_automatic(void **state)
 {
     fx *f = *state;
-    seed_test(f, "salt_automatic");
-    create_index(f, &IX_H);
+    sx_mfx_seed_test(&f->rng, seed, "salt_automatic");
+    sx_mfx_create_index(f, &IX_H, FAILOVER_MS);
     const char *const extra[] = {
         "--hot-value-share", "0.2", "--hot-value-min-changes", "60", "--hot-value-ways", "2", NULL};
     if (!sx_cluster_restart_coordinator(f->c, extra))
@@ -715,7 +442,7 @@ static void test_salt_automatic(void **state)
     random_writes(f, 30);
     wait_contacted(f, IX_H.name, 2);
     check_all(f, 1);
-    run_verify(f);
+    sx_mfx_verify(f);
 }
 
 int main(void)
@@ -723,10 +450,10 @@ int main(void)
     seed = sx_fx_seed();
     sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_salt_while_writing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_salt_paging, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_salt_kill, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_salt_automatic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_salt_while_writing, setup, sx_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_salt_paging, setup, sx_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_salt_kill, setup, sx_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_salt_automatic, setup, sx_mfx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sx_rpc_wait_shutdown(5000);

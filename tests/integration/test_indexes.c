@@ -27,6 +27,7 @@
 #include "fixture.h"
 #include "harness.h"
 #include "hash.h"
+#include "modelfx.h"
 #include "query.h"
 #include "shardex/v1/shardex.pb-c.h"
 
@@ -106,11 +107,9 @@ typedef struct fx {
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3, .partitions = P};
-    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
-    if (!c)
+    fx *f = SX_FX_STATE_NEW(fx, &o, WAIT_MS);
+    if (!f)
         return -1;
-    fx *f = calloc(1, sizeof(*f));
-    f->c = c;
     f->model = sx_model_create();
     pthread_mutex_init(&f->mu, NULL);
     f->t0 = sx_clock_now_ms();
@@ -124,57 +123,24 @@ static int teardown(void **state)
     fprintf(stderr, "  (%" PRIu64 " ms after the cluster settled)\n", sx_clock_now_ms() - f->t0);
     /* Everything was checked: no need for a graceful stop (which waits for
      * calls in flight). */
-    sx_cluster_kill_all(f->c);
-    sx_cluster_stop(f->c);
-    free(f->c);
+    sx_fx_cluster_end(f->c);
     sx_model_destroy(f->model);
     pthread_mutex_destroy(&f->mu);
     free(f);
     return 0;
 }
 
-/* Each test draws from its own stream of the run's seed. */
-static void seed_test(fx *f, const char *name)
-{
-    f->rng = seed ^ sx_hash64(name, strlen(name));
-    fprintf(stderr, "%s: seed=%" PRIu64 " (SHARDEX_TEST_SEED replays)\n", name, seed);
-}
-
 /* `shardex verify` recomputes every index from the log. */
 static void run_verify(fx *f)
 {
-    char why[256];
-    if (!sx_check_verify(f->c, 120000, why, sizeof(why)))
-        SX_FX_FAIL(f->c, "%s", why);
+    SX_FX_VERIFY(f->c, 120000);
 }
 
-/* A running worker's address, copied under f->mu: a writer thread picks
- * workers while the main thread kills and restarts them (under f->mu). A
- * struct, so that pick(...).s lives until the end of the call it is passed to. */
-typedef struct waddr {
-    char s[64];
-} waddr;
-
-static waddr pick(fx *f, uint64_t *s)
+/* A running worker's address (modelfx.h): a writer thread picks workers
+ * while the main thread kills and restarts them (under f->mu). */
+static sx_mfx_addr pick(fx *f, uint64_t *s)
 {
-    waddr a;
-    pthread_mutex_lock(&f->mu);
-    for (;;) {
-        uint32_t i = (uint32_t)(sx_fx_rnd(s) % f->c->nworkers);
-        if (f->c->worker_pid[i] > 0) {
-            memcpy(a.s, f->c->worker_addr[i], sizeof(a.s));
-            break;
-        }
-    }
-    pthread_mutex_unlock(&f->mu);
-    return a;
-}
-
-/* Errors that a failure in progress explains, as the contract says (no live
- * leader or owner, a deadline): retried in tolerant mode. */
-static bool transient(sx_status st)
-{
-    return st == SX_UNAVAILABLE || st == SX_DEADLINE_EXCEEDED;
+    return sx_mfx_pick_running(f->c, &f->mu, s);
 }
 
 /* ------------------------------------------------------------------ writes -- */
@@ -224,13 +190,7 @@ static void random_write(uint64_t *s, op *o)
     o->del = sx_fx_rnd(s) % 4 == 0;
     o->n = 1 + sx_fx_rnd(s) % (o->del ? 4 : 8);
     for (size_t i = 0; i < o->n; i++) {
-        bool dup;
-        do {
-            snprintf(o->ids[i], SX_QID, "doc-%03u", (unsigned)(sx_fx_rnd(s) % NIDS));
-            dup = false;
-            for (size_t j = 0; j < i; j++)
-                dup |= strcmp(o->ids[i], o->ids[j]) == 0;
-        } while (dup);
+        sx_mfx_random_id(s, "doc", NIDS, o->ids, i);
         if (!o->del)
             random_doc(s, o->ids[i], &o->docs[i]);
     }
@@ -245,7 +205,7 @@ static bool do_write(fx *f, uint64_t *s, const op *o, char *why, size_t cap)
     sx_qtokens toks;
     for (;;) {
         memset(&toks, 0, sizeof(toks));
-        waddr via = pick(f, s);
+        sx_mfx_addr via = pick(f, s);
         sx_err err = {0};
         sx_status st;
         if (o->del) {
@@ -258,7 +218,7 @@ static bool do_write(fx *f, uint64_t *s, const op *o, char *why, size_t cap)
         }
         if (st == SX_OK)
             break;
-        if (!f->tolerant || !transient(st) || sx_clock_now_ms() >= end) {
+        if (!f->tolerant || !sx_mfx_transient(st) || sx_clock_now_ms() >= end) {
             snprintf(why, cap, "%s of %zu through %s: %s: %s", o->del ? "Delete" : "Put", o->n,
                      via.s, sx_status_name(st), err.msg);
             return false;
@@ -371,20 +331,7 @@ static uint32_t covering(const sx_qindex *ix, const sx_qmatch *m)
 /* Every page of q (tolerant: retried while transient) into *pg. */
 static void query_all(fx *f, const sx_qreq *q, sx_qpages *pg)
 {
-    uint64_t end = sx_clock_now_ms() + FAILOVER_MS;
-    char d[160];
-    for (;;) {
-        sx_err err = {0};
-        waddr via = pick(f, &f->rng);
-        sx_status st = sx_q_query_all(f->c, via.s, q, pg, &err);
-        if (st == SX_OK)
-            return;
-        sx_qhits_free(&pg->hits);
-        if (!f->tolerant || !transient(st) || sx_clock_now_ms() >= end)
-            SX_FX_FAIL(f->c, "query %s through %s: %s: %s", sx_qreq_fmt(q, d, sizeof(d)), via.s,
-                       sx_status_name(st), err.msg);
-        f->retries++;
-    }
+    sx_mfx_query_all_in(f->c, &f->mu, &f->rng, f->tolerant, &f->retries, q, pg);
 }
 
 static void expect_hits(fx *f, const sx_qreq *q, const sx_qindex *ix, const sx_qpages *pg)
@@ -478,7 +425,7 @@ static void check_docs(fx *f, const sx_qindex *ix, const sx_qmatch *m, Shardex__
         sx_err err = {0};
         sx_status st = sx_q_query(f->c, pick(f, &f->rng).s, &q, NULL, &r, &err);
         if (st != SX_OK) {
-            if (!f->tolerant || !transient(st) || sx_clock_now_ms() >= end)
+            if (!f->tolerant || !sx_mfx_transient(st) || sx_clock_now_ms() >= end)
                 SX_FX_FAIL(f->c, "query %s with documents: %s: %s", sx_qreq_fmt(&q, d, sizeof(d)),
                            sx_status_name(st), err.msg);
             f->retries++;
@@ -551,6 +498,17 @@ static void check_index(fx *f, const sx_qindex *ix)
             "  %s: %zu matches x %zu modes equal the model (%" PRIu64 " pages, %" PRIu64
             " ms; slowest unpaged %" PRIu64 " ms: %s)\n",
             ix->name, n, nm, queries, sx_clock_now_ms() - t0, slowest, slow);
+}
+
+/* Both indexes equal the model and are listed as it says, and the replicas
+ * agree: how most tests end (before `shardex verify`, where they run it). */
+static void check_both(fx *f, const sx_qindex *a, const sx_qindex *b)
+{
+    check_index(f, a);
+    check_index(f, b);
+    check_listed(f, a);
+    check_listed(f, b);
+    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
 }
 
 /* ------------------------------------------------------------------- tests -- */
@@ -630,7 +588,7 @@ static void query_while_building(fx *f, const sx_qindex *ix)
 static void test_model(void **state)
 {
     fx *f = *state;
-    seed_test(f, "model");
+    sx_mfx_seed_test(&f->rng, seed, "model");
     random_writes(f, 40);                /* before any index: backfilled */
     SX_FX_CHECK_REPLICAS(f->c, WAIT_MS); /* and applied everywhere */
     create_index(f, &IX_COLOR);
@@ -642,11 +600,7 @@ static void test_model(void **state)
     wait_ready(f, &IX_SIZE);
     random_writes(f, 30);
     fprintf(stderr, "  %" PRIu64 " writes, %zu documents\n", f->ops, sx_model_len(f->model));
-    check_index(f, &IX_COLOR);
-    check_index(f, &IX_SIZE);
-    check_listed(f, &IX_COLOR);
-    check_listed(f, &IX_SIZE);
-    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
+    check_both(f, &IX_COLOR, &IX_SIZE);
     run_verify(f);
 }
 
@@ -657,7 +611,7 @@ static void test_model(void **state)
 static void test_range_partitioned(void **state)
 {
     fx *f = *state;
-    seed_test(f, "range_partitioned");
+    sx_mfx_seed_test(&f->rng, seed, "range_partitioned");
     random_writes(f, 40); /* backfilled */
     SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
     create_index(f, &IX_COLOR_R);
@@ -725,7 +679,7 @@ static void test_range_partitioned(void **state)
 static void test_read_your_writes(void **state)
 {
     fx *f = *state;
-    seed_test(f, "read_your_writes");
+    sx_mfx_seed_test(&f->rng, seed, "read_your_writes");
     create_index(f, &IX_COLOR);
     create_index(f, &IX_SIZE);
     wait_ready(f, &IX_COLOR);
@@ -894,7 +848,7 @@ static bool writer_wait(writer *w, uint64_t n)
 static void test_exactly_once_under_faults(void **state)
 {
     fx *f = *state;
-    seed_test(f, "exactly_once_under_faults");
+    sx_mfx_seed_test(&f->rng, seed, "exactly_once_under_faults");
     create_index(f, &IX_COLOR);
     create_index(f, &IX_SIZE);
     wait_ready(f, &IX_COLOR);
@@ -947,11 +901,7 @@ static void test_exactly_once_under_faults(void **state)
     set_faults_all(f, "");
     fprintf(stderr, "  %" PRIu64 " writes (%" PRIu64 " retried), %zu documents\n", f->ops,
             f->retries, sx_model_len(f->model));
-    check_index(f, &IX_COLOR);
-    check_index(f, &IX_SIZE);
-    check_listed(f, &IX_COLOR);
-    check_listed(f, &IX_SIZE);
-    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
+    check_both(f, &IX_COLOR, &IX_SIZE);
     run_verify(f);
 }
 
@@ -960,7 +910,7 @@ static void test_exactly_once_under_faults(void **state)
 static void test_backfill_while_writing(void **state)
 {
     fx *f = *state;
-    seed_test(f, "backfill_while_writing");
+    sx_mfx_seed_test(&f->rng, seed, "backfill_while_writing");
     writer w;
     writer_start(&w, f);
     bool ok = writer_wait(&w, 60);
@@ -986,11 +936,7 @@ static void test_backfill_while_writing(void **state)
             "  %" PRIu64 " writes: %" PRIu64 " before CreateIndex, %" PRIu64
             " until READY, %" PRIu64 " after; %zu documents\n",
             f->ops, at_create, at_ready - at_create, f->ops - at_ready, sx_model_len(f->model));
-    check_index(f, &IX_COLOR);
-    check_index(f, &IX_SIZE);
-    check_listed(f, &IX_COLOR);
-    check_listed(f, &IX_SIZE);
-    SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
+    check_both(f, &IX_COLOR, &IX_SIZE);
 }
 
 /* What queries said while a term partition lost its owner and got a new one:
@@ -1086,7 +1032,7 @@ static void owner_report(const owner_watch *o)
 static void test_term_owner_killed(void **state)
 {
     fx *f = *state;
-    seed_test(f, "term_owner_killed");
+    sx_mfx_seed_test(&f->rng, seed, "term_owner_killed");
     create_index(f, &IX_COLOR);
     create_index(f, &IX_SIZE);
     random_writes(f, 60);
@@ -1161,7 +1107,7 @@ static void expect_status(fx *f, const sx_qreq *q, const ProtobufCBinaryData *to
 static void test_bad_queries(void **state)
 {
     fx *f = *state;
-    seed_test(f, "bad_queries");
+    sx_mfx_seed_test(&f->rng, seed, "bad_queries");
     static const sx_qindex gonly = {.name = "gcolor", .field = "color", .global = true};
     create_index(f, &IX_COLOR);
     create_index(f, &IX_SIZE);
@@ -1282,7 +1228,7 @@ static bool gone_cond(void *arg)
 static void test_drop_and_recreate(void **state)
 {
     fx *f = *state;
-    seed_test(f, "drop_and_recreate");
+    sx_mfx_seed_test(&f->rng, seed, "drop_and_recreate");
     create_index(f, &IX_COLOR);
     random_writes(f, 40);
     wait_ready(f, &IX_COLOR);

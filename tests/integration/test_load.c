@@ -68,11 +68,10 @@ typedef struct fx {
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3, .partitions = P};
-    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
-    if (!c)
+    fx *f = SX_FX_STATE_NEW(fx, &o, WAIT_MS);
+    if (!f)
         return -1;
-    fx *f = calloc(1, sizeof(*f));
-    f->c = c;
+    sx_cluster *c = f->c;
     const char *servers[3] = {c->worker_addr[0], c->worker_addr[1], c->worker_addr[2]};
     snprintf(f->servers, sizeof(f->servers), "%s,%s,%s", servers[0], servers[1], servers[2]);
     sx_client_opts co = {.servers = servers, .nservers = 3};

@@ -138,11 +138,10 @@ static void slow_down(fx *f, bool on)
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3, .partitions = P};
-    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
-    if (!c)
+    fx *f = SX_FX_STATE_NEW(fx, &o, WAIT_MS);
+    if (!f)
         return -1;
-    fx *f = calloc(1, sizeof(*f));
-    f->c = c;
+    sx_cluster *c = f->c;
     f->model = sx_model_create();
     f->rng = seed;
     sx_err err = {0};
@@ -159,9 +158,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    sx_cluster_kill_all(f->c);
-    sx_cluster_stop(f->c);
-    free(f->c);
+    sx_fx_cluster_end(f->c);
     sx_model_destroy(f->model);
     free(f);
     return 0;

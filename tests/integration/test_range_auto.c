@@ -24,6 +24,7 @@
 #include "fixture.h"
 #include "harness.h"
 #include "hash.h"
+#include "modelfx.h"
 #include "query.h"
 #include "rpc.h"
 #include "shardex.h"
@@ -47,35 +48,15 @@
 
 static uint64_t seed;
 
-typedef struct fx {
-    sx_cluster *c;
-    sx_model *model;
-    sx_qtokens tokens;
-    uint64_t rng;
-} fx;
+/* The model fixture (modelfx.h): cluster, model, tokens, the run's stream. */
+typedef sx_mfx fx;
 
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3, .partitions = P};
-    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
-    if (!c)
+    if (sx_mfx_setup(state, &o) != 0)
         return -1;
-    fx *f = calloc(1, sizeof(*f));
-    f->c = c;
-    f->model = sx_model_create();
-    f->rng = seed;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    sx_cluster_kill_all(f->c);
-    sx_cluster_stop(f->c);
-    free(f->c);
-    sx_model_destroy(f->model);
-    free(f);
+    ((fx *)*state)->rng = seed;
     return 0;
 }
 
@@ -97,16 +78,6 @@ static void put_all(fx *f, const sx_qdoc *docs, size_t n)
         for (size_t j = 0; j < k; j++)
             sx_model_put(f->model, &docs[i + j]);
     }
-}
-
-static void create(fx *f, const char *addr, const sx_qindex *ix)
-{
-    sx_err err = {0};
-    sx_status st = sx_q_create_index(f->c, addr, ix, &err);
-    if (st != SX_OK)
-        SX_FX_FAIL(f->c, "CreateIndex %s: %s: %s", ix->name, sx_status_name(st), err.msg);
-    if (!sx_q_wait_ready(f->c, via(f), ix->name, WAIT_MS))
-        SX_FX_FAIL(f->c, "index %s did not become READY", ix->name);
 }
 
 /* The index as ListIndexes shows it: its term partitions and split points
@@ -162,20 +133,15 @@ static bool ask_cond(void *arg)
                  .after = &a->f->tokens};
     sx_qpages pg;
     sx_err err = {0};
-    char d[160], why[256];
+    char d[160];
     sx_status st = sx_q_query_all(a->f->c, via(a->f), &q, &pg, &err);
     if (st != SX_OK)
         SX_FX_FAIL(a->f->c, "query %s: %s: %s", sx_qreq_fmt(&q, d, sizeof(d)), sx_status_name(st),
                    err.msg);
-    sx_qhits want = {0};
-    sx_model_expect(a->f->model, a->field, a->is_int, &q.match, &want);
-    bool same = sx_qhits_equal(&pg.hits, &want, why, sizeof(why));
     a->hits = pg.hits.n;
     a->got_contacted = pg.contacted;
-    sx_qhits_free(&want);
+    sx_mfx_expect_model(a->f, a->field, a->is_int, &q, &pg.hits);
     sx_qhits_free(&pg.hits);
-    if (!same)
-        SX_FX_FAIL(a->f->c, "query %s: %s", sx_qreq_fmt(&q, d, sizeof(d)), why);
     return pg.contacted == a->want_contacted;
 }
 
@@ -218,7 +184,7 @@ static void test_empty_cluster(void **state)
 {
     fx *f = *state;
     sx_qindex ix = {.name = "n_r", .field = "n", .is_int = true, .global = true, .range = true};
-    create(f, via(f), &ix);
+    sx_mfx_create_index(f, &ix, WAIT_MS);
     int64_t pts[4];
     size_t npts;
     uint32_t m = layout_of(f, "n_r", pts, 4, &npts);
@@ -281,7 +247,7 @@ static void test_points_from_data(void **state)
                         .global = true,
                         .range = true,
                         .term_partitions = 4};
-    create(f, via(f), &size_r);
+    sx_mfx_create_index(f, &size_r, WAIT_MS);
     int64_t pts[8];
     size_t npts;
     uint32_t m = layout_of(f, "size_r", pts, 8, &npts);
@@ -348,7 +314,7 @@ static void test_points_from_data(void **state)
 
     /* One distinct value: nothing to split at, one term partition. */
     sx_qindex one_r = {.name = "one_r", .field = "one", .global = true, .range = true};
-    create(f, via(f), &one_r);
+    sx_mfx_create_index(f, &one_r, WAIT_MS);
     m = layout_of(f, "one_r", pts, 8, &npts);
     if (m != 1 || npts != 0)
         SX_FX_FAIL(f->c, "one_r: %u term partitions, %zu points, want 1 and 0", m, npts);
@@ -481,7 +447,7 @@ int main(void)
         cmocka_unit_test(test_scan_sample),
         cmocka_unit_test(test_refusals),
     };
-    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    int rc = cmocka_run_group_tests(tests, setup, sx_mfx_teardown);
     sx_rpc_wait_shutdown(5000);
     return rc;
 }

@@ -26,6 +26,7 @@
 #include "fixture.h"
 #include "harness.h"
 #include "hash.h"
+#include "modelfx.h"
 #include "query.h"
 #include "rpc.h"
 #include "shardex/v1/shardex.pb-c.h"
@@ -60,72 +61,13 @@ static const sx_qindex IX = {
 static const sx_qindex IX_HASH = {
     .name = "size_h", .field = "size", .is_int = true, .global = true, .term_partitions = 2};
 
-typedef struct fx {
-    sx_cluster *c;
-    sx_model *model;
-    sx_qtokens tokens;
-    uint64_t rng;
-    pthread_mutex_t mu; /* model, tokens, the cluster's running workers */
-    bool stop;          /* the writer stops (under mu) */
-    uint64_t writes;
-    char fail[512]; /* the writer's failure, if any (under mu) */
-} fx;
+/* The model fixture (modelfx.h): cluster, model, tokens, writer thread. */
+typedef sx_mfx fx;
 
 static int setup(void **state)
 {
     sx_cluster_opts o = {.workers = 3, .partitions = P};
-    sx_cluster *c = sx_cluster_start_settled(&o, WAIT_MS);
-    if (!c)
-        return -1;
-    fx *f = calloc(1, sizeof(*f));
-    f->c = c;
-    f->model = sx_model_create();
-    pthread_mutex_init(&f->mu, NULL);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    sx_cluster_kill_all(f->c);
-    sx_cluster_stop(f->c);
-    free(f->c);
-    sx_model_destroy(f->model);
-    pthread_mutex_destroy(&f->mu);
-    free(f);
-    return 0;
-}
-
-static void seed_test(fx *f, const char *name)
-{
-    f->rng = seed ^ sx_hash64(name, strlen(name));
-    fprintf(stderr, "%s: seed=%" PRIu64 " (SHARDEX_TEST_SEED replays)\n", name, seed);
-}
-
-typedef struct waddr {
-    char s[64];
-} waddr;
-
-/* A running worker's address (workers are killed and restarted under mu). */
-static waddr pick(fx *f, uint64_t *s)
-{
-    waddr a;
-    pthread_mutex_lock(&f->mu);
-    for (;;) {
-        uint32_t i = (uint32_t)(sx_fx_rnd(s) % f->c->nworkers);
-        if (f->c->worker_pid[i] > 0) {
-            memcpy(a.s, f->c->worker_addr[i], sizeof(a.s));
-            break;
-        }
-    }
-    pthread_mutex_unlock(&f->mu);
-    return a;
-}
-
-static bool transient(sx_status st)
-{
-    return st == SX_UNAVAILABLE || st == SX_DEADLINE_EXCEEDED;
+    return sx_mfx_setup(state, &o);
 }
 
 /* ------------------------------------------------------------------ writes -- */
@@ -150,48 +92,12 @@ static bool write_one(fx *f, uint64_t *s, const char *prefix, int64_t lo, int64_
     sx_qdoc docs[4];
     char ids[4][SX_QID];
     for (size_t i = 0; i < k; i++) {
-        bool dup;
-        do {
-            snprintf(ids[i], SX_QID, "%s-%03u", prefix, (unsigned)(sx_fx_rnd(s) % NIDS));
-            dup = false;
-            for (size_t j = 0; j < i; j++)
-                dup |= strcmp(ids[i], ids[j]) == 0;
-        } while (dup);
+        sx_mfx_random_id(s, prefix, NIDS, ids, i);
         if (!del)
             random_doc(s, ids[i], &docs[i], lo, n);
     }
-    uint64_t end = sx_clock_now_ms() + WAIT_MS;
-    for (;;) {
-        memset(toks, 0, sizeof(*toks));
-        waddr via = pick(f, s);
-        sx_err err = {0};
-        sx_status st;
-        if (del) {
-            const char *p[4] = {ids[0], ids[1], ids[2], ids[3]};
-            st = sx_q_delete(f->c, via.s, p, k, 4000, toks, NULL, &err);
-        } else {
-            st = sx_q_put(f->c, via.s, docs, k, 4000, toks, NULL, &err);
-        }
-        if (st == SX_OK)
-            break;
-        if (!transient(st) || sx_clock_now_ms() >= end) {
-            snprintf(why, cap, "%s through %s: %s: %s", del ? "Delete" : "Put", via.s,
-                     sx_status_name(st), err.msg);
-            return false;
-        }
-    }
-    pthread_mutex_lock(&f->mu);
-    for (size_t i = 0; i < k; i++) {
-        if (del)
-            sx_model_delete(f->model, ids[i]);
-        else
-            sx_model_put(f->model, &docs[i]);
-    }
-    for (uint32_t p = 0; p < SX_QTOKENS_MAX; p++)
-        if (toks->off[p] > f->tokens.off[p])
-            f->tokens.off[p] = toks->off[p];
-    f->writes++;
-    pthread_mutex_unlock(&f->mu);
+    if (!sx_mfx_write(f, s, del ? NULL : docs, (const char(*)[SX_QID])ids, k, toks, why, cap))
+        return false;
     if (last)
         *last = del ? (sx_qdoc){0} : docs[0];
     return true;
@@ -206,50 +112,14 @@ static void random_writes(fx *f, int n)
             SX_FX_FAIL(f->c, "write %d: %s", i, why);
 }
 
-static void *writer_main(void *arg)
+/* The writer thread's write: anywhere in [0, VMAX). */
+static bool writer_write(fx *f, uint64_t *s, char *why, size_t cap)
 {
-    fx *f = arg;
-    uint64_t s = f->rng ^ 0x9e3779b97f4a7c15ull;
-    char why[512];
     sx_qtokens t;
-    for (;;) {
-        pthread_mutex_lock(&f->mu);
-        bool stop = f->stop;
-        pthread_mutex_unlock(&f->mu);
-        if (stop)
-            break;
-        if (!write_one(f, &s, "doc", 0, VMAX, &t, NULL, why, sizeof(why))) {
-            pthread_mutex_lock(&f->mu);
-            snprintf(f->fail, sizeof(f->fail), "writer: %s", why);
-            pthread_mutex_unlock(&f->mu);
-            break;
-        }
-    }
-    return NULL;
-}
-
-static void writer_stop(fx *f, pthread_t th)
-{
-    pthread_mutex_lock(&f->mu);
-    f->stop = true;
-    pthread_mutex_unlock(&f->mu);
-    pthread_join(th, NULL);
-    if (f->fail[0])
-        SX_FX_FAIL(f->c, "%s", f->fail);
-    fprintf(stderr, "  %" PRIu64 " writes acknowledged\n", f->writes);
+    return write_one(f, s, "doc", 0, VMAX, &t, NULL, why, cap);
 }
 
 /* ---------------------------------------------------------------- indexes -- */
-
-static void create_index(fx *f, const sx_qindex *ix)
-{
-    sx_err err = {0};
-    sx_status st = sx_q_create_index(f->c, pick(f, &f->rng).s, ix, &err);
-    if (st != SX_OK)
-        SX_FX_FAIL(f->c, "CreateIndex %s: %s: %s", ix->name, sx_status_name(st), err.msg);
-    if (!sx_q_wait_ready(f->c, pick(f, &f->rng).s, ix->name, FAILOVER_MS))
-        SX_FX_FAIL(f->c, "index %s did not become READY", ix->name);
-}
 
 /* SplitIndex through a running worker; at < 0: the default (the median). */
 static sx_status split(fx *f, const char *name, uint32_t t, int64_t at, sx_err *err)
@@ -263,8 +133,9 @@ static sx_status split(fx *f, const char *name, uint32_t t, int64_t at, sx_err *
     req.at = at >= 0 ? &v : NULL;
     ProtobufCMessage *resp = NULL;
     sx_rpc_call_opts o = {.timeout_ms = 10000};
-    sx_status st = sx_rpc_invoke(f->c->rpc, pick(f, &f->rng).s, &shardex__v1__shardex__descriptor,
-                                 "SplitIndex", &req.base, &resp, &o, err);
+    sx_status st =
+        sx_rpc_invoke(f->c->rpc, sx_mfx_pick(f, &f->rng).s, &shardex__v1__shardex__descriptor,
+                      "SplitIndex", &req.base, &resp, &o, err);
     sx_rpc_free(resp);
     return st;
 }
@@ -293,7 +164,7 @@ static bool layout_cond(void *arg)
 {
     layout_wait *w = arg;
     Shardex__V1__ListIndexesResponse *l = NULL;
-    if (sx_q_list_indexes(w->f->c, pick(w->f, &w->f->rng).s, &l, NULL) != SX_OK)
+    if (sx_q_list_indexes(w->f->c, sx_mfx_pick(w->f, &w->f->rng).s, &l, NULL) != SX_OK)
         return false;
     const Shardex__V1__IndexInfo *ix = sx_q_find_index(l, IX.name);
     bool ok = false;
@@ -323,67 +194,14 @@ static layout_wait wait_layout(fx *f, uint32_t done, uint32_t in_progress, uint6
 
 /* ----------------------------------------------------------------- queries -- */
 
-static void query_all(fx *f, const sx_qreq *q, sx_qpages *pg)
-{
-    uint64_t end = sx_clock_now_ms() + FAILOVER_MS;
-    char d[160];
-    for (;;) {
-        sx_err err = {0};
-        waddr via = pick(f, &f->rng);
-        sx_status st = sx_q_query_all(f->c, via.s, q, pg, &err);
-        if (st == SX_OK)
-            return;
-        sx_qhits_free(&pg->hits);
-        if (!transient(st) || sx_clock_now_ms() >= end)
-            SX_FX_FAIL(f->c, "query %s through %s: %s: %s", sx_qreq_fmt(q, d, sizeof(d)), via.s,
-                       sx_status_name(st), err.msg);
-    }
-}
-
-static void expect_model(fx *f, const sx_qreq *q, const sx_qhits *got)
-{
-    sx_qhits want = {0};
-    char why[256], d[160];
-    sx_model_expect(f->model, IX.field, true, &q->match, &want);
-    bool ok = sx_qhits_equal(got, &want, why, sizeof(why));
-    sx_qhits_free(&want);
-    if (!ok)
-        SX_FX_FAIL(f->c, "query %s: %s", sx_qreq_fmt(q, d, sizeof(d)), why);
-}
-
-static sx_qmatch range_of(int64_t lo, int64_t hi)
-{
-    sx_qmatch m = {.range = true};
-    if (lo >= 0) {
-        m.has_min = true;
-        m.min = sx_qval_int(lo);
-    }
-    if (hi >= 0) {
-        m.has_max = true;
-        m.max = sx_qval_int(hi);
-    }
-    return m;
-}
-
 /* Every match below, GLOBAL, paged, with the latest tokens: equal to the model. */
 static void check_all(fx *f)
 {
-    sx_qmatch ms[] = {range_of(-1, -1),         range_of(0, 249),         range_of(250, 399),
-                      range_of(380, 420),       range_of(400, 499),       range_of(450, -1),
-                      {.eq = sx_qval_int(300)}, {.eq = sx_qval_int(400)}, {.eq = sx_qval_int(777)}};
-    for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
-        for (uint32_t limit = 7; limit <= 1000; limit += 993) {
-            sx_qreq q = {.index = IX.name,
-                         .match = ms[i],
-                         .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
-                         .limit = limit,
-                         .after = &f->tokens};
-            sx_qpages pg;
-            query_all(f, &q, &pg);
-            expect_model(f, &q, &pg.hits);
-            sx_qhits_free(&pg.hits);
-        }
-    }
+    sx_qmatch ms[] = {
+        sx_mfx_int_range(-1, -1),   sx_mfx_int_range(0, 249),   sx_mfx_int_range(250, 399),
+        sx_mfx_int_range(380, 420), sx_mfx_int_range(400, 499), sx_mfx_int_range(450, -1),
+        {.eq = sx_qval_int(300)},   {.eq = sx_qval_int(400)},   {.eq = sx_qval_int(777)}};
+    sx_mfx_check_matches(f, &IX, ms, sizeof(ms) / sizeof(ms[0]));
 }
 
 /* Writes values in [lo, lo + n) and reads each put back at once through
@@ -404,25 +222,12 @@ static void ryw_rounds(fx *f, int rounds, int64_t lo, int64_t n)
                      .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                      .limit = 1000,
                      .after = &tok};
-        sx_qpages pg;
-        query_all(f, &q, &pg);
-        bool seen = false;
-        for (size_t k = 0; k < pg.hits.n; k++)
-            seen |= strcmp(pg.hits.h[k].id, doc.id) == 0;
-        sx_qhits_free(&pg.hits);
-        if (!seen)
+        if (!sx_mfx_query_has(f, &q, doc.id))
             SX_FX_FAIL(f->c,
                        "ryw %d: %s put with value %" PRId64 ", query %s with its token "
                        "does not see it",
                        i, doc.id, doc.f[0].v.i, sx_qreq_fmt(&q, d, sizeof(d)));
     }
-}
-
-static void run_verify(fx *f)
-{
-    char why[256];
-    if (!sx_check_verify(f->c, 120000, why, sizeof(why)))
-        SX_FX_FAIL(f->c, "%s", why);
 }
 
 /* ------------------------------------------------------------------ tests -- */
@@ -443,14 +248,11 @@ static bool contacted_cond(void *arg)
                  .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                  .limit = 1000,
                  .after = &w->f->tokens};
-    Shardex__V1__QueryResponse *r = NULL;
     sx_err err = {0};
-    sx_status st = sx_q_query(w->f->c, w->f->c->worker_addr[w->worker], &q, NULL, &r, &err);
+    sx_status st = sx_mfx_contacted(w->f, w->worker, &q, &w->got, &err);
     if (st != SX_OK)
         SX_FX_FAIL(w->f->c, "query through worker %u: %s: %s", w->worker, sx_status_name(st),
                    err.msg);
-    w->got = r->partitions_contacted;
-    sx_rpc_free(&r->base);
     return w->got == 3;
 }
 
@@ -474,17 +276,16 @@ static bool median_cond(void *arg)
 static void test_split_while_writing(void **state)
 {
     fx *f = *state;
-    seed_test(f, "split_while_writing");
+    sx_mfx_seed_test(&f->rng, seed, "split_while_writing");
     random_writes(f, 40);
-    create_index(f, &IX);
-    create_index(f, &IX_HASH);
+    sx_mfx_create_index(f, &IX, FAILOVER_MS);
+    sx_mfx_create_index(f, &IX_HASH, FAILOVER_MS);
     expect_refused(f, IX_HASH.name, 0, 5, SX_INVALID_ARGUMENT, "not range-partitioned");
     expect_refused(f, IX.name, 9, 5, SX_INVALID_ARGUMENT, "term_partition: 9");
     expect_refused(f, IX.name, 1, 100, SX_INVALID_ARGUMENT, "at: outside");
     expect_refused(f, IX.name, 1, 250, SX_INVALID_ARGUMENT, "at: outside");
     expect_refused(f, "nope", 1, 300, SX_NOT_FOUND, "does not exist");
-    pthread_t th;
-    pthread_create(&th, NULL, writer_main, f);
+    sx_mfx_writer_start(f, writer_write);
     sx_err err = {0};
     if (split(f, IX.name, 1, 400, &err) != SX_OK)
         SX_FX_FAIL(f->c, "split t=1 at 400: %s", err.msg);
@@ -507,17 +308,17 @@ static void test_split_while_writing(void **state)
         SX_FX_FAIL(f->c, "layout after the second split: %zu partitions, median %" PRId64,
                    w.serving, w.bounds[2]);
     fprintf(stderr, "  t5 split at its median %" PRId64 "\n", w.bounds[2]);
-    writer_stop(f, th);
+    sx_mfx_writer_stop(f);
     /* Each worker plans with the layout once its map has the swap: t1's old
      * range [250, 500) reads its three partitions now (4, 6, 7). */
     for (uint32_t i = 0; i < f->c->nworkers; i++) {
-        contacted_wait cw = {.f = f, .worker = i, .m = range_of(250, 499)};
+        contacted_wait cw = {.f = f, .worker = i, .m = sx_mfx_int_range(250, 499)};
         SX_FX_WAIT(f->c, contacted_cond, &cw, WAIT_MS,
                    "worker %u: range [250, 499] contacted %u partitions, want 3", i, cw.got);
     }
     /* And keeps doing so: a map never goes back. */
     for (uint32_t k = 0; k < 30; k++) {
-        contacted_wait cw = {.f = f, .worker = k % f->c->nworkers, .m = range_of(250, 499)};
+        contacted_wait cw = {.f = f, .worker = k % f->c->nworkers, .m = sx_mfx_int_range(250, 499)};
         if (!contacted_cond(&cw))
             SX_FX_FAIL(f->c,
                        "query %u through worker %u: range [250, 499] contacted %u "
@@ -527,18 +328,15 @@ static void test_split_while_writing(void **state)
     check_all(f);
     /* A narrow range reads one partition. */
     sx_qreq q = {.index = IX.name,
-                 .match = range_of(260, 300),
+                 .match = sx_mfx_int_range(260, 300),
                  .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                  .limit = 100,
                  .after = &f->tokens};
-    sx_qpages pg;
-    query_all(f, &q, &pg);
-    expect_model(f, &q, &pg.hits);
-    sx_qhits_free(&pg.hits);
-    if (pg.contacted != 1)
-        SX_FX_FAIL(f->c, "range [260, 300] contacted %u partitions, want 1", pg.contacted);
+    uint32_t contacted = sx_mfx_check_query(f, IX.field, true, &q);
+    if (contacted != 1)
+        SX_FX_FAIL(f->c, "range [260, 300] contacted %u partitions, want 1", contacted);
     SX_FX_CHECK_REPLICAS(f->c, WAIT_MS);
-    run_verify(f);
+    sx_mfx_verify(f);
 }
 
 /* Pages of one query, some before the split, one while its shadows are
@@ -546,41 +344,19 @@ static void test_split_while_writing(void **state)
 static void test_split_paging(void **state)
 {
     fx *f = *state;
-    seed_test(f, "split_paging");
+    sx_mfx_seed_test(&f->rng, seed, "split_paging");
     random_writes(f, 60);
-    create_index(f, &IX);
+    sx_mfx_create_index(f, &IX, FAILOVER_MS);
     sx_qreq q = {.index = IX.name,
-                 .match = range_of(-1, -1),
+                 .match = sx_mfx_int_range(-1, -1),
                  .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                  .limit = 5,
                  .after = &f->tokens};
-    sx_qhits got = {0};
-    ProtobufCBinaryData tok = {0};
-    uint8_t *tokbuf = NULL;
-    int pages = 0;
+    sx_mfx_pager pg = {0};
     bool split_asked = false, swapped = false;
-    for (;;) {
-        Shardex__V1__QueryResponse *r = NULL;
+    while (sx_mfx_next_page(f, &q, &pg)) {
+        int pages = pg.pages;
         sx_err err = {0};
-        sx_status st = sx_q_query(f->c, pick(f, &f->rng).s, &q, pages ? &tok : NULL, &r, &err);
-        if (st != SX_OK)
-            SX_FX_FAIL(f->c, "page %d: %s: %s", pages, sx_status_name(st), err.msg);
-        for (size_t i = 0; i < r->n_hits; i++) {
-            sx_qhit h = {0};
-            snprintf(h.id, sizeof(h.id), "%s", r->hits[i]->id);
-            h.v = sx_qval_int(r->hits[i]->value->i);
-            sx_qhits_push(&got, &h);
-        }
-        pages++;
-        bool last = r->next_page_token.len == 0;
-        free(tokbuf);
-        tokbuf = malloc(r->next_page_token.len + 1);
-        if (!last)
-            memcpy(tokbuf, r->next_page_token.data, r->next_page_token.len);
-        tok = (ProtobufCBinaryData){r->next_page_token.len, tokbuf};
-        sx_rpc_free(&r->base);
-        if (last)
-            break;
         if (pages == 2) { /* the pages so far came from t1 or below */
             if (split(f, IX.name, 2, 600, &err) != SX_OK)
                 SX_FX_FAIL(f->c, "split t=2 at 600: %s", err.msg);
@@ -590,13 +366,12 @@ static void test_split_paging(void **state)
             swapped = true;
         }
     }
-    free(tokbuf);
     if (!swapped)
-        SX_FX_FAIL(f->c, "the query ended after %d pages, before the swap", pages);
-    expect_model(f, &q, &got);
-    fprintf(stderr, "  %zu hits in %d pages across the swap\n", got.n, pages);
-    sx_qhits_free(&got);
-    run_verify(f);
+        SX_FX_FAIL(f->c, "the query ended after %d pages, before the swap", pg.pages);
+    sx_mfx_expect_model(f, IX.field, true, &q, &pg.got);
+    fprintf(stderr, "  %zu hits in %d pages across the swap\n", pg.got.n, pg.pages);
+    sx_mfx_pager_free(&pg);
+    sx_mfx_verify(f);
 }
 
 /* The coordinator's --term-split-entries: every entry in t0's range, a
@@ -605,15 +380,15 @@ static void test_split_paging(void **state)
 static void test_split_automatic(void **state)
 {
     fx *f = *state;
-    seed_test(f, "split_automatic");
+    sx_mfx_seed_test(&f->rng, seed, "split_automatic");
     char why[512];
     sx_qtokens t;
     for (int i = 0; i < 40; i++)
         if (!write_one(f, &f->rng, "doc", 0, 250, &t, NULL, why, sizeof(why)))
             SX_FX_FAIL(f->c, "write %d: %s", i, why);
-    create_index(f, &IX);
+    sx_mfx_create_index(f, &IX, FAILOVER_MS);
     sx_qhits all = {0};
-    sx_qmatch everything = range_of(-1, -1);
+    sx_qmatch everything = sx_mfx_int_range(-1, -1);
     sx_model_expect(f->model, IX.field, true, &everything, &all);
     size_t entries = all.n;
     sx_qhits_free(&all);
@@ -631,7 +406,7 @@ static void test_split_automatic(void **state)
                    w.serving, w.layout[0], w.layout[1], w.bounds[0]);
     fprintf(stderr, "  t0 (%zu entries) split by itself at %" PRId64 "\n", entries, w.bounds[0]);
     check_all(f);
-    run_verify(f);
+    sx_mfx_verify(f);
 }
 
 /* One query of the load on [0, 250) (t0's range): an eq or a range within
@@ -640,15 +415,13 @@ static void load_query(fx *f)
 {
     int64_t a = (int64_t)(sx_fx_rnd(&f->rng) % 250), b = (int64_t)(sx_fx_rnd(&f->rng) % 250);
     sx_qreq q = {.index = IX.name,
-                 .match = sx_fx_rnd(&f->rng) % 3 == 0 ? (sx_qmatch){.eq = sx_qval_int(a)}
-                                                      : range_of(a < b ? a : b, a < b ? b : a),
+                 .match = sx_fx_rnd(&f->rng) % 3 == 0
+                              ? (sx_qmatch){.eq = sx_qval_int(a)}
+                              : sx_mfx_int_range(a < b ? a : b, a < b ? b : a),
                  .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
                  .limit = 1000,
                  .after = &f->tokens};
-    sx_qpages pg;
-    query_all(f, &q, &pg);
-    expect_model(f, &q, &pg.hits);
-    sx_qhits_free(&pg.hits);
+    sx_mfx_check_query(f, IX.field, true, &q);
 }
 
 /* After a few more queries of the load (which reach t0's halves once the
@@ -668,8 +441,9 @@ static bool halves_read_cond(void *arg)
     ProtobufCMessage *resp = NULL;
     sx_rpc_call_opts o = {.timeout_ms = 5000};
     sx_err err = {0};
-    if (sx_rpc_invoke(h->f->c->rpc, pick(h->f, &h->f->rng).s, &shardex__v1__shardex__descriptor,
-                      "ClusterStatus", &req.base, &resp, &o, &err) != SX_OK)
+    if (sx_rpc_invoke(h->f->c->rpc, sx_mfx_pick(h->f, &h->f->rng).s,
+                      &shardex__v1__shardex__descriptor, "ClusterStatus", &req.base, &resp, &o,
+                      &err) != SX_OK)
         return false;
     const Shardex__V1__ClusterStatusResponse *st = (const void *)resp;
     for (size_t i = 0; i < st->n_term_partitions; i++) {
@@ -690,9 +464,9 @@ static bool halves_read_cond(void *arg)
 static void test_split_by_load(void **state)
 {
     fx *f = *state;
-    seed_test(f, "split_by_load");
+    sx_mfx_seed_test(&f->rng, seed, "split_by_load");
     random_writes(f, 60);
-    create_index(f, &IX);
+    sx_mfx_create_index(f, &IX, FAILOVER_MS);
     const char *const extra[] = {"--term-split-load", "10", "--term-split-load-window", "1s", NULL};
     if (!sx_cluster_restart_coordinator(f->c, extra))
         SX_FX_FAIL(f->c, "the coordinator did not come back with --term-split-load 10");
@@ -728,27 +502,7 @@ static void test_split_by_load(void **state)
                "ClusterStatus: reads/s of term partitions 4 and 5: %.2f and %.2f", h.reads[0],
                h.reads[1]);
     check_all(f);
-    run_verify(f);
-}
-
-/* The worker index in the test of term partition t's owner, -1 when none. */
-static int32_t owner_of(fx *f, uint32_t t)
-{
-    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(f->c);
-    if (!m)
-        SX_FX_FAIL(f->c, "no map");
-    int32_t who = -1;
-    for (size_t i = 0; i < m->n_indexes; i++) {
-        const Shardex__Internal__V1__IndexEntry *e = m->indexes[i];
-        if (strcmp(e->spec->name, IX.name) != 0 || e->first_term + t >= m->n_terms)
-            continue;
-        int32_t o = m->terms[e->first_term + t]->owner;
-        for (uint32_t k = 0; k < f->c->nworkers; k++)
-            if (sx_cluster_index_of(m, f->c, k) == o)
-                who = (int32_t)k;
-    }
-    sx_rpc_free(&m->base);
-    return who;
+    sx_mfx_verify(f);
 }
 
 static int32_t leader_of(fx *f, uint32_t p)
@@ -764,54 +518,34 @@ static int32_t leader_of(fx *f, uint32_t p)
     return who;
 }
 
-static void kill9(fx *f, int32_t i, const char *what)
-{
-    if (i < 0)
-        SX_FX_FAIL(f->c, "no worker is %s", what);
-    fprintf(stderr, "  kill -9 worker %d (%s)\n", i, what);
-    pthread_mutex_lock(&f->mu);
-    sx_cluster_kill_worker(f->c, (uint32_t)i);
-    pthread_mutex_unlock(&f->mu);
-}
-
-static void restart(fx *f, int32_t i)
-{
-    pthread_mutex_lock(&f->mu);
-    bool ok = sx_cluster_start_worker(f->c, (uint32_t)i);
-    pthread_mutex_unlock(&f->mu);
-    if (!ok || !sx_cluster_wait_alive(f->c, (uint32_t)i, WAIT_MS))
-        SX_FX_FAIL(f->c, "worker %d did not come back", i);
-}
-
 /* kill -9 of a shadow's owner, then of a log partition's leader, during
  * splits, with the writer running. */
 static void test_split_kill(void **state)
 {
     fx *f = *state;
-    seed_test(f, "split_kill");
+    sx_mfx_seed_test(&f->rng, seed, "split_kill");
     random_writes(f, 40);
-    create_index(f, &IX);
-    pthread_t th;
-    pthread_create(&th, NULL, writer_main, f);
+    sx_mfx_create_index(f, &IX, FAILOVER_MS);
+    sx_mfx_writer_start(f, writer_write);
     sx_err err = {0};
     if (split(f, IX.name, 1, 400, &err) != SX_OK)
         SX_FX_FAIL(f->c, "split t=1 at 400: %s", err.msg);
-    int32_t victim = owner_of(f, 5); /* the upper shadow's */
-    kill9(f, victim, "the owner of shadow 5");
+    int32_t victim = sx_mfx_term_owner(f, IX.name, 5); /* the upper shadow's */
+    sx_mfx_kill_worker(f, victim, "the owner of shadow 5");
     ryw_rounds(f, 5, 250, 250);
-    restart(f, victim);
+    sx_mfx_restart_worker(f, victim, WAIT_MS);
     wait_layout(f, 1, 0, FAILOVER_MS);
     if (split(f, IX.name, 3, 900, &err) != SX_OK)
         SX_FX_FAIL(f->c, "split t=3 at 900: %s", err.msg);
     victim = leader_of(f, (uint32_t)(sx_fx_rnd(&f->rng) % P));
-    kill9(f, victim, "a log partition's leader");
+    sx_mfx_kill_worker(f, victim, "a log partition's leader");
     ryw_rounds(f, 5, 750, 250);
-    restart(f, victim);
+    sx_mfx_restart_worker(f, victim, WAIT_MS);
     wait_layout(f, 2, 0, FAILOVER_MS);
-    writer_stop(f, th);
+    sx_mfx_writer_stop(f);
     check_all(f);
     SX_FX_CHECK_REPLICAS(f->c, FAILOVER_MS);
-    run_verify(f);
+    sx_mfx_verify(f);
 }
 
 int main(void)
@@ -819,11 +553,11 @@ int main(void)
     seed = sx_fx_seed();
     sx_fx_filter_from_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_split_while_writing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_split_paging, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_split_automatic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_split_by_load, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_split_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_while_writing, setup, sx_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_split_paging, setup, sx_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_split_automatic, setup, sx_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_split_by_load, setup, sx_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_split_kill, setup, sx_mfx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sx_rpc_wait_shutdown(5000);

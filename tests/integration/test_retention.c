@@ -455,16 +455,25 @@ static json_int_t jget(json_t *o, const char *path1, const char *key)
     return json_is_integer(v) ? json_integer_value(v) : -1;
 }
 
-/* Deletes the document id from the stopped worker w's store of p. */
-static void delete_doc(state *s, uint32_t w, uint32_t p, const char *id)
+/* The stopped worker w's store of p (its path into path), opened; fails
+ * the test when it does not open. */
+static sx_store *open_stopped(state *s, uint32_t w, uint32_t p, char *path, size_t cap)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/w%u/partitions/p%04u", s->c->dir, w, p);
+    snprintf(path, cap, "%s/w%u/partitions/p%04u", s->c->dir, w, p);
     sx_store_opts so = {.no_create = true};
     sx_store *st = NULL;
     sx_err err = {0};
     if (sx_store_open(path, &so, &st, &err) != SX_OK)
         SX_FX_FAIL(s->c, "open %s: %s", path, err.msg);
+    return st;
+}
+
+/* Deletes the document id from the stopped worker w's store of p. */
+static void delete_doc(state *s, uint32_t w, uint32_t p, const char *id)
+{
+    char path[512];
+    sx_store *st = open_stopped(s, w, p, path, sizeof(path));
+    sx_err err = {0};
     sx_buf key = {0};
     sx_buf_push(&key, 'D');
     sx_key_append_str(&key, id, strlen(id));
@@ -485,21 +494,40 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-static void test_verify_trimmed(void **st)
+/* CreateIndex ix through worker 0, READY as worker 1 sees it within WAIT_MS. */
+static void create_ready(state *s, const sx_qindex *ix)
 {
-    state *s = *st;
     sx_err err = {0};
-    static const sx_qindex NIX = {
-        .name = "n", .field = "n", .is_int = true, .local = true, .global = true};
-    if (sx_q_create_index(s->c, s->c->worker_addr[0], &NIX, &err) != SX_OK)
-        SX_FX_FAIL(s->c, "CreateIndex n: %s", err.msg);
-    if (!sx_q_wait_ready(s->c, s->c->worker_addr[1], "n", WAIT_MS))
-        SX_FX_FAIL(s->c, "index n not READY");
-    /* Old documents, in partition 0: written once, before any trimmed start. */
-    sx_doc_spec old[OLD_DOCS];
-    sx_docs_for_partition(s->c, 0, "old", old, OLD_DOCS);
-    if (sx_docs_put(s->c, 0, old, OLD_DOCS, 10000, NULL, &err) != SX_OK)
-        SX_FX_FAIL(s->c, "put old: %s", err.msg);
+    if (sx_q_create_index(s->c, s->c->worker_addr[0], ix, &err) != SX_OK)
+        SX_FX_FAIL(s->c, "CreateIndex %s: %s", ix->name, err.msg);
+    if (!sx_q_wait_ready(s->c, s->c->worker_addr[1], ix->name, WAIT_MS))
+        SX_FX_FAIL(s->c, "index %s not READY", ix->name);
+}
+
+/* OLD_DOCS documents in every log partition p (ids "<tag><p>-...",
+ * sx_docs_for_partition), the k-th with n = n0 + step * k, put through
+ * worker p % 3. */
+static void put_everywhere(state *s, const char *tag, int64_t n0, int64_t step)
+{
+    for (uint32_t p = 0; p < P; p++) {
+        sx_doc_spec d[OLD_DOCS];
+        char t[16];
+        snprintf(t, sizeof(t), "%s%u", tag, p);
+        sx_docs_for_partition(s->c, p, t, d, OLD_DOCS);
+        for (int k = 0; k < OLD_DOCS; k++)
+            d[k].n = n0 + step * k;
+        sx_err err = {0};
+        if (sx_docs_put(s->c, p % 3, d, OLD_DOCS, 10000, NULL, &err) != SX_OK)
+            SX_FX_FAIL(s->c, "put %s: %s", tag, err.msg);
+    }
+}
+
+/* Overwrite rounds (12 at most) until every log is trimmed (check_bounded),
+ * then verify, clean within WAIT_MS, lists every log as trimmed; with
+ * marked, each starting past marked[p] (`what` the markers say, for the
+ * failure). Returns its report (json_decref a.js). */
+static verify_arg trim_and_verify(state *s, const uint64_t *marked, const char *what)
+{
     uint32_t rounds = s->rounds < 12 ? s->rounds : 12;
     for (uint32_t r = 1; r <= rounds; r++)
         overwrite_round(s, r);
@@ -507,7 +535,83 @@ static void test_verify_trimmed(void **st)
 
     verify_arg a = {.s = s};
     SX_FX_WAIT(s->c, verify_clean, &a, WAIT_MS, "verify on the trimmed logs exited %d", a.code);
-    assert_int_equal(json_array_size(json_object_get(a.js, "trimmed_logs")), P);
+    json_t *trims = json_object_get(a.js, "trimmed_logs");
+    assert_int_equal(json_array_size(trims), P);
+    size_t i;
+    json_t *tl;
+    json_array_foreach(trims, i, tl)
+    {
+        json_int_t p = jget(tl, NULL, "partition");
+        if (!marked)
+            continue;
+        assert_true(p >= 0 && p < P);
+        if (jget(tl, NULL, "log_start") <= (json_int_t)marked[p])
+            SX_FX_FAIL(s->c, "p=%d's log starts at %" PRId64 ", not past %s (%" PRIu64 ")", (int)p,
+                       (int64_t)jget(tl, NULL, "log_start"), what, marked[p]);
+    }
+    return a;
+}
+
+/* A follower of p=0: a worker the map does not name its leader. */
+static uint32_t follower_of_p0(state *s)
+{
+    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(s->c);
+    assert_non_null(m);
+    uint32_t w = UINT32_MAX;
+    for (uint32_t i = 0; i < s->c->nworkers && w == UINT32_MAX; i++)
+        if (sx_cluster_index_of(m, s->c, i) != m->partitions[0]->leader)
+            w = i;
+    sx_rpc_free(&m->base);
+    return w;
+}
+
+/* Runs verify into *a until its report lists a "diverged" difference that
+ * match(e, arg) accepts, within WAIT_MS (a restarted worker must be back
+ * and have served first); returns it (borrowed from a->js). Fails with "verify
+ * did not find <what>" otherwise. */
+static json_t *await_diverged(state *s, verify_arg *a, bool (*match)(json_t *e, const void *arg),
+                              const void *arg, const char *what)
+{
+    uint64_t deadline = sx_clock_now_ms() + WAIT_MS;
+    json_t *d = NULL;
+    while (!d) {
+        verify_clean(a);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(a->js, "differences"), i, e)
+        {
+            const char *kind = json_string_value(json_object_get(e, "kind"));
+            if (kind && strcmp(kind, "diverged") == 0 && match(e, arg))
+                d = e;
+        }
+        if (!d && sx_clock_now_ms() > deadline)
+            SX_FX_FAIL(s->c, "verify did not find %s (exit %d)", what, a->code);
+        if (!d)
+            sx_clock_sleep_ms(200);
+    }
+    return d;
+}
+
+/* The difference is about document arg (an id). */
+static bool diff_of_id(json_t *e, const void *arg)
+{
+    const char *id = json_string_value(json_object_get(e, "id"));
+    return id && strcmp(id, arg) == 0;
+}
+
+static void test_verify_trimmed(void **st)
+{
+    state *s = *st;
+    sx_err err = {0};
+    static const sx_qindex NIX = {
+        .name = "n", .field = "n", .is_int = true, .local = true, .global = true};
+    create_ready(s, &NIX);
+    /* Old documents, in partition 0: written once, before any trimmed start. */
+    sx_doc_spec old[OLD_DOCS];
+    sx_docs_for_partition(s->c, 0, "old", old, OLD_DOCS);
+    if (sx_docs_put(s->c, 0, old, OLD_DOCS, 10000, NULL, &err) != SX_OK)
+        SX_FX_FAIL(s->c, "put old: %s", err.msg);
+    verify_arg a = trim_and_verify(s, NULL, NULL);
     print_message("verify clean on %d trimmed logs: %" PRId64 " carried documents, %" PRId64
                   " ids not determined, %" PRId64 " views left out\n",
                   P, (int64_t)jget(a.js, "summary", "carried"),
@@ -539,36 +643,13 @@ static void test_verify_trimmed(void **st)
     pthread_join(th, NULL);
 
     /* One old document gone from a follower of p=0 behind the cluster's back. */
-    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(s->c);
-    assert_non_null(m);
-    uint32_t w = UINT32_MAX;
-    for (uint32_t i = 0; i < s->c->nworkers && w == UINT32_MAX; i++)
-        if (sx_cluster_index_of(m, s->c, i) != m->partitions[0]->leader)
-            w = i;
-    sx_rpc_free(&m->base);
+    uint32_t w = follower_of_p0(s);
     sx_cluster_kill_worker(s->c, w);
     delete_doc(s, w, 0, old[7].id);
     assert_true(sx_cluster_start_worker(s->c, w));
-    /* Until verify sees it: the worker must be back and have served. */
-    uint64_t deadline = sx_clock_now_ms() + WAIT_MS;
-    json_t *d = NULL;
-    while (!d) {
-        verify_clean(&a);
-        size_t i;
-        json_t *e;
-        json_array_foreach(json_object_get(a.js, "differences"), i, e)
-        {
-            const char *kind = json_string_value(json_object_get(e, "kind"));
-            const char *id = json_string_value(json_object_get(e, "id"));
-            if (kind && id && strcmp(kind, "diverged") == 0 && strcmp(id, old[7].id) == 0)
-                d = e;
-        }
-        if (!d && sx_clock_now_ms() > deadline)
-            SX_FX_FAIL(s->c, "verify did not find %s missing from w%u (exit %d)", old[7].id, w,
-                       a.code);
-        if (!d)
-            sx_clock_sleep_ms(200);
-    }
+    char what[128];
+    snprintf(what, sizeof(what), "%s missing from w%u", old[7].id, w);
+    json_t *d = await_diverged(s, &a, diff_of_id, old[7].id, what);
     if (getenv("SHARDEX_TEST_VERBOSE")) {
         char *t = json_dumps(json_object_get(a.js, "differences"), JSON_INDENT(1));
         fprintf(stderr, "DIFFS-BEGIN%sDIFFS-END\n", t);
@@ -796,15 +877,15 @@ static uint64_t log_end_of(state *s, uint32_t p)
     return end;
 }
 
-/* The check of term partition t of index nr in a verify report, or NULL. */
-static json_t *term_check(json_t *js, uint32_t t)
+/* The check of term partition t of index name in a verify report, or NULL. */
+static json_t *term_check_of(json_t *js, const char *name, uint32_t t)
 {
     size_t i;
     json_t *c;
     json_array_foreach(json_object_get(js, "checks"), i, c)
     {
         const char *ix = json_string_value(json_object_get(c, "index"));
-        if (ix && strcmp(ix, RIX.name) == 0 && jget(c, NULL, "term_partition") == (json_int_t)t)
+        if (ix && strcmp(ix, name) == 0 && jget(c, NULL, "term_partition") == (json_int_t)t)
             return c;
     }
     return NULL;
@@ -818,21 +899,9 @@ static void test_verify_trimmed_split(void **st)
 {
     state *s = *st;
     sx_err err = {0};
-    if (sx_q_create_index(s->c, s->c->worker_addr[0], &RIX, &err) != SX_OK)
-        SX_FX_FAIL(s->c, "CreateIndex nr: %s", err.msg);
-    if (!sx_q_wait_ready(s->c, s->c->worker_addr[1], RIX.name, WAIT_MS))
-        SX_FX_FAIL(s->c, "index nr not READY");
+    create_ready(s, &RIX);
     /* n = 100, 105, .. 295 in every partition: 20 of each in each shadow. */
-    for (uint32_t p = 0; p < P; p++) {
-        sx_doc_spec old[OLD_DOCS];
-        char tag[16];
-        snprintf(tag, sizeof(tag), "old%u", p);
-        sx_docs_for_partition(s->c, p, tag, old, OLD_DOCS);
-        for (int k = 0; k < OLD_DOCS; k++)
-            old[k].n = 100 + 5 * k;
-        if (sx_docs_put(s->c, p % 3, old, OLD_DOCS, 10000, NULL, &err) != SX_OK)
-            SX_FX_FAIL(s->c, "put old: %s", err.msg);
-    }
+    put_everywhere(s, "old", 100, 5);
     Shardex__V1__SplitIndexRequest req = SHARDEX__V1__SPLIT_INDEX_REQUEST__INIT;
     Shardex__V1__Value at = SHARDEX__V1__VALUE__INIT;
     at.kind_case = SHARDEX__V1__VALUE__KIND_I;
@@ -852,35 +921,15 @@ static void test_verify_trimmed_split(void **st)
     uint64_t marked[P]; /* every split marker of p is at or below */
     for (uint32_t p = 0; p < P; p++)
         marked[p] = log_end_of(s, p);
-
-    uint32_t rounds = s->rounds < 12 ? s->rounds : 12;
-    for (uint32_t r = 1; r <= rounds; r++)
-        overwrite_round(s, r);
-    check_bounded(s);
-
-    verify_arg a = {.s = s};
-    SX_FX_WAIT(s->c, verify_clean, &a, WAIT_MS, "verify on the trimmed logs exited %d", a.code);
-    json_t *trims = json_object_get(a.js, "trimmed_logs");
-    assert_int_equal(json_array_size(trims), P);
-    size_t i;
-    json_t *tl;
-    json_array_foreach(trims, i, tl)
-    {
-        json_int_t p = jget(tl, NULL, "partition");
-        assert_true(p >= 0 && p < P);
-        if (jget(tl, NULL, "log_start") <= (json_int_t)marked[p])
-            SX_FX_FAIL(s->c,
-                       "p=%d's log starts at %" PRId64 ", not past its split markers (%" PRIu64 ")",
-                       (int)p, (int64_t)jget(tl, NULL, "log_start"), marked[p]);
-    }
+    verify_arg a = trim_and_verify(s, marked, "its split markers");
     /* Every serving term partition checked, none left out; t1 retired. */
     assert_int_equal(jget(a.js, "summary", "unrecomputed_partitions"), 0);
     assert_int_equal(jget(a.js, "summary", "split_undetermined"), 0);
-    assert_null(term_check(a.js, 1));
+    assert_null(term_check_of(a.js, RIX.name, 1));
     for (uint32_t t = 0; t < 5; t++) {
         if (t == 1)
             continue;
-        json_t *c = term_check(a.js, t);
+        json_t *c = term_check_of(a.js, RIX.name, t);
         if (!c)
             SX_FX_FAIL(s->c, "no check of nr's term partition %u", t);
         assert_string_equal(json_string_value(json_object_get(c, "status")), "ok");
@@ -891,7 +940,8 @@ static void test_verify_trimmed_split(void **st)
     }
     print_message("verify clean on %d logs trimmed past the split markers (from %" PRIu64
                   "): nr's shadows 3 and 4 checked, %" PRId64 " entries each\n",
-                  P, marked[0], (int64_t)jget(term_check(a.js, 3), NULL, "expected_entries"));
+                  P, marked[0],
+                  (int64_t)jget(term_check_of(a.js, RIX.name, 3), NULL, "expected_entries"));
     json_decref(a.js);
 }
 
@@ -953,18 +1003,12 @@ static bool salted_everywhere(void *arg)
     return a->missing == 0;
 }
 
-/* The check of term partition t of index name in a verify report, or NULL. */
-static json_t *term_check_of(json_t *js, const char *name, uint32_t t)
+/* The difference is about p=0's salt row (seq 1) of an index. */
+static bool diff_of_salt_p0(json_t *e, const void *arg)
 {
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(js, "checks"), i, c)
-    {
-        const char *ix = json_string_value(json_object_get(c, "index"));
-        if (ix && strcmp(ix, name) == 0 && jget(c, NULL, "term_partition") == (json_int_t)t)
-            return c;
-    }
-    return NULL;
+    (void)arg;
+    const char *detail = json_string_value(json_object_get(e, "detail"));
+    return detail && strstr(detail, "salt seq 1 of index") && jget(e, NULL, "partition") == 0;
 }
 
 /* Rewrites salt seq 1 of index id in the stopped worker w's store of p
@@ -972,12 +1016,8 @@ static json_t *term_check_of(json_t *js, const char *name, uint32_t t)
 static void set_salt_from(state *s, uint32_t w, uint32_t p, uint64_t id, uint64_t from)
 {
     char path[512];
-    snprintf(path, sizeof(path), "%s/w%u/partitions/p%04u", s->c->dir, w, p);
-    sx_store_opts so = {.no_create = true};
-    sx_store *st = NULL;
+    sx_store *st = open_stopped(s, w, p, path, sizeof(path));
     sx_err err = {0};
-    if (sx_store_open(path, &so, &st, &err) != SX_OK)
-        SX_FX_FAIL(s->c, "open %s: %s", path, err.msg);
     sx_buf key = {0}, val = {0};
     sx_buf_push(&key, 'H');
     sx_key_append_u64(&key, id);
@@ -1011,21 +1051,9 @@ static void test_verify_trimmed_salt(void **st)
 {
     state *s = *st;
     sx_err err = {0};
-    if (sx_q_create_index(s->c, s->c->worker_addr[0], &HIX, &err) != SX_OK)
-        SX_FX_FAIL(s->c, "CreateIndex nh: %s", err.msg);
-    if (!sx_q_wait_ready(s->c, s->c->worker_addr[1], HIX.name, WAIT_MS))
-        SX_FX_FAIL(s->c, "index nh not READY");
+    create_ready(s, &HIX);
     /* Before the salt: HOT in every partition (they stay in its own partition). */
-    for (uint32_t p = 0; p < P; p++) {
-        sx_doc_spec old[OLD_DOCS];
-        char tag[16];
-        snprintf(tag, sizeof(tag), "old%u", p);
-        sx_docs_for_partition(s->c, p, tag, old, OLD_DOCS);
-        for (int k = 0; k < OLD_DOCS; k++)
-            old[k].n = HOT;
-        if (sx_docs_put(s->c, p % 3, old, OLD_DOCS, 10000, NULL, &err) != SX_OK)
-            SX_FX_FAIL(s->c, "put old: %s", err.msg);
-    }
+    put_everywhere(s, "old", HOT, 0);
     Shardex__V1__SaltIndexRequest req = SHARDEX__V1__SALT_INDEX_REQUEST__INIT;
     Shardex__V1__Value hot = SHARDEX__V1__VALUE__INIT;
     hot.kind_case = SHARDEX__V1__VALUE__KIND_I;
@@ -1052,36 +1080,8 @@ static void test_verify_trimmed_salt(void **st)
     SX_FX_WAIT(s->c, salted_everywhere, &sa, WAIT_MS, "%u replicas do not list the salt yet",
                sa.missing);
     /* After it: HOT again, spread over t0 and t1 by id. */
-    for (uint32_t p = 0; p < P; p++) {
-        sx_doc_spec nw[OLD_DOCS];
-        char tag[16];
-        snprintf(tag, sizeof(tag), "new%u", p);
-        sx_docs_for_partition(s->c, p, tag, nw, OLD_DOCS);
-        for (int k = 0; k < OLD_DOCS; k++)
-            nw[k].n = HOT;
-        if (sx_docs_put(s->c, p % 3, nw, OLD_DOCS, 10000, NULL, &err) != SX_OK)
-            SX_FX_FAIL(s->c, "put new: %s", err.msg);
-    }
-    uint32_t rounds = s->rounds < 12 ? s->rounds : 12;
-    for (uint32_t r = 1; r <= rounds; r++)
-        overwrite_round(s, r);
-    check_bounded(s);
-
-    verify_arg a = {.s = s};
-    SX_FX_WAIT(s->c, verify_clean, &a, WAIT_MS, "verify on the trimmed logs exited %d", a.code);
-    json_t *trims = json_object_get(a.js, "trimmed_logs");
-    assert_int_equal(json_array_size(trims), P);
-    size_t i;
-    json_t *tl;
-    json_array_foreach(trims, i, tl)
-    {
-        json_int_t p = jget(tl, NULL, "partition");
-        assert_true(p >= 0 && p < P);
-        if (jget(tl, NULL, "log_start") <= (json_int_t)sa.marked[p])
-            SX_FX_FAIL(s->c,
-                       "p=%d's log starts at %" PRId64 ", not past its salt marker (%" PRIu64 ")",
-                       (int)p, (int64_t)jget(tl, NULL, "log_start"), sa.marked[p]);
-    }
+    put_everywhere(s, "new", HOT, 0);
+    verify_arg a = trim_and_verify(s, sa.marked, "its salt marker");
     /* Every term partition of nh checked whole: none left out for the salt. */
     assert_int_equal(jget(a.js, "summary", "unrecomputed_partitions"), 0);
     assert_int_equal(jget(a.js, "summary", "salt_undetermined"), 0);
@@ -1105,35 +1105,13 @@ static void test_verify_trimmed_salt(void **st)
      * applied at offset 1: below the log start, so only the other replicas
      * contradict it (and, should it lead, the term partitions recomputed by
      * it do too). */
-    m = sx_cluster_map(s->c);
-    assert_non_null(m);
-    uint32_t w = UINT32_MAX;
-    for (uint32_t k = 0; k < s->c->nworkers && w == UINT32_MAX; k++)
-        if (sx_cluster_index_of(m, s->c, k) != m->partitions[0]->leader)
-            w = k;
-    sx_rpc_free(&m->base);
+    uint32_t w = follower_of_p0(s);
     sx_cluster_kill_worker(s->c, w);
     set_salt_from(s, w, 0, id, 1);
     assert_true(sx_cluster_start_worker(s->c, w));
-    uint64_t deadline = sx_clock_now_ms() + WAIT_MS;
-    json_t *d = NULL;
-    while (!d) {
-        verify_clean(&a);
-        json_t *e;
-        json_array_foreach(json_object_get(a.js, "differences"), i, e)
-        {
-            const char *kind = json_string_value(json_object_get(e, "kind"));
-            const char *detail = json_string_value(json_object_get(e, "detail"));
-            if (kind && detail && strcmp(kind, "diverged") == 0 &&
-                strstr(detail, "salt seq 1 of index") && jget(e, NULL, "partition") == 0)
-                d = e;
-        }
-        if (!d && sx_clock_now_ms() > deadline)
-            SX_FX_FAIL(s->c, "verify did not find w%u's salt row of p=0 wrong (exit %d)", w,
-                       a.code);
-        if (!d)
-            sx_clock_sleep_ms(200);
-    }
+    char what[128];
+    snprintf(what, sizeof(what), "w%u's salt row of p=0 wrong", w);
+    json_t *d = await_diverged(s, &a, diff_of_salt_p0, NULL, what);
     assert_int_equal(a.code, 1);
     print_message("verify found w%u's salt row of p=0 wrong: %s (%" PRId64 " differences)\n", w,
                   json_string_value(json_object_get(d, "detail")),

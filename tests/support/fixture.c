@@ -2,12 +2,14 @@
 #include "fixture.h"
 
 #include "checker.h"
+#include "mem.h"
 
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -77,6 +79,13 @@ void sx__fx_check_replicas(const char *file, int line, sx_cluster *c, uint64_t t
         sx__fx_fail(file, line, c, "replicas differ: %s", why);
 }
 
+void sx__fx_verify(const char *file, int line, sx_cluster *c, uint64_t timeout_ms)
+{
+    char why[256] = "";
+    if (!sx_check_verify(c, timeout_ms, why, sizeof(why)))
+        sx__fx_fail(file, line, c, "%s", why);
+}
+
 sx_store *sx_fx_store_open(const char *path, const sx_store_opts *opts)
 {
     sx_store *s = NULL;
@@ -90,13 +99,28 @@ sx_store *sx_fx_store_open(const char *path, const sx_store_opts *opts)
 
 int sx_fx_cluster_teardown(void **state)
 {
-    sx_cluster *c = *state;
+    sx_fx_cluster_end(*state);
+    return 0;
+}
+
+void sx_fx_cluster_end(sx_cluster *c)
+{
     if (c) {
         sx_cluster_kill_all(c);
         sx_cluster_stop(c);
         free(c);
     }
-    return 0;
+}
+
+void *sx__fx_state_new(size_t size, size_t c_offset, const sx_cluster_opts *opts,
+                       uint64_t timeout_ms)
+{
+    sx_cluster *c = sx_cluster_start_settled(opts, timeout_ms);
+    if (!c)
+        return NULL;
+    char *f = sx_calloc(1, size);
+    memcpy(f + c_offset, &c, sizeof(c));
+    return f;
 }
 
 /* ------------------------------------------------------------ etcd member -- */

@@ -59,14 +59,34 @@ void sx_fx_filter_from_env(void);
 #define SX_FX_CHECK_REPLICAS(c, timeout_ms)                                                        \
     sx__fx_check_replicas(__FILE__, __LINE__, (c), (timeout_ms))
 
+/* Runs `shardex verify` (sx_check_verify: every index and document
+ * recomputed from the logs, up to timeout_ms); when it is not clean, fails as
+ * SX_FX_FAIL(c, "<why>"). */
+#define SX_FX_VERIFY(c, timeout_ms) sx__fx_verify(__FILE__, __LINE__, (c), (timeout_ms))
+
 void sx__fx_fail(const char *file, int line, const sx_cluster *c, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void sx__fx_check_replicas(const char *file, int line, sx_cluster *c, uint64_t timeout_ms);
+void sx__fx_verify(const char *file, int line, sx_cluster *c, uint64_t timeout_ms);
 
-/* A cmocka teardown for a test whose state is a cluster it calloc'd: kills
- * every process (kill -9: its data is thrown away), removes the cluster's
- * directory (sx_cluster_stop) and frees it. */
+/* A cmocka teardown for a test whose state is a cluster it calloc'd:
+ * sx_fx_cluster_end of it. */
 int sx_fx_cluster_teardown(void **state);
+
+/* Ends a cluster whose data is thrown away: kills every process (kill -9:
+ * no shutdown grace to wait for), removes the cluster's directory
+ * (sx_cluster_stop) and frees it. Accepts NULL. */
+void sx_fx_cluster_end(sx_cluster *c);
+
+/* For a cmocka setup: a zeroed test state of type T, a struct with a member
+ * `sx_cluster *c`, with c a settled cluster started with *opts
+ * (sx_cluster_start_settled, timeout_ms). NULL, with nothing left running,
+ * when the cluster did not settle. The caller ends it with
+ * sx_fx_cluster_end(f->c) (or a graceful sx_cluster_stop) and free(f). */
+#define SX_FX_STATE_NEW(T, opts, timeout_ms)                                                       \
+    ((T *)sx__fx_state_new(sizeof(T), offsetof(T, c), (opts), (timeout_ms)))
+void *sx__fx_state_new(size_t size, size_t c_offset, const sx_cluster_opts *opts,
+                       uint64_t timeout_ms);
 
 /* ------------------------------------------------------------ etcd member -- */
 

@@ -1716,6 +1716,18 @@ static split_view split_view_of(fixture *f, const char *name)
     return v;
 }
 
+/* Index "r" as the map has it now, with n splits, the last of term
+ * partition t at `at` (at < 0: wherever). */
+static split_view expect_last_split(fixture *f, size_t n, uint32_t t, int64_t at)
+{
+    split_view v = split_view_of(f, "r");
+    assert_int_equal(v.nsplits, n);
+    assert_int_equal(v.term[n - 1], t);
+    if (at >= 0)
+        assert_int_equal(v.at[n - 1], at);
+    return v;
+}
+
 /* A heartbeat's index reports, received at now_ms, from the owner of term
  * partition t of v: ready, at its epoch, with entries, a median and a load. */
 static void report_term_load(fixture *f, const split_view *v, uint32_t t, bool ready,
@@ -1980,6 +1992,37 @@ static void test_hot_value_detection(void **state)
     sx_arena_free(&a);
 }
 
+/* Creates a range index `name` on n, split at 10, 20 and 30 (t1 = [10,
+ * 20)): BUILDING until backfill_ready. */
+static void create_range(fixture *f, const char *name)
+{
+    Shardex__V1__Value v[3] = {ival(10), ival(20), ival(30)};
+    Shardex__V1__Value *vp[3] = {&v[0], &v[1], &v[2]};
+    Shardex__V1__IndexSpec s = spec_of(name, "n", INT_T, false, true, 0);
+    s.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    s.n_split_points = 3;
+    s.split_points = vp;
+    sx_arena a = {0};
+    sx_err err = {0};
+    Shardex__V1__IndexInfo *info = NULL;
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    sx_arena_free(&a);
+}
+
+/* Every log partition's leader reports index `name` backfilled: READY. */
+static void backfill_ready(fixture *f, const char *name)
+{
+    sx_err err = {0};
+    index_copy ic = index_of(f, name);
+    Shardex__V1__IndexState is = SHARDEX__V1__INDEX_STATE__INDEX_STATE_BUILDING;
+    for (uint32_t p = 0; p < 4; p++) {
+        part_copy pc = part_of(f, p);
+        CHECK_OK(sx_coord_report_backfill(f->c, abc[pc.leader], ic.id, p, pc.epoch, &is, &err),
+                 &err);
+    }
+    assert_int_equal(is, READY);
+}
+
 /* The split state machine: refused while building, recorded with shadows
  * owned, one at a time, swapped once both shadows' owners report them ready
  * (the parent retired and unowned in the same version), kept across a
@@ -1993,30 +2036,17 @@ static void test_index_split(void **state)
     reg(f, "a", 1000, NULL);
     reg(f, "b", 1000, NULL);
     grow_isrs(f);
-    Shardex__V1__Value v[3] = {ival(10), ival(20), ival(30)};
-    Shardex__V1__Value *vp[3] = {&v[0], &v[1], &v[2]};
-    Shardex__V1__IndexSpec s = spec_of("r", "n", INT_T, false, true, 0);
-    s.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
-    s.n_split_points = 3;
-    s.split_points = vp;
+    create_range(f, "r");
     sx_arena a = {0};
     sx_err err = {0};
     Shardex__V1__IndexInfo *info = NULL;
-    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
     create_ok(f, "h", false, true, 2);
     track(f);
     uint32_t terms_before = (uint32_t)index_of(f, "h").first_term;
     Shardex__V1__Value at = ival(15);
     CHECK_FAIL(sx_coord_split_index(f->c, "r", 1, &at, &a, &info, &err), &err,
                SX_FAILED_PRECONDITION, "still building");
-    index_copy ic = index_of(f, "r");
-    Shardex__V1__IndexState is;
-    for (uint32_t p = 0; p < 4; p++) {
-        part_copy pc = part_of(f, p);
-        CHECK_OK(sx_coord_report_backfill(f->c, abc[pc.leader], ic.id, p, pc.epoch, &is, &err),
-                 &err);
-    }
-    assert_int_equal(is, READY);
+    backfill_ready(f, "r");
     CHECK_FAIL(sx_coord_split_index(f->c, "h", 0, &at, &a, &info, &err), &err, SX_INVALID_ARGUMENT,
                "not range-partitioned");
     CHECK_FAIL(sx_coord_split_index(f->c, "nope", 0, &at, &a, &info, &err), &err, SX_NOT_FOUND,
@@ -2040,19 +2070,17 @@ static void test_index_split(void **state)
     track(f);
     assert_true(version_of(f) > ver);
     assert_int_equal(info->splits_in_progress, 1);
-    split_view sv = split_view_of(f, "r");
-    assert_int_equal(sv.nsplits, 1);
-    assert_int_equal(sv.term[0], 1);
+    split_view sv = expect_last_split(f, 1, 1, 15);
     assert_int_equal(sv.lo[0], 4);
     assert_int_equal(sv.hi[0], 5);
     assert_false(sv.done[0]);
-    assert_int_equal(sv.at[0], 15);
     assert_int_equal(sv.nterms, 6);
     for (uint32_t t = 0; t < 6; t++)
         assert_true(sv.owner[t] >= 0 && !sv.retired[t]); /* the shadows are owned at once */
     /* The other index's term partitions moved up by two, each the same. */
     assert_int_equal(index_of(f, "h").first_term, terms_before + 2);
-    CHECK_FAIL(sx_coord_split_index(f->c, "r", 2, &v[2], &a, &info, &err), &err,
+    Shardex__V1__Value thirty = ival(30); /* t2's lower bound */
+    CHECK_FAIL(sx_coord_split_index(f->c, "r", 2, &thirty, &a, &info, &err), &err,
                SX_FAILED_PRECONDITION, "in progress");
 
     /* One shadow ready, the other not (or reported at another epoch): no swap. */
@@ -2100,10 +2128,7 @@ static void test_index_split(void **state)
     report_term(f, &sv, 5, true, 100, 17);
     assert_int_equal(version_of(f), ver);
     report_term(f, &sv, 5, true, 101, 17);
-    sv = split_view_of(f, "r");
-    assert_int_equal(sv.nsplits, 2);
-    assert_int_equal(sv.term[1], 5);
-    assert_int_equal(sv.at[1], 17);
+    sv = expect_last_split(f, 2, 5, 17);
     assert_int_equal(sv.lo[1], 6);
     assert_false(sv.done[1]);
 
@@ -2117,26 +2142,9 @@ static void test_index_split(void **state)
 /* A READY range index `name` on n, split at 10, 20 and 30 (t1 = [10, 20)). */
 static void create_ready_range(fixture *f, const char *name)
 {
-    Shardex__V1__Value v[3] = {ival(10), ival(20), ival(30)};
-    Shardex__V1__Value *vp[3] = {&v[0], &v[1], &v[2]};
-    Shardex__V1__IndexSpec s = spec_of(name, "n", INT_T, false, true, 0);
-    s.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
-    s.n_split_points = 3;
-    s.split_points = vp;
-    sx_arena a = {0};
-    sx_err err = {0};
-    Shardex__V1__IndexInfo *info = NULL;
-    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    create_range(f, name);
     track(f);
-    index_copy ic = index_of(f, name);
-    Shardex__V1__IndexState is = SHARDEX__V1__INDEX_STATE__INDEX_STATE_BUILDING;
-    for (uint32_t p = 0; p < 4; p++) {
-        part_copy pc = part_of(f, p);
-        CHECK_OK(sx_coord_report_backfill(f->c, abc[pc.leader], ic.id, p, pc.epoch, &is, &err),
-                 &err);
-    }
-    assert_int_equal(is, READY);
-    sx_arena_free(&a);
+    backfill_ready(f, name);
 }
 
 /* Term partition t of index `name` as ClusterStatus shows it. */
@@ -2238,10 +2246,7 @@ static void test_index_split_load(void **state)
     /* 3 s above: a split at the median. */
     report_term_load(f, &sv, 1, true, 8, 15, 200, 0, 19001);
     assert_true(version_of(f) > ver);
-    split_view after = split_view_of(f, "r");
-    assert_int_equal(after.nsplits, 1);
-    assert_int_equal(after.term[0], 1);
-    assert_int_equal(after.at[0], 15);
+    split_view after = expect_last_split(f, 1, 1, 15);
     assert_false(after.done[0]);
     /* One at a time: t2 loaded for long waits for the swap. */
     report_term_load(f, &after, 2, true, 8, 25, 0, 500, 20000);
@@ -2251,10 +2256,7 @@ static void test_index_split_load(void **state)
     /* After it, t2 splits once its owner's run lasts the window. */
     report_term_load(f, &after, 2, true, 8, 25, 0, 500, 31000);
     report_term_load(f, &after, 2, true, 8, 25, 0, 500, 34000);
-    after = split_view_of(f, "r");
-    assert_int_equal(after.nsplits, 2);
-    assert_int_equal(after.term[1], 2);
-    assert_int_equal(after.at[1], 25);
+    after = expect_last_split(f, 2, 2, 25);
     swap_shadows(f, &after, 1, 34500);
 
     /* Both triggers: many entries and no load split, and so does load
@@ -2263,16 +2265,11 @@ static void test_index_split_load(void **state)
     reopen_at(f, 40000);
     after = split_view_of(f, "r");
     report_term_load(f, &after, 3, true, 101, 35, 0, 0, 40500);
-    after = split_view_of(f, "r");
-    assert_int_equal(after.nsplits, 3);
-    assert_int_equal(after.term[2], 3);
+    after = expect_last_split(f, 3, 3, -1);
     swap_shadows(f, &after, 2, 41000);
     report_term_load(f, &after, 0, true, 5, 5, 300, 0, 42000);
     report_term_load(f, &after, 0, true, 5, 5, 300, 0, 45000);
-    after = split_view_of(f, "r");
-    assert_int_equal(after.nsplits, 4);
-    assert_int_equal(after.term[3], 0);
-    assert_int_equal(after.at[3], 5);
+    after = expect_last_split(f, 4, 0, 5);
 }
 
 static void test_index_invalid_specs(void **state)

@@ -850,6 +850,41 @@ static ProtobufCMessage *reunpack(const ProtobufCMessage *m)
     return sx_rpc_copy(m->descriptor, m);
 }
 
+/* Packs entry o (1-based) of the log that arg describes into b. */
+typedef void (*entry_pack_fn)(const void *arg, uint64_t o, sx_buf *b);
+
+/* ReadLog's answer, as a worker gives it, over a log of [start, end]: the
+ * entries from `from` on (every fake checks it against start first), at
+ * most max, each packed by pack. */
+static ProtobufCMessage *read_log_answer(entry_pack_fn pack, const void *arg, uint64_t start,
+                                         uint64_t from, uint64_t end, uint32_t max)
+{
+    Shardex__Internal__V1__ReadLogResponse r = SHARDEX__INTERNAL__V1__READ_LOG_RESPONSE__INIT;
+    r.log_start_offset = start;
+    r.log_end_offset = end;
+    size_t cap = from <= end ? (size_t)(end - from + 1) : 1;
+    Shardex__Internal__V1__AppendEntry *e = calloc(cap, sizeof(*e)),
+                                       **ep = calloc(cap, sizeof(*ep));
+    sx_buf *b = calloc(cap, sizeof(*b));
+    for (uint64_t o = from; o <= end && r.n_entries < max; o++) {
+        size_t i = r.n_entries++;
+        shardex__internal__v1__append_entry__init(&e[i]);
+        pack(arg, o, &b[i]);
+        e[i].epoch = 1;
+        e[i].op.data = b[i].data;
+        e[i].op.len = b[i].len;
+        ep[i] = &e[i];
+    }
+    r.entries = ep;
+    ProtobufCMessage *resp = reunpack(&r.base);
+    for (size_t i = 0; i < cap; i++)
+        sx_buf_free(&b[i]);
+    free(b);
+    free(ep);
+    free(e);
+    return resp;
+}
+
 static ProtobufCMessage *fake_map(const fake *f)
 {
     Shardex__Internal__V1__ClusterSettings set = SHARDEX__INTERNAL__V1__CLUSTER_SETTINGS__INIT;
@@ -994,6 +1029,12 @@ static sx_status fake_digest(fake *f, const char *addr,
     return SX_OK;
 }
 
+/* Entry o of a fake's partition log (arg: its first op). */
+static void fake_pack_entry(const void *arg, uint64_t o, sx_buf *b)
+{
+    pack_top((const top *)arg + (o - 1), b);
+}
+
 /* As the worker answers: from_offset 0 reads from the log's start, below
  * the start is OUT_OF_RANGE. */
 static sx_status fake_read_log(const fake *f, const char *addr,
@@ -1008,24 +1049,7 @@ static sx_status fake_read_log(const fake *f, const char *addr,
     uint64_t from = req->from_offset ? req->from_offset : start;
     if (from < start)
         return sx_err_set(err, SX_OUT_OF_RANGE, "offset %" PRIu64 " is below the log start", from);
-    Shardex__Internal__V1__ReadLogResponse r = SHARDEX__INTERNAL__V1__READ_LOG_RESPONSE__INIT;
-    r.log_start_offset = start;
-    Shardex__Internal__V1__AppendEntry e[16], *ep[16];
-    sx_buf b[16] = {{0}};
-    for (uint64_t o = from; o <= f->nlog[p] && r.n_entries < req->max_entries; o++) {
-        size_t i = r.n_entries++;
-        shardex__internal__v1__append_entry__init(&e[i]);
-        pack_top(&f->log[p][o - 1], &b[i]);
-        e[i].epoch = 1;
-        e[i].op.data = b[i].data;
-        e[i].op.len = b[i].len;
-        ep[i] = &e[i];
-    }
-    r.entries = ep;
-    r.log_end_offset = f->nlog[p];
-    *resp = reunpack(&r.base);
-    for (int i = 0; i < 16; i++)
-        sx_buf_free(&b[i]);
+    *resp = read_log_answer(fake_pack_entry, f->log[p], start, from, f->nlog[p], req->max_entries);
     return SX_OK;
 }
 
@@ -2008,6 +2032,116 @@ static void test_replay_split(void **state)
     sx_replay_destroy(r);
 }
 
+/* ---- one worker serving a hand-written log (the trimmed-log fakes) ---- */
+
+/* The log replayed to `at`, each entry packed by pack (the truth a fake
+ * serves). */
+static sx_replay *replay_log(entry_pack_fn pack, uint64_t at)
+{
+    sx_replay *r = sx_replay_create(0);
+    sx_buf b = {0};
+    sx_err err = {0};
+    for (uint64_t o = 1; o <= at; o++) {
+        pack(NULL, o, &b);
+        assert_int_equal(sx_replay_apply(r, o, b.data, b.len, &err), SX_OK);
+    }
+    sx_buf_free(&b);
+    return r;
+}
+
+/* The retained log of entries [start, end], each packed by pack. */
+static sx_rlog *rlog_held(entry_pack_fn pack, uint64_t start, uint64_t end)
+{
+    sx_rlog *l = sx_rlog_create(0, start);
+    sx_buf b = {0};
+    sx_err err = {0};
+    for (uint64_t o = start; o <= end; o++) {
+        pack(NULL, o, &b);
+        assert_int_equal(sx_rlog_append(l, o, b.data, b.len, &err), SX_OK);
+    }
+    sx_buf_free(&b);
+    return l;
+}
+
+/* ReadLog of a log of [start, end] (from_offset 0: from the start, below it
+ * OUT_OF_RANGE). */
+static sx_status one_read_log(entry_pack_fn pack, uint64_t start, uint64_t end,
+                              const Shardex__Internal__V1__ReadLogRequest *req,
+                              ProtobufCMessage **resp, sx_err *err)
+{
+    uint64_t from = req->from_offset ? req->from_offset : start;
+    if (from < start)
+        return sx_err_set(err, SX_OUT_OF_RANGE, "offset %" PRIu64 " is below the log start", from);
+    *resp = read_log_answer(pack, NULL, start, from, end, req->max_entries);
+    return SX_OK;
+}
+
+/* ScanDocs' documents: those of ids[0..n) that r holds, in that order, into
+ * sr (sd and sdp: room for n, borrowed by sr). */
+static void scan_fill(const sx_replay *r, const char *const *ids, size_t n,
+                      Shardex__Internal__V1__ScanDocsResponse *sr,
+                      Shardex__Internal__V1__StoredDoc *sd, Shardex__Internal__V1__StoredDoc **sdp)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Shardex__V1__Document *d;
+        uint64_t v;
+        if (!sx_replay_doc(r, ids[i], strlen(ids[i]), &v, &d))
+            continue;
+        shardex__internal__v1__stored_doc__init(&sd[sr->n_docs]);
+        sd[sr->n_docs].doc = (Shardex__V1__Document *)d;
+        sd[sr->n_docs].version = v;
+        sdp[sr->n_docs] = &sd[sr->n_docs];
+        sr->n_docs++;
+    }
+    sr->docs = sdp;
+}
+
+/* The map of one worker (w-0 at w0:1) leading the one log partition (epoch
+ * 3), with term partitions tpp[0..nterms) of the cluster default
+ * `default_m`, and one index. */
+static ProtobufCMessage *one_worker_map(uint64_t version, uint32_t default_m,
+                                        Shardex__Internal__V1__TermPartition **tpp, size_t nterms,
+                                        Shardex__Internal__V1__IndexEntry *ix)
+{
+    Shardex__Internal__V1__ClusterSettings set = SHARDEX__INTERNAL__V1__CLUSTER_SETTINGS__INIT;
+    set.partitions = 1;
+    set.term_partitions = default_m;
+    Shardex__Internal__V1__WorkerEntry w = SHARDEX__INTERNAL__V1__WORKER_ENTRY__INIT, *wp = &w;
+    w.id = "w-0";
+    w.address = "w0:1";
+    w.alive = true;
+    int32_t rep = 0;
+    Shardex__Internal__V1__LogPartition lp = SHARDEX__INTERNAL__V1__LOG_PARTITION__INIT, *lpp = &lp;
+    lp.leader = 0;
+    lp.epoch = 3;
+    lp.n_replicas = 1;
+    lp.replicas = &rep;
+    Shardex__Internal__V1__ClusterMap m = SHARDEX__INTERNAL__V1__CLUSTER_MAP__INIT;
+    m.version = version;
+    m.settings = &set;
+    m.n_workers = 1;
+    m.workers = &wp;
+    m.n_partitions = 1;
+    m.partitions = &lpp;
+    m.n_terms = nterms;
+    m.terms = tpp;
+    m.n_indexes = 1;
+    m.indexes = &ix;
+    return reunpack(&m.base);
+}
+
+/* Runs verify against the fake whose calls `call` answers (w0:1, ReadLog
+ * pages of 4); fills *s. */
+static sx_verify_result *run_one(sx_verify_call_cb call, void *arg, sx_verify_summary *s)
+{
+    sx_verify_opts o = {.server = "w0:1", .call = call, .call_arg = arg, .log_page = 4};
+    sx_verify_result *r = NULL;
+    sx_err err = {0};
+    assert_int_equal(sx_verify_run(&o, &r, &err), SX_OK);
+    sx_verify_result_summary(r, s);
+    return r;
+}
+
 /* ---- online splits on a trimmed log ---- */
 
 /* Index 9 "r": ints of field "n", range-partitioned at 100 and 200 (M = 3),
@@ -2093,9 +2227,10 @@ static void sq_split(const sop *o, Shardex__Internal__V1__IndexSplit *sp, Sharde
     sp->done = o->done;
 }
 
-/* Log entry o (1-based) packed. */
-static void sq_pack(uint64_t o, sx_buf *b)
+/* Log entry o (1-based) packed (an entry_pack_fn: arg unused). */
+static void sq_pack(const void *arg, uint64_t o, sx_buf *b)
 {
+    (void)arg;
     const sop *x = &sqlog[o - 1];
     Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
     Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT, at;
@@ -2136,15 +2271,7 @@ static void sq_pack(uint64_t o, sx_buf *b)
 /* The whole log replayed to `at` (the truth the fake serves). */
 static sx_replay *sq_replay(uint64_t at)
 {
-    sx_replay *r = sx_replay_create(0);
-    sx_buf b = {0};
-    sx_err err = {0};
-    for (uint64_t o = 1; o <= at; o++) {
-        sq_pack(o, &b);
-        assert_int_equal(sx_replay_apply(r, o, b.data, b.len, &err), SX_OK);
-    }
-    sx_buf_free(&b);
-    return r;
+    return replay_log(sq_pack, at);
 }
 
 typedef struct sq_collect {
@@ -2162,19 +2289,6 @@ static void sq_collect_cb(void *arg, const uint8_t *key, size_t len, uint32_t te
 
 static ProtobufCMessage *sq_map(void)
 {
-    Shardex__Internal__V1__ClusterSettings set = SHARDEX__INTERNAL__V1__CLUSTER_SETTINGS__INIT;
-    set.partitions = 1;
-    set.term_partitions = 3;
-    Shardex__Internal__V1__WorkerEntry w = SHARDEX__INTERNAL__V1__WORKER_ENTRY__INIT, *wp = &w;
-    w.id = "w-0";
-    w.address = "w0:1";
-    w.alive = true;
-    int32_t rep = 0;
-    Shardex__Internal__V1__LogPartition lp = SHARDEX__INTERNAL__V1__LOG_PARTITION__INIT, *lpp = &lp;
-    lp.leader = 0;
-    lp.epoch = 3;
-    lp.n_replicas = 1;
-    lp.replicas = &rep;
     Shardex__Internal__V1__TermPartition tp[SQ_TERMS], *tpp[SQ_TERMS];
     for (int t = 0; t < SQ_TERMS; t++) {
         shardex__internal__v1__term_partition__init(&tp[t]);
@@ -2190,24 +2304,13 @@ static ProtobufCMessage *sq_map(void)
     Shardex__V1__Value at[2];
     sq_split(&sqlog[7], &sp[0], &at[0]); /* split 1, done */
     sq_split(&sqlog[8], &sp[1], &at[1]); /* split 2, in progress */
-    Shardex__Internal__V1__IndexEntry ix = SHARDEX__INTERNAL__V1__INDEX_ENTRY__INIT, *ixp = &ix;
+    Shardex__Internal__V1__IndexEntry ix = SHARDEX__INTERNAL__V1__INDEX_ENTRY__INIT;
     ix.spec = &sv.spec;
     ix.id = 9;
     ix.state = SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY;
     ix.n_splits = 2;
     ix.splits = spp;
-    Shardex__Internal__V1__ClusterMap m = SHARDEX__INTERNAL__V1__CLUSTER_MAP__INIT;
-    m.version = 50;
-    m.settings = &set;
-    m.n_workers = 1;
-    m.workers = &wp;
-    m.n_partitions = 1;
-    m.partitions = &lpp;
-    m.n_terms = SQ_TERMS;
-    m.terms = tpp;
-    m.n_indexes = 1;
-    m.indexes = &ixp;
-    return reunpack(&m.base);
+    return one_worker_map(50, 3, tpp, SQ_TERMS, &ix);
 }
 
 static sx_status sq_digest(const sq_fake *f, const Shardex__Internal__V1__DigestRequest *req,
@@ -2238,50 +2341,12 @@ static sx_status sq_digest(const sq_fake *f, const Shardex__Internal__V1__Digest
     return SX_OK;
 }
 
-static sx_status sq_read_log(const sq_fake *f, const Shardex__Internal__V1__ReadLogRequest *req,
-                             ProtobufCMessage **resp, sx_err *err)
-{
-    uint64_t from = req->from_offset ? req->from_offset : f->start;
-    if (from < f->start)
-        return sx_err_set(err, SX_OUT_OF_RANGE, "offset %" PRIu64 " is below the log start", from);
-    Shardex__Internal__V1__ReadLogResponse r = SHARDEX__INTERNAL__V1__READ_LOG_RESPONSE__INIT;
-    r.log_start_offset = f->start;
-    r.log_end_offset = f->end;
-    Shardex__Internal__V1__AppendEntry e[SQ_N], *ep[SQ_N];
-    sx_buf b[SQ_N] = {{0}};
-    for (uint64_t o = from; o <= f->end && r.n_entries < req->max_entries; o++) {
-        size_t i = r.n_entries++;
-        shardex__internal__v1__append_entry__init(&e[i]);
-        sq_pack(o, &b[i]);
-        e[i].epoch = 1;
-        e[i].op.data = b[i].data;
-        e[i].op.len = b[i].len;
-        ep[i] = &e[i];
-    }
-    r.entries = ep;
-    *resp = reunpack(&r.base);
-    for (size_t i = 0; i < SQ_N; i++)
-        sx_buf_free(&b[i]);
-    return SX_OK;
-}
-
 static sx_status sq_scan(const sq_fake *f, ProtobufCMessage **resp)
 {
     sx_replay *r = sq_replay(f->end);
     Shardex__Internal__V1__ScanDocsResponse sr = SHARDEX__INTERNAL__V1__SCAN_DOCS_RESPONSE__INIT;
     Shardex__Internal__V1__StoredDoc sd[7], *sdp[7];
-    for (size_t i = 0; i < 7; i++) {
-        const Shardex__V1__Document *d;
-        uint64_t v;
-        if (!sx_replay_doc(r, sq_ids[i], 2, &v, &d))
-            continue;
-        shardex__internal__v1__stored_doc__init(&sd[sr.n_docs]);
-        sd[sr.n_docs].doc = (Shardex__V1__Document *)d;
-        sd[sr.n_docs].version = v;
-        sdp[sr.n_docs] = &sd[sr.n_docs];
-        sr.n_docs++;
-    }
-    sr.docs = sdp;
+    scan_fill(r, sq_ids, 7, &sr, sd, sdp);
     sr.applied_offset = f->end;
     *resp = reunpack(&sr.base);
     sx_replay_destroy(r);
@@ -2301,7 +2366,7 @@ static sx_status sq_call(void *arg, const char *addr, const ProtobufCServiceDesc
     else if (strcmp(method, "Digest") == 0)
         return sq_digest(f, (const void *)req, resp);
     else if (strcmp(method, "ReadLog") == 0)
-        return sq_read_log(f, (const void *)req, resp, err);
+        return one_read_log(sq_pack, f->start, f->end, (const void *)req, resp, err);
     else if (strcmp(method, "ScanDocs") == 0)
         return sq_scan(f, resp);
     else
@@ -2311,27 +2376,16 @@ static sx_status sq_call(void *arg, const char *addr, const ProtobufCServiceDesc
 
 static sx_verify_result *sq_run(sq_fake *f, sx_verify_summary *s)
 {
-    sx_verify_opts o = {.server = "w0:1", .call = sq_call, .call_arg = f, .log_page = 4};
-    sx_verify_result *r = NULL;
-    sx_err err = {0};
-    assert_int_equal(sx_verify_run(&o, &r, &err), SX_OK);
-    sx_verify_result_summary(r, s);
-    return r;
+    return run_one(sq_call, f, s);
 }
 
 /* The retained log places a split by what it holds (hand-worked cases). */
 static void test_rlog_split(void **state)
 {
     (void)state;
-    sx_buf b = {0};
-    sx_err err = {0};
     /* Held from 6: split 1's marker is below, its done marker at 8, split 2
      * at 9, and its repeat at 15. */
-    sx_rlog *l = sx_rlog_create(0, 6);
-    for (uint64_t o = 6; o <= SQ_N; o++) {
-        sq_pack(o, &b);
-        assert_int_equal(sx_rlog_append(l, o, b.data, b.len, &err), SX_OK);
-    }
+    sx_rlog *l = rlog_held(sq_pack, 6, SQ_N);
     /* split 1: applied from the done marker (8) on; before, only a bound
      * (a shadow's watermark within the log) says it was below 6 */
     assert_int_equal(sx_rlog_split_applied(l, 9, 1, 8, 0), 1);
@@ -2355,9 +2409,7 @@ static void test_rlog_split(void **state)
 
     /* Held from 15: only the repeat of split 2. At 14 it may be the first
      * marker or a repeat of one below: a bound below 15 says which. */
-    l = sx_rlog_create(0, 15);
-    sq_pack(15, &b);
-    assert_int_equal(sx_rlog_append(l, 15, b.data, b.len, &err), SX_OK);
+    l = rlog_held(sq_pack, 15, 15);
     assert_int_equal(sx_rlog_split_applied(l, 9, 2, 14, 0), -1);
     assert_int_equal(sx_rlog_split_applied(l, 9, 2, 14, 15), -1);
     assert_int_equal(sx_rlog_split_applied(l, 9, 2, 14, 14), 1);
@@ -2365,7 +2417,6 @@ static void test_rlog_split(void **state)
     assert_int_equal(sx_rlog_split_applied(l, 9, 2, 15, 0), 1);
     assert_int_equal(sx_rlog_split_applied(l, 9, 1, 15, 0), 1); /* split 2 implies split 1 */
     sx_rlog_destroy(l);
-    sx_buf_free(&b);
 }
 
 /* A split index on a log trimmed past its split markers (and its
@@ -2499,8 +2550,9 @@ static void sa_vals_init(sa_vals *b)
     b->salt.active = true;
 }
 
-static void sa_pack(uint64_t o, sx_buf *b)
+static void sa_pack(const void *arg, uint64_t o, sx_buf *b)
 {
+    (void)arg;
     const saop *x = &salog[o - 1];
     Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;
     Shardex__V1__Value v = SHARDEX__V1__VALUE__INIT;
@@ -2538,32 +2590,11 @@ static void sa_pack(uint64_t o, sx_buf *b)
 
 static sx_replay *sa_replay(uint64_t at)
 {
-    sx_replay *r = sx_replay_create(0);
-    sx_buf b = {0};
-    sx_err err = {0};
-    for (uint64_t o = 1; o <= at; o++) {
-        sa_pack(o, &b);
-        assert_int_equal(sx_replay_apply(r, o, b.data, b.len, &err), SX_OK);
-    }
-    sx_buf_free(&b);
-    return r;
+    return replay_log(sa_pack, at);
 }
 
 static ProtobufCMessage *sa_map(void)
 {
-    Shardex__Internal__V1__ClusterSettings set = SHARDEX__INTERNAL__V1__CLUSTER_SETTINGS__INIT;
-    set.partitions = 1;
-    set.term_partitions = SA_TERMS;
-    Shardex__Internal__V1__WorkerEntry w = SHARDEX__INTERNAL__V1__WORKER_ENTRY__INIT, *wp = &w;
-    w.id = "w-0";
-    w.address = "w0:1";
-    w.alive = true;
-    int32_t rep = 0;
-    Shardex__Internal__V1__LogPartition lp = SHARDEX__INTERNAL__V1__LOG_PARTITION__INIT, *lpp = &lp;
-    lp.leader = 0;
-    lp.epoch = 3;
-    lp.n_replicas = 1;
-    lp.replicas = &rep;
     Shardex__Internal__V1__TermPartition tp[SA_TERMS], *tpp[SA_TERMS];
     for (int t = 0; t < SA_TERMS; t++) {
         shardex__internal__v1__term_partition__init(&tp[t]);
@@ -2574,24 +2605,13 @@ static ProtobufCMessage *sa_map(void)
     sa_vals sv;
     sa_vals_init(&sv);
     Shardex__Internal__V1__IndexSalt *spp = &sv.salt; /* the map's record: no offset */
-    Shardex__Internal__V1__IndexEntry ix = SHARDEX__INTERNAL__V1__INDEX_ENTRY__INIT, *ixp = &ix;
+    Shardex__Internal__V1__IndexEntry ix = SHARDEX__INTERNAL__V1__INDEX_ENTRY__INIT;
     ix.spec = &sv.spec;
     ix.id = 7;
     ix.state = SHARDEX__V1__INDEX_STATE__INDEX_STATE_READY;
     ix.n_salts = 1;
     ix.salts = &spp;
-    Shardex__Internal__V1__ClusterMap m = SHARDEX__INTERNAL__V1__CLUSTER_MAP__INIT;
-    m.version = 60;
-    m.settings = &set;
-    m.n_workers = 1;
-    m.workers = &wp;
-    m.n_partitions = 1;
-    m.partitions = &lpp;
-    m.n_terms = SA_TERMS;
-    m.terms = tpp;
-    m.n_indexes = 1;
-    m.indexes = &ixp;
-    return reunpack(&m.base);
+    return one_worker_map(60, SA_TERMS, tpp, SA_TERMS, &ix);
 }
 
 /* Term partition t's entries at wm[t], from the whole log. */
@@ -2632,33 +2652,6 @@ static sx_status sa_digest(const sa_fake *f, const Shardex__Internal__V1__Digest
     return SX_OK;
 }
 
-static sx_status sa_read_log(const sa_fake *f, const Shardex__Internal__V1__ReadLogRequest *req,
-                             ProtobufCMessage **resp, sx_err *err)
-{
-    uint64_t from = req->from_offset ? req->from_offset : f->start;
-    if (from < f->start)
-        return sx_err_set(err, SX_OUT_OF_RANGE, "offset %" PRIu64 " is below the log start", from);
-    Shardex__Internal__V1__ReadLogResponse r = SHARDEX__INTERNAL__V1__READ_LOG_RESPONSE__INIT;
-    r.log_start_offset = f->start;
-    r.log_end_offset = SA_N;
-    Shardex__Internal__V1__AppendEntry e[SA_N], *ep[SA_N];
-    sx_buf b[SA_N] = {{0}};
-    for (uint64_t o = from; o <= SA_N && r.n_entries < req->max_entries; o++) {
-        size_t i = r.n_entries++;
-        shardex__internal__v1__append_entry__init(&e[i]);
-        sa_pack(o, &b[i]);
-        e[i].epoch = 1;
-        e[i].op.data = b[i].data;
-        e[i].op.len = b[i].len;
-        ep[i] = &e[i];
-    }
-    r.entries = ep;
-    *resp = reunpack(&r.base);
-    for (size_t i = 0; i < SA_N; i++)
-        sx_buf_free(&b[i]);
-    return SX_OK;
-}
-
 /* The replica's documents and salt rows at scan_at, as the worker lists
  * them (pindex rows: the marker applied, from = its offset). */
 static sx_status sa_scan(const sa_fake *f, ProtobufCMessage **resp)
@@ -2666,18 +2659,7 @@ static sx_status sa_scan(const sa_fake *f, ProtobufCMessage **resp)
     sx_replay *r = sa_replay(f->scan_at);
     Shardex__Internal__V1__ScanDocsResponse sr = SHARDEX__INTERNAL__V1__SCAN_DOCS_RESPONSE__INIT;
     Shardex__Internal__V1__StoredDoc sd[7], *sdp[7];
-    for (size_t i = 0; i < 7; i++) {
-        const Shardex__V1__Document *d;
-        uint64_t v;
-        if (!sx_replay_doc(r, sa_ids[i], 1, &v, &d))
-            continue;
-        shardex__internal__v1__stored_doc__init(&sd[sr.n_docs]);
-        sd[sr.n_docs].doc = (Shardex__V1__Document *)d;
-        sd[sr.n_docs].version = v;
-        sdp[sr.n_docs] = &sd[sr.n_docs];
-        sr.n_docs++;
-    }
-    sr.docs = sdp;
+    scan_fill(r, sa_ids, 7, &sr, sd, sdp);
     sr.applied_offset = f->scan_at;
     sa_vals sv;
     sa_vals_init(&sv);
@@ -2706,7 +2688,7 @@ static sx_status sa_call(void *arg, const char *addr, const ProtobufCServiceDesc
     else if (strcmp(method, "Digest") == 0)
         return sa_digest(f, (const void *)req, resp);
     else if (strcmp(method, "ReadLog") == 0)
-        return sa_read_log(f, (const void *)req, resp, err);
+        return one_read_log(sa_pack, f->start, SA_N, (const void *)req, resp, err);
     else if (strcmp(method, "ScanDocs") == 0)
         return sa_scan(f, resp);
     else
@@ -2716,11 +2698,7 @@ static sx_status sa_call(void *arg, const char *addr, const ProtobufCServiceDesc
 
 static sx_verify_result *sa_run(sa_fake *f, sx_verify_summary *s, char **text)
 {
-    sx_verify_opts o = {.server = "w0:1", .call = sa_call, .call_arg = f, .log_page = 4};
-    sx_verify_result *r = NULL;
-    sx_err err = {0};
-    assert_int_equal(sx_verify_run(&o, &r, &err), SX_OK);
-    sx_verify_result_summary(r, s);
+    sx_verify_result *r = run_one(sa_call, f, s);
     *text = report(r);
     if (getenv("SHARDEX_TEST_VERBOSE"))
         printf("start=%" PRIu64 " scan_at=%" PRIu64 ":\n%s", f->start, f->scan_at, *text);
@@ -2763,15 +2741,7 @@ static void sa_routing_moves(void)
 
 static sx_rlog *sa_rlog(uint64_t start)
 {
-    sx_rlog *l = sx_rlog_create(0, start);
-    sx_buf b = {0};
-    sx_err err = {0};
-    for (uint64_t o = start; o <= SA_N; o++) {
-        sa_pack(o, &b);
-        assert_int_equal(sx_rlog_append(l, o, b.data, b.len, &err), SX_OK);
-    }
-    sx_buf_free(&b);
-    return l;
+    return rlog_held(sa_pack, start, SA_N);
 }
 
 static size_t sa_salts_at(const sx_rlog *l, Shardex__Internal__V1__IndexSalt *row, uint64_t a,
