@@ -413,6 +413,44 @@ static uint32_t hot_owner(sx_cluster *c, const char *name)
     return owner;
 }
 
+/* How the map spreads the work over the workers, as "leaders a-b,
+ * replicas a-b, term partitions a-b per worker" (fewest - most), into buf:
+ * the owner's extra work is the hot value's only when these are even. */
+static void layout_of(sx_cluster *c, char *buf, size_t cap)
+{
+    uint32_t lead[SX_TEST_MAX_WORKERS] = {0}, rep[SX_TEST_MAX_WORKERS] = {0},
+             own[SX_TEST_MAX_WORKERS] = {0};
+    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(c);
+    for (size_t p = 0; m && p < m->n_partitions; p++) {
+        const Shardex__Internal__V1__LogPartition *lp = m->partitions[p];
+        uint32_t i = lp->leader >= 0 ? sx_cluster_test_index(c, m, lp->leader) : SX_CLUSTER_NONE;
+        if (i < c->nworkers)
+            lead[i]++;
+        for (size_t k = 0; k < lp->n_replicas; k++)
+            if ((i = sx_cluster_test_index(c, m, lp->replicas[k])) < c->nworkers)
+                rep[i]++;
+    }
+    for (size_t t = 0; m && t < m->n_terms; t++) {
+        uint32_t i = m->terms[t]->owner >= 0 ? sx_cluster_test_index(c, m, m->terms[t]->owner)
+                                             : SX_CLUSTER_NONE;
+        if (i < c->nworkers)
+            own[i]++;
+    }
+    if (m)
+        sx_rpc_free(&m->base);
+    uint32_t lo[3] = {UINT32_MAX, UINT32_MAX, UINT32_MAX}, hi[3] = {0};
+    for (uint32_t i = 0; i < c->nworkers; i++) {
+        uint32_t v[3] = {lead[i], rep[i], own[i]};
+        for (int k = 0; k < 3; k++) {
+            lo[k] = v[k] < lo[k] ? v[k] : lo[k];
+            hi[k] = v[k] > hi[k] ? v[k] : hi[k];
+        }
+    }
+    snprintf(buf, cap,
+             "leads %u-%u log partitions, holds %u-%u replicas, owns %u-%u term partitions", lo[0],
+             hi[0], lo[1], hi[1], lo[2], hi[2]);
+}
+
 /* Whether the map's first salt of index `name` is active. */
 static bool salt_active(sx_cluster *c, const char *name)
 {
@@ -475,10 +513,13 @@ static bool setup_indexes(sx_cluster *c)
 
 /* -------------------------------------------------------------- report -- */
 
-static void report_conf(const char *title, const params *p, result res[2], uint32_t owner)
+static void report_conf(const char *title, const params *p, result res[2], uint32_t owner,
+                        const char *layout, bool capped)
 {
     int n = (int)p->rounds;
-    printf("**%s** (the hot value's term partition, unsalted, is on worker %u)\n\n", title, owner);
+    printf("**%s**: each worker %s; the hot value's term partition, unsalted, is on worker "
+           "%u.\n\n",
+           title, layout, owner);
     printf("| | acked docs/s | indexed docs/s | catch-up after the writes, ms | read-your-writes "
            "wait p50 / p99 / p99.9 ms (probes) | eq p50 / p99 / p99.9 ms, quiet (contacted) | "
            "CPU, cores: worker %u / each other (mean) | CPU us per doc: worker %u / each other |\n",
@@ -520,9 +561,13 @@ static void report_conf(const char *title, const params *p, result res[2], uint3
     printf("| salted / unsalted | %s | %s | | %.2f / %.2f | %.2f / %.2f | | |\n\n", rab, rib,
            RATIO(0), RATIO(1), RATIO(2), RATIO(3));
 #undef RATIO
-    printf("Unsalted, the owner spent %s times the CPU per document of each other worker "
-           "(median (min - max) of rounds): the share of its work that salting spreads.\n\n",
-           exb);
+    /* Capped, every worker runs at its quota, so CPU per document is the
+     * quota over the rate for all of them and says nothing of the owner. */
+    if (!capped)
+        printf("Unsalted, worker %u spent %s times the CPU per document of each other worker "
+               "(median (min - max) of rounds): the most salting can take off it, the ceiling of "
+               "its write gain when that worker is the bottleneck.\n\n",
+               owner, exb);
 }
 
 /* ---------------------------------------------------------------- main -- */
@@ -612,6 +657,9 @@ static bool run_conf(const params *p, double seconds, double quota, uint32_t rep
                                quota > 0 ? "capped" : "uncapped") &&
         setup_indexes(c);
     uint32_t owner = ok ? hot_owner(c, variants[0].index) : SX_CLUSTER_NONE;
+    char layout[400] = "";
+    if (ok)
+        layout_of(c, layout, sizeof(layout));
     if (ok && owner == SX_CLUSTER_NONE) {
         fprintf(stderr, "bench_hot: no owner of the hot value's term partition in the map\n");
         ok = false;
@@ -626,12 +674,21 @@ static bool run_conf(const params *p, double seconds, double quota, uint32_t rep
             ok = run_window(c, p, seconds, &variants[k], &res[k], (int)r,
                             0x407 + r * 2 + (uint64_t)k, owner);
         }
+    if (ok) { /* leaderships move when a worker misses its lease: say so */
+        char after[160];
+        layout_of(c, after, sizeof(after));
+        if (strcmp(after, layout) != 0) {
+            char both[400];
+            snprintf(both, sizeof(both), "%s at the start, %s at the end", layout, after);
+            snprintf(layout, sizeof(layout), "%s", both);
+        }
+    }
     cg_remove(); /* before the stop: a capped worker drains slowly */
     sx_bench_cluster_signal(c);
     sx_cluster_stop(c);
     free(c);
     if (ok)
-        report_conf(title, p, res, owner);
+        report_conf(title, p, res, owner, layout, quota > 0);
     return ok;
 }
 

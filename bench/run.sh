@@ -420,19 +420,22 @@ write_section hot "One hot value of a GLOBAL index: unsalted against salted, sha
 - Baseline, in the same run on the same cluster, alternating windows: the same writes of the
   same hot value to a second, unsalted index, every entry going to its one term partition on
   one owner.
-- Two configurations, each on a fresh cluster. **Uncapped**: every worker shares the machine's
-  cores with the others and the load generator, so the owner of the hot term partition borrows
-  the CPU the others leave idle and is never the bottleneck alone. **Capped**: each worker in a
-  cgroup v1 cpu group of its own with a CFS quota (a share of one core per 10 ms period), which
-  models separate small machines: the owner has only its own share, as it would on its own
-  machine, while the load generator and the coordinator keep the rest of the cores (skipped,
-  with the reason, when not root or no cgroup v1 cpu controller).
-- Reading it: acked docs/s is what the writers saw acknowledged (replication, R=3, min_isr 2);
-  indexed docs/s counts a window's writes over the time until the term partitions had them all,
-  and the catch-up is the part of that after the last acknowledgement (the owner's backlog);
-  the read-your-writes wait is how long an eq query with every token acknowledged so far waited
-  during the writes. Salting's gain is the indexed rate and the waits; its cost is the eq query
-  on the quiet cluster, which reads 8 partitions instead of 1.
+- Configurations, each on a fresh cluster of 8 workers (P = M = 8: each leads one log partition,
+  follows two and owns one term partition of each index, so the hot value's owner does the
+  others' work plus indexing every change of the value). **Uncapped, R=3**: every process shares
+  the machine's cores, so the owner borrows the CPU the others leave idle. **Capped**: each worker
+  in a cgroup v1 cpu group of its own with a CFS quota (a share of one core per 10 ms period),
+  which models separate small machines: the owner has only its own share, while the load
+  generator and the coordinator keep the rest of the cores; at R=3, and at R=1, where a worker
+  has only its own leaders' log work (1/8 of it, about a machine's share of a 24-machine cluster
+  at R=3), so indexing is a larger part of the owner's work. Skipped, with the reason, when not
+  root or no cgroup v1 cpu controller.
+- Reading it: acked docs/s is what the writers saw acknowledged; indexed docs/s counts a
+  window's writes over the time until the term partitions had them all, and the catch-up is the
+  part of that after the last acknowledgement (the owner's backlog); the read-your-writes wait is
+  how long an eq query with every token acknowledged so far waited during the writes. The owner's
+  CPU per document against each other worker's is the ceiling of salting's write gain: salting
+  can take at most that difference off the owner.
 EOF
 fi
 
