@@ -695,7 +695,7 @@ static bool run_conf(const params *p, double seconds, double quota, uint32_t rep
 int main(int argc, char **argv)
 {
     const params defaults = {
-        .rounds = 5, .seconds = "3", .callers = 8, .workers = 8, .cpu_quota = "0.15", .ids = 20000};
+        .rounds = 7, .seconds = "4", .callers = 8, .workers = 8, .cpu_quota = "0.15", .ids = 20000};
     params p = defaults;
     sx_bench_flags(&spec, &p, &defaults, argc, argv);
     double seconds = sx_bench_seconds(&spec, "seconds", p.seconds, false);
