@@ -706,6 +706,16 @@ int main(int argc, char **argv)
     if (quota > 0 && quota * CG_PERIOD_US < 1000)
         sx_bench_flag_error(&spec, "cpu-quota",
                             "below 0.1 (the kernel's least quota is 1 ms per 10 ms)");
+    /* Small machines beside a load generator that keeps up: if the workers'
+     * quotas took the cores, the capped rows would measure the generator. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (quota * p.workers > (double)cores - 0.5) {
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "%u workers x %s leave the load generator less than half a core of %ld", p.workers,
+                 p.cpu_quota, cores);
+        sx_bench_flag_error(&spec, "cpu-quota", why);
+    }
     sx_bench_process_init("bench_hot", on_signal);
     atexit(cg_remove);
     printf("Per configuration a fresh cluster: coordinator + %u workers, P=%d, R=3 with min_isr 2 "
