@@ -4,8 +4,6 @@
 #include "clock.h"
 #include "mem.h"
 #include "out.h"
-#include "rpc.h"
-#include "sample.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -128,8 +126,6 @@ typedef struct create_cfg {
 
 static const char *const types[] = {"string", "int", NULL};
 static const char *const partitionings[] = {"hash", "range", NULL};
-/* ScanDocs answers hold a partition's documents: as large as verify takes. */
-#define SAMPLE_MAX_MESSAGE (64u * 1024 * 1024)
 
 #define COFF(m, t) SX_FLAG_OFFSET(create_cfg, m, t)
 static const sx_flag create_flags[] = {
@@ -171,8 +167,9 @@ static const sx_flag create_flags[] = {
      .offset = COFF(split_points, const char *),
      .metavar = "V1,V2,...",
      .help = "range partitioning: the increasing values that start term partitions 1..M-1; "
-             "without it, the M-quantiles (M: --term-partitions, else the cluster's default) of "
-             "the field's values in the data now, read through the internal services"},
+             "without it, the worker chooses the M-quantiles (M: --term-partitions, else the "
+             "cluster's default) of a sample of the field's values in the data now, fewer when "
+             "distinct values run out (none yet: one term partition, grown by index split)"},
     {.name = "wait",
      .short_name = 'w',
      .type = SX_FLAG_BOOL,
@@ -193,6 +190,7 @@ static const sx_flags_spec create_spec = {
         "  shardex index create size --field installed-size --type int --local\n"
         "  shardex index create pkg --field package --global --partitioning range \\\n"
         "      --split-points g,m,s\n"
+        "  shardex index create size-r --field size --type int --global --partitioning range -m 8\n"
         "\n"
         "--json prints a CreateIndexResponse {\"index\": {\"spec\": {...}, \"state\": ...}} (with\n"
         "--wait, the index once READY). Exit status: 0 created; 2 usage; 3 the cluster could not\n"
@@ -286,36 +284,6 @@ static bool parse_splits(const char *list, bool is_int, Shardex__V1__IndexSpec *
     return true;
 }
 
-/* No --split-points: the m-quantiles of the field's values in the data now
- * (client/sample.h says why the tool, before CreateIndex, is sound). Reads
- * the documents through the internal services: with TLS, a node's
- * certificate, as `shardex verify`. */
-static int sample_splits(const create_cfg *cfg, Shardex__V1__IndexSpec *spec)
-{
-    sx_rpc_tls tls = {cfg->common.tls_cert, cfg->common.tls_key, cfg->common.tls_ca};
-    sx_rpc_client_opts co = {.max_message_bytes = SAMPLE_MAX_MESSAGE,
-                             .tls = cfg->common.tls_ca ? &tls : NULL,
-                             .token = cfg->common.token};
-    sx_rpc_client *client = NULL;
-    sx_err err = {0};
-    sx_status st = sx_rpc_client_create(&co, &client, &err);
-    char server[256];
-    snprintf(server, sizeof(server), "%s", cfg->common.server);
-    server[strcspn(server, ",")] = '\0'; /* the first address: its map names the leaders */
-    sx_sample_opts so = {.server = server,
-                         .client = client,
-                         .timeout_ms = cfg->common.timeout_ms,
-                         .field = cfg->field,
-                         .is_int = strcmp(cfg->type, "int") == 0,
-                         .m = cfg->term_partitions};
-    if (st == SX_OK)
-        st = sx_sample_splits(&so, spec, &err);
-    sx_rpc_client_destroy(client);
-    if (st != SX_OK)
-        return sx_cmd_fail("index create: choosing split points", &cfg->common, st, err.msg);
-    return SX_EXIT_OK;
-}
-
 static void free_splits(Shardex__V1__IndexSpec *spec)
 {
     for (size_t i = 0; i < spec->n_split_points; i++) {
@@ -360,8 +328,6 @@ static int index_create(const sx_cli *cli, int argc, char **argv)
             code = sx_cmd_usage_error("index create", "%s", why);
             goto out;
         }
-        if (!cfg.split_points && (code = sample_splits(&cfg, &spec)) != SX_EXIT_OK)
-            goto out;
     }
     code = sx_cmd_connect("index create", &cfg.common, &cl);
     if (code != SX_EXIT_OK)
@@ -397,10 +363,11 @@ static int index_create(const sx_cli *cli, int argc, char **argv)
         printf("created index %s: field %s, %s, %s", s->name, s->field, type_name(s->type),
                kept_name(s));
         if (s->global)
-            printf(", %" PRIu32 " term partitions%s", s->term_partitions,
-                   s->partitioning == SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE
-                       ? " by range at "
-                       : "");
+            printf(", %" PRIu32 " term partition%s%s%s", s->term_partitions,
+                   s->term_partitions == 1 ? "" : "s",
+                   s->partitioning == SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE ? " by range"
+                                                                                    : "",
+                   s->n_split_points ? " at " : "");
         for (size_t i = 0; s->global && i < s->n_split_points; i++) {
             const Shardex__V1__Value *v = s->split_points[i];
             if (v->kind_case == SHARDEX__V1__VALUE__KIND_I)

@@ -223,6 +223,11 @@ static void print_term_partitions(const Shardex__V1__ClusterStatusResponse *r, i
     sx_table_col(t, "EPOCH", SX_ALIGN_RIGHT);
     sx_table_col(t, "READY", SX_ALIGN_LEFT);
     sx_table_col(t, "LAG", SX_ALIGN_RIGHT);
+    /* As its owner last reported: the count it splits on (--term-split-entries)
+     * and its load (--term-split-load: writes + reads per second). */
+    sx_table_col(t, "ENTRIES", SX_ALIGN_RIGHT);
+    sx_table_col(t, "WRITES/S", SX_ALIGN_RIGHT);
+    sx_table_col(t, "READS/S", SX_ALIGN_RIGHT);
     for (size_t i = 0; i < r->n_term_partitions; i++) {
         const Shardex__V1__TermPartitionStatus *tp = r->term_partitions[i];
         sx_table_cell(t, "%s", or_dash(tp->index));
@@ -231,6 +236,9 @@ static void print_term_partitions(const Shardex__V1__ClusterStatusResponse *r, i
         sx_table_cell(t, "%" PRIu64, tp->epoch);
         sx_table_cell(t, "%s", tp->ready ? "yes" : "NO");
         sx_table_cell(t, "%" PRIu64, tp->lag_offsets);
+        sx_table_cell(t, "%" PRIu64, tp->entries);
+        sx_table_cell(t, "%.1f", tp->writes_per_s);
+        sx_table_cell(t, "%.1f", tp->reads_per_s);
     }
     sx_table_print(t, stdout, 2, true);
     sx_table_free(t);

@@ -9,6 +9,8 @@
 #include "shardex/internal/v1/replication.pb-c.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,14 +48,22 @@ static void active_free(active_ix *a)
 /* An index_salt marker at offset, by the apply path's rules (worker/pindex.c,
  * observe_salt): the next seq is added with from = offset; anything else is
  * a no-op. Takes sa (from lop) when it keeps it: true. */
-static bool apply_salt(active_ix *a, Shardex__Internal__V1__IndexSalt *sa, uint64_t offset)
+static bool salt_applies(const sx_ixkey_def *d, size_t nsalts,
+                         const Shardex__Internal__V1__IndexSalt *sa)
 {
-    if (!a->def.global || sa->seq != a->nsalts + 1 || !sa->value || sa->ways < 2 ||
+    if (!d->global || sa->seq != nsalts + 1 || !sa->value || sa->ways < 2 ||
         sa->n_terms != sa->ways)
         return false;
     for (size_t i = 0; i < sa->n_terms; i++)
-        if (sa->terms[i] >= sx_ixkey_term_count(&a->def))
+        if (sa->terms[i] >= sx_ixkey_term_count(d))
             return false;
+    return true;
+}
+
+static bool apply_salt(active_ix *a, Shardex__Internal__V1__IndexSalt *sa, uint64_t offset)
+{
+    if (!salt_applies(&a->def, a->nsalts, sa))
+        return false;
     sa->from = offset;
     a->salts = sx_realloc(a->salts, (a->nsalts + 1) * sizeof(*a->salts));
     a->salts[a->nsalts++] = sa;
@@ -85,6 +95,17 @@ static bool apply_split(active_ix *a, Shardex__Internal__V1__IndexSplit *sp)
     a->def.layout = a->splits;
     a->def.nlayout = a->nsplits;
     return true;
+}
+
+static bool same_salt(const Shardex__Internal__V1__IndexSalt *a,
+                      const Shardex__Internal__V1__IndexSalt *b, sx_buf *ba, sx_buf *bb)
+{
+    ba->len = bb->len = 0;
+    sx_buf_reserve(ba, shardex__internal__v1__index_salt__get_packed_size(a) + 1);
+    sx_buf_reserve(bb, shardex__internal__v1__index_salt__get_packed_size(b) + 1);
+    ba->len = shardex__internal__v1__index_salt__pack(a, ba->data);
+    bb->len = shardex__internal__v1__index_salt__pack(b, bb->data);
+    return ba->len == bb->len && memcmp(ba->data, bb->data, ba->len) == 0;
 }
 
 struct sx_replay {
@@ -341,6 +362,56 @@ bool sx_replay_digest(const sx_replay *r, uint64_t index_id, int64_t term, uint6
     return active;
 }
 
+size_t sx_replay_salts_check(const sx_replay *r, Shardex__Internal__V1__IndexSalt *const *rows,
+                             size_t nrows, sx_replay_salt_diff_cb fn, void *arg)
+{
+    size_t nd = 0;
+    char msg[256];
+    sx_buf ba = {0}, bb = {0};
+    for (size_t i = 0; i < r->nix; i++) {
+        const active_ix *a = &r->ix[i];
+        for (size_t k = 0; k < a->nsalts; k++) {
+            const Shardex__Internal__V1__IndexSalt *want = a->salts[k], *got = NULL;
+            for (size_t j = 0; j < nrows && !got; j++)
+                if (rows[j] && rows[j]->index_id == want->index_id && rows[j]->seq == want->seq)
+                    got = rows[j];
+            if (got && same_salt(want, got, &ba, &bb))
+                continue;
+            if (got)
+                snprintf(msg, sizeof(msg),
+                         "salt seq %u of index %" PRIu64 ": the row says applied at %" PRIu64
+                         ", the log at %" PRIu64 "%s",
+                         want->seq, want->index_id, got->from, want->from,
+                         got->from == want->from ? " (other fields differ)" : "");
+            else
+                snprintf(msg, sizeof(msg),
+                         "salt seq %u of index %" PRIu64 " applied at %" PRIu64 " has no salt row",
+                         want->seq, want->index_id, want->from);
+            nd++;
+            if (fn)
+                fn(arg, msg);
+        }
+    }
+    for (size_t j = 0; j < nrows; j++) {
+        const Shardex__Internal__V1__IndexSalt *got = rows[j];
+        if (!got)
+            continue;
+        size_t i = find_ix(r, got->index_id);
+        bool known = i != SIZE_MAX && got->seq >= 1 && got->seq <= r->ix[i].nsalts;
+        if (known)
+            continue;
+        snprintf(msg, sizeof(msg),
+                 "salt row seq %u of index %" PRIu64 " (at %" PRIu64 ") that the log never applied",
+                 got->seq, got->index_id, got->from);
+        nd++;
+        if (fn)
+            fn(arg, msg);
+    }
+    sx_buf_free(&ba);
+    sx_buf_free(&bb);
+    return nd;
+}
+
 size_t sx_replay_doc_count(const sx_replay *r)
 {
     return r->alive;
@@ -543,6 +614,8 @@ struct sx_rlog {
     size_t nixev, ixcap;
     uint64_t *spev; /* offsets of split markers, ascending */
     size_t nspev, spcap;
+    uint64_t *saev; /* offsets of salt markers, ascending (each marker's from = its offset) */
+    size_t nsaev, sacap;
 };
 
 static void id_ops_free(void *p)
@@ -571,6 +644,7 @@ void sx_rlog_destroy(sx_rlog *l)
     sx_hmap_free(&l->ids, id_ops_free);
     free(l->ixev);
     free(l->spev);
+    free(l->saev);
     free(l);
 }
 
@@ -627,9 +701,16 @@ sx_status sx_rlog_append(sx_rlog *l, uint64_t offset, const uint8_t *op, size_t 
         l->spev[l->nspev++] = offset;
         break;
     case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_SALT:
-        /* Likewise for a salted index (verify.c, eval_index_trimmed). */
+        /* Continues the replicas' salt rows past their position
+         * (sx_rlog_salts_at), and checks them (sx_rlog_salts_check). */
         if (!lop->index_salt)
             goto fail;
+        lop->index_salt->from = offset;
+        if (l->nsaev == l->sacap) {
+            l->sacap = l->sacap ? 2 * l->sacap : 4;
+            l->saev = sx_realloc(l->saev, l->sacap * sizeof(*l->saev));
+        }
+        l->saev[l->nsaev++] = offset;
         break;
     case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_START:
     case SHARDEX__INTERNAL__V1__LOG_OP__OP_INDEX_DROP:
@@ -779,6 +860,153 @@ bool sx_rlog_split_done(const sx_rlog *l, uint64_t index_id, uint32_t seq, uint6
             return true;
     }
     return false;
+}
+
+static const Shardex__Internal__V1__IndexSalt *held_salt(const sx_rlog *l, size_t i)
+{
+    return l->ops[l->saev[i] - l->start]->index_salt;
+}
+
+/* Rows of index id with from <= upto, in the order given: n, or SIZE_MAX
+ * when they are not seq 1, 2, ... (out may be NULL). */
+static size_t rows_of(Shardex__Internal__V1__IndexSalt *const *rows, size_t nrows, uint64_t id,
+                      uint64_t upto, Shardex__Internal__V1__IndexSalt **out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nrows; i++) {
+        if (!rows[i] || rows[i]->index_id != id || rows[i]->from > upto)
+            continue;
+        if (rows[i]->seq != n + 1)
+            return SIZE_MAX;
+        if (out)
+            out[n] = rows[i];
+        n++;
+    }
+    return n;
+}
+
+size_t sx_rlog_salts_at(const sx_rlog *l, const sx_ixkey_def *d,
+                        Shardex__Internal__V1__IndexSalt *const *rows, size_t nrows, uint64_t a,
+                        uint64_t w, Shardex__Internal__V1__IndexSalt ***out)
+{
+    *out = NULL;
+    size_t n = rows_of(rows, nrows, d->id, a < w ? a : w, NULL);
+    if (n == SIZE_MAX)
+        return SIZE_MAX;
+    Shardex__Internal__V1__IndexSalt **v = sx_malloc((n + l->nsaev + 1) * sizeof(*v));
+    rows_of(rows, nrows, d->id, a < w ? a : w, v);
+    for (size_t i = 0; i < l->nsaev && l->saev[i] <= w; i++) {
+        const Shardex__Internal__V1__IndexSalt *sa = held_salt(l, i);
+        if (l->saev[i] > a && sa->index_id == d->id && salt_applies(d, n, sa))
+            v[n++] = (Shardex__Internal__V1__IndexSalt *)sa;
+    }
+    *out = v;
+    return n;
+}
+
+/* One difference of sx_rlog_salts_check. */
+static void salt_note(size_t *nd, sx_replay_salt_diff_cb fn, void *arg, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void salt_note(size_t *nd, sx_replay_salt_diff_cb fn, void *arg, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    (*nd)++;
+    if (fn)
+        fn(arg, msg);
+}
+
+/* The salts of one index taken so far while checking (sx_rlog_salts_check). */
+typedef struct salt_count {
+    uint64_t id;
+    size_t n; /* SIZE_MAX: its rows are malformed, not followed */
+} salt_count;
+
+static salt_count *count_of(salt_count **v, size_t *n, uint64_t id,
+                            Shardex__Internal__V1__IndexSalt *const *rows, size_t nrows,
+                            uint64_t below)
+{
+    for (size_t i = 0; i < *n; i++)
+        if ((*v)[i].id == id)
+            return &(*v)[i];
+    *v = sx_realloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[*n] = (salt_count){id, rows_of(rows, nrows, id, below, NULL)};
+    return &(*v)[(*n)++];
+}
+
+size_t sx_rlog_salts_check(const sx_rlog *l, Shardex__Internal__V1__IndexSalt *const *rows,
+                           size_t nrows, uint64_t a, sx_replay_salt_diff_cb fn, void *arg)
+{
+    size_t nd = 0, ncount = 0;
+    salt_count *count = NULL;
+    bool *matched = sx_calloc(nrows + 1, sizeof(*matched));
+    sx_buf ba = {0}, bb = {0};
+    for (size_t i = 0; i < nrows; i++) {
+        const Shardex__Internal__V1__IndexSalt *row = rows[i];
+        bool first = true; /* of its index: a malformed set is told once */
+        for (size_t k = 0; row && k < i && first; k++)
+            first = !rows[k] || rows[k]->index_id != row->index_id;
+        if (row && first && rows_of(rows, nrows, row->index_id, UINT64_MAX, NULL) == SIZE_MAX)
+            salt_note(&nd, fn, arg,
+                      "salt rows of index %" PRIu64 " are not seq 1, 2, ... (seq %u at %" PRIu64
+                      ")",
+                      row->index_id, row->seq, row->from);
+        else if (row && row->from > a)
+            salt_note(&nd, fn, arg,
+                      "salt seq %u of index %" PRIu64 " applied at %" PRIu64
+                      ", past the replica's position %" PRIu64,
+                      row->seq, row->index_id, row->from, a);
+    }
+    /* The rows below start as they are (only other replicas can say), then
+     * the markers held up to a by the apply rule: each one taken must be
+     * exactly a row. */
+    for (size_t i = 0; i < l->nsaev && l->saev[i] <= a; i++) {
+        uint64_t o = l->saev[i];
+        const Shardex__Internal__V1__IndexSalt *sa = held_salt(l, i);
+        salt_count *c = count_of(&count, &ncount, sa->index_id, rows, nrows, l->start - 1);
+        sx_ixkey_def d;
+        int act = sx_rlog_index(l, sa->index_id, o, &d, NULL);
+        if (c->n == SIZE_MAX || sa->seq != c->n + 1 || act == 0 || (act == 1 && !d.global) ||
+            sx_rlog_index(l, sa->index_id, a, NULL, NULL) == 0) /* dropped: rows gone */
+            continue;
+        c->n++;
+        size_t j = 0;
+        while (j < nrows &&
+               !(rows[j] && rows[j]->index_id == sa->index_id && rows[j]->seq == sa->seq))
+            j++;
+        if (j == nrows) {
+            salt_note(&nd, fn, arg,
+                      "the log's salt marker seq %u of index %" PRIu64 " at %" PRIu64
+                      " (the next of its index there) has no salt row",
+                      sa->seq, sa->index_id, o);
+            continue;
+        }
+        matched[j] = true;
+        if (!same_salt(sa, rows[j], &ba, &bb))
+            salt_note(&nd, fn, arg,
+                      "salt seq %u of index %" PRIu64 ": the row says applied at %" PRIu64
+                      ", the log at %" PRIu64 "%s",
+                      sa->seq, sa->index_id, rows[j]->from, o,
+                      rows[j]->from == o ? " (other fields differ)" : "");
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        const Shardex__Internal__V1__IndexSalt *row = rows[i];
+        if (!row || matched[i] || row->from < l->start || row->from > a)
+            continue;
+        salt_note(&nd, fn, arg,
+                  "salt seq %u of index %" PRIu64 " applied at %" PRIu64
+                  ": the log takes no such marker there",
+                  row->seq, row->index_id, row->from);
+    }
+    free(matched);
+    free(count);
+    sx_buf_free(&ba);
+    sx_buf_free(&bb);
+    return nd;
 }
 
 static const char *stored_id(const Shardex__Internal__V1__StoredDoc *sd)

@@ -15,6 +15,10 @@
  *                        applies it, so that an entry's term partitions are
  *                        those the outbox gave it at this position
  *                        (sx_ixkey_terms_of: during a split, the parent too)
+ *              index_salt {id, seq, value, ways, terms}: the next seq is
+ *                        applied with from = its offset, as worker/pindex.c
+ *                        does (an entry of a version >= from goes to its
+ *                        slot's partition)
  *            An active index d holds, for every alive document and every
  *            distinct value from sx_ixkey_doc_values, the entry
  *            key = value key ++ enc(id) -> the document's version; a global
@@ -93,6 +97,17 @@ bool sx_replay_digest(const sx_replay *r, uint64_t index_id, int64_t term, uint6
 bool sx_replay_doc_entries(const sx_ixkey_def *d, const char *id, size_t n,
                            const Shardex__V1__Document *doc, uint64_t version,
                            sx_replay_entry_cb fn, void *arg);
+
+/* One salt row that the log contradicts: what, NUL-terminated, borrowed. */
+typedef void (*sx_replay_salt_diff_cb)(void *arg, const char *what);
+
+/* A replica's salt rows[nrows] (ScanDocs' salts) at the current position:
+ * each must be a salt the replay applied (same index, seq, from = its
+ * marker's offset, and fields), and each salt applied to an active index
+ * must be among them. fn (may be NULL) for each difference; returns their
+ * number. */
+size_t sx_replay_salts_check(const sx_replay *r, Shardex__Internal__V1__IndexSalt *const *rows,
+                             size_t nrows, sx_replay_salt_diff_cb fn, void *arg);
 
 /* Documents alive at the current position. */
 size_t sx_replay_doc_count(const sx_replay *r);
@@ -245,6 +260,36 @@ int sx_rlog_split_applied(const sx_rlog *l, uint64_t index_id, uint32_t seq, uin
 /* Whether split seq of index_id is done at position at by a marker held in
  * [start, at]: its done marker or one of a later seq. */
 bool sx_rlog_split_done(const sx_rlog *l, uint64_t index_id, uint32_t seq, uint64_t at);
+
+/* Salts on a trimmed log (docs/indexes.md "Salts on a trimmed log"). A
+ * salted index routes an entry of version o by each salt's marker offset C
+ * in this log (o >= C: the salt's slot partition), and C may be below
+ * start. Every replica records each salt it applies as a row with from = C
+ * (worker/pindex.c) and ScanDocs lists them at the scan's position a, so:
+ *   the salts of index d at position w are the rows (from <= min(a, w)) and
+ *   then the markers held in (a, w] taken by the apply rule (the next seq of
+ *   a global index; repeats and seqs out of order change nothing);
+ *   the rows themselves are checked against what the log holds in
+ *   [start, a]: from the rows below start, the markers held are taken by
+ *   the apply rule, each one taken must be exactly a row (same seq, from =
+ *   its offset), and every row from start on must be one taken. Rows below
+ *   start can only be compared between replicas (verify.c). */
+
+/* The salts of index d->id (d: its definition at w, for the apply rule) at
+ * position w, from a replica's rows[nrows] at a (other indexes' rows are
+ * skipped; both positions in [start - 1, end]), in seq order: *out (caller
+ * frees the array; the salts borrowed from rows and l, for d->salts).
+ * Returns their count; SIZE_MAX (and *out NULL) when d's rows are not
+ * seq 1, 2, ... */
+size_t sx_rlog_salts_at(const sx_rlog *l, const sx_ixkey_def *d,
+                        Shardex__Internal__V1__IndexSalt *const *rows, size_t nrows, uint64_t a,
+                        uint64_t w, Shardex__Internal__V1__IndexSalt ***out);
+
+/* A replica's salt rows[nrows] at position a (start - 1 <= a <= end)
+ * against the markers held in [start, a], as said above; fn (may be NULL)
+ * for each difference. Returns their number. */
+size_t sx_rlog_salts_check(const sx_rlog *l, Shardex__Internal__V1__IndexSalt *const *rows,
+                           size_t nrows, uint64_t a, sx_replay_salt_diff_cb fn, void *arg);
 
 /* A document state at a position: version and document borrowed. */
 typedef void (*sx_rlog_doc_cb)(void *arg, const char *id, size_t n, uint64_t version,

@@ -47,7 +47,8 @@
     X(D_BAD_LOG, "BAD-LOG", "bad_log", CLS_OTHER)                                                  \
     X(D_SHORT_LOG, "SHORT-LOG", "short_log", CLS_OTHER)                                            \
     X(D_SPEC, "SPEC-MISMATCH", "spec_mismatch", CLS_OTHER)                                         \
-    X(D_DIVERGED, "DIVERGED", "diverged", CLS_OTHER)
+    X(D_DIVERGED, "DIVERGED", "diverged", CLS_OTHER)                                               \
+    X(D_SALT_ROW, "SALT-ROW", "salt_row", CLS_OTHER)
 
 /* Summary classes. */
 enum { CLS_MISSING, CLS_EXTRA, CLS_WRONG, CLS_OTHER };
@@ -139,6 +140,7 @@ typedef struct check {
     bool *excl_part;   /* index views: log partitions not recomputed at all (nparts); NULL */
     uint64_t nexcl_parts;
     uint64_t nsplit_unknown; /* of those: a split's position against the log start not known */
+    uint64_t nsalt_unknown;  /* of those: a salted index's marker offsets not listed */
     uint64_t excluded;       /* served entries left out (of unknown ids or excluded partitions) */
     uint64_t ndiffs;
     char *error; /* could not be compared: why */
@@ -637,6 +639,17 @@ static void docs_diff_cb(void *arg, sx_replay_kind kind, const char *id, uint64_
     note_diff(x->r, x->c, &d);
 }
 
+typedef struct salt_ctx {
+    sx_verify_result *r;
+    check *c;
+} salt_ctx;
+
+static void salt_diff_cb(void *arg, const char *what)
+{
+    salt_ctx *x = arg;
+    note_other(x->r, x->c, D_SALT_ROW, (int32_t)x->c->part, "%s", what);
+}
+
 /* The scan against the replay at the scan's own position (exact: ScanDocs
  * reads the documents and the applied offset at one snapshot). */
 static void eval_docs(pass *x, check *c)
@@ -644,6 +657,10 @@ static void eval_docs(pass *x, check *c)
     c->exp_docs = sx_replay_doc_count(x->rp);
     docs_ctx dx = {x->r, c};
     sx_replay_docs_diff(x->rp, c->scan->docs, c->scan->n_docs, docs_diff_cb, &dx);
+    if (c->scan->salts_listed) { /* what trimmed logs will be checked by */
+        salt_ctx sx = {x->r, c};
+        sx_replay_salts_check(x->rp, c->scan->salts, c->scan->n_salts, salt_diff_cb, &sx);
+    }
     sx_rpc_free(&c->scan->base);
     c->scan = NULL;
 }
@@ -831,6 +848,59 @@ static void cross_cb(void *arg, sx_replay_kind kind, const char *id, uint64_t ex
     note_diff(x->r, x->c, &d);
 }
 
+static bool salt_equal(const Shardex__Internal__V1__IndexSalt *a,
+                       const Shardex__Internal__V1__IndexSalt *b)
+{
+    size_t n = shardex__internal__v1__index_salt__get_packed_size(a);
+    if (n != shardex__internal__v1__index_salt__get_packed_size(b))
+        return false;
+    uint8_t *pa = sx_malloc(2 * n + 1);
+    shardex__internal__v1__index_salt__pack(a, pa);
+    shardex__internal__v1__index_salt__pack(b, pa + n);
+    bool eq = memcmp(pa, pa + n, n) == 0;
+    free(pa);
+    return eq;
+}
+
+/* The rows of `of` below the log start, each against the same salt in
+ * `in`: the log cannot tell where those markers were, but every replica
+ * applied the same log, so their rows must agree (DIVERGED on c). */
+static void salts_cross_side(sx_verify_result *r, const sx_rlog *l, check *c,
+                             const Shardex__Internal__V1__ScanDocsResponse *of,
+                             const Shardex__Internal__V1__ScanDocsResponse *in, bool of_c)
+{
+    for (size_t i = 0; i < of->n_salts; i++) {
+        const Shardex__Internal__V1__IndexSalt *a = of->salts[i], *b = NULL;
+        if (!a || a->from >= sx_rlog_start(l))
+            continue;
+        for (size_t k = 0; k < in->n_salts && !b; k++)
+            if (in->salts[k] && in->salts[k]->index_id == a->index_id &&
+                in->salts[k]->seq == a->seq)
+                b = in->salts[k];
+        if (b && salt_equal(a, b))
+            continue;
+        if (b && !of_c)
+            continue; /* told once, from c's side */
+        note_other(r, c, D_DIVERGED, (int32_t)c->part,
+                   "salt seq %u of index %" PRIu64 ": applied at %" PRIu64 " %s, %s %s", a->seq,
+                   a->index_id, a->from, of_c ? "here" : "on the leader's replica",
+                   b ? "another salt row" : "no salt row",
+                   of_c ? "on the leader's replica" : "here");
+    }
+}
+
+static void eval_salts_trimmed(sx_verify_result *r, const sx_rlog *l, check *c, const check *ref)
+{
+    if (!c->scan->salts_listed)
+        return;
+    salt_ctx sx = {r, c};
+    sx_rlog_salts_check(l, c->scan->salts, c->scan->n_salts, c->at, salt_diff_cb, &sx);
+    if (ref != c && docs_usable(ref, l) && ref->scan->salts_listed) {
+        salts_cross_side(r, l, c, c->scan, ref->scan, true);
+        salts_cross_side(r, l, c, ref->scan, c->scan, false);
+    }
+}
+
 static void eval_docs_trimmed(sx_verify_result *r, const sx_rlog *l, check *c)
 {
     c->trimmed = true;
@@ -847,6 +917,7 @@ static void eval_docs_trimmed(sx_verify_result *r, const sx_rlog *l, check *c)
         sx_rlog_docs_cross(l, ref->scan->docs, ref->scan->n_docs, ref->at, c->scan->docs,
                            c->scan->n_docs, c->at, cross_cb, &cx);
     }
+    eval_salts_trimmed(r, l, c, ref);
 }
 
 typedef struct tsink {
@@ -954,12 +1025,26 @@ static void eval_index_trimmed(pass *x, const sx_rlog *l, check *c, uint64_t at)
     check *base = c->kind == CK_LOCAL ? docs_check(r, x->p, c->worker) : NULL;
     if (!docs_usable(base, l))
         base = docs_check(r, x->p, -1);
-    /* A salted index's term partitions route by the salt markers' offsets,
-     * which a trimmed log may not hold (docs/indexes.md "Hot values"): not
-     * determined here. */
-    bool salted = c->kind == CK_GLOBAL && c->ix->n_salts > 0;
-    if (salted || at + 1 < sx_rlog_start(l) || !docs_usable(base, l)) {
+    if (at + 1 < sx_rlog_start(l) || !docs_usable(base, l)) {
         exclude_part(r, c, x->p); /* nothing determines p's part of this view */
+        return;
+    }
+    /* A salted index's term partitions route by the salt markers' offsets in
+     * p's log, which may be below its start: the base replica's salt rows
+     * (ScanDocs, at its position) give them, the retained log the markers
+     * after (docs/indexes.md "Salts on a trimmed log"). The rows rather than
+     * the map: every replica writes them with the marker's apply and routes
+     * by them, snapshots copy them, and ScanDocs reads them at the snapshot
+     * of the documents recomputed from; the map would need a report per
+     * salt per log partition that can lag the log. Used whenever listed,
+     * whatever the map says: a salt recorded after the map was read may be
+     * applied by now. A replica that does not list them leaves p's part of a
+     * salted index out, counted. */
+    bool rows = c->kind == CK_GLOBAL && base->scan->salts_listed;
+    if (c->kind == CK_GLOBAL && c->ix->n_salts > 0 && !rows) {
+        if (!c->excl_part || !c->excl_part[x->p])
+            c->nsalt_unknown++;
+        exclude_part(r, c, x->p);
         return;
     }
     /* A split index's term partitions route by the splits in effect at `at`,
@@ -992,9 +1077,23 @@ static void eval_index_trimmed(pass *x, const sx_rlog *l, check *c, uint64_t at)
         def.nlayout = c->ix->n_splits;
         def.layout = c->ix->splits;
     }
+    Shardex__Internal__V1__IndexSalt **salts = NULL;
+    if (rows) {
+        size_t n =
+            sx_rlog_salts_at(l, &def, base->scan->salts, base->scan->n_salts, base->at, at, &salts);
+        if (n == SIZE_MAX) { /* malformed rows: a SALT-ROW difference of the replica */
+            if (!c->excl_part || !c->excl_part[x->p])
+                c->nsalt_unknown++;
+            exclude_part(r, c, x->p);
+            return;
+        }
+        def.salts = salts;
+        def.nsalts = n;
+    }
     tsink s = {c, &def, x->p};
     sx_rlog_docs_at(l, base->scan->docs, base->scan->n_docs, base->at, at, tsink_doc_cb, &s,
                     tsink_unknown_cb, &s);
+    free(salts);
 }
 
 static void trimmed_partition(sx_verify_result *r, uint32_t p, const char *addr, probe *pr,
@@ -1204,7 +1303,7 @@ static void compare_digests(sx_verify_result *r)
         c->exp_active = false;
         /* recomputed at the new positions */
         sx_hmap_free(&c->unknown, NULL);
-        c->nunknown = c->nexcl_parts = c->nsplit_unknown = 0;
+        c->nunknown = c->nexcl_parts = c->nsplit_unknown = c->nsalt_unknown = 0;
         free(c->excl_part);
         c->excl_part = NULL;
     }
@@ -1320,6 +1419,7 @@ void sx_verify_result_summary(const sx_verify_result *r, sx_verify_summary *s)
         s->excluded += c->excluded;
         s->unrecomputed += c->nexcl_parts;
         s->split_unknown += c->nsplit_unknown;
+        s->salt_unknown += c->nsalt_unknown;
         if (r->checks[i].error)
             s->failed++;
         else if (r->checks[i].ndiffs)
@@ -1425,6 +1525,8 @@ static void print_check(FILE *out, const sx_verify_result *r, const check *c)
         fprintf(out, " unrecomputed-partitions=%" PRIu64, c->nexcl_parts);
     if (c->nsplit_unknown)
         fprintf(out, " split-undetermined=%" PRIu64, c->nsplit_unknown);
+    if (c->nsalt_unknown)
+        fprintf(out, " salt-undetermined=%" PRIu64, c->nsalt_unknown);
     if (c->error)
         fprintf(out, " FAILED: %s\n", c->error);
     else if (c->ndiffs)
@@ -1510,9 +1612,10 @@ void sx_verify_result_print(const sx_verify_result *r, FILE *out)
         fprintf(out,
                 "; %zu trimmed logs: %" PRIu64 " documents from before the log start checked "
                 "against the leader's only, %" PRIu64 " ids (%" PRIu64
-                " served entries) and %zu partition views (%zu of them for a split's place) "
-                "not determined, not compared",
-                s.trimmed, s.carried, s.undetermined, s.excluded, s.unrecomputed, s.split_unknown);
+                " served entries) and %zu partition views (%zu of them for a split's place, "
+                "%zu for salt offsets not listed) not determined, not compared",
+                s.trimmed, s.carried, s.undetermined, s.excluded, s.unrecomputed, s.split_unknown,
+                s.salt_unknown);
     fputc('\n', out);
 }
 
@@ -1616,6 +1719,8 @@ static json_t *json_check(const sx_verify_result *r, const check *c)
         json_object_set_new(o, "unrecomputed_partitions", json_u64(c->nexcl_parts));
     if (c->nsplit_unknown)
         json_object_set_new(o, "split_undetermined", json_u64(c->nsplit_unknown));
+    if (c->nsalt_unknown)
+        json_object_set_new(o, "salt_undetermined", json_u64(c->nsalt_unknown));
     if (c->error)
         json_object_set_new(o, "error", json_bytes(c->error, strlen(c->error)));
     (void)r;
@@ -1693,6 +1798,7 @@ char *sx_verify_result_json(const sx_verify_result *r)
     json_object_set_new(sum, "excluded_entries", json_u64(s.excluded));
     json_object_set_new(sum, "unrecomputed_partitions", json_u64(s.unrecomputed));
     json_object_set_new(sum, "split_undetermined", json_u64(s.split_unknown));
+    json_object_set_new(sum, "salt_undetermined", json_u64(s.salt_unknown));
     json_object_set_new(root, "summary", sum);
     json_object_set_new(root, "exit", json_integer(sx_verify_result_exit_code(r)));
     char *text = json_dumps(root, JSON_INDENT(2));

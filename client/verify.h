@@ -92,7 +92,12 @@ typedef struct sx_verify_result sx_verify_result;
  * index's term partitions route by the map's split records, each placed
  * against the retained log by sx_rlog_split_applied; where that is not
  * determined, the (term partition, log partition) pair is left out and
- * counted (split_unknown).
+ * counted (split_unknown). A salted index's term partitions route by each
+ * salt's marker offset in p's log, which the base replica's salt rows give
+ * (ScanDocs lists them at its snapshot) and the retained log continues
+ * (sx_rlog_salts_at); the rows are checked against the log and the leader's
+ * replica (SALT-ROW, DIVERGED). A replica that does not list them leaves the
+ * pair out, counted (salt_unknown).
  * A view that cannot be asked (its worker down, no leader to read the log
  * from, a deadline) is a failed check, the others go on. Returns SX_OK with
  * *out (free with sx_verify_result_free) whenever the map was had, even if
@@ -120,6 +125,8 @@ typedef struct sx_verify_summary {
     size_t unrecomputed;   /* (index view, log partition) pairs left out whole */
     size_t split_unknown;  /* of those: a split index's term partitions whose split's place
                               against the log start is not determined */
+    size_t salt_unknown;   /* of those: a salted index's term partitions whose replica did not
+                              list its salt rows (a worker from before ScanDocs listed them) */
 } sx_verify_summary;
 
 void sx_verify_result_summary(const sx_verify_result *r, sx_verify_summary *s);

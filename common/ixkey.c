@@ -62,9 +62,12 @@ bool sx_ixkey_check_partitioning(const Shardex__V1__IndexSpec *spec, uint32_t ma
         snprintf(msg, cap, "spec.partitioning: RANGE is for an index kept GLOBAL");
         return false;
     }
-    if (!spec->n_split_points) {
-        /* Not chosen for the caller yet: see docs/indexes.md, "Range partitioning". */
-        snprintf(msg, cap, "spec.split_points: required for PARTITIONING_RANGE");
+    if (!spec->n_split_points && spec->term_partitions != 1) {
+        /* A worker's CreateIndex chooses them from the data before it asks the
+         * coordinator: docs/indexes.md, "Range partitioning". */
+        snprintf(msg, cap,
+                 "spec.split_points: required for PARTITIONING_RANGE with more than one term "
+                 "partition");
         return false;
     }
     if (spec->n_split_points + 1 > max) {

@@ -140,7 +140,8 @@ int sx_ixkey_value_cmp(bool is_int, const Shardex__V1__Value *a, const Shardex__
 
 /* Checks a spec's partitioning against its type: RANGE needs global, and
  * split points of the spec's type, strictly increasing, at most max - 1 of
- * them; HASH (or unspecified) takes none. On failure returns false and writes
+ * them, or none with term_partitions 1 (one partition owns every value);
+ * HASH (or unspecified) takes none. On failure returns false and writes
  * the message (for INVALID_ARGUMENT) to msg. */
 bool sx_ixkey_check_partitioning(const Shardex__V1__IndexSpec *spec, uint32_t max, char *msg,
                                  size_t cap);

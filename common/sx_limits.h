@@ -24,6 +24,9 @@
 #define SX_REQUEST_DOCS_MAX 10000               /* documents per Put, ids per Delete */
 #define SX_REQUEST_MAX_BYTES (16 * 1024 * 1024) /* packed Put or Delete request, 16 MiB */
 
+/* Indexes. */
+#define SX_MAX_TERM_PARTITIONS 4096 /* term partitions of one global index, as created */
+
 /* Queries. */
 #define SX_QUERY_LIMIT_DEFAULT 100 /* hits per page when the request's limit is 0 */
 #define SX_QUERY_LIMIT_MAX 10000   /* the largest limit a query may ask for */

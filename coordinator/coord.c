@@ -17,6 +17,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,9 +33,14 @@ typedef struct term_report {
     bool ready;
     uint64_t *wm; /* [nwm] */
     size_t nwm;
-    uint64_t oldest_as_of_ms;   /* wall clock; 0: not ready */
-    uint64_t entries;           /* as last counted by the owner */
-    Shardex__V1__Value *median; /* owned (sx_ixkey_value_dup); NULL: not counted or empty */
+    uint64_t oldest_as_of_ms;         /* wall clock; 0: not ready */
+    uint64_t entries;                 /* as last counted by the owner */
+    Shardex__V1__Value *median;       /* owned (sx_ixkey_value_dup); NULL: not counted or empty */
+    double writes_per_s, reads_per_s; /* its load, as the owner measures it */
+    /* Above --term-split-load in this report and every one before it from
+     * this owner at this epoch since load_since_ms (when it was first). */
+    bool load_above;
+    uint64_t load_since_ms;
 } term_report;
 
 typedef struct worker {
@@ -181,12 +187,14 @@ struct sx_coord {
     sx_coord_settings set;
     char *cluster_id;
     uint32_t lease_ms;
-    uint32_t max_moves;             /* replica moves in flight at once (sx_assign_settings) */
-    uint64_t term_split_entries;    /* split a term partition above this many entries (0: never) */
-    uint32_t hot_value_ways;        /* a salt's ways when not given (0: the default) */
-    double hot_value_share;         /* salt a value above this share of changes (0: never) */
-    uint64_t hot_value_min_changes; /* ... out of at least this many */
-    uint64_t margin_ms;             /* the coordinator waits this much longer than the worker */
+    uint32_t max_moves;          /* replica moves in flight at once (sx_assign_settings) */
+    uint64_t term_split_entries; /* split a term partition above this many entries (0: never) */
+    uint64_t term_split_load;    /* ... or above this many ops/s (0: never) ... */
+    uint64_t term_split_load_window_ms; /* ... for this long */
+    uint32_t hot_value_ways;            /* a salt's ways when not given (0: the default) */
+    double hot_value_share;             /* salt a value above this share of changes (0: never) */
+    uint64_t hot_value_min_changes;     /* ... out of at least this many */
+    uint64_t margin_ms;                 /* the coordinator waits this much longer than the worker */
     /* The lease rules (coord.h, docs/architecture.md "Leases"), all volatile: */
     uint64_t unanswered_max_ms;        /* a worker unanswered longer is refused: two leases */
     uint32_t tick_ms;                  /* how often sx_coord_tick runs; 0: unknown */
@@ -667,6 +675,8 @@ sx_status sx_coord_open(const sx_coord_opts *opts, uint64_t now_ms, sx_coord **o
     c->lease_ms = opts->lease_ms ? opts->lease_ms : 2000;
     c->max_moves = opts->max_moves ? opts->max_moves : SX_COORD_DEFAULT_MAX_MOVES;
     c->term_split_entries = opts->term_split_entries;
+    c->term_split_load = opts->term_split_load;
+    c->term_split_load_window_ms = opts->term_split_load_window_ms;
     c->hot_value_ways = opts->hot_value_ways;
     c->hot_value_share = opts->hot_value_share;
     c->hot_value_min_changes = opts->hot_value_min_changes;
@@ -959,7 +969,7 @@ sx_status sx_coord_register_ex(sx_coord *c, const char *id, const char *address,
     return SX_OK;
 }
 
-static void splits_step_locked(sx_coord *c);
+static void splits_step_locked(sx_coord *c, uint64_t now_ms);
 static void hot_step_locked(sx_coord *c);
 static index_entry *find_index_id_locked(sx_coord *c, uint64_t id);
 
@@ -988,14 +998,71 @@ static void hot_report_locked(sx_coord *c, int32_t w, const Shardex__Internal__V
     }
 }
 
+/* r's load streak, from r and the report it follows (prev: the same term
+ * partition at the same epoch from the same worker, or NULL). */
+static void load_streak(const sx_coord *c, term_report *r, const term_report *prev, uint64_t now_ms)
+{
+    r->load_above =
+        c->term_split_load && r->writes_per_s + r->reads_per_s > (double)c->term_split_load;
+    if (!r->load_above)
+        r->load_since_ms = 0;
+    else if (prev && prev->load_above)
+        r->load_since_ms = prev->load_since_ms;
+    else
+        r->load_since_ms = now_ms;
+}
+
+/* A rate from the network: what is not a finite number >= 0 (a worker's bug)
+ * counts as no load, so that it neither splits nor reaches JSON or /metrics. */
+static double rate_of(double x)
+{
+    return isfinite(x) && x > 0 ? x : 0;
+}
+
+/* Copies a heartbeat's term reports, their load streaks continued from
+ * wk's previous reports. */
+static term_report *copy_term_reports(const sx_coord *c, const worker *wk,
+                                      Shardex__Internal__V1__TermReport *const *terms,
+                                      size_t nterms, uint64_t now_ms)
+{
+    term_report *out = sx_calloc(nterms + 1, sizeof(*out));
+    for (size_t i = 0; i < nterms; i++) {
+        const Shardex__Internal__V1__TermReport *x = terms[i];
+        term_report *r = &out[i];
+        *r = (term_report){.index_id = x->index_id,
+                           .t = x->term_partition,
+                           .epoch = x->epoch,
+                           .ready = x->ready,
+                           .nwm = x->n_watermarks,
+                           .oldest_as_of_ms = x->oldest_as_of_ms,
+                           .entries = x->entries,
+                           .writes_per_s = rate_of(x->writes_per_s),
+                           .reads_per_s = rate_of(x->reads_per_s)};
+        if (x->median && x->median->kind_case != SHARDEX__V1__VALUE__KIND__NOT_SET)
+            r->median = sx_ixkey_value_dup(x->median);
+        r->wm = sx_calloc(r->nwm + 1, sizeof(*r->wm));
+        if (r->nwm)
+            memcpy(r->wm, x->watermarks, r->nwm * sizeof(*r->wm));
+        const term_report *prev = NULL;
+        for (size_t k = 0; k < wk->ntreports && !prev; k++)
+            if (wk->treports[k].index_id == r->index_id && wk->treports[k].t == r->t &&
+                wk->treports[k].epoch == r->epoch)
+                prev = &wk->treports[k];
+        load_streak(c, r, prev, now_ms);
+    }
+    return out;
+}
+
 void sx_coord_index_reports(sx_coord *c, const char *id,
                             Shardex__Internal__V1__IndexReport *const *ix, size_t nix,
-                            Shardex__Internal__V1__TermReport *const *terms, size_t nterms)
+                            Shardex__Internal__V1__TermReport *const *terms, size_t nterms,
+                            uint64_t now_ms)
 {
     pthread_mutex_lock(&c->mu);
     int32_t w = find_worker_locked(c, id);
     if (w >= 0) {
         worker *wk = &c->workers[w];
+        term_report *tr = copy_term_reports(c, wk, terms, nterms, now_ms);
         clear_index_reports(wk);
         wk->ixreports = sx_calloc(nix + 1, sizeof(*wk->ixreports));
         for (size_t i = 0; i < nix; i++) {
@@ -1005,27 +1072,9 @@ void sx_coord_index_reports(sx_coord *c, const char *id,
             wk->ixreports[i].hot = NULL;
         }
         wk->nixreports = nix;
-        wk->treports = sx_calloc(nterms + 1, sizeof(*wk->treports));
-        for (size_t i = 0; i < nterms; i++) {
-            term_report *r = &wk->treports[i];
-            *r = (term_report){terms[i]->index_id,
-                               terms[i]->term_partition,
-                               terms[i]->epoch,
-                               terms[i]->ready,
-                               NULL,
-                               terms[i]->n_watermarks,
-                               terms[i]->oldest_as_of_ms,
-                               terms[i]->entries,
-                               NULL};
-            if (terms[i]->median &&
-                terms[i]->median->kind_case != SHARDEX__V1__VALUE__KIND__NOT_SET)
-                r->median = sx_ixkey_value_dup(terms[i]->median);
-            r->wm = sx_calloc(r->nwm + 1, sizeof(*r->wm));
-            if (r->nwm)
-                memcpy(r->wm, terms[i]->watermarks, r->nwm * sizeof(*r->wm));
-        }
+        wk->treports = tr;
         wk->ntreports = nterms;
-        splits_step_locked(c);
+        splits_step_locked(c, now_ms);
         hot_step_locked(c);
     }
     pthread_mutex_unlock(&c->mu);
@@ -1786,6 +1835,27 @@ static void hot_step_locked(sx_coord *c)
     }
 }
 
+/* Why tr's term partition is due for a split (into why), or false. */
+static bool split_due(const sx_coord *c, const term_report *tr, uint64_t now_ms, char *why,
+                      size_t cap)
+{
+    if (c->term_split_entries && tr->entries > c->term_split_entries) {
+        snprintf(why, cap,
+                 "term partition of %" PRIu64 " entries, above --term-split-entries %" PRIu64,
+                 tr->entries, c->term_split_entries);
+        return true;
+    }
+    if (c->term_split_load && tr->load_above && now_ms >= tr->load_since_ms &&
+        now_ms - tr->load_since_ms >= c->term_split_load_window_ms) {
+        snprintf(why, cap,
+                 "term partition at %.1f writes/s + %.1f reads/s, above --term-split-load %" PRIu64
+                 " for %" PRIu64 " ms",
+                 tr->writes_per_s, tr->reads_per_s, c->term_split_load, now_ms - tr->load_since_ms);
+        return true;
+    }
+    return false;
+}
+
 /* The split state machine, run at every heartbeat's index reports:
  *   in progress --both shadows' owners report them ready at their current
  *     epoch (every wm[p] > 0, which for a shadow means wm[p] >= the marker's
@@ -1793,9 +1863,11 @@ static void hot_step_locked(sx_coord *c)
  *     done: the parent is retired (owner -1: its owner wipes it) in the same
  *     map version that makes the shadows serve;
  *   no split in progress, READY, a serving term partition whose owner
- *     counted more than term_split_entries entries --> a split at its median.
+ *     counted more than term_split_entries entries, or whose load has been
+ *     above term_split_load for term_split_load_window_ms (split_due)
+ *     --> a split at its median (the first such partition in term order).
  */
-static void splits_step_locked(sx_coord *c)
+static void splits_step_locked(sx_coord *c, uint64_t now_ms)
 {
     for (uint32_t i = 0; i < c->nindexes; i++) {
         index_entry *e = &c->indexes[i];
@@ -1821,13 +1893,15 @@ static void splits_step_locked(sx_coord *c)
                    e->name, e->id, last->seq, last->term, last->lo, last->hi);
             continue;
         }
-        if (!c->term_split_entries || split_allowed_locked(e, &(sx_err){0}) != SX_OK)
+        if ((!c->term_split_entries && !c->term_split_load) ||
+            split_allowed_locked(e, &(sx_err){0}) != SX_OK)
             continue;
         for (uint32_t t = 0; t < ix_terms(e); t++) {
             if (c->terms[e->first_term + t].retired)
                 continue;
             const term_report *tr = term_report_locked(c, e, t);
-            if (!tr || !tr->ready || !tr->median || tr->entries <= c->term_split_entries)
+            char why[200];
+            if (!tr || !tr->ready || !tr->median || !split_due(c, tr, now_ms, why, sizeof(why)))
                 continue;
             Shardex__V1__IndexSpec spec;
             spec_view(e, &spec);
@@ -1837,7 +1911,7 @@ static void splits_step_locked(sx_coord *c)
             if (!sx_ixkey_check_split(&d, t, tr->median, msg, sizeof(msg)))
                 continue; /* e.g. every entry holds one value: nothing to split at */
             Shardex__V1__Value *at = sx_ixkey_value_dup(tr->median);
-            split_start_locked(c, e, t, at, "term partition above --term-split-entries");
+            split_start_locked(c, e, t, at, why);
             sx_ixkey_value_free(at);
             break;
         }
@@ -2060,6 +2134,9 @@ void sx_coord_status(sx_coord *c, uint64_t now_ms, sx_arena *a,
                 if (tr->index_id != e->id || tr->t != t || tr->epoch != tp->epoch)
                     continue;
                 ts->ready = tr->ready;
+                ts->entries = tr->entries;
+                ts->writes_per_s = tr->writes_per_s;
+                ts->reads_per_s = tr->reads_per_s;
                 uint64_t wall = sx_clock_wall_ms();
                 if (tr->ready && tr->oldest_as_of_ms)
                     ts->lag_ms = wall > tr->oldest_as_of_ms ? wall - tr->oldest_as_of_ms : 0;

@@ -26,13 +26,13 @@
 #include "shardex/internal/v1/coordinator.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
 #include "status.h"
+#include "sx_limits.h" /* SX_MAX_TERM_PARTITIONS */
 
 #include <stdbool.h>
 #include <stdint.h>
 
 /* Limits on cluster settings. */
 #define SX_MAX_PARTITIONS 4096
-#define SX_MAX_TERM_PARTITIONS 4096
 /* Replica moves in flight at once unless opts say otherwise (--max-moves). */
 #define SX_COORD_DEFAULT_MAX_MOVES 2
 #define SX_COORD_MAX_MOVES_LIMIT 64
@@ -66,6 +66,12 @@ typedef struct sx_coord_opts {
      * more entries than this (docs/indexes.md "Online split"); 0: never.
      * Not stored. */
     uint64_t term_split_entries;
+    /* Split one also once its load (its owner's writes_per_s + reads_per_s,
+     * TermReport) has stayed above term_split_load in every report for
+     * term_split_load_window_ms (docs/indexes.md "Online split"); 0: never.
+     * Either trigger starts a split. Not stored. */
+    uint64_t term_split_load;
+    uint64_t term_split_load_window_ms;
     uint32_t hot_value_ways; /* --hot-value-ways: a salt's ways when not given (0: default) */
     /* Salt a value of a global index by itself once its share of the index's
      * recent changes (its partitions' leaders' counts) reaches this, out of
@@ -145,15 +151,19 @@ sx_status sx_coord_register_ex(sx_coord *c, const char *id, const char *address,
 sx_status sx_coord_leave(sx_coord *c, const char *id, uint64_t incarnation, sx_coord_map **map,
                          sx_err *err);
 
+/* The index layer's part of a heartbeat received at now_ms (volatile, like
+ * replica reports): leaders' per-index counts and owners' term partition
+ * watermarks, counts and loads. A term partition's load is judged over the
+ * reports of its owner at one epoch: it has been above --term-split-load
+ * since the first of an unbroken run of reports above it. */
+void sx_coord_index_reports(sx_coord *c, const char *id,
+                            Shardex__Internal__V1__IndexReport *const *ix, size_t nix,
+                            Shardex__Internal__V1__TermReport *const *terms, size_t nterms,
+                            uint64_t now_ms);
+
 /* Renews the lease of (id, incarnation) and records its replica reports.
  * *map is acquired when the current version differs from known_version, else
  * NULL. SX_FAILED_PRECONDITION when the worker must register again. */
-/* The index layer's part of a heartbeat (volatile, like replica reports):
- * leaders' per-index counts and owners' term partition watermarks. */
-void sx_coord_index_reports(sx_coord *c, const char *id,
-                            Shardex__Internal__V1__IndexReport *const *ix, size_t nix,
-                            Shardex__Internal__V1__TermReport *const *terms, size_t nterms);
-
 sx_status sx_coord_heartbeat(sx_coord *c, const char *id, uint64_t incarnation,
                              uint64_t known_version,
                              Shardex__Internal__V1__ReplicaReport *const *reports, size_t nreports,

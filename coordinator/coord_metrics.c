@@ -21,7 +21,7 @@ typedef struct cmetrics {
     sx_metric_family *version, *workers, *live, *leaderless_n, *under_n, *unavailable_n, *unowned_n;
     sx_metric_family *draining, *removed, *moves, *down;
     sx_metric_family *epoch, *isr, *replicas, *leaderless, *under, *available, *commit;
-    sx_metric_family *t_lag, *t_lag_s, *t_ready, *t_owned;
+    sx_metric_family *t_lag, *t_lag_s, *t_ready, *t_owned, *t_entries, *t_writes, *t_reads;
     sx_metric_family *ix_backfilled, *ix_partitions, *ix_ready, *ix_mistyped;
     sx_metric_family *ix_bf_done, *ix_bf_total;
     sx_metric_family *disk;
@@ -73,6 +73,11 @@ static void collect_terms(cmetrics *cm, sx_metrics_scrape *s,
         if (t->ready) { /* lags of a partition being rebuilt mean nothing yet */
             sx_metrics_sample(s, cm->t_lag, v, (double)t->lag_offsets);
             sx_metrics_sample(s, cm->t_lag_s, v, (double)t->lag_ms / 1000);
+        }
+        if (owned) { /* as its owner last reported (0 until it does) */
+            sx_metrics_sample(s, cm->t_entries, v, (double)t->entries);
+            sx_metrics_sample(s, cm->t_writes, v, t->writes_per_s);
+            sx_metrics_sample(s, cm->t_reads, v, t->reads_per_s);
         }
         unowned += !owned;
     }
@@ -233,6 +238,19 @@ void sx_coord_metrics_add(sx_metrics *m, sx_coord_front *f, const char *data_dir
                         "Now minus the as-of time of the oldest shipment the term partition "
                         "applied, over its log partitions, by the wall clock (ready term "
                         "partitions only)",
+                        term, 2);
+    cm->t_entries = gauge(m, "shardex_term_partition_entries",
+                          "Entries of the term partition as its owner last counted them (it "
+                          "counts now and then; --term-split-entries splits on it)",
+                          term, 2);
+    cm->t_writes = gauge(m, "shardex_term_partition_writes_per_second",
+                         "Index changes the term partition's owner applied from its shipping "
+                         "streams per second, a decaying average over about 5 s (its load, with "
+                         "reads, for --term-split-load)",
+                         term, 2);
+    cm->t_reads = gauge(m, "shardex_term_partition_reads_per_second",
+                        "Scans the term partition's owner served per second, a decaying average "
+                        "over about 5 s (its load, with writes, for --term-split-load)",
                         term, 2);
     cm->ix_backfilled =
         gauge(m, "shardex_index_backfilled_partitions",

@@ -32,6 +32,8 @@ typedef struct config {
     uint64_t lease_ms;
     uint32_t max_moves;
     int64_t term_split_entries;
+    int64_t term_split_load;
+    uint64_t term_split_load_window_ms;
     uint32_t hot_value_ways;
     const char *hot_value_share;
     int64_t hot_value_min_changes;
@@ -117,6 +119,23 @@ static const sx_flag flags[] = {
              "owner counts more than N entries (0: never; shardex index split does it by hand)",
      .min = 0,
      .max = 1000000000000},
+    {.name = "term-split-load",
+     .type = SX_FLAG_INT,
+     .offset = OFF(term_split_load, int64_t),
+     .metavar = "OPS",
+     .help = "split a range-partitioned index's term partition online at its median once its "
+             "load (index changes applied plus scans served per second, as its owner measures "
+             "them over about 5 s) stays above OPS for --term-split-load-window (0: never); "
+             "with --term-split-entries too, either starts a split",
+     .min = 0,
+     .max = 1000000000},
+    {.name = "term-split-load-window",
+     .type = SX_FLAG_DURATION_MS,
+     .offset = OFF(term_split_load_window_ms, uint64_t),
+     .help = "how long a term partition's load must stay above --term-split-load, in every "
+             "heartbeat of its owner, before it splits",
+     .min = 0,
+     .max = 3600000},
     {.name = "hot-value-ways",
      .type = SX_FLAG_UINT32,
      .offset = OFF(hot_value_ways, uint32_t),
@@ -271,6 +290,8 @@ static sx_status open_coord(const config *cfg, const char *self, const bool *giv
         .tick_ms = (uint32_t)tick,
         .max_moves = cfg->max_moves,
         .term_split_entries = (uint64_t)cfg->term_split_entries,
+        .term_split_load = (uint64_t)cfg->term_split_load,
+        .term_split_load_window_ms = cfg->term_split_load_window_ms,
         .hot_value_ways = cfg->hot_value_ways,
         .hot_value_share = cfg->hot_share,
         .hot_value_min_changes = (uint64_t)cfg->hot_value_min_changes,
@@ -288,6 +309,7 @@ int main(int argc, char **argv)
                   .min_isr = 2,
                   .lease_ms = 2000,
                   .max_moves = SX_COORD_DEFAULT_MAX_MOVES,
+                  .term_split_load_window_ms = 30000,
                   .cluster = "shardex",
                   .metadata_lease_ms = 5000,
                   .max_message_size = 4u << 20,

@@ -57,7 +57,7 @@ static sx_status on_heartbeat(sx_rpc_call *call, const ProtobufCMessage *reqm,
     if (st != SX_OK)
         return st;
     sx_coord_index_reports(c, req->worker_id, req->indexes, req->n_indexes, req->terms,
-                           req->n_terms);
+                           req->n_terms, sx_clock_now_ms());
     resp->lease_ms = sx_coord_lease_ms(c);
     resp->coordinator_epoch = sx_coord_epoch(c);
     attach_map(call, map, &resp->map);

@@ -155,10 +155,13 @@ sx_status sx_client_query(sx_client *c, const Shardex__V1__QueryRequest *req,
 /* --------------------------------------------------------------- catalog -- */
 
 /* Creates an index (name, field, type, LOCAL and/or GLOBAL, term partitions;
- * the spec is borrowed). It is BUILDING while existing documents are
- * backfilled, then READY: poll sx_client_list_indexes. ALREADY_EXISTS when
- * the name is taken, INVALID_ARGUMENT naming the bad field of the spec. On
- * SX_OK, *out (out may be NULL) is the response (free with sx_client_free). */
+ * the spec is borrowed). PARTITIONING_RANGE without split_points: the worker
+ * chooses them from a sample of the data (the response's spec has them;
+ * docs/indexes.md, "Range partitioning"). It is BUILDING while existing
+ * documents are backfilled, then READY: poll sx_client_list_indexes.
+ * ALREADY_EXISTS when the name is taken, INVALID_ARGUMENT naming the bad
+ * field of the spec. On SX_OK, *out (out may be NULL) is the response (free
+ * with sx_client_free). */
 sx_status sx_client_create_index(sx_client *c, const Shardex__V1__IndexSpec *spec,
                                  Shardex__V1__CreateIndexResponse **out, sx_err *err);
 

@@ -22,7 +22,7 @@ sx_status sx_adminservice_get_map(sx_rpc_call *call, const ProtobufCMessage *req
 /* ReadLog: one replica's log entries and epoch table (reads LevelDB). */
 sx_status sx_adminservice_read_log(sx_rpc_call *call, const ProtobufCMessage *req,
                                    ProtobufCMessage *resp, void *arg, sx_err *err);
-/* ScanDocs: one replica's applied documents at one snapshot (reads LevelDB). */
+/* ScanDocs: one replica's applied documents and salt rows at one snapshot (reads LevelDB). */
 sx_status sx_adminservice_scan_docs(sx_rpc_call *call, const ProtobufCMessage *req,
                                     ProtobufCMessage *resp, void *arg, sx_err *err);
 /* SetFaults: the rpc fault layer's rules for this worker's outgoing calls. */
@@ -35,5 +35,10 @@ sx_status sx_adminservice_refresh_map(sx_rpc_call *call, const ProtobufCMessage 
  * the response handed back as it came; waits for the coordinator. */
 sx_status sx_adminservice_forward(sx_rpc_call *call, const ProtobufCMessage *req,
                                   ProtobufCMessage *resp, void *arg, sx_err *err);
+/* CreateIndex: forwarded as above, after choosing the split points of a
+ * range-partitioned GLOBAL index that has none from a sample of the data
+ * (sample.h: every log partition's leader answers a ScanDocs first). */
+sx_status sx_adminservice_create_index(sx_rpc_call *call, const ProtobufCMessage *req,
+                                       ProtobufCMessage *resp, void *arg, sx_err *err);
 
 #endif

@@ -1082,6 +1082,40 @@ static sx_status load_salts(sx_pindex *pi, ix *x, sx_err *err)
     return st;
 }
 
+sx_status sx_pindex_salts_at(sx_pindex *pi, const sx_snapshot *snap, sx_arena *arena,
+                             Shardex__Internal__V1__IndexSalt ***out, size_t *n, sx_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    const uint8_t tag = TAG_SALT;
+    ProtobufCAllocator alloc = sx_arena_pb_allocator(arena);
+    size_t cap = 0;
+    sx_iter *it = sx_store_iter_prefix(pi->store, snap, &tag, 1);
+    sx_status st = SX_OK;
+    for (; sx_iter_valid(it); sx_iter_next(it)) {
+        size_t vl;
+        const uint8_t *v = sx_iter_value(it, &vl);
+        Shardex__Internal__V1__IndexSalt *sa =
+            shardex__internal__v1__index_salt__unpack(&alloc, vl, v);
+        if (!sa) {
+            st = sx_err_set(err, SX_DATA_LOSS, "partition %u: a salt row does not decode", pi->p);
+            break;
+        }
+        if (*n == cap) { /* few: at most 64 per index */
+            cap = cap ? 2 * cap : 8;
+            Shardex__Internal__V1__IndexSalt **grown = sx_arena_alloc(arena, cap * sizeof(*grown));
+            if (*n)
+                memcpy(grown, *out, *n * sizeof(*grown));
+            *out = grown;
+        }
+        (*out)[(*n)++] = sa;
+    }
+    if (st == SX_OK)
+        st = sx_iter_status(it, err);
+    sx_iter_destroy(it);
+    return st;
+}
+
 static sx_status load_catalog(sx_pindex *pi, sx_err *err)
 {
     uint8_t tag = TAG_IX;

@@ -51,6 +51,7 @@
  *   'F' u64 id u32 t                   -> u64 offset up to which the outbox was trimmed
  *                                         (or started: an index_start or split marker's)
  *   'S' u64 id u32 seq                 -> packed IndexSplit, as applied (done when marked)
+ *   'H' u64 id u32 seq                 -> packed IndexSalt, from = its marker's offset here
  *   'B' u64 id                         -> backfill state and cursor (pindex.c, write_fill;
  *                                         absent: done, before chunked backfills)
  * (entry key: common/ixkey.h.)
@@ -144,6 +145,14 @@ sx_status sx_pindex_backfill_step(sx_pindex *pi, size_t max_docs, sx_pindex_step
  * for `after` (the caller does). */
 sx_status sx_pindex_scan(sx_pindex *pi, const Shardex__Internal__V1__ScanRequest *req,
                          sx_arena *arena, Shardex__Internal__V1__ScanResponse *resp, sx_err *err);
+
+/* Every salt row at snap (index id, then seq order; *n of them), unpacked
+ * into arena: each salt applied here, with from = its marker's offset. The
+ * rows are the record verify routes a salted index by on a log trimmed past
+ * its markers (docs/indexes.md "Salts on a trimmed log"); snapshots copy
+ * them with the rest of the store. Any thread. */
+sx_status sx_pindex_salts_at(sx_pindex *pi, const sx_snapshot *snap, sx_arena *arena,
+                             Shardex__Internal__V1__IndexSalt ***out, size_t *n, sx_err *err);
 
 /* The local index's digest at one snapshot and its applied offset. */
 sx_status sx_pindex_digest(sx_pindex *pi, const Shardex__Internal__V1__DigestRequest *req,

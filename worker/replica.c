@@ -2258,17 +2258,20 @@ sx_status sx_replica_read_log(sx_replica_set *rs, uint32_t p, uint64_t from, uin
 }
 
 sx_status sx_replica_scan_docs(sx_replica_set *rs, uint32_t p, sx_replica_doc_cb fn, void *arg,
-                               uint64_t *applied, sx_err *err)
+                               sx_arena *arena, sx_replica_scan_at *at, sx_err *err)
 {
+    *at = (sx_replica_scan_at){0};
     replica *r = get_replica(rs, p);
     sx_replica_store *s = r ? acquire(r) : NULL;
     if (!s)
         return sx_err_set(err, SX_NOT_FOUND, "partition %u: not hosted here", p);
     /* The snapshot and the applied offset taken together: exactly that position. */
-    const sx_snapshot *snap = sx_plog_snapshot(s->log, applied);
+    const sx_snapshot *snap = sx_plog_snapshot(s->log, &at->applied);
     /* Tests hold a scan here across a snapshot swap of its store. */
     SX_DELAY_POINT("replica-scan-docs");
-    sx_status st = sx_plog_scan_docs_at(s->log, snap, fn, arg, err);
+    sx_status st = sx_pindex_salts_at(s->ix, snap, arena, &at->salts, &at->nsalts, err);
+    if (st == SX_OK)
+        st = sx_plog_scan_docs_at(s->log, snap, fn, arg, err);
     sx_store_release_snapshot(sx_plog_store(s->log), snap);
     sx_replica_store_unref(s);
     return st;

@@ -306,12 +306,20 @@ typedef struct sx_replica_log {
 sx_status sx_replica_read_log(sx_replica_set *r, uint32_t p, uint64_t from, uint32_t max,
                               sx_arena *arena, sx_replica_log *out, sx_err *err);
 
+/* What a scan read besides the documents, at the same snapshot. */
+typedef struct sx_replica_scan_at {
+    uint64_t applied;                         /* the snapshot's applied offset */
+    Shardex__Internal__V1__IndexSalt **salts; /* sx_pindex_salts_at's rows, in the arena */
+    size_t nsalts;
+} sx_replica_scan_at;
+
 /* Calls fn for each applied document of p in id order (packed Document and
  * its version, borrowed for the call; false stops), at one snapshot whose
- * applied offset goes to *applied. SX_NOT_FOUND when p is not hosted here. */
+ * applied offset and salt rows go to *at (the rows allocated in arena).
+ * SX_NOT_FOUND when p is not hosted here. */
 typedef bool (*sx_replica_doc_cb)(void *arg, const char *id, size_t id_len, uint64_t version,
                                   const uint8_t *doc, size_t len);
 sx_status sx_replica_scan_docs(sx_replica_set *r, uint32_t p, sx_replica_doc_cb fn, void *arg,
-                               uint64_t *applied, sx_err *err);
+                               sx_arena *arena, sx_replica_scan_at *at, sx_err *err);
 
 #endif

@@ -38,8 +38,8 @@ static const row worker_methods[] = {
     {SHARDEX, {"Delete", sx_router_delete, SX_RPC_ROUTING}}, /* likewise */
     {SHARDEX, {"Get", sx_router_get, SX_RPC_ROUTING}},       /* to the id's leader */
     {SHARDEX, {"Query", sx_query_on_query, SX_RPC_ROUTING}}, /* plan, fan out, merge */
-    {SHARDEX, {"ClusterStatus", sx_adminservice_forward, SX_RPC_ROUTING}}, /* coordinator */
-    {SHARDEX, {"CreateIndex", sx_adminservice_forward, SX_RPC_ROUTING}},
+    {SHARDEX, {"ClusterStatus", sx_adminservice_forward, SX_RPC_ROUTING}},    /* coordinator */
+    {SHARDEX, {"CreateIndex", sx_adminservice_create_index, SX_RPC_ROUTING}}, /* samples first */
     {SHARDEX, {"DropIndex", sx_adminservice_forward, SX_RPC_ROUTING}},
     {SHARDEX, {"ListIndexes", sx_adminservice_forward, SX_RPC_ROUTING}},
     {SHARDEX, {"DrainWorker", sx_adminservice_forward, SX_RPC_ROUTING}},

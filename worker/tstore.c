@@ -16,6 +16,7 @@
 #include "ixkey.h"
 #include "keys.h"
 #include "log.h"
+#include "rate.h"
 #include "sx_limits.h"
 
 #include "shardex/v1/shardex.pb-c.h"
@@ -70,6 +71,10 @@ typedef struct term {
      * entries, and the key of the middle one (empty: none). */
     uint64_t counted_ms, entries;
     sx_buf median;
+    /* Its load at this epoch, for the coordinator's --term-split-load:
+     * changes applied from shipping streams (not rebuilds: those copy what
+     * exists, which is not load on it) and scans served. */
+    sx_rate writes, reads;
 } term;
 
 /* A serving term partition's entries are counted (a scan) at most this
@@ -264,6 +269,7 @@ static void own_locked(term *e, uint64_t epoch, bool is_int, uint32_t P)
     reset_arrays(e, P);
     e->counted_ms = e->entries = 0;
     sx_buf_reset(&e->median);
+    e->writes = e->reads = (sx_rate){0}; /* a new owner epoch starts unloaded */
 }
 
 /* ---- checks shared by Ship, Scan and Digest ---- */
@@ -915,6 +921,7 @@ sx_status sx_tstore_ship(sx_tstore *ts, const Shardex__Internal__V1__ShipRequest
     uint64_t new_wm = wm;
     rb_state new_rb = rb;
     bool applied = false;
+    uint64_t streamed = 0; /* changes of a shipping stream written (its load) */
     b = sx_batch_create();
     if (req->rebuild) {
         bool put = false;
@@ -934,8 +941,10 @@ sx_status sx_tstore_ship(sx_tstore *ts, const Shardex__Internal__V1__ShipRequest
             new_rb = (rb_state){0};
         }
         for (size_t i = 0; i < req->n_changes; i++)
-            if (req->changes[i]->offset > wm)
+            if (req->changes[i]->offset > wm) {
                 add_change(b, &key, e, req->changes[i], &val);
+                streamed++;
+            }
         if (req->up_to_offset > wm)
             new_wm = req->up_to_offset;
     }
@@ -953,6 +962,8 @@ sx_status sx_tstore_ship(sx_tstore *ts, const Shardex__Internal__V1__ShipRequest
         e->leader_epoch[p] = new_le;
         e->as_of[p] = new_as_of;
         e->rb[p] = new_rb;
+        if (streamed)
+            sx_rate_add(&e->writes, streamed, sx_clock_now_ms());
         if (new_rb.id)
             SX_CRASH_POINT("tstore-rebuild-chunk"); /* a rebuild left unfinished */
         if (new_wm != wm || new_as_of != as_of)
@@ -1029,6 +1040,7 @@ static sx_status scan_prepare_locked(sx_tstore *ts, const Shardex__Internal__V1_
                               t, req->index_id, *staleness, req->max_staleness_ms);
         *is_int = e->is_int;
         *snap = sx_store_snapshot(ts->store);
+        sx_rate_add(&e->reads, 1, sx_clock_now_ms());
         return SX_OK;
     }
 }
@@ -1267,6 +1279,7 @@ static void count_term(sx_tstore *ts, uint64_t index_id, uint32_t t, uint64_t ge
 size_t sx_tstore_reports(sx_tstore *ts, sx_arena *arena, Shardex__Internal__V1__TermReport ***out)
 {
     pthread_mutex_lock(&ts->mu);
+    uint64_t now = sx_clock_now_ms();
     size_t n = 0;
     for (size_t i = 0; i < ts->nterms; i++)
         n += ts->terms[i]->owned;
@@ -1294,6 +1307,8 @@ size_t sx_tstore_reports(sx_tstore *ts, sx_arena *arena, Shardex__Internal__V1__
         x->ready = ready;
         x->oldest_as_of_ms = ready && e->P ? oldest : 0;
         x->entries = e->entries;
+        x->writes_per_s = sx_rate_get(&e->writes, now);
+        x->reads_per_s = sx_rate_get(&e->reads, now);
         if (e->serving && e->median.len) {
             Shardex__V1__Value *v = sx_arena_alloc(arena, sizeof(*v));
             sx_buf sbuf = {0}, id = {0};
@@ -1308,7 +1323,7 @@ size_t sx_tstore_reports(sx_tstore *ts, sx_arena *arena, Shardex__Internal__V1__
         r[j++] = x;
     }
     /* The serving term partition counted longest ago, if due. */
-    uint64_t now = sx_clock_now_ms(), due_id = 0, gen = 0;
+    uint64_t due_id = 0, gen = 0;
     uint32_t due_t = 0;
     bool due = false;
     uint64_t oldest_count = UINT64_MAX;

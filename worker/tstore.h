@@ -144,7 +144,10 @@ sx_status sx_tstore_digest(sx_tstore *ts, const Shardex__Internal__V1__DigestReq
  * entries and median are those of the last count: each call counts (two
  * scans of a snapshot, after building the reports, without the mutex) the
  * serving term partition counted longest ago, if that was COUNT_EVERY_MS
- * ago or more (the coordinator's automatic splits use them). */
+ * ago or more (the coordinator's automatic splits use them). writes_per_s
+ * and reads_per_s are the partition's load at its current owner epoch
+ * (decaying averages, common/rate.h): changes Ship wrote from a stream
+ * (rebuild chunks not counted) and Scans that passed their checks. */
 size_t sx_tstore_reports(sx_tstore *ts, sx_arena *arena, Shardex__Internal__V1__TermReport ***out);
 
 /* Waits until no wipe is due or running (for tests and tools; a map installed

@@ -14,7 +14,7 @@
 #
 #   SEEDS=N (default 3)  SCENARIO=name[,name]  (default: all)
 #   LANES=N (default 1)  run N labs at once, the scenarios dealt among them
-#                        (labs SX_LAB_BASE+1 .. SX_LAB_BASE+N; SX_LAB_BASE default 0)
+#                        (the first N labs free from SX_LAB_BASE+1; SX_LAB_BASE default 0)
 #   SX_CHAOS_KEEP=1      keep every run's directory, not only the failing ones
 #   SHARDEX_TEST_SEED=S  the first seed (then S+1, ...); a run is replayed by
 #                        its scenario and seed: SCENARIO=cut SHARDEX_TEST_SEED=S SEEDS=1
@@ -230,15 +230,20 @@ lanes=${LANES:-1}
 { [[ $lanes =~ ^[0-9]+$ ]] && [ "$lanes" -ge 1 ] && [ "$lanes" -le 8 ]; } ||
     { echo "run.sh: LANES='$lanes': expected 1..8" >&2; exit 2; }
 if [ "$lanes" -gt 1 ]; then
-    # Each lane is this script in a lab of its own (SX_LAB=1..LANES) with
-    # every lane-th scenario; their rows are gathered into one table.
+    # Each lane is this script in a lab of its own with every lane-th
+    # scenario; their rows are gathered into one table. The labs are the
+    # first free from SX_LAB_BASE+1, held by this process until it exits
+    # (deploy/lab-claim.sh: another run at once takes others).
+    . "$(dirname "$lab")/lab-claim.sh"
     read -ra list <<<"$scenarios"
+    lane_lab=${SX_LAB_BASE:-0}
     for l in $(seq "$lanes"); do
         mine=""
         for i in $(seq $((l - 1)) "$lanes" $((${#list[@]} - 1))); do mine="$mine ${list[$i]}"; done
         [ -n "$mine" ] || continue
         : >"$results.$l"
-        SX_LAB=$((${SX_LAB_BASE:-0} + l)) LANES=1 SCENARIO="${mine# }" SHARDEX_TEST_SEED=$first SEEDS=$seeds \
+        sx_lab_claim $((lane_lab + 1)) 99 lane_lab || exit 1
+        SX_LAB=$lane_lab LANES=1 SCENARIO="${mine# }" SHARDEX_TEST_SEED=$first SEEDS=$seeds \
             SX_CHAOS_ROWS="$results.$l" "$0" "$build" > >(grep --line-buffered -E '^[a-z-]+ [0-9]+ ') &
         lane_pids+=($!)
     done

@@ -43,6 +43,7 @@
 #include "shardex/internal/v1/replication.pb-c.h"
 #include "shardex/internal/v1/worker.pb-c.h"
 #include "shardex/v1/shardex.pb-c.h"
+#include "sx_limits.h"
 #include "validate.h"
 
 #include <string.h>
@@ -233,8 +234,7 @@ static void check_create_index(const ProtobufCMessage *m)
     char msg[160];
     if (!req->spec)
         return;
-    if (!sx_ixkey_check_partitioning(req->spec, 4096 /* coord.h SX_MAX_TERM_PARTITIONS */, msg,
-                                     sizeof(msg))) {
+    if (!sx_ixkey_check_partitioning(req->spec, SX_MAX_TERM_PARTITIONS, msg, sizeof(msg))) {
         SX_FUZZ_CHECK(msg[0] != '\0');
         return;
     }

@@ -399,6 +399,9 @@ static void worker_requests(void)
     Shardex__Internal__V1__ScanDocsRequest sd = SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
     sd.partition = 3;
     write_request("scan-docs", SX_FUZZ_ROW_SCAN_DOCS, &sd.base);
+    sd.sample = 25001; /* a sampler's (worker/sample.h) */
+    sd.field = "installed-size";
+    write_request("scan-docs-sample", SX_FUZZ_ROW_SCAN_DOCS, &sd.base);
     Shardex__Internal__V1__SetFaultsRequest sf = SHARDEX__INTERNAL__V1__SET_FAULTS_REQUEST__INIT;
     sf.spec = "seed=7;method=Append,fail=0.2,code=UNAVAILABLE;method=*,peer=127.0.0.1:1,"
               "delay=0.5,delay_ms=1-20;method=/shardex.v1.Shardex/Put,drop_reply=0.1,dup=0.1";

@@ -864,9 +864,10 @@ static void test_queries(void **state)
     run_free(&r);
 }
 
-/* A range-partitioned index: split points chosen by the tool from the data
- * (the quartiles of size), or given; a narrow range query reads one term
- * partition, an open one all four. */
+/* A range-partitioned index: split points chosen by the worker from the data
+ * (the quartiles of size), or given, or none for a field no document holds
+ * (one term partition); a narrow range query reads one term partition, an
+ * open one all four. */
 static bool no_alarms(void *arg)
 {
     run r = CLI((fx *)arg, "status", "--check");
@@ -904,6 +905,14 @@ static void test_range_indexes(void **state)
                    "--partitioning", "range", "--split-points", "c,m", "--wait"),
                0);
     expect_out(f, &r, "3 term partitions by range at c,m; READY");
+    run_free(&r);
+    r = ok_run(f,
+               CLI(f, "index", "create", "none_r", "--field", "absent", "--global",
+                   "--partitioning", "range", "--wait"),
+               0);
+    expect_out(f, &r,
+               "created index none_r: field absent, string, global, 1 term partition by "
+               "range; READY");
     run_free(&r);
     /* Usage (2): not ints for an int index; split points without range. */
     r = ok_run(f,
@@ -988,6 +997,9 @@ static void test_status(void **state)
                  "^  P +EPOCH +LEADER +ISR +COMMIT +AVAILABLE +REPLICAS \\(LEO/APPLIED\\)$") ||
         !matches(r.out, "^  0 +[0-9]+ +w-[^ ]+ +[^ ,]+,[^ ,]+,[^ ,]+ +[0-9]+ +yes +"))
         fail_run(f, &r, "status: no log partition table");
+    if (!matches(r.out, "^  INDEX +T +OWNER +EPOCH +READY +LAG +ENTRIES +WRITES/S +READS/S$") ||
+        !matches(r.out, " [0-9]+ +[0-9]+\\.[0-9] +[0-9]+\\.[0-9]$"))
+        fail_run(f, &r, "status: no term partition table with entries and load");
     run_free(&r);
 
     r = ok_run(f, CLI(f, "status", "--json"), 0);

@@ -14,7 +14,10 @@ src="$(cd "$(dirname "$0")/../.." && pwd)"
 lab="$src/deploy/lab.sh"
 [ "$(id -u)" -eq 0 ] || { echo "test_deploy_lab: skipped: the lab needs root (network namespaces)" >&2; exit 77; }
 command -v nft >/dev/null || { echo "test_deploy_lab: skipped: nft is not installed (deploy/install-deps.sh installs nftables)" >&2; exit 77; }
-export SX_LAB=61
+# A lab of its own, held for this run (deploy/lab-claim.sh).
+. "$src/deploy/lab-claim.sh"
+sx_lab_claim 40 99 SX_LAB || exit 1
+export SX_LAB
 state=$(mktemp -d /tmp/sx-deploy-lab-XXXXXX)
 export SX_LAB_DIR=$state/lab
 t0=$SECONDS
@@ -53,16 +56,16 @@ keys() { grep -E '^[a-z-]+ *=' "$1" | sed 's/ *=.*//' | sort | tr '\n' ' '; }
     fail "worker.conf sets: $(keys "$SX_LAB_DIR/h1/worker.conf")"
 [ "$(keys "$SX_LAB_DIR/h4/coordinator.conf")" = "data-dir listen " ] ||
     fail "coordinator.conf sets: $(keys "$SX_LAB_DIR/h4/coordinator.conf")"
-grep -qx 'coordinator = 10.200.61.4:7000' "$SX_LAB_DIR/h2/worker.conf" || fail "worker 2's coordinator"
+grep -qx "coordinator = 10.200.$SX_LAB.4:7000" "$SX_LAB_DIR/h2/worker.conf" || fail "worker 2's coordinator"
 
-# From the client host (10.200.61.5), by address: an index, a write, a query
+# From the client host (10.200.$SX_LAB.5), by address: an index, a write, a query
 # through another worker, a read through a third.
 sx index create lab_color --field color --wait >/dev/null || fail "index create"
 token=$(sx put lab-doc-1 color=red) || fail "put"
-out=$("$lab" exec 5 shardex --server 10.200.61.2:7100 query --index lab_color --eq red \
+out=$("$lab" exec 5 shardex --server 10.200.$SX_LAB.2:7100 query --index lab_color --eq red \
     --mode global --after "$token") || fail "query by address"
 grep -q 'lab-doc-1' <<<"$out" || fail "the query does not find lab-doc-1: $out"
-out=$("$lab" exec 5 shardex --server 10.200.61.3:7100 get lab-doc-1 --after "$token") ||
+out=$("$lab" exec 5 shardex --server 10.200.$SX_LAB.3:7100 get lab-doc-1 --after "$token") ||
     fail "get by address"
 grep -q 'red' <<<"$out" || fail "get lab-doc-1: $out"
 
@@ -75,19 +78,19 @@ while sx status --check >/dev/null 2>&1; do
 done
 "$lab" start 3
 check_within 30 || fail "status --check does not pass after worker 3 restarted: $(sx status --check 2>&1)"
-"$lab" exec 5 shardex --server 10.200.61.3:7100 get lab-doc-1 >/dev/null || fail "get through worker 3 after its restart"
+"$lab" exec 5 shardex --server 10.200.$SX_LAB.3:7100 get lab-doc-1 >/dev/null || fail "get through worker 3 after its restart"
 
 "$lab" status >"$state/status.out" || fail "status exited non-zero: $(cat "$state/status.out")"
 for want in "shardex-worker --config $SX_LAB_DIR/h1/worker.conf" \
     "shardex-worker --config $SX_LAB_DIR/h3/worker.conf" \
     "shardex-coordinator --config $SX_LAB_DIR/h4/coordinator.conf" \
-    "lab 61: plaintext; binaries $build (build tree)" "3/3 workers alive"; do
+    "lab $SX_LAB: plaintext; binaries $build (build tree)" "3/3 workers alive"; do
     grep -qF -- "$want" "$state/status.out" || fail "status lacks '$want': $(cat "$state/status.out")"
 done
 
 "$lab" down
-left=$(ip netns list | grep -c '^sxlab61-' || true)
-[ "$left" -eq 0 ] || fail "$left namespaces of lab 61 left after down"
+left=$(ip netns list | grep -c "^sxlab$SX_LAB-" || true)
+[ "$left" -eq 0 ] || fail "$left namespaces of lab $SX_LAB left after down"
 # (pgrep only looks: the processes, if any, would be this test's own)
 ! pgrep -f "$SX_LAB_DIR/" >/dev/null || fail "processes left after down: $(pgrep -af "$SX_LAB_DIR/")"
 [ ! -e "$SX_LAB_DIR" ] || fail "down left $SX_LAB_DIR"

@@ -17,7 +17,7 @@
 # Prints when, from the cut, the old leader stopped acting and the new one
 # led (by their logs, and as this test saw them), and the longest stretch
 # with no acknowledged write (no assertion on them). Root only (exit 77
-# otherwise), in lab 63 of its own; the lab goes on every exit. About 30 s.
+# otherwise), in a lab of its own (the first free from 40 up); the lab goes on every exit. About 30 s.
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 BUILD" >&2; exit 2; }
 build="$(cd "$1" && pwd)"
@@ -28,7 +28,10 @@ me=test_lab_coord_etcd
 command -v nft >/dev/null || { echo "$me: skipped: nft is not installed (deploy/install-deps.sh installs nftables)" >&2; exit 77; }
 { command -v etcd >/dev/null && command -v etcdctl >/dev/null; } ||
     { echo "$me: skipped: etcd is not installed (deploy/install-deps.sh installs it)" >&2; exit 77; }
-export SX_LAB=63
+# A lab of its own, held for this run (deploy/lab-claim.sh).
+. "$src/deploy/lab-claim.sh"
+sx_lab_claim 40 99 SX_LAB || exit 1
+export SX_LAB
 state=$(mktemp -d /tmp/sx-lab-coord-etcd-XXXXXX)
 export SX_LAB_DIR=$state/lab
 t0=$SECONDS

@@ -396,6 +396,13 @@ static void check_coordinator(scrapes *s)
     assert_int_equal(sum_of(t, "shardex_index_ready", LABELS("index=\"color\""), NULL), 1);
     sum_of(t, "shardex_term_partition_lag_seconds", LABELS("index=\"color\""), &n);
     assert_int_equal(n, P);
+    /* Entries and load, per owned term partition (values: test_range_split). */
+    sum_of(t, "shardex_term_partition_entries", LABELS("index=\"color\""), &n);
+    assert_int_equal(n, P);
+    sum_of(t, "shardex_term_partition_writes_per_second", LABELS("index=\"color\""), &n);
+    assert_int_equal(n, P);
+    sum_of(t, "shardex_term_partition_reads_per_second", LABELS("index=\"color\""), &n);
+    assert_int_equal(n, P);
     /* Its own requests: the index created (forwarded by a worker), heartbeats. */
     assert_int_equal(sum_of(t, "shardex_rpc_server_requests_total",
                             LABELS("method=\"CreateIndex\"", "code=\"OK\""), NULL),

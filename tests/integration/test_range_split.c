@@ -13,6 +13,8 @@
  *  - a paged query across the swap: no hit skipped or repeated;
  *  - the coordinator's --term-split-entries splits a term partition by itself
  *    at its median;
+ *  - its --term-split-load does the same for the one partition that queries
+ *    load (no size trigger), every query exact against the model throughout;
  *  - kill -9 of a shadow's owner and of a log partition's leader
  *    during a split, with the writer running: the split completes and the
  *    index and verify are right.
@@ -632,6 +634,103 @@ static void test_split_automatic(void **state)
     run_verify(f);
 }
 
+/* One query of the load on [0, 250) (t0's range): an eq or a range within
+ * it, with the latest tokens, checked against the model. */
+static void load_query(fx *f)
+{
+    int64_t a = (int64_t)(sx_fx_rnd(&f->rng) % 250), b = (int64_t)(sx_fx_rnd(&f->rng) % 250);
+    sx_qreq q = {.index = IX.name,
+                 .match = sx_fx_rnd(&f->rng) % 3 == 0 ? (sx_qmatch){.eq = sx_qval_int(a)}
+                                                      : range_of(a < b ? a : b, a < b ? b : a),
+                 .mode = SHARDEX__V1__MODE__MODE_GLOBAL,
+                 .limit = 1000,
+                 .after = &f->tokens};
+    sx_qpages pg;
+    query_all(f, &q, &pg);
+    expect_model(f, &q, &pg.hits);
+    sx_qhits_free(&pg.hits);
+}
+
+/* After a few more queries of the load (which reach t0's halves once the
+ * worker asked has the swap in its map), ClusterStatus shows reads on term
+ * partition 4 or 5. */
+typedef struct halves_read {
+    fx *f;
+    double reads[2];
+} halves_read;
+
+static bool halves_read_cond(void *arg)
+{
+    halves_read *h = arg;
+    for (int i = 0; i < 10; i++)
+        load_query(h->f);
+    Shardex__V1__ClusterStatusRequest req = SHARDEX__V1__CLUSTER_STATUS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts o = {.timeout_ms = 5000};
+    sx_err err = {0};
+    if (sx_rpc_invoke(h->f->c->rpc, pick(h->f, &h->f->rng).s, &shardex__v1__shardex__descriptor,
+                      "ClusterStatus", &req.base, &resp, &o, &err) != SX_OK)
+        return false;
+    const Shardex__V1__ClusterStatusResponse *st = (const void *)resp;
+    for (size_t i = 0; i < st->n_term_partitions; i++) {
+        const Shardex__V1__TermPartitionStatus *t = st->term_partitions[i];
+        if (strcmp(t->index, IX.name) == 0 && (t->term_partition == 4 || t->term_partition == 5))
+            h->reads[t->term_partition - 4] = t->reads_per_s;
+    }
+    sx_rpc_free(resp);
+    return h->reads[0] > 0 || h->reads[1] > 0;
+}
+
+/* The coordinator's --term-split-load, with no size trigger: documents over
+ * the whole range, so that t0 is no larger than the others, then queries on
+ * t0's range only (a write there now and then, read back by the next query
+ * through its token), each equal to the model, until the coordinator has
+ * split t0 at its median and swapped the halves in. Whatever the machine's
+ * speed the load goes on until then: the test waits, it times nothing. */
+static void test_split_by_load(void **state)
+{
+    fx *f = *state;
+    seed_test(f, "split_by_load");
+    random_writes(f, 60);
+    create_index(f, &IX);
+    const char *const extra[] = {"--term-split-load", "10", "--term-split-load-window", "1s", NULL};
+    if (!sx_cluster_restart_coordinator(f->c, extra))
+        SX_FX_FAIL(f->c, "the coordinator did not come back with --term-split-load 10");
+    layout_wait w = {.f = f, .done = 1, .in_progress = 0};
+    uint64_t end = sx_clock_now_ms() + FAILOVER_MS;
+    uint32_t queries = 0, writes = 0;
+    char why[512];
+    sx_qtokens t;
+    for (;; queries++) {
+        if (queries % 8 == 7) {
+            if (!write_one(f, &f->rng, "doc", 0, 250, &t, NULL, why, sizeof(why)))
+                SX_FX_FAIL(f->c, "write %u: %s", writes, why);
+            writes++;
+        }
+        load_query(f);
+        if (queries % 16 == 15 && layout_cond(&w))
+            break;
+        if (sx_clock_now_ms() >= end)
+            SX_FX_FAIL(f->c,
+                       "after %u queries on t0's range: %u splits done and %u in progress, "
+                       "want 1 and 0",
+                       queries, w.got_done, w.got_progress);
+    }
+    if (w.serving != 5 || w.layout[0] != 4 || w.layout[1] != 5 || w.bounds[0] <= 0 ||
+        w.bounds[0] >= 250)
+        SX_FX_FAIL(f->c, "layout after the split by load: %zu partitions, %u, %u, at %" PRId64,
+                   w.serving, w.layout[0], w.layout[1], w.bounds[0]);
+    fprintf(stderr, "  t0 split by its load at %" PRId64 " after %u queries and %u writes\n",
+            w.bounds[0], queries, writes);
+    /* The halves serve the same queries, and their owners report the load. */
+    halves_read h = {.f = f};
+    SX_FX_WAIT(f->c, halves_read_cond, &h, WAIT_MS,
+               "ClusterStatus: reads/s of term partitions 4 and 5: %.2f and %.2f", h.reads[0],
+               h.reads[1]);
+    check_all(f);
+    run_verify(f);
+}
+
 /* The worker index in the test of term partition t's owner, -1 when none. */
 static int32_t owner_of(fx *f, uint32_t t)
 {
@@ -723,6 +822,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_split_while_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_automatic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_by_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_kill, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

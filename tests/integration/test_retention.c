@@ -27,6 +27,12 @@
  *  - verify on logs trimmed past an online split: a range index split once
  *    (then the logs trimmed past its markers and its index_start), verify
  *    is clean and checks the split's shadows, none left out;
+ *  - verify on logs trimmed past a salt marker: a value of a global index
+ *    written, salted, written again, then the logs trimmed past every
+ *    marker: verify checks every term partition (the replicas' salt rows
+ *    give the markers' offsets), clean; then one follower's salt row
+ *    rewritten (kill -9, edit, restart) to an offset below the log start is
+ *    found: DIVERGED against the leader's replica;
  *  - by size (--log-retention SIZE_KIB KiB, no entry count): after the
  *    overwrites every replica's log (read through WorkerAdmin.ReadLog) has
  *    trimmed, still holds at least SIZE of its newest entries' bytes, and
@@ -889,6 +895,252 @@ static void test_verify_trimmed_split(void **st)
     json_decref(a.js);
 }
 
+/* ----------------------------------- verify, a salted value on trimmed logs -- */
+
+/* A global index of n; HOT salted over 2 ways. */
+static const sx_qindex HIX = {.name = "nh", .field = "n", .is_int = true, .global = true};
+#define HOT 7
+
+/* The index named name in map m, or NULL. */
+static const Shardex__Internal__V1__IndexEntry *
+index_named(const Shardex__Internal__V1__ClusterMap *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_indexes; i++)
+        if (m->indexes[i] && m->indexes[i]->spec && m->indexes[i]->spec->name &&
+            strcmp(m->indexes[i]->spec->name, name) == 0)
+            return m->indexes[i];
+    return NULL;
+}
+
+typedef struct salted_arg {
+    state *s;
+    uint64_t index_id;
+    uint64_t marked[P]; /* out: the highest offset of the salt's marker in p's replicas */
+    uint32_t missing;   /* out: replicas whose ScanDocs does not list the salt yet */
+} salted_arg;
+
+/* Every replica of every partition lists the salt row (ScanDocs, the rows
+ * verify routes by): the marker is applied everywhere, at marked[p]. */
+static bool salted_everywhere(void *arg)
+{
+    salted_arg *a = arg;
+    a->missing = 0;
+    for (uint32_t i = 0; i < a->s->c->nworkers; i++) {
+        for (uint32_t p = 0; p < P; p++) {
+            Shardex__Internal__V1__ScanDocsRequest req =
+                SHARDEX__INTERNAL__V1__SCAN_DOCS_REQUEST__INIT;
+            req.partition = p;
+            Shardex__Internal__V1__ScanDocsResponse *resp = NULL;
+            sx_rpc_call_opts co = {.timeout_ms = 10000};
+            sx_err err = {0};
+            bool found = false;
+            if (sx_rpc_invoke(a->s->c->rpc, a->s->c->worker_addr[i],
+                              &shardex__internal__v1__worker_admin__descriptor, "ScanDocs",
+                              &req.base, (ProtobufCMessage **)&resp, &co, &err) == SX_OK) {
+                assert_true(resp->salts_listed);
+                for (size_t k = 0; k < resp->n_salts; k++) {
+                    if (resp->salts[k]->index_id != a->index_id)
+                        continue;
+                    found = true;
+                    if (resp->salts[k]->from > a->marked[p])
+                        a->marked[p] = resp->salts[k]->from;
+                }
+            }
+            sx_rpc_free(resp ? &resp->base : NULL);
+            a->missing += !found;
+        }
+    }
+    return a->missing == 0;
+}
+
+/* The check of term partition t of index name in a verify report, or NULL. */
+static json_t *term_check_of(json_t *js, const char *name, uint32_t t)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(js, "checks"), i, c)
+    {
+        const char *ix = json_string_value(json_object_get(c, "index"));
+        if (ix && strcmp(ix, name) == 0 && jget(c, NULL, "term_partition") == (json_int_t)t)
+            return c;
+    }
+    return NULL;
+}
+
+/* Rewrites salt seq 1 of index id in the stopped worker w's store of p
+ * with from = `from` (the pindex row verify routes by: 'H' u64 id u32 seq). */
+static void set_salt_from(state *s, uint32_t w, uint32_t p, uint64_t id, uint64_t from)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/w%u/partitions/p%04u", s->c->dir, w, p);
+    sx_store_opts so = {.no_create = true};
+    sx_store *st = NULL;
+    sx_err err = {0};
+    if (sx_store_open(path, &so, &st, &err) != SX_OK)
+        SX_FX_FAIL(s->c, "open %s: %s", path, err.msg);
+    sx_buf key = {0}, val = {0};
+    sx_buf_push(&key, 'H');
+    sx_key_append_u64(&key, id);
+    sx_key_append_u32(&key, 1);
+    bool found = false;
+    if (sx_store_get(st, NULL, key.data, key.len, &val, &found, &err) != SX_OK || !found)
+        SX_FX_FAIL(s->c, "salt row of index %" PRIu64 " in %s: %s", id, path,
+                   found ? err.msg : "not found");
+    Shardex__Internal__V1__IndexSalt *sa =
+        shardex__internal__v1__index_salt__unpack(NULL, val.len, val.data);
+    assert_non_null(sa);
+    sa->from = from;
+    sx_buf_reset(&val);
+    sx_buf_reserve(&val, shardex__internal__v1__index_salt__get_packed_size(sa) + 1);
+    val.len = shardex__internal__v1__index_salt__pack(sa, val.data);
+    shardex__internal__v1__index_salt__free_unpacked(sa, NULL);
+    if (sx_store_put(st, key.data, key.len, val.data, val.len, SX_SYNC_YES, &err) != SX_OK)
+        SX_FX_FAIL(s->c, "rewrite the salt row in %s: %s", path, err.msg);
+    sx_buf_free(&key);
+    sx_buf_free(&val);
+    sx_store_close(st);
+}
+
+/* A value salted, then the logs trimmed past every salt marker: verify
+ * recomputes the salted index's term partitions with the replicas' salt
+ * rows (the documents written before the salt stay in the value's own
+ * partition, those after go to their slot's), none left out, clean; a salt
+ * row rewritten on one replica is found. (A term partition cannot be edited
+ * the same way: its owner, restarted, registers again and is rebuilt.) */
+static void test_verify_trimmed_salt(void **st)
+{
+    state *s = *st;
+    sx_err err = {0};
+    if (sx_q_create_index(s->c, s->c->worker_addr[0], &HIX, &err) != SX_OK)
+        SX_FX_FAIL(s->c, "CreateIndex nh: %s", err.msg);
+    if (!sx_q_wait_ready(s->c, s->c->worker_addr[1], HIX.name, WAIT_MS))
+        SX_FX_FAIL(s->c, "index nh not READY");
+    /* Before the salt: HOT in every partition (they stay in its own partition). */
+    for (uint32_t p = 0; p < P; p++) {
+        sx_doc_spec old[OLD_DOCS];
+        char tag[16];
+        snprintf(tag, sizeof(tag), "old%u", p);
+        sx_docs_for_partition(s->c, p, tag, old, OLD_DOCS);
+        for (int k = 0; k < OLD_DOCS; k++)
+            old[k].n = HOT;
+        if (sx_docs_put(s->c, p % 3, old, OLD_DOCS, 10000, NULL, &err) != SX_OK)
+            SX_FX_FAIL(s->c, "put old: %s", err.msg);
+    }
+    Shardex__V1__SaltIndexRequest req = SHARDEX__V1__SALT_INDEX_REQUEST__INIT;
+    Shardex__V1__Value hot = SHARDEX__V1__VALUE__INIT;
+    hot.kind_case = SHARDEX__V1__VALUE__KIND_I;
+    hot.i = HOT;
+    req.name = (char *)HIX.name;
+    req.value = &hot;
+    req.ways = 2;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts co = {.timeout_ms = 10000};
+    if (sx_rpc_invoke(s->c->rpc, s->c->worker_addr[0], &shardex__v1__shardex__descriptor,
+                      "SaltIndex", &req.base, &resp, &co, &err) != SX_OK)
+        SX_FX_FAIL(s->c, "SaltIndex nh %d: %s", HOT, err.msg);
+    sx_rpc_free(resp);
+    Shardex__Internal__V1__ClusterMap *m = sx_cluster_map(s->c);
+    assert_non_null(m);
+    const Shardex__Internal__V1__IndexEntry *ix = index_named(m, HIX.name);
+    assert_non_null(ix);
+    assert_int_equal(ix->n_salts, 1);
+    assert_int_equal(ix->salts[0]->n_terms, 2);
+    uint64_t id = ix->id;
+    uint32_t t0 = ix->salts[0]->terms[0], t1 = ix->salts[0]->terms[1];
+    sx_rpc_free(&m->base);
+    salted_arg sa = {.s = s, .index_id = id};
+    SX_FX_WAIT(s->c, salted_everywhere, &sa, WAIT_MS, "%u replicas do not list the salt yet",
+               sa.missing);
+    /* After it: HOT again, spread over t0 and t1 by id. */
+    for (uint32_t p = 0; p < P; p++) {
+        sx_doc_spec nw[OLD_DOCS];
+        char tag[16];
+        snprintf(tag, sizeof(tag), "new%u", p);
+        sx_docs_for_partition(s->c, p, tag, nw, OLD_DOCS);
+        for (int k = 0; k < OLD_DOCS; k++)
+            nw[k].n = HOT;
+        if (sx_docs_put(s->c, p % 3, nw, OLD_DOCS, 10000, NULL, &err) != SX_OK)
+            SX_FX_FAIL(s->c, "put new: %s", err.msg);
+    }
+    uint32_t rounds = s->rounds < 12 ? s->rounds : 12;
+    for (uint32_t r = 1; r <= rounds; r++)
+        overwrite_round(s, r);
+    check_bounded(s);
+
+    verify_arg a = {.s = s};
+    SX_FX_WAIT(s->c, verify_clean, &a, WAIT_MS, "verify on the trimmed logs exited %d", a.code);
+    json_t *trims = json_object_get(a.js, "trimmed_logs");
+    assert_int_equal(json_array_size(trims), P);
+    size_t i;
+    json_t *tl;
+    json_array_foreach(trims, i, tl)
+    {
+        json_int_t p = jget(tl, NULL, "partition");
+        assert_true(p >= 0 && p < P);
+        if (jget(tl, NULL, "log_start") <= (json_int_t)sa.marked[p])
+            SX_FX_FAIL(s->c,
+                       "p=%d's log starts at %" PRId64 ", not past its salt marker (%" PRIu64 ")",
+                       (int)p, (int64_t)jget(tl, NULL, "log_start"), sa.marked[p]);
+    }
+    /* Every term partition of nh checked whole: none left out for the salt. */
+    assert_int_equal(jget(a.js, "summary", "unrecomputed_partitions"), 0);
+    assert_int_equal(jget(a.js, "summary", "salt_undetermined"), 0);
+    uint32_t m_terms = 0;
+    for (uint32_t t = 0; term_check_of(a.js, HIX.name, t); t++, m_terms++) {
+        json_t *c = term_check_of(a.js, HIX.name, t);
+        assert_string_equal(json_string_value(json_object_get(c, "status")), "ok");
+        assert_null(json_object_get(c, "unrecomputed_partitions"));
+    }
+    assert_true(m_terms > t0 && m_terms > t1);
+    /* The old documents all in t0, some new ones in t1. */
+    json_int_t in_t0 = jget(term_check_of(a.js, HIX.name, t0), NULL, "expected_entries");
+    json_int_t in_t1 = jget(term_check_of(a.js, HIX.name, t1), NULL, "expected_entries");
+    assert_true(in_t0 >= OLD_DOCS * P);
+    assert_true(in_t1 > 0);
+    print_message("verify clean on %d logs trimmed past the salt markers (p=0 from %" PRIu64
+                  "): nh's t%u %" PRId64 " entries, t%u %" PRId64 " checked\n",
+                  P, sa.marked[0], t0, (int64_t)in_t0, t1, (int64_t)in_t1);
+
+    /* One replica of p=0 told, behind the cluster's back, that the salt was
+     * applied at offset 1: below the log start, so only the other replicas
+     * contradict it (and, should it lead, the term partitions recomputed by
+     * it do too). */
+    m = sx_cluster_map(s->c);
+    assert_non_null(m);
+    uint32_t w = UINT32_MAX;
+    for (uint32_t k = 0; k < s->c->nworkers && w == UINT32_MAX; k++)
+        if (sx_cluster_index_of(m, s->c, k) != m->partitions[0]->leader)
+            w = k;
+    sx_rpc_free(&m->base);
+    sx_cluster_kill_worker(s->c, w);
+    set_salt_from(s, w, 0, id, 1);
+    assert_true(sx_cluster_start_worker(s->c, w));
+    uint64_t deadline = sx_clock_now_ms() + WAIT_MS;
+    json_t *d = NULL;
+    while (!d) {
+        verify_clean(&a);
+        json_t *e;
+        json_array_foreach(json_object_get(a.js, "differences"), i, e)
+        {
+            const char *kind = json_string_value(json_object_get(e, "kind"));
+            const char *detail = json_string_value(json_object_get(e, "detail"));
+            if (kind && detail && strcmp(kind, "diverged") == 0 &&
+                strstr(detail, "salt seq 1 of index") && jget(e, NULL, "partition") == 0)
+                d = e;
+        }
+        if (!d && sx_clock_now_ms() > deadline)
+            SX_FX_FAIL(s->c, "verify did not find w%u's salt row of p=0 wrong (exit %d)", w,
+                       a.code);
+        if (!d)
+            sx_clock_sleep_ms(200);
+    }
+    assert_int_equal(a.code, 1);
+    print_message("verify found w%u's salt row of p=0 wrong: %s (%" PRId64 " differences)\n", w,
+                  json_string_value(json_object_get(d, "detail")),
+                  (int64_t)jget(a.js, "summary", "differences"));
+    json_decref(a.js);
+}
+
 int main(void)
 {
     sx_fx_seed();
@@ -900,6 +1152,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_size, setup_size, teardown),
         cmocka_unit_test_setup_teardown(test_duration, setup_duration, teardown),
         cmocka_unit_test_setup_teardown(test_verify_trimmed_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_trimmed_salt, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

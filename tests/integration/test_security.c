@@ -9,7 +9,9 @@
  * - no certificate and no token: UNAUTHENTICATED; the health check is open;
  * - tokens: read may Get and Query and ListIndexes but not Put nor
  *   CreateIndex (PERMISSION_DENIED, nothing written); write may Put; admin
- *   may CreateIndex; an unknown or expired token is UNAUTHENTICATED;
+ *   may CreateIndex (a range one without split points too: the worker
+ *   samples the data as a node); an unknown or expired token is
+ *   UNAUTHENTICATED;
  * - client certificates (spiffe://shardex/client/ROLE/NAME) alike, and even
  *   an admin one may not call the internal services (Replication,
  *   WorkerAdmin.SetFaults, Coordinator): PERMISSION_DENIED;
@@ -249,6 +251,28 @@ static void test_tokens(void **state)
     sx_rpc_client *admin = client_as(ca, NULL, NULL, ADMIN_TOKEN);
     EXPECT(f, create_index(admin, w, "sec_ix_admin", &err), SX_OK, err,
            "CreateIndex with an admin token");
+    /* A range index without split points: the worker samples the data as
+     * itself (a node), not as the admin, who may not call WorkerAdmin. */
+    EXPECT(f, sx_q_put_one(admin, w, "sec-admin-b", "b", 5000, &err), SX_OK, err,
+           "Put with an admin token");
+    Shardex__V1__IndexSpec spec = SHARDEX__V1__INDEX_SPEC__INIT;
+    spec.name = "sec_ix_range";
+    spec.field = "v";
+    spec.type = SHARDEX__V1__VALUE_TYPE__VALUE_TYPE_STRING;
+    spec.global = true;
+    spec.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    spec.term_partitions = 2;
+    Shardex__V1__CreateIndexRequest cr = SHARDEX__V1__CREATE_INDEX_REQUEST__INIT;
+    cr.spec = &spec;
+    ProtobufCMessage *resp = NULL;
+    sx_rpc_call_opts co = {.timeout_ms = 5000};
+    EXPECT(f, sx_rpc_invoke(admin, w, SHARDEX, "CreateIndex", &cr.base, &resp, &co, &err), SX_OK,
+           err, "CreateIndex of a range index without split points with an admin token");
+    const Shardex__V1__IndexSpec *got = ((Shardex__V1__CreateIndexResponse *)resp)->index->spec;
+    if (got->n_split_points != 1 || strcmp(got->split_points[0]->s, "x") != 0)
+        SX_FX_FAIL(f->c, "sec_ix_range: %zu split points, want one at x (values b, x)",
+                   got->n_split_points);
+    sx_rpc_free(resp);
     Shardex__Internal__V1__GetMapRequest gm = SHARDEX__INTERNAL__V1__GET_MAP_REQUEST__INIT;
     EXPECT(f,
            call(admin, coord, &shardex__internal__v1__coordinator__descriptor, "GetMap", &gm.base,

@@ -172,7 +172,7 @@ sx_status sx_q_create_index(sx_cluster *c, const char *addr, const sx_qindex *ix
         to_value(&v[i], &ix->splits[i]);
         vp[i] = &v[i];
     }
-    if (ix->nsplits) {
+    if (ix->nsplits || ix->range) {
         spec.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
         spec.n_split_points = ix->nsplits < 8 ? ix->nsplits : 8;
         spec.split_points = vp;

@@ -90,7 +90,9 @@ typedef struct sx_qindex {
     bool local, global;
     uint32_t term_partitions; /* 0: the cluster default */
     /* nsplits > 0: PARTITIONING_RANGE with these split points (increasing,
-     * of the index's type); M is then nsplits + 1. */
+     * of the index's type); M is then nsplits + 1. range without them: the
+     * worker chooses them from the data (worker/sample.h). */
+    bool range;
     size_t nsplits;
     sx_qval splits[8];
 } sx_qindex;

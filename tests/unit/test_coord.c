@@ -27,6 +27,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1618,6 +1619,14 @@ static void test_index_range_partitioning(void **state)
     assert_true(range);
     assert_string_equal(got, "10,20,30");
     assert_int_equal(index_of(f, "r").term_partitions, 4);
+    /* No points with one term partition: it owns every value (what a worker
+     * sends for an empty cluster, worker/sample.h). */
+    s = spec_of("r1", "n", INT_T, true, true, 1);
+    s.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    assert_int_equal(info->spec->term_partitions, 1);
+    assert_int_equal(info->spec->n_split_points, 0);
+    assert_int_equal(info->spec->partitioning, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE);
 
     struct {
         size_t n, from;
@@ -1628,6 +1637,7 @@ static void test_index_range_partitioning(void **state)
         const char *needle;
     } bad[] = {
         {0, 0, INT_T, true, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "required"},
+        {0, 0, INT_T, true, 3, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "required"},
         {2, 2, INT_T, true, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "not above"},
         {1, 0, STRING_T, true, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "not a string"},
         {1, 0, INT_T, false, 0, SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE, "GLOBAL"},
@@ -1706,10 +1716,11 @@ static split_view split_view_of(fixture *f, const char *name)
     return v;
 }
 
-/* A heartbeat's index reports from the owner of term partition t of v:
- * ready, at its epoch, with entries and a median. */
-static void report_term(fixture *f, const split_view *v, uint32_t t, bool ready, uint64_t entries,
-                        int64_t median)
+/* A heartbeat's index reports, received at now_ms, from the owner of term
+ * partition t of v: ready, at its epoch, with entries, a median and a load. */
+static void report_term_load(fixture *f, const split_view *v, uint32_t t, bool ready,
+                             uint64_t entries, int64_t median, double writes, double reads,
+                             uint64_t now_ms)
 {
     Shardex__Internal__V1__TermReport r = SHARDEX__INTERNAL__V1__TERM_REPORT__INIT;
     Shardex__V1__Value med = ival(median);
@@ -1722,10 +1733,19 @@ static void report_term(fixture *f, const split_view *v, uint32_t t, bool ready,
     r.watermarks = wm;
     r.entries = entries;
     r.median = &med;
+    r.writes_per_s = writes;
+    r.reads_per_s = reads;
     Shardex__Internal__V1__TermReport *rp = &r;
     assert_true(v->owner[t] >= 0 && v->owner[t] < 3);
-    sx_coord_index_reports(f->c, abc[v->owner[t]], NULL, 0, &rp, 1);
+    sx_coord_index_reports(f->c, abc[v->owner[t]], NULL, 0, &rp, 1, now_ms);
     track(f);
+}
+
+/* The same without load. */
+static void report_term(fixture *f, const split_view *v, uint32_t t, bool ready, uint64_t entries,
+                        int64_t median)
+{
+    report_term_load(f, v, t, ready, entries, median, 0, 0, 2000);
 }
 
 /* The salts of index `name` in the current map: values (string index) and
@@ -1885,7 +1905,7 @@ static void hot_reports(fixture *f, uint64_t id, uint64_t window, uint64_t cx, u
         for (uint32_t p = 0; p < 4; p++)
             if (part_of(f, p).leader == w)
                 mine[n++] = &r[p];
-        sx_coord_index_reports(f->c, abc[w], mine, n, NULL, 0);
+        sx_coord_index_reports(f->c, abc[w], mine, n, NULL, 0, 2000);
     }
     track(f);
 }
@@ -2092,6 +2112,167 @@ static void test_index_split(void **state)
     track(f);
     assert_int_equal(index_of(f, "h").first_term, 0);
     sx_arena_free(&a);
+}
+
+/* A READY range index `name` on n, split at 10, 20 and 30 (t1 = [10, 20)). */
+static void create_ready_range(fixture *f, const char *name)
+{
+    Shardex__V1__Value v[3] = {ival(10), ival(20), ival(30)};
+    Shardex__V1__Value *vp[3] = {&v[0], &v[1], &v[2]};
+    Shardex__V1__IndexSpec s = spec_of(name, "n", INT_T, false, true, 0);
+    s.partitioning = SHARDEX__V1__PARTITIONING__PARTITIONING_RANGE;
+    s.n_split_points = 3;
+    s.split_points = vp;
+    sx_arena a = {0};
+    sx_err err = {0};
+    Shardex__V1__IndexInfo *info = NULL;
+    CHECK_OK(sx_coord_create_index(f->c, &s, &a, &info, &err), &err);
+    track(f);
+    index_copy ic = index_of(f, name);
+    Shardex__V1__IndexState is = SHARDEX__V1__INDEX_STATE__INDEX_STATE_BUILDING;
+    for (uint32_t p = 0; p < 4; p++) {
+        part_copy pc = part_of(f, p);
+        CHECK_OK(sx_coord_report_backfill(f->c, abc[pc.leader], ic.id, p, pc.epoch, &is, &err),
+                 &err);
+    }
+    assert_int_equal(is, READY);
+    sx_arena_free(&a);
+}
+
+/* Term partition t of index `name` as ClusterStatus shows it. */
+static void status_load(fixture *f, const char *name, uint32_t t, uint64_t *entries, double *writes,
+                        double *reads)
+{
+    sx_arena a = {0};
+    Shardex__V1__ClusterStatusResponse st = SHARDEX__V1__CLUSTER_STATUS_RESPONSE__INIT;
+    sx_coord_status(f->c, 20000, &a, &st);
+    bool found = false;
+    for (size_t i = 0; i < st.n_term_partitions; i++) {
+        const Shardex__V1__TermPartitionStatus *ts = st.term_partitions[i];
+        if (strcmp(ts->index, name) != 0 || ts->term_partition != t)
+            continue;
+        *entries = ts->entries;
+        *writes = ts->writes_per_s;
+        *reads = ts->reads_per_s;
+        found = true;
+    }
+    sx_arena_free(&a);
+    assert_true(found);
+}
+
+/* Split k of v done: both shadows reported ready, at once by a worker
+ * that owns both (one report replaces a worker's others). */
+static void swap_shadows(fixture *f, const split_view *v, size_t k, uint64_t now_ms)
+{
+    uint32_t lo = v->lo[k], hi = v->hi[k];
+    Shardex__V1__Value med = ival(0);
+    uint64_t wm[4] = {7, 7, 7, 7};
+    Shardex__Internal__V1__TermReport r[2];
+    for (int i = 0; i < 2; i++) {
+        shardex__internal__v1__term_report__init(&r[i]);
+        r[i].index_id = v->id;
+        r[i].term_partition = i ? hi : lo;
+        r[i].epoch = v->epoch[r[i].term_partition];
+        r[i].ready = true;
+        r[i].n_watermarks = 4;
+        r[i].watermarks = wm;
+        r[i].median = &med;
+    }
+    if (v->owner[lo] == v->owner[hi]) {
+        Shardex__Internal__V1__TermReport *rp[2] = {&r[0], &r[1]};
+        sx_coord_index_reports(f->c, abc[v->owner[lo]], NULL, 0, rp, 2, now_ms);
+    } else {
+        for (int i = 0; i < 2; i++) {
+            Shardex__Internal__V1__TermReport *rp = &r[i];
+            sx_coord_index_reports(f->c, abc[v->owner[i ? hi : lo]], NULL, 0, &rp, 1, now_ms);
+        }
+    }
+    track(f);
+    assert_true(split_view_of(f, "r").done[k]);
+}
+
+/* --term-split-load: a term partition splits at its median once its
+ * owner's reports have shown a load (writes + reads per second) above the
+ * limit for the window, unbroken at one epoch. A load at the limit is not
+ * above it, a dip below starts the run again, a median that cannot split
+ * (at t's lower bound) is skipped as for the size trigger, and one split at
+ * a time. ClusterStatus shows entries and load. With --term-split-entries
+ * set too, either trigger starts a split. */
+static void test_index_split_load(void **state)
+{
+    fixture *f = *state;
+    f->opts.settings = (sx_coord_settings){4, 2, 1, 4};
+    f->opts.term_split_load = 100;
+    f->opts.term_split_load_window_ms = 3000;
+    open_at(f, 1000);
+    reg(f, "a", 1000, NULL);
+    reg(f, "b", 1000, NULL);
+    grow_isrs(f);
+    create_ready_range(f, "r");
+    split_view sv = split_view_of(f, "r");
+    uint64_t ver = version_of(f);
+
+    /* Not numbers >= 0 (a worker's bug): no load at all. */
+    report_term_load(f, &sv, 1, true, 8, 15, NAN, INFINITY, 1000);
+    report_term_load(f, &sv, 1, true, 8, 15, -1e9, INFINITY, 9000);
+    uint64_t entries = 0;
+    double w = -1, r = -1;
+    status_load(f, "r", 1, &entries, &w, &r);
+    assert_true(w == 0 && r == 0);
+    report_term_load(f, &sv, 1, true, 8, 15, 50, 40, 10000); /* 90: below */
+    report_term_load(f, &sv, 1, true, 8, 15, 60, 40, 10500); /* 100: at, not above */
+    report_term_load(f, &sv, 1, true, 8, 15, 80, 30, 13600); /* above from here */
+    report_term_load(f, &sv, 1, true, 8, 15, 0, 110, 15000); /* 1.4 s of 3 */
+    report_term_load(f, &sv, 1, true, 8, 15, 20, 50, 15500); /* a dip: the run ends */
+    report_term_load(f, &sv, 1, true, 8, 15, 200, 0, 16000); /* a new run */
+    report_term_load(f, &sv, 1, true, 8, 15, 200, 0, 18000);
+    report_term_load(f, &sv, 1, true, 8, 15, 200, 0, 18999);
+    assert_int_equal(version_of(f), ver);
+    assert_int_equal(split_view_of(f, "r").nsplits, 0);
+    status_load(f, "r", 1, &entries, &w, &r);
+    assert_int_equal(entries, 8);
+    assert_true(w == 200 && r == 0);
+    /* Above at its lower bound: nothing to split at, however long. */
+    report_term_load(f, &sv, 1, true, 8, 10, 200, 0, 19000);
+    assert_int_equal(version_of(f), ver);
+    /* 3 s above: a split at the median. */
+    report_term_load(f, &sv, 1, true, 8, 15, 200, 0, 19001);
+    assert_true(version_of(f) > ver);
+    split_view after = split_view_of(f, "r");
+    assert_int_equal(after.nsplits, 1);
+    assert_int_equal(after.term[0], 1);
+    assert_int_equal(after.at[0], 15);
+    assert_false(after.done[0]);
+    /* One at a time: t2 loaded for long waits for the swap. */
+    report_term_load(f, &after, 2, true, 8, 25, 0, 500, 20000);
+    report_term_load(f, &after, 2, true, 8, 25, 0, 500, 30000);
+    assert_int_equal(split_view_of(f, "r").nsplits, 1);
+    swap_shadows(f, &after, 0, 30500);
+    /* After it, t2 splits once its owner's run lasts the window. */
+    report_term_load(f, &after, 2, true, 8, 25, 0, 500, 31000);
+    report_term_load(f, &after, 2, true, 8, 25, 0, 500, 34000);
+    after = split_view_of(f, "r");
+    assert_int_equal(after.nsplits, 2);
+    assert_int_equal(after.term[1], 2);
+    assert_int_equal(after.at[1], 25);
+    swap_shadows(f, &after, 1, 34500);
+
+    /* Both triggers: many entries and no load split, and so does load
+     * with few entries. */
+    f->opts.term_split_entries = 100;
+    reopen_at(f, 40000);
+    after = split_view_of(f, "r");
+    report_term_load(f, &after, 3, true, 101, 35, 0, 0, 40500);
+    after = split_view_of(f, "r");
+    assert_int_equal(after.nsplits, 3);
+    assert_int_equal(after.term[2], 3);
+    swap_shadows(f, &after, 2, 41000);
+    report_term_load(f, &after, 0, true, 5, 5, 300, 0, 42000);
+    report_term_load(f, &after, 0, true, 5, 5, 300, 0, 45000);
+    after = split_view_of(f, "r");
+    assert_int_equal(after.nsplits, 4);
+    assert_int_equal(after.term[3], 0);
+    assert_int_equal(after.at[3], 5);
 }
 
 static void test_index_invalid_specs(void **state)
@@ -3188,6 +3369,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_index_range_partitioning, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_split_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_salt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_value_detection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),

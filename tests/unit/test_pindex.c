@@ -2057,13 +2057,34 @@ static void id_in_slot(uint32_t slot, int nth, char *out, size_t cap)
     }
 }
 
+/* The salt rows at a snapshot (what ScanDocs lists for verify): index 9's
+ * salt seq 1 alone, from = its marker's offset. */
+static void expect_salt_row(fixture *f, uint64_t from)
+{
+    sx_arena a = {0};
+    sx_err err = {0};
+    Shardex__Internal__V1__IndexSalt **rows = NULL;
+    size_t n = 0;
+    uint64_t applied = 0;
+    const sx_snapshot *snap = sx_plog_snapshot(f->p, &applied);
+    assert_int_equal(sx_pindex_salts_at(f->ix, snap, &a, &rows, &n, &err), SX_OK);
+    sx_store_release_snapshot(sx_plog_store(f->p), snap);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0]->index_id, 9);
+    assert_int_equal(rows[0]->seq, 1);
+    assert_int_equal(rows[0]->from, from);
+    assert_int_equal(rows[0]->ways, 3);
+    sx_arena_free(&a);
+}
+
 /* index_salt markers (docs/indexes.md "Hot values"): value 150 of range
  * index 9 (t0 = 1) salted over t1, t2, t0. From the marker, an add goes to
  * its id's slot's partition; an entry written before the marker stays in t1
  * until changed, then moves (a remove to t1); one written after never goes
  * back; a rebuild selects by the entry's version as the outbox routes;
  * repeated and out-of-order markers change nothing; all of it survives a
- * reopen. */
+ * reopen, and the salt row (from = the marker's offset) is listed at a
+ * snapshot. */
 static void test_salt_markers(void **state)
 {
     fixture *f = *state;
@@ -2078,7 +2099,8 @@ static void test_salt_markers(void **state)
     start_range(f);
     apply_all(f);
     const uint32_t terms[3] = {1, 2, 0};
-    salt_marker(f, 2, 150, terms, 3); /* out of order: nothing */
+    uint64_t marker = f->m.offset + 2; /* the one applied */
+    salt_marker(f, 2, 150, terms, 3);  /* out of order: nothing */
     salt_marker(f, 1, 150, terms, 3);
     salt_marker(f, 1, 150, terms, 3); /* a repeat: nothing */
     apply_all(f);
@@ -2086,6 +2108,7 @@ static void test_salt_markers(void **state)
     assert_true(sx_pindex_find(f->ix, 9, &info));
     assert_int_equal(info.nsalts, 1);
     assert_int_equal(info.term_count, 3); /* no new partitions */
+    expect_salt_row(f, marker);
     uint64_t after = f->m.offset;
     do_put(f, D(old1, "n:150 m:1")); /* kept value, moves t1 -> t2 */
     do_put(f, D(old0, "n:150 m:1")); /* slot 0: stays in t1 */
@@ -2118,6 +2141,7 @@ static void test_salt_markers(void **state)
     assert_string_equal(got, "50");
     assert_true(sx_pindex_find(f->ix, 9, &info));
     assert_int_equal(info.nsalts, 1);
+    expect_salt_row(f, marker);
     assert_int_equal(rebuild_count(f, 1), 1);
     assert_int_equal(rebuild_count(f, 2), 1);
     assert_int_equal(rebuild_count(f, 0), 1);

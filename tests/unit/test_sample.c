@@ -1,7 +1,8 @@
-/* test_sample.c: unit tests for client/sample.h's pure part, the choice of
- * split points from a sample: quantiles, repeated values, too few values,
- * and strings in key order. The RPC part runs in test_cli (a range index
- * created without --split-points). */
+/* test_sample.c: unit tests for worker/sample.h's pure part, the choice of
+ * split points from a sample (quantiles, repeated values, too few values,
+ * strings in key order) and the size of each log partition's sample. The
+ * RPC part runs in test_range_auto (a range index created without split
+ * points, through a worker). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include "ixkey.h"
 #include "sample.h"
+#include "sx_limits.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -81,11 +83,29 @@ static void test_strings(void **state)
     assert_string_equal(buf, "m,pear");
 }
 
+/* The documents asked of each log partition: about SX_SAMPLE_VALUES in all,
+ * fewer when the worst case of one answer (every string value at its longest)
+ * would pass SX_SAMPLE_PARTITION_BYTES. */
+static void test_per_partition(void **state)
+{
+    (void)state;
+    assert_int_equal(sx_sample_per_partition(16, 4, true), SX_SAMPLE_VALUES / 16 + 1);
+    assert_int_equal(sx_sample_per_partition(0, 4, true),
+                     SX_SAMPLE_PARTITION_BYTES / (4 + 10 + 32));
+    for (uint32_t p = 1; p <= 4096; p *= 4) {
+        uint32_t n = sx_sample_per_partition(p, SX_FIELD_NAME_MAX_BYTES, false);
+        assert_true(n >= 1 && n <= SX_SAMPLE_VALUES / p + 1);
+        assert_true((uint64_t)n * (SX_FIELD_NAME_MAX_BYTES + SX_STRING_VALUE_MAX_BYTES) <
+                    SX_SAMPLE_PARTITION_BYTES);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantiles),
         cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_per_partition),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

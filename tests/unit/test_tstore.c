@@ -8,7 +8,7 @@
  * limits, ranges, waiting for tokens, staleness), digests against one computed
  * by hand, wipes when ownership moves or an index is dropped (checked by
  * opening the store underneath with common/store.h), restarts, and leftovers
- * of an interrupted wipe.
+ * of an interrupted wipe; the load it reports (changes streamed, scans).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +32,7 @@
 #include "hash.h"
 #include "ixkey.h"
 #include "keys.h"
+#include "rate.h"
 #include "store.h"
 #include "tstore.h"
 
@@ -392,6 +393,66 @@ static void test_own_and_report(void **state)
     assert_int_equal(r[0]->watermarks[0], 4);
     assert_int_equal(r[0]->watermarks[1], 9);
     sx_arena_free(&arena);
+}
+
+/* This term partition's load as its report says. */
+static void report_load(fixture *f, double *writes, double *reads)
+{
+    sx_arena arena = {0};
+    Shardex__Internal__V1__TermReport **r = NULL;
+    assert_int_equal(sx_tstore_reports(f->ts, &arena, &r), 1);
+    *writes = r[0]->writes_per_s;
+    *reads = r[0]->reads_per_s;
+    sx_arena_free(&arena);
+}
+
+/* The load reported (common/rate.h, a 5 s time constant: n events weigh at
+ * most n / 5 per second): changes a stream applied, not a rebuild's nor
+ * those below the watermark; scans served, not refused ones; both back to 0
+ * at a new owner epoch. Only upper bounds on time: decay only lowers. */
+static void test_load_report(void **state)
+{
+    fixture *f = *state;
+    const double tau_s = SX_RATE_TAU_MS_DEFAULT / 1000.0;
+    double w = -1, r = -1;
+    install(f, 1, EPOCH);
+    report_load(f, &w, &r);
+    assert_true(w == 0 && r == 0);
+    shipb *s = sb_new(IDX, EPOCH, 0, 1, 0, 50);
+    s->req.rebuild = true;
+    sb_put(s, "a", "d1", 7, 7);
+    sb_put(s, "b", "d2", 40, 40);
+    ship_ok(f, s, 50, true);
+    ship_empty(f, 1, 0, 9);
+    report_load(f, &w, &r);
+    assert_true(w == 0 && r == 0);
+    s = sb_new(IDX, EPOCH, 0, 1, 48, 52);
+    sb_put(s, "z", "d9", 49, 49); /* below the watermark: skipped */
+    sb_put(s, "c", "d3", 51, 51);
+    sb_del(s, "a", "d1", 52);
+    ship_ok(f, s, 52, true);
+    report_load(f, &w, &r);
+    assert_true(w > 0 && w <= 2 / tau_s + 1e-9);
+    assert_true(r == 0);
+
+    Shardex__Internal__V1__ScanRequest req;
+    scan_req(&req, IDX, EPOCH + 1); /* not the owner epoch: refused */
+    Shardex__Internal__V1__ScanResponse resp;
+    sx_arena arena = {0};
+    sx_err err = {0};
+    assert_int_equal(scan(f, &req, UINT64_MAX, &arena, &resp, &err), SX_FAILED_PRECONDITION);
+    report_load(f, &w, &r);
+    assert_true(r == 0);
+    scan_req(&req, IDX, EPOCH);
+    assert_int_equal(scan(f, &req, UINT64_MAX, &arena, &resp, &err), SX_OK);
+    assert_int_equal(resp.n_hits, 2);
+    report_load(f, &w, &r);
+    assert_true(r > 0 && r <= 1 / tau_s + 1e-9);
+    sx_arena_free(&arena);
+
+    install(f, 2, EPOCH + 1); /* moved back to me at a new epoch: wiped, unloaded */
+    report_load(f, &w, &r);
+    assert_true(w == 0 && r == 0);
 }
 
 static void test_ship_exactly_once(void **state)
@@ -1249,6 +1310,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_own_and_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_chunks, setup, teardown),
