@@ -58,8 +58,8 @@ test: build
 # election, 43 s; test_replication_faults: the fault layer's rows, 56 s;
 # test_indexes: the index model, 52 s, its queries over TLS being in
 # test_cli, test_partial and test_client_lib; test_lost_store, 23 s;
-# test_leases, 19 s; test_retention, 38 s: trimming and verify on trimmed
-# logs; test_rebuild and test_backfill, the index pipeline's chunks;
+# test_leases, 19 s; test_retention: trimming and verify on trimmed
+# logs, 45 s; test_rebuild and test_backfill, the index pipeline's chunks;
 # test_snapshot, 34 s, test_replica_moves, 16 s, test_long_apply, 13 s,
 # test_range_split and test_hot_values, 12 and 10 s: storage, placement and
 # routing), to keep make test under 10 minutes (the clean-clone run at 11 min
