@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* --------------------------------------------------------- index entries -- */
+
 void sx__coord_clear_index_reports(worker *wk)
 {
     for (size_t i = 0; i < wk->ntreports; i++) {
@@ -186,6 +188,8 @@ sx_status sx__coord_index_load(sx_coord *c, index_entry *e,
             e->backfilled[o->backfilled[k]] = true;
     return SX_OK;
 }
+
+/* ----------------------------------------------------- heartbeat reports -- */
 
 static void splits_step_locked(sx_coord *c, uint64_t now_ms);
 static void hot_step_locked(sx_coord *c);

@@ -104,7 +104,7 @@ typedef struct snap {
 } snap;
 
 struct sx_coord {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* guards all below but set, lease_ms and meta: see the top */
     sx_coord_settings set;
     char *cluster_id;
     uint32_t lease_ms;
