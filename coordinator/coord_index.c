@@ -41,30 +41,29 @@ typedef struct hot_part {
     uint64_t count[HOT_TOP];
 } hot_part;
 
+/* A deep copy of message m, through its packed form (the library has no copy). */
+static ProtobufCMessage *msg_dup(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = sx_malloc(n + 1);
+    protobuf_c_message_pack(m, buf);
+    ProtobufCMessage *o = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
+    free(buf);
+    if (!o) { /* we just packed it: only memory can fail */
+        SX_LOG(SX_LOG_ERROR, "coord", "cannot copy a %s (out of memory)", m->descriptor->name);
+        abort();
+    }
+    return o;
+}
+
 static Shardex__Internal__V1__IndexSalt *salt_dup(const Shardex__Internal__V1__IndexSalt *sa)
 {
-    size_t n = shardex__internal__v1__index_salt__get_packed_size(sa);
-    uint8_t *buf = sx_malloc(n + 1);
-    shardex__internal__v1__index_salt__pack(sa, buf);
-    Shardex__Internal__V1__IndexSalt *o = shardex__internal__v1__index_salt__unpack(NULL, n, buf);
-    free(buf);
-    if (!o)
-        abort(); /* we just packed it */
-    return o;
+    return (Shardex__Internal__V1__IndexSalt *)msg_dup(&sa->base);
 }
 
 static Shardex__Internal__V1__IndexSplit *split_dup(const Shardex__Internal__V1__IndexSplit *sp)
 {
-    size_t n = shardex__internal__v1__index_split__get_packed_size(sp);
-    uint8_t *buf = sx_malloc(n + 1);
-    shardex__internal__v1__index_split__pack(sp, buf);
-    Shardex__Internal__V1__IndexSplit *o = shardex__internal__v1__index_split__unpack(NULL, n, buf);
-    free(buf);
-    if (!o) {
-        SX_LOG(SX_LOG_ERROR, "coord", "cannot copy an index split (out of memory)");
-        abort();
-    }
-    return o;
+    return (Shardex__Internal__V1__IndexSplit *)msg_dup(&sp->base);
 }
 
 /* The split points are borrowed by the spec: it is packed before e changes. */
@@ -126,14 +125,8 @@ Shardex__Internal__V1__IndexEntry *sx__coord_index_msg(const sx_coord *c, const 
     Shardex__Internal__V1__IndexEntry *o = sx_arena_alloc(a, sizeof(*o));
     shardex__internal__v1__index_entry__init(o);
     Shardex__V1__IndexSpec *spec = sx_arena_alloc(a, sizeof(*spec));
-    shardex__v1__index_spec__init(spec);
-    spec->name = e->name;
-    spec->field = e->field;
-    spec->type = e->type;
+    spec_view(e, spec);
     spec->local = e->local;
-    spec->global = e->global;
-    spec->term_partitions = e->term_partitions;
-    spec_partitioning(spec, e);
     o->spec = spec;
     o->state = e->state;
     o->id = e->id;
@@ -479,14 +472,10 @@ Shardex__V1__IndexInfo *sx__coord_info_of(const sx_coord *c, const index_entry *
     Shardex__V1__IndexInfo *info = sx_arena_alloc(a, sizeof(*info));
     shardex__v1__index_info__init(info);
     Shardex__V1__IndexSpec *spec = sx_arena_alloc(a, sizeof(*spec));
-    shardex__v1__index_spec__init(spec);
+    spec_view(e, spec);
+    spec->local = e->local;
     spec->name = sx_arena_strdup(a, e->name);
     spec->field = sx_arena_strdup(a, e->field);
-    spec->type = e->type;
-    spec->local = e->local;
-    spec->global = e->global;
-    spec->term_partitions = e->term_partitions;
-    spec_partitioning(spec, e);
     info->spec = spec;
     info->state = e->state;
     info->mistyped_docs = mistyped_locked(c, e);
