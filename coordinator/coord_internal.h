@@ -9,9 +9,9 @@
  *
  * Lock discipline: one mutex, sx_coord.mu, guards every field of sx_coord and
  * everything it points to (workers, parts, terms, indexes, cur), except:
- *   - set, lease_ms and meta, fixed once sx_coord_open returns (lease_ms is
- *     set before it returns), which sx_coord_get_settings, sx_coord_lease_ms
- *     and sx_coord_epoch read without it;
+ *   - set, lease_ms and meta, fixed once sx_coord_open returns, which
+ *     sx_coord_get_settings, sx_coord_lease_ms and sx_coord_epoch read
+ *     without it;
  *   - a published snapshot (snap), immutable and reference-counted: readers
  *     hold a reference, not the lock (sx_coord_map_acquire/_release);
  *   - meta's own calls: sx_meta_save runs under mu (fsync under the lock:
