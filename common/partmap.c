@@ -86,7 +86,7 @@ sx_status sx_partmap_check_indexes(const Shardex__Internal__V1__ClusterMap *m, s
                               " beyond the map's %zu",
                               m->version, e->spec->name, e->first_term,
                               (uint64_t)e->first_term + sx_partmap_term_count(e), m->n_terms);
-        /* Splits as coord.c makes them, so that routing may trust them. */
+        /* Splits as coord_index.c makes them, so that routing may trust them. */
         for (size_t k = 0; e && e->spec && k < e->n_splits; k++) {
             const Shardex__Internal__V1__IndexSplit *sp = e->splits[k];
             uint32_t lo = e->spec->term_partitions + 2 * (uint32_t)k;
@@ -97,7 +97,7 @@ sx_status sx_partmap_check_indexes(const Shardex__Internal__V1__ClusterMap *m, s
                                   "cluster map %" PRIu64 ": index \"%s\": split %zu is malformed",
                                   m->version, e->spec->name, k + 1);
         }
-        /* Salts as coord.c makes them: routing indexes terms[] by slot. */
+        /* Salts as coord_index.c makes them: routing indexes terms[] by slot. */
         for (size_t k = 0; e && e->spec && k < e->n_salts; k++) {
             const Shardex__Internal__V1__IndexSalt *sa = e->salts[k];
             bool ok = sa && sa->value && sa->seq == k + 1 && sa->ways >= 2 &&

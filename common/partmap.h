@@ -97,7 +97,7 @@ sx_status sx_partmap_leader_target(const sx_partmap *pm, uint32_t p, sx_partmap_
 const Shardex__Internal__V1__IndexEntry *sx_partmap_index(const sx_partmap *pm, uint64_t id);
 const Shardex__Internal__V1__IndexEntry *sx_partmap_index_named(const sx_partmap *pm,
                                                                 const char *name);
-/* Whether m's index entries are as coordinator/coord.c makes them: term
+/* Whether m's index entries are as coordinator/coord_index.c makes them: term
  * partitions within the map's, splits and salts well formed (routing trusts
  * them). sx_partmap_create checks this; the coordinator checks it on the map
  * it loads, so that it never sends a map every worker would refuse. */

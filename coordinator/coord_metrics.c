@@ -160,18 +160,125 @@ static void cmetrics_free(void *arg)
     free(cm);
 }
 
-static sx_metric_family *gauge(sx_metrics *m, const char *name, const char *help,
-                               const char *const *labels, size_t n)
+/* A family's label names and their count. */
+#define LABELS(names) (names), sizeof(names) / sizeof((names)[0])
+#define NO_LABELS NULL, 0
+
+/* Declares cm's families, all gauges: a row each, in this order. */
+static void add_families(cmetrics *cm, sx_metrics *m)
 {
-    return sx_metrics_collected(m, SX_METRIC_GAUGE, name, help, labels, n);
+    static const char *const part[] = {"partition"}, *const term[] = {"index", "term_partition"},
+                             *const index[] = {"index"}, *const store[] = {"store"};
+    const struct {
+        sx_metric_family **family; /* its field in cm */
+        const char *name, *help;
+        const char *const *labels;
+        size_t nlabels;
+    } rows[] = {
+        {&cm->leading, "shardex_coordinator_leading",
+         "1 while this coordinator leads (the others answer nothing)", NO_LABELS},
+        {&cm->version, "shardex_coordinator_map_version",
+         "Version of the cluster map (raised by every durable change)", NO_LABELS},
+        {&cm->workers, "shardex_coordinator_workers", "Workers ever registered", NO_LABELS},
+        {&cm->live, "shardex_coordinator_live_workers", "Workers whose lease has not expired",
+         NO_LABELS},
+        {&cm->draining, "shardex_coordinator_draining_workers",
+         "Workers being drained (shardex worker drain), drained ones included", NO_LABELS},
+        {&cm->removed, "shardex_coordinator_removed_workers",
+         "Workers removed for good (shardex worker remove)", NO_LABELS},
+        {&cm->down, "shardex_coordinator_down_workers",
+         "Workers whose lease expired, less those removed or drained (holding nothing)", NO_LABELS},
+        {&cm->moves, "shardex_coordinator_moves_in_flight",
+         "Replica moves in flight (add-then-drop; at most --max-moves)", NO_LABELS},
+        {&cm->leaderless_n, "shardex_coordinator_leaderless_partitions",
+         "Log partitions without a leader", NO_LABELS},
+        {&cm->under_n, "shardex_coordinator_under_replicated_partitions",
+         "Log partitions with fewer replicas in sync than the replication factor", NO_LABELS},
+        {&cm->unavailable_n, "shardex_coordinator_unavailable_partitions",
+         "Log partitions that cannot take writes (no leader, or fewer in sync than min-isr)",
+         NO_LABELS},
+        {&cm->unowned_n, "shardex_coordinator_unowned_term_partitions",
+         "Term partitions of global indexes without an owner", NO_LABELS},
+        {&cm->epoch, "shardex_log_partition_epoch", "The log partition's leader epoch",
+         LABELS(part)},
+        {&cm->isr, "shardex_log_partition_isr_size",
+         "Replicas of the log partition in its in-sync replica set", LABELS(part)},
+        {&cm->replicas, "shardex_log_partition_replicas", "Replicas the log partition is assigned",
+         LABELS(part)},
+        {&cm->leaderless, "shardex_log_partition_leaderless",
+         "1 when the log partition has no leader", LABELS(part)},
+        {&cm->under, "shardex_log_partition_under_replicated",
+         "1 when fewer replicas are in sync than the replication factor", LABELS(part)},
+        {&cm->available, "shardex_log_partition_available",
+         "1 when the log partition takes writes (a leader and at least min-isr in sync)",
+         LABELS(part)},
+        {&cm->commit, "shardex_log_partition_commit_offset",
+         "The log partition's commit offset as its leader last reported it "
+         "(absent without a leader)",
+         LABELS(part)},
+        {&cm->t_owned, "shardex_term_partition_owned", "1 when the term partition has an owner",
+         LABELS(term)},
+        {&cm->t_ready, "shardex_term_partition_ready",
+         "1 when the term partition's owner has received every log partition's "
+         "entries at least once and serves scans",
+         LABELS(term)},
+        {&cm->t_lag, "shardex_term_partition_lag_offsets",
+         "Sum over log partitions of the leader's commit offset minus the term "
+         "partition's watermark, as last reported (ready term partitions only)",
+         LABELS(term)},
+        {&cm->t_lag_s, "shardex_term_partition_lag_seconds",
+         "Now minus the as-of time of the oldest shipment the term partition "
+         "applied, over its log partitions, by the wall clock (ready term "
+         "partitions only)",
+         LABELS(term)},
+        {&cm->t_entries, "shardex_term_partition_entries",
+         "Entries of the term partition as its owner last counted them (it "
+         "counts now and then; --term-split-entries splits on it)",
+         LABELS(term)},
+        {&cm->t_writes, "shardex_term_partition_writes_per_second",
+         "Index changes the term partition's owner applied from its shipping "
+         "streams per second, a decaying average over about 5 s (its load, with "
+         "reads, for --term-split-load)",
+         LABELS(term)},
+        {&cm->t_reads, "shardex_term_partition_reads_per_second",
+         "Scans the term partition's owner served per second, a decaying average "
+         "over about 5 s (its load, with writes, for --term-split-load)",
+         LABELS(term)},
+        {&cm->ix_backfilled, "shardex_index_backfilled_partitions",
+         "Log partitions that reported their backfill of the index done", LABELS(index)},
+        {&cm->ix_partitions, "shardex_index_partitions",
+         "Log partitions that must backfill the index (P): progress is "
+         "backfilled / partitions",
+         LABELS(index)},
+        {&cm->ix_ready, "shardex_index_ready",
+         "1 when the index is READY (every log partition backfilled it)", LABELS(index)},
+        {&cm->ix_mistyped, "shardex_index_mistyped_documents",
+         "Documents whose indexed field has a value of the wrong type (not "
+         "indexed), as the log partitions' leaders last reported",
+         LABELS(index)},
+        {&cm->ix_bf_done, "shardex_index_backfill_done_documents",
+         "Documents the log partitions' leaders' backfills of the index have "
+         "passed, as last reported (progress: done / total)",
+         LABELS(index)},
+        {&cm->ix_bf_total, "shardex_index_backfill_total_documents",
+         "About the documents the index's backfills pass (those at each "
+         "partition's marker), as last reported",
+         LABELS(index)},
+        {&cm->disk, "shardex_store_disk_bytes",
+         "Bytes of the files in a LevelDB store's directory (tables, write-ahead log, manifest) "
+         "as stat(2) gives them, by store: partitions/pNNNN (a worker's replica of a log "
+         "partition), terms (a worker's term partitions), meta (the coordinator's map)",
+         LABELS(store)},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        *rows[i].family = sx_metrics_collected(m, SX_METRIC_GAUGE, rows[i].name, rows[i].help,
+                                               rows[i].labels, rows[i].nlabels);
 }
 
 void sx_coord_metrics_add(sx_metrics *m, sx_coord_front *f, const char *data_dir)
 {
     if (!m)
         return;
-    static const char *const part[] = {"partition"}, *const term[] = {"index", "term_partition"},
-                             *const index[] = {"index"}, *const store[] = {"store"};
     cmetrics *cm = sx_calloc(1, sizeof(*cm));
     cm->front = f;
     if (data_dir) {
@@ -179,105 +286,6 @@ void sx_coord_metrics_add(sx_metrics *m, sx_coord_front *f, const char *data_dir
         cm->meta_dir = sx_malloc(len);
         snprintf(cm->meta_dir, len, "%s/meta", data_dir);
     }
-    cm->leading = gauge(m, "shardex_coordinator_leading",
-                        "1 while this coordinator leads (the others answer nothing)", NULL, 0);
-    cm->version = gauge(m, "shardex_coordinator_map_version",
-                        "Version of the cluster map (raised by every durable change)", NULL, 0);
-    cm->workers = gauge(m, "shardex_coordinator_workers", "Workers ever registered", NULL, 0);
-    cm->live = gauge(m, "shardex_coordinator_live_workers", "Workers whose lease has not expired",
-                     NULL, 0);
-    cm->draining =
-        gauge(m, "shardex_coordinator_draining_workers",
-              "Workers being drained (shardex worker drain), drained ones included", NULL, 0);
-    cm->removed = gauge(m, "shardex_coordinator_removed_workers",
-                        "Workers removed for good (shardex worker remove)", NULL, 0);
-    cm->down = gauge(m, "shardex_coordinator_down_workers",
-                     "Workers whose lease expired, less those removed or drained (holding nothing)",
-                     NULL, 0);
-    cm->moves = gauge(m, "shardex_coordinator_moves_in_flight",
-                      "Replica moves in flight (add-then-drop; at most --max-moves)", NULL, 0);
-    cm->leaderless_n = gauge(m, "shardex_coordinator_leaderless_partitions",
-                             "Log partitions without a leader", NULL, 0);
-    cm->under_n =
-        gauge(m, "shardex_coordinator_under_replicated_partitions",
-              "Log partitions with fewer replicas in sync than the replication factor", NULL, 0);
-    cm->unavailable_n =
-        gauge(m, "shardex_coordinator_unavailable_partitions",
-              "Log partitions that cannot take writes (no leader, or fewer in sync than min-isr)",
-              NULL, 0);
-    cm->unowned_n = gauge(m, "shardex_coordinator_unowned_term_partitions",
-                          "Term partitions of global indexes without an owner", NULL, 0);
-    cm->epoch =
-        gauge(m, "shardex_log_partition_epoch", "The log partition's leader epoch", part, 1);
-    cm->isr = gauge(m, "shardex_log_partition_isr_size",
-                    "Replicas of the log partition in its in-sync replica set", part, 1);
-    cm->replicas = gauge(m, "shardex_log_partition_replicas",
-                         "Replicas the log partition is assigned", part, 1);
-    cm->leaderless = gauge(m, "shardex_log_partition_leaderless",
-                           "1 when the log partition has no leader", part, 1);
-    cm->under = gauge(m, "shardex_log_partition_under_replicated",
-                      "1 when fewer replicas are in sync than the replication factor", part, 1);
-    cm->available = gauge(
-        m, "shardex_log_partition_available",
-        "1 when the log partition takes writes (a leader and at least min-isr in sync)", part, 1);
-    cm->commit = gauge(m, "shardex_log_partition_commit_offset",
-                       "The log partition's commit offset as its leader last reported it "
-                       "(absent without a leader)",
-                       part, 1);
-    cm->t_owned =
-        gauge(m, "shardex_term_partition_owned", "1 when the term partition has an owner", term, 2);
-    cm->t_ready = gauge(m, "shardex_term_partition_ready",
-                        "1 when the term partition's owner has received every log partition's "
-                        "entries at least once and serves scans",
-                        term, 2);
-    cm->t_lag = gauge(m, "shardex_term_partition_lag_offsets",
-                      "Sum over log partitions of the leader's commit offset minus the term "
-                      "partition's watermark, as last reported (ready term partitions only)",
-                      term, 2);
-    cm->t_lag_s = gauge(m, "shardex_term_partition_lag_seconds",
-                        "Now minus the as-of time of the oldest shipment the term partition "
-                        "applied, over its log partitions, by the wall clock (ready term "
-                        "partitions only)",
-                        term, 2);
-    cm->t_entries = gauge(m, "shardex_term_partition_entries",
-                          "Entries of the term partition as its owner last counted them (it "
-                          "counts now and then; --term-split-entries splits on it)",
-                          term, 2);
-    cm->t_writes = gauge(m, "shardex_term_partition_writes_per_second",
-                         "Index changes the term partition's owner applied from its shipping "
-                         "streams per second, a decaying average over about 5 s (its load, with "
-                         "reads, for --term-split-load)",
-                         term, 2);
-    cm->t_reads = gauge(m, "shardex_term_partition_reads_per_second",
-                        "Scans the term partition's owner served per second, a decaying average "
-                        "over about 5 s (its load, with writes, for --term-split-load)",
-                        term, 2);
-    cm->ix_backfilled =
-        gauge(m, "shardex_index_backfilled_partitions",
-              "Log partitions that reported their backfill of the index done", index, 1);
-    cm->ix_partitions = gauge(m, "shardex_index_partitions",
-                              "Log partitions that must backfill the index (P): progress is "
-                              "backfilled / partitions",
-                              index, 1);
-    cm->ix_ready = gauge(m, "shardex_index_ready",
-                         "1 when the index is READY (every log partition backfilled it)", index, 1);
-    cm->ix_mistyped = gauge(m, "shardex_index_mistyped_documents",
-                            "Documents whose indexed field has a value of the wrong type (not "
-                            "indexed), as the log partitions' leaders last reported",
-                            index, 1);
-    cm->ix_bf_done = gauge(m, "shardex_index_backfill_done_documents",
-                           "Documents the log partitions' leaders' backfills of the index have "
-                           "passed, as last reported (progress: done / total)",
-                           index, 1);
-    cm->ix_bf_total = gauge(m, "shardex_index_backfill_total_documents",
-                            "About the documents the index's backfills pass (those at each "
-                            "partition's marker), as last reported",
-                            index, 1);
-    cm->disk = gauge(
-        m, "shardex_store_disk_bytes",
-        "Bytes of the files in a LevelDB store's directory (tables, write-ahead log, manifest) "
-        "as stat(2) gives them, by store: partitions/pNNNN (a worker's replica of a log "
-        "partition), terms (a worker's term partitions), meta (the coordinator's map)",
-        store, 1);
+    add_families(cm, m);
     sx_metrics_add_collector(m, collect_cb, cm, cmetrics_free);
 }

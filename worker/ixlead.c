@@ -200,7 +200,7 @@ static void salt_markers(marker_ctx *c, const Shardex__Internal__V1__ClusterMap 
         if (!e || !active[k].global)
             continue;
         /* Only active salts, in order: every worker's map has it then, so
-         * every query plans with its salt set (coord.c). */
+         * every query plans with its salt set (coord_index.c). */
         for (size_t i = active[k].nsalts; i < e->n_salts && e->salts[i]->active; i++) {
             c->ops = sx_realloc(c->ops, (c->n + 2) * sizeof(*c->ops));
             Shardex__Internal__V1__LogOp op = SHARDEX__INTERNAL__V1__LOG_OP__INIT;

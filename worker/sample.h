@@ -9,7 +9,7 @@
  * evenly the values spread, never correctness, so it may be stale (writes go
  * on meanwhile) or partial (a uniform sample of each log partition).
  *
- * Not here: re-splitting a live index (the online split, coordinator/coord.c).
+ * Not here: re-splitting a live index (the online split, coordinator/coord_index.c).
  * Pure functions and one blocking helper; any thread.
  */
 #ifndef SX_SAMPLE_H
