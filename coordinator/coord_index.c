@@ -476,6 +476,11 @@ Shardex__V1__IndexInfo *sx__coord_info_of(const sx_coord *c, const index_entry *
     spec->local = e->local;
     spec->name = sx_arena_strdup(a, e->name);
     spec->field = sx_arena_strdup(a, e->field);
+    /* The split points too: the answer is packed after the lock is let go,
+     * when a DropIndex may have freed e's. */
+    spec->split_points = sx_arena_alloc(a, (e->nsplits + 1) * sizeof(*spec->split_points));
+    for (size_t i = 0; i < e->nsplits; i++)
+        spec->split_points[i] = value_in_arena(a, e->splits[i]);
     info->spec = spec;
     info->state = e->state;
     info->mistyped_docs = mistyped_locked(c, e);
