@@ -144,6 +144,10 @@ struct sx_replica_set {
     replica **reps; /* [nparts], NULL until hosted */
     uint32_t nparts;
     sx_partmap *next_map; /* held; handed to the manager */
+    /* Manager thread only: the last map applied (held), and the partitions
+     * it hosts here whose store waits for a retired one (apply_map). */
+    sx_partmap *applied;
+    bool *pending; /* [nparts] */
     bool stop;
     pthread_t manager;
     bool manager_started;
@@ -168,6 +172,7 @@ struct sx_replica_set {
      * looked one up before the drop may still take its lock). */
     sx_replica_store *retired;
     pthread_cond_t closed; /* a retired store closed */
+    bool reopen;           /* a retired store closed: the manager retries pending opens */
     replica *dropped;
     uint64_t newest_map; /* the newest map version applied (drops need one at least as new) */
     uint64_t snapshots_installed, stores_dropped; /* since the process started */
@@ -236,6 +241,8 @@ static void store_close(sx_replica_store *s)
                 break;
             }
         pthread_cond_broadcast(&rs->closed);
+        rs->reopen = true; /* the manager, not this reader, opens the next store */
+        pthread_cond_broadcast(&rs->cv);
         pthread_mutex_unlock(&rs->mu);
     }
     free(s->doomed);
@@ -263,9 +270,22 @@ static void store_retire(sx_replica_store *s, char *doomed)
     sx_replica_store_unref(s);
 }
 
-/* Waits until no retired store of p is open: LevelDB refuses to open a store
- * whose path this process holds open, so p's next store waits for readers
- * of the last one (bounded by their deadlines). */
+/* Whether a retired store of p is still open: LevelDB refuses to open a
+ * store whose path this process holds open, so p's next store waits for the
+ * readers of the last one. */
+static bool retired_open(sx_replica_set *rs, uint32_t p)
+{
+    pthread_mutex_lock(&rs->mu);
+    bool open = false;
+    for (sx_replica_store *s = rs->retired; s && !open; s = s->next)
+        open = s->p == p;
+    pthread_mutex_unlock(&rs->mu);
+    return open;
+}
+
+/* Waits until no retired store of p is open (above), bounded by the readers'
+ * deadlines: for p's own thread only (a snapshot swap), never the manager,
+ * which serves every partition (apply_map). */
 static void wait_retired(sx_replica_set *rs, uint32_t p)
 {
     pthread_mutex_lock(&rs->mu);
@@ -1087,7 +1107,9 @@ static bool set_aside(const char *dir, uint32_t p, const char *why)
 /* Opens p's store and its indexes: the one opened at start if any, else from
  * disk (a corrupt store is set aside and started empty). A store not yet
  * recorded as created is recorded before anything is appended to it
- * (pstores.h). False, logged, when it cannot. Manager thread. */
+ * (pstores.h). False, logged, when it cannot. Manager thread, once no
+ * retired store of p is open (apply_map checks, and only the manager
+ * retires a store of a partition without a replica). */
 static bool open_log(sx_replica_set *rs, uint32_t p, sx_plog **log, sx_pindex **ix)
 {
     if (p < rs->nheld && rs->held_log[p]) {
@@ -1097,7 +1119,6 @@ static bool open_log(sx_replica_set *rs, uint32_t p, sx_plog **log, sx_pindex **
         rs->held_ix[p] = NULL;
         return true;
     }
-    wait_retired(rs, p); /* a store of p dropped before: closed and deleted first */
     char *dir = partition_dir(rs, p);
     sx_err err = {0};
     sx_status st = open_partition(rs, dir, p, log, ix, &err);
@@ -1386,7 +1407,14 @@ static void drop_held(sx_replica_set *rs, uint32_t p)
     free(dir);
 }
 
-static void apply_map(sx_replica_set *rs, sx_partmap *pm)
+/* Applies pm to every partition, or (only_pending) again to the partitions
+ * left pending by the last map (pm): a partition this worker hosts anew
+ * whose last store is retired but still open (a reader holds it, up to its
+ * deadline) is left without a replica, as it was while being opened (not
+ * serving, no vote, no lead, no acknowledgement), and retried when a
+ * retired store closes (manager_main), so that the other partitions' role
+ * changes do not wait for its readers. */
+static void apply_map(sx_replica_set *rs, sx_partmap *pm, bool only_pending)
 {
     uint32_t P = sx_partmap_partitions(pm);
     int32_t me = sx_partmap_self(pm);
@@ -1394,9 +1422,13 @@ static void apply_map(sx_replica_set *rs, sx_partmap *pm)
     if (!rs->reps) {
         rs->nparts = P;
         rs->reps = sx_calloc(rs->nparts + 1, sizeof(*rs->reps));
+        rs->pending = sx_calloc(rs->nparts + 1, sizeof(*rs->pending));
     }
     pthread_mutex_unlock(&rs->mu);
     for (uint32_t p = 0; p < rs->nparts && p < P; p++) {
+        if (only_pending && !rs->pending[p])
+            continue;
+        rs->pending[p] = false;
         sx_repcore_replica reps[SX_MAX_REPLICAS];
         sx_repcore_map cm;
         if (!core_map_of(pm, p, reps, &cm)) {
@@ -1411,6 +1443,12 @@ static void apply_map(sx_replica_set *rs, sx_partmap *pm)
         if (!r && !hosted) {
             if (p < rs->nheld && rs->held_log[p] && droppable(rs, pm, p, me))
                 drop_held(rs, p);
+            continue;
+        }
+        if (!r && retired_open(rs, p)) {
+            rs->pending[p] = true;
+            SX_LOG(SX_LOG_INFO, "replica",
+                   "partition=%u store opens once the readers of its last one let go", p);
             continue;
         }
         if (!r) {
@@ -1434,15 +1472,22 @@ static void *manager_main(void *arg)
     sx_replica_set *rs = arg;
     pthread_mutex_lock(&rs->mu);
     while (!rs->stop) {
-        if (!rs->next_map) {
+        if (!rs->next_map && !(rs->reopen && rs->applied)) {
             pthread_cond_wait(&rs->cv, &rs->mu);
             continue;
         }
+        /* A new map first: it decides every partition again. */
         sx_partmap *m = rs->next_map;
         rs->next_map = NULL;
+        rs->reopen = false;
         pthread_mutex_unlock(&rs->mu);
-        apply_map(rs, m);
-        sx_partmap_release(m);
+        if (m) {
+            apply_map(rs, m, false);
+            sx_partmap_release(rs->applied);
+            rs->applied = m;
+        } else {
+            apply_map(rs, rs->applied, true);
+        }
         pthread_mutex_lock(&rs->mu);
     }
     pthread_mutex_unlock(&rs->mu);
@@ -2337,6 +2382,8 @@ void sx_replica_destroy(sx_replica_set *rs)
     if (rs->compactor_started)
         pthread_join(rs->compactor, NULL); /* it ends a compaction under way first */
     sx_partmap_release(rs->next_map);
+    sx_partmap_release(rs->applied);
+    free(rs->pending);
     for (uint32_t p = 0; p < rs->nheld; p++) {
         sx_plog_close(rs->held_log[p]); /* then its observer */
         sx_pindex_close(rs->held_ix[p]);
