@@ -118,8 +118,8 @@ chaos-lab: build
 
 # The benchmarks (bench/run.sh): each rewrites its section of
 # docs/benchmarks.md and its plots in docs/. BENCH_ONLY="peers" selects
-# (rpc write index peers restart failover); BENCH_PEERS_ARGS="--rounds 1" and the like pass
-# options. Their own dependencies (PostgreSQL and libpq for bench_peers,
+# (rpc write index peers restart failover tail range retention snapshot
+# backfill hot); BENCH_PEERS_ARGS="--rounds 1" and the like pass options. Their own dependencies (PostgreSQL and libpq for bench_peers,
 # gnuplot for the plots) are installed first, here and never by `make test`;
 # configuring again finds libpq in a build directory made before it was there.
 bench:
