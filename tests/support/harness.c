@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 void sx_h_tmpdir(char *out, size_t cap, const char *tag)
@@ -188,23 +189,29 @@ typedef struct port_wait {
     pid_t pid;
     int port;
     bool died;
+    time_t since; /* a port file older than this is an earlier run's */
 } port_wait;
 
+/* The port file first, then whether the process lives: a daemon that wrote
+ * its port file has started, even if it died since (a test's crash point
+ * just after serving), and is then not reaped here, so that the test can
+ * read its exit status. */
 static bool port_ready(void *arg)
 {
     port_wait *w = arg;
+    struct stat sb;
+    FILE *f = stat(w->path, &sb) == 0 && sb.st_mtime >= w->since ? fopen(w->path, "r") : NULL;
+    if (f) {
+        int port = -1;
+        int n = fscanf(f, "%d", &port);
+        fclose(f);
+        if (n == 1 && port > 0) {
+            w->port = port;
+            return true;
+        }
+    }
     if (!sx_h_alive(w->pid)) {
         w->died = true;
-        return true;
-    }
-    FILE *f = fopen(w->path, "r");
-    if (!f)
-        return false;
-    int port = -1;
-    int n = fscanf(f, "%d", &port);
-    fclose(f);
-    if (n == 1 && port > 0) {
-        w->port = port;
         return true;
     }
     return false;
@@ -212,7 +219,8 @@ static bool port_ready(void *arg)
 
 int sx_h_wait_port_file(const char *path, pid_t pid, uint64_t timeout_ms)
 {
-    port_wait w = {.path = path, .pid = pid, .port = -1};
+    /* A second of slack for the file system's clock against ours. */
+    port_wait w = {.path = path, .pid = pid, .port = -1, .since = time(NULL) - 1};
     if (!sx_h_wait_for(port_ready, &w, timeout_ms) || w.died)
         return -1;
     return w.port;

@@ -60,8 +60,11 @@ void sx_h_run_free(sx_h_run *r);
 /* Polls until cond(arg) is true or timeout_ms passes; returns the last value. */
 bool sx_h_wait_for(bool (*cond)(void *arg), void *arg, uint64_t timeout_ms);
 
-/* Waits for a port file (written whole by the process) and returns the port,
- * or -1 after timeout_ms or if pid exits first. */
+/* Waits for a port file (written whole by the process; one older than a
+ * second before the call is an earlier run's and ignored) and returns the
+ * port, or -1 after timeout_ms or if pid exits without writing it. A
+ * process that wrote it and died since is not reaped: its status stays for
+ * the caller (a crash point just after serving). */
 int sx_h_wait_port_file(const char *path, pid_t pid, uint64_t timeout_ms);
 
 /* Asks pid to stop (SIGCONT, SIGTERM) without waiting; sx_h_stop waits. */
