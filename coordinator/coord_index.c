@@ -399,22 +399,6 @@ static bool valid_name(const char *s)
     return true;
 }
 
-/* Mistyped documents of index e: the sum of its partitions' leaders' reports. */
-static uint64_t mistyped_locked(const sx_coord *c, const index_entry *e)
-{
-    uint64_t n = 0;
-    for (uint32_t p = 0; p < c->set.partitions; p++) {
-        int32_t l = c->parts[p].leader;
-        if (l < 0)
-            continue;
-        const worker *wk = &c->workers[l];
-        for (size_t i = 0; i < wk->nixreports; i++)
-            if (wk->ixreports[i].index_id == e->id && wk->ixreports[i].partition == p)
-                n += wk->ixreports[i].mistyped_docs;
-    }
-    return n;
-}
-
 static Shardex__V1__Value *value_in_arena(sx_arena *a, const Shardex__V1__Value *v)
 {
     Shardex__V1__Value *o = sx_arena_alloc(a, sizeof(*o));
@@ -438,9 +422,10 @@ static void def_of(const index_entry *e, Shardex__V1__IndexSpec *spec, bool done
     d->nsalts = e->nosalts;
 }
 
-/* Index e's backfill progress into info: the sums of its partitions'
- * leaders' reports, and the time left at their summed rate. */
-static void progress_locked(const sx_coord *c, const index_entry *e, Shardex__V1__IndexInfo *info)
+/* What index e's partitions' leaders report, into info: the sums of their
+ * mistyped documents and backfill progress, and the time left at their
+ * summed rate. */
+static void reports_locked(const sx_coord *c, const index_entry *e, Shardex__V1__IndexInfo *info)
 {
     uint64_t left = 0;
     double rate = 0;
@@ -453,6 +438,7 @@ static void progress_locked(const sx_coord *c, const index_entry *e, Shardex__V1
             const Shardex__Internal__V1__IndexReport *r = &wk->ixreports[i];
             if (r->index_id != e->id || r->partition != p)
                 continue;
+            info->mistyped_docs += r->mistyped_docs;
             info->backfill_done_docs += r->backfill_done_docs;
             info->backfill_total_docs += r->backfill_total_docs;
             if (r->backfilling) {
@@ -483,7 +469,6 @@ Shardex__V1__IndexInfo *sx__coord_info_of(const sx_coord *c, const index_entry *
         spec->split_points[i] = value_in_arena(a, e->splits[i]);
     info->spec = spec;
     info->state = e->state;
-    info->mistyped_docs = mistyped_locked(c, e);
     if (e->nosplits) {
         sx_ixkey_def d;
         def_of(e, spec, true, &d);
@@ -498,7 +483,7 @@ Shardex__V1__IndexInfo *sx__coord_info_of(const sx_coord *c, const index_entry *
         info->splits_in_progress = last_done ? 0 : 1;
         info->splits_done = (uint32_t)e->nosplits - info->splits_in_progress;
     }
-    progress_locked(c, e, info);
+    reports_locked(c, e, info);
     info->hot_values = sx_arena_alloc(a, (e->nosalts + 1) * sizeof(*info->hot_values));
     for (size_t i = 0; i < e->nosalts; i++) {
         Shardex__V1__HotValue *h = sx_arena_alloc(a, sizeof(*h));
